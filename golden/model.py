@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -260,6 +261,8 @@ def load_model(path) -> Model:
     path = Path(path)
     if not path.is_file():
         _fail(f"model file {str(path)!r} does not exist")
+    if not zipfile.is_zipfile(path):
+        _fail(f"model file {str(path)!r} is not a readable .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -308,6 +311,10 @@ def load_model(path) -> Model:
             known.add(pre + "output")
             if output not in OUTPUTS:
                 _fail(f"array {pre + 'output'!r} is {output!r}; allowed: requant, logits")
+            want = "logits" if i == n - 1 else "requant"
+            if output != want:
+                _fail(f"array {pre + 'output'!r} is {output!r} but layer {i} of {n} must be "
+                      f"{want!r} (only the last layer outputs logits)")
         params, fparams = {}, {}
         for name in _layer_schema(kind, output, ()):
             a = get(pre + name)

