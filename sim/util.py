@@ -1,0 +1,29 @@
+"""Small helpers shared by the command-line tools in sim/."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for: printed as one line, exit code 2, no traceback."""
+
+
+def write_json_atomic(path, data) -> Path:
+    """Write ``data`` as indented JSON; the file appears complete or not at all."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
