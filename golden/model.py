@@ -367,11 +367,18 @@ def save_model(model: Model, path) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, **model_arrays(model))
+        os.chmod(tmp, 0o666 & ~_umask())        # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def bundled_model_path(name: str) -> Path:
