@@ -102,8 +102,8 @@ def _check_conv(x, w, w_dtype, stride, padding):
     conv_output_size(x.shape[3], w.shape[3], stride, padding)
 
 
-# Rows of the im2col matrix processed at once: bounds the [rows, O, K] temporary to ~32 MiB.
-_CHUNK_ELEMS = 1 << 24
+# Rows of the im2col matrix processed at once (bounds the temporaries to a few tens of MiB).
+_CHUNK_ROWS = 1 << 16
 
 
 def adder_conv2d(x: np.ndarray, weight: np.ndarray, *, stride: int = 1,
@@ -127,12 +127,16 @@ def adder_conv2d(x: np.ndarray, weight: np.ndarray, *, stride: int = 1,
     cols, ho, wo = _im2col(x, kh, kw, stride, padding)      # N, L, K
     n, L, K = cols.shape
     w2 = weight.reshape(o, K).astype(np.int16)
-    flat = cols.reshape(n * L, K).astype(np.int16)
+    flat = cols.reshape(n * L, K)
     out = np.empty((n * L, o), dtype=np.int64)
-    step = max(1, _CHUNK_ELEMS // max(1, o * K))
-    for s in range(0, n * L, step):
-        blk = flat[s:s + step]
-        out[s:s + step] = np.abs(blk[:, None, :] - w2[None, :, :]).sum(axis=2, dtype=np.int64)
+    # One kernel tap at a time over a [O, rows] block: contiguous, and no [rows, O, K] temporary.
+    # int32 partial sums are exact: the bound asserted above is below 2**31.
+    for s in range(0, n * L, _CHUNK_ROWS):
+        blk = np.ascontiguousarray(flat[s:s + _CHUNK_ROWS].T).astype(np.int16)   # K, rows
+        acc = np.zeros((o, blk.shape[1]), dtype=np.int32)
+        for k in range(K):
+            acc += np.abs(blk[k][None, :] - w2[:, k][:, None])
+        out[s:s + _CHUNK_ROWS] = acc.T
     return -out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
 

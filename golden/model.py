@@ -468,9 +468,13 @@ def _float_conv(x, w, stride, padding, adder):
     w2 = w.reshape(o, -1)
     if adder:
         out = np.empty((cols.shape[0], o))
-        step = max(1, (1 << 22) // max(1, o * cols.shape[1]))
+        step = 1 << 15
         for s in range(0, cols.shape[0], step):
-            out[s:s + step] = -np.abs(cols[s:s + step, None, :] - w2[None]).sum(axis=2)
+            blk = np.ascontiguousarray(cols[s:s + step].T)          # K, rows
+            acc = np.zeros((o, blk.shape[1]))
+            for k in range(blk.shape[0]):
+                acc += np.abs(blk[k][None, :] - w2[:, k][:, None])
+            out[s:s + step] = -acc.T
     else:
         out = cols @ w2.T
     return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
