@@ -14,18 +14,26 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rtl.abs_diff_lane import AbsDiffLane
 from rtl.bit_counter import BitCounter
+from rtl.column_reduce import ColumnReduce
 from rtl.config import AcceleratorConfig, preset, preset_names
 from rtl.fa_fs import FaFs
+from rtl.min_lane import MinLane
 from rtl.sense_amp import SenseAmp
+from rtl.zero_detect import ZeroDetect
 
 __all__ = ["BLOCKS", "LINT_WAIVERS", "verilog_of", "export"]
 
 #: Block name (file and toplevel module name) -> component class.
 BLOCKS = {
-    "sense_amp":   SenseAmp,
-    "bit_counter": BitCounter,
-    "fa_fs":       FaFs,
+    "sense_amp":     SenseAmp,
+    "bit_counter":   BitCounter,
+    "fa_fs":         FaFs,
+    "min_lane":      MinLane,
+    "column_reduce": ColumnReduce,
+    "abs_diff_lane": AbsDiffLane,
+    "zero_detect":   ZeroDetect,
 }
 
 #: Verilator configuration for ``verilator --lint-only -Wall``: every waiver with its reason.

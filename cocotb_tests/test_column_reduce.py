@@ -1,0 +1,117 @@
+"""Reduction unit vs plain integer arithmetic every cycle, and the write-free L1 of
+``golden.pim.l1_write_free`` from the planes of x, w and ``min_lane_step``'s min."""
+
+import dataclasses
+
+import cocotb
+import numpy as np
+import pytest
+from cocotb.triggers import FallingEdge, ReadOnly
+
+from cocotb_tests.harness import load_params, make_rng, pack, run_block, start
+from cocotb_tests.test_min_lane import CORNERS, operands
+from golden.pim import l1_write_free, min_lane_step, to_bits
+from rtl.column_reduce import ColumnReduce, ReduceOp
+from rtl.config import preset
+
+BLOCK = "column_reduce"
+
+#: op -> (shift the accumulator left by one first, weight of the row's popcount).
+MEANING = {ReduceOp.HOLD: (0, 0), ReduceOp.ADD: (0, 1), ReduceOp.SUB2: (0, -2),
+           ReduceOp.SHIFT_ADD: (1, 1), ReduceOp.SHIFT_SUB2: (1, -2), ReduceOp.SHIFT: (1, 0)}
+
+
+class Model:
+    """The accumulator as a Python int modulo 2**acc_bits; :meth:`step` drives and checks."""
+
+    def __init__(self, dut, n, acc_bits, seed):
+        self.dut, self.n, self.seed = dut, n, seed
+        self.mod = 1 << acc_bits
+        self.acc = 0
+        self.cycles = 0
+
+    def _fail(self, what, got, want):
+        return (f"{BLOCK}: {what} (all lanes) at step {self.cycles}: rtl {got} != model {want} "
+                f"(seed {self.seed}; rerun with SPINPIM_SEED={self.seed})")
+
+    async def step(self, op, row):
+        dut = self.dut
+        dut.op.value = op.value
+        dut.row.value = pack(row)
+        count = int(sum(int(b) for b in row))
+        await ReadOnly()
+        got = dut.popcount.value.to_unsigned()
+        assert got == count, self._fail(f"{op.name} popcount", got, count)
+        if op is ReduceOp.CLEAR:
+            self.acc = 0
+        else:
+            shift, weight = MEANING[op]
+            self.acc = ((self.acc << shift) + weight * count) % self.mod
+        await FallingEdge(dut.clk)
+        self.cycles += 1
+        got = dut.acc.value.to_unsigned()
+        assert got == self.acc, self._fail(f"{op.name} acc", got, self.acc)
+
+
+def _rand_row(rng, n, density):
+    return np.array([rng.random() < density for _ in range(n)], dtype=np.uint8)
+
+
+@cocotb.test()
+async def column_reduce_random_ops(dut):
+    """Random operations on random rows (also all-0 / all-1 rows), wrapping modulo 2**acc_bits."""
+    p = load_params()
+    n = p["columns"]
+    rng, seed = make_rng(p, "column_reduce_random_ops")
+    dut._log.info("column_reduce_random_ops: columns %d acc_bits %d seed %d", n,
+                  p["acc_bits"], seed)
+    await start(dut)
+    model = Model(dut, n, p["acc_bits"], seed)
+    ops = list(ReduceOp)
+    for _ in range(p["steps"]):
+        op = rng.choices(ops, weights=[1, 1, 3, 3, 3, 3, 2])[0]
+        await model.step(op, _rand_row(rng, n, rng.choice([0.0, 0.5, 0.9, 1.0])))
+
+
+@cocotb.test()
+@cocotb.parametrize(kind=list(CORNERS))
+async def column_reduce_write_free_l1(dut, kind):
+    """``sum |x - w|`` over the lanes: CLEAR, then per plane (MSB first) x_b SHIFT_ADD, w_b ADD,
+    min_b SUB2, the min planes from ``golden.pim.min_lane_step``. Twice, with idle cycles."""
+    p = load_params()
+    n, bits = p["columns"], p["operand_bits"]
+    rng, seed = make_rng(p, f"column_reduce_write_free_l1_{kind}")
+    await start(dut)
+    model = Model(dut, n, p["acc_bits"], seed)
+    for run in range(2):
+        x, w = operands(rng, n, bits, kind)
+        xp, wp = to_bits(x, bits), to_bits(w, bits)
+        decided = x_is_min = np.zeros(n, dtype=np.uint8)
+        await model.step(ReduceOp.CLEAR, _rand_row(rng, n, 0.5))
+        for b in range(bits - 1, -1, -1):
+            min_b, decided, x_is_min = min_lane_step(xp[b], wp[b], decided, x_is_min)
+            await model.step(ReduceOp.SHIFT_ADD, xp[b])
+            await model.step(ReduceOp.ADD, wp[b])
+            await model.step(ReduceOp.SUB2, min_b)
+        want = int(np.abs(x - w).sum())
+        golden, _ = l1_write_free(x, w, bits)
+        assert int(golden) == want, f"{BLOCK}: golden l1_write_free disagrees with numpy"
+        got = dut.acc.value.to_unsigned()
+        assert got == want, (f"{BLOCK}: {kind} run {run} write-free L1 (all lanes): rtl {got} "
+                             f"!= golden {want} (seed {seed}; rerun with SPINPIM_SEED={seed})")
+        for _ in range(rng.randrange(3)):
+            await model.step(ReduceOp.HOLD, _rand_row(rng, n, 0.5))
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("size", ["tiny", "preset"])
+@pytest.mark.parametrize("preset_name", ["jeit_stt"])
+def test_column_reduce(sim, preset_name, size):
+    cfg = preset(preset_name)
+    if size == "tiny":
+        # The narrowest accumulator the configuration allows, so the random ops wrap often.
+        cfg = dataclasses.replace(cfg, columns=8, operand_bits=4, acc_bits=8)
+    run_block(ColumnReduce(config=cfg), block=BLOCK, sim=sim, test_module=__name__,
+              params={"preset": preset_name, "columns": cfg.columns,
+                      "operand_bits": cfg.operand_bits, "acc_bits": cfg.acc_bits,
+                      "steps": 300})
