@@ -28,7 +28,7 @@ export SIM WAVES
 # Verilator rebuilds go through ccache (about 20 s -> 3 s).
 export OBJCACHE ?= $(shell command -v ccache >/dev/null 2>&1 && echo ccache)
 
-.PHONY: help install system-deps test lint verilog sim train bench clean
+.PHONY: help install system-deps test lint verilog synth sim train bench clean
 
 help: ## list the targets
 	@echo "spinpim: MRAM processing-in-memory AdderNet accelerators, RTL + golden model"
@@ -80,6 +80,9 @@ test: install ## lint, then the whole suite: golden, models, RTL blocks on both 
 
 verilog: install ## write the Verilog of every block for PRESET under build/verilog/PRESET
 	$(VPY) -m rtl.export --preset $(PRESET) --out build/verilog/$(PRESET)
+
+synth: install ## gate counts of every block for PRESET into build/synth/PRESET.json
+	$(VPY) -m rtl.synth --preset $(PRESET) --out build/synth/$(PRESET).json
 
 sim: install ## run MODEL on N test images (golden integer model until the RTL top level lands)
 	$(VPY) -m sim.cli run --model $(MODEL) -n $(N)

@@ -41,16 +41,17 @@ operand on FU, seed 001 Table 1). A row address outside ``[0, rows)`` senses as 
 
 Fault model (device variation on sensing; off by default)
 ---------------------------------------------------------
-Each column ``c`` has its own 32-bit Fibonacci LFSR, polynomial ``x^32 + x^22 + x^2 + x + 1``
-(maximal length; taps at state bits 31, 21, 1, 0). One *step* shifts the state left by one and
-inserts ``s[31] ^ s[21] ^ s[1] ^ s[0]`` as the new bit 0. Loading seed ``S`` sets column ``c``
-to ``((S ^ (c * 0x9E3779B9)) mod 2**32) | 1`` (never the all-zero lock-up state). On every sensing
-with faults enabled, every column's LFSR advances :data:`LFSR_STEPS_PER_SENSE` = 16 steps, and
-the column's sensed bit (the sense amplifier's output, after AND/OR) is inverted when the low 16
-bits of the new state, an unsigned integer, are below the *threshold*. The threshold is the flip
-probability in units of 2**-16: ``threshold = min(floor(p * 65536 + 1/2), 65535)``
-(:func:`rate_to_threshold`); 0 never flips. With faults disabled the LFSRs hold. Writes are not
-faulted here (``write_fault_rate`` is not modelled by the array).
+Each column ``c`` has its own 32-bit Fibonacci LFSR, polynomial ``x^32 + x^7 + x^6 + x^2 + 1``
+(primitive, so maximal length; taps at state bits 31, 29, 25, 24). One *step* shifts the state
+left by one and inserts ``s[31] ^ s[29] ^ s[25] ^ s[24]`` as the new bit 0. Loading seed ``S``
+sets column ``c`` to ``(S ^ (c * 0x9E3779B9)) mod 2**32``, except that the all-zero lock-up
+state becomes 1. On every sensing with faults enabled, every column's LFSR advances
+:data:`LFSR_STEPS_PER_SENSE` = 16 steps, and the column's sensed bit (the sense amplifier's
+output, after AND/OR) is inverted when the low 16 bits of the new state, an unsigned integer,
+are below the *threshold*. The threshold is the flip probability in units of 2**-16:
+``threshold = min(floor(p * 65536 + 1/2), 65535)`` (:func:`rate_to_threshold`); 0 never flips.
+With faults disabled the LFSRs hold. Writes are not faulted here (``write_fault_rate`` is not
+modelled by the array).
 """
 
 from __future__ import annotations
@@ -73,14 +74,15 @@ WRITE_COMMANDS = ("write", "erase", "program")
 COMMANDS = ("nop",) + SENSE_COMMANDS + WRITE_COMMANDS
 
 #: Width of each column's fault LFSR, and its taps (state bit indices XORed into the new bit 0):
-#: x^32 + x^22 + x^2 + x + 1 (Xilinx XAPP052 maximal-length taps 32, 22, 2, 1).
+#: x^32 + x^7 + x^6 + x^2 + 1 (primitive). Every tap lies at least 16 bits away from bit 0, so
+#: the 16 bits of one sensing depend only on the previous state (a cheap leap in hardware).
 LFSR_BITS = 32
-LFSR_TAPS = (31, 21, 1, 0)
+LFSR_TAPS = (31, 29, 25, 24)
 #: LFSR steps per faulted sensing: the compared value is made of fresh bits only.
 LFSR_STEPS_PER_SENSE = 16
 #: Width of the flip threshold: a probability in units of 2**-16.
 FAULT_THRESHOLD_BITS = 16
-#: Column c's seed is the loaded seed XOR c * this (mod 2**32), then OR 1.
+#: Column c's seed is the loaded seed XOR c * this (mod 2**32); 0 becomes 1.
 COLUMN_SEED_STRIDE = 0x9E3779B9
 
 _MASK32 = (1 << LFSR_BITS) - 1
@@ -109,7 +111,8 @@ def lfsr_column_seeds(seed: int, columns: int) -> np.ndarray:
         raise ValueError(f"seed must be an int in [0, 2**32), not {seed!r}")
     c = np.arange(columns, dtype=np.uint64)
     k = (c * np.uint64(COLUMN_SEED_STRIDE)) & np.uint64(_MASK32)
-    return (np.uint64(seed) ^ k) | np.uint64(1)
+    s = np.uint64(seed) ^ k
+    return np.where(s == 0, np.uint64(1), s).astype(np.uint64)
 
 
 def lfsr_step(states) -> np.ndarray:

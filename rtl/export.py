@@ -20,6 +20,7 @@ from rtl.column_reduce import ColumnReduce
 from rtl.config import AcceleratorConfig, preset, preset_names
 from rtl.fa_fs import FaFs
 from rtl.min_lane import MinLane
+from rtl.mtj_array import MtjArray
 from rtl.sense_amp import SenseAmp
 from rtl.zero_detect import ZeroDetect
 
@@ -34,6 +35,7 @@ BLOCKS = {
     "column_reduce": ColumnReduce,
     "abs_diff_lane": AbsDiffLane,
     "zero_detect":   ZeroDetect,
+    "mtj_array":     MtjArray,
 }
 
 #: Verilator configuration for ``verilator --lint-only -Wall``: every waiver with its reason.
@@ -49,6 +51,10 @@ lint_off -rule UNUSEDSIGNAL -file "*" -match "Bits of signal are not used: '$*"
 // Amaranth emits a named wire per element of an ArrayLayout port (count[i]) for waveform
 // viewing; the port itself is used.
 lint_off -rule UNUSEDSIGNAL -file "*" -match "Signal is not used: 'count[*"
+// The MTJ array model: Amaranth names the address net of each memory port (<port>__addr);
+// yosys's Verilog indexes the memory with the driving expression itself, so the named alias
+// has no reader.
+lint_off -rule UNUSEDSIGNAL -file "*mtj_array.v" -match "Signal is not used: '*__addr'"
 """
 
 
