@@ -18,6 +18,7 @@ from rtl.abs_diff_lane import AbsDiffLane
 from rtl.bit_counter import BitCounter
 from rtl.column_reduce import ColumnReduce
 from rtl.config import AcceleratorConfig, preset, preset_names
+from rtl.controller import Controller
 from rtl.fa_fs import FaFs
 from rtl.min_lane import MinLane
 from rtl.mtj_array import MtjArray
@@ -36,6 +37,7 @@ BLOCKS = {
     "abs_diff_lane": AbsDiffLane,
     "zero_detect":   ZeroDetect,
     "mtj_array":     MtjArray,
+    "controller":    Controller,
 }
 
 #: Verilator configuration for ``verilator --lint-only -Wall``: every waiver with its reason.
@@ -55,6 +57,10 @@ lint_off -rule UNUSEDSIGNAL -file "*" -match "Signal is not used: 'count[*"
 // yosys's Verilog indexes the memory with the driving expression itself, so the named alias
 // has no reader.
 lint_off -rule UNUSEDSIGNAL -file "*mtj_array.v" -match "Signal is not used: '*__addr'"
+// The controller's instruction memories: the same named address nets of the read and write
+// ports, and the write data net (yosys writes the memory from the driving port directly).
+lint_off -rule UNUSEDSIGNAL -file "*controller.v" -match "Signal is not used: '*__addr'"
+lint_off -rule UNUSEDSIGNAL -file "*controller.v" -match "Signal is not used: '*_w__data'"
 """
 
 

@@ -1,0 +1,272 @@
+"""The instruction set the controller decodes: one 64-bit word per instruction.
+
+The word format is defined once, in :data:`FIELDS`; :func:`encode` / :func:`decode` (plain
+Python on ints, used by the assembler ``sim.asm``, the interpreter ``sim.isa_model`` and the
+tests) and the controller's decoder (:data:`WORD_LAYOUT`, an Amaranth ``data.StructLayout``)
+are both built from it.
+
+Word format (bit 0 is the least significant bit)::
+
+    bits    field      meaning
+    0..4    op         :class:`Opcode`
+    5..9    imm        5-bit immediate: a mode / sub-operation of the micro-op (per opcode)
+    10..21  a_base     operand a: 12-bit immediate
+    22..23  a_level    operand a: loop level, 0 = innermost active loop, 1 = the one around it..
+    24..27  a_stride   operand a: signed stride in [-8, 7]; 0 = absolute (level ignored)
+    28..45  b_*        operand b: base, level, stride as for a
+    46..63  d_*        operand d: base, level, stride as for a
+    10..25  count_m1   LOOP only (overlays a): iterations - 1, so a loop runs 1 .. 65536 times
+
+Operand resolution (loop-relative addressing): the controller issues each operand as
+``(base + stride * index[level]) mod 2**OPERAND_BITS``, ``index[level]`` counting 0, 1, ..
+over the iterations of that loop. A bit-serial sweep over the rows ``r0 + b`` of an n-bit
+element is one instruction with ``stride=1`` inside a loop of n iterations (``stride=-1`` and
+``base=r0 + n - 1`` for MSB first). A non-zero stride naming a level that is not active is an
+error (the run ends with ``error``).
+
+Operands a, b and d are generic: what each means depends on the opcode (:data:`OPERANDS`); the
+controller resolves all three the same way and does not interpret them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data, enum
+
+__all__ = [
+    "WORD_BITS", "OP_BITS", "IMM_BITS", "BASE_BITS", "LEVEL_BITS", "STRIDE_BITS",
+    "COUNT_BITS", "COUNT_LSB", "OPERAND_BITS", "LOOP_DEPTH", "MAX_LOOP_COUNT", "COUNTER_BITS",
+    "Opcode", "CONTROL_OPS", "DATAPATH_OPS", "OPERANDS", "FIELDS", "WORD_LAYOUT",
+    "Operand", "Instr", "encode", "decode",
+    "COUNTER_CYCLES", "COUNTER_STALLS", "N_COUNTERS", "counter_index", "counter_names",
+]
+
+WORD_BITS = 64
+OP_BITS = 5
+IMM_BITS = 5
+BASE_BITS = 12
+LEVEL_BITS = 2
+STRIDE_BITS = 4
+COUNT_BITS = 16
+COUNT_LSB = OP_BITS + IMM_BITS
+#: Width of a resolved operand on the controller's issue port.
+OPERAND_BITS = 16
+#: Nested hardware loops addressable by a level field (2 bits).
+LOOP_DEPTH = 1 << LEVEL_BITS
+#: Most iterations of one LOOP.
+MAX_LOOP_COUNT = 1 << COUNT_BITS
+#: Width of every performance counter (wraps around).
+COUNTER_BITS = 32
+
+
+class Opcode(enum.Enum, shape=OP_BITS):
+    """Opcode of an instruction. Codes 21 .. 31 are undefined (executing one is an error).
+
+    Control (executed by the controller, nothing issued):
+    ``NOP``; ``HALT`` ends the run; ``LOOP`` (field ``count_m1``) runs the instructions up to
+    the matching ``ENDLOOP`` ``count_m1 + 1`` times; ``ENDLOOP`` closes the innermost loop.
+
+    Datapath micro-ops (issued with resolved operands; see :data:`OPERANDS` for a / b / d / imm):
+    ``WRITE_ROW`` / ``ERASE`` / ``PROGRAM`` / ``READ`` / ``AND_FU`` / ``AND2`` / ``OR2`` are the
+    array commands of ``rtl.mtj_array.MacroCmd``; ``FA_STEP`` / ``FS_STEP`` one full add /
+    subtract bit step (``rtl.fa_fs``); ``CMP_STEP`` / ``MIN_STEP`` one MSB-first step of the
+    compare / min lanes (``rtl.min_lane``, ``rtl.abs_diff_lane``); ``BITCOUNT`` the per-column
+    bit-counter; ``SHIFT_ACC`` the reduction unit (``rtl.column_reduce``); ``REQUANT`` /
+    ``RELU`` / ``POOL`` the post-processing unit; ``MOVE`` copies a row.
+    """
+    NOP       = 0
+    HALT      = 1
+    LOOP      = 2
+    ENDLOOP   = 3
+    WRITE_ROW = 4
+    ERASE     = 5
+    PROGRAM   = 6
+    READ      = 7
+    AND_FU    = 8
+    AND2      = 9
+    OR2       = 10
+    FA_STEP   = 11
+    FS_STEP   = 12
+    CMP_STEP  = 13
+    MIN_STEP  = 14
+    BITCOUNT  = 15
+    SHIFT_ACC = 16
+    REQUANT   = 17
+    RELU      = 18
+    POOL      = 19
+    MOVE      = 20
+
+
+CONTROL_OPS = (Opcode.NOP, Opcode.HALT, Opcode.LOOP, Opcode.ENDLOOP)
+DATAPATH_OPS = tuple(op for op in Opcode if op not in CONTROL_OPS)
+
+#: Per datapath opcode, the meaning of each field it uses (the assembler rejects the others).
+#: Rows are array rows; a "slot" is a word of the weight / operand buffer.
+OPERANDS: dict[Opcode, dict[str, str]] = {
+    Opcode.WRITE_ROW: {"a": "row to write", "b": "buffer slot holding the data and mask"},
+    Opcode.ERASE:     {"a": "any row of the strip to erase to AP = 0"},
+    Opcode.PROGRAM:   {"a": "row to program (1-bits to P)", "b": "buffer slot holding the data"},
+    Opcode.READ:      {"a": "row to sense into the lane latches"},
+    Opcode.AND_FU:    {"a": "row", "b": "buffer slot driven on the FU line"},
+    Opcode.AND2:      {"a": "first row", "b": "second row"},
+    Opcode.OR2:       {"a": "first row", "b": "second row"},
+    Opcode.FA_STEP:   {"a": "row of x_b", "b": "row of y_b", "d": "row for the sum bit",
+                       "imm": "rtl.fa_fs.FaFsOp (CLEAR the latch first / ADD / SUM / CARRY)"},
+    Opcode.FS_STEP:   {"a": "row of x_b", "b": "row of y_b", "d": "row for the difference bit",
+                       "imm": "bit 0: clear the borrow first (LSB step); bit 1: no write back"},
+    Opcode.CMP_STEP:  {"a": "row of x_b", "b": "row of w_b",
+                       "imm": "bit 0: clear the decided flags first (MSB step)"},
+    Opcode.MIN_STEP:  {"a": "row of x_b", "b": "row of w_b", "d": "row for min_b (if bit 1)",
+                       "imm": "bit 0: clear the flags first (MSB step); bit 1: write min_b"},
+    Opcode.BITCOUNT:  {"a": "row counted into the per-column bit-counters",
+                       "imm": "bit 0: clear the counters first"},
+    Opcode.SHIFT_ACC: {"a": "row whose popcount is accumulated",
+                       "imm": "rtl.column_reduce.ReduceOp"},
+    Opcode.REQUANT:   {"a": "output channel (multiplier / shift table entry)",
+                       "d": "first row of the requantized element",
+                       "imm": "accumulator register to requantize"},
+    Opcode.RELU:      {"a": "first row of the element", "imm": "element bits - 1"},
+    Opcode.POOL:      {"a": "first row of x", "b": "first row of y", "d": "first row of out",
+                       "imm": "bit 0: 0 max, 1 min"},
+    Opcode.MOVE:      {"a": "source row", "d": "destination row",
+                       "imm": "subarray offset (signed 5-bit, 0 = same subarray)"},
+}
+
+#: The word format: (name, lsb, width, signed), contiguous from bit 0. ``count_m1`` (LOOP only)
+#: overlays a and is given by :data:`COUNT_LSB` / :data:`COUNT_BITS` instead.
+FIELDS: tuple[tuple[str, int, int, bool], ...] = tuple(
+    (name, lsb, width, signed) for name, lsb, width, signed in (
+        ("op", 0, OP_BITS, False),
+        ("imm", 5, IMM_BITS, False),
+        ("a_base", 10, BASE_BITS, False), ("a_level", 22, LEVEL_BITS, False),
+        ("a_stride", 24, STRIDE_BITS, True),
+        ("b_base", 28, BASE_BITS, False), ("b_level", 40, LEVEL_BITS, False),
+        ("b_stride", 42, STRIDE_BITS, True),
+        ("d_base", 46, BASE_BITS, False), ("d_level", 58, LEVEL_BITS, False),
+        ("d_stride", 60, STRIDE_BITS, True),
+    ))
+assert sum(w for _, _, w, _ in FIELDS) == WORD_BITS
+assert all(FIELDS[i][1] + FIELDS[i][2] == FIELDS[i + 1][1] for i in range(len(FIELDS) - 1))
+
+#: The same format as an Amaranth layout, for the controller's decoder.
+WORD_LAYOUT = data.StructLayout({
+    name: Opcode if name == "op" else (signed(width) if is_signed else unsigned(width))
+    for name, _, width, is_signed in FIELDS
+})
+
+
+def _check_field(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int in [{lo}, {hi}], not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], not {value!r}")
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One loop-relative operand: ``(base + stride * index[level]) mod 2**OPERAND_BITS``.
+
+    ``base`` in [0, 4095]; ``level`` in [0, 3], 0 the innermost active loop; ``stride`` in
+    [-8, 7], 0 meaning absolute (``level`` is then ignored).
+    """
+    base: int = 0
+    level: int = 0
+    stride: int = 0
+
+    def check(self, name: str) -> None:
+        """Raise ``TypeError`` / ``ValueError`` naming ``<name>.<field>`` if out of range."""
+        _check_field(f"{name}.base", self.base, 0, (1 << BASE_BITS) - 1)
+        _check_field(f"{name}.level", self.level, 0, LOOP_DEPTH - 1)
+        lo = -(1 << (STRIDE_BITS - 1))
+        _check_field(f"{name}.stride", self.stride, lo, -lo - 1)
+
+
+@dataclass(frozen=True)
+class Instr:
+    """One decoded instruction. ``count`` (iterations, 1 .. 65536) is used by LOOP only, the
+    operands a, b, d and ``imm`` by the other opcodes; unused fields stay at their defaults."""
+    op: Opcode
+    imm: int = 0
+    a: Operand = Operand()
+    b: Operand = Operand()
+    d: Operand = Operand()
+    count: int = 1
+
+    def check(self) -> None:
+        """Raise ``TypeError`` / ``ValueError`` naming the field if anything is out of range."""
+        if not isinstance(self.op, Opcode):
+            raise TypeError(f"op must be an Opcode, not {self.op!r}")
+        _check_field("imm", self.imm, 0, (1 << IMM_BITS) - 1)
+        for name in "abd":
+            operand = getattr(self, name)
+            if not isinstance(operand, Operand):
+                raise TypeError(f"{name} must be an Operand, not {operand!r}")
+            operand.check(name)
+        _check_field("count", self.count, 1, MAX_LOOP_COUNT)
+        if self.op is Opcode.LOOP:
+            if (self.a, self.b, self.d, self.imm) != (Operand(), Operand(), Operand(), 0):
+                raise ValueError("LOOP has only the field count (its bits overlay a)")
+        elif self.count != 1:
+            raise ValueError(f"count is a LOOP field, {self.op.name} has none")
+
+
+def encode(instr: Instr) -> int:
+    """The 64-bit word of ``instr`` (checked first: ``TypeError`` / ``ValueError``)."""
+    instr.check()
+    if instr.op is Opcode.LOOP:
+        return instr.op.value | (instr.count - 1) << COUNT_LSB
+    values = {"op": instr.op.value, "imm": instr.imm}
+    for name in "abd":
+        operand = getattr(instr, name)
+        values.update({f"{name}_base": operand.base, f"{name}_level": operand.level,
+                       f"{name}_stride": operand.stride})
+    word = 0
+    for name, lsb, width, _ in FIELDS:
+        word |= (values[name] & ((1 << width) - 1)) << lsb
+    return word
+
+
+def decode(word: int) -> Instr:
+    """The instruction in ``word``; bits a LOOP does not use are ignored.
+
+    Raises
+    ------
+    ValueError
+        ``word`` is not in [0, 2**64), or its opcode is undefined.
+    """
+    _check_field("word", word, 0, (1 << WORD_BITS) - 1)
+    raw = {}
+    for name, lsb, width, is_signed in FIELDS:
+        v = (word >> lsb) & ((1 << width) - 1)
+        if is_signed and v >> (width - 1):
+            v -= 1 << width
+        raw[name] = v
+    try:
+        op = Opcode(raw["op"])
+    except ValueError:
+        raise ValueError(f"undefined opcode {raw['op']} in word {word:#018x}") from None
+    if op is Opcode.LOOP:
+        return Instr(op, count=((word >> COUNT_LSB) & ((1 << COUNT_BITS) - 1)) + 1)
+    return Instr(op, imm=raw["imm"], **{
+        n: Operand(raw[f"{n}_base"], raw[f"{n}_level"], raw[f"{n}_stride"]) for n in "abd"})
+
+
+#: Performance counters, read by index: total cycles from start to done, cycles a micro-op was
+#: held by ``ready`` low, then one per opcode (:func:`counter_index`).
+COUNTER_CYCLES = 0
+COUNTER_STALLS = 1
+N_COUNTERS = 2 + len(Opcode)
+
+
+def counter_index(op: Opcode) -> int:
+    """Index of the counter of ``op``: micro-ops issued (accepted by the datapath), control
+    instructions executed (an ENDLOOP folded into the instruction before it included)."""
+    return 2 + Opcode(op).value
+
+
+def counter_names() -> tuple[str, ...]:
+    """Names of the counters in index order: ``cycles``, ``stalls``, then the opcode names in
+    lower case."""
+    return ("cycles", "stalls") + tuple(op.name.lower() for op in Opcode)
