@@ -296,9 +296,6 @@ def test_mtj_array(sim, technology):
 
 # The components built here are only inspected, never elaborated.
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
-# The arrays built here are only inspected, never elaborated: Amaranth's warning about that
-# is expected.
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_macro_signature():
     from amaranth.lib import wiring
 
