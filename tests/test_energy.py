@@ -1,0 +1,169 @@
+"""Energy / latency / area model: the sourced table, a hand-computed run, errors."""
+
+import dataclasses
+import json
+
+import pytest
+
+from rtl.config import preset
+from rtl.isa import N_COUNTERS, Opcode, counter_index
+from sim import asm
+from sim import energy as E
+from sim.device import TECHNOLOGIES
+from sim.isa_model import run_program
+
+UNITS = {"fJ", "ns", "V", "F^2", "nm", "um^2", "", "gates/lane", "gates/bit", "bit"}
+
+
+@pytest.mark.parametrize("tech", TECHNOLOGIES)
+def test_every_entry_has_value_unit_source(tech):
+    for name, p in {**E.ARRAY[tech], **E.PERIPHERY}.items():
+        assert isinstance(p.value, (int, float)) and p.value >= 0, (tech, name)
+        assert p.source.strip(), (tech, name)
+        assert p.source.startswith(("ASSUMPTION", "seed 00", "derived")), (tech, name)
+        assert p.unit in UNITS, (tech, name, p.unit)
+        # units in names agree with the unit column
+        for suffix, unit in (("_fj", "fJ"), ("_ns", "ns"), ("_v", "V"), ("_nm", "nm"),
+                             ("_um2", "um^2"), ("_f2", "F^2")):
+            if name.endswith(suffix):
+                assert p.unit == unit, (tech, name)
+
+
+def test_seed_001_numbers():
+    t = E.ARRAY["nand_spin"]
+    assert t["read_fj"].value == 4.0 and t["read_ns"].value == 0.17
+    assert t["erase_device_fj"].value == 180.0 and t["erase_ns_per_mtj"].value == 0.3
+    assert t["program_device_fj"].value == 840.0 and t["program_ns"].value == 5.0
+    assert t["program_bit_fj"].value == 840.0 / 8
+    assert all(E.ARRAY[k]["sense_remainder_fj"].value < 4.0 for k in TECHNOLOGIES)
+
+
+def _run(words):
+    run = run_program(words)
+    assert not run.error
+    return run
+
+
+def test_hand_computed_nand_spin():
+    config = preset("nand_spin")
+    words = asm.assemble([
+        asm.erase(a=0),
+        asm.loop(count=2), asm.program(a=asm.rel(0), b=0), asm.endloop(),
+        asm.loop(count=3), asm.and_fu(a=asm.rel(0), b=1), asm.endloop(),
+        asm.bitcount(a=0, imm=1),
+        asm.halt(),
+    ])
+    run = _run(words)
+    t, p = E.ARRAY["nand_spin"], E.PERIPHERY
+    toggle = p["activity"].value * p["gate_toggle_fj"].value
+    sense = p["sense_gates"].value
+    lanes = config.columns * config.subarrays_per_mat
+    per_lane_fj = (1 * t["erase_mtj_fj"].value * config.mtjs_per_strip
+                   + 2 * (t["program_bit_fj"].value + sense * toggle)
+                   + 3 * (t["and_fu_fj"].value + sense * toggle)
+                   + 1 * (t["read_fj"].value + (sense + p["counter_gates_per_bit"].value
+                                                * config.bit_counter_bits) * toggle))
+    r = E.estimate(config, run.counters)
+    assert r.counts["erase"] == 1 and r.counts["program"] == 2 and r.counts["and_fu"] == 3
+    assert r.energy_j == pytest.approx(lanes * per_lane_fj * 1e-15, rel=1e-12)
+    assert r.latency_s == run.counters[0] / (config.clock_mhz * 1e6)
+    assert r.energy_per_class_j["loading data"] == pytest.approx(
+        lanes * (180.0 / 8 * 8 + 2 * (105.0 + sense * toggle)) * 1e-15, rel=1e-12)
+    assert r.energy_per_class_j["control"] == 0.0
+    assert sum(r.energy_per_class_j.values()) == pytest.approx(r.energy_j, rel=1e-12)
+    assert set(r.energy_per_class_j) == set(E.CLASSES)
+    # a dict of counts gives the same report
+    d = {"cycles": run.counters[0], Opcode.ERASE: 1, "program": 2, "and_fu": 3, "bitcount": 1,
+         "loop": 2, "endloop": run.counters[2 + Opcode.ENDLOOP.value], "halt": 1}
+    assert E.estimate(config, d).energy_j == r.energy_j
+    json.dumps(r.to_dict())
+
+
+def test_columns_active_scales_lanes_and_units():
+    config = preset("jeit_stt")
+    c = {"cycles": 10, "shift_acc": 4, "fs_step": 2}
+    one = E.estimate(config, c, columns_active=config.columns)
+    full = E.estimate(config, c)
+    assert full.energy_j == pytest.approx(one.energy_j * config.subarrays_per_mat, rel=1e-12)
+    t, p = E.ARRAY["stt"], E.PERIPHERY
+    toggle = p["activity"].value * p["gate_toggle_fj"].value
+    fs = 2 * t["read_fj"].value + t["write_bit_fj"].value + (
+        2 * p["sense_gates"].value + p["fa_fs_gates"].value) * toggle
+    sa = config.columns * (t["read_fj"].value + (p["sense_gates"].value
+                           + p["popcount_gates"].value) * toggle) \
+        + p["acc_gates_per_bit"].value * config.acc_bits * toggle
+    assert one.energy_j == pytest.approx((4 * sa + 2 * config.columns * fs) * 1e-15, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["jeit_stt", "nand_spin", "dima_sot", "imac_sot"])
+def test_zero_counters_zero_energy(name):
+    r = E.estimate(preset(name), [0] * N_COUNTERS)
+    assert r.energy_j == 0.0 and r.latency_s == 0.0 and r.power_w == 0.0
+    r = E.estimate(preset(name), {"cycles": 100, "nop": 50, "loop": 3, "endloop": 3, "halt": 1})
+    assert r.energy_j == 0.0 and r.latency_s > 0
+
+
+def test_gops_per_w_consistent():
+    config = preset("dima_sot")
+    r = E.estimate(config, {"cycles": 1000, "min_step": 800, "shift_acc": 100}, ops=4096)
+    assert r.gops == pytest.approx(4096 / r.latency_s / 1e9, rel=1e-12)
+    assert r.gops_per_w == pytest.approx(r.gops / r.power_w, rel=1e-12)
+    assert r.power_w == pytest.approx(r.energy_j / r.latency_s, rel=1e-12)
+
+
+def test_area_from_gate_counts():
+    config = preset("nand_spin")
+    p = E.PERIPHERY
+    gates = {"blocks": {"fa_fs": {"cells": {"$_AND_": 10, "$_SDFFE_PP0P_": 2}},
+                        "controller": {"cells": {"$_XOR_": 5}},
+                        "mtj_array": {"cells": {"$_DFF_P_": 10 ** 6}}}}
+    per_sub = 10 * p["gate_area_um2"].value + 2 * p["flop_area_um2"].value
+    per_mat = 5 * p["gate_area_um2"].value
+    want = (per_sub * config.subarrays + per_mat * config.mats) / p["utilisation"].value * 1e-6
+    assert E.periphery_area_mm2(config, gates) == pytest.approx(want, rel=1e-12)
+    t = E.ARRAY["nand_spin"]
+    arr = config.capacity_bits * t["cell_f2"].value * (t["feature_nm"].value * 1e-3) ** 2 * 1e-6
+    r = E.estimate(config, {"cycles": 10, "read": 5}, ops=100, gates=gates)
+    assert r.array_mm2 == pytest.approx(arr, rel=1e-12)
+    assert r.gops_per_mm2 == pytest.approx(r.gops / (arr + want), rel=1e-12)
+    # seed 001 Table 3 ordering of density: STT < NAND-SPIN < SOT per bit
+    f2 = {k: E.ARRAY[k]["cell_f2"].value for k in TECHNOLOGIES}
+    assert f2["stt"] < f2["nand_spin"] < f2["sot"]
+
+
+def test_bad_inputs():
+    config = preset("nand_spin")
+    with pytest.raises(ValueError, match=r"technology must be one of .*not 'mram'"):
+        E.table("mram")
+    with pytest.raises(ValueError, match=r"counters\['read'\] must be an int >= 0, not -1"):
+        E.estimate(config, {"cycles": 1, "read": -1})
+    bad = [5] + [0] * (N_COUNTERS - 1)
+    bad[counter_index(Opcode.READ)] = -2
+    with pytest.raises(ValueError, match=r"counters\[9\] \(read\) must be an int >= 0, not -2"):
+        E.estimate(config, bad)
+    with pytest.raises(ValueError, match=rf"counters must have {N_COUNTERS} entries.*not 3"):
+        E.estimate(config, [1, 0, 0])
+    with pytest.raises(ValueError, match="counters must include 'cycles'"):
+        E.estimate(config, {"read": 1})
+    with pytest.raises(ValueError, match="counters key must be an Opcode or one of"):
+        E.estimate(config, {"cycles": 1, "fly": 1})
+    for bad in (0, -5, 1.5):
+        with pytest.raises(ValueError, match=rf"ops must be a positive int .*not {bad!r}"):
+            E.estimate(config, {"cycles": 1}, ops=bad)
+    with pytest.raises(ValueError, match=r"columns_active must be an int in \[1, \d+\].*not 0"):
+        E.estimate(config, {"cycles": 1}, columns_active=0)
+    with pytest.raises(ValueError, match=r"counters\['erase'\] must be 0 for technology 'stt'"):
+        E.estimate(preset("jeit_stt"), {"cycles": 1, "erase": 1})
+    with pytest.raises(ValueError, match=r"counters\['write_row'\] must be 0 .*'nand_spin'"):
+        E.estimate(config, {"cycles": 1, "write_row": 1})
+    with pytest.raises(TypeError, match="config must be an AcceleratorConfig"):
+        E.estimate("nand_spin", {"cycles": 1})
+    with pytest.raises(ValueError, match="gates must be an rtl.synth report"):
+        E.periphery_area_mm2(config, {})
+
+
+def test_report_is_a_dataclass_with_json():
+    r = E.estimate(preset("imac_sot"), {"cycles": 3, "and_fu": 2}, ops=6)
+    d = r.to_dict()
+    assert {f.name for f in dataclasses.fields(r)} == set(d)
+    assert json.loads(json.dumps(d))["energy_j"] == r.energy_j
