@@ -1,5 +1,7 @@
 """Reduction unit vs plain integer arithmetic every cycle, and the write-free L1 of
-``golden.pim.l1_write_free`` from the planes of x, w and ``min_lane_step``'s min."""
+``golden.pim.l1_write_free`` from the planes of x, w and ``min_lane_step``'s min: one row per
+cycle (1 + 3n cycles), and all three rows per cycle with ``L1_FIRST`` / ``L1_PLANE`` (n cycles,
+the golden model's sense cycles)."""
 
 import dataclasses
 
@@ -16,9 +18,13 @@ from rtl.config import preset
 
 BLOCK = "column_reduce"
 
-#: op -> (shift the accumulator left by one first, weight of the row's popcount).
-MEANING = {ReduceOp.HOLD: (0, 0), ReduceOp.ADD: (0, 1), ReduceOp.SUB2: (0, -2),
-           ReduceOp.SHIFT_ADD: (1, 1), ReduceOp.SHIFT_SUB2: (1, -2), ReduceOp.SHIFT: (1, 0)}
+#: op -> (factor on the accumulator: 0 clears, 1 keeps, 2 shifts left by one; weights of the
+#: popcounts of row, row_w, row_min).
+MEANING = {ReduceOp.HOLD:       (1, (0, 0, 0)),  ReduceOp.CLEAR:      (0, (0, 0, 0)),
+           ReduceOp.ADD:        (1, (1, 0, 0)),  ReduceOp.SUB2:       (1, (-2, 0, 0)),
+           ReduceOp.SHIFT_ADD:  (2, (1, 0, 0)),  ReduceOp.SHIFT_SUB2: (2, (-2, 0, 0)),
+           ReduceOp.SHIFT:      (2, (0, 0, 0)),  ReduceOp.L1_FIRST:   (0, (1, 1, -2)),
+           ReduceOp.L1_PLANE:   (2, (1, 1, -2))}
 
 
 class Model:
@@ -34,19 +40,19 @@ class Model:
         return (f"{BLOCK}: {what} (all lanes) at step {self.cycles}: rtl {got} != model {want} "
                 f"(seed {self.seed}; rerun with SPINPIM_SEED={self.seed})")
 
-    async def step(self, op, row):
+    async def step(self, op, row, row_w, row_min):
         dut = self.dut
         dut.op.value = op.value
         dut.row.value = pack(row)
-        count = int(sum(int(b) for b in row))
+        dut.row_w.value = pack(row_w)
+        dut.row_min.value = pack(row_min)
+        counts = [int(sum(int(b) for b in r)) for r in (row, row_w, row_min)]
         await ReadOnly()
         got = dut.popcount.value.to_unsigned()
-        assert got == count, self._fail(f"{op.name} popcount", got, count)
-        if op is ReduceOp.CLEAR:
-            self.acc = 0
-        else:
-            shift, weight = MEANING[op]
-            self.acc = ((self.acc << shift) + weight * count) % self.mod
+        assert got == counts[0], self._fail(f"{op.name} popcount", got, counts[0])
+        factor, weights = MEANING[op]
+        plane = sum(wt * c for wt, c in zip(weights, counts, strict=True))
+        self.acc = (factor * self.acc + plane) % self.mod
         await FallingEdge(dut.clk)
         self.cycles += 1
         got = dut.acc.value.to_unsigned()
@@ -57,9 +63,15 @@ def _rand_row(rng, n, density):
     return np.array([rng.random() < density for _ in range(n)], dtype=np.uint8)
 
 
+def _rand_rows(rng, n):
+    """Three random rows (row, row_w, row_min), each of a random density incl. all-0 / all-1."""
+    return [_rand_row(rng, n, rng.choice([0.0, 0.5, 0.9, 1.0])) for _ in range(3)]
+
+
 @cocotb.test()
 async def column_reduce_random_ops(dut):
-    """Random operations on random rows (also all-0 / all-1 rows), wrapping modulo 2**acc_bits."""
+    """Random operations on three random rows (also all-0 / all-1), wrapping modulo
+    2**acc_bits; the one-row ops must ignore ``row_w`` and ``row_min``."""
     p = load_params()
     n = p["columns"]
     rng, seed = make_rng(p, "column_reduce_random_ops")
@@ -69,15 +81,16 @@ async def column_reduce_random_ops(dut):
     model = Model(dut, n, p["acc_bits"], seed)
     ops = list(ReduceOp)
     for _ in range(p["steps"]):
-        op = rng.choices(ops, weights=[1, 1, 3, 3, 3, 3, 2])[0]
-        await model.step(op, _rand_row(rng, n, rng.choice([0.0, 0.5, 0.9, 1.0])))
+        op = rng.choices(ops, weights=[1, 1, 3, 3, 3, 3, 2, 2, 3])[0]
+        await model.step(op, *_rand_rows(rng, n))
 
 
 @cocotb.test()
 @cocotb.parametrize(kind=list(CORNERS))
 async def column_reduce_write_free_l1(dut, kind):
-    """``sum |x - w|`` over the lanes: CLEAR, then per plane (MSB first) x_b SHIFT_ADD, w_b ADD,
-    min_b SUB2, the min planes from ``golden.pim.min_lane_step``. Twice, with idle cycles."""
+    """``sum |x - w|`` over the lanes one row per cycle: CLEAR, then per plane (MSB first) x_b
+    SHIFT_ADD, w_b ADD, min_b SUB2, the min planes from ``golden.pim.min_lane_step`` (random
+    rows on row_w / row_min, which these ops ignore). Twice, with idle cycles."""
     p = load_params()
     n, bits = p["columns"], p["operand_bits"]
     rng, seed = make_rng(p, f"column_reduce_write_free_l1_{kind}")
@@ -87,12 +100,12 @@ async def column_reduce_write_free_l1(dut, kind):
         x, w = operands(rng, n, bits, kind)
         xp, wp = to_bits(x, bits), to_bits(w, bits)
         decided = x_is_min = np.zeros(n, dtype=np.uint8)
-        await model.step(ReduceOp.CLEAR, _rand_row(rng, n, 0.5))
+        await model.step(ReduceOp.CLEAR, *_rand_rows(rng, n))
         for b in range(bits - 1, -1, -1):
             min_b, decided, x_is_min = min_lane_step(xp[b], wp[b], decided, x_is_min)
-            await model.step(ReduceOp.SHIFT_ADD, xp[b])
-            await model.step(ReduceOp.ADD, wp[b])
-            await model.step(ReduceOp.SUB2, min_b)
+            await model.step(ReduceOp.SHIFT_ADD, xp[b], *_rand_rows(rng, n)[1:])
+            await model.step(ReduceOp.ADD, wp[b], *_rand_rows(rng, n)[1:])
+            await model.step(ReduceOp.SUB2, min_b, *_rand_rows(rng, n)[1:])
         want = int(np.abs(x - w).sum())
         golden, _ = l1_write_free(x, w, bits)
         assert int(golden) == want, f"{BLOCK}: golden l1_write_free disagrees with numpy"
@@ -100,7 +113,44 @@ async def column_reduce_write_free_l1(dut, kind):
         assert got == want, (f"{BLOCK}: {kind} run {run} write-free L1 (all lanes): rtl {got} "
                              f"!= golden {want} (seed {seed}; rerun with SPINPIM_SEED={seed})")
         for _ in range(rng.randrange(3)):
-            await model.step(ReduceOp.HOLD, _rand_row(rng, n, 0.5))
+            await model.step(ReduceOp.HOLD, *_rand_rows(rng, n))
+
+
+@cocotb.test()
+@cocotb.parametrize(kind=list(CORNERS))
+async def column_reduce_l1_planes(dut, kind):
+    """``sum |x - w|`` over the lanes one bit-plane per cycle: per plane (MSB first) x_b on row,
+    w_b on row_w, min_b (``golden.pim.min_lane_step``) on row_min; L1_FIRST for the MSB plane,
+    L1_PLANE after. Exactly n cycles, the sense cycles ``golden.pim.l1_write_free`` reports.
+    Twice; before each run a few random ops leave a nonzero acc that L1_FIRST must discard."""
+    p = load_params()
+    n, bits = p["columns"], p["operand_bits"]
+    rng, seed = make_rng(p, f"column_reduce_l1_planes_{kind}")
+    await start(dut)
+    model = Model(dut, n, p["acc_bits"], seed)
+    for run in range(2):
+        for _ in range(1 + rng.randrange(3)):
+            op = rng.choice([ReduceOp.HOLD, ReduceOp.ADD, ReduceOp.SHIFT_ADD, ReduceOp.L1_PLANE])
+            await model.step(op, *_rand_rows(rng, n))
+        x, w = operands(rng, n, bits, kind)
+        xp, wp = to_bits(x, bits), to_bits(w, bits)
+        decided = x_is_min = np.zeros(n, dtype=np.uint8)
+        start_cycle = model.cycles
+        for b in range(bits - 1, -1, -1):
+            min_b, decided, x_is_min = min_lane_step(xp[b], wp[b], decided, x_is_min)
+            op = ReduceOp.L1_FIRST if b == bits - 1 else ReduceOp.L1_PLANE
+            await model.step(op, xp[b], wp[b], min_b)
+        cycles = model.cycles - start_cycle
+        want = int(np.abs(x - w).sum())
+        golden, steps = l1_write_free(x, w, bits)
+        assert int(golden) == want, f"{BLOCK}: golden l1_write_free disagrees with numpy"
+        got = dut.acc.value.to_unsigned()
+        assert got == want, (f"{BLOCK}: {kind} run {run} L1_FIRST/L1_PLANE L1 (all lanes): rtl "
+                             f"{got} != numpy {want} (seed {seed}; rerun with "
+                             f"SPINPIM_SEED={seed})")
+        assert cycles == steps["reads"] == bits, (
+            f"{BLOCK}: {kind} run {run} L1 took {cycles} cycles, golden sense cycles "
+            f"{steps['reads']}, operand_bits {bits}")
 
 
 @pytest.mark.sim
