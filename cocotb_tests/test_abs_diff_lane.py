@@ -17,7 +17,7 @@ from cocotb_tests.harness import (
     run_block,
     start,
 )
-from cocotb_tests.test_min_lane import CORNERS, operands
+from cocotb_tests.stimulus import CORNERS, operands
 from golden.pim import abs_diff, from_bits, fs_step, to_bits
 from rtl.abs_diff_lane import AbsDiffLane, AbsDiffOp
 from rtl.config import preset

@@ -11,7 +11,7 @@ import pytest
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from cocotb_tests.harness import load_params, make_rng, pack, run_block, start
-from cocotb_tests.test_min_lane import CORNERS, operands
+from cocotb_tests.stimulus import CORNERS, operands
 from golden.pim import l1_write_free, min_lane_step, to_bits
 from rtl.column_reduce import ColumnReduce, ReduceOp
 from rtl.config import preset

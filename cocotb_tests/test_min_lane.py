@@ -16,12 +16,12 @@ from cocotb_tests.harness import (
     run_block,
     start,
 )
+from cocotb_tests.stimulus import CORNERS, operands
 from golden.pim import min_lane_step, to_bits
 from rtl.config import preset
 from rtl.min_lane import MinLane, MinLaneOp
 
 BLOCK = "min_lane"
-CORNERS = ("random", "zeros", "max", "equal", "single")
 
 
 class Model:
@@ -61,29 +61,6 @@ class Model:
 
 def _rand_bits(rng, n):
     return np.array([rng.getrandbits(1) for _ in range(n)], dtype=np.uint8)
-
-
-def operands(rng, n, bits, kind):
-    """Per-lane x, w for one corner ``kind`` (lanes 0-3 of ``random`` hold the corners)."""
-    top = (1 << bits) - 1
-    x = np.array([rng.getrandbits(bits) for _ in range(n)], dtype=np.int64)
-    w = np.array([rng.getrandbits(bits) for _ in range(n)], dtype=np.int64)
-    if kind == "random":
-        for i, (a, b) in enumerate([(0, top), (top, 0), (top, top), (0, 0)][:n]):
-            x[i], w[i] = a, b
-    elif kind == "zeros":
-        x[:], w[:] = 0, 0
-    elif kind == "max":
-        x[:], w[:] = top, top
-    elif kind == "equal":
-        w[:] = x
-    elif kind == "single":
-        lane = rng.randrange(n)
-        keep = np.arange(n) == lane
-        x[~keep], w[~keep] = 0, 0
-        if x[lane] == w[lane]:
-            w[lane] = top - x[lane] if x[lane] != top - x[lane] else 0
-    return x, w
 
 
 @cocotb.test()

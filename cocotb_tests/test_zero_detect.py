@@ -17,7 +17,7 @@ from cocotb_tests.harness import (
     run_block,
     start,
 )
-from cocotb_tests.test_min_lane import CORNERS, operands
+from cocotb_tests.stimulus import CORNERS, operands
 from golden.pim import to_bits, zero_skip_l1
 from rtl.config import preset
 from rtl.zero_detect import ZeroDetect, ZeroDetectOp
