@@ -17,6 +17,7 @@ PRESET   ?= nand_spin
 MODEL    ?= fashion_addernet
 N        ?= 200
 JOBS     ?= 2
+TECH     ?= nand_spin
 # Debian packages the project needs: simulator, compiler cache, the Fashion-MNIST data set.
 APT_PKGS := iverilog ccache dataset-fashion-mnist
 
@@ -28,7 +29,7 @@ export SIM WAVES
 # Verilator rebuilds go through ccache (about 20 s -> 3 s).
 export OBJCACHE ?= $(shell command -v ccache >/dev/null 2>&1 && echo ccache)
 
-.PHONY: help install system-deps test lint verilog synth sim train bench clean
+.PHONY: help install system-deps test lint verilog synth sim variation train bench clean
 
 help: ## list the targets
 	@echo "spinpim: MRAM processing-in-memory AdderNet accelerators, RTL + golden model"
@@ -86,6 +87,9 @@ synth: install ## gate counts of every block for PRESET into build/synth/PRESET.
 
 sim: install ## run MODEL on N test images (golden integer model until the RTL top level lands)
 	$(VPY) -m sim.cli run --model $(MODEL) -n $(N)
+
+variation: install ## accuracy of MODEL vs MTJ variation on TECH, N images (JSON + PNG in build/reports)
+	$(VPY) -m sim.variation --model $(MODEL) --technology $(TECH) -n $(N)
 
 $(TRAIN_STAMP): $(STAMP)
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[train]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true

@@ -1,0 +1,248 @@
+"""Accuracy against device variation: ``python -m sim.variation --model fashion_addernet
+--technology nand_spin``.
+
+For each coefficient of variation (CV) the tool takes the Monte Carlo bit-error rate of the
+``read`` sensing mode (:func:`sim.device.ber`), then runs golden int8 inference with every sensed
+weight and activation bit flipped at that rate (:func:`sim.faults.infer_int_with_faults`) over
+several fault seeds, on the first N test images. It writes ``<out>.json`` and ``<out>.png`` and
+prints a table.
+
+Which BER
+---------
+* Mode: ``read``. The dataflow reads weights and stored activations from the array one row at a
+  time (:mod:`sim.faults`: "weights" and "activations"), which is the 1-row ``read`` of
+  :mod:`sim.device`; the in-array logic modes (``and_fu``, ``and2``, ``or2``) are not in that
+  fault model.
+* Rate: the ``average`` of :class:`sim.device.BerResult`, the mean over a stored 0 and a stored 1.
+  The fault model flips every bit with one probability whatever its value, so with equiprobable
+  bits the mean is the expected flip rate; the ``worst`` (one state only) is in the JSON too.
+* CV: ``ber(..., cv=c)`` sets BOTH relative sigmas of the technology to ``c``. For the ``ra_tmr``
+  technologies (nand_spin, sot, imac) that is sigma_RA / RA = c and sigma_TMR / TMR = c; for
+  ``stt`` it is the CV of R_P and of R_AP. The table's own sigmas (nand_spin: 5% RA, 10% TMR,
+  seed 002 sec. 3.1) are not one CV; they are evaluated once more as the ``table`` row.
+  ``cv`` is limited to [0, :data:`sim.device.MAX_CV`].
+* Monte Carlo: ``--trials`` draws per stored value (default :data:`sim.device.DEFAULT_TRIALS`,
+  seed 002's count, about 10 ms per CV), device seed 0 for every CV (common random numbers, so
+  the BER grows smoothly with CV).
+
+Fault seeds are 0 .. seeds-1; for one seed the flipped bits at a lower BER are a subset of those
+at a higher one (:mod:`sim.faults`), so the curves are monotone per seed up to the classifier's
+own non-monotonicity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from golden import datasets
+from golden.array import TECHNOLOGIES
+from golden.model import ModelFormatError, bundled_model_path, load_model
+from sim.device import DEFAULT_TRIALS, MAX_CV, ber
+from sim.faults import infer_int_with_faults
+
+from .cli import MODEL_DATASET
+from .util import UserError, write_json_atomic
+
+__all__ = ["MODE", "DEFAULT_CVS", "parse_cvs", "run", "main"]
+
+#: The sensing mode whose BER the dataflow sees (module docstring).
+MODE = "read"
+
+#: Default CV points for nand_spin ``read``: zero errors up to 0.05, the first errors at 0.06
+#: (BER ~1e-5), accuracy falling from 0.08 and near chance at 0.20 (BER ~6e-2).
+DEFAULT_CVS = (0.0, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10, 0.11, 0.12, 0.14, 0.16, 0.20)
+
+
+def parse_cvs(text: str) -> list:
+    """``"0,0.05,0.1"`` -> sorted distinct floats in [0, MAX_CV]; a UserError otherwise."""
+    allowed = f"a comma-separated list of numbers in [0, {MAX_CV}], e.g. 0,0.05,0.1"
+    vals = []
+    for item in text.split(","):
+        try:
+            v = float(item)
+        except ValueError:
+            raise UserError(f"--cv: cannot parse {item.strip()!r} in {text!r}; "
+                            f"give {allowed}") from None
+        if not math.isfinite(v) or not 0.0 <= v <= MAX_CV:
+            raise UserError(f"--cv: {item.strip()!r} is out of range; give {allowed}")
+        vals.append(v)
+    return sorted(set(vals))
+
+
+def _parse_int(option: str, text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise UserError(f"{option} must be an integer >= 1, not {text!r}")
+    return v
+
+
+def _check_inputs(args):
+    if args.model not in MODEL_DATASET:
+        raise UserError(f"--model: unknown model {args.model!r}; one of "
+                        f"{', '.join(MODEL_DATASET)}")
+    if args.technology not in TECHNOLOGIES:
+        raise UserError(f"--technology: unknown technology {args.technology!r}; one of "
+                        f"{', '.join(TECHNOLOGIES)}")
+    cvs = list(DEFAULT_CVS) if args.cv is None else parse_cvs(args.cv)
+    return (cvs, _parse_int("-n", args.n), _parse_int("--seeds", args.seeds),
+            _parse_int("--trials", args.trials))
+
+
+def _accuracies(model, x, y, rate: float, seeds: int) -> list:
+    return [float((infer_int_with_faults(model, x, rate, s).argmax(1) == y).mean())
+            for s in range(seeds)]
+
+
+def _point(model, x, y, technology, cv, trials, seeds) -> dict:
+    b = ber(technology, MODE, cv=cv, trials=trials, seed=0)
+    acc = _accuracies(model, x, y, b.average, seeds)
+    return {"cv": cv, "sigma": list(b.sigma), "ber": b.average, "ber_worst": b.worst,
+            "accuracy": acc, "accuracy_mean": float(np.mean(acc)),
+            "accuracy_min": min(acc), "accuracy_max": max(acc)}
+
+
+def run(*, model_name, technology, cvs, n, seeds, trials) -> dict:
+    """Evaluate every CV point; returns the report (without the command line)."""
+    model = load_model(bundled_model_path(model_name))
+    ds = MODEL_DATASET[model_name]
+    try:
+        x, y = datasets.load_dataset(ds, "test")
+    except (ValueError, datasets.DatasetError) as e:
+        raise UserError(str(e)) from None
+    if n > len(y):
+        raise UserError(f"-n {n}: the {ds} test split has only {len(y)} images; "
+                        f"give -n between 1 and {len(y)}")
+    x, y = x[:n], y[:n]
+    points = [_point(model, x, y, technology, cv, trials, seeds) for cv in cvs]
+    table = _point(model, x, y, technology, None, trials, seeds)
+    table["cv"] = None
+    return {"model": model_name, "dataset": ds, "split": "test", "images": n,
+            "technology": technology, "mode": MODE, "ber_statistic": "average",
+            "cv_meaning": "both relative sigmas of the technology set to cv "
+                          "(ra_tmr: sigma_RA/RA and sigma_TMR/TMR; resistance: CV of R_P, R_AP)",
+            "trials": trials, "device_seed": 0, "seeds": list(range(seeds)),
+            "points": points, "table_sigma": table}
+
+
+def _plot(report: dict, path: Path) -> None:
+    """Render the figure as PNG into ``path`` (the caller's temp file)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = report["points"]
+    cv = np.array([p["cv"] for p in pts]) * 100
+    fig, (ax, bx) = plt.subplots(2, 1, sharex=True, figsize=(6.4, 6.0),
+                                 gridspec_kw={"height_ratios": [2, 1]})
+    ax.fill_between(cv, [100 * p["accuracy_min"] for p in pts],
+                    [100 * p["accuracy_max"] for p in pts], alpha=0.3, label="min-max over seeds")
+    ax.plot(cv, [100 * p["accuracy_mean"] for p in pts], "o-", label="mean")
+    ax.set_ylabel("int8 accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(f"{report['model']} on {report['technology']}: {report['images']} test images, "
+                 f"{len(report['seeds'])} fault seeds", fontsize=10)
+    b = np.array([p["ber"] for p in pts])
+    nz = b > 0
+    bx.semilogy(cv[nz], b[nz], "s-", color="C3")
+    bx.set_ylabel(f"'{report['mode']}' BER (avg)")
+    bx.set_xlabel("CV: relative sigma of RA and TMR (%)" if report["technology"] != "stt"
+                  else "CV: relative sigma of R_P and R_AP (%)")
+    bx.grid(alpha=0.3, which="both")
+    if (~nz).any():
+        bx.text(0.01, 0.92, f"BER = 0 (< 1/{report['trials']}) at CV <= "
+                f"{cv[~nz].max():g}%", transform=bx.transAxes, fontsize=8, va="top")
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
+def _write_outputs(report: dict, out: Path) -> tuple:
+    json_path, png_path = Path(f"{out}.json"), Path(f"{out}.png")
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=png_path.name + ".", suffix=".tmp", dir=png_path.parent)
+    os.close(fd)
+    try:
+        _plot(report, Path(tmp))
+        write_json_atomic(json_path, report)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, png_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return json_path, png_path
+
+
+def _table(report: dict) -> str:
+    lines = [f"{report['model']} on {report['technology']}, mode '{report['mode']}', "
+             f"{report['images']} images, {len(report['seeds'])} fault seeds, "
+             f"{report['trials']} Monte Carlo trials",
+             f"{'CV':>6} {'BER avg':>10} {'BER worst':>10} {'acc mean':>9} {'min':>7} {'max':>7}"]
+    for p in report["points"] + [report["table_sigma"]]:
+        cv = "table" if p["cv"] is None else f"{p['cv']:.3f}"
+        lines.append(f"{cv:>6} {p['ber']:>10.3e} {p['ber_worst']:>10.3e} "
+                     f"{100 * p['accuracy_mean']:>8.2f}% {100 * p['accuracy_min']:>6.2f}% "
+                     f"{100 * p['accuracy_max']:>6.2f}%")
+    sig = report["table_sigma"]["sigma"]
+    lines.append(f"(table: the technology's own sigmas {sig[0]:g} / {sig[1]:g})")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sim.variation",
+                                description="int8 accuracy against MTJ device variation.")
+    p.add_argument("--model", default="fashion_addernet", help=", ".join(MODEL_DATASET))
+    p.add_argument("--technology", default="nand_spin", help=", ".join(TECHNOLOGIES))
+    p.add_argument("--cv", default=None,
+                   help=f"comma-separated CVs in [0, {MAX_CV}] (default "
+                        f"{','.join(f'{c:g}' for c in DEFAULT_CVS)})")
+    p.add_argument("-n", default="1000", help="number of test images (default 1000)")
+    p.add_argument("--seeds", default="3", help="fault seeds per CV (default 3)")
+    p.add_argument("--trials", default=str(DEFAULT_TRIALS),
+                   help=f"Monte Carlo trials per stored value (default {DEFAULT_TRIALS})")
+    p.add_argument("--out", default=None,
+                   help="output stem (default build/reports/variation-MODEL-TECHNOLOGY)")
+    return p
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        cvs, n, seeds, trials = _check_inputs(args)
+        out = Path(args.out or f"build/reports/variation-{args.model}-{args.technology}")
+        t0 = time.perf_counter()
+        report = run(model_name=args.model, technology=args.technology, cvs=cvs, n=n,
+                     seeds=seeds, trials=trials)
+        report["seconds"] = round(time.perf_counter() - t0, 2)
+        report["command"] = shlex.join(["python", "-m", "sim.variation", *argv])
+        try:
+            json_path, png_path = _write_outputs(report, out)
+        except OSError as e:
+            raise UserError(f"--out {str(out)!r}: cannot write ({e.strerror or e})") from None
+    except (UserError, ModelFormatError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(_table(report))
+    print(f"{report['seconds']:.1f} s; wrote {json_path} and {png_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

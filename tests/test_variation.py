@@ -1,0 +1,70 @@
+"""sim.variation: accuracy against device variation, run as the user runs it (a subprocess)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from golden.datasets import load_dataset
+from golden.model import bundled_model_path, infer_int, load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+N = 120
+CVS = (0.0, 0.1, 0.2)
+
+
+def _run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "sim.variation", *args], cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_digits_three_cv_points(tmp_path):
+    out = tmp_path / "rep" / "var"
+    r = _run("--model", "digits_addernet", "--cv", ",".join(map(str, CVS)), "-n", str(N),
+             "--seeds", "2", "--trials", "4000", "--out", str(out), cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.with_suffix(".json").read_text())
+    assert [p["cv"] for p in rep["points"]] == list(CVS)
+    assert rep["model"] == "digits_addernet" and rep["technology"] == "nand_spin"
+    assert rep["mode"] == "read" and rep["images"] == N and rep["seeds"] == [0, 1]
+    assert "--cv" in rep["command"]
+    # CV 0: no variation, no errors, exactly the plain integer model's accuracy.
+    x, y = load_dataset("digits", "test")
+    plain = float((infer_int(load_model(bundled_model_path("digits_addernet")), x[:N])
+                   .argmax(1) == y[:N]).mean())
+    p0, plast = rep["points"][0], rep["points"][-1]
+    assert p0["ber"] == 0.0
+    assert p0["accuracy"] == [plain, plain]
+    assert plast["ber"] > 0.0
+    assert plast["accuracy_mean"] <= p0["accuracy_mean"]
+    assert all(p["accuracy_min"] <= p["accuracy_mean"] <= p["accuracy_max"]
+               for p in rep["points"])
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(f.name for f in out.parent.iterdir()) == ["var.json", "var.png"]
+    assert "table" in r.stdout and np.isfinite(rep["seconds"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--model", "nope"), "--model: unknown model 'nope'; one of fashion_addernet"),
+    (("--technology", "pcm"), "--technology: unknown technology 'pcm'; one of stt"),
+    (("--cv", "0,-0.1"), "--cv: '-0.1' is out of range; give a comma-separated list"),
+    (("--cv", "0,abc"), "--cv: cannot parse 'abc' in '0,abc'"),
+    (("--cv", "0.3"), "--cv: '0.3' is out of range; give a comma-separated list of "
+                      "numbers in [0, 0.25]"),
+    (("-n", "0"), "-n must be an integer >= 1, not '0'"),
+    (("--seeds", "0"), "--seeds must be an integer >= 1, not '0'"),
+    (("--seeds", "two"), "--seeds must be an integer >= 1, not 'two'"),
+])
+def test_bad_input(tmp_path, args, message):
+    base = ("--model", "digits_addernet", "-n", "10", "--cv", "0", "--trials", "10")
+    r = _run(*base, *args, "--out", str(tmp_path / "o" / "v"), cwd=ROOT)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: " + message), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert r.stdout == ""
+    assert list(tmp_path.rglob("*")) == []
