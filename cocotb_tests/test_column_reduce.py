@@ -24,7 +24,8 @@ MEANING = {ReduceOp.HOLD:       (1, (0, 0, 0)),  ReduceOp.CLEAR:      (0, (0, 0,
            ReduceOp.ADD:        (1, (1, 0, 0)),  ReduceOp.SUB2:       (1, (-2, 0, 0)),
            ReduceOp.SHIFT_ADD:  (2, (1, 0, 0)),  ReduceOp.SHIFT_SUB2: (2, (-2, 0, 0)),
            ReduceOp.SHIFT:      (2, (0, 0, 0)),  ReduceOp.L1_FIRST:   (0, (1, 1, -2)),
-           ReduceOp.L1_PLANE:   (2, (1, 1, -2))}
+           ReduceOp.L1_PLANE:   (2, (1, 1, -2)),  ReduceOp.SUB:        (1, (-1, 0, 0)),
+           ReduceOp.SHIFT_SUB:  (2, (-1, 0, 0))}
 
 
 class Model:
@@ -81,7 +82,7 @@ async def column_reduce_random_ops(dut):
     model = Model(dut, n, p["acc_bits"], seed)
     ops = list(ReduceOp)
     for _ in range(p["steps"]):
-        op = rng.choices(ops, weights=[1, 1, 3, 3, 3, 3, 2, 2, 3])[0]
+        op = rng.choices(ops, weights=[1, 1, 3, 3, 3, 3, 2, 2, 3, 3, 3])[0]
         await model.step(op, *_rand_rows(rng, n))
 
 

@@ -19,7 +19,11 @@ class ReduceOp(enum.Enum, shape=4):
 
     The write-free L1 plane ops weigh all three rows in one cycle, with
     ``q = popcount(row) + popcount(row_w) - 2 popcount(row_min)``: ``L1_FIRST`` q (the MSB
-    plane, the clear folded in); ``L1_PLANE`` 2 acc + q.
+    plane, the clear folded in); ``L1_PLANE`` 2 acc + q. With ``row_w`` and ``row_min`` held
+    at 0, ``L1_FIRST`` loads ``p`` (a first plane without a separate clear cycle).
+
+    ``SUB`` acc - p and ``SHIFT_SUB`` 2 acc - p weigh a plane of a two's complement operand's
+    sign bit (AND + bit-count with signed weights, seed 001 eq. 1).
     """
     HOLD       = 0
     CLEAR      = 1
@@ -30,6 +34,8 @@ class ReduceOp(enum.Enum, shape=4):
     SHIFT      = 6
     L1_FIRST   = 7
     L1_PLANE   = 8
+    SUB        = 9
+    SHIFT_SUB  = 10
 
 
 def popcount_tree(bits):
@@ -138,8 +144,12 @@ class ColumnReduce(wiring.Component):
                 m.d.comb += [base.eq(0), addend.eq(q)]
             with m.Case(ReduceOp.L1_PLANE):
                 m.d.comb += [base.eq(acc << 1), addend.eq(q)]
+            with m.Case(ReduceOp.SUB):
+                m.d.comb += [base.eq(acc), addend.eq(-p)]
+            with m.Case(ReduceOp.SHIFT_SUB):
+                m.d.comb += [base.eq(acc << 1), addend.eq(-p)]
             with m.Default():
-                # HOLD and the unused codes 9 .. 15 (spelled out: Verilator CASEINCOMPLETE
+                # HOLD and the unused codes 11 .. 15 (spelled out: Verilator CASEINCOMPLETE
                 # otherwise).
                 m.d.comb += [base.eq(acc), addend.eq(0)]
         m.d.sync += acc.eq(base + addend)

@@ -103,30 +103,38 @@ CONTROL_OPS = (Opcode.NOP, Opcode.HALT, Opcode.LOOP, Opcode.ENDLOOP)
 DATAPATH_OPS = tuple(op for op in Opcode if op not in CONTROL_OPS)
 
 #: Per datapath opcode, the meaning of each field it uses (the assembler rejects the others).
-#: Rows are array rows; a "slot" is a word of the weight / operand buffer.
+#: Rows are array rows; a "slot" is a word of the weight / operand buffer. The meanings are
+#: those of ``rtl.core.Core`` for the opcodes it executes (``rtl.core.CORE_OPS``); FA_STEP,
+#: CMP_STEP, BITCOUNT, RELU, POOL and MOVE are reserved for other datapaths (the core flags them).
 OPERANDS: dict[Opcode, dict[str, str]] = {
-    Opcode.WRITE_ROW: {"a": "row to write", "b": "buffer slot holding the data and mask"},
+    Opcode.WRITE_ROW: {"a": "row to write", "b": "buffer slot holding the data",
+                       "imm": "bit 0: the data is the abs-diff lanes' out instead of the slot"},
     Opcode.ERASE:     {"a": "any row of the strip to erase to AP = 0"},
-    Opcode.PROGRAM:   {"a": "row to program (1-bits to P)", "b": "buffer slot holding the data"},
-    Opcode.READ:      {"a": "row to sense into the lane latches"},
-    Opcode.AND_FU:    {"a": "row", "b": "buffer slot driven on the FU line"},
-    Opcode.AND2:      {"a": "first row", "b": "second row"},
-    Opcode.OR2:       {"a": "first row", "b": "second row"},
+    Opcode.PROGRAM:   {"a": "row to program (1-bits to P)", "b": "buffer slot holding the data",
+                       "imm": "bit 0: the data is the abs-diff lanes' out instead of the slot"},
+    Opcode.READ:      {"a": "row to sense", "imm": "rtl.column_reduce.ReduceOp on its popcount"},
+    Opcode.AND_FU:    {"a": "row", "b": "buffer slot driven on the FU line",
+                       "imm": "rtl.column_reduce.ReduceOp on the popcount of the AND"},
+    Opcode.AND2:      {"a": "first row", "b": "second row",
+                       "imm": "rtl.column_reduce.ReduceOp on the popcount of the AND"},
+    Opcode.OR2:       {"a": "first row", "b": "second row",
+                       "imm": "rtl.column_reduce.ReduceOp on the popcount of the OR"},
     Opcode.FA_STEP:   {"a": "row of x_b", "b": "row of y_b", "d": "row for the sum bit",
                        "imm": "rtl.fa_fs.FaFsOp (CLEAR the latch first / ADD / SUM / CARRY)"},
-    Opcode.FS_STEP:   {"a": "row of x_b", "b": "row of y_b", "d": "row for the difference bit",
-                       "imm": "bit 0: clear the borrow first (LSB step); bit 1: no write back"},
+    Opcode.FS_STEP:   {"a": "row of x_b", "b": "buffer slot of w_b",
+                       "imm": "bit 0: first (bit 0 of a pass, borrow in 0); bit 1: DIFF pass "
+                              "(else the SIGN pass) of rtl.abs_diff_lane"},
     Opcode.CMP_STEP:  {"a": "row of x_b", "b": "row of w_b",
                        "imm": "bit 0: clear the decided flags first (MSB step)"},
-    Opcode.MIN_STEP:  {"a": "row of x_b", "b": "row of w_b", "d": "row for min_b (if bit 1)",
-                       "imm": "bit 0: clear the flags first (MSB step); bit 1: write min_b"},
+    Opcode.MIN_STEP:  {"a": "row of x_b", "b": "buffer slot of w_b",
+                       "imm": "rtl.column_reduce.ReduceOp: L1_FIRST (MSB plane, starts the min "
+                              "lanes) or L1_PLANE"},
     Opcode.BITCOUNT:  {"a": "row counted into the per-column bit-counters",
                        "imm": "bit 0: clear the counters first"},
     Opcode.SHIFT_ACC: {"a": "row whose popcount is accumulated",
                        "imm": "rtl.column_reduce.ReduceOp"},
-    Opcode.REQUANT:   {"a": "output channel (multiplier / shift table entry)",
-                       "d": "first row of the requantized element",
-                       "imm": "accumulator register to requantize"},
+    Opcode.REQUANT:   {"a": "output channel (requantization table entry)",
+                       "imm": "rtl.ppu.ppu_imm: CLEAR, EMIT, NEG, mode"},
     Opcode.RELU:      {"a": "first row of the element", "imm": "element bits - 1"},
     Opcode.POOL:      {"a": "first row of x", "b": "first row of y", "d": "first row of out",
                        "imm": "bit 0: 0 max, 1 min"},

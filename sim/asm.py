@@ -5,7 +5,7 @@ Build instructions with one function per opcode and keyword fields, then :func:`
     from sim import asm
     words = asm.assemble([
         asm.loop(count=8),                                   # b = 0 .. 7
-        asm.fs_step(a=asm.rel(16), b=asm.rel(32), d=asm.rel(48), imm=0),
+        asm.fs_step(a=asm.rel(16), b=asm.rel(32), imm=0),
         asm.endloop(),
         asm.halt(),
     ])

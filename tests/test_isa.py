@@ -72,8 +72,8 @@ def test_decode_errors():
     (lambda: asm.loop(count=0), ValueError, "LOOP: count must be in [1, 65536], not 0"),
     (lambda: asm.loop(count=65537), ValueError, "LOOP: count must be in [1, 65536], not 65537"),
     (lambda: asm.loop(count=2.0), TypeError, "LOOP: count must be an int in [1, 65536], not 2.0"),
-    (lambda: asm.read(a=5, b=3), TypeError, "READ: unexpected field 'b' (READ has a)"),
-    (lambda: asm.read(a=5, imm=1), TypeError, "READ: unexpected field 'imm' (READ has a)"),
+    (lambda: asm.read(a=5, b=3), TypeError, "READ: unexpected field 'b' (READ has a, imm)"),
+    (lambda: asm.erase(a=5, imm=1), TypeError, "ERASE: unexpected field 'imm' (ERASE has a)"),
     (lambda: asm.and2(a=1), TypeError, "AND2: missing field 'b'"),
     (lambda: asm.instr(Opcode.HALT, count=2), TypeError,
      "HALT: unexpected field 'count' (HALT has no fields)"),
@@ -108,8 +108,8 @@ def test_every_datapath_op_has_an_assembler_function():
 def test_disassemble():
     assert asm.disassemble(encode(asm.loop(count=3))) == "loop count=3"
     assert asm.disassemble(encode(asm.halt())) == "halt"
-    word = encode(asm.fs_step(a=asm.rel(16), b=asm.rel(40, stride=-2, level=2), d=9, imm=1))
-    assert asm.disassemble(word) == "fs_step a=16+1*i0 b=40-2*i2 d=9 imm=1"
+    word = encode(asm.fa_step(a=asm.rel(16), b=asm.rel(40, stride=-2, level=2), d=9, imm=1))
+    assert asm.disassemble(word) == "fa_step a=16+1*i0 b=40-2*i2 d=9 imm=1"
     assert asm.disassemble(31) == ".word 0x000000000000001f"
 
 
