@@ -19,9 +19,11 @@ from rtl.bit_counter import BitCounter
 from rtl.column_reduce import ColumnReduce
 from rtl.config import AcceleratorConfig, preset, preset_names
 from rtl.controller import Controller
+from rtl.core import Core
 from rtl.fa_fs import FaFs
 from rtl.min_lane import MinLane
 from rtl.mtj_array import MtjArray
+from rtl.ppu import Ppu
 from rtl.sense_amp import SenseAmp
 from rtl.zero_detect import ZeroDetect
 
@@ -38,6 +40,8 @@ BLOCKS = {
     "zero_detect":   ZeroDetect,
     "mtj_array":     MtjArray,
     "controller":    Controller,
+    "ppu":           Ppu,
+    "core":          Core,
 }
 
 #: Verilator configuration for ``verilator --lint-only -Wall``: every waiver with its reason.
@@ -61,6 +65,14 @@ lint_off -rule UNUSEDSIGNAL -file "*mtj_array.v" -match "Signal is not used: '*_
 // ports, and the write data net (yosys writes the memory from the driving port directly).
 lint_off -rule UNUSEDSIGNAL -file "*controller.v" -match "Signal is not used: '*__addr'"
 lint_off -rule UNUSEDSIGNAL -file "*controller.v" -match "Signal is not used: '*_w__data'"
+// The PPU's requant table and output memory: Amaranth names the nets of each memory port
+// (<port>__addr, __data, __en); yosys reads and writes the memory from the driving nets.
+lint_off -rule UNUSEDSIGNAL -file "*ppu.v" -match "Signal is not used: '*_r__*'"
+lint_off -rule UNUSEDSIGNAL -file "*ppu.v" -match "Signal is not used: '*_w__*'"
+// The core holds every block in one file: the waived nets above appear there again, and yosys
+// adds in the parent an alias net per port connection that the instance itself does not read.
+lint_off -rule UNUSEDSIGNAL -file "*core.v"
+lint_off -rule DECLFILENAME -file "*core.v"
 """
 
 
