@@ -29,7 +29,9 @@ TECHNOLOGIES = ("stt", "nand_spin", "sot", "imac")
 #: ``abs_diff``     -- the seed-000 route, |x - w| through the FA/FS lanes;
 #: ``write_free``   -- sum x + sum w - 2 sum min(x, w), min found MSB-first by a two-flag lane,
 #:                     nothing intermediate is written back into the array;
-#: ``and_bitcount`` -- AND + bit-count + shift (seed 001 eq. 1), for multiply layers.
+#: ``and_bitcount`` -- AND + bit-count + shift (seed 001 eq. 1): how every preset maps multiply
+#:                     layers; as the dataflow of a configuration it maps no adder layer (the
+#:                     compiler says so), for networks with multiply layers only.
 DATAFLOWS = ("abs_diff", "write_free", "and_bitcount")
 
 _MAX_ROWS = 1 << 16
@@ -238,7 +240,11 @@ PRESETS: dict[str, AcceleratorConfig] = {
         # ASSUMPTION: the seed gives latencies (read 0.17 ns, program 5 ns per bit) but no
         # periphery clock; we use the seed-000 133 MHz so cycle counts convert on one scale.
         clock_mhz=133,
-        dataflow="and_bitcount",
+        # Seed 001 maps multiply layers by AND + bit-count (every preset does that for multiply
+        # layers); it has no L1 route of its own. ASSUMPTION: adder layers take the write-free
+        # route, which uses the same periphery (sense + FU operand, column popcount) plus the
+        # two-flag min lanes, and writes nothing back into the array.
+        dataflow="write_free",
         mtjs_per_strip=8,
         zero_skip=False,
     ),
@@ -273,7 +279,8 @@ PRESETS: dict[str, AcceleratorConfig] = {
         acc_bits=32,
         # ASSUMPTION: no clock in the abstract; the seed-000 133 MHz (see nand_spin).
         clock_mhz=133,
-        dataflow="and_bitcount",
+        # ASSUMPTION: the digital periphery runs the adder layers write-free (see nand_spin).
+        dataflow="write_free",
         mtjs_per_strip=1,
         zero_skip=False,
     ),

@@ -13,11 +13,14 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from rtl.isa import (
-    COUNTER_BITS, COUNTER_CYCLES, COUNTER_STALLS, DATAPATH_OPS, LOOP_DEPTH, N_COUNTERS,
+    COUNTER_BITS, COUNTER_CYCLES, COUNTER_STALLS, LOOP_DEPTH, N_COUNTERS,
     OP_BITS, OPERAND_BITS, Opcode, Operand, counter_index, decode,
 )
 
 __all__ = ["MicroOp", "Run", "run_program"]
+
+#: Counter index of each opcode (``rtl.isa.counter_index``), looked up once.
+_COUNTER_INDEX = {op: counter_index(op) for op in Opcode}
 
 
 class MicroOp(NamedTuple):
@@ -46,7 +49,7 @@ def _stall_of(stall, k: int) -> int:
 
 def run_program(words: Sequence[int], *, stall: Sequence[int] | Callable[[int], int] | None = None,
                 depth: int | None = None, loop_depth: int = LOOP_DEPTH,
-                max_cycles: int = 10_000_000) -> Run:
+                max_cycles: int = 10_000_000, issue_cycles: list | None = None) -> Run:
     """Run ``words`` as the controller does, from address 0 until HALT or an error.
 
     Parameters
@@ -62,6 +65,11 @@ def run_program(words: Sequence[int], *, stall: Sequence[int] | Callable[[int], 
         Nested loops the controller supports.
     max_cycles : int
         Give up (``RuntimeError``) beyond this many cycles: a guard for the tests.
+    issue_cycles : list or None
+        If a list, the cycle in which each issued micro-op is accepted by the datapath is
+        appended to it, in trace order: 0 is the first cycle after ``start``, and a micro-op
+        held by stalls is accepted in the last of its cycles. The datapath's pipeline stages
+        follow from it (``sim.core_model``).
 
     Returns
     -------
@@ -79,9 +87,11 @@ def run_program(words: Sequence[int], *, stall: Sequence[int] | Callable[[int], 
     trace: list[MicroOp] = []
     stack: list[list[int]] = []  # [start, index, last], innermost last
     pc, error = 0, False
+    decoded: dict = {}   # address -> Instr: each word is decoded once, when first executed
+    op_mask, endloop_code = (1 << OP_BITS) - 1, Opcode.ENDLOOP.value
 
     def count(op):
-        counters[counter_index(op)] += 1
+        counters[_COUNTER_INDEX[op]] += 1
 
     def end_loop(fallthrough):
         top = stack[-1]
@@ -106,11 +116,13 @@ def run_program(words: Sequence[int], *, stall: Sequence[int] | Callable[[int], 
         if pc >= depth:
             error = True
             break
-        try:
-            instr = decode(mem[pc])
-        except ValueError:
-            error = True
-            break
+        instr = decoded.get(pc)
+        if instr is None:
+            try:
+                instr = decoded[pc] = decode(mem[pc])
+            except ValueError:
+                error = True
+                break
         op = instr.op
         if op is Opcode.HALT:
             count(op)
@@ -130,19 +142,20 @@ def run_program(words: Sequence[int], *, stall: Sequence[int] | Callable[[int], 
             count(op)
             pc = end_loop(pc + 1)
             continue
-        if op in DATAPATH_OPS:
-            a, b, d = (resolve(x) for x in (instr.a, instr.b, instr.d))
-            if None in (a, b, d):
+        if op is not Opcode.NOP:     # a datapath micro-op (control ops are handled above)
+            a, b, d = resolve(instr.a), resolve(instr.b), resolve(instr.d)
+            if a is None or b is None or d is None:
                 error = True
                 break
             hold = _stall_of(stall, len(trace))
             counters[COUNTER_CYCLES] += hold
             counters[COUNTER_STALLS] += hold
             trace.append(MicroOp(op, instr.imm, a, b, d))
+            if issue_cycles is not None:
+                issue_cycles.append(counters[COUNTER_CYCLES] - 1)
         count(op)
         # Fold an ENDLOOP that directly follows a NOP or a micro-op.
-        if (pc + 1 < depth and mem[pc + 1] & ((1 << OP_BITS) - 1) == Opcode.ENDLOOP.value
-                and stack):
+        if pc + 1 < depth and mem[pc + 1] & op_mask == endloop_code and stack:
             count(Opcode.ENDLOOP)
             pc = end_loop(pc + 2)
         else:

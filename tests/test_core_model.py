@@ -1,0 +1,447 @@
+"""sim.core_model.CoreModel against the golden bit-level algorithms and layers.
+
+Each test writes operands through the host port, runs a hand-written micro-op program built
+from the datapath contract (``build/core_spec.md``) and compares the output words (or the
+written-back rows) with ``golden.pim`` / ``golden.layers``.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from golden import layers as L
+from golden import pim
+from rtl.column_reduce import ReduceOp
+from rtl.config import preset
+from rtl.isa import Instr, Opcode, Operand, counter_names
+from rtl.mtj_array import MacroCmd
+from sim import asm
+from sim.core_model import (
+    MODE_AVG4, MODE_LOGIT, MODE_MAX4, MODE_REQUANT, PPU_CLEAR, PPU_EMIT, PPU_MODE_LSB, PPU_NEG,
+    CoreModel, pack_row, signed32, unpack_row,
+)
+from sim.isa_model import run_program
+
+N = 8
+
+
+def small(name="jeit_stt", rows=64, columns=32):
+    return dataclasses.replace(preset(name), rows=rows, columns=columns)
+
+
+def op(opcode, *, imm=0, a=0, b=0, d=0):
+    def o(v):
+        return v if isinstance(v, Operand) else Operand(v)
+    return Instr(opcode, imm=int(imm), a=o(a), b=o(b), d=o(d))
+
+
+def rel(base, level=0, stride=1):
+    return Operand(base, level, stride)
+
+
+def ppu(*, clear=False, emit=False, neg=False, mode=MODE_REQUANT):
+    return (PPU_CLEAR * clear) | (PPU_EMIT * emit) | (PPU_NEG * neg) | (mode << PPU_MODE_LSB)
+
+
+def run(core, instrs):
+    return core.run(asm.assemble(list(instrs) + [asm.halt()]))
+
+
+def load_rows(core, rows_bits: dict):
+    """Write rows {row: bool[columns]} the way the technology writes."""
+    cfg = core.config
+    if cfg.technology == "nand_spin":
+        m = cfg.mtjs_per_strip
+        for s in sorted({r - r % m for r in rows_bits}):
+            assert not core.array_command(MacroCmd.ERASE, s).error
+        for r, bits in rows_bits.items():
+            resp = core.array_command(MacroCmd.PROGRAM, r, bits)
+            assert not resp.error and not resp.program_without_erase.any()
+    else:
+        for r, bits in rows_bits.items():
+            assert not core.array_command(MacroCmd.WRITE, r, bits).error
+
+
+def planes(values):
+    """uint8 values [columns] -> bool [8, columns], plane b = bit b (two's complement for int)."""
+    return pim.to_bits(np.asarray(values).astype(np.int64) & 0xFF, N).astype(bool)
+
+
+def corner_vectors(rng, columns, k):
+    x = rng.integers(0, 256, (k, columns))
+    w = rng.integers(0, 256, (k, columns))
+    x[0], w[0] = 0, 255               # all lanes differ at the MSB
+    x[1] = w[1]                       # all lanes equal
+    x[2, ::2], w[2, 1::2] = 255, 0
+    return x, w
+
+
+# ---- write-free L1: MIN_STEP with L1_FIRST / L1_PLANE -------------------------------------
+
+@pytest.mark.parametrize("tech", ["jeit_stt", "nand_spin"])
+def test_min_step_l1_equals_golden(tech):
+    rng = np.random.default_rng(1)
+    cfg = small(tech)
+    core = CoreModel(cfg)
+    k = 6
+    x, w = corner_vectors(rng, cfg.columns, k)
+    # plane b of vector j: row b*k + j, buffer slot b*k + j
+    rows = {}
+    for j in range(k):
+        for b, bits in enumerate(planes(x[j])):
+            rows[b * k + j] = bits
+        for b, bits in enumerate(planes(w[j])):
+            core.write_buffer(b * k + j, bits)
+    load_rows(core, rows)
+    body = [op(Opcode.MIN_STEP, imm=(ReduceOp.L1_FIRST if b == N - 1 else ReduceOp.L1_PLANE).value,
+               a=rel(b * k), b=rel(b * k)) for b in range(N - 1, -1, -1)]
+    res = run(core, [asm.loop(count=k), *body,
+                     op(Opcode.REQUANT, imm=ppu(clear=True, emit=True, mode=MODE_LOGIT), a=0),
+                     asm.endloop()])
+    assert not res.error, res.reason
+    want, _ = pim.l1_write_free(x, w, N)
+    assert list(res.out) == [int(v) for v in want]
+    assert list(res.out) == [int(v) for v in np.abs(x - w).sum(axis=1)]
+    # n cycles per L1, one REQUANT, LOOP once; nothing written into the array
+    assert res.counters["cycles"] == 1 + k * (N + 1) + 1
+    assert res.counters["min_step"] == k * N and res.writes == res.programs == 0
+
+
+# ---- abs-diff: SIGN / DIFF passes and the write-back schedule -----------------------------
+
+def abs_diff_program(cfg, *, x_row0, w_slot0, scratch0, delay_ok=True):
+    """|x - w| into rows scratch0 + i; x plane i in row x_row0 + i, w plane i in buffer."""
+    nand = cfg.technology == "nand_spin"
+    prog = []
+    if nand:
+        prog.append(op(Opcode.ERASE, a=scratch0))
+    prog += [op(Opcode.FS_STEP, imm=int(i == 0), a=x_row0 + i, b=w_slot0 + i) for i in range(N)]
+    wb = Opcode.PROGRAM if nand else Opcode.WRITE_ROW
+
+    def diff(i):
+        return op(Opcode.FS_STEP, imm=2 | int(i == 0), a=x_row0 + i, b=w_slot0 + i)
+
+    def write(i):
+        return op(wb, imm=1, a=scratch0 + i, b=0)
+
+    for i in range(0, N, 2):
+        if delay_ok:     # the schedule of the spec: DIFF(i), DIFF(i+1), WB(i), WB(i+1)
+            prog += [diff(i), diff(i + 1), write(i), write(i + 1)]
+        else:            # write-back one cycle after its DIFF: too early
+            prog += [diff(i), write(i), diff(i + 1), write(i + 1)]
+    return prog
+
+
+@pytest.mark.parametrize("tech", ["jeit_stt", "nand_spin"])
+def test_abs_diff_write_back_gives_abs_diff_rows(tech):
+    rng = np.random.default_rng(2)
+    cfg = small(tech)
+    core = CoreModel(cfg)
+    x, w = corner_vectors(rng, cfg.columns, 4)
+    for j in range(4):
+        core_x = {16 + i: bits for i, bits in enumerate(planes(x[j]))}
+        load_rows(core, core_x)
+        for i, bits in enumerate(planes(w[j])):
+            core.write_buffer(i, bits)
+        prog = abs_diff_program(cfg, x_row0=16, w_slot0=0, scratch0=8)
+        # read back MSB first: SHIFT_ACC L1_FIRST (acc = p) then SHIFT_ADD -> sum |x - w|
+        prog += [op(Opcode.SHIFT_ACC, imm=(ReduceOp.L1_FIRST if i == N - 1
+                                           else ReduceOp.SHIFT_ADD).value, a=8 + i)
+                 for i in range(N - 1, -1, -1)]
+        prog.append(op(Opcode.REQUANT, imm=ppu(clear=True, emit=True, mode=MODE_LOGIT)))
+        res = run(core, prog)
+        assert not res.error, res.reason
+        got = pim.from_bits(np.stack([core.read_row(8 + i) for i in range(N)]).astype(np.uint8))
+        want, steps = pim.abs_diff(x[j], w[j], N)
+        assert (got == want).all(), (j, got, want)
+        assert res.out == (int(want.sum()),)
+        assert res.writes + res.programs == steps["writes"] == N
+        assert res.erases == (1 if tech == "nand_spin" else 0)
+        # 3n cycles of abs-diff (+ the erase), n read-back, 1 REQUANT, HALT
+        assert res.counters["cycles"] == 3 * N + N + 1 + 1 + res.erases
+
+
+def test_write_back_one_cycle_after_diff_takes_the_previous_bit():
+    # The spec: DIFF's out is updated at the end of its S2 (issue + 1); a write-back issued in
+    # issue + 1 reads it at its S1 before that: it writes the previous difference bit.
+    rng = np.random.default_rng(3)
+    cfg = small("jeit_stt")
+    core = CoreModel(cfg)
+    x, w = corner_vectors(rng, cfg.columns, 3)
+    j = 2
+    load_rows(core, {16 + i: bits for i, bits in enumerate(planes(x[j]))})
+    for i, bits in enumerate(planes(w[j])):
+        core.write_buffer(i, bits)
+    res = run(core, abs_diff_program(cfg, x_row0=16, w_slot0=0, scratch0=8))
+    assert not res.error
+    right = [core.read_row(8 + i) for i in range(N)]
+    res = run(core, abs_diff_program(cfg, x_row0=16, w_slot0=0, scratch0=8, delay_ok=False))
+    assert not res.error
+    late = [core.read_row(8 + i) for i in range(N)]
+    # row 0 got out as left by the previous run's last DIFF (bit 7), row i bit i - 1
+    assert (late[0] == right[N - 1]).all()
+    for i in range(1, N):
+        assert (late[i] == right[i - 1]).all(), i
+
+
+# ---- AND_FU + reduce: signed dot product ---------------------------------------------------
+
+def test_and_fu_signed_dot_product():
+    rng = np.random.default_rng(4)
+    cfg = small("nand_spin")
+    core = CoreModel(cfg)
+    k = 5
+    x = rng.integers(0, 256, (k, cfg.columns))
+    w = rng.integers(-128, 128, (k, cfg.columns))
+    w[0] = -128
+    x[0] = 255
+    zero_row = 63
+    load_rows(core, {zero_row: np.zeros(cfg.columns, bool)})
+    pairs = sorted(((m, n) for m in range(N) for n in range(N)), key=lambda p: -(p[0] + p[1]))
+    direct, negated = [], []
+    for j in range(k):
+        load_rows(core, {8 * j + m: bits for m, bits in enumerate(planes(x[j]))})
+        for n, bits in enumerate(planes(w[j])):
+            core.write_buffer(8 * j + n, bits)
+        # direct: CLEAR, then per m+n group SHIFT_*, the sign plane n = 7 subtracting
+        prog = [op(Opcode.SHIFT_ACC, imm=ReduceOp.CLEAR.value, a=zero_row)]
+        prev = None
+        for m, n in pairs:
+            sub = n == N - 1
+            if m + n != prev:
+                imm = ReduceOp.SHIFT_SUB if sub else ReduceOp.SHIFT_ADD
+            else:
+                imm = ReduceOp.SUB if sub else ReduceOp.ADD
+            prev = m + n
+            prog.append(op(Opcode.AND_FU, imm=imm.value, a=8 * j + m, b=8 * j + n))
+        prog.append(op(Opcode.REQUANT, imm=ppu(clear=True, emit=True, mode=MODE_LOGIT)))
+        res = run(core, prog)
+        assert not res.error, res.reason
+        direct.append(signed32(res.out[0]))
+        # negated: (7, 7) loaded with L1_FIRST (acc = p), signs flipped, PPU NEG
+        prog, prev = [], None
+        for m, n in pairs:
+            sub = n != N - 1
+            if prev is None:
+                imm = ReduceOp.L1_FIRST
+            elif m + n != prev:
+                imm = ReduceOp.SHIFT_SUB if sub else ReduceOp.SHIFT_ADD
+            else:
+                imm = ReduceOp.SUB if sub else ReduceOp.ADD
+            prev = m + n
+            prog.append(op(Opcode.AND_FU, imm=imm.value, a=8 * j + m, b=8 * j + n))
+        prog.append(op(Opcode.REQUANT, imm=ppu(clear=True, emit=True, neg=True,
+                                               mode=MODE_LOGIT)))
+        res = run(core, prog)
+        assert not res.error, res.reason
+        negated.append(signed32(res.out[0]))
+    want, _ = pim.and_bitcount_dot(x, w, x_bits=8, w_bits=8, w_signed=True)
+    assert direct == negated == [int(v) for v in want]
+    assert direct == [int(v) for v in (x * w).sum(axis=1)]
+
+
+def test_and2_or2_and_reduce_ops():
+    rng = np.random.default_rng(5)
+    cfg = small("jeit_stt")
+    core = CoreModel(cfg)
+    r = rng.integers(0, 2, (4, cfg.columns)).astype(bool)
+    load_rows(core, dict(enumerate(r)))
+    p = r.sum(axis=1)
+    a2 = int((r[0] & r[1]).sum())
+    o2 = int((r[2] | r[3]).sum())
+    prog = [
+        op(Opcode.READ, imm=ReduceOp.L1_FIRST.value, a=0),           # p0
+        op(Opcode.READ, imm=ReduceOp.SHIFT_ADD.value, a=1),          # 2 p0 + p1
+        op(Opcode.SHIFT_ACC, imm=ReduceOp.SUB2.value, a=2),          # - 2 p2
+        op(Opcode.SHIFT_ACC, imm=ReduceOp.SHIFT.value, a=3),         # x 2
+        op(Opcode.AND2, imm=ReduceOp.ADD.value, a=0, b=1),           # + |r0 & r1|
+        op(Opcode.OR2, imm=ReduceOp.SHIFT_SUB2.value, a=2, b=3),     # 2 acc - 2 |r2 | r3|
+        op(Opcode.READ, imm=ReduceOp.HOLD.value, a=0),
+        op(Opcode.READ, imm=11, a=0),                                # unused code: HOLD
+        op(Opcode.REQUANT, imm=ppu(clear=True, emit=True, mode=MODE_LOGIT)),
+    ]
+    res = run(core, prog)
+    want = 2 * (2 * ((2 * p[0] + p[1]) - 2 * p[2]) + a2) - 2 * o2
+    assert signed32(res.out[0]) == want and core.acc == want
+
+
+# ---- PPU ----------------------------------------------------------------------------------
+
+def load_acc(value, zero_row, one_row):
+    """Micro-ops leaving ``value`` in the accumulator (one_row holds a single 1)."""
+    prog = [op(Opcode.SHIFT_ACC, imm=ReduceOp.CLEAR.value, a=zero_row)]
+    imm = (ReduceOp.SHIFT_SUB if value < 0 else ReduceOp.SHIFT_ADD).value
+    for bit in bin(abs(value))[2:]:
+        prog.append(op(Opcode.SHIFT_ACC, imm=imm, a=one_row if bit == "1" else zero_row))
+    return prog
+
+
+def ppu_core(rng, channels):
+    cfg = small("jeit_stt")
+    core = CoreModel(cfg, channels=channels)
+    one = np.zeros(cfg.columns, bool)
+    one[rng.integers(cfg.columns)] = True
+    load_rows(core, {0: np.zeros(cfg.columns, bool), 1: one})
+    mult = rng.integers(-300, 300, channels).astype(np.int32)
+    shift = rng.integers(0, 12, channels).astype(np.int32)
+    bias = rng.integers(-20000, 20000, channels).astype(np.int64)
+    for ch in range(channels):
+        core.write_table(ch, int(mult[ch]), int(shift[ch]), int(bias[ch]))
+    return core, mult, shift, bias
+
+
+@pytest.mark.parametrize("neg", [False, True])
+def test_ppu_requant_equals_golden(neg):
+    rng = np.random.default_rng(6)
+    ch, k = 5, 6
+    core, mult, shift, bias = ppu_core(rng, ch)
+    acc = rng.integers(-3000, 3000, (ch, k))
+    acc[0, 0], acc[1, 0] = 0, -1
+    prog = []
+    for o in range(ch):
+        for i in range(k):
+            # split into two partial sums: CLEAR without EMIT, then EMIT
+            part = int(rng.integers(-500, 500))
+            prog += load_acc(part, 0, 1)
+            prog.append(op(Opcode.REQUANT, imm=ppu(clear=True, neg=neg), a=o))
+            prog += load_acc(int(acc[o, i]) - part, 0, 1)
+            prog.append(op(Opcode.REQUANT, imm=ppu(emit=True, neg=neg), a=o))
+    res = run(core, prog)
+    assert not res.error, res.reason
+    v = -acc if neg else acc
+    want = L.requantize(v[None].astype(np.int64), mult, bias, shift)[0]
+    assert np.array_equal(np.array(res.out).reshape(ch, k), want)
+
+
+@pytest.mark.parametrize("mode", [MODE_MAX4, MODE_AVG4])
+def test_ppu_pool_equals_golden(mode):
+    rng = np.random.default_rng(7)
+    ch = 3
+    core, mult, shift, bias = ppu_core(rng, ch)
+    acc = rng.integers(-3000, 3000, (ch, 2, 4))       # 2 windows of 4 per channel
+    prog = []
+    for o in range(ch):
+        for win in range(2):
+            for i in range(4):
+                prog += load_acc(int(acc[o, win, i]), 0, 1)
+                prog.append(op(Opcode.REQUANT, imm=ppu(clear=True, emit=True, mode=mode), a=o))
+    res = run(core, prog)
+    assert not res.error, res.reason
+    y = L.requantize(acc.reshape(1, ch, 8).astype(np.int64), mult, bias, shift)
+    # window-major 2x2: [1, ch, 2 windows, 4] -> [1, ch, 2, 4] images of 2 x 2 each
+    img = y.reshape(1, ch, 2, 2, 2).transpose(0, 1, 3, 2, 4).reshape(1, ch, 2, 4)
+    pool = L.max_pool2d if mode == MODE_MAX4 else L.avg_pool2d
+    want = pool(img, 2)                                   # [1, ch, 1, 2]
+    assert np.array_equal(np.array(res.out).reshape(ch, 2), want[0, :, 0, :])
+
+
+def test_ppu_logit_equals_add_bias():
+    rng = np.random.default_rng(8)
+    ch = 4
+    core = CoreModel(small("jeit_stt"), channels=ch)
+    load_rows(core, {0: np.zeros(core.columns, bool), 1: np.eye(1, core.columns, 3)[0] > 0})
+    bias = rng.integers(-2**20, 2**20, ch).astype(np.int32)
+    for o in range(ch):
+        core.write_table(o, 0, 0, int(bias[o]))
+    acc = rng.integers(-2**24, 2**24, ch)
+    prog = []
+    for o in range(ch):
+        prog += load_acc(int(acc[o]), 0, 1)
+        prog.append(op(Opcode.REQUANT, imm=ppu(clear=True, emit=True, mode=MODE_LOGIT), a=o))
+    res = run(core, prog)
+    want = L.add_bias(acc[None].astype(np.int64), bias)[0]
+    assert [signed32(v) for v in res.out] == [int(v) for v in want]
+    assert all(0 <= v < 2**32 for v in res.out)
+
+
+def test_start_clears_pointer_and_output_memory_persists():
+    core = CoreModel(small("jeit_stt"), out_depth=8)
+    load_rows(core, {1: np.ones(core.columns, bool)})
+    core.write_table(0, 1, 0, 0)
+    emit = op(Opcode.REQUANT, imm=ppu(clear=True, emit=True, mode=MODE_LOGIT))
+    res = run(core, [op(Opcode.READ, imm=ReduceOp.L1_FIRST.value, a=1), emit, emit])
+    assert res.out == (core.columns, core.columns) and res.out_count == 2
+    res = run(core, [op(Opcode.READ, imm=ReduceOp.CLEAR.value, a=1), emit])
+    assert res.out == (0,) and core.out_memory[:3] == (0, core.columns, 0)
+
+
+# ---- errors --------------------------------------------------------------------------------
+
+def test_unsupported_micro_op_is_an_error():
+    core = CoreModel(small("jeit_stt"))
+    res = run(core, [op(Opcode.BITCOUNT, a=0)])
+    assert res.error and "BITCOUNT" in res.reason and "not implemented" in res.reason
+
+
+def test_write_row_on_nand_spin_and_program_without_erase():
+    core = CoreModel(small("nand_spin"))
+    res = run(core, [op(Opcode.WRITE_ROW, a=3, b=0)])
+    assert res.error and "WRITE" in res.reason and "nand_spin" in res.reason
+    # power-up cells count as programmed: a PROGRAM before any ERASE is flagged
+    resp = core.array_command(MacroCmd.PROGRAM, 9, np.ones(core.columns, bool))
+    assert resp.program_without_erase.all() and core.error
+    # the failed response persists: a run started now ends in error even if it erases (the
+    # RTL samples the array's response in the cycle after start, before the ERASE's lands)
+    assert run(core, [op(Opcode.ERASE, a=9)]).error
+    assert not core.array_command(MacroCmd.ERASE, 9).error
+    assert not run(core, []).error
+    res = run(core, [op(Opcode.PROGRAM, a=10, b=0), op(Opcode.PROGRAM, a=10, b=0)])
+    assert res.error and "programmed since" in res.reason
+
+
+def test_host_erase_on_stt_is_an_error():
+    core = CoreModel(small("jeit_stt"))
+    resp = core.array_command(MacroCmd.ERASE, 0)
+    assert resp.error and core.error
+    # the failed response persists into the next run
+    assert run(core, []).error
+    assert not core.array_command(MacroCmd.WRITE, 0, np.zeros(core.columns, bool)).error
+    assert not run(core, []).error
+
+
+def test_operand_range_errors():
+    core = CoreModel(small("jeit_stt"), channels=4, out_depth=2, buffer_slots=16)
+    assert "not below rows" in run(core, [op(Opcode.READ, a=64)]).reason
+    assert "buffer_slots" in run(core, [op(Opcode.AND_FU, a=0, b=16)]).reason
+    assert "channels" in run(core, [op(Opcode.REQUANT, a=4, imm=ppu(emit=True))]).reason
+    emit = op(Opcode.REQUANT, imm=ppu(emit=True))
+    res = run(core, [emit, emit, emit])
+    assert res.error and "output memory is full" in res.reason and res.out_count == 2
+
+
+def test_controller_error_is_reported():
+    core = CoreModel(small("jeit_stt"))
+    res = core.run(asm.assemble([asm.read(a=1)], check=False))
+    assert res.error and "HALT" in res.reason
+
+
+def test_counters_are_the_controllers():
+    words = asm.assemble([asm.loop(count=3), asm.loop(count=2),
+                          op(Opcode.READ, imm=ReduceOp.ADD.value, a=rel(0)),
+                          asm.endloop(), asm.endloop(), asm.halt()])
+    res = CoreModel(small("jeit_stt")).run(words)
+    assert res.counters == dict(zip(counter_names(), run_program(words).counters, strict=True))
+
+
+def test_issue_cycles_follow_the_controller_timing():
+    # LOOP 2 { LOOP 2 { READ } }: LOOP 0, LOOP 1, READ 2, READ 3 (ENDLOOP folded), outer
+    # ENDLOOP 4 (not folded), LOOP 5, READ 6, READ 7, ENDLOOP 8, HALT 9.
+    words = asm.assemble([asm.loop(count=2), asm.loop(count=2), asm.read(a=asm.rel(0)),
+                          asm.endloop(), asm.endloop(), asm.halt()])
+    cycles = []
+    run = run_program(words, issue_cycles=cycles)
+    assert cycles == [2, 3, 6, 7] and run.counters[0] == 10
+    cycles = []
+    run_program(words, stall=[2], issue_cycles=cycles)   # held 2 cycles, accepted in the last
+    assert cycles == [4, 5, 8, 9]
+
+
+def test_pack_unpack_row():
+    rng = np.random.default_rng(9)
+    bits = rng.integers(0, 2, 40).astype(bool)
+    v = pack_row(bits, 40)
+    assert all(((v >> k) & 1) == bits[k] for k in range(40))
+    assert (unpack_row(v, 40) == bits).all()
+    with pytest.raises(ValueError, match="shape"):
+        pack_row(bits, 32)
