@@ -15,9 +15,12 @@ SIM      ?=
 WAVES    ?= 0
 PRESET   ?= nand_spin
 MODEL    ?= fashion_addernet
-N        ?= 200
+# Images: empty means the target's own default (sim 50, a few minutes here; variation 200).
+N        ?=
 JOBS     ?= 2
 TECH     ?= nand_spin
+# Empty: the preset's own dataflow for adder layers; write_free or abs_diff overrides it.
+DATAFLOW ?=
 # Debian packages the project needs: simulator, compiler cache, the Fashion-MNIST data set.
 APT_PKGS := iverilog ccache dataset-fashion-mnist
 
@@ -37,7 +40,7 @@ help: ## list the targets
 	@echo "Targets (each sets up what it needs on a fresh machine):"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 22
 	@echo
-	@echo "Knobs: SIM=icarus|verilator (default: both)  WAVES=0|1  PRESET=$(PRESET)  MODEL=$(MODEL)  N=$(N)"
+	@echo "Knobs: SIM=icarus|verilator (default: both)  WAVES=0|1  PRESET=$(PRESET)  MODEL=$(MODEL)  N=(sim 50, variation 200; N=all for sim: the whole test set)  DATAFLOW=(preset's)"
 
 system-deps: ## install the Debian packages (iverilog, ccache, dataset-fashion-mnist) if missing
 	@missing=""; \
@@ -85,11 +88,12 @@ verilog: install ## write the Verilog of every block for PRESET under build/veri
 synth: install ## gate counts of every block for PRESET into build/synth/PRESET.json
 	$(VPY) -m rtl.synth --preset $(PRESET) --out build/synth/$(PRESET).json
 
-sim: install ## run MODEL on N test images (golden integer model until the RTL top level lands)
-	$(VPY) -m sim.cli run --model $(MODEL) -n $(N)
+sim: install ## run MODEL on N test images on the RTL core of PRESET (SIM, default verilator), vs golden
+	$(VPY) -m sim.cli run --backend rtl --model $(MODEL) -n $(or $(N),50) --preset $(PRESET) \
+	    --sim $(if $(SIM),$(SIM),verilator) $(if $(DATAFLOW),--dataflow $(DATAFLOW))
 
 variation: install ## accuracy of MODEL vs MTJ variation on TECH, N images (JSON + PNG in build/reports)
-	$(VPY) -m sim.variation --model $(MODEL) --technology $(TECH) -n $(N)
+	$(VPY) -m sim.variation --model $(MODEL) --technology $(TECH) -n $(or $(N),200)
 
 $(TRAIN_STAMP): $(STAMP)
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[train]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true

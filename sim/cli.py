@@ -1,13 +1,16 @@
 """spinpim command line: ``python -m sim.cli run --model fashion_addernet -n 200``.
 
-``run`` evaluates a model on its data set's test split and writes a JSON report. Today it runs
-the golden integer model (and the float reference, to report their agreement); the RTL backend
-arrives with the accelerator top level, and asking for it says so instead of guessing.
+``run`` evaluates a model on its data set's test split and writes a JSON report: the golden
+integer model and the float reference (their accuracies and agreement), and with
+``--backend rtl`` the compiled model on the generated core (``rtl.core``) in Icarus or Verilator:
+its agreement with golden (every stage of every image is compared), cycles per image, micro-op
+counts, array writes and the simulator's speed.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import sys
 import time
@@ -49,10 +52,8 @@ def _parse_n(text: str) -> int | None:
 
 
 def cmd_run(args) -> int:
-    if args.backend == "rtl":
-        raise UserError("--backend rtl: the accelerator top level is not built yet (it is the "
-                        "issue 'The accelerator end to end'); use --backend golden")
     n = _parse_n(args.n)
+    config = _config_of(args) if args.backend == "rtl" else None
     model, ds_name = _resolve_model(args.model)
     ds_name = args.dataset or ds_name
     if ds_name is None:
@@ -94,6 +95,10 @@ def cmd_run(args) -> int:
         "float_images_per_second": len(y) / t_float,
         "host": {"python": platform.python_version(), "machine": platform.machine()},
     }
+    rtl = None
+    if args.backend == "rtl":
+        rtl = _run_rtl(args, config, model, x, logits)
+        report["rtl"] = rtl
     out = Path(args.report or f"build/reports/{model.name}-{args.backend}.json")
     write_json_atomic(out, report)
     print(f"model {model.name} on {ds_name} test split, {len(y)} images, backend {args.backend}")
@@ -101,9 +106,85 @@ def cmd_run(args) -> int:
     print(f"  float accuracy     {100 * report['float_accuracy']:.2f} %")
     print(f"  int8 == float pred {100 * report['int8_float_prediction_agreement']:.2f} %")
     print(f"  golden speed       {report['golden_images_per_second']:.0f} images/s")
-    print("  RTL                not run: the accelerator top level is not built yet")
+    if rtl is not None:
+        _print_rtl(rtl)
     print(f"report: {out}")
     return 0
+
+
+def _config_of(args):
+    from rtl.config import preset, preset_names
+    from sim.rtl_backend import check_sim
+    check_sim(args.sim)
+    if args.preset not in preset_names():
+        raise UserError(f"--preset must be one of {', '.join(preset_names())}, not "
+                        f"{args.preset!r}")
+    config = preset(args.preset)
+    if args.dataflow:
+        try:
+            config = dataclasses.replace(config, dataflow=args.dataflow)
+        except ValueError as e:
+            raise UserError(f"--dataflow: {e}") from None
+    return config
+
+
+def _run_rtl(args, config, model, x, golden_logits) -> dict:
+    from sim.compiler import compile_model
+    from sim.rtl_backend import RtlRunError, run_images
+    compile_model(model, config)   # a model that does not map fails here, before any build
+    model_path = Path(args.model) if Path(args.model).suffix == ".npz" else \
+        bundled_model_path(args.model)
+    try:
+        res = run_images(model_path=model_path, config=config, preset_name=args.preset,
+                         sim=args.sim, x=x, quiet=args.quiet)
+    except RtlRunError as e:
+        raise UserError(f"RTL run failed: {e}") from None
+    images = res["images"]
+    logits = np.array([im["logits"] for im in images], dtype=np.int64)
+    same = (logits == golden_logits[:len(images)]).all(axis=1) if len(images) else []
+    agree = float(np.mean(same)) if len(images) else 0.0
+    totals = {}
+    for im in images:
+        for k, v in im["counters"].items():
+            totals[k] = totals.get(k, 0) + v
+    n = max(1, len(images))
+    cycles = totals.get("cycles", 0)
+    return {
+        "preset": args.preset, "dataflow": config.dataflow, "simulator": args.sim,
+        "images": len(images), "logits_equal_to_golden": agree,
+        "cycles_per_image": cycles / n,
+        "host_load_cycles_per_image": sum(im["host_cycles"] for im in images) / n,
+        "array_writes_per_image": {
+            "host_writes": sum(im["host_writes"] for im in images) / n,
+            "host_erases": sum(im["host_erases"] for im in images) / n,
+            "host_programs": sum(im["host_programs"] for im in images) / n,
+            "write_back_writes": totals.get("write_row", 0) / n,
+            "write_back_erases": totals.get("erase", 0) / n,
+            "write_back_programs": totals.get("program", 0) / n,
+        },
+        "micro_ops_per_image": {k: v / n for k, v in totals.items() if k not in ("cycles",)},
+        "simulated_cycles_per_second": cycles / res["wall_seconds"],
+        "images_per_second": len(images) / res["wall_seconds"],
+        "wall_seconds": res["wall_seconds"],
+    }
+
+
+def _print_rtl(rtl: dict) -> None:
+    print(f"  RTL ({rtl['simulator']}, preset {rtl['preset']}, dataflow {rtl['dataflow']}): "
+          f"{rtl['images']} images, every stage of every image == golden")
+    print(f"    agreement with golden  {100 * rtl['logits_equal_to_golden']:.2f} % of images "
+          "(logits equal)")
+    print(f"    cycles per image       {rtl['cycles_per_image']:.0f} (+ "
+          f"{rtl['host_load_cycles_per_image']:.0f} host load cycles)")
+    ops = ", ".join(f"{k} {v:.0f}" for k, v in rtl["micro_ops_per_image"].items() if v)
+    print(f"    micro-ops per image    {ops}")
+    w = rtl["array_writes_per_image"]
+    print(f"    array writes per image host {w['host_writes'] + w['host_programs']:.0f} rows "
+          f"(+{w['host_erases']:.0f} strip erases), write-back "
+          f"{w['write_back_writes'] + w['write_back_programs']:.0f} rows "
+          f"(+{w['write_back_erases']:.0f} strip erases)")
+    print(f"    simulator speed        {rtl['simulated_cycles_per_second']:.0f} cycles/s, "
+          f"{rtl['images_per_second']:.2f} images/s")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data set (default: the one the bundled model was trained on)")
     r.add_argument("-n", default="200", help="number of test images, or 'all'")
     r.add_argument("--backend", choices=BACKENDS, default="golden")
+    r.add_argument("--preset", default="nand_spin", help="accelerator preset (rtl backend)")
+    r.add_argument("--dataflow", help="override the preset's dataflow for adder layers "
+                   "(write_free or abs_diff)")
+    r.add_argument("--sim", default="verilator", help="icarus or verilator (rtl backend)")
     r.add_argument("--report", help="JSON report path (default build/reports/MODEL-BACKEND.json)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)

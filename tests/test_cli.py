@@ -22,7 +22,9 @@ def run_cli(*args, cwd=None):
     (["run", "--model", "nope"], "--model: model must be one of"),
     (["run", "-n", "0"], "-n must be a positive integer or 'all', not '0'"),
     (["run", "-n", "ten"], "-n must be a positive integer or 'all', not 'ten'"),
-    (["run", "--backend", "rtl"], "--backend rtl: the accelerator top level is not built yet"),
+    (["run", "--backend", "rtl", "--preset", "nope"], "--preset must be one of jeit_stt, "),
+    (["run", "--backend", "rtl", "--sim", "xsim"], "--sim must be one of icarus, verilator, "),
+    (["run", "--backend", "rtl", "--dataflow", "mac"], "--dataflow: dataflow must be one of "),
 ])
 def test_cli_user_errors(args, msg, tmp_path):
     r = run_cli(*args, "--report", str(tmp_path / "r.json"))

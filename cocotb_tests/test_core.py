@@ -1,0 +1,267 @@
+"""End to end: compiled layers and the committed digits model on the core (``rtl.core``), every
+stage output compared with the golden model (``golden.model.infer_int``, trace) with ``==``.
+
+Random single layers of every kind and shape class run on a small array (64 x 16) so that the
+compiler has to tile the fan-in and chunk the patches; the digits model runs on full presets,
+once per adder dataflow (write-free on nand_spin, abs-diff on jeit_stt).
+"""
+
+import dataclasses
+
+import cocotb
+import numpy as np
+import pytest
+
+from cocotb_tests.harness import load_params, make_rng, run_block
+from golden import datasets, layers as gl
+from golden.model import Layer, bundled_model_path, infer_int, load_model, make_model
+from rtl.config import preset
+from rtl.core import Core
+from sim.rtl_backend import CoreHost
+
+BLOCK = "core"
+#: A small array (128 x 16): fan-ins above 16 are tiled, a layer's patches are split into chunks.
+SMALL = {"rows": 128, "columns": 16, "subarrays_per_mat": 1, "mats": 1}
+
+
+def _bn(o):
+    return dict(bn_gamma=np.ones(o, np.float32), bn_beta=np.zeros(o, np.float32),
+                bn_mean=np.zeros(o, np.float32), bn_var=np.ones(o, np.float32),
+                bn_eps=np.float64(1e-5))
+
+
+def _requant(acc, rng):
+    """Per-channel requant parameters that spread ``acc`` (int64 [N, O, ...]) over 0 .. 255
+    with some saturation at both ends, as a trained layer's would."""
+    o = acc.shape[1]
+    flat = np.moveaxis(acc, 1, 0).reshape(o, -1)
+    shift = rng.integers(8, 15, o).astype(np.int32)
+    lo, hi = flat.min(1), flat.max(1)
+    span = np.maximum(hi - lo, 1)
+    mult = np.clip(np.round(300.0 * (1 << shift) / span), 1, 32767).astype(np.int64)
+    mult = np.minimum(mult, 32767)
+    # y = (acc - lo') * mult >> shift with lo' a little above lo: a few values saturate at 0.
+    off = lo + span // 10
+    bias = (-off * mult).astype(np.int64)
+    return mult.astype(np.int32), bias, shift
+
+
+def _layer(kind, rng, x, *, o, k=3, stride=1, padding=1, output="requant"):
+    """One random compute layer on input batch ``x`` (uint8 [N, C, ...]); returns it and its
+    output batch (golden)."""
+    c = x.shape[1]
+    shape = (o, c, k, k) if kind.endswith("conv2d") else (o, c)
+    if kind.startswith("adder"):
+        w = rng.integers(0, 256, shape).astype(np.uint8)
+    else:
+        w = rng.integers(-128, 128, shape).astype(np.int8)
+    params = {"weight": w}
+    if kind.endswith("conv2d"):
+        params.update(stride=stride, padding=padding)
+        fwd = gl.adder_conv2d if kind.startswith("adder") else gl.mul_conv2d
+        acc = fwd(x, w, stride=stride, padding=padding)
+    else:
+        acc = (gl.adder_linear if kind.startswith("adder") else gl.mul_linear)(x, w)
+    if output == "requant":
+        mult, bias, shift = _requant(acc, rng)
+        params.update(rq_mult=mult, rq_bias=bias, rq_shift=shift)
+        y = gl.requantize(acc, mult, bias, shift)
+        fparams = dict(weight=w.astype(np.float32), **_bn(o))
+    else:
+        bias = rng.integers(-1000, 1000, o).astype(np.int32)
+        params.update(bias=bias)
+        y = gl.add_bias(acc, bias)
+        fparams = dict(weight=w.astype(np.float32), bias=np.zeros(o, np.float32))
+    return Layer(kind, output, params, fparams), y
+
+
+#: name -> builder(rng) of a random model with its layers' kinds and shapes.
+def _case_models(rng, n_images):
+    """The random single-layer cases (and one two-layer case), each a model plus images."""
+    cases = []
+
+    def images(shape):
+        return rng.integers(0, 256, (n_images, *shape)).astype(np.uint8)
+
+    def model(name, shape, specs):
+        # A model ends with a logits layer (golden.model's format): cases without one get a
+        # small multiply FC head, itself a stage compared like the others.
+        if len(specs[-1]) < 2 or specs[-1][1].get("output") != "logits":
+            specs = [*specs, ("flatten",), ("mul_linear", dict(o=3, output="logits"))]
+        x = images(shape)
+        ls, cur = [], x
+        for spec in specs:
+            kind = spec[0]
+            if kind in ("max_pool2d", "avg_pool2d"):
+                ls.append(Layer(kind, "", dict(kernel=2, stride=2)))
+                pool = gl.max_pool2d if kind == "max_pool2d" else gl.avg_pool2d
+                cur = pool(cur, 2, 2)
+            elif kind == "flatten":
+                if cur.ndim > 2:
+                    ls.append(Layer("flatten"))
+                    cur = cur.reshape(cur.shape[0], -1)
+            else:
+                layer, cur = _layer(kind, rng, cur, **spec[1])
+                ls.append(layer)
+        k = cur.shape[1]
+        m = make_model(name=name, input_shape=shape, input_scale=1 / 255,
+                       class_names=[str(i) for i in range(k)], layers=ls)
+        cases.append((name, m, x))
+
+    model("adder_conv_maxpool", (3, 6, 6), [("adder_conv2d", dict(o=5)), ("max_pool2d",)])
+    model("adder_conv_stride2", (2, 7, 7), [("adder_conv2d", dict(o=3, stride=2, padding=0))])
+    model("mul_conv_avgpool", (2, 6, 6), [("mul_conv2d", dict(o=4)), ("avg_pool2d",)])
+    model("adder_linear_requant", (5, 2, 4), [("flatten",), ("adder_linear", dict(o=6))])
+    model("mul_linear_logits", (37, 1, 1),
+          [("flatten",), ("mul_linear", dict(o=5, output="logits"))])
+    model("adder_linear_logits", (20, 1, 1),
+          [("flatten",), ("adder_linear", dict(o=4, output="logits"))])
+    model("conv_pool_flatten_linear", (2, 4, 4),
+          [("mul_conv2d", dict(o=3)), ("max_pool2d",), ("flatten",),
+           ("adder_linear", dict(o=3, output="logits"))])
+    return cases
+
+
+async def _run_cases(dut, cases, config, seed):
+    from sim.compiler import compile_model
+    host = CoreHost(dut, config)
+    await host.reset()
+    for name, model, x in cases:
+        compiled = compile_model(model, config)
+        await host.write_buffer(compiled.buffer)
+        await host.write_table(*compiled.table)
+        for i, image in enumerate(x):
+            trace = [np.asarray(t)[0] for t in infer_int(model, image[None], trace=True)]
+            try:
+                outputs, counters = await host.infer(compiled, image, golden_trace=trace)
+            except AssertionError as e:
+                raise AssertionError(f"{BLOCK}: {name} ({config.dataflow}), image {i}: {e} "
+                                     f"(seed {seed}; rerun with SPINPIM_SEED={seed})") from None
+            dut._log.info("%s image %d: %d cycles; wall s %s", name, i, counters["cycles"],
+                          {k: round(v, 2) for k, v in host.wall.items()})
+
+
+def _planes(values, bits=8):
+    """Bit-planes of a vector: row b holds bit b of every element (two's complement)."""
+    v = np.asarray(values, dtype=np.int64) & ((1 << bits) - 1)
+    return [((v >> b) & 1).astype(np.uint8) for b in range(bits)]
+
+
+def _micro_programs(cols):
+    """Hand-assembled programs on x planes in rows 0..7 and w planes in slots 0..7, each
+    ending with one LOGIT word: write-free L1, abs-diff L1 (stt), signed AND dot."""
+    from rtl.column_reduce import ReduceOp as R
+    from rtl.ppu import PpuMode, ppu_imm
+    from sim import asm
+    out = asm.requant(a=0, imm=ppu_imm(clear=True, emit=True, mode=PpuMode.LOGIT))
+    write_free = [asm.min_step(a=7, b=7, imm=R.L1_FIRST.value), asm.loop(count=7),
+                  asm.min_step(a=asm.rel(6, stride=-1), b=asm.rel(6, stride=-1),
+                               imm=R.L1_PLANE.value), asm.endloop(), out, asm.halt()]
+    scratch = 16
+    abs_diff = [asm.fs_step(a=b, b=b, imm=int(b == 0)) for b in range(8)]
+    for b in range(0, 8, 2):     # DIFF b, DIFF b+1, write b, write b+1 (lane out 2 cycles on)
+        abs_diff += [asm.fs_step(a=b, b=b, imm=2 | int(b == 0)), asm.fs_step(a=b + 1, b=b + 1,
+                                                                          imm=2),
+                     asm.write_row(a=scratch + b, b=0, imm=1),
+                     asm.write_row(a=scratch + b + 1, b=0, imm=1)]
+    abs_diff += [asm.read(a=scratch + 7, imm=R.L1_FIRST.value)]
+    abs_diff += [asm.read(a=scratch + b, imm=R.SHIFT_ADD.value) for b in range(6, -1, -1)]
+    abs_diff += [out, asm.halt()]
+    and_dot = [asm.shift_acc(a=0, imm=R.CLEAR.value)]
+    for k in range(14, -1, -1):
+        pairs = [(m, k - m) for m in range(8) if 0 <= k - m < 8]
+        for i, (m, n) in enumerate(pairs):
+            op = {(True, False): R.SHIFT_ADD, (True, True): R.SHIFT_SUB,
+                  (False, False): R.ADD, (False, True): R.SUB}[(i == 0, n == 7)]
+            and_dot.append(asm.and_fu(a=m, b=n, imm=op.value))
+    and_dot += [out, asm.halt()]
+    return {"write_free": asm.assemble(write_free), "abs_diff": asm.assemble(abs_diff),
+            "and_dot": asm.assemble(and_dot)}
+
+
+@cocotb.test()
+async def core_micro_ops(dut):
+    """Hand-assembled micro-op programs (no compiler) on random and corner vectors: the L1
+    distance by both adder routes and the signed AND + bit-count dot product == numpy."""
+    from rtl.mtj_array import MacroCmd
+    p = load_params()
+    if p["case"] != "micro":
+        return
+    rng_py, seed = make_rng(p, "core_micro_ops")
+    rng = np.random.default_rng(rng_py.getrandbits(64))
+    config = CONFIGS[(p["case"], p["label"])]()
+    cols = config.columns
+    host = CoreHost(dut, config)
+    await host.reset()
+    programs = _micro_programs(cols)
+    vectors = [(np.zeros(cols), np.zeros(cols)), (np.full(cols, 255), np.zeros(cols)),
+               (np.zeros(cols), np.full(cols, 255))]
+    vectors += [(rng.integers(0, 256, cols), rng.integers(0, 256, cols)) for _ in range(6)]
+    for t, (x, w) in enumerate(vectors):
+        x, w = np.asarray(x, np.int64), np.asarray(w, np.int64)
+        ws = np.where(w > 127, w - 256, w)      # the same byte read as int8
+        await host.array_commands([(MacroCmd.WRITE, b, plane, np.ones(cols, np.uint8))
+                                   for b, plane in enumerate(_planes(x))])
+        await host.write_buffer(_planes(w))
+        await host.write_table([0], [0], [0])
+        want = {"write_free": int(np.abs(x - w).sum()), "abs_diff": int(np.abs(x - w).sum()),
+                "and_dot": int((x * ws).sum()) % (1 << 32)}
+        for name, words in programs.items():
+            counters = await host.run(words, max_cycles=1000)
+            got = (await host.read_outputs(1))[0]
+            assert got == want[name], (
+                f"{BLOCK}: {name} on vector pair {t}: rtl {got} != numpy {want[name]} "
+                f"(x {x.tolist()}, w {w.tolist()}; seed {seed}, rerun with SPINPIM_SEED={seed})")
+            if name == "write_free":
+                assert counters["min_step"] == 8, counters
+
+
+@cocotb.test()
+async def core_random_layers(dut):
+    """Random single layers of every kind (tiled, chunked, pooled) == golden, both dataflows."""
+    p = load_params()
+    if p["case"] != "layers":
+        return
+    rng_py, seed = make_rng(p, "core_random_layers")
+    rng = np.random.default_rng(rng_py.getrandbits(64))
+    config = CONFIGS[(p["case"], p["label"])]()
+    cases = _case_models(rng, p["images"])
+    await _run_cases(dut, cases, config, seed)
+
+
+@cocotb.test()
+async def core_digits_model(dut):
+    """The committed digits model on real test images: every stage == golden."""
+    p = load_params()
+    if p["case"] != "digits":
+        return
+    _, seed = make_rng(p, "core_digits_model")
+    config = CONFIGS[(p["case"], p["label"])]()
+    model = load_model(bundled_model_path("digits_addernet"))
+    x, _ = datasets.load_dataset("digits", "test")
+    start = seed % (len(x) - p["images"])
+    await _run_cases(dut, [("digits_addernet", model, x[start:start + p["images"]])], config,
+                     seed)
+
+
+def _small(name, dataflow):
+    return dataclasses.replace(preset(name), dataflow=dataflow, **SMALL)
+
+
+CONFIGS = {
+    # (case, label): config
+    ("micro", "small-stt"): lambda: _small("jeit_stt", "abs_diff"),
+    ("layers", "small-write_free"): lambda: _small("nand_spin", "write_free"),
+    ("layers", "small-abs_diff-stt"): lambda: _small("jeit_stt", "abs_diff"),
+    ("layers", "small-abs_diff-nand"): lambda: _small("nand_spin", "abs_diff"),
+    ("digits", "nand_spin-write_free"): lambda: preset("nand_spin"),
+    ("digits", "jeit_stt-abs_diff"): lambda: preset("jeit_stt"),
+}
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("case,label", list(CONFIGS))
+def test_core(sim, case, label):
+    config = CONFIGS[(case, label)]()
+    run_block(Core(config=config), block=BLOCK, sim=sim, test_module=__name__,
+              params={"case": case, "label": label, "images": 2 if case == "layers" else 1})

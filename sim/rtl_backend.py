@@ -1,0 +1,400 @@
+"""Run compiled models on the RTL core (``rtl.core.Core``) in Icarus or Verilator via cocotb.
+
+Two halves:
+
+* :class:`CoreHost`, the cocotb-side host: loads the weight buffer, the requantization table,
+  each chunk's array rows and program through the core's host ports, starts the controller and
+  waits for ``done`` (the controller runs freely: Python wakes once per chunk, not per cycle),
+  then reads the output words and the performance counters. Used by ``cocotb_tests/test_core.py``
+  and by :func:`rtl_inference` below.
+* :func:`run_images` (the parent process): exports the core for a configuration, builds it with
+  cocotb's runner under ``build/sim/core/<sim>-<preset>-<dataflow>/`` and runs
+  :func:`rtl_inference` on a batch of images, which writes a JSON result file that the parent
+  reads back. ``python -m sim.cli run --backend rtl`` (``make sim``) calls it.
+
+Every output of every stage is compared with the golden model (``golden.model.infer_int``,
+trace) with ``==`` inside the simulation; a mismatch is reported with the stage, the golden
+layer, the flat index and both values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from rtl.isa import N_COUNTERS, counter_names
+from rtl.mtj_array import MacroCmd
+
+from .util import UserError
+
+__all__ = ["CoreHost", "RtlRunError", "check_equal", "check_sim", "run_images", "JOB_FILE"]
+
+REPO = Path(__file__).resolve().parent.parent
+JOB_FILE = "job.json"
+SIMULATORS = ("icarus", "verilator")
+
+
+class RtlRunError(RuntimeError):
+    """The RTL run failed: build error, simulator crash, or the core raised ``error``."""
+
+
+def _bits_to_int(bits) -> int:
+    """A row (bool/uint8 array, column k = element k) as an int with column k at bit k."""
+    b = np.asarray(bits, dtype=np.uint8)
+    return int.from_bytes(np.packbits(b, bitorder="little").tobytes(), "little")
+
+
+class CoreHost:
+    """Host of one ``rtl.core.Core`` in a running cocotb simulation.
+
+    Every host write takes one clock cycle (set the port at a falling edge, the core takes it
+    at the rising edge); a run takes as many cycles as the program (the controller runs
+    freely), then the output words and the counters are read combinationally.
+
+    Counts, for the energy model: ``host_writes`` / ``host_erases`` / ``host_programs`` are the
+    array commands the host issued, ``host_rows`` the rows it loaded, ``host_cycles`` the
+    cycles its port traffic took (array, buffer, table and program words).
+    """
+
+    def __init__(self, dut, config):
+        self.dut, self.config = dut, config
+        self.loaded_program = None
+        self.host_writes = self.host_erases = self.host_programs = self.host_rows = 0
+        self.host_cycles = 0
+        self.run_cycles = 0
+        self.period_ns = 10
+        #: Wall seconds spent loading rows, running programs, reading outputs.
+        self.wall = {"load": 0.0, "run": 0.0, "read": 0.0}
+
+    async def reset(self, period_ns: int = 10) -> None:
+        from cocotb.clock import Clock
+        from cocotb.triggers import ClockCycles, FallingEdge
+        dut = self.dut
+        self.period_ns = period_ns
+        Clock(dut.clk, period_ns, unit="ns").start()
+        for name in ("prog_we", "buf_we", "tbl_we", "arr_valid", "start", "fault_en",
+                     "fault_load"):
+            getattr(dut, name).value = 0
+        dut.rst.value = 1
+        await ClockCycles(dut.clk, 2)
+        await FallingEdge(dut.clk)
+        dut.rst.value = 0
+
+    async def _tick(self):
+        from cocotb.triggers import FallingEdge
+        await FallingEdge(self.dut.clk)
+        self.host_cycles += 1
+
+    async def write_buffer(self, image) -> None:
+        """Weight buffer slots 0 .. len(image) - 1 from a bool [slots, columns] image."""
+        dut = self.dut
+        dut.buf_we.value = 1
+        for slot, row in enumerate(np.asarray(image)):
+            dut.buf_addr.value = slot
+            dut.buf_data.value = _bits_to_int(row)
+            await self._tick()
+        dut.buf_we.value = 0
+
+    async def write_table(self, mult, shift, bias) -> None:
+        """Requantization table entries 0 .. len(mult) - 1."""
+        dut = self.dut
+        dut.tbl_we.value = 1
+        for ch, (m, s, b) in enumerate(zip(mult, shift, bias, strict=True)):
+            dut.tbl_addr.value = ch
+            dut.tbl_mult.value = int(m)
+            dut.tbl_shift.value = int(s)
+            dut.tbl_bias.value = int(b)
+            await self._tick()
+        dut.tbl_we.value = 0
+
+    async def array_commands(self, commands) -> None:
+        """Issue ``(MacroCmd, row, data_bits, mask_bits)`` array commands from the host."""
+        dut = self.dut
+        dut.arr_valid.value = 1
+        for cmd, row, data, mask in commands:
+            cmd = MacroCmd(cmd)
+            dut.arr_cmd.value = cmd.value
+            dut.arr_row.value = int(row)
+            dut.arr_data.value = _bits_to_int(data)
+            dut.arr_mask.value = _bits_to_int(mask)
+            self.host_writes += cmd is MacroCmd.WRITE
+            self.host_erases += cmd is MacroCmd.ERASE
+            self.host_programs += cmd is MacroCmd.PROGRAM
+            await self._tick()
+        dut.arr_valid.value = 0
+
+    async def load_program(self, words) -> None:
+        words = tuple(int(w) for w in words)
+        if words == self.loaded_program:
+            return
+        dut = self.dut
+        dut.prog_we.value = 1
+        for addr, word in enumerate(words):
+            dut.prog_addr.value = addr
+            dut.prog_data.value = word
+            await self._tick()
+        dut.prog_we.value = 0
+        self.loaded_program = words
+
+    async def read_counters(self) -> dict[str, int]:
+        from cocotb.triggers import Timer
+        dut, values = self.dut, {}
+        for i, name in zip(range(N_COUNTERS), counter_names(), strict=True):
+            dut.counter_sel.value = i
+            await Timer(1, unit="ns")
+            values[name] = dut.counter_value.value.to_unsigned()
+        await self._realign()
+        return values
+
+    async def _realign(self):
+        # The combinational reads step time by 1 ns each; every host write must be set up
+        # between a falling and the next rising edge, so return to a falling edge.
+        from cocotb.triggers import FallingEdge
+        await FallingEdge(self.dut.clk)
+
+    async def read_outputs(self, n: int) -> list[int]:
+        """The first ``n`` output words, as unsigned 32-bit ints."""
+        from cocotb.triggers import Timer
+        dut, words = self.dut, []
+        for i in range(n):
+            dut.out_raddr.value = i
+            await Timer(1, unit="ns")
+            words.append(dut.out_rdata.value.to_unsigned())
+        await self._realign()
+        return words
+
+    def _why(self) -> str:
+        """Which unit raised ``error`` (controller, PPU or datapath), for the message."""
+        parts = []
+        for name, path in (("controller", ("ctrl", "error")), ("ppu", ("ppu", "error")),
+                           ("datapath", ("dp_error",))):
+            try:
+                h = self.dut
+                for p in path:
+                    h = getattr(h, p)
+                parts.append(f"{name} {int(h.value)}")
+            except (AttributeError, ValueError):
+                continue
+        return f"({', '.join(parts)})" if parts else ""
+
+    async def run(self, program, *, max_cycles: int) -> dict[str, int]:
+        """Load ``program`` (if not loaded), start, wait for ``done``; return the counters.
+
+        Raises :class:`RtlRunError` when the core raises ``error`` or is still busy after
+        ``max_cycles``.
+        """
+        from cocotb.triggers import FallingEdge, First, RisingEdge, Timer
+        dut = self.dut
+        await self.load_program(program)
+        if dut.error.value:
+            raise RtlRunError("the core's error flag is set before start (a host array "
+                              f"command the technology does not support?) {self._why()}")
+        dut.start.value = 1
+        await FallingEdge(dut.clk)
+        dut.start.value = 0
+        if not dut.done.value:
+            # One timer, not ClockCycles: that would wake Python on every clock edge, and the
+            # point is to let the simulator run the controller freely until done.
+            timeout = Timer(max_cycles * self.period_ns, unit="ns")
+            fired = await First(RisingEdge(dut.done), timeout)
+            if fired is timeout:
+                raise RtlRunError(f"the core is still busy after {max_cycles} cycles")
+        await FallingEdge(dut.clk)
+        counters = await self.read_counters()
+        self.run_cycles += counters["cycles"]
+        if dut.error.value:
+            raise RtlRunError(f"the core raised error during the run {self._why()}")
+        return counters
+
+    async def infer(self, compiled, x_image, *, golden_trace=None):
+        """Run one image (uint8, the model's input shape) through every stage.
+
+        Returns ``(stage_outputs, counters)``: the output array of each stage (the last is the
+        logits) and the counters summed over all runs. With ``golden_trace`` (from
+        ``golden.model.infer_int(..., trace=True)`` on the same image, batch axis removed), every
+        stage output is compared with the golden layer it reproduces; the first mismatch
+        raises ``AssertionError`` naming the stage, the layer, the flat index and both values.
+        """
+        from sim.compiler import host_array_load
+        totals = dict.fromkeys(counter_names(), 0)
+        x = np.asarray(x_image)
+        outputs = []
+        for stage in compiled.stages:
+            y = np.zeros(stage.out_shape, dtype=np.int64)
+            for chunk in stage.chunks:
+                t0 = time.perf_counter()
+                bits = chunk.row_image(x)
+                await self.array_commands(host_array_load(self.config, chunk.rows, bits))
+                t1 = time.perf_counter()
+                counters = await self.run(chunk.program, max_cycles=chunk.max_cycles)
+                t2 = time.perf_counter()
+                words = await self.read_outputs(chunk.n_out)
+                chunk.scatter(words, y)
+                self.wall["load"] += t1 - t0
+                self.wall["run"] += t2 - t1
+                self.wall["read"] += time.perf_counter() - t2
+                for k, v in counters.items():
+                    totals[k] += v
+            if golden_trace is not None:
+                want = np.asarray(golden_trace[stage.golden_index]).reshape(stage.out_shape)
+                check_equal(stage.name, stage.golden_index, y, want)
+            outputs.append(y)
+            x = y
+        return outputs, totals
+
+
+def check_equal(stage: str, layer: int, got, want, seed=None) -> None:
+    """Assert ``got == want`` elementwise; the message names the first differing index."""
+    got, want = np.asarray(got, dtype=np.int64), np.asarray(want, dtype=np.int64)
+    if got.shape != want.shape:
+        raise AssertionError(f"stage {stage} (golden layer {layer}): shape {got.shape} != "
+                             f"golden {want.shape}")
+    bad = np.flatnonzero(got.ravel() != want.ravel())
+    if bad.size:
+        i = int(bad[0])
+        where = np.unravel_index(i, got.shape)
+        s = "" if seed is None else f" (seed {seed}; rerun with SPINPIM_SEED={seed})"
+        raise AssertionError(
+            f"stage {stage} (golden layer {layer}): {bad.size} of {got.size} values differ; "
+            f"first at flat index {i} {tuple(int(v) for v in where)}: rtl {int(got.ravel()[i])} "
+            f"!= golden {int(want.ravel()[i])}{s}")
+
+
+# -- make sim: parent side ---------------------------------------------------------------------
+
+def check_sim(sim: str) -> str:
+    if sim not in SIMULATORS:
+        raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    if sim == "verilator":
+        found = shutil.which("verilator")
+        venv_bin = (Path(sys.prefix) / "bin").resolve()
+        if found is None or Path(found).parent.resolve() != venv_bin:
+            raise UserError(f"--sim verilator: verilator on PATH is {found}, not the venv's "
+                            f"{venv_bin}/verilator; activate the venv or use `make sim`")
+    elif shutil.which("iverilog") is None:
+        raise UserError("--sim icarus: iverilog is not installed (`make system-deps`)")
+    return sim
+
+
+def build_core(config, *, preset_name: str, sim: str, core_kwargs: dict | None = None):
+    """Export and build the core for ``config``; return ``(runner, build_dir, toplevel)``."""
+    from amaranth.back import verilog
+    from cocotb_tools.runner import get_runner
+
+    from rtl.core import Core
+    block = "core"
+    build_dir = REPO / "build" / "sim" / block / f"{sim}-{preset_name}-{config.dataflow}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    source = build_dir / f"{block}.v"
+    text = verilog.convert(Core(config=config, **(core_kwargs or {})), name=block,
+                           emit_src=False)
+    if not source.is_file() or source.read_text() != text:
+        source.write_text(text)
+    if sim == "verilator" and "OBJCACHE" not in os.environ and shutil.which("ccache"):
+        os.environ["OBJCACHE"] = "ccache"
+    runner = get_runner(sim)
+    build_args = ["--output-split", "0"] if sim == "verilator" else []
+    try:
+        runner.build(sources=[source], hdl_toplevel=block, build_dir=build_dir, always=False,
+                     timescale=("1ns", "1ps"), build_args=build_args)
+    except (RuntimeError, SystemExit) as e:
+        raise RtlRunError(f"{sim} build of the core failed in {build_dir}: {e}") from None
+    return runner, build_dir, block
+
+
+def run_images(*, model_path, config, preset_name: str, sim: str, x, labels=None,
+               quiet=False) -> dict:
+    """Run the images ``x`` (uint8 [N, C, H, W]) through the RTL; return the result dict.
+
+    The result holds per image the logits, whether every stage agreed with golden, and the
+    counters; plus the simulator's wall time. Raises :class:`RtlRunError` if the simulation
+    fails or an image disagrees with golden (the message says where).
+    """
+    check_sim(sim)
+    runner, build_dir, top = build_core(config, preset_name=preset_name, sim=sim)
+    np.save(build_dir / "images.npy", np.asarray(x, dtype=np.uint8))
+    result_path = build_dir / "result.json"
+    result_path.unlink(missing_ok=True)
+    job = {"model_path": str(Path(model_path).resolve()), "config": asdict(config),
+           "images": "images.npy", "result": result_path.name, "quiet": bool(quiet)}
+    (build_dir / JOB_FILE).write_text(json.dumps(job))
+    results_xml = build_dir / "results.xml"
+    results_xml.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    try:
+        runner.test(test_module="sim.rtl_backend", testcase="rtl_inference", hdl_toplevel=top,
+                    build_dir=build_dir, test_dir=build_dir, results_xml=str(results_xml),
+                    timescale=("1ns", "1ps"))
+    except (RuntimeError, SystemExit):
+        pass  # the result file says what went wrong
+    wall = time.perf_counter() - t0
+    if not result_path.is_file():
+        raise RtlRunError(f"the {sim} simulation ended without {result_path}; see its output "
+                          "above")
+    result = json.loads(result_path.read_text())
+    result["wall_seconds"] = wall
+    if result.get("error"):
+        raise RtlRunError(result["error"])
+    return result
+
+
+# -- make sim: cocotb side ---------------------------------------------------------------------
+
+try:
+    import cocotb
+except ImportError:  # pragma: no cover - cocotb is a dependency; only guards odd installs
+    cocotb = None
+
+if cocotb is not None:
+    @cocotb.test()
+    async def rtl_inference(dut):
+        """Run the job's images through the core; write the result JSON (also on failure)."""
+        from golden.model import infer_int, load_model
+        from rtl.config import AcceleratorConfig
+        from sim.compiler import compile_model
+        job = json.loads(Path(JOB_FILE).read_text())
+        out = Path(job["result"])
+        result = {"images": [], "error": None}
+        try:
+            config = AcceleratorConfig(**job["config"])
+            model = load_model(job["model_path"])
+            compiled = compile_model(model, config)
+            x = np.load(job["images"])
+            host = CoreHost(dut, config)
+            await host.reset()
+            await host.write_buffer(compiled.buffer)
+            await host.write_table(*compiled.table)
+            t0 = time.perf_counter()
+            for i, image in enumerate(x):
+                trace = [np.asarray(t)[0] for t in infer_int(model, image[None], trace=True)]
+                before = (host.host_cycles, host.host_writes, host.host_erases,
+                          host.host_programs)
+                outputs, counters = await host.infer(compiled, image, golden_trace=trace)
+                after = (host.host_cycles, host.host_writes, host.host_erases,
+                         host.host_programs)
+                delta = [a - b for a, b in zip(after, before, strict=True)]
+                result["images"].append({
+                    "logits": [int(v) for v in outputs[-1].ravel()],
+                    "agree": True, "counters": counters, "host_cycles": delta[0],
+                    "host_writes": delta[1], "host_erases": delta[2], "host_programs": delta[3],
+                })
+                if not job["quiet"]:
+                    rate = (i + 1) / (time.perf_counter() - t0)
+                    print(f"\r  rtl: image {i + 1}/{len(x)}  {rate:.2f} images/s",
+                          end="", file=sys.stderr, flush=True)
+            if not job["quiet"]:
+                print(file=sys.stderr)
+        except Exception as e:  # noqa: BLE001 - reported to the parent, then re-raised
+            result["error"] = f"image {len(result['images'])}: {type(e).__name__}: {e}"
+            raise
+        finally:
+            tmp = out.with_suffix(".tmp")
+            tmp.write_text(json.dumps(result))
+            tmp.replace(out)
