@@ -27,11 +27,15 @@ and one controller drives a mat in lock-step) and on ``units = lanes / columns``
 
 with the terms of :func:`op_costs` (which array access, how many gates toggle; every count a
 :data:`PERIPHERY` entry) and the energies of :data:`ARRAY`. ``ERASE`` costs a strip per lane,
-``PROGRAM`` a bit per lane: an upper bound, since only the 1-bits draw STT current. The
-counters tell opcodes apart, not their modes: ``FA_STEP`` / ``FS_STEP`` are charged their
-write-back (their default), ``MIN_STEP`` none (its default). Control instructions (NOP, HALT,
-LOOP, ENDLOOP) cost no datapath energy. Only dynamic energy is modelled (MRAM has no standby
-leakage; periphery leakage is not modelled).
+``PROGRAM`` a bit per lane: an upper bound, since only the 1-bits draw STT current. The costs
+are those of ``rtl.core``: a sensed row of READ / AND_FU / AND2 / OR2 / MIN_STEP goes through
+the column popcount into the accumulator; MIN_STEP and FS_STEP sense one row (w_b comes from
+the weight buffer); the abs-diff write-back is its own WRITE_ROW / PROGRAM micro-op; REQUANT
+writes the output SRAM, not the array. ``FA_STEP`` (not executed by the core) is charged two
+reads and its write-back. Control instructions (NOP, HALT, LOOP, ENDLOOP) cost no datapath
+energy. The host's array loads (``estimate(host=...)``) cost the same WRITE_ROW / ERASE /
+PROGRAM energy per command, in the class "loading data". Only dynamic energy is modelled
+(MRAM has no standby leakage; periphery leakage is not modelled).
 
 Latency is ``cycles / clock_mhz``: the device latencies in :data:`ARRAY` do not add to it; they
 tell whether an operation fits in a clock period (:attr:`Report.notes` lists those that do not,
@@ -51,7 +55,8 @@ from rtl.isa import (
 from sim.device import TECHNOLOGIES, Param, device
 
 __all__ = [
-    "ARRAY", "PERIPHERY", "CLASSES", "OP_CLASS", "ARRAY_ONLY_OPS", "OpCost", "table", "op_costs",
+    "ARRAY", "PERIPHERY", "CLASSES", "OP_CLASS", "ARRAY_ONLY_OPS", "HOST_OPS", "OpCost", "table",
+    "op_costs",
     "op_energy_fj",
     "periphery_area_mm2", "array_area_mm2", "Report", "estimate",
 ]
@@ -258,21 +263,28 @@ def op_costs(config: AcceleratorConfig) -> dict[Opcode, OpCost]:
     rd, wr, n = a["read_fj"], a["write_bit_fj"], config.operand_bits
     sense = _v("sense_gates")
     costs = {op: OpCost() for op in Opcode}
+    # rtl.core: every sensed row goes through the column popcount into the accumulator
+    # (READ / AND_FU / AND2 / OR2 / MIN_STEP, imm = ReduceOp); MIN_STEP and FS_STEP sense x_b
+    # only (w_b comes from the weight buffer), MIN_STEP counts three rows; an FS_STEP DIFF's
+    # write-back is its own WRITE_ROW / PROGRAM micro-op, counted as such.
+    pop, acc = _v("popcount_gates"), _v("acc_gates_per_bit") * config.acc_bits
     costs.update({
-        Opcode.READ: OpCost(rd, sense),
-        Opcode.AND_FU: OpCost(a["and_fu_fj"], sense),
-        Opcode.AND2: OpCost(a["sense2_fj"], sense),
-        Opcode.OR2: OpCost(a["sense2_fj"], sense),
+        Opcode.READ: OpCost(rd, sense + pop, 0.0, acc),
+        Opcode.AND_FU: OpCost(a["and_fu_fj"], sense + pop, 0.0, acc),
+        Opcode.AND2: OpCost(a["sense2_fj"], sense + pop, 0.0, acc),
+        Opcode.OR2: OpCost(a["sense2_fj"], sense + pop, 0.0, acc),
         Opcode.WRITE_ROW: OpCost(wr, sense),
         Opcode.FA_STEP: OpCost(2 * rd + wr, 2 * sense + _v("fa_fs_gates")),
-        Opcode.FS_STEP: OpCost(2 * rd + wr, 2 * sense + _v("fa_fs_gates")),
+        Opcode.FS_STEP: OpCost(rd, sense + _v("fa_fs_gates")),
         Opcode.CMP_STEP: OpCost(2 * rd, 2 * sense + _v("cmp_gates")),
-        Opcode.MIN_STEP: OpCost(2 * rd, 2 * sense + _v("min_gates")),
+        Opcode.MIN_STEP: OpCost(rd, sense + _v("min_gates") + 3 * pop, 0.0, acc),
         Opcode.BITCOUNT: OpCost(rd, sense + _v("counter_gates_per_bit")
                                 * config.bit_counter_bits),
         Opcode.SHIFT_ACC: OpCost(rd, sense + _v("popcount_gates"), 0.0,
                                  _v("acc_gates_per_bit") * config.acc_bits),
-        Opcode.REQUANT: OpCost(0.0, 0.0, n * wr, _v("acc_gates_per_bit") * config.acc_bits
+        # The PPU writes its word to the output SRAM, not to the array: the next layer's
+        # rows are array writes of the host load (estimate's ``host``).
+        Opcode.REQUANT: OpCost(0.0, 0.0, 0.0, _v("acc_gates_per_bit") * config.acc_bits
                                * _v("requant_mult_bits")),
         Opcode.RELU: OpCost(rd + _v("relu_negative_fraction") * n * wr, sense),
         Opcode.POOL: OpCost(2 * n * rd + n * wr, n * (2 * sense + _v("cmp_gates"))),
@@ -352,6 +364,8 @@ class Report:
     -------
     counts : dict
         Opcode name (lower case) -> issued count.
+    host_counts : dict
+        Host array commands (``write_row`` / ``erase`` / ``program``) -> count.
     energy_per_op_j, energy_per_class_j : dict
         Energy per opcode name and per :data:`CLASSES` entry.
     energy_j, latency_s, power_w : float
@@ -382,6 +396,7 @@ class Report:
     area_mm2: float | None = None
     gops_per_mm2: float | None = None
     notes: list = field(default_factory=list)
+    host_counts: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """A JSON-able dict of every member."""
@@ -421,8 +436,12 @@ def _counters_list(counters) -> list[int]:
     return [_check_count(f"counters[{i}] ({names[i]})", v) for i, v in enumerate(counters)]
 
 
+HOST_OPS = (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM)
+
+
 def estimate(config: AcceleratorConfig, counters, *, ops: int | None = None,
-             columns_active: int | None = None, gates: Mapping | None = None) -> Report:
+             columns_active: int | None = None, gates: Mapping | None = None,
+             host: Mapping | None = None, host_cycles: int = 0) -> Report:
     """Energy, latency, throughput and (with ``gates``) area of one run.
 
     Parameters
@@ -440,6 +459,13 @@ def estimate(config: AcceleratorConfig, counters, *, ops: int | None = None,
         ``columns * subarrays_per_mat`` (one mat in lock-step).
     gates : mapping or None
         Gate counts per block (``rtl.synth`` report) for :func:`periphery_area_mm2`.
+    host : mapping or None
+        Array commands the host issued to load rows (``"write_row"``, ``"erase"``,
+        ``"program"`` -> count, as ``sim.rtl_backend.CoreHost`` counts them), each over one row
+        of ``config.columns`` columns; charged as that micro-op, reported under
+        ``host_<name>`` in :attr:`Report.energy_per_op_j` and in the class "loading data".
+    host_cycles : int
+        Cycles of the host's port traffic (row loads), added to ``cycles`` for the latency.
 
     Raises
     ------
@@ -474,8 +500,22 @@ def estimate(config: AcceleratorConfig, counters, *, ops: int | None = None,
         counts[op.name.lower()] = n
         per_op[op.name.lower()] = e
         per_class[OP_CLASS[op]] += e
+    host_counts = {}
+    for key, n in (host or {}).items():
+        names = {op.name.lower(): op for op in HOST_OPS}
+        if key not in names:
+            raise ValueError(f"host keys must be among {', '.join(names)}, not {key!r}")
+        n = _check_count(f"host[{key!r}]", n)
+        op = names[key]
+        if n and op in ARRAY_ONLY_OPS and config.technology not in ARRAY_ONLY_OPS[op]:
+            raise ValueError(f"host[{key!r}] must be 0 for technology {config.technology!r}, "
+                             f"not {n}")
+        e = n * op_energy_fj(config, op, config.columns) * 1e-15
+        host_counts[key] = n
+        per_op[f"host_{key}"] = e
+        per_class["loading data"] += e
     energy = sum(per_op.values())
-    cycles = c[COUNTER_CYCLES]
+    cycles = c[COUNTER_CYCLES] + _check_count("host_cycles", host_cycles)
     latency = cycles / (config.clock_mhz * 1e6)
     if ops is not None and cycles == 0:
         raise ValueError("counters['cycles'] must be > 0 when ops is given, not 0")
@@ -484,7 +524,7 @@ def estimate(config: AcceleratorConfig, counters, *, ops: int | None = None,
                  columns_active=columns_active, cycles=cycles, stalls=c[COUNTER_STALLS],
                  counts=counts, energy_per_op_j=per_op, energy_per_class_j=per_class,
                  energy_j=energy, latency_s=latency, power_w=power, ops=ops,
-                 notes=_slow_ops(config))
+                 notes=_slow_ops(config), host_counts=host_counts)
     if ops is not None:
         rep.gops = ops / latency / 1e9
         rep.gops_per_w = ops / energy / 1e9 if energy else math.inf

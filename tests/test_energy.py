@@ -60,12 +60,15 @@ def test_hand_computed_nand_spin():
     lanes = config.columns * config.subarrays_per_mat
     per_lane_fj = (1 * t["erase_mtj_fj"].value * config.mtjs_per_strip
                    + 2 * (t["program_bit_fj"].value + sense * toggle)
-                   + 3 * (t["and_fu_fj"].value + sense * toggle)
+                   + 3 * (t["and_fu_fj"].value + (sense + p["popcount_gates"].value) * toggle)
                    + 1 * (t["read_fj"].value + (sense + p["counter_gates_per_bit"].value
                                                 * config.bit_counter_bits) * toggle))
+    # each AND_FU also updates one accumulator per subarray (rtl.core reduces every AND)
+    per_unit_fj = 3 * p["acc_gates_per_bit"].value * config.acc_bits * toggle
     r = E.estimate(config, run.counters)
     assert r.counts["erase"] == 1 and r.counts["program"] == 2 and r.counts["and_fu"] == 3
-    assert r.energy_j == pytest.approx(lanes * per_lane_fj * 1e-15, rel=1e-12)
+    assert r.energy_j == pytest.approx(
+        (lanes * per_lane_fj + config.subarrays_per_mat * per_unit_fj) * 1e-15, rel=1e-12)
     assert r.latency_s == run.counters[0] / (config.clock_mhz * 1e6)
     assert r.energy_per_class_j["loading data"] == pytest.approx(
         lanes * (180.0 / 8 * 8 + 2 * (105.0 + sense * toggle)) * 1e-15, rel=1e-12)
@@ -87,8 +90,9 @@ def test_columns_active_scales_lanes_and_units():
     assert full.energy_j == pytest.approx(one.energy_j * config.subarrays_per_mat, rel=1e-12)
     t, p = E.ARRAY["stt"], E.PERIPHERY
     toggle = p["activity"].value * p["gate_toggle_fj"].value
-    fs = 2 * t["read_fj"].value + t["write_bit_fj"].value + (
-        2 * p["sense_gates"].value + p["fa_fs_gates"].value) * toggle
+    # rtl.core: an FS_STEP senses x_b only (w_b from the buffer); its write-back is a
+    # separate WRITE_ROW micro-op.
+    fs = t["read_fj"].value + (p["sense_gates"].value + p["fa_fs_gates"].value) * toggle
     sa = config.columns * (t["read_fj"].value + (p["sense_gates"].value
                            + p["popcount_gates"].value) * toggle) \
         + p["acc_gates_per_bit"].value * config.acc_bits * toggle
@@ -167,3 +171,23 @@ def test_report_is_a_dataclass_with_json():
     d = r.to_dict()
     assert {f.name for f in dataclasses.fields(r)} == set(d)
     assert json.loads(json.dumps(d))["energy_j"] == r.energy_j
+
+
+def test_host_loads_charged_as_loading_data():
+    config = preset("nand_spin")
+    base = E.estimate(config, {"cycles": 100, "and_fu": 10})
+    r = E.estimate(config, {"cycles": 100, "and_fu": 10}, host={"erase": 2, "program": 16},
+                   host_cycles=18)
+    t = E.ARRAY["nand_spin"]
+    p = E.PERIPHERY
+    toggle = p["activity"].value * p["gate_toggle_fj"].value
+    want = config.columns * (2 * t["erase_mtj_fj"].value * config.mtjs_per_strip
+                             + 16 * (t["program_bit_fj"].value + p["sense_gates"].value * toggle))
+    assert r.energy_j - base.energy_j == pytest.approx(want * 1e-15, rel=1e-12)
+    assert r.energy_per_class_j["loading data"] == pytest.approx(want * 1e-15, rel=1e-12)
+    assert r.host_counts == {"erase": 2, "program": 16}
+    assert r.latency_s == pytest.approx(118 / (config.clock_mhz * 1e6))
+    with pytest.raises(ValueError, match="host keys must be among write_row, erase, program"):
+        E.estimate(config, {"cycles": 1}, host={"read": 1})
+    with pytest.raises(ValueError, match=r"host\['write_row'\] must be 0 for technology"):
+        E.estimate(config, {"cycles": 1}, host={"write_row": 1})
