@@ -99,7 +99,8 @@ def cmd_run(args) -> int:
     if args.backend == "rtl":
         rtl = _run_rtl(args, config, model, x, logits)
         report["rtl"] = rtl
-    out = Path(args.report or f"build/reports/{model.name}-{args.backend}.json")
+    tag = f"{args.backend}" if config is None else f"rtl-{args.preset}-{config.dataflow}"
+    out = Path(args.report or f"build/reports/{model.name}-{tag}.json")
     write_json_atomic(out, report)
     print(f"model {model.name} on {ds_name} test split, {len(y)} images, backend {args.backend}")
     print(f"  int8 accuracy      {100 * report['int8_accuracy']:.2f} %")
@@ -201,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dataflow", help="override the preset's dataflow for adder layers "
                    "(write_free or abs_diff)")
     r.add_argument("--sim", default="verilator", help="icarus or verilator (rtl backend)")
-    r.add_argument("--report", help="JSON report path (default build/reports/MODEL-BACKEND.json)")
+    r.add_argument("--report", help="JSON report path (default build/reports/MODEL-golden.json "
+                   "or MODEL-rtl-PRESET-DATAFLOW.json)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
     return p

@@ -72,6 +72,7 @@ class CoreHost:
         self.period_ns = 10
         #: Wall seconds spent loading rows, running programs, reading outputs.
         self.wall = {"load": 0.0, "run": 0.0, "read": 0.0}
+        self.last_stages: list[dict] = []
 
     async def reset(self, period_ns: int = 10) -> None:
         from cocotb.clock import Clock
@@ -217,7 +218,10 @@ class CoreHost:
         """Run one image (uint8, the model's input shape) through every stage.
 
         Returns ``(stage_outputs, counters)``: the output array of each stage (the last is the
-        logits) and the counters summed over all runs. With ``golden_trace`` (from
+        logits) and the counters summed over all runs. :attr:`last_stages` then holds per stage
+        its name, golden layer, kind, route, chunks, counters, host cycles and host array
+        commands (``write_row`` / ``erase`` / ``program``: ``sim.energy.estimate``'s ``host``).
+        With ``golden_trace`` (from
         ``golden.model.infer_int(..., trace=True)`` on the same image, batch axis removed), every
         stage output is compared with the golden layer it reproduces; the first mismatch
         raises ``AssertionError`` naming the stage, the layer, the flat index and both values.
@@ -226,8 +230,11 @@ class CoreHost:
         totals = dict.fromkeys(counter_names(), 0)
         x = np.asarray(x_image)
         outputs = []
+        self.last_stages = []
         for stage in compiled.stages:
             y = np.zeros(stage.out_shape, dtype=np.int64)
+            before = (self.host_cycles, self.host_writes, self.host_erases, self.host_programs)
+            stage_counters = dict.fromkeys(counter_names(), 0)
             for chunk in stage.chunks:
                 t0 = time.perf_counter()
                 bits = chunk.row_image(x)
@@ -242,6 +249,14 @@ class CoreHost:
                 self.wall["read"] += time.perf_counter() - t2
                 for k, v in counters.items():
                     totals[k] += v
+                    stage_counters[k] += v
+            after = (self.host_cycles, self.host_writes, self.host_erases, self.host_programs)
+            d = [a - b for a, b in zip(after, before, strict=True)]
+            self.last_stages.append({
+                "name": stage.name, "golden_index": stage.golden_index, "kind": stage.kind,
+                "route": stage.route, "chunks": len(stage.chunks), "counters": stage_counters,
+                "host_cycles": d[0], "host": {"write_row": d[1], "erase": d[2], "program": d[3]},
+            })
             if golden_trace is not None:
                 want = np.asarray(golden_trace[stage.golden_index]).reshape(stage.out_shape)
                 check_equal(stage.name, stage.golden_index, y, want)
@@ -384,6 +399,7 @@ if cocotb is not None:
                     "logits": [int(v) for v in outputs[-1].ravel()],
                     "agree": True, "counters": counters, "host_cycles": delta[0],
                     "host_writes": delta[1], "host_erases": delta[2], "host_programs": delta[3],
+                    "stages": host.last_stages,
                 })
                 if not job["quiet"]:
                     rate = (i + 1) / (time.perf_counter() - t0)
