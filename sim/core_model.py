@@ -29,6 +29,14 @@ are numpy bool arrays ``[columns]`` (or ints).
 Output words are returned as the RTL's ``out_rdata`` shows them: unsigned 32-bit ints. A
 requantized activation is a value in [0, 255]; a logit is the two's complement of a signed
 32-bit number (:func:`signed32`).
+
+Sensing faults (``rtl.mtj_array``, ``golden.array``): :meth:`CoreModel.set_faults` is the core's
+``fault_seed`` / ``fault_threshold`` / ``fault_load`` / ``fault_en``. While enabled, every sense
+command the array sees (READ for READ / SHIFT_ACC / MIN_STEP / FS_STEP, AND_FU, AND2, OR2,
+including one from the host) advances every column's 32-bit LFSR by 16 steps and inverts the
+sensed bit of each column whose 16 fresh bits are below the threshold; nothing else moves the
+LFSRs. The LFSRs are kept bit-sliced, as 32 row ints (plane ``j`` holds bit ``j`` of every
+column's state), so one sensing is a few dozen column-parallel int operations.
 """
 
 from __future__ import annotations
@@ -37,14 +45,19 @@ from typing import NamedTuple
 
 import numpy as np
 
+from golden.array import lfsr_column_seeds
 from rtl.column_reduce import ReduceOp
 from rtl.config import check_config
 from rtl.isa import Opcode, counter_names, decode
-from rtl.mtj_array import MacroCmd
+from rtl.mtj_array import (
+    FAULT_THRESHOLD_BITS, LFSR_BITS, LFSR_STEPS_PER_SENSE, LFSR_TAPS, MacroCmd,
+    rate_to_threshold,
+)
 
 from .isa_model import run_program
 
-__all__ = ["CoreModel", "CoreRun", "ArrayResponse", "signed32", "pack_row", "unpack_row",
+__all__ = ["CoreModel", "CoreRun", "ArrayResponse", "FaultState", "signed32", "pack_row",
+           "unpack_row",
            "PPU_CLEAR", "PPU_EMIT", "PPU_NEG", "PPU_MODE_LSB", "MODE_REQUANT", "MODE_MAX4",
            "MODE_AVG4", "MODE_LOGIT", "CORE_OPS"]
 
@@ -116,6 +129,16 @@ class ArrayResponse(NamedTuple):
     program_without_erase: np.ndarray   # bool [columns]
 
 
+class FaultState(NamedTuple):
+    """The array's sensing-fault state (:attr:`CoreModel.fault_state`): ``enabled``
+    (``fault_en``), the flip ``threshold`` (units of 2**-16) and every column's LFSR state
+    (``lfsr``, uint64 [columns] of 32-bit values, as ``golden.array.lfsr_column_seeds`` /
+    ``fault_flips`` hold them)."""
+    enabled: bool
+    threshold: int
+    lfsr: np.ndarray
+
+
 class CoreRun(NamedTuple):
     """Result of :meth:`CoreModel.run`.
 
@@ -170,7 +193,9 @@ class CoreModel:
     ``start``) clears the PPU's partial sum, pool count and output pointer, and the sticky
     error; the array's response to the latest write command persists, so a failed host write
     before ``start`` makes the run end in error too (as the RTL: the error is set again in the
-    cycle after ``start``). Sensing faults (``fault_en``) are not modelled.
+    cycle after ``start``). Sensing faults are off until :meth:`set_faults` turns them on;
+    the LFSRs and the threshold start from the reset values of the RTL
+    (``config.fault_seed``, ``rate_to_threshold(config.read_fault_rate)``).
 
     Raises
     ------
@@ -224,6 +249,9 @@ class CoreModel:
         self.error = False
         self.reason = ""
         self._traces: dict = {}
+        # Sensing faults: off; LFSRs and threshold at the RTL's reset values.
+        self._fault_en = False
+        self._load_faults(cfg.fault_seed, rate_to_threshold(cfg.read_fault_rate))
 
     # -- host interface ------------------------------------------------------------------------
 
@@ -246,6 +274,34 @@ class CoreModel:
                 raise ValueError(f"{name} must be in [{lo}, {hi}], not {v}")
         self._mult[ch], self._shift[ch], self._bias[ch] = int(mult), int(shift), int(bias)
 
+    def set_faults(self, *, enable: bool, seed: int = 0, threshold: int = 0) -> None:
+        """The array's sensing faults, as ``sim.rtl_backend.CoreHost.set_faults`` drives them:
+        reload every column's LFSR from ``seed`` (column ``c``: ``seed ^ c * 0x9E3779B9`` mod
+        2**32, 0 becomes 1) and the flip threshold (probability in units of 2**-16,
+        ``golden.array.rate_to_threshold``), then turn faults on or off.
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``seed`` not an int in [0, 2**32) or ``threshold`` not an int in [0, 2**16).
+        """
+        for name, v, bits in (("seed", seed, LFSR_BITS), ("threshold", threshold,
+                                                          FAULT_THRESHOLD_BITS)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"{name} must be an int, not {v!r}")
+            if not 0 <= v < 1 << bits:
+                raise ValueError(f"{name} must be in [0, 2**{bits}), not {v!r}")
+        self._load_faults(int(seed), int(threshold))
+        self._fault_en = bool(enable)
+
+    @property
+    def fault_state(self) -> FaultState:
+        """Whether faults are on, the threshold and every column's LFSR state."""
+        states = np.zeros(self.columns, dtype=np.uint64)
+        for j, plane in enumerate(self._lfsr):
+            states |= unpack_row(plane, self.columns).astype(np.uint64) << np.uint64(j)
+        return FaultState(self._fault_en, self._threshold, states)
+
     def array_command(self, cmd, row: int, data=None, mask=None) -> ArrayResponse:
         """One array command from the host while idle (``rtl.mtj_array.MacroCmd``).
 
@@ -254,8 +310,9 @@ class CoreModel:
         ``data & mask`` into ``row`` and reports the masked cells already programmed since
         their strip's last erase. A write the technology does not support, or a ``row`` not
         below ``rows``, is ignored with ``error``. Sense commands and NOP change nothing the
-        host can see. ``data`` / ``mask``: bool [columns] or int; default 0 / all ones. An
-        error or a program-without-erase sets the core's sticky error.
+        host can see (a sense command with faults on advances the fault LFSRs, as in the
+        array). ``data`` / ``mask``: bool [columns] or int; default 0 / all ones. An error or
+        a program-without-erase sets the core's sticky error.
         """
         cmd = MacroCmd(cmd)
         if not 0 <= row <= self._row_mask:
@@ -264,6 +321,8 @@ class CoreModel:
         data = 0 if data is None else pack_row(data, self.columns)
         mask = self._ones if mask is None else pack_row(mask, self.columns)
         if cmd not in (MacroCmd.WRITE, MacroCmd.ERASE, MacroCmd.PROGRAM):
+            if self._fault_en and cmd is not MacroCmd.NOP:
+                self._fault_flips()
             return ArrayResponse(False, np.zeros(self.columns, dtype=bool))
         err, pwe, why = self._array_write(cmd, row, data, mask)
         if why:
@@ -335,6 +394,43 @@ class CoreModel:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _load_faults(self, seed: int, threshold: int) -> None:
+        """``fault_load``: LFSR planes from ``seed``, the threshold."""
+        states = lfsr_column_seeds(seed, self.columns)
+        self._lfsr = [pack_row((states >> np.uint64(j)) & np.uint64(1), self.columns)
+                      for j in range(LFSR_BITS)]
+        self._threshold = threshold
+
+    def _fault_flips(self) -> int:
+        """One faulted sensing: advance every LFSR by 16 steps; return the flip mask (a row).
+
+        Every tap ``t`` is at least 15 bits above bit 0, so the 16 new bits are XORs of current
+        bits only: new bit ``j`` (bit 0 the newest) is the XOR over the taps of bit
+        ``t - 15 + j``, and the state after the steps is the fresh bits below the old low 16
+        (``rtl.mtj_array._lfsr_fresh``). The flip is ``fresh < threshold``, an unsigned
+        16-bit compare done plane by plane from the MSB.
+        """
+        k = LFSR_STEPS_PER_SENSE
+        planes = self._lfsr
+        fresh = []
+        for j in range(k):
+            f = 0
+            for t in LFSR_TAPS:
+                f ^= planes[t - k + 1 + j]
+            fresh.append(f)
+        self._lfsr = fresh + planes[:LFSR_BITS - k]
+        thr, ones = self._threshold, self._ones
+        lt, eq = 0, ones
+        for j in range(FAULT_THRESHOLD_BITS - 1, -1, -1):
+            if thr >> j & 1:
+                lt |= eq & ~fresh[j]
+                eq &= fresh[j]
+            else:
+                eq &= ~fresh[j]
+            if not eq:
+                break
+        return lt & ones
+
     def _fail(self, why: str) -> None:
         if not self.error:
             self.error, self.reason = True, why
@@ -379,6 +475,7 @@ class CoreModel:
         rows, row_mask = self.rows, self._row_mask
         slots = self.buffer_slots
         ones, acc_mod = self._ones, self._acc_mod
+        faulty = self._fault_en
         for code, imm, a, b, c in steps:
             if code not in _CORE_CODES:
                 self._fail(f"cycle {c}: micro-op {Opcode(code).name} is not implemented by "
@@ -435,6 +532,8 @@ class CoreModel:
                 rb = b & row_mask
                 y = cells[rb] if rb < rows else 0
                 x = x & y if code == _AND2 else x | y
+            if faulty:                         # the sense amplifiers' faults, after AND / OR
+                x ^= self._fault_flips()
             # ---- S2: lanes
             if code == _MIN_STEP:
                 differ = x ^ w

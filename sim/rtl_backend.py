@@ -93,6 +93,18 @@ class CoreHost:
         await FallingEdge(self.dut.clk)
         self.host_cycles += 1
 
+    async def set_faults(self, *, enable: bool, seed: int = 0, threshold: int = 0) -> None:
+        """Sensing faults of the array (``rtl.mtj_array``): with ``enable`` every sense command
+        flips column ``c``'s bit when its LFSR's fresh 16 bits are below ``threshold``
+        (``golden.array.rate_to_threshold``); the LFSRs are reloaded from ``seed`` now."""
+        dut = self.dut
+        dut.fault_seed.value = int(seed)
+        dut.fault_threshold.value = int(threshold)
+        dut.fault_load.value = 1
+        await self._tick()
+        dut.fault_load.value = 0
+        dut.fault_en.value = int(bool(enable))
+
     async def write_buffer(self, image) -> None:
         """Weight buffer slots 0 .. len(image) - 1 from a bool [slots, columns] image."""
         dut = self.dut
@@ -325,12 +337,17 @@ def build_core(config, *, preset_name: str, sim: str, core_kwargs: dict | None =
 
 
 def run_images(*, model_path, config, preset_name: str, sim: str, x, labels=None,
-               quiet=False) -> dict:
+               quiet=False, faults: dict | None = None) -> dict:
     """Run the images ``x`` (uint8 [N, C, H, W]) through the RTL; return the result dict.
 
     The result holds per image the logits, whether every stage agreed with golden, and the
     counters; plus the simulator's wall time. Raises :class:`RtlRunError` if the simulation
     fails or an image disagrees with golden (the message says where).
+
+    With ``faults`` (``{"seed": int, "threshold": int}``, ``rtl.mtj_array`` sensing faults)
+    the array flips sensed bits; the outputs then differ from golden, and every stage of every
+    image is compared instead with ``sim.core_model.CoreModel`` under the same faults, which
+    reproduces the flips bit for bit.
     """
     check_sim(sim)
     runner, build_dir, top = build_core(config, preset_name=preset_name, sim=sim)
@@ -338,7 +355,8 @@ def run_images(*, model_path, config, preset_name: str, sim: str, x, labels=None
     result_path = build_dir / "result.json"
     result_path.unlink(missing_ok=True)
     job = {"model_path": str(Path(model_path).resolve()), "config": asdict(config),
-           "images": "images.npy", "result": result_path.name, "quiet": bool(quiet)}
+           "images": "images.npy", "result": result_path.name, "quiet": bool(quiet),
+           "faults": faults}
     (build_dir / JOB_FILE).write_text(json.dumps(job))
     results_xml = build_dir / "results.xml"
     results_xml.unlink(missing_ok=True)
@@ -386,18 +404,35 @@ if cocotb is not None:
             await host.reset()
             await host.write_buffer(compiled.buffer)
             await host.write_table(*compiled.table)
+            faults = job.get("faults")
+            if faults:
+                from sim.compiler import load_compiled, run_compiled
+                from sim.core_model import CoreModel
+                ref = CoreModel(config)
+                load_compiled(compiled, ref)
+                ref.set_faults(enable=True, **faults)
+                await host.set_faults(enable=True, **faults)
             t0 = time.perf_counter()
             for i, image in enumerate(x):
                 trace = [np.asarray(t)[0] for t in infer_int(model, image[None], trace=True)]
                 before = (host.host_cycles, host.host_writes, host.host_erases,
                           host.host_programs)
-                outputs, counters = await host.infer(compiled, image, golden_trace=trace)
+                if faults:
+                    outputs, counters = await host.infer(compiled, image)
+                    want = run_compiled(compiled, image, ref, load_weights=False)
+                    for stage, got, exp in zip(compiled.stages, outputs, want.outputs,
+                                               strict=True):
+                        check_equal(f"{stage.name} (sensing faults {faults}; vs "
+                                    "sim.core_model)", stage.golden_index, got, exp)
+                else:
+                    outputs, counters = await host.infer(compiled, image, golden_trace=trace)
                 after = (host.host_cycles, host.host_writes, host.host_erases,
                          host.host_programs)
                 delta = [a - b for a, b in zip(after, before, strict=True)]
                 result["images"].append({
                     "logits": [int(v) for v in outputs[-1].ravel()],
-                    "agree": True, "counters": counters, "host_cycles": delta[0],
+                    "agree": True, "golden_logits": [int(v) for v in trace[-1].ravel()],
+                    "counters": counters, "host_cycles": delta[0],
                     "host_writes": delta[1], "host_erases": delta[2], "host_programs": delta[3],
                     "stages": host.last_stages,
                 })

@@ -136,6 +136,54 @@ def run(*, model_name, technology, cvs, n, seeds, trials) -> dict:
             "points": points, "table_sigma": table}
 
 
+#: The preset whose core spot-checks each technology in RTL.
+TECH_PRESET = {"nand_spin": "nand_spin", "stt": "jeit_stt", "sot": "dima_sot",
+               "imac": "imac_sot"}
+
+
+def rtl_spot_check(*, model_name, technology, cv, n, sim, trials, seed=0) -> dict:
+    """Run the first ``n`` test images on the RTL core of ``technology``'s preset with the
+    array's sensing faults at the ``read`` BER of ``cv``; return the spot-check record.
+
+    The RTL flips every *sensed* bit (``rtl.mtj_array``'s per-column LFSRs): each stored
+    activation row is sensed once per output channel (write-free), or more often (abs-diff:
+    sign and difference passes and the written-back differences; multiply layers: once per
+    weight plane), while :mod:`sim.faults` flips each activation and weight bit once. So the
+    RTL sees more flips than the numpy model at one BER, and its accuracy is lower; the record
+    holds both. Every stage of every image is checked bit for bit against
+    ``sim.core_model.CoreModel`` under the same faults inside the simulation.
+    """
+    from rtl.config import preset
+    from rtl.mtj_array import rate_to_threshold
+    from sim.rtl_backend import RtlRunError, run_images
+    name = TECH_PRESET[technology]
+    config = preset(name)
+    model = load_model(bundled_model_path(model_name))
+    x, y = datasets.load_dataset(MODEL_DATASET[model_name], "test")
+    x, y = x[:n], y[:n]
+    b = ber(technology, MODE, cv=cv, trials=trials, seed=0)
+    threshold = rate_to_threshold(b.average)
+    faults = {"seed": seed + 1, "threshold": threshold}   # LFSR seed 0 is mapped to 1 anyway
+    try:
+        res = run_images(model_path=bundled_model_path(model_name), config=config,
+                         preset_name=name, sim=sim, x=x, faults=faults, quiet=True)
+    except RtlRunError as e:
+        raise UserError(f"RTL spot check failed: {e}") from None
+    logits = np.array([im["logits"] for im in res["images"]], dtype=np.int64)
+    golden = np.array([im["golden_logits"] for im in res["images"]], dtype=np.int64)
+    logits = ((logits + (1 << 31)) % (1 << 32)) - (1 << 31)   # 32-bit words as signed
+    numpy_acc = _accuracies(model, x, y, b.average, 3)
+    return {"preset": name, "dataflow": config.dataflow, "simulator": sim, "cv": cv,
+            "ber": b.average, "fault_threshold": threshold, "fault_seed": faults["seed"],
+            "images": int(len(y)),
+            "rtl_accuracy": float((logits.argmax(1) == y).mean()),
+            "golden_accuracy": float((golden.argmax(1) == y).mean()),
+            "rtl_prediction_equal_golden": float((logits.argmax(1) == golden.argmax(1)).mean()),
+            "numpy_fault_model_accuracy": numpy_acc,
+            "rtl_equals_core_model": True,
+            "wall_seconds": res["wall_seconds"]}
+
+
 def _plot(report: dict, path: Path) -> None:
     """Render the figure as PNG into ``path`` (the caller's temp file)."""
     import matplotlib
@@ -218,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"Monte Carlo trials per stored value (default {DEFAULT_TRIALS})")
     p.add_argument("--out", default=None,
                    help="output stem (default build/reports/variation-MODEL-TECHNOLOGY)")
+    p.add_argument("--rtl-cv", default=None,
+                   help="also spot-check this CV in RTL with the array's fault injection "
+                        "(the technology's preset, Verilator; takes minutes)")
+    p.add_argument("--rtl-n", default="20", help="images of the RTL spot check (default 20)")
+    p.add_argument("--sim", default="verilator", help="simulator of the RTL spot check")
     return p
 
 
@@ -226,10 +279,24 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cvs, n, seeds, trials = _check_inputs(args)
+        if args.rtl_cv is not None:     # checked before the numpy sweep, which takes a while
+            try:
+                rtl_cv = parse_cvs(args.rtl_cv)
+            except UserError as e:
+                raise UserError(str(e).replace("--cv:", "--rtl-cv:")) from None
+            if len(rtl_cv) != 1:
+                raise UserError(f"--rtl-cv must be one CV, not {args.rtl_cv!r}")
+            rtl_n = _parse_int("--rtl-n", args.rtl_n)
+            from sim.rtl_backend import check_sim
+            check_sim(args.sim)
         out = Path(args.out or f"build/reports/variation-{args.model}-{args.technology}")
         t0 = time.perf_counter()
         report = run(model_name=args.model, technology=args.technology, cvs=cvs, n=n,
                      seeds=seeds, trials=trials)
+        if args.rtl_cv is not None:
+            report["rtl_spot_check"] = rtl_spot_check(
+                model_name=args.model, technology=args.technology, cv=rtl_cv[0], n=rtl_n,
+                sim=args.sim, trials=trials)
         report["seconds"] = round(time.perf_counter() - t0, 2)
         report["command"] = shlex.join(["python", "-m", "sim.variation", *argv])
         try:
@@ -240,6 +307,13 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(_table(report))
+    spot = report.get("rtl_spot_check")
+    if spot:
+        print(f"RTL spot check ({spot['preset']}, {spot['dataflow']}, {spot['simulator']}): "
+              f"CV {spot['cv']:g}, BER {spot['ber']:.3e}, {spot['images']} images: accuracy "
+              f"{100 * spot['rtl_accuracy']:.1f} % (golden {100 * spot['golden_accuracy']:.1f} "
+              f"%, numpy fault model {100 * float(np.mean(spot['numpy_fault_model_accuracy'])):.1f}"
+              " %); every stage == sim.core_model under the same faults")
     print(f"{report['seconds']:.1f} s; wrote {json_path} and {png_path}")
     return 0
 

@@ -445,3 +445,228 @@ def test_pack_unpack_row():
     assert (unpack_row(v, 40) == bits).all()
     with pytest.raises(ValueError, match="shape"):
         pack_row(bits, 32)
+
+
+# ---- sensing faults (rtl.mtj_array's LFSRs; golden.array reproduces them) -----------------
+
+def _golden_faults(seed, columns):
+    """golden.array's LFSR states for ``seed``, and a function giving the next flip mask."""
+    from golden.array import fault_flips, lfsr_column_seeds
+    state = {"s": lfsr_column_seeds(seed, columns)}
+
+    def next_flips(threshold):
+        state["s"], f = fault_flips(state["s"], threshold)
+        return f.astype(bool)
+    return state, next_flips
+
+
+@pytest.mark.parametrize("threshold", [0, 1, 3277, 40000, 65535])
+def test_fault_flip_masks_of_sensed_rows_equal_golden(threshold):
+    # FS_STEP DIFF with first = 1 and swap = 0 makes the abs-diff lanes' out the sensed row
+    # itself (big = x, small = w = 0, no borrow); the write-backs two cycles later store it, so
+    # each stored row is the data row XOR that sensing's flip mask, column for column.
+    rng = np.random.default_rng(11)
+    cfg = small("jeit_stt")
+    cols = cfg.columns
+    core = CoreModel(cfg)
+    data = rng.integers(0, 2, (2, cols)).astype(bool)
+    load_rows(core, {0: np.zeros(cols, bool), 1: data[0], 2: data[1]})
+    core.write_buffer(0, np.zeros(cols, bool))
+    seed = int(rng.integers(0, 1 << 32))
+    core.set_faults(enable=True, seed=seed, threshold=threshold)
+    groups = 6
+    prog = [op(Opcode.FS_STEP, imm=1, a=0, b=0)]              # SIGN: swap = ~x & 0 = 0
+    for g in range(groups):
+        prog += [op(Opcode.FS_STEP, imm=3, a=1, b=0), op(Opcode.FS_STEP, imm=3, a=2, b=0),
+                 op(Opcode.WRITE_ROW, imm=1, a=8 + 2 * g), op(Opcode.WRITE_ROW, imm=1,
+                                                              a=9 + 2 * g)]
+    res = run(core, prog)
+    assert not res.error, res.reason
+    state, next_flips = _golden_faults(seed, cols)
+    next_flips(threshold)                                      # the SIGN's sensing
+    for g in range(groups):
+        for i in range(2):
+            want = data[i] ^ next_flips(threshold)
+            got = core.read_row(8 + 2 * g + i)
+            assert (got == want).all(), (g, i, got.astype(int), want.astype(int))
+    # 1 + 2 * groups sensings, the writes moved nothing
+    fs = core.fault_state
+    assert fs.enabled and fs.threshold == threshold
+    assert (fs.lfsr == state["s"]).all()
+    if threshold == 0:
+        assert all((core.read_row(8 + k) == data[k % 2]).all() for k in range(2 * groups))
+    if threshold == 65535:        # every fresh value but 0xFFFF flips
+        assert sum((core.read_row(8 + k) != data[k % 2]).sum() for k in range(2 * groups)) \
+            > 0.99 * 2 * groups * cols
+
+
+@pytest.mark.parametrize("tech", ["jeit_stt", "nand_spin"])
+def test_every_sense_command_and_only_those_advance_the_lfsrs(tech):
+    # Each sense micro-op reduces its faulty row with L1_FIRST (acc = popcount, for MIN_STEP
+    # + |w| - 2 |x & w|) and a LOGIT emits it: the outputs are the per-sensing popcounts of
+    # (row op row) ^ flips. Writes, erases and REQUANTs must not move the LFSRs.
+    rng = np.random.default_rng(12)
+    cfg = small(tech)
+    cols = cfg.columns
+    core = CoreModel(cfg)
+    r = rng.integers(0, 2, (4, cols)).astype(bool)
+    w = rng.integers(0, 2, (2, cols)).astype(bool)
+    load_rows(core, dict(enumerate(r)))
+    for s, bits in enumerate(w):
+        core.write_buffer(s, bits)
+    threshold = 16384
+    seed = int(rng.integers(0, 1 << 32))
+    core.set_faults(enable=True, seed=seed, threshold=threshold)
+    first = ReduceOp.L1_FIRST.value
+    emit = op(Opcode.REQUANT, imm=ppu(clear=True, emit=True, mode=MODE_LOGIT))
+    nand = tech == "nand_spin"
+    write = ([op(Opcode.ERASE, a=32), op(Opcode.PROGRAM, a=32, b=1)] if nand
+             else [op(Opcode.WRITE_ROW, a=32, b=1)])
+    senses = [   # (micro-op, its row before the faults, row_w for the reduction)
+        (op(Opcode.READ, imm=first, a=0), r[0], None),
+        (op(Opcode.SHIFT_ACC, imm=first, a=1), r[1], None),
+        (op(Opcode.AND_FU, imm=first, a=2, b=1), r[2] & w[1], None),
+        (op(Opcode.AND2, imm=first, a=0, b=3), r[0] & r[3], None),
+        (op(Opcode.OR2, imm=first, a=1, b=2), r[1] | r[2], None),
+        (op(Opcode.MIN_STEP, imm=first, a=3, b=0), r[3], w[0]),
+        (op(Opcode.READ, imm=first, a=32), w[1], None),          # the row the writes stored
+    ]
+    prog = list(write)
+    for micro, _, _ in senses:
+        prog += [micro, emit]
+    prog.append(op(Opcode.FS_STEP, imm=1, a=0, b=0))             # senses, no output
+    res = run(core, prog)
+    assert not res.error, res.reason
+    state, next_flips = _golden_faults(seed, cols)
+    want = []
+    for _, row, row_w in senses:
+        x = row ^ next_flips(threshold)
+        v = int(x.sum())
+        if row_w is not None:
+            v += int(row_w.sum()) - 2 * int((x & row_w).sum())
+        want.append(v)
+    next_flips(threshold)                                        # the FS_STEP
+    assert [signed32(v) for v in res.out] == want
+    assert (core.fault_state.lfsr == state["s"]).all()
+    # a program without sense commands leaves them where they are
+    before = core.fault_state.lfsr.copy()
+    assert not run(core, [*write, emit]).error
+    assert (core.fault_state.lfsr == before).all()
+
+
+def test_host_sense_commands_advance_the_lfsrs_host_writes_do_not():
+    cfg = small("jeit_stt")
+    core = CoreModel(cfg)
+    core.set_faults(enable=True, seed=99, threshold=1000)
+    state, next_flips = _golden_faults(99, cfg.columns)
+    core.array_command(MacroCmd.WRITE, 3, np.ones(cfg.columns, bool))
+    core.array_command(MacroCmd.NOP, 0)
+    assert (core.fault_state.lfsr == state["s"]).all()
+    for cmd in (MacroCmd.READ, MacroCmd.AND_FU, MacroCmd.AND2, MacroCmd.OR2):
+        core.array_command(cmd, 3)
+        next_flips(1000)
+        assert (core.fault_state.lfsr == state["s"]).all(), cmd
+    core.set_faults(enable=False, seed=99, threshold=1000)
+    core.array_command(MacroCmd.READ, 3)
+    assert (core.fault_state.lfsr == _golden_faults(99, cfg.columns)[0]["s"]).all()
+
+
+def test_faults_off_by_default_and_results_unchanged_when_off():
+    from golden.array import lfsr_column_seeds, rate_to_threshold
+    rng = np.random.default_rng(13)
+    cfg = dataclasses.replace(small("jeit_stt"), fault_seed=1234, read_fault_rate=0.25)
+    x, w = corner_vectors(rng, cfg.columns, 4)
+    x, w = x[3:], w[3:]                                   # a random pair
+    prog = [op(Opcode.MIN_STEP, imm=(ReduceOp.L1_FIRST if b == N - 1
+                                     else ReduceOp.L1_PLANE).value, a=b, b=b)
+            for b in range(N - 1, -1, -1)]
+    prog.append(op(Opcode.REQUANT, imm=ppu(clear=True, emit=True, mode=MODE_LOGIT)))
+    want = int(np.abs(x[0] - w[0]).sum())
+
+    def fresh():
+        core = CoreModel(cfg)
+        load_rows(core, dict(enumerate(planes(x[0]))))
+        for b, bits in enumerate(planes(w[0])):
+            core.write_buffer(b, bits)
+        return core
+
+    core = fresh()
+    fs = core.fault_state                      # the RTL's reset values, faults off
+    assert not fs.enabled and fs.threshold == rate_to_threshold(0.25)
+    assert (fs.lfsr == lfsr_column_seeds(1234, cfg.columns)).all()
+    assert run(core, prog).out == (want,)
+    assert (core.fault_state.lfsr == fs.lfsr).all()           # off: the LFSRs hold
+    # loaded but disabled: nothing changes
+    core = fresh()
+    core.set_faults(enable=False, seed=5, threshold=65535)
+    assert run(core, prog).out == (want,)
+    assert (core.fault_state.lfsr == lfsr_column_seeds(5, cfg.columns)).all()
+    # enabled with threshold 0: the LFSRs run, nothing flips
+    core = fresh()
+    core.set_faults(enable=True, seed=5, threshold=0)
+    assert run(core, prog).out == (want,)
+    assert not (core.fault_state.lfsr == lfsr_column_seeds(5, cfg.columns)).all()
+    # enabled with a high rate: the distance changes; reloading the seed repeats it exactly
+    core = fresh()
+    core.set_faults(enable=True, seed=5, threshold=30000)
+    faulty = run(core, prog).out
+    assert faulty != (want,)
+    core.set_faults(enable=True, seed=5, threshold=30000)
+    assert run(core, prog).out == faulty
+
+
+def test_set_faults_arguments():
+    core = CoreModel(small("jeit_stt"))
+    with pytest.raises(ValueError, match="seed"):
+        core.set_faults(enable=True, seed=1 << 32)
+    with pytest.raises(ValueError, match="threshold"):
+        core.set_faults(enable=True, threshold=1 << 16)
+    with pytest.raises(TypeError, match="seed"):
+        core.set_faults(enable=True, seed=1.5)
+    with pytest.raises(TypeError):
+        core.set_faults(True)                                   # keyword-only
+    core.set_faults(enable=True, seed=0, threshold=7)           # seed 0: column 0 gets 1
+    fs = core.fault_state
+    assert fs.enabled and fs.threshold == 7 and int(fs.lfsr[0]) == 1
+
+
+def test_compiled_model_with_faults_is_deterministic_and_differs_from_golden():
+    from golden.array import rate_to_threshold
+    from golden.model import Layer, infer_int, make_model
+    from sim.compiler import compile_model, load_compiled, run_compiled
+    rng = np.random.default_rng(14)
+    w1 = rng.integers(0, 256, (4, 2, 3, 3)).astype(np.uint8)
+    w2 = rng.integers(-128, 128, (3, 4 * 4 * 4)).astype(np.int8)
+    o = 4
+    bn = dict(bn_gamma=np.ones(o, np.float32), bn_beta=np.zeros(o, np.float32),
+              bn_mean=np.zeros(o, np.float32), bn_var=np.ones(o, np.float32),
+              bn_eps=np.float64(1e-5))
+    layers = [
+        Layer("adder_conv2d", "requant",
+              dict(weight=w1, stride=1, padding=1, rq_mult=np.full(o, 300, np.int32),
+                   rq_bias=np.full(o, -300 * 600, np.int64), rq_shift=np.full(o, 8, np.int32)),
+              dict(weight=w1.astype(np.float32), **bn)),
+        Layer("flatten"),
+        Layer("mul_linear", "logits", dict(weight=w2, bias=np.arange(3, dtype=np.int32)),
+              dict(weight=w2.astype(np.float32), bias=np.zeros(3, np.float32))),
+    ]
+    model = make_model(name="faulty", input_shape=(2, 4, 4), input_scale=1 / 255,
+                       class_names=["a", "b", "c"], layers=layers)
+    x = rng.integers(0, 256, (2, 4, 4)).astype(np.uint8)
+    for flow, tech in (("write_free", "nand_spin"), ("abs_diff", "jeit_stt")):
+        cfg = dataclasses.replace(preset(tech), rows=128, columns=16, subarrays_per_mat=1,
+                                  mats=1, dataflow=flow)
+        compiled = compile_model(model, cfg)
+        trace = [np.asarray(t)[0] for t in infer_int(model, x[None], trace=True)]
+        runs = []
+        for enable in (False, True, True):
+            core = CoreModel(cfg)
+            load_compiled(compiled, core)
+            core.set_faults(enable=enable, seed=77, threshold=rate_to_threshold(0.05))
+            runs.append(run_compiled(compiled, x, core, load_weights=False))
+        clean, faulty, again = runs
+        for stage, y in zip(compiled.stages, clean.outputs, strict=True):
+            want = np.asarray(trace[stage.golden_index]).reshape(stage.out_shape)
+            assert (y == want).all(), (flow, stage.name)
+        assert any((a != b).any() for a, b in zip(faulty.outputs, clean.outputs, strict=True))
+        assert all((a == b).all() for a, b in zip(faulty.outputs, again.outputs, strict=True))

@@ -57,6 +57,10 @@ def test_digits_three_cv_points(tmp_path):
     (("--cv", "0.3"), "--cv: '0.3' is out of range; give a comma-separated list of "
                       "numbers in [0, 0.25]"),
     (("-n", "0"), "-n must be an integer >= 1, not '0'"),
+    (("--rtl-cv", "0.3"), "--rtl-cv: '0.3' is out of range; give a comma-separated list"),
+    (("--rtl-cv", "0.1,0.2"), "--rtl-cv must be one CV, not '0.1,0.2'"),
+    (("--rtl-cv", "0.1", "--rtl-n", "0"), "--rtl-n must be an integer >= 1, not '0'"),
+    (("--rtl-cv", "0.1", "--sim", "xsim"), "--sim must be one of icarus, verilator, not"),
     (("--seeds", "0"), "--seeds must be an integer >= 1, not '0'"),
     (("--seeds", "two"), "--seeds must be an integer >= 1, not 'two'"),
 ])
