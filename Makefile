@@ -19,6 +19,8 @@ MODEL    ?= fashion_addernet
 N        ?=
 JOBS     ?= 2
 TECH     ?= nand_spin
+# make report: empty means all four presets.
+PRESETS  ?=
 # Empty: the preset's own dataflow for adder layers; write_free or abs_diff overrides it.
 DATAFLOW ?=
 # Debian packages the project needs: simulator, compiler cache, the Fashion-MNIST data set.
@@ -32,7 +34,7 @@ export SIM WAVES
 # Verilator rebuilds go through ccache (about 20 s -> 3 s).
 export OBJCACHE ?= $(shell command -v ccache >/dev/null 2>&1 && echo ccache)
 
-.PHONY: help install system-deps test lint verilog synth sim variation train bench clean
+.PHONY: help install system-deps test lint verilog synth sim report variation train bench clean
 
 help: ## list the targets
 	@echo "spinpim: MRAM processing-in-memory AdderNet accelerators, RTL + golden model"
@@ -40,7 +42,7 @@ help: ## list the targets
 	@echo "Targets (each sets up what it needs on a fresh machine):"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 22
 	@echo
-	@echo "Knobs: SIM=icarus|verilator (default: both)  WAVES=0|1  PRESET=$(PRESET)  MODEL=$(MODEL)  N=(sim 50, variation 200; N=all for sim: the whole test set)  DATAFLOW=(preset's)"
+	@echo "Knobs: SIM=icarus|verilator (default: both)  WAVES=0|1  PRESET=$(PRESET)  MODEL=$(MODEL)  N=(sim 50, report 1, variation 200; N=all for sim: the whole test set)  DATAFLOW=(preset's)"
 
 system-deps: ## install the Debian packages (iverilog, ccache, dataset-fashion-mnist) if missing
 	@missing=""; \
@@ -92,8 +94,13 @@ sim: install ## run MODEL on N test images on the RTL core of PRESET (SIM, defau
 	$(VPY) -m sim.cli run --backend rtl --model $(MODEL) -n $(or $(N),50) --preset $(PRESET) \
 	    --sim $(if $(SIM),$(SIM),verilator) $(if $(DATAFLOW),--dataflow $(DATAFLOW))
 
-variation: install ## accuracy of MODEL vs MTJ variation on TECH, N images (JSON + PNG in build/reports)
-	$(VPY) -m sim.variation --model $(MODEL) --technology $(TECH) -n $(or $(N),200)
+report: install ## per-preset energy/latency/GOPS/GOPS-W/area of MODEL from a real RTL run, vs the papers (build/reports/report.md)
+	$(VPY) -m sim.report --backend rtl --model $(MODEL) -n $(or $(N),1) \
+	    --sim $(if $(SIM),$(SIM),verilator) $(if $(PRESETS),--preset $(PRESETS))
+
+variation: install ## accuracy of MODEL vs MTJ variation on TECH, N images (JSON + PNG); RTL_CV=0.1 adds an RTL spot check
+	$(VPY) -m sim.variation --model $(MODEL) --technology $(TECH) -n $(or $(N),200) \
+	    $(if $(RTL_CV),--rtl-cv $(RTL_CV) --sim $(if $(SIM),$(SIM),verilator))
 
 $(TRAIN_STAMP): $(STAMP)
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[train]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true
