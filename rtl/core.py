@@ -134,7 +134,8 @@ class Core(wiring.Component):
     arr_valid, arr_cmd, arr_row, arr_data, arr_mask : In
         One array command from the host (``rtl.mtj_array.MacroCmd``), ignored while busy.
     fault_en, fault_load, fault_seed, fault_threshold : In
-        The array's sensing-fault controls (``rtl.mtj_array.MacroSignature``).
+        The array's sensing-fault controls (``rtl.mtj_array.MacroSignature``); ``fault_load``
+        is ignored while busy (a reload would cut a run's fault stream in two).
     out_raddr : In
         Output-memory word to show on ``out_rdata`` (combinational).
     out_rdata : Out(32)
@@ -263,7 +264,7 @@ class Core(wiring.Component):
             self.out_count.eq(ppu.out_count),
             ppu.clear.eq(start),
             array.fault_en.eq(self.fault_en),
-            array.fault_load.eq(self.fault_load),
+            array.fault_load.eq(self.fault_load & idle),
             array.fault_seed.eq(self.fault_seed),
             array.fault_threshold.eq(self.fault_threshold),
         ]

@@ -349,29 +349,39 @@ def run_images(*, model_path, config, preset_name: str, sim: str, x, labels=None
     image is compared instead with ``sim.core_model.CoreModel`` under the same faults, which
     reproduces the flips bit for bit.
     """
+    import fcntl
+    import tempfile
     check_sim(sim)
-    runner, build_dir, top = build_core(config, preset_name=preset_name, sim=sim)
-    np.save(build_dir / "images.npy", np.asarray(x, dtype=np.uint8))
-    result_path = build_dir / "result.json"
-    result_path.unlink(missing_ok=True)
-    job = {"model_path": str(Path(model_path).resolve()), "config": asdict(config),
-           "images": "images.npy", "result": result_path.name, "quiet": bool(quiet),
-           "faults": faults}
-    (build_dir / JOB_FILE).write_text(json.dumps(job))
-    results_xml = build_dir / "results.xml"
-    results_xml.unlink(missing_ok=True)
-    t0 = time.perf_counter()
+    lock_dir = REPO / "build" / "sim" / "core"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    # Two runs of one preset share its build: the lock keeps a second build out while one is
+    # in progress; each run then works in a directory of its own (job, images, results).
+    with open(lock_dir / f".{sim}-{preset_name}-{config.dataflow}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runner, build_dir, top = build_core(config, preset_name=preset_name, sim=sim)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
     try:
-        runner.test(test_module="sim.rtl_backend", testcase="rtl_inference", hdl_toplevel=top,
-                    build_dir=build_dir, test_dir=build_dir, results_xml=str(results_xml),
-                    timescale=("1ns", "1ps"))
-    except (RuntimeError, SystemExit):
-        pass  # the result file says what went wrong
-    wall = time.perf_counter() - t0
-    if not result_path.is_file():
-        raise RtlRunError(f"the {sim} simulation ended without {result_path}; see its output "
-                          "above")
-    result = json.loads(result_path.read_text())
+        np.save(run_dir / "images.npy", np.asarray(x, dtype=np.uint8))
+        result_path = run_dir / "result.json"
+        job = {"model_path": str(Path(model_path).resolve()), "config": asdict(config),
+               "images": "images.npy", "result": result_path.name, "quiet": bool(quiet),
+               "faults": faults}
+        (run_dir / JOB_FILE).write_text(json.dumps(job))
+        results_xml = run_dir / "results.xml"
+        t0 = time.perf_counter()
+        try:
+            runner.test(test_module="sim.rtl_backend", testcase="rtl_inference",
+                        hdl_toplevel=top, build_dir=build_dir, test_dir=run_dir,
+                        results_xml=str(results_xml), timescale=("1ns", "1ps"))
+        except (RuntimeError, SystemExit):
+            pass  # the result file says what went wrong
+        wall = time.perf_counter() - t0
+        if not result_path.is_file():
+            raise RtlRunError(f"the {sim} simulation ended without {result_path}; see its "
+                              "output above")
+        result = json.loads(result_path.read_text())
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
     result["wall_seconds"] = wall
     if result.get("error"):
         raise RtlRunError(result["error"])
