@@ -109,8 +109,9 @@ $(TRAIN_STAMP): $(STAMP)
 train: $(TRAIN_STAMP) ## retrain both reference models from seed 0 (torch CPU, ~17 min)
 	$(VPY) -m sim.train --model all --seed 0
 
-bench: install ## measure speeds, write build/bench/bench.json
-	$(VPY) -m sim.bench --out build/bench/bench.json
+bench: install ## measure speeds (golden, core model, RTL on SIM), write build/bench/bench.json
+	$(VPY) -m sim.bench --out build/bench/bench.json --rtl-images 5 \
+	    --sim $(if $(SIM),$(SIM),verilator)
 
 clean: ## remove build outputs (Verilog, simulator builds, waveforms, reports)
 	rm -rf build sim_build results.xml
