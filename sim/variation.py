@@ -171,7 +171,6 @@ def rtl_spot_check(*, model_name, technology, cv, n, sim, trials, seed=0) -> dic
         raise UserError(f"RTL spot check failed: {e}") from None
     logits = np.array([im["logits"] for im in res["images"]], dtype=np.int64)
     golden = np.array([im["golden_logits"] for im in res["images"]], dtype=np.int64)
-    logits = ((logits + (1 << 31)) % (1 << 32)) - (1 << 31)   # 32-bit words as signed
     numpy_acc = _accuracies(model, x, y, b.average, 3)
     return {"preset": name, "dataflow": config.dataflow, "simulator": sim, "cv": cv,
             "ber": b.average, "fault_threshold": threshold, "fault_seed": faults["seed"],
