@@ -182,7 +182,7 @@ async def controller_corners(dut, kind):
     elif kind == "folds":
         program = [asm.loop(count=3), asm.endloop(),                 # empty body
                    asm.loop(count=2), asm.loop(count=2), asm.nop(), asm.endloop(),
-                   asm.endloop(), asm.loop(count=1), asm.move(a=1, d=asm.rel(2), imm=31),
+                   asm.endloop(), asm.loop(count=1), asm.move(a=1, b=0, d=asm.rel(2), imm=31),
                    asm.endloop(), asm.halt(), asm.endloop()]          # after HALT: not run
     else:
         program = [asm.loop(count=65536), asm.nop(), asm.endloop(), asm.halt()]

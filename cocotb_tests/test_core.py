@@ -1,9 +1,12 @@
 """End to end: compiled layers and the committed digits model on the core (``rtl.core``), every
 stage output compared with the golden model (``golden.model.infer_int``, trace) with ``==``.
 
-Random single layers of every kind and shape class run on a small array (64 x 16) so that the
-compiler has to tile the fan-in and chunk the patches; the digits model runs on full presets,
-once per adder dataflow (write-free on nand_spin, abs-diff on jeit_stt).
+Random single layers of every kind and shape class run on small subarrays (128 x 16), alone and
+in mats of 2 and 4, so that the compiler has to tile the fan-in, chunk the patches and use both
+mat modes (patches side by side in the subarrays, or one dot product across the mat); the
+digits model runs on full-size subarrays, once per adder dataflow (write-free on nand_spin in
+a mat of 2, abs-diff on jeit_stt on one subarray). Every run builds its array rows on chip
+from the data memory (``MOVE GATHER``): the host writes only the input image.
 """
 
 import dataclasses
@@ -128,8 +131,7 @@ async def _run_cases(dut, cases, config, seed):
     await host.reset()
     for name, model, x in cases:
         compiled = compile_model(model, config)
-        await host.write_buffer(compiled.buffer)
-        await host.write_table(*compiled.table)
+        await host.load_compiled(compiled)
         for i, image in enumerate(x):
             trace = [np.asarray(t)[0] for t in infer_int(model, image[None], trace=True)]
             try:
@@ -137,7 +139,8 @@ async def _run_cases(dut, cases, config, seed):
             except AssertionError as e:
                 raise AssertionError(f"{BLOCK}: {name} ({config.dataflow}), image {i}: {e} "
                                      f"(seed {seed}; rerun with SPINPIM_SEED={seed})") from None
-            dut._log.info("%s image %d: %d cycles; wall s %s", name, i, counters["cycles"],
+            dut._log.info("%s image %d: %d cycles (%s); wall s %s", name, i, counters["cycles"],
+                          ", ".join(f"{s['name']}: {s['mode']}" for s in host.last_stages),
                           {k: round(v, 2) for k, v in host.wall.items()})
 
 
@@ -153,7 +156,7 @@ def _micro_programs(cols):
     from rtl.column_reduce import ReduceOp as R
     from rtl.ppu import PpuMode, ppu_imm
     from sim import asm
-    out = asm.requant(a=0, imm=ppu_imm(clear=True, emit=True, mode=PpuMode.LOGIT))
+    out = asm.requant(a=0, d=0, imm=ppu_imm(clear=True, emit=True, mode=PpuMode.LOGIT))
     write_free = [asm.min_step(a=7, b=7, imm=R.L1_FIRST.value), asm.loop(count=7),
                   asm.min_step(a=asm.rel(6, stride=-1), b=asm.rel(6, stride=-1),
                                imm=R.L1_PLANE.value), asm.endloop(), out, asm.halt()]
@@ -244,18 +247,25 @@ async def core_digits_model(dut):
                      seed)
 
 
-def _small(name, dataflow):
-    return dataclasses.replace(preset(name), dataflow=dataflow, **SMALL)
+def _small(name, dataflow, mat=1):
+    return dataclasses.replace(preset(name), dataflow=dataflow,
+                               **{**SMALL, "subarrays_per_mat": mat})
+
+
+def _mat(name, mat):
+    return dataclasses.replace(preset(name), subarrays_per_mat=mat)
 
 
 CONFIGS = {
-    # (case, label): config
+    # (case, label): config (the core is a mat of config.subarrays_per_mat subarrays)
     ("micro", "small-stt"): lambda: _small("jeit_stt", "abs_diff"),
     ("layers", "small-write_free"): lambda: _small("nand_spin", "write_free"),
     ("layers", "small-abs_diff-stt"): lambda: _small("jeit_stt", "abs_diff"),
     ("layers", "small-abs_diff-nand"): lambda: _small("nand_spin", "abs_diff"),
-    ("digits", "nand_spin-write_free"): lambda: preset("nand_spin"),
-    ("digits", "jeit_stt-abs_diff"): lambda: preset("jeit_stt"),
+    ("layers", "small-write_free-mat4"): lambda: _small("nand_spin", "write_free", 4),
+    ("layers", "small-abs_diff-stt-mat2"): lambda: _small("jeit_stt", "abs_diff", 2),
+    ("digits", "nand_spin-write_free-mat2"): lambda: _mat("nand_spin", 2),
+    ("digits", "jeit_stt-abs_diff-mat1"): lambda: _mat("jeit_stt", 1),
 }
 
 
@@ -263,5 +273,7 @@ CONFIGS = {
 @pytest.mark.parametrize("case,label", list(CONFIGS))
 def test_core(sim, case, label):
     config = CONFIGS[(case, label)]()
-    run_block(Core(config=config), block=BLOCK, sim=sim, test_module=__name__,
+    # No fault injection (cocotb_tests/test_core_faults.py has it): the per-column LFSRs
+    # would multiply the Verilator build time of a full-size mat.
+    run_block(Core(config=config, faults=False), block=BLOCK, sim=sim, test_module=__name__,
               params={"case": case, "label": label, "images": 2 if case == "layers" else 1})

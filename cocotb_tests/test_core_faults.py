@@ -4,7 +4,8 @@ stage output compared with ``==``.
 
 Random compiled models (``cocotb_tests.test_core._case_models``: an adder convolution with a
 multiply head, and a multiply convolution with an adder head, both ending in logits) run on a
-small array (128 x 16), once per adder dataflow (write-free on nand_spin, abs-diff on jeit_stt),
+small array (128 x 16), once per adder dataflow (write-free on a nand_spin mat of two subarrays,
+whose faults are those of one array as wide as the mat; abs-diff on one jeit_stt subarray),
 with a flip rate of 5 % per sensed bit. The faults are loaded once per model before the first
 image; the second image continues the same LFSR streams, so any sense the two sides count
 differently shows up. The faulty outputs must also differ from golden somewhere (the faults are
@@ -33,12 +34,13 @@ RATE = 0.05
 CASES = ("adder_conv_maxpool", "conv_pool_flatten_linear")
 
 
-def _small(name, dataflow):
-    return dataclasses.replace(preset(name), dataflow=dataflow, **SMALL)
+def _small(name, dataflow, mat=1):
+    return dataclasses.replace(preset(name), dataflow=dataflow,
+                               **{**SMALL, "subarrays_per_mat": mat})
 
 
 CONFIGS = {
-    "small-write_free-nand": lambda: _small("nand_spin", "write_free"),
+    "small-write_free-nand-mat2": lambda: _small("nand_spin", "write_free", 2),
     "small-abs_diff-stt": lambda: _small("jeit_stt", "abs_diff"),
 }
 
@@ -79,8 +81,7 @@ async def core_faults_match_model(dut):
                  f"{fault_seed:#010x}, threshold {threshold}")
         rerun = f"(seed {seed}; rerun with SPINPIM_SEED={seed})"
         compiled = compile_model(net, config)
-        await host.write_buffer(compiled.buffer)
-        await host.write_table(*compiled.table)
+        await host.load_compiled(compiled)
         load_compiled(compiled, model)
         await host.set_faults(enable=True, seed=fault_seed, threshold=threshold)
         model.set_faults(enable=True, seed=fault_seed, threshold=threshold)

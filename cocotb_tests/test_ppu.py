@@ -55,7 +55,8 @@ class PpuRef:
         self.out = [None] * out_depth
         self.coverage = dict.fromkeys(
             ("golden_requant", "exact_requant", "y_0", "y_255", "y_mid", "golden_pool",
-             "mixed_pool", "golden_logit", "wide_logit", "overflow", "bad_channel", "clear"), 0)
+             "mixed_pool", "golden_logit", "wide_logit", "overflow", "bad_channel", "clear",
+             "pointer_set", "pointer_add", "pointer_beyond", "host_write"), 0)
         self.clear()
         self.coverage["clear"] = 0
 
@@ -102,6 +103,21 @@ class PpuRef:
         else:
             self.out[self.ptr] = word
             self.ptr += 1
+
+    def pointer(self, op, value):
+        """A pointer set (``op`` "set") or add ("add") of ``value``."""
+        new = value if op == "set" else self.ptr + value
+        if new > self.out_depth:
+            self.error, self.ptr = 1, self.out_depth
+            self.coverage["pointer_beyond"] += 1
+        else:
+            self.ptr = new
+            self.coverage["pointer_" + op] += 1
+
+    def host_write(self, addr, word):
+        if addr < self.out_depth:
+            self.out[addr] = word
+            self.coverage["host_write"] += 1
 
     def step(self, imm, channel, acc):
         """One ``op_valid`` cycle (the table as it was before this cycle's host write)."""
@@ -160,7 +176,9 @@ class Bench:
         self.write_addr = 0      # where the last cycle's write went (or would have gone)
         # Idle inputs before the reset: the previous test may have left a step driven, and
         # the reset does not stop a memory write.
-        for name in ("clear", "op_valid", "imm", "channel", "acc", "tbl_we", "out_raddr"):
+        for name in ("clear", "op_valid", "imm", "channel", "acc", "tbl_we", "out_raddr",
+                     "g_raddr", "wr_en", "wr_addr", "wr_data", "ptr_set", "ptr_add",
+                     "ptr_value"):
             getattr(dut, name).value = 0
 
     def _fail(self, what, got, want):
@@ -179,11 +197,23 @@ class Bench:
             self.ref.out[addr] = self.dut.out_rdata.value.to_unsigned()
             await FallingEdge(self.dut.clk)
 
-    async def cycle(self, *, clear=0, step=None, table=None, probe=None):
+    async def cycle(self, *, clear=0, step=None, table=None, probe=None, pointer=None,
+                    host=None, probe2=None):
         """``step`` = (imm, channel, acc) or None; ``table`` = (addr, mult, shift, bias) or
         None; ``probe``: the output address read this cycle (default: the pointer of the last
-        cycle, where its word went if it wrote one and which must be unchanged otherwise)."""
+        cycle, where its word went if it wrote one and which must be unchanged otherwise);
+        ``pointer`` = ("set" | "add", value) or None (never with a step: the core does not
+        issue both); ``host`` = (addr, word) or None, a host write (never with a step: the
+        core drives it only while idle); ``probe2``: the address on the second read port."""
         dut, ref = self.dut, self.ref
+        assert step is None or (pointer is None and host is None)
+        dut.ptr_set.value = int(pointer is not None and pointer[0] == "set")
+        dut.ptr_add.value = int(pointer is not None and pointer[0] == "add")
+        dut.ptr_value.value = pointer[1] if pointer is not None else 0
+        dut.wr_en.value = int(host is not None)
+        dut.wr_addr.value = host[0] if host is not None else 0
+        dut.wr_data.value = host[1] if host is not None else 0
+        dut.g_raddr.value = probe2 if probe2 is not None else 0
         dut.clear.value = clear
         dut.op_valid.value = int(step is not None)
         imm, channel, acc = step if step is not None else (0, 0, 0)
@@ -210,11 +240,18 @@ class Bench:
         if want is not None:
             got = dut.out_rdata.value.to_unsigned()
             assert got == want, self._fail(f"out word {probe}", got, want)
+        if probe2 is not None:
+            want = self.expected_word(probe2)
+            got = dut.g_rdata.value.to_unsigned()
+            assert got == want, self._fail(f"second-port word {probe2}", got, want)
         # The same order as the hardware: clear wins over a step; the step reads the table as
         # it was; the host write lands at the edge.
         if clear:
             ref.clear()
             self.last = "clear"
+        elif pointer is not None:
+            ref.pointer(*pointer)
+            self.last = f"pointer {pointer[0]} {pointer[1]}"
         elif step is not None:
             entry = ref.table[channel] if channel < self.channels else None
             ref.step(imm, channel, acc)
@@ -224,6 +261,9 @@ class Bench:
             self.last = "idle"
         if table is not None:
             ref.write_table(*table)
+        if host is not None:
+            ref.host_write(*host)
+            self.last += f", host write {host[1]:#x} at {host[0]}"
         await FallingEdge(dut.clk)
         self.cycles += 1
 
@@ -409,6 +449,52 @@ async def ppu_random_cycles(dut):
         await bench.cycle(clear=int(rng.random() < 0.03), step=step, table=table, probe=probe)
     await bench.check_memory()
     coverage_report(dut, "ppu_random_cycles", bench.ref)
+
+
+@cocotb.test()
+async def ppu_pointer_and_ports(dut):
+    """The write pointer set and moved (SETPTR / ADDPTR of ``rtl.core``) between REQUANT /
+    LOGIT words, including to exactly ``out_depth`` (no error until a word is due) and beyond
+    it (error, pointer pinned at ``out_depth``); host writes into the memory (the input image)
+    and reads through the second port (the gather), checked against the reference every
+    cycle; clear after an error."""
+    p = load_params()
+    rng, seed = make_rng(p, "ppu_pointer_and_ports")
+    bench = Bench(dut, p, seed)
+    await start(dut)
+    await bench.snapshot()
+    acc_bits, channels, depth = p["acc_bits"], p["channels"], p["out_depth"]
+    await bench.write_table([realistic_entry(rng, acc_bits, is_logit_channel(ch))
+                             for ch in range(channels)])
+    await bench.cycle(clear=1)
+    span = bench.raddr_span
+    for _ in range(p["steps"]):
+        r = rng.random()
+        probe2 = rng.randrange(span)
+        if r < 0.15:
+            value = rng.choice((0, depth, depth + 1, rng.randrange(depth),
+                                rng.randrange(1 << 16)))
+            await bench.cycle(pointer=("set", value), probe2=probe2)
+        elif r < 0.3:
+            value = rng.choice((0, 1, depth - bench.ref.ptr, depth - bench.ref.ptr + 1,
+                                rng.randrange(8)))
+            await bench.cycle(pointer=("add", max(value, 0)), probe2=probe2)
+        elif r < 0.5:
+            await bench.cycle(host=(rng.randrange(span), rng.randrange(1 << 32)),
+                              probe2=probe2)
+        elif r < 0.95:
+            mode = rng.choice((PpuMode.REQUANT, PpuMode.LOGIT))
+            channel = rng.choice([ch for ch in range(channels) if is_logit_channel(ch)]) \
+                if mode is PpuMode.LOGIT else rng.randrange(channels)
+            for step in output_run(rng, bench, channel, mode, rng.random() < 0.5):
+                await bench.cycle(step=step, probe2=probe2)
+        else:
+            await bench.cycle(clear=1, probe2=probe2)
+    await bench.check_memory()
+    cov = bench.ref.coverage
+    coverage_report(dut, "ppu_pointer_and_ports", bench.ref)
+    assert cov["pointer_set"] and cov["pointer_add"] and cov["pointer_beyond"] \
+        and cov["host_write"], f"{BLOCK}: pointer / port test missed a case: {cov} (seed {seed})"
 
 
 @cocotb.test()

@@ -1,7 +1,9 @@
 """The accelerator core: controller, MTJ array, weight buffer, lanes, reduction and PPU in one
 top level with a host interface."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+import dataclasses
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -11,7 +13,10 @@ from rtl.abs_diff_lane import AbsDiffLane, AbsDiffOp
 from rtl.column_reduce import ColumnReduce, ReduceOp
 from rtl.config import check_config
 from rtl.controller import Controller
-from rtl.isa import COUNTER_BITS, N_COUNTERS, OPERAND_BITS, WORD_BITS, Opcode
+from rtl.isa import (
+    AGU_ADDR_BITS, AGU_DATA_BITS, COUNTER_BITS, KPOS_BITS, N_COUNTERS, OFFSET_BITS, OPERAND_BITS,
+    WORD_BITS, MoveOp, Opcode, WriteSrc,
+)
 from rtl.min_lane import MinLane, MinLaneOp
 from rtl.mtj_array import FAULT_THRESHOLD_BITS, LFSR_BITS, MacroCmd, MtjArray
 from rtl.ppu import Ppu
@@ -21,7 +26,7 @@ __all__ = ["Core", "CORE_OPS", "REDUCE_OPS", "BUFFER_OPS", "PIPELINE_DEPTH"]
 #: Micro-ops the core executes; any other datapath opcode sets ``error``.
 CORE_OPS = (Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
             Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM,
-            Opcode.REQUANT)
+            Opcode.REQUANT, Opcode.MOVE)
 #: Micro-ops whose sensed row goes to the reduction unit (``imm`` = ``ReduceOp``).
 REDUCE_OPS = (Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
               Opcode.MIN_STEP)
@@ -31,8 +36,6 @@ BUFFER_OPS = (Opcode.AND_FU, Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.WRITE_ROW,
 #: Stages after issue: a micro-op's last effect lands at the end of cycle issue + 2.
 PIPELINE_DEPTH = 2
 
-_ARRAY_OPS = CORE_OPS[:-1]   # all but REQUANT use the array
-
 
 def _below(value, limit):
     """``value < limit``; for a power-of-two limit as a reduction of the high bits (yosys trims
@@ -40,7 +43,16 @@ def _below(value, limit):
     k = ceil_log2(limit)
     if 1 << k == limit:
         return ~value[k:].any() if k < len(value) else Const(1, 1)
-    return value < limit
+    if k >= len(value):
+        return value < limit
+    # The low k bits against a k-bit constant whose top bit is set (nothing to trim).
+    return ~value[k:].any() & (value[:k] < Const(limit, k))
+
+
+def _equals(value, constant):
+    """``value == constant`` as a reduction (yosys trims the constant of an ``==``, and
+    Verilator -Wall then warns WIDTHEXPAND)."""
+    return ~(value ^ Const(constant, len(value))).any()
 
 
 def _check_param(name, value, lo, hi, *, power_of_two=False):
@@ -52,17 +64,36 @@ def _check_param(name, value, lo, hi, *, power_of_two=False):
 
 
 class Core(wiring.Component):
-    """One subarray with its periphery under a controller: the unit that runs a compiled layer.
+    """A mat: ``subarrays`` subarrays in lock-step with their periphery under one controller,
+    and the on-chip data movement between layers. The unit that runs a compiled network.
+
+    The mat row is ``W = subarrays * columns`` bits: mat column ``k * columns + j`` is column
+    ``j`` of subarray ``k`` (an :class:`~rtl.mtj_array.MtjArray` of ``rows x columns``, fault
+    seeds those of mat column ``k * columns + j``). Every subarray gets the same array command
+    and rows in the same cycle; the weight buffer, the FU line, the lanes and the transpose
+    buffer span the mat row. Each subarray has its own reduction unit (popcount of its
+    ``columns`` columns, shift-accumulate); ``REQUANT`` hands the PPU one of them or their sum.
 
     Datapath, three stages, one micro-op per cycle (the core never stalls the controller):
 
-    * **S1** (issue cycle): the array command and the weight-buffer read. The buffer
-      (``buffer_slots`` words of ``columns`` bits, combinational read at slot ``b``) drives the
-      array's FU line and the write data.
+    * **S1** (issue cycle): the array command, the weight-buffer read (``buffer_slots`` words
+      of W bits, combinational read at slot ``b``; it drives the FU line and the write data),
+      the address tables of a GATHER.
     * **S2**: the sensed row (the array answers the cycle after a sense command) and the
       buffer word registered in S1 feed the min lanes (``rtl.min_lane``) and the abs-diff lanes
-      (``rtl.abs_diff_lane``).
-    * **S3**: the reduction unit (``rtl.column_reduce``) and the PPU (``rtl.ppu``).
+      (``rtl.abs_diff_lane``); a GATHER reads the data memory and writes the transpose buffer.
+    * **S3**: the reduction units (``rtl.column_reduce``) and the PPU (``rtl.ppu``).
+
+    Data memory: the PPU's output memory (``out_depth`` words of 32 bits) is also where the
+    layers' activations live: the host writes the input image into it, the PPU writes each
+    layer's outputs at its pointer, and GATHER reads them back. The transpose buffer holds
+    ``n = operand_bits`` planes of W bits: GATHER puts the n bits of one activation into one
+    column, and WRITE_ROW / PROGRAM with ``WriteSrc.TBUF`` write a plane as an array row: that
+    is how a layer's im2col bit-plane rows are built on chip from the previous layer's outputs.
+    GATHER's address comes from two tables the host loads with the weights: the offset table
+    (an entry per term of a patch: ``offset``, ``kpos``) and the patch table (an entry per
+    patch: ``base``, ``mask``): word ``(base + offset) mod 2**16`` if bit ``kpos`` of ``mask``
+    is set, else 0 (the zero padding of a convolution).
 
     Micro-ops (operands a, b, d and imm resolved by the controller, ``rtl.isa``):
 
@@ -79,68 +110,95 @@ class Core(wiring.Component):
     FS_STEP    READ row a (x_b), buffer[b] (w_b)      abs-diff lanes: ``imm`` bit  -
                                                       1 DIFF else SIGN, bit 0
                                                       ``first``
-    WRITE_ROW  WRITE row a, all columns; data =       -                            -
-               abs-diff ``out`` if ``imm`` bit 0,
-               else buffer[b]
+    WRITE_ROW  WRITE row a, all columns; data by      -                            -
+               ``imm`` (``WriteSrc``): BUFFER
+               buffer[b], ABS_DIFF the abs-diff
+               ``out``, TBUF transpose plane b
     ERASE      ERASE the strip of row a               -                            -
     PROGRAM    PROGRAM row a, data as WRITE_ROW       -                            -
     REQUANT    -                                      -                            PPU step,
-                                                                                   channel a
+                                                                                   channel a,
+                                                                                   addend d
+    MOVE       GATHER: tables b, d                    GATHER: column a of the      SETPTR /
+                                                      transpose buffer; CLEAR      ADDPTR: PPU
+                                                      it                           pointer, a
     ========== ====================================== ============================ ==============
 
     For the one-row reductions ``row_w`` and ``row_min`` are 0 (so ``L1_FIRST`` loads the
-    popcount). Every other datapath opcode (FA_STEP, CMP_STEP, BITCOUNT, RELU, POOL, MOVE) is
-    not implemented by this core and sets ``error``.
+    popcount). REQUANT's addend: ``d = 0`` the sum of all the subarrays' accumulators (mod
+    ``2**acc_bits``: the dot product over the whole mat row), ``d = k + 1`` subarray k's
+    (``subarrays`` dot products side by side). Every other datapath opcode (FA_STEP,
+    CMP_STEP, BITCOUNT, RELU, POOL) is not implemented by this core and sets ``error``.
 
     Hazards the program must respect (the compiler ``sim.compiler`` does, the model
     ``sim.core_model`` checks nothing but computes the same): a WRITE_ROW / PROGRAM taking the
     abs-diff ``out`` reads it at its S1, so the write-back of the difference bit of an FS_STEP
     DIFF issued in cycle c must be issued in cycle c + 2 or later, before the next DIFF's S2;
-    REQUANT reads the accumulator as left by every micro-op issued before it.
+    a WRITE_ROW / PROGRAM from the transpose buffer sees the GATHERs and CLEARs issued 2 or
+    more cycles before it; a GATHER sees the words of REQUANTs issued 2 or more cycles before
+    it; REQUANT reads the accumulators as left by every micro-op issued before it.
 
-    ``error`` (sticky, cleared by ``start``): the controller's error, an unsupported micro-op,
-    a row operand not below ``rows`` or a slot operand not below ``buffer_slots``, the array's
-    error (a write not supported by the technology), a PROGRAM into a cell programmed since
-    its strip's last erase, a channel not below ``channels`` or an output-memory overflow in
-    the PPU. Array commands from the host set it too (check it before ``start``).
+    ``error`` (sticky, cleared by ``start``): the controller's error, an unsupported micro-op
+    or ``imm``, a row operand not below ``rows``, a slot operand not below ``buffer_slots``, a
+    transpose plane not below ``operand_bits``, a GATHER column not below W or table entry not
+    below the table's depth or data-memory word not below ``out_depth``, a REQUANT ``d`` above
+    ``subarrays``, the arrays' error (a write not supported by the technology), a PROGRAM
+    into a cell programmed since its strip's last erase, a channel not below ``channels``, an
+    output-memory overflow or a pointer beyond ``out_depth`` in the PPU. Array commands from
+    the host set it too (check it before ``start``).
 
     Timing: ``start`` in an idle cycle starts the controller (``rtl.controller``) and clears
-    the PPU's state and ``error``; ``busy`` stays high until the last micro-op has left the
-    pipeline, ``done`` rises the cycle after. The counters are the controller's: ``cycles``
-    counts the controller's busy cycles (the 2-cycle pipeline drain is not counted).
+    the PPU's state (its pointer to 0) and ``error``; ``busy`` stays high until the last
+    micro-op has left the pipeline, ``done`` rises the cycle after. The counters are the
+    controller's: ``cycles`` counts the controller's busy cycles (the 2-cycle pipeline drain
+    is not counted). The memories and the transpose buffer keep their contents across runs.
 
     Parameters
     ----------
     config : AcceleratorConfig
-        The array (rows x columns, technology, strips, faults), widths of the lanes.
+        The subarray (rows x columns, technology, strips, faults), widths of the lanes.
+    subarrays : int or None
+        Subarrays in the mat, in [1, 64]; default ``config.subarrays_per_mat``.
     imem_depth : int
         Instruction words, a power of two in [2, 65536]. Default 1024.
     buffer_slots : int
-        Weight-buffer words of ``columns`` bits, a power of two in [2, 4096] (slot operands
-        are 12-bit bases). Default 2048.
+        Weight-buffer words of W bits, a power of two in [2, 4096] (slot operands are 12-bit
+        bases). Default 2048.
     channels : int
         Requantization table entries, in [1, 4096]. Default 256.
     out_depth : int
-        Output-memory words of 32 bits, in [1, 65536]. Default 4096.
+        Data (output) memory words of 32 bits, in [1, 65536]. Default 4096.
+    offset_depth, patch_depth : int
+        Offset- and patch-table entries, powers of two in [2, 4096]. Default 1024 and 2048.
+    faults : bool
+        Build the arrays' sensing-fault injection (default); without it the ``fault_*`` ports
+        are ignored (``rtl.mtj_array.MtjArray``).
 
     Members
     -------
     prog_addr, prog_data, prog_we : In
         Host program write port (``rtl.controller.Controller``), ignored while busy.
     buf_we, buf_addr, buf_data : In
-        Host weight-buffer write port, ignored while busy.
+        Host weight-buffer write port (``buf_data`` W bits), ignored while busy.
     tbl_we, tbl_addr, tbl_mult, tbl_shift, tbl_bias : In
         Host requantization-table write port (``rtl.ppu.Ppu``), ignored while busy.
+    agu_we, agu_sel, agu_addr, agu_data : In
+        Host address-table write port: ``agu_sel`` 0 the offset table (``agu_data`` =
+        ``offset | kpos << 16``), 1 the patch table (``base | mask << 16``); ignored while
+        busy or when ``agu_addr`` is not below the table's depth.
+    dmem_we, dmem_waddr, dmem_wdata : In
+        Host data-memory write port, ignored while busy.
     arr_valid, arr_cmd, arr_row, arr_data, arr_mask : In
-        One array command from the host (``rtl.mtj_array.MacroCmd``), ignored while busy.
+        One array command from the host to every subarray (``rtl.mtj_array.MacroCmd``;
+        ``arr_data`` and ``arr_mask`` W bits), ignored while busy.
     fault_en, fault_load, fault_seed, fault_threshold : In
-        The array's sensing-fault controls (``rtl.mtj_array.MacroSignature``); ``fault_load``
+        The arrays' sensing-fault controls (``rtl.mtj_array.MacroSignature``); ``fault_load``
         is ignored while busy (a reload would cut a run's fault stream in two).
     out_raddr : In
-        Output-memory word to show on ``out_rdata`` (combinational).
+        Data-memory word to show on ``out_rdata`` (combinational).
     out_rdata : Out(32)
     out_count : Out
-        Words the PPU has written since ``start``.
+        The PPU's write pointer.
     start : In(1)
     busy, done, error : Out(1)
     counter_sel : In, counter_value : Out(32)
@@ -152,39 +210,57 @@ class Core(wiring.Component):
         A parameter of the wrong type or out of range (the message names it).
     """
 
-    def __init__(self, *, config, imem_depth=1024, buffer_slots=2048, channels=256,
-                 out_depth=4096):
+    def __init__(self, *, config, subarrays=None, imem_depth=1024, buffer_slots=2048,
+                 channels=256, out_depth=4096, offset_depth=1024, patch_depth=2048,
+                 faults=True):
         self._config = cfg = check_config(config)
+        if subarrays is None:
+            subarrays = cfg.subarrays_per_mat
+        _check_param("subarrays", subarrays, 1, 64)
         _check_param("imem_depth", imem_depth, 2, 1 << 16, power_of_two=True)
         _check_param("buffer_slots", buffer_slots, 2, 4096, power_of_two=True)
         _check_param("channels", channels, 1, 4096)
         _check_param("out_depth", out_depth, 1, 1 << 16)
+        _check_param("offset_depth", offset_depth, 2, 1 << AGU_ADDR_BITS, power_of_two=True)
+        _check_param("patch_depth", patch_depth, 2, 1 << AGU_ADDR_BITS, power_of_two=True)
+        if not isinstance(faults, bool):
+            raise TypeError(f"faults must be a bool, not {faults!r}")
+        self._subarrays, self._faults = subarrays, faults
         self._imem_depth, self._buffer_slots = imem_depth, buffer_slots
         self._channels, self._out_depth = channels, out_depth
-        cols = cfg.columns
+        self._offset_depth, self._patch_depth = offset_depth, patch_depth
+        width = subarrays * cfg.columns
         chan_bits = max(1, ceil_log2(channels))
+        out_bits = max(1, ceil_log2(out_depth))
         super().__init__({
             "prog_addr":       In(ceil_log2(imem_depth)),
             "prog_data":       In(WORD_BITS),
             "prog_we":         In(1),
             "buf_we":          In(1),
             "buf_addr":        In(ceil_log2(buffer_slots)),
-            "buf_data":        In(cols),
+            "buf_data":        In(width),
             "tbl_we":          In(1),
             "tbl_addr":        In(chan_bits),
             "tbl_mult":        In(signed(16)),
             "tbl_shift":       In(6),
             "tbl_bias":        In(signed(48)),
+            "agu_we":          In(1),
+            "agu_sel":         In(1),
+            "agu_addr":        In(AGU_ADDR_BITS),
+            "agu_data":        In(AGU_DATA_BITS),
+            "dmem_we":         In(1),
+            "dmem_waddr":      In(out_bits),
+            "dmem_wdata":      In(32),
             "arr_valid":       In(1),
             "arr_cmd":         In(MacroCmd),
             "arr_row":         In(max(1, ceil_log2(cfg.rows))),
-            "arr_data":        In(cols),
-            "arr_mask":        In(cols),
+            "arr_data":        In(width),
+            "arr_mask":        In(width),
             "fault_en":        In(1),
             "fault_load":      In(1),
             "fault_seed":      In(LFSR_BITS),
             "fault_threshold": In(FAULT_THRESHOLD_BITS),
-            "out_raddr":       In(max(1, ceil_log2(out_depth))),
+            "out_raddr":       In(out_bits),
             "out_rdata":       Out(32),
             "out_count":       Out(ceil_log2(out_depth + 1)),
             "start":           In(1),
@@ -198,6 +274,15 @@ class Core(wiring.Component):
     @property
     def config(self):
         return self._config
+
+    @property
+    def subarrays(self):
+        return self._subarrays
+
+    @property
+    def width(self):
+        """Bits of a mat row: ``subarrays * config.columns``."""
+        return self._subarrays * self._config.columns
 
     @property
     def imem_depth(self):
@@ -215,33 +300,77 @@ class Core(wiring.Component):
     def out_depth(self):
         return self._out_depth
 
+    @property
+    def offset_depth(self):
+        return self._offset_depth
+
+    @property
+    def patch_depth(self):
+        return self._patch_depth
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
-        cols, rows = cfg.columns, cfg.rows
-        ones = Const((1 << cols) - 1, cols)
+        k_sub, cols, rows = self._subarrays, cfg.columns, cfg.rows
+        width = k_sub * cols                        # the mat row: subarray k is k*cols ..
+        n = cfg.operand_bits
+        wide_cfg = cfg if k_sub == 1 else dataclasses.replace(cfg, columns=width)
+        ones = Const((1 << width) - 1, width)
 
         m.submodules.ctrl = ctrl = Controller(config=cfg, imem_depth=self._imem_depth)
-        m.submodules.array = array = MtjArray(config=cfg)
-        m.submodules.min_lane = min_lane = MinLane(config=cfg)
-        m.submodules.abs_lane = abs_lane = AbsDiffLane(config=cfg)
-        m.submodules.reduce = red = ColumnReduce(config=cfg)
+        arrays = []
+        for k in range(k_sub):
+            arrays.append(MtjArray(config=cfg, first_column=k * cols, faults=self._faults))
+            m.submodules[f"array{k}" if k_sub > 1 else "array"] = arrays[-1]
+        m.submodules.min_lane = min_lane = MinLane(config=wide_cfg)
+        m.submodules.abs_lane = abs_lane = AbsDiffLane(config=wide_cfg)
+        reds = []
+        for k in range(k_sub):
+            reds.append(ColumnReduce(config=cfg))
+            m.submodules[f"reduce{k}" if k_sub > 1 else "reduce"] = reds[-1]
         m.submodules.ppu = ppu = Ppu(config=cfg, channels=self._channels,
                                      out_depth=self._out_depth)
-        m.submodules.buffer = buffer = Memory(shape=cols, depth=self._buffer_slots, init=[])
+        m.submodules.buffer = buffer = Memory(shape=width, depth=self._buffer_slots, init=[])
         buf_w = buffer.write_port()
         buf_r = buffer.read_port(domain="comb")
+        m.submodules.otab = otab = Memory(shape=OFFSET_BITS + KPOS_BITS,
+                                          depth=self._offset_depth, init=[])
+        otab_w, otab_r = otab.write_port(), otab.read_port(domain="comb")
+        m.submodules.ptab = ptab = Memory(shape=AGU_DATA_BITS, depth=self._patch_depth,
+                                          init=[])
+        ptab_w, ptab_r = ptab.write_port(), ptab.read_port(domain="comb")
+        tbuf = [Signal(width, name=f"tbuf{q}") for q in range(n)]
 
-        # The pipeline registers (valid, opcode, imm, operand a) of S2 and S3, and the data
-        # they carry.
+        # The mat's array command: every subarray gets the same one (lock-step).
+        a_cmd = Signal(MacroCmd)
+        row_bits = len(arrays[0].row_a)
+        a_row_a, a_row_b = Signal(row_bits), Signal(row_bits)
+        a_fu, a_data, a_mask = Signal(width), Signal(width), Signal(width)
+        for k, arr in enumerate(arrays):
+            sl = slice(k * cols, (k + 1) * cols)
+            m.d.comb += [arr.cmd.eq(a_cmd), arr.row_a.eq(a_row_a), arr.row_b.eq(a_row_b),
+                         arr.fu.eq(a_fu[sl]), arr.data.eq(a_data[sl]),
+                         arr.mask.eq(a_mask[sl]),
+                         arr.fault_en.eq(self.fault_en), arr.fault_seed.eq(self.fault_seed),
+                         arr.fault_threshold.eq(self.fault_threshold)]
+        sensed = Cat(*[arr.sensed for arr in arrays])
+        arrays_error = Cat(*[arr.error for arr in arrays]).any()
+        program_without_erase = Cat(*[arr.program_without_erase for arr in arrays]).any()
+
+        # The pipeline registers (valid, opcode, imm, operands a and d) of S2 and S3, and the
+        # data they carry.
         v1, v2 = Signal(), Signal()
         op1, op2 = Signal(Opcode), Signal(Opcode)
         imm1, imm2 = Signal(len(ctrl.issue.imm)), Signal(len(ctrl.issue.imm))
         a1, a2 = Signal(OPERAND_BITS), Signal(OPERAND_BITS)
-        w1, w2, x2 = Signal(cols), Signal(cols), Signal(cols)
+        d1, d2 = Signal(OPERAND_BITS), Signal(OPERAND_BITS)
+        w1, w2, x2 = Signal(width), Signal(width), Signal(width)
+        g_addr1 = Signal(OFFSET_BITS)              # GATHER: the data-memory word, its use
+        g_valid1 = Signal()
 
         idle = ~ctrl.busy & ~v1 & ~v2
         start = self.start & idle
+        host_agu = self.agu_we & idle
         m.d.comb += [
             self.busy.eq(~idle),
             ctrl.start.eq(start),
@@ -254,20 +383,27 @@ class Core(wiring.Component):
             buf_w.addr.eq(self.buf_addr),
             buf_w.data.eq(self.buf_data),
             buf_w.en.eq(self.buf_we & idle),
+            otab_w.addr.eq(self.agu_addr),
+            otab_w.data.eq(self.agu_data[:OFFSET_BITS + KPOS_BITS]),
+            otab_w.en.eq(host_agu & ~self.agu_sel & _below(self.agu_addr, self._offset_depth)),
+            ptab_w.addr.eq(self.agu_addr),
+            ptab_w.data.eq(self.agu_data),
+            ptab_w.en.eq(host_agu & self.agu_sel & _below(self.agu_addr, self._patch_depth)),
             ppu.tbl_we.eq(self.tbl_we & idle),
             ppu.tbl_addr.eq(self.tbl_addr),
             ppu.tbl_mult.eq(self.tbl_mult),
             ppu.tbl_shift.eq(self.tbl_shift),
             ppu.tbl_bias.eq(self.tbl_bias),
             ppu.out_raddr.eq(self.out_raddr),
+            ppu.wr_en.eq(self.dmem_we & idle),
+            ppu.wr_addr.eq(self.dmem_waddr),
+            ppu.wr_data.eq(self.dmem_wdata),
             self.out_rdata.eq(ppu.out_rdata),
             self.out_count.eq(ppu.out_count),
             ppu.clear.eq(start),
-            array.fault_en.eq(self.fault_en),
-            array.fault_load.eq(self.fault_load & idle),
-            array.fault_seed.eq(self.fault_seed),
-            array.fault_threshold.eq(self.fault_threshold),
         ]
+        for arr in arrays:
+            m.d.comb += arr.fault_load.eq(self.fault_load & idle)
         done_seen = Signal()
         with m.If(start):
             m.d.sync += done_seen.eq(0)
@@ -278,10 +414,53 @@ class Core(wiring.Component):
         # ---- S1: the micro-op on the issue port -------------------------------------------
         issue = ctrl.issue
         op, imm = issue.op, issue.imm
-        row_bits, slot_bits = len(array.row_a), ceil_log2(self._buffer_slots)
-        m.d.comb += buf_r.addr.eq(issue.b[:slot_bits])
+        slot_bits = ceil_log2(self._buffer_slots)
+        m.d.comb += [buf_r.addr.eq(issue.b[:slot_bits]),
+                     otab_r.addr.eq(issue.b[:ceil_log2(self._offset_depth)]),
+                     ptab_r.addr.eq(issue.d[:ceil_log2(self._patch_depth)])]
         w = buf_r.data
-        write_data = Mux(imm[0], abs_lane.out, w)
+        # The decodes of the new fields are continuous expressions (_equals), not Switches: a
+        # process whose inputs keep their reset value for a whole run never runs in Icarus
+        # (its outputs stay X).
+        plane = Signal(width)                      # transpose-buffer plane b
+        b_plane = issue.b[:max(1, ceil_log2(n))]
+        pick = Const(0, width)
+        for q in range(n):
+            pick = Mux(_equals(b_plane, q), tbuf[q], pick)
+        m.d.comb += plane.eq(pick)
+        src = {v: _equals(imm, v.value) for v in WriteSrc}
+        write_data = Signal(width)
+        src_bad = Signal()                         # WRITE_ROW / PROGRAM: a bad source
+        m.d.comb += [
+            write_data.eq(Mux(src[WriteSrc.TBUF], plane,
+                              Mux(src[WriteSrc.ABS_DIFF], abs_lane.out, w))),
+            src_bad.eq(Mux(src[WriteSrc.TBUF], ~_below(issue.b, n),
+                           Mux(src[WriteSrc.BUFFER] | src[WriteSrc.ABS_DIFF],
+                               ~_below(issue.b, self._buffer_slots), 1))),
+        ]
+        # GATHER's address: patch base + term offset, used if the term's mask bit is set.
+        g_offset = otab_r.data[:OFFSET_BITS]
+        g_kpos = otab_r.data[OFFSET_BITS:]
+        g_base = ptab_r.data[:OFFSET_BITS]
+        g_mask = ptab_r.data[OFFSET_BITS:]
+        g_sum = Signal(OFFSET_BITS + 1)
+        g_use = Signal()
+        use = Const(0, 1)
+        for q in range(len(g_mask)):
+            use = Mux(_equals(g_kpos, q), g_mask[q], use)
+        m.d.comb += [g_sum.eq(g_base + g_offset), g_use.eq(use)]
+        mv = {v: _equals(imm, v.value) for v in MoveOp}
+        move_bad = Signal()
+        m.d.comb += move_bad.eq(
+            Mux(mv[MoveOp.GATHER],
+                ~_below(issue.a, width) | ~_below(issue.b, self._offset_depth)
+                | ~_below(issue.d, self._patch_depth),
+                ~(mv[MoveOp.CLEAR] | mv[MoveOp.SETPTR] | mv[MoveOp.ADDPTR])))
+
+        def array_cmd(cmd, row_a, row_b, fu, data, mask):
+            return [a_cmd.eq(cmd), a_row_a.eq(row_a), a_row_b.eq(row_b), a_fu.eq(fu),
+                    a_data.eq(data), a_mask.eq(mask)]
+
         bad = Signal()
         row_ok = _below(issue.a, rows)
         row_b_ok = _below(issue.b, rows)
@@ -297,89 +476,147 @@ class Core(wiring.Component):
                                   (Opcode.ERASE, MacroCmd.ERASE),
                                   (Opcode.PROGRAM, MacroCmd.PROGRAM)):
                     with m.Case(code):
-                        m.d.comb += [array.cmd.eq(cmd), array.row_a.eq(issue.a[:row_bits]),
-                                     array.row_b.eq(issue.b[:row_bits]), array.fu.eq(w),
-                                     array.data.eq(write_data), array.mask.eq(ones)]
+                        m.d.comb += array_cmd(cmd, issue.a[:row_bits], issue.b[:row_bits], w,
+                                              write_data, ones)
                         checks = ~row_ok
                         if code in (Opcode.AND2, Opcode.OR2):
                             checks = checks | ~row_b_ok
-                        if code in BUFFER_OPS:
+                        if code in (Opcode.WRITE_ROW, Opcode.PROGRAM):
+                            checks = checks | src_bad
+                        elif code in BUFFER_OPS:
                             checks = checks | ~slot_ok
                         m.d.comb += bad.eq(checks)
                 with m.Case(Opcode.REQUANT):
-                    m.d.comb += [array.cmd.eq(MacroCmd.NOP), array.row_a.eq(0),
-                                 array.row_b.eq(0), array.fu.eq(0), array.data.eq(0),
-                                 array.mask.eq(0), bad.eq(0)]
+                    m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)
+                    m.d.comb += bad.eq(0)
+                with m.Case(Opcode.MOVE):
+                    m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)
+                    m.d.comb += bad.eq(move_bad)
                 with m.Default():
-                    m.d.comb += [array.cmd.eq(MacroCmd.NOP), array.row_a.eq(0),
-                                 array.row_b.eq(0), array.fu.eq(0), array.data.eq(0),
-                                 array.mask.eq(0), bad.eq(1)]
+                    m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)
+                    m.d.comb += bad.eq(1)
         with m.Elif(self.arr_valid & idle):
-            m.d.comb += [array.cmd.eq(self.arr_cmd), array.row_a.eq(self.arr_row),
-                         array.row_b.eq(0), array.fu.eq(0), array.data.eq(self.arr_data),
-                         array.mask.eq(self.arr_mask), bad.eq(0)]
+            m.d.comb += array_cmd(self.arr_cmd, self.arr_row, 0, 0, self.arr_data, self.arr_mask)
+            m.d.comb += bad.eq(0)
         with m.Else():
-            m.d.comb += [array.cmd.eq(MacroCmd.NOP), array.row_a.eq(0), array.row_b.eq(0),
-                         array.fu.eq(0), array.data.eq(0), array.mask.eq(0), bad.eq(0)]
-        m.d.sync += [v1.eq(issue.valid), op1.eq(op), imm1.eq(imm), a1.eq(issue.a), w1.eq(w)]
+            m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)
+            m.d.comb += bad.eq(0)
+        m.d.sync += [v1.eq(issue.valid), op1.eq(op), imm1.eq(imm), a1.eq(issue.a),
+                     d1.eq(issue.d), w1.eq(w), g_addr1.eq(g_sum[:OFFSET_BITS]),
+                     g_valid1.eq(g_use)]
 
-        # ---- S2: lanes on the sensed row ----------------------------------------------------
+        # ---- S2: lanes on the sensed row; the transpose buffer ------------------------------
         # Decodes are Switches that assign every flag in every case: yosys trims a constant
         # compared with ==, and Verilator -Wall then warns WIDTHEXPAND.
-        is_min, is_fs, l1_first = Signal(), Signal(), Signal()
+        is_min, is_fs, is_gather, is_clear, l1_first = (Signal(), Signal(), Signal(), Signal(),
+                                                         Signal())
         with m.Switch(op1):
             with m.Case(Opcode.MIN_STEP):
-                m.d.comb += [is_min.eq(v1), is_fs.eq(0)]
+                m.d.comb += [is_min.eq(v1), is_fs.eq(0), is_gather.eq(0), is_clear.eq(0)]
             with m.Case(Opcode.FS_STEP):
-                m.d.comb += [is_min.eq(0), is_fs.eq(v1)]
+                m.d.comb += [is_min.eq(0), is_fs.eq(v1), is_gather.eq(0), is_clear.eq(0)]
+            with m.Case(Opcode.MOVE):
+                m.d.comb += [is_min.eq(0), is_fs.eq(0),
+                             is_gather.eq(v1 & _equals(imm1, MoveOp.GATHER.value)),
+                             is_clear.eq(v1 & _equals(imm1, MoveOp.CLEAR.value))]
             with m.Default():
-                m.d.comb += [is_min.eq(0), is_fs.eq(0)]
+                m.d.comb += [is_min.eq(0), is_fs.eq(0), is_gather.eq(0), is_clear.eq(0)]
         with m.Switch(imm1[:4]):          # the ReduceOp field, as the reduction unit sees it
             with m.Case(ReduceOp.L1_FIRST.value):
                 m.d.comb += l1_first.eq(1)
             with m.Default():
                 m.d.comb += l1_first.eq(0)
         m.d.comb += [
-            min_lane.x_b.eq(array.sensed), min_lane.w_b.eq(w1),
+            min_lane.x_b.eq(sensed), min_lane.w_b.eq(w1),
             min_lane.op.eq(Mux(is_min, Mux(l1_first, MinLaneOp.START,
                                            MinLaneOp.STEP), MinLaneOp.HOLD)),
-            abs_lane.x_b.eq(array.sensed), abs_lane.w_b.eq(w1), abs_lane.first.eq(imm1[0]),
+            abs_lane.x_b.eq(sensed), abs_lane.w_b.eq(w1), abs_lane.first.eq(imm1[0]),
             abs_lane.op.eq(Mux(is_fs, Mux(imm1[1], AbsDiffOp.DIFF, AbsDiffOp.SIGN),
                                AbsDiffOp.HOLD)),
         ]
-        m.d.sync += [v2.eq(v1), op2.eq(op1), imm2.eq(imm1), a2.eq(a1), w2.eq(w1),
-                     x2.eq(array.sensed)]
+        # GATHER: one word of the data memory into column a1 of every plane.
+        out_bits = len(self.out_raddr)
+        gather_value = Signal(n)
+        gather_bad = Signal()
+        m.d.comb += [
+            ppu.g_raddr.eq(g_addr1[:out_bits]),
+            gather_value.eq(Mux(g_valid1, ppu.g_rdata[:n], 0)),
+            gather_bad.eq(is_gather & g_valid1 & ~_below(g_addr1, self._out_depth)),
+        ]
+        # The column as a one-hot word (one shifter, then word-wide AND / OR per plane: a
+        # per-bit case on the column would be W arms per plane).
+        col_bits = max(1, ceil_log2(width))
+        onehot = Signal(width)
+        m.d.comb += onehot.eq(Const(1, width) << a1[:col_bits])
+        with m.If(is_clear):
+            m.d.sync += [t.eq(0) for t in tbuf]
+        with m.Elif(is_gather):
+            m.d.sync += [t.eq((t & ~onehot) | Mux(gather_value[q], onehot, 0))
+                         for q, t in enumerate(tbuf)]
+        m.d.sync += [v2.eq(v1), op2.eq(op1), imm2.eq(imm1), a2.eq(a1), d2.eq(d1), w2.eq(w1),
+                     x2.eq(sensed)]
 
         # ---- S3: reduction and PPU ----------------------------------------------------------
-        reduces, min3, requant3 = Signal(), Signal(), Signal()
+        reduces, min3, requant3, ptr3 = Signal(), Signal(), Signal(), Signal()
         with m.Switch(op2):
             with m.Case(Opcode.MIN_STEP):
-                m.d.comb += [reduces.eq(v2), min3.eq(v2), requant3.eq(0)]
+                m.d.comb += [reduces.eq(v2), min3.eq(v2), requant3.eq(0), ptr3.eq(0)]
             with m.Case(*REDUCE_OPS):
-                m.d.comb += [reduces.eq(v2), min3.eq(0), requant3.eq(0)]
+                m.d.comb += [reduces.eq(v2), min3.eq(0), requant3.eq(0), ptr3.eq(0)]
             with m.Case(Opcode.REQUANT):
-                m.d.comb += [reduces.eq(0), min3.eq(0), requant3.eq(v2)]
+                m.d.comb += [reduces.eq(0), min3.eq(0), requant3.eq(v2), ptr3.eq(0)]
+            with m.Case(Opcode.MOVE):
+                m.d.comb += [reduces.eq(0), min3.eq(0), requant3.eq(0), ptr3.eq(v2)]
             with m.Default():
-                m.d.comb += [reduces.eq(0), min3.eq(0), requant3.eq(0)]
+                m.d.comb += [reduces.eq(0), min3.eq(0), requant3.eq(0), ptr3.eq(0)]
+        for k, red in enumerate(reds):
+            sl = slice(k * cols, (k + 1) * cols)
+            m.d.comb += [
+                red.op.eq(Mux(reduces, imm2[:4], ReduceOp.HOLD)),
+                red.row.eq(x2[sl]),
+                red.row_w.eq(Mux(min3, w2[sl], 0)),
+                red.row_min.eq(Mux(min3, min_lane.min_b[sl], 0)),
+            ]
+        # REQUANT's addend: d = 0 the sum over the subarrays (the dot product across the mat;
+        # every reduce op is linear), d = k + 1 subarray k's accumulator alone.
+        acc_bits = cfg.acc_bits
+        addend = Signal(signed(acc_bits))
+        acc_sum = Signal(acc_bits)
+        total = reds[0].acc
+        for red in reds[1:]:
+            total = (total + red.acc)[:acc_bits]
+        m.d.comb += acc_sum.eq(total)
+        # (Continuous expressions, not a Switch: a process on d2 alone would never run in
+        # Icarus when no program sets d, leaving d_bad at X.)
+        d_bad = Signal()
+        picked = acc_sum
+        d_ok = _equals(d2, 0)
+        for k, red in enumerate(reds):
+            hit = _equals(d2, k + 1)
+            picked = Mux(hit, red.acc, picked)
+            d_ok = d_ok | hit
+        m.d.comb += [addend.eq(Mux(d_ok, picked, 0)), d_bad.eq(~d_ok)]
         chan_bits = len(ppu.channel)
+        set3, add3 = Signal(), Signal()
+        m.d.comb += [set3.eq(ptr3 & _equals(imm2, MoveOp.SETPTR.value)),
+                     add3.eq(ptr3 & _equals(imm2, MoveOp.ADDPTR.value))]
         m.d.comb += [
-            red.op.eq(Mux(reduces, imm2[:4], ReduceOp.HOLD)),
-            red.row.eq(x2),
-            red.row_w.eq(Mux(min3, w2, 0)),
-            red.row_min.eq(Mux(min3, min_lane.min_b, 0)),
-            ppu.op_valid.eq(requant3),
+            ppu.op_valid.eq(requant3 & ~d_bad),
             ppu.imm.eq(imm2),
             ppu.channel.eq(a2[:chan_bits]),
-            ppu.acc.eq(red.acc),
+            ppu.acc.eq(addend),
+            ppu.ptr_set.eq(set3),
+            ppu.ptr_add.eq(add3),
+            ppu.ptr_value.eq(a2),
         ]
-        chan_bad = requant3 & ~_below(a2, self._channels)
+        chan_bad = requant3 & (~_below(a2, self._channels) | d_bad)
 
         # ---- error --------------------------------------------------------------------------
         dp_error = Signal()
         with m.If(start):
             m.d.sync += dp_error.eq(0)
-        with m.Elif((issue.valid & bad) | chan_bad | array.error
-                    | array.program_without_erase.any()):
+        with m.Elif((issue.valid & bad) | chan_bad | gather_bad | arrays_error
+                    | program_without_erase):
             m.d.sync += dp_error.eq(1)
         m.d.comb += self.error.eq(dp_error | ctrl.error | ppu.error)
         return m

@@ -9,6 +9,7 @@ never leaves a partial output behind. Bad input gives a one-line error and exit 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -107,9 +108,21 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", required=True, help=f"one of {', '.join(preset_names())}")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default build/verilog/<preset>)")
+    parser.add_argument("--mat", default=None,
+                        help="subarrays in the core's mat (default: the preset's "
+                             "subarrays_per_mat)")
     args = parser.parse_args(argv)
     try:
         config = preset(args.preset)
+        if args.mat is not None:
+            try:
+                mat = int(args.mat)
+            except ValueError:
+                mat = 0
+            if not 1 <= mat <= 64:
+                raise ValueError(f"--mat must be an integer in [1, 64] (subarrays in the "
+                                 f"core's mat), not {args.mat!r}")
+            config = dataclasses.replace(config, subarrays_per_mat=mat)
     except ValueError as e:
         print(f"python -m rtl.export: error: {e}", file=sys.stderr)
         return 2

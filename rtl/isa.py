@@ -38,7 +38,8 @@ from amaranth.lib import data, enum
 __all__ = [
     "WORD_BITS", "OP_BITS", "IMM_BITS", "BASE_BITS", "LEVEL_BITS", "STRIDE_BITS",
     "COUNT_BITS", "COUNT_LSB", "OPERAND_BITS", "LOOP_DEPTH", "MAX_LOOP_COUNT", "COUNTER_BITS",
-    "Opcode", "CONTROL_OPS", "DATAPATH_OPS", "OPERANDS", "FIELDS", "WORD_LAYOUT",
+    "Opcode", "MoveOp", "WriteSrc", "CONTROL_OPS", "DATAPATH_OPS", "OPERANDS", "FIELDS",
+    "WORD_LAYOUT", "AGU_ADDR_BITS", "OFFSET_BITS", "KPOS_BITS", "MASK_BITS", "AGU_DATA_BITS",
     "Operand", "Instr", "encode", "decode",
     "COUNTER_CYCLES", "COUNTER_STALLS", "N_COUNTERS", "counter_index", "counter_names",
 ]
@@ -74,7 +75,7 @@ class Opcode(enum.Enum, shape=OP_BITS):
     subtract bit step (``rtl.fa_fs``); ``CMP_STEP`` / ``MIN_STEP`` one MSB-first step of the
     compare / min lanes (``rtl.min_lane``, ``rtl.abs_diff_lane``); ``BITCOUNT`` the per-column
     bit-counter; ``SHIFT_ACC`` the reduction unit (``rtl.column_reduce``); ``REQUANT`` /
-    ``RELU`` / ``POOL`` the post-processing unit; ``MOVE`` copies a row.
+    ``RELU`` / ``POOL`` the post-processing unit; ``MOVE`` moves data on chip (:class:`MoveOp`).
     """
     NOP       = 0
     HALT      = 1
@@ -99,19 +100,53 @@ class Opcode(enum.Enum, shape=OP_BITS):
     MOVE      = 20
 
 
+class MoveOp(enum.Enum, shape=IMM_BITS):
+    """The ``imm`` of a ``MOVE`` micro-op (``rtl.core.Core``): on-chip data movement from the
+    data memory (the PPU's output memory) into the array, through the transpose buffer.
+
+    ``GATHER``: one activation from the data memory into one column of the transpose buffer
+    (all its bit-planes), at an address the address tables compute; ``CLEAR``: the transpose
+    buffer to 0; ``SETPTR`` / ``ADDPTR``: the PPU's write pointer to / plus operand a.
+    """
+    GATHER = 0
+    CLEAR  = 1
+    SETPTR = 2
+    ADDPTR = 3
+
+
+class WriteSrc(enum.Enum, shape=IMM_BITS):
+    """The ``imm`` of ``WRITE_ROW`` / ``PROGRAM``: where the row's data comes from."""
+    BUFFER   = 0     # weight-buffer slot b
+    ABS_DIFF = 1     # the abs-diff lanes' out
+    TBUF     = 2     # transpose-buffer plane b
+
+
+#: Address tables of the gather (``rtl.core.Core``): an offset-table entry is ``offset``
+#: (bits 0-15) and ``kpos`` (bits 16-20); a patch-table entry is ``base`` (bits 0-15) and
+#: ``mask`` (bits 16-47). GATHER reads data memory word ``(base + offset) mod 2**16`` if bit
+#: ``kpos`` of ``mask`` is set, else 0 (zero padding).
+OFFSET_BITS = 16
+KPOS_BITS = 5
+MASK_BITS = 1 << KPOS_BITS
+AGU_ADDR_BITS = 12
+AGU_DATA_BITS = OFFSET_BITS + MASK_BITS
+
+
 CONTROL_OPS = (Opcode.NOP, Opcode.HALT, Opcode.LOOP, Opcode.ENDLOOP)
 DATAPATH_OPS = tuple(op for op in Opcode if op not in CONTROL_OPS)
 
 #: Per datapath opcode, the meaning of each field it uses (the assembler rejects the others).
 #: Rows are array rows; a "slot" is a word of the weight / operand buffer. The meanings are
 #: those of ``rtl.core.Core`` for the opcodes it executes (``rtl.core.CORE_OPS``); FA_STEP,
-#: CMP_STEP, BITCOUNT, RELU, POOL and MOVE are reserved for other datapaths (the core flags them).
+#: CMP_STEP, BITCOUNT, RELU and POOL are reserved for other datapaths (the core flags them).
 OPERANDS: dict[Opcode, dict[str, str]] = {
-    Opcode.WRITE_ROW: {"a": "row to write", "b": "buffer slot holding the data",
-                       "imm": "bit 0: the data is the abs-diff lanes' out instead of the slot"},
+    Opcode.WRITE_ROW: {"a": "row to write",
+                       "b": "buffer slot (BUFFER) or transpose-buffer plane (TBUF) of the data",
+                       "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out) or TBUF"},
     Opcode.ERASE:     {"a": "any row of the strip to erase to AP = 0"},
-    Opcode.PROGRAM:   {"a": "row to program (1-bits to P)", "b": "buffer slot holding the data",
-                       "imm": "bit 0: the data is the abs-diff lanes' out instead of the slot"},
+    Opcode.PROGRAM:   {"a": "row to program (1-bits to P)",
+                       "b": "buffer slot (BUFFER) or transpose-buffer plane (TBUF) of the data",
+                       "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out) or TBUF"},
     Opcode.READ:      {"a": "row to sense", "imm": "rtl.column_reduce.ReduceOp on its popcount"},
     Opcode.AND_FU:    {"a": "row", "b": "buffer slot driven on the FU line",
                        "imm": "rtl.column_reduce.ReduceOp on the popcount of the AND"},
@@ -134,12 +169,15 @@ OPERANDS: dict[Opcode, dict[str, str]] = {
     Opcode.SHIFT_ACC: {"a": "row whose popcount is accumulated",
                        "imm": "rtl.column_reduce.ReduceOp"},
     Opcode.REQUANT:   {"a": "output channel (requantization table entry)",
+                       "d": "addend: 0 = the sum of every subarray's accumulator, k + 1 = "
+                            "subarray k's alone",
                        "imm": "rtl.ppu.ppu_imm: CLEAR, EMIT, NEG, mode"},
     Opcode.RELU:      {"a": "first row of the element", "imm": "element bits - 1"},
     Opcode.POOL:      {"a": "first row of x", "b": "first row of y", "d": "first row of out",
                        "imm": "bit 0: 0 max, 1 min"},
-    Opcode.MOVE:      {"a": "source row", "d": "destination row",
-                       "imm": "subarray offset (signed 5-bit, 0 = same subarray)"},
+    Opcode.MOVE:      {"a": "GATHER: transpose-buffer column; SETPTR / ADDPTR: the value",
+                       "b": "GATHER: offset-table entry", "d": "GATHER: patch-table entry",
+                       "imm": "MoveOp: GATHER, CLEAR, SETPTR, ADDPTR"},
 }
 
 #: The word format: (name, lsb, width, signed), contiguous from bit 0. ``count_m1`` (LOOP only)

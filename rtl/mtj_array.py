@@ -204,7 +204,9 @@ class MtjArray(wiring.Component):
     LFSR (:data:`LFSR_TAPS`); with ``fault_en`` high a sense command advances all of them by 16
     steps and inverts column ``c``'s sensed bit when the low 16 bits of its new state are below
     the threshold. Reset values: LFSRs seeded with ``config.fault_seed``, threshold
-    ``rate_to_threshold(config.read_fault_rate)``; ``fault_load`` reloads both.
+    ``rate_to_threshold(config.read_fault_rate)``; ``fault_load`` reloads both. Column ``c``
+    is seeded as column ``first_column + c`` (:func:`column_seed`), so the subarrays of a mat
+    (``rtl.core.Core``) have the faults of one array as wide as the mat.
 
     Storage: one :class:`~amaranth.lib.memory.Memory` word per strip (``m * columns`` bits,
     ``rows / m`` words), read asynchronously and written back whole at the clock edge, so an
@@ -216,6 +218,11 @@ class MtjArray(wiring.Component):
     config : AcceleratorConfig
         ``rows``, ``columns``, ``technology``, ``mtjs_per_strip``, ``fault_seed``,
         ``read_fault_rate``.
+    first_column : int
+        Mat column of this array's column 0, for the fault seeds. Default 0.
+    faults : bool
+        Build the fault injection (default). Without it the ``fault_*`` ports are ignored and
+        nothing is ever flipped: a smaller, faster simulation for fault-free runs.
 
     Members
     -------
@@ -225,10 +232,19 @@ class MtjArray(wiring.Component):
     ------
     TypeError
         ``config`` is not an :class:`~rtl.config.AcceleratorConfig`.
+    ValueError
+        ``first_column`` is not a non-negative int.
     """
 
-    def __init__(self, *, config):
+    def __init__(self, *, config, first_column=0, faults=True):
         self._config = check_config(config)
+        if isinstance(first_column, bool) or not isinstance(first_column, int) \
+                or first_column < 0:
+            raise ValueError(f"first_column must be a non-negative int, not {first_column!r}")
+        if not isinstance(faults, bool):
+            raise TypeError(f"faults must be a bool, not {faults!r}")
+        self._first_column = first_column
+        self._faults = faults
         super().__init__(MacroSignature(rows=config.rows, columns=config.columns).flip())
 
     @property
@@ -238,6 +254,35 @@ class MtjArray(wiring.Component):
     @staticmethod
     def _lane(vector, c):
         return vector[c * LFSR_BITS:(c + 1) * LFSR_BITS]
+
+    def _fault_logic(self, m, cfg, n):
+        """The per-column LFSRs; returns ``(fault, sensing)``: the flip mask of this cycle's
+        sense and the signal the command decoder drives high on a sense command."""
+        first = self._first_column
+        lfsr = Signal(LFSR_BITS * n,
+                      init=sum(column_seed(cfg.fault_seed, first + c) << (LFSR_BITS * c)
+                               for c in range(n)))
+        threshold = Signal(FAULT_THRESHOLD_BITS, init=rate_to_threshold(cfg.read_fault_rate))
+        fault = Signal(n)
+        sensing = Signal()
+        lanes = [self._lane(lfsr, c) for c in range(n)]
+        steps = LFSR_STEPS_PER_SENSE
+        fresh = [Signal(steps, name=f"fresh_{c}") for c in range(n)]
+        m.d.comb += [f.eq(_lfsr_fresh(s)) for f, s in zip(fresh, lanes, strict=True)]
+        m.d.comb += fault.eq(Mux(self.fault_en, Cat(*[f < threshold for f in fresh]), 0))
+        with m.If(self.fault_load):
+            seeded = [self.fault_seed
+                      ^ (((first + c) * COLUMN_SEED_STRIDE) & ((1 << LFSR_BITS) - 1))
+                      for c in range(n)]
+            m.d.sync += [
+                threshold.eq(self.fault_threshold),
+                lfsr.eq(Cat(*[Mux(s.any(), s, 1) for s in seeded])),
+            ]
+        with m.Elif(sensing & self.fault_en):
+            m.d.sync += lfsr.eq(Cat(*[Cat(f, s[:-steps])
+                                      for f, s in zip(fresh, lanes, strict=True)]))
+
+        return fault, sensing
 
     def elaborate(self, platform):
         # Why a strip per memory word: a NAND-SPIN erase clears mtjs_per_strip rows at once;
@@ -290,28 +335,11 @@ class MtjArray(wiring.Component):
                         m.d.comb += slot_a.eq(1 << k)
 
         # -- faults: one LFSR per column, 16 steps per sensing ------------------------------
-        lfsr = Signal(LFSR_BITS * n,
-                      init=sum(column_seed(cfg.fault_seed, c) << (LFSR_BITS * c)
-                               for c in range(n)))
-        threshold = Signal(FAULT_THRESHOLD_BITS, init=rate_to_threshold(cfg.read_fault_rate))
-        fault = Signal(n)
-        sensing = Signal()
-        lanes = [self._lane(lfsr, c) for c in range(n)]
-        steps = LFSR_STEPS_PER_SENSE
-        fresh = [Signal(steps, name=f"fresh_{c}") for c in range(n)]
-        m.d.comb += [f.eq(_lfsr_fresh(s)) for f, s in zip(fresh, lanes, strict=True)]
-        m.d.comb += fault.eq(Mux(self.fault_en, Cat(*[f < threshold for f in fresh]), 0))
-        with m.If(self.fault_load):
-            seeded = [self.fault_seed ^ ((c * COLUMN_SEED_STRIDE) & ((1 << LFSR_BITS) - 1))
-                      for c in range(n)]
-            m.d.sync += [
-                threshold.eq(self.fault_threshold),
-                lfsr.eq(Cat(*[Mux(s.any(), s, 1) for s in seeded])),
-            ]
-        with m.Elif(sensing & self.fault_en):
-            m.d.sync += lfsr.eq(Cat(*[Cat(f, s[:-steps])
-                                      for f, s in zip(fresh, lanes, strict=True)]))
-
+        if not self._faults:
+            fault = Const(0, n)
+            sensing = Signal()
+        else:
+            fault, sensing = self._fault_logic(m, cfg, n)
         # -- writes: read-modify-write of strip A's word -----------------------------------
         word = slots(port_a.data)
         keep = Signal(n)

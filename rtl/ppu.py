@@ -12,6 +12,7 @@ from rtl.isa import IMM_BITS
 __all__ = [
     "PpuMode", "PPU_CLEAR", "PPU_EMIT", "PPU_NEG", "PPU_MODE_LSB", "ppu_imm", "Ppu",
     "MULT_BITS", "SHIFT_BITS", "BIAS_BITS", "OUT_WORD_BITS", "MAX_CHANNELS", "MAX_OUT_DEPTH",
+    "PTR_VALUE_BITS",
 ]
 
 #: Requant table field widths: the widths of ``golden.layers.requantize`` (``RQ_MULT_BITS``,
@@ -24,6 +25,8 @@ BIAS_BITS = 48
 OUT_WORD_BITS = 32
 #: Width of the pooling register: the sum of four 8-bit values.
 POOL_BITS = 10
+#: Width of the value of a pointer set / add (a resolved ISA operand).
+PTR_VALUE_BITS = 16
 #: Largest requant table and output memory.
 MAX_CHANNELS = 4096
 MAX_OUT_DEPTH = 65536
@@ -145,10 +148,26 @@ class Ppu(wiring.Component):
     out_rdata : Out(32)
         The word at ``out_raddr`` (combinational; 0 beyond ``out_depth``).
     out_count : Out(ceil_log2(out_depth + 1))
-        ``ptr``: words written since ``clear``. Reset 0.
+        ``ptr``, the write address of the next word (words written since ``clear`` unless a
+        pointer set / add moved it). Reset 0.
+    g_raddr : In(max(1, ceil_log2(out_depth)))
+        Second read address (the core's gather; the memory is the core's data memory).
+    g_rdata : Out(32)
+        The word at ``g_raddr`` (combinational; 0 beyond ``out_depth``).
+    wr_en, wr_addr, wr_data : In
+        Write a word (the host's port; the core drives it only while idle). A word due from
+        a step in the same cycle wins.
+    ptr_set, ptr_add : In(1)
+        At the clock edge ``ptr = ptr_value`` or ``ptr = ptr + ptr_value``; a result above
+        ``out_depth`` sets ``error`` and ``ptr = out_depth`` (every later word is an error).
+        ``clear`` wins over them, and they win over a step in the same cycle (the core never
+        issues both in one cycle; such a step's word, if any, is written at the old ``ptr``
+        and the step changes nothing else).
+    ptr_value : In(16)
     error : Out(1)
-        Sticky until ``clear``: a word was due with ``ptr == out_depth``, or a step named a
-        channel not below ``channels``. Reset 0.
+        Sticky until ``clear``: a word was due with ``ptr == out_depth``, a step named a
+        channel not below ``channels``, or a pointer set / add went beyond ``out_depth``.
+        Reset 0.
 
     Raises
     ------
@@ -179,6 +198,14 @@ class Ppu(wiring.Component):
             "out_raddr": In(max(1, ceil_log2(out_depth))),
             "out_rdata": Out(OUT_WORD_BITS),
             "out_count": Out(ceil_log2(out_depth + 1)),
+            "g_raddr":   In(max(1, ceil_log2(out_depth))),
+            "g_rdata":   Out(OUT_WORD_BITS),
+            "wr_en":     In(1),
+            "wr_addr":   In(max(1, ceil_log2(out_depth))),
+            "wr_data":   In(OUT_WORD_BITS),
+            "ptr_set":   In(1),
+            "ptr_add":   In(1),
+            "ptr_value": In(PTR_VALUE_BITS),
             "error":     Out(1),
         })
 
@@ -290,19 +317,20 @@ class Ppu(wiring.Component):
         out_r = out.read_port(domain="comb")
         out_w = out.write_port()
         due = Signal()                       # this emitting step produces a word
+        word = Signal(OUT_WORD_BITS)
         pooling = Signal()
         with m.Switch(mode):
             with m.Case(PpuMode.REQUANT):
-                m.d.comb += [out_w.data.eq(y), due.eq(1), pooling.eq(0), pooled.eq(y)]
+                m.d.comb += [word.eq(y), due.eq(1), pooling.eq(0), pooled.eq(y)]
             with m.Case(PpuMode.MAX4):
-                m.d.comb += [out_w.data.eq(pooled), due.eq(cnt.all()), pooling.eq(1),
+                m.d.comb += [word.eq(pooled), due.eq(cnt.all()), pooling.eq(1),
                              pooled.eq(Mux(later & (pool > y), pool, y))]
             with m.Case(PpuMode.AVG4):
-                m.d.comb += [out_w.data.eq(avg), due.eq(cnt.all()), pooling.eq(1),
+                m.d.comb += [word.eq(avg), due.eq(cnt.all()), pooling.eq(1),
                              pooled.eq(Mux(later, pool + y, y))]
             with m.Case(PpuMode.LOGIT):
                 # The low 32 bits of v + bias.
-                m.d.comb += [out_w.data.eq(v[:OUT_WORD_BITS] + bias[:OUT_WORD_BITS]), due.eq(1),
+                m.d.comb += [word.eq(v[:OUT_WORD_BITS] + bias[:OUT_WORD_BITS]), due.eq(1),
                              pooling.eq(0), pooled.eq(y)]
 
         # -- output memory and state ---------------------------------------------------
@@ -313,18 +341,57 @@ class Ppu(wiring.Component):
             full.eq(ptr == depth),
             step.eq(self.op_valid & ~self.clear & channel_ok),
         ]
+        g_r = out.read_port(domain="comb")
+        ppu_write = Signal()
         m.d.comb += [
-            out_w.addr.eq(ptr),
-            out_w.en.eq(step & emit & due & ~full),
+            ppu_write.eq(step & emit & due & ~full),
+            out_w.addr.eq(Mux(ppu_write, ptr, self.wr_addr)),
+            out_w.en.eq(ppu_write | self.wr_en),
             out_r.addr.eq(self.out_raddr),
+            g_r.addr.eq(self.g_raddr),
         ]
+        with m.If(ppu_write):
+            m.d.comb += out_w.data.eq(word)
+        with m.Else():
+            m.d.comb += out_w.data.eq(self.wr_data)
         if depth == 1 << len(self.out_raddr):
-            m.d.comb += self.out_rdata.eq(out_r.data)
+            m.d.comb += [self.out_rdata.eq(out_r.data), self.g_rdata.eq(g_r.data)]
         else:
-            m.d.comb += self.out_rdata.eq(Mux(self.out_raddr < depth, out_r.data, 0))
+            m.d.comb += [self.out_rdata.eq(Mux(self.out_raddr < depth, out_r.data, 0)),
+                         self.g_rdata.eq(Mux(self.g_raddr < depth, g_r.data, 0))]
+
+        # -- pointer set / add: the new value, widened so a sum above out_depth is seen -----
+        # (Cat makes the widening explicit; a comparison with the constant depth would be
+        # trimmed, so a power-of-two depth is checked on the bits.)
+        wide = PTR_VALUE_BITS + 1
+        old_ptr, value = Signal(wide), Signal(wide)
+        new_ptr = Signal(wide + 1)
+        # (A process keeps old_ptr and value as named full-width nets; ``clear`` in its
+        # condition makes it run at every start: Icarus runs a process only when an input
+        # changes, and ptr_add alone may stay 0 for the whole simulation.)
+        with m.If(self.clear):
+            m.d.comb += [old_ptr.eq(0), value.eq(0)]
+        with m.Elif(self.ptr_add):
+            m.d.comb += [old_ptr.eq(ptr), value.eq(self.ptr_value)]
+        with m.Else():
+            m.d.comb += [old_ptr.eq(0), value.eq(self.ptr_value)]
+        m.d.comb += new_ptr.eq(old_ptr + value)
+        # new_ptr > depth  <=>  not new_ptr < depth + 1, on the bits: the high bits zero and
+        # the low k bits against a k-bit constant with its top bit set (nothing to trim).
+        k = ceil_log2(depth + 1)
+        beyond = Signal()
+        if depth + 1 == 1 << k:
+            m.d.comb += beyond.eq(new_ptr[k:].any())
+        else:
+            m.d.comb += beyond.eq(new_ptr[k:].any() | ~(new_ptr[:k] < Const(depth + 1, k)))
 
         with m.If(self.clear):
             m.d.sync += [psum.eq(0), pool.eq(0), cnt.eq(0), ptr.eq(0), self.error.eq(0)]
+        with m.Elif(self.ptr_set | self.ptr_add):
+            with m.If(beyond):
+                m.d.sync += [ptr.eq(depth), self.error.eq(1)]
+            with m.Else():
+                m.d.sync += ptr.eq(new_ptr)
         if not full_table:
             with m.Elif(self.op_valid & ~channel_ok):
                 m.d.sync += self.error.eq(1)

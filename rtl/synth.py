@@ -53,6 +53,9 @@ EXCLUDED = {
                  "and mux trees, which says nothing about the MRAM array it stands for; at the "
                  "presets' sizes (up to 256 x 512 bits) the wasm Yosys also needs minutes. "
                  "Use --include-array to synthesize it anyway.",
+    "core": "the other blocks put together for a whole mat (config.subarrays_per_mat MTJ "
+            "arrays inside, whose cells would be counted as flip-flops); the blocks are "
+            "counted on their own. Use --include-array to synthesize it anyway.",
 }
 
 
