@@ -1,30 +1,89 @@
-"""Compiler: a golden AdderNet (``golden.model.Model``) onto the core (``build/core_spec.md``).
+"""Compiler: a golden AdderNet (``golden.model.Model``) onto the core (``build/core_spec.md``,
+``build/move_spec.md``).
 
 Mapping
 -------
 Every compute layer (with a 2x2 stride-2 pool right after it fused in) becomes one
-:class:`Stage`; ``flatten`` costs nothing (the next stage reads the previous output reshaped).
-A stage computes ``O`` outputs for each of its patches (im2col windows of a convolution, or the
-single input vector of a linear layer) with the patches *stationary* in the array and the
-weights streamed from the weight buffer:
+:class:`Stage`; ``flatten`` costs nothing (the next stage reads the previous output as the flat
+vector it is). A stage computes ``O`` outputs for each of its patches (im2col windows of a
+convolution, or the single input vector of a linear layer) with the patches *stationary* in
+the array and the weights streamed from the weight buffer. The image goes into the core once;
+from then on every activation moves on chip: each chunk program gathers its own patches from
+the data memory into the array, and the PPU writes the outputs back into the data memory,
+where the next stage's gathers find them.
 
-* array, per chunk of ``P`` patches: bit-planes of the patches, row
-  ``row0 + (t*n + b)*P + p`` holds plane ``b`` (``n = operand_bits = 8`` planes, LSB = 0) of
-  tile ``t`` of patch ``p``, column ``k`` the term ``t*columns + k`` of the patch (zero beyond
-  the fan-in and for the padding); a layer has ``T = ceil(fan_in / columns)`` tiles.
-* weight buffer, all layers resident at once: slot ``base + (t*n + b)*O + o`` holds plane ``b``
-  of tile ``t`` of output channel ``o`` (multiply weights as two's complement bytes).
+The mat: ``K`` subarrays (``subarrays``, default ``config.subarrays_per_mat``) of ``C =
+config.columns`` columns in lock-step, a row of ``W = K*C`` columns. Per stage, the *mode*:
+
+* ``segmented`` when K > 1 and the fan-in fits one subarray (``fan_in <= C``): tile width C,
+  one tile; a row holds K patches, patch k of a *group* in segment k (mat columns ``k*C ..
+  k*C + C - 1``); the weights are replicated into every segment of a buffer word; each
+  subarray's accumulator holds its patch's dot product and ``REQUANT d = k + 1`` hands it to
+  the PPU.
+* ``wide`` otherwise: tile width W, ``T = ceil(fan_in / W)`` tiles, one patch per row set;
+  ``REQUANT d = 0`` takes the sum of all accumulators (the dot product over the W columns).
+
+Data memory (the PPU's output memory, ``out_depth`` words of 32 bits): stage s reads its input
+at ``stage.in_base`` and writes its output at ``stage.out_base``, in golden's flat layout
+((C, H, W) row-major: value (c, pos) at ``base + c*H*W + pos``; a logits stage writes int32
+words). Stage 0 reads at 0; the regions alternate between 0 and R (R = the largest flat size
+of any stage input or output), so ``stages[s + 1].in_base == stages[s].out_base``.
+
+Gather tables (:attr:`CompiledModel.offsets`, :attr:`CompiledModel.patches`; a stage's entries
+start at ``Stage.offset_base`` / ``Stage.patch_base``): a convolution with input (C, H, W),
+kernel kh x kw, stride s, padding p has an offset entry per term ``j = (c, ky, kx)`` (row-major)
+``offset = c*H*W + ky*W + kx``, ``kpos = ky*kw + kx``, and a patch entry per output position
+(y, x) it computes: ``base = (in_base + (y*s - p)*W + (x*s - p)) mod 2**16``, mask bit
+``ky*kw + kx`` set iff the input pixel ``(y*s - p + ky, x*s - p + kx)`` lies inside the image
+(the others read as 0: the padding). A linear layer has one patch (``base = in_base``, mask 1)
+and offset ``j``, kpos 0 for term j. Patch entries are in patch order for ``wide`` stages and
+segment-major per chunk for ``segmented`` ones (entry ``chunk start + k*G + g`` = patch
+``g*K + k`` of the chunk's G full groups, then the last partial group's patches in order).
+
+Array and buffers:
+
+* array, per chunk: rows ``row0 ..`` (after the abs-diff scratch strips) hold bit-planes
+  (``n = operand_bits = 8`` planes, LSB = 0). ``wide``: row ``row0 + (t*n + q)*P + p`` holds
+  plane q of tile t of patch p (P patches), column j the term ``t*W + j`` (0 beyond the
+  fan-in and for the padding). ``segmented``: row ``row0 + q*G' + g`` holds plane q of group g
+  (G' groups in the chunk), mat column ``k*C + j`` term j of the group's patch k (0 beyond the
+  fan-in, and in the segments a last, partial group leaves empty).
+* weight buffer (``W``-bit words), all layers resident at once: slot ``base + (t*n + q)*O + o``
+  holds plane q of tile t of output channel o (multiply weights as two's complement bytes;
+  ``segmented``: the C-column tile repeated K times).
 * requant table: channel ``ch0 + o``, a global index per layer (``rq_mult``, ``rq_shift``,
   ``rq_bias``; a logits layer: the bias).
 
-The program of a chunk is ``LOOP O { LOOP P { tile 0 .. tile T-1 } }``: every operand is
-``base + 1 * index`` of one loop level (rows: level 0 = the patch; slots and the channel:
-level 1 = the output channel). Each tile is one dot product of ``columns`` terms, reduced in the
-reduction unit's accumulator and handed to the PPU by a REQUANT: ``CLEAR`` on tile 0 (a new
-partial sum), ``EMIT`` on tile T-1, ``NEG`` always (see below), mode ``REQUANT``, ``MAX4`` /
-``AVG4`` (fused pool: the 4 patches of a pool window are consecutive, positions outside every
-window are not computed) or ``LOGIT`` (the last layer). Outputs come out channel-major,
-``out[o * (P / G) + j]``, G = 4 pooled, else 1.
+Programs
+--------
+One program per chunk: ``[erase] + gather part + compute part``.
+
+* erase (nand_spin): one ERASE per strip of the chunk's data rows (``LOOP S { ERASE a =
+  last strip - m * index }``), before the gather part programs them.
+* gather part, ``wide``: ``LOOP P { for t in tiles: [MOVE CLEAR if the tile is not full]
+  LOOP cols_t { MOVE GATHER a = j, b = offset_base + t*W + j, d = patch_base + patch_start +
+  p } NOP; n x WRITE_ROW / PROGRAM imm = TBUF b = q a = row0 + (t*n + q)*P + p }`` (j the
+  innermost index, p the patch loop's). The NOP keeps the first plane write two cycles after
+  the last GATHER (the transpose buffer is written at a GATHER's S2).
+  ``segmented``: ``LOOP G { [CLEAR if fan_in < C]; for k in 0 .. K-1: LOOP fan_in { GATHER a
+  = k*C + j, b = offset_base + j, d = patch_base + start + k*G + g }; NOP; n x write a = row0 +
+  q*G' + g }`` (G' the chunk's groups), then, in the last chunk of a stage whose patches are
+  not a multiple of K, the partial group (r < K patches) with absolute rows: CLEAR, r gather
+  loops, NOP, n writes.
+* compute part: ``MOVE SETPTR a = out_base + first output position of the chunk``; ``wide``:
+  ``LOOP O { LOOP P { tile 0 .. tile T-1 } ; MOVE ADDPTR a = H*W - P/g }``, ``segmented``:
+  ``LOOP O { LOOP G { dot of the group ; REQUANT d=1 .. d=K } ; [partial group: dot ;
+  REQUANT d=1 .. d=r] ; ADDPTR }``; HALT. ``H*W`` is the stage's output positions per channel,
+  g = 4 pooled, else 1; the ADDPTR is left out when its operand is 0. Every operand is
+  ``base + 1 * index`` of one loop level (rows: the patch / group; slots and the channel: the
+  output channel). The PPU writes channel o's outputs of the chunk at ``out_base + o*H*W +
+  first position ..``, in patch order.
+
+Each tile is one dot product of W (or C) terms, reduced in the accumulators and handed to the
+PPU by a REQUANT: ``CLEAR`` on tile 0 (a new partial sum), ``EMIT`` on tile T-1, ``NEG`` always
+(see below), mode ``REQUANT``, ``MAX4`` / ``AVG4`` (fused pool: the 4 patches of a pool window
+are consecutive, positions outside every window are not computed) or ``LOGIT`` (the last
+layer).
 
 Tile dot products by route:
 
@@ -34,10 +93,10 @@ Tile dot products by route:
 * adder layer, dataflow ``abs_diff`` (seed 000; 4n cycles, n write-backs; + 1 ERASE per scratch
   strip on nand_spin): ``FS_STEP`` SIGN pass b = 0 .. n-1 (``first`` on b = 0), ``FS_STEP``
   DIFF pass with the write-back of each difference bit into scratch row ``b`` in the schedule
-  DIFF(i), DIFF(i+1), WB(i), WB(i+1) (WB = ``WRITE_ROW`` ``imm`` bit 0; on nand_spin the scratch
-  strip is erased first and WB = ``PROGRAM`` ``imm`` bit 0), then the scratch rows read MSB
-  first by ``SHIFT_ACC`` (``L1_FIRST``: acc = p because row_w = row_min = 0; then
-  ``SHIFT_ADD``). The scratch rows are rows 0 .. n-1 (strip-aligned, whole strips reserved).
+  DIFF(i), DIFF(i+1), WB(i), WB(i+1) (WB = ``WRITE_ROW`` ``imm = ABS_DIFF``; on nand_spin the
+  scratch strip is erased first and WB = ``PROGRAM``), then the scratch rows read MSB first by
+  ``SHIFT_ACC`` (``L1_FIRST``: acc = p because row_w = row_min = 0; then ``SHIFT_ADD``). The
+  scratch rows are rows 0 .. n-1 (strip-aligned, whole strips reserved).
 * multiply layer (every dataflow; ``AND_FU`` + reduce, seed 001 eq. 1; 64 cycles): the 64
   plane pairs (m of x, n of w) in order of m + n descending (MSB first, Horner): the first pair
   of each m + n group with a ``SHIFT_*`` op, the others without shift. The accumulator holds
@@ -47,13 +106,19 @@ Tile dot products by route:
   PPU's ``NEG`` restores the sign. Adder layers use ``NEG`` too: golden's adder accumulator is
   ``-sum |x - w|``.
 
-Chunks: ``P`` patches so that the ``T*n*P`` data rows fit next to the scratch rows, the row
-bases fit the ISA's 12 bits and the ``O*P/G`` outputs fit the output memory; ``P`` a multiple of
-4 when pooled. One program per chunk shape (all full chunks share one, the last may differ).
+Chunks: as many patches (groups) as fit the rows next to the scratch rows, with every data row
+below 4096 (absolute rows are 12-bit operand bases); a multiple of 4 patches when pooled.
 
-Running: :func:`host_array_load` (the array commands that load a chunk's rows; used by both the
-model runner and the RTL driver) and :func:`run_compiled` (a synchronous executor such as
-``sim.core_model.CoreModel``).
+Limits (each a :class:`CompileError` naming the layer, the quantity, its value and the limit):
+weight-buffer slots, requant channels, offset- and patch-table entries, the data memory's two
+regions (``2R <= out_depth``), kernel areas above 32 (the patch mask), 12-bit operand bases
+(slots, channels, rows, table entries, the write pointer), rows per patch, program words.
+
+Running: :func:`load_compiled` (buffer, requant table, gather tables) and :func:`run_compiled`
+(the image into the data memory, then every chunk program; a synchronous executor such as
+``sim.core_model.CoreModel``). A driver of the RTL does the same with
+:meth:`CompiledModel.input_words`, :attr:`CompiledModel.offset_words` /
+:attr:`CompiledModel.patch_words` (the 48-bit table words) and :meth:`Stage.read_output`.
 """
 
 from __future__ import annotations
@@ -68,7 +133,8 @@ from golden.model import COMPUTE_KINDS, Model
 from rtl.column_reduce import ReduceOp
 from rtl.config import check_config
 from rtl.isa import (
-    BASE_BITS, MAX_LOOP_COUNT, Instr, Opcode, Operand, counter_names, decode,
+    BASE_BITS, MASK_BITS, MAX_LOOP_COUNT, OFFSET_BITS, STRIDE_BITS, Instr, MoveOp, Opcode,
+    Operand, WriteSrc, counter_names, decode,
 )
 from rtl.mtj_array import MacroCmd
 
@@ -82,13 +148,16 @@ from .util import UserError
 __all__ = [
     "CompileError", "RunError", "CompiledModel", "Stage", "Chunk", "compile_model",
     "host_array_load", "load_compiled", "run_compiled", "program_profile", "RunResult",
-    "StageRun", "ADDER_DATAFLOWS",
+    "StageRun", "ADDER_DATAFLOWS", "MAT_MODES",
 ]
 
 #: Dataflows that can map an adder layer.
 ADDER_DATAFLOWS = ("write_free", "abs_diff")
+#: How a stage uses the mat (module docstring).
+MAT_MODES = ("segmented", "wide")
 _BASE_MAX = (1 << BASE_BITS) - 1
 _POOL_ORDER = ((0, 0), (0, 1), (1, 0), (1, 1))
+_ADDR_MOD = 1 << OFFSET_BITS
 
 
 class CompileError(UserError):
@@ -112,12 +181,8 @@ def _op(opcode: Opcode, *, imm: int = 0, a=0, b=0, d=0) -> Instr:
     return Instr(opcode, imm=imm, a=_opnd(a), b=_opnd(b), d=_opnd(d))
 
 
-def _per_patch(base: int) -> Operand:
-    return Operand(base, 0, 1)      # + patch index (level 0)
-
-
-def _per_channel(base: int) -> Operand:
-    return Operand(base, 1, 1)      # + output channel index (level 1)
+def _move(op: MoveOp, *, a=0, b=0, d=0) -> Instr:
+    return _op(Opcode.MOVE, imm=op.value, a=a, b=b, d=d)
 
 
 def program_profile(words) -> tuple[int, dict]:
@@ -159,64 +224,44 @@ def program_profile(words) -> tuple[int, dict]:
 @dataclass(eq=False)
 class Chunk:
     """One run of the core: ``patches`` patches from ``patch_start`` (in the stage's patch
-    order), loaded into ``rows``, computed by ``program``, ``n_out`` output words.
+    order), gathered into ``rows`` and computed by ``program``; it writes ``n_out`` output
+    words, ``n_out / out_channels`` per channel from output position ``out_start``.
 
-    ``cycles``: controller cycles of the run (exact); ``max_cycles``: a safe bound for a
-    driver's timeout (cycles + pipeline drain + margin); ``micro_ops``: the counters of the
-    run by name (static, from the program's structure).
+    ``groups``: row sets (``segmented``: groups of K patches, the last ``partial`` patches
+    short of K if ``partial``; ``wide``: one per patch). ``cycles``: controller cycles of the
+    run (exact); ``gather_cycles``: those of the erase and the gather part; ``max_cycles``: a
+    safe bound for a driver's timeout (cycles + pipeline drain + margin); ``micro_ops``: the
+    counters of the run by name (static, from the program's structure).
     """
     stage: Stage = field(repr=False)
     index: int
     patch_start: int
     patches: int
+    groups: int
+    partial: int
     rows: tuple
+    out_start: int
     program: tuple
     n_out: int
     cycles: int
+    gather_cycles: int
     max_cycles: int
     micro_ops: dict = field(repr=False)
 
     def row_image(self, stage_input) -> np.ndarray:
-        """The bits of ``rows`` for ``stage_input`` (the stage's input, any integer array of
-        ``stage.in_shape`` elements in [0, 255]): bool [len(rows), columns]."""
+        """What the gather part writes into ``rows`` for ``stage_input`` (the stage's input,
+        any integer array of ``stage.in_shape`` elements in [0, 255]): bool [len(rows), W]."""
         st = self.stage
         x = st.patches(stage_input)[self.patch_start:self.patch_start + self.patches]
-        n, cols = st.n, st.columns
-        planes = (x.reshape(self.patches, st.tiles, cols)[..., None] >> np.arange(n)) & 1
-        # [P, T, cols, n] -> [T, n, P, cols]: row (t*n + b)*P + p
-        return planes.transpose(1, 3, 0, 2).reshape(-1, cols).astype(bool)
-
-    @property
-    def host_loads(self) -> dict:
-        """Array commands of the host load (:func:`host_array_load`): ``writes``, ``erases``,
-        ``programs``."""
-        cfg = self.stage.config
-        if cfg.technology != "nand_spin":
-            return {"writes": len(self.rows), "erases": 0, "programs": 0}
-        strips = {r - r % cfg.mtjs_per_strip for r in self.rows}
-        return {"writes": 0, "erases": len(strips), "programs": len(self.rows)}
-
-    @property
-    def group_ids(self) -> np.ndarray:
-        """Output positions (per channel, flat) this chunk produces, in output order."""
-        g = self.stage.group
-        start = self.patch_start // g
-        return np.arange(start, start + self.patches // g)
-
-    def scatter(self, words, stage_output) -> None:
-        """Put the chunk's ``n_out`` output words (unsigned 32-bit, as read from the core)
-        into ``stage_output`` (an integer array of ``stage.out_shape``, written in place)."""
-        st = self.stage
-        v = np.asarray([int(w) for w in words[:self.n_out]], dtype=np.int64)
-        if len(v) != self.n_out:
-            raise ValueError(f"{st.name} chunk {self.index}: {self.n_out} output words "
-                             f"expected, got {len(v)}")
-        if st.output == "logits":
-            v = np.where(v >= 1 << 31, v - (1 << 32), v)
-        flat = stage_output.reshape(st.out_channels, -1)
-        if not np.shares_memory(flat, stage_output):
-            raise ValueError("stage_output must be a contiguous array")
-        flat[:, self.group_ids] = v.reshape(st.out_channels, -1)
+        n, w = st.n, st.subarrays * st.tile_width if st.mode == "segmented" else st.tile_width
+        if st.mode == "segmented":
+            full = np.zeros((self.groups * st.subarrays, st.tile_width), dtype=np.uint8)
+            full[:self.patches] = x
+            x = full.reshape(self.groups, 1, w)          # [G, T = 1, W]: segment k = patch k
+        else:
+            x = x.reshape(self.patches, st.tiles, w)
+        planes = (x[..., None] >> np.arange(n)) & 1     # [P, T, W, n] -> [T, n, P, W]
+        return planes.transpose(1, 3, 0, 2).reshape(-1, w).astype(bool)
 
 
 @dataclass(eq=False)
@@ -227,9 +272,13 @@ class Stage:
     layer; ``golden_index``: the layer of ``golden.model.infer_int(trace=True)`` whose output
     this stage reproduces (the pool's when fused); ``in_shape`` / ``out_shape`` / ``dtype``:
     per image; ``route``: ``write_free`` / ``abs_diff`` / ``and_bitcount``; ``pool``: None,
-    ``max`` or ``avg``; ``tiles`` T; ``n`` planes; ``group`` patches per output position (4
-    pooled, else 1); ``buffer_base``, ``channel_base``: where its weights and table entries
-    are; ``scratch_rows``: the abs-diff write-back rows; ``chunks``: the runs.
+    ``max`` or ``avg``; ``mode``: ``segmented`` / ``wide`` (:data:`MAT_MODES`);
+    ``subarrays`` K; ``tile_width``: columns per tile (C segmented, W = K*C wide); ``tiles`` T;
+    ``n`` planes; ``group`` patches per output position (4 pooled, else 1); ``buffer_base``,
+    ``channel_base``: where its weights and table entries are; ``offset_base``,
+    ``patch_base``: its first gather-table entries; ``in_base`` / ``out_base``: its input and
+    output in the data memory; ``scratch_rows``: the abs-diff write-back rows; ``data_row0``:
+    the first data row; ``chunks``: the runs.
     """
     name: str
     layer_index: int
@@ -238,6 +287,7 @@ class Stage:
     output: str
     route: str
     pool: str | None
+    mode: str
     in_shape: tuple
     out_shape: tuple
     dtype: type
@@ -245,12 +295,17 @@ class Stage:
     fan_in: int
     tiles: int
     n: int
-    columns: int
+    subarrays: int
+    tile_width: int
     group: int
     buffer_base: int
     channel_base: int
     scratch_rows: tuple
     data_row0: int
+    in_base: int = 0
+    out_base: int = 0
+    offset_base: int = 0
+    patch_base: int = 0
     kernel: tuple = (1, 1)
     stride: int = 1
     padding: int = 0
@@ -258,11 +313,55 @@ class Stage:
     order: np.ndarray = field(default=None, repr=False)   # patch -> output position (conv)
     chunks: list = field(default_factory=list, repr=False)
 
+    @property
+    def in_size(self) -> int:
+        """Words of the stage's input in the data memory."""
+        return math.prod(self.in_shape)
+
+    @property
+    def out_size(self) -> int:
+        """Words of the stage's output in the data memory."""
+        return math.prod(self.out_shape)
+
+    @property
+    def positions(self) -> int:
+        """Output positions per channel (H*W of the output; 1 for a linear layer)."""
+        return self.out_size // self.out_channels
+
+    @property
+    def n_patches(self) -> int:
+        """Patches the stage computes."""
+        return 1 if self.order is None else len(self.order)
+
+    def read_output(self, words) -> np.ndarray:
+        """The stage's output from its ``out_size`` data-memory words from ``out_base``
+        (unsigned 32-bit, as the core's ``out_rdata`` shows them): an array of ``out_shape``,
+        dtype ``self.dtype`` (a logits stage's words as signed 32-bit numbers).
+
+        Raises
+        ------
+        ValueError
+            Not ``out_size`` words, or a requantized word not in [0, 255].
+        """
+        v = np.asarray([int(w) for w in words], dtype=np.int64)
+        if v.shape != (self.out_size,):
+            raise ValueError(f"{self.name}: {self.out_size} output words expected, got "
+                             f"{v.size}")
+        if self.output == "logits":
+            v = np.where(v >= 1 << 31, v - (1 << 32), v)
+        else:
+            bad = np.flatnonzero((v < 0) | (v > L.ACT_MAX))
+            if bad.size:
+                raise ValueError(f"{self.name}: output word {bad[0]} (address "
+                                 f"{self.out_base + bad[0]}) is {v[bad[0]]}, not an activation "
+                                 f"in [0, {L.ACT_MAX}]")
+        return v.reshape(self.out_shape).astype(self.dtype)
+
     def patches(self, stage_input) -> np.ndarray:
-        """The stage's patches in patch order, zero-filled to ``tiles * columns`` terms: uint8
-        [patches, tiles * columns]."""
+        """The stage's patches in patch order, zero-filled to ``tiles * tile_width`` terms:
+        uint8 [patches, tiles * tile_width]."""
         x = np.asarray(stage_input)
-        if x.size != math.prod(self.in_shape):
+        if x.size != self.in_size:
             raise ValueError(f"{self.name}: input of {x.size} values, expected shape "
                              f"{self.in_shape}")
         x = x.reshape(self.in_shape)
@@ -279,7 +378,7 @@ class Stage:
             cols = win.transpose(1, 2, 0, 3, 4).reshape(ho * wo, -1)[self.order]
         else:
             cols = x.reshape(1, -1)
-        out = np.zeros((cols.shape[0], self.tiles * self.columns), dtype=np.uint8)
+        out = np.zeros((cols.shape[0], self.tiles * self.tile_width), dtype=np.uint8)
         out[:, :self.fan_in] = cols
         return out
 
@@ -289,13 +388,9 @@ class Stage:
         return sum(c.cycles for c in self.chunks)
 
     @property
-    def host_loads(self) -> dict:
-        """Array commands of the host loads of all chunks (static)."""
-        total = {"writes": 0, "erases": 0, "programs": 0}
-        for c in self.chunks:
-            for k, v in c.host_loads.items():
-                total[k] += v
-        return total
+    def gather_cycles(self) -> int:
+        """Controller cycles of the erase and gather parts of all chunks (static)."""
+        return sum(c.gather_cycles for c in self.chunks)
 
     @property
     def micro_ops(self) -> dict:
@@ -311,30 +406,81 @@ class Stage:
 class CompiledModel:
     """A model mapped onto the core.
 
-    ``buffer``: bool [slots, columns], the weight-buffer image from slot 0; ``table``:
-    ``(mult, shift, bias)`` tuples indexed by channel; ``stages``: one per compute layer;
-    ``input_shape``: the model's input (C, H, W).
+    ``subarrays`` K and ``width`` W = K * ``config.columns``: the mat. ``buffer``: bool [slots,
+    W], the weight-buffer image from slot 0; ``table``: ``(mults, shifts, biases)`` indexed by
+    channel; ``offsets``: ``(offset, kpos)`` per offset-table entry from 0; ``patches``:
+    ``(base, mask)`` per patch-table entry from 0; ``stages``: one per compute layer;
+    ``input_shape``: the model's input (C, H, W); ``region``: R, the words of each data-memory
+    region; the core's sizes the model was compiled for.
     """
     config: object
+    subarrays: int
+    width: int
     buffer: np.ndarray
     table: tuple
+    offsets: tuple
+    patches: tuple
     stages: list
     input_shape: tuple
+    region: int
     buffer_slots: int
     channels: int
     out_depth: int
     imem_depth: int
+    offset_depth: int
+    patch_depth: int
 
     @property
     def cycles(self) -> int:
         """Controller cycles of one image (static), all stages."""
         return sum(s.cycles for s in self.stages)
 
+    @property
+    def gather_cycles(self) -> int:
+        """Controller cycles of one image spent in the erase and gather parts (static)."""
+        return sum(s.gather_cycles for s in self.stages)
+
+    @property
+    def offset_words(self) -> tuple:
+        """The offset-table entries as the core's 48-bit ``agu_data``: ``offset | kpos <<
+        16``."""
+        return tuple(off | kpos << OFFSET_BITS for off, kpos in self.offsets)
+
+    @property
+    def patch_words(self) -> tuple:
+        """The patch-table entries as the core's 48-bit ``agu_data``: ``base | mask << 16``."""
+        return tuple(base | mask << OFFSET_BITS for base, mask in self.patches)
+
+    def input_words(self, x_image) -> np.ndarray:
+        """The data-memory words of an image (integers in [0, 255] of ``input_shape``): uint32
+        [in_size], to write from ``stages[0].in_base``.
+
+        Raises
+        ------
+        ValueError
+            ``x_image`` has the wrong number of values or values outside [0, 255].
+        """
+        x = np.asarray(x_image)
+        if x.size != math.prod(self.input_shape):
+            raise ValueError(f"x_image must have {math.prod(self.input_shape)} values (shape "
+                             f"{self.input_shape}), not {x.size}")
+        if x.dtype.kind not in "iu" or (x.size and (x.min() < 0 or x.max() > L.ACT_MAX)):
+            raise ValueError(f"x_image must hold integers in [0, {L.ACT_MAX}]")
+        return x.reshape(-1).astype(np.uint32)
+
 
 # ---- compiling -------------------------------------------------------------------------------
 
 def _fail(where: str, msg: str):
     raise CompileError(f"{where}: {msg}")
+
+
+def _base(where: str, what: str, value: int) -> int:
+    """``value`` as a 12-bit operand base, or a CompileError naming ``what``."""
+    if not 0 <= value <= _BASE_MAX:
+        _fail(where, f"{what} {value} exceeds the ISA's {BASE_BITS}-bit operand base (at most "
+              f"{_BASE_MAX})")
+    return value
 
 
 def _weight_planes(weight: np.ndarray, tiles: int, columns: int, n: int) -> np.ndarray:
@@ -347,17 +493,11 @@ def _weight_planes(weight: np.ndarray, tiles: int, columns: int, n: int) -> np.n
     return planes.transpose(1, 3, 0, 2).reshape(-1, columns).astype(bool)
 
 
-def _tile_body(stage: Stage, t: int, patches: int, config) -> list:
-    """Instructions of tile ``t`` of one output (inside ``LOOP O { LOOP P { ... } }``)."""
-    n, out_ch, row0, wbase = stage.n, stage.out_channels, stage.data_row0, stage.buffer_base
+def _dot(stage: Stage, t: int, xrow, wslot, config) -> list:
+    """The reduce micro-ops of the dot product of tile ``t``: rows ``xrow(b)``, buffer slots
+    ``wslot(b)`` of plane b (ints or loop-relative operands)."""
+    n = stage.n
     body = []
-
-    def xrow(b):
-        return _per_patch(row0 + (t * n + b) * patches)
-
-    def wslot(b):
-        return _per_channel(wbase + (t * n + b) * out_ch)
-
     if stage.route == "write_free":
         for b in range(n - 1, -1, -1):
             imm = ReduceOp.L1_FIRST if b == n - 1 else ReduceOp.L1_PLANE
@@ -380,7 +520,7 @@ def _tile_body(stage: Stage, t: int, patches: int, config) -> list:
             if len(pair) == 1:
                 body.append(Instr(Opcode.NOP))
             for i in pair:
-                body.append(_op(wb, imm=1, a=scratch[i], b=0))
+                body.append(_op(wb, imm=WriteSrc.ABS_DIFF.value, a=scratch[i], b=0))
             b += len(pair)
         for i in range(n - 1, -1, -1):                            # read back, MSB first
             imm = ReduceOp.L1_FIRST if i == n - 1 else ReduceOp.SHIFT_ADD
@@ -399,35 +539,136 @@ def _tile_body(stage: Stage, t: int, patches: int, config) -> list:
                 imm = ReduceOp.SUB if subtract else ReduceOp.ADD
             prev = m + k
             body.append(_op(Opcode.AND_FU, imm=imm.value, a=xrow(m), b=wslot(k)))
+    return body
+
+
+def _requant(stage: Stage, t: int, channel, d: int) -> Instr:
     mode = (MODE_LOGIT if stage.output == "logits" else
             {None: MODE_REQUANT, "max": MODE_MAX4, "avg": MODE_AVG4}[stage.pool])
     ppu = ((PPU_CLEAR if t == 0 else 0) | (PPU_EMIT if t == stage.tiles - 1 else 0) | PPU_NEG
            | mode << PPU_MODE_LSB)
-    body.append(_op(Opcode.REQUANT, imm=ppu, a=_per_channel(stage.channel_base)))
-    return body
+    return _op(Opcode.REQUANT, imm=ppu, a=channel, d=d)
 
 
-def _chunk_program(stage: Stage, patches: int, config) -> tuple:
-    body = []
-    for t in range(stage.tiles):
-        body += _tile_body(stage, t, patches, config)
-    instrs = [asm.loop(count=stage.out_channels), asm.loop(count=patches), *body,
-              asm.endloop(), asm.endloop(), asm.halt()]
-    return tuple(asm.assemble(instrs))
+def _erase_rows(first: int, count: int, config) -> list:
+    """ERASE every strip of rows ``first .. first + count - 1`` (``first`` strip-aligned)."""
+    m = config.mtjs_per_strip
+    strips = -(-count // m)
+    if strips == 1:
+        return [_op(Opcode.ERASE, a=first)]
+    if m <= 1 << (STRIDE_BITS - 1):                    # a stride of -m reaches every strip
+        return [asm.loop(count=strips),
+                _op(Opcode.ERASE, a=Operand(first + (strips - 1) * m, 0, -m)), asm.endloop()]
+    return [_op(Opcode.ERASE, a=first + s * m) for s in range(strips)]
 
 
-def _words_per_tile(route: str, n: int, config) -> int:
-    if route == "write_free":
-        return n + 1
-    if route == "abs_diff":
-        erases = (math.ceil(n / config.mtjs_per_strip)
-                  if config.technology == "nand_spin" else 0)
-        return erases + 4 * n + (n % 2) + 1
-    return n * n + 1
+def _write_plane(config) -> Opcode:
+    return Opcode.PROGRAM if config.technology == "nand_spin" else Opcode.WRITE_ROW
 
 
-def compile_model(model: Model, config, *, buffer_slots: int = 2048, channels: int = 256,
-                  out_depth: int = 4096, imem_depth: int = 1024) -> CompiledModel:
+def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list, int]:
+    """The instructions of ``chunk`` and how many of them are the erase and gather parts."""
+    n, k, tw = stage.n, stage.subarrays, stage.tile_width
+    out_ch, row0, wbase = stage.out_channels, stage.data_row0, stage.buffer_base
+    tbuf = WriteSrc.TBUF.value
+    wb = _write_plane(config)
+    instrs = []
+    if config.technology == "nand_spin":
+        instrs += _erase_rows(row0, len(chunk.rows), config)
+    obase = stage.offset_base
+    pbase = _base(where, "patch-table entry", stage.patch_base + chunk.patch_start)
+    if stage.mode == "wide":
+        p = chunk.patches
+        instrs.append(asm.loop(count=p))
+        for t in range(stage.tiles):
+            cols = min(tw, stage.fan_in - t * tw)
+            if cols < tw:
+                instrs.append(_move(MoveOp.CLEAR))
+            instrs += [asm.loop(count=cols),
+                       _move(MoveOp.GATHER, a=Operand(0, 0, 1),
+                             b=Operand(_base(where, "offset-table entry", obase + t * tw), 0, 1),
+                             d=Operand(pbase, 1, 1)),
+                       asm.endloop(), asm.nop()]
+            instrs += [_op(wb, imm=tbuf, b=q, a=Operand(
+                _base(where, "data row", row0 + (t * n + q) * p), 0, 1)) for q in range(n)]
+        instrs.append(asm.endloop())
+    else:
+        g_full, r, g_all = chunk.groups - (1 if chunk.partial else 0), chunk.partial, chunk.groups
+        if g_full:
+            instrs.append(asm.loop(count=g_full))
+            if stage.fan_in < tw:
+                instrs.append(_move(MoveOp.CLEAR))
+            for s in range(k):
+                instrs += [asm.loop(count=stage.fan_in),
+                           _move(MoveOp.GATHER,
+                                 a=Operand(_base(where, "transpose-buffer column", s * tw), 0, 1),
+                                 b=Operand(obase, 0, 1),
+                                 d=Operand(_base(where, "patch-table entry", pbase + s * g_full),
+                                           1, 1)),
+                           asm.endloop()]
+            instrs.append(asm.nop())
+            instrs += [_op(wb, imm=tbuf, b=q, a=Operand(
+                _base(where, "data row", row0 + q * g_all), 0, 1)) for q in range(n)]
+            instrs.append(asm.endloop())
+        if r:
+            instrs.append(_move(MoveOp.CLEAR))
+            for s in range(r):
+                instrs += [asm.loop(count=stage.fan_in),
+                           _move(MoveOp.GATHER,
+                                 a=Operand(_base(where, "transpose-buffer column", s * tw), 0, 1),
+                                 b=Operand(obase, 0, 1),
+                                 d=_base(where, "patch-table entry", pbase + k * g_full + s)),
+                           asm.endloop()]
+            instrs.append(asm.nop())
+            instrs += [_op(wb, imm=tbuf, b=q, a=_base(where, "data row",
+                                                      row0 + q * g_all + g_full))
+                       for q in range(n)]
+    gather_len = len(instrs)
+    # compute part
+    m = chunk.n_out // out_ch
+    instrs.append(_move(MoveOp.SETPTR, a=_base(where, "data-memory write pointer (SETPTR)",
+                                               stage.out_base + chunk.out_start)))
+    instrs.append(asm.loop(count=out_ch))
+    if stage.mode == "wide":
+        p = chunk.patches
+        instrs.append(asm.loop(count=p))
+        for t in range(stage.tiles):
+            instrs += _dot(stage, t,
+                           lambda b, t=t: Operand(_base(where, "data row",
+                                                        row0 + (t * n + b) * p), 0, 1),
+                           lambda b, t=t: Operand(_base(where, "weight-buffer slot",
+                                                        wbase + (t * n + b) * out_ch), 1, 1),
+                           config)
+            instrs.append(_requant(stage, t, Operand(stage.channel_base, 1, 1), 0))
+        instrs.append(asm.endloop())
+    else:
+        if g_full:
+            instrs.append(asm.loop(count=g_full))
+            instrs += _dot(stage, 0, lambda b: Operand(_base(where, "data row",
+                                                             row0 + b * g_all), 0, 1),
+                           lambda b: Operand(_base(where, "weight-buffer slot",
+                                                   wbase + b * out_ch), 1, 1), config)
+            instrs += [_requant(stage, 0, Operand(stage.channel_base, 1, 1), s + 1)
+                       for s in range(k)]
+            instrs.append(asm.endloop())
+        if r:
+            instrs += _dot(stage, 0,
+                           lambda b: _base(where, "data row", row0 + b * g_all + g_full),
+                           lambda b: Operand(_base(where, "weight-buffer slot",
+                                                   wbase + b * out_ch), 0, 1), config)
+            instrs += [_requant(stage, 0, Operand(stage.channel_base, 0, 1), s + 1)
+                       for s in range(r)]
+    step = stage.positions - m
+    if step:
+        instrs.append(_move(MoveOp.ADDPTR, a=_base(where, "write-pointer step (ADDPTR)", step)))
+    instrs += [asm.endloop(), asm.halt()]
+    return instrs, gather_len
+
+
+def compile_model(model: Model, config, *, subarrays: int | None = None,
+                  buffer_slots: int = 2048, channels: int = 256, out_depth: int = 4096,
+                  imem_depth: int = 1024, offset_depth: int = 1024,
+                  patch_depth: int = 2048) -> CompiledModel:
     """Map ``model`` onto a core of ``config`` (see the module docstring).
 
     Parameters
@@ -435,22 +676,39 @@ def compile_model(model: Model, config, *, buffer_slots: int = 2048, channels: i
     model : golden.model.Model
     config : AcceleratorConfig
         ``dataflow`` chooses the route of adder layers (``write_free`` or ``abs_diff``).
-    buffer_slots, channels, out_depth, imem_depth : int
-        The core's weight-buffer words, requant table entries, output words, instruction words.
+    subarrays : int or None
+        Subarrays of the mat (K), default ``config.subarrays_per_mat``.
+    buffer_slots, channels, out_depth, imem_depth, offset_depth, patch_depth : int
+        The core's weight-buffer words, requant table entries, data-memory words, instruction
+        words, offset- and patch-table entries.
 
     Raises
     ------
+    TypeError
+        ``model`` is not a ``golden.model.Model`` or ``subarrays`` not an int.
+    ValueError
+        ``subarrays`` is not positive.
     CompileError
         A layer the core can not run: an adder layer with dataflow ``and_bitcount``, a pool
         that is not a 2x2 stride-2 pool right after a convolution, weights that do not fit the
-        buffer, too many channels, an accumulator wider than ``acc_bits``, a patch that needs
-        more rows than the array has, a program longer than ``imem_depth``, a base beyond the
-        ISA's 12 bits. The message names the layer, the quantity, its value and the limit.
+        buffer, too many channels, an accumulator wider than ``acc_bits``, a kernel area above
+        32, gather tables deeper than the core's, data-memory regions larger than
+        ``out_depth``, a patch that needs more rows than the array has, a program longer than
+        ``imem_depth``, a base beyond the ISA's 12 bits. The message names the layer, the
+        quantity, its value and the limit.
     """
     config = check_config(config)
     if not isinstance(model, Model):
         raise TypeError(f"model must be a golden.model.Model, not {model!r}")
+    if subarrays is None:
+        subarrays = config.subarrays_per_mat
+    if isinstance(subarrays, bool) or not isinstance(subarrays, int):
+        raise TypeError(f"subarrays must be an int, not {subarrays!r}")
+    if subarrays < 1:
+        raise ValueError(f"subarrays must be a positive int, not {subarrays!r}")
+    k = subarrays
     n, cols = config.operand_bits, config.columns
+    width = k * cols
     if n != L.ACT_BITS:
         raise CompileError(f"config operand_bits is {n}, but the golden model's activations "
                            f"and weights are {L.ACT_BITS}-bit: use operand_bits={L.ACT_BITS}")
@@ -471,13 +729,13 @@ def compile_model(model: Model, config, *, buffer_slots: int = 2048, channels: i
         pool = None
         if i + 1 < len(layers) and layers[i + 1].kind in ("max_pool2d", "avg_pool2d"):
             pl = layers[i + 1]
-            k, s = int(pl.params["kernel"]), int(pl.params["stride"])
+            ks, s = int(pl.params["kernel"]), int(pl.params["stride"])
             if not ly.is_conv:
                 _fail(f"layer {i + 1} ({pl.kind})", "a pool must follow a convolution")
-            if (k, s) != (2, 2):
+            if (ks, s) != (2, 2):
                 _fail(f"layer {i + 1} ({pl.kind})",
                       f"only kernel 2 stride 2 pools can be fused into the PPU (MAX4 / AVG4 "
-                      f"reduce 4 consecutive outputs), not kernel {k} stride {s}")
+                      f"reduce 4 consecutive outputs), not kernel {ks} stride {s}")
             pool = i + 1
         if ly.is_adder and config.dataflow not in ADDER_DATAFLOWS:
             _fail(where, f"dataflow {config.dataflow!r} cannot map an adder layer (sum |x - w| "
@@ -485,31 +743,48 @@ def compile_model(model: Model, config, *, buffer_slots: int = 2048, channels: i
                   f"{' or '.join(repr(d) for d in ADDER_DATAFLOWS)}")
         plans.append((i, pool))
         i += 1 if pool is None else 2
+    if not plans:
+        raise CompileError("the model has no compute layer (convolution or linear) to map")
 
-    needs = []
+    infos = []                          # per plan: fan_in, out_ch, mode, tile width, tiles
     for ci, _ in plans:
         w = layers[ci].params["weight"]
-        needs.append((ci, layers[ci].kind, -(-int(np.prod(w.shape[1:])) // cols) * n * w.shape[0],
-                      w.shape[0]))
-    total = sum(x[2] for x in needs)
+        fan_in = int(np.prod(w.shape[1:]))
+        mode = "segmented" if k > 1 and fan_in <= cols else "wide"
+        tw = cols if mode == "segmented" else width
+        infos.append((fan_in, int(w.shape[0]), mode, tw, -(-fan_in // tw)))
+    total = sum(t * n * o for _, o, _, _, t in infos)
     if total > buffer_slots:
-        parts = ", ".join(f"layer {ci} ({kind}) {k}" for ci, kind, k, _ in needs)
+        parts = ", ".join(f"layer {ci} ({layers[ci].kind}) {t * n * o}"
+                          for (ci, _), (_, o, _, _, t) in zip(plans, infos, strict=True))
         raise CompileError(f"the model's weights need {total} weight-buffer slots (tiles x "
                            f"{n} planes x output channels: {parts}), but buffer_slots is "
                            f"{buffer_slots}; use more columns or a larger buffer")
-    total = sum(x[3] for x in needs)
+    total = sum(o for _, o, _, _, _ in infos)
     if total > channels:
         raise CompileError(f"the model has {total} output channels in its compute layers, but "
                            f"the requant table has channels={channels} entries")
-    stages, images = [], []
-    slot, chan = 0, 0
-    mults, shifts, biases = [], [], []
+    # data-memory regions: the largest stage input or output
+    sizes = []
     for ci, pi in plans:
+        last = ci if pi is None else pi
+        sizes += [(math.prod(shapes[ci]), f"layer {ci} ({layers[ci].kind}) input"),
+                  (math.prod(shapes[last + 1]), f"layer {last} ({layers[last].kind}) output")]
+    region, what = max(sizes, key=lambda s: s[0])
+    if 2 * region > out_depth:
+        raise CompileError(f"the data memory needs two regions of {region} words (the largest "
+                           f"stage input or output, the {what}), {2 * region} words, but "
+                           f"out_depth is {out_depth}")
+
+    stages, images = [], []
+    slot = chan = obase = pbase = 0
+    mults, shifts, biases = [], [], []
+    offsets, patches = [], []
+    for si, ((ci, pi), (fan_in, out_ch, mode, tw, tiles)) in enumerate(
+            zip(plans, infos, strict=True)):
         ly = layers[ci]
         where = f"layer {ci} ({ly.kind})"
         w = ly.params["weight"]
-        out_ch, fan_in = w.shape[0], int(np.prod(w.shape[1:]))
-        tiles = -(-fan_in // cols)
         kind = "adder" if ly.is_adder else "mul"
         bound = L.conv_acc_bound(kind, fan_in)
         if bound > (1 << (config.acc_bits - 1)) - 1:
@@ -522,14 +797,10 @@ def compile_model(model: Model, config, *, buffer_slots: int = 2048, channels: i
             scratch = tuple(range(-(-n // m) * m))[:n]
         data_row0 = -(-len(scratch) // config.mtjs_per_strip) * config.mtjs_per_strip
         # weight buffer and requant table
-        need = tiles * n * out_ch
-        if slot > _BASE_MAX or slot + (tiles * n - 1) * out_ch > _BASE_MAX:
-            _fail(where, f"weight-buffer base {slot + (tiles * n - 1) * out_ch} exceeds the "
-                  f"ISA's {BASE_BITS}-bit operand base (at most {_BASE_MAX})")
-        images.append(_weight_planes(w, tiles, cols, n))
-        if chan > _BASE_MAX:
-            _fail(where, f"requant channel base {chan} exceeds the ISA's {BASE_BITS}-bit "
-                  f"operand base (at most {_BASE_MAX})")
+        _base(where, "weight-buffer slot", slot + (tiles * n - 1) * out_ch)
+        planes = _weight_planes(w, tiles, tw, n)
+        images.append(np.tile(planes, (1, k)) if mode == "segmented" else planes)
+        _base(where, "requant channel base", chan)
         if ly.output == "logits":
             mults += [1] * out_ch
             shifts += [0] * out_ch
@@ -544,16 +815,30 @@ def compile_model(model: Model, config, *, buffer_slots: int = 2048, channels: i
         name = f"layer{ci} {ly.kind}" + ("" if pi is None else f" + layer{pi} {layers[pi].kind}")
         stage = Stage(
             name=name, layer_index=ci, golden_index=ci if pi is None else pi, kind=ly.kind,
-            output=ly.output, route=route, pool=pool, in_shape=in_shape, out_shape=out_shape,
-            dtype=np.int64 if ly.output == "logits" else np.uint8, out_channels=out_ch,
-            fan_in=fan_in, tiles=tiles, n=n, columns=cols, group=4 if pool else 1,
-            buffer_base=slot, channel_base=chan, scratch_rows=scratch, data_row0=data_row0,
-            config=config)
-        slot += need
+            output=ly.output, route=route, pool=pool, mode=mode, in_shape=in_shape,
+            out_shape=out_shape, dtype=np.int64 if ly.output == "logits" else np.uint8,
+            out_channels=out_ch, fan_in=fan_in, tiles=tiles, n=n, subarrays=k, tile_width=tw,
+            group=4 if pool else 1, buffer_base=slot, channel_base=chan, scratch_rows=scratch,
+            data_row0=data_row0, in_base=region * (si % 2), out_base=region * ((si + 1) % 2),
+            offset_base=obase, patch_base=pbase, config=config)
+        slot += tiles * n * out_ch
         chan += out_ch
+        # offset table: one entry per term
+        if obase + fan_in > offset_depth:
+            _fail(where, f"its {fan_in} offset-table entries (from entry {obase}) need "
+                  f"offset_depth >= {obase + fan_in}, but offset_depth is {offset_depth}")
         if ly.is_conv:
-            stage.kernel = tuple(int(v) for v in w.shape[2:])
+            kh, kw = (int(v) for v in w.shape[2:])
+            if kh * kw > MASK_BITS:
+                _fail(where, f"the kernel area {kh}x{kw} = {kh * kw} exceeds the patch mask's "
+                      f"{MASK_BITS} bits")
+            stage.kernel = (kh, kw)
             stage.stride, stage.padding = int(ly.params["stride"]), int(ly.params["padding"])
+            c_in, h, wi = in_shape
+            cc, yy, xx = np.meshgrid(np.arange(c_in), np.arange(kh), np.arange(kw),
+                                     indexing="ij")
+            offs = (cc * h * wi + yy * wi + xx).ravel()
+            kpos = (yy * kw + xx).ravel()
             ho, wo = conv_shape[1:]
             if pool:
                 hp, wp = out_shape[1:]
@@ -561,88 +846,150 @@ def compile_model(model: Model, config, *, buffer_slots: int = 2048, channels: i
                                         for j in range(wp) for di, dj in _POOL_ORDER])
             else:
                 stage.order = np.arange(ho * wo)
-            total = len(stage.order)
         else:
-            total = 1
-        _plan_chunks(stage, total, config, where, out_depth=out_depth, imem_depth=imem_depth)
+            offs, kpos = np.arange(fan_in), np.zeros(fan_in, dtype=np.int64)
+        if int(offs.max()) >= _ADDR_MOD:
+            _fail(where, f"the gather offset {int(offs.max())} does not fit the offset "
+                  f"table's {OFFSET_BITS} bits")
+        offsets += list(zip(offs.tolist(), kpos.tolist(), strict=True))
+        obase += fan_in
+        # chunks, then the patch table in the order the chunk programs read it
+        if pbase + stage.n_patches > patch_depth:
+            _fail(where, f"its {stage.n_patches} patch-table entries (from entry {pbase}) need "
+                  f"patch_depth >= {pbase + stage.n_patches}, but patch_depth is "
+                  f"{patch_depth}")
+        _plan_chunks(stage, config, where, imem_depth=imem_depth)
+        patches += _patch_entries(stage)
+        pbase += stage.n_patches
         stages.append(stage)
 
-    buffer = (np.concatenate(images) if images else np.zeros((0, cols), dtype=bool))
-    return CompiledModel(config=config, buffer=buffer,
-                         table=(tuple(mults), tuple(shifts), tuple(biases)), stages=stages,
-                         input_shape=tuple(model.input_shape), buffer_slots=buffer_slots,
-                         channels=channels, out_depth=out_depth, imem_depth=imem_depth)
+    buffer = np.concatenate(images)
+    return CompiledModel(config=config, subarrays=k, width=width, buffer=buffer,
+                         table=(tuple(mults), tuple(shifts), tuple(biases)),
+                         offsets=tuple(offsets), patches=tuple(patches), stages=stages,
+                         input_shape=tuple(model.input_shape), region=region,
+                         buffer_slots=buffer_slots, channels=channels, out_depth=out_depth,
+                         imem_depth=imem_depth, offset_depth=offset_depth,
+                         patch_depth=patch_depth)
 
 
-def _plan_chunks(stage: Stage, total: int, config, where: str, *, out_depth: int,
-                 imem_depth: int) -> None:
-    """Split ``total`` patches into chunks and build their programs."""
+def _patch_entries(stage: Stage) -> list:
+    """The stage's patch-table entries ``(base, mask)`` in table order."""
+    if not stage.kind.endswith("conv2d"):
+        return [(stage.in_base % _ADDR_MOD, 1)]
+    _, h, w = stage.in_shape
+    kh, kw = stage.kernel
+    s, p = stage.stride, stage.padding
+    conv_w = (w + 2 * p - kw) // s + 1
+    y0 = (stage.order // conv_w) * s - p                   # top-left input pixel of each patch
+    x0 = (stage.order % conv_w) * s - p
+    base = (stage.in_base + y0 * w + x0) % _ADDR_MOD
+    ky, kx = np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij")
+    inside = ((y0[:, None] + ky.ravel() >= 0) & (y0[:, None] + ky.ravel() < h)
+              & (x0[:, None] + kx.ravel() >= 0) & (x0[:, None] + kx.ravel() < w))
+    mask = (inside.astype(np.int64) << (ky * kw + kx).ravel()).sum(axis=1)
+    by_patch = list(zip(base.tolist(), mask.tolist(), strict=True))
+    if stage.mode == "wide":
+        return by_patch
+    entries = []
+    k = stage.subarrays
+    for ch in stage.chunks:
+        g_full = ch.groups - (1 if ch.partial else 0)
+        for seg in range(k):
+            entries += [by_patch[ch.patch_start + g * k + seg] for g in range(g_full)]
+        entries += by_patch[ch.patch_start + g_full * k:ch.patch_start + ch.patches]
+    return entries
+
+
+def _plan_chunks(stage: Stage, config, where: str, *, imem_depth: int) -> None:
+    """Split the stage's patches into chunks and build their programs."""
     n, tiles, g, out_ch = stage.n, stage.tiles, stage.group, stage.out_channels
-    per_patch = tiles * n
+    total = stage.n_patches
+    k = stage.subarrays
     free = config.rows - stage.data_row0
-    if per_patch > free:
-        extra = (f" + {stage.data_row0} abs-diff scratch rows" if stage.data_row0 else "")
-        _fail(where, f"one patch needs {per_patch} array rows ({tiles} tiles x {n} planes)"
-              f"{extra}, but the array has rows={config.rows}; use more columns or rows")
-    p_rows = free // per_patch
-    p_isa = (_BASE_MAX - stage.data_row0) // (per_patch - 1) if per_patch > 1 else p_rows
-    p_out = out_depth // out_ch * g
-    p = min(p_rows, p_isa, p_out, MAX_LOOP_COUNT, total) // g * g
+    extra = (f" + {stage.data_row0} abs-diff scratch rows" if stage.data_row0 else "")
+    isa_rows = _BASE_MAX + 1 - stage.data_row0           # every data row a 12-bit base
+    if stage.mode == "wide":
+        per_patch = tiles * n
+        if per_patch > free:
+            _fail(where, f"one patch needs {per_patch} array rows ({tiles} tiles x {n} planes)"
+                  f"{extra}, but the array has rows={config.rows}; use more columns or rows")
+        cap_rows, cap_isa = free // per_patch, isa_rows // per_patch
+        p = min(cap_rows, cap_isa, MAX_LOOP_COUNT, total) // g * g
+        unit = "patches"
+    else:
+        if n > free:
+            _fail(where, f"one group of {k} patches needs {n} array rows ({n} planes){extra}, "
+                  f"but the array has rows={config.rows}")
+        cap_rows, cap_isa = free // n, isa_rows // n
+        groups = min(cap_rows, cap_isa, MAX_LOOP_COUNT)
+        if groups * k < total:                          # several chunks: K*G % g == 0
+            step = g // math.gcd(k, g)
+            groups = groups // step * step
+        p = min(groups * k, total)
+        unit = f"patches ({k} per group of {n} rows)"
     if p == 0:
-        why = []
-        if p_rows < g:
-            why.append(f"{p_rows} patches fit the free rows ({free} rows, {per_patch} per "
-                       f"patch)")
-        if p_isa < g:
-            why.append(f"{p_isa} patches fit the ISA's {BASE_BITS}-bit row bases")
-        if p_out < g:
-            why.append(f"{out_ch} output channels exceed out_depth={out_depth}")
-        _fail(where, f"a chunk needs at least {g} patches (a pool window), but "
-              + "; ".join(why or ["none fit"]))
-    words = 5 + tiles * _words_per_tile(stage.route, n, config)
-    if words > imem_depth:
-        _fail(where, f"the program of one chunk needs {words} instruction words ({tiles} "
-              f"tiles x {_words_per_tile(stage.route, n, config)} + 5), but imem_depth is "
-              f"{imem_depth}; use more columns (fewer tiles) or a deeper instruction memory")
-    programs = {}
+        _fail(where, f"a chunk needs at least {g} patches (a pool window), but {cap_rows} "
+              f"{unit} fit the free rows ({free} rows) and {cap_isa} the ISA's {BASE_BITS}-bit "
+              f"row bases")
     start, index = 0, 0
     while start < total:
         count = min(p, total - start)
-        if count not in programs:
-            prog = _chunk_program(stage, count, config)
-            cycles, ops = program_profile(prog)
-            programs[count] = (prog, cycles, ops)
-        prog, cycles, ops = programs[count]
-        rows = tuple(range(stage.data_row0, stage.data_row0 + per_patch * count))
-        stage.chunks.append(Chunk(
-            stage=stage, index=index, patch_start=start, patches=count, rows=rows,
-            program=prog, n_out=out_ch * count // g, cycles=cycles,
-            max_cycles=cycles + PIPELINE_DRAIN + 64, micro_ops=ops))
+        if stage.mode == "wide":
+            groups, partial, used = count, 0, tiles * n * count
+        else:
+            groups, partial = -(-count // k), count % k
+            used = n * groups
+        chunk = Chunk(stage=stage, index=index, patch_start=start, patches=count,
+                      groups=groups, partial=partial,
+                      rows=tuple(range(stage.data_row0, stage.data_row0 + used)),
+                      out_start=start // g, program=(), n_out=out_ch * count // g, cycles=0,
+                      gather_cycles=0, max_cycles=0, micro_ops={})
+        instrs, gather_len = _chunk_program(stage, chunk, config, where)
+        if len(instrs) > imem_depth:
+            compute = len(instrs) - gather_len
+            _fail(where, f"the program of chunk {index} needs {len(instrs)} instruction words "
+                  f"({gather_len} erase + gather, {compute} compute), but imem_depth is "
+                  f"{imem_depth}; use more columns (fewer tiles) or a deeper instruction "
+                  f"memory")
+        words = tuple(asm.assemble(instrs))
+        cycles, ops = program_profile(words)
+        chunk.program, chunk.cycles, chunk.micro_ops = words, cycles, ops
+        chunk.gather_cycles = program_profile(words[:gather_len] + (words[-1],))[0] - 1
+        chunk.max_cycles = cycles + PIPELINE_DRAIN + 64
+        stage.chunks.append(chunk)
         start += count
         index += 1
 
 
 # ---- running ---------------------------------------------------------------------------------
 
-def host_array_load(config, rows, bits) -> list:
-    """The array commands that load ``bits`` (bool [len(rows), columns]) into ``rows``.
+def host_array_load(config, rows, bits, *, subarrays: int = 1) -> list:
+    """The array commands that load ``bits`` (bool [len(rows), W], W = ``subarrays *
+    config.columns``) into ``rows``: a utility for tests and drivers (the compiled programs
+    gather their rows on chip).
 
     nand_spin: ERASE each strip any of the rows is in (data 0, mask all ones), then PROGRAM
     each row; every other technology: WRITE each row. Returns ``(MacroCmd, row, data, mask)``
-    tuples, data and mask as bool [columns].
+    tuples, data and mask as bool [W].
+
+    Raises
+    ------
+    ValueError
+        ``bits`` does not have the shape ``(len(rows), W)``.
     """
     config = check_config(config)
+    width = subarrays * config.columns
     bits = np.asarray(bits, dtype=bool)
     rows = [int(r) for r in rows]
-    if bits.shape != (len(rows), config.columns):
-        raise ValueError(f"bits must have shape ({len(rows)}, {config.columns}), not "
-                         f"{bits.shape}")
-    ones = np.ones(config.columns, dtype=bool)
+    if bits.shape != (len(rows), width):
+        raise ValueError(f"bits must have shape ({len(rows)}, {width}), not {bits.shape}")
+    ones = np.ones(width, dtype=bool)
     if config.technology != "nand_spin":
         return [(MacroCmd.WRITE, r, bits[i], ones) for i, r in enumerate(rows)]
     m = config.mtjs_per_strip
     strips = sorted({r - r % m for r in rows})
-    zeros = np.zeros(config.columns, dtype=bool)
+    zeros = np.zeros(width, dtype=bool)
     return ([(MacroCmd.ERASE, s, zeros, ones) for s in strips]
             + [(MacroCmd.PROGRAM, r, bits[i], ones) for i, r in enumerate(rows)])
 
@@ -655,23 +1002,21 @@ class StageRun:
     cycles: int = 0                 # controller cycles, all chunks
     runs: int = 0                   # chunks run (core starts)
     micro_ops: dict = field(default_factory=dict)
-    host_writes: int = 0            # array commands of the host loads
-    host_erases: int = 0
-    host_programs: int = 0
-    write_backs: int = 0            # WRITE_ROW + PROGRAM micro-ops (abs-diff write-back)
-    write_back_erases: int = 0      # ERASE micro-ops
+    host_words: int = 0             # data-memory words the host wrote (the image, stage 0)
+    write_backs: int = 0            # WRITE_ROW + PROGRAM micro-ops (planes, abs-diff bits)
+    write_back_erases: int = 0      # ERASE micro-ops (data strips, abs-diff scratch strips)
 
 
 @dataclass
 class RunResult:
-    """Result of :func:`run_compiled` for one image."""
+    """Result of :func:`run_compiled` for one image: the logits, every stage's output, the
+    counters summed over all runs, per-stage statistics and the data-memory words the host
+    wrote."""
     logits: np.ndarray
     outputs: list
     counters: dict
     stages: list
-    host_writes: int
-    host_erases: int
-    host_programs: int
+    host_words: int
 
     @property
     def cycles(self) -> int:
@@ -679,11 +1024,16 @@ class RunResult:
 
 
 def load_compiled(compiled: CompiledModel, executor) -> None:
-    """Load the weight buffer and the requant table through the executor's host port."""
+    """Load the weight buffer, the requant table and the gather tables through the executor's
+    host port (``write_buffer``, ``write_table``, ``write_offset``, ``write_patch``)."""
     for slot, bits in enumerate(compiled.buffer):
         executor.write_buffer(slot, bits)
     for ch, (m, s, b) in enumerate(zip(*compiled.table, strict=True)):
         executor.write_table(ch, m, s, b)
+    for i, (off, kpos) in enumerate(compiled.offsets):
+        executor.write_offset(i, off, kpos)
+    for i, (base, mask) in enumerate(compiled.patches):
+        executor.write_patch(i, base, mask)
 
 
 def run_compiled(compiled: CompiledModel, x_image, executor, *,
@@ -691,35 +1041,34 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
     """Run one image (uint8, the model's input shape) through every stage on ``executor``.
 
     ``executor`` is synchronous with the host interface of ``sim.core_model.CoreModel``
-    (``write_buffer``, ``write_table``, ``array_command``, ``run`` returning ``out``,
-    ``error``, ``reason``, ``counters``). With ``load_weights`` (default) the buffer and the
-    table are loaded first (:func:`load_compiled`).
+    (``write_buffer``, ``write_table``, ``write_offset``, ``write_patch``, ``write_dmem``,
+    ``read_dmem``, ``run`` returning ``error``, ``reason``, ``counters``). With
+    ``load_weights`` (default) the buffer and the tables are loaded first
+    (:func:`load_compiled`). The image goes into the data memory at ``stages[0].in_base``;
+    each stage's output is read back from its ``out_base`` after its chunks ran.
 
     Raises
     ------
     RunError
-        The executor reported an error (the message names the stage, the chunk, the reason).
+        The executor reported an error (the message names the stage, the chunk, the reason),
+        or a stage's output words are not activations.
     """
     if load_weights:
         load_compiled(compiled, executor)
-    cur = np.asarray(x_image)
+    words = compiled.input_words(x_image)
+    base = compiled.stages[0].in_base
+    for i, v in enumerate(words.tolist()):
+        executor.write_dmem(base + i, v)
     outputs, runs = [], []
     totals = dict.fromkeys(counter_names(), 0)
-    for stage in compiled.stages:
-        y = np.zeros(stage.out_shape, dtype=np.int64)
-        sr = StageRun(stage.name, stage.golden_index, micro_ops=dict.fromkeys(counter_names(), 0))
+    for si, stage in enumerate(compiled.stages):
+        sr = StageRun(stage.name, stage.golden_index, micro_ops=dict.fromkeys(counter_names(), 0),
+                      host_words=len(words) if si == 0 else 0)
         for chunk in stage.chunks:
-            cmds = host_array_load(compiled.config, chunk.rows, chunk.row_image(cur))
-            for cmd, row, data, mask in cmds:
-                executor.array_command(cmd, row, data, mask)
-                sr.host_writes += cmd is MacroCmd.WRITE
-                sr.host_erases += cmd is MacroCmd.ERASE
-                sr.host_programs += cmd is MacroCmd.PROGRAM
             res = executor.run(chunk.program)
             if res.error:
                 raise RunError(f"{stage.name} chunk {chunk.index}: the core reported an error: "
                                f"{res.reason}")
-            chunk.scatter(res.out, y)
             for k, v in res.counters.items():
                 sr.micro_ops[k] += v
                 totals[k] += v
@@ -727,10 +1076,12 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
         sr.cycles = sr.micro_ops["cycles"]
         sr.write_backs = sr.micro_ops["write_row"] + sr.micro_ops["program"]
         sr.write_back_erases = sr.micro_ops["erase"]
-        outputs.append(y.astype(stage.dtype))
+        try:
+            y = stage.read_output([executor.read_dmem(stage.out_base + i)
+                                   for i in range(stage.out_size)])
+        except ValueError as e:
+            raise RunError(str(e)) from None
+        outputs.append(y)
         runs.append(sr)
-        cur = y
     return RunResult(logits=outputs[-1], outputs=outputs, counters=totals, stages=runs,
-                     host_writes=sum(s.host_writes for s in runs),
-                     host_erases=sum(s.host_erases for s in runs),
-                     host_programs=sum(s.host_programs for s in runs))
+                     host_words=len(words))

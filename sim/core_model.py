@@ -1,34 +1,77 @@
-"""Cycle-exact Python model of the accelerator core (``rtl.core.Core``, ``build/core_spec.md``).
+"""Cycle-exact Python model of the accelerator core (``rtl.core.Core``, ``build/core_spec.md``,
+``build/move_spec.md``).
 
 :class:`CoreModel` has the host interface of the RTL core (weight buffer, requantization table,
-array commands, program + start) and executes a program the way the core does: the reference
-controller ``sim.isa_model.run_program`` gives the issued micro-ops, their resolved operands and
-the cycle each is issued in, and the datapath model plays each micro-op through the three
+array commands, data memory, gather tables, program + start) and executes a program the way the
+core does: the controller's micro-op trace (each issued micro-op, its resolved operands and the
+cycle it is issued in; ``sim.isa_model.run_program`` is the reference, a vectorised expansion of
+the loop nest gives the same for well-formed programs) is played through the datapath's three
 pipeline stages:
 
-* S1 (issue cycle c): the array command and the weight-buffer read (``buffer[b]``, also the FU
-  line), written rows visible to a sense in c + 1;
-* S2 (c + 1): the min lanes (``rtl.min_lane``) and abs-diff lanes (``rtl.abs_diff_lane``) on the
-  sensed row and the registered buffer word;
-* S3 (c + 2): the reduction unit (``rtl.column_reduce``) and the PPU (``rtl.ppu``).
+* S1 (issue cycle c): the array command, the weight-buffer read (``buffer[b]``, also the FU
+  line), the transpose-buffer read of a ``WRITE_ROW`` / ``PROGRAM`` from ``TBUF`` and the
+  gather's table look-up; written rows are visible to a sense in c + 1;
+* S2 (c + 1): the min lanes (``rtl.min_lane``) and abs-diff lanes (``rtl.abs_diff_lane``) on
+  the sensed row and the registered buffer word; the gather's data-memory read and its write
+  into the transpose buffer, the transpose buffer's CLEAR;
+* S3 (c + 2): the reduction unit (``rtl.column_reduce``), the PPU (``rtl.ppu``, writing the data
+  memory) and the PPU's write pointer (``SETPTR`` / ``ADDPTR``).
 
 Every register updates at the end of its cycle. The stages of consecutive micro-ops overlap, but
-all state except one register is read and written by a single stage, in issue order, so playing
-the micro-ops one after the other through S1, S2, S3 is exact. The exception is the abs-diff
-lanes' ``out``: written at the end of the S2 cycle of an FS_STEP DIFF (issue c, visible from
-c + 2 on) and read at the S1 of a WRITE_ROW / PROGRAM with ``imm`` bit 0. The model keeps the
-last two values of ``out`` with the issue cycle of the DIFF that wrote the newer one, so a
-write-back issued one cycle after its DIFF takes the older value, as the hardware does.
+all state except three is read and written by a single stage, in issue order, so playing the
+micro-ops one after the other through S1, S2, S3 is exact. The three exceptions, each kept
+exact:
 
-Rows are bit vectors of ``columns`` bits, column k at bit k. Inside the model a row is a Python
-``int`` (bitwise operators act on all columns at once and ``int.bit_count`` is the column
-popcount): this is the column-parallel vectorisation, at a fraction of the per-operation cost of
-a small numpy array, and the loop in Python runs over micro-ops only. At the host interface rows
-are numpy bool arrays ``[columns]`` (or ints).
+* the abs-diff lanes' ``out``: written at the end of the S2 cycle of an FS_STEP DIFF (issue c,
+  visible from c + 2 on) and read at the S1 of a WRITE_ROW / PROGRAM from ``ABS_DIFF``. The
+  model keeps the last two values with the issue cycle of the DIFF that wrote the newer one;
+* the transpose buffer: written by GATHER / CLEAR at the end of their S2 (issue c, visible from
+  c + 2 on), read at the S1 of a write from ``TBUF``. The model queues the GATHER / CLEAR
+  effects and applies those issued two or more cycles before a ``TBUF`` write before it reads;
+* the data memory: written by the PPU at the end of a REQUANT's S3 (issue c), read by a GATHER
+  in its S2: a GATHER issued in c + 1 reads the word as it was before. The model keeps the
+  latest PPU write (cycle, address, previous word).
 
-Output words are returned as the RTL's ``out_rdata`` shows them: unsigned 32-bit ints. A
+The mat. The core is ``subarrays`` (K) subarrays of ``rows x config.columns`` (C) cells in
+lock-step: one command addresses the same row of all of them, so the model holds the mat as
+one array of width W = K*C (:attr:`CoreModel.columns`); mat column ``g = k*C + j`` is subarray
+``k``'s column ``j`` and its fault LFSR is seeded ``rtl.mtj_array.column_seed(seed, g)``: the
+faults are exactly those of one W-wide array. Every reduce micro-op updates the accumulator of
+each subarray from its segment of the row (columns ``k*C .. k*C + C - 1``); REQUANT's operand d
+picks the PPU's addend: 0 the sum of all K accumulators modulo ``2**acc_bits`` (every reduce is
+linear, so this is one accumulator over the whole row, which is what the model keeps), ``k + 1``
+accumulator ``k`` alone (the model derives the K accumulators from a log of the reduce
+micro-ops since the last one that clears, when a REQUANT asks for one).
+
+Rows are bit vectors of W bits, column g at bit g. Inside the model a row is a Python ``int``
+(bitwise operators act on all columns at once and ``int.bit_count`` is the column popcount):
+this is the column-parallel vectorisation, at a fraction of the per-operation cost of a small
+numpy array, and the loop in Python runs over micro-ops only. At the host interface rows are
+numpy bool arrays ``[W]`` (or ints).
+
+Data memory (the PPU's output memory, ``out_depth`` words of 32 bits): the PPU writes its
+outputs at its write pointer ``ptr`` (cleared by start, +1 per word, set by ``MOVE SETPTR`` /
+``ADDPTR``); GATHER reads it; the host writes and reads it while idle (:meth:`write_dmem`,
+:meth:`read_dmem`). Its contents persist across runs. Words are unsigned 32-bit ints: a
 requantized activation is a value in [0, 255]; a logit is the two's complement of a signed
 32-bit number (:func:`signed32`).
+
+Gather (``MOVE GATHER``, operands a = transpose-buffer column, b = offset-table entry, d =
+patch-table entry): with ``F = otab[b]`` and ``P = ptab[d]``, the word at ``(P.base + F.offset)
+mod 2**16`` if bit ``F.kpos`` of ``P.mask`` is set, else 0 (zero padding), goes into column a
+of the transpose buffer, bit q of the word into plane q (q < n = ``operand_bits``). A
+``WRITE_ROW`` / ``PROGRAM`` with ``imm = WriteSrc.TBUF`` writes plane b into row a.
+
+Error side effects (what an erroneous micro-op still does, as ``rtl.core.Core`` does it: an
+operand is cut to the width of the port it drives): a GATHER in error still writes the
+transpose buffer, with the table entries ``b mod offset_depth`` / ``d mod patch_depth``, the
+word at ``addr mod 2**ceil(log2 out_depth)`` (0 if that is not below ``out_depth``) and the
+column ``a mod 2**ceil(log2 W)`` (none if that is not below W); a SETPTR / ADDPTR in error sets
+the pointer to ``out_depth`` (every later word errors); a MOVE with an undefined ``imm`` does
+nothing; a WRITE_ROW / PROGRAM from an undefined source (``imm`` > 2) writes 0 data, from a
+transpose-buffer plane not below n plane ``b mod 2**ceil(log2 n)`` (0 if that is not below n)
+(the command is still issued, as for every other operand error); a REQUANT with d > K is
+dropped (the PPU does not step).
 
 Sensing faults (``rtl.mtj_array``, ``golden.array``): :meth:`CoreModel.set_faults` is the core's
 ``fault_seed`` / ``fault_threshold`` / ``fault_load`` / ``fault_en``. While enabled, every sense
@@ -48,7 +91,10 @@ import numpy as np
 from golden.array import lfsr_column_seeds
 from rtl.column_reduce import ReduceOp
 from rtl.config import check_config
-from rtl.isa import Opcode, counter_names, decode
+from rtl.isa import (
+    KPOS_BITS, LOOP_DEPTH, MASK_BITS, OFFSET_BITS, OPERAND_BITS, MoveOp, Opcode, WriteSrc,
+    COUNTER_CYCLES, N_COUNTERS, counter_index, counter_names, decode,
+)
 from rtl.mtj_array import (
     FAULT_THRESHOLD_BITS, LFSR_BITS, LFSR_STEPS_PER_SENSE, LFSR_TAPS, MacroCmd,
     rate_to_threshold,
@@ -57,9 +103,9 @@ from rtl.mtj_array import (
 from .isa_model import run_program
 
 __all__ = ["CoreModel", "CoreRun", "ArrayResponse", "FaultState", "signed32", "pack_row",
-           "unpack_row",
+           "unpack_row", "expand_program",
            "PPU_CLEAR", "PPU_EMIT", "PPU_NEG", "PPU_MODE_LSB", "MODE_REQUANT", "MODE_MAX4",
-           "MODE_AVG4", "MODE_LOGIT", "CORE_OPS"]
+           "MODE_AVG4", "MODE_LOGIT", "CORE_OPS", "PIPELINE_DRAIN"]
 
 # PPU immediate (rtl.ppu): bit 0 CLEAR, bit 1 EMIT, bit 2 NEG, bits 3-4 mode.
 PPU_CLEAR = 1
@@ -77,17 +123,28 @@ _POOL_BITS = 10
 #: Micro-ops the core implements; every other datapath opcode sets ``error``.
 CORE_OPS = frozenset({Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
                       Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.WRITE_ROW, Opcode.ERASE,
-                      Opcode.PROGRAM, Opcode.REQUANT})
-_BUFFER_OPS = frozenset({Opcode.AND_FU, Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.WRITE_ROW,
-                         Opcode.PROGRAM})
+                      Opcode.PROGRAM, Opcode.REQUANT, Opcode.MOVE})
 _L1_FIRST = ReduceOp.L1_FIRST.value
 # Opcode values, for the per-micro-op loop.
 _CORE_CODES = frozenset(op.value for op in CORE_OPS)
-_BUFFER_CODES = frozenset(op.value for op in _BUFFER_OPS)
-_WRITE_CODES = frozenset(op.value for op in (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM))
+_SLOT_CODES = frozenset(op.value for op in (Opcode.AND_FU, Opcode.MIN_STEP, Opcode.FS_STEP))
+_WRITE_CODES = frozenset(op.value for op in (Opcode.WRITE_ROW, Opcode.PROGRAM))
 _REQUANT, _ERASE, _WRITE_ROW = Opcode.REQUANT.value, Opcode.ERASE.value, Opcode.WRITE_ROW.value
 _AND_FU, _AND2, _OR2 = Opcode.AND_FU.value, Opcode.AND2.value, Opcode.OR2.value
-_MIN_STEP, _FS_STEP = Opcode.MIN_STEP.value, Opcode.FS_STEP.value
+_MIN_STEP, _FS_STEP, _MOVE = Opcode.MIN_STEP.value, Opcode.FS_STEP.value, Opcode.MOVE.value
+_SRC_BUFFER, _SRC_ABS, _SRC_TBUF = (WriteSrc.BUFFER.value, WriteSrc.ABS_DIFF.value,
+                                    WriteSrc.TBUF.value)
+_GATHER, _CLEAR, _SETPTR, _ADDPTR = (MoveOp.GATHER.value, MoveOp.CLEAR.value,
+                                     MoveOp.SETPTR.value, MoveOp.ADDPTR.value)
+_ADDR_MASK = (1 << OFFSET_BITS) - 1
+
+#: Per ReduceOp code: (alpha, beta, l1): acc' = alpha * acc + beta * p, or + q for the L1 ops
+#: (l1 True, q = p + |row_w| - 2 |row_min|). HOLD and the unused codes 11 .. 15 are absent.
+_REDUCE_AFFINE = {1: (0, 0, False), 2: (1, 1, False), 3: (1, -2, False), 4: (2, 1, False),
+                  5: (2, -2, False), 6: (2, 0, False), 7: (0, 1, True), 8: (2, 1, True),
+                  9: (1, -1, False), 10: (2, -1, False)}
+#: Reduce micro-ops logged before the subarray accumulators are brought up to date anyway.
+_SEG_LOG_MAX = 512
 
 
 def signed32(word: int) -> int:
@@ -131,8 +188,8 @@ class ArrayResponse(NamedTuple):
 
 class FaultState(NamedTuple):
     """The array's sensing-fault state (:attr:`CoreModel.fault_state`): ``enabled``
-    (``fault_en``), the flip ``threshold`` (units of 2**-16) and every column's LFSR state
-    (``lfsr``, uint64 [columns] of 32-bit values, as ``golden.array.lfsr_column_seeds`` /
+    (``fault_en``), the flip ``threshold`` (units of 2**-16) and every mat column's LFSR state
+    (``lfsr``, uint64 [W] of 32-bit values, as ``golden.array.lfsr_column_seeds`` /
     ``fault_flips`` hold them)."""
     enabled: bool
     threshold: int
@@ -142,7 +199,9 @@ class FaultState(NamedTuple):
 class CoreRun(NamedTuple):
     """Result of :meth:`CoreModel.run`.
 
-    ``out``: the output words written since start, ``out[0 : out_count]``, unsigned 32-bit.
+    ``out``: the data memory's words ``0 .. out_count - 1`` at the end of the run (what the
+    core's ``out_rdata`` shows for those addresses; :meth:`CoreModel.read_dmem` reads any
+    word); ``out_count``: the PPU's write pointer at the end (the core's ``out_count``).
     ``counters``: the controller's counters by name (``rtl.isa.counter_names``); ``cycles`` is
     the controller's busy time, the core is done ``PIPELINE_DRAIN`` cycles later.
     ``error``: the core's sticky error at the end; ``reason``: the first cause, in words ("" if
@@ -163,11 +222,25 @@ class CoreRun(NamedTuple):
     bits_written: int
 
 
-#: Programs whose controller trace :meth:`CoreModel.run` keeps.
-_TRACE_CACHE = 16
+#: Programs whose expanded controller trace :meth:`CoreModel.run` keeps, and the most micro-ops
+#: kept over all of them.
+_TRACE_CACHE = 256
+_TRACE_CACHE_STEPS = 1 << 22
 
 #: Cycles between the controller's done and the core's done (S2 and S3 of the last micro-op).
 PIPELINE_DRAIN = 2
+
+#: ``sim.isa_model.run_program``'s guard: runs longer than this raise ``RuntimeError``.
+_MAX_CYCLES = 10_000_000
+
+
+def _check_int(name, value, lo, hi, *, power_of_two=False):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], not {value!r}")
+    if power_of_two and value & (value - 1):
+        raise ValueError(f"{name} must be a power of two in [{lo}, {hi}], not {value!r}")
 
 
 class CoreModel:
@@ -177,50 +250,62 @@ class CoreModel:
     Parameters
     ----------
     config : AcceleratorConfig
-        Array size and technology (write semantics), ``acc_bits``.
+        Subarray size (rows x columns) and technology (write semantics), ``operand_bits`` (the
+        transpose buffer's planes), ``acc_bits``.
+    subarrays : int or None
+        Subarrays of the mat (K), in [1, 64]; default ``config.subarrays_per_mat``. Rows are
+        W = K * ``config.columns`` bits wide (:attr:`columns`).
     buffer_slots : int
-        Weight-buffer words of ``columns`` bits. Default 2048.
+        Weight-buffer words of W bits, a power of two in [2, 4096]. Default 2048.
     channels : int
-        Requantization table entries. Default 256.
+        Requantization table entries, in [1, 4096]. Default 256.
     out_depth : int
-        Output-memory words of 32 bits. Default 4096.
+        Data-memory (PPU output memory) words of 32 bits, in [1, 65536]. Default 4096.
+    offset_depth : int
+        Offset-table entries of the gather, a power of two in [2, 4096]. Default 1024.
+    patch_depth : int
+        Patch-table entries of the gather, a power of two in [2, 4096]. Default 2048.
     imem_depth : int
-        Instruction words. Default 1024.
+        Instruction words, a power of two in [2, 65536]. Default 1024.
 
     State kept between runs as in the hardware: the array cells (non-volatile; power-up 0,
-    NAND-SPIN cells count as programmed until their strip is erased), the buffer, the table,
-    the output memory, the reduction accumulator and the lane registers. ``run`` (the core's
-    ``start``) clears the PPU's partial sum, pool count and output pointer, and the sticky
-    error; the array's response to the latest write command persists, so a failed host write
-    before ``start`` makes the run end in error too (as the RTL: the error is set again in the
-    cycle after ``start``). Sensing faults are off until :meth:`set_faults` turns them on;
+    NAND-SPIN cells count as programmed until their strip is erased), the buffer, the tables,
+    the data memory, the transpose buffer, the accumulators and the lane registers. ``run``
+    (the core's ``start``) clears the PPU's partial sum, pool count and write pointer, and the
+    sticky error; the array's response to the latest write command persists, so a failed host
+    write before ``start`` makes the run end in error too (as the RTL: the error is set again in
+    the cycle after ``start``). Sensing faults are off until :meth:`set_faults` turns them on;
     the LFSRs and the threshold start from the reset values of the RTL
     (``config.fault_seed``, ``rate_to_threshold(config.read_fault_rate)``).
 
     Raises
     ------
     TypeError, ValueError
-        A parameter of the wrong type or out of range.
+        A parameter of the wrong type or out of range (the message names it).
     """
 
-    def __init__(self, config, *, buffer_slots: int = 2048, channels: int = 256,
-                 out_depth: int = 4096, imem_depth: int = 1024):
+    def __init__(self, config, *, subarrays: int | None = None, buffer_slots: int = 2048,
+                 channels: int = 256, out_depth: int = 4096, offset_depth: int = 1024,
+                 patch_depth: int = 2048, imem_depth: int = 1024):
         self.config = cfg = check_config(config)
-        for name, value, lo, hi in (("buffer_slots", buffer_slots, 2, 4096),
-                                    ("channels", channels, 1, 4096),
-                                    ("out_depth", out_depth, 1, 1 << 16),
-                                    ("imem_depth", imem_depth, 2, 1 << 16)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, not {value!r}")
-            if not lo <= value <= hi:
-                raise ValueError(f"{name} must be in [{lo}, {hi}], not {value!r}")
-        for name, value in (("buffer_slots", buffer_slots), ("imem_depth", imem_depth)):
-            if value & (value - 1):
-                raise ValueError(f"{name} must be a power of two, not {value!r}")
+        if subarrays is None:
+            subarrays = cfg.subarrays_per_mat
+        _check_int("subarrays", subarrays, 1, 64)
+        _check_int("buffer_slots", buffer_slots, 2, 4096, power_of_two=True)
+        _check_int("channels", channels, 1, 4096)
+        _check_int("out_depth", out_depth, 1, 1 << 16)
+        _check_int("offset_depth", offset_depth, 2, 4096, power_of_two=True)
+        _check_int("patch_depth", patch_depth, 2, 4096, power_of_two=True)
+        _check_int("imem_depth", imem_depth, 2, 1 << 16, power_of_two=True)
+        self.subarrays = k = int(subarrays)
+        self.subarray_columns = cfg.columns
         self.buffer_slots, self.channels = buffer_slots, channels
         self.out_depth, self.imem_depth = out_depth, imem_depth
-        self.columns, self.rows = cfg.columns, cfg.rows
-        self._ones = (1 << cfg.columns) - 1
+        self.offset_depth, self.patch_depth = offset_depth, patch_depth
+        self.columns = w = k * cfg.columns
+        self.rows = cfg.rows
+        self._n = cfg.operand_bits
+        self._ones = (1 << w) - 1
         self._nand = cfg.technology == "nand_spin"
         self._strip = cfg.mtjs_per_strip
         self._row_mask = (1 << max(1, (cfg.rows - 1).bit_length())) - 1
@@ -233,8 +318,19 @@ class CoreModel:
         self._shift = [0] * channels
         self._bias = [0] * channels
         self._out = [0] * out_depth
+        self._off = [0] * offset_depth                # offset table: offset, kpos
+        self._kpos = [0] * offset_depth
+        self._pbase = [0] * patch_depth               # patch table: base, mask
+        self._pmask = [0] * patch_depth
+        # Transpose buffer: the column values (n bits each) and their planes (a cache).
+        self._tb_dtype = np.dtype("<u1" if self._n <= 8 else "<u2" if self._n <= 16 else "<u4")
+        self._tb_cols = np.zeros(w, dtype=self._tb_dtype)
+        self._tb_planes = [0] * self._n
+        self._tb_pending: list = []                   # (issue cycle, column or -1 CLEAR, value)
         # Datapath registers (reset 0; only the reset clears them).
-        self._acc = 0                        # modulo 2**acc_bits
+        self._acc = 0                        # sum of the subarray accumulators, mod 2**acc_bits
+        self._seg_base = [0] * k             # the subarray accumulators before _seg_log
+        self._seg_log: list = []             # reduce micro-ops since: (rop, x, row_w, row_min)
         self._min_b = self._decided = self._x_is_min = 0
         self._swap = self._borrow = 0
         self._out_new = self._out_old = 0    # abs-diff out: latest value and the one before
@@ -244,11 +340,13 @@ class CoreModel:
         self._pool = 0
         self._cnt = 0
         self._ptr = 0
+        self._emit_cycle, self._emit_addr, self._emit_old = -10, -1, 0   # latest PPU write
         # Array response to the latest write command; sticky error.
         self._array_failed = False
         self.error = False
         self.reason = ""
         self._traces: dict = {}
+        self._trace_steps = 0
         # Sensing faults: off; LFSRs and threshold at the RTL's reset values.
         self._fault_en = False
         self._load_faults(cfg.fault_seed, rate_to_threshold(cfg.read_fault_rate))
@@ -256,7 +354,7 @@ class CoreModel:
     # -- host interface ------------------------------------------------------------------------
 
     def write_buffer(self, slot: int, bits) -> None:
-        """Write weight-buffer word ``slot`` (bool [columns] or int)."""
+        """Write weight-buffer word ``slot`` (bool [W] or int)."""
         if not 0 <= slot < self.buffer_slots:
             raise ValueError(f"slot must be in [0, {self.buffer_slots}), not {slot}")
         self._buffer[slot] = pack_row(bits, self.columns)
@@ -274,10 +372,63 @@ class CoreModel:
                 raise ValueError(f"{name} must be in [{lo}, {hi}], not {v}")
         self._mult[ch], self._shift[ch], self._bias[ch] = int(mult), int(shift), int(bias)
 
+    def write_dmem(self, addr: int, value: int) -> None:
+        """Write data-memory word ``addr`` (the core's ``dmem_we`` / ``dmem_waddr`` /
+        ``dmem_wdata``).
+
+        Raises
+        ------
+        ValueError
+            ``addr`` not in [0, out_depth) or ``value`` not in [0, 2**32).
+        """
+        _check_int("addr", addr, 0, self.out_depth - 1)
+        _check_int("value", value, 0, (1 << _OUT_BITS) - 1)
+        self._out[int(addr)] = int(value)
+
+    def read_dmem(self, addr: int) -> int:
+        """Data-memory word ``addr``, unsigned 32-bit (the core's ``out_raddr`` /
+        ``out_rdata``).
+
+        Raises
+        ------
+        ValueError
+            ``addr`` not in [0, out_depth).
+        """
+        _check_int("addr", addr, 0, self.out_depth - 1)
+        return self._out[int(addr)]
+
+    def write_offset(self, index: int, offset: int, kpos: int) -> None:
+        """Write offset-table entry ``index`` (``agu_sel`` 0): ``offset`` in [0, 2**16),
+        ``kpos`` in [0, 32).
+
+        Raises
+        ------
+        ValueError
+            A value out of its range (the message names it).
+        """
+        _check_int("index", index, 0, self.offset_depth - 1)
+        _check_int("offset", offset, 0, (1 << OFFSET_BITS) - 1)
+        _check_int("kpos", kpos, 0, (1 << KPOS_BITS) - 1)
+        self._off[int(index)], self._kpos[int(index)] = int(offset), int(kpos)
+
+    def write_patch(self, index: int, base: int, mask: int) -> None:
+        """Write patch-table entry ``index`` (``agu_sel`` 1): ``base`` in [0, 2**16), ``mask``
+        in [0, 2**32).
+
+        Raises
+        ------
+        ValueError
+            A value out of its range (the message names it).
+        """
+        _check_int("index", index, 0, self.patch_depth - 1)
+        _check_int("base", base, 0, (1 << OFFSET_BITS) - 1)
+        _check_int("mask", mask, 0, (1 << MASK_BITS) - 1)
+        self._pbase[int(index)], self._pmask[int(index)] = int(base), int(mask)
+
     def set_faults(self, *, enable: bool, seed: int = 0, threshold: int = 0) -> None:
         """The array's sensing faults, as ``sim.rtl_backend.CoreHost.set_faults`` drives them:
-        reload every column's LFSR from ``seed`` (column ``c``: ``seed ^ c * 0x9E3779B9`` mod
-        2**32, 0 becomes 1) and the flip threshold (probability in units of 2**-16,
+        reload every mat column's LFSR from ``seed`` (column ``g``: ``seed ^ g * 0x9E3779B9``
+        mod 2**32, 0 becomes 1) and the flip threshold (probability in units of 2**-16,
         ``golden.array.rate_to_threshold``), then turn faults on or off.
 
         Raises
@@ -296,14 +447,15 @@ class CoreModel:
 
     @property
     def fault_state(self) -> FaultState:
-        """Whether faults are on, the threshold and every column's LFSR state."""
+        """Whether faults are on, the threshold and every mat column's LFSR state."""
         states = np.zeros(self.columns, dtype=np.uint64)
         for j, plane in enumerate(self._lfsr):
             states |= unpack_row(plane, self.columns).astype(np.uint64) << np.uint64(j)
         return FaultState(self._fault_en, self._threshold, states)
 
     def array_command(self, cmd, row: int, data=None, mask=None) -> ArrayResponse:
-        """One array command from the host while idle (``rtl.mtj_array.MacroCmd``).
+        """One array command from the host while idle (``rtl.mtj_array.MacroCmd``), to the
+        whole mat row (W columns).
 
         WRITE (stt / sot / imac) sets the masked columns of ``row`` to ``data``; ERASE
         (nand_spin) clears the masked columns of ``row``'s strip; PROGRAM (nand_spin) ORs
@@ -311,7 +463,7 @@ class CoreModel:
         their strip's last erase. A write the technology does not support, or a ``row`` not
         below ``rows``, is ignored with ``error``. Sense commands and NOP change nothing the
         host can see (a sense command with faults on advances the fault LFSRs, as in the
-        array). ``data`` / ``mask``: bool [columns] or int; default 0 / all ones. An error or
+        array). ``data`` / ``mask``: bool [W] or int; default 0 / all ones. An error or
         a program-without-erase sets the core's sticky error.
         """
         cmd = MacroCmd(cmd)
@@ -330,29 +482,47 @@ class CoreModel:
         return ArrayResponse(err, unpack_row(pwe, self.columns))
 
     def read_row(self, row: int) -> np.ndarray:
-        """The cells of ``row`` (a backdoor for tests), bool [columns]."""
+        """The cells of ``row`` (a backdoor for tests), bool [W]."""
         return unpack_row(self._cells[row], self.columns)
 
     def read_buffer(self, slot: int) -> np.ndarray:
-        """Weight-buffer word ``slot``, bool [columns]."""
+        """Weight-buffer word ``slot``, bool [W]."""
         return unpack_row(self._buffer[slot], self.columns)
+
+    def read_tbuf(self) -> np.ndarray:
+        """The transpose buffer (a backdoor for tests): bool [n, W], plane q at ``[q]``."""
+        self._tbuf_settle()
+        return np.stack([unpack_row(p, self.columns) for p in self._tbuf_planes_now()])
 
     @property
     def acc(self) -> int:
-        """The reduction unit's accumulator, as a signed ``acc_bits`` number."""
+        """The sum of the subarrays' accumulators (REQUANT's addend with d = 0), as a signed
+        ``acc_bits`` number."""
         a, m = self._acc, self._acc_mod
         return a - m if a >= m >> 1 else a
 
     @property
+    def accs(self) -> tuple:
+        """Each subarray's accumulator (REQUANT's addend with d = k + 1), signed ``acc_bits``
+        numbers."""
+        m = self._acc_mod
+        return tuple(a - m if a >= m >> 1 else a for a in self._segments())
+
+    @property
+    def out_count(self) -> int:
+        """The PPU's write pointer (the core's ``out_count``)."""
+        return self._ptr
+
+    @property
     def out_memory(self) -> tuple:
-        """The whole output memory (unsigned 32-bit words)."""
+        """The whole data memory (unsigned 32-bit words)."""
         return tuple(self._out)
 
     def run(self, program_words) -> CoreRun:
         """Load ``program_words`` into the instruction memory, start, run to done.
 
-        The controller's micro-op trace (``sim.isa_model.run_program``, which depends on the
-        program alone) is computed once per program and kept for the next runs.
+        The controller's micro-op trace depends on the program alone: it is expanded once per
+        program (:func:`expand_program`) and kept for the next runs.
 
         Raises
         ------
@@ -364,8 +534,9 @@ class CoreModel:
             raise ValueError(f"the program has {len(words)} words but imem_depth is "
                              f"{self.imem_depth}")
         # start: clear the PPU state and the sticky error; a failed latest array write
-        # raises it again.
+        # raises it again. Every effect of the previous run has landed.
         self._psum = self._pool = self._cnt = self._ptr = 0
+        self._out_new_cycle = self._emit_cycle = -10
         self.error, self.reason = False, ""
         if self._array_failed:
             self._fail("the latest array write command before start failed")
@@ -374,25 +545,40 @@ class CoreModel:
         key = tuple(words)
         cached = self._traces.get(key)
         if cached is None:
-            # The controller's trace depends on the program alone: compute it once per program
-            # (the compiler reuses one program for all chunks of a shape, and every image).
-            cycles: list = []
-            run = run_program(words, depth=self.imem_depth, issue_cycles=cycles)
-            if len(self._traces) >= _TRACE_CACHE:
-                self._traces.pop(next(iter(self._traces)))
-            steps = [(m.op.value, m.imm, m.a, m.b, c)
-                     for m, c in zip(run.trace, cycles, strict=True)]
-            cached = self._traces[key] = (run, steps)
-        run, steps = cached
-        self._execute(steps)
-        if run.error:
-            self._fail(f"controller error: {_controller_error(words, run)}")
-        counters = dict(zip(counter_names(), run.counters, strict=True))
-        return CoreRun(tuple(self._out[:self._ptr]), self._ptr, counters, self.error,
+            cached = self._trace(words)
+            steps = len(cached[0][0])
+            while self._traces and (len(self._traces) >= _TRACE_CACHE
+                                    or self._trace_steps + steps > _TRACE_CACHE_STEPS):
+                old = self._traces.pop(next(iter(self._traces)))
+                self._trace_steps -= len(old[0][0])
+            if steps <= _TRACE_CACHE_STEPS:
+                self._traces[key] = cached
+                self._trace_steps += steps
+        (codes, imms, a, b, d, cyc), counters, error = cached
+        self._execute(zip(codes.tolist(), imms.tolist(), a.tolist(), b.tolist(), d.tolist(),
+                          cyc.tolist(), strict=True))
+        self._tbuf_settle()
+        if error:
+            self._fail(f"controller error: {_controller_error(words, counters[0])}")
+        return CoreRun(tuple(self._out[:self._ptr]), self._ptr,
+                       dict(zip(counter_names(), counters, strict=True)), self.error,
                        self.reason, self._writes, self._erases, self._programs,
                        self._bits_programmed, self._bits_written)
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _trace(self, words):
+        """``((codes, imms, a, b, d, issue cycles), counters, error)`` of ``words``."""
+        fast = expand_program(words, depth=self.imem_depth)
+        if fast is not None:
+            return fast
+        cycles: list = []
+        run = run_program(words, depth=self.imem_depth, issue_cycles=cycles)
+        arrays = tuple(np.array(v, dtype=np.int64) for v in (
+            [m.op.value for m in run.trace], [m.imm for m in run.trace],
+            [m.a for m in run.trace], [m.b for m in run.trace], [m.d for m in run.trace],
+            cycles))
+        return arrays, list(run.counters), run.error
 
     def _load_faults(self, seed: int, threshold: int) -> None:
         """``fault_load``: LFSR planes from ``seed``, the threshold."""
@@ -468,59 +654,197 @@ class CoreModel:
                                 f"(columns {shown})")
         return False, 0, ""
 
+    # transpose buffer
+
+    def _tbuf_apply(self, entries) -> None:
+        cols = self._tb_cols
+        for _, col, v in entries:
+            if col < 0:
+                cols[:] = 0
+            else:
+                cols[col] = v
+        self._tb_planes = None
+
+    def _tbuf_settle(self) -> None:
+        """Apply every queued GATHER / CLEAR (all have landed once the run is over)."""
+        if self._tb_pending:
+            self._tbuf_apply(self._tb_pending)
+            self._tb_pending = []
+
+    def _tbuf_planes_at(self, c: int) -> list:
+        """The transpose buffer's planes as a micro-op issued in cycle ``c`` reads them at its
+        S1: with the GATHER / CLEAR issued up to ``c - 2`` (the one in ``c - 1`` lands at the
+        end of ``c``)."""
+        pend = self._tb_pending
+        if pend:
+            keep = [pend.pop()] if pend[-1][0] >= c - 1 else []
+            if pend:
+                self._tbuf_apply(pend)
+            self._tb_pending = keep
+        return self._tbuf_planes_now()
+
+    def _tbuf_planes_now(self) -> list:
+        if self._tb_planes is None:
+            w, n = self.columns, self._n
+            raw = self._tb_cols.view(np.uint8).reshape(w, self._tb_dtype.itemsize)
+            bits = np.unpackbits(raw, axis=1, bitorder="little")[:, :n]
+            packed = np.packbits(bits.T, axis=1, bitorder="little")
+            self._tb_planes = [int.from_bytes(row.tobytes(), "little") for row in packed]
+        return self._tb_planes
+
+    # subarray accumulators
+
+    def _segments(self) -> list:
+        """Each subarray's accumulator (mod 2**acc_bits), from the log of reduce micro-ops."""
+        k = self.subarrays
+        if k == 1:
+            return [self._acc]
+        log = self._seg_log
+        if not log:
+            return self._seg_base
+        m = self._acc_mod
+        rows, coefs = [], []
+        scale = 1                           # product of the alphas after the entry
+        for rop, x, row_w, row_min in reversed(log):
+            alpha, beta, l1 = _REDUCE_AFFINE[rop]
+            if l1:
+                rows += [x, row_w, row_min]
+                coefs += [scale, scale, -2 * scale]
+            elif beta:
+                rows.append(x)
+                coefs.append(beta * scale)
+            scale = scale * alpha % m
+        segs = self._seg_base
+        if rows:
+            w = self.columns
+            nbytes = (w + 7) // 8
+            raw = np.frombuffer(b"".join(r.to_bytes(nbytes, "little") for r in rows),
+                                dtype=np.uint8)
+            bits = np.unpackbits(raw, bitorder="little").reshape(len(rows), nbytes * 8)
+            counts = bits[:, :w].reshape(len(rows), k, -1).sum(axis=2, dtype=np.int64)
+            if m <= 1 << 32:                # |coef| < 2**33, counts <= 2**16: fits int64
+                cf = np.array([c % m for c in coefs], dtype=np.int64)
+                add = [int(v) for v in cf @ counts]
+            else:
+                cf = np.array([c % m for c in coefs], dtype=object)
+                add = list(cf @ counts.astype(object))
+        else:
+            add = [0] * k
+        segs = [(scale * s + v) % m for s, v in zip(segs, add, strict=True)]
+        self._seg_base = segs
+        log.clear()
+        return segs
+
     def _execute(self, steps) -> None:
-        """Play the micro-ops ``(opcode value, imm, a, b, issue cycle)`` through S1 - S3."""
+        """Play the micro-ops ``(opcode value, imm, a, b, d, issue cycle)`` through S1 - S3."""
         # Local aliases and integer opcodes: this loop runs once per micro-op.
         cells, buf = self._cells, self._buffer
         rows, row_mask = self.rows, self._row_mask
         slots = self.buffer_slots
         ones, acc_mod = self._ones, self._acc_mod
         faulty = self._fault_en
-        for code, imm, a, b, c in steps:
+        width, n = self.columns, self._n
+        nmask = (1 << n) - 1
+        odepth, pdepth, out_depth = self.offset_depth, self.patch_depth, self.out_depth
+        ooff, okpos, pbase, pmask, dmem = self._off, self._kpos, self._pbase, self._pmask, \
+            self._out
+        seg_log = self._seg_log if self.subarrays > 1 else None
+        # what the ports keep of an out-of-range operand (the error side effects)
+        col_mask = (1 << max(1, (width - 1).bit_length())) - 1
+        addr_mask = (1 << max(1, (out_depth - 1).bit_length())) - 1
+        plane_mask = (1 << max(1, (n - 1).bit_length())) - 1
+        for code, imm, a, b, d, c in steps:
+            if code == _REQUANT:
+                self._ppu_step(a, d, imm, c)
+                continue
+            if code == _MOVE:
+                if imm == _GATHER:
+                    # S1: the table look-up; S2: the data-memory read, the column write.
+                    if a >= width or b >= odepth or d >= pdepth:
+                        self._fail(f"cycle {c}: MOVE GATHER " + (
+                            f"column a={a} is not below the mat's {width} columns"
+                            if a >= width else
+                            f"offset entry b={b} is not below offset_depth={odepth}"
+                            if b >= odepth else
+                            f"patch entry d={d} is not below patch_depth={pdepth}"))
+                        a, b, d = a & col_mask, b & (odepth - 1), d & (pdepth - 1)
+                    if pmask[d] >> okpos[b] & 1:
+                        addr = (pbase[d] + ooff[b]) & _ADDR_MASK
+                        if addr >= out_depth:
+                            self._fail(f"cycle {c}: MOVE GATHER address {addr} (patch entry {d} "
+                                       f"base {pbase[d]} + offset entry {b} {ooff[b]}) is not "
+                                       f"below out_depth={out_depth}")
+                            addr &= addr_mask
+                        if addr == self._emit_addr and self._emit_cycle == c - 1:
+                            v = self._emit_old     # the REQUANT of c - 1 writes after our read
+                        else:
+                            v = dmem[addr] if addr < out_depth else 0
+                        if a < width:
+                            self._tb_pending.append((c, a, v & nmask))
+                    elif a < width:
+                        self._tb_pending.append((c, a, 0))
+                elif imm == _CLEAR:
+                    self._tb_pending.append((c, -1, 0))
+                elif imm == _SETPTR or imm == _ADDPTR:
+                    new = a if imm == _SETPTR else self._ptr + a
+                    if new > out_depth:
+                        self._fail(f"cycle {c}: MOVE {MoveOp(imm).name} sets the write pointer "
+                                   f"to {new}, beyond out_depth={out_depth}")
+                        new = out_depth
+                    self._ptr = new
+                else:
+                    self._fail(f"cycle {c}: MOVE imm={imm} is not a MoveOp (GATHER, CLEAR, "
+                               f"SETPTR, ADDPTR)")
+                continue
             if code not in _CORE_CODES:
                 self._fail(f"cycle {c}: micro-op {Opcode(code).name} is not implemented by "
                            f"the core")
-                continue
-            if code == _REQUANT:
-                self._ppu_step(a, imm, c)
                 continue
             # ---- S1: operand checks, array command, buffer read
             if a >= rows:
                 self._fail(f"cycle {c}: {Opcode(code).name} row a={a} is not below "
                            f"rows={rows}")
             ra = a & row_mask
-            if code in _BUFFER_CODES:
+            if code in _WRITE_CODES:
+                if imm == _SRC_BUFFER or imm == _SRC_ABS:
+                    if b >= slots:
+                        self._fail(f"cycle {c}: {Opcode(code).name} slot b={b} is not below "
+                                   f"buffer_slots={slots}")
+                    if imm == _SRC_ABS:   # the abs-diff lanes' out, as at the start of cycle c
+                        data = self._out_new if self._out_new_cycle <= c - 2 else self._out_old
+                    else:
+                        data = buf[b & (slots - 1)]
+                elif imm == _SRC_TBUF:
+                    if b >= n:
+                        self._fail(f"cycle {c}: {Opcode(code).name} transpose-buffer plane "
+                                   f"b={b} is not below operand_bits={n}")
+                        b &= plane_mask
+                    data = self._tbuf_planes_at(c)[b] if b < n else 0
+                else:
+                    self._fail(f"cycle {c}: {Opcode(code).name} imm={imm} is not a WriteSrc "
+                               f"(BUFFER, ABS_DIFF, TBUF)")
+                    data = 0
+                if code == _WRITE_ROW:
+                    cmd = MacroCmd.WRITE
+                    self._writes += 1
+                    self._bits_written += width
+                else:
+                    cmd = MacroCmd.PROGRAM
+                    self._programs += 1
+                    self._bits_programmed += data.bit_count()
+                self._array_command(cmd, ra, data, code, a, c)
+                continue
+            if code == _ERASE:
+                self._erases += 1
+                self._array_command(MacroCmd.ERASE, ra, 0, code, a, c)
+                continue
+            if code in _SLOT_CODES:
                 if b >= slots:
                     self._fail(f"cycle {c}: {Opcode(code).name} slot b={b} is not below "
                                f"buffer_slots={slots}")
                 w = buf[b & (slots - 1)]
             else:
                 w = 0
-            if code in _WRITE_CODES:
-                if code == _ERASE:
-                    cmd, data = MacroCmd.ERASE, 0
-                    self._erases += 1
-                else:
-                    if imm & 1:    # the abs-diff lanes' out, as it was at the start of cycle c
-                        data = self._out_new if self._out_new_cycle <= c - 2 else self._out_old
-                    else:
-                        data = w
-                    if code == _WRITE_ROW:
-                        cmd = MacroCmd.WRITE
-                        self._writes += 1
-                        self._bits_written += self.columns
-                    else:
-                        cmd = MacroCmd.PROGRAM
-                        self._programs += 1
-                        self._bits_programmed += data.bit_count()
-                if ra < rows:
-                    _, _, why = self._array_write(cmd, ra, data, ones)
-                else:
-                    self._array_failed = True
-                    why = f"row {ra} is not below rows={rows}"
-                if why:
-                    self._fail(f"cycle {c}: {Opcode(code).name} row {a}: {why}")
-                continue
             # sense commands
             x = cells[ra] if ra < rows else 0
             if code == _AND_FU:
@@ -567,7 +891,7 @@ class CoreModel:
                 continue                       # S3: HOLD
             else:
                 row_w = row_min = 0
-            # ---- S3: reduction (ReduceOp = imm bits 0-3)
+            # ---- S3: reduction (ReduceOp = imm bits 0-3), every subarray's accumulator
             rop = imm & 15
             if rop == 0 or rop > 10:           # HOLD and the unused codes
                 continue
@@ -593,16 +917,42 @@ class CoreModel:
             else:                              # SHIFT_SUB
                 acc = 2 * acc - p
             self._acc = acc % acc_mod
+            if seg_log is not None:            # the subarrays' accumulators, on demand
+                if rop == 1 or rop == 7:       # these forget the accumulators
+                    seg_log.clear()
+                    self._seg_base = [0] * self.subarrays
+                    if rop == 7:
+                        seg_log.append((rop, x, row_w, row_min))
+                else:
+                    seg_log.append((rop, x, row_w, row_min))
+                    if len(seg_log) > _SEG_LOG_MAX:
+                        self._segments()
 
-    def _ppu_step(self, a: int, imm: int, c: int) -> None:
+    def _array_command(self, cmd, ra, data, code, a, c) -> None:
+        """A write command of a micro-op (``ra`` the row operand as the port truncates it)."""
+        if ra < self.rows:
+            _, _, why = self._array_write(cmd, ra, data, self._ones)
+        else:
+            self._array_failed = True
+            why = f"row {ra} is not below rows={self.rows}"
+        if why:
+            self._fail(f"cycle {c}: {Opcode(code).name} row {a}: {why}")
+
+    def _ppu_step(self, a: int, d: int, imm: int, c: int) -> None:
         if a >= self.channels:
             self._fail(f"cycle {c}: REQUANT channel {a} is not below channels={self.channels}")
+        k = self.subarrays
+        if d > k:
+            self._fail(f"cycle {c}: REQUANT addend d={d} is not 0 (the sum) or a subarray "
+                       f"1 .. {k}")
+            return                                   # the step is dropped
         ch = a & self._chan_mask
         if ch >= self.channels:
             return                                   # the step is dropped
         mod = self._acc_mod
         half = mod >> 1
-        acc = self._acc - mod if self._acc >= half else self._acc
+        acc = self._acc if d == 0 else self._segments()[d - 1]
+        acc = acc - mod if acc >= half else acc
         s = (0 if imm & PPU_CLEAR else self._psum) + acc
         s = (s + half) % mod - half                  # wrap to signed acc_bits
         if not imm & PPU_EMIT:
@@ -635,15 +985,172 @@ class CoreModel:
             self._emit(pooled if mode == MODE_MAX4 else (pooled + 2) >> 2, c)
 
     def _emit(self, word: int, c: int) -> None:
-        if self._ptr == self.out_depth:
-            self._fail(f"cycle {c}: the PPU's output memory is full (out_depth="
-                       f"{self.out_depth} words)")
+        ptr = self._ptr
+        if ptr >= self.out_depth:
+            self._fail(f"cycle {c}: the PPU's write pointer {ptr} is not below out_depth="
+                       f"{self.out_depth} (the data memory is full)")
             return
-        self._out[self._ptr] = word
-        self._ptr += 1
+        self._emit_cycle, self._emit_addr, self._emit_old = c, ptr, self._out[ptr]
+        self._out[ptr] = word
+        self._ptr = ptr + 1
 
 
-def _controller_error(words, run) -> str:
+# ---- the controller's trace, expanded ------------------------------------------------------
+
+_OPERAND_MASK = (1 << OPERAND_BITS) - 1
+#: Micro-ops the vectorised expansion handles; longer programs go through ``run_program``.
+_EXPAND_MAX_STEPS = 1 << 21
+
+
+def expand_program(words, *, depth: int, loop_depth: int = LOOP_DEPTH):
+    """The controller's trace of a well-formed program, expanded from its loop nest with numpy:
+    exactly what ``sim.isa_model.run_program(words, depth=depth)`` gives (no stalls), without
+    interpreting instruction by instruction.
+
+    Well-formed: ``sim.asm.check_program`` passes, the first HALT lies outside every loop, the
+    run takes at most ``run_program``'s ``max_cycles`` and issues at most
+    :data:`_EXPAND_MAX_STEPS` micro-ops.
+
+    Parameters
+    ----------
+    words : sequence of int
+        The program (instruction memory beyond it holds NOPs up to ``depth`` words).
+    depth : int
+        Instruction-memory words.
+    loop_depth : int
+        Nested loops the controller supports.
+
+    Returns
+    -------
+    tuple or None
+        ``((codes, imms, a, b, d, issue_cycles), counters, error)``: arrays in issue order
+        (operands resolved modulo 2**16), the controller's counters in index order
+        (``rtl.isa.counter_names``), ``error`` False. None if the program is not well-formed
+        (``run_program`` is then the way).
+    """
+    instrs = []
+    for w in list(words)[:depth]:
+        try:
+            ins = decode(int(w))
+        except ValueError:
+            return None
+        instrs.append(ins)
+        if ins.op is Opcode.HALT:
+            break
+    else:
+        return None                                   # no HALT: runs off the end
+    # The loop nest: a block is a list of items, an item an Instr (NOP or micro-op) or
+    # (count, block).
+    root: list = []
+    stack = [root]
+    for ins in instrs[:-1]:
+        if ins.op is Opcode.LOOP:
+            if len(stack) - 1 == loop_depth:
+                return None
+            body: list = []
+            stack[-1].append((ins.count, body))
+            stack.append(body)
+        elif ins.op is Opcode.ENDLOOP:
+            if len(stack) == 1:
+                return None
+            stack.pop()
+        else:
+            for o in (ins.a, ins.b, ins.d):
+                if o.stride and o.level >= len(stack) - 1:
+                    return None
+            stack[-1].append(ins)
+    if len(stack) != 1:
+        return None                                   # the HALT is inside a loop
+
+    def period(count_body):
+        """Cycles of one pass of a loop body, its ENDLOOP included (folded into a last NOP or
+        micro-op, else a cycle of its own)."""
+        body, cycles = count_body
+        return cycles + (0 if body and not isinstance(body[-1], tuple) else 1)
+
+    def size(items):
+        """(micro-ops, cycles) of one pass of ``items``."""
+        steps = cycles = 0
+        for item in items:
+            if isinstance(item, tuple):
+                s, c = size(item[1])
+                steps += item[0] * s
+                cycles += 1 + item[0] * period((item[1], c))
+            else:
+                steps += item.op is not Opcode.NOP
+                cycles += 1
+        return steps, cycles
+
+    steps, cycles = size(root)
+    if steps > _EXPAND_MAX_STEPS or cycles + 1 > _MAX_CYCLES:
+        return None
+    counts = [0] * N_COUNTERS
+
+    # A template row: code, imm, then per operand a, b, d: the loop it depends on (absolute
+    # depth, 0 the outermost; -1 none), its constant part and its stride.
+    def expand(items, level, mult):
+        """Template rows and issue-cycle offsets of one pass of ``items`` (at ``level`` open
+        loops, executed ``mult`` times in all), and its cycles."""
+        rows: list = []
+        offs: list = []
+        parts: list = []
+        c = 0
+
+        def flush():
+            if rows:
+                parts.append((np.array(rows, dtype=np.int32), np.array(offs, dtype=np.int32)))
+                rows.clear()
+                offs.clear()
+
+        for item in items:
+            if isinstance(item, tuple):
+                flush()
+                count, body = item
+                counts[counter_index(Opcode.LOOP)] += mult
+                counts[counter_index(Opcode.ENDLOOP)] += mult * count
+                tpl, toff, bc = expand(body, level + 1, mult * count)
+                per = period((body, bc))
+                if len(tpl):
+                    m = len(tpl)
+                    idx = np.repeat(np.arange(count, dtype=np.int32), m)
+                    big = np.tile(tpl, (count, 1))
+                    for o in range(3):
+                        hit = big[:, 2 + o] == level
+                        if hit.any():
+                            big[:, 5 + o] += np.where(hit, big[:, 8 + o] * idx, 0)
+                            big[hit, 2 + o] = -1
+                    parts.append((big, np.tile(toff, count) + idx * per + (c + 1)))
+                c += 1 + count * per
+            else:
+                if item.op is Opcode.NOP:
+                    counts[counter_index(Opcode.NOP)] += mult
+                else:
+                    ops = (item.a, item.b, item.d)
+                    rows.append([item.op.value, item.imm]
+                                + [level - 1 - o.level if o.stride else -1 for o in ops]
+                                + [o.base for o in ops] + [o.stride for o in ops])
+                    offs.append(c)
+                c += 1
+        flush()
+        if not parts:
+            return np.zeros((0, 11), dtype=np.int32), np.zeros(0, dtype=np.int32), c
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                c)
+
+    tpl, offs, top = expand(root, 0, 1)
+    assert top == cycles and len(tpl) == steps
+    counts[counter_index(Opcode.HALT)] = 1
+    counts[COUNTER_CYCLES] = cycles + 1
+    codes = tpl[:, 0].astype(np.uint8)
+    for code, k in enumerate(np.bincount(codes, minlength=len(Opcode))[:len(Opcode)].tolist()):
+        counts[counter_index(Opcode(code))] += k
+    mask = (1 << 32) - 1
+    operands = [(tpl[:, 5 + o] & _OPERAND_MASK).astype(np.uint16) for o in range(3)]
+    return ((codes, tpl[:, 1].astype(np.uint8), *operands, offs),
+            [v & mask for v in counts], False)
+
+
+def _controller_error(words, cycles) -> str:
     """Why the controller stopped with an error, in words (best effort)."""
     from . import asm
     instrs = []
@@ -657,4 +1164,4 @@ def _controller_error(words, run) -> str:
         asm.check_program(instrs)
     except ValueError as e:
         return str(e)
-    return f"the run ended in an error after {run.counters[0]} cycles"
+    return f"the run ended in an error after {cycles} cycles"

@@ -26,8 +26,10 @@ from sim.isa_model import run_program
 N = 8
 
 
-def small(name="jeit_stt", rows=64, columns=32):
-    return dataclasses.replace(preset(name), rows=rows, columns=columns)
+def small(name="jeit_stt", rows=64, columns=32, subarrays=1):
+    """A small preset; ``subarrays`` (the mat, CoreModel's default K) 1 unless asked."""
+    return dataclasses.replace(preset(name), rows=rows, columns=columns,
+                               subarrays_per_mat=subarrays)
 
 
 def op(opcode, *, imm=0, a=0, b=0, d=0):
@@ -364,6 +366,7 @@ def test_start_clears_pointer_and_output_memory_persists():
     assert res.out == (core.columns, core.columns) and res.out_count == 2
     res = run(core, [op(Opcode.READ, imm=ReduceOp.CLEAR.value, a=1), emit])
     assert res.out == (0,) and core.out_memory[:3] == (0, core.columns, 0)
+    assert [core.read_dmem(i) for i in range(3)] == [0, core.columns, 0]
 
 
 # ---- errors --------------------------------------------------------------------------------
@@ -407,7 +410,7 @@ def test_operand_range_errors():
     assert "channels" in run(core, [op(Opcode.REQUANT, a=4, imm=ppu(emit=True))]).reason
     emit = op(Opcode.REQUANT, imm=ppu(emit=True))
     res = run(core, [emit, emit, emit])
-    assert res.error and "output memory is full" in res.reason and res.out_count == 2
+    assert res.error and "data memory is full" in res.reason and res.out_count == 2
 
 
 def test_controller_error_is_reported():
@@ -630,7 +633,8 @@ def test_set_faults_arguments():
     assert fs.enabled and fs.threshold == 7 and int(fs.lfsr[0]) == 1
 
 
-def test_compiled_model_with_faults_is_deterministic_and_differs_from_golden():
+@pytest.mark.parametrize("subarrays", [1, 4])
+def test_compiled_model_with_faults_is_deterministic_and_differs_from_golden(subarrays):
     from golden.array import rate_to_threshold
     from golden.model import Layer, infer_int, make_model
     from sim.compiler import compile_model, load_compiled, run_compiled
@@ -654,8 +658,8 @@ def test_compiled_model_with_faults_is_deterministic_and_differs_from_golden():
                        class_names=["a", "b", "c"], layers=layers)
     x = rng.integers(0, 256, (2, 4, 4)).astype(np.uint8)
     for flow, tech in (("write_free", "nand_spin"), ("abs_diff", "jeit_stt")):
-        cfg = dataclasses.replace(preset(tech), rows=128, columns=16, subarrays_per_mat=1,
-                                  mats=1, dataflow=flow)
+        cfg = dataclasses.replace(preset(tech), rows=128, columns=16,
+                                  subarrays_per_mat=subarrays, mats=1, dataflow=flow)
         compiled = compile_model(model, cfg)
         trace = [np.asarray(t)[0] for t in infer_int(model, x[None], trace=True)]
         runs = []
