@@ -23,6 +23,10 @@ TECH     ?= nand_spin
 PRESETS  ?=
 # Empty: the preset's own dataflow for adder layers; write_free or abs_diff overrides it.
 DATAFLOW ?=
+# Subarrays in lock-step in the simulated mat (sim, report, bench, variation). 4, not the presets' 16: a 16-subarray
+# mat (2,048 columns) takes about 9 minutes to build in Verilator here, 4 about 3 minutes.
+# Empty: the preset's subarrays_per_mat.
+MAT      ?= 4
 # Debian packages the project needs: simulator, compiler cache, the Fashion-MNIST data set.
 APT_PKGS := iverilog ccache dataset-fashion-mnist
 
@@ -42,7 +46,7 @@ help: ## list the targets
 	@echo "Targets (each sets up what it needs on a fresh machine):"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 22
 	@echo
-	@echo "Knobs: SIM=icarus|verilator (default: both)  WAVES=0|1  PRESET=$(PRESET)  MODEL=$(MODEL)  N=(sim 50, report 1, variation 200; N=all for sim: the whole test set)  DATAFLOW=(preset's)"
+	@echo "Knobs: SIM=icarus|verilator (default: both)  WAVES=0|1  PRESET=$(PRESET)  MODEL=$(MODEL)  N=(sim 50, report 1, variation 200; N=all for sim: the whole test set)  DATAFLOW=(preset's)  MAT=$(MAT) (empty: the preset's subarrays per mat)"
 
 system-deps: ## install the Debian packages (iverilog, ccache, dataset-fashion-mnist) if missing
 	@missing=""; \
@@ -92,15 +96,18 @@ synth: install ## gate counts of every block for PRESET into build/synth/PRESET.
 
 sim: install ## run MODEL on N test images on the RTL core of PRESET (SIM, default verilator), vs golden
 	$(VPY) -m sim.cli run --backend rtl --model $(MODEL) -n $(or $(N),50) --preset $(PRESET) \
-	    --sim $(if $(SIM),$(SIM),verilator) $(if $(DATAFLOW),--dataflow $(DATAFLOW))
+	    --sim $(if $(SIM),$(SIM),verilator) $(if $(DATAFLOW),--dataflow $(DATAFLOW)) \
+	    $(if $(MAT),--mat $(MAT))
 
 report: install ## per-preset energy/latency/GOPS/GOPS-W/area of MODEL from a real RTL run, vs the papers (build/reports/report.md)
 	$(VPY) -m sim.report --backend rtl --model $(MODEL) -n $(or $(N),1) \
-	    --sim $(if $(SIM),$(SIM),verilator) $(if $(PRESETS),--preset $(PRESETS))
+	    --sim $(if $(SIM),$(SIM),verilator) $(if $(PRESETS),--preset $(PRESETS)) \
+	    $(if $(MAT),--mat $(MAT))
 
 variation: install ## accuracy of MODEL vs MTJ variation on TECH, N images (JSON + PNG); RTL_CV=0.1 adds an RTL spot check
 	$(VPY) -m sim.variation --model $(MODEL) --technology $(TECH) -n $(or $(N),200) \
-	    $(if $(RTL_CV),--rtl-cv $(RTL_CV) --sim $(if $(SIM),$(SIM),verilator))
+	    $(if $(RTL_CV),--rtl-cv $(RTL_CV) --sim $(if $(SIM),$(SIM),verilator) \
+	    $(if $(MAT),--mat $(MAT)))
 
 $(TRAIN_STAMP): $(STAMP)
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[train]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true
@@ -111,7 +118,7 @@ train: $(TRAIN_STAMP) ## retrain both reference models from seed 0 (torch CPU, ~
 
 bench: install ## measure speeds (golden, core model, RTL on SIM), write build/bench/bench.json
 	$(VPY) -m sim.bench --out build/bench/bench.json --rtl-images 5 \
-	    --sim $(if $(SIM),$(SIM),verilator)
+	    --sim $(if $(SIM),$(SIM),verilator) $(if $(MAT),--mat $(MAT))
 
 clean: ## remove build outputs (Verilog, simulator builds, waveforms, reports)
 	rm -rf build sim_build results.xml

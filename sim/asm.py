@@ -183,7 +183,8 @@ def pool(**f) -> Instr:
 
 
 def move(**f) -> Instr:
-    """MOVE a=source row, d=destination row, imm=subarray offset."""
+    """MOVE imm=MoveOp (GATHER a=tbuf column b=offset entry d=patch entry; CLEAR; SETPTR /
+    ADDPTR a=value)."""
     return instr(Opcode.MOVE, **f)
 
 

@@ -1,7 +1,13 @@
 """Benchmarks: ``python -m sim.bench --out build/bench/bench.json``.
 
-Speed is measured here, never asserted in tests. Each benchmark runs its workload ``--repeat``
-times and reports the best and median wall time, so a noisy machine shows as a spread.
+Speed is measured here, never asserted in tests. The golden benchmarks run their workload
+``--repeat`` times and report the best and median wall time, so a noisy machine shows as a
+spread. The core benchmarks run the Fashion model on the numpy core model
+(``--model-images``) and on the RTL in a simulator (``--rtl-images``), each on a mat of
+``--mat K`` subarrays (default: the preset's ``subarrays_per_mat``), and record per preset the
+mat (subarrays, columns, stage modes), the controller cycles per image, the share of them spent
+building rows on chip (the chunk programs' erase and gather parts), images/s and simulated
+cycles/s (for the RTL also the host port cycles per image).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import numpy as np
 from golden import datasets
 from golden.model import bundled_model_path, infer_float, infer_int, load_model
 
+from .report import MAX_MAT, parse_mat
 from .util import UserError, write_json_atomic
 
 
@@ -48,56 +55,92 @@ def bench_golden_inference(repeat: int, images: int) -> list:
     return out
 
 
-def bench_core_model(images: int) -> list:
-    """The cycle-exact numpy core model (sim.core_model) on the Fashion model, per preset route."""
+#: The presets (and the route of their adder layers) the core benchmarks run.
+CORE_PRESETS = (("nand_spin", "write_free"), ("jeit_stt", "abs_diff"))
+
+
+def _compile(model, config, name, mat):
+    """``(K, compiled)``: the Fashion model on a mat of ``mat`` (None: the preset's)."""
+    from sim.compiler import CompileError, compile_model
+    k = config.subarrays_per_mat if mat is None else mat
+    try:
+        return k, compile_model(model, config, subarrays=k)
+    except CompileError as e:
+        raise UserError(f"--mat {k}: the Fashion model does not compile for {name}: "
+                        f"{e}") from None
+
+
+def _mat_record(config, compiled, cycles: int, images: int) -> dict:
+    """The mat and the per-image cycle figures shared by the core benchmarks."""
+    return {"subarrays": compiled.subarrays, "mat_columns": compiled.width,
+            "stage_modes": [st.mode for st in compiled.stages],
+            "cycles_per_image": cycles / images,
+            "gather_share_of_cycles": compiled.gather_cycles / compiled.cycles}
+
+
+def bench_core_model(images: int, mat: int | None = None) -> list:
+    """The cycle-exact numpy core model (sim.core_model) on the Fashion model, per preset
+    route, on a mat of ``mat`` subarrays (default: the preset's ``subarrays_per_mat``)."""
     import dataclasses
 
     from rtl.config import preset
-    from sim.compiler import compile_model, load_compiled, run_compiled
+    from sim.compiler import load_compiled, run_compiled
     from sim.core_model import CoreModel
     model = load_model(bundled_model_path("fashion_addernet"))
     x, _ = datasets.load_dataset("fashion_mnist", "test")
     out = []
-    for name, dataflow in (("nand_spin", "write_free"), ("jeit_stt", "abs_diff")):
+    for name, dataflow in CORE_PRESETS:
         config = dataclasses.replace(preset(name), dataflow=dataflow)
-        compiled = compile_model(model, config)
-        core = CoreModel(config)
+        k, compiled = _compile(model, config, name, mat)
+        core = CoreModel(config, subarrays=k)
         load_compiled(compiled, core)
         t0 = time.perf_counter()
         cycles = 0
         for image in x[:images]:
             cycles += run_compiled(compiled, image, core, load_weights=False).counters["cycles"]
         wall = time.perf_counter() - t0
-        out.append({"name": f"core_model/fashion_addernet/{name}-{dataflow}",
-                    "images": images, "seconds": wall, "images_per_second": images / wall,
-                    "simulated_cycles_per_second": cycles / wall})
+        out.append({"name": f"core_model/fashion_addernet/{name}-{dataflow}/mat{k}",
+                    "images": images, **_mat_record(config, compiled, cycles, images),
+                    "seconds": wall, "images_per_second": images / wall,
+                    "simulated_cycles_per_second": cycles / wall,
+                    "note": "cycles = the controller's (the model has no host port); "
+                            "gather share = erase + gather parts of the chunk programs "
+                            "(sim.compiler.CompiledModel.gather_cycles) / all cycles"})
     return out
 
 
-def bench_rtl(images: int, sim: str) -> list:
+def bench_rtl(images: int, sim: str, mat: int | None = None) -> list:
     """The generated core in a simulator (sim.rtl_backend, the make sim path) on the Fashion
-    model: wall time of the simulation (the build is not timed; a cached build is reused)."""
+    model, on a mat of ``mat`` subarrays (default: the preset's ``subarrays_per_mat``): wall
+    time of the simulation (the build is not timed; a cached build is reused)."""
     from rtl.config import preset
-    from sim.rtl_backend import RtlRunError, build_core, check_sim, run_images
+    from sim.rtl_backend import RtlRunError, check_sim, run_images
     check_sim(sim)
+    model_path = bundled_model_path("fashion_addernet")
+    model = load_model(model_path)
     x, _ = datasets.load_dataset("fashion_mnist", "test")
     out = []
-    for name in ("nand_spin", "jeit_stt"):
+    for name, _ in CORE_PRESETS:
         config = preset(name)
-        build_core(config, preset_name=name, sim=sim)     # outside the timing
+        k, compiled = _compile(model, config, name, mat)
         try:
-            res = run_images(model_path=bundled_model_path("fashion_addernet"), config=config,
-                             preset_name=name, sim=sim, x=x[:images], quiet=True)
+            # run_images builds (or reuses) the core under its lock, outside wall_seconds
+            res = run_images(model_path=model_path, config=config, preset_name=name, sim=sim,
+                             x=x[:images], quiet=True, subarrays=k)
         except RtlRunError as e:
-            raise UserError(f"RTL benchmark on {name} failed: {e}") from None
+            raise UserError(f"RTL benchmark on {name} (mat of {k}) failed: {e}") from None
         cycles = sum(im["counters"]["cycles"] for im in res["images"])
         host = sum(im["host_cycles"] for im in res["images"])
-        out.append({"name": f"rtl/{sim}/fashion_addernet/{name}-{config.dataflow}",
-                    "images": images, "seconds": res["wall_seconds"],
-                    "images_per_second": images / res["wall_seconds"],
-                    "simulated_cycles_per_second": (cycles + host) / res["wall_seconds"],
+        wall = res["wall_seconds"]
+        out.append({"name": f"rtl/{sim}/fashion_addernet/{name}-{config.dataflow}/mat{k}",
+                    "images": images, **_mat_record(config, compiled, cycles, images),
+                    "host_cycles_per_image": host / images,
+                    "seconds": wall, "images_per_second": images / wall,
+                    "simulated_cycles_per_second": (cycles + host) / wall,
                     "note": "wall time of the cocotb run (simulator start, compile of the model, "
-                            "golden check per image included); cycles = core + host port"})
+                            "weight and table loads, golden check per image included); "
+                            "simulated cycles = controller + host port; gather share = erase + "
+                            "gather parts of the chunk programs / controller cycles"})
     return out
 
 
@@ -111,8 +154,12 @@ def main(argv=None) -> int:
     p.add_argument("--rtl-images", type=int, default=0,
                    help="images for the RTL benchmark (0, the default: skip; make bench: 5)")
     p.add_argument("--sim", default="verilator", help="simulator of the RTL benchmark")
+    p.add_argument("--mat", default=None,
+                   help=f"subarrays in lock-step of the core benchmarks, 1 .. {MAX_MAT} "
+                        "(default: each preset's subarrays_per_mat)")
     args = p.parse_args(argv)
     try:
+        mat = parse_mat(args.mat)
         if args.repeat < 1 or args.images < 1:
             raise UserError(f"--repeat and --images must be >= 1, not {args.repeat} and "
                             f"{args.images}")
@@ -121,9 +168,9 @@ def main(argv=None) -> int:
                             f"{args.model_images} and {args.rtl_images}")
         results = bench_golden_inference(args.repeat, args.images)
         if args.model_images:
-            results += bench_core_model(args.model_images)
+            results += bench_core_model(args.model_images, mat)
         if args.rtl_images:
-            results += bench_rtl(args.rtl_images, args.sim)
+            results += bench_rtl(args.rtl_images, args.sim, mat)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -133,12 +180,14 @@ def main(argv=None) -> int:
     write_json_atomic(args.out, report)
     for r in results:
         if "skipped" in r:
-            print(f"{r['name']:40s} skipped: {r['skipped']}")
+            print(f"{r['name']:56s} skipped: {r['skipped']}")
         elif "simulated_cycles_per_second" in r:
-            print(f"{r['name']:40s} {r['images_per_second']:10.2f} images/s, "
-                  f"{r['simulated_cycles_per_second']:10.0f} simulated cycles/s")
+            print(f"{r['name']:56s} {r['images_per_second']:10.2f} images/s, "
+                  f"{r['simulated_cycles_per_second']:10.0f} simulated cycles/s, "
+                  f"{r['cycles_per_image']:8.0f} cycles/image "
+                  f"({100 * r['gather_share_of_cycles']:.1f} % gather)")
         else:
-            print(f"{r['name']:40s} {r['images_per_second_best']:10.0f} images/s (best), "
+            print(f"{r['name']:56s} {r['images_per_second_best']:10.0f} images/s (best), "
                   f"{r['images_per_second_median']:10.0f} (median)")
     print(f"wrote {args.out}")
     return 0

@@ -4,7 +4,8 @@
 integer model and the float reference (their accuracies and agreement), and with
 ``--backend rtl`` the compiled model on the generated core (``rtl.core``) in Icarus or Verilator:
 its agreement with golden (every stage of every image is compared), cycles per image, micro-op
-counts, array writes and the simulator's speed.
+counts, array writes and the simulator's speed. ``--mat K`` simulates a mat of K subarrays in
+lock-step (default: the preset's ``subarrays_per_mat``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def _parse_n(text: str) -> int | None:
 def cmd_run(args) -> int:
     n = _parse_n(args.n)
     config = _config_of(args) if args.backend == "rtl" else None
+    mat = _parse_mat(args.mat, config) if config is not None else None
     model, ds_name = _resolve_model(args.model)
     ds_name = args.dataset or ds_name
     if ds_name is None:
@@ -97,9 +99,10 @@ def cmd_run(args) -> int:
     }
     rtl = None
     if args.backend == "rtl":
-        rtl = _run_rtl(args, config, model, x, logits)
+        rtl = _run_rtl(args, config, mat, model, x, logits)
         report["rtl"] = rtl
-    tag = f"{args.backend}" if config is None else f"rtl-{args.preset}-{config.dataflow}"
+    tag = (f"{args.backend}" if config is None else
+           f"rtl-{args.preset}-{config.dataflow}-mat{rtl['subarrays']}")
     out = Path(args.report or f"build/reports/{model.name}-{tag}.json")
     write_json_atomic(out, report)
     print(f"model {model.name} on {ds_name} test split, {len(y)} images, backend {args.backend}")
@@ -129,15 +132,32 @@ def _config_of(args):
     return config
 
 
-def _run_rtl(args, config, model, x, golden_logits) -> dict:
-    from sim.compiler import compile_model
+def _parse_mat(text, config) -> int:
+    if text is None:
+        return config.subarrays_per_mat
+    try:
+        k = int(text)
+    except ValueError:
+        k = 0
+    if not 1 <= k <= 64:
+        raise UserError(f"--mat must be an integer in [1, 64] (subarrays in lock-step), not "
+                        f"{text!r}")
+    return k
+
+
+def _run_rtl(args, config, mat, model, x, golden_logits) -> dict:
+    from sim.compiler import CompileError, compile_model
     from sim.rtl_backend import RtlRunError, run_images
-    compile_model(model, config)   # a model that does not map fails here, before any build
+    try:
+        # a model that does not map fails here, before any build
+        compiled = compile_model(model, config, subarrays=mat)
+    except CompileError as e:
+        raise UserError(f"--preset {args.preset} --mat {mat}: {e}") from None
     model_path = Path(args.model) if Path(args.model).suffix == ".npz" else \
         bundled_model_path(args.model)
     try:
         res = run_images(model_path=model_path, config=config, preset_name=args.preset,
-                         sim=args.sim, x=x, quiet=args.quiet)
+                         sim=args.sim, x=x, quiet=args.quiet, subarrays=mat)
     except RtlRunError as e:
         raise UserError(f"RTL run failed: {e}") from None
     images = res["images"]
@@ -150,18 +170,22 @@ def _run_rtl(args, config, model, x, golden_logits) -> dict:
             totals[k] = totals.get(k, 0) + v
     n = max(1, len(images))
     cycles = totals.get("cycles", 0)
+    # Rows the programs build from the data memory (static: every chunk's data rows); every
+    # other array write is an abs-diff write-back.
+    built = sum(len(c.rows) for st in compiled.stages for c in st.chunks)
+    writes = (totals.get("write_row", 0) + totals.get("program", 0)) / n
     return {
         "preset": args.preset, "dataflow": config.dataflow, "simulator": args.sim,
+        "subarrays": mat, "mat_columns": mat * config.columns,
+        "stage_modes": {st.name: st.mode for st in compiled.stages},
         "images": len(images), "logits_equal_to_golden": agree,
         "cycles_per_image": cycles / n,
-        "host_load_cycles_per_image": sum(im["host_cycles"] for im in images) / n,
+        "host_cycles_per_image": sum(im["host_cycles"] for im in images) / n,
+        "host_data_words_per_image": sum(im["host_words"] for im in images) / n,
         "array_writes_per_image": {
-            "host_writes": sum(im["host_writes"] for im in images) / n,
-            "host_erases": sum(im["host_erases"] for im in images) / n,
-            "host_programs": sum(im["host_programs"] for im in images) / n,
-            "write_back_writes": totals.get("write_row", 0) / n,
-            "write_back_erases": totals.get("erase", 0) / n,
-            "write_back_programs": totals.get("program", 0) / n,
+            "rows_built_on_chip": built,
+            "write_backs": writes - built,
+            "strip_erases": totals.get("erase", 0) / n,
         },
         "micro_ops_per_image": {k: v / n for k, v in totals.items() if k not in ("cycles",)},
         "simulated_cycles_per_second": cycles / res["wall_seconds"],
@@ -171,19 +195,20 @@ def _run_rtl(args, config, model, x, golden_logits) -> dict:
 
 
 def _print_rtl(rtl: dict) -> None:
-    print(f"  RTL ({rtl['simulator']}, preset {rtl['preset']}, dataflow {rtl['dataflow']}): "
+    print(f"  RTL ({rtl['simulator']}, preset {rtl['preset']}, dataflow {rtl['dataflow']}, "
+          f"mat of {rtl['subarrays']} subarrays = {rtl['mat_columns']} columns): "
           f"{rtl['images']} images, every stage of every image == golden")
     print(f"    agreement with golden  {100 * rtl['logits_equal_to_golden']:.2f} % of images "
           "(logits equal)")
     print(f"    cycles per image       {rtl['cycles_per_image']:.0f} (+ "
-          f"{rtl['host_load_cycles_per_image']:.0f} host load cycles)")
+          f"{rtl['host_cycles_per_image']:.0f} host cycles: "
+          f"{rtl['host_data_words_per_image']:.0f} image words and the programs)")
     ops = ", ".join(f"{k} {v:.0f}" for k, v in rtl["micro_ops_per_image"].items() if v)
     print(f"    micro-ops per image    {ops}")
     w = rtl["array_writes_per_image"]
-    print(f"    array writes per image host {w['host_writes'] + w['host_programs']:.0f} rows "
-          f"(+{w['host_erases']:.0f} strip erases), write-back "
-          f"{w['write_back_writes'] + w['write_back_programs']:.0f} rows "
-          f"(+{w['write_back_erases']:.0f} strip erases)")
+    print(f"    array writes per image {w['rows_built_on_chip']:.0f} rows built on chip from the "
+          f"data memory, {w['write_backs']:.0f} write-back rows, {w['strip_erases']:.0f} strip "
+          "erases (the host writes no array row)")
     print(f"    simulator speed        {rtl['simulated_cycles_per_second']:.0f} cycles/s, "
           f"{rtl['images_per_second']:.2f} images/s")
 
@@ -202,8 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dataflow", help="override the preset's dataflow for adder layers "
                    "(write_free or abs_diff)")
     r.add_argument("--sim", default="verilator", help="icarus or verilator (rtl backend)")
+    r.add_argument("--mat", help="subarrays in lock-step in the simulated mat (rtl backend; "
+                   "default: the preset's subarrays_per_mat)")
     r.add_argument("--report", help="JSON report path (default build/reports/MODEL-golden.json "
-                   "or MODEL-rtl-PRESET-DATAFLOW.json)")
+                   "or MODEL-rtl-PRESET-DATAFLOW-matK.json)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
     return p

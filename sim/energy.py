@@ -33,8 +33,12 @@ the column popcount into the accumulator; MIN_STEP and FS_STEP sense one row (w_
 the weight buffer); the abs-diff write-back is its own WRITE_ROW / PROGRAM micro-op; REQUANT
 writes the output SRAM, not the array. ``FA_STEP`` (not executed by the core) is charged two
 reads and its write-back. Control instructions (NOP, HALT, LOOP, ENDLOOP) cost no datapath
-energy. The host's array loads (``estimate(host=...)``) cost the same WRITE_ROW / ERASE /
-PROGRAM energy per command, in the class "loading data". Only dynamic energy is modelled
+energy. The host's loads (``estimate(host=...)``: array commands, or the data-memory words
+of the input image) cost the same energy as the micro-op (WRITE_ROW / ERASE / PROGRAM, MOVE)
+per command, in the class "loading data". ``MOVE`` (rtl.core's on-chip data movement: a
+data-memory word over the mat's bus into the transpose buffer) is charged once per mat
+(:attr:`OpCost.mat_gates`), not per lane; the rows it builds are written by WRITE_ROW / PROGRAM
+micro-ops, charged as array writes. Only dynamic energy is modelled
 (MRAM has no standby leakage; periphery leakage is not modelled).
 
 Latency is ``cycles / clock_mhz``: the device latencies in :data:`ARRAY` do not add to it; they
@@ -55,7 +59,8 @@ from rtl.isa import (
 from sim.device import TECHNOLOGIES, Param, device
 
 __all__ = [
-    "ARRAY", "PERIPHERY", "CLASSES", "OP_CLASS", "ARRAY_ONLY_OPS", "HOST_OPS", "OpCost", "table",
+    "ARRAY", "PERIPHERY", "CLASSES", "OP_CLASS", "ARRAY_ONLY_OPS", "HOST_OPS", "HOST_DATA_WORDS",
+    "DATA_WORD_BITS", "OpCost", "table",
     "op_costs",
     "op_energy_fj",
     "periphery_area_mm2", "array_area_mm2", "Report", "estimate",
@@ -238,11 +243,13 @@ ARRAY_ONLY_OPS: dict[Opcode, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class OpCost:
-    """What one issued micro-op does per lane and per unit (subarray); energies in fJ."""
+    """What one issued micro-op does per lane, per unit (subarray) and once per mat (the data
+    memory and its bus); energies in fJ."""
     lane_array_fj: float = 0.0
     lane_gates: float = 0.0
     unit_array_fj: float = 0.0
     unit_gates: float = 0.0
+    mat_gates: float = 0.0
 
 
 def table(technology: str) -> dict[str, Param]:
@@ -282,13 +289,17 @@ def op_costs(config: AcceleratorConfig) -> dict[Opcode, OpCost]:
                                 * config.bit_counter_bits),
         Opcode.SHIFT_ACC: OpCost(rd, sense + _v("popcount_gates"), 0.0,
                                  _v("acc_gates_per_bit") * config.acc_bits),
-        # The PPU writes its word to the output SRAM, not to the array: the next layer's
-        # rows are array writes of the host load (estimate's ``host``).
-        Opcode.REQUANT: OpCost(0.0, 0.0, 0.0, _v("acc_gates_per_bit") * config.acc_bits
+        # One PPU per mat (rtl.core): charged once per REQUANT, not per subarray. It writes
+        # its word to the data memory, not to the array: the next layer's rows are built by
+        # MOVE GATHERs and written by WRITE_ROW / PROGRAM micro-ops.
+        Opcode.REQUANT: OpCost(mat_gates=_v("acc_gates_per_bit") * config.acc_bits
                                * _v("requant_mult_bits")),
         Opcode.RELU: OpCost(rd + _v("relu_negative_fraction") * n * wr, sense),
         Opcode.POOL: OpCost(2 * n * rd + n * wr, n * (2 * sense + _v("cmp_gates"))),
-        Opcode.MOVE: OpCost(rd + wr, sense + _v("move_gates")),
+        # rtl.core MOVE: a GATHER carries one 32-bit data-memory word over the mat's bus into
+        # a column of the transpose buffer, once per mat (CLEAR / SETPTR / ADDPTR are charged
+        # the same: an upper bound).
+        Opcode.MOVE: OpCost(mat_gates=_v("move_gates") * DATA_WORD_BITS),
     })
     if config.technology == "nand_spin":
         costs[Opcode.ERASE] = OpCost(a["erase_mtj_fj"] * config.mtjs_per_strip)
@@ -302,7 +313,7 @@ def op_energy_fj(config: AcceleratorConfig, op: Opcode, lanes: int) -> float:
     units = lanes / config.columns
     toggle = _v("activity") * _v("gate_toggle_fj")
     return (lanes * (c.lane_array_fj + c.lane_gates * toggle)
-            + units * (c.unit_array_fj + c.unit_gates * toggle))
+            + units * (c.unit_array_fj + c.unit_gates * toggle) + c.mat_gates * toggle)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -437,6 +448,11 @@ def _counters_list(counters) -> list[int]:
 
 
 HOST_OPS = (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM)
+#: Bits of a data-memory word (``rtl.ppu.OUT_WORD_BITS``).
+DATA_WORD_BITS = 32
+#: ``estimate(host=...)`` key of the data-memory words the host writes (the input image),
+#: each charged as a MOVE (one word over the mat's bus).
+HOST_DATA_WORDS = "data_words"
 
 
 def estimate(config: AcceleratorConfig, counters, *, ops: int | None = None,
@@ -460,12 +476,14 @@ def estimate(config: AcceleratorConfig, counters, *, ops: int | None = None,
     gates : mapping or None
         Gate counts per block (``rtl.synth`` report) for :func:`periphery_area_mm2`.
     host : mapping or None
-        Array commands the host issued to load rows (``"write_row"``, ``"erase"``,
-        ``"program"`` -> count, as ``sim.rtl_backend.CoreHost`` counts them), each over one row
-        of ``config.columns`` columns; charged as that micro-op, reported under
-        ``host_<name>`` in :attr:`Report.energy_per_op_j` and in the class "loading data".
+        What the host loaded: array commands (``"write_row"``, ``"erase"``, ``"program"`` ->
+        count), each over one row of ``config.columns`` columns and charged as that micro-op,
+        and ``"data_words"`` (:data:`HOST_DATA_WORDS`), data-memory words (the input image)
+        each charged as a MOVE; reported under ``host_<name>`` in
+        :attr:`Report.energy_per_op_j` and in the class "loading data".
     host_cycles : int
-        Cycles of the host's port traffic (row loads), added to ``cycles`` for the latency.
+        Cycles of the host's port traffic (image words, programs), added to ``cycles`` for
+        the latency.
 
     Raises
     ------
@@ -503,6 +521,7 @@ def estimate(config: AcceleratorConfig, counters, *, ops: int | None = None,
     host_counts = {}
     for key, n in (host or {}).items():
         names = {op.name.lower(): op for op in HOST_OPS}
+        names[HOST_DATA_WORDS] = Opcode.MOVE
         if key not in names:
             raise ValueError(f"host keys must be among {', '.join(names)}, not {key!r}")
         n = _check_count(f"host[{key!r}]", n)

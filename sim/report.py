@@ -1,39 +1,62 @@
 """Cycles, energy, throughput and area per preset, next to the seeds' published figures:
-``python -m sim.report [--preset P ...] [--model fashion_addernet] [-n 2] [--backend rtl|model]``.
+``python -m sim.report [--preset P ...] [--model fashion_addernet] [-n 2] [--backend rtl|model]
+[--mat K]``.
 
-For each preset the tool runs the first ``n`` test images of the model on one core and writes
+For each preset the tool runs the first ``n`` test images of the model on one mat and writes
 ``<out>/report-<preset>.json``, ``<out>/report-<preset>-energy.png`` (energy per layer, stacked by
-the seed-001 Fig. 13 classes), ``<out>/report-<preset>-latency.png`` (latency per layer, compute
-vs host load) and, for all presets together, ``<out>/report.md``: one table, one row per preset,
-with the seed's published figures, ours projected onto the seed's configuration, ours measured
-on the shared workload, and why they differ.
+the seed-001 Fig. 13 classes), ``<out>/report-<preset>-latency.png`` (latency per layer: on-chip
+row building, compute, host port) and, for all presets together, ``<out>/report.md``: one
+table, one row per preset, with the seed's published figures, ours projected onto the seed's
+configuration, ours measured on the shared workload, and why they differ.
 
 What is measured
 ----------------
-* Backend ``rtl`` (default): the generated core (``rtl.core.Core``) in Verilator or Icarus via
-  :func:`sim.rtl_backend.run_images`; every stage output is compared with golden in the
-  simulation. Backend ``model``: the same compiled program on the cycle-exact numpy core model
-  (:func:`sim.compiler.run_compiled` with :class:`sim.core_model.CoreModel`), which gives
-  bit-exactly the RTL's counters in a fraction of the time (the tests use it).
-* Both are normalised to one record per stage (= per fused layer): the controller's counters
-  (``rtl.isa.counter_names``), the host's array commands ``{write_row, erase, program}`` that
-  loaded the stage's rows, and ``host_cycles`` := the number of those commands (the host port
-  takes one row command per cycle). Loading the instruction memory, the requantization table
-  and the weight buffer is configuration, done once per model and not per image: it is not
-  counted (the RTL's own port-cycle count, which includes program loads, is kept in the JSON
-  as ``rtl_port_cycles`` for reference).
+The basis is ONE MAT of ``K`` subarrays (``--mat K``, default the preset's
+``subarrays_per_mat``): ``rtl.core.Core(config, subarrays=K)``, K subarrays of ``config.rows x
+config.columns`` in lock-step (a row of ``W = K * config.columns`` columns), one controller, one
+accumulator per subarray, one PPU and its data memory. The model is compiled for that mat
+(``sim.compiler.compile_model(..., subarrays=K)``); every stage runs ``segmented`` (K patches
+side by side, one per subarray) or ``wide`` (one patch over the W columns).
+
+* Backend ``rtl`` (default): the generated core in Verilator or Icarus via
+  :func:`sim.rtl_backend.run_images` ``(..., subarrays=K)``; every stage output is compared with
+  golden in the simulation. Backend ``model``: the same compiled programs on the cycle-exact
+  numpy core model (:func:`sim.compiler.run_compiled` with ``sim.core_model.CoreModel(config,
+  subarrays=K)``), which gives bit-exactly the RTL's counters in a fraction of the time (the
+  tests use it).
+* Per image the host writes only the input image into the data memory (``host_words`` 32-bit
+  words, one per port cycle) and runs each chunk's program; the programs build their own array
+  rows ON CHIP (an erase of the chunk's strips on nand_spin, MOVE GATHERs from the data memory
+  into the transpose buffer, WRITE_ROW / PROGRAM of its bit-planes) and the PPU writes every
+  stage's outputs back into the data memory for the next stage's gathers. No array row comes
+  from the host.
+* Both backends are normalised to one record per stage (= per fused layer): the controller's
+  counters (``rtl.isa.counter_names``), ``host = {"data_words": d}`` (the image's words,
+  stage 0 only) and ``host_cycles`` := the host port cycles while the stage ran = ``d`` + the
+  words of every chunk program the host loaded for it. A program is loaded only when it
+  differs from the one in the instruction memory (``sim.rtl_backend.CoreHost.load_program``),
+  and the loaded program persists from one image to the next: at image 0 nothing is loaded,
+  and each later image starts with the previous image's last program loaded
+  (:func:`host_port_words` reproduces that rule for the model backend; for the rtl backend the
+  RTL's own count is checked against it). Loading the weight buffer, the requantization table
+  and the gather tables is configuration, done once per model and not per image: not counted.
 * Counters are data-independent (the core does not skip zero operands, whatever
-  ``config.zero_skip`` says: the compiler emits the same program for every image), but every
+  ``config.zero_skip`` says: the compiler emits the same programs for every image), but every
   figure is the mean over the ``n`` images anyway; ``data_independent`` in the JSON says
   whether the images' counters were indeed identical.
 
 Energy and latency
 ------------------
-Per stage, :func:`sim.energy.estimate` ``(config, counters, columns_active=config.columns,
-host=..., host_cycles=..., ops=stage_ops)``: ``columns_active = config.columns`` because the
-RTL core is ONE subarray (its own controller, its own reduction unit and PPU). Latency is
-(controller cycles + host_cycles) / clock. Per image, the same call on the counters summed over
-the stages (energy is linear in the counts, so it is the sum of the stages).
+Per stage, :func:`sim.energy.estimate` ``(config, counters, columns_active=K*config.columns,
+host={"data_words": d}, host_cycles=..., ops=stage_ops)``: ``columns_active`` is the mat
+width because the counters are one controller's, which drives the K subarrays in lock-step
+(MOVE micro-ops are charged once per mat, the image's words as one MOVE each, class "loading
+data"; program loads cost port cycles, no modelled energy). Latency is (controller cycles +
+host_cycles) / clock. Per image, the same call on the counters summed over the stages (energy
+is linear in the counts, so it is the sum of the stages). The controller cycles split into
+*row building* (the erase and gather part of each chunk program: its static profile,
+``sim.compiler.program_profile``, which equals ``Chunk.gather_cycles``) and *compute* (the
+rest).
 
 ``stage_ops`` = 2 x (output elements of the golden compute layer) x (its fan-in): an L1 term
 ``|x - w|`` and its accumulation, or a multiply and its accumulation, are 2 ops (DESIGN.md). For
@@ -42,21 +65,24 @@ as the papers count it), also where the pool floors (a 7 x 7 map pooled to 3 x 3
 core computes only the positions inside a pool window, and ``positions_computed`` in the JSON
 says how many.
 
+``lane_utilisation`` per stage = (fan-in x patches) / (W x tiles x row sets): a ``wide`` stage
+has one row set per patch and T tiles of W columns; a ``segmented`` stage has one row set per
+group of K patches (segment k = patch k, a tile of ``config.columns``), so a partial last group
+and a fan-in below ``config.columns`` leave lanes idle.
+
 Projection and area
 -------------------
-The measured figures are those of one subarray. The *chip-scale projection* multiplies the
-per-subarray throughput by ``config.subarrays`` (the preset's organisation, the seed's where
-the seed gives one): every subarray runs its own image, perfectly in parallel, with no shared
-bus, weight-buffer or controller bottleneck. That is an upper bound; energy per image and
+The measured figures are those of one mat. The *chip-scale projection* multiplies the per-mat
+throughput by ``config.subarrays // K`` mats of ours: every mat runs its own image, perfectly in
+parallel, with no shared bus or host bottleneck. That is an upper bound; energy per image and
 GOPS/W do not change.
 
-Area: the MTJ array of one subarray is ``sim.energy.array_area_mm2(config) / config.subarrays``.
+Area: the MTJ array of one mat is ``K x sim.energy.array_area_mm2(config) / config.subarrays``.
 When ``build/synth/<preset>.json`` (``make synth``, :mod:`rtl.synth`) exists and was made for the
-same configuration, the periphery is :func:`sim.energy.periphery_area_mm2` on it: for one
-subarray with its controller (the RTL core), and for the chip (every block per subarray, the
-controller per mat). The synthesis counts have no logic minimisation (see :mod:`rtl.synth`), so
-that periphery area is an upper bound. Without the file the area is the array's only, and the
-report says so.
+same configuration, the periphery is :func:`sim.energy.periphery_area_mm2` on it: for one mat
+(every block per subarray x K, one controller), and for the chip (the mats of the projection).
+The synthesis counts have no logic minimisation (see :mod:`rtl.synth`), so that periphery area
+is an upper bound. Without the file the area is the array's only, and the report says so.
 """
 
 from __future__ import annotations
@@ -79,18 +105,20 @@ from golden.model import (
     COMPUTE_KINDS, ModelFormatError, bundled_model_path, infer_int, load_model,
 )
 from rtl.config import preset, preset_names
-from rtl.isa import Opcode, counter_names
+from rtl.isa import MoveOp, Opcode, counter_names, decode
 from sim import energy
+from sim.energy import HOST_DATA_WORDS
 
 from .util import UserError, write_json_atomic
 
-__all__ = ["BACKENDS", "SEED_FIGURES", "stage_ops", "measure", "preset_report", "markdown",
-           "main"]
+__all__ = ["BACKENDS", "MAX_MAT", "SEED_FIGURES", "parse_mat", "stage_ops", "host_port_words",
+           "row_build_profile", "measure", "preset_report", "markdown", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
 BACKENDS = ("rtl", "model")
 SIMULATORS = ("verilator", "icarus")
-HOST_KEYS = ("write_row", "erase", "program")
+#: ``--mat``: subarrays in lock-step, as ``sim.cli``'s.
+MAX_MAT = 64
 #: Which data set each bundled model was trained on (as ``sim.cli``).
 MODEL_DATASET = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits"}
 DATASETS = ("fashion_mnist", "digits")
@@ -237,18 +265,34 @@ def _load_images(model, ds: str, n: int):
     return x[:n], y[:n]
 
 
-def _compile(model, name: str):
+def parse_mat(text) -> int | None:
+    """``--mat``: None (each preset's ``subarrays_per_mat``) or an int in [1, MAX_MAT]; a
+    UserError otherwise."""
+    if text is None:
+        return None
+    try:
+        k = int(text)
+    except (TypeError, ValueError):
+        k = 0
+    if not 1 <= k <= MAX_MAT:
+        raise UserError(f"--mat must be an integer in [1, {MAX_MAT}] (subarrays in lock-step), "
+                        f"not {text!r}")
+    return k
+
+
+def _compile(model, name: str, mat: int | None):
     from sim.compiler import compile_model
     config = preset(name)
+    k = config.subarrays_per_mat if mat is None else mat
     try:
-        return config, compile_model(model, config)
+        return config, compile_model(model, config, subarrays=k)
     except UserError as e:          # CompileError
-        raise UserError(f"--preset {name}: model {model.name!r} does not compile for it: "
-                        f"{e}") from None
+        raise UserError(f"--preset {name} --mat {k}: model {model.name!r} does not compile for "
+                        f"it: {e}") from None
 
 
 # ----------------------------------------------------------------------------------------------
-# Operation counts
+# Operation counts, host port words, row building
 
 def stage_ops(model, layer_index: int) -> dict:
     """The golden compute layer ``layer_index``'s work: ``ops`` = 2 x out_elements x fan_in."""
@@ -274,70 +318,152 @@ def _positions_computed(model, stage) -> int:
     return 4 * math.prod(shapes[stage.golden_index + 1])
 
 
+def host_port_words(compiled, images: int) -> list:
+    """The host port's words (one per port cycle) for ``images`` consecutive images, per image
+    and stage, as ``sim.rtl_backend.CoreHost`` spends them: ``[[{"data_words": d,
+    "program_words": p}, ... per stage], ... per image]``.
+
+    ``d``: the image's data-memory words (``stages[0].in_size``) in stage 0, else 0. ``p``: the
+    words of every chunk program loaded while the stage ran. A program is loaded only when it
+    differs from the one in the instruction memory; that memory holds nothing before image 0
+    and keeps an image's last program into the next image (so a model of one chunk loads its
+    program once, at image 0).
+
+    Raises
+    ------
+    ValueError
+        ``images`` is not an int >= 0.
+    """
+    if isinstance(images, bool) or not isinstance(images, int) or images < 0:
+        raise ValueError(f"images must be an int >= 0, not {images!r}")
+    loaded = None
+    out = []
+    for _ in range(images):
+        per_stage = []
+        for si, stage in enumerate(compiled.stages):
+            words = 0
+            for chunk in stage.chunks:
+                program = tuple(int(w) for w in chunk.program)
+                if program != loaded:
+                    words += len(program)
+                    loaded = program
+            per_stage.append({"data_words": stage.in_size if si == 0 else 0,
+                              "program_words": words})
+        out.append(per_stage)
+    return out
+
+
+def row_build_profile(stage) -> tuple[int, dict]:
+    """Controller cycles and counters of a stage's on-chip row building, all chunks: the erase
+    and gather part of each chunk program (every instruction before the compute part's first
+    ``MOVE SETPTR``), profiled by :func:`sim.compiler.program_profile` as a program of its own
+    (the HALT that profile needs is taken out again)."""
+    from sim.compiler import program_profile
+    total = dict.fromkeys(counter_names(), 0)
+    for chunk in stage.chunks:
+        words = tuple(int(w) for w in chunk.program)
+        end = next(i for i, w in enumerate(words)
+                   if (ins := decode(w)).op is Opcode.MOVE and ins.imm == MoveOp.SETPTR.value)
+        _, counts = program_profile(words[:end] + (words[-1],))      # + the HALT
+        counts["halt"] -= 1
+        counts["cycles"] -= 1
+        for k, v in counts.items():
+            total[k] += v
+    return total["cycles"], total
+
+
 # ----------------------------------------------------------------------------------------------
 # Measuring
 
-def _norm_stage(name, golden_index, counters, host, rtl_port_cycles=None) -> dict:
+def _stage_record(name, golden_index, counters, data_words: int, program_words: int) -> dict:
     names = counter_names()
-    c = {k: int(counters.get(k, 0)) for k in names}
-    h = {k: int(host.get(k, 0)) for k in HOST_KEYS}
-    rec = {"name": name, "golden_index": int(golden_index), "counters": c, "host": h,
-           "host_cycles": sum(h.values())}
-    if rtl_port_cycles is not None:
-        rec["rtl_port_cycles"] = int(rtl_port_cycles)
-    return rec
+    return {"name": name, "golden_index": int(golden_index),
+            "counters": {k: int(counters.get(k, 0)) for k in names},
+            "host": {HOST_DATA_WORDS: int(data_words)},
+            "host_program_words": int(program_words),
+            "host_cycles": int(data_words) + int(program_words)}
 
 
-def _measure_model(compiled, model, x) -> list:
+def _measure_model(compiled, x) -> list:
     from sim.compiler import run_compiled
     from sim.core_model import CoreModel
-    core = CoreModel(compiled.config)
+    core = CoreModel(compiled.config, subarrays=compiled.subarrays)
+    port = host_port_words(compiled, len(x))
     images = []
     for i, image in enumerate(x):
         res = run_compiled(compiled, image, core, load_weights=i == 0)
-        stages = [_norm_stage(s.name, s.golden_index, s.micro_ops,
-                              {"write_row": s.host_writes, "erase": s.host_erases,
-                               "program": s.host_programs}) for s in res.stages]
+        stages = [_stage_record(s.name, s.golden_index, s.micro_ops, s.host_words,
+                                p["program_words"])
+                  for s, p in zip(res.stages, port[i], strict=True)]
         images.append({"logits": [int(v) for v in np.asarray(res.logits).ravel()],
-                       "stages": stages})
+                       "counters": {k: int(v) for k, v in res.counters.items()},
+                       "host_words": int(res.host_words), "stages": stages})
     return images
 
 
 def _measure_rtl(compiled, model_path, name, sim, x, quiet) -> list:
     from sim.rtl_backend import RtlRunError, run_images
+    k = compiled.subarrays
     try:
         res = run_images(model_path=model_path, config=compiled.config, preset_name=name,
-                         sim=sim, x=x, quiet=quiet)
+                         sim=sim, x=x, quiet=quiet, subarrays=k)
     except RtlRunError as e:
-        raise UserError(f"--preset {name}: the RTL run failed: {e}") from None
+        raise UserError(f"--preset {name} --mat {k}: the RTL run failed: {e}") from None
+    if len(res["images"]) != len(x):
+        raise UserError(f"--preset {name} --mat {k}: the RTL run returned "
+                        f"{len(res['images'])} of {len(x)} images")
+    port = host_port_words(compiled, len(x))
     images = []
-    for im in res["images"]:
-        stages = [_norm_stage(s["name"], s["golden_index"], s["counters"], s["host"],
-                              s.get("host_cycles")) for s in im["stages"]]
+    for i, im in enumerate(res["images"]):
+        if len(im["stages"]) != len(compiled.stages):
+            raise UserError(f"--preset {name} --mat {k}: the RTL run reported "
+                            f"{len(im['stages'])} stages, the compiled model has "
+                            f"{len(compiled.stages)}")
+        stages = []
+        for si, (s, p) in enumerate(zip(im["stages"], port[i], strict=True)):
+            data = int(im["host_words"]) if si == 0 else 0
+            want = p["data_words"] + p["program_words"]
+            if s["host_cycles"] != want:
+                raise UserError(f"--preset {name} --mat {k}: image {i}, stage {s['name']}: the "
+                                f"RTL's host port spent {s['host_cycles']} cycles, the report's "
+                                f"rule (sim.report.host_port_words) gives {want}")
+            stages.append(_stage_record(s["name"], s["golden_index"], s["counters"], data,
+                                        s["host_cycles"] - data))
         # run_images raises unless every stage of the image equalled golden in the simulation.
-        images.append({"logits": [int(v) for v in im["logits"]], "stages": stages})
-    if len(images) != len(x):
-        raise UserError(f"--preset {name}: the RTL run returned {len(images)} of {len(x)} "
-                        "images")
+        images.append({"logits": [int(v) for v in im["logits"]],
+                       "counters": {c: int(v) for c, v in im["counters"].items()},
+                       "host_words": int(im["host_words"]), "stages": stages})
     return images
 
 
 def measure(compiled, model, x, *, backend: str, model_path=None, preset_name: str = "",
             sim: str = "verilator", quiet: bool = True) -> list:
-    """Run ``x`` on ``backend``; per image its logits, whether they equal golden
-    (``golden.model.infer_int``) and the normalised stage records."""
+    """Run ``x`` on ``backend`` (a mat of ``compiled.subarrays``); per image its logits,
+    whether they equal golden (``golden.model.infer_int``), the run's counters and host words,
+    and the normalised stage records (whose counters sum to the run's: checked)."""
     if backend == "model":
-        images = _measure_model(compiled, model, x)
+        images = _measure_model(compiled, x)
     else:
         images = _measure_rtl(compiled, model_path, preset_name, sim, x, quiet)
     golden = infer_int(model, x)
     want = [s.name for s in compiled.stages]
-    for im, logits in zip(images, golden, strict=True):
+    where = f"--preset {preset_name} --mat {compiled.subarrays}: the {backend} run"
+    for i, (im, logits) in enumerate(zip(images, golden, strict=True)):
         im["logits_equal_to_golden"] = im["logits"] == [int(v) for v in logits]
         got = [s["name"] for s in im["stages"]]
         if got != want:
-            raise UserError(f"--preset {preset_name}: the {backend} run reported stages {got}, "
-                            f"the compiled model has {want}")
+            raise UserError(f"{where} reported stages {got}, the compiled model has {want}")
+        summed = dict.fromkeys(counter_names(), 0)
+        for s in im["stages"]:
+            for k, v in s["counters"].items():
+                summed[k] += v
+        if summed != {k: im["counters"].get(k, 0) for k in summed}:
+            raise UserError(f"{where}: image {i}'s stage counters sum to {summed}, its counters "
+                            f"are {im['counters']}")
+        data = sum(s["host"][HOST_DATA_WORDS] for s in im["stages"])
+        if data != im["host_words"]:
+            raise UserError(f"{where}: image {i}'s stages count {data} host data words, the "
+                            f"run {im['host_words']}")
     return images
 
 
@@ -363,15 +489,21 @@ _KEEP = ("energy_j", "energy_per_class_j", "energy_per_op_j", "latency_s", "powe
          "cycles", "ops", "gops", "gops_per_w", "notes")
 
 
-def _estimate(config, counters, host, ops) -> dict:
-    rep = energy.estimate(config, counters, ops=ops, columns_active=config.columns, host=host,
-                          host_cycles=sum(host.values()))
+def _estimate(config, counters, host, host_cycles, ops, *, lanes: int,
+              row_build_cycles: int) -> dict:
+    rep = energy.estimate(config, counters, ops=ops, columns_active=lanes, host=host,
+                          host_cycles=host_cycles)
     d = rep.to_dict()
     out = {k: d[k] for k in _KEEP}
     clock_hz = config.clock_mhz * 1e6
-    out["controller_cycles"] = int(counters["cycles"])
-    out["host_cycles"] = int(sum(host.values()))
-    out["compute_latency_s"] = counters["cycles"] / clock_hz
+    controller = int(counters["cycles"])
+    out["controller_cycles"] = controller
+    out["row_build_cycles"] = int(row_build_cycles)
+    out["compute_cycles"] = controller - int(row_build_cycles)
+    out["host_cycles"] = int(host_cycles)
+    out["controller_latency_s"] = controller / clock_hz
+    out["row_build_latency_s"] = out["row_build_cycles"] / clock_hz
+    out["compute_latency_s"] = out["compute_cycles"] / clock_hz
     out["host_latency_s"] = out["host_cycles"] / clock_hz
     return out
 
@@ -381,18 +513,20 @@ def _param_table(params: dict) -> dict:
             for k, p in params.items()}
 
 
-def _energy_table(config) -> dict:
+def _energy_table(config, lanes: int) -> dict:
     return {
         "technology": config.technology,
         "array": _param_table(energy.ARRAY[config.technology]),
         "periphery": _param_table(energy.PERIPHERY),
-        "columns_active": config.columns,
-        "op_energy_fj": {op.name.lower(): energy.op_energy_fj(config, op, config.columns)
+        "columns_active": lanes,
+        "op_energy_fj": {op.name.lower(): energy.op_energy_fj(config, op, lanes)
                          for op in Opcode},
+        "host_data_word_fj": energy.op_energy_fj(config, Opcode.MOVE, config.columns),
         "op_class": {op.name.lower(): energy.OP_CLASS[op] for op in Opcode},
-        "formula": "energy = sum over opcodes of count x op_energy_fj (over columns_active "
-                   "lanes) + sum over host commands of count x op_energy_fj of that command "
-                   "(one row of config.columns lanes); sim.energy module docstring",
+        "formula": "energy = sum over opcodes of count x op_energy_fj over columns_active = K "
+                   "x config.columns lanes (the mat in lock-step; MOVE once per mat) + host "
+                   "data words x host_data_word_fj (a MOVE: one word over the mat's bus), class "
+                   "'loading data'; sim.energy module docstring",
     }
 
 
@@ -430,24 +564,37 @@ def _load_gates(synth_dir: Path, name: str, config):
                    f"minimisation: an upper bound{extra})")
 
 
-def _area(config, gates, note: str) -> dict:
-    one = dataclasses.replace(config, subarrays_per_mat=1, mats=1)
-    sub_array = energy.array_area_mm2(config) / config.subarrays
-    chip_array = energy.array_area_mm2(config)
+def _area(config, k: int, gates, note: str) -> dict:
+    mats = config.subarrays // k
+    sub_mm2 = energy.array_area_mm2(config) / config.subarrays
+    mat_mm2 = sub_mm2 * k
     area = {"array_only": gates is None, "note": note,
-            "subarray": {"array_mm2": sub_array, "periphery_mm2": None, "total_mm2": sub_array},
-            "chip": {"array_mm2": chip_array, "periphery_mm2": None, "total_mm2": chip_array},
+            "mat": {"subarrays": k, "array_mm2": mat_mm2, "periphery_mm2": None,
+                    "total_mm2": mat_mm2},
+            "chip": {"mats": mats, "subarrays": mats * k, "array_mm2": mat_mm2 * mats,
+                     "periphery_mm2": None, "total_mm2": mat_mm2 * mats},
             "formula": "array: sim.energy.array_area_mm2(config) (capacity_bits x cell_f2 x "
-                       "feature^2), / config.subarrays for one subarray; periphery: "
-                       "sim.energy.periphery_area_mm2 on the rtl.synth gate counts, for one "
-                       "subarray with its controller (config with 1 mat of 1 subarray) and for "
-                       "the chip"}
+                       "feature^2) / config.subarrays x K for one mat; periphery: "
+                       "sim.energy.periphery_area_mm2 on the rtl.synth gate counts for one mat "
+                       "(a config of 1 mat of K subarrays: every block x K, one controller); "
+                       "chip: the projection's mats x one mat"}
     if gates is not None:
-        for key, cfg in (("subarray", one), ("chip", config)):
-            p = energy.periphery_area_mm2(cfg, gates)
-            area[key]["periphery_mm2"] = p
-            area[key]["total_mm2"] = area[key]["array_mm2"] + p
+        mat_cfg = dataclasses.replace(config, subarrays_per_mat=k, mats=1)
+        p = energy.periphery_area_mm2(mat_cfg, gates)
+        area["mat"]["periphery_mm2"] = p
+        area["mat"]["total_mm2"] = mat_mm2 + p
+        area["chip"]["periphery_mm2"] = p * mats
+        area["chip"]["total_mm2"] = (mat_mm2 + p) * mats
     return area
+
+
+def _op_energy_j(config, counts: dict, ops, lanes: int) -> float:
+    """Energy of ``counts[op]`` issues of each of ``ops`` over ``lanes`` columns."""
+    return sum(counts[op.name.lower()] * energy.op_energy_fj(config, op, lanes)
+               for op in ops) * 1e-15
+
+
+_ARRAY_WRITES = (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM)
 
 
 def preset_report(name: str, config, compiled, model, images, *, backend: str,
@@ -455,19 +602,32 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
                   gates_note: str = "") -> dict:
     """The report of one preset from the measured ``images`` (see the module docstring)."""
     clock_hz = config.clock_mhz * 1e6
+    k, lanes = compiled.subarrays, compiled.width
     stages = []
     for si, st in enumerate(compiled.stages):
         ops = stage_ops(model, st.layer_index)
-        measured = [{k: im["stages"][si][k] for k in
-                     ("counters", "host", "host_cycles", "rtl_port_cycles")
-                     if k in im["stages"][si]} for im in images]
-        per_image = [_estimate(config, m["counters"], m["host"], ops["ops"]) for m in measured]
-        tiles = -(-ops["fan_in"] // config.columns)
+        rb_cycles, rb_counters = row_build_profile(st)
+        rb = energy.estimate(config, rb_counters, columns_active=lanes)
+        measured = [{key: im["stages"][si][key] for key in
+                     ("counters", "host", "host_program_words", "host_cycles")}
+                    for im in images]
+        per_image = [_estimate(config, m["counters"], m["host"], m["host_cycles"], ops["ops"],
+                               lanes=lanes, row_build_cycles=rb_cycles) for m in measured]
+        row_sets = sum(c.groups for c in st.chunks)
         stages.append({
             "name": st.name, "layer_index": st.layer_index, "golden_index": st.golden_index,
-            "kind": st.kind, "route": st.route, "pool": st.pool, "chunks": len(st.chunks),
+            "kind": st.kind, "route": st.route, "pool": st.pool, "mode": st.mode,
+            "tile_width": st.tile_width, "tiles": st.tiles, "fan_in": st.fan_in,
+            "patches": st.n_patches, "row_sets": row_sets, "chunks": len(st.chunks),
+            "rows_built": sum(len(c.rows) for c in st.chunks),
             "ops": ops, "positions_computed": _positions_computed(model, st),
-            "lane_utilisation": ops["fan_in"] / (tiles * config.columns),
+            "lane_utilisation": st.fan_in * st.n_patches / (lanes * st.tiles * row_sets),
+            "row_build": {"cycles": rb_cycles, "counters": rb_counters,
+                          "energy_j": rb.energy_j,
+                          "array_write_energy_j": _op_energy_j(config, rb_counters,
+                                                               _ARRAY_WRITES, lanes)},
+            "static_cycles": st.cycles,
+            "cycles_equal_static": all(m["counters"]["cycles"] == st.cycles for m in measured),
             "measured": measured,
             "data_independent": all(m["counters"] == measured[0]["counters"]
                                     and m["host"] == measured[0]["host"] for m in measured),
@@ -476,62 +636,79 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
     # Per image: one estimate on the counters summed over the stages.
     totals = []
     total_ops = sum(s["ops"]["ops"] for s in stages)
+    rb_total = sum(s["row_build"]["cycles"] for s in stages)
     for ii in range(len(images)):
         counters = dict.fromkeys(counter_names(), 0)
-        host = dict.fromkeys(HOST_KEYS, 0)
+        host = {HOST_DATA_WORDS: 0}
+        host_cycles = 0
         for s in stages:
-            for k, v in s["measured"][ii]["counters"].items():
-                counters[k] += v
-            for k, v in s["measured"][ii]["host"].items():
-                host[k] += v
-        e = _estimate(config, counters, host, total_ops)
+            m = s["measured"][ii]
+            for key, v in m["counters"].items():
+                counters[key] += v
+            host[HOST_DATA_WORDS] += m["host"][HOST_DATA_WORDS]
+            host_cycles += m["host_cycles"]
+        e = _estimate(config, counters, host, host_cycles, total_ops, lanes=lanes,
+                      row_build_cycles=rb_total)
         e["counters"], e["host"] = counters, host
         totals.append(e)
     per_image = _average(totals)
-    area = _area(config, gates, gates_note)
-    sub_area = area["subarray"]["total_mm2"]
+    area = _area(config, k, gates, gates_note)
+    mat_area = area["mat"]["total_mm2"]
     measured_fig = {
-        "basis": "one subarray (the RTL core: config.rows x config.columns, its controller, "
-                 "reduction unit and PPU), one image at a time",
+        "basis": f"one mat of K = {k} subarrays in lock-step (the RTL core: {k} x "
+                 f"{config.rows} x {config.columns}, a {lanes}-column row, one controller, "
+                 f"{k} accumulators, one PPU and data memory), one image at a time",
         "energy_j": per_image["energy_j"], "latency_s": per_image["latency_s"],
         "images_per_second": 1.0 / per_image["latency_s"],
         "gops": per_image["gops"], "gops_per_w": per_image["gops_per_w"],
-        "power_w": per_image["power_w"], "area_mm2": sub_area,
-        "gops_per_mm2": per_image["gops"] / sub_area,
+        "power_w": per_image["power_w"], "area_mm2": mat_area,
+        "gops_per_mm2": per_image["gops"] / mat_area,
         "area_is_array_only": area["array_only"],
     }
-    n_sub = config.subarrays
+    mats = config.subarrays // k
+    used = mats * k
+    idle = config.subarrays - used
     chip_area = area["chip"]["total_mm2"]
     projection = {
-        "basis": f"chip-scale PROJECTION, an upper bound: the measured subarray's throughput x "
-                 f"config.subarrays = {n_sub} ({config.mats} mats x {config.subarrays_per_mat} "
-                 f"subarrays), each subarray on its own image, perfectly parallel (no shared "
-                 f"bus, buffer or controller limits); energy per image and GOPS/W unchanged",
-        "subarrays": n_sub,
-        "capacity_mb": config.capacity_bits / 8 / 2 ** 20,
-        "images_per_second": n_sub / per_image["latency_s"],
-        "gops": per_image["gops"] * n_sub,
+        "basis": f"chip-scale PROJECTION, an upper bound: the measured mat's throughput x "
+                 f"{mats} mats of ours (config.subarrays = {config.subarrays} ({config.mats} "
+                 f"mats x {config.subarrays_per_mat} subarrays) // K = {k}"
+                 + (f", {idle} subarrays left idle" if idle else "")
+                 + "), each mat on its own image, perfectly parallel (no shared bus or host "
+                   "port limits); energy per image and GOPS/W unchanged",
+        "mats": mats, "subarrays_per_mat": k, "subarrays": used, "idle_subarrays": idle,
+        "capacity_mb": config.capacity_bits * used / config.subarrays / 8 / 2 ** 20,
+        "images_per_second": mats / per_image["latency_s"],
+        "gops": per_image["gops"] * mats,
         "gops_per_w": per_image["gops_per_w"],
-        "power_w": per_image["power_w"] * n_sub,
+        "power_w": per_image["power_w"] * mats,
         "energy_per_image_j": per_image["energy_j"],
         "area_mm2": chip_area, "area_is_array_only": area["array_only"],
-        "gops_per_mm2": per_image["gops"] * n_sub / chip_area,
+        "gops_per_mm2": per_image["gops"] * mats / chip_area,
     }
     lin = [s for s in stages if s["kind"].endswith("linear")]
-    per_op = per_image["energy_per_op_j"]
-    host_j = sum(per_op.get(f"host_{k}", 0.0) for k in HOST_KEYS)
-    write_back_j = sum(per_op[k] for k in HOST_KEYS)
+    e_img = per_image["energy_j"]
+    host_j = per_image["energy_per_op_j"].get(f"host_{HOST_DATA_WORDS}", 0.0)
+    rb_j = sum(s["row_build"]["energy_j"] for s in stages)
+    # abs-diff write-backs and their scratch erases: the array writes outside the row building
+    rb_counts = {op.name.lower(): sum(s["row_build"]["counters"][op.name.lower()]
+                                      for s in stages) for op in _ARRAY_WRITES}
+    wb_counts = {key: per_image["counters"][key] - v for key, v in rb_counts.items()}
+    write_back_j = _op_energy_j(config, wb_counts, _ARRAY_WRITES, lanes)
+    cyc = per_image["cycles"]
     shares = {
-        "energy_pct": {k: 100 * v / per_image["energy_j"]
-                       for k, v in per_image["energy_per_class_j"].items()},
-        "host_load_energy_pct": 100 * host_j / per_image["energy_j"],
-        "write_back_energy_pct": 100 * write_back_j / per_image["energy_j"],
-        "latency_pct": {"compute (controller)": 100 * per_image["controller_cycles"]
-                        / per_image["cycles"],
-                        "loading data (host array commands)": 100 * per_image["host_cycles"]
-                        / per_image["cycles"]},
-        "fc_layers_energy_pct": 100 * sum(s["estimate"]["energy_j"] for s in lin)
-                                / per_image["energy_j"],
+        "energy_pct": {key: 100 * v / e_img
+                       for key, v in per_image["energy_per_class_j"].items()},
+        "host_load_energy_pct": 100 * host_j / e_img,
+        "row_build_energy_pct": 100 * rb_j / e_img,
+        "write_back_energy_pct": 100 * write_back_j / e_img,
+        "latency_pct": {
+            "host port (image and program words)": 100 * per_image["host_cycles"] / cyc,
+            "row building on chip (erase, gather, plane writes)":
+                100 * per_image["row_build_cycles"] / cyc,
+            "compute (controller)": 100 * per_image["compute_cycles"] / cyc,
+        },
+        "fc_layers_energy_pct": 100 * sum(s["estimate"]["energy_j"] for s in lin) / e_img,
         "mean_lane_utilisation": sum(s["lane_utilisation"] * s["ops"]["ops"] for s in stages)
                                  / total_ops,
     }
@@ -539,18 +716,38 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
         "preset": name, "config": config.as_dict(), "model": model.name, "dataset": dataset,
         "split": "test", "images": len(images), "image_indices": list(range(len(images))),
         "labels": [int(v) for v in labels], "backend": backend, "simulator": simulator,
+        "subarrays": k, "mat_columns": lanes,
         "logits_equal_to_golden": [im["logits_equal_to_golden"] for im in images],
+        "measured_images": [{"logits": im["logits"], "counters": im["counters"],
+                             "host_words": im["host_words"],
+                             "host_cycles": sum(s["host_cycles"] for s in im["stages"])}
+                            for im in images],
         "clock_hz": clock_hz,
         "method": {
-            "columns_active": f"config.columns = {config.columns}: the RTL core is one subarray",
-            "host_cycles": "number of host array commands (write_row + erase + program), one "
-                           "row command per cycle; instruction, table and weight-buffer loads "
-                           "are configuration, not counted",
+            "basis": f"one mat of K = {k} subarrays in lock-step, W = K x config.columns = "
+                     f"{lanes} columns (--mat; default the preset's subarrays_per_mat)",
+            "columns_active": f"K x config.columns = {k} x {config.columns} = {lanes}: the "
+                              "counters are one controller's, which drives the K subarrays in "
+                              "lock-step",
+            "host": f"{HOST_DATA_WORDS}: the image's data-memory words (stage 0), each charged "
+                    "as a MOVE; the array rows are built on chip (row_build), none by the host",
+            "host_cycles": "host port cycles while the stage ran: its data words + the words "
+                           "of every chunk program loaded for it (loaded only when it differs "
+                           "from the program in the instruction memory, which is empty before "
+                           "image 0 and keeps an image's last program into the next; "
+                           "sim.report.host_port_words); weight buffer, requant table and "
+                           "gather tables are configuration, not counted",
+            "row_build": "the erase and gather part of each chunk program (everything before "
+                         "the compute part's MOVE SETPTR), static profile by "
+                         "sim.compiler.program_profile (sim.report.row_build_profile)",
+            "lane_utilisation": "fan_in x patches / (W x tiles x row sets): wide = one row set "
+                                "per patch, T tiles of W columns; segmented = one row set per "
+                                "group of K patches, one tile (K segments of config.columns)",
             "ops": "2 x output elements x fan-in of each golden compute layer (a fused pool's "
                    "convolution: its full output)",
             "averaging": f"mean over {len(images)} image(s)",
         },
-        "energy_table": _energy_table(config),
+        "energy_table": _energy_table(config, lanes),
         "stages": stages,
         "per_image": per_image,
         "measured": measured_fig,
@@ -564,6 +761,10 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
 
 # ----------------------------------------------------------------------------------------------
 # Plots and the markdown table
+
+def _subarrays(k: int) -> str:
+    return f"{k} subarray" + ("" if k == 1 else "s")
+
 
 def _short(stage_name: str) -> str:
     return stage_name.replace(" + ", "\n+ ")
@@ -586,7 +787,7 @@ def _plot_energy(rep: dict, path: Path) -> None:
     ax.set_xticks(x, [_short(s["name"]) for s in stages], fontsize=7)
     ax.set_ylabel("energy per image (nJ)")
     ax.set_title(f"{rep['preset']}: {rep['model']}, energy per layer by class "
-                 f"({rep['backend']}, one subarray)", fontsize=9)
+                 f"({rep['backend']}, one mat of {_subarrays(rep['subarrays'])})", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -600,15 +801,19 @@ def _plot_latency(rep: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     stages = rep["stages"]
     x = np.arange(len(stages))
+    build = np.array([s["estimate"]["row_build_latency_s"] for s in stages]) * 1e6
     comp = np.array([s["estimate"]["compute_latency_s"] for s in stages]) * 1e6
     host = np.array([s["estimate"]["host_latency_s"] for s in stages]) * 1e6
     fig, ax = plt.subplots(figsize=(7.0, 4.2))
-    ax.bar(x, comp, label="compute (controller cycles)", color="C1")
-    ax.bar(x, host, bottom=comp, label="host load (array row commands)", color="C0")
+    ax.bar(x, build, label="row building on chip (erase, MOVE GATHER, plane writes)",
+           color="C2")
+    ax.bar(x, comp, bottom=build, label="compute (controller cycles)", color="C1")
+    ax.bar(x, host, bottom=build + comp, label="host port (image and program words)",
+           color="C0")
     ax.set_xticks(x, [_short(s["name"]) for s in stages], fontsize=7)
     ax.set_ylabel(f"latency per image (us at {rep['config']['clock_mhz']:g} MHz)")
     ax.set_title(f"{rep['preset']}: {rep['model']}, latency per layer "
-                 f"({rep['backend']}, one subarray)", fontsize=9)
+                 f"({rep['backend']}, one mat of {_subarrays(rep['subarrays'])})", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -643,7 +848,7 @@ def _figures_text(seed: dict) -> str:
 
 
 def _area_text(area: dict, gops: float) -> str:
-    """``area``: one of the report's ``area`` entries (``subarray`` or ``chip``)."""
+    """``area``: one of the report's ``area`` entries (``mat`` or ``chip``)."""
     a, p = area["array_mm2"], area["periphery_mm2"]
     text = f"area {_g(a)} mm^2 MTJ array ({_g(gops / a)} GOPS/mm^2)"
     if p is None:
@@ -655,21 +860,28 @@ def _area_text(area: dict, gops: float) -> str:
 def _projected_text(rep: dict) -> str:
     p, pi = rep["chip_projection"], rep["per_image"]
     seed = rep["seed"] or {}
-    lines = [f"PROJECTION x {p['subarrays']} subarrays ({_g(p['capacity_mb'])} MB): "
+    lines = [f"PROJECTION x {p['mats']} mats of {_subarrays(p['subarrays_per_mat'])} "
+             f"({_g(p['capacity_mb'])} MB): "
              f"{_g(p['gops'])} GOPS, {_g(p['gops_per_w'])} GOPS/W, "
              f"{_g(p['images_per_second'])} images/s, {_si(p['power_w'], 'W')}",
              _area_text(rep["area"]["chip"], p["gops"])]
     name = rep["preset"]
     if name == "jeit_stt":
         need = 32.31 / pi["gops"]
-        lines.append(f"subarrays of ours needed for the published 32.31 GOPS: {_g(need)}")
+        lines.append(f"mats of ours ({_subarrays(p['subarrays_per_mat'])} each) needed for the "
+                     f"published 32.31 GOPS: {_g(need)}")
     if name == "nand_spin":
         e, fig = rep["shares"]["energy_pct"], seed.get("fig13_energy_pct", {})
         lines.append("energy by class, ours vs Fig. 13(b): " + ", ".join(
             f"{k} {_g(e[k], 2)}% vs {fig.get(k, 0):g}%" for k in
-            ("loading data", "convolution", "comparison/pooling", "quantization")))
-        lat = rep["shares"]["latency_pct"]["loading data (host array commands)"]
-        lines.append(f"latency share of loading data: {_g(lat, 2)}% vs Fig. 13(a) 38.4%")
+            ("loading data", "convolution", "data transfer", "comparison/pooling",
+             "quantization")))
+        lat = rep["shares"]["latency_pct"]
+        host_t = lat["host port (image and program words)"]
+        build_t = lat["row building on chip (erase, gather, plane writes)"]
+        lines.append(f"latency share of loading data (host port {_g(host_t, 2)}% + on-chip row "
+                     f"building {_g(build_t, 2)}%): {_g(host_t + build_t, 2)}% vs Fig. 13(a) "
+                     f"38.4%")
     if name == "imac_sot":
         lines.append(f"energy share of the FC layers (what an IMAC-style offload could at most "
                      f"save): {_g(rep['shares']['fc_layers_energy_pct'], 2)}%")
@@ -680,9 +892,10 @@ def _measured_text(rep: dict) -> str:
     m, pi = rep["measured"], rep["per_image"]
     return "<br>".join([
         f"{_si(pi['energy_j'], 'J')} / image, {_si(pi['latency_s'], 's')} / image "
-        f"({pi['controller_cycles']:g} + {pi['host_cycles']:g} host cycles)",
+        f"({pi['controller_cycles']:g} controller cycles, {pi['row_build_cycles']:g} of them "
+        f"building rows, + {pi['host_cycles']:g} host port cycles)",
         f"{_g(m['gops'])} GOPS, {_g(m['gops_per_w'])} GOPS/W, {_si(pi['power_w'], 'W')}",
-        _area_text(rep["area"]["subarray"], m["gops"]),
+        _area_text(rep["area"]["mat"], m["gops"]),
     ])
 
 
@@ -690,16 +903,25 @@ def _why_text(rep: dict) -> str:
     cfg, sh, pi = rep["config"], rep["shares"], rep["per_image"]
     name = rep["preset"]
     host_e = sh["host_load_energy_pct"]
-    host_t = sh["latency_pct"]["loading data (host array commands)"]
+    lat = sh["latency_pct"]
+    host_t = lat["host port (image and program words)"]
+    build_t = lat["row building on chip (erase, gather, plane writes)"]
+    k = rep["subarrays"]
+    modes = ", ".join(f"{s['mode']}" for s in rep["stages"])
     common = [
         f"network: {rep['model']} on {rep['dataset']} ({_g(pi['ops'] / 1e6)} MOP / image), not "
         "the paper's network and data set",
-        f"one subarray of {cfg['rows']} x {cfg['columns']} measured; the chip figure is a "
-        "perfect-parallelism projection",
-        f"host loading (every stage's input rows written into the array): {_g(host_t, 2)}% of "
-        f"latency, {_g(host_e, 2)}% of energy",
-        f"lanes busy on average {_g(100 * sh['mean_lane_utilisation'], 2)}% (fan-in / "
-        "padded tile width: small first-layer kernels leave columns idle)",
+        f"one mat of {_subarrays(k)} of {cfg['rows']} x {cfg['columns']} in lock-step measured "
+        f"(stage modes: {modes}); the chip figure is a perfect-parallelism projection over "
+        f"{rep['chip_projection']['mats']} such mats",
+        f"host port (the image's {pi['host'][HOST_DATA_WORDS]:g} words + the chunk programs): "
+        f"{_g(host_t, 2)}% of latency, {_g(host_e, 2)}% of energy",
+        f"rows built on chip (erase, MOVE GATHER from the data memory, WRITE_ROW / PROGRAM of "
+        f"the bit-planes): {_g(build_t, 2)}% of latency, "
+        f"{_g(sh['row_build_energy_pct'], 2)}% of energy",
+        f"lanes busy on average {_g(100 * sh['mean_lane_utilisation'], 2)}% (fan-in x patches "
+        "/ (mat width x tiles x row sets): small kernels and partial groups leave columns "
+        "idle)",
     ]
     chip = rep["area"]["chip"]
     if chip["periphery_mm2"] is not None:
@@ -730,11 +952,15 @@ def _why_text(rep: dict) -> str:
             "adder layers use the write-free route (ASSUMPTION: seed 001 has no L1 route); "
             "the paper's CNNs are multiply networks (AND + bit-count only)",
             "the paper's area has an 8.9% periphery overhead: its periphery is shared by many "
-            "subarrays, ours is one full set per subarray",
-            "the paper loads data over a 128-bit bus (38.4% of its latency); ours writes one "
-            "128-column row per cycle, and the weights stay in the buffer",
-            "no data transfer between subarrays, BN folded into the requantization: those "
-            "Fig. 13 classes are 0 here",
+            "subarrays, ours has a reduction unit per subarray and a controller, PPU and data "
+            "memory per mat",
+            "the paper loads data over a 128-bit bus (38.4% of its latency); our host writes "
+            "only the image (one 32-bit word per cycle) and the chunk programs, the rows are "
+            "built on chip (one MOVE GATHER per word, then a write per bit-plane), and the "
+            "weights stay in the buffer",
+            "'data transfer' here is the on-chip MOVE (data memory to transpose buffer), not a "
+            "transfer between subarrays; BN is folded into the requantization, so that Fig. 13 "
+            "class is 0 here",
         ],
         "dima_sot": [
             "the paper reports only ratios against its own ASIC / DRAM / ReRAM baselines; none "
@@ -763,11 +989,15 @@ def markdown(reports: list, command: str) -> str:
         f"image(s); backend `{r0['backend']}`"
         + (f" ({r0['simulator']})" if r0["simulator"] else "") + f". Command: `{command}`.",
         "",
-        "*Measured* = one subarray (the RTL core), per image, host row loads included. "
-        "*Projection* = measured per-subarray throughput x the preset's subarray count, "
-        "assuming perfect parallelism over independent images: an upper bound. Ops = 2 per "
-        "L1 term / MAC (and its accumulation), from the golden layer shapes. Energy: "
-        "`sim.energy` (dynamic only; parameters and sources in each JSON's `energy_table`).",
+        "*Measured* = one mat of K subarrays in lock-step (the RTL core; K per preset in the "
+        "table, `--mat`), per image: the host writes the image into the data memory and runs "
+        "the chunk programs (its port cycles included), the programs build every array row on "
+        "chip (MOVE GATHER + WRITE_ROW / PROGRAM micro-ops). *Projection* = measured per-mat "
+        "throughput x (the preset's subarrays / K) mats, assuming perfect parallelism over "
+        "independent images: an upper bound. Ops = 2 per L1 term / MAC (and its "
+        "accumulation), from the golden layer shapes. Energy: `sim.energy` over the mat's "
+        "K x columns lanes (dynamic only; parameters and sources in each JSON's "
+        "`energy_table`).",
         "",
         "| preset (seed) | published (source) | ours, projected on the seed's configuration "
         "| ours, measured on the shared workload | why they differ |",
@@ -777,7 +1007,8 @@ def markdown(reports: list, command: str) -> str:
         seed = rep["seed"]
         pub = _figures_text(seed) if seed else "n/a"
         sid = f" ({seed['seed']})" if seed else ""
-        lines.append(f"| `{rep['preset']}`{sid} | {pub} | {_projected_text(rep)} | "
+        lines.append(f"| `{rep['preset']}`{sid}, K = {rep['subarrays']} | {pub} | "
+                     f"{_projected_text(rep)} | "
                      f"{_measured_text(rep)} | {_why_text(rep)} |")
     lines += ["", "## Per preset", ""]
     for rep in reports:
@@ -787,16 +1018,21 @@ def markdown(reports: list, command: str) -> str:
                   f"`report-{name}-latency.png`. Logits equal to golden: "
                   f"{sum(rep['logits_equal_to_golden'])} / {rep['images']}. "
                   f"Area: {rep['area']['note']}.", "",
-                  "| stage | ops | energy (nJ) | latency (us) | GOPS | GOPS/W |",
-                  "|---|---|---|---|---|---|"]
+                  f"One mat of {_subarrays(rep['subarrays'])} ({rep['mat_columns']} columns).",
+                  "",
+                  "| stage | mode | lanes busy | ops | energy (nJ) | latency (us) | of it row "
+                  "building (us) | GOPS | GOPS/W |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for s in rep["stages"]:
             e = s["estimate"]
-            lines.append(f"| {s['name']} | {s['ops']['ops']} | {_g(e['energy_j'] * 1e9)} | "
-                         f"{_g(e['latency_s'] * 1e6)} | {_g(e['gops'])} | "
-                         f"{_g(e['gops_per_w'])} |")
-        lines.append(f"| **image** | {pi['ops']} | {_g(pi['energy_j'] * 1e9)} | "
-                     f"{_g(pi['latency_s'] * 1e6)} | {_g(pi['gops'])} | "
-                     f"{_g(pi['gops_per_w'])} |")
+            lines.append(f"| {s['name']} | {s['mode']} | {_g(100 * s['lane_utilisation'])}% | "
+                         f"{s['ops']['ops']} | {_g(e['energy_j'] * 1e9)} | "
+                         f"{_g(e['latency_s'] * 1e6)} | {_g(e['row_build_latency_s'] * 1e6)} | "
+                         f"{_g(e['gops'])} | {_g(e['gops_per_w'])} |")
+        lines.append(f"| **image** | | {_g(100 * rep['shares']['mean_lane_utilisation'])}% | "
+                     f"{pi['ops']} | {_g(pi['energy_j'] * 1e9)} | "
+                     f"{_g(pi['latency_s'] * 1e6)} | {_g(pi['row_build_latency_s'] * 1e6)} | "
+                     f"{_g(pi['gops'])} | {_g(pi['gops_per_w'])} |")
         lines.append("")
         for s in rep["stages"]:
             done, full = s["positions_computed"], s["ops"]["out_elements"]
@@ -870,6 +1106,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rtl (the generated core in a simulator, default) or model (the "
                         "cycle-exact numpy core model)")
     p.add_argument("--sim", default="verilator", help="verilator or icarus (rtl backend)")
+    p.add_argument("--mat", default=None,
+                   help=f"subarrays in lock-step in the measured mat, 1 .. {MAX_MAT} (default: "
+                        "each preset's subarrays_per_mat)")
     p.add_argument("--out", default="build/reports", help="output directory")
     p.add_argument("--synth-dir", default=str(REPO / "build" / "synth"),
                    help="where `make synth` put <preset>.json gate counts")
@@ -878,11 +1117,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _summary(reports: list) -> str:
-    lines = [f"{'preset':<10} {'energy/img':>11} {'latency/img':>11} {'GOPS':>8} "
+    lines = [f"{'preset':<10} {'K':>3} {'energy/img':>11} {'latency/img':>11} {'GOPS':>8} "
              f"{'GOPS/W':>8} {'projected chip GOPS':>20}"]
     for r in reports:
         pi = r["per_image"]
-        lines.append(f"{r['preset']:<10} {_si(pi['energy_j'], 'J'):>11} "
+        lines.append(f"{r['preset']:<10} {r['subarrays']:>3} {_si(pi['energy_j'], 'J'):>11} "
                      f"{_si(pi['latency_s'], 's'):>11} {_g(pi['gops']):>8} "
                      f"{_g(pi['gops_per_w']):>8} {_g(r['chip_projection']['gops']):>20}")
     return "\n".join(lines)
@@ -891,6 +1130,7 @@ def _summary(reports: list) -> str:
 def run(args, argv) -> int:
     presets = _check_presets(args.preset)
     n = _parse_n(args.n)
+    mat = parse_mat(args.mat)
     if args.backend not in BACKENDS:
         raise UserError(f"--backend must be one of {', '.join(BACKENDS)}, not {args.backend!r}")
     sim = None
@@ -907,14 +1147,15 @@ def run(args, argv) -> int:
     # Compile for every preset and read the gate counts before anything runs.
     work = []
     for name in presets:
-        config, compiled = _compile(model, name)
+        config, compiled = _compile(model, name, mat)
         gates, note = _load_gates(Path(args.synth_dir), name, config)
         work.append((name, config, compiled, gates, note))
     reports = []
     for name, config, compiled, gates, note in work:
         t0 = time.perf_counter()
         if not args.quiet:
-            print(f"{name}: running {n} image(s) on the {args.backend} backend ...",
+            print(f"{name}: running {n} image(s) on a mat of {_subarrays(compiled.subarrays)}, "
+                  f"{args.backend} backend ...",
                   file=sys.stderr, flush=True)
         images = measure(compiled, model, x, backend=args.backend, model_path=model_path,
                          preset_name=name, sim=sim or "verilator", quiet=args.quiet)

@@ -60,21 +60,23 @@ class CoreHost:
 
     Every host write takes one clock cycle (set the port at a falling edge, the core takes it
     at the rising edge); a run takes as many cycles as the program (the controller runs
-    freely), then the output words and the counters are read combinationally.
+    freely), then the data-memory words and the counters are read combinationally.
 
-    Counts, for the energy model: ``host_writes`` / ``host_erases`` / ``host_programs`` are the
-    array commands the host issued, ``host_rows`` the rows it loaded, ``host_cycles`` the
-    cycles its port traffic took (array, buffer, table and program words).
+    Counts, for the energy model: ``host_words`` the data-memory words the host wrote (the
+    input images), ``host_writes`` / ``host_erases`` / ``host_programs`` the array commands it
+    issued (none in an inference: the programs build their array rows on chip),
+    ``host_cycles`` the cycles of its port traffic during inference (image words and program
+    words; the one-time loads of weights and tables are not counted).
     """
 
     def __init__(self, dut, config):
         self.dut, self.config = dut, config
         self.loaded_program = None
-        self.host_writes = self.host_erases = self.host_programs = self.host_rows = 0
+        self.host_writes = self.host_erases = self.host_programs = self.host_words = 0
         self.host_cycles = 0
         self.run_cycles = 0
         self.period_ns = 10
-        #: Wall seconds spent loading rows, running programs, reading outputs.
+        #: Wall seconds spent loading images and programs, running, reading outputs.
         self.wall = {"load": 0.0, "run": 0.0, "read": 0.0}
         self.last_stages: list[dict] = []
 
@@ -84,8 +86,8 @@ class CoreHost:
         dut = self.dut
         self.period_ns = period_ns
         Clock(dut.clk, period_ns, unit="ns").start()
-        for name in ("prog_we", "buf_we", "tbl_we", "arr_valid", "start", "fault_en",
-                     "fault_load"):
+        for name in ("prog_we", "buf_we", "tbl_we", "agu_we", "dmem_we", "arr_valid", "start",
+                     "fault_en", "fault_load"):
             getattr(dut, name).value = 0
         dut.rst.value = 1
         await ClockCycles(dut.clk, 2)
@@ -130,6 +132,48 @@ class CoreHost:
             dut.tbl_bias.value = int(b)
             await self._tick()
         dut.tbl_we.value = 0
+
+    async def write_tables(self, offsets, patches) -> None:
+        """The gather's address tables (``rtl.core.Core``): offset-table entries 0 ..
+        ``(offset, kpos)``, patch-table entries 0 .. ``(base, mask)``."""
+        from rtl.isa import OFFSET_BITS
+        dut = self.dut
+        dut.agu_we.value = 1
+        for sel, entries in ((0, offsets), (1, patches)):
+            dut.agu_sel.value = sel
+            for i, (low, high) in enumerate(entries):
+                dut.agu_addr.value = i
+                dut.agu_data.value = int(low) | int(high) << OFFSET_BITS
+                await self._tick()
+        dut.agu_we.value = 0
+
+    async def write_dmem(self, base: int, values) -> None:
+        """Data-memory words ``base ..`` from ``values`` (ints, stored mod 2**32)."""
+        dut = self.dut
+        dut.dmem_we.value = 1
+        for i, v in enumerate(np.asarray(values, dtype=np.int64).ravel()):
+            dut.dmem_waddr.value = base + i
+            dut.dmem_wdata.value = int(v) & 0xFFFF_FFFF
+            self.host_words += 1
+            await self._tick()
+        dut.dmem_we.value = 0
+
+    async def read_dmem(self, base: int, n: int) -> list[int]:
+        """Data-memory words ``base .. base + n - 1``, as unsigned 32-bit ints."""
+        from cocotb.triggers import Timer
+        dut, words = self.dut, []
+        for i in range(n):
+            dut.out_raddr.value = base + i
+            await Timer(1, unit="ns")
+            words.append(dut.out_rdata.value.to_unsigned())
+        await self._realign()
+        return words
+
+    async def load_compiled(self, compiled) -> None:
+        """The weight buffer, the requantization table and the address tables."""
+        await self.write_buffer(compiled.buffer)
+        await self.write_table(*compiled.table)
+        await self.write_tables(compiled.offsets, compiled.patches)
 
     async def array_commands(self, commands) -> None:
         """Issue ``(MacroCmd, row, data_bits, mask_bits)`` array commands from the host."""
@@ -177,15 +221,8 @@ class CoreHost:
         await FallingEdge(self.dut.clk)
 
     async def read_outputs(self, n: int) -> list[int]:
-        """The first ``n`` output words, as unsigned 32-bit ints."""
-        from cocotb.triggers import Timer
-        dut, words = self.dut, []
-        for i in range(n):
-            dut.out_raddr.value = i
-            await Timer(1, unit="ns")
-            words.append(dut.out_rdata.value.to_unsigned())
-        await self._realign()
-        return words
+        """The first ``n`` data-memory words, as unsigned 32-bit ints."""
+        return await self.read_dmem(0, n)
 
     def _why(self) -> str:
         """Which unit raised ``error`` (controller, PPU or datapath), for the message."""
@@ -233,51 +270,48 @@ class CoreHost:
     async def infer(self, compiled, x_image, *, golden_trace=None):
         """Run one image (uint8, the model's input shape) through every stage.
 
+        The host writes the image into the data memory and runs each chunk's program; the
+        programs gather their array rows from the data memory on chip, and each stage leaves
+        its outputs there, where the host reads them (to compare, not to pass them on).
         Returns ``(stage_outputs, counters)``: the output array of each stage (the last is the
         logits) and the counters summed over all runs. :attr:`last_stages` then holds per stage
-        its name, golden layer, kind, route, chunks, counters, host cycles and host array
-        commands (``write_row`` / ``erase`` / ``program``: ``sim.energy.estimate``'s ``host``).
-        With ``golden_trace`` (from
-        ``golden.model.infer_int(..., trace=True)`` on the same image, batch axis removed), every
-        stage output is compared with the golden layer it reproduces; the first mismatch
-        raises ``AssertionError`` naming the stage, the layer, the flat index and both values.
+        its name, golden layer, kind, route, mode, chunks, counters and host cycles. With
+        ``golden_trace`` (from ``golden.model.infer_int(..., trace=True)`` on the same image,
+        batch axis removed), every stage output is compared with the golden layer it
+        reproduces; the first mismatch raises ``AssertionError`` naming the stage, the layer,
+        the flat index and both values.
         """
-        from sim.compiler import host_array_load
         totals = dict.fromkeys(counter_names(), 0)
-        x = np.asarray(x_image)
         outputs = []
         self.last_stages = []
+        t0 = time.perf_counter()
+        first = compiled.stages[0]
+        before = self.host_cycles
+        await self.write_dmem(first.in_base, np.asarray(x_image, dtype=np.int64).ravel())
+        self.wall["load"] += time.perf_counter() - t0
         for stage in compiled.stages:
-            y = np.zeros(stage.out_shape, dtype=np.int64)
-            before = (self.host_cycles, self.host_writes, self.host_erases, self.host_programs)
             stage_counters = dict.fromkeys(counter_names(), 0)
             for chunk in stage.chunks:
-                t0 = time.perf_counter()
-                bits = chunk.row_image(x)
-                await self.array_commands(host_array_load(self.config, chunk.rows, bits))
                 t1 = time.perf_counter()
                 counters = await self.run(chunk.program, max_cycles=chunk.max_cycles)
-                t2 = time.perf_counter()
-                words = await self.read_outputs(chunk.n_out)
-                chunk.scatter(words, y)
-                self.wall["load"] += t1 - t0
-                self.wall["run"] += t2 - t1
-                self.wall["read"] += time.perf_counter() - t2
+                self.wall["run"] += time.perf_counter() - t1
                 for k, v in counters.items():
                     totals[k] += v
                     stage_counters[k] += v
-            after = (self.host_cycles, self.host_writes, self.host_erases, self.host_programs)
-            d = [a - b for a, b in zip(after, before, strict=True)]
+            t2 = time.perf_counter()
+            words = await self.read_dmem(stage.out_base, stage.out_size)
+            y = stage.read_output(words)
+            self.wall["read"] += time.perf_counter() - t2
             self.last_stages.append({
                 "name": stage.name, "golden_index": stage.golden_index, "kind": stage.kind,
-                "route": stage.route, "chunks": len(stage.chunks), "counters": stage_counters,
-                "host_cycles": d[0], "host": {"write_row": d[1], "erase": d[2], "program": d[3]},
+                "route": stage.route, "mode": stage.mode, "chunks": len(stage.chunks),
+                "counters": stage_counters, "host_cycles": self.host_cycles - before,
             })
+            before = self.host_cycles
             if golden_trace is not None:
                 want = np.asarray(golden_trace[stage.golden_index]).reshape(stage.out_shape)
                 check_equal(stage.name, stage.golden_index, y, want)
             outputs.append(y)
-            x = y
         return outputs, totals
 
 
@@ -371,18 +405,21 @@ def check_sim(sim: str) -> str:
     return sim
 
 
-def build_core(config, *, preset_name: str, sim: str, core_kwargs: dict | None = None):
-    """Export and build the core for ``config``; return ``(runner, build_dir, toplevel)``."""
+def build_core(config, *, preset_name: str, sim: str, subarrays: int, faults: bool = False,
+               core_kwargs: dict | None = None):
+    """Export and build the core (a mat of ``subarrays``, with the sensing-fault injection if
+    ``faults``) for ``config``; return ``(runner, build_dir, toplevel)``."""
     from amaranth.back import verilog
     from cocotb_tools.runner import get_runner
 
     from rtl.core import Core
     block = "core"
-    build_dir = REPO / "build" / "sim" / block / f"{sim}-{preset_name}-{config.dataflow}"
+    build_dir = REPO / "build" / "sim" / block / build_name(config, preset_name, sim, subarrays,
+                                                            faults)
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{block}.v"
-    text = verilog.convert(Core(config=config, **(core_kwargs or {})), name=block,
-                           emit_src=False)
+    text = verilog.convert(Core(config=config, subarrays=subarrays, faults=faults,
+                                **(core_kwargs or {})), name=block, emit_src=False)
     if not source.is_file() or source.read_text() != text:
         source.write_text(text)
     runner = get_runner(sim)
@@ -395,8 +432,14 @@ def build_core(config, *, preset_name: str, sim: str, core_kwargs: dict | None =
     return runner, build_dir, block
 
 
+def build_name(config, preset_name: str, sim: str, subarrays: int, faults: bool) -> str:
+    """The build directory's name under ``build/sim/core``."""
+    return (f"{sim}-{preset_name}-{config.dataflow}-mat{subarrays}"
+            + ("-faults" if faults else ""))
+
+
 def run_images(*, model_path, config, preset_name: str, sim: str, x, quiet=False,
-               faults: dict | None = None) -> dict:
+               faults: dict | None = None, subarrays: int | None = None) -> dict:
     """Run the images ``x`` (uint8 [N, C, H, W]) through the RTL; return the result dict.
 
     The result holds per image the logits, whether every stage agreed with golden, and the
@@ -407,6 +450,9 @@ def run_images(*, model_path, config, preset_name: str, sim: str, x, quiet=False
     the array flips sensed bits; the outputs then differ from golden, and every stage of every
     image is compared instead with ``sim.core_model.CoreModel`` under the same faults, which
     reproduces the flips bit for bit.
+
+    ``subarrays``: the mat's lock-step subarrays (``rtl.core.Core``), default
+    ``config.subarrays_per_mat``.
     """
     import fcntl
     import tempfile
@@ -415,16 +461,21 @@ def run_images(*, model_path, config, preset_name: str, sim: str, x, quiet=False
     lock_dir.mkdir(parents=True, exist_ok=True)
     # Two runs of one preset share its build: the lock keeps a second build out while one is
     # in progress; each run then works in a directory of its own (job, images, results).
-    with open(lock_dir / f".{sim}-{preset_name}-{config.dataflow}.lock", "w") as lock:
+    if subarrays is None:
+        subarrays = config.subarrays_per_mat
+    with_faults = bool(faults)
+    name = build_name(config, preset_name, sim, subarrays, with_faults)
+    with open(lock_dir / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        runner, build_dir, top = build_core(config, preset_name=preset_name, sim=sim)
+        runner, build_dir, top = build_core(config, preset_name=preset_name, sim=sim,
+                                            subarrays=subarrays, faults=with_faults)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
     try:
         np.save(run_dir / "images.npy", np.asarray(x, dtype=np.uint8))
         result_path = run_dir / "result.json"
         job = {"model_path": str(Path(model_path).resolve()), "config": asdict(config),
                "images": "images.npy", "result": result_path.name, "quiet": bool(quiet),
-               "faults": faults}
+               "faults": faults, "subarrays": subarrays}
         (run_dir / JOB_FILE).write_text(json.dumps(job))
         results_xml = run_dir / "results.xml"
         t0 = time.perf_counter()
@@ -467,25 +518,23 @@ if cocotb is not None:
         try:
             config = AcceleratorConfig(**job["config"])
             model = load_model(job["model_path"])
-            compiled = compile_model(model, config)
+            compiled = compile_model(model, config, subarrays=job["subarrays"])
             x = np.load(job["images"])
             host = CoreHost(dut, config)
             await host.reset()
-            await host.write_buffer(compiled.buffer)
-            await host.write_table(*compiled.table)
+            await host.load_compiled(compiled)
             faults = job.get("faults")
             if faults:
                 from sim.compiler import load_compiled, run_compiled
                 from sim.core_model import CoreModel
-                ref = CoreModel(config)
+                ref = CoreModel(config, subarrays=job["subarrays"])
                 load_compiled(compiled, ref)
                 ref.set_faults(enable=True, **faults)
                 await host.set_faults(enable=True, **faults)
             t0 = time.perf_counter()
             for i, image in enumerate(x):
                 trace = [np.asarray(t)[0] for t in infer_int(model, image[None], trace=True)]
-                before = (host.host_cycles, host.host_writes, host.host_erases,
-                          host.host_programs)
+                before = (host.host_cycles, host.host_words)
                 if faults:
                     outputs, counters = await host.infer(compiled, image)
                     want = run_compiled(compiled, image, ref, load_weights=False)
@@ -495,14 +544,13 @@ if cocotb is not None:
                                     "sim.core_model)", stage.golden_index, got, exp)
                 else:
                     outputs, counters = await host.infer(compiled, image, golden_trace=trace)
-                after = (host.host_cycles, host.host_writes, host.host_erases,
-                         host.host_programs)
+                after = (host.host_cycles, host.host_words)
                 delta = [a - b for a, b in zip(after, before, strict=True)]
                 result["images"].append({
                     "logits": [int(v) for v in outputs[-1].ravel()],
                     "agree": True, "golden_logits": [int(v) for v in trace[-1].ravel()],
                     "counters": counters, "host_cycles": delta[0],
-                    "host_writes": delta[1], "host_erases": delta[2], "host_programs": delta[3],
+                    "host_words": delta[1],
                     "stages": host.last_stages,
                 })
                 if not job["quiet"]:

@@ -28,6 +28,16 @@ Which BER
 Fault seeds are 0 .. seeds-1; for one seed the flipped bits at a lower BER are a subset of those
 at a higher one (:mod:`sim.faults`), so the curves are monotone per seed up to the classifier's
 own non-monotonicity.
+
+Spot check on the core
+----------------------
+``--rtl-cv CV`` also runs the first ``--rtl-n`` images on the core of the technology's preset
+(:data:`TECH_PRESET`), a mat of ``--mat K`` subarrays (default the preset's
+``subarrays_per_mat``), with the array's own sensing faults at the ``read`` BER of that CV
+(:func:`rtl_spot_check`): ``--backend rtl`` (default) in the RTL built with the fault injection
+(``--sim``), checked stage by stage against ``sim.core_model.CoreModel`` under the same
+faults; ``--backend model`` on that core model alone. The result goes into the JSON as
+``spot_check``.
 """
 
 from __future__ import annotations
@@ -45,11 +55,12 @@ import numpy as np
 
 from golden import datasets
 from golden.array import TECHNOLOGIES
-from golden.model import ModelFormatError, bundled_model_path, load_model
+from golden.model import ModelFormatError, bundled_model_path, infer_int, load_model
 from sim.device import DEFAULT_TRIALS, MAX_CV, ber
 from sim.faults import infer_int_with_faults
 
 from .cli import MODEL_DATASET
+from .report import MAX_MAT, parse_mat
 from .util import UserError, write_json_atomic
 
 __all__ = ["MODE", "DEFAULT_CVS", "parse_cvs", "run", "main"]
@@ -141,46 +152,98 @@ TECH_PRESET = {"nand_spin": "nand_spin", "stt": "jeit_stt", "sot": "dima_sot",
                "imac": "imac_sot"}
 
 
-def rtl_spot_check(*, model_name, technology, cv, n, sim, trials, seed=0) -> dict:
-    """Run the first ``n`` test images on the RTL core of ``technology``'s preset with the
-    array's sensing faults at the ``read`` BER of ``cv``; return the spot-check record.
+#: Backends of the spot check: the RTL in a simulator, or the cycle-exact numpy core model that
+#: the RTL is checked against (fast; the tests use it).
+SPOT_BACKENDS = ("rtl", "model")
 
-    The RTL flips every *sensed* bit (``rtl.mtj_array``'s per-column LFSRs): each stored
-    activation row is sensed once per output channel (write-free), or more often (abs-diff:
-    sign and difference passes and the written-back differences; multiply layers: once per
-    weight plane), while :mod:`sim.faults` flips each activation and weight bit once. So the
-    RTL sees more flips than the numpy model at one BER, and its accuracy is lower; the record
-    holds both. Every stage of every image is checked bit for bit against
-    ``sim.core_model.CoreModel`` under the same faults inside the simulation.
+
+def _compile_for_spot_check(model, config, name: str, subarrays: int):
+    from sim.compiler import CompileError, compile_model
+    try:
+        return compile_model(model, config, subarrays=subarrays)
+    except CompileError as e:
+        raise UserError(f"--mat {subarrays}: model {model.name!r} does not compile for preset "
+                        f"{name}: {e}") from None
+
+
+def _model_spot_logits(compiled, x, faults: dict) -> np.ndarray:
+    """Logits of ``x`` on ``sim.core_model.CoreModel`` with the array's sensing faults, in the
+    order ``sim.rtl_backend`` drives the RTL: load the weights and tables, set the faults (the
+    LFSRs start from the seed once), then the images one after the other."""
+    from sim.compiler import load_compiled, run_compiled
+    from sim.core_model import CoreModel
+    core = CoreModel(compiled.config, subarrays=compiled.subarrays)
+    load_compiled(compiled, core)
+    core.set_faults(enable=True, **faults)
+    return np.array([np.asarray(run_compiled(compiled, image, core, load_weights=False).logits)
+                     .ravel() for image in x], dtype=np.int64)
+
+
+def rtl_spot_check(*, model_name, technology, cv, n, sim="verilator", trials, seed=0,
+                   backend: str = "rtl", subarrays: int | None = None) -> dict:
+    """Run the first ``n`` test images on the core of ``technology``'s preset (a mat of
+    ``subarrays``, default the preset's ``subarrays_per_mat``) with the array's sensing faults
+    at the ``read`` BER of ``cv``; return the spot-check record.
+
+    The core flips every *sensed* bit (``rtl.mtj_array``'s per-column LFSRs, one per mat
+    column): each stored activation row is sensed once per output channel (write-free), or
+    more often (abs-diff: sign and difference passes and the written-back differences;
+    multiply layers: once per weight plane), while :mod:`sim.faults` flips each activation and
+    weight bit once. So the core sees more flips than the numpy model at one BER, and its
+    accuracy is lower; the record holds both.
+
+    ``backend`` ``rtl``: the RTL built with the fault injection
+    (:func:`sim.rtl_backend.run_images` ``(..., faults=..., subarrays=...)``, a build of its
+    own), in which every stage of every image is checked bit for bit against
+    ``sim.core_model.CoreModel(config, subarrays=...)`` under the same faults. ``model``: that
+    core model alone, driven the same way (the same logits, in seconds).
     """
     from rtl.config import preset
     from rtl.mtj_array import rate_to_threshold
     from sim.rtl_backend import RtlRunError, run_images
+    if backend not in SPOT_BACKENDS:
+        raise UserError(f"--backend must be one of {', '.join(SPOT_BACKENDS)}, not "
+                        f"{backend!r}")
     name = TECH_PRESET[technology]
     config = preset(name)
+    k = config.subarrays_per_mat if subarrays is None else subarrays
     model = load_model(bundled_model_path(model_name))
+    compiled = _compile_for_spot_check(model, config, name, k)
     x, y = datasets.load_dataset(MODEL_DATASET[model_name], "test")
     x, y = x[:n], y[:n]
     b = ber(technology, MODE, cv=cv, trials=trials, seed=0)
     threshold = rate_to_threshold(b.average)
     faults = {"seed": seed + 1, "threshold": threshold}   # LFSR seed 0 is mapped to 1 anyway
-    try:
-        res = run_images(model_path=bundled_model_path(model_name), config=config,
-                         preset_name=name, sim=sim, x=x, faults=faults, quiet=True)
-    except RtlRunError as e:
-        raise UserError(f"RTL spot check failed: {e}") from None
-    logits = np.array([im["logits"] for im in res["images"]], dtype=np.int64)
-    golden = np.array([im["golden_logits"] for im in res["images"]], dtype=np.int64)
+    t0 = time.perf_counter()
+    if backend == "rtl":
+        try:
+            res = run_images(model_path=bundled_model_path(model_name), config=config,
+                             preset_name=name, sim=sim, x=x, faults=faults, quiet=True,
+                             subarrays=k)
+        except RtlRunError as e:
+            raise UserError(f"RTL spot check failed: {e}") from None
+        logits = np.array([im["logits"] for im in res["images"]], dtype=np.int64)
+        golden = np.array([im["golden_logits"] for im in res["images"]], dtype=np.int64)
+        wall = res["wall_seconds"]
+    else:
+        logits = _model_spot_logits(compiled, x, faults)
+        golden = np.asarray(infer_int(model, x), dtype=np.int64)
+        wall = time.perf_counter() - t0
     numpy_acc = _accuracies(model, x, y, b.average, 3)
-    return {"preset": name, "dataflow": config.dataflow, "simulator": sim, "cv": cv,
+    return {"backend": backend, "preset": name, "dataflow": config.dataflow,
+            "simulator": sim if backend == "rtl" else None,
+            "subarrays": k, "mat_columns": k * config.columns,
+            "stage_modes": [st.mode for st in compiled.stages], "cv": cv,
             "ber": b.average, "fault_threshold": threshold, "fault_seed": faults["seed"],
             "images": int(len(y)),
-            "rtl_accuracy": float((logits.argmax(1) == y).mean()),
+            "accuracy": float((logits.argmax(1) == y).mean()),
             "golden_accuracy": float((golden.argmax(1) == y).mean()),
-            "rtl_prediction_equal_golden": float((logits.argmax(1) == golden.argmax(1)).mean()),
+            "prediction_equal_golden": float((logits.argmax(1) == golden.argmax(1)).mean()),
+            "logits_equal_golden": float((logits == golden).all(axis=1).mean()),
             "numpy_fault_model_accuracy": numpy_acc,
-            "rtl_equals_core_model": True,
-            "wall_seconds": res["wall_seconds"]}
+            # rtl: run_images raised unless every stage equalled the core model
+            "equals_core_model": True if backend == "rtl" else None,
+            "wall_seconds": wall}
 
 
 def _plot(report: dict, path: Path) -> None:
@@ -266,10 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help="output stem (default build/reports/variation-MODEL-TECHNOLOGY)")
     p.add_argument("--rtl-cv", default=None,
-                   help="also spot-check this CV in RTL with the array's fault injection "
-                        "(the technology's preset, Verilator; takes minutes)")
-    p.add_argument("--rtl-n", default="20", help="images of the RTL spot check (default 20)")
+                   help="also spot-check this CV on the core with the array's fault injection "
+                        "(the technology's preset; RTL in Verilator: takes minutes)")
+    p.add_argument("--rtl-n", default="20", help="images of the spot check (default 20)")
     p.add_argument("--sim", default="verilator", help="simulator of the RTL spot check")
+    p.add_argument("--mat", default=None,
+                   help=f"subarrays in lock-step of the spot check's core, 1 .. {MAX_MAT} "
+                        "(default: the preset's subarrays_per_mat)")
+    p.add_argument("--backend", default="rtl",
+                   help="backend of the spot check: rtl (default) or model (the cycle-exact "
+                        "numpy core model the RTL is checked against)")
     return p
 
 
@@ -286,16 +355,21 @@ def main(argv=None) -> int:
             if len(rtl_cv) != 1:
                 raise UserError(f"--rtl-cv must be one CV, not {args.rtl_cv!r}")
             rtl_n = _parse_int("--rtl-n", args.rtl_n)
-            from sim.rtl_backend import check_sim
-            check_sim(args.sim)
+            if args.backend not in SPOT_BACKENDS:
+                raise UserError(f"--backend must be one of {', '.join(SPOT_BACKENDS)}, not "
+                                f"{args.backend!r}")
+            if args.backend == "rtl":
+                from sim.rtl_backend import check_sim
+                check_sim(args.sim)
+        mat = parse_mat(args.mat)
         out = Path(args.out or f"build/reports/variation-{args.model}-{args.technology}")
         t0 = time.perf_counter()
         report = run(model_name=args.model, technology=args.technology, cvs=cvs, n=n,
                      seeds=seeds, trials=trials)
         if args.rtl_cv is not None:
-            report["rtl_spot_check"] = rtl_spot_check(
+            report["spot_check"] = rtl_spot_check(
                 model_name=args.model, technology=args.technology, cv=rtl_cv[0], n=rtl_n,
-                sim=args.sim, trials=trials)
+                sim=args.sim, trials=trials, backend=args.backend, subarrays=mat)
         report["seconds"] = round(time.perf_counter() - t0, 2)
         report["command"] = shlex.join(["python", "-m", "sim.variation", *argv])
         try:
@@ -306,13 +380,17 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(_table(report))
-    spot = report.get("rtl_spot_check")
+    spot = report.get("spot_check")
     if spot:
-        print(f"RTL spot check ({spot['preset']}, {spot['dataflow']}, {spot['simulator']}): "
-              f"CV {spot['cv']:g}, BER {spot['ber']:.3e}, {spot['images']} images: accuracy "
-              f"{100 * spot['rtl_accuracy']:.1f} % (golden {100 * spot['golden_accuracy']:.1f} "
-              f"%, numpy fault model {100 * float(np.mean(spot['numpy_fault_model_accuracy'])):.1f}"
-              " %); every stage == sim.core_model under the same faults")
+        how = (f"RTL in {spot['simulator']}" if spot["backend"] == "rtl"
+               else "numpy core model")
+        same = ("; every stage == sim.core_model under the same faults"
+                if spot["backend"] == "rtl" else "")
+        print(f"spot check ({how}, {spot['preset']}, {spot['dataflow']}, mat of "
+              f"{spot['subarrays']} subarrays): CV {spot['cv']:g}, BER {spot['ber']:.3e}, "
+              f"{spot['images']} images: accuracy {100 * spot['accuracy']:.1f} % (golden "
+              f"{100 * spot['golden_accuracy']:.1f} %, numpy fault model "
+              f"{100 * float(np.mean(spot['numpy_fault_model_accuracy'])):.1f} %){same}")
     print(f"{report['seconds']:.1f} s; wrote {json_path} and {png_path}")
     return 0
 

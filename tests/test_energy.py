@@ -187,7 +187,33 @@ def test_host_loads_charged_as_loading_data():
     assert r.energy_per_class_j["loading data"] == pytest.approx(want * 1e-15, rel=1e-12)
     assert r.host_counts == {"erase": 2, "program": 16}
     assert r.latency_s == pytest.approx(118 / (config.clock_mhz * 1e6))
-    with pytest.raises(ValueError, match="host keys must be among write_row, erase, program"):
+    with pytest.raises(ValueError,
+                       match="host keys must be among write_row, erase, program, data_words"):
         E.estimate(config, {"cycles": 1}, host={"read": 1})
     with pytest.raises(ValueError, match=r"host\['write_row'\] must be 0 for technology"):
         E.estimate(config, {"cycles": 1}, host={"write_row": 1})
+
+
+def test_move_and_requant_are_charged_once_per_mat_and_host_words_as_moves():
+    """A MOVE (rtl.core: one 32-bit data-memory word over the mat's bus) and a REQUANT (the
+    mat's one PPU) cost the same however many lanes are active; the host's image words cost
+    one MOVE each, as loading data."""
+    config = preset("nand_spin")
+    p = E.PERIPHERY
+    toggle = p["activity"].value * p["gate_toggle_fj"].value
+    word_fj = p["move_gates"].value * 32 * toggle          # driver + receiver per bus bit
+    # the mat's one PPU: a 16-bit multiply against acc_bits
+    requant_fj = (p["acc_gates_per_bit"].value * config.acc_bits
+                  * p["requant_mult_bits"].value * toggle)
+    for lanes in (config.columns, 4 * config.columns):
+        assert E.op_energy_fj(config, Opcode.MOVE, lanes) == pytest.approx(word_fj, rel=1e-12)
+        assert E.op_energy_fj(config, Opcode.REQUANT, lanes) == pytest.approx(requant_fj,
+                                                                              rel=1e-12)
+    base = E.estimate(config, {"cycles": 50})
+    r = E.estimate(config, {"cycles": 50, "move": 7}, host={"data_words": 5}, host_cycles=5)
+    assert r.energy_j - base.energy_j == pytest.approx(12 * word_fj * 1e-15, rel=1e-12)
+    assert r.energy_per_class_j["data transfer"] == pytest.approx(7 * word_fj * 1e-15,
+                                                                 rel=1e-12)
+    assert r.energy_per_class_j["loading data"] == pytest.approx(5 * word_fj * 1e-15,
+                                                                rel=1e-12)
+    assert r.host_counts == {"data_words": 5}

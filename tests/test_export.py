@@ -1,5 +1,6 @@
 """rtl.export: byte-identical output, clean Verilator lint, one-line CLI errors."""
 
+import dataclasses
 import filecmp
 import subprocess
 import sys
@@ -22,10 +23,18 @@ def verilator():
         pytest.fail(str(e))
 
 
+def _mat2(name):
+    """The preset with a core of 2 subarrays: the generator loops over the subarrays, so 2
+    exercises every path; the presets' 16 take about 50 s to convert and 40 s to lint each
+    (``make verilog`` exports the preset's own mat)."""
+    cfg = preset(name)
+    return dataclasses.replace(cfg, subarrays_per_mat=min(2, cfg.subarrays_per_mat))
+
+
 @pytest.mark.parametrize("name", preset_names())
 def test_export_deterministic_and_lint_clean(name, tmp_path, verilator):
-    first = export(preset(name), tmp_path / "a")
-    export(preset(name), tmp_path / "b")
+    first = export(_mat2(name), tmp_path / "a")
+    export(_mat2(name), tmp_path / "b")
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == \
         sorted([f"{b}.v" for b in BLOCKS] + ["lint.vlt"])
     for path in first:
@@ -42,7 +51,7 @@ def test_export_replaces_directory(tmp_path):
     out = tmp_path / "v"
     out.mkdir()
     (out / "stale.v").write_text("// old")
-    export(preset("nand_spin"), out)
+    export(_mat2("nand_spin"), out)
     assert not (out / "stale.v").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp dir left over"
 
@@ -55,7 +64,7 @@ def _cli(*args, cwd):
 
 def test_cli_writes_files_twice_identically(tmp_path):
     for out in ("x", "y"):
-        r = _cli("--preset", "jeit_stt", "--out", out, cwd=tmp_path)
+        r = _cli("--preset", "jeit_stt", "--mat", "1", "--out", out, cwd=tmp_path)
         assert r.returncode == 0, r.stderr
     assert not filecmp.dircmp(tmp_path / "x", tmp_path / "y").diff_files
     assert filecmp.cmpfiles(tmp_path / "x", tmp_path / "y", [f"{b}.v" for b in BLOCKS],
@@ -71,8 +80,16 @@ def test_cli_unknown_preset(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_cli_bad_mat(tmp_path):
+    r = _cli("--preset", "imac_sot", "--mat", "0", "--out", "out", cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == ("python -m rtl.export: error: --mat must be an integer in [1, 64] "
+                        "(subarrays in the core's mat), not '0'\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_default_out(tmp_path):
-    r = _cli("--preset", "imac_sot", cwd=tmp_path)
+    r = _cli("--preset", "imac_sot", "--mat", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "build" / "verilog" / "imac_sot").iterdir()) == \
         sorted([f"{b}.v" for b in BLOCKS] + ["lint.vlt"])

@@ -2,31 +2,42 @@
 the golden layer shapes and the energy table; the CLI's errors.
 
 Expected values come from the model's shapes, the compiled programs' static structure
-(``Stage.cycles`` / ``micro_ops`` / chunk rows), ``sim.energy.estimate`` called here on the
-counters the report stored, and the sourced constants of ``sim.energy`` -- never from the
-report's own numbers.
+(``Stage.cycles`` / ``micro_ops`` / ``gather_cycles``, the chunks' programs and patches),
+``sim.energy.estimate`` called here on the counters the report stored, golden inference and
+the sourced constants of ``sim.energy`` -- never from the report's own numbers.
 """
 
+import contextlib
+import io
 import json
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from golden.datasets import load_dataset
 from golden.model import (
-    COMPUTE_KINDS, Layer, bundled_model_path, load_model, make_model, save_model,
+    COMPUTE_KINDS, Layer, bundled_model_path, infer_int, load_model, make_model, save_model,
 )
 from rtl.config import preset
+from rtl.isa import Opcode
 from sim import energy, report
 from sim.compiler import compile_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("nand_spin", "jeit_stt")
 MODEL = "digits_addernet"
+IMAGES = 2
+#: The report runs: --mat (None = the presets' subarrays_per_mat, 16 for both) -> presets.
+#: They run in-process (``report.main``, the CLI's entry point: a subprocess would spend most
+#: of its time importing); test_cli_error_subprocess_no_traceback runs the module as a user.
+RUNS = {None: PRESETS, 1: ("jeit_stt",), 4: ("nand_spin",)}
+CASES = [(mat, name) for mat, names in RUNS.items() for name in names]
 REL = 1e-12
 # A made-up gate-count report for nand_spin: 10 gates + 2 flip-flops per subarray block and
 # 100 gates in the controller.
@@ -40,20 +51,41 @@ def _run(*args):
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    base = tmp_path_factory.mktemp("report")
+def _mat_id(mat):
+    return f"mat{mat or 'default'}"
+
+
+def _report_run(base, mat):
+    """``(out directory, stdout, mat, presets)`` of the report run with ``--mat mat``."""
+    base.mkdir()
     synth = base / "synth"
     synth.mkdir()
     (synth / "nand_spin.json").write_text(json.dumps(GATES))     # jeit_stt: none
     out = base / "out"
-    args = ["--backend", "model", "--model", MODEL, "-n", "1", "--out", str(out),
+    args = ["--backend", "model", "--model", MODEL, "-n", str(IMAGES), "--out", str(out),
             "--synth-dir", str(synth), "--quiet"]
-    for p in PRESETS:
+    for p in RUNS[mat]:
         args += ["--preset", p]
-    r = _run(*args)
-    assert r.returncode == 0, r.stderr
-    return out, r
+    if mat is not None:
+        args += ["--mat", str(mat)]
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert report.main(args) == 0
+    return out, stdout.getvalue(), mat, RUNS[mat]
+
+
+@pytest.fixture(scope="module")
+def report_runs(tmp_path_factory):
+    """The report runs, each made once per test process on first use (not a parametrized
+    fixture: under xdist its tests interleave and the runs would be repeated)."""
+    base = tmp_path_factory.mktemp("report")
+    done = {}
+
+    def get(mat):
+        if mat not in done:
+            done[mat] = _report_run(base / _mat_id(mat), mat)
+        return done[mat]
+    return get
 
 
 def _golden_ops(model):
@@ -68,113 +100,204 @@ def _golden_ops(model):
     return ops
 
 
-def test_files(run_dir):
-    out, r = run_dir
+def _program_loads(compiled, images):
+    """Per image and stage, the program words the host loads: every chunk program in run
+    order, loaded unless it equals the one loaded before it (none before image 0)."""
+    previous, out = None, []
+    for _ in range(images):
+        row = []
+        for st in compiled.stages:
+            words = 0
+            for ch in st.chunks:
+                if previous is None or list(ch.program) != list(previous):
+                    words += len(ch.program)
+                previous = ch.program
+            row.append(words)
+        out.append(row)
+    return out
+
+
+def _lane_utilisation(st, k, columns):
+    """fan-in x patches over the lanes the stage's row sets offer."""
+    if st.mode == "segmented":
+        row_sets = sum(-(-ch.patches // k) for ch in st.chunks)     # groups of K patches
+        return st.fan_in * st.n_patches / (k * columns * row_sets)
+    tiles = -(-st.fan_in // (k * columns))
+    return st.fan_in / (tiles * k * columns)
+
+
+@pytest.mark.parametrize("mat", list(RUNS), ids=_mat_id)
+def test_files(report_runs, mat):
+    out, stdout, mat, presets = report_runs(mat)
     names = sorted(f.name for f in out.iterdir())
     want = ["report.md"] + sorted(
-        f"report-{p}{s}" for p in PRESETS for s in (".json", "-energy.png", "-latency.png"))
+        f"report-{p}{s}" for p in presets for s in (".json", "-energy.png", "-latency.png"))
     assert names == sorted(want)                    # and no temp file left behind
-    for p in PRESETS:
+    for p in presets:
         for s in ("energy", "latency"):
             png = (out / f"report-{p}-{s}.png").read_bytes()
             assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
     md = (out / "report.md").read_text()
-    assert md.count("\n| `") == len(PRESETS)       # one table row per preset
-    assert "seed 001 sec. 5.3, Table 3" in md and "80.6 FPS" in md and "32.31 GOPS" in md
-    assert "PROJECTION" in md and "nand_spin" in r.stdout
+    assert md.count("\n| `") == len(presets)       # one table row per preset
+    assert "PROJECTION" in md and all(p in stdout for p in presets)
+    k = mat or 16
+    assert f"One mat of {k} subarray{'s' if k > 1 else ''} ({k * 128} columns)" in md
+    if "nand_spin" in presets:
+        assert "seed 001 sec. 5.3, Table 3" in md and "80.6 FPS" in md
+        assert f"`nand_spin` (001), K = {k} |" in md
+    if "jeit_stt" in presets:
+        assert "32.31 GOPS" in md and f"`jeit_stt` (000), K = {k} |" in md
+    assert "host array commands" not in md and "one subarray" not in md
 
 
-@pytest.mark.parametrize("name", PRESETS)
-def test_figures_recomputed(run_dir, name):
-    out, _ = run_dir
+@pytest.mark.parametrize("mat, name", CASES, ids=[f"{_mat_id(m)}-{n}" for m, n in CASES])
+def test_figures_recomputed(report_runs, mat, name):
+    out = report_runs(mat)[0]
     rep = json.loads((out / f"report-{name}.json").read_text())
     config = preset(name)
+    k = config.subarrays_per_mat if mat is None else mat
+    width = k * config.columns
     model = load_model(bundled_model_path(MODEL))
-    compiled = compile_model(model, config)
+    compiled = compile_model(model, config, subarrays=k)
     clock_hz = config.clock_mhz * 1e6
-    assert rep["images"] == 1 and rep["logits_equal_to_golden"] == [True]
+    x, _ = load_dataset("digits", "test")
+    golden = infer_int(model, x[:IMAGES])
+    assert rep["images"] == IMAGES and rep["logits_equal_to_golden"] == [True] * IMAGES
+    assert [im["logits"] for im in rep["measured_images"]] == golden.tolist()
+
+    # The basis: one mat of K subarrays, every micro-op over its K x columns lanes.
+    assert rep["subarrays"] == k and rep["mat_columns"] == width
+    assert rep["energy_table"]["columns_active"] == width
+    assert rep["energy_table"]["op_energy_fj"]["min_step"] == pytest.approx(
+        energy.op_energy_fj(config, Opcode.MIN_STEP, width), rel=REL)
 
     golden_ops = _golden_ops(model)
     stages = rep["stages"]
     assert [s["layer_index"] for s in stages] == [i for i, _ in golden_ops]
-    sum_e = sum_cycles = sum_host = 0
-    for s, st, (_, ops) in zip(stages, compiled.stages, golden_ops, strict=True):
+    assert [s["mode"] for s in stages] == [st.mode for st in compiled.stages]
+    if k > 1:
+        assert {s["mode"] for s in stages} == {"segmented", "wide"}
+    loads = _program_loads(compiled, IMAGES)
+    in_size = math.prod(model.input_shape)
+    sum_e = sum_cycles = sum_host = sum_build = 0
+    for si, (s, st, (_, ops)) in enumerate(zip(stages, compiled.stages, golden_ops,
+                                               strict=True)):
         assert s["ops"]["ops"] == ops
+        assert s["lane_utilisation"] == pytest.approx(
+            _lane_utilisation(st, k, config.columns), rel=REL)
+        assert s["row_build"]["cycles"] == st.gather_cycles
+        for ii, m in enumerate(s["measured"]):
+            # Counters: the static structure of the compiled program (no zero skipping).
+            assert m["counters"] == st.micro_ops
+            assert m["counters"]["cycles"] == st.cycles
+            # Host: the image's words in stage 0, the loaded programs' words.
+            assert m["host"] == {"data_words": in_size if si == 0 else 0}
+            assert m["host_program_words"] == loads[ii][si]
+            assert m["host_cycles"] == m["host"]["data_words"] + loads[ii][si]
         m = s["measured"][0]
-        # Counters: the static structure of the compiled program (no zero skipping).
-        assert m["counters"] == st.micro_ops
-        assert m["counters"]["cycles"] == st.cycles
-        # Host array commands: one per loaded row, plus one erase per strip on nand_spin.
-        rows = sum(len(c.rows) for c in st.chunks)
-        if name == "nand_spin":
-            strips = sum(len({r - r % config.mtjs_per_strip for r in c.rows})
-                         for c in st.chunks)
-            assert m["host"] == {"write_row": 0, "erase": strips, "program": rows}
-        else:
-            assert m["host"] == {"write_row": rows, "erase": 0, "program": 0}
-        host_cycles = sum(m["host"].values())
-        assert m["host_cycles"] == host_cycles
-        want = energy.estimate(config, m["counters"], ops=ops, columns_active=config.columns,
+        host_cycles = m["host_cycles"]
+        want = energy.estimate(config, m["counters"], ops=ops, columns_active=width,
                                host=m["host"], host_cycles=host_cycles)
         e = s["estimate"]
-        assert e["energy_j"] == pytest.approx(want.energy_j, rel=REL)
-        for cls in energy.CLASSES:
-            assert e["energy_per_class_j"][cls] == pytest.approx(want.energy_per_class_j[cls],
-                                                                 rel=REL, abs=0)
+        if loads[0][si] == loads[-1][si]:
+            assert e["energy_j"] == pytest.approx(want.energy_j, rel=REL)
+            for cls in energy.CLASSES:
+                assert e["energy_per_class_j"][cls] == pytest.approx(
+                    want.energy_per_class_j[cls], rel=REL, abs=0)
+            latency = (m["counters"]["cycles"] + host_cycles) / clock_hz
+            assert e["latency_s"] == pytest.approx(latency, rel=REL)
+            assert e["gops"] == pytest.approx(ops / latency / 1e9, rel=REL)
+            assert e["gops_per_w"] == pytest.approx(ops / want.energy_j / 1e9, rel=REL)
+            assert e["row_build_latency_s"] + e["compute_latency_s"] + e["host_latency_s"] \
+                == pytest.approx(latency, rel=1e-9)
         assert sum(e["energy_per_class_j"].values()) == pytest.approx(e["energy_j"], rel=1e-9)
-        latency = (m["counters"]["cycles"] + host_cycles) / clock_hz
-        assert e["latency_s"] == pytest.approx(latency, rel=REL)
-        assert e["gops"] == pytest.approx(ops / latency / 1e9, rel=REL)
-        assert e["gops_per_w"] == pytest.approx(ops / want.energy_j / 1e9, rel=REL)
         sum_e += want.energy_j
         sum_cycles += m["counters"]["cycles"]
         sum_host += host_cycles
+        sum_build += st.gather_cycles
 
-    # Per image: the sum of the stages.
+    # Per image: the stages' counters sum to the run's, and the figures to the stages'.
+    for ii, im in enumerate(rep["measured_images"]):
+        summed = dict.fromkeys(im["counters"], 0)
+        for s in stages:
+            for key, v in s["measured"][ii]["counters"].items():
+                summed[key] += v
+        assert summed == im["counters"]
+        assert im["counters"]["cycles"] == compiled.cycles
+        assert im["host_words"] == in_size
+        assert im["host_cycles"] == in_size + sum(loads[ii])
     pi = rep["per_image"]
     total_ops = sum(o for _, o in golden_ops)
     latency = (sum_cycles + sum_host) / clock_hz
     assert pi["ops"] == total_ops
-    assert pi["energy_j"] == pytest.approx(sum_e, rel=1e-9)
+    assert pi["host"] == {"data_words": in_size}
+    assert pi["row_build_cycles"] == sum_build == compiled.gather_cycles
     assert sum(pi["energy_per_class_j"].values()) == pytest.approx(pi["energy_j"], rel=1e-9)
-    assert pi["latency_s"] == pytest.approx(latency, rel=REL)
-    assert sum_cycles == compiled.cycles
-    assert pi["gops"] == pytest.approx(total_ops / latency / 1e9, rel=REL)
-    assert pi["gops_per_w"] == pytest.approx(total_ops / sum_e / 1e9, rel=1e-9)
+    assert sum(rep["shares"]["latency_pct"].values()) == pytest.approx(100, rel=1e-9)
+    if loads[0] == loads[-1]:
+        assert pi["energy_j"] == pytest.approx(sum_e, rel=1e-9)
+        assert pi["latency_s"] == pytest.approx(latency, rel=REL)
+        assert pi["gops"] == pytest.approx(total_ops / latency / 1e9, rel=REL)
+        assert pi["gops_per_w"] == pytest.approx(total_ops / sum_e / 1e9, rel=1e-9)
 
-    # Chip projection: x (subarrays per mat x mats), GOPS/W unchanged.
-    subarrays = config.subarrays_per_mat * config.mats
+    # Chip projection: x (config.subarrays // K) mats, GOPS/W unchanged.
+    mats = config.subarrays_per_mat * config.mats // k
     proj = rep["chip_projection"]
-    assert proj["subarrays"] == subarrays
-    assert proj["gops"] == pytest.approx(subarrays * total_ops / latency / 1e9, rel=REL)
-    assert proj["images_per_second"] == pytest.approx(subarrays / latency, rel=REL)
+    assert proj["mats"] == mats and proj["subarrays_per_mat"] == k
+    assert proj["gops"] == pytest.approx(mats * pi["gops"], rel=REL)
+    assert proj["images_per_second"] == pytest.approx(mats / pi["latency_s"], rel=REL)
     assert proj["gops_per_w"] == pytest.approx(pi["gops_per_w"], rel=REL)
 
-    # Area: one subarray's MTJ array from the sourced cell size, and the made-up gate counts.
+    # Area: one mat's MTJ array from the sourced cell size, and the made-up gate counts.
     a = energy.ARRAY[config.technology]
     sub_array_mm2 = (config.rows * config.columns * a["cell_f2"].value
                      * (a["feature_nm"].value * 1e-3) ** 2 * 1e-6)
     area = rep["area"]
-    assert area["subarray"]["array_mm2"] == pytest.approx(sub_array_mm2, rel=1e-9)
-    assert area["chip"]["array_mm2"] == pytest.approx(sub_array_mm2 * subarrays, rel=1e-9)
+    assert area["mat"]["array_mm2"] == pytest.approx(sub_array_mm2 * k, rel=1e-9)
+    assert area["chip"]["array_mm2"] == pytest.approx(sub_array_mm2 * k * mats, rel=1e-9)
     if name == "nand_spin":
         p = energy.PERIPHERY
         block_um2 = 10 * p["gate_area_um2"].value + 2 * p["flop_area_um2"].value
         ctrl_um2 = 100 * p["gate_area_um2"].value
         util = p["utilisation"].value
         assert not area["array_only"]
-        assert area["subarray"]["periphery_mm2"] == pytest.approx(
-            (block_um2 + ctrl_um2) / util * 1e-6, rel=1e-9)
+        assert area["mat"]["periphery_mm2"] == pytest.approx(
+            (block_um2 * k + ctrl_um2) / util * 1e-6, rel=1e-9)
         assert area["chip"]["periphery_mm2"] == pytest.approx(
-            (block_um2 * subarrays + ctrl_um2 * config.mats) / util * 1e-6, rel=1e-9)
+            (block_um2 * k + ctrl_um2) * mats / util * 1e-6, rel=1e-9)
     else:
-        assert area["array_only"] and area["subarray"]["periphery_mm2"] is None
+        assert area["array_only"] and area["mat"]["periphery_mm2"] is None
         assert "not found" in area["note"]
     assert rep["measured"]["gops_per_mm2"] == pytest.approx(
-        total_ops / latency / 1e9 / area["subarray"]["total_mm2"], rel=REL)
+        pi["gops"] / area["mat"]["total_mm2"], rel=REL)
     # The energy table the figures used, with sources.
     assert rep["energy_table"]["array"]["read_fj"]["value"] == a["read_fj"].value
     assert all(v["source"] for v in rep["energy_table"]["array"].values())
+
+
+def _fake(*stages):
+    """A compiled model whose stages run the given chunk programs (tuples of words)."""
+    return SimpleNamespace(stages=[
+        SimpleNamespace(in_size=10 + i, chunks=[SimpleNamespace(program=p) for p in progs])
+        for i, progs in enumerate(stages)])
+
+
+def test_host_port_words_program_persists_across_images():
+    a, b = (1, 2, 3), (4, 5)
+    # One program for the whole model: loaded once, at image 0.
+    assert report.host_port_words(_fake([a]), 3) == [
+        [{"data_words": 10, "program_words": 3}], [{"data_words": 10, "program_words": 0}],
+        [{"data_words": 10, "program_words": 0}]]
+    # a, a, b: the second a is skipped; the next image starts with b loaded, so a reloads.
+    assert report.host_port_words(_fake([a, a], [b]), 2) == [
+        [{"data_words": 10, "program_words": 3}, {"data_words": 0, "program_words": 2}]] * 2
+    # b ends image 0 and starts image 1: not reloaded there.
+    assert report.host_port_words(_fake([b], [a, b]), 2) == [
+        [{"data_words": 10, "program_words": 2}, {"data_words": 0, "program_words": 5}],
+        [{"data_words": 10, "program_words": 0}, {"data_words": 0, "program_words": 5}]]
+    assert report.host_port_words(_fake([a]), 0) == []
+    with pytest.raises(ValueError, match=r"^images must be an int >= 0, not -1$"):
+        report.host_port_words(_fake([a]), -1)
 
 
 # ---- errors ---------------------------------------------------------------------------------
@@ -201,6 +324,10 @@ def _big_model(path):
                                        "dima_sot, imac_sot, not 'pcm'"),
     (("-n", "0"), "-n must be an integer >= 1, not '0'"),
     (("-n", "two"), "-n must be an integer >= 1, not 'two'"),
+    (("--mat", "0"), "--mat must be an integer in [1, 64] (subarrays in lock-step), not '0'"),
+    (("--mat", "65"), "--mat must be an integer in [1, 64] (subarrays in lock-step), not '65'"),
+    (("--mat", "four"), "--mat must be an integer in [1, 64] (subarrays in lock-step), not "
+                        "'four'"),
     (("--backend", "spice"), "--backend must be one of rtl, model, not 'spice'"),
     (("--backend", "rtl", "--sim", "modelsim"), "--sim must be one of verilator, icarus, "
                                                 "not 'modelsim'"),
@@ -227,7 +354,8 @@ def test_model_that_does_not_compile(tmp_path, capsys):
                       "--preset", "nand_spin", "--out", str(out), "-n", "1"])
     err = capsys.readouterr().err
     assert rc == 2
-    assert err.startswith("error: --preset nand_spin: model 'big' does not compile for it: ")
+    assert err.startswith("error: --preset nand_spin --mat 16: model 'big' does not compile "
+                          "for it: ")
     assert err.count("\n") == 1 and not out.exists()
 
 

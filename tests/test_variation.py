@@ -11,6 +11,9 @@ import pytest
 
 from golden.datasets import load_dataset
 from golden.model import bundled_model_path, infer_int, load_model
+from rtl.config import preset
+from sim import variation
+from sim.compiler import compile_model
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 120
@@ -61,6 +64,11 @@ def test_digits_three_cv_points(tmp_path):
     (("--rtl-cv", "0.1,0.2"), "--rtl-cv must be one CV, not '0.1,0.2'"),
     (("--rtl-cv", "0.1", "--rtl-n", "0"), "--rtl-n must be an integer >= 1, not '0'"),
     (("--rtl-cv", "0.1", "--sim", "xsim"), "--sim must be one of icarus, verilator, not"),
+    (("--rtl-cv", "0.1", "--backend", "spice"), "--backend must be one of rtl, model, not "
+                                                "'spice'"),
+    (("--mat", "0"), "--mat must be an integer in [1, 64] (subarrays in lock-step), not '0'"),
+    (("--rtl-cv", "0.1", "--mat", "x"), "--mat must be an integer in [1, 64] (subarrays in "
+                                        "lock-step), not 'x'"),
     (("--seeds", "0"), "--seeds must be an integer >= 1, not '0'"),
     (("--seeds", "two"), "--seeds must be an integer >= 1, not 'two'"),
 ])
@@ -72,3 +80,38 @@ def test_bad_input(tmp_path, args, message):
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert r.stdout == ""
     assert list(tmp_path.rglob("*")) == []
+
+
+def test_spot_check_on_the_core_model_subprocess(tmp_path):
+    """--rtl-cv with --backend model: the spot check's core is a mat of --mat subarrays; at
+    CV 0.2 (BER ~5e-2) the sensing faults change every image's logits."""
+    out = tmp_path / "var"
+    r = _run("--model", "digits_addernet", "--cv", "0", "-n", "10", "--seeds", "1", "--trials",
+             "2000", "--rtl-cv", "0.2", "--rtl-n", "2", "--backend", "model", "--mat", "4",
+             "--out", str(out), cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    spot = json.loads(out.with_suffix(".json").read_text())["spot_check"]
+    config = preset("nand_spin")
+    compiled = compile_model(load_model(bundled_model_path("digits_addernet")), config,
+                             subarrays=4)
+    assert spot["backend"] == "model" and spot["preset"] == "nand_spin"
+    assert spot["subarrays"] == 4 and spot["mat_columns"] == 4 * config.columns
+    assert spot["stage_modes"] == [st.mode for st in compiled.stages]
+    assert spot["images"] == 2 and spot["cv"] == 0.2 and spot["ber"] > 0.01
+    assert spot["fault_threshold"] > 0 and spot["logits_equal_golden"] == 0.0
+    assert "spot check (numpy core model, nand_spin, write_free, mat of 4 subarrays)" \
+        in r.stdout
+
+
+@pytest.mark.parametrize("mat", [1, 4])
+def test_spot_check_without_variation_is_golden(mat):
+    """CV 0: BER 0, fault threshold 0, so the core's logits are golden's, at K = 1 and K = 4."""
+    spot = variation.rtl_spot_check(model_name="digits_addernet", technology="stt", cv=0.0,
+                                    n=3, trials=100, backend="model", subarrays=mat)
+    assert spot["preset"] == "jeit_stt" and spot["subarrays"] == mat
+    assert spot["ber"] == 0.0 and spot["fault_threshold"] == 0
+    assert spot["logits_equal_golden"] == 1.0 and spot["prediction_equal_golden"] == 1.0
+    x, y = load_dataset("digits", "test")
+    golden = infer_int(load_model(bundled_model_path("digits_addernet")), x[:3])
+    assert spot["accuracy"] == spot["golden_accuracy"] == float((golden.argmax(1) == y[:3])
+                                                                .mean())
