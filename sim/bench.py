@@ -23,8 +23,7 @@ import numpy as np
 from golden import datasets
 from golden.model import bundled_model_path, infer_float, infer_int, load_model
 
-from .report import MAX_MAT, parse_mat
-from .util import UserError, write_json_atomic
+from .util import MAX_MAT, UserError, parse_mat, write_json_atomic
 
 
 def _timed(fn, repeat):

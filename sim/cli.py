@@ -22,7 +22,7 @@ import numpy as np
 from golden import datasets
 from golden.model import ModelFormatError, bundled_model_path, infer_float, infer_int, load_model
 
-from .util import UserError, write_json_atomic
+from .util import UserError, parse_mat, write_json_atomic
 
 BACKENDS = ("golden", "rtl")
 #: Which data set each bundled model was trained on.
@@ -55,7 +55,9 @@ def _parse_n(text: str) -> int | None:
 def cmd_run(args) -> int:
     n = _parse_n(args.n)
     config = _config_of(args) if args.backend == "rtl" else None
-    mat = _parse_mat(args.mat, config) if config is not None else None
+    mat = None
+    if config is not None:
+        mat = parse_mat(args.mat) or config.subarrays_per_mat
     model, ds_name = _resolve_model(args.model)
     ds_name = args.dataset or ds_name
     if ds_name is None:
@@ -130,19 +132,6 @@ def _config_of(args):
         except ValueError as e:
             raise UserError(f"--dataflow: {e}") from None
     return config
-
-
-def _parse_mat(text, config) -> int:
-    if text is None:
-        return config.subarrays_per_mat
-    try:
-        k = int(text)
-    except ValueError:
-        k = 0
-    if not 1 <= k <= 64:
-        raise UserError(f"--mat must be an integer in [1, 64] (subarrays in lock-step), not "
-                        f"{text!r}")
-    return k
 
 
 def _run_rtl(args, config, mat, model, x, golden_logits) -> dict:

@@ -109,16 +109,14 @@ from rtl.isa import MoveOp, Opcode, counter_names, decode
 from sim import energy
 from sim.energy import HOST_DATA_WORDS
 
-from .util import UserError, write_json_atomic
+from .util import MAX_MAT, UserError, parse_mat, write_json_atomic
 
-__all__ = ["BACKENDS", "MAX_MAT", "SEED_FIGURES", "parse_mat", "stage_ops", "host_port_words",
+__all__ = ["BACKENDS", "SEED_FIGURES", "stage_ops", "host_port_words",
            "row_build_profile", "measure", "preset_report", "markdown", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
 BACKENDS = ("rtl", "model")
 SIMULATORS = ("verilator", "icarus")
-#: ``--mat``: subarrays in lock-step, as ``sim.cli``'s.
-MAX_MAT = 64
 #: Which data set each bundled model was trained on (as ``sim.cli``).
 MODEL_DATASET = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits"}
 DATASETS = ("fashion_mnist", "digits")
@@ -263,21 +261,6 @@ def _load_images(model, ds: str, n: int):
         raise UserError(f"-n {n}: the {ds} test split has only {len(y)} images; give -n "
                         f"between 1 and {len(y)}")
     return x[:n], y[:n]
-
-
-def parse_mat(text) -> int | None:
-    """``--mat``: None (each preset's ``subarrays_per_mat``) or an int in [1, MAX_MAT]; a
-    UserError otherwise."""
-    if text is None:
-        return None
-    try:
-        k = int(text)
-    except (TypeError, ValueError):
-        k = 0
-    if not 1 <= k <= MAX_MAT:
-        raise UserError(f"--mat must be an integer in [1, {MAX_MAT}] (subarrays in lock-step), "
-                        f"not {text!r}")
-    return k
 
 
 def _compile(model, name: str, mat: int | None):

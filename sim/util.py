@@ -30,3 +30,22 @@ def write_json_atomic(path, data) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+#: Most subarrays in one mat (``rtl.core.Core``'s ``subarrays``).
+MAX_MAT = 64
+
+
+def parse_mat(text) -> int | None:
+    """``--mat``: None (each preset's ``subarrays_per_mat``) or an int in [1, MAX_MAT]; a
+    UserError otherwise."""
+    if text is None:
+        return None
+    try:
+        k = int(text)
+    except (TypeError, ValueError):
+        k = 0
+    if not 1 <= k <= MAX_MAT:
+        raise UserError(f"--mat must be an integer in [1, {MAX_MAT}] (subarrays in lock-step), "
+                        f"not {text!r}")
+    return k

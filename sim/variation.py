@@ -60,8 +60,7 @@ from sim.device import DEFAULT_TRIALS, MAX_CV, ber
 from sim.faults import infer_int_with_faults
 
 from .cli import MODEL_DATASET
-from .report import MAX_MAT, parse_mat
-from .util import UserError, write_json_atomic
+from .util import MAX_MAT, UserError, parse_mat, write_json_atomic
 
 __all__ = ["MODE", "DEFAULT_CVS", "parse_cvs", "run", "main"]
 
