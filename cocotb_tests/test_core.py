@@ -248,7 +248,7 @@ async def core_digits_model(dut):
 
 
 def _small(name, dataflow, mat=1):
-    return dataclasses.replace(preset(name), dataflow=dataflow,
+    return dataclasses.replace(preset(name).with_dataflow(dataflow),
                                **{**SMALL, "subarrays_per_mat": mat})
 
 

@@ -35,7 +35,7 @@ CASES = ("adder_conv_maxpool", "conv_pool_flatten_linear")
 
 
 def _small(name, dataflow, mat=1):
-    return dataclasses.replace(preset(name), dataflow=dataflow,
+    return dataclasses.replace(preset(name).with_dataflow(dataflow),
                                **{**SMALL, "subarrays_per_mat": mat})
 
 

@@ -33,7 +33,7 @@ PROBES = 2
 
 
 def _config(name, dataflow, k):
-    return dataclasses.replace(preset(name), dataflow=dataflow, rows=64, columns=16,
+    return dataclasses.replace(preset(name).with_dataflow(dataflow), rows=64, columns=16,
                                subarrays_per_mat=k, mats=1)
 
 

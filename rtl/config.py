@@ -9,7 +9,9 @@ exist, also not one made with :func:`dataclasses.replace`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+
+from rtl.routes import ROUTES
 
 __all__ = [
     "TECHNOLOGIES",
@@ -25,14 +27,17 @@ __all__ = [
 #: SOT-MRAM analog in-memory computing (seed 003).
 TECHNOLOGIES = ("stt", "nand_spin", "sot", "imac")
 
-#: How an adder layer (sum |x - w|) is mapped onto the periphery:
+#: The known routes (``rtl.routes``), any of which a configuration may choose as the route of
+#: its adder layers (sum |x - w|):
 #: ``abs_diff``     -- the seed-000 route, |x - w| through the FA/FS lanes;
 #: ``write_free``   -- sum x + sum w - 2 sum min(x, w), min found MSB-first by a two-flag lane,
 #:                     nothing intermediate is written back into the array;
 #: ``and_bitcount`` -- AND + bit-count + shift (seed 001 eq. 1): how every preset maps multiply
 #:                     layers; as the dataflow of a configuration it maps no adder layer (the
 #:                     compiler says so), for networks with multiply layers only.
-DATAFLOWS = ("abs_diff", "write_free", "and_bitcount")
+#: A route registered later (``rtl.routes.register_route``) is accepted too: validation reads
+#: the registry, not this snapshot.
+DATAFLOWS = tuple(ROUTES)
 
 _MAX_ROWS = 1 << 16
 _MAX_COLUMNS = 1 << 16
@@ -96,7 +101,13 @@ class AcceleratorConfig:
     clock_mhz : float
         Clock frequency of the periphery, in (0, 10000].
     dataflow : str
-        How adder layers are mapped, one of :data:`DATAFLOWS`.
+        The route of adder layers, one of the known routes (:data:`DATAFLOWS`); it must be
+        one of ``routes``.
+    routes : tuple of str or None
+        The routes the core is generated for (``rtl.routes``): the lanes and micro-ops of
+        exactly these routes are in its hardware, and the compiler maps each layer onto one of
+        them. Distinct known route names, at least one. Default (``None``): ``dataflow`` and
+        ``and_bitcount`` (the multiply layers' route).
     mtjs_per_strip : int
         MTJs sharing one heavy-metal strip (erased together): a power of two in [2, 64] that
         divides ``rows`` for ``nand_spin``, exactly 1 for every other technology.
@@ -126,6 +137,7 @@ class AcceleratorConfig:
     acc_bits: int = 32
     clock_mhz: float
     dataflow: str
+    routes: tuple | None = None
     mtjs_per_strip: int = 1
     zero_skip: bool = False
     read_fault_rate: float = 0.0
@@ -150,7 +162,25 @@ class AcceleratorConfig:
             raise TypeError(f"clock_mhz must be a number, not {self.clock_mhz!r}")
         if not (math.isfinite(self.clock_mhz) and 0 < self.clock_mhz <= 10_000):
             raise ValueError(f"clock_mhz must be in (0, 10000], not {self.clock_mhz!r}")
-        _check_choice("dataflow", self.dataflow, DATAFLOWS)
+        _check_choice("dataflow", self.dataflow, tuple(ROUTES))
+        routes = self.routes
+        if routes is None:
+            routes = tuple(dict.fromkeys((self.dataflow, "and_bitcount")))
+        if not isinstance(routes, (tuple, list)) or not routes:
+            raise TypeError(f"routes must be a non-empty tuple of route names "
+                            f"({', '.join(ROUTES)}), not {self.routes!r}")
+        for r in routes:
+            if r not in ROUTES:
+                raise ValueError(f"routes must name known routes ({', '.join(ROUTES)}), "
+                                 f"not {r!r}")
+        if len(set(routes)) != len(routes):
+            raise ValueError(f"routes must not repeat a route, not {tuple(routes)!r}")
+        if self.dataflow not in routes:
+            raise ValueError(
+                f"dataflow {self.dataflow!r} must be one of routes {tuple(routes)!r} (the core "
+                f"has only the hardware of its routes); add it to routes, or use "
+                f"with_dataflow({self.dataflow!r})")
+        object.__setattr__(self, "routes", tuple(routes))
         if self.technology == "nand_spin":
             m = self.mtjs_per_strip
             _check_int("mtjs_per_strip", m, lo=2, hi=64)
@@ -201,6 +231,12 @@ class AcceleratorConfig:
         """Clock period in nanoseconds."""
         return 1000.0 / self.clock_mhz
 
+    def with_dataflow(self, dataflow: str) -> AcceleratorConfig:
+        """This configuration with adder layers on ``dataflow``, its route added to ``routes``
+        if the core does not have it yet (so the core is generated with its lanes)."""
+        routes = self.routes if dataflow in self.routes else self.routes + (dataflow,)
+        return replace(self, dataflow=dataflow, routes=routes)
+
     def as_dict(self) -> dict:
         """The fields (not the derived properties) as a plain dict."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -223,6 +259,9 @@ PRESETS: dict[str, AcceleratorConfig] = {
         acc_bits=32,
         clock_mhz=133,
         dataflow="abs_diff",
+        # The seed's in-situ |x - w| for adder layers; AND + bit-count for the multiply layers
+        # (first convolution, classifier) that every preset maps the same way.
+        routes=("abs_diff", "and_bitcount"),
         mtjs_per_strip=1,
         zero_skip=True,
     ),
@@ -245,6 +284,7 @@ PRESETS: dict[str, AcceleratorConfig] = {
         # route, which uses the same periphery (sense + FU operand, column popcount) plus the
         # two-flag min lanes, and writes nothing back into the array.
         dataflow="write_free",
+        routes=("write_free", "and_bitcount"),
         mtjs_per_strip=8,
         zero_skip=False,
     ),
@@ -262,6 +302,7 @@ PRESETS: dict[str, AcceleratorConfig] = {
         # ASSUMPTION: the seed states no clock; the seed-000 133 MHz (see nand_spin).
         clock_mhz=133,
         dataflow="abs_diff",
+        routes=("abs_diff", "and_bitcount"),
         mtjs_per_strip=1,
         zero_skip=False,
     ),
@@ -281,6 +322,7 @@ PRESETS: dict[str, AcceleratorConfig] = {
         clock_mhz=133,
         # ASSUMPTION: the digital periphery runs the adder layers write-free (see nand_spin).
         dataflow="write_free",
+        routes=("write_free", "and_bitcount"),
         mtjs_per_strip=1,
         zero_skip=False,
     ),

@@ -20,10 +20,12 @@ from rtl.isa import (
 from rtl.min_lane import MinLane, MinLaneOp
 from rtl.mtj_array import FAULT_THRESHOLD_BITS, LFSR_BITS, MacroCmd, MtjArray
 from rtl.ppu import Ppu
+from rtl.routes import lanes_of, opcodes_of
 
 __all__ = ["Core", "CORE_OPS", "REDUCE_OPS", "BUFFER_OPS", "PIPELINE_DEPTH"]
 
-#: Micro-ops the core executes; any other datapath opcode sets ``error``.
+#: Micro-ops a core with every route executes; a core executes those of its routes
+#: (:attr:`Core.ops`, ``rtl.routes.opcodes_of``), any other datapath opcode sets ``error``.
 CORE_OPS = (Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
             Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM,
             Opcode.REQUANT, Opcode.MOVE)
@@ -73,6 +75,11 @@ class Core(wiring.Component):
     and rows in the same cycle; the weight buffer, the FU line, the lanes and the transpose
     buffer span the mat row. Each subarray has its own reduction unit (popcount of its
     ``columns`` columns, shift-accumulate); ``REQUANT`` hands the PPU one of them or their sum.
+
+    The core is generated from ``config.routes`` (``rtl.routes``): the min lanes exist only
+    if a route needs them (``write_free``), the abs-diff lanes likewise (``abs_diff``); a
+    micro-op or write source of a route the configuration does not have is not implemented and
+    sets ``error`` (:attr:`ops`, :attr:`lanes`).
 
     Datapath, three stages, one micro-op per cycle (the core never stalls the controller):
 
@@ -280,6 +287,16 @@ class Core(wiring.Component):
         return self._subarrays
 
     @property
+    def lanes(self):
+        """The lanes this core has (``rtl.routes.LANES``), from ``config.routes``."""
+        return lanes_of(self._config.routes)
+
+    @property
+    def ops(self):
+        """The datapath micro-ops this core executes (a frozenset of ``Opcode``)."""
+        return opcodes_of(self._config.routes)
+
+    @property
     def width(self):
         """Bits of a mat row: ``subarrays * config.columns``."""
         return self._subarrays * self._config.columns
@@ -322,8 +339,12 @@ class Core(wiring.Component):
         for k in range(k_sub):
             arrays.append(MtjArray(config=cfg, first_column=k * cols, faults=self._faults))
             m.submodules[f"array{k}" if k_sub > 1 else "array"] = arrays[-1]
-        m.submodules.min_lane = min_lane = MinLane(config=wide_cfg)
-        m.submodules.abs_lane = abs_lane = AbsDiffLane(config=wide_cfg)
+        lanes, ops = self.lanes, self.ops
+        has_min, has_abs = "min" in lanes, "abs_diff" in lanes
+        if has_min:
+            m.submodules.min_lane = min_lane = MinLane(config=wide_cfg)
+        if has_abs:
+            m.submodules.abs_lane = abs_lane = AbsDiffLane(config=wide_cfg)
         reds = []
         for k in range(k_sub):
             reds.append(ColumnReduce(config=cfg))
@@ -431,13 +452,21 @@ class Core(wiring.Component):
         src = {v: _equals(imm, v.value) for v in WriteSrc}
         write_data = Signal(width)
         src_bad = Signal()                         # WRITE_ROW / PROGRAM: a bad source
-        m.d.comb += [
-            write_data.eq(Mux(src[WriteSrc.TBUF], plane,
-                              Mux(src[WriteSrc.ABS_DIFF], abs_lane.out, w))),
-            src_bad.eq(Mux(src[WriteSrc.TBUF], ~_below(issue.b, n),
-                           Mux(src[WriteSrc.BUFFER] | src[WriteSrc.ABS_DIFF],
-                               ~_below(issue.b, self._buffer_slots), 1))),
-        ]
+        if has_abs:
+            m.d.comb += [
+                write_data.eq(Mux(src[WriteSrc.TBUF], plane,
+                                  Mux(src[WriteSrc.ABS_DIFF], abs_lane.out, w))),
+                src_bad.eq(Mux(src[WriteSrc.TBUF], ~_below(issue.b, n),
+                               Mux(src[WriteSrc.BUFFER] | src[WriteSrc.ABS_DIFF],
+                                   ~_below(issue.b, self._buffer_slots), 1))),
+            ]
+        else:                                      # no abs-diff lanes: ABS_DIFF is a bad source
+            m.d.comb += [
+                write_data.eq(Mux(src[WriteSrc.TBUF], plane, w)),
+                src_bad.eq(Mux(src[WriteSrc.TBUF], ~_below(issue.b, n),
+                               Mux(src[WriteSrc.BUFFER], ~_below(issue.b, self._buffer_slots),
+                                   1))),
+            ]
         # GATHER's address: patch base + term offset, used if the term's mask bit is set.
         g_offset = otab_r.data[:OFFSET_BITS]
         g_kpos = otab_r.data[OFFSET_BITS:]
@@ -475,6 +504,8 @@ class Core(wiring.Component):
                                   (Opcode.WRITE_ROW, MacroCmd.WRITE),
                                   (Opcode.ERASE, MacroCmd.ERASE),
                                   (Opcode.PROGRAM, MacroCmd.PROGRAM)):
+                    if code not in ops:             # no route of this core has its lanes
+                        continue
                     with m.Case(code):
                         m.d.comb += array_cmd(cmd, issue.a[:row_bits], issue.b[:row_bits], w,
                                               write_data, ones)
@@ -511,10 +542,12 @@ class Core(wiring.Component):
         is_min, is_fs, is_gather, is_clear, l1_first = (Signal(), Signal(), Signal(), Signal(),
                                                          Signal())
         with m.Switch(op1):
-            with m.Case(Opcode.MIN_STEP):
-                m.d.comb += [is_min.eq(v1), is_fs.eq(0), is_gather.eq(0), is_clear.eq(0)]
-            with m.Case(Opcode.FS_STEP):
-                m.d.comb += [is_min.eq(0), is_fs.eq(v1), is_gather.eq(0), is_clear.eq(0)]
+            if has_min:
+                with m.Case(Opcode.MIN_STEP):
+                    m.d.comb += [is_min.eq(v1), is_fs.eq(0), is_gather.eq(0), is_clear.eq(0)]
+            if has_abs:
+                with m.Case(Opcode.FS_STEP):
+                    m.d.comb += [is_min.eq(0), is_fs.eq(v1), is_gather.eq(0), is_clear.eq(0)]
             with m.Case(Opcode.MOVE):
                 m.d.comb += [is_min.eq(0), is_fs.eq(0),
                              is_gather.eq(v1 & _equals(imm1, MoveOp.GATHER.value)),
@@ -526,14 +559,18 @@ class Core(wiring.Component):
                 m.d.comb += l1_first.eq(1)
             with m.Default():
                 m.d.comb += l1_first.eq(0)
-        m.d.comb += [
-            min_lane.x_b.eq(sensed), min_lane.w_b.eq(w1),
-            min_lane.op.eq(Mux(is_min, Mux(l1_first, MinLaneOp.START,
-                                           MinLaneOp.STEP), MinLaneOp.HOLD)),
-            abs_lane.x_b.eq(sensed), abs_lane.w_b.eq(w1), abs_lane.first.eq(imm1[0]),
-            abs_lane.op.eq(Mux(is_fs, Mux(imm1[1], AbsDiffOp.DIFF, AbsDiffOp.SIGN),
-                               AbsDiffOp.HOLD)),
-        ]
+        if has_min:
+            m.d.comb += [
+                min_lane.x_b.eq(sensed), min_lane.w_b.eq(w1),
+                min_lane.op.eq(Mux(is_min, Mux(l1_first, MinLaneOp.START,
+                                               MinLaneOp.STEP), MinLaneOp.HOLD)),
+            ]
+        if has_abs:
+            m.d.comb += [
+                abs_lane.x_b.eq(sensed), abs_lane.w_b.eq(w1), abs_lane.first.eq(imm1[0]),
+                abs_lane.op.eq(Mux(is_fs, Mux(imm1[1], AbsDiffOp.DIFF, AbsDiffOp.SIGN),
+                                   AbsDiffOp.HOLD)),
+            ]
         # GATHER: one word of the data memory into column a1 of every plane.
         out_bits = len(self.out_raddr)
         gather_value = Signal(n)
@@ -559,9 +596,10 @@ class Core(wiring.Component):
         # ---- S3: reduction and PPU ----------------------------------------------------------
         reduces, min3, requant3, ptr3 = Signal(), Signal(), Signal(), Signal()
         with m.Switch(op2):
-            with m.Case(Opcode.MIN_STEP):
-                m.d.comb += [reduces.eq(v2), min3.eq(v2), requant3.eq(0), ptr3.eq(0)]
-            with m.Case(*REDUCE_OPS):
+            if has_min:
+                with m.Case(Opcode.MIN_STEP):
+                    m.d.comb += [reduces.eq(v2), min3.eq(v2), requant3.eq(0), ptr3.eq(0)]
+            with m.Case(*[op for op in REDUCE_OPS if op in ops]):
                 m.d.comb += [reduces.eq(v2), min3.eq(0), requant3.eq(0), ptr3.eq(0)]
             with m.Case(Opcode.REQUANT):
                 m.d.comb += [reduces.eq(0), min3.eq(0), requant3.eq(v2), ptr3.eq(0)]
@@ -574,9 +612,10 @@ class Core(wiring.Component):
             m.d.comb += [
                 red.op.eq(Mux(reduces, imm2[:4], ReduceOp.HOLD)),
                 red.row.eq(x2[sl]),
-                red.row_w.eq(Mux(min3, w2[sl], 0)),
-                red.row_min.eq(Mux(min3, min_lane.min_b[sl], 0)),
             ]
+            if has_min:                    # the write-free route's second and third popcount
+                m.d.comb += [red.row_w.eq(Mux(min3, w2[sl], 0)),
+                             red.row_min.eq(Mux(min3, min_lane.min_b[sl], 0))]
         # REQUANT's addend: d = 0 the sum over the subarrays (the dot product across the mat;
         # every reduce op is linear), d = k + 1 subarray k's accumulator alone.
         acc_bits = cfg.acc_bits

@@ -80,7 +80,6 @@ def _mat_record(config, compiled, cycles: int, images: int) -> dict:
 def bench_core_model(images: int, mat: int | None = None) -> list:
     """The cycle-exact numpy core model (sim.core_model) on the Fashion model, per preset
     route, on a mat of ``mat`` subarrays (default: the preset's ``subarrays_per_mat``)."""
-    import dataclasses
 
     from rtl.config import preset
     from sim.compiler import load_compiled, run_compiled
@@ -89,7 +88,7 @@ def bench_core_model(images: int, mat: int | None = None) -> list:
     x, _ = datasets.load_dataset("fashion_mnist", "test")
     out = []
     for name, dataflow in CORE_PRESETS:
-        config = dataclasses.replace(preset(name), dataflow=dataflow)
+        config = preset(name).with_dataflow(dataflow)
         k, compiled = _compile(model, config, name, mat)
         core = CoreModel(config, subarrays=k)
         load_compiled(compiled, core)

@@ -11,7 +11,6 @@ lock-step (default: the preset's ``subarrays_per_mat``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import platform
 import sys
 import time
@@ -128,7 +127,7 @@ def _config_of(args):
     config = preset(args.preset)
     if args.dataflow:
         try:
-            config = dataclasses.replace(config, dataflow=args.dataflow)
+            config = config.with_dataflow(args.dataflow)
         except ValueError as e:
             raise UserError(f"--dataflow: {e}") from None
     return config

@@ -85,7 +85,8 @@ PPU by a REQUANT: ``CLEAR`` on tile 0 (a new partial sum), ``EMIT`` on tile T-1,
 are consecutive, positions outside every window are not computed) or ``LOGIT`` (the last
 layer).
 
-Tile dot products by route:
+Tile dot products by route (each route is a module of ``sim.routes``; the adder layers take
+the configuration's ``dataflow``, every other layer the first of its ``routes`` that maps it):
 
 * adder layer, dataflow ``write_free`` (n cycles, no array write): ``MIN_STEP`` on planes
   b = n-1 .. 0, ``L1_FIRST`` on the MSB plane (START of the min lanes, acc = q), ``L1_PLANE``
@@ -130,7 +131,6 @@ import numpy as np
 
 from golden import layers as L
 from golden.model import COMPUTE_KINDS, Model
-from rtl.column_reduce import ReduceOp
 from rtl.config import check_config
 from rtl.isa import (
     BASE_BITS, MASK_BITS, MAX_LOOP_COUNT, OFFSET_BITS, STRIDE_BITS, Instr, MoveOp, Opcode,
@@ -139,6 +139,8 @@ from rtl.isa import (
 from rtl.mtj_array import MacroCmd
 
 from . import asm
+from .routes import RouteError, get_route, route_for
+from .routes import op as _op
 from .core_model import (
     MODE_AVG4, MODE_LOGIT, MODE_MAX4, MODE_REQUANT, PIPELINE_DRAIN, PPU_CLEAR, PPU_EMIT,
     PPU_MODE_LSB, PPU_NEG,
@@ -148,11 +150,10 @@ from .util import UserError
 __all__ = [
     "CompileError", "RunError", "CompiledModel", "Stage", "Chunk", "compile_model",
     "host_array_load", "load_compiled", "run_compiled", "program_profile", "RunResult",
-    "StageRun", "ADDER_DATAFLOWS", "MAT_MODES",
+    "StageRun", "MAT_MODES",
 ]
 
 #: Dataflows that can map an adder layer.
-ADDER_DATAFLOWS = ("write_free", "abs_diff")
 #: How a stage uses the mat (module docstring).
 MAT_MODES = ("segmented", "wide")
 _BASE_MAX = (1 << BASE_BITS) - 1
@@ -170,16 +171,6 @@ class RunError(RuntimeError):
 
 
 # ---- program building ----------------------------------------------------------------------
-
-def _opnd(v) -> Operand:
-    return v if isinstance(v, Operand) else Operand(int(v))
-
-
-def _op(opcode: Opcode, *, imm: int = 0, a=0, b=0, d=0) -> Instr:
-    """A datapath instruction; operands are ints (absolute) or ``Operand`` (loop-relative),
-    unused ones 0 (``rtl.isa.OPERANDS`` says what the core reads)."""
-    return Instr(opcode, imm=imm, a=_opnd(a), b=_opnd(b), d=_opnd(d))
-
 
 def _move(op: MoveOp, *, a=0, b=0, d=0) -> Instr:
     return _op(Opcode.MOVE, imm=op.value, a=a, b=b, d=d)
@@ -494,52 +485,9 @@ def _weight_planes(weight: np.ndarray, tiles: int, columns: int, n: int) -> np.n
 
 
 def _dot(stage: Stage, t: int, xrow, wslot, config) -> list:
-    """The reduce micro-ops of the dot product of tile ``t``: rows ``xrow(b)``, buffer slots
-    ``wslot(b)`` of plane b (ints or loop-relative operands)."""
-    n = stage.n
-    body = []
-    if stage.route == "write_free":
-        for b in range(n - 1, -1, -1):
-            imm = ReduceOp.L1_FIRST if b == n - 1 else ReduceOp.L1_PLANE
-            body.append(_op(Opcode.MIN_STEP, imm=imm.value, a=xrow(b), b=wslot(b)))
-    elif stage.route == "abs_diff":
-        scratch = stage.scratch_rows
-        nand = config.technology == "nand_spin"
-        if nand:
-            for s in range(0, len(scratch), config.mtjs_per_strip):
-                body.append(_op(Opcode.ERASE, a=scratch[s]))
-        for b in range(n):                                        # SIGN pass, LSB first
-            body.append(_op(Opcode.FS_STEP, imm=1 if b == 0 else 0, a=xrow(b), b=wslot(b)))
-        wb = Opcode.PROGRAM if nand else Opcode.WRITE_ROW
-        b = 0
-        while b < n:                                              # DIFF pass + write-back
-            pair = [b, b + 1] if b + 1 < n else [b]
-            for i in pair:
-                body.append(_op(Opcode.FS_STEP, imm=2 | (1 if i == 0 else 0), a=xrow(i),
-                                b=wslot(i)))
-            if len(pair) == 1:
-                body.append(Instr(Opcode.NOP))
-            for i in pair:
-                body.append(_op(wb, imm=WriteSrc.ABS_DIFF.value, a=scratch[i], b=0))
-            b += len(pair)
-        for i in range(n - 1, -1, -1):                            # read back, MSB first
-            imm = ReduceOp.L1_FIRST if i == n - 1 else ReduceOp.SHIFT_ADD
-            body.append(_op(Opcode.SHIFT_ACC, imm=imm.value, a=scratch[i]))
-    else:                                                         # AND + bit-count, signed w
-        pairs = sorted(((m, k) for m in range(n) for k in range(n)),
-                       key=lambda mk: (-(mk[0] + mk[1]), -mk[1]))
-        prev = None
-        for m, k in pairs:
-            subtract = k != n - 1          # accumulating -dot: the sign plane adds
-            if prev is None:
-                imm = ReduceOp.L1_FIRST
-            elif m + k != prev:
-                imm = ReduceOp.SHIFT_SUB if subtract else ReduceOp.SHIFT_ADD
-            else:
-                imm = ReduceOp.SUB if subtract else ReduceOp.ADD
-            prev = m + k
-            body.append(_op(Opcode.AND_FU, imm=imm.value, a=xrow(m), b=wslot(k)))
-    return body
+    """The micro-ops of the dot product of tile ``t`` by the stage's route (``sim.routes``):
+    rows ``xrow(b)``, buffer slots ``wslot(b)`` of plane b (ints or loop-relative operands)."""
+    return get_route(stage.route).dot(stage, t, xrow, wslot, config)
 
 
 def _requant(stage: Stage, t: int, channel, d: int) -> Instr:
@@ -737,17 +685,17 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                       f"only kernel 2 stride 2 pools can be fused into the PPU (MAX4 / AVG4 "
                       f"reduce 4 consecutive outputs), not kernel {ks} stride {s}")
             pool = i + 1
-        if ly.is_adder and config.dataflow not in ADDER_DATAFLOWS:
-            _fail(where, f"dataflow {config.dataflow!r} cannot map an adder layer (sum |x - w| "
-                  f"is not an AND + bit-count); use dataflow "
-                  f"{' or '.join(repr(d) for d in ADDER_DATAFLOWS)}")
-        plans.append((i, pool))
+        try:
+            route = route_for(ly, config, where)
+        except RouteError as e:
+            raise CompileError(str(e)) from None
+        plans.append((i, pool, route))
         i += 1 if pool is None else 2
     if not plans:
         raise CompileError("the model has no compute layer (convolution or linear) to map")
 
     infos = []                          # per plan: fan_in, out_ch, mode, tile width, tiles
-    for ci, _ in plans:
+    for ci, _, _ in plans:
         w = layers[ci].params["weight"]
         fan_in = int(np.prod(w.shape[1:]))
         mode = "segmented" if k > 1 and fan_in <= cols else "wide"
@@ -756,7 +704,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     total = sum(t * n * o for _, o, _, _, t in infos)
     if total > buffer_slots:
         parts = ", ".join(f"layer {ci} ({layers[ci].kind}) {t * n * o}"
-                          for (ci, _), (_, o, _, _, t) in zip(plans, infos, strict=True))
+                          for (ci, _, _), (_, o, _, _, t) in zip(plans, infos, strict=True))
         raise CompileError(f"the model's weights need {total} weight-buffer slots (tiles x "
                            f"{n} planes x output channels: {parts}), but buffer_slots is "
                            f"{buffer_slots}; use more columns or a larger buffer")
@@ -766,7 +714,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                            f"the requant table has channels={channels} entries")
     # data-memory regions: the largest stage input or output
     sizes = []
-    for ci, pi in plans:
+    for ci, pi, _ in plans:
         last = ci if pi is None else pi
         sizes += [(math.prod(shapes[ci]), f"layer {ci} ({layers[ci].kind}) input"),
                   (math.prod(shapes[last + 1]), f"layer {last} ({layers[last].kind}) output")]
@@ -780,7 +728,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     slot = chan = obase = pbase = 0
     mults, shifts, biases = [], [], []
     offsets, patches = [], []
-    for si, ((ci, pi), (fan_in, out_ch, mode, tw, tiles)) in enumerate(
+    for si, ((ci, pi, route), (fan_in, out_ch, mode, tw, tiles)) in enumerate(
             zip(plans, infos, strict=True)):
         ly = layers[ci]
         where = f"layer {ci} ({ly.kind})"
@@ -790,11 +738,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         if bound > (1 << (config.acc_bits - 1)) - 1:
             _fail(where, f"the accumulator can reach {bound} (fan-in {fan_in}), which does not "
                   f"fit acc_bits={config.acc_bits} signed bits")
-        route = config.dataflow if ly.is_adder else "and_bitcount"
-        scratch = ()
-        if route == "abs_diff":
-            m = config.mtjs_per_strip
-            scratch = tuple(range(-(-n // m) * m))[:n]
+        scratch = route.scratch_rows(config)
         data_row0 = -(-len(scratch) // config.mtjs_per_strip) * config.mtjs_per_strip
         # weight buffer and requant table
         _base(where, "weight-buffer slot", slot + (tiles * n - 1) * out_ch)
@@ -815,7 +759,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         name = f"layer{ci} {ly.kind}" + ("" if pi is None else f" + layer{pi} {layers[pi].kind}")
         stage = Stage(
             name=name, layer_index=ci, golden_index=ci if pi is None else pi, kind=ly.kind,
-            output=ly.output, route=route, pool=pool, mode=mode, in_shape=in_shape,
+            output=ly.output, route=route.name, pool=pool, mode=mode, in_shape=in_shape,
             out_shape=out_shape, dtype=np.int64 if ly.output == "logits" else np.uint8,
             out_channels=out_ch, fan_in=fan_in, tiles=tiles, n=n, subarrays=k, tile_width=tw,
             group=4 if pool else 1, buffer_base=slot, channel_base=chan, scratch_rows=scratch,
@@ -907,7 +851,8 @@ def _plan_chunks(stage: Stage, config, where: str, *, imem_depth: int) -> None:
     total = stage.n_patches
     k = stage.subarrays
     free = config.rows - stage.data_row0
-    extra = (f" + {stage.data_row0} abs-diff scratch rows" if stage.data_row0 else "")
+    extra = (f" + {stage.data_row0} {stage.route.replace('_', '-')} scratch rows"
+             if stage.data_row0 else "")
     isa_rows = _BASE_MAX + 1 - stage.data_row0           # every data row a 12-bit base
     if stage.mode == "wide":
         per_patch = tiles * n

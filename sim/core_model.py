@@ -11,8 +11,9 @@ pipeline stages:
 * S1 (issue cycle c): the array command, the weight-buffer read (``buffer[b]``, also the FU
   line), the transpose-buffer read of a ``WRITE_ROW`` / ``PROGRAM`` from ``TBUF`` and the
   gather's table look-up; written rows are visible to a sense in c + 1;
-* S2 (c + 1): the min lanes (``rtl.min_lane``) and abs-diff lanes (``rtl.abs_diff_lane``) on
-  the sensed row and the registered buffer word; the gather's data-memory read and its write
+* S2 (c + 1): the lanes of the configuration's routes (``sim.routes``: the min lanes of
+  ``write_free``, the abs-diff lanes of ``abs_diff``) on the sensed row and the registered
+  buffer word; the gather's data-memory read and its write
   into the transpose buffer, the transpose buffer's CLEAR;
 * S3 (c + 2): the reduction unit (``rtl.column_reduce``), the PPU (``rtl.ppu``, writing the data
   memory) and the PPU's write pointer (``SETPTR`` / ``ADDPTR``).
@@ -68,7 +69,8 @@ transpose buffer, with the table entries ``b mod offset_depth`` / ``d mod patch_
 word at ``addr mod 2**ceil(log2 out_depth)`` (0 if that is not below ``out_depth``) and the
 column ``a mod 2**ceil(log2 W)`` (none if that is not below W); a SETPTR / ADDPTR in error sets
 the pointer to ``out_depth`` (every later word errors); a MOVE with an undefined ``imm`` does
-nothing; a WRITE_ROW / PROGRAM from an undefined source (``imm`` > 2) writes 0 data, from a
+nothing; a WRITE_ROW / PROGRAM from a source the core does not have (``imm`` > 2, or a
+lane's source without that lane) writes the buffer word at slot ``b mod buffer_slots``, from a
 transpose-buffer plane not below n plane ``b mod 2**ceil(log2 n)`` (0 if that is not below n)
 (the command is still issued, as for every other operand error); a REQUANT with d > K is
 dropped (the PPU does not step).
@@ -89,7 +91,6 @@ from typing import NamedTuple
 import numpy as np
 
 from golden.array import lfsr_column_seeds
-from rtl.column_reduce import ReduceOp
 from rtl.config import check_config
 from rtl.isa import (
     KPOS_BITS, LOOP_DEPTH, MASK_BITS, OFFSET_BITS, OPERAND_BITS, MoveOp, Opcode, WriteSrc,
@@ -99,8 +100,10 @@ from rtl.mtj_array import (
     FAULT_THRESHOLD_BITS, LFSR_BITS, LFSR_STEPS_PER_SENSE, LFSR_TAPS, MacroCmd,
     rate_to_threshold,
 )
+from rtl.routes import opcodes_of
 
 from .isa_model import run_program
+from .routes import get_route
 
 __all__ = ["CoreModel", "CoreRun", "ArrayResponse", "FaultState", "signed32", "pack_row",
            "unpack_row", "expand_program",
@@ -120,20 +123,19 @@ _MULT_BITS, _SHIFT_BITS, _BIAS_BITS = 16, 6, 48
 _OUT_BITS = 32
 _POOL_BITS = 10
 
-#: Micro-ops the core implements; every other datapath opcode sets ``error``.
+#: Micro-ops a core with every route implements; a core implements those of its routes
+#: (``rtl.routes.opcodes_of(config.routes)``), every other datapath opcode sets ``error``.
 CORE_OPS = frozenset({Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
                       Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.WRITE_ROW, Opcode.ERASE,
                       Opcode.PROGRAM, Opcode.REQUANT, Opcode.MOVE})
-_L1_FIRST = ReduceOp.L1_FIRST.value
 # Opcode values, for the per-micro-op loop.
 _CORE_CODES = frozenset(op.value for op in CORE_OPS)
 _SLOT_CODES = frozenset(op.value for op in (Opcode.AND_FU, Opcode.MIN_STEP, Opcode.FS_STEP))
 _WRITE_CODES = frozenset(op.value for op in (Opcode.WRITE_ROW, Opcode.PROGRAM))
 _REQUANT, _ERASE, _WRITE_ROW = Opcode.REQUANT.value, Opcode.ERASE.value, Opcode.WRITE_ROW.value
 _AND_FU, _AND2, _OR2 = Opcode.AND_FU.value, Opcode.AND2.value, Opcode.OR2.value
-_MIN_STEP, _FS_STEP, _MOVE = Opcode.MIN_STEP.value, Opcode.FS_STEP.value, Opcode.MOVE.value
-_SRC_BUFFER, _SRC_ABS, _SRC_TBUF = (WriteSrc.BUFFER.value, WriteSrc.ABS_DIFF.value,
-                                    WriteSrc.TBUF.value)
+_MOVE = Opcode.MOVE.value
+_SRC_BUFFER, _SRC_TBUF = WriteSrc.BUFFER.value, WriteSrc.TBUF.value
 _GATHER, _CLEAR, _SETPTR, _ADDPTR = (MoveOp.GATHER.value, MoveOp.CLEAR.value,
                                      MoveOp.SETPTR.value, MoveOp.ADDPTR.value)
 _ADDR_MASK = (1 << OFFSET_BITS) - 1
@@ -331,10 +333,14 @@ class CoreModel:
         self._acc = 0                        # sum of the subarray accumulators, mod 2**acc_bits
         self._seg_base = [0] * k             # the subarray accumulators before _seg_log
         self._seg_log: list = []             # reduce micro-ops since: (rop, x, row_w, row_min)
-        self._min_b = self._decided = self._x_is_min = 0
-        self._swap = self._borrow = 0
-        self._out_new = self._out_old = 0    # abs-diff out: latest value and the one before
-        self._out_new_cycle = -10            # issue cycle of the DIFF that wrote _out_new
+        # The micro-ops of the configuration's routes, and their lanes (``sim.routes``): a
+        # step per lane opcode, the write sources the lanes drive.
+        self._codes = frozenset(op.value for op in opcodes_of(cfg.routes))
+        self._lanes = [lm for lm in (get_route(r).lanes(self) for r in cfg.routes)
+                       if lm is not None]
+        self._lane_ops = {code: step for lm in self._lanes for code, step in lm.ops.items()}
+        self._lane_srcs = {src: data for lm in self._lanes
+                           for src, data in lm.write_sources.items()}
         # PPU state.
         self._psum = 0
         self._pool = 0
@@ -536,7 +542,9 @@ class CoreModel:
         # start: clear the PPU state and the sticky error; a failed latest array write
         # raises it again. Every effect of the previous run has landed.
         self._psum = self._pool = self._cnt = self._ptr = 0
-        self._out_new_cycle = self._emit_cycle = -10
+        self._emit_cycle = -10
+        for lanes in self._lanes:
+            lanes.start()
         self.error, self.reason = False, ""
         if self._array_failed:
             self._fail("the latest array write command before start failed")
@@ -741,7 +749,7 @@ class CoreModel:
         cells, buf = self._cells, self._buffer
         rows, row_mask = self.rows, self._row_mask
         slots = self.buffer_slots
-        ones, acc_mod = self._ones, self._acc_mod
+        acc_mod = self._acc_mod
         faulty = self._fault_en
         width, n = self.columns, self._n
         nmask = (1 << n) - 1
@@ -749,6 +757,7 @@ class CoreModel:
         ooff, okpos, pbase, pmask, dmem = self._off, self._kpos, self._pbase, self._pmask, \
             self._out
         seg_log = self._seg_log if self.subarrays > 1 else None
+        codes, lane_ops, lane_srcs = self._codes, self._lane_ops, self._lane_srcs
         # what the ports keep of an out-of-range operand (the error side effects)
         col_mask = (1 << max(1, (width - 1).bit_length())) - 1
         addr_mask = (1 << max(1, (out_depth - 1).bit_length())) - 1
@@ -796,9 +805,11 @@ class CoreModel:
                     self._fail(f"cycle {c}: MOVE imm={imm} is not a MoveOp (GATHER, CLEAR, "
                                f"SETPTR, ADDPTR)")
                 continue
-            if code not in _CORE_CODES:
+            if code not in codes:
+                why = (f" (none of its routes {', '.join(self.config.routes)} has it)"
+                       if code in _CORE_CODES else "")
                 self._fail(f"cycle {c}: micro-op {Opcode(code).name} is not implemented by "
-                           f"the core")
+                           f"the core{why}")
                 continue
             # ---- S1: operand checks, array command, buffer read
             if a >= rows:
@@ -806,12 +817,12 @@ class CoreModel:
                            f"rows={rows}")
             ra = a & row_mask
             if code in _WRITE_CODES:
-                if imm == _SRC_BUFFER or imm == _SRC_ABS:
+                if imm == _SRC_BUFFER or imm in lane_srcs:
                     if b >= slots:
                         self._fail(f"cycle {c}: {Opcode(code).name} slot b={b} is not below "
                                    f"buffer_slots={slots}")
-                    if imm == _SRC_ABS:   # the abs-diff lanes' out, as at the start of cycle c
-                        data = self._out_new if self._out_new_cycle <= c - 2 else self._out_old
+                    if imm in lane_srcs:   # a lane's output, as at the start of cycle c
+                        data = lane_srcs[imm](c)
                     else:
                         data = buf[b & (slots - 1)]
                 elif imm == _SRC_TBUF:
@@ -820,10 +831,12 @@ class CoreModel:
                                    f"b={b} is not below operand_bits={n}")
                         b &= plane_mask
                     data = self._tbuf_planes_at(c)[b] if b < n else 0
-                else:
+                else:                          # the core writes the buffer word at slot b
                     self._fail(f"cycle {c}: {Opcode(code).name} imm={imm} is not a WriteSrc "
-                               f"(BUFFER, ABS_DIFF, TBUF)")
-                    data = 0
+                               f"of this core (" + ", ".join(
+                                   WriteSrc(v).name for v in sorted(lane_srcs.keys() | {
+                                       _SRC_BUFFER, _SRC_TBUF})) + ")")
+                    data = buf[b & (slots - 1)]
                 if code == _WRITE_ROW:
                     cmd = MacroCmd.WRITE
                     self._writes += 1
@@ -858,37 +871,13 @@ class CoreModel:
                 x = x & y if code == _AND2 else x | y
             if faulty:                         # the sense amplifiers' faults, after AND / OR
                 x ^= self._fault_flips()
-            # ---- S2: lanes
-            if code == _MIN_STEP:
-                differ = x ^ w
-                if (imm & 0xF) == _L1_FIRST:  # START (the 4-bit ReduceOp): flags taken as 0
-                    self._min_b = x & w
-                    self._decided = differ
-                    self._x_is_min = differ & ~x & ones
-                else:                          # STEP
-                    dd, xm = self._decided, self._x_is_min
-                    nd = ~dd & ones
-                    self._min_b = (dd & ((xm & x) | (~xm & w))) | (nd & x & w)
-                    self._x_is_min = (dd & xm) | (nd & differ & ~x & ones)
-                    self._decided = dd | differ
-                row_w, row_min = w, self._min_b
-            elif code == _FS_STEP:
-                keep = 0 if imm & 1 else ones
-                if imm & 2:                    # DIFF: big - small, difference bit to out
-                    sw = self._swap
-                    big = (sw & w) | (~sw & x)
-                    small = (sw & x) | (~sw & w)
-                    cin = self._borrow & keep
-                    nb = ~big
-                    self._out_old = self._out_new
-                    self._out_new = (big ^ small ^ cin) & ones
-                    self._out_new_cycle = c
-                    self._borrow = ((nb & small) | (nb & cin) | (small & cin)) & ones
-                else:                          # SIGN: the borrow of x - w into swap
-                    cin = self._swap & keep
-                    nx = ~x
-                    self._swap = ((nx & w) | (nx & cin) | (w & cin)) & ones
-                continue                       # S3: HOLD
+            # ---- S2: the lanes of the micro-op's route (``sim.routes``)
+            step = lane_ops.get(code)
+            if step is not None:
+                lane_rows = step(imm, x, w, c)
+                if lane_rows is None:          # no reduction (S3: HOLD)
+                    continue
+                row_w, row_min = lane_rows
             else:
                 row_w = row_min = 0
             # ---- S3: reduction (ReduceOp = imm bits 0-3), every subarray's accumulator

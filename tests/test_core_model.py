@@ -14,6 +14,7 @@ from golden import layers as L
 from golden import pim
 from rtl.column_reduce import ReduceOp
 from rtl.config import preset
+from rtl.routes import ROUTES
 from rtl.isa import Instr, Opcode, Operand, counter_names
 from rtl.mtj_array import MacroCmd
 from sim import asm
@@ -27,9 +28,10 @@ N = 8
 
 
 def small(name="jeit_stt", rows=64, columns=32, subarrays=1):
-    """A small preset; ``subarrays`` (the mat, CoreModel's default K) 1 unless asked."""
+    """A small preset with every route (these tests run hand-written programs of the whole
+    instruction set); ``subarrays`` (the mat, CoreModel's default K) 1 unless asked."""
     return dataclasses.replace(preset(name), rows=rows, columns=columns,
-                               subarrays_per_mat=subarrays)
+                               subarrays_per_mat=subarrays, routes=tuple(ROUTES))
 
 
 def op(opcode, *, imm=0, a=0, b=0, d=0):

@@ -1,0 +1,59 @@
+"""Dataflow routes, one module each: the layers a route maps, the rows it reserves, the
+micro-ops of its dot product, and how the cycle model executes its lanes' micro-ops.
+
+``rtl.routes`` holds each route's hardware half (lanes, micro-ops); the core
+(``rtl.core.Core``) and the cycle model (``sim.core_model.CoreModel``) are generated from a
+configuration's ``routes``; the compiler (``sim.compiler``) maps each layer onto one of them
+(:func:`route_for`). Routes of the seed systems: ``write_free`` (ours), ``abs_diff`` (seed
+000), ``and_bitcount`` (seed 001 eq. 1).
+"""
+
+from __future__ import annotations
+
+from rtl.config import PRESETS
+
+# Importing a route's module registers it.
+from . import abs_diff, and_bitcount, write_free
+from .base import ROUTES, LaneModel, Route, get_route, op, register_route
+
+__all__ = ["ROUTES", "Route", "LaneModel", "get_route", "register_route", "op", "route_for",
+           "RouteError", "abs_diff", "and_bitcount", "write_free"]
+
+
+class RouteError(ValueError):
+    """No route of the configuration maps a layer (the message names the layer and the routes
+    and presets that would)."""
+
+
+def _candidates(layer, config) -> tuple:
+    """Route names that may compute ``layer`` on ``config``, in order of preference."""
+    return (config.dataflow,) if layer.is_adder else config.routes
+
+
+def route_for(layer, config, where: str) -> Route:
+    """The route that computes ``layer`` on a core of ``config``.
+
+    Adder layers take ``config.dataflow`` (the configuration's choice for them); every other
+    layer the first route of ``config.routes`` that maps it.
+
+    Raises
+    ------
+    RouteError
+        No route of the configuration maps the layer; the message (prefixed ``where``) says
+        which known routes and which presets would.
+    """
+    for name in _candidates(layer, config):
+        route = get_route(name)
+        if route.maps(layer):
+            return route
+    able = [r for r, route in ROUTES.items() if route.maps(layer)]
+    presets = [p for p, cfg in PRESETS.items()
+               if any(get_route(r).maps(layer) for r in _candidates(layer, cfg))]
+    if layer.is_adder:
+        head = (f"dataflow {config.dataflow!r} cannot map an adder layer (sum |x - w|); use "
+                f"dataflow {' or '.join(repr(r) for r in able)}")
+    else:
+        head = (f"no route of this configuration (routes {', '.join(config.routes)}) maps a "
+                f"{layer.kind} layer; routes that do: {', '.join(able) or 'none'}")
+    tail = f" (presets that can: {', '.join(presets)})" if presets else ""
+    raise RouteError(f"{where}: {head}{tail}")
