@@ -24,18 +24,18 @@ positions, numpy over lanes): :func:`and_bitcount_dot` / :func:`and_bitcount_con
 
 Step counts. Each algorithm returns, besides its result, a dict ``steps`` of what the hardware
 spends. Every entry counts *lock-step operations*: one operation acts on all lanes at once, so
-the numbers do not grow with the lane count (except ``bits_written``). Keys, where they apply:
+the numbers do not grow with the lane count (except ``bits_written``). Keys, where they apply::
 
-``reads``          sense cycles: one row sensed by the SAs of all lanes (1-row read, AND with FU,
+    reads          sense cycles: one row sensed by the SAs of all lanes (1-row read, AND with FU,
                    or a multi-column activation whose SAs fire in the same cycle).
-``writes``         array write cycles: one bit written back into one MRAM row in every lane.
-``bits_written``   MTJ cells written: ``writes`` times the number of lanes (the energy driver).
-``buffer_writes``  rows written into the CMOS weight/operand buffer (not MRAM).
-``counts``         bit-counter count operations (one bit added to every lane's counter).
-``shifts``         bit-counter shift-outs, or shift-accumulate steps of a reduction.
-``clears``         bit-counter clears.
-``popcounts``      population counts of one bit-plane across lanes (reduction unit).
-``cycles``         clock cycles where the paper states them (FA/FS: one per read, one per write).
+    writes         array write cycles: one bit written back into one MRAM row in every lane.
+    bits_written   MTJ cells written: writes times the number of lanes (the energy driver).
+    buffer_writes  rows written into the CMOS weight/operand buffer (not MRAM).
+    counts         bit-counter count operations (one bit added to every lane's counter).
+    shifts         bit-counter shift-outs, or shift-accumulate steps of a reduction.
+    clears         bit-counter clears.
+    popcounts      population counts of one bit-plane across lanes (reduction unit).
+    cycles         clock cycles where the paper states them (FA/FS: one per read, one per write).
 """
 
 from __future__ import annotations

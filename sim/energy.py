@@ -469,7 +469,7 @@ def estimate(config: AcceleratorConfig, counters, *, ops: int | None = None,
         ``sim.isa_model.Run.counters``), or a dict opcode (``Opcode`` or lower-case name) ->
         count that includes ``"cycles"`` (``"stalls"`` optional).
     ops : int or None
-        Operations the run computed (2 per L1 term |x - w| and its accumulation), > 0.
+        Operations the run computed (2 per L1 term ``|x - w|`` and its accumulation), > 0.
     columns_active : int or None
         Columns each datapath micro-op activates, in [1, columns * subarrays]; default
         ``columns * subarrays_per_mat`` (one mat in lock-step).
