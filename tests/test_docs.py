@@ -1,0 +1,140 @@
+"""The design documents (``docs/``, ``make docs``) against the code they describe.
+
+The site itself is built with warnings as errors by ``make docs`` (and ``make test``); these
+tests check what a build cannot: the generated instruction-set tables are those of ``rtl/isa.py``,
+the "how to add a preset" walkthrough works as written, and the import rule of the architecture
+page holds.
+"""
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from docs import gen_isa
+from docs.preset_example import CONFIG, NAME
+from golden.datasets import load_digits
+from golden.model import bundled_model_path, infer_int, load_model
+from rtl import config as rtl_config
+from rtl.config import preset, preset_names
+from rtl.export import verilog_of
+from sim.compiler import compile_model, run_compiled
+from sim.core_model import CoreModel
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def test_isa_tables_are_generated_from_rtl_isa():
+    committed = gen_isa.OUTPUT.read_text()
+    assert committed == gen_isa.isa_tables(), (
+        "docs/isa_tables.inc differs from rtl/isa.py: run python -m docs.gen_isa and commit it")
+
+
+def test_isa_tables_cover_every_opcode_and_counter():
+    text = gen_isa.isa_tables()
+    from rtl.isa import Opcode, counter_names
+    for op in Opcode:
+        assert f"   * - {op.value}\n     - ``{op.name}``" in text, op.name
+    for i, name in enumerate(counter_names()):
+        assert f"   * - {i}\n     - ``{name}``" in text, name
+
+
+def test_gen_isa_check_flags_a_stale_file(tmp_path, monkeypatch, capsys):
+    stale = tmp_path / "isa_tables.inc"
+    stale.write_text(gen_isa.isa_tables().replace("``MIN_STEP``", "``MIN``"))
+    monkeypatch.setattr(gen_isa, "OUTPUT", stale)
+    assert gen_isa.main(["--check"]) == 1
+    assert "out of date" in capsys.readouterr().err
+    stale.write_text(gen_isa.isa_tables())
+    assert gen_isa.main(["--check"]) == 0
+
+
+# ---- "How to add a preset", step by step -----------------------------------------------------
+
+def test_add_preset_page_shows_the_tested_example():
+    page = (DOCS / "add_preset.rst").read_text()
+    assert ".. literalinclude:: preset_example.py" in page
+    assert f'preset("{NAME}")' in page and f"PRESET={NAME}" in page
+    # The page says the example is jeit_stt with two fields changed.
+    assert CONFIG == dataclasses.replace(preset("jeit_stt"), dataflow="write_free",
+                                         zero_skip=False)
+
+
+def test_add_preset_walkthrough(monkeypatch):
+    # Step 2: register it; the name is then known to every command.
+    monkeypatch.setitem(rtl_config.PRESETS, NAME, CONFIG)
+    assert NAME in preset_names()
+    config = preset(NAME)
+    assert config is CONFIG
+    # Step 3: make verilog (one block), then the model on the numpy core model vs golden.
+    assert "module min_lane(" in verilog_of("min_lane", config)
+    model = load_model(bundled_model_path("digits_addernet"))
+    compiled = compile_model(model, config, subarrays=4)
+    assert {s.route for s in compiled.stages} == {"write_free", "and_bitcount"}
+    x, _ = load_digits("test")
+    image = x[0]
+    result = run_compiled(compiled, image, CoreModel(config, subarrays=4))
+    trace = infer_int(model, image[None], trace=True)
+    for stage, out in zip(compiled.stages, result.outputs, strict=True):
+        want = trace[stage.golden_index][0].reshape(stage.out_shape)
+        assert np.array_equal(out, want), stage.name
+    assert result.cycles == compiled.cycles
+
+
+def test_preset_validation_as_the_page_describes():
+    with pytest.raises(ValueError, match=r"^acc_bits must be at least reduce_bits \+ "
+                       r"operand_bits = 16 .*not 8$"):
+        dataclasses.replace(CONFIG, acc_bits=8)
+    with pytest.raises(ValueError, match=r"^mtjs_per_strip must be 1 for technology 'stt'"):
+        dataclasses.replace(CONFIG, mtjs_per_strip=8)
+    with pytest.raises(TypeError, match=r"^rows must be an int, not '256'$"):
+        dataclasses.replace(CONFIG, rows="256")
+
+
+# ---- the parameter tables of the assumptions page --------------------------------------------
+
+def test_every_device_and_energy_parameter_has_a_source_class():
+    import sys
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        from spinpim_sphinx import SOURCE_CLASSES, source_class
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+    from sim.device import PARAMETERS
+    from sim.energy import ARRAY, PERIPHERY
+    seen = set()
+    for params in [*PARAMETERS.values(), *ARRAY.values(), PERIPHERY]:
+        for name, p in params.items():
+            cls = source_class(p.source)
+            assert cls in SOURCE_CLASSES, name
+            assert (cls == "assumption") == p.assumption, name
+            seen.add(cls)
+    assert seen == set(SOURCE_CLASSES)
+    with pytest.raises(ValueError, match="source of unknown class"):
+        source_class("calibrated against SPICE")
+
+
+# ---- the architecture page's import rule -----------------------------------------------------
+
+def _imported_packages(package: str) -> dict[str, set]:
+    found = {}
+    for path in sorted((ROOT / package).glob("*.py")):
+        tops = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                tops |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                tops.add(node.module.split(".")[0])
+        found[path.name] = tops
+    return found
+
+
+@pytest.mark.parametrize("package, forbidden", [("golden", {"rtl", "sim"}),
+                                                ("rtl", {"golden", "sim"})])
+def test_import_rule(package, forbidden):
+    for name, tops in _imported_packages(package).items():
+        assert not tops & forbidden, f"{package}/{name} imports {sorted(tops & forbidden)}"
+
