@@ -2,12 +2,14 @@
 
 The site itself is built with warnings as errors by ``make docs`` (and ``make test``); these
 tests check what a build cannot: the generated instruction-set tables are those of ``rtl/isa.py``,
-the "how to add a preset" walkthrough works as written, and the import rule of the architecture
-page holds.
+the "how to add a preset" walkthrough works as written, the import rule of the architecture page
+holds, and no file points at a document outside the repository.
 """
 
 import ast
 import dataclasses
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +140,34 @@ def test_import_rule(package, forbidden):
     for name, tops in _imported_packages(package).items():
         assert not tops & forbidden, f"{package}/{name} imports {sorted(tops & forbidden)}"
 
+
+# ---- no document outside the repository ------------------------------------------------------
+
+# Built from parts so that this file does not match itself.
+OUTSIDE = re.compile(r"\.\./" + "shared" + "|" + r"\b(" + "|".join(
+    ("DESIGN", "core_spec", "move_spec")) + r")\.md\b")
+TEXT_SUFFIXES = {".py", ".md", ".rst", ".inc", ".toml", ".txt", ".cfg"}
+
+
+def _project_files():
+    """The project's text files: not the venv, build outputs, caches or VCS data."""
+    for top, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if not (d.startswith(".") or d.endswith(".egg-info")
+                                                or d in ("build", "__pycache__", "sim_build")))
+        for name in sorted(files):
+            path = Path(top, name)
+            if path.suffix in TEXT_SUFFIXES or name == "Makefile":
+                yield path.relative_to(ROOT), path
+
+
+def test_no_reference_to_documents_outside_the_repository():
+    hits = [f"{rel}:{i}: {line.strip()}" for rel, path in _project_files()
+            for i, line in enumerate(path.read_text().splitlines(), 1) if OUTSIDE.search(line)]
+    assert not hits, "references to files outside the repository:\n" + "\n".join(hits)
+
+
+def test_outside_reference_pattern_matches():
+    for text in ("see DESIGN" ".md", "build/core_spec" ".md", "(``build/move_spec" ".md``)",
+                 "../" "shared/x"):
+        assert OUTSIDE.search(text), text
+    assert not OUTSIDE.search("docs/dataflows.rst")
