@@ -96,6 +96,56 @@ def test_preset_validation_as_the_page_describes():
         dataclasses.replace(CONFIG, rows="256")
 
 
+
+# ---- the dataflows page's table of micro-ops per tile dot product ----------------------------
+
+def _per_dot(compiled):
+    """Per route: tile dots, and the micro-ops of the dots (the gather part's row writes and
+    strip erases taken out), summed over every chunk."""
+    out = {}
+    for stage in compiled.stages:
+        for chunk in stage.chunks:
+            ops = chunk.micro_ops
+            strips = -(-len(chunk.rows) // compiled.config.mtjs_per_strip)
+            erases = ops["erase"] - (strips if compiled.config.technology == "nand_spin" else 0)
+            got = {"dots": stage.out_channels * stage.tiles * chunk.groups,
+                   "min_step": ops["min_step"], "fs_step": ops["fs_step"],
+                   "shift_acc": ops["shift_acc"], "and_fu": ops["and_fu"],
+                   "write_backs": ops["write_row"] + ops["program"] - len(chunk.rows),
+                   "erases": erases}
+            acc = out.setdefault(stage.route, dict.fromkeys(got, 0))
+            for key, value in got.items():
+                acc[key] += value
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 4])
+@pytest.mark.parametrize("name, dataflow", [("nand_spin", "write_free"),
+                                            ("jeit_stt", "abs_diff"),
+                                            ("nand_spin", "abs_diff")])
+def test_micro_ops_per_tile_dot_as_documented(name, dataflow, k):
+    config = dataclasses.replace(preset(name), dataflow=dataflow)
+    n, m = config.operand_bits, config.mtjs_per_strip
+    nand = config.technology == "nand_spin"
+    routes = _per_dot(compile_model(load_model(bundled_model_path("digits_addernet")), config,
+                                    subarrays=k))
+    assert set(routes) == {dataflow, "and_bitcount"}
+    # write_free: n MIN_STEP, nothing written; and_bitcount: n * n AND_FU, nothing written.
+    # abs_diff: n + n FS_STEP, n write-backs, n SHIFT_ACC (4n), one ERASE per scratch strip
+    # on NAND-SPIN.
+    documented = {
+        "write_free": {"min_step": n, "write_backs": 0, "erases": 0},
+        "abs_diff": {"fs_step": 2 * n, "write_backs": n, "shift_acc": n,
+                     "erases": -(-n // m) if nand else 0},
+        "and_bitcount": {"and_fu": n * n, "write_backs": 0, "erases": 0},
+    }
+    for route, got in routes.items():
+        per_dot = {key: got[key] / got["dots"] for key in documented[route]}
+        assert per_dot == documented[route], route
+        cycles = sum(v for key, v in per_dot.items() if key != "erases")
+        assert cycles == {"write_free": n, "abs_diff": 4 * n, "and_bitcount": n * n}[route]
+
+
 # ---- the parameter tables of the assumptions page --------------------------------------------
 
 def test_every_device_and_energy_parameter_has_a_source_class():
