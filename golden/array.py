@@ -68,7 +68,9 @@ __all__ = [
     "fault_flips", "WriteStatus", "MtjArray",
 ]
 
+#: Cell technologies, with their write commands (:func:`supported_write_commands`).
 TECHNOLOGIES = ("stt", "nand_spin", "sot", "imac")
+#: Commands that sense rows (the others write or do nothing).
 SENSE_COMMANDS = ("read", "and_fu", "and2", "or2")
 WRITE_COMMANDS = ("write", "erase", "program")
 COMMANDS = ("nop",) + SENSE_COMMANDS + WRITE_COMMANDS

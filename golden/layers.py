@@ -60,7 +60,7 @@ def conv_acc_bound(kind: str, fan_in: int) -> int:
     """The largest magnitude the accumulator of one output can reach.
 
     ``fan_in`` is the number of terms summed (C*kh*kw for a convolution, I for a linear layer).
-    An adder term |x - w| with x, w in [0, 255] is at most 255; a multiply term x * w with x in
+    An adder term ``|x - w|`` with x, w in [0, 255] is at most 255; a multiply term x * w with x in
     [0, 255] and w in [-128, 127] is at most 255 * 128 in magnitude.
     """
     if kind == "adder":
@@ -115,7 +115,7 @@ def adder_conv2d(x: np.ndarray, weight: np.ndarray, *, stride: int = 1,
     x : uint8 [N, C, H, W]
     weight : uint8 [O, C, kh, kw]
     stride, padding : int
-        Padding inserts zeros, the real value 0, so a padded term contributes |0 - w| = w.
+        Padding inserts zeros, the real value 0, so a padded term contributes ``|0 - w| = w``.
 
     Returns
     -------

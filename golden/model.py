@@ -15,7 +15,7 @@ array                           dtype     shape           meaning
 ``num_layers``                  int64     ()              L
 ``layer{i}.kind``               str       ()              one of :data:`KINDS`
 ``layer{i}.output``             str       ()              compute layers: ``requant`` or ``logits``
-``layer{i}.weight``             see below                 integer weights
+``layer{i}.weight``             (below)                   integer weights
 ``layer{i}.stride``             int64     ()              convolutions and pools
 ``layer{i}.padding``            int64     ()              convolutions
 ``layer{i}.kernel``             int64     ()              pools (square window)
@@ -39,9 +39,9 @@ Semantics. A ``requant`` layer's output is ``requantize(acc, rq_mult, rq_bias, r
 norm, ReLU and 8-bit saturation folded into one integer step (:func:`golden.layers.requantize`).
 A ``logits`` layer (only the last layer, and the last layer must be one) outputs ``acc + bias`` as
 signed 32-bit integers. An adder layer's uint8 weights share the uint8 activations' scale (the only
-way |sx*x - sw*w| factors into one scale); float weights outside [0, 255*scale] were clipped into
-that range when quantizing and the exact per-channel change folded into ``rq_bias`` (for x >= 0,
-|x - w| = x + |w| = |x - 0| + |w| when w < 0, and symmetrically at the top).
+way ``|sx*x - sw*w|`` factors into one scale); float weights outside [0, 255*scale] were clipped
+into that range when quantizing and the exact per-channel change folded into ``rq_bias`` (for
+x >= 0, ``|x - w| = x + |w| = |x - 0| + |w|`` when w < 0, and symmetrically at the top).
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ import numpy as np
 from . import layers as L
 
 FORMAT_VERSION = 1
+#: Layer kinds of the format; the first four are compute layers.
 KINDS = ("adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear",
          "max_pool2d", "avg_pool2d", "flatten")
 COMPUTE_KINDS = KINDS[:4]

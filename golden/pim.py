@@ -20,22 +20,22 @@ positions, numpy over lanes): :func:`and_bitcount_dot` / :func:`and_bitcount_con
 :func:`scale_multiply`, :func:`msb_first_compare` / :func:`max_select` / :func:`min_select` /
 :func:`max_pool_compare` (seed 001); :func:`fa_fs_add` / :func:`fa_fs_sub` (seed 002);
 :func:`abs_diff` / :func:`l1_fa` / :func:`zero_skip_l1` (seed 000); :func:`min_lane_step` /
-:func:`l1_write_free` (the write-free L1 route of DESIGN.md).
+:func:`l1_write_free` (the write-free L1 route, ``docs/dataflows.rst``).
 
 Step counts. Each algorithm returns, besides its result, a dict ``steps`` of what the hardware
 spends. Every entry counts *lock-step operations*: one operation acts on all lanes at once, so
-the numbers do not grow with the lane count (except ``bits_written``). Keys, where they apply:
+the numbers do not grow with the lane count (except ``bits_written``). Keys, where they apply::
 
-``reads``          sense cycles: one row sensed by the SAs of all lanes (1-row read, AND with FU,
+    reads          sense cycles: one row sensed by the SAs of all lanes (1-row read, AND with FU,
                    or a multi-column activation whose SAs fire in the same cycle).
-``writes``         array write cycles: one bit written back into one MRAM row in every lane.
-``bits_written``   MTJ cells written: ``writes`` times the number of lanes (the energy driver).
-``buffer_writes``  rows written into the CMOS weight/operand buffer (not MRAM).
-``counts``         bit-counter count operations (one bit added to every lane's counter).
-``shifts``         bit-counter shift-outs, or shift-accumulate steps of a reduction.
-``clears``         bit-counter clears.
-``popcounts``      population counts of one bit-plane across lanes (reduction unit).
-``cycles``         clock cycles where the paper states them (FA/FS: one per read, one per write).
+    writes         array write cycles: one bit written back into one MRAM row in every lane.
+    bits_written   MTJ cells written: writes times the number of lanes (the energy driver).
+    buffer_writes  rows written into the CMOS weight/operand buffer (not MRAM).
+    counts         bit-counter count operations (one bit added to every lane's counter).
+    shifts         bit-counter shift-outs, or shift-accumulate steps of a reduction.
+    clears         bit-counter clears.
+    popcounts      population counts of one bit-plane across lanes (reduction unit).
+    cycles         clock cycles where the paper states them (FA/FS: one per read, one per write).
 """
 
 from __future__ import annotations
@@ -855,7 +855,7 @@ def zero_skip_l1(x, w, *, n: int = L.ACT_BITS):
     return terms.sum(axis=-1, dtype=np.int64), skipped, k_terms - skipped
 
 
-# ---- the write-free L1 route (DESIGN.md): MSB-first min lanes, bit-plane popcounts ----------
+# ---- the write-free L1 route (docs/dataflows.rst): MSB-first min lanes, bit-plane popcounts --
 
 
 def min_lane_step(x_b, w_b, decided, x_is_min):
@@ -889,7 +889,8 @@ def min_lane_step(x_b, w_b, decided, x_is_min):
 
 
 def l1_write_free(x, w, n: int):
-    """``sum_k |x[..., k] - w[..., k]|`` with no array write (the write-free route of DESIGN.md).
+    """``sum_k |x[..., k] - w[..., k]|`` with no array write (the write-free route, in
+    ``docs/dataflows.rst``).
 
     ``|x - w| = x + w - 2 min(x, w)``. The terms of one output sit in the lanes (the last axis);
     for each bit-plane b, MSB first, one sense cycle gives every lane ``x_b`` and ``w_b`` (x and

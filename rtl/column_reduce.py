@@ -60,7 +60,7 @@ class ColumnReduce(wiring.Component):
     bit-count convolution uses ``SHIFT_ADD`` / ``SHIFT`` alone.
 
     Arithmetic is modulo ``2**acc_bits`` (two's complement wrap-around): a partial sum may go
-    below 0 or above ``2**acc_bits - 1`` in between; the final sum of |x - w| over ``columns``
+    below 0 or above ``2**acc_bits - 1`` in between; the final sum of ``|x - w|`` over ``columns``
     lanes of ``operand_bits`` bits is below ``2**(reduce_bits + operand_bits) <=
     2**acc_bits`` (checked by the configuration), so it comes out exact as an unsigned number.
 

@@ -50,7 +50,9 @@ IMM_BITS = 5
 BASE_BITS = 12
 LEVEL_BITS = 2
 STRIDE_BITS = 4
+#: Width of LOOP's ``count_m1`` field.
 COUNT_BITS = 16
+#: Lowest bit of LOOP's ``count_m1`` field (it overlays operand a).
 COUNT_LSB = OP_BITS + IMM_BITS
 #: Width of a resolved operand on the controller's issue port.
 OPERAND_BITS = 16

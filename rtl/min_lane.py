@@ -1,4 +1,7 @@
-"""Write-free min lanes: min(x, w) found MSB first from two flags per lane (DESIGN.md)."""
+"""Write-free min lanes: min(x, w) found MSB first from two flags per lane.
+
+The route they serve and its derivation: ``docs/dataflows.rst``.
+"""
 
 from amaranth.hdl import Module
 from amaranth.lib import enum, wiring

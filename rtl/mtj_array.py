@@ -23,6 +23,7 @@ __all__ = [
 #: Each column's fault LFSR: 32-bit Fibonacci, x^32 + x^7 + x^6 + x^2 + 1 (primitive); one step
 #: shifts left and inserts the XOR of state bits 31, 29, 25, 24 as bit 0.
 LFSR_BITS = 32
+#: The taps of the LFSR (:data:`LFSR_BITS`).
 LFSR_TAPS = (31, 29, 25, 24)
 #: Steps per faulted sensing, so the compared 16 bits are all fresh.
 LFSR_STEPS_PER_SENSE = 16

@@ -76,7 +76,7 @@ def _check_count(name, value, hi):
 
 
 class Ppu(wiring.Component):
-    """Post-processing unit: the S3 stage of a ``REQUANT`` micro-op (``build/core_spec.md``).
+    """Post-processing unit: the S3 stage of a ``REQUANT`` micro-op (``docs/datapath.rst``).
 
     A step (``op_valid``) adds ``acc`` to the partial sum; an emitting step turns the sum into
     an output word appended to the output memory at ``ptr``. With ``imm`` bit 0 ``CLEAR``,

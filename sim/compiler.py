@@ -1,5 +1,5 @@
-"""Compiler: a golden AdderNet (``golden.model.Model``) onto the core (``build/core_spec.md``,
-``build/move_spec.md``).
+"""Compiler: a golden AdderNet (``golden.model.Model``) onto the core (``rtl.core.Core``;
+``docs/architecture.rst``, ``docs/dataflows.rst``).
 
 Mapping
 -------

@@ -1,5 +1,5 @@
-"""Cycle-exact Python model of the accelerator core (``rtl.core.Core``, ``build/core_spec.md``,
-``build/move_spec.md``).
+"""Cycle-exact Python model of the accelerator core (``rtl.core.Core``, whose contract is
+``docs/datapath.rst``).
 
 :class:`CoreModel` has the host interface of the RTL core (weight buffer, requantization table,
 array commands, data memory, gather tables, program + start) and executes a program the way the

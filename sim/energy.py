@@ -12,8 +12,8 @@ Reading of seed 001 sec. 5.1
 and 840 fJ to program a NAND-SPIN device, with 5 ns for each bit." The two clauses are built
 alike: an energy per *device* (the 8-MTJ strip) and a time per *MTJ / bit*. We read 840 fJ as
 programming a whole device (its 8 bits): 105 fJ per programmed bit, 5 ns per bit. (The other
-reading, 840 fJ per bit, makes a program 8x dearer; DESIGN.md's "840 fJ program vs 4 fJ read"
-compares the device figure with a one-bit read.) The erase of a strip takes 8 x 0.3 = 2.4 ns.
+reading, 840 fJ per bit, makes a program 8x dearer; the often quoted "840 fJ program vs 4 fJ
+read" compares the device figure with a one-bit read.) The erase of a strip takes 8 x 0.3 = 2.4 ns.
 
 Micro-op cost model
 -------------------
@@ -469,7 +469,7 @@ def estimate(config: AcceleratorConfig, counters, *, ops: int | None = None,
         ``sim.isa_model.Run.counters``), or a dict opcode (``Opcode`` or lower-case name) ->
         count that includes ``"cycles"`` (``"stalls"`` optional).
     ops : int or None
-        Operations the run computed (2 per L1 term |x - w| and its accumulation), > 0.
+        Operations the run computed (2 per L1 term ``|x - w|`` and its accumulation), > 0.
     columns_active : int or None
         Columns each datapath micro-op activates, in [1, columns * subarrays]; default
         ``columns * subarrays_per_mat`` (one mat in lock-step).

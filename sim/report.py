@@ -59,11 +59,11 @@ is linear in the counts, so it is the sum of the stages). The controller cycles 
 rest).
 
 ``stage_ops`` = 2 x (output elements of the golden compute layer) x (its fan-in): an L1 term
-``|x - w|`` and its accumulation, or a multiply and its accumulation, are 2 ops (DESIGN.md). For
-a convolution fused with a pool the count is the convolution's full output (the network's work,
-as the papers count it), also where the pool floors (a 7 x 7 map pooled to 3 x 3): there the
-core computes only the positions inside a pool window, and ``positions_computed`` in the JSON
-says how many.
+``|x - w|`` and its accumulation, or a multiply and its accumulation, are 2 ops
+(``docs/assumptions.rst``). For a convolution fused with a pool the count is the convolution's
+full output (the network's work, as the papers count it), also where the pool floors (a 7 x 7
+map pooled to 3 x 3): there the core computes only the positions inside a pool window, and
+``positions_computed`` in the JSON says how many.
 
 ``lane_utilisation`` per stage = (fan-in x patches) / (W x tiles x row sets): a ``wide`` stage
 has one row set per patch and T tiles of W columns; a ``segmented`` stage has one row set per

@@ -2,7 +2,7 @@
 
 Random single layers of every kind on small configurations (tiling, chunking, fused pools,
 both mat modes for K = 1, 2, 4 subarrays), the committed models end to end on real images, the
-gather tables and the programs the spec (``build/move_spec.md``) prescribes, the compile
+gather tables and the programs the mapping (``sim.compiler``'s docstring) prescribes, the compile
 errors, and the micro-op counts the mapping implies.
 """
 
@@ -151,7 +151,7 @@ KS = (1, 2, 4)
 
 
 def expected_ops(stage, k, fan, out_ch, patches, positions, config):
-    """Micro-op counts of a stage from the mapping (move_spec.md), by counting row sets."""
+    """Micro-op counts of a stage from the mapping (``sim.compiler``), by counting row sets."""
     seg = k > 1 and fan <= COLS
     tw = COLS if seg else COLS * k
     t = 1 if seg else -(-fan // tw)

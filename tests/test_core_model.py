@@ -1,7 +1,7 @@
 """sim.core_model.CoreModel against the golden bit-level algorithms and layers.
 
 Each test writes operands through the host port, runs a hand-written micro-op program built
-from the datapath contract (``build/core_spec.md``) and compares the output words (or the
+from the datapath contract (``docs/datapath.rst``) and compares the output words (or the
 written-back rows) with ``golden.pim`` / ``golden.layers``.
 """
 

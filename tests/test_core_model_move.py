@@ -1,4 +1,4 @@
-"""sim.core_model.CoreModel: on-chip data movement and the mat (``build/move_spec.md``).
+"""sim.core_model.CoreModel: on-chip data movement and the mat (``docs/datapath.rst``).
 
 Each test drives the host port, runs a hand-written program of the new micro-ops (MOVE
 GATHER / CLEAR / SETPTR / ADDPTR, WRITE_ROW / PROGRAM from the transpose buffer, REQUANT's

@@ -1,0 +1,1 @@
+"""spinpim's design documents: the Sphinx sources (``make docs``) and their generators."""

@@ -1,0 +1,31 @@
+"""The example preset of the walkthrough ``docs/add_preset.rst``, which includes this file.
+
+``tests/test_docs.py`` follows the walkthrough with it: it registers the preset, exports a
+block, compiles the digits model and runs an image on the numpy core model against golden.
+"""
+
+from rtl.config import AcceleratorConfig
+
+#: The name under which the walkthrough registers the preset.
+NAME = "stt_write_free"
+
+# begin example
+#: Seed 000's STT-MRAM accelerator with the write-free route for its adder layers.
+CONFIG = AcceleratorConfig(
+    technology="stt",
+    # ASSUMPTION: seed 000's abstract gives no array organisation; the seed-001 subarray and
+    # mat counts, as the jeit_stt preset.
+    rows=256,
+    columns=128,
+    subarrays_per_mat=16,
+    mats=1024,
+    operand_bits=8,
+    acc_bits=32,
+    clock_mhz=133,              # seed 000 abstract: 133 MHz
+    # ASSUMPTION: the write-free route instead of seed 000's in-situ absolute difference: it
+    # needs only sensing (no write-back), which the STT cell has like every other.
+    dataflow="write_free",
+    mtjs_per_strip=1,           # one MTJ per cell: no shared strip
+    zero_skip=False,            # the write-free route has no zero-operand skipping
+)
+# end example
