@@ -20,6 +20,7 @@ from golden import datasets, layers as gl
 from golden.model import Layer, bundled_model_path, infer_int, load_model, make_model
 from rtl.config import preset
 from rtl.core import Core
+from rtl.routes import ROUTES
 from sim.rtl_backend import CoreHost
 
 BLOCK = "core"
@@ -219,6 +220,62 @@ async def core_micro_ops(dut):
                 assert counters["min_step"] == 8, counters
 
 
+def _lane_programs(config):
+    """Short programs that need a route's lanes: {route: program words}. The write-back is
+    the technology's own write (NAND-SPIN: erase the strip, then program), so that only the
+    missing lane can be the error."""
+    from rtl.column_reduce import ReduceOp as R
+    from rtl.isa import WriteSrc
+    from sim import asm
+    src = WriteSrc.ABS_DIFF.value
+    write = ([asm.erase(a=0), asm.program(a=1, b=0, imm=src)]
+             if config.technology == "nand_spin" else [asm.write_row(a=1, b=0, imm=src)])
+    return {
+        "write_free": asm.assemble([asm.min_step(a=0, b=0, imm=R.L1_FIRST.value), asm.halt()]),
+        "abs_diff": asm.assemble([asm.fs_step(a=0, b=0, imm=1), asm.halt()]),
+        "abs_diff source": asm.assemble(write + [asm.halt()]),
+    }
+
+
+@cocotb.test()
+async def core_generated_from_routes(dut):
+    """A core generated for its routes flags exactly the micro-ops and write sources of the
+    routes it lacks (``error``), as the cycle model does; ``start`` clears the error and a
+    program of its own routes runs clean."""
+    from cocotb.triggers import FallingEdge
+
+    from sim.core_model import CoreModel
+    p = load_params()
+    if p["case"] != "layers" or p["label"] not in ("small-write_free", "small-abs_diff-stt"):
+        return
+    config = CONFIGS[(p["case"], p["label"])]()
+    host = CoreHost(dut, config)
+    await host.reset()
+    model = CoreModel(config)
+
+    async def error_of(words):
+        await host.load_program(words)
+        dut.start.value = 1
+        await FallingEdge(dut.clk)
+        dut.start.value = 0
+        for _ in range(64):
+            if dut.done.value:
+                break
+            await FallingEdge(dut.clk)
+        assert dut.done.value, f"{BLOCK}: a two-word program did not finish in 64 cycles"
+        return bool(dut.error.value)
+
+    programs = _lane_programs(config)
+    for name, words in programs.items():
+        has = name.split()[0] in config.routes
+        got, modelled = await error_of(words), model.run(words)
+        assert got == modelled.error == (not has), (
+            f"{BLOCK}: {name} micro-op on a core with routes {config.routes}: rtl error {got}, "
+            f"model error {modelled.error} ({modelled.reason}), expected {not has}")
+        own = programs[config.dataflow]
+        assert not await error_of(own), f"{BLOCK}: {config.dataflow} program after {name}"
+
+
 @cocotb.test()
 async def core_random_layers(dut):
     """Random single layers of every kind (tiled, chunked, pooled) == golden, both dataflows."""
@@ -258,7 +315,9 @@ def _mat(name, mat):
 
 CONFIGS = {
     # (case, label): config (the core is a mat of config.subarrays_per_mat subarrays)
-    ("micro", "small-stt"): lambda: _small("jeit_stt", "abs_diff"),
+    # hand-written programs of both adder routes: a core with every route
+    ("micro", "small-stt"): lambda: dataclasses.replace(_small("jeit_stt", "abs_diff"),
+                                                        routes=tuple(ROUTES)),
     ("layers", "small-write_free"): lambda: _small("nand_spin", "write_free"),
     ("layers", "small-abs_diff-stt"): lambda: _small("jeit_stt", "abs_diff"),
     ("layers", "small-abs_diff-nand"): lambda: _small("nand_spin", "abs_diff"),
