@@ -21,6 +21,7 @@ import numpy as np
 
 from golden import datasets
 from golden.model import ModelFormatError, bundled_model_path, infer_float, infer_int, load_model
+from rtl.outputs import check_file
 
 from .util import UserError, parse_mat, write_json_atomic
 
@@ -59,6 +60,10 @@ def cmd_run(args) -> int:
     if config is not None:
         mat = parse_mat(args.mat) or config.subarrays_per_mat
     model, ds_name = _resolve_model(args.model)
+    tag = (args.backend if config is None else
+           f"rtl-{args.preset}-{config.dataflow}-mat{mat}")
+    out = check_file("--report", args.report or f"build/reports/{model.name}-{tag}.json",
+                     example=f"{model.name}-{tag}.json")    # before any data or inference
     ds_name = args.dataset or ds_name
     if ds_name is None:
         raise UserError(f"--dataset: cannot tell which data set {args.model!r} belongs to; "
@@ -103,10 +108,6 @@ def cmd_run(args) -> int:
     if args.backend == "rtl":
         rtl = _run_rtl(args, config, mat, model, x, logits)
         report["rtl"] = rtl
-    tag = (f"{args.backend}" if config is None else
-           f"rtl-{args.preset}-{config.dataflow}-mat{rtl['subarrays']}")
-    out = Path(args.report or f"build/reports/{model.name}-{tag}.json")
-    write_json_atomic(out, report)
     print(f"model {model.name} on {ds_name} test split, {len(y)} images, backend {args.backend}")
     print(f"  int8 accuracy      {100 * report['int8_accuracy']:.2f} %")
     print(f"  float accuracy     {100 * report['float_accuracy']:.2f} %")
@@ -114,6 +115,8 @@ def cmd_run(args) -> int:
     print(f"  golden speed       {report['golden_images_per_second']:.0f} images/s")
     if rtl is not None:
         _print_rtl(rtl)
+    sys.stdout.flush()              # the summary is kept if writing the report fails
+    write_json_atomic(out, report, option="--report")
     print(f"report: {out}")
     return 0
 
