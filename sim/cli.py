@@ -55,15 +55,18 @@ def _parse_n(text: str) -> int | None:
 
 def cmd_run(args) -> int:
     n = _parse_n(args.n)
+    # An explicit --report is checked before the simulator toolchain, the default one (named
+    # after the model) as soon as the model is loaded: both before any data or inference.
+    out = check_file("--report", args.report, example="report.json") if args.report else None
     config = _config_of(args) if args.backend == "rtl" else None
     mat = None
     if config is not None:
         mat = parse_mat(args.mat) or config.subarrays_per_mat
     model, ds_name = _resolve_model(args.model)
-    tag = (args.backend if config is None else
-           f"rtl-{args.preset}-{config.dataflow}-mat{mat}")
-    out = check_file("--report", args.report or f"build/reports/{model.name}-{tag}.json",
-                     example=f"{model.name}-{tag}.json")    # before any data or inference
+    if out is None:
+        tag = (args.backend if config is None else
+               f"rtl-{args.preset}-{config.dataflow}-mat{mat}")
+        out = check_file("--report", f"build/reports/{model.name}-{tag}.json")
     ds_name = args.dataset or ds_name
     if ds_name is None:
         raise UserError(f"--dataset: cannot tell which data set {args.model!r} belongs to; "

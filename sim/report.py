@@ -1097,15 +1097,15 @@ def run(args, argv) -> int:
     mat = parse_mat(args.mat)
     if args.backend not in BACKENDS:
         raise UserError(f"--backend must be one of {', '.join(BACKENDS)}, not {args.backend!r}")
+    out = check_dir("--out", args.out)          # before the toolchain, the data and any run
+    for path in _output_files(out, presets):
+        check_file("--out", path)
     sim = None
     if args.backend == "rtl":
         if args.sim not in SIMULATORS:
             raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {args.sim!r}")
         from sim.rtl_backend import check_sim
         sim = check_sim(args.sim)
-    out = check_dir("--out", args.out)          # before any data is loaded or run
-    for path in _output_files(out, presets):
-        check_file("--out", path)
     model, model_path, ds = _resolve_model(args.model, args.dataset)
     x, y = _load_images(model, ds, n)
     # Compile for every preset and read the gate counts before anything runs.

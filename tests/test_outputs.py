@@ -265,6 +265,24 @@ def test_bad_output_path_fails_before_any_work(tool, case, tmp_path, monkeypatch
     assert _snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("tool, argv", [
+    ("run", ["run", "--backend", "rtl", "--report"]),
+    ("report", ["--backend", "rtl", "--out"]),
+])
+def test_rtl_backend_checks_the_path_before_the_toolchain(tool, argv, tmp_path, monkeypatch,
+                                                          capsys):
+    import sim.rtl_backend
+    _no_work(monkeypatch, sim.rtl_backend, "check_sim")
+    out = tmp_path / "out"
+    if tool == "report":
+        out.write_text("keep")                  # a file where the directory is needed
+    else:
+        out.mkdir()                             # a directory where the file is needed
+    main = TOOLS[tool][0]
+    assert main([*argv, str(out)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {argv[-1]} {str(out)!r} is a ")
+
+
 # ----------------------------------------------------------------------------------------------
 # Writing: whole files, temporary names no glob sees, the summary before the file
 
