@@ -3,6 +3,7 @@ work with one line and exit code 2, nothing that the tool did not create is ever
 appear whole or not at all, and no temporary name is listed next to the outputs."""
 
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -355,6 +356,21 @@ def test_failed_write_keeps_the_old_file(tmp_path):
         write_file(target, half)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_sigterm_while_writing_leaves_nothing(tmp_path):
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("the test runner handles SIGTERM itself")
+
+    def terminated(tmp):
+        tmp.write_text("half")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(SystemExit) as e:
+        write_file(tmp_path / "r.json", terminated)
+    assert e.value.code == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_written_files_follow_the_umask(tmp_path):
