@@ -349,8 +349,15 @@ def write_tree(path, files: dict, *, tool: str, option: str | None = None) -> li
             for name, text in {**files, MARKER: marker}.items():
                 (staging / name).write_text(text)
             if state == "empty":
-                for name in [*files, MARKER]:
-                    os.replace(staging / name, path / name)
+                moved = []
+                try:
+                    for name in [*files, MARKER]:
+                        os.replace(staging / name, path / name)
+                        moved.append(path / name)
+                except BaseException:
+                    for p in moved:             # the directory goes back to empty
+                        p.unlink(missing_ok=True)
+                    raise
             else:
                 if state == "ours":
                     old = staging.with_name(staging.name[:-len(_STAGING_SUFFIX)] + "-old"

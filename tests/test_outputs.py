@@ -154,6 +154,25 @@ def test_export_fills_an_empty_directory_in_place(tmp_path, fake_verilog, monkey
     assert tmp_path.stat().st_ino == inode                  # the same directory, not replaced
 
 
+def test_export_into_an_empty_directory_failing_leaves_it_empty(tmp_path, fake_verilog,
+                                                                monkeypatch):
+    out = tmp_path / "v"
+    out.mkdir()
+    real, count = os.replace, []
+
+    def replace(src, dst):
+        count.append(dst)
+        if len(count) == 3:
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(rtl.outputs.os, "replace", replace)
+    with pytest.raises(OutputPathError, match=r"^--out '.*v': cannot write \(No space left"):
+        rtl.export.export(rtl.export.preset("jeit_stt"), out, option="--out")
+    assert len(count) == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["v"] and list(out.iterdir()) == []
+
+
 def test_export_failure_leaves_nothing(tmp_path, monkeypatch):
     def half(block, config):
         if block == "core":
