@@ -2,17 +2,21 @@
 
 Output: ``<out>/<block>.v`` per block (toplevel module named ``<block>``) and ``lint.vlt``, the
 Verilator lint waivers with their reasons. Same configuration, same bytes: no source locations
-are emitted. The directory is written next to its final place and renamed into it, so a failure
-never leaves a partial output behind. Bad input gives a one-line error and exit code 2.
+are emitted. Bad input gives a one-line error and exit code 2.
+
+``<out>`` is written as a whole by :func:`rtl.outputs.write_tree`: in a directory next to it,
+renamed into place when complete, so a failure never leaves a partial output behind. It must be
+a new path, an empty directory, or a directory an earlier export made (marked by
+``rtl.outputs.MARKER``, which lists the files written) holding nothing else; any other existing
+directory is refused before any Verilog is generated, and the message says to give a new or
+empty directory or to remove it yourself. Export never deletes a directory it did not make.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from rtl.abs_diff_lane import AbsDiffLane
@@ -24,6 +28,7 @@ from rtl.core import Core
 from rtl.fa_fs import FaFs
 from rtl.min_lane import MinLane
 from rtl.mtj_array import MtjArray
+from rtl.outputs import UserError, check_tree, write_tree
 from rtl.ppu import Ppu
 from rtl.sense_amp import SenseAmp
 from rtl.zero_detect import ZeroDetect
@@ -84,22 +89,25 @@ def verilog_of(block: str, config: AcceleratorConfig) -> str:
     return verilog.convert(BLOCKS[block](config=config), name=block, emit_src=False)
 
 
-def export(config: AcceleratorConfig, out: Path) -> list[Path]:
-    """Write every block of ``config`` and ``lint.vlt`` into ``out`` (replaced as a whole)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for block in BLOCKS:
-            (tmp / f"{block}.v").write_text(verilog_of(block, config))
-        (tmp / "lint.vlt").write_text(LINT_WAIVERS)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return [out / f"{block}.v" for block in BLOCKS]
+#: How the tool names itself in the marker of the directories it writes and in messages.
+TOOL = "python -m rtl.export"
+#: The files an export writes (besides the marker ``rtl.outputs.MARKER``).
+FILES = (*(f"{block}.v" for block in BLOCKS), "lint.vlt")
+
+
+def export(config: AcceleratorConfig, out: Path, *, option: str | None = None) -> list[Path]:
+    """Write every block of ``config`` and ``lint.vlt`` into the directory ``out`` as a whole.
+
+    Raises
+    ------
+    rtl.outputs.OutputPathError
+        ``out`` may not be written (see the module docstring); checked before any Verilog is
+        generated. ``option`` names the command-line option in the message.
+    """
+    check_tree(option, out, tool=TOOL, names=FILES)
+    files = {f"{block}.v": verilog_of(block, config) for block in BLOCKS}
+    files["lint.vlt"] = LINT_WAIVERS
+    return write_tree(out, files, tool=TOOL, option=option)[:len(BLOCKS)]
 
 
 def main(argv=None) -> int:
@@ -112,6 +120,7 @@ def main(argv=None) -> int:
                         help="subarrays in the core's mat (default: the preset's "
                              "subarrays_per_mat)")
     args = parser.parse_args(argv)
+    out = args.out if args.out is not None else Path("build", "verilog", args.preset)
     try:
         config = preset(args.preset)
         if args.mat is not None:
@@ -123,11 +132,16 @@ def main(argv=None) -> int:
                 raise ValueError(f"--mat must be an integer in [1, 64] (subarrays in the "
                                  f"core's mat), not {args.mat!r}")
             config = dataclasses.replace(config, subarrays_per_mat=mat)
-    except ValueError as e:
-        print(f"python -m rtl.export: error: {e}", file=sys.stderr)
+        check_tree("--out", out, tool=TOOL, names=FILES)    # before any Verilog is made
+    except (ValueError, UserError) as e:
+        print(f"{TOOL}: error: {e}", file=sys.stderr)
         return 2
-    out = args.out if args.out is not None else Path("build", "verilog", args.preset)
-    for path in export(config, out):
+    try:
+        paths = export(config, out, option="--out")
+    except UserError as e:                      # the path changed meanwhile, or a full disk
+        print(f"{TOOL}: error: {e}", file=sys.stderr)
+        return 2
+    for path in paths:
         print(path)
     return 0
 

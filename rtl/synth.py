@@ -21,8 +21,9 @@ structural estimate, without logic optimisation across the lowered cell, for the
 cross-gate minimisation: counts are an upper bound of what a full synthesis would give.
 
 Not synthesized by default: the behavioral MTJ array (:data:`EXCLUDED`), see its reason.
-The output is written next to its final place and renamed into it, so a failure never leaves a
-partial file. Bad input gives a one-line error and exit code 2.
+The output path is checked before any synthesis (:func:`rtl.outputs.check_file`) and the file is
+written next to its final place and renamed into it, so a failure never leaves a partial file.
+Bad input, a bad output path included, gives a one-line error and exit code 2.
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
 from rtl.config import AcceleratorConfig, preset, preset_names
+from rtl.outputs import UserError, check_file, write_json
 
 __all__ = ["FLOW", "EXCLUDED", "SynthError", "lower_cell", "synth_block", "synthesize",
            "write_report"]
@@ -180,20 +181,9 @@ def synthesize(config: AcceleratorConfig, *, include_array: bool = False,
     }
 
 
-def write_report(report: dict, out: Path) -> Path:
-    """Write ``report`` to ``out`` atomically (temporary file in the same directory)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(report, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+def write_report(report: dict, out: Path, *, option: str | None = None) -> Path:
+    """Write ``report`` to ``out`` atomically (:func:`rtl.outputs.write_json`)."""
+    return write_json(out, report, sort_keys=False, option=option)
 
 
 def main(argv=None) -> int:
@@ -207,21 +197,26 @@ def main(argv=None) -> int:
     parser.add_argument("--include-array", action="store_true",
                         help="also synthesize the behavioral MTJ array (slow at preset sizes)")
     args = parser.parse_args(argv)
+    out = args.out if args.out is not None else Path("build", "synth", f"{args.preset}.json")
     try:
         config = preset(args.preset)
-    except ValueError as e:
+        check_file("--out", out, example=f"{args.preset}.json")    # before any synthesis
+    except (ValueError, UserError) as e:
         print(f"python -m rtl.synth: error: {e}", file=sys.stderr)
         return 2
-    out = args.out if args.out is not None else Path("build", "synth", f"{args.preset}.json")
     try:
         report = synthesize(config, include_array=args.include_array)
     except SynthError as e:
         print(f"python -m rtl.synth: error: yosys failed: {e}", file=sys.stderr)
         return 1
     report = {"preset": args.preset, **report}
-    write_report(report, out)
-    for name, block in report["blocks"].items():
-        print(f"{name:16s} {block['total']:9d} cells")
+    for name, block in report["blocks"].items():    # printed first: kept if writing fails
+        print(f"{name:16s} {block['total']:9d} cells", flush=True)
+    try:
+        write_report(report, out, option="--out")
+    except UserError as e:
+        print(f"python -m rtl.synth: error: {e}", file=sys.stderr)
+        return 2
     print(out)
     return 0
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from golden import datasets
 from golden.model import bundled_model_path, infer_float, infer_int, load_model
+from rtl.outputs import check_file
 
 from .util import MAX_MAT, UserError, parse_mat, write_json_atomic
 
@@ -144,7 +145,7 @@ def bench_rtl(images: int, sim: str, mat: int | None = None) -> list:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="build/bench/bench.json")
+    p.add_argument("--out", default="build/bench/bench.json", help="output JSON file")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--images", type=int, default=2000)
     p.add_argument("--model-images", type=int, default=3,
@@ -158,6 +159,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         mat = parse_mat(args.mat)
+        check_file("--out", args.out, example="bench.json")        # before any benchmark
         if args.repeat < 1 or args.images < 1:
             raise UserError(f"--repeat and --images must be >= 1, not {args.repeat} and "
                             f"{args.images}")
@@ -175,7 +177,6 @@ def main(argv=None) -> int:
     report = {"host": {"python": platform.python_version(), "machine": platform.machine(),
                        "numpy": np.__version__},
               "results": results}
-    write_json_atomic(args.out, report)
     for r in results:
         if "skipped" in r:
             print(f"{r['name']:56s} skipped: {r['skipped']}")
@@ -187,6 +188,12 @@ def main(argv=None) -> int:
         else:
             print(f"{r['name']:56s} {r['images_per_second_best']:10.0f} images/s (best), "
                   f"{r['images_per_second_median']:10.0f} (median)")
+    sys.stdout.flush()              # the results are kept if writing the file fails
+    try:
+        write_json_atomic(args.out, report, option="--out")
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {args.out}")
     return 0
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from golden import datasets
 from golden.model import ModelFormatError, bundled_model_path, infer_float, infer_int, load_model
+from rtl.outputs import check_file
 
 from .util import UserError, parse_mat, write_json_atomic
 
@@ -53,11 +54,18 @@ def _parse_n(text: str) -> int | None:
 
 def cmd_run(args) -> int:
     n = _parse_n(args.n)
+    # An explicit --report is checked before the simulator toolchain, the default one (named
+    # after the model) as soon as the model is loaded: both before any data or inference.
+    out = check_file("--report", args.report, example="report.json") if args.report else None
     config = _config_of(args) if args.backend == "rtl" else None
     mat = None
     if config is not None:
         mat = parse_mat(args.mat) or config.subarrays_per_mat
     model, ds_name = _resolve_model(args.model)
+    if out is None:
+        tag = (args.backend if config is None else
+               f"rtl-{args.preset}-{config.dataflow}-mat{mat}")
+        out = check_file("--report", f"build/reports/{model.name}-{tag}.json")
     ds_name = args.dataset or ds_name
     if ds_name is None:
         raise UserError(f"--dataset: cannot tell which data set {args.model!r} belongs to; "
@@ -102,10 +110,6 @@ def cmd_run(args) -> int:
     if args.backend == "rtl":
         rtl = _run_rtl(args, config, mat, model, x, logits)
         report["rtl"] = rtl
-    tag = (f"{args.backend}" if config is None else
-           f"rtl-{args.preset}-{config.dataflow}-mat{rtl['subarrays']}")
-    out = Path(args.report or f"build/reports/{model.name}-{tag}.json")
-    write_json_atomic(out, report)
     print(f"model {model.name} on {ds_name} test split, {len(y)} images, backend {args.backend}")
     print(f"  int8 accuracy      {100 * report['int8_accuracy']:.2f} %")
     print(f"  float accuracy     {100 * report['float_accuracy']:.2f} %")
@@ -113,6 +117,8 @@ def cmd_run(args) -> int:
     print(f"  golden speed       {report['golden_images_per_second']:.0f} images/s")
     if rtl is not None:
         _print_rtl(rtl)
+    sys.stdout.flush()              # the summary is kept if writing the report fails
+    write_json_atomic(out, report, option="--report")
     print(f"report: {out}")
     return 0
 

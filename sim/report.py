@@ -91,10 +91,8 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -106,10 +104,11 @@ from golden.model import (
 )
 from rtl.config import preset, preset_names
 from rtl.isa import MoveOp, Opcode, counter_names, decode
+from rtl.outputs import check_dir, check_file, json_text, write_files
 from sim import energy
 from sim.energy import HOST_DATA_WORDS
 
-from .util import MAX_MAT, UserError, parse_mat, write_json_atomic
+from .util import MAX_MAT, UserError, parse_mat
 
 __all__ = ["BACKENDS", "SEED_FIGURES", "stage_ops", "host_port_words",
            "row_build_profile", "measure", "preset_report", "markdown", "main"]
@@ -1035,40 +1034,22 @@ def markdown(reports: list, command: str) -> str:
 # ----------------------------------------------------------------------------------------------
 # Writing
 
-def _tmp_for(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+def _output_files(out: Path, presets: list) -> list:
+    """Every file the report writes into ``out``."""
+    return [out / "report.md", *(out / f"report-{name}{end}" for name in presets
+                                 for end in (".json", "-energy.png", "-latency.png"))]
 
 
 def _write_outputs(out: Path, reports: list, md: str) -> list:
-    """Every file is rendered into a temp file first, then all are renamed into place."""
-    staged = []             # (tmp, final)
-    try:
-        for rep in reports:
-            for kind, plot in (("energy", _plot_energy), ("latency", _plot_latency)):
-                final = out / f"report-{rep['preset']}-{kind}.png"
-                tmp = _tmp_for(final)
-                staged.append((tmp, final))
-                plot(rep, tmp)
-        final = out / "report.md"
-        tmp = _tmp_for(final)
-        staged.append((tmp, final))
-        tmp.write_text(md)
-        written = [write_json_atomic(out / f"report-{rep['preset']}.json", rep)
-                   for rep in reports]
-        mask = os.umask(0)
-        os.umask(mask)
-        for tmp, final in staged:
-            os.chmod(tmp, 0o666 & ~mask)
-            os.replace(tmp, final)
-            written.append(final)
-    finally:
-        for tmp, _ in staged:
-            if tmp.exists():
-                tmp.unlink()
-    return written
+    """Every file is rendered first, then all are renamed into place
+    (:func:`rtl.outputs.write_files`)."""
+    writers = {out / "report.md": md}
+    for rep in reports:
+        name = rep["preset"]
+        writers[out / f"report-{name}.json"] = json_text(rep)
+        writers[out / f"report-{name}-energy.png"] = lambda tmp, rep=rep: _plot_energy(rep, tmp)
+        writers[out / f"report-{name}-latency.png"] = lambda tmp, rep=rep: _plot_latency(rep, tmp)
+    return write_files(writers, option="--out")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1116,6 +1097,9 @@ def run(args, argv) -> int:
     mat = parse_mat(args.mat)
     if args.backend not in BACKENDS:
         raise UserError(f"--backend must be one of {', '.join(BACKENDS)}, not {args.backend!r}")
+    out = check_dir("--out", args.out)          # before the toolchain, the data and any run
+    for path in _output_files(out, presets):
+        check_file("--out", path)
     sim = None
     if args.backend == "rtl":
         if args.sim not in SIMULATORS:
@@ -1124,9 +1108,6 @@ def run(args, argv) -> int:
         sim = check_sim(args.sim)
     model, model_path, ds = _resolve_model(args.model, args.dataset)
     x, y = _load_images(model, ds, n)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out must be a directory, not the file {str(out)!r}")
     # Compile for every preset and read the gate counts before anything runs.
     work = []
     for name in presets:
@@ -1149,11 +1130,8 @@ def run(args, argv) -> int:
     command = shlex.join(["python", "-m", "sim.report", *argv])
     for rep in reports:
         rep["command"] = command
-    try:
-        written = _write_outputs(out, reports, markdown(reports, command))
-    except OSError as e:
-        raise UserError(f"--out {str(out)!r}: cannot write ({e.strerror or e})") from None
-    print(_summary(reports))
+    print(_summary(reports), flush=True)       # kept if writing the files fails
+    written = _write_outputs(out, reports, markdown(reports, command))
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 

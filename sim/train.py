@@ -17,7 +17,6 @@ and the adaptive per-layer scaling ``eta * sqrt(numel(W)) / ||grad_W||_2`` of W'
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 from golden import datasets
 from golden.model import MODELS_DIR, accuracy, infer_float, infer_int, save_model
 from golden.quantize import FloatLayer, quantize_model
+from rtl.outputs import UserError, check_dir, check_file, json_text, write_files
 
 # ----------------------------------------------------------------------------------------------
 # Architectures: golden layer kinds. Every compute layer but the last is followed by BN + ReLU.
@@ -298,14 +298,15 @@ def train_model(name: str, seed: int, epochs: int | None, out_dir: Path) -> dict
     _, pct, model = best
     float_acc = accuracy(infer_float(model, te_img), te_lab)
     int_acc = accuracy(infer_int(model, te_img), te_lab)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_model(model, out_dir / f"{name}.npz")
     meta = {"seed": seed, "epochs": epochs, "float_test_accuracy": float_acc,
             "int8_test_accuracy": int_acc, "test_split": "test", "n_test": int(len(te_lab)),
             "train_seconds": round(train_seconds, 1), "torch_version": torch.__version__,
             "architecture": architecture_text(cfg["arch"]), "parameters": n_params,
             "calibration_percentile": pct, "torch_threads": torch.get_num_threads()}
-    (out_dir / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    # Both files are staged in a hidden directory and renamed together: the bundled-model glob
+    # (golden/models/*.npz) never lists a temporary file, and a kill leaves no partial file.
+    write_files({out_dir / f"{name}.npz": lambda tmp: save_model(model, tmp),
+                 out_dir / f"{name}.json": json_text(meta, sort_keys=False)}, option="--out")
     print(f"{name}: float test accuracy {float_acc:.4f}, int8 test accuracy {int_acc:.4f} "
           f"(golden, {len(te_lab)} images); training {train_seconds:.1f} s, export "
           f"{time.perf_counter() - t1:.1f} s; wrote {out_dir / (name + '.npz')}", flush=True)
@@ -334,17 +335,25 @@ def main(argv=None) -> int:
         p.error(f"--seed must be >= 0, not {args.seed}")
     if args.threads < 1:
         p.error(f"--threads must be >= 1, not {args.threads}")
-    if args.out.exists() and not args.out.is_dir():
-        p.error(f"--out {str(args.out)!r} is not a directory")
+    names = list(CONFIGS) if args.model == "all" else [args.model]
+    try:                                        # before any training
+        check_dir("--out", args.out)
+        for name in names:
+            for end in (".npz", ".json"):
+                check_file("--out", args.out / f"{name}{end}")
+    except UserError as e:
+        p.error(str(e))
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
-    names = list(CONFIGS) if args.model == "all" else [args.model]
     try:
         for name in names:
             train_model(name, args.seed, args.epochs, args.out)
     except datasets.DatasetError as e:
         print(f"python -m sim.train: error: {e}", file=sys.stderr)
         return 1
+    except UserError as e:
+        print(f"python -m sim.train: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

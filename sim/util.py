@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
+# One error class for every tool's user mistakes, output paths included (rtl.outputs raises
+# its subclass OutputPathError); it lives in rtl/ because rtl's tools raise it too.
+from rtl.outputs import UserError, write_json
 
-class UserError(Exception):
-    """A mistake in what the user asked for: printed as one line, exit code 2, no traceback."""
+__all__ = ["UserError", "write_json_atomic", "MAX_MAT", "parse_mat"]
 
 
-def write_json_atomic(path, data) -> Path:
-    """Write ``data`` as indented JSON; the file appears complete or not at all."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)            # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+def write_json_atomic(path, data, *, option: str | None = None) -> Path:
+    """Write ``data`` as indented JSON with sorted keys; the file appears complete or not at
+    all, and no temporary file is ever listed next to it (:func:`rtl.outputs.write_json`)."""
+    return write_json(path, data, sort_keys=True, option=option)
 
 
 #: Most subarrays in one mat (``rtl.core.Core``'s ``subarrays``).

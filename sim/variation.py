@@ -44,10 +44,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -56,11 +54,12 @@ import numpy as np
 from golden import datasets
 from golden.array import TECHNOLOGIES
 from golden.model import ModelFormatError, bundled_model_path, infer_int, load_model
+from rtl.outputs import check_file, json_text, write_files
 from sim.device import DEFAULT_TRIALS, MAX_CV, ber
 from sim.faults import infer_int_with_faults
 
 from .cli import MODEL_DATASET
-from .util import MAX_MAT, UserError, parse_mat, write_json_atomic
+from .util import MAX_MAT, UserError, parse_mat
 
 __all__ = ["MODE", "DEFAULT_CVS", "parse_cvs", "run", "main"]
 
@@ -246,7 +245,7 @@ def rtl_spot_check(*, model_name, technology, cv, n, sim="verilator", trials, se
 
 
 def _plot(report: dict, path: Path) -> None:
-    """Render the figure as PNG into ``path`` (the caller's temp file)."""
+    """Render the figure as PNG into ``path``."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -279,23 +278,10 @@ def _plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _write_outputs(report: dict, out: Path) -> tuple:
-    json_path, png_path = Path(f"{out}.json"), Path(f"{out}.png")
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=png_path.name + ".", suffix=".tmp", dir=png_path.parent)
-    os.close(fd)
-    try:
-        _plot(report, Path(tmp))
-        write_json_atomic(json_path, report)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, png_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return json_path, png_path
+def _write_outputs(report: dict, json_path: Path, png_path: Path) -> None:
+    """Both files are rendered first, then renamed into place (:func:`rtl.outputs.write_files`)."""
+    write_files({png_path: lambda tmp: _plot(report, tmp),
+                 json_path: json_text(report)}, option="--out")
 
 
 def _table(report: dict) -> str:
@@ -362,6 +348,9 @@ def main(argv=None) -> int:
                 check_sim(args.sim)
         mat = parse_mat(args.mat)
         out = Path(args.out or f"build/reports/variation-{args.model}-{args.technology}")
+        json_path, png_path = Path(f"{out}.json"), Path(f"{out}.png")
+        for path in (json_path, png_path):          # before the sweep, which takes a while
+            check_file("--out", path, example=f"variation.{path.suffix[1:]}")
         t0 = time.perf_counter()
         report = run(model_name=args.model, technology=args.technology, cvs=cvs, n=n,
                      seeds=seeds, trials=trials)
@@ -371,10 +360,6 @@ def main(argv=None) -> int:
                 sim=args.sim, trials=trials, backend=args.backend, subarrays=mat)
         report["seconds"] = round(time.perf_counter() - t0, 2)
         report["command"] = shlex.join(["python", "-m", "sim.variation", *argv])
-        try:
-            json_path, png_path = _write_outputs(report, out)
-        except OSError as e:
-            raise UserError(f"--out {str(out)!r}: cannot write ({e.strerror or e})") from None
     except (UserError, ModelFormatError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -390,6 +375,12 @@ def main(argv=None) -> int:
               f"{spot['images']} images: accuracy {100 * spot['accuracy']:.1f} % (golden "
               f"{100 * spot['golden_accuracy']:.1f} %, numpy fault model "
               f"{100 * float(np.mean(spot['numpy_fault_model_accuracy'])):.1f} %){same}")
+    sys.stdout.flush()              # the table is kept if writing the files fails
+    try:
+        _write_outputs(report, json_path, png_path)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"{report['seconds']:.1f} s; wrote {json_path} and {png_path}")
     return 0
 

@@ -382,6 +382,6 @@ def test_out_must_be_a_directory(tmp_path, capsys):
     rc = report.main(["--backend", "model", "--model", MODEL, "-n", "1", "--preset",
                       "nand_spin", "--out", str(out)])
     assert rc == 2
-    assert capsys.readouterr().err == f"error: --out must be a directory, not the file " \
-                                      f"{str(out)!r}\n"
+    assert capsys.readouterr().err == f"error: --out {str(out)!r} is a file, where a " \
+                                      f"directory is needed; give a directory path\n"
     assert out.read_text() == "x" and sorted(tmp_path.iterdir()) == [out]
