@@ -13,7 +13,7 @@ TRAIN_STAMP := $(VENV)/.spinpim-train-installed
 DOCS_STAMP := $(VENV)/.spinpim-docs-installed
 # The design documents: HTML into build/docs/, every warning (also a reference to nothing) an
 # error, all of them reported before failing.
-SPHINX   := $(VPY) -m sphinx -b html -q -n -W --keep-going -d build/docs/.doctrees docs build/docs
+SPHINX   := $(VPY) -m sphinx -b html -E -q -n -W --keep-going -d build/docs/.doctrees docs build/docs
 # Both simulators when SIM is empty; `make test SIM=icarus` or `SIM=verilator` runs one.
 SIM      ?=
 WAVES    ?= 0

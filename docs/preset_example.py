@@ -25,6 +25,9 @@ CONFIG = AcceleratorConfig(
     # ASSUMPTION: the write-free route instead of seed 000's in-situ absolute difference: it
     # needs only sensing (no write-back), which the STT cell has like every other.
     dataflow="write_free",
+    # The core is generated for these routes: the write-free route's min lanes for the adder
+    # layers, AND + bit-count (no lane) for the multiply layers; no abs-diff lanes.
+    routes=("write_free", "and_bitcount"),
     mtjs_per_strip=1,           # one MTJ per cell: no shared strip
     zero_skip=False,            # the write-free route has no zero-operand skipping
 )

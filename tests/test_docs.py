@@ -60,8 +60,9 @@ def test_add_preset_page_shows_the_tested_example():
     page = (DOCS / "add_preset.rst").read_text()
     assert ".. literalinclude:: preset_example.py" in page
     assert f'preset("{NAME}")' in page and f"PRESET={NAME}" in page
-    # The page says the example is jeit_stt with two fields changed.
+    # The page says the example is jeit_stt with three fields changed.
     assert CONFIG == dataclasses.replace(preset("jeit_stt"), dataflow="write_free",
+                                         routes=("write_free", "and_bitcount"),
                                          zero_skip=False)
 
 
@@ -124,7 +125,7 @@ def _per_dot(compiled):
                                             ("jeit_stt", "abs_diff"),
                                             ("nand_spin", "abs_diff")])
 def test_micro_ops_per_tile_dot_as_documented(name, dataflow, k):
-    config = dataclasses.replace(preset(name), dataflow=dataflow)
+    config = preset(name).with_dataflow(dataflow)
     n, m = config.operand_bits, config.mtjs_per_strip
     nand = config.technology == "nand_spin"
     routes = _per_dot(compile_model(load_model(bundled_model_path("digits_addernet")), config,
