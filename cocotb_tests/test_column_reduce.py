@@ -31,8 +31,8 @@ MEANING = {ReduceOp.HOLD:       (1, (0, 0, 0)),  ReduceOp.CLEAR:      (0, (0, 0,
 class Model:
     """The accumulator as a Python int modulo 2**acc_bits; :meth:`step` drives and checks."""
 
-    def __init__(self, dut, n, acc_bits, seed):
-        self.dut, self.n, self.seed = dut, n, seed
+    def __init__(self, dut, n, acc_bits, seed, l1_rows=True):
+        self.dut, self.n, self.seed, self.l1_rows = dut, n, seed, l1_rows
         self.mod = 1 << acc_bits
         self.acc = 0
         self.cycles = 0
@@ -45,8 +45,11 @@ class Model:
         dut = self.dut
         dut.op.value = op.value
         dut.row.value = pack(row)
-        dut.row_w.value = pack(row_w)
-        dut.row_min.value = pack(row_min)
+        if self.l1_rows:
+            dut.row_w.value = pack(row_w)
+            dut.row_min.value = pack(row_min)
+        else:                      # no such ports: the L1 ops weigh row alone
+            row_w = row_min = np.zeros_like(row_w)
         counts = [int(sum(int(b) for b in r)) for r in (row, row_w, row_min)]
         await ReadOnly()
         got = dut.popcount.value.to_unsigned()
@@ -79,7 +82,7 @@ async def column_reduce_random_ops(dut):
     dut._log.info("column_reduce_random_ops: columns %d acc_bits %d seed %d", n,
                   p["acc_bits"], seed)
     await start(dut)
-    model = Model(dut, n, p["acc_bits"], seed)
+    model = Model(dut, n, p["acc_bits"], seed, p["l1_rows"])
     ops = list(ReduceOp)
     for _ in range(p["steps"]):
         op = rng.choices(ops, weights=[1, 1, 3, 3, 3, 3, 2, 2, 3, 3, 3])[0]
@@ -96,7 +99,7 @@ async def column_reduce_write_free_l1(dut, kind):
     n, bits = p["columns"], p["operand_bits"]
     rng, seed = make_rng(p, f"column_reduce_write_free_l1_{kind}")
     await start(dut)
-    model = Model(dut, n, p["acc_bits"], seed)
+    model = Model(dut, n, p["acc_bits"], seed, p["l1_rows"])
     for run in range(2):
         x, w = operands(rng, n, bits, kind)
         xp, wp = to_bits(x, bits), to_bits(w, bits)
@@ -128,7 +131,7 @@ async def column_reduce_l1_planes(dut, kind):
     n, bits = p["columns"], p["operand_bits"]
     rng, seed = make_rng(p, f"column_reduce_l1_planes_{kind}")
     await start(dut)
-    model = Model(dut, n, p["acc_bits"], seed)
+    model = Model(dut, n, p["acc_bits"], seed, p["l1_rows"])
     for run in range(2):
         for _ in range(1 + rng.randrange(3)):
             op = rng.choice([ReduceOp.HOLD, ReduceOp.ADD, ReduceOp.SHIFT_ADD, ReduceOp.L1_PLANE])
@@ -145,6 +148,8 @@ async def column_reduce_l1_planes(dut, kind):
         want = int(np.abs(x - w).sum())
         golden, steps = l1_write_free(x, w, bits)
         assert int(golden) == want, f"{BLOCK}: golden l1_write_free disagrees with numpy"
+        if not p["l1_rows"]:       # without row_w / row_min the planes weigh x alone: sum x
+            want = int(x.sum()) % (1 << p["acc_bits"])
         got = dut.acc.value.to_unsigned()
         assert got == want, (f"{BLOCK}: {kind} run {run} L1_FIRST/L1_PLANE L1 (all lanes): rtl "
                              f"{got} != numpy {want} (seed {seed}; rerun with "
@@ -155,14 +160,16 @@ async def column_reduce_l1_planes(dut, kind):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("size", ["tiny", "preset"])
+@pytest.mark.parametrize("size, l1_rows", [("tiny", True), ("preset", True), ("tiny", False)])
 @pytest.mark.parametrize("preset_name", ["jeit_stt"])
-def test_column_reduce(sim, preset_name, size):
+def test_column_reduce(sim, preset_name, size, l1_rows):
     cfg = preset(preset_name)
     if size == "tiny":
         # The narrowest accumulator the configuration allows, so the random ops wrap often.
         cfg = dataclasses.replace(cfg, columns=8, operand_bits=4, acc_bits=8)
-    run_block(ColumnReduce(config=cfg), block=BLOCK, sim=sim, test_module=__name__,
+    # l1_rows=False: the reduction of a core without the write-free route (no row_w, row_min)
+    run_block(ColumnReduce(config=cfg, l1_rows=l1_rows), block=BLOCK, sim=sim,
+              test_module=__name__,
               params={"preset": preset_name, "columns": cfg.columns,
                       "operand_bits": cfg.operand_bits, "acc_bits": cfg.acc_bits,
-                      "steps": 300})
+                      "steps": 300, "l1_rows": l1_rows})

@@ -75,6 +75,11 @@ class ColumnReduce(wiring.Component):
     config : AcceleratorConfig
         A row of ``config.columns`` bits; the count is ``config.reduce_bits`` wide, the
         accumulator ``config.acc_bits``.
+    l1_rows : bool
+        Build ``row_w`` and ``row_min`` and their popcounts (default), which only the
+        write-free route uses. Without them (a core with no ``write_free`` route) the two
+        ports do not exist and ``L1_FIRST`` / ``L1_PLANE`` weigh ``row`` alone, as with the
+        other two rows held at 0.
 
     Members
     -------
@@ -83,9 +88,11 @@ class ColumnReduce(wiring.Component):
     row : In(columns)
         The bit-plane row (one bit per lane), usually the sense amplifier or min lane output.
     row_w : In(columns)
-        Second row, counted only by ``L1_FIRST`` / ``L1_PLANE`` (the ``w_b`` plane).
+        Second row, counted only by ``L1_FIRST`` / ``L1_PLANE`` (the ``w_b`` plane); only with
+        ``l1_rows``.
     row_min : In(columns)
-        Third row, counted only by ``L1_FIRST`` / ``L1_PLANE``, weight -2 (the ``min_b`` plane).
+        Third row, counted only by ``L1_FIRST`` / ``L1_PLANE``, weight -2 (the ``min_b`` plane);
+        only with ``l1_rows``.
     popcount : Out(reduce_bits)
         Number of ones in ``row``.
     acc : Out(acc_bits)
@@ -94,23 +101,29 @@ class ColumnReduce(wiring.Component):
     Raises
     ------
     TypeError
-        ``config`` is not an :class:`~rtl.config.AcceleratorConfig`.
+        ``config`` is not an :class:`~rtl.config.AcceleratorConfig`, or ``l1_rows`` not a
+        bool.
     """
 
-    def __init__(self, *, config):
+    def __init__(self, *, config, l1_rows=True):
         self._config = check_config(config)
-        super().__init__({
-            "op":       In(ReduceOp),
-            "row":      In(config.columns),
-            "row_w":    In(config.columns),
-            "row_min":  In(config.columns),
-            "popcount": Out(config.reduce_bits),
-            "acc":      Out(config.acc_bits),
-        })
+        if not isinstance(l1_rows, bool):
+            raise TypeError(f"l1_rows must be a bool, not {l1_rows!r}")
+        self._l1_rows = l1_rows
+        ports = {"op": In(ReduceOp), "row": In(config.columns)}
+        if l1_rows:
+            ports.update(row_w=In(config.columns), row_min=In(config.columns))
+        ports.update(popcount=Out(config.reduce_bits), acc=Out(config.acc_bits))
+        super().__init__(ports)
 
     @property
     def config(self):
         return self._config
+
+    @property
+    def l1_rows(self):
+        """Whether ``row_w`` and ``row_min`` exist."""
+        return self._l1_rows
 
     def elaborate(self, platform):
         m = Module()
@@ -126,7 +139,10 @@ class ColumnReduce(wiring.Component):
         # The L1 plane q = p(row) + p(row_w) - 2 p(row_min), in [-2 columns, 2 columns]: a
         # signed reduce_bits + 2 value, each adder one bit wider than its equally wide operands;
         # the mux sign-extends it to acc_bits (a negative q becomes its two's complement).
-        q = p + popcount_tree(self.row_w) - (popcount_tree(self.row_min) << 1)
+        if self._l1_rows:
+            q = p + popcount_tree(self.row_w) - (popcount_tree(self.row_min) << 1)
+        else:
+            q = p
         with m.Switch(self.op):
             with m.Case(ReduceOp.CLEAR):
                 m.d.comb += [base.eq(0), addend.eq(0)]

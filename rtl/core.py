@@ -347,7 +347,7 @@ class Core(wiring.Component):
             m.submodules.abs_lane = abs_lane = AbsDiffLane(config=wide_cfg)
         reds = []
         for k in range(k_sub):
-            reds.append(ColumnReduce(config=cfg))
+            reds.append(ColumnReduce(config=cfg, l1_rows=has_min))
             m.submodules[f"reduce{k}" if k_sub > 1 else "reduce"] = reds[-1]
         m.submodules.ppu = ppu = Ppu(config=cfg, channels=self._channels,
                                      out_depth=self._out_depth)
