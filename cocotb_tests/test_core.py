@@ -242,8 +242,6 @@ async def core_generated_from_routes(dut):
     """A core generated for its routes flags exactly the micro-ops and write sources of the
     routes it lacks (``error``), as the cycle model does; ``start`` clears the error and a
     program of its own routes runs clean."""
-    from cocotb.triggers import FallingEdge
-
     from sim.core_model import CoreModel
     p = load_params()
     if p["case"] != "layers" or p["label"] not in ("small-write_free", "small-abs_diff-stt"):
@@ -254,16 +252,7 @@ async def core_generated_from_routes(dut):
     model = CoreModel(config)
 
     async def error_of(words):
-        await host.load_program(words)
-        dut.start.value = 1
-        await FallingEdge(dut.clk)
-        dut.start.value = 0
-        for _ in range(64):
-            if dut.done.value:
-                break
-            await FallingEdge(dut.clk)
-        assert dut.done.value, f"{BLOCK}: a two-word program did not finish in 64 cycles"
-        return bool(dut.error.value)
+        return (await host.run_raw(words, max_cycles=64))[1]
 
     programs = _lane_programs(config)
     for name, words in programs.items():

@@ -167,12 +167,14 @@ async def core_gather_and_mat(dut):
         except RtlRunError as e:
             raise AssertionError(f"{BLOCK}: {name} must not be an error: {e} {rerun}") from None
     await host.write_tables([(0, 0), (OUT_DEPTH, 0)], [(0, 1)])
+    clean = asm.assemble([_mv(asm, MoveOp.CLEAR), asm.halt()])
     for name, body in bad_programs.items():
-        try:
-            await host.run(asm.assemble([*body, asm.halt()]), max_cycles=100)
-        except RtlRunError:
-            continue
-        raise AssertionError(f"{BLOCK}: {name}: the core did not raise error {rerun}")
+        # Each bad program runs (start clears the sticky error of the one before), and a clean
+        # program after it shows that the flag came from this program and that start clears it.
+        _, error = await host.run_raw(asm.assemble([*body, asm.halt()]), max_cycles=100)
+        assert error, f"{BLOCK}: {name}: the core did not raise error {rerun}"
+        _, error = await host.run_raw(clean, max_cycles=100)
+        assert not error, f"{BLOCK}: a clean program after {name} raised error {rerun}"
 
 
 @pytest.mark.sim

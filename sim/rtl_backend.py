@@ -241,15 +241,29 @@ class CoreHost:
     async def run(self, program, *, max_cycles: int) -> dict[str, int]:
         """Load ``program`` (if not loaded), start, wait for ``done``; return the counters.
 
-        Raises :class:`RtlRunError` when the core raises ``error`` or is still busy after
+        Raises :class:`RtlRunError` when the core's error flag is set before start (a failed
+        host command), when the core raises ``error`` during the run, or is still busy after
         ``max_cycles``.
+        """
+        if self.dut.error.value:
+            await self.load_program(program)
+            raise RtlRunError("the core's error flag is set before start (a host array "
+                              f"command the technology does not support?) {self._why()}")
+        counters, error = await self.run_raw(program, max_cycles=max_cycles)
+        if error:
+            raise RtlRunError(f"the core raised error during the run {self._why()}")
+        return counters
+
+    async def run_raw(self, program, *, max_cycles: int) -> tuple[dict[str, int], bool]:
+        """Load ``program``, start (which clears a sticky error), wait for ``done``; return
+        ``(counters, error)``, ``error`` the core's flag at the end of the run. For tests of
+        the error conditions: each bad program runs, whatever the one before it left.
+
+        Raises :class:`RtlRunError` when the core is still busy after ``max_cycles``.
         """
         from cocotb.triggers import FallingEdge, First, RisingEdge, Timer
         dut = self.dut
         await self.load_program(program)
-        if dut.error.value:
-            raise RtlRunError("the core's error flag is set before start (a host array "
-                              f"command the technology does not support?) {self._why()}")
         dut.start.value = 1
         await FallingEdge(dut.clk)
         dut.start.value = 0
@@ -263,9 +277,7 @@ class CoreHost:
         await FallingEdge(dut.clk)
         counters = await self.read_counters()
         self.run_cycles += counters["cycles"]
-        if dut.error.value:
-            raise RtlRunError(f"the core raised error during the run {self._why()}")
-        return counters
+        return counters, bool(dut.error.value)
 
     async def infer(self, compiled, x_image, *, golden_trace=None):
         """Run one image (uint8, the model's input shape) through every stage.
