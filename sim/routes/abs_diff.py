@@ -35,7 +35,7 @@ class AbsDiffLanes(LaneModel):
     """
 
     def __init__(self, ones: int):
-        self._ones = ones
+        super().__init__(ones)
         self.swap = self.borrow = 0
         self.out_new = self.out_old = 0
         self.out_new_cycle = -10

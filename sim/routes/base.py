@@ -21,6 +21,8 @@ in ``sim/routes/__init__.py``. Nothing in the compiler, the cycle model or the c
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from rtl.isa import Instr, Opcode, Operand
 from rtl.routes import route_hardware
 
@@ -47,16 +49,23 @@ class LaneModel:
     in ``imm``), or ``None`` when the micro-op does not reduce. ``write_sources`` maps a
     ``WriteSrc`` value to ``data(c)``: the row a ``WRITE_ROW`` / ``PROGRAM`` issued in cycle
     ``c`` writes from that source. :meth:`start` is the core's ``start``.
+
+    Parameters
+    ----------
+    ones : int
+        The all-ones row of the mat (W bits).
     """
 
-    ops: dict = {}
-    write_sources: dict = {}
+    def __init__(self, ones: int):
+        self._ones = ones
+        self.ops: dict = {}
+        self.write_sources: dict = {}
 
     def start(self) -> None:
         """The core's ``start`` (most lane registers keep their value across runs)."""
 
 
-class Route:
+class Route(ABC):
     """The compiler and cycle-model half of one route (see the module docstring).
 
     Subclasses set :attr:`name` (the ``rtl.routes`` name of the route's hardware) and
@@ -71,19 +80,19 @@ class Route:
         """The route's ``rtl.routes.RouteHardware``."""
         return route_hardware(self.name)
 
+    @abstractmethod
     def maps(self, layer) -> bool:
         """Whether the route can compute ``layer`` (a ``golden.model.Layer``)."""
-        raise NotImplementedError(f"route {self.name!r} does not say which layers it maps")
 
     def scratch_rows(self, config) -> tuple:
         """Array rows the route's micro-ops use besides the data rows (from row 0)."""
         return ()
 
+    @abstractmethod
     def dot(self, stage, t: int, xrow, wslot, config) -> list:
         """The micro-ops of the dot product of tile ``t`` of ``stage``: ``xrow(b)`` the row of
         the patch's bit-plane b, ``wslot(b)`` the buffer slot of the weights' plane b (ints or
         loop-relative operands)."""
-        raise NotImplementedError(f"route {self.name!r} emits no dot product")
 
     def lanes(self, model) -> LaneModel | None:
         """The route's lanes in the cycle model ``model`` (``sim.core_model.CoreModel``), or

@@ -26,10 +26,9 @@ class MinLanes(LaneModel):
     """The two-flag min lanes (``rtl.min_lane``) of every mat column."""
 
     def __init__(self, ones: int):
-        self._ones = ones
+        super().__init__(ones)
         self.min_b = self.decided = self.x_is_min = 0
         self.ops = {Opcode.MIN_STEP.value: self.min_step}
-        self.write_sources = {}
 
     def min_step(self, imm, x, w, c):
         """``MIN_STEP``: START on ``L1_FIRST`` (flags taken as 0), else STEP."""
