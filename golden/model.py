@@ -661,6 +661,19 @@ def infer_int(model: Model, x: np.ndarray, *, trace: bool = False, batch: int = 
 
 
 def _float_conv(x, w, stride, padding, adder, groups=1, pad_real=0.0):
+    if groups > 1 and not adder:     # one batched matmul over the groups (layers.py's layout)
+        o, cg, kh, kw = w.shape
+        if padding:
+            x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)),
+                       constant_values=pad_real)
+        win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
+        win = win[:, :, ::stride, ::stride]
+        n, _, ho, wo = win.shape[:4]
+        kg, og = cg * kh * kw, o // groups
+        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, groups, kg)
+        wg = w.reshape(groups, og, kg).transpose(0, 2, 1)
+        out = np.matmul(cols.transpose(1, 0, 2), wg).transpose(1, 0, 2).reshape(-1, o)
+        return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
     if groups > 1:
         cg, og = x.shape[1] // groups, w.shape[0] // groups
         return np.concatenate([_float_conv(x[:, g * cg:(g + 1) * cg], w[g * og:(g + 1) * og],

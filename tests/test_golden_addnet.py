@@ -357,3 +357,18 @@ def test_quantize_addnet_binarized_layers_are_exact():
     big = trace[7] > 20
     scale = np.median(hid[big] / trace[7][big])
     assert np.abs(trace[7] - np.clip(np.rint(hid / scale), 0, 255)).max() <= 3
+
+
+@pytest.mark.parametrize("adder", [False, True])
+@pytest.mark.parametrize("groups,pad_value", [(2, 0), (4, 128), (1, 9)])
+def test_float_reference_grouped_conv_matches_naive(adder, groups, pad_value):
+    """The float reference's grouped convolution on integer-valued data (exact in float64)."""
+    from golden.model import _float_conv
+
+    rng = np.random.default_rng([groups, pad_value])
+    x = rng.integers(0, 256, (2, 4, 5, 5)).astype(np.uint8)
+    w = _weights(rng, "adder" if adder else "mul", (8, 4 // groups, 3, 3))
+    got = _float_conv(x.astype(np.float64), w.astype(np.float64), 1, 1, adder, groups,
+                      float(pad_value))
+    exp = naive_grouped_conv(x, w, 1, 1, groups, pad_value, "adder" if adder else "mul")
+    assert (got == exp.astype(np.float64)).all()
