@@ -661,32 +661,24 @@ def infer_int(model: Model, x: np.ndarray, *, trace: bool = False, batch: int = 
 
 
 def _float_conv(x, w, stride, padding, adder, groups=1, pad_real=0.0):
-    if groups > 1 and not adder:     # one batched matmul over the groups (layers.py's layout)
-        o, cg, kh, kw = w.shape
-        if padding:
-            x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)),
-                       constant_values=pad_real)
-        win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
-        win = win[:, :, ::stride, ::stride]
-        n, _, ho, wo = win.shape[:4]
-        kg, og = cg * kh * kw, o // groups
-        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, groups, kg)
-        wg = w.reshape(groups, og, kg).transpose(0, 2, 1)
-        out = np.matmul(cols.transpose(1, 0, 2), wg).transpose(1, 0, 2).reshape(-1, o)
-        return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
-    if groups > 1:
+    if groups > 1 and adder:
         cg, og = x.shape[1] // groups, w.shape[0] // groups
         return np.concatenate([_float_conv(x[:, g * cg:(g + 1) * cg], w[g * og:(g + 1) * og],
                                            stride, padding, adder, 1, pad_real)
                                for g in range(groups)], axis=1)
-    o, c, kh, kw = w.shape
+    o, cg, kh, kw = w.shape
     if padding:
         x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)),
                    constant_values=pad_real)
     win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
     win = win[:, :, ::stride, ::stride]
     n, _, ho, wo = win.shape[:4]
-    cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)
+    cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, -1)
+    if groups > 1:                   # one batched matmul over the groups (layers.py's layout)
+        kg, og = cg * kh * kw, o // groups
+        wg = w.reshape(groups, og, kg).transpose(0, 2, 1)
+        out = np.matmul(cols.reshape(-1, groups, kg).transpose(1, 0, 2), wg)
+        return out.transpose(1, 0, 2).reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
     w2 = w.reshape(o, -1)
     if adder:
         out = np.empty((cols.shape[0], o))
