@@ -91,21 +91,21 @@ Activation quantization (seed 002, eq. 3, k = 8 bits, "default as 8-bit" in Sect
 
     Quant(z) = 2/(2**k - 1) * round((2**k - 1) * (tanh(z) / (2*T) + 1/2)) - 1
 
-maps to 2**k levels in [-1, 1]. Its integer ``j = round(255 * (tanh(z)/(2*T) + 1/2))`` in
-[0, 255] *is* our unsigned 8-bit activation code, with real value ``(2*j - 255) / 255``
-("symmetric" codes). The seed's ``T = max|tanh(z)|`` is taken over each batch; integer inference
-needs a constant, so ``float.quant_tmax`` holds T fixed at export (ASSUMPTION: calibrated on
-training data like every other activation range here), and codes beyond it saturate to 0 or 255;
-``round`` is half up. With ``z = BN(y)`` and ``y`` an affine function of the integer accumulator,
-``j`` is a monotone staircase of ``acc``, which ``q_thresh`` / ``q_sign`` state exactly
+maps to 2**k levels in [-1, 1]. Its integer ``j = round(255 * (tanh(z)/(2*T) + 1/2))`` in [0, 255]
+*is* our unsigned 8-bit activation code, with real value ``(2*j - 255) / 255`` ("symmetric" codes).
+The seed's ``T = max|tanh(z)|`` is taken over each batch; integer inference needs a constant, so
+``float.quant_tmax`` holds T fixed at export (ASSUMPTION: ``sim/train.py`` keeps a moving average of
+the training batches' max, as batch norm keeps its statistics), and codes beyond it saturate to 0 or
+255; ``round`` is half up. With ``z = BN(y)`` and ``y`` an affine function of the integer
+accumulator, ``j`` is a monotone staircase of ``acc``, which ``q_thresh`` / ``q_sign`` state exactly
 (:func:`golden.layers.threshold_quantize`); the thresholds are computed once in float64
 (:func:`golden.quantize.quant_thresholds`). A following layer reads symmetric codes with its own
-integer arithmetic unchanged: the real value ``(2*j - 255)/255`` is affine in ``j``, so the
-``-1`` offset is a per-channel constant folded into that layer's bias when there is no padding,
-and padding inserts ``pad_value`` (real ``(2*pad_value - 255)/255``), which keeps the offset a
-per-channel constant with padding too. The seed pads with the real 0, which lies between two
-codes (127.5); ASSUMPTION: Add-Net layers pad with code 128 (real 1/255), trained the same way,
-so integer inference stays exact.
+integer arithmetic unchanged: the real value ``(2*j - 255)/255`` is affine in ``j``, so the ``-1``
+offset is a per-channel constant folded into that layer's bias when there is no padding, and padding
+inserts ``pad_value`` (real ``(2*pad_value - 255)/255``), which keeps the offset a per-channel
+constant with padding too. The seed pads with the real 0, which lies between two codes (127.5);
+ASSUMPTION: Add-Net layers pad with code 128 (real 1/255), trained the same way, so integer
+inference stays exact.
 """
 
 from __future__ import annotations
