@@ -120,7 +120,7 @@ CONFIGS = {
         "class_names": datasets.FASHION_CLASSES,
         "arch": _addnet(16, 5, 4, 4, 16 * 7 * 7, 128),
         "epochs": 1, "batch": 64, "optimizer": "adam", "lr": 1e-3, "lr_end": 1e-4,
-        "calib": 2000, "select": 2000,
+        "calib": 2000, "select": 2000, "progress": 50,
     },
 }
 #: The models committed in golden/models, which ``--model all`` (``make train``) retrains.
@@ -403,6 +403,9 @@ def train_model(name: str, seed: int, epochs: int | None, out_dir: Path,
             sched.step()
             tot_loss += loss.item() * len(idx)
             correct += (logits.argmax(1) == yb).sum().item()
+            if cfg.get("progress") and (s // cfg["batch"] + 1) % cfg["progress"] == 0:
+                print(f"    batch {s // cfg['batch'] + 1}/{math.ceil(len(ytr) / cfg['batch'])}"
+                      f": loss {loss.item():.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
         test_acc = _eval(net, xte, yte)
         print(f"  epoch {ep + 1:3d}/{epochs}: loss {tot_loss / len(ytr):.4f}  "
               f"train acc {correct / len(ytr):.4f}  test acc {test_acc:.4f}  "
