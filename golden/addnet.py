@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import layers as L
-from .model import Layer
+from .model import GROUPED_KINDS, Layer
 
 __all__ = ["ADDNET_PAD", "channel_multiplier", "check_basic_block", "basic_block"]
 
@@ -51,7 +51,7 @@ def channel_multiplier(layer: Layer, in_channels: int) -> int:
     """The channel multiplier m of a depthwise layer (``groups == in_channels``), else ValueError.
     """
     w = layer.params["weight"]
-    if layer.kind not in ("adder_gconv2d", "mul_gconv2d", "bin_gconv2d"):
+    if layer.kind not in GROUPED_KINDS:
         raise ValueError(f"a depthwise layer is a grouped convolution, not {layer.kind}")
     if layer.groups != in_channels or w.shape[1] != 1 or w.shape[0] % in_channels:
         raise ValueError(f"a depthwise layer on {in_channels} channels has groups "
