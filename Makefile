@@ -127,7 +127,7 @@ $(TRAIN_STAMP): $(STAMP)
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[train]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true
 	@touch $@
 
-train: $(TRAIN_STAMP) ## retrain both reference models from seed 0 (torch CPU, ~17 min)
+train: $(TRAIN_STAMP) ## retrain the bundled reference models from seed 0 (torch CPU, ~20 min)
 	$(VPY) -m sim.train --model all --seed 0
 
 bench: install ## measure speeds (golden, core model, RTL on SIM), write build/bench/bench.json

@@ -9,6 +9,18 @@ shape and asserts that it fits *before* computing, so an overflow is a refused l
 wrapped result.
 
 Tensor layout is NCHW for feature maps and OCKK for convolution weights, as in PyTorch.
+
+Grouped convolution (format version 2) follows PyTorch's ``groups``: the C input channels and the
+O output channels are split into ``g`` equal consecutive groups; output channel ``o`` sees only
+the input channels of group ``o // (O/g)``, so a weight is [O, C/g, kh, kw]. Depthwise
+convolution with channel multiplier ``m`` is the case ``g = C``, ``O = C*m``: output channel
+``c*m + j`` (j in [0, m)) is input channel ``c`` convolved with its j-th kernel (seed 002,
+Section 2.1: "each channel of input tensor performs convolution with m kernels ... which produces
+p*m feature maps"; the order is PyTorch's ``groups=C``). Pointwise convolution is a 1x1 kernel.
+Binarized weights (``bin_conv2d``) are int8 in {-1, +1}: the accumulator is a sum of added and
+subtracted activations, no multiplication (seed 002, Section 2.2, eq. 2; the scale ``alpha``
+never enters the integer accumulator, it is folded into the output stage, see
+:mod:`golden.model`).
 """
 
 from __future__ import annotations
@@ -24,10 +36,14 @@ RQ_BITS = 48
 #: Activations are unsigned integers of this width.
 ACT_BITS = 8
 ACT_MAX = (1 << ACT_BITS) - 1
+#: Output codes of the seed's k-bit activation quantizer with k = ACT_BITS (seed 002, eq. 3, and
+#: Section 2.2: "default as 8-bit"): codes 0 .. 2**k - 1, so 2**k - 1 thresholds per channel.
+QUANT_LEVELS = 1 << ACT_BITS
 
 __all__ = [
-    "ACC_BITS", "ACT_BITS", "ACT_MAX", "RQ_BITS", "RQ_MULT_BITS",
-    "adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear",
+    "ACC_BITS", "ACT_BITS", "ACT_MAX", "RQ_BITS", "RQ_MULT_BITS", "QUANT_LEVELS",
+    "adder_conv2d", "mul_conv2d", "bin_conv2d", "adder_linear", "mul_linear",
+    "depthwise_conv2d", "pointwise_conv2d", "threshold_quantize",
     "requantize", "relu", "max_pool2d", "avg_pool2d", "add_bias",
     "conv_acc_bound", "check_requant_bound", "conv_output_size",
 ]
@@ -60,14 +76,15 @@ def conv_acc_bound(kind: str, fan_in: int) -> int:
     """The largest magnitude the accumulator of one output can reach.
 
     ``fan_in`` is the number of terms summed (C*kh*kw for a convolution, I for a linear layer).
-    An adder term ``|x - w|`` with x, w in [0, 255] is at most 255; a multiply term x * w with x in
-    [0, 255] and w in [-128, 127] is at most 255 * 128 in magnitude.
+    An adder term ``|x - w|`` with x, w in [0, 255] is at most 255; a binarized term +-x
+    (``bin``) is at most 255 in magnitude; a multiply term x * w with x in [0, 255] and w in
+    [-128, 127] is at most 255 * 128 in magnitude.
     """
-    if kind == "adder":
+    if kind in ("adder", "bin"):
         return fan_in * ACT_MAX
     if kind == "mul":
         return fan_in * ACT_MAX * 128
-    raise ValueError(f"kind must be 'adder' or 'mul', not {kind!r}")
+    raise ValueError(f"kind must be 'adder', 'bin' or 'mul', not {kind!r}")
 
 
 def _assert_acc_fits(kind: str, fan_in: int) -> None:
@@ -78,59 +95,106 @@ def _assert_acc_fits(kind: str, fan_in: int) -> None:
              f"{ACC_BITS}-bit accumulator (at most {limit})")
 
 
-def _im2col(x: np.ndarray, kh: int, kw: int, stride: int, padding: int):
-    """[N, C, H, W] -> ([N, Ho*Wo, C*kh*kw], Ho, Wo), zero padding (0 is the real value 0)."""
+def _im2col(x: np.ndarray, kh: int, kw: int, stride: int, padding: int, pad_value: int = 0):
+    """[N, C, H, W] -> ([N, Ho*Wo, C*kh*kw], Ho, Wo); padding holds the code ``pad_value``."""
     if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)),
+                   constant_values=pad_value)
     win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
     win = win[:, :, ::stride, ::stride]                       # N, C, Ho, Wo, kh, kw
     n, c, ho, wo = win.shape[:4]
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n, ho * wo, c * kh * kw), ho, wo
 
 
-def _check_conv(x, w, w_dtype, stride, padding):
+def _check_conv(x, w, w_dtype, stride, padding, groups=1, pad_value=0):
     _check_int_array("x", x, (np.uint8,))
     _check_int_array("weight", w, (w_dtype,))
     _require(x.ndim == 4, f"x must be 4-D [N, C, H, W], not shape {x.shape}")
-    _require(w.ndim == 4, f"weight must be 4-D [O, C, kh, kw], not shape {w.shape}")
-    _require(x.shape[1] == w.shape[1],
-             f"x has {x.shape[1]} channels but weight expects {w.shape[1]}")
-    for name, v in (("stride", stride), ("padding", padding)):
+    _require(w.ndim == 4, f"weight must be 4-D [O, C/groups, kh, kw], not shape {w.shape}")
+    for name, v in (("stride", stride), ("padding", padding), ("groups", groups),
+                    ("pad_value", pad_value)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
             raise TypeError(f"{name} must be an int, not {v!r}")
+    check_groups(x.shape[1], w.shape[0], w.shape[1], groups)
+    _require(0 <= pad_value <= ACT_MAX,
+             f"pad_value must be an activation code in [0, {ACT_MAX}], not {pad_value}")
     conv_output_size(x.shape[2], w.shape[2], stride, padding)
     conv_output_size(x.shape[3], w.shape[3], stride, padding)
+
+
+def check_groups(in_channels: int, out_channels: int, weight_in: int, groups: int) -> None:
+    """Check a grouped convolution's channel counts (PyTorch's ``groups`` rule).
+
+    ``groups`` must be >= 1 and divide both ``in_channels`` and ``out_channels`` (for depthwise
+    convolution, ``groups = in_channels`` and ``out_channels / groups`` is the channel multiplier
+    m), and the weight's second axis must be ``in_channels / groups``.
+
+    Raises
+    ------
+    ValueError
+        naming the value that does not fit.
+    """
+    _require(groups >= 1, f"groups must be >= 1, not {groups}")
+    _require(groups > 1 or weight_in == in_channels,
+             f"x has {in_channels} channels but weight expects {weight_in}")
+    _require(in_channels % groups == 0,
+             f"groups {groups} does not divide the {in_channels} input channels")
+    _require(out_channels % groups == 0,
+             f"groups {groups} does not divide the {out_channels} output channels (the channel "
+             f"multiplier out/groups must be an integer)")
+    _require(weight_in == in_channels // groups,
+             f"x has {in_channels} channels, so a weight with groups {groups} must be "
+             f"[{out_channels}, {in_channels // groups}, kh, kw], not [{out_channels}, "
+             f"{weight_in}, kh, kw]")
+
+
+def _grouped(fn, x, weight, groups):
+    """Apply the ungrouped kernel ``fn(x_group, w_group)`` to each group; concatenate on axis 1."""
+    if groups == 1:
+        return fn(x, weight)
+    cg, og = x.shape[1] // groups, weight.shape[0] // groups
+    return np.concatenate([fn(x[:, g * cg:(g + 1) * cg], weight[g * og:(g + 1) * og])
+                           for g in range(groups)], axis=1)
 
 
 # Rows of the im2col matrix processed at once (bounds the temporaries to a few tens of MiB).
 _CHUNK_ROWS = 1 << 16
 
 
-def adder_conv2d(x: np.ndarray, weight: np.ndarray, *, stride: int = 1,
-                 padding: int = 0) -> np.ndarray:
+def adder_conv2d(x: np.ndarray, weight: np.ndarray, *, stride: int = 1, padding: int = 0,
+                 groups: int = 1, pad_value: int = 0) -> np.ndarray:
     """Adder convolution: ``Y[n,o,h,w] = -sum_{c,i,j} |X[n,c,h*s+i-p,w*s+j-p] - W[o,c,i,j]|``.
 
     Parameters
     ----------
     x : uint8 [N, C, H, W]
-    weight : uint8 [O, C, kh, kw]
+    weight : uint8 [O, C/groups, kh, kw]
     stride, padding : int
-        Padding inserts zeros, the real value 0, so a padded term contributes ``|0 - w| = w``.
+    groups : int
+        Grouped convolution (module docstring); 1 is the plain convolution of format 1.
+    pad_value : int
+        The activation code that padding inserts (format 1: 0, the real value 0), so a padded
+        term contributes ``|pad_value - w|``.
 
     Returns
     -------
-    int64 [N, O, Ho, Wo], values in [-C*kh*kw*255, 0].
+    int64 [N, O, Ho, Wo], values in [-C/groups*kh*kw*255, 0].
     """
-    _check_conv(x, weight, np.uint8, stride, padding)
+    _check_conv(x, weight, np.uint8, stride, padding, groups, pad_value)
+    _assert_acc_fits("adder", int(np.prod(weight.shape[1:])))
+    return _grouped(lambda xg, wg: _adder_conv(xg, wg, stride, padding, pad_value), x, weight,
+                    groups)
+
+
+def _adder_conv(x, weight, stride, padding, pad_value):
     o, c, kh, kw = weight.shape
-    _assert_acc_fits("adder", c * kh * kw)
-    cols, ho, wo = _im2col(x, kh, kw, stride, padding)      # N, L, K
+    cols, ho, wo = _im2col(x, kh, kw, stride, padding, pad_value)      # N, L, K
     n, L, K = cols.shape
     w2 = weight.reshape(o, K).astype(np.int16)
     flat = cols.reshape(n * L, K)
     out = np.empty((n * L, o), dtype=np.int64)
     # One kernel tap at a time over a [O, rows] block: contiguous, and no [rows, O, K] temporary.
-    # int32 partial sums are exact: the bound asserted above is below 2**31.
+    # int32 partial sums are exact: the bound asserted by the caller is below 2**31.
     for s in range(0, n * L, _CHUNK_ROWS):
         blk = np.ascontiguousarray(flat[s:s + _CHUNK_ROWS].T).astype(np.int16)   # K, rows
         acc = np.zeros((o, blk.shape[1]), dtype=np.int32)
@@ -140,27 +204,141 @@ def adder_conv2d(x: np.ndarray, weight: np.ndarray, *, stride: int = 1,
     return -out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
 
-def mul_conv2d(x: np.ndarray, weight: np.ndarray, *, stride: int = 1,
-               padding: int = 0) -> np.ndarray:
+def _dot_conv(x, weight, stride, padding, pad_value):
+    o, c, kh, kw = weight.shape
+    cols, ho, wo = _im2col(x, kh, kw, stride, padding, pad_value)
+    n, L, K = cols.shape
+    # Exact in int64: every product and partial sum is below 2**31 (asserted by the caller).
+    out = cols.reshape(n * L, K).astype(np.int64) @ weight.reshape(o, K).astype(np.int64).T
+    return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
+
+
+# Rows of the im2col matrix per batched matmul of a grouped layer (float64 temporaries of a few
+# tens of MiB).
+_GROUP_CHUNK_ROWS = 1 << 14
+
+
+def _grouped_dot_conv(x, weight, stride, padding, pad_value, groups):
+    """All groups of a multiply / binarized convolution in one batched matmul per row chunk.
+
+    The im2col column ``c*kh*kw + k`` puts group ``g``'s inputs in the contiguous block
+    ``[g*kg, (g+1)*kg)``, ``kg = C/groups*kh*kw``; output channel ``g*(O/groups) + j``. float64
+    is exact here: every product and partial sum is an integer below 2**31 (asserted by the
+    caller), far below 2**53.
+    """
+    o, cg, kh, kw = weight.shape
+    cols, ho, wo = _im2col(x, kh, kw, stride, padding, pad_value)     # N, L, C*kh*kw
+    n, L, _ = cols.shape
+    kg, og = cg * kh * kw, o // groups
+    flat = cols.reshape(n * L, groups, kg)
+    wg = weight.reshape(groups, og, kg).transpose(0, 2, 1).astype(np.float64)   # g, kg, og
+    out = np.empty((n * L, o), dtype=np.int64)
+    for s in range(0, n * L, _GROUP_CHUNK_ROWS):
+        a = flat[s:s + _GROUP_CHUNK_ROWS].transpose(1, 0, 2).astype(np.float64)  # g, rows, kg
+        out[s:s + _GROUP_CHUNK_ROWS] = np.matmul(a, wg).transpose(1, 0, 2).reshape(-1, o)
+    return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
+
+
+def _dot(x, weight, stride, padding, pad_value, groups):
+    if groups == 1:                  # format 1's path, unchanged
+        return _dot_conv(x, weight, stride, padding, pad_value)
+    return _grouped_dot_conv(x, weight, stride, padding, pad_value, groups)
+
+
+def mul_conv2d(x: np.ndarray, weight: np.ndarray, *, stride: int = 1, padding: int = 0,
+               groups: int = 1, pad_value: int = 0) -> np.ndarray:
     """Multiply convolution: ``Y[n,o,h,w] = sum_{c,i,j} X[n,c,...] * W[o,c,i,j]``.
 
     Parameters
     ----------
     x : uint8 [N, C, H, W]
-    weight : int8 [O, C, kh, kw]
+    weight : int8 [O, C/groups, kh, kw]
+    stride, padding, groups, pad_value : int
+        As in :func:`adder_conv2d`.
 
     Returns
     -------
     int64 [N, O, Ho, Wo]
     """
-    _check_conv(x, weight, np.int8, stride, padding)
-    o, c, kh, kw = weight.shape
-    _assert_acc_fits("mul", c * kh * kw)
-    cols, ho, wo = _im2col(x, kh, kw, stride, padding)
-    n, L, K = cols.shape
-    # Exact in int64: every product and partial sum is below 2**31 (asserted above).
-    out = cols.reshape(n * L, K).astype(np.int64) @ weight.reshape(o, K).astype(np.int64).T
-    return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
+    _check_conv(x, weight, np.int8, stride, padding, groups, pad_value)
+    _assert_acc_fits("mul", int(np.prod(weight.shape[1:])))
+    return _dot(x, weight, stride, padding, pad_value, groups)
+
+
+def check_binary(name: str, weight: np.ndarray) -> None:
+    """Raise ValueError if ``weight`` holds a value other than -1 and +1 (seed 002, eq. 2)."""
+    bad = (weight != 1) & (weight != -1)
+    if bad.any():
+        idx = tuple(int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must hold only -1 and +1 (binarized, seed 002 eq. 2), but "
+                         f"{name}{list(idx)} is {int(weight[idx])}")
+
+
+def bin_conv2d(x: np.ndarray, weight: np.ndarray, *, stride: int = 1, padding: int = 0,
+               groups: int = 1, pad_value: int = 0) -> np.ndarray:
+    """Binarized-weight convolution: ``Y[n,o,h,w] = sum_{c,i,j} B[o,c,i,j] * X[n,c,...]``.
+
+    ``B`` in {-1, +1}: each term adds or subtracts one activation, as the seed's binary-weight
+    convolver does by flipping the input's sign (seed 002, Section 3.2). The scale ``alpha`` of
+    eq. 2 is not applied here (it belongs to the output stage).
+
+    Parameters
+    ----------
+    x : uint8 [N, C, H, W]
+    weight : int8 [O, C/groups, kh, kw], every element -1 or +1
+    stride, padding, groups, pad_value : int
+        As in :func:`adder_conv2d`.
+
+    Returns
+    -------
+    int64 [N, O, Ho, Wo], values in [-C/groups*kh*kw*255, C/groups*kh*kw*255].
+    """
+    _check_conv(x, weight, np.int8, stride, padding, groups, pad_value)
+    check_binary("weight", weight)
+    _assert_acc_fits("bin", int(np.prod(weight.shape[1:])))
+    return _dot(x, weight, stride, padding, pad_value, groups)
+
+
+_CONV = {"adder": adder_conv2d, "mul": mul_conv2d, "bin": bin_conv2d}
+
+
+def depthwise_conv2d(x: np.ndarray, weight: np.ndarray, *, kind: str, multiplier: int,
+                     stride: int = 1, padding: int = 0, pad_value: int = 0) -> np.ndarray:
+    """Depthwise convolution with channel multiplier ``m``: grouped with ``groups = C``.
+
+    Output channel ``c*m + j`` is input channel ``c`` convolved with kernel ``weight[c*m + j, 0]``
+    (seed 002, Section 2.1 and Fig. 1; PyTorch's ``groups=C`` order).
+
+    Parameters
+    ----------
+    x : uint8 [N, C, H, W]
+    weight : [C*m, 1, kh, kw], dtype of ``kind`` (adder uint8, mul int8, bin int8 +-1)
+    kind : ``"adder"``, ``"mul"`` or ``"bin"``
+    multiplier : int
+        The channel multiplier m >= 1.
+    """
+    if kind not in _CONV:
+        raise ValueError(f"kind must be 'adder', 'mul' or 'bin', not {kind!r}")
+    _require(isinstance(multiplier, (int, np.integer)) and multiplier >= 1,
+             f"multiplier must be an int >= 1, not {multiplier!r}")
+    c = x.shape[1] if getattr(x, "ndim", 0) == 4 else -1
+    _require(getattr(weight, "ndim", 0) == 4 and weight.shape[:2] == (c * multiplier, 1),
+             f"a depthwise weight for {c} channels and multiplier {multiplier} must be "
+             f"[{c * multiplier}, 1, kh, kw], not {list(getattr(weight, 'shape', ()))}")
+    return _CONV[kind](x, weight, stride=stride, padding=padding, groups=c,
+                       pad_value=pad_value)
+
+
+def pointwise_conv2d(x: np.ndarray, weight: np.ndarray, *, kind: str,
+                     groups: int = 1) -> np.ndarray:
+    """Pointwise (1x1) convolution: every output channel a combination of the input channels at
+    one position (seed 002, Section 2.1). ``weight``: [O, C/groups, 1, 1] of ``kind``'s dtype."""
+    if kind not in _CONV:
+        raise ValueError(f"kind must be 'adder', 'mul' or 'bin', not {kind!r}")
+    _require(getattr(weight, "ndim", 0) == 4 and weight.shape[2:] == (1, 1),
+             f"a pointwise weight must be [O, C/groups, 1, 1], not "
+             f"{list(getattr(weight, 'shape', ()))}")
+    return _CONV[kind](x, weight, groups=groups)
 
 
 def _check_linear(x, w, w_dtype):
@@ -260,6 +438,63 @@ def requantize(acc: np.ndarray, mult: np.ndarray, bias: np.ndarray,
     half = np.where(s > 0, np.left_shift(1, np.maximum(s - 1, 0)), 0)
     t = np.right_shift(acc * m + b + half, s)
     return np.clip(t, 0, ACT_MAX).astype(np.uint8)
+
+
+def check_thresholds(thresh: np.ndarray, sign: np.ndarray, name: str = "q_thresh",
+                     sign_name: str = "q_sign") -> None:
+    """Check the parameters of :func:`threshold_quantize` (dtype, shape, sign, order).
+
+    Raises
+    ------
+    TypeError, ValueError
+        naming the array and, for order and sign, the first offending channel.
+    """
+    _check_int_array(name, thresh, (np.int64,))
+    _check_int_array(sign_name, sign, (np.int8,))
+    _require(thresh.ndim == 2 and thresh.shape[1] == QUANT_LEVELS - 1,
+             f"{name} must have shape [O, {QUANT_LEVELS - 1}], not {thresh.shape}")
+    _require(sign.shape == (thresh.shape[0],),
+             f"{sign_name} must have shape [{thresh.shape[0]}], not {sign.shape}")
+    bad = np.flatnonzero((sign != 1) & (sign != -1))
+    _require(bad.size == 0, f"{sign_name} must hold only -1 and +1, but channel "
+             f"{bad[0] if bad.size else 0} is {int(sign[bad[0]]) if bad.size else 0}")
+    down = np.flatnonzero((np.diff(thresh, axis=1) < 0).any(axis=1))
+    _require(down.size == 0, f"{name} must be non-decreasing along each channel, but channel "
+             f"{down[0] if down.size else 0} decreases")
+
+
+def threshold_quantize(acc: np.ndarray, thresh: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """Monotone per-channel staircase from the accumulator to an 8-bit code (seed 002, eq. 3).
+
+    For channel ``o`` (axis 1)::
+
+        y = #{ i in [0, 255) : sign[o] * acc >= thresh[o, i] }        # a code in [0, 255]
+
+    Any non-decreasing (``sign = +1``) or non-increasing (``sign = -1``) map from the integer
+    accumulator to the 256 codes is one such staircase, exactly; :mod:`golden.model` uses it for
+    the seed's tanh quantizer (eq. 3) after batch norm. Hardware finds ``y`` by an 8-step binary
+    search over the sorted thresholds (successive approximation: one comparison per output bit,
+    MSB first), which gives the same count.
+
+    Parameters
+    ----------
+    acc : int64 [N, O, ...]
+    thresh : int64 [O, 255], non-decreasing along axis 1
+    sign : int8 [O], -1 or +1
+
+    Returns
+    -------
+    uint8 [N, O, ...]
+    """
+    _check_int_array("acc", acc, (np.int64,))
+    check_thresholds(thresh, sign, "thresh", "sign")
+    o = acc.shape[1]
+    _require(thresh.shape[0] == o, f"thresh must have {o} channels, not {thresh.shape[0]}")
+    out = np.empty(acc.shape, dtype=np.uint8)
+    for ch in range(o):
+        a = acc[:, ch] * np.int64(sign[ch])
+        out[:, ch] = np.searchsorted(thresh[ch], a, side="right")
+    return out
 
 
 def relu(x: np.ndarray) -> np.ndarray:

@@ -2,7 +2,10 @@
 
 A model is a straight chain of layers. It is stored as one ``.npz`` file, read with
 ``allow_pickle=False``; every array's name, shape and dtype is checked on load, and an error names
-the array. The format (version 1):
+the array. Version 1 (below) holds the AdderNet layer kinds; version 2 adds the grouped and
+binarized layers of Add-Net (see "Format version 2" further down). A file is written with the
+lowest version that holds its layers, so a model of version-1 kinds is still a version-1 file.
+The format (version 1):
 
 ==============================  ========  ==============  ==========================================
 array                           dtype     shape           meaning
@@ -39,9 +42,70 @@ Semantics. A ``requant`` layer's output is ``requantize(acc, rq_mult, rq_bias, r
 norm, ReLU and 8-bit saturation folded into one integer step (:func:`golden.layers.requantize`).
 A ``logits`` layer (only the last layer, and the last layer must be one) outputs ``acc + bias`` as
 signed 32-bit integers. An adder layer's uint8 weights share the uint8 activations' scale (the only
-way ``|sx*x - sw*w|`` factors into one scale); float weights outside [0, 255*scale] were clipped
-into that range when quantizing and the exact per-channel change folded into ``rq_bias`` (for
-x >= 0, ``|x - w| = x + |w| = |x - 0| + |w|`` when w < 0, and symmetrically at the top).
+way ``|sx*x - sw*w|`` factors into one scale); float weights outside [0, 255*scale] were
+clipped into that range when quantizing and the exact per-channel change folded into ``rq_bias``
+(for x >= 0, ``|x - w| = x + |w| = |x - 0| + |w|`` when w < 0, and symmetrically at the top).
+
+Format version 2 (``spinpim_format`` 2) reads every version-1 file's arrays with the same
+meaning and adds three layer kinds, :data:`GROUPED_KINDS`, and one output, ``quant``:
+
+==============================  ========  ==============  ==========================================
+array                           dtype     shape           meaning
+==============================  ========  ==============  ==========================================
+``layer{i}.kind``               str       ()              also ``adder_gconv2d``, ``mul_gconv2d``,
+                                                          ``bin_gconv2d``
+``layer{i}.weight``             see below                 [O, C/groups, kh, kw]
+``layer{i}.stride``             int64     ()
+``layer{i}.padding``            int64     ()
+``layer{i}.groups``             int64     ()              grouped convolution (PyTorch's rule)
+``layer{i}.pad_value``          int64     ()              activation code that padding inserts
+``layer{i}.output``             str       ()              also ``quant`` (grouped kinds only)
+``layer{i}.q_thresh``           int64     (O, 255)        ``quant``: non-decreasing thresholds
+``layer{i}.q_sign``             int8      (O,)            ``quant``: -1 or +1
+``layer{i}.float.alpha``        float32   (O,)            ``bin_gconv2d``: scale of eq. 2, > 0
+``layer{i}.float.quant_tmax``   float64   ()              ``quant``: max abs tanh of eq. 3, (0, 1]
+==============================  ========  ==============  ==========================================
+
+Grouped kinds carry ``rq_*`` and BN (``requant``), ``bias`` (``logits``), or ``q_*`` and BN
+(``quant``), plus ``float.weight``, as the version-1 kinds do. Weights: ``adder_gconv2d`` uint8,
+``mul_gconv2d`` int8, ``bin_gconv2d`` int8 holding only -1 and +1. Depthwise convolution with
+channel multiplier m is ``groups = C``, O = C*m (output channel ``c*m + j`` from input channel
+``c``); pointwise is a 1x1 kernel (:mod:`golden.layers`). Checked on load, each with a one-line
+error naming the array: ``groups`` divides the input channels and O, and the weight is
+[O, C/groups, kh, kw]; a binarized weight holds only -1 and +1; ``float.alpha`` is present, finite
+and positive; ``pad_value`` is a code in [0, 255], and not 0 only where the input is a ``quant``
+output (an unsigned activation's only code with a known real value is 0); ``q_thresh`` is
+non-decreasing per channel; ``q_sign`` is -1 or +1; ``quant_tmax`` in (0, 1].
+
+Binarized layers (seed 002, Section 2.2, eq. 2: ``Bin(w) = alpha * sign(w)``, sign(0) = +1). The
+integer accumulator is ``acc = sum B * x`` with ``B = weight`` in {-1, +1}; the real output is
+``alpha[o] * r_x * acc + c_x[o]`` (``r_x``, ``c_x`` map the input codes to reals), so alpha is a
+per-channel factor of the accumulator's real value, and it is folded into the output stage
+exactly as batch norm's scale is: into ``rq_mult = round(a * alpha * r_x / s_out * 2**shift)``
+(``requant``) or into the thresholds (``quant``). The integer pipeline never multiplies by alpha;
+it is the stored float ``alpha`` that the float reference uses. The seed computes one alpha per
+layer (E|w| over the layer); the format stores one per output channel, so that a layer-wise
+alpha is the case of equal entries and XNOR-Net's per-filter alpha also fits.
+
+Activation quantization (seed 002, eq. 3, k = 8 bits, "default as 8-bit" in Section 2.2)::
+
+    Quant(z) = 2/(2**k - 1) * round((2**k - 1) * (tanh(z) / (2*T) + 1/2)) - 1
+
+maps to 2**k levels in [-1, 1]. Its integer ``j = round(255 * (tanh(z)/(2*T) + 1/2))`` in [0, 255]
+*is* our unsigned 8-bit activation code, with real value ``(2*j - 255) / 255`` ("symmetric" codes).
+The seed's ``T = max|tanh(z)|`` is taken over each batch; integer inference needs a constant, so
+``float.quant_tmax`` holds T fixed at export (ASSUMPTION: ``sim/train.py`` keeps a moving average of
+the training batches' max, as batch norm keeps its statistics), and codes beyond it saturate to 0 or
+255; ``round`` is half up. With ``z = BN(y)`` and ``y`` an affine function of the integer
+accumulator, ``j`` is a monotone staircase of ``acc``, which ``q_thresh`` / ``q_sign`` state exactly
+(:func:`golden.layers.threshold_quantize`); the thresholds are computed once in float64
+(:func:`golden.quantize.quant_thresholds`). A following layer reads symmetric codes with its own
+integer arithmetic unchanged: the real value ``(2*j - 255)/255`` is affine in ``j``, so the ``-1``
+offset is a per-channel constant folded into that layer's bias when there is no padding, and padding
+inserts ``pad_value`` (real ``(2*pad_value - 255)/255``), which keeps the offset a per-channel
+constant with padding too. The seed pads with the real 0, which lies between two codes (127.5);
+ASSUMPTION: Add-Net layers pad with code 128 (real 1/255), trained the same way, so integer
+inference stays exact.
 """
 
 from __future__ import annotations
@@ -56,16 +120,34 @@ import numpy as np
 
 from . import layers as L
 
-FORMAT_VERSION = 1
-#: Layer kinds of the format; the first four are compute layers.
+#: The newest format version; :func:`load_model` reads every version in :data:`READ_VERSIONS`.
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
+#: Layer kinds of format version 1.
 KINDS = ("adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear",
          "max_pool2d", "avg_pool2d", "flatten")
+#: Compute kinds of format version 1: the kinds that every tool (compiler, fault model, reports)
+#: maps. The version-2 kinds are kept out of this tuple on purpose, so that a tool that does not
+#: know them refuses them instead of mapping a grouped or binarized layer as a plain one.
 COMPUTE_KINDS = KINDS[:4]
+#: Layer kinds added by format version 2: grouped convolutions (depthwise and pointwise are
+#: cases) with adder, multiply or binarized ({-1, +1}) weights.
+GROUPED_KINDS = ("adder_gconv2d", "mul_gconv2d", "bin_gconv2d")
+ALL_KINDS = KINDS + GROUPED_KINDS
+ALL_COMPUTE_KINDS = COMPUTE_KINDS + GROUPED_KINDS
+#: Outputs of format version 1; ``quant`` (seed 002 eq. 3) is added by version 2.
 OUTPUTS = ("requant", "logits")
+ALL_OUTPUTS = OUTPUTS + ("quant",)
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 _WEIGHT_DTYPE = {"adder_conv2d": np.uint8, "mul_conv2d": np.int8,
-                 "adder_linear": np.uint8, "mul_linear": np.int8}
+                 "adder_linear": np.uint8, "mul_linear": np.int8,
+                 "adder_gconv2d": np.uint8, "mul_gconv2d": np.int8, "bin_gconv2d": np.int8}
+#: Accumulator bound kind (:func:`golden.layers.conv_acc_bound`) of each compute kind.
+_ACC_KIND = {"adder_conv2d": "adder", "mul_conv2d": "mul", "adder_linear": "adder",
+             "mul_linear": "mul", "adder_gconv2d": "adder", "mul_gconv2d": "mul",
+             "bin_gconv2d": "bin"}
+_INT_SCALARS = ("stride", "padding", "kernel", "groups", "pad_value")
 
 
 class ModelFormatError(ValueError):
@@ -91,7 +173,28 @@ class Layer:
 
     @property
     def is_conv(self) -> bool:
+        """A format-1 convolution (``adder_conv2d``, ``mul_conv2d``)."""
         return self.kind.endswith("conv2d") and self.kind in COMPUTE_KINDS
+
+    @property
+    def is_compute(self) -> bool:
+        """A convolution or linear layer of any format version."""
+        return self.kind in ALL_COMPUTE_KINDS
+
+    @property
+    def is_grouped(self) -> bool:
+        """A format-2 grouped convolution (``*_gconv2d``)."""
+        return self.kind in GROUPED_KINDS
+
+    @property
+    def acc_kind(self) -> str:
+        """``adder``, ``mul`` or ``bin``: the term of the accumulator (compute layers)."""
+        return _ACC_KIND[self.kind]
+
+    @property
+    def groups(self) -> int:
+        """Convolution groups (1 for every format-1 layer)."""
+        return int(self.params.get("groups", 1))
 
 
 @dataclass(frozen=True)
@@ -122,13 +225,23 @@ def _scalar_int(v, name) -> int:
 def _layer_schema(kind: str, output: str, layer_in: tuple) -> dict:
     """name -> (dtype, shape or None); shape entries may be None (free). Checked in order."""
     s: dict = {}
-    if kind in COMPUTE_KINDS:
+    if kind in ALL_COMPUTE_KINDS:
         s["weight"] = (_WEIGHT_DTYPE[kind], None)
         if kind.endswith("conv2d"):
             s["stride"] = (np.int64, ())
             s["padding"] = (np.int64, ())
-        if output == "requant":
-            s.update(rq_mult=(np.int32, "O"), rq_bias=(np.int64, "O"), rq_shift=(np.int32, "O"))
+        if kind in GROUPED_KINDS:
+            s["groups"] = (np.int64, ())
+            s["pad_value"] = (np.int64, ())
+        if kind == "bin_gconv2d":
+            s["float.alpha"] = (np.float32, "O")
+        if output in ("requant", "quant"):
+            if output == "requant":
+                s.update(rq_mult=(np.int32, "O"), rq_bias=(np.int64, "O"),
+                         rq_shift=(np.int32, "O"))
+            else:
+                s.update(q_thresh=(np.int64, "Q"), q_sign=(np.int8, "O"),
+                         **{"float.quant_tmax": (np.float64, ())})
             s.update({"float.weight": (np.float32, "W"), "float.bn_gamma": (np.float32, "O"),
                       "float.bn_beta": (np.float32, "O"), "float.bn_mean": (np.float32, "O"),
                       "float.bn_var": (np.float32, "O"), "float.bn_eps": (np.float64, ())})
@@ -157,10 +270,48 @@ def _check_layer_arrays(i: int, layer: Layer) -> None:
             _fail(f"array {pre + name!r} must have dtype {np.dtype(dtype).name}, not {a.dtype}")
         if shape == "O":
             shape = (w.shape[0],)
+        elif shape == "Q":
+            shape = (w.shape[0], L.QUANT_LEVELS - 1)
         elif shape == "W":
             shape = w.shape
         if shape is not None and a.shape != shape:
             _fail(f"array {pre + name!r} must have shape {shape}, not {a.shape}")
+    if layer.kind in GROUPED_KINDS:
+        _check_v2_values(pre, layer)
+
+
+def _check_v2_values(pre: str, layer: Layer) -> None:
+    """Value checks of the format-2 arrays of one layer (dtypes and shapes already checked)."""
+    p, fp = layer.params, layer.float_params
+    g = int(p["groups"])
+    if g < 1:
+        _fail(f"array {pre + 'groups'!r} must be >= 1, not {g}")
+    pv = int(p["pad_value"])
+    if not 0 <= pv <= L.ACT_MAX:
+        _fail(f"array {pre + 'pad_value'!r} must be an activation code in [0, {L.ACT_MAX}], "
+              f"not {pv}")
+    if layer.kind == "bin_gconv2d":
+        w = p["weight"]
+        bad = np.argwhere((w != 1) & (w != -1))
+        if bad.size:
+            idx = tuple(int(v) for v in bad[0])
+            _fail(f"array {pre + 'weight'!r} must hold only -1 and +1 (binarized, seed 002 "
+                  f"eq. 2), but element {list(idx)} is {int(w[idx])}")
+        alpha = np.asarray(fp["alpha"])
+        bad = np.flatnonzero(~(np.isfinite(alpha) & (alpha > 0)))
+        if bad.size:
+            _fail(f"array {pre + 'float.alpha'!r} must be positive and finite (seed 002 eq. 2: "
+                  f"alpha = E|w|), but channel {bad[0]} is {float(alpha[bad[0]])}")
+    if layer.output == "quant":
+        try:
+            L.check_thresholds(p["q_thresh"], p["q_sign"], f"array {pre + 'q_thresh'!r}",
+                               f"array {pre + 'q_sign'!r}")
+        except (TypeError, ValueError) as e:
+            _fail(str(e))
+        t = float(fp["quant_tmax"])
+        if not (np.isfinite(t) and 0 < t <= 1):
+            _fail(f"array {pre + 'float.quant_tmax'!r} must be in (0, 1] (the largest "
+                  f"|tanh| of seed 002 eq. 3), not {t}")
 
 
 def _infer_shapes(model: Model) -> list:
@@ -176,6 +327,22 @@ def _infer_shapes(model: Model) -> list:
                     _fail(f"array {pre + '.weight'!r} must be 4-D [O, C, kh, kw], not {w.shape}")
                 if len(cur) != 3 or cur[0] != w.shape[1]:
                     _fail(f"{pre} ({ly.kind}) expects input [{w.shape[1]}, H, W], gets {list(cur)}")
+                st, pd = int(p["stride"]), int(p["padding"])
+                cur = (w.shape[0], L.conv_output_size(cur[1], w.shape[2], st, pd),
+                       L.conv_output_size(cur[2], w.shape[3], st, pd))
+            elif ly.kind in GROUPED_KINDS:
+                w = p["weight"]
+                if w.ndim != 4:
+                    _fail(f"array {pre + '.weight'!r} must be 4-D [O, C/groups, kh, kw], not "
+                          f"{w.shape}")
+                if len(cur) != 3:
+                    _fail(f"{pre} ({ly.kind}) expects a [C, H, W] input, gets {list(cur)}")
+                g = int(p["groups"])
+                try:
+                    L.check_groups(cur[0], w.shape[0], w.shape[1], g)
+                except ValueError as e:
+                    _fail(f"array {pre + '.groups'!r} is {g}, which does not fit "
+                          f"{pre}.weight {list(w.shape)} on a {cur[0]}-channel input: {e}")
                 st, pd = int(p["stride"]), int(p["padding"])
                 cur = (w.shape[0], L.conv_output_size(cur[1], w.shape[2], st, pd),
                        L.conv_output_size(cur[2], w.shape[3], st, pd))
@@ -214,31 +381,25 @@ def _validate(model: Model) -> Model:
         _fail("array 'num_layers' is 0: a model needs at least one layer")
     n = len(model.layers)
     for i, ly in enumerate(model.layers):
-        if ly.kind not in KINDS:
-            _fail(f"array 'layer{i}.kind' is {ly.kind!r}; allowed: {', '.join(KINDS)}")
-        if ly.kind in COMPUTE_KINDS:
-            if ly.output not in OUTPUTS:
-                _fail(f"array 'layer{i}.output' is {ly.output!r}; allowed: requant, logits")
-            want = "logits" if i == n - 1 else "requant"
-            if ly.output != want:
-                _fail(f"array 'layer{i}.output' is {ly.output!r} but layer {i} of {n} must be "
-                      f"{want!r} (only the last layer outputs logits)")
-        elif i == n - 1:
-            _fail(f"array 'layer{i}.kind' is {ly.kind!r}, but the last layer must be a compute "
-                  f"layer with output 'logits'")
-        if "weight" not in ly.params and ly.kind in COMPUTE_KINDS:
+        _check_kind_output(i, n, ly.kind, ly.output)
+        if "weight" not in ly.params and ly.kind in ALL_COMPUTE_KINDS:
             _fail(f"array 'layer{i}.weight' is missing (a {ly.kind} layer needs it)")
         _check_layer_arrays(i, ly)
     shapes = _infer_shapes(model)
+    for i, (ly, code) in enumerate(zip(model.layers, input_codes(model), strict=True)):
+        pv = int(ly.params.get("pad_value", 0))
+        if pv and code != "symmetric":
+            _fail(f"array 'layer{i}.pad_value' is {pv}, but layer {i}'s input is not the output "
+                  f"of a 'quant' layer: padding an unsigned activation must insert 0")
     if len(shapes[-1]) != 1 or shapes[-1][0] != len(model.class_names):
         _fail(f"array 'class_names' has {len(model.class_names)} names but the model outputs "
               f"{list(shapes[-1])}")
     for i, ly in enumerate(model.layers):
-        if ly.kind not in COMPUTE_KINDS:
+        if ly.kind not in ALL_COMPUTE_KINDS:
             continue
         w = ly.params["weight"]
         fan_in = int(np.prod(w.shape[1:]))
-        kind = "adder" if ly.is_adder else "mul"
+        kind = ly.acc_kind
         try:
             L._assert_acc_fits(kind, fan_in)
             if ly.output == "requant":
@@ -247,6 +408,41 @@ def _validate(model: Model) -> Model:
         except ValueError as e:
             _fail(f"layer{i} ({ly.kind}): {e}")
     return model
+
+
+def _check_kind_output(i: int, n: int, kind: str, output: str) -> None:
+    if kind not in ALL_KINDS:
+        _fail(f"array 'layer{i}.kind' is {kind!r}; allowed: {', '.join(ALL_KINDS)}")
+    if kind in ALL_COMPUTE_KINDS:
+        allowed = ALL_OUTPUTS if kind in GROUPED_KINDS else OUTPUTS
+        if output not in allowed:
+            _fail(f"array 'layer{i}.output' is {output!r}; allowed for {kind}: "
+                  f"{', '.join(allowed)}")
+        if (output == "logits") != (i == n - 1):
+            want = "logits" if i == n - 1 else "requant" + (
+                " or 'quant'" if kind in GROUPED_KINDS else "")
+            _fail(f"array 'layer{i}.output' is {output!r} but layer {i} of {n} must be "
+                  f"'{want}' (only the last layer outputs logits)")
+    elif i == n - 1:
+        _fail(f"array 'layer{i}.kind' is {kind!r}, but the last layer must be a compute "
+              f"layer with output 'logits'")
+
+
+def input_codes(model: Model) -> list:
+    """How each layer's input codes map to real values: ``"unsigned"`` (``scale * code``: the
+    image and every ``requant`` output) or ``"symmetric"`` (``(2*code - 255)/255``: a ``quant``
+    output, seed 002 eq. 3). Pools and flatten keep their input's mapping."""
+    out, cur = [], "unsigned"
+    for ly in model.layers:
+        out.append(cur)
+        if ly.kind in ALL_COMPUTE_KINDS:
+            cur = "symmetric" if ly.output == "quant" else "unsigned"
+    return out
+
+
+def format_version(model: Model) -> int:
+    """The lowest format version that holds ``model`` (1 unless it has a format-2 layer)."""
+    return 2 if any(ly.kind in GROUPED_KINDS for ly in model.layers) else 1
 
 
 def make_model(*, name: str, input_shape, input_scale: float, class_names, layers) -> Model:
@@ -286,8 +482,9 @@ def load_model(path) -> Model:
         return str(a)
 
     version = _scalar_int(get("spinpim_format"), "spinpim_format")
-    if version != FORMAT_VERSION:
-        _fail(f"array 'spinpim_format' is {version}; this spinpim reads version {FORMAT_VERSION}")
+    if version not in READ_VERSIONS:
+        _fail(f"array 'spinpim_format' is {version}; this spinpim reads versions "
+              f"{' and '.join(map(str, READ_VERSIONS))}")
     shape = get("input_shape")
     if shape.dtype != np.int64 or shape.shape != (3,):
         _fail(f"array 'input_shape' must be int64 of shape (3,), not {shape.dtype} {shape.shape}")
@@ -304,18 +501,16 @@ def load_model(path) -> Model:
         pre = f"layer{i}."
         kind = get_str(pre + "kind")
         known.add(pre + "kind")
-        if kind not in KINDS:
-            _fail(f"array {pre + 'kind'!r} is {kind!r}; allowed: {', '.join(KINDS)}")
+        if kind not in ALL_KINDS:
+            _fail(f"array {pre + 'kind'!r} is {kind!r}; allowed: {', '.join(ALL_KINDS)}")
+        if version == 1 and kind not in KINDS:
+            _fail(f"array {pre + 'kind'!r} is {kind!r}, a format-2 kind, but 'spinpim_format' "
+                  f"is 1")
         output = ""
-        if kind in COMPUTE_KINDS:
+        if kind in ALL_COMPUTE_KINDS:
             output = get_str(pre + "output")
             known.add(pre + "output")
-            if output not in OUTPUTS:
-                _fail(f"array {pre + 'output'!r} is {output!r}; allowed: requant, logits")
-            want = "logits" if i == n - 1 else "requant"
-            if output != want:
-                _fail(f"array {pre + 'output'!r} is {output!r} but layer {i} of {n} must be "
-                      f"{want!r} (only the last layer outputs logits)")
+        _check_kind_output(i, n, kind, output)
         params, fparams = {}, {}
         for name in _layer_schema(kind, output, ()):
             a = get(pre + name)
@@ -324,7 +519,7 @@ def load_model(path) -> Model:
                 fparams[name[6:]] = a
             else:
                 params[name] = a
-        for k in ("stride", "padding", "kernel"):
+        for k in _INT_SCALARS:
             if k in params:
                 if params[k].dtype != np.int64 or params[k].shape != ():
                     _fail(f"array {pre + k!r} must be an int64 scalar, not "
@@ -333,7 +528,7 @@ def load_model(path) -> Model:
         layers.append(Layer(kind=kind, output=output, params=params, float_params=fparams))
     extra = sorted(set(arrays) - known)
     if extra:
-        _fail(f"array {extra[0]!r} is not part of format {FORMAT_VERSION} "
+        _fail(f"array {extra[0]!r} is not part of format {version} "
               f"(num_layers is {n}; unexpected arrays: {', '.join(extra[:5])})")
     return make_model(name=get_str("name"), input_shape=tuple(int(v) for v in shape),
                       input_scale=float(scale), class_names=tuple(str(c) for c in names),
@@ -342,7 +537,7 @@ def load_model(path) -> Model:
 
 def model_arrays(model: Model) -> dict:
     """The model as the dict of arrays that the file stores."""
-    out = {"spinpim_format": np.int64(FORMAT_VERSION), "name": np.str_(model.name),
+    out = {"spinpim_format": np.int64(format_version(model)), "name": np.str_(model.name),
            "input_shape": np.array(model.input_shape, dtype=np.int64),
            "input_scale": np.float64(model.input_scale),
            "class_names": np.array(model.class_names, dtype=str),
@@ -350,10 +545,10 @@ def model_arrays(model: Model) -> dict:
     for i, ly in enumerate(model.layers):
         pre = f"layer{i}."
         out[pre + "kind"] = np.str_(ly.kind)
-        if ly.kind in COMPUTE_KINDS:
+        if ly.kind in ALL_COMPUTE_KINDS:
             out[pre + "output"] = np.str_(ly.output)
         for k, v in ly.params.items():
-            out[pre + k] = np.int64(v) if k in ("stride", "padding", "kernel") else v
+            out[pre + k] = np.int64(v) if k in _INT_SCALARS else v
         for k, v in ly.float_params.items():
             out[pre + "float." + k] = v
     return out
@@ -364,7 +559,9 @@ def save_model(model: Model, path) -> None:
     _validate(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.npz", dir=path.parent)
+    # A hidden name that ends in neither .npz nor .json: no glob of the project (the bundled
+    # models are golden/models/*.npz) lists it, also not when a kill leaves it behind.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, **model_arrays(model))
@@ -407,6 +604,11 @@ def layer_forward_int(layer: Layer, x: np.ndarray) -> np.ndarray:
         acc = L.adder_linear(x, p["weight"])
     elif k == "mul_linear":
         acc = L.mul_linear(x, p["weight"])
+    elif k in GROUPED_KINDS:
+        conv = {"adder_gconv2d": L.adder_conv2d, "mul_gconv2d": L.mul_conv2d,
+                "bin_gconv2d": L.bin_conv2d}[k]
+        acc = conv(x, p["weight"], stride=p["stride"], padding=p["padding"], groups=p["groups"],
+                   pad_value=p["pad_value"])
     elif k == "max_pool2d":
         return L.max_pool2d(x, p["kernel"], p["stride"])
     elif k == "avg_pool2d":
@@ -417,6 +619,8 @@ def layer_forward_int(layer: Layer, x: np.ndarray) -> np.ndarray:
         raise ModelFormatError(f"unknown layer kind {k!r}")
     if layer.output == "logits":
         return L.add_bias(acc, p["bias"])
+    if layer.output == "quant":
+        return L.threshold_quantize(acc, p["q_thresh"], p["q_sign"])
     return L.requantize(acc, p["rq_mult"], p["rq_bias"], p["rq_shift"])
 
 
@@ -458,14 +662,25 @@ def infer_int(model: Model, x: np.ndarray, *, trace: bool = False, batch: int = 
 # Float reference: the trained network, evaluated in float64 (BN in eval mode).
 
 
-def _float_conv(x, w, stride, padding, adder):
-    o, c, kh, kw = w.shape
+def _float_conv(x, w, stride, padding, adder, groups=1, pad_real=0.0):
+    if groups > 1 and adder:
+        cg, og = x.shape[1] // groups, w.shape[0] // groups
+        return np.concatenate([_float_conv(x[:, g * cg:(g + 1) * cg], w[g * og:(g + 1) * og],
+                                           stride, padding, adder, 1, pad_real)
+                               for g in range(groups)], axis=1)
+    o, cg, kh, kw = w.shape
     if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)),
+                   constant_values=pad_real)
     win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
     win = win[:, :, ::stride, ::stride]
     n, _, ho, wo = win.shape[:4]
-    cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)
+    cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, -1)
+    if groups > 1:                   # one batched matmul over the groups (layers.py's layout)
+        kg, og = cg * kh * kw, o // groups
+        wg = w.reshape(groups, og, kg).transpose(0, 2, 1)
+        out = np.matmul(cols.reshape(-1, groups, kg).transpose(1, 0, 2), wg)
+        return out.transpose(1, 0, 2).reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
     w2 = w.reshape(o, -1)
     if adder:
         out = np.empty((cols.shape[0], o))
@@ -481,8 +696,23 @@ def _float_conv(x, w, stride, padding, adder):
     return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
 
-def layer_forward_float(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """One layer of the float reference (float64)."""
+def quant_eq3(z: np.ndarray, tmax: float) -> np.ndarray:
+    """The seed's activation quantizer (seed 002, eq. 3) with k = 8 and a fixed ``T = tmax``.
+
+    Returns the float64 codes ``j = clip(floor(255 * (tanh(z)/(2*T) + 1/2) + 1/2), 0, 255)``
+    (``round`` half up); the quantized real value is ``(2*j - 255) / 255``.
+    """
+    v = L.ACT_MAX * (np.tanh(z) / (2.0 * tmax) + 0.5)
+    return np.clip(np.floor(v + 0.5), 0, L.ACT_MAX)
+
+
+def layer_forward_float(layer: Layer, x: np.ndarray, *, pad_real: float = 0.0) -> np.ndarray:
+    """One layer of the float reference (float64).
+
+    ``pad_real`` is the real value that a convolution's padding inserts: 0 for an unsigned
+    input, the real value of code ``pad_value`` for a ``quant`` output's codes (see
+    :func:`infer_float`). A ``quant`` layer returns the real values ``(2*j - 255)/255``.
+    """
     p, fp, k = layer.params, layer.float_params, layer.kind
     if k in ("max_pool2d", "avg_pool2d"):
         kern, st = p["kernel"], p["stride"]
@@ -491,9 +721,13 @@ def layer_forward_float(layer: Layer, x: np.ndarray) -> np.ndarray:
         return win.max(axis=(4, 5)) if k == "max_pool2d" else win.mean(axis=(4, 5))
     if k == "flatten":
         return x.reshape(x.shape[0], -1)
-    w = fp["weight"].astype(np.float64)
+    if k == "bin_gconv2d":      # Bin(w) = alpha * sign(w) (eq. 2), the weight as binarized
+        w = (p["weight"].astype(np.float64)
+             * fp["alpha"].astype(np.float64).reshape(-1, 1, 1, 1))
+    else:
+        w = fp["weight"].astype(np.float64)
     if k.endswith("conv2d"):
-        y = _float_conv(x, w, p["stride"], p["padding"], layer.is_adder)
+        y = _float_conv(x, w, p["stride"], p["padding"], layer.is_adder, layer.groups, pad_real)
     elif layer.is_adder:
         y = _float_conv(x[:, :, None, None], w[:, :, None, None], 1, 0, True)[:, :, 0, 0]
     else:
@@ -505,17 +739,30 @@ def layer_forward_float(layer: Layer, x: np.ndarray) -> np.ndarray:
     mu, var = fp["bn_mean"].astype(np.float64), fp["bn_var"].astype(np.float64)
     a = g / np.sqrt(var + float(fp["bn_eps"]))
     y = (y - mu.reshape(shape)) * a.reshape(shape) + b.reshape(shape)
+    if layer.output == "quant":
+        return (2.0 * quant_eq3(y, float(fp["quant_tmax"])) - L.ACT_MAX) / L.ACT_MAX
     return np.maximum(y, 0.0)
+
+
+def pad_reals(model: Model) -> list:
+    """Per layer, the real value its padding inserts (:func:`layer_forward_float`'s
+    ``pad_real``): code ``pad_value`` read with the layer's :func:`input_codes` mapping."""
+    out = []
+    for ly, code in zip(model.layers, input_codes(model), strict=True):
+        pv = int(ly.params.get("pad_value", 0))
+        out.append((2.0 * pv - L.ACT_MAX) / L.ACT_MAX if code == "symmetric" else 0.0)
+    return out
 
 
 def infer_float(model: Model, x: np.ndarray, *, batch: int = 256) -> np.ndarray:
     """Float reference inference on uint8 input images (scaled by ``input_scale``)."""
     x = _check_input(model, x)
+    pads = pad_reals(model)
     out = []
     for s in range(0, x.shape[0], batch):
         cur = x[s:s + batch].astype(np.float64) * model.input_scale
-        for ly in model.layers:
-            cur = layer_forward_float(ly, cur)
+        for ly, pr in zip(model.layers, pads, strict=True):
+            cur = layer_forward_float(ly, cur, pad_real=pr)
         out.append(cur)
     return np.concatenate(out, axis=0)
 

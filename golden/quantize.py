@@ -44,6 +44,15 @@ Requantization (BN in eval mode, ReLU, uint8 saturation)
     which the output saturates for every possible accumulator (this changes no output and keeps a
     dead or always-on channel's bias inside the datapath).
 
+Add-Net layers (format 2, seed 002)
+    ``bin_gconv2d`` weights are binarized by eq. 2 (:func:`binarize`): int8 signs and
+    ``alpha``, with ``Y_real = s_in * alpha[o] * acc``, so alpha enters ``rq_mult`` or the
+    thresholds like BN's scale does. A layer with ``output="quant"`` ends in eq. 3 with the fixed
+    range ``quant_tmax``: its 255 thresholds per channel come from :func:`quant_thresholds`, and
+    its output codes are symmetric, real ``(2*j - 255)/255``, with no calibration (eq. 3 fixes
+    the range). A multiply or binarized layer reading symmetric codes folds the offset -1 into
+    its bias or thresholds (:func:`quantize_model`).
+
 Imports numpy and :mod:`golden` only.
 """
 
@@ -54,10 +63,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import layers as L
-from .model import COMPUTE_KINDS, KINDS, Layer, Model, layer_forward_float, make_model
+from .model import (ALL_COMPUTE_KINDS, ALL_KINDS, GROUPED_KINDS, Layer, Model,
+                    layer_forward_float, make_model, quant_eq3)
 
 __all__ = ["FloatLayer", "DEFAULT_PERCENTILE", "MAX_SHIFT", "quantize_model",
-           "fold_adder_weights", "requant_params", "output_scale"]
+           "fold_adder_weights", "requant_params", "output_scale", "binarize",
+           "quant_thresholds"]
 
 #: Default percentile of post-ReLU calibration activations that maps to uint8 255.
 DEFAULT_PERCENTILE = 99.99
@@ -76,6 +87,11 @@ class FloatLayer:
     [O], ``bn_eps``) followed by ReLU; the last layer must be a ``mul_linear`` that outputs logits
     and carries ``bias`` [O] instead. ``stride`` and
     ``padding`` apply to convolutions, ``kernel`` and ``stride`` to pools.
+
+    Format-2 kinds (:data:`golden.model.GROUPED_KINDS`) also take ``groups`` and ``pad_value``;
+    ``output="quant"`` replaces the ReLU by seed 002's eq.-3 quantizer with the fixed range
+    ``quant_tmax``; a ``bin_gconv2d`` layer's weight is the latent float weight, binarized by
+    :func:`binarize` (layer-wise alpha, as the seed) unless ``alpha`` is given.
     """
     kind: str
     weight: np.ndarray | None = None
@@ -88,6 +104,11 @@ class FloatLayer:
     bn_var: np.ndarray | None = None
     bn_eps: float = 1e-5
     bias: np.ndarray | None = None
+    groups: int = 1
+    pad_value: int = 0
+    output: str = "requant"
+    quant_tmax: float | None = None
+    alpha: np.ndarray | None = None
 
 
 def _f32(a, name) -> np.ndarray:
@@ -113,8 +134,8 @@ def _float_params(fl: FloatLayer, logits: bool) -> dict:
 
 def _float_layer(fl: FloatLayer, logits: bool) -> Layer:
     """A :class:`golden.model.Layer` holding only what layer_forward_float needs."""
-    if fl.kind not in KINDS:
-        raise ValueError(f"layer kind must be one of {', '.join(KINDS)}, not {fl.kind!r}")
+    if fl.kind not in ALL_KINDS:
+        raise ValueError(f"layer kind must be one of {', '.join(ALL_KINDS)}, not {fl.kind!r}")
     if fl.kind in ("max_pool2d", "avg_pool2d"):
         return Layer(kind=fl.kind, params={"kernel": int(fl.kernel), "stride": int(fl.stride)})
     if fl.kind == "flatten":
@@ -122,8 +143,22 @@ def _float_layer(fl: FloatLayer, logits: bool) -> Layer:
     params = {}
     if fl.kind.endswith("conv2d"):
         params = {"stride": int(fl.stride), "padding": int(fl.padding)}
-    return Layer(kind=fl.kind, output="logits" if logits else "requant", params=params,
-                 float_params=_float_params(fl, logits))
+    fp = _float_params(fl, logits)
+    output = "logits" if logits else fl.output
+    if fl.kind in GROUPED_KINDS:
+        params.update(groups=int(fl.groups), pad_value=int(fl.pad_value))
+    elif output not in ("requant", "logits"):
+        raise ValueError(f"a {fl.kind} layer outputs 'requant' (hidden) or 'logits' (last), "
+                         f"not {output!r}")
+    if output == "quant":
+        if fl.quant_tmax is None:
+            raise ValueError("float layer parameter 'quant_tmax' is missing")
+        fp["quant_tmax"] = np.float64(fl.quant_tmax)
+    if fl.kind == "bin_gconv2d":
+        b, alpha = binarize(fp["weight"])
+        params["weight"] = b
+        fp["alpha"] = alpha if fl.alpha is None else _f32(fl.alpha, "alpha")
+    return Layer(kind=fl.kind, output=output, params=params, float_params=fp)
 
 
 def fold_adder_weights(weight: np.ndarray, s_in: float):
@@ -144,6 +179,16 @@ def fold_adder_weights(weight: np.ndarray, s_in: float):
     return w_int, c
 
 
+def _ratio_offset(ratio, offset):
+    ratio = np.asarray(ratio, dtype=np.float64)
+    offset = np.asarray(offset, dtype=np.float64)
+    if ratio.shape != offset.shape or ratio.ndim != 1:
+        raise ValueError("ratio and offset must be 1-D arrays of one shape")
+    if not (np.isfinite(ratio).all() and np.isfinite(offset).all()):
+        raise ValueError("ratio and offset must be finite")
+    return ratio, offset
+
+
 def requant_params(ratio, offset, acc_bound: int):
     """Integer ``(rq_mult int32, rq_bias int64, rq_shift int32)`` for ``out = ratio*acc + offset``.
 
@@ -152,12 +197,7 @@ def requant_params(ratio, offset, acc_bound: int):
     ``+-(acc_bound*|ratio| + 2*256)``, beyond which the output saturates for every accumulator.
     Raises ValueError if a channel admits no shift (only for absurd ``ratio``).
     """
-    ratio = np.asarray(ratio, dtype=np.float64)
-    offset = np.asarray(offset, dtype=np.float64)
-    if ratio.shape != offset.shape or ratio.ndim != 1:
-        raise ValueError("ratio and offset must be 1-D arrays of one shape")
-    if not (np.isfinite(ratio).all() and np.isfinite(offset).all()):
-        raise ValueError("ratio and offset must be finite")
+    ratio, offset = _ratio_offset(ratio, offset)
     n = ratio.shape[0]
     mult = np.zeros(n, dtype=np.int32)
     bias = np.zeros(n, dtype=np.int64)
@@ -181,6 +221,57 @@ def requant_params(ratio, offset, acc_bound: int):
     return mult, bias, shift
 
 
+def binarize(weight: np.ndarray, *, per_channel: bool = False):
+    """Binarize float weights as seed 002's eq. 2: ``Bin(w) = E|w| * sign(w)``, sign(0) = +1.
+
+    Returns ``(b, alpha)``: int8 ``b`` in {-1, +1} of ``weight``'s shape and float32 ``alpha``
+    [O] > 0. ``per_channel=False`` (the seed: "the mean of the absolute value of weights in
+    layer l as the layer-wise scaling factor") gives every channel the layer's E|w|;
+    ``per_channel=True`` one E|w| per output channel (XNOR-Net's per-filter scale). A zero
+    mean (all-zero weights) becomes the smallest positive float32, so alpha stays positive.
+    """
+    w = np.asarray(weight, dtype=np.float64)
+    o = w.shape[0]
+    b = np.where(w >= 0, 1, -1).astype(np.int8)
+    if per_channel:
+        alpha = np.abs(w.reshape(o, -1)).mean(axis=1)
+    else:
+        alpha = np.full(o, np.abs(w).mean() if w.size else 0.0)
+    alpha = np.maximum(alpha.astype(np.float32), np.finfo(np.float32).tiny)
+    return b, alpha
+
+
+def quant_thresholds(ratio, offset, tmax: float, acc_bound: int):
+    """Thresholds ``(q_thresh int64 [O, 255], q_sign int8 [O])`` of seed 002's eq. 3.
+
+    For ``z = ratio[o] * acc + offset[o]`` (the batch-normed real value of the accumulator), the
+    code ``j = quant_eq3(z, tmax)`` (:func:`golden.model.quant_eq3`) is ``>= i`` exactly when
+    ``tanh(z) >= tmax * (2i - 256) / 255``, i.e. ``z >= zeta_i = atanh(tmax * (2i - 256)/255)``
+    (i = 1 .. 255), i.e. ``sign(ratio) * acc >= ceil((zeta_i - offset) / |ratio|)``. So
+    :func:`golden.layers.threshold_quantize` with these thresholds gives eq. 3's code for every
+    integer accumulator, up to float64 rounding of a threshold that falls on an integer. A
+    channel with ``ratio == 0`` outputs the constant code of ``offset``. Thresholds are limited
+    to ``[-(acc_bound + 1), acc_bound + 1]``, beyond which they are always or never passed.
+    """
+    ratio, offset = _ratio_offset(ratio, offset)
+    if not (np.isfinite(tmax) and 0 < tmax <= 1):
+        raise ValueError(f"tmax must be in (0, 1], not {tmax}")
+    lim = int(acc_bound) + 1
+    i = np.arange(1, L.QUANT_LEVELS, dtype=np.float64)
+    zeta = np.arctanh(tmax * (2 * i - L.QUANT_LEVELS) / L.ACT_MAX)           # [255], increasing
+    thresh = np.empty((ratio.shape[0], L.QUANT_LEVELS - 1), dtype=np.int64)
+    sign = np.where(ratio < 0, -1, 1).astype(np.int8)
+    for ch in range(ratio.shape[0]):
+        r, off = float(ratio[ch]), float(offset[ch])
+        if r == 0:
+            j0 = int(quant_eq3(np.float64(off), tmax))
+            thresh[ch] = np.where(np.arange(1, L.QUANT_LEVELS) <= j0, -lim, lim)
+        else:
+            t = np.ceil((zeta - off) / abs(r))
+            thresh[ch] = np.clip(t, -lim, lim).astype(np.int64)
+    return thresh, sign
+
+
 def output_scale(y: np.ndarray, percentile: float = DEFAULT_PERCENTILE) -> float:
     """Scale mapping the ``percentile``-th percentile of post-ReLU activations ``y`` to 255."""
     if not 0 < percentile <= 100:
@@ -202,6 +293,12 @@ def quantize_model(*, name: str, input_shape, input_scale: float, class_names, l
 
     ``calib_images``: uint8 [N, C, H, W] images whose float activations fix the output scales
     (see the module docstring). ``percentile`` may be one number or one per requant layer.
+
+    After a ``quant`` layer the codes are symmetric: real ``s_in * code + z_in`` with
+    ``s_in = 2/255``, ``z_in = -1`` (seed 002 eq. 3). A multiply or binarized layer reading them
+    keeps its integer arithmetic: ``Y_real = r_y * acc + c_y`` with ``c_y[o] = z_in * s_w[o] *
+    sum(w_int[o])`` (``alpha[o]`` in place of ``s_w`` for binarized weights), exact because
+    padding inserts a code too; adder layers cannot read them (``|x - w|`` has no such split).
     """
     calib = np.asarray(calib_images)
     if calib.dtype != np.uint8 or calib.ndim != 4 or calib.shape[0] < 1:
@@ -212,26 +309,37 @@ def quantize_model(*, name: str, input_shape, input_scale: float, class_names, l
     layers = list(layers)
     if not layers:
         raise ValueError("a model needs at least one layer")
-    n_rq = sum(1 for fl in layers[:-1] if fl.kind in COMPUTE_KINDS)
+    n_rq = sum(1 for fl in layers[:-1] if fl.kind in ALL_COMPUTE_KINDS and fl.output == "requant")
     pcts = np.broadcast_to(np.asarray(percentile, dtype=np.float64), (n_rq,)) if n_rq else []
     cur = calib.astype(np.float64) * float(input_scale)
-    s_in = float(input_scale)
+    s_in, z_in = float(input_scale), 0.0
     out_layers, rq_i = [], 0
     for i, fl in enumerate(layers):
         last = i == len(layers) - 1
         flayer = _float_layer(fl, logits=last)
-        if fl.kind not in COMPUTE_KINDS:
+        if fl.kind not in ALL_COMPUTE_KINDS:
             out_layers.append(flayer)
             cur = _forward(flayer, cur, batch)
             continue
         fp = flayer.float_params
         w = fp["weight"].astype(np.float64)
+        o = w.shape[0]
         adder = fl.kind.startswith("adder")
+        pad_real = s_in * int(flayer.params.get("pad_value", 0)) + z_in   # the padded code
+        if adder and z_in:
+            raise ValueError(f"layer {i} ({fl.kind}) reads the symmetric codes of a 'quant' "
+                             f"layer, which an adder layer cannot (|x - w| does not split off "
+                             f"the offset)")
         if adder:
             w_int, c = fold_adder_weights(w, s_in)
             r_y, c_y = np.full(w.shape[0], s_in), -c
+        elif fl.kind == "bin_gconv2d":
+            w_int = flayer.params["weight"]
+            alpha = fp["alpha"].astype(np.float64)
+            r_y, c_y = s_in * alpha, np.zeros(o)
+            if z_in:
+                c_y = z_in * alpha * w_int.reshape(o, -1).sum(axis=1)
         else:
-            o = w.shape[0]
             if last:
                 s_w = np.full(o, max(float(np.abs(w).max()), 1e-30) / 127.0)
             else:
@@ -239,32 +347,44 @@ def quantize_model(*, name: str, input_shape, input_scale: float, class_names, l
             shape = (-1,) + (1,) * (w.ndim - 1)
             w_int = np.clip(np.rint(w / s_w.reshape(shape)), -127, 127).astype(np.int8)
             r_y, c_y = s_in * s_w, np.zeros(o)
+            if z_in:
+                c_y = z_in * s_w * w_int.reshape(o, -1).astype(np.float64).sum(axis=1)
         params = dict(flayer.params, weight=w_int)
         if last:
-            if adder:
+            if adder or fl.kind == "bin_gconv2d":
                 raise ValueError("the last (logits) layer must be a mul_linear layer")
             b = fp["bias"].astype(np.float64) / (s_in * s_w)
+            if z_in:
+                b = (fp["bias"].astype(np.float64) + c_y) / (s_in * s_w)
             if np.abs(b).max(initial=0) >= 2 ** 31 - 1:
                 raise ValueError("logits bias does not fit int32")
             params["bias"] = np.rint(b).astype(np.int32)
             out_layers.append(Layer(kind=fl.kind, output="logits", params=params,
                                     float_params=fp))
             break
-        cur = _forward(flayer, cur, batch)
-        s_out = output_scale(cur, float(pcts[rq_i]))
-        rq_i += 1
+        cur = _forward(flayer, cur, batch, pad_real)
         a = fp["bn_gamma"].astype(np.float64) / np.sqrt(fp["bn_var"].astype(np.float64)
                                                        + float(fp["bn_eps"]))
         b = fp["bn_beta"].astype(np.float64) - a * fp["bn_mean"].astype(np.float64)
-        acc_bound = L.conv_acc_bound("adder" if adder else "mul", _fan_in(w))
+        acc_bound = L.conv_acc_bound(flayer.acc_kind, _fan_in(w))
+        if flayer.output == "quant":
+            thresh, sign = quant_thresholds(a * r_y, a * c_y + b, float(fp["quant_tmax"]),
+                                            acc_bound)
+            params.update(q_thresh=thresh, q_sign=sign)
+            out_layers.append(Layer(kind=fl.kind, output="quant", params=params,
+                                    float_params=fp))
+            s_in, z_in = 2.0 / L.ACT_MAX, -1.0
+            continue
+        s_out = output_scale(cur, float(pcts[rq_i]))
+        rq_i += 1
         mult, rbias, shift = requant_params(a * r_y / s_out, (a * c_y + b) / s_out, acc_bound)
         params.update(rq_mult=mult, rq_bias=rbias, rq_shift=shift)
         out_layers.append(Layer(kind=fl.kind, output="requant", params=params, float_params=fp))
-        s_in = s_out
+        s_in, z_in = s_out, 0.0
     return make_model(name=name, input_shape=input_shape, input_scale=input_scale,
                       class_names=class_names, layers=out_layers)
 
 
-def _forward(layer: Layer, x: np.ndarray, batch: int) -> np.ndarray:
-    return np.concatenate([layer_forward_float(layer, x[s:s + batch])
+def _forward(layer: Layer, x: np.ndarray, batch: int, pad_real: float = 0.0) -> np.ndarray:
+    return np.concatenate([layer_forward_float(layer, x[s:s + batch], pad_real=pad_real)
                            for s in range(0, x.shape[0], batch)], axis=0)

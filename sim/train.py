@@ -1,7 +1,7 @@
 """Train the reference AdderNets in float (torch) and export them int8-quantized.
 
-    python -m sim.train --model fashion_addernet|digits_addernet|all [--seed 0] [--epochs N]
-                        [--out DIR]
+    python -m sim.train --model fashion_addernet|digits_addernet|digits_addnet|fashion_addnet|all
+                        [--seed 0] [--epochs N] [--out DIR]
 
 Writes ``DIR/<name>.npz`` (:func:`golden.model.save_model`, quantized by
 :func:`golden.quantize.quantize_model`) and ``DIR/<name>.json`` (seed, epochs, accuracies
@@ -12,6 +12,17 @@ Adder layers follow AdderNet (Chen et al., CVPR 2020): the forward pass is
 ``Y = -sum|X - W|`` (``torch.cdist(p=1)`` on unfolded patches); the backward pass uses the
 full-precision gradient ``dY/dW = X - W``, the HardTanh-clipped ``dY/dX = clamp(W - X, -1, 1)``
 and the adaptive per-layer scaling ``eta * sqrt(numel(W)) / ||grad_W||_2`` of W's gradient.
+
+Add-Net models (``*_addnet``) follow seed 002 (the DIMA / Add-Net paper), Section 2.2 and 4.1:
+an inception block (3x3 multiply convolution, BN, ReLU), basic blocks of a binarized depthwise
+(channel multiplier m) and a binarized pointwise convolution, each followed by BN and the k-bit
+activation quantizer (eq. 3, k = 8), average pooling and an MLP. Forward: weights binarized as
+eq. 2 with the layer-wise ``alpha = E|w|`` recomputed every batch; eq. 3 with ``T = max|tanh|``
+of the batch (an exponential moving average of it is the fixed ``T`` of inference and export).
+Backward: the straight-through estimator of eq. 4, the gradient passed where the quantizer's
+input lies in [-1, 1] and zero elsewhere, for weights and activations alike. Adam, learning rate
+0.001 reduced to 0.0001 (seed Section 4.1.1; ASSUMPTION: a cosine decay between the two, the
+seed does not say how). The block structure is that of :mod:`golden.addnet`.
 """
 
 from __future__ import annotations
@@ -28,6 +39,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from golden import datasets
+from golden.addnet import ADDNET_PAD
+from golden.layers import ACT_MAX
 from golden.model import MODELS_DIR, accuracy, infer_float, infer_int, save_model
 from golden.quantize import FloatLayer, quantize_model
 from rtl.outputs import UserError, check_dir, check_file, json_text, write_files
@@ -42,6 +55,23 @@ def _conv(kind, cin, cout, k=3, stride=1, padding=1):
 
 def _lin(kind, cin, cout):
     return {"kind": kind, "in": cin, "out": cout}
+
+
+def _addnet(channels, blocks, m, pool, features, hidden):
+    """Add-Net (seed 002, Fig. 2): inception 1 -> channels, ``blocks`` basic blocks of a 3x3
+    depthwise (multiplier m) and a pointwise binarized layer, average pooling, MLP. The
+    arguments are kept in ``arch[0]["addnet"]`` so that ``--multiplier`` can rebuild it."""
+    arch = [dict(_conv("mul_conv2d", 1, channels),
+                 addnet=(channels, blocks, m, pool, features, hidden))]
+    for b in range(blocks):
+        # the first block reads the inception's unsigned (ReLU) codes: padding inserts 0 there
+        arch.append({"kind": "bin_gconv2d", "in": channels, "out": channels * m, "k": 3,
+                     "stride": 1, "padding": 1, "groups": channels,
+                     "pad_value": 0 if b == 0 else ADDNET_PAD, "output": "quant"})
+        arch.append({"kind": "bin_gconv2d", "in": channels * m, "out": channels, "k": 1,
+                     "stride": 1, "padding": 0, "groups": 1, "pad_value": 0, "output": "quant"})
+    return arch + [{"kind": "avg_pool2d", "kernel": pool, "stride": pool}, {"kind": "flatten"},
+                   _lin("mul_linear", features, hidden), _lin("mul_linear", hidden, 10)]
 
 
 _POOL = {"kind": "max_pool2d", "kernel": 2, "stride": 2}
@@ -68,7 +98,34 @@ CONFIGS = {
         "epochs": 60, "batch": 32, "lr": 0.1, "eta": 0.1, "wd": 5e-4,
         "calib": None, "select": None,
     },
+    # Small Add-Net for fast tests: the seed's MNIST block (16 channels, m = 4) twice on 8x8
+    # digits. ASSUMPTION: 2 blocks, pool 2, 64 hidden neurons and batch 32 scale the seed's MNIST
+    # configuration down to 8x8 images and 1,437 training images.
+    "digits_addnet": {
+        "dataset": "digits",
+        "input_scale": 1.0 / 16.0,
+        "class_names": tuple(str(i) for i in range(10)),
+        "arch": _addnet(16, 2, 4, 2, 16 * 4 * 4, 64),
+        "epochs": 60, "batch": 32, "optimizer": "adam", "lr": 1e-3, "lr_end": 1e-4,
+        "calib": None, "select": None,
+    },
+    # The seed's MNIST configuration (Section 4.1.2: 16 input channels, 5 basic blocks, 128
+    # hidden neurons, batch 64, 3x3 kernels, channel multiplier 4) on Fashion-MNIST.
+    # ASSUMPTION: average pooling 4x4 (28 -> 7) before the MLP; the seed does not give its size.
+    # ASSUMPTION: one epoch: at 28x28 with 5 blocks a batch of 64 takes about 2.8 s on one
+    # thread here (the elementwise BN / tanh / quantizer work dominates), so 45 min per epoch.
+    "fashion_addnet": {
+        "dataset": "fashion_mnist",
+        "input_scale": 1.0 / 255.0,
+        "class_names": datasets.FASHION_CLASSES,
+        "arch": _addnet(16, 5, 4, 4, 16 * 7 * 7, 128),
+        "epochs": 1, "batch": 64, "optimizer": "adam", "lr": 1e-3, "lr_end": 1e-4,
+        "calib": 2000, "select": 2000, "progress": 50,
+    },
 }
+#: The models committed in golden/models, which ``--model all`` (``make train``) retrains.
+#: fashion_addnet is trained only on request (about 45 min per epoch on one thread here).
+BUNDLED = ("fashion_addernet", "digits_addernet", "digits_addnet")
 #: Output-scale percentiles tried at export; the best int8 accuracy on held-out train data wins.
 PERCENTILES = (99.9, 99.99, 99.999, 100.0)
 
@@ -135,6 +192,54 @@ class AdderLinear(nn.Module):
         return AdderFunction.apply(x, self.weight, self.eta)
 
 
+def _ste_clip(r, forward):
+    """Value ``forward``, gradient of eq. 4: passed where |r| <= 1, zero elsewhere."""
+    rc = r.clamp(-1.0, 1.0)
+    return rc + (forward - rc).detach()
+
+
+class BinConv2d(nn.Module):
+    """Binarized-weight grouped convolution: ``Bin(w) = E|w| * sign(w)`` (seed 002 eq. 2, the
+    layer-wise alpha), STE (eq. 4) to the latent real weights; padding inserts ``pad_real``."""
+
+    def __init__(self, cin, cout, k, stride, padding, groups, pad_real):
+        super().__init__()
+        self.stride, self.padding, self.groups, self.pad_real = stride, padding, groups, pad_real
+        self.weight = nn.Parameter(torch.empty(cout, cin // groups, k, k))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def forward(self, x):
+        w = self.weight
+        sign = torch.where(w >= 0, 1.0, -1.0)
+        wb = _ste_clip(w, sign) * w.abs().mean()
+        if self.padding:
+            p = self.padding
+            x = F.pad(x, (p, p, p, p), value=self.pad_real)
+        return F.conv2d(x, wb, stride=self.stride, groups=self.groups)
+
+
+class QuantAct(nn.Module):
+    """Seed 002 eq. 3 with k = 8: ``(2*j - 255)/255``, ``j = round(255*(tanh(z)/(2T) + 1/2))``
+    (round half up, as golden), STE of eq. 4. Training: ``T`` is the batch's max |tanh|; its
+    moving average (momentum 0.1, ASSUMPTION as BN's) is the fixed ``T`` of evaluation."""
+
+    def __init__(self, momentum=0.1):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("tmax", torch.tensor(1.0))
+
+    def forward(self, z):
+        t = torch.tanh(z)
+        if self.training:
+            m = t.detach().abs().max().clamp_min(1e-6)
+            with torch.no_grad():
+                self.tmax.mul_(1 - self.momentum).add_(self.momentum * m)
+        else:
+            m = self.tmax
+        j = torch.floor(ACT_MAX * (t / (2 * m) + 0.5) + 0.5).clamp(0, ACT_MAX)
+        return _ste_clip(z, (2 * j - ACT_MAX) / ACT_MAX)
+
+
 class Net(nn.Module):
     """The float network of an architecture list (see CONFIGS)."""
 
@@ -148,6 +253,12 @@ class Net(nn.Module):
                 m = AdderConv2d(a["in"], a["out"], a["k"], a["stride"], a["padding"], eta)
             elif kind == "mul_conv2d":
                 m = nn.Conv2d(a["in"], a["out"], a["k"], a["stride"], a["padding"], bias=False)
+            elif kind == "bin_gconv2d":
+                # padding inserts the real value of code pad_value: 0 on unsigned (ReLU) codes,
+                # (2*pad_value - 255)/255 on eq.-3 codes (golden.model.pad_reals)
+                pad_real = (2.0 * a["pad_value"] - ACT_MAX) / ACT_MAX if a["pad_value"] else 0.0
+                m = BinConv2d(a["in"], a["out"], a["k"], a["stride"], a["padding"],
+                              a["groups"], pad_real)
             elif kind == "adder_linear":
                 m = AdderLinear(a["in"], a["out"], eta)
             elif kind == "mul_linear":
@@ -161,7 +272,8 @@ class Net(nn.Module):
             if "out" in a and not last:
                 bn = nn.BatchNorm2d(a["out"]) if kind.endswith("conv2d") else \
                     nn.BatchNorm1d(a["out"])
-                m = nn.Sequential(m, bn, nn.ReLU())
+                act = QuantAct() if a.get("output") == "quant" else nn.ReLU()
+                m = nn.Sequential(m, bn, act)
             mods.append(m)
         self.layers = nn.ModuleList(mods)
 
@@ -181,10 +293,15 @@ class Net(nn.Module):
                 out.append(FloatLayer(kind))
             elif isinstance(m, nn.Sequential):
                 conv, bn = m[0], m[1]
+                extra = {}
+                if kind == "bin_gconv2d":
+                    extra = dict(groups=a["groups"], pad_value=a["pad_value"], output="quant",
+                                 quant_tmax=min(float(m[2].tmax), 1.0))
                 out.append(FloatLayer(
                     kind, weight=_np(conv.weight), stride=a.get("stride", 1),
                     padding=a.get("padding", 0), bn_gamma=_np(bn.weight), bn_beta=_np(bn.bias),
-                    bn_mean=_np(bn.running_mean), bn_var=_np(bn.running_var), bn_eps=bn.eps))
+                    bn_mean=_np(bn.running_mean), bn_var=_np(bn.running_var), bn_eps=bn.eps,
+                    **extra))
             else:
                 out.append(FloatLayer(kind, weight=_np(m.weight), bias=_np(m.bias)))
         return out
@@ -201,6 +318,8 @@ def architecture_text(arch) -> list:
         if k.endswith("conv2d"):
             s = f"{k} {a['in']}->{a['out']} {a['k']}x{a['k']} stride {a['stride']} " \
                 f"pad {a['padding']}"
+            if "groups" in a:
+                s += f" groups {a['groups']} pad code {a['pad_value']}"
         elif k.endswith("linear"):
             s = f"{k} {a['in']}->{a['out']}"
         elif k.endswith("pool2d"):
@@ -208,7 +327,8 @@ def architecture_text(arch) -> list:
         else:
             s = k
         if "out" in a:
-            s += " (logits, bias)" if last else ", BN, ReLU"
+            s += " (logits, bias)" if last else (
+                ", BN, eq.-3 quant" if a.get("output") == "quant" else ", BN, ReLU")
         out.append(s)
     return out
 
@@ -230,8 +350,17 @@ def _eval(net, x, y, batch=1000):
     return correct / x.shape[0]
 
 
-def train_model(name: str, seed: int, epochs: int | None, out_dir: Path) -> dict:
+def _with_multiplier(cfg: dict, m: int) -> dict:
+    """An Add-Net configuration with channel multiplier ``m`` (seed 002 Table 3's sweep)."""
+    channels, blocks, _, pool, features, hidden = cfg["arch"][0]["addnet"]
+    return dict(cfg, arch=_addnet(channels, blocks, m, pool, features, hidden))
+
+
+def train_model(name: str, seed: int, epochs: int | None, out_dir: Path,
+                multiplier: int | None = None) -> dict:
     cfg = CONFIGS[name]
+    if multiplier is not None:
+        cfg = _with_multiplier(cfg, multiplier)
     epochs = cfg["epochs"] if epochs is None else epochs
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -243,15 +372,21 @@ def train_model(name: str, seed: int, epochs: int | None, out_dir: Path) -> dict
     xtr, ytr = _to_tensor(tr_img, cfg["input_scale"]), torch.from_numpy(tr_lab)
     xte, yte = _to_tensor(te_img, cfg["input_scale"]), torch.from_numpy(te_lab)
 
-    net = Net(cfg["arch"], cfg["eta"])
+    net = Net(cfg["arch"], cfg.get("eta", 0.0))
     n_params = sum(p.numel() for p in net.parameters())
     print(f"{name}: {len(tr_lab)} train / {len(te_lab)} test images, {n_params} parameters, "
           f"{epochs} epochs, seed {seed}", flush=True)
-    opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=0.9, nesterov=True,
-                          weight_decay=cfg["wd"])
     steps = epochs * math.ceil(len(ytr) / cfg["batch"])
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+    if cfg.get("optimizer") == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
+        end = cfg["lr_end"] / cfg["lr"]
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda i: end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=0.9, nesterov=True,
+                              weight_decay=cfg["wd"])
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
     t0 = time.perf_counter()
     for ep in range(epochs):
         net.train()
@@ -268,6 +403,9 @@ def train_model(name: str, seed: int, epochs: int | None, out_dir: Path) -> dict
             sched.step()
             tot_loss += loss.item() * len(idx)
             correct += (logits.argmax(1) == yb).sum().item()
+            if cfg.get("progress") and (s // cfg["batch"] + 1) % cfg["progress"] == 0:
+                print(f"    batch {s // cfg['batch'] + 1}/{math.ceil(len(ytr) / cfg['batch'])}"
+                      f": loss {loss.item():.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
         test_acc = _eval(net, xte, yte)
         print(f"  epoch {ep + 1:3d}/{epochs}: loss {tot_loss / len(ytr):.4f}  "
               f"train acc {correct / len(ytr):.4f}  test acc {test_acc:.4f}  "
@@ -303,6 +441,8 @@ def train_model(name: str, seed: int, epochs: int | None, out_dir: Path) -> dict
             "train_seconds": round(train_seconds, 1), "torch_version": torch.__version__,
             "architecture": architecture_text(cfg["arch"]), "parameters": n_params,
             "calibration_percentile": pct, "torch_threads": torch.get_num_threads()}
+    if "addnet" in cfg["arch"][0]:
+        meta["channel_multiplier"] = cfg["arch"][0]["addnet"][2]
     # Both files are staged in a hidden directory and renamed together: the bundled-model glob
     # (golden/models/*.npz) never lists a temporary file, and a kill leaves no partial file.
     write_files({out_dir / f"{name}.npz": lambda tmp: save_model(model, tmp),
@@ -323,8 +463,11 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True, choices=[*CONFIGS, "all"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None,
-                   help="default: per model (fashion 10, digits 60)")
+                   help="default: per model (fashion_addernet 10, digits 60, fashion_addnet 1)")
     p.add_argument("--out", type=Path, default=MODELS_DIR)
+    p.add_argument("--multiplier", type=int, default=None,
+                   help="Add-Net models: channel multiplier m of every depthwise layer "
+                        "(default 4, the seed's)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on a shared 2-core machine two threads ran "
                         "6x slower than one)")
@@ -335,7 +478,13 @@ def main(argv=None) -> int:
         p.error(f"--seed must be >= 0, not {args.seed}")
     if args.threads < 1:
         p.error(f"--threads must be >= 1, not {args.threads}")
-    names = list(CONFIGS) if args.model == "all" else [args.model]
+    if args.multiplier is not None:
+        if args.multiplier < 1:
+            p.error(f"--multiplier must be >= 1, not {args.multiplier}")
+        if args.model not in CONFIGS or "addnet" not in CONFIGS[args.model]["arch"][0]:
+            p.error(f"--multiplier applies to one Add-Net model (digits_addnet, "
+                    f"fashion_addnet), not --model {args.model}")
+    names = list(BUNDLED) if args.model == "all" else [args.model]
     try:                                        # before any training
         check_dir("--out", args.out)
         for name in names:
@@ -347,7 +496,7 @@ def main(argv=None) -> int:
     torch.use_deterministic_algorithms(True)
     try:
         for name in names:
-            train_model(name, args.seed, args.epochs, args.out)
+            train_model(name, args.seed, args.epochs, args.out, args.multiplier)
     except datasets.DatasetError as e:
         print(f"python -m sim.train: error: {e}", file=sys.stderr)
         return 1
