@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from golden.model import COMPUTE_KINDS
 from rtl.column_reduce import ReduceOp
 from rtl.isa import Opcode
 from rtl.routes import RouteHardware
@@ -39,7 +40,9 @@ class OnesSum(Route):
     name = "ones_sum"
 
     def maps(self, layer) -> bool:
-        return not layer.is_adder and bool(np.all(layer.params["weight"] == 1))
+        # COMPUTE_KINDS: the ungrouped convolutions and linear layers the compiler lays out
+        return (layer.kind in COMPUTE_KINDS and not layer.is_adder
+                and bool(np.all(layer.params["weight"] == 1)))
 
     def dot(self, stage, t, xrow, wslot, config) -> list:
         n = stage.n

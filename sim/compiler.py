@@ -130,7 +130,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from golden import layers as L
-from golden.model import COMPUTE_KINDS, Model
+from golden.model import Model
 from rtl.config import check_config
 from rtl.isa import (
     BASE_BITS, MASK_BITS, MAX_LOOP_COUNT, OFFSET_BITS, STRIDE_BITS, Instr, MoveOp, Opcode,
@@ -670,10 +670,14 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         if ly.kind == "flatten":
             i += 1
             continue
-        if ly.kind not in COMPUTE_KINDS:
+        if ly.kind in ("max_pool2d", "avg_pool2d"):
             prev = layers[i - 1].kind if i else "the model input"
             _fail(where, f"a pool must directly follow a convolution to be fused into the "
                   f"PPU (MAX4 / AVG4), but it follows {prev}")
+        try:
+            route = route_for(ly, config, where)
+        except RouteError as e:
+            raise CompileError(str(e)) from None
         pool = None
         if i + 1 < len(layers) and layers[i + 1].kind in ("max_pool2d", "avg_pool2d"):
             pl = layers[i + 1]
@@ -685,10 +689,6 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                       f"only kernel 2 stride 2 pools can be fused into the PPU (MAX4 / AVG4 "
                       f"reduce 4 consecutive outputs), not kernel {ks} stride {s}")
             pool = i + 1
-        try:
-            route = route_for(ly, config, where)
-        except RouteError as e:
-            raise CompileError(str(e)) from None
         plans.append((i, pool, route))
         i += 1 if pool is None else 2
     if not plans:

@@ -136,6 +136,16 @@ def test_a_layer_no_route_maps_names_the_routes_and_presets_that_can():
         compile_model(model, cfg)
 
 
+def test_layers_without_a_route_are_refused_by_name():
+    from golden.model import bundled_model_path, load_model
+    model = load_model(bundled_model_path("digits_addnet"))
+    first = next(i for i, ly in enumerate(model.layers) if ly.is_grouped)
+    kind = model.layers[first].kind
+    with pytest.raises(CompileError, match=rf"^layer {first} \({kind}\): no route maps a "
+                       rf"{kind} layer yet \(known routes: abs_diff, write_free, and_bitcount\)"):
+        compile_model(model, preset("dima_sot"))
+
+
 # ---- the walkthrough, followed ---------------------------------------------------------------
 
 @pytest.mark.parametrize("subarrays", [1, 2])

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from rtl.config import PRESETS
 
-# Importing a route's module registers it.
-from . import abs_diff, and_bitcount, write_free
+# Importing a route's module registers it; in the order rtl.routes registers the hardware
+# halves, so that messages list the routes in one order.
+from . import abs_diff, write_free, and_bitcount
 from .base import ROUTES, LaneModel, Route, get_route, op, register_route
 
 __all__ = ["ROUTES", "Route", "LaneModel", "get_route", "register_route", "op", "route_for",
@@ -49,7 +50,10 @@ def route_for(layer, config, where: str) -> Route:
     able = [r for r, route in ROUTES.items() if route.maps(layer)]
     presets = [p for p, cfg in PRESETS.items()
                if any(get_route(r).maps(layer) for r in _candidates(layer, cfg))]
-    if layer.is_adder:
+    if not able:
+        head = (f"no route maps a {layer.kind} layer yet (known routes: "
+                f"{', '.join(ROUTES)}); golden.model runs it, the core cannot")
+    elif layer.is_adder:
         head = (f"dataflow {config.dataflow!r} cannot map an adder layer (sum |x - w|); use "
                 f"dataflow {' or '.join(repr(r) for r in able)}")
     else:

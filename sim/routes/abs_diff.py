@@ -18,6 +18,7 @@ array writes: n rows.
 
 from __future__ import annotations
 
+from golden.model import COMPUTE_KINDS
 from rtl.column_reduce import ReduceOp
 from rtl.isa import Instr, Opcode, WriteSrc
 
@@ -74,7 +75,7 @@ class AbsDiff(Route):
     name = "abs_diff"
 
     def maps(self, layer) -> bool:
-        return layer.is_adder
+        return layer.kind in COMPUTE_KINDS and layer.is_adder
 
     def scratch_rows(self, config) -> tuple:
         """Rows 0 .. n-1, whole strips reserved on NAND-SPIN (erased as a unit)."""

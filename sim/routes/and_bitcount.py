@@ -14,6 +14,7 @@ Cycles per tile dot: n^2 (64 at 8 bits); array writes: none.
 
 from __future__ import annotations
 
+from golden.model import COMPUTE_KINDS
 from rtl.column_reduce import ReduceOp
 from rtl.isa import Opcode
 
@@ -26,7 +27,7 @@ class AndBitcount(Route):
     name = "and_bitcount"
 
     def maps(self, layer) -> bool:
-        return not layer.is_adder
+        return layer.kind in COMPUTE_KINDS and not layer.is_adder
 
     def dot(self, stage, t, xrow, wslot, config) -> list:
         n = stage.n

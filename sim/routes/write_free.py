@@ -12,6 +12,7 @@ Cycles per tile dot: n (one ``MIN_STEP`` per plane, ``n = operand_bits``); array
 
 from __future__ import annotations
 
+from golden.model import COMPUTE_KINDS
 from rtl.column_reduce import ReduceOp
 from rtl.isa import Opcode
 
@@ -51,7 +52,7 @@ class WriteFree(Route):
     name = "write_free"
 
     def maps(self, layer) -> bool:
-        return layer.is_adder
+        return layer.kind in COMPUTE_KINDS and layer.is_adder
 
     def dot(self, stage, t, xrow, wslot, config) -> list:
         n = stage.n
