@@ -54,7 +54,7 @@ array                           dtype     shape           meaning
 ==============================  ========  ==============  ==========================================
 ``layer{i}.kind``               str       ()              also ``adder_gconv2d``, ``mul_gconv2d``,
                                                           ``bin_gconv2d``
-``layer{i}.weight``             see below                 [O, C/groups, kh, kw]
+``layer{i}.weight``             varies    (O, C/g, h, w)  dtype by kind (below); g = groups
 ``layer{i}.stride``             int64     ()
 ``layer{i}.padding``            int64     ()
 ``layer{i}.groups``             int64     ()              grouped convolution (PyTorch's rule)
@@ -122,6 +122,7 @@ from . import layers as L
 
 #: The newest format version; :func:`load_model` reads every version in :data:`READ_VERSIONS`.
 FORMAT_VERSION = 2
+#: The format versions :func:`load_model` reads.
 READ_VERSIONS = (1, 2)
 #: Layer kinds of format version 1.
 KINDS = ("adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear",
