@@ -1,0 +1,59 @@
+"""rtl.imac_crossbar / rtl.imac_neuron: parameter checks (messages pinned), golden's widths fit."""
+
+import re
+
+import pytest
+
+from golden import imac
+from rtl.imac_crossbar import ImacCrossbar, ImacMacroSignature, current_bits
+from rtl.imac_neuron import ImacNeuron
+
+F = imac.FIXED
+
+
+def _neuron(**over):
+    kw = dict(partitions=2, columns=2, i_bits=F.i_bits, mult=imac.amp_multiplier(30),
+              shift=F.amp_shift, rail_bits=F.amp_frac_bits, recip=imac.mean_reciprocal(2),
+              mean_shift=F.mean_shift, lut=imac.sigmoid_lut().tolist(), out_bits=F.out_bits)
+    kw.update(over)
+    return ImacNeuron(**kw)
+
+
+def test_golden_current_width_holds_a_full_partition():
+    # 32 rows * 256 * (2**20 - 1) = 8589926400 < 2**33: 34 signed bits, golden carries 36.
+    assert current_bits(rows=32, x_bits=9, g_bits=20) == 34
+    assert current_bits(rows=32, x_bits=F.x_bits, g_bits=F.g_bits) <= F.i_bits
+
+
+def test_crossbar_signature_shape():
+    sig = ImacCrossbar(rows=6, columns=3, x_bits=9, g_bits=20, i_bits=36).signature.flip()
+    assert sig == ImacMacroSignature(rows=6, columns=3, x_bits=9, g_bits=20, i_bits=36)
+    assert sig.members["w_row"].shape == 3 and sig.members["w_col"].shape == 2
+
+
+@pytest.mark.parametrize("kw, exc, message", [
+    (dict(rows=0), ValueError, "rows must be a positive int, not 0"),
+    (dict(columns=2.0), TypeError, "columns must be an int, not 2.0"),
+    (dict(i_bits=33), ValueError,
+     "i_bits must be at least 34 for 32 rows of 9-bit inputs and 20-bit conductances, not 33"),
+])
+def test_crossbar_bad_parameters(kw, exc, message):
+    args = dict(rows=32, columns=4, x_bits=9, g_bits=20, i_bits=36) | kw
+    with pytest.raises(exc, match="^" + re.escape(message) + "$"):
+        ImacMacroSignature(**args)
+
+
+@pytest.mark.parametrize("kw, exc, message", [
+    (dict(partitions=0), ValueError, "partitions must be an int of at least 1, not 0"),
+    (dict(mult=True), TypeError, "mult must be an int, not True"),
+    (dict(lut=[0] * 10), ValueError, "lut must have 2049 entries (2 * 2**rail_bits + 1), not 10"),
+    (dict(lut=[0] * 2048 + [256]), ValueError, "lut[2048] must be an int in [0, 256), not 256"),
+])
+def test_neuron_bad_parameters(kw, exc, message):
+    with pytest.raises(exc, match="^" + re.escape(message) + "$"):
+        _neuron(**kw)
+
+
+def test_neuron_keeps_its_parameters():
+    n = _neuron()
+    assert n.params["recip"] == 32768 and n.lut == tuple(imac.sigmoid_lut().tolist())
