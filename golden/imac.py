@@ -86,7 +86,7 @@ __all__ = [
     "check_weights", "check_sampling", "partitions", "draw_conductances",
     "quantize_conductances", "input_codes", "crossbar_currents", "amp_multiplier",
     "amp_fixed", "mean_reciprocal", "sigmoid_lut", "neuron_fixed", "layer_fixed",
-    "layer_float", "run_mlp",
+    "layer_float", "run_mlp", "classify",
 ]
 
 #: Horizontal partitions one neuron combines at most. ASSUMPTION: the 400-input first layer of
@@ -556,3 +556,12 @@ def run_mlp(x_sign, weights, gains, *, biases=None, impl: str = "fixed", sigma: 
             act = layer_float(act, g_pos, g_neg, gain, circuit=circuit)
         outs.append(act)
     return outs
+
+
+def classify(y) -> np.ndarray:
+    """The class of each output vector: the index of its largest neuron output, the lowest
+    index among equal maxima (ASSUMPTION: IMAC-Sim marks every maximum; one class is needed).
+
+    ``y`` is ``[..., n_classes]`` (codes or volts); returns int64 ``[...]``.
+    """
+    return np.argmax(np.asarray(y), axis=-1).astype(np.int64)

@@ -273,3 +273,8 @@ def test_bad_sigma_and_shapes():
                  "weights[0] must have 3 rows, not shape (2, 2)")
     _raises_line(lambda: imac.run_mlp(np.ones((1, 2)), [np.ones((2, 2))], [30, 10]),
                  "gains must have one entry per layer (1), not 2")
+
+
+def test_classify_takes_the_lowest_of_equal_maxima():
+    y = np.array([[3, 7, 7, 1], [0, 0, 0, 0], [1, 2, 3, 4]])
+    assert imac.classify(y).tolist() == [1, 0, 3]

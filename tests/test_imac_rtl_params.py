@@ -1,10 +1,11 @@
-"""rtl.imac_crossbar / rtl.imac_neuron: parameter checks (messages pinned), golden's widths fit."""
+"""rtl.imac_crossbar / imac_neuron / imac_argmax: parameter checks (messages pinned), widths."""
 
 import re
 
 import pytest
 
 from golden import imac
+from rtl.imac_argmax import ImacArgmax
 from rtl.imac_crossbar import ImacCrossbar, ImacMacroSignature, current_bits
 from rtl.imac_neuron import ImacNeuron
 
@@ -57,3 +58,17 @@ def test_neuron_bad_parameters(kw, exc, message):
 def test_neuron_keeps_its_parameters():
     n = _neuron()
     assert n.params["recip"] == 32768 and n.lut == tuple(imac.sigmoid_lut().tolist())
+
+
+@pytest.mark.parametrize("kw, exc, message", [
+    (dict(inputs=0), ValueError, "inputs must be a positive int, not 0"),
+    (dict(width="8"), TypeError, "width must be an int, not '8'"),
+])
+def test_argmax_bad_parameters(kw, exc, message):
+    with pytest.raises(exc, match="^" + re.escape(message) + "$"):
+        ImacArgmax(**(dict(inputs=10, width=8) | kw))
+
+
+def test_argmax_index_width():
+    assert ImacArgmax(inputs=10, width=8).signature.members["index"].shape == 4
+    assert ImacArgmax(inputs=1, width=8).signature.members["index"].shape == 1
