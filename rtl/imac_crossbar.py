@@ -13,7 +13,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-__all__ = ["ImacMacroSignature", "ImacCrossbar", "current_bits"]
+__all__ = ["ImacMacroSignature", "ImacCrossbar", "current_bits", "equals_const"]
 
 
 def _positive_int(name, value):
@@ -24,7 +24,7 @@ def _positive_int(name, value):
     return value
 
 
-def _equals(value, constant):
+def equals_const(value, constant):
     """``value == constant`` as a reduction: yosys trims the constant of an ``==`` (or makes a
     ``!value`` of it), which Verilator's WIDTH lint rejects."""
     return ~(value ^ Const(constant, len(value))).any()
@@ -152,9 +152,9 @@ class ImacCrossbar(wiring.Component):
         # Programming: one synapse per edge, addressed by row and column; an address outside
         # the crossbar matches no device and writes nothing.
         for r in range(rows):
-            row_hit = self.we & _equals(self.w_row, r)
+            row_hit = self.we & equals_const(self.w_row, r)
             for c in range(cols):
-                with m.If(row_hit & _equals(self.w_col, c)):
+                with m.If(row_hit & equals_const(self.w_col, c)):
                     m.d.sync += [g_pos[r][c].eq(self.w_g_pos), g_neg[r][c].eq(self.w_g_neg)]
         # Every product and partial sum is an i_bits-wide signal: the sum never exceeds it
         # (the signature checks i_bits), and operands of one width keep Verilator's WIDTH

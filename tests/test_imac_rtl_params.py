@@ -1,4 +1,4 @@
-"""rtl.imac_crossbar / imac_neuron / imac_argmax: parameter checks (messages pinned), widths."""
+"""rtl.imac_*: parameter checks (messages pinned), partition counts, widths that fit golden."""
 
 import re
 
@@ -7,6 +7,7 @@ import pytest
 from golden import imac
 from rtl.imac_argmax import ImacArgmax
 from rtl.imac_crossbar import ImacCrossbar, ImacMacroSignature, current_bits
+from rtl.imac_layer import ImacLayer
 from rtl.imac_neuron import ImacNeuron
 
 F = imac.FIXED
@@ -72,3 +73,32 @@ def test_argmax_bad_parameters(kw, exc, message):
 def test_argmax_index_width():
     assert ImacArgmax(inputs=10, width=8).signature.members["index"].shape == 4
     assert ImacArgmax(inputs=1, width=8).signature.members["index"].shape == 1
+
+
+def _layer(**over):
+    kw = dict(inputs=20, outputs=6, rows=8, columns=4, x_bits=F.x_bits, g_bits=F.g_bits,
+              i_bits=F.i_bits, mult=imac.amp_multiplier(30), shift=F.amp_shift,
+              rail_bits=F.amp_frac_bits, recip=imac.mean_reciprocal(3),
+              mean_shift=F.mean_shift, lut=imac.sigmoid_lut().tolist(), out_bits=F.out_bits)
+    kw.update(over)
+    return ImacLayer(**kw)
+
+
+def test_layer_partitions_as_imac_sim():
+    # IMAC-Sim: hpar = ceil((400 + 1) / 32) = 13, vpar = ceil(120 / 32) = 4.
+    layer = _layer(inputs=401, outputs=120, rows=32, columns=32,
+                   recip=imac.mean_reciprocal(13))
+    assert layer.partitions == (13, 4)
+    assert layer.signature.members["w_row"].shape == 9      # 13 * 32 = 416 rows
+    assert _layer().partitions == (3, 2)
+
+
+@pytest.mark.parametrize("kw, exc, message", [
+    (dict(rows=12), ValueError, "rows must be a power of two, not 12"),
+    (dict(outputs=0), ValueError, "outputs must be a positive int, not 0"),
+    (dict(i_bits=20), ValueError,
+     "i_bits must be at least 32 for 8 rows of 9-bit inputs and 20-bit conductances, not 20"),
+])
+def test_layer_bad_parameters(kw, exc, message):
+    with pytest.raises(exc, match="^" + re.escape(message) + "$"):
+        _layer(**kw)
