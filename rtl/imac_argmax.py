@@ -1,6 +1,6 @@
 """Output sampling of IMAC's last layer (seed 003): the class as the largest neuron output."""
 
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -69,12 +69,13 @@ class ImacArgmax(wiring.Component):
         best, best_k = self.y[0], Const(0, len(self.index))
         for k in range(1, self._inputs):
             # Strictly greater: an equal later output keeps the earlier index.
+            # Multiplexers of equal widths, not a process: Icarus never runs an always @*
+            # whose inputs keep their initial value, and would leave the index X.
             value = Signal(self._width, name=f"best_{k}")
             index = Signal(len(self.index), name=f"best_k_{k}")
-            with m.If(self.y[k] > best):
-                m.d.comb += [value.eq(self.y[k]), index.eq(k)]
-            with m.Else():
-                m.d.comb += [value.eq(best), index.eq(best_k)]
+            later = self.y[k] > best
+            m.d.comb += [value.eq(Mux(later, self.y[k], best)),
+                         index.eq(Mux(later, Const(k, len(self.index)), best_k))]
             best, best_k = value, index
         with m.If(self.sample):
             m.d.sync += [self.value.eq(best), self.index.eq(best_k)]

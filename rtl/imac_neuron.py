@@ -10,7 +10,7 @@ every constant is a parameter (``rtl`` does not import ``golden``: the tests pas
 :func:`~golden.imac.sigmoid_lut`).
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -127,20 +127,24 @@ class ImacNeuron(wiring.Component):
     def _clip(m, value, k, width, name):
         """``clip(value, -2**k, 2**k)`` into a new ``signed(width)`` signal, and the table
         address ``clip + 2**k`` into a new ``k + 2``-bit one. Compared by bit reductions,
-        not with constants (yosys trims a constant operand; Verilator's WIDTH lint)."""
+        not with constants (yosys trims a constant operand; Verilator's WIDTH lint), and
+        selected by multiplexers of equal widths rather than a process: Icarus never runs an
+        ``always @*`` whose inputs keep their initial value, and would leave it X."""
         n = len(value)
         neg = value[n - 1]
         at_or_over = ~neg & value[k:n - 1].any()        # value >= 2**k
         under = neg & ~value[k:].all()                  # value < -2**k
         clipped = Signal(signed(width), name=name)
         addr = Signal(k + 2, name=f"{name}_addr")
-        with m.If(at_or_over):
-            m.d.comb += [clipped.eq(1 << k), addr.eq(2 << k)]
-        with m.Elif(under):
-            m.d.comb += [clipped.eq(-(1 << k)), addr.eq(0)]
-        with m.Else():
-            # value in [-2**k, 2**k): bits k.. are its sign; + 2**k flips bit k.
-            m.d.comb += [clipped.eq(value), addr.eq(Cat(value[:k], ~value[k]))]
+        # In range, value is in [-2**k, 2**k): bits k.. are its sign; + 2**k flips bit k.
+        m.d.comb += [
+            clipped.eq(Mux(at_or_over, Const(1 << k, signed(width)),
+                           Mux(under, Const(-(1 << k), signed(width)),
+                               value[:width].as_signed()))),
+            addr.eq(Mux(at_or_over, Const(2 << k, k + 2),
+                        Mux(under, Const(0, k + 2),
+                            Cat(value[:k], ~value[k], Const(0, 1))))),
+        ]
         return clipped, addr
 
     def elaborate(self, platform):
