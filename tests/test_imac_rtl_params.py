@@ -6,6 +6,7 @@ import pytest
 
 from golden import imac
 from rtl.imac_argmax import ImacArgmax
+from rtl.imac_coproc import ImacCoproc
 from rtl.imac_crossbar import ImacCrossbar, ImacMacroSignature, current_bits
 from rtl.imac_layer import ImacLayer
 from rtl.imac_neuron import ImacNeuron
@@ -102,3 +103,32 @@ def test_layer_partitions_as_imac_sim():
 def test_layer_bad_parameters(kw, exc, message):
     with pytest.raises(exc, match="^" + re.escape(message) + "$"):
         _layer(**kw)
+
+
+def _coproc(**over):
+    kw = dict(shapes=((40, 8), (8, 4)), bias=(True, False),
+              mults=(imac.amp_multiplier(30), imac.amp_multiplier(10)),
+              recips=(imac.mean_reciprocal(6), imac.mean_reciprocal(1)), x_max=F.x_max, rows=8,
+              columns=4, x_bits=F.x_bits, g_bits=F.g_bits, i_bits=F.i_bits, shift=F.amp_shift,
+              rail_bits=F.amp_frac_bits, mean_shift=F.mean_shift,
+              lut=imac.sigmoid_lut().tolist(), out_bits=F.out_bits)
+    kw.update(over)
+    return ImacCoproc(**kw)
+
+
+def test_coproc_ports():
+    members = _coproc().signature.members
+    assert members["in_addr"].shape == 1            # 40 inputs: two 32-bit words
+    assert members["prog_row"].shape == 6           # layer 0: 41 rows on 6 partitions of 8
+    assert members["class_index"].shape == 2
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(shapes=((40, 8), (6, 4))), "layer 1 has 6 inputs, layer 0 8 outputs"),
+    (dict(bias=(True,)), "bias must have one entry per layer (2), not 1"),
+    (dict(x_max=256), "x_max must be in [1, 255], not 256"),
+    (dict(shapes=()), "shapes must name at least one layer"),
+])
+def test_coproc_bad_parameters(kw, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        _coproc(**kw)
