@@ -187,6 +187,11 @@ def unpack(word: int, n: int, width: int) -> list[int]:
     return [(int(word) >> (i * width)) & mask for i in range(n)]
 
 
+def unpack_signed(word: int, n: int, width: int) -> list[int]:
+    """:func:`unpack` for two's complement elements of ``width`` bits."""
+    return [v - (1 << width) if v >> (width - 1) else v for v in unpack(word, n, width)]
+
+
 async def start(dut, period_ns: int = 10) -> None:
     """Start the clock on ``dut.clk`` and hold ``dut.rst`` for two cycles."""
     from cocotb.clock import Clock
