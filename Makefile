@@ -132,7 +132,7 @@ train: $(TRAIN_STAMP) ## retrain the bundled reference models from seed 0 (torch
 	$(VPY) -m sim.train --model all --seed 0
 	$(VPY) -m sim.train_imac --seed 0
 
-train-imac: $(TRAIN_STAMP) ## retrain only the CPU-IMAC LeNet (seed 003) from seed 0 (a few minutes)
+train-imac: $(TRAIN_STAMP) ## retrain only the CPU-IMAC LeNet (seed 003) from seed 0 (about 9 min)
 	$(VPY) -m sim.train_imac --seed 0
 
 bench: install ## measure speeds (golden, core model, RTL on SIM), write build/bench/bench.json

@@ -19,7 +19,7 @@ from golden import datasets, imac, imac_net
 from sim.imac_flow import make_coproc, run_images
 
 NET = "fashion_lenet_imac"
-IMAGES = 3
+IMAGES = 2
 
 
 @pytest.mark.sim

@@ -215,6 +215,9 @@ def cmd_run_imac(args) -> int:
         if args.preset != PRESET:
             raise UserError(f"--preset: a CPU-IMAC network runs on the {PRESET} preset's IMAC "
                             f"co-processor, not {args.preset!r}")
+    if getattr(args, "dataflow", None):
+        raise UserError(f"--dataflow: a CPU-IMAC network has no adder layers to route, not "
+                        f"{args.dataflow!r}")
     if args.dataset not in (None, "fashion_mnist"):
         raise UserError(f"--dataset: a CPU-IMAC network reads Fashion-MNIST, not "
                         f"{args.dataset!r}")

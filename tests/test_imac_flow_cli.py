@@ -18,6 +18,8 @@ NET = "fashion_lenet_imac"
      "'nand_spin'"),
     (["--imac-sigma", "0.3"], "--imac-sigma must be in [0, 0.25], not 0.3"),
     (["--imac-seed", "-1"], "--imac-seed must be >= 0, not -1"),
+    (["--backend", "rtl", "--preset", "imac_sot", "--dataflow", "abs_diff"],
+     "--dataflow: a CPU-IMAC network has no adder layers to route, not 'abs_diff'"),
     (["--dataset", "digits"], "--dataset: a CPU-IMAC network reads Fashion-MNIST, not 'digits'"),
     (["--backend", "rtl", "--preset", "imac_sot", "--sim", "xsim"],
      "--sim must be one of icarus, verilator"),
