@@ -18,7 +18,8 @@ SPHINX   := $(VPY) -m sphinx -b html -E -q -n -W --keep-going -d build/docs/.doc
 SIM      ?=
 WAVES    ?= 0
 PRESET   ?= nand_spin
-MODEL    ?= fashion_addernet
+# PRESET=imac_sot runs the CPU-IMAC network of seed 003 (sim/imac_flow.py) unless MODEL says otherwise.
+MODEL    ?= $(if $(filter imac_sot,$(PRESET)),fashion_lenet_imac,fashion_addernet)
 # Images: empty means the target's own default (sim 50, a few minutes here; variation 200).
 N        ?=
 JOBS     ?= 2
@@ -42,7 +43,7 @@ export SIM WAVES
 # Verilator rebuilds go through ccache (about 20 s -> 3 s).
 export OBJCACHE ?= $(shell command -v ccache >/dev/null 2>&1 && echo ccache)
 
-.PHONY: help install system-deps test lint docs verilog synth sim report variation train bench clean
+.PHONY: help install system-deps test lint docs verilog synth sim report variation train train-imac bench clean
 
 help: ## list the targets
 	@echo "spinpim: MRAM processing-in-memory AdderNet accelerators, RTL + golden model"
@@ -127,8 +128,12 @@ $(TRAIN_STAMP): $(STAMP)
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[train]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true
 	@touch $@
 
-train: $(TRAIN_STAMP) ## retrain the bundled reference models from seed 0 (torch CPU, ~20 min)
+train: $(TRAIN_STAMP) ## retrain the bundled reference models from seed 0 (torch CPU, ~25 min)
 	$(VPY) -m sim.train --model all --seed 0
+	$(VPY) -m sim.train_imac --seed 0
+
+train-imac: $(TRAIN_STAMP) ## retrain only the CPU-IMAC LeNet (seed 003) from seed 0 (about 9 min)
+	$(VPY) -m sim.train_imac --seed 0
 
 bench: install ## measure speeds (golden, core model, RTL on SIM), write build/bench/bench.json
 	$(VPY) -m sim.bench --out build/bench/bench.json --rtl-images 5 \

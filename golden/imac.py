@@ -383,6 +383,13 @@ def amp_fixed(i, mult: int, fmt: FixedFormat = FIXED) -> np.ndarray:
     """Amplifier output codes ``clip((i * mult + 2**(shift-1)) >> shift, -rail, +rail)``."""
     i = np.asarray(i, dtype=np.int64)
     rail = 1 << fmt.amp_frac_bits
+    if (fmt.i_bits - 1) + int(mult).bit_length() < 62 and fmt.amp_shift < 62:
+        # |i * mult| + 2**(shift-1) < 2**62: exact in int64 (the default format: 35 bits of
+        # current times at most 24 of multiplier)
+        _check_range("partition current", i, -(1 << (fmt.i_bits - 1)),
+                     (1 << (fmt.i_bits - 1)) - 1)
+        t = (i * np.int64(mult) + np.int64(1 << (fmt.amp_shift - 1))) >> np.int64(fmt.amp_shift)
+        return np.clip(t, -rail, rail)
     # Python ints: i * mult may exceed int64 for the widest currents.
     flat = [(int(v) * mult + (1 << (fmt.amp_shift - 1))) >> fmt.amp_shift for v in i.ravel()]
     return np.clip(np.array(flat, dtype=np.int64).reshape(i.shape), -rail, rail)

@@ -53,6 +53,9 @@ def _parse_n(text: str) -> int | None:
 
 
 def cmd_run(args) -> int:
+    from .imac_flow import cmd_run_imac, is_imac_model
+    if is_imac_model(args.model):         # a CPU-IMAC network (seed 003): sim/imac_flow.py
+        return cmd_run_imac(args)
     n = _parse_n(args.n)
     # An explicit --report is checked before the simulator toolchain, the default one (named
     # after the model) as soon as the model is loaded: both before any data or inference.
@@ -226,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--report", help="JSON report path (default build/reports/MODEL-golden.json "
                    "or MODEL-rtl-PRESET-DATAFLOW-matK.json)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--imac-sigma", type=float, default=0.05,
+                   help="CPU-IMAC networks: device variation of the synapses (lognormal "
+                   "sigma, default 0.05)")
+    r.add_argument("--imac-seed", type=int, default=0,
+                   help="CPU-IMAC networks: seed of the variation (default 0)")
     r.set_defaults(func=cmd_run)
     return p
 
