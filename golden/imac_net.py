@@ -69,7 +69,9 @@ FORMAT_VERSION = 1
 KERNEL = 5
 POOL = 2
 _BN = ("bn_gamma", "bn_beta", "bn_mean", "bn_var")
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+# A folder of their own: golden/models/*.npz are golden.model files (golden.model.bundled_model_path
+# lists them), these are not.
+MODELS_DIR = Path(__file__).resolve().parent / "models" / "imac"
 
 
 class ImacNetFormatError(ValueError):
@@ -225,7 +227,7 @@ def load_net(path) -> ImacNet:
 
 
 def bundled_net_path(name: str) -> Path:
-    """Path of a committed CPU-IMAC network (``golden/models/<name>.npz``)."""
+    """Path of a committed CPU-IMAC network (``golden/models/imac/<name>.npz``)."""
     path = MODELS_DIR / f"{name}.npz"
     if not path.is_file():
         raise ValueError(f"CPU-IMAC network {name!r} is not bundled ({path.name} missing)")
