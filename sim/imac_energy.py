@@ -5,7 +5,7 @@ Seed 003 runs a CNN's convolutions on a mobile CPU and its fully-connected (FC) 
 IMAC analog co-processor, and evaluates the split with architecture-level analytical models
 (abstract: 6.5 % energy saving for LeNet on MNIST, 10 % for VGG on CIFAR-10). The seed's text
 (an abstract) states none of its model's constants, so every constant below carries its own
-source: literature by author / title / year, golden's circuit (:data:`golden.imac.CIRCUIT`),
+source: literature by author / title / year, golden's circuit (``golden.imac.CIRCUIT``),
 or ASSUMPTION with the reason.
 
 Per layer
@@ -24,12 +24,12 @@ CPU (:class:`CpuParams`), for a layer of ``M`` multiply-accumulates (MACs) movin
 * Pooling, batch norm, ReLU and requantization are not counted (fewer than one op per output
   element, against 25 .. 4,608 MACs per output element here).
 
-IMAC (:class:`ImacParams`, the circuit of :mod:`golden.imac`), per FC layer of ``n_in`` inputs
+IMAC (:class:`ImacParams`, the circuit of ``golden.imac``), per FC layer of ``n_in`` inputs
 (+ 1 bias row) and ``n_out`` neurons on ``hpar x vpar`` crossbars of 32 x 32
-(:func:`golden.imac.partitions`' arithmetic):
+(``golden.imac.partitions``' arithmetic):
 
 * crossbar: ``sum over synapses of v**2 * (g_pos + g_neg) * t_on``, the conductances from
-  :func:`golden.imac.draw_conductances` (5 kOhm / 15 kOhm: 266.7 uS per synapse, either sign),
+  ``golden.imac.draw_conductances`` (5 kOhm / 15 kOhm: 266.7 uS per synapse, either sign),
   ``v`` the full supply on every row (an upper bound: hidden rows carry the neuron outputs,
   0 .. 1 V), the lines held at virtual ground by the amplifiers;
 * ``t_on`` = the inference window = ``layers * sampling_ns`` (ASSUMPTION: every crossbar is
@@ -74,7 +74,7 @@ _HOROWITZ = ("M. Horowitz, 'Computing's energy problem (and what we can do about
 @dataclass(frozen=True)
 class CpuParams:
     """The mobile CPU's energy and time per MAC and per byte moved (sources in
-    :data:`PARAMS_SOURCES`)."""
+    ``PARAMS_SOURCES``)."""
 
     e_mult8_j: float = 0.2e-12
     e_add32_j: float = 0.1e-12
@@ -100,8 +100,8 @@ class CpuParams:
 
 @dataclass(frozen=True)
 class ImacParams:
-    """The IMAC periphery's powers and the timing (sources in :data:`PARAMS_SOURCES`); the
-    crossbar itself is :data:`golden.imac.CIRCUIT`."""
+    """The IMAC periphery's powers and the timing (sources in ``PARAMS_SOURCES``); the
+    crossbar itself is ``golden.imac.CIRCUIT``."""
 
     sampling_ns: float = 2.0
     p_amp_w: float = 100e-6

@@ -7,8 +7,8 @@ The CPU part (golden's integer convolutions, :func:`golden.imac_net.cpu_int`) ru
 IMAC part runs in golden's fixed-point model for every point and seed:
 
 * **Resistance sigma** (``--sigma``): every synapse device's resistance is
-  ``R_nominal * exp(sigma * z)`` (:func:`golden.imac.draw_conductances`; layer ``l`` drawn
-  with seed ``seed + l``, as :func:`golden.imac.run_mlp` does, which computes these points).
+  ``R_nominal * exp(sigma * z)`` (``golden.imac.draw_conductances``; layer ``l`` drawn
+  with seed ``seed + l``, as ``golden.imac.run_mlp`` does, which computes these points).
   golden.imac allows sigma in [0, 0.25] (the conductance codes' range), so the sweep does.
 * **Neuron-curve spread** (``--spread``, volts): each neuron's sigmoid is shifted by its own
   offset ``clip(spread * z, -v_supply, +v_supply)``, ``z`` standard normal from
@@ -16,10 +16,10 @@ IMAC part runs in golden's fixed-point model for every point and seed:
   SOT-MRAM neuron's curve, whose centre is set by the devices' resistances and the inverter's
   threshold, modelled as a spread of the curve's centre; golden.imac's neuron has one curve for
   all neurons). Each neuron's curve is golden's own table
-  (:func:`golden.imac.sigmoid_lut` with ``neuron_offset_v`` = its offset) applied by
-  :func:`golden.imac.neuron_fixed` to golden's amplifier codes (:func:`golden.imac.layer_fixed`
+  (``golden.imac.sigmoid_lut`` with ``neuron_offset_v`` = its offset) applied by
+  ``golden.imac.neuron_fixed`` to golden's amplifier codes (``golden.imac.layer_fixed``
   with ``return_stages``); the synapses at ``--spread-sigma`` (default 0). Spread 0 is
-  exactly :func:`golden.imac.run_mlp`.
+  exactly ``golden.imac.run_mlp``.
 
 Seeds are 0 .. seeds-1. It writes ``<out>.json`` and ``<out>.png`` (both checked before any
 work, written through :func:`rtl.outputs.write_files`) and prints a table.
