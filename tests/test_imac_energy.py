@@ -150,3 +150,12 @@ def test_in_report_for_imac_sot(tmp_path):
     saving = 100 * rep["cpu_imac_model"]["lenet"]["energy_saving"]
     assert "CPU-IMAC vs CPU-only, analytical, LeNet" in md and "the seed's 6.5%" in md
     assert f"energy saving {report._g(saving, 2)}%" in md
+
+
+def test_bad_parameters_one_line():
+    layers = ie.lenet_layers(_net())
+    with pytest.raises(ValueError, match=r"^sampling time 1\.0 ns is shorter than the settling "
+                                         r"time 2\.0 ns$"):
+        ie.evaluate(layers, imac_p=ie.ImacParams(sampling_ns=1.0))
+    with pytest.raises(ValueError, match="network 'convs' has no FC layer to run on IMAC"):
+        ie.evaluate(layers[:2], name="convs")
