@@ -20,8 +20,12 @@ WAVES    ?= 0
 PRESET   ?= nand_spin
 # PRESET=imac_sot runs the CPU-IMAC network of seed 003 (sim/imac_flow.py) unless MODEL says otherwise.
 MODEL    ?= $(if $(filter imac_sot,$(PRESET)),fashion_lenet_imac,fashion_addernet)
-# Images: empty means the target's own default (sim 50, a few minutes here; variation 200).
+# Images: empty means the target's own default (sim 50, a few minutes here; variation 200,
+# with PRESET=imac_sot 1000). SIGMAS, SPREADS, SEEDS: the IMAC variation sweep (empty: its defaults).
 N        ?=
+SIGMAS   ?=
+SPREADS  ?=
+SEEDS    ?=
 JOBS     ?= 2
 TECH     ?= nand_spin
 # make report: empty means all four presets.
@@ -43,7 +47,7 @@ export SIM WAVES
 # Verilator rebuilds go through ccache (about 20 s -> 3 s).
 export OBJCACHE ?= $(shell command -v ccache >/dev/null 2>&1 && echo ccache)
 
-.PHONY: help install system-deps test lint docs verilog synth sim report variation train train-imac bench clean
+.PHONY: help install system-deps test lint docs verilog synth sim report variation imac-energy train train-imac bench clean
 
 help: ## list the targets
 	@echo "spinpim: MRAM processing-in-memory AdderNet accelerators, RTL + golden model"
@@ -119,10 +123,19 @@ report: install ## per-preset energy/latency/GOPS/GOPS-W/area of MODEL from a re
 	    --sim $(if $(SIM),$(SIM),verilator) $(if $(PRESETS),--preset $(PRESETS)) \
 	    $(if $(MAT),--mat $(MAT))
 
-variation: install ## accuracy of MODEL vs MTJ variation on TECH, N images (JSON + PNG); RTL_CV=0.1 adds an RTL spot check
+variation: install ## accuracy of MODEL vs MTJ variation on TECH, N images (JSON + PNG); RTL_CV=0.1 adds an RTL spot check; PRESET=imac_sot: IMAC resistance sigma and neuron spread
+ifeq ($(PRESET),imac_sot)
+	$(VPY) -m sim.imac_variation --model $(MODEL) -n $(or $(N),1000) \
+	    $(if $(SIGMAS),--sigma $(SIGMAS)) $(if $(SPREADS),--spread $(SPREADS)) \
+	    $(if $(SEEDS),--seeds $(SEEDS))
+else
 	$(VPY) -m sim.variation --model $(MODEL) --technology $(TECH) -n $(or $(N),200) \
 	    $(if $(RTL_CV),--rtl-cv $(RTL_CV) --sim $(if $(SIM),$(SIM),verilator) \
 	    $(if $(MAT),--mat $(MAT)))
+endif
+
+imac-energy: install ## seed 003's analytical CPU-IMAC vs CPU-only energy/latency per layer (LeNet, VGG shape); also in make report
+	$(VPY) -m sim.imac_energy --json build/reports/imac-energy.json
 
 $(TRAIN_STAMP): $(STAMP)
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[train]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true
