@@ -38,6 +38,15 @@ array                           dtype     shape           meaning
 Weights: ``adder_conv2d`` uint8 [O, C, kh, kw], ``mul_conv2d`` int8 [O, C, kh, kw],
 ``adder_linear`` uint8 [O, I], ``mul_linear`` int8 [O, I].
 
+Values checked on load, besides names, dtypes and shapes (each a one-line error naming the
+array or layer, and the channel): every float array is finite; ``bn_var`` >= 0 and ``bn_eps`` > 0;
+``num_layers`` in [1, :data:`MAX_LAYERS`]; every bound integer inference relies on (the 32-bit
+accumulator, the 48-bit requant datapath, and ``acc + bias`` of a ``logits`` layer within signed
+32 bits for every input, so inference never overflows). Memory budgets: the zip members'
+decompressed sizes, read from their headers before anything is decompressed, at most
+:data:`MAX_FILE_BYTES` together; the largest tensor of one image in any layer (padded input,
+unfolded patches, output) at most :data:`MAX_IMAGE_ELEMENTS` elements.
+
 Semantics. A ``requant`` layer's output is ``requantize(acc, rq_mult, rq_bias, rq_shift)``: batch
 norm, ReLU and 8-bit saturation folded into one integer step (:func:`golden.layers.requantize`).
 A ``logits`` layer (only the last layer, and the last layer must be one) outputs ``acc + bias`` as

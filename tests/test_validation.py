@@ -458,3 +458,12 @@ def test_a_real_sigint_is_one_line_and_keeps_nothing(tmp_path):
         "python -m sim.variation: interrupted (Ctrl-C); no report or figure was written "
         "(files written before are unchanged)"]
     assert [p for p in tmp_path.rglob("*") if not p.is_dir()] == []
+
+
+def test_accumulator_overflow_message_reads_an_adder_layer():
+    from golden import layers as L
+    with pytest.raises(ValueError, match=r"^an adder layer with fan-in 9000000 can reach "
+                                         r"2295000000, which overflows the 32-bit accumulator"):
+        L._assert_acc_fits("adder", 9_000_000)
+    with pytest.raises(ValueError, match=r"^a mul layer with fan-in"):
+        L._assert_acc_fits("mul", 9_000_000)
