@@ -467,3 +467,15 @@ def test_accumulator_overflow_message_reads_an_adder_layer():
         L._assert_acc_fits("adder", 9_000_000)
     with pytest.raises(ValueError, match=r"^a mul layer with fan-in"):
         L._assert_acc_fits("mul", 9_000_000)
+
+
+def test_report_and_bench_check_mat_against_every_preset(tmp_path, capsys):
+    from sim import bench, report
+    assert report.main(["--mat", "9", "--backend", "model", "-n", "1",
+                        "--out", str(tmp_path / "r")]) == 2
+    assert "--mat must be an integer in [1, 8] (subarrays in lock-step for preset dima_sot" \
+        in one_line_error(capsys)
+    assert bench.main(["--mat", "33", "--out", str(tmp_path / "b.json")]) == 2
+    assert "--mat must be an integer in [1, 32] (subarrays in lock-step for preset" \
+        in one_line_error(capsys)
+    assert [p for p in tmp_path.rglob("*") if not p.is_dir()] == []
