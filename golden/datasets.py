@@ -6,6 +6,7 @@ Both loaders return ``(images, labels)`` with images as uint8 [N, 1, H, W] and l
 from __future__ import annotations
 
 import gzip
+import math
 import os
 from pathlib import Path
 
@@ -19,6 +20,9 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
                    "Sneaker", "Bag", "Ankle boot")
 SPLITS = ("train", "test")
 DIGITS_TEST_SIZE = 360
+#: Memory budget of one IDX file: at most this many bytes are read (decompressed). ASSUMPTION:
+#: 256 MiB, 5x Fashion-MNIST's largest file (train images, 47 MB).
+MAX_IDX_BYTES = 256 << 20
 
 
 class DatasetError(RuntimeError):
@@ -31,7 +35,7 @@ def read_idx(path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            data = f.read()
+            data = f.read(MAX_IDX_BYTES + 1)        # a gzip bomb stops at the budget
     except (OSError, EOFError) as e:
         raise DatasetError(f"cannot read IDX file {str(path)!r}: {e}") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
@@ -44,7 +48,11 @@ def read_idx(path) -> np.ndarray:
     if len(data) < header:
         raise DatasetError(f"{str(path)!r} is truncated in its header")
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    size = int(np.prod(dims)) if dims else 1
+    size = math.prod(dims)                          # exact: no int64 overflow
+    if size > MAX_IDX_BYTES or len(data) > MAX_IDX_BYTES:
+        raise DatasetError(f"{str(path)!r} declares shape {dims} ({size} bytes of data); the "
+                           f"memory budget allows at most {MAX_IDX_BYTES} bytes per IDX file "
+                           f"(golden.datasets.MAX_IDX_BYTES)")
     if len(data) - header != size:
         raise DatasetError(f"{str(path)!r} should hold {size} bytes of data for shape {dims}, "
                            f"but holds {len(data) - header}")
@@ -84,6 +92,12 @@ def load_fashion_mnist(split: str = "test", path=None):
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise DatasetError(f"Fashion-MNIST {split} images {images.shape} and labels "
                            f"{labels.shape} do not match")
+    bad = np.flatnonzero(labels >= len(FASHION_CLASSES))
+    if bad.size:
+        raise DatasetError(f"{str(files[1])!r}: the label of image {bad[0]} is "
+                           f"{int(labels[bad[0]])}; "
+                           f"Fashion-MNIST labels are class indices 0 .. "
+                           f"{len(FASHION_CLASSES) - 1} ({bad.size} of {labels.size} are not)")
     return images[:, None, :, :].copy(), labels.astype(np.int64)
 
 

@@ -91,7 +91,8 @@ def _assert_acc_fits(kind: str, fan_in: int) -> None:
     bound = conv_acc_bound(kind, fan_in)
     limit = (1 << (ACC_BITS - 1)) - 1
     _require(bound <= limit,
-             f"a {kind} layer with fan-in {fan_in} can reach {bound}, which overflows the "
+             f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} layer with fan-in {fan_in} can "
+             f"reach {bound}, which overflows the "
              f"{ACC_BITS}-bit accumulator (at most {limit})")
 
 

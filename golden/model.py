@@ -38,6 +38,15 @@ array                           dtype     shape           meaning
 Weights: ``adder_conv2d`` uint8 [O, C, kh, kw], ``mul_conv2d`` int8 [O, C, kh, kw],
 ``adder_linear`` uint8 [O, I], ``mul_linear`` int8 [O, I].
 
+Values checked on load, besides names, dtypes and shapes (each a one-line error naming the
+array or layer, and the channel): every float array is finite; ``bn_var`` >= 0 and ``bn_eps`` > 0;
+``num_layers`` in [1, :data:`MAX_LAYERS`]; every bound integer inference relies on (the 32-bit
+accumulator, the 48-bit requant datapath, and ``acc + bias`` of a ``logits`` layer within signed
+32 bits for every input, so inference never overflows). Memory budgets: the zip members'
+decompressed sizes, read from their headers before anything is decompressed, at most
+:data:`MAX_FILE_BYTES` together; the largest tensor of one image in any layer (padded input,
+unfolded patches, output) at most :data:`MAX_IMAGE_ELEMENTS` elements.
+
 Semantics. A ``requant`` layer's output is ``requantize(acc, rq_mult, rq_bias, rq_shift)``: batch
 norm, ReLU and 8-bit saturation folded into one integer step (:func:`golden.layers.requantize`).
 A ``logits`` layer (only the last layer, and the last layer must be one) outputs ``acc + bias`` as
@@ -110,6 +119,7 @@ inference stays exact.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import zipfile
@@ -149,6 +159,21 @@ _ACC_KIND = {"adder_conv2d": "adder", "mul_conv2d": "mul", "adder_linear": "adde
              "mul_linear": "mul", "adder_gconv2d": "adder", "mul_gconv2d": "mul",
              "bin_gconv2d": "bin"}
 _INT_SCALARS = ("stride", "padding", "kernel", "groups", "pad_value")
+
+#: Memory budget of one model file: the bytes its arrays take once decompressed, checked from
+#: each zip member's header before anything is decompressed. ASSUMPTION: 256 MiB, about 1000x the
+#: largest bundled model's arrays and 1 % of a 24 GiB machine.
+MAX_FILE_BYTES = 256 << 20
+#: Memory budget of inference: elements of the largest tensor one image needs in any layer (the
+#: padded input, the unfolded patches ``Ho*Wo*C/g*kh*kw`` of a convolution, the output), checked
+#: on load. ASSUMPTION: 2**20, about 70x the largest bundled model's (fashion_addernet: 14112);
+#: the float reference holds it as float64 for a batch of up to 256 images, so at most 2 GiB.
+MAX_IMAGE_ELEMENTS = 1 << 20
+#: Most layers a model may have. ASSUMPTION: 1024, far above any model a core of this project
+#: holds (the bundled ones have 5 to 9).
+MAX_LAYERS = 1024
+#: The signed 32-bit range of the logits (``golden.layers.ACC_BITS``).
+_LOGIT_MIN, _LOGIT_MAX = -(1 << (L.ACC_BITS - 1)), (1 << (L.ACC_BITS - 1)) - 1
 
 
 class ModelFormatError(ValueError):
@@ -277,8 +302,81 @@ def _check_layer_arrays(i: int, layer: Layer) -> None:
             shape = w.shape
         if shape is not None and a.shape != shape:
             _fail(f"array {pre + name!r} must have shape {shape}, not {a.shape}")
+    _check_float_values(pre, layer)
     if layer.kind in GROUPED_KINDS:
         _check_v2_values(pre, layer)
+
+
+def _check_float_values(pre: str, layer: Layer) -> None:
+    """Every float array finite; the batch norm's variance >= 0 and ``eps`` > 0 (so that
+    ``1 / sqrt(var + eps)`` is finite): values that would otherwise quantize without a word
+    into a model that computes nonsense."""
+    fp = layer.float_params
+    for key in sorted(fp):
+        a = np.asarray(fp[key])
+        if a.dtype.kind != "f" or key in ("alpha", "quant_tmax"):   # own checks, format 2
+            continue
+        bad = np.argwhere(~np.isfinite(a))
+        if bad.size:
+            idx = tuple(int(v) for v in bad[0])
+            where = f"element {list(idx)}" if a.ndim > 1 else (f"channel {idx[0]}" if idx
+                                                                else "its value")
+            _fail(f"array {pre + 'float.' + key!r} must hold finite numbers, but {where} is "
+                  f"{float(a[idx])} ({len(bad)} of {a.size} not finite)")
+    if "bn_var" in fp:
+        var = np.asarray(fp["bn_var"])
+        bad = np.flatnonzero(var < 0)
+        if bad.size:
+            _fail(f"array {pre + 'float.bn_var'!r} is a variance and must be >= 0, but channel "
+                  f"{bad[0]} is {float(var[bad[0]])}")
+        eps = float(fp["bn_eps"])
+        if not eps > 0:
+            _fail(f"array {pre + 'float.bn_eps'!r} must be > 0 (batch norm divides by "
+                  f"sqrt(var + eps)), not {eps}")
+
+
+def _acc_range(kind: str, fan_in: int) -> tuple:
+    """The exact range of one accumulator (:func:`golden.layers.conv_acc_bound`'s terms): adder
+    ``-sum|x - w|`` in [-255 F, 0]; binarized ``sum +-x`` in [-255 F, 255 F]; multiply
+    ``sum x*w`` with x in [0, 255], w in [-128, 127]: [-255*128 F, 255*127 F]."""
+    if kind == "adder":
+        return -fan_in * L.ACT_MAX, 0
+    if kind == "bin":
+        return -fan_in * L.ACT_MAX, fan_in * L.ACT_MAX
+    return -fan_in * L.ACT_MAX * 128, fan_in * L.ACT_MAX * 127
+
+
+def _check_logits_bias(i: int, layer: Layer, fan_in: int) -> None:
+    """``acc + bias`` of every channel fits the signed 32-bit logits for every input, so integer
+    inference never overflows (:func:`golden.layers.add_bias`)."""
+    lo, hi = _acc_range(layer.acc_kind, fan_in)
+    blo, bhi = _LOGIT_MIN - lo, _LOGIT_MAX - hi
+    bias = np.asarray(layer.params["bias"], dtype=np.int64)
+    bad = np.flatnonzero((bias < blo) | (bias > bhi))
+    if bad.size:
+        ch = int(bad[0])
+        b = int(bias[ch])
+        reach = b + hi if b > bhi else b + lo
+        _fail(f"array 'layer{i}.bias' channel {ch} is {b}: with the accumulator in [{lo}, {hi}] "
+              f"({layer.kind}, fan-in {fan_in}) the logit can reach {reach}, outside the signed "
+              f"{L.ACC_BITS}-bit range; allowed bias: [{blo}, {bhi}]")
+
+
+def _check_size(i: int, ly: Layer, cin: tuple, cout: tuple) -> None:
+    """Refuse layer ``i`` if one image needs more than :data:`MAX_IMAGE_ELEMENTS` elements in it
+    (large padding or shapes), before any inference allocates them."""
+    need = {"input": math.prod(cin), "output": math.prod(cout)}
+    if ly.kind.endswith("conv2d"):
+        w = ly.params["weight"]
+        pd = int(ly.params["padding"])
+        need["padded input"] = cin[0] * (cin[1] + 2 * pd) * (cin[2] + 2 * pd)
+        need["unfolded patches"] = cout[1] * cout[2] * cin[0] * w.shape[2] * w.shape[3]
+    what, n = max(need.items(), key=lambda kv: kv[1])
+    if n > MAX_IMAGE_ELEMENTS:
+        _fail(f"layer{i} ({ly.kind}) needs {n} elements per image for its {what} (shape "
+              f"{list(cin)} -> {list(cout)}); the memory budget allows at most "
+              f"{MAX_IMAGE_ELEMENTS} (golden.model.MAX_IMAGE_ELEMENTS): reduce the padding or "
+              f"the shapes")
 
 
 def _check_v2_values(pre: str, layer: Layer) -> None:
@@ -364,11 +462,12 @@ def _infer_shapes(model: Model) -> list:
                 cur = (cur[0], L.conv_output_size(cur[1], k, st, 0),
                        L.conv_output_size(cur[2], k, st, 0))
             elif ly.kind == "flatten":
-                cur = (int(np.prod(cur)),)
+                cur = (math.prod(cur),)
         except ValueError as e:
             if isinstance(e, ModelFormatError):
                 raise
             _fail(f"{pre} ({ly.kind}): {e}")
+        _check_size(i, ly, shapes[-1], cur)
         shapes.append(cur)
     return shapes
 
@@ -408,6 +507,8 @@ def _validate(model: Model) -> Model:
                                       ly.params["rq_bias"], ly.params["rq_shift"])
         except ValueError as e:
             _fail(f"layer{i} ({ly.kind}): {e}")
+        if ly.output == "logits":
+            _check_logits_bias(i, ly, fan_in)
     return model
 
 
@@ -457,10 +558,13 @@ def make_model(*, name: str, input_shape, input_scale: float, class_names, layer
 def load_model(path) -> Model:
     """Load and validate a model file; every problem raises ModelFormatError naming the array."""
     path = Path(path)
+    if path.is_dir():
+        _fail(f"model file {str(path)!r} is a directory; give the path of a .npz model file")
     if not path.is_file():
         _fail(f"model file {str(path)!r} does not exist")
     if not zipfile.is_zipfile(path):
         _fail(f"model file {str(path)!r} is not a readable .npz file (not a zip archive)")
+    _check_members(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -496,6 +600,11 @@ def load_model(path) -> Model:
     if names.dtype.kind != "U" or names.ndim != 1:
         _fail(f"array 'class_names' must be a 1-D string array, not {names.dtype} {names.shape}")
     n = _scalar_int(get("num_layers"), "num_layers")
+    if not 1 <= n <= MAX_LAYERS:
+        held = sorted({k.split(".")[0] for k in arrays if k.startswith("layer")},
+                      key=lambda t: (len(t), t))
+        _fail(f"array 'num_layers' is {n}; it must be in [1, {MAX_LAYERS}] (the file holds "
+              f"arrays of {len(held)} layers" + (f": {held[0]} .. {held[-1]})" if held else ")"))
     layers = []
     known = {"spinpim_format", "name", "input_shape", "input_scale", "class_names", "num_layers"}
     for i in range(n):
@@ -534,6 +643,26 @@ def load_model(path) -> Model:
     return make_model(name=get_str("name"), input_shape=tuple(int(v) for v in shape),
                       input_scale=float(scale), class_names=tuple(str(c) for c in names),
                       layers=layers)
+
+
+def _check_members(path: Path) -> None:
+    """Check every member of the zip archive by its header before any is decompressed: a
+    ``.npy`` name, and :data:`MAX_FILE_BYTES` for the decompressed sizes (one member and all)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        _fail(f"model file {str(path)!r} is not a readable .npz file: {e}")
+    total = 0
+    for info in infos:
+        if not info.filename.endswith(".npy"):
+            _fail(f"model file {str(path)!r} holds {info.filename!r}, which is not an array "
+                  f"(.npy); a model file holds only arrays")
+        total += info.file_size
+        if total > MAX_FILE_BYTES:
+            _fail(f"model file {str(path)!r}: its arrays take {total} bytes once decompressed "
+                  f"(at {info.filename!r}, {info.file_size} bytes, by the zip headers); the "
+                  f"memory budget allows at most {MAX_FILE_BYTES} (golden.model.MAX_FILE_BYTES)")
 
 
 def model_arrays(model: Model) -> dict:

@@ -45,6 +45,27 @@ _MAX_OPERAND_BITS = 32
 _MAX_ACC_BITS = 64
 
 
+#: Most subarrays in one mat: ``rtl.core.Core``'s ``subarrays`` limit.
+MAX_SUBARRAYS = 64
+
+
+def max_subarrays_per_mat(columns: int) -> int:
+    """Most subarrays of ``columns`` columns in one mat: at most :data:`MAX_SUBARRAYS`, and the
+    mat row (``subarrays * columns`` columns) within the column addresses of an instruction's
+    operand base (``rtl.isa.BASE_BITS`` = 12 bits: 4096 columns), beyond which the compiler
+    cannot place data (32 subarrays of 128 columns, 8 of 512)."""
+    from rtl.isa import BASE_BITS
+    return max(1, min(MAX_SUBARRAYS, (1 << BASE_BITS) // columns))
+
+
+def mat_bound_reason(columns: int) -> str:
+    """Why :func:`max_subarrays_per_mat` is what it is, for messages."""
+    from rtl.isa import BASE_BITS
+    return (f"a mat row of subarrays x {columns} columns within the ISA's {BASE_BITS}-bit "
+            f"column addresses, at most {1 << BASE_BITS} columns, and at most {MAX_SUBARRAYS} "
+            f"subarrays")
+
+
 def _check_int(name, value, *, lo, hi=None, multiple_of=1):
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {value!r}")
@@ -149,6 +170,11 @@ class AcceleratorConfig:
         _check_int("rows", self.rows, lo=8, hi=_MAX_ROWS, multiple_of=8)
         _check_int("columns", self.columns, lo=8, hi=_MAX_COLUMNS, multiple_of=8)
         _check_int("subarrays_per_mat", self.subarrays_per_mat, lo=1)
+        if self.subarrays_per_mat > max_subarrays_per_mat(self.columns):
+            raise ValueError(f"subarrays_per_mat must be in [1, "
+                             f"{max_subarrays_per_mat(self.columns)}] "
+                             f"({mat_bound_reason(self.columns)}), not "
+                             f"{self.subarrays_per_mat!r}")
         _check_int("mats", self.mats, lo=1)
         _check_int("operand_bits", self.operand_bits, lo=1, hi=_MAX_OPERAND_BITS)
         _check_int("acc_bits", self.acc_bits, lo=1, hi=_MAX_ACC_BITS)

@@ -22,13 +22,19 @@ from pathlib import Path
 from rtl.abs_diff_lane import AbsDiffLane
 from rtl.bit_counter import BitCounter
 from rtl.column_reduce import ColumnReduce
-from rtl.config import AcceleratorConfig, preset, preset_names
+from rtl.config import (
+    AcceleratorConfig,
+    mat_bound_reason,
+    max_subarrays_per_mat,
+    preset,
+    preset_names,
+)
 from rtl.controller import Controller
 from rtl.core import Core
 from rtl.fa_fs import FaFs
 from rtl.min_lane import MinLane
 from rtl.mtj_array import MtjArray
-from rtl.outputs import UserError, check_tree, write_tree
+from rtl.outputs import UserError, check_tree, interruptible, write_tree
 from rtl.ppu import Ppu
 from rtl.sense_amp import SenseAmp
 from rtl.zero_detect import ZeroDetect
@@ -110,6 +116,8 @@ def export(config: AcceleratorConfig, out: Path, *, option: str | None = None) -
     return write_tree(out, files, tool=TOOL, option=option)[:len(BLOCKS)]
 
 
+@interruptible(TOOL, "--out is unchanged (the Verilog is written into a hidden directory "
+              "that is renamed into place only when complete)")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rtl.export",
                                      description="Write the Verilog of every block for a preset.")
@@ -128,9 +136,11 @@ def main(argv=None) -> int:
                 mat = int(args.mat)
             except ValueError:
                 mat = 0
-            if not 1 <= mat <= 64:
-                raise ValueError(f"--mat must be an integer in [1, 64] (subarrays in the "
-                                 f"core's mat), not {args.mat!r}")
+            hi = max_subarrays_per_mat(config.columns)
+            if not 1 <= mat <= hi:
+                raise ValueError(f"--mat must be an integer in [1, {hi}] for preset "
+                                 f"{args.preset} (subarrays in the core's mat: "
+                                 f"{mat_bound_reason(config.columns)}), not {args.mat!r}")
             config = dataclasses.replace(config, subarrays_per_mat=mat)
         check_tree("--out", out, tool=TOOL, names=FILES)    # before any Verilog is made
     except (ValueError, UserError) as e:

@@ -43,17 +43,20 @@ directories get the modes the umask gives (0644 / 0755 under the usual 022), not
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["MARKER", "UserError", "OutputPathError", "check_file", "check_dir", "check_tree",
-           "write_files", "write_file", "json_text", "write_json", "write_tree"]
+           "write_files", "write_file", "json_text", "write_json", "write_tree",
+           "EXIT_INTERRUPTED", "interruptible"]
 
 #: Name of the file that marks a directory made by :func:`write_tree`.
 MARKER = ".spinpim-outputs"
@@ -379,3 +382,27 @@ def write_tree(path, files: dict, *, tool: str, option: str | None = None) -> li
             if leftover is not None:
                 _remove_staging(leftover)
     return [given / name for name in files]
+
+
+# ----------------------------------------------------------------------------------------------
+# Ctrl-C
+
+#: Exit code of a tool stopped by Ctrl-C: 128 + SIGINT, what a shell reports for it.
+EXIT_INTERRUPTED = 130
+
+
+def interruptible(tool: str, kept: str) -> Callable:
+    """Decorate a tool's ``main(argv=None)``: Ctrl-C prints one line that names the tool, says
+    it was interrupted and what was kept (``kept``), and returns :data:`EXIT_INTERRUPTED`,
+    instead of a traceback. Every output is staged and renamed into place (above), so an
+    interrupted tool leaves no partial file."""
+    def wrap(main):
+        @functools.wraps(main)
+        def run(argv=None):
+            try:
+                return main(argv)
+            except KeyboardInterrupt:
+                print(f"{tool}: interrupted (Ctrl-C); {kept}", file=sys.stderr)
+                return EXIT_INTERRUPTED
+        return run
+    return wrap

@@ -39,7 +39,7 @@ from importlib import metadata
 from pathlib import Path
 
 from rtl.config import AcceleratorConfig, preset, preset_names
-from rtl.outputs import UserError, check_file, write_json
+from rtl.outputs import UserError, check_file, interruptible, write_json
 
 __all__ = ["FLOW", "EXCLUDED", "SynthError", "lower_cell", "synth_block", "synthesize",
            "write_report"]
@@ -186,6 +186,8 @@ def write_report(report: dict, out: Path, *, option: str | None = None) -> Path:
     return write_json(out, report, sort_keys=False, option=option)
 
 
+@interruptible("python -m rtl.synth", "no report was written (files written before are "
+               "unchanged)")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rtl.synth",

@@ -22,7 +22,7 @@ import numpy as np
 
 from golden import datasets
 from golden.model import bundled_model_path, infer_float, infer_int, load_model
-from rtl.outputs import check_file
+from rtl.outputs import check_file, interruptible
 
 from .util import MAX_MAT, UserError, parse_mat, write_json_atomic
 
@@ -143,6 +143,8 @@ def bench_rtl(images: int, sim: str, mat: int | None = None) -> list:
     return out
 
 
+@interruptible("python -m sim.bench", "no results were written (files written before are "
+               "unchanged)")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="build/bench/bench.json", help="output JSON file")
@@ -159,6 +161,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         mat = parse_mat(args.mat)
+        if mat is not None:                     # within every benchmarked preset's limit
+            from rtl.config import preset
+            for name, _ in CORE_PRESETS:
+                parse_mat(args.mat, preset(name), name)
         check_file("--out", args.out, example="bench.json")        # before any benchmark
         if args.repeat < 1 or args.images < 1:
             raise UserError(f"--repeat and --images must be >= 1, not {args.repeat} and "

@@ -20,7 +20,7 @@ import numpy as np
 
 from golden import datasets
 from golden.model import ModelFormatError, bundled_model_path, infer_float, infer_int, load_model
-from rtl.outputs import check_file
+from rtl.outputs import check_file, interruptible
 
 from .util import UserError, parse_mat, write_json_atomic
 
@@ -30,14 +30,15 @@ MODEL_DATASET = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits
 
 
 def _resolve_model(spec: str):
+    """``(model, data set name or None, path)`` of a model file path or a bundled name."""
     p = Path(spec)
     if p.suffix == ".npz" or p.exists():
-        return load_model(p), MODEL_DATASET.get(p.stem)
+        return load_model(p), MODEL_DATASET.get(p.stem), p
     try:
         path = bundled_model_path(spec)
     except ValueError as e:
         raise UserError(f"--model: {e} (or give the path of a .npz model file)") from None
-    return load_model(path), MODEL_DATASET.get(spec)
+    return load_model(path), MODEL_DATASET.get(spec), path
 
 
 def _parse_n(text: str) -> int | None:
@@ -60,11 +61,12 @@ def cmd_run(args) -> int:
     # An explicit --report is checked before the simulator toolchain, the default one (named
     # after the model) as soon as the model is loaded: both before any data or inference.
     out = check_file("--report", args.report, example="report.json") if args.report else None
-    config = _config_of(args) if args.backend == "rtl" else None
-    mat = None
-    if config is not None:
-        mat = parse_mat(args.mat) or config.subarrays_per_mat
-    model, ds_name = _resolve_model(args.model)
+    # The options of the rtl backend are checked with the golden backend too (which does not
+    # use them): a mistake is refused, not ignored. Only the rtl backend needs the simulator.
+    rtl_config = _config_of(args, need_sim=args.backend == "rtl")
+    mat = parse_mat(args.mat, rtl_config, args.preset) or rtl_config.subarrays_per_mat
+    config = rtl_config if args.backend == "rtl" else None
+    model, ds_name, model_path = _resolve_model(args.model)
     if out is None:
         tag = (args.backend if config is None else
                f"rtl-{args.preset}-{config.dataflow}-mat{mat}")
@@ -81,6 +83,9 @@ def cmd_run(args) -> int:
         raise UserError(f"model {model.name!r} expects inputs {list(model.input_shape)}, data set "
                         f"{ds_name!r} has {list(x.shape[1:])}")
     if n is not None:
+        if n > len(y):
+            raise UserError(f"-n {n}: the {ds_name} test split has only {len(y)} images; give "
+                            f"-n between 1 and {len(y)}, or 'all'")
         x, y = x[:n], y[:n]
     from tqdm import tqdm
 
@@ -111,7 +116,7 @@ def cmd_run(args) -> int:
     }
     rtl = None
     if args.backend == "rtl":
-        rtl = _run_rtl(args, config, mat, model, x, logits)
+        rtl = _run_rtl(args, config, mat, model, model_path, x, logits)
         report["rtl"] = rtl
     print(f"model {model.name} on {ds_name} test split, {len(y)} images, backend {args.backend}")
     print(f"  int8 accuracy      {100 * report['int8_accuracy']:.2f} %")
@@ -126,10 +131,13 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _config_of(args):
+def _config_of(args, *, need_sim: bool = True):
     from rtl.config import preset, preset_names
-    from sim.rtl_backend import check_sim
-    check_sim(args.sim)
+    from sim.rtl_backend import SIMULATORS, check_sim
+    if need_sim:
+        check_sim(args.sim)
+    elif args.sim not in SIMULATORS:
+        raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {args.sim!r}")
     if args.preset not in preset_names():
         raise UserError(f"--preset must be one of {', '.join(preset_names())}, not "
                         f"{args.preset!r}")
@@ -142,7 +150,7 @@ def _config_of(args):
     return config
 
 
-def _run_rtl(args, config, mat, model, x, golden_logits) -> dict:
+def _run_rtl(args, config, mat, model, model_path, x, golden_logits) -> dict:
     from sim.compiler import CompileError, compile_model
     from sim.rtl_backend import RtlRunError, run_images
     try:
@@ -150,8 +158,6 @@ def _run_rtl(args, config, mat, model, x, golden_logits) -> dict:
         compiled = compile_model(model, config, subarrays=mat)
     except CompileError as e:
         raise UserError(f"--preset {args.preset} --mat {mat}: {e}") from None
-    model_path = Path(args.model) if Path(args.model).suffix == ".npz" else \
-        bundled_model_path(args.model)
     try:
         res = run_images(model_path=model_path, config=config, preset_name=args.preset,
                          sim=args.sim, x=x, quiet=args.quiet, subarrays=mat)
@@ -238,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@interruptible("python -m sim.cli", "no report was written (files written before are unchanged)")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:

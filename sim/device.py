@@ -68,9 +68,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from golden.array import SENSE_COMMANDS, TECHNOLOGIES, rate_to_threshold
+from rtl.outputs import interruptible
 
 __all__ = [
-    "TECHNOLOGIES", "MODES", "DEFAULT_TRIALS", "MAX_CV", "Param", "PARAMETERS", "DeviceModel",
+    "TECHNOLOGIES", "MODES", "DEFAULT_TRIALS", "MAX_TRIALS", "MAX_CV", "Param", "PARAMETERS",
+    "DeviceModel",
     "SenseMargin", "BerResult", "device", "sense_margin", "ber", "ber_to_threshold", "main",
 ]
 
@@ -79,6 +81,10 @@ MODES = SENSE_COMMANDS
 
 #: Monte Carlo trials per input combination: seed 002 sec. 3.1 ran 100000 trials.
 DEFAULT_TRIALS = 100_000
+#: Memory budget of :func:`ber`: at most this many trials. ASSUMPTION: 10**7 (100x the seed's):
+#: the draws take about 125 bytes per trial at the peak (measured: every technology and mode at
+#: 4*10**6 trials raised the peak RSS by 498 MiB), so at most about 1.3 GB.
+MAX_TRIALS = 10_000_000
 
 #: Largest relative sigma accepted (normal draws stay positive with probability > 1 - 3e-5).
 MAX_CV = 0.25
@@ -193,6 +199,9 @@ def _check_cv(cv):
 def _check_count(name, value, lo):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
         raise ValueError(f"{name} must be an int >= {lo}, not {value!r}")
+    if name == "trials" and value > MAX_TRIALS:
+        raise ValueError(f"trials must be an int in [1, {MAX_TRIALS}] (the memory budget: about "
+                         f"125 bytes per trial, sim.device.MAX_TRIALS), not {value!r}")
     return int(value)
 
 
@@ -447,6 +456,7 @@ def _report(technology: str, trials: int, seed: int, cv) -> str:
     return "\n".join(lines)
 
 
+@interruptible("python -m sim.device", "nothing was written (it only prints)")
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sim.device",
                                  description="MTJ parameter table and sensing BER.")

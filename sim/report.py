@@ -104,7 +104,7 @@ from golden.model import (
 )
 from rtl.config import preset, preset_names
 from rtl.isa import MoveOp, Opcode, counter_names, decode
-from rtl.outputs import check_dir, check_file, json_text, write_files
+from rtl.outputs import check_dir, check_file, interruptible, json_text, write_files
 from sim import energy
 from sim.energy import HOST_DATA_WORDS
 
@@ -1114,6 +1114,9 @@ def run(args, argv) -> int:
     presets = _check_presets(args.preset)
     n = _parse_n(args.n)
     mat = parse_mat(args.mat)
+    if mat is not None:                         # within every chosen preset's limit
+        for name in presets:
+            parse_mat(args.mat, preset(name), name)
     if args.backend not in BACKENDS:
         raise UserError(f"--backend must be one of {', '.join(BACKENDS)}, not {args.backend!r}")
     out = check_dir("--out", args.out)          # before the toolchain, the data and any run
@@ -1155,6 +1158,8 @@ def run(args, argv) -> int:
     return 0
 
 
+@interruptible("python -m sim.report", "no report was written (files written before are "
+               "unchanged)")
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)

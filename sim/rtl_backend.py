@@ -34,7 +34,7 @@ import numpy as np
 from rtl.isa import N_COUNTERS, counter_names
 from rtl.mtj_array import MacroCmd
 
-from .util import UserError
+from .util import UserError, check_waves
 
 __all__ = ["CoreHost", "RtlRunError", "check_equal", "check_sim", "run_images", "JOB_FILE",
            "SIMULATORS", "MIN_VERILATOR", "verilator_version", "verilator_problem",
@@ -406,8 +406,10 @@ def simulator_build_args(sim: str) -> list[str]:
 
 
 def check_sim(sim: str) -> str:
+    """``sim`` names an installed simulator and ``WAVES`` is valid; a UserError otherwise."""
     if sim not in SIMULATORS:
         raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    check_waves()
     if sim == "verilator":
         _, problem = verilator_problem()
         if problem:

@@ -34,16 +34,24 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+try:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError as _e:                   # torch is the optional extra 'train'
+    if __name__ != "__main__":
+        raise
+    print(f"python -m sim.train: error: training needs torch, which is not installed ({_e}); "
+          f"install it with 'make train' or \"pip install -e '.[train]'\"", file=sys.stderr)
+    sys.exit(2)
 
 from golden import datasets
 from golden.addnet import ADDNET_PAD
 from golden.layers import ACT_MAX
 from golden.model import MODELS_DIR, accuracy, infer_float, infer_int, save_model
 from golden.quantize import FloatLayer, quantize_model
-from rtl.outputs import UserError, check_dir, check_file, json_text, write_files
+from rtl.outputs import UserError, check_dir, check_file, interruptible, json_text, write_files
 
 # ----------------------------------------------------------------------------------------------
 # Architectures: golden layer kinds. Every compute layer but the last is followed by BN + ReLU.
@@ -458,6 +466,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+@interruptible("python -m sim.train", "models finished before are kept; the one in training "
+               "was not written (no partial file is left)")
 def main(argv=None) -> int:
     p = _Parser(prog="python -m sim.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, choices=[*CONFIGS, "all"])

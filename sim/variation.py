@@ -54,8 +54,8 @@ import numpy as np
 from golden import datasets
 from golden.array import TECHNOLOGIES
 from golden.model import ModelFormatError, bundled_model_path, infer_int, load_model
-from rtl.outputs import check_file, json_text, write_files
-from sim.device import DEFAULT_TRIALS, MAX_CV, ber
+from rtl.outputs import check_file, interruptible, json_text, write_files
+from sim.device import DEFAULT_TRIALS, MAX_CV, MAX_TRIALS, ber
 from sim.faults import infer_int_with_faults
 
 from .cli import MODEL_DATASET
@@ -87,13 +87,14 @@ def parse_cvs(text: str) -> list:
     return sorted(set(vals))
 
 
-def _parse_int(option: str, text: str) -> int:
+def _parse_int(option: str, text: str, hi: int | None = None, why: str = "") -> int:
     try:
         v = int(text)
     except ValueError:
         v = 0
-    if v < 1:
-        raise UserError(f"{option} must be an integer >= 1, not {text!r}")
+    if v < 1 or (hi is not None and v > hi):
+        rng = ">= 1" if hi is None else f"in [1, {hi}]{why}"
+        raise UserError(f"{option} must be an integer {rng}, not {text!r}")
     return v
 
 
@@ -106,7 +107,9 @@ def _check_inputs(args):
                         f"{', '.join(TECHNOLOGIES)}")
     cvs = list(DEFAULT_CVS) if args.cv is None else parse_cvs(args.cv)
     return (cvs, _parse_int("-n", args.n), _parse_int("--seeds", args.seeds),
-            _parse_int("--trials", args.trials))
+            _parse_int("--trials", args.trials, MAX_TRIALS,
+                       " (the memory budget of the Monte Carlo draws, about 125 bytes per trial: "
+                       "sim.device.MAX_TRIALS)"))
 
 
 def _accuracies(model, x, y, rate: float, seeds: int) -> list:
@@ -327,6 +330,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _test_images(model_name: str) -> int:
+    """Images in the test split of ``model_name``'s data set (a UserError if it is missing)."""
+    try:
+        return len(datasets.load_dataset(MODEL_DATASET[model_name], "test")[1])
+    except (ValueError, datasets.DatasetError) as e:
+        raise UserError(str(e)) from None
+
+
+@interruptible("python -m sim.variation", "no report or figure was written (files written "
+               "before are unchanged)")
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
@@ -340,13 +353,20 @@ def main(argv=None) -> int:
             if len(rtl_cv) != 1:
                 raise UserError(f"--rtl-cv must be one CV, not {args.rtl_cv!r}")
             rtl_n = _parse_int("--rtl-n", args.rtl_n)
+            n_test = _test_images(args.model)
+            if rtl_n > n_test:
+                raise UserError(f"--rtl-n {rtl_n}: the {MODEL_DATASET[args.model]} test split "
+                                f"has only {n_test} images; give --rtl-n between 1 and "
+                                f"{n_test}")
             if args.backend not in SPOT_BACKENDS:
                 raise UserError(f"--backend must be one of {', '.join(SPOT_BACKENDS)}, not "
                                 f"{args.backend!r}")
             if args.backend == "rtl":
                 from sim.rtl_backend import check_sim
                 check_sim(args.sim)
-        mat = parse_mat(args.mat)
+        from rtl.config import preset
+        name = TECH_PRESET[args.technology]
+        mat = parse_mat(args.mat, preset(name), name)
         out = Path(args.out or f"build/reports/variation-{args.model}-{args.technology}")
         json_path, png_path = Path(f"{out}.json"), Path(f"{out}.png")
         for path in (json_path, png_path):          # before the sweep, which takes a while

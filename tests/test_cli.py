@@ -25,8 +25,9 @@ def run_cli(*args, cwd=None):
     (["run", "--backend", "rtl", "--preset", "nope"], "--preset must be one of jeit_stt, "),
     (["run", "--backend", "rtl", "--sim", "xsim"], "--sim must be one of icarus, verilator, "),
     (["run", "--backend", "rtl", "--dataflow", "mac"], "--dataflow: dataflow must be one of "),
-    (["run", "--backend", "rtl", "--mat", "0"], "--mat must be an integer in [1, 64] "),
-    (["run", "--backend", "rtl", "--mat", "four"], "--mat must be an integer in [1, 64] "),
+    (["run", "--backend", "rtl", "--mat", "0"], "--mat must be an integer in [1, 32] "
+                                                "(subarrays in lock-step for preset nand_spin: "),
+    (["run", "--backend", "rtl", "--mat", "four"], "--mat must be an integer in [1, 32] "),
 ])
 def test_cli_user_errors(args, msg, tmp_path):
     r = run_cli(*args, "--report", str(tmp_path / "r.json"))

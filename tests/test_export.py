@@ -93,8 +93,10 @@ def test_cli_unknown_preset(tmp_path):
 def test_cli_bad_mat(tmp_path):
     r = _cli("--preset", "imac_sot", "--mat", "0", "--out", "out", cwd=tmp_path)
     assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr == ("python -m rtl.export: error: --mat must be an integer in [1, 64] "
-                        "(subarrays in the core's mat), not '0'\n")
+    assert r.stderr == ("python -m rtl.export: error: --mat must be an integer in [1, 32] for "
+                        "preset imac_sot (subarrays in the core's mat: a mat row of subarrays x "
+                        "128 columns within the ISA's 12-bit column addresses, at most 4096 "
+                        "columns, and at most 64 subarrays), not '0'\n")
     assert list(tmp_path.iterdir()) == []
 
 

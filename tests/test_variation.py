@@ -66,9 +66,14 @@ def test_digits_three_cv_points(tmp_path):
     (("--rtl-cv", "0.1", "--sim", "xsim"), "--sim must be one of icarus, verilator, not"),
     (("--rtl-cv", "0.1", "--backend", "spice"), "--backend must be one of rtl, model, not "
                                                 "'spice'"),
-    (("--mat", "0"), "--mat must be an integer in [1, 64] (subarrays in lock-step), not '0'"),
-    (("--rtl-cv", "0.1", "--mat", "x"), "--mat must be an integer in [1, 64] (subarrays in "
-                                        "lock-step), not 'x'"),
+    (("--mat", "0"), "--mat must be an integer in [1, 32] (subarrays in lock-step for preset "
+                     "nand_spin: a mat row of subarrays x 128 columns within the ISA's 12-bit "
+                     "column addresses, at most 4096 columns, and at most 64 subarrays), not '0'"),
+    (("--rtl-cv", "0.1", "--mat", "x"), "--mat must be an integer in [1, 32] (subarrays in "
+                                        "lock-step for preset nand_spin: "),
+    (("--technology", "sot", "--mat", "9"), "--mat must be an integer in [1, 8] (subarrays in "
+                                            "lock-step for preset dima_sot: a mat row of "
+                                            "subarrays x 512 columns"),
     (("--seeds", "0"), "--seeds must be an integer >= 1, not '0'"),
     (("--seeds", "two"), "--seeds must be an integer >= 1, not 'two'"),
 ])
