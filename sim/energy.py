@@ -31,14 +31,14 @@ with the terms of :func:`op_costs` (which array access, how many gates toggle; e
 are those of ``rtl.core``: a sensed row of READ / AND_FU / AND2 / OR2 / MIN_STEP goes through
 the column popcount into the accumulator; MIN_STEP and FS_STEP sense one row (w_b comes from
 the weight buffer); the abs-diff write-back is its own WRITE_ROW / PROGRAM micro-op; REQUANT
-writes the output SRAM, not the array. ``FA_STEP`` (route ``dima_binconv``) senses one row
-(every column: the accumulator bit in the even, the input bit in the odd column) and steps one
-FA/FS lane per column pair; its sum-bit write-back is its own WRITE_ROW micro-op, charged as a
-full-row write although it drives the even columns only (an upper bound, 2x the cells: the
+writes the output SRAM, not the array. ``FA_STEP`` (route ``dima_binconv``) senses one row and
+steps one FA/FS lane per column pair; its sum-bit write-back is its own WRITE_ROW, charged as a
+full-row write (an upper bound, 2x the cells: it drives the even columns only, and the
 counters do not say which source a WRITE_ROW wrote). Control instructions (NOP, HALT, LOOP,
-ENDLOOP) cost no datapath energy. The host's loads (``estimate(host=...)``: array commands, or
-the data-memory words of the input image) cost the same energy as the micro-op (WRITE_ROW /
-ERASE / PROGRAM, MOVE) per command, in the class "loading data". ``MOVE`` (rtl.core's on-chip data movement: a
+ENDLOOP) cost no datapath
+energy. The host's loads (``estimate(host=...)``: array commands, or the data-memory words
+of the input image) cost the same energy as the micro-op (WRITE_ROW / ERASE / PROGRAM, MOVE)
+per command, in the class "loading data". ``MOVE`` (rtl.core's on-chip data movement: a
 data-memory word over the mat's bus into the transpose buffer) is charged once per mat
 (:attr:`OpCost.mat_gates`), not per lane; the rows it builds are written by WRITE_ROW / PROGRAM
 micro-ops, charged as array writes. Only dynamic energy is modelled
