@@ -1,4 +1,5 @@
-"""FA/FS lanes vs ``golden.pim`` fa_step / fs_step / fa_reconf, and bit-serial n-bit add/sub."""
+"""FA/FS lanes vs ``golden.pim`` fa_step / fs_step / fa_reconf, and bit-serial n-bit add/sub
+(also lane by lane add-or-subtract, ``ADDSUB``, against ``golden.pim.fa_fs_addsub``)."""
 
 import dataclasses
 
@@ -17,7 +18,7 @@ from cocotb_tests.harness import (
     run_block,
     start,
 )
-from golden.pim import fa_reconf, fa_step, fs_step
+from golden.pim import fa_fs_addsub, fa_reconf, fa_step, fs_step
 from rtl.config import preset
 from rtl.fa_fs import FaFs, FaFsOp
 
@@ -33,9 +34,16 @@ class Model:
         self.latch = np.zeros(n, dtype=np.uint8)
         self.cycles = 0
 
-    def golden(self, op, a, b):
+    def golden(self, op, a, b, sub):
         c = self.latch
-        if op is FaFsOp.ADD:
+        if op in (FaFsOp.ADDSUB, FaFsOp.ADDSUB0):
+            if op is FaFsOp.ADDSUB0:
+                c = np.zeros(self.n, dtype=np.uint8)
+            s_a, c_a = fa_step(a, b, c)
+            s_s, c_s = fs_step(a, b, c)
+            self.out = np.where(sub == 1, s_s, s_a).astype(np.uint8)
+            self.latch = np.where(sub == 1, c_s, c_a).astype(np.uint8)
+        elif op is FaFsOp.ADD:
             self.out, self.latch = fa_step(a, b, c)
         elif op is FaFsOp.SUB:
             self.out, self.latch = fs_step(a, b, c)
@@ -46,12 +54,14 @@ class Model:
         elif op is FaFsOp.CLEAR:
             self.latch = np.zeros(self.n, dtype=np.uint8)
 
-    async def step(self, op, a, b):
+    async def step(self, op, a, b, sub=None):
         dut = self.dut
+        sub = np.zeros(self.n, dtype=np.uint8) if sub is None else sub
         dut.op.value = op.value
         dut.a.value = pack(a)
         dut.b.value = pack(b)
-        self.golden(op, a, b)
+        dut.sub.value = pack(sub)
+        self.golden(op, a, b, sub)
         await FallingEdge(dut.clk)
         self.cycles += 1
         for name, want in (("out", self.out), ("latch", self.latch)):
@@ -76,8 +86,8 @@ async def fa_fs_random_ops(dut):
     model = Model(dut, n, seed)
     ops = list(FaFsOp)
     for _ in range(p["steps"]):
-        op = rng.choices(ops, weights=[2, 3, 3, 1, 3, 3])[0]
-        await model.step(op, _rand_bits(rng, n), _rand_bits(rng, n))
+        op = rng.choices(ops, weights=[2, 3, 3, 1, 3, 3, 3, 2])[0]
+        await model.step(op, _rand_bits(rng, n), _rand_bits(rng, n), _rand_bits(rng, n))
 
 
 @cocotb.test()
@@ -126,6 +136,36 @@ async def fa_fs_ripple(dut, kind):
     want = [x - y if kind == "sub" else x + y for x, y in zip(xs, ys, strict=True)]
     assert gold == want, f"{BLOCK}: golden bit chain disagrees with integer {kind}"
     assert got == want, first_mismatch(BLOCK, f"{bits}-bit {kind}", got, want, seed)
+
+
+@cocotb.test()
+async def fa_fs_addsub_ripple(dut):
+    """Lane by lane n-bit add or subtract (random signs), ADDSUB0 on bit 0 then ADDSUB, each
+    step followed by the write-back's HOLD: 2n cycles, == ``golden.pim.fa_fs_addsub`` == the
+    integers mod 2**n."""
+    p = load_params()
+    n, bits = p["columns"], p["operand_bits"]
+    rng, seed = make_rng(p, "fa_fs_addsub_ripple")
+    xs = np.array([rng.getrandbits(bits) for _ in range(n)], dtype=np.int64)
+    ys = np.array([rng.getrandbits(bits) for _ in range(n)], dtype=np.int64)
+    sub = _rand_bits(rng, n)
+    await start(dut)
+    model = Model(dut, n, seed)
+    zero = np.zeros(n, dtype=np.uint8)
+    result = np.zeros(n, dtype=np.int64)
+    for bit in range(bits):
+        a = ((xs >> bit) & 1).astype(np.uint8)
+        b = ((ys >> bit) & 1).astype(np.uint8)
+        op = FaFsOp.ADDSUB0 if bit == 0 else FaFsOp.ADDSUB
+        s = await model.step(op, a, b, sub)
+        await model.step(FaFsOp.HOLD, zero, zero)
+        result |= s.astype(np.int64) << bit
+    assert model.cycles == 2 * bits
+    want = np.where(sub == 1, xs - ys, xs + ys) % (1 << bits)
+    assert np.array_equal(fa_fs_addsub(xs, ys, sub, bits)[0], want), \
+        f"{BLOCK}: golden fa_fs_addsub disagrees with the integers"
+    assert np.array_equal(result, want), first_mismatch(BLOCK, f"{bits}-bit add/sub",
+                                                        result.tolist(), want.tolist(), seed)
 
 
 @pytest.mark.sim

@@ -18,7 +18,8 @@ Algorithms (compositions of the primitives, one call per per-column step, loops 
 positions, numpy over lanes): :func:`and_bitcount_dot` / :func:`and_bitcount_conv2d` /
 :func:`and_bitcount_linear` (bitwise convolution), :func:`bitcounter_add`,
 :func:`scale_multiply`, :func:`msb_first_compare` / :func:`max_select` / :func:`min_select` /
-:func:`max_pool_compare` (seed 001); :func:`fa_fs_add` / :func:`fa_fs_sub` (seed 002);
+:func:`max_pool_compare` (seed 001); :func:`fa_fs_add` / :func:`fa_fs_sub` /
+:func:`fa_fs_addsub` (seed 002);
 :func:`abs_diff` / :func:`l1_fa` / :func:`zero_skip_l1` (seed 000); :func:`min_lane_step` /
 :func:`l1_write_free` (the write-free L1 route, ``docs/dataflows.rst``).
 
@@ -709,6 +710,53 @@ def fa_fs_sub(a, b, n: int):
     """
     d, borrow, steps = _fa_fs(a, b, n, subtract=True)
     return d, borrow, steps
+
+
+def fa_fs_addsub(a, b, subtract, n: int):
+    """Lane by lane ``a + b`` or ``a - b`` mod 2**n through the FA/FS unit, LSB first, in 2n
+    cycles: the seed-002 binary-weight convolver's step (Fig. 4a; sec. 3.2: the sign of each
+    lane's {-1, +1} weight picks addition or subtraction of its input).
+
+    Per bit i one read cycle (``a_i`` and ``b_i`` sensed together, 3-column activation) whose
+    lane computes :func:`fa_step` where ``subtract`` is 0 and :func:`fs_step` where it is 1,
+    the carry / borrow staying in the lane's latch (0 into bit 0), and one write cycle that
+    writes the sum bit ``S_i`` back into the array. No carry out is stored: the result wraps
+    mod 2**n (a two's complement accumulator of n bits).
+
+    Parameters
+    ----------
+    a, b : integer arrays of the same shape, values in [0, 2**n)
+        ``a`` the accumulator, ``b`` the input (two's complement patterns of n bits).
+    subtract : integer array of the same shape, 0 (add) or 1 (subtract)
+    n : int, width in [1, 62]
+
+    Returns
+    -------
+    total : int64 array, ``(a + b) mod 2**n`` or ``(a - b) mod 2**n`` per lane
+    steps : dict, ``reads`` n, ``writes`` n, ``cycles`` 2n, ``bits_written`` n * lanes.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad ``n``, values that do not fit n bits, ``subtract`` not 0/1, shapes that differ.
+    """
+    n = _check_width("n", n)
+    a = _check_values("a", a, n)
+    b = _check_values("b", b, n)
+    sub = _bits("subtract", subtract)
+    _same_shape("a", a, "b", b)
+    _same_shape("a", a, "subtract", sub)
+    ap, bp = to_bits(a, n), to_bits(b, n)
+    latch = np.zeros(a.shape, dtype=np.uint8)
+    rows = []
+    for i in range(n):
+        ai, bi = sense("read", ap[i]), sense("read", bp[i])     # read cycle
+        s_add, c_add = fa_step(ai, bi, latch)
+        s_sub, c_sub = fs_step(ai, bi, latch)
+        rows.append(np.where(sub == 1, s_sub, s_add).astype(np.uint8))   # write cycle
+        latch = np.where(sub == 1, c_sub, c_add).astype(np.uint8)
+    steps = _steps(reads=n, writes=n, cycles=2 * n, bits_written=n * _lanes(a.shape))
+    return from_bits(np.stack(rows)), steps
 
 
 # ---- seed 000: in-situ absolute difference, FA accumulation, zero skipping ------------------

@@ -328,7 +328,9 @@ PRESETS: dict[str, AcceleratorConfig] = {
         # ASSUMPTION: the seed states no clock; the seed-000 133 MHz (see nand_spin).
         clock_mhz=133,
         dataflow="abs_diff",
-        routes=("abs_diff", "and_bitcount"),
+        # dima_binconv: the binary-weight convolver's FA/FS step (seed 002 sec. 3.2, Fig. 4a);
+        # it maps no layer yet, so the network still runs on the two routes before it.
+        routes=("abs_diff", "and_bitcount", "dima_binconv"),
         mtjs_per_strip=1,
         zero_skip=False,
     ),

@@ -13,6 +13,7 @@ from rtl.abs_diff_lane import AbsDiffLane, AbsDiffOp
 from rtl.column_reduce import ColumnReduce, ReduceOp
 from rtl.config import check_config
 from rtl.controller import Controller
+from rtl.fa_fs import FaFs, FaFsOp
 from rtl.isa import (
     AGU_ADDR_BITS, AGU_DATA_BITS, COUNTER_BITS, KPOS_BITS, N_COUNTERS, OFFSET_BITS, OPERAND_BITS,
     WORD_BITS, MoveOp, Opcode, WriteSrc,
@@ -27,14 +28,14 @@ __all__ = ["Core", "CORE_OPS", "REDUCE_OPS", "BUFFER_OPS", "PIPELINE_DEPTH"]
 #: Micro-ops a core with every route executes; a core executes those of its routes
 #: (:attr:`Core.ops`, ``rtl.routes.opcodes_of``), any other datapath opcode sets ``error``.
 CORE_OPS = (Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
-            Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM,
-            Opcode.REQUANT, Opcode.MOVE)
+            Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.FA_STEP, Opcode.WRITE_ROW, Opcode.ERASE,
+            Opcode.PROGRAM, Opcode.REQUANT, Opcode.MOVE)
 #: Micro-ops whose sensed row goes to the reduction unit (``imm`` = ``ReduceOp``).
 REDUCE_OPS = (Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
               Opcode.MIN_STEP)
 #: Micro-ops that read the weight buffer at slot ``b``.
-BUFFER_OPS = (Opcode.AND_FU, Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.WRITE_ROW,
-              Opcode.PROGRAM)
+BUFFER_OPS = (Opcode.AND_FU, Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.FA_STEP,
+              Opcode.WRITE_ROW, Opcode.PROGRAM)
 #: Stages after issue: a micro-op's last effect lands at the end of cycle issue + 2.
 PIPELINE_DEPTH = 2
 
@@ -77,7 +78,8 @@ class Core(wiring.Component):
     ``columns`` columns, shift-accumulate); ``REQUANT`` hands the PPU one of them or their sum.
 
     The core is generated from ``config.routes`` (``rtl.routes``): the min lanes exist only
-    if a route needs them (``write_free``), the abs-diff lanes likewise (``abs_diff``); a
+    if a route needs them (``write_free``), the abs-diff lanes likewise (``abs_diff``) and the
+    FA/FS lanes (``dima_binconv``, ``rtl.fa_fs``, one per column pair); a
     micro-op or write source of a route the configuration does not have is not implemented and
     sets ``error`` (:attr:`ops`, :attr:`lanes`).
 
@@ -87,8 +89,9 @@ class Core(wiring.Component):
       of W bits, combinational read at slot ``b``; it drives the FU line and the write data),
       the address tables of a GATHER.
     * **S2**: the sensed row (the array answers the cycle after a sense command) and the
-      buffer word registered in S1 feed the min lanes (``rtl.min_lane``) and the abs-diff lanes
-      (``rtl.abs_diff_lane``); a GATHER reads the data memory and writes the transpose buffer.
+      buffer word registered in S1 feed the min lanes (``rtl.min_lane``), the abs-diff lanes
+      (``rtl.abs_diff_lane``) and the FA/FS lanes (``rtl.fa_fs``); a GATHER reads the data
+      memory and writes the transpose buffer.
     * **S3**: the reduction units (``rtl.column_reduce``) and the PPU (``rtl.ppu``).
 
     Data memory: the PPU's output memory (``out_depth`` words of 32 bits) is also where the
@@ -117,10 +120,16 @@ class Core(wiring.Component):
     FS_STEP    READ row a (x_b), buffer[b] (w_b)      abs-diff lanes: ``imm`` bit  -
                                                       1 DIFF else SIGN, bit 0
                                                       ``first``
+    FA_STEP    READ row a (A_b even, X_b odd          FA/FS lane g on columns      -
+               columns), buffer[b] (the signs)        2g, 2g+1: ADDSUB (ADDSUB0
+                                                      if ``imm`` bit 0), subtract
+                                                      if buffer bit 2g+1
     WRITE_ROW  WRITE row a, all columns; data by      -                            -
                ``imm`` (``WriteSrc``): BUFFER
                buffer[b], ABS_DIFF the abs-diff
-               ``out``, TBUF transpose plane b
+               ``out``, TBUF transpose plane b,
+               FA_FS the FA/FS lanes' ``out`` into
+               the even columns only
     ERASE      ERASE the strip of row a               -                            -
     PROGRAM    PROGRAM row a, data as WRITE_ROW       -                            -
     REQUANT    -                                      -                            PPU step,
@@ -134,13 +143,14 @@ class Core(wiring.Component):
     For the one-row reductions ``row_w`` and ``row_min`` are 0 (so ``L1_FIRST`` loads the
     popcount). REQUANT's addend: ``d = 0`` the sum of all the subarrays' accumulators (mod
     ``2**acc_bits``: the dot product over the whole mat row), ``d = k + 1`` subarray k's
-    (``subarrays`` dot products side by side). Every other datapath opcode (FA_STEP,
-    CMP_STEP, BITCOUNT, RELU, POOL) is not implemented by this core and sets ``error``.
+    (``subarrays`` dot products side by side). Every other datapath opcode (CMP_STEP,
+    BITCOUNT, RELU, POOL) is not implemented by this core and sets ``error``.
 
     Hazards the program must respect (the compiler ``sim.compiler`` does, the model
     ``sim.core_model`` checks nothing but computes the same): a WRITE_ROW / PROGRAM taking the
     abs-diff ``out`` reads it at its S1, so the write-back of the difference bit of an FS_STEP
-    DIFF issued in cycle c must be issued in cycle c + 2 or later, before the next DIFF's S2;
+    DIFF issued in cycle c must be issued in cycle c + 2 or later, before the next DIFF's S2
+    (likewise a write from ``FA_FS`` and its FA_STEP);
     a WRITE_ROW / PROGRAM from the transpose buffer sees the GATHERs and CLEARs issued 2 or
     more cycles before it; a GATHER sees the words of REQUANTs issued 2 or more cycles before
     it; REQUANT reads the accumulators as left by every micro-op issued before it.
@@ -345,6 +355,10 @@ class Core(wiring.Component):
             m.submodules.min_lane = min_lane = MinLane(config=wide_cfg)
         if has_abs:
             m.submodules.abs_lane = abs_lane = AbsDiffLane(config=wide_cfg)
+        has_fa = "fa_fs" in lanes
+        if has_fa:                 # dima_binconv: one FA/FS lane per column pair (2g, 2g+1);
+            # columns are a multiple of 8 (AcceleratorConfig), so the pairs never straddle.
+            m.submodules.fa_lane = fa_lane = FaFs(config=cfg, lanes=width // 2)
         reds = []
         for k in range(k_sub):
             reds.append(ColumnReduce(config=cfg, l1_rows=has_min))
@@ -452,21 +466,23 @@ class Core(wiring.Component):
         src = {v: _equals(imm, v.value) for v in WriteSrc}
         write_data = Signal(width)
         src_bad = Signal()                         # WRITE_ROW / PROGRAM: a bad source
+        lane_data = {}                             # the lanes' write sources
         if has_abs:
-            m.d.comb += [
-                write_data.eq(Mux(src[WriteSrc.TBUF], plane,
-                                  Mux(src[WriteSrc.ABS_DIFF], abs_lane.out, w))),
-                src_bad.eq(Mux(src[WriteSrc.TBUF], ~_below(issue.b, n),
-                               Mux(src[WriteSrc.BUFFER] | src[WriteSrc.ABS_DIFF],
-                                   ~_below(issue.b, self._buffer_slots), 1))),
-            ]
-        else:                                      # no abs-diff lanes: ABS_DIFF is a bad source
-            m.d.comb += [
-                write_data.eq(Mux(src[WriteSrc.TBUF], plane, w)),
-                src_bad.eq(Mux(src[WriteSrc.TBUF], ~_below(issue.b, n),
-                               Mux(src[WriteSrc.BUFFER], ~_below(issue.b, self._buffer_slots),
-                                   1))),
-            ]
+            lane_data[WriteSrc.ABS_DIFF] = abs_lane.out
+        if has_fa:                                 # the sum bits into the even columns
+            lane_data[WriteSrc.FA_FS] = Cat(*[Cat(fa_lane.out[g], Const(0, 1))
+                                              for g in range(width // 2)])
+        data, slot_src = w, src[WriteSrc.BUFFER]
+        for v, d in lane_data.items():             # a missing lane's source is a bad source
+            data, slot_src = Mux(src[v], d, data), slot_src | src[v]
+        m.d.comb += [
+            write_data.eq(Mux(src[WriteSrc.TBUF], plane, data)),
+            src_bad.eq(Mux(src[WriteSrc.TBUF], ~_below(issue.b, n),
+                           Mux(slot_src, ~_below(issue.b, self._buffer_slots), 1))),
+        ]
+        write_mask = Signal(width)                 # FA_FS writes the even columns alone
+        even = Const(sum(1 << 2 * g for g in range(width // 2)), width)
+        m.d.comb += write_mask.eq(Mux(src[WriteSrc.FA_FS], even, ones) if has_fa else ones)
         # GATHER's address: patch base + term offset, used if the term's mask bit is set.
         g_offset = otab_r.data[:OFFSET_BITS]
         g_kpos = otab_r.data[OFFSET_BITS:]
@@ -499,6 +515,7 @@ class Core(wiring.Component):
                 for code, cmd in ((Opcode.READ, MacroCmd.READ), (Opcode.SHIFT_ACC, MacroCmd.READ),
                                   (Opcode.MIN_STEP, MacroCmd.READ),
                                   (Opcode.FS_STEP, MacroCmd.READ),
+                                  (Opcode.FA_STEP, MacroCmd.READ),
                                   (Opcode.AND_FU, MacroCmd.AND_FU),
                                   (Opcode.AND2, MacroCmd.AND2), (Opcode.OR2, MacroCmd.OR2),
                                   (Opcode.WRITE_ROW, MacroCmd.WRITE),
@@ -507,8 +524,10 @@ class Core(wiring.Component):
                     if code not in ops:             # no route of this core has its lanes
                         continue
                     with m.Case(code):
+                        mask = (write_mask if code in (Opcode.WRITE_ROW, Opcode.PROGRAM)
+                                else ones)
                         m.d.comb += array_cmd(cmd, issue.a[:row_bits], issue.b[:row_bits], w,
-                                              write_data, ones)
+                                              write_data, mask)
                         checks = ~row_ok
                         if code in (Opcode.AND2, Opcode.OR2):
                             checks = checks | ~row_b_ok
@@ -570,6 +589,19 @@ class Core(wiring.Component):
                 abs_lane.x_b.eq(sensed), abs_lane.w_b.eq(w1), abs_lane.first.eq(imm1[0]),
                 abs_lane.op.eq(Mux(is_fs, Mux(imm1[1], AbsDiffOp.DIFF, AbsDiffOp.SIGN),
                                    AbsDiffOp.HOLD)),
+            ]
+        if has_fa:                 # FA_STEP: lane g adds / subtracts column 2g+1 to column 2g
+            is_fa = Signal()
+            with m.Switch(op1):
+                with m.Case(Opcode.FA_STEP):
+                    m.d.comb += is_fa.eq(v1)
+                with m.Default():
+                    m.d.comb += is_fa.eq(0)
+            m.d.comb += [
+                fa_lane.a.eq(sensed[0::2]), fa_lane.b.eq(sensed[1::2]),
+                fa_lane.sub.eq(w1[1::2]),
+                fa_lane.op.eq(Mux(is_fa, Mux(imm1[0], FaFsOp.ADDSUB0, FaFsOp.ADDSUB),
+                                  FaFsOp.HOLD)),
             ]
         # GATHER: one word of the data memory into column a1 of every plane.
         out_bits = len(self.out_raddr)

@@ -16,7 +16,10 @@ class FaFsOp(enum.Enum, shape=3):
     in and out (seed 002 3-column activation into the FA/FS unit). ``CLEAR``: latch to 0.
     ``SUM`` / ``CARRY``: the seed-000 reconfigurable full adder in sum mode (out = a^b^latch,
     latch kept) or carry mode (out = majority(a, b, latch), written into the latch: the
-    single-cycle carry-chain update).
+    single-cycle carry-chain update). ``ADDSUB``: lane by lane ``ADD`` or ``SUB`` as ``sub``
+    says (the seed-002 binary-weight convolver: the sign of each lane's weight picks add or
+    subtract of its input); ``ADDSUB0``: the same with carry / borrow in 0 (bit 0 of an
+    add/sub: no separate ``CLEAR`` cycle).
     """
     HOLD  = 0
     ADD   = 1
@@ -24,6 +27,8 @@ class FaFsOp(enum.Enum, shape=3):
     CLEAR = 3
     SUM   = 4
     CARRY = 5
+    ADDSUB = 6
+    ADDSUB0 = 7
 
 
 class FaFs(wiring.Component):
@@ -39,19 +44,24 @@ class FaFs(wiring.Component):
     Parameters
     ----------
     config : AcceleratorConfig
-        ``config.columns`` lanes are built.
+        ``config.columns`` lanes are built, unless ``lanes`` says otherwise.
+    lanes : int or None
+        Number of lanes (default ``config.columns``); the core's ``dima_binconv`` route has
+        one per column pair.
 
     Members
     -------
     op : In(FaFsOp)
         Operation of this cycle.
-    a : In(columns)
+    a : In(lanes)
         First operand bit of each lane (the minuend for ``SUB``).
-    b : In(columns)
+    b : In(lanes)
         Second operand bit of each lane (the subtrahend for ``SUB``).
-    out : Out(columns)
+    sub : In(lanes)
+        ``ADDSUB`` / ``ADDSUB0``: lane g subtracts if bit g is set, else adds.
+    out : Out(lanes)
         Sum / difference (or, after ``CARRY``, carry) bit of the last operation. Reset 0.
-    latch : Out(columns)
+    latch : Out(lanes)
         Carry or borrow latch. Reset 0.
 
     Raises
@@ -60,13 +70,16 @@ class FaFs(wiring.Component):
         ``config`` is not an :class:`~rtl.config.AcceleratorConfig`.
     """
 
-    def __init__(self, *, config):
+    def __init__(self, *, config, lanes=None):
         self._config = check_config(config)
-        n = config.columns
+        n = config.columns if lanes is None else lanes
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"lanes must be a positive int, not {lanes!r}")
         super().__init__({
             "op":    In(FaFsOp),
             "a":     In(n),
             "b":     In(n),
+            "sub":   In(n),
             "out":   Out(n),
             "latch": Out(n),
         })
@@ -81,6 +94,9 @@ class FaFs(wiring.Component):
         s = a ^ b ^ c
         carry = (a & b) | (a & c) | (b & c)
         borrow = (~a & b) | (~a & c) | (b & c)
+        # ADDSUB0: carry / borrow in 0, so sum a ^ b, carry a & b, borrow ~a & b.
+        s0 = a ^ b
+        c0 = (~self.sub & a & b) | (self.sub & ~a & b)
         with m.Switch(self.op):
             with m.Case(FaFsOp.ADD):
                 m.d.sync += [self.out.eq(s), c.eq(carry)]
@@ -92,8 +108,13 @@ class FaFs(wiring.Component):
                 m.d.sync += self.out.eq(s)
             with m.Case(FaFsOp.CARRY):
                 m.d.sync += [self.out.eq(carry), c.eq(carry)]
+            with m.Case(FaFsOp.ADDSUB):
+                m.d.sync += [self.out.eq(s),
+                             c.eq((~self.sub & carry) | (self.sub & borrow))]
+            with m.Case(FaFsOp.ADDSUB0):
+                m.d.sync += [self.out.eq(s0), c.eq(c0)]
             with m.Default():
-                # HOLD and the unused codes 6, 7; spelled out so that the exported case is
-                # complete (Verilator CASEINCOMPLETE otherwise).
+                # HOLD; spelled out so that the exported case is complete (Verilator
+                # CASEINCOMPLETE otherwise).
                 m.d.sync += [self.out.eq(self.out), c.eq(c)]
         return m

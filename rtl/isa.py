@@ -73,8 +73,9 @@ class Opcode(enum.Enum, shape=OP_BITS):
 
     Datapath micro-ops (issued with resolved operands; see :data:`OPERANDS` for a / b / d / imm):
     ``WRITE_ROW`` / ``ERASE`` / ``PROGRAM`` / ``READ`` / ``AND_FU`` / ``AND2`` / ``OR2`` are the
-    array commands of ``rtl.mtj_array.MacroCmd``; ``FA_STEP`` / ``FS_STEP`` one full add /
-    subtract bit step (``rtl.fa_fs``); ``CMP_STEP`` / ``MIN_STEP`` one MSB-first step of the
+    array commands of ``rtl.mtj_array.MacroCmd``; ``FA_STEP`` one add-or-subtract bit step of
+    the FA/FS lanes (``rtl.fa_fs``, seed 002 Fig. 4a), ``FS_STEP`` one of the abs-diff lanes
+    (``rtl.abs_diff_lane``); ``CMP_STEP`` / ``MIN_STEP`` one MSB-first step of the
     compare / min lanes (``rtl.min_lane``, ``rtl.abs_diff_lane``); ``BITCOUNT`` the per-column
     bit-counter; ``SHIFT_ACC`` the reduction unit (``rtl.column_reduce``); ``REQUANT`` /
     ``RELU`` / ``POOL`` the post-processing unit; ``MOVE`` moves data on chip (:class:`MoveOp`).
@@ -121,6 +122,7 @@ class WriteSrc(enum.Enum, shape=IMM_BITS):
     BUFFER   = 0     # weight-buffer slot b
     ABS_DIFF = 1     # the abs-diff lanes' out
     TBUF     = 2     # transpose-buffer plane b
+    FA_FS    = 3     # the FA/FS lanes' sum bits, into the even columns only (dima_binconv)
 
 
 #: Address tables of the gather (``rtl.core.Core``): an offset-table entry is ``offset``
@@ -139,16 +141,18 @@ DATAPATH_OPS = tuple(op for op in Opcode if op not in CONTROL_OPS)
 
 #: Per datapath opcode, the meaning of each field it uses (the assembler rejects the others).
 #: Rows are array rows; a "slot" is a word of the weight / operand buffer. The meanings are
-#: those of ``rtl.core.Core`` for the opcodes it executes (``rtl.core.CORE_OPS``); FA_STEP,
-#: CMP_STEP, BITCOUNT, RELU and POOL are reserved for other datapaths (the core flags them).
+#: those of ``rtl.core.Core`` for the opcodes it executes (``rtl.core.CORE_OPS``); CMP_STEP,
+#: BITCOUNT, RELU and POOL are reserved for other datapaths (the core flags them).
 OPERANDS: dict[Opcode, dict[str, str]] = {
     Opcode.WRITE_ROW: {"a": "row to write",
                        "b": "buffer slot (BUFFER) or transpose-buffer plane (TBUF) of the data",
-                       "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out) or TBUF"},
+                       "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out), TBUF or "
+                              "FA_FS (the FA/FS lanes' sum bits, even columns only)"},
     Opcode.ERASE:     {"a": "any row of the strip to erase to AP = 0"},
     Opcode.PROGRAM:   {"a": "row to program (1-bits to P)",
                        "b": "buffer slot (BUFFER) or transpose-buffer plane (TBUF) of the data",
-                       "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out) or TBUF"},
+                       "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out), TBUF or "
+                              "FA_FS (the FA/FS lanes' sum bits, even columns only)"},
     Opcode.READ:      {"a": "row to sense", "imm": "rtl.column_reduce.ReduceOp on its popcount"},
     Opcode.AND_FU:    {"a": "row", "b": "buffer slot driven on the FU line",
                        "imm": "rtl.column_reduce.ReduceOp on the popcount of the AND"},
@@ -156,8 +160,11 @@ OPERANDS: dict[Opcode, dict[str, str]] = {
                        "imm": "rtl.column_reduce.ReduceOp on the popcount of the AND"},
     Opcode.OR2:       {"a": "first row", "b": "second row",
                        "imm": "rtl.column_reduce.ReduceOp on the popcount of the OR"},
-    Opcode.FA_STEP:   {"a": "row of x_b", "b": "row of y_b", "d": "row for the sum bit",
-                       "imm": "rtl.fa_fs.FaFsOp (CLEAR the latch first / ADD / SUM / CARRY)"},
+    Opcode.FA_STEP:   {"a": "row of bit b: accumulator bit in the even column 2g, input bit in "
+                              "the odd column 2g+1 of each column pair (3-column activation)",
+                       "b": "buffer slot of the sign word: bit 2g+1 set, lane g subtracts",
+                       "imm": "bit 0: first (bit 0 of an add/sub, carry / borrow in 0) of the "
+                              "FA/FS lanes (rtl.fa_fs, ADDSUB)"},
     Opcode.FS_STEP:   {"a": "row of x_b", "b": "buffer slot of w_b",
                        "imm": "bit 0: first (bit 0 of a pass, borrow in 0); bit 1: DIFF pass "
                               "(else the SIGN pass) of rtl.abs_diff_lane"},

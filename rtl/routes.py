@@ -28,8 +28,10 @@ __all__ = ["LANES", "BASE_OPS", "BASE_WRITE_SOURCES", "RouteHardware", "ROUTES",
 #: Periphery lanes the core can instantiate, one per mat column each:
 #: ``min`` -- the two-flag MSB-first min lanes (``rtl.min_lane``), MIN_STEP;
 #: ``abs_diff`` -- the seed-000 abs-diff lanes (``rtl.abs_diff_lane``), FS_STEP and the
-#: ``WriteSrc.ABS_DIFF`` write-back of the difference bit.
-LANES = ("min", "abs_diff")
+#: ``WriteSrc.ABS_DIFF`` write-back of the difference bit;
+#: ``fa_fs`` -- the seed-002 FA/FS lanes (``rtl.fa_fs``), one per column pair (2g, 2g+1),
+#: FA_STEP and the ``WriteSrc.FA_FS`` write-back of the sum bit into the even columns.
+LANES = ("min", "abs_diff", "fa_fs")
 
 #: Micro-ops every core executes, whatever its routes: the array commands (the sense
 #: amplifier's read / AND-with-FU / two-row AND / OR, the write, erase and program), the
@@ -144,3 +146,8 @@ register_route(RouteHardware(
     name="and_bitcount",
     summary="seed 001 eq. 1: AND of input and weight bit-planes on the FU line, bit-count, "
             "shift and add (multiply layers)"))
+register_route(RouteHardware(
+    name="dima_binconv", lanes=("fa_fs",), opcodes=(Opcode.FA_STEP,),
+    write_sources=(WriteSrc.FA_FS,),
+    summary="seed 002 Fig. 4a: the binary-weight convolver's bit-serial add/sub, the weight's "
+            "sign picking add or subtract per lane, each sum bit written back (2n cycles)"))

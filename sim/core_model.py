@@ -12,7 +12,8 @@ pipeline stages:
   line), the transpose-buffer read of a ``WRITE_ROW`` / ``PROGRAM`` from ``TBUF`` and the
   gather's table look-up; written rows are visible to a sense in c + 1;
 * S2 (c + 1): the lanes of the configuration's routes (``sim.routes``: the min lanes of
-  ``write_free``, the abs-diff lanes of ``abs_diff``) on the sensed row and the registered
+  ``write_free``, the abs-diff lanes of ``abs_diff``, the FA/FS lanes of ``dima_binconv``) on
+  the sensed row and the registered
   buffer word; the gather's data-memory read and its write
   into the transpose buffer, the transpose buffer's CLEAR;
 * S3 (c + 2): the reduction unit (``rtl.column_reduce``), the PPU (``rtl.ppu``, writing the data
@@ -25,7 +26,8 @@ exact:
 
 * the abs-diff lanes' ``out``: written at the end of the S2 cycle of an FS_STEP DIFF (issue c,
   visible from c + 2 on) and read at the S1 of a WRITE_ROW / PROGRAM from ``ABS_DIFF``. The
-  model keeps the last two values with the issue cycle of the DIFF that wrote the newer one;
+  model keeps the last two values with the issue cycle of the DIFF that wrote the newer one
+  (the FA/FS lanes' ``out``, FA_STEP and ``FA_FS``, likewise);
 * the transpose buffer: written by GATHER / CLEAR at the end of their S2 (issue c, visible from
   c + 2 on), read at the S1 of a write from ``TBUF``. The model queues the GATHER / CLEAR
   effects and applies those issued two or more cycles before a ``TBUF`` write before it reads;
@@ -77,7 +79,7 @@ dropped (the PPU does not step).
 
 Sensing faults (``rtl.mtj_array``, ``golden.array``): :meth:`CoreModel.set_faults` is the core's
 ``fault_seed`` / ``fault_threshold`` / ``fault_load`` / ``fault_en``. While enabled, every sense
-command the array sees (READ for READ / SHIFT_ACC / MIN_STEP / FS_STEP, AND_FU, AND2, OR2,
+command the array sees (READ for READ / SHIFT_ACC / MIN_STEP / FS_STEP / FA_STEP, AND_FU, AND2, OR2,
 including one from the host) advances every column's 32-bit LFSR by 16 steps and inverts the
 sensed bit of each column whose 16 fresh bits are below the threshold; nothing else moves the
 LFSRs. The LFSRs are kept bit-sliced, as 32 row ints (plane ``j`` holds bit ``j`` of every
@@ -130,7 +132,8 @@ CORE_OPS = frozenset({Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2,
                       Opcode.PROGRAM, Opcode.REQUANT, Opcode.MOVE})
 # Opcode values, for the per-micro-op loop.
 _CORE_CODES = frozenset(op.value for op in CORE_OPS)
-_SLOT_CODES = frozenset(op.value for op in (Opcode.AND_FU, Opcode.MIN_STEP, Opcode.FS_STEP))
+_SLOT_CODES = frozenset(op.value for op in (Opcode.AND_FU, Opcode.MIN_STEP, Opcode.FS_STEP,
+                                            Opcode.FA_STEP))
 _WRITE_CODES = frozenset(op.value for op in (Opcode.WRITE_ROW, Opcode.PROGRAM))
 _REQUANT, _ERASE, _WRITE_ROW = Opcode.REQUANT.value, Opcode.ERASE.value, Opcode.WRITE_ROW.value
 _AND_FU, _AND2, _OR2 = Opcode.AND_FU.value, Opcode.AND2.value, Opcode.OR2.value
@@ -341,6 +344,8 @@ class CoreModel:
         self._lane_ops = {code: step for lm in self._lanes for code, step in lm.ops.items()}
         self._lane_srcs = {src: data for lm in self._lanes
                            for src, data in lm.write_sources.items()}
+        self._lane_masks = {src: mask for lm in self._lanes
+                            for src, mask in lm.write_masks.items()}
         # PPU state.
         self._psum = 0
         self._pool = 0
@@ -817,12 +822,14 @@ class CoreModel:
                            f"rows={rows}")
             ra = a & row_mask
             if code in _WRITE_CODES:
+                wmask = self._ones             # a lane's source may write some columns only
                 if imm == _SRC_BUFFER or imm in lane_srcs:
                     if b >= slots:
                         self._fail(f"cycle {c}: {Opcode(code).name} slot b={b} is not below "
                                    f"buffer_slots={slots}")
                     if imm in lane_srcs:   # a lane's output, as at the start of cycle c
                         data = lane_srcs[imm](c)
+                        wmask = self._lane_masks.get(imm, self._ones)
                     else:
                         data = buf[b & (slots - 1)]
                 elif imm == _SRC_TBUF:
@@ -840,12 +847,12 @@ class CoreModel:
                 if code == _WRITE_ROW:
                     cmd = MacroCmd.WRITE
                     self._writes += 1
-                    self._bits_written += width
+                    self._bits_written += wmask.bit_count()
                 else:
                     cmd = MacroCmd.PROGRAM
                     self._programs += 1
-                    self._bits_programmed += data.bit_count()
-                self._array_command(cmd, ra, data, code, a, c)
+                    self._bits_programmed += (data & wmask).bit_count()
+                self._array_command(cmd, ra, data, code, a, c, wmask)
                 continue
             if code == _ERASE:
                 self._erases += 1
@@ -917,10 +924,12 @@ class CoreModel:
                     if len(seg_log) > _SEG_LOG_MAX:
                         self._segments()
 
-    def _array_command(self, cmd, ra, data, code, a, c) -> None:
-        """A write command of a micro-op (``ra`` the row operand as the port truncates it)."""
+    def _array_command(self, cmd, ra, data, code, a, c, mask=None) -> None:
+        """A write command of a micro-op (``ra`` the row operand as the port truncates it;
+        ``mask`` the columns written, default all)."""
         if ra < self.rows:
-            _, _, why = self._array_write(cmd, ra, data, self._ones)
+            _, _, why = self._array_write(cmd, ra, data,
+                                          self._ones if mask is None else mask)
         else:
             self._array_failed = True
             why = f"row {ra} is not below rows={self.rows}"

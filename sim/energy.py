@@ -31,8 +31,11 @@ with the terms of :func:`op_costs` (which array access, how many gates toggle; e
 are those of ``rtl.core``: a sensed row of READ / AND_FU / AND2 / OR2 / MIN_STEP goes through
 the column popcount into the accumulator; MIN_STEP and FS_STEP sense one row (w_b comes from
 the weight buffer); the abs-diff write-back is its own WRITE_ROW / PROGRAM micro-op; REQUANT
-writes the output SRAM, not the array. ``FA_STEP`` (not executed by the core) is charged two
-reads and its write-back. Control instructions (NOP, HALT, LOOP, ENDLOOP) cost no datapath
+writes the output SRAM, not the array. ``FA_STEP`` (route ``dima_binconv``) senses one row and
+steps one FA/FS lane per column pair; its sum-bit write-back is its own WRITE_ROW, charged as a
+full-row write (an upper bound, 2x the cells: it drives the even columns only, and the
+counters do not say which source a WRITE_ROW wrote). Control instructions (NOP, HALT, LOOP,
+ENDLOOP) cost no datapath
 energy. The host's loads (``estimate(host=...)``: array commands, or the data-memory words
 of the input image) cost the same energy as the micro-op (WRITE_ROW / ERASE / PROGRAM, MOVE)
 per command, in the class "loading data". ``MOVE`` (rtl.core's on-chip data movement: a
@@ -281,7 +284,8 @@ def op_costs(config: AcceleratorConfig) -> dict[Opcode, OpCost]:
         Opcode.AND2: OpCost(a["sense2_fj"], sense + pop, 0.0, acc),
         Opcode.OR2: OpCost(a["sense2_fj"], sense + pop, 0.0, acc),
         Opcode.WRITE_ROW: OpCost(wr, sense),
-        Opcode.FA_STEP: OpCost(2 * rd + wr, 2 * sense + _v("fa_fs_gates")),
+        # one FA/FS lane per column pair (rtl.core, dima_binconv): half a lane per column
+        Opcode.FA_STEP: OpCost(rd, sense + 0.5 * _v("fa_fs_gates")),
         Opcode.FS_STEP: OpCost(rd, sense + _v("fa_fs_gates")),
         Opcode.CMP_STEP: OpCost(2 * rd, 2 * sense + _v("cmp_gates")),
         Opcode.MIN_STEP: OpCost(rd, sense + _v("min_gates") + 3 * pop, 0.0, acc),

@@ -304,6 +304,41 @@ def test_fa_fs_wide(data):
     assert ((diff >= 0) & (diff < (1 << n))).all()
 
 
+@pytest.mark.parametrize("n", SMALL)
+def test_fa_fs_addsub_exhaustive(n):
+    # every (a, b) pair, each once added and once subtracted, lanes mixing both signs
+    a, b = all_pairs(n)
+    a, b = np.concatenate([a, a]), np.concatenate([b, b])
+    sub = np.repeat(np.array([0, 1], np.uint8), a.size // 2)
+    got, steps = pim.fa_fs_addsub(a, b, sub, n)
+    np.testing.assert_array_equal(got, np.where(sub == 1, a - b, a + b) % (1 << n))
+    assert steps == {"reads": n, "writes": n, "cycles": 2 * n, "bits_written": n * a.size}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_fa_fs_addsub_wide_accumulates(data):
+    # the binary-weight convolver: acc + sum_k s_k x_k, one add/sub per term, == integers
+    n = data.draw(WIDE)
+    lanes = data.draw(st.integers(1, 16))
+    terms = data.draw(st.integers(1, 9))
+    acc0 = data.draw(uint_arrays(n, (lanes,)))
+    acc = acc0
+    want = acc0.astype(np.int64)
+    for _ in range(terms):
+        x = data.draw(uint_arrays(n - 2, (lanes,))).astype(np.int64)
+        s = data.draw(arrays(np.uint8, (lanes,), elements=st.integers(0, 1)))
+        acc, steps = pim.fa_fs_addsub(acc, x, s, n)
+        want = want + np.where(s == 1, -x, x)
+        assert steps["cycles"] == 2 * n
+    np.testing.assert_array_equal(acc, want % (1 << n))
+
+
+def test_fa_fs_addsub_refuses_bad_sign():
+    with pytest.raises(ValueError, match="subtract must hold only bits"):
+        pim.fa_fs_addsub(np.array([1]), np.array([1]), np.array([2]), 4)
+
+
 def test_fa_fs_corners():
     top = np.array([(1 << 16) - 1])
     np.testing.assert_array_equal(pim.fa_fs_add(top, top, 16)[0], 2 * top)

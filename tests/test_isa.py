@@ -67,7 +67,7 @@ def test_decode_errors():
      "AND2: a.stride must be in [-8, 7], not 8"),
     (lambda: asm.and2(a=0, b=asm.rel(1, level=4)), ValueError,
      "AND2: b.level must be in [0, 3], not 4"),
-    (lambda: asm.fa_step(a=0, b=0, d=0, imm=32), ValueError,
+    (lambda: asm.fa_step(a=0, b=0, imm=32), ValueError,
      "FA_STEP: imm must be in [0, 31], not 32"),
     (lambda: asm.loop(count=0), ValueError, "LOOP: count must be in [1, 65536], not 0"),
     (lambda: asm.loop(count=65537), ValueError, "LOOP: count must be in [1, 65536], not 65537"),
@@ -108,8 +108,8 @@ def test_every_datapath_op_has_an_assembler_function():
 def test_disassemble():
     assert asm.disassemble(encode(asm.loop(count=3))) == "loop count=3"
     assert asm.disassemble(encode(asm.halt())) == "halt"
-    word = encode(asm.fa_step(a=asm.rel(16), b=asm.rel(40, stride=-2, level=2), d=9, imm=1))
-    assert asm.disassemble(word) == "fa_step a=16+1*i0 b=40-2*i2 d=9 imm=1"
+    word = encode(asm.pool(a=asm.rel(16), b=asm.rel(40, stride=-2, level=2), d=9, imm=1))
+    assert asm.disassemble(word) == "pool a=16+1*i0 b=40-2*i2 d=9 imm=1"
     assert asm.disassemble(31) == ".word 0x000000000000001f"
 
 

@@ -5,7 +5,8 @@ micro-ops of its dot product, and how the cycle model executes its lanes' micro-
 (``rtl.core.Core``) and the cycle model (``sim.core_model.CoreModel``) are generated from a
 configuration's ``routes``; the compiler (``sim.compiler``) maps each layer onto one of them
 (:func:`route_for`). Routes of the seed systems: ``write_free`` (ours), ``abs_diff`` (seed
-000), ``and_bitcount`` (seed 001 eq. 1).
+000), ``and_bitcount`` (seed 001 eq. 1), ``dima_binconv`` (seed 002 Fig. 4a: the FA/FS step,
+no layer mapped yet).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from rtl.config import PRESETS
 
 # Importing a route's module registers it; in the order rtl.routes registers the hardware
 # halves, so that messages list the routes in one order.
-from . import abs_diff, write_free, and_bitcount
+from . import abs_diff, write_free, and_bitcount, dima_binconv
 from .base import ROUTES, LaneModel, Route, get_route, op, register_route
 
 __all__ = ["ROUTES", "Route", "LaneModel", "get_route", "register_route", "op", "route_for",
-           "RouteError", "abs_diff", "and_bitcount", "write_free"]
+           "RouteError", "abs_diff", "and_bitcount", "write_free", "dima_binconv"]
 
 
 class RouteError(ValueError):

@@ -48,7 +48,9 @@ class LaneModel:
     ``(row_w, row_min)`` for the reduction unit (S3 reduces ``x`` with them by the ``ReduceOp``
     in ``imm``), or ``None`` when the micro-op does not reduce. ``write_sources`` maps a
     ``WriteSrc`` value to ``data(c)``: the row a ``WRITE_ROW`` / ``PROGRAM`` issued in cycle
-    ``c`` writes from that source. :meth:`start` is the core's ``start``.
+    ``c`` writes from that source; ``write_masks`` maps such a source to the columns its
+    writes drive (a row; a source not listed writes every column). :meth:`start` is the
+    core's ``start``.
 
     Parameters
     ----------
@@ -60,6 +62,7 @@ class LaneModel:
         self._ones = ones
         self.ops: dict = {}
         self.write_sources: dict = {}
+        self.write_masks: dict = {}
 
     def start(self) -> None:
         """The core's ``start`` (most lane registers keep their value across runs)."""

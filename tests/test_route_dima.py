@@ -1,0 +1,109 @@
+"""The ``dima_binconv`` route (seed 002 Fig. 4a) on the cycle model: the FA/FS step's
+bit-serial add/sub chains against plain integers and ``golden.pim``, the 2n-cycle schedule, the
+counted sum-bit writes, and a core without the route refusing its micro-op and write source.
+The same chains run on the RTL core in ``cocotb_tests/test_core_dima.py``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cocotb_tests.test_core_dima import (
+    buffer_image, chain_case, chain_program, golden_chain, readout_program, small_config,
+)
+from rtl.isa import Opcode, WriteSrc
+from rtl.mtj_array import MacroCmd
+from sim import asm
+from sim.core_model import CoreModel, unpack_row
+from sim.routes import get_route
+from sim.routes.dima_binconv import addsub_program
+
+SEED = 20261130
+
+
+def _load(model, case, width, terms):
+    for r, bits in sorted(case["rows"].items()):
+        model.array_command(MacroCmd.WRITE, r, bits)
+    for slot, word in enumerate(buffer_image(case, width, terms)):
+        model.write_buffer(slot, word)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8])
+@pytest.mark.parametrize("corner", [None, "max", "zero"])
+def test_chain_on_the_cycle_model(n, corner):
+    rng = np.random.default_rng(SEED + n)
+    config = dataclasses.replace(small_config(), operand_bits=max(n, 2))
+    width = config.columns * config.subarrays_per_mat
+    terms = 5
+    model = CoreModel(config)
+    model.write_table(0, 0, 0, 0)
+    for trial in range(3):
+        case = chain_case(rng, width, n, terms, corner=corner)
+        np.testing.assert_array_equal(golden_chain(case, n), case["want"])
+        _load(model, case, width, terms)
+        run = model.run(chain_program(n, terms))
+        assert not run.error, run.reason
+        # every lane's result, from the array's cells (even columns of the last group)
+        got = sum(unpack_row(model._cells[n * terms + b], width)[0::2].astype(np.int64) << b
+                  for b in range(n))
+        np.testing.assert_array_equal(got, case["want"], err_msg=f"n={n} trial {trial}")
+        # the odd columns of the last group kept what the host wrote
+        for b in range(n):
+            np.testing.assert_array_equal(model.read_row(n * terms + b)[1::2],
+                                          case["rows"][n * terms + b][1::2])
+        # each sum bit is a real array write of the even columns
+        assert run.counters["fa_step"] == run.counters["write_row"] == run.writes == n * terms
+        assert run.bits_written == n * terms * width // 2
+        # the on-chip readout the RTL test uses gives the same values
+        out = model.run(readout_program(n * terms, n, width, terms)).out
+        assert list(out[0::2]) == case["want"].tolist()
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 8, 16])
+def test_an_add_sub_takes_2n_cycles(n):
+    config = dataclasses.replace(small_config(), operand_bits=8)
+    model = CoreModel(config)
+    body = addsub_program(0, n, n, 0)
+    assert len(body) == 2 * n
+    assert [i.op for i in body].count(Opcode.FA_STEP) == n
+    assert [i.op for i in body].count(Opcode.WRITE_ROW) == n
+    one = model.run(asm.assemble(body + [asm.halt()])).counters["cycles"]
+    two = model.run(asm.assemble(body + addsub_program(0, n, n, 0) + [asm.halt()]))
+    assert two.counters["cycles"] - one == 2 * n
+
+
+def test_one_bit_add_needs_a_nop():
+    assert [i.op for i in addsub_program(0, 1, 1, 0)] == [Opcode.FA_STEP, Opcode.NOP,
+                                                         Opcode.WRITE_ROW]
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(r0=0, d0=0, n=0, slot=0), r"^n must be an int >= 1, not 0$"),
+    (dict(r0=-1, d0=0, n=4, slot=0), r"^r0 must be an int >= 0, not -1$"),
+    (dict(r0=0, d0=0, n=4, slot=True), r"^slot must be an int >= 0, not True$"),
+])
+def test_addsub_program_refuses_bad_input(kw, match):
+    with pytest.raises(ValueError, match=match):
+        addsub_program(**kw)
+
+
+def test_a_core_without_the_route_flags_its_micro_op_and_source():
+    config = dataclasses.replace(small_config(), routes=("abs_diff", "and_bitcount"))
+    model = CoreModel(config)
+    run = model.run(asm.assemble([asm.fa_step(a=0, b=0, imm=1), asm.halt()]))
+    assert run.error and "FA_STEP is not implemented" in run.reason
+    run = model.run(asm.assemble([asm.write_row(a=0, b=0, imm=WriteSrc.FA_FS.value),
+                                  asm.halt()]))
+    assert run.error and run.reason.endswith("is not a WriteSrc of this core (BUFFER, "
+                                             "ABS_DIFF, TBUF)")
+
+
+def test_the_route_maps_no_layer_yet():
+    from golden.model import bundled_model_path, load_model
+    route = get_route("dima_binconv")
+    model = load_model(bundled_model_path("digits_addnet"))
+    assert not any(route.maps(layer) for layer in model.layers)
+    with pytest.raises(NotImplementedError, match="not built"):
+        route.dot(None, 0, None, None, None)
