@@ -127,19 +127,36 @@ def _case_models(rng, n_images):
 
 
 async def _run_cases(dut, cases, config, seed):
-    from sim.compiler import compile_model
+    """Every stage == golden; the counters (cycles, stalls, every opcode) of every image ==
+    the cycle model's (``sim.core_model``) and the compiler's static profile."""
+    from sim.compiler import compile_model, run_compiled
+    from sim.core_model import CoreModel
     host = CoreHost(dut, config)
     await host.reset()
     for name, model, x in cases:
         compiled = compile_model(model, config)
         await host.load_compiled(compiled)
+        ref = CoreModel(config, subarrays=compiled.subarrays)
         for i, image in enumerate(x):
             trace = [np.asarray(t)[0] for t in infer_int(model, image[None], trace=True)]
+            where = f"{BLOCK}: {name} ({config.dataflow}), image {i}"
             try:
                 outputs, counters = await host.infer(compiled, image, golden_trace=trace)
             except AssertionError as e:
-                raise AssertionError(f"{BLOCK}: {name} ({config.dataflow}), image {i}: {e} "
+                raise AssertionError(f"{where}: {e} "
                                      f"(seed {seed}; rerun with SPINPIM_SEED={seed})") from None
+            modelled = run_compiled(compiled, image, ref, load_weights=i == 0).counters
+            static = {k: sum(c.micro_ops[k] for st in compiled.stages for c in st.chunks)
+                      for k in counters}
+            for key in counters:
+                assert counters[key] == modelled[key] == static[key], (
+                    f"{where}: counter {key}: rtl {counters[key]}, cycle model "
+                    f"{modelled[key]}, compiler profile {static[key]} (seed {seed})")
+            # Device timing: an STT write-back (2 cycles at 133 MHz) holds the next micro-op.
+            writes = counters["write_row"] + counters["program"] + counters["erase"]
+            assert (counters["stalls"] > 0) == (config.has_stalls and writes > 0), (
+                f"{where}: {counters['stalls']} stall cycles with stall table "
+                f"{config.stalls} and {writes} array writes")
             dut._log.info("%s image %d: %d cycles (%s); wall s %s", name, i, counters["cycles"],
                           ", ".join(f"{s['name']}: {s['mode']}" for s in host.last_stages),
                           {k: round(v, 2) for k, v in host.wall.items()})
@@ -218,6 +235,68 @@ async def core_micro_ops(dut):
                 f"(x {x.tolist()}, w {w.tolist()}; seed {seed}, rerun with SPINPIM_SEED={seed})")
             if name == "write_free":
                 assert counters["min_step"] == 8, counters
+
+
+def _stall_program():
+    """A program of writes (STT: 2 cycles at 133 MHz) and the holds it must see, by hand: a
+    write holds the micro-op right after it one cycle, a NOP or LOOP between absorbs it."""
+    from rtl.column_reduce import ReduceOp as R
+    from rtl.ppu import PpuMode, ppu_imm
+    from sim import asm
+    instrs = [
+        asm.write_row(a=0, b=0, imm=0),                  # k0 (hold 0)
+        asm.read(a=0, imm=R.L1_FIRST.value),             # k1 right after a write: hold 1
+        asm.write_row(a=1, b=1, imm=0),                  # k2 after a read: 0
+        asm.nop(),                                       #    the NOP absorbs the busy cycle
+        asm.read(a=1, imm=R.ADD.value),                  # k3: 0
+        asm.write_row(a=2, b=2, imm=0),                  # k4: 0
+        asm.loop(count=3),                               #    the LOOP absorbs it
+        asm.write_row(a=asm.rel(3), b=asm.rel(3), imm=0),  # k5 0, k6 1, k7 1 (ENDLOOP folded)
+        asm.endloop(),
+        asm.read(a=5, imm=R.ADD.value),                  # k8 after a write: 1
+        asm.requant(a=0, d=0, imm=ppu_imm(clear=True, emit=True, mode=PpuMode.LOGIT)),  # k9
+        asm.halt(),
+    ]
+    return asm.assemble(instrs), [0, 1, 0, 0, 0, 0, 1, 1, 1, 0]
+
+
+@cocotb.test()
+async def core_device_stalls(dut):
+    """Device timing: STT writes of 2 cycles hold the next micro-op; the counters (cycles,
+    stalls) == the instruction-set reference with the holds given by hand and == the cycle
+    model; the written rows read back (the output)."""
+    from sim.core_model import CoreModel
+    from sim.isa_model import run_program
+    p = load_params()
+    if p["case"] != "micro":
+        return
+    rng_py, seed = make_rng(p, "core_device_stalls")
+    rng = np.random.default_rng(rng_py.getrandbits(64))
+    config = CONFIGS[(p["case"], p["label"])]()
+    assert config.stalls["write"] == 2, config.stalls
+    cols = config.columns
+    host = CoreHost(dut, config)
+    await host.reset()
+    model = CoreModel(config)
+    words, holds = _stall_program()
+    want = run_program(words, stall=holds, depth=1024)
+    for t in range(3):
+        rows = rng.integers(0, 2, (6, cols)).astype(np.uint8)
+        await host.write_buffer(rows)
+        await host.write_table([0], [0], [0])
+        for slot, row in enumerate(rows):
+            model.write_buffer(slot, row)
+        model.write_table(0, 0, 0, 0)
+        counters = await host.run(words, max_cycles=200)
+        got = (await host.read_outputs(1))[0]
+        ref = model.run(words)
+        expect = int(rows[0].sum() + rows[1].sum() + rows[5].sum())
+        where = f"{BLOCK}: stall program, trial {t} (seed {seed}; SPINPIM_SEED={seed})"
+        assert got == ref.out[0] == expect, f"{where}: rtl {got}, model {ref.out}, {expect}"
+        assert list(counters.values()) == want.counters, (
+            f"{where}: rtl counters {counters} != reference {want.counters}")
+        assert counters == ref.counters, f"{where}: rtl {counters} != model {ref.counters}"
+        assert counters["stalls"] == sum(holds) == 4, counters
 
 
 def _lane_programs(config):

@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
+from rtl.isa import Opcode
 from rtl.routes import ROUTES
 
 __all__ = [
     "TECHNOLOGIES",
     "DATAFLOWS",
+    "STALL_OPS",
+    "MAX_STALL_CYCLES",
     "AcceleratorConfig",
     "PRESETS",
     "preset",
@@ -38,6 +41,25 @@ TECHNOLOGIES = ("stt", "nand_spin", "sot", "imac")
 #: A route registered later (``rtl.routes.register_route``) is accepted too: validation reads
 #: the registry, not this snapshot.
 DATAFLOWS = tuple(ROUTES)
+
+#: The device operations of the stall table (``AcceleratorConfig.stall_table``) and the micro-ops
+#: that perform each, by what the instruction set says they do to the array (``rtl.isa.OPERANDS``):
+#: ``read`` senses rows (FA_STEP senses the row of its operand bits; its sum bit is written by a
+#: WRITE_ROW from ``WriteSrc.FA_FS``), ``write`` writes a row (RELU / POOL their results),
+#: ``erase`` clears a NAND-SPIN strip, ``program`` programs a NAND-SPIN row. A micro-op of none
+#: (REQUANT, MOVE: no array operation) always takes one cycle.
+STALL_OPS: dict[str, tuple] = {
+    "read": (Opcode.READ, Opcode.AND_FU, Opcode.AND2, Opcode.OR2, Opcode.FS_STEP,
+             Opcode.FA_STEP, Opcode.CMP_STEP, Opcode.MIN_STEP, Opcode.BITCOUNT,
+             Opcode.SHIFT_ACC),
+    "write": (Opcode.WRITE_ROW, Opcode.RELU, Opcode.POOL),
+    "erase": (Opcode.ERASE,),
+    "program": (Opcode.PROGRAM,),
+}
+
+#: Largest entry of a stall table: an operation of more cycles is no longer a stall of the
+#: pipeline (and the core's hold counter stays small).
+MAX_STALL_CYCLES = 1024
 
 _MAX_ROWS = 1 << 16
 _MAX_COLUMNS = 1 << 16
@@ -91,6 +113,32 @@ def _check_bool(name, value):
         raise TypeError(f"{name} must be a bool, not {value!r}")
 
 
+def _stall_table(value) -> tuple:
+    """``stall_table`` as the tuple of ``(operation, cycles)`` pairs in :data:`STALL_OPS`
+    order, operations not given at 1; one-line errors naming the entry."""
+    if value is None:
+        value = {}
+    if isinstance(value, (tuple, list)):
+        try:
+            value = dict(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"stall_table must be a dict operation -> cycles (operations "
+                            f"{', '.join(STALL_OPS)}), not {value!r}") from None
+    if not isinstance(value, dict):
+        raise TypeError(f"stall_table must be a dict operation -> cycles (operations "
+                        f"{', '.join(STALL_OPS)}), not {value!r}")
+    for key, cycles in value.items():
+        if key not in STALL_OPS:
+            raise ValueError(f"stall_table entry {key!r} is not a device operation; the "
+                             f"entries are {', '.join(STALL_OPS)}")
+        if isinstance(cycles, bool) or not isinstance(cycles, int) \
+                or not 1 <= cycles <= MAX_STALL_CYCLES:
+            raise ValueError(f"stall_table[{key!r}] must be a positive int of cycles in [1, "
+                             f"{MAX_STALL_CYCLES}] (ceil(device time / clock period)), not "
+                             f"{cycles!r}")
+    return tuple((k, value.get(k, 1)) for k in STALL_OPS)
+
+
 def _check_rate(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a float, not {value!r}")
@@ -134,6 +182,13 @@ class AcceleratorConfig:
         divides ``rows`` for ``nand_spin``, exactly 1 for every other technology.
     zero_skip : bool
         Skip the operations of zero operands (seed 000 sparsity-aware computing).
+    stall_table : dict or None
+        Clock cycles a micro-op of each device operation (:data:`STALL_OPS`: ``read``,
+        ``write``, ``erase``, ``program``) occupies the issue stage: ceil(device time / clock
+        period), a positive int up to :data:`MAX_STALL_CYCLES`; an entry of c cycles holds the
+        controller c - 1 cycles (stalls, counted by ``rtl.isa.COUNTER_STALLS``). Missing
+        entries are 1; default (``None``) all 1, no stall. Stored as a tuple of ``(operation,
+        cycles)`` pairs in :data:`STALL_OPS` order (:attr:`stalls` reads it as a dict).
     read_fault_rate : float
         Default probability that one sensed bit flips (device variation), in [0, 1).
     write_fault_rate : float
@@ -161,6 +216,7 @@ class AcceleratorConfig:
     routes: tuple | None = None
     mtjs_per_strip: int = 1
     zero_skip: bool = False
+    stall_table: tuple | dict | None = None
     read_fault_rate: float = 0.0
     write_fault_rate: float = 0.0
     fault_seed: int = 0
@@ -221,6 +277,7 @@ class AcceleratorConfig:
                     f"mtjs_per_strip must be 1 for technology {self.technology!r} (only "
                     f"'nand_spin' shares a strip), not {self.mtjs_per_strip!r}")
         _check_bool("zero_skip", self.zero_skip)
+        object.__setattr__(self, "stall_table", _stall_table(self.stall_table))
         _check_rate("read_fault_rate", self.read_fault_rate)
         _check_rate("write_fault_rate", self.write_fault_rate)
         _check_int("fault_seed", self.fault_seed, lo=0, hi=(1 << 32) - 1)
@@ -257,6 +314,28 @@ class AcceleratorConfig:
         """Clock period in nanoseconds."""
         return 1000.0 / self.clock_mhz
 
+    @property
+    def stalls(self) -> dict:
+        """The stall table as a dict: device operation -> cycles (every :data:`STALL_OPS`
+        entry)."""
+        return dict(self.stall_table)
+
+    @property
+    def op_cycles(self) -> dict:
+        """Cycles each datapath micro-op takes in the issue stage, from the stall table:
+        ``Opcode`` -> cycles, 1 for a micro-op of no device operation (:data:`STALL_OPS`)."""
+        table = dict(self.stall_table)
+        cycles = dict.fromkeys((op for op in Opcode), 1)
+        for name, ops in STALL_OPS.items():
+            for op in ops:
+                cycles[op] = table[name]
+        return cycles
+
+    @property
+    def has_stalls(self) -> bool:
+        """Whether any micro-op takes more than one cycle (the core then has its hold logic)."""
+        return any(c > 1 for _, c in self.stall_table)
+
     def with_dataflow(self, dataflow: str) -> AcceleratorConfig:
         """This configuration with adder layers on ``dataflow``, its route added to ``routes``
         if the core does not have it yet (so the core is generated with its lanes)."""
@@ -264,8 +343,11 @@ class AcceleratorConfig:
         return replace(self, dataflow=dataflow, routes=routes)
 
     def as_dict(self) -> dict:
-        """The fields (not the derived properties) as a plain dict."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The fields (not the derived properties) as a plain dict (the stall table as a
+        dict, so that it reads back from JSON equal)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["stall_table"] = self.stalls
+        return out
 
 
 # Where a seed is silent the preset states its assumption in a comment starting "ASSUMPTION".
@@ -290,6 +372,11 @@ PRESETS: dict[str, AcceleratorConfig] = {
         routes=("abs_diff", "and_bitcount"),
         mtjs_per_strip=1,
         zero_skip=True,
+        # cycles = ceil(t / 7.52 ns) at 133 MHz. write: ceil(10 ns / 7.52 ns) = 2, the STT
+        # write time of sim.energy (ASSUMPTION there: seed 000 gives none; 10 ns, the STT
+        # incubation delay, seed 001 sec. 2.1); read: 0.17 ns (seed 001 sec. 5.1) -> 1; erase,
+        # program: no such operation on STT -> 1.
+        stall_table={"read": 1, "write": 2, "erase": 1, "program": 1},
     ),
     # Seed 001 (Sci China Inf Sci 2023, NAND-SPIN): subarray 256 rows x 128 columns, 4x4
     # subarrays per mat, 64 MB array -> 64 MB / (16 x 256 x 128 bit) = 1024 mats; 8 MTJs per
@@ -313,6 +400,11 @@ PRESETS: dict[str, AcceleratorConfig] = {
         routes=("write_free", "and_bitcount"),
         mtjs_per_strip=8,
         zero_skip=False,
+        # cycles = ceil(t / 7.52 ns) at 133 MHz, seed 001 sec. 5.1: read 0.17 ns -> 1; program
+        # 5 ns per bit (a PROGRAM micro-op programs one bit of each column) -> 1; erase 0.3 ns
+        # per MTJ x 8 MTJs = 2.4 ns -> 1; write: no such operation on NAND-SPIN -> 1. All
+        # ones: no stall.
+        stall_table={"read": 1, "write": 1, "erase": 1, "program": 1},
     ),
     # Seed 002 (DIMA, SOT-MRAM 2T1R): 256 rows x 512 columns per mat, 2x2 mats per bank, 8x8
     # banks per group, 16 groups = 512 Mb -> 4 x 64 x 16 = 4096 mats of one subarray each;
@@ -333,6 +425,10 @@ PRESETS: dict[str, AcceleratorConfig] = {
         routes=("abs_diff", "and_bitcount", "dima_binconv"),
         mtjs_per_strip=1,
         zero_skip=False,
+        # cycles = ceil(t / 7.52 ns) at 133 MHz: read 0.17 ns (ASSUMPTION in sim.energy: seed
+        # 001 sec. 5.1) -> 1; write 2.4 ns, the SOT write of sim.energy (ASSUMPTION there: the
+        # seed-001 strip erase pulse, 8 x 0.3 ns) -> 1; erase, program: none on SOT -> 1.
+        stall_table={"read": 1, "write": 1, "erase": 1, "program": 1},
     ),
     # Seed 003 (IMAC, SOT-MRAM analog): an analog MLP co-processor for the fully-connected
     # layers, binarized synapses; the digital periphery here runs the multiply layers as
@@ -353,6 +449,9 @@ PRESETS: dict[str, AcceleratorConfig] = {
         routes=("write_free", "and_bitcount"),
         mtjs_per_strip=1,
         zero_skip=False,
+        # cycles = ceil(t / 7.52 ns) at 133 MHz, the SOT times of dima_sot (ASSUMPTION in
+        # sim.energy: seed 003 abstract silent): read 0.17 ns -> 1, write 2.4 ns -> 1.
+        stall_table={"read": 1, "write": 1, "erase": 1, "program": 1},
     ),
 }
 

@@ -15,8 +15,8 @@ from rtl.config import check_config
 from rtl.controller import Controller
 from rtl.fa_fs import FaFs, FaFsOp
 from rtl.isa import (
-    AGU_ADDR_BITS, AGU_DATA_BITS, COUNTER_BITS, KPOS_BITS, N_COUNTERS, OFFSET_BITS, OPERAND_BITS,
-    WORD_BITS, MoveOp, Opcode, WriteSrc,
+    AGU_ADDR_BITS, AGU_DATA_BITS, COUNTER_BITS, DATAPATH_OPS, KPOS_BITS, N_COUNTERS, OFFSET_BITS,
+    OPERAND_BITS, WORD_BITS, MoveOp, Opcode, WriteSrc,
 )
 from rtl.min_lane import MinLane, MinLaneOp
 from rtl.mtj_array import FAULT_THRESHOLD_BITS, LFSR_BITS, MacroCmd, MtjArray
@@ -83,7 +83,8 @@ class Core(wiring.Component):
     micro-op or write source of a route the configuration does not have is not implemented and
     sets ``error`` (:attr:`ops`, :attr:`lanes`).
 
-    Datapath, three stages, one micro-op per cycle (the core never stalls the controller):
+    Datapath, three stages, one micro-op per cycle, except where the device is slower than
+    the clock (device timing, below):
 
     * **S1** (issue cycle): the array command, the weight-buffer read (``buffer_slots`` words
       of W bits, combinational read at slot ``b``; it drives the FU line and the write data),
@@ -164,11 +165,22 @@ class Core(wiring.Component):
     output-memory overflow or a pointer beyond ``out_depth`` in the PPU. Array commands from
     the host set it too (check it before ``start``).
 
+    Device timing (``config.stall_table``, ``AcceleratorConfig.op_cycles``): a micro-op whose
+    device operation takes c > 1 clock cycles (an STT write of 10 ns at 133 MHz: c = 2) acts
+    in the cycle it is issued, like any other (its S1: the array command starts, the write
+    data are taken), and keeps the array busy c - 1 more cycles, during which the next
+    micro-op is held on the controller's issue port (``ready`` low: stalls, counted by the
+    controller's ``stalls`` counter and in ``cycles``). Control instructions the controller
+    executes meanwhile (NOP, LOOP, an unfolded ENDLOOP) count towards the c cycles. The
+    hazard distances below are in cycles after the holds. A table of all ones generates no
+    hold logic (``ready`` is constant 1).
+
     Timing: ``start`` in an idle cycle starts the controller (``rtl.controller``) and clears
     the PPU's state (its pointer to 0) and ``error``; ``busy`` stays high until the last
-    micro-op has left the pipeline, ``done`` rises the cycle after. The counters are the
-    controller's: ``cycles`` counts the controller's busy cycles (the 2-cycle pipeline drain
-    is not counted). The memories and the transpose buffer keep their contents across runs.
+    micro-op has left the pipeline and the array is no longer busy, ``done`` rises the cycle
+    after. The counters are the controller's: ``cycles`` counts the controller's busy cycles
+    (the 2-cycle pipeline drain, and a write still busy after the HALT, are not counted). The
+    memories and the transpose buffer keep their contents across runs.
 
     Parameters
     ----------
@@ -335,6 +347,33 @@ class Core(wiring.Component):
     def patch_depth(self):
         return self._patch_depth
 
+    def _stall_logic(self, m, issue):
+        """``(ready, fire, array_busy)`` of the issue port under the stall table.
+
+        A micro-op of c > 1 cycles (``config.op_cycles``) acts in the cycle it is accepted (its
+        S1: the array command starts, the write data are taken) and keeps the array busy c - 1
+        more cycles: the next micro-op is held (``ready`` low) until c cycles after it. A table
+        of all ones gives ``(1, issue.valid, None)`` and no logic at all: the Verilog of a core
+        without stalls."""
+        cfg = self._config
+        if not cfg.has_stalls:
+            return 1, issue.valid, None
+        slow = {op: c for op, c in cfg.op_cycles.items() if c > 1 and op in DATAPATH_OPS}
+        top = max(slow.values()) - 1
+        left = Signal(range(top + 1), name="stall_left")    # busy cycles still to come
+        width = len(left)
+        # A continuous expression, not a Switch (see the decodes of S1 below).
+        need = Const(0, width)
+        for op, c in slow.items():
+            need = Mux(_equals(issue.op.as_value(), op.value), Const(c - 1, width), need)
+        busy, fire = Signal(name="array_busy"), Signal(name="stall_fire")
+        m.d.comb += [busy.eq(left.any()), fire.eq(issue.valid & ~busy)]
+        with m.If(fire):
+            m.d.sync += left.eq(need)
+        with m.Elif(busy):
+            m.d.sync += left.eq((left - 1)[:width])
+        return ~busy, fire, busy
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
@@ -403,7 +442,13 @@ class Core(wiring.Component):
         g_addr1 = Signal(OFFSET_BITS)              # GATHER: the data-memory word, its use
         g_valid1 = Signal()
 
+        # Device timing (config.stall_table): the micro-op on the issue port is accepted
+        # (``fire``) when ``ready``; after one of c > 1 cycles the array is busy c - 1 cycles,
+        # which hold the next micro-op (stalls) and keep the core busy.
+        ready, fire, array_busy = self._stall_logic(m, ctrl.issue)
         idle = ~ctrl.busy & ~v1 & ~v2
+        if array_busy is not None:
+            idle = idle & ~array_busy
         start = self.start & idle
         host_agu = self.agu_we & idle
         m.d.comb += [
@@ -414,7 +459,7 @@ class Core(wiring.Component):
             ctrl.prog_we.eq(self.prog_we & idle),
             ctrl.counter_sel.eq(self.counter_sel),
             self.counter_value.eq(ctrl.counter_value),
-            ctrl.issue.ready.eq(1),
+            ctrl.issue.ready.eq(ready),
             buf_w.addr.eq(self.buf_addr),
             buf_w.data.eq(self.buf_data),
             buf_w.en.eq(self.buf_we & idle),
@@ -510,7 +555,7 @@ class Core(wiring.Component):
         row_ok = _below(issue.a, rows)
         row_b_ok = _below(issue.b, rows)
         slot_ok = _below(issue.b, self._buffer_slots)
-        with m.If(issue.valid):
+        with m.If(fire):
             with m.Switch(op):
                 for code, cmd in ((Opcode.READ, MacroCmd.READ), (Opcode.SHIFT_ACC, MacroCmd.READ),
                                   (Opcode.MIN_STEP, MacroCmd.READ),
@@ -551,7 +596,7 @@ class Core(wiring.Component):
         with m.Else():
             m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)
             m.d.comb += bad.eq(0)
-        m.d.sync += [v1.eq(issue.valid), op1.eq(op), imm1.eq(imm), a1.eq(issue.a),
+        m.d.sync += [v1.eq(fire), op1.eq(op), imm1.eq(imm), a1.eq(issue.a),
                      d1.eq(issue.d), w1.eq(w), g_addr1.eq(g_sum[:OFFSET_BITS]),
                      g_valid1.eq(g_use)]
 
@@ -686,7 +731,7 @@ class Core(wiring.Component):
         dp_error = Signal()
         with m.If(start):
             m.d.sync += dp_error.eq(0)
-        with m.Elif((issue.valid & bad) | chan_bad | gather_bad | arrays_error
+        with m.Elif((fire & bad) | chan_bad | gather_bad | arrays_error
                     | program_without_erase):
             m.d.sync += dp_error.eq(1)
         m.d.comb += self.error.eq(dp_error | ctrl.error | ppu.error)

@@ -190,7 +190,10 @@ def _run_rtl(args, config, mat, model, model_path, x, golden_logits) -> dict:
             "write_backs": writes - built,
             "strip_erases": totals.get("erase", 0) / n,
         },
-        "micro_ops_per_image": {k: v / n for k, v in totals.items() if k not in ("cycles",)},
+        "stall_cycles_per_image": totals.get("stalls", 0) / n,
+        "stall_table": config.stalls,
+        "micro_ops_per_image": {k: v / n for k, v in totals.items()
+                                if k not in ("cycles", "stalls")},
         "simulated_cycles_per_second": cycles / res["wall_seconds"],
         "images_per_second": len(images) / res["wall_seconds"],
         "wall_seconds": res["wall_seconds"],
@@ -206,6 +209,9 @@ def _print_rtl(rtl: dict) -> None:
     print(f"    cycles per image       {rtl['cycles_per_image']:.0f} (+ "
           f"{rtl['host_cycles_per_image']:.0f} host cycles: "
           f"{rtl['host_data_words_per_image']:.0f} image words and the programs)")
+    slow = ", ".join(f"{k} {c}" for k, c in rtl["stall_table"].items() if c > 1)
+    print(f"    stall cycles per image {rtl['stall_cycles_per_image']:.0f} (of the cycles; "
+          f"device operations of more than one cycle: {slow or 'none'})")
     ops = ", ".join(f"{k} {v:.0f}" for k, v in rtl["micro_ops_per_image"].items() if v)
     print(f"    micro-ops per image    {ops}")
     w = rtl["array_writes_per_image"]

@@ -134,15 +134,17 @@ from golden.model import Model
 from rtl.config import check_config
 from rtl.isa import (
     BASE_BITS, MASK_BITS, MAX_LOOP_COUNT, OFFSET_BITS, STRIDE_BITS, Instr, MoveOp, Opcode,
-    Operand, WriteSrc, counter_names, decode,
+    COUNTER_STALLS, Operand, WriteSrc, counter_names, decode,
 )
 from rtl.mtj_array import MacroCmd
 
 from . import asm
+from .isa_model import run_program
 from .routes import RouteError, get_route, route_for
 from .routes import op as _op
 from .core_model import (
     MODE_AVG4, MODE_LOGIT, MODE_MAX4, MODE_REQUANT, PIPELINE_DRAIN, PPU_CLEAR, PPU_EMIT,
+    add_stalls, expand_program,
     PPU_MODE_LSB, PPU_NEG,
 )
 from .util import UserError
@@ -176,9 +178,11 @@ def _move(op: MoveOp, *, a=0, b=0, d=0) -> Instr:
     return _op(Opcode.MOVE, imm=op.value, a=a, b=b, d=d)
 
 
-def program_profile(words) -> tuple[int, dict]:
-    """Controller cycles and counters of a well-formed program (``asm.check_program`` passes,
-    no stalls), from its loop structure alone, by the timing of ``sim.isa_model``.
+def program_profile(words, config=None) -> tuple[int, dict]:
+    """Controller cycles and counters of a well-formed program (``asm.check_program`` passes),
+    from its loop structure alone, by the timing of ``sim.isa_model``: without ``config`` no
+    stalls; with it, each micro-op held ``config.op_cycles[op] - 1`` cycles by the core's
+    device timing (``AcceleratorConfig.stall_table``), counted in ``stalls`` and ``cycles``.
 
     Returns ``(cycles, counters)``, counters by name as ``rtl.isa.counter_names``.
     """
@@ -206,6 +210,19 @@ def program_profile(words) -> tuple[int, dict]:
         else:
             cycles += m
             folds = True
+    if config is not None and config.has_stalls:
+        # The holds depend on what lies between a slow micro-op and the next one: from the
+        # expanded trace (sim.core_model.add_stalls, the core's rule).
+        words = [int(w) for w in words]
+        fast = expand_program(words, depth=max(2, len(words)))
+        if fast is None:
+            issue: list = []
+            run = run_program(words, depth=max(2, len(words)), issue_cycles=issue)
+            fast = ((np.array([m.op.value for m in run.trace], dtype=np.int64),) + (None,) * 4
+                    + (np.array(issue, dtype=np.int64),), run.counters, run.error)
+        _, counters, _ = add_stalls(*fast, config)
+        counts["stalls"] = counters[COUNTER_STALLS]
+        cycles += counts["stalls"]
     counts["cycles"] = cycles
     return cycles, counts
 
@@ -898,9 +915,9 @@ def _plan_chunks(stage: Stage, config, where: str, *, imem_depth: int) -> None:
                   f"{imem_depth}; use more columns (fewer tiles) or a deeper instruction "
                   f"memory")
         words = tuple(asm.assemble(instrs))
-        cycles, ops = program_profile(words)
+        cycles, ops = program_profile(words, config)
         chunk.program, chunk.cycles, chunk.micro_ops = words, cycles, ops
-        chunk.gather_cycles = program_profile(words[:gather_len] + (words[-1],))[0] - 1
+        chunk.gather_cycles = program_profile(words[:gather_len] + (words[-1],), config)[0] - 1
         chunk.max_cycles = cycles + PIPELINE_DRAIN + 64
         stage.chunks.append(chunk)
         start += count

@@ -19,6 +19,12 @@ pipeline stages:
 * S3 (c + 2): the reduction unit (``rtl.column_reduce``), the PPU (``rtl.ppu``, writing the data
   memory) and the PPU's write pointer (``SETPTR`` / ``ADDPTR``).
 
+Device timing: a micro-op whose device operation takes c > 1 cycles
+(``config.stall_table``, ``AcceleratorConfig.op_cycles``) acts (its S1) in the cycle it is
+issued and keeps the array busy c - 1 more cycles, during which the next micro-op is held on
+the issue port; the trace's issue cycles are those after the holds (:func:`add_stalls`), and
+the held cycles count in ``cycles`` and ``stalls``.
+
 Every register updates at the end of its cycle. The stages of consecutive micro-ops overlap, but
 all state except three is read and written by a single stage, in issue order, so playing the
 micro-ops one after the other through S1, S2, S3 is exact. The three exceptions, each kept
@@ -96,7 +102,7 @@ from golden.array import lfsr_column_seeds
 from rtl.config import check_config
 from rtl.isa import (
     KPOS_BITS, LOOP_DEPTH, MASK_BITS, OFFSET_BITS, OPERAND_BITS, MoveOp, Opcode, WriteSrc,
-    COUNTER_CYCLES, N_COUNTERS, counter_index, counter_names, decode,
+    COUNTER_CYCLES, COUNTER_STALLS, N_COUNTERS, counter_index, counter_names, decode,
 )
 from rtl.mtj_array import (
     FAULT_THRESHOLD_BITS, LFSR_BITS, LFSR_STEPS_PER_SENSE, LFSR_TAPS, MacroCmd,
@@ -108,7 +114,7 @@ from .isa_model import run_program
 from .routes import get_route
 
 __all__ = ["CoreModel", "CoreRun", "ArrayResponse", "FaultState", "signed32", "pack_row",
-           "unpack_row", "expand_program",
+           "unpack_row", "expand_program", "add_stalls",
            "PPU_CLEAR", "PPU_EMIT", "PPU_NEG", "PPU_MODE_LSB", "MODE_REQUANT", "MODE_MAX4",
            "MODE_AVG4", "MODE_LOGIT", "CORE_OPS", "PIPELINE_DRAIN"]
 
@@ -581,17 +587,18 @@ class CoreModel:
     # -- internals -----------------------------------------------------------------------------
 
     def _trace(self, words):
-        """``((codes, imms, a, b, d, issue cycles), counters, error)`` of ``words``."""
+        """``((codes, imms, a, b, d, issue cycles), counters, error)`` of ``words``, with the
+        stalls of the configuration's stall table (:func:`add_stalls`)."""
         fast = expand_program(words, depth=self.imem_depth)
-        if fast is not None:
-            return fast
-        cycles: list = []
-        run = run_program(words, depth=self.imem_depth, issue_cycles=cycles)
-        arrays = tuple(np.array(v, dtype=np.int64) for v in (
-            [m.op.value for m in run.trace], [m.imm for m in run.trace],
-            [m.a for m in run.trace], [m.b for m in run.trace], [m.d for m in run.trace],
-            cycles))
-        return arrays, list(run.counters), run.error
+        if fast is None:
+            cycles: list = []
+            run = run_program(words, depth=self.imem_depth, issue_cycles=cycles)
+            arrays = tuple(np.array(v, dtype=np.int64) for v in (
+                [m.op.value for m in run.trace], [m.imm for m in run.trace],
+                [m.a for m in run.trace], [m.b for m in run.trace], [m.d for m in run.trace],
+                cycles))
+            fast = arrays, list(run.counters), run.error
+        return add_stalls(*fast, self.config)
 
     def _load_faults(self, seed: int, threshold: int) -> None:
         """``fault_load``: LFSR planes from ``seed``, the threshold."""
@@ -1146,6 +1153,38 @@ def expand_program(words, *, depth: int, loop_depth: int = LOOP_DEPTH):
     operands = [(tpl[:, 5 + o] & _OPERAND_MASK).astype(np.uint16) for o in range(3)]
     return ((codes, tpl[:, 1].astype(np.uint8), *operands, offs),
             [v & mask for v in counts], False)
+
+
+def add_stalls(trace, counters, error, config):
+    """A controller trace without stalls (:func:`expand_program`, ``run_program``) under the
+    stall table of ``config`` (``AcceleratorConfig.op_cycles``): a micro-op of c cycles acts
+    in the cycle it is accepted and keeps the array busy c - 1 more cycles, so the next
+    micro-op is held until c cycles after it (control instructions in between count towards
+    those c). Every later micro-op issues that much later; the held cycles are added to
+    ``cycles`` and ``stalls``. Exactly ``sim.isa_model.run_program(words, stall=...)`` with
+    the k-th micro-op held ``max(0, t[k-1] + c[k-1] - t[k])`` cycles, t the cycles without
+    stalls. Returns ``(trace, counters, error)`` like its input."""
+    if not config.has_stalls:
+        return trace, counters, error
+    codes, imms, a, b, d, cyc = trace
+    if len(cyc) < 2:
+        return trace, counters, error
+    extra = np.zeros(len(Opcode), dtype=np.int64)
+    for op, c in config.op_cycles.items():
+        extra[op.value] = c - 1
+    t = np.asarray(cyc, dtype=np.int64)
+    busy_until = t[:-1] + 1 + extra[np.asarray(codes[:-1], dtype=np.int64)]
+    held = np.maximum(0, busy_until - t[1:])
+    total = int(held.sum())
+    if not total:
+        return trace, counters, error
+    t = t.copy()
+    t[1:] += np.cumsum(held)
+    counters = list(counters)
+    mask = (1 << 32) - 1
+    counters[COUNTER_CYCLES] = (counters[COUNTER_CYCLES] + total) & mask
+    counters[COUNTER_STALLS] = (counters[COUNTER_STALLS] + total) & mask
+    return (codes, imms, a, b, d, t), counters, error
 
 
 def _controller_error(words, cycles) -> str:

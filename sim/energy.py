@@ -44,9 +44,12 @@ data-memory word over the mat's bus into the transpose buffer) is charged once p
 micro-ops, charged as array writes. Only dynamic energy is modelled
 (MRAM has no standby leakage; periphery leakage is not modelled).
 
-Latency is ``cycles / clock_mhz``: the device latencies in :data:`ARRAY` do not add to it; they
-tell whether an operation fits in a clock period (:attr:`Report.notes` lists those that do not,
-which the datapath must cover with stalls, counted in ``cycles``).
+Latency is ``cycles / clock_mhz``. A device operation slower than the clock stalls the core:
+the configuration's stall table (``AcceleratorConfig.stall_table``) gives the cycles each
+operation takes, ceil(device time / clock period) of the times here
+(:func:`device_cycles`), and the stall cycles are in ``cycles`` (and in ``stalls``, the
+counter of their own). :attr:`Report.notes` lists the operations slower than one clock period
+and says whether the table covers them.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ __all__ = [
     "ARRAY", "PERIPHERY", "CLASSES", "OP_CLASS", "ARRAY_ONLY_OPS", "HOST_OPS", "HOST_DATA_WORDS",
     "DATA_WORD_BITS", "OpCost", "table",
     "op_costs",
-    "op_energy_fj",
+    "op_energy_fj", "device_times_ns", "device_cycles",
     "periphery_area_mm2", "array_area_mm2", "Report", "estimate",
 ]
 
@@ -390,7 +393,10 @@ class Report:
     array_mm2, periphery_mm2, area_mm2, gops_per_mm2 : float or None
         With ``gates``.
     notes : list of str
-        Device operations slower than one clock period.
+        Device operations slower than one clock period: the stalls of the stall table, or
+        that the table does not cover them (latency optimistic).
+    stalls : int
+        Cycles the core held a micro-op for device timing (part of ``cycles``).
     """
     technology: str
     clock_mhz: float
@@ -560,11 +566,42 @@ def estimate(config: AcceleratorConfig, counters, *, ops: int | None = None,
     return rep
 
 
-def _slow_ops(config: AcceleratorConfig) -> list[str]:
+def device_times_ns(config: AcceleratorConfig) -> dict[str, float]:
+    """The device time of each operation of the stall table (``rtl.config.STALL_OPS``) that
+    the technology has, in ns, from :data:`ARRAY`: ``read`` (``read_ns``), ``write``
+    (``write_ns``; not on nand_spin), ``erase`` (``erase_ns_per_mtj`` x ``mtjs_per_strip``) and
+    ``program`` (``program_ns``) on nand_spin."""
     a = ARRAY[config.technology]
-    period = config.clock_period_ns
-    times = {"read": a["read_ns"].value, "write": a["write_ns"].value}
-    if "erase_ns_per_mtj" in a:
+    times = {"read": a["read_ns"].value}
+    if config.technology == "nand_spin":
         times["erase"] = a["erase_ns_per_mtj"].value * config.mtjs_per_strip
-    return [f"{k} takes {t:g} ns > clock period {period:g} ns: needs "
-            f"{math.ceil(t / period)} cycles (stalls)" for k, t in times.items() if t > period]
+        times["program"] = a["program_ns"].value
+    else:
+        times["write"] = a["write_ns"].value
+    return times
+
+
+def device_cycles(config: AcceleratorConfig) -> dict[str, int]:
+    """The stall table the device times imply at the configuration's clock: operation ->
+    ceil(device time / clock period) (:func:`device_times_ns`; 1 for an operation the
+    technology does not have). The presets' ``stall_table`` must equal it (a test checks)."""
+    period = config.clock_period_ns
+    # A time that is a whole number of periods up to float rounding is that many cycles.
+    need = {k: max(1, math.ceil(t / period - 1e-9)) for k, t in device_times_ns(config).items()}
+    return {k: need.get(k, 1) for k in config.stalls}
+
+
+def _slow_ops(config: AcceleratorConfig) -> list[str]:
+    period = config.clock_period_ns
+    table = config.stalls
+    notes = []
+    for k, t in device_times_ns(config).items():
+        need = max(1, math.ceil(t / period - 1e-9))
+        if need > table[k]:
+            notes.append(f"{k} takes {t:g} ns > {table[k]} clock period(s) of {period:g} ns "
+                         f"(stall_table[{k!r}] = {table[k]}, needs {need}): latency is "
+                         "optimistic")
+        elif t > period:
+            notes.append(f"{k} takes {t:g} ns > clock period {period:g} ns: "
+                         f"{table[k]} cycles, the core stalls {table[k] - 1} (stall_table)")
+    return notes

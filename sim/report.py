@@ -52,8 +52,10 @@ host={"data_words": d}, host_cycles=..., ops=stage_ops)``: ``columns_active`` is
 width because the counters are one controller's, which drives the K subarrays in lock-step
 (MOVE micro-ops are charged once per mat, the image's words as one MOVE each, class "loading
 data"; program loads cost port cycles, no modelled energy). Latency is (controller cycles +
-host_cycles) / clock. Per image, the same call on the counters summed over the stages (energy
-is linear in the counts, so it is the sum of the stages). The controller cycles split into
+host_cycles) / clock, the controller cycles including the core's stall cycles for device
+timing (``stall_cycles``: the configuration's stall table, ``docs/datapath.rst``). Per image,
+the same call on the counters summed over the stages (energy is linear in the counts, so it is
+the sum of the stages). The controller cycles split into
 *row building* (the erase and gather part of each chunk program: its static profile,
 ``sim.compiler.program_profile``, which equals ``Chunk.gather_cycles``) and *compute* (the
 rest).
@@ -346,7 +348,7 @@ def row_build_profile(stage) -> tuple[int, dict]:
         words = tuple(int(w) for w in chunk.program)
         end = next(i for i, w in enumerate(words)
                    if (ins := decode(w)).op is Opcode.MOVE and ins.imm == MoveOp.SETPTR.value)
-        _, counts = program_profile(words[:end] + (words[-1],))      # + the HALT
+        _, counts = program_profile(words[:end] + (words[-1],), stage.config)   # + the HALT
         counts["halt"] -= 1
         counts["cycles"] -= 1
         for k, v in counts.items():
@@ -480,6 +482,7 @@ def _estimate(config, counters, host, host_cycles, ops, *, lanes: int,
     clock_hz = config.clock_mhz * 1e6
     controller = int(counters["cycles"])
     out["controller_cycles"] = controller
+    out["stall_cycles"] = int(counters.get("stalls", 0))
     out["row_build_cycles"] = int(row_build_cycles)
     out["compute_cycles"] = controller - int(row_build_cycles)
     out["host_cycles"] = int(host_cycles)
@@ -893,7 +896,8 @@ def _measured_text(rep: dict) -> str:
     return "<br>".join([
         f"{_si(pi['energy_j'], 'J')} / image, {_si(pi['latency_s'], 's')} / image "
         f"({pi['controller_cycles']:g} controller cycles, {pi['row_build_cycles']:g} of them "
-        f"building rows, + {pi['host_cycles']:g} host port cycles)",
+        f"building rows, {pi['stall_cycles']:g} stalls for device timing, + "
+        f"{pi['host_cycles']:g} host port cycles)",
         f"{_g(m['gops'])} GOPS, {_g(m['gops_per_w'])} GOPS/W, {_si(pi['power_w'], 'W')}",
         _area_text(rep["area"]["mat"], m["gops"]),
     ])
@@ -934,7 +938,9 @@ def _why_text(rep: dict) -> str:
                       f"sim.energy): {_g(sh['write_back_energy_pct'], 2)}% of energy")
     if rep["notes"]:
         common.append("device operations slower than the clock (" + "; ".join(rep["notes"])
-                      + "), but the core counts no stall cycles: latency is optimistic there")
+                      + f"): {_g(pi['stall_cycles'])} stall cycles per image, "
+                      f"{_g(100 * pi['stall_cycles'] / max(1, pi['controller_cycles']), 2)}% "
+                      "of the controller cycles, in the latency")
     specific = {
         "jeit_stt": [
             "no zero skipping in the core (counters are data-independent); the paper's figures "

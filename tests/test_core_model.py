@@ -162,8 +162,13 @@ def test_abs_diff_write_back_gives_abs_diff_rows(tech):
         assert res.out == (int(want.sum()),)
         assert res.writes + res.programs == steps["writes"] == N
         assert res.erases == (1 if tech == "nand_spin" else 0)
-        # 3n cycles of abs-diff (+ the erase), n read-back, 1 REQUANT, HALT
-        assert res.counters["cycles"] == 3 * N + N + 1 + 1 + res.erases
+        # 3n cycles of abs-diff (+ the erase), n read-back, 1 REQUANT, HALT; a micro-op
+        # follows every write-back directly, and a write of c cycles (the stall table: STT 2)
+        # holds it c - 1 cycles
+        stalls = (res.writes + res.programs) * (cfg.stalls["write" if tech == "jeit_stt"
+                                                           else "program"] - 1)
+        assert res.counters["stalls"] == stalls == (N if tech == "jeit_stt" else 0)
+        assert res.counters["cycles"] == 3 * N + N + 1 + 1 + res.erases + stalls
 
 
 def test_write_back_one_cycle_after_diff_takes_the_previous_bit():
