@@ -1,10 +1,13 @@
 """Run one cocotb test module against one Amaranth component on one simulator.
 
 Pytest side: :func:`run_block` elaborates the component, writes its Verilog to
-``build/sim/<block>/<test-id>/<block>.v`` (deterministic, toplevel named ``<block>``), builds
-it with cocotb's runner in that directory (one directory per simulator and parameter set, so
-parallel runs never share a build), writes the parameters to ``params.json`` there, runs the
-cocotb test module and fails when any cocotb test failed or none ran.
+``build/sim/<block>/<test-id>/<block>.v`` (deterministic, toplevel named ``<block>``) and the
+test bench ``<block>_tb.v`` around it (``sim.rtl_backend.build_block``: the same ports, the
+clock generated inside the simulation), builds them with cocotb's runner in that directory (one
+directory per simulator and parameter set, so parallel runs never share a build), writes the
+parameters to ``params.json`` there, runs the cocotb test module and fails when any cocotb test
+failed or none ran. On Verilator only the bench's ports are visible to cocotb: a test reads and
+drives ports, never internal signals.
 
 Cocotb side: :func:`load_params` reads ``params.json`` back; :func:`make_rng` gives the
 stimulus random stream from the seed in it.
@@ -23,7 +26,13 @@ import re
 from pathlib import Path
 from xml.etree import ElementTree
 
-from sim.rtl_backend import SIMULATORS, simulator_build_args, verilator_problem
+from sim.rtl_backend import (
+    SIMULATORS,
+    RtlRunError,
+    build_block,
+    start_clock,
+    verilator_problem,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD_ROOT = REPO / "build" / "sim"
@@ -78,12 +87,6 @@ def distinct_presets(*fields: str) -> list[str]:
     return names
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    # Keep the mtime of an unchanged file so that make/iverilog need not rebuild.
-    if not path.is_file() or path.read_text() != text:
-        path.write_text(text)
-
-
 def _failures(results_xml: Path) -> tuple[int, list[str]]:
     tests, failed = 0, []
     for case in ElementTree.parse(results_xml).getroot().iter("testcase"):
@@ -99,9 +102,10 @@ def run_block(component, *, block: str, sim: str, test_module: str, params: dict
     Parameters
     ----------
     component : wiring.Component
-        The elaborated design under test; exported with toplevel name ``block``.
+        The elaborated design under test (with a ``clk`` input); exported as module ``block``
+        and simulated inside its test bench ``<block>_tb``, whose ports are the same.
     block : str
-        Block name: file ``<block>.v``, toplevel ``<block>``, directory ``build/sim/<block>``.
+        Block name: file ``<block>.v``, module ``<block>``, directory ``build/sim/<block>``.
     sim : str
         ``icarus`` or ``verilator``.
     test_module : str
@@ -115,32 +119,25 @@ def run_block(component, *, block: str, sim: str, test_module: str, params: dict
     AssertionError
         The build or the simulation failed, a cocotb test failed, or no test ran.
     """
-    from amaranth.back import verilog
-    from cocotb_tools.runner import get_runner
-
     if sim not in SIMULATORS:
         raise HarnessError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
     build_dir = BUILD_ROOT / block / build_id(sim, params)
     build_dir.mkdir(parents=True, exist_ok=True)
-    source = build_dir / f"{block}.v"
-    _write_if_changed(source, verilog.convert(component, name=block, emit_src=False))
 
     seed = int(os.environ.get("SPINPIM_SEED") or random.SystemRandom().randrange(1 << 32))
     (build_dir / PARAMS_FILE).write_text(json.dumps({**params, "seed": seed}, sort_keys=True))
     print(f"{block} [{build_dir.name}]: seed {seed} (rerun with SPINPIM_SEED={seed})")
 
     waves = os.environ.get("WAVES", "0") == "1"
-    runner = get_runner(sim)
-    build_args = simulator_build_args(sim)
     try:
-        runner.build(sources=[source], hdl_toplevel=block, build_dir=build_dir, always=True,
-                     waves=waves, timescale=("1ns", "1ps"), build_args=build_args)
-    except (RuntimeError, SystemExit) as e:
-        raise AssertionError(f"{block}: {sim} build failed in {build_dir}: {e}") from None
+        runner, top = build_block(component, block=block, sim=sim, build_dir=build_dir,
+                                  always=True, waves=waves)
+    except RtlRunError as e:
+        raise AssertionError(str(e)) from None
     results = build_dir / "results.xml"
     results.unlink(missing_ok=True)
     try:
-        runner.test(test_module=test_module, hdl_toplevel=block, build_dir=build_dir,
+        runner.test(test_module=test_module, hdl_toplevel=top, build_dir=build_dir,
                     test_dir=build_dir, results_xml=str(results), waves=waves,
                     timescale=("1ns", "1ps"))
     except (RuntimeError, SystemExit):
@@ -193,11 +190,12 @@ def unpack_signed(word: int, n: int, width: int) -> list[int]:
 
 
 async def start(dut, period_ns: int = 10) -> None:
-    """Start the clock on ``dut.clk`` and hold ``dut.rst`` for two cycles."""
-    from cocotb.clock import Clock
+    """Have the clock on ``dut.clk`` running (the test bench of :func:`run_block` generates it
+    inside the simulation: ``sim.rtl_backend.start_clock``) and hold ``dut.rst`` for two
+    cycles."""
     from cocotb.triggers import ClockCycles, FallingEdge
 
-    Clock(dut.clk, period_ns, unit="ns").start()
+    start_clock(dut, period_ns)
     dut.rst.value = 1
     await ClockCycles(dut.clk, 2)
     await FallingEdge(dut.clk)

@@ -19,6 +19,7 @@ layer, the flat index and both values.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -38,7 +39,8 @@ from .util import UserError, check_waves
 
 __all__ = ["CoreHost", "RtlRunError", "check_equal", "check_sim", "run_images", "JOB_FILE",
            "SIMULATORS", "MIN_VERILATOR", "verilator_version", "verilator_problem",
-           "simulator_build_args"]
+           "simulator_build_args", "build_block", "bench_verilog", "start_clock",
+           "CLOCK_PERIOD_NS", "CLOCK_MARKER"]
 
 REPO = Path(__file__).resolve().parent.parent
 JOB_FILE = "job.json"
@@ -81,11 +83,9 @@ class CoreHost:
         self.last_stages: list[dict] = []
 
     async def reset(self, period_ns: int = 10) -> None:
-        from cocotb.clock import Clock
         from cocotb.triggers import ClockCycles, FallingEdge
         dut = self.dut
-        self.period_ns = period_ns
-        Clock(dut.clk, period_ns, unit="ns").start()
+        self.period_ns = start_clock(dut, period_ns)
         for name in ("prog_we", "buf_we", "tbl_we", "agu_we", "dmem_we", "arr_valid", "start",
                      "fault_en", "fault_load"):
             getattr(dut, name).value = 0
@@ -226,16 +226,20 @@ class CoreHost:
 
     def _why(self) -> str:
         """Which unit raised ``error`` (controller, PPU or datapath), for the message."""
+        # Internal signals: visible on Icarus (under the test bench's instance ``dut``), not
+        # on Verilator, which makes only the bench's ports public (build_block).
         parts = []
         for name, path in (("controller", ("ctrl", "error")), ("ppu", ("ppu", "error")),
                            ("datapath", ("dp_error",))):
-            try:
-                h = self.dut
-                for p in path:
-                    h = getattr(h, p)
-                parts.append(f"{name} {int(h.value)}")
-            except (AttributeError, ValueError):
-                continue
+            for root in (("dut",), ()):
+                try:
+                    h = self.dut
+                    for p in root + path:
+                        h = getattr(h, p)
+                    parts.append(f"{name} {int(h.value)}")
+                    break
+                except (AttributeError, ValueError):
+                    continue
         return f"({', '.join(parts)})" if parts else ""
 
     async def run(self, program, *, max_cycles: int) -> dict[str, int]:
@@ -392,17 +396,195 @@ def verilator_problem() -> tuple[str | None, str | None]:
     return found, None
 
 
+#: Clock period (ns) of every simulation built by :func:`build_block`. A simulation setting,
+#: not a claim about the circuit (that is ``rtl.config.AcceleratorConfig.clock_period_ns``).
+CLOCK_PERIOD_NS = 10
+#: A one-bit output of the test bench of :func:`bench_verilog`: where it exists, the clock runs
+#: inside the simulation and :func:`start_clock` starts no cocotb ``Clock``.
+CLOCK_MARKER = "tb_internal_clock"
+#: Verilator splits its C++ into files of about this many statements, compiled in parallel
+#: behind a precompiled header (measured on a mat of 4: C++ build 74 s unsplit -> 24 s).
+OUTPUT_SPLIT = 20000
+#: Make variables the PyPI wheel's ``verilated.mk`` leaves empty (its configure ran elsewhere):
+#: without the PCH option a split design fails to compile ("Vtop__pch.h.fast: linker input
+#: file not found"); without the coroutine flag g++ cannot compile the test bench's clock
+#: (``--timing``) under its default C++17.
+_VERILATED_MK_FIXES = ("CFG_CXXFLAGS_PCH_I=-include", "CFG_CXXFLAGS_COROUTINES=-fcoroutines")
+
+_PORT = re.compile(r"^\s*(input|output|inout)\s+(?:(signed)\s+)?(?:(\[[^\]]+\])\s+)?(\S+)\s*;",
+                   re.MULTILINE)
+
+
 def simulator_build_args(sim: str) -> list[str]:
-    """Extra build arguments for cocotb's runner, and ccache for Verilator's compiles."""
+    """Extra build arguments for cocotb's runner; for Verilator also prepares the environment
+    of its ``make`` (``os.environ``, which ``build()`` hands on): ccache via ``OBJCACHE`` and
+    the make variables of :data:`_VERILATED_MK_FIXES` via ``MAKEFLAGS``."""
     if sim != "verilator":
         return []
     if "OBJCACHE" not in os.environ and shutil.which("ccache"):
-        # build() hands os.environ to make; Verilator's Makefile prefixes compiles with $OBJCACHE.
+        # Verilator's Makefile prefixes compiles with $OBJCACHE.
         os.environ["OBJCACHE"] = "ccache"
-    # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large enough
-    # to be split into several C++ files fails to compile ("c++: error: Vtop__pch.h.fast:
-    # linker input file not found"). One unsplit file avoids the PCH rules.
-    return ["--output-split", "0"]
+    # Variables in MAKEFLAGS act as command-line variables: they override verilated.mk's
+    # empty assignments (an environment variable would not).
+    flags = os.environ.get("MAKEFLAGS", "").split()
+    missing = [fix for fix in _VERILATED_MK_FIXES if fix not in flags]
+    if missing:
+        os.environ["MAKEFLAGS"] = " ".join(flags + missing)
+    return ["--output-split", str(OUTPUT_SPLIT)]
+
+
+def top_ports(verilog_text: str, module: str) -> list[tuple[str, str, str]]:
+    """``(direction, range, name)`` of each port of ``module`` in Yosys-written Verilog
+    (``range`` like ``"[7:0]"`` or empty, with ``signed`` before it if signed)."""
+    m = re.search(rf"^module {re.escape(module)}\(.*?^endmodule", verilog_text,
+                  re.MULTILINE | re.DOTALL)
+    if m is None:
+        raise RtlRunError(f"no module {module!r} in the exported Verilog")
+    ports = []
+    for direction, signed, rng, name in _PORT.findall(m.group(0)):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise RtlRunError(f"port {name!r} of {module}: the test bench needs plain names")
+        ports.append((direction, " ".join(p for p in (signed, rng) if p), name))
+    return ports
+
+
+def bench_name(block: str) -> str:
+    """Module name of the test bench around ``block`` (the simulation's toplevel)."""
+    return f"{block}_tb"
+
+
+def bench_verilog(verilog_text: str, block: str) -> str:
+    """Verilog of the test bench around ``block``: every port of ``block`` except ``clk``
+    under its own name, ``clk`` an output generated here (period :data:`CLOCK_PERIOD_NS`, high
+    at time 0 like cocotb's ``Clock``), and the :data:`CLOCK_MARKER` output.
+
+    The clock runs inside the simulator: no Python callback per edge, the simulator runs
+    freely between the events a test awaits. The toplevel's ports are all the cocotb tests
+    touch; Verilator makes only them visible (:func:`build_block`).
+    """
+    ports = top_ports(verilog_text, block)
+    names = [name for _, _, name in ports]
+    if "clk" not in names:
+        raise RtlRunError(f"{block} has no clk port; the test bench generates clk")
+    if CLOCK_MARKER in names:
+        raise RtlRunError(f"{block} has a port named {CLOCK_MARKER}, the test bench's marker")
+    half = CLOCK_PERIOD_NS / 2
+    lines = ["// Test bench written by sim.rtl_backend.bench_verilog: the clock runs in the",
+             "// simulator. Generated, do not edit.",
+             "`timescale 1ns/1ps",
+             f"module {bench_name(block)}({', '.join(names + [CLOCK_MARKER])});"]
+    for direction, rng, name in ports:
+        if name == "clk":
+            lines.append("  output reg clk;")
+        else:
+            lines.append(f"  {' '.join(p for p in (direction, rng, name) if p)};")
+    lines += [f"  output {CLOCK_MARKER};",
+              f"  assign {CLOCK_MARKER} = 1'b1;",
+              "  initial begin",
+              "    clk = 1'b1;",
+              f"    forever #{half:g} clk = ~clk;",
+              "  end",
+              f"  {block} dut ({', '.join(f'.{n}({n})' for n in names)});",
+              "endmodule", ""]
+    return "\n".join(lines)
+
+
+@functools.cache
+def _verilator_ports_only():
+    """cocotb's Verilator runner without ``--public-flat-rw`` (which it always adds; every
+    signal public made the model 4.4x slower); :func:`build_block` makes the test bench's
+    ports public with a control file instead."""
+    from cocotb_tools.runner import Verilator
+
+    class VerilatorPortsOnly(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+            return cmds
+
+    return VerilatorPortsOnly
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    # Keep the mtime of an unchanged file so that make/iverilog need not rebuild.
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+def build_block(component, *, block: str, sim: str, build_dir: Path, always: bool,
+                waves: bool = False):
+    """Export ``component`` and build it in its test bench; return ``(runner, toplevel)``.
+
+    Writes ``<block>.v`` (the component, toplevel module ``<block>``), ``<block>_tb.v``
+    (:func:`bench_verilog`) and, for Verilator, ``<block>_tb.vlt`` (the bench's ports public,
+    nothing else) into ``build_dir``, then builds with cocotb's runner.
+
+    Parameters
+    ----------
+    component : wiring.Component
+        The design; it needs a ``clk`` input (driven by the bench).
+    block : str
+        Module and file name of the design.
+    sim : str
+        ``icarus`` or ``verilator``.
+    build_dir : Path
+        One directory per simulator and design; created if missing.
+    always : bool
+        Rebuild even if the runner thinks the build is current.
+    waves : bool
+        Build with waveform dumping.
+
+    Raises
+    ------
+    RtlRunError
+        The export or the build failed (the message names the directory).
+    """
+    from amaranth.back import verilog
+    from cocotb_tools.runner import get_runner
+
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    text = verilog.convert(component, name=block, emit_src=False)
+    top = bench_name(block)
+    source, bench = build_dir / f"{block}.v", build_dir / f"{top}.v"
+    _write_if_changed(source, text)
+    _write_if_changed(bench, bench_verilog(text, block))
+    sources = [source, bench]
+    build_args = simulator_build_args(sim)
+    if sim == "verilator":
+        control = build_dir / f"{top}.vlt"
+        _write_if_changed(control, f'`verilator_config\npublic_flat_rw -module "{top}" '
+                                   '-var "*"\n')
+        # First: cocotb takes the toplevel's language from the last source.
+        sources.insert(0, control)
+        runner = _verilator_ports_only()()
+        build_args += ["--timing"]
+    else:
+        runner = get_runner(sim)
+    try:
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, always=always,
+                     waves=waves, timescale=("1ns", "1ps"), build_args=build_args)
+    except (RuntimeError, SystemExit) as e:
+        raise RtlRunError(f"{block}: {sim} build failed in {build_dir}: {e}") from None
+    return runner, top
+
+
+def start_clock(dut, period_ns: int = CLOCK_PERIOD_NS) -> int:
+    """Have the clock on ``dut.clk`` running; return its period in ns.
+
+    A test bench of :func:`bench_verilog` generates it itself (period :data:`CLOCK_PERIOD_NS`);
+    any other toplevel gets cocotb's ``Clock``.
+    """
+    try:
+        getattr(dut, CLOCK_MARKER)
+    except AttributeError:
+        from cocotb.clock import Clock
+        Clock(dut.clk, period_ns, unit="ns").start()
+        return period_ns
+    if period_ns != CLOCK_PERIOD_NS:
+        raise ValueError(f"period_ns: this test bench's clock runs at {CLOCK_PERIOD_NS} ns, "
+                         f"not {period_ns}")
+    return CLOCK_PERIOD_NS
 
 
 def check_sim(sim: str) -> str:
@@ -422,28 +604,14 @@ def check_sim(sim: str) -> str:
 def build_core(config, *, preset_name: str, sim: str, subarrays: int, faults: bool = False,
                core_kwargs: dict | None = None):
     """Export and build the core (a mat of ``subarrays``, with the sensing-fault injection if
-    ``faults``) for ``config``; return ``(runner, build_dir, toplevel)``."""
-    from amaranth.back import verilog
-    from cocotb_tools.runner import get_runner
-
+    ``faults``) for ``config`` in its test bench (:func:`build_block`); return
+    ``(runner, build_dir, toplevel)``."""
     from rtl.core import Core
-    block = "core"
-    build_dir = REPO / "build" / "sim" / block / build_name(config, preset_name, sim, subarrays,
-                                                            faults)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    source = build_dir / f"{block}.v"
-    text = verilog.convert(Core(config=config, subarrays=subarrays, faults=faults,
-                                **(core_kwargs or {})), name=block, emit_src=False)
-    if not source.is_file() or source.read_text() != text:
-        source.write_text(text)
-    runner = get_runner(sim)
-    build_args = simulator_build_args(sim)
-    try:
-        runner.build(sources=[source], hdl_toplevel=block, build_dir=build_dir, always=False,
-                     timescale=("1ns", "1ps"), build_args=build_args)
-    except (RuntimeError, SystemExit) as e:
-        raise RtlRunError(f"{sim} build of the core failed in {build_dir}: {e}") from None
-    return runner, build_dir, block
+    build_dir = REPO / "build" / "sim" / "core" / build_name(config, preset_name, sim,
+                                                               subarrays, faults)
+    core = Core(config=config, subarrays=subarrays, faults=faults, **(core_kwargs or {}))
+    runner, top = build_block(core, block="core", sim=sim, build_dir=build_dir, always=False)
+    return runner, build_dir, top
 
 
 def build_name(config, preset_name: str, sim: str, subarrays: int, faults: bool) -> str:
