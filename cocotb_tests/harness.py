@@ -128,7 +128,9 @@ def run_block(component, *, block: str, sim: str, test_module: str, params: dict
     (build_dir / PARAMS_FILE).write_text(json.dumps({**params, "seed": seed}, sort_keys=True))
     print(f"{block} [{build_dir.name}]: seed {seed} (rerun with SPINPIM_SEED={seed})")
 
-    waves = os.environ.get("WAVES", "0") == "1"
+    # The values cocotb's runner reads as "on" (sim.util.WAVES_VALUES; conftest refuses others).
+    waves = os.environ.get("WAVES", "0").strip().lower() in ("1", "yes", "y", "on", "true",
+                                                             "enable")
     try:
         runner, top = build_block(component, block=block, sim=sim, build_dir=build_dir,
                                   always=True, waves=waves)
