@@ -225,6 +225,10 @@ class AcceleratorConfig:
         _check_choice("technology", self.technology, TECHNOLOGIES)
         _check_int("rows", self.rows, lo=8, hi=_MAX_ROWS, multiple_of=8)
         _check_int("columns", self.columns, lo=8, hi=_MAX_COLUMNS, multiple_of=8)
+        from rtl.isa import BASE_BITS
+        if self.columns > 1 << BASE_BITS:
+            raise ValueError(f"columns must be at most {1 << BASE_BITS} (the instruction set's "
+                             f"{BASE_BITS}-bit column addresses), not {self.columns!r}")
         _check_int("subarrays_per_mat", self.subarrays_per_mat, lo=1)
         if self.subarrays_per_mat > max_subarrays_per_mat(self.columns):
             raise ValueError(f"subarrays_per_mat must be in [1, "

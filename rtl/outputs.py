@@ -56,7 +56,7 @@ from pathlib import Path
 
 __all__ = ["MARKER", "UserError", "OutputPathError", "check_file", "check_dir", "check_tree",
            "write_files", "write_file", "json_text", "write_json", "write_tree",
-           "EXIT_INTERRUPTED", "interruptible"]
+           "EXIT_INTERRUPTED", "EXIT_TERMINATED", "Terminated", "interruptible"]
 
 #: Name of the file that marks a directory made by :func:`write_tree`.
 MARKER = ".spinpim-outputs"
@@ -389,20 +389,43 @@ def write_tree(path, files: dict, *, tool: str, option: str | None = None) -> li
 
 #: Exit code of a tool stopped by Ctrl-C: 128 + SIGINT, what a shell reports for it.
 EXIT_INTERRUPTED = 130
+#: Exit status after SIGTERM (128 + 15, the shell's convention).
+EXIT_TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread by :func:`interruptible`'s handler: like Ctrl-C's
+    ``KeyboardInterrupt`` it unwinds through every ``finally`` and ``except BaseException``, so
+    staged outputs are removed, not left half-written."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 def interruptible(tool: str, kept: str) -> Callable:
     """Decorate a tool's ``main(argv=None)``: Ctrl-C prints one line that names the tool, says
     it was interrupted and what was kept (``kept``), and returns :data:`EXIT_INTERRUPTED`,
-    instead of a traceback. Every output is staged and renamed into place (above), so an
-    interrupted tool leaves no partial file."""
+    instead of a traceback; SIGTERM does the same with :data:`EXIT_TERMINATED` (the handler is
+    installed while ``main`` runs in the main thread, the previous one restored after). Every
+    output is staged and renamed into place (above), so an interrupted tool leaves no partial
+    file."""
     def wrap(main):
         @functools.wraps(main)
         def run(argv=None):
+            previous = None
+            if threading.current_thread() is threading.main_thread():
+                previous = signal.signal(signal.SIGTERM, _raise_terminated)
             try:
                 return main(argv)
             except KeyboardInterrupt:
                 print(f"{tool}: interrupted (Ctrl-C); {kept}", file=sys.stderr)
                 return EXIT_INTERRUPTED
+            except Terminated:
+                print(f"{tool}: terminated (SIGTERM); {kept}", file=sys.stderr)
+                return EXIT_TERMINATED
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
         return run
     return wrap

@@ -34,6 +34,9 @@ def test_frozen():
     (dict(technology="dram"), ValueError,
      r"^technology must be one of stt, nand_spin, sot, imac, not 'dram'$"),
     (dict(technology=3), TypeError, r"^technology must be a str, one of .*; not 3$"),
+    (dict(columns=8192, subarrays_per_mat=1), ValueError,
+     r"^columns must be at most 4096 \(the instruction set's 12-bit column addresses\), "
+     r"not 8192$"),
     (dict(rows=250), ValueError, r"^rows must be a positive multiple of 8 in \[8, 65536\], "
                                  r"not 250$"),
     (dict(rows=0), ValueError, r"^rows must be a positive multiple of 8 .*, not 0$"),

@@ -460,6 +460,25 @@ def test_a_real_sigint_is_one_line_and_keeps_nothing(tmp_path):
     assert [p for p in tmp_path.rglob("*") if not p.is_dir()] == []
 
 
+def test_a_real_sigterm_is_one_line_and_keeps_nothing(tmp_path):
+    """SIGTERM (a job scheduler's kill) while the variation sweep runs: one line, exit 143, no
+    partial file; before, Python's default handler ended the process with no word."""
+    out = tmp_path / "v"
+    code = ("import os, signal, sys, threading\n"
+            "from sim import variation\n"
+            "threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()\n"
+            f"sys.exit(variation.main(['--model', 'digits_addernet', '-n', '360', '--seeds', "
+            f"'200', '--out', {str(out)!r}]))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                       timeout=300)
+    assert r.returncode == 143, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "python -m sim.variation: terminated (SIGTERM); no report or figure was written "
+        "(files written before are unchanged)"]
+    assert [p for p in tmp_path.rglob("*") if not p.is_dir()] == []
+
+
 def test_accumulator_overflow_message_reads_an_adder_layer():
     from golden import layers as L
     with pytest.raises(ValueError, match=r"^an adder layer with fan-in 9000000 can reach "
