@@ -19,9 +19,6 @@ nitpicky = True
 nitpick_ignore_regex = [
     ("py:class", r"(numpy|np|pathlib|amaranth|collections|collections\.abc)\..*"),
     ("py:func", r"dataclasses\..*"),
-    # golden.imac is not in the API reference (its docstring's grid table does not render);
-    # sim.imac_energy.ImacParams' signature names its circuit class.
-    ("py:class", r"golden\.imac\.ImacCircuit"),
 ]
 
 autodoc_member_order = "bysource"

@@ -45,29 +45,24 @@ The circuit, one layer of ``n_in`` inputs and ``n_out`` neurons
   subcircuit inverts; the inversion is the same circuit as swapping I+ and I- at the amplifier,
   so the non-inverting curve is used.
 * **Sampling** (IMAC-Sim: 2 ns): the model is static. It refuses a sampling time shorter than
-  :attr:`ImacCircuit.settling_ns` (ASSUMPTION 2 ns: IMAC-Sim's sampling time, the earliest
+  ``ImacCircuit.settling_ns`` (ASSUMPTION 2 ns: IMAC-Sim's sampling time, the earliest
   instant at which the seed authors read their SPICE transient; we have no transient model to
   claim faster settling).
 
 Fixed-point format (:data:`FIXED`)
 ----------------------------------
-========================  ========================================================  =========
-quantity                  representation                                            width
-========================  ========================================================  =========
-input drive ``x``         signed integer, LSB ``v_supply / 255`` V; first layer     9 signed
-                          ``+-255``; hidden layers the neuron code ``0..255``
-conductance ``g``         unsigned integer, LSB 1 nS, rounded half up from siemens  20
-partition current ``i``   ``sum over rows x * (g_pos - g_neg)``, exact, LSB          36 signed
-                          ``(v_supply / 255) * 1 nS``
-amplifier output ``a``    ``clip((i * mult + 2**(shift-1)) >> shift, -1024, 1024)``, 12 signed
-                          LSB ``2**-10`` V; ``mult = round(gain * 1 kOhm * i_lsb /
-                          a_lsb * 2**shift)``, ``shift = 32``
-neuron input ``v``        ``clip((sum_p a_p * recip + 2**15) >> 16, -1024, 1024)``,  12 signed
-                          ``recip = round(2**16 / P)``, LSB ``2**-10`` V
-neuron output ``y``       ``lut[v + 1024]``, ``lut[k] = floor(255 * sigmoid(...) +   8
-                          0.5)`` over ``v`` in ``[-1, 1]`` V (2049 entries), LSB
-                          ``v_supply / 255``
-========================  ========================================================  =========
+* **input drive** ``x``, 9 bits signed: LSB ``v_supply / 255`` V; the first layer
+  ``+-255``, hidden layers the neuron code ``0..255``;
+* **conductance** ``g``, 20 bits unsigned: LSB 1 nS, rounded half up from siemens;
+* **partition current** ``i``, 36 bits signed: ``sum over rows x * (g_pos - g_neg)``, exact,
+  LSB ``(v_supply / 255) * 1 nS``;
+* **amplifier output** ``a``, 12 bits signed: ``clip((i * mult + 2**(shift-1)) >> shift,
+  -1024, 1024)``, LSB ``2**-10`` V, with ``mult = round(gain * 1 kOhm * i_lsb / a_lsb *
+  2**shift)`` and ``shift = 32``;
+* **neuron input** ``v``, 12 bits signed: ``clip((sum_p a_p * recip + 2**15) >> 16, -1024,
+  1024)``, ``recip = round(2**16 / P)``, LSB ``2**-10`` V;
+* **neuron output** ``y``, 8 bits: ``lut[v + 1024]``, ``lut[k] = floor(255 * sigmoid(...) +
+  0.5)`` over ``v`` in ``[-1, 1]`` V (2049 entries), LSB ``v_supply / 255``.
 
 ``>>`` is an arithmetic shift (floor), so each rounding is half up. The widths hold every value
 the limits allow (:data:`MAX_PARTITIONS` partitions of ``xbar_rows`` rows); each operation
@@ -196,6 +191,7 @@ class FixedFormat:
 
 #: The default circuit (IMAC-Sim's public parameters) and fixed-point format.
 CIRCUIT = ImacCircuit()
+#: The fixed-point format of this module (the list "Fixed-point format" above).
 FIXED = FixedFormat()
 
 
