@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import shlex
 import sys
 import time
@@ -40,9 +39,9 @@ import numpy as np
 from golden import datasets, imac, imac_net
 from rtl.outputs import check_file, json_text, write_files
 
-from .util import UserError
+from .util import UserError, parse_number_list
 
-__all__ = ["MAX_SIGMA", "DEFAULT_SIGMAS", "DEFAULT_SPREADS", "parse_list", "run_spread",
+__all__ = ["MAX_SIGMA", "DEFAULT_SIGMAS", "DEFAULT_SPREADS", "run_spread",
            "run", "main"]
 
 #: golden.imac.draw_conductances' largest sigma.
@@ -51,22 +50,6 @@ DEFAULT_SIGMAS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25)
 #: Neuron offset spreads in volts (the curve's logistic scale is 1/12 V = 0.083 V).
 DEFAULT_SPREADS = (0.0, 0.02, 0.05, 0.1, 0.2)
 MAX_SPREAD = 1.0
-
-
-def parse_list(option: str, text: str, hi: float, unit: str = "") -> list:
-    """``"0,0.05"`` -> sorted distinct floats in [0, hi]; a one-line UserError otherwise."""
-    allowed = f"a comma-separated list of numbers in [0, {hi:g}]{unit}, e.g. 0,0.05,0.1"
-    vals = []
-    for item in str(text).split(","):
-        try:
-            v = float(item)
-        except ValueError:
-            raise UserError(f"{option}: cannot parse {item.strip()!r} in {text!r}; give "
-                            f"{allowed}") from None
-        if not math.isfinite(v) or not 0.0 <= v <= hi:
-            raise UserError(f"{option}: {item.strip()!r} is out of range; give {allowed}")
-        vals.append(v)
-    return sorted(set(vals))
 
 
 def run_spread(signs, net, *, sigma: float, seed: int, spread_v: float) -> np.ndarray:
@@ -209,9 +192,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
-        sigmas = parse_list("--sigma", args.sigma, MAX_SIGMA)
-        spreads = parse_list("--spread", args.spread, MAX_SPREAD, " V")
-        spread_sigma = parse_list("--spread-sigma", args.spread_sigma, MAX_SIGMA)
+        sigmas = parse_number_list("--sigma", args.sigma, MAX_SIGMA)
+        spreads = parse_number_list("--spread", args.spread, MAX_SPREAD, " V")
+        spread_sigma = parse_number_list("--spread-sigma", args.spread_sigma, MAX_SIGMA)
         if len(spread_sigma) != 1:
             raise UserError(f"--spread-sigma must be one number, not {args.spread_sigma!r}")
         n, seeds = _int("-n", args.n), _int("--seeds", args.seeds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from rtl.config import MAX_SUBARRAYS, mat_bound_reason, max_subarrays_per_mat
 # its subclass OutputPathError); it lives in rtl/ because rtl's tools raise it too.
 from rtl.outputs import UserError, write_json
 
-__all__ = ["UserError", "write_json_atomic", "MAX_MAT", "parse_mat", "check_waves"]
+__all__ = ["UserError", "write_json_atomic", "MAX_MAT", "parse_mat", "check_waves",
+           "parse_number_list"]
 
 
 def write_json_atomic(path, data, *, option: str | None = None) -> Path:
@@ -58,3 +60,20 @@ def check_waves() -> None:
     if value and value.lower() not in WAVES_VALUES:
         raise UserError(f"WAVES (environment) must be 0 or 1 (or {', '.join(WAVES_VALUES[2:])}), "
                         f"not {value!r}")
+
+
+def parse_number_list(option: str, text: str, hi: float, unit: str = "") -> list:
+    """``"0,0.05"`` -> sorted distinct floats in [0, hi] for the command-line ``option``; a
+    one-line UserError otherwise."""
+    allowed = f"a comma-separated list of numbers in [0, {hi:g}]{unit}, e.g. 0,0.05,0.1"
+    vals = []
+    for item in str(text).split(","):
+        try:
+            v = float(item)
+        except ValueError:
+            raise UserError(f"{option}: cannot parse {item.strip()!r} in {text!r}; give "
+                            f"{allowed}") from None
+        if not math.isfinite(v) or not 0.0 <= v <= hi:
+            raise UserError(f"{option}: {item.strip()!r} is out of range; give {allowed}")
+        vals.append(v)
+    return sorted(set(vals))

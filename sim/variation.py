@@ -43,7 +43,6 @@ faults; ``--backend model`` on that core model alone. The result goes into the J
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import sys
 import time
@@ -59,7 +58,7 @@ from sim.device import DEFAULT_TRIALS, MAX_CV, MAX_TRIALS, ber
 from sim.faults import infer_int_with_faults
 
 from .cli import MODEL_DATASET
-from .util import MAX_MAT, UserError, parse_mat
+from .util import MAX_MAT, UserError, parse_mat, parse_number_list
 
 __all__ = ["MODE", "DEFAULT_CVS", "parse_cvs", "run", "main"]
 
@@ -73,18 +72,7 @@ DEFAULT_CVS = (0.0, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10, 0.11, 0.12, 0.14, 
 
 def parse_cvs(text: str) -> list:
     """``"0,0.05,0.1"`` -> sorted distinct floats in [0, MAX_CV]; a UserError otherwise."""
-    allowed = f"a comma-separated list of numbers in [0, {MAX_CV}], e.g. 0,0.05,0.1"
-    vals = []
-    for item in text.split(","):
-        try:
-            v = float(item)
-        except ValueError:
-            raise UserError(f"--cv: cannot parse {item.strip()!r} in {text!r}; "
-                            f"give {allowed}") from None
-        if not math.isfinite(v) or not 0.0 <= v <= MAX_CV:
-            raise UserError(f"--cv: {item.strip()!r} is out of range; give {allowed}")
-        vals.append(v)
-    return sorted(set(vals))
+    return parse_number_list("--cv", text, MAX_CV)
 
 
 def _parse_int(option: str, text: str, hi: int | None = None, why: str = "") -> int:

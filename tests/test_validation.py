@@ -442,39 +442,26 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch, module, 
     assert files == []
 
 
-def test_a_real_sigint_is_one_line_and_keeps_nothing(tmp_path):
-    """SIGINT while the variation sweep runs (sent by a timer once main is running)."""
+@pytest.mark.parametrize(("signame", "code", "what"), [
+    ("SIGINT", 130, "interrupted (Ctrl-C)"),
+    # A job scheduler's kill; before, Python's default handler ended the process with no word.
+    ("SIGTERM", 143, "terminated (SIGTERM)"),
+])
+def test_a_real_signal_is_one_line_and_keeps_nothing(tmp_path, signame, code, what):
+    """The signal while the variation sweep runs (sent by a timer once main is running): one
+    line, the signal's exit code, no partial file."""
     out = tmp_path / "v"
-    code = ("import os, signal, sys, threading\n"
-            "from sim import variation\n"
-            "threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
-            f"sys.exit(variation.main(['--model', 'digits_addernet', '-n', '360', '--seeds', "
-            f"'200', '--out', {str(out)!r}]))\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                       timeout=300)
-    assert r.returncode == 130, (r.returncode, r.stderr)
+    script = ("import os, signal, sys, threading\n"
+              "from sim import variation\n"
+              f"threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.{signame})).start()\n"
+              f"sys.exit(variation.main(['--model', 'digits_addernet', '-n', '360', '--seeds', "
+              f"'200', '--out', {str(out)!r}]))\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       cwd=REPO, timeout=300)
+    assert r.returncode == code, (r.returncode, r.stderr)
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [
-        "python -m sim.variation: interrupted (Ctrl-C); no report or figure was written "
-        "(files written before are unchanged)"]
-    assert [p for p in tmp_path.rglob("*") if not p.is_dir()] == []
-
-
-def test_a_real_sigterm_is_one_line_and_keeps_nothing(tmp_path):
-    """SIGTERM (a job scheduler's kill) while the variation sweep runs: one line, exit 143, no
-    partial file; before, Python's default handler ended the process with no word."""
-    out = tmp_path / "v"
-    code = ("import os, signal, sys, threading\n"
-            "from sim import variation\n"
-            "threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()\n"
-            f"sys.exit(variation.main(['--model', 'digits_addernet', '-n', '360', '--seeds', "
-            f"'200', '--out', {str(out)!r}]))\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                       timeout=300)
-    assert r.returncode == 143, (r.returncode, r.stderr)
-    assert "Traceback" not in r.stderr
-    assert r.stderr.strip().splitlines() == [
-        "python -m sim.variation: terminated (SIGTERM); no report or figure was written "
+        f"python -m sim.variation: {what}; no report or figure was written "
         "(files written before are unchanged)"]
     assert [p for p in tmp_path.rglob("*") if not p.is_dir()] == []
 
