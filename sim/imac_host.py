@@ -41,8 +41,9 @@ class ImacHost:
 
     Attributes
     ----------
-    g : list of [g_pos, g_neg]
-        Per layer, the conductance codes ``[rows, outputs]`` written so far (0 before).
+    g : list
+        Per layer, ``[g_pos, g_neg]``: the conductance codes ``[rows, outputs]`` written so
+        far (0 before).
     writes : int
         Synapse-write commands issued (``prog_count`` counts the same, addresses outside a
         layer included).
