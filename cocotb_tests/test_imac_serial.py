@@ -12,95 +12,37 @@ are checked.
 import cocotb
 import numpy as np
 import pytest
-from cocotb.triggers import FallingEdge
 
 from cocotb_tests.harness import load_params, make_rng, run_block, start
 from golden import imac
 from rtl.imac_serial import ImacSerialCoproc
+from sim.imac_host import ImacHost
 
 BLOCK = "imac_serial"
 F = imac.FIXED
 
 
-class Host:
-    """The host side, with golden's conductances of every layer."""
-
-    def __init__(self, dut, p, seed):
-        self.dut, self.seed, self.p = dut, seed, p
-        self.shapes, self.bias, self.gains = p["shapes"], p["bias"], p["gains"]
-        self.circuit = imac.ImacCircuit(xbar_rows=p["rows"])
-        self.g = [[np.zeros((i + b, o), dtype=np.int64) for _ in range(2)]
-                  for (i, o), b in zip(self.shapes, self.bias, strict=True)]
-        self.writes = 0
-
-    def idle(self):
-        for name in ("in_we", "in_addr", "in_data", "prog_we", "prog_layer", "prog_row",
-                     "prog_col", "prog_g_pos", "prog_g_neg", "start", "out_addr", "out_layer"):
-            getattr(self.dut, name).value = 0
-
-    async def tick(self):
-        await FallingEdge(self.dut.clk)
-        self.idle()
-
-    async def program(self, layer, row, col, gp, gn):
-        d = self.dut
-        d.prog_we.value, d.prog_layer.value = 1, layer
-        d.prog_row.value, d.prog_col.value = row, col
-        d.prog_g_pos.value, d.prog_g_neg.value = gp, gn
-        if layer < len(self.g) and row < self.g[layer][0].shape[0] \
-                and col < self.g[layer][0].shape[1]:
-            self.g[layer][0][row, col], self.g[layer][1][row, col] = gp, gn
-        self.writes += 1
-        await self.tick()
-        assert int(d.prog_count.value) == self.writes
-
-    def golden(self, signs):
-        act = np.asarray([signs]) * F.x_max
-        outs = []
-        for (gp, gn), b, gain in zip(self.g, self.bias, self.gains, strict=True):
-            if b:
-                act = np.hstack([act, [[F.x_max]]])
-            act = imac.layer_fixed(act, gp, gn, gain, circuit=self.circuit)
-            outs.append(act[0])
-        return outs
-
-    async def run(self, signs):
-        d = self.dut
-        for w in range(-(-len(signs) // 32)):
-            word = sum(1 << b for b, s in enumerate(signs[32 * w:32 * (w + 1)]) if s > 0)
-            d.in_we.value, d.in_addr.value, d.in_data.value = 1, w, word
-            await self.tick()
-        d.start.value = 1
-        await self.tick()
-        cycles = 1
-        while not int(d.done.value):
-            assert int(d.busy.value), f"{BLOCK}: busy low before done"
-            await self.tick()
-            cycles += 1
-            assert cycles < 10_000, f"{BLOCK}: no done"
-        assert not int(d.busy.value)
-        synapses = sum((i + b) * o for (i, o), b in zip(self.shapes, self.bias, strict=True))
-        assert cycles == synapses + 1, (cycles, synapses)
-        want = self.golden(signs)
-        for k, w in enumerate(want):
-            levels = []
-            for c in range(len(w) + 2):         # two addresses beyond the layer read 0
-                d.out_layer.value, d.out_addr.value = k, c
-                await FallingEdge(d.clk)
-                levels.append(int(d.out_level.value))
-            self.idle()
-            assert levels == w.tolist() + [0, 0], (
-                f"{BLOCK}: layer {k} levels rtl {levels} != golden {w.tolist()} + [0, 0] "
-                f"(seed {self.seed}; rerun with SPINPIM_SEED={self.seed})")
-        assert int(d.class_index.value) == int(imac.classify(want[-1])), (want[-1], self.seed)
+async def check_run(host, p, signs):
+    """One run: the cycle count, every layer's levels (and two addresses beyond each layer,
+    which read 0) and the class against golden."""
+    cycles = await host.run(signs, max_cycles=10_000)
+    synapses = sum((i + b) * o for (i, o), b in zip(host.shapes, host.bias, strict=True))
+    assert cycles == synapses, (cycles, synapses)
+    want = host.golden(signs, p["gains"], circuit=imac.ImacCircuit(xbar_rows=p["rows"]))
+    for k, w in enumerate(want):
+        levels = await host.read_levels(len(w) + 2, layer=k)
+        assert levels == w.tolist() + [0, 0], (
+            f"{BLOCK}: layer {k} levels rtl {levels} != golden {w.tolist()} + [0, 0] "
+            f"(seed {p['seed']}; rerun with SPINPIM_SEED={p['seed']})")
+    assert host.class_index() == int(imac.classify(want[-1])), (want[-1], p["seed"])
 
 
 @cocotb.test()
 async def serial_mlp_runs(dut):
     p = load_params()
-    rng, seed = make_rng(p, "serial_mlp_runs")
+    rng, _ = make_rng(p, "serial_mlp_runs")
     await start(dut)
-    host = Host(dut, p, seed)
+    host = ImacHost(dut, p["shapes"], p["bias"], name=BLOCK)
     host.idle()
     nrng = np.random.default_rng(rng.getrandbits(32))
     for k, (gp, _) in enumerate(host.g):
@@ -118,7 +60,7 @@ async def serial_mlp_runs(dut):
         signs = [rng.choice((-1, 1)) for _ in range(n_in)]
         if run == 0:
             signs = [1] * n_in
-        await host.run(signs)
+        await check_run(host, p, signs)
         if run % 3 == 2:
             # Rewrite a synapse, and write outside every layer (ignored, but counted).
             k = rng.randrange(len(host.g))

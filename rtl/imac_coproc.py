@@ -17,12 +17,41 @@ from rtl.imac_argmax import ImacArgmax
 from rtl.imac_crossbar import equals_const
 from rtl.imac_layer import ImacLayer
 
-__all__ = ["ImacCoproc", "INPUT_WORD_BITS", "COUNT_BITS"]
+__all__ = ["ImacCoproc", "INPUT_WORD_BITS", "COUNT_BITS", "check_mlp"]
 
 #: Width of a host input word (32 sign bits).
 INPUT_WORD_BITS = 32
 #: Width of the synapse-write counter.
 COUNT_BITS = 32
+
+
+def check_mlp(*, shapes, bias, mults, recips, x_max, x_bits):
+    """The network parameters both IMAC co-processors take (``ImacCoproc`` and
+    ``rtl.imac_serial.ImacSerialCoproc``), checked; returns ``(shapes, bias, mults, recips)``
+    as tuples (``shapes`` as tuples of ints).
+
+    Raises
+    ------
+    ValueError
+        No layer, per-layer sequences of another length than ``shapes``, shapes that do not
+        chain (layer ``l + 1``'s inputs are layer ``l``'s outputs), ``x_max`` outside the
+        positive range of ``x_bits`` signed bits.
+    """
+    shapes, bias = tuple(tuple(int(v) for v in s) for s in shapes), tuple(bias)
+    mults, recips = tuple(mults), tuple(recips)
+    n = len(shapes)
+    if n < 1:
+        raise ValueError("shapes must name at least one layer")
+    for name, seq in (("bias", bias), ("mults", mults), ("recips", recips)):
+        if len(seq) != n:
+            raise ValueError(f"{name} must have one entry per layer ({n}), not {len(seq)}")
+    for k in range(1, n):
+        if shapes[k][0] != shapes[k - 1][1]:
+            raise ValueError(f"layer {k} has {shapes[k][0]} inputs, layer {k - 1} "
+                             f"{shapes[k - 1][1]} outputs")
+    if not 0 < x_max < (1 << (x_bits - 1)):
+        raise ValueError(f"x_max must be in [1, {(1 << (x_bits - 1)) - 1}], not {x_max!r}")
+    return shapes, bias, mults, recips
 
 
 class ImacCoproc(wiring.Component):
@@ -67,20 +96,9 @@ class ImacCoproc(wiring.Component):
 
     def __init__(self, *, shapes, bias, mults, recips, x_max, rows, columns, x_bits, g_bits,
                  i_bits, shift, rail_bits, mean_shift, lut, out_bits):
-        shapes, bias = tuple(tuple(s) for s in shapes), tuple(bias)
-        mults, recips = tuple(mults), tuple(recips)
+        shapes, bias, mults, recips = check_mlp(shapes=shapes, bias=bias, mults=mults,
+                                                recips=recips, x_max=x_max, x_bits=x_bits)
         n = len(shapes)
-        if n < 1:
-            raise ValueError("shapes must name at least one layer")
-        for name, seq in (("bias", bias), ("mults", mults), ("recips", recips)):
-            if len(seq) != n:
-                raise ValueError(f"{name} must have one entry per layer ({n}), not {len(seq)}")
-        for k in range(1, n):
-            if shapes[k][0] != shapes[k - 1][1]:
-                raise ValueError(f"layer {k} has {shapes[k][0]} inputs, layer {k - 1} "
-                                 f"{shapes[k - 1][1]} outputs")
-        if not 0 < x_max < (1 << (x_bits - 1)):
-            raise ValueError(f"x_max must be in [1, {(1 << (x_bits - 1)) - 1}], not {x_max!r}")
         self._shapes, self._bias, self._x_max = shapes, bias, x_max
         self._layers = [
             dict(inputs=i + int(b), outputs=o, rows=rows, columns=columns, x_bits=x_bits,

@@ -24,15 +24,12 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from rtl.imac_coproc import COUNT_BITS, INPUT_WORD_BITS, check_mlp
 from rtl.imac_crossbar import current_bits, equals_const
 from rtl.imac_neuron import ImacNeuron
 
 __all__ = ["ImacSerialCoproc", "INPUT_WORD_BITS", "COUNT_BITS", "MAX_PARTITIONS"]
 
-#: Width of a host input word (32 sign bits), as ``rtl.imac_coproc.ImacCoproc``.
-INPUT_WORD_BITS = 32
-#: Width of the synapse-write counter.
-COUNT_BITS = 32
 #: Horizontal partitions a neuron combines at most (``golden.imac.MAX_PARTITIONS``).
 MAX_PARTITIONS = 16
 
@@ -89,22 +86,11 @@ class ImacSerialCoproc(wiring.Component):
 
     def __init__(self, *, shapes, bias, mults, recips, x_max, rows, x_bits, g_bits, i_bits,
                  shift, rail_bits, mean_shift, lut, out_bits):
-        shapes, bias = tuple(tuple(int(v) for v in s) for s in shapes), tuple(bias)
-        mults, recips = tuple(mults), tuple(recips)
+        shapes, bias, mults, recips = check_mlp(shapes=shapes, bias=bias, mults=mults,
+                                                recips=recips, x_max=x_max, x_bits=x_bits)
         n = len(shapes)
-        if n < 1:
-            raise ValueError("shapes must name at least one layer")
-        for name, seq in (("bias", bias), ("mults", mults), ("recips", recips)):
-            if len(seq) != n:
-                raise ValueError(f"{name} must have one entry per layer ({n}), not {len(seq)}")
-        for k in range(1, n):
-            if shapes[k][0] != shapes[k - 1][1]:
-                raise ValueError(f"layer {k} has {shapes[k][0]} inputs, layer {k - 1} "
-                                 f"{shapes[k - 1][1]} outputs")
         if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1 or rows & (rows - 1):
             raise ValueError(f"rows must be a power of two, not {rows!r}")
-        if not 0 < x_max < (1 << (x_bits - 1)):
-            raise ValueError(f"x_max must be in [1, {(1 << (x_bits - 1)) - 1}], not {x_max!r}")
         need = current_bits(rows=rows, x_bits=x_bits, g_bits=g_bits)
         if i_bits < need:
             raise ValueError(f"i_bits must be at least {need} for {rows} rows of {x_bits}-bit "

@@ -20,7 +20,6 @@ simulator's speed, and writes a JSON report under ``build/reports/``.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -41,8 +40,6 @@ PRESET = "imac_sot"
 BLOCK = "imac_serial"
 JOB_FILE = "imac_job.json"
 F = imac.FIXED
-#: Clock period of the simulation (ns); only the cocotb clock, not a claim about the circuit.
-PERIOD_NS = 10
 
 
 class ImacRunError(RuntimeError):
@@ -106,53 +103,28 @@ def conductance_codes(net, sigma: float, seed: int) -> list:
     return out
 
 
-def _design_key(net) -> str:
-    """A digest of everything the co-processor's Verilog depends on."""
-    import hashlib
-    from importlib.metadata import version
-    h = hashlib.sha256()
-    params = {"shapes": net.fc_shapes, "gains": net.gains, "fixed": repr(F),
-              "circuit": repr(imac.CIRCUIT), "amaranth": version("amaranth")}
-    h.update(json.dumps(params, sort_keys=True).encode())
-    for name in ("imac_serial", "imac_neuron", "imac_crossbar"):
-        h.update((REPO / "rtl" / f"{name}.py").read_bytes())
-    return h.hexdigest()
-
-
 def _build(net, sim: str):
-    """Export and build the co-processor of ``net`` (one build per network and simulator;
-    reused while the Verilog is unchanged)."""
+    """Export and build the co-processor of ``net`` in its test bench
+    (``sim.rtl_backend.build_block``: the clock generated inside the simulation, only the
+    ports public on Verilator); one build directory per network and simulator, rebuilt only
+    when the Verilog changed. Returns ``(runner, build_dir, toplevel)``."""
     import fcntl
 
-    from amaranth.back import verilog
-    from cocotb_tools.runner import get_runner
-
-    from sim.rtl_backend import simulator_build_args
+    from sim.rtl_backend import RtlRunError, build_block
     shapes = "-".join(str(s[0]) for s in net.fc_shapes) + f"-{net.fc_shapes[-1][1]}"
     gains = "_".join(f"{g:g}" for g in net.gains)
     build_dir = REPO / "build" / "sim" / BLOCK / f"{sim}-{shapes}-g{gains}"
     build_dir.mkdir(parents=True, exist_ok=True)
+    # Two runs of one network share its build: the lock keeps a second build out while one is
+    # in progress; each run then works in a directory of its own (sim.rtl_backend.run_job).
     with open(build_dir.parent / f".{build_dir.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        source = build_dir / f"{BLOCK}.v"
-        # Converting the design takes about 25 s: skip it while neither the parameters nor the
-        # RTL sources (nor Amaranth) changed.
-        key = _design_key(net)
-        key_file = build_dir / "design.key"
-        if not (source.is_file() and key_file.is_file() and key_file.read_text() == key):
-            text = verilog.convert(make_coproc(net), name=BLOCK, emit_src=False)
-            if not source.is_file() or source.read_text() != text:
-                source.write_text(text)
-            key_file.write_text(key)
-        runner = get_runner(sim)
         try:
-            runner.build(sources=[source], hdl_toplevel=BLOCK, build_dir=build_dir,
-                         always=False, timescale=("1ns", "1ps"),
-                         build_args=simulator_build_args(sim))
-        except (RuntimeError, SystemExit) as e:
-            raise ImacRunError(f"{sim} build of the IMAC co-processor failed in {build_dir}: "
-                               f"{e}") from None
-    return runner, build_dir
+            runner, top = build_block(make_coproc(net), block=BLOCK, sim=sim,
+                                      build_dir=build_dir, always=False)
+        except RtlRunError as e:
+            raise ImacRunError(f"the IMAC co-processor: {e}") from None
+    return runner, build_dir, top
 
 
 def run_images(*, net_path, sim: str, x, sigma: float, seed: int, quiet: bool = False) -> dict:
@@ -164,37 +136,15 @@ def run_images(*, net_path, sim: str, x, sigma: float, seed: int, quiet: bool = 
     ImacRunError
         The build or the simulation failed, or a level differs from golden.
     """
-    import tempfile
-
-    from sim.rtl_backend import check_sim
+    from sim.rtl_backend import check_sim, run_job
     check_sim(sim)
     net = imac_net.load_net(net_path)
-    runner, build_dir = _build(net, sim)
-    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
-    try:
-        np.save(run_dir / "images.npy", np.asarray(x, dtype=np.uint8))
-        result_path = run_dir / "result.json"
-        job = {"net_path": str(Path(net_path).resolve()), "images": "images.npy",
-               "result": result_path.name, "sigma": sigma, "seed": seed, "quiet": quiet}
-        (run_dir / JOB_FILE).write_text(json.dumps(job))
-        t0 = time.perf_counter()
-        try:
-            runner.test(test_module="sim.imac_flow", testcase="imac_inference",
-                        hdl_toplevel=BLOCK, build_dir=build_dir, test_dir=run_dir,
-                        results_xml=str(run_dir / "results.xml"), timescale=("1ns", "1ps"))
-        except (RuntimeError, SystemExit):
-            pass  # the result file says what went wrong
-        wall = time.perf_counter() - t0
-        if not result_path.is_file():
-            raise ImacRunError(f"the {sim} simulation ended without {result_path}; see its "
-                               "output above")
-        result = json.loads(result_path.read_text())
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    result["wall_seconds"] = wall
-    if result.get("error"):
-        raise ImacRunError(result["error"])
-    return result
+    runner, build_dir, top = _build(net, sim)
+    job = {"net_path": str(Path(net_path).resolve()), "sigma": sigma, "seed": seed,
+           "quiet": quiet}
+    return run_job(runner, sim=sim, build_dir=build_dir, toplevel=top,
+                   test_module="sim.imac_flow", testcase="imac_inference", job_file=JOB_FILE,
+                   job=job, images=x, error=ImacRunError)
 
 
 # -- the command line (sim.cli run dispatches here) ---------------------------------------------
@@ -306,8 +256,7 @@ if cocotb is not None:
     async def imac_inference(dut):
         """Program the synapses, run the job's images, compare every level with golden; write
         the result JSON (also on failure)."""
-        from cocotb.clock import Clock
-        from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+        from sim.imac_host import ImacHost
 
         job = json.loads(Path(JOB_FILE).read_text())
         out = Path(job["result"])
@@ -316,72 +265,26 @@ if cocotb is not None:
         try:
             net = imac_net.load_net(job["net_path"])
             x = np.load(job["images"])
-            inputs = ("in_we", "in_addr", "in_data", "prog_we", "prog_layer", "prog_row",
-                      "prog_col", "prog_g_pos", "prog_g_neg", "start", "out_addr", "out_layer")
-
-            def idle():
-                for name in inputs:
-                    getattr(dut, name).value = 0
-
-            Clock(dut.clk, PERIOD_NS, unit="ns").start()
-            idle()
-            dut.rst.value = 1
-            await ClockCycles(dut.clk, 2)
-            await FallingEdge(dut.clk)
-            dut.rst.value = 0
+            host = ImacHost(dut, net.fc_shapes, [True] * net.fc_layers, name=BLOCK)
+            await host.reset()
             t0 = time.perf_counter()
-            codes = conductance_codes(net, sigma, seed)
-            for k, (gp, gn) in enumerate(codes):
-                dut.prog_layer.value = k
-                for c in range(gp.shape[1]):
-                    dut.prog_col.value = c
-                    for r in range(gp.shape[0]):
-                        dut.prog_we.value = 1
-                        dut.prog_row.value = r
-                        dut.prog_g_pos.value = int(gp[r, c])
-                        dut.prog_g_neg.value = int(gn[r, c])
-                        await FallingEdge(dut.clk)
-            idle()
-            await FallingEdge(dut.clk)
-            writes = sum(gp.size for gp, _ in codes)
-            if int(dut.prog_count.value) != writes:
-                raise AssertionError(f"prog_count {int(dut.prog_count.value)} != {writes} "
-                                     "synapse writes")
-            result["synapse_writes"] = writes
+            await host.program_layers(conductance_codes(net, sigma, seed))
+            result["synapse_writes"] = host.writes
             result["program_seconds"] = time.perf_counter() - t0
             t1 = time.perf_counter()
             for i, image in enumerate(x):
                 signs = imac_net.cpu_int(net, image[None])
                 want = imac.run_mlp(signs, net.fc_weights, net.gains, biases=net.fc_biases,
                                     sigma=sigma, seed=seed)
-                bits = signs[0] > 0
-                for w in range(-(-bits.size // 32)):
-                    dut.in_we.value, dut.in_addr.value = 1, w
-                    dut.in_data.value = sum(1 << b for b, s in enumerate(bits[32 * w:32 * w + 32])
-                                            if s)
-                    await FallingEdge(dut.clk)
-                    idle()
-                dut.start.value = 1
-                await RisingEdge(dut.clk)
-                t_start = cocotb.utils.get_sim_time("ns")
-                await FallingEdge(dut.clk)
-                idle()
-                if not int(dut.done.value):
-                    await RisingEdge(dut.done)
-                cycles = round((cocotb.utils.get_sim_time("ns") - t_start) / PERIOD_NS)
-                await FallingEdge(dut.clk)
+                cycles = await host.run(signs[0], poll=False)
                 for k, w in enumerate(want):
-                    dut.out_layer.value = k
-                    for c in range(w.shape[1]):
-                        dut.out_addr.value = c
-                        await FallingEdge(dut.clk)
-                        got = int(dut.out_level.value)
+                    levels = await host.read_levels(w.shape[1], layer=k)
+                    for c, got in enumerate(levels):
                         if got != int(w[0, c]):
                             raise AssertionError(
                                 f"IMAC layer {k} output {c}: rtl {got} != golden {int(w[0, c])}"
                                 f" (fixed point, sigma {sigma:g}, seed {seed})")
-                idle()
-                cls = int(dut.class_index.value)
+                cls = host.class_index()
                 if cls != int(imac.classify(want[-1])[0]):
                     raise AssertionError(f"class: rtl {cls} != golden "
                                          f"{int(imac.classify(want[-1])[0])} (seed {seed})")

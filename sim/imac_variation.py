@@ -1,6 +1,6 @@
 """Accuracy of the CPU-IMAC network against IMAC device variation (seed 003):
-``python -m sim.imac_variation [--sigma 0,0.05,...] [--spread 0,0.02,...] [-n 1000]
-[--seeds 3] [--out build/reports/variation-imac-fashion_lenet_imac]``
+``python -m sim.imac_variation [--sigma 0,0.05,...] [--spread 0,0.02,...] [--slope 0,0.1,...]
+[-n 1000] [--seeds 3] [--out build/reports/variation-imac-fashion_lenet_imac]``
 (``make variation PRESET=imac_sot``).
 
 The CPU part (golden's integer convolutions, :func:`golden.imac_net.cpu_int`) runs once; the
@@ -20,6 +20,14 @@ IMAC part runs in golden's fixed-point model for every point and seed:
   ``golden.imac.neuron_fixed`` to golden's amplifier codes (``golden.imac.layer_fixed``
   with ``return_stages``); the synapses at ``--spread-sigma`` (default 0). Spread 0 is
   exactly ``golden.imac.run_mlp``.
+* **Neuron-slope spread** (``--slope``, lognormal sigma): each neuron's logistic scale is
+  ``neuron_scale_v * exp(slope * z)``, ``z`` standard normal from
+  ``numpy.random.default_rng([seed, layer, 1])`` in neuron order, curves centred (ASSUMPTION:
+  the slope is set by the ratio of the neuron's feedback and input resistors, 25.46 / 8.49
+  kOhm in IMAC-Sim, and the inverter's gain, whose mismatch scales it; lognormal keeps it
+  positive, as golden's device variation does). Applied like the offsets, golden's table
+  (``neuron_scale_v`` = the neuron's scale) per neuron, the synapses at ``--spread-sigma``.
+  Slope 0 is exactly ``golden.imac.run_mlp``.
 
 Seeds are 0 .. seeds-1. It writes ``<out>.json`` and ``<out>.png`` (both checked before any
 work, written through :func:`rtl.outputs.write_files`) and prints a table.
@@ -41,7 +49,7 @@ from rtl.outputs import check_file, json_text, write_files
 
 from .util import UserError, parse_number_list
 
-__all__ = ["MAX_SIGMA", "DEFAULT_SIGMAS", "DEFAULT_SPREADS", "run_spread",
+__all__ = ["MAX_SIGMA", "DEFAULT_SIGMAS", "DEFAULT_SPREADS", "DEFAULT_SLOPES", "run_spread",
            "run", "main"]
 
 #: golden.imac.draw_conductances' largest sigma.
@@ -50,11 +58,15 @@ DEFAULT_SIGMAS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25)
 #: Neuron offset spreads in volts (the curve's logistic scale is 1/12 V = 0.083 V).
 DEFAULT_SPREADS = (0.0, 0.02, 0.05, 0.1, 0.2)
 MAX_SPREAD = 1.0
+#: Neuron slope spreads (lognormal sigma of each neuron's logistic scale).
+DEFAULT_SLOPES = (0.0, 0.1, 0.2, 0.3, 0.5)
+MAX_SLOPE = 1.0
 
 
-def run_spread(signs, net, *, sigma: float, seed: int, spread_v: float) -> np.ndarray:
-    """Last-layer output codes of the IMAC MLP with per-neuron curve offsets (module
-    docstring); ``signs`` ``[N, n_in]`` of +-1."""
+def run_spread(signs, net, *, sigma: float, seed: int, spread_v: float,
+               slope_sigma: float = 0.0) -> np.ndarray:
+    """Last-layer output codes of the IMAC MLP with per-neuron curve offsets and slopes
+    (module docstring); ``signs`` ``[N, n_in]`` of +-1."""
     c, f = imac.CIRCUIT, imac.FIXED
     act = np.asarray(signs, dtype=np.int64) * f.x_max
     for layer, (w, b, gain) in enumerate(zip(net.fc_weights, net.fc_biases, net.gains,
@@ -67,9 +79,11 @@ def run_spread(signs, net, *, sigma: float, seed: int, spread_v: float) -> np.nd
                                      return_stages=True)
         z = np.random.default_rng([seed, layer]).standard_normal(w.shape[1])
         offsets = np.clip(spread_v * z, -c.v_supply, c.v_supply)
+        z = np.random.default_rng([seed, layer, 1]).standard_normal(w.shape[1])
+        scales = c.neuron_scale_v * np.exp(slope_sigma * z)
         act = np.stack([imac.neuron_fixed(amp[:, :, k:k + 1], imac.sigmoid_lut(
-            dataclasses.replace(c, neuron_offset_v=float(o))))[:, 0]
-            for k, o in enumerate(offsets)], axis=1)
+            dataclasses.replace(c, neuron_offset_v=float(o), neuron_scale_v=float(sc))))[:, 0]
+            for k, (o, sc) in enumerate(zip(offsets, scales, strict=True))], axis=1)
     return act
 
 
@@ -79,7 +93,8 @@ def _stats(key, value, accs) -> dict:
             "accuracy_max": max(accs)}
 
 
-def run(*, model: str, sigmas, spreads, n: int, seeds: int, spread_sigma: float = 0.0) -> dict:
+def run(*, model: str, sigmas, spreads, n: int, seeds: int, spread_sigma: float = 0.0,
+        slopes=()) -> dict:
     """Every point of both sweeps; the report without the command line."""
     from .imac_flow import resolve_net
     net, _ = resolve_net(model)
@@ -103,6 +118,10 @@ def run(*, model: str, sigmas, spreads, n: int, seeds: int, spread_sigma: float 
     spr = [_stats("spread_v", v, [acc(run_spread(signs, net, sigma=spread_sigma, seed=k,
                                                  spread_v=v)) for k in range(seeds)])
            for v in spreads]
+    slo = [_stats("slope_sigma", v, [acc(run_spread(signs, net, sigma=spread_sigma, seed=k,
+                                                    spread_v=0.0, slope_sigma=v))
+                                     for k in range(seeds)])
+           for v in slopes]
     return {"model": net.name, "dataset": "fashion_mnist", "split": "test", "images": n,
             "impl": "golden.imac fixed point", "seeds": list(range(seeds)),
             "resistance_sigma": {"meaning": "lognormal sigma of every synapse device's "
@@ -110,17 +129,21 @@ def run(*, model: str, sigmas, spreads, n: int, seeds: int, spread_sigma: float 
                                  "points": res},
             "neuron_spread": {"meaning": "sigma (V) of each neuron's sigmoid centre offset, "
                                          "clipped to +-v_supply (ASSUMPTION)",
-                              "resistance_sigma": spread_sigma, "points": spr}}
+                              "resistance_sigma": spread_sigma, "points": spr},
+            "neuron_slope": {"meaning": "lognormal sigma of each neuron's logistic scale "
+                                        "(its slope), curves centred (ASSUMPTION)",
+                             "resistance_sigma": spread_sigma, "points": slo}}
 
 
 def _plot(report: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.8), sharey=True)
     for ax, key, xkey, label, scale in (
             (axes[0], "resistance_sigma", "sigma", "resistance sigma (lognormal)", 1.0),
-            (axes[1], "neuron_spread", "spread_v", "neuron curve offset sigma (mV)", 1e3)):
+            (axes[1], "neuron_spread", "spread_v", "neuron curve offset sigma (mV)", 1e3),
+            (axes[2], "neuron_slope", "slope_sigma", "neuron slope sigma (lognormal)", 1.0)):
         pts = report[key]["points"]
         if not pts:
             ax.set_visible(False)
@@ -157,6 +180,13 @@ def _table(report: dict) -> str:
         lines.append(f"{p['spread_v']:>17.3f} {100 * p['accuracy_mean']:>7.2f}% "
                      f"{100 * p['accuracy_std']:>5.2f} {100 * p['accuracy_min']:>6.2f}% "
                      f"{100 * p['accuracy_max']:>6.2f}%")
+    if report["neuron_slope"]["points"]:
+        lines.append(f"{'neuron slope sigma':>17} {'mean':>8} {'std':>6} {'min':>7} {'max':>7}"
+                     f"   (synapse sigma {report['neuron_slope']['resistance_sigma']:g})")
+    for p in report["neuron_slope"]["points"]:
+        lines.append(f"{p['slope_sigma']:>17.3f} {100 * p['accuracy_mean']:>7.2f}% "
+                     f"{100 * p['accuracy_std']:>5.2f} {100 * p['accuracy_min']:>6.2f}% "
+                     f"{100 * p['accuracy_max']:>6.2f}%")
     return "\n".join(lines)
 
 
@@ -179,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"resistance sigmas in [0, {MAX_SIGMA}]")
     p.add_argument("--spread", default=",".join(f"{v:g}" for v in DEFAULT_SPREADS),
                    help=f"neuron curve offset sigmas in volts, [0, {MAX_SPREAD:g}]")
+    p.add_argument("--slope", default=",".join(f"{v:g}" for v in DEFAULT_SLOPES),
+                   help=f"neuron slope sigmas (lognormal), [0, {MAX_SLOPE:g}]")
     p.add_argument("--spread-sigma", default="0",
                    help="resistance sigma of the synapses during the spread sweep")
     p.add_argument("-n", default="1000", help="test images (default 1000)")
@@ -194,6 +226,7 @@ def main(argv=None) -> int:
     try:
         sigmas = parse_number_list("--sigma", args.sigma, MAX_SIGMA)
         spreads = parse_number_list("--spread", args.spread, MAX_SPREAD, " V")
+        slopes = parse_number_list("--slope", args.slope, MAX_SLOPE)
         spread_sigma = parse_number_list("--spread-sigma", args.spread_sigma, MAX_SIGMA)
         if len(spread_sigma) != 1:
             raise UserError(f"--spread-sigma must be one number, not {args.spread_sigma!r}")
@@ -204,7 +237,7 @@ def main(argv=None) -> int:
             check_file("--out", path, example=f"variation.{path.suffix[1:]}")
         t0 = time.perf_counter()
         report = run(model=args.model, sigmas=sigmas, spreads=spreads, n=n, seeds=seeds,
-                     spread_sigma=spread_sigma[0])
+                     spread_sigma=spread_sigma[0], slopes=slopes)
         report["seconds"] = round(time.perf_counter() - t0, 2)
         report["command"] = shlex.join(["python", "-m", "sim.imac_variation", *argv])
         print(_table(report), flush=True)

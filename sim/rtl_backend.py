@@ -40,7 +40,7 @@ from .util import UserError, check_waves
 __all__ = ["CoreHost", "RtlRunError", "check_equal", "check_sim", "run_images", "JOB_FILE",
            "SIMULATORS", "MIN_VERILATOR", "verilator_version", "verilator_problem",
            "simulator_build_args", "build_block", "bench_verilog", "start_clock",
-           "CLOCK_PERIOD_NS", "CLOCK_MARKER"]
+           "CLOCK_PERIOD_NS", "CLOCK_MARKER", "run_job"]
 
 REPO = Path(__file__).resolve().parent.parent
 JOB_FILE = "job.json"
@@ -637,7 +637,6 @@ def run_images(*, model_path, config, preset_name: str, sim: str, x, quiet=False
     ``config.subarrays_per_mat``.
     """
     import fcntl
-    import tempfile
     check_sim(sim)
     lock_dir = REPO / "build" / "sim" / "core"
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -651,32 +650,52 @@ def run_images(*, model_path, config, preset_name: str, sim: str, x, quiet=False
         fcntl.flock(lock, fcntl.LOCK_EX)
         runner, build_dir, top = build_core(config, preset_name=preset_name, sim=sim,
                                             subarrays=subarrays, faults=with_faults)
+    job = {"model_path": str(Path(model_path).resolve()), "config": asdict(config),
+           "quiet": bool(quiet), "faults": faults, "subarrays": subarrays}
+    return run_job(runner, sim=sim, build_dir=build_dir, toplevel=top,
+                   test_module="sim.rtl_backend", testcase="rtl_inference", job_file=JOB_FILE,
+                   job=job, images=x)
+
+
+def run_job(runner, *, sim: str, build_dir: Path, toplevel: str, test_module: str,
+            testcase: str, job_file: str, job: dict, images, error=RtlRunError) -> dict:
+    """Run one cocotb test of a built design as a job in a fresh directory under
+    ``build_dir``; return the result dict the test wrote.
+
+    The directory gets ``images.npy`` (``images`` as uint8) and ``job_file``, the JSON of
+    ``job`` plus ``"images"`` and ``"result"`` (the file names the test reads and writes, also
+    on failure, with an ``"error"`` entry); it is removed afterwards, so that parallel runs of
+    one build never share files. The result gets ``"wall_seconds"``, the simulator's time.
+
+    Raises
+    ------
+    error
+        The simulation ended without a result file, or the result holds an error.
+    """
+    import tempfile
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
     try:
-        np.save(run_dir / "images.npy", np.asarray(x, dtype=np.uint8))
+        np.save(run_dir / "images.npy", np.asarray(images, dtype=np.uint8))
         result_path = run_dir / "result.json"
-        job = {"model_path": str(Path(model_path).resolve()), "config": asdict(config),
-               "images": "images.npy", "result": result_path.name, "quiet": bool(quiet),
-               "faults": faults, "subarrays": subarrays}
-        (run_dir / JOB_FILE).write_text(json.dumps(job))
-        results_xml = run_dir / "results.xml"
+        (run_dir / job_file).write_text(json.dumps(
+            {**job, "images": "images.npy", "result": result_path.name}))
         t0 = time.perf_counter()
         try:
-            runner.test(test_module="sim.rtl_backend", testcase="rtl_inference",
-                        hdl_toplevel=top, build_dir=build_dir, test_dir=run_dir,
-                        results_xml=str(results_xml), timescale=("1ns", "1ps"))
+            runner.test(test_module=test_module, testcase=testcase, hdl_toplevel=toplevel,
+                        build_dir=build_dir, test_dir=run_dir,
+                        results_xml=str(run_dir / "results.xml"), timescale=("1ns", "1ps"))
         except (RuntimeError, SystemExit):
             pass  # the result file says what went wrong
         wall = time.perf_counter() - t0
         if not result_path.is_file():
-            raise RtlRunError(f"the {sim} simulation ended without {result_path}; see its "
-                              "output above")
+            raise error(f"the {sim} simulation ended without {result_path}; see its output "
+                        "above")
         result = json.loads(result_path.read_text())
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     result["wall_seconds"] = wall
     if result.get("error"):
-        raise RtlRunError(result["error"])
+        raise error(result["error"])
     return result
 
 

@@ -2,8 +2,9 @@
 
 Every expected value is computed here from the stated constants (Horowitz ISSCC 2014: 0.2 pJ
 8-bit multiply, 0.1 pJ 32-bit add, 70 pJ per instruction, 100 pJ per 64 bits of a 1 MB SRAM;
-the IMAC circuit's 5 / 15 kOhm, +-1 V, 2 ns) and the networks' shapes written out by hand --
-never from the module's own totals.
+the IMAC circuit's 5 / 15 kOhm, +-1 V, 2 ns; Ramkaj et al. JSSC 2018: 34.4 fJ per conversion
+step, 1.25 GS/s; the SOT write of sim.energy, 22.5 fJ and 2.4 ns per device), the networks'
+shapes written out by hand and golden's neuron levels -- never from the module's own totals.
 """
 
 import json
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from golden import imac_net
+from golden import datasets, imac_net
 from sim import imac_energy as ie
 from sim import report
 
@@ -26,6 +27,17 @@ E_SRAM = 100e-12 / 8                            # J per byte
 G_SYN = 1 / 5e3 + 1 / 15e3                      # S, g_pos + g_neg of one synapse
 P_NEURON = 2.0 ** 2 / (8.49e3 + 25.46e3)        # W
 P_AMP = 100e-6                                  # W
+E_ADC = 2 ** 8 * 34.4e-15                       # J per 8-bit conversion
+T_ADC = 1 / 1.25e9                              # s
+E_WRITE = 22.5e-15                              # J per SOT device write
+T_WRITE = 2.4e-9                                # s per synapse write
+E_DRAM = 1.95e-9 / 8                            # J per byte
+IMAGES = 100                                    # test images for the hidden-row levels
+
+
+@pytest.fixture(scope="module")
+def headline():
+    return ie.headline(images=IMAGES)
 
 
 def _net():
@@ -78,7 +90,16 @@ def test_imac_layer_by_hand():
     assert e["amplifiers"] == pytest.approx(32 * P_AMP * 2e-9, rel=REL)
     assert e["neurons"] == pytest.approx(32 * P_NEURON * 2e-9, rel=REL)
     assert e["drivers"] == pytest.approx(32 * 64 * 1e-15 * 2.0 ** 2, rel=REL)
-    assert e["output_sampling"] == pytest.approx(32 * 256 * 10e-15, rel=REL)
+    assert e["output_sampling"] == pytest.approx(32 * E_ADC, rel=REL)
+    # Rows at a quarter of the supply squared (0.5 V), the bias row at the full supply.
+    r = ie.imac_layer(ly, ie.ImacParams(), window_s=2e-9, first=False, last=False,
+                      row_v2=[0.25] * 31 + [1.0])
+    assert r["energy_by_component_j"]["crossbar"] == pytest.approx(
+        (31 * 0.25 + 1) * 32 * G_SYN * 2e-9, rel=1e-9)
+    assert r["crossbar_full_supply_j"] == pytest.approx(32 * 32 * G_SYN * 2e-9, rel=1e-9)
+    with pytest.raises(ValueError, match=r"row_v2 of fc must be 32 values in \[0, 1\] V\^2"):
+        ie.imac_layer(ly, ie.ImacParams(), window_s=2e-9, first=False, last=False,
+                      row_v2=[1.5] * 32)
     # 32 inputs + bias = 33 rows: two horizontal partitions, amplifiers per partition
     ly = ie.Layer("fc", "fc", 32 * 40, 33 * 40, 32, 40, 32, 40)
     r = ie.imac_layer(ly, ie.ImacParams(), window_s=2e-9, first=False, last=False)
@@ -87,36 +108,85 @@ def test_imac_layer_by_hand():
     assert r["energy_by_component_j"]["output_sampling"] == 0
 
 
-def test_lenet_saving_mac_only_by_hand():
+def _hidden_row_sums():
+    """Sum over each hidden layer's input rows of the mean squared drive (V^2), from golden's
+    levels of the bundled network over the first IMAGES test images (code / 255 volts)."""
+    x, _ = datasets.load_fashion_mnist("test")
+    levels = imac_net.infer(_net(), x[:IMAGES])
+    return [float(((lv / 255.0) ** 2).mean(axis=0).sum()) for lv in levels[:2]]
+
+
+def test_lenet_saving_mac_only_by_hand(headline):
     """Bytes free: the saving is the FC MACs' CPU energy less IMAC's, over all MACs."""
-    h = ie.headline()
-    r = h["sensitivity"]["lenet_mac_only"]
+    r = headline["sensitivity"]["lenet_mac_only"]
     window = 3 * 2e-9
-    synapses = 401 * 120 + 121 * 84 + 85 * 10
+    v1, v2 = _hidden_row_sums()
+    # fc0: 401 rows at +-1 V; fc1, fc2: their rows at the previous neuron levels, bias at 1 V
+    xbar = G_SYN * window * (401 * 120 + (v1 + 1) * 84 + (v2 + 1) * 10)
     amps = 13 * 120 + 4 * 84 + 3 * 10              # ceil(401/32), ceil(121/32), ceil(85/32)
-    e_imac = (synapses * G_SYN * window + amps * P_AMP * window
+    e_imac = (xbar + amps * P_AMP * window
               + (120 + 84 + 10) * P_NEURON * window
               + 401 * 4 * 64 * 1e-15 * 4.0           # 401 rows x 4 vertical partitions
-              + 10 * 256 * 10e-15)
+              + 10 * E_ADC)
     e_cpu = 416_520 * E_MAC
     want = (58_920 * E_MAC - e_imac) / e_cpu
     assert r["energy_saving"] == pytest.approx(want, rel=1e-9)
     # never more than the FC layers' share of the MACs
     assert r["energy_saving"] < 58_920 / 416_520
-    # latency: CPU-only all MACs; CPU-IMAC the conv MACs + 60 bytes + 3 x 2 ns + 8 ns sampling
+    # latency: CPU-only all MACs; CPU-IMAC the conv MACs + 60 bytes + 3 x 2 ns + the sampling
     assert r["cpu_only"]["latency_s"] == pytest.approx(416_520 / 32e9, rel=REL)
     assert r["cpu_imac"]["latency_s"] == pytest.approx(
-        357_600 / 32e9 + 60 / 64e9 + 6e-9 + 8e-9, rel=REL)
+        357_600 / 32e9 + 60 / 64e9 + 6e-9 + T_ADC, rel=REL)
+    # The hidden rows carry less than the full supply: below the old upper bound.
+    assert r["crossbar_energy_j"] == pytest.approx(xbar, rel=1e-9)
+    assert r["crossbar_energy_j"] < r["crossbar_full_supply_energy_j"] == pytest.approx(
+        G_SYN * window * (401 * 120 + 121 * 84 + 85 * 10), rel=1e-9)
 
 
-def test_headline_consistent_with_per_layer_sums():
-    h = ie.headline()
+def test_programming_by_hand(headline):
+    """One network load: two device writes per synapse, one bit per weight from DRAM."""
+    r = headline["lenet"]
+    pr = r["programming"]
+    synapses = 401 * 120 + 121 * 84 + 85 * 10            # 59,134
+    assert pr["device_writes"] == 2 * synapses and pr["weight_bytes_from_dram"] == 7392
+    e_load = 2 * synapses * E_WRITE + 7392 * E_DRAM
+    assert pr["energy_j"] == pytest.approx(e_load, rel=REL)
+    assert pr["latency_s"] == pytest.approx(synapses * T_WRITE + 7392 / 12.8e9, rel=REL)
+    assert pr["energy_per_image_j"] == pytest.approx(e_load / 10_000, rel=REL)
+    e_cpu, e_split = r["cpu_only"]["energy_j"], r["cpu_imac"]["energy_j"]
+    assert r["energy_saving_with_programming"] == pytest.approx(
+        1 - (e_split + e_load / 10_000) / e_cpu, rel=REL)
+    assert r["break_even_images"] == pytest.approx(e_load / (e_cpu - e_split), rel=REL)
+
+
+def test_random_row_levels():
+    """Random inputs through random weights: the first layer's rows at the full supply, the
+    hidden ones at neuron levels inside it, every bias row at the full supply; seeded."""
+    v2 = ie.random_row_v2((40, 20, 3), (30.0, 10.0), vectors=8, seed=5)
+    assert [a.shape for a in v2] == [(41,), (21,)]
+    assert (v2[0] == 1.0).all() and v2[1][-1] == 1.0
+    assert ((0 < v2[1][:-1]) & (v2[1][:-1] < 1)).all()
+    again = ie.random_row_v2((40, 20, 3), (30.0, 10.0), vectors=8, seed=5)
+    assert all((a == b).all() for a, b in zip(v2, again, strict=True))
+    with pytest.raises(ValueError, match=r"^gains must have one entry per layer \(2\), not 1$"):
+        ie.random_row_v2((40, 20, 3), (30.0,))
+    with pytest.raises(ValueError, match=r"^vectors must be a positive int, not 0$"):
+        ie.random_row_v2((40, 20, 3), (30.0, 10.0), vectors=0)
+
+
+def test_headline_consistent_with_per_layer_sums(headline):
+    h = headline
     for key in ("lenet", "vgg"):
         r = h[key]
         e_cpu = sum(x["energy_j"] for x in r["cpu_only"]["per_layer"])
         e_split = sum(x["energy_j"] for x in r["cpu_imac"]["per_layer"])
         assert r["energy_saving"] == pytest.approx(1 - e_split / e_cpu, rel=REL)
         assert 0 < r["energy_saving"] < r["fc_energy_share_cpu_only"]
+        # the old model, every row at the full supply, is a lower bound of the saving
+        upper = h["sensitivity"][f"{key}_full_supply_rows"]
+        assert upper["energy_saving"] < r["energy_saving"]
+        assert upper["cpu_imac"]["energy_j"] - r["cpu_imac"]["energy_j"] == pytest.approx(
+            r["crossbar_full_supply_energy_j"] - r["crossbar_energy_j"], rel=1e-6)
     # LeNet's weights (61,728 B) fit the 1 MB cache, VGG's conv weights (14.7 MB) do not
     assert h["lenet"]["cpu_only"]["weights_in_cache"] is True
     assert h["vgg"]["cpu_imac"]["conv_weights_in_cache"] is False
@@ -128,15 +198,22 @@ def test_headline_consistent_with_per_layer_sums():
 def test_cli(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = tmp_path / "e.json"
-    r = subprocess.run([sys.executable, "-m", "sim.imac_energy", "--json", str(out)], cwd=ROOT,
-                       env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "sim.imac_energy", "--json", str(out),
+                        "--images", "20"], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stderr
     assert "seed 003: 6.5 %" in r.stdout and "seed 003: 10 %" in r.stdout
+    assert "neuron levels of 20 test images" in r.stdout
     assert json.loads(out.read_text())["lenet"]["macs"] == 416_520
     r = subprocess.run([sys.executable, "-m", "sim.imac_energy", "--json", str(tmp_path)],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert r.stderr.startswith("error: --json") and "is a directory" in r.stderr
+    for bad in ("0", "10001", "many"):
+        r = subprocess.run([sys.executable, "-m", "sim.imac_energy", "--images", bad],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr == (
+            f"error: --images must be an integer in [1, 10000], not {bad!r}\n")
 
 
 def test_in_report_for_imac_sot(tmp_path):
@@ -159,3 +236,6 @@ def test_bad_parameters_one_line():
         ie.evaluate(layers, imac_p=ie.ImacParams(sampling_ns=1.0))
     with pytest.raises(ValueError, match="network 'convs' has no FC layer to run on IMAC"):
         ie.evaluate(layers[:2], name="convs")
+    with pytest.raises(ValueError, match=r"^row_v2 must have one entry per FC layer \(3\), "
+                                         r"not 2$"):
+        ie.evaluate(layers, row_v2=[None, None])

@@ -45,3 +45,49 @@ def test_imac_cli_golden_report(tmp_path):
     assert rep["int_ideal_imac_accuracy"] == float(np.mean(ideal == y))
     assert rep["int_imac_variation_accuracy"] == float(np.mean(varied == y))
     assert "integer CPU + ideal IMAC (fixed)" in r.stdout
+
+
+class _FakeRunner:
+    """Stands in for cocotb's runner: reads the job as the cocotb test would and writes
+    ``result`` (nothing when None)."""
+
+    def __init__(self, result):
+        self.result, self.calls = result, []
+
+    def test(self, *, test_module, testcase, hdl_toplevel, build_dir, test_dir, **kw):
+        from pathlib import Path
+        self.calls.append((test_module, testcase, hdl_toplevel, Path(test_dir)))
+        job = json.loads((Path(test_dir) / "imac_job.json").read_text())
+        images = np.load(Path(test_dir) / job["images"])
+        assert images.dtype == np.uint8 and job["seed"] == 4
+        if self.result is not None:
+            (Path(test_dir) / job["result"]).write_text(json.dumps(
+                {**self.result, "n": int(len(images))}))
+
+
+@pytest.mark.parametrize("result, message", [
+    ({"error": None, "images": []}, None),
+    ({"error": "image 0: AssertionError: IMAC layer 1 output 3: rtl 7 != golden 8"},
+     "^image 0: AssertionError: IMAC layer 1 output 3: rtl 7 != golden 8$"),
+    (None, "^the icarus simulation ended without .*result.json; see its output above$"),
+])
+def test_run_job_results_and_errors(tmp_path, result, message):
+    """sim.rtl_backend.run_job, which both RTL flows share: the job and images go into a
+    directory of their own, removed afterwards; a missing result or one with an error is the
+    caller's error class with the message."""
+    from sim.imac_flow import ImacRunError
+    from sim.rtl_backend import run_job
+    runner = _FakeRunner(result)
+    x = np.zeros((3, 1, 28, 28), dtype=np.int64)
+    kw = dict(sim="icarus", build_dir=tmp_path, toplevel="imac_serial_tb",
+              test_module="sim.imac_flow", testcase="imac_inference", job_file="imac_job.json",
+              job={"seed": 4}, images=x, error=ImacRunError)
+    if message is None:
+        res = run_job(runner, **kw)
+        assert res["n"] == 3 and res["wall_seconds"] >= 0
+    else:
+        with pytest.raises(ImacRunError, match=message):
+            run_job(runner, **kw)
+    (module, case, top, run_dir), = runner.calls
+    assert (module, case, top) == ("sim.imac_flow", "imac_inference", "imac_serial_tb")
+    assert run_dir.parent == tmp_path and not run_dir.exists()

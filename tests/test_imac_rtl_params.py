@@ -10,6 +10,7 @@ from rtl.imac_coproc import ImacCoproc
 from rtl.imac_crossbar import ImacCrossbar, ImacMacroSignature, current_bits
 from rtl.imac_layer import ImacLayer
 from rtl.imac_neuron import ImacNeuron
+from rtl.imac_serial import ImacSerialCoproc
 
 F = imac.FIXED
 
@@ -123,12 +124,32 @@ def test_coproc_ports():
     assert members["class_index"].shape == 2
 
 
+def _serial(**over):
+    kw = dict(shapes=((40, 8), (8, 4)), bias=(True, False),
+              mults=(imac.amp_multiplier(30), imac.amp_multiplier(10)),
+              recips=(imac.mean_reciprocal(6), imac.mean_reciprocal(1)), x_max=F.x_max, rows=8,
+              x_bits=F.x_bits, g_bits=F.g_bits, i_bits=F.i_bits, shift=F.amp_shift,
+              rail_bits=F.amp_frac_bits, mean_shift=F.mean_shift,
+              lut=imac.sigmoid_lut().tolist(), out_bits=F.out_bits)
+    kw.update(over)
+    return ImacSerialCoproc(**kw)
+
+
+@pytest.mark.parametrize("build", [_coproc, _serial], ids=["coproc", "serial"])
 @pytest.mark.parametrize("kw, message", [
     (dict(shapes=((40, 8), (6, 4))), "layer 1 has 6 inputs, layer 0 8 outputs"),
     (dict(bias=(True,)), "bias must have one entry per layer (2), not 1"),
+    (dict(recips=(1, 2, 3)), "recips must have one entry per layer (2), not 3"),
     (dict(x_max=256), "x_max must be in [1, 255], not 256"),
+    (dict(x_max=0), "x_max must be in [1, 255], not 0"),
     (dict(shapes=()), "shapes must name at least one layer"),
 ])
-def test_coproc_bad_parameters(kw, message):
+def test_coproc_bad_parameters(build, kw, message):
+    """Both co-processors check their network parameters alike (rtl.imac_coproc.check_mlp)."""
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
-        _coproc(**kw)
+        build(**kw)
+
+
+def test_serial_bad_rows():
+    with pytest.raises(ValueError, match=r"^rows must be a power of two, not 12$"):
+        _serial(rows=12)
