@@ -605,6 +605,11 @@ def _area(config, k: int, gates, note: str, *, memories: dict | None = None,
         from sim import synth
         split["logic_mm2"] = synth.logic_area_um2(logic) * 1e-6
         split["logic_nand2_eq"] = logic["nand2_eq"]
+        from sim import sram
+        listed = sorted((m.rtl, m.words, m.bits) for m in sram.core_memories(config, k)
+                        if m.kind == "sram")
+        split["macros_equal_sram_list"] = listed == sorted(
+            (m["name"], m["words"], m["bits"]) for m in logic["macros"])
         split["logic_note"] = (f"{logic['tool']}, {logic['cell_count']} cells, "
                                f"{logic['nand2_eq']:.0f} NAND2 eq (NanGate 45 nm cell areas) / "
                                "placement density; memories as macros, MTJ arrays as blackboxes")
@@ -982,6 +987,13 @@ def _why_text(rep: dict) -> str:
                       "MTJ array: the rtl.synth count holds every lane block (of every "
                       "dataflow) per subarray and a controller with its instruction memory as "
                       "flip-flops per mat, without logic minimisation (an upper bound)")
+    split = rep["area"]["mat_split"]
+    if split["logic_mm2"] is not None:
+        common.append(f"with the core synthesised as instantiated (sim.synth: Yosys + ABC, "
+                      f"{_g(split['logic_nand2_eq'])} NAND2 eq) and its memories as SRAM macros "
+                      f"(sim.sram): SRAM {_g(split['sram_mm2'] / split['array_mm2'])} x and logic "
+                      f"{_g(split['logic_mm2'] / split['array_mm2'])} x the MTJ array of the mat, "
+                      f"periphery {_g(split['periphery_pct_of_total'], 3)}% of the mat's area")
     if sh["write_back_energy_pct"]:
         common.append(f"abs-diff write-backs into the array (class 'loading data' in "
                       f"sim.energy): {_g(sh['write_back_energy_pct'], 2)}% of energy")
