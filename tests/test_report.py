@@ -425,3 +425,16 @@ def test_out_must_be_a_directory(tmp_path, capsys):
     assert capsys.readouterr().err == f"error: --out {str(out)!r} is a file, where a " \
                                       f"directory is needed; give a directory path\n"
     assert out.read_text() == "x" and sorted(tmp_path.iterdir()) == [out]
+
+
+def test_gate_file_of_the_same_config_is_used(tmp_path):
+    """A gate-count file made for the preset (its config as JSON: routes a list) is read, one
+    of another configuration is not."""
+    config = preset("nand_spin")
+    (tmp_path / "nand_spin.json").write_text(json.dumps({**GATES, "config": config.as_dict()}))
+    gates, note = report._load_gates(tmp_path, "nand_spin", config)
+    assert gates is not None and "periphery from" in note
+    other = {**config.as_dict(), "columns": 256}
+    (tmp_path / "nand_spin.json").write_text(json.dumps({**GATES, "config": other}))
+    gates, note = report._load_gates(tmp_path, "nand_spin", config)
+    assert gates is None and "columns" in note
