@@ -47,7 +47,7 @@ export SIM WAVES
 # Verilator rebuilds go through ccache (about 20 s -> 3 s).
 export OBJCACHE ?= $(shell command -v ccache >/dev/null 2>&1 && echo ccache)
 
-.PHONY: help install system-deps test lint docs verilog synth sim report variation imac-energy train train-imac bench clean
+.PHONY: help install system-deps test lint docs verilog synth synth-deps synth-test sim report variation imac-energy train train-imac bench clean
 
 help: ## list the targets
 	@echo "spinpim: MRAM processing-in-memory AdderNet accelerators, RTL + golden model"
@@ -110,8 +110,29 @@ docs: $(DOCS_STAMP) ## build the design documents (Sphinx) into build/docs/index
 verilog: install ## write the Verilog of every block for PRESET under build/verilog/PRESET
 	$(VPY) -m rtl.export --preset $(PRESET) --out build/verilog/$(PRESET)
 
-synth: install ## gate counts of every block for PRESET into build/synth/PRESET.json
+synth: install synth-deps ## gate counts of every block for PRESET (build/synth/PRESET.json), and the whole core of a mat of MAT synthesised with Yosys + ABC (build/synth/core-*.json, cached; minutes)
 	$(VPY) -m rtl.synth --preset $(PRESET) --out build/synth/$(PRESET).json
+	$(VPY) -m sim.synth --preset $(PRESET) $(if $(MAT),--mat $(MAT)) --out build/synth
+
+synth-deps: ## install Debian's yosys (with ABC) if missing: the logic synthesis of make synth
+	@command -v yosys >/dev/null 2>&1 && command -v yosys-abc >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing system package: yosys"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq yosys >/dev/null; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing system package with sudo: yosys"; \
+	    sudo -n env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq yosys >/dev/null; \
+	  else \
+	    echo "error: missing system package: yosys"; \
+	    echo "       install it with: sudo apt-get install yosys   (then run make again)"; \
+	    exit 1; \
+	  fi; \
+	}
+
+synth-test: install synth-deps ## the synthesis tests (Yosys + ABC on an adder, a register file, a tiny core; minutes, not in make test)
+	SPINPIM_SYNTH_TESTS=1 $(VPY) -m pytest -q tests/test_synth_core.py
 
 sim: install ## run MODEL on N test images on the RTL core of PRESET (SIM, default verilator), vs golden
 	$(VPY) -m sim.cli run --backend rtl --model $(MODEL) -n $(or $(N),50) --preset $(PRESET) \

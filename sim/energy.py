@@ -327,6 +327,8 @@ def op_energy_fj(config: AcceleratorConfig, op: Opcode, lanes: int) -> float:
 # Area
 
 _FLOP_MARKS = ("DFF", "DLATCH", "FF_", "SR_")
+#: Blocks of which the core has one per mat (``rtl.core.Core``), not one per subarray.
+PER_MAT_BLOCKS = ("controller", "ppu")
 
 
 def _cell_area_um2(cell_type: str) -> float:
@@ -345,8 +347,9 @@ def periphery_area_mm2(config: AcceleratorConfig, gates: Mapping) -> float:
     """Periphery area from gate counts per block.
 
     ``gates``: an ``rtl.synth`` report (``{"blocks": {name: {"cells": {type: n}}}}``) or
-    ``{name: {type: n}}``. Every block counts once per subarray, ``controller`` once per mat
-    (one controller per mat); ``mtj_array`` is skipped (the array is :func:`array_area_mm2`).
+    ``{name: {type: n}}``. Every block counts once per subarray, ``controller`` and ``ppu``
+    once per mat (``rtl.core``: one controller and one PPU per mat); ``mtj_array`` is skipped
+    (the array is :func:`array_area_mm2`).
     Cells: flip-flops and latches at ``flop_area_um2``, the rest at ``gate_area_um2``, divided
     by ``utilisation``.
     """
@@ -367,7 +370,7 @@ def periphery_area_mm2(config: AcceleratorConfig, gates: Mapping) -> float:
                 raise ValueError(f"gates[{name!r}][{cell_type!r}] must be an int >= 0, "
                                  f"not {n!r}")
             um2 += n * _cell_area_um2(cell_type)
-        total_um2 += um2 * (config.mats if name == "controller" else config.subarrays)
+        total_um2 += um2 * (config.mats if name in PER_MAT_BLOCKS else config.subarrays)
     return total_um2 / _v("utilisation") * 1e-6
 
 

@@ -532,7 +532,8 @@ def _load_gates(synth_dir: Path, name: str, config):
         raise UserError(f"{path}: cannot read the synthesis report ({e}); rerun `make synth` "
                         "or remove the file") from None
     made = gates.get("config") if isinstance(gates, dict) else None
-    want = config.as_dict()
+    # As JSON reads it back (routes a list, not a tuple): a tuple never equals the file's list.
+    want = json.loads(json.dumps(config.as_dict()))
     differ = sorted(k for k in want if isinstance(made, dict) and made.get(k) != want[k])
     if [k for k in differ if k not in _NON_HW_FIELDS]:
         return None, (f"{path} was made for another configuration than preset {name!r} "
@@ -549,7 +550,32 @@ def _load_gates(synth_dir: Path, name: str, config):
                    f"minimisation: an upper bound{extra})")
 
 
-def _area(config, k: int, gates, note: str) -> dict:
+def _memories(config, compiled, images, per_image) -> dict:
+    """The core's memories per image (:mod:`sim.sram`): sizes, accesses, energy, leakage over
+    the image's latency, area; and the image's energy and GOPS/W with them."""
+    from sim import sram
+    counters = {key: int(round(v)) for key, v in per_image["counters"].items()}
+    program_words = round(sum(sum(s["host_program_words"] for s in im["stages"])
+                              for im in images) / len(images))
+    acc = sram.access_counts(compiled, counters,
+                             host_data_words=int(round(per_image["host"][HOST_DATA_WORDS])),
+                             host_program_words=program_words,
+                             host_reads=len(images[0]["logits"]))
+    rep = sram.memory_report(config, compiled.subarrays, acc, per_image["latency_s"])
+    total = per_image["energy_j"] + rep["dynamic_j"] + rep["leakage_j"]
+    rep["energy_with_memories_j"] = total
+    rep["gops_per_w_with_memories"] = per_image["ops"] / total / 1e9
+    return rep
+
+
+def _load_logic(synth_dir: Path, name: str, config, k: int):
+    """The cached whole-core synthesis (:mod:`sim.synth`) of ``name`` at K = ``k``, or None."""
+    from sim import synth
+    return synth.load_cached(Path(synth_dir), name, config, k)
+
+
+def _area(config, k: int, gates, note: str, *, memories: dict | None = None,
+          logic: dict | None = None) -> dict:
     mats = config.subarrays // k
     sub_mm2 = energy.array_area_mm2(config) / config.subarrays
     mat_mm2 = sub_mm2 * k
@@ -570,6 +596,31 @@ def _area(config, k: int, gates, note: str) -> dict:
         area["mat"]["total_mm2"] = mat_mm2 + p
         area["chip"]["periphery_mm2"] = p * mats
         area["chip"]["total_mm2"] = (mat_mm2 + p) * mats
+    # The split a reviewer reads: MTJ array, SRAM macros (sim.sram), minimised logic
+    # (sim.synth: the core as instantiated, Yosys + ABC, memories as macros).
+    sram_mm2 = None if memories is None else memories["area_mm2"]
+    split = {"array_mm2": mat_mm2, "sram_mm2": sram_mm2, "logic_mm2": None,
+             "logic_nand2_eq": None, "logic_note": "no cached synthesis of this core (run "
+             "`make synth PRESET=<preset> MAT=<K>`, sim.synth): logic not counted"}
+    if logic is not None:
+        from sim import synth
+        split["logic_mm2"] = synth.logic_area_um2(logic) * 1e-6
+        split["logic_nand2_eq"] = logic["nand2_eq"]
+        from sim import sram
+        listed = sorted((m.rtl, m.words, m.bits) for m in sram.core_memories(config, k)
+                        if m.kind == "sram")
+        split["macros_equal_sram_list"] = listed == sorted(
+            (m["name"], m["words"], m["bits"]) for m in logic["macros"])
+        split["logic_note"] = (f"{logic['tool']}, {logic['cell_count']} cells, "
+                               f"{logic['nand2_eq']:.0f} NAND2 eq (NanGate 45 nm cell areas) / "
+                               "placement density; memories as macros, MTJ arrays as blackboxes")
+    parts = [v for v in (mat_mm2, sram_mm2, split["logic_mm2"]) if v is not None]
+    split["total_mm2"] = sum(parts)
+    split["periphery_pct_of_total"] = (100 * (split["total_mm2"] - mat_mm2)
+                                       / split["total_mm2"])
+    area["mat_split"] = split
+    area["chip_split"] = {key: (None if v is None else v * mats)
+                          for key, v in split.items() if key.endswith("_mm2")}
     return area
 
 
@@ -584,7 +635,7 @@ _ARRAY_WRITES = (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM)
 
 def preset_report(name: str, config, compiled, model, images, *, backend: str,
                   simulator: str | None, dataset: str, labels, gates=None,
-                  gates_note: str = "") -> dict:
+                  gates_note: str = "", logic: dict | None = None) -> dict:
     """The report of one preset from the measured ``images`` (see the module docstring)."""
     clock_hz = config.clock_mhz * 1e6
     k, lanes = compiled.subarrays, compiled.width
@@ -637,8 +688,12 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
         e["counters"], e["host"] = counters, host
         totals.append(e)
     per_image = _average(totals)
-    area = _area(config, k, gates, gates_note)
-    mat_area = area["mat"]["total_mm2"]
+    memories = _memories(config, compiled, images, per_image)
+    area = _area(config, k, gates, gates_note, memories=memories, logic=logic)
+    # With the whole core synthesised (sim.synth), the area is the split (MTJ array + SRAM
+    # macros + minimised logic); the textbook per-block estimate stays beside it in the JSON.
+    synthesised = area["mat_split"]["logic_mm2"] is not None
+    mat_area = area["mat_split"]["total_mm2"] if synthesised else area["mat"]["total_mm2"]
     measured_fig = {
         "basis": f"one mat of K = {k} subarrays in lock-step (the RTL core: {k} x "
                  f"{config.rows} x {config.columns}, a {lanes}-column row, one controller, "
@@ -648,12 +703,13 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
         "gops": per_image["gops"], "gops_per_w": per_image["gops_per_w"],
         "power_w": per_image["power_w"], "area_mm2": mat_area,
         "gops_per_mm2": per_image["gops"] / mat_area,
-        "area_is_array_only": area["array_only"],
+        "area_is_array_only": area["array_only"] and not synthesised,
     }
     mats = config.subarrays // k
     used = mats * k
     idle = config.subarrays - used
-    chip_area = area["chip"]["total_mm2"]
+    chip_area = (area["chip_split"]["total_mm2"] if synthesised
+                 else area["chip"]["total_mm2"])
     projection = {
         "basis": f"chip-scale PROJECTION, an upper bound: the measured mat's throughput x "
                  f"{mats} mats of ours (config.subarrays = {config.subarrays} ({config.mats} "
@@ -668,7 +724,7 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
         "gops_per_w": per_image["gops_per_w"],
         "power_w": per_image["power_w"] * mats,
         "energy_per_image_j": per_image["energy_j"],
-        "area_mm2": chip_area, "area_is_array_only": area["array_only"],
+        "area_mm2": chip_area, "area_is_array_only": area["array_only"] and not synthesised,
         "gops_per_mm2": per_image["gops"] * mats / chip_area,
     }
     lin = [s for s in stages if s["kind"].endswith("linear")]
@@ -733,6 +789,7 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
             "averaging": f"mean over {len(images)} image(s)",
         },
         "energy_table": _energy_table(config, lanes),
+        "memories": memories,
         "stages": stages,
         "per_image": per_image,
         "measured": measured_fig,
@@ -840,9 +897,16 @@ def _figures_text(seed: dict) -> str:
     return "<br>".join(lines)
 
 
-def _area_text(area: dict, gops: float) -> str:
-    """``area``: one of the report's ``area`` entries (``mat`` or ``chip``)."""
+def _area_text(area: dict, gops: float, split: dict | None = None) -> str:
+    """``area``: one of the report's ``area`` entries (``mat`` or ``chip``); ``split`` the
+    matching ``mat_split`` / ``chip_split``: used when it has the synthesised logic."""
     a, p = area["array_mm2"], area["periphery_mm2"]
+    if split is not None and split.get("logic_mm2") is not None:
+        total = split["total_mm2"]
+        return (f"area {_g(total)} mm^2 = {_g(a)} MTJ array + {_g(split['sram_mm2'])} SRAM "
+                f"(sim.sram) + {_g(split['logic_mm2'])} logic (sim.synth, Yosys + ABC) "
+                f"({_g(gops / total)} GOPS/mm^2); old textbook periphery estimate: "
+                + ("n/a" if p is None else f"{_g(p)} mm^2"))
     text = f"area {_g(a)} mm^2 MTJ array ({_g(gops / a)} GOPS/mm^2)"
     if p is None:
         return text + ", periphery not counted (no gate counts)"
@@ -857,7 +921,7 @@ def _projected_text(rep: dict) -> str:
              f"({_g(p['capacity_mb'])} MB): "
              f"{_g(p['gops'])} GOPS, {_g(p['gops_per_w'])} GOPS/W, "
              f"{_g(p['images_per_second'])} images/s, {_si(p['power_w'], 'W')}",
-             _area_text(rep["area"]["chip"], p["gops"])]
+             _area_text(rep["area"]["chip"], p["gops"], rep["area"]["chip_split"])]
     name = rep["preset"]
     if name == "jeit_stt":
         need = 32.31 / pi["gops"]
@@ -899,7 +963,9 @@ def _measured_text(rep: dict) -> str:
         f"building rows, {pi['stall_cycles']:g} stalls for device timing, + "
         f"{pi['host_cycles']:g} host port cycles)",
         f"{_g(m['gops'])} GOPS, {_g(m['gops_per_w'])} GOPS/W, {_si(pi['power_w'], 'W')}",
-        _area_text(rep["area"]["mat"], m["gops"]),
+        f"with the SRAMs (sim.sram, dynamic + leakage): "
+        f"{_g(rep['memories']['gops_per_w_with_memories'])} GOPS/W",
+        _area_text(rep["area"]["mat"], m["gops"], rep["area"]["mat_split"]),
     ])
 
 
@@ -933,6 +999,13 @@ def _why_text(rep: dict) -> str:
                       "MTJ array: the rtl.synth count holds every lane block (of every "
                       "dataflow) per subarray and a controller with its instruction memory as "
                       "flip-flops per mat, without logic minimisation (an upper bound)")
+    split = rep["area"]["mat_split"]
+    if split["logic_mm2"] is not None:
+        common.append(f"with the core synthesised as instantiated (sim.synth: Yosys + ABC, "
+                      f"{_g(split['logic_nand2_eq'])} NAND2 eq) and its memories as SRAM macros "
+                      f"(sim.sram): SRAM {_g(split['sram_mm2'] / split['array_mm2'])} x and logic "
+                      f"{_g(split['logic_mm2'] / split['array_mm2'])} x the MTJ array of the mat, "
+                      f"periphery {_g(split['periphery_pct_of_total'], 3)}% of the mat's area")
     if sh["write_back_energy_pct"]:
         common.append(f"abs-diff write-backs into the array (class 'loading data' in "
                       f"sim.energy): {_g(sh['write_back_energy_pct'], 2)}% of energy")
@@ -984,6 +1057,48 @@ def _why_text(rep: dict) -> str:
         ],
     }
     return "<br>".join(f"- {t}" for t in common + specific.get(name, []))
+
+
+def _memory_lines(rep: dict) -> list:
+    """The memory table of one preset (sim.sram)."""
+    mem = rep["memories"]
+    lines = ["Memories of the mat (`sim.sram`: energy fit to Horowitz ISSCC 2014 45 nm SRAM "
+             "figures, area from the 45 nm 6T cell; constants and sources in the JSON's "
+             "`memories.params`), per image:", "",
+             "| memory | words x bits | KB | kind | reads | writes | pJ / read | dynamic (nJ) | "
+             "leakage (uW) | area (mm^2) | accesses from |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for m in mem["memories"]:
+        leak = "in logic" if m["leakage_w"] is None else _g(m["leakage_w"] * 1e6)
+        area = "in logic" if m["area_mm2"] is None else _g(m["area_mm2"])
+        note = f" ({m['note']})" if m["note"] else ""
+        lines.append(f"| {m['name']} | {m['words']} x {m['bits']} | {_g(m['kbytes'])} | "
+                     f"{m['kind']} | {m['reads']} | {m['writes']} | {_g(m['read_pj'])} | "
+                     f"{_g(m['dynamic_j'] * 1e9)} | {leak} | {area}{note} | "
+                     f"{m['accesses_derived']} |")
+    pi = rep["per_image"]
+    lines.append(f"| **all** | | {_g(sum(m['kbytes'] for m in mem['memories']))} | | | | | "
+                 f"{_g(mem['dynamic_j'] * 1e9)} | {_g(mem['leakage_w'] * 1e6)} | "
+                 f"{_g(mem['area_mm2'])} | |")
+    lines += ["", f"Energy per image with the memories (dynamic {_si(mem['dynamic_j'], 'J')} + "
+              f"leakage {_si(mem['leakage_j'], 'J')}): {_si(mem['energy_with_memories_j'], 'J')}"
+              f" vs {_si(pi['energy_j'], 'J')} without; GOPS/W "
+              f"{_g(mem['gops_per_w_with_memories'])} vs {_g(pi['gops_per_w'])} without."]
+    return lines
+
+
+def _area_split_lines(rep: dict) -> list:
+    """Area of one mat: MTJ array, SRAM, synthesised logic, beside the old estimate."""
+    a = rep["area"]
+    sp = a["mat_split"]
+    logic = "not counted" if sp["logic_mm2"] is None else f"{_g(sp['logic_mm2'])} mm^2"
+    old = a["mat"]["periphery_mm2"]
+    return [f"Area of the mat: MTJ array {_g(sp['array_mm2'])} mm^2, SRAM "
+            f"{_g(sp['sram_mm2'])} mm^2, logic {logic} ({sp['logic_note']}); total "
+            f"{_g(sp['total_mm2'])} mm^2, periphery {_g(sp['periphery_pct_of_total'], 3)}% of "
+            "it. Old estimate of the periphery (textbook gate counts per block, memories as "
+            "flip-flops, no minimisation): "
+            + ("n/a (no rtl.synth file)" if old is None else f"{_g(old)} mm^2") + "."]
 
 
 def markdown(reports: list, command: str) -> str:
@@ -1050,6 +1165,7 @@ def markdown(reports: list, command: str) -> str:
                              f"{_g(full / done)} x the rate of work actually done.")
         cls = ", ".join(f"{k} {_g(v, 2)}%" for k, v in rep["shares"]["energy_pct"].items() if v)
         lines.append(f"Energy by class: {cls}.")
+        lines += [""] + _memory_lines(rep) + [""] + _area_split_lines(rep)
         if rep["notes"]:
             lines.append("Device timing: " + "; ".join(rep["notes"]) + ".")
         lines.append("")
@@ -1141,9 +1257,10 @@ def run(args, argv) -> int:
     for name in presets:
         config, compiled = _compile(model, name, mat)
         gates, note = _load_gates(Path(args.synth_dir), name, config)
-        work.append((name, config, compiled, gates, note))
+        logic = _load_logic(Path(args.synth_dir), name, config, compiled.subarrays)
+        work.append((name, config, compiled, gates, note, logic))
     reports = []
-    for name, config, compiled, gates, note in work:
+    for name, config, compiled, gates, note, logic in work:
         t0 = time.perf_counter()
         if not args.quiet:
             print(f"{name}: running {n} image(s) on a mat of {_subarrays(compiled.subarrays)}, "
@@ -1152,7 +1269,8 @@ def run(args, argv) -> int:
         images = measure(compiled, model, x, backend=args.backend, model_path=model_path,
                          preset_name=name, sim=sim or "verilator", quiet=args.quiet)
         rep = preset_report(name, config, compiled, model, images, backend=args.backend,
-                            simulator=sim, dataset=ds, labels=y, gates=gates, gates_note=note)
+                            simulator=sim, dataset=ds, labels=y, gates=gates, gates_note=note,
+                            logic=logic)
         rep["seconds"] = round(time.perf_counter() - t0, 2)
         reports.append(rep)
     command = shlex.join(["python", "-m", "sim.report", *argv])

@@ -282,6 +282,46 @@ def _fake(*stages):
         for i, progs in enumerate(stages)])
 
 
+@pytest.mark.parametrize("mat, name", CASES, ids=[f"{_mat_id(m)}-{n}" for m, n in CASES])
+def test_report_lists_every_memory(report_runs, mat, name):
+    """Every memory of sim.sram.core_memories in the JSON and as a row of report.md, with
+    accesses recomputed from the counters and the golden shapes, and the area split."""
+    from sim import sram
+    out = report_runs(mat)[0]
+    rep = json.loads((out / f"report-{name}.json").read_text())
+    config = preset(name)
+    k = config.subarrays_per_mat if mat is None else mat
+    want = sram.core_memories(config, k)
+    mem = rep["memories"]
+    rows = {m["name"]: m for m in mem["memories"]}
+    assert [(m["name"], m["words"], m["bits"]) for m in mem["memories"]] == [
+        (m.name, m.words, m.bits) for m in want]
+    assert rows["weight buffer"]["bits"] == k * config.columns
+    md = (out / "report.md").read_text()
+    for m in want:
+        assert f"| {m.name} | {m.words} x {m.bits} |" in md, m.name
+    c = rep["per_image"]["counters"]
+    assert rows["requant table"]["reads"] == c["requant"]
+    assert rows["instruction memory"]["reads"] == c["cycles"] - c["stalls"]
+    assert rows["weight buffer"]["reads"] >= c["and_fu"] + c["min_step"] + c["fs_step"]
+    # The PPU writes every stage's output (pooled where a pool is fused) once; the host the
+    # image.
+    model = load_model(bundled_model_path(MODEL))
+    shapes = model.shapes()
+    outputs = sum(math.prod(shapes[s["golden_index"] + 1]) for s in rep["stages"])
+    image = math.prod(model.input_shape)
+    assert rows["data memory"]["writes"] == outputs + image
+    for r in mem["memories"]:
+        assert r["dynamic_j"] == pytest.approx((r["reads"] * r["read_pj"] + r["writes"]
+                                                * r["write_pj"]) * 1e-12, rel=REL)
+    total = rep["per_image"]["energy_j"] + mem["dynamic_j"] + mem["leakage_j"]
+    assert mem["energy_with_memories_j"] == pytest.approx(total, rel=REL)
+    split = rep["area"]["mat_split"]
+    assert split["sram_mm2"] == pytest.approx(sum(r["area_mm2"] or 0 for r in mem["memories"]),
+                                              rel=REL)
+    assert split["logic_mm2"] is None and "make synth" in split["logic_note"]
+
+
 def test_host_port_words_program_persists_across_images():
     a, b = (1, 2, 3), (4, 5)
     # One program for the whole model: loaded once, at image 0.
@@ -385,3 +425,16 @@ def test_out_must_be_a_directory(tmp_path, capsys):
     assert capsys.readouterr().err == f"error: --out {str(out)!r} is a file, where a " \
                                       f"directory is needed; give a directory path\n"
     assert out.read_text() == "x" and sorted(tmp_path.iterdir()) == [out]
+
+
+def test_gate_file_of_the_same_config_is_used(tmp_path):
+    """A gate-count file made for the preset (its config as JSON: routes a list) is read, one
+    of another configuration is not."""
+    config = preset("nand_spin")
+    (tmp_path / "nand_spin.json").write_text(json.dumps({**GATES, "config": config.as_dict()}))
+    gates, note = report._load_gates(tmp_path, "nand_spin", config)
+    assert gates is not None and "periphery from" in note
+    other = {**config.as_dict(), "columns": 256}
+    (tmp_path / "nand_spin.json").write_text(json.dumps({**GATES, "config": other}))
+    gates, note = report._load_gates(tmp_path, "nand_spin", config)
+    assert gates is None and "columns" in note
