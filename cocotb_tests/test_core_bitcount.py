@@ -8,10 +8,16 @@ rows. Per trial the host erases every strip and programs the operands' bit rows;
   k = 2 and 3: operands in strips 0 .. k - 1, the sum rows in strips of their own (erased by
   the program, written back by PROGRAM from ``WriteSrc.BIT_COUNTER``);
 * multiplication by a shared scale from the buffer (Fig. 8b, ``scale_program``);
+* MSB-first comparison with Tag and Result rows (Fig. 9, ``compare_program``), the selective
+  copy of the maximum and of the minimum (``select_program``), max pooling of 4 values by
+  iterated comparison (``max_pool_program``) and ReLU from the MSB (``relu_program``): these
+  write the sensed row, its inverse and the counters' LSBs into the buffer (the output
+  multiplexer, ``BitCountOut``) and read them back in the next micro-op (forwarded);
 
 then reads every result column back on chip (AND_FU with a one-hot FU word, shift-add MSB
 first, one LOGIT word per column: ``cocotb_tests.test_core_dima.readout_program``) and
-compares it with ``golden.pim.bitcounter_add`` / ``golden.pim.scale_multiply`` (integer ==),
+compares it with ``golden.pim`` (``bitcounter_add``, ``scale_multiply``, ``msb_first_compare``,
+``max_select``, ``min_select``, ``max_pool_compare``) and ``golden.layers.relu`` (integer ==),
 the counters with the cycle model (``sim.core_model``) and the cycles with the route's formula.
 Corner cases: every operand 2**n - 1 (the longest carries) and 0; scales 0 and 2**n - 1.
 """
@@ -24,13 +30,17 @@ import pytest
 
 from cocotb_tests.harness import load_params, make_rng, run_block
 from cocotb_tests.test_core_dima import readout_program
-from golden.pim import bitcounter_add, scale_multiply
+from golden.layers import relu
+from golden.pim import (
+    bitcounter_add, max_pool_compare, max_select, min_select, msb_first_compare, scale_multiply,
+)
 from rtl.config import preset
 from rtl.core import Core
 from rtl.mtj_array import MacroCmd
 from sim import asm
 from sim.routes.nand_inmem import (
-    add_cycles, add_program, scale_cycles, scale_program, scale_words,
+    add_cycles, add_program, compare_cycles, compare_program, max_pool_program, relu_cycles,
+    relu_program, scale_cycles, scale_program, scale_words, select_cycles, select_program,
 )
 
 BLOCK = "core_bitcount"
@@ -39,6 +49,10 @@ SMALL = {"rows": 64, "columns": 16, "subarrays_per_mat": 2, "mats": 1}
 #: Buffer slots of the test core (scale words, then one one-hot word per column).
 SLOTS = 64
 SEED_PAPER = "seed 001"
+#: Rows of the Fig. 9 primitives: values in strips 0-3, Tag, Result, two ping-pong groups.
+VALUES, TAG, RESULT, GROUPS = (0, 8, 16, 24), 32, 40, (48, 56)
+#: Buffer slots of Fig. 9's two buffer rows and of ReLU's inverted MSB (after the one-hots).
+S1, S2, S_RELU = 40, 41, 42
 
 
 def small_config():
@@ -86,12 +100,16 @@ def buffer_image(width: int, scale: int, n: int) -> np.ndarray:
 
 
 def cases(rng, width: int, n: int, trials: int):
-    """(name, operands [3, W], scale): corners first, then random."""
+    """(name, operands [4, W], scale): corners first, then random (with some equal values,
+    and lanes that differ only in the LSB, for the comparison)."""
     top = (1 << n) - 1
-    yield "max", np.full((3, width), top, np.int64), top
-    yield "zero", np.zeros((3, width), np.int64), 0
+    yield "max", np.full((4, width), top, np.int64), top
+    yield "zero", np.zeros((4, width), np.int64), 0
     for t in range(trials):
-        yield f"random{t}", rng.integers(0, top + 1, (3, width)), int(rng.integers(0, top + 1))
+        v = rng.integers(0, top + 1, (4, width))
+        v[1, : width // 4] = v[0, : width // 4]
+        v[1, width // 4: width // 2] = v[0, width // 4: width // 2] ^ 1
+        yield f"random{t}", v, int(rng.integers(0, top + 1))
 
 
 def check_values(prim, got, want, case, where):
@@ -172,20 +190,58 @@ async def core_bitcount_primitives(dut):
         got = await readout(out0, 2 * n, case, "scale")
         check_values(f"multiplication by the shared scale {scale} (Fig. 8b)", got, want, case,
                      where)
-        dut._log.info("%s: add k=2,3 and scale x %d agree with golden.pim", case, scale)
+        # Fig. 9: compare values 0 and 1, select max and min, pool all 4, ReLU of value 2
+        cmds = load_commands(config, width, values, list(VALUES))
+        await host.array_commands(cmds)
+        for cmd, r, bits, mask in cmds:
+            model.array_command(cmd, r, bits, mask)
+        a, b = VALUES[0], VALUES[1]
+        body = compare_program(config, a, b, n, TAG, RESULT, S1, S2)
+        counters = await run_both(asm.assemble(body + [asm.halt()]), f"compare ({case})",
+                                  2 * len(body) + 16)
+        assert counters["cycles"] == compare_cycles(config, n) + halt_cycles, counters
+        want, _ = msb_first_compare(values[0], values[1], n)
+        got = await readout(RESULT, 1, case, "compare")
+        check_values("comparison a > b (Fig. 9)", got, want, case, where)
+        for want_max, gold in ((True, max_select), (False, min_select)):
+            prim = "max" if want_max else "min"
+            body = select_program(config, a, b, n, RESULT, GROUPS[0], S1, S2,
+                                  want_max=want_max)
+            counters = await run_both(asm.assemble(body + [asm.halt()]),
+                                      f"{prim} select ({case})", 2 * len(body) + 16)
+            assert counters["cycles"] == select_cycles(config, n, GROUPS[0]) + halt_cycles
+            want, _ = gold(values[0], values[1], n)
+            got = await readout(GROUPS[0], n, case, f"{prim} select")
+            check_values(f"{prim} selection (Fig. 9)", got, want, case, where)
+        body, best = max_pool_program(config, VALUES, n, GROUPS, TAG, RESULT, S1, S2)
+        await run_both(asm.assemble(body + [asm.halt()]), f"max pool ({case})",
+                       2 * len(body) + 16)
+        want, _ = max_pool_compare(values, n)
+        got = await readout(best, n, case, "max pool")
+        check_values("max pooling of 4 values by iterated comparison", got, want, case, where)
+        signed = np.where(values[2] >= 1 << (n - 1), values[2] - (1 << n), values[2])
+        body = relu_program(config, VALUES[2], n, GROUPS[1], S_RELU)
+        counters = await run_both(asm.assemble(body + [asm.halt()]), f"relu ({case})",
+                                  2 * len(body) + 16)
+        assert counters["cycles"] == relu_cycles(config, n, GROUPS[1]) + halt_cycles
+        got = await readout(GROUPS[1], n, case, "relu")
+        check_values("ReLU from the MSB", got, relu(signed), case, where)
+        dut._log.info("%s: add k=2,3, scale x %d, compare, max/min, max pool of 4, ReLU agree "
+                      "with golden", case, scale)
 
 
 @cocotb.test()
 async def core_bitcount_bad_imm(dut):
-    """A BITCOUNT with a HOLD imm, or AND_FU without COUNT, raises error on both models."""
+    """A BITCOUNT that does nothing (HOLD, no out) or ANDs without a sense raises error on
+    both models, and so does an out slot d beyond the buffer."""
     from sim.core_model import CoreModel
     from sim.rtl_backend import CoreHost
     config = small_config()
     host = CoreHost(dut, config)
     await host.reset()
     model = CoreModel(config, buffer_slots=SLOTS, out_depth=64)
-    for imm in (0, 6, 9):
-        words = asm.assemble([asm.bitcount(imm=imm, a=0, b=0), asm.halt()])
+    for imm, d in ((0, 0), (6, 0), (28, 0), (31, 0), (8, SLOTS)):
+        words = asm.assemble([asm.bitcount(imm=imm, a=0, b=0, d=d), asm.halt()])
         counters, error = await host.run_raw(words, max_cycles=32)
         modelled = model.run(words)
         assert error and modelled.error, (

@@ -6,7 +6,8 @@ from amaranth.lib.wiring import In, Out
 
 from rtl.config import check_config
 
-__all__ = ["BitCounterOp", "BitCounter", "BITCOUNT_AND_FU", "bitcount_imm", "check_bitcount_imm"]
+__all__ = ["BitCounterOp", "BitCountOut", "BitCounter", "BITCOUNT_AND_FU", "BITCOUNT_OUT_LSB",
+           "bitcount_imm", "bitcount_senses", "check_bitcount_imm"]
 
 
 class BitCounterOp(enum.Enum, shape=2):
@@ -17,33 +18,60 @@ class BitCounterOp(enum.Enum, shape=2):
     CLEAR = 3
 
 
-#: ``imm`` bit of a ``BITCOUNT`` micro-op (``rtl.core.Core``): the counted bit is the sense
-#: amplifier's AND of row a with the FU line driven from buffer slot b (seed 001 Table 1, Fig.
-#: 8b), instead of the 1-row read of row a. Bits 0-1 are the :class:`BitCounterOp`.
+#: ``imm`` bit of a ``BITCOUNT`` micro-op (``rtl.core.Core``): the sense amplifiers AND row a
+#: with the FU line driven from buffer slot b (seed 001 Table 1, Fig. 8b) instead of a 1-row
+#: read of row a. Bits 0-1 are the :class:`BitCounterOp`, bits 3-4 the :class:`BitCountOut`.
 BITCOUNT_AND_FU = 4
+#: Lowest ``imm`` bit of a ``BITCOUNT``'s :class:`BitCountOut`.
+BITCOUNT_OUT_LSB = 3
 
 
-def bitcount_imm(op, *, and_fu: bool = False) -> int:
-    """The ``imm`` of a ``BITCOUNT`` micro-op: the counters' operation ``op`` (``COUNT``,
-    ``SHIFT`` or ``CLEAR``), ``and_fu`` (``COUNT`` only) counting row a AND buffer[b].
+class BitCountOut(enum.Enum, shape=2):
+    """The output multiplexer of a ``BITCOUNT`` micro-op (seed 001 Fig. 3: the sense
+    amplifier's bit or the bit-counter's, per column), written into weight-buffer slot d in
+    the micro-op's S2: ``NONE`` no write; ``SA`` the sensed row; ``NOT_SA`` its inverse (the
+    Tag row's inverse of Fig. 9); ``LSB`` the counters' LSBs after the micro-op's operation."""
+    NONE   = 0
+    SA     = 1
+    NOT_SA = 2
+    LSB    = 3
+
+
+def bitcount_imm(op, *, and_fu: bool = False, out=BitCountOut.NONE) -> int:
+    """The ``imm`` of a ``BITCOUNT`` micro-op: the counters' operation ``op``, ``and_fu``
+    (sense row a AND buffer[b]), the output multiplexer ``out`` into buffer slot d.
+
+    The micro-op senses row a when ``op`` is ``COUNT`` or ``out`` is ``SA`` / ``NOT_SA``.
 
     Raises
     ------
     ValueError
-        ``op`` is ``HOLD`` (not a micro-op), or ``and_fu`` with an operation that senses nothing.
+        ``op`` ``HOLD`` with ``out`` ``NONE`` (a micro-op doing nothing), or ``and_fu`` on a
+        micro-op that senses nothing.
     """
-    op = BitCounterOp(op)
-    if op is BitCounterOp.HOLD:
-        raise ValueError("BITCOUNT op must be COUNT, SHIFT or CLEAR, not HOLD")
-    if and_fu and op is not BitCounterOp.COUNT:
-        raise ValueError(f"BITCOUNT and_fu needs op COUNT (it senses), not {op.name}")
-    return op.value | (BITCOUNT_AND_FU if and_fu else 0)
+    op, out = BitCounterOp(op), BitCountOut(out)
+    imm = op.value | (BITCOUNT_AND_FU if and_fu else 0) | out.value << BITCOUNT_OUT_LSB
+    if not check_bitcount_imm(imm):
+        if op is BitCounterOp.HOLD and out is BitCountOut.NONE:
+            raise ValueError("BITCOUNT with op HOLD needs an out (SA, NOT_SA, LSB)")
+        raise ValueError(f"BITCOUNT and_fu needs a sense (op COUNT or out SA / NOT_SA), not "
+                         f"op {op.name} out {out.name}")
+    return imm
+
+
+def bitcount_senses(imm: int) -> bool:
+    """Whether a ``BITCOUNT`` with ``imm`` senses row a (COUNT, or out SA / NOT_SA)."""
+    out = imm >> BITCOUNT_OUT_LSB & 3
+    return imm & 3 == BitCounterOp.COUNT.value or out in (BitCountOut.SA.value,
+                                                          BitCountOut.NOT_SA.value)
 
 
 def check_bitcount_imm(imm: int) -> bool:
-    """Whether ``imm`` is a valid ``BITCOUNT`` imm (:func:`bitcount_imm` makes them all:
-    1 COUNT, 5 COUNT AND_FU, 2 SHIFT, 3 CLEAR)."""
-    return imm in (1, 1 | BITCOUNT_AND_FU, 2, 3)
+    """Whether ``imm`` is a valid ``BITCOUNT`` imm: not HOLD without an out, no AND without a
+    sense (:func:`bitcount_imm`)."""
+    if imm & 3 == BitCounterOp.HOLD.value and imm >> BITCOUNT_OUT_LSB == 0:
+        return False
+    return not (imm & BITCOUNT_AND_FU) or bitcount_senses(imm)
 
 
 class BitCounter(wiring.Component):

@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from rtl.abs_diff_lane import AbsDiffLane, AbsDiffOp
-from rtl.bit_counter import BitCounter, BitCounterOp
+from rtl.bit_counter import BitCounter, BitCounterOp, BitCountOut
 from rtl.column_reduce import ColumnReduce, ReduceOp
 from rtl.config import check_config
 from rtl.controller import Controller
@@ -139,9 +139,11 @@ class Core(wiring.Component):
     REQUANT    -                                      -                            PPU step,
                                                                                    channel a,
                                                                                    addend d
-    BITCOUNT   ``imm`` bits 0-1 COUNT: READ row a     bit-counters: ``imm`` bits   -
-               (AND_FU with buffer[b] if ``imm``      0-1 (COUNT the sensed bit,
-               bit 2); SHIFT, CLEAR: no command       SHIFT, CLEAR)
+    BITCOUNT   if it senses (COUNT, or out SA /       bit-counters: ``imm`` bits   -
+               NOT_SA): READ row a (AND_FU with       0-1; out (bits 3-4): buffer
+               buffer[b] if ``imm`` bit 2); else      slot d = the sensed row, its
+               no command                             inverse or the counters'
+                                                      LSBs after the op
     MOVE       GATHER: tables b, d                    GATHER: column a of the      SETPTR /
                                                       transpose buffer; CLEAR      ADDPTR: PPU
                                                       it                           pointer, a
@@ -159,7 +161,9 @@ class Core(wiring.Component):
     DIFF issued in cycle c must be issued in cycle c + 2 or later, before the next DIFF's S2
     (likewise a write from ``FA_FS`` and its FA_STEP); a write from ``BIT_COUNTER`` takes the
     counters' LSBs as left by every micro-op issued before it (the counter op in S2 is
-    bypassed, ``BitCounter.lsb_next``), and shifts them in its S2;
+    bypassed, ``BitCounter.lsb_next``), and shifts them in its S2; a BITCOUNT's buffer write
+    (its S2) is forwarded to the buffer read of the micro-op issued the cycle after, so every
+    micro-op sees the buffer as left by those issued before it;
     a WRITE_ROW / PROGRAM from the transpose buffer sees the GATHERs and CLEARs issued 2 or
     more cycles before it; a GATHER sees the words of REQUANTs issued 2 or more cycles before
     it; REQUANT reads the accumulators as left by every micro-op issued before it.
@@ -510,6 +514,11 @@ class Core(wiring.Component):
                      otab_r.addr.eq(issue.b[:ceil_log2(self._offset_depth)]),
                      ptab_r.addr.eq(issue.d[:ceil_log2(self._patch_depth)])]
         w = buf_r.data
+        if has_bc:       # a BITCOUNT's buffer write (its S2) forwarded to this S1's read
+            bw_en, bw_addr, bw_data = Signal(), Signal(slot_bits), Signal(width)
+            w_fwd = Signal(width)
+            m.d.comb += w_fwd.eq(Mux(bw_en & (bw_addr == issue.b[:slot_bits]), bw_data, w))
+            w = w_fwd
         # The decodes of the new fields are continuous expressions (_equals), not Switches: a
         # process whose inputs keep their reset value for a whole run never runs in Icarus
         # (its outputs stay X).
@@ -596,19 +605,25 @@ class Core(wiring.Component):
                         m.d.comb += bad.eq(checks)
                 if Opcode.BITCOUNT in ops:  # nand_inmem: COUNT senses row a (AND FU)
                     with m.Case(Opcode.BITCOUNT):
+                        # rtl.bit_counter: imm bits 0-1 the op, bit 2 AND_FU, 3-4 out
                         bc_count = _equals(imm[:2], BitCounterOp.COUNT.value)
-                        bc_and = imm[2]         # rtl.bit_counter.BITCOUNT_AND_FU
-                        with m.If(bc_count & bc_and):
+                        bc_and = imm[2]
+                        bc_out = imm[3:5]
+                        bc_sense = bc_count | _equals(bc_out, BitCountOut.SA.value) \
+                            | _equals(bc_out, BitCountOut.NOT_SA.value)
+                        with m.If(bc_sense & bc_and):
                             m.d.comb += array_cmd(MacroCmd.AND_FU, issue.a[:row_bits], 0, w,
                                                   0, 0)
-                        with m.Elif(bc_count):
+                        with m.Elif(bc_sense):
                             m.d.comb += array_cmd(MacroCmd.READ, issue.a[:row_bits], 0, 0,
                                                   0, 0)
                         with m.Else():
                             m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)
-                        m.d.comb += bad.eq(imm[3:].any() | ~imm[:2].any()
-                                           | (bc_and & ~bc_count) | (bc_count & ~row_ok)
-                                           | (bc_and & ~slot_ok))
+                        m.d.comb += bad.eq((~imm[:2].any() & ~bc_out.any())
+                                           | (bc_and & ~bc_sense) | (bc_sense & ~row_ok)
+                                           | (bc_and & ~slot_ok)
+                                           | (bc_out.any() & ~_below(issue.d,
+                                                                     self._buffer_slots)))
                 with m.Case(Opcode.REQUANT):
                     m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)
                     m.d.comb += bad.eq(0)
@@ -688,6 +703,25 @@ class Core(wiring.Component):
                 with m.Default():
                     m.d.comb += bc_op.eq(BitCounterOp.HOLD.value)
             m.d.comb += bc.sensed.eq(sensed)
+            # The output multiplexer into buffer slot d (BitCountOut): the sense amplifiers'
+            # row, its inverse or the counters' LSBs after this op; it overrides the host port
+            # (the host writes only when idle).
+            bw_out = imm1[3:5]
+            is_bc = Signal()
+            with m.Switch(op1):
+                with m.Case(Opcode.BITCOUNT):
+                    m.d.comb += is_bc.eq(v1)
+                with m.Default():
+                    m.d.comb += is_bc.eq(0)
+            m.d.comb += [
+                bw_en.eq(is_bc & bw_out.any()),
+                bw_addr.eq(d1[:slot_bits]),
+                bw_data.eq(Mux(_equals(bw_out, BitCountOut.SA.value), sensed,
+                               Mux(_equals(bw_out, BitCountOut.NOT_SA.value), ~sensed,
+                                   bc.lsb_next))),
+            ]
+            with m.If(bw_en):
+                m.d.comb += [buf_w.addr.eq(bw_addr), buf_w.data.eq(bw_data), buf_w.en.eq(1)]
         # GATHER: one word of the data memory into column a1 of every plane.
         out_bits = len(self.out_raddr)
         gather_value = Signal(n)

@@ -176,10 +176,12 @@ OPERANDS: dict[Opcode, dict[str, str]] = {
     Opcode.MIN_STEP:  {"a": "row of x_b", "b": "buffer slot of w_b",
                        "imm": "rtl.column_reduce.ReduceOp: L1_FIRST (MSB plane, starts the min "
                               "lanes) or L1_PLANE"},
-    Opcode.BITCOUNT:  {"a": "COUNT: row sensed and counted into the per-column bit-counters",
-                       "b": "COUNT with imm bit 2: buffer slot driven on the FU line",
-                       "imm": "bits 0-1 rtl.bit_counter.BitCounterOp (COUNT, SHIFT, CLEAR); "
-                              "bit 2: COUNT the AND of row a with buffer[b]"},
+    Opcode.BITCOUNT:  {"a": "row sensed (COUNT, or out SA / NOT_SA)",
+                       "b": "with imm bit 2: buffer slot driven on the FU line",
+                       "d": "with an out: buffer slot written in S2",
+                       "imm": "rtl.bit_counter.bitcount_imm: bits 0-1 BitCounterOp (HOLD, "
+                              "COUNT, SHIFT, CLEAR); bit 2 sense row a AND buffer[b]; bits 3-4 "
+                              "BitCountOut into slot d (NONE, SA, NOT_SA, LSB)"},
     Opcode.SHIFT_ACC: {"a": "row whose popcount is accumulated",
                        "imm": "rtl.column_reduce.ReduceOp"},
     Opcode.REQUANT:   {"a": "output channel (requantization table entry)",

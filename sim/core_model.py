@@ -99,7 +99,9 @@ from typing import NamedTuple
 import numpy as np
 
 from golden.array import lfsr_column_seeds
-from rtl.bit_counter import BITCOUNT_AND_FU, check_bitcount_imm
+from rtl.bit_counter import (
+    BITCOUNT_AND_FU, BITCOUNT_OUT_LSB, bitcount_senses, check_bitcount_imm,
+)
 from rtl.config import check_config
 from rtl.isa import (
     KPOS_BITS, LOOP_DEPTH, MASK_BITS, OFFSET_BITS, OPERAND_BITS, MoveOp, Opcode, WriteSrc,
@@ -826,7 +828,7 @@ class CoreModel:
                            f"the core{why}")
                 continue
             if code == _BITCOUNT:              # the bit-counters (route nand_inmem)
-                self._bitcount(imm, a, b, c)
+                self._bitcount(imm, a, b, d, c)
                 continue
             # ---- S1: operand checks, array command, buffer read
             if a >= rows:
@@ -936,19 +938,24 @@ class CoreModel:
                     if len(seg_log) > _SEG_LOG_MAX:
                         self._segments()
 
-    def _bitcount(self, imm: int, a: int, b: int, c: int) -> None:
-        """``BITCOUNT`` (``rtl.core.Core``, route ``nand_inmem``): COUNT (``imm`` bits 0-1 =
-        1) senses row a, ANDed with buffer[b] if ``imm`` bit 2; SHIFT and CLEAR sense nothing;
-        the counters step in S2 (``sim.routes.nand_inmem.BitCounterLanes``)."""
+    def _bitcount(self, imm: int, a: int, b: int, d: int, c: int) -> None:
+        """``BITCOUNT`` (``rtl.core.Core``, route ``nand_inmem``, ``imm`` as
+        ``rtl.bit_counter.bitcount_imm``): senses row a (ANDed with buffer[b] if ``imm`` bit
+        2) for COUNT or an out SA / NOT_SA; the counters step in S2
+        (``sim.routes.nand_inmem.BitCounterLanes``) and the output multiplexer writes buffer
+        slot d (the model plays micro-ops in order: the core's forwarding of that write)."""
         rows, slots = self.rows, self.buffer_slots
         if not check_bitcount_imm(imm):
-            self._fail(f"cycle {c}: BITCOUNT imm={imm} is not COUNT (1), COUNT AND_FU (5), "
-                       f"SHIFT (2) or CLEAR (3)")
-        and_fu = imm & BITCOUNT_AND_FU
+            self._fail(f"cycle {c}: BITCOUNT imm={imm} is not a valid BITCOUNT imm "
+                       f"(rtl.bit_counter.bitcount_imm: HOLD needs an out, AND_FU a sense)")
+        and_fu, out = imm & BITCOUNT_AND_FU, imm >> BITCOUNT_OUT_LSB
+        senses = bitcount_senses(imm)
         if and_fu and b >= slots:
             self._fail(f"cycle {c}: BITCOUNT slot b={b} is not below buffer_slots={slots}")
+        if out and d >= slots:
+            self._fail(f"cycle {c}: BITCOUNT out slot d={d} is not below buffer_slots={slots}")
         x = w = 0
-        if imm & 3 == 1:                       # COUNT: the array senses
+        if senses:
             if a >= rows:
                 self._fail(f"cycle {c}: BITCOUNT row a={a} is not below rows={rows}")
             ra = a & self._row_mask
@@ -958,7 +965,11 @@ class CoreModel:
                 x &= w
             if self._fault_en:
                 x ^= self._fault_flips()
-        self._lane_ops[_BITCOUNT](imm, x, w, c)
+        lanes = next(lm for lm in self._lanes if _BITCOUNT in lm.ops)
+        lanes.ops[_BITCOUNT](imm, x, w, c)
+        if out:
+            self._buffer[d & (slots - 1)] = (x if out == 1 else (~x & self._ones) if out == 2
+                                             else lanes.planes[0])
 
     def _array_command(self, cmd, ra, data, code, a, c, mask=None) -> None:
         """A write command of a micro-op (``ra`` the row operand as the port truncates it;

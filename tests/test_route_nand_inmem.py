@@ -14,15 +14,19 @@ import pytest
 from cocotb_tests.test_core_bitcount import (
     load_commands, operand_rows, result_row, small_config,
 )
-from golden.pim import bitcounter_add, scale_multiply
-from rtl.bit_counter import BitCounterOp, bitcount_imm
+from golden.layers import relu
+from golden.pim import (
+    bitcounter_add, max_pool_compare, max_select, min_select, msb_first_compare, scale_multiply,
+)
+from rtl.bit_counter import BitCounterOp, BitCountOut, bitcount_imm
 from rtl.config import preset
 from rtl.isa import Opcode, WriteSrc
 from rtl.mtj_array import MacroCmd
 from sim import asm
 from sim.core_model import CoreModel, unpack_row
 from sim.routes.nand_inmem import (
-    add_cycles, add_program, scale_cycles, scale_program, scale_words,
+    add_cycles, add_program, compare_cycles, compare_program, max_pool_program, relu_cycles,
+    relu_program, scale_cycles, scale_program, scale_words, select_cycles, select_program,
 )
 
 SEED = 20261130
@@ -115,6 +119,81 @@ def test_scale_multiply_equals_golden(cfg_of, a_bits, s_bits):
             assert run.counters["cycles"] == scale_cycles(config, a_bits, s_bits, out0) + halt
 
 
+@pytest.mark.parametrize("cfg_of", [small_config, stt_config], ids=["nand_spin", "stt"])
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_compare_select_pool_relu_equal_golden(cfg_of, n):
+    """Fig. 9 and ReLU: values in strips 0-3, Tag 32, Result 40, groups 48 / 56, slots 0-2."""
+    config = cfg_of()
+    rng = np.random.default_rng(SEED + n)
+    width = config.columns * config.subarrays_per_mat
+    model = CoreModel(config)
+    halt = model.run(asm.assemble([asm.halt()])).counters["cycles"]
+    rows = [0, 8, 16, 24]
+    top = (1 << n) - 1
+    trials = [np.full((4, width), top), np.zeros((4, width), np.int64)]
+    for _ in range(4):
+        v = rng.integers(0, top + 1, (4, width))
+        v[1, :8] = v[0, :8]                                 # equal lanes: Result 0
+        trials.append(v)
+    for t, values in enumerate(trials):
+        where = f"({config.technology}, n={n}, trial {t})"
+        load(model, config, width, values, rows)
+        # load() programs operand_bits rows; the primitives read the low n
+        values = values & top
+        run = model.run(asm.assemble(compare_program(config, 0, 8, n, 32, 40, 0, 1)
+                                     + [asm.halt()]))
+        assert not run.error, run.reason
+        want, steps = msb_first_compare(values[0], values[1], n)
+        check("comparison", column_values(model, 40, 1, width), want, where)
+        if config.technology == "nand_spin":    # the two resets are erases, every
+            assert run.counters["erase"] == steps["writes"]  # rewrite erases first
+            assert run.counters["program"] == steps["writes"] - 2
+        else:                                   # Tag and Result rows
+            assert run.counters["write_row"] == steps["writes"]
+        if not config.has_stalls:
+            assert run.counters["cycles"] == compare_cycles(config, n) + halt
+        for want_max, gold in ((True, max_select), (False, min_select)):
+            body = select_program(config, 0, 8, n, 40, 48, 0, 1, want_max=want_max)
+            run = model.run(asm.assemble(body + [asm.halt()]))
+            assert not run.error, run.reason
+            check("max" if want_max else "min", column_values(model, 48, n, width),
+                  gold(values[0], values[1], n)[0], where)
+            if not config.has_stalls:
+                assert run.counters["cycles"] == select_cycles(config, n, 48) + halt
+        for k in (1, 2, 4):
+            body, best = max_pool_program(config, rows[:k], n, (48, 56), 32, 40, 0, 1)
+            run = model.run(asm.assemble(body + [asm.halt()]))
+            assert not run.error, run.reason
+            check(f"max pool of {k}", column_values(model, best, n, width),
+                  max_pool_compare(values[:k], n)[0], where)
+        signed = np.where(values[2] >= 1 << (n - 1), values[2] - (1 << n), values[2])
+        run = model.run(asm.assemble(relu_program(config, 16, n, 56, 2) + [asm.halt()]))
+        assert not run.error, run.reason
+        check("relu", column_values(model, 56, n, width), relu(signed), where)
+        if not config.has_stalls:
+            assert run.counters["cycles"] == relu_cycles(config, n, 56) + halt
+
+
+def test_fig9_builders_refuse_bad_input():
+    config = small_config()
+    with pytest.raises(ValueError, match=r"^tag row and result row share strip\(s\) \[4\]"):
+        compare_program(config, 0, 8, 8, 32, 33, 0, 1)
+    with pytest.raises(ValueError, match=r"^tag row and a share strip\(s\) \[0\]"):
+        compare_program(config, 0, 8, 8, 7, 40, 0, 1)
+    with pytest.raises(ValueError, match=r"^s1 and s2 must be two buffer slots, not both 3$"):
+        compare_program(config, 0, 8, 8, 32, 40, 3, 3)
+    with pytest.raises(ValueError, match=r"^out and b share strip\(s\) \[1\]"):
+        select_program(config, 0, 8, 8, 40, 12, 0, 1)
+    with pytest.raises(ValueError, match=r"^groups must be two first rows"):
+        max_pool_program(config, [0, 8], 8, [48], 32, 40, 0, 1)
+    with pytest.raises(ValueError, match=r"^value_rows must name at least one value$"):
+        max_pool_program(config, [], 8, [48, 56], 32, 40, 0, 1)
+    with pytest.raises(ValueError, match=r"^result rows 4 .. 11 share strip"):
+        relu_program(config, 0, 8, 4, 0)
+    with pytest.raises(ValueError, match=r"^x rows 60 .. 67 do not fit rows=64$"):
+        relu_program(config, 60, 8, 0, 0)
+
+
 def test_eight_bit_formulas():
     """The cycle formulas at the seed's 8 bits on a NAND-SPIN mat (strips of 8 rows)."""
     config = small_config()
@@ -135,8 +214,8 @@ def test_counters_wrap_like_the_rtl():
     for s in (0, 8):
         model.array_command(MacroCmd.ERASE, s)
     model.array_command(MacroCmd.PROGRAM, 0, np.ones(32, bool))
-    body = ([asm.bitcount(imm=bitcount_imm(BitCounterOp.CLEAR), a=0, b=0)]
-            + [asm.bitcount(imm=bitcount_imm(BitCounterOp.COUNT), a=0, b=0)] * 33
+    body = ([asm.bitcount(imm=bitcount_imm(BitCounterOp.CLEAR), a=0, b=0, d=0)]
+            + [asm.bitcount(imm=bitcount_imm(BitCounterOp.COUNT), a=0, b=0, d=0)] * 33
             + [asm.program(a=8, b=0, imm=WriteSrc.BIT_COUNTER.value)])
     run = model.run(asm.assemble(body + [asm.halt()]))
     assert not run.error, run.reason
@@ -161,7 +240,7 @@ def test_builders_refuse_bad_input(call, match):
 
 
 @pytest.mark.parametrize("instr", [
-    asm.bitcount(imm=bitcount_imm(BitCounterOp.COUNT), a=0, b=0),
+    asm.bitcount(imm=bitcount_imm(BitCounterOp.COUNT), a=0, b=0, d=0),
     asm.write_row(a=0, b=0, imm=WriteSrc.BIT_COUNTER.value),
 ])
 def test_core_without_the_route_refuses_its_micro_op_and_source(instr):
@@ -173,16 +252,22 @@ def test_core_without_the_route_refuses_its_micro_op_and_source(instr):
             "imm=4 is not a WriteSrc of this core (BUFFER, ABS_DIFF, TBUF)" in run.reason)
 
 
-@pytest.mark.parametrize("imm, why", [(0, "is not COUNT"), (6, "is not COUNT"),
-                                      (16, "is not COUNT")])
-def test_bad_bitcount_imm_is_an_error(imm, why):
-    run = CoreModel(small_config()).run(asm.assemble([asm.bitcount(imm=imm, a=0, b=0),
+@pytest.mark.parametrize("imm, d, why", [
+    (0, 0, "imm=0 is not a valid BITCOUNT imm"), (6, 0, "imm=6 is not a valid BITCOUNT imm"),
+    (28, 0, "imm=28 is not a valid BITCOUNT imm"),
+    (8, 2048, "out slot d=2048 is not below buffer_slots=2048"),
+])
+def test_bad_bitcount_is_an_error(imm, d, why):
+    run = CoreModel(small_config()).run(asm.assemble([asm.bitcount(imm=imm, a=0, b=0, d=d),
                                                       asm.halt()]))
-    assert run.error and f"BITCOUNT imm={imm} {why}" in run.reason
+    assert run.error and f"BITCOUNT {why}" in run.reason
 
 
-def test_bitcount_imm_refuses_hold_and_and_without_count():
-    with pytest.raises(ValueError, match="not HOLD"):
+def test_bitcount_imm_refuses_nothing_and_and_without_sense():
+    with pytest.raises(ValueError, match="op HOLD needs an out"):
         bitcount_imm(BitCounterOp.HOLD)
-    with pytest.raises(ValueError, match="needs op COUNT"):
+    with pytest.raises(ValueError, match="and_fu needs a sense"):
         bitcount_imm(BitCounterOp.SHIFT, and_fu=True)
+    with pytest.raises(ValueError, match="and_fu needs a sense"):
+        bitcount_imm(BitCounterOp.HOLD, and_fu=True, out=BitCountOut.LSB)
+    assert bitcount_imm(BitCounterOp.HOLD, out=BitCountOut.SA) == 8

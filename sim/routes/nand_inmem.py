@@ -19,7 +19,7 @@ the 1-bits into an erased strip, so the result rows' strips are erased first (on
 per strip of ``mtjs_per_strip`` rows, the seed's "empty rows reserved for the results"); they
 must not share a strip with an operand. Other technologies write with ``WRITE_ROW``.
 
-Primitives (micro-op programs, :func:`add_program`, :func:`scale_program`), each equal to
+Primitives (micro-op programs built by the functions below), each equal to
 its ``golden.pim`` function:
 
 * addition of k operands in one column (Fig. 8a, ``golden.pim.bitcounter_add``): per bit b,
@@ -31,23 +31,36 @@ its ``golden.pim`` function:
   multiplier); product bit k counts ``AND(a_i, s_{k-i})`` for every i, then writes the LSB.
   Cycles: ``E + 1 + a_bits * s_bits + a_bits + s_bits``.
 
-Comparison with Tag and Result rows (Fig. 9), max pooling and ReLU need the buffer written
-from the sense amplifiers and counters, or a write masked by them: not built yet.
+* MSB-first comparison with a Tag and a Result row (Fig. 9, ``golden.pim.msb_first_compare``,
+  :func:`compare_program`), the selective copy of the maximum or minimum
+  (``golden.pim.max_select`` / ``min_select``, :func:`select_program`), max pooling by
+  iterated comparison (``golden.pim.max_pool_compare``, :func:`max_pool_program`) and ReLU
+  from the MSB (``golden.layers.relu``, :func:`relu_program`). These use the output
+  multiplexer into the buffer: a ``BITCOUNT`` with an out (``rtl.bit_counter.BitCountOut``)
+  writes the sensed row, its inverse or the counters' LSBs into buffer slot d, and the next
+  micro-op reads the new word (the core forwards it).
+
+The derivations and cycle formulas are in ``docs/dataflows.rst``.
 """
 
 from __future__ import annotations
 
-from rtl.bit_counter import BitCounterOp, bitcount_imm
+from rtl.bit_counter import BitCounterOp, BitCountOut, bitcount_imm
 from rtl.isa import Opcode, WriteSrc
 
 from .base import LaneModel, Route, op, register_route
 
 __all__ = ["NandInmem", "BitCounterLanes", "add_program", "scale_program", "scale_words",
-           "erase_rows", "add_cycles", "scale_cycles"]
+           "erase_rows", "add_cycles", "scale_cycles", "compare_program", "compare_cycles",
+           "select_program", "select_cycles", "max_pool_program", "relu_program",
+           "relu_cycles"]
 
 _COUNT = bitcount_imm(BitCounterOp.COUNT)
 _COUNT_AND = bitcount_imm(BitCounterOp.COUNT, and_fu=True)
 _CLEAR = bitcount_imm(BitCounterOp.CLEAR)
+_READ_TO = bitcount_imm(BitCounterOp.HOLD, out=BitCountOut.SA)
+_CLEAR_NOT_TO = bitcount_imm(BitCounterOp.CLEAR, out=BitCountOut.NOT_SA)
+_COUNT_AND_LSB_TO = bitcount_imm(BitCounterOp.COUNT, and_fu=True, out=BitCountOut.LSB)
 
 
 class BitCounterLanes(LaneModel):
@@ -253,19 +266,216 @@ def scale_cycles(config, a_bits: int, scale_bits: int, out0: int) -> int:
     return erases + 1 + a_bits * scale_bits + out_bits
 
 
+def _rewrite(config, row: int) -> list:
+    """Overwrite ``row`` with the counters' LSBs: on NAND-SPIN its strip is erased first (the
+    caller keeps nothing else in it)."""
+    if config.technology == "nand_spin":
+        m = config.mtjs_per_strip
+        return [op(Opcode.ERASE, a=row // m * m), _write(config, row)]
+    return [_write(config, row)]
+
+
+def _check_rows(config, name, r0, n):
+    _check_row(name, r0)
+    if r0 + n > config.rows:
+        raise ValueError(f"{name} rows {r0} .. {r0 + n - 1} do not fit rows={config.rows}")
+
+
+def _own_strips(config, named: dict) -> None:
+    """Rows that are rewritten (erased first) on NAND-SPIN must sit in strips no other named
+    row group uses: ``named`` maps a name to (rows, rewritten)."""
+    if config.technology != "nand_spin":
+        return
+    m = config.mtjs_per_strip
+    items = list(named.items())
+    for i, (na, (ra, wa)) in enumerate(items):
+        for nb, (rb, wb) in items[i + 1:]:
+            if (wa or wb) and _strips(ra, m) & _strips(rb, m):
+                raise ValueError(f"{na} and {nb} share strip(s) "
+                                 f"{sorted(_strips(ra, m) & _strips(rb, m))} ({m} rows each) "
+                                 f"and one of them is erased and rewritten: give it strips of "
+                                 f"its own")
+
+
+def compare_program(config, a0: int, b0: int, n: int, tag: int, result: int, s1: int,
+                    s2: int) -> list:
+    """Micro-ops comparing every lane's ``a`` (rows ``a0 ..``) and ``b`` (rows ``b0 ..``) MSB
+    first with a Tag and a Result row (seed 001 Fig. 9; ``golden.pim.msb_first_compare``):
+    row ``result`` ends as ``a > b`` per lane. Buffer slots ``s1``, ``s2`` are the two buffer
+    rows of Fig. 9.
+
+    Per bit i, MSB first: Tag read into ``s1`` and, inverted, into ``s2`` (two senses; the
+    second also clears the counters); count ``AND(a_i, s2)``, ``AND(b_i, s2)`` and write the
+    LSB (the lanes deciding now) into ``s2``; count ``AND(T, s1)`` and write the LSB into the
+    Tag row; clear; count ``AND(a_i, s2)``, ``AND(R, s1)`` and write the LSB into the Result
+    row. Tag and Result start at 0 (two writes of the cleared counters; on NAND-SPIN two
+    erases, and every rewrite of Tag or Result erases its strip first).
+
+    Raises
+    ------
+    ValueError
+        Bad rows, slots or width; rows beyond ``config.rows``; equal slots; on NAND-SPIN Tag or
+        Result sharing a strip with each other or with an operand.
+    """
+    _check_width("n", n)
+    _check_rows(config, "a", a0, n)
+    _check_rows(config, "b", b0, n)
+    for name, v in (("tag", tag), ("result", result)):
+        _check_rows(config, name, v, 1)
+    for name, v in (("s1", s1), ("s2", s2)):
+        _check_row(name, v)
+    if s1 == s2:
+        raise ValueError(f"s1 and s2 must be two buffer slots, not both {s1}")
+    _own_strips(config, {"tag row": ([tag], True), "result row": ([result], True),
+                         "a": (range(a0, a0 + n), False), "b": (range(b0, b0 + n), False)})
+    if config.technology == "nand_spin":
+        m = config.mtjs_per_strip
+        body = [op(Opcode.ERASE, a=tag // m * m), op(Opcode.ERASE, a=result // m * m)]
+    else:
+        body = [op(Opcode.BITCOUNT, imm=_CLEAR), _write(config, tag), _write(config, result)]
+    for i in range(n - 1, -1, -1):
+        body += [op(Opcode.BITCOUNT, imm=_READ_TO, a=tag, d=s1),
+                 op(Opcode.BITCOUNT, imm=_CLEAR_NOT_TO, a=tag, d=s2),
+                 op(Opcode.BITCOUNT, imm=_COUNT_AND, a=a0 + i, b=s2),
+                 op(Opcode.BITCOUNT, imm=_COUNT_AND_LSB_TO, a=b0 + i, b=s2, d=s2),
+                 op(Opcode.BITCOUNT, imm=_COUNT_AND, a=tag, b=s1)]
+        body += _rewrite(config, tag)
+        body += [op(Opcode.BITCOUNT, imm=_CLEAR),
+                 op(Opcode.BITCOUNT, imm=_COUNT_AND, a=a0 + i, b=s2),
+                 op(Opcode.BITCOUNT, imm=_COUNT_AND, a=result, b=s1)]
+        body += _rewrite(config, result)
+    return body
+
+
+def compare_cycles(config, n: int) -> int:
+    """Issue cycles of :func:`compare_program`: 2 + 12n on NAND-SPIN (two erases per bit),
+    3 + 10n elsewhere."""
+    return 2 + 12 * n if config.technology == "nand_spin" else 3 + 10 * n
+
+
+def select_program(config, a0: int, b0: int, n: int, result: int, out0: int, s1: int, s2: int,
+                   *, want_max: bool = True) -> list:
+    """Micro-ops of the selective copy after :func:`compare_program` (``golden.pim.max_select``
+    / ``min_select``): the Result row ``r`` into buffer slots ``s1`` (``r``) and ``s2`` (``NOT
+    r``), then per bit i the counters count ``AND(a_i, s1)`` and ``AND(b_i, s2)`` (swapped for
+    the minimum) and write the LSB into row ``out0 + i``; at most one of the two is 1, so the
+    write's shift leaves the counters at 0. Cycles: E + 2 + 3n.
+
+    Raises
+    ------
+    ValueError
+        Bad rows or slots; on NAND-SPIN result rows sharing a strip with another row group.
+    """
+    _check_width("n", n)
+    _check_rows(config, "a", a0, n)
+    _check_rows(config, "b", b0, n)
+    _check_rows(config, "result", result, 1)
+    _check_rows(config, "out", out0, n)
+    if s1 == s2:
+        raise ValueError(f"s1 and s2 must be two buffer slots, not both {s1}")
+    _own_strips(config, {"out": (range(out0, out0 + n), True),
+                         "a": (range(a0, a0 + n), False), "b": (range(b0, b0 + n), False),
+                         "result row": ([result], False)})
+    body = [op(Opcode.BITCOUNT, imm=_READ_TO, a=result, d=s1),
+            op(Opcode.BITCOUNT, imm=_CLEAR_NOT_TO, a=result, d=s2)]
+    body += erase_rows(config, out0, n, [])
+    first, second = (s1, s2) if want_max else (s2, s1)
+    for i in range(n):
+        body += [op(Opcode.BITCOUNT, imm=_COUNT_AND, a=a0 + i, b=first),
+                 op(Opcode.BITCOUNT, imm=_COUNT_AND, a=b0 + i, b=second),
+                 _write(config, out0 + i)]
+    return body
+
+
+def select_cycles(config, n: int, out0: int) -> int:
+    """Issue cycles of :func:`select_program`."""
+    erases = (len(_strips(range(out0, out0 + n), config.mtjs_per_strip))
+              if config.technology == "nand_spin" else 0)
+    return erases + 2 + 3 * n
+
+
+def max_pool_program(config, value_rows, n: int, groups, tag: int, result: int, s1: int,
+                     s2: int) -> tuple:
+    """Micro-ops of the maximum of k values per lane by iterated comparison (seed 001 sec. 4.2,
+    ``golden.pim.max_pool_compare``): the running maximum starts as the first value's rows;
+    each further value is compared with it (:func:`compare_program`) and the larger one
+    selectively copied (:func:`select_program`) into the other of the two row groups
+    ``groups`` (ping-pong: the copy cannot overwrite the rows it reads).
+
+    Returns
+    -------
+    (list of Instr, int)
+        The micro-ops and the first row of the maximum (k = 1: the first value's rows, no
+        micro-op).
+
+    Raises
+    ------
+    ValueError
+        No value; ``groups`` not two first rows; as :func:`compare_program` and
+        :func:`select_program`.
+    """
+    value_rows = list(value_rows)
+    if not value_rows:
+        raise ValueError("value_rows must name at least one value")
+    groups = list(groups)
+    if len(groups) != 2:
+        raise ValueError(f"groups must be two first rows (the ping-pong row groups), not "
+                         f"{groups!r}")
+    best, body = value_rows[0], []
+    for j, cand in enumerate(value_rows[1:]):
+        out0 = groups[j % 2]
+        body += compare_program(config, cand, best, n, tag, result, s1, s2)
+        body += select_program(config, cand, best, n, result, out0, s1, s2)
+        best = out0
+    return body, best
+
+
+def relu_program(config, x0: int, n: int, out0: int, slot: int) -> list:
+    """Micro-ops of ReLU on every lane's signed n-bit ``x`` (rows ``x0 ..``, two's complement):
+    "the MSB of the input is read out first and used to determine whether to write zero" (seed
+    001 sec. 4.2). The MSB row, inverted, goes to buffer slot ``slot`` (the sense clears the
+    counters); per bit i the counters count ``AND(x_i, NOT msb)`` and write it into row
+    ``out0 + i`` (a negative lane writes 0). Cycles: E + 1 + 2n; equals
+    ``golden.layers.relu``.
+
+    Raises
+    ------
+    ValueError
+        Bad rows, slot or width; on NAND-SPIN result strips shared with the input.
+    """
+    _check_width("n", n)
+    _check_rows(config, "x", x0, n)
+    _check_rows(config, "out", out0, n)
+    _check_row("slot", slot)
+    body = [op(Opcode.BITCOUNT, imm=_CLEAR_NOT_TO, a=x0 + n - 1, d=slot)]
+    body += erase_rows(config, out0, n, range(x0, x0 + n))
+    for i in range(n):
+        body += [op(Opcode.BITCOUNT, imm=_COUNT_AND, a=x0 + i, b=slot),
+                 _write(config, out0 + i)]
+    return body
+
+
+def relu_cycles(config, n: int, out0: int) -> int:
+    """Issue cycles of :func:`relu_program`."""
+    erases = (len(_strips(range(out0, out0 + n), config.mtjs_per_strip))
+              if config.technology == "nand_spin" else 0)
+    return erases + 1 + 2 * n
+
+
 class NandInmem(Route):
     name = "nand_inmem"
 
     def maps(self, layer) -> bool:
         """No layer: the primitives are programs of their own (:func:`add_program`,
-        :func:`scale_program`); the in-memory post-processing mode that would map layers onto
-        them is not built yet."""
+        :func:`scale_program`, :func:`compare_program`, :func:`select_program`,
+        :func:`max_pool_program`, :func:`relu_program`); the in-memory post-processing mode
+        that would map layers onto them is not built yet."""
         return False
 
     def dot(self, stage, t, xrow, wslot, config) -> list:
         raise NotImplementedError("route nand_inmem maps no layer yet: its primitives are "
-                                  "add_program / scale_program, the in-memory "
-                                  "post-processing mode is not built")
+                                  "programs of their own (add_program, scale_program, ..), "
+                                  "the in-memory post-processing mode is not built")
 
     def lanes(self, model) -> BitCounterLanes:
         return BitCounterLanes(model._ones, model.config.bit_counter_bits)
