@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from rtl.abs_diff_lane import AbsDiffLane, AbsDiffOp
+from rtl.bit_counter import BitCounter, BitCounterOp, BitCountOut
 from rtl.column_reduce import ColumnReduce, ReduceOp
 from rtl.config import check_config
 from rtl.controller import Controller
@@ -29,7 +30,7 @@ __all__ = ["Core", "CORE_OPS", "REDUCE_OPS", "BUFFER_OPS", "PIPELINE_DEPTH"]
 #: (:attr:`Core.ops`, ``rtl.routes.opcodes_of``), any other datapath opcode sets ``error``.
 CORE_OPS = (Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
             Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.FA_STEP, Opcode.WRITE_ROW, Opcode.ERASE,
-            Opcode.PROGRAM, Opcode.REQUANT, Opcode.MOVE)
+            Opcode.PROGRAM, Opcode.REQUANT, Opcode.MOVE, Opcode.BITCOUNT)
 #: Micro-ops whose sensed row goes to the reduction unit (``imm`` = ``ReduceOp``).
 REDUCE_OPS = (Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
               Opcode.MIN_STEP)
@@ -79,7 +80,8 @@ class Core(wiring.Component):
 
     The core is generated from ``config.routes`` (``rtl.routes``): the min lanes exist only
     if a route needs them (``write_free``), the abs-diff lanes likewise (``abs_diff``) and the
-    FA/FS lanes (``dima_binconv``, ``rtl.fa_fs``, one per column pair); a
+    FA/FS lanes (``dima_binconv``, ``rtl.fa_fs``, one per column pair) and the per-column
+    bit-counters (``nand_inmem``, ``rtl.bit_counter``); a
     micro-op or write source of a route the configuration does not have is not implemented and
     sets ``error`` (:attr:`ops`, :attr:`lanes`).
 
@@ -130,12 +132,18 @@ class Core(wiring.Component):
                buffer[b], ABS_DIFF the abs-diff
                ``out``, TBUF transpose plane b,
                FA_FS the FA/FS lanes' ``out`` into
-               the even columns only
+               the even columns only, BIT_COUNTER     BIT_COUNTER: the counters
+               the counters' LSBs                     SHIFT right
     ERASE      ERASE the strip of row a               -                            -
     PROGRAM    PROGRAM row a, data as WRITE_ROW       -                            -
     REQUANT    -                                      -                            PPU step,
                                                                                    channel a,
                                                                                    addend d
+    BITCOUNT   if it senses (COUNT, or out SA /       bit-counters: ``imm`` bits   -
+               NOT_SA): READ row a (AND_FU with       0-1; out (bits 3-4): buffer
+               buffer[b] if ``imm`` bit 2); else      slot d = the sensed row, its
+               no command                             inverse or the counters'
+                                                      LSBs after the op
     MOVE       GATHER: tables b, d                    GATHER: column a of the      SETPTR /
                                                       transpose buffer; CLEAR      ADDPTR: PPU
                                                       it                           pointer, a
@@ -145,13 +153,17 @@ class Core(wiring.Component):
     popcount). REQUANT's addend: ``d = 0`` the sum of all the subarrays' accumulators (mod
     ``2**acc_bits``: the dot product over the whole mat row), ``d = k + 1`` subarray k's
     (``subarrays`` dot products side by side). Every other datapath opcode (CMP_STEP,
-    BITCOUNT, RELU, POOL) is not implemented by this core and sets ``error``.
+    RELU, POOL) is not implemented by this core and sets ``error``.
 
     Hazards the program must respect (the compiler ``sim.compiler`` does, the model
     ``sim.core_model`` checks nothing but computes the same): a WRITE_ROW / PROGRAM taking the
     abs-diff ``out`` reads it at its S1, so the write-back of the difference bit of an FS_STEP
     DIFF issued in cycle c must be issued in cycle c + 2 or later, before the next DIFF's S2
-    (likewise a write from ``FA_FS`` and its FA_STEP);
+    (likewise a write from ``FA_FS`` and its FA_STEP); a write from ``BIT_COUNTER`` takes the
+    counters' LSBs as left by every micro-op issued before it (the counter op in S2 is
+    bypassed, ``BitCounter.lsb_next``), and shifts them in its S2; a BITCOUNT's buffer write
+    (its S2) is forwarded to the buffer read of the micro-op issued the cycle after, so every
+    micro-op sees the buffer as left by those issued before it;
     a WRITE_ROW / PROGRAM from the transpose buffer sees the GATHERs and CLEARs issued 2 or
     more cycles before it; a GATHER sees the words of REQUANTs issued 2 or more cycles before
     it; REQUANT reads the accumulators as left by every micro-op issued before it.
@@ -395,6 +407,9 @@ class Core(wiring.Component):
         if has_abs:
             m.submodules.abs_lane = abs_lane = AbsDiffLane(config=wide_cfg)
         has_fa = "fa_fs" in lanes
+        has_bc = "bit_counter" in lanes
+        if has_bc:                 # nand_inmem: the seed-001 per-column bit-counters
+            m.submodules.bit_counter = bc = BitCounter(config=wide_cfg)
         if has_fa:                 # dima_binconv: one FA/FS lane per column pair (2g, 2g+1);
             # columns are a multiple of 8 (AcceleratorConfig), so the pairs never straddle.
             m.submodules.fa_lane = fa_lane = FaFs(config=cfg, lanes=width // 2)
@@ -499,6 +514,11 @@ class Core(wiring.Component):
                      otab_r.addr.eq(issue.b[:ceil_log2(self._offset_depth)]),
                      ptab_r.addr.eq(issue.d[:ceil_log2(self._patch_depth)])]
         w = buf_r.data
+        if has_bc:       # a BITCOUNT's buffer write (its S2) forwarded to this S1's read
+            bw_en, bw_addr, bw_data = Signal(), Signal(slot_bits), Signal(width)
+            w_fwd = Signal(width)
+            m.d.comb += w_fwd.eq(Mux(bw_en & (bw_addr == issue.b[:slot_bits]), bw_data, w))
+            w = w_fwd
         # The decodes of the new fields are continuous expressions (_equals), not Switches: a
         # process whose inputs keep their reset value for a whole run never runs in Icarus
         # (its outputs stay X).
@@ -517,6 +537,8 @@ class Core(wiring.Component):
         if has_fa:                                 # the sum bits into the even columns
             lane_data[WriteSrc.FA_FS] = Cat(*[Cat(fa_lane.out[g], Const(0, 1))
                                               for g in range(width // 2)])
+        if has_bc:                                 # the LSBs, the S2 counter op bypassed
+            lane_data[WriteSrc.BIT_COUNTER] = bc.lsb_next
         data, slot_src = w, src[WriteSrc.BUFFER]
         for v, d in lane_data.items():             # a missing lane's source is a bad source
             data, slot_src = Mux(src[v], d, data), slot_src | src[v]
@@ -581,6 +603,27 @@ class Core(wiring.Component):
                         elif code in BUFFER_OPS:
                             checks = checks | ~slot_ok
                         m.d.comb += bad.eq(checks)
+                if Opcode.BITCOUNT in ops:  # nand_inmem: COUNT senses row a (AND FU)
+                    with m.Case(Opcode.BITCOUNT):
+                        # rtl.bit_counter: imm bits 0-1 the op, bit 2 AND_FU, 3-4 out
+                        bc_count = _equals(imm[:2], BitCounterOp.COUNT.value)
+                        bc_and = imm[2]
+                        bc_out = imm[3:5]
+                        bc_sense = bc_count | _equals(bc_out, BitCountOut.SA.value) \
+                            | _equals(bc_out, BitCountOut.NOT_SA.value)
+                        with m.If(bc_sense & bc_and):
+                            m.d.comb += array_cmd(MacroCmd.AND_FU, issue.a[:row_bits], 0, w,
+                                                  0, 0)
+                        with m.Elif(bc_sense):
+                            m.d.comb += array_cmd(MacroCmd.READ, issue.a[:row_bits], 0, 0,
+                                                  0, 0)
+                        with m.Else():
+                            m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)
+                        m.d.comb += bad.eq((~imm[:2].any() & ~bc_out.any())
+                                           | (bc_and & ~bc_sense) | (bc_sense & ~row_ok)
+                                           | (bc_and & ~slot_ok)
+                                           | (bc_out.any() & ~_below(issue.d,
+                                                                     self._buffer_slots)))
                 with m.Case(Opcode.REQUANT):
                     m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)
                     m.d.comb += bad.eq(0)
@@ -648,6 +691,37 @@ class Core(wiring.Component):
                 fa_lane.op.eq(Mux(is_fa, Mux(imm1[0], FaFsOp.ADDSUB0, FaFsOp.ADDSUB),
                                   FaFsOp.HOLD)),
             ]
+        if has_bc:                 # BITCOUNT: imm bits 0-1; a write from BIT_COUNTER shifts
+            bc_op = bc.op.as_value()
+            with m.Switch(op1):
+                with m.Case(Opcode.BITCOUNT):
+                    m.d.comb += bc_op.eq(Mux(v1, imm1[:2], BitCounterOp.HOLD.value))
+                with m.Case(Opcode.WRITE_ROW, Opcode.PROGRAM):
+                    m.d.comb += bc_op.eq(Mux(v1 & _equals(imm1, WriteSrc.BIT_COUNTER.value),
+                                             BitCounterOp.SHIFT.value,
+                                             BitCounterOp.HOLD.value))
+                with m.Default():
+                    m.d.comb += bc_op.eq(BitCounterOp.HOLD.value)
+            m.d.comb += bc.sensed.eq(sensed)
+            # The output multiplexer into buffer slot d (BitCountOut): the sense amplifiers'
+            # row, its inverse or the counters' LSBs after this op; it overrides the host port
+            # (the host writes only when idle).
+            bw_out = imm1[3:5]
+            is_bc = Signal()
+            with m.Switch(op1):
+                with m.Case(Opcode.BITCOUNT):
+                    m.d.comb += is_bc.eq(v1)
+                with m.Default():
+                    m.d.comb += is_bc.eq(0)
+            m.d.comb += [
+                bw_en.eq(is_bc & bw_out.any()),
+                bw_addr.eq(d1[:slot_bits]),
+                bw_data.eq(Mux(_equals(bw_out, BitCountOut.SA.value), sensed,
+                               Mux(_equals(bw_out, BitCountOut.NOT_SA.value), ~sensed,
+                                   bc.lsb_next))),
+            ]
+            with m.If(bw_en):
+                m.d.comb += [buf_w.addr.eq(bw_addr), buf_w.data.eq(bw_data), buf_w.en.eq(1)]
         # GATHER: one word of the data memory into column a1 of every plane.
         out_bits = len(self.out_raddr)
         gather_value = Signal(n)

@@ -123,6 +123,7 @@ class WriteSrc(enum.Enum, shape=IMM_BITS):
     ABS_DIFF = 1     # the abs-diff lanes' out
     TBUF     = 2     # transpose-buffer plane b
     FA_FS    = 3     # the FA/FS lanes' sum bits, into the even columns only (dima_binconv)
+    BIT_COUNTER = 4  # the bit-counters' LSBs, the counters shift right (nand_inmem)
 
 
 #: Address tables of the gather (``rtl.core.Core``): an offset-table entry is ``offset``
@@ -142,17 +143,19 @@ DATAPATH_OPS = tuple(op for op in Opcode if op not in CONTROL_OPS)
 #: Per datapath opcode, the meaning of each field it uses (the assembler rejects the others).
 #: Rows are array rows; a "slot" is a word of the weight / operand buffer. The meanings are
 #: those of ``rtl.core.Core`` for the opcodes it executes (``rtl.core.CORE_OPS``); CMP_STEP,
-#: BITCOUNT, RELU and POOL are reserved for other datapaths (the core flags them).
+#: RELU and POOL are reserved for other datapaths (the core flags them).
 OPERANDS: dict[Opcode, dict[str, str]] = {
     Opcode.WRITE_ROW: {"a": "row to write",
                        "b": "buffer slot (BUFFER) or transpose-buffer plane (TBUF) of the data",
-                       "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out), TBUF or "
-                              "FA_FS (the FA/FS lanes' sum bits, even columns only)"},
+                       "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out), TBUF, "
+                              "FA_FS (the FA/FS lanes' sum bits, even columns only) or "
+                              "BIT_COUNTER (the bit-counters' LSBs; the counters shift right)"},
     Opcode.ERASE:     {"a": "any row of the strip to erase to AP = 0"},
     Opcode.PROGRAM:   {"a": "row to program (1-bits to P)",
                        "b": "buffer slot (BUFFER) or transpose-buffer plane (TBUF) of the data",
-                       "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out), TBUF or "
-                              "FA_FS (the FA/FS lanes' sum bits, even columns only)"},
+                       "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out), TBUF, "
+                              "FA_FS (the FA/FS lanes' sum bits, even columns only) or "
+                              "BIT_COUNTER (the bit-counters' LSBs; the counters shift right)"},
     Opcode.READ:      {"a": "row to sense", "imm": "rtl.column_reduce.ReduceOp on its popcount"},
     Opcode.AND_FU:    {"a": "row", "b": "buffer slot driven on the FU line",
                        "imm": "rtl.column_reduce.ReduceOp on the popcount of the AND"},
@@ -173,8 +176,12 @@ OPERANDS: dict[Opcode, dict[str, str]] = {
     Opcode.MIN_STEP:  {"a": "row of x_b", "b": "buffer slot of w_b",
                        "imm": "rtl.column_reduce.ReduceOp: L1_FIRST (MSB plane, starts the min "
                               "lanes) or L1_PLANE"},
-    Opcode.BITCOUNT:  {"a": "row counted into the per-column bit-counters",
-                       "imm": "bit 0: clear the counters first"},
+    Opcode.BITCOUNT:  {"a": "row sensed (COUNT, or out SA / NOT_SA)",
+                       "b": "with imm bit 2: buffer slot driven on the FU line",
+                       "d": "with an out: buffer slot written in S2",
+                       "imm": "rtl.bit_counter.bitcount_imm: bits 0-1 BitCounterOp (HOLD, "
+                              "COUNT, SHIFT, CLEAR); bit 2 sense row a AND buffer[b]; bits 3-4 "
+                              "BitCountOut into slot d (NONE, SA, NOT_SA, LSB)"},
     Opcode.SHIFT_ACC: {"a": "row whose popcount is accumulated",
                        "imm": "rtl.column_reduce.ReduceOp"},
     Opcode.REQUANT:   {"a": "output channel (requantization table entry)",

@@ -30,8 +30,10 @@ __all__ = ["LANES", "BASE_OPS", "BASE_WRITE_SOURCES", "RouteHardware", "ROUTES",
 #: ``abs_diff`` -- the seed-000 abs-diff lanes (``rtl.abs_diff_lane``), FS_STEP and the
 #: ``WriteSrc.ABS_DIFF`` write-back of the difference bit;
 #: ``fa_fs`` -- the seed-002 FA/FS lanes (``rtl.fa_fs``), one per column pair (2g, 2g+1),
-#: FA_STEP and the ``WriteSrc.FA_FS`` write-back of the sum bit into the even columns.
-LANES = ("min", "abs_diff", "fa_fs")
+#: FA_STEP and the ``WriteSrc.FA_FS`` write-back of the sum bit into the even columns;
+#: ``bit_counter`` -- the seed-001 per-column bit-counters (``rtl.bit_counter``), BITCOUNT and
+#: the ``WriteSrc.BIT_COUNTER`` write-back of the counters' LSBs (the counters shift right).
+LANES = ("min", "abs_diff", "fa_fs", "bit_counter")
 
 #: Micro-ops every core executes, whatever its routes: the array commands (the sense
 #: amplifier's read / AND-with-FU / two-row AND / OR, the write, erase and program), the
@@ -151,3 +153,8 @@ register_route(RouteHardware(
     write_sources=(WriteSrc.FA_FS,),
     summary="seed 002 Fig. 4a: the binary-weight convolver's bit-serial add/sub, the weight's "
             "sign picking add or subtract per lane, each sum bit written back (2n cycles)"))
+register_route(RouteHardware(
+    name="nand_inmem", lanes=("bit_counter",), opcodes=(Opcode.BITCOUNT,),
+    write_sources=(WriteSrc.BIT_COUNTER,),
+    summary="seed 001 Fig. 8-9: in-memory primitives on the per-column bit-counters: count "
+            "sensed (or ANDed) bits, write the LSB back through the write word line, shift"))

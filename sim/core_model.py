@@ -99,6 +99,9 @@ from typing import NamedTuple
 import numpy as np
 
 from golden.array import lfsr_column_seeds
+from rtl.bit_counter import (
+    BITCOUNT_AND_FU, BITCOUNT_OUT_LSB, bitcount_senses, check_bitcount_imm,
+)
 from rtl.config import check_config
 from rtl.isa import (
     KPOS_BITS, LOOP_DEPTH, MASK_BITS, OFFSET_BITS, OPERAND_BITS, MoveOp, Opcode, WriteSrc,
@@ -135,7 +138,7 @@ _POOL_BITS = 10
 #: (``rtl.routes.opcodes_of(config.routes)``), every other datapath opcode sets ``error``.
 CORE_OPS = frozenset({Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
                       Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.WRITE_ROW, Opcode.ERASE,
-                      Opcode.PROGRAM, Opcode.REQUANT, Opcode.MOVE})
+                      Opcode.PROGRAM, Opcode.REQUANT, Opcode.MOVE, Opcode.BITCOUNT})
 # Opcode values, for the per-micro-op loop.
 _CORE_CODES = frozenset(op.value for op in CORE_OPS)
 _SLOT_CODES = frozenset(op.value for op in (Opcode.AND_FU, Opcode.MIN_STEP, Opcode.FS_STEP,
@@ -144,6 +147,7 @@ _WRITE_CODES = frozenset(op.value for op in (Opcode.WRITE_ROW, Opcode.PROGRAM))
 _REQUANT, _ERASE, _WRITE_ROW = Opcode.REQUANT.value, Opcode.ERASE.value, Opcode.WRITE_ROW.value
 _AND_FU, _AND2, _OR2 = Opcode.AND_FU.value, Opcode.AND2.value, Opcode.OR2.value
 _MOVE = Opcode.MOVE.value
+_BITCOUNT = Opcode.BITCOUNT.value
 _SRC_BUFFER, _SRC_TBUF = WriteSrc.BUFFER.value, WriteSrc.TBUF.value
 _GATHER, _CLEAR, _SETPTR, _ADDPTR = (MoveOp.GATHER.value, MoveOp.CLEAR.value,
                                      MoveOp.SETPTR.value, MoveOp.ADDPTR.value)
@@ -823,6 +827,9 @@ class CoreModel:
                 self._fail(f"cycle {c}: micro-op {Opcode(code).name} is not implemented by "
                            f"the core{why}")
                 continue
+            if code == _BITCOUNT:              # the bit-counters (route nand_inmem)
+                self._bitcount(imm, a, b, d, c)
+                continue
             # ---- S1: operand checks, array command, buffer read
             if a >= rows:
                 self._fail(f"cycle {c}: {Opcode(code).name} row a={a} is not below "
@@ -930,6 +937,39 @@ class CoreModel:
                     seg_log.append((rop, x, row_w, row_min))
                     if len(seg_log) > _SEG_LOG_MAX:
                         self._segments()
+
+    def _bitcount(self, imm: int, a: int, b: int, d: int, c: int) -> None:
+        """``BITCOUNT`` (``rtl.core.Core``, route ``nand_inmem``, ``imm`` as
+        ``rtl.bit_counter.bitcount_imm``): senses row a (ANDed with buffer[b] if ``imm`` bit
+        2) for COUNT or an out SA / NOT_SA; the counters step in S2
+        (``sim.routes.nand_inmem.BitCounterLanes``) and the output multiplexer writes buffer
+        slot d (the model plays micro-ops in order: the core's forwarding of that write)."""
+        rows, slots = self.rows, self.buffer_slots
+        if not check_bitcount_imm(imm):
+            self._fail(f"cycle {c}: BITCOUNT imm={imm} is not a valid BITCOUNT imm "
+                       f"(rtl.bit_counter.bitcount_imm: HOLD needs an out, AND_FU a sense)")
+        and_fu, out = imm & BITCOUNT_AND_FU, imm >> BITCOUNT_OUT_LSB
+        senses = bitcount_senses(imm)
+        if and_fu and b >= slots:
+            self._fail(f"cycle {c}: BITCOUNT slot b={b} is not below buffer_slots={slots}")
+        if out and d >= slots:
+            self._fail(f"cycle {c}: BITCOUNT out slot d={d} is not below buffer_slots={slots}")
+        x = w = 0
+        if senses:
+            if a >= rows:
+                self._fail(f"cycle {c}: BITCOUNT row a={a} is not below rows={rows}")
+            ra = a & self._row_mask
+            x = self._cells[ra] if ra < rows else 0
+            if and_fu:
+                w = self._buffer[b & (slots - 1)]
+                x &= w
+            if self._fault_en:
+                x ^= self._fault_flips()
+        lanes = next(lm for lm in self._lanes if _BITCOUNT in lm.ops)
+        lanes.ops[_BITCOUNT](imm, x, w, c)
+        if out:
+            self._buffer[d & (slots - 1)] = (x if out == 1 else (~x & self._ones) if out == 2
+                                             else lanes.planes[0])
 
     def _array_command(self, cmd, ra, data, code, a, c, mask=None) -> None:
         """A write command of a micro-op (``ra`` the row operand as the port truncates it;

@@ -380,8 +380,8 @@ def test_start_clears_pointer_and_output_memory_persists():
 
 def test_unsupported_micro_op_is_an_error():
     core = CoreModel(small("jeit_stt"))
-    res = run(core, [op(Opcode.BITCOUNT, a=0)])
-    assert res.error and "BITCOUNT" in res.reason and "not implemented" in res.reason
+    res = run(core, [op(Opcode.CMP_STEP, a=0)])      # BITCOUNT is nand_inmem's now
+    assert res.error and "CMP_STEP" in res.reason and "not implemented" in res.reason
 
 
 def test_write_row_on_nand_spin_and_program_without_erase():

@@ -224,8 +224,8 @@ def test_write_sources_and_their_errors():
     res = run(core, [op(Opcode.WRITE_ROW, imm=TBUF, a=3, b=N + 1)])
     assert res.error and not core.read_row(3).any()      # plane 1 of 0b0100_0101
     core.array_command(MacroCmd.WRITE, 3, np.ones(16, bool))
-    res = run(core, [op(Opcode.WRITE_ROW, imm=4, a=3, b=1)])   # 3 is FA_FS (dima_binconv)
-    assert res.error and "imm=4 is not a WriteSrc" in res.reason
+    res = run(core, [op(Opcode.WRITE_ROW, imm=5, a=3, b=1)])   # 4 is BIT_COUNTER (nand_inmem)
+    assert res.error and "imm=5 is not a WriteSrc" in res.reason
     # rtl.core writes the buffer word at slot b from an undefined source (its data mux's
     # default), not 0: slot 1 holds column 9
     assert (core.read_row(3) == (np.arange(16) == 9)).all()

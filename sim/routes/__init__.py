@@ -6,7 +6,8 @@ micro-ops of its dot product, and how the cycle model executes its lanes' micro-
 configuration's ``routes``; the compiler (``sim.compiler``) maps each layer onto one of them
 (:func:`route_for`). Routes of the seed systems: ``write_free`` (ours), ``abs_diff`` (seed
 000), ``and_bitcount`` (seed 001 eq. 1), ``dima_binconv`` (seed 002 Fig. 4a: the FA/FS step,
-no layer mapped yet).
+no layer mapped yet), ``nand_inmem`` (seed 001 Fig. 8: the per-column bit-counters'
+in-memory primitives, no layer mapped yet).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from rtl.config import PRESETS
 
 # Importing a route's module registers it; in the order rtl.routes registers the hardware
 # halves, so that messages list the routes in one order.
-from . import abs_diff, write_free, and_bitcount, dima_binconv
+from . import abs_diff, write_free, and_bitcount, dima_binconv, nand_inmem
 from .base import ROUTES, LaneModel, Route, get_route, op, register_route
 
 __all__ = ["ROUTES", "Route", "LaneModel", "get_route", "register_route", "op", "route_for",
-           "RouteError", "abs_diff", "and_bitcount", "write_free", "dima_binconv"]
+           "RouteError", "abs_diff", "and_bitcount", "write_free", "dima_binconv",
+           "nand_inmem"]
 
 
 class RouteError(ValueError):

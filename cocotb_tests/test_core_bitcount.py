@@ -1,0 +1,256 @@
+"""Seed 001's in-memory primitives on the core's per-column bit-counters (route ``nand_inmem``,
+``rtl.bit_counter``), both simulators.
+
+A small NAND-SPIN mat with the route: 2 subarrays of 64 x 16 (32 bit-counters), strips of 8
+rows. Per trial the host erases every strip and programs the operands' bit rows; the core runs
+
+* addition of k operands in one column (Fig. 8a, ``sim.routes.nand_inmem.add_program``) for
+  k = 2 and 3: operands in strips 0 .. k - 1, the sum rows in strips of their own (erased by
+  the program, written back by PROGRAM from ``WriteSrc.BIT_COUNTER``);
+* multiplication by a shared scale from the buffer (Fig. 8b, ``scale_program``);
+* MSB-first comparison with Tag and Result rows (Fig. 9, ``compare_program``), the selective
+  copy of the maximum and of the minimum (``select_program``), max pooling of 4 values by
+  iterated comparison (``max_pool_program``) and ReLU from the MSB (``relu_program``): these
+  write the sensed row, its inverse and the counters' LSBs into the buffer (the output
+  multiplexer, ``BitCountOut``) and read them back in the next micro-op (forwarded);
+
+then reads every result column back on chip (AND_FU with a one-hot FU word, shift-add MSB
+first, one LOGIT word per column: ``cocotb_tests.test_core_dima.readout_program``) and
+compares it with ``golden.pim`` (``bitcounter_add``, ``scale_multiply``, ``msb_first_compare``,
+``max_select``, ``min_select``, ``max_pool_compare``) and ``golden.layers.relu`` (integer ==),
+the counters with the cycle model (``sim.core_model``) and the cycles with the route's formula.
+Corner cases: every operand 2**n - 1 (the longest carries) and 0; scales 0 and 2**n - 1.
+"""
+
+import dataclasses
+
+import cocotb
+import numpy as np
+import pytest
+
+from cocotb_tests.harness import load_params, make_rng, run_block
+from cocotb_tests.test_core_dima import readout_program
+from golden.layers import relu
+from golden.pim import (
+    bitcounter_add, max_pool_compare, max_select, min_select, msb_first_compare, scale_multiply,
+)
+from rtl.config import preset
+from rtl.core import Core
+from rtl.mtj_array import MacroCmd
+from sim import asm
+from sim.routes.nand_inmem import (
+    add_cycles, add_program, compare_cycles, compare_program, max_pool_program, relu_cycles,
+    relu_program, scale_cycles, scale_program, scale_words, select_cycles, select_program,
+)
+
+BLOCK = "core_bitcount"
+#: A small mat of the nand_spin preset: 2 subarrays of 64 x 16 (strips of 8 rows).
+SMALL = {"rows": 64, "columns": 16, "subarrays_per_mat": 2, "mats": 1}
+#: Buffer slots of the test core (scale words, then one one-hot word per column).
+SLOTS = 64
+SEED_PAPER = "seed 001"
+#: Rows of the Fig. 9 primitives: values in strips 0-3, Tag, Result, two ping-pong groups.
+VALUES, TAG, RESULT, GROUPS = (0, 8, 16, 24), 32, 40, (48, 56)
+#: Buffer slots of Fig. 9's two buffer rows and of ReLU's inverted MSB (after the one-hots).
+S1, S2, S_RELU = 40, 41, 42
+
+
+def small_config():
+    """The nand_spin preset cut to :data:`SMALL`, with the ``nand_inmem`` route added."""
+    cfg = preset("nand_spin")
+    return dataclasses.replace(cfg, **SMALL, routes=cfg.routes + ("nand_inmem",))
+
+
+def small_core(config):
+    return Core(config=config, faults=False, buffer_slots=SLOTS, out_depth=64)
+
+
+def operand_rows(config, k: int, n: int) -> list:
+    """First row of operand i: strip-aligned, one strip group each."""
+    m = config.mtjs_per_strip
+    per = -(-n // m) * m
+    return [i * per for i in range(k)]
+
+
+def result_row(config, k: int, n: int) -> int:
+    """First sum / product row: the first strip after the operands."""
+    rows = operand_rows(config, k, n)
+    return rows[-1] + -(-n // config.mtjs_per_strip) * config.mtjs_per_strip
+
+
+def load_commands(config, width: int, values, rows) -> list:
+    """Host array commands: erase every strip, program operand i's bits into rows
+    ``rows[i] + b``."""
+    ones = np.ones(width, bool)
+    cmds = [(MacroCmd.ERASE, s, np.zeros(width, bool), ones)
+            for s in range(0, config.rows, config.mtjs_per_strip)]
+    n = config.operand_bits
+    for v, r0 in zip(values, rows, strict=True):
+        for b in range(n):
+            cmds.append((MacroCmd.PROGRAM, r0 + b, ((np.asarray(v) >> b) & 1).astype(bool),
+                         ones))
+    return cmds
+
+
+def buffer_image(width: int, scale: int, n: int) -> np.ndarray:
+    """Slots 0 .. n - 1 the scale's words, slots n .. n + width - 1 one-hot column words."""
+    words = np.array([[(w >> g) & 1 for g in range(width)] for w in scale_words(scale, n, width)],
+                     bool)
+    return np.concatenate([words, np.eye(width, dtype=bool)])
+
+
+def cases(rng, width: int, n: int, trials: int):
+    """(name, operands [4, W], scale): corners first, then random (with some equal values,
+    and lanes that differ only in the LSB, for the comparison)."""
+    top = (1 << n) - 1
+    yield "max", np.full((4, width), top, np.int64), top
+    yield "zero", np.zeros((4, width), np.int64), 0
+    for t in range(trials):
+        v = rng.integers(0, top + 1, (4, width))
+        v[1, : width // 4] = v[0, : width // 4]
+        v[1, width // 4: width // 2] = v[0, width // 4: width // 2] ^ 1
+        yield f"random{t}", v, int(rng.integers(0, top + 1))
+
+
+def check_values(prim, got, want, case, where):
+    for j, (g, w) in enumerate(zip(got, want, strict=True)):
+        assert int(g) == int(w), (
+            f"{BLOCK} {prim} ({case}): column {j}: rtl {int(g)} != golden {int(w)} "
+            f"({SEED_PAPER}) {where}")
+
+
+@cocotb.test()
+async def core_bitcount_primitives(dut):
+    """Addition (k = 2, 3) and scaling on the bit-counters == golden.pim; counters == the
+    cycle model; cycles == the route's formula."""
+    from sim.core_model import CoreModel
+    from sim.rtl_backend import CoreHost
+    p = load_params()
+    rng_py, seed = make_rng(p, "core_bitcount_primitives")
+    rng = np.random.default_rng(rng_py.getrandbits(64))
+    config = small_config()
+    width = config.columns * config.subarrays_per_mat
+    n = config.operand_bits
+    host = CoreHost(dut, config)
+    await host.reset()
+    await host.write_table([0], [0], [0])
+    model = CoreModel(config, buffer_slots=SLOTS, out_depth=64)
+    model.write_table(0, 0, 0, 0)
+    halt_cycles = model.run(asm.assemble([asm.halt()])).counters["cycles"]
+    where = f"(seed {seed}, rerun with SPINPIM_SEED={seed})"
+
+    async def run_both(words, what, max_cycles):
+        counters = await host.run(words, max_cycles=max_cycles)
+        modelled = model.run(words)
+        assert not modelled.error, f"{BLOCK} {what}: model error {modelled.reason}"
+        assert counters == modelled.counters, (
+            f"{BLOCK} {what}: rtl counters {counters} != model {modelled.counters} {where}")
+        return counters
+
+    async def readout(row0, bits, case, prim):
+        words = readout_program(row0, bits, width, n)
+        await run_both(words, f"{prim} readout ({case})", (bits + 2) * width + 16)
+        got = await host.read_outputs(width)
+        assert list(model.out_memory[:width]) == got, (
+            f"{BLOCK} {prim} readout ({case}): rtl {got} != model "
+            f"{list(model.out_memory[:width])} {where}")
+        return got
+
+    for case, values, scale in cases(rng, width, n, p["trials"]):
+        buf = buffer_image(width, scale, n)
+        await host.write_buffer(buf)
+        for slot, word in enumerate(buf):
+            model.write_buffer(slot, word)
+        for k in (2, 3):
+            rows = operand_rows(config, k, n)
+            out0 = result_row(config, k, n)
+            cmds = load_commands(config, width, values[:k], rows)
+            await host.array_commands(cmds)
+            for cmd, r, bits, mask in cmds:
+                model.array_command(cmd, r, bits, mask)
+            body = add_program(config, rows, n, out0)
+            counters = await run_both(asm.assemble(body + [asm.halt()]), f"add k={k} ({case})",
+                                      4 * len(body) + 16)
+            assert counters["cycles"] == add_cycles(config, k, n, out0) + halt_cycles, (
+                f"{BLOCK} add k={k}: {counters['cycles']} cycles, formula "
+                f"{add_cycles(config, k, n, out0)} + HALT {halt_cycles} {where}")
+            assert counters["bitcount"] == 1 + k * n, counters
+            want, _ = bitcounter_add(values[:k], n)
+            got = await readout(out0, n + (k - 1).bit_length(), case, f"add k={k}")
+            check_values(f"addition of {k} operands (Fig. 8a)", got, want, case, where)
+        # multiplication: the multiplicand is operand 0 (still in rows 0 .. n - 1)
+        out0 = result_row(config, 2, n)
+        body = scale_program(config, 0, n, 0, n, out0)
+        counters = await run_both(asm.assemble(body + [asm.halt()]), f"scale ({case})",
+                                  4 * len(body) + 16)
+        assert counters["cycles"] == scale_cycles(config, n, n, out0) + halt_cycles, (
+            f"{BLOCK} scale: {counters['cycles']} cycles, formula "
+            f"{scale_cycles(config, n, n, out0)} + HALT {halt_cycles} {where}")
+        want, _ = scale_multiply(values[0], scale, a_bits=n, scale_bits=n)
+        got = await readout(out0, 2 * n, case, "scale")
+        check_values(f"multiplication by the shared scale {scale} (Fig. 8b)", got, want, case,
+                     where)
+        # Fig. 9: compare values 0 and 1, select max and min, pool all 4, ReLU of value 2
+        cmds = load_commands(config, width, values, list(VALUES))
+        await host.array_commands(cmds)
+        for cmd, r, bits, mask in cmds:
+            model.array_command(cmd, r, bits, mask)
+        a, b = VALUES[0], VALUES[1]
+        body = compare_program(config, a, b, n, TAG, RESULT, S1, S2)
+        counters = await run_both(asm.assemble(body + [asm.halt()]), f"compare ({case})",
+                                  2 * len(body) + 16)
+        assert counters["cycles"] == compare_cycles(config, n) + halt_cycles, counters
+        want, _ = msb_first_compare(values[0], values[1], n)
+        got = await readout(RESULT, 1, case, "compare")
+        check_values("comparison a > b (Fig. 9)", got, want, case, where)
+        for want_max, gold in ((True, max_select), (False, min_select)):
+            prim = "max" if want_max else "min"
+            body = select_program(config, a, b, n, RESULT, GROUPS[0], S1, S2,
+                                  want_max=want_max)
+            counters = await run_both(asm.assemble(body + [asm.halt()]),
+                                      f"{prim} select ({case})", 2 * len(body) + 16)
+            assert counters["cycles"] == select_cycles(config, n, GROUPS[0]) + halt_cycles
+            want, _ = gold(values[0], values[1], n)
+            got = await readout(GROUPS[0], n, case, f"{prim} select")
+            check_values(f"{prim} selection (Fig. 9)", got, want, case, where)
+        body, best = max_pool_program(config, VALUES, n, GROUPS, TAG, RESULT, S1, S2)
+        await run_both(asm.assemble(body + [asm.halt()]), f"max pool ({case})",
+                       2 * len(body) + 16)
+        want, _ = max_pool_compare(values, n)
+        got = await readout(best, n, case, "max pool")
+        check_values("max pooling of 4 values by iterated comparison", got, want, case, where)
+        signed = np.where(values[2] >= 1 << (n - 1), values[2] - (1 << n), values[2])
+        body = relu_program(config, VALUES[2], n, GROUPS[1], S_RELU)
+        counters = await run_both(asm.assemble(body + [asm.halt()]), f"relu ({case})",
+                                  2 * len(body) + 16)
+        assert counters["cycles"] == relu_cycles(config, n, GROUPS[1]) + halt_cycles
+        got = await readout(GROUPS[1], n, case, "relu")
+        check_values("ReLU from the MSB", got, relu(signed), case, where)
+        dut._log.info("%s: add k=2,3, scale x %d, compare, max/min, max pool of 4, ReLU agree "
+                      "with golden", case, scale)
+
+
+@cocotb.test()
+async def core_bitcount_bad_imm(dut):
+    """A BITCOUNT that does nothing (HOLD, no out) or ANDs without a sense raises error on
+    both models, and so does an out slot d beyond the buffer."""
+    from sim.core_model import CoreModel
+    from sim.rtl_backend import CoreHost
+    config = small_config()
+    host = CoreHost(dut, config)
+    await host.reset()
+    model = CoreModel(config, buffer_slots=SLOTS, out_depth=64)
+    for imm, d in ((0, 0), (6, 0), (28, 0), (31, 0), (8, SLOTS)):
+        words = asm.assemble([asm.bitcount(imm=imm, a=0, b=0, d=d), asm.halt()])
+        counters, error = await host.run_raw(words, max_cycles=32)
+        modelled = model.run(words)
+        assert error and modelled.error, (
+            f"{BLOCK}: BITCOUNT imm={imm}: rtl error {error}, model error {modelled.error}")
+        assert counters == modelled.counters, (counters, modelled.counters)
+
+
+@pytest.mark.sim
+def test_core_bitcount(sim):
+    config = small_config()
+    run_block(small_core(config), block=BLOCK, sim=sim, test_module=__name__,
+              params={"trials": 2})

@@ -1,0 +1,273 @@
+"""The ``nand_inmem`` route (seed 001 Fig. 8) on the cycle model: in-memory addition of k
+operands and multiplication by a shared scale on the per-column bit-counters, against
+``golden.pim`` (integer ==), their cycle formulas, the bad inputs of the program builders, and
+a core without the route refusing BITCOUNT and the BIT_COUNTER write source. The same programs
+run on the RTL core in ``cocotb_tests/test_core_bitcount.py``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cocotb_tests.test_core_bitcount import (
+    load_commands, operand_rows, result_row, small_config,
+)
+from golden.layers import relu
+from golden.pim import (
+    bitcounter_add, max_pool_compare, max_select, min_select, msb_first_compare, scale_multiply,
+)
+from rtl.bit_counter import BitCounterOp, BitCountOut, bitcount_imm
+from rtl.config import preset
+from rtl.isa import Opcode, WriteSrc
+from rtl.mtj_array import MacroCmd
+from sim import asm
+from sim.core_model import CoreModel, unpack_row
+from sim.routes.nand_inmem import (
+    add_cycles, add_program, compare_cycles, compare_program, max_pool_program, relu_cycles,
+    relu_program, scale_cycles, scale_program, scale_words, select_cycles, select_program,
+)
+
+SEED = 20261130
+
+
+def stt_config():
+    """A small jeit_stt mat with the route: writes are WRITE_ROW (2-cycle stalls)."""
+    cfg = preset("jeit_stt")
+    return dataclasses.replace(cfg, rows=64, columns=16, subarrays_per_mat=2, mats=1,
+                               routes=cfg.routes + ("nand_inmem",))
+
+
+def load(model, config, width, values, rows):
+    if config.technology == "nand_spin":
+        for cmd, r, bits, mask in load_commands(config, width, values, rows):
+            model.array_command(cmd, r, bits, mask)
+    else:
+        for v, r0 in zip(values, rows, strict=True):
+            for b in range(config.operand_bits):
+                model.array_command(MacroCmd.WRITE, r0 + b, ((v >> b) & 1).astype(bool))
+
+
+def column_values(model, row0, bits, width):
+    return sum(unpack_row(model._cells[row0 + b], width).astype(np.int64) << b
+               for b in range(bits))
+
+
+def check(prim, got, want, where):
+    for j, (g, w) in enumerate(zip(got, want, strict=True)):
+        assert int(g) == int(w), (f"nand_inmem {prim}: column {j}: model {int(g)} != golden "
+                                  f"{int(w)} (seed 001) {where}")
+
+
+@pytest.mark.parametrize("cfg_of", [small_config, stt_config], ids=["nand_spin", "stt"])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("corner", [None, "max", "zero"])
+def test_addition_equals_golden(cfg_of, k, corner):
+    config = cfg_of()
+    rng = np.random.default_rng(SEED + k)
+    width, n = config.columns * config.subarrays_per_mat, config.operand_bits
+    rows = operand_rows(config, k, n)
+    out0 = result_row(config, k, n)
+    model = CoreModel(config)
+    halt = model.run(asm.assemble([asm.halt()])).counters["cycles"]
+    for trial in range(3):
+        top = (1 << n) - 1
+        values = (rng.integers(0, top + 1, (k, width)) if corner is None else
+                  np.full((k, width), top if corner == "max" else 0, np.int64))
+        load(model, config, width, values, rows)
+        body = add_program(config, rows, n, out0)
+        run = model.run(asm.assemble(body + [asm.halt()]))
+        assert not run.error, run.reason
+        out_bits = n + (k - 1).bit_length()
+        want, steps = bitcounter_add(values, n)
+        check(f"addition of {k} operands", column_values(model, out0, out_bits, width), want,
+              f"({config.technology}, {corner or 'random'}, trial {trial})")
+        # micro-ops: the seed's counts (golden's steps) plus the clear and the erases
+        assert run.counters["bitcount"] == 1 + steps["counts"]
+        writes = run.counters["program"] + run.counters["write_row"]
+        assert writes == steps["writes"] == out_bits
+        if not config.has_stalls:
+            assert run.counters["cycles"] == add_cycles(config, k, n, out0) + halt
+        # the operands are intact
+        for i, r0 in enumerate(rows):
+            check("operand kept", column_values(model, r0, n, width), values[i], "")
+
+
+@pytest.mark.parametrize("cfg_of", [small_config, stt_config], ids=["nand_spin", "stt"])
+@pytest.mark.parametrize("a_bits, s_bits", [(8, 8), (8, 3), (3, 8), (1, 1), (5, 6)])
+def test_scale_multiply_equals_golden(cfg_of, a_bits, s_bits):
+    config = cfg_of()
+    rng = np.random.default_rng(SEED + 10 * a_bits + s_bits)
+    width, n = config.columns * config.subarrays_per_mat, config.operand_bits
+    model = CoreModel(config)
+    halt = model.run(asm.assemble([asm.halt()])).counters["cycles"]
+    out0 = result_row(config, 1, n)
+    for scale in [0, (1 << s_bits) - 1] + [int(v) for v in rng.integers(0, 1 << s_bits, 3)]:
+        a = rng.integers(0, 1 << a_bits, width)
+        load(model, config, width, [a], [0])
+        for j, w in enumerate(scale_words(scale, s_bits, width)):
+            model.write_buffer(j, w)
+        body = scale_program(config, 0, a_bits, 0, s_bits, out0)
+        run = model.run(asm.assemble(body + [asm.halt()]))
+        assert not run.error, run.reason
+        want, steps = scale_multiply(a, scale, a_bits=a_bits, scale_bits=s_bits)
+        check(f"multiplication by {scale}", column_values(model, out0, a_bits + s_bits, width),
+              want, f"({config.technology}, {a_bits}x{s_bits} bits)")
+        assert run.counters["bitcount"] == 1 + steps["counts"]
+        if not config.has_stalls:
+            assert run.counters["cycles"] == scale_cycles(config, a_bits, s_bits, out0) + halt
+
+
+@pytest.mark.parametrize("cfg_of", [small_config, stt_config], ids=["nand_spin", "stt"])
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_compare_select_pool_relu_equal_golden(cfg_of, n):
+    """Fig. 9 and ReLU: values in strips 0-3, Tag 32, Result 40, groups 48 / 56, slots 0-2."""
+    config = cfg_of()
+    rng = np.random.default_rng(SEED + n)
+    width = config.columns * config.subarrays_per_mat
+    model = CoreModel(config)
+    halt = model.run(asm.assemble([asm.halt()])).counters["cycles"]
+    rows = [0, 8, 16, 24]
+    top = (1 << n) - 1
+    trials = [np.full((4, width), top), np.zeros((4, width), np.int64)]
+    for _ in range(4):
+        v = rng.integers(0, top + 1, (4, width))
+        v[1, :8] = v[0, :8]                                 # equal lanes: Result 0
+        trials.append(v)
+    for t, values in enumerate(trials):
+        where = f"({config.technology}, n={n}, trial {t})"
+        load(model, config, width, values, rows)
+        # load() programs operand_bits rows; the primitives read the low n
+        values = values & top
+        run = model.run(asm.assemble(compare_program(config, 0, 8, n, 32, 40, 0, 1)
+                                     + [asm.halt()]))
+        assert not run.error, run.reason
+        want, steps = msb_first_compare(values[0], values[1], n)
+        check("comparison", column_values(model, 40, 1, width), want, where)
+        if config.technology == "nand_spin":    # the two resets are erases, every
+            assert run.counters["erase"] == steps["writes"]  # rewrite erases first
+            assert run.counters["program"] == steps["writes"] - 2
+        else:                                   # Tag and Result rows
+            assert run.counters["write_row"] == steps["writes"]
+        if not config.has_stalls:
+            assert run.counters["cycles"] == compare_cycles(config, n) + halt
+        for want_max, gold in ((True, max_select), (False, min_select)):
+            body = select_program(config, 0, 8, n, 40, 48, 0, 1, want_max=want_max)
+            run = model.run(asm.assemble(body + [asm.halt()]))
+            assert not run.error, run.reason
+            check("max" if want_max else "min", column_values(model, 48, n, width),
+                  gold(values[0], values[1], n)[0], where)
+            if not config.has_stalls:
+                assert run.counters["cycles"] == select_cycles(config, n, 48) + halt
+        for k in (1, 2, 4):
+            body, best = max_pool_program(config, rows[:k], n, (48, 56), 32, 40, 0, 1)
+            run = model.run(asm.assemble(body + [asm.halt()]))
+            assert not run.error, run.reason
+            check(f"max pool of {k}", column_values(model, best, n, width),
+                  max_pool_compare(values[:k], n)[0], where)
+        signed = np.where(values[2] >= 1 << (n - 1), values[2] - (1 << n), values[2])
+        run = model.run(asm.assemble(relu_program(config, 16, n, 56, 2) + [asm.halt()]))
+        assert not run.error, run.reason
+        check("relu", column_values(model, 56, n, width), relu(signed), where)
+        if not config.has_stalls:
+            assert run.counters["cycles"] == relu_cycles(config, n, 56) + halt
+
+
+def test_fig9_builders_refuse_bad_input():
+    config = small_config()
+    with pytest.raises(ValueError, match=r"^tag row and result row share strip\(s\) \[4\]"):
+        compare_program(config, 0, 8, 8, 32, 33, 0, 1)
+    with pytest.raises(ValueError, match=r"^tag row and a share strip\(s\) \[0\]"):
+        compare_program(config, 0, 8, 8, 7, 40, 0, 1)
+    with pytest.raises(ValueError, match=r"^s1 and s2 must be two buffer slots, not both 3$"):
+        compare_program(config, 0, 8, 8, 32, 40, 3, 3)
+    with pytest.raises(ValueError, match=r"^out and b share strip\(s\) \[1\]"):
+        select_program(config, 0, 8, 8, 40, 12, 0, 1)
+    with pytest.raises(ValueError, match=r"^groups must be two first rows"):
+        max_pool_program(config, [0, 8], 8, [48], 32, 40, 0, 1)
+    with pytest.raises(ValueError, match=r"^value_rows must name at least one value$"):
+        max_pool_program(config, [], 8, [48, 56], 32, 40, 0, 1)
+    with pytest.raises(ValueError, match=r"^result rows 4 .. 11 share strip"):
+        relu_program(config, 0, 8, 4, 0)
+    with pytest.raises(ValueError, match=r"^x rows 60 .. 67 do not fit rows=64$"):
+        relu_program(config, 60, 8, 0, 0)
+
+
+def test_eight_bit_formulas():
+    """The cycle formulas at the seed's 8 bits on a NAND-SPIN mat (strips of 8 rows)."""
+    config = small_config()
+    # two operands: 2 erases (9 sum rows), 1 clear, 16 counts, 9 writes
+    assert add_cycles(config, 2, 8, 16) == 2 + 1 + 16 + 9
+    assert len(add_program(config, [0, 8], 8, 16)) == 28
+    # 8 x 8 bits: 2 erases (16 product rows), 1 clear, 64 ANDs counted, 16 writes
+    assert scale_cycles(config, 8, 8, 8) == 2 + 1 + 64 + 16
+    assert len(scale_program(config, 0, 8, 0, 8, 8)) == 83
+
+
+def test_counters_wrap_like_the_rtl():
+    """Counting more ones than 2**bit_counter_bits - 1 wraps (rtl.bit_counter); the builders
+    refuse programs that would."""
+    config = dataclasses.replace(small_config(), rows=16)     # 5-bit counters
+    assert config.bit_counter_bits == 5
+    model = CoreModel(config)
+    for s in (0, 8):
+        model.array_command(MacroCmd.ERASE, s)
+    model.array_command(MacroCmd.PROGRAM, 0, np.ones(32, bool))
+    body = ([asm.bitcount(imm=bitcount_imm(BitCounterOp.CLEAR), a=0, b=0, d=0)]
+            + [asm.bitcount(imm=bitcount_imm(BitCounterOp.COUNT), a=0, b=0, d=0)] * 33
+            + [asm.program(a=8, b=0, imm=WriteSrc.BIT_COUNTER.value)])
+    run = model.run(asm.assemble(body + [asm.halt()]))
+    assert not run.error, run.reason
+    assert model.read_row(8).all()                  # 33 mod 32 = 1: LSB 1
+    with pytest.raises(ValueError, match=r"^17 operands: a count reaches 33, beyond"):
+        add_program(config, [0] * 17, 1, 8)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda c: add_program(c, [], 8, 32), r"^operand_rows must name at least one operand$"),
+    (lambda c: add_program(c, [0, 8], 0, 32), r"^n_bits must be an int in \[1, 62\], not 0$"),
+    (lambda c: add_program(c, [0, 60], 8, 32), r"^operand rows 60 .. 67 do not fit rows=64$"),
+    (lambda c: add_program(c, [0, 8], 8, 12),
+     r"^result rows 12 .. 20 share strip\(s\) \[1\] \(8 rows each\) with operand rows"),
+    (lambda c: add_program(c, [0, 8], 8, 60), r"^result rows 60 .. 68 do not fit rows=64$"),
+    (lambda c: scale_program(c, 0, 8, 0, 8, 4), r"share strip\(s\) \[0\]"),
+    (lambda c: scale_words(8, 3, 32), r"^scale must be an int in \[0, 7\], not 8$"),
+])
+def test_builders_refuse_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(small_config())
+
+
+@pytest.mark.parametrize("instr", [
+    asm.bitcount(imm=bitcount_imm(BitCounterOp.COUNT), a=0, b=0, d=0),
+    asm.write_row(a=0, b=0, imm=WriteSrc.BIT_COUNTER.value),
+])
+def test_core_without_the_route_refuses_its_micro_op_and_source(instr):
+    config = dataclasses.replace(preset("jeit_stt"), rows=64, columns=16, subarrays_per_mat=1)
+    run = CoreModel(config).run(asm.assemble([instr, asm.halt()]))
+    assert run.error
+    assert ("BITCOUNT is not implemented by the core (none of its routes" in run.reason
+            if instr.op is Opcode.BITCOUNT else
+            "imm=4 is not a WriteSrc of this core (BUFFER, ABS_DIFF, TBUF)" in run.reason)
+
+
+@pytest.mark.parametrize("imm, d, why", [
+    (0, 0, "imm=0 is not a valid BITCOUNT imm"), (6, 0, "imm=6 is not a valid BITCOUNT imm"),
+    (28, 0, "imm=28 is not a valid BITCOUNT imm"),
+    (8, 2048, "out slot d=2048 is not below buffer_slots=2048"),
+])
+def test_bad_bitcount_is_an_error(imm, d, why):
+    run = CoreModel(small_config()).run(asm.assemble([asm.bitcount(imm=imm, a=0, b=0, d=d),
+                                                      asm.halt()]))
+    assert run.error and f"BITCOUNT {why}" in run.reason
+
+
+def test_bitcount_imm_refuses_nothing_and_and_without_sense():
+    with pytest.raises(ValueError, match="op HOLD needs an out"):
+        bitcount_imm(BitCounterOp.HOLD)
+    with pytest.raises(ValueError, match="and_fu needs a sense"):
+        bitcount_imm(BitCounterOp.SHIFT, and_fu=True)
+    with pytest.raises(ValueError, match="and_fu needs a sense"):
+        bitcount_imm(BitCounterOp.HOLD, and_fu=True, out=BitCountOut.LSB)
+    assert bitcount_imm(BitCounterOp.HOLD, out=BitCountOut.SA) == 8
