@@ -134,7 +134,9 @@ class WriteSrc(enum.Enum, shape=IMM_BITS):
 #: Address tables of the gather (``rtl.core.Core``): an offset-table entry is ``offset``
 #: (bits 0-15) and ``kpos`` (bits 16-20); a patch-table entry is ``base`` (bits 0-15) and
 #: ``mask`` (bits 16-47). GATHER reads data memory word ``(base + offset) mod 2**16`` if bit
-#: ``kpos`` of ``mask`` is set, else 0 (zero padding).
+#: ``kpos`` of ``mask`` is set, else 0 (zero padding). These are the widths of every preset;
+#: a configuration's ``patch_mask_bits`` (``rtl.config.SIZE_FIELDS``) sets the mask (and
+#: ``kpos`` is log2 of it), and tables deeper than 4096 entries widen the host's address.
 OFFSET_BITS = 16
 KPOS_BITS = 5
 MASK_BITS = 1 << KPOS_BITS
