@@ -109,8 +109,23 @@ def _counters() -> list[str]:
                        "wrapping)", ["index", "name", "counts"], rows, "10 25 65")
 
 
+def _formats() -> list[str]:
+    rows = []
+    for bits in range(isa.BASE_BITS, isa.MAX_BASE_BITS + 1):
+        fmt = isa.isa_format(bits)
+        lsb = {name: (lo, lo + w - 1) for name, lo, w, _ in fmt.fields}
+        rows.append([str(bits), str(fmt.word_bits), str(1 << bits)]
+                    + [f"{lsb[f'{o}_base'][0]} .. {lsb[f'{o}_stride'][1]}" for o in "abd"])
+    return _list_table("Instruction formats by operand-base width (``rtl.isa.IsaFormat``; "
+                       "``op`` bits 0 .. 4, ``imm`` 5 .. 9 and ``count_m1`` 10 .. 25 in every "
+                       "one; each operand is base, level, stride in that order)",
+                       ["base bits", "word bits", "values a base reaches", "a", "b", "d"],
+                       rows, "14 14 18 18 18 18")
+
+
 def _constants() -> list[str]:
-    names = ("WORD_BITS", "OP_BITS", "IMM_BITS", "BASE_BITS", "LEVEL_BITS", "STRIDE_BITS",
+    names = ("WORD_BITS", "OP_BITS", "IMM_BITS", "BASE_BITS", "MAX_BASE_BITS", "LEVEL_BITS",
+             "STRIDE_BITS",
              "COUNT_BITS", "OPERAND_BITS", "LOOP_DEPTH", "MAX_LOOP_COUNT", "COUNTER_BITS",
              "OFFSET_BITS", "KPOS_BITS", "MASK_BITS", "AGU_ADDR_BITS", "AGU_DATA_BITS")
     rows = [[f"``{n}``", str(getattr(isa, n))] for n in names]
@@ -120,7 +135,7 @@ def _constants() -> list[str]:
 def isa_tables() -> str:
     """The reStructuredText of every table, as ``docs/isa_tables.inc`` holds it."""
     parts = [_HEADER.splitlines(),
-             _fields(), _opcodes(),
+             _fields(), _formats(), _opcodes(),
              _enum("ReduceOp (``imm`` of READ, SHIFT_ACC, AND_FU, AND2, OR2, MIN_STEP; "
                    "``rtl.column_reduce``)", ReduceOp),
              _enum("WriteSrc (``imm`` of WRITE_ROW and PROGRAM)", WriteSrc),

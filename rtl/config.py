@@ -24,6 +24,7 @@ __all__ = [
     "preset",
     "preset_names",
     "check_config",
+    "SIZE_FIELDS",
 ]
 
 #: Cell technologies: STT-MRAM 1T1MTJ (seed 000), NAND-SPIN (seed 001), SOT-MRAM 2T1R (seed 002),
@@ -86,6 +87,42 @@ def mat_bound_reason(columns: int) -> str:
     return (f"a mat row of subarrays x {columns} columns within the ISA's {BASE_BITS}-bit "
             f"column addresses, at most {1 << BASE_BITS} columns, and at most {MAX_SUBARRAYS} "
             f"subarrays")
+
+
+#: The core's memory and table sizes, each a field of :class:`AcceleratorConfig`: name ->
+#: ``(default, lo, hi, power of two, what it is)``. The defaults are the sizes the core had
+#: before they were configurable (ASSUMPTION: chosen then to hold the bundled models with
+#: room; no seed gives them), so every preset's hardware is unchanged. The upper bounds are
+#: the 16-bit resolved operands and data-memory addresses (``rtl.isa.OPERAND_BITS``,
+#: ``rtl.isa.OFFSET_BITS``), the requant table's ``rtl.ppu.MAX_CHANNELS`` and a kernel of
+#: 11 x 11 = 121 terms (``patch_mask_bits``); the instruction word widens with them
+#: (``rtl.isa.IsaFormat``).
+SIZE_FIELDS: dict[str, tuple] = {
+    "data_words": (4096, 64, 1 << 16, True,
+                   "data-memory words of 32 bits (the layers' activations, two regions)"),
+    "buffer_slots": (2048, 2, 1 << 16, True,
+                     "weight-buffer words of a mat row (every layer's weight planes)"),
+    "offset_entries": (1024, 2, 1 << 16, True,
+                       "gather offset-table entries (the sum of every layer's fan-in)"),
+    "patch_entries": (2048, 2, 1 << 16, True,
+                      "gather patch-table entries (the sum of every layer's patches)"),
+    "requant_channels": (256, 1, 4096, False,
+                         "requantization-table entries (the sum of every layer's output "
+                         "channels)"),
+    "program_words": (1024, 2, 1 << 16, True, "instruction-memory words (one chunk program)"),
+    "patch_mask_bits": (32, 8, 128, True,
+                        "bits of a gather patch mask (the largest kernel area kh x kw)"),
+}
+
+
+def _check_size(name, value):
+    """A :data:`SIZE_FIELDS` entry: ``TypeError`` / one-line ``ValueError`` naming it."""
+    _, lo, hi, pow2, _ = SIZE_FIELDS[name]
+    what = "a power of two" if pow2 else "an int"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be {what} in [{lo}, {hi}], not {value!r}")
+    if not lo <= value <= hi or (pow2 and value & (value - 1)):
+        raise ValueError(f"{name} must be {what} in [{lo}, {hi}], not {value!r}")
 
 
 def _check_int(name, value, *, lo, hi=None, multiple_of=1):
@@ -195,6 +232,12 @@ class AcceleratorConfig:
         Default probability that one programmed bit fails to switch, in [0, 1).
     fault_seed : int
         Default seed of the fault-injection random stream, in [0, 2**32).
+    data_words, buffer_slots, offset_entries, patch_entries, requant_channels, \
+program_words, patch_mask_bits : int
+        The core's memory and table sizes (:data:`SIZE_FIELDS`: defaults 4096, 2048, 1024,
+        2048, 256, 1024, 32; powers of two up to 65536, channels in [1, 4096], mask bits in
+        [8, 128]). The instruction word's operand bases follow from them
+        (:attr:`isa_base_bits`).
 
     Raises
     ------
@@ -220,6 +263,13 @@ class AcceleratorConfig:
     read_fault_rate: float = 0.0
     write_fault_rate: float = 0.0
     fault_seed: int = 0
+    data_words: int = SIZE_FIELDS["data_words"][0]
+    buffer_slots: int = SIZE_FIELDS["buffer_slots"][0]
+    offset_entries: int = SIZE_FIELDS["offset_entries"][0]
+    patch_entries: int = SIZE_FIELDS["patch_entries"][0]
+    requant_channels: int = SIZE_FIELDS["requant_channels"][0]
+    program_words: int = SIZE_FIELDS["program_words"][0]
+    patch_mask_bits: int = SIZE_FIELDS["patch_mask_bits"][0]
 
     def __post_init__(self):
         _check_choice("technology", self.technology, TECHNOLOGIES)
@@ -285,6 +335,8 @@ class AcceleratorConfig:
         _check_rate("read_fault_rate", self.read_fault_rate)
         _check_rate("write_fault_rate", self.write_fault_rate)
         _check_int("fault_seed", self.fault_seed, lo=0, hi=(1 << 32) - 1)
+        for name in SIZE_FIELDS:
+            _check_size(name, getattr(self, name))
 
     # -- derived, read-only ------------------------------------------------------------------
 
@@ -312,6 +364,29 @@ class AcceleratorConfig:
     def capacity_bits(self) -> int:
         """Storage of the whole accelerator in bits."""
         return self.rows * self.columns * self.subarrays
+
+    @property
+    def isa_base_bits(self) -> int:
+        """Width of an instruction's operand bases (``rtl.isa.IsaFormat``): the smallest in
+        [``rtl.isa.BASE_BITS`` = 12, 16] that holds every row, mat column, weight-buffer
+        slot, requant channel, gather-table entry and data-memory address of this core (12
+        for every preset: the 64-bit word)."""
+        from rtl.isa import BASE_BITS
+        top = max(self.rows, self.subarrays_per_mat * self.columns, self.buffer_slots,
+                  self.requant_channels, self.offset_entries, self.patch_entries,
+                  self.data_words) - 1
+        return max(BASE_BITS, top.bit_length())
+
+    @property
+    def isa(self):
+        """The instruction format of this core: ``rtl.isa.isa_format(isa_base_bits)``."""
+        from rtl.isa import isa_format
+        return isa_format(self.isa_base_bits)
+
+    @property
+    def kpos_bits(self) -> int:
+        """Bits of an offset-table entry's ``kpos`` (which patch-mask bit it reads)."""
+        return self.patch_mask_bits.bit_length() - 1
 
     @property
     def clock_period_ns(self) -> float:

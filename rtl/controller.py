@@ -9,8 +9,7 @@ from amaranth.utils import ceil_log2
 from rtl.config import check_config
 from rtl.isa import (
     COUNT_BITS, COUNT_LSB, COUNTER_BITS, COUNTER_CYCLES, COUNTER_STALLS, DATAPATH_OPS,
-    IMM_BITS, LOOP_DEPTH, N_COUNTERS, OP_BITS, OPERAND_BITS, WORD_BITS,
-    WORD_LAYOUT, Opcode,
+    IMM_BITS, LOOP_DEPTH, N_COUNTERS, OP_BITS, OPERAND_BITS, Opcode,
     counter_index,
 )
 
@@ -54,7 +53,8 @@ class MicroOpSignature(wiring.Signature):
 class Controller(wiring.Component):
     """Micro-op sequencer with zero-overhead hardware loops and performance counters.
 
-    The host writes a program of 64-bit words (``rtl.isa``) into the instruction memory while
+    The host writes a program of instruction words (``rtl.isa``; 64 bits, wider for a
+    configuration of wide operand bases, ``config.isa``) into the instruction memory while
     the controller is idle, then pulses ``start``. The controller runs from address 0 until a
     ``HALT`` (``done``) or an error (``done`` and ``error``): running past the last address,
     an undefined opcode, a ``LOOP`` beyond ``loop_depth`` nested loops, an ``ENDLOOP`` with no
@@ -78,9 +78,11 @@ class Controller(wiring.Component):
     Parameters
     ----------
     config : AcceleratorConfig
-        The accelerator (read for consistency with the other blocks; the ISA is fixed).
-    imem_depth : int
-        Instruction memory words: a power of two in [2, 65536]. Default 1024.
+        The accelerator: its instruction format (``config.isa``, the word and operand-base
+        widths) and instruction-memory depth (``config.program_words``).
+    imem_depth : int or None
+        Instruction memory words: a power of two in [2, 65536]. Default
+        ``config.program_words`` (1024 in every preset).
     loop_depth : int
         Nested hardware loops, in [1, ``rtl.isa.LOOP_DEPTH``]. Default ``LOOP_DEPTH`` (4).
 
@@ -88,7 +90,7 @@ class Controller(wiring.Component):
     -------
     prog_addr : In(ceil_log2(imem_depth))
         Host program write address.
-    prog_data : In(64)
+    prog_data : In(config.isa.word_bits)
         Host program write data, one instruction word.
     prog_we : In(1)
         Write ``prog_data`` at ``prog_addr`` this cycle; ignored while ``busy``.
@@ -116,8 +118,10 @@ class Controller(wiring.Component):
         A parameter of the wrong type or out of range (the message names it).
     """
 
-    def __init__(self, *, config, imem_depth=1024, loop_depth=LOOP_DEPTH):
+    def __init__(self, *, config, imem_depth=None, loop_depth=LOOP_DEPTH):
         self._config = check_config(config)
+        if imem_depth is None:                   # the configuration's instruction memory
+            imem_depth = self._config.program_words
         for name, value, lo, hi in (("imem_depth", imem_depth, 2, 1 << 16),
                                     ("loop_depth", loop_depth, 1, LOOP_DEPTH)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -130,7 +134,7 @@ class Controller(wiring.Component):
         self._imem_depth, self._loop_depth = imem_depth, loop_depth
         super().__init__({
             "prog_addr":     In(ceil_log2(imem_depth)),
-            "prog_data":     In(WORD_BITS),
+            "prog_data":     In(self._config.isa.word_bits),
             "prog_we":       In(1),
             "start":         In(1),
             "busy":          Out(1),
@@ -162,7 +166,8 @@ class Controller(wiring.Component):
         # the width of the signal they meet, comparisons with 0 are reductions, and the decode
         # is one Switch that assigns every flag in every case.
 
-        m.submodules.imem = imem = Memory(shape=WORD_BITS, depth=depth, init=[])
+        m.submodules.imem = imem = Memory(shape=self._config.isa.word_bits, depth=depth,
+                                          init=[])
         m.submodules.endmem = endmem = Memory(shape=1, depth=depth, init=[])
         imem_w = imem.write_port()
         end_w = endmem.write_port()
@@ -192,7 +197,7 @@ class Controller(wiring.Component):
         end_ok = Signal()                # the word after pc exists (is below depth)
         m.d.comb += [imem_r.addr.eq(next_pc[:aw]), end_r.addr.eq(after[:aw])]
         m.d.sync += [pc.eq(next_pc), end_ok.eq(~after[aw:].any())]
-        ir = WORD_LAYOUT(imem_r.data)
+        ir = self._config.isa.layout(imem_r.data)      # rtl.isa.WORD_LAYOUT at 12-bit bases
         count_m1 = imem_r.data[COUNT_LSB:COUNT_LSB + COUNT_BITS]
         end_next = Signal()              # the word after pc is an ENDLOOP
         m.d.comb += end_next.eq(end_r.data & end_ok)

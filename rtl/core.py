@@ -16,8 +16,8 @@ from rtl.config import check_config
 from rtl.controller import Controller
 from rtl.fa_fs import FaFs, FaFsOp
 from rtl.isa import (
-    AGU_ADDR_BITS, AGU_DATA_BITS, COUNTER_BITS, DATAPATH_OPS, KPOS_BITS, N_COUNTERS, OFFSET_BITS,
-    OPERAND_BITS, WORD_BITS, MoveOp, Opcode, WriteSrc,
+    AGU_ADDR_BITS, COUNTER_BITS, DATAPATH_OPS, N_COUNTERS, OFFSET_BITS,
+    OPERAND_BITS, MoveOp, Opcode, WriteSrc,
 )
 from rtl.min_lane import MinLane, MinLaneOp
 from rtl.mtj_array import FAULT_THRESHOLD_BITS, LFSR_BITS, MacroCmd, MtjArray
@@ -200,17 +200,20 @@ class Core(wiring.Component):
         The subarray (rows x columns, technology, strips, faults), widths of the lanes.
     subarrays : int or None
         Subarrays in the mat, in [1, 64]; default ``config.subarrays_per_mat``.
-    imem_depth : int
-        Instruction words, a power of two in [2, 65536]. Default 1024.
-    buffer_slots : int
-        Weight-buffer words of W bits, a power of two in [2, 4096] (slot operands are 12-bit
-        bases). Default 2048.
-    channels : int
-        Requantization table entries, in [1, 4096]. Default 256.
-    out_depth : int
-        Data (output) memory words of 32 bits, in [1, 65536]. Default 4096.
-    offset_depth, patch_depth : int
-        Offset- and patch-table entries, powers of two in [2, 4096]. Default 1024 and 2048.
+    imem_depth : int or None
+        Instruction words, a power of two in [2, 65536]. Default ``config.program_words``.
+    buffer_slots : int or None
+        Weight-buffer words of W bits, a power of two in [2, 2**config.isa_base_bits] (slot
+        operands are operand bases). Default ``config.buffer_slots``.
+    channels : int or None
+        Requantization table entries, in [1, 4096]. Default ``config.requant_channels``.
+    out_depth : int or None
+        Data (output) memory words of 32 bits, in [1, 65536]. Default ``config.data_words``.
+    offset_depth, patch_depth : int or None
+        Offset- and patch-table entries, powers of two in [2, 2**config.isa_base_bits].
+        Default ``config.offset_entries`` and ``config.patch_entries``. (Every preset: 1024
+        instruction words, 2048 slots, 256 channels, 4096 data words, 1024 + 2048 table
+        entries, a 32-bit patch mask, 64-bit instruction words: ``rtl.config.SIZE_FIELDS``.)
     faults : bool
         Build the arrays' sensing-fault injection (default); without it the ``fault_*`` ports
         are ignored (``rtl.mtj_array.MtjArray``).
@@ -251,19 +254,30 @@ class Core(wiring.Component):
         A parameter of the wrong type or out of range (the message names it).
     """
 
-    def __init__(self, *, config, subarrays=None, imem_depth=1024, buffer_slots=2048,
-                 channels=256, out_depth=4096, offset_depth=1024, patch_depth=2048,
+    def __init__(self, *, config, subarrays=None, imem_depth=None, buffer_slots=None,
+                 channels=None, out_depth=None, offset_depth=None, patch_depth=None,
                  faults=True):
         self._config = cfg = check_config(config)
         if subarrays is None:
             subarrays = cfg.subarrays_per_mat
+        # The sizes default to the configuration's (rtl.config.SIZE_FIELDS); an override may
+        # be smaller, or larger up to what the configuration's operand bases address.
+        sizes = {"imem_depth": cfg.program_words, "buffer_slots": cfg.buffer_slots,
+                 "channels": cfg.requant_channels, "out_depth": cfg.data_words,
+                 "offset_depth": cfg.offset_entries, "patch_depth": cfg.patch_entries}
+        given = {"imem_depth": imem_depth, "buffer_slots": buffer_slots, "channels": channels,
+                 "out_depth": out_depth, "offset_depth": offset_depth,
+                 "patch_depth": patch_depth}
+        imem_depth, buffer_slots, channels, out_depth, offset_depth, patch_depth = (
+            sizes[k] if v is None else v for k, v in given.items())
+        top = 1 << cfg.isa_base_bits
         _check_param("subarrays", subarrays, 1, 64)
         _check_param("imem_depth", imem_depth, 2, 1 << 16, power_of_two=True)
-        _check_param("buffer_slots", buffer_slots, 2, 4096, power_of_two=True)
+        _check_param("buffer_slots", buffer_slots, 2, top, power_of_two=True)
         _check_param("channels", channels, 1, 4096)
         _check_param("out_depth", out_depth, 1, 1 << 16)
-        _check_param("offset_depth", offset_depth, 2, 1 << AGU_ADDR_BITS, power_of_two=True)
-        _check_param("patch_depth", patch_depth, 2, 1 << AGU_ADDR_BITS, power_of_two=True)
+        _check_param("offset_depth", offset_depth, 2, top, power_of_two=True)
+        _check_param("patch_depth", patch_depth, 2, top, power_of_two=True)
         if not isinstance(faults, bool):
             raise TypeError(f"faults must be a bool, not {faults!r}")
         self._subarrays, self._faults = subarrays, faults
@@ -275,7 +289,7 @@ class Core(wiring.Component):
         out_bits = max(1, ceil_log2(out_depth))
         super().__init__({
             "prog_addr":       In(ceil_log2(imem_depth)),
-            "prog_data":       In(WORD_BITS),
+            "prog_data":       In(cfg.isa.word_bits),
             "prog_we":         In(1),
             "buf_we":          In(1),
             "buf_addr":        In(ceil_log2(buffer_slots)),
@@ -287,8 +301,9 @@ class Core(wiring.Component):
             "tbl_bias":        In(signed(48)),
             "agu_we":          In(1),
             "agu_sel":         In(1),
-            "agu_addr":        In(AGU_ADDR_BITS),
-            "agu_data":        In(AGU_DATA_BITS),
+            "agu_addr":        In(max(AGU_ADDR_BITS, ceil_log2(max(offset_depth,
+                                                                   patch_depth)))),
+            "agu_data":        In(OFFSET_BITS + cfg.patch_mask_bits),
             "dmem_we":         In(1),
             "dmem_waddr":      In(out_bits),
             "dmem_wdata":      In(32),
@@ -422,11 +437,11 @@ class Core(wiring.Component):
         m.submodules.buffer = buffer = Memory(shape=width, depth=self._buffer_slots, init=[])
         buf_w = buffer.write_port()
         buf_r = buffer.read_port(domain="comb")
-        m.submodules.otab = otab = Memory(shape=OFFSET_BITS + KPOS_BITS,
+        m.submodules.otab = otab = Memory(shape=OFFSET_BITS + cfg.kpos_bits,
                                           depth=self._offset_depth, init=[])
         otab_w, otab_r = otab.write_port(), otab.read_port(domain="comb")
-        m.submodules.ptab = ptab = Memory(shape=AGU_DATA_BITS, depth=self._patch_depth,
-                                          init=[])
+        m.submodules.ptab = ptab = Memory(shape=OFFSET_BITS + cfg.patch_mask_bits,
+                                          depth=self._patch_depth, init=[])
         ptab_w, ptab_r = ptab.write_port(), ptab.read_port(domain="comb")
         tbuf = [Signal(width, name=f"tbuf{q}") for q in range(n)]
 
@@ -479,7 +494,7 @@ class Core(wiring.Component):
             buf_w.data.eq(self.buf_data),
             buf_w.en.eq(self.buf_we & idle),
             otab_w.addr.eq(self.agu_addr),
-            otab_w.data.eq(self.agu_data[:OFFSET_BITS + KPOS_BITS]),
+            otab_w.data.eq(self.agu_data[:OFFSET_BITS + cfg.kpos_bits]),
             otab_w.en.eq(host_agu & ~self.agu_sel & _below(self.agu_addr, self._offset_depth)),
             ptab_w.addr.eq(self.agu_addr),
             ptab_w.data.eq(self.agu_data),

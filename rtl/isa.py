@@ -17,6 +17,12 @@ Word format (bit 0 is the least significant bit)::
     46..63  d_*        operand d: base, level, stride as for a
     10..25  count_m1   LOOP only (overlays a): iterations - 1, so a loop runs 1 .. 65536 times
 
+That is the format of 12-bit operand bases, every preset's. A configuration with memories
+beyond 4096 entries (``rtl.config.AcceleratorConfig``: ``data_words``, ``buffer_slots``, ..)
+derives wider bases, up to 16 bits, and the word grows by 3 bits per base bit
+(:class:`IsaFormat`: 64 + 3 * (base_bits - 12) bits); the field order and everything below bit
+10 stay the same.
+
 Operand resolution (loop-relative addressing): the controller issues each operand as
 ``(base + stride * index[level]) mod 2**OPERAND_BITS``, ``index[level]`` counting 0, 1, ..
 over the iterations of that loop. A bit-serial sweep over the rows ``r0 + b`` of an n-bit
@@ -40,7 +46,7 @@ __all__ = [
     "COUNT_BITS", "COUNT_LSB", "OPERAND_BITS", "LOOP_DEPTH", "MAX_LOOP_COUNT", "COUNTER_BITS",
     "Opcode", "MoveOp", "WriteSrc", "CONTROL_OPS", "DATAPATH_OPS", "OPERANDS", "FIELDS",
     "WORD_LAYOUT", "AGU_ADDR_BITS", "OFFSET_BITS", "KPOS_BITS", "MASK_BITS", "AGU_DATA_BITS",
-    "Operand", "Instr", "encode", "decode",
+    "Operand", "Instr", "encode", "decode", "MAX_BASE_BITS", "IsaFormat", "isa_format",
     "COUNTER_CYCLES", "COUNTER_STALLS", "N_COUNTERS", "counter_index", "counter_names",
 ]
 
@@ -129,7 +135,9 @@ class WriteSrc(enum.Enum, shape=IMM_BITS):
 #: Address tables of the gather (``rtl.core.Core``): an offset-table entry is ``offset``
 #: (bits 0-15) and ``kpos`` (bits 16-20); a patch-table entry is ``base`` (bits 0-15) and
 #: ``mask`` (bits 16-47). GATHER reads data memory word ``(base + offset) mod 2**16`` if bit
-#: ``kpos`` of ``mask`` is set, else 0 (zero padding).
+#: ``kpos`` of ``mask`` is set, else 0 (zero padding). These are the widths of every preset;
+#: a configuration's ``patch_mask_bits`` (``rtl.config.SIZE_FIELDS``) sets the mask (and
+#: ``kpos`` is log2 of it), and tables deeper than 4096 entries widen the host's address.
 OFFSET_BITS = 16
 KPOS_BITS = 5
 MASK_BITS = 1 << KPOS_BITS
@@ -196,27 +204,49 @@ OPERANDS: dict[Opcode, dict[str, str]] = {
                        "imm": "MoveOp: GATHER, CLEAR, SETPTR, ADDPTR"},
 }
 
+#: Widest operand base a configuration can derive (``rtl.config.AcceleratorConfig.
+#: isa_base_bits``): the width of a resolved operand, so a base reaches every operand value.
+MAX_BASE_BITS = OPERAND_BITS
+
+
+def _fields(base_bits: int) -> tuple[tuple[str, int, int, bool], ...]:
+    """The word format of operand bases of ``base_bits`` bits, contiguous from bit 0."""
+    out, lsb = [("op", 0, OP_BITS, False), ("imm", OP_BITS, IMM_BITS, False)], COUNT_LSB
+    for name in "abd":
+        for part, width, is_signed in (("base", base_bits, False), ("level", LEVEL_BITS, False),
+                                       ("stride", STRIDE_BITS, True)):
+            out.append((f"{name}_{part}", lsb, width, is_signed))
+            lsb += width
+    return tuple(out)
+
+
 #: The word format: (name, lsb, width, signed), contiguous from bit 0. ``count_m1`` (LOOP only)
-#: overlays a and is given by :data:`COUNT_LSB` / :data:`COUNT_BITS` instead.
-FIELDS: tuple[tuple[str, int, int, bool], ...] = tuple(
-    (name, lsb, width, signed) for name, lsb, width, signed in (
-        ("op", 0, OP_BITS, False),
-        ("imm", 5, IMM_BITS, False),
-        ("a_base", 10, BASE_BITS, False), ("a_level", 22, LEVEL_BITS, False),
-        ("a_stride", 24, STRIDE_BITS, True),
-        ("b_base", 28, BASE_BITS, False), ("b_level", 40, LEVEL_BITS, False),
-        ("b_stride", 42, STRIDE_BITS, True),
-        ("d_base", 46, BASE_BITS, False), ("d_level", 58, LEVEL_BITS, False),
-        ("d_stride", 60, STRIDE_BITS, True),
-    ))
+#: overlays a and is given by :data:`COUNT_LSB` / :data:`COUNT_BITS` instead. This is the
+#: format of 12-bit bases (:data:`BASE_BITS`, every preset's); a configuration with larger
+#: memories derives wider bases and a longer word (:class:`IsaFormat`).
+FIELDS: tuple[tuple[str, int, int, bool], ...] = _fields(BASE_BITS)
+_FIELDS_OF = {b: _fields(b) for b in range(BASE_BITS, MAX_BASE_BITS + 1)}
 assert sum(w for _, _, w, _ in FIELDS) == WORD_BITS
 assert all(FIELDS[i][1] + FIELDS[i][2] == FIELDS[i + 1][1] for i in range(len(FIELDS) - 1))
 
+
+def _fields_of(base_bits: int) -> tuple:
+    fields = _FIELDS_OF.get(base_bits) if isinstance(base_bits, int) else None
+    if fields is None:
+        raise ValueError(f"base_bits must be an int in [{BASE_BITS}, {MAX_BASE_BITS}], not "
+                         f"{base_bits!r}")
+    return fields
+
+
+def _layout(fields) -> data.StructLayout:
+    return data.StructLayout({
+        name: Opcode if name == "op" else (signed(width) if is_signed else unsigned(width))
+        for name, _, width, is_signed in fields
+    })
+
+
 #: The same format as an Amaranth layout, for the controller's decoder.
-WORD_LAYOUT = data.StructLayout({
-    name: Opcode if name == "op" else (signed(width) if is_signed else unsigned(width))
-    for name, _, width, is_signed in FIELDS
-})
+WORD_LAYOUT = _layout(FIELDS)
 
 
 def _check_field(name, value, lo, hi):
@@ -237,9 +267,10 @@ class Operand:
     level: int = 0
     stride: int = 0
 
-    def check(self, name: str) -> None:
-        """Raise ``TypeError`` / ``ValueError`` naming ``<name>.<field>`` if out of range."""
-        _check_field(f"{name}.base", self.base, 0, (1 << BASE_BITS) - 1)
+    def check(self, name: str, base_bits: int = BASE_BITS) -> None:
+        """Raise ``TypeError`` / ``ValueError`` naming ``<name>.<field>`` if out of range
+        (``base`` in [0, 2**base_bits - 1])."""
+        _check_field(f"{name}.base", self.base, 0, (1 << base_bits) - 1)
         _check_field(f"{name}.level", self.level, 0, LOOP_DEPTH - 1)
         lo = -(1 << (STRIDE_BITS - 1))
         _check_field(f"{name}.stride", self.stride, lo, -lo - 1)
@@ -256,8 +287,9 @@ class Instr:
     d: Operand = Operand()
     count: int = 1
 
-    def check(self) -> None:
-        """Raise ``TypeError`` / ``ValueError`` naming the field if anything is out of range."""
+    def check(self, base_bits: int = BASE_BITS) -> None:
+        """Raise ``TypeError`` / ``ValueError`` naming the field if anything is out of range
+        (operand bases of ``base_bits`` bits)."""
         if not isinstance(self.op, Opcode):
             raise TypeError(f"op must be an Opcode, not {self.op!r}")
         _check_field("imm", self.imm, 0, (1 << IMM_BITS) - 1)
@@ -265,7 +297,7 @@ class Instr:
             operand = getattr(self, name)
             if not isinstance(operand, Operand):
                 raise TypeError(f"{name} must be an Operand, not {operand!r}")
-            operand.check(name)
+            operand.check(name, base_bits)
         _check_field("count", self.count, 1, MAX_LOOP_COUNT)
         if self.op is Opcode.LOOP:
             if (self.a, self.b, self.d, self.imm) != (Operand(), Operand(), Operand(), 0):
@@ -274,9 +306,11 @@ class Instr:
             raise ValueError(f"count is a LOOP field, {self.op.name} has none")
 
 
-def encode(instr: Instr) -> int:
-    """The 64-bit word of ``instr`` (checked first: ``TypeError`` / ``ValueError``)."""
-    instr.check()
+def encode(instr: Instr, base_bits: int = BASE_BITS) -> int:
+    """The word of ``instr`` (64 bits; :meth:`IsaFormat.word_bits` for wider ``base_bits``),
+    checked first: ``TypeError`` / ``ValueError``."""
+    fields = _fields_of(base_bits)
+    instr.check(base_bits)
     if instr.op is Opcode.LOOP:
         return instr.op.value | (instr.count - 1) << COUNT_LSB
     values = {"op": instr.op.value, "imm": instr.imm}
@@ -285,22 +319,24 @@ def encode(instr: Instr) -> int:
         values.update({f"{name}_base": operand.base, f"{name}_level": operand.level,
                        f"{name}_stride": operand.stride})
     word = 0
-    for name, lsb, width, _ in FIELDS:
+    for name, lsb, width, _ in fields:
         word |= (values[name] & ((1 << width) - 1)) << lsb
     return word
 
 
-def decode(word: int) -> Instr:
-    """The instruction in ``word``; bits a LOOP does not use are ignored.
+def decode(word: int, base_bits: int = BASE_BITS) -> Instr:
+    """The instruction in ``word`` (of the format of ``base_bits``-bit bases); bits a LOOP
+    does not use are ignored.
 
     Raises
     ------
     ValueError
-        ``word`` is not in [0, 2**64), or its opcode is undefined.
+        ``word`` is not in [0, 2**word_bits), or its opcode is undefined.
     """
-    _check_field("word", word, 0, (1 << WORD_BITS) - 1)
+    fields = _fields_of(base_bits)
+    _check_field("word", word, 0, (1 << (fields[-1][1] + fields[-1][2])) - 1)
     raw = {}
-    for name, lsb, width, is_signed in FIELDS:
+    for name, lsb, width, is_signed in fields:
         v = (word >> lsb) & ((1 << width) - 1)
         if is_signed and v >> (width - 1):
             v -= 1 << width
@@ -313,6 +349,63 @@ def decode(word: int) -> Instr:
         return Instr(op, count=((word >> COUNT_LSB) & ((1 << COUNT_BITS) - 1)) + 1)
     return Instr(op, imm=raw["imm"], **{
         n: Operand(raw[f"{n}_base"], raw[f"{n}_level"], raw[f"{n}_stride"]) for n in "abd"})
+
+
+@dataclass(frozen=True)
+class IsaFormat:
+    """The instruction word of one operand-base width.
+
+    Every operand (a, b, d) is ``base`` (``base_bits``) + ``level`` (:data:`LEVEL_BITS`) +
+    ``stride`` (:data:`STRIDE_BITS`) bits after ``op`` and ``imm``, so the word is ``10 + 3 *
+    (base_bits + 6)`` bits: 64 for the 12-bit bases of every preset (:data:`FIELDS`), up to
+    76 for 16-bit bases. A configuration derives its width from its memory sizes
+    (``rtl.config.AcceleratorConfig.isa_base_bits``): the smallest in [:data:`BASE_BITS`,
+    :data:`MAX_BASE_BITS`] that holds every row, slot, channel, table entry, mat column and
+    data-memory address, so the bases never limit a program the memories can hold. Opcodes,
+    ``imm`` and the LOOP count (bits 10..25) are the same in every width.
+
+    Parameters
+    ----------
+    base_bits : int
+        In [:data:`BASE_BITS`, :data:`MAX_BASE_BITS`].
+    """
+    base_bits: int = BASE_BITS
+
+    def __post_init__(self):
+        _fields_of(self.base_bits)
+
+    @property
+    def fields(self) -> tuple:
+        """``(name, lsb, width, signed)`` per field, as :data:`FIELDS`."""
+        return _FIELDS_OF[self.base_bits]
+
+    @property
+    def word_bits(self) -> int:
+        """Bits of an instruction word."""
+        return COUNT_LSB + 3 * (self.base_bits + LEVEL_BITS + STRIDE_BITS)
+
+    @property
+    def layout(self) -> data.StructLayout:
+        """The format as an Amaranth layout (:data:`WORD_LAYOUT` for 12-bit bases)."""
+        return WORD_LAYOUT if self.base_bits == BASE_BITS else _layout(self.fields)
+
+    def encode(self, instr: Instr) -> int:
+        """:func:`encode` in this format."""
+        return encode(instr, self.base_bits)
+
+    def decode(self, word: int) -> Instr:
+        """:func:`decode` in this format."""
+        return decode(word, self.base_bits)
+
+
+def isa_format(base_bits: int = BASE_BITS) -> IsaFormat:
+    """The :class:`IsaFormat` of ``base_bits``-bit operand bases (``ValueError`` outside
+    [:data:`BASE_BITS`, :data:`MAX_BASE_BITS`])."""
+    _fields_of(base_bits)
+    return _FORMATS[base_bits]
+
+
+_FORMATS = {b: IsaFormat(b) for b in range(BASE_BITS, MAX_BASE_BITS + 1)}
 
 
 #: Performance counters, read by index: total cycles from start to done, cycles a micro-op was

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rtl.isa import (
-    CONTROL_OPS, LOOP_DEPTH, OPERANDS, Instr, Opcode, Operand, decode, encode,
+    BASE_BITS, CONTROL_OPS, LOOP_DEPTH, OPERANDS, Instr, Opcode, Operand, decode, encode,
 )
 
 __all__ = [
@@ -216,12 +216,14 @@ def check_program(instrs: Iterable[Instr], *, loop_depth: int = LOOP_DEPTH) -> N
 
 
 def assemble(instrs: Iterable[Instr], *, check: bool = True,
-             loop_depth: int = LOOP_DEPTH) -> list[int]:
-    """The words of ``instrs``; with ``check`` (default) :func:`check_program` first."""
+             loop_depth: int = LOOP_DEPTH, base_bits: int = BASE_BITS) -> list[int]:
+    """The words of ``instrs``; with ``check`` (default) :func:`check_program` first. The
+    words are of the format of ``base_bits``-bit operand bases (``rtl.isa.IsaFormat``; a
+    core's is ``config.isa_base_bits``, 12 for every preset)."""
     instrs = list(instrs)
     if check:
         check_program(instrs, loop_depth=loop_depth)
-    return [encode(i) for i in instrs]
+    return [encode(i, base_bits) for i in instrs]
 
 
 def _operand_text(o: Operand) -> str:
@@ -231,11 +233,12 @@ def _operand_text(o: Operand) -> str:
     return f"{o.base}{sign}{abs(o.stride)}*i{o.level}"
 
 
-def disassemble(word: int) -> str:
+def disassemble(word: int, base_bits: int = BASE_BITS) -> str:
     """One line of assembly for ``word``, e.g. ``and2 a=3+1*i0 b=40 imm=0`` (``iN``: index of
-    loop level N, 0 innermost); ``.word 0x...`` for an undefined opcode."""
+    loop level N, 0 innermost); ``.word 0x...`` for an undefined opcode. ``base_bits``: the
+    words' format (:func:`assemble`)."""
     try:
-        ins = decode(word)
+        ins = decode(word, base_bits)
     except ValueError:
         return f".word {word:#018x}"
     name = ins.op.name.lower()
@@ -249,11 +252,12 @@ def disassemble(word: int) -> str:
     return " ".join([name] + parts)
 
 
-def disassemble_program(words: Iterable[int]) -> str:
-    """A listing: address, word, assembly, loop bodies indented."""
+def disassemble_program(words: Iterable[int], base_bits: int = BASE_BITS) -> str:
+    """A listing: address, word, assembly, loop bodies indented (``base_bits``: the words'
+    format, :func:`assemble`)."""
     lines, indent = [], 0
     for addr, word in enumerate(words):
-        text = disassemble(word)
+        text = disassemble(word, base_bits)
         if text == "endloop":
             indent = max(indent - 1, 0)
         lines.append(f"{addr:5d}  {word:016x}  {'  ' * indent}{text}")

@@ -22,6 +22,9 @@ from golden import datasets
 from golden.model import ModelFormatError, bundled_model_path, infer_float, infer_int, load_model
 from rtl.outputs import check_file, interruptible
 
+from rtl.config import SIZE_FIELDS
+
+from .config_file import add_size_options, resolve_config, size_option
 from .util import UserError, parse_mat, write_json_atomic
 
 BACKENDS = ("golden", "rtl")
@@ -55,7 +58,13 @@ def _parse_n(text: str) -> int | None:
 
 def cmd_run(args) -> int:
     from .imac_flow import cmd_run_imac, is_imac_model
+    args.explicit_preset, args.preset = args.preset, args.preset or "nand_spin"
     if is_imac_model(args.model):         # a CPU-IMAC network (seed 003): sim/imac_flow.py
+        sizes = [size_option(f) for f in SIZE_FIELDS if getattr(args, f) is not None]
+        if args.config is not None or sizes:
+            raise UserError(f"{(['--config'] if args.config else sizes)[0]}: a CPU-IMAC "
+                            f"network runs on the IMAC co-processor, which has none of the "
+                            f"core's memories to size")
         return cmd_run_imac(args)
     n = _parse_n(args.n)
     # An explicit --report is checked before the simulator toolchain, the default one (named
@@ -132,21 +141,16 @@ def cmd_run(args) -> int:
 
 
 def _config_of(args, *, need_sim: bool = True):
-    from rtl.config import preset, preset_names
     from sim.rtl_backend import SIMULATORS, check_sim
     if need_sim:
         check_sim(args.sim)
     elif args.sim not in SIMULATORS:
         raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {args.sim!r}")
-    if args.preset not in preset_names():
-        raise UserError(f"--preset must be one of {', '.join(preset_names())}, not "
-                        f"{args.preset!r}")
-    config = preset(args.preset)
-    if args.dataflow:
-        try:
-            config = config.with_dataflow(args.dataflow)
-        except ValueError as e:
-            raise UserError(f"--dataflow: {e}") from None
+    # The preset, then the --config file, then --dataflow and the size options
+    # (sim.config_file); the preset the file names is the run's preset.
+    args.preset, config = resolve_config(
+        preset_name=getattr(args, "explicit_preset", args.preset), config_file=args.config,
+        sizes={f: getattr(args, f) for f in SIZE_FIELDS}, dataflow=args.dataflow)
     return config
 
 
@@ -180,6 +184,8 @@ def _run_rtl(args, config, mat, model, model_path, x, golden_logits) -> dict:
     return {
         "preset": args.preset, "dataflow": config.dataflow, "simulator": args.sim,
         "subarrays": mat, "mat_columns": mat * config.columns,
+        "core_sizes": {f: getattr(config, f) for f in SIZE_FIELDS},
+        "instruction_word_bits": config.isa.word_bits,
         "stage_modes": {st.name: st.mode for st in compiled.stages},
         "images": len(images), "logits_equal_to_golden": agree,
         "cycles_per_image": cycles / n,
@@ -232,12 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data set (default: the one the bundled model was trained on)")
     r.add_argument("-n", default="200", help="number of test images, or 'all'")
     r.add_argument("--backend", choices=BACKENDS, default="golden")
-    r.add_argument("--preset", default="nand_spin", help="accelerator preset (rtl backend)")
+    r.add_argument("--preset", default=None, help="accelerator preset (rtl backend; default "
+                   "the --config file's, else nand_spin)")
     r.add_argument("--dataflow", help="override the preset's dataflow for adder layers "
                    "(write_free or abs_diff)")
     r.add_argument("--sim", default="verilator", help="icarus or verilator (rtl backend)")
     r.add_argument("--mat", help="subarrays in lock-step in the simulated mat (rtl backend; "
                    "default: the preset's subarrays_per_mat)")
+    add_size_options(r)
     r.add_argument("--report", help="JSON report path (default build/reports/MODEL-golden.json "
                    "or MODEL-rtl-PRESET-DATAFLOW-matK.json)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -108,12 +108,18 @@ the configuration's ``dataflow``, every other layer the first of its ``routes`` 
   ``-sum |x - w|``.
 
 Chunks: as many patches (groups) as fit the rows next to the scratch rows, with every data row
-below 4096 (absolute rows are 12-bit operand bases); a multiple of 4 patches when pooled.
+below ``2**config.isa_base_bits`` (absolute rows are operand bases: 4096 in every preset); a
+multiple of 4 patches when pooled.
 
 Limits (each a :class:`CompileError` naming the layer, the quantity, its value and the limit):
-weight-buffer slots, requant channels, offset- and patch-table entries, the data memory's two
-regions (``2R <= out_depth``), kernel areas above 32 (the patch mask), 12-bit operand bases
-(slots, channels, rows, table entries, the write pointer), rows per patch, program words.
+the configuration's sizes (``rtl.config.SIZE_FIELDS``) -- weight-buffer slots
+(``buffer_slots``), requant channels (``requant_channels``), offset- and patch-table entries
+(``offset_entries``, ``patch_entries``), the data memory's two regions (``2R <= data_words``),
+the kernel area (``patch_mask_bits``), program words (``program_words``) -- each message
+ending in the field to raise, the smallest size that holds the model, and its command-line
+option (``raise data_words to at least 8192 (--data-words)``); and rows per patch. The operand
+bases are as wide as the sizes need (``config.isa_base_bits``), so they limit nothing the
+memories hold.
 
 Running: :func:`load_compiled` (buffer, requant table, gather tables) and :func:`run_compiled`
 (the image into the data memory, then every chunk program; a synchronous executor such as
@@ -124,16 +130,17 @@ Running: :func:`load_compiled` (buffer, requant table, gather tables) and :func:
 
 from __future__ import annotations
 
+import contextvars
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from golden import layers as L
 from golden.model import Model
-from rtl.config import check_config
+from rtl.config import SIZE_FIELDS, check_config
 from rtl.isa import (
-    BASE_BITS, MASK_BITS, MAX_LOOP_COUNT, OFFSET_BITS, STRIDE_BITS, Instr, MoveOp, Opcode,
+    BASE_BITS, MAX_LOOP_COUNT, OFFSET_BITS, STRIDE_BITS, Instr, MoveOp, Opcode,
     COUNTER_STALLS, Operand, WriteSrc, counter_names, decode,
 )
 from rtl.mtj_array import MacroCmd
@@ -152,20 +159,23 @@ from .util import UserError
 __all__ = [
     "CompileError", "RunError", "CompiledModel", "Stage", "Chunk", "compile_model",
     "host_array_load", "load_compiled", "run_compiled", "program_profile", "RunResult",
-    "StageRun", "MAT_MODES",
+    "StageRun", "MAT_MODES", "propose_config",
 ]
 
 #: Dataflows that can map an adder layer.
 #: How a stage uses the mat (module docstring).
 MAT_MODES = ("segmented", "wide")
-_BASE_MAX = (1 << BASE_BITS) - 1
 _POOL_ORDER = ((0, 0), (0, 1), (1, 0), (1, 1))
 _ADDR_MOD = 1 << OFFSET_BITS
 
 
 class CompileError(UserError):
     """A model (or a layer of it) that can not be mapped onto the core; the message says which
-    layer, which quantity, its value and the limit."""
+    layer, which quantity, its value and the limit. Where a size of the configuration is too
+    small, ``field`` names it (``rtl.config.SIZE_FIELDS``) and ``size`` is the smallest value
+    that holds the model's need (None if no allowed value does); otherwise both are None."""
+    field: str | None = None
+    size: int | None = None
 
 
 class RunError(RuntimeError):
@@ -190,8 +200,9 @@ def program_profile(words, config=None) -> tuple[int, dict]:
     mult = [1]
     cycles = 0
     folds = False       # the previous instruction was a NOP or a micro-op
+    bb = config.isa_base_bits if config is not None else None
     for w in words:
-        ins = decode(int(w))
+        ins = decode(int(w)) if bb is None else decode(int(w), bb)
         m = mult[-1]
         name = ins.op.name.lower()
         if ins.op is Opcode.HALT:
@@ -214,10 +225,10 @@ def program_profile(words, config=None) -> tuple[int, dict]:
         # The holds depend on what lies between a slow micro-op and the next one: from the
         # expanded trace (sim.core_model.add_stalls, the core's rule).
         words = [int(w) for w in words]
-        fast = expand_program(words, depth=max(2, len(words)))
+        fast = expand_program(words, depth=max(2, len(words)), base_bits=bb)
         if fast is None:
             issue: list = []
-            run = run_program(words, depth=max(2, len(words)), issue_cycles=issue)
+            run = run_program(words, depth=max(2, len(words)), issue_cycles=issue, base_bits=bb)
             fast = ((np.array([m.op.value for m in run.trace], dtype=np.int64),) + (None,) * 4
                     + (np.array(issue, dtype=np.int64),), run.counters, run.error)
         _, counters, _ = add_stalls(*fast, config)
@@ -483,12 +494,44 @@ def _fail(where: str, msg: str):
     raise CompileError(f"{where}: {msg}")
 
 
+#: Operand-base width of the configuration being compiled (``config.isa_base_bits``), set by
+#: :func:`compile_model` before it builds any program.
+_ISA_BITS: contextvars.ContextVar[int] = contextvars.ContextVar("isa_base_bits",
+                                                               default=BASE_BITS)
+
+
 def _base(where: str, what: str, value: int) -> int:
-    """``value`` as a 12-bit operand base, or a CompileError naming ``what``."""
-    if not 0 <= value <= _BASE_MAX:
-        _fail(where, f"{what} {value} exceeds the ISA's {BASE_BITS}-bit operand base (at most "
-              f"{_BASE_MAX})")
+    """``value`` as an operand base of the configuration's format (``config.isa_base_bits``
+    bits, 12 for every preset), or a CompileError naming ``what``."""
+    bits = _ISA_BITS.get()
+    if not 0 <= value < 1 << bits:
+        _fail(where, f"{what} {value} exceeds the ISA's {bits}-bit operand base (at most "
+              f"{(1 << bits) - 1})")
     return value
+
+
+def _size_for(field: str, need: int) -> int:
+    """The smallest allowed value of the size ``field`` (``rtl.config.SIZE_FIELDS``) that
+    holds ``need``; above the field's maximum if none does."""
+    _, lo, _, pow2, _ = SIZE_FIELDS[field]
+    return max(lo, 1 << max(0, need - 1).bit_length()) if pow2 else max(lo, need)
+
+
+def _too_small(msg: str, field: str, need: int, tail: str = ""):
+    """Raise the CompileError ``msg; raise <field> to at least <size> (--<flag>)<tail>``: the
+    configuration field that holds ``need``, its smallest allowed size that does, and the
+    command-line option that sets it (or that no size of it can). The error carries
+    ``field`` and ``size`` (None when no size can) for :func:`propose_config`."""
+    size, hi = _size_for(field, need), SIZE_FIELDS[field][2]
+    flag = "--" + field.replace("_", "-")
+    if size > hi:
+        err = CompileError(f"{msg}; no configuration holds that ({field} is at most {hi}, "
+                           f"{flag}){tail}")
+        err.field, err.size = field, None
+    else:
+        err = CompileError(f"{msg}; raise {field} to at least {size} ({flag}){tail}")
+        err.field, err.size = field, size
+    raise err
 
 
 def _weight_planes(weight: np.ndarray, tiles: int, columns: int, n: int) -> np.ndarray:
@@ -630,10 +673,17 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
     return instrs, gather_len
 
 
+#: ``compile_model``'s size arguments -> the configuration fields they override.
+_SIZE_ARGS = {"buffer_slots": "buffer_slots", "channels": "requant_channels",
+              "out_depth": "data_words", "imem_depth": "program_words",
+              "offset_depth": "offset_entries", "patch_depth": "patch_entries"}
+
+
 def compile_model(model: Model, config, *, subarrays: int | None = None,
-                  buffer_slots: int = 2048, channels: int = 256, out_depth: int = 4096,
-                  imem_depth: int = 1024, offset_depth: int = 1024,
-                  patch_depth: int = 2048) -> CompiledModel:
+                  buffer_slots: int | None = None, channels: int | None = None,
+                  out_depth: int | None = None, imem_depth: int | None = None,
+                  offset_depth: int | None = None,
+                  patch_depth: int | None = None) -> CompiledModel:
     """Map ``model`` onto a core of ``config`` (see the module docstring).
 
     Parameters
@@ -643,26 +693,43 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         ``dataflow`` chooses the route of adder layers (``write_free`` or ``abs_diff``).
     subarrays : int or None
         Subarrays of the mat (K), default ``config.subarrays_per_mat``.
-    buffer_slots, channels, out_depth, imem_depth, offset_depth, patch_depth : int
+    buffer_slots, channels, out_depth, imem_depth, offset_depth, patch_depth : int or None
         The core's weight-buffer words, requant table entries, data-memory words, instruction
-        words, offset- and patch-table entries.
+        words, offset- and patch-table entries: overrides of the configuration's
+        ``buffer_slots``, ``requant_channels``, ``data_words``, ``program_words``,
+        ``offset_entries``, ``patch_entries`` (``rtl.config.SIZE_FIELDS``; validated as
+        those). Default (None): the configuration's. The compiled model's ``config`` is the
+        configuration with the overrides.
 
     Raises
     ------
     TypeError
         ``model`` is not a ``golden.model.Model`` or ``subarrays`` not an int.
     ValueError
-        ``subarrays`` is not positive.
+        ``subarrays`` is not positive, or an override is not a valid size.
     CompileError
         A layer the core can not run: an adder layer with dataflow ``and_bitcount``, a pool
         that is not a 2x2 stride-2 pool right after a convolution, weights that do not fit the
         buffer, too many channels, an accumulator wider than ``acc_bits``, a kernel area above
         32, gather tables deeper than the core's, data-memory regions larger than
         ``out_depth``, a patch that needs more rows than the array has, a program longer than
-        ``imem_depth``, a base beyond the ISA's 12 bits. The message names the layer, the
-        quantity, its value and the limit.
+        ``imem_depth``, a base beyond the configuration's operand bases. The message names
+        the layer, the quantity, its value and the limit, and where a size of the
+        configuration is too small, the field to raise, to what, and its command-line option.
     """
     config = check_config(config)
+    _ISA_BITS.set(config.isa_base_bits)
+    args = {"buffer_slots": buffer_slots, "channels": channels, "out_depth": out_depth,
+            "imem_depth": imem_depth, "offset_depth": offset_depth, "patch_depth": patch_depth}
+    given = {_SIZE_ARGS[a]: v for a, v in args.items()
+             if v is not None and v != getattr(config, _SIZE_ARGS[a])}
+    if given:
+        config = replace(config, **given)
+        _ISA_BITS.set(config.isa_base_bits)
+    buffer_slots, channels, out_depth = (config.buffer_slots, config.requant_channels,
+                                         config.data_words)
+    imem_depth, offset_depth, patch_depth = (config.program_words, config.offset_entries,
+                                             config.patch_entries)
     if not isinstance(model, Model):
         raise TypeError(f"model must be a golden.model.Model, not {model!r}")
     if subarrays is None:
@@ -722,13 +789,14 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     if total > buffer_slots:
         parts = ", ".join(f"layer {ci} ({layers[ci].kind}) {t * n * o}"
                           for (ci, _, _), (_, o, _, _, t) in zip(plans, infos, strict=True))
-        raise CompileError(f"the model's weights need {total} weight-buffer slots (tiles x "
-                           f"{n} planes x output channels: {parts}), but buffer_slots is "
-                           f"{buffer_slots}; use more columns or a larger buffer")
+        _too_small(f"the model's weights need {total} weight-buffer slots (tiles x {n} planes "
+                   f"x output channels: {parts}), but buffer_slots is {buffer_slots}",
+                   "buffer_slots", total, ", or use more columns")
     total = sum(o for _, o, _, _, _ in infos)
     if total > channels:
-        raise CompileError(f"the model has {total} output channels in its compute layers, but "
-                           f"the requant table has channels={channels} entries")
+        _too_small(f"the model has {total} output channels in its compute layers, but the "
+                   f"requant table has requant_channels={channels} entries",
+                   "requant_channels", total)
     # data-memory regions: the largest stage input or output
     sizes = []
     for ci, pi, _ in plans:
@@ -737,9 +805,9 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                   (math.prod(shapes[last + 1]), f"layer {last} ({layers[last].kind}) output")]
     region, what = max(sizes, key=lambda s: s[0])
     if 2 * region > out_depth:
-        raise CompileError(f"the data memory needs two regions of {region} words (the largest "
-                           f"stage input or output, the {what}), {2 * region} words, but "
-                           f"out_depth is {out_depth}")
+        _too_small(f"the data memory needs two regions of {region} words (the largest stage "
+                   f"input or output, the {what}), {2 * region} words, but data_words is "
+                   f"{out_depth}", "data_words", 2 * region)
 
     stages, images = [], []
     slot = chan = obase = pbase = 0
@@ -786,13 +854,14 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         chan += out_ch
         # offset table: one entry per term
         if obase + fan_in > offset_depth:
-            _fail(where, f"its {fan_in} offset-table entries (from entry {obase}) need "
-                  f"offset_depth >= {obase + fan_in}, but offset_depth is {offset_depth}")
+            _too_small(f"{where}: its {fan_in} offset-table entries (from entry {obase}) need "
+                       f"{obase + fan_in}, but offset_entries is {offset_depth}",
+                       "offset_entries", obase + fan_in)
         if ly.is_conv:
             kh, kw = (int(v) for v in w.shape[2:])
-            if kh * kw > MASK_BITS:
-                _fail(where, f"the kernel area {kh}x{kw} = {kh * kw} exceeds the patch mask's "
-                      f"{MASK_BITS} bits")
+            if kh * kw > config.patch_mask_bits:
+                _too_small(f"{where}: the kernel area {kh}x{kw} = {kh * kw} exceeds the patch "
+                           f"mask's {config.patch_mask_bits} bits", "patch_mask_bits", kh * kw)
             stage.kernel = (kh, kw)
             stage.stride, stage.padding = int(ly.params["stride"]), int(ly.params["padding"])
             c_in, h, wi = in_shape
@@ -816,9 +885,9 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         obase += fan_in
         # chunks, then the patch table in the order the chunk programs read it
         if pbase + stage.n_patches > patch_depth:
-            _fail(where, f"its {stage.n_patches} patch-table entries (from entry {pbase}) need "
-                  f"patch_depth >= {pbase + stage.n_patches}, but patch_depth is "
-                  f"{patch_depth}")
+            _too_small(f"{where}: its {stage.n_patches} patch-table entries (from entry "
+                       f"{pbase}) need {pbase + stage.n_patches}, but patch_entries is "
+                       f"{patch_depth}", "patch_entries", pbase + stage.n_patches)
         _plan_chunks(stage, config, where, imem_depth=imem_depth)
         patches += _patch_entries(stage)
         pbase += stage.n_patches
@@ -832,6 +901,29 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                          buffer_slots=buffer_slots, channels=channels, out_depth=out_depth,
                          imem_depth=imem_depth, offset_depth=offset_depth,
                          patch_depth=patch_depth)
+
+
+def propose_config(model: Model, config, *, subarrays: int | None = None):
+    """``config`` with each size the model needs raised to the smallest allowed value that
+    holds it (``rtl.config.SIZE_FIELDS``; sizes that suffice are kept): compile, raise the
+    field a :class:`CompileError` names, repeat.
+
+    Raises
+    ------
+    CompileError
+        The model needs something no size provides (an unsupported layer, more rows per
+        patch than the array has, a size beyond its field's maximum): the compiler's
+        message.
+    """
+    config = check_config(config)
+    while True:                 # every step raises one field: at most a few dozen steps
+        try:
+            compile_model(model, config, subarrays=subarrays)
+            return config
+        except CompileError as e:
+            if e.field is None or e.size is None or e.size <= getattr(config, e.field):
+                raise
+            config = replace(config, **{e.field: e.size})
 
 
 def _patch_entries(stage: Stage) -> list:
@@ -870,7 +962,7 @@ def _plan_chunks(stage: Stage, config, where: str, *, imem_depth: int) -> None:
     free = config.rows - stage.data_row0
     extra = (f" + {stage.data_row0} {stage.route.replace('_', '-')} scratch rows"
              if stage.data_row0 else "")
-    isa_rows = _BASE_MAX + 1 - stage.data_row0           # every data row a 12-bit base
+    isa_rows = (1 << config.isa_base_bits) - stage.data_row0   # every data row a base
     if stage.mode == "wide":
         per_patch = tiles * n
         if per_patch > free:
@@ -892,7 +984,8 @@ def _plan_chunks(stage: Stage, config, where: str, *, imem_depth: int) -> None:
         unit = f"patches ({k} per group of {n} rows)"
     if p == 0:
         _fail(where, f"a chunk needs at least {g} patches (a pool window), but {cap_rows} "
-              f"{unit} fit the free rows ({free} rows) and {cap_isa} the ISA's {BASE_BITS}-bit "
+              f"{unit} fit the free rows ({free} rows) and {cap_isa} the ISA's "
+              f"{config.isa_base_bits}-bit "
               f"row bases")
     start, index = 0, 0
     while start < total:
@@ -910,11 +1003,11 @@ def _plan_chunks(stage: Stage, config, where: str, *, imem_depth: int) -> None:
         instrs, gather_len = _chunk_program(stage, chunk, config, where)
         if len(instrs) > imem_depth:
             compute = len(instrs) - gather_len
-            _fail(where, f"the program of chunk {index} needs {len(instrs)} instruction words "
-                  f"({gather_len} erase + gather, {compute} compute), but imem_depth is "
-                  f"{imem_depth}; use more columns (fewer tiles) or a deeper instruction "
-                  f"memory")
-        words = tuple(asm.assemble(instrs))
+            _too_small(f"{where}: the program of chunk {index} needs {len(instrs)} "
+                       f"instruction words ({gather_len} erase + gather, {compute} compute), "
+                       f"but program_words is {imem_depth}", "program_words", len(instrs),
+                       ", or use more columns (fewer tiles)")
+        words = tuple(asm.assemble(instrs, base_bits=config.isa_base_bits))
         cycles, ops = program_profile(words, config)
         chunk.program, chunk.cycles, chunk.micro_ops = words, cycles, ops
         chunk.gather_cycles = program_profile(words[:gather_len] + (words[-1],), config)[0] - 1

@@ -104,7 +104,7 @@ from rtl.bit_counter import (
 )
 from rtl.config import check_config
 from rtl.isa import (
-    KPOS_BITS, LOOP_DEPTH, MASK_BITS, OFFSET_BITS, OPERAND_BITS, MoveOp, Opcode, WriteSrc,
+    BASE_BITS, LOOP_DEPTH, OFFSET_BITS, OPERAND_BITS, MoveOp, Opcode, WriteSrc,
     COUNTER_CYCLES, COUNTER_STALLS, N_COUNTERS, counter_index, counter_names, decode,
 )
 from rtl.mtj_array import (
@@ -270,18 +270,21 @@ class CoreModel:
     subarrays : int or None
         Subarrays of the mat (K), in [1, 64]; default ``config.subarrays_per_mat``. Rows are
         W = K * ``config.columns`` bits wide (:attr:`columns`).
-    buffer_slots : int
-        Weight-buffer words of W bits, a power of two in [2, 4096]. Default 2048.
-    channels : int
-        Requantization table entries, in [1, 4096]. Default 256.
-    out_depth : int
-        Data-memory (PPU output memory) words of 32 bits, in [1, 65536]. Default 4096.
-    offset_depth : int
-        Offset-table entries of the gather, a power of two in [2, 4096]. Default 1024.
-    patch_depth : int
-        Patch-table entries of the gather, a power of two in [2, 4096]. Default 2048.
-    imem_depth : int
-        Instruction words, a power of two in [2, 65536]. Default 1024.
+    buffer_slots : int or None
+        Weight-buffer words of W bits, a power of two in [2, 2**isa_base_bits]. Default
+        ``config.buffer_slots``.
+    channels : int or None
+        Requantization table entries, in [1, 4096]. Default ``config.requant_channels``.
+    out_depth : int or None
+        Data-memory (PPU output memory) words of 32 bits, in [1, 65536]. Default
+        ``config.data_words``.
+    offset_depth, patch_depth : int or None
+        Offset- and patch-table entries of the gather, powers of two in [2,
+        2**isa_base_bits]. Default ``config.offset_entries``, ``config.patch_entries``.
+    imem_depth : int or None
+        Instruction words, a power of two in [2, 65536]. Default ``config.program_words``.
+        The words are of the configuration's format (``config.isa``), the patch masks
+        ``config.patch_mask_bits`` wide.
 
     State kept between runs as in the hardware: the array cells (non-volatile; power-up 0,
     NAND-SPIN cells count as programmed until their strip is erased), the buffer, the tables,
@@ -299,18 +302,28 @@ class CoreModel:
         A parameter of the wrong type or out of range (the message names it).
     """
 
-    def __init__(self, config, *, subarrays: int | None = None, buffer_slots: int = 2048,
-                 channels: int = 256, out_depth: int = 4096, offset_depth: int = 1024,
-                 patch_depth: int = 2048, imem_depth: int = 1024):
+    def __init__(self, config, *, subarrays: int | None = None, buffer_slots: int | None = None,
+                 channels: int | None = None, out_depth: int | None = None,
+                 offset_depth: int | None = None, patch_depth: int | None = None,
+                 imem_depth: int | None = None):
         self.config = cfg = check_config(config)
         if subarrays is None:
             subarrays = cfg.subarrays_per_mat
+        # The sizes default to the configuration's (rtl.config.SIZE_FIELDS); an override may
+        # be smaller, or larger up to what the configuration's operand bases address.
+        buffer_slots = cfg.buffer_slots if buffer_slots is None else buffer_slots
+        channels = cfg.requant_channels if channels is None else channels
+        out_depth = cfg.data_words if out_depth is None else out_depth
+        offset_depth = cfg.offset_entries if offset_depth is None else offset_depth
+        patch_depth = cfg.patch_entries if patch_depth is None else patch_depth
+        imem_depth = cfg.program_words if imem_depth is None else imem_depth
+        top = 1 << cfg.isa_base_bits
         _check_int("subarrays", subarrays, 1, 64)
-        _check_int("buffer_slots", buffer_slots, 2, 4096, power_of_two=True)
+        _check_int("buffer_slots", buffer_slots, 2, top, power_of_two=True)
         _check_int("channels", channels, 1, 4096)
         _check_int("out_depth", out_depth, 1, 1 << 16)
-        _check_int("offset_depth", offset_depth, 2, 4096, power_of_two=True)
-        _check_int("patch_depth", patch_depth, 2, 4096, power_of_two=True)
+        _check_int("offset_depth", offset_depth, 2, top, power_of_two=True)
+        _check_int("patch_depth", patch_depth, 2, top, power_of_two=True)
         _check_int("imem_depth", imem_depth, 2, 1 << 16, power_of_two=True)
         self.subarrays = k = int(subarrays)
         self.subarray_columns = cfg.columns
@@ -429,7 +442,7 @@ class CoreModel:
         """
         _check_int("index", index, 0, self.offset_depth - 1)
         _check_int("offset", offset, 0, (1 << OFFSET_BITS) - 1)
-        _check_int("kpos", kpos, 0, (1 << KPOS_BITS) - 1)
+        _check_int("kpos", kpos, 0, (1 << self.config.kpos_bits) - 1)
         self._off[int(index)], self._kpos[int(index)] = int(offset), int(kpos)
 
     def write_patch(self, index: int, base: int, mask: int) -> None:
@@ -443,7 +456,7 @@ class CoreModel:
         """
         _check_int("index", index, 0, self.patch_depth - 1)
         _check_int("base", base, 0, (1 << OFFSET_BITS) - 1)
-        _check_int("mask", mask, 0, (1 << MASK_BITS) - 1)
+        _check_int("mask", mask, 0, (1 << self.config.patch_mask_bits) - 1)
         self._pbase[int(index)], self._pmask[int(index)] = int(base), int(mask)
 
     def set_faults(self, *, enable: bool, seed: int = 0, threshold: int = 0) -> None:
@@ -582,7 +595,8 @@ class CoreModel:
                           cyc.tolist(), strict=True))
         self._tbuf_settle()
         if error:
-            self._fail(f"controller error: {_controller_error(words, counters[0])}")
+            self._fail(f"controller error: "
+                       f"{_controller_error(words, counters[0], self.config.isa_base_bits)}")
         return CoreRun(tuple(self._out[:self._ptr]), self._ptr,
                        dict(zip(counter_names(), counters, strict=True)), self.error,
                        self.reason, self._writes, self._erases, self._programs,
@@ -593,10 +607,11 @@ class CoreModel:
     def _trace(self, words):
         """``((codes, imms, a, b, d, issue cycles), counters, error)`` of ``words``, with the
         stalls of the configuration's stall table (:func:`add_stalls`)."""
-        fast = expand_program(words, depth=self.imem_depth)
+        bb = self.config.isa_base_bits
+        fast = expand_program(words, depth=self.imem_depth, base_bits=bb)
         if fast is None:
             cycles: list = []
-            run = run_program(words, depth=self.imem_depth, issue_cycles=cycles)
+            run = run_program(words, depth=self.imem_depth, issue_cycles=cycles, base_bits=bb)
             arrays = tuple(np.array(v, dtype=np.int64) for v in (
                 [m.op.value for m in run.trace], [m.imm for m in run.trace],
                 [m.a for m in run.trace], [m.b for m in run.trace], [m.d for m in run.trace],
@@ -1047,7 +1062,8 @@ _OPERAND_MASK = (1 << OPERAND_BITS) - 1
 _EXPAND_MAX_STEPS = 1 << 21
 
 
-def expand_program(words, *, depth: int, loop_depth: int = LOOP_DEPTH):
+def expand_program(words, *, depth: int, loop_depth: int = LOOP_DEPTH,
+                   base_bits: int = BASE_BITS):
     """The controller's trace of a well-formed program, expanded from its loop nest with numpy:
     exactly what ``sim.isa_model.run_program(words, depth=depth)`` gives (no stalls), without
     interpreting instruction by instruction.
@@ -1064,6 +1080,8 @@ def expand_program(words, *, depth: int, loop_depth: int = LOOP_DEPTH):
         Instruction-memory words.
     loop_depth : int
         Nested loops the controller supports.
+    base_bits : int
+        Operand-base width of the words' format (``rtl.isa.IsaFormat``; 12 for every preset).
 
     Returns
     -------
@@ -1076,7 +1094,7 @@ def expand_program(words, *, depth: int, loop_depth: int = LOOP_DEPTH):
     instrs = []
     for w in list(words)[:depth]:
         try:
-            ins = decode(int(w))
+            ins = decode(int(w), base_bits)
         except ValueError:
             return None
         instrs.append(ins)
@@ -1227,13 +1245,13 @@ def add_stalls(trace, counters, error, config):
     return (codes, imms, a, b, d, t), counters, error
 
 
-def _controller_error(words, cycles) -> str:
+def _controller_error(words, cycles, base_bits: int = BASE_BITS) -> str:
     """Why the controller stopped with an error, in words (best effort)."""
     from . import asm
     instrs = []
     for addr, w in enumerate(words):
         try:
-            instrs.append(decode(w))
+            instrs.append(decode(w, base_bits))
         except ValueError:
             return (f"undefined opcode {w & 31} at address {addr} (or the program ran off "
                     f"the end of instruction memory)")

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from rtl.isa import (
     COUNTER_BITS, COUNTER_CYCLES, COUNTER_STALLS, LOOP_DEPTH, N_COUNTERS,
-    OP_BITS, OPERAND_BITS, Opcode, Operand, counter_index, decode,
+    BASE_BITS, OP_BITS, OPERAND_BITS, Opcode, Operand, counter_index, decode,
 )
 
 __all__ = ["MicroOp", "Run", "run_program"]
@@ -49,7 +49,8 @@ def _stall_of(stall, k: int) -> int:
 
 def run_program(words: Sequence[int], *, stall: Sequence[int] | Callable[[int], int] | None = None,
                 depth: int | None = None, loop_depth: int = LOOP_DEPTH,
-                max_cycles: int = 10_000_000, issue_cycles: list | None = None) -> Run:
+                max_cycles: int = 10_000_000, issue_cycles: list | None = None,
+                base_bits: int = BASE_BITS) -> Run:
     """Run ``words`` as the controller does, from address 0 until HALT or an error.
 
     Parameters
@@ -70,6 +71,8 @@ def run_program(words: Sequence[int], *, stall: Sequence[int] | Callable[[int], 
         appended to it, in trace order: 0 is the first cycle after ``start``, and a micro-op
         held by stalls is accepted in the last of its cycles. The datapath's pipeline stages
         follow from it (``sim.core_model``).
+    base_bits : int
+        Operand-base width of the words' format (``rtl.isa.IsaFormat``; 12 for every preset).
 
     Returns
     -------
@@ -119,7 +122,7 @@ def run_program(words: Sequence[int], *, stall: Sequence[int] | Callable[[int], 
         instr = decoded.get(pc)
         if instr is None:
             try:
-                instr = decoded[pc] = decode(mem[pc])
+                instr = decoded[pc] = decode(mem[pc], base_bits)
             except ValueError:
                 error = True
                 break

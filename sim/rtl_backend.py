@@ -615,8 +615,18 @@ def build_core(config, *, preset_name: str, sim: str, subarrays: int, faults: bo
 
 
 def build_name(config, preset_name: str, sim: str, subarrays: int, faults: bool) -> str:
-    """The build directory's name under ``build/sim/core``."""
-    return (f"{sim}-{preset_name}-{config.dataflow}-mat{subarrays}"
+    """The build directory's name under ``build/sim/core``; a configuration that is not the
+    preset's (with its dataflow), e.g. other sizes from ``--config`` or ``--data-words``, adds
+    a digest of its fields, so that it never reuses the preset's build."""
+    import hashlib
+
+    from rtl.config import PRESETS
+    base = PRESETS.get(preset_name)
+    own = ""
+    if base is None or config != base.with_dataflow(config.dataflow):
+        text = json.dumps(asdict(config), sort_keys=True, default=str)
+        own = "-cfg" + hashlib.sha256(text.encode()).hexdigest()[:10]
+    return (f"{sim}-{preset_name}-{config.dataflow}-mat{subarrays}{own}"
             + ("-faults" if faults else ""))
 
 

@@ -520,44 +520,38 @@ def test_program_longer_than_imem():
     # compute: SETPTR, LOOP O, LOOP P, 25 x (64 AND_FU + REQUANT), ENDLOOP, ENDLOOP, HALT = 1631
     with pytest.raises(CompileError, match=r"^layer 0 \(mul_linear\): the program of chunk 0 "
                        r"needs 1933 instruction words \(302 erase \+ gather, 1631 compute\), "
-                       r"but imem_depth is 1024"):
+                       r"but program_words is 1024; raise program_words to at least 2048 "
+                       r"\(--program-words\), or use more columns"):
         compile_model(model, cfg_of("jeit_stt", "write_free", rows=256, columns=8),
                       subarrays=1)
 
 
 def test_gather_tables_too_small():
     with pytest.raises(CompileError, match=r"^layer 1 \(adder_conv2d\): its 72 offset-table "
-                       r"entries \(from entry 9\) need offset_depth >= 81, but offset_depth is "
-                       r"64$"):
+                       r"entries \(from entry 9\) need 81, but offset_entries is 64; raise "
+                       r"offset_entries to at least 128 \(--offset-entries\)$"):
         compile_model(digits(), preset("nand_spin"), offset_depth=64)
     # patches: 64 (conv 0, 8 x 8), 64 (conv 1, 4 x 4 pool windows), 16 (conv 3)
     with pytest.raises(CompileError, match=r"^layer 3 \(adder_conv2d\): its 16 patch-table "
-                       r"entries \(from entry 128\) need patch_depth >= 144, but patch_depth "
-                       r"is 128$"):
+                       r"entries \(from entry 128\) need 144, but patch_entries is 128; raise "
+                       r"patch_entries to at least 256 \(--patch-entries\)$"):
         compile_model(digits(), preset("nand_spin"), patch_depth=128)
 
 
 def test_data_memory_regions_too_large():
     with pytest.raises(CompileError, match=r"^the data memory needs two regions of 512 words "
                        r"\(the largest stage input or output, the layer 0 \(mul_conv2d\) "
-                       r"output\), 1024 words, but out_depth is 1000$"):
-        compile_model(digits(), preset("nand_spin"), out_depth=1000)
+                       r"output\), 1024 words, but data_words is 512; raise data_words to at "
+                       r"least 1024 \(--data-words\)$"):
+        compile_model(digits(), preset("nand_spin"), out_depth=512)
 
 
 def test_kernel_area_beyond_the_patch_mask():
     model, _ = tiny_conv(1, 7, k=6)
     with pytest.raises(CompileError, match=r"^layer 0 \(adder_conv2d\): the kernel area 6x6 = "
-                       r"36 exceeds the patch mask's 32 bits"):
+                       r"36 exceeds the patch mask's 32 bits; raise patch_mask_bits to at least "
+                       r"64 \(--patch-mask-bits\)$"):
         compile_model(model, cfg_of("jeit_stt", "write_free", columns=64), subarrays=1)
-
-
-def test_write_pointer_beyond_the_isa_base():
-    model, _ = tiny_conv(1, 64, k=3, padding=1)              # output 2 x 64 x 64 = 8192 words
-    with pytest.raises(CompileError, match=r"^layer 0 \(adder_conv2d\): data-memory write "
-                       r"pointer \(SETPTR\) 8192 exceeds the ISA's 12-bit operand base \(at "
-                       r"most 4095\)"):
-        compile_model(model, cfg_of("jeit_stt", "write_free"), subarrays=1, out_depth=65536,
-                      patch_depth=4096)
 
 
 def test_compile_arguments():
