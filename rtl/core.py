@@ -407,7 +407,10 @@ class Core(wiring.Component):
         k_sub, cols, rows = self._subarrays, cfg.columns, cfg.rows
         width = k_sub * cols                        # the mat row: subarray k is k*cols ..
         n = cfg.operand_bits
-        wide_cfg = cfg if k_sub == 1 else dataclasses.replace(cfg, columns=width)
+        # the lanes see the mat row as one subarray (a mat narrower than the preset's, e.g.
+        # 4 of nand_spin's 16, must not be re-checked at the preset's subarray count)
+        wide_cfg = (cfg if k_sub == 1 else
+                    dataclasses.replace(cfg, columns=width, subarrays_per_mat=1))
         ones = Const((1 << width) - 1, width)
 
         m.submodules.ctrl = ctrl = Controller(config=cfg, imem_depth=self._imem_depth)

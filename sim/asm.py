@@ -158,7 +158,7 @@ def min_step(**f) -> Instr:
 
 
 def bitcount(**f) -> Instr:
-    """BITCOUNT a=row, imm=flags."""
+    """BITCOUNT a=row, b=slot ANDed, d=slot written, imm=rtl.bit_counter.bitcount_imm."""
     return instr(Opcode.BITCOUNT, **f)
 
 

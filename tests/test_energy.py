@@ -50,7 +50,7 @@ def test_hand_computed_nand_spin():
         asm.erase(a=0),
         asm.loop(count=2), asm.program(a=asm.rel(0), b=0), asm.endloop(),
         asm.loop(count=3), asm.and_fu(a=asm.rel(0), b=1), asm.endloop(),
-        asm.bitcount(a=0, imm=1),
+        asm.bitcount(a=0, b=0, d=0, imm=1),
         asm.halt(),
     ])
     run = _run(words)

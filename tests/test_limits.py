@@ -335,3 +335,16 @@ def test_every_field_is_a_config_key_and_has_an_option():
     options = {a.dest: a.option_strings for a in run._actions}
     for field in SIZE_FIELDS:
         assert options[field] == ["--" + field.replace("_", "-")]
+
+
+def test_a_mat_narrower_than_the_presets_elaborates():
+    """``Core(config=preset, subarrays=K)`` with K below the preset's ``subarrays_per_mat``
+    (``make report MAT=4`` on nand_spin's 16): the lanes span the K-subarray mat row, and their
+    configuration must not be re-validated at the preset's 16 subarrays of that row's width
+    (16 x 512 columns broke the 4096-column bound, a ValueError at elaboration)."""
+    from amaranth.hdl import Fragment
+    cfg = dataclasses.replace(preset("nand_spin"), rows=16, columns=256, subarrays_per_mat=16)
+    core = Core(config=cfg, subarrays=2, faults=False, imem_depth=16, buffer_slots=4,
+                channels=2, out_depth=16, offset_depth=4, patch_depth=4)
+    Fragment.get(core, None)
+    assert core.lanes
