@@ -418,25 +418,36 @@ class Core(wiring.Component):
         zs["tile_ops"] = tile_ops = Signal(OPERAND_BITS, name="zs_tile_ops")
         zs["new_tile"] = new_tile = Signal(name="zs_new_tile")   # a TBUF_ZS of plane 0
         m.d.comb += new_tile.eq(fire & is_write & src[WriteSrc.TBUF_ZS] & ~issue.b.any())
+        # The addends full width, assigned in a process (Verilator -Wall wants both operands
+        # of + equally wide; a plain zero extension would be folded into the adder).
         tile_add, saved_add = Signal(COUNTER_BITS), Signal(COUNTER_BITS)
-        m.d.comb += [tile_add.eq(tile_ops), saved_add.eq(issue.d)]
+        skipped_tile, taken = new_tile & tbuf_zero, fire & take
+        with m.If(skipped_tile):
+            m.d.comb += tile_add.eq(tile_ops)
+        with m.Else():
+            m.d.comb += tile_add.eq(0)
+        with m.If(taken):
+            m.d.comb += saved_add.eq(issue.d)
+        with m.Else():
+            m.d.comb += saved_add.eq(0)
         one = Const(1, COUNTER_BITS)
         c = zs["counters"]
         with m.If(start):
             m.d.sync += [x.eq(0) for x in (c["zs_skipped"], c["zs_tiles"],
                                             c["zs_cycles_saved"])]
         with m.Else():
-            with m.If(new_tile & tbuf_zero):
-                m.d.sync += c["zs_skipped"].eq((c["zs_skipped"] + tile_add)[:COUNTER_BITS])
-            with m.If(fire & take):
-                m.d.sync += [c["zs_tiles"].eq((c["zs_tiles"] + one)[:COUNTER_BITS]),
-                             c["zs_cycles_saved"].eq(
-                                 (c["zs_cycles_saved"] + saved_add)[:COUNTER_BITS])]
+            with m.If(skipped_tile):
+                m.d.sync += c["zs_skipped"].eq(c["zs_skipped"] + tile_add)
+            with m.If(taken):
+                m.d.sync += [c["zs_tiles"].eq(c["zs_tiles"] + one),
+                             c["zs_cycles_saved"].eq(c["zs_cycles_saved"] + saved_add)]
         assert N_COUNTERS + len(counters) <= 1 << len(self.counter_sel)
         with m.Switch(self.counter_sel):
             for i, counter in enumerate(counters):
                 with m.Case(N_COUNTERS + i):
                     m.d.comb += self.counter_value.eq(counter)
+            with m.Default():
+                m.d.comb += self.counter_value.eq(ctrl.counter_value)
 
     def _zero_skip_s2(self, m, zs, start, is_gather, gather_value):
         """Zero skipping, S2: the zero-detect of each gathered operand (counters
@@ -450,12 +461,12 @@ class Core(wiring.Component):
         with m.If(start):
             m.d.sync += [c["zs_operands"].eq(0), c["zs_zero"].eq(0), tile_ops.eq(0)]
         with m.Else():
-            m.d.sync += tile_ops.eq((base + Mux(is_gather, Const(1, OPERAND_BITS),
-                                                Const(0, OPERAND_BITS)))[:OPERAND_BITS])
+            m.d.sync += tile_ops.eq(base + Mux(is_gather, Const(1, OPERAND_BITS),
+                                               Const(0, OPERAND_BITS)))
             with m.If(is_gather):
-                m.d.sync += c["zs_operands"].eq((c["zs_operands"] + one)[:COUNTER_BITS])
+                m.d.sync += c["zs_operands"].eq(c["zs_operands"] + one)
             with m.If(is_zero):
-                m.d.sync += c["zs_zero"].eq((c["zs_zero"] + one)[:COUNTER_BITS])
+                m.d.sync += c["zs_zero"].eq(c["zs_zero"] + one)
 
     def elaborate(self, platform):
         m = Module()

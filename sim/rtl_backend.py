@@ -318,6 +318,7 @@ class CoreHost:
         self.wall["load"] += time.perf_counter() - t0
         for stage in compiled.stages:
             stage_counters = dict.fromkeys(counter_names(), 0)
+            stage_zs: dict = {}
             for chunk in stage.chunks:
                 t1 = time.perf_counter()
                 counters = await self.run(chunk.program, max_cycles=chunk.max_cycles)
@@ -327,6 +328,7 @@ class CoreHost:
                     stage_counters[k] += v
                 for k, v in self.last_zero_skip.items():
                     self.zero_skip_totals[k] = self.zero_skip_totals.get(k, 0) + v
+                    stage_zs[k] = stage_zs.get(k, 0) + v
             t2 = time.perf_counter()
             words = await self.read_dmem(stage.out_base, stage.out_size)
             y = stage.read_output(words)
@@ -335,6 +337,7 @@ class CoreHost:
                 "name": stage.name, "golden_index": stage.golden_index, "kind": stage.kind,
                 "route": stage.route, "mode": stage.mode, "chunks": len(stage.chunks),
                 "counters": stage_counters, "host_cycles": self.host_cycles - before,
+                "zero_skip": stage_zs,
             })
             before = self.host_cycles
             if golden_trace is not None:
@@ -745,7 +748,7 @@ if cocotb is not None:
                     "logits": [int(v) for v in outputs[-1].ravel()],
                     "agree": True, "golden_logits": [int(v) for v in trace[-1].ravel()],
                     "counters": counters, "host_cycles": delta[0],
-                    "host_words": delta[1],
+                    "host_words": delta[1], "zero_skip": dict(host.zero_skip_totals),
                     "stages": host.last_stages,
                 })
                 if not job["quiet"]:
