@@ -175,6 +175,16 @@ class Core(wiring.Component):
     hazard distances below are in cycles after the holds. A table of all ones generates no
     hold logic (``ready`` is constant 1).
 
+    Zero skipping (``config.zero_skip`` only; no such hardware otherwise): a WRITE_ROW /
+    PROGRAM from ``WriteSrc.TBUF_ZS`` writes the plane as ``TBUF`` and sets row a's zero flag
+    if the whole transpose buffer is 0 (every other write of the row clears it); a ``MOVE
+    SKIPZ`` (S1) whose row a has the flag makes the controller skip the next b instructions,
+    and the REQUANTs after it take the low ``acc_bits`` bits of buffer slot b as the addend
+    (sampled at their S1) until the next SKIPZ. Counters at indices ``N_COUNTERS ..``
+    (``rtl.isa.ZERO_SKIP_COUNTERS``, cleared by ``start``): GATHERs and the zero words among
+    them (S2), the operands gathered since the previous TBUF_ZS of plane 0 counted at a
+    TBUF_ZS of plane 0 from an all-zero buffer, SKIPZ taken, and the sum of their d.
+
     Timing: ``start`` in an idle cycle starts the controller (``rtl.controller``) and clears
     the PPU's state (its pointer to 0) and ``error``; ``busy`` stays high until the last
     micro-op has left the pipeline and the array is no longer busy, ``done`` rises the cycle
