@@ -203,3 +203,13 @@ def test_sparse_adder_layers_skip(c_in, k, pool):
         images.append(img)
     cfg = dataclasses.replace(PRESETS["jeit_stt"], rows=128, columns=16)
     assert check_skipping(model, images, cfg, k) > 0
+
+
+def test_only_zero_skip_cores_have_the_hardware():
+    from rtl.export import verilog_of
+    small = dict(rows=16, columns=8, subarrays_per_mat=1, mats=1)
+    on = dataclasses.replace(PRESETS["jeit_stt"], **small)
+    off = dataclasses.replace(on, zero_skip=False)
+    assert "zero_flags" in verilog_of("core", on)
+    text = verilog_of("core", off)
+    assert "zero_flags" not in text and "zs_" not in text
