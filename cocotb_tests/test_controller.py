@@ -2,6 +2,8 @@
 host port and run freely under random ``ready`` stalls, plus corner and error programs. The
 issued micro-ops, the counters and the error flag are compared with ``==``."""
 
+import dataclasses
+
 import cocotb
 import pytest
 from cocotb.triggers import FallingEdge, RisingEdge, Timer
@@ -231,7 +233,9 @@ async def controller_errors(dut, kind):
 @pytest.mark.parametrize("loop_depth", [4])
 @pytest.mark.parametrize("imem_depth", [32])
 def test_controller(sim, imem_depth, loop_depth):
-    cfg = preset("jeit_stt")
+    # zero_skip off: the controller without the ``skip`` port (the core drives it; the core's
+    # tests, cocotb_tests/test_core_zero_skip.py, take SKIPZ)
+    cfg = dataclasses.replace(preset("jeit_stt"), zero_skip=False)
     run_block(Controller(config=cfg, imem_depth=imem_depth, loop_depth=loop_depth),
               block=BLOCK, sim=sim, test_module=__name__,
               params={"imem_depth": imem_depth, "loop_depth": loop_depth, "programs": 40})

@@ -148,7 +148,7 @@ async def core_gather_and_mat(dut):
         "ADDPTR beyond": [_mv(asm, MoveOp.SETPTR, a=OUT_DEPTH - 2),
                           _mv(asm, MoveOp.ADDPTR, a=3)],
         f"TBUF plane {n}": [*write[:-1], write[-1](a=8, b=n, imm=WriteSrc.TBUF.value)],
-        "MoveOp 4": [_mv(asm, 4)],
+        "MoveOp 5": [_mv(asm, 5)],
         "WriteSrc 3": [*write[:-1], write[-1](a=8, b=0, imm=3)],
     }
     ok_programs_write = {

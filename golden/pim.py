@@ -20,7 +20,8 @@ positions, numpy over lanes): :func:`and_bitcount_dot` / :func:`and_bitcount_con
 :func:`scale_multiply`, :func:`msb_first_compare` / :func:`max_select` / :func:`min_select` /
 :func:`max_pool_compare` (seed 001); :func:`fa_fs_add` / :func:`fa_fs_sub` /
 :func:`fa_fs_addsub` (seed 002);
-:func:`abs_diff` / :func:`l1_fa` / :func:`zero_skip_l1` (seed 000); :func:`min_lane_step` /
+:func:`abs_diff` / :func:`l1_fa` / :func:`zero_skip_l1` / :func:`zero_skip_tile` (seed 000);
+:func:`min_lane_step` /
 :func:`l1_write_free` (the write-free L1 route, ``docs/dataflows.rst``).
 
 Step counts. Each algorithm returns, besides its result, a dict ``steps`` of what the hardware
@@ -901,6 +902,43 @@ def zero_skip_l1(x, w, *, n: int = L.ACT_BITS):
     terms[work] = d
     skipped = skip.sum(axis=-1, dtype=np.int64)
     return terms.sum(axis=-1, dtype=np.int64), skipped, k_terms - skipped
+
+
+def zero_skip_tile(x, w, *, n: int = L.ACT_BITS):
+    """The core's zero-skipping rule (``docs/dataflows.rst``, seed 000 sparsity-aware skipping)
+    for one tile dot ``sum_k |x[..., k] - w[..., k]|``: a tile whose x are all zero is not
+    computed; its dot is ``sum_k w[..., k]`` (``|0 - w| = w``), a number known from the
+    weights alone. Every other tile goes through :func:`abs_diff` term by term.
+
+    Parameters
+    ----------
+    x, w : integer arrays [..., K] (a tile of K terms), values in [0, 2**n); leading axes
+        broadcast
+    n : int, keyword, width in [1, 62] (default ``ACT_BITS``)
+
+    Returns
+    -------
+    l1 : int64 array, the broadcast leading shape: the tile dot
+    skipped : bool array, same shape: the tile was skipped (all its x are 0)
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad ``n``, values that do not fit, shapes that do not match.
+    """
+    n = _check_width("n", n)
+    x = _check_values("x", x, n)
+    w = _check_values("w", w, n)
+    lead, k_terms = _vectors("x", x, "w", w)
+    _check_sum_fits(n, k_terms)
+    xb, wb = (np.broadcast_to(v, lead + (k_terms,)) for v in (x, w))
+    skipped = np.asarray(~xb.any(axis=-1))
+    l1 = np.asarray(wb.sum(axis=-1, dtype=np.int64))         # the skipped tiles' dot
+    work = ~skipped
+    if work.any():
+        d, _ = abs_diff(xb[work], wb[work], n)
+        l1[work] = d.sum(axis=-1, dtype=np.int64)
+    return l1, skipped
 
 
 # ---- the write-free L1 route (docs/dataflows.rst): MSB-first min lanes, bit-plane popcounts --

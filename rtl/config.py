@@ -19,6 +19,7 @@ __all__ = [
     "DATAFLOWS",
     "STALL_OPS",
     "MAX_STALL_CYCLES",
+    "ZERO_SKIP_DATAFLOWS",
     "AcceleratorConfig",
     "PRESETS",
     "preset",
@@ -183,6 +184,11 @@ def _check_rate(name, value):
         raise ValueError(f"{name} must be a probability in [0, 1), not {value!r}")
 
 
+#: Dataflows whose tile dots the core can skip when their operands are all zero
+#: (``zero_skip``): on ``abs_diff`` a zero tile's dot is ``sum w``, a precomputed buffer slot.
+ZERO_SKIP_DATAFLOWS = ("abs_diff",)
+
+
 @dataclass(frozen=True, kw_only=True)
 class AcceleratorConfig:
     """Parameters of one MRAM processing-in-memory accelerator.
@@ -218,7 +224,9 @@ class AcceleratorConfig:
         MTJs sharing one heavy-metal strip (erased together): a power of two in [2, 64] that
         divides ``rows`` for ``nand_spin``, exactly 1 for every other technology.
     zero_skip : bool
-        Skip the operations of zero operands (seed 000 sparsity-aware computing).
+        Skip the operations of zero operands (seed 000 sparsity-aware computing): a tile dot
+        whose operands are all zero is not computed (``rtl.isa.MoveOp.SKIPZ``,
+        ``docs/dataflows.rst``). Only with a dataflow in :data:`ZERO_SKIP_DATAFLOWS`.
     stall_table : dict or None
         Clock cycles a micro-op of each device operation (:data:`STALL_OPS`: ``read``,
         ``write``, ``erase``, ``program``) occupies the issue stage: ceil(device time / clock
@@ -331,6 +339,11 @@ program_words, patch_mask_bits : int
                     f"mtjs_per_strip must be 1 for technology {self.technology!r} (only "
                     f"'nand_spin' shares a strip), not {self.mtjs_per_strip!r}")
         _check_bool("zero_skip", self.zero_skip)
+        if self.zero_skip and self.dataflow not in ZERO_SKIP_DATAFLOWS:
+            raise ValueError(
+                f"zero_skip=True needs dataflow {' or '.join(map(repr, ZERO_SKIP_DATAFLOWS))} "
+                f"(the only dataflow whose tile dots the core skips), not dataflow "
+                f"{self.dataflow!r}; set zero_skip=False")
         object.__setattr__(self, "stall_table", _stall_table(self.stall_table))
         _check_rate("read_fault_rate", self.read_fault_rate)
         _check_rate("write_fault_rate", self.write_fault_rate)
@@ -417,9 +430,12 @@ program_words, patch_mask_bits : int
 
     def with_dataflow(self, dataflow: str) -> AcceleratorConfig:
         """This configuration with adder layers on ``dataflow``, its route added to ``routes``
-        if the core does not have it yet (so the core is generated with its lanes)."""
+        if the core does not have it yet (so the core is generated with its lanes);
+        ``zero_skip`` stays on only if ``dataflow`` can skip (:data:`ZERO_SKIP_DATAFLOWS`)."""
         routes = self.routes if dataflow in self.routes else self.routes + (dataflow,)
-        return replace(self, dataflow=dataflow, routes=routes)
+        # Zero skipping exists on the abs_diff route only: another dataflow turns it off.
+        skip = self.zero_skip and dataflow in ZERO_SKIP_DATAFLOWS
+        return replace(self, dataflow=dataflow, routes=routes, zero_skip=skip)
 
     def as_dict(self) -> dict:
         """The fields (not the derived properties) as a plain dict (the stall table as a

@@ -1,6 +1,6 @@
 """Controller: fetches the micro-op program (``rtl.isa``), runs hardware loops, issues micro-ops."""
 
-from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -111,6 +111,11 @@ class Controller(wiring.Component):
         The selected counter (combinational; 0 for an index beyond the last counter).
     issue : Out(MicroOpSignature)
         The micro-op issue port to the datapath.
+    skip : In(1)
+        Only with ``config.zero_skip``: the datapath takes the micro-op on the issue port as a
+        taken ``MOVE SKIPZ`` (``rtl.isa.MoveOp``): the controller goes on at pc + 1 + b
+        (resolved) instead of pc + 1 (the skipped instructions take no cycle and are not
+        counted; no ENDLOOP is folded into the SKIPZ).
 
     Raises
     ------
@@ -132,7 +137,9 @@ class Controller(wiring.Component):
             raise ValueError(f"imem_depth must be a power of two in [2, 65536], "
                              f"not {imem_depth!r}")
         self._imem_depth, self._loop_depth = imem_depth, loop_depth
-        super().__init__({
+        # Zero skipping (config.zero_skip): the datapath's ``skip`` takes a MOVE SKIPZ.
+        skip_port = {"skip": In(1)} if self._config.zero_skip else {}
+        super().__init__({**skip_port,
             "prog_addr":     In(ceil_log2(imem_depth)),
             "prog_data":     In(self._config.isa.word_bits),
             "prog_we":       In(1),
@@ -287,6 +294,20 @@ class Controller(wiring.Component):
             with m.Else():
                 m.d.comb += next_pc.eq(pc_1)
 
+        def skip_to(otherwise):
+            """A taken MOVE SKIPZ (``skip``): on to pc + 1 + b (resolved), no ENDLOOP folded; a
+            target beyond the memory ends the run in error (as running off the end)."""
+            wide_pc = max(pcw, OPERAND_BITS) + 1
+            here, count = Signal(wide_pc), Signal(wide_pc)
+            m.d.comb += [here.eq(pc_1), count.eq(self.issue.b)]
+            target = (here + count)[:wide_pc]
+            with m.If(self.skip):
+                m.d.comb += [count_en.eq(1),
+                             next_pc.eq(Mux(target[aw:].any(), Const(depth, pcw),
+                                            target[:pcw]))]
+            with m.Else():
+                otherwise()
+
         with m.If(running):
             m.d.comb += next_pc.eq(pc)
             with m.If(pc[aw:].any()):
@@ -322,7 +343,10 @@ class Controller(wiring.Component):
                 with m.Else():
                     m.d.comb += self.issue.valid.eq(1)
                     with m.If(self.issue.ready):
-                        advance()
+                        if self._config.zero_skip:
+                            skip_to(advance)
+                        else:
+                            advance()
                     with m.Else():
                         m.d.comb += stalled.eq(1)
         with m.Else():

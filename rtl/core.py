@@ -17,7 +17,7 @@ from rtl.controller import Controller
 from rtl.fa_fs import FaFs, FaFsOp
 from rtl.isa import (
     AGU_ADDR_BITS, COUNTER_BITS, DATAPATH_OPS, N_COUNTERS, OFFSET_BITS,
-    OPERAND_BITS, MoveOp, Opcode, WriteSrc,
+    OPERAND_BITS, ZERO_SKIP_COUNTERS, MoveOp, Opcode, WriteSrc,
 )
 from rtl.min_lane import MinLane, MinLaneOp
 from rtl.mtj_array import FAULT_THRESHOLD_BITS, LFSR_BITS, MacroCmd, MtjArray
@@ -186,6 +186,16 @@ class Core(wiring.Component):
     executes meanwhile (NOP, LOOP, an unfolded ENDLOOP) count towards the c cycles. The
     hazard distances below are in cycles after the holds. A table of all ones generates no
     hold logic (``ready`` is constant 1).
+
+    Zero skipping (``config.zero_skip`` only; no such hardware otherwise): a WRITE_ROW /
+    PROGRAM from ``WriteSrc.TBUF_ZS`` writes the plane as ``TBUF`` and sets row a's zero flag
+    if the whole transpose buffer is 0 (every other write of the row clears it); a ``MOVE
+    SKIPZ`` (S1) whose row a has the flag makes the controller skip the next b instructions,
+    and the REQUANTs after it take the low ``acc_bits`` bits of buffer slot b as the addend
+    (sampled at their S1) until the next SKIPZ. Counters at indices ``N_COUNTERS ..``
+    (``rtl.isa.ZERO_SKIP_COUNTERS``, cleared by ``start``): GATHERs and the zero words among
+    them (S2), the operands gathered since the previous TBUF_ZS of plane 0 counted at a
+    TBUF_ZS of plane 0 from an all-zero buffer, SKIPZ taken, and the sum of their d.
 
     Timing: ``start`` in an idle cycle starts the controller (``rtl.controller``) and clears
     the PPU's state (its pointer to 0) and ``error``; ``busy`` stays high until the last
@@ -401,6 +411,100 @@ class Core(wiring.Component):
             m.d.sync += left.eq((left - 1)[:width])
         return ~busy, fire, busy
 
+    def _zero_skip_s1(self, m, zs, ctrl, fire, start, idle, mv, src, tbuf, row_bits):
+        """Zero skipping (``config.zero_skip``), the issue stage: the rows' zero flags, a
+        MOVE SKIPZ's test and the controller's ``skip``, the flag the REQUANTs sample, the
+        counters (``rtl.isa.ZERO_SKIP_COUNTERS``) and their read-out."""
+        issue, rows = ctrl.issue, self._config.rows
+        m.submodules.zero_flags = flags = Memory(shape=1, depth=rows, init=[])
+        flag_w, flag_r = flags.write_port(), flags.read_port(domain="comb")
+        row_ok = _below(issue.a, rows)
+        op = issue.op.as_value()
+        skipz = _equals(op, Opcode.MOVE.value) & mv[MoveOp.SKIPZ]
+        take = Signal(name="zs_take")
+        m.d.comb += [flag_r.addr.eq(issue.a[:row_bits]),
+                     take.eq(issue.valid & skipz & row_ok & flag_r.data),
+                     ctrl.skip.eq(take)]
+        # A row's zero flag: set by a TBUF_ZS write of an all-zero transpose buffer, cleared by
+        # every other write of the row (micro-op or host).
+        is_write = Const(0, 1)                     # a write micro-op this core executes
+        for code in (Opcode.WRITE_ROW, Opcode.PROGRAM):
+            if code in self.ops:
+                is_write = is_write | _equals(op, code.value)
+        tbuf_zero = Signal(name="zs_tbuf_zero")
+        m.d.comb += tbuf_zero.eq(~Cat(*tbuf).any())
+        cmd = self.arr_cmd.as_value()
+        host_write = (self.arr_valid & idle & (_equals(cmd, MacroCmd.WRITE.value)
+                                               | _equals(cmd, MacroCmd.PROGRAM.value)))
+        with m.If(fire & is_write & row_ok):
+            m.d.comb += [flag_w.addr.eq(issue.a[:row_bits]), flag_w.en.eq(1),
+                         flag_w.data.eq(src[WriteSrc.TBUF_ZS] & tbuf_zero)]
+        with m.Elif(host_write & _below(self.arr_row, rows)):
+            m.d.comb += [flag_w.addr.eq(self.arr_row), flag_w.en.eq(1), flag_w.data.eq(0)]
+        # The REQUANTs' flag: the latest SKIPZ taken; sampled at a REQUANT's S1, used in S3.
+        rq1, rq2 = Signal(name="zs_rq1"), Signal(name="zs_rq2")
+        zs["rq2"] = rq2
+        with m.If(start):
+            m.d.sync += zs["taken"].eq(0)
+        with m.Elif(fire & skipz):
+            m.d.sync += zs["taken"].eq(take)
+        m.d.sync += [rq1.eq(zs["taken"]), rq2.eq(rq1)]
+        # Counters, cleared by start.
+        counters = [Signal(COUNTER_BITS, name=name) for name in ZERO_SKIP_COUNTERS]
+        zs["counters"] = dict(zip(ZERO_SKIP_COUNTERS, counters, strict=True))
+        zs["tile_ops"] = tile_ops = Signal(OPERAND_BITS, name="zs_tile_ops")
+        zs["new_tile"] = new_tile = Signal(name="zs_new_tile")   # a TBUF_ZS of plane 0
+        m.d.comb += new_tile.eq(fire & is_write & src[WriteSrc.TBUF_ZS] & ~issue.b.any())
+        # The addends full width, assigned in a process (Verilator -Wall wants both operands
+        # of + equally wide; a plain zero extension would be folded into the adder).
+        tile_add, saved_add = Signal(COUNTER_BITS), Signal(COUNTER_BITS)
+        skipped_tile, taken = new_tile & tbuf_zero, fire & take
+        with m.If(skipped_tile):
+            m.d.comb += tile_add.eq(tile_ops)
+        with m.Else():
+            m.d.comb += tile_add.eq(0)
+        with m.If(taken):
+            m.d.comb += saved_add.eq(issue.d)
+        with m.Else():
+            m.d.comb += saved_add.eq(0)
+        one = Const(1, COUNTER_BITS)
+        c = zs["counters"]
+        with m.If(start):
+            m.d.sync += [x.eq(0) for x in (c["zs_skipped"], c["zs_tiles"],
+                                            c["zs_cycles_saved"])]
+        with m.Else():
+            with m.If(skipped_tile):
+                m.d.sync += c["zs_skipped"].eq(c["zs_skipped"] + tile_add)
+            with m.If(taken):
+                m.d.sync += [c["zs_tiles"].eq(c["zs_tiles"] + one),
+                             c["zs_cycles_saved"].eq(c["zs_cycles_saved"] + saved_add)]
+        assert N_COUNTERS + len(counters) <= 1 << len(self.counter_sel)
+        with m.Switch(self.counter_sel):
+            for i, counter in enumerate(counters):
+                with m.Case(N_COUNTERS + i):
+                    m.d.comb += self.counter_value.eq(counter)
+            with m.Default():
+                m.d.comb += self.counter_value.eq(ctrl.counter_value)
+
+    def _zero_skip_s2(self, m, zs, start, is_gather, gather_value):
+        """Zero skipping, S2: the zero-detect of each gathered operand (counters
+        ``zs_operands``, ``zs_zero``) and the operands gathered since the latest TBUF_ZS of
+        plane 0 (the next tile's)."""
+        c, tile_ops = zs["counters"], zs["tile_ops"]
+        one = Const(1, COUNTER_BITS)
+        is_zero = Signal(name="zs_operand_zero")
+        m.d.comb += is_zero.eq(is_gather & ~gather_value.any())
+        base = Mux(zs["new_tile"], 0, tile_ops)
+        with m.If(start):
+            m.d.sync += [c["zs_operands"].eq(0), c["zs_zero"].eq(0), tile_ops.eq(0)]
+        with m.Else():
+            m.d.sync += tile_ops.eq(base + Mux(is_gather, Const(1, OPERAND_BITS),
+                                               Const(0, OPERAND_BITS)))
+            with m.If(is_gather):
+                m.d.sync += c["zs_operands"].eq(c["zs_operands"] + one)
+            with m.If(is_zero):
+                m.d.sync += c["zs_zero"].eq(c["zs_zero"] + one)
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
@@ -547,6 +651,8 @@ class Core(wiring.Component):
             pick = Mux(_equals(b_plane, q), tbuf[q], pick)
         m.d.comb += plane.eq(pick)
         src = {v: _equals(imm, v.value) for v in WriteSrc}
+        if cfg.zero_skip:                          # TBUF_ZS writes the plane as TBUF does
+            src[WriteSrc.TBUF] = src[WriteSrc.TBUF] | src[WriteSrc.TBUF_ZS]
         write_data = Signal(width)
         src_bad = Signal()                         # WRITE_ROW / PROGRAM: a bad source
         lane_data = {}                             # the lanes' write sources
@@ -581,11 +687,14 @@ class Core(wiring.Component):
         m.d.comb += [g_sum.eq(g_base + g_offset), g_use.eq(use)]
         mv = {v: _equals(imm, v.value) for v in MoveOp}
         move_bad = Signal()
+        move_ok = mv[MoveOp.CLEAR] | mv[MoveOp.SETPTR] | mv[MoveOp.ADDPTR]
+        if cfg.zero_skip:                          # SKIPZ: a row operand below rows
+            move_ok = move_ok | (mv[MoveOp.SKIPZ] & _below(issue.a, rows))
         m.d.comb += move_bad.eq(
             Mux(mv[MoveOp.GATHER],
                 ~_below(issue.a, width) | ~_below(issue.b, self._offset_depth)
                 | ~_below(issue.d, self._patch_depth),
-                ~(mv[MoveOp.CLEAR] | mv[MoveOp.SETPTR] | mv[MoveOp.ADDPTR])))
+                ~move_ok))
 
         def array_cmd(cmd, row_a, row_b, fu, data, mask):
             return [a_cmd.eq(cmd), a_row_a.eq(row_a), a_row_b.eq(row_b), a_fu.eq(fu),
@@ -593,6 +702,7 @@ class Core(wiring.Component):
 
         bad = Signal()
         row_ok = _below(issue.a, rows)
+        zs = {"taken": Signal(name="zs_taken")} if cfg.zero_skip else {}
         row_b_ok = _below(issue.b, rows)
         slot_ok = _below(issue.b, self._buffer_slots)
         with m.If(fire):
@@ -644,7 +754,7 @@ class Core(wiring.Component):
                                                                      self._buffer_slots)))
                 with m.Case(Opcode.REQUANT):
                     m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)
-                    m.d.comb += bad.eq(0)
+                    m.d.comb += bad.eq(zs["taken"] & ~slot_ok if cfg.zero_skip else 0)
                 with m.Case(Opcode.MOVE):
                     m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)
                     m.d.comb += bad.eq(move_bad)
@@ -660,6 +770,8 @@ class Core(wiring.Component):
         m.d.sync += [v1.eq(fire), op1.eq(op), imm1.eq(imm), a1.eq(issue.a),
                      d1.eq(issue.d), w1.eq(w), g_addr1.eq(g_sum[:OFFSET_BITS]),
                      g_valid1.eq(g_use)]
+        if cfg.zero_skip:
+            self._zero_skip_s1(m, zs, ctrl, fire, start, idle, mv, src, tbuf, row_bits)
 
         # ---- S2: lanes on the sensed row; the transpose buffer ------------------------------
         # Decodes are Switches that assign every flag in every case: yosys trims a constant
@@ -761,6 +873,8 @@ class Core(wiring.Component):
                          for q, t in enumerate(tbuf)]
         m.d.sync += [v2.eq(v1), op2.eq(op1), imm2.eq(imm1), a2.eq(a1), d2.eq(d1), w2.eq(w1),
                      x2.eq(sensed)]
+        if cfg.zero_skip:                   # the zero-detect of the gathered operand
+            self._zero_skip_s2(m, zs, start, is_gather, gather_value)
 
         # ---- S3: reduction and PPU ----------------------------------------------------------
         reduces, min3, requant3, ptr3 = Signal(), Signal(), Signal(), Signal()
@@ -804,6 +918,8 @@ class Core(wiring.Component):
             picked = Mux(hit, red.acc, picked)
             d_ok = d_ok | hit
         m.d.comb += [addend.eq(Mux(d_ok, picked, 0)), d_bad.eq(~d_ok)]
+        if cfg.zero_skip:                   # a skipped tile: the precomputed dot (slot b)
+            m.d.comb += addend.eq(Mux(zs["rq2"], w2[:acc_bits], Mux(d_ok, picked, 0)))
         chan_bits = len(ppu.channel)
         set3, add3 = Signal(), Signal()
         m.d.comb += [set3.eq(ptr3 & _equals(imm2, MoveOp.SETPTR.value)),

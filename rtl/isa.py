@@ -45,9 +45,11 @@ __all__ = [
     "WORD_BITS", "OP_BITS", "IMM_BITS", "BASE_BITS", "LEVEL_BITS", "STRIDE_BITS",
     "COUNT_BITS", "COUNT_LSB", "OPERAND_BITS", "LOOP_DEPTH", "MAX_LOOP_COUNT", "COUNTER_BITS",
     "Opcode", "MoveOp", "WriteSrc", "CONTROL_OPS", "DATAPATH_OPS", "OPERANDS", "FIELDS",
+    "OPTIONAL_OPERANDS",
     "WORD_LAYOUT", "AGU_ADDR_BITS", "OFFSET_BITS", "KPOS_BITS", "MASK_BITS", "AGU_DATA_BITS",
     "Operand", "Instr", "encode", "decode", "MAX_BASE_BITS", "IsaFormat", "isa_format",
     "COUNTER_CYCLES", "COUNTER_STALLS", "N_COUNTERS", "counter_index", "counter_names",
+    "ZERO_SKIP_COUNTERS",
 ]
 
 WORD_BITS = 64
@@ -116,11 +118,19 @@ class MoveOp(enum.Enum, shape=IMM_BITS):
     ``GATHER``: one activation from the data memory into one column of the transpose buffer
     (all its bit-planes), at an address the address tables compute; ``CLEAR``: the transpose
     buffer to 0; ``SETPTR`` / ``ADDPTR``: the PPU's write pointer to / plus operand a.
+
+    ``SKIPZ`` (cores with ``config.zero_skip`` only, any other core flags it): if row a's
+    zero flag is set (its last write was a ``WriteSrc.TBUF_ZS`` of an all-zero transpose
+    buffer), the controller skips the next ``b`` instructions (straight-line micro-ops: the
+    tile dot) and the REQUANTs up to the next SKIPZ take the addend from weight-buffer slot
+    ``b`` of their own (its low ``acc_bits`` bits, the precomputed dot of a zero tile); ``d``:
+    the cycles the skipped instructions take, added to the counter ``zs_cycles_saved``.
     """
     GATHER = 0
     CLEAR  = 1
     SETPTR = 2
     ADDPTR = 3
+    SKIPZ  = 4       # zero skipping (config.zero_skip only): below
 
 
 class WriteSrc(enum.Enum, shape=IMM_BITS):
@@ -130,6 +140,7 @@ class WriteSrc(enum.Enum, shape=IMM_BITS):
     TBUF     = 2     # transpose-buffer plane b
     FA_FS    = 3     # the FA/FS lanes' sum bits, into the even columns only (dima_binconv)
     BIT_COUNTER = 4  # the bit-counters' LSBs, the counters shift right (nand_inmem)
+    TBUF_ZS  = 5     # as TBUF, and sets row a's zero flag if the whole buffer is 0 (zero_skip)
 
 
 #: Address tables of the gather (``rtl.core.Core``): an offset-table entry is ``offset``
@@ -154,16 +165,22 @@ DATAPATH_OPS = tuple(op for op in Opcode if op not in CONTROL_OPS)
 #: RELU and POOL are reserved for other datapaths (the core flags them).
 OPERANDS: dict[Opcode, dict[str, str]] = {
     Opcode.WRITE_ROW: {"a": "row to write",
-                       "b": "buffer slot (BUFFER) or transpose-buffer plane (TBUF) of the data",
+                       "b": "buffer slot (BUFFER) or transpose-buffer plane (TBUF, TBUF_ZS) "
+                            "of the data",
                        "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out), TBUF, "
-                              "FA_FS (the FA/FS lanes' sum bits, even columns only) or "
-                              "BIT_COUNTER (the bit-counters' LSBs; the counters shift right)"},
+                              "FA_FS (the FA/FS lanes' sum bits, even columns only), "
+                              "BIT_COUNTER (the bit-counters' LSBs; the counters shift right) "
+                              "or TBUF_ZS (as TBUF, and sets row a's zero flag if the whole "
+                              "transpose buffer is 0; zero_skip cores)"},
     Opcode.ERASE:     {"a": "any row of the strip to erase to AP = 0"},
     Opcode.PROGRAM:   {"a": "row to program (1-bits to P)",
-                       "b": "buffer slot (BUFFER) or transpose-buffer plane (TBUF) of the data",
+                       "b": "buffer slot (BUFFER) or transpose-buffer plane (TBUF, TBUF_ZS) "
+                            "of the data",
                        "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out), TBUF, "
-                              "FA_FS (the FA/FS lanes' sum bits, even columns only) or "
-                              "BIT_COUNTER (the bit-counters' LSBs; the counters shift right)"},
+                              "FA_FS (the FA/FS lanes' sum bits, even columns only), "
+                              "BIT_COUNTER (the bit-counters' LSBs; the counters shift right) "
+                              "or TBUF_ZS (as TBUF, and sets row a's zero flag if the whole "
+                              "transpose buffer is 0; zero_skip cores)"},
     Opcode.READ:      {"a": "row to sense", "imm": "rtl.column_reduce.ReduceOp on its popcount"},
     Opcode.AND_FU:    {"a": "row", "b": "buffer slot driven on the FU line",
                        "imm": "rtl.column_reduce.ReduceOp on the popcount of the AND"},
@@ -193,15 +210,19 @@ OPERANDS: dict[Opcode, dict[str, str]] = {
     Opcode.SHIFT_ACC: {"a": "row whose popcount is accumulated",
                        "imm": "rtl.column_reduce.ReduceOp"},
     Opcode.REQUANT:   {"a": "output channel (requantization table entry)",
+                       "b": "zero_skip cores: after a taken MOVE SKIPZ, the buffer slot whose "
+                            "low acc_bits bits replace the addend (the zero tile's dot)",
                        "d": "addend: 0 = the sum of every subarray's accumulator, k + 1 = "
                             "subarray k's alone",
                        "imm": "rtl.ppu.ppu_imm: CLEAR, EMIT, NEG, mode"},
     Opcode.RELU:      {"a": "first row of the element", "imm": "element bits - 1"},
     Opcode.POOL:      {"a": "first row of x", "b": "first row of y", "d": "first row of out",
                        "imm": "bit 0: 0 max, 1 min"},
-    Opcode.MOVE:      {"a": "GATHER: transpose-buffer column; SETPTR / ADDPTR: the value",
-                       "b": "GATHER: offset-table entry", "d": "GATHER: patch-table entry",
-                       "imm": "MoveOp: GATHER, CLEAR, SETPTR, ADDPTR"},
+    Opcode.MOVE:      {"a": "GATHER: transpose-buffer column; SETPTR / ADDPTR: the value; "
+                            "SKIPZ: the row whose zero flag is tested",
+                       "b": "GATHER: offset-table entry; SKIPZ: instructions to skip",
+                       "d": "GATHER: patch-table entry; SKIPZ: their cycles (counted as saved)",
+                       "imm": "MoveOp: GATHER, CLEAR, SETPTR, ADDPTR, SKIPZ"},
 }
 
 #: Widest operand base a configuration can derive (``rtl.config.AcceleratorConfig.
@@ -219,6 +240,10 @@ def _fields(base_bits: int) -> tuple[tuple[str, int, int, bool], ...]:
             lsb += width
     return tuple(out)
 
+
+#: Operands of :data:`OPERANDS` that an opcode reads only on some cores (default 0 for the
+#: assembler): REQUANT's b, the addend's slot after a taken SKIPZ (``config.zero_skip``).
+OPTIONAL_OPERANDS: dict[Opcode, tuple[str, ...]] = {Opcode.REQUANT: ("b",)}
 
 #: The word format: (name, lsb, width, signed), contiguous from bit 0. ``count_m1`` (LOOP only)
 #: overlays a and is given by :data:`COUNT_LSB` / :data:`COUNT_BITS` instead. This is the
@@ -419,6 +444,13 @@ def counter_index(op: Opcode) -> int:
     """Index of the counter of ``op``: micro-ops issued (accepted by the datapath), control
     instructions executed (an ENDLOOP folded into the instruction before it included)."""
     return 2 + Opcode(op).value
+
+
+#: The zero-skipping counters of a core with ``config.zero_skip`` (``rtl.core.Core``), read at
+#: counter indices ``N_COUNTERS ..``: operands gathered, of them zero (the zero-detect),
+#: operands gathered into a tile written with ``TBUF_ZS`` from an all-zero transpose buffer
+#: (every term of theirs is skipped), SKIPZ taken (tile dots skipped) and the cycles saved.
+ZERO_SKIP_COUNTERS = ("zs_operands", "zs_zero", "zs_skipped", "zs_tiles", "zs_cycles_saved")
 
 
 def counter_names() -> tuple[str, ...]:

@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rtl.isa import (
-    BASE_BITS, CONTROL_OPS, LOOP_DEPTH, OPERANDS, Instr, Opcode, Operand, decode, encode,
+    BASE_BITS, CONTROL_OPS, LOOP_DEPTH, OPERANDS, OPTIONAL_OPERANDS, Instr, Opcode, Operand,
+    decode, encode,
 )
 
 __all__ = [
@@ -58,7 +59,7 @@ def instr(op: Opcode, **fields) -> Instr:
         required = allowed
     else:
         allowed = set(OPERANDS[op])
-        required = allowed - {"imm"}
+        required = allowed - {"imm"} - set(OPTIONAL_OPERANDS.get(op, ()))
     for field in fields:
         if field not in allowed:
             has = ", ".join(sorted(allowed)) or "no fields"

@@ -203,6 +203,43 @@ def _run_rtl(args, config, mat, model, model_path, x, golden_logits) -> dict:
         "simulated_cycles_per_second": cycles / res["wall_seconds"],
         "images_per_second": len(images) / res["wall_seconds"],
         "wall_seconds": res["wall_seconds"],
+        **({"zero_skip": _zero_skip_summary(config, mat, model, compiled, images)}
+           if config.zero_skip else {}),
+    }
+
+
+def _zero_skip_summary(config, mat, model, compiled, images) -> dict:
+    """Zero skipping (``config.zero_skip``) per image, measured by the core's counters
+    (``rtl.isa.ZERO_SKIP_COUNTERS``): operands gathered and the zero ones per stage, operands
+    and tile dots skipped, cycles saved; beside them the cycles of the same programs without a
+    skip (the compiler's static count, SKIPZ included) and of the programs compiled without
+    zero skipping (no SKIPZ)."""
+    import dataclasses
+
+    from sim.compiler import compile_model
+    n = max(1, len(images))
+
+    def per_image(counts):
+        return {k: v / n for k, v in counts.items()}
+
+    total: dict = {}
+    stages: dict = {}
+    for im in images:
+        for k, v in im["zero_skip"].items():
+            total[k] = total.get(k, 0) + v
+        for st in im["stages"]:
+            acc = stages.setdefault(st["name"], {})
+            for k, v in st["zero_skip"].items():
+                acc[k] = acc.get(k, 0) + v
+    plain = compile_model(model, dataclasses.replace(config, zero_skip=False), subarrays=mat)
+    return {
+        **per_image(total),
+        "zero_operand_fraction": total.get("zs_zero", 0) / max(1, total.get("zs_operands", 0)),
+        "cycles_if_no_tile_skipped": compiled.cycles,
+        "cycles_without_zero_skip": plain.cycles,
+        "stages": {name: {**per_image(c), "zero_operand_fraction":
+                          c.get("zs_zero", 0) / max(1, c.get("zs_operands", 0))}
+                   for name, c in stages.items()},
     }
 
 
@@ -226,6 +263,17 @@ def _print_rtl(rtl: dict) -> None:
           "erases (the host writes no array row)")
     print(f"    simulator speed        {rtl['simulated_cycles_per_second']:.0f} cycles/s, "
           f"{rtl['images_per_second']:.2f} images/s")
+    zs = rtl.get("zero_skip")
+    if zs:
+        print(f"    zero skipping          {100 * zs['zero_operand_fraction']:.1f} % of "
+              f"{zs['zs_operands']:.0f} operands zero; {zs['zs_skipped']:.0f} operands and "
+              f"{zs['zs_tiles']:.0f} tile dots skipped; {zs['zs_cycles_saved']:.0f} cycles "
+              f"saved per image (no tile skipped: {zs['cycles_if_no_tile_skipped']}; compiled "
+              f"without zero skipping: {zs['cycles_without_zero_skip']})")
+        for name, st in zs["stages"].items():
+            print(f"      {name:40s} {100 * st['zero_operand_fraction']:5.1f} % zero operands,"
+                  f" {st['zs_tiles']:.0f} tile dots / {st['zs_cycles_saved']:.0f} cycles "
+                  "skipped")
 
 
 def build_parser() -> argparse.ArgumentParser:

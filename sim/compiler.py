@@ -330,6 +330,7 @@ class Stage:
     padding: int = 0
     config: object = field(default=None, repr=False)
     order: np.ndarray = field(default=None, repr=False)   # patch -> output position (conv)
+    zsum_base: int | None = None    # zero skipping: slot of tile 0 channel 0's zero-tile dot
     chunks: list = field(default_factory=list, repr=False)
 
     @property
@@ -544,18 +545,64 @@ def _weight_planes(weight: np.ndarray, tiles: int, columns: int, n: int) -> np.n
     return planes.transpose(1, 3, 0, 2).reshape(-1, columns).astype(bool)
 
 
+def _zero_skips(route, config, width: int) -> int:
+    """1 if the stage's tile dots are zero-skipped (``config.zero_skip``, the ``abs_diff``
+    route: a SKIPZ before each dot, a buffer slot per tile and channel), else 0. Not on a mat
+    row too narrow for a zero-tile dot (W terms of ``2**n - 1``) in a buffer word (W < 16)."""
+    fits = (width * ((1 << config.operand_bits) - 1)).bit_length() <= width
+    return int(bool(config.zero_skip) and route.name == "abs_diff" and fits)
+
+
+def _zero_tile_dots(weight: np.ndarray, tiles: int, columns: int, width: int) -> np.ndarray:
+    """bool [T*O, width]: slot t*O + o holds ``sum_k w[o, k]`` over tile t (``columns``
+    terms), the dot ``sum_k |x_k - w_k|`` of an all-zero tile (``golden.pim.zero_skip_tile``),
+    as an unsigned number in bits 0 .. (the REQUANT addend of a skipped tile)."""
+    o = weight.shape[0]
+    w2 = weight.reshape(o, -1).astype(np.int64) & 0xFF
+    full = np.zeros((o, tiles * columns), dtype=np.int64)
+    full[:, :w2.shape[1]] = w2
+    sums = full.reshape(o, tiles, columns).sum(axis=2).T.reshape(-1)      # [T*O], t-major
+    bits = min(width, 62)
+    assert int(sums.max(initial=0)) < 1 << bits, "a zero-tile dot wider than a buffer word"
+    out = np.zeros((sums.size, width), dtype=bool)
+    out[:, :bits] = (sums[:, None] >> np.arange(bits)) & 1
+    return out
+
+
+def _skipped(stage: Stage, body: list, xrow0, config) -> list:
+    """``body`` (a tile dot) preceded by ``MOVE SKIPZ a = xrow0 b = len(body) d = its
+    cycles`` on a zero-skipped stage: the controller skips the dot if the tile's plane-0 row
+    was written from an all-zero transpose buffer. The dot is straight-line micro-ops (what
+    the cycle model assumes); ``d``: one cycle each plus the holds of the stall table."""
+    if stage.zsum_base is None:
+        return body
+    assert all(ins.op not in (Opcode.NOP, Opcode.LOOP, Opcode.ENDLOOP, Opcode.HALT)
+               for ins in body), "a zero-skipped dot must be micro-ops only"
+    cycles = sum(config.op_cycles.get(ins.op, 1) for ins in body)
+    return [_move(MoveOp.SKIPZ, a=xrow0, b=len(body), d=cycles)] + body
+
+
 def _dot(stage: Stage, t: int, xrow, wslot, config) -> list:
     """The micro-ops of the dot product of tile ``t`` by the stage's route (``sim.routes``):
     rows ``xrow(b)``, buffer slots ``wslot(b)`` of plane b (ints or loop-relative operands)."""
     return get_route(stage.route).dot(stage, t, xrow, wslot, config)
 
 
-def _requant(stage: Stage, t: int, channel, d: int) -> Instr:
+def _requant(stage: Stage, t: int, channel, d: int, zsum=0) -> Instr:
     mode = (MODE_LOGIT if stage.output == "logits" else
             {None: MODE_REQUANT, "max": MODE_MAX4, "avg": MODE_AVG4}[stage.pool])
     ppu = ((PPU_CLEAR if t == 0 else 0) | (PPU_EMIT if t == stage.tiles - 1 else 0) | PPU_NEG
            | mode << PPU_MODE_LSB)
-    return _op(Opcode.REQUANT, imm=ppu, a=channel, d=d)
+    return _op(Opcode.REQUANT, imm=ppu, a=channel, b=zsum, d=d)
+
+
+def _zsum(stage: Stage, t: int, level: int):
+    """REQUANT's b on a zero-skipped stage: the slot of tile t's zero-tile dot of the channel
+    (the channel loop at ``level``); 0 (unused) elsewhere."""
+    if stage.zsum_base is None:
+        return 0
+    return Operand(_base("", "weight-buffer slot", stage.zsum_base + t * stage.out_channels),
+                   level, 1)
 
 
 def _erase_rows(first: int, count: int, config) -> list:
@@ -578,7 +625,7 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
     """The instructions of ``chunk`` and how many of them are the erase and gather parts."""
     n, k, tw = stage.n, stage.subarrays, stage.tile_width
     out_ch, row0, wbase = stage.out_channels, stage.data_row0, stage.buffer_base
-    tbuf = WriteSrc.TBUF.value
+    tbuf = (WriteSrc.TBUF if stage.zsum_base is None else WriteSrc.TBUF_ZS).value
     wb = _write_plane(config)
     instrs = []
     if config.technology == "nand_spin":
@@ -641,30 +688,36 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
         p = chunk.patches
         instrs.append(asm.loop(count=p))
         for t in range(stage.tiles):
-            instrs += _dot(stage, t,
-                           lambda b, t=t: Operand(_base(where, "data row",
-                                                        row0 + (t * n + b) * p), 0, 1),
-                           lambda b, t=t: Operand(_base(where, "weight-buffer slot",
-                                                        wbase + (t * n + b) * out_ch), 1, 1),
-                           config)
-            instrs.append(_requant(stage, t, Operand(stage.channel_base, 1, 1), 0))
+            xrow = (lambda b, t=t: Operand(  # noqa: E731
+                _base(where, "data row", row0 + (t * n + b) * p), 0, 1))
+            instrs += _skipped(stage, _dot(
+                stage, t, xrow,
+                lambda b, t=t: Operand(_base(where, "weight-buffer slot",
+                                             wbase + (t * n + b) * out_ch), 1, 1),
+                config), xrow(0), config)
+            instrs.append(_requant(stage, t, Operand(stage.channel_base, 1, 1), 0,
+                                   _zsum(stage, t, 1)))
         instrs.append(asm.endloop())
     else:
         if g_full:
             instrs.append(asm.loop(count=g_full))
-            instrs += _dot(stage, 0, lambda b: Operand(_base(where, "data row",
-                                                             row0 + b * g_all), 0, 1),
-                           lambda b: Operand(_base(where, "weight-buffer slot",
-                                                   wbase + b * out_ch), 1, 1), config)
-            instrs += [_requant(stage, 0, Operand(stage.channel_base, 1, 1), s + 1)
+            xrow = lambda b: Operand(_base(where, "data row", row0 + b * g_all), 0, 1)  # noqa: E731
+            instrs += _skipped(stage, _dot(stage, 0, xrow,
+                                           lambda b: Operand(_base(where, "weight-buffer slot",
+                                                                   wbase + b * out_ch), 1, 1),
+                                           config), xrow(0), config)
+            instrs += [_requant(stage, 0, Operand(stage.channel_base, 1, 1), s + 1,
+                                _zsum(stage, 0, 1))
                        for s in range(k)]
             instrs.append(asm.endloop())
         if r:
-            instrs += _dot(stage, 0,
-                           lambda b: _base(where, "data row", row0 + b * g_all + g_full),
-                           lambda b: Operand(_base(where, "weight-buffer slot",
-                                                   wbase + b * out_ch), 0, 1), config)
-            instrs += [_requant(stage, 0, Operand(stage.channel_base, 0, 1), s + 1)
+            xrow = lambda b: _base(where, "data row", row0 + b * g_all + g_full)  # noqa: E731
+            instrs += _skipped(stage, _dot(stage, 0, xrow,
+                                           lambda b: Operand(_base(where, "weight-buffer slot",
+                                                                   wbase + b * out_ch), 0, 1),
+                                           config), xrow(0), config)
+            instrs += [_requant(stage, 0, Operand(stage.channel_base, 0, 1), s + 1,
+                                _zsum(stage, 0, 0))
                        for s in range(r)]
     step = stage.positions - m
     if step:
@@ -785,12 +838,15 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         mode = "segmented" if k > 1 and fan_in <= cols else "wide"
         tw = cols if mode == "segmented" else width
         infos.append((fan_in, int(w.shape[0]), mode, tw, -(-fan_in // tw)))
-    total = sum(t * n * o for _, o, _, _, t in infos)
+    total = sum(t * (n + _zero_skips(route, config, width)) * o
+                for (_, _, route), (_, o, _, _, t) in zip(plans, infos, strict=True))
     if total > buffer_slots:
-        parts = ", ".join(f"layer {ci} ({layers[ci].kind}) {t * n * o}"
-                          for (ci, _, _), (_, o, _, _, t) in zip(plans, infos, strict=True))
-        _too_small(f"the model's weights need {total} weight-buffer slots (tiles x {n} planes "
-                   f"x output channels: {parts}), but buffer_slots is {buffer_slots}",
+        parts = ", ".join(f"layer {ci} ({layers[ci].kind}) "
+                          f"{t * (n + _zero_skips(route, config, width)) * o}"
+                          for (ci, _, route), (_, o, _, _, t) in zip(plans, infos, strict=True))
+        zs = " (+ 1 zero-tile dot on zero-skipped layers)" if config.zero_skip else ""
+        _too_small(f"the model's weights need {total} weight-buffer slots (tiles x {n} planes"
+                   f"{zs} x output channels: {parts}), but buffer_slots is {buffer_slots}",
                    "buffer_slots", total, ", or use more columns")
     total = sum(o for _, o, _, _, _ in infos)
     if total > channels:
@@ -829,6 +885,11 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         _base(where, "weight-buffer slot", slot + (tiles * n - 1) * out_ch)
         planes = _weight_planes(w, tiles, tw, n)
         images.append(np.tile(planes, (1, k)) if mode == "segmented" else planes)
+        zsum_base = None
+        if _zero_skips(route, config, width):        # slot zsum_base + t*O + o: tile t's sum of w
+            zsum_base = slot + tiles * n * out_ch
+            _base(where, "weight-buffer slot", zsum_base + tiles * out_ch - 1)
+            images.append(_zero_tile_dots(w, tiles, tw, width))
         _base(where, "requant channel base", chan)
         if ly.output == "logits":
             mults += [1] * out_ch
@@ -849,8 +910,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             out_channels=out_ch, fan_in=fan_in, tiles=tiles, n=n, subarrays=k, tile_width=tw,
             group=4 if pool else 1, buffer_base=slot, channel_base=chan, scratch_rows=scratch,
             data_row0=data_row0, in_base=region * (si % 2), out_base=region * ((si + 1) % 2),
-            offset_base=obase, patch_base=pbase, config=config)
-        slot += tiles * n * out_ch
+            offset_base=obase, patch_base=pbase, config=config, zsum_base=zsum_base)
+        slot += tiles * (n + _zero_skips(route, config, width)) * out_ch
         chan += out_ch
         # offset table: one entry per term
         if obase + fan_in > offset_depth:
@@ -1060,18 +1121,20 @@ class StageRun:
     host_words: int = 0             # data-memory words the host wrote (the image, stage 0)
     write_backs: int = 0            # WRITE_ROW + PROGRAM micro-ops (planes, abs-diff bits)
     write_back_erases: int = 0      # ERASE micro-ops (data strips, abs-diff scratch strips)
+    zero_skip: dict = field(default_factory=dict)   # rtl.isa.ZERO_SKIP_COUNTERS, summed
 
 
 @dataclass
 class RunResult:
     """Result of :func:`run_compiled` for one image: the logits, every stage's output, the
     counters summed over all runs, per-stage statistics and the data-memory words the host
-    wrote."""
+    wrote; ``zero_skip``: the zero-skipping counters summed (empty without zero skipping)."""
     logits: np.ndarray
     outputs: list
     counters: dict
     stages: list
     host_words: int
+    zero_skip: dict = field(default_factory=dict)
 
     @property
     def cycles(self) -> int:
@@ -1116,6 +1179,7 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
         executor.write_dmem(base + i, v)
     outputs, runs = [], []
     totals = dict.fromkeys(counter_names(), 0)
+    zs_totals: dict = {}
     for si, stage in enumerate(compiled.stages):
         sr = StageRun(stage.name, stage.golden_index, micro_ops=dict.fromkeys(counter_names(), 0),
                       host_words=len(words) if si == 0 else 0)
@@ -1127,6 +1191,9 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
             for k, v in res.counters.items():
                 sr.micro_ops[k] += v
                 totals[k] += v
+            for k, v in getattr(res, "zero_skip", {}).items():
+                sr.zero_skip[k] = sr.zero_skip.get(k, 0) + v
+                zs_totals[k] = zs_totals.get(k, 0) + v
             sr.runs += 1
         sr.cycles = sr.micro_ops["cycles"]
         sr.write_backs = sr.micro_ops["write_row"] + sr.micro_ops["program"]
@@ -1139,4 +1206,4 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
         outputs.append(y)
         runs.append(sr)
     return RunResult(logits=outputs[-1], outputs=outputs, counters=totals, stages=runs,
-                     host_words=len(words))
+                     host_words=len(words), zero_skip=zs_totals)

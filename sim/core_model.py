@@ -104,8 +104,9 @@ from rtl.bit_counter import (
 )
 from rtl.config import check_config
 from rtl.isa import (
-    BASE_BITS, LOOP_DEPTH, OFFSET_BITS, OPERAND_BITS, MoveOp, Opcode, WriteSrc,
-    COUNTER_CYCLES, COUNTER_STALLS, N_COUNTERS, counter_index, counter_names, decode,
+    BASE_BITS, LOOP_DEPTH, OFFSET_BITS, OPERAND_BITS, MoveOp, Opcode,
+    WriteSrc, COUNTER_CYCLES, COUNTER_STALLS, N_COUNTERS, ZERO_SKIP_COUNTERS,
+    counter_index, counter_names, decode,
 )
 from rtl.mtj_array import (
     FAULT_THRESHOLD_BITS, LFSR_BITS, LFSR_STEPS_PER_SENSE, LFSR_TAPS, MacroCmd,
@@ -149,6 +150,7 @@ _AND_FU, _AND2, _OR2 = Opcode.AND_FU.value, Opcode.AND2.value, Opcode.OR2.value
 _MOVE = Opcode.MOVE.value
 _BITCOUNT = Opcode.BITCOUNT.value
 _SRC_BUFFER, _SRC_TBUF = WriteSrc.BUFFER.value, WriteSrc.TBUF.value
+_SRC_TBUF_ZS, _SKIPZ = WriteSrc.TBUF_ZS.value, MoveOp.SKIPZ.value
 _GATHER, _CLEAR, _SETPTR, _ADDPTR = (MoveOp.GATHER.value, MoveOp.CLEAR.value,
                                      MoveOp.SETPTR.value, MoveOp.ADDPTR.value)
 _ADDR_MASK = (1 << OFFSET_BITS) - 1
@@ -223,7 +225,8 @@ class CoreRun(NamedTuple):
     none). ``writes`` / ``erases`` / ``programs``: array write commands issued by micro-ops
     (equal to the counters ``write_row`` / ``erase`` / ``program``); ``bits_programmed``:
     cells the PROGRAM micro-ops switched to 1 (``data & mask``), ``bits_written``: cells the
-    WRITE_ROW micro-ops drove.
+    WRITE_ROW micro-ops drove. ``zero_skip``: on a core with ``config.zero_skip`` its
+    counters by name (``rtl.isa.ZERO_SKIP_COUNTERS``), else empty.
     """
     out: tuple
     out_count: int
@@ -235,6 +238,7 @@ class CoreRun(NamedTuple):
     programs: int
     bits_programmed: int
     bits_written: int
+    zero_skip: dict = {}
 
 
 #: Programs whose expanded controller trace :meth:`CoreModel.run` keeps, and the most micro-ops
@@ -381,6 +385,13 @@ class CoreModel:
         self.reason = ""
         self._traces: dict = {}
         self._trace_steps = 0
+        # Zero skipping (config.zero_skip, rtl.core.Core._zero_skip_s1): the rows' zero flags,
+        # the latest SKIPZ's outcome, the counters, the operands gathered for the next tile.
+        self._zs = cfg.zero_skip
+        self._zflags = [False] * cfg.rows
+        self._zs_taken = self._zs_take_now = False
+        self._zs_counts = dict.fromkeys(ZERO_SKIP_COUNTERS, 0)
+        self._zs_tile_ops, self._zs_last_gather = 0, -10
         # Sensing faults: off; LFSRs and threshold at the RTL's reset values.
         self._fault_en = False
         self._load_faults(cfg.fault_seed, rate_to_threshold(cfg.read_fault_rate))
@@ -511,6 +522,8 @@ class CoreModel:
                 self._fault_flips()
             return ArrayResponse(False, np.zeros(self.columns, dtype=bool))
         err, pwe, why = self._array_write(cmd, row, data, mask)
+        if self._zs and cmd is not MacroCmd.ERASE and row < self.rows:
+            self._zflags[row] = False           # only a TBUF_ZS micro-op sets a zero flag
         if why:
             self._fail(f"host {cmd.name} row {row}: {why}")
         return ArrayResponse(err, unpack_row(pwe, self.columns))
@@ -578,6 +591,9 @@ class CoreModel:
             self._fail("the latest array write command before start failed")
         self._writes = self._erases = self._programs = 0
         self._bits_programmed = self._bits_written = 0
+        self._zs_taken = self._zs_take_now = False
+        self._zs_counts = dict.fromkeys(ZERO_SKIP_COUNTERS, 0)
+        self._zs_tile_ops, self._zs_last_gather = 0, -10
         key = tuple(words)
         cached = self._traces.get(key)
         if cached is None:
@@ -591,16 +607,62 @@ class CoreModel:
                 self._traces[key] = cached
                 self._trace_steps += steps
         (codes, imms, a, b, d, cyc), counters, error = cached
-        self._execute(zip(codes.tolist(), imms.tolist(), a.tolist(), b.tolist(), d.tolist(),
-                          cyc.tolist(), strict=True))
+        if self._zs:                             # data-dependent: SKIPZ drops tile dots
+            counters = self._execute_skipping(
+                codes.tolist(), imms.tolist(), a.tolist(), b.tolist(), d.tolist(),
+                cyc.tolist(), counters)
+        else:
+            self._execute(zip(codes.tolist(), imms.tolist(), a.tolist(), b.tolist(),
+                              d.tolist(), cyc.tolist(), strict=True))
         self._tbuf_settle()
         if error:
             self._fail(f"controller error: "
                        f"{_controller_error(words, counters[0], self.config.isa_base_bits)}")
+        mask = (1 << 32) - 1
         return CoreRun(tuple(self._out[:self._ptr]), self._ptr,
                        dict(zip(counter_names(), counters, strict=True)), self.error,
                        self.reason, self._writes, self._erases, self._programs,
-                       self._bits_programmed, self._bits_written)
+                       self._bits_programmed, self._bits_written,
+                       {k: v & mask for k, v in self._zs_counts.items()} if self._zs else {})
+
+    def _execute_skipping(self, codes, imms, a, b, d, cyc, counters) -> list:
+        """Play a trace with zero skipping: after a taken ``MOVE SKIPZ`` (issue cycle c) the
+        next ``b`` micro-ops of the trace are not issued and everything after them issues
+        earlier, the first of them in c + 1 (as the controller jumps, ``rtl.controller``).
+        The skipped instructions are straight-line micro-ops (the compiler's tile dot), so
+        they are ``b`` trace entries, and their cycles (with their stalls) are those between
+        c and the next entry. Returns the counters with the skipped cycles, stalls and
+        micro-ops taken out."""
+        total = len(codes)
+        end = counters[COUNTER_CYCLES] - 1              # the HALT's cycle
+        dropped = [0] * len(Opcode)
+        state = {"off": 0}
+
+        def steps():
+            i, off = 0, 0
+            while i < total:
+                yield codes[i], imms[i], a[i], b[i], d[i], cyc[i] - off
+                if self._zs_take_now:
+                    self._zs_take_now = False
+                    j = min(i + 1 + b[i], total)
+                    for k in range(i + 1, j):
+                        dropped[codes[k]] += 1
+                    off += (cyc[j] if j < total else end) - cyc[i] - 1
+                    i = j
+                else:
+                    i += 1
+            state["off"] = off
+
+        self._execute(steps())
+        off = state["off"]
+        if not off:
+            return counters
+        counters = list(counters)
+        counters[COUNTER_CYCLES] -= off
+        counters[COUNTER_STALLS] -= off - sum(dropped)
+        for code, k in enumerate(dropped):
+            counters[counter_index(Opcode(code))] -= k
+        return counters
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -789,13 +851,20 @@ class CoreModel:
             self._out
         seg_log = self._seg_log if self.subarrays > 1 else None
         codes, lane_ops, lane_srcs = self._codes, self._lane_ops, self._lane_srcs
+        zs, zflags, zc = self._zs, self._zflags, self._zs_counts
         # what the ports keep of an out-of-range operand (the error side effects)
         col_mask = (1 << max(1, (width - 1).bit_length())) - 1
         addr_mask = (1 << max(1, (out_depth - 1).bit_length())) - 1
         plane_mask = (1 << max(1, (n - 1).bit_length())) - 1
         for code, imm, a, b, d, c in steps:
             if code == _REQUANT:
-                self._ppu_step(a, d, imm, c)
+                if zs and self._zs_taken:      # a skipped tile: the addend from slot b
+                    if b >= slots:
+                        self._fail(f"cycle {c}: REQUANT after a taken SKIPZ: slot b={b} is "
+                                   f"not below buffer_slots={slots}")
+                    self._ppu_step(a, d, imm, c, addend=buf[b & (slots - 1)] % acc_mod)
+                else:
+                    self._ppu_step(a, d, imm, c)
                 continue
             if code == _MOVE:
                 if imm == _GATHER:
@@ -819,12 +888,27 @@ class CoreModel:
                             v = self._emit_old     # the REQUANT of c - 1 writes after our read
                         else:
                             v = dmem[addr] if addr < out_depth else 0
-                        if a < width:
-                            self._tb_pending.append((c, a, v & nmask))
-                    elif a < width:
-                        self._tb_pending.append((c, a, 0))
+                        gv = v & nmask
+                    else:
+                        gv = 0
+                    if a < width:
+                        self._tb_pending.append((c, a, gv))
+                    if zs:                     # S2: the zero-detect, the tile's operands
+                        zc["zs_operands"] += 1
+                        zc["zs_zero"] += gv == 0
+                        self._zs_tile_ops += 1
+                        self._zs_last_gather = c
                 elif imm == _CLEAR:
                     self._tb_pending.append((c, -1, 0))
+                elif zs and imm == _SKIPZ:
+                    if a >= rows:
+                        self._fail(f"cycle {c}: MOVE SKIPZ row a={a} is not below rows={rows}")
+                    take = a < rows and zflags[a]
+                    self._zs_taken = take
+                    if take:
+                        self._zs_take_now = True
+                        zc["zs_tiles"] += 1
+                        zc["zs_cycles_saved"] += d
                 elif imm == _SETPTR or imm == _ADDPTR:
                     new = a if imm == _SETPTR else self._ptr + a
                     if new > out_depth:
@@ -861,7 +945,7 @@ class CoreModel:
                         wmask = self._lane_masks.get(imm, self._ones)
                     else:
                         data = buf[b & (slots - 1)]
-                elif imm == _SRC_TBUF:
+                elif imm == _SRC_TBUF or (zs and imm == _SRC_TBUF_ZS):
                     if b >= n:
                         self._fail(f"cycle {c}: {Opcode(code).name} transpose-buffer plane "
                                    f"b={b} is not below operand_bits={n}")
@@ -873,6 +957,8 @@ class CoreModel:
                                    WriteSrc(v).name for v in sorted(lane_srcs.keys() | {
                                        _SRC_BUFFER, _SRC_TBUF})) + ")")
                     data = buf[b & (slots - 1)]
+                if zs:
+                    self._zs_write(imm, a, b, c)
                 if code == _WRITE_ROW:
                     cmd = MacroCmd.WRITE
                     self._writes += 1
@@ -986,6 +1072,22 @@ class CoreModel:
             self._buffer[d & (slots - 1)] = (x if out == 1 else (~x & self._ones) if out == 2
                                              else lanes.planes[0])
 
+    def _zs_write(self, imm, a, b, c) -> None:
+        """Zero skipping at the S1 of a WRITE_ROW / PROGRAM of row ``a``: its zero flag
+        (set by a TBUF_ZS of an all-zero transpose buffer, else cleared); a TBUF_ZS of plane 0
+        starts a tile: the operands gathered for it (those issued up to c - 2) count as
+        skipped if the buffer is all zero."""
+        zero_src = imm == _SRC_TBUF_ZS
+        tbuf_zero = zero_src and not any(self._tbuf_planes_at(c))
+        if a < self.rows:
+            self._zflags[a] = tbuf_zero
+        if zero_src and b == 0:
+            late = self._zs_last_gather == c - 1     # its S2 is this cycle: the next tile's
+            seen = self._zs_tile_ops - late
+            self._zs_tile_ops = int(late)
+            if tbuf_zero:
+                self._zs_counts["zs_skipped"] += seen
+
     def _array_command(self, cmd, ra, data, code, a, c, mask=None) -> None:
         """A write command of a micro-op (``ra`` the row operand as the port truncates it;
         ``mask`` the columns written, default all)."""
@@ -998,7 +1100,7 @@ class CoreModel:
         if why:
             self._fail(f"cycle {c}: {Opcode(code).name} row {a}: {why}")
 
-    def _ppu_step(self, a: int, d: int, imm: int, c: int) -> None:
+    def _ppu_step(self, a: int, d: int, imm: int, c: int, addend: int | None = None) -> None:
         if a >= self.channels:
             self._fail(f"cycle {c}: REQUANT channel {a} is not below channels={self.channels}")
         k = self.subarrays
@@ -1011,7 +1113,10 @@ class CoreModel:
             return                                   # the step is dropped
         mod = self._acc_mod
         half = mod >> 1
-        acc = self._acc if d == 0 else self._segments()[d - 1]
+        if addend is not None:                       # zero skipping: the tile's slot
+            acc = addend
+        else:
+            acc = self._acc if d == 0 else self._segments()[d - 1]
         acc = acc - mod if acc >= half else acc
         s = (0 if imm & PPU_CLEAR else self._psum) + acc
         s = (s + half) % mod - half                  # wrap to signed acc_bits

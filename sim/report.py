@@ -40,10 +40,10 @@ side by side, one per subarray) or ``wide`` (one patch over the W columns).
   (:func:`host_port_words` reproduces that rule for the model backend; for the rtl backend the
   RTL's own count is checked against it). Loading the weight buffer, the requantization table
   and the gather tables is configuration, done once per model and not per image: not counted.
-* Counters are data-independent (the core does not skip zero operands, whatever
-  ``config.zero_skip`` says: the compiler emits the same programs for every image), but every
-  figure is the mean over the ``n`` images anyway; ``data_independent`` in the JSON says
-  whether the images' counters were indeed identical.
+* Counters are data-independent except with ``config.zero_skip`` (``jeit_stt``: a tile dot
+  whose operands are all zero is skipped, ``docs/dataflows.rst``); every figure is the mean
+  over the ``n`` images; ``data_independent`` in the JSON says whether the images' counters
+  were identical.
 
 Energy and latency
 ------------------
@@ -517,7 +517,7 @@ def _energy_table(config, lanes: int) -> dict:
 
 #: Configuration fields no block of ``rtl/`` reads (they steer the compiler, the energy model
 #: and the reports): a gate-count file that differs from the preset only in these still holds.
-_NON_HW_FIELDS = ("dataflow", "clock_mhz", "zero_skip")
+_NON_HW_FIELDS = ("dataflow", "clock_mhz")
 
 
 def _load_gates(synth_dir: Path, name: str, config):

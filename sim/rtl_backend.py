@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtl.isa import N_COUNTERS, counter_names
+from rtl.isa import N_COUNTERS, ZERO_SKIP_COUNTERS, counter_names
 from rtl.mtj_array import MacroCmd
 
 from .util import UserError, check_waves
@@ -78,6 +78,10 @@ class CoreHost:
         self.host_cycles = 0
         self.run_cycles = 0
         self.period_ns = 10
+        #: Zero skipping (``config.zero_skip``): the counters of the latest run and, after
+        #: :meth:`infer`, their sums over the image (``rtl.isa.ZERO_SKIP_COUNTERS``).
+        self.last_zero_skip: dict = {}
+        self.zero_skip_totals: dict = {}
         #: Wall seconds spent loading images and programs, running, reading outputs.
         self.wall = {"load": 0.0, "run": 0.0, "read": 0.0}
         self.last_stages: list[dict] = []
@@ -211,6 +215,12 @@ class CoreHost:
             dut.counter_sel.value = i
             await Timer(1, unit="ns")
             values[name] = dut.counter_value.value.to_unsigned()
+        if self.config.zero_skip:             # the core's own counters, after the controller's
+            self.last_zero_skip = {}
+            for i, name in enumerate(ZERO_SKIP_COUNTERS):
+                dut.counter_sel.value = N_COUNTERS + i
+                await Timer(1, unit="ns")
+                self.last_zero_skip[name] = dut.counter_value.value.to_unsigned()
         await self._realign()
         return values
 
@@ -298,6 +308,7 @@ class CoreHost:
         the flat index and both values.
         """
         totals = dict.fromkeys(counter_names(), 0)
+        self.zero_skip_totals = {}
         outputs = []
         self.last_stages = []
         t0 = time.perf_counter()
@@ -307,6 +318,7 @@ class CoreHost:
         self.wall["load"] += time.perf_counter() - t0
         for stage in compiled.stages:
             stage_counters = dict.fromkeys(counter_names(), 0)
+            stage_zs: dict = {}
             for chunk in stage.chunks:
                 t1 = time.perf_counter()
                 counters = await self.run(chunk.program, max_cycles=chunk.max_cycles)
@@ -314,6 +326,9 @@ class CoreHost:
                 for k, v in counters.items():
                     totals[k] += v
                     stage_counters[k] += v
+                for k, v in self.last_zero_skip.items():
+                    self.zero_skip_totals[k] = self.zero_skip_totals.get(k, 0) + v
+                    stage_zs[k] = stage_zs.get(k, 0) + v
             t2 = time.perf_counter()
             words = await self.read_dmem(stage.out_base, stage.out_size)
             y = stage.read_output(words)
@@ -322,6 +337,7 @@ class CoreHost:
                 "name": stage.name, "golden_index": stage.golden_index, "kind": stage.kind,
                 "route": stage.route, "mode": stage.mode, "chunks": len(stage.chunks),
                 "counters": stage_counters, "host_cycles": self.host_cycles - before,
+                "zero_skip": stage_zs,
             })
             before = self.host_cycles
             if golden_trace is not None:
@@ -761,7 +777,7 @@ if cocotb is not None:
                     "logits": [int(v) for v in outputs[-1].ravel()],
                     "agree": True, "golden_logits": [int(v) for v in trace[-1].ravel()],
                     "counters": counters, "host_cycles": delta[0],
-                    "host_words": delta[1],
+                    "host_words": delta[1], "zero_skip": dict(host.zero_skip_totals),
                     "stages": host.last_stages,
                 })
                 if not job["quiet"]:

@@ -179,7 +179,10 @@ def core_memories(config: AcceleratorConfig, subarrays: int | None = None,
                    "one bit per instruction word: is it an ENDLOOP (read one word ahead)"),
         MemorySpec("transpose buffer", "tbuf", cfg.operand_bits, w, 1, 1, "flops",
                    "operand_bits bit-planes of a mat row, built by GATHER"),
-    ]
+    ] + ([MemorySpec("zero flags", "zero_flags", cfg.rows, 1, 1, 1, "sram",
+                     "zero skipping (config.zero_skip): one flag per array row, set by a "
+                     "TBUF_ZS write of an all-zero transpose buffer, tested by MOVE SKIPZ")]
+         if cfg.zero_skip else [])
 
 
 def program_events(words) -> Counter:
@@ -225,19 +228,30 @@ def access_counts(compiled, counters: dict, *, host_data_words: int = 0,
         for chunk in stage.chunks:
             ev.update(program_events(chunk.program))
             n_out += int(chunk.n_out)
+    # With zero skipping (config.zero_skip) a taken MOVE SKIPZ drops a tile dot's micro-ops:
+    # the counters are then at most the programs' static counts, and the per-source splits
+    # below (write:<source>, move:<kind>) are static, an upper bound.
+    skipping = bool(getattr(getattr(compiled, "config", None), "zero_skip", False))
     for op in Opcode:
         name = op.name.lower()
-        if name in counters and op not in (Opcode.HALT,) and ev[name] != counters[name]:
+        if name in counters and op not in (Opcode.HALT,) and (
+                counters[name] > ev[name] if skipping else counters[name] != ev[name]):
             raise ValueError(f"counters[{name!r}] = {counters[name]}, the programs execute "
                              f"{ev[name]}: the counters are not of these programs")
     fetches = int(counters["cycles"]) - int(counters.get("stalls", 0))
     gathers, clears = ev["move:gather"], ev["move:clear"]
     prog = "program words (sim.compiler chunks, by loop multiplicity)"
-    return {
-        "weight buffer": {"reads": sum(ev[k] for k in _BUFFER_READERS), "writes": 0,
-                          "derived": "reads: AND_FU, MIN_STEP, FS_STEP, FA_STEP and WRITE_ROW / "
-                                     f"PROGRAM from WriteSrc.BUFFER, from the {prog}; writes: "
-                                     "loaded once per model, not per image"},
+    # opcode-level reads from the counters where the counters have them (exact, also when
+    # zero skipping drops micro-ops), the per-source split from the programs
+    ops = Counter({k: int(counters.get(k, ev[k])) for k in _BUFFER_READERS if ":" not in k})
+    ops["write:buffer"] = ev["write:buffer"]
+    upper = " (static: an upper bound under zero skipping)" if skipping else ""
+    out = {
+        "weight buffer": {"reads": sum(ops[k] for k in _BUFFER_READERS), "writes": 0,
+                          "derived": "reads: AND_FU, MIN_STEP, FS_STEP, FA_STEP (their "
+                                     "counters) and WRITE_ROW / PROGRAM from WriteSrc.BUFFER "
+                                     f"(the {prog}{upper}); writes: loaded once per model, "
+                                     "not per image"},
         "data memory": {"reads": gathers + host_reads, "writes": n_out + host_data_words,
                         "derived": f"reads: MOVE GATHERs ({prog}) + the host's logit reads; "
                                    "writes: the words the PPU writes (sum of the chunks' n_out) "
@@ -260,6 +274,14 @@ def access_counts(compiled, counters: dict, *, host_data_words: int = 0,
                                         f"plane); writes: MOVE GATHER (one column of "
                                         f"operand_bits bits) and CLEAR ({prog})"},
     }
+    if skipping:
+        writes = int(counters.get("write_row", 0)) + int(counters.get("program", 0))
+        out["zero flags"] = {
+            "reads": ev["move:skipz"], "writes": writes,
+            "derived": f"reads: MOVE SKIPZ ({prog}; never inside a skipped dot); writes: every "
+                       "WRITE_ROW / PROGRAM (their counters) sets or clears its row's flag"}
+        out["transpose buffer"]["reads"] += ev["write:tbuf_zs"]
+    return out
 
 
 def memory_report(config: AcceleratorConfig, subarrays: int, accesses: dict,

@@ -199,8 +199,8 @@ def test_pointer_errors():
     res = run(core, [move(MoveOp.SETPTR, a=10), move(MoveOp.ADDPTR, a=7), emit])
     assert res.error and "ADDPTR sets the write pointer to 17" in res.reason
     assert res.out_count == 16 and core.read_dmem(15) == 0xDEAD
-    res = run(core, [op(Opcode.MOVE, imm=4), emit])
-    assert res.error and "MOVE imm=4 is not a MoveOp" in res.reason
+    res = run(core, [op(Opcode.MOVE, imm=5), emit])
+    assert res.error and "MOVE imm=5 is not a MoveOp" in res.reason
     assert core.read_dmem(0) == 100                       # the rest of the run goes on
 
 
@@ -224,8 +224,8 @@ def test_write_sources_and_their_errors():
     res = run(core, [op(Opcode.WRITE_ROW, imm=TBUF, a=3, b=N + 1)])
     assert res.error and not core.read_row(3).any()      # plane 1 of 0b0100_0101
     core.array_command(MacroCmd.WRITE, 3, np.ones(16, bool))
-    res = run(core, [op(Opcode.WRITE_ROW, imm=5, a=3, b=1)])   # 4 is BIT_COUNTER (nand_inmem)
-    assert res.error and "imm=5 is not a WriteSrc" in res.reason
+    res = run(core, [op(Opcode.WRITE_ROW, imm=6, a=3, b=1)])   # 4 BIT_COUNTER, 5 TBUF_ZS
+    assert res.error and "imm=6 is not a WriteSrc" in res.reason
     # rtl.core writes the buffer word at slot b from an undefined source (its data mux's
     # default), not 0: slot 1 holds column 9
     assert (core.read_row(3) == (np.arange(16) == 9)).all()

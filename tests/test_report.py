@@ -438,3 +438,19 @@ def test_gate_file_of_the_same_config_is_used(tmp_path):
     (tmp_path / "nand_spin.json").write_text(json.dumps({**GATES, "config": other}))
     gates, note = report._load_gates(tmp_path, "nand_spin", config)
     assert gates is None and "columns" in note
+
+
+def test_memories_under_zero_skipping(tmp_path):
+    """jeit_stt skips all-zero tile dots (config.zero_skip): its counters fall below the
+    programs' static counts, which sim.sram's counter check refused (a ValueError from
+    `make report PRESET=jeit_stt`); the zero-flag memory is listed with its accesses."""
+    out = tmp_path / "out"
+    assert report.main(["--backend", "model", "--preset", "jeit_stt", "--mat", "2",
+                        "--model", MODEL, "--dataset", "digits", "-n", "2",
+                        "--out", str(out)]) == 0
+    d = json.loads((out / "report-jeit_stt.json").read_text())
+    mems = {m["name"]: m for m in d["memories"]["memories"]}
+    c = d["per_image"]["counters"]
+    assert mems["zero flags"]["writes"] == round(c["write_row"] + c.get("program", 0))
+    assert mems["zero flags"]["reads"] > 0
+    assert mems["weight buffer"]["reads"] >= round(c["fs_step"])

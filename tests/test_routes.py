@@ -171,7 +171,8 @@ def test_walkthrough_route_computes_its_layers_equal_to_golden(toy_route, subarr
 
 
 def test_walkthrough_route_needs_no_lane_in_the_core(toy_route):
-    cfg = tiny("jeit_stt", dataflow=route_example.NAME, routes=(route_example.NAME,))
+    cfg = tiny("jeit_stt", dataflow=route_example.NAME, routes=(route_example.NAME,),
+               zero_skip=False)
     assert not set(core_modules(cfg)) & set(LANE_MODULES.values())
     assert Opcode.READ in hw_routes.opcodes_of(cfg.routes)
     assert Opcode.MIN_STEP not in hw_routes.opcodes_of(cfg.routes)
