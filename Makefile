@@ -47,7 +47,7 @@ export SIM WAVES
 # Verilator rebuilds go through ccache (about 20 s -> 3 s).
 export OBJCACHE ?= $(shell command -v ccache >/dev/null 2>&1 && echo ccache)
 
-.PHONY: help install system-deps test lint docs verilog synth synth-deps synth-test sim report variation imac-energy train train-imac bench clean
+.PHONY: help install system-deps test lint docs verilog synth synth-deps synth-test sim report variation imac-energy zero-skip train train-imac bench clean
 
 help: ## list the targets
 	@echo "spinpim: MRAM processing-in-memory AdderNet accelerators, RTL + golden model"
@@ -157,6 +157,9 @@ endif
 
 imac-energy: install ## seed 003's analytical CPU-IMAC vs CPU-only energy/latency per layer (LeNet, VGG shape); also in make report
 	$(VPY) -m sim.imac_energy --json build/reports/imac-energy.json
+
+zero-skip: install ## seed 000's zero skipping measured on the cycle model: sparsity, tiles skipped, cycles with/without (N images, default 100; MAT)
+	$(VPY) -m sim.zero_skip -n $(or $(N),100) $(if $(MAT),--mat $(MAT))
 
 $(TRAIN_STAMP): $(STAMP)
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[train]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true

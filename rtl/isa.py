@@ -52,11 +52,18 @@ __all__ = [
     "ZERO_SKIP_COUNTERS",
 ]
 
+#: Width of an instruction word with 12-bit operand bases (every preset's; :class:`IsaFormat`).
 WORD_BITS = 64
+#: Width of the opcode field.
 OP_BITS = 5
+#: Width of the immediate field.
 IMM_BITS = 5
+#: Width of an operand base in every preset's format (a configuration with larger memories
+#: derives up to :data:`MAX_BASE_BITS`, ``rtl.config.AcceleratorConfig.isa_base_bits``).
 BASE_BITS = 12
+#: Width of an operand's loop-level field.
 LEVEL_BITS = 2
+#: Width of an operand's signed stride field.
 STRIDE_BITS = 4
 #: Width of LOOP's ``count_m1`` field.
 COUNT_BITS = 16

@@ -5,6 +5,7 @@ from golden's activations, and the cycles saved == the cycles of the same progra
 skipping. The RTL is compared with the cycle model in ``cocotb_tests/test_core_zero_skip.py``."""
 
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -213,3 +214,23 @@ def test_only_zero_skip_cores_have_the_hardware():
     assert "zero_flags" in verilog_of("core", on)
     text = verilog_of("core", off)
     assert "zero_flags" not in text and "zs_" not in text
+
+
+def test_the_measuring_tool(tmp_path, capsys):
+    """``python -m sim.zero_skip`` (``make zero-skip``): both compilations agree with golden,
+    the counters' cycles saved account for the difference to the static count, and a
+    preset without zero skipping is refused with one line."""
+    from sim import zero_skip
+    out = tmp_path / "zs.json"
+    assert zero_skip.main(["--model", "digits_addernet", "-n", "2", "--mat", "2",
+                           "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["logits_equal_to_golden"] and r["images"] == 2
+    assert r["cycles_per_image"] + r["per_image"]["zs_cycles_saved"] == pytest.approx(
+        r["cycles_if_no_tile_skipped"])
+    assert 0.0 < r["zero_operand_fraction"] < 1.0
+    capsys.readouterr()
+    assert zero_skip.main(["--preset", "nand_spin", "--out", str(tmp_path / "x.json")]) == 2
+    assert capsys.readouterr().err == ("error: --preset must be a preset with zero skipping "
+                                       "(jeit_stt), not 'nand_spin'\n")
+    assert not (tmp_path / "x.json").exists()
