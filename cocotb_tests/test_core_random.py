@@ -149,7 +149,8 @@ class Contract:
 BAD_KINDS = ("row_a", "row_b", "rows_both", "gather_ab", "gather_ad", "gather_bd", "gather_abd",
              "slot", "plane", "src", "gather_col",
              "gather_b", "gather_d", "gather_addr", "channel", "d", "setptr", "addptr", "full",
-             "moveop", "not_executed", "undefined", "stride_level", "tech_write", "wrap")
+             "moveop", "not_executed", "undefined", "stride_level", "tech_write", "wrap",
+             "two_errors")
 
 
 class Generator:
@@ -312,6 +313,10 @@ class Generator:
             bad = [op for op in (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM)
                    if op not in c.writes]
             return [Instr(rng.choice(bad), imm=WriteSrc.BUFFER.value, a=ok_row, b=Operand(0))]
+        if kind == "two_errors":       # two causes (datapath, PPU, controller) in one run
+            k1, k2 = rng.sample([k for k in BAD_KINDS if k not in ("wrap", "two_errors",
+                                                                  "gather_addr")], 2)
+            return self.bad_op(k1) + self.bad_op(k2)
         assert kind == "wrap", kind     # a negative stride past 0 wraps to 65535, 65534, ..
         return [Instr(Opcode.LOOP, count=3),
                 Instr(Opcode.READ, imm=2, a=Operand(1, 0, -1)),
@@ -422,11 +427,29 @@ async def _load(host, model, contract, state):
     await host.write_dmem(0, dmem)
     for i, v in enumerate(dmem):
         model.write_dmem(i, v)
-    await host.write_tables(offsets, patches)
+    if sum(rows) % 2:                   # either table last: a write into the wrong one shows
+        await host.write_tables(offsets, patches)
+    else:
+        await host.write_tables([], patches)
+        await host.write_tables(offsets, [])
     for i, (off, kpos) in enumerate(offsets):
         model.write_offset(i, off, kpos)
     for i, (base, mask) in enumerate(patches):
         model.write_patch(i, base, mask)
+
+
+async def _host_noise(dut, rng, cycles=3):
+    """Random values on the host's address and data ports with every write enable low: the
+    core must ignore them (nothing is written: the model is not told)."""
+    from cocotb.triggers import FallingEdge
+    ports = ("prog_addr", "prog_data", "buf_addr", "buf_data", "tbl_addr", "tbl_mult",
+             "tbl_shift", "tbl_bias", "agu_sel", "agu_addr", "agu_data", "dmem_waddr",
+             "dmem_wdata", "arr_cmd", "arr_row", "arr_data", "arr_mask")
+    for _ in range(cycles):
+        for name in ports:
+            port = getattr(dut, name)
+            port.value = rng.getrandbits(len(port))
+        await FallingEdge(dut.clk)
 
 
 def _first_instr(before, words, changed):
@@ -508,6 +531,7 @@ async def core_random_programs(dut):
         tag = (f"{BLOCK}: program {index} (seed {seed}; rerun with SPINPIM_SEED={seed}), "
                f"{bad or 'in range'}")
         await _load(host, model, contract, state)
+        await _host_noise(dut, rng)
         before = copy.deepcopy(model)
         ref = await _compare(host, model, before, words, "program", tag)
         assert ref.error == want_error, (
