@@ -313,9 +313,11 @@ class Generator:
             bad = [op for op in (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM)
                    if op not in c.writes]
             return [Instr(rng.choice(bad), imm=WriteSrc.BUFFER.value, a=ok_row, b=Operand(0))]
-        if kind == "two_errors":       # two causes (datapath, PPU, controller) in one run
-            k1, k2 = rng.sample([k for k in BAD_KINDS if k not in ("wrap", "two_errors",
-                                                                  "gather_addr")], 2)
+        if kind == "two_errors":       # two causes in one run: datapath or PPU, then the
+            # PPU or the controller (last: the controller stops at its error)
+            k1 = rng.choice([k for k in BAD_KINDS if k not in (
+                "wrap", "two_errors", "gather_addr", "undefined", "stride_level")])
+            k2 = rng.choice([k for k in ("undefined", "stride_level", "full") if k != k1])
             return self.bad_op(k1) + self.bad_op(k2)
         assert kind == "wrap", kind     # a negative stride past 0 wraps to 65535, 65534, ..
         return [Instr(Opcode.LOOP, count=3),
