@@ -20,6 +20,9 @@ WAVES    ?= 0
 PRESET   ?= nand_spin
 # PRESET=imac_sot runs the CPU-IMAC network of seed 003 (sim/imac_flow.py) unless MODEL says otherwise.
 MODEL    ?= $(if $(filter imac_sot,$(PRESET)),fashion_lenet_imac,fashion_addernet)
+# Empty: the data set told by MODEL's name (a bundled model's own); fashion_mnist or digits
+# for a model file whose name does not tell (sim, report, variation).
+DATASET  ?=
 # Images: empty means the target's own default (sim 50, a few minutes here; variation 200,
 # with PRESET=imac_sot 1000). SIGMAS, SPREADS, SEEDS: the IMAC variation sweep (empty: its defaults).
 N        ?=
@@ -44,10 +47,19 @@ APT_PKGS := iverilog ccache dataset-fashion-mnist
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export SIM WAVES
+# A knob's value as one shell word (MODEL and DATASET may be paths with spaces or quotes).
+shquote = '$(subst ','\'',$(1))'
+# Error lines of the tools these targets run name the knob the user typed, not the flag
+# (sim/knobs.py); not exported to make test, whose tests check the tools' own messages.
+sim variation bench zero-skip: export SPINPIM_MAKE_KNOBS := --model=MODEL --dataset=DATASET -n=N \
+  --preset=PRESET --dataflow=DATAFLOW --sim=SIM --mat=MAT --technology=TECH --rtl-cv=RTL_CV \
+  --sigma=SIGMAS --spread=SPREADS --seeds=SEEDS
+report: export SPINPIM_MAKE_KNOBS := --model=MODEL --dataset=DATASET -n=N --preset=PRESETS \
+  --sim=SIM --mat=MAT
 # Verilator rebuilds go through ccache (about 20 s -> 3 s).
 export OBJCACHE ?= $(shell command -v ccache >/dev/null 2>&1 && echo ccache)
 
-.PHONY: help install system-deps test lint docs verilog synth synth-deps synth-test sim report variation imac-energy zero-skip train train-imac bench clean
+.PHONY: help install system-deps test lint docs verilog synth synth-deps synth-test sim report variation imac-energy zero-skip train train-imac bench clean mutate fuzz
 
 help: ## list the targets
 	@echo "spinpim: MRAM processing-in-memory AdderNet accelerators, RTL + golden model"
@@ -55,7 +67,7 @@ help: ## list the targets
 	@echo "Targets (each sets up what it needs on a fresh machine):"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 22
 	@echo
-	@echo "Knobs: SIM=icarus|verilator (default: both)  WAVES=0|1  PRESET=$(PRESET)  MODEL=$(MODEL)  N=(sim 50, report 1, variation 200; N=all for sim: the whole test set)  DATAFLOW=(preset's)  MAT=$(MAT) (empty: the preset's subarrays per mat)"
+	@echo "Knobs: SIM=icarus|verilator (default: both)  WAVES=0|1  PRESET=$(PRESET)  MODEL=$(MODEL)  N=(sim 50, report 1, variation 200; N=all for sim: the whole test set)  DATAFLOW=(preset's)  MAT=$(MAT) (empty: the preset's subarrays per mat)  DATASET=(the model's; fashion_mnist|digits for a model file)"
 
 system-deps: ## install the Debian packages (iverilog, ccache, dataset-fashion-mnist) if missing
 	@missing=""; \
@@ -135,22 +147,24 @@ synth-test: install synth-deps ## the synthesis tests (Yosys + ABC on an adder, 
 	SPINPIM_SYNTH_TESTS=1 $(VPY) -m pytest -q tests/test_synth_core.py
 
 sim: install ## run MODEL on N test images on the RTL core of PRESET (SIM, default verilator), vs golden
-	$(VPY) -m sim.cli run --backend rtl --model $(MODEL) -n $(or $(N),50) --preset $(PRESET) \
-	    --sim $(if $(SIM),$(SIM),verilator) $(if $(DATAFLOW),--dataflow $(DATAFLOW)) \
-	    $(if $(MAT),--mat $(MAT))
+	$(VPY) -m sim.cli run --backend rtl --model $(call shquote,$(MODEL)) -n $(or $(N),50) \
+	    --preset $(PRESET) --sim $(if $(SIM),$(SIM),verilator) \
+	    $(if $(DATAFLOW),--dataflow $(DATAFLOW)) $(if $(MAT),--mat $(MAT)) \
+	    $(if $(DATASET),--dataset $(call shquote,$(DATASET)))
 
 report: install ## per-preset energy/latency/GOPS/GOPS-W/area of MODEL from a real RTL run, vs the papers (build/reports/report.md)
-	$(VPY) -m sim.report --backend rtl --model $(MODEL) -n $(or $(N),1) \
+	$(VPY) -m sim.report --backend rtl --model $(call shquote,$(MODEL)) -n $(or $(N),1) \
 	    --sim $(if $(SIM),$(SIM),verilator) $(if $(PRESETS),--preset $(PRESETS)) \
-	    $(if $(MAT),--mat $(MAT))
+	    $(if $(MAT),--mat $(MAT)) $(if $(DATASET),--dataset $(call shquote,$(DATASET)))
 
-variation: install ## accuracy of MODEL vs MTJ variation on TECH, N images (JSON + PNG); RTL_CV=0.1 adds an RTL spot check; PRESET=imac_sot: IMAC resistance sigma and neuron spread
+variation: install ## accuracy of MODEL (a bundled name or a .npz path) vs MTJ variation on TECH, N images (JSON + PNG); RTL_CV=0.1 adds an RTL spot check; PRESET=imac_sot: IMAC resistance sigma and neuron spread
 ifeq ($(PRESET),imac_sot)
-	$(VPY) -m sim.imac_variation --model $(MODEL) -n $(or $(N),1000) \
+	$(VPY) -m sim.imac_variation --model $(call shquote,$(MODEL)) -n $(or $(N),1000) \
 	    $(if $(SIGMAS),--sigma $(SIGMAS)) $(if $(SPREADS),--spread $(SPREADS)) \
 	    $(if $(SEEDS),--seeds $(SEEDS))
 else
-	$(VPY) -m sim.variation --model $(MODEL) --technology $(TECH) -n $(or $(N),200) \
+	$(VPY) -m sim.variation --model $(call shquote,$(MODEL)) --technology $(TECH) \
+	    -n $(or $(N),200) $(if $(DATASET),--dataset $(call shquote,$(DATASET))) \
 	    $(if $(RTL_CV),--rtl-cv $(RTL_CV) --sim $(if $(SIM),$(SIM),verilator) \
 	    $(if $(MAT),--mat $(MAT)))
 endif
@@ -175,6 +189,21 @@ train-imac: $(TRAIN_STAMP) ## retrain only the CPU-IMAC LeNet (seed 003) from se
 bench: install ## measure speeds (golden, core model, RTL on SIM), write build/bench/bench.json
 	$(VPY) -m sim.bench --out build/bench/bench.json --rtl-images 5 \
 	    --sim $(if $(SIM),$(SIM),verilator) $(if $(MAT),--mat $(MAT))
+
+# make fuzz: the long profile of tests/test_fuzz.py (make test runs it with 25 examples).
+FUZZ_EXAMPLES ?= 1000
+
+fuzz: install ## fuzz model files, IDX data sets and command lines with FUZZ_EXAMPLES examples per property
+	SPINPIM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VPY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py
+
+# make mutate (not in CI): rtl/ files to mutate, mutants sampled per file (0: all), sample seed.
+MUTATE_FILES ?= rtl/core.py rtl/ppu.py
+MUTANTS  ?= 30
+MUTATE_SEED ?= 0
+
+mutate: install ## mutation score of the tests on MUTATE_FILES (MUTANTS per file, SIM default icarus) -> build/mutate/mutate.json
+	$(VPY) -m sim.mutate $(MUTATE_FILES) --mutants $(MUTANTS) --seed $(MUTATE_SEED) \
+	    --sim $(if $(SIM),$(SIM),icarus) --out build/mutate/mutate.json
 
 clean: ## remove build outputs (Verilog, simulator builds, waveforms, reports)
 	rm -rf build sim_build results.xml

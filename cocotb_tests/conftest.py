@@ -7,7 +7,8 @@ from cocotb_tests.harness import HarnessError, check_verilator, simulators
 from sim.util import UserError, check_waves
 
 #: Test modules that build the whole core: the longest Verilator builds of the suite.
-CORE_MODULES = ("test_core.py", "test_core_faults.py", "test_core_move.py", "test_core_dima.py")
+CORE_MODULES = ("test_core.py", "test_core_faults.py", "test_core_move.py", "test_core_dima.py",
+                "test_core_random.py")
 #: Test modules whose simulation is long on every simulator: the CPU-IMAC flow (about 60,000
 #: host writes and 60,000 cycles per image); started first so that no worker ends alone on it.
 LONG_RUNS = ("test_imac_flow.py",)

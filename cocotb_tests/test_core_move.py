@@ -150,14 +150,24 @@ async def core_gather_and_mat(dut):
         f"TBUF plane {n}": [*write[:-1], write[-1](a=8, b=n, imm=WriteSrc.TBUF.value)],
         "MoveOp 5": [_mv(asm, 5)],
         "WriteSrc 3": [*write[:-1], write[-1](a=8, b=0, imm=3)],
+        f"REQUANT d={k_sub + 1 + (1 << (k_sub + 1).bit_length())}": [
+            asm.requant(a=0, d=k_sub + 1 + (1 << (k_sub + 1).bit_length()), imm=logit)],
+        f"GATHER column {2 * width} (aliases column 0)": [_mv(asm, MoveOp.GATHER, a=2 * width)],
     }
     ok_programs_write = {
         f"TBUF plane {n - 1}": [*write[:-1], write[-1](a=8, b=n - 1, imm=WriteSrc.TBUF.value)],
     }
+    # Each bad program's neighbour at the limit of the same range runs clean: a check that
+    # flags one value too many (or too few) fails one of the two.
     ok_programs = {
         f"SETPTR {OUT_DEPTH}": [_mv(asm, MoveOp.SETPTR, a=OUT_DEPTH)],
         "GATHER of a masked word beyond the data memory": [
             _mv(asm, MoveOp.GATHER, b=1)],
+        f"REQUANT d={k_sub}": [asm.requant(a=0, d=k_sub, imm=logit)],
+        f"GATHER column {width - 1}": [_mv(asm, MoveOp.GATHER, a=width - 1)],
+        f"ADDPTR to {OUT_DEPTH}": [_mv(asm, MoveOp.SETPTR, a=OUT_DEPTH - 2),
+                                   _mv(asm, MoveOp.ADDPTR, a=2)],
+        "MoveOp 3 (ADDPTR)": [_mv(asm, 3)],
     }
     ok_programs.update(ok_programs_write)
     await host.write_tables([(0, 0), (OUT_DEPTH, 1)], [(0, 1)])   # entry 1: kpos 1, masked

@@ -86,10 +86,43 @@ def _parse_int(option: str, text: str, hi: int | None = None, why: str = "") -> 
     return v
 
 
+#: Data sets a model file given by path may name (``golden.datasets``).
+DATASETS = ("fashion_mnist", "digits")
+#: ``--model`` given as a model file: ``{spec: (path, data set)}`` (bundled names are not here).
+_MODEL_FILES: dict = {}
+
+
+def _model_path(name: str) -> Path:
+    return _MODEL_FILES[name][0] if name in _MODEL_FILES else bundled_model_path(name)
+
+
+def _model_dataset(name: str) -> str:
+    return _MODEL_FILES[name][1] if name in _MODEL_FILES else MODEL_DATASET[name]
+
+
+def _resolve_model_arg(spec: str, dataset) -> None:
+    """``--model``: a bundled name, or the path of a ``.npz`` model file whose data set is
+    ``--dataset`` (or told by its file name, as ``sim.cli run`` does)."""
+    if dataset is not None and dataset not in DATASETS:
+        raise UserError(f"--dataset: unknown data set {dataset!r}; one of {', '.join(DATASETS)}")
+    if spec in MODEL_DATASET and not Path(spec).exists():
+        if dataset not in (None, MODEL_DATASET[spec]):
+            raise UserError(f"--dataset {dataset}: model {spec!r} is for "
+                            f"{MODEL_DATASET[spec]}")
+        return
+    path = Path(spec)
+    if not path.is_file():
+        raise UserError(f"--model: unknown model {spec!r}; one of "
+                        f"{', '.join(MODEL_DATASET)}, or the path of a .npz model file")
+    ds = dataset or MODEL_DATASET.get(path.stem)
+    if ds is None:
+        raise UserError(f"--dataset: cannot tell which data set {spec!r} belongs to; give "
+                        f"--dataset {' or --dataset '.join(DATASETS)}")
+    _MODEL_FILES[spec] = (path, ds)
+
+
 def _check_inputs(args):
-    if args.model not in MODEL_DATASET:
-        raise UserError(f"--model: unknown model {args.model!r}; one of "
-                        f"{', '.join(MODEL_DATASET)}")
+    _resolve_model_arg(args.model, args.dataset)
     if args.technology not in TECHNOLOGIES:
         raise UserError(f"--technology: unknown technology {args.technology!r}; one of "
                         f"{', '.join(TECHNOLOGIES)}")
@@ -115,8 +148,8 @@ def _point(model, x, y, technology, cv, trials, seeds) -> dict:
 
 def run(*, model_name, technology, cvs, n, seeds, trials) -> dict:
     """Evaluate every CV point; returns the report (without the command line)."""
-    model = load_model(bundled_model_path(model_name))
-    ds = MODEL_DATASET[model_name]
+    model = load_model(_model_path(model_name))
+    ds = _model_dataset(model_name)
     try:
         x, y = datasets.load_dataset(ds, "test")
     except (ValueError, datasets.DatasetError) as e:
@@ -124,6 +157,9 @@ def run(*, model_name, technology, cvs, n, seeds, trials) -> dict:
     if n > len(y):
         raise UserError(f"-n {n}: the {ds} test split has only {len(y)} images; "
                         f"give -n between 1 and {len(y)}")
+    if x.shape[1:] != tuple(model.input_shape):
+        raise UserError(f"--model: {model_name!r} expects inputs {list(model.input_shape)}, "
+                        f"data set {ds!r} has {list(x.shape[1:])} (--dataset)")
     x, y = x[:n], y[:n]
     points = [_point(model, x, y, technology, cv, trials, seeds) for cv in cvs]
     table = _point(model, x, y, technology, None, trials, seeds)
@@ -196,9 +232,9 @@ def rtl_spot_check(*, model_name, technology, cv, n, sim="verilator", trials, se
     name = TECH_PRESET[technology]
     config = preset(name)
     k = config.subarrays_per_mat if subarrays is None else subarrays
-    model = load_model(bundled_model_path(model_name))
+    model = load_model(_model_path(model_name))
     compiled = _compile_for_spot_check(model, config, name, k)
-    x, y = datasets.load_dataset(MODEL_DATASET[model_name], "test")
+    x, y = datasets.load_dataset(_model_dataset(model_name), "test")
     x, y = x[:n], y[:n]
     b = ber(technology, MODE, cv=cv, trials=trials, seed=0)
     threshold = rate_to_threshold(b.average)
@@ -206,7 +242,7 @@ def rtl_spot_check(*, model_name, technology, cv, n, sim="verilator", trials, se
     t0 = time.perf_counter()
     if backend == "rtl":
         try:
-            res = run_images(model_path=bundled_model_path(model_name), config=config,
+            res = run_images(model_path=_model_path(model_name), config=config,
                              preset_name=name, sim=sim, x=x, faults=faults, quiet=True,
                              subarrays=k)
         except RtlRunError as e:
@@ -293,7 +329,11 @@ def _table(report: dict) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sim.variation",
                                 description="int8 accuracy against MTJ device variation.")
-    p.add_argument("--model", default="fashion_addernet", help=", ".join(MODEL_DATASET))
+    p.add_argument("--model", default="fashion_addernet",
+                   help=", ".join(MODEL_DATASET) + ", or the path of a .npz model file")
+    p.add_argument("--dataset", default=None,
+                   help="data set of a model file (default: told by its name); "
+                        + ", ".join(DATASETS))
     p.add_argument("--technology", default="nand_spin", help=", ".join(TECHNOLOGIES))
     p.add_argument("--cv", default=None,
                    help=f"comma-separated CVs in [0, {MAX_CV}] (default "
@@ -321,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _test_images(model_name: str) -> int:
     """Images in the test split of ``model_name``'s data set (a UserError if it is missing)."""
     try:
-        return len(datasets.load_dataset(MODEL_DATASET[model_name], "test")[1])
+        return len(datasets.load_dataset(_model_dataset(model_name), "test")[1])
     except (ValueError, datasets.DatasetError) as e:
         raise UserError(str(e)) from None
 
@@ -343,7 +383,7 @@ def main(argv=None) -> int:
             rtl_n = _parse_int("--rtl-n", args.rtl_n)
             n_test = _test_images(args.model)
             if rtl_n > n_test:
-                raise UserError(f"--rtl-n {rtl_n}: the {MODEL_DATASET[args.model]} test split "
+                raise UserError(f"--rtl-n {rtl_n}: the {_model_dataset(args.model)} test split "
                                 f"has only {n_test} images; give --rtl-n between 1 and "
                                 f"{n_test}")
             if args.backend not in SPOT_BACKENDS:
@@ -355,7 +395,8 @@ def main(argv=None) -> int:
         from rtl.config import preset
         name = TECH_PRESET[args.technology]
         mat = parse_mat(args.mat, preset(name), name)
-        out = Path(args.out or f"build/reports/variation-{args.model}-{args.technology}")
+        out = Path(args.out or f"build/reports/variation-{Path(args.model).stem}-"
+                              f"{args.technology}")
         json_path, png_path = Path(f"{out}.json"), Path(f"{out}.png")
         for path in (json_path, png_path):          # before the sweep, which takes a while
             check_file("--out", path, example=f"variation.{path.suffix[1:]}")

@@ -1,0 +1,571 @@
+"""The core's instruction-level contract (``rtl.core.Core``, ``rtl.isa``) under random
+micro-op programs, against the cycle model (``sim.core_model.CoreModel``) with ``==``.
+
+One small core (a mat of two 16 x 16 STT subarrays with every route, small memories, some of
+them of a size that is not a power of two) runs many random programs in one build. Each
+program starts from random host state loaded into both (array rows, weight buffer,
+requantization table, data memory, gather tables; each subarray gets its own random data, so a
+micro-op that picks one subarray's result is told apart from its neighbour's) and mixes
+every micro-op of the instruction set, loops with strided operands, every ``ReduceOp`` code
+(and the unused ones) in every opcode that takes one, every PPU immediate, REQUANT's ``d`` on
+each subarray and on the sum, with operands uniform in their range and weighted at both ends.
+
+A third of the programs carry one operand at or beyond an encoded range the core must flag
+(rows, buffer slots, transpose-buffer planes, write sources, gather column / table entries /
+data-memory address, REQUANT channel and ``d``, the write pointer, undefined MoveOps,
+opcodes the core does not execute or that are undefined, a stride on a loop level that is not
+open, an array write the technology does not support); the expected ``error`` comes from
+those ranges as ``rtl.core.Core``'s docstring states them (computed here, not by the model),
+and the model and the core must both agree with it.
+
+After each program a fixed probe program reads every accumulator, every array row per
+subarray and every transpose-buffer plane into the data memory. After each run of either
+program the whole data memory, the write pointer, ``error`` and every performance counter of
+the core must equal the model's. A mismatch names the run's seed, the program, the
+instruction that produced the value (found by replaying prefixes of the program on the
+model), both values.
+"""
+
+import copy
+import dataclasses
+import os
+import random
+
+import cocotb
+import numpy as np
+import pytest
+
+from cocotb_tests.harness import load_params, make_rng, run_block
+from rtl.column_reduce import ReduceOp
+from rtl.config import preset
+from rtl.core import Core
+from rtl.isa import (
+    BASE_BITS, CONTROL_OPS, DATAPATH_OPS, LOOP_DEPTH, OP_BITS, OPERAND_BITS, Instr, MoveOp,
+    Opcode, Operand, WriteSrc, encode,
+)
+from rtl.mtj_array import MacroCmd
+from rtl.ppu import PPU_EMIT, PPU_MODE_LSB, PpuMode
+from rtl.routes import ROUTES, opcodes_of, write_sources_of
+
+BLOCK = "core"
+K = 2                     # subarrays in the mat
+#: The core's sizes: small memories, channels and out_depth not powers of two (the range
+#: checks of a non-power-of-two limit differ from a power of two's).
+SIZES = dict(imem_depth=128, buffer_slots=8, channels=5, out_depth=120, offset_depth=8,
+             patch_depth=8)
+MAX_CYCLES = 4000
+#: Random programs per run (``SPINPIM_RANDOM_PROGRAMS`` overrides: ``sim.mutate`` runs fewer).
+PROGRAMS = int(os.environ.get("SPINPIM_RANDOM_PROGRAMS") or 120)
+#: Opcodes that take a ReduceOp in imm bits 0-3 (``rtl.isa.OPERANDS``).
+REDUCE = (Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
+          Opcode.MIN_STEP)
+#: Opcodes whose b operand is a weight-buffer slot (writes: by their source).
+SLOT_B = (Opcode.AND_FU, Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.FA_STEP)
+#: Opcodes whose a operand is an array row.
+ROW_A = (*REDUCE, Opcode.FS_STEP, Opcode.FA_STEP, Opcode.WRITE_ROW, Opcode.ERASE,
+         Opcode.PROGRAM)
+
+
+def _config():
+    # STT: WRITE_ROW is the write (2 cycles at the preset's clock: the stall logic is in the
+    # build), ERASE / PROGRAM are writes the technology does not support (errors).
+    return dataclasses.replace(preset("jeit_stt"), rows=16, columns=16, subarrays_per_mat=K,
+                               mats=1, routes=tuple(ROUTES))
+
+
+class Contract:
+    """The ranges the core's docstring promises, for one configuration and size."""
+
+    def __init__(self, config):
+        self.rows = config.rows
+        self.width = K * config.columns
+        self.n = config.operand_bits
+        self.slots = SIZES["buffer_slots"]
+        self.channels = SIZES["channels"]
+        self.out_depth = SIZES["out_depth"]
+        self.odepth, self.pdepth = SIZES["offset_depth"], SIZES["patch_depth"]
+        self.ops = frozenset(opcodes_of(config.routes))
+        self.srcs = frozenset(s.value for s in write_sources_of(config.routes))
+        self.writes = ((Opcode.WRITE_ROW,) if config.technology != "nand_spin"
+                       else (Opcode.ERASE, Opcode.PROGRAM))
+
+    def expected_error(self, trace, tables, controller_error):
+        """``(error, why)`` of a run whose micro-op trace (``sim.isa_model.run_program``) is
+        ``trace``: the first operand out of its range, as ``rtl.core.Core`` lists them."""
+        if controller_error:
+            return True, "controller error"
+        offsets, patches = tables
+        ptr, cnt = 0, 0
+        for i, m in enumerate(trace):
+            op, imm, a, b, d = m.op, m.imm, m.a, m.b, m.d
+            where = f"micro-op {i} {op.name} a={a} b={b} d={d} imm={imm}"
+            if op not in self.ops:
+                return True, f"{where}: not executed by this core"
+            if op in ROW_A and a >= self.rows:
+                return True, f"{where}: row a not below {self.rows}"
+            if op in (Opcode.AND2, Opcode.OR2) and b >= self.rows:
+                return True, f"{where}: row b not below {self.rows}"
+            if op in SLOT_B and b >= self.slots:
+                return True, f"{where}: slot b not below {self.slots}"
+            if op in (Opcode.WRITE_ROW, Opcode.PROGRAM):
+                if imm not in self.srcs:
+                    return True, f"{where}: not a write source of this core"
+                limit = self.n if imm == WriteSrc.TBUF.value else self.slots
+                if b >= limit:
+                    return True, f"{where}: b not below {limit}"
+            if op in (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM) and op not in self.writes:
+                return True, f"{where}: a write the technology does not support"
+            if op is Opcode.REQUANT:
+                if a >= self.channels or d > K:
+                    return True, f"{where}: channel or d out of range"
+                if imm & PPU_EMIT:
+                    mode = imm >> PPU_MODE_LSB & 3
+                    pool = mode in (PpuMode.MAX4.value, PpuMode.AVG4.value)
+                    emits = not pool or cnt == 3
+                    if pool:
+                        cnt = (cnt + 1) & 3
+                    if emits:
+                        if ptr >= self.out_depth:
+                            return True, f"{where}: the data memory is full"
+                        ptr += 1
+            if op is Opcode.MOVE:
+                if imm == MoveOp.GATHER.value:
+                    if a >= self.width or b >= self.odepth or d >= self.pdepth:
+                        return True, f"{where}: GATHER operand out of range"
+                    off, kpos = offsets[b]
+                    base, mask = patches[d]
+                    if mask >> kpos & 1 and (base + off) % (1 << 16) >= self.out_depth:
+                        return True, f"{where}: GATHER address beyond the data memory"
+                elif imm in (MoveOp.SETPTR.value, MoveOp.ADDPTR.value):
+                    ptr = a if imm == MoveOp.SETPTR.value else ptr + a
+                    if ptr > self.out_depth:
+                        return True, f"{where}: pointer beyond the data memory"
+                elif imm != MoveOp.CLEAR.value:
+                    return True, f"{where}: not a MoveOp"
+        return False, ""
+
+
+#: Kinds of injected errors (one per bad program), each an operand at or beyond a range.
+BAD_KINDS = ("row_a", "row_b", "rows_both", "gather_ab", "gather_ad", "gather_bd", "gather_abd",
+             "slot", "plane", "src", "gather_col",
+             "gather_b", "gather_d", "gather_addr", "channel", "d", "setptr", "addptr", "full",
+             "moveop", "not_executed", "undefined", "stride_level", "tech_write", "wrap",
+             "two_errors")
+
+
+class Generator:
+    """Random programs (lists of ``rtl.isa.Instr``) and host state for one contract."""
+
+    def __init__(self, contract, rng: random.Random, codes: dict):
+        self.c, self.rng = contract, rng
+        self.codes = codes      # per reduce opcode, the next ReduceOp code (all in turn)
+
+    # -- values ---------------------------------------------------------------------------
+
+    def inside(self, limit):
+        """A value in [0, limit), a third of the time one of its ends."""
+        r = self.rng.random()
+        if r < 0.17:
+            return 0
+        if r < 0.34:
+            return limit - 1
+        return self.rng.randrange(limit)
+
+    def beyond(self, limit, bits):
+        """A value at or beyond ``limit`` that fits a ``bits``-wide base: the limit itself, the
+        limit plus the port's width (aliases to a valid value when cut), or any."""
+        port = 1 << max(1, (limit - 1).bit_length())
+        choices = [limit, limit + port, (1 << bits) - 1, self.rng.randrange(limit, 1 << bits)]
+        return min(self.rng.choice(choices), (1 << bits) - 1)
+
+    def operand(self, limit, count=None, level=0):
+        """An operand in range for every iteration of the loop around it (``count``
+        iterations of loop ``level``; None outside loops)."""
+        rng = self.rng
+        if count is None or count == 1 or rng.random() < 0.3:
+            return Operand(self.inside(limit))
+        for _ in range(8):
+            s = rng.choice([s for s in range(-8, 8) if s])
+            span = s * (count - 1)
+            lo, hi = max(0, -span), min(limit - 1, (1 << BASE_BITS) - 1) - max(0, span)
+            if lo <= hi:
+                return Operand(rng.randint(lo, hi), level, s)
+        return Operand(self.inside(limit))
+
+    def junk(self):
+        """An operand the opcode does not use: anything absolute."""
+        return Operand(self.rng.randrange(1 << BASE_BITS)) if self.rng.random() < 0.3 \
+            else Operand()
+
+    # -- micro-ops ------------------------------------------------------------------------
+
+    def micro_op(self, count=None, level=0):
+        """One in-range datapath micro-op of the core."""
+        rng, c = self.rng, self.c
+        op = rng.choice([Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
+                         Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.FS_STEP, Opcode.FA_STEP,
+                         Opcode.FA_STEP, Opcode.WRITE_ROW, Opcode.WRITE_ROW, Opcode.REQUANT,
+                         Opcode.REQUANT, Opcode.REQUANT, Opcode.MOVE, Opcode.MOVE])
+        row = self.operand(c.rows, count, level)
+        if op in REDUCE:
+            b = (self.operand(c.rows, count, level) if op in (Opcode.AND2, Opcode.OR2)
+                 else self.operand(c.slots, count, level) if op in SLOT_B else self.junk())
+            code = self.codes[op] = (self.codes.get(op, -1) + 1) % 16
+            return Instr(op, imm=code | rng.randrange(2) << 4, a=row, b=b, d=self.junk())
+        if op in (Opcode.FS_STEP, Opcode.FA_STEP):
+            return Instr(op, imm=rng.randrange(32), a=row, b=self.operand(c.slots, count, level),
+                         d=self.junk())
+        if op is Opcode.WRITE_ROW:
+            src = rng.choice(sorted(c.srcs))
+            limit = c.n if src == WriteSrc.TBUF.value else c.slots
+            return Instr(op, imm=src, a=row, b=self.operand(limit, count, level), d=self.junk())
+        if op is Opcode.REQUANT:
+            return Instr(op, imm=rng.randrange(32), a=self.operand(c.channels, count, level),
+                         b=self.junk(), d=self.operand(K + 1, count, level))
+        kind = rng.choice([MoveOp.GATHER, MoveOp.GATHER, MoveOp.GATHER, MoveOp.CLEAR,
+                           MoveOp.SETPTR, MoveOp.ADDPTR])
+        if kind is MoveOp.GATHER:
+            return Instr(op, imm=kind.value, a=self.operand(c.width, count, level),
+                         b=self.operand(c.odepth, count, level),
+                         d=self.operand(c.pdepth - 1, count, level))   # entry pdepth-1: bad
+        if kind is MoveOp.CLEAR:
+            return Instr(op, imm=kind.value, a=self.junk(), b=self.junk(), d=self.junk())
+        value = rng.randrange(0, 40) if kind is MoveOp.SETPTR else rng.randrange(0, 8)
+        return Instr(op, imm=kind.value, a=Operand(value), b=self.junk(), d=self.junk())
+
+    def bad_op(self, kind):
+        """One micro-op (or a few words) with an operand at or beyond its range."""
+        rng, c = self.rng, self.c
+        bits = BASE_BITS
+        ok_row, ok_slot = Operand(self.inside(c.rows)), Operand(self.inside(c.slots))
+        if kind == "row_a":
+            op = rng.choice(ROW_A[:-2] if Opcode.WRITE_ROW in c.writes else ROW_A)
+            src = WriteSrc.BUFFER.value if op in (Opcode.WRITE_ROW, Opcode.PROGRAM) else None
+            return [Instr(op, imm=src if src is not None else rng.randrange(32),
+                          a=Operand(self.beyond(c.rows, bits)),
+                          b=ok_row if op in (Opcode.AND2, Opcode.OR2) else ok_slot)]
+        if kind == "row_b":
+            return [Instr(rng.choice([Opcode.AND2, Opcode.OR2]), imm=rng.randrange(32),
+                          a=ok_row, b=Operand(self.beyond(c.rows, bits)))]
+        if kind == "rows_both":        # two operands out of range at once
+            return [Instr(rng.choice([Opcode.AND2, Opcode.OR2]), imm=rng.randrange(32),
+                          a=Operand(self.beyond(c.rows, bits)),
+                          b=Operand(self.beyond(c.rows, bits)))]
+        if kind in ("gather_ab", "gather_ad", "gather_bd", "gather_abd"):   # two or three
+            bad = kind.split("_")[1]                                       # at once
+            a = Operand(self.beyond(c.width, bits) if "a" in bad else 0)
+            b = Operand(self.beyond(c.odepth, bits) if "b" in bad else 0)
+            d = Operand(self.beyond(c.pdepth, bits) if "d" in bad else 0)
+            return [Instr(Opcode.MOVE, imm=MoveOp.GATHER.value, a=a, b=b, d=d)]
+        if kind == "slot":
+            op = rng.choice([*SLOT_B, Opcode.WRITE_ROW])
+            imm = (rng.choice([s for s in c.srcs if s != WriteSrc.TBUF.value])
+                   if op is Opcode.WRITE_ROW else rng.randrange(32))
+            return [Instr(op, imm=imm, a=ok_row, b=Operand(self.beyond(c.slots, bits)))]
+        if kind == "plane":
+            return [Instr(Opcode.WRITE_ROW, imm=WriteSrc.TBUF.value, a=ok_row,
+                          b=Operand(self.beyond(c.n, bits)))]
+        if kind == "src":
+            srcs = [v for v in range(32) if v not in c.srcs]
+            return [Instr(Opcode.WRITE_ROW, imm=rng.choice(srcs), a=ok_row, b=Operand(0))]
+        if kind.startswith("gather"):
+            a, b, d = (Operand(self.inside(c.width)), Operand(self.inside(c.odepth)),
+                       Operand(self.inside(c.pdepth - 1)))
+            if kind == "gather_col":
+                a = Operand(self.beyond(c.width, bits))
+            elif kind == "gather_b":
+                b = Operand(self.beyond(c.odepth, bits))
+            elif kind == "gather_d":
+                d = Operand(self.beyond(c.pdepth, bits))
+            else:                       # the last patch entry points beyond the data memory
+                d = Operand(c.pdepth - 1)
+            return [Instr(Opcode.MOVE, imm=MoveOp.GATHER.value, a=a, b=b, d=d)]
+        if kind == "channel":
+            return [Instr(Opcode.REQUANT, imm=rng.randrange(32),
+                          a=Operand(self.beyond(c.channels, bits)), d=Operand(self.inside(K + 1)))]
+        if kind == "d":
+            return [Instr(Opcode.REQUANT, imm=rng.randrange(32),
+                          a=Operand(self.inside(c.channels)), d=Operand(self.beyond(K + 1, bits)))]
+        if kind == "setptr":
+            return [Instr(Opcode.MOVE, imm=MoveOp.SETPTR.value,
+                          a=Operand(self.beyond(c.out_depth + 1, bits)))]
+        if kind == "addptr":
+            return [Instr(Opcode.MOVE, imm=MoveOp.SETPTR.value, a=Operand(c.out_depth - 3)),
+                    Instr(Opcode.MOVE, imm=MoveOp.ADDPTR.value,
+                          a=Operand(rng.choice([4, 5, 4095])))]
+        if kind == "full":             # the pointer at out_depth is fine until a word comes
+            emit = PPU_EMIT | PpuMode.LOGIT.value << PPU_MODE_LSB
+            return [Instr(Opcode.MOVE, imm=MoveOp.SETPTR.value, a=Operand(c.out_depth - 1)),
+                    Instr(Opcode.REQUANT, imm=emit, a=Operand(0)),
+                    Instr(Opcode.REQUANT, imm=emit, a=Operand(0))]
+        if kind == "moveop":
+            return [Instr(Opcode.MOVE, imm=rng.randrange(len(MoveOp), 32))]
+        if kind == "not_executed":
+            missing = [op for op in DATAPATH_OPS if op not in c.ops]
+            return [Instr(rng.choice(missing), imm=rng.randrange(32), a=ok_row, b=ok_slot)]
+        if kind == "undefined":
+            codes = [v for v in range(1 << OP_BITS) if v not in {op.value for op in Opcode}]
+            return [rng.choice(codes) | rng.getrandbits(64 - OP_BITS) << OP_BITS]
+        if kind == "stride_level":    # a stride on a level no loop has opened
+            return [Instr(Opcode.READ, imm=2, a=Operand(0, level=rng.randrange(LOOP_DEPTH),
+                                                        stride=rng.choice([-1, 1, 3])))]
+        if kind == "tech_write":
+            bad = [op for op in (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM)
+                   if op not in c.writes]
+            return [Instr(rng.choice(bad), imm=WriteSrc.BUFFER.value, a=ok_row, b=Operand(0))]
+        if kind == "two_errors":       # two causes in one run: datapath or PPU, then the
+            # PPU or the controller (last: the controller stops at its error)
+            k1 = rng.choice([k for k in BAD_KINDS if k not in (
+                "wrap", "two_errors", "gather_addr", "undefined", "stride_level")])
+            k2 = rng.choice([k for k in ("undefined", "stride_level", "full") if k != k1])
+            return self.bad_op(k1) + self.bad_op(k2)
+        assert kind == "wrap", kind     # a negative stride past 0 wraps to 65535, 65534, ..
+        return [Instr(Opcode.LOOP, count=3),
+                Instr(Opcode.READ, imm=2, a=Operand(1, 0, -1)),
+                Instr(Opcode.ENDLOOP)]
+
+    def program(self, bad_kind=None):
+        """A program (list of Instr or raw words) ending with HALT; ``bad_kind`` inserts one
+        bad micro-op (:data:`BAD_KINDS`) at a random point outside loops."""
+        rng = self.rng
+        body = []
+        for _ in range(rng.randint(6, 22)):
+            r = rng.random()
+            if r < 0.22:                # a loop: 1 .. 3 micro-ops, maybe one loop inside
+                count = rng.randint(1, 4)
+                inner = [self.micro_op(count) for _ in range(rng.randint(1, 3))]
+                if rng.random() < 0.3:
+                    c2 = rng.randint(1, 3)
+                    inner += [Instr(Opcode.LOOP, count=c2),
+                              *[self.micro_op(c2) for _ in range(rng.randint(1, 2))],
+                              Instr(Opcode.ENDLOOP)]
+                if rng.random() < 0.2:
+                    inner.insert(rng.randrange(len(inner) + 1), Instr(Opcode.NOP))
+                body += [Instr(Opcode.LOOP, count=count), *inner, Instr(Opcode.ENDLOOP)]
+            elif r < 0.27:
+                body.append(Instr(Opcode.NOP))
+            else:
+                body.append(self.micro_op())
+        if bad_kind is not None:
+            at = rng.choice([i for i in range(len(body) + 1)
+                             if _depth(body[:i]) == 0])
+            body[at:at] = self.bad_op(bad_kind)
+        return [*body, Instr(Opcode.HALT)]
+
+    # -- host state -----------------------------------------------------------------------
+
+    def host_state(self, bad_gather):
+        """Random array rows, buffer words, table entries, data memory, gather tables.
+        Every patch entry but the last points into the data memory for every offset entry;
+        the last points beyond it (used by GATHERs only where ``bad_gather``), or, for
+        clean programs, beyond it with every used kpos masked (no error)."""
+        rng, c = self.rng, self.c
+        rows = [rng.getrandbits(c.width) for _ in range(c.rows)]
+        slots = [rng.getrandbits(c.width) for _ in range(c.slots)]
+        table = [(rng.randint(-(1 << 15), (1 << 15) - 1), rng.randrange(64),
+                  rng.randint(-(1 << 20), 1 << 20)) for _ in range(c.channels)]
+        dmem = [rng.getrandbits(32) for _ in range(c.out_depth)]
+        max_off = 60
+        offsets = [(rng.randrange(max_off), rng.randrange(32)) for _ in range(c.odepth)]
+        patches = [(rng.randrange(c.out_depth - max_off), rng.getrandbits(32))
+                   for _ in range(c.pdepth - 1)]
+        used = 0
+        for _, kpos in offsets:
+            used |= 1 << kpos
+        if bad_gather:
+            patches.append((rng.randrange(c.out_depth, 1 << 16), 0xFFFF_FFFF))
+        else:
+            patches.append((rng.randrange(c.out_depth, 1 << 16),
+                            rng.getrandbits(32) & ~used))
+        return rows, slots, table, dmem, offsets, patches
+
+
+def _depth(instrs):
+    d = 0
+    for ins in instrs:
+        if isinstance(ins, Instr):
+            d += (ins.op is Opcode.LOOP) - (ins.op is Opcode.ENDLOOP)
+    return d
+
+
+def _words(program):
+    return [w if isinstance(w, int) else encode(w) for w in program]
+
+
+def _probe(contract):
+    """Every accumulator (d = 0 .. K), every array row per subarray, every transpose-buffer
+    plane per subarray (written into row 0 first), as LOGIT words of channel 0."""
+    from sim import asm
+    logit = PPU_EMIT | 1 | PpuMode.LOGIT.value << PPU_MODE_LSB
+    out = [asm.requant(a=0, d=d, imm=logit) for d in range(K + 1)]
+    for r in range(contract.rows):
+        out.append(asm.read(a=r, imm=ReduceOp.L1_FIRST.value))
+        out += [asm.requant(a=0, d=d, imm=logit) for d in range(1, K + 1)]
+    for q in range(contract.n):
+        out += [asm.write_row(a=0, b=q, imm=WriteSrc.TBUF.value),
+                asm.read(a=0, imm=ReduceOp.L1_FIRST.value)]
+        out += [asm.requant(a=0, d=d, imm=logit) for d in range(1, K + 1)]
+    return asm.assemble([*out, asm.halt()])
+
+
+def _row_bits(value, width):
+    return np.array([(value >> i) & 1 for i in range(width)], dtype=np.uint8)
+
+
+async def _load(host, model, contract, state):
+    rows, slots, table, dmem, offsets, patches = state
+    w = contract.width
+    ones = np.ones(w, np.uint8)
+    await host.array_commands([(MacroCmd.WRITE, r, _row_bits(v, w), ones)
+                               for r, v in enumerate(rows)])
+    for r, v in enumerate(rows):
+        model.array_command(MacroCmd.WRITE, r, v)
+    await host.write_buffer([_row_bits(v, w) for v in slots])
+    for s, v in enumerate(slots):
+        model.write_buffer(s, v)
+    await host.write_table(*zip(*table, strict=True))
+    for ch, (m, s, b) in enumerate(table):
+        model.write_table(ch, m, s, b)
+    await host.write_dmem(0, dmem)
+    for i, v in enumerate(dmem):
+        model.write_dmem(i, v)
+    if sum(rows) % 2:                   # either table last: a write into the wrong one shows
+        await host.write_tables(offsets, patches)
+    else:
+        await host.write_tables([], patches)
+        await host.write_tables(offsets, [])
+    for i, (off, kpos) in enumerate(offsets):
+        model.write_offset(i, off, kpos)
+    for i, (base, mask) in enumerate(patches):
+        model.write_patch(i, base, mask)
+
+
+async def _host_noise(dut, rng, cycles=3):
+    """Random values on the host's address and data ports with every write enable low: the
+    core must ignore them (nothing is written: the model is not told)."""
+    from cocotb.triggers import FallingEdge
+    ports = ("prog_addr", "prog_data", "buf_addr", "buf_data", "tbl_addr", "tbl_mult",
+             "tbl_shift", "tbl_bias", "agu_sel", "agu_addr", "agu_data", "dmem_waddr",
+             "dmem_wdata", "arr_cmd", "arr_row", "arr_data", "arr_mask")
+    for _ in range(cycles):
+        for name in ports:
+            port = getattr(dut, name)
+            # addresses mostly inside the small memories (a stray write must land somewhere)
+            bits = min(len(port), 3) if name.endswith("addr") and rng.random() < 0.8 \
+                else len(port)
+            port.value = rng.getrandbits(bits)
+        await FallingEdge(dut.clk)
+
+
+def _first_instr(before, words, changed):
+    """Index of the first instruction after which the model, replaying ``words[:i + 1]`` and a
+    HALT from the state ``before``, satisfies ``changed(model, run)``; None if none does."""
+    halt = encode(Instr(Opcode.HALT))
+    for i in range(len(words)):
+        m = copy.deepcopy(before)
+        run = m.run([*words[:i + 1], halt])
+        if changed(m, run):
+            return i
+    return None
+
+
+async def _compare(host, model, before, words, what, tag):
+    """Run ``words`` on both; every data-memory word, the pointer, error and counters ==."""
+    from sim import asm
+    counters, error = await host.run_raw(words, max_cycles=MAX_CYCLES)
+    ref = model.run(words)
+    got_mem = await host.read_dmem(0, model.out_depth)
+    want_mem = list(model.out_memory)
+    listing = "\n" + asm.disassemble_program(words)
+
+    def where(pred):
+        i = _first_instr(before, words, pred)
+        return "no single instruction" if i is None else \
+            f"instruction {i} ({asm.disassemble(words[i])})"
+
+    if error != ref.error:
+        at = where(lambda m, run: run.error) if ref.error else "the model raises none"
+        raise AssertionError(f"{tag}: {what}: error: rtl {int(error)} != model {int(ref.error)} "
+                             f"(model: {ref.reason or 'no error'}; {at}){listing}")
+    for addr, (g, w) in enumerate(zip(got_mem, want_mem, strict=True)):
+        if g != w:
+            old = before.read_dmem(addr)
+            at = where(lambda m, run, a=addr, v=w, o=old: m.read_dmem(a) == v != o)
+            raise AssertionError(f"{tag}: {what}: data word {addr} (written by {at}): rtl {g} "
+                                 f"!= model {w}{listing}")
+    count = int(host.dut.out_count.value)
+    assert count == ref.out_count, (
+        f"{tag}: {what}: write pointer: rtl {count} != model {ref.out_count}{listing}")
+    for name, v in ref.counters.items():
+        assert counters[name] == v, (
+            f"{tag}: {what}: counter {name}: rtl {counters[name]} != model {v}{listing}")
+    return ref
+
+
+@cocotb.test()
+async def core_random_programs(dut):
+    """Random micro-op programs, in range and one operand beyond: rtl == cycle model, and the
+    error flag == the contract's ranges."""
+    from sim.core_model import CoreModel
+    from sim.isa_model import run_program
+    from sim.rtl_backend import CoreHost
+    p = load_params()
+    _, seed = make_rng(p, "core_random_programs")
+    config = _config()
+    contract = Contract(config)
+    host = CoreHost(dut, config)
+    await host.reset()
+    model = CoreModel(config, subarrays=K, **SIZES)
+    probe = _probe(contract)
+    seen = {(op, code): 0 for op in REDUCE for code in range(16)}
+    kinds = {k: 0 for k in BAD_KINDS}
+    errors, codes = 0, {}
+    for index in range(p["programs"]):
+        rng = random.Random(f"{seed}:{index}")
+        gen = Generator(contract, rng, codes)
+        # The first programs cycle through every bad kind, then a third of them are bad.
+        bad = (BAD_KINDS[index // 2] if index < 2 * len(BAD_KINDS) and index % 2
+               else rng.choice(BAD_KINDS) if rng.random() < 0.33 else None)
+        state = gen.host_state(bad_gather=bad == "gather_addr")
+        for _ in range(20):   # an in-range program may still fill the data memory: redraw
+            words = _words(gen.program(bad))
+            trace = run_program(words, depth=SIZES["imem_depth"])
+            want_error, why = contract.expected_error(trace.trace, state[4:], trace.error)
+            if want_error == (bad is not None):
+                break
+        tag = (f"{BLOCK}: program {index} (seed {seed}; rerun with SPINPIM_SEED={seed}), "
+               f"{bad or 'in range'}")
+        await _load(host, model, contract, state)
+        await _host_noise(dut, rng)
+        before = copy.deepcopy(model)
+        ref = await _compare(host, model, before, words, "program", tag)
+        assert ref.error == want_error, (
+            f"{tag}: the model's error {ref.error} ({ref.reason}) != the contract's "
+            f"{want_error} ({why or 'every operand in range'})")
+        assert want_error == (bad is not None), f"{tag}: the contract says {why or 'no error'}"
+        errors += want_error
+        if bad:
+            kinds[bad] += 1
+        for m in trace.trace:
+            if m.op in REDUCE:
+                seen[(m.op, m.imm & 15)] += 1
+        before = copy.deepcopy(model)
+        await _compare(host, model, before, probe, "probe after the program", tag)
+    missing = [f"{op.name} {code}" for (op, code), n in seen.items() if not n]
+    if p["programs"] < 100:               # a short run (sim.mutate) need not cover them all
+        dut._log.info("reduce codes never issued: %s", missing)
+        missing = []
+    assert not missing, f"{BLOCK}: reduce codes never issued (more programs?): {missing}"
+    if p["programs"] >= 2 * len(BAD_KINDS):
+        assert all(kinds.values()), f"{BLOCK}: bad kinds never run: {kinds}"
+    dut._log.info("%d programs (%d with an error), every reduce code in every reduce opcode",
+                  p["programs"], errors)
+
+
+@pytest.mark.sim
+def test_core_random(sim):
+    config = _config()
+    assert not set(CONTROL_OPS) & set(REDUCE)
+    assert OPERAND_BITS == 16
+    run_block(Core(config=config, subarrays=K, faults=False, **SIZES), block=BLOCK, sim=sim,
+              test_module=__name__, params={"case": "random", "programs": PROGRAMS})
