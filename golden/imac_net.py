@@ -52,6 +52,7 @@ array                           dtype     shape           meaning
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,7 +222,7 @@ def load_net(path) -> ImacNet:
     try:
         with np.load(path, allow_pickle=False) as z:
             a = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ImacNetFormatError(f"{path}: not a readable .npz file ({e})") from None
     return _validate(a)
 

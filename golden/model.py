@@ -574,6 +574,10 @@ def load_model(path) -> Model:
         _fail(f"model file {str(path)!r} is not a readable .npz file: {e}")
     except Exception as e:  # zipfile.BadZipFile, OSError, EOFError: all mean "not an npz"
         _fail(f"model file {str(path)!r} is not a readable .npz file: {e}")
+    for k, a in arrays.items():     # numpy returns a member without the .npy magic as bytes
+        if not isinstance(a, np.ndarray):
+            _fail(f"member {k!r} of model file {str(path)!r} is not a .npy array (no .npy "
+                  f"header)")
 
     def get(name):
         if name not in arrays:

@@ -136,12 +136,10 @@ def test_model_zip_members(tmp_path_factory, data, name):
     _check_model_file(path)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason=(
-    "found by this fuzz suite, not fixed here (golden/model.py is not this change's file): "
-    "numpy's NpzFile returns the raw bytes of a member without the .npy magic, and "
-    "golden.model.load_model then fails with AttributeError ('bytes' object has no attribute "
-    "'dtype'), a traceback in every tool, instead of a ModelFormatError"))
 def test_model_zip_member_without_npy_magic(tmp_path):
+    """Found by this suite: numpy's NpzFile returns the raw bytes of a member without the .npy
+    magic, and load_model failed with AttributeError ('bytes' object has no attribute 'dtype'),
+    a traceback in every tool; now a one-line ModelFormatError."""
     path = tmp_path / "m.npz"
     _zip_with_member(path, "name", b"")
     _check_model_file(path)

@@ -126,3 +126,12 @@ def test_acc_bound_of_convolutions(net):
         fan_in = int(np.prod(net.arrays[key].shape[1:]))
         assert L.conv_acc_bound("mul", fan_in) < 2 ** 31
     assert math.isfinite(net.input_scale)
+
+
+def test_a_truncated_zip(tmp_path):
+    """A zip's local header and nothing else (an interrupted copy): zipfile's BadZipFile was a
+    traceback."""
+    p = tmp_path / "x.npz"
+    p.write_bytes(b"PK\x03\x04junk")
+    with pytest.raises(imac_net.ImacNetFormatError, match="not a readable .npz file"):
+        imac_net.load_net(p)
