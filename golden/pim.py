@@ -866,6 +866,17 @@ def l1_fa(x, w, n: int, acc_bits: int):
     return from_bits(np.stack(acc)), steps
 
 
+def _l1_operands(x, w, n):
+    """``(n, x, w)`` of an L1 tile: the width and both operands checked (values in
+    [0, 2**n), shapes that broadcast, a sum of K terms that fits) and broadcast to [..., K]."""
+    n = _check_width("n", n)
+    x = _check_values("x", x, n)
+    w = _check_values("w", w, n)
+    lead, k_terms = _vectors("x", x, "w", w)
+    _check_sum_fits(n, k_terms)
+    return n, *(np.broadcast_to(v, lead + (k_terms,)) for v in (x, w))
+
+
 def zero_skip_l1(x, w, *, n: int = L.ACT_BITS):
     """Sparsity-aware ``sum_k |x[..., k] - w[..., k]|`` (seed 000 zero skipping).
 
@@ -889,12 +900,8 @@ def zero_skip_l1(x, w, *, n: int = L.ACT_BITS):
     TypeError, ValueError
         Bad ``n``, values that do not fit, shapes that do not match.
     """
-    n = _check_width("n", n)
-    x = _check_values("x", x, n)
-    w = _check_values("w", w, n)
-    lead, k_terms = _vectors("x", x, "w", w)
-    _check_sum_fits(n, k_terms)
-    xb, wb = (np.broadcast_to(v, lead + (k_terms,)) for v in (x, w))
+    n, xb, wb = _l1_operands(x, w, n)
+    k_terms = xb.shape[-1]
     skip = (xb == 0) | (wb == 0)
     terms = np.where(xb == 0, wb, np.where(wb == 0, xb, 0))
     work = ~skip
@@ -926,12 +933,7 @@ def zero_skip_tile(x, w, *, n: int = L.ACT_BITS):
     TypeError, ValueError
         Bad ``n``, values that do not fit, shapes that do not match.
     """
-    n = _check_width("n", n)
-    x = _check_values("x", x, n)
-    w = _check_values("w", w, n)
-    lead, k_terms = _vectors("x", x, "w", w)
-    _check_sum_fits(n, k_terms)
-    xb, wb = (np.broadcast_to(v, lead + (k_terms,)) for v in (x, w))
+    n, xb, wb = _l1_operands(x, w, n)
     skipped = np.asarray(~xb.any(axis=-1))
     l1 = np.asarray(wb.sum(axis=-1, dtype=np.int64))         # the skipped tiles' dot
     work = ~skipped

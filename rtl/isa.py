@@ -167,27 +167,23 @@ CONTROL_OPS = (Opcode.NOP, Opcode.HALT, Opcode.LOOP, Opcode.ENDLOOP)
 DATAPATH_OPS = tuple(op for op in Opcode if op not in CONTROL_OPS)
 
 #: Per datapath opcode, the meaning of each field it uses (the assembler rejects the others).
+#: The data operands of the two array writes (WRITE_ROW, PROGRAM).
+_WRITE_DATA = {
+    "b": "buffer slot (BUFFER) or transpose-buffer plane (TBUF, TBUF_ZS) of the data",
+    "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out), TBUF, FA_FS (the FA/FS "
+           "lanes' sum bits, even columns only), BIT_COUNTER (the bit-counters' LSBs; the "
+           "counters shift right) or TBUF_ZS (as TBUF, and sets row a's zero flag if the whole "
+           "transpose buffer is 0; zero_skip cores)"}
+
 #: Rows are array rows; a "slot" is a word of the weight / operand buffer. The meanings are
 #: those of ``rtl.core.Core`` for the opcodes it executes (``rtl.core.CORE_OPS``); CMP_STEP,
 #: RELU and POOL are reserved for other datapaths (the core flags them).
 OPERANDS: dict[Opcode, dict[str, str]] = {
     Opcode.WRITE_ROW: {"a": "row to write",
-                       "b": "buffer slot (BUFFER) or transpose-buffer plane (TBUF, TBUF_ZS) "
-                            "of the data",
-                       "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out), TBUF, "
-                              "FA_FS (the FA/FS lanes' sum bits, even columns only), "
-                              "BIT_COUNTER (the bit-counters' LSBs; the counters shift right) "
-                              "or TBUF_ZS (as TBUF, and sets row a's zero flag if the whole "
-                              "transpose buffer is 0; zero_skip cores)"},
+                       **_WRITE_DATA},
     Opcode.ERASE:     {"a": "any row of the strip to erase to AP = 0"},
     Opcode.PROGRAM:   {"a": "row to program (1-bits to P)",
-                       "b": "buffer slot (BUFFER) or transpose-buffer plane (TBUF, TBUF_ZS) "
-                            "of the data",
-                       "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out), TBUF, "
-                              "FA_FS (the FA/FS lanes' sum bits, even columns only), "
-                              "BIT_COUNTER (the bit-counters' LSBs; the counters shift right) "
-                              "or TBUF_ZS (as TBUF, and sets row a's zero flag if the whole "
-                              "transpose buffer is 0; zero_skip cores)"},
+                       **_WRITE_DATA},
     Opcode.READ:      {"a": "row to sense", "imm": "rtl.column_reduce.ReduceOp on its popcount"},
     Opcode.AND_FU:    {"a": "row", "b": "buffer slot driven on the FU line",
                        "imm": "rtl.column_reduce.ReduceOp on the popcount of the AND"},
