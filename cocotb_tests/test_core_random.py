@@ -61,6 +61,8 @@ REDUCE = (Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
           Opcode.MIN_STEP)
 #: Opcodes whose b operand is a weight-buffer slot (writes: by their source).
 SLOT_B = (Opcode.AND_FU, Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.FA_STEP)
+#: Write sources whose b is a transpose-buffer plane (the others': a weight-buffer slot).
+PLANE_SOURCES = (WriteSrc.TBUF.value, WriteSrc.TBUF_ZS.value)
 #: Opcodes whose a operand is an array row.
 ROW_A = (*REDUCE, Opcode.FS_STEP, Opcode.FA_STEP, Opcode.WRITE_ROW, Opcode.ERASE,
          Opcode.PROGRAM)
@@ -85,7 +87,9 @@ class Contract:
         self.out_depth = SIZES["out_depth"]
         self.odepth, self.pdepth = SIZES["offset_depth"], SIZES["patch_depth"]
         self.ops = frozenset(opcodes_of(config.routes))
-        self.srcs = frozenset(s.value for s in write_sources_of(config.routes))
+        # a zero-skip core (config.zero_skip) also writes planes by TBUF_ZS (rtl.core.Core)
+        self.srcs = frozenset(s.value for s in write_sources_of(config.routes)) | (
+            {WriteSrc.TBUF_ZS.value} if config.zero_skip else set())
         self.writes = ((Opcode.WRITE_ROW,) if config.technology != "nand_spin"
                        else (Opcode.ERASE, Opcode.PROGRAM))
 
@@ -110,7 +114,7 @@ class Contract:
             if op in (Opcode.WRITE_ROW, Opcode.PROGRAM):
                 if imm not in self.srcs:
                     return True, f"{where}: not a write source of this core"
-                limit = self.n if imm == WriteSrc.TBUF.value else self.slots
+                limit = self.n if imm in PLANE_SOURCES else self.slots
                 if b >= limit:
                     return True, f"{where}: b not below {limit}"
             if op in (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM) and op not in self.writes:
@@ -217,7 +221,7 @@ class Generator:
                          d=self.junk())
         if op is Opcode.WRITE_ROW:
             src = rng.choice(sorted(c.srcs))
-            limit = c.n if src == WriteSrc.TBUF.value else c.slots
+            limit = c.n if src in PLANE_SOURCES else c.slots
             return Instr(op, imm=src, a=row, b=self.operand(limit, count, level), d=self.junk())
         if op is Opcode.REQUANT:
             return Instr(op, imm=rng.randrange(32), a=self.operand(c.channels, count, level),
@@ -259,12 +263,13 @@ class Generator:
             return [Instr(Opcode.MOVE, imm=MoveOp.GATHER.value, a=a, b=b, d=d)]
         if kind == "slot":
             op = rng.choice([*SLOT_B, Opcode.WRITE_ROW])
-            imm = (rng.choice([s for s in c.srcs if s != WriteSrc.TBUF.value])
+            imm = (rng.choice([s for s in c.srcs if s not in PLANE_SOURCES])
                    if op is Opcode.WRITE_ROW else rng.randrange(32))
             return [Instr(op, imm=imm, a=ok_row, b=Operand(self.beyond(c.slots, bits)))]
         if kind == "plane":
-            return [Instr(Opcode.WRITE_ROW, imm=WriteSrc.TBUF.value, a=ok_row,
-                          b=Operand(self.beyond(c.n, bits)))]
+            return [Instr(Opcode.WRITE_ROW, imm=rng.choice([p for p in PLANE_SOURCES
+                                                            if p in c.srcs]),
+                          a=ok_row, b=Operand(self.beyond(c.n, bits)))]
         if kind == "src":
             srcs = [v for v in range(32) if v not in c.srcs]
             return [Instr(Opcode.WRITE_ROW, imm=rng.choice(srcs), a=ok_row, b=Operand(0))]
