@@ -271,3 +271,21 @@ def test_bitcount_imm_refuses_nothing_and_and_without_sense():
     with pytest.raises(ValueError, match="and_fu needs a sense"):
         bitcount_imm(BitCounterOp.HOLD, and_fu=True, out=BitCountOut.LSB)
     assert bitcount_imm(BitCounterOp.HOLD, out=BitCountOut.SA) == 8
+
+
+def test_the_route_maps_no_layer_yet():
+    """The honest marker: ``NandInmem.dot`` raises NotImplementedError (the in-memory
+    post-processing mode, issue 14 item 2, is not built), and a user never reaches it: the
+    route maps no layer, so a configuration with ``dataflow='nand_inmem'`` gets the compiler's
+    one-line error."""
+    from golden.model import bundled_model_path, load_model
+    from sim.compiler import CompileError, compile_model
+    from sim.routes import get_route
+    route = get_route("nand_inmem")
+    assert not route.maps(None)
+    with pytest.raises(NotImplementedError, match="maps no layer yet"):
+        route.dot(None, 0, None, None, None)
+    cfg = preset("nand_spin").with_dataflow("nand_inmem")
+    with pytest.raises(CompileError, match=r"^layer 1 \(adder_conv2d\): dataflow 'nand_inmem' "
+                                           r"cannot map an adder layer"):
+        compile_model(load_model(bundled_model_path("digits_addernet")), cfg, subarrays=1)
