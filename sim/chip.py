@@ -71,7 +71,7 @@ def organisation(config, k: int) -> dict:
 
 def weight_bits(compiled) -> dict:
     """Bits loaded into one mat once per model: buffer rows used x mat width, requant entries,
-    offset- and patch-table entries (:class:`sim.compiler.CompiledModel`)."""
+    offset- and patch-table entries (``sim.compiler.CompiledModel``)."""
     buffer = int(compiled.buffer.shape[0]) * int(compiled.width)
     table = len(compiled.table[0]) * (MULT_BITS + SHIFT_BITS + BIAS_BITS)
     offsets = len(compiled.offsets) * (OFFSET_BITS + KPOS_BITS)

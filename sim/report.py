@@ -941,6 +941,7 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
         "shares": shares,
         "seed": SEED_FIGURES.get(name),
         "notes": per_image["notes"],
+        "jeit_table": None,
         # Seed 003's headline comes from its analytical CPU-IMAC model, not from this run.
         "cpu_imac_model": _cpu_imac_model() if name == "imac_sot" else None,
     }
@@ -1159,8 +1160,9 @@ def _why_text(rep: dict) -> str:
                       "of the controller cycles, in the latency")
     specific = {
         "jeit_stt": [
-            "no zero skipping in the core (counters are data-independent); the paper's figures "
-            "are peak values with sparsity-aware skipping",
+            "zero skipping in the core skips a tile dot only when all its operands are zero "
+            "(MOVE SKIPZ; counters data-dependent, spread below); the paper's figures are peak "
+            "values with sparsity-aware skipping: see the seed 000 reproduction table",
             "abs_diff route: 4 n cycles and n write-backs per tile (STT write energy, "
             "ASSUMPTION 0.6 V / 10 ns: the seed gives none), vs the paper's single-cycle "
             "carry-chain full adder",
@@ -1234,6 +1236,59 @@ def _spread_lines(rep: dict) -> list:
         lines.append(line)
     lines.append("")
     return lines
+
+
+def _jeit_lines(rep: dict) -> list:
+    """Seed 000's reproduction table (sim.jeit)."""
+    t = rep["jeit_table"]
+    pk, ch = t["peak"], t["chip"]
+    lines = [f"Seed 000 reproduction table (`sim.jeit`, `report-{rep['preset']}-stt-write.png`), "
+             f"one mat of {t['mat_size']} (subarrays x rows x columns). Peak: {pk['layer']}, "
+             f"every lane busy, on the cycle model, compute micro-ops only (no row building, "
+             f"host port or SRAM); the tile-skip fraction is the measured run's "
+             f"({_g(t['tile_dots_skipped_per_image'])} of {t['tile_dots_per_image']} tile dots "
+             f"per image). Seed figures: {t['seed_source']}.", "",
+             "| figure | ours | seed 000 | ours / seed |", "|---|---|---|---|"]
+    for r in t["rows"]:
+        lines.append(f"| {r['figure']} | {_g(r['ours'])} {r['unit']} | {r['seed']:g} "
+                     f"{r['unit']} | {_g(r['ours'] / r['seed'])} |")
+    lines += ["", f"Chip size implied: 32.31 GOPS takes {_g(ch['mats_for_seed_gops_at_peak'])} "
+              f"mats of ours at the peak ({_g(ch['area_for_seed_gops_at_peak_mm2'])} mm^2 of "
+              f"MTJ array + SRAM), {_g(ch['mats_for_seed_gops_measured'])} at the measured "
+              f"rate ({_g(ch['area_for_seed_gops_measured_mm2'])} mm^2). Not in this table: "
+              f"{t['not_built']}.", "",
+              "STT write energy (ASSUMPTION, the seed gives none) swept:", "",
+              "| write energy / bit (fJ) | x the assumed | peak GOPS/W | measured GOPS/W (with "
+              "SRAMs) |", "|---|---|---|---|"]
+    for r in t["write_sweep"]:
+        lines.append(f"| {_g(r['write_bit_fj'])} | {r['factor']:g} | "
+                     f"{_g(r['peak_gops_per_w'])} | {_g(r['measured_gops_per_w'])} |")
+    return lines
+
+
+def _plot_stt_write(rep: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    t = rep["jeit_table"]
+    sw = t["write_sweep"]
+    x = [r["write_bit_fj"] for r in sw]
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    ax.plot(x, [r["peak_gops_per_w"] for r in sw], "o-", label="peak (every lane busy)")
+    ax.plot(x, [r["measured_gops_per_w"] for r in sw], "s--",
+            label=f"measured, {rep['model']} (with SRAMs)")
+    ax.axhline(494.56, color="k", lw=0.8, ls=":", label="seed 000: 494.56 GOPS/W")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("STT write energy per bit (fJ; ASSUMPTION, the seed gives none)")
+    ax.set_ylabel("GOPS/W")
+    ax.set_title(f"{rep['preset']}: GOPS/W vs STT write energy, one mat of {t['mat_size']}",
+                 fontsize=8)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
 
 
 def _chip_lines(rep: dict) -> list:
@@ -1481,6 +1536,8 @@ def markdown(reports: list, command: str) -> str:
         cls = ", ".join(f"{k} {_g(v, 2)}%" for k, v in rep["shares"]["energy_pct"].items() if v)
         lines.append(f"Energy by class: {cls}.")
         lines += [""] + _memory_lines(rep) + [""] + _area_split_lines(rep)
+        if rep.get("jeit_table"):
+            lines += [""] + _jeit_lines(rep)
         lines += [""] + _chip_lines(rep)
         lines += [""] + _split_lines(rep) + [""] + _sensitivity_lines(rep)
         lines += [""] + _source_lines(rep)
@@ -1497,7 +1554,8 @@ def _output_files(out: Path, presets: list) -> list:
     """Every file the report writes into ``out``."""
     return [out / "report.md", *(out / f"report-{name}{end}" for name in presets
                                  for end in (".json", "-energy.png", "-latency.png",
-                                             "-tornado.png", "-chip.png"))]
+                                             "-tornado.png", "-chip.png")),
+            *(out / f"report-{name}-stt-write.png" for name in presets if name == "jeit_stt")]
 
 
 def _write_outputs(out: Path, reports: list, md: str) -> list:
@@ -1511,6 +1569,9 @@ def _write_outputs(out: Path, reports: list, md: str) -> list:
         writers[out / f"report-{name}-latency.png"] = lambda tmp, rep=rep: _plot_latency(rep, tmp)
         writers[out / f"report-{name}-tornado.png"] = lambda tmp, rep=rep: _plot_tornado(rep, tmp)
         writers[out / f"report-{name}-chip.png"] = lambda tmp, rep=rep: _plot_chip(rep, tmp)
+        if rep.get("jeit_table"):
+            writers[out / f"report-{name}-stt-write.png"] = \
+                lambda tmp, rep=rep: _plot_stt_write(rep, tmp)
     return write_files(writers, option="--out")
 
 
@@ -1596,6 +1657,9 @@ def run(args, argv) -> int:
         rep = preset_report(name, config, compiled, model, images, backend=args.backend,
                             simulator=sim, dataset=ds, labels=y, gates=gates, gates_note=note,
                             logic=logic, first_image=x[0])
+        if name == "jeit_stt":      # seed 000's reproduction table (issue 13 item 4)
+            from sim import jeit
+            rep["jeit_table"] = jeit.table(config, compiled, rep)
         rep["seconds"] = round(time.perf_counter() - t0, 2)
         reports.append(rep)
     command = shlex.join(["python", "-m", "sim.report", *argv])

@@ -38,7 +38,7 @@ AREA_ONLY = ("gate_area_um2", "flop_area_um2", "utilisation", "array_efficiency"
 
 def assumptions(technology: str) -> list[dict]:
     """The moved constants: ``{key, table, name, value, unit, source}``; ``key`` is what
-    :func:`_moved` takes."""
+    the private ``_moved`` takes."""
     out = []
     for tech, name in energy.ARRAY_LEAVES:
         t = energy.ARRAY[technology if tech == "common" else tech]

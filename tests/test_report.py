@@ -132,7 +132,8 @@ def test_files(report_runs, mat):
     names = sorted(f.name for f in out.iterdir())
     want = ["report.md"] + sorted(
         f"report-{p}{s}" for p in presets
-        for s in (".json", "-energy.png", "-latency.png", "-tornado.png", "-chip.png"))
+        for s in (".json", "-energy.png", "-latency.png", "-tornado.png", "-chip.png")) + (
+        ["report-jeit_stt-stt-write.png"] if "jeit_stt" in presets else [])
     assert names == sorted(want)                    # and no temp file left behind
     for p in presets:
         for s in ("energy", "latency", "tornado", "chip"):
@@ -578,3 +579,32 @@ def test_sensitivity_reruns_a_moved_stall_table(report_runs):
             + round(pi["host_cycles"])) / (config.clock_mhz * 1e6)
     assert row["high"]["latency_s"] == pytest.approx(want, rel=1e-12)
     assert row["high"]["latency_pct"] > 0
+
+
+@pytest.mark.parametrize("mat", [None, 1], ids=_mat_id)
+def test_jeit_reproduction_table(report_runs, mat):
+    from sim import sram
+    out = report_runs(mat)[0]
+    rep = json.loads((out / "report-jeit_stt.json").read_text())
+    t = rep["jeit_table"]
+    config = preset("jeit_stt")
+    k = rep["subarrays"]
+    assert t["subarrays"] == k
+    seeds = {r["unit"]: r["seed"] for r in t["rows"]}
+    assert seeds == {"GOPS": 32.31, "GOPS/W": 494.56}
+    measured = [r for r in t["rows"] if r["figure"].startswith("measured average GOPS,")]
+    assert measured[0]["ours"] == pytest.approx(rep["per_image"]["gops"], rel=1e-12)
+    model = load_model(bundled_model_path(MODEL))
+    compiled = compile_model(model, config, subarrays=k)
+    dots = sum(sram.program_events(ch.program)["move:skipz"] for st in compiled.stages
+               for ch in st.chunks)
+    assert t["tile_dots_per_image"] == dots > 0
+    skipped = np.mean([sum(s["measured"][i]["zero_skip"]["zs_tiles"] for s in rep["stages"])
+                       for i in range(IMAGES)])
+    assert t["peak_at_measured_sparsity"]["skip_fraction"] == pytest.approx(skipped / dots)
+    assert t["chip"]["mats_for_seed_gops_at_peak"] == pytest.approx(
+        32.31 / t["peak"]["dense"]["gops"], rel=1e-12)
+    md = (out / "report.md").read_text()
+    assert "Seed 000 reproduction table (`sim.jeit`" in md
+    assert "| peak GOPS, every lane busy, every operand non-zero |" in md
+    assert (out / "report-jeit_stt-stt-write.png").read_bytes()[:4] == b"\x89PNG"
