@@ -16,7 +16,9 @@ The constants moved: the assumed leaves of ``sim.energy.ARRAY`` for the technolo
 (``sim.energy.ARRAY_LEAVES``: everything derived from them follows), every ``PERIPHERY`` entry
 whose source is an ASSUMPTION and that enters the energy (the area-only ones, gate and flop
 area and placement density, move no figure here), and the numeric ASSUMPTIONs of
-``sim.sram.PARAMS`` that enter the energy (leakage per bit, write vs read). Seed, literature
+``sim.sram.PARAMS`` that enter the energy (leakage per bit, write vs read), and a factor on
+every SRAM access's energy (the ASSUMPTION that a w-bit access costs w/64 of the fitted 64-bit
+figure, and the fit's extrapolation below 8 KB). Seed, literature
 and calibrated constants are not moved; the device resistances (``sim.device``) are not either
 (a resistance enters the cell terms only through ``V^2 / R``, as the read and write voltages
 do, which are moved).
@@ -60,6 +62,13 @@ def assumptions(technology: str) -> list[dict]:
             continue
         out.append({"key": ("sram", name), "table": "sim.sram.PARAMS", "name": name,
                     "value": p.value, "unit": p.unit, "source": p.source})
+    # The SRAM access energy: the fit is calibrated, but an access of w bits costing w/64 of
+    # the fitted 64-bit figure (PARAMS['bits_scaling']) and the extrapolation below 8 KB are
+    # ASSUMPTIONs; a factor on every access's energy stands for them.
+    out.append({"key": ("sram_scale", None), "table": "sim.sram", "name": "access energy scale",
+                "value": 1.0, "unit": "",
+                "source": "ASSUMPTION: " + sram.PARAMS["bits_scaling"].source.split(": ", 1)[1]
+                          + "; and the fit extrapolated below its smallest point (8 KB)"})
     return out
 
 
@@ -72,6 +81,13 @@ def _moved(key, value):
     elif kind == "periphery":
         with energy.overridden(periphery={name: value}):
             yield
+    elif kind == "sram_scale":
+        saved = sram._A
+        sram._A = saved * value
+        try:
+            yield
+        finally:
+            sram._A = saved
     else:
         saved = sram.PARAMS[name]
         sram.PARAMS[name] = dataclasses.replace(saved, value=value)

@@ -105,3 +105,18 @@ def test_moved_stall_table_needs_a_rerun():
     with pytest.raises(ValueError, match="stall table would move"):
         sensitivity.sensitivity(CONFIG, subarrays=1, counters=COUNTERS, host=HOST,
                                 host_cycles=5, ops=OPS, accesses=_accesses())
+
+
+def test_sram_access_energy_scale(result):
+    """A factor on every SRAM access: the dynamic SRAM energy doubles or halves, leakage and
+    latency stay."""
+    row = next(r for r in result["rows"] if r["name"] == "access energy scale")
+    base = result["baseline"]
+    e0 = OPS / base["gops_per_w"] / 1e9
+    dyn = sram.memory_report(CONFIG, 1, _accesses(), base["latency_s"])["dynamic_j"]
+    assert dyn > 0
+    assert row["high"]["gops_per_w"] == pytest.approx(OPS / (e0 + dyn) / 1e9, rel=1e-9)
+    assert row["low"]["gops_per_w"] == pytest.approx(OPS / (e0 - dyn / 2) / 1e9, rel=1e-9)
+    assert row["high"]["latency_pct"] == 0
+    assert sram.read_energy_pj(1024, 64) == pytest.approx(
+        sram.fit()[0] * (1024 * 64 / 8) ** sram.fit()[1], rel=1e-12)
