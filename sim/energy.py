@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 from rtl.config import AcceleratorConfig, check_config
@@ -65,10 +66,11 @@ from rtl.isa import (
 from sim.device import TECHNOLOGIES, Param, device
 
 __all__ = [
-    "ARRAY", "PERIPHERY", "CLASSES", "OP_CLASS", "ARRAY_ONLY_OPS", "HOST_OPS", "HOST_DATA_WORDS",
+    "ARRAY", "ARRAY_LEAVES", "overridden", "PERIPHERY", "CLASSES", "OP_CLASS", "ARRAY_ONLY_OPS",
+    "HOST_OPS", "HOST_DATA_WORDS",
     "DATA_WORD_BITS", "OpCost", "table",
     "op_costs",
-    "op_energy_fj", "device_times_ns", "device_cycles",
+    "op_energy_fj", "SPLIT_ROWS", "energy_split", "device_times_ns", "device_cycles",
     "periphery_area_mm2", "array_area_mm2", "Report", "estimate",
 ]
 
@@ -89,35 +91,55 @@ def _cell_fj(technology: str, volts: float, ns: float, paths: int = 1) -> float:
     return volts ** 2 * paths / _mean_path_ohm(technology) * ns * 1e-9 * 1e15
 
 
-def _build_array() -> dict[str, dict[str, Param]]:
+#: The assumed leaves of :data:`ARRAY` a sensitivity study may move (``_build_array(over)``):
+#: ``(technology or "common", name)``; every other entry is a seed figure or derived from these.
+ARRAY_LEAVES = (("common", "read_voltage_v"), ("stt", "write_voltage_v"), ("stt", "write_ns"),
+                ("stt", "read_ns"), ("sot", "read_ns"), ("sot", "write_bit_fj"),
+                ("sot", "write_ns"), ("imac", "read_ns"), ("imac", "write_bit_fj"),
+                ("imac", "write_ns"))
+
+
+def _build_array(over: Mapping | None = None) -> dict[str, dict[str, Param]]:
+    """The :data:`ARRAY` table; ``over`` replaces the values of :data:`ARRAY_LEAVES` entries
+    (``{(technology, name): value}``) and everything derived from them follows."""
+    over = dict(over or {})
+    bad = [k for k in over if k not in ARRAY_LEAVES]
+    if bad:
+        raise ValueError(f"over keys must be among {ARRAY_LEAVES}, not {bad[0]!r}")
+
+    def o(tech, name, default):
+        return float(over.get((tech, name), default))
+
     read_fj, read_ns = 4.0, 0.17
     erase_dev_fj, erase_ns_mtj, mtjs_dev = 180.0, 0.3, 8
     program_dev_fj, program_ns = 840.0, 5.0
+    rv = o("common", "read_voltage_v", _READ_V)
     # The seed-001 read energy splits into the cell's conduction V^2/R t and the rest (sense
     # amplifier, bit line), which is CMOS at the same 45 nm node for every technology.
-    sa_fj = read_fj - _cell_fj("nand_spin", _READ_V, read_ns)
+    sa_fj = read_fj - _cell_fj("nand_spin", rv, read_ns)
     erase_mtj_fj = erase_dev_fj / mtjs_dev
     program_bit_fj = program_dev_fj / mtjs_dev
-    stt_v, stt_ns = 0.6, 10.0
+    stt_v, stt_ns = o("stt", "write_voltage_v", 0.6), o("stt", "write_ns", 10.0)
     common = {
-        "read_voltage_v": Param(_READ_V, "V", _RV),
+        "read_voltage_v": Param(rv, "V", _RV),
         "sense_remainder_fj": Param(sa_fj, "fJ", f"derived: {_S001} read 4.0 fJ minus the "
                                     "nand_spin cell term V^2/R_mean*t (sense amp + bit line)"),
     }
 
     def sensing(tech, seeded):
-        cell = _cell_fj(tech, _READ_V, read_ns)
+        t_rd = read_ns if seeded else o(tech, "read_ns", read_ns)
+        cell = _cell_fj(tech, rv, t_rd)
         rd = (Param(read_fj, "fJ", f"{_S001}: 4.0 fJ for a read operation") if seeded else
               Param(sa_fj + cell, "fJ", "derived: sense_remainder_fj + read_voltage_v^2 / "
                     "R_mean * read_ns, R_mean = access + (R_P + R_AP)/2 from sim.device"))
         return {
             "read_fj": rd,
-            "read_ns": Param(read_ns, "ns", f"{_S001}: 0.17 ns for a read operation" if seeded
+            "read_ns": Param(t_rd, "ns", f"{_S001}: 0.17 ns for a read operation" if seeded
                              else f"ASSUMPTION: the seeds give no read time; {_S001} 0.17 ns"),
             "and_fu_fj": Param(rd.value, "fJ", "derived: = read_fj; seed 001 sec. 3.2, the AND "
                                "setting is the read setting with FU driven by the operand "
                                "(an upper bound: FU = 0 cuts the path)"),
-            "sense2_fj": Param(sa_fj + _cell_fj(tech, _READ_V, read_ns, paths=2), "fJ",
+            "sense2_fj": Param(sa_fj + _cell_fj(tech, rv, t_rd, paths=2), "fJ",
                                "derived: 2-row activation (seed 002 sec. 3.1), "
                                "sense_remainder_fj + 2 parallel cell paths V^2 * 2/R_mean * t"),
         }
@@ -131,11 +153,11 @@ def _build_array() -> dict[str, dict[str, Param]]:
     f2_2t = ("ASSUMPTION: 2T1R (seed 001 sec. 2.1: SOT-MRAM 'poor integration density because "
              "it contains two transistors'); twice the 9F^2 1T1MTJ cell, 18 F^2")
     nm45 = "ASSUMPTION: no node in the seed; the seed-001 45 nm PDK"
-    sot_write = Param(erase_mtj_fj, "fJ",
+    sot_write = Param(o("sot", "write_bit_fj", erase_mtj_fj), "fJ",
                       "ASSUMPTION: seed 001 sec. 5.1 erase 180 fJ per 8-MTJ strip scaled to a "
                       "one-MTJ strip (same heavy metal, seed 001 Table 2, and current density: "
                       "energy ~ strip length) = 22.5 fJ per bit")
-    sot_ns = Param(mtjs_dev * erase_ns_mtj, "ns",
+    sot_ns = Param(o("sot", "write_ns", mtjs_dev * erase_ns_mtj), "ns",
                    "ASSUMPTION: the seed-001 strip erase pulse (8 x 0.3 ns); the same current "
                    "density switches in the same time")
     return {
@@ -180,9 +202,11 @@ def _build_array() -> dict[str, dict[str, Param]]:
         },
         "imac": {
             **common, **sensing("imac", False),
-            "write_bit_fj": Param(sot_write.value, "fJ", "ASSUMPTION: seed 003 abstract "
-                                  "silent; SOT-MRAM write as sot (22.5 fJ per bit)"),
-            "write_ns": Param(sot_ns.value, "ns", "ASSUMPTION: seed 003 abstract silent; as sot"),
+            "write_bit_fj": Param(o("imac", "write_bit_fj", erase_mtj_fj), "fJ",
+                                  "ASSUMPTION: seed 003 abstract silent; SOT-MRAM write as sot "
+                                  "(22.5 fJ per bit)"),
+            "write_ns": Param(o("imac", "write_ns", mtjs_dev * erase_ns_mtj), "ns",
+                              "ASSUMPTION: seed 003 abstract silent; as sot"),
             **area(18.0, "ASSUMPTION: seed 003 abstract silent; SOT-MRAM 2T1R as sot, 18 F^2",
                    45.0, nm45),
         },
@@ -193,6 +217,33 @@ def _build_array() -> dict[str, dict[str, Param]]:
 ARRAY: dict[str, dict[str, Param]] = _build_array()
 
 _G45 = "ASSUMPTION: textbook gate count per lane, "
+@contextmanager
+def overridden(array: Mapping | None = None, periphery: Mapping | None = None):
+    """Within the ``with`` block, :data:`ARRAY` is rebuilt with ``array`` (``{(technology or
+    "common", name): value}`` over :data:`ARRAY_LEAVES`, everything derived follows) and the
+    :data:`PERIPHERY` entries named in ``periphery`` (``{name: value}``) have those values; both
+    tables are restored afterwards (a sensitivity study: :mod:`sim.sensitivity`)."""
+    bad = [k for k in (periphery or {}) if k not in PERIPHERY]
+    if bad:
+        raise ValueError(f"periphery keys must be among {', '.join(PERIPHERY)}, not {bad[0]!r}")
+    new_array = _build_array(array)
+    saved_a, saved_p = {k: dict(v) for k, v in ARRAY.items()}, dict(PERIPHERY)
+    try:
+        for tech, tab in new_array.items():
+            ARRAY[tech].clear()
+            ARRAY[tech].update(tab)
+        for k, v in (periphery or {}).items():
+            p = PERIPHERY[k]
+            PERIPHERY[k] = Param(v, p.unit, p.source)
+        yield
+    finally:
+        for tech, tab in saved_a.items():
+            ARRAY[tech].clear()
+            ARRAY[tech].update(tab)
+        PERIPHERY.clear()
+        PERIPHERY.update(saved_p)
+
+
 #: CMOS periphery constants, shared by every technology (45 nm reference).
 PERIPHERY: dict[str, Param] = {
     "gate_toggle_fj": Param(1.0, "fJ", "ASSUMPTION: 45 nm, 1.0 V; a gate output with fan-out 2 "
@@ -270,9 +321,15 @@ def _v(name: str) -> float:
     return PERIPHERY[name].value
 
 
-def op_costs(config: AcceleratorConfig) -> dict[Opcode, OpCost]:
-    """The :class:`OpCost` of every opcode for ``config`` (control opcodes: all zero)."""
+def op_costs(config: AcceleratorConfig, *, reads_only: bool = False) -> dict[Opcode, OpCost]:
+    """The :class:`OpCost` of every opcode for ``config`` (control opcodes: all zero);
+    ``reads_only``: with every array write energy (write, erase, program) taken as 0, the
+    sensing part alone (:func:`energy_split`)."""
     a = {k: p.value for k, p in ARRAY[config.technology].items()}
+    if reads_only:
+        for key in ("write_bit_fj", "erase_mtj_fj", "program_bit_fj"):
+            if key in a:
+                a[key] = 0.0
     rd, wr, n = a["read_fj"], a["write_bit_fj"], config.operand_bits
     sense = _v("sense_gates")
     costs = {op: OpCost() for op in Opcode}
@@ -321,6 +378,47 @@ def op_energy_fj(config: AcceleratorConfig, op: Opcode, lanes: int) -> float:
     toggle = _v("activity") * _v("gate_toggle_fj")
     return (lanes * (c.lane_array_fj + c.lane_gates * toggle)
             + units * (c.unit_array_fj + c.unit_gates * toggle) + c.mat_gates * toggle)
+
+
+#: The rows of :func:`energy_split` and the source class of the constants each rests on.
+SPLIT_ROWS = {
+    "MRAM read": "seed (seed 001 sec. 5.1 read 4.0 fJ / 0.17 ns) and derived from it with the "
+                 "read-voltage and device ASSUMPTIONs on the other technologies",
+    "MRAM write": "seed (nand_spin: seed 001 sec. 5.1 erase / program) or derived from "
+                  "ASSUMPTIONs (stt: write voltage and time; sot / imac: scaled seed-001 erase)",
+    "CMOS logic": "ASSUMPTION: gate counts per lane x activity x energy per toggle (PERIPHERY)",
+    "bus": "ASSUMPTION: MOVE, one data-memory word over the mat's bus (move_gates per bit x "
+           "activity x energy per toggle), and the host's image words charged the same",
+}
+
+
+def energy_split(config: AcceleratorConfig, counters, *, columns_active: int,
+                 host: Mapping | None = None) -> dict[str, float]:
+    """The dynamic energy of :func:`estimate` (same arguments) split into ``MRAM read``,
+    ``MRAM write`` (the array terms: sensing, and write / erase / program), ``CMOS logic``
+    (the gate toggles of every micro-op but MOVE) and ``bus`` (MOVE and the host's data
+    words), in J; the four sum to :attr:`Report.energy_j`."""
+    c = _counters_list(counters)
+    full, reads = op_costs(config), op_costs(config, reads_only=True)
+    toggle = _v("activity") * _v("gate_toggle_fj")
+    out = dict.fromkeys(SPLIT_ROWS, 0.0)
+
+    def add(op, n, lanes):
+        f, r = full[op], reads[op]
+        units = lanes / config.columns
+        arr = lanes * f.lane_array_fj + units * f.unit_array_fj
+        rd = lanes * r.lane_array_fj + units * r.unit_array_fj
+        gates = (lanes * f.lane_gates + units * f.unit_gates + f.mat_gates) * toggle
+        out["MRAM read"] += n * rd * 1e-15
+        out["MRAM write"] += n * (arr - rd) * 1e-15
+        out["bus" if op is Opcode.MOVE else "CMOS logic"] += n * gates * 1e-15
+
+    for op in Opcode:
+        add(op, c[counter_index(op)], columns_active)
+    for key, n in (host or {}).items():
+        op = Opcode.MOVE if key == HOST_DATA_WORDS else Opcode[key.upper()]
+        add(op, int(n), config.columns)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

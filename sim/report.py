@@ -112,7 +112,7 @@ from sim.energy import HOST_DATA_WORDS
 
 from .util import MAX_MAT, UserError, parse_mat
 
-__all__ = ["BACKENDS", "SEED_FIGURES", "stage_ops", "host_port_words",
+__all__ = ["BACKENDS", "SEED_FIGURES", "SPREAD_KEYS", "spread", "stage_ops", "host_port_words",
            "row_build_profile", "measure", "preset_report", "markdown", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -359,13 +359,16 @@ def row_build_profile(stage) -> tuple[int, dict]:
 # ----------------------------------------------------------------------------------------------
 # Measuring
 
-def _stage_record(name, golden_index, counters, data_words: int, program_words: int) -> dict:
+def _stage_record(name, golden_index, counters, data_words: int, program_words: int,
+                  zero_skip=None) -> dict:
     names = counter_names()
     return {"name": name, "golden_index": int(golden_index),
             "counters": {k: int(counters.get(k, 0)) for k in names},
             "host": {HOST_DATA_WORDS: int(data_words)},
             "host_program_words": int(program_words),
-            "host_cycles": int(data_words) + int(program_words)}
+            "host_cycles": int(data_words) + int(program_words),
+            # rtl.isa.ZERO_SKIP_COUNTERS of the stage (empty without config.zero_skip)
+            "zero_skip": {k: int(v) for k, v in (zero_skip or {}).items()}}
 
 
 def _measure_model(compiled, x) -> list:
@@ -377,7 +380,7 @@ def _measure_model(compiled, x) -> list:
     for i, image in enumerate(x):
         res = run_compiled(compiled, image, core, load_weights=i == 0)
         stages = [_stage_record(s.name, s.golden_index, s.micro_ops, s.host_words,
-                                p["program_words"])
+                                p["program_words"], getattr(s, "zero_skip", {}))
                   for s, p in zip(res.stages, port[i], strict=True)]
         images.append({"logits": [int(v) for v in np.asarray(res.logits).ravel()],
                        "counters": {k: int(v) for k, v in res.counters.items()},
@@ -412,7 +415,7 @@ def _measure_rtl(compiled, model_path, name, sim, x, quiet) -> list:
                                 f"RTL's host port spent {s['host_cycles']} cycles, the report's "
                                 f"rule (sim.report.host_port_words) gives {want}")
             stages.append(_stage_record(s["name"], s["golden_index"], s["counters"], data,
-                                        s["host_cycles"] - data))
+                                        s["host_cycles"] - data, s.get("zero_skip")))
         # run_images raises unless every stage of the image equalled golden in the simulation.
         images.append({"logits": [int(v) for v in im["logits"]],
                        "counters": {c: int(v) for c, v in im["counters"].items()},
@@ -467,6 +470,37 @@ def _average(values):
             return None
         return sum(values) / len(values)
     return first
+
+
+#: The per-image figures whose spread over the images the report gives (:func:`spread`).
+SPREAD_KEYS = ("energy_j", "latency_s", "cycles", "controller_cycles", "stall_cycles", "gops",
+               "gops_per_w")
+
+
+def spread(values) -> dict:
+    """``{"min", "mean", "max", "std", "n"}`` of a list of numbers (``std``: the sample
+    standard deviation, ddof = 1; 0.0 for one value)."""
+    vals = [float(v) for v in values]
+    if not vals:
+        raise ValueError("values must hold at least one number")
+    n = len(vals)
+    mean = sum(vals) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else 0.0
+    return {"min": min(vals), "mean": mean, "max": max(vals), "std": std, "n": n}
+
+
+def _spreads(estimates: list, zero_skip: list) -> dict:
+    """The spread of :data:`SPREAD_KEYS` of per-image ``estimates`` and of the zero-skipping
+    counters (``rtl.isa.ZERO_SKIP_COUNTERS``, with ``zero_fraction`` = zs_zero /
+    zs_operands) of per-image ``zero_skip`` dicts."""
+    out = {key: spread([e[key] for e in estimates]) for key in SPREAD_KEYS}
+    names = sorted({k for z in zero_skip for k in z})
+    for key in names:
+        out[key] = spread([z.get(key, 0) for z in zero_skip])
+    if "zs_operands" in names:
+        out["zero_fraction"] = spread([z.get("zs_zero", 0) / max(1, z.get("zs_operands", 0))
+                                       for z in zero_skip])
+    return out
 
 
 _KEEP = ("energy_j", "energy_per_class_j", "energy_per_op_j", "latency_s", "power_w",
@@ -568,6 +602,91 @@ def _memories(config, compiled, images, per_image) -> dict:
     return rep
 
 
+def _chip(config, compiled, images, per_image: dict, memories: dict,
+          mat_area_mm2: float) -> dict:
+    """:func:`sim.chip.chip_model` (and its bus-width sweep) from the mat's figures."""
+    from sim import chip
+    program_words = sum(sum(s["host_program_words"] for s in im["stages"])
+                        for im in images) / len(images)
+    figures = dict(latency_s=per_image["latency_s"],
+                   energy_j=memories["energy_with_memories_j"], ops=per_image["ops"],
+                   data_words=per_image["host"][HOST_DATA_WORDS], program_words=program_words,
+                   mat_area_mm2=mat_area_mm2)
+    out = chip.chip_model(config, compiled, **figures)
+    out["bus_sweep"] = chip.bus_sweep(config, compiled, **figures)
+    return out
+
+
+def _energy_split(config, per_image: dict, memories: dict) -> dict:
+    """Energy per image split into MRAM read / write, SRAM dynamic, CMOS logic, bus and
+    leakage, each with the source class of what it rests on (``sim.energy.SPLIT_ROWS``)."""
+    e = per_image["energy_split_j"]
+    # MRAM read and write: seed 001 sec. 5.1 figures on nand_spin; elsewhere the read is
+    # derived from them (and the read-voltage / device ASSUMPTIONs), the write assumed.
+    seeded = config.technology == "nand_spin"
+    cls = {"MRAM read": "seed" if seeded else "derived",
+           "MRAM write": "seed" if seeded else "assumption",
+           "CMOS logic": "assumption", "bus": "assumption"}
+    rows = [{"name": k, "energy_j": e[k], "source": energy.SPLIT_ROWS[k], "class": cls[k]}
+            for k in e]
+    rows.append({"name": "SRAM dynamic", "energy_j": memories["dynamic_j"],
+                 "source": "calibrated: sim.sram fit to Horowitz ISSCC 2014 (45 nm) SRAM "
+                           "access energies; write = read (ASSUMPTION)", "class": "calibrated"})
+    rows.append({"name": "leakage (SRAM)", "energy_j": memories["leakage_j"],
+                 "source": "ASSUMPTION: sim.sram leakage_pw_per_bit x bits x latency",
+                 "class": "assumption"})
+    rows.append({"name": "leakage (CMOS logic)", "energy_j": None,
+                 "source": "not modelled yet (issue 16 item 3: activity and leakage of the "
+                           "synthesised logic)", "class": "not modelled"})
+    total = sum(r["energy_j"] or 0.0 for r in rows)
+    return {"rows": rows, "total_j": total,
+            "gops_per_w": per_image["ops"] / total / 1e9,
+            "note": "MRAM leakage: none (non-volatile); the rows sum to the energy per image "
+                    "with the memories (per_image energy_j + memories dynamic_j + leakage_j)"}
+
+
+def _sources(config) -> dict:
+    """Every constant the figures of ``config`` rest on, with its source class
+    (:mod:`sim.sources`)."""
+    from sim import sources
+    rows = sources.source_rows(config.technology)
+    return {"rows": rows, "class_counts": sources.class_counts(rows),
+            "classes": list(sources.SOURCE_CLASSES)}
+
+
+def _rerun(config, compiled, model, image):
+    """``rerun(stall_table)``: the counters of ``image`` on the cycle model of ``config`` with
+    that stall table (None: the preset's), compiled again for it; memoised."""
+    from sim.compiler import compile_model, run_compiled
+    from sim.core_model import CoreModel
+    done = {}
+
+    def run(table):
+        key = None if table is None else tuple(sorted(table.items()))
+        if key not in done:
+            cfg = config if table is None else dataclasses.replace(config, stall_table=table)
+            comp = compile_model(model, cfg, subarrays=compiled.subarrays)
+            res = run_compiled(comp, image, CoreModel(cfg, subarrays=compiled.subarrays))
+            done[key] = {k: int(v) for k, v in res.counters.items()}
+        return done[key]
+    return run
+
+
+def _sensitivity(config, compiled, model, per_image: dict, memories: dict,
+                 first_image=None) -> dict:
+    """:func:`sim.sensitivity.sensitivity` on the image's (mean, rounded) counters; a moved
+    stall table is rerun on the cycle model with ``first_image``."""
+    from sim import sensitivity
+    rerun = None if first_image is None else _rerun(config, compiled, model, first_image)
+    counters = {key: int(round(v)) for key, v in per_image["counters"].items()}
+    host = {k: int(round(v)) for k, v in per_image["host"].items()}
+    acc = {m["name"]: {"reads": m["reads"], "writes": m["writes"],
+                       "derived": m["accesses_derived"]} for m in memories["memories"]}
+    return sensitivity.sensitivity(config, subarrays=compiled.subarrays, counters=counters,
+                                   host=host, host_cycles=int(round(per_image["host_cycles"])),
+                                   ops=per_image["ops"], accesses=acc, rerun=rerun)
+
+
 def _load_logic(synth_dir: Path, name: str, config, k: int):
     """The cached whole-core synthesis (:mod:`sim.synth`) of ``name`` at K = ``k``, or None."""
     from sim import synth
@@ -635,8 +754,10 @@ _ARRAY_WRITES = (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM)
 
 def preset_report(name: str, config, compiled, model, images, *, backend: str,
                   simulator: str | None, dataset: str, labels, gates=None,
-                  gates_note: str = "", logic: dict | None = None) -> dict:
-    """The report of one preset from the measured ``images`` (see the module docstring)."""
+                  gates_note: str = "", logic: dict | None = None, first_image=None) -> dict:
+    """The report of one preset from the measured ``images`` (see the module docstring);
+    ``first_image``: the input of image 0, which the sensitivity study reruns on the cycle
+    model when a moved device time changes the stall table (:mod:`sim.sensitivity`)."""
     clock_hz = config.clock_mhz * 1e6
     k, lanes = compiled.subarrays, compiled.width
     stages = []
@@ -645,7 +766,7 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
         rb_cycles, rb_counters = row_build_profile(st)
         rb = energy.estimate(config, rb_counters, columns_active=lanes)
         measured = [{key: im["stages"][si][key] for key in
-                     ("counters", "host", "host_program_words", "host_cycles")}
+                     ("counters", "host", "host_program_words", "host_cycles", "zero_skip")}
                     for im in images]
         per_image = [_estimate(config, m["counters"], m["host"], m["host_cycles"], ops["ops"],
                                lanes=lanes, row_build_cycles=rb_cycles) for m in measured]
@@ -668,6 +789,7 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
             "data_independent": all(m["counters"] == measured[0]["counters"]
                                     and m["host"] == measured[0]["host"] for m in measured),
             "estimate": _average(per_image),
+            "spread": _spreads(per_image, [m["zero_skip"] for m in measured]),
         })
     # Per image: one estimate on the counters summed over the stages.
     totals = []
@@ -686,9 +808,21 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
         e = _estimate(config, counters, host, host_cycles, total_ops, lanes=lanes,
                       row_build_cycles=rb_total)
         e["counters"], e["host"] = counters, host
+        e["energy_split_j"] = energy.energy_split(config, counters, columns_active=lanes,
+                                                  host=host)
         totals.append(e)
     per_image = _average(totals)
+    zs_images = []
+    for ii in range(len(images)):
+        z: dict = {}
+        for st in stages:
+            for key, v in st["measured"][ii]["zero_skip"].items():
+                z[key] = z.get(key, 0) + v
+        zs_images.append(z)
+    per_image_spread = _spreads(totals, zs_images)
     memories = _memories(config, compiled, images, per_image)
+    split = _energy_split(config, per_image, memories)
+    sens = _sensitivity(config, compiled, model, per_image, memories, first_image)
     area = _area(config, k, gates, gates_note, memories=memories, logic=logic)
     # With the whole core synthesised (sim.synth), the area is the split (MTJ array + SRAM
     # macros + minimised logic); the textbook per-block estimate stays beside it in the JSON.
@@ -705,6 +839,8 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
         "gops_per_mm2": per_image["gops"] / mat_area,
         "area_is_array_only": area["array_only"] and not synthesised,
     }
+    # The chip's mats: MTJ array + SRAM macros (+ the synthesised logic when cached).
+    chip = _chip(config, compiled, images, per_image, memories, area["mat_split"]["total_mm2"])
     mats = config.subarrays // k
     used = mats * k
     idle = config.subarrays - used
@@ -786,18 +922,26 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
                                 "group of K patches, one tile (K segments of config.columns)",
             "ops": "2 x output elements x fan-in of each golden compute layer (a fused pool's "
                    "convolution: its full output)",
-            "averaging": f"mean over {len(images)} image(s)",
+            "averaging": f"mean over {len(images)} image(s) (the first {len(images)} of the "
+                         "test split); per_image_spread and each stage's spread give min, "
+                         "mean, max and the sample std (ddof = 1) of the per-image figures",
         },
         "energy_table": _energy_table(config, lanes),
         "memories": memories,
         "stages": stages,
         "per_image": per_image,
+        "per_image_spread": per_image_spread,
+        "energy_split": split,
+        "sources": _sources(config),
+        "sensitivity": sens,
         "measured": measured_fig,
         "chip_projection": projection,
+        "chip": chip,
         "area": area,
         "shares": shares,
         "seed": SEED_FIGURES.get(name),
         "notes": per_image["notes"],
+        "jeit_table": None,
         # Seed 003's headline comes from its analytical CPU-IMAC model, not from this run.
         "cpu_imac_model": _cpu_imac_model() if name == "imac_sot" else None,
     }
@@ -1016,8 +1160,9 @@ def _why_text(rep: dict) -> str:
                       "of the controller cycles, in the latency")
     specific = {
         "jeit_stt": [
-            "no zero skipping in the core (counters are data-independent); the paper's figures "
-            "are peak values with sparsity-aware skipping",
+            "zero skipping in the core skips a tile dot only when all its operands are zero "
+            "(MOVE SKIPZ; counters data-dependent, spread below); the paper's figures are peak "
+            "values with sparsity-aware skipping: see the seed 000 reproduction table",
             "abs_diff route: 4 n cycles and n write-backs per tile (STT write energy, "
             "ASSUMPTION 0.6 V / 10 ns: the seed gives none), vs the paper's single-cycle "
             "carry-chain full adder",
@@ -1057,6 +1202,230 @@ def _why_text(rep: dict) -> str:
         ],
     }
     return "<br>".join(f"- {t}" for t in common + specific.get(name, []))
+
+
+def _mmm(sp: dict, scale: float = 1.0, digits: int = 3) -> str:
+    """``min / mean / max (std)`` of a :func:`spread` entry, times ``scale``."""
+    return (f"{_g(sp['min'] * scale, digits)} / {_g(sp['mean'] * scale, digits)} / "
+            f"{_g(sp['max'] * scale, digits)} ({_g(sp['std'] * scale, digits)})")
+
+
+def _spread_lines(rep: dict) -> list:
+    """The per-stage and per-image spread over the images (min / mean / max (std))."""
+    zs = "zs_operands" in rep["per_image_spread"]
+    head = "| stage | controller cycles | stall cycles | energy (nJ) | latency (us) | GOPS/W |"
+    rule = "|---|---|---|---|---|---|"
+    if zs:
+        head += " zero operands (%) | tile dots skipped | cycles saved |"
+        rule += "---|---|---|"
+    n = rep["images"]
+    lines = ["", f"Spread over the {n} image(s), min / mean / max (sample std)"
+             + ("; counters are data-dependent with zero skipping (config.zero_skip)" if zs
+                else "; the counters do not depend on the data without zero skipping") + ":",
+             "", head, rule]
+    rows = [(s["name"], s["spread"]) for s in rep["stages"]]
+    rows.append(("**image**", rep["per_image_spread"]))
+    for name, sp in rows:
+        line = (f"| {name} | {_mmm(sp['controller_cycles'])} | {_mmm(sp['stall_cycles'])} | "
+                f"{_mmm(sp['energy_j'], 1e9)} | {_mmm(sp['latency_s'], 1e6)} | "
+                f"{_mmm(sp['gops_per_w'])} |")
+        if zs:
+            line += (" n/a | n/a | n/a |" if "zero_fraction" not in sp else
+                     f" {_mmm(sp['zero_fraction'], 100)} | {_mmm(sp['zs_tiles'])} | "
+                     f"{_mmm(sp['zs_cycles_saved'])} |")
+        lines.append(line)
+    lines.append("")
+    return lines
+
+
+def _jeit_lines(rep: dict) -> list:
+    """Seed 000's reproduction table (sim.jeit)."""
+    t = rep["jeit_table"]
+    pk, ch = t["peak"], t["chip"]
+    lines = [f"Seed 000 reproduction table (`sim.jeit`, `report-{rep['preset']}-stt-write.png`), "
+             f"one mat of {t['mat_size']} (subarrays x rows x columns). Peak: {pk['layer']}, "
+             f"every lane busy, on the cycle model, compute micro-ops only (no row building, "
+             f"host port or SRAM); the tile-skip fraction is the measured run's "
+             f"({_g(t['tile_dots_skipped_per_image'])} of {t['tile_dots_per_image']} tile dots "
+             f"per image). Seed figures: {t['seed_source']}.", "",
+             "| figure | ours | seed 000 | ours / seed |", "|---|---|---|---|"]
+    for r in t["rows"]:
+        lines.append(f"| {r['figure']} | {_g(r['ours'])} {r['unit']} | {r['seed']:g} "
+                     f"{r['unit']} | {_g(r['ours'] / r['seed'])} |")
+    lines += ["", f"Chip size implied: 32.31 GOPS takes {_g(ch['mats_for_seed_gops_at_peak'])} "
+              f"mats of ours at the peak ({_g(ch['area_for_seed_gops_at_peak_mm2'])} mm^2 of "
+              f"MTJ array + SRAM), {_g(ch['mats_for_seed_gops_measured'])} at the measured "
+              f"rate ({_g(ch['area_for_seed_gops_measured_mm2'])} mm^2). Not in this table: "
+              f"{t['not_built']}.", "",
+              "STT write energy (ASSUMPTION, the seed gives none) swept:", "",
+              "| write energy / bit (fJ) | x the assumed | peak GOPS/W | measured GOPS/W (with "
+              "SRAMs) |", "|---|---|---|---|"]
+    for r in t["write_sweep"]:
+        lines.append(f"| {_g(r['write_bit_fj'])} | {r['factor']:g} | "
+                     f"{_g(r['peak_gops_per_w'])} | {_g(r['measured_gops_per_w'])} |")
+    return lines
+
+
+def _plot_stt_write(rep: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    t = rep["jeit_table"]
+    sw = t["write_sweep"]
+    x = [r["write_bit_fj"] for r in sw]
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    ax.plot(x, [r["peak_gops_per_w"] for r in sw], "o-", label="peak (every lane busy)")
+    ax.plot(x, [r["measured_gops_per_w"] for r in sw], "s--",
+            label=f"measured, {rep['model']} (with SRAMs)")
+    ax.axhline(494.56, color="k", lw=0.8, ls=":", label="seed 000: 494.56 GOPS/W")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("STT write energy per bit (fJ; ASSUMPTION, the seed gives none)")
+    ax.set_ylabel("GOPS/W")
+    ax.set_title(f"{rep['preset']}: GOPS/W vs STT write energy, one mat of {t['mat_size']}",
+                 fontsize=8)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
+def _chip_lines(rep: dict) -> list:
+    """The chip model (sim.chip): organisation, bus, weight loading, throughput."""
+    c = rep["chip"]
+    o, w = c["organisation"], c["weight_loading"]
+    own = ("the preset's own organisation" if o["own_organisation"] else
+           f"NOT the preset's own {rep['config']['subarrays_per_mat']}-subarray mat")
+    lines = [f"Chip model (`sim.chip`, `report-{rep['preset']}-chip.png`): {o['mats']} mats of "
+             f"{o['mat_size']} ({own}) in {o['banks']} banks of {o['mats_per_bank']} mats on "
+             f"one {o['bus_bits']}-bit bus"
+             + (f", {o['idle_subarrays']} subarrays idle" if o["idle_subarrays"] else "") + ". "
+             f"Per image {_g(c['bits_per_image'])} bits cross the bus (image + programs). "
+             f"Compute bound {_g(c['compute_bound_images_per_s'])} images/s, bus bound "
+             f"{_g(c['bus_bound_images_per_s'])} images/s: **{c['limit']}-limited**, "
+             f"{_g(c['images_per_second'])} images/s, {_g(c['gops'])} GOPS, "
+             f"{_g(c['gops_per_w'])} GOPS/W (bus wires {_si(c['bus_energy_per_image_j'], 'J')} "
+             f"per image), {_g(c['area_mm2'])} mm^2 (MTJ arrays + SRAMs"
+             + (" + logic" if rep["area"]["mat_split"]["logic_mm2"] is not None else
+                ", logic not counted") + f"), {_si(c['power_w'], 'W')}.",
+             f"Weight loading (once per model): {_g(w['bits_per_mat']['total'])} bits per mat "
+             f"({w['bits_per_mat']['buffer_rows']} buffer rows + tables), "
+             f"{_si(w['seconds'], 's')} and {_si(w['energy_j'], 'J')} for all mats; a batch of "
+             f"one image per mat right after it: {_g(c['batch']['gops'])} GOPS, "
+             f"{_g(c['batch']['gops_per_w'])} GOPS/W. Constants and sources in the JSON's "
+             "`chip.params`.",
+             "", "| bus width (bit) | GOPS | images/s | limit | bus utilisation |",
+             "|---|---|---|---|---|"]
+    for r in c["bus_sweep"]:
+        lines.append(f"| {r['bus_bits']} | {_g(r['gops'])} | {_g(r['images_per_second'])} | "
+                     f"{r['limit']} | {_g(100 * r['bus_utilisation'], 3)}% |")
+    return lines
+
+
+def _plot_chip(rep: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    c = rep["chip"]
+    sw = c["bus_sweep"]
+    x = [r["bus_bits"] for r in sw]
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    ax.plot(x, [r["gops"] for r in sw], "o-", label="steady state")
+    ax.plot(x, [r["batch_gops"] for r in sw], "s--", label="one image per mat after the "
+            "weight loading")
+    ax.axvline(c["organisation"]["bus_bits"], color="k", lw=0.8, ls=":")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("bus width (bit)")
+    ax.set_ylabel("chip GOPS")
+    o = c["organisation"]
+    ax.set_title(f"{rep['preset']}: chip of {o['mats']} mats of {o['mat_size']}\n"
+                 f"in {o['banks']} banks on one bus (cf. seed 001 Fig. 11(b))", fontsize=8)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
+def _split_lines(rep: dict) -> list:
+    """Energy per image by kind, each row with its source class."""
+    sp = rep["energy_split"]
+    total = sp["total_j"]
+    lines = ["Energy per image by kind (source class of what each row rests on):", "",
+             "| kind | energy (nJ) | share | class | source |", "|---|---|---|---|---|"]
+    for r in sp["rows"]:
+        e = r["energy_j"]
+        lines.append(f"| {r['name']} | {'n/a' if e is None else _g(e * 1e9)} | "
+                     f"{'n/a' if e is None else _g(100 * e / total, 3) + '%'} | {r['class']} "
+                     f"| {r['source']} |")
+    lines.append(f"| **all** | {_g(total * 1e9)} | 100% | | GOPS/W {_g(sp['gops_per_w'])} |")
+    return lines
+
+
+def _sensitivity_lines(rep: dict) -> list:
+    """The sensitivity table: each ASSUMPTION at / f and x f."""
+    sens = rep["sensitivity"]
+    f, b = sens["factor"], sens["baseline"]
+    lines = [f"Sensitivity (`sim.sensitivity`, `report-{rep['preset']}-tornado.png`): each "
+             f"ASSUMPTION at 1/{f:g} and {f:g} x its value, one at a time, on the image's "
+             f"counters; baseline GOPS/W {_g(b['gops_per_w'])} (with the SRAMs), latency "
+             f"{_si(b['latency_s'], 's')}. Change in %:", "",
+             f"| assumption | value | GOPS/W at /{f:g} | GOPS/W at x{f:g} | latency at /{f:g} "
+             f"| latency at x{f:g} |", "|---|---|---|---|---|---|"]
+    for r in sens["rows"]:
+        lo, hi = r["low"], r["high"]
+        lines.append(f"| {r['table']} {r['name']} | {r['value']:g} {r['unit']} | "
+                     f"{lo['gops_per_w_pct']:+.3g} | {hi['gops_per_w_pct']:+.3g} | "
+                     f"{lo['latency_pct']:+.3g} | {hi['latency_pct']:+.3g} |")
+    return lines
+
+
+def _source_lines(rep: dict) -> list:
+    """Every constant behind the figures with its source class (sim.sources)."""
+    src = rep["sources"]
+    counts = ", ".join(f"{k} {v}" for k, v in src["class_counts"].items())
+    lines = [f"Sources of the constants (`sim.sources`; {counts}):", "",
+             "| table | name | value | unit | class | affects | source |",
+             "|---|---|---|---|---|---|---|"]
+    for r in src["rows"]:
+        v = r["value"]
+        v = _g(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+        lines.append(f"| {r['table']} | {r['name']} | {v} | {r['unit']} | {r['class']} | "
+                     f"{r['affects']} | {r['source']} |")
+    return lines
+
+
+def _plot_tornado(rep: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    sens = rep["sensitivity"]
+    rows = sens["rows"][:12][::-1]
+    f = sens["factor"]
+    labels = [f"{r['name']} ({r['value']:g} {r['unit']})".replace(" )", ")") for r in rows]
+    y = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 0.35 * len(rows) + 1.6), sharey=True)
+    for ax, metric, title in ((axes[0], "gops_per_w_pct", "GOPS/W change (%)"),
+                              (axes[1], "latency_pct", "latency change (%)")):
+        lo = np.array([r["low"][metric] for r in rows])
+        hi = np.array([r["high"][metric] for r in rows])
+        ax.barh(y, lo, color="C0", label=f"value / {f:g}")
+        ax.barh(y, hi, color="C3", label=f"value x {f:g}", alpha=0.8)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_xlabel(title, fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(labelsize=7)
+    axes[0].set_yticks(y, labels, fontsize=7)
+    axes[0].legend(fontsize=7)
+    b = sens["baseline"]
+    fig.suptitle(f"{rep['preset']}: sensitivity to each ASSUMPTION (+-{f:g}x), one mat of "
+                 f"{_subarrays(rep['subarrays'])}; baseline {_g(b['gops_per_w'])} GOPS/W, "
+                 f"{_si(b['latency_s'], 's')}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
 
 
 def _memory_lines(rep: dict) -> list:
@@ -1163,9 +1532,15 @@ def markdown(reports: list, command: str) -> str:
                              f"network's work); the core computes the {done} inside a pool "
                              f"window (the pool floors), so this stage's GOPS is "
                              f"{_g(full / done)} x the rate of work actually done.")
+        lines += _spread_lines(rep)
         cls = ", ".join(f"{k} {_g(v, 2)}%" for k, v in rep["shares"]["energy_pct"].items() if v)
         lines.append(f"Energy by class: {cls}.")
         lines += [""] + _memory_lines(rep) + [""] + _area_split_lines(rep)
+        if rep.get("jeit_table"):
+            lines += [""] + _jeit_lines(rep)
+        lines += [""] + _chip_lines(rep)
+        lines += [""] + _split_lines(rep) + [""] + _sensitivity_lines(rep)
+        lines += [""] + _source_lines(rep)
         if rep["notes"]:
             lines.append("Device timing: " + "; ".join(rep["notes"]) + ".")
         lines.append("")
@@ -1178,7 +1553,9 @@ def markdown(reports: list, command: str) -> str:
 def _output_files(out: Path, presets: list) -> list:
     """Every file the report writes into ``out``."""
     return [out / "report.md", *(out / f"report-{name}{end}" for name in presets
-                                 for end in (".json", "-energy.png", "-latency.png"))]
+                                 for end in (".json", "-energy.png", "-latency.png",
+                                             "-tornado.png", "-chip.png")),
+            *(out / f"report-{name}-stt-write.png" for name in presets if name == "jeit_stt")]
 
 
 def _write_outputs(out: Path, reports: list, md: str) -> list:
@@ -1190,6 +1567,11 @@ def _write_outputs(out: Path, reports: list, md: str) -> list:
         writers[out / f"report-{name}.json"] = json_text(rep)
         writers[out / f"report-{name}-energy.png"] = lambda tmp, rep=rep: _plot_energy(rep, tmp)
         writers[out / f"report-{name}-latency.png"] = lambda tmp, rep=rep: _plot_latency(rep, tmp)
+        writers[out / f"report-{name}-tornado.png"] = lambda tmp, rep=rep: _plot_tornado(rep, tmp)
+        writers[out / f"report-{name}-chip.png"] = lambda tmp, rep=rep: _plot_chip(rep, tmp)
+        if rep.get("jeit_table"):
+            writers[out / f"report-{name}-stt-write.png"] = \
+                lambda tmp, rep=rep: _plot_stt_write(rep, tmp)
     return write_files(writers, option="--out")
 
 
@@ -1223,12 +1605,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _summary(reports: list) -> str:
     lines = [f"{'preset':<10} {'K':>3} {'energy/img':>11} {'latency/img':>11} {'GOPS':>8} "
-             f"{'GOPS/W':>8} {'projected chip GOPS':>20}"]
+             f"{'GOPS/W':>8} {'GOPS/W min..max':>17} {'projected chip GOPS':>20}"]
     for r in reports:
-        pi = r["per_image"]
+        pi, sp = r["per_image"], r["per_image_spread"]["gops_per_w"]
+        rng = f"{_g(sp['min'])}..{_g(sp['max'])}"
         lines.append(f"{r['preset']:<10} {r['subarrays']:>3} {_si(pi['energy_j'], 'J'):>11} "
                      f"{_si(pi['latency_s'], 's'):>11} {_g(pi['gops']):>8} "
-                     f"{_g(pi['gops_per_w']):>8} {_g(r['chip_projection']['gops']):>20}")
+                     f"{_g(pi['gops_per_w']):>8} {rng:>17} "
+                     f"{_g(r['chip_projection']['gops']):>20}")
+    n = reports[0]["images"] if reports else 0
+    lines.append(f"(means over {n} image(s); GOPS/W min..max over the images)")
     return "\n".join(lines)
 
 
@@ -1270,7 +1656,10 @@ def run(args, argv) -> int:
                          preset_name=name, sim=sim or "verilator", quiet=args.quiet)
         rep = preset_report(name, config, compiled, model, images, backend=args.backend,
                             simulator=sim, dataset=ds, labels=y, gates=gates, gates_note=note,
-                            logic=logic)
+                            logic=logic, first_image=x[0])
+        if name == "jeit_stt":      # seed 000's reproduction table (issue 13 item 4)
+            from sim import jeit
+            rep["jeit_table"] = jeit.table(config, compiled, rep)
         rep["seconds"] = round(time.perf_counter() - t0, 2)
         reports.append(rep)
     command = shlex.join(["python", "-m", "sim.report", *argv])

@@ -159,6 +159,9 @@ def core_memories(config: AcceleratorConfig, subarrays: int | None = None,
     k = config.subarrays_per_mat if subarrays is None else subarrays
     cfg = dataclasses.replace(config, subarrays_per_mat=k, mats=1)
     core = Core(config=cfg, subarrays=k, **core_kwargs)
+    # Built only to read its sizes, never elaborated: no UnusedElaboratable warning for it
+    # (Amaranth's own mark of a used elaboratable).
+    core._MustUse__used = True
     w = core.width
     return [
         MemorySpec("weight buffer", "buffer", core.buffer_slots, w, 1, 1, "sram",

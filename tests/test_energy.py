@@ -217,3 +217,72 @@ def test_move_and_requant_are_charged_once_per_mat_and_host_words_as_moves():
     assert r.energy_per_class_j["loading data"] == pytest.approx(5 * word_fj * 1e-15,
                                                                 rel=1e-12)
     assert r.host_counts == {"data_words": 5}
+
+
+# ---- energy split and overrides (issue 16 items 5, 6) ----------------------------------------
+
+def _r_mean(tech):
+    from sim.device import device
+    d = device(tech)
+    return d.access_ohm + (d.r_p_ohm + d.r_ap_ohm) / 2
+
+
+def test_energy_split_hand_computed_stt():
+    """MRAM read / write, CMOS logic and bus of a hand-made run on stt, each term from the
+    seed / assumed constants and the device resistances, not from sim.energy's derived rows."""
+    config = preset("jeit_stt")
+    lanes = 2 * config.columns
+    counters = {"cycles": 10, "write_row": 3, "read": 5, "move": 2}
+    host = {"data_words": 4}
+    split = E.energy_split(config, counters, columns_active=lanes, host=host)
+    p = E.PERIPHERY
+    toggle = p["activity"].value * p["gate_toggle_fj"].value
+    r = _r_mean("stt")
+    write_fj = 0.6 ** 2 / r * 10e-9 * 1e15          # 0.6 V, 10 ns (ASSUMPTIONs of sim.energy)
+    sa_fj = 4.0 - 0.1 ** 2 / _r_mean("nand_spin") * 0.17e-9 * 1e15     # seed 001 read
+    read_fj = sa_fj + 0.1 ** 2 / r * 0.17e-9 * 1e15
+    sense, pop = p["sense_gates"].value, p["popcount_gates"].value
+    acc = p["acc_gates_per_bit"].value * config.acc_bits
+    assert split["MRAM write"] == pytest.approx(3 * lanes * write_fj * 1e-15, rel=1e-9)
+    assert split["MRAM read"] == pytest.approx(5 * lanes * read_fj * 1e-15, rel=1e-9)
+    logic = (3 * lanes * sense + 5 * (lanes * (sense + pop) + 2 * acc)) * toggle
+    assert split["CMOS logic"] == pytest.approx(logic * 1e-15, rel=1e-9)
+    bus = (2 + 4) * p["move_gates"].value * 32 * toggle
+    assert split["bus"] == pytest.approx(bus * 1e-15, rel=1e-9)
+    total = E.estimate(config, counters, columns_active=lanes, host=host).energy_j
+    assert sum(split.values()) == pytest.approx(total, rel=1e-12)
+
+
+def test_energy_split_nand_spin_program_and_erase_are_writes():
+    config = preset("nand_spin")
+    lanes = config.columns
+    split = E.energy_split(config, {"cycles": 3, "erase": 1, "program": 2},
+                           columns_active=lanes)
+    # seed 001 sec. 5.1: 180 fJ per 8-MTJ strip erase, 840 fJ per 8-bit device program
+    want = lanes * (180.0 + 2 * 840.0 / 8) * 1e-15
+    assert split["MRAM write"] == pytest.approx(want, rel=1e-12)
+    assert split["MRAM read"] == 0
+
+
+def test_overridden_propagates_and_restores():
+    base_w = E.ARRAY["stt"]["write_bit_fj"].value
+    base_toggle = E.PERIPHERY["gate_toggle_fj"].value
+    config = preset("jeit_stt")
+    e0 = E.op_energy_fj(config, Opcode.WRITE_ROW, 128)
+    with E.overridden(array={("stt", "write_voltage_v"): 1.2},
+                      periphery={"gate_toggle_fj": 2 * base_toggle}):
+        assert E.ARRAY["stt"]["write_bit_fj"].value == pytest.approx(4 * base_w, rel=1e-12)
+        assert E.PERIPHERY["gate_toggle_fj"].value == 2 * base_toggle
+        assert E.op_energy_fj(config, Opcode.WRITE_ROW, 128) > e0
+    assert E.ARRAY["stt"]["write_bit_fj"].value == base_w
+    assert E.PERIPHERY["gate_toggle_fj"].value == base_toggle
+    assert E.op_energy_fj(config, Opcode.WRITE_ROW, 128) == e0
+    with E.overridden(array={("stt", "write_ns"): 20.0}):
+        assert E.device_cycles(config)["write"] == 3      # ceil(20 / 7.52)
+    with pytest.raises(ValueError, match="over keys must be among"):
+        with E.overridden(array={("stt", "read_fj"): 1.0}):
+            pass
+    with pytest.raises(ValueError, match="periphery keys must be among"):
+        with E.overridden(periphery={"nope": 1.0}):
+            pass
+    assert E.ARRAY["stt"]["write_bit_fj"].value == base_w

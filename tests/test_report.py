@@ -131,10 +131,12 @@ def test_files(report_runs, mat):
     out, stdout, mat, presets = report_runs(mat)
     names = sorted(f.name for f in out.iterdir())
     want = ["report.md"] + sorted(
-        f"report-{p}{s}" for p in presets for s in (".json", "-energy.png", "-latency.png"))
+        f"report-{p}{s}" for p in presets
+        for s in (".json", "-energy.png", "-latency.png", "-tornado.png", "-chip.png")) + (
+        ["report-jeit_stt-stt-write.png"] if "jeit_stt" in presets else [])
     assert names == sorted(want)                    # and no temp file left behind
     for p in presets:
-        for s in ("energy", "latency"):
+        for s in ("energy", "latency", "tornado", "chip"):
             png = (out / f"report-{p}-{s}.png").read_bytes()
             assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
     md = (out / "report.md").read_text()
@@ -454,3 +456,155 @@ def test_memories_under_zero_skipping(tmp_path):
     assert mems["zero flags"]["writes"] == round(c["write_row"] + c.get("program", 0))
     assert mems["zero flags"]["reads"] > 0
     assert mems["weight buffer"]["reads"] >= round(c["fs_step"])
+
+
+# ---- issue 16: spread over images, energy split, sources, sensitivity, chip -----------------
+
+def _spread(values):
+    v = np.array(values, float)
+    return (v.min(), v.mean(), v.max(), v.std(ddof=1) if len(v) > 1 else 0.0)
+
+
+@pytest.mark.parametrize("mat, name", CASES, ids=[f"{_mat_id(m)}-{n}" for m, n in CASES])
+def test_spread_over_images(report_runs, mat, name):
+    """min / mean / max / std of every stage's and the image's energy, latency and GOPS/W,
+    recomputed per image from the stored counters by sim.energy.estimate."""
+    out = report_runs(mat)[0]
+    rep = json.loads((out / f"report-{name}.json").read_text())
+    config = preset(name)
+    k = rep["subarrays"]
+    width = k * config.columns
+    clock_hz = config.clock_mhz * 1e6
+    totals = []
+    for s in rep["stages"]:
+        es, lat = [], []
+        for m in s["measured"]:
+            r = energy.estimate(config, m["counters"], ops=s["ops"]["ops"], columns_active=width,
+                                host=m["host"], host_cycles=m["host_cycles"])
+            es.append(r.energy_j)
+            lat.append((m["counters"]["cycles"] + m["host_cycles"]) / clock_hz)
+        totals.append((es, lat))
+        sp = s["spread"]
+        for key, vals in (("energy_j", es), ("latency_s", lat),
+                          ("gops_per_w", [s["ops"]["ops"] / e / 1e9 for e in es])):
+            want = _spread(vals)
+            got = (sp[key]["min"], sp[key]["mean"], sp[key]["max"], sp[key]["std"])
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-30), (s["name"], key)
+        assert sp["energy_j"]["n"] == IMAGES
+        assert sp["stall_cycles"]["mean"] == pytest.approx(
+            np.mean([m["counters"]["stalls"] for m in s["measured"]]))
+    e_img = [sum(t[0][i] for t in totals) for i in range(IMAGES)]
+    sp = rep["per_image_spread"]["energy_j"]
+    assert (sp["min"], sp["max"]) == pytest.approx((min(e_img), max(e_img)), rel=1e-9)
+    md = (out / "report.md").read_text()
+    assert f"Spread over the {IMAGES} image(s), min / mean / max (sample std)" in md
+    if config.zero_skip:
+        zs = rep["per_image_spread"]
+        ops = [sum(s["measured"][i]["zero_skip"]["zs_operands"] for s in rep["stages"])
+               for i in range(IMAGES)]
+        zero = [sum(s["measured"][i]["zero_skip"]["zs_zero"] for s in rep["stages"])
+                for i in range(IMAGES)]
+        assert zs["zero_fraction"]["mean"] == pytest.approx(
+            np.mean([z / o for z, o in zip(zero, ops, strict=True)]), rel=1e-12)
+        assert "zero operands (%)" in md
+    else:
+        assert "zero_fraction" not in rep["per_image_spread"]
+
+
+@pytest.mark.parametrize("mat, name", CASES, ids=[f"{_mat_id(m)}-{n}" for m, n in CASES])
+def test_energy_split_sources_sensitivity_chip(report_runs, mat, name):
+    out = report_runs(mat)[0]
+    rep = json.loads((out / f"report-{name}.json").read_text())
+    md = (out / "report.md").read_text()
+    config = preset(name)
+    # The split sums to the energy with the memories; every row has a class.
+    sp = rep["energy_split"]
+    mem = rep["memories"]
+    assert sp["total_j"] == pytest.approx(mem["energy_with_memories_j"], rel=1e-9)
+    assert {r["name"] for r in sp["rows"]} >= {"MRAM read", "MRAM write", "SRAM dynamic",
+                                                "CMOS logic", "bus", "leakage (SRAM)"}
+    assert all(r["class"] for r in sp["rows"])
+    assert "| MRAM write |" in md and "| bus |" in md
+    # Every constant behind the figures, with its class, in the JSON and the markdown.
+    from sim import sources
+    rows = rep["sources"]["rows"]
+    assert len(rows) == len(sources.source_rows(config.technology))
+    for r in rows:
+        assert r["class"] == sources.source_class(r["source"])
+        assert f"| {r['table']} | {r['name']} |" in md
+    # Sensitivity: the baseline is the split's GOPS/W when the counters are the same per image.
+    sens = rep["sensitivity"]
+    if all(s["data_independent"] for s in rep["stages"]):
+        assert sens["baseline"]["gops_per_w"] == pytest.approx(sp["gops_per_w"], rel=1e-9)
+    assert sens["rows"] and all(r["source"].startswith("ASSUMPTION") for r in sens["rows"])
+    assert f"report-{name}-tornado.png" in md
+    # Chip: the preset's array as mats of K, the bus bound from the bits per image.
+    c = rep["chip"]
+    k = rep["subarrays"]
+    assert c["organisation"]["mats"] == config.subarrays // k
+    assert c["organisation"]["own_organisation"] == (k == config.subarrays_per_mat)
+    words = np.mean([im["host_cycles"] for im in rep["measured_images"]])
+    data = rep["per_image"]["host"]["data_words"]
+    bits = data * 32 + (words - data) * 64
+    assert c["bits_per_image"] == pytest.approx(bits, rel=1e-12)
+    assert c["bus_bound_images_per_s"] == pytest.approx(
+        128 * config.clock_mhz * 1e6 / bits, rel=1e-12)
+    assert c["compute_bound_images_per_s"] == pytest.approx(
+        config.subarrays // k / rep["per_image"]["latency_s"], rel=1e-12)
+    assert f"Chip model (`sim.chip`, `report-{name}-chip.png`): " in md
+    assert f"mats of {k} x {config.rows} x {config.columns}" in md
+
+
+def test_sensitivity_reruns_a_moved_stall_table(report_runs):
+    """jeit_stt, write time x 2 (20 ns: 3 cycles at 133 MHz instead of 2): the latency moves by
+    the cycles of image 0 on the cycle model with that stall table, run here."""
+    import dataclasses
+
+    from sim.compiler import run_compiled
+    from sim.core_model import CoreModel
+    out = report_runs(1)[0]
+    rep = json.loads((out / "report-jeit_stt.json").read_text())
+    row = next(r for r in rep["sensitivity"]["rows"] if r["name"] == "stt.write_ns")
+    config = preset("jeit_stt")
+    model = load_model(bundled_model_path(MODEL))
+    x, _ = load_dataset("digits", "test")
+    cycles = {}
+    for w in (2, 3):
+        cfg = dataclasses.replace(config, stall_table={**config.stalls, "write": w})
+        comp = compile_model(model, cfg, subarrays=1)
+        cycles[w] = run_compiled(comp, x[0], CoreModel(cfg, subarrays=1)).counters["cycles"]
+    assert cycles[3] > cycles[2]
+    pi = rep["per_image"]
+    want = (round(pi["counters"]["cycles"]) + cycles[3] - cycles[2]
+            + round(pi["host_cycles"])) / (config.clock_mhz * 1e6)
+    assert row["high"]["latency_s"] == pytest.approx(want, rel=1e-12)
+    assert row["high"]["latency_pct"] > 0
+
+
+@pytest.mark.parametrize("mat", [None, 1], ids=_mat_id)
+def test_jeit_reproduction_table(report_runs, mat):
+    from sim import sram
+    out = report_runs(mat)[0]
+    rep = json.loads((out / "report-jeit_stt.json").read_text())
+    t = rep["jeit_table"]
+    config = preset("jeit_stt")
+    k = rep["subarrays"]
+    assert t["subarrays"] == k
+    seeds = {r["unit"]: r["seed"] for r in t["rows"]}
+    assert seeds == {"GOPS": 32.31, "GOPS/W": 494.56}
+    measured = [r for r in t["rows"] if r["figure"].startswith("measured average GOPS,")]
+    assert measured[0]["ours"] == pytest.approx(rep["per_image"]["gops"], rel=1e-12)
+    model = load_model(bundled_model_path(MODEL))
+    compiled = compile_model(model, config, subarrays=k)
+    dots = sum(sram.program_events(ch.program)["move:skipz"] for st in compiled.stages
+               for ch in st.chunks)
+    assert t["tile_dots_per_image"] == dots > 0
+    skipped = np.mean([sum(s["measured"][i]["zero_skip"]["zs_tiles"] for s in rep["stages"])
+                       for i in range(IMAGES)])
+    assert t["peak_at_measured_sparsity"]["skip_fraction"] == pytest.approx(skipped / dots)
+    assert t["chip"]["mats_for_seed_gops_at_peak"] == pytest.approx(
+        32.31 / t["peak"]["dense"]["gops"], rel=1e-12)
+    md = (out / "report.md").read_text()
+    assert "Seed 000 reproduction table (`sim.jeit`" in md
+    assert "| peak GOPS, every lane busy, every operand non-zero |" in md
+    assert (out / "report-jeit_stt-stt-write.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,62 @@
+"""sim.chip: organisation, bus bound, weight loading on hand-made figures."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from rtl.config import preset
+from sim import chip, sram
+
+
+def _compiled(k, config):
+    return SimpleNamespace(subarrays=k, width=k * config.columns,
+                           buffer=np.zeros((5, k * config.columns), bool),
+                           table=([1, 2, 3], [0, 0, 0], [0, 0, 0]),
+                           offsets=tuple((i, 0) for i in range(9)),
+                           patches=tuple((i, 0) for i in range(4)))
+
+
+def test_organisation_own_and_measured_mat():
+    config = preset("nand_spin")              # 1024 mats of 16 subarrays (seed 001)
+    o = chip.organisation(config, 16)
+    assert (o["mats"], o["banks"], o["bus_bits"]) == (1024, 64, 128)
+    assert o["own_organisation"] and o["idle_subarrays"] == 0
+    assert o["mat_size"].startswith("16 x 256 x 128")
+    o = chip.organisation(config, 3)
+    assert o["mats"] == 16384 // 3 and o["idle_subarrays"] == 16384 % 3
+    assert not o["own_organisation"]
+    with pytest.raises(ValueError, match="k must be an int"):
+        chip.organisation(config, 0)
+
+
+@pytest.mark.parametrize("latency, limit", [(1e-3, "bus"), (1.0, "compute")])
+def test_chip_model(latency, limit):
+    config = preset("nand_spin")
+    comp = _compiled(16, config)
+    c = chip.chip_model(config, comp, latency_s=latency, energy_j=2e-6, ops=10 ** 6,
+                        data_words=784, program_words=100, mat_area_mm2=0.5)
+    clock = 133e6
+    bits = 784 * 32 + 100 * 64               # data words of 32 bits, instruction words of 64
+    assert c["bits_per_image"] == bits
+    assert c["bus_bound_images_per_s"] == pytest.approx(128 * clock / bits, rel=1e-12)
+    assert c["compute_bound_images_per_s"] == pytest.approx(1024 / latency, rel=1e-12)
+    ips = min(128 * clock / bits, 1024 / latency)
+    assert c["limit"] == limit and c["images_per_second"] == pytest.approx(ips, rel=1e-12)
+    assert c["gops"] == pytest.approx(ips * 1e6 / 1e9, rel=1e-12)
+    # weights: 5 rows x 2048 columns, 3 requant entries x (16 + 6 + 48), 9 offset entries x
+    # (16 + 5), 4 patch entries x the patch table's width
+    patch_bits = next(m.bits for m in sram.core_memories(config, 16) if m.name == "patch table")
+    wb = c["weight_loading"]["bits_per_mat"]
+    assert wb["total"] == 5 * 2048 + 3 * 70 + 9 * 21 + 4 * patch_bits
+    assert c["weight_loading"]["seconds"] == pytest.approx(1024 * wb["total"] / (128 * clock),
+                                                           rel=1e-12)
+    area = 1024 * 0.5
+    wire_j = bits * 100e-15 * (area ** 0.5 / 2)
+    assert c["bus_energy_per_image_j"] == pytest.approx(wire_j, rel=1e-12)
+    assert c["gops_per_w"] == pytest.approx(1e6 / (2e-6 + wire_j) / 1e9, rel=1e-12)
+    # a wider bus never lowers the throughput
+    sweep = chip.bus_sweep(config, comp, latency_s=latency, energy_j=2e-6, ops=10 ** 6,
+                           data_words=784, program_words=100, mat_area_mm2=0.5)
+    g = [r["gops"] for r in sweep]
+    assert g == sorted(g)

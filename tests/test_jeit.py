@@ -1,0 +1,67 @@
+"""sim.jeit: the seed-000 peak of a jeit_stt mat on the cycle model, against the compiler's
+static cycle count and sim.energy on the counters; the write-energy sweep."""
+
+import math
+
+import pytest
+
+from rtl.config import preset
+from sim import energy, jeit
+from sim.compiler import compile_model
+
+CONFIG = preset("jeit_stt")
+
+
+@pytest.fixture(scope="module", params=[1, 4])
+def peak(request):
+    return request.param, jeit.peak(CONFIG, request.param)
+
+
+def test_dense_peak_every_lane_busy(peak):
+    k, pk = peak
+    d = pk["dense"]
+    width = k * CONFIG.columns
+    assert pk["width"] == width and d["lane_utilisation"] == 1.0 and d["patches"] == k
+    assert pk["ops"] == 2 * 4 * k * CONFIG.columns
+    # The cycles of the dense run are the compiler's static compute cycles (no tile skipped).
+    import numpy as np
+    model = jeit._layer_model(CONFIG, k, 4, np.random.default_rng(0))
+    st = compile_model(model, CONFIG, subarrays=k).stages[0]
+    assert d["cycles"] == st.cycles - st.gather_cycles
+    clock = CONFIG.clock_mhz * 1e6
+    assert d["gops"] == pytest.approx(pk["ops"] / (d["cycles"] / clock) / 1e9, rel=1e-12)
+    e = energy.estimate(CONFIG, d["counters"], columns_active=width).energy_j
+    assert d["gops_per_w"] == pytest.approx(pk["ops"] / e / 1e9, rel=1e-12)
+    assert d["counters"]["fs_step"] > 0 and d["counters"]["write_row"] > 0
+
+
+def test_zero_input_skips_every_tile_dot(peak):
+    _, pk = peak
+    z, d = pk["zero"], pk["dense"]
+    assert z["counters"]["fs_step"] == 0 and z["counters"]["write_row"] == 0
+    assert z["cycles"] < d["cycles"] and z["energy_j"] < d["energy_j"]
+    mixed = jeit._mixed(pk, 0.25, CONFIG.clock_mhz * 1e6)
+    assert mixed["cycles"] == pytest.approx(0.75 * d["cycles"] + 0.25 * z["cycles"])
+    assert mixed["energy_j"] == pytest.approx(0.75 * d["energy_j"] + 0.25 * z["energy_j"])
+
+
+def test_write_sweep():
+    counters = {"cycles": 1000, "write_row": 10, "fs_step": 20}
+    rows = jeit.write_sweep(CONFIG, 1, measured_counters=counters, measured_host={},
+                            measured_host_cycles=0, measured_ops=5000, sram_j=1e-9,
+                            factors=(0.5, 1.0, 2.0))
+    w0 = energy.ARRAY["stt"]["write_bit_fj"].value
+    assert [r["write_bit_fj"] for r in rows] == pytest.approx([0.5 * w0, w0, 2 * w0])
+    base = jeit.peak(CONFIG, 1)["dense"]["gops_per_w"]
+    assert rows[1]["peak_gops_per_w"] == pytest.approx(base, rel=1e-12)
+    e = energy.estimate(CONFIG, counters, columns_active=CONFIG.columns).energy_j + 1e-9
+    assert rows[1]["measured_gops_per_w"] == pytest.approx(5000 / e / 1e9, rel=1e-12)
+    # more write energy, fewer GOPS/W; the table is back afterwards
+    assert rows[0]["peak_gops_per_w"] > rows[1]["peak_gops_per_w"] > rows[2]["peak_gops_per_w"]
+    assert energy.ARRAY["stt"]["write_bit_fj"].value == w0
+    assert math.isclose(energy.ARRAY["stt"]["write_voltage_v"].value, 0.6)
+
+
+def test_table_refuses_another_technology():
+    with pytest.raises(ValueError, match="config must be an stt preset"):
+        jeit.table(preset("nand_spin"), None, {})

@@ -1,0 +1,122 @@
+"""sim.sensitivity: each ASSUMPTION moved by 1/2 and 2 on a hand-made image, the changes
+recomputed from the energy split and the clock."""
+
+import math
+
+import pytest
+
+from rtl.config import preset
+from sim import energy, sensitivity, sram
+
+CONFIG = preset("jeit_stt")
+COUNTERS = {"cycles": 100, "stalls": 3, "write_row": 3, "read": 10, "requant": 2}
+HOST = {"data_words": 5}
+OPS = 1000
+
+
+def _accesses():
+    return {m.name: {"reads": 10, "writes": 2, "derived": "hand-made"}
+            for m in sram.core_memories(CONFIG, 1)}
+
+
+#: A made-up cycle-model rerun: the preset's table (write = 2 cycles) gives 1000 cycles, 5
+#: stalls; each write cycle more or less adds or removes 10 cycles and 3 stalls.
+RERUNS = []
+
+
+def _rerun(table):
+    RERUNS.append(table)
+    w = 2 if table is None else table["write"]
+    return {"cycles": 1000 + 10 * (w - 2), "stalls": 5 + 3 * (w - 2), "write_row": 3}
+
+
+@pytest.fixture(scope="module")
+def result():
+    return sensitivity.sensitivity(CONFIG, subarrays=1, counters=COUNTERS, host=HOST,
+                                   host_cycles=5, ops=OPS, accesses=_accesses(), rerun=_rerun)
+
+
+def _sram_j(latency):
+    mem = sram.memory_report(CONFIG, 1, _accesses(), latency)
+    return mem["dynamic_j"] + mem["leakage_j"]
+
+
+def test_baseline(result):
+    clock = CONFIG.clock_mhz * 1e6
+    latency = (100 + 5) / clock
+    e = energy.estimate(CONFIG, COUNTERS, ops=OPS, columns_active=CONFIG.columns, host=HOST,
+                        host_cycles=5).energy_j + _sram_j(latency)
+    b = result["baseline"]
+    assert b["latency_s"] == pytest.approx(latency, rel=1e-12)
+    assert b["gops_per_w"] == pytest.approx(OPS / e / 1e9, rel=1e-12)
+
+
+def test_stt_write_voltage_and_time(result):
+    rows = {r["name"]: r for r in result["rows"]}
+    split = energy.energy_split(CONFIG, COUNTERS, columns_active=CONFIG.columns, host=HOST)
+    base = result["baseline"]
+    e0 = OPS / base["gops_per_w"] / 1e9
+    clock = CONFIG.clock_mhz * 1e6
+    # E_write ~ V^2: x4 at 1.2 V, x1/4 at 0.3 V; the latency does not move.
+    v = rows["stt.write_voltage_v"]
+    assert v["value"] == 0.6
+    assert v["high"]["gops_per_w"] == pytest.approx(
+        OPS / (e0 + 3 * split["MRAM write"]) / 1e9, rel=1e-9)
+    assert v["low"]["gops_per_w"] == pytest.approx(
+        OPS / (e0 - 0.75 * split["MRAM write"]) / 1e9, rel=1e-9)
+    assert v["high"]["latency_pct"] == 0
+    # 20 ns: ceil(20 / 7.52) = 3 cycles per write, the rerun's +10 cycles; 5 ns: 1 cycle,
+    # -10 cycles.
+    t = rows["stt.write_ns"]
+    assert t["high"]["latency_s"] == pytest.approx((100 + 10 + 5) / clock, rel=1e-12)
+    assert t["low"]["latency_s"] == pytest.approx((100 - 10 + 5) / clock, rel=1e-12)
+    assert t["high"]["stall_cycles"] == 6 and t["low"]["stall_cycles"] == 0
+    assert {"read": 1, "write": 3, "erase": 1, "program": 1} in RERUNS
+    lat = t["high"]["latency_s"]
+    e_hi = e0 - _sram_j(base["latency_s"]) + split["MRAM write"] + _sram_j(lat)
+    assert t["high"]["gops_per_w"] == pytest.approx(OPS / e_hi / 1e9, rel=1e-9)
+
+
+def test_rows_are_the_energy_assumptions_sorted(result):
+    names = [r["name"] for r in result["rows"]]
+    assert "gate_toggle_fj" in names and "leakage_pw_per_bit" in names
+    assert not set(names) & set(sensitivity.AREA_ONLY)
+    assert all(r["source"].startswith("ASSUMPTION") for r in result["rows"])
+    key = [max(abs(r[s][m]) for s in ("low", "high") for m in ("gops_per_w_pct",
+                                                               "latency_pct"))
+           for r in result["rows"]]
+    assert key == sorted(key, reverse=True)
+    for r in result["rows"]:
+        assert r["low"]["value"] == pytest.approx(r["value"] / 2)
+        assert r["high"]["value"] == pytest.approx(r["value"] * 2)
+        assert math.isfinite(r["high"]["gops_per_w_pct"])
+    # The tables are back as they were.
+    assert energy.ARRAY["stt"]["write_voltage_v"].value == 0.6
+    assert sram.PARAMS["leakage_pw_per_bit"].value == 50.0
+
+
+def test_bad_factor():
+    with pytest.raises(ValueError, match="factor must be > 1"):
+        sensitivity.sensitivity(CONFIG, subarrays=1, counters=COUNTERS, host=HOST,
+                                host_cycles=5, ops=OPS, accesses=_accesses(), factor=1)
+
+
+def test_moved_stall_table_needs_a_rerun():
+    with pytest.raises(ValueError, match="stall table would move"):
+        sensitivity.sensitivity(CONFIG, subarrays=1, counters=COUNTERS, host=HOST,
+                                host_cycles=5, ops=OPS, accesses=_accesses())
+
+
+def test_sram_access_energy_scale(result):
+    """A factor on every SRAM access: the dynamic SRAM energy doubles or halves, leakage and
+    latency stay."""
+    row = next(r for r in result["rows"] if r["name"] == "access energy scale")
+    base = result["baseline"]
+    e0 = OPS / base["gops_per_w"] / 1e9
+    dyn = sram.memory_report(CONFIG, 1, _accesses(), base["latency_s"])["dynamic_j"]
+    assert dyn > 0
+    assert row["high"]["gops_per_w"] == pytest.approx(OPS / (e0 + dyn) / 1e9, rel=1e-9)
+    assert row["low"]["gops_per_w"] == pytest.approx(OPS / (e0 - dyn / 2) / 1e9, rel=1e-9)
+    assert row["high"]["latency_pct"] == 0
+    assert sram.read_energy_pj(1024, 64) == pytest.approx(
+        sram.fit()[0] * (1024 * 64 / 8) ** sram.fit()[1], rel=1e-12)
