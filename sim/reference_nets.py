@@ -11,6 +11,11 @@ The networks, at the input sizes of their papers:
   3x3 convolutions and an identity shortcut; 16, 32, 64 channels; the first convolution of
   stages 2 and 3 of stride 2, its shortcut a 1x1 stride-2 projection), global average pooling,
   FC 10;
+* ``plain20_cifar``: ResNet-20's plain counterpart (He et al. 2016, sec. 4.2 and fig. 6: the
+  same layers without the shortcuts);
+* ``plain20_flat``: NOT a network of the literature: plain-20 with its global average pool
+  left out (the FC reads the 64x8x8 map), the largest CIFAR-sized chain the compiler takes
+  today; a workload for timing compile and count;
 * ``vgg11``: VGG-11 (Simonyan and Zisserman 2015, configuration A): 3x224x224, convolutions
   64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M (3x3, padding 1; M a 2x2 stride-2 max
   pool), FC 4096, 4096, 1000;
@@ -112,6 +117,14 @@ def _resnet20():
     return (3, 32, 32), layers + [("gap",), ("flatten",), ("fc", 10, "mul")]
 
 
+def _plain20(gap=True):
+    layers = [("conv", 16, 3, 1, 1, "mul")]
+    for c, s in ((16, 1), (32, 2), (64, 2)):
+        for b in range(3):
+            layers += [("conv", c, 3, s if b == 0 else 1, 1), ("conv", c, 3, 1, 1)]
+    return (3, 32, 32), layers + ([("gap",)] if gap else []) + [("flatten",), ("fc", 10, "mul")]
+
+
 def _resnet(blocks, bottleneck):
     layers = [("conv", 64, 7, 2, 3, "mul"), ("maxpool", 3, 2)]
     c_in = 64
@@ -151,6 +164,9 @@ def _mobilenet_v1():
 NETWORKS = {
     "lenet5": ("LeNet-5, 1x32x32", _lenet5),
     "resnet20_cifar": ("ResNet-20 AdderNet, CIFAR 3x32x32", _resnet20),
+    "plain20_cifar": ("plain-20 AdderNet (no shortcuts), 3x32x32", _plain20),
+    "plain20_flat": ("plain-20 without its global pool (timing workload), 3x32x32",
+                     lambda: _plain20(gap=False)),
     "vgg11": ("VGG-11, 3x224x224", _vgg11),
     "alexnet": ("AlexNet, 3x227x227", _alexnet),
     "resnet18": ("ResNet-18, 3x224x224", lambda: _resnet((2, 2, 2, 2), False)),

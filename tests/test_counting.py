@@ -351,3 +351,22 @@ def test_reference_nets_cli(tmp_path, capsys):
     assert reference_nets.main(["--networks", "lenet7"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --networks must be") and err.count("\n") == 1
+
+
+def test_energy_equals_the_reports(tmp_path):
+    """The count's energy, latency, GOPS and GOPS/W equal ``sim.report``'s per-image figures
+    from a cycle-model run of the same image (zero skipping: that image's measured skips)."""
+    from sim import report
+    assert report.main(["--backend", "model", "-n", "1", "--mat", "4", "--model",
+                        "digits_addernet", "--preset", "nand_spin", "jeit_stt", "--out",
+                        str(tmp_path), "--quiet"]) == 0
+    model = load_model(bundled_model_path("digits_addernet"))
+    x, _ = datasets.load_dataset("digits", "test")
+    for p in ("nand_spin", "jeit_stt"):
+        rep = json.loads((tmp_path / f"report-{p}.json").read_text())
+        assert rep["image_indices"] == [0]
+        comp = compile_model(model, preset(p), subarrays=4)
+        skipped, data = measure_skips(comp, x[:1]) if comp.config.zero_skip else (None, None)
+        est = count_model(comp, model, skipped=skipped, data_counts=data).estimate
+        for k in ("energy_j", "latency_s", "gops", "gops_per_w", "cycles"):
+            assert est[k] == pytest.approx(rep["per_image"][k], rel=1e-12), (p, k)
