@@ -388,7 +388,7 @@ def evaluate(name: str, preset_name: str, *, seed: int = 0, check_images: int = 
 
 def _check_on_cycle_model(model, compiled, res, n: int, seed: int) -> dict:
     """``n`` random images on the cycle model: logits == golden, counters == the count."""
-    from .compiler import run_compiled
+    from .compiler import RunError, run_compiled
     from .core_model import CoreModel
     from .counting import count_model, measure_skips
     try:
@@ -402,7 +402,10 @@ def _check_on_cycle_model(model, compiled, res, n: int, seed: int) -> dict:
     out = {"run": True, "images": n, "logits_equal": True, "counters_equal": True}
     t0 = time.perf_counter()
     for i, img in enumerate(x):
-        r = run_compiled(compiled, img, core, load_weights=i == 0)
+        try:
+            r = run_compiled(compiled, img, core, load_weights=i == 0)
+        except RunError as e:
+            return {"run": False, "error": True, "reason": f"the cycle model stopped: {e}"}
         out["logits_equal"] &= r.logits.tolist() == golden[i].tolist()
         want = res
         if compiled.config.zero_skip:
@@ -430,11 +433,15 @@ def markdown(rows: list) -> str:
             if cm.get("run"):
                 prop += (f"; cycle model: logits {'==' if cm['logits_equal'] else '!='} golden, "
                          f"counters {'==' if cm['counters_equal'] else '!='} count")
+            elif cm.get("error"):
+                prop += f"; {cm['reason'].replace('|', '/')}"
             lines.append(f"| {desc} | {r['preset']} | {r['cycles']:,} | "
                          f"{_fmt(r['energy_j'] * 1e6)} | {_fmt(r['latency_s'] * 1e3)} | "
                          f"{_fmt(r['gops'])} | {_fmt(r['gops_per_w'])} | {prop} |")
         else:
             reason = r["reason"].replace("|", "/")
+            if len(reason) > 240:                  # the JSON has it whole
+                reason = reason[:160] + " ... " + reason[-70:]
             lines.append(f"| {desc} | {r['preset']} | - | - | - | - | - | refused: {reason} |")
     return "\n".join(lines)
 
@@ -503,10 +510,16 @@ def main(argv=None) -> int:
             rows.append(row)
             if row["status"] == "ok":
                 s = row["seconds"]
+                cm = row.get("cycle_model") or {}
+                note = ("" if not cm else
+                         f"; cycle model: logits {'==' if cm['logits_equal'] else '!='} golden, "
+                         f"counters {'==' if cm['counters_equal'] else '!='} count "
+                         f"({cm['seconds_per_image']} s)" if cm.get("run") else
+                         f"; {cm['reason']}")
                 print(f"{net:15s} {p:9s} {row['cycles']:>14,} cycles  "
                       f"{row['energy_j'] * 1e6:10.4g} uJ  {row['gops']:8.3g} GOPS  "
                       f"{row['gops_per_w']:8.3g} GOPS/W  (propose {s['propose_config']} s, "
-                      f"compile {s['compile']} s, count {s['count']} s)", flush=True)
+                      f"compile {s['compile']} s, count {s['count']} s){note}", flush=True)
             else:
                 print(f"{net:15s} {p:9s} refused: {row['reason']}", flush=True)
     command = shlex.join(["python", "-m", "sim.reference_nets", *argv])
@@ -514,8 +527,12 @@ def main(argv=None) -> int:
     write_files({out_json: json_text({"command": command, "seed": seed, "rows": rows}),
                  out_md: md}, option="--json")
     print(f"wrote {out_json} and {out_md}")
-    bad = [r for r in rows if (r.get("cycle_model") or {}).get("run")
-           and not (r["cycle_model"]["logits_equal"] and r["cycle_model"]["counters_equal"])]
+    bad = [r for r in rows if (r.get("cycle_model") or {}).get("error")
+           or ((r.get("cycle_model") or {}).get("run")
+               and not (r["cycle_model"]["logits_equal"] and r["cycle_model"]["counters_equal"]))]
+    if bad:
+        print(f"error: {len(bad)} network x preset runs on the cycle model failed or disagree "
+              f"(see the table)", file=sys.stderr)
     return 1 if bad else 0
 
 

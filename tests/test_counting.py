@@ -370,3 +370,12 @@ def test_energy_equals_the_reports(tmp_path):
         est = count_model(comp, model, skipped=skipped, data_counts=data).estimate
         for k in ("energy_j", "latency_s", "gops", "gops_per_w", "cycles"):
             assert est[k] == pytest.approx(rep["per_image"][k], rel=1e-12), (p, k)
+
+
+def test_cli_propose_raises_the_sizes_the_model_needs(capsys):
+    argv = ["--model", "digits_addernet", "--preset", "nand_spin", "--buffer-slots", "64"]
+    assert counting.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "raise buffer_slots to at least" in err and err.count("\n") == 1, err
+    assert counting.main(argv + ["--propose"]) == 0
+    assert "total:" in capsys.readouterr().out
