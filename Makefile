@@ -185,13 +185,17 @@ zero-skip: install ## seed 000's zero skipping measured on the cycle model: spar
 CONFIG   ?=
 SKIP     ?=
 NETS     ?=
+# PRESET only when given: with CONFIG alone the file's preset applies.
+COUNT_PRESET = $(if $(filter command line environment,$(origin PRESET)),$(PRESET))
+# MODEL only when given: PRESET=imac_sot's default CPU-IMAC network has no core programs.
+COUNT_MODEL = $(if $(filter command line environment,$(origin MODEL)),$(MODEL),fashion_addernet)
 
-count: install ## cycles, micro-op counts and energy of MODEL on PRESET from the programs' structure, no simulation (CONFIG, SKIP, MAT, DATAFLOW) -> build/reports/count-PRESET-MODEL.json
-	$(VPY) -m sim.counting --model $(call shquote,$(MODEL)) $(if $(PRESET),--preset $(PRESET)) \
+count: install ## cycles, micro-op counts and energy of MODEL on PRESET (or CONFIG's) from the programs' structure, no simulation (SKIP, MAT, DATAFLOW) -> build/reports/count-MODEL-PRESET.json
+	$(VPY) -m sim.counting --model $(call shquote,$(COUNT_MODEL)) $(if $(COUNT_PRESET),--preset $(PRESET)) \
 	    $(if $(DATAFLOW),--dataflow $(DATAFLOW)) \
 	    $(if $(filter command line environment,$(origin MAT)),$(if $(MAT),--mat $(MAT))) \
 	    $(if $(CONFIG),--config $(call shquote,$(CONFIG))) $(if $(SKIP),--skip $(SKIP)) \
-	    --json build/reports/count-$(PRESET)-$(notdir $(basename $(MODEL))).json
+	    --json $(call shquote,build/reports/count-$(notdir $(basename $(COUNT_MODEL)))-$(or $(COUNT_PRESET),$(notdir $(basename $(CONFIG))),nand_spin).json)
 
 count-ref: install ## the reference networks (LeNet-5 .. ResNet-50, random weights) per preset: counting-mode cycles, energy, GOPS, GOPS/W or the compiler's refusal -> build/reports/reference-nets.{json,md}
 	$(VPY) -m sim.reference_nets $(if $(NETS),--networks $(NETS)) $(if $(PRESETS),--presets $(PRESETS))
