@@ -448,6 +448,35 @@ def _parse_skip(text: str | None, n_stages: int):
     return vals[0] if len(vals) == 1 else vals
 
 
+def _measured(compiled, model, text: str, ds_name):
+    """``--measure N``: per stage the mean fraction of tile dots skipped over the first N
+    test images (cycle model), and the mean data counters."""
+    from golden import datasets
+    if ds_name not in ("fashion_mnist", "digits"):
+        raise UserError(f"--dataset must be fashion_mnist or digits, not {ds_name!r}")
+    try:
+        x, _ = datasets.load_dataset(ds_name, "test")
+    except (ValueError, datasets.DatasetError) as e:
+        raise UserError(str(e)) from None
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= len(x):
+        raise UserError(f"--measure must be an int in [1, {len(x)}] (the {ds_name} test "
+                        f"split), not {text!r}")
+    if x.shape[1:] != tuple(model.input_shape):
+        raise UserError(f"model {model.name!r} expects inputs {list(model.input_shape)}, "
+                        f"data set {ds_name!r} has {list(x.shape[1:])}")
+    t0 = time.perf_counter()
+    skipped, data = measure_skips(compiled, x[:n])
+    dots = [s.dots for s in count_model(compiled).stages]
+    frac = [k / (n * d) if d else 0.0 for k, d in zip(skipped, dots, strict=True)]
+    mean = [{k: round(v / n) for k, v in d.items()} for d in data]
+    return frac, mean, (f"; skips measured on {n} {ds_name} images in "
+                        f"{time.perf_counter() - t0:.1f} s")
+
+
 def figures(res: ModelCount) -> dict:
     """The headline figures of a count with an estimate: cycles, stalls, energy (J), latency
     (s), GOPS, GOPS/W, ops."""
@@ -501,6 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip", default=None,
                    help="zero skipping: the fraction of tile dots skipped, one for all stages "
                    "or one per stage (comma-separated); default none skipped")
+    p.add_argument("--measure", default=None, metavar="N",
+                   help="zero skipping: measure the skipped dots per stage on the cycle model "
+                   "over the first N test images of the model's data set (--dataset) and count "
+                   "their mean image")
+    p.add_argument("--dataset", default=None,
+                   help="fashion_mnist or digits (--measure; default: the bundled model's)")
     add_size_options(p)
     p.add_argument("--json", default=None, help="write the count as JSON to this path")
     return p
@@ -521,7 +556,12 @@ def main(argv=None) -> int:
             sizes={f: getattr(args, f) for f in SIZE_FIELDS}, dataflow=args.dataflow)
         mat = parse_mat(args.mat, config, name) or config.subarrays_per_mat
         out = check_file("--json", args.json) if args.json else None
-        model, _, _ = _resolve_model(args.model)
+        model, ds_name, _ = _resolve_model(args.model)
+        if args.measure is not None and args.skip is not None:
+            raise UserError("give --skip or --measure, not both")
+        if args.measure is not None and not config.zero_skip:
+            raise UserError(f"--measure: the configuration has no zero skipping (zero_skip is "
+                            f"off; only {', '.join(_zero_skip_presets())} skip)")
         t0 = time.perf_counter()
         try:
             if args.propose:
@@ -531,14 +571,19 @@ def main(argv=None) -> int:
             raise UserError(f"--preset {name} --mat {mat}: model {model.name!r} does not "
                             f"compile: {e}") from None
         t1 = time.perf_counter()
-        res = count_model(compiled, model, skipped=_parse_skip(args.skip, len(compiled.stages)))
+        skipped, data, note = _parse_skip(args.skip, len(compiled.stages)), None, ""
+        if args.measure is not None:
+            skipped, data, note = _measured(compiled, model, args.measure,
+                                            args.dataset or ds_name)
+            t1 = time.perf_counter()
+        res = count_model(compiled, model, skipped=skipped, data_counts=data)
         t2 = time.perf_counter()
     except (UserError, ModelFormatError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{model.name} on {name} (mat of {mat} subarrays, {compiled.width} columns): "
           f"{len(compiled.stages)} stages, {sum(len(s.chunks) for s in compiled.stages)} chunk "
-          f"runs per image; compile {t1 - t0:.2f} s, count {t2 - t1:.3f} s")
+          f"runs per image; compile {t1 - t0:.2f} s, count {t2 - t1:.3f} s{note}")
     print(table(res))
     if out is not None:
         doc = {"model": model.name, "preset": name, "subarrays": mat,

@@ -304,6 +304,12 @@ def test_cli_counts_and_writes_json(tmp_path, capsys):
      "no zero skipping"),
     (["--data-words", "12"], "--data-words"),
     (["--model", "digits_addnet", "--preset", "nand_spin"], "does not compile"),
+    (["--preset", "jeit_stt", "--model", "digits_addernet", "--measure", "x"],
+     "--measure must be an int in [1, "),
+    (["--preset", "nand_spin", "--model", "digits_addernet", "--measure", "2"],
+     "no zero skipping"),
+    (["--preset", "jeit_stt", "--model", "digits_addernet", "--measure", "2", "--skip", "0"],
+     "not both"),
 ])
 def test_cli_bad_input_one_line(argv, words, capsys):
     assert counting.main(argv) == 2
@@ -379,3 +385,27 @@ def test_cli_propose_raises_the_sizes_the_model_needs(capsys):
     assert "raise buffer_slots to at least" in err and err.count("\n") == 1, err
     assert counting.main(argv + ["--propose"]) == 0
     assert "total:" in capsys.readouterr().out
+
+
+def test_cli_measure_counts_the_mean_image(tmp_path):
+    """--measure N: the count of the mean image equals the mean of N cycle-model runs where
+    every skipped dot costs the same (one stage of dots skipped on the first stage here)."""
+    out = tmp_path / "m.json"
+    assert counting.main(["--model", "fashion_addernet", "--preset", "jeit_stt", "--mat", "4",
+                          "--measure", "2", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    model = load_model(bundled_model_path("fashion_addernet"))
+    comp = compile_model(model, preset("jeit_stt"), subarrays=4)
+    x, _ = datasets.load_dataset("fashion_mnist", "test")
+    skipped, data = measure_skips(comp, x[:2])
+    for si, st in enumerate(doc["stages"]):
+        assert st["zero_skip"]["zs_tiles"] == round(skipped[si] / 2), si
+        assert st["zero_skip"]["zs_zero"] == round(data[si]["zs_zero"] / 2), si
+    core = CoreModel(comp.config, subarrays=4)
+    cycles = [run_compiled(comp, img, core).counters["cycles"] for img in x[:2]]
+    assert sum(skipped) > 0
+    # The mean image's skipped dots are rounded per stage: at most half a dot's cycles each.
+    none, every = count_model(comp), count_model(comp, skipped=1.0)
+    slack = sum((a.counters["cycles"] - b.counters["cycles"]) / a.dots / 2
+                for a, b in zip(none.stages, every.stages, strict=True) if a.dots)
+    assert abs(doc["counters"]["cycles"] - sum(cycles) / 2) <= slack
