@@ -24,8 +24,8 @@ zero skipping, so they follow from the programs alone:
 Zero skipping (``config.zero_skip``, the ``jeit_stt`` preset): a ``MOVE SKIPZ`` before each
 tile dot of a zero-skipped stage skips the dot when its tile was gathered all zero, which only
 the data tell. The counting mode takes the *skipped tile dots* of each stage as input, a
-fraction of the stage's dots (given, e.g. 0.3) or a count (measured, :func:`measure_skips`);
-a skipped dot takes out its ``b`` micro-ops (by opcode), and the cycles the cycle model takes
+fraction of the stage's dots (given, e.g. 0.3) or a count (measured, :func:`measure_skips`;
+``--measure N`` on the command line: the mean image of N test images); a skipped dot takes out its ``b`` micro-ops (by opcode), and the cycles the cycle model takes
 out (``sim.core_model.CoreModel._execute_skipping``): the held MOVE's extra cycles plus each
 dot micro-op's cycles, the stalls among them included. The zero-skip counters
 (``rtl.isa.ZERO_SKIP_COUNTERS``): ``zs_operands`` (every GATHER) is data-independent;
