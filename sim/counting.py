@@ -25,9 +25,10 @@ Zero skipping (``config.zero_skip``, the ``jeit_stt`` preset): a ``MOVE SKIPZ`` 
 tile dot of a zero-skipped stage skips the dot when its tile was gathered all zero, which only
 the data tell. The counting mode takes the *skipped tile dots* of each stage as input, a
 fraction of the stage's dots (given, e.g. 0.3) or a count (measured, :func:`measure_skips`;
-``--measure N`` on the command line: the mean image of N test images); a skipped dot takes out its ``b`` micro-ops (by opcode), and the cycles the cycle model takes
-out (``sim.core_model.CoreModel._execute_skipping``): the held MOVE's extra cycles plus each
-dot micro-op's cycles, the stalls among them included. The zero-skip counters
+``--measure N`` on the command line: the mean image of N test images). A skipped dot takes
+out its ``b`` micro-ops (by opcode) and the cycles the cycle model takes out
+(``sim.core_model.CoreModel._execute_skipping``): the held MOVE's extra cycles plus each dot
+micro-op's cycles, the stalls among them included. The zero-skip counters
 (``rtl.isa.ZERO_SKIP_COUNTERS``): ``zs_operands`` (every GATHER) is data-independent;
 ``zs_tiles`` (the skipped dots) and ``zs_cycles_saved`` (their SKIPZ ``d``) follow from the
 input; ``zs_zero`` (zero operands) and ``zs_skipped`` (operands of all-zero tiles) are data
