@@ -287,8 +287,11 @@ def build(name: str, seed: int = 0):
     for i, s in enumerate(layers):
         op = s[0]
         if op == "res":
-            raise RefNetError(f"{name}: layer {len(out)} is a residual block, and golden has no "
-                              f"residual-addition layer kind yet (issue 15 item 2): not built")
+            why = ("this module does not map residual blocks onto golden's 'add' layer yet"
+                   if "add" in getattr(gm, "ALL_KINDS", ()) else
+                   "golden has no residual-addition layer kind yet (issue 15 item 2)")
+            raise RefNetError(f"{name}: layer {len(out)} is a residual block, and {why}: not "
+                              f"built")
         if op in ("conv", "dw"):
             if op == "conv":
                 o, k, st, pd = s[1:5]
