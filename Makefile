@@ -56,10 +56,13 @@ sim variation bench zero-skip: export SPINPIM_MAKE_KNOBS := --model=MODEL --data
   --sigma=SIGMAS --spread=SPREADS --seeds=SEEDS
 report: export SPINPIM_MAKE_KNOBS := --model=MODEL --dataset=DATASET -n=N --preset=PRESETS \
   --sim=SIM --mat=MAT
+count: export SPINPIM_MAKE_KNOBS := --model=MODEL --preset=PRESET --dataflow=DATAFLOW --mat=MAT \
+  --config=CONFIG --skip=SKIP
+count-ref: export SPINPIM_MAKE_KNOBS := --networks=NETS --presets=PRESETS
 # Verilator rebuilds go through ccache (about 20 s -> 3 s).
 export OBJCACHE ?= $(shell command -v ccache >/dev/null 2>&1 && echo ccache)
 
-.PHONY: help install system-deps test lint docs verilog synth synth-deps synth-test sim report variation imac-energy zero-skip train train-imac bench clean mutate fuzz
+.PHONY: help install system-deps test lint docs verilog synth synth-deps synth-test sim report variation imac-energy zero-skip train train-imac bench clean mutate fuzz count count-ref
 
 help: ## list the targets
 	@echo "spinpim: MRAM processing-in-memory AdderNet accelerators, RTL + golden model"
@@ -174,6 +177,28 @@ imac-energy: install ## seed 003's analytical CPU-IMAC vs CPU-only energy/latenc
 
 zero-skip: install ## seed 000's zero skipping measured on the cycle model: sparsity, tiles skipped, cycles with/without (N images, default 100; MAT)
 	$(VPY) -m sim.zero_skip -n $(or $(N),100) $(if $(MAT),--mat $(MAT))
+
+# make count: CONFIG a TOML configuration file (sim.config_file), SKIP the zero-skipping
+# fraction of tile dots skipped (one, or one per stage comma-separated); MAT only when given
+# (the counting mode runs no simulator: the preset's own mat by default). make count-ref: NETS
+# the reference networks (comma-separated, empty: all), PRESETS (comma-separated, empty: all).
+CONFIG   ?=
+SKIP     ?=
+NETS     ?=
+# PRESET only when given: with CONFIG alone the file's preset applies.
+COUNT_PRESET = $(if $(filter command line environment,$(origin PRESET)),$(PRESET))
+# MODEL only when given: PRESET=imac_sot's default CPU-IMAC network has no core programs.
+COUNT_MODEL = $(if $(filter command line environment,$(origin MODEL)),$(MODEL),fashion_addernet)
+
+count: install ## cycles, micro-op counts and energy of MODEL on PRESET (or CONFIG's) from the programs' structure, no simulation (SKIP, MAT, DATAFLOW) -> build/reports/count-MODEL-PRESET.json
+	$(VPY) -m sim.counting --model $(call shquote,$(COUNT_MODEL)) $(if $(COUNT_PRESET),--preset $(PRESET)) \
+	    $(if $(DATAFLOW),--dataflow $(DATAFLOW)) \
+	    $(if $(filter command line environment,$(origin MAT)),$(if $(MAT),--mat $(MAT))) \
+	    $(if $(CONFIG),--config $(call shquote,$(CONFIG))) $(if $(SKIP),--skip $(SKIP)) \
+	    --json $(call shquote,build/reports/count-$(notdir $(basename $(COUNT_MODEL)))-$(or $(COUNT_PRESET),$(notdir $(basename $(CONFIG))),nand_spin).json)
+
+count-ref: install ## the reference networks (LeNet-5 .. ResNet-50, random weights) per preset: counting-mode cycles, energy, GOPS, GOPS/W or the compiler's refusal -> build/reports/reference-nets.{json,md}
+	$(VPY) -m sim.reference_nets $(if $(NETS),--networks $(NETS)) $(if $(PRESETS),--presets $(PRESETS))
 
 $(TRAIN_STAMP): $(STAMP)
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[train]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true
