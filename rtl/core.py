@@ -82,7 +82,8 @@ class Core(wiring.Component):
     The core is generated from ``config.routes`` (``rtl.routes``): the min lanes exist only
     if a route needs them (``write_free``), the abs-diff lanes likewise (``abs_diff``) and the
     FA/FS lanes (``dima_binconv``, ``rtl.fa_fs``, one per column pair) and the per-column
-    bit-counters (``nand_inmem``, ``rtl.bit_counter``); a
+    bit-counters (``nand_inmem``, ``rtl.bit_counter``) and the full-adder array (``jeit_fa``,
+    ``rtl.fa_array``, a bit-serial adder tree per subarray); a
     micro-op or write source of a route the configuration does not have is not implemented and
     sets ``error`` (:attr:`ops`, :attr:`lanes`).
 
@@ -121,9 +122,11 @@ class Core(wiring.Component):
     MIN_STEP   READ row a (x_b), buffer[b] (w_b)      min lanes: START if          reduce ``imm``
                                                       ``imm`` is L1_FIRST, else    with x_b, w_b,
                                                       STEP                         min_b
-    FS_STEP    READ row a (x_b), buffer[b] (w_b)      abs-diff lanes: ``imm`` bit  -
-                                                      1 DIFF else SIGN, bit 0
-                                                      ``first``
+    FS_STEP    READ row a (x_b), buffer[b] (w_b)      abs-diff lanes: ``imm`` bit  ``jeit_fa``:
+                                                      1 DIFF else SIGN, bit 0      DIFF with bit 2
+                                                      ``first``                    steps the FA
+                                                                                   array on the
+                                                                                   lanes' out
     FA_STEP    READ row a (A_b even, X_b odd          FA/FS lane g on columns      -
                columns), buffer[b] (the signs)        2g, 2g+1: ADDSUB (ADDSUB0
                                                       if ``imm`` bit 0), subtract
@@ -151,7 +154,13 @@ class Core(wiring.Component):
     ========== ====================================== ============================ ==============
 
     For the one-row reductions ``row_w`` and ``row_min`` are 0 (so ``L1_FIRST`` loads the
-    popcount). REQUANT's addend: ``d = 0`` the sum of all the subarrays' accumulators (mod
+    popcount). On a core with the FA array (``jeit_fa``): an FS_STEP DIFF with ``imm`` bit 2
+    steps the array in its S3 (bit 0 a new sum, bit 3 the last plane: the array then flushes
+    ``ceil(log2 columns)`` more cycles on its own and the core stays busy until it is done);
+    from then until the next reduce micro-op (any ``ReduceOp``, HOLD too) the subarrays' sums
+    stand in for their accumulators as REQUANT's addend; a REQUANT reads them as left by the
+    array steps of the cycles before its S3 (during a flush: the bits landed so far).
+    REQUANT's addend: ``d = 0`` the sum of all the subarrays' accumulators (mod
     ``2**acc_bits``: the dot product over the whole mat row), ``d = k + 1`` subarray k's
     (``subarrays`` dot products side by side). Every other datapath opcode (CMP_STEP,
     RELU, POOL) is not implemented by this core and sets ``error``.

@@ -1010,6 +1010,7 @@ class CoreModel:
             else:
                 row_w = row_min = 0
             # ---- S3: reduction (ReduceOp = imm bits 0-3), every subarray's accumulator
+            self._lane_acc = None              # (any reduce micro-op, HOLD too: rtl.core)
             rop = imm & 15
             if rop == 0 or rop > 10:           # HOLD and the unused codes
                 continue
@@ -1035,7 +1036,6 @@ class CoreModel:
             else:                              # SHIFT_SUB
                 acc = 2 * acc - p
             self._acc = acc % acc_mod
-            self._lane_acc = None
             if seg_log is not None:            # the subarrays' accumulators, on demand
                 if rop == 1 or rop == 7:       # these forget the accumulators
                     seg_log.clear()

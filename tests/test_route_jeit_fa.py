@@ -7,6 +7,7 @@ the energy it is charged. The same dots and layers run on the RTL core in
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -142,3 +143,24 @@ def test_dot_uses_no_scratch_rows():
     assert route.scratch_rows(small_config()) == ()
     assert all(isinstance(i, Instr) for i in dot_body(small_config()))
     assert route.maps(Layer("adder_linear", "logits", {"weight": np.zeros((1, 1), np.uint8)}))
+
+
+def test_route_compare_measures_both_routes(capsys):
+    from sim.route_compare import main
+    assert main(["--model", "digits_addernet", "-n", "1"]) == 0
+    out = capsys.readouterr().out
+    lines = {ln.split(" ")[0]: ln for ln in out.splitlines() if "cycles (" in ln}
+    cycles = {df: int(lines[df].split(": ")[1].split(" ")[0]) for df in ("abs_diff", "jeit_fa")}
+    assert cycles["jeit_fa"] < cycles["abs_diff"]
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["-n", "0"], "^error: -n must be >= 1, not 0$"),
+    (["--dataflow", "and_bitcount", "--model", "digits_addernet", "-n", "1"],
+     "^error: .*dataflow 'and_bitcount' cannot map an adder layer"),
+])
+def test_route_compare_bad_input_is_one_line(argv, match, capsys):
+    from sim.route_compare import main
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and re.match(match, err), err

@@ -1,5 +1,5 @@
-"""The seed-000 full-adder-array route (``jeit_fa``): |x - w| in the abs-diff lanes, the
-difference bits summed by the parallel full-adder array, nothing written back.
+"""The seed-000 full-adder-array route (``jeit_fa``): ``|x - w|`` in the abs-diff lanes,
+the difference bits summed by the parallel full-adder array, nothing written back.
 
 Seed 000 accumulates the L1 norm in "a scalable parallel full-adder array" of reconfigurable
 full adders (sum and carry modes by resistance-state mapping, single-cycle carry-chain update).
@@ -38,7 +38,7 @@ ACC, LAST = 4, 8
 class FaArrayLanes(AbsDiffLanes):
     """The abs-diff lanes and the full-adder array (``rtl.fa_array``) of a mat.
 
-    The abs-diff state is :class:`~sim.routes.abs_diff.AbsDiffLanes`' (a core with the
+    The abs-diff state is that of ``sim.routes.abs_diff.AbsDiffLanes`` (a core with the
     ``abs_diff`` route too runs both models' ``FS_STEP`` on the same inputs, which keeps them
     equal). The array is modelled by its sums, not node by node: a bit-serial adder tree's
     output bit t is bit t of the sum of its inputs so far (a node's carry latch has weight
