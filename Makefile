@@ -33,7 +33,7 @@ JOBS     ?= 2
 TECH     ?= nand_spin
 # make report: empty means all four presets.
 PRESETS  ?=
-# Empty: the preset's own dataflow for adder layers; write_free or abs_diff overrides it.
+# Empty: the preset's own dataflow for adder layers; write_free, abs_diff or jeit_fa overrides it.
 DATAFLOW ?=
 # Subarrays in lock-step in the simulated mat (sim, report, bench, variation). 4, not the presets' 16: a 16-subarray
 # mat (2,048 columns) takes about 9 minutes to build in Verilator here, 4 about 3 minutes.

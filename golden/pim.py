@@ -20,7 +20,8 @@ positions, numpy over lanes): :func:`and_bitcount_dot` / :func:`and_bitcount_con
 :func:`scale_multiply`, :func:`msb_first_compare` / :func:`max_select` / :func:`min_select` /
 :func:`max_pool_compare` (seed 001); :func:`fa_fs_add` / :func:`fa_fs_sub` /
 :func:`fa_fs_addsub` (seed 002);
-:func:`abs_diff` / :func:`l1_fa` / :func:`zero_skip_l1` / :func:`zero_skip_tile` (seed 000);
+:func:`abs_diff` / :func:`l1_fa` / :func:`l1_fa_tree` / :func:`zero_skip_l1` /
+:func:`zero_skip_tile` (seed 000);
 :func:`min_lane_step` /
 :func:`l1_write_free` (the write-free L1 route, ``docs/dataflows.rst``).
 
@@ -864,6 +865,64 @@ def l1_fa(x, w, n: int, acc_bits: int):
         _add_steps(steps, _steps(reads=acc_bits, writes=acc_bits, cycles=2 * acc_bits,
                                  bits_written=acc_bits * _lanes(lead)))
     return from_bits(np.stack(acc)), steps
+
+
+def l1_fa_tree(x, w, n: int):
+    """``sum_k |x[..., k] - w[..., k]|`` by the seed-000 parallel full-adder array, bit-serial.
+
+    The K terms' ``|x_k - w_k|`` come from :func:`abs_diff` as bit-planes, LSB first (no
+    write-back: each difference bit goes straight into the array). The array is a balanced tree
+    of K - 1 nodes (adjacent terms paired level by level, an odd term passed up last), each
+    node two reconfigurable full adders (:func:`fa_reconf`) on its two input bits and its carry
+    latch: the ``sum`` cell's output goes up the tree, the ``carry`` cell's into the latch, both
+    in the cycle of the step (the single-cycle carry-chain update). Step b adds plane b; the
+    root's output is bit b of the sum. After the n planes, ``L = ceil(log2 K)`` steps with zero
+    inputs flush the carries (bits n .. n + L - 1); every latch is then 0.
+
+    Parameters
+    ----------
+    x, w : integer arrays [..., K], values in [0, 2**n); leading axes broadcast
+    n : int, width in [1, 62]
+
+    Returns
+    -------
+    l1 : int64 array, the broadcast leading shape
+    steps : dict, ``reads`` 2n (the sign and difference passes), ``writes`` 0, ``cycles``
+        2n + L, ``bits_written`` 0.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad ``n``, values that do not fit n bits, shapes that do not match.
+    """
+    n = _check_width("n", n)
+    x = _check_values("x", x, n)
+    w = _check_values("w", w, n)
+    lead, k_terms = _vectors("x", x, "w", w)
+    xb, wb = (np.broadcast_to(v, lead + (k_terms,)) for v in (x, w))
+    d, _ = abs_diff(xb, wb, n)
+    planes = to_bits(d, n)                                   # [n, ..., K]
+    depth = int(np.ceil(np.log2(k_terms))) if k_terms > 1 else 0
+    latches: list = []                                       # per level: [..., pairs]
+    size = k_terms
+    while size > 1:
+        latches.append(np.zeros(lead + (size // 2,), dtype=np.uint8))
+        size = size // 2 + size % 2
+    zero = np.zeros(lead + (k_terms,), dtype=np.uint8)
+    out = []
+    for b in range(n + depth):
+        terms = planes[b] if b < n else zero
+        for lvl, c in enumerate(latches):
+            p = c.shape[-1]
+            a, bb = terms[..., 0:2 * p:2], terms[..., 1:2 * p:2]
+            s = fa_reconf("sum", a, bb, c)
+            latches[lvl] = fa_reconf("carry", a, bb, c)
+            terms = s if terms.shape[-1] % 2 == 0 else np.concatenate(
+                [s, terms[..., -1:]], axis=-1)
+        out.append(terms[..., 0])
+    assert not any(c.any() for c in latches), "carries left after the flush"
+    return from_bits(np.stack(out)), _steps(reads=2 * n, writes=0, cycles=2 * n + depth,
+                                            bits_written=0)
 
 
 def _l1_operands(x, w, n):

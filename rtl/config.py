@@ -39,7 +39,10 @@ TECHNOLOGIES = ("stt", "nand_spin", "sot", "imac")
 #:                     nothing intermediate is written back into the array;
 #: ``and_bitcount`` -- AND + bit-count + shift (seed 001 eq. 1): how every preset maps multiply
 #:                     layers; as the dataflow of a configuration it maps no adder layer (the
-#:                     compiler says so), for networks with multiply layers only.
+#:                     compiler says so), for networks with multiply layers only;
+#: ``jeit_fa``      -- seed 000's full-adder array: |x - w| in the abs-diff lanes, the difference
+#:                     bits summed bit-serially by an adder tree per subarray, nothing written
+#:                     back (an alternative to ``abs_diff`` for ``jeit_stt``; no zero skipping).
 #: A route registered later (``rtl.routes.register_route``) is accepted too: validation reads
 #: the registry, not this snapshot.
 DATAFLOWS = tuple(ROUTES)

@@ -14,6 +14,7 @@ from rtl.bit_counter import BitCounter, BitCounterOp, BitCountOut
 from rtl.column_reduce import ColumnReduce, ReduceOp
 from rtl.config import check_config
 from rtl.controller import Controller
+from rtl.fa_array import FaArray, FaArrayOp
 from rtl.fa_fs import FaFs, FaFsOp
 from rtl.isa import (
     AGU_ADDR_BITS, COUNTER_BITS, DATAPATH_OPS, N_COUNTERS, OFFSET_BITS,
@@ -81,7 +82,8 @@ class Core(wiring.Component):
     The core is generated from ``config.routes`` (``rtl.routes``): the min lanes exist only
     if a route needs them (``write_free``), the abs-diff lanes likewise (``abs_diff``) and the
     FA/FS lanes (``dima_binconv``, ``rtl.fa_fs``, one per column pair) and the per-column
-    bit-counters (``nand_inmem``, ``rtl.bit_counter``); a
+    bit-counters (``nand_inmem``, ``rtl.bit_counter``) and the full-adder array (``jeit_fa``,
+    ``rtl.fa_array``, a bit-serial adder tree per subarray); a
     micro-op or write source of a route the configuration does not have is not implemented and
     sets ``error`` (:attr:`ops`, :attr:`lanes`).
 
@@ -120,9 +122,11 @@ class Core(wiring.Component):
     MIN_STEP   READ row a (x_b), buffer[b] (w_b)      min lanes: START if          reduce ``imm``
                                                       ``imm`` is L1_FIRST, else    with x_b, w_b,
                                                       STEP                         min_b
-    FS_STEP    READ row a (x_b), buffer[b] (w_b)      abs-diff lanes: ``imm`` bit  -
-                                                      1 DIFF else SIGN, bit 0
-                                                      ``first``
+    FS_STEP    READ row a (x_b), buffer[b] (w_b)      abs-diff lanes: ``imm`` bit  ``jeit_fa``:
+                                                      1 DIFF else SIGN, bit 0      DIFF with bit 2
+                                                      ``first``                    steps the FA
+                                                                                   array on the
+                                                                                   lanes' out
     FA_STEP    READ row a (A_b even, X_b odd          FA/FS lane g on columns      -
                columns), buffer[b] (the signs)        2g, 2g+1: ADDSUB (ADDSUB0
                                                       if ``imm`` bit 0), subtract
@@ -150,7 +154,13 @@ class Core(wiring.Component):
     ========== ====================================== ============================ ==============
 
     For the one-row reductions ``row_w`` and ``row_min`` are 0 (so ``L1_FIRST`` loads the
-    popcount). REQUANT's addend: ``d = 0`` the sum of all the subarrays' accumulators (mod
+    popcount). On a core with the FA array (``jeit_fa``): an FS_STEP DIFF with ``imm`` bit 2
+    steps the array in its S3 (bit 0 a new sum, bit 3 the last plane: the array then flushes
+    ``ceil(log2 columns)`` more cycles on its own and the core stays busy until it is done);
+    from then until the next reduce micro-op (any ``ReduceOp``, HOLD too) the subarrays' sums
+    stand in for their accumulators as REQUANT's addend; a REQUANT reads them as left by the
+    array steps of the cycles before its S3 (during a flush: the bits landed so far).
+    REQUANT's addend: ``d = 0`` the sum of all the subarrays' accumulators (mod
     ``2**acc_bits``: the dot product over the whole mat row), ``d = k + 1`` subarray k's
     (``subarrays`` dot products side by side). Every other datapath opcode (CMP_STEP,
     RELU, POOL) is not implemented by this core and sets ``error``.
@@ -505,6 +515,29 @@ class Core(wiring.Component):
             with m.If(is_zero):
                 m.d.sync += c["zs_zero"].eq(c["zs_zero"] + one)
 
+    def _fa_array_s3(self, m, fat, abs_lane, v2, op2, imm2, reduces, accs):
+        """Route ``jeit_fa``, S3: an FS_STEP DIFF with ``imm`` bit 2 steps the full-adder array
+        (``rtl.fa_array``) on the difference bits its S2 left in the abs-diff lanes' ``out``
+        (bit 0 a new sum, bit 3 the last plane); from then until a reduce micro-op, the
+        subarrays' sums stand in for their accumulators as REQUANT's addend. Returns the
+        addends per subarray."""
+        acc_bits = self._config.acc_bits
+        go, sel = Signal(name="fa_go"), Signal(name="fa_sel")
+        with m.Switch(op2):
+            with m.Case(Opcode.FS_STEP):
+                m.d.comb += go.eq(v2 & imm2[1] & imm2[2])
+            with m.Default():
+                m.d.comb += go.eq(0)
+        m.d.comb += [fat.d.eq(abs_lane.out), fat.last.eq(imm2[3]),
+                     fat.op.eq(Mux(go, Mux(imm2[0], FaArrayOp.FIRST, FaArrayOp.STEP),
+                                   FaArrayOp.HOLD))]
+        with m.If(go):
+            m.d.sync += sel.eq(1)
+        with m.Elif(reduces):
+            m.d.sync += sel.eq(0)
+        return [Mux(sel, fat.sums[k * acc_bits:(k + 1) * acc_bits], acc)
+                for k, acc in enumerate(accs)]
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
@@ -535,6 +568,9 @@ class Core(wiring.Component):
         if has_fa:                 # dima_binconv: one FA/FS lane per column pair (2g, 2g+1);
             # columns are a multiple of 8 (AcceleratorConfig), so the pairs never straddle.
             m.submodules.fa_lane = fa_lane = FaFs(config=cfg, lanes=width // 2)
+        has_fat = "fa_array" in lanes
+        if has_fat:                # jeit_fa: the seed-000 full-adder array, a tree per subarray
+            m.submodules.fa_array = fat = FaArray(config=cfg, groups=k_sub)
         reds = []
         for k in range(k_sub):
             reds.append(ColumnReduce(config=cfg, l1_rows=has_min))
@@ -586,6 +622,8 @@ class Core(wiring.Component):
         idle = ~ctrl.busy & ~v1 & ~v2
         if array_busy is not None:
             idle = idle & ~array_busy
+        if has_fat:                                 # the FA array's flush ends the run
+            idle = idle & ~fat.busy
         start = self.start & idle
         host_agu = self.agu_we & idle
         m.d.comb += [
@@ -890,6 +928,9 @@ class Core(wiring.Component):
                 m.d.comb += [reduces.eq(0), min3.eq(0), requant3.eq(0), ptr3.eq(v2)]
             with m.Default():
                 m.d.comb += [reduces.eq(0), min3.eq(0), requant3.eq(0), ptr3.eq(0)]
+        accs = [red.acc for red in reds]
+        if has_fat:
+            accs = self._fa_array_s3(m, fat, abs_lane, v2, op2, imm2, reduces, accs)
         for k, red in enumerate(reds):
             sl = slice(k * cols, (k + 1) * cols)
             m.d.comb += [
@@ -904,18 +945,18 @@ class Core(wiring.Component):
         acc_bits = cfg.acc_bits
         addend = Signal(signed(acc_bits))
         acc_sum = Signal(acc_bits)
-        total = reds[0].acc
-        for red in reds[1:]:
-            total = (total + red.acc)[:acc_bits]
+        total = accs[0]
+        for acc_k in accs[1:]:
+            total = (total + acc_k)[:acc_bits]
         m.d.comb += acc_sum.eq(total)
         # (Continuous expressions, not a Switch: a process on d2 alone would never run in
         # Icarus when no program sets d, leaving d_bad at X.)
         d_bad = Signal()
         picked = acc_sum
         d_ok = _equals(d2, 0)
-        for k, red in enumerate(reds):
+        for k, acc_k in enumerate(accs):
             hit = _equals(d2, k + 1)
-            picked = Mux(hit, red.acc, picked)
+            picked = Mux(hit, acc_k, picked)
             d_ok = d_ok | hit
         m.d.comb += [addend.eq(Mux(d_ok, picked, 0)), d_bad.eq(~d_ok)]
         if cfg.zero_skip:                   # a skipped tile: the precomputed dot (slot b)

@@ -198,7 +198,10 @@ OPERANDS: dict[Opcode, dict[str, str]] = {
                               "FA/FS lanes (rtl.fa_fs, ADDSUB)"},
     Opcode.FS_STEP:   {"a": "row of x_b", "b": "buffer slot of w_b",
                        "imm": "bit 0: first (bit 0 of a pass, borrow in 0); bit 1: DIFF pass "
-                              "(else the SIGN pass) of rtl.abs_diff_lane"},
+                              "(else the SIGN pass) of rtl.abs_diff_lane; with bit 1, on a core "
+                              "with the jeit_fa route: bit 2 add the difference bits into the "
+                              "full-adder array (rtl.fa_array, bit 0: a new sum), bit 3 the "
+                              "last plane (the array flushes its carries after it)"},
     Opcode.CMP_STEP:  {"a": "row of x_b", "b": "row of w_b",
                        "imm": "bit 0: clear the decided flags first (MSB step)"},
     Opcode.MIN_STEP:  {"a": "row of x_b", "b": "buffer slot of w_b",

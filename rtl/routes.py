@@ -32,8 +32,10 @@ __all__ = ["LANES", "BASE_OPS", "BASE_WRITE_SOURCES", "RouteHardware", "ROUTES",
 #: ``fa_fs`` -- the seed-002 FA/FS lanes (``rtl.fa_fs``), one per column pair (2g, 2g+1),
 #: FA_STEP and the ``WriteSrc.FA_FS`` write-back of the sum bit into the even columns;
 #: ``bit_counter`` -- the seed-001 per-column bit-counters (``rtl.bit_counter``), BITCOUNT and
-#: the ``WriteSrc.BIT_COUNTER`` write-back of the counters' LSBs (the counters shift right).
-LANES = ("min", "abs_diff", "fa_fs", "bit_counter")
+#: the ``WriteSrc.BIT_COUNTER`` write-back of the counters' LSBs (the counters shift right);
+#: ``fa_array`` -- the seed-000 parallel full-adder array (``rtl.fa_array``), a bit-serial adder
+#: tree per subarray on the abs-diff lanes' difference bits (FS_STEP DIFF with ``imm`` bit 2).
+LANES = ("min", "abs_diff", "fa_fs", "bit_counter", "fa_array")
 
 #: Micro-ops every core executes, whatever its routes: the array commands (the sense
 #: amplifier's read / AND-with-FU / two-row AND / OR, the write, erase and program), the
@@ -158,3 +160,8 @@ register_route(RouteHardware(
     write_sources=(WriteSrc.BIT_COUNTER,),
     summary="seed 001 Fig. 8-9: in-memory primitives on the per-column bit-counters: count "
             "sensed (or ANDed) bits, write the LSB back through the write word line, shift"))
+register_route(RouteHardware(
+    name="jeit_fa", lanes=("abs_diff", "fa_array"), opcodes=(Opcode.FS_STEP,),
+    summary="seed 000: |x - w| in the abs-diff lanes, the difference bits summed by the "
+            "parallel full-adder array (SUM / CARRY cells, one bit per cycle), nothing "
+            "written back"))

@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", default=None, help="accelerator preset (rtl backend; default "
                    "the --config file's, else nand_spin)")
     r.add_argument("--dataflow", help="override the preset's dataflow for adder layers "
-                   "(write_free or abs_diff)")
+                   "(write_free, abs_diff or jeit_fa)")
     r.add_argument("--sim", default="verilator", help="icarus or verilator (rtl backend)")
     r.add_argument("--mat", help="subarrays in lock-step in the simulated mat (rtl backend; "
                    "default: the preset's subarrays_per_mat)")

@@ -369,6 +369,13 @@ class CoreModel:
         self._lanes = [lm for lm in (get_route(r).lanes(self) for r in cfg.routes)
                        if lm is not None]
         self._lane_ops = {code: step for lm in self._lanes for code, step in lm.ops.items()}
+        for code in self._lane_ops:        # lanes of several routes on one opcode: each steps
+            steps = [lm.ops[code] for lm in self._lanes if code in lm.ops]
+            if len(steps) > 1:
+                self._lane_ops[code] = _chain_steps(steps)
+        # A lane model whose sums stand in for the accumulators as REQUANT's addend (route
+        # jeit_fa's full-adder array, ``sums_at(cycle)``) until the next reduce, else None.
+        self._lane_acc = None
         self._lane_srcs = {src: data for lm in self._lanes
                            for src, data in lm.write_sources.items()}
         self._lane_masks = {src: mask for lm in self._lanes
@@ -1003,6 +1010,7 @@ class CoreModel:
             else:
                 row_w = row_min = 0
             # ---- S3: reduction (ReduceOp = imm bits 0-3), every subarray's accumulator
+            self._lane_acc = None              # (any reduce micro-op, HOLD too: rtl.core)
             rop = imm & 15
             if rop == 0 or rop > 10:           # HOLD and the unused codes
                 continue
@@ -1115,6 +1123,9 @@ class CoreModel:
         half = mod >> 1
         if addend is not None:                       # zero skipping: the tile's slot
             acc = addend
+        elif self._lane_acc is not None:             # jeit_fa: the FA array's sums (S3)
+            sums = self._lane_acc.sums_at(c + 2)
+            acc = sum(sums) % mod if d == 0 else sums[d - 1]
         else:
             acc = self._acc if d == 0 else self._segments()[d - 1]
         acc = acc - mod if acc >= half else acc
@@ -1165,6 +1176,17 @@ class CoreModel:
 _OPERAND_MASK = (1 << OPERAND_BITS) - 1
 #: Micro-ops the vectorised expansion handles; longer programs go through ``run_program``.
 _EXPAND_MAX_STEPS = 1 << 21
+
+
+def _chain_steps(steps):
+    """One lane step that runs ``steps`` in order; the first reduction rows any returns."""
+    def step(imm, x, w, c):
+        out = None
+        for s in steps:
+            r = s(imm, x, w, c)
+            out = r if out is None else out
+        return out
+    return step
 
 
 def expand_program(words, *, depth: int, loop_depth: int = LOOP_DEPTH,

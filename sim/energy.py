@@ -63,6 +63,7 @@ from rtl.config import AcceleratorConfig, check_config
 from rtl.isa import (
     COUNTER_CYCLES, COUNTER_STALLS, N_COUNTERS, Opcode, counter_index, counter_names,
 )
+from rtl.routes import lanes_of
 from sim.device import TECHNOLOGIES, Param, device
 
 __all__ = [
@@ -256,6 +257,8 @@ PERIPHERY: dict[str, Param] = {
     "utilisation": Param(0.7, "", "ASSUMPTION: 70% placement density of standard cells"),
     "sense_gates": Param(2, "gates/lane", _G45 + "sense-mode mux + output latch"),
     "fa_fs_gates": Param(7, "gates/lane", _G45 + "full adder/subtractor (5) + latch + mux"),
+    "fa_array_gates": Param(7, "gates/lane", _G45 + "jeit_fa full-adder tree, C - 1 nodes per "
+                            "C lanes: a SUM and a CARRY cell (5) + carry latch + first mux"),
     "cmp_gates": Param(6, "gates/lane", _G45 + "two decided flags, XOR, AND-OR update"),
     "min_gates": Param(8, "gates/lane", _G45 + "cmp_gates + min-bit select mux + enable"),
     "counter_gates_per_bit": Param(3, "gates/bit", _G45 + "bit-counter: half adder (2) + flop, "
@@ -365,6 +368,12 @@ def op_costs(config: AcceleratorConfig, *, reads_only: bool = False) -> dict[Opc
         # the same: an upper bound).
         Opcode.MOVE: OpCost(mat_gates=_v("move_gates") * DATA_WORD_BITS),
     })
+    if "fa_array" in lanes_of(config.routes):
+        # jeit_fa (rtl.fa_array): every FS_STEP of a core with the array is charged its tree
+        # step and a sum-register update like an accumulator's: 2n FS_STEPs per tile dot
+        # against n + ceil(log2 C) tree steps (n >= log2 C), an upper bound.
+        costs[Opcode.FS_STEP] = OpCost(rd, sense + _v("fa_fs_gates") + _v("fa_array_gates"),
+                                       0.0, acc)
     if config.technology == "nand_spin":
         costs[Opcode.ERASE] = OpCost(a["erase_mtj_fj"] * config.mtjs_per_strip)
         costs[Opcode.PROGRAM] = OpCost(a["program_bit_fj"], sense)

@@ -51,10 +51,12 @@ COPY = ("rtl", "sim", "golden", "cocotb_tests", "tests", "pyproject.toml", "mode
 #: Tests that cover each generator file (pytest node ids, relative to the repository).
 COVERING = {
     # the random contract tests and every feature the core generates from its routes and
-    # flags: fault injection, zero skipping, the bit-counter and FA/FS lanes
+    # flags: fault injection, zero skipping, the bit-counter and FA/FS lanes, the FA array
     "rtl/core.py": ["cocotb_tests/test_core_random.py", "cocotb_tests/test_core_move.py",
                     "cocotb_tests/test_core_faults.py", "cocotb_tests/test_core_zero_skip.py",
-                    "cocotb_tests/test_core_bitcount.py", "cocotb_tests/test_core_dima.py"],
+                    "cocotb_tests/test_core_bitcount.py", "cocotb_tests/test_core_dima.py",
+                    "cocotb_tests/test_core_jeit_fa.py"],
+    "rtl/fa_array.py": ["cocotb_tests/test_core_jeit_fa.py"],
     "rtl/ppu.py": ["cocotb_tests/test_ppu.py"],
 }
 #: Functions never mutated (parameter checks and plain accessors, not hardware).

@@ -26,7 +26,7 @@ from tests.test_compiler import fit_requant, run_model_checked, single_layer_mod
 SEED = 20261130
 #: The lanes as rtl.core names their instances in the Verilog.
 LANE_MODULES = {"min": "min_lane", "abs_diff": "abs_lane", "fa_fs": "fa_lane",
-                "bit_counter": "bit_counter"}
+                "bit_counter": "bit_counter", "fa_array": "fa_array"}
 
 
 def tiny(name, **kw):
@@ -144,7 +144,7 @@ def test_layers_without_a_route_are_refused_by_name():
     kind = model.layers[first].kind
     with pytest.raises(CompileError, match=rf"^layer {first} \({kind}\): no route maps a "
                        rf"{kind} layer yet \(known routes: abs_diff, write_free, and_bitcount, "
-                       rf"dima_binconv, nand_inmem\)"):
+                       rf"dima_binconv, nand_inmem, jeit_fa\)"):
         compile_model(model, preset("dima_sot"))
 
 
@@ -181,7 +181,7 @@ def test_walkthrough_route_needs_no_lane_in_the_core(toy_route):
 def test_walkthrough_touches_only_the_route_and_its_registration(toy_route):
     # the registries are the only shared state the route changed
     assert set(hw_routes.ROUTES) - {"abs_diff", "write_free", "and_bitcount",
-                                    "dima_binconv", "nand_inmem"} == {"ones_sum"}
+                                    "dima_binconv", "nand_inmem", "jeit_fa"} == {"ones_sum"}
     assert sw_routes.get_route("ones_sum") is toy_route
     body = toy_route.dot(type("S", (), {"n": 3})(), 0, lambda b: Operand(b), lambda b: 0, None)
     assert [i.op for i in body] == [Opcode.READ] * 4 and isinstance(body[0], Instr)
@@ -192,7 +192,7 @@ def test_walkthrough_touches_only_the_route_and_its_registration(toy_route):
 @pytest.mark.parametrize("kw, exc, match", [
     (dict(routes=("mac",)), ValueError,
      r"^routes must name known routes \(abs_diff, write_free, and_bitcount, "
-     r"dima_binconv, nand_inmem\), not 'mac'$"),
+     r"dima_binconv, nand_inmem, jeit_fa\), not 'mac'$"),
     (dict(routes=()), TypeError, r"^routes must be a non-empty tuple of route names"),
     (dict(routes="write_free"), TypeError, r"^routes must be a non-empty tuple"),
     (dict(routes=("write_free", "write_free")), ValueError, r"^routes must not repeat"),

@@ -7,7 +7,8 @@ configuration's ``routes``; the compiler (``sim.compiler``) maps each layer onto
 (:func:`route_for`). Routes of the seed systems: ``write_free`` (ours), ``abs_diff`` (seed
 000), ``and_bitcount`` (seed 001 eq. 1), ``dima_binconv`` (seed 002 Fig. 4a: the FA/FS step,
 no layer mapped yet), ``nand_inmem`` (seed 001 Fig. 8: the per-column bit-counters'
-in-memory primitives, no layer mapped yet).
+in-memory primitives, no layer mapped yet), ``jeit_fa`` (seed 000: the abs-diff lanes'
+difference bits summed by the parallel full-adder array, an alternative to ``abs_diff``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from rtl.config import PRESETS
 
 # Importing a route's module registers it; in the order rtl.routes registers the hardware
 # halves, so that messages list the routes in one order.
-from . import abs_diff, write_free, and_bitcount, dima_binconv, nand_inmem
+from . import abs_diff, write_free, and_bitcount, dima_binconv, nand_inmem, jeit_fa
 from .base import ROUTES, LaneModel, Route, get_route, op, register_route
 
 __all__ = ["ROUTES", "Route", "LaneModel", "get_route", "register_route", "op", "route_for",
            "RouteError", "abs_diff", "and_bitcount", "write_free", "dima_binconv",
-           "nand_inmem"]
+           "nand_inmem", "jeit_fa"]
 
 
 class RouteError(ValueError):

@@ -1,0 +1,166 @@
+"""The seed-000 full-adder-array route (``jeit_fa``) inside the core, both simulators.
+
+One small core (the ``jeit_stt`` preset cut to a mat of 2 subarrays of 128 x 16, dataflow
+``jeit_fa``: abs-diff lanes, the full-adder array, and the ``abs_diff`` / ``and_bitcount``
+routes of the preset) runs:
+
+* the route's tile dot, hand-placed (x planes in rows 0 .. 7, w planes in slots 0 .. 7), on
+  random and corner vectors: each subarray's sum (``REQUANT d = k + 1``) and the mat's
+  (``d = 0``) == ``golden.pim.l1_fa_tree`` and plain numpy; the counters == the cycle model's;
+  the same dot with the REQUANT too early (during the array's flush) and with a reduce micro-op
+  after it (the accumulators are back) gives the cycle model's values;
+* compiled random adder layers (and the multiply heads the models end with) on the route: every
+  stage == golden, the counters of every image == the cycle model's and the compiler's profile
+  (``cocotb_tests.test_core._run_cases``).
+"""
+
+import dataclasses
+
+import cocotb
+import numpy as np
+import pytest
+
+from cocotb_tests.harness import load_params, make_rng, run_block
+from golden.pim import l1_fa_tree
+from rtl.column_reduce import ReduceOp
+from rtl.config import preset
+from rtl.core import Core
+from rtl.isa import Instr, Opcode
+from rtl.mtj_array import MacroCmd
+from rtl.ppu import PpuMode, ppu_imm
+from sim import asm
+from sim.routes import get_route
+
+BLOCK = "core_jeit_fa"
+#: A small mat of the jeit_stt preset: 2 subarrays of 128 x 16 (a 16-input adder tree each).
+SMALL = {"rows": 128, "columns": 16, "subarrays_per_mat": 2, "mats": 1}
+
+
+def small_config():
+    """jeit_stt cut to :data:`SMALL`, adder layers on ``jeit_fa`` (its routes: abs_diff,
+    and_bitcount, jeit_fa; zero skipping off, as ``with_dataflow`` turns it)."""
+    return dataclasses.replace(preset("jeit_stt").with_dataflow("jeit_fa"), **SMALL)
+
+
+def _logit(d: int) -> Instr:
+    return asm.requant(a=0, d=d, imm=ppu_imm(clear=True, emit=True, mode=PpuMode.LOGIT))
+
+
+def dot_body(config) -> list:
+    """The route's dot of one tile: x plane b in row b, w plane b in slot b."""
+    stage = type("Stage", (), {"n": config.operand_bits})()
+    return get_route("jeit_fa").dot(stage, 0, lambda b: b, lambda b: b, config)
+
+
+def dot_program(config, *, early: int = 0, reduce_after: bool = False) -> list:
+    """Words of: the dot, then LOGIT words of the mat's sum (d = 0) and of each subarray's
+    (d = 1 ..). ``early``: drop that many of the flush NOPs (a REQUANT during the flush);
+    ``reduce_after``: a ``READ`` row 0 ``L1_FIRST`` before the REQUANTs (they then take the
+    accumulators: the popcount of row 0)."""
+    body = dot_body(config)
+    if early:
+        body = body[:-early]
+    if reduce_after:
+        body.append(asm.read(a=0, imm=ReduceOp.L1_FIRST.value))
+    k = config.subarrays_per_mat
+    return asm.assemble(body + [_logit(d) for d in range(k + 1)] + [asm.halt()])
+
+
+def planes(values, n: int) -> np.ndarray:
+    """bool [n, W]: plane b holds bit b of every element."""
+    v = np.asarray(values, dtype=np.int64)
+    return np.stack([(v >> b) & 1 for b in range(n)]).astype(np.uint8)
+
+
+def vectors(rng, width: int, n: int, count: int) -> list:
+    """Corner pairs (all zero, x max w 0, x 0 w max) and ``count`` random pairs."""
+    top = (1 << n) - 1
+    out = [(np.zeros(width, np.int64), np.zeros(width, np.int64)),
+           (np.full(width, top), np.zeros(width, np.int64)),
+           (np.zeros(width, np.int64), np.full(width, top))]
+    out += [(rng.integers(0, top + 1, width), rng.integers(0, top + 1, width))
+            for _ in range(count)]
+    return out
+
+
+def want_sums(x, w, config) -> list:
+    """[mat sum, subarray 0 sum, ...] by ``golden.pim.l1_fa_tree`` (each subarray's terms)."""
+    k, c = config.subarrays_per_mat, config.columns
+    parts = [int(l1_fa_tree(x[i * c:(i + 1) * c], w[i * c:(i + 1) * c],
+                            config.operand_bits)[0]) for i in range(k)]
+    return [sum(parts)] + parts
+
+
+@cocotb.test()
+async def jeit_fa_dots(dut):
+    """The route's dot == golden per subarray and per mat; counters == the cycle model's;
+    an early REQUANT and a reduce after the dot == the cycle model."""
+    from sim.core_model import CoreModel
+    from sim.rtl_backend import CoreHost
+    p = load_params()
+    rng_py, seed = make_rng(p, "jeit_fa_dots")
+    rng = np.random.default_rng(rng_py.getrandbits(64))
+    config = small_config()
+    n, k = config.operand_bits, config.subarrays_per_mat
+    width = k * config.columns
+    host = CoreHost(dut, config)
+    await host.reset()
+    model = CoreModel(config)
+    await host.write_table([0], [0], [0])
+    model.write_table(0, 0, 0, 0)
+    programs = {"dot": dot_program(config),
+                "early": dot_program(config, early=int(rng.integers(1, 4))),
+                "reduce after": dot_program(config, reduce_after=True)}
+    ones = np.ones(width, np.uint8)
+    for t, (x, w) in enumerate(vectors(rng, width, n, 6)):
+        xp, wp = planes(x, n), planes(w, n)
+        await host.array_commands([(MacroCmd.WRITE, b, xp[b], ones) for b in range(n)])
+        await host.write_buffer(wp)
+        for b in range(n):
+            model.array_command(MacroCmd.WRITE, b, xp[b])
+            model.write_buffer(b, wp[b])
+        want = want_sums(x, w, config)
+        plain = int(np.abs(x - w).sum())
+        assert want[0] == plain, f"{BLOCK}: golden.pim.l1_fa_tree {want[0]} != numpy {plain}"
+        for name, words in programs.items():
+            counters = await host.run(words, max_cycles=500)
+            got = await host.read_outputs(k + 1)
+            ref = model.run(words)
+            where = (f"{BLOCK}: {name} program, vector pair {t} (seed {seed}; rerun with "
+                     f"SPINPIM_SEED={seed})")
+            assert not ref.error, f"{where}: cycle model error {ref.reason}"
+            assert got == list(ref.out[:k + 1]), f"{where}: rtl {got} != cycle model {ref.out}"
+            if name == "dot":
+                assert got == want, (f"{where}: rtl [mat, subarrays...] {got} != golden "
+                                     f"{want} (x {x.tolist()}, w {w.tolist()})")
+                assert counters["write_row"] == 0 and counters["fs_step"] == 2 * n, counters
+            if name == "reduce after":
+                pop = int(xp[0].sum())
+                assert got[0] == pop, f"{where}: after a reduce the accumulators: {got[0]}"
+            assert counters == ref.counters, (f"{where}: rtl counters {counters} != cycle "
+                                              f"model {ref.counters}")
+
+
+@cocotb.test()
+async def jeit_fa_layers(dut):
+    """Compiled random adder layers on the route == golden, counters == the cycle model."""
+    from cocotb_tests.test_core import _case_models, _run_cases
+    p = load_params()
+    rng_py, seed = make_rng(p, "jeit_fa_layers")
+    rng = np.random.default_rng(rng_py.getrandbits(64))
+    cases = [c for c in _case_models(rng, p["images"]) if "adder" in c[0]]
+    await _run_cases(dut, cases, small_config(), seed)
+
+
+@pytest.mark.sim
+def test_core_jeit_fa(sim):
+    run_block(Core(config=small_config(), faults=False), block=BLOCK, sim=sim,
+              test_module=__name__, params={"images": 2})
+
+
+def test_dot_is_the_routes():
+    """The hand-placed dot is the route's own program: 2n FS_STEPs and the flush NOPs."""
+    config = small_config()
+    ops = [i.op for i in dot_body(config)]
+    n = config.operand_bits
+    assert ops == [Opcode.FS_STEP] * 2 * n + [Opcode.NOP] * 4

@@ -1,0 +1,125 @@
+"""The seed-000 full-adder-array route (``jeit_fa``): ``|x - w|`` in the abs-diff lanes,
+the difference bits summed by the parallel full-adder array, nothing written back.
+
+Seed 000 accumulates the L1 norm in "a scalable parallel full-adder array" of reconfigurable
+full adders (sum and carry modes by resistance-state mapping, single-cycle carry-chain update).
+Here (``rtl.fa_array``) each subarray has a bit-serial adder tree over its columns, a node
+being a SUM cell and a CARRY cell on the same inputs, so that a node's sum bit goes up the
+tree and its carry latch updates in the same cycle. Per tile dot (``n = operand_bits``,
+``C`` columns per subarray, ``L = ceil(log2 C)``):
+
+1. a SIGN pass, ``FS_STEP`` b = 0 .. n-1 (``first`` on b = 0), as ``abs_diff``'s;
+2. a DIFF pass, ``FS_STEP`` b = 0 .. n-1 with ``imm`` bit 2 (add into the array; ``first``
+   on b = 0 starts a new sum, bit 3 on b = n-1 starts the flush): each step's difference
+   plane (the lanes' ``out`` after its S2) steps the array in its S3, bit b of each
+   subarray's sum into its sum register;
+3. ``L`` NOPs: the array flushes its carries on its own (bits n .. n+L-1 of the sum).
+
+The REQUANT after the dot takes the subarrays' sums in place of the accumulators (until the
+next reduce micro-op). Cycles per tile dot: 2n + L, no array write (``abs_diff``: 4n (+ 1 if n
+is odd), n of them STT writes that stall a cycle each on ``jeit_stt``, and n reads back).
+"""
+
+from __future__ import annotations
+
+from golden.model import COMPUTE_KINDS
+from rtl.fa_array import tree_depth
+from rtl.isa import Instr, Opcode
+
+from .abs_diff import AbsDiffLanes
+from .base import Route, op, register_route
+
+__all__ = ["JeitFa", "FaArrayLanes", "ACC", "LAST"]
+
+#: FS_STEP ``imm`` bits of the route: add the difference plane into the array; last plane.
+ACC, LAST = 4, 8
+
+
+class FaArrayLanes(AbsDiffLanes):
+    """The abs-diff lanes and the full-adder array (``rtl.fa_array``) of a mat.
+
+    The abs-diff state is that of ``sim.routes.abs_diff.AbsDiffLanes`` (a core with the
+    ``abs_diff`` route too runs both models' ``FS_STEP`` on the same inputs, which keeps them
+    equal). The array is modelled by its sums, not node by node: a bit-serial adder tree's
+    output bit t is bit t of the sum of its inputs so far (a node's carry latch has weight
+    ``2**(t+1)`` after step t), so subarray k's register after ``steps`` steps is ``S_k mod
+    2**min(steps, acc_bits)``, ``S_k`` the sum of ``popcount_k(plane) << position`` over the
+    input steps since the last ``first``. Steps land at the end of their S3 (issue c + 2); the
+    flush steps of cycles after the last plane are applied when an event (a step, a read)
+    comes at a later cycle. ``golden.pim.l1_fa_tree`` computes the tree node by node.
+    """
+
+    def __init__(self, model):
+        super().__init__(model._ones)
+        self._model = model
+        k, c = model.subarrays, model.subarray_columns
+        self._masks = [((1 << c) - 1) << (g * c) for g in range(k)]
+        self._depth = tree_depth(c)
+        self._acc_bits = model.config.acc_bits
+        self.sums = [0] * k                 # S_k (unbounded)
+        self.steps = 0                      # steps since the last first (position of the next)
+        self.flush_from, self.flush_left = 0, 0
+        self.ops = {Opcode.FS_STEP.value: self.fs_acc_step}
+
+    def start(self) -> None:
+        super().start()
+        # the core is not idle (start is ignored) until a flush has ended: apply it whole
+        self.steps += self.flush_left
+        self.flush_left = 0
+
+    def _flush_until(self, cycle: int) -> None:
+        """Apply the flush steps of cycles before ``cycle``."""
+        k = min(max(cycle - self.flush_from, 0), self.flush_left)
+        self.steps += k
+        self.flush_from += k
+        self.flush_left -= k
+
+    def fs_acc_step(self, imm, x, w, c):
+        """``FS_STEP`` (S2), and with ``imm`` bits 1 and 2 the array's step in its S3."""
+        self.fs_step(imm, x, w, c)
+        if imm & 2 and imm & ACC:
+            s3 = c + 2
+            self._flush_until(s3)
+            self.flush_left = 0
+            d = self.out_new
+            if imm & 1:
+                self.sums = [(d & m).bit_count() for m in self._masks]
+                self.steps = 1
+            else:
+                t = self.steps
+                self.sums = [s + ((d & m).bit_count() << t)
+                             for s, m in zip(self.sums, self._masks, strict=True)]
+                self.steps = t + 1
+            if imm & LAST:
+                self.flush_from, self.flush_left = s3 + 1, self._depth
+            self._model._lane_acc = self
+        return None
+
+    def sums_at(self, cycle: int) -> list:
+        """The subarrays' sum registers as an S3 in ``cycle`` reads them."""
+        self._flush_until(cycle)
+        keep = (1 << min(self.steps, self._acc_bits)) - 1
+        return [s & keep for s in self.sums]
+
+
+class JeitFa(Route):
+    name = "jeit_fa"
+
+    def maps(self, layer) -> bool:
+        return layer.kind in COMPUTE_KINDS and layer.is_adder
+
+    def dot(self, stage, t, xrow, wslot, config) -> list:
+        n = stage.n
+        body = [op(Opcode.FS_STEP, imm=1 if b == 0 else 0, a=xrow(b), b=wslot(b))
+                for b in range(n)]                                  # SIGN pass, LSB first
+        for b in range(n):                                          # DIFF pass into the array
+            imm = 2 | ACC | (1 if b == 0 else 0) | (LAST if b == n - 1 else 0)
+            body.append(op(Opcode.FS_STEP, imm=imm, a=xrow(b), b=wslot(b)))
+        body += [Instr(Opcode.NOP)] * tree_depth(config.columns)    # the array's flush
+        return body
+
+    def lanes(self, model) -> FaArrayLanes:
+        return FaArrayLanes(model)
+
+
+register_route(JeitFa())
