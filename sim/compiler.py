@@ -132,6 +132,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import sys
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -146,6 +147,7 @@ from rtl.isa import (
 from rtl.mtj_array import MacroCmd
 
 from . import asm
+from . import layer_stages as _ls
 from .isa_model import run_program
 from .routes import RouteError, get_route, route_for
 from .routes import op as _op
@@ -800,11 +802,16 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     shapes = model.shapes()
     layers = model.layers
     plans = []                          # (compute index, pool index or None)
+    extras = []                         # layers sim.layer_stages maps (standalone pools, add)
     i = 0
     while i < len(layers):
         ly = layers[i]
         where = f"layer {i} ({ly.kind})"
         if ly.kind == "flatten":
+            i += 1
+            continue
+        if _ls.is_standalone(layers, i):
+            extras.append(i)
             i += 1
             continue
         if ly.kind in ("max_pool2d", "avg_pool2d"):
@@ -816,7 +823,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         except RouteError as e:
             raise CompileError(str(e)) from None
         pool = None
-        if i + 1 < len(layers) and layers[i + 1].kind in ("max_pool2d", "avg_pool2d"):
+        if (i + 1 < len(layers) and layers[i + 1].kind in ("max_pool2d", "avg_pool2d")
+                and not _ls.is_standalone(layers, i + 1)):
             pl = layers[i + 1]
             ks, s = int(pl.params["kernel"]), int(pl.params["stride"])
             if not ly.is_conv:
@@ -860,7 +868,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         sizes += [(math.prod(shapes[ci]), f"layer {ci} ({layers[ci].kind}) input"),
                   (math.prod(shapes[last + 1]), f"layer {last} ({layers[last].kind}) output")]
     region, what = max(sizes, key=lambda s: s[0])
-    if 2 * region > out_depth:
+    layout = _ls.layout_for(model, plans, extras) if extras else None
+    if layout is None and 2 * region > out_depth:
         _too_small(f"the data memory needs two regions of {region} words (the largest stage "
                    f"input or output, the {what}), {2 * region} words, but data_words is "
                    f"{out_depth}", "data_words", 2 * region)
@@ -911,6 +920,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             group=4 if pool else 1, buffer_base=slot, channel_base=chan, scratch_rows=scratch,
             data_row0=data_row0, in_base=region * (si % 2), out_base=region * ((si + 1) % 2),
             offset_base=obase, patch_base=pbase, config=config, zsum_base=zsum_base)
+        if layout is not None:          # standalone layers: sim.layer_stages' data layout
+            stage.in_base, stage.out_base = layout.of(ci - 1), layout.of(stage.golden_index)
         slot += tiles * (n + _zero_skips(route, config, width)) * out_ch
         chan += out_ch
         # offset table: one entry per term
@@ -954,6 +965,19 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         pbase += stage.n_patches
         stages.append(stage)
 
+    if extras:
+        cursor = {"slot": slot, "chan": chan, "obase": obase, "pbase": pbase, "images": images,
+                  "table": [], "offsets": offsets, "patches": patches}
+        stages = _ls.finish(
+            sys.modules[__name__], model=model, config=config, k=k, layout=layout, plans=plans,
+            extras=extras, stages=stages, cursor=cursor,
+            sizes={"buffer_slots": buffer_slots, "requant_channels": channels,
+                   "offset_entries": offset_depth, "patch_entries": patch_depth,
+                   "data_words": out_depth, "program_words": imem_depth})
+        for m_, s_, b_ in cursor["table"]:
+            mults.append(m_)
+            shifts.append(s_)
+            biases.append(b_)
     buffer = np.concatenate(images)
     return CompiledModel(config=config, subarrays=k, width=width, buffer=buffer,
                          table=(tuple(mults), tuple(shifts), tuple(biases)),
