@@ -1025,7 +1025,9 @@ def _patch_entries(stage: Stage) -> list:
     ky, kx = np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij")
     inside = ((y0[:, None] + ky.ravel() >= 0) & (y0[:, None] + ky.ravel() < h)
               & (x0[:, None] + kx.ravel() >= 0) & (x0[:, None] + kx.ravel() < w))
-    mask = (inside.astype(np.int64) << (ky * kw + kx).ravel()).sum(axis=1)
+    # Python ints: a kernel above 63 terms (up to 11 x 11 = 121) overflows int64 masks.
+    bit = np.array([1 << int(b) for b in (ky * kw + kx).ravel()], dtype=object)
+    mask = (inside.astype(object) * bit).sum(axis=1)
     by_patch = list(zip(base.tolist(), mask.tolist(), strict=True))
     if stage.mode == "wide":
         return by_patch

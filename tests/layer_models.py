@@ -102,4 +102,9 @@ SPECS = {
     "residual_on_input_max5": ((2, 10, 10), [
         ("conv", "mul_conv2d", 2, 3, 1, 1), ("add", -1), ("pool", "max", 5, 3),
         ("pool", "avg", 2, 2), ("flatten",), ("linear", "mul_linear", 2)]),
+    "k11s3p5_avg3s2": ((2, 20, 20), [("conv", "adder_conv2d", 2, 11, 3, 5), ("pool", "avg", 3, 2),
+                                    ("flatten",), ("linear", "mul_linear", 3)]),
+    "k7s2p3_mul_max2s2_fused": ((1, 14, 14), [("conv", "mul_conv2d", 3, 7, 2, 3),
+                                             ("pool", "max", 2, 2), ("flatten",),
+                                             ("linear", "adder_linear", 2)]),
 }

@@ -40,8 +40,10 @@ def run_checked(model, config, x, seed):
     for stage, out in zip(compiled.stages, res.outputs, strict=True):
         check_equal(f"stage {stage.name} (golden layer {stage.golden_index})", out,
                     trace[stage.golden_index][0], seed)
+    saved = res.zero_skip.get("zs_cycles_saved", 0)   # zero skipping: data-dependent
     for stage, sr in zip(compiled.stages, res.stages, strict=True):
-        assert sr.micro_ops == stage.micro_ops, stage.name
+        assert saved or sr.micro_ops == stage.micro_ops, stage.name
+    assert res.cycles + saved == compiled.cycles
     return compiled, res
 
 
@@ -55,8 +57,10 @@ def test_random_models_equal_golden_on_the_cycle_model(name, cfg):
     x = rng.integers(0, 256, (1, *in_shape), dtype=np.uint8)
     model = random_model(spec, in_shape, rng, x)
     compiled, _ = run_checked(model, small(*cfg), x, seed)
-    kinds = {st.kind for st in compiled.stages}
-    assert kinds & {"max_pool2d", "avg_pool2d", "add", "global_avg_pool2d"}
+    want = [it for it in spec if it[0] != "flatten"]
+    assert len(compiled.stages) == len(want) - sum(
+        1 for a, b in zip(want, want[1:]) if a[0] == "conv" and b[:4] == ("pool", "max", 2, 2)
+        or a[0] == "conv" and b[:4] == ("pool", "avg", 2, 2))
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 7, 9, 11, 16, 25, 49, 121, 196])
