@@ -21,7 +21,7 @@ from rtl.core import Core
 from sim.rtl_backend import CoreHost
 
 BLOCK = "core"
-IN_SHAPE = (1, 12, 12)
+IN_SHAPE = (1, 10, 10)
 SPEC = [("conv", "adder_conv2d", 2, 5, 2, 2), ("pool", "max", 3, 1),
         ("conv", "mul_conv2d", 2, 3, 1, 1), ("add", 1), ("pool", "avg", 2, 1), ("gap",),
         ("flatten",), ("linear", "adder_linear", 3)]

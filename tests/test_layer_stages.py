@@ -58,9 +58,9 @@ def test_random_models_equal_golden_on_the_cycle_model(name, cfg):
     model = random_model(spec, in_shape, rng, x)
     compiled, _ = run_checked(model, small(*cfg), x, seed)
     want = [it for it in spec if it[0] != "flatten"]
-    assert len(compiled.stages) == len(want) - sum(
-        1 for a, b in zip(want, want[1:]) if a[0] == "conv" and b[:4] == ("pool", "max", 2, 2)
-        or a[0] == "conv" and b[:4] == ("pool", "avg", 2, 2))
+    fused = sum(1 for a, b in zip(want, want[1:], strict=False)
+                if a[0] == "conv" and b[0] == "pool" and b[2:4] == (2, 2))
+    assert len(compiled.stages) == len(want) - fused
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 7, 9, 11, 16, 25, 49, 121, 196])
