@@ -1,9 +1,9 @@
 """Layers beyond a convolution's fused 2x2 pool: standalone max / average pooling of any window
 and stride, global average pooling and the residual addition (``golden.model`` format 3), mapped
-onto the unchanged core by :func:`sim.compiler.compile_model`, and the data-memory layout they
+onto the unchanged core by ``sim.compiler.compile_model``, and the data-memory layout they
 need.
 
-Each such layer is one :class:`sim.compiler.Stage` whose chunks are *passes*: core runs built by
+Each such layer is one ``sim.compiler.Stage`` whose chunks are *passes*: core runs built by
 the compiler's own chunk planner (``sim.compiler._plan_chunks``) on a view of the stage with one
 output channel, run on the multiply route (``and_bitcount``: ``sum x*w`` over a patch's terms,
 exact). Patches are single windows gathered from the data memory through the patch and offset
@@ -154,7 +154,7 @@ def _route(config, where, fail):
 
 def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: dict,
                 imem_depth: int, step: int):
-    """The :class:`sim.compiler.Stage` of layer ``li`` (``is_standalone``) with its passes as
+    """The ``sim.compiler.Stage`` of layer ``li`` (``is_standalone``) with its passes as
     chunks. ``c`` is the ``sim.compiler`` module (its Stage, planner and limit errors);
     ``cursor`` holds the next free ``slot``, ``chan``, ``obase``, ``pbase`` and gets the
     stage's ``images`` (weight-buffer rows), ``table`` entries, ``offsets``, ``patches``.
