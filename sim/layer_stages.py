@@ -74,7 +74,13 @@ def avg_requant(k: int, acc_bits: int):
     ``golden.layers.RQ_BITS``; None if there is none. The smallest shift first, then the
     smallest weight."""
     sums = np.arange(L.ACT_MAX * k + 1, dtype=np.int64)
-    q = (2 * sums + k) // (2 * k)
+    q_all = (2 * sums + k) // (2 * k)
+    # Within the sums of one quotient q, t = sum*w*m grows with the sum (w*m > 0): the lower
+    # bound on b binds at the first sum of each q, the upper at the last. So the endpoints
+    # decide for all sums, exactly.
+    qs = np.unique(q_all)
+    first = sums[np.searchsorted(q_all, qs, "left")]
+    last = sums[np.searchsorted(q_all, qs, "right") - 1]
     mlim = (1 << (L.RQ_MULT_BITS - 1)) - 1
     for s in range(0, L.RQ_BITS - 1):
         half = (1 << (s - 1)) if s else 0
@@ -85,9 +91,8 @@ def avg_requant(k: int, acc_bits: int):
             for m in sorted({math.floor(ideal), math.ceil(ideal)}):
                 if not 1 <= m <= mlim:
                     continue
-                t = sums * (w * m)
-                lo = int((q * (1 << s) - t).max()) - half
-                hi = int(((q + 1) * (1 << s) - t).min()) - half
+                lo = int((qs * (1 << s) - first * (w * m)).max()) - half
+                hi = int(((qs + 1) * (1 << s) - last * (w * m)).min()) - half
                 if lo < hi:
                     try:
                         L.check_requant_bound(L.ACT_MAX * k * w, np.array([m]), np.array([lo]),
