@@ -4,7 +4,8 @@
 Mapping
 -------
 Every compute layer (with a 2x2 stride-2 pool right after it fused in) becomes one
-:class:`Stage`; ``flatten`` costs nothing (the next stage reads the previous output as the flat
+:class:`Stage` (other pools, global average pooling and ``add``: ``sim.layer_stages``);
+``flatten`` costs nothing (the next stage reads the previous output as the flat
 vector it is). A stage computes ``O`` outputs for each of its patches (im2col windows of a
 convolution, or the single input vector of a linear layer) with the patches *stationary* in
 the array and the weights streamed from the weight buffer. The image goes into the core once;
@@ -763,8 +764,9 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     ValueError
         ``subarrays`` is not positive, or an override is not a valid size.
     CompileError
-        A layer the core can not run: an adder layer with dataflow ``and_bitcount``, a pool
-        that is not a 2x2 stride-2 pool right after a convolution, weights that do not fit the
+        A layer the core can not run: an adder layer with dataflow ``and_bitcount``, an
+        average window no requant entry rounds exactly (``sim.layer_stages``; every pool
+        that is not a fused 2x2 stride-2 one is a stage of its own), weights that do not fit the
         buffer, too many channels, an accumulator wider than ``acc_bits``, a kernel area above
         32, gather tables deeper than the core's, data-memory regions larger than
         ``out_depth``, a patch that needs more rows than the array has, a program longer than
@@ -869,6 +871,10 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                   (math.prod(shapes[last + 1]), f"layer {last} ({layers[last].kind}) output")]
     region, what = max(sizes, key=lambda s: s[0])
     layout = _ls.layout_for(model, plans, extras) if extras else None
+    if layout is not None and layout.words > out_depth:
+        _too_small(f"the data memory needs {layout.words} words for the tensors alive at once "
+                   f"(standalone layers {', '.join(map(str, extras))}: sim.layer_stages' "
+                   f"layout), but data_words is {out_depth}", "data_words", layout.words)
     if layout is None and 2 * region > out_depth:
         _too_small(f"the data memory needs two regions of {region} words (the largest stage "
                    f"input or output, the {what}), {2 * region} words, but data_words is "

@@ -154,7 +154,7 @@ def _route(config, where, fail):
         return route_for(probe, config, where)
     except RouteError as e:
         fail(where, f"a standalone pool or add runs on the multiply route, which this "
-             f"configuration does not map ({e})")
+             f"configuration does not map: add 'and_bitcount' to its routes ({e})")
 
 
 def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: dict,
@@ -246,7 +246,8 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
             found = avg_requant(kh * kw, config.acc_bits)
             if found is None:
                 c._fail(where, f"no requant entry of the PPU (16-bit multiplier, weight up to "
-                        f"127) rounds the average of {kh * kw} values exactly as golden does")
+                        f"127) rounds the average of {kh * kw} values exactly as golden does; "
+                        f"a window of a power-of-two area runs (m = 1, shift log2 of the area)")
             wt, m, sh, b = found
             cursor["table"].append((m, sh, b))
             run_pass([wt] * (kh * kw), win, [(int(v) % c._ADDR_MOD, 1) for v in corner],
