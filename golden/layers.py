@@ -46,6 +46,7 @@ __all__ = [
     "depthwise_conv2d", "pointwise_conv2d", "threshold_quantize",
     "requantize", "relu", "max_pool2d", "avg_pool2d", "add_bias",
     "conv_acc_bound", "check_requant_bound", "conv_output_size",
+    "global_avg_pool2d", "residual_add", "ADD_WEIGHT_BOUND",
 ]
 
 
@@ -537,3 +538,55 @@ def avg_pool2d(x: np.ndarray, kernel: int, stride: int | None = None) -> np.ndar
     k = kernel * kernel
     total = _pool_windows(x, kernel, stride).sum(axis=(4, 5), dtype=np.int64)
     return ((2 * total + k) // (2 * k)).astype(np.uint8)
+
+
+def global_avg_pool2d(x: np.ndarray) -> np.ndarray:
+    """Global average pooling, rounded half up as :func:`avg_pool2d`: ``floor((2*sum + k) /
+    (2*k))`` over each channel's ``k = H*W`` values. uint8 [N, C, H, W] in, uint8 [N, C, 1, 1]
+    out (PyTorch's ``AdaptiveAvgPool2d(1)`` shape; a ``flatten`` makes it [N, C])."""
+    _check_int_array("x", x, (np.uint8,))
+    _require(x.ndim == 4, f"x must be 4-D [N, C, H, W], not shape {x.shape}")
+    k = x.shape[2] * x.shape[3]
+    total = x.sum(axis=(2, 3), dtype=np.int64, keepdims=True)
+    return ((2 * total + k) // (2 * k)).astype(np.uint8)
+
+
+#: Largest magnitude of a residual addition's accumulator: ``|a*wa + b*wb|`` with a, b in
+#: [0, 255] and the int8 weights ``wa``, ``wb`` in [-128, 127].
+ADD_WEIGHT_BOUND = 2 * ACT_MAX * 128
+
+
+def residual_add(a: np.ndarray, b: np.ndarray, weight: np.ndarray, mult: np.ndarray,
+                 bias: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Residual addition with requantization (a ResNet shortcut), per channel ``c`` (axis 1)::
+
+        acc = a * weight[c, 0] + b * weight[c, 1]        # exact, |acc| <= 2*255*128
+        y   = requantize(acc, mult, bias, shift)         # round half up, ReLU, clip to 255
+
+    ``a`` is the main path, ``b`` the shortcut (both uint8 activations of the same shape);
+    ``weight`` (int8 [C, 2]) brings the two to a common scale (their real scales' ratio), and
+    the requantization (:func:`requantize`) to the output's scale, with the ReLU of the block.
+
+    Parameters
+    ----------
+    a, b : uint8 [N, C, ...], the same shape
+    weight : int8 [C, 2]
+    mult, bias, shift : as :func:`requantize`, [C]
+
+    Returns
+    -------
+    uint8 [N, C, ...]
+    """
+    _check_int_array("a", a, (np.uint8,))
+    _check_int_array("b", b, (np.uint8,))
+    _check_int_array("weight", weight, (np.int8,))
+    _require(a.shape == b.shape, f"the shortcut b {list(b.shape)} must have the main path's "
+             f"shape {list(a.shape)}")
+    _require(a.ndim >= 2, f"a must be [N, C, ...], not shape {a.shape}")
+    c = a.shape[1]
+    _require(weight.shape == (c, 2), f"weight must have shape [{c}, 2], not {weight.shape}")
+    shape = (1, c) + (1,) * (a.ndim - 2)
+    wa = weight[:, 0].astype(np.int64).reshape(shape)
+    wb = weight[:, 1].astype(np.int64).reshape(shape)
+    acc = a.astype(np.int64) * wa + b.astype(np.int64) * wb
+    return requantize(acc, mult, bias, shift)

@@ -115,6 +115,29 @@ inserts ``pad_value`` (real ``(2*pad_value - 255)/255``), which keeps the offset
 constant with padding too. The seed pads with the real 0, which lies between two codes (127.5);
 ASSUMPTION: Add-Net layers pad with code 128 (real 1/255), trained the same way, so integer
 inference stays exact.
+
+Format version 3 (``spinpim_format`` 3) reads every version-2 file's arrays with the same meaning
+and adds two layer kinds, :data:`V3_KINDS`, so that a chain holds a ResNet:
+
+==============================  ========  ==============  ==========================================
+array                           dtype     shape           meaning
+==============================  ========  ==============  ==========================================
+``layer{i}.kind``               str       ()              also ``global_avg_pool2d``, ``add``
+``layer{i}.source``             int64     ()              ``add``: the layer whose output is the
+                                                          shortcut (-1: the model input), < i
+``layer{i}.weight``             int8      (C, 2)          ``add``: main path / shortcut weights
+``layer{i}.rq_mult``            int32     (C,)            ``add``: requant, as a ``requant`` layer
+``layer{i}.rq_bias``            int64     (C,)
+``layer{i}.rq_shift``           int32     (C,)
+==============================  ========  ==============  ==========================================
+
+``global_avg_pool2d`` (no arrays but its kind) averages each channel's H*W values, rounded half up
+as ``avg_pool2d`` (:func:`golden.layers.global_avg_pool2d`), [C, H, W] -> [C, 1, 1]. ``add``
+(:func:`golden.layers.residual_add`) takes the previous layer's output ``a`` (the main path) and
+the output of layer ``source`` ``b`` (the shortcut; the same shape, checked on load) and outputs
+``requantize(a * weight[c, 0] + b * weight[c, 1])`` per channel c, the ReLU of a ResNet block
+included; the requant bound is checked on load as for a ``requant`` layer. Its float reference is
+``max(a + b, 0)`` (an identity shortcut: the integer weights and requant state the scales).
 """
 
 from __future__ import annotations
@@ -131,9 +154,9 @@ import numpy as np
 from . import layers as L
 
 #: The newest format version; :func:`load_model` reads every version in :data:`READ_VERSIONS`.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: The format versions :func:`load_model` reads.
-READ_VERSIONS = (1, 2)
+READ_VERSIONS = (1, 2, 3)
 #: Layer kinds of format version 1.
 KINDS = ("adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear",
          "max_pool2d", "avg_pool2d", "flatten")
@@ -144,7 +167,9 @@ COMPUTE_KINDS = KINDS[:4]
 #: Layer kinds added by format version 2: grouped convolutions (depthwise and pointwise are
 #: cases) with adder, multiply or binarized ({-1, +1}) weights.
 GROUPED_KINDS = ("adder_gconv2d", "mul_gconv2d", "bin_gconv2d")
-ALL_KINDS = KINDS + GROUPED_KINDS
+#: Layer kinds added by format version 3: global average pooling and the residual addition.
+V3_KINDS = ("global_avg_pool2d", "add")
+ALL_KINDS = KINDS + GROUPED_KINDS + V3_KINDS
 ALL_COMPUTE_KINDS = COMPUTE_KINDS + GROUPED_KINDS
 #: Outputs of format version 1; ``quant`` (seed 002 eq. 3) is added by version 2.
 OUTPUTS = ("requant", "logits")
@@ -158,7 +183,7 @@ _WEIGHT_DTYPE = {"adder_conv2d": np.uint8, "mul_conv2d": np.int8,
 _ACC_KIND = {"adder_conv2d": "adder", "mul_conv2d": "mul", "adder_linear": "adder",
              "mul_linear": "mul", "adder_gconv2d": "adder", "mul_gconv2d": "mul",
              "bin_gconv2d": "bin"}
-_INT_SCALARS = ("stride", "padding", "kernel", "groups", "pad_value")
+_INT_SCALARS = ("stride", "padding", "kernel", "groups", "pad_value", "source")
 
 #: Memory budget of one model file: the bytes its arrays take once decompressed, checked from
 #: each zip member's header before anything is decompressed. ASSUMPTION: 256 MiB, about 1000x the
@@ -277,6 +302,9 @@ def _layer_schema(kind: str, output: str, layer_in: tuple) -> dict:
     elif kind in ("max_pool2d", "avg_pool2d"):
         s["kernel"] = (np.int64, ())
         s["stride"] = (np.int64, ())
+    elif kind == "add":
+        s.update(weight=(np.int8, None), source=(np.int64, ()), rq_mult=(np.int32, "O"),
+                 rq_bias=(np.int64, "O"), rq_shift=(np.int32, "O"))
     return s
 
 
@@ -463,6 +491,22 @@ def _infer_shapes(model: Model) -> list:
                        L.conv_output_size(cur[2], k, st, 0))
             elif ly.kind == "flatten":
                 cur = (math.prod(cur),)
+            elif ly.kind == "global_avg_pool2d":
+                if len(cur) != 3:
+                    _fail(f"{pre} ({ly.kind}) expects a [C, H, W] input, gets {list(cur)}")
+                cur = (cur[0], 1, 1)
+            elif ly.kind == "add":
+                src, w = int(p["source"]), p["weight"]
+                if not -1 <= src < i:
+                    _fail(f"array {pre + '.source'!r} is {src}; it must name an earlier layer "
+                          f"(in [-1, {i - 1}], -1 the model input)")
+                if tuple(shapes[src + 1]) != cur:
+                    _fail(f"{pre} (add): the shortcut, the output of "
+                          f"{'the model input' if src < 0 else f'layer{src}'} "
+                          f"{list(shapes[src + 1])}, must have the main path's shape {list(cur)}")
+                if w.shape != (cur[0], 2):
+                    _fail(f"array {pre + '.weight'!r} must have shape ({cur[0]}, 2) (main path, "
+                          f"shortcut per channel), not {w.shape}")
         except ValueError as e:
             if isinstance(e, ModelFormatError):
                 raise
@@ -509,6 +553,14 @@ def _validate(model: Model) -> Model:
             _fail(f"layer{i} ({ly.kind}): {e}")
         if ly.output == "logits":
             _check_logits_bias(i, ly, fan_in)
+    for i, ly in enumerate(model.layers):
+        if ly.kind == "add":
+            w = np.abs(ly.params["weight"].astype(np.int64)).sum(axis=1)
+            try:
+                L.check_requant_bound(L.ACT_MAX * int(w.max()), ly.params["rq_mult"],
+                                      ly.params["rq_bias"], ly.params["rq_shift"])
+            except ValueError as e:
+                _fail(f"layer{i} (add): {e}")
     return model
 
 
@@ -544,6 +596,8 @@ def input_codes(model: Model) -> list:
 
 def format_version(model: Model) -> int:
     """The lowest format version that holds ``model`` (1 unless it has a format-2 layer)."""
+    if any(ly.kind in V3_KINDS for ly in model.layers):
+        return 3
     return 2 if any(ly.kind in GROUPED_KINDS for ly in model.layers) else 1
 
 
@@ -617,6 +671,9 @@ def load_model(path) -> Model:
         known.add(pre + "kind")
         if kind not in ALL_KINDS:
             _fail(f"array {pre + 'kind'!r} is {kind!r}; allowed: {', '.join(ALL_KINDS)}")
+        if version < 3 and kind in V3_KINDS:
+            _fail(f"array {pre + 'kind'!r} is {kind!r}, a format-3 kind, but 'spinpim_format' "
+                  f"is {version}")
         if version == 1 and kind not in KINDS:
             _fail(f"array {pre + 'kind'!r} is {kind!r}, a format-2 kind, but 'spinpim_format' "
                   f"is 1")
@@ -726,10 +783,17 @@ def bundled_model_path(name: str) -> Path:
 # Integer inference
 
 
-def layer_forward_int(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """One layer of integer inference; ``x`` is the uint8 output of the previous layer."""
+def layer_forward_int(layer: Layer, x: np.ndarray, skip: np.ndarray | None = None) -> np.ndarray:
+    """One layer of integer inference; ``x`` is the uint8 output of the previous layer, ``skip``
+    the output of layer ``source`` (``add`` layers only: the shortcut)."""
     p = layer.params
     k = layer.kind
+    if k == "add":
+        if skip is None:
+            raise ModelFormatError("an add layer needs its shortcut input (skip=)")
+        return L.residual_add(x, skip, p["weight"], p["rq_mult"], p["rq_bias"], p["rq_shift"])
+    if k == "global_avg_pool2d":
+        return L.global_avg_pool2d(x)
     if k == "adder_conv2d":
         acc = L.adder_conv2d(x, p["weight"], stride=p["stride"], padding=p["padding"])
     elif k == "mul_conv2d":
@@ -778,18 +842,27 @@ def infer_int(model: Model, x: np.ndarray, *, trace: bool = False, batch: int = 
     """
     x = _check_input(model, x)
     if trace:
-        outs, cur = [], x
-        for ly in model.layers:
-            cur = layer_forward_int(ly, cur)
-            outs.append(cur)
-        return outs
+        return _forward_chain(model.layers, x, layer_forward_int)
     logits = []
     for s in range(0, x.shape[0], batch):
-        cur = x[s:s + batch]
-        for ly in model.layers:
-            cur = layer_forward_int(ly, cur)
-        logits.append(cur)
+        logits.append(_forward_chain(model.layers, x[s:s + batch], layer_forward_int)[-1])
     return np.concatenate(logits, axis=0)
+
+
+def _forward_chain(layers, x, forward, kw=None) -> list:
+    """Every layer's output in order; an ``add`` layer gets the output of its ``source``
+    (the input ``x`` for -1) as ``skip``. Keeps only the outputs a later ``add`` reads."""
+    keep = {int(ly.params["source"]) for ly in layers if ly.kind == "add"}
+    outs, saved, cur = [], {-1: x}, x
+    for i, ly in enumerate(layers):
+        extra = dict(kw[i]) if kw else {}
+        if ly.kind == "add":
+            extra["skip"] = saved[int(ly.params["source"])]
+        cur = forward(ly, cur, **extra)
+        outs.append(cur)
+        if i in keep:
+            saved[i] = cur
+    return outs
 
 
 # ----------------------------------------------------------------------------------------------
@@ -840,7 +913,8 @@ def quant_eq3(z: np.ndarray, tmax: float) -> np.ndarray:
     return np.clip(np.floor(v + 0.5), 0, L.ACT_MAX)
 
 
-def layer_forward_float(layer: Layer, x: np.ndarray, *, pad_real: float = 0.0) -> np.ndarray:
+def layer_forward_float(layer: Layer, x: np.ndarray, *, pad_real: float = 0.0,
+                        skip: np.ndarray | None = None) -> np.ndarray:
     """One layer of the float reference (float64).
 
     ``pad_real`` is the real value that a convolution's padding inserts: 0 for an unsigned
@@ -848,6 +922,10 @@ def layer_forward_float(layer: Layer, x: np.ndarray, *, pad_real: float = 0.0) -
     :func:`infer_float`). A ``quant`` layer returns the real values ``(2*j - 255)/255``.
     """
     p, fp, k = layer.params, layer.float_params, layer.kind
+    if k == "add":
+        return np.maximum(x + skip, 0.0)
+    if k == "global_avg_pool2d":
+        return x.mean(axis=(2, 3), keepdims=True)
     if k in ("max_pool2d", "avg_pool2d"):
         kern, st = p["kernel"], p["stride"]
         win = np.lib.stride_tricks.sliding_window_view(x, (kern, kern), axis=(2, 3))
@@ -895,9 +973,8 @@ def infer_float(model: Model, x: np.ndarray, *, batch: int = 256) -> np.ndarray:
     out = []
     for s in range(0, x.shape[0], batch):
         cur = x[s:s + batch].astype(np.float64) * model.input_scale
-        for ly, pr in zip(model.layers, pads, strict=True):
-            cur = layer_forward_float(ly, cur, pad_real=pr)
-        out.append(cur)
+        kw = {i: {"pad_real": pr} for i, pr in enumerate(pads)}
+        out.append(_forward_chain(model.layers, cur, layer_forward_float, kw)[-1])
     return np.concatenate(out, axis=0)
 
 

@@ -4,7 +4,8 @@
 Mapping
 -------
 Every compute layer (with a 2x2 stride-2 pool right after it fused in) becomes one
-:class:`Stage`; ``flatten`` costs nothing (the next stage reads the previous output as the flat
+:class:`Stage` (other pools, global average pooling and ``add``: ``sim.layer_stages``);
+``flatten`` costs nothing (the next stage reads the previous output as the flat
 vector it is). A stage computes ``O`` outputs for each of its patches (im2col windows of a
 convolution, or the single input vector of a linear layer) with the patches *stationary* in
 the array and the weights streamed from the weight buffer. The image goes into the core once;
@@ -132,6 +133,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import sys
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -146,6 +148,7 @@ from rtl.isa import (
 from rtl.mtj_array import MacroCmd
 
 from . import asm
+from . import layer_stages as _ls
 from .isa_model import run_program
 from .routes import RouteError, get_route, route_for
 from .routes import op as _op
@@ -761,8 +764,9 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     ValueError
         ``subarrays`` is not positive, or an override is not a valid size.
     CompileError
-        A layer the core can not run: an adder layer with dataflow ``and_bitcount``, a pool
-        that is not a 2x2 stride-2 pool right after a convolution, weights that do not fit the
+        A layer the core can not run: an adder layer with dataflow ``and_bitcount``, an
+        average window no requant entry rounds exactly (``sim.layer_stages``; every pool
+        that is not a fused 2x2 stride-2 one is a stage of its own), weights that do not fit the
         buffer, too many channels, an accumulator wider than ``acc_bits``, a kernel area above
         32, gather tables deeper than the core's, data-memory regions larger than
         ``out_depth``, a patch that needs more rows than the array has, a program longer than
@@ -800,11 +804,16 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     shapes = model.shapes()
     layers = model.layers
     plans = []                          # (compute index, pool index or None)
+    extras = []                         # layers sim.layer_stages maps (standalone pools, add)
     i = 0
     while i < len(layers):
         ly = layers[i]
         where = f"layer {i} ({ly.kind})"
         if ly.kind == "flatten":
+            i += 1
+            continue
+        if _ls.is_standalone(layers, i):
+            extras.append(i)
             i += 1
             continue
         if ly.kind in ("max_pool2d", "avg_pool2d"):
@@ -816,7 +825,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         except RouteError as e:
             raise CompileError(str(e)) from None
         pool = None
-        if i + 1 < len(layers) and layers[i + 1].kind in ("max_pool2d", "avg_pool2d"):
+        if (i + 1 < len(layers) and layers[i + 1].kind in ("max_pool2d", "avg_pool2d")
+                and not _ls.is_standalone(layers, i + 1)):
             pl = layers[i + 1]
             ks, s = int(pl.params["kernel"]), int(pl.params["stride"])
             if not ly.is_conv:
@@ -860,7 +870,12 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         sizes += [(math.prod(shapes[ci]), f"layer {ci} ({layers[ci].kind}) input"),
                   (math.prod(shapes[last + 1]), f"layer {last} ({layers[last].kind}) output")]
     region, what = max(sizes, key=lambda s: s[0])
-    if 2 * region > out_depth:
+    layout = _ls.layout_for(model, plans, extras) if extras else None
+    if layout is not None and layout.words > out_depth:
+        _too_small(f"the data memory needs {layout.words} words for the tensors alive at once "
+                   f"(standalone layers {', '.join(map(str, extras))}: sim.layer_stages' "
+                   f"layout), but data_words is {out_depth}", "data_words", layout.words)
+    if layout is None and 2 * region > out_depth:
         _too_small(f"the data memory needs two regions of {region} words (the largest stage "
                    f"input or output, the {what}), {2 * region} words, but data_words is "
                    f"{out_depth}", "data_words", 2 * region)
@@ -911,6 +926,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             group=4 if pool else 1, buffer_base=slot, channel_base=chan, scratch_rows=scratch,
             data_row0=data_row0, in_base=region * (si % 2), out_base=region * ((si + 1) % 2),
             offset_base=obase, patch_base=pbase, config=config, zsum_base=zsum_base)
+        if layout is not None:          # standalone layers: sim.layer_stages' data layout
+            stage.in_base, stage.out_base = layout.of(ci - 1), layout.of(stage.golden_index)
         slot += tiles * (n + _zero_skips(route, config, width)) * out_ch
         chan += out_ch
         # offset table: one entry per term
@@ -954,6 +971,19 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         pbase += stage.n_patches
         stages.append(stage)
 
+    if extras:
+        cursor = {"slot": slot, "chan": chan, "obase": obase, "pbase": pbase, "images": images,
+                  "table": [], "offsets": offsets, "patches": patches}
+        stages = _ls.finish(
+            sys.modules[__name__], model=model, config=config, k=k, layout=layout, plans=plans,
+            extras=extras, stages=stages, cursor=cursor,
+            sizes={"buffer_slots": buffer_slots, "requant_channels": channels,
+                   "offset_entries": offset_depth, "patch_entries": patch_depth,
+                   "data_words": out_depth, "program_words": imem_depth})
+        for m_, s_, b_ in cursor["table"]:
+            mults.append(m_)
+            shifts.append(s_)
+            biases.append(b_)
     buffer = np.concatenate(images)
     return CompiledModel(config=config, subarrays=k, width=width, buffer=buffer,
                          table=(tuple(mults), tuple(shifts), tuple(biases)),
@@ -1001,7 +1031,9 @@ def _patch_entries(stage: Stage) -> list:
     ky, kx = np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij")
     inside = ((y0[:, None] + ky.ravel() >= 0) & (y0[:, None] + ky.ravel() < h)
               & (x0[:, None] + kx.ravel() >= 0) & (x0[:, None] + kx.ravel() < w))
-    mask = (inside.astype(np.int64) << (ky * kw + kx).ravel()).sum(axis=1)
+    # Python ints: a kernel above 63 terms (up to 11 x 11 = 121) overflows int64 masks.
+    bit = np.array([1 << int(b) for b in (ky * kw + kx).ravel()], dtype=object)
+    mask = (inside.astype(object) * bit).sum(axis=1)
     by_patch = list(zip(base.tolist(), mask.tolist(), strict=True))
     if stage.mode == "wide":
         return by_patch

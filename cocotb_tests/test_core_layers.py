@@ -1,0 +1,88 @@
+"""Standalone pools, global average pooling and a residual block on the RTL core (issue 15, item
+2; ``sim.layer_stages``).
+
+One random model on one small core (one subarray of 128 x 16, nand_spin, write-free; the sizes
+``sim.compiler.propose_config`` gives it): a 5 x 5 stride-2 adder convolution, a standalone 3 x 3
+stride-1 max pool (two MAX4 passes), a multiply convolution, a residual ``add`` of the pool's
+output, a standalone 2 x 2 stride-1 average pool, global average pooling and an adder FC. Every
+stage of every image == golden (``golden.model.infer_int(trace=True)``), and the counters == the
+cycle model's and the compiler's static profile.
+"""
+
+import dataclasses
+
+import cocotb
+import numpy as np
+import pytest
+
+from cocotb_tests.harness import load_params, make_rng, run_block
+from rtl.config import preset
+from rtl.core import Core
+from sim.rtl_backend import CoreHost
+
+BLOCK = "core"
+IN_SHAPE = (1, 10, 10)
+SPEC = [("conv", "adder_conv2d", 2, 5, 2, 2), ("pool", "max", 3, 1),
+        ("conv", "mul_conv2d", 2, 3, 1, 1), ("add", 1), ("pool", "avg", 2, 1), ("gap",),
+        ("flatten",), ("linear", "adder_linear", 3)]
+
+
+def _model(seed):
+    from tests.layer_models import random_model
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (1, *IN_SHAPE), dtype=np.uint8)
+    return random_model(SPEC, IN_SHAPE, rng, x)
+
+
+def _config():
+    """The configuration the compiler proposes for the model (the same for every seed: the
+    sizes depend on the shapes only)."""
+    from sim.compiler import propose_config
+    base = dataclasses.replace(preset("nand_spin"), rows=128, columns=16, subarrays_per_mat=1)
+    return propose_config(_model(0), base)
+
+
+@cocotb.test()
+async def core_layers_random_model(dut):
+    """Standalone pools, global average pooling and a residual block: every stage == golden."""
+    from golden.model import infer_int
+    from sim.compiler import compile_model, run_compiled
+    from sim.core_model import CoreModel
+    p = load_params()
+    rng_py, seed = make_rng(p, "core_layers_random_model")
+    mseed = rng_py.getrandbits(64)
+    model = _model(mseed)
+    rng = np.random.default_rng(mseed + 1)
+    x = rng.integers(0, 256, (p["images"], *model.input_shape)).astype(np.uint8)
+    config = _config()
+    compiled = compile_model(model, config)
+    kinds = [st.kind for st in compiled.stages]
+    assert kinds == ["adder_conv2d", "max_pool2d", "mul_conv2d", "add", "avg_pool2d",
+                     "global_avg_pool2d", "adder_linear"], f"{BLOCK}: stages {kinds}"
+    host = CoreHost(dut, config)
+    await host.reset()
+    await host.load_compiled(compiled)
+    ref = CoreModel(config)
+    for i, image in enumerate(x):
+        trace = [t[0] for t in infer_int(model, image[None], trace=True)]
+        where = f"{BLOCK}: layers model, image {i}"
+        try:
+            _, counters = await host.infer(compiled, image, golden_trace=trace)
+        except AssertionError as e:
+            raise AssertionError(f"{where}: {e} (seed {seed}; rerun with SPINPIM_SEED={seed})"
+                                 ) from None
+        modelled = run_compiled(compiled, image, ref, load_weights=i == 0).counters
+        static = {k: sum(c.micro_ops[k] for st in compiled.stages for c in st.chunks)
+                  for k in counters}
+        for key in counters:
+            assert counters[key] == modelled[key] == static[key], (
+                f"{where}: counter {key}: rtl {counters[key]}, cycle model {modelled[key]}, "
+                f"compiler profile {static[key]} (seed {seed})")
+        dut._log.info("%s: %d cycles, stages %s", where, counters["cycles"],
+                      [s["name"] for s in host.last_stages])
+
+
+@pytest.mark.sim
+def test_core_layers(sim):
+    run_block(Core(config=_config(), faults=False), block=BLOCK, sim=sim, test_module=__name__,
+              params={"case": "layers", "images": 1})

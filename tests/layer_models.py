@@ -1,0 +1,110 @@
+"""Random models with the format-3 and standalone layers (pools of any window, global average
+pooling, residual additions, convolutions of any kernel / stride / padding), for the compiler's,
+the cycle model's and the RTL's tests; the requantization of every layer is fitted to the
+accumulators of the image it is built with, so the activations spread over [0, 255]."""
+
+import numpy as np
+
+from golden.model import Layer, infer_int, layer_forward_int, make_model
+
+
+def fit_requant(acc, rng):
+    """rq_mult / rq_bias / rq_shift spreading each channel's accumulators over ~[-20, 275]."""
+    o = acc.shape[1]
+    a = np.moveaxis(acc, 1, 0).reshape(o, -1)
+    lo, hi = a.min(axis=1), a.max(axis=1)
+    mult, shift, bias = np.zeros(o, np.int32), np.zeros(o, np.int32), np.zeros(o, np.int64)
+    for c in range(o):
+        span = int(hi[c] - lo[c]) + 1
+        s = 16
+        while s > 0 and 300 * (1 << s) // span > 32767:
+            s -= 1
+        m = max(1, 300 * (1 << s) // span)
+        mult[c], bias[c], shift[c] = m, -int(lo[c]) * m - (20 << s), s
+    return mult, bias, shift
+
+
+def random_model(spec, in_shape, rng, x):
+    """A validated model of the layers ``spec`` (tuples below) on input ``in_shape``, fitted to
+    ``x`` (uint8 [1, *in_shape]).
+
+    ``("conv", kind, out, k, stride, pad)``, ``("pool", "max" | "avg", k, stride)``,
+    ``("gap",)``, ``("flatten",)``, ``("add", back)`` (shortcut: the output ``back`` layers
+    before this one's input; -1 the model input), ``("linear", kind, out)`` (the last: logits).
+    """
+    layers, outs, cur = [], [], x
+    for i, item in enumerate(spec):
+        tag = item[0]
+        if tag == "conv":
+            _, kind, out, k, stride, pad = item
+            w = (rng.integers(0, 256, (out, cur.shape[1], k, k)).astype(np.uint8)
+                 if kind.startswith("adder") else
+                 rng.integers(-128, 128, (out, cur.shape[1], k, k)).astype(np.int8))
+            p = {"weight": w, "stride": stride, "padding": pad}
+            acc = layer_forward_int(Layer(kind, "logits", {**p, "bias": np.zeros(out, np.int32)}),
+                                    cur)
+            p["rq_mult"], p["rq_bias"], p["rq_shift"] = fit_requant(acc, rng)
+            ly = Layer(kind, "requant", p, _float(w, out))
+        elif tag == "pool":
+            ly = Layer(f"{item[1]}_pool2d", "", {"kernel": item[2], "stride": item[3]})
+        elif tag == "gap":
+            ly = Layer("global_avg_pool2d")
+        elif tag == "flatten":
+            ly = Layer("flatten")
+        elif tag == "add":
+            src = i - 1 - item[1] if item[1] >= 0 else -1
+            skip = x if src < 0 else outs[src]
+            c = cur.shape[1]
+            w = np.stack([rng.integers(1, 5, c), rng.integers(-2, 4, c)], axis=1).astype(np.int8)
+            acc = (cur.astype(np.int64) * w[:, 0].reshape(1, -1, 1, 1)
+                   + skip.astype(np.int64) * w[:, 1].reshape(1, -1, 1, 1))
+            m, b, s = fit_requant(acc, rng)
+            ly = Layer("add", "", {"weight": w, "source": src, "rq_mult": m, "rq_bias": b,
+                                   "rq_shift": s})
+        else:
+            _, kind, out = item
+            feats = cur.reshape(cur.shape[0], -1).shape[1]
+            w = (rng.integers(0, 256, (out, feats)).astype(np.uint8)
+                 if kind.startswith("adder") else
+                 rng.integers(-128, 128, (out, feats)).astype(np.int8))
+            ly = Layer(kind, "logits", {"weight": w, "bias": rng.integers(-99, 99, out)
+                                        .astype(np.int32)},
+                       {"weight": w.astype(np.float32), "bias": np.zeros(out, np.float32)})
+        layers.append(ly)
+        if tag == "add":
+            cur = layer_forward_int(ly, cur, skip)
+        else:
+            cur = layer_forward_int(ly, cur)
+        outs.append(cur)
+    model = make_model(name="layers", input_shape=in_shape, input_scale=1 / 255,
+                       class_names=[str(j) for j in range(cur.shape[1])], layers=layers)
+    assert np.array_equal(infer_int(model, x), cur)
+    return model
+
+
+def _float(w, out):
+    return {"weight": w.astype(np.float32),
+            **{k: np.ones(out, np.float32) for k in ("bn_gamma", "bn_var")},
+            **{k: np.zeros(out, np.float32) for k in ("bn_beta", "bn_mean")},
+            "bn_eps": np.float64(1e-5)}
+
+
+#: Small models, each with one of the new layer kinds (and fused pools kept where they apply).
+SPECS = {
+    "pool_first_max3s2": ((1, 9, 9), [("pool", "max", 3, 2), ("conv", "adder_conv2d", 2, 3, 1, 1),
+                                      ("flatten",), ("linear", "mul_linear", 3)]),
+    "conv_avg3s2_gap": ((2, 8, 8), [("conv", "mul_conv2d", 3, 3, 1, 1), ("pool", "avg", 3, 2),
+                                   ("gap",), ("flatten",), ("linear", "adder_linear", 3)]),
+    "conv5s2_max2s1_residual": ((1, 11, 11), [
+        ("conv", "adder_conv2d", 2, 5, 2, 2), ("pool", "max", 2, 1),
+        ("conv", "mul_conv2d", 2, 3, 1, 1), ("add", 1), ("flatten",),
+        ("linear", "adder_linear", 3)]),
+    "residual_on_input_max5": ((2, 10, 10), [
+        ("conv", "mul_conv2d", 2, 3, 1, 1), ("add", -1), ("pool", "max", 5, 3),
+        ("pool", "avg", 2, 2), ("flatten",), ("linear", "mul_linear", 2)]),
+    "k11s3p5_avg3s2": ((2, 20, 20), [("conv", "adder_conv2d", 2, 11, 3, 5), ("pool", "avg", 3, 2),
+                                    ("flatten",), ("linear", "mul_linear", 3)]),
+    "k7s2p3_mul_max2s2_fused": ((1, 14, 14), [("conv", "mul_conv2d", 3, 7, 2, 3),
+                                             ("pool", "max", 2, 2), ("flatten",),
+                                             ("linear", "adder_linear", 2)]),
+}
