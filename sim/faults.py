@@ -128,12 +128,19 @@ def infer_int_with_faults(model: Model, x: np.ndarray, ber, seed: int, *,
     rng_w = np.random.default_rng([int(seed), 0])
     rng_a = np.random.default_rng([int(seed), 1])
     cur = x
-    for layer in model.layers:
+    saved = {-1: x}     # outputs an ``add`` layer reads as its shortcut (golden's chain rule)
+    sources = {int(ly.params["source"]) for ly in model.layers if ly.kind == "add"}
+    for i, layer in enumerate(model.layers):
         if layer.kind in COMPUTE_KINDS:
             if "weights" in where:
                 w = flip_bits(layer.params["weight"], 8, ber, rng_w)
                 layer = replace(layer, params={**layer.params, "weight": w})
             if "activations" in where:
                 cur = flip_bits(cur, 8, ber, rng_a)
-        cur = layer_forward_int(layer, cur)
+        if layer.kind == "add":
+            cur = layer_forward_int(layer, cur, saved[int(layer.params["source"])])
+        else:
+            cur = layer_forward_int(layer, cur)
+        if i in sources:
+            saved[i] = cur
     return cur

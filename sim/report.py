@@ -278,12 +278,34 @@ def _compile(model, name: str, mat: int | None):
 # ----------------------------------------------------------------------------------------------
 # Operation counts, host port words, row building
 
+#: Layers that run as stages of their own (``sim.layer_stages``): per output element, the
+#: terms it combines and the formula of ``ops``. A pool counts one op (compare or add) per
+#: window element, the residual add 2 per weighted term as a MAC does (ASSUMPTION: the
+#: papers count no pooling ops; these follow the compute layers' rule of one op per term
+#: combined and are small beside them).
+_STANDALONE_OPS = {
+    "max_pool2d": lambda ly, s: (int(ly.params["kernel"]) ** 2, "out_elements x kernel^2"),
+    "avg_pool2d": lambda ly, s: (int(ly.params["kernel"]) ** 2, "out_elements x kernel^2"),
+    "global_avg_pool2d": lambda ly, s: (int(s[1]) * int(s[2]), "out_elements x H x W"),
+    "add": lambda ly, s: (2, "2 x out_elements x 2 (main path and shortcut, each weighted)"),
+}
+
+
 def stage_ops(model, layer_index: int) -> dict:
-    """The golden compute layer ``layer_index``'s work: ``ops`` = 2 x out_elements x fan_in."""
+    """The golden layer ``layer_index``'s work: ``ops`` = 2 x out_elements x fan_in for a
+    compute layer; a standalone pool or add: :data:`_STANDALONE_OPS`."""
     ly = model.layers[layer_index]
+    if ly.kind in _STANDALONE_OPS:      # a stage of its own (sim.layer_stages)
+        in_shape, out_shape = model.shapes()[layer_index:layer_index + 2]
+        out_elements = math.prod(int(v) for v in out_shape)
+        terms, formula = _STANDALONE_OPS[ly.kind](ly, in_shape)
+        return {"layer_index": layer_index, "kind": ly.kind, "out_shape": list(out_shape),
+                "out_elements": out_elements, "fan_in": terms,
+                "ops": 2 * out_elements * terms if ly.kind == "add" else out_elements * terms,
+                "formula": formula}
     if ly.kind not in COMPUTE_KINDS:
-        raise ValueError(f"layer_index must name a compute layer, not {layer_index} "
-                         f"({ly.kind})")
+        raise ValueError(f"layer_index must name a compute layer or a standalone pool / add, "
+                         f"not {layer_index} ({ly.kind})")
     out_shape = model.shapes()[layer_index + 1]
     w = ly.params["weight"]
     out_elements = math.prod(int(v) for v in out_shape)

@@ -145,3 +145,17 @@ def test_inference_bad_inputs(model, kwargs, exc, match):
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         infer_int_with_faults(model, args["x"], args["ber"], args["seed"], where=args["where"])
+
+
+def test_ber_zero_is_exact_on_a_residual_model():
+    """A model with a residual ``add`` (format 3): the shortcut is followed as golden follows
+    it, so ber 0 gives exactly golden's inference, and faults still run."""
+    from tests.layer_models import random_model
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (2, 1, 8, 8)).astype(np.uint8)
+    model = random_model([("conv", "mul_conv2d", 4, 3, 1, 1), ("conv", "adder_conv2d", 4, 3, 1, 1),
+                          ("add", 0), ("gap",), ("flatten",), ("linear", "mul_linear", 10)],
+                         (1, 8, 8), rng, x[:1])
+    assert np.array_equal(infer_int_with_faults(model, x, 0.0, seed=1), infer_int(model, x))
+    y = infer_int_with_faults(model, x, 0.05, seed=1)
+    assert y.shape == (2, 10)

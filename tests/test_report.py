@@ -409,13 +409,37 @@ def test_cli_error_subprocess_no_traceback(tmp_path):
     assert "Traceback" not in r.stderr and not out.exists()
 
 
-def test_stage_ops_rejects_a_pool():
+def test_stage_ops_rejects_a_flatten():
     model = load_model(bundled_model_path(MODEL))
-    pool = next(i for i, ly in enumerate(model.layers) if ly.kind.endswith("pool2d"))
-    with pytest.raises(ValueError, match=rf"^layer_index must name a compute layer, not "
-                                         rf"{pool} \(max_pool2d\)$"):
-        report.stage_ops(model, pool)
+    flat = next(i for i, ly in enumerate(model.layers) if ly.kind == "flatten")
+    with pytest.raises(ValueError, match=rf"^layer_index must name a compute layer or a "
+                                         rf"standalone pool / add, not {flat} \(flatten\)$"):
+        report.stage_ops(model, flat)
     assert math.isfinite(report.stage_ops(model, 0)["ops"])
+
+
+def test_stage_ops_and_report_of_standalone_layers(tmp_path):
+    """A format-3 model (standalone 3x3 stride-2 max pool, residual add, global average pool)
+    is reported end to end; its stand-alone stages count the ops their formulas state."""
+    from tests.layer_models import random_model
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (1, 1, 8, 8)).astype(np.uint8)
+    model = random_model([("conv", "mul_conv2d", 4, 3, 1, 1), ("pool", "max", 3, 2),
+                          ("conv", "adder_conv2d", 4, 3, 1, 1), ("add", 0), ("gap",),
+                          ("flatten",), ("linear", "mul_linear", 10)], (1, 8, 8), rng, x)
+    # 8x8 -> 3x3 by a 3x3 stride-2 pool: 4 x 3 x 3 outputs of 9 terms each
+    assert report.stage_ops(model, 1)["ops"] == 4 * 3 * 3 * 9
+    assert report.stage_ops(model, 3)["ops"] == 2 * (4 * 3 * 3) * 2
+    assert report.stage_ops(model, 4)["ops"] == 4 * (3 * 3)
+    path = tmp_path / "m3.npz"
+    save_model(model, path)
+    out = tmp_path / "out"
+    r = _run("--backend", "model", "--model", str(path), "--dataset", "digits", "-n", "1",
+             "--preset", "nand_spin", "--mat", "1", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    data = json.loads((out / "report-nand_spin.json").read_text())
+    kinds = [st["kind"] for st in data["stages"]]
+    assert {"max_pool2d", "add", "global_avg_pool2d"} <= set(kinds), kinds
 
 
 def test_out_must_be_a_directory(tmp_path, capsys):
