@@ -8,7 +8,8 @@ Per tile dot (``n = operand_bits``):
    difference bit written back into scratch row b (``WRITE_ROW`` / on NAND-SPIN ``PROGRAM``
    after an ``ERASE`` of the scratch strips, from ``WriteSrc.ABS_DIFF``), scheduled
    DIFF(i), DIFF(i+1), WB(i), WB(i+1) to keep one micro-op per cycle (the difference bit of a
-   DIFF issued in cycle c can be written from c + 2);
+   DIFF issued in cycle c can be written from c + 2); with reads slower than a cycle (a
+   ``stall_table`` ``read`` of 2 or more) DIFF(i), WB(i), as the read's own hold spaces them;
 3. the scratch rows read MSB first by ``SHIFT_ACC`` (``L1_FIRST``: acc = popcount, then
    ``SHIFT_ADD``): acc = sum_k |x_k - w_k|.
 
@@ -93,13 +94,18 @@ class AbsDiff(Route):
         for b in range(n):                                        # SIGN pass, LSB first
             body.append(op(Opcode.FS_STEP, imm=1 if b == 0 else 0, a=xrow(b), b=wslot(b)))
         wb = Opcode.PROGRAM if nand else Opcode.WRITE_ROW
+        # A DIFF's bits are written from its issue + 2 on, until the next DIFF's are: with
+        # one-cycle reads DIFF(b), DIFF(b+1), WB(b), WB(b+1) meets both; a read of s >= 2
+        # cycles holds DIFF(b+1) until after DIFF(b)'s window, so each DIFF is written
+        # straight after it (its own hold puts the write at issue + s >= 2).
+        step = 2 if config.op_cycles[Opcode.FS_STEP] == 1 else 1
         b = 0
         while b < n:                                              # DIFF pass + write-back
-            pair = [b, b + 1] if b + 1 < n else [b]
+            pair = [b, b + 1] if step == 2 and b + 1 < n else [b]
             for i in pair:
                 body.append(op(Opcode.FS_STEP, imm=2 | (1 if i == 0 else 0), a=xrow(i),
                                b=wslot(i)))
-            if len(pair) == 1:
+            if len(pair) == 1 and step == 2:
                 body.append(Instr(Opcode.NOP))
             for i in pair:
                 body.append(op(wb, imm=WriteSrc.ABS_DIFF.value, a=scratch[i], b=0))
