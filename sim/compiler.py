@@ -984,6 +984,17 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             mults.append(m_)
             shifts.append(s_)
             biases.append(b_)
+    if layout is None:
+        # A chunk's last ADDPTR leaves the write pointer out_start words past its stage's
+        # output (out_base + out_start + out_size); the core flags a pointer past data_words
+        # even when nothing is written there (sim.layer_stages checks its own layout).
+        end, st_end = max(((st.out_base + ch.out_start + st.out_size, st)
+                           for st in stages for ch in st.chunks), key=lambda e: e[0],
+                          default=(0, None))
+        if end > out_depth:
+            _too_small(f"{st_end.name}: its chunks' write pointer ends at word {end} (the "
+                       f"output at {st_end.out_base}, {st_end.out_size} words, and a chunk's "
+                       f"last step), but data_words is {out_depth}", "data_words", end)
     buffer = np.concatenate(images)
     return CompiledModel(config=config, subarrays=k, width=width, buffer=buffer,
                          table=(tuple(mults), tuple(shifts), tuple(biases)),

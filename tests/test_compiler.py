@@ -592,3 +592,25 @@ def test_load_compiled_writes_the_mat_wide_buffer():
     load_compiled(compiled, core)
     assert core.columns == compiled.width == 256 and compiled.buffer.shape == (656, 256)
     assert all((core.read_buffer(s) == compiled.buffer[s]).all() for s in (0, 300, 655))
+
+
+def test_write_pointer_end_past_the_data_memory_is_sized_not_a_core_error():
+    """A stage writing the upper data-memory region with chunks that start past output
+    position 0 leaves the write pointer beyond its output after the last ADDPTR: at exactly
+    two regions of data memory the core used to stop with an error; now the compiler names
+    data_words, and the size propose_config gives runs == golden."""
+    from sim.compiler import propose_config
+    from tests.layer_models import random_model
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (1, 1, 16, 16)).astype(np.uint8)
+    model = random_model([("conv", "adder_conv2d", 8, 3, 1, 1), ("flatten",),
+                          ("linear", "mul_linear", 2)], (1, 16, 16), rng, x)
+    base = dataclasses.replace(preset("nand_spin"), offset_entries=4096, program_words=2048)
+    with pytest.raises(CompileError, match=r"write pointer ends at word 4\d\d\d .* raise "
+                                           r"data_words to at least 8192"):
+        compile_model(model, base, subarrays=1)
+    config = propose_config(model, base, subarrays=1)
+    assert config.data_words == 8192
+    compiled = compile_model(model, config, subarrays=1)
+    r = run_compiled(compiled, x[0], CoreModel(config, subarrays=1))
+    assert np.array_equal(r.logits, infer_int(model, x)[0]), (r.logits, infer_int(model, x))
