@@ -226,8 +226,18 @@ def program_profile(words, config=None) -> tuple[int, dict]:
             folds = True
     if config is not None and config.has_stalls:
         # The holds depend on what lies between a slow micro-op and the next one: from the
-        # expanded trace (sim.core_model.add_stalls, the core's rule).
+        # loop nest (sim.counting.count_program, equal to the cycle model's counters, in time
+        # linear in the words), or for a program it cannot parse from the expanded trace
+        # (sim.core_model.add_stalls, the core's rule).
+        from .counting import CountError, count_program
         words = [int(w) for w in words]
+        try:
+            counts["stalls"] = count_program(words, config).counters["stalls"]
+            cycles += counts["stalls"]
+            counts["cycles"] = cycles
+            return cycles, counts
+        except CountError:
+            pass
         fast = expand_program(words, depth=max(2, len(words)), base_bits=bb)
         if fast is None:
             issue: list = []
