@@ -16,6 +16,10 @@ Model: a calibrated fit to published 45 nm SRAM figures, chosen because it is th
   growth of bit-line and word-line length with capacity. An access of ``w`` bits costs
   E64 x w / 64 (ASSUMPTION: energy proportional to the bits sensed); a write costs a read
   (ASSUMPTION). Below 8 KB the fit is extrapolated (stated on each such memory);
+* a memory wider than a macro (``PARAMS['macro_max_bits']``, 128 bits, ASSUMPTION) is banks
+  side by side, all read together (:func:`banks`): a read of the weight buffer's mat-row word
+  costs the banks' reads of their slices (:func:`banked_read_pj`), (banks)^-b of one read of
+  a monolithic array of the whole capacity (about 1/3.7 at 16 banks);
 * area = bits x 6T cell area / array efficiency, x read ports beyond one (ASSUMPTION: extra
   read ports by replicating the array, the usual way to add read ports);
 * leakage = bits x leakage per bit x read ports.
@@ -44,7 +48,8 @@ from rtl.isa import (
 from rtl.ppu import BIAS_BITS, MULT_BITS, OUT_WORD_BITS, SHIFT_BITS
 from sim.device import Param
 
-__all__ = ["HOROWITZ_45NM", "PARAMS", "fit", "read_energy_pj", "write_energy_pj", "area_um2",
+__all__ = ["HOROWITZ_45NM", "PARAMS", "fit", "read_energy_pj", "write_energy_pj", "banks",
+           "banked_read_pj", "area_um2",
            "leakage_w", "MemorySpec", "core_memories", "program_events", "access_counts",
            "memory_report"]
 
@@ -71,6 +76,11 @@ PARAMS: dict[str, Param] = {
     "bits_scaling": Param("linear", "", "ASSUMPTION: an access of w bits costs w/64 of the "
                           "64-bit figure (bit-line and sense-amplifier energy per bit sensed)"),
     "write_vs_read": Param(1.0, "", "ASSUMPTION: a write costs a read (the source gives reads)"),
+    "macro_max_bits": Param(128, "bits", "ASSUMPTION: SRAM compilers build macros up to about "
+                            "128-144 bits wide; a wider memory (the weight buffer: a mat row "
+                            "per word) is side-by-side banks of at most this width, all "
+                            "accessed together, so a read costs the banks' reads, not one "
+                            "read of a monolithic array of the whole capacity"),
     "extra_read_port": Param("replicate", "", "ASSUMPTION: each read port beyond one is a copy "
                              "of the array (area and leakage x read ports, energy per access "
                              "unchanged)"),
@@ -111,6 +121,21 @@ def read_energy_pj(words: int, bits: int, access_bits: int | None = None) -> flo
 def write_energy_pj(words: int, bits: int, access_bits: int | None = None) -> float:
     """pJ of one write: a read's (``PARAMS['write_vs_read']``)."""
     return PARAMS["write_vs_read"].value * read_energy_pj(words, bits, access_bits)
+
+
+def banks(bits: int) -> tuple[int, int]:
+    """``(banks, bits per bank)`` of a memory ``bits`` wide built from macros of at most
+    ``PARAMS['macro_max_bits']`` bits (ASSUMPTION there)."""
+    widest = max(1, int(PARAMS["macro_max_bits"].value))
+    n = -(-bits // widest)
+    return n, -(-bits // n)
+
+
+def banked_read_pj(words: int, bits: int) -> float:
+    """pJ of a read of a whole ``bits``-wide word of a ``words`` x ``bits`` memory built of
+    :func:`banks`: each bank reads its slice."""
+    n, per = banks(bits)
+    return n * read_energy_pj(words, per)
 
 
 def area_um2(words: int, bits: int, read_ports: int = 1) -> float:
@@ -300,8 +325,8 @@ def memory_report(config: AcceleratorConfig, subarrays: int, accesses: dict,
             e_wr = write_energy_pj(m.words, m.bits, access_bits=m.words)
             area = leak = None
         else:
-            e_rd = read_energy_pj(m.words, m.bits)
-            e_wr = write_energy_pj(m.words, m.bits)
+            e_rd = banked_read_pj(m.words, m.bits)
+            e_wr = PARAMS["write_vs_read"].value * e_rd
             area = area_um2(m.words, m.bits, m.read_ports) * 1e-6
             leak = leakage_w(m.words, m.bits, m.read_ports)
         dyn = (acc["reads"] * e_rd + acc["writes"] * e_wr) * 1e-12
@@ -311,8 +336,9 @@ def memory_report(config: AcceleratorConfig, subarrays: int, accesses: dict,
             "read_pj": e_rd, "write_pj": e_wr, "dynamic_j": dyn,
             "leakage_w": leak, "leakage_j": None if leak is None else leak * latency_s,
             "area_mm2": area,
+            "banks": 1 if m.kind == "flops" else banks(m.bits)[0],
             "note": ("area, clock and leakage in the logic synthesis" if m.kind == "flops"
-                     else "" if m.words * m.bits / 8 >= small else
+                     else "" if m.words * banks(m.bits)[1] / 8 >= small else
                      f"below the fit's smallest point ({small // 1024} KB): extrapolated"),
         })
     return {

@@ -141,9 +141,27 @@ def test_memory_report_sums():
     assert [r["name"] for r in rep["memories"]] == [m.name for m in mems]
     buf = rep["memories"][0]
     assert (buf["words"], buf["bits"]) == (2048, 4 * 128)
-    # The weight buffer, 128 KB of 512-bit words: 8 x a 64-bit read of a 128 KB memory.
-    want_pj = sram.read_energy_pj(2048, 512, access_bits=64) * 8
+    # The weight buffer, 128 KB of 512-bit words: 4 banks of 128 bits (32 KB each), each a
+    # read of two 64-bit words of a 32 KB memory (E64 = a x 32768^b by the fit).
+    a, b = sram.fit()
+    want_pj = 4 * 2 * a * (2048 * 128 / 8) ** b
+    assert buf["banks"] == 4
     assert buf["dynamic_j"] == pytest.approx(12 * want_pj * 1e-12)
+    assert rep["memories"][2]["banks"] == 1     # the requant table is one macro
     assert rep["area_mm2"] == pytest.approx(sum(r["area_mm2"] or 0 for r in rep["memories"]))
     assert rep["leakage_j"] == pytest.approx(rep["leakage_w"] * 1e-3)
     assert Counter(r["kind"] for r in rep["memories"]) == Counter({"sram": 7, "flops": 1})
+
+
+@pytest.mark.parametrize("bits, want", [(1, (1, 1)), (128, (1, 128)), (129, (2, 65)),
+                                        (512, (4, 128)), (2048, (16, 128)), (300, (3, 100))])
+def test_banks_of_at_most_the_macro_width(bits, want):
+    assert sram.banks(bits) == want
+
+
+def test_a_banked_read_is_cheaper_than_a_monolithic_one_by_banks_to_the_b():
+    a, b = sram.fit()
+    mono = sram.read_energy_pj(2048, 2048)
+    banked = sram.banked_read_pj(2048, 2048)
+    assert banked == pytest.approx(mono * 16 ** -b)
+    assert sram.banked_read_pj(2048, 128) == sram.read_energy_pj(2048, 128)
