@@ -164,7 +164,7 @@ __all__ = [
 
 #: Dataflows that can map an adder layer.
 #: How a stage uses the mat (module docstring).
-MAT_MODES = ("segmented", "wide")
+MAT_MODES = ("segmented", "wide", "lanes")
 _POOL_ORDER = ((0, 0), (0, 1), (1, 0), (1, 1))
 _ADDR_MOD = 1 << OFFSET_BITS
 
@@ -331,6 +331,7 @@ class Stage:
     config: object = field(default=None, repr=False)
     order: np.ndarray = field(default=None, repr=False)   # patch -> output position (conv)
     zsum_base: int | None = None    # zero skipping: slot of tile 0 channel 0's zero-tile dot
+    dima: object = field(default=None, repr=False)  # lanes mode: sim.dima_map.DimaPlan
     chunks: list = field(default_factory=list, repr=False)
 
     @property
@@ -819,7 +820,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         if i + 1 < len(layers) and layers[i + 1].kind in ("max_pool2d", "avg_pool2d"):
             pl = layers[i + 1]
             ks, s = int(pl.params["kernel"]), int(pl.params["stride"])
-            if not ly.is_conv:
+            if not ly.kind.endswith("conv2d"):
                 _fail(f"layer {i + 1} ({pl.kind})", "a pool must follow a convolution")
             if (ks, s) != (2, 2):
                 _fail(f"layer {i + 1} ({pl.kind})",
@@ -838,12 +839,12 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         mode = "segmented" if k > 1 and fan_in <= cols else "wide"
         tw = cols if mode == "segmented" else width
         infos.append((fan_in, int(w.shape[0]), mode, tw, -(-fan_in // tw)))
-    total = sum(t * (n + _zero_skips(route, config, width)) * o
-                for (_, _, route), (_, o, _, _, t) in zip(plans, infos, strict=True))
+    need = [_slots_of(layers, shapes, plan, info, config, k, width)
+            for plan, info in zip(plans, infos, strict=True)]
+    total = sum(need)
     if total > buffer_slots:
-        parts = ", ".join(f"layer {ci} ({layers[ci].kind}) "
-                          f"{t * (n + _zero_skips(route, config, width)) * o}"
-                          for (ci, _, route), (_, o, _, _, t) in zip(plans, infos, strict=True))
+        parts = ", ".join(f"layer {ci} ({layers[ci].kind}) {u}"
+                          for (ci, _, _), u in zip(plans, need, strict=True))
         zs = " (+ 1 zero-tile dot on zero-skipped layers)" if config.zero_skip else ""
         _too_small(f"the model's weights need {total} weight-buffer slots (tiles x {n} planes"
                    f"{zs} x output channels: {parts}), but buffer_slots is {buffer_slots}",
@@ -874,13 +875,20 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         ly = layers[ci]
         where = f"layer {ci} ({ly.kind})"
         w = ly.params["weight"]
-        kind = "adder" if ly.is_adder else "mul"
+        kind = ly.acc_kind
         bound = L.conv_acc_bound(kind, fan_in)
         if bound > (1 << (config.acc_bits - 1)) - 1:
             _fail(where, f"the accumulator can reach {bound} (fan-in {fan_in}), which does not "
                   f"fit acc_bits={config.acc_bits} signed bits")
         scratch = route.scratch_rows(config)
         data_row0 = -(-len(scratch) // config.mtjs_per_strip) * config.mtjs_per_strip
+        if route.name == "dima_binconv":          # seed 002 Fig. 4b: sim.dima_map
+            slot, chan, obase, pbase = _dima_stage(
+                stages, images, (mults, shifts, biases), offsets, patches, ly=ly, ci=ci,
+                pi=pi, si=si, layers=layers, shapes=shapes, config=config, k=k,
+                region=region, bases=(slot, chan, obase, pbase), where=where,
+                depths=(offset_depth, patch_depth, imem_depth))
+            continue
         # weight buffer and requant table
         _base(where, "weight-buffer slot", slot + (tiles * n - 1) * out_ch)
         planes = _weight_planes(w, tiles, tw, n)
@@ -962,6 +970,68 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                          buffer_slots=buffer_slots, channels=channels, out_depth=out_depth,
                          imem_depth=imem_depth, offset_depth=offset_depth,
                          patch_depth=patch_depth)
+
+
+def _slots_of(layers, shapes, plan, info, config, k: int, width: int) -> int:
+    """Weight-buffer words of one planned stage: tiles x planes (+ zero-tile dots) x output
+    channels, or on the FA/FS lanes ``sim.dima_map``'s sign words, masks and zero word."""
+    ci, pi, route = plan
+    _, o, _, _, t = info
+    if route.name == "dima_binconv":
+        from . import dima_map
+        return dima_map.slots_needed(layers[ci], tuple(shapes[ci]), config, k, pi is not None,
+                                     f"layer {ci} ({layers[ci].kind})")
+    return t * (config.operand_bits + _zero_skips(route, config, width)) * o
+
+
+def _dima_stage(stages, images, table, offsets, patches, *, ly, ci, pi, si, layers, shapes,
+                config, k, region, bases, where, depths) -> tuple:
+    """Append the stage of a ``bin_gconv2d`` layer on the FA/FS lanes (``sim.dima_map``): its
+    buffer image, requant entries, offset and patch entries; returns the next bases
+    ``(slot, chan, obase, pbase)``."""
+    from . import dima_map
+    slot, chan, obase, pbase = bases
+    offset_depth, patch_depth, imem_depth = depths
+    out_ch = int(ly.params["weight"].shape[0])
+    _base(where, "requant channel base", chan)
+    if ly.output == "logits":
+        table[0].extend([1] * out_ch)
+        table[1].extend([0] * out_ch)
+        table[2].extend(int(v) for v in ly.params["bias"])
+    elif ly.output == "requant":
+        table[0].extend(int(v) for v in ly.params["rq_mult"])
+        table[1].extend(int(v) for v in ly.params["rq_shift"])
+        table[2].extend(int(v) for v in ly.params["rq_bias"])
+    in_shape, conv_shape = tuple(shapes[ci]), tuple(shapes[ci + 1])
+    out_shape = tuple(shapes[pi + 1]) if pi is not None else conv_shape
+    pool = None if pi is None else layers[pi].kind[:3]
+    name = f"layer{ci} {ly.kind}" + ("" if pi is None else f" + layer{pi} {layers[pi].kind}")
+    fan_in = int(np.prod(ly.params["weight"].shape[1:]))
+    fields = dict(
+        name=name, layer_index=ci, golden_index=ci if pi is None else pi, kind=ly.kind,
+        output=ly.output, route="dima_binconv", pool=pool, in_shape=in_shape,
+        out_shape=out_shape, dtype=np.int64 if ly.output == "logits" else np.uint8,
+        out_channels=out_ch, fan_in=fan_in, n=config.operand_bits, subarrays=k,
+        group=4 if pool else 1, buffer_base=slot, channel_base=chan,
+        in_base=region * (si % 2), out_base=region * ((si + 1) % 2), offset_base=obase,
+        patch_base=pbase, config=config)
+    stage, image, offs = dima_map.build_stage(
+        Stage, Chunk, layer=ly, in_shape=in_shape, config=config, subarrays=k,
+        pooled=pool is not None, where=where, fields=fields, imem_depth=imem_depth)
+    _base(where, "weight-buffer slot", slot + len(image) - 1)
+    if obase + len(offs) > offset_depth:
+        _too_small(f"{where}: its {len(offs)} offset-table entries (from entry {obase}) need "
+                   f"{obase + len(offs)}, but offset_entries is {offset_depth}",
+                   "offset_entries", obase + len(offs))
+    if pbase + stage.n_patches > patch_depth:
+        _too_small(f"{where}: its {stage.n_patches} patch-table entries (from entry "
+                   f"{pbase}) need {pbase + stage.n_patches}, but patch_entries is "
+                   f"{patch_depth}", "patch_entries", pbase + stage.n_patches)
+    images.append(image)
+    offsets += offs
+    patches += dima_map.stage_patch_entries(stage)
+    stages.append(stage)
+    return slot + len(image), chan + out_ch, obase + len(offs), pbase + stage.n_patches
 
 
 def propose_config(model: Model, config, *, subarrays: int | None = None):

@@ -1,0 +1,101 @@
+"""Binarized layers (``bin_gconv2d``) compiled onto the core's FA/FS lanes (route
+``dima_binconv``, ``sim.dima_map``; seed 002 Fig. 4b), both simulators.
+
+Random small layers -- depthwise 3x3 with channel multiplier m in {1, 2} (padding, a fused 2x2
+pool, stride 2), pointwise 1x1 with a fan-in that needs several tiles of lanes, a grouped
+case -- each followed by a small multiply FC head (route ``and_bitcount``); every stage of
+every image == ``golden.model.infer_int``, and the counters == the cycle model's and the
+compiler's static profile (``cocotb_tests.test_core._run_cases``). One core build: a dima_sot
+mat of 2 subarrays of 64 x 16 (8 FA/FS lanes each).
+"""
+
+import dataclasses
+
+import cocotb
+import numpy as np
+import pytest
+
+from cocotb_tests.harness import load_params, make_rng, run_block
+from cocotb_tests.test_core import _bn, _requant, _run_cases
+from golden import layers as gl
+from golden.model import Layer, make_model
+from rtl.config import preset
+from rtl.core import Core
+
+BLOCK = "core_dimamap"
+#: A small mat of the dima_sot preset: 2 subarrays of 64 x 16.
+SMALL = {"rows": 64, "columns": 16, "subarrays_per_mat": 2, "mats": 1}
+
+
+def small_config():
+    """The dima_sot preset cut to :data:`SMALL`."""
+    return dataclasses.replace(preset("dima_sot"), **SMALL)
+
+
+def bin_layer(rng, x, *, o, k=3, groups=1, stride=1, padding=0, output="requant"):
+    """A random ``bin_gconv2d`` layer on batch ``x`` (uint8 [N, C, H, W]): weights in {-1, +1},
+    requant parameters spread over the golden accumulators; returns it and its golden output."""
+    c = x.shape[1]
+    w = np.where(rng.integers(0, 2, (o, c // groups, k, k)) == 1, 1, -1).astype(np.int8)
+    acc = gl.bin_conv2d(x, w, stride=stride, padding=padding, groups=groups)
+    params = dict(weight=w, stride=stride, padding=padding, groups=groups, pad_value=0)
+    fparams = dict(weight=w.astype(np.float32), alpha=np.ones(o, np.float32))
+    if output == "requant":
+        mult, bias, shift = _requant(acc, rng)
+        params.update(rq_mult=mult, rq_bias=bias, rq_shift=shift)
+        y = gl.requantize(acc, mult, bias, shift)
+        fparams.update(_bn(o))
+    else:
+        bias = rng.integers(-1000, 1000, o).astype(np.int32)
+        params.update(bias=bias)
+        y = gl.add_bias(acc, bias)
+        fparams.update(bias=np.zeros(o, np.float32))
+    return Layer("bin_gconv2d", output, params, fparams), y
+
+
+def bin_cases(rng, n_images):
+    """(name, model, images) of the random binarized cases (module docstring)."""
+    cases = []
+
+    def case(name, shape, specs):
+        x = rng.integers(0, 256, (n_images, *shape)).astype(np.uint8)
+        layers, cur = [], x
+        for spec in specs:
+            if spec[0] == "avg_pool2d":
+                layers.append(Layer("avg_pool2d", "", dict(kernel=2, stride=2)))
+                cur = gl.avg_pool2d(cur, 2, 2)
+                continue
+            layer, cur = bin_layer(rng, cur, **spec[1])
+            layers.append(layer)
+        if True:                        # a small multiply FC head (the logits layer)
+            w = rng.integers(-128, 128, (3, int(np.prod(cur.shape[1:])))).astype(np.int8)
+            layers += [Layer("flatten"), Layer("mul_linear", "logits", dict(
+                weight=w, bias=rng.integers(-1000, 1000, 3).astype(np.int32)),
+                dict(weight=w.astype(np.float32), bias=np.zeros(3, np.float32)))]
+        cases.append((name, make_model(name=name, input_shape=shape, input_scale=1 / 255,
+                                       class_names=["0", "1", "2"],
+                                       layers=layers), x))
+
+    case("depthwise_m1", (3, 5, 5), [("bin", dict(o=3, groups=3, padding=1))])
+    case("depthwise_m2_pool", (2, 6, 6), [("bin", dict(o=4, groups=2, padding=1)),
+                                          ("avg_pool2d",)])
+    case("depthwise_m2_stride2", (3, 7, 7), [("bin", dict(o=6, groups=3, stride=2))])
+    case("pointwise_tiled", (20, 3, 3), [("bin", dict(o=5, k=1))])
+    case("grouped_block", (4, 4, 4), [("bin", dict(o=8, groups=4, padding=1)),
+                                      ("bin", dict(o=4, k=1, groups=2))])
+    return cases
+
+
+@cocotb.test()
+async def core_dima_layers(dut):
+    """Random binarized layers on the FA/FS lanes == golden (module docstring)."""
+    p = load_params()
+    rng_py, seed = make_rng(p, "core_dima_layers")
+    rng = np.random.default_rng(rng_py.getrandbits(64))
+    await _run_cases(dut, bin_cases(rng, p["images"]), small_config(), seed)
+
+
+@pytest.mark.sim
+def test_core_dimamap(sim):
+    run_block(Core(config=small_config(), faults=False), block=BLOCK, sim=sim,
+              test_module=__name__, params={"images": 2})
