@@ -10,6 +10,7 @@ mat of 2 subarrays of 64 x 16 (8 FA/FS lanes each).
 """
 
 import dataclasses
+import os
 
 import cocotb
 import numpy as np
@@ -90,12 +91,47 @@ def bin_cases(rng, n_images):
 async def core_dima_layers(dut):
     """Random binarized layers on the FA/FS lanes == golden (module docstring)."""
     p = load_params()
+    if p.get("case", "layers") != "layers":
+        return
     rng_py, seed = make_rng(p, "core_dima_layers")
     rng = np.random.default_rng(rng_py.getrandbits(64))
     await _run_cases(dut, bin_cases(rng, p["images"]), small_config(), seed)
 
 
+@cocotb.test()
+async def core_dima_addnet_standin(dut):
+    """The bundled Add-Net with requant stand-ins for its eq.-3 stages
+    (``sim.dima_map.cost_standin``) on the full dima_sot core: every stage == golden, counters
+    == the cycle model's."""
+    p = load_params()
+    if p.get("case") != "addnet":
+        return
+    from golden import datasets
+    from golden.model import bundled_model_path, load_model
+    from sim.compiler import propose_config
+    from sim.dima_map import cost_standin
+    _, seed = make_rng(p, "core_dima_addnet_standin")
+    model = cost_standin(load_model(bundled_model_path("digits_addnet")))
+    x, _ = datasets.load_dataset("digits", "test")
+    config = propose_config(model, preset("dima_sot"))
+    await _run_cases(dut, [("digits_addnet_standin", model, x[:p["images"]])], config, seed)
+
+
 @pytest.mark.sim
 def test_core_dimamap(sim):
     run_block(Core(config=small_config(), faults=False), block=BLOCK, sim=sim,
-              test_module=__name__, params={"images": 2})
+              test_module=__name__, params={"images": 2, "case": "layers"})
+
+
+@pytest.mark.sim
+@pytest.mark.skipif(not os.environ.get("SPINPIM_DIMA_FULL"),
+                    reason="full-size dima_sot core (a measurement, not in CI): "
+                           "SPINPIM_DIMA_FULL=1")
+def test_core_dimamap_addnet_full(sim):
+    from golden.model import bundled_model_path, load_model
+    from sim.compiler import propose_config
+    from sim.dima_map import cost_standin
+    model = cost_standin(load_model(bundled_model_path("digits_addnet")))
+    config = propose_config(model, preset("dima_sot"))
+    run_block(Core(config=config, faults=False), block=BLOCK + "_full", sim=sim,
+              test_module=__name__, params={"images": 1, "case": "addnet"})

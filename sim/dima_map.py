@@ -385,3 +385,80 @@ def build_stage(stage_cls, chunk_cls, *, layer, in_shape, config, subarrays: int
 def stage_patch_entries(stage) -> list:
     """The patch-table entries of a stage on the lanes, in table order."""
     return _patch_entries(stage)
+
+
+def cost_standin(model):
+    """``model`` with every ``quant`` output replaced by a ``requant`` stand-in (mult 1, shift 0,
+    bias 0) and every ``pad_value`` by 0: the same compiled programs' structure (one REQUANT per
+    output, the same gathers), so the same static cycles and micro-op counts, for a model whose
+    eq.-3 stages the core cannot run yet. Not for outputs: the values differ from golden."""
+    from dataclasses import replace as _replace
+
+    from golden.model import make_model
+    layers = []
+    for ly in model.layers:
+        if ly.kind == "bin_gconv2d":
+            o = int(ly.params["weight"].shape[0])
+            p = {k: v for k, v in ly.params.items() if k not in ("q_thresh", "q_sign")}
+            p["pad_value"] = 0
+            if ly.output == "quant":
+                p.update(rq_mult=np.ones(o, np.int32), rq_bias=np.zeros(o, np.int64),
+                         rq_shift=np.zeros(o, np.int32))
+            f = {k: v for k, v in ly.float_params.items() if k != "quant_tmax"}
+            ly = _replace(ly, output="requant" if ly.output == "quant" else ly.output,
+                          params=p, float_params=f)
+        layers.append(ly)
+    return make_model(name=model.name, input_shape=model.input_shape,
+                      input_scale=model.input_scale, class_names=model.class_names,
+                      layers=layers)
+
+
+def main(argv=None) -> int:
+    """``python -m sim.dima_map [MODEL] [PRESET]``: the static per-image cycles, DIMA counters
+    and energy of a bundled Add-Net's compiled programs (:func:`cost_standin`)."""
+    import sys
+
+    from golden.model import bundled_model_path, load_model
+    from rtl.config import preset
+
+    from .compiler import compile_model, propose_config
+    from .energy import estimate
+    args = list(sys.argv[1:] if argv is None else argv)
+    name = args[0] if args else "digits_addnet"
+    cfg = preset(args[1] if len(args) > 1 else "dima_sot")
+    model = cost_standin(load_model(bundled_model_path(name)))
+    cfg = propose_config(model, cfg)
+    compiled = compile_model(model, cfg)
+    print(f"{name} on {cfg.technology} {cfg.rows}x{cfg.columns} x{compiled.subarrays} "
+          f"(eq.-3 stages as requant stand-ins; static profile of the compiled programs)")
+    total, energy = 0, 0.0
+    by_kind: dict = {}
+    for st in compiled.stages:
+        ops = st.micro_ops
+        rep = estimate(cfg, ops)
+        total += st.cycles
+        energy += rep.energy_j
+        kind = "binarized (FA/FS lanes)" if st.route == "dima_binconv" else \
+            f"{st.kind} ({st.route})"
+        by_kind[kind] = by_kind.get(kind, 0.0) + rep.energy_j
+        extra = ""
+        if st.dima is not None:
+            d = st.dima
+            adds = ops["fa_step"] // d.acc_bits
+            chain = 2 * ops["fa_step"]          # FA_STEP + its write-back, back to back
+            extra = (f"; T={d.tiles} F_t={d.terms} N={d.acc_bits} batch={d.batch}: "
+                     f"{adds} add/subs of {d.acc_bits} bits (2N = {2 * d.acc_bits} cycles "
+                     f"each), {ops['fa_step']} FA_STEP, {ops['fa_step']} sum-bit writes; "
+                     f"cycles: gather {st.gather_cycles}, add/sub chains {chain}, read-out "
+                     f"and rest {st.cycles - st.gather_cycles - chain}")
+        print(f"  {st.name}: {st.cycles} cycles, {rep.energy_j * 1e9:.2f} nJ,"
+              f" {len(st.chunks)} runs{extra}")
+    print(f"  per image: {total} cycles ({total / cfg.clock_mhz:.1f} us at {cfg.clock_mhz} MHz), "
+          f"{energy * 1e9:.2f} nJ")
+    for kind, e in by_kind.items():
+        print(f"    energy {kind}: {e * 1e9:.2f} nJ")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

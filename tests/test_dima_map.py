@@ -138,3 +138,18 @@ def test_pad_value_is_refused_in_one_line():
     with pytest.raises(CompileError, match=r"^layer 0 \(bin_gconv2d\): pad_value 128 is not "
                        r"built"):
         compile_model(model, small_config())
+
+
+def test_digits_addnet_standin_runs_end_to_end_equal_golden():
+    """The bundled Add-Net's structure and binarized weights with its eq.-3 stages as requant
+    stand-ins (``sim.dima_map.cost_standin``, a valid model golden runs) on the full dima_sot
+    mat: every stage of a test image == golden, the counters == the compiler's static profile
+    that ``python -m sim.dima_map`` reports."""
+    from sim.dima_map import cost_standin
+    model = cost_standin(load_model(bundled_model_path("digits_addnet")))
+    x, _ = datasets.load_dataset("digits", "test")
+    compiled, res = _run(model, propose_config(model, preset("dima_sot")), x[:1])
+    assert [st.route for st in compiled.stages] == (
+        ["and_bitcount"] + ["dima_binconv"] * 4 + ["and_bitcount"] * 2)
+    for st, run in zip(compiled.stages, res.stages, strict=True):
+        assert run.micro_ops == st.micro_ops, st.name
