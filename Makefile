@@ -18,8 +18,9 @@ SPHINX   := $(VPY) -m sphinx -b html -E -q -n -W --keep-going -d build/docs/.doc
 SIM      ?=
 WAVES    ?= 0
 PRESET   ?= nand_spin
-# PRESET=imac_sot runs the CPU-IMAC network of seed 003 (sim/imac_flow.py) unless MODEL says otherwise.
-MODEL    ?= $(if $(filter imac_sot,$(PRESET)),fashion_lenet_imac,fashion_addernet)
+# PRESET=imac_sot runs the CPU-IMAC network of seed 003 (sim/imac_flow.py) unless MODEL says otherwise;
+# PRESET=dima_sot the bundled Add-Net of seed 002 (digits_addnet; fashion_addnet is not trained).
+MODEL    ?= $(if $(filter imac_sot,$(PRESET)),fashion_lenet_imac,$(if $(filter dima_sot,$(PRESET)),digits_addnet,fashion_addernet))
 # Empty: the data set told by MODEL's name (a bundled model's own); fashion_mnist or digits
 # for a model file whose name does not tell (sim, report, variation).
 DATASET  ?=

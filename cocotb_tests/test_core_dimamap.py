@@ -3,10 +3,12 @@
 
 Random small layers -- depthwise 3x3 with channel multiplier m in {1, 2} (padding, a fused 2x2
 pool, stride 2), pointwise 1x1 with a fan-in that needs several tiles of lanes, a grouped
-case -- each followed by a small multiply FC head (route ``and_bitcount``); every stage of
-every image == ``golden.model.infer_int``, and the counters == the cycle model's and the
-compiler's static profile (``cocotb_tests.test_core._run_cases``). One core build: a dima_sot
-mat of 2 subarrays of 64 x 16 (8 FA/FS lanes each).
+case, two Add-Net basic blocks with eq.-3 outputs (the PPU's threshold stage) and padding
+code 128 (``MOVE SETPAD``) -- each followed by a small multiply FC head (route
+``and_bitcount``); every stage of every image == ``golden.model.infer_int``, and the
+counters == the cycle model's and the compiler's static profile
+(``cocotb_tests.test_core._run_cases``). One core build: a dima_sot mat of 2 subarrays of
+64 x 16 (8 FA/FS lanes each).
 """
 
 import dataclasses
@@ -33,15 +35,28 @@ def small_config():
     return dataclasses.replace(preset("dima_sot"), **SMALL)
 
 
-def bin_layer(rng, x, *, o, k=3, groups=1, stride=1, padding=0, output="requant"):
+def bin_layer(rng, x, *, o, k=3, groups=1, stride=1, padding=0, output="requant",
+              pad_value=0):
     """A random ``bin_gconv2d`` layer on batch ``x`` (uint8 [N, C, H, W]): weights in {-1, +1},
-    requant parameters spread over the golden accumulators; returns it and its golden output."""
+    requant parameters spread over the golden accumulators, or (``quant``, seed 002 eq. 3)
+    255 sorted random thresholds over their range and a random sign per channel; returns it
+    and its golden output."""
     c = x.shape[1]
     w = np.where(rng.integers(0, 2, (o, c // groups, k, k)) == 1, 1, -1).astype(np.int8)
-    acc = gl.bin_conv2d(x, w, stride=stride, padding=padding, groups=groups)
-    params = dict(weight=w, stride=stride, padding=padding, groups=groups, pad_value=0)
+    acc = gl.bin_conv2d(x, w, stride=stride, padding=padding, groups=groups,
+                        pad_value=pad_value)
+    params = dict(weight=w, stride=stride, padding=padding, groups=groups, pad_value=pad_value)
     fparams = dict(weight=w.astype(np.float32), alpha=np.ones(o, np.float32))
-    if output == "requant":
+    if output == "quant":
+        sign = np.where(rng.integers(0, 2, o) == 1, 1, -1).astype(np.int8)
+        flat = np.moveaxis(acc, 1, 0).reshape(o, -1) * sign[:, None]
+        lo, hi = flat.min(1) - 3, flat.max(1) + 3
+        th = np.sort(rng.integers(lo[:, None], hi[:, None] + 1, (o, 255)), axis=1)
+        th[:, :4] = np.minimum(th[:, :4], lo[:, None] - 1 - (1 << 40))  # far out of range
+        params.update(q_thresh=th.astype(np.int64), q_sign=sign)
+        y = gl.threshold_quantize(acc, th.astype(np.int64), sign)
+        fparams.update(_bn(o), quant_tmax=np.float64(1.0))
+    elif output == "requant":
         mult, bias, shift = _requant(acc, rng)
         params.update(rq_mult=mult, rq_bias=bias, rq_shift=shift)
         y = gl.requantize(acc, mult, bias, shift)
@@ -84,6 +99,11 @@ def bin_cases(rng, n_images):
     case("pointwise_tiled", (20, 3, 3), [("bin", dict(o=5, k=1))])
     case("grouped_block", (4, 4, 4), [("bin", dict(o=8, groups=4, padding=1)),
                                       ("bin", dict(o=4, k=1, groups=2))])
+    case("addnet_blocks_quant_pad128", (2, 5, 5),
+         [("bin", dict(o=4, groups=2, padding=1, output="quant")),
+          ("bin", dict(o=3, k=1, output="quant")),
+          ("bin", dict(o=6, groups=3, padding=1, output="quant", pad_value=128)),
+          ("bin", dict(o=2, k=1, output="quant")), ("avg_pool2d",)])
     return cases
 
 
@@ -99,22 +119,20 @@ async def core_dima_layers(dut):
 
 
 @cocotb.test()
-async def core_dima_addnet_standin(dut):
-    """The bundled Add-Net with requant stand-ins for its eq.-3 stages
-    (``sim.dima_map.cost_standin``) on the full dima_sot core: every stage == golden, counters
-    == the cycle model's."""
+async def core_dima_addnet(dut):
+    """The bundled Add-Net (digits_addnet) on the full dima_sot core: every stage == golden,
+    counters == the cycle model's (a measurement run, not in CI: SPINPIM_DIMA_FULL=1)."""
     p = load_params()
     if p.get("case") != "addnet":
         return
     from golden import datasets
     from golden.model import bundled_model_path, load_model
     from sim.compiler import propose_config
-    from sim.dima_map import cost_standin
-    _, seed = make_rng(p, "core_dima_addnet_standin")
-    model = cost_standin(load_model(bundled_model_path("digits_addnet")))
+    _, seed = make_rng(p, "core_dima_addnet")
+    model = load_model(bundled_model_path("digits_addnet"))
     x, _ = datasets.load_dataset("digits", "test")
     config = propose_config(model, preset("dima_sot"))
-    await _run_cases(dut, [("digits_addnet_standin", model, x[:p["images"]])], config, seed)
+    await _run_cases(dut, [("digits_addnet", model, x[:p["images"]])], config, seed)
 
 
 @pytest.mark.sim
@@ -130,8 +148,7 @@ def test_core_dimamap(sim):
 def test_core_dimamap_addnet_full(sim):
     from golden.model import bundled_model_path, load_model
     from sim.compiler import propose_config
-    from sim.dima_map import cost_standin
-    model = cost_standin(load_model(bundled_model_path("digits_addnet")))
+    model = load_model(bundled_model_path("digits_addnet"))
     config = propose_config(model, preset("dima_sot"))
     run_block(Core(config=config, faults=False), block=BLOCK + "_full", sim=sim,
               test_module=__name__, params={"images": 1, "case": "addnet"})

@@ -332,6 +332,7 @@ class Stage:
     order: np.ndarray = field(default=None, repr=False)   # patch -> output position (conv)
     zsum_base: int | None = None    # zero skipping: slot of tile 0 channel 0's zero-tile dot
     dima: object = field(default=None, repr=False)  # lanes mode: sim.dima_map.DimaPlan
+    pad_value: int = 0              # the code padding inserts (MOVE SETPAD; lanes mode)
     chunks: list = field(default_factory=list, repr=False)
 
     @property
@@ -450,6 +451,10 @@ class CompiledModel:
     imem_depth: int
     offset_depth: int
     patch_depth: int
+    #: The PPU's threshold stage (seed 002 eq. 3, ``quant`` outputs): ``(channel, sign,
+    #: thresholds)`` per such channel, thresholds clamped to the stage's range
+    #: (``sim.dima_map.threshold_words``); empty without ``quant`` layers.
+    thresholds: tuple = ()
 
     @property
     def cycles(self) -> int:
@@ -866,7 +871,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                    f"input or output, the {what}), {2 * region} words, but data_words is "
                    f"{out_depth}", "data_words", 2 * region)
 
-    stages, images = [], []
+    stages, images, thresholds = [], [], []
     slot = chan = obase = pbase = 0
     mults, shifts, biases = [], [], []
     offsets, patches = [], []
@@ -884,7 +889,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         data_row0 = -(-len(scratch) // config.mtjs_per_strip) * config.mtjs_per_strip
         if route.name == "dima_binconv":          # seed 002 Fig. 4b: sim.dima_map
             slot, chan, obase, pbase = _dima_stage(
-                stages, images, (mults, shifts, biases), offsets, patches, ly=ly, ci=ci,
+                stages, images, (mults, shifts, biases, thresholds), offsets, patches, ly=ly,
+                ci=ci,
                 pi=pi, si=si, layers=layers, shapes=shapes, config=config, k=k,
                 region=region, bases=(slot, chan, obase, pbase), where=where,
                 depths=(offset_depth, patch_depth, imem_depth))
@@ -969,7 +975,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                          input_shape=tuple(model.input_shape), region=region,
                          buffer_slots=buffer_slots, channels=channels, out_depth=out_depth,
                          imem_depth=imem_depth, offset_depth=offset_depth,
-                         patch_depth=patch_depth)
+                         patch_depth=patch_depth, thresholds=tuple(thresholds))
 
 
 def _slots_of(layers, shapes, plan, info, config, k: int, width: int) -> int:
@@ -1002,6 +1008,10 @@ def _dima_stage(stages, images, table, offsets, patches, *, ly, ci, pi, si, laye
         table[0].extend(int(v) for v in ly.params["rq_mult"])
         table[1].extend(int(v) for v in ly.params["rq_shift"])
         table[2].extend(int(v) for v in ly.params["rq_bias"])
+    elif ly.output == "quant":                   # the PPU's threshold stage, eq. 3
+        for t in range(3):
+            table[t].extend([0] * out_ch)
+        table[3].extend(dima_map.threshold_words(ly, chan, config))
     in_shape, conv_shape = tuple(shapes[ci]), tuple(shapes[ci + 1])
     out_shape = tuple(shapes[pi + 1]) if pi is not None else conv_shape
     pool = None if pi is None else layers[pi].kind[:3]
@@ -1213,7 +1223,8 @@ class RunResult:
 
 def load_compiled(compiled: CompiledModel, executor) -> None:
     """Load the weight buffer, the requant table and the gather tables through the executor's
-    host port (``write_buffer``, ``write_table``, ``write_offset``, ``write_patch``)."""
+    host port (``write_buffer``, ``write_table``, ``write_offset``, ``write_patch``; and
+    ``write_threshold`` for the thresholds of ``quant`` layers)."""
     for slot, bits in enumerate(compiled.buffer):
         executor.write_buffer(slot, bits)
     for ch, (m, s, b) in enumerate(zip(*compiled.table, strict=True)):
@@ -1222,6 +1233,18 @@ def load_compiled(compiled: CompiledModel, executor) -> None:
         executor.write_offset(i, off, kpos)
     for i, (base, mask) in enumerate(compiled.patches):
         executor.write_patch(i, base, mask)
+    for ch, index, value in _threshold_writes(compiled):
+        executor.write_threshold(ch, index, value)
+
+
+def _threshold_writes(compiled: CompiledModel) -> list:
+    """``(channel, index, value)`` host writes of the PPU's threshold stage: the 255
+    thresholds and the mode word (index 255: enable, bit 1 the sign -1) of each channel."""
+    writes = []
+    for ch, sign, th in compiled.thresholds:
+        writes += [(ch, i, int(v)) for i, v in enumerate(th)]
+        writes.append((ch, 255, 1 | (2 if sign < 0 else 0)))
+    return writes
 
 
 def run_compiled(compiled: CompiledModel, x_image, executor, *,

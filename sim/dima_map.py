@@ -47,10 +47,14 @@ masks, one zero word. Offset table: ``groups * F`` entries (entry ``g*F + j`` th
 term j of group g's channels, the gather restricted to the group's channels). Patch table:
 per batch, segment-major (entry ``batch start + sum_{k'<k} count_k' + i``).
 
-Limits, each a ``CompileError`` naming the layer: ``pad_value`` other than 0 (the gather
-inserts 0 for a pixel outside the image: not built), output ``quant`` (seed 002 eq. 3's
-thresholds: the PPU has no threshold stage yet), a ``nand_spin`` core (the FA/FS write-back is
-a ``WRITE_ROW``), a configuration without ``and_bitcount``'s ``AND_FU`` (the read-out).
+Output stage: ``requant``, a fused 2x2 pool, ``logits``, or Add-Net's ``quant`` (seed 002
+eq. 3) by the PPU's threshold stage (``rtl.ppu.Ppu``, cores with this route; the thresholds
+clamped by :func:`threshold_words`). Padding inserts the layer's ``pad_value`` (Add-Net: 128):
+``MOVE SETPAD`` at the start of the gather part.
+
+Limits, each a ``CompileError`` naming the layer: a ``nand_spin`` core (the FA/FS write-back
+is a ``WRITE_ROW``), a configuration without ``and_bitcount``'s ``AND_FU`` (the read-out), a
+fan-in whose tiles need more lanes or rows than the mat has.
 """
 
 from __future__ import annotations
@@ -153,20 +157,22 @@ def slots_needed(layer, in_shape, config, subarrays: int, pooled: bool, where: s
 
 
 def _check_layer(layer, config, where: str) -> None:
-    p = layer.params
-    if int(p.get("pad_value", 0)) != 0 and int(p["padding"]):
-        _fail(where, f"pad_value {int(p['pad_value'])} is not built: the gather inserts code 0 "
-              f"for a pixel outside the image (allowed: pad_value 0, or padding 0)")
-    if layer.output == "quant":
-        _fail(where, "output 'quant' (seed 002 eq. 3, per-channel thresholds) is not built: "
-              "the PPU has no threshold stage yet (allowed outputs on the core: requant, "
-              "logits)")
     if config.technology == "nand_spin":
         _fail(where, "the FA/FS sum bits are written back by WRITE_ROW, which nand_spin "
               "arrays do not have (use preset dima_sot)")
     if Opcode.AND_FU not in opcodes_of(config.routes):
         _fail(where, f"the read-out of the lanes' sums uses AND_FU (route and_bitcount), "
               f"which routes {', '.join(config.routes)} do not have")
+
+
+def threshold_words(layer, chan0: int, config) -> list:
+    """``(channel, sign, thresholds)`` of a ``quant`` layer's channels from ``chan0``: each
+    threshold clamped to ``[-2**(a-1), 2**(a-1) + 1]`` (a = ``acc_bits``), which changes no
+    comparison with ``sign * v`` for ``v`` an a-bit accumulator (``rtl.ppu.thresh_bits``)."""
+    half = 1 << (config.acc_bits - 1)
+    th = np.clip(layer.params["q_thresh"].astype(np.int64), -half, half + 1)
+    return [(chan0 + o, int(sg), tuple(int(v) for v in th[o]))
+            for o, sg in enumerate(layer.params["q_sign"].tolist())]
 
 
 def _buffer_image(w2: np.ndarray, plan: DimaPlan, config, k: int) -> np.ndarray:
@@ -257,6 +263,9 @@ def _program(stage, p0: int, count: int, grp: int, config, where: str) -> tuple[
         return _base(where, "data row", row0 + jp * nb + q)
 
     instrs = []
+    pad = int(stage.pad_value)
+    if pad and stage.padding:                               # the padding code (Add-Net: 128)
+        instrs.append(_move(MoveOp.SETPAD, a=pad))
     for jp in range(plan.terms):                            # gather: row group j'
         instrs.append(_move(MoveOp.CLEAR))
         for t in range(plan.tiles):
@@ -344,6 +353,7 @@ def build_stage(stage_cls, chunk_cls, *, layer, in_shape, config, subarrays: int
                       kernel=(kh, kw), stride=stride, padding=padding, order=order,
                       scratch_rows=(), data_row0=0, **fields)
     stage.dima = plan
+    stage.pad_value = int(layer.params.get("pad_value", 0))
     # offsets: entry g*F + j, term j = (c, ky, kx) of group g's channels
     c_in, h, wi = in_shape
     cg = c_in // plan.groups
@@ -387,35 +397,10 @@ def stage_patch_entries(stage) -> list:
     return _patch_entries(stage)
 
 
-def cost_standin(model):
-    """``model`` with every ``quant`` output replaced by a ``requant`` stand-in (mult 1, shift 0,
-    bias 0) and every ``pad_value`` by 0: the same compiled programs' structure (one REQUANT per
-    output, the same gathers), so the same static cycles and micro-op counts, for a model whose
-    eq.-3 stages the core cannot run yet. Not for outputs: the values differ from golden."""
-    from dataclasses import replace as _replace
-
-    from golden.model import make_model
-    layers = []
-    for ly in model.layers:
-        if ly.kind == "bin_gconv2d":
-            o = int(ly.params["weight"].shape[0])
-            p = {k: v for k, v in ly.params.items() if k not in ("q_thresh", "q_sign")}
-            p["pad_value"] = 0
-            if ly.output == "quant":
-                p.update(rq_mult=np.ones(o, np.int32), rq_bias=np.zeros(o, np.int64),
-                         rq_shift=np.zeros(o, np.int32))
-            f = {k: v for k, v in ly.float_params.items() if k != "quant_tmax"}
-            ly = _replace(ly, output="requant" if ly.output == "quant" else ly.output,
-                          params=p, float_params=f)
-        layers.append(ly)
-    return make_model(name=model.name, input_shape=model.input_shape,
-                      input_scale=model.input_scale, class_names=model.class_names,
-                      layers=layers)
-
-
 def main(argv=None) -> int:
-    """``python -m sim.dima_map [MODEL] [PRESET]``: the static per-image cycles, DIMA counters
-    and energy of a bundled Add-Net's compiled programs (:func:`cost_standin`)."""
+    """``python -m sim.dima_map [MODEL] [PRESET]``: the per-image cycles, DIMA counters and
+    energy of a bundled Add-Net's compiled programs (their static profile, which every run
+    equals: ``tests/test_dima_map.py``)."""
     import sys
 
     from golden.model import bundled_model_path, load_model
@@ -426,11 +411,11 @@ def main(argv=None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     name = args[0] if args else "digits_addnet"
     cfg = preset(args[1] if len(args) > 1 else "dima_sot")
-    model = cost_standin(load_model(bundled_model_path(name)))
+    model = load_model(bundled_model_path(name))
     cfg = propose_config(model, cfg)
     compiled = compile_model(model, cfg)
     print(f"{name} on {cfg.technology} {cfg.rows}x{cfg.columns} x{compiled.subarrays} "
-          f"(eq.-3 stages as requant stand-ins; static profile of the compiled programs)")
+          f"(static profile of the compiled programs)")
     total, energy = 0, 0.0
     by_kind: dict = {}
     for st in compiled.stages:

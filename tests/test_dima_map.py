@@ -1,13 +1,13 @@
 """The compiler half of route ``dima_binconv`` (``sim.dima_map``, seed 002 Fig. 4b) on the cycle
-model: random binarized layers and the bundled Add-Net's own binarized layers (its weights, on
-its real activations of test images, at the dima_sot preset's full mat) == golden, the 2N
-cycles of each add/sub in the compiled programs, the accumulator width, and the one-line
-refusals. The same random layers run on the RTL core in ``cocotb_tests/test_core_dimamap.py``.
+model: random binarized layers, the bundled Add-Net's own binarized layers (its weights, on
+its real activations of test images, with requant outputs) and the whole bundled Add-Net at the
+dima_sot preset's full mat == golden, the N FA_STEPs and N sum-bit writes of each add/sub, the
+accumulator width, and the one-line refusal on a preset without the lanes. The same random
+layers run on the RTL core in ``cocotb_tests/test_core_dimamap.py``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -85,16 +85,12 @@ def _addnet_layer_model(model, index, x_in, rng):
 @pytest.mark.parametrize("index", [1, 2])
 def test_addnet_binarized_layers_equal_golden_on_dima_sot(index):
     """digits_addnet's depthwise (m = 4) and pointwise layers, on its own activations of two
-    test images, on the full dima_sot mat (the eq. 3 output stage replaced by a requant: the
-    PPU has no threshold stage yet)."""
+    test images, on the full dima_sot mat, with a requant output stage."""
     rng = np.random.default_rng(SEED + index)
     model = load_model(bundled_model_path("digits_addnet"))
     x, _ = datasets.load_dataset("digits", "test")
     trace = infer_int(model, x[:2], trace=True)
     x_in = np.asarray(trace[index - 1]).astype(np.uint8)
-    if int(model.layers[index].params.get("pad_value", 0)) and int(
-            model.layers[index].params["padding"]):
-        pytest.skip("pad_value != 0 is not built")
     sub = _addnet_layer_model(model, index, x_in, rng)
     compiled, res = _run(sub, propose_config(sub, preset("dima_sot")), x_in)
     st = compiled.stages[0]
@@ -114,11 +110,23 @@ def _gather_writes(st) -> int:
     return len(st.chunks) * st.dima.terms * st.dima.acc_bits
 
 
-def test_quant_output_is_refused_in_one_line():
+def test_digits_addnet_runs_on_dima_sot_equal_golden():
+    """The bundled Add-Net end to end on the full dima_sot mat (cycle model): inception and
+    MLP on and_bitcount, the four binarized layers on the FA/FS lanes with their eq.-3 outputs
+    (the PPU's threshold stage) and padding code 128; every stage of three test images ==
+    golden, every run's counters == the compiler's static profile (what ``python -m
+    sim.dima_map`` reports)."""
     model = load_model(bundled_model_path("digits_addnet"))
-    with pytest.raises(CompileError, match=r"^layer 1 \(bin_gconv2d\): output 'quant' .* not "
-                       r"built: the PPU has no threshold stage yet .*\)$"):
-        compile_model(model, preset("dima_sot"))
+    x, _ = datasets.load_dataset("digits", "test")
+    compiled, res = _run(model, propose_config(model, preset("dima_sot")), x[:3])
+    assert [st.route for st in compiled.stages] == (
+        ["and_bitcount"] + ["dima_binconv"] * 4 + ["and_bitcount"] * 2)
+    assert [st.pad_value for st in compiled.stages[1:5]] == [0, 0, 128, 0]
+    for st, run in zip(compiled.stages, res.stages, strict=True):
+        assert run.micro_ops == st.micro_ops, st.name
+    assert res.counters["fa_step"] == sum(
+        st.dima.terms * st.out_channels * len(range(0, st.n_patches, st.dima.batch))
+        * st.dima.acc_bits for st in compiled.stages[1:5])
 
 
 def test_a_preset_without_the_lanes_names_the_layer_and_dima_sot():
@@ -127,29 +135,3 @@ def test_a_preset_without_the_lanes_names_the_layer_and_dima_sot():
                        r"configuration \(routes .*\) maps a bin_gconv2d layer; routes that do: "
                        r"dima_binconv \(presets that can: dima_sot\)$"):
         compile_model(model, preset("nand_spin"))
-
-
-def test_pad_value_is_refused_in_one_line():
-    rng = np.random.default_rng(SEED)
-    (_, model, _), = [c for c in bin_cases(rng, 1) if c[0] == "depthwise_m1"]
-    ly = model.layers[0]
-    bad = dataclasses.replace(ly, params={**ly.params, "pad_value": 128})
-    model = dataclasses.replace(model, layers=(bad,) + model.layers[1:])
-    with pytest.raises(CompileError, match=r"^layer 0 \(bin_gconv2d\): pad_value 128 is not "
-                       r"built"):
-        compile_model(model, small_config())
-
-
-def test_digits_addnet_standin_runs_end_to_end_equal_golden():
-    """The bundled Add-Net's structure and binarized weights with its eq.-3 stages as requant
-    stand-ins (``sim.dima_map.cost_standin``, a valid model golden runs) on the full dima_sot
-    mat: every stage of a test image == golden, the counters == the compiler's static profile
-    that ``python -m sim.dima_map`` reports."""
-    from sim.dima_map import cost_standin
-    model = cost_standin(load_model(bundled_model_path("digits_addnet")))
-    x, _ = datasets.load_dataset("digits", "test")
-    compiled, res = _run(model, propose_config(model, preset("dima_sot")), x[:1])
-    assert [st.route for st in compiled.stages] == (
-        ["and_bitcount"] + ["dima_binconv"] * 4 + ["and_bitcount"] * 2)
-    for st, run in zip(compiled.stages, res.stages, strict=True):
-        assert run.micro_ops == st.micro_ops, st.name
