@@ -518,10 +518,7 @@ PRESETS: dict[str, AcceleratorConfig] = {
         # dima_binconv: the binary-weight convolver (seed 002 sec. 3.2, Fig. 4): the FA/FS
         # lanes, bin_gconv2d layers (sim.dima_map), the PPU's eq.-3 threshold stage.
         routes=("abs_diff", "and_bitcount", "dima_binconv"),
-        # ASSUMPTION: sized for the bundled Add-Net (digits_addnet: two data regions of 4096
-        # words, 3028 weight-buffer words; sim.compiler.propose_config), the seed states none.
-        data_words=8192,
-        buffer_slots=4096,
+
         mtjs_per_strip=1,
         zero_skip=False,
         # cycles = ceil(t / 7.52 ns) at 133 MHz: read 0.17 ns (ASSUMPTION in sim.energy: seed

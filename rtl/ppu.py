@@ -263,7 +263,7 @@ class Ppu(wiring.Component):
         q_en = Signal()
         q_neg = Signal()
         m.d.comb += [q_en.eq(qm_r.data[0] & channel_ok), q_neg.eq(qm_r.data[1])]
-        sv = Signal(signed(tb + 1))
+        sv = Signal(signed(tb))              # +-v: acc_bits + 1 bits, as wide as a threshold
         with m.If(q_neg):
             m.d.comb += sv.eq(-v[:acc_bits].as_signed())
         with m.Else():
@@ -279,11 +279,10 @@ class Ppu(wiring.Component):
                 rd.addr.eq(Cat(prefix, self.channel) if bits else self.channel),
                 wr.addr.eq(Cat(code[b + 1:8], w_ch) if k else w_ch),
                 wr.data.eq(self.thr_data),
-                wr.en.eq(w_ok & (code[:b] == 0 if b else Const(1)) & code[b] & ~code[8]),
+                wr.en.eq(w_ok & (~code[:b].any() if b else Const(1)) & code[b] & ~code[8]),
             ]
-            t = Signal(signed(tb + 1), name=f"thr_t{k}")
             d = Signal(name=f"thr_d{k}")
-            m.d.comb += [t.eq(rd.data.as_signed()), d.eq(sv >= t)]
+            m.d.comb += d.eq(sv >= rd.data.as_signed())
             bits.append(d)
         y_thr = Signal(8)
         m.d.comb += y_thr.eq(Cat(*reversed(bits)))
