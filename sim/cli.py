@@ -29,7 +29,8 @@ from .util import UserError, parse_mat, write_json_atomic
 
 BACKENDS = ("golden", "rtl")
 #: Which data set each bundled model was trained on.
-MODEL_DATASET = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits"}
+MODEL_DATASET = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits",
+                 "digits_addnet": "digits"}
 
 
 def _resolve_model(spec: str):

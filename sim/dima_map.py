@@ -432,8 +432,9 @@ def main(argv=None) -> int:
             adds = ops["fa_step"] // d.acc_bits
             chain = 2 * ops["fa_step"]          # FA_STEP + its write-back, back to back
             extra = (f"; T={d.tiles} F_t={d.terms} N={d.acc_bits} batch={d.batch}: "
-                     f"{adds} add/subs of {d.acc_bits} bits (2N = {2 * d.acc_bits} cycles "
-                     f"each), {ops['fa_step']} FA_STEP, {ops['fa_step']} sum-bit writes; "
+                     f"{adds} add/subs (each on all lanes) of {d.acc_bits} bits "
+                     f"(2N = {2 * d.acc_bits} cycles each), {ops['fa_step']} FA_STEP, "
+                     f"{ops['fa_step']} sum-bit writes; "
                      f"cycles: gather {st.gather_cycles}, add/sub chains {chain}, read-out "
                      f"and rest {st.cycles - st.gather_cycles - chain}")
         print(f"  {st.name}: {st.cycles} cycles, {rep.energy_j * 1e9:.2f} nJ,"
@@ -442,6 +443,10 @@ def main(argv=None) -> int:
           f"{energy * 1e9:.2f} nJ")
     for kind, e in by_kind.items():
         print(f"    energy {kind}: {e * 1e9:.2f} nJ")
+    busy_a = sum(st.cycles for st in compiled.stages if st.route == "dima_binconv")
+    busy_b = sum(st.cycles for st in compiled.stages if st.route == "and_bitcount")
+    print(f"    class A (FA/FS lanes) busy {busy_a} cycles, class B (and_bitcount) busy "
+          f"{busy_b} cycles (per-stage cycles: the classes are roles of the one mat)")
     return 0
 
 

@@ -93,6 +93,8 @@ class CoreHost:
         for name in ("prog_we", "buf_we", "tbl_we", "agu_we", "dmem_we", "arr_valid", "start",
                      "fault_en", "fault_load"):
             getattr(dut, name).value = 0
+        if hasattr(dut, "thr_we"):        # the PPU's threshold stage (route dima_binconv)
+            dut.thr_we.value = 0
         dut.rst.value = 1
         await ClockCycles(dut.clk, 2)
         await FallingEdge(dut.clk)
