@@ -380,7 +380,8 @@ def build_stage(stage_cls, chunk_cls, *, layer, in_shape, config, subarrays: int
             words = tuple(asm.assemble(instrs, base_bits=config.isa_base_bits))
             cycles, ops = program_profile(words, config)
             chunk = chunk_cls(stage=stage, index=index, patch_start=p0, patches=count,
-                              groups=1, partial=0, rows=tuple(range(plan.rows)),
+                              groups=1, partial=0,
+                              rows=tuple(range(plan.terms * plan.acc_bits)),
                               out_start=p0 // stage.group, program=words,
                               n_out=plan.group_out * count // stage.group, cycles=cycles,
                               gather_cycles=0, max_cycles=cycles + PIPELINE_DRAIN + 64,
