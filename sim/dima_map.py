@@ -2,7 +2,7 @@
 FA/FS lanes of the mat (seed 002 sec. 3.2, Fig. 4b; the hardware half is
 ``sim.routes.dima_binconv`` and ``rtl.fa_fs``).
 
-Called by :func:`sim.compiler.compile_model` for every layer whose route is ``dima_binconv``
+Called by ``sim.compiler.compile_model`` for every layer whose route is ``dima_binconv``
 (depthwise with a channel multiplier m, pointwise, any grouped case). The mat plays the seed's
 class A subarrays: every subarray of the mat holds lanes (column pairs), and a layer keeps no
 multiplier busy: each term adds or subtracts one input code.
@@ -37,7 +37,7 @@ Position ``i*K + k`` of a batch is lane set i of subarray k.
 Programs: one per (batch of ``P = K*P_k`` positions, group g): the gather part writes the
 group's F terms of the batch's positions into the odd columns (``MOVE CLEAR``, ``GATHER`` per
 lane, the 8 planes from the transpose buffer, rows 8 .. N-1 from an all-zero buffer slot),
-then ``LOOP O/groups`` output channels of the group: the chain (:meth:`DimaBinconv.dot`, the
+then ``LOOP O/groups`` output channels of the group: the chain (``DimaBinconv.dot``, the
 sign slot a loop operand), the read-out of every position, ``ADDPTR`` to the next channel's
 outputs. The patches stay in the array for all the group's channels (depthwise: the m kernels
 of one input channel, pointwise: every output channel).
@@ -49,7 +49,7 @@ per batch, segment-major (entry ``batch start + sum_{k'<k} count_k' + i``).
 
 Output stage: ``requant``, a fused 2x2 pool, ``logits``, or Add-Net's ``quant`` (seed 002
 eq. 3) by the PPU's threshold stage (``rtl.ppu.Ppu``, cores with this route; the thresholds
-clamped by :func:`threshold_words`). Padding inserts the layer's ``pad_value`` (Add-Net: 128):
+clamped by ``threshold_words``). Padding inserts the layer's ``pad_value`` (Add-Net: 128):
 ``MOVE SETPAD`` at the start of the gather part.
 
 Limits, each a ``CompileError`` naming the layer: a ``nand_spin`` core (the FA/FS write-back
