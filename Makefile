@@ -18,8 +18,11 @@ SPHINX   := $(VPY) -m sphinx -b html -E -q -n -W --keep-going -d build/docs/.doc
 SIM      ?=
 WAVES    ?= 0
 PRESET   ?= nand_spin
-# PRESET=imac_sot runs the CPU-IMAC network of seed 003 (sim/imac_flow.py) unless MODEL says otherwise.
-MODEL    ?= $(if $(filter imac_sot,$(PRESET)),fashion_lenet_imac,fashion_addernet)
+# PRESET=imac_sot runs the CPU-IMAC network of seed 003 (sim/imac_flow.py) unless MODEL says otherwise;
+# PRESET=dima_sot the bundled Add-Net of seed 002 (digits_addnet; fashion_addnet is not trained),
+# on a core sized for it (data_words 8192, buffer_slots 4096, program_words 2048 for MAT=4:
+# sim.compiler.propose_config).
+MODEL    ?= $(if $(filter imac_sot,$(PRESET)),fashion_lenet_imac,$(if $(filter dima_sot,$(PRESET)),digits_addnet,fashion_addernet))
 # Empty: the data set told by MODEL's name (a bundled model's own); fashion_mnist or digits
 # for a model file whose name does not tell (sim, report, variation).
 DATASET  ?=
@@ -153,7 +156,8 @@ sim: install ## run MODEL on N test images on the RTL core of PRESET (SIM, defau
 	$(VPY) -m sim.cli run --backend rtl --model $(call shquote,$(MODEL)) -n $(or $(N),50) \
 	    --preset $(PRESET) --sim $(if $(SIM),$(SIM),verilator) \
 	    $(if $(DATAFLOW),--dataflow $(DATAFLOW)) $(if $(MAT),--mat $(MAT)) \
-	    $(if $(DATASET),--dataset $(call shquote,$(DATASET)))
+	    $(if $(DATASET),--dataset $(call shquote,$(DATASET))) \
+	    $(if $(filter dima_sot,$(PRESET)),--data-words 8192 --buffer-slots 4096 --program-words 2048)
 
 report: install ## per-preset energy/latency/GOPS/GOPS-W/area of MODEL from a real RTL run, vs the papers (build/reports/report.md)
 	$(VPY) -m sim.report --backend rtl --model $(call shquote,$(MODEL)) -n $(or $(N),1) \

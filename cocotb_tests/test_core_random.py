@@ -304,7 +304,8 @@ class Generator:
                     Instr(Opcode.REQUANT, imm=emit, a=Operand(0)),
                     Instr(Opcode.REQUANT, imm=emit, a=Operand(0))]
         if kind == "moveop":
-            return [Instr(Opcode.MOVE, imm=rng.randrange(len(MoveOp), 32))]
+            return [Instr(Opcode.MOVE, imm=rng.choice(
+                sorted(set(range(32)) - {v.value for v in MoveOp})))]
         if kind == "not_executed":
             missing = [op for op in DATAPATH_OPS if op not in c.ops]
             return [Instr(rng.choice(missing), imm=rng.randrange(32), a=ok_row, b=ok_slot)]

@@ -518,9 +518,10 @@ PRESETS: dict[str, AcceleratorConfig] = {
         # ASSUMPTION: the seed states no clock; the seed-000 133 MHz (see nand_spin).
         clock_mhz=133,
         dataflow="abs_diff",
-        # dima_binconv: the binary-weight convolver's FA/FS step (seed 002 sec. 3.2, Fig. 4a);
-        # it maps no layer yet, so the network still runs on the two routes before it.
+        # dima_binconv: the binary-weight convolver (seed 002 sec. 3.2, Fig. 4): the FA/FS
+        # lanes, bin_gconv2d layers (sim.dima_map), the PPU's eq.-3 threshold stage.
         routes=("abs_diff", "and_bitcount", "dima_binconv"),
+
         mtjs_per_strip=1,
         zero_skip=False,
         # cycles = ceil(t / 7.52 ns) at 133 MHz: read 0.17 ns (ASSUMPTION in sim.energy: seed

@@ -22,7 +22,7 @@ from rtl.isa import (
 )
 from rtl.min_lane import MinLane, MinLaneOp
 from rtl.mtj_array import FAULT_THRESHOLD_BITS, LFSR_BITS, MacroCmd, MtjArray
-from rtl.ppu import Ppu
+from rtl.ppu import Ppu, thresh_bits
 from rtl.routes import lanes_of, opcodes_of
 
 __all__ = ["Core", "CORE_OPS", "REDUCE_OPS", "BUFFER_OPS", "PIPELINE_DEPTH"]
@@ -246,6 +246,9 @@ class Core(wiring.Component):
         Host weight-buffer write port (``buf_data`` W bits), ignored while busy.
     tbl_we, tbl_addr, tbl_mult, tbl_shift, tbl_bias : In
         Host requantization-table write port (``rtl.ppu.Ppu``), ignored while busy.
+    thr_we, thr_addr, thr_data : In
+        Only on a core with route ``dima_binconv``: the host port of the PPU's threshold stage
+        (seed 002 eq. 3, ``rtl.ppu.Ppu``), ignored while busy.
     agu_we, agu_sel, agu_addr, agu_data : In
         Host address-table write port: ``agu_sel`` 0 the offset table (``agu_data`` =
         ``offset | kpos << 16``), 1 the patch table (``base | mask << 16``); ignored while
@@ -303,6 +306,7 @@ class Core(wiring.Component):
         self._subarrays, self._faults = subarrays, faults
         self._imem_depth, self._buffer_slots = imem_depth, buffer_slots
         self._channels, self._out_depth = channels, out_depth
+        self._thresholds = "dima_binconv" in cfg.routes     # the PPU's threshold stage
         self._offset_depth, self._patch_depth = offset_depth, patch_depth
         width = subarrays * cfg.columns
         chan_bits = max(1, ceil_log2(channels))
@@ -319,6 +323,10 @@ class Core(wiring.Component):
             "tbl_mult":        In(signed(16)),
             "tbl_shift":       In(6),
             "tbl_bias":        In(signed(48)),
+            **({"thr_we":   In(1),
+                "thr_addr": In(chan_bits + 8),
+                "thr_data": In(signed(thresh_bits(cfg.acc_bits)))}
+               if self._thresholds else {}),
             "agu_we":          In(1),
             "agu_sel":         In(1),
             "agu_addr":        In(max(AGU_ADDR_BITS, ceil_log2(max(offset_depth,
@@ -496,6 +504,21 @@ class Core(wiring.Component):
             with m.Default():
                 m.d.comb += self.counter_value.eq(ctrl.counter_value)
 
+    def _pad_register(self, m, start, v1, op1, imm1, a1, n):
+        """The code a GATHER writes for a term outside the image: 0, or on a core with route
+        ``dima_binconv`` the register ``MOVE SETPAD`` sets in its S2 (0 at start)."""
+        if not self._thresholds:
+            return Const(0, n)
+        pad = Signal(n, name="pad_code")
+        set_pad = Signal()
+        m.d.comb += set_pad.eq(v1 & _equals(op1.as_value(), Opcode.MOVE.value)
+                               & _equals(imm1, MoveOp.SETPAD.value))
+        with m.If(start):
+            m.d.sync += pad.eq(0)
+        with m.Elif(set_pad):
+            m.d.sync += pad.eq(a1[:n])
+        return pad
+
     def _zero_skip_s2(self, m, zs, start, is_gather, gather_value):
         """Zero skipping, S2: the zero-detect of each gathered operand (counters
         ``zs_operands``, ``zs_zero``) and the operands gathered since the latest TBUF_ZS of
@@ -576,7 +599,7 @@ class Core(wiring.Component):
             reds.append(ColumnReduce(config=cfg, l1_rows=has_min))
             m.submodules[f"reduce{k}" if k_sub > 1 else "reduce"] = reds[-1]
         m.submodules.ppu = ppu = Ppu(config=cfg, channels=self._channels,
-                                     out_depth=self._out_depth)
+                                     out_depth=self._out_depth, thresholds=self._thresholds)
         m.submodules.buffer = buffer = Memory(shape=width, depth=self._buffer_slots, init=[])
         buf_w = buffer.write_port()
         buf_r = buffer.read_port(domain="comb")
@@ -657,6 +680,9 @@ class Core(wiring.Component):
             self.out_count.eq(ppu.out_count),
             ppu.clear.eq(start),
         ]
+        if self._thresholds:       # dima_binconv: the PPU's eq.-3 threshold stage
+            m.d.comb += [ppu.thr_we.eq(self.thr_we & idle), ppu.thr_addr.eq(self.thr_addr),
+                         ppu.thr_data.eq(self.thr_data)]
         for arr in arrays:
             m.d.comb += arr.fault_load.eq(self.fault_load & idle)
         done_seen = Signal()
@@ -728,6 +754,8 @@ class Core(wiring.Component):
         move_ok = mv[MoveOp.CLEAR] | mv[MoveOp.SETPTR] | mv[MoveOp.ADDPTR]
         if cfg.zero_skip:                          # SKIPZ: a row operand below rows
             move_ok = move_ok | (mv[MoveOp.SKIPZ] & _below(issue.a, rows))
+        if self._thresholds:                       # dima_binconv: SETPAD
+            move_ok = move_ok | mv[MoveOp.SETPAD]
         m.d.comb += move_bad.eq(
             Mux(mv[MoveOp.GATHER],
                 ~_below(issue.a, width) | ~_below(issue.b, self._offset_depth)
@@ -892,11 +920,12 @@ class Core(wiring.Component):
                 m.d.comb += [buf_w.addr.eq(bw_addr), buf_w.data.eq(bw_data), buf_w.en.eq(1)]
         # GATHER: one word of the data memory into column a1 of every plane.
         out_bits = len(self.out_raddr)
+        pad_code = self._pad_register(m, start, v1, op1, imm1, a1, n)
         gather_value = Signal(n)
         gather_bad = Signal()
         m.d.comb += [
             ppu.g_raddr.eq(g_addr1[:out_bits]),
-            gather_value.eq(Mux(g_valid1, ppu.g_rdata[:n], 0)),
+            gather_value.eq(Mux(g_valid1, ppu.g_rdata[:n], pad_code)),
             gather_bad.eq(is_gather & g_valid1 & ~_below(g_addr1, self._out_depth)),
         ]
         # The column as a one-hot word (one shifter, then word-wide AND / OR per plane: a

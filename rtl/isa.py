@@ -132,12 +132,18 @@ class MoveOp(enum.Enum, shape=IMM_BITS):
     tile dot) and the REQUANTs up to the next SKIPZ take the addend from weight-buffer slot
     ``b`` of their own (its low ``acc_bits`` bits, the precomputed dot of a zero tile); ``d``:
     the cycles the skipped instructions take, added to the counter ``zs_cycles_saved``.
+
+    ``SETPAD`` (cores with route ``dima_binconv`` only, any other core flags it): a GATHER of a
+    term outside the image (its patch-mask bit clear) writes the code ``a mod 2**n`` instead
+    of 0 from then on (Add-Net's padding code, seed 002; ``golden.model`` ``pad_value``); the
+    core's start resets it to 0.
     """
     GATHER = 0
     CLEAR  = 1
     SETPTR = 2
     ADDPTR = 3
     SKIPZ  = 4       # zero skipping (config.zero_skip only): below
+    SETPAD = 6       # cores with route dima_binconv only: below
 
 
 class WriteSrc(enum.Enum, shape=IMM_BITS):

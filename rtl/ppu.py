@@ -12,7 +12,7 @@ from rtl.isa import IMM_BITS
 __all__ = [
     "PpuMode", "PPU_CLEAR", "PPU_EMIT", "PPU_NEG", "PPU_MODE_LSB", "ppu_imm", "Ppu",
     "MULT_BITS", "SHIFT_BITS", "BIAS_BITS", "OUT_WORD_BITS", "MAX_CHANNELS", "MAX_OUT_DEPTH",
-    "PTR_VALUE_BITS",
+    "PTR_VALUE_BITS", "THRESH_LEVELS", "THRESH_MODE_INDEX", "thresh_bits",
 ]
 
 #: Requant table field widths: the widths of ``golden.layers.requantize`` (``RQ_MULT_BITS``,
@@ -30,6 +30,19 @@ PTR_VALUE_BITS = 16
 #: Largest requant table and output memory.
 MAX_CHANNELS = 4096
 MAX_OUT_DEPTH = 65536
+
+#: The threshold stage (seed 002 eq. 3, ``golden.layers.threshold_quantize``): thresholds per
+#: channel (codes 0 .. 255), and the index of a channel's mode word in its threshold block.
+THRESH_LEVELS = 255
+THRESH_MODE_INDEX = 255
+
+
+def thresh_bits(acc_bits: int) -> int:
+    """Width of a stored threshold: ``acc_bits + 2`` signed bits, holding every threshold that
+    can change a comparison with ``+-v`` (``v`` an ``acc_bits`` number) after the host clamps
+    it to ``[-2**(acc_bits-1), 2**(acc_bits-1) + 1]``."""
+    return acc_bits + 2
+
 
 #: Bits of the PPU immediate (the ``imm`` of a ``REQUANT`` micro-op).
 PPU_CLEAR = 1         # start a new partial sum: s = acc instead of psum + acc
@@ -100,6 +113,17 @@ class Ppu(wiring.Component):
     exactly too, and also any shift up to 63). The pool register is 10 bits and compared and
     summed as an unsigned number in either mode, so a window of mixed MAX4 / AVG4 steps follows
     the formulas above step by step. ``REQUANT`` and ``LOGIT`` leave ``cnt`` and the pool.
+
+    Threshold stage (``thresholds=True``; cores with route ``dima_binconv``): a channel whose
+    mode word enables it replaces the requantization's ``y`` (in ``REQUANT`` / ``MAX4`` /
+    ``AVG4``; ``LOGIT`` is unchanged) by ``y = #{i : sv >= thr[ch][i]}`` over its 255
+    non-decreasing thresholds, ``sv = -v`` if the mode word's sign bit is set, else ``v``
+    (seed 002 eq. 3 as ``golden.layers.threshold_quantize``). The 8-step successive
+    approximation, MSB first (bit b: ``y |= 2**b`` if ``sv >= thr[y | 2**b - 1]``), is unrolled
+    in the step's cycle over 8 banks, bank k holding the 2**k thresholds of search level k.
+    Host port: ``thr_we``, ``thr_addr = ch << 8 | i``, ``thr_data`` (``thresh_bits`` signed):
+    i < 255 threshold i, i = 255 the mode word (bit 0 enable, bit 1 sign -1); ignored for a
+    channel not below ``channels``. Mode words reset... are not reset (memory, zeros: off).
 
     Timing: one step per cycle, no stall. ``s``, the product, the rounding shift, the clip,
     the pooling and the word are one combinational path from ``acc``, ``imm``, ``channel``
@@ -178,8 +202,9 @@ class Ppu(wiring.Component):
         ``channels`` is not in [1, 4096] or ``out_depth`` not in [1, 65536].
     """
 
-    def __init__(self, *, config, channels=256, out_depth=4096):
+    def __init__(self, *, config, channels=256, out_depth=4096, thresholds=False):
         self._config = check_config(config)
+        self._thresholds = bool(thresholds)
         _check_count("channels", channels, MAX_CHANNELS)
         _check_count("out_depth", out_depth, MAX_OUT_DEPTH)
         self._channels, self._out_depth = channels, out_depth
@@ -207,11 +232,62 @@ class Ppu(wiring.Component):
             "ptr_add":   In(1),
             "ptr_value": In(PTR_VALUE_BITS),
             "error":     Out(1),
+            **({"thr_we":   In(1),
+                "thr_addr": In(channel_bits + 8),
+                "thr_data": In(signed(thresh_bits(config.acc_bits)))}
+               if self._thresholds else {}),
         })
 
     @property
     def config(self):
         return self._config
+
+    def _threshold_stage(self, m, v, y, channel_ok):
+        """The threshold stage (class docstring): overrides ``y`` where the channel's mode
+        word enables it (a later comb assignment wins)."""
+        acc_bits, channels = self._config.acc_bits, self._channels
+        tb = thresh_bits(acc_bits)
+        ch_bits = len(self.channel)
+        w_ch = self.thr_addr[8:]
+        w_i = self.thr_addr[:8]
+        w_ok = Signal()
+        m.d.comb += w_ok.eq(self.thr_we & ((w_ch < channels) if channels < 1 << ch_bits
+                                           else Const(1)))
+        code = Signal(9)                     # i + 1: its lowest set bit is its search level
+        m.d.comb += code.eq(w_i + 1)
+        m.submodules.qmode = qmode = Memory(shape=2, depth=max(channels, 2), init=[])
+        qm_r, qm_w = qmode.read_port(domain="comb"), qmode.write_port()
+        m.d.comb += [qm_r.addr.eq(self.channel), qm_w.addr.eq(w_ch),
+                     qm_w.data.eq(self.thr_data[:2]),
+                     qm_w.en.eq(w_ok & (w_i == THRESH_MODE_INDEX))]
+        q_en = Signal()
+        q_neg = Signal()
+        m.d.comb += [q_en.eq(qm_r.data[0] & channel_ok), q_neg.eq(qm_r.data[1])]
+        sv = Signal(signed(tb))              # +-v: acc_bits + 1 bits, as wide as a threshold
+        with m.If(q_neg):
+            m.d.comb += sv.eq(-v[:acc_bits].as_signed())
+        with m.Else():
+            m.d.comb += sv.eq(v[:acc_bits].as_signed())
+        bits = []                            # decisions, MSB first
+        for k in range(8):
+            b = 7 - k
+            bank = Memory(shape=tb, depth=max(channels << k, 2), init=[])
+            m.submodules[f"thr{k}"] = bank
+            rd, wr = bank.read_port(domain="comb"), bank.write_port()
+            prefix = Cat(*reversed(bits)) if bits else None
+            m.d.comb += [
+                rd.addr.eq(Cat(prefix, self.channel) if bits else self.channel),
+                wr.addr.eq(Cat(code[b + 1:8], w_ch) if k else w_ch),
+                wr.data.eq(self.thr_data),
+                wr.en.eq(w_ok & (~code[:b].any() if b else Const(1)) & code[b] & ~code[8]),
+            ]
+            d = Signal(name=f"thr_d{k}")
+            m.d.comb += d.eq(sv >= rd.data.as_signed())
+            bits.append(d)
+        y_thr = Signal(8)
+        m.d.comb += y_thr.eq(Cat(*reversed(bits)))
+        with m.If(q_en):
+            m.d.comb += y.eq(y_thr)
 
     @property
     def channels(self):
@@ -303,6 +379,9 @@ class Ppu(wiring.Component):
             m.d.comb += y.eq(255)
         with m.Else():
             m.d.comb += y.eq(rounded[1:9])
+
+        if self._thresholds:
+            self._threshold_stage(m, v, y, channel_ok)
 
         # -- 2x2 pooling: pool, cnt hold the window so far; pooled includes this step ------
         pool = Signal(POOL_BITS)

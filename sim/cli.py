@@ -29,7 +29,8 @@ from .util import UserError, parse_mat, write_json_atomic
 
 BACKENDS = ("golden", "rtl")
 #: Which data set each bundled model was trained on.
-MODEL_DATASET = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits"}
+MODEL_DATASET = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits",
+                 "digits_addnet": "digits"}
 
 
 def _resolve_model(spec: str):
@@ -205,7 +206,40 @@ def _run_rtl(args, config, mat, model, model_path, x, golden_logits) -> dict:
         "wall_seconds": res["wall_seconds"],
         **({"zero_skip": _zero_skip_summary(config, mat, model, compiled, images)}
            if config.zero_skip else {}),
+        **({"dima": _dima_summary(compiled, images)}
+           if any(st.route == "dima_binconv" for st in compiled.stages) else {}),
     }
+
+
+def _dima_summary(compiled, images) -> dict:
+    """The DIMA counters per image (route ``dima_binconv``, seed 002): from each image's
+    per-stage counters (measured) and the compiled plan (add/subs, their width N, the gather's
+    row writes). Class A / class B busy cycles: the cycles of the stages on the FA/FS lanes /
+    on ``and_bitcount`` (the core has no per-class counter: the classes are roles of the one
+    mat, each stage runs on the whole mat)."""
+    n = max(1, len(images))
+    dstages = {st.name: st for st in compiled.stages if st.route == "dima_binconv"}
+    out = {"stages": {}, "class_a_busy_cycles": 0, "class_b_busy_cycles": 0}
+    for im in images:
+        for row in im["stages"]:
+            c = row["counters"]
+            if row["name"] in dstages:
+                out["class_a_busy_cycles"] += c["cycles"] / n
+            elif row["route"] == "and_bitcount":
+                out["class_b_busy_cycles"] += c["cycles"] / n
+    for name, st in dstages.items():
+        d = st.dima
+        adds = d.terms * st.out_channels * len(range(0, st.n_patches, d.batch))
+        gather_writes = len(st.chunks) * d.terms * d.acc_bits
+        fa = sum(r["counters"]["fa_step"] for im in images for r in im["stages"]
+                 if r["name"] == name) / n
+        wr = sum(r["counters"]["write_row"] for im in images for r in im["stages"]
+                 if r["name"] == name) / n - gather_writes
+        out["stages"][name] = {"acc_bits": d.acc_bits, "add_subs": adds, "fa_steps": fa,
+                               "sum_bit_writes": wr,
+                               "cycles_per_add_sub": (fa + wr) / adds if adds else 0.0,
+                               "cycles": st.cycles}
+    return out
 
 
 def _zero_skip_summary(config, mat, model, compiled, images) -> dict:
@@ -263,6 +297,15 @@ def _print_rtl(rtl: dict) -> None:
           "erases (the host writes no array row)")
     print(f"    simulator speed        {rtl['simulated_cycles_per_second']:.0f} cycles/s, "
           f"{rtl['images_per_second']:.2f} images/s")
+    dima = rtl.get("dima")
+    if dima:
+        print(f"    DIMA (seed 002)        class A (FA/FS lanes) busy "
+              f"{dima['class_a_busy_cycles']:.0f} cycles, class B (and_bitcount) busy "
+              f"{dima['class_b_busy_cycles']:.0f} cycles per image (per-stage cycles; one mat)")
+        for name, d in dima["stages"].items():
+            print(f"      {name:40s} {d['add_subs']} add/subs of N={d['acc_bits']} bits: "
+                  f"{d['cycles_per_add_sub']:.1f} cycles each (2N = {2 * d['acc_bits']}), "
+                  f"{d['fa_steps']:.0f} FA/FS steps, {d['sum_bit_writes']:.0f} sum-bit writes")
     zs = rtl.get("zero_skip")
     if zs:
         print(f"    zero skipping          {100 * zs['zero_operand_fraction']:.1f} % of "

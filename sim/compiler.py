@@ -167,7 +167,7 @@ __all__ = [
 
 #: Dataflows that can map an adder layer.
 #: How a stage uses the mat (module docstring).
-MAT_MODES = ("segmented", "wide")
+MAT_MODES = ("segmented", "wide", "lanes")
 _POOL_ORDER = ((0, 0), (0, 1), (1, 0), (1, 1))
 _ADDR_MOD = 1 << OFFSET_BITS
 
@@ -344,6 +344,8 @@ class Stage:
     config: object = field(default=None, repr=False)
     order: np.ndarray = field(default=None, repr=False)   # patch -> output position (conv)
     zsum_base: int | None = None    # zero skipping: slot of tile 0 channel 0's zero-tile dot
+    dima: object = field(default=None, repr=False)  # lanes mode: sim.dima_map.DimaPlan
+    pad_value: int = 0              # the code padding inserts (MOVE SETPAD; lanes mode)
     chunks: list = field(default_factory=list, repr=False)
 
     @property
@@ -462,6 +464,10 @@ class CompiledModel:
     imem_depth: int
     offset_depth: int
     patch_depth: int
+    #: The PPU's threshold stage (seed 002 eq. 3, ``quant`` outputs): ``(channel, sign,
+    #: thresholds)`` per such channel, thresholds clamped to the stage's range
+    #: (``sim.dima_map.threshold_words``); empty without ``quant`` layers.
+    thresholds: tuple = ()
 
     @property
     def cycles(self) -> int:
@@ -839,7 +845,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                 and not _ls.is_standalone(layers, i + 1)):
             pl = layers[i + 1]
             ks, s = int(pl.params["kernel"]), int(pl.params["stride"])
-            if not ly.is_conv:
+            if not ly.kind.endswith("conv2d"):
                 _fail(f"layer {i + 1} ({pl.kind})", "a pool must follow a convolution")
             if (ks, s) != (2, 2):
                 _fail(f"layer {i + 1} ({pl.kind})",
@@ -858,12 +864,12 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         mode = "segmented" if k > 1 and fan_in <= cols else "wide"
         tw = cols if mode == "segmented" else width
         infos.append((fan_in, int(w.shape[0]), mode, tw, -(-fan_in // tw)))
-    total = sum(t * (n + _zero_skips(route, config, width)) * o
-                for (_, _, route), (_, o, _, _, t) in zip(plans, infos, strict=True))
+    need = [_slots_of(layers, shapes, plan, info, config, k, width)
+            for plan, info in zip(plans, infos, strict=True)]
+    total = sum(need)
     if total > buffer_slots:
-        parts = ", ".join(f"layer {ci} ({layers[ci].kind}) "
-                          f"{t * (n + _zero_skips(route, config, width)) * o}"
-                          for (ci, _, route), (_, o, _, _, t) in zip(plans, infos, strict=True))
+        parts = ", ".join(f"layer {ci} ({layers[ci].kind}) {u}"
+                          for (ci, _, _), u in zip(plans, need, strict=True))
         zs = " (+ 1 zero-tile dot on zero-skipped layers)" if config.zero_skip else ""
         _too_small(f"the model's weights need {total} weight-buffer slots (tiles x {n} planes"
                    f"{zs} x output channels: {parts}), but buffer_slots is {buffer_slots}",
@@ -890,7 +896,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                    f"input or output, the {what}), {2 * region} words, but data_words is "
                    f"{out_depth}", "data_words", 2 * region)
 
-    stages, images = [], []
+    stages, images, thresholds = [], [], []
     slot = chan = obase = pbase = 0
     mults, shifts, biases = [], [], []
     offsets, patches = [], []
@@ -899,13 +905,21 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         ly = layers[ci]
         where = f"layer {ci} ({ly.kind})"
         w = ly.params["weight"]
-        kind = "adder" if ly.is_adder else "mul"
+        kind = ly.acc_kind
         bound = L.conv_acc_bound(kind, fan_in)
         if bound > (1 << (config.acc_bits - 1)) - 1:
             _fail(where, f"the accumulator can reach {bound} (fan-in {fan_in}), which does not "
                   f"fit acc_bits={config.acc_bits} signed bits")
         scratch = route.scratch_rows(config)
         data_row0 = -(-len(scratch) // config.mtjs_per_strip) * config.mtjs_per_strip
+        if route.name == "dima_binconv":          # seed 002 Fig. 4b: sim.dima_map
+            slot, chan, obase, pbase = _dima_stage(
+                stages, images, (mults, shifts, biases, thresholds), offsets, patches, ly=ly,
+                ci=ci,
+                pi=pi, si=si, layers=layers, shapes=shapes, config=config, k=k,
+                region=region, bases=(slot, chan, obase, pbase), where=where,
+                depths=(offset_depth, patch_depth, imem_depth))
+            continue
         # weight buffer and requant table
         _base(where, "weight-buffer slot", slot + (tiles * n - 1) * out_ch)
         planes = _weight_planes(w, tiles, tw, n)
@@ -1012,7 +1026,73 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                          input_shape=tuple(model.input_shape), region=region,
                          buffer_slots=buffer_slots, channels=channels, out_depth=out_depth,
                          imem_depth=imem_depth, offset_depth=offset_depth,
-                         patch_depth=patch_depth)
+                         patch_depth=patch_depth, thresholds=tuple(thresholds))
+
+
+def _slots_of(layers, shapes, plan, info, config, k: int, width: int) -> int:
+    """Weight-buffer words of one planned stage: tiles x planes (+ zero-tile dots) x output
+    channels, or on the FA/FS lanes ``sim.dima_map``'s sign words, masks and zero word."""
+    ci, pi, route = plan
+    _, o, _, _, t = info
+    if route.name == "dima_binconv":
+        from . import dima_map
+        return dima_map.slots_needed(layers[ci], tuple(shapes[ci]), config, k, pi is not None,
+                                     f"layer {ci} ({layers[ci].kind})")
+    return t * (config.operand_bits + _zero_skips(route, config, width)) * o
+
+
+def _dima_stage(stages, images, table, offsets, patches, *, ly, ci, pi, si, layers, shapes,
+                config, k, region, bases, where, depths) -> tuple:
+    """Append the stage of a ``bin_gconv2d`` layer on the FA/FS lanes (``sim.dima_map``): its
+    buffer image, requant entries, offset and patch entries; returns the next bases
+    ``(slot, chan, obase, pbase)``."""
+    from . import dima_map
+    slot, chan, obase, pbase = bases
+    offset_depth, patch_depth, imem_depth = depths
+    out_ch = int(ly.params["weight"].shape[0])
+    _base(where, "requant channel base", chan)
+    if ly.output == "logits":
+        table[0].extend([1] * out_ch)
+        table[1].extend([0] * out_ch)
+        table[2].extend(int(v) for v in ly.params["bias"])
+    elif ly.output == "requant":
+        table[0].extend(int(v) for v in ly.params["rq_mult"])
+        table[1].extend(int(v) for v in ly.params["rq_shift"])
+        table[2].extend(int(v) for v in ly.params["rq_bias"])
+    elif ly.output == "quant":                   # the PPU's threshold stage, eq. 3
+        for t in range(3):
+            table[t].extend([0] * out_ch)
+        table[3].extend(dima_map.threshold_words(ly, chan, config))
+    in_shape, conv_shape = tuple(shapes[ci]), tuple(shapes[ci + 1])
+    out_shape = tuple(shapes[pi + 1]) if pi is not None else conv_shape
+    pool = None if pi is None else layers[pi].kind[:3]
+    name = f"layer{ci} {ly.kind}" + ("" if pi is None else f" + layer{pi} {layers[pi].kind}")
+    fan_in = int(np.prod(ly.params["weight"].shape[1:]))
+    fields = dict(
+        name=name, layer_index=ci, golden_index=ci if pi is None else pi, kind=ly.kind,
+        output=ly.output, route="dima_binconv", pool=pool, in_shape=in_shape,
+        out_shape=out_shape, dtype=np.int64 if ly.output == "logits" else np.uint8,
+        out_channels=out_ch, fan_in=fan_in, n=config.operand_bits, subarrays=k,
+        group=4 if pool else 1, buffer_base=slot, channel_base=chan,
+        in_base=region * (si % 2), out_base=region * ((si + 1) % 2), offset_base=obase,
+        patch_base=pbase, config=config)
+    stage, image, offs = dima_map.build_stage(
+        Stage, Chunk, layer=ly, in_shape=in_shape, config=config, subarrays=k,
+        pooled=pool is not None, where=where, fields=fields, imem_depth=imem_depth)
+    _base(where, "weight-buffer slot", slot + len(image) - 1)
+    if obase + len(offs) > offset_depth:
+        _too_small(f"{where}: its {len(offs)} offset-table entries (from entry {obase}) need "
+                   f"{obase + len(offs)}, but offset_entries is {offset_depth}",
+                   "offset_entries", obase + len(offs))
+    if pbase + stage.n_patches > patch_depth:
+        _too_small(f"{where}: its {stage.n_patches} patch-table entries (from entry "
+                   f"{pbase}) need {pbase + stage.n_patches}, but patch_entries is "
+                   f"{patch_depth}", "patch_entries", pbase + stage.n_patches)
+    images.append(image)
+    offsets += offs
+    patches += dima_map.stage_patch_entries(stage)
+    stages.append(stage)
+    return slot + len(image), chan + out_ch, obase + len(offs), pbase + stage.n_patches
 
 
 def propose_config(model: Model, config, *, subarrays: int | None = None):
@@ -1196,7 +1276,8 @@ class RunResult:
 
 def load_compiled(compiled: CompiledModel, executor) -> None:
     """Load the weight buffer, the requant table and the gather tables through the executor's
-    host port (``write_buffer``, ``write_table``, ``write_offset``, ``write_patch``)."""
+    host port (``write_buffer``, ``write_table``, ``write_offset``, ``write_patch``; and
+    ``write_threshold`` for the thresholds of ``quant`` layers)."""
     for slot, bits in enumerate(compiled.buffer):
         executor.write_buffer(slot, bits)
     for ch, (m, s, b) in enumerate(zip(*compiled.table, strict=True)):
@@ -1205,6 +1286,18 @@ def load_compiled(compiled: CompiledModel, executor) -> None:
         executor.write_offset(i, off, kpos)
     for i, (base, mask) in enumerate(compiled.patches):
         executor.write_patch(i, base, mask)
+    for ch, index, value in _threshold_writes(compiled):
+        executor.write_threshold(ch, index, value)
+
+
+def _threshold_writes(compiled: CompiledModel) -> list:
+    """``(channel, index, value)`` host writes of the PPU's threshold stage: the 255
+    thresholds and the mode word (index 255: enable, bit 1 the sign -1) of each channel."""
+    writes = []
+    for ch, sign, th in compiled.thresholds:
+        writes += [(ch, i, int(v)) for i, v in enumerate(th)]
+        writes.append((ch, 255, 1 | (2 if sign < 0 else 0)))
+    return writes
 
 
 def run_compiled(compiled: CompiledModel, x_image, executor, *,

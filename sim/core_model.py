@@ -151,6 +151,7 @@ _MOVE = Opcode.MOVE.value
 _BITCOUNT = Opcode.BITCOUNT.value
 _SRC_BUFFER, _SRC_TBUF = WriteSrc.BUFFER.value, WriteSrc.TBUF.value
 _SRC_TBUF_ZS, _SKIPZ = WriteSrc.TBUF_ZS.value, MoveOp.SKIPZ.value
+_SETPAD = MoveOp.SETPAD.value
 _GATHER, _CLEAR, _SETPTR, _ADDPTR = (MoveOp.GATHER.value, MoveOp.CLEAR.value,
                                      MoveOp.SETPTR.value, MoveOp.ADDPTR.value)
 _ADDR_MASK = (1 << OFFSET_BITS) - 1
@@ -349,6 +350,12 @@ class CoreModel:
         self._mult = [0] * channels
         self._shift = [0] * channels
         self._bias = [0] * channels
+        # The PPU's threshold stage (cores with route dima_binconv; rtl.ppu.Ppu): per channel
+        # 255 thresholds and the mode word (bit 0 enable, bit 1 sign -1), zeros at reset.
+        self._has_thresh = "dima_binconv" in cfg.routes
+        self._thresh = [[0] * 255 for _ in range(channels)] if self._has_thresh else []
+        self._qmode = [0] * channels
+        self._pad = 0
         self._out = [0] * out_depth
         self._off = [0] * offset_depth                # offset table: offset, kpos
         self._kpos = [0] * offset_depth
@@ -423,6 +430,28 @@ class CoreModel:
             if not lo <= int(v) <= hi:
                 raise ValueError(f"{name} must be in [{lo}, {hi}], not {v}")
         self._mult[ch], self._shift[ch], self._bias[ch] = int(mult), int(shift), int(bias)
+
+    def write_threshold(self, ch: int, index: int, value: int) -> None:
+        """The PPU's threshold stage (a core with route ``dima_binconv``; ``rtl.ppu.Ppu``):
+        threshold ``index`` (< 255) of channel ``ch``, a signed ``acc_bits + 2``-bit number,
+        or with ``index`` 255 the channel's mode word (bit 0 enable, bit 1 sign -1).
+
+        Raises
+        ------
+        ValueError
+            No threshold stage, or an argument out of range.
+        """
+        if not self._has_thresh:
+            raise ValueError("this core has no threshold stage (route dima_binconv)")
+        _check_int("ch", ch, 0, self.channels - 1)
+        _check_int("index", index, 0, 255)
+        tb = self.config.acc_bits + 2
+        if index == 255:
+            _check_int("value", value, 0, 3)
+            self._qmode[ch] = int(value)
+        else:
+            _check_int("value", value, -(1 << (tb - 1)), (1 << (tb - 1)) - 1)
+            self._thresh[ch][index] = int(value)
 
     def write_dmem(self, addr: int, value: int) -> None:
         """Write data-memory word ``addr`` (the core's ``dmem_we`` / ``dmem_waddr`` /
@@ -590,6 +619,7 @@ class CoreModel:
         # start: clear the PPU state and the sticky error; a failed latest array write
         # raises it again. Every effect of the previous run has landed.
         self._psum = self._pool = self._cnt = self._ptr = 0
+        self._pad = 0
         self._emit_cycle = -10
         for lanes in self._lanes:
             lanes.start()
@@ -897,7 +927,7 @@ class CoreModel:
                             v = dmem[addr] if addr < out_depth else 0
                         gv = v & nmask
                     else:
-                        gv = 0
+                        gv = self._pad                 # padding (MOVE SETPAD, else 0)
                     if a < width:
                         self._tb_pending.append((c, a, gv))
                     if zs:                     # S2: the zero-detect, the tile's operands
@@ -907,6 +937,8 @@ class CoreModel:
                         self._zs_last_gather = c
                 elif imm == _CLEAR:
                     self._tb_pending.append((c, -1, 0))
+                elif imm == _SETPAD and self._has_thresh:
+                    self._pad = a & nmask
                 elif zs and imm == _SKIPZ:
                     if a >= rows:
                         self._fail(f"cycle {c}: MOVE SKIPZ row a={a} is not below rows={rows}")
@@ -1144,6 +1176,11 @@ class CoreModel:
         shift = self._shift[ch]
         t = v * self._mult[ch] + bias + ((1 << (shift - 1)) if shift else 0)
         y = min(max(t >> shift, 0), 255)
+        if self._has_thresh and self._qmode[ch] & 1:     # eq. 3: successive approximation
+            sv, thr, y = (-v if self._qmode[ch] & 2 else v), self._thresh[ch], 0
+            for b in range(7, -1, -1):
+                if sv >= thr[(y | 1 << b) - 1]:
+                    y |= 1 << b
         if mode == MODE_REQUANT:
             self._emit(y, c)
             return

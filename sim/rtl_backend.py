@@ -93,6 +93,8 @@ class CoreHost:
         for name in ("prog_we", "buf_we", "tbl_we", "agu_we", "dmem_we", "arr_valid", "start",
                      "fault_en", "fault_load"):
             getattr(dut, name).value = 0
+        if hasattr(dut, "thr_we"):        # the PPU's threshold stage (route dima_binconv)
+            dut.thr_we.value = 0
         dut.rst.value = 1
         await ClockCycles(dut.clk, 2)
         await FallingEdge(dut.clk)
@@ -178,6 +180,19 @@ class CoreHost:
         await self.write_buffer(compiled.buffer)
         await self.write_table(*compiled.table)
         await self.write_tables(compiled.offsets, compiled.patches)
+        if compiled.thresholds:
+            await self.write_thresholds(compiled)
+
+    async def write_thresholds(self, compiled) -> None:
+        """The PPU's threshold stage (``quant`` layers, ``sim.compiler._threshold_writes``)."""
+        from sim.compiler import _threshold_writes
+        dut = self.dut
+        dut.thr_we.value = 1
+        for ch, index, value in _threshold_writes(compiled):
+            dut.thr_addr.value = ch << 8 | index
+            dut.thr_data.value = int(value)
+            await self._tick()
+        dut.thr_we.value = 0
 
     async def array_commands(self, commands) -> None:
         """Issue ``(MacroCmd, row, data_bits, mask_bits)`` array commands from the host."""

@@ -100,10 +100,12 @@ def test_a_core_without_the_route_flags_its_micro_op_and_source():
                                              "ABS_DIFF, TBUF)")
 
 
-def test_the_route_maps_no_layer_yet():
+def test_the_route_maps_binarized_layers_and_refuses_adder_layers():
     from golden.model import bundled_model_path, load_model
     route = get_route("dima_binconv")
     model = load_model(bundled_model_path("digits_addnet"))
-    assert not any(route.maps(layer) for layer in model.layers)
-    with pytest.raises(NotImplementedError, match="not built"):
-        route.dot(None, 0, None, None, None)
+    mapped = [ly.kind for ly in model.layers if route.maps(ly)]
+    assert mapped == ["bin_gconv2d"] * 4
+    assert not any(route.maps(ly) for ly in model.layers if ly.kind != "bin_gconv2d")
+    adder = load_model(bundled_model_path("digits_addernet"))
+    assert not any(route.maps(ly) for ly in adder.layers if ly.is_adder)

@@ -23,14 +23,15 @@ reaches S2's out, so the program software-pipelines them (:func:`addsub_program`
 place; with ``d0`` another row group whose odd columns hold the next input, K terms chain
 through K row groups without moving data.
 
-The compiler half (mapping a depthwise ``bin_gconv2d`` layer onto class A subarrays, Fig. 4b)
-is not built yet: :meth:`DimaBinconv.maps` maps no layer, so the compiler never picks this
-route; programs come from :func:`addsub_program`.
+The compiler half (seed 002 Fig. 4b) is :mod:`sim.dima_map`: a ``bin_gconv2d`` layer
+(depthwise with channel multiplier m, pointwise, any grouped case) maps onto the lanes of the
+mat (the class A role), one output position's partial sum per lane, its K terms chained through
+K row groups by :meth:`DimaBinconv.dot`.
 """
 
 from __future__ import annotations
 
-from rtl.isa import Instr, Opcode, WriteSrc
+from rtl.isa import Instr, Opcode, Operand, WriteSrc
 
 from .base import LaneModel, Route, op, register_route
 
@@ -88,6 +89,8 @@ def addsub_program(r0: int, d0: int, n: int, slot: int) -> list:
     """The micro-ops of one n-bit add/sub: rows ``r0 .. r0 + n - 1`` (A even, X odd columns)
     through the FA/FS lanes, signs from buffer slot ``slot``, sums into the even columns of
     rows ``d0 .. d0 + n - 1``; 2n micro-ops for n >= 2, 3 for n = 1 (module docstring).
+    ``slot`` may also be a loop-relative ``rtl.isa.Operand`` (a compiled program's sign word
+    of the loop's output channel).
 
     Raises
     ------
@@ -95,6 +98,8 @@ def addsub_program(r0: int, d0: int, n: int, slot: int) -> list:
         ``n`` below 1, or a negative row or slot.
     """
     for name, v, lo in (("n", n, 1), ("r0", r0, 0), ("d0", d0, 0), ("slot", slot, 0)):
+        if name == "slot" and isinstance(v, Operand):
+            continue
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ValueError(f"{name} must be an int >= {lo}, not {v!r}")
 
@@ -116,12 +121,21 @@ class DimaBinconv(Route):
     name = "dima_binconv"
 
     def maps(self, layer) -> bool:
-        """No layer yet: the compiler half (seed 002 Fig. 4b) is not built."""
-        return False
+        """Binarized ({-1, +1}) convolutions, ``bin_gconv2d`` (seed 002 Fig. 4b)."""
+        return layer.kind == "bin_gconv2d"
 
     def dot(self, stage, t, xrow, wslot, config) -> list:
-        raise NotImplementedError("route dima_binconv maps no layer yet: its compiler half "
-                                  "(seed 002 Fig. 4b, class A subarrays) is not built")
+        """The chain of one output channel's partial sums on every lane of a stage mapped by
+        :mod:`sim.dima_map` (``stage.dima``: F_t terms of N bits): add/sub j' reads row group
+        ``xrow(j')`` (N rows from there: the partial sum in the even, term j' of each lane in
+        the odd columns) with the sign word at slot ``wslot(j')`` and writes its sum into the
+        even columns of group ``xrow(j' + 1)``; ``2 * N * F_t`` cycles. ``t`` is unused (the
+        lanes hold every tile of the fan-in side by side)."""
+        plan = stage.dima
+        body = []
+        for j in range(plan.terms):
+            body += addsub_program(xrow(j), xrow(j + 1), plan.acc_bits, wslot(j))
+        return body
 
     def lanes(self, model) -> FaFsLanes:
         return FaFsLanes(model._ones)
