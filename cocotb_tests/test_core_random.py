@@ -199,6 +199,7 @@ class Contract:
 
 #: Kinds of injected errors (one per bad program), each an operand at or beyond a range.
 BAD_KINDS = ("bitcount_imm", "bitcount_slot", "bitcount_out", "bitcount_row", "skipz_row",
+             "slot_forwarded",
              "skipz_slot", "row_a", "row_b", "rows_both", "gather_ab", "gather_ad", "gather_bd",
              "gather_abd",
              "slot", "plane", "src", "gather_col",
@@ -365,6 +366,15 @@ class Generator:
             field = {"bitcount_slot": "b", "bitcount_out": "d", "bitcount_row": "a"}[kind]
             limit = c.rows if kind == "bitcount_row" else c.slots
             return [dataclasses.replace(ins, **{field: Operand(self.beyond(limit, bits))})]
+        if kind == "slot_forwarded":  # a slot beyond that aliases (mod slots) the slot a
+            # BITCOUNT wrote the cycle before: the core forwards that write to this read too
+            s = self.inside(c.slots)
+            out = rng.choice([o for o in range(32) if c.bitcount_valid(o) and o >> 3])
+            op = rng.choice([*SLOT_B, Opcode.WRITE_ROW])
+            return [dataclasses.replace(self.bitcount(ok_row, imm=out), d=Operand(s)),
+                    Instr(op, imm=WriteSrc.BUFFER.value if op is Opcode.WRITE_ROW
+                          else rng.randrange(32), a=ok_row,
+                          b=Operand(s + c.slots * rng.choice([1, 2, 3])))]
         if kind == "skipz_row":
             return [Instr(Opcode.MOVE, imm=MoveOp.SKIPZ.value,
                           a=Operand(self.beyond(c.rows, bits)), b=Operand(rng.randint(0, 2)))]
@@ -595,6 +605,37 @@ async def _host_noise(dut, rng, cycles=3):
         await FallingEdge(dut.clk)
 
 
+#: The host's write enables (every one is ignored while the core is busy, ``rtl.core.Core``).
+WRITE_ENABLES = ("prog_we", "buf_we", "tbl_we", "agu_we", "dmem_we", "arr_valid")
+#: The data and address ports those enables take.
+HOST_PORTS = ("prog_addr", "prog_data", "buf_addr", "buf_data", "tbl_addr", "tbl_mult",
+              "tbl_shift", "tbl_bias", "agu_sel", "agu_addr", "agu_data", "dmem_waddr",
+              "dmem_wdata", "arr_cmd", "arr_row", "arr_data", "arr_mask")
+
+
+async def _writes_while_busy(dut, rng, stop):
+    """Until ``stop[0]``: at each falling edge, if the core shows ``busy``, random host writes
+    (every enable high at random, random data, addresses mostly inside the small memories)
+    that the core must ignore (the model is not told); when it is not busy, every enable low.
+    ``busy`` is registered state, so it is the same at the rising edge that samples them."""
+    from cocotb.triggers import FallingEdge
+    busy_cycles = 0
+    while not stop[0]:
+        await FallingEdge(dut.clk)
+        busy = bool(dut.busy.value)
+        busy_cycles += busy
+        for name in HOST_PORTS:
+            port = getattr(dut, name)
+            bits = min(len(port), 3) if name.endswith("addr") and rng.random() < 0.8 \
+                else len(port)
+            port.value = rng.getrandbits(bits)
+        for name in WRITE_ENABLES:
+            getattr(dut, name).value = int(busy and rng.random() < 0.5)
+    for name in WRITE_ENABLES:
+        getattr(dut, name).value = 0
+    stop.append(busy_cycles)
+
+
 def _first_instr(before, words, changed):
     """Index of the first instruction after which the model, replaying ``words[:i + 1]`` and a
     HALT from the state ``before``, satisfies ``changed(model, run)``; None if none does."""
@@ -607,10 +648,20 @@ def _first_instr(before, words, changed):
     return None
 
 
-async def _compare(host, model, before, words, what, tag):
-    """Run ``words`` on both; every data-memory word, the pointer, error and counters ==."""
+async def _compare(host, model, before, words, what, tag, rng=None):
+    """Run ``words`` on both; every data-memory word, the pointer, error and counters ==.
+    With ``rng``, random host writes while the core is busy (:func:`_writes_while_busy`)."""
     from sim import asm
+    if rng is not None:
+        await host.load_program(words)
+        stop = [False]
+        noise = cocotb.start_soon(_writes_while_busy(host.dut, rng, stop))
     counters, error = await host.run_raw(words, max_cycles=MAX_CYCLES)
+    if rng is not None:
+        stop[0] = True
+        await noise
+        assert stop[1] > 0, f"{tag}: {what}: busy never seen high during the run"
+        await host._realign()
     ref = model.run(words)
     got_mem = await host.read_dmem(0, model.out_depth)
     want_mem = list(model.out_memory)
@@ -679,7 +730,7 @@ async def core_random_programs(dut):
         await _load(host, model, contract, state)
         await _host_noise(dut, rng)
         before = copy.deepcopy(model)
-        ref = await _compare(host, model, before, words, "program", tag)
+        ref = await _compare(host, model, before, words, "program", tag, rng=rng)
         assert ref.error == want_error, (
             f"{tag}: the model's error {ref.error} ({ref.reason}) != the contract's "
             f"{want_error} ({why or 'every operand in range'})")
