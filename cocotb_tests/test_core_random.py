@@ -295,7 +295,10 @@ class Generator:
         if kind is MoveOp.GATHER:
             return Instr(op, imm=kind.value, a=self.operand(c.width, count, level),
                          b=self.operand(c.odepth, count, level),
-                         d=self.operand(c.pdepth - 1, count, level))   # entry pdepth-1: bad
+                         # the last patch entry is beyond the data memory: in a clean
+                         # program every kpos the offsets use is masked there (padding, no
+                         # error), in a gather_addr program none is (an error)
+                         d=self.operand(c.pdepth, count, level))
         if kind is MoveOp.CLEAR:
             return Instr(op, imm=kind.value, a=self.junk(), b=self.junk(), d=self.junk())
         value = rng.randrange(0, 40) if kind is MoveOp.SETPTR else rng.randrange(0, 8)
