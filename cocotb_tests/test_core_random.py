@@ -8,20 +8,28 @@ requantization table, data memory, gather tables; each subarray gets its own ran
 micro-op that picks one subarray's result is told apart from its neighbour's) and mixes
 every micro-op of the instruction set, loops with strided operands, every ``ReduceOp`` code
 (and the unused ones) in every opcode that takes one, every PPU immediate, REQUANT's ``d`` on
-each subarray and on the sum, with operands uniform in their range and weighted at both ends.
+each subarray and on the sum, BITCOUNT with every valid ``imm`` (the bit-counters of route
+``nand_inmem``: op, AND_FU, out into a buffer slot) and writes from ``WriteSrc.BIT_COUNTER``,
+zero skipping (the core is ``jeit_stt``'s, ``config.zero_skip``: ``TBUF_ZS`` writes that set a
+row's zero flag, surely or as the gathered data make it, and ``MOVE SKIPZ`` over a window of
+straight-line micro-ops, then REQUANTs that take the addend from slot b when it was taken),
+with operands uniform in their range and weighted at both ends.
 
 A third of the programs carry one operand at or beyond an encoded range the core must flag
 (rows, buffer slots, transpose-buffer planes, write sources, gather column / table entries /
 data-memory address, REQUANT channel and ``d``, the write pointer, undefined MoveOps,
 opcodes the core does not execute or that are undefined, a stride on a loop level that is not
-open, an array write the technology does not support); the expected ``error`` comes from
+open, an array write the technology does not support, a BITCOUNT ``imm`` that is not valid or
+its row / slot / out slot beyond, a SKIPZ row beyond, a REQUANT's slot beyond after a SKIPZ
+surely taken); the expected ``error`` comes from
 those ranges as ``rtl.core.Core``'s docstring states them (computed here, not by the model),
 and the model and the core must both agree with it.
 
 After each program a fixed probe program reads every accumulator, every array row per
-subarray and every transpose-buffer plane into the data memory. After each run of either
-program the whole data memory, the write pointer, ``error`` and every performance counter of
-the core must equal the model's. A mismatch names the run's seed, the program, the
+subarray, every transpose-buffer plane, every weight-buffer slot and the bit-counters' low bits
+into the data memory. After each run of either program the whole data memory, the write
+pointer, ``error`` and every performance counter of the core (the zero-skipping ones too) must
+equal the model's. A mismatch names the run's seed, the program, the
 instruction that produced the value (found by replaying prefixes of the program on the
 model), both values.
 """
@@ -92,6 +100,20 @@ class Contract:
             {WriteSrc.TBUF_ZS.value} if config.zero_skip else set())
         self.writes = ((Opcode.WRITE_ROW,) if config.technology != "nand_spin"
                        else (Opcode.ERASE, Opcode.PROGRAM))
+        self.zero_skip = config.zero_skip
+
+    @staticmethod
+    def bitcount_senses(imm):
+        """A BITCOUNT senses row a for op COUNT (imm bits 0-1 = 1) or out SA / NOT_SA (bits
+        3-4 = 1, 2): ``rtl.core.Core``'s table."""
+        return imm & 3 == 1 or imm >> 3 in (1, 2)
+
+    @staticmethod
+    def bitcount_valid(imm):
+        """Not op HOLD with out NONE (a micro-op doing nothing), no AND_FU (bit 2) on a
+        BITCOUNT that senses nothing."""
+        return not (imm & 3 == 0 and imm >> 3 == 0) and (
+            not imm & 4 or Contract.bitcount_senses(imm))
 
     def expected_error(self, trace, tables, controller_error):
         """``(error, why)`` of a run whose micro-op trace (``sim.isa_model.run_program``) is
@@ -100,11 +122,30 @@ class Contract:
             return True, "controller error"
         offsets, patches = tables
         ptr, cnt = 0, 0
+        # Zero skipping: a SKIPZ is surely taken when its row's last write was a TBUF_ZS
+        # micro-op right after a CLEAR of the transpose buffer (Generator.skipz_taken).
+        sure_flag, since_clear, taken = set(), None, False
         for i, m in enumerate(trace):
             op, imm, a, b, d = m.op, m.imm, m.a, m.b, m.d
             where = f"micro-op {i} {op.name} a={a} b={b} d={d} imm={imm}"
             if op not in self.ops:
                 return True, f"{where}: not executed by this core"
+            if op is Opcode.BITCOUNT:
+                if not self.bitcount_valid(imm):
+                    return True, f"{where}: not a valid BITCOUNT imm"
+                if imm & 4 and b >= self.slots:
+                    return True, f"{where}: AND_FU slot b not below {self.slots}"
+                if imm >> 3 and d >= self.slots:
+                    return True, f"{where}: out slot d not below {self.slots}"
+                if self.bitcount_senses(imm) and a >= self.rows:
+                    return True, f"{where}: row a not below {self.rows}"
+            if op in (Opcode.WRITE_ROW, Opcode.PROGRAM):
+                if imm == WriteSrc.TBUF_ZS.value and since_clear == i - 1:
+                    sure_flag.add(a)
+                else:
+                    sure_flag.discard(a)
+            if op is Opcode.MOVE and imm == MoveOp.CLEAR.value:
+                since_clear = i
             if op in ROW_A and a >= self.rows:
                 return True, f"{where}: row a not below {self.rows}"
             if op in (Opcode.AND2, Opcode.OR2) and b >= self.rows:
@@ -122,6 +163,9 @@ class Contract:
             if op is Opcode.REQUANT:
                 if a >= self.channels or d > K:
                     return True, f"{where}: channel or d out of range"
+                if b >= self.slots:       # the generator gives no other REQUANT such a b
+                    assert self.zero_skip and taken, f"{where}: generator: b beyond slots"
+                    return True, f"{where}: the addend's slot b after a taken SKIPZ"
                 if imm & PPU_EMIT:
                     mode = imm >> PPU_MODE_LSB & 3
                     pool = mode in (PpuMode.MAX4.value, PpuMode.AVG4.value)
@@ -144,13 +188,20 @@ class Contract:
                     ptr = a if imm == MoveOp.SETPTR.value else ptr + a
                     if ptr > self.out_depth:
                         return True, f"{where}: pointer beyond the data memory"
+                elif imm == MoveOp.SKIPZ.value and self.zero_skip:
+                    if a >= self.rows:
+                        return True, f"{where}: SKIPZ row a not below {self.rows}"
+                    taken = a in sure_flag
                 elif imm != MoveOp.CLEAR.value:
                     return True, f"{where}: not a MoveOp"
         return False, ""
 
 
 #: Kinds of injected errors (one per bad program), each an operand at or beyond a range.
-BAD_KINDS = ("row_a", "row_b", "rows_both", "gather_ab", "gather_ad", "gather_bd", "gather_abd",
+BAD_KINDS = ("bitcount_imm", "bitcount_slot", "bitcount_out", "bitcount_row", "skipz_row",
+             "slot_forwarded",
+             "skipz_slot", "row_a", "row_b", "rows_both", "gather_ab", "gather_ad", "gather_bd",
+             "gather_abd",
              "slot", "plane", "src", "gather_col",
              "gather_b", "gather_d", "gather_addr", "channel", "d", "setptr", "addptr", "full",
              "moveop", "not_executed", "undefined", "stride_level", "tech_write", "wrap",
@@ -203,13 +254,22 @@ class Generator:
 
     # -- micro-ops ------------------------------------------------------------------------
 
-    def micro_op(self, count=None, level=0):
-        """One in-range datapath micro-op of the core."""
+    #: The micro-ops of a skipped tile dot (straight-line datapath micro-ops, no REQUANT or
+    #: MOVE), as :meth:`micro_op` weights them.
+    TILE_OPS = (Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
+                Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.FA_STEP, Opcode.WRITE_ROW,
+                Opcode.BITCOUNT)
+
+    def micro_op(self, count=None, level=0, op=None, kind=None):
+        """One in-range datapath micro-op of the core (of opcode ``op``, a MOVE of ``kind``,
+        if given)."""
         rng, c = self.rng, self.c
-        op = rng.choice([Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
+        op = op or rng.choice([
+                         Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
                          Opcode.MIN_STEP, Opcode.FS_STEP, Opcode.FS_STEP, Opcode.FA_STEP,
                          Opcode.FA_STEP, Opcode.WRITE_ROW, Opcode.WRITE_ROW, Opcode.REQUANT,
-                         Opcode.REQUANT, Opcode.REQUANT, Opcode.MOVE, Opcode.MOVE])
+                         Opcode.REQUANT, Opcode.REQUANT, Opcode.MOVE, Opcode.MOVE,
+                         Opcode.BITCOUNT, Opcode.BITCOUNT])
         row = self.operand(c.rows, count, level)
         if op in REDUCE:
             b = (self.operand(c.rows, count, level) if op in (Opcode.AND2, Opcode.OR2)
@@ -223,25 +283,112 @@ class Generator:
             src = rng.choice(sorted(c.srcs))
             limit = c.n if src in PLANE_SOURCES else c.slots
             return Instr(op, imm=src, a=row, b=self.operand(limit, count, level), d=self.junk())
+        if op is Opcode.BITCOUNT:
+            return self.bitcount(row, count, level)
         if op is Opcode.REQUANT:
+            # b is the addend's slot after a taken SKIPZ (zero skipping): in range there
+            b = self.operand(c.slots, count, level) if c.zero_skip else self.junk()
             return Instr(op, imm=rng.randrange(32), a=self.operand(c.channels, count, level),
-                         b=self.junk(), d=self.operand(K + 1, count, level))
-        kind = rng.choice([MoveOp.GATHER, MoveOp.GATHER, MoveOp.GATHER, MoveOp.CLEAR,
-                           MoveOp.SETPTR, MoveOp.ADDPTR])
+                         b=b, d=self.operand(K + 1, count, level))
+        kind = kind or rng.choice([MoveOp.GATHER, MoveOp.GATHER, MoveOp.GATHER, MoveOp.CLEAR,
+                                   MoveOp.SETPTR, MoveOp.ADDPTR])
         if kind is MoveOp.GATHER:
             return Instr(op, imm=kind.value, a=self.operand(c.width, count, level),
                          b=self.operand(c.odepth, count, level),
-                         d=self.operand(c.pdepth - 1, count, level))   # entry pdepth-1: bad
+                         # the last patch entry is beyond the data memory: in a clean
+                         # program every kpos the offsets use is masked there (padding, no
+                         # error), in a gather_addr program none is (an error)
+                         d=self.operand(c.pdepth, count, level))
         if kind is MoveOp.CLEAR:
             return Instr(op, imm=kind.value, a=self.junk(), b=self.junk(), d=self.junk())
         value = rng.randrange(0, 40) if kind is MoveOp.SETPTR else rng.randrange(0, 8)
         return Instr(op, imm=kind.value, a=Operand(value), b=self.junk(), d=self.junk())
+
+    def bitcount(self, row, count=None, level=0, imm=None):
+        """A BITCOUNT (route nand_inmem) with a valid imm (op, AND_FU, out), its operands in
+        range where it uses them: row a if it senses, slot b if AND_FU, slot d if out."""
+        c = self.c
+        if imm is None:
+            imm = self.rng.choice([v for v in range(32) if c.bitcount_valid(v)])
+        return Instr(Opcode.BITCOUNT, imm=imm,
+                     a=row if c.bitcount_senses(imm) else self.junk(),
+                     b=self.operand(c.slots, count, level) if imm & 4 else self.junk(),
+                     d=self.operand(c.slots, count, level) if imm >> 3 else self.junk())
+
+    def skipz_taken(self, row):
+        """Words that surely set row ``row``'s zero flag: a CLEAR of the transpose buffer,
+        two NOPs (a WRITE_ROW from it sees the CLEARs issued 2 or more cycles before), a
+        WRITE_ROW from ``TBUF_ZS`` of any plane."""
+        return [Instr(Opcode.MOVE, imm=MoveOp.CLEAR.value), Instr(Opcode.NOP),
+                Instr(Opcode.NOP), Instr(Opcode.WRITE_ROW, imm=WriteSrc.TBUF_ZS.value,
+                                         a=Operand(row), b=Operand(self.inside(self.c.n)))]
+
+    def skip_group(self):
+        """Zero skipping (``MoveOp.SKIPZ``): often a row's zero flag surely set (or maybe,
+        after a few GATHERs), then a SKIPZ of a row over the next ``b`` instructions, which
+        are straight-line datapath micro-ops (the tile dot; no REQUANT or MOVE: the contract
+        counts the data memory's words and the pointer on the static trace), then REQUANTs
+        that take the addend from slot b if it was taken."""
+        rng, c = self.rng, self.c
+        row = self.inside(c.rows)
+        out = []
+        r = rng.random()
+        if r < 0.5:
+            out += self.skipz_taken(row)
+        elif r < 0.75:                   # a flag set or cleared by what the GATHERs bring
+            out += [Instr(Opcode.MOVE, imm=MoveOp.CLEAR.value)]
+            out += [self.micro_op(op=Opcode.MOVE, kind=MoveOp.GATHER)
+                    for _ in range(rng.randint(1, 3))]
+            out += [Instr(Opcode.NOP), Instr(Opcode.WRITE_ROW, imm=WriteSrc.TBUF_ZS.value,
+                                             a=Operand(row), b=Operand(self.inside(c.n)))]
+        skip = rng.randint(0, 3)
+        tile = [self.micro_op(op=rng.choice(self.TILE_OPS)) for _ in range(skip)]
+        out.append(Instr(Opcode.MOVE, imm=MoveOp.SKIPZ.value,
+                         a=Operand(row if rng.random() < 0.8 else self.inside(c.rows)),
+                         b=Operand(skip), d=Operand(rng.randrange(1 << BASE_BITS))))
+        out += tile
+        # a micro-op right after the window: the cycle model takes the skipped cycles as
+        # those up to the next micro-op, so a control instruction there (a LOOP, a NOP) would
+        # be counted as skipped too (the compiler's tile dot is followed by its REQUANTs)
+        out += [self.micro_op(op=Opcode.REQUANT) for _ in range(rng.randint(1, 2))]
+        return out
 
     def bad_op(self, kind):
         """One micro-op (or a few words) with an operand at or beyond its range."""
         rng, c = self.rng, self.c
         bits = BASE_BITS
         ok_row, ok_slot = Operand(self.inside(c.rows)), Operand(self.inside(c.slots))
+        if kind == "bitcount_imm":
+            imm = rng.choice([v for v in range(32) if not c.bitcount_valid(v)])
+            return [self.bitcount(ok_row, imm=imm)]
+        if kind in ("bitcount_slot", "bitcount_out", "bitcount_row"):
+            need = {"bitcount_slot": lambda v: v & 4, "bitcount_out": lambda v: v >> 3,
+                    "bitcount_row": c.bitcount_senses}[kind]
+            ins = self.bitcount(ok_row, imm=rng.choice(
+                [v for v in range(32) if c.bitcount_valid(v) and need(v)]))
+            field = {"bitcount_slot": "b", "bitcount_out": "d", "bitcount_row": "a"}[kind]
+            limit = c.rows if kind == "bitcount_row" else c.slots
+            return [dataclasses.replace(ins, **{field: Operand(self.beyond(limit, bits))})]
+        if kind == "slot_forwarded":  # a slot beyond that aliases (mod slots) the slot a
+            # BITCOUNT wrote the cycle before: the core forwards that write to this read too
+            s = self.inside(c.slots)
+            out = rng.choice([o for o in range(32) if c.bitcount_valid(o) and o >> 3])
+            op = rng.choice([*SLOT_B, Opcode.WRITE_ROW])
+            return [dataclasses.replace(self.bitcount(ok_row, imm=out), d=Operand(s)),
+                    Instr(op, imm=WriteSrc.BUFFER.value if op is Opcode.WRITE_ROW
+                          else rng.randrange(32), a=ok_row,
+                          b=Operand(s + c.slots * rng.choice([1, 2, 3])))]
+        if kind == "skipz_row":
+            return [Instr(Opcode.MOVE, imm=MoveOp.SKIPZ.value,
+                          a=Operand(self.beyond(c.rows, bits)), b=Operand(rng.randint(0, 2)))]
+        if kind == "skipz_slot":       # a taken SKIPZ, then a REQUANT with the slot beyond
+            row = self.inside(c.rows)
+            return [*self.skipz_taken(row),
+                    Instr(Opcode.MOVE, imm=MoveOp.SKIPZ.value, a=Operand(row), b=Operand(0)),
+                    Instr(Opcode.REQUANT, imm=rng.randrange(32),
+                          a=Operand(self.inside(c.channels)),
+                          b=Operand(self.beyond(c.slots, bits)),
+                          d=Operand(self.inside(K + 1)))]
         if kind == "row_a":
             op = rng.choice(ROW_A[:-2] if Opcode.WRITE_ROW in c.writes else ROW_A)
             src = WriteSrc.BUFFER.value if op in (Opcode.WRITE_ROW, Opcode.PROGRAM) else None
@@ -334,7 +481,7 @@ class Generator:
         """A program (list of Instr or raw words) ending with HALT; ``bad_kind`` inserts one
         bad micro-op (:data:`BAD_KINDS`) at a random point outside loops."""
         rng = self.rng
-        body = []
+        body, joints = [], [0]       # joints: where a bad op may go (outside loops, groups)
         for _ in range(rng.randint(6, 22)):
             r = rng.random()
             if r < 0.22:                # a loop: 1 .. 3 micro-ops, maybe one loop inside
@@ -350,11 +497,13 @@ class Generator:
                 body += [Instr(Opcode.LOOP, count=count), *inner, Instr(Opcode.ENDLOOP)]
             elif r < 0.27:
                 body.append(Instr(Opcode.NOP))
+            elif r < 0.33 and self.c.zero_skip:
+                body += self.skip_group()
             else:
                 body.append(self.micro_op())
+            joints.append(len(body))
         if bad_kind is not None:
-            at = rng.choice([i for i in range(len(body) + 1)
-                             if _depth(body[:i]) == 0])
+            at = rng.choice(joints)
             body[at:at] = self.bad_op(bad_kind)
         return [*body, Instr(Opcode.HALT)]
 
@@ -386,31 +535,28 @@ class Generator:
         return rows, slots, table, dmem, offsets, patches
 
 
-def _depth(instrs):
-    d = 0
-    for ins in instrs:
-        if isinstance(ins, Instr):
-            d += (ins.op is Opcode.LOOP) - (ins.op is Opcode.ENDLOOP)
-    return d
-
-
 def _words(program):
     return [w if isinstance(w, int) else encode(w) for w in program]
 
 
 def _probe(contract):
     """Every accumulator (d = 0 .. K), every array row per subarray, every transpose-buffer
-    plane per subarray (written into row 0 first), as LOGIT words of channel 0."""
+    plane, every weight-buffer slot (BITCOUNT writes them) and the bit-counters' LSBs four
+    times (each shifts them right) per subarray (written into row 0 first), as LOGIT words of
+    channel 0."""
     from sim import asm
     logit = PPU_EMIT | 1 | PpuMode.LOGIT.value << PPU_MODE_LSB
+    emit = [asm.requant(a=0, d=d, imm=logit) for d in range(1, K + 1)]
+    read0 = asm.read(a=0, imm=ReduceOp.L1_FIRST.value)
     out = [asm.requant(a=0, d=d, imm=logit) for d in range(K + 1)]
-    for r in range(contract.rows):
-        out.append(asm.read(a=r, imm=ReduceOp.L1_FIRST.value))
-        out += [asm.requant(a=0, d=d, imm=logit) for d in range(1, K + 1)]
-    for q in range(contract.n):
-        out += [asm.write_row(a=0, b=q, imm=WriteSrc.TBUF.value),
-                asm.read(a=0, imm=ReduceOp.L1_FIRST.value)]
-        out += [asm.requant(a=0, d=d, imm=logit) for d in range(1, K + 1)]
+    # loops (the probe must fit the small instruction memory), one row / plane / slot each
+    out += [asm.loop(count=contract.rows), asm.read(a=asm.rel(0), imm=ReduceOp.L1_FIRST.value),
+            *emit, asm.endloop()]
+    for src, count in ((WriteSrc.TBUF, contract.n), (WriteSrc.BUFFER, contract.slots)):
+        out += [asm.loop(count=count), asm.write_row(a=0, b=asm.rel(0), imm=src.value), read0,
+                *emit, asm.endloop()]
+    out += [asm.loop(count=4), asm.write_row(a=0, b=0, imm=WriteSrc.BIT_COUNTER.value), read0,
+            *emit, asm.endloop()]
     return asm.assemble([*out, asm.halt()])
 
 
@@ -463,6 +609,37 @@ async def _host_noise(dut, rng, cycles=3):
         await FallingEdge(dut.clk)
 
 
+#: The host's write enables (every one is ignored while the core is busy, ``rtl.core.Core``).
+WRITE_ENABLES = ("prog_we", "buf_we", "tbl_we", "agu_we", "dmem_we", "arr_valid")
+#: The data and address ports those enables take.
+HOST_PORTS = ("prog_addr", "prog_data", "buf_addr", "buf_data", "tbl_addr", "tbl_mult",
+              "tbl_shift", "tbl_bias", "agu_sel", "agu_addr", "agu_data", "dmem_waddr",
+              "dmem_wdata", "arr_cmd", "arr_row", "arr_data", "arr_mask")
+
+
+async def _writes_while_busy(dut, rng, stop):
+    """Until ``stop[0]``: at each falling edge, if the core shows ``busy``, random host writes
+    (every enable high at random, random data, addresses mostly inside the small memories)
+    that the core must ignore (the model is not told); when it is not busy, every enable low.
+    ``busy`` is registered state, so it is the same at the rising edge that samples them."""
+    from cocotb.triggers import FallingEdge
+    busy_cycles = 0
+    while not stop[0]:
+        await FallingEdge(dut.clk)
+        busy = bool(dut.busy.value)
+        busy_cycles += busy
+        for name in HOST_PORTS:
+            port = getattr(dut, name)
+            bits = min(len(port), 3) if name.endswith("addr") and rng.random() < 0.8 \
+                else len(port)
+            port.value = rng.getrandbits(bits)
+        for name in WRITE_ENABLES:
+            getattr(dut, name).value = int(busy and rng.random() < 0.5)
+    for name in WRITE_ENABLES:
+        getattr(dut, name).value = 0
+    stop.append(busy_cycles)
+
+
 def _first_instr(before, words, changed):
     """Index of the first instruction after which the model, replaying ``words[:i + 1]`` and a
     HALT from the state ``before``, satisfies ``changed(model, run)``; None if none does."""
@@ -475,10 +652,20 @@ def _first_instr(before, words, changed):
     return None
 
 
-async def _compare(host, model, before, words, what, tag):
-    """Run ``words`` on both; every data-memory word, the pointer, error and counters ==."""
+async def _compare(host, model, before, words, what, tag, rng=None):
+    """Run ``words`` on both; every data-memory word, the pointer, error and counters ==.
+    With ``rng``, random host writes while the core is busy (:func:`_writes_while_busy`)."""
     from sim import asm
+    if rng is not None:
+        await host.load_program(words)
+        stop = [False]
+        noise = cocotb.start_soon(_writes_while_busy(host.dut, rng, stop))
     counters, error = await host.run_raw(words, max_cycles=MAX_CYCLES)
+    if rng is not None:
+        stop[0] = True
+        await noise
+        assert stop[1] > 0, f"{tag}: {what}: busy never seen high during the run"
+        await host._realign()
     ref = model.run(words)
     got_mem = await host.read_dmem(0, model.out_depth)
     want_mem = list(model.out_memory)
@@ -505,6 +692,9 @@ async def _compare(host, model, before, words, what, tag):
     for name, v in ref.counters.items():
         assert counters[name] == v, (
             f"{tag}: {what}: counter {name}: rtl {counters[name]} != model {v}{listing}")
+    for name, v in ref.zero_skip.items():     # the zero-skipping counters (config.zero_skip)
+        got = host.last_zero_skip[name]
+        assert got == v, f"{tag}: {what}: counter {name}: rtl {got} != model {v}{listing}"
     return ref
 
 
@@ -544,7 +734,7 @@ async def core_random_programs(dut):
         await _load(host, model, contract, state)
         await _host_noise(dut, rng)
         before = copy.deepcopy(model)
-        ref = await _compare(host, model, before, words, "program", tag)
+        ref = await _compare(host, model, before, words, "program", tag, rng=rng)
         assert ref.error == want_error, (
             f"{tag}: the model's error {ref.error} ({ref.reason}) != the contract's "
             f"{want_error} ({why or 'every operand in range'})")

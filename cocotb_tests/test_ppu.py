@@ -469,6 +469,7 @@ async def ppu_pointer_and_ports(dut):
                              for ch in range(channels)])
     await bench.cycle(clear=1)
     span = bench.raddr_span
+    wraps = 0
     for _ in range(p["steps"]):
         r = rng.random()
         probe2 = rng.randrange(span)
@@ -477,8 +478,12 @@ async def ppu_pointer_and_ports(dut):
                                 rng.randrange(1 << 16)))
             await bench.cycle(pointer=("set", value), probe2=probe2)
         elif r < 0.3:
+            # also the whole 16-bit range: a sum beyond 2**16 (an ADDPTR of a wrapped
+            # operand, 65535 = -1) must be flagged, not wrap back below out_depth
             value = rng.choice((0, 1, depth - bench.ref.ptr, depth - bench.ref.ptr + 1,
-                                rng.randrange(8)))
+                                rng.randrange(8), (1 << 16) - 1,
+                                (1 << 16) - max(bench.ref.ptr, 1), rng.randrange(1 << 16)))
+            wraps += bench.ref.ptr + value >= 1 << 16
             await bench.cycle(pointer=("add", max(value, 0)), probe2=probe2)
         elif r < 0.5:
             await bench.cycle(host=(rng.randrange(span), rng.randrange(1 << 32)),
@@ -495,7 +500,9 @@ async def ppu_pointer_and_ports(dut):
     cov = bench.ref.coverage
     coverage_report(dut, "ppu_pointer_and_ports", bench.ref)
     assert cov["pointer_set"] and cov["pointer_add"] and cov["pointer_beyond"] \
-        and cov["host_write"], f"{BLOCK}: pointer / port test missed a case: {cov} (seed {seed})"
+        and cov["host_write"] and wraps, (
+            f"{BLOCK}: pointer / port test missed a case: {cov}, {wraps} 16-bit wraps "
+            f"(seed {seed})")
 
 
 @cocotb.test()
@@ -537,8 +544,10 @@ def _config(size):
         return dataclasses.replace(cfg, columns=8, operand_bits=4, acc_bits=8), 3, 5
     if size == "wide":
         # A 40-bit accumulator: a product wider than golden's 48-bit datapath, logits from the
-        # low 32 bits of a wider sum.
-        return dataclasses.replace(cfg, acc_bits=40), 20, 64
+        # low 32 bits of a wider sum; an output memory of 2**6 - 1 words (the pointer's range
+        # check on the bits alone: out_depth + 1 a power of two; tiny's 5 and preset's 4096
+        # take the other two forms).
+        return dataclasses.replace(cfg, acc_bits=40), 20, 63
     return cfg, 256, 4096
 
 

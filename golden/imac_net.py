@@ -62,6 +62,7 @@ from . import imac
 from . import layers as L
 
 __all__ = ["ImacNet", "ImacNetFormatError", "FORMAT_VERSION", "KERNEL", "POOL", "load_net",
+           "MAX_FILE_BYTES", "MAX_IMAGE_ELEMENTS",
            "make_net", "save_net", "net_arrays", "cpu_int", "cpu_float", "infer",
            "bundled_net_path"]
 
@@ -73,6 +74,18 @@ _BN = ("bn_gamma", "bn_beta", "bn_mean", "bn_var")
 # A folder of their own: golden/models/*.npz are golden.model files (golden.model.bundled_model_path
 # lists them), these are not.
 MODELS_DIR = Path(__file__).resolve().parent / "models" / "imac"
+
+
+#: Memory budget of one network file: the bytes its arrays take once decompressed, checked from
+#: each zip member's header before anything is decompressed. ASSUMPTION: 256 MiB, the budget of
+#: golden.model's format (``golden.model.MAX_FILE_BYTES``), about 3000x the bundled LeNet's
+#: arrays (77 kB).
+MAX_FILE_BYTES = 256 << 20
+#: Memory budget of inference: elements of the largest tensor one image needs in the CPU part
+#: (a convolution's padded input, its unfolded patches ``H*W*C*5*5``, its output), checked on
+#: load from ``input_shape`` and the channel counts. ASSUMPTION: 2**20, about 50x the bundled
+#: LeNet's (28x28 Fashion-MNIST: 19600), as ``golden.model.MAX_IMAGE_ELEMENTS``.
+MAX_IMAGE_ELEMENTS = 1 << 20
 
 
 class ImacNetFormatError(ValueError):
@@ -155,6 +168,7 @@ def _validate(a: dict) -> ImacNet:
     hh, ww = (h // POOL - KERNEL + 1) // POOL, (w // POOL - KERNEL + 1) // POOL
     if hh < 1 or ww < 1:
         _fail(f"input_shape: {shape} is too small for two 5x5 convolutions and pools")
+    _check_image_elements(shape, o0, o1)
     n = _scalar(a, "fc.num_layers")
     if n < 1:
         _fail(f"fc.num_layers: must be >= 1, not {n}")
@@ -183,6 +197,61 @@ def _validate(a: dict) -> ImacNet:
     keys = {k: np.asarray(a[k]) for k in a}
     return ImacNet(name=str(np.asarray(a.get("name", ""))), input_shape=shape,
                    input_scale=scale, class_names=names, arrays=keys)
+
+
+def _check_image_elements(shape, o0: int, o1: int) -> None:
+    """Refuse a network whose CPU part needs more than :data:`MAX_IMAGE_ELEMENTS` elements
+    in one tensor of one image (exact integers: no product can overflow)."""
+    c, h, w = (int(v) for v in shape)
+    h1, w1 = h // POOL - KERNEL + 1, w // POOL - KERNEL + 1        # conv1's output
+    sizes = {"conv0 padded input": c * (h + KERNEL - 1) * (w + KERNEL - 1),
+             "conv0 patches": h * w * c * KERNEL * KERNEL, "conv0 output": o0 * h * w,
+             "conv1 patches": h1 * w1 * o0 * KERNEL * KERNEL, "conv1 output": o1 * h1 * w1}
+    what, n = max(sizes.items(), key=lambda kv: kv[1])
+    if n > MAX_IMAGE_ELEMENTS:
+        _fail(f"input_shape: {tuple(shape)} with {o0} and {o1} channels needs {n} elements per "
+              f"image in the {what}; the memory budget allows at most {MAX_IMAGE_ELEMENTS} "
+              f"(golden.imac_net.MAX_IMAGE_ELEMENTS)")
+
+
+def _check_members(path) -> None:
+    """Every zip member by its header, before any is decompressed: a ``.npy`` name, and
+    :data:`MAX_FILE_BYTES` for the decompressed sizes together."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise ImacNetFormatError(f"{path}: not a readable .npz file ({e})") from None
+    total = 0
+    for info in infos:
+        if not info.filename.endswith(".npy"):
+            _fail(f"{path}: holds {info.filename!r}, which is not an array (.npy); a network "
+                  f"file holds only arrays")
+        total += info.file_size
+        if total > MAX_FILE_BYTES:
+            _fail(f"{path}: its arrays take at least {total} bytes once decompressed (at "
+                  f"{info.filename!r}, {info.file_size} bytes, by the zip headers); the memory "
+                  f"budget allows at most {MAX_FILE_BYTES} (golden.imac_net.MAX_FILE_BYTES)")
+    # numpy allocates the shape an .npy header states before it reads the data: a header
+    # that claims more than its member holds is refused from the header alone
+    with zipfile.ZipFile(path) as zf:
+        for info in infos:
+            try:
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = {(1, 0): np.lib.format.read_array_header_1_0,
+                            (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read is None:
+                        raise ValueError(f".npy version {version} is not 1.0 or 2.0")
+                    shape, _, dtype = read(f)
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError,
+                    TypeError) as e:
+                _fail(f"{path}: array {info.filename!r} has no readable .npy header ({e})")
+            need = int(np.prod(shape, dtype=object)) * dtype.itemsize if shape else \
+                dtype.itemsize
+            if need > info.file_size:
+                _fail(f"{path}: array {info.filename!r} claims shape {shape} of {dtype} "
+                      f"({need} bytes) but holds {info.file_size} bytes")
 
 
 def _scalar(a, key):
@@ -217,8 +286,11 @@ def load_net(path) -> ImacNet:
     Raises
     ------
     ImacNetFormatError
-        A missing or malformed array (named), or a file that is not an ``.npz`` archive.
+        A missing or malformed array (named), a file that is not an ``.npz`` archive, or a
+        network beyond the memory budgets (:data:`MAX_FILE_BYTES` by the zip headers, before
+        anything is decompressed; :data:`MAX_IMAGE_ELEMENTS`).
     """
+    _check_members(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             a = {k: z[k] for k in z.files}

@@ -103,6 +103,9 @@ def load_config_file(path, *, preset_name: str | None = None) -> tuple[str, Acce
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{where}: not valid TOML: {e}") from None
+    except RecursionError:             # tomllib parses nested arrays / tables recursively
+        raise ConfigError(f"{where}: not valid TOML: arrays or tables nested too deep for the "
+                          f"parser (a configuration nests at most one table)") from None
     name = values.pop("preset", None)
     if name is not None:
         if not isinstance(name, str) or name not in preset_names():

@@ -975,6 +975,7 @@ class CoreModel:
             ra = a & row_mask
             if code in _WRITE_CODES:
                 wmask = self._ones             # a lane's source may write some columns only
+                b_issued = b                   # (b is cut to the plane port's width below)
                 if imm == _SRC_BUFFER or imm in lane_srcs:
                     if b >= slots:
                         self._fail(f"cycle {c}: {Opcode(code).name} slot b={b} is not below "
@@ -996,8 +997,8 @@ class CoreModel:
                                    WriteSrc(v).name for v in sorted(lane_srcs.keys() | {
                                        _SRC_BUFFER, _SRC_TBUF})) + ")")
                     data = buf[b & (slots - 1)]
-                if zs:
-                    self._zs_write(imm, a, b, c)
+                if zs:                         # a tile starts at plane 0 of the whole b
+                    self._zs_write(imm, a, b_issued, c)
                 if code == _WRITE_ROW:
                     cmd = MacroCmd.WRITE
                     self._writes += 1

@@ -13,8 +13,13 @@ that cover the mutated file (:data:`COVERING`, or ``--tests``) on one simulator,
 the first failure. A mutant is *killed* when the tests fail (a test's assertion, or the design
 no longer elaborates or builds: the report keeps the last lines of pytest's output to tell
 which) or when they run past ``--timeout`` seconds (``killed_timeout``, counted as killed: a
-mutant that hangs the core is caught); it *survives* when they pass. The temporary copy is
-removed at the end, also on Ctrl-C.
+mutant that hangs the core is caught); it *survives* when they pass. A survivor whose
+generated Verilog (every ``.v`` file the tests wrote under ``build/sim``) is byte for byte the
+unmutated source's is ``equivalent``: the tests simulated the very same hardware, so no test
+of these configurations can kill it (trivial compiler equivalence; such a mutant may still
+differ in a configuration no test builds: the report lists them). The score is ``killed /
+(run - equivalent)``; ``score_raw`` is ``killed / run``. The temporary copy is removed at the
+end, also on Ctrl-C.
 
 The report (``build/mutate/<file stem>.json``, or ``--out``): per file the mutants run, the
 counts, the score ``killed / run`` and every survivor (line, the original and the mutated
@@ -43,7 +48,7 @@ from pathlib import Path
 
 from sim.util import UserError
 
-__all__ = ["Mutant", "mutants_of", "apply", "run", "main", "COVERING"]
+__all__ = ["Mutant", "mutants_of", "apply", "run", "main", "COVERING", "verilog_digest"]
 
 REPO = Path(__file__).resolve().parent.parent
 #: What the temporary copy holds (the tests need nothing else).
@@ -226,9 +231,22 @@ def _run_tests(workdir: Path, tests: list[str], sim: str, timeout: float, progra
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         return "killed_timeout", time.monotonic() - t0, ""
+    except BaseException:               # Ctrl-C: its own session gets no SIGINT, stop it
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
     took = time.monotonic() - t0
     tail = "\n".join(out.strip().splitlines()[-3:])
     return ("survived" if proc.returncode == 0 else "killed"), took, tail
+
+
+def verilog_digest(workdir: Path) -> dict:
+    """``{path: sha256}`` of every Verilog file the tests wrote under ``workdir/build/sim``
+    (the hardware they simulated: the design and its bench, per build directory)."""
+    import hashlib
+    root = Path(workdir) / "build" / "sim"
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*.v")) if p.is_file()}
 
 
 def run(files, *, mutants: int, sim: str, seed: int, timeout: float, tests=None,
@@ -260,6 +278,7 @@ def run(files, *, mutants: int, sim: str, seed: int, timeout: float, tests=None,
             if outcome != "survived":
                 raise UserError(f"{rel}: the covering tests fail without a mutation "
                                 f"({outcome}): {tail}")
+            baseline = verilog_digest(work)
             log(f"{rel}: {len(sample)} of {len(every)} mutants; tests pass unmutated "
                 f"in {took:.0f} s")
             results = []
@@ -268,6 +287,8 @@ def run(files, *, mutants: int, sim: str, seed: int, timeout: float, tests=None,
                 for i, m in enumerate(sample):
                     target.write_text(apply(original, m))
                     outcome, took, tail = _run_tests(work, covering, sim, timeout, programs)
+                    if outcome == "survived" and baseline and verilog_digest(work) == baseline:
+                        outcome = "equivalent"
                     results.append({**asdict(m), "outcome": outcome, "seconds": round(took, 1),
                                     "output": tail})
                     log(f"  [{i + 1}/{len(sample)}] line {m.line} {m.kind}: {m.original!r} -> "
@@ -275,12 +296,15 @@ def run(files, *, mutants: int, sim: str, seed: int, timeout: float, tests=None,
             finally:
                 target.write_text(original)
             counts = {k: sum(r["outcome"] == k for r in results)
-                      for k in ("killed", "killed_timeout", "survived")}
-            killed = len(results) - counts["survived"]
+                      for k in ("killed", "killed_timeout", "survived", "equivalent")}
+            killed = counts["killed"] + counts["killed_timeout"]
+            judged = len(results) - counts["equivalent"]
             report["files"][rel] = {
                 "tests": covering, "sites": len(every), "run": len(results), **counts,
-                "score": round(killed / len(results), 4) if results else None,
+                "score": round(killed / judged, 4) if judged else None,
+                "score_raw": round(killed / len(results), 4) if results else None,
                 "survivors": [r for r in results if r["outcome"] == "survived"],
+                "equivalents": [r for r in results if r["outcome"] == "equivalent"],
                 "mutants": results,
             }
     return report
@@ -328,9 +352,11 @@ def main(argv=None) -> int:
     tmp.write_text(json.dumps(report, indent=1) + "\n")
     tmp.replace(out)
     for rel, r in report["files"].items():
-        print(f"{rel}: score {r['score']} ({r['run'] - r['survived']} of {r['run']} killed: "
+        k = r["killed"] + r["killed_timeout"]
+        print(f"{rel}: score {r['score']} ({k} of {r['run'] - r['equivalent']} killed: "
               f"{r['killed']} by a failing test or build, {r['killed_timeout']} by the "
-              f"timeout); {r['survived']} survivors")
+              f"timeout; {r['equivalent']} equivalent: the same Verilog as unmutated); "
+              f"{r['survived']} survivors; score_raw {r['score_raw']} ({k} of {r['run']})")
     print(f"report: {out}")
     return 0
 

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -40,7 +41,7 @@ from .util import UserError, check_waves
 __all__ = ["CoreHost", "RtlRunError", "check_equal", "check_sim", "run_images", "JOB_FILE",
            "SIMULATORS", "MIN_VERILATOR", "verilator_version", "verilator_problem",
            "simulator_build_args", "build_block", "bench_verilog", "start_clock",
-           "CLOCK_PERIOD_NS", "CLOCK_MARKER", "run_job"]
+           "CLOCK_PERIOD_NS", "CLOCK_MARKER", "run_job", "remove_stale_runs"]
 
 REPO = Path(__file__).resolve().parent.parent
 JOB_FILE = "job.json"
@@ -698,6 +699,52 @@ def run_images(*, model_path, config, preset_name: str, sim: str, x, quiet=False
                    job=job, images=x)
 
 
+#: A job's directory under its build (:func:`run_job`): the name's prefix, and the file in it
+#: that says which process made it (``<host> <pid>``); a directory whose process is gone is a
+#: leftover (the run was killed: SIGKILL leaves no time to remove it).
+RUN_PREFIX = "run-"
+RUN_OWNER = ".spinpim-run-owner"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True                     # someone's process, or not a pid: keep the directory
+    return True
+
+
+def remove_stale_runs(build_dir: Path) -> list[Path]:
+    """Remove the job directories under ``build_dir`` that :func:`run_job` made in a process
+    of this host that has ended (killed before it could remove them); return them.
+
+    Only a ``run-*`` directory holding :data:`RUN_OWNER` with this host's name and the pid of
+    a process that no longer exists is removed: nothing a user made, and never a job of a run
+    still going (another process sharing the build).
+    """
+    gone = []
+    host = socket.gethostname()
+    try:
+        entries = list(Path(build_dir).glob(RUN_PREFIX + "*"))
+    except OSError:
+        return gone
+    for d in entries:
+        try:
+            if d.is_symlink() or not d.is_dir():
+                continue
+            owner = (d / RUN_OWNER).read_text().split()
+        except (OSError, UnicodeDecodeError):
+            continue                    # no owner file: not ours, or still being made
+        if len(owner) != 2 or owner[0] != host or not owner[1].isdigit():
+            continue
+        if not _process_alive(int(owner[1])):
+            shutil.rmtree(d, ignore_errors=True)
+            gone.append(d)
+    return gone
+
+
 def run_job(runner, *, sim: str, build_dir: Path, toplevel: str, test_module: str,
             testcase: str, job_file: str, job: dict, images, error=RtlRunError) -> dict:
     """Run one cocotb test of a built design as a job in a fresh directory under
@@ -706,7 +753,8 @@ def run_job(runner, *, sim: str, build_dir: Path, toplevel: str, test_module: st
     The directory gets ``images.npy`` (``images`` as uint8) and ``job_file``, the JSON of
     ``job`` plus ``"images"`` and ``"result"`` (the file names the test reads and writes, also
     on failure, with an ``"error"`` entry); it is removed afterwards, so that parallel runs of
-    one build never share files. The result gets ``"wall_seconds"``, the simulator's time.
+    one build never share files; the directories of killed runs are removed at the next start
+    (:func:`remove_stale_runs`). The result gets ``"wall_seconds"``, the simulator's time.
 
     Raises
     ------
@@ -714,8 +762,10 @@ def run_job(runner, *, sim: str, build_dir: Path, toplevel: str, test_module: st
         The simulation ended without a result file, or the result holds an error.
     """
     import tempfile
-    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
+    remove_stale_runs(build_dir)
+    run_dir = Path(tempfile.mkdtemp(prefix=RUN_PREFIX, dir=build_dir))
     try:
+        (run_dir / RUN_OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         np.save(run_dir / "images.npy", np.asarray(images, dtype=np.uint8))
         result_path = run_dir / "result.json"
         (run_dir / job_file).write_text(json.dumps(

@@ -14,6 +14,7 @@ per example. ``make fuzz`` is the long profile (``FUZZ_EXAMPLES``, default 1000)
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import os
@@ -245,7 +246,7 @@ def _check_command(cmd, out_dir: Path, before):
         usage = bool(lines) and lines[0].startswith("usage:") and ": error: " in lines[-1]
         assert one_line or usage, (cmd, r.stderr)     # usage: argparse's own two lines
     assert _git_state() == before, f"{cmd}: changed files in the repository"
-    left = {p.name for p in out_dir.rglob("*")} - {"m.npz", "r.json"}
+    left = {p.name for p in out_dir.rglob("*")} - {"m.npz", "r.json", "c.toml"}
     assert not left, f"{cmd}: files left beside the output: {sorted(left)}"
     return r
 
@@ -284,3 +285,117 @@ def test_known_bad_command_lines_are_one_line(tmp_path, argv):
     before = _git_state()
     r = _check_command([*argv, "--report", str(tmp_path / "r.json")], tmp_path, before)
     assert r.returncode == 2
+
+
+# -- configuration files (--config, sim.config_file) ------------------------------------------
+
+def _toml_value(value) -> str:
+    """``value`` as TOML text (strings as JSON-escaped basic strings: the same escapes)."""
+    import json
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return {float("inf"): "inf", float("-inf"): "-inf"}.get(value, "nan" if value != value
+                                                                else repr(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}"
+                               for k, v in value.items()) + "}"
+    return str(value)                      # dates, times: already TOML literals
+
+
+def _config_values():
+    """Values a field may be given: from the configuration's types and ranges, right or wrong
+    (ints at and beyond every bound, floats that are not finite, names, arrays, tables)."""
+    from rtl.config import DATAFLOWS, STALL_OPS, TECHNOLOGIES, preset_names
+    names = st.sampled_from([*DATAFLOWS, *TECHNOLOGIES, *preset_names(), *STALL_OPS, "",
+                             "abs-diff", "NAND_SPIN"])
+    ints = st.one_of(st.integers(-3, 70), st.sampled_from(
+        [127, 128, 1023, 1024, 1025, 4095, 4096, 4097, 65535, 65536, 65537, 2**31, 2**32,
+         2**63 - 1, -2**63]), st.integers(-2**63, 2**63 - 1))
+    floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                       st.sampled_from([0.0, 1.0, 0.999999, 1e-300, 133.0, 10000.0, 10000.5]))
+    scalars = st.one_of(ints, floats, st.booleans(), names, st.text(max_size=10),
+                        st.sampled_from(["1979-05-27", "07:32:00", "1979-05-27T07:32:00Z"]))
+    tables = st.dictionaries(st.one_of(st.sampled_from(list(STALL_OPS)), st.text(max_size=6)),
+                             st.one_of(ints, floats, names), max_size=4)
+    return st.recursive(st.one_of(scalars, tables),
+                        lambda inner: st.lists(inner, max_size=4), max_leaves=6)
+
+
+@st.composite
+def config_files(draw):
+    """The text of a configuration file: ``preset`` and configuration fields (or near
+    misses) with values from :func:`_config_values`; or such a file with its bytes edited
+    (cut, a byte changed, inserted or dropped, a nesting deeper than any parser's stack)."""
+    from sim.config_file import CONFIG_KEYS
+    keys = st.one_of(st.sampled_from(CONFIG_KEYS), st.sampled_from(
+        ["row", "Rows", "data-words", "stalls", "seed", ""]), st.text(max_size=8))
+    lines = []
+    for key, value in draw(st.dictionaries(keys, _config_values(), max_size=6)).items():
+        import json
+        lines.append(f"{json.dumps(key)} = {_toml_value(value)}")
+    text = "\n".join(lines).encode()
+    how = draw(st.sampled_from(["as is", "as is", "cut", "flip", "insert", "drop", "deep",
+                                "binary"]))
+    if how == "cut" and text:
+        text = text[:draw(st.integers(0, len(text) - 1))]
+    elif how in ("flip", "insert", "drop") and text:
+        i = draw(st.integers(0, len(text) - 1))
+        byte = bytes([draw(st.integers(0, 255))])
+        text = (text[:i] + byte + text[i + 1:] if how == "flip" else
+                text[:i] + byte + text[i:] if how == "insert" else text[:i] + text[i + 1:])
+    elif how == "deep":
+        depth = draw(st.sampled_from([10, 1000, 5000]))
+        opener, closer = draw(st.sampled_from([("[", "]"), ("{a = ", "}")]))
+        text += b"\nrows = " + (opener * depth + "1" + closer * depth).encode()
+    elif how == "binary":
+        text = draw(st.binary(max_size=200))
+    return text
+
+
+@SETTINGS
+@given(text=config_files(), preset_name=st.sampled_from([None, "nand_spin", "jeit_stt"]))
+def test_config_files(tmp_path_factory, text, preset_name):
+    """Any configuration file: a valid configuration or a one-line ConfigError, never
+    another exception."""
+    from rtl.config import AcceleratorConfig
+    from sim.config_file import ConfigError, load_config_file
+    path = tmp_path_factory.mktemp("config") / "c.toml"
+    path.write_bytes(text)
+    try:
+        name, config = load_config_file(path, preset_name=preset_name)
+    except ConfigError as e:
+        assert "\n" not in str(e), f"a multi-line error: {e}"
+        assert str(e).startswith(f"--config {path}"), f"names no file: {e}"
+        return
+    assert isinstance(config, AcceleratorConfig)
+    assert config == dataclasses.replace(config)      # it validates again, unchanged
+    assert preset_name is None or name == preset_name
+
+
+def test_config_file_nested_too_deep(tmp_path):
+    """Found by this suite: an array nested some thousand levels deep made tomllib raise
+    RecursionError, a traceback in every tool; now a one-line ConfigError."""
+    from sim.config_file import ConfigError, load_config_file
+    path = tmp_path / "c.toml"
+    path.write_text("rows = " + "[" * 5000 + "1" + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match=r"^--config .*: not valid TOML: .*nest"):
+        load_config_file(path)
+
+
+@SLOW
+@given(text=config_files())
+def test_run_with_config_files(tmp_path_factory, text):
+    """``sim.cli run --config FILE`` (golden backend): exit 0 or 2 with one error line."""
+    out = tmp_path_factory.mktemp("runconfig")
+    (out / "c.toml").write_bytes(text)
+    before = _git_state()
+    _check_command(["sim.cli", "run", "--backend", "golden", "--quiet", "--model",
+                    "digits_addernet", "-n", "3", "--config", str(out / "c.toml"), "--report",
+                    str(out / "r.json")], out, before)

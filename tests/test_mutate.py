@@ -81,3 +81,32 @@ def test_unknown_file_without_tests_is_refused(tmp_path):
     r = _cli("rtl/isa.py", "--mutants", "1", "--out", str(tmp_path / "m.json"))
     assert r.returncode == 2 and "no covering tests known" in r.stderr, r.stderr
     assert not (tmp_path / "m.json").exists()
+
+
+def test_survivor_with_unchanged_verilog_is_equivalent(monkeypatch):
+    """A survivor whose tests wrote the same Verilog as the unmutated source is reported as
+    equivalent and left out of the score; one whose Verilog differs is a survivor. The tests
+    are replaced by a stand-in that 'generates Verilog' from one source line of rtl/ppu.py
+    (line ``L``) and passes: mutants of line L change it, mutants of other lines do not."""
+    import sim.mutate as mutate
+    every = mutate.mutants_of(REPO / "rtl" / "ppu.py")
+    line_a, line_b = sorted({m.line for m in every})[:2]
+
+    def fake_tests(workdir, tests, sim, timeout, programs):
+        src = (workdir / "rtl" / "ppu.py").read_text().splitlines()[line_a - 1]
+        out = workdir / "build" / "sim" / "ppu" / "x"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "ppu.v").write_text(src)
+        return "survived", 0.0, ""
+
+    monkeypatch.setattr(mutate, "_run_tests", fake_tests)
+    report = mutate.run(["rtl/ppu.py"], mutants=0, sim="icarus", seed=0, timeout=1,
+                        lines={line_a, line_b}, log=lambda text: None)
+    r = report["files"]["rtl/ppu.py"]
+    by_line = {}
+    for m in r["mutants"]:
+        by_line.setdefault(m["line"], set()).add(m["outcome"])
+    assert by_line[line_a] == {"survived"} and by_line[line_b] == {"equivalent"}, by_line
+    assert r["equivalent"] == len(r["equivalents"]) > 0 and r["survived"] > 0
+    assert r["score"] == 0.0 and r["score_raw"] == 0.0
+    assert r["run"] == r["survived"] + r["equivalent"]
