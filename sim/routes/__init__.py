@@ -56,13 +56,15 @@ def route_for(layer, config, where: str) -> Route:
     presets = [p for p, cfg in PRESETS.items()
                if any(get_route(r).maps(layer) for r in _candidates(layer, cfg))]
     if not able:
-        head = (f"no route maps a {layer.kind} layer yet (known routes: "
+        art = "an" if layer.kind[0] in "aeiou" else "a"
+        head = (f"no route maps {art} {layer.kind} layer yet (known routes: "
                 f"{', '.join(ROUTES)}); golden.model runs it, the core cannot")
     elif layer.is_adder:
         head = (f"dataflow {config.dataflow!r} cannot map an adder layer (sum |x - w|); use "
                 f"dataflow {' or '.join(repr(r) for r in able)}")
     else:
-        head = (f"no route of this configuration (routes {', '.join(config.routes)}) maps a "
-                f"{layer.kind} layer; routes that do: {', '.join(able) or 'none'}")
+        art = "an" if layer.kind[0] in "aeiou" else "a"
+        head = (f"no route of this configuration (routes {', '.join(config.routes)}) maps "
+                f"{art} {layer.kind} layer; routes that do: {', '.join(able) or 'none'}")
     tail = f" (presets that can: {', '.join(presets)})" if presets else ""
     raise RouteError(f"{where}: {head}{tail}")
