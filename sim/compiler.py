@@ -912,6 +912,10 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                   f"fit acc_bits={config.acc_bits} signed bits")
         scratch = route.scratch_rows(config)
         data_row0 = -(-len(scratch) // config.mtjs_per_strip) * config.mtjs_per_strip
+        if route.name == "dima_binconv" and layout is not None:
+            _fail(where, f"the standalone layers {', '.join(map(str, extras))} (sim.layer_stages"
+                  f"' data layout) with a layer on route dima_binconv are not built yet; its "
+                  f"stages use the two-region layout (a 2x2 stride-2 pool fused into it runs)")
         if route.name == "dima_binconv":          # seed 002 Fig. 4b: sim.dima_map
             slot, chan, obase, pbase = _dima_stage(
                 stages, images, (mults, shifts, biases, thresholds), offsets, patches, ly=ly,

@@ -55,13 +55,16 @@ def _sources(layers) -> set:
 def is_standalone(layers, i: int) -> bool:
     """Whether layer ``i`` is mapped by this module (a stage of its own): a global average
     pool, an ``add``, or a pool that is not a 2x2 stride-2 pool fused into the convolution
-    right before it (format 1 convolution whose output no ``add`` reads)."""
+    right before it (a convolution of any format, grouped ones on DIMA's lanes included,
+    whose output no ``add`` reads)."""
     ly = layers[i]
     if ly.kind in ("global_avg_pool2d", "add"):
         return True
     if ly.kind not in _POOLS:
         return False
-    fusable = (i > 0 and layers[i - 1].is_conv and i - 1 not in _sources(layers)
+    prev = layers[i - 1] if i > 0 else None
+    conv = prev is not None and (prev.is_conv or prev.is_grouped)
+    fusable = (conv and i - 1 not in _sources(layers)
                and (int(ly.params["kernel"]), int(ly.params["stride"])) == (2, 2))
     return not fusable
 

@@ -135,3 +135,21 @@ def test_a_preset_without_the_lanes_names_the_layer_and_dima_sot():
                        r"configuration \(routes .*\) maps a bin_gconv2d layer; routes that do: "
                        r"dima_binconv \(presets that can: dima_sot\)$"):
         compile_model(model, preset("nand_spin"))
+
+
+def test_standalone_layers_with_a_dima_layer_are_refused_not_wrong():
+    """A pool that is a stage of its own (1x1 stride 2: the same shape) after Add-Net's
+    binarized layers would need sim.layer_stages' data layout, which the DIMA stages do not
+    use yet: a one-line CompileError naming the layer, never a wrong stage; the fused 2x2
+    stride-2 pool runs."""
+    import dataclasses
+    model = load_model(bundled_model_path("digits_addnet"))
+    pool = next(i for i, ly in enumerate(model.layers) if ly.kind == "avg_pool2d")
+    assert model.layers[pool - 1].kind == "bin_gconv2d"
+    odd = dataclasses.replace(model.layers[pool], kind="max_pool2d",
+                              params={**model.layers[pool].params, "kernel": 1, "stride": 2})
+    bad = dataclasses.replace(model, layers=model.layers[:pool] + (odd,)
+                              + model.layers[pool + 1:])
+    with pytest.raises(CompileError, match=r"^layer 1 \(bin_gconv2d\): the standalone layers "
+                                           rf"{pool} .* not built yet"):
+        compile_model(bad, propose_config(model, preset("dima_sot")))
