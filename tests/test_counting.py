@@ -19,13 +19,14 @@ from golden import datasets
 from golden import layers as gl
 from golden.model import Layer, bundled_model_path, infer_int, load_model, make_model
 from rtl.config import PRESETS, preset
-from rtl.isa import MoveOp, OPERANDS, Opcode, encode
+from rtl.isa import Opcode, encode
 from sim import asm
 from sim import counting, reference_nets
 from sim.compiler import CompileError, compile_model, run_compiled
 from sim.core_model import CoreModel
 from sim.counting import CountError, count_model, count_program, measure_skips
 from sim.isa_model import run_program
+from tests.test_stalls import _random_program
 
 SEED = 20261130
 BUNDLED = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits",
@@ -184,29 +185,6 @@ def test_random_layers_count_equals_cycle_model(preset_name):
     assert skipped > 0 or not preset(preset_name).zero_skip, "no tile skipped: untested"
 
 
-def _random_program(rng, ops):
-    """A random well-formed program of micro-ops, NOPs and nested loops (as tests/test_stalls)."""
-    instrs, depth = [], 0
-    for _ in range(int(rng.integers(5, 40))):
-        r = rng.random()
-        if r < 0.15 and depth < 3:
-            instrs.append(asm.loop(count=int(rng.integers(1, 5))))
-            depth += 1
-        elif r < 0.3 and depth:
-            instrs.append(asm.endloop())
-            depth -= 1
-        elif r < 0.4:
-            instrs.append(asm.nop())
-        else:
-            op = ops[int(rng.integers(len(ops)))]
-            fields = {k: int(rng.integers(0, 8)) for k in OPERANDS[op] if k in "abd"}
-            if op is Opcode.MOVE:
-                fields["imm"] = MoveOp.CLEAR.value
-            instrs.append(asm.instr(op, **fields))
-    instrs += [asm.endloop()] * depth + [asm.halt()]
-    return asm.assemble(instrs)
-
-
 def test_random_programs_count_equals_the_stall_rule():
     """Random loop nests under random stall tables: the counters equal those of
     ``run_program`` with each micro-op held as the rule says (restated here cycle by cycle)."""
@@ -219,7 +197,7 @@ def test_random_programs_count_equals_the_stall_rule():
         cfg = dataclasses.replace(base, stall_table=dict(base.stall_table) | table)
         cycles_of = cfg.op_cycles
         for _ in range(60):
-            words = _random_program(rng, ops)
+            words = _random_program(rng, ops, max_count=4)
             nominal: list = []
             plain = run_program(words, depth=1024, issue_cycles=nominal)
             holds, shift, free = [], 0, 0

@@ -135,13 +135,14 @@ def test_hand_program_holds_and_results():
     assert again.counters["cycles"] == res.counters["cycles"] - 4
 
 
-def _random_program(rng, ops):
-    """A random well-formed program of micro-ops (operands in range), NOPs and nested loops."""
+def _random_program(rng, ops, max_count: int = 3):
+    """A random well-formed program of micro-ops (operands in range), NOPs and nested loops
+    of 1 to ``max_count`` iterations (also tests/test_counting's programs)."""
     instrs, depth = [], 0
     for _ in range(int(rng.integers(5, 40))):
         r = rng.random()
         if r < 0.15 and depth < 3:
-            instrs.append(asm.loop(count=int(rng.integers(1, 4))))
+            instrs.append(asm.loop(count=int(rng.integers(1, max_count + 1))))
             depth += 1
         elif r < 0.3 and depth:
             instrs.append(asm.endloop())
