@@ -450,6 +450,13 @@ _FORMATS = {b: IsaFormat(b) for b in range(BASE_BITS, MAX_BASE_BITS + 1)}
 COUNTER_CYCLES = 0
 COUNTER_STALLS = 1
 N_COUNTERS = 2 + len(Opcode)
+# Counters are indexed by opcode value (counter_index) and named in enum order
+# (counter_names): both hold only while the values are 0 .. len(Opcode) - 1. A new opcode
+# takes the next free value; a gap would put a counter past N_COUNTERS.
+if sorted(op.value for op in Opcode) != list(range(len(Opcode))) or \
+        [op.value for op in Opcode] != sorted(op.value for op in Opcode):
+    raise ImportError("rtl.isa.Opcode values must be 0 .. len(Opcode) - 1 in order: the "
+                      "performance counters are indexed by opcode value")
 
 
 def counter_index(op: Opcode) -> int:

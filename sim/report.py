@@ -1211,8 +1211,10 @@ def _why_text(rep: dict) -> str:
         "dima_sot": [
             "the paper reports only ratios against its own ASIC / DRAM / ReRAM baselines; none "
             "is modelled here, so no ratio can be reproduced: our absolute numbers stand alone",
-            "Add-Net's binarized depthwise-separable layers are not in this model; adder "
-            "layers take the abs_diff (FA/FS) route",
+            "this report's shared workload is the 8-bit AdderNet (its adder layers on the "
+            "abs_diff route); the seed's Add-Net (binarized depthwise-separable layers on the "
+            "FA/FS lanes, seed 002 Fig. 4) runs with make sim PRESET=dima_sot and is costed by "
+            "python -m sim.dima_map (cycles, DIMA counters, energy per layer kind)",
             "SOT write: ASSUMPTION (seed-001 strip erase scaled to one MTJ)",
         ],
         "imac_sot": [
