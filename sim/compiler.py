@@ -1139,9 +1139,15 @@ def _patch_entries(stage: Stage) -> list:
     # Python ints: a kernel above 63 terms (up to 11 x 11 = 121) overflows int64 masks.
     bit = np.array([1 << int(b) for b in (ky * kw + kx).ravel()], dtype=object)
     mask = (inside.astype(object) * bit).sum(axis=1)
-    by_patch = list(zip(base.tolist(), mask.tolist(), strict=True))
+    return _table_order(stage, list(zip(base.tolist(), mask.tolist(), strict=True)))
+
+
+def _table_order(stage, by_patch) -> list:
+    """Per-patch entries in the order the stage's chunk programs read them: as they are in
+    ``wide`` mode, segment-major per chunk in ``segmented`` mode (also the order of
+    ``sim.layer_stages``' passes)."""
     if stage.mode == "wide":
-        return by_patch
+        return list(by_patch)
     entries = []
     k = stage.subarrays
     for ch in stage.chunks:

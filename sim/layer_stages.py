@@ -224,7 +224,7 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
         cursor["offsets"] += [(int(o) % c._ADDR_MOD, 0) for o in offsets]
         cursor["obase"] += fan_in
         c._plan_chunks(view, config, where, imem_depth=imem_depth)
-        cursor["patches"] += _table_order(view, entries)
+        cursor["patches"] += c._table_order(view, entries)
         cursor["pbase"] += len(entries)
         for ch in view.chunks:
             ch.index = len(stage.chunks)
@@ -305,21 +305,6 @@ def scratch_sizes(layers, shapes, li: int) -> tuple:
         e = -(-e // 4)
         sizes.append(outs * e)
     return (sizes[0], sizes[1] if len(sizes) > 1 else 0) if sizes else ()
-
-
-def _table_order(view, entries) -> list:
-    """Patch-table entries of a pass in the order its chunk programs read them (segmented:
-    segment-major per chunk, as ``sim.compiler._patch_entries``)."""
-    if view.mode == "wide":
-        return list(entries)
-    out = []
-    k = view.subarrays
-    for ch in view.chunks:
-        g_full = ch.groups - (1 if ch.partial else 0)
-        for seg in range(k):
-            out += [entries[ch.patch_start + g * k + seg] for g in range(g_full)]
-        out += entries[ch.patch_start + g_full * k:ch.patch_start + ch.patches]
-    return out
 
 
 def _steps(model, plans, extras) -> list:
