@@ -129,6 +129,13 @@ def _check_size(name, value):
         raise ValueError(f"{name} must be {what} in [{lo}, {hi}], not {value!r}")
 
 
+#: The most mats a configuration may have. ``mats`` only scales the chip projection's area and
+#: energy (the generated core is one mat), so the bound guards against a typo, not a hardware
+#: limit. ASSUMPTION: 65,536 mats is far beyond any published MRAM accelerator (seed 001's 64 MB
+#: chip is 1,024 mats of ``nand_spin``'s 16 subarrays of 256 x 128 bits).
+MAX_MATS = 1 << 16
+
+
 def _check_int(name, value, *, lo, hi=None, multiple_of=1):
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {value!r}")
@@ -296,7 +303,7 @@ program_words, patch_mask_bits : int
                              f"{max_subarrays_per_mat(self.columns)}] "
                              f"({mat_bound_reason(self.columns)}), not "
                              f"{self.subarrays_per_mat!r}")
-        _check_int("mats", self.mats, lo=1)
+        _check_int("mats", self.mats, lo=1, hi=MAX_MATS)
         _check_int("operand_bits", self.operand_bits, lo=1, hi=_MAX_OPERAND_BITS)
         _check_int("acc_bits", self.acc_bits, lo=1, hi=_MAX_ACC_BITS)
         need = self.reduce_bits + self.operand_bits
@@ -317,7 +324,7 @@ program_words, patch_mask_bits : int
             raise TypeError(f"routes must be a non-empty tuple of route names "
                             f"({', '.join(ROUTES)}), not {self.routes!r}")
         for r in routes:
-            if r not in ROUTES:
+            if not isinstance(r, str) or r not in ROUTES:
                 raise ValueError(f"routes must name known routes ({', '.join(ROUTES)}), "
                                  f"not {r!r}")
         if len(set(routes)) != len(routes):

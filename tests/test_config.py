@@ -47,7 +47,10 @@ def test_frozen():
     (dict(columns="128"), TypeError, r"^columns must be an int, not '128'$"),
     (dict(subarrays_per_mat=0), ValueError, r"^subarrays_per_mat must be a positive int, "
                                             r"not 0$"),
-    (dict(mats=-1), ValueError, r"^mats must be a positive int, not -1$"),
+    (dict(mats=-1), ValueError, r"^mats must be an int in \[1, 65536\], not -1$"),
+    (dict(mats=1 << 16 | 1), ValueError, r"^mats must be an int in \[1, 65536\], not 65537$"),
+    (dict(routes=(["abs_diff"],)), ValueError, r"^routes must name known routes \(.*\), "
+                                                r"not \['abs_diff'\]$"),
     (dict(mats=None), TypeError, r"^mats must be an int, not None$"),
     (dict(operand_bits=0), ValueError, r"^operand_bits must be an int in \[1, 32\], not 0$"),
     (dict(operand_bits=33), ValueError, r"^operand_bits must be an int in \[1, 32\], not 33$"),

@@ -285,6 +285,8 @@ def test_config_file_sets_fields_over_its_preset(tmp_path):
      r"'nand'$"),
     ("data_words = \n", r"not valid TOML: "),
     ("[core]\ndata_words = 8192\n", r"unknown key 'core'"),
+    ("routes = [[1]]\n", r"routes must name known routes \(abs_diff, .*\), not \[1\]$"),
+    ("mats = 100000000\n", r"mats must be an int in \[1, 65536\], not 100000000$"),
 ])
 def test_config_file_errors_name_the_key(tmp_path, text, message):
     path = _toml(tmp_path, text)
