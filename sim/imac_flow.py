@@ -80,16 +80,22 @@ def resolve_net(spec: str):
 def make_coproc(net):
     """The RTL co-processor for ``net``'s IMAC layers, with golden's constants."""
     from rtl.imac_serial import ImacSerialCoproc
+    return ImacSerialCoproc(**coproc_kwargs(net))
+
+
+def coproc_kwargs(net) -> dict:
+    """The arguments of ``rtl.imac_serial.ImacSerialCoproc`` for ``net``: everything the
+    exported Verilog depends on besides the generator's source (``sim.rtl_backend.export_key``)."""
     c = imac.CIRCUIT
     hpar = [imac.partitions(i, o, bias=True, layer=k)[0]
             for k, (i, o) in enumerate(net.fc_shapes)]
-    return ImacSerialCoproc(shapes=net.fc_shapes, bias=[True] * net.fc_layers,
-                            mults=[imac.amp_multiplier(g) for g in net.gains],
-                            recips=[imac.mean_reciprocal(h) for h in hpar], x_max=F.x_max,
-                            rows=c.xbar_rows, x_bits=F.x_bits, g_bits=F.g_bits,
-                            i_bits=F.i_bits, shift=F.amp_shift, rail_bits=F.amp_frac_bits,
-                            mean_shift=F.mean_shift, lut=imac.sigmoid_lut().tolist(),
-                            out_bits=F.out_bits)
+    return dict(shapes=net.fc_shapes, bias=[True] * net.fc_layers,
+                mults=[imac.amp_multiplier(g) for g in net.gains],
+                recips=[imac.mean_reciprocal(h) for h in hpar], x_max=F.x_max,
+                rows=c.xbar_rows, x_bits=F.x_bits, g_bits=F.g_bits,
+                i_bits=F.i_bits, shift=F.amp_shift, rail_bits=F.amp_frac_bits,
+                mean_shift=F.mean_shift, lut=imac.sigmoid_lut().tolist(),
+                out_bits=F.out_bits)
 
 
 def conductance_codes(net, sigma: float, seed: int) -> list:
@@ -121,7 +127,8 @@ def _build(net, sim: str):
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             runner, top = build_block(make_coproc(net), block=BLOCK, sim=sim,
-                                      build_dir=build_dir, always=False)
+                                      build_dir=build_dir, always=False,
+                                      key=repr(sorted(coproc_kwargs(net).items())))
         except RtlRunError as e:
             raise ImacRunError(f"the IMAC co-processor: {e}") from None
     return runner, build_dir, top

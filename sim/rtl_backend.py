@@ -543,8 +543,22 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
+def export_key(key: str) -> str:
+    """The digest that says an exported ``<block>.v`` is current: ``key`` (what the caller's
+    component depends on: its constructor's arguments), the text of every generator module
+    (``rtl/*.py``) and the Amaranth version. A change to any of them changes the digest."""
+    import hashlib
+
+    import amaranth
+    h = hashlib.sha256(key.encode())
+    h.update(str(getattr(amaranth, "__version__", "")).encode())
+    for path in sorted((REPO / "rtl").glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def build_block(component, *, block: str, sim: str, build_dir: Path, always: bool,
-                waves: bool = False):
+                waves: bool = False, key: str | None = None):
     """Export ``component`` and build it in its test bench; return ``(runner, toplevel)``.
 
     Writes ``<block>.v`` (the component, toplevel module ``<block>``), ``<block>_tb.v``
@@ -565,6 +579,11 @@ def build_block(component, *, block: str, sim: str, build_dir: Path, always: boo
         Rebuild even if the runner thinks the build is current.
     waves : bool
         Build with waveform dumping.
+    key : str or None
+        What ``component`` depends on besides the generator's source (its constructor's
+        arguments, as a string). Given, the export is skipped when ``<block>.v`` was written
+        for the same :func:`export_key` (it takes seconds for a big design); None exports
+        always.
 
     Raises
     ------
@@ -576,10 +595,19 @@ def build_block(component, *, block: str, sim: str, build_dir: Path, always: boo
 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(component, name=block, emit_src=False)
     top = bench_name(block)
     source, bench = build_dir / f"{block}.v", build_dir / f"{top}.v"
-    _write_if_changed(source, text)
+    digest = export_key(key) if key is not None else None
+    stamp = build_dir / f"{block}.v.key"
+    if digest is not None and source.is_file() and stamp.is_file() \
+            and stamp.read_text() == digest:
+        text = source.read_text()
+    else:
+        text = verilog.convert(component, name=block, emit_src=False)
+        stamp.unlink(missing_ok=True)
+        _write_if_changed(source, text)
+        if digest is not None:
+            stamp.write_text(digest)
     _write_if_changed(bench, bench_verilog(text, block))
     sources = [source, bench]
     build_args = simulator_build_args(sim)
@@ -641,8 +669,10 @@ def build_core(config, *, preset_name: str, sim: str, subarrays: int, faults: bo
     from rtl.core import Core
     build_dir = REPO / "build" / "sim" / "core" / build_name(config, preset_name, sim,
                                                                subarrays, faults)
-    core = Core(config=config, subarrays=subarrays, faults=faults, **(core_kwargs or {}))
-    runner, top = build_block(core, block="core", sim=sim, build_dir=build_dir, always=False)
+    kwargs = dict(config=config, subarrays=subarrays, faults=faults, **(core_kwargs or {}))
+    core = Core(**kwargs)
+    runner, top = build_block(core, block="core", sim=sim, build_dir=build_dir, always=False,
+                              key=repr(sorted(kwargs.items())))
     return runner, build_dir, top
 
 
