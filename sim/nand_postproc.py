@@ -63,19 +63,26 @@ transpose buffer moves ``operand_bits``-bit values only); see :data:`NOT_BUILT`.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import math
+import sys
+
 import numpy as np
 
 from rtl.bit_counter import BitCounterOp, BitCountOut, bitcount_imm
+from rtl.config import POSTPROC_MODES as _MODES
 from rtl.isa import Opcode
 
 from .routes.base import op
 from .routes.nand_inmem import _check_row, _check_rows, _check_width, _own_strips, _strips, _write
 
 __all__ = ["requant_words", "requant_program", "requant_cycles", "common_shift", "NOT_BUILT",
-           "POSTPROC_MODES"]
+           "POSTPROC_MODES", "with_postproc", "refuse_in_memory", "Layout", "layout",
+           "measure_model", "main"]
 
-#: Post-processing modes a configuration can name (``ppu``: the CMOS unit, today's default).
-POSTPROC_MODES = ("ppu", "in_memory")
+#: Post-processing modes a configuration can name (``rtl.config.POSTPROC_MODES``).
+POSTPROC_MODES = _MODES
 
 #: Why the compiler cannot map a network's layers onto the in-memory post-processing yet.
 NOT_BUILT = ("in-memory post-processing of a compiled network is not built yet: the layer sums "
@@ -90,6 +97,35 @@ _SHIFT = bitcount_imm(BitCounterOp.SHIFT)
 _READ_TO = bitcount_imm(BitCounterOp.HOLD, out=BitCountOut.SA)
 _CLEAR_NOT_TO = bitcount_imm(BitCounterOp.CLEAR, out=BitCountOut.NOT_SA)
 _COUNT_AND_LSB_TO = bitcount_imm(BitCounterOp.COUNT, and_fu=True, out=BitCountOut.LSB)
+
+
+def with_postproc(config, mode: str):
+    """``config`` with ``postproc=mode`` (``in_memory`` adds the route ``nand_inmem``).
+
+    Raises
+    ------
+    UserError
+        ``mode`` is not one of :data:`POSTPROC_MODES` (one line naming it).
+    """
+    from .util import UserError
+    if mode not in POSTPROC_MODES:
+        raise UserError(f"--postproc must be one of {', '.join(POSTPROC_MODES)}, not {mode!r}")
+    routes = tuple(config.routes)
+    if mode == "in_memory" and "nand_inmem" not in routes:
+        routes += ("nand_inmem",)
+    return dataclasses.replace(config, postproc=mode, routes=routes)
+
+
+def refuse_in_memory(model) -> None:
+    """``sim.compiler.compile_model`` with ``postproc='in_memory'``: a ``CompileError`` naming
+    the first layer whose output would be post-processed in memory and why that is not built
+    (:data:`NOT_BUILT`)."""
+    from .compiler import CompileError
+    for i, ly in enumerate(model.layers):
+        if getattr(ly, "output", None) in ("requant", "logits") or ly.kind == "add":
+            raise CompileError(f"layer {i} ({ly.kind}): postproc 'in_memory' (seed 001 sec. "
+                               f"4.2): {NOT_BUILT}; use postproc 'ppu'")
+    raise CompileError("postproc 'in_memory': the model has no layer to post-process")
 
 
 def common_shift(mult, bias, shift) -> tuple:
@@ -260,3 +296,222 @@ def requant_cycles(config, *, p_bits: int, m_bits: int, shift: int, t0: int, y0:
               if config.technology == "nand_spin" else 0)
     counts = sum(min(k + 1, m_bits) + 1 for k in range(p_bits))
     return erases + 1 + counts + p_bits + 4 * (n - out_bits) + 4 + 3 * out_bits
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Rows and slots of one row of lanes (strip-aligned: every group that is erased and
+    rewritten has strips of its own). ``ys``: the k output groups; ``tag``, ``result``,
+    ``groups``: the pooling's rows (k > 1); ``slots``: o, nn, ov, xs; ``m0``: the first scale
+    word (the bias words follow the ``m_bits`` scale words)."""
+
+    x0: int
+    ones: int
+    t0: int
+    ys: tuple
+    tag: int
+    result: int
+    groups: tuple
+    slots: tuple = (0, 1, 2, 3)
+    m0: int = 4
+
+
+def layout(config, x_bits: int, p_bits: int, shift: int, k: int = 1, out_bits: int = 8) -> Layout:
+    """Strip-aligned rows for k groups of sums of ``x_bits`` bits (:class:`Layout`).
+
+    Raises
+    ------
+    ValueError
+        The rows do not fit ``config.rows`` (the message gives the rows needed).
+    """
+    m = config.mtjs_per_strip
+    up = lambda r: -(-r // m) * m           # noqa: E731 - the next strip boundary
+    x0 = 0
+    ones = up(x0 + k * x_bits)
+    t0 = up(ones + 1)
+    y = up(t0 + p_bits - shift)
+    ys = tuple(y + up(out_bits) * i for i in range(k))
+    tag = up(ys[-1] + out_bits)
+    result = up(tag + 1)
+    groups = (up(result + 1), up(result + 1) + up(out_bits))
+    need = groups[1] + out_bits if k > 1 else ys[-1] + out_bits
+    if need > config.rows:
+        raise ValueError(f"the in-memory post-processing of {k} group(s) of {x_bits}-bit sums "
+                         f"({p_bits}-bit affine map) needs {need} rows, beyond rows="
+                         f"{config.rows}")
+    return Layout(x0, ones, t0, ys, tag, result, groups)
+
+
+def _x_rows(lay: Layout, x_bits: int, i: int) -> int:
+    return lay.x0 + i * x_bits
+
+
+def measure_model(model, config, *, seed: int = 0) -> list:
+    """Post-processing cost of every ``requant`` layer of ``model`` with its 2x2 max pool, the
+    PPU's way and the in-memory way, on the cycle model of ``config`` (a mat of
+    ``columns * subarrays_per_mat`` lanes; the route ``nand_inmem`` is added).
+
+    In memory: the layer's pooled outputs (channel-major, the positions inside a window) are
+    the lanes; a row of lanes holds up to W of them, its 4 window sums in 4 groups of rows
+    (random sums within the layer's accumulator bound), requantized one group after the other
+    (:func:`requant_program`), then the maximum by Fig. 9 comparison
+    (``sim.routes.nand_inmem.max_pool_program``); every output is checked against
+    ``golden.layers.requantize`` (the PPU's arithmetic) and the maximum. Counters summed over
+    the rows. The PPU: one ``REQUANT`` (``MAX4``) per computed value, issued one per cycle
+    behind the dot products. Not counted on either side: putting the sums into the array
+    (not built, :data:`NOT_BUILT`) and the outputs' way to the next layer.
+
+    Returns
+    -------
+    list of dict
+        Per layer: ``layer``, ``values``, ``rows`` (rows of lanes), ``x_bits``, ``p_bits``,
+        ``shift``, ``m_bits`` (the widest row's), ``inmem`` and ``ppu`` counter dicts.
+
+    Raises
+    ------
+    ValueError
+        A layer's rows do not fit the subarray, a requant layer not followed by a 2x2 stride-2
+        max pool, or an in-memory output that differs from golden (a bug).
+    """
+    from golden.layers import conv_acc_bound, requantize
+    from golden.pim import inmem_requant_bits
+
+    from .asm import assemble, halt
+    from .core_model import CoreModel, unpack_row
+    from .routes.nand_inmem import max_pool_program
+
+    routes = tuple(config.routes or ())
+    if "nand_inmem" not in routes:
+        config = dataclasses.replace(config, routes=routes + ("nand_inmem",))
+    width = config.columns * config.subarrays_per_mat
+    rng = np.random.default_rng(seed)
+    shapes = model.shapes()
+    out = []
+    for i, ly in enumerate(model.layers):
+        if getattr(ly, "output", None) != "requant":
+            continue
+        nxt = model.layers[i + 1] if i + 1 < len(model.layers) else None
+        if (nxt is None or nxt.kind != "max_pool2d" or int(nxt.params["kernel"]) != 2
+                or int(nxt.params["stride"]) != 2):
+            raise ValueError(f"layer {i} ({ly.kind}): the measurement needs a 2x2 stride-2 max "
+                             f"pool after it")
+        c, h, w = shapes[i + 1]
+        lanes_total = c * (h // 2) * (w // 2)
+        chan = np.repeat(np.arange(c), (h // 2) * (w // 2))
+        wt = ly.params["weight"]
+        bound = conv_acc_bound(ly.acc_kind, int(np.prod(wt.shape[1:])))
+        m2, b2, s = common_shift(ly.params["rq_mult"], ly.params["rq_bias"],
+                                 ly.params["rq_shift"])
+        p = inmem_requant_bits(bound, m2, b2, [s] * len(m2))
+        x_bits = (2 * bound).bit_length()
+        lay = layout(config, x_bits, p, s, k=4)
+        inmem: dict = {}
+        m_widest = 0
+        cm = CoreModel(config)
+        ones = np.ones(width, bool)
+        rows = math.ceil(lanes_total / width)
+        for r in range(rows):
+            ch = chan[r * width:(r + 1) * width]
+            used = len(ch)
+            mw, cw = requant_words([m2[j] for j in ch], [b2[j] for j in ch], s, p, width)
+            m_widest = max(m_widest, len(mw))
+            for j, word in enumerate(np.concatenate([mw, cw])):
+                cm.write_buffer(lay.m0 + j, word)
+            _host_row(cm, config, lay.ones, ones)
+            xs = rng.integers(-bound, bound + 1, (4, width))
+            ys = []
+            for g in range(4):
+                for b in range(x_bits):
+                    _host_row(cm, config, _x_rows(lay, x_bits, g) + b,
+                              ((xs[g] % (1 << x_bits)) >> b & 1).astype(bool))
+                body = requant_program(config, x0=_x_rows(lay, x_bits, g), x_bits=x_bits,
+                                       ones=lay.ones, m0=lay.m0, m_bits=len(mw),
+                                       c0=lay.m0 + len(mw), p_bits=p, shift=s, t0=lay.t0,
+                                       y0=lay.ys[g], slots=lay.slots)
+                _add(inmem, cm.run(assemble(body + [halt()])))
+                ys.append(requantize(xs[g][None, :used].astype(np.int64),
+                                     ly.params["rq_mult"][ch], ly.params["rq_bias"][ch],
+                                     ly.params["rq_shift"][ch])[0])
+            body, best = max_pool_program(config, lay.ys, 8, lay.groups, lay.tag, lay.result,
+                                          lay.slots[0], lay.slots[1])
+            _add(inmem, cm.run(assemble(body + [halt()])))
+            got = sum(unpack_row(cm._cells[best + b], width).astype(np.int64) << b
+                      for b in range(8))[:used]
+            want = np.max(ys, axis=0)
+            bad = np.flatnonzero(got != want)
+            if bad.size:
+                j = int(bad[0])
+                raise ValueError(f"layer {i}: in-memory output of lane {j} (row {r}) is "
+                                 f"{int(got[j])}, golden {int(want[j])} (seed 001)")
+        values = 4 * lanes_total
+        out.append({"layer": i, "kind": ly.kind, "values": values, "rows": rows,
+                    "x_bits": x_bits, "p_bits": p, "shift": s, "m_bits": m_widest,
+                    "inmem": inmem, "ppu": {"requant": values, "cycles": values}})
+    return out
+
+
+def _host_row(cm, config, row: int, bits) -> None:
+    """A host write of one row (erase its strip first on NAND-SPIN: the caller's strips hold
+    nothing else that must survive)."""
+    from rtl.mtj_array import MacroCmd
+    if config.technology == "nand_spin":
+        m = config.mtjs_per_strip
+        if row % m == 0:
+            cm.array_command(MacroCmd.ERASE, row)
+        cm.array_command(MacroCmd.PROGRAM, row, bits)
+    else:
+        cm.array_command(MacroCmd.WRITE, row, bits)
+
+
+def _add(total: dict, run) -> None:
+    if run.error:
+        raise ValueError(f"the in-memory post-processing program failed: {run.reason}")
+    for k, v in run.counters.items():
+        total[k] = total.get(k, 0) + int(v)
+
+
+def main(argv=None) -> int:
+    """``python -m sim.nand_postproc --model fashion_addernet --preset nand_spin``: the
+    post-processing cost per layer, PPU vs in memory (:func:`measure_model`), with energies
+    from ``sim.energy.estimate``."""
+    from golden.model import bundled_model_path, load_model
+    from rtl.config import preset
+
+    from .energy import estimate
+    ap = argparse.ArgumentParser(prog="python -m sim.nand_postproc", description=main.__doc__)
+    ap.add_argument("--model", default="fashion_addernet")
+    ap.add_argument("--preset", default="nand_spin")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    try:
+        config = preset(args.preset)
+        model = load_model(bundled_model_path(args.model))
+        rows = measure_model(model, config, seed=args.seed)
+    except (ValueError, KeyError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.model} on {args.preset}: post-processing (requantize + ReLU + 2x2 max pool) "
+          f"of each requant layer; one mat, {config.columns * config.subarrays_per_mat} lanes")
+    print("| layer | values | rows | x/p bits | PPU cycles | PPU energy nJ | in-mem cycles "
+          "| BITCOUNT | PROGRAM | ERASE | in-mem energy nJ |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    tot = {"ppu_c": 0, "ppu_e": 0.0, "im_c": 0, "im_e": 0.0}
+    for r in rows:
+        im = {k: v for k, v in r["inmem"].items()}
+        e_im = estimate(config, im).energy_j * 1e9
+        e_pp = estimate(config, r["ppu"]).energy_j * 1e9
+        tot["ppu_c"] += r["ppu"]["cycles"]
+        tot["ppu_e"] += e_pp
+        tot["im_c"] += im["cycles"]
+        tot["im_e"] += e_im
+        print(f"| {r['layer']} {r['kind']} | {r['values']} | {r['rows']} | {r['x_bits']}/"
+              f"{r['p_bits']} | {r['ppu']['cycles']} | {e_pp:.3f} | {im['cycles']} | "
+              f"{im.get('bitcount', 0)} | {im.get('program', 0) + im.get('write_row', 0)} | "
+              f"{im.get('erase', 0)} | {e_im:.3f} |")
+    print(f"| total | | | | {tot['ppu_c']} | {tot['ppu_e']:.3f} | {tot['im_c']} | | | | "
+          f"{tot['im_e']:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -264,3 +264,55 @@ def test_builder_refuses_bad_input(kw, match):
     args.update(kw)
     with pytest.raises(ValueError, match=match):
         requant_program(config, **args)
+
+
+def test_postproc_field_and_the_compilers_refusal():
+    """``AcceleratorConfig.postproc``: ``ppu`` in every preset, validated; ``in_memory`` needs
+    the bit-counters' route, and the compiler refuses it naming the layer (not built yet)."""
+    from golden.model import bundled_model_path, load_model
+    from rtl.config import PRESETS
+    from sim.compiler import CompileError, compile_model
+    from sim.nand_postproc import with_postproc
+    from sim.util import UserError
+    for name in PRESETS:
+        assert preset(name).postproc == "ppu"
+    cfg = preset("nand_spin")
+    with pytest.raises(ValueError, match=r"^postproc must be one of ppu, in_memory, not 'cmos'$"):
+        dataclasses.replace(cfg, postproc="cmos")
+    with pytest.raises(ValueError, match=r"^postproc='in_memory' needs the route 'nand_inmem'"):
+        dataclasses.replace(cfg, postproc="in_memory")
+    with pytest.raises(UserError, match=r"^--postproc must be one of ppu, in_memory, not 'x'$"):
+        with_postproc(cfg, "x")
+    im = with_postproc(cfg, "in_memory")
+    assert im.postproc == "in_memory" and "nand_inmem" in im.routes
+    model = load_model(bundled_model_path("fashion_addernet"))
+    with pytest.raises(CompileError, match=r"^layer 0 \(adder_conv2d\): postproc 'in_memory' "
+                                           r"\(seed 001 sec\. 4\.2\): in-memory post-processing "
+                                           r"of a compiled network is not built yet"):
+        compile_model(model, im, subarrays=1)
+
+
+def test_measure_model_costs_and_checks_every_output():
+    """The per-layer measurement (``python -m sim.nand_postproc``) on the nand_spin mat: the
+    PPU's REQUANTs are one per computed value; the in-memory counters have no REQUANT, and
+    their cycles are the formulas' (4 requantizations and a 3-round max pool per row of
+    lanes, each program ended by a HALT); its outputs are checked against golden inside."""
+    from golden.model import bundled_model_path, load_model
+    from sim.nand_postproc import layout, measure_model
+    from sim.routes.nand_inmem import compare_cycles, select_cycles
+    model = load_model(bundled_model_path("fashion_addernet"))
+    config = preset("nand_spin")
+    full = dataclasses.replace(config, routes=config.routes + ("nand_inmem",))
+    halt = CoreModel(full).run(asm.assemble([asm.halt()])).counters["cycles"]
+    rows = measure_model(model, config)
+    assert [r["layer"] for r in rows] == [0, 2, 4]
+    for r in rows:
+        assert r["ppu"]["requant"] == r["values"] == r["ppu"]["cycles"]
+        im = r["inmem"]
+        assert im["requant"] == 0 and im["bitcount"] > 0
+        lay = layout(full, r["x_bits"], r["p_bits"], r["shift"], k=4)
+        per_row = sum(requant_cycles(full, p_bits=r["p_bits"], m_bits=r["m_bits"],
+                                     shift=r["shift"], t0=lay.t0, y0=y) + halt for y in lay.ys)
+        per_row += sum(compare_cycles(full, 8) + select_cycles(full, 8, g)
+                       for g in (lay.groups * 2)[:3]) + halt
+        assert im["cycles"] == r["rows"] * per_row
