@@ -404,7 +404,10 @@ def measure_model(model, config, *, seed: int = 0) -> list:
                                  ly.params["rq_shift"])
         p = inmem_requant_bits(bound, m2, b2, [s] * len(m2))
         x_bits = (2 * bound).bit_length()
-        lay = layout(config, x_bits, p, s, k=4)
+        try:
+            lay = layout(config, x_bits, p, s, k=4)
+        except ValueError as e:
+            raise ValueError(f"layer {i} ({ly.kind}): {e}") from None
         inmem: dict = {}
         m_widest = 0
         cm = CoreModel(config)

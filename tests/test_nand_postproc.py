@@ -316,3 +316,18 @@ def test_measure_model_costs_and_checks_every_output():
         per_row += sum(compare_cycles(full, 8) + select_cycles(full, 8, g)
                        for g in (lay.groups * 2)[:3]) + halt
         assert im["cycles"] == r["rows"] * per_row
+
+
+def test_measure_refuses_a_layer_beyond_the_rows():
+    """A subarray too short for a layer's 4 groups of sums and their rows: the error names the
+    layer, the rows needed and the limit. Layer 0 (shift 17, p 28): sums 4 x 13 rows (0 .. 51),
+    the ones row 56, t 64 .. 74, outputs 80 .. 111, Tag 112, Result 120, groups 128 and 136:
+    144 rows."""
+    from golden.model import bundled_model_path, load_model
+    from sim.nand_postproc import measure_model
+    model = load_model(bundled_model_path("fashion_addernet"))
+    config = dataclasses.replace(preset("nand_spin"), rows=128)
+    with pytest.raises(ValueError, match=r"^layer 0 \(adder_conv2d\): the in-memory post-"
+                                         r"processing of 4 group\(s\) of 13-bit sums \(28-bit "
+                                         r"affine map\) needs 144 rows, beyond rows=128$"):
+        measure_model(model, config)
