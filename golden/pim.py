@@ -682,7 +682,7 @@ def inmem_requant(x, mult, bias, shift, *, x_bits: int, p_bits: int, out_bits: i
 
     Returns
     -------
-    int64 array, ``x.shape``, values in [0, 2**out_bits - 1]
+    int64 array, the broadcast shape of the arguments, values in [0, 2**out_bits - 1]
 
     Raises
     ------
@@ -713,7 +713,7 @@ def inmem_requant(x, mult, bias, shift, *, x_bits: int, p_bits: int, out_bits: i
     t = np.where(t >= mod >> 1, t - mod, t)
     t = np.right_shift(np.asarray(t, dtype=object), s.astype(object))
     top = (1 << out_bits) - 1
-    return np.asarray(np.minimum(np.maximum(t, 0), top), dtype=np.int64).reshape(x.shape)
+    return np.asarray(np.minimum(np.maximum(t, 0), top), dtype=np.int64)
 
 
 def inmem_requant_bits(acc_bound: int, mult, bias, shift) -> int:
