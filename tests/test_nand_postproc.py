@@ -306,8 +306,13 @@ def test_measure_model_costs_and_checks_every_output():
     halt = CoreModel(full).run(asm.assemble([asm.halt()])).counters["cycles"]
     rows = measure_model(model, config)
     assert [r["layer"] for r in rows] == [0, 2, 4]
+    # the PPU side: the compiled network's REQUANTs of the same layers (sim.compiler)
+    from sim.compiler import compile_model
+    compiled = {st.layer_index: st.micro_ops["requant"]
+                for st in compile_model(model, config).stages}
     for r in rows:
         assert r["ppu"]["requant"] == r["values"] == r["ppu"]["cycles"]
+        assert r["ppu"]["requant"] == compiled[r["layer"]]
         im = r["inmem"]
         assert im["requant"] == 0 and im["bitcount"] > 0
         lay = layout(full, r["x_bits"], r["p_bits"], r["shift"], k=4)
