@@ -230,6 +230,119 @@ async def core_bitcount_primitives(dut):
                       "with golden", case, scale)
 
 
+#: In-memory post-processing (seed 001 sec. 4.2, ``sim.nand_postproc``) in the 64 rows: sums in
+#: strip 0, the all-ones row in strip 1, t in strips 2-3, four output groups in strips 4-7;
+#: the pooling then reuses strips 0-3 (Tag, Result, ping-pong groups). Slots: o, nn, ov, xs
+#: 0-3, scale words from 40, bias words after them (8 .. 39 are the readout's one-hots).
+PP_X, PP_ONES, PP_T, PP_YS = 0, 8, 16, (32, 40, 48, 56)
+PP_SLOTS, PP_M0 = (0, 1, 2, 3), 40
+#: Width of the affine map's rows and the shift: sums of 8 bits, per-lane multipliers in
+#: [-7, 7], biases in [-512, 512] reach 128 * 7 + 512 + 1 < 2**11 (so 12 rows with the sign);
+#: shift 1 leaves 11 rows of t, so the saturation at 255 is reached.
+PP_P, PP_SHIFT = 12, 1
+
+
+def rows_commands(config, width: int, row0: int, values, bits: int) -> list:
+    """Host commands: erase the strips of rows ``row0 .. row0 + bits - 1``, program the two's
+    complement bits of ``values`` (one per column) into them."""
+    m, ones = config.mtjs_per_strip, np.ones(width, bool)
+    v = np.asarray(values, np.int64) % (1 << bits)
+    cmds = [(MacroCmd.ERASE, s * m, np.zeros(width, bool), ones)
+            for s in sorted({(row0 + b) // m for b in range(bits)})]
+    return cmds + [(MacroCmd.PROGRAM, row0 + b, ((v >> b) & 1).astype(bool), ones)
+                   for b in range(bits)]
+
+
+@cocotb.test()
+async def core_bitcount_postproc(dut):
+    """Requantization, ReLU from the MSB and saturation of sums in the array (seed 001 eq. 2 /
+    eq. 3 folded, ``sim.nand_postproc.requant_program``), four groups, then max pooling of
+    them by iterated comparison: == ``golden.layers.requantize`` (the PPU's arithmetic) and
+    ``golden.pim.inmem_requant``; counters == the cycle model; cycles == the formula."""
+    from golden.layers import requantize
+    from golden.pim import inmem_requant, inmem_requant_bits
+    from sim.core_model import CoreModel
+    from sim.nand_postproc import requant_cycles, requant_program, requant_words
+    from sim.rtl_backend import CoreHost
+    p = load_params()
+    rng_py, seed = make_rng(p, "core_bitcount_postproc")
+    rng = np.random.default_rng(rng_py.getrandbits(64))
+    config = small_config()
+    width = config.columns * config.subarrays_per_mat
+    n = config.operand_bits
+    host = CoreHost(dut, config)
+    await host.reset()
+    await host.write_table([0], [0], [0])
+    model = CoreModel(config, buffer_slots=SLOTS, out_depth=64)
+    model.write_table(0, 0, 0, 0)
+    halt_cycles = model.run(asm.assemble([asm.halt()])).counters["cycles"]
+    where = f"(seed {seed}, rerun with SPINPIM_SEED={seed})"
+
+    async def both(cmds=(), words=None, what=""):
+        await host.array_commands(list(cmds))
+        for cmd, r, bits, mask in cmds:
+            model.array_command(cmd, r, bits, mask)
+        if words is None:
+            return None
+        counters = await host.run(words, max_cycles=4 * len(words) + 64)
+        modelled = model.run(words)
+        assert not modelled.error, f"{BLOCK} {what}: model error {modelled.reason}"
+        assert counters == modelled.counters, (
+            f"{BLOCK} {what}: rtl counters {counters} != model {modelled.counters} {where}")
+        return counters
+
+    async def readout(row0, bits, what):
+        await both(words=readout_program(row0, bits, width, n), what=f"{what} readout")
+        got = await host.read_outputs(width)
+        assert list(model.out_memory[:width]) == got, (f"{BLOCK} {what} readout: rtl {got} "
+                                                       f"!= model {model.out_memory[:width]}")
+        return got
+
+    for trial in range(p["trials"]):
+        mult = rng.integers(-7, 8, width).astype(np.int32)
+        bias = rng.integers(-512, 513, width).astype(np.int64)
+        shift = np.full(width, PP_SHIFT, np.int32)
+        assert inmem_requant_bits(128, mult, bias, shift) <= PP_P
+        mw, cw = requant_words(mult, bias, PP_SHIFT, PP_P, width)
+        image = np.concatenate([buffer_image(width, 0, n), mw, cw])
+        assert len(buffer_image(width, 0, n)) == PP_M0 and len(image) <= SLOTS
+        await host.write_buffer(image)
+        for slot, word in enumerate(image):
+            model.write_buffer(slot, word)
+        await both(rows_commands(config, width, PP_ONES, np.ones(width, np.int64), 1))
+        xs = rng.integers(-128, 128, (4, width))
+        xs[0, :3] = (-128, 127, 0)
+        ppu = []
+        for k, y0 in enumerate(PP_YS):
+            body = requant_program(config, x0=PP_X, x_bits=n, ones=PP_ONES, m0=PP_M0,
+                                   m_bits=len(mw), c0=PP_M0 + len(mw), p_bits=PP_P,
+                                   shift=PP_SHIFT, t0=PP_T, y0=y0, slots=PP_SLOTS)
+            counters = await both(rows_commands(config, width, PP_X, xs[k], n),
+                                  asm.assemble(body + [asm.halt()]), f"requant {k}")
+            formula = requant_cycles(config, p_bits=PP_P, m_bits=len(mw), shift=PP_SHIFT,
+                                     t0=PP_T, y0=y0)
+            assert counters["cycles"] == formula + halt_cycles, (
+                f"{BLOCK} requant: {counters['cycles']} cycles, formula {formula} + HALT "
+                f"{halt_cycles} {where}")
+            assert counters["requant"] == 0, counters
+            got = await readout(y0, 8, f"requant {k}")
+            want = requantize(xs[k][None, :].astype(np.int64), mult, bias, shift)[0]
+            check_values("in-memory requantization + ReLU (sec. 4.2) vs the PPU's", got, want,
+                         f"trial {trial} group {k}", where)
+            check_values("in-memory requantization vs golden.pim.inmem_requant", got,
+                         inmem_requant(xs[k], mult, bias, PP_SHIFT, x_bits=n, p_bits=PP_P),
+                         f"trial {trial} group {k}", where)
+            ppu.append(want)
+        body, best = max_pool_program(config, PP_YS, 8, (PP_T, PP_T + 8), PP_X, PP_ONES,
+                                      PP_SLOTS[0], PP_SLOTS[1])
+        await both(words=asm.assemble(body + [asm.halt()]), what="max pool of requants")
+        got = await readout(best, 8, "max pool of requants")
+        check_values("max pooling of 4 requantized sums (the PPU's MAX4)", got,
+                     np.max(ppu, axis=0), f"trial {trial}", where)
+        dut._log.info("trial %d: in-memory requantization of 4 groups and their max pool "
+                      "agree with golden", trial)
+
+
 @cocotb.test()
 async def core_bitcount_bad_imm(dut):
     """A BITCOUNT that does nothing (HOLD, no out) or ANDs without a sense raises error on

@@ -18,7 +18,7 @@ Algorithms (compositions of the primitives, one call per per-column step, loops 
 positions, numpy over lanes): :func:`and_bitcount_dot` / :func:`and_bitcount_conv2d` /
 :func:`and_bitcount_linear` (bitwise convolution), :func:`bitcounter_add`,
 :func:`scale_multiply`, :func:`msb_first_compare` / :func:`max_select` / :func:`min_select` /
-:func:`max_pool_compare` (seed 001); :func:`fa_fs_add` / :func:`fa_fs_sub` /
+:func:`max_pool_compare`, :func:`inmem_requant` (seed 001); :func:`fa_fs_add` / :func:`fa_fs_sub` /
 :func:`fa_fs_addsub` (seed 002);
 :func:`abs_diff` / :func:`l1_fa` / :func:`l1_fa_tree` / :func:`zero_skip_l1` /
 :func:`zero_skip_tile` (seed 000);
@@ -639,6 +639,94 @@ def max_pool_compare(values, n: int):
         best, s = max_select(best, cand, n)
         _add_steps(steps, s)
     return best, steps
+
+
+# ---- seed 001 sec. 4.2: quantization (eq. 2), batch norm (eq. 3), ReLU in memory -----------
+
+
+def inmem_requant(x, mult, bias, shift, *, x_bits: int, p_bits: int, out_bits: int = 8):
+    """Requantization the seed-001 way, in the array: an affine map, a shift, ReLU, saturation.
+
+    Seed 001 sec. 4.2 quantizes a layer's sums with eq. 2, ``Q_o = round((Q_i - Q_min) (2**k -
+    1) / (Q_max - Q_min))``, then batch-normalizes with eq. 3, ``I_o = (I_i - mu) gamma /
+    sqrt(sigma**2 + eps) + beta``; both are affine with parameters "calculated and stored in
+    advance", performed "through in-memory addition and multiplication". Folded at compile time
+    into one integer affine map per lane (the same ``mult``, ``bias``, ``shift`` as
+    ``golden.layers.requantize``), the arithmetic the array does is, with every value held in
+    ``p_bits``-bit two's complement rows::
+
+        t = (x * mult + bias + 2**(shift-1)) mod 2**p_bits     # Fig. 8b multiply + Fig. 8a
+                                                                #   add, one column, LSB first
+        t = t - 2**p_bits if t >= 2**(p_bits-1)                # the row p_bits - 1 is the sign
+        t = t >> shift                                          # rows shift .. p_bits-1: round
+                                                                #   half up (shift 0: none)
+        y = 0 if t < 0 else min(t, 2**out_bits - 1)             # ReLU from the MSB (sec. 4.2),
+                                                                #   saturation
+
+    Where this differs from today's requantization (``golden.layers.requantize``, the CMOS PPU):
+    only in the width. The PPU computes ``t`` exactly in ``RQ_BITS`` = 48 bits; the array keeps
+    ``p_bits`` rows, so ``t`` wraps modulo ``2**p_bits``. The two are equal whenever
+    ``|x * mult + bias + 2**(shift-1)| < 2**(p_bits-1)`` (:func:`inmem_requant_bits` gives the
+    smallest such width for an accumulator bound). The rounding (half up, by adding
+    ``2**(shift-1)`` before the shift) and the saturation at 0 and ``2**out_bits - 1`` are the
+    PPU's. The seed's eq. 2 has no saturation (it assumes ``Q_min <= Q_i <= Q_max``);
+    ASSUMPTION: values outside the range saturate, as the PPU's do, so both modes agree.
+
+    Parameters
+    ----------
+    x : integer array, values fit ``x_bits`` signed bits (the accumulated sums, one per lane)
+    mult, bias, shift : integer arrays broadcastable to ``x`` (per-lane parameters; ``mult``
+        signed, ``shift`` in [0, p_bits - 1])
+    x_bits, p_bits : int, in [1, 62]; ``x_bits <= p_bits``
+    out_bits : int in [1, p_bits - 1]
+
+    Returns
+    -------
+    int64 array, the broadcast shape of the arguments, values in [0, 2**out_bits - 1]
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad widths, values that do not fit, a shift out of range.
+    """
+    x_bits = _check_width("x_bits", x_bits)
+    p_bits = _check_width("p_bits", p_bits)
+    out_bits = _check_width("out_bits", out_bits, hi=max(1, p_bits - 1))
+    if x_bits > p_bits:
+        raise ValueError(f"x_bits must be <= p_bits={p_bits}, not {x_bits}")
+    x = _check_values("x", x, x_bits, signed=True)
+    mult = np.asarray(mult)
+    bias = np.asarray(bias)
+    shift = np.asarray(shift)
+    for name, a in (("mult", mult), ("bias", bias), ("shift", shift)):
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"{name} must be an integer array, not dtype {a.dtype}")
+    if shift.size and (int(shift.min()) < 0 or int(shift.max()) >= p_bits):
+        raise ValueError(f"shift must be in [0, {p_bits - 1}], found values in "
+                         f"[{shift.min()}, {shift.max()}]")
+    mod = 1 << p_bits
+    m = mult.astype(object) % mod          # exact: Python ints, the residues the rows hold
+    s = shift.astype(np.int64)
+    half = np.where(s > 0, np.left_shift(np.int64(1), np.maximum(s - 1, 0)), 0)
+    c = (bias.astype(object) + half.astype(object)) % mod
+    t = (x.astype(object) * m + c) % mod
+    t = np.where(t >= mod >> 1, t - mod, t)
+    t = np.right_shift(np.asarray(t, dtype=object), s.astype(object))
+    top = (1 << out_bits) - 1
+    return np.asarray(np.minimum(np.maximum(t, 0), top), dtype=np.int64)
+
+
+def inmem_requant_bits(acc_bound: int, mult, bias, shift) -> int:
+    """Smallest ``p_bits`` with which :func:`inmem_requant` equals ``golden.layers.requantize``
+    for every ``|x| <= acc_bound``: ``bit_length(max(acc_bound |mult| + |bias| +
+    2**(shift-1))) + 1`` (the sign row), at least ``max(shift) + 2``."""
+    mult = np.abs(np.asarray(mult, dtype=object))
+    bias = np.abs(np.asarray(bias, dtype=object))
+    shift = np.asarray(shift, dtype=np.int64)
+    half = np.array([(1 << (int(v) - 1)) if v > 0 else 0 for v in shift.ravel()],
+                    dtype=object).reshape(shift.shape)
+    worst = int(np.max(int(acc_bound) * mult + bias + half)) if mult.size else 0
+    return max(worst.bit_length() + 1, int(shift.max(initial=0)) + 2)
 
 
 # ---- seed 002 Fig. 4a: FA/FS add and subtract, 2n cycles ------------------------------------

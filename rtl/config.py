@@ -17,6 +17,7 @@ from rtl.routes import ROUTES
 __all__ = [
     "TECHNOLOGIES",
     "DATAFLOWS",
+    "POSTPROC_MODES",
     "STALL_OPS",
     "MAX_STALL_CYCLES",
     "ZERO_SKIP_DATAFLOWS",
@@ -198,6 +199,13 @@ def _check_rate(name, value):
 #: (``zero_skip``): on ``abs_diff`` a zero tile's dot is ``sum w``, a precomputed buffer slot.
 ZERO_SKIP_DATAFLOWS = ("abs_diff",)
 
+#: Post-processing modes (``AcceleratorConfig.postproc``): ``ppu`` -- requantization, ReLU and
+#: pooling in the CMOS post-processing unit (``rtl.ppu``; ASSUMPTION: a CMOS unit as every
+#: digital accelerator has, the default of every preset); ``in_memory`` -- in the array on the
+#: per-column bit-counters (seed 001 sec. 4.2: quantization eq. 2, batch norm eq. 3, ReLU from
+#: the MSB, max pooling by comparison; ``sim.nand_postproc``), needs the route ``nand_inmem``.
+POSTPROC_MODES = ("ppu", "in_memory")
+
 
 @dataclass(frozen=True, kw_only=True)
 class AcceleratorConfig:
@@ -237,6 +245,10 @@ class AcceleratorConfig:
         Skip the operations of zero operands (seed 000 sparsity-aware computing): a tile dot
         whose operands are all zero is not computed (``rtl.isa.MoveOp.SKIPZ``,
         ``docs/dataflows.rst``). Only with a dataflow in :data:`ZERO_SKIP_DATAFLOWS`.
+    postproc : str
+        Where a layer's sums are requantized, ReLU'd and pooled (:data:`POSTPROC_MODES`):
+        ``ppu`` (default) or ``in_memory`` (seed 001 sec. 4.2, needs route ``nand_inmem``; the
+        compiler refuses it for now: the sums have no path into the array yet).
     stall_table : dict or None
         Clock cycles a micro-op of each device operation (:data:`STALL_OPS`: ``read``,
         ``write``, ``erase``, ``program``) occupies the issue stage: ceil(device time / clock
@@ -277,6 +289,7 @@ program_words, patch_mask_bits : int
     routes: tuple | None = None
     mtjs_per_strip: int = 1
     zero_skip: bool = False
+    postproc: str = "ppu"
     stall_table: tuple | dict | None = None
     read_fault_rate: float = 0.0
     write_fault_rate: float = 0.0
@@ -354,6 +367,11 @@ program_words, patch_mask_bits : int
                 f"zero_skip=True needs dataflow {' or '.join(map(repr, ZERO_SKIP_DATAFLOWS))} "
                 f"(the only dataflow whose tile dots the core skips), not dataflow "
                 f"{self.dataflow!r}; set zero_skip=False")
+        _check_choice("postproc", self.postproc, POSTPROC_MODES)
+        if self.postproc == "in_memory" and "nand_inmem" not in self.routes:
+            raise ValueError(f"postproc='in_memory' needs the route 'nand_inmem' (the per-column "
+                             f"bit-counters) in routes, not {self.routes!r}; add it or set "
+                             f"postproc='ppu'")
         object.__setattr__(self, "stall_table", _stall_table(self.stall_table))
         _check_rate("read_fault_rate", self.read_fault_rate)
         _check_rate("write_fault_rate", self.write_fault_rate)

@@ -152,6 +152,9 @@ def _config_of(args, *, need_sim: bool = True):
     args.preset, config = resolve_config(
         preset_name=getattr(args, "explicit_preset", args.preset), config_file=args.config,
         sizes={f: getattr(args, f) for f in SIZE_FIELDS}, dataflow=args.dataflow)
+    if getattr(args, "postproc", None):                  # issue 14 item 2 (sim.nand_postproc)
+        from sim.nand_postproc import with_postproc
+        config = with_postproc(config, args.postproc)
     return config
 
 
@@ -334,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dataflow", help="override the preset's dataflow for adder layers "
                    "(write_free, abs_diff or jeit_fa)")
     r.add_argument("--sim", default="verilator", help="icarus or verilator (rtl backend)")
+    r.add_argument("--postproc", help="post-processing: ppu (the preset's) or in_memory (seed "
+                   "001 sec. 4.2 on the bit-counters; refused by the compiler: not built yet)")
     r.add_argument("--mat", help="subarrays in lock-step in the simulated mat (rtl backend; "
                    "default: the preset's subarrays_per_mat)")
     add_size_options(r)

@@ -791,6 +791,9 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         configuration is too small, the field to raise, to what, and its command-line option.
     """
     config = check_config(config)
+    if config.postproc == "in_memory":                   # issue 14 item 2: sim.nand_postproc
+        from .nand_postproc import refuse_in_memory
+        refuse_in_memory(model)
     _ISA_BITS.set(config.isa_base_bits)
     args = {"buffer_slots": buffer_slots, "channels": channels, "out_depth": out_depth,
             "imem_depth": imem_depth, "offset_depth": offset_depth, "patch_depth": patch_depth}

@@ -468,8 +468,9 @@ class NandInmem(Route):
     def maps(self, layer) -> bool:
         """No layer: the primitives are programs of their own (:func:`add_program`,
         :func:`scale_program`, :func:`compare_program`, :func:`select_program`,
-        :func:`max_pool_program`, :func:`relu_program`); the in-memory post-processing mode
-        that would map layers onto them is not built yet."""
+        :func:`max_pool_program`, :func:`relu_program`), and the in-memory post-processing
+        (``sim.nand_postproc``) runs on sums already in the array: no layer maps onto the
+        route (``postproc='in_memory'`` is refused by the compiler)."""
         return False
 
     def dot(self, stage, t, xrow, wslot, config) -> list:

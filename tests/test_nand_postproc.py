@@ -1,0 +1,338 @@
+"""In-memory post-processing of seed 001 sec. 4.2 (``sim.nand_postproc``) on the cycle model:
+requantization (eq. 2 / eq. 3 folded), ReLU from the MSB, saturation and max pooling of sums
+already in the array, against ``golden.layers.requantize`` (today's PPU arithmetic, the
+independent reference) and ``golden.pim.inmem_requant`` (the seed's, integer ==); the cycle
+formula, the array writes, and the bundled network's own requantization parameters. The RTL
+core runs the same programs in ``cocotb_tests/test_core_bitcount.py``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from golden.layers import conv_acc_bound, requantize
+from golden.pim import inmem_requant, inmem_requant_bits
+from rtl.config import preset
+from rtl.mtj_array import MacroCmd
+from sim import asm
+from sim.core_model import CoreModel, unpack_row
+from sim.nand_postproc import common_shift, requant_cycles, requant_program, requant_words
+from sim.routes.nand_inmem import max_pool_program
+
+SEED = 20261130
+#: Rows of the test mat (256-row subarrays, as the nand_spin preset): sums in strips 0 .. 3
+#: (up to 32 bits), the all-ones row in strip 4, t in strips 5 .. 9, output groups in 10 ..
+#: 13, the pooling's Tag, Result and ping-pong groups in 14 .. 17.
+X0, ONES, T0, YS, TAG, RESULT, GROUPS = 0, 32, 40, (80, 88, 96, 104), 112, 120, (128, 136)
+#: Buffer slots: o, nn, ov, xs; then the scale words, then the bias words.
+SLOTS = (0, 1, 2, 3)
+M0 = 4
+
+
+def cfg_nand():
+    cfg = preset("nand_spin")
+    return dataclasses.replace(cfg, rows=256, columns=16, subarrays_per_mat=2, mats=1,
+                               routes=cfg.routes + ("nand_inmem",))
+
+
+def cfg_stt():
+    cfg = preset("jeit_stt")
+    return dataclasses.replace(cfg, rows=256, columns=16, subarrays_per_mat=2, mats=1,
+                               routes=cfg.routes + ("nand_inmem",))
+
+
+def write_rows(model, config, row0, values, bits, width):
+    """Host writes of ``bits`` two's complement rows of ``values`` (one per column)."""
+    v = np.asarray(values, np.int64) % (1 << bits)
+    if config.technology == "nand_spin":
+        m = config.mtjs_per_strip
+        for s in sorted({(row0 + b) // m for b in range(bits)}):
+            model.array_command(MacroCmd.ERASE, s * m)
+        for b in range(bits):
+            model.array_command(MacroCmd.PROGRAM, row0 + b, ((v >> b) & 1).astype(bool))
+    else:
+        for b in range(bits):
+            model.array_command(MacroCmd.WRITE, row0 + b, ((v >> b) & 1).astype(bool))
+
+
+def column_values(model, row0, bits, width):
+    return sum(unpack_row(model._cells[row0 + b], width).astype(np.int64) << b
+               for b in range(bits))
+
+
+def load_words(model, mw, cw, m0=M0):
+    for j, w in enumerate(mw):
+        model.write_buffer(m0 + j, w)
+    for k, w in enumerate(cw):
+        model.write_buffer(m0 + len(mw) + k, w)
+
+
+def run_requant(model, config, x, mult, bias, shift, x_bits, p_bits, y0, width):
+    """Sums x into rows X0 .., the words into the buffer, the program run; returns the run."""
+    write_rows(model, config, X0, x, x_bits, width)
+    mw, cw = requant_words(mult, bias, shift, p_bits, width)
+    load_words(model, mw, cw)
+    body = requant_program(config, x0=X0, x_bits=x_bits, ones=ONES, m0=M0, m_bits=len(mw),
+                           c0=M0 + len(mw), p_bits=p_bits, shift=shift, t0=T0, y0=y0,
+                           slots=SLOTS)
+    run = model.run(asm.assemble(body + [asm.halt()]))
+    assert not run.error, run.reason
+    return run, len(mw)
+
+
+def lanes(rng, width, channels, acc_bound):
+    """Per lane: a channel (lanes of several channels share the row) and a sum, corners
+    included (+-acc_bound, 0)."""
+    ch = rng.integers(0, channels, width)
+    x = rng.integers(-acc_bound, acc_bound + 1, width)
+    x[:3] = (-acc_bound, acc_bound, 0)
+    return ch, x
+
+
+def check(what, got, want, where):
+    for j, (g, w) in enumerate(zip(got, want, strict=True)):
+        assert int(g) == int(w), (f"in-memory {what}: lane {j}: model {int(g)} != golden "
+                                  f"{int(w)} (seed 001 sec. 4.2) {where}")
+
+
+def test_golden_inmem_requant_equals_requantize_at_its_width():
+    """The seed's arithmetic at ``inmem_requant_bits`` rows == the PPU's; one row less wraps
+    for some channel (so the width is the difference golden states)."""
+    rng = np.random.default_rng(SEED)
+    o, bound = 6, 4000
+    mult = rng.integers(-(1 << 12), 1 << 12, o).astype(np.int32)
+    bias = rng.integers(-(1 << 20), 1 << 20, o).astype(np.int64)
+    shift = rng.integers(0, 14, o).astype(np.int32)
+    acc = rng.integers(-bound, bound + 1, (50, o)).astype(np.int64)
+    acc[0], acc[1] = -bound, bound
+    want = requantize(acc, mult, bias, shift)
+    p = inmem_requant_bits(bound, mult, bias, shift)
+    got = inmem_requant(acc, mult, bias, shift, x_bits=(2 * bound).bit_length(), p_bits=p)
+    assert np.array_equal(got, want)
+    # exhaustive x for one channel at p - 1: the wrap shows
+    m, b, s = int(np.abs(mult).max()), int(np.abs(bias).max()), 0
+    xs = np.arange(-bound, bound + 1)
+    p = inmem_requant_bits(bound, [m], [b], [s])
+    full = requantize(xs[:, None], np.array([m], np.int32), np.array([b], np.int64),
+                      np.array([s], np.int32))[:, 0]
+    assert np.array_equal(inmem_requant(xs, m, b, s, x_bits=14, p_bits=p), full)
+    assert not np.array_equal(inmem_requant(xs, m, b, s, x_bits=14, p_bits=p - 1), full)
+
+
+def test_golden_inmem_requant_refuses_bad_input():
+    with pytest.raises(ValueError, match=r"^x must fit 4 signed bits \[-8, 7\]"):
+        inmem_requant(np.array([8]), 1, 0, 0, x_bits=4, p_bits=10)
+    with pytest.raises(ValueError, match=r"^shift must be in \[0, 9\]"):
+        inmem_requant(np.array([1]), 1, 0, 10, x_bits=4, p_bits=10)
+    with pytest.raises(ValueError, match=r"^x_bits must be <= p_bits=4, not 5$"):
+        inmem_requant(np.array([1]), 1, 0, 0, x_bits=5, p_bits=4, out_bits=2)
+
+
+def test_common_shift_is_exact():
+    rng = np.random.default_rng(SEED + 1)
+    o = 5
+    mult = rng.integers(-(1 << 10), 1 << 10, o).astype(np.int32)
+    bias = rng.integers(-(1 << 14), 1 << 14, o).astype(np.int64)
+    shift = np.array([0, 1, 5, 9, 3], np.int32)
+    acc = rng.integers(-3000, 3001, (40, o)).astype(np.int64)
+    m2, b2, s = common_shift(mult, bias, shift)
+    assert s == 9
+    want = requantize(acc, mult, bias, shift)
+    got = inmem_requant(acc, np.array(m2, np.int64), np.array(b2, np.int64), s, x_bits=13,
+                        p_bits=48)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("cfg_of", [cfg_nand, cfg_stt], ids=["nand_spin", "stt"])
+@pytest.mark.parametrize("signs", ["positive", "mixed"])
+def test_requant_program_equals_golden(cfg_of, signs):
+    config = cfg_of()
+    rng = np.random.default_rng(SEED + (signs == "mixed"))
+    width = config.columns * config.subarrays_per_mat
+    model = CoreModel(config)
+    halt = model.run(asm.assemble([asm.halt()])).counters["cycles"]
+    write_rows(model, config, ONES, np.full(width, 1), 1, width)
+    channels, bound = 5, 2000
+    lo = -(1 << 9) if signs == "mixed" else 1
+    mult = rng.integers(lo, 1 << 9, channels).astype(np.int32)
+    bias = rng.integers(-(1 << 16), 1 << 16, channels).astype(np.int64)
+    shift = rng.integers(6, 12, channels).astype(np.int32)
+    m2, b2, s = common_shift(mult, bias, shift)
+    p = inmem_requant_bits(bound, m2, b2, [s] * channels)
+    x_bits = (2 * bound).bit_length()
+    for trial in range(3):
+        ch, x = lanes(rng, width, channels, bound)
+        run, m_bits = run_requant(model, config, x, [m2[c] for c in ch], [b2[c] for c in ch], s,
+                                  x_bits, p, YS[0], width)
+        where = f"({config.technology}, {signs}, trial {trial}, p_bits {p}, shift {s})"
+        got = column_values(model, YS[0], 8, width)
+        ppu = requantize(x[None, :].astype(np.int64), mult[ch], bias[ch], shift[ch])[0]
+        check("requantization vs the PPU's", got, ppu, where)
+        check("requantization vs golden.pim", got,
+              inmem_requant(x, np.array(m2)[ch], np.array(b2)[ch], s, x_bits=x_bits, p_bits=p),
+              where)
+        assert run.counters["requant"] == 0
+        writes = run.counters["program"] + run.counters["write_row"]
+        assert writes == (p - s) + 8
+        assert run.counters["bitcount"] > 0
+        if not config.has_stalls:
+            assert run.counters["cycles"] == halt + requant_cycles(
+                config, p_bits=p, m_bits=m_bits, shift=s, t0=T0, y0=YS[0])
+        # the sums are intact
+        check("sums kept", (column_values(model, X0, x_bits, width) + bound) % (1 << x_bits),
+              (x + bound) % (1 << x_bits), where)
+
+
+@pytest.mark.parametrize("cfg_of", [cfg_nand, cfg_stt], ids=["nand_spin", "stt"])
+def test_requant_then_max_pool_equals_ppu_max4(cfg_of):
+    """Four sums per lane requantized into four output groups, then the maximum by iterated
+    Fig. 9 comparison: the PPU's MAX4 (requantize each, then the maximum)."""
+    config = cfg_of()
+    rng = np.random.default_rng(SEED + 7)
+    width = config.columns * config.subarrays_per_mat
+    model = CoreModel(config)
+    write_rows(model, config, ONES, np.full(width, 1), 1, width)
+    mult = np.array([300, 77, 1, 511], np.int32)
+    bias = np.array([-40000, 9000, 100, 0], np.int64)
+    shift = np.array([8, 8, 0, 10], np.int32)
+    m2, b2, s = common_shift(mult, bias, shift)
+    bound = 1500
+    p = inmem_requant_bits(bound, m2, b2, [s] * 4)
+    x_bits = (2 * bound).bit_length()
+    ch = np.arange(width) % 4
+    xs = rng.integers(-bound, bound + 1, (4, width))
+    for k in range(4):
+        run_requant(model, config, xs[k], [m2[c] for c in ch], [b2[c] for c in ch], s, x_bits,
+                    p, YS[k], width)
+    body, best = max_pool_program(config, YS, 8, GROUPS, TAG, RESULT, SLOTS[0], SLOTS[1])
+    run = model.run(asm.assemble(body + [asm.halt()]))
+    assert not run.error, run.reason
+    ppu = np.stack([requantize(xs[k][None, :].astype(np.int64), mult[ch], bias[ch],
+                               shift[ch])[0] for k in range(4)])
+    check("max pool of 4 requantized sums", column_values(model, best, 8, width),
+          ppu.max(axis=0), f"({config.technology})")
+
+
+def test_bundled_network_parameters(tmp_path):
+    """Every requant layer of the bundled fashion_addernet, its own mult / bias / shift (one
+    row of lanes over its channels), sums at the layer's accumulator bound: == the PPU."""
+    from golden.model import bundled_model_path, load_model
+    model_g = load_model(bundled_model_path("fashion_addernet"))
+    config = cfg_nand()
+    width = config.columns * config.subarrays_per_mat
+    rng = np.random.default_rng(SEED + 3)
+    done = 0
+    for i, ly in enumerate(model_g.layers):
+        if getattr(ly, "output", None) != "requant":
+            continue
+        w = ly.params["weight"]
+        bound = conv_acc_bound(ly.acc_kind, int(np.prod(w.shape[1:])))
+        mult, bias, shift = (ly.params[k] for k in ("rq_mult", "rq_bias", "rq_shift"))
+        m2, b2, s = common_shift(mult, bias, shift)
+        p = inmem_requant_bits(bound, m2, b2, [s] * len(m2))
+        x_bits = (2 * bound).bit_length()
+        cm = CoreModel(config)
+        write_rows(cm, config, ONES, np.full(width, 1), 1, width)
+        ch, x = lanes(rng, width, len(m2), bound)
+        if x_bits > 32 or p - s > 40:
+            pytest.fail(f"layer {i}: x_bits {x_bits} / t rows {p - s} do not fit the test rows")
+        run_requant(cm, config, x, [m2[c] for c in ch], [b2[c] for c in ch], s, x_bits, p,
+                    YS[0], width)
+        ppu = requantize(x[None, :].astype(np.int64), mult[ch], bias[ch], shift[ch])[0]
+        check(f"requantization of layer {i}", column_values(cm, YS[0], 8, width), ppu, "")
+        done += 1
+    assert done >= 2
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(shift=20), r"^p_bits - shift = 4 rows of t must exceed out_bits=8"),
+    (dict(t0=36), r"^t rows and ones row share strip\(s\) \[4\]"),
+    (dict(y0=56), r"^t rows and out rows share strip\(s\) \[7\]"),
+    (dict(slots=(0, 1, 2, 2)), r"^slots must be four distinct buffer slots"),
+    (dict(c0=10), r"^buffer slots overlap"),
+    (dict(m_bits=24, p_bits=24, shift=4), r"^25 counts per bit position reach 50, beyond the "
+                                          r"5-bit"),
+])
+def test_builder_refuses_bad_input(kw, match):
+    config = cfg_nand()
+    if "m_bits" in kw:                                  # 16 rows: 5-bit counters
+        config = dataclasses.replace(config, rows=16)
+    args = dict(x0=X0, x_bits=16, ones=ONES, m0=M0, m_bits=10, c0=M0 + 10, p_bits=24,
+                shift=4, t0=T0, y0=YS[0], slots=SLOTS)
+    args.update(kw)
+    with pytest.raises(ValueError, match=match):
+        requant_program(config, **args)
+
+
+def test_postproc_field_and_the_compilers_refusal():
+    """``AcceleratorConfig.postproc``: ``ppu`` in every preset, validated; ``in_memory`` needs
+    the bit-counters' route, and the compiler refuses it naming the layer (not built yet)."""
+    from golden.model import bundled_model_path, load_model
+    from rtl.config import PRESETS
+    from sim.compiler import CompileError, compile_model
+    from sim.nand_postproc import with_postproc
+    from sim.util import UserError
+    for name in PRESETS:
+        assert preset(name).postproc == "ppu"
+    cfg = preset("nand_spin")
+    with pytest.raises(ValueError, match=r"^postproc must be one of ppu, in_memory, not 'cmos'$"):
+        dataclasses.replace(cfg, postproc="cmos")
+    with pytest.raises(ValueError, match=r"^postproc='in_memory' needs the route 'nand_inmem'"):
+        dataclasses.replace(cfg, postproc="in_memory")
+    with pytest.raises(UserError, match=r"^--postproc must be one of ppu, in_memory, not 'x'$"):
+        with_postproc(cfg, "x")
+    im = with_postproc(cfg, "in_memory")
+    assert im.postproc == "in_memory" and "nand_inmem" in im.routes
+    model = load_model(bundled_model_path("fashion_addernet"))
+    with pytest.raises(CompileError, match=r"^layer 0 \(adder_conv2d\): postproc 'in_memory' "
+                                           r"\(seed 001 sec\. 4\.2\): in-memory post-processing "
+                                           r"of a compiled network is not built yet"):
+        compile_model(model, im, subarrays=1)
+
+
+def test_measure_model_costs_and_checks_every_output():
+    """The per-layer measurement (``python -m sim.nand_postproc``) on the nand_spin mat: the
+    PPU's REQUANTs are one per computed value; the in-memory counters have no REQUANT, and
+    their cycles are the formulas' (4 requantizations and a 3-round max pool per row of
+    lanes, each program ended by a HALT); its outputs are checked against golden inside."""
+    from golden.model import bundled_model_path, load_model
+    from sim.nand_postproc import layout, measure_model
+    from sim.routes.nand_inmem import compare_cycles, select_cycles
+    model = load_model(bundled_model_path("fashion_addernet"))
+    config = preset("nand_spin")
+    full = dataclasses.replace(config, routes=config.routes + ("nand_inmem",))
+    halt = CoreModel(full).run(asm.assemble([asm.halt()])).counters["cycles"]
+    rows = measure_model(model, config)
+    assert [r["layer"] for r in rows] == [0, 2, 4]
+    # the PPU side: the compiled network's REQUANTs of the same layers (sim.compiler)
+    from sim.compiler import compile_model
+    compiled = {st.layer_index: st.micro_ops["requant"]
+                for st in compile_model(model, config).stages}
+    for r in rows:
+        assert r["ppu"]["requant"] == r["values"] == r["ppu"]["cycles"]
+        assert r["ppu"]["requant"] == compiled[r["layer"]]
+        im = r["inmem"]
+        assert im["requant"] == 0 and im["bitcount"] > 0
+        lay = layout(full, r["x_bits"], r["p_bits"], r["shift"], k=4)
+        per_row = sum(requant_cycles(full, p_bits=r["p_bits"], m_bits=r["m_bits"],
+                                     shift=r["shift"], t0=lay.t0, y0=y) + halt for y in lay.ys)
+        per_row += sum(compare_cycles(full, 8) + select_cycles(full, 8, g)
+                       for g in (lay.groups * 2)[:3]) + halt
+        assert im["cycles"] == r["rows"] * per_row
+
+
+def test_measure_refuses_a_layer_beyond_the_rows():
+    """A subarray too short for a layer's 4 groups of sums and their rows: the error names the
+    layer, the rows needed and the limit. Layer 0 (shift 17, p 28): sums 4 x 13 rows (0 .. 51),
+    the ones row 56, t 64 .. 74, outputs 80 .. 111, Tag 112, Result 120, groups 128 and 136:
+    144 rows."""
+    from golden.model import bundled_model_path, load_model
+    from sim.nand_postproc import measure_model
+    model = load_model(bundled_model_path("fashion_addernet"))
+    config = dataclasses.replace(preset("nand_spin"), rows=128)
+    with pytest.raises(ValueError, match=r"^layer 0 \(adder_conv2d\): the in-memory post-"
+                                         r"processing of 4 group\(s\) of 13-bit sums \(28-bit "
+                                         r"affine map\) needs 144 rows, beyond rows=128$"):
+        measure_model(model, config)
