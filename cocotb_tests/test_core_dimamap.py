@@ -7,8 +7,11 @@ case, two Add-Net basic blocks with eq.-3 outputs (the PPU's threshold stage) an
 code 128 (``MOVE SETPAD``) -- each followed by a small multiply FC head (route
 ``and_bitcount``); every stage of every image == ``golden.model.infer_int``, and the
 counters == the cycle model's and the compiler's static profile
-(``cocotb_tests.test_core._run_cases``). One core build: a dima_sot mat of 2 subarrays of
-64 x 16 (8 FA/FS lanes each).
+(``cocotb_tests.test_core._run_cases``). Random multi-bit layers (an inception-like
+convolution, MLPs) on the bit-wise convolver (route ``dima_bitwise``) likewise. One core build:
+a dima_sot mat of 2 subarrays of 128 x 16 (8 FA/FS lanes each), split by the preset's
+``class_split`` into one class-A subarray (the FA/FS lanes' layers) and one class-B subarray
+(the bit-wise convolver's).
 """
 
 import dataclasses
@@ -26,8 +29,10 @@ from rtl.config import preset
 from rtl.core import Core
 
 BLOCK = "core_dimamap"
-#: A small mat of the dima_sot preset: 2 subarrays of 64 x 16.
-SMALL = {"rows": 64, "columns": 16, "subarrays_per_mat": 2, "mats": 1}
+#: A small mat of the dima_sot preset: 2 subarrays of 128 x 16; its class_split (7, 2) puts
+#: the binarized layers on subarray 1 (class A), the multi-bit ones on subarray 0 (class B),
+#: whose weight rows (dima_bitwise) need the 128 rows for a 5-tile FC head.
+SMALL = {"rows": 128, "columns": 16, "subarrays_per_mat": 2, "mats": 1}
 
 
 def small_config():
@@ -116,6 +121,56 @@ async def core_dima_layers(dut):
     rng_py, seed = make_rng(p, "core_dima_layers")
     rng = np.random.default_rng(rng_py.getrandbits(64))
     await _run_cases(dut, bin_cases(rng, p["images"]), small_config(), seed)
+
+
+def bitwise_cases(rng, n_images):
+    """(name, model, images) of random multi-bit multiply layers for the bit-wise convolver
+    (route ``dima_bitwise``, seed 002 sec. 3.3): an inception-like 3x3 convolution with
+    padding and a fused 2x2 pool (``segmented``: a patch per subarray), a stride-2 one, an
+    MLP of two linear layers whose first fan-in needs two ``wide`` tiles of the 2 x 16-column
+    mat, and a one-output-channel linear layer."""
+    from cocotb_tests.test_core import _layer
+    cases = []
+
+    def case(name, shape, specs):
+        x = rng.integers(0, 256, (n_images, *shape)).astype(np.uint8)
+        layers, cur = [], x
+        for kind, kw in specs:
+            if kind == "avg_pool2d":
+                layers.append(Layer("avg_pool2d", "", dict(kernel=2, stride=2)))
+                cur = gl.avg_pool2d(cur, 2, 2)
+            elif kind == "flatten":
+                layers.append(Layer("flatten"))
+                cur = cur.reshape(cur.shape[0], -1)
+            else:
+                layer, cur = _layer(kind, rng, cur, **kw)
+                layers.append(layer)
+        cases.append((name, make_model(name=name, input_shape=shape, input_scale=1 / 255,
+                                       class_names=[str(i) for i in range(cur.shape[1])],
+                                       layers=layers), x))
+
+    case("inception_pool_mlp", (1, 6, 6),
+         [("mul_conv2d", dict(o=3)), ("avg_pool2d", {}), ("flatten", {}),
+          ("mul_linear", dict(o=4)), ("mul_linear", dict(o=3, output="logits"))])
+    case("conv_stride2", (2, 5, 5), [("mul_conv2d", dict(o=2, stride=2, padding=0)),
+                                     ("flatten", {}), ("mul_linear", dict(o=2,
+                                                                          output="logits"))])
+    case("mlp_two_tiles", (40, 1, 1), [("flatten", {}), ("mul_linear", dict(o=5)),
+                                       ("mul_linear", dict(o=1, output="logits"))])
+    return cases
+
+
+@cocotb.test()
+async def core_dima_bitwise(dut):
+    """Random multi-bit multiply layers on the bit-wise convolver (route dima_bitwise: AND2
+    of weight and input planes both in the array) == golden, counters == the cycle model's
+    and the compiler's profile (same core build as the binarized layers)."""
+    p = load_params()
+    if p.get("case", "layers") != "layers":
+        return
+    rng_py, seed = make_rng(p, "core_dima_bitwise")
+    rng = np.random.default_rng(rng_py.getrandbits(64))
+    await _run_cases(dut, bitwise_cases(rng, p["images"]), small_config(), seed)
 
 
 @cocotb.test()

@@ -188,6 +188,19 @@ def _stall_table(value) -> tuple:
     return tuple((k, value.get(k, 1)) for k in STALL_OPS)
 
 
+def _class_split(value):
+    """``class_split`` as a tuple ``(a, b)``, or None (:class:`AcceleratorConfig`)."""
+    if value is None:
+        return None
+    ok = (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 1024
+                  for v in value) and sum(value) > 0)
+    if not ok:
+        raise ValueError(f"class_split must be None or two ints (class A, class B) in "
+                         f"[0, 1024], not both 0 (seed 002: 7:2 is (7, 2)), not {value!r}")
+    return tuple(value)
+
+
 def _check_rate(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a float, not {value!r}")
@@ -268,6 +281,12 @@ program_words, patch_mask_bits : int
         2048, 256, 1024, 32; powers of two up to 65536, channels in [1, 4096], mask bits in
         [8, 128]). The instruction word's operand bases follow from them
         (:attr:`isa_base_bits`).
+    class_split : tuple of two ints or None
+        Seed 002's split of the mat's subarrays into class A (the binary-weight convolver:
+        ``bin_gconv2d`` layers) and class B (the bit-wise convolver: every other layer), as a
+        ratio ``(a, b)`` of ints >= 0, not both 0 (``sim.dima_map.class_subarrays`` turns it
+        into subarrays of a mat: on a mat of one subarray both classes share it). Default
+        (``None``): no split, every stage on the whole mat.
 
     Raises
     ------
@@ -301,6 +320,7 @@ program_words, patch_mask_bits : int
     requant_channels: int = SIZE_FIELDS["requant_channels"][0]
     program_words: int = SIZE_FIELDS["program_words"][0]
     patch_mask_bits: int = SIZE_FIELDS["patch_mask_bits"][0]
+    class_split: tuple | None = None
 
     def __post_init__(self):
         _check_choice("technology", self.technology, TECHNOLOGIES)
@@ -378,6 +398,7 @@ program_words, patch_mask_bits : int
         _check_int("fault_seed", self.fault_seed, lo=0, hi=(1 << 32) - 1)
         for name in SIZE_FIELDS:
             _check_size(name, getattr(self, name))
+        object.__setattr__(self, "class_split", _class_split(self.class_split))
 
     # -- derived, read-only ------------------------------------------------------------------
 
@@ -545,7 +566,14 @@ PRESETS: dict[str, AcceleratorConfig] = {
         dataflow="abs_diff",
         # dima_binconv: the binary-weight convolver (seed 002 sec. 3.2, Fig. 4): the FA/FS
         # lanes, bin_gconv2d layers (sim.dima_map), the PPU's eq.-3 threshold stage.
-        routes=("abs_diff", "and_bitcount", "dima_binconv"),
+        # dima_bitwise: the bit-wise convolver (seed 002 sec. 3.3, eq. 5): AND2 of weight and
+        # input planes both in the array, for the multi-bit layers (inception, MLP); listed
+        # before and_bitcount so that those layers take it.
+        routes=("abs_diff", "dima_bitwise", "and_bitcount", "dima_binconv"),
+        # Seed 002 sec. 4.4.2: "the ratio of computational sub-array (class A: class B) is
+        # obtained 7:2" (sim.dima_map.class_subarrays: on the preset's mat of one subarray
+        # both classes share it; a mat of K >= 2 puts round(2K/9), at least 1, on class B).
+        class_split=(7, 2),
 
         mtjs_per_strip=1,
         zero_skip=False,

@@ -165,3 +165,8 @@ register_route(RouteHardware(
     summary="seed 000: |x - w| in the abs-diff lanes, the difference bits summed by the "
             "parallel full-adder array (SUM / CARRY cells, one bit per cycle), nothing "
             "written back"))
+register_route(RouteHardware(
+    name="dima_bitwise",
+    summary="seed 002 sec. 3.3 eq. 5: weight and input bit-planes both in the array, two-row "
+            "AND (AND2) of each plane pair, bit-count, shift and sum (multiply layers on "
+            "class B subarrays); base micro-ops only"))

@@ -218,18 +218,20 @@ def _dima_summary(compiled, images) -> dict:
     """The DIMA counters per image (route ``dima_binconv``, seed 002): from each image's
     per-stage counters (measured) and the compiled plan (add/subs, their width N, the gather's
     row writes). Class A / class B busy cycles: the cycles of the stages on the FA/FS lanes /
-    on ``and_bitcount`` (the core has no per-class counter: the classes are roles of the one
-    mat, each stage runs on the whole mat)."""
+    on the bit-wise convolver (``dima_bitwise``, or ``and_bitcount`` without it); AND2 senses:
+    the two-row ANDs of the bit-wise convolver (the core has no per-class counter: the
+    classes are roles of the one mat, each stage runs on the whole mat)."""
     n = max(1, len(images))
     dstages = {st.name: st for st in compiled.stages if st.route == "dima_binconv"}
-    out = {"stages": {}, "class_a_busy_cycles": 0, "class_b_busy_cycles": 0}
+    out = {"stages": {}, "class_a_busy_cycles": 0, "class_b_busy_cycles": 0, "and2_senses": 0}
     for im in images:
         for row in im["stages"]:
             c = row["counters"]
             if row["name"] in dstages:
                 out["class_a_busy_cycles"] += c["cycles"] / n
-            elif row["route"] == "and_bitcount":
+            elif row["route"] in ("dima_bitwise", "and_bitcount"):
                 out["class_b_busy_cycles"] += c["cycles"] / n
+            out["and2_senses"] += c["and2"] / n
     for name, st in dstages.items():
         d = st.dima
         adds = d.terms * st.out_channels * len(range(0, st.n_patches, d.batch))
@@ -303,8 +305,9 @@ def _print_rtl(rtl: dict) -> None:
     dima = rtl.get("dima")
     if dima:
         print(f"    DIMA (seed 002)        class A (FA/FS lanes) busy "
-              f"{dima['class_a_busy_cycles']:.0f} cycles, class B (and_bitcount) busy "
-              f"{dima['class_b_busy_cycles']:.0f} cycles per image (per-stage cycles; one mat)")
+              f"{dima['class_a_busy_cycles']:.0f} cycles, class B (bit-wise convolver) busy "
+              f"{dima['class_b_busy_cycles']:.0f} cycles per image (per-stage cycles; one mat), "
+              f"{dima['and2_senses']:.0f} AND2 senses")
         for name, d in dima["stages"].items():
             print(f"      {name:40s} {d['add_subs']} add/subs of N={d['acc_bits']} bits: "
                   f"{d['cycles_per_add_sub']:.1f} cycles each (2N = {2 * d['acc_bits']}), "

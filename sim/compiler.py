@@ -703,6 +703,10 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
     instrs.append(_move(MoveOp.SETPTR, a=_base(where, "data-memory write pointer (SETPTR)",
                                                stage.out_base + chunk.out_start)))
     instrs.append(asm.loop(count=out_ch))
+    setup = getattr(get_route(stage.route), "channel_setup", None)
+    if setup is not None:           # the channel's weights into the array (dima_bitwise)
+        instrs += setup(stage, lambda t, b: Operand(_base(
+            where, "weight-buffer slot", wbase + (t * n + b) * out_ch), 0, 1), config)
     if stage.mode == "wide":
         p = chunk.patches
         instrs.append(asm.loop(count=p))
@@ -860,14 +864,19 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     if not plans:
         raise CompileError("the model has no compute layer (convolution or linear) to map")
 
+    from . import dima_map as _dm      # seed 002's class A : class B split of the mat
+    _dm.check_classes(config, k, [(ci, layers[ci], r.name) for ci, _, r in plans])
+    kof = {r.name: _class_k(_dm, config, k, r.name) for _, _, r in plans}
     infos = []                          # per plan: fan_in, out_ch, mode, tile width, tiles
-    for ci, _, _ in plans:
+    for ci, _, r in plans:
         w = layers[ci].params["weight"]
         fan_in = int(np.prod(w.shape[1:]))
-        mode = "segmented" if k > 1 and fan_in <= cols else "wide"
-        tw = cols if mode == "segmented" else width
+        kp = kof[r.name][0]
+        mode = "segmented" if kp > 1 and fan_in <= cols else "wide"
+        tw = cols if mode == "segmented" else kp * cols
         infos.append((fan_in, int(w.shape[0]), mode, tw, -(-fan_in // tw)))
-    need = [_slots_of(layers, shapes, plan, info, config, k, width)
+    need = [_slots_of(layers, shapes, plan, info, config, kof[plan[2].name][0],
+                      kof[plan[2].name][0] * cols)
             for plan, info in zip(plans, infos, strict=True)]
     total = sum(need)
     if total > buffer_slots:
@@ -914,28 +923,32 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             _fail(where, f"the accumulator can reach {bound} (fan-in {fan_in}), which does not "
                   f"fit acc_bits={config.acc_bits} signed bits")
         scratch = route.scratch_rows(config)
+        if hasattr(route, "stage_scratch_rows"):     # rows that depend on the tiles
+            scratch = route.stage_scratch_rows(config, tiles)
         data_row0 = -(-len(scratch) // config.mtjs_per_strip) * config.mtjs_per_strip
         if route.name == "dima_binconv" and layout is not None:
             _fail(where, f"the standalone layers {', '.join(map(str, extras))} (sim.layer_stages"
                   f"' data layout) with a layer on route dima_binconv are not built yet; its "
                   f"stages use the two-region layout (a 2x2 stride-2 pool fused into it runs)")
+        kp, koff = kof[route.name]              # the stage's class: subarrays, first one
         if route.name == "dima_binconv":          # seed 002 Fig. 4b: sim.dima_map
             slot, chan, obase, pbase = _dima_stage(
                 stages, images, (mults, shifts, biases, thresholds), offsets, patches, ly=ly,
                 ci=ci,
-                pi=pi, si=si, layers=layers, shapes=shapes, config=config, k=k,
+                pi=pi, si=si, layers=layers, shapes=shapes, config=config, k=kp,
                 region=region, bases=(slot, chan, obase, pbase), where=where,
-                depths=(offset_depth, patch_depth, imem_depth))
+                depths=(offset_depth, patch_depth, imem_depth), class_at=(koff, width))
             continue
         # weight buffer and requant table
         _base(where, "weight-buffer slot", slot + (tiles * n - 1) * out_ch)
         planes = _weight_planes(w, tiles, tw, n)
-        images.append(np.tile(planes, (1, k)) if mode == "segmented" else planes)
+        images.append(_pad_to(np.tile(planes, (1, kp)) if mode == "segmented" else planes,
+                              width))
         zsum_base = None
-        if _zero_skips(route, config, width):        # slot zsum_base + t*O + o: tile t's sum of w
+        if _zero_skips(route, config, kp * cols):    # slot zsum_base + t*O + o: tile t's sum of w
             zsum_base = slot + tiles * n * out_ch
             _base(where, "weight-buffer slot", zsum_base + tiles * out_ch - 1)
-            images.append(_zero_tile_dots(w, tiles, tw, width))
+            images.append(_pad_to(_zero_tile_dots(w, tiles, tw, kp * cols), width))
         _base(where, "requant channel base", chan)
         if ly.output == "logits":
             mults += [1] * out_ch
@@ -953,13 +966,13 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             name=name, layer_index=ci, golden_index=ci if pi is None else pi, kind=ly.kind,
             output=ly.output, route=route.name, pool=pool, mode=mode, in_shape=in_shape,
             out_shape=out_shape, dtype=np.int64 if ly.output == "logits" else np.uint8,
-            out_channels=out_ch, fan_in=fan_in, tiles=tiles, n=n, subarrays=k, tile_width=tw,
+            out_channels=out_ch, fan_in=fan_in, tiles=tiles, n=n, subarrays=kp, tile_width=tw,
             group=4 if pool else 1, buffer_base=slot, channel_base=chan, scratch_rows=scratch,
             data_row0=data_row0, in_base=region * (si % 2), out_base=region * ((si + 1) % 2),
             offset_base=obase, patch_base=pbase, config=config, zsum_base=zsum_base)
         if layout is not None:          # standalone layers: sim.layer_stages' data layout
             stage.in_base, stage.out_base = layout.of(ci - 1), layout.of(stage.golden_index)
-        slot += tiles * (n + _zero_skips(route, config, width)) * out_ch
+        slot += tiles * (n + _zero_skips(route, config, kp * cols)) * out_ch
         chan += out_ch
         # offset table: one entry per term
         if obase + fan_in > offset_depth:
@@ -1048,8 +1061,30 @@ def _slots_of(layers, shapes, plan, info, config, k: int, width: int) -> int:
     return t * (config.operand_bits + _zero_skips(route, config, width)) * o
 
 
+def _class_k(dm, config, k: int, route: str) -> tuple:
+    """(subarrays, first subarray) of a stage on ``route`` on a mat of ``k``: with seed 002's
+    ``class_split`` (``sim.dima_map.class_subarrays``) and k >= 2, ``dima_binconv`` on the
+    class-A subarrays (the last K_A), the AND routes on class B (the first K_B: their zero
+    weight columns leave the class-A accumulators 0); every other stage on the whole mat."""
+    ks = dm.class_subarrays(config, k)
+    if ks is None or k == 1:
+        return k, 0
+    if route == "dima_binconv":
+        return ks[0], ks[1]
+    return (ks[1], 0) if route in ("dima_bitwise", "and_bitcount") else (k, 0)
+
+
+def _pad_to(image: np.ndarray, width: int) -> np.ndarray:
+    """A buffer image [slots, w <= width] zero-extended to the mat's ``width`` columns."""
+    if image.shape[1] == width:
+        return image
+    out = np.zeros((image.shape[0], width), dtype=image.dtype)
+    out[:, :image.shape[1]] = image
+    return out
+
+
 def _dima_stage(stages, images, table, offsets, patches, *, ly, ci, pi, si, layers, shapes,
-                config, k, region, bases, where, depths) -> tuple:
+                config, k, region, bases, where, depths, class_at=(0, None)) -> tuple:
     """Append the stage of a ``bin_gconv2d`` layer on the FA/FS lanes (``sim.dima_map``): its
     buffer image, requant entries, offset and patch entries; returns the next bases
     ``(slot, chan, obase, pbase)``."""
@@ -1085,7 +1120,8 @@ def _dima_stage(stages, images, table, offsets, patches, *, ly, ci, pi, si, laye
         patch_base=pbase, config=config)
     stage, image, offs = dima_map.build_stage(
         Stage, Chunk, layer=ly, in_shape=in_shape, config=config, subarrays=k,
-        pooled=pool is not None, where=where, fields=fields, imem_depth=imem_depth)
+        pooled=pool is not None, where=where, fields=fields, imem_depth=imem_depth,
+        offset=class_at[0], width=class_at[1])
     _base(where, "weight-buffer slot", slot + len(image) - 1)
     if obase + len(offs) > offset_depth:
         _too_small(f"{where}: its {len(offs)} offset-table entries (from entry {obase}) need "
@@ -1305,11 +1341,15 @@ def load_compiled(compiled: CompiledModel, executor) -> None:
 
 def _threshold_writes(compiled: CompiledModel) -> list:
     """``(channel, index, value)`` host writes of the PPU's threshold stage: the 255
-    thresholds and the mode word (index 255: enable, bit 1 the sign -1) of each channel."""
+    thresholds and the mode word (index 255: enable, bit 1 the sign -1) of each channel; on a
+    core with the stage, mode word 0 for the model's other channels."""
     writes = []
     for ch, sign, th in compiled.thresholds:
         writes += [(ch, i, int(v)) for i, v in enumerate(th)]
         writes.append((ch, 255, 1 | (2 if sign < 0 else 0)))
+    if "dima_binconv" in compiled.config.routes:   # the other channels: stage off (a model
+        quant = {ch for ch, _, _ in compiled.thresholds}   # loaded before may have set it)
+        writes += [(ch, 255, 0) for ch in range(len(compiled.table[0])) if ch not in quant]
     return writes
 
 

@@ -60,7 +60,7 @@ fan-in whose tiles need more lanes or rows than the mat has.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -76,7 +76,7 @@ from .routes import get_route
 from .routes import op as _op
 
 __all__ = ["DimaPlan", "acc_width", "plan_layer", "slots_needed", "build_stage",
-           "MODE_NAME"]
+           "MODE_NAME", "class_subarrays", "check_classes", "compare_bitwise"]
 
 #: :attr:`sim.compiler.Stage.mode` of a stage on the FA/FS lanes.
 MODE_NAME = "lanes"
@@ -109,6 +109,44 @@ class DimaPlan:
     def rows(self) -> int:
         """Array rows of one batch: F_t + 1 groups of N rows."""
         return (self.terms + 1) * self.acc_bits
+
+
+def class_subarrays(config, k: int) -> tuple | None:
+    """``(K_A, K_B)``: the subarrays of a mat of ``k`` that are class A (the binary-weight
+    convolver, the last K_A subarrays) and class B (the bit-wise convolver and every other
+    route, the first K_B), from ``config.class_split`` ``(a, b)`` (seed 002 sec. 3.2 and
+    4.4.2); None without a split. ``k == 1``: both classes share the one subarray (1 each,
+    for a non-zero part; ASSUMPTION: every DIMA subarray computes in both modes, the classes
+    differ only in add-on units, seed 002 sec. 3.2). ``k >= 2``: ``K_B = round(k*b/(a+b))``
+    kept in [1, k - 1] when both parts are non-zero (7:2 on 2 subarrays: 1 + 1); a zero part
+    gets no subarray."""
+    split = config.class_split
+    if split is None:
+        return None
+    a, b = split
+    if k == 1:
+        return int(a > 0), int(b > 0)
+    if not a or not b:
+        return (k, 0) if b == 0 else (0, k)
+    kb = min(k - 1, max(1, round(k * b / (a + b))))
+    return k - kb, kb
+
+
+def check_classes(config, k: int, layers: list) -> None:
+    """A CompileError if ``config.class_split`` leaves a layer of ``layers`` (``(index,
+    layer, route name)``) no subarray of a mat of ``k``."""
+    ks = class_subarrays(config, k)
+    if ks is None:
+        return
+    for ci, ly, route in layers:
+        cls = "A" if route == "dima_binconv" else "B"
+        if ks["AB".index(cls)] == 0:
+            what = ("binary-weight convolver: depthwise / pointwise bin_gconv2d layers"
+                    if cls == "A" else "bit-wise convolver: inception / MLP layers")
+            _fail(f"layer {ci} ({ly.kind})",
+                  f"class_split={config.class_split} leaves class {cls} ({what}) no subarray "
+                  f"of the mat of {k}; allowed: a class_split (a, b) whose class-{cls} part is "
+                  f"> 0, e.g. the seed's (7, 2)")
 
 
 def _fail(where: str, msg: str):
@@ -175,11 +213,13 @@ def threshold_words(layer, chan0: int, config) -> list:
             for o, sg in enumerate(layer.params["q_sign"].tolist())]
 
 
-def _buffer_image(w2: np.ndarray, plan: DimaPlan, config, k: int) -> np.ndarray:
-    """bool [slots, W]: sign words (slot j'*O + o), masks (P_k), the zero word."""
+def _buffer_image(w2: np.ndarray, plan: DimaPlan, config, k: int, off: int = 0,
+                  width: int | None = None) -> np.ndarray:
+    """bool [slots, width]: sign words (slot j'*O + o), masks (P_k), the zero word; the
+    stage's k subarrays from subarray ``off`` of the mat (``width`` its row, default k*C)."""
     o, f = w2.shape
     c = config.columns
-    width = k * c
+    width = k * c if width is None else width
     img = np.zeros((plan.slots, width), dtype=bool)
     neg = np.zeros((o, plan.tiles * plan.terms), dtype=bool)
     neg[:, :f] = w2 < 0
@@ -187,7 +227,7 @@ def _buffer_image(w2: np.ndarray, plan: DimaPlan, config, k: int) -> np.ndarray:
     sets = np.arange(plan.lane_sets)
     for seg in range(k):
         for t in range(plan.tiles):
-            cols = seg * c + 2 * (t * plan.lane_sets + sets)           # even column of a lane
+            cols = (off + seg) * c + 2 * (t * plan.lane_sets + sets)   # even column of a lane
             for jp in range(plan.terms):
                 img[jp * o:(jp + 1) * o][:, cols + 1] = neg[:, t, jp][:, None]
             img[plan.terms * o + sets, cols] = True
@@ -258,6 +298,7 @@ def _program(stage, p0: int, count: int, grp: int, config, where: str) -> tuple[
     offs = [sum(counts[:s]) for s in range(k)]
     pbase = stage.patch_base + p0
     row0 = stage.data_row0
+    off = stage.class_offset               # the first class-A subarray of the mat
 
     def row(jp, q):
         return _base(where, "data row", row0 + jp * nb + q)
@@ -278,7 +319,8 @@ def _program(stage, p0: int, count: int, grp: int, config, where: str) -> tuple[
                 instrs += [asm.loop(count=counts[seg]),
                            _move(MoveOp.GATHER,
                                  a=Operand(_base(where, "transpose-buffer column",
-                                                 seg * c + 2 * t * plan.lane_sets + 1), 0, 2),
+                                                 (off + seg) * c + 2 * t * plan.lane_sets + 1),
+                                           0, 2),
                                  b=_base(where, "offset-table entry",
                                          stage.offset_base + grp * fan + j),
                                  d=Operand(_base(where, "patch-table entry",
@@ -316,12 +358,12 @@ def _program(stage, p0: int, count: int, grp: int, config, where: str) -> tuple[
     if full:
         instrs.append(asm.loop(count=full))
         instrs += readout(Operand(_base(where, "weight-buffer slot", mbase), 0, 1), 1)
-        instrs += [_op(Opcode.REQUANT, imm=ppu, a=Operand(chan, 1, 1), d=s + 1)
+        instrs += [_op(Opcode.REQUANT, imm=ppu, a=Operand(chan, 1, 1), d=off + s + 1)
                    for s in range(k)]
         instrs.append(asm.endloop())
     if r:
         instrs += readout(_base(where, "weight-buffer slot", mbase + full), 0)
-        instrs += [_op(Opcode.REQUANT, imm=ppu, a=Operand(chan, 0, 1), d=s + 1)
+        instrs += [_op(Opcode.REQUANT, imm=ppu, a=Operand(chan, 0, 1), d=off + s + 1)
                    for s in range(r)]
     step = positions - count // g
     if step:
@@ -332,7 +374,8 @@ def _program(stage, p0: int, count: int, grp: int, config, where: str) -> tuple[
 
 
 def build_stage(stage_cls, chunk_cls, *, layer, in_shape, config, subarrays: int,
-                pooled: bool, where: str, fields: dict, imem_depth: int) -> tuple:
+                pooled: bool, where: str, fields: dict, imem_depth: int, offset: int = 0,
+                width: int | None = None) -> tuple:
     """The stage of ``layer`` on the lanes and its buffer image: ``(stage, image, offsets)``.
 
     ``fields``: the :class:`sim.compiler.Stage` fields the compiler decided (name, indices,
@@ -353,6 +396,7 @@ def build_stage(stage_cls, chunk_cls, *, layer, in_shape, config, subarrays: int
                       kernel=(kh, kw), stride=stride, padding=padding, order=order,
                       scratch_rows=(), data_row0=0, **fields)
     stage.dima = plan
+    stage.class_offset = offset
     stage.pad_value = int(layer.params.get("pad_value", 0))
     # offsets: entry g*F + j, term j = (c, ky, kx) of group g's channels
     c_in, h, wi = in_shape
@@ -366,7 +410,7 @@ def build_stage(stage_cls, chunk_cls, *, layer, in_shape, config, subarrays: int
               f"16 bits")
     offsets = list(zip(offs.tolist(), kpos.tolist(), strict=True))
     image = _buffer_image(w.reshape(w.shape[0], -1).astype(np.int64), plan, config,
-                          subarrays)
+                          subarrays, offset, width)
     index = 0
     for p0 in range(0, stage.n_patches, plan.batch):
         count = min(plan.batch, stage.n_patches - p0)
@@ -399,9 +443,10 @@ def stage_patch_entries(stage) -> list:
 
 
 def main(argv=None) -> int:
-    """``python -m sim.dima_map [MODEL] [PRESET]``: the per-image cycles, DIMA counters and
-    energy of a bundled Add-Net's compiled programs (their static profile, which every run
-    equals: ``tests/test_dima_map.py``)."""
+    """``python -m sim.dima_map [MODEL] [PRESET] [--compare]``: the per-image cycles, DIMA
+    counters and energy of a bundled Add-Net's compiled programs (their static profile, which
+    every run equals: ``tests/test_dima_map.py``); ``--compare``: the multi-bit layers on both
+    of their routes (:func:`compare_bitwise`)."""
     import sys
 
     from golden.model import bundled_model_path, load_model
@@ -410,6 +455,8 @@ def main(argv=None) -> int:
     from .compiler import compile_model, propose_config
     from .energy import estimate
     args = list(sys.argv[1:] if argv is None else argv)
+    flags = [a for a in args if a.startswith("--")]
+    args = [a for a in args if not a.startswith("--")]
     name = args[0] if args else "digits_addnet"
     cfg = preset(args[1] if len(args) > 1 else "dima_sot")
     model = load_model(bundled_model_path(name))
@@ -444,11 +491,50 @@ def main(argv=None) -> int:
           f"{energy * 1e9:.2f} nJ")
     for kind, e in by_kind.items():
         print(f"    energy {kind}: {e * 1e9:.2f} nJ")
-    busy_a = sum(st.cycles for st in compiled.stages if st.route == "dima_binconv")
-    busy_b = sum(st.cycles for st in compiled.stages if st.route == "and_bitcount")
-    print(f"    class A (FA/FS lanes) busy {busy_a} cycles, class B (and_bitcount) busy "
-          f"{busy_b} cycles (per-stage cycles: the classes are roles of the one mat)")
+    busy_a = sum(st.cycles for st in compiled.stages if st.route in CLASS_A_ROUTES)
+    busy_b = sum(st.cycles for st in compiled.stages if st.route in CLASS_B_ROUTES)
+    and2 = sum(st.micro_ops["and2"] for st in compiled.stages)
+    print(f"    class A (FA/FS lanes) busy {busy_a} cycles, class B (bit-wise convolver / "
+          f"and_bitcount) busy {busy_b} cycles, {and2} AND2 senses (per-stage cycles: the "
+          f"classes are roles of the one mat)")
+    if "--compare" in flags:
+        compare_bitwise(model, cfg)
     return 0
+
+
+#: Routes whose stages are class A (binary-weight convolver) / class B (bit-wise convolver,
+#: or the FU-line AND of and_bitcount on a configuration without it) work (seed 002 sec. 3.2).
+CLASS_A_ROUTES = ("dima_binconv",)
+CLASS_B_ROUTES = ("dima_bitwise", "and_bitcount")
+
+
+def compare_bitwise(model, cfg, out=print) -> dict:
+    """The multi-bit layers (inception, MLP) of ``model`` on ``cfg`` by the bit-wise convolver
+    (route ``dima_bitwise``) and by ``and_bitcount`` (the same configuration without
+    ``dima_bitwise``): per stage and route, cycles, array row writes (``WRITE_ROW``), AND2 /
+    AND_FU senses and energy (``sim.energy.estimate`` of the static profile, which every run
+    equals). Returns ``{route: {stage name: (cycles, writes, and2, and_fu, energy_j)}}``."""
+    from .compiler import compile_model
+    from .energy import estimate
+    cfgs = {"dima_bitwise": cfg,
+            "and_bitcount": replace(cfg, routes=tuple(r for r in cfg.routes
+                                                      if r != "dima_bitwise"))}
+    table = {}
+    for route, c in cfgs.items():
+        table[route] = {}
+        for st in compile_model(model, c).stages:
+            if st.route not in CLASS_B_ROUTES:
+                continue
+            ops = st.micro_ops
+            table[route][st.name] = (st.cycles, ops["write_row"], ops["and2"], ops["and_fu"],
+                                     estimate(c, ops).energy_j)
+    out("  multi-bit layers, bit-wise convolver (dima_bitwise) vs and_bitcount:")
+    for name in table["dima_bitwise"]:
+        for route in cfgs:
+            cy, wr, a2, af, e = table[route][name]
+            out(f"    {name:32s} {route:13s} {cy:8d} cycles {wr:6d} row writes {a2:7d} AND2 "
+                f"{af:7d} AND_FU {e * 1e9:9.2f} nJ")
+    return table
 
 
 if __name__ == "__main__":

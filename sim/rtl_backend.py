@@ -181,7 +181,7 @@ class CoreHost:
         await self.write_buffer(compiled.buffer)
         await self.write_table(*compiled.table)
         await self.write_tables(compiled.offsets, compiled.patches)
-        if compiled.thresholds:
+        if "dima_binconv" in compiled.config.routes:    # quant channels on, the others off
             await self.write_thresholds(compiled)
 
     async def write_thresholds(self, compiled) -> None:

@@ -62,7 +62,7 @@ def test_frozen():
     (dict(clock_mhz="133"), TypeError, r"^clock_mhz must be a number, not '133'$"),
     (dict(dataflow="mac"), ValueError,
      r"^dataflow must be one of abs_diff, write_free, and_bitcount, dima_binconv, nand_inmem, "
-     r"jeit_fa, not 'mac'$"),
+     r"jeit_fa, dima_bitwise, not 'mac'$"),
     (dict(mtjs_per_strip=8), ValueError,
      r"^mtjs_per_strip must be 1 for technology 'sot' \(only 'nand_spin' shares a strip\), "
      r"not 8$"),

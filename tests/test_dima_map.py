@@ -49,7 +49,7 @@ def test_random_binarized_layers_equal_golden_on_the_cycle_model():
     for name, model, x in bin_cases(rng, 2):
         compiled, _ = _run(model, small_config(), x)
         routes = [st.route for st in compiled.stages]
-        assert routes[-1] == "and_bitcount" and set(routes[:-1]) == {"dima_binconv"}, name
+        assert routes[-1] == "dima_bitwise" and set(routes[:-1]) == {"dima_binconv"}, name
 
 
 def test_accumulator_width_never_overflows():
@@ -112,7 +112,8 @@ def _gather_writes(st) -> int:
 
 def test_digits_addnet_runs_on_dima_sot_equal_golden():
     """The bundled Add-Net end to end on the full dima_sot mat (cycle model): inception and
-    MLP on and_bitcount, the four binarized layers on the FA/FS lanes with their eq.-3 outputs
+    MLP on dima_bitwise (the bit-wise convolver), the four binarized
+    layers on the FA/FS lanes with their eq.-3 outputs
     (the PPU's threshold stage) and padding code 128; every stage of three test images ==
     golden, every run's counters == the compiler's static profile (what ``python -m
     sim.dima_map`` reports)."""
@@ -120,7 +121,7 @@ def test_digits_addnet_runs_on_dima_sot_equal_golden():
     x, _ = datasets.load_dataset("digits", "test")
     compiled, res = _run(model, propose_config(model, preset("dima_sot")), x[:3])
     assert [st.route for st in compiled.stages] == (
-        ["and_bitcount"] + ["dima_binconv"] * 4 + ["and_bitcount"] * 2)
+        ["dima_bitwise"] + ["dima_binconv"] * 4 + ["dima_bitwise"] * 2)
     assert [st.pad_value for st in compiled.stages[1:5]] == [0, 0, 128, 0]
     for st, run in zip(compiled.stages, res.stages, strict=True):
         assert run.micro_ops == st.micro_ops, st.name

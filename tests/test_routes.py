@@ -131,9 +131,9 @@ def test_a_layer_no_route_maps_names_the_routes_and_presets_that_can():
     model, _ = _ones_model(rng)
     cfg = dataclasses.replace(preset("nand_spin"), routes=("write_free",))
     with pytest.raises(CompileError, match=r"^layer 1 \(mul_linear\): no route of this "
-                       r"configuration \(routes write_free\) maps a mul_linear layer; routes that "
-                       r"do: and_bitcount \(presets that can: jeit_stt, nand_spin, dima_sot, "
-                       r"imac_sot\)$"):
+                       r"configuration \(routes write_free\) maps a mul_linear layer; routes "
+                       r"that do: and_bitcount, dima_bitwise \(presets that can: jeit_stt, "
+                       r"nand_spin, dima_sot, imac_sot\)$"):
         compile_model(model, cfg)
 
 
@@ -148,7 +148,7 @@ def test_layers_without_a_route_are_refused_by_name(kind, art):
                                 + model.layers[first + 1:])
     with pytest.raises(CompileError, match=rf"^layer {first} \({kind}\): no route maps {art} "
                        rf"{kind} layer yet \(known routes: abs_diff, write_free, "
-                       rf"and_bitcount, dima_binconv, nand_inmem, jeit_fa\)"):
+                       rf"and_bitcount, dima_binconv, nand_inmem, jeit_fa, dima_bitwise\)"):
         compile_model(model, preset("dima_sot"))
 
 
@@ -185,7 +185,8 @@ def test_walkthrough_route_needs_no_lane_in_the_core(toy_route):
 def test_walkthrough_touches_only_the_route_and_its_registration(toy_route):
     # the registries are the only shared state the route changed
     assert set(hw_routes.ROUTES) - {"abs_diff", "write_free", "and_bitcount",
-                                    "dima_binconv", "nand_inmem", "jeit_fa"} == {"ones_sum"}
+                                    "dima_binconv", "nand_inmem", "jeit_fa",
+                                    "dima_bitwise"} == {"ones_sum"}
     assert sw_routes.get_route("ones_sum") is toy_route
     body = toy_route.dot(type("S", (), {"n": 3})(), 0, lambda b: Operand(b), lambda b: 0, None)
     assert [i.op for i in body] == [Opcode.READ] * 4 and isinstance(body[0], Instr)
@@ -196,7 +197,7 @@ def test_walkthrough_touches_only_the_route_and_its_registration(toy_route):
 @pytest.mark.parametrize("kw, exc, match", [
     (dict(routes=("mac",)), ValueError,
      r"^routes must name known routes \(abs_diff, write_free, and_bitcount, "
-     r"dima_binconv, nand_inmem, jeit_fa\), not 'mac'$"),
+     r"dima_binconv, nand_inmem, jeit_fa, dima_bitwise\), not 'mac'$"),
     (dict(routes=()), TypeError, r"^routes must be a non-empty tuple of route names"),
     (dict(routes="write_free"), TypeError, r"^routes must be a non-empty tuple"),
     (dict(routes=("write_free", "write_free")), ValueError, r"^routes must not repeat"),

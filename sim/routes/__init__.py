@@ -9,7 +9,8 @@ configuration's ``routes``; the compiler (``sim.compiler``) maps each layer onto
 ``bin_gconv2d`` layers, mapped by ``sim.dima_map``), ``nand_inmem`` (seed 001 Fig. 8: the
 per-column bit-counters' in-memory primitives, no layer mapped yet), ``jeit_fa`` (seed 000: the
 abs-diff lanes' difference bits summed by the parallel full-adder array, an alternative to
-``abs_diff``).
+``abs_diff``), ``dima_bitwise`` (seed 002 sec. 3.3 eq. 5: the bit-wise convolver, weight and
+input planes both in the array, AND2 + bit-count; Add-Net's multi-bit layers on dima_sot).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from rtl.config import PRESETS
 # Importing a route's module registers it; in the order rtl.routes registers the hardware
 # halves, so that messages list the routes in one order.
 from . import abs_diff, write_free, and_bitcount, dima_binconv, nand_inmem, jeit_fa
+from . import dima_bitwise
 from .base import ROUTES, LaneModel, Route, get_route, op, register_route
 
 __all__ = ["ROUTES", "Route", "LaneModel", "get_route", "register_route", "op", "route_for",
            "RouteError", "abs_diff", "and_bitcount", "write_free", "dima_binconv",
-           "nand_inmem", "jeit_fa"]
+           "nand_inmem", "jeit_fa", "dima_bitwise"]
 
 
 class RouteError(ValueError):

@@ -1,0 +1,158 @@
+"""The bit-wise convolver (route ``dima_bitwise``, seed 002 sec. 3.3 eq. 5) on the cycle model:
+random multi-bit multiply layers (an inception-like convolution, an MLP) == golden on mats of
+1 and 2 subarrays; per stage, n^2 AND2 senses per tile dot and no AND_FU; its array writes are
+the activation planes of the gather plus n weight planes per tile, output channel and chunk;
+against ``and_bitcount`` on the same layers: the same outputs, the cycles longer by exactly
+those weight writes. The same layers run on the RTL core in
+``cocotb_tests/test_core_dimamap.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+from cocotb_tests.test_core_dimamap import SMALL, bitwise_cases, small_config
+from golden.model import infer_int
+from sim.compiler import compile_model, run_compiled
+from sim.core_model import CoreModel
+
+SEED = 20261130
+
+
+def _config(k, routes=None):
+    cfg = dataclasses.replace(small_config(), subarrays_per_mat=k)
+    return cfg if routes is None else dataclasses.replace(cfg, routes=routes)
+
+
+def _run(model, config, x):
+    """Compile and run every image on the cycle model, every stage == golden; returns the
+    compiled model and the counters of the last image."""
+    compiled = compile_model(model, config)
+    core = CoreModel(config, subarrays=compiled.subarrays, buffer_slots=compiled.buffer_slots,
+                     channels=compiled.channels, out_depth=compiled.out_depth,
+                     imem_depth=compiled.imem_depth)
+    for i, image in enumerate(x):
+        trace = infer_int(model, image[None], trace=True)
+        res = run_compiled(compiled, image, core, load_weights=i == 0)
+        for st, got in zip(compiled.stages, res.outputs, strict=True):
+            want = np.asarray(trace[st.golden_index])[0]
+            bad = np.argwhere(got != want)
+            assert not bad.size, (f"{model.name} on {config.routes} x{compiled.subarrays}, "
+                                  f"image {i} {st.name}: index {tuple(bad[0])} core "
+                                  f"{got[tuple(bad[0])]} golden {want[tuple(bad[0])]} "
+                                  f"(seed {SEED})")
+    return compiled, res.counters
+
+
+def _expected_ops(st):
+    """Tile dots, activation-plane writes and weight-plane writes of a stage, counted from
+    its shape and chunks (the compiler's docstring layout), not from its programs."""
+    n, dots, act = st.n, 0, 0
+    for ch in st.chunks:
+        if st.mode == "wide":
+            dots += ch.patches * st.tiles
+            act += n * ch.patches * st.tiles
+        else:
+            dots += ch.groups
+            act += n * ch.groups
+    return st.out_channels * dots, act, n * st.tiles * st.out_channels * len(st.chunks)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_bitwise_layers_equal_golden_and_count_their_ops(k):
+    rng = np.random.default_rng(SEED + k)
+    for name, model, x in bitwise_cases(rng, 2):
+        compiled, _ = _run(model, _config(k), x)
+        assert {st.route for st in compiled.stages} == {"dima_bitwise"}, name
+        for st in compiled.stages:
+            ops = {key: sum(c.micro_ops[key] for c in st.chunks) for key in st.chunks[0].micro_ops}
+            dots, act, wts = _expected_ops(st)
+            where = f"{name} x{k} {st.name} ({st.mode}, T={st.tiles})"
+            assert ops["and2"] == st.n ** 2 * dots, where
+            assert ops["and_fu"] == 0, where
+            assert ops["write_row"] == act + wts, where
+            assert len(st.scratch_rows) == st.tiles * st.n == st.data_row0, where
+
+
+def test_against_and_bitcount_same_outputs_cycles_plus_weight_writes():
+    """Both routes on the same layers: == golden each; dima_bitwise issues AND2 where
+    and_bitcount issues AND_FU, one for one, and adds the weight-plane writes (one cycle
+    each at dima_sot's stall table)."""
+    rng = np.random.default_rng(SEED)
+    compared = 0
+    for name, model, x in bitwise_cases(rng, 1):
+        for k in (1, 2):
+            bw, cb = _run(model, _config(k), x)
+            ab, ca = _run(model, _config(k, ("abs_diff", "and_bitcount", "dima_binconv")), x)
+            assert {st.route for st in ab.stages} == {"and_bitcount"}
+            wts = sum(_expected_ops(st)[2] for st in bw.stages)
+            assert cb["and2"] == ca["and_fu"] and cb["and_fu"] == ca["and2"] == 0, name
+            assert cb["write_row"] == ca["write_row"] + wts, name
+            same = [[(c.patch_start, c.patches) for c in st.chunks] for st in bw.stages] == \
+                [[(c.patch_start, c.patches) for c in st.chunks] for st in ab.stages]
+            if same:        # the weight rows cost no chunk (else more chunks, more gathers)
+                compared += 1
+                assert cb["cycles"] == ca["cycles"] + wts, (name, k)
+    assert compared >= 2
+
+
+def test_small_config_is_the_dima_sot_preset():
+    cfg = small_config()
+    assert (cfg.rows, cfg.columns) == (SMALL["rows"], SMALL["columns"])
+    assert cfg.routes.index("dima_bitwise") < cfg.routes.index("and_bitcount")
+
+
+# ---- the class A : class B split (seed 002 sec. 3.2, 4.4.2) ---------------------------------
+
+@pytest.mark.parametrize("split, k, want", [
+    ((7, 2), 1, (1, 1)), ((7, 2), 2, (1, 1)), ((7, 2), 4, (3, 1)), ((7, 2), 9, (7, 2)),
+    ((7, 2), 18, (14, 4)), ((1, 1), 4, (2, 2)), ((1, 0), 4, (4, 0)), ((0, 3), 2, (0, 2)),
+    ((0, 3), 1, (0, 1)), (None, 4, None)])
+def test_class_subarrays(split, k, want):
+    from sim.dima_map import class_subarrays
+    assert class_subarrays(dataclasses.replace(small_config(), class_split=split), k) == want
+
+
+def test_the_split_puts_each_layer_kind_on_its_class():
+    """On the 2-subarray mat with 7:2: the binarized layers on subarray 1 (their REQUANTs read
+    accumulator 2), the multi-bit layers on subarray 0 (REQUANT d = 1 or the sum d = 0)."""
+    from rtl.isa import Opcode, decode
+    from cocotb_tests.test_core_dimamap import bin_cases
+    rng = np.random.default_rng(SEED)
+    name, model, x = bin_cases(rng, 1)[1]
+    compiled, _ = _run(model, _config(2), x)
+    for st in compiled.stages:
+        ds = {decode(w).d.base for c in st.chunks for w in c.program
+              if decode(w).op == Opcode.REQUANT}
+        if st.route == "dima_binconv":
+            assert st.subarrays == 1 and st.class_offset == 1 and ds == {2}, st.name
+        else:
+            assert st.route == "dima_bitwise" and st.subarrays == 1 and ds <= {0, 1}, st.name
+    # without the split both use the whole mat
+    plain, _ = _run(model, dataclasses.replace(_config(2), class_split=None), x)
+    assert {st.subarrays for st in plain.stages} == {2}
+
+
+@pytest.mark.parametrize("split, cls, kind", [((1, 0), "B", "mul_linear"),
+                                              ((0, 1), "A", "bin_gconv2d")])
+def test_a_split_that_leaves_a_layer_kind_no_subarray_is_refused(split, cls, kind):
+    from cocotb_tests.test_core_dimamap import bin_cases
+    from sim.compiler import CompileError
+    rng = np.random.default_rng(SEED)
+    _, model, _ = bin_cases(rng, 1)[0]
+    with pytest.raises(CompileError, match=rf"^layer \d \({kind}\): class_split="
+                       rf"{re.escape(str(split))} "
+                       rf"leaves class {cls} .* no subarray of the mat of 2; allowed: a "
+                       rf"class_split \(a, b\) whose class-{cls} part is > 0"):
+        compile_model(model, dataclasses.replace(_config(2), class_split=split))
+
+
+@pytest.mark.parametrize("value", [(0, 0), (1,), "7:2", (True, 1), (-1, 2), (7, 2.0)])
+def test_class_split_validation(value):
+    with pytest.raises(ValueError, match=r"^class_split must be None or two ints \(class A, "
+                       rf"class B\) in \[0, 1024\], not both 0 .*, not {re.escape(repr(value))}$"):
+        dataclasses.replace(small_config(), class_split=value)
