@@ -209,12 +209,14 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
         in_base=in_base, out_base=out_base, offset_base=cursor["obase"],
         patch_base=cursor["pbase"], config=config)
 
-    def run_pass(weight, offsets, entries, pass_out, pool, chan, shared=None):
+    def run_pass(weight, offsets, entries, pass_out, pool, chan, shared=None, ahead=0):
         """One pass: patches ``entries`` ((base, mask) in patch order), terms ``offsets``,
         weights ``weight`` (int8 [fan_in]), ``pool`` None / ``max`` (4 patches per word),
         requant channel ``chan``; its words from ``pass_out``. ``shared``: the patch-table
         base of an earlier pass of this stage with the same entries and shape (the same
-        chunk plan, so the same table order): its entries are read, none are added."""
+        chunk plan, so the same table order): its entries are read, none are added.
+        ``ahead``: passes of the same shape still to come in this stage, counted into a size
+        this pass finds too small (so ``propose_config`` raises it once, not per pass)."""
         pbase = cursor["pbase"] if shared is None else shared
         fan_in = len(offsets)
         mode = "segmented" if k > 1 and fan_in <= cols else "wide"
@@ -236,14 +238,17 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
             order=np.arange(len(entries)))
         sizes = cursor["sizes"]
         for fld, n_need, what in (
-                ("buffer_slots", cursor["slot"] + tiles * n, "weight-buffer slots"),
-                ("requant_channels", chan + 1, "requant-table channels"),
-                ("offset_entries", cursor["obase"] + fan_in, "offset-table entries"),
+                ("buffer_slots", cursor["slot"] + tiles * n * (1 + ahead),
+                 "weight-buffer slots"),
+                ("requant_channels", chan + 1 + ahead, "requant-table channels"),
+                ("offset_entries", cursor["obase"] + fan_in * (1 + ahead),
+                 "offset-table entries"),
                 ("patch_entries", cursor["pbase"] + (0 if shared is not None else len(entries)),
                  "patch-table entries")):
             if n_need > sizes[fld]:
                 c._too_small(f"{where}: the model needs {n_need} {what} up to this layer's "
-                             f"pass, but {fld} is {sizes[fld]}", fld, n_need)
+                             f"pass" + (f" and the {ahead} like it after it" if ahead else "")
+                             + f", but {fld} is {sizes[fld]}", fld, n_need)
         c._base(where, "weight-buffer slot", cursor["slot"] + tiles * n - 1)
         planes = c._weight_planes(np.asarray(weight, np.int8).reshape(1, -1), tiles, tw, n)
         cursor["images"].append(np.tile(planes, (1, k)) if mode == "segmented" else planes)
@@ -320,7 +325,7 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
                                     int(ly.params["rq_bias"][ch])))
             run_pass([int(wts[ch, 0]), int(wts[ch, 1])],
                      [ch * per, b_base - in_base + ch * per], entries, out_base + ch * per,
-                     None, cursor["chan"], shared=first if ch else None)
+                     None, cursor["chan"], shared=first if ch else None, ahead=ch_n - 1 - ch)
             cursor["chan"] += 1
     return stage
 

@@ -322,6 +322,14 @@ def test_lenet5_on_the_cycle_model_equals_golden_and_the_count():
     assert row["status"] == "ok", row
     cm = row["cycle_model"]
     assert cm["run"] and cm["logits_equal"] and cm["counters_equal"], cm
+    # per stage: the stages' cycles and energies add up to the image's (energy is linear in
+    # the counts), each stage's GOPS = its ops / its latency
+    per = row["per_stage"]
+    assert sum(s["cycles"] for s in per) == row["cycles"]
+    assert sum(s["energy_j"] for s in per) == pytest.approx(row["energy_j"], rel=1e-9)
+    assert sum(s["ops"] for s in per) == row["ops"]
+    for s in per:
+        assert s["gops"] == pytest.approx(s["ops"] / s["latency_s"] / 1e9, rel=1e-9), s
     # The random requantization keeps the activations spread (not all saturated).
     model = reference_nets.build("lenet5")
     x = np.random.default_rng(1).integers(0, 256, (1, 1, 32, 32), dtype=np.uint8)
@@ -331,6 +339,39 @@ def test_lenet5_on_the_cycle_model_equals_golden_and_the_count():
             a = outs[i]
             assert np.mean(a == 0) < 0.2 and np.mean(a == 255) < 0.2 and a.std() > 10, (i, a)
     assert len(set(outs[-1].ravel().tolist())) == 10
+
+
+def test_resnets_build_with_projection_shortcuts():
+    """ResNet-20 (He et al. 2016, sec. 4.2; AdderNet: first conv and FC multiply) and ResNet-18
+    (table 1): the layer structure counted independently of the builder."""
+    m = reference_nets.build("resnet20_cifar")
+    kinds = [ly.kind for ly in m.layers]
+    convs = [i for i, k in enumerate(kinds) if k.endswith("conv2d")]
+    assert len(convs) == 1 + 18 + 2 and kinds.count("add") == 9
+    assert kinds[0] == "mul_conv2d" and kinds[-1] == "mul_linear"
+    assert all(kinds[i] == "adder_conv2d" for i in convs[1:])
+    branches = [i for i, ly in enumerate(m.layers) if "input" in ly.params]
+    assert len(branches) == 2
+    shapes = m.shapes()
+    for b in branches:              # the projection right before, both reading the block input
+        proj = m.layers[b - 1]
+        assert proj.params["weight"].shape[2:] == (1, 1) and proj.params["stride"] == 2
+        assert m.layers[b].params["input"] == b - 2 and m.layers[b].params["stride"] == 2
+        add = next(i for i in range(b, len(kinds)) if kinds[i] == "add")
+        assert m.layers[add].params["source"] == b - 1
+    assert [shapes[i + 1] for i in branches] == [(32, 16, 16), (64, 8, 8)]
+    assert shapes[-4] == (64, 8, 8) and shapes[-1] == (10,)
+    x = np.random.default_rng(1).integers(0, 256, (1, 3, 32, 32), dtype=np.uint8)
+    outs = infer_int(m, x, trace=True)      # the calibrated requant keeps activations spread
+    for i in range(len(kinds) - 3):
+        a = outs[i]
+        assert np.mean(a == 0) < 0.3 and np.mean(a == 255) < 0.3 and a.std() > 10, (i, kinds[i])
+    with reference_nets.count_only_budget():
+        r18 = reference_nets.build("resnet18")
+        assert r18.shapes()[-1] == (1000,)
+    k18 = [ly.kind for ly in r18.layers]
+    assert k18.count("add") == 8 and sum("input" in ly.params for ly in r18.layers) == 3
+    assert sum(k.endswith("conv2d") for k in k18) == 1 + 16 + 3
 
 
 def test_reference_nets_build_and_refusals():
