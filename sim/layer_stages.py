@@ -38,7 +38,7 @@ Branches (``golden.model``'s format-3 ``input`` array: a convolution that reads 
 layer's output, e.g. a ResNet's 1x1 stride-2 projection shortcut and the block's first
 convolution, which both read the block input) are compute stages of the compiler's own routes
 whose ``in_base`` is that layer's tensor; the layout keeps the tensor alive until its last reader
-(:func:`reads_of`), and a model with a branch always takes this layout.
+(``reads_of``), and a model with a branch always takes this layout.
 """
 
 from __future__ import annotations
