@@ -6,7 +6,11 @@ One random model on one small core (one subarray of 128 x 16, nand_spin, write-f
 stride-1 max pool (two MAX4 passes), a multiply convolution, a residual ``add`` of the pool's
 output, a standalone 2 x 2 stride-1 average pool, global average pooling and an adder FC. Every
 stage of every image == golden (``golden.model.infer_int(trace=True)``), and the counters == the
-cycle model's and the compiler's static profile.
+cycle model's and the compiler's static profile. In the same core build (its sizes proposed for
+both models), a ResNet block with a projection shortcut (``golden.model``'s format-3 ``input``
+array; ``tests.layer_models.SPECS["projection_shortcut"]``): a multiply convolution, a 1x1
+stride-2 adder projection of its output, a 3x3 stride-2 adder convolution reading that output
+too, a multiply convolution, the ``add`` of the projection, global average pooling, an FC.
 """
 
 import dataclasses
@@ -27,45 +31,58 @@ SPEC = [("conv", "adder_conv2d", 2, 5, 2, 2), ("pool", "max", 3, 1),
         ("flatten",), ("linear", "adder_linear", 3)]
 
 
-def _model(seed):
-    from tests.layer_models import random_model
+def _model(seed, which="layers"):
+    from tests.layer_models import SPECS, random_model
+    in_shape, spec = (IN_SHAPE, SPEC) if which == "layers" else SPECS["projection_shortcut"]
     rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, (1, *IN_SHAPE), dtype=np.uint8)
-    return random_model(SPEC, IN_SHAPE, rng, x)
+    x = rng.integers(0, 256, (1, *in_shape), dtype=np.uint8)
+    return random_model(spec, in_shape, rng, x)
 
 
 def _config():
-    """The configuration the compiler proposes for the model (the same for every seed: the
+    """The configuration the compiler proposes for both models (the same for every seed: the
     sizes depend on the shapes only)."""
     from sim.compiler import propose_config
     base = dataclasses.replace(preset("nand_spin"), rows=128, columns=16, subarrays_per_mat=1)
-    return propose_config(_model(0), base)
+    return propose_config(_model(0, "projection"), propose_config(_model(0), base))
 
 
 @cocotb.test()
 async def core_layers_random_model(dut):
     """Standalone pools, global average pooling and a residual block: every stage == golden."""
+    await _check_model(dut, "layers", ["adder_conv2d", "max_pool2d", "mul_conv2d", "add",
+                                       "avg_pool2d", "global_avg_pool2d", "adder_linear"])
+
+
+@cocotb.test()
+async def core_layers_projection_shortcut(dut):
+    """A residual block whose shortcut is a 1x1 stride-2 projection: every stage == golden."""
+    await _check_model(dut, "projection", ["mul_conv2d", "adder_conv2d", "adder_conv2d",
+                                           "mul_conv2d", "add", "global_avg_pool2d",
+                                           "mul_linear"])
+
+
+async def _check_model(dut, which, want_kinds):
     from golden.model import infer_int
     from sim.compiler import compile_model, run_compiled
     from sim.core_model import CoreModel
     p = load_params()
-    rng_py, seed = make_rng(p, "core_layers_random_model")
+    rng_py, seed = make_rng(p, f"core_layers_{which}")
     mseed = rng_py.getrandbits(64)
-    model = _model(mseed)
+    model = _model(mseed, which)
     rng = np.random.default_rng(mseed + 1)
     x = rng.integers(0, 256, (p["images"], *model.input_shape)).astype(np.uint8)
     config = _config()
     compiled = compile_model(model, config)
     kinds = [st.kind for st in compiled.stages]
-    assert kinds == ["adder_conv2d", "max_pool2d", "mul_conv2d", "add", "avg_pool2d",
-                     "global_avg_pool2d", "adder_linear"], f"{BLOCK}: stages {kinds}"
+    assert kinds == want_kinds, f"{BLOCK}: {which} model stages {kinds}"
     host = CoreHost(dut, config)
     await host.reset()
     await host.load_compiled(compiled)
     ref = CoreModel(config)
     for i, image in enumerate(x):
         trace = [t[0] for t in infer_int(model, image[None], trace=True)]
-        where = f"{BLOCK}: layers model, image {i}"
+        where = f"{BLOCK}: {which} model, image {i}"
         try:
             _, counters = await host.infer(compiled, image, golden_trace=trace)
         except AssertionError as e:

@@ -138,6 +138,26 @@ the output of layer ``source`` ``b`` (the shortcut; the same shape, checked on l
 ``requantize(a * weight[c, 0] + b * weight[c, 1])`` per channel c, the ReLU of a ResNet block
 included; the requant bound is checked on load as for a ``requant`` layer. Its float reference is
 ``max(a + b, 0)`` (an identity shortcut: the integer weights and requant state the scales).
+
+Branches (format 3). A convolution (``adder_conv2d``, ``mul_conv2d``) may read another layer's
+output than the previous one's, so that a shortcut can go through a projection (ResNet option B,
+the AdderNet ResNet-20's downsampling shortcut: a 1x1 convolution of any stride with its batch
+norm folded into its requant):
+
+==============================  ========  ==============  ==========================================
+array                           dtype     shape           meaning
+==============================  ========  ==============  ==========================================
+``layer{i}.input``              int64     ()              optional: the layer whose output this
+                                                          convolution reads (-1: the model input),
+                                                          < i; absent: layer i-1
+==============================  ========  ==============  ==========================================
+
+A ResNet block with a projection is ``p = proj(x)`` (``input`` absent: it reads the block input
+x, layer i-1), ``conv1`` with ``input`` = i-1 (x again), ``conv2``, ``add`` with ``source`` = p's
+index. A file without ``input`` arrays reads as before; checked on load (one-line error naming
+the array): an int64 scalar, in [-1, i-1], on a format-1 convolution only, in a format-3 file.
+Option A shortcuts (strided identity, zero channels appended) are the case of a ``mul_conv2d``
+1x1 projection with 0/1 weights and the identity requant; no layer of its own holds them.
 """
 
 from __future__ import annotations
@@ -183,7 +203,7 @@ _WEIGHT_DTYPE = {"adder_conv2d": np.uint8, "mul_conv2d": np.int8,
 _ACC_KIND = {"adder_conv2d": "adder", "mul_conv2d": "mul", "adder_linear": "adder",
              "mul_linear": "mul", "adder_gconv2d": "adder", "mul_gconv2d": "mul",
              "bin_gconv2d": "bin"}
-_INT_SCALARS = ("stride", "padding", "kernel", "groups", "pad_value", "source")
+_INT_SCALARS = ("stride", "padding", "kernel", "groups", "pad_value", "source", "input")
 
 #: Memory budget of one model file: the bytes its arrays take once decompressed, checked from
 #: each zip member's header before anything is decompressed. ASSUMPTION: 256 MiB, about 1000x the
@@ -448,6 +468,8 @@ def _infer_shapes(model: Model) -> list:
         pre = f"layer{i}"
         p = ly.params
         try:
+            if "input" in p:
+                cur = _branch_input(i, ly, shapes)
             if ly.kind in ("adder_conv2d", "mul_conv2d"):
                 w = p["weight"]
                 if w.ndim != 4:
@@ -511,9 +533,34 @@ def _infer_shapes(model: Model) -> list:
             if isinstance(e, ModelFormatError):
                 raise
             _fail(f"{pre} ({ly.kind}): {e}")
-        _check_size(i, ly, shapes[-1], cur)
+        _check_size(i, ly, shapes[layer_input(model.layers, i) + 1] if "input" in p
+                    else shapes[-1], cur)
         shapes.append(cur)
     return shapes
+
+
+def layer_input(layers, i: int) -> int:
+    """The layer whose output layer ``i`` reads (-1: the model input): its ``input`` array
+    (format 3, a branch such as a projection shortcut), else ``i - 1``."""
+    return int(layers[i].params.get("input", i - 1))
+
+
+def _branch_input(i: int, ly: Layer, shapes: list) -> tuple:
+    """The input shape of layer ``i`` with an ``input`` array, after checking the array."""
+    v = ly.params["input"]
+    name = f"array 'layer{i}.input'"
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        a = np.asarray(v)
+        if a.shape != () or a.dtype != np.int64:
+            _fail(f"{name} must be an int64 scalar, not {a.dtype} {a.shape}")
+        v = int(a)
+    if ly.kind not in ("adder_conv2d", "mul_conv2d"):
+        _fail(f"{name} is given on a {ly.kind} layer; only adder_conv2d and mul_conv2d read "
+              f"another layer's output (a projection shortcut)")
+    if not -1 <= int(v) < i:
+        _fail(f"{name} is {int(v)}; it must name an earlier layer (in [-1, {i - 1}], -1 the "
+              f"model input)")
+    return tuple(shapes[int(v) + 1])
 
 
 def _validate(model: Model) -> Model:
@@ -586,17 +633,20 @@ def input_codes(model: Model) -> list:
     """How each layer's input codes map to real values: ``"unsigned"`` (``scale * code``: the
     image and every ``requant`` output) or ``"symmetric"`` (``(2*code - 255)/255``: a ``quant``
     output, seed 002 eq. 3). Pools and flatten keep their input's mapping."""
-    out, cur = [], "unsigned"
-    for ly in model.layers:
+    out, cur, made = [], "unsigned", {-1: "unsigned"}
+    for i, ly in enumerate(model.layers):
+        if "input" in ly.params:        # a branch reads an earlier layer's codes
+            cur = made[int(ly.params["input"])]
         out.append(cur)
         if ly.kind in ALL_COMPUTE_KINDS:
             cur = "symmetric" if ly.output == "quant" else "unsigned"
+        made[i] = cur
     return out
 
 
 def format_version(model: Model) -> int:
     """The lowest format version that holds ``model`` (1 unless it has a format-2 layer)."""
-    if any(ly.kind in V3_KINDS for ly in model.layers):
+    if any(ly.kind in V3_KINDS or "input" in ly.params for ly in model.layers):
         return 3
     return 2 if any(ly.kind in GROUPED_KINDS for ly in model.layers) else 1
 
@@ -690,6 +740,12 @@ def load_model(path) -> Model:
                 fparams[name[6:]] = a
             else:
                 params[name] = a
+        if pre + "input" in arrays:     # format 3, optional: a branch (projection shortcut)
+            if version < 3:
+                _fail(f"array {pre + 'input'!r} is a format-3 array, but 'spinpim_format' is "
+                      f"{version}")
+            params["input"] = get(pre + "input")
+            known.add(pre + "input")
         for k in _INT_SCALARS:
             if k in params:
                 if params[k].dtype != np.int64 or params[k].shape != ():
@@ -852,12 +908,15 @@ def infer_int(model: Model, x: np.ndarray, *, trace: bool = False, batch: int = 
 def _forward_chain(layers, x, forward, kw=None) -> list:
     """Every layer's output in order; an ``add`` layer gets the output of its ``source``
     (the input ``x`` for -1) as ``skip``. Keeps only the outputs a later ``add`` reads."""
-    keep = {int(ly.params["source"]) for ly in layers if ly.kind == "add"}
+    keep = ({int(ly.params["source"]) for ly in layers if ly.kind == "add"}
+            | {int(ly.params["input"]) for ly in layers if "input" in ly.params})
     outs, saved, cur = [], {-1: x}, x
     for i, ly in enumerate(layers):
         extra = dict(kw[i]) if kw else {}
         if ly.kind == "add":
             extra["skip"] = saved[int(ly.params["source"])]
+        if "input" in ly.params:        # a branch (format 3): reads an earlier output
+            cur = saved[int(ly.params["input"])]
         cur = forward(ly, cur, **extra)
         outs.append(cur)
         if i in keep:

@@ -895,10 +895,12 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     sizes = []
     for ci, pi, _ in plans:
         last = ci if pi is None else pi
-        sizes += [(math.prod(shapes[ci]), f"layer {ci} ({layers[ci].kind}) input"),
+        sizes += [(math.prod(shapes[_ls.reads_of(layers, ci) + 1]),
+                   f"layer {ci} ({layers[ci].kind}) input"),
                   (math.prod(shapes[last + 1]), f"layer {last} ({layers[last].kind}) output")]
     region, what = max(sizes, key=lambda s: s[0])
-    layout = _ls.layout_for(model, plans, extras) if extras else None
+    layout = (_ls.layout_for(model, plans, extras) if extras or _ls.has_branches(layers)
+              else None)
     if layout is not None and layout.words > out_depth:
         _too_small(f"the data memory needs {layout.words} words for the tensors alive at once "
                    f"(standalone layers {', '.join(map(str, extras))}: sim.layer_stages' "
@@ -958,7 +960,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             mults += [int(v) for v in ly.params["rq_mult"]]
             shifts += [int(v) for v in ly.params["rq_shift"]]
             biases += [int(v) for v in ly.params["rq_bias"]]
-        in_shape, conv_shape = tuple(shapes[ci]), tuple(shapes[ci + 1])
+        in_shape, conv_shape = tuple(shapes[_ls.reads_of(layers, ci) + 1]), tuple(shapes[ci + 1])
         out_shape = tuple(shapes[pi + 1]) if pi is not None else conv_shape
         pool = None if pi is None else layers[pi].kind[:3]
         name = f"layer{ci} {ly.kind}" + ("" if pi is None else f" + layer{pi} {layers[pi].kind}")
@@ -971,7 +973,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             data_row0=data_row0, in_base=region * (si % 2), out_base=region * ((si + 1) % 2),
             offset_base=obase, patch_base=pbase, config=config, zsum_base=zsum_base)
         if layout is not None:          # standalone layers: sim.layer_stages' data layout
-            stage.in_base, stage.out_base = layout.of(ci - 1), layout.of(stage.golden_index)
+            stage.in_base = layout.of(_ls.reads_of(layers, ci))
+            stage.out_base = layout.of(stage.golden_index)
         slot += tiles * (n + _zero_skips(route, config, kp * cols)) * out_ch
         chan += out_ch
         # offset table: one entry per term
@@ -1015,7 +1018,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         pbase += stage.n_patches
         stages.append(stage)
 
-    if extras:
+    if layout is not None:
         cursor = {"slot": slot, "chan": chan, "obase": obase, "pbase": pbase, "images": images,
                   "table": [], "offsets": offsets, "patches": patches}
         stages = _ls.finish(

@@ -62,7 +62,7 @@ from . import asm
 from .util import UserError
 
 __all__ = ["CountError", "ProgramCount", "StageCount", "ModelCount", "count_program",
-           "count_model", "measure_skips", "main"]
+           "count_model", "measure_skips", "stage_figures", "main"]
 
 _MASK = (1 << 32) - 1
 _NOP, _LOOP, _ENDLOOP, _HALT = Opcode.NOP, Opcode.LOOP, Opcode.ENDLOOP, Opcode.HALT
@@ -404,6 +404,29 @@ def _add_estimate(res: ModelCount, compiled, model, images: int) -> None:
     res.ops = ops
     res.host = {"data_words": data, "program_words": programs, "host_cycles": host_cycles}
     res.estimate = rep.to_dict()
+
+
+def stage_figures(res: ModelCount, compiled, model) -> list:
+    """Per stage of a count: its cycles, ops (``sim.report.stage_ops`` of its golden layer),
+    energy, latency, GOPS and GOPS/W: ``sim.energy.estimate`` on the stage's own counters with
+    the host words it takes (the image's words in stage 0, the programs loaded while it runs:
+    ``sim.report.host_port_words`` of one image), as :func:`count_model` does for the whole
+    image; energy and cycles being linear in the counts, the stages add up to the image's."""
+    from sim import energy
+    from sim.report import host_port_words, stage_ops
+    port = host_port_words(compiled, 1)[0]
+    rows = []
+    for sc, st, hp in zip(res.stages, compiled.stages, port, strict=True):
+        ops = stage_ops(model, st.layer_index)["ops"]
+        rep = energy.estimate(compiled.config, sc.counters, ops=ops,
+                              columns_active=compiled.width,
+                              host={"data_words": hp["data_words"]},
+                              host_cycles=hp["data_words"] + hp["program_words"]).to_dict()
+        rows.append({"stage": st.name, "layer_index": st.layer_index,
+                     "cycles": sc.counters["cycles"], "ops": ops,
+                     "energy_j": rep.get("energy_j"), "latency_s": rep.get("latency_s"),
+                     "gops": rep.get("gops"), "gops_per_w": rep.get("gops_per_w")})
+    return rows
 
 
 def _zero_skip_presets() -> tuple:

@@ -129,8 +129,11 @@ def infer_int_with_faults(model: Model, x: np.ndarray, ber, seed: int, *,
     rng_a = np.random.default_rng([int(seed), 1])
     cur = x
     saved = {-1: x}     # outputs an ``add`` layer reads as its shortcut (golden's chain rule)
-    sources = {int(ly.params["source"]) for ly in model.layers if ly.kind == "add"}
+    sources = ({int(ly.params["source"]) for ly in model.layers if ly.kind == "add"}
+               | {int(ly.params["input"]) for ly in model.layers if "input" in ly.params})
     for i, layer in enumerate(model.layers):
+        if "input" in layer.params:     # a branch (projection shortcut) reads an earlier output
+            cur = saved[int(layer.params["input"])]
         if layer.kind in COMPUTE_KINDS:
             if "weights" in where:
                 w = flip_bits(layer.params["weight"], 8, ber, rng_w)

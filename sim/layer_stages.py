@@ -23,7 +23,8 @@ is 0 and its mask 1; the patch mask's width limits no window).
   each further pass does the same to the previous pass's words, until one word per window is
   left, written to the layer's output. Windows of up to 4 elements take one pass, up to 16 two.
 * ``add``: per channel c one pass of fan-in 2 (the main path's element and the shortcut's,
-  at offsets 0 and ``shortcut base - main base``) with the weights ``weight[c]`` and the
+  at offsets ``c*H*W`` and ``c*H*W + shortcut base - main base`` from a patch of channel 0's
+  positions, one set of patch entries for all channels) with the weights ``weight[c]`` and the
   channel's requant entry: ``golden.layers.residual_add`` exactly.
 
 Data memory (:class:`Layout`): every stage output and the model input is a tensor with a base;
@@ -32,6 +33,12 @@ stage that reads it (an ``add`` reads its shortcut too), and bases are assigned 
 that tensors alive at the same time do not overlap; a max pool's intermediate words are two
 scratch tensors alive during its stage. A 2x2 stride-2 pool right after a convolution stays
 fused (``MAX4`` / ``AVG4``) unless the convolution's output is a shortcut.
+
+Branches (``golden.model``'s format-3 ``input`` array: a convolution that reads an earlier
+layer's output, e.g. a ResNet's 1x1 stride-2 projection shortcut and the block's first
+convolution, which both read the block input) are compute stages of the compiler's own routes
+whose ``in_base`` is that layer's tensor; the layout keeps the tensor alive until its last reader
+(``reads_of``), and a model with a branch always takes this layout.
 """
 
 from __future__ import annotations
@@ -43,13 +50,29 @@ import numpy as np
 from golden import layers as L
 from golden.model import Layer
 
-__all__ = ["is_standalone", "Layout", "avg_requant", "build_stage", "layout_for", "finish"]
+__all__ = ["is_standalone", "Layout", "avg_requant", "build_stage", "layout_for", "finish",
+           "reads_of", "has_branches"]
 
 _POOLS = ("max_pool2d", "avg_pool2d")
 
 
 def _sources(layers) -> set:
-    return {int(ly.params["source"]) for ly in layers if ly.kind == "add"}
+    """Layers whose output a later layer reads besides the next one: an ``add``'s shortcut or
+    a branch's input (``golden.model``'s ``input`` array, e.g. a projection shortcut)."""
+    return ({int(ly.params["source"]) for ly in layers if ly.kind == "add"}
+            | {int(ly.params["input"]) for ly in layers if "input" in ly.params})
+
+
+def reads_of(layers, i: int) -> int:
+    """The layer whose output layer ``i`` reads (-1: the model input): ``i - 1`` unless it
+    is a branch (``golden.model.layer_input``)."""
+    return int(layers[i].params.get("input", i - 1))
+
+
+def has_branches(layers) -> bool:
+    """Whether a layer reads another output than the previous layer's (these models need the
+    layout of this module: the two-region layout holds only a chain)."""
+    return any("input" in ly.params for ly in layers)
 
 
 def is_standalone(layers, i: int) -> bool:
@@ -186,10 +209,15 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
         in_base=in_base, out_base=out_base, offset_base=cursor["obase"],
         patch_base=cursor["pbase"], config=config)
 
-    def run_pass(weight, offsets, entries, pass_out, pool, chan):
+    def run_pass(weight, offsets, entries, pass_out, pool, chan, shared=None, ahead=0):
         """One pass: patches ``entries`` ((base, mask) in patch order), terms ``offsets``,
         weights ``weight`` (int8 [fan_in]), ``pool`` None / ``max`` (4 patches per word),
-        requant channel ``chan``; its words from ``pass_out``."""
+        requant channel ``chan``; its words from ``pass_out``. ``shared``: the patch-table
+        base of an earlier pass of this stage with the same entries and shape (the same
+        chunk plan, so the same table order): its entries are read, none are added.
+        ``ahead``: passes of the same shape still to come in this stage, counted into a size
+        this pass finds too small (so ``propose_config`` raises it once, not per pass)."""
+        pbase = cursor["pbase"] if shared is None else shared
         fan_in = len(offsets)
         mode = "segmented" if k > 1 and fan_in <= cols else "wide"
         tw = cols if mode == "segmented" else width
@@ -206,17 +234,21 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
             tiles=tiles, n=n, subarrays=k, tile_width=tw, group=g,
             buffer_base=cursor["slot"], channel_base=chan, scratch_rows=scratch,
             data_row0=data_row0, in_base=in_base, out_base=pass_out,
-            offset_base=cursor["obase"], patch_base=cursor["pbase"], config=config,
+            offset_base=cursor["obase"], patch_base=pbase, config=config,
             order=np.arange(len(entries)))
         sizes = cursor["sizes"]
         for fld, n_need, what in (
-                ("buffer_slots", cursor["slot"] + tiles * n, "weight-buffer slots"),
-                ("requant_channels", chan + 1, "requant-table channels"),
-                ("offset_entries", cursor["obase"] + fan_in, "offset-table entries"),
-                ("patch_entries", cursor["pbase"] + len(entries), "patch-table entries")):
+                ("buffer_slots", cursor["slot"] + tiles * n * (1 + ahead),
+                 "weight-buffer slots"),
+                ("requant_channels", chan + 1 + ahead, "requant-table channels"),
+                ("offset_entries", cursor["obase"] + fan_in * (1 + ahead),
+                 "offset-table entries"),
+                ("patch_entries", cursor["pbase"] + (0 if shared is not None else len(entries)),
+                 "patch-table entries")):
             if n_need > sizes[fld]:
                 c._too_small(f"{where}: the model needs {n_need} {what} up to this layer's "
-                             f"pass, but {fld} is {sizes[fld]}", fld, n_need)
+                             f"pass" + (f" and the {ahead} like it after it" if ahead else "")
+                             + f", but {fld} is {sizes[fld]}", fld, n_need)
         c._base(where, "weight-buffer slot", cursor["slot"] + tiles * n - 1)
         planes = c._weight_planes(np.asarray(weight, np.int8).reshape(1, -1), tiles, tw, n)
         cursor["images"].append(np.tile(planes, (1, k)) if mode == "segmented" else planes)
@@ -224,8 +256,9 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
         cursor["offsets"] += [(int(o) % c._ADDR_MOD, 0) for o in offsets]
         cursor["obase"] += fan_in
         c._plan_chunks(view, config, where, imem_depth=imem_depth)
-        cursor["patches"] += c._table_order(view, entries)
-        cursor["pbase"] += len(entries)
+        if shared is None:
+            cursor["patches"] += c._table_order(view, entries)
+            cursor["pbase"] += len(entries)
         for ch in view.chunks:
             ch.index = len(stage.chunks)
             stage.chunks.append(ch)
@@ -281,13 +314,18 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
         ch_n = out_shape[0]
         per = math.prod(out_shape[1:])
         wts = ly.params["weight"]
+        # The channels' passes share one set of patch entries (the main path's channel-0
+        # positions); channel ch's terms sit at offsets ch*per and ch*per + (shortcut base -
+        # main base).
+        first = cursor["pbase"]
+        entries = [((in_base + q) % c._ADDR_MOD, 1) for q in range(per)]
         for ch in range(ch_n):
             cursor["table"].append((int(ly.params["rq_mult"][ch]),
                                     int(ly.params["rq_shift"][ch]),
                                     int(ly.params["rq_bias"][ch])))
-            run_pass([int(wts[ch, 0]), int(wts[ch, 1])], [0, b_base - in_base],
-                     [((in_base + ch * per + q) % c._ADDR_MOD, 1) for q in range(per)],
-                     out_base + ch * per, None, cursor["chan"])
+            run_pass([int(wts[ch, 0]), int(wts[ch, 1])],
+                     [ch * per, b_base - in_base + ch * per], entries, out_base + ch * per,
+                     None, cursor["chan"], shared=first if ch else None, ahead=ch_n - 1 - ch)
             cursor["chan"] += 1
     return stage
 
@@ -311,7 +349,7 @@ def _steps(model, plans, extras) -> list:
     """Run order: ``(layer index, golden index of the output, layers read, scratch sizes,
     plan or None)``."""
     layers, shapes = model.layers, model.shapes()
-    out = [(ci, ci if pi is None else pi, (ci - 1,), (), plan)
+    out = [(ci, ci if pi is None else pi, (reads_of(layers, ci),), (), plan)
            for plan in plans for ci, pi in [plan[:2]]]
     for li in extras:
         reads = (li - 1,) + ((int(layers[li].params["source"]),)

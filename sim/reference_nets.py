@@ -40,8 +40,13 @@ than saturate: measured on 16 random images propagated through the layers before
 layer is within golden's inference budget, else the mean and deviation of uniform random 8-bit
 inputs and weights. The counts do not depend on it (zero skipping aside).
 
-Residual additions: golden has no layer kind for them yet (issue 15 item 2, being added), so
-the ResNets are refused when they are built, with that reason, before any compiler sees them.
+Residual blocks (``("res", branch, shortcut)``) become golden's format-3 layers: the
+shortcut's projection first (a 1x1 adder convolution of the block's stride reading the block
+input: option B, as the AdderNet ResNet-20 has it), then the branch, its first convolution
+reading the block input (``golden.model``'s ``input`` array) when a projection precedes it, then
+an ``add`` (weights 1 and 1, its requantization set as a compute layer's from ``a + b``) whose
+``source`` is the projection or, for an identity shortcut, the block input.
+
 Golden's inference memory budget (``golden.model.MAX_IMAGE_ELEMENTS``, 2**20 elements of one
 image in a layer) refuses the 224x224 networks' first layers; the counting mode runs no
 inference, so these networks are built with that budget raised to
@@ -270,35 +275,70 @@ def count_only_budget():
         gm.MAX_IMAGE_ELEMENTS = old
 
 
+def _flat(layers) -> list:
+    """The specs with residual blocks expanded (module docstring): ``(spec, input)`` items,
+    ``input`` the index a branch's first convolution reads (None: the previous item), and
+    ``("add", source)`` items."""
+    out = []
+    for s in layers:
+        if s[0] != "res":
+            out.append((s, None))
+            continue
+        block_in = len(out) - 1
+        _, branch, short = s
+        for sc in short:
+            out.append((sc, None))
+        src = len(out) - 1 if short else block_in
+        for j, b in enumerate(branch):
+            out.append((b, block_in if short and j == 0 else None))
+        out.append((("add", src), None))
+    return out
+
+
 def build(name: str, seed: int = 0):
     """The random-weight ``golden.model.Model`` of network ``name`` (seeded).
 
     Raises
     ------
     RefNetError
-        The network needs a layer golden does not have (residual addition), or golden's
-        validation refuses it (its message).
+        Golden's validation refuses the network (its message).
     """
     shape, layers = specs(name)
     rng = np.random.default_rng(seed)
     out, cur = [], tuple(shape)
     cal = rng.integers(0, 256, (_CAL_IMAGES, *shape), dtype=np.uint8)   # calibration images
-    last = max(i for i, s in enumerate(layers) if s[0] == "fc")
-    for i, s in enumerate(layers):
+    flat = _flat(layers)
+    last = max(i for i, (s, _) in enumerate(flat) if s[0] == "fc")
+    shapes, cals = {-1: cur}, {-1: cal}      # per layer: output shape, calibration outputs
+    for i, (s, src) in enumerate(flat):
         op = s[0]
-        if op == "res":
-            why = ("this module does not map residual blocks onto golden's 'add' layer yet"
-                   if "add" in getattr(gm, "ALL_KINDS", ()) else
-                   "golden has no residual-addition layer kind yet (issue 15 item 2)")
-            raise RefNetError(f"{name}: layer {len(out)} is a residual block, and {why}: not "
-                              f"built")
+        if src is not None:                  # a branch reading the block input
+            cur, cal = shapes[src], cals.get(src)
+        if op == "add":
+            o = cur[0]
+            w = np.ones((o, 2), np.int8)
+            mean, sd = np.full(o, 256.0), np.full(o, 40.0 * math.sqrt(2))
+            if cal is not None and cals.get(s[1]) is None:
+                cal = None                   # the shortcut beyond golden's budget
+            if cal is not None:
+                tot = (cal.astype(np.float64) + cals[s[1]]).transpose(1, 0, 2, 3)
+                mean, sd = tot.reshape(o, -1).mean(axis=1), tot.reshape(o, -1).std(axis=1)
+            m, b, sh = _requant_of(mean, sd)
+            out.append(Layer("add", "", {"weight": w, "source": np.int64(s[1]), "rq_mult": m,
+                                         "rq_bias": b, "rq_shift": sh}))
+            if cal is not None:
+                cal = gm.layer_forward_int(out[-1], cal, cals[s[1]])
+            shapes[i], cals[i] = cur, cal
+            continue
         if op in ("conv", "dw"):
             if op == "conv":
                 o, k, st, pd = s[1:5]
                 kind = "mul_conv2d" if s[5:] == ("mul",) else "adder_conv2d"
                 w = _weights(rng, kind, (o, cur[0], k, k))
-                out.append(_compute(kind, w, "requant", {"stride": np.int64(st),
-                                                         "padding": np.int64(pd)}))
+                extra = {"stride": np.int64(st), "padding": np.int64(pd)}
+                if src is not None:
+                    extra["input"] = np.int64(src)
+                out.append(_compute(kind, w, "requant", extra))
             else:
                 k, st, pd = s[1:4]
                 o = cur[0]
@@ -328,6 +368,7 @@ def build(name: str, seed: int = 0):
             if out[-1].output == "requant":
                 out[-1] = _calibrate(out[-1], cal)
             cal = gm.layer_forward_int(out[-1], cal)
+        shapes[i], cals[i] = cur, cal
     try:
         return make_model(name=name, input_shape=shape, input_scale=1 / 255,
                           class_names=[str(c) for c in range(cur[0])], layers=out)
@@ -356,7 +397,7 @@ def evaluate(name: str, preset_name: str, *, seed: int = 0, check_images: int = 
     golden and with the counting mode. Returns a dict with ``status`` ``ok`` or ``refused``
     (and ``reason``)."""
     from .compiler import CompileError, compile_model, propose_config
-    from .counting import count_model, figures
+    from .counting import count_model, figures, stage_figures
     row = {"network": name, "preset": preset_name}
     config = preset(preset_name)
     t0 = time.perf_counter()
@@ -384,6 +425,7 @@ def evaluate(name: str, preset_name: str, *, seed: int = 0, check_images: int = 
                                         "propose_config": round(t2 - t1, 3),
                                         "compile": round(t3 - t2, 3),
                                         "count": round(t4 - t3, 3)})
+    row["per_stage"] = stage_figures(res, compiled, model)
     if check_images:
         row["cycle_model"] = _check_on_cycle_model(model, compiled, res, check_images, seed)
     return row
@@ -449,6 +491,18 @@ def markdown(rows: list) -> str:
     return "\n".join(lines)
 
 
+def per_layer_markdown(row: dict) -> str:
+    """The per-stage table of one counted row (:func:`sim.counting.stage_figures`)."""
+    lines = [f"{NETWORKS[row['network']][0]} on {row['preset']}, per stage (counting mode):", "",
+             "| stage | cycles | ops | energy (nJ) | GOPS | GOPS/W |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for s in row["per_stage"]:
+        lines.append(f"| {s['stage']} | {s['cycles']:,} | {s['ops']:,} | "
+                     f"{_fmt(s['energy_j'] * 1e9)} | {_fmt(s['gops'])} | "
+                     f"{_fmt(s['gops_per_w'])} |")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sim.reference_nets",
                                 description=__doc__.splitlines()[0])
@@ -460,6 +514,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-images", default="1",
                    help="random images per network on the cycle model where golden can infer "
                    "it (default 1; 0: none)")
+    p.add_argument("--per-layer", default="resnet20_cifar",
+                   help="comma-separated networks whose per-stage cycles, energy, GOPS and "
+                   "GOPS/W go into the Markdown too (default resnet20_cifar; the JSON has "
+                   "every row's)")
     p.add_argument("--json", default="build/reports/reference-nets.json",
                    help="JSON output (default build/reports/reference-nets.json)")
     p.add_argument("--md", default="build/reports/reference-nets.md",
@@ -495,6 +553,8 @@ def main(argv=None) -> int:
         presets = _names("--presets", args.presets, PRESETS)
         seed = _int("--seed", args.seed, 0)
         check = _int("--check-images", args.check_images, 0)
+        per_layer = ([] if not args.per_layer.strip() else
+                     _names("--per-layer", args.per_layer, NETWORKS))
         out_json = check_file("--json", args.json)
         out_md = check_file("--md", args.md)
     except UserError as e:
@@ -526,7 +586,9 @@ def main(argv=None) -> int:
             else:
                 print(f"{net:15s} {p:9s} refused: {row['reason']}", flush=True)
     command = shlex.join(["python", "-m", "sim.reference_nets", *argv])
-    md = f"{markdown(rows)}\n\nMade by `{command}`.\n"
+    tables = [per_layer_markdown(r) for r in rows
+              if r["network"] in per_layer and r["status"] == "ok"]
+    md = "\n\n".join([markdown(rows), *tables]) + f"\n\nMade by `{command}`.\n"
     write_files({out_json: json_text({"command": command, "seed": seed, "rows": rows}),
                  out_md: md}, option="--json")
     print(f"wrote {out_json} and {out_md}")

@@ -28,7 +28,9 @@ def random_model(spec, in_shape, rng, x):
     """A validated model of the layers ``spec`` (tuples below) on input ``in_shape``, fitted to
     ``x`` (uint8 [1, *in_shape]).
 
-    ``("conv", kind, out, k, stride, pad)``, ``("pool", "max" | "avg", k, stride)``,
+    ``("conv", kind, out, k, stride, pad)`` (and ``("conv", ..., pad, src)``: a branch reading
+    layer ``src``'s output, -1 the model input: ``golden.model``'s ``input`` array),
+    ``("pool", "max" | "avg", k, stride)``,
     ``("gap",)``, ``("flatten",)``, ``("add", back)`` (shortcut: the output ``back`` layers
     before this one's input; -1 the model input), ``("linear", kind, out)`` (the last: logits).
     """
@@ -36,7 +38,9 @@ def random_model(spec, in_shape, rng, x):
     for i, item in enumerate(spec):
         tag = item[0]
         if tag == "conv":
-            _, kind, out, k, stride, pad = item
+            _, kind, out, k, stride, pad = item[:6]
+            if len(item) > 6:
+                cur = x if item[6] < 0 else outs[item[6]]
             w = (rng.integers(0, 256, (out, cur.shape[1], k, k)).astype(np.uint8)
                  if kind.startswith("adder") else
                  rng.integers(-128, 128, (out, cur.shape[1], k, k)).astype(np.int8))
@@ -44,6 +48,8 @@ def random_model(spec, in_shape, rng, x):
             acc = layer_forward_int(Layer(kind, "logits", {**p, "bias": np.zeros(out, np.int32)}),
                                     cur)
             p["rq_mult"], p["rq_bias"], p["rq_shift"] = fit_requant(acc, rng)
+            if len(item) > 6:
+                p["input"] = item[6]
             ly = Layer(kind, "requant", p, _float(w, out))
         elif tag == "pool":
             ly = Layer(f"{item[1]}_pool2d", "", {"kernel": item[2], "stride": item[3]})
@@ -104,6 +110,10 @@ SPECS = {
         ("pool", "avg", 2, 2), ("flatten",), ("linear", "mul_linear", 2)]),
     "k11s3p5_avg3s2": ((2, 20, 20), [("conv", "adder_conv2d", 2, 11, 3, 5), ("pool", "avg", 3, 2),
                                     ("flatten",), ("linear", "mul_linear", 3)]),
+    "projection_shortcut": ((2, 8, 8), [
+        ("conv", "mul_conv2d", 2, 3, 1, 1), ("conv", "adder_conv2d", 4, 1, 2, 0),
+        ("conv", "adder_conv2d", 4, 3, 2, 1, 0), ("conv", "mul_conv2d", 4, 3, 1, 1),
+        ("add", 2), ("gap",), ("flatten",), ("linear", "mul_linear", 3)]),
     "k7s2p3_mul_max2s2_fused": ((1, 14, 14), [("conv", "mul_conv2d", 3, 7, 2, 3),
                                              ("pool", "max", 2, 2), ("flatten",),
                                              ("linear", "adder_linear", 2)]),

@@ -22,7 +22,7 @@ from rtl.config import PRESETS, preset
 from rtl.isa import Opcode, encode
 from sim import asm
 from sim import counting, reference_nets
-from sim.compiler import CompileError, compile_model, run_compiled
+from sim.compiler import CompileError, compile_model, propose_config, run_compiled
 from sim.core_model import CoreModel
 from sim.counting import CountError, count_model, count_program, measure_skips
 from sim.isa_model import run_program
@@ -293,6 +293,28 @@ def test_cli_bad_input_one_line(argv, words, capsys):
     assert err.startswith("error:") and words in err and "\n" not in err, err
 
 
+@pytest.mark.parametrize("preset_name, mat", [("jeit_stt", 2), ("nand_spin", 1)])
+def test_residual_projection_count_equals_cycle_model(preset_name, mat):
+    """A ResNet block with a 1x1 stride-2 projection shortcut (golden's ``input`` array) and
+    an identity block after it: the count == the cycle model, every counter of every stage,
+    logits == golden, on sparse images (zero skipping measured on jeit_stt)."""
+    from tests.layer_models import random_model
+    rng = np.random.default_rng(SEED + mat)
+    in_shape = (2, 8, 8)
+    spec = [("conv", "mul_conv2d", 2, 3, 1, 1), ("conv", "adder_conv2d", 4, 1, 2, 0),
+            ("conv", "adder_conv2d", 4, 3, 2, 1, 0), ("conv", "adder_conv2d", 4, 3, 1, 1),
+            ("add", 2), ("conv", "adder_conv2d", 4, 3, 1, 1), ("add", 1), ("gap",),
+            ("flatten",), ("linear", "mul_linear", 3)]
+    x = _sparse_images(rng, 2, in_shape)
+    model = random_model(spec, in_shape, rng, x[:1])
+    assert sum("input" in ly.params for ly in model.layers) == 1
+    base = preset(preset_name)
+    config = propose_config(model, dataclasses.replace(base, rows=256, columns=16,
+                                                       subarrays_per_mat=mat, mats=1))
+    compiled = compile_model(model, config)
+    _check(f"{preset_name} projection block (mat {mat})", compiled, x, model)
+
+
 # ---- reference networks --------------------------------------------------------------------------
 
 def test_lenet5_on_the_cycle_model_equals_golden_and_the_count():
@@ -300,6 +322,14 @@ def test_lenet5_on_the_cycle_model_equals_golden_and_the_count():
     assert row["status"] == "ok", row
     cm = row["cycle_model"]
     assert cm["run"] and cm["logits_equal"] and cm["counters_equal"], cm
+    # per stage: the stages' cycles and energies add up to the image's (energy is linear in
+    # the counts), each stage's GOPS = its ops / its latency
+    per = row["per_stage"]
+    assert sum(s["cycles"] for s in per) == row["cycles"]
+    assert sum(s["energy_j"] for s in per) == pytest.approx(row["energy_j"], rel=1e-9)
+    assert sum(s["ops"] for s in per) == row["ops"]
+    for s in per:
+        assert s["gops"] == pytest.approx(s["ops"] / s["latency_s"] / 1e9, rel=1e-9), s
     # The random requantization keeps the activations spread (not all saturated).
     model = reference_nets.build("lenet5")
     x = np.random.default_rng(1).integers(0, 256, (1, 1, 32, 32), dtype=np.uint8)
@@ -311,12 +341,43 @@ def test_lenet5_on_the_cycle_model_equals_golden_and_the_count():
     assert len(set(outs[-1].ravel().tolist())) == 10
 
 
+def test_resnets_build_with_projection_shortcuts():
+    """ResNet-20 (He et al. 2016, sec. 4.2; AdderNet: first conv and FC multiply) and ResNet-18
+    (table 1): the layer structure counted independently of the builder."""
+    m = reference_nets.build("resnet20_cifar")
+    kinds = [ly.kind for ly in m.layers]
+    convs = [i for i, k in enumerate(kinds) if k.endswith("conv2d")]
+    assert len(convs) == 1 + 18 + 2 and kinds.count("add") == 9
+    assert kinds[0] == "mul_conv2d" and kinds[-1] == "mul_linear"
+    assert all(kinds[i] == "adder_conv2d" for i in convs[1:])
+    branches = [i for i, ly in enumerate(m.layers) if "input" in ly.params]
+    assert len(branches) == 2
+    shapes = m.shapes()
+    for b in branches:              # the projection right before, both reading the block input
+        proj = m.layers[b - 1]
+        assert proj.params["weight"].shape[2:] == (1, 1) and proj.params["stride"] == 2
+        assert m.layers[b].params["input"] == b - 2 and m.layers[b].params["stride"] == 2
+        add = next(i for i in range(b, len(kinds)) if kinds[i] == "add")
+        assert m.layers[add].params["source"] == b - 1
+    assert [shapes[i + 1] for i in branches] == [(32, 16, 16), (64, 8, 8)]
+    assert shapes[-4] == (64, 8, 8) and shapes[-1] == (10,)
+    x = np.random.default_rng(1).integers(0, 256, (1, 3, 32, 32), dtype=np.uint8)
+    outs = infer_int(m, x, trace=True)      # the calibrated requant keeps activations spread
+    for i in range(len(kinds) - 3):
+        a = outs[i]
+        assert np.mean(a == 0) < 0.3 and np.mean(a == 255) < 0.3 and a.std() > 10, (i, kinds[i])
+    with reference_nets.count_only_budget():
+        r18 = reference_nets.build("resnet18")
+        assert r18.shapes()[-1] == (1000,)
+    k18 = [ly.kind for ly in r18.layers]
+    assert k18.count("add") == 8 and sum("input" in ly.params for ly in r18.layers) == 3
+    assert sum(k.endswith("conv2d") for k in k18) == 1 + 16 + 3
+
+
 def test_reference_nets_build_and_refusals():
     model = reference_nets.build("lenet5")
     assert [ly.kind for ly in model.layers][:2] == ["mul_conv2d", "avg_pool2d"]
     assert model.shapes()[-1] == (10,)
-    with pytest.raises(reference_nets.RefNetError, match="residual"):
-        reference_nets.build("resnet20_cifar")
     with pytest.raises(reference_nets.RefNetError, match="must be one of"):
         reference_nets.build("lenet6")
     row = reference_nets.evaluate("alexnet", "nand_spin", check_images=0)
