@@ -291,6 +291,9 @@ def leakage_w(area_um2: float) -> float:
     return area_um2 * PARAMS["leak_nw_per_um2"].value * 1e-9
 
 
+_ARRAY = re.compile(r"array\d*")
+
+
 def clock_cycles(toggles: dict, *, marker: str = "dut", clock: str = "clk") -> int:
     """Rising clock edges of a toggle file: the toggles of the core's ``clk`` // 2 (the bench
     starts it high, so every cycle is a fall and a rise)."""
@@ -308,7 +311,8 @@ def logic_energy(block_act: dict, *, flat_area_um2: float, block_area_um2: dict 
     ``block_act``: :func:`block_activity` of the traced run; ``flat_area_um2``: the cell area
     of the flattened core (``sim.synth``); ``block_area_um2``: cell area per block of the
     hierarchical synthesis (``sim.synth.block_areas``), scaled here to sum to
-    ``flat_area_um2`` (None: the whole core as one block at the activity of all its signals);
+    ``flat_area_um2`` (None: the whole core as one block at the activity of all its logic's
+    signals, the MTJ arrays' models left out);
     ``cycles``, ``latency_s``, ``ops``: one image's cycles, latency and operations.
 
     A block with cells but no traced signal takes the activity of all signals (said in its
@@ -317,9 +321,12 @@ def logic_energy(block_act: dict, *, flat_area_um2: float, block_area_um2: dict 
     """
     if flat_area_um2 < 0 or cycles < 0 or latency_s < 0:
         raise ValueError("flat_area_um2, cycles and latency_s must be >= 0")
-    bits = sum(b["bits"] for b in block_act.values())
-    tog = sum(b["toggles"] for b in block_act.values())
-    sim_cycles = {b["toggles"] / (b["bits"] * b["activity"]) for b in block_act.values()
+    # The mean over the logic: every traced scope but the MTJ arrays' behavioral models
+    # (rtl.core's array / array<k>, blackboxes in sim.synth).
+    logic_act = {k: b for k, b in block_act.items() if not _ARRAY.fullmatch(k)}
+    bits = sum(b["bits"] for b in logic_act.values())
+    tog = sum(b["toggles"] for b in logic_act.values())
+    sim_cycles = {b["toggles"] / (b["bits"] * b["activity"]) for b in logic_act.values()
                   if b["activity"]}
     mean_act = (tog / bits / next(iter(sim_cycles))) if sim_cycles and bits else 0.0
     if block_area_um2:
@@ -348,7 +355,8 @@ def logic_energy(block_act: dict, *, flat_area_um2: float, block_area_um2: dict 
     return {
         "blocks": rows, "energy_j": energy, "energy_per_op_j": energy / ops if ops else None,
         "mean_activity": mean_act, "leakage_w": leak, "leakage_j": leak * latency_s,
-        "untraced_scopes": sorted(k for k in block_act if k not in areas),
+        "untraced_scopes": sorted(k for k in block_act
+                                  if k not in areas and (block_area_um2 or _ARRAY.fullmatch(k))),
         "cycles": cycles, "latency_s": latency_s,
         "formula": "per block: activity x cycles x cell area x switch_fj_per_um2 "
                    "(sim.activity.PARAMS); leakage: cell area x leak_nw_per_um2 x latency",

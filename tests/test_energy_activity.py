@@ -182,15 +182,22 @@ def test_energy_terms_by_hand():
                                block_area_um2={"core": 400.0, "ppu": 500.0, "ctrl": 100.0},
                                cycles=2000, latency_s=1e-5, ops=4000)
     rows = {r["name"]: r for r in le["blocks"]}
-    # areas scaled by 900 / 1000; ctrl has no signals: the mean activity 100 / 45 / 10
+    # areas scaled by 900 / 1000; ctrl has no signals: the mean activity of the logic (the
+    # MTJ array's model left out) (20 + 30) / 40 bits / 10 simulated cycles
     assert rows["core"]["energy_j"] == pytest.approx(0.2 * 2000 * 360.0 * fj_um2 * 1e-15)
     assert rows["ppu"]["energy_j"] == pytest.approx(0.1 * 2000 * 450.0 * fj_um2 * 1e-15)
-    assert rows["ctrl"]["activity"] == pytest.approx(100 / 45 / 10)
+    assert rows["ctrl"]["activity"] == pytest.approx(50 / 40 / 10)
     assert rows["ctrl"]["note"]
     assert le["energy_j"] == pytest.approx(sum(r["energy_j"] for r in rows.values()))
     assert le["leakage_j"] == pytest.approx(900.0 * 14.353185 / 0.532 * 1e-9 * 1e-5)
     assert le["untraced_scopes"] == ["array0"]
     assert rows["core"]["energy_per_op_j"] == pytest.approx(rows["core"]["energy_j"] / 4000)
+    # Without the per-block synthesis: the whole cell area at the logic's mean activity.
+    whole = activity.logic_energy(act, flat_area_um2=900.0, block_area_um2=None, cycles=2000,
+                                  latency_s=1e-5, ops=4000)
+    assert [r["name"] for r in whole["blocks"]] == ["core (whole)"]
+    assert whole["energy_j"] == pytest.approx(0.125 * 2000 * 900.0 * fj_um2 * 1e-15)
+    assert whole["untraced_scopes"] == ["array0"]
 
 
 def test_logic_split_replaces_the_estimate():
