@@ -231,3 +231,27 @@ def test_weight_buffer_sized_to_the_model(needed, costed):
     got = sram.buffer_sizing(compiled)
     assert (got["needed_slots"], got["costed_slots"], got["configured_slots"]) == \
         (needed, costed, 2048)
+
+
+def test_report_reads_the_activity_and_prints_it(tmp_path):
+    from sim import report
+    p = tmp_path / "t.saif"
+    p.write_text(SAIF)
+    act = report._read_activity(p)
+    assert act["simulated_cycles"] == 10
+    assert act["blocks"]["ppu"] == {"bits": 1, "toggles": 5, "activity": 0.5}
+    per_image = {"cycles": 100, "latency_s": 1e-6, "ops": 50}
+    le = report._logic_energy(act, {"area_um2": 100.0}, None, per_image)
+    fj_um2 = activity.PARAMS["switch_fj_per_um2"].value
+    # core: 30 toggles over 3 bits, ppu: 5 over 1, in 10 cycles -> 35 / 4 / 10
+    assert le["energy_j"] == pytest.approx(35 / 4 / 10 * 100 * 100.0 * fj_um2 * 1e-15)
+    assert report._logic_energy(None, {"area_um2": 100.0}, None, per_image) is None
+    split = {"rows": [{"name": "CMOS logic", "energy_j": 2 * le["energy_j"], "source": "s",
+                       "class": "assumption"}], "total_j": 2 * le["energy_j"]}
+    rep = {"logic_energy": le, "activity": act, "subarrays": 4,
+           "energy_split": activity.logic_split(split, per_image, le)}
+    text = "\n".join(report._logic_lines(rep))
+    assert "| core (whole) |" in text
+    assert f"{report._g(2.0)}x the measured-activity figure" in text
+    assert "not measured" in "\n".join(report._logic_lines({"logic_energy": None,
+                                                            "activity": None}))
