@@ -128,7 +128,7 @@ docs: $(DOCS_STAMP) ## build the design documents (Sphinx) into build/docs/index
 verilog: install ## write the Verilog of every block for PRESET under build/verilog/PRESET
 	$(VPY) -m rtl.export --preset $(PRESET) --out build/verilog/$(PRESET)
 
-synth: install synth-deps ## gate counts of every block for PRESET (build/synth/PRESET.json), and the whole core of a mat of MAT synthesised with Yosys + ABC (build/synth/core-*.json, cached; minutes)
+synth: install synth-deps ## gate counts of every block for PRESET (build/synth/PRESET.json), and the whole core of a mat of MAT synthesised with Yosys + ABC (build/synth/core-*.json, flat and per block for the logic energy, cached; minutes)
 	$(VPY) -m rtl.synth --preset $(PRESET) --out build/synth/$(PRESET).json
 	$(VPY) -m sim.synth --preset $(PRESET) $(if $(MAT),--mat $(MAT)) --out build/synth
 
@@ -159,7 +159,7 @@ sim: install ## run MODEL on N test images on the RTL core of PRESET (SIM, defau
 	    $(if $(DATASET),--dataset $(call shquote,$(DATASET))) \
 	    $(if $(filter dima_sot,$(PRESET)),--data-words 8192 --buffer-slots 4096 --program-words 2048)
 
-report: install ## per-preset energy/latency/GOPS/GOPS-W/area of MODEL from a real RTL run, vs the papers (build/reports/report.md)
+report: install ## per-preset energy/latency/GOPS/GOPS-W/area of MODEL from a real RTL run (on verilator with toggle counts for the CMOS logic energy), vs the papers (build/reports/report.md)
 	$(VPY) -m sim.report --backend rtl --model $(call shquote,$(MODEL)) -n $(or $(N),1) \
 	    --sim $(if $(SIM),$(SIM),verilator) $(if $(PRESETS),--preset $(PRESETS)) \
 	    $(if $(MAT),--mat $(MAT)) $(if $(DATASET),--dataset $(call shquote,$(DATASET)))

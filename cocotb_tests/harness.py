@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 from xml.etree import ElementTree
 
+from sim.activity import trace_args
 from sim.rtl_backend import (
     SIMULATORS,
     RtlRunError,
@@ -96,7 +97,8 @@ def _failures(results_xml: Path) -> tuple[int, list[str]]:
     return tests, failed
 
 
-def run_block(component, *, block: str, sim: str, test_module: str, params: dict) -> Path:
+def run_block(component, *, block: str, sim: str, test_module: str, params: dict,
+              trace: str | None = None) -> Path:
     """Simulate ``component`` with the cocotb tests in ``test_module``; return the build dir.
 
     Parameters
@@ -113,6 +115,9 @@ def run_block(component, *, block: str, sim: str, test_module: str, params: dict
     params : dict
         JSON-able parameters for the cocotb side (read back with :func:`load_params`); also
         name the build directory. A ``seed`` entry is added.
+    trace : str or None
+        A file name in the build directory: build for toggle counting (``sim.activity``; a
+        SAIF file on Verilator, a VCD on Icarus) and write the toggles there.
 
     Raises
     ------
@@ -133,15 +138,16 @@ def run_block(component, *, block: str, sim: str, test_module: str, params: dict
                                                              "enable")
     try:
         runner, top = build_block(component, block=block, sim=sim, build_dir=build_dir,
-                                  always=True, waves=waves)
+                                  always=True, waves=waves, trace=bool(trace))
     except RtlRunError as e:
         raise AssertionError(str(e)) from None
     results = build_dir / "results.xml"
     results.unlink(missing_ok=True)
     try:
         runner.test(test_module=test_module, hdl_toplevel=top, build_dir=build_dir,
-                    test_dir=build_dir, results_xml=str(results), waves=waves,
-                    timescale=("1ns", "1ps"))
+                    test_dir=build_dir, results_xml=str(results), waves=waves or bool(trace),
+                    timescale=("1ns", "1ps"),
+                    **({} if not trace else trace_args(sim, build_dir / trace)))
     except (RuntimeError, SystemExit):
         pass  # the results file below says what went wrong
     if not results.is_file():

@@ -410,12 +410,12 @@ def _measure_model(compiled, x) -> list:
     return images
 
 
-def _measure_rtl(compiled, model_path, name, sim, x, quiet) -> list:
+def _measure_rtl(compiled, model_path, name, sim, x, quiet, trace_file=None) -> list:
     from sim.rtl_backend import RtlRunError, run_images
     k = compiled.subarrays
     try:
         res = run_images(model_path=model_path, config=compiled.config, preset_name=name,
-                         sim=sim, x=x, quiet=quiet, subarrays=k)
+                         sim=sim, x=x, quiet=quiet, subarrays=k, trace_file=trace_file)
     except RtlRunError as e:
         raise UserError(f"--preset {name} --mat {k}: the RTL run failed: {e}") from None
     if len(res["images"]) != len(x):
@@ -446,14 +446,15 @@ def _measure_rtl(compiled, model_path, name, sim, x, quiet) -> list:
 
 
 def measure(compiled, model, x, *, backend: str, model_path=None, preset_name: str = "",
-            sim: str = "verilator", quiet: bool = True) -> list:
+            sim: str = "verilator", quiet: bool = True, trace_file=None) -> list:
     """Run ``x`` on ``backend`` (a mat of ``compiled.subarrays``); per image its logits,
     whether they equal golden (``golden.model.infer_int``), the run's counters and host words,
-    and the normalised stage records (whose counters sum to the run's: checked)."""
+    and the normalised stage records (whose counters sum to the run's: checked).
+    ``trace_file`` (rtl backend): count the toggles of the run there (:mod:`sim.activity`)."""
     if backend == "model":
         images = _measure_model(compiled, x)
     else:
-        images = _measure_rtl(compiled, model_path, preset_name, sim, x, quiet)
+        images = _measure_rtl(compiled, model_path, preset_name, sim, x, quiet, trace_file)
     golden = infer_int(model, x)
     want = [s.name for s in compiled.stages]
     where = f"--preset {preset_name} --mat {compiled.subarrays}: the {backend} run"
@@ -639,9 +640,15 @@ def _chip(config, compiled, images, per_image: dict, memories: dict,
     return out
 
 
-def _energy_split(config, per_image: dict, memories: dict) -> dict:
+def _energy_split(config, per_image: dict, memories: dict, logic: dict | None = None) -> dict:
     """Energy per image split into MRAM read / write, SRAM dynamic, CMOS logic, bus and
-    leakage, each with the source class of what it rests on (``sim.energy.SPLIT_ROWS``)."""
+    leakage, each with the source class of what it rests on (``sim.energy.SPLIT_ROWS``);
+    with ``logic`` (:func:`sim.activity.logic_energy` of the run) the CMOS logic row is the
+    measured activity's and the logic leakage is counted, the gate-count estimate kept in
+    ``cmos_comparison``."""
+    if logic is not None:
+        from sim.activity import logic_split
+        return logic_split(_energy_split(config, per_image, memories), per_image, logic)
     e = per_image["energy_split_j"]
     # MRAM read and write: seed 001 sec. 5.1 figures on nand_spin; elsewhere the read is
     # derived from them (and the read-voltage / device ASSUMPTIONs), the write assumed.
@@ -707,6 +714,37 @@ def _sensitivity(config, compiled, model, per_image: dict, memories: dict,
     return sensitivity.sensitivity(config, subarrays=compiled.subarrays, counters=counters,
                                    host=host, host_cycles=int(round(per_image["host_cycles"])),
                                    ops=per_image["ops"], accesses=acc, rerun=rerun)
+
+
+def _logic_energy(activity, logic, blocks, per_image):
+    """:func:`sim.activity.logic_energy` of one image from the traced run's ``activity``
+    (block activities) and the cached syntheses, or None without them."""
+    if activity is None or logic is None:
+        return None
+    from sim import activity as act
+    from sim.synth import block_areas
+    return act.logic_energy(activity["blocks"], flat_area_um2=logic["area_um2"],
+                            block_area_um2=None if blocks is None else block_areas(blocks),
+                            cycles=int(round(per_image["cycles"])),
+                            latency_s=per_image["latency_s"], ops=per_image["ops"])
+
+
+def _trace_path(name: str, k: int, sim: str) -> Path:
+    """Where the report's RTL run counts its toggles (:mod:`sim.activity`)."""
+    ext = "saif" if sim == "verilator" else "vcd"
+    return REPO / "build" / "activity" / f"{name}-mat{k}-{sim}.{ext}"
+
+
+def _read_activity(path: Path) -> dict:
+    """Block activities of a toggle file (:func:`sim.activity.block_activity`)."""
+    from sim import activity as act
+    toggles = act.read_toggles(path)
+    cycles = act.clock_cycles(toggles)
+    return {"file": str(path), "simulated_cycles": cycles,
+            "blocks": act.block_activity(toggles, cycles),
+            "basis": "every clock cycle of the RTL run (host loading of the weights, tables "
+                     "and programs included), toggles of every RTL signal bit below the core "
+                     "(Verilator: SAIF, --trace-saif; Icarus: VCD)"}
 
 
 def _load_logic(synth_dir: Path, name: str, config, k: int):
@@ -776,7 +814,8 @@ _ARRAY_WRITES = (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM)
 
 def preset_report(name: str, config, compiled, model, images, *, backend: str,
                   simulator: str | None, dataset: str, labels, gates=None,
-                  gates_note: str = "", logic: dict | None = None, first_image=None) -> dict:
+                  gates_note: str = "", logic: dict | None = None, first_image=None,
+                  activity: dict | None = None, blocks: dict | None = None) -> dict:
     """The report of one preset from the measured ``images`` (see the module docstring);
     ``first_image``: the input of image 0, which the sensitivity study reruns on the cycle
     model when a moved device time changes the stall table (:mod:`sim.sensitivity`)."""
@@ -842,9 +881,15 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
                 z[key] = z.get(key, 0) + v
         zs_images.append(z)
     per_image_spread = _spreads(totals, zs_images)
-    memories = _memories(config, compiled, images, per_image)
-    split = _energy_split(config, per_image, memories)
-    sens = _sensitivity(config, compiled, model, per_image, memories, first_image)
+    # The SRAMs costed at the weight buffer the model needs (sim.sram.sized_config), not the
+    # configuration's buffer_slots (the RTL run's).
+    from sim import sram
+    mem_config = sram.sized_config(config, compiled)
+    memories = _memories(mem_config, compiled, images, per_image)
+    memories["weight_buffer_sizing"] = sram.buffer_sizing(compiled)
+    logic_energy = _logic_energy(activity, logic, blocks, per_image)
+    split = _energy_split(config, per_image, memories, logic_energy)
+    sens = _sensitivity(mem_config, compiled, model, per_image, memories, first_image)
     area = _area(config, k, gates, gates_note, memories=memories, logic=logic)
     # With the whole core synthesised (sim.synth), the area is the split (MTJ array + SRAM
     # macros + minimised logic); the textbook per-block estimate stays beside it in the JSON.
@@ -862,7 +907,8 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
         "area_is_array_only": area["array_only"] and not synthesised,
     }
     # The chip's mats: MTJ array + SRAM macros (+ the synthesised logic when cached).
-    chip = _chip(config, compiled, images, per_image, memories, area["mat_split"]["total_mm2"])
+    chip = _chip(mem_config, compiled, images, per_image, memories,
+                 area["mat_split"]["total_mm2"])
     mats = config.subarrays // k
     used = mats * k
     idle = config.subarrays - used
@@ -954,6 +1000,8 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
         "per_image": per_image,
         "per_image_spread": per_image_spread,
         "energy_split": split,
+        "logic_energy": logic_energy,
+        "activity": activity,
         "sources": _sources(config),
         "sensitivity": sens,
         "measured": measured_fig,
@@ -1385,6 +1433,40 @@ def _split_lines(rep: dict) -> list:
                      f"{'n/a' if e is None else _g(100 * e / total, 3) + '%'} | {r['class']} "
                      f"| {r['source']} |")
     lines.append(f"| **all** | {_g(total * 1e9)} | 100% | | GOPS/W {_g(sp['gops_per_w'])} |")
+    return lines + _logic_lines(rep)
+
+
+def _logic_lines(rep: dict) -> list:
+    """CMOS logic per block from the measured activity (sim.activity), beside the old
+    gate-count estimate."""
+    le, act = rep.get("logic_energy"), rep.get("activity")
+    if le is None:
+        why = ("the run was not traced (model backend, --sim icarus or --no-activity)"
+               if act is None else
+               "no cached synthesis of this core (make synth PRESET=<preset> MAT=<K>)")
+        return ["", f"CMOS logic from activity: not measured ({why}); the CMOS logic row is "
+                    "the gate-count estimate (ASSUMPTION) and the logic leakage is not counted."]
+    cmp = rep["energy_split"]["cmos_comparison"]
+    lines = ["", f"CMOS logic per block (mat of {_subarrays(rep['subarrays'])}): activity = "
+                 f"toggles / (RTL signal bits x cycles) over the {act['simulated_cycles']} "
+                 f"simulated cycles of the run ({act['basis']}); energy = {le['formula']}:", "",
+             "| block | cell area (um^2) | signal bits | activity | energy (nJ) | fJ/op | note |",
+             "|---|---|---|---|---|---|---|"]
+    for b in le["blocks"]:
+        lines.append(f"| {b['name']} | {_g(b['area_um2'])} | {b['bits'] or 'n/a'} | "
+                     f"{_g(b['activity'])} | {_g(b['energy_j'] * 1e9)} | "
+                     f"{_g(b['energy_per_op_j'] * 1e15)} | {b['note']} |")
+    lines.append(f"| **all** | {_g(sum(b['area_um2'] for b in le['blocks']))} | | "
+                 f"{_g(le['mean_activity'])} (all signals) | {_g(le['energy_j'] * 1e9)} | "
+                 f"{_g(le['energy_per_op_j'] * 1e15)} | |")
+    ratio = cmp["ratio_estimate_over_activity"]
+    lines += ["", f"The old gate-count estimate ({cmp['estimate_source']}) gives "
+                  f"{_g(cmp['gate_count_estimate_j'] * 1e9)} nJ, "
+                  + ("n/a" if ratio is None else f"{_g(ratio)}x") + " the measured-activity "
+                  f"figure. Logic leakage: {_g(le['leakage_w'] * 1e6)} uW x "
+                  f"{_si(le['latency_s'], 's')} = {_g(le['leakage_j'] * 1e9)} nJ. Scopes "
+                  "traced without synthesised cells (MTJ array models, costed as MRAM): "
+                  + (", ".join(le["untraced_scopes"]) or "none") + "."]
     return lines
 
 
@@ -1477,6 +1559,11 @@ def _memory_lines(rep: dict) -> list:
               f"leakage {_si(mem['leakage_j'], 'J')}): {_si(mem['energy_with_memories_j'], 'J')}"
               f" vs {_si(pi['energy_j'], 'J')} without; GOPS/W "
               f"{_g(mem['gops_per_w_with_memories'])} vs {_g(pi['gops_per_w'])} without."]
+    wb = mem.get("weight_buffer_sizing")
+    if wb:
+        lines += ["", f"Weight buffer costed at {wb['costed_slots']} slots ({wb['rule']}); the "
+                      f"configuration's buffer_slots is {wb['configured_slots']} (the RTL run's "
+                      "buffer)."]
     return lines
 
 
@@ -1624,6 +1711,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synth-dir", default=str(REPO / "build" / "synth"),
                    help="where `make synth` put <preset>.json gate counts")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--no-activity", action="store_true",
+                   help="rtl backend on verilator: run the untraced build (no toggle counts: "
+                        "the CMOS logic energy stays the gate-count estimate, logic leakage not "
+                        "counted); --sim icarus never traces (a VCD of an image is too large)")
     return p
 
 
@@ -1668,19 +1759,30 @@ def run(args, argv) -> int:
         config, compiled = _compile(model, name, mat)
         gates, note = _load_gates(Path(args.synth_dir), name, config)
         logic = _load_logic(Path(args.synth_dir), name, config, compiled.subarrays)
-        work.append((name, config, compiled, gates, note, logic))
+        from sim.synth import load_cached_blocks
+        blocks = load_cached_blocks(Path(args.synth_dir), name, config, compiled.subarrays)
+        work.append((name, config, compiled, gates, note, logic, blocks))
     reports = []
-    for name, config, compiled, gates, note, logic in work:
+    for name, config, compiled, gates, note, logic, blocks in work:
         t0 = time.perf_counter()
         if not args.quiet:
             print(f"{name}: running {n} image(s) on a mat of {_subarrays(compiled.subarrays)}, "
                   f"{args.backend} backend ...",
                   file=sys.stderr, flush=True)
+        # Toggles on Verilator only (a SAIF file: counts per bit); Icarus' VCD of a whole
+        # image would be gigabytes (sim.activity reads it, for small runs).
+        trace = (None if args.backend != "rtl" or args.no_activity or sim != "verilator"
+                 else _trace_path(name, compiled.subarrays, sim))
+        if trace is not None:
+            trace.parent.mkdir(parents=True, exist_ok=True)
         images = measure(compiled, model, x, backend=args.backend, model_path=model_path,
-                         preset_name=name, sim=sim or "verilator", quiet=args.quiet)
+                         preset_name=name, sim=sim or "verilator", quiet=args.quiet,
+                         trace_file=trace)
         rep = preset_report(name, config, compiled, model, images, backend=args.backend,
                             simulator=sim, dataset=ds, labels=y, gates=gates, gates_note=note,
-                            logic=logic, first_image=x[0])
+                            logic=logic, first_image=x[0],
+                            activity=None if trace is None else _read_activity(trace),
+                            blocks=blocks)
         if name == "jeit_stt":      # seed 000's reproduction table (issue 13 item 4)
             from sim import jeit
             rep["jeit_table"] = jeit.table(config, compiled, rep)

@@ -558,7 +558,7 @@ def export_key(key: str) -> str:
 
 
 def build_block(component, *, block: str, sim: str, build_dir: Path, always: bool,
-                waves: bool = False, key: str | None = None):
+                waves: bool = False, key: str | None = None, trace: bool = False):
     """Export ``component`` and build it in its test bench; return ``(runner, toplevel)``.
 
     Writes ``<block>.v`` (the component, toplevel module ``<block>``), ``<block>_tb.v``
@@ -584,6 +584,9 @@ def build_block(component, *, block: str, sim: str, build_dir: Path, always: boo
         arguments, as a string). Given, the export is skipped when ``<block>.v`` was written
         for the same :func:`export_key` (it takes seconds for a big design); None exports
         always.
+    trace : bool
+        Build for toggle counting (:mod:`sim.activity`): Verilator with ``--trace-saif`` (a
+        SAIF file of toggle counts), Icarus with its VCD dumper (``sim.activity`` runners).
 
     Raises
     ------
@@ -621,6 +624,9 @@ def build_block(component, *, block: str, sim: str, build_dir: Path, always: boo
         build_args += ["--timing"]
     else:
         runner = get_runner(sim)
+    if trace:
+        from sim.activity import trace_runner
+        runner, waves = trace_runner(sim), True
     try:
         runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, always=always,
                      waves=waves, timescale=("1ns", "1ps"), build_args=build_args)
@@ -662,17 +668,18 @@ def check_sim(sim: str) -> str:
 
 
 def build_core(config, *, preset_name: str, sim: str, subarrays: int, faults: bool = False,
-               core_kwargs: dict | None = None):
+               core_kwargs: dict | None = None, trace: bool = False):
     """Export and build the core (a mat of ``subarrays``, with the sensing-fault injection if
-    ``faults``) for ``config`` in its test bench (:func:`build_block`); return
+    ``faults``; built for toggle counting if ``trace``, in a directory of its own) for
+    ``config`` in its test bench (:func:`build_block`); return
     ``(runner, build_dir, toplevel)``."""
     from rtl.core import Core
-    build_dir = REPO / "build" / "sim" / "core" / build_name(config, preset_name, sim,
-                                                               subarrays, faults)
+    build_dir = REPO / "build" / "sim" / "core" / (
+        build_name(config, preset_name, sim, subarrays, faults) + ("-trace" if trace else ""))
     kwargs = dict(config=config, subarrays=subarrays, faults=faults, **(core_kwargs or {}))
     core = Core(**kwargs)
     runner, top = build_block(core, block="core", sim=sim, build_dir=build_dir, always=False,
-                              key=repr(sorted(kwargs.items())))
+                              key=repr(sorted(kwargs.items())), trace=trace)
     return runner, build_dir, top
 
 
@@ -693,7 +700,8 @@ def build_name(config, preset_name: str, sim: str, subarrays: int, faults: bool)
 
 
 def run_images(*, model_path, config, preset_name: str, sim: str, x, quiet=False,
-               faults: dict | None = None, subarrays: int | None = None) -> dict:
+               faults: dict | None = None, subarrays: int | None = None,
+               trace_file: Path | None = None) -> dict:
     """Run the images ``x`` (uint8 [N, C, H, W]) through the RTL; return the result dict.
 
     The result holds per image the logits, whether every stage agreed with golden, and the
@@ -707,8 +715,13 @@ def run_images(*, model_path, config, preset_name: str, sim: str, x, quiet=False
 
     ``subarrays``: the mat's lock-step subarrays (``rtl.core.Core``), default
     ``config.subarrays_per_mat``.
+
+    ``trace_file``: run a build made for toggle counting and write the toggles there (a SAIF
+    file on Verilator, a VCD on Icarus; :mod:`sim.activity` reads both).
     """
     import fcntl
+
+    from sim.activity import trace_args
     check_sim(sim)
     lock_dir = REPO / "build" / "sim" / "core"
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -717,16 +730,19 @@ def run_images(*, model_path, config, preset_name: str, sim: str, x, quiet=False
     if subarrays is None:
         subarrays = config.subarrays_per_mat
     with_faults = bool(faults)
-    name = build_name(config, preset_name, sim, subarrays, with_faults)
+    name = build_name(config, preset_name, sim, subarrays, with_faults) + (
+        "-trace" if trace_file else "")
     with open(lock_dir / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         runner, build_dir, top = build_core(config, preset_name=preset_name, sim=sim,
-                                            subarrays=subarrays, faults=with_faults)
+                                            subarrays=subarrays, faults=with_faults,
+                                            trace=bool(trace_file))
     job = {"model_path": str(Path(model_path).resolve()), "config": asdict(config),
            "quiet": bool(quiet), "faults": faults, "subarrays": subarrays}
     return run_job(runner, sim=sim, build_dir=build_dir, toplevel=top,
                    test_module="sim.rtl_backend", testcase="rtl_inference", job_file=JOB_FILE,
-                   job=job, images=x)
+                   job=job, images=x,
+                   test_kwargs=None if not trace_file else trace_args(sim, trace_file))
 
 
 #: A job's directory under its build (:func:`run_job`): the name's prefix, and the file in it
@@ -776,7 +792,8 @@ def remove_stale_runs(build_dir: Path) -> list[Path]:
 
 
 def run_job(runner, *, sim: str, build_dir: Path, toplevel: str, test_module: str,
-            testcase: str, job_file: str, job: dict, images, error=RtlRunError) -> dict:
+            testcase: str, job_file: str, job: dict, images, error=RtlRunError,
+            test_kwargs: dict | None = None) -> dict:
     """Run one cocotb test of a built design as a job in a fresh directory under
     ``build_dir``; return the result dict the test wrote.
 
@@ -785,6 +802,7 @@ def run_job(runner, *, sim: str, build_dir: Path, toplevel: str, test_module: st
     on failure, with an ``"error"`` entry); it is removed afterwards, so that parallel runs of
     one build never share files; the directories of killed runs are removed at the next start
     (:func:`remove_stale_runs`). The result gets ``"wall_seconds"``, the simulator's time.
+    ``test_kwargs``: more arguments of the runner's ``test`` (``test_args``, ``plusargs``).
 
     Raises
     ------
@@ -804,7 +822,8 @@ def run_job(runner, *, sim: str, build_dir: Path, toplevel: str, test_module: st
         try:
             runner.test(test_module=test_module, testcase=testcase, hdl_toplevel=toplevel,
                         build_dir=build_dir, test_dir=run_dir,
-                        results_xml=str(run_dir / "results.xml"), timescale=("1ns", "1ps"))
+                        results_xml=str(run_dir / "results.xml"), timescale=("1ns", "1ps"),
+                        **(test_kwargs or {}))
         except (RuntimeError, SystemExit):
             pass  # the result file says what went wrong
         wall = time.perf_counter() - t0

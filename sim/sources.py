@@ -6,8 +6,9 @@ The class is read off the source text every :class:`sim.device.Param` carries, b
 conventions the tables follow (:func:`source_class`); a source that follows none of them is an
 error, so a new constant cannot slip in without one. :func:`source_rows` lists every constant
 of the tables one preset's figures use: ``sim.energy.ARRAY`` (its technology) and
-``PERIPHERY``, ``sim.sram.PARAMS`` and its fit, ``sim.device.PARAMETERS`` (its technology) and
-``sim.synth.CELL_AREA_UM2``.
+``PERIPHERY``, ``sim.sram.PARAMS`` and its fit, ``sim.device.PARAMETERS`` (its technology),
+``sim.synth.CELL_AREA_UM2``, ``sim.activity.PARAMS`` (logic switching energy and leakage) and
+``sim.sram.BUFFER_PARAMS`` (the weight buffer sized to the model).
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ def source_rows(technology: str) -> list[dict]:
         rows.append(_row(f"sim.device.PARAMETERS[{technology!r}]", name, p, "device"))
     for name, p in synth.CELL_AREA_UM2.items():
         rows.append(_row("sim.synth.CELL_AREA_UM2", name, p, "area"))
+    from sim import activity
+    for name, p in activity.PARAMS.items():
+        rows.append(_row("sim.activity.PARAMS", name, p, "energy"))
+    for name, p in sram.BUFFER_PARAMS.items():
+        rows.append(_row("sim.sram.BUFFER_PARAMS", name, p, "area"))
     return rows
 
 

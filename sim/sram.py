@@ -51,7 +51,7 @@ from sim.device import Param
 __all__ = ["HOROWITZ_45NM", "PARAMS", "fit", "read_energy_pj", "write_energy_pj", "banks",
            "banked_read_pj", "area_um2",
            "leakage_w", "MemorySpec", "core_memories", "program_events", "access_counts",
-           "memory_report"]
+           "memory_report", "BUFFER_PARAMS", "buffer_sizing", "sized_config"]
 
 _H = ("literature ref. [M. Horowitz, 'Computing's energy problem (and what we can do about "
       "it)', ISSCC 2014], Fig. 1.1.9, 45 nm, 0.9 V: cache (64-bit access) ")
@@ -88,6 +88,34 @@ PARAMS: dict[str, Param] = {
                        "bit accessed what an SRAM of its size does; its area, clock and leakage "
                        "are logic (sim.synth)"),
 }
+
+#: The weight buffer costed at the size the compiled model needs (:func:`sized_config`).
+BUFFER_PARAMS: dict[str, Param] = {
+    "macro_min_words": Param(16, "words", "ASSUMPTION: SRAM compilers offer power-of-two depths "
+                             "from 16 words; the weight buffer is costed at the slots the "
+                             "compiled model fills rounded up to such a depth (the core's "
+                             "buffer_slots is a power of two too: rtl.core)"),
+}
+
+
+def buffer_sizing(compiled) -> dict:
+    """The weight-buffer slots the compiled model fills (``compiled.buffer``, all layers
+    resident from slot 0), the depth a macro offers for them (a power of two, at least
+    ``BUFFER_PARAMS['macro_min_words']``) and the configuration's ``buffer_slots``."""
+    needed = int(len(compiled.buffer))
+    low = int(BUFFER_PARAMS["macro_min_words"].value)
+    costed = max(low, 1 << max(0, (needed - 1).bit_length()))
+    return {"needed_slots": needed, "costed_slots": costed,
+            "configured_slots": int(compiled.buffer_slots),
+            "rule": f"the model's {needed} slots rounded up to a power of two >= {low} "
+                    "(BUFFER_PARAMS['macro_min_words'], ASSUMPTION)"}
+
+
+def sized_config(config: AcceleratorConfig, compiled) -> AcceleratorConfig:
+    """``config`` with ``buffer_slots`` = :func:`buffer_sizing`'s costed depth: the memories
+    costed at what the model needs (the RTL run keeps the configured buffer; only the
+    addresses' width differs)."""
+    return dataclasses.replace(config, buffer_slots=buffer_sizing(compiled)["costed_slots"])
 
 
 def fit() -> tuple[float, float]:

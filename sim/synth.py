@@ -20,6 +20,11 @@ Cell counts become area with the X1 cell areas of the NanGate FreePDK45 Open Cel
 (:data:`CELL_AREA_UM2`), and NAND2 equivalents = area / NAND2_X1 area. The logic area of the
 mat is that sum over the placement density (``sim.energy.PERIPHERY['utilisation']``).
 
+The same flow without ``-flatten`` (:func:`synthesize_core_blocks`, ABC per module) gives the
+cell area of each block of the core (controller, lanes, column reductions, PPU, the core's
+own logic), cached in ``...-blocks.json``: it splits the flattened area among the blocks for
+the logic energy per block (:mod:`sim.activity`).
+
 Results are cached per configuration in ``<out>/core-<preset>-k<K>-<key>.json``, the key a
 hash of the configuration, K, the flow and the source of ``rtl/`` (:func:`cache_key`), so the
 report reads them without synthesising. A run takes minutes (nand_spin, K = 4: about 3 CPU
@@ -48,7 +53,8 @@ from sim.device import Param
 
 __all__ = ["FLOW", "CELL_AREA_UM2", "NAND2_UM2", "SynthError", "yosys_version", "core_verilog",
            "synthesize_verilog", "synthesize_core", "cache_key", "cache_path", "load_cached",
-           "logic_area_um2", "main"]
+           "logic_area_um2", "synthesize_blocks", "block_areas", "blocks_cache_path",
+           "synthesize_core_blocks", "load_cached_blocks", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -165,6 +171,89 @@ def synthesize_verilog(text: str, top: str, *, blackbox=(), yosys: str = "yosys"
             "area_um2": area, "nand2_eq": area / NAND2_UM2, "seconds": round(seconds, 1)}
 
 
+def synthesize_blocks(text: str, top: str, *, blackbox=(), yosys: str = "yosys") -> dict:
+    """:data:`FLOW` without ``-flatten`` on Verilog ``text``: the cell area of every module
+    (ABC minimises each module on its own), to split the flattened netlist's area among the
+    core's blocks (:func:`block_areas`).
+
+    Returns ``{"modules": {module: {"area_um2", "cells", "instances"}}, "seconds"}``;
+    ``instances``: the submodule instances of the module (module names).
+    """
+    yosys_version(yosys)
+    modules = re.findall(r"^module\s+(\\\S+|\w+)", text, re.M)
+    boxed = sorted({m.lstrip("\\") for m in modules
+                    if any(re.fullmatch(p, m.lstrip("\\")) for p in blackbox)})
+    flow = [c.replace(" -flatten", "") for c in FLOW]
+    with tempfile.TemporaryDirectory(prefix="spinpim-synth-") as tmp:
+        src, out = Path(tmp, "in.v"), Path(tmp, "out.json")
+        src.write_text(text)
+        script = [f"read_verilog {src}", f"hierarchy -top {top}"]
+        script += [f"blackbox {m}" for m in boxed]
+        script += [c.format(top=top) for c in flow] + [f"write_json {out}"]
+        t0 = time.perf_counter()
+        r = subprocess.run([shutil.which(yosys), "-q", "-p", "; ".join(script)],
+                           capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        if r.returncode:
+            lines = (r.stderr or r.stdout).strip().splitlines()
+            raise SynthError(lines[-1] if lines else f"yosys exit code {r.returncode}")
+        netlist = json.loads(out.read_text())
+    names = {m.lstrip("\\") for m in netlist["modules"]}
+    mods = {}
+    for mname, mod in netlist["modules"].items():
+        mname = mname.lstrip("\\")
+        if mname in boxed:
+            continue
+        cells, inst = Counter(), []
+        for cname, cell in mod.get("cells", {}).items():
+            t = cell["type"].lstrip("\\")
+            if t == "$mem_v2" or t in boxed:
+                continue
+            if t in names:
+                inst.append(t)
+            elif cell["type"] in CELL_AREA_UM2:
+                cells[cell["type"]] += 1
+            else:
+                raise SynthError(f"cell type {t} of {mname}.{cname} has no library cell in "
+                                 "sim.synth.CELL_AREA_UM2")
+        mods[mname] = {"area_um2": sum(n * CELL_AREA_UM2[t].value for t, n in cells.items()),
+                       "cells": dict(sorted(cells.items())), "instances": sorted(inst)}
+    return {"modules": mods, "seconds": round(seconds, 1)}
+
+
+def block_areas(blocks: dict, top: str = "core") -> dict:
+    """Cell area per block of a :func:`synthesize_blocks` report: the first-level instances
+    of ``top`` (module ``<top>.<name>`` -> block ``<name>``, with everything below it) and
+    ``top`` itself (its own cells) as block ``top``."""
+    mods = blocks["modules"]
+
+    def total(m):
+        return mods[m]["area_um2"] + sum(total(i) for i in mods[m]["instances"])
+    out = {top: mods[top]["area_um2"]}
+    for inst in mods[top]["instances"]:
+        name = inst[len(top) + 1:] if inst.startswith(top + ".") else inst
+        out[name] = out.get(name, 0.0) + total(inst)
+    return out
+
+
+def blocks_cache_path(out_dir: Path, name: str, config: AcceleratorConfig,
+                      subarrays: int) -> Path:
+    """``<out_dir>/core-<name>-k<K>-<key>-blocks.json`` (:func:`synthesize_blocks` of the
+    core)."""
+    return Path(out_dir) / f"core-{name}-k{subarrays}-{cache_key(config, subarrays)}-blocks.json"
+
+
+def synthesize_core_blocks(config: AcceleratorConfig, subarrays: int | None = None, *,
+                           yosys: str = "yosys", **core_kwargs) -> dict:
+    """:func:`synthesize_blocks` on :func:`core_verilog`, the MTJ arrays blackboxes; with
+    ``"blocks"``: :func:`block_areas`."""
+    cfg = _mat_config(config, subarrays)
+    rep = synthesize_blocks(core_verilog(config, subarrays, **core_kwargs), "core",
+                            blackbox=(r"core\.array\d*",), yosys=yosys)
+    return {"config": cfg.as_dict(), "subarrays": cfg.subarrays_per_mat, **rep,
+            "blocks": block_areas(rep)}
+
+
 def cache_key(config: AcceleratorConfig, subarrays: int) -> str:
     """Hash of what the synthesis depends on: the configuration's fields, K, :data:`FLOW`,
     the cell areas and the source of ``rtl/``."""
@@ -197,6 +286,18 @@ def load_cached(out_dir: Path, name: str, config: AcceleratorConfig, subarrays: 
     """The cached synthesis of ``name`` at K = ``subarrays`` for the current ``rtl/``, or
     None."""
     path = cache_path(out_dir, name, config, subarrays)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def load_cached_blocks(out_dir: Path, name: str, config: AcceleratorConfig, subarrays: int):
+    """The cached :func:`synthesize_core_blocks` of ``name`` at K = ``subarrays`` for the
+    current ``rtl/``, or None."""
+    path = blocks_cache_path(out_dir, name, config, subarrays)
     if not path.is_file():
         return None
     try:
@@ -261,6 +362,18 @@ def main(argv=None) -> int:
         print(f"{name} K={k}: {rep['cell_count']} cells, {rep['nand2_eq']:.0f} NAND2 eq, "
               f"{logic_area_um2(rep) * 1e-6:.4f} mm^2 logic, {len(rep['macros'])} memory "
               f"macros ({rep['seconds']} s) -> {path}", flush=True)
+        # The area per block (hierarchy kept), for the logic energy per block (sim.activity).
+        bpath = blocks_cache_path(args.out, name, cfg, k)
+        if args.force or load_cached_blocks(args.out, name, cfg, k) is None:
+            print(f"{name}: synthesising the core's blocks, mat of {k} (minutes) ...",
+                  flush=True)
+            try:
+                brep = {"preset": name, **synthesize_core_blocks(cfg, k)}
+            except SynthError as e:
+                print(f"python -m sim.synth: error: {name}: {e}", file=sys.stderr)
+                return 1
+            write_json(bpath, brep, sort_keys=False, option="--out")
+        print(f"{name} K={k}: cell area per block -> {bpath}", flush=True)
     return 0
 
 

@@ -8,6 +8,7 @@ the sourced constants of ``sim.energy`` -- never from the report's own numbers.
 """
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -293,7 +294,17 @@ def test_report_lists_every_memory(report_runs, mat, name):
     rep = json.loads((out / f"report-{name}.json").read_text())
     config = preset(name)
     k = config.subarrays_per_mat if mat is None else mat
-    want = sram.core_memories(config, k)
+    # The weight buffer costed at the slots the compiled model fills, rounded up to a
+    # power-of-two depth of at least 16 words (sim.sram.BUFFER_PARAMS), not buffer_slots.
+    used = len(compile_model(load_model(bundled_model_path(MODEL)), config,
+                             subarrays=k).buffer)
+    slots = 16
+    while slots < used:
+        slots *= 2
+    sizing = rep["memories"]["weight_buffer_sizing"]
+    assert (sizing["needed_slots"], sizing["costed_slots"], sizing["configured_slots"]) == (
+        used, slots, config.buffer_slots)
+    want = sram.core_memories(dataclasses.replace(config, buffer_slots=slots), k)
     mem = rep["memories"]
     rows = {m["name"]: m for m in mem["memories"]}
     assert [(m["name"], m["words"], m["bits"]) for m in mem["memories"]] == [

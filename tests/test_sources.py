@@ -2,7 +2,7 @@
 
 import pytest
 
-from sim import energy, sources, sram, synth
+from sim import activity, energy, sources, sram, synth
 from sim.device import TECHNOLOGIES
 
 
@@ -28,7 +28,7 @@ def test_source_without_class_is_an_error(text):
 def test_every_constant_has_a_class(tech):
     rows = sources.source_rows(tech)
     want = (len(energy.ARRAY[tech]) + len(energy.PERIPHERY) + len(sram.PARAMS) + 2
-            + len(synth.CELL_AREA_UM2))
+            + len(synth.CELL_AREA_UM2) + len(activity.PARAMS) + len(sram.BUFFER_PARAMS))
     from sim.device import PARAMETERS
     assert len(rows) == want + len(PARAMETERS[tech])
     assert {r["class"] for r in rows} <= set(sources.SOURCE_CLASSES)
@@ -38,6 +38,7 @@ def test_every_constant_has_a_class(tech):
     by = {(r["table"], r["name"]): r for r in rows}
     assert by[("sim.synth.CELL_AREA_UM2", "$_NAND_")]["class"] == "literature"
     assert by[("sim.energy.PERIPHERY", "gate_toggle_fj")]["class"] == "assumption"
+    assert by[("sim.activity.PARAMS", "switch_fj_per_um2")]["class"] == "calibrated"
     assert by[("sim.sram fit", "a_pj")]["class"] == "calibrated"
     if tech == "nand_spin":
         assert by[(f"sim.energy.ARRAY[{tech!r}]", "read_fj")]["class"] == "seed"
