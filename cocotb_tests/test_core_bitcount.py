@@ -20,6 +20,10 @@ compares it with ``golden.pim`` (``bitcounter_add``, ``scale_multiply``, ``msb_f
 ``max_select``, ``min_select``, ``max_pool_compare``) and ``golden.layers.relu`` (integer ==),
 the counters with the cycle model (``sim.core_model``) and the cycles with the route's formula.
 Corner cases: every operand 2**n - 1 (the longest carries) and 0; scales 0 and 2**n - 1.
+
+The post-processing of ``sim.nand_postproc`` runs on sums in the array (``core_bitcount_postproc``)
+and through the whole path (``core_bitcount_path``: sums from the data memory into the array,
+the requantization, the outputs back into the data memory).
 """
 
 import dataclasses
@@ -341,6 +345,132 @@ async def core_bitcount_postproc(dut):
                      np.max(ppu, axis=0), f"trial {trial}", where)
         dut._log.info("trial %d: in-memory requantization of 4 groups and their max pool "
                       "agree with golden", trial)
+
+
+#: The path into and out of the array (``sim.nand_postproc.sums_in_program`` /
+#: ``results_out_program``): 15-bit sums (two gather passes of 8 planes) in data-memory words
+#: 0 .. 31, in rows 0 .. 14 (strips 0-1); the all-ones row in strip 2, t from strip 3, the
+#: output rows in strip 5; the outputs back into words 32 .. 63. Slots: o, nn, ov, xs 0-3,
+#: the scale words from 4, the bias words after them.
+PATH_X_BITS, PATH_SHIFT = 15, 6
+PATH_X, PATH_ONES, PATH_T, PATH_Y, PATH_OUT = 0, 16, 24, 40, 32
+
+
+def path_case(rng, width: int):
+    """Random sums (every lane's full 15-bit range, with the extremes), per-lane multipliers
+    in [-7, 7], biases in [-4096, 4096], one shift: ``(xs, mult, bias, shift, p_bits)``."""
+    from golden.pim import inmem_requant_bits
+    lo, hi = -(1 << (PATH_X_BITS - 1)), (1 << (PATH_X_BITS - 1)) - 1
+    xs = rng.integers(lo, hi + 1, width)
+    xs[:3] = (lo, hi, 0)
+    mult = rng.integers(-7, 8, width).astype(np.int32)
+    bias = rng.integers(-4096, 4097, width).astype(np.int64)
+    shift = np.full(width, PATH_SHIFT, np.int32)
+    return xs, mult, bias, shift, inmem_requant_bits(-lo, mult, bias, shift)
+
+
+def path_program(config, width: int, m_bits: int, p_bits: int) -> list:
+    """The sums' way in, the requantization, the outputs' way out (one run)."""
+    from sim.nand_postproc import requant_program, results_out_program, sums_in_program
+    return (sums_in_program(config, x0=PATH_X, x_bits=PATH_X_BITS, lanes=width, offset0=0,
+                            patch=0)
+            + requant_program(config, x0=PATH_X, x_bits=PATH_X_BITS, ones=PATH_ONES, m0=4,
+                              m_bits=m_bits, c0=4 + m_bits, p_bits=p_bits, shift=PATH_SHIFT,
+                              t0=PATH_T, y0=PATH_Y, slots=(0, 1, 2, 3))
+            + results_out_program(config, y0=PATH_Y, lanes=width, addr=PATH_OUT))
+
+
+@cocotb.test()
+async def core_bitcount_path(dut):
+    """The path of seed 001's in-memory post-processing through the core: 32 raw sums in the
+    data memory (``PpuMode.LOGIT`` words) gathered 8 bit-planes per pass (``MOVE GSHIFT``)
+    into the array, requantized there (``requant_program``), the 8 output rows sensed into
+    the transpose buffer (``MOVE LOADPLANE``) and scattered back into the data memory (``MOVE
+    SCATTER``): == ``golden.layers.requantize``; data memory, counters == the cycle model;
+    cycles == the formulas."""
+    from golden.layers import requantize
+    from sim.core_model import CoreModel
+    from sim.nand_postproc import (
+        requant_cycles, requant_words, results_out_cycles, sums_in_cycles,
+    )
+    from sim.rtl_backend import CoreHost
+    p = load_params()
+    rng_py, seed = make_rng(p, "core_bitcount_path")
+    rng = np.random.default_rng(rng_py.getrandbits(64))
+    config = small_config()
+    width = config.columns * config.subarrays_per_mat
+    host = CoreHost(dut, config)
+    await host.reset()
+    model = CoreModel(config, buffer_slots=SLOTS, out_depth=64)
+    halt_cycles = model.run(asm.assemble([asm.halt()])).counters["cycles"]
+    where = f"(seed {seed}, rerun with SPINPIM_SEED={seed})"
+    offsets, patches = [(j, 0) for j in range(width)], [(0, 1)]
+    await host.write_tables(offsets, patches)
+    for j, (off, kpos) in enumerate(offsets):
+        model.write_offset(j, off, kpos)
+    model.write_patch(0, *patches[0])
+    ones = rows_commands(config, width, PATH_ONES, np.ones(width, np.int64), 1)
+    await host.array_commands(ones)
+    for cmd, r, bits, mask in ones:
+        model.array_command(cmd, r, bits, mask)
+    for trial in range(p["trials"]):
+        xs, mult, bias, shift, p_bits = path_case(rng, width)
+        mw, cw = requant_words(mult, bias, PATH_SHIFT, p_bits, width)
+        image = np.concatenate([np.zeros((4, width), bool), mw, cw])
+        assert len(image) <= SLOTS
+        await host.write_buffer(image)
+        for slot, word in enumerate(image):
+            model.write_buffer(slot, word)
+        words = [int(v) & 0xFFFF_FFFF for v in xs]     # what LOGIT writes (signed 32-bit)
+        await host.write_dmem(0, words)
+        for j, v in enumerate(words):
+            model.write_dmem(j, v)
+        prog = asm.assemble(path_program(config, width, len(mw), p_bits) + [asm.halt()])
+        counters = await host.run(prog, max_cycles=4 * len(prog) + 64)
+        modelled = model.run(prog)
+        assert not modelled.error, f"{BLOCK} path: model error {modelled.reason} {where}"
+        assert counters == modelled.counters, (
+            f"{BLOCK} path: rtl counters {counters} != model {modelled.counters} {where}")
+        formula = (sums_in_cycles(config, x0=PATH_X, x_bits=PATH_X_BITS, lanes=width)
+                   + requant_cycles(config, p_bits=p_bits, m_bits=len(mw), shift=PATH_SHIFT,
+                                    t0=PATH_T, y0=PATH_Y)
+                   + results_out_cycles(config, lanes=width))
+        assert counters["cycles"] == formula + halt_cycles, (
+            f"{BLOCK} path: {counters['cycles']} cycles, formulas {formula} + HALT "
+            f"{halt_cycles} {where}")
+        assert counters["requant"] == 0, counters
+        got = await host.read_dmem(PATH_OUT, width)
+        assert got == [model.read_dmem(PATH_OUT + j) for j in range(width)], (
+            f"{BLOCK} path: rtl data memory {got} != model {where}")
+        want = requantize(xs[None, :].astype(np.int64), mult, bias, shift)[0]
+        check_values("sums in, in-memory requantization, outputs out (the PPU's arithmetic)",
+                     got, want, f"trial {trial}, p_bits {p_bits}", where)
+        dut._log.info("trial %d: %d sums through the array and back agree with golden",
+                      trial, width)
+
+
+@cocotb.test()
+async def core_bitcount_path_bad(dut):
+    """A GSHIFT of 32 or more, a LOADPLANE beyond the rows or planes, a SCATTER beyond the
+    columns or the data memory raise error on both models, with equal counters."""
+    from rtl.isa import MoveOp
+    from sim.core_model import CoreModel
+    from sim.rtl_backend import CoreHost
+    config = small_config()
+    width = config.columns * config.subarrays_per_mat
+    host = CoreHost(dut, config)
+    await host.reset()
+    model = CoreModel(config, buffer_slots=SLOTS, out_depth=64)
+    for imm, a, d in ((MoveOp.GSHIFT, 32, 0), (MoveOp.LOADPLANE, config.rows, 0),
+                      (MoveOp.LOADPLANE, 0, config.operand_bits),
+                      (MoveOp.SCATTER, width, 0), (MoveOp.SCATTER, 0, 64)):
+        words = asm.assemble([asm.move(imm=imm.value, a=a, b=0, d=d), asm.halt()])
+        counters, error = await host.run_raw(words, max_cycles=32)
+        modelled = model.run(words)
+        assert error and modelled.error, (
+            f"{BLOCK}: MOVE {imm.name} a={a} d={d}: rtl error {error}, model error "
+            f"{modelled.error}")
+        assert counters == modelled.counters, (counters, modelled.counters)
 
 
 @cocotb.test()

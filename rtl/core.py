@@ -519,6 +519,43 @@ class Core(wiring.Component):
             m.d.sync += pad.eq(a1[:n])
         return pad
 
+    def _inmem_path(self, m, start, v1, op1, imm1, a1, d1, v2, op2, imm2, a2, d2, sensed,
+                    tbuf, gather_value, g_valid1, ppu, pad_code):
+        """Route ``nand_inmem``: the path of the layer sums into the array and of the
+        in-memory outputs back to the data memory (``rtl.isa.MoveOp``, seed 001 sec. 4.2).
+        S2: ``GSHIFT`` sets the gather shift (0 at start), a GATHER takes bits ``shift ..
+        shift + n - 1`` of its word read as signed; ``LOADPLANE`` writes the sensed row into
+        plane d. S3: ``SCATTER`` writes column a of the transpose buffer (as left by every
+        micro-op issued before it) into data-memory word d through the host's write port (a
+        REQUANT's word is written in its own S3, never the same cycle)."""
+        n, width = len(tbuf), self.width
+        is_move1 = v1 & _equals(op1.as_value(), Opcode.MOVE.value)
+        gshift = Signal(5, name="gather_shift")
+        with m.If(start):
+            m.d.sync += gshift.eq(0)
+        with m.Elif(is_move1 & _equals(imm1, MoveOp.GSHIFT.value) & _below(a1, 32)):
+            m.d.sync += gshift.eq(a1[:5])
+        m.d.comb += gather_value.eq(Mux(g_valid1, (ppu.g_rdata.as_signed() >> gshift)[:n],
+                                        pad_code))
+        with m.If(is_move1 & _equals(imm1, MoveOp.LOADPLANE.value)):
+            for q, t in enumerate(tbuf):
+                with m.If(_equals(d1, q)):
+                    m.d.sync += t.eq(sensed)
+        scatter = Signal(name="scatter3")
+        column = Signal(n, name="scatter_column")
+        col_bits = max(1, ceil_log2(width))
+        onehot = Signal(width, name="scatter_onehot")      # as GATHER's column select
+        m.d.comb += [
+            scatter.eq(v2 & _equals(op2.as_value(), Opcode.MOVE.value)
+                       & _equals(imm2, MoveOp.SCATTER.value) & _below(a2, width)
+                       & _below(d2, self._out_depth)),
+            onehot.eq(Const(1, width) << a2[:col_bits]),
+            column.eq(Cat(*[(t & onehot).any() for t in tbuf])),
+        ]
+        with m.If(scatter):
+            m.d.comb += [ppu.wr_en.eq(1), ppu.wr_addr.eq(d2[:len(ppu.wr_addr)]),
+                         ppu.wr_data.eq(column)]
+
     def _zero_skip_s2(self, m, zs, start, is_gather, gather_value):
         """Zero skipping, S2: the zero-detect of each gathered operand (counters
         ``zs_operands``, ``zs_zero``) and the operands gathered since the latest TBUF_ZS of
@@ -756,6 +793,11 @@ class Core(wiring.Component):
             move_ok = move_ok | (mv[MoveOp.SKIPZ] & _below(issue.a, rows))
         if self._thresholds:                       # dima_binconv: SETPAD
             move_ok = move_ok | mv[MoveOp.SETPAD]
+        if has_bc:                # nand_inmem: GSHIFT, LOADPLANE, SCATTER (_inmem_path_s3)
+            move_ok = (move_ok | (mv[MoveOp.GSHIFT] & _below(issue.a, 32))
+                       | (mv[MoveOp.LOADPLANE] & _below(issue.a, rows) & _below(issue.d, n))
+                       | (mv[MoveOp.SCATTER] & _below(issue.a, width)
+                          & _below(issue.d, self._out_depth)))
         m.d.comb += move_bad.eq(
             Mux(mv[MoveOp.GATHER],
                 ~_below(issue.a, width) | ~_below(issue.b, self._offset_depth)
@@ -824,6 +866,9 @@ class Core(wiring.Component):
                 with m.Case(Opcode.MOVE):
                     m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)
                     m.d.comb += bad.eq(move_bad)
+                    if has_bc:              # LOADPLANE senses row a (nand_inmem)
+                        with m.If(mv[MoveOp.LOADPLANE]):
+                            m.d.comb += array_cmd(MacroCmd.READ, issue.a[:row_bits], 0, 0, 0, 0)
                 with m.Default():
                     m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)
                     m.d.comb += bad.eq(1)
@@ -938,6 +983,9 @@ class Core(wiring.Component):
         with m.Elif(is_gather):
             m.d.sync += [t.eq((t & ~onehot) | Mux(gather_value[q], onehot, 0))
                          for q, t in enumerate(tbuf)]
+        if has_bc:                # nand_inmem: GSHIFT and LOADPLANE (S2), SCATTER (S3)
+            self._inmem_path(m, start, v1, op1, imm1, a1, d1, v2, op2, imm2, a2, d2, sensed,
+                             tbuf, gather_value, g_valid1, ppu, pad_code)
         m.d.sync += [v2.eq(v1), op2.eq(op1), imm2.eq(imm1), a2.eq(a1), d2.eq(d1), w2.eq(w1),
                      x2.eq(sensed)]
         if cfg.zero_skip:                   # the zero-detect of the gathered operand

@@ -137,6 +137,15 @@ class MoveOp(enum.Enum, shape=IMM_BITS):
     term outside the image (its patch-mask bit clear) writes the code ``a mod 2**n`` instead
     of 0 from then on (Add-Net's padding code, seed 002; ``golden.model`` ``pad_value``); the
     core's start resets it to 0.
+
+    The path of seed 001's in-memory post-processing (cores with route ``nand_inmem`` only, any
+    other core flags them; ``sim.nand_postproc``): ``GSHIFT`` sets the gather shift to a (in
+    [0, 31], 0 at start): a GATHER then puts bits ``a .. a + n - 1`` of the word, read as a
+    signed 32-bit number (a ``PpuMode.LOGIT`` sum), into the column's n planes, so a sum wider
+    than ``operand_bits`` enters the array n bit-planes per pass; ``LOADPLANE`` senses row a
+    into transpose-buffer plane d (its S2), ``SCATTER`` writes column a of the transpose
+    buffer (n bits, zero-extended) into data-memory word d (its S3): the in-memory outputs'
+    way back to the data memory, as the next layer's activations.
     """
     GATHER = 0
     CLEAR  = 1
@@ -144,6 +153,9 @@ class MoveOp(enum.Enum, shape=IMM_BITS):
     ADDPTR = 3
     SKIPZ  = 4       # zero skipping (config.zero_skip only): below
     SETPAD = 6       # cores with route dima_binconv only: below
+    GSHIFT = 7       # cores with route nand_inmem only: below
+    LOADPLANE = 8    # cores with route nand_inmem only: below
+    SCATTER = 9      # cores with route nand_inmem only: below
 
 
 class WriteSrc(enum.Enum, shape=IMM_BITS):
@@ -231,10 +243,14 @@ OPERANDS: dict[Opcode, dict[str, str]] = {
     Opcode.POOL:      {"a": "first row of x", "b": "first row of y", "d": "first row of out",
                        "imm": "bit 0: 0 max, 1 min"},
     Opcode.MOVE:      {"a": "GATHER: transpose-buffer column; SETPTR / ADDPTR: the value; "
-                            "SKIPZ: the row whose zero flag is tested",
+                            "SKIPZ: the row whose zero flag is tested; GSHIFT: the gather "
+                            "shift; LOADPLANE: the row sensed; SCATTER: the column",
                        "b": "GATHER: offset-table entry; SKIPZ: instructions to skip",
-                       "d": "GATHER: patch-table entry; SKIPZ: their cycles (counted as saved)",
-                       "imm": "MoveOp: GATHER, CLEAR, SETPTR, ADDPTR, SKIPZ"},
+                       "d": "GATHER: patch-table entry; SKIPZ: their cycles (counted as "
+                            "saved); LOADPLANE: the transpose-buffer plane; SCATTER: the "
+                            "data-memory word",
+                       "imm": "MoveOp: GATHER, CLEAR, SETPTR, ADDPTR, SKIPZ, SETPAD, GSHIFT, "
+                              "LOADPLANE, SCATTER"},
 }
 
 #: Widest operand base a configuration can derive (``rtl.config.AcceleratorConfig.

@@ -152,6 +152,8 @@ _BITCOUNT = Opcode.BITCOUNT.value
 _SRC_BUFFER, _SRC_TBUF = WriteSrc.BUFFER.value, WriteSrc.TBUF.value
 _SRC_TBUF_ZS, _SKIPZ = WriteSrc.TBUF_ZS.value, MoveOp.SKIPZ.value
 _SETPAD = MoveOp.SETPAD.value
+#: The in-memory post-processing's path (route nand_inmem; CoreModel._inmem_move).
+_INMEM_MOVES = (MoveOp.GSHIFT.value, MoveOp.LOADPLANE.value, MoveOp.SCATTER.value)
 _GATHER, _CLEAR, _SETPTR, _ADDPTR = (MoveOp.GATHER.value, MoveOp.CLEAR.value,
                                      MoveOp.SETPTR.value, MoveOp.ADDPTR.value)
 _ADDR_MASK = (1 << OFFSET_BITS) - 1
@@ -356,6 +358,8 @@ class CoreModel:
         self._thresh = [[0] * 255 for _ in range(channels)] if self._has_thresh else []
         self._qmode = [0] * channels
         self._pad = 0
+        self._has_bc = "nand_inmem" in cfg.routes     # MOVE GSHIFT / LOADPLANE / SCATTER
+        self._gshift = 0
         self._out = [0] * out_depth
         self._off = [0] * offset_depth                # offset table: offset, kpos
         self._kpos = [0] * offset_depth
@@ -619,7 +623,7 @@ class CoreModel:
         # start: clear the PPU state and the sticky error; a failed latest array write
         # raises it again. Every effect of the previous run has landed.
         self._psum = self._pool = self._cnt = self._ptr = 0
-        self._pad = 0
+        self._pad = self._gshift = 0
         self._emit_cycle = -10
         for lanes in self._lanes:
             lanes.start()
@@ -797,8 +801,13 @@ class CoreModel:
     def _tbuf_apply(self, entries) -> None:
         cols = self._tb_cols
         for _, col, v in entries:
-            if col < 0:
+            if col == -1:
                 cols[:] = 0
+            elif col < -1:                   # LOADPLANE: row v into plane -2 - col
+                q = -2 - col
+                bit = self._tb_dtype.type(1 << q)
+                cols &= ~bit
+                cols |= unpack_row(v, self.columns).astype(self._tb_dtype) << q
             else:
                 cols[col] = v
         self._tb_planes = None
@@ -925,7 +934,7 @@ class CoreModel:
                             v = self._emit_old     # the REQUANT of c - 1 writes after our read
                         else:
                             v = dmem[addr] if addr < out_depth else 0
-                        gv = v & nmask
+                        gv = ((signed32(v) >> self._gshift) if self._gshift else v) & nmask
                     else:
                         gv = self._pad                 # padding (MOVE SETPAD, else 0)
                     if a < width:
@@ -939,6 +948,8 @@ class CoreModel:
                     self._tb_pending.append((c, -1, 0))
                 elif imm == _SETPAD and self._has_thresh:
                     self._pad = a & nmask
+                elif imm in _INMEM_MOVES and self._has_bc:
+                    self._inmem_move(imm, a, d, c)
                 elif zs and imm == _SKIPZ:
                     if a >= rows:
                         self._fail(f"cycle {c}: MOVE SKIPZ row a={a} is not below rows={rows}")
@@ -1112,6 +1123,39 @@ class CoreModel:
         if out:
             self._buffer[d & (slots - 1)] = (x if out == 1 else (~x & self._ones) if out == 2
                                              else lanes.planes[0])
+
+    def _inmem_move(self, imm: int, a: int, d: int, c: int) -> None:
+        """``MOVE GSHIFT`` / ``LOADPLANE`` / ``SCATTER`` (route ``nand_inmem``, ``rtl.isa.
+        MoveOp``): the gather shift (S2); row a sensed into transpose-buffer plane d (S2, as a
+        GATHER lands); column a of the transpose buffer into data-memory word d (S3: it sees
+        every micro-op issued before it, and a GATHER issued the cycle after reads the old
+        word, as after a REQUANT)."""
+        n, width, rows = self._n, self.columns, self.rows
+        if imm == MoveOp.GSHIFT.value:
+            if a >= 32:
+                self._fail(f"cycle {c}: MOVE GSHIFT a={a} is not below 32")
+            else:
+                self._gshift = a
+        elif imm == MoveOp.LOADPLANE.value:
+            if a >= rows or d >= n:
+                self._fail(f"cycle {c}: MOVE LOADPLANE " + (
+                    f"row a={a} is not below rows={rows}" if a >= rows else
+                    f"plane d={d} is not below operand_bits={n}"))
+            ra = a & self._row_mask
+            x = self._cells[ra] if ra < rows else 0
+            if self._fault_en:
+                x ^= self._fault_flips()
+            if d < n:
+                self._tb_pending.append((c, -2 - d, x))
+        else:
+            if a >= width or d >= self.out_depth:
+                self._fail(f"cycle {c}: MOVE SCATTER " + (
+                    f"column a={a} is not below the mat's {width} columns" if a >= width else
+                    f"word d={d} is not below out_depth={self.out_depth}"))
+                return
+            self._tbuf_settle()
+            self._emit_cycle, self._emit_addr, self._emit_old = c, d, self._out[d]
+            self._out[d] = int(self._tb_cols[a])
 
     def _zs_write(self, imm, a, b, c) -> None:
         """Zero skipping at the S1 of a WRITE_ROW / PROGRAM of row ``a``: its zero flag

@@ -56,9 +56,18 @@ golden.pim.inmem_requant_bits(...)``, ``golden.layers.requantize``); the cycle m
 ``tests/test_nand_postproc.py``, the RTL core in ``cocotb_tests/test_core_bitcount.py``. The
 derivation is in ``docs/dataflows.rst``.
 
-Not built yet: the compiler does not emit these programs for a network's layers (the layer
-sums have no path into the array as columns: the reduction unit and the PPU hold them, and the
-transpose buffer moves ``operand_bits``-bit values only); see :data:`NOT_BUILT`.
+The path between the layers and these programs (route ``nand_inmem`` cores only; ``rtl.isa.
+MoveOp``): the PPU writes a layer's raw sums into the data memory in ``PpuMode.LOGIT`` with a
+zero bias (a signed 32-bit word, no arithmetic), :func:`sums_in_program` gathers them into the
+array ``operand_bits`` bit-planes per pass (``MOVE GSHIFT`` picks the pass's bits of the word),
+:func:`results_out_program` senses the output rows into the transpose buffer (``MOVE
+LOADPLANE``) and writes its columns back as data-memory words (``MOVE SCATTER``), where the next
+layer's GATHERs read them. Cosimulated end to end in ``cocotb_tests/test_core_bitcount.py``
+(``core_bitcount_path``).
+
+Not built yet: the compiler does not emit the path and these programs for a network's layers
+(row and slot allocation per layer, the parameter words in the buffer image, the tables);
+see :data:`NOT_BUILT`.
 """
 
 from __future__ import annotations
@@ -72,12 +81,13 @@ import numpy as np
 
 from rtl.bit_counter import BitCounterOp, BitCountOut, bitcount_imm
 from rtl.config import POSTPROC_MODES as _MODES
-from rtl.isa import Opcode
+from rtl.isa import MoveOp, Opcode, WriteSrc
 
 from .routes.base import op
 from .routes.nand_inmem import _check_row, _check_rows, _check_width, _own_strips, _strips, _write
 
 __all__ = ["requant_words", "requant_program", "requant_cycles", "common_shift", "NOT_BUILT",
+           "sums_in_program", "sums_in_cycles", "results_out_program", "results_out_cycles",
            "POSTPROC_MODES", "with_postproc", "refuse_in_memory", "Layout", "layout",
            "measure_model", "main"]
 
@@ -85,10 +95,10 @@ __all__ = ["requant_words", "requant_program", "requant_cycles", "common_shift",
 POSTPROC_MODES = _MODES
 
 #: Why the compiler cannot map a network's layers onto the in-memory post-processing yet.
-NOT_BUILT = ("in-memory post-processing of a compiled network is not built yet: the layer sums "
-             "stay in the reduction unit and the PPU, and the transpose buffer moves "
-             "operand_bits-bit values, so no path puts a sum into the array as a column; the "
-             "programs run on sums already in the array (sim.nand_postproc)")
+NOT_BUILT = ("in-memory post-processing of a compiled network is not built yet: the core has "
+             "the path (PPU LOGIT words, MOVE GSHIFT / LOADPLANE / SCATTER, "
+             "sim.nand_postproc.sums_in_program / results_out_program) but the compiler does "
+             "not emit it and the in-memory programs per layer (rows, buffer words, tables)")
 
 _COUNT = bitcount_imm(BitCounterOp.COUNT)
 _COUNT_AND = bitcount_imm(BitCounterOp.COUNT, and_fu=True)
@@ -298,6 +308,119 @@ def requant_cycles(config, *, p_bits: int, m_bits: int, shift: int, t0: int, y0:
     return erases + 1 + counts + p_bits + 4 * (n - out_bits) + 4 + 3 * out_bits
 
 
+def _tbuf_write(config, row: int, plane: int):
+    code = Opcode.PROGRAM if config.technology == "nand_spin" else Opcode.WRITE_ROW
+    return op(code, imm=WriteSrc.TBUF.value, a=row, b=plane)
+
+
+def sums_in_program(config, *, x0: int, x_bits: int, lanes: int, offset0: int,
+                    patch: int) -> list:
+    """Micro-ops that put ``lanes`` sums from the data memory into the array as bit-planes,
+    one sum per column (the layout of :func:`requant_program`): the path of a layer's sums
+    into the in-memory post-processing (route ``nand_inmem``).
+
+    The sums are data-memory words as the PPU writes them in ``PpuMode.LOGIT`` with a zero
+    bias (the raw accumulator sum, a signed 32-bit word; the PPU does no arithmetic on them).
+    Sum j is the GATHER word of offset-table entry ``offset0 + j`` and patch-table entry
+    ``patch`` (the host's tables, as for every GATHER). Per pass g of ``ceil(x_bits / n)``
+    (n = ``operand_bits``): ``MOVE GSHIFT`` a = g n, a GATHER per lane into column j (bits
+    g n .. g n + n - 1 of the word, sign included), the ERASEs of the pass's strips on
+    NAND-SPIN (a NOP if none: a write from the transpose buffer sees the GATHERs issued 2 or
+    more cycles before it), then a write per bit-plane into row ``x0 + g n + q``.
+
+    Returns
+    -------
+    list of Instr
+        :func:`sums_in_cycles` micro-ops (a NOP counts as one), back to back.
+
+    Raises
+    ------
+    ValueError
+        Bad widths, rows beyond ``config.rows``, more lanes than the mat's columns, or on
+        NAND-SPIN ``x0`` not at a strip's start (the strips of x are erased: the rows after
+        ``x0 + x_bits - 1`` in its last strip must hold nothing).
+    """
+    from .asm import nop
+    n = config.operand_bits
+    _check_width("x_bits", x_bits, hi=32)
+    _check_rows(config, "x", x0, x_bits)
+    width = config.columns * config.subarrays_per_mat
+    _check_width("lanes", lanes, hi=width)
+    for name, v in (("offset0", offset0), ("patch", patch)):
+        _check_row(name, v)
+    m = config.mtjs_per_strip
+    nand = config.technology == "nand_spin"
+    if nand and x0 % m:
+        raise ValueError(f"x0={x0} must start a strip ({m} rows): the passes erase the strips "
+                         f"of x, which must hold nothing else")
+    body, erased = [], set()
+    for g in range(-(-x_bits // n)):
+        rows = range(x0 + g * n, min(x0 + x_bits, x0 + (g + 1) * n))
+        body.append(op(Opcode.MOVE, imm=MoveOp.GSHIFT.value, a=g * n))
+        body += [op(Opcode.MOVE, imm=MoveOp.GATHER.value, a=j, b=offset0 + j, d=patch)
+                 for j in range(lanes)]
+        strips = (_strips(rows, m) - erased) if nand else set()
+        erased |= strips
+        body += [op(Opcode.ERASE, a=s * m) for s in sorted(strips)] or [nop()]
+        body += [_tbuf_write(config, r, q) for q, r in enumerate(rows)]
+    return body
+
+
+def sums_in_cycles(config, *, x0: int, x_bits: int, lanes: int) -> int:
+    """Issue cycles of :func:`sums_in_program`: per pass 1 + lanes + max(1, new strips) +
+    its rows, so about ``ceil(x_bits / n) * (lanes + 2) + x_bits`` (n = ``operand_bits``)."""
+    n, m = config.operand_bits, config.mtjs_per_strip
+    total, erased = 0, set()
+    for g in range(-(-x_bits // n)):
+        rows = range(x0 + g * n, min(x0 + x_bits, x0 + (g + 1) * n))
+        strips = (_strips(rows, m) - erased) if config.technology == "nand_spin" else set()
+        erased |= strips
+        total += 1 + lanes + max(1, len(strips)) + len(rows)
+    return total
+
+
+def results_out_program(config, *, y0: int, lanes: int, addr: int, out_bits: int = 8) -> list:
+    """Micro-ops that write the ``lanes`` in-memory outputs (rows ``y0 .. y0 + out_bits - 1``,
+    one value per column, :func:`requant_program`) into data-memory words ``addr ..
+    addr + lanes - 1``: the next layer's activations, where its GATHERs read them.
+
+    ``MOVE LOADPLANE`` senses output row ``y0 + q`` into transpose-buffer plane q (a ``MOVE
+    CLEAR`` first if ``out_bits < operand_bits``, so the planes above are 0), then ``MOVE
+    SCATTER`` writes column j into word ``addr + j`` (zero-extended: an activation in [0,
+    2**out_bits - 1]).
+
+    Returns
+    -------
+    list of Instr
+        :func:`results_out_cycles` micro-ops, back to back.
+
+    Raises
+    ------
+    ValueError
+        ``out_bits`` above ``operand_bits``, rows beyond ``config.rows``, more lanes than the
+        mat's columns, words beyond ``config.data_words``.
+    """
+    n = config.operand_bits
+    _check_width("out_bits", out_bits, hi=n)
+    _check_rows(config, "out", y0, out_bits)
+    width = config.columns * config.subarrays_per_mat
+    _check_width("lanes", lanes, hi=width)
+    _check_row("addr", addr)
+    if addr + lanes > config.data_words:
+        raise ValueError(f"data-memory words {addr} .. {addr + lanes - 1} do not fit "
+                         f"data_words={config.data_words}")
+    body = [op(Opcode.MOVE, imm=MoveOp.CLEAR.value)] if out_bits < n else []
+    body += [op(Opcode.MOVE, imm=MoveOp.LOADPLANE.value, a=y0 + q, d=q) for q in range(out_bits)]
+    body += [op(Opcode.MOVE, imm=MoveOp.SCATTER.value, a=j, d=addr + j) for j in range(lanes)]
+    return body
+
+
+def results_out_cycles(config, *, lanes: int, out_bits: int = 8) -> int:
+    """Issue cycles of :func:`results_out_program`: ``out_bits + lanes`` (+ 1 for the CLEAR
+    if ``out_bits < operand_bits``)."""
+    return out_bits + lanes + (out_bits < config.operand_bits)
+
+
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """Rows and slots of one row of lanes (strip-aligned: every group that is erased and
@@ -359,7 +482,9 @@ def measure_model(model, config, *, seed: int = 0) -> list:
     ``golden.layers.requantize`` (the PPU's arithmetic) and the maximum. Counters summed over
     the rows. The PPU: one ``REQUANT`` (``MAX4``) per computed value, issued one per cycle
     behind the dot products. Not counted on either side: putting the sums into the array
-    (not built, :data:`NOT_BUILT`) and the outputs' way to the next layer.
+    and the outputs' way to the next layer (:func:`sums_in_cycles`,
+    :func:`results_out_cycles`: about ``ceil(x_bits / n) * (lanes + 2) + x_bits`` and
+    ``out_bits + lanes`` cycles per row of lanes, plus a LOGIT step per sum).
 
     Returns
     -------
@@ -513,6 +638,19 @@ def main(argv=None) -> int:
               f"{im.get('erase', 0)} | {e_im:.3f} |")
     print(f"| total | | | | {tot['ppu_c']} | {tot['ppu_e']:.3f} | {tot['im_c']} | | | | "
           f"{tot['im_e']:.3f} |")
+    print("\nThe path (not in the table above): a LOGIT step per sum, then per row of lanes "
+          "the 4 window groups gathered in (sums_in_cycles) and the pooled outputs scattered "
+          "out (results_out_cycles)")
+    print("| layer | LOGIT steps | path cycles |")
+    print("|---|---|---|")
+    path_total = 0
+    for r in rows:
+        lanes = min(config.columns * config.subarrays_per_mat, r["values"] // 4)
+        path = r["rows"] * (4 * sums_in_cycles(config, x0=0, x_bits=r["x_bits"], lanes=lanes)
+                            + results_out_cycles(config, lanes=lanes))
+        path_total += path
+        print(f"| {r['layer']} {r['kind']} | {r['values']} | {path} |")
+    print(f"| total | {sum(r['values'] for r in rows)} | {path_total} |")
     return 0
 
 

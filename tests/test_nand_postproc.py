@@ -336,3 +336,72 @@ def test_measure_refuses_a_layer_beyond_the_rows():
                                          r"processing of 4 group\(s\) of 13-bit sums \(28-bit "
                                          r"affine map\) needs 144 rows, beyond rows=128$"):
         measure_model(model, config)
+
+
+@pytest.mark.parametrize("tech", ["nand_spin", "stt"])
+@pytest.mark.parametrize("x_bits", [8, 17, 24])
+def test_path_through_array(tech, x_bits):
+    """Raw sums (``PpuMode.LOGIT`` words) from the data memory into the array by shifted
+    GATHERs (``sums_in_program``), requantized there, the outputs back into the data memory
+    (``results_out_program``), one run on the cycle model: == ``golden.layers.requantize``;
+    cycles less the write stalls == the formulas; only the output words change."""
+    from sim.nand_postproc import (
+        results_out_cycles, results_out_program, sums_in_cycles, sums_in_program,
+    )
+    config = cfg_nand() if tech == "nand_spin" else cfg_stt()
+    width = config.columns * config.subarrays_per_mat
+    rng = np.random.default_rng(SEED + x_bits)
+    lo, hi = -(1 << (x_bits - 1)), (1 << (x_bits - 1)) - 1
+    xs = rng.integers(lo, hi + 1, width)
+    xs[:3] = (lo, hi, 0)
+    mult = rng.integers(-300, 301, width)
+    bias = rng.integers(-(1 << 20), 1 << 20, width)
+    shift = x_bits - 1
+    p = inmem_requant_bits(-lo, mult, bias, [shift] * width)
+    mw, cw = requant_words(mult, bias, shift, p, width)
+    cm = CoreModel(config)
+    for j, word in enumerate(np.concatenate([mw, cw])):
+        cm.write_buffer(M0 + j, word)
+    write_rows(cm, config, ONES, np.ones(width, np.int64), 1, width)
+    for j in range(width):
+        cm.write_offset(j, j, 0)
+        cm.write_dmem(100 + j, int(xs[j]) & 0xFFFF_FFFF)
+    cm.write_patch(3, 100, 1)
+    body = (sums_in_program(config, x0=X0, x_bits=x_bits, lanes=width, offset0=0, patch=3)
+            + requant_program(config, x0=X0, x_bits=x_bits, ones=ONES, m0=M0, m_bits=len(mw),
+                              c0=M0 + len(mw), p_bits=p, shift=shift, t0=T0, y0=YS[0],
+                              slots=SLOTS)
+            + results_out_program(config, y0=YS[0], lanes=width, addr=200))
+    before = cm.out_memory
+    run = cm.run(asm.assemble(body + [asm.halt()]))
+    assert not run.error, run.reason
+    halt = CoreModel(config).run(asm.assemble([asm.halt()])).counters["cycles"]
+    # issue cycles: STT's 2-cycle writes add their holds (counter stalls) on top
+    assert run.counters["cycles"] - run.counters["stalls"] == halt + (
+        sums_in_cycles(config, x0=X0, x_bits=x_bits, lanes=width)
+        + requant_cycles(config, p_bits=p, m_bits=len(mw), shift=shift, t0=T0, y0=YS[0])
+        + results_out_cycles(config, lanes=width))
+    got = [cm.read_dmem(200 + j) for j in range(width)]
+    want = requantize(xs[None, :].astype(np.int64), mult.astype(np.int32), bias,
+                      np.full(width, shift, np.int32))[0]
+    bad = [j for j in range(width) if got[j] != int(want[j])]
+    assert not bad, (f"{tech} x_bits {x_bits}: lane {bad[0]}: path output {got[bad[0]]}, "
+                     f"golden {int(want[bad[0]])} (seed 001, seed {SEED + x_bits})")
+    after = cm.out_memory
+    assert [j for j in range(len(after)) if after[j] != before[j]] == [
+        200 + j for j in range(width) if int(want[j]) != 0]
+
+
+def test_path_bad_input():
+    """The path's programs refuse what the core cannot do, naming the parameter."""
+    from sim.nand_postproc import results_out_program, sums_in_program
+    config = cfg_nand()
+    width = config.columns * config.subarrays_per_mat
+    with pytest.raises(ValueError, match="x0=4 must start a strip"):
+        sums_in_program(config, x0=4, x_bits=9, lanes=4, offset0=0, patch=0)
+    with pytest.raises(ValueError, match="lanes must be an int in"):
+        sums_in_program(config, x0=0, x_bits=9, lanes=width + 1, offset0=0, patch=0)
+    with pytest.raises(ValueError, match="out_bits must be an int in"):
+        results_out_program(config, y0=0, lanes=4, addr=0, out_bits=config.operand_bits + 1)
+    with pytest.raises(ValueError, match="do not fit data_words"):
+        results_out_program(config, y0=0, lanes=4, addr=config.data_words - 2)
