@@ -42,7 +42,7 @@ TECHNOLOGIES = ("stt", "nand_spin", "sot", "imac")
 #:                     compiler says so), for networks with multiply layers only;
 #: ``jeit_fa``      -- seed 000's full-adder array: |x - w| in the abs-diff lanes, the difference
 #:                     bits summed bit-serially by an adder tree per subarray, nothing written
-#:                     back (an alternative to ``abs_diff`` for ``jeit_stt``; no zero skipping).
+#:                     back (an alternative to ``abs_diff`` for ``jeit_stt``; zero skipping too).
 #: A route registered later (``rtl.routes.register_route``) is accepted too: validation reads
 #: the registry, not this snapshot.
 DATAFLOWS = tuple(ROUTES)
@@ -188,8 +188,9 @@ def _check_rate(name, value):
 
 
 #: Dataflows whose tile dots the core can skip when their operands are all zero
-#: (``zero_skip``): on ``abs_diff`` a zero tile's dot is ``sum w``, a precomputed buffer slot.
-ZERO_SKIP_DATAFLOWS = ("abs_diff",)
+#: (``zero_skip``): on ``abs_diff`` and ``jeit_fa`` a zero tile's dot is ``sum w``, a
+#: precomputed buffer slot (both compute ``sum |x - w|`` in the abs-diff lanes).
+ZERO_SKIP_DATAFLOWS = ("abs_diff", "jeit_fa")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -345,7 +346,7 @@ program_words, patch_mask_bits : int
         if self.zero_skip and self.dataflow not in ZERO_SKIP_DATAFLOWS:
             raise ValueError(
                 f"zero_skip=True needs dataflow {' or '.join(map(repr, ZERO_SKIP_DATAFLOWS))} "
-                f"(the only dataflow whose tile dots the core skips), not dataflow "
+                f"(the dataflows whose tile dots the core skips), not dataflow "
                 f"{self.dataflow!r}; set zero_skip=False")
         object.__setattr__(self, "stall_table", _stall_table(self.stall_table))
         _check_rate("read_fault_rate", self.read_fault_rate)
@@ -436,7 +437,7 @@ program_words, patch_mask_bits : int
         if the core does not have it yet (so the core is generated with its lanes);
         ``zero_skip`` stays on only if ``dataflow`` can skip (:data:`ZERO_SKIP_DATAFLOWS`)."""
         routes = self.routes if dataflow in self.routes else self.routes + (dataflow,)
-        # Zero skipping exists on the abs_diff route only: another dataflow turns it off.
+        # Zero skipping exists on the abs_diff and jeit_fa routes: another dataflow turns it off.
         skip = self.zero_skip and dataflow in ZERO_SKIP_DATAFLOWS
         return replace(self, dataflow=dataflow, routes=routes, zero_skip=skip)
 
