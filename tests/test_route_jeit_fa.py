@@ -135,7 +135,8 @@ def test_configuration():
 
 
 def test_the_array_is_charged():
-    base, fa = preset("jeit_stt"), preset("jeit_stt").with_dataflow("jeit_fa")
+    fa = preset("jeit_stt")                                  # its dataflow is jeit_fa
+    base = dataclasses.replace(fa, dataflow="abs_diff", routes=("abs_diff", "and_bitcount"))
     p = E.PERIPHERY
     extra = E.op_costs(fa)[Opcode.FS_STEP].lane_gates - E.op_costs(base)[Opcode.FS_STEP].lane_gates
     assert extra == p["fa_array_gates"].value
