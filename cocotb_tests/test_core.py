@@ -399,7 +399,7 @@ CONFIGS = {
     ("layers", "small-write_free-mat4"): lambda: _small("nand_spin", "write_free", 4),
     ("layers", "small-abs_diff-stt-mat2"): lambda: _small("jeit_stt", "abs_diff", 2),
     ("digits", "nand_spin-write_free-mat2"): lambda: _mat("nand_spin", 2),
-    ("digits", "jeit_stt-abs_diff-mat1"): lambda: _mat("jeit_stt", 1),
+    ("digits", "jeit_stt-jeit_fa-mat1"): lambda: _mat("jeit_stt", 1),    # its FA array, zero skip
 }
 
 

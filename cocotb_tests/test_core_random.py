@@ -12,7 +12,9 @@ each subarray and on the sum, BITCOUNT with every valid ``imm`` (the bit-counter
 ``nand_inmem``: op, AND_FU, out into a buffer slot) and writes from ``WriteSrc.BIT_COUNTER``,
 zero skipping (the core is ``jeit_stt``'s, ``config.zero_skip``: ``TBUF_ZS`` writes that set a
 row's zero flag, surely or as the gathered data make it, and ``MOVE SKIPZ`` over a window of
-straight-line micro-ops, then REQUANTs that take the addend from slot b when it was taken),
+straight-line micro-ops, among them ``jeit_fa`` dots into the full-adder array, maybe NOPs
+after the window as the array's flush, then REQUANTs that take the addend from slot b when it
+was taken),
 with operands uniform in their range and weighted at both ends.
 
 A third of the programs carry one operand at or beyond an encoded range the core must flag
@@ -343,13 +345,23 @@ class Generator:
                                              a=Operand(row), b=Operand(self.inside(c.n)))]
         skip = rng.randint(0, 3)
         tile = [self.micro_op(op=rng.choice(self.TILE_OPS)) for _ in range(skip)]
+        if rng.random() < 0.3:          # a jeit_fa dot: DIFF steps into the array, the last LAST
+            skip = rng.randint(1, 3)
+            tile = [self.micro_op(op=Opcode.FS_STEP) for _ in range(skip)]
+            for q, ins in enumerate(tile):
+                imm = 2 | 4 | (1 if q == 0 else 0) | (8 if q == skip - 1 else 0)
+                tile[q] = Instr(Opcode.FS_STEP, imm=imm, a=ins.a, b=ins.b, d=ins.d)
         out.append(Instr(Opcode.MOVE, imm=MoveOp.SKIPZ.value,
                          a=Operand(row if rng.random() < 0.8 else self.inside(c.rows)),
                          b=Operand(skip), d=Operand(rng.randrange(1 << BASE_BITS))))
         out += tile
-        # a micro-op right after the window: the cycle model takes the skipped cycles as
-        # those up to the next micro-op, so a control instruction there (a LOOP, a NOP) would
-        # be counted as skipped too (the compiler's tile dot is followed by its REQUANTs)
+        # then NOPs (not skipped: jeit_fa's flush of its full-adder array, which the compiler
+        # leaves after the window) and a micro-op: the cycle model takes the NOPs' cycles from
+        # the trace without stalls; another control instruction there (a LOOP, an ENDLOOP
+        # folded into the window's last micro-op) is not modelled (the compiler's tile dot is
+        # followed by its REQUANTs)
+        if rng.random() < 0.4:
+            out += [Instr(Opcode.NOP)] * rng.randint(1, 4)
         out += [self.micro_op(op=Opcode.REQUANT) for _ in range(rng.randint(1, 2))]
         return out
 

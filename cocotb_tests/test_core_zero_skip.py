@@ -1,13 +1,14 @@
 """Zero skipping on the RTL core (``config.zero_skip``, ``rtl.isa.MoveOp.SKIPZ``): a small
-``jeit_stt`` mat (two subarrays of 16 columns) runs compiled networks on inputs with random
-sparsity: single adder layers (segmented, one wide tile, two wide tiles, a fused pool) and two
-adder layers in a row (the second's zero tiles built on chip from the first's outputs). Every
-stage == golden (``golden.model.infer_int``); every counter of the controller (cycles, stalls,
-every opcode: data-dependent now) and every zero-skipping counter
-(``rtl.isa.ZERO_SKIP_COUNTERS``) == the cycle model's (``sim.core_model``), image by image;
-the cycles saved == the compiler's static count (no skip) less the cycles run; and some tile
-dots are skipped (the test would not exercise skipping otherwise). The committed digits model
-runs on a zero-skipping core in ``cocotb_tests/test_core.py``."""
+``jeit_stt`` mat (two subarrays of 16 columns, the abs-diff lanes and the full-adder array: one
+build for both zero-skipping dataflows, ``abs_diff`` and ``jeit_fa``) runs compiled networks on
+each dataflow on inputs with random sparsity: single adder layers (segmented, one wide tile,
+two wide tiles, a fused pool) and two adder layers in a row (the second's zero tiles built on
+chip from the first's outputs). Every stage == golden (``golden.model.infer_int``); every
+counter of the controller (cycles, stalls, every opcode: data-dependent now) and every zero-
+skipping counter (``rtl.isa.ZERO_SKIP_COUNTERS``) == the cycle model's (``sim.core_model``),
+image by image; the cycles saved == the compiler's static count (no skip) less the cycles run;
+and some tile dots are skipped (the test would not exercise skipping otherwise). The committed
+digits model runs on a zero-skipping core in ``cocotb_tests/test_core.py``."""
 
 import dataclasses
 
@@ -17,16 +18,23 @@ import pytest
 
 from cocotb_tests.harness import load_params, make_rng, run_block
 from golden.model import Layer, infer_int, make_model
-from rtl.config import preset
+from rtl.config import ZERO_SKIP_DATAFLOWS, preset
 from rtl.core import Core
 from sim.rtl_backend import CoreHost
 
 BLOCK = "core"
 
 
-def _config():
-    return dataclasses.replace(preset("jeit_stt"), rows=128, columns=16, subarrays_per_mat=2,
-                               mats=1)
+#: The dataflows that can skip (``rtl.config.ZERO_SKIP_DATAFLOWS``), all run on one core.
+DATAFLOWS = ZERO_SKIP_DATAFLOWS
+
+
+def _config(dataflow="abs_diff"):
+    """The small mat with every zero-skipping route; adder layers on ``dataflow``."""
+    cfg = preset("jeit_stt")
+    routes = cfg.routes + tuple(d for d in DATAFLOWS if d not in cfg.routes)
+    return dataclasses.replace(cfg, rows=128, columns=16, subarrays_per_mat=2, mats=1,
+                               routes=routes, dataflow=dataflow, zero_skip=True)
 
 
 def _adder_model(rng, x, pool, second=False):
@@ -97,21 +105,22 @@ async def core_zero_skip(dut):
     p = load_params()
     rng_py, seed = make_rng(p, "core_zero_skip")
     rng = np.random.default_rng(rng_py.getrandbits(64))
-    config = _config()
-    host = CoreHost(dut, config)
+    host = CoreHost(dut, _config())
     await host.reset()
-    skipped = 0
-    # fan-in 9: segmented (groups of 2 patches); 18: one wide tile of 32; 36: two tiles
-    for c_in, pool in ((1, "max"), (2, None), (4, "avg")):
-        images = _sparse(rng, (c_in, 6, 6), p["images"])
-        model = _adder_model(rng, images, pool)
-        skipped += await _run(dut, host, config, f"adder_conv2d {c_in}->3", model, images,
-                              seed)
-    images = _sparse(rng, (2, 8, 8), p["images"])       # two adder layers, pooled
-    model = _adder_model(rng, images, "max", second=True)
-    skipped += await _run(dut, host, config, "adder_conv2d 2->3 + max_pool2d + adder_conv2d",
-                          model, images, seed)
-    assert skipped > 0, f"{BLOCK}: no tile dot was skipped (seed {seed})"
+    for dataflow in DATAFLOWS:
+        config = _config(dataflow)
+        skipped = 0
+        # fan-in 9: segmented (groups of 2 patches); 18: one wide tile of 32; 36: two tiles
+        for c_in, pool in ((1, "max"), (2, None), (4, "avg")):
+            images = _sparse(rng, (c_in, 6, 6), p["images"])
+            model = _adder_model(rng, images, pool)
+            skipped += await _run(dut, host, config, f"{dataflow}: adder_conv2d {c_in}->3",
+                                  model, images, seed)
+        images = _sparse(rng, (2, 8, 8), p["images"])       # two adder layers, pooled
+        model = _adder_model(rng, images, "max", second=True)
+        skipped += await _run(dut, host, config, f"{dataflow}: adder_conv2d 2->3 + "
+                              "max_pool2d + adder_conv2d", model, images, seed)
+        assert skipped > 0, f"{BLOCK}: {dataflow}: no tile dot was skipped (seed {seed})"
 
 
 @pytest.mark.sim

@@ -1058,17 +1058,20 @@ def zero_skip_l1(x, w, *, n: int = L.ACT_BITS):
     return terms.sum(axis=-1, dtype=np.int64), skipped, k_terms - skipped
 
 
-def zero_skip_tile(x, w, *, n: int = L.ACT_BITS):
+def zero_skip_tile(x, w, *, n: int = L.ACT_BITS, fa_tree: bool = False):
     """The core's zero-skipping rule (``docs/dataflows.rst``, seed 000 sparsity-aware skipping)
     for one tile dot ``sum_k |x[..., k] - w[..., k]|``: a tile whose x are all zero is not
     computed; its dot is ``sum_k w[..., k]`` (``|0 - w| = w``), a number known from the
-    weights alone. Every other tile goes through :func:`abs_diff` term by term.
+    weights alone. Every other tile goes through :func:`abs_diff` term by term, its terms
+    summed as integers or, with ``fa_tree``, by the full-adder array (:func:`l1_fa_tree`, the
+    ``jeit_fa`` route: the same rule, a skipped tile's array steps not taken).
 
     Parameters
     ----------
     x, w : integer arrays [..., K] (a tile of K terms), values in [0, 2**n); leading axes
         broadcast
     n : int, keyword, width in [1, 62] (default ``ACT_BITS``)
+    fa_tree : bool, keyword, sum the computed tiles by :func:`l1_fa_tree` (default False)
 
     Returns
     -------
@@ -1084,7 +1087,9 @@ def zero_skip_tile(x, w, *, n: int = L.ACT_BITS):
     skipped = np.asarray(~xb.any(axis=-1))
     l1 = np.asarray(wb.sum(axis=-1, dtype=np.int64))         # the skipped tiles' dot
     work = ~skipped
-    if work.any():
+    if work.any() and fa_tree:
+        l1[work], _ = l1_fa_tree(xb[work], wb[work], n)
+    elif work.any():
         d, _ = abs_diff(xb[work], wb[work], n)
         l1[work] = d.sum(axis=-1, dtype=np.int64)
     return l1, skipped

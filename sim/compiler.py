@@ -140,7 +140,7 @@ import numpy as np
 
 from golden import layers as L
 from golden.model import Model
-from rtl.config import SIZE_FIELDS, check_config
+from rtl.config import SIZE_FIELDS, ZERO_SKIP_DATAFLOWS, check_config
 from rtl.isa import (
     BASE_BITS, MAX_LOOP_COUNT, OFFSET_BITS, STRIDE_BITS, Instr, MoveOp, Opcode,
     COUNTER_STALLS, Operand, WriteSrc, counter_names, decode,
@@ -565,11 +565,12 @@ def _weight_planes(weight: np.ndarray, tiles: int, columns: int, n: int) -> np.n
 
 
 def _zero_skips(route, config, width: int) -> int:
-    """1 if the stage's tile dots are zero-skipped (``config.zero_skip``, the ``abs_diff``
-    route: a SKIPZ before each dot, a buffer slot per tile and channel), else 0. Not on a mat
-    row too narrow for a zero-tile dot (W terms of ``2**n - 1``) in a buffer word (W < 16)."""
+    """1 if the stage's tile dots are zero-skipped (``config.zero_skip``, the ``abs_diff`` and
+    ``jeit_fa`` routes: a SKIPZ before each dot, a buffer slot per tile and channel), else 0.
+    Not on a mat row too narrow for a zero-tile dot (W terms of ``2**n - 1``) in a buffer word
+    (W < 16)."""
     fits = (width * ((1 << config.operand_bits) - 1)).bit_length() <= width
-    return int(bool(config.zero_skip) and route.name == "abs_diff" and fits)
+    return int(bool(config.zero_skip) and route.name in ZERO_SKIP_DATAFLOWS and fits)
 
 
 def _zero_tile_dots(weight: np.ndarray, tiles: int, columns: int, width: int) -> np.ndarray:
@@ -592,13 +593,22 @@ def _skipped(stage: Stage, body: list, xrow0, config) -> list:
     """``body`` (a tile dot) preceded by ``MOVE SKIPZ a = xrow0 b = len(body) d = its
     cycles`` on a zero-skipped stage: the controller skips the dot if the tile's plane-0 row
     was written from an all-zero transpose buffer. The dot is straight-line micro-ops (what
-    the cycle model assumes); ``d``: one cycle each plus the holds of the stall table."""
+    the cycle model assumes); ``d``: one cycle each plus the holds of the stall table.
+    Trailing NOPs (``jeit_fa``'s flush of the full-adder array) stay after the skipped range:
+    the cycle model's skip drops micro-ops only, and a skipped dot's REQUANT takes the slot."""
     if stage.zsum_base is None:
         return body
+    flush = len(body)
+    while flush and body[flush - 1].op is Opcode.NOP:
+        flush -= 1
+    body, tail = body[:flush], body[flush:]
     assert all(ins.op not in (Opcode.NOP, Opcode.LOOP, Opcode.ENDLOOP, Opcode.HALT)
                for ins in body), "a zero-skipped dot must be micro-ops only"
     cycles = sum(config.op_cycles.get(ins.op, 1) for ins in body)
-    return [_move(MoveOp.SKIPZ, a=xrow0, b=len(body), d=cycles)] + body
+    if body and tail:                   # the last micro-op's hold runs on during the NOPs
+        last = config.op_cycles.get(body[-1].op, 1)
+        cycles += max(last, 1 + len(tail)) - len(tail) - last
+    return [_move(MoveOp.SKIPZ, a=xrow0, b=len(body), d=cycles)] + body + tail
 
 
 def _dot(stage: Stage, t: int, xrow, wslot, config) -> list:

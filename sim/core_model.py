@@ -639,6 +639,8 @@ class CoreModel:
         cached = self._traces.get(key)
         if cached is None:
             cached = self._trace(words)
+            if self._zs:                # the issue cycles without stalls (_execute_skipping)
+                cached = cached + (self._unstalled,)
             steps = len(cached[0][0])
             while self._traces and (len(self._traces) >= _TRACE_CACHE
                                     or self._trace_steps + steps > _TRACE_CACHE_STEPS):
@@ -647,11 +649,11 @@ class CoreModel:
             if steps <= _TRACE_CACHE_STEPS:
                 self._traces[key] = cached
                 self._trace_steps += steps
-        (codes, imms, a, b, d, cyc), counters, error = cached
+        (codes, imms, a, b, d, cyc), counters, error = cached[:3]
         if self._zs:                             # data-dependent: SKIPZ drops tile dots
             counters = self._execute_skipping(
                 codes.tolist(), imms.tolist(), a.tolist(), b.tolist(), d.tolist(),
-                cyc.tolist(), counters)
+                cyc.tolist(), counters, cached[3])
         else:
             self._execute(zip(codes.tolist(), imms.tolist(), a.tolist(), b.tolist(),
                               d.tolist(), cyc.tolist(), strict=True))
@@ -666,16 +668,19 @@ class CoreModel:
                        self._bits_programmed, self._bits_written,
                        {k: v & mask for k, v in self._zs_counts.items()} if self._zs else {})
 
-    def _execute_skipping(self, codes, imms, a, b, d, cyc, counters) -> list:
+    def _execute_skipping(self, codes, imms, a, b, d, cyc, counters, unstalled) -> list:
         """Play a trace with zero skipping: after a taken ``MOVE SKIPZ`` (issue cycle c) the
         next ``b`` micro-ops of the trace are not issued and everything after them issues
-        earlier, the first of them in c + 1 (as the controller jumps, ``rtl.controller``).
-        The skipped instructions are straight-line micro-ops (the compiler's tile dot), so
-        they are ``b`` trace entries, and their cycles (with their stalls) are those between
-        c and the next entry. Returns the counters with the skipped cycles, stalls and
-        micro-ops taken out."""
+        earlier, the first of them in c + 1 + g (as the controller jumps, ``rtl.controller``),
+        g the cycles of the control instructions between the window and that entry (NOPs:
+        ``jeit_fa``'s flush; they are not skipped), taken from ``unstalled`` = ``(issue
+        cycles, counters)`` without stalls. The skipped instructions are straight-line
+        micro-ops (the compiler's tile dot), so they are ``b`` trace entries, and their cycles
+        (with their stalls) are the others up to the next entry. Returns the counters with the
+        skipped cycles, stalls and micro-ops taken out."""
         total = len(codes)
         end = counters[COUNTER_CYCLES] - 1              # the HALT's cycle
+        cyc0, end0 = unstalled[0], unstalled[1][COUNTER_CYCLES] - 1
         dropped = [0] * len(Opcode)
         state = {"off": 0}
 
@@ -688,7 +693,8 @@ class CoreModel:
                     j = min(i + 1 + b[i], total)
                     for k in range(i + 1, j):
                         dropped[codes[k]] += 1
-                    off += (cyc[j] if j < total else end) - cyc[i] - 1
+                    g = (int(cyc0[j]) if j < total else end0) - int(cyc0[j - 1]) - 1
+                    off += (cyc[j] if j < total else end) - cyc[i] - 1 - g
                     i = j
                 else:
                     i += 1
@@ -720,6 +726,7 @@ class CoreModel:
                 [m.a for m in run.trace], [m.b for m in run.trace], [m.d for m in run.trace],
                 cycles))
             fast = arrays, list(run.counters), run.error
+        self._unstalled = (fast[0][5], fast[1])   # zero skipping: cycles without stalls
         return add_stalls(*fast, self.config)
 
     def _load_faults(self, seed: int, threshold: int) -> None:

@@ -211,9 +211,14 @@ def count_program(words, config) -> ProgramCount:
 
 def _skip_site(items, i, item, cyc, move_cycles, sites, mult) -> None:
     """Record the SKIPZ ``items[i]``: its signature ``(b, d, cycles a taken one saves,
-    dropped micro-ops by opcode)`` issued ``mult`` times."""
+    dropped micro-ops by opcode)`` issued ``mult`` times. NOPs after the window (``jeit_fa``'s
+    flush) are not skipped; the last skipped micro-op's hold overlaps them."""
     nb = item.b.base
-    skip = items[i + 1:i + 2 + nb]
+    g = 0                               # NOPs between the window and the next micro-op
+    while (i + 1 + nb + g < len(items) and not isinstance(items[i + 1 + nb + g], tuple)
+           and items[i + 1 + nb + g].op is _NOP):
+        g += 1
+    skip = items[i + 1:i + 1 + nb] + items[i + 1 + nb + g:i + 2 + nb + g]
     if len(skip) != nb + 1 or any(isinstance(x, tuple) or x.op in _CONTROL for x in skip):
         raise CountError(f"a MOVE SKIPZ b={nb} is not followed by {nb} straight-line "
                          f"micro-ops and a micro-op (not built yet: only the compiler's tile "
@@ -222,6 +227,9 @@ def _skip_site(items, i, item, cyc, move_cycles, sites, mult) -> None:
     for x in skip[:-1]:
         dropped[x.op.value] = dropped.get(x.op.value, 0) + 1
     cycles = move_cycles - 1 + sum(cyc.get(x.op.value, 1) for x in skip[:-1])
+    if nb and g:                        # the hold of the last one runs on during the NOPs
+        last = cyc.get(skip[nb - 1].op.value, 1)
+        cycles += max(last, 1 + g) - g - last
     key = (nb, item.d.base, cycles, tuple(sorted(dropped.items())))
     sites[key] = sites.get(key, 0) + mult
 

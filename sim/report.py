@@ -1233,9 +1233,11 @@ def _why_text(rep: dict) -> str:
             "zero skipping in the core skips a tile dot only when all its operands are zero "
             "(MOVE SKIPZ; counters data-dependent, spread below); the paper's figures are peak "
             "values with sparsity-aware skipping: see the seed 000 reproduction table",
-            "abs_diff route: 4 n cycles and n write-backs per tile (STT write energy, "
-            "ASSUMPTION 0.6 V / 10 ns: the seed gives none), vs the paper's single-cycle "
-            "carry-chain full adder",
+            "jeit_fa route: the abs-diff lanes' difference bits summed by a bit-serial "
+            "full-adder tree per subarray (our reading of the paper's single-cycle carry-chain "
+            "full-adder array; 2 n + log2(columns) cycles per tile, no write-back); the "
+            "abs_diff write-back route (4 n cycles, n STT writes per tile: write energy "
+            "ASSUMPTION 0.6 V / 10 ns, the seed gives none) is DATAFLOW=abs_diff",
             "40 nm in the paper; array organisation of the projection is an ASSUMPTION "
             "(seed-001 subarrays and mats)",
         ],

@@ -5,9 +5,10 @@ the preset (default ``jeit_stt``), runs ``-n`` test images on the cycle model
 (``sim.core_model``, which the cocotb tests hold equal to the RTL cycle for cycle), checks the
 logits against golden with ``==``, and prints per dataflow and image: cycles (and stalls),
 micro-ops by opcode, array writes and the dynamic energy (``sim.energy.estimate`` on the
-counters, the mat's columns active), in total and per stage. ``abs_diff`` runs with the
-preset's zero skipping off unless ``--zero-skip`` (``jeit_fa`` cannot skip), so that the two
-accumulations are compared on the same work.
+counters, the mat's columns active), in total and per stage. Each dataflow runs on a core
+without the other compared routes (the preset's other routes kept). Both run with the preset's zero
+skipping off unless ``--zero-skip`` (both can skip), so that the two accumulations are
+compared on the same work.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ def compare(model, x, config_name: str, dataflows, *, mat: int | None = None,
     for df in dataflows:
         base = preset(config_name)
         config = base.with_dataflow(df)
+        # each dataflow on a core without the other compared routes' lanes (jeit_stt lists
+        # both abs_diff and jeit_fa; the energy model charges a core's lanes on its micro-ops)
+        config = dataclasses.replace(config, routes=tuple(
+            r for r in config.routes if r == df or r not in dataflows))
         if not zero_skip and config.zero_skip:
             config = dataclasses.replace(config, zero_skip=False)
         k = config.subarrays_per_mat if mat is None else mat

@@ -108,7 +108,9 @@ def test_derived():
 
 def test_preset_values_from_seeds():
     j = preset("jeit_stt")
-    assert (j.technology, j.clock_mhz, j.dataflow, j.zero_skip) == ("stt", 133, "abs_diff", True)
+    # seed 000's full-adder array accumulates; its in-situ abs-diff write-back route is kept
+    assert (j.technology, j.clock_mhz, j.dataflow, j.zero_skip) == ("stt", 133, "jeit_fa", True)
+    assert "abs_diff" in j.routes and j.with_dataflow("abs_diff").routes == j.routes
     n = preset("nand_spin")
     assert (n.technology, n.rows, n.columns, n.subarrays_per_mat, n.mtjs_per_strip) == \
         ("nand_spin", 256, 128, 16, 8)

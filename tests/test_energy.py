@@ -83,7 +83,10 @@ def test_hand_computed_nand_spin():
 
 
 def test_columns_active_scales_lanes_and_units():
-    config = preset("jeit_stt")
+    # jeit_stt's core without its full-adder array (whose FS_STEP charge test_route_jeit_fa
+    # checks): the abs-diff lanes alone
+    config = dataclasses.replace(preset("jeit_stt"), dataflow="abs_diff",
+                                 routes=("abs_diff", "and_bitcount"))
     c = {"cycles": 10, "shift_acc": 4, "fs_step": 2}
     one = E.estimate(config, c, columns_active=config.columns)
     full = E.estimate(config, c)

@@ -9,34 +9,40 @@ from rtl.config import preset
 from sim import energy, jeit
 from sim.compiler import compile_model
 
-CONFIG = preset("jeit_stt")
+CONFIG = preset("jeit_stt")                         # dataflow jeit_fa, the FA array
+#: The preset with adder layers on the abs-diff write-back route (same core).
+ABS = CONFIG.with_dataflow("abs_diff")
 
 
-@pytest.fixture(scope="module", params=[1, 4])
+@pytest.fixture(scope="module", params=[(CONFIG, 1), (CONFIG, 4), (ABS, 1)],
+                ids=["jeit_fa-1", "jeit_fa-4", "abs_diff-1"])
 def peak(request):
-    return request.param, jeit.peak(CONFIG, request.param)
+    config, k = request.param
+    return k, jeit.peak(config, k), config
 
 
 def test_dense_peak_every_lane_busy(peak):
-    k, pk = peak
+    k, pk, config = peak
     d = pk["dense"]
     width = k * CONFIG.columns
     assert pk["width"] == width and d["lane_utilisation"] == 1.0 and d["patches"] == k
     assert pk["ops"] == 2 * 4 * k * CONFIG.columns
     # The cycles of the dense run are the compiler's static compute cycles (no tile skipped).
     import numpy as np
-    model = jeit._layer_model(CONFIG, k, 4, np.random.default_rng(0))
-    st = compile_model(model, CONFIG, subarrays=k).stages[0]
+    model = jeit._layer_model(config, k, 4, np.random.default_rng(0))
+    st = compile_model(model, config, subarrays=k).stages[0]
     assert d["cycles"] == st.cycles - st.gather_cycles
     clock = CONFIG.clock_mhz * 1e6
     assert d["gops"] == pytest.approx(pk["ops"] / (d["cycles"] / clock) / 1e9, rel=1e-12)
-    e = energy.estimate(CONFIG, d["counters"], columns_active=width).energy_j
+    e = energy.estimate(config, d["counters"], columns_active=width).energy_j
     assert d["gops_per_w"] == pytest.approx(pk["ops"] / e / 1e9, rel=1e-12)
-    assert d["counters"]["fs_step"] > 0 and d["counters"]["write_row"] > 0
+    # abs_diff writes n difference rows per dot; the FA array none (its sums are registers)
+    assert d["counters"]["fs_step"] > 0
+    assert (d["counters"]["write_row"] > 0) == (config.dataflow == "abs_diff")
 
 
 def test_zero_input_skips_every_tile_dot(peak):
-    _, pk = peak
+    _, pk, _ = peak
     z, d = pk["zero"], pk["dense"]
     assert z["counters"]["fs_step"] == 0 and z["counters"]["write_row"] == 0
     assert z["cycles"] < d["cycles"] and z["energy_j"] < d["energy_j"]
@@ -56,8 +62,15 @@ def test_write_sweep():
     assert rows[1]["peak_gops_per_w"] == pytest.approx(base, rel=1e-12)
     e = energy.estimate(CONFIG, counters, columns_active=CONFIG.columns).energy_j + 1e-9
     assert rows[1]["measured_gops_per_w"] == pytest.approx(5000 / e / 1e9, rel=1e-12)
-    # more write energy, fewer GOPS/W; the table is back afterwards
-    assert rows[0]["peak_gops_per_w"] > rows[1]["peak_gops_per_w"] > rows[2]["peak_gops_per_w"]
+    # more write energy, fewer GOPS/W measured (its counters write rows); the FA array's peak
+    # writes nothing (flat), abs_diff's writes every dot; the table is back afterwards
+    m = [r["measured_gops_per_w"] for r in rows]
+    assert m[0] > m[1] > m[2]
+    assert rows[0]["peak_gops_per_w"] == pytest.approx(rows[2]["peak_gops_per_w"], rel=1e-12)
+    ab = jeit.write_sweep(ABS, 1, measured_counters=counters, measured_host={},
+                          measured_host_cycles=0, measured_ops=5000, sram_j=1e-9,
+                          factors=(0.5, 1.0, 2.0))
+    assert ab[0]["peak_gops_per_w"] > ab[1]["peak_gops_per_w"] > ab[2]["peak_gops_per_w"]
     assert energy.ARRAY["stt"]["write_bit_fj"].value == w0
     assert math.isclose(energy.ARRAY["stt"]["write_voltage_v"].value, 0.6)
 

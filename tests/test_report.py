@@ -639,6 +639,10 @@ def test_jeit_reproduction_table(report_runs, mat):
     assert t["peak_at_measured_sparsity"]["skip_fraction"] == pytest.approx(skipped / dots)
     assert t["chip"]["mats_for_seed_gops_at_peak"] == pytest.approx(
         32.31 / t["peak"]["dense"]["gops"], rel=1e-12)
+    # the preset's FA array beside the abs-diff write-back route of the same core
+    assert t["dataflow"] == config.dataflow == "jeit_fa"
+    assert t["peak"]["dense"]["counters"]["write_row"] == 0
+    assert t["peak_abs_diff"]["dense"]["counters"]["write_row"] > 0
     md = (out / "report.md").read_text()
     assert "Seed 000 reproduction table (`sim.jeit`" in md
     assert "| peak GOPS, every lane busy, every operand non-zero |" in md

@@ -121,17 +121,22 @@ def test_an_early_requant_reads_the_partial_sum():
 
 def test_configuration():
     config = preset("jeit_stt").with_dataflow("jeit_fa")
-    assert config.routes == ("abs_diff", "and_bitcount", "jeit_fa") and not config.zero_skip
-    with pytest.raises(ValueError, match="zero_skip=True needs dataflow 'abs_diff'"):
-        dataclasses.replace(preset("jeit_stt"), dataflow="jeit_fa",
-                            routes=("jeit_fa", "and_bitcount"))
+    # the route skips zero tiles as abs_diff does: with_dataflow keeps the preset's zero_skip
+    assert config.routes == ("abs_diff", "and_bitcount", "jeit_fa") and config.zero_skip
+    assert dataclasses.replace(preset("jeit_stt"), dataflow="jeit_fa",
+                               routes=("jeit_fa", "and_bitcount")).zero_skip
+    with pytest.raises(ValueError, match="zero_skip=True needs dataflow 'abs_diff' or "
+                                         "'jeit_fa'"):
+        dataclasses.replace(preset("jeit_stt"), dataflow="write_free",
+                            routes=("write_free", "and_bitcount"))
     lean = dataclasses.replace(preset("jeit_stt"), dataflow="jeit_fa",
                                routes=("jeit_fa", "and_bitcount"), zero_skip=False)
     assert Opcode.FS_STEP.value in CoreModel(lean)._codes
 
 
 def test_the_array_is_charged():
-    base, fa = preset("jeit_stt"), preset("jeit_stt").with_dataflow("jeit_fa")
+    fa = preset("jeit_stt")                                  # its dataflow is jeit_fa
+    base = dataclasses.replace(fa, dataflow="abs_diff", routes=("abs_diff", "and_bitcount"))
     p = E.PERIPHERY
     extra = E.op_costs(fa)[Opcode.FS_STEP].lane_gates - E.op_costs(base)[Opcode.FS_STEP].lane_gates
     assert extra == p["fa_array_gates"].value

@@ -72,8 +72,9 @@ def test_core_with_every_route_has_every_lane():
 
 
 def test_presets_list_their_routes():
-    # seed 000 and DIMA's present port: abs-diff; NAND-SPIN and IMAC's digital part: write-free
-    assert preset("jeit_stt").routes == ("abs_diff", "and_bitcount")
+    # seed 000: its FA array (jeit_fa, the default) and abs-diff write-back; NAND-SPIN and
+    # IMAC's digital part: write-free
+    assert preset("jeit_stt").routes == ("abs_diff", "and_bitcount", "jeit_fa")
     assert preset("nand_spin").routes == ("write_free", "and_bitcount")
     assert "min" not in {lane for r in preset("jeit_stt").routes for lane in ROUTES[r].lanes}
 

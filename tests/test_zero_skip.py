@@ -59,6 +59,7 @@ def test_zero_skip_needs_the_abs_diff_dataflow():
         dataclasses.replace(jeit, dataflow="write_free", routes=("write_free", "and_bitcount"))
     assert jeit.zero_skip and not jeit.with_dataflow("write_free").zero_skip
     assert jeit.with_dataflow("abs_diff").zero_skip
+    assert jeit.with_dataflow("jeit_fa").zero_skip                  # the seed's FA-array route
     assert isinstance(dataclasses.replace(PRESETS["dima_sot"], zero_skip=True),
                       AcceleratorConfig)
 
@@ -98,7 +99,8 @@ def expected_counters(compiled, model, image):
                     part = x[:, t * st.tile_width:(t + 1) * st.tile_width]
                     wt = w[:, t * st.tile_width:(t + 1) * st.tile_width]
                     for p in range(len(part)):
-                        l1, skipped = pim.zero_skip_tile(part[p], wt)
+                        l1, skipped = pim.zero_skip_tile(part[p], wt,
+                                                         fa_tree=st.route == "jeit_fa")
                         np.testing.assert_array_equal(l1, np.abs(part[p] - wt).sum(axis=1))
                         if skipped.all():
                             want["zs_tiles"] += st.out_channels
@@ -162,17 +164,23 @@ def check_skipping(model, images, on, k):
         n = on.operand_bits
         dots = ops_off["fs_step"] // (2 * n)
         assert ops_on["fs_step"] == 2 * n * (dots - got["zs_tiles"])
-        assert ops_on["write_row"] == ops_off["write_row"] - n * got["zs_tiles"]
-        # the SKIPZ is one MOVE per abs-diff tile dot: the only cost of the hardware
+        # abs_diff writes n difference rows per dot, jeit_fa none (its sums are in the array)
+        per_dot = 0 if on.dataflow == "jeit_fa" else n
+        assert ops_on["write_row"] == ops_off["write_row"] - per_dot * got["zs_tiles"]
+        if on.dataflow == "jeit_fa":       # a skipped dot's 2n FS_STEPs saved, not its flush
+            assert saved == 2 * n * got["zs_tiles"]
+        # the SKIPZ is one MOVE per tile dot: the only cost of the hardware
         assert ops_on["move"] == ops_off["move"] + dots
         assert r_on.cycles == r_off.cycles + dots - saved
         skipped += got["zs_tiles"]
     return skipped
 
 
-@pytest.mark.parametrize("name, k", [("digits_addernet", 1), ("digits_addernet", 4),
-                                     ("fashion_addernet", 16)])
-def test_bundled_models_with_skipping(name, k):
+@pytest.mark.parametrize("name, k, dataflow", [
+    ("digits_addernet", 1, "abs_diff"), ("digits_addernet", 4, "abs_diff"),
+    ("fashion_addernet", 16, "abs_diff"), ("digits_addernet", 4, "jeit_fa"),
+    ("fashion_addernet", 16, "jeit_fa")])
+def test_bundled_models_with_skipping(name, k, dataflow):
     model = load_model(bundled_model_path(name))
     ds = "fashion_mnist" if name.startswith("fashion") else "digits"
     try:
@@ -180,14 +188,16 @@ def test_bundled_models_with_skipping(name, k):
     except Exception as e:                               # the data set is not available
         pytest.skip(f"{ds}: {e}")
     rng = np.random.default_rng(SEED + k)
-    skipped = check_skipping(model, _sparse_images(x, rng, 3), PRESETS["jeit_stt"], k)
+    skipped = check_skipping(model, _sparse_images(x, rng, 3),
+                             PRESETS["jeit_stt"].with_dataflow(dataflow), k)
     if name.startswith("fashion"):        # its first layer is an adder layer on the image
         assert skipped > 0
 
 
+@pytest.mark.parametrize("dataflow", ["abs_diff", "jeit_fa"])
 @pytest.mark.parametrize("c_in, k, pool", [(2, 1, None), (2, 4, "max"), (1, 4, "avg"),
                                            (1, 1, None)])
-def test_sparse_adder_layers_skip(c_in, k, pool):
+def test_sparse_adder_layers_skip(c_in, k, pool, dataflow):
     # columns 16: fan-in 18 takes 2 tiles of a 1-subarray mat (wide), 1 tile of a 4-subarray
     # mat (wide); fan-in 9 is segmented on 4 subarrays (groups of 4 patches)
     rng = np.random.default_rng(SEED + 7 * c_in + k)
@@ -202,7 +212,8 @@ def test_sparse_adder_layers_skip(c_in, k, pool):
         img[rng.random(img.shape) < 0.5] = 0                 # ReLU-like sparsity
         img[:, : 2 + i, :] = 0                               # zero tiles
         images.append(img)
-    cfg = dataclasses.replace(PRESETS["jeit_stt"], rows=128, columns=16)
+    cfg = dataclasses.replace(PRESETS["jeit_stt"].with_dataflow(dataflow), rows=128,
+                              columns=16)
     assert check_skipping(model, images, cfg, k) > 0
 
 

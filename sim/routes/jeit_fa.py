@@ -18,6 +18,11 @@ tree and its carry latch updates in the same cycle. Per tile dot (``n = operand_
 The REQUANT after the dot takes the subarrays' sums in place of the accumulators (until the
 next reduce micro-op). Cycles per tile dot: 2n + L, no array write (``abs_diff``: 4n (+ 1 if n
 is odd), n of them STT writes that stall a cycle each on ``jeit_stt``, and n reads back).
+
+Zero skipping (``config.zero_skip``, ``docs/dataflows.rst``): as on ``abs_diff``, a ``MOVE
+SKIPZ`` before the dot jumps over its 2n FS_STEPs when the tile's inputs are all zero, and the
+REQUANT takes ``sum w`` from a buffer slot. The L flush NOPs stay after the skipped window
+(``sim.compiler._skipped``): a skipped dot costs 1 + L cycles instead of 2n + L.
 """
 
 from __future__ import annotations
