@@ -145,3 +145,20 @@ def test_cli_refuses_an_unknown_model(capsys):
     assert dima_repro.main(["--model", "nope"]) == 2
     assert capsys.readouterr().err.startswith(
         "python -m sim.dima_repro: error: --model must be one of ")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "digits_addnet", "--sweep-m", "--multiplier", "2"],
+     "python -m sim.train: error: --sweep-m trains every m of the sweep; leave out --multiplier"),
+    (["--model", "digits_addernet", "--sweep-m"],
+     "python -m sim.train: error: --sweep-m applies to one Add-Net model (digits_addnet, "
+     "fashion_addnet), not --model digits_addernet"),
+])
+def test_sweep_m_refuses_bad_input_in_one_line(tmp_path, args, message):
+    import subprocess
+    import sys
+    pytest.importorskip("torch")
+    r = subprocess.run([sys.executable, "-m", "sim.train", *args, "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr.strip() == message
+    assert list(tmp_path.iterdir()) == []
