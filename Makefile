@@ -19,9 +19,9 @@ SIM      ?=
 WAVES    ?= 0
 PRESET   ?= nand_spin
 # PRESET=imac_sot runs the CPU-IMAC network of seed 003 (sim/imac_flow.py) unless MODEL says otherwise;
-# PRESET=dima_sot the bundled Add-Net of seed 002 (digits_addnet; fashion_addnet is not trained),
-# on a core sized for it (data_words 8192, buffer_slots 4096, program_words 2048 for MAT=4:
-# sim.compiler.propose_config).
+# PRESET=dima_sot the bundled Add-Net of seed 002 (digits_addnet; MODEL=fashion_addnet the
+# seed's MNIST configuration on Fashion-MNIST, 28x28: slow in a simulator), on a core sized for
+# the model (--propose: sim.compiler.propose_config).
 MODEL    ?= $(if $(filter imac_sot,$(PRESET)),fashion_lenet_imac,$(if $(filter dima_sot,$(PRESET)),digits_addnet,fashion_addernet))
 # Empty: the data set told by MODEL's name (a bundled model's own); fashion_mnist or digits
 # for a model file whose name does not tell (sim, report, variation).
@@ -157,7 +157,7 @@ sim: install ## run MODEL on N test images on the RTL core of PRESET (SIM, defau
 	    --preset $(PRESET) --sim $(if $(SIM),$(SIM),verilator) \
 	    $(if $(DATAFLOW),--dataflow $(DATAFLOW)) $(if $(MAT),--mat $(MAT)) \
 	    $(if $(DATASET),--dataset $(call shquote,$(DATASET))) \
-	    $(if $(filter dima_sot,$(PRESET)),--data-words 8192 --buffer-slots 4096 --program-words 2048)
+	    $(if $(filter dima_sot,$(PRESET)),--propose)
 
 report: install ## per-preset energy/latency/GOPS/GOPS-W/area of MODEL from a real RTL run (on verilator with toggle counts for the CMOS logic energy), vs the papers (build/reports/report.md)
 	$(VPY) -m sim.report --backend rtl --model $(call shquote,$(MODEL)) -n $(or $(N),1) \
@@ -208,8 +208,9 @@ $(TRAIN_STAMP): $(STAMP)
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[train]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true
 	@touch $@
 
-train: $(TRAIN_STAMP) ## retrain the bundled reference models from seed 0 (torch CPU, ~25 min)
+train: $(TRAIN_STAMP) ## retrain the bundled reference models and the Add-Net m sweep from seed 0 (torch CPU, ~50 min)
 	$(VPY) -m sim.train --model all --seed 0
+	$(VPY) -m sim.train --model digits_addnet --sweep-m --seed 0 --epochs 20
 	$(VPY) -m sim.train_imac --seed 0
 
 train-imac: $(TRAIN_STAMP) ## retrain only the CPU-IMAC LeNet (seed 003) from seed 0 (about 9 min)

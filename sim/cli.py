@@ -30,7 +30,7 @@ from .util import UserError, parse_mat, write_json_atomic
 BACKENDS = ("golden", "rtl")
 #: Which data set each bundled model was trained on.
 MODEL_DATASET = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits",
-                 "digits_addnet": "digits"}
+                 "digits_addnet": "digits", "fashion_addnet": "fashion_mnist"}
 
 
 def _resolve_model(spec: str):
@@ -77,6 +77,8 @@ def cmd_run(args) -> int:
     mat = parse_mat(args.mat, rtl_config, args.preset) or rtl_config.subarrays_per_mat
     config = rtl_config if args.backend == "rtl" else None
     model, ds_name, model_path = _resolve_model(args.model)
+    if args.propose and config is not None:     # the core's sizes from the model (issue 11)
+        config = proposed_config(model, config, mat, args.preset)
     if out is None:
         tag = (args.backend if config is None else
                f"rtl-{args.preset}-{config.dataflow}-mat{mat}")
@@ -156,6 +158,23 @@ def _config_of(args, *, need_sim: bool = True):
         from sim.nand_postproc import with_postproc
         config = with_postproc(config, args.postproc)
     return config
+
+
+def proposed_config(model, config, mat: int, preset_name: str):
+    """``config`` with the sizes the model needs on a mat of ``mat`` subarrays
+    (``sim.compiler.propose_config``: each size raised to the smallest allowed value that holds
+    the model, sizes that suffice kept); prints what changed. A model that no size makes fit
+    is a one-line UserError."""
+    from sim.compiler import CompileError, propose_config
+    try:
+        new = propose_config(model, config, subarrays=mat)
+    except CompileError as e:
+        raise UserError(f"--propose: --preset {preset_name} --mat {mat}: {e}") from None
+    changed = [f"{f} {getattr(config, f)} -> {getattr(new, f)}" for f in SIZE_FIELDS
+               if getattr(new, f) != getattr(config, f)]
+    print(f"--propose: {', '.join(changed) or 'the configured sizes hold the model'}",
+          flush=True)
+    return new
 
 
 def _run_rtl(args, config, mat, model, model_path, x, golden_logits) -> dict:
@@ -345,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--mat", help="subarrays in lock-step in the simulated mat (rtl backend; "
                    "default: the preset's subarrays_per_mat)")
     add_size_options(r)
+    r.add_argument("--propose", action="store_true",
+                   help="rtl backend: raise every core size the model needs to the smallest "
+                   "that holds it (sim.compiler.propose_config), after the options above")
     r.add_argument("--report", help="JSON report path (default build/reports/MODEL-golden.json "
                    "or MODEL-rtl-PRESET-DATAFLOW-matK.json)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")

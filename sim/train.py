@@ -1,7 +1,7 @@
 """Train the reference AdderNets in float (torch) and export them int8-quantized.
 
     python -m sim.train --model fashion_addernet|digits_addernet|digits_addnet|fashion_addnet|all
-                        [--seed 0] [--epochs N] [--out DIR]
+                        [--seed 0] [--epochs N] [--out DIR] [--multiplier M | --sweep-m]
 
 Writes ``DIR/<name>.npz`` (:func:`golden.model.save_model`, quantized by
 :func:`golden.quantize.quantize_model`) and ``DIR/<name>.json`` (seed, epochs, accuracies
@@ -120,20 +120,29 @@ CONFIGS = {
     # The seed's MNIST configuration (Section 4.1.2: 16 input channels, 5 basic blocks, 128
     # hidden neurons, batch 64, 3x3 kernels, channel multiplier 4) on Fashion-MNIST.
     # ASSUMPTION: average pooling 4x4 (28 -> 7) before the MLP; the seed does not give its size.
-    # ASSUMPTION: one epoch: at 28x28 with 5 blocks a batch of 64 takes about 2.8 s on one
-    # thread here (the elementwise BN / tanh / quantizer work dominates), so 45 min per epoch.
+    # ASSUMPTION: one pass over a seeded subset of 8,192 training images (128 batches; a batch
+    # takes 1.2 s of one thread's CPU, so the 60,000 of the full set take 20 min of CPU, and
+    # the shared machine gave this job an eighth of a core: hours of wall time). Calibration
+    # on 500 and percentile selection on 250 other training images; the test accuracies on the
+    # first 1,000 test images (test_images), the float one from torch (eval mode, the same
+    # network), the int8 one from golden: golden's 28x28 depthwise layers take about 50 ms of
+    # CPU per image. check_images: the int8 accuracy on the first test images, which
+    # tests/test_models_addnet.py recomputes from the file.
     "fashion_addnet": {
         "dataset": "fashion_mnist",
         "input_scale": 1.0 / 255.0,
         "class_names": datasets.FASHION_CLASSES,
         "arch": _addnet(16, 5, 4, 4, 16 * 7 * 7, 128),
         "epochs": 1, "batch": 64, "optimizer": "adam", "lr": 1e-3, "lr_end": 1e-4,
-        "calib": 2000, "select": 2000, "progress": 50,
+        "train_subset": 8192, "calib": 500, "select": 250, "progress": 16,
+        "float_eval": "torch", "test_images": 1000, "check_images": 300,
     },
 }
+#: Channel multipliers of ``--sweep-m`` (seed 002 Table 3 sweeps m = 1 .. 16; 16 is left out:
+#: its depthwise layers cost 4x those of m = 4 on the shared CPU).
+SWEEP_M = (1, 2, 4, 8)
 #: The models committed in golden/models, which ``--model all`` (``make train``) retrains.
-#: fashion_addnet is trained only on request (about 45 min per epoch on one thread here).
-BUNDLED = ("fashion_addernet", "digits_addernet", "digits_addnet")
+BUNDLED = ("fashion_addernet", "digits_addernet", "digits_addnet", "fashion_addnet")
 #: Output-scale percentiles tried at export; the best int8 accuracy on held-out train data wins.
 PERCENTILES = (99.9, 99.99, 99.999, 100.0)
 
@@ -364,11 +373,28 @@ def _with_multiplier(cfg: dict, m: int) -> dict:
     return dict(cfg, arch=_addnet(channels, blocks, m, pool, features, hidden))
 
 
+def _spatial_baseline(cfg: dict) -> dict:
+    """The baseline CNN of seed 002 sec. 4.1.2 on an Add-Net's topology: every basic block
+    replaced by one 3x3 spatial multiply convolution C -> C (BN, ReLU), in float, "without any
+    quantization", the hyper-parameters unchanged."""
+    channels, blocks, _, pool, features, hidden = cfg["arch"][0]["addnet"]
+    arch = ([_conv("mul_conv2d", 1, channels)]
+            + [_conv("mul_conv2d", channels, channels) for _ in range(blocks)]
+            + [{"kind": "avg_pool2d", "kernel": pool, "stride": pool}, {"kind": "flatten"},
+               _lin("mul_linear", features, hidden), _lin("mul_linear", hidden, 10)])
+    return dict(cfg, arch=arch)
+
+
 def train_model(name: str, seed: int, epochs: int | None, out_dir: Path,
-                multiplier: int | None = None) -> dict:
+                multiplier: int | None = None, *, baseline: bool = False,
+                write: bool = True) -> dict:
+    """Train ``name`` (``multiplier``: an Add-Net's m; ``baseline``: its spatial-convolution
+    baseline, float only, not exported) and, with ``write``, save the model and its JSON."""
     cfg = CONFIGS[name]
     if multiplier is not None:
         cfg = _with_multiplier(cfg, multiplier)
+    if baseline:
+        cfg = _spatial_baseline(cfg)
     epochs = cfg["epochs"] if epochs is None else epochs
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -379,11 +405,19 @@ def train_model(name: str, seed: int, epochs: int | None, out_dir: Path,
     te_img, te_lab = datasets.load_dataset(cfg["dataset"], "test")
     xtr, ytr = _to_tensor(tr_img, cfg["input_scale"]), torch.from_numpy(tr_lab)
     xte, yte = _to_tensor(te_img, cfg["input_scale"]), torch.from_numpy(te_lab)
+    subset = None
+    if cfg.get("train_subset") and cfg["train_subset"] < len(tr_lab):
+        # a seeded subset for training; calibration and selection below draw from the rest
+        subset = np.random.default_rng(seed + 1).permutation(len(tr_lab))
+        held = subset[cfg["train_subset"]:]
+        subset = np.sort(subset[:cfg["train_subset"]])
+        xtr, ytr = xtr[torch.from_numpy(subset)], ytr[torch.from_numpy(subset)]
 
     net = Net(cfg["arch"], cfg.get("eta", 0.0))
     n_params = sum(p.numel() for p in net.parameters())
-    print(f"{name}: {len(tr_lab)} train / {len(te_lab)} test images, {n_params} parameters, "
-          f"{epochs} epochs, seed {seed}", flush=True)
+    print(f"{name}{' spatial baseline' if baseline else ''}: {len(ytr)} train / "
+          f"{len(te_lab)} test images, {n_params} parameters, {epochs} epochs, seed {seed}"
+          + (f", m = {multiplier}" if multiplier is not None else ""), flush=True)
     steps = epochs * math.ceil(len(ytr) / cfg["batch"])
     if cfg.get("optimizer") == "adam":
         opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
@@ -420,11 +454,19 @@ def train_model(name: str, seed: int, epochs: int | None, out_dir: Path,
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     train_seconds = time.perf_counter() - t0
     net.eval()
+    if baseline:
+        acc = _eval(net, xte, yte)
+        return {"seed": seed, "epochs": epochs, "float_test_accuracy": acc,
+                "n_test": int(len(te_lab)), "train_seconds": round(train_seconds, 1),
+                "architecture": architecture_text(cfg["arch"]), "parameters": n_params,
+                "evaluated_by": "torch, eval mode (float, not exported)"}
 
     # Export: pick the output-scale percentile with the best int8 accuracy on train images that
     # are not the calibration images (digits: too few images, calibrate and select on all).
     t1 = time.perf_counter()
     order = rng.permutation(len(tr_lab))
+    if subset is not None:
+        order = rng.permutation(held)
     if cfg["calib"] is None:
         cal_idx = sel_idx = order
     else:
@@ -442,8 +484,15 @@ def train_model(name: str, seed: int, epochs: int | None, out_dir: Path,
         if best is None or acc > best[0]:
             best = (acc, pct, model)
     _, pct, model = best
-    float_acc = accuracy(infer_float(model, te_img), te_lab)
-    int_acc = accuracy(infer_int(model, te_img), te_lab)
+    n_all = len(te_lab)
+    if cfg.get("test_images"):
+        te_img, te_lab = te_img[:cfg["test_images"]], te_lab[:cfg["test_images"]]
+    if cfg.get("float_eval") == "torch":
+        float_acc = _eval(net, xte[:len(te_lab)], yte[:len(te_lab)])
+    else:
+        float_acc = accuracy(infer_float(model, te_img), te_lab)
+    int_pred = infer_int(model, te_img).argmax(1)
+    int_acc = float((int_pred == te_lab).mean())
     meta = {"seed": seed, "epochs": epochs, "float_test_accuracy": float_acc,
             "int8_test_accuracy": int_acc, "test_split": "test", "n_test": int(len(te_lab)),
             "train_seconds": round(train_seconds, 1), "torch_version": torch.__version__,
@@ -451,6 +500,23 @@ def train_model(name: str, seed: int, epochs: int | None, out_dir: Path,
             "calibration_percentile": pct, "torch_threads": torch.get_num_threads()}
     if "addnet" in cfg["arch"][0]:
         meta["channel_multiplier"] = cfg["arch"][0]["addnet"][2]
+    if cfg.get("float_eval") == "torch":
+        meta["float_evaluated_by"] = "torch, eval mode (the trained network, not the export)"
+    if len(te_lab) < n_all:
+        meta["test_split"] = f"test, the first {len(te_lab)} of {n_all} images"
+    if cfg.get("check_images"):
+        k = cfg["check_images"]
+        meta["int8_correct_first_test_images"] = [k, int((int_pred[:k] == te_lab[:k]).sum())]
+    if subset is not None:
+        meta["train_images"] = int(len(subset))
+        meta["train_subset"] = (f"{len(subset)} of {len(tr_lab)} training images, "
+                                f"numpy default_rng(seed + 1).permutation's first "
+                                f"{len(subset)}; calibration and percentile selection on "
+                                f"the others")
+    if not write:
+        print(f"{name} m = {meta.get('channel_multiplier')}: float test accuracy "
+              f"{float_acc:.4f}, int8 test accuracy {int_acc:.4f}", flush=True)
+        return meta
     # Both files are staged in a hidden directory and renamed together: the bundled-model glob
     # (golden/models/*.npz) never lists a temporary file, and a kill leaves no partial file.
     write_files({out_dir / f"{name}.npz": lambda tmp: save_model(model, tmp),
@@ -459,6 +525,41 @@ def train_model(name: str, seed: int, epochs: int | None, out_dir: Path,
           f"(golden, {len(te_lab)} images); training {train_seconds:.1f} s, export "
           f"{time.perf_counter() - t1:.1f} s; wrote {out_dir / (name + '.npz')}", flush=True)
     return meta
+
+
+def sweep_m(name: str, seed: int, epochs: int | None, out_dir: Path) -> dict:
+    """Seed 002 Table 3's experiment on our data: ``name`` (an Add-Net) trained at every channel
+    multiplier of :data:`SWEEP_M` and its spatial-convolution baseline
+    (:func:`_spatial_baseline`), same seed and epochs; writes ``<name>_msweep.json`` (no model
+    file) and returns it."""
+    t0 = time.perf_counter()
+    rows = []
+    for m in SWEEP_M:
+        meta = train_model(name, seed, epochs, out_dir, m, write=False)
+        rows.append({"m": m, "parameters": meta["parameters"],
+                     "float_test_accuracy": meta["float_test_accuracy"],
+                     "int8_test_accuracy": meta["int8_test_accuracy"],
+                     "train_seconds": meta["train_seconds"]})
+    base = train_model(name, seed, epochs, out_dir, baseline=True, write=False)
+    cfg = CONFIGS[name]
+    out = {"model": name, "dataset": cfg["dataset"], "seed": seed,
+           "epochs": cfg["epochs"] if epochs is None else epochs, "n_test": base["n_test"],
+           "command": f"python -m sim.train --model {name} --sweep-m --seed {seed}"
+                      + (f" --epochs {epochs}" if epochs is not None else ""),
+           "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
+           "source": "seed 002 sec. 4.1.3, Table 3 (SVHN there)",
+           "multipliers": rows, "spatial_baseline": base,
+           "seconds": round(time.perf_counter() - t0, 1)}
+    write_files({out_dir / f"{name}_msweep.json": json_text(out, sort_keys=False)},
+                option="--out")
+    print(f"{name}: m sweep (seed {seed}, {out['epochs']} epochs, {out['n_test']} test images)")
+    for r in rows:
+        print(f"  m = {r['m']}: {r['parameters']} parameters, float "
+              f"{100 * r['float_test_accuracy']:.2f} %, int8 {100 * r['int8_test_accuracy']:.2f} %")
+    print(f"  spatial baseline (float): {base['parameters']} parameters, "
+          f"{100 * base['float_test_accuracy']:.2f} %; wrote {out_dir / (name + '_msweep.json')}",
+          flush=True)
+    return out
 
 
 class _Parser(argparse.ArgumentParser):
@@ -473,11 +574,16 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True, choices=[*CONFIGS, "all"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None,
-                   help="default: per model (fashion_addernet 10, digits 60, fashion_addnet 1)")
+                   help="default: per model (fashion_addernet 10, digits 60, fashion_addnet 1 over "
+                        "a subset)")
     p.add_argument("--out", type=Path, default=MODELS_DIR)
     p.add_argument("--multiplier", type=int, default=None,
                    help="Add-Net models: channel multiplier m of every depthwise layer "
                         "(default 4, the seed's)")
+    p.add_argument("--sweep-m", action="store_true",
+                   help="Add-Net models: train at m = " + ", ".join(map(str, SWEEP_M))
+                        + " and the spatial-convolution baseline (seed 002 Table 3), write "
+                        "<model>_msweep.json instead of the model")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on a shared 2-core machine two threads ran "
                         "6x slower than one)")
@@ -494,11 +600,18 @@ def main(argv=None) -> int:
         if args.model not in CONFIGS or "addnet" not in CONFIGS[args.model]["arch"][0]:
             p.error(f"--multiplier applies to one Add-Net model (digits_addnet, "
                     f"fashion_addnet), not --model {args.model}")
+    if args.sweep_m:
+        if args.multiplier is not None:
+            p.error("--sweep-m trains every m of the sweep; leave out --multiplier")
+        if args.model not in CONFIGS or "addnet" not in CONFIGS[args.model]["arch"][0]:
+            p.error(f"--sweep-m applies to one Add-Net model (digits_addnet, fashion_addnet), "
+                    f"not --model {args.model}")
     names = list(BUNDLED) if args.model == "all" else [args.model]
+    ends = ("_msweep.json",) if args.sweep_m else (".npz", ".json")
     try:                                        # before any training
         check_dir("--out", args.out)
         for name in names:
-            for end in (".npz", ".json"):
+            for end in ends:
                 check_file("--out", args.out / f"{name}{end}")
     except UserError as e:
         p.error(str(e))
@@ -506,7 +619,10 @@ def main(argv=None) -> int:
     torch.use_deterministic_algorithms(True)
     try:
         for name in names:
-            train_model(name, args.seed, args.epochs, args.out, args.multiplier)
+            if args.sweep_m:
+                sweep_m(name, args.seed, args.epochs, args.out)
+            else:
+                train_model(name, args.seed, args.epochs, args.out, args.multiplier)
     except datasets.DatasetError as e:
         print(f"python -m sim.train: error: {e}", file=sys.stderr)
         return 1

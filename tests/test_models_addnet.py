@@ -13,7 +13,8 @@ from golden.model import (
 )
 
 # name, loader, basic blocks (accuracy against the JSON: tests/test_models.py)
-CASES = [("digits_addnet", datasets.load_digits, 2)]
+CASES = [("digits_addnet", datasets.load_digits, 2),
+         ("fashion_addnet", datasets.load_fashion_mnist, 5)]
 
 
 @pytest.mark.parametrize("name,load,blocks", CASES, ids=[c[0] for c in CASES])
@@ -55,3 +56,27 @@ def test_committed_addnet_blocks_equal_float(name, load, blocks):
         assert (trace[k].astype(np.int64) == np.rint((exp + 1) * 255 / 2)).all(), k
         checked += 1
     assert checked == 2 * blocks - 1
+
+
+#: fashion_addnet's int8 accuracy on the first 300 Fashion-MNIST test images, as measured when
+#: it was trained (253 of 300, 84.3 %, ``python -m sim.train --model fashion_addnet``); the
+#: floor is that measurement, not a value of the code under test.
+FASHION_CORRECT = 253
+
+
+def test_fashion_addnet_int8_accuracy_recomputed_from_the_file():
+    """Golden integer inference of the committed file on the first 300 test images gets the
+    count measured at training (the JSON records it), and its recorded accuracies are the
+    seed's MNIST configuration's on Fashion-MNIST (5 blocks, m = 4, 128 hidden)."""
+    try:
+        images, labels = datasets.load_fashion_mnist("test")
+    except datasets.DatasetError as e:
+        pytest.skip(f"fashion_addnet: test data set not installed: {e}")
+    model = load_model(MODELS_DIR / "fashion_addnet.npz")
+    meta = json.loads((MODELS_DIR / "fashion_addnet.json").read_text())
+    k, correct = meta["int8_correct_first_test_images"]
+    assert (k, correct) == (300, FASHION_CORRECT)
+    got = int((infer_int(model, images[:k]).argmax(1) == labels[:k]).sum())
+    assert got == FASHION_CORRECT, f"fashion_addnet: {got} of {k} correct, measured {correct}"
+    assert model.layers[-1].params["weight"].shape == (10, 128)
+    assert meta["channel_multiplier"] == 4 and meta["train_images"] == 8192
