@@ -30,21 +30,33 @@ class AndBitcount(Route):
         return layer.kind in COMPUTE_KINDS and not layer.is_adder
 
     def dot(self, stage, t, xrow, wslot, config) -> list:
-        n = stage.n
-        pairs = sorted(((m, k) for m in range(n) for k in range(n)),
-                       key=lambda mk: (-(mk[0] + mk[1]), -mk[1]))
-        body, prev = [], None
-        for m, k in pairs:
-            subtract = k != n - 1          # accumulating -dot: the sign plane adds
-            if prev is None:
-                imm = ReduceOp.L1_FIRST
-            elif m + k != prev:
-                imm = ReduceOp.SHIFT_SUB if subtract else ReduceOp.SHIFT_ADD
-            else:
-                imm = ReduceOp.SUB if subtract else ReduceOp.ADD
-            prev = m + k
-            body.append(op(Opcode.AND_FU, imm=imm.value, a=xrow(m), b=wslot(k)))
-        return body
+        return plane_pair_dot(stage.n, Opcode.AND_FU, xrow, wslot)
+
+
+def pair_order(n: int) -> list:
+    """The ``(m, k)`` plane pairs (m of the input, k of the weight) in issue order: m + k
+    descending, then k descending, so that each weight of 2**(m + k) is reached by shifting."""
+    return sorted(((m, k) for m in range(n) for k in range(n)),
+                  key=lambda mk: (-(mk[0] + mk[1]), -mk[1]))
+
+
+def plane_pair_dot(n: int, opcode: Opcode, xrow, b) -> list:
+    """The ``n^2`` micro-ops of a bit-plane dot (seed 001 eq. 1): ``opcode`` (``AND_FU`` with
+    weight plane ``b(k)`` from the buffer, or ``AND2`` with weight row ``b(k)``) of input plane
+    row ``xrow(m)``, reduced MSB pair first; the sign planes (k = n - 1 of the two's-complement
+    weight) subtract, since the column reduce accumulates -dot."""
+    body, prev = [], None
+    for m, k in pair_order(n):
+        subtract = k != n - 1          # accumulating -dot: the sign plane adds
+        if prev is None:
+            imm = ReduceOp.L1_FIRST
+        elif m + k != prev:
+            imm = ReduceOp.SHIFT_SUB if subtract else ReduceOp.SHIFT_ADD
+        else:
+            imm = ReduceOp.SUB if subtract else ReduceOp.ADD
+        prev = m + k
+        body.append(op(opcode, imm=imm.value, a=xrow(m), b=b(k)))
+    return body
 
 
 register_route(AndBitcount())

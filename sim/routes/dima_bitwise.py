@@ -34,17 +34,12 @@ route has. Rows: ``T*n`` fewer for the patches than ``and_bitcount``.
 from __future__ import annotations
 
 from golden.model import COMPUTE_KINDS
-from rtl.column_reduce import ReduceOp
 from rtl.isa import Opcode, Operand, WriteSrc
+
+from .and_bitcount import pair_order, plane_pair_dot
 from .base import Route, op, register_route
 
 __all__ = ["DimaBitwise", "pair_order"]
-
-def pair_order(n: int) -> list:
-    """The ``(m, k)`` plane pairs (m of the input, k of the weight) in issue order: m + k
-    descending, then k descending (the and_bitcount order)."""
-    return sorted(((m, k) for m in range(n) for k in range(n)),
-                  key=lambda mk: (-(mk[0] + mk[1]), -mk[1]))
 
 
 class DimaBitwise(Route):
@@ -82,19 +77,6 @@ class DimaBitwise(Route):
     def dot(self, stage, t, xrow, wslot, config) -> list:
         """``n^2`` AND2 of input plane row ``xrow(m)`` and weight row ``t*n + k`` (the weight
         rows :meth:`channel_setup` wrote; ``wslot`` is unused)."""
-        n = stage.n
-        body, prev = [], None
-        for m, k in pair_order(n):
-            subtract = k != n - 1          # accumulating -dot: the sign plane adds
-            if prev is None:
-                imm = ReduceOp.L1_FIRST
-            elif m + k != prev:
-                imm = ReduceOp.SHIFT_SUB if subtract else ReduceOp.SHIFT_ADD
-            else:
-                imm = ReduceOp.SUB if subtract else ReduceOp.ADD
-            prev = m + k
-            body.append(op(Opcode.AND2, imm=imm.value, a=xrow(m), b=Operand(t * n + k)))
-        return body
-
+        return plane_pair_dot(stage.n, Opcode.AND2, xrow, lambda k: Operand(t * stage.n + k))
 
 register_route(DimaBitwise())
