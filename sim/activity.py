@@ -28,6 +28,8 @@ its source.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -81,17 +83,45 @@ PARAMS: dict[str, Param] = _build_params()
 
 # -- runners: the toggle-counting builds ---------------------------------------------------------
 
+@contextlib.contextmanager
+def _waves_on():
+    """cocotb's runner lets the ``WAVES`` environment variable override its ``waves``
+    argument (``make`` exports ``WAVES=0``): a traced build or run needs it on."""
+    old = os.environ.get("WAVES")
+    os.environ["WAVES"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["WAVES"]
+        else:
+            os.environ["WAVES"] = old
+
+
+class _Traced:
+    """Mixin of the trace runners: ``build`` and ``test`` with waves on whatever ``WAVES``
+    says (:func:`_waves_on`)."""
+
+    def build(self, *args, **kwargs):
+        with _waves_on():
+            return super().build(*args, **kwargs)
+
+    def test(self, *args, **kwargs):
+        with _waves_on():
+            return super().test(*args, **kwargs)
+
+
 def trace_runner(sim: str):
     """A cocotb runner for ``sim`` that counts toggles: Verilator (the ports-only runner of
     ``sim.rtl_backend``) built with ``--trace-saif`` instead of ``--trace``; Icarus with its
-    VCD dumper instead of FST."""
+    VCD dumper instead of FST. Both trace whatever the ``WAVES`` environment variable says."""
     from cocotb_tools.runner import get_runner
 
     from sim.rtl_backend import _verilator_ports_only
     if sim == "verilator":
         base = _verilator_ports_only()
 
-        class VerilatorSaif(base):
+        class VerilatorSaif(_Traced, base):
             def _build_command(self):
                 cmds = super()._build_command()
                 cmds[0] = ["--trace-saif" if a == "--trace" else a for a in cmds[0]]
@@ -99,7 +129,7 @@ def trace_runner(sim: str):
         return VerilatorSaif()
     base = type(get_runner(sim))
 
-    class IcarusVcd(base):
+    class IcarusVcd(_Traced, base):
         def _test_command(self):
             cmds = super()._test_command()
             return [["-vcd" if a == "-fst" else a for a in c] for c in cmds]

@@ -5,7 +5,9 @@ hand-written files, the logic energy and leakage terms against hand computations
 weight buffer sized to the model (sim.sram.buffer_sizing)."""
 
 import json
+import os
 from types import SimpleNamespace
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -34,12 +36,15 @@ class Counter(wiring.Component):
 
 def _count(sim):
     """One traced run per simulator (cached): the toggles and what the counter counted; a
-    fixed cycle count (min = max - 1) so that both simulators run the same stimulus."""
+    fixed cycle count (min = max - 1) so that both simulators run the same stimulus. With
+    ``WAVES=0`` in the environment, as ``make`` exports it: cocotb's runner lets it override
+    its ``waves`` argument, and a traced run must trace all the same."""
     if sim not in _RUNS:
-        build = run_block(Counter(), block="counter", sim=sim,
-                          test_module="cocotb_tests.test_activity",
-                          params={"bits": BITS, "min_cycles": 50, "max_cycles": 51},
-                          trace="toggles.out")
+        with mock.patch.dict(os.environ, {"WAVES": "0"}):
+            build = run_block(Counter(), block="counter", sim=sim,
+                              test_module="cocotb_tests.test_activity",
+                              params={"bits": BITS, "min_cycles": 50, "max_cycles": 51},
+                              trace="toggles.out")
         counted = json.loads((build / "counted.json").read_text())
         _RUNS[sim] = (activity.read_toggles(build / "toggles.out"), counted)
     return _RUNS[sim]
