@@ -123,6 +123,32 @@ def _int(v) -> int:
     return int(v)
 
 
+def _run_flow(text: str, top: str, flow, blackbox, yosys: str):
+    """Yosys on Verilog ``text``: ``flow`` after reading it (top ``top``, modules matching a
+    regular expression of ``blackbox`` as blackboxes); return ``(netlist JSON, blackboxed
+    module names, the script, seconds)``. Raises :class:`SynthError` with Yosys's last line."""
+    modules = re.findall(r"^module\s+(\\\S+|\w+)", text, re.M)
+    boxed = sorted({m.lstrip("\\") for m in modules
+                    if any(re.fullmatch(p, m.lstrip("\\")) for p in blackbox)})
+    with tempfile.TemporaryDirectory(prefix="spinpim-synth-") as tmp:
+        src, out = Path(tmp, "in.v"), Path(tmp, "out.json")
+        src.write_text(text)
+        script = [f"read_verilog {src}", f"hierarchy -top {top}"]
+        script += [f"blackbox {m}" for m in boxed]
+        script += [c.format(top=top) for c in flow] + [f"write_json {out}"]
+        t0 = time.perf_counter()
+        r = subprocess.run([shutil.which(yosys), "-q", "-p", "; ".join(script)],
+                           capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        if r.returncode:
+            lines = (r.stderr or r.stdout).strip().splitlines()
+            raise SynthError(lines[-1] if lines else f"yosys exit code {r.returncode}")
+        netlist = json.loads(out.read_text())
+    # The script names the temporary file; callers report it with "in.v".
+    script = [c.replace(str(src), "in.v") for c in script]
+    return netlist, boxed, script, seconds
+
+
 def synthesize_verilog(text: str, top: str, *, blackbox=(), yosys: str = "yosys") -> dict:
     """Run :data:`FLOW` on Verilog ``text`` (top module ``top``, modules matching a regular
     expression of ``blackbox`` kept as blackboxes); cell counts, macros and area.
@@ -132,23 +158,7 @@ def synthesize_verilog(text: str, top: str, *, blackbox=(), yosys: str = "yosys"
     ``area_um2`` is the cells' area before placement density.
     """
     version = yosys_version(yosys)
-    modules = re.findall(r"^module\s+(\\\S+|\w+)", text, re.M)
-    boxed = sorted({m.lstrip("\\") for m in modules
-                    if any(re.fullmatch(p, m.lstrip("\\")) for p in blackbox)})
-    with tempfile.TemporaryDirectory(prefix="spinpim-synth-") as tmp:
-        src, out = Path(tmp, "in.v"), Path(tmp, "out.json")
-        src.write_text(text)
-        script = [f"read_verilog {src}", f"hierarchy -top {top}"]
-        script += [f"blackbox {m}" for m in boxed]
-        script += [c.format(top=top) for c in FLOW] + [f"write_json {out}"]
-        t0 = time.perf_counter()
-        r = subprocess.run([shutil.which(yosys), "-q", "-p", "; ".join(script)],
-                           capture_output=True, text=True)
-        seconds = time.perf_counter() - t0
-        if r.returncode:
-            lines = (r.stderr or r.stdout).strip().splitlines()
-            raise SynthError(lines[-1] if lines else f"yosys exit code {r.returncode}")
-        netlist = json.loads(out.read_text())
+    netlist, boxed, script, seconds = _run_flow(text, top, FLOW, blackbox, yosys)
     cells, macros, boxes = Counter(), [], Counter()
     for name, cell in netlist["modules"][top]["cells"].items():
         t = cell["type"]
@@ -165,7 +175,7 @@ def synthesize_verilog(text: str, top: str, *, blackbox=(), yosys: str = "yosys"
             raise SynthError(f"cell type {t} of {name} has no library cell in "
                              "sim.synth.CELL_AREA_UM2")
     area = sum(n * CELL_AREA_UM2[t].value for t, n in cells.items())
-    return {"tool": version, "flow": "; ".join(script[2:-1]).replace(str(src), "in.v"),
+    return {"tool": version, "flow": "; ".join(script[2:-1]),
             "cells": dict(sorted(cells.items())), "cell_count": sum(cells.values()),
             "macros": sorted(macros, key=lambda m: m["name"]), "blackboxes": dict(boxes),
             "area_um2": area, "nand2_eq": area / NAND2_UM2, "seconds": round(seconds, 1)}
@@ -180,24 +190,8 @@ def synthesize_blocks(text: str, top: str, *, blackbox=(), yosys: str = "yosys")
     ``instances``: the submodule instances of the module (module names).
     """
     yosys_version(yosys)
-    modules = re.findall(r"^module\s+(\\\S+|\w+)", text, re.M)
-    boxed = sorted({m.lstrip("\\") for m in modules
-                    if any(re.fullmatch(p, m.lstrip("\\")) for p in blackbox)})
     flow = [c.replace(" -flatten", "") for c in FLOW]
-    with tempfile.TemporaryDirectory(prefix="spinpim-synth-") as tmp:
-        src, out = Path(tmp, "in.v"), Path(tmp, "out.json")
-        src.write_text(text)
-        script = [f"read_verilog {src}", f"hierarchy -top {top}"]
-        script += [f"blackbox {m}" for m in boxed]
-        script += [c.format(top=top) for c in flow] + [f"write_json {out}"]
-        t0 = time.perf_counter()
-        r = subprocess.run([shutil.which(yosys), "-q", "-p", "; ".join(script)],
-                           capture_output=True, text=True)
-        seconds = time.perf_counter() - t0
-        if r.returncode:
-            lines = (r.stderr or r.stdout).strip().splitlines()
-            raise SynthError(lines[-1] if lines else f"yosys exit code {r.returncode}")
-        netlist = json.loads(out.read_text())
+    netlist, boxed, _, seconds = _run_flow(text, top, flow, blackbox, yosys)
     names = {m.lstrip("\\") for m in netlist["modules"]}
     mods = {}
     for mname, mod in netlist["modules"].items():
