@@ -276,28 +276,26 @@ def synthesize_core(config: AcceleratorConfig, subarrays: int | None = None, *,
     return {"config": cfg.as_dict(), "subarrays": cfg.subarrays_per_mat, **rep}
 
 
-def load_cached(out_dir: Path, name: str, config: AcceleratorConfig, subarrays: int):
-    """The cached synthesis of ``name`` at K = ``subarrays`` for the current ``rtl/``, or
-    None."""
-    path = cache_path(out_dir, name, config, subarrays)
+def _read_json(path: Path):
+    """The JSON in ``path``, or None if it is missing or unreadable (a cache miss)."""
     if not path.is_file():
         return None
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def load_cached(out_dir: Path, name: str, config: AcceleratorConfig, subarrays: int):
+    """The cached synthesis of ``name`` at K = ``subarrays`` for the current ``rtl/``, or
+    None."""
+    return _read_json(cache_path(out_dir, name, config, subarrays))
 
 
 def load_cached_blocks(out_dir: Path, name: str, config: AcceleratorConfig, subarrays: int):
     """The cached :func:`synthesize_core_blocks` of ``name`` at K = ``subarrays`` for the
     current ``rtl/``, or None."""
-    path = blocks_cache_path(out_dir, name, config, subarrays)
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    return _read_json(blocks_cache_path(out_dir, name, config, subarrays))
 
 
 def logic_area_um2(rep: dict) -> float:

@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 
 from cocotb_tests.test_core_dimamap import SMALL, bitwise_cases, small_config
-from golden.model import infer_int
-from sim.compiler import compile_model, run_compiled
-from sim.core_model import CoreModel
+from sim.compiler import compile_model
+from tests.test_dima_map import _run as run_every_stage
 
 SEED = 20261130
 
@@ -29,22 +28,10 @@ def _config(k, routes=None):
 
 
 def _run(model, config, x):
-    """Compile and run every image on the cycle model, every stage == golden; returns the
-    compiled model and the counters of the last image."""
-    compiled = compile_model(model, config)
-    core = CoreModel(config, subarrays=compiled.subarrays, buffer_slots=compiled.buffer_slots,
-                     channels=compiled.channels, out_depth=compiled.out_depth,
-                     imem_depth=compiled.imem_depth)
-    for i, image in enumerate(x):
-        trace = infer_int(model, image[None], trace=True)
-        res = run_compiled(compiled, image, core, load_weights=i == 0)
-        for st, got in zip(compiled.stages, res.outputs, strict=True):
-            want = np.asarray(trace[st.golden_index])[0]
-            bad = np.argwhere(got != want)
-            assert not bad.size, (f"{model.name} on {config.routes} x{compiled.subarrays}, "
-                                  f"image {i} {st.name}: index {tuple(bad[0])} core "
-                                  f"{got[tuple(bad[0])]} golden {want[tuple(bad[0])]} "
-                                  f"(seed {SEED})")
+    """Compile and run every image on the cycle model, every stage == golden
+    (``tests.test_dima_map._run``); returns the compiled model and the counters of the last
+    image."""
+    compiled, res = run_every_stage(model, config, x)
     return compiled, res.counters
 
 

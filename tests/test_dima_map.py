@@ -38,9 +38,10 @@ def _run(model, config, x):
         for st, got in zip(compiled.stages, res.outputs, strict=True):
             want = np.asarray(trace[st.golden_index])[0]
             bad = np.argwhere(got != want)
-            assert not bad.size, (f"{model.name} image {i} {st.name}: index "
-                                  f"{tuple(bad[0])} core {got[tuple(bad[0])]} golden "
-                                  f"{want[tuple(bad[0])]} (seed {SEED})")
+            assert not bad.size, (f"{model.name} on {config.routes} x{compiled.subarrays}, "
+                                  f"image {i} {st.name}: index {tuple(bad[0])} core "
+                                  f"{got[tuple(bad[0])]} golden {want[tuple(bad[0])]} "
+                                  f"(seed {SEED})")
     return compiled, res
 
 
