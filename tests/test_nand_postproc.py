@@ -268,7 +268,8 @@ def test_builder_refuses_bad_input(kw, match):
 
 def test_postproc_field_and_the_compilers_refusal():
     """``AcceleratorConfig.postproc``: ``ppu`` in every preset, validated; ``in_memory`` needs
-    the bit-counters' route, and the compiler refuses it naming the layer (not built yet)."""
+    the bit-counters' route, and the compiler refuses what it does not build yet (``quant``
+    layers, standalone pools), naming the layer."""
     from golden.model import bundled_model_path, load_model
     from rtl.config import PRESETS
     from sim.compiler import CompileError, compile_model
@@ -285,11 +286,19 @@ def test_postproc_field_and_the_compilers_refusal():
         with_postproc(cfg, "x")
     im = with_postproc(cfg, "in_memory")
     assert im.postproc == "in_memory" and "nand_inmem" in im.routes
-    model = load_model(bundled_model_path("fashion_addernet"))
-    with pytest.raises(CompileError, match=r"^layer 0 \(adder_conv2d\): postproc 'in_memory' "
+    model = load_model(bundled_model_path("digits_addnet"))
+    with pytest.raises(CompileError, match=r"^layer 1 \(bin_gconv2d\): postproc 'in_memory' "
                                            r"\(seed 001 sec\. 4\.2\): in-memory post-processing "
-                                           r"of a compiled network is not built yet"):
+                                           r"of this layer is not built yet \(built: requant "):
         compile_model(model, im, subarrays=1)
+    from tests.layer_models import random_model
+    rng = np.random.default_rng(SEED)
+    x = rng.integers(0, 256, (1, 1, 6, 6), dtype=np.uint8)
+    pooled = random_model([("conv", "adder_conv2d", 2, 3, 1, 1), ("pool", "max", 3, 1),
+                           ("flatten",), ("linear", "mul_linear", 3)], (1, 6, 6), rng, x)
+    with pytest.raises(CompileError, match=r"^layer 1 \(max_pool2d\): postproc 'in_memory' "
+                                           r".*not built yet"):
+        compile_model(pooled, im, subarrays=1)
 
 
 def test_measure_model_costs_and_checks_every_output():
@@ -405,3 +414,51 @@ def test_path_bad_input():
         results_out_program(config, y0=0, lanes=4, addr=0, out_bits=config.operand_bits + 1)
     with pytest.raises(ValueError, match="do not fit data_words"):
         results_out_program(config, y0=0, lanes=4, addr=config.data_words - 2)
+
+
+# ---- the compiled network (sim.compiler with postproc='in_memory') ---------------------------
+
+def _run_both_ways(name, subarrays, images):
+    """``sim.nand_postproc.measure_compiled`` on ``images`` test images of a bundled model on
+    ``subarrays`` of the nand_spin mat; golden is checked inside (every stage ==)."""
+    from golden import datasets
+    from golden.model import bundled_model_path, load_model
+    from sim.nand_postproc import _DATASETS, measure_compiled
+    model = load_model(bundled_model_path(name))
+    x, _ = datasets.load_dataset(_DATASETS[name], "test")
+    return model, measure_compiled(model, preset("nand_spin"), x[:images],
+                                   subarrays=subarrays)
+
+
+@pytest.mark.parametrize("name, subarrays, images", [("digits_addernet", 1, 2),
+                                                     ("digits_addernet", 16, 1),
+                                                     ("fashion_addernet", 2, 1)])
+def test_compiled_model_in_memory_equals_golden(name, subarrays, images):
+    """A bundled network compiled with ``postproc='in_memory'`` runs on the cycle model with
+    every stage == ``golden.model.infer_int`` (checked inside ``measure_compiled``; on one
+    subarray of 128 lanes every layer takes several rows of lanes); its REQUANTs are all
+    LOGITs (no PPU requantization: the raw sums and the logits), the array does BITCOUNTs,
+    and the run's counters equal the compiler's static profile."""
+    from rtl.isa import decode
+    from sim.compiler import compile_model
+    from sim.core_model import MODE_LOGIT, PPU_MODE_LSB
+    model, res = _run_both_ways(name, subarrays, images)
+    im, ppu = res["in_memory"], res["ppu"]
+    assert im["counters"]["bitcount"] > 0 and ppu["counters"]["bitcount"] == 0
+    # one REQUANT per computed dot product either way (the PPU's MAX4 takes 4 too)
+    assert im["counters"]["requant"] == ppu["counters"]["requant"]
+    assert im["counters"]["cycles"] > ppu["counters"]["cycles"]   # the path and the programs
+    compiled = compile_model(model, im["config"], subarrays=subarrays)
+    modes = set()
+    for st in compiled.stages:
+        for ch in st.chunks:
+            for w in ch.program:
+                ins = decode(int(w), im["config"].isa_base_bits)
+                if ins.op.name == "REQUANT":
+                    modes.add((ins.imm >> PPU_MODE_LSB) & 3)
+    assert modes == {MODE_LOGIT}, modes
+    static: dict = {}
+    for st in compiled.stages:
+        for k, v in st.micro_ops.items():
+            static[k] = static.get(k, 0) + v * images
+    assert {k: im["counters"][k] for k in static} == static
