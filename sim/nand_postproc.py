@@ -943,7 +943,9 @@ def measure_compiled(model, config, images, *, subarrays: int | None = None) -> 
     dict
         ``{mode: {"cycles": per image, "energy_j": per image (``sim.energy.estimate`` of the
         counters), "counters": summed over the images, "config": the configuration,
-        "chunks": core runs per image}}`` for ``ppu`` and ``in_memory``.
+        "chunks": core runs per image, "postproc_cycles" / "postproc_moves": the cycles and
+        MOVEs of the in-memory programs per image (static; 0 for ``ppu``)}}`` for ``ppu`` and
+        ``in_memory``.
 
     Raises
     ------
@@ -979,8 +981,12 @@ def measure_compiled(model, config, images, *, subarrays: int | None = None) -> 
             energy += estimate(cfg, res.counters,
                                columns_active=cfg.columns * compiled.subarrays).energy_j
         n = len(images)
+        # the in-memory programs are the chunks that compute no patch (plan_stage's)
+        post = [ch for st in compiled.stages for ch in st.chunks if ch.patches == 0]
         out[mode] = {"cycles": total["cycles"] / n, "energy_j": energy / n, "counters": total,
-                     "config": cfg, "chunks": sum(len(st.chunks) for st in compiled.stages)}
+                     "config": cfg, "chunks": sum(len(st.chunks) for st in compiled.stages),
+                     "postproc_cycles": sum(ch.cycles for ch in post),
+                     "postproc_moves": sum(ch.micro_ops["move"] for ch in post)}
     return out
 
 
@@ -1075,6 +1081,10 @@ def _main_compiled(args) -> int:
               f"{c.get('bitcount', 0) / n:.0f} | {c.get('requant', 0) / n:.0f} | "
               f"{c.get('move', 0) / n:.0f} | {c.get('program', 0) / n:.0f} | "
               f"{c.get('erase', 0) / n:.0f} |")
+    im = res["in_memory"]
+    print(f"in_memory: {im['cycles'] - im['postproc_cycles']:.0f} cycles of dot-product chunks "
+          f"(one LOGIT per sum where ppu has a REQUANT), {im['postproc_cycles']} of in-memory "
+          f"programs, {im['postproc_moves']} of them MOVEs (the sums in, the outputs out)")
     return 0
 
 

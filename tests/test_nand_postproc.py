@@ -555,3 +555,21 @@ def test_compiler_refuses_what_does_not_fit_in_memory():
                                            r"needs 104 array rows \(16-bit sums, 14 rows of the "
                                            r"affine map, .*\), but rows=64$"):
         compile_model(model, cfg, subarrays=1)
+
+
+def test_compiled_cli(capsys):
+    """``python -m sim.nand_postproc --compiled N``: both modes' rows and the in-memory split
+    (the dot-product chunks' cycles are the ppu mode's: a LOGIT replaces each REQUANT); a model
+    without a known data set is one error line and exit status 2."""
+    from sim.nand_postproc import main
+    assert main(["--model", "digits_addernet", "--compiled", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = {ln.split("|")[1].strip(): ln.split("|") for ln in out.splitlines()
+            if ln.startswith("| ppu") or ln.startswith("| in_memory")}
+    assert set(rows) == {"ppu", "in_memory"}, out
+    ppu_cycles = int(rows["ppu"][2])
+    assert f"in_memory: {ppu_cycles} cycles of dot-product chunks" in out
+    assert main(["--model", "digits_addnet", "--compiled", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --model: --compiled knows the data sets of fashion_addernet, "
+                   "digits_addernet, not 'digits_addnet'"], err
