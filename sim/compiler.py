@@ -1024,7 +1024,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                        f"{pbase}) need {pbase + stage.n_patches}, but patch_entries is "
                        f"{patch_depth}", "patch_entries", pbase + stage.n_patches)
         if config.postproc == "in_memory" and ly.output == "requant":   # issue 14, seed 001
-            from .nand_postproc import plan_stage                          # sec. 4.2
+            from sim.nand_postproc import plan_stage                       # sec. 4.2
             slot, obase, pbase = plan_stage(
                 sys.modules[__name__], stage, ly, config, where, width=width, region=region,
                 cursor=(slot, obase, pbase), lists=(images, offsets, patches,

@@ -139,7 +139,6 @@ def refuse_in_memory(model) -> None:
     the first layer the in-memory post-processing does not handle yet (:data:`NOT_BUILT`):
     a ``quant`` output, a residual ``add``, a standalone pool (not a 2x2 stride-2 pool right
     after a requant convolution) or global average pooling; nothing for a model it handles."""
-    from golden.model import Layer  # noqa: F401 - the layers' type, for the reader
     from sim import layer_stages
     from sim.compiler import CompileError
     layers = model.layers
