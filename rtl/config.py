@@ -261,8 +261,8 @@ class AcceleratorConfig:
         ``docs/dataflows.rst``). Only with a dataflow in :data:`ZERO_SKIP_DATAFLOWS`.
     postproc : str
         Where a layer's sums are requantized, ReLU'd and pooled (:data:`POSTPROC_MODES`):
-        ``ppu`` (default) or ``in_memory`` (seed 001 sec. 4.2, needs route ``nand_inmem``; the
-        compiler refuses it for now: the sums have no path into the array yet).
+        ``ppu`` (default) or ``in_memory`` (seed 001 sec. 4.2, needs route ``nand_inmem``;
+        ``sim.nand_postproc.plan_stage``; quant layers and standalone pools not built yet).
     stall_table : dict or None
         Clock cycles a micro-op of each device operation (:data:`STALL_OPS`: ``read``,
         ``write``, ``erase``, ``program``) occupies the issue stage: ceil(device time / clock

@@ -1023,6 +1023,15 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             _too_small(f"{where}: its {stage.n_patches} patch-table entries (from entry "
                        f"{pbase}) need {pbase + stage.n_patches}, but patch_entries is "
                        f"{patch_depth}", "patch_entries", pbase + stage.n_patches)
+        if config.postproc == "in_memory" and ly.output == "requant":   # issue 14, seed 001
+            from sim.nand_postproc import plan_stage                       # sec. 4.2
+            slot, obase, pbase = plan_stage(
+                sys.modules[__name__], stage, ly, config, where, width=width, region=region,
+                cursor=(slot, obase, pbase), lists=(images, offsets, patches,
+                                                    (mults, shifts, biases)),
+                imem_depth=imem_depth, standalone=layout is not None)
+            stages.append(stage)
+            continue
         _plan_chunks(stage, config, where, imem_depth=imem_depth)
         patches += _patch_entries(stage)
         pbase += stage.n_patches

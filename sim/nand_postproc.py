@@ -65,9 +65,16 @@ LOADPLANE``) and writes its columns back as data-memory words (``MOVE SCATTER``)
 layer's GATHERs read them. Cosimulated end to end in ``cocotb_tests/test_core_bitcount.py``
 (``core_bitcount_path``).
 
-Not built yet: the compiler does not emit the path and these programs for a network's layers
-(row and slot allocation per layer, the parameter words in the buffer image, the tables);
-see :data:`NOT_BUILT`.
+The compiler (``sim.compiler.compile_model`` with ``postproc='in_memory'``) emits all of it per
+``requant`` layer (:func:`plan_stage`): the layer's dot-product chunks write raw sums (LOGIT,
+table entry mult 1, shift 0, bias 0) into a third data-memory region, then per row of lanes
+and window position q a program gathers group q's sums into the array and requantizes them
+(:func:`sums_in_program`, :func:`requant_program`, both with loops), and a last program pools
+the groups (max: Fig. 9; average: :func:`avg_pool_program`) and scatters the outputs to the
+stage's output words. Not built yet (:data:`NOT_BUILT`, a ``CompileError``): ``quant`` layers
+(the PPU's threshold stage), residual ``add`` layers and standalone pools
+(``sim.layer_stages``). A ``logits`` layer keeps the PPU's LOGIT (the bias added to the sum:
+no requantization).
 """
 
 from __future__ import annotations
@@ -81,24 +88,25 @@ import numpy as np
 
 from rtl.bit_counter import BitCounterOp, BitCountOut, bitcount_imm
 from rtl.config import POSTPROC_MODES as _MODES
-from rtl.isa import MoveOp, Opcode, WriteSrc
+from rtl.isa import MoveOp, Opcode, Operand, WriteSrc
 
 from .routes.base import op
 from .routes.nand_inmem import _check_row, _check_rows, _check_width, _own_strips, _strips, _write
+from sim.routes.nand_inmem import erase_rows
 
 __all__ = ["requant_words", "requant_program", "requant_cycles", "common_shift", "NOT_BUILT",
            "sums_in_program", "sums_in_cycles", "results_out_program", "results_out_cycles",
            "POSTPROC_MODES", "with_postproc", "refuse_in_memory", "Layout", "layout",
-           "measure_model", "main"]
+           "measure_model", "main", "avg_pool_program", "StageLayout", "stage_layout",
+           "plan_stage"]
 
 #: Post-processing modes a configuration can name (``rtl.config.POSTPROC_MODES``).
 POSTPROC_MODES = _MODES
 
-#: Why the compiler cannot map a network's layers onto the in-memory post-processing yet.
-NOT_BUILT = ("in-memory post-processing of a compiled network is not built yet: the core has "
-             "the path (PPU LOGIT words, MOVE GSHIFT / LOADPLANE / SCATTER, "
-             "sim.nand_postproc.sums_in_program / results_out_program) but the compiler does "
-             "not emit it and the in-memory programs per layer (rows, buffer words, tables)")
+#: What of a network the compiler cannot post-process in memory yet.
+NOT_BUILT = ("in-memory post-processing of this layer is not built yet (built: requant "
+             "convolutions and linear layers, with a fused 2x2 max or average pool; the "
+             "logits layer keeps the PPU's LOGIT)")
 
 _COUNT = bitcount_imm(BitCounterOp.COUNT)
 _COUNT_AND = bitcount_imm(BitCounterOp.COUNT, and_fu=True)
@@ -128,14 +136,21 @@ def with_postproc(config, mode: str):
 
 def refuse_in_memory(model) -> None:
     """``sim.compiler.compile_model`` with ``postproc='in_memory'``: a ``CompileError`` naming
-    the first layer whose output would be post-processed in memory and why that is not built
-    (:data:`NOT_BUILT`)."""
-    from .compiler import CompileError
-    for i, ly in enumerate(model.layers):
-        if getattr(ly, "output", None) in ("requant", "logits") or ly.kind == "add":
+    the first layer the in-memory post-processing does not handle yet (:data:`NOT_BUILT`):
+    a ``quant`` output, a residual ``add``, a standalone pool (not a 2x2 stride-2 pool right
+    after a requant convolution) or global average pooling; nothing for a model it handles."""
+    from sim import layer_stages
+    from sim.compiler import CompileError
+    layers = model.layers
+    for i, ly in enumerate(layers):
+        out = getattr(ly, "output", None)
+        bad = (out == "quant" or ly.kind in ("add", "global_avg_pool2d")
+               or (ly.kind in ("max_pool2d", "avg_pool2d")
+                   and (layer_stages.is_standalone(layers, i)
+                        or getattr(layers[i - 1], "output", None) != "requant")))
+        if bad:
             raise CompileError(f"layer {i} ({ly.kind}): postproc 'in_memory' (seed 001 sec. "
                                f"4.2): {NOT_BUILT}; use postproc 'ppu'")
-    raise CompileError("postproc 'in_memory': the model has no layer to post-process")
 
 
 def common_shift(mult, bias, shift) -> tuple:
@@ -189,8 +204,31 @@ def requant_words(mult, bias, shift: int, p_bits: int, width: int) -> tuple:
     return mw, cw
 
 
+def _diagonal(x0: int, x_bits: int, m0: int, k: int, lo: int) -> list:
+    """The counts ``AND(x_i, m_{k-i})`` for i = lo .. k (x sign-extended) as at most two
+    loops: rows ``x0 + i`` with slots ``m0 + k - i`` while i < x_bits (a rises, b falls), then
+    the sign row with the remaining slots; a run shorter than 3 stays straight-line."""
+    from sim.asm import endloop, loop
+    out = []
+    for first, last, a_step in ((lo, min(k, x_bits - 1), 1), (max(lo, x_bits), k, 0)):
+        count = last - first + 1
+        if count <= 0:
+            continue
+        a = x0 + min(first, x_bits - 1)
+        if count < 3:
+            out += [op(Opcode.BITCOUNT, imm=_COUNT_AND, a=a + a_step * j, b=m0 + k - first - j)
+                    for j in range(count)]
+        else:
+            out += [loop(count=count),
+                    op(Opcode.BITCOUNT, imm=_COUNT_AND, a=Operand(a, 0, a_step),
+                       b=Operand(m0 + k - first, 0, -1)),
+                    endloop()]
+    return out
+
+
 def requant_program(config, *, x0: int, x_bits: int, ones: int, m0: int, m_bits: int, c0: int,
-                    p_bits: int, shift: int, t0: int, y0: int, slots, out_bits: int = 8) -> list:
+                    p_bits: int, shift: int, t0: int, y0: int, slots, out_bits: int = 8,
+                    loops: bool = False) -> list:
     """Micro-ops of the in-memory requantization, ReLU and saturation of every lane (module
     docstring; ``golden.pim.inmem_requant``).
 
@@ -213,11 +251,15 @@ def requant_program(config, *, x0: int, x_bits: int, ones: int, m0: int, m_bits:
         Buffer slots o, nn, ov, xs of the ReLU and saturation.
     out_bits : int
         Output width (8: the next layer's activations).
+    loops : bool
+        Emit each bit position's run of 3 or more product counts as a ``LOOP`` (the same
+        micro-ops in the same order, a shorter program; each loop adds its LOOP's issue
+        cycle): how the compiler emits it into the 1,024-word program memory.
 
     Returns
     -------
     list of Instr
-        :func:`requant_cycles` micro-ops, back to back.
+        :func:`requant_cycles` micro-ops, back to back (``loops``: those plus the loops).
 
     Raises
     ------
@@ -270,9 +312,13 @@ def requant_program(config, *, x0: int, x_bits: int, ones: int, m0: int, m_bits:
         body += [op(Opcode.ERASE, a=s * m) for s in sorted(strips)]
     body.append(op(Opcode.BITCOUNT, imm=_CLEAR))
     for k in range(p_bits):
-        for i in range(max(0, k - m_bits + 1), k + 1):
-            body.append(op(Opcode.BITCOUNT, imm=_COUNT_AND, a=x0 + min(i, x_bits - 1),
-                           b=m0 + k - i))
+        lo = max(0, k - m_bits + 1)
+        if loops:
+            body += _diagonal(x0, x_bits, m0, k, lo)
+        else:
+            for i in range(lo, k + 1):
+                body.append(op(Opcode.BITCOUNT, imm=_COUNT_AND, a=x0 + min(i, x_bits - 1),
+                               b=m0 + k - i))
         body.append(op(Opcode.BITCOUNT, imm=_COUNT_AND, a=ones, b=c0 + k))
         body.append(op(Opcode.BITCOUNT, imm=_SHIFT) if k < shift
                     else _write(config, t0 + k - shift))
@@ -314,7 +360,7 @@ def _tbuf_write(config, row: int, plane: int):
 
 
 def sums_in_program(config, *, x0: int, x_bits: int, lanes: int, offset0: int,
-                    patch: int) -> list:
+                    patch: int, loop: bool = False) -> list:
     """Micro-ops that put ``lanes`` sums from the data memory into the array as bit-planes,
     one sum per column (the layout of :func:`requant_program`): the path of a layer's sums
     into the in-memory post-processing (route ``nand_inmem``).
@@ -328,6 +374,9 @@ def sums_in_program(config, *, x0: int, x_bits: int, lanes: int, offset0: int,
     NAND-SPIN (a NOP if none: a write from the transpose buffer sees the GATHERs issued 2 or
     more cycles before it), then a write per bit-plane into row ``x0 + g n + q``.
 
+    With ``loop`` the GATHERs of a pass are one ``LOOP lanes`` (column ``j``, offset entry
+    ``offset0 + j``; one more cycle per pass): how the compiler emits it.
+
     Returns
     -------
     list of Instr
@@ -340,7 +389,8 @@ def sums_in_program(config, *, x0: int, x_bits: int, lanes: int, offset0: int,
         NAND-SPIN ``x0`` not at a strip's start (the strips of x are erased: the rows after
         ``x0 + x_bits - 1`` in its last strip must hold nothing).
     """
-    from .asm import nop
+    from sim import asm
+    from sim.asm import nop
     n = config.operand_bits
     _check_width("x_bits", x_bits, hi=32)
     _check_rows(config, "x", x0, x_bits)
@@ -357,8 +407,14 @@ def sums_in_program(config, *, x0: int, x_bits: int, lanes: int, offset0: int,
     for g in range(-(-x_bits // n)):
         rows = range(x0 + g * n, min(x0 + x_bits, x0 + (g + 1) * n))
         body.append(op(Opcode.MOVE, imm=MoveOp.GSHIFT.value, a=g * n))
-        body += [op(Opcode.MOVE, imm=MoveOp.GATHER.value, a=j, b=offset0 + j, d=patch)
-                 for j in range(lanes)]
+        if loop:
+            body += [asm.loop(count=lanes),
+                     op(Opcode.MOVE, imm=MoveOp.GATHER.value, a=Operand(0, 0, 1),
+                        b=Operand(offset0, 0, 1), d=patch),
+                     asm.endloop()]
+        else:
+            body += [op(Opcode.MOVE, imm=MoveOp.GATHER.value, a=j, b=offset0 + j, d=patch)
+                     for j in range(lanes)]
         strips = (_strips(rows, m) - erased) if nand else set()
         erased |= strips
         body += [op(Opcode.ERASE, a=s * m) for s in sorted(strips)] or [nop()]
@@ -379,7 +435,8 @@ def sums_in_cycles(config, *, x0: int, x_bits: int, lanes: int) -> int:
     return total
 
 
-def results_out_program(config, *, y0: int, lanes: int, addr: int, out_bits: int = 8) -> list:
+def results_out_program(config, *, y0: int, lanes: int, addr: int, out_bits: int = 8,
+                        loop: bool = False) -> list:
     """Micro-ops that write the ``lanes`` in-memory outputs (rows ``y0 .. y0 + out_bits - 1``,
     one value per column, :func:`requant_program`) into data-memory words ``addr ..
     addr + lanes - 1``: the next layer's activations, where its GATHERs read them.
@@ -387,7 +444,7 @@ def results_out_program(config, *, y0: int, lanes: int, addr: int, out_bits: int
     ``MOVE LOADPLANE`` senses output row ``y0 + q`` into transpose-buffer plane q (a ``MOVE
     CLEAR`` first if ``out_bits < operand_bits``, so the planes above are 0), then ``MOVE
     SCATTER`` writes column j into word ``addr + j`` (zero-extended: an activation in [0,
-    2**out_bits - 1]).
+    2**out_bits - 1]). With ``loop`` the SCATTERs are one ``LOOP lanes`` (one more cycle).
 
     Returns
     -------
@@ -411,7 +468,16 @@ def results_out_program(config, *, y0: int, lanes: int, addr: int, out_bits: int
                          f"data_words={config.data_words}")
     body = [op(Opcode.MOVE, imm=MoveOp.CLEAR.value)] if out_bits < n else []
     body += [op(Opcode.MOVE, imm=MoveOp.LOADPLANE.value, a=y0 + q, d=q) for q in range(out_bits)]
-    body += [op(Opcode.MOVE, imm=MoveOp.SCATTER.value, a=j, d=addr + j) for j in range(lanes)]
+    if loop:
+        from sim.asm import endloop
+        from sim.asm import loop as loop_
+        body += [loop_(count=lanes),
+                 op(Opcode.MOVE, imm=MoveOp.SCATTER.value, a=Operand(0, 0, 1),
+                    d=Operand(addr, 0, 1)),
+                 endloop()]
+    else:
+        body += [op(Opcode.MOVE, imm=MoveOp.SCATTER.value, a=j, d=addr + j)
+                 for j in range(lanes)]
     return body
 
 
@@ -578,6 +644,268 @@ def measure_model(model, config, *, seed: int = 0) -> list:
     return out
 
 
+def avg_pool_program(config, value_rows, n: int, ones: int, out0: int) -> list:
+    """Micro-ops of the average of the 4 values of a 2x2 window per lane, rounded half up as
+    ``golden.layers.avg_pool2d`` (``(sum + 2) >> 2``): the in-memory addition of seed 001 Fig. 8a
+    with the rounding constant counted from the all-ones row ``ones`` at bit position 1; the two
+    low bits of the sum fall off by ``SHIFT`` (no write) and bits 2 .. n + 1 are written into
+    rows ``out0 ..`` (n rows: the average of n-bit values fits n bits). Cycles: E + 4 + 5n.
+
+    Raises
+    ------
+    ValueError
+        Not 4 values, bad rows or width, counters too narrow, on NAND-SPIN the output rows
+        sharing a strip with another row group.
+    """
+    value_rows = list(value_rows)
+    if len(value_rows) != 4:
+        raise ValueError(f"value_rows must name the 4 values of a 2x2 window, not "
+                         f"{len(value_rows)}")
+    _check_width("n", n)
+    for r in value_rows:
+        _check_rows(config, "value", r, n)
+    _check_rows(config, "ones", ones, 1)
+    _check_rows(config, "out", out0, n)
+    if (9).bit_length() > config.bit_counter_bits:        # 4 bits + the constant + a carry of 4
+        raise ValueError(f"a count reaches 9, beyond the {config.bit_counter_bits}-bit "
+                         f"bit-counters")
+    _own_strips(config, {"out rows": (range(out0, out0 + n), True),
+                         "values": ([r + b for r in value_rows for b in range(n)], False),
+                         "ones row": ([ones], False)})
+    body = erase_rows(config, out0, n, [])
+    body.append(op(Opcode.BITCOUNT, imm=_CLEAR))
+    for b in range(n + 2):
+        if b < n:
+            body += [op(Opcode.BITCOUNT, imm=_COUNT, a=r + b) for r in value_rows]
+        if b == 1:
+            body.append(op(Opcode.BITCOUNT, imm=_COUNT, a=ones))     # + 2: round half up
+        body.append(op(Opcode.BITCOUNT, imm=_SHIFT) if b < 2 else _write(config, out0 + b - 2))
+    return body
+
+
+@dataclasses.dataclass(frozen=True)
+class StageLayout:
+    """Rows of a compiled layer's in-memory post-processing (:func:`stage_layout`), every group
+    in strips of its own: ``x0`` the sums of one window position (gathered just before its
+    requantization), ``ones`` the all-ones row, ``t0`` the affine map's rows, ``ys`` one output
+    group per window position, ``tag`` / ``result`` / ``groups`` the max pool's (-1 / () if
+    none), ``avg`` the average pool's output (-1 if none); ``rows`` the rows used."""
+
+    x0: int
+    ones: int
+    t0: int
+    ys: tuple
+    tag: int
+    result: int
+    groups: tuple
+    avg: int
+    rows: int
+
+
+def stage_layout(config, x_bits: int, t_rows: int, g: int, pool, out_bits: int = 8):
+    """The :class:`StageLayout` of a layer with ``x_bits``-bit sums, ``t_rows`` rows of the
+    affine map, ``g`` window positions (1 or 4) and ``pool`` (None, ``max``, ``avg``)."""
+    m = config.mtjs_per_strip
+    up = lambda r: -(-r // m) * m           # noqa: E731 - the next strip boundary
+    ones = up(x_bits)
+    t0 = up(ones + 1)
+    y = up(t0 + t_rows)
+    ys = tuple(y + up(out_bits) * i for i in range(g))
+    end = ys[-1] + up(out_bits)
+    tag = result = avg = -1
+    groups = ()
+    if pool == "max":
+        tag, result = end, up(end + 1)
+        groups = (up(result + 1), up(result + 1) + up(out_bits))
+        end = groups[1] + up(out_bits)
+    elif pool == "avg":
+        avg, end = end, end + up(out_bits)
+    return StageLayout(0, ones, t0, ys, tag, result, groups, avg, end)
+
+
+def _find_run(entries: list, want: list):
+    """The first index i with ``entries[i:i + len(want)] == want``, or None."""
+    n = len(want)
+    for i, e in enumerate(entries[:len(entries) - n + 1]):
+        if e == want[0] and entries[i:i + n] == want:
+            return i
+    return None
+
+
+def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: int, cursor,
+               lists, imem_depth: int, standalone: bool) -> tuple:
+    """Compile the in-memory post-processing of one ``requant`` layer (``postproc='in_memory'``,
+    seed 001 sec. 4.2; module docstring): fill ``stage.chunks`` and the tables, return the next
+    ``(slot, offset entry, patch entry)``.
+
+    Parameters
+    ----------
+    cmod : module
+        ``sim.compiler`` (its chunk planner, errors and size checks).
+    stage : sim.compiler.Stage
+        The layer's stage, its table entries already appended (they become mult 1, shift 0,
+        bias 0: the PPU's LOGIT writes the raw sum).
+    layer : golden.model.Layer
+    width : int
+        Lanes of the mat row (``subarrays * columns``).
+    region : int
+        R: the data memory's two activation regions are words 0 .. 2R - 1; the raw sums go
+        after them, channel-major in the stage's patch order (window position q of lane L at
+        ``2R + g L + q``).
+    cursor : (int, int, int)
+        The first free weight-buffer slot, offset-table entry, patch-table entry.
+    lists : (images, offsets, patches, (mults, shifts, biases))
+        The compiler's lists, appended to.
+    imem_depth : int
+        Program words.
+    standalone : bool
+        The model uses ``sim.layer_stages``' data layout (not built with in-memory
+        post-processing: a CompileError).
+
+    Anything that does not fit raises ``sim.compiler``'s ``CompileError`` naming the layer, the
+    quantity and the limit (for a size of the configuration, the field to raise and to what).
+    """
+    from golden.layers import ACT_BITS, conv_acc_bound
+    from golden.pim import inmem_requant_bits
+    from sim.asm import assemble, halt
+    from sim.routes.nand_inmem import max_pool_program
+    slot, obase, pbase = cursor
+    images, offsets, patches, (mults, shifts, biases) = lists
+    fail = cmod.CompileError
+    if standalone:
+        raise fail(f"{where}: postproc 'in_memory' with standalone layers or branches "
+                   f"(sim.layer_stages' data layout): {NOT_BUILT}; use postproc 'ppu'")
+    o_ch = stage.out_channels
+    for i in range(len(mults) - o_ch, len(mults)):       # LOGIT: the raw sum
+        mults[i], shifts[i], biases[i] = 1, 0, 0
+    bound = conv_acc_bound(layer.acc_kind, stage.fan_in)
+    x_bits = (2 * bound).bit_length()
+    out_bits = ACT_BITS
+    m2, b2, s = common_shift(layer.params["rq_mult"], layer.params["rq_bias"],
+                             layer.params["rq_shift"])
+    p = max(inmem_requant_bits(bound, m2, b2, [s] * o_ch), x_bits, s + out_bits + 1)
+    if x_bits > 32 or p > 62:
+        raise fail(f"{where}: postproc 'in_memory': sums of {x_bits} bits and an affine map "
+                   f"of {p} bits, beyond 32 and 62 (the GATHER's word, the bit-counters' rows)")
+    m_bits = max(1, max((int(v) % (1 << p)).bit_length() for v in m2))
+    if (2 * (m_bits + 1)).bit_length() > config.bit_counter_bits:
+        raise fail(f"{where}: postproc 'in_memory': {m_bits + 1} counts per bit position "
+                   f"exceed the {config.bit_counter_bits}-bit bit-counters (rows={config.rows})")
+    g = 4 if stage.pool else 1
+    lanes_total = stage.out_size
+    n_sums = o_ch * stage.n_patches
+    assert n_sums == g * lanes_total, (where, n_sums, g, lanes_total)
+    sums_base = 2 * region
+    if sums_base + n_sums > config.data_words:
+        cmod._too_small(f"{where}: its {n_sums} raw sums (postproc 'in_memory') need data "
+                        f"words {sums_base} .. {sums_base + n_sums - 1} after the two regions "
+                        f"of {region} words, but data_words is {config.data_words}",
+                        "data_words", sums_base + n_sums)
+    # The dot products as today's chunks, each REQUANT a LOGIT of the raw sum.
+    view = dataclasses.replace(stage, output="logits", pool=None, group=1,
+                               out_shape=(o_ch, stage.n_patches), out_base=sums_base,
+                               dtype=np.int64, chunks=[])
+    cmod._plan_chunks(view, config, where, imem_depth=imem_depth)
+    patches.extend(cmod._patch_entries(view))
+    pbase += stage.n_patches
+    stage.chunks = view.chunks
+    lay = stage_layout(config, x_bits, p - s, g, stage.pool, out_bits)
+    if lay.rows > config.rows:
+        raise fail(f"{where}: postproc 'in_memory' needs {lay.rows} array rows ({x_bits}-bit "
+                   f"sums, {p - s} rows of the affine map, {g} output group(s) and the "
+                   f"pooling's, strip-aligned), but rows={config.rows}")
+    rows = math.ceil(lanes_total / width)
+    per_row = m_bits + p
+    ones_slot, par0 = slot + 4, slot + 5
+    end = par0 + rows * per_row
+    if end > config.buffer_slots:
+        cmod._too_small(f"{where}: postproc 'in_memory' needs weight-buffer slots {slot} .. "
+                        f"{end - 1} (4 scratch, an all-ones word, {m_bits} scale + {p} bias "
+                        f"words per row of lanes x {rows}), but buffer_slots is "
+                        f"{config.buffer_slots}", "buffer_slots", end)
+    cmod._base(where, "weight-buffer slot", end - 1)
+    image = np.zeros((end - slot, width), bool)
+    image[4] = True
+    chan = np.arange(lanes_total) // stage.positions
+    for r in range(rows):
+        ch = chan[r * width:(r + 1) * width]
+        mw, cw = requant_words([m2[c] for c in ch], [b2[c] for c in ch], s, p, width)
+        at = 5 + r * per_row
+        image[at:at + len(mw)] = mw                      # the scale words above stay 0
+        image[at + m_bits:at + per_row] = cw
+    images.append(image)
+    n_off = min(width, lanes_total)
+    want = [(g * j, 0) for j in range(n_off)]
+    off0 = _find_run(offsets, want)             # an earlier layer's entries, if they match
+    if off0 is None:
+        if obase + n_off > config.offset_entries:
+            cmod._too_small(f"{where}: postproc 'in_memory' needs offset-table entries {obase} "
+                            f".. {obase + n_off - 1} (one per lane), but offset_entries is "
+                            f"{config.offset_entries}", "offset_entries", obase + n_off)
+        offsets.extend(want)
+        off0, obase = obase, obase + n_off
+    if pbase + rows * g > config.patch_entries:
+        cmod._too_small(f"{where}: postproc 'in_memory' needs patch-table entries {pbase} .. "
+                        f"{pbase + rows * g - 1} (one per row of lanes and window position), "
+                        f"but patch_entries is {config.patch_entries}", "patch_entries",
+                        pbase + rows * g)
+    patches.extend(((sums_base + g * r * width + q) % (1 << 16), 1)
+                   for r in range(rows) for q in range(g))
+    p0, pbase = pbase, pbase + rows * g
+    cmod._base(where, "patch-table entry", pbase - 1)
+    cmod._base(where, "offset-table entry", obase - 1)
+    cmod._base(where, "data-memory address (SCATTER)", stage.out_base + lanes_total - 1)
+    slots = (slot, slot + 1, slot + 2, slot + 3)
+    wcode = Opcode.PROGRAM if config.technology == "nand_spin" else Opcode.WRITE_ROW
+    ones_body = ([op(Opcode.ERASE, a=lay.ones)] if config.technology == "nand_spin" else [])
+    ones_body.append(op(wcode, imm=WriteSrc.BUFFER.value, a=lay.ones, b=ones_slot))
+
+    def add_chunk(body, what, n_out):
+        instrs = body + [halt()]
+        if len(instrs) > imem_depth:
+            cmod._too_small(f"{where}: the in-memory post-processing program of {what} needs "
+                            f"{len(instrs)} instruction words, but program_words is "
+                            f"{imem_depth}", "program_words", len(instrs))
+        words = tuple(assemble(instrs, base_bits=config.isa_base_bits))
+        cycles, ops = cmod.program_profile(words, config)
+        stage.chunks.append(cmod.Chunk(
+            stage=stage, index=len(stage.chunks), patch_start=0, patches=0, groups=0,
+            partial=0, rows=tuple(range(lay.rows)), out_start=0, program=words, n_out=n_out,
+            cycles=cycles, gather_cycles=0, max_cycles=cycles + cmod.PIPELINE_DRAIN + 64,
+            micro_ops=ops))
+
+    try:
+        for r in range(rows):
+            lanes = min(width, lanes_total - r * width)
+            m0 = par0 + r * per_row
+            out = dict(lanes=lanes, addr=stage.out_base + r * width, out_bits=out_bits,
+                       loop=True)
+            for q in range(g):
+                body = list(ones_body) if q == 0 else []
+                body += sums_in_program(config, x0=lay.x0, x_bits=x_bits, lanes=lanes,
+                                        offset0=off0, patch=p0 + r * g + q, loop=True)
+                body += requant_program(config, x0=lay.x0, x_bits=x_bits, ones=lay.ones, m0=m0,
+                                        m_bits=m_bits, c0=m0 + m_bits, p_bits=p, shift=s,
+                                        t0=lay.t0, y0=lay.ys[q], slots=slots,
+                                        out_bits=out_bits, loops=True)
+                if g == 1:
+                    body += results_out_program(config, y0=lay.ys[0], **out)
+                add_chunk(body, f"row of lanes {r}, window position {q}",
+                          lanes if g == 1 else 0)
+            if g == 4:
+                if stage.pool == "max":
+                    body, best = max_pool_program(config, lay.ys, out_bits, lay.groups,
+                                                  lay.tag, lay.result, slots[0], slots[1])
+                else:
+                    body, best = avg_pool_program(config, lay.ys, out_bits, lay.ones,
+                                                  lay.avg), lay.avg
+                body += results_out_program(config, y0=best, **out)
+                add_chunk(body, f"row of lanes {r}, the {stage.pool} pool", lanes)
+    except ValueError as e:
+        raise fail(f"{where}: postproc 'in_memory': {e}") from None
+    return end, obase, pbase
+
+
 def _host_row(cm, config, row: int, bits) -> None:
     """A host write of one row (erase its strip first on NAND-SPIN: the caller's strips hold
     nothing else that must survive)."""
@@ -598,6 +926,69 @@ def _add(total: dict, run) -> None:
         total[k] = total.get(k, 0) + int(v)
 
 
+#: The data set of each bundled model (as ``sim.cli``'s).
+_DATASETS = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits"}
+
+
+def measure_compiled(model, config, images, *, subarrays: int | None = None) -> dict:
+    """Per post-processing mode, the compiled model run on the cycle model
+    (``sim.core_model.CoreModel``) for every image of ``images`` (uint8 [N, *input_shape]),
+    every stage checked against ``golden.model.infer_int(trace=True)`` (integer ==).
+
+    ``config``'s sizes are raised to what each mode needs (``sim.compiler.propose_config``).
+
+    Returns
+    -------
+    dict
+        ``{mode: {"cycles": per image, "energy_j": per image (``sim.energy.estimate`` of the
+        counters), "counters": summed over the images, "config": the configuration,
+        "chunks": core runs per image, "postproc_cycles" / "postproc_moves": the cycles and
+        MOVEs of the in-memory programs per image (static; 0 for ``ppu``)}}`` for ``ppu`` and
+        ``in_memory``.
+
+    Raises
+    ------
+    ValueError
+        A stage differs from golden (naming the mode, the stage, the image and the first
+        differing value).
+    """
+    from golden.model import infer_int
+    from sim.compiler import compile_model, propose_config, run_compiled
+    from sim.core_model import CoreModel
+    from sim.energy import estimate
+    images = np.asarray(images)
+    trace = infer_int(model, images, trace=True)
+    out = {}
+    for mode in POSTPROC_MODES:
+        cfg = propose_config(model, with_postproc(config, mode), subarrays=subarrays)
+        compiled = compile_model(model, cfg, subarrays=subarrays)
+        total: dict = {}
+        energy = 0.0
+        for i, x in enumerate(images):
+            cm = CoreModel(cfg, subarrays=compiled.subarrays)
+            res = run_compiled(compiled, x, cm)
+            for st, y in zip(compiled.stages, res.outputs, strict=True):
+                want = np.asarray(trace[st.golden_index])[i].reshape(y.shape)
+                bad = np.flatnonzero(want.reshape(-1) != y.reshape(-1))
+                if bad.size:
+                    j = int(bad[0])
+                    raise ValueError(f"postproc {mode}: {st.name}, image {i}: output {j} is "
+                                     f"{int(y.reshape(-1)[j])}, golden "
+                                     f"{int(want.reshape(-1)[j])} (seed 001)")
+            for k, v in res.counters.items():
+                total[k] = total.get(k, 0) + int(v)
+            energy += estimate(cfg, res.counters,
+                               columns_active=cfg.columns * compiled.subarrays).energy_j
+        n = len(images)
+        # the in-memory programs are the chunks that compute no patch (plan_stage's)
+        post = [ch for st in compiled.stages for ch in st.chunks if ch.patches == 0]
+        out[mode] = {"cycles": total["cycles"] / n, "energy_j": energy / n, "counters": total,
+                     "config": cfg, "chunks": sum(len(st.chunks) for st in compiled.stages),
+                     "postproc_cycles": sum(ch.cycles for ch in post),
+                     "postproc_moves": sum(ch.micro_ops["move"] for ch in post)}
+    return out
+
+
 def main(argv=None) -> int:
     """``python -m sim.nand_postproc --model fashion_addernet --preset nand_spin``: the
     post-processing cost per layer, PPU vs in memory (:func:`measure_model`), with energies
@@ -610,7 +1001,13 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="fashion_addernet")
     ap.add_argument("--preset", default="nand_spin")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--compiled", type=int, default=0, metavar="N",
+                    help="instead: compile the model both ways and run the first N test "
+                         "images on the cycle model, every stage checked against golden; "
+                         "cycles and energy per image, ppu vs in_memory")
     args = ap.parse_args(argv)
+    if args.compiled:
+        return _main_compiled(args)
     try:
         config = preset(args.preset)
         model = load_model(bundled_model_path(args.model))
@@ -651,6 +1048,42 @@ def main(argv=None) -> int:
         path_total += path
         print(f"| {r['layer']} {r['kind']} | {r['values']} | {path} |")
     print(f"| total | {sum(r['values'] for r in rows)} | {path_total} |")
+    return 0
+
+
+def _main_compiled(args) -> int:
+    from golden import datasets
+    from golden.model import bundled_model_path, load_model
+    from rtl.config import preset
+    from sim.compiler import CompileError
+    try:
+        config = preset(args.preset)
+        model = load_model(bundled_model_path(args.model))
+        if args.model not in _DATASETS:
+            raise ValueError(f"--model: --compiled knows the data sets of "
+                             f"{', '.join(_DATASETS)}, not {args.model!r}")
+        x, _ = datasets.load_dataset(_DATASETS[args.model], "test")
+        res = measure_compiled(model, config, x[:args.compiled])
+    except (ValueError, KeyError, OSError, CompileError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    width = config.columns * config.subarrays_per_mat
+    print(f"{args.model} on {args.preset} ({width} lanes), {args.compiled} test images on the "
+          f"cycle model, every stage == golden; per image:")
+    print("| postproc | cycles | energy nJ | core runs | BITCOUNT | REQUANT (LOGIT in "
+          "memory) | MOVE | PROGRAM | ERASE |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    n = args.compiled
+    for mode, r in res.items():
+        c = r["counters"]
+        print(f"| {mode} | {r['cycles']:.0f} | {r['energy_j'] * 1e9:.2f} | {r['chunks']} | "
+              f"{c.get('bitcount', 0) / n:.0f} | {c.get('requant', 0) / n:.0f} | "
+              f"{c.get('move', 0) / n:.0f} | {c.get('program', 0) / n:.0f} | "
+              f"{c.get('erase', 0) / n:.0f} |")
+    im = res["in_memory"]
+    print(f"in_memory: {im['cycles'] - im['postproc_cycles']:.0f} cycles of dot-product chunks "
+          f"(one LOGIT per sum where ppu has a REQUANT), {im['postproc_cycles']} of in-memory "
+          f"programs, {im['postproc_moves']} of them MOVEs (the sums in, the outputs out)")
     return 0
 
 

@@ -268,7 +268,8 @@ def test_builder_refuses_bad_input(kw, match):
 
 def test_postproc_field_and_the_compilers_refusal():
     """``AcceleratorConfig.postproc``: ``ppu`` in every preset, validated; ``in_memory`` needs
-    the bit-counters' route, and the compiler refuses it naming the layer (not built yet)."""
+    the bit-counters' route, and the compiler refuses what it does not build yet (``quant``
+    layers, standalone pools), naming the layer."""
     from golden.model import bundled_model_path, load_model
     from rtl.config import PRESETS
     from sim.compiler import CompileError, compile_model
@@ -285,11 +286,19 @@ def test_postproc_field_and_the_compilers_refusal():
         with_postproc(cfg, "x")
     im = with_postproc(cfg, "in_memory")
     assert im.postproc == "in_memory" and "nand_inmem" in im.routes
-    model = load_model(bundled_model_path("fashion_addernet"))
-    with pytest.raises(CompileError, match=r"^layer 0 \(adder_conv2d\): postproc 'in_memory' "
+    model = load_model(bundled_model_path("digits_addnet"))
+    with pytest.raises(CompileError, match=r"^layer 1 \(bin_gconv2d\): postproc 'in_memory' "
                                            r"\(seed 001 sec\. 4\.2\): in-memory post-processing "
-                                           r"of a compiled network is not built yet"):
+                                           r"of this layer is not built yet \(built: requant "):
         compile_model(model, im, subarrays=1)
+    from tests.layer_models import random_model
+    rng = np.random.default_rng(SEED)
+    x = rng.integers(0, 256, (1, 1, 6, 6), dtype=np.uint8)
+    pooled = random_model([("conv", "adder_conv2d", 2, 3, 1, 1), ("pool", "max", 3, 1),
+                           ("flatten",), ("linear", "mul_linear", 3)], (1, 6, 6), rng, x)
+    with pytest.raises(CompileError, match=r"^layer 1 \(max_pool2d\): postproc 'in_memory' "
+                                           r".*not built yet"):
+        compile_model(pooled, im, subarrays=1)
 
 
 def test_measure_model_costs_and_checks_every_output():
@@ -405,3 +414,162 @@ def test_path_bad_input():
         results_out_program(config, y0=0, lanes=4, addr=0, out_bits=config.operand_bits + 1)
     with pytest.raises(ValueError, match="do not fit data_words"):
         results_out_program(config, y0=0, lanes=4, addr=config.data_words - 2)
+
+
+# ---- the compiled network (sim.compiler with postproc='in_memory') ---------------------------
+
+def _run_both_ways(name, subarrays, images):
+    """``sim.nand_postproc.measure_compiled`` on ``images`` test images of a bundled model on
+    ``subarrays`` of the nand_spin mat; golden is checked inside (every stage ==)."""
+    from golden import datasets
+    from golden.model import bundled_model_path, load_model
+    from sim.nand_postproc import _DATASETS, measure_compiled
+    model = load_model(bundled_model_path(name))
+    x, _ = datasets.load_dataset(_DATASETS[name], "test")
+    return model, measure_compiled(model, preset("nand_spin"), x[:images],
+                                   subarrays=subarrays)
+
+
+@pytest.mark.parametrize("name, subarrays, images", [("digits_addernet", 1, 1),
+                                                     ("digits_addernet", 16, 2),
+                                                     ("fashion_addernet", 16, 1)])
+def test_compiled_model_in_memory_equals_golden(name, subarrays, images):
+    """A bundled network compiled with ``postproc='in_memory'`` runs on the cycle model with
+    every stage == ``golden.model.infer_int`` (checked inside ``measure_compiled``; on one
+    subarray of 128 lanes every layer takes several rows of lanes); its REQUANTs are all
+    LOGITs (no PPU requantization: the raw sums and the logits), the array does BITCOUNTs,
+    and the run's counters equal the compiler's static profile."""
+    from rtl.isa import decode
+    from sim.compiler import compile_model
+    from sim.core_model import MODE_LOGIT, PPU_MODE_LSB
+    model, res = _run_both_ways(name, subarrays, images)
+    im, ppu = res["in_memory"], res["ppu"]
+    assert im["counters"]["bitcount"] > 0 and ppu["counters"]["bitcount"] == 0
+    # one REQUANT per computed dot product either way (the PPU's MAX4 takes 4 too)
+    assert im["counters"]["requant"] == ppu["counters"]["requant"]
+    assert im["counters"]["cycles"] > ppu["counters"]["cycles"]   # the path and the programs
+    compiled = compile_model(model, im["config"], subarrays=subarrays)
+    modes = set()
+    for st in compiled.stages:
+        for ch in st.chunks:
+            for w in ch.program:
+                ins = decode(int(w), im["config"].isa_base_bits)
+                if ins.op.name == "REQUANT":
+                    modes.add((ins.imm >> PPU_MODE_LSB) & 3)
+    assert modes == {MODE_LOGIT}, modes
+    static: dict = {}
+    for st in compiled.stages:
+        for k, v in st.micro_ops.items():
+            static[k] = static.get(k, 0) + v * images
+    assert {k: im["counters"][k] for k in static} == static
+
+
+@pytest.mark.parametrize("make_cfg", [cfg_nand, cfg_stt])
+def test_avg_pool_program_equals_golden(make_cfg):
+    """The 2x2 average pool in memory (the addition of 4 values and the rounding constant) ==
+    ``golden.layers.avg_pool2d`` on 2x2 windows (corners: every value 255, 0, and sums that
+    round up and down); cycles == E + 4 + 5n (and the device holds)."""
+    from golden.layers import avg_pool2d
+    from sim.nand_postproc import avg_pool_program
+    config = make_cfg()
+    width = config.columns * config.subarrays_per_mat
+    rng = np.random.default_rng(SEED)
+    v = rng.integers(0, 256, (4, width))
+    v[:, 0], v[:, 1] = 255, 0
+    v[:, 2] = (1, 0, 0, 0)          # sum 1: rounds down to 0
+    v[:, 3] = (1, 1, 0, 0)          # sum 2: rounds half up to 1
+    model = CoreModel(config, buffer_slots=64)
+    for q in range(4):
+        write_rows(model, config, YS[q], v[q], 8, width)
+    write_rows(model, config, ONES, np.ones(width, np.int64), 1, width)
+    out0 = GROUPS[0]
+    run = model.run(asm.assemble(avg_pool_program(config, YS, 8, ONES, out0) + [asm.halt()]))
+    assert not run.error, run.reason
+    # golden's windows: lane g's 4 values as one 2x2 window
+    want = avg_pool2d(v.T.reshape(width, 1, 2, 2).astype(np.uint8), 2)[:, 0, 0, 0]
+    check("average pool", column_values(model, out0, 8, width), want, config.technology)
+    erases = 1 if config.technology == "nand_spin" else 0
+    halt = CoreModel(config).run(asm.assemble([asm.halt()])).counters["cycles"]
+    # + the device holds of the stall table (STT writes take 2 cycles; none on nand_spin)
+    assert run.counters["cycles"] == erases + 4 + 5 * 8 + halt + run.counters["stalls"]
+    assert config.technology != "nand_spin" or run.counters["stalls"] == 0
+
+
+def test_avg_pool_program_refuses_bad_input():
+    from sim.nand_postproc import avg_pool_program
+    with pytest.raises(ValueError, match=r"^value_rows must name the 4 values of a 2x2 window, "
+                                         r"not 3$"):
+        avg_pool_program(cfg_nand(), YS[:3], 8, ONES, GROUPS[0])
+    with pytest.raises(ValueError, match=r"^out rows and values share strip"):
+        avg_pool_program(cfg_nand(), YS, 8, ONES, YS[3] + 4)
+
+
+def test_looped_requant_equals_the_straight_line_program():
+    """``requant_program(loops=True)`` (what the compiler emits): the same outputs as the
+    straight-line program (== ``golden.layers.requantize``), fewer words, and the same cycles
+    plus one per loop."""
+    config = cfg_nand()
+    width = config.columns * config.subarrays_per_mat
+    rng = np.random.default_rng(SEED + 1)
+    bound, x_bits = 18360, 16
+    ch, x = lanes(rng, width, 4, bound)
+    mult = rng.integers(1, 1 << 13, 4).astype(np.int32)
+    bias = rng.integers(-(1 << 20), 1 << 20, 4).astype(np.int64)
+    shift = np.full(4, 18, np.int32)
+    p = inmem_requant_bits(bound, mult, bias, shift)
+    want = requantize(x[None, :].astype(np.int64), mult[ch], bias[ch], shift[ch])[0]
+    outs, progs, cycles = [], [], []
+    for loops in (False, True):
+        model = CoreModel(config, buffer_slots=128)
+        write_rows(model, config, ONES, np.ones(width, np.int64), 1, width)
+        write_rows(model, config, X0, x, x_bits, width)
+        mw, cw = requant_words(mult[ch], bias[ch], 18, p, width)
+        load_words(model, mw, cw)
+        body = requant_program(config, x0=X0, x_bits=x_bits, ones=ONES, m0=M0, m_bits=len(mw),
+                               c0=M0 + len(mw), p_bits=p, shift=18, t0=T0, y0=YS[0],
+                               slots=SLOTS, loops=loops)
+        run = model.run(asm.assemble(body + [asm.halt()]))
+        assert not run.error, run.reason
+        outs.append(column_values(model, YS[0], 8, width))
+        progs.append(body)
+        cycles.append(run.counters["cycles"])
+    check("requantization (looped)", outs[1], want, f"p_bits {p}")
+    check("requantization (straight)", outs[0], want, f"p_bits {p}")
+    n_loops = sum(ins.op.name == "LOOP" for ins in progs[1])
+    assert n_loops > 0 and len(progs[1]) < len(progs[0])
+    assert cycles[1] == cycles[0] + n_loops
+
+
+def test_compiler_refuses_what_does_not_fit_in_memory():
+    """A mat too short for a layer's in-memory rows: a CompileError naming the layer, the rows
+    it needs and the limit."""
+    from golden.model import bundled_model_path, load_model
+    from sim.compiler import CompileError, compile_model
+    from sim.nand_postproc import with_postproc
+    cfg = with_postproc(dataclasses.replace(preset("nand_spin"), rows=64), "in_memory")
+    model = load_model(bundled_model_path("digits_addernet"))
+    # layer 1, 72 terms of |x - w| <= 255: sums of bit_length(2 * 18360) = 16 bits (2 strips),
+    # the ones row (1), 14 rows of t (2), 4 output groups (4), Tag, Result (2), ping-pong
+    # groups (2): 13 strips of 8 rows (layer 0 needs 56 rows, which fit)
+    with pytest.raises(CompileError, match=r"^layer 1 \(adder_conv2d\): postproc 'in_memory' "
+                                           r"needs 104 array rows \(16-bit sums, 14 rows of the "
+                                           r"affine map, .*\), but rows=64$"):
+        compile_model(model, cfg, subarrays=1)
+
+
+def test_compiled_cli(capsys):
+    """``python -m sim.nand_postproc --compiled N``: both modes' rows and the in-memory split
+    (the dot-product chunks' cycles are the ppu mode's: a LOGIT replaces each REQUANT); a model
+    without a known data set is one error line and exit status 2."""
+    from sim.nand_postproc import main
+    assert main(["--model", "digits_addernet", "--compiled", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = {ln.split("|")[1].strip(): ln.split("|") for ln in out.splitlines()
+            if ln.startswith("| ppu") or ln.startswith("| in_memory")}
+    assert set(rows) == {"ppu", "in_memory"}, out
+    ppu_cycles = int(rows["ppu"][2])
+    assert f"in_memory: {ppu_cycles} cycles of dot-product chunks" in out
+    assert main(["--model", "digits_addnet", "--compiled", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --model: --compiled knows the data sets of fashion_addernet, "
+                   "digits_addernet, not 'digits_addnet'"], err

@@ -274,16 +274,18 @@ def test_bitcount_imm_refuses_nothing_and_and_without_sense():
 
 
 def test_the_route_maps_no_layer_yet():
-    """The honest marker: ``NandInmem.dot`` raises NotImplementedError (the in-memory
-    post-processing mode, issue 14 item 2, is not built), and a user never reaches it: the
-    route maps no layer, so a configuration with ``dataflow='nand_inmem'`` gets the compiler's
-    one-line error."""
+    """The honest marker: ``NandInmem.dot`` raises NotImplementedError (the seed's Fig. 10
+    convolution mapping onto the bit-counters, issue 14 item 3, is not built; the route's
+    primitives run as the in-memory post-processing, ``tests/test_nand_postproc.py``), and a
+    user never reaches it: the route maps no layer, so a configuration with
+    ``dataflow='nand_inmem'`` gets the compiler's one-line error."""
     from golden.model import bundled_model_path, load_model
     from sim.compiler import CompileError, compile_model
     from sim.routes import get_route
     route = get_route("nand_inmem")
     assert not route.maps(None)
-    with pytest.raises(NotImplementedError, match="maps no layer yet"):
+    with pytest.raises(NotImplementedError, match="maps no layer yet: the seed's Fig. 10 "
+                                                  "convolution mapping .* not built yet"):
         route.dot(None, 0, None, None, None)
     cfg = preset("nand_spin").with_dataflow("nand_inmem")
     with pytest.raises(CompileError, match=r"^layer 1 \(adder_conv2d\): dataflow 'nand_inmem' "

@@ -468,15 +468,18 @@ class NandInmem(Route):
     def maps(self, layer) -> bool:
         """No layer: the primitives are programs of their own (:func:`add_program`,
         :func:`scale_program`, :func:`compare_program`, :func:`select_program`,
-        :func:`max_pool_program`, :func:`relu_program`), and the in-memory post-processing
-        (``sim.nand_postproc``) runs on sums already in the array: no layer maps onto the
-        route (``postproc='in_memory'`` is refused by the compiler)."""
+        :func:`max_pool_program`, :func:`relu_program`); the compiler emits them as the
+        in-memory post-processing of a layer whose dot products another route computed
+        (``postproc='in_memory'``, ``sim.nand_postproc.plan_stage``). The seed's own
+        convolution mapping onto the bit-counters (Fig. 10: inputs not duplicated, partial
+        sums cross-written between subarrays) is not built: no layer maps onto the route."""
         return False
 
     def dot(self, stage, t, xrow, wslot, config) -> list:
-        raise NotImplementedError("route nand_inmem maps no layer yet: its primitives are "
-                                  "programs of their own (add_program, scale_program, ..), "
-                                  "the in-memory post-processing mode is not built")
+        raise NotImplementedError("route nand_inmem maps no layer yet: the seed's Fig. 10 "
+                                  "convolution mapping onto the bit-counters is not built yet "
+                                  "(its primitives run as the in-memory post-processing, "
+                                  "sim.nand_postproc.plan_stage)")
 
     def lanes(self, model) -> BitCounterLanes:
         return BitCounterLanes(model._ones, model.config.bit_counter_bits)
