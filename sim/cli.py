@@ -360,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(write_free, abs_diff or jeit_fa)")
     r.add_argument("--sim", default="verilator", help="icarus or verilator (rtl backend)")
     r.add_argument("--postproc", help="post-processing: ppu (the preset's) or in_memory (seed "
-                   "001 sec. 4.2 on the bit-counters; refused by the compiler: not built yet)")
+                   "001 sec. 4.2 on the bit-counters, route nand_inmem; layers it cannot run yet are "
+                   "refused by the compiler with one line)")
     r.add_argument("--mat", help="subarrays in lock-step in the simulated mat (rtl backend; "
                    "default: the preset's subarrays_per_mat)")
     add_size_options(r)
