@@ -43,7 +43,7 @@ from golden.model import Layer, Model, infer_int
 from sim import energy
 
 __all__ = ["SEED_GOPS", "SEED_GOPS_PER_W", "WRITE_FACTORS", "SEED_CV", "VARIATION_COMMAND",
-           "VARIATION_SOURCES", "peak", "write_sweep", "variation_row", "table"]
+           "VARIATION_JSON", "VARIATION_SOURCES", "peak", "write_sweep", "variation_row", "table"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,6 +60,7 @@ SEED_CV = 0.012
 VARIATION_COMMAND = ("python -m sim.variation --model fashion_addernet --technology stt "
                      "--cv 0,0.012 -n 200 --seeds 1 --trials 20000 --rtl-cv 0.012 --rtl-n 3 "
                      "--mat 1")
+#: Where that command writes its JSON (relative to the repository).
 VARIATION_JSON = Path("build/reports/variation-fashion_addernet-stt.json")
 #: What that JSON depends on (globs under the repository): the RTL, golden, the model file,
 #: the device and fault models, the compiler, its routes and the core model.
