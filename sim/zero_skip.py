@@ -148,7 +148,8 @@ def _table(r: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sim.zero_skip", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m sim.zero_skip",
+                                description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--preset", default="jeit_stt",
                    help="a preset with zero skipping (" + ", ".join(
                        f"{n}: adder layers on route {PRESETS[n].dataflow}"
