@@ -9,8 +9,10 @@ routes of the preset) runs:
   (``d = 0``) == ``golden.pim.l1_fa_tree`` and plain numpy; the counters == the cycle model's;
   the same dot with the REQUANT too early (during the array's flush) and with a reduce micro-op
   after it (the accumulators are back) gives the cycle model's values;
-* compiled random adder layers (and the multiply heads the models end with) on the route: every
-  stage == golden, the counters of every image == the cycle model's and the compiler's profile
+* compiled random adder layers (and the multiply heads the models end with) on the route, among
+  them shapes whose loops the route software-pipelines (wide with 2 tiles over several patches,
+  segmented with several groups and a partial one): every stage == golden, the counters of
+  every image == the cycle model's and the compiler's profile
   (``cocotb_tests.test_core._run_cases``).
 """
 
@@ -21,6 +23,7 @@ import numpy as np
 import pytest
 
 from cocotb_tests.harness import load_params, make_rng, run_block
+from golden.model import Layer
 from golden.pim import l1_fa_tree
 from rtl.column_reduce import ReduceOp
 from rtl.config import preset
@@ -151,7 +154,25 @@ async def jeit_fa_layers(dut):
     rng_py, seed = make_rng(p, "jeit_fa_layers")
     rng = np.random.default_rng(rng_py.getrandbits(64))
     cases = [c for c in _case_models(rng, p["images"]) if "adder" in c[0]]
+    cases += _pipelined_cases(rng, p["images"])
     await _run_cases(dut, cases, small_config(), seed)
+
+
+def _pipelined_cases(rng, n_images) -> list:
+    """Shapes whose compute loops the route software-pipelines across iterations and tiles
+    (``sim.routes.jeit_fa``): a wide layer of 2 tiles over several patches (several chunks),
+    a segmented one of several groups and a partial group."""
+    from cocotb_tests.test_core import _layer
+    from golden.model import make_model
+    cases = []
+    for name, shape in (("adder_conv_2_tiles", (4, 5, 5)), ("adder_conv_groups", (1, 5, 5))):
+        x = rng.integers(0, 256, (n_images, *shape)).astype(np.uint8)
+        conv, y = _layer("adder_conv2d", rng, x, o=2)
+        head, _ = _layer("mul_linear", rng, y.reshape(n_images, -1), o=3, output="logits")
+        cases.append((name, make_model(name=name, input_shape=shape, input_scale=1 / 255,
+                                       class_names=["0", "1", "2"],
+                                       layers=[conv, Layer("flatten"), head]), x))
+    return cases
 
 
 @pytest.mark.sim

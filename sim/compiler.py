@@ -617,6 +617,14 @@ def _dot(stage: Stage, t: int, xrow, wslot, config) -> list:
     return get_route(stage.route).dot(stage, t, xrow, wslot, config)
 
 
+def _pipelined(stage: Stage, loop: list, config) -> list:
+    """``loop`` (``LOOP { tile dots, REQUANTs } ENDLOOP``) software-pipelined by the stage's
+    route if it has a ``pipeline`` (``jeit_fa``: the next tile's SIGN pass while the array
+    flushes, ``sim.routes.jeit_fa``), else ``loop``."""
+    pipe = getattr(get_route(stage.route), "pipeline", None)
+    return loop if pipe is None else pipe(loop, stage, config)
+
+
 def _requant(stage: Stage, t: int, channel, d: int, zsum=0) -> Instr:
     mode = (MODE_LOGIT if stage.output == "logits" else
             {None: MODE_REQUANT, "max": MODE_MAX4, "avg": MODE_AVG4}[stage.pool])
@@ -719,6 +727,7 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
             where, "weight-buffer slot", wbase + (t * n + b) * out_ch), 0, 1), config)
     if stage.mode == "wide":
         p = chunk.patches
+        i0 = len(instrs)
         instrs.append(asm.loop(count=p))
         for t in range(stage.tiles):
             xrow = (lambda b, t=t: Operand(  # noqa: E731
@@ -731,8 +740,10 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
             instrs.append(_requant(stage, t, Operand(stage.channel_base, 1, 1), 0,
                                    _zsum(stage, t, 1)))
         instrs.append(asm.endloop())
+        instrs[i0:] = _pipelined(stage, instrs[i0:], config)
     else:
         if g_full:
+            i0 = len(instrs)
             instrs.append(asm.loop(count=g_full))
             xrow = lambda b: Operand(_base(where, "data row", row0 + b * g_all), 0, 1)  # noqa: E731
             instrs += _skipped(stage, _dot(stage, 0, xrow,
@@ -743,6 +754,7 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
                                 _zsum(stage, 0, 1))
                        for s in range(k)]
             instrs.append(asm.endloop())
+            instrs[i0:] = _pipelined(stage, instrs[i0:], config)
         if r:
             xrow = lambda b: _base(where, "data row", row0 + b * g_all + g_full)  # noqa: E731
             instrs += _skipped(stage, _dot(stage, 0, xrow,

@@ -2,7 +2,9 @@
 cycle model: ``python -m sim.zero_skip`` (``make zero-skip``).
 
 For a model and N test images, the same network is compiled twice for a zero-skip preset
-(``jeit_stt`` by default): with zero skipping, where an all-zero tile dot is skipped by
+(``jeit_stt`` by default, whose adder layers take its ``dataflow``: route ``jeit_fa``, seed
+000's full-adder array, ``sim.routes.jeit_fa``): with zero skipping, where an all-zero tile
+dot's DIFF pass (and, unless it is software-pipelined, its SIGN pass) is skipped by
 ``MOVE SKIPZ`` (``docs/dataflows.rst``, "Zero skipping"), and with ``zero_skip=False``. Both
 run on ``sim.core_model.CoreModel``, which agrees cycle for cycle with the RTL
 (``cocotb_tests/test_core_zero_skip.py``). The tool prints and writes (JSON) per image: the
@@ -30,10 +32,40 @@ from .compiler import CompileError, compile_model, run_compiled
 from .core_model import CoreModel
 from .util import UserError, parse_mat
 
-__all__ = ["measure", "main"]
+__all__ = ["measure", "lane_gating_estimate", "main"]
 
 #: Presets whose configuration has zero skipping on.
 ZERO_SKIP_PRESETS = tuple(n for n, c in PRESETS.items() if c.zero_skip)
+
+
+def lane_gating_estimate(config, compiled, stage_zs: dict, n_images: int) -> dict:
+    """Energy that gating the lanes of single zero terms would save per image (NOT BUILT: an
+    estimate of the energy model, ``sim.energy``). A zero activation's term ``|0 - w| = w``
+    still has to be summed, so a gated lane could only skip its own part of every
+    ``FS_STEP`` of the tile dot: the column's MTJ read and sense amplifier (ASSUMPTION: gated
+    per column) and the abs-diff / FS lane (the sign is known, the difference is ``w``),
+    while the row read, the full-adder array (``jeit_fa``) and the ``abs_diff`` write-backs
+    and bit-count run as before. Per stage on a zero-skip route: the zero operands gathered
+    into tiles that are computed (``zs_zero - zs_skipped``), each a lane of ``2n`` FS_STEPs in
+    every output channel's dot. ``stage_zs``: the stages' zero-skipping counters summed over
+    ``n_images``."""
+    from rtl.config import ZERO_SKIP_DATAFLOWS
+    from rtl.isa import Opcode
+    from rtl.routes import lanes_of
+    from sim import energy as E
+    cost = E.op_costs(config)[Opcode.FS_STEP]
+    toggle = E.PERIPHERY["activity"].value * E.PERIPHERY["gate_toggle_fj"].value
+    kept = E.PERIPHERY["fa_array_gates"].value if "fa_array" in lanes_of(config.routes) else 0
+    per_lane_step_fj = cost.lane_array_fj + (cost.lane_gates - kept) * toggle
+    lane_steps = 0
+    for st in compiled.stages:
+        c = stage_zs.get(st.name, {})
+        if st.route in ZERO_SKIP_DATAFLOWS and c:
+            terms = c.get("zs_zero", 0) - c.get("zs_skipped", 0)
+            lane_steps += terms * st.out_channels * 2 * st.n
+    return {"built": False, "lane_steps_per_image": lane_steps / n_images,
+            "fj_per_lane_step": per_lane_step_fj,
+            "energy_j_per_image": lane_steps * per_lane_step_fj * 1e-15 / n_images}
 
 
 def measure(model, x, config, mat: int) -> dict:
@@ -47,7 +79,7 @@ def measure(model, x, config, mat: int) -> dict:
         raise UserError(f"model {model.name!r} does not compile: {e}") from None
     core_on, core_off = CoreModel(config, subarrays=mat), CoreModel(off, subarrays=mat)
     golden = infer_int(model, x)
-    total, stages, mismatches = {}, {}, []
+    total, stages, mismatches, counters = {}, {}, [], {}
     cyc_on = cyc_off = 0
     for i, img in enumerate(x):
         r_on = run_compiled(comp_on, img, core_on, load_weights=i == 0)
@@ -60,6 +92,8 @@ def measure(model, x, config, mat: int) -> dict:
         cyc_off += r_off.cycles
         for k, v in r_on.zero_skip.items():
             total[k] = total.get(k, 0) + v
+        for k, v in r_on.counters.items():
+            counters[k] = counters.get(k, 0) + v
         for st in r_on.stages:
             acc = stages.setdefault(st.name, {})
             for k, v in st.zero_skip.items():
@@ -69,8 +103,13 @@ def measure(model, x, config, mat: int) -> dict:
     def frac(c):
         return c.get("zs_zero", 0) / max(1, c.get("zs_operands", 0))
 
+    from sim import energy as E
+    gating = lane_gating_estimate(config, comp_on, stages, n)
+    gating["share_of_dynamic_energy"] = gating["energy_j_per_image"] / (E.estimate(
+        config, counters, columns_active=mat * config.columns).energy_j / n)
     return {
         "images": n, "subarrays": mat, "logits_equal_to_golden": not mismatches,
+        "lane_gating_estimate": gating,
         "mismatches": mismatches[:10],
         "per_image": {k: v / n for k, v in total.items()},
         "zero_operand_fraction": frac(total),
@@ -95,6 +134,12 @@ def _table(r: dict) -> str:
              f"{r['cycles_per_image_without_zero_skip']:.0f} without "
              f"({100 * r['cycle_change']:+.1f} %); {r['cycles_if_no_tile_skipped']} if no "
              f"tile were skipped"]
+    g = r["lane_gating_estimate"]
+    lines.append(f"lane gating of single zero terms (NOT BUILT; energy-model estimate, "
+                 f"sim.zero_skip.lane_gating_estimate): {g['lane_steps_per_image']:.0f} lane "
+                 f"steps of {g['fj_per_lane_step']:.3g} fJ = "
+                 f"{g['energy_j_per_image'] * 1e9:.3g} nJ per image "
+                 f"({100 * g['share_of_dynamic_energy']:.3g} % of the dynamic energy)")
     for name, s in r["stages"].items():
         lines.append(f"  {name:40s} zero {100 * s['zero_operand_fraction']:5.1f} %  tiles "
                      f"skipped {s.get('zs_tiles', 0):7.1f}  cycles saved "
@@ -103,9 +148,12 @@ def _table(r: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sim.zero_skip", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m sim.zero_skip",
+                                description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--preset", default="jeit_stt",
-                   help=f"a preset with zero skipping ({', '.join(ZERO_SKIP_PRESETS)})")
+                   help="a preset with zero skipping (" + ", ".join(
+                       f"{n}: adder layers on route {PRESETS[n].dataflow}"
+                       for n in ZERO_SKIP_PRESETS) + ")")
     p.add_argument("--model", default="fashion_addernet",
                    help="bundled model name or .npz path (default fashion_addernet)")
     p.add_argument("--dataset", default=None, help="fashion_mnist or digits (default: the model's)")

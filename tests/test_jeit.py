@@ -25,8 +25,9 @@ def test_dense_peak_every_lane_busy(peak):
     k, pk, config = peak
     d = pk["dense"]
     width = k * CONFIG.columns
-    assert pk["width"] == width and d["lane_utilisation"] == 1.0 and d["patches"] == k
-    assert pk["ops"] == 2 * 4 * k * CONFIG.columns
+    g = jeit.GROUPS
+    assert pk["width"] == width and d["lane_utilisation"] == 1.0 and d["patches"] == g * k
+    assert pk["ops"] == 2 * 4 * g * k * CONFIG.columns
     # The cycles of the dense run are the compiler's static compute cycles (no tile skipped).
     import numpy as np
     model = jeit._layer_model(config, k, 4, np.random.default_rng(0))
@@ -42,9 +43,12 @@ def test_dense_peak_every_lane_busy(peak):
 
 
 def test_zero_input_skips_every_tile_dot(peak):
-    _, pk, _ = peak
+    k, pk, config = peak
     z, d = pk["zero"], pk["dense"]
-    assert z["counters"]["fs_step"] == 0 and z["counters"]["write_row"] == 0
+    # abs_diff skips the whole dot; jeit_fa's pipelined loops only the DIFF pass (the SIGN
+    # pass of each of the 4 channels x GROUPS dots runs before its SKIPZ)
+    sign = config.operand_bits * 4 * jeit.GROUPS if config.dataflow == "jeit_fa" else 0
+    assert z["counters"]["fs_step"] == sign and z["counters"]["write_row"] == 0
     assert z["cycles"] < d["cycles"] and z["energy_j"] < d["energy_j"]
     mixed = jeit._mixed(pk, 0.25, CONFIG.clock_mhz * 1e6)
     assert mixed["cycles"] == pytest.approx(0.75 * d["cycles"] + 0.25 * z["cycles"])
@@ -78,3 +82,46 @@ def test_write_sweep():
 def test_table_refuses_another_technology():
     with pytest.raises(ValueError, match="config must be an stt preset"):
         jeit.table(preset("nand_spin"), None, {})
+
+
+def _variation_json(cv=jeit.SEED_CV, dataflow="jeit_fa", model="fashion_addernet") -> dict:
+    """A JSON as ``sim.variation`` writes it (the fields the table reads), numbers made up
+    for the reader only: the table must show them as they are."""
+    return {"model": model, "dataset": "fashion_mnist", "images": 200, "technology": "stt",
+            "trials": 20000, "seeds": [0], "command": jeit.VARIATION_COMMAND,
+            "points": [{"cv": 0.0, "ber": 0.0, "accuracy_mean": 0.89},
+                       {"cv": cv, "ber": 1e-6, "accuracy_mean": 0.885}],
+            "spot_check": {"backend": "rtl", "simulator": "verilator", "subarrays": 1,
+                           "dataflow": dataflow, "cv": cv, "ber": 1e-6, "images": 3,
+                           "accuracy": 2 / 3, "golden_accuracy": 1.0}}
+
+
+def test_variation_row_reads_a_fresh_run_and_refuses_others(tmp_path):
+    import json
+    import os
+    src = tmp_path / "sim" / "device.py"
+    src.parent.mkdir()
+    src.write_text("# a source the JSON depends on\n")
+    out = tmp_path / jeit.VARIATION_JSON
+    # missing: refused, naming the command that writes it
+    r = jeit.variation_row("fashion_addernet", "jeit_fa", repo=tmp_path)
+    assert not r["ok"] and "missing" in r["why"] and jeit.VARIATION_COMMAND in r["why"]
+    out.parent.mkdir(parents=True)
+    out.write_text(json.dumps(_variation_json()))
+    os.utime(src, (1, 1))                               # the source older than the JSON
+    r = jeit.variation_row("fashion_addernet", "jeit_fa", repo=tmp_path)
+    assert r["ok"], r
+    assert [row["ours"] for row in r["rows"]] == pytest.approx([89.0, 88.5, 100 * 2 / 3])
+    assert jeit.VARIATION_COMMAND in r["rows"][0]["figure"]
+    # a source newer than the JSON: stale
+    t = out.stat().st_mtime
+    os.utime(src, (t + 10, t + 10))
+    r = jeit.variation_row("fashion_addernet", "jeit_fa", repo=tmp_path)
+    assert not r["ok"] and "stale" in r["why"] and "sim/device.py" in r["why"]
+    os.utime(src, (1, 1))
+    # another run: another CV, route or model
+    for kw, what in ((dict(cv=0.05), "CV"), (dict(dataflow="abs_diff"), "dataflow"),
+                     (dict(model="digits_addernet"), "model")):
+        out.write_text(json.dumps(_variation_json(**kw)))
+        r = jeit.variation_row("fashion_addernet", "jeit_fa", repo=tmp_path)
+        assert not r["ok"] and what in r["why"], (kw, r)

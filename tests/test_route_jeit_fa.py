@@ -169,3 +169,62 @@ def test_route_compare_bad_input_is_one_line(argv, match, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and re.match(match, err), err
+
+
+def _unpipelined(monkeypatch):
+    """The compiler without the route's software pipelining (the program it emitted before)."""
+    from sim.routes import get_route
+    monkeypatch.delattr(type(get_route("jeit_fa")), "pipeline")
+
+
+@pytest.mark.parametrize("case", ["wide_2_tiles", "segmented_partial", "segmented_pool",
+                                  "wide_flush_longer_than_sign"])
+@pytest.mark.parametrize("zero_skip", [False, True])
+def test_pipelined_loops_hide_the_flush(case, zero_skip, monkeypatch):
+    """The software-pipelined compute loops (the next tile's SIGN pass during the array's
+    flush) == golden stage by stage, with and without zero skipping (sparse inputs); without
+    it, every pipelined tile dot but the last of each loop run saves the L flush NOPs."""
+    rng = np.random.default_rng(SEED + 7 * len(case) + zero_skip)
+    k, cols = 2, 16
+    if case == "wide_2_tiles":                      # fan-in 36 > 32: 2 tiles, 25 patches
+        x = rng.integers(0, 256, (1, 4, 5, 5)).astype(np.uint8)
+        layers = [make_layer("adder_conv2d", rng, x, out_ch=3, padding=1)]
+    elif case == "wide_flush_longer_than_sign":     # 512 columns: L = 9 > n = 8, one NOP pad
+        k, cols = 1, 512
+        x = rng.integers(0, 256, (1, 60, 3, 3)).astype(np.uint8)
+        layers = [make_layer("adder_conv2d", rng, x, out_ch=2, padding=1)]
+    else:                                           # fan-in 9 <= 16: groups of 2 patches
+        x = rng.integers(0, 256, (1, 1, 5 if case == "segmented_partial" else 6,
+                                  5 if case == "segmented_partial" else 6)).astype(np.uint8)
+        layers = [make_layer("adder_conv2d", rng, x, out_ch=3, padding=1)]
+        if case == "segmented_pool":
+            layers.append(Layer("max_pool2d", "", {"kernel": 2, "stride": 2}))
+    if zero_skip:                                   # whole zero tiles and single zero terms
+        x[:, :, : x.shape[2] // 2] = 0
+        x[:, -4:] = 0                               # (the 512-column case's second tile)
+        x[rng.random(x.shape) < 0.3] = 0
+    model = single_layer_model(layers, x.shape[1:])
+    config = dataclasses.replace(small_config(), columns=cols, subarrays_per_mat=k,
+                                 zero_skip=zero_skip)
+    if cols == 512:
+        config = dataclasses.replace(config, rows=64)
+    compiled, res, _ = run_model_checked(model, config, x[0], SEED, subarrays=k)
+    if zero_skip:
+        assert res.zero_skip["zs_tiles"] > 0, "no tile dot was skipped: the case tests nothing"
+        return
+    stage = compiled.stages[0]
+    with monkeypatch.context() as mp:
+        _unpipelined(mp)
+        _, ref, _ = run_model_checked(model, config, x[0], SEED, subarrays=k)
+    depth = int(np.ceil(np.log2(cols)))
+    hidden = min(depth, config.operand_bits)        # flush cycles a SIGN pass covers
+    # pipelined tile dots and loop runs, by hand from the layer's shape and the chunking
+    runs = dots = 0
+    for ch in stage.chunks:
+        per = ch.patches * stage.tiles if stage.mode == "wide" else ch.groups - (ch.partial > 0)
+        runs += stage.out_channels * (per > 0)
+        dots += stage.out_channels * per
+    assert ref.counters["nop"] - res.counters["nop"] == hidden * (dots - runs) > 0
+    assert ref.counters["fs_step"] == res.counters["fs_step"]
+    saved = ref.counters["cycles"] - res.counters["cycles"]
+    assert hidden * (dots - runs) <= saved <= hidden * (dots - runs) + 2 * runs, saved

@@ -23,13 +23,26 @@ Zero skipping (``config.zero_skip``, ``docs/dataflows.rst``): as on ``abs_diff``
 SKIPZ`` before the dot jumps over its 2n FS_STEPs when the tile's inputs are all zero, and the
 REQUANT takes ``sum w`` from a buffer slot. The L flush NOPs stay after the skipped window
 (``sim.compiler._skipped``): a skipped dot costs 1 + L cycles instead of 2n + L.
+
+Software pipelining (:meth:`JeitFa.pipeline`, on the compiler's loop of tile dots): the flush
+needs no micro-op, and the REQUANT reads the sums in its S3, so the next tile's SIGN pass (which
+neither steps the array nor is a reduce micro-op, ``rtl.core.Core._fa_array_s3``) runs while the
+array flushes, before the REQUANT of the tile that is flushing: ``SIGN(0) ; LOOP count-1 {
+DIFF(t) ; SIGN(t + 1) ; REQUANT(t) ... } ; the last iteration with the flush NOPs``, where the
+SIGN after the last tile of an iteration is tile 0's of the next iteration (the loop's
+relative operands one step on) and the last iteration is peeled out of the loop (its operands
+made absolute). The REQUANT still issues L + 1 cycles after the last DIFF step (``max(0, L -
+n)`` NOPs pad a SIGN pass shorter than the flush). Cycles per tile dot: 2n, the flush hidden,
+except for the last tile of each loop run. With zero skipping the SKIPZ jumps over the DIFF
+pass only (n micro-ops; the SIGN pass of a tile ran before its SKIPZ and cannot be skipped
+after the fact): a skipped tile costs 1 + n cycles (the next SIGN pass) instead of 1 + L.
 """
 
 from __future__ import annotations
 
 from golden.model import COMPUTE_KINDS
 from rtl.fa_array import tree_depth
-from rtl.isa import Instr, Opcode
+from rtl.isa import Instr, MoveOp, Opcode, Operand
 
 from .abs_diff import AbsDiffLanes
 from .base import Route, op, register_route
@@ -125,6 +138,80 @@ class JeitFa(Route):
 
     def lanes(self, model) -> FaArrayLanes:
         return FaArrayLanes(model)
+
+    def pipeline(self, loop: list, stage, config) -> list:
+        """``loop`` = ``LOOP count { tile dots with their REQUANTs } ENDLOOP`` (the compiler's
+        compute loop: per tile ``[MOVE SKIPZ]``, this route's dot, one or more REQUANTs) as
+        the software-pipelined program of the module docstring, with the same results; the
+        loop's level-0 operands step by their stride per iteration, level 1 is the enclosing
+        loop."""
+        n, depth = stage.n, tree_depth(config.columns)
+        if not (loop and loop[0].op is Opcode.LOOP and loop[-1].op is Opcode.ENDLOOP):
+            raise ValueError("jeit_fa.pipeline: not a LOOP ... ENDLOOP")
+        count, body, tiles, i = loop[0].count, loop[1:-1], [], 0
+        while i < len(body):
+            skipz = None
+            if body[i].op is Opcode.MOVE and body[i].imm == MoveOp.SKIPZ.value:
+                skipz, i = body[i], i + 1
+            dot = body[i:i + 2 * n + depth]
+            reqs = []
+            j = i + 2 * n + depth
+            while j < len(body) and body[j].op is Opcode.REQUANT:
+                reqs.append(body[j])
+                j += 1
+            if (len(dot) != 2 * n + depth or not reqs
+                    or any(x.op is not Opcode.FS_STEP for x in dot[:2 * n])
+                    or any(x.op is not Opcode.NOP for x in dot[2 * n:])
+                    or any(x.imm & 2 for x in dot[:n])
+                    or not all(x.imm & ACC for x in dot[n:2 * n])):
+                raise ValueError(f"jeit_fa.pipeline: body entry {i} is not a tile dot of "
+                                 f"{n} SIGN, {n} DIFF steps, {depth} NOPs and its REQUANTs")
+            tiles.append((skipz, dot[:n], dot[n:2 * n], dot[2 * n:], reqs))
+            i = j
+        pad = [Instr(Opcode.NOP)] * max(0, depth - n)
+        skip_cycles = n * config.op_cycles.get(Opcode.FS_STEP, 1)
+
+        def emit(last: bool) -> list:
+            out = []
+            for t, (skipz, _, diff, flush, reqs) in enumerate(tiles):
+                if skipz is not None:       # the DIFF pass only: the SIGN pass ran already
+                    out.append(op(Opcode.MOVE, imm=MoveOp.SKIPZ.value, a=skipz.a, b=n,
+                                  d=skip_cycles))
+                out += diff
+                if t + 1 < len(tiles):
+                    out += tiles[t + 1][1] + pad
+                elif not last:              # tile 0 of the next iteration
+                    out += [_shift(x, _next) for x in tiles[0][1]] + pad
+                else:
+                    out += flush
+                out += reqs
+            return out
+
+        def at(index):
+            return lambda x: _outside(x, index)
+
+        prog = [_shift(x, at(0)) for x in tiles[0][1]]
+        if count > 1:
+            prog += [Instr(Opcode.LOOP, count=count - 1)] + emit(False) + [Instr(Opcode.ENDLOOP)]
+        return prog + [_shift(x, at(count - 1)) for x in emit(True)]
+
+
+def _next(o: Operand) -> Operand:
+    """``o`` one iteration of the innermost loop on."""
+    return Operand(o.base + o.stride, 0, o.stride) if o.stride and o.level == 0 else o
+
+
+def _outside(o: Operand, index: int) -> Operand:
+    """``o`` of iteration ``index`` of the innermost loop, written outside that loop."""
+    if not o.stride:
+        return o
+    if o.level == 0:
+        return Operand(o.base + o.stride * index, 0, 0)
+    return Operand(o.base, o.level - 1, o.stride)
+
+
+def _shift(x: Instr, f) -> Instr:
+    return Instr(x.op, imm=x.imm, a=f(x.a), b=f(x.b), d=f(x.d), count=x.count)
 
 
 register_route(JeitFa())
