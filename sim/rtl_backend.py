@@ -118,12 +118,13 @@ class CoreHost:
         dut.fault_load.value = 0
         dut.fault_en.value = int(bool(enable))
 
-    async def write_buffer(self, image) -> None:
-        """Weight buffer slots 0 .. len(image) - 1 from a bool [slots, columns] image."""
+    async def write_buffer(self, image, base: int = 0) -> None:
+        """Weight buffer slots base .. base + len(image) - 1 from a bool [slots, columns]
+        image."""
         dut = self.dut
         dut.buf_we.value = 1
         for slot, row in enumerate(np.asarray(image)):
-            dut.buf_addr.value = slot
+            dut.buf_addr.value = base + slot
             dut.buf_data.value = _bits_to_int(row)
             await self._tick()
         dut.buf_we.value = 0
@@ -336,6 +337,10 @@ class CoreHost:
             stage_counters = dict.fromkeys(counter_names(), 0)
             stage_zs: dict = {}
             for chunk in stage.chunks:
+                if stage.weight_loads:          # streamed weights (sim.weight_stream)
+                    from sim.weight_stream import loads_before
+                    for b, img in loads_before(stage, chunk.index):
+                        await self.write_buffer(img, base=b)
                 t1 = time.perf_counter()
                 counters = await self.run(chunk.program, max_cycles=chunk.max_cycles)
                 self.wall["run"] += time.perf_counter() - t1
