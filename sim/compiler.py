@@ -348,8 +348,9 @@ class Stage:
     dima: object = field(default=None, repr=False)  # lanes mode: sim.dima_map.DimaPlan
     pad_value: int = 0              # the code padding inserts (MOVE SETPAD; lanes mode)
     chunks: list = field(default_factory=list, repr=False)
-    #: Weight streaming (``sim.weight_stream``): ``(chunk index, first slot, image)`` host
-    #: writes of the buffer before that chunk runs, every image; empty when resident.
+    #: Weight streaming (``sim.weight_stream``): ``(chunk index, first slot, image, table)``
+    #: host writes of the buffer (and of the requant table: ``(first channel, [(m, s, b)])``
+    #: or None) before that chunk runs, every image; empty when resident.
     weight_loads: list = field(default_factory=list, repr=False)
 
     @property
@@ -912,7 +913,14 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                    f"{zs} x output channels: {parts}), but buffer_slots is {buffer_slots}",
                    "buffer_slots", total, ", or use more columns")
     total = sum(o for _, o, _, _, _ in infos)
-    if total > channels:
+    tstream = None                      # the requant table streamed too: (first, entries)
+    if total > channels and stream_weights:
+        from . import weight_stream as _ws
+        tstream = _ws.table_region(total, channels, bool(extras))
+        if stream is None:              # the table streams with its layers' weights
+            stream = _ws.region(need, [r.name for _, _, r in plans], buffer_slots,
+                                bool(extras))
+    if total > channels and tstream is None:
         _too_small(f"the model has {total} output channels in its compute layers, but the "
                    f"requant table has requant_channels={channels} entries",
                    "requant_channels", total)
@@ -940,6 +948,9 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     if stream is not None:              # the stream region first, resident slots after it
         slot = stream[0] + stream[1]    # (zeros in the image: ``buffer`` is from slot 0)
         images.append(np.zeros((slot, width), dtype=bool))
+    if tstream is not None:             # likewise the table's (identity entries until loaded)
+        chan = tstream[0] + tstream[1]
+        mults, shifts, biases = [1] * chan, [0] * chan, [0] * chan
     mults, shifts, biases = [], [], []
     offsets, patches = [], []
     for si, ((ci, pi, route), (fan_in, out_ch, mode, tw, tiles)) in enumerate(
@@ -985,7 +996,9 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             _base(where, "weight-buffer slot", zsum_base + tiles * out_ch - 1)
             images.append(_pad_to(_zero_tile_dots(w, tiles, tw, kp * cols), width))
         _base(where, "requant channel base", chan)
-        if ly.output == "logits":
+        if tstream is not None:         # streamed with the weights (sim.weight_stream)
+            resident_chan, chan = chan, tstream[0]
+        elif ly.output == "logits":
             mults += [1] * out_ch
             shifts += [0] * out_ch
             biases += [int(v) for v in ly.params["bias"]]
@@ -1052,9 +1065,12 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             from . import weight_stream as _ws
             patches += _ws.build_streamed(sys.modules[__name__], stage, w, route, config,
                                           stream, where, imem_depth=imem_depth, width=width,
-                                          groups=groups, images=images)
+                                          groups=groups, images=images, table=tstream,
+                                          layer=ly)
             if stream is not None:
                 slot = resident_slot
+            if tstream is not None:
+                chan = resident_chan
         else:
             _plan_chunks(stage, config, where, imem_depth=imem_depth)
             patches += _patch_entries(stage)
@@ -1200,6 +1216,7 @@ def propose_config(model: Model, config, *, subarrays: int | None = None,
         message.
     """
     config = check_config(config)
+    config = _one_pass(model, config, subarrays, stream_weights)
     while True:                 # every step raises one field: at most a few dozen steps
         try:
             compile_model(model, config, subarrays=subarrays, stream_weights=stream_weights)
@@ -1210,9 +1227,48 @@ def propose_config(model: Model, config, *, subarrays: int | None = None,
                     and config.buffer_slots < top):     # stream through the largest buffer
                 config = replace(config, buffer_slots=top)
                 continue
+            top = SIZE_FIELDS["requant_channels"][2]
+            if (stream_weights and e.field == "requant_channels" and e.size is None
+                    and config.requant_channels < top):     # and the largest table
+                config = replace(config, requant_channels=top)
+                continue
             if e.field is None or e.size is None or e.size <= getattr(config, e.field):
                 raise
             config = replace(config, **{e.field: e.size})
+
+
+def _one_pass(model, config, subarrays, stream_weights):
+    """``config`` with every size the model uses when compiled with the largest sizes
+    (``rtl.config.SIZE_FIELDS``' maxima) raised to hold it, at once; ``config`` unchanged if
+    that compile fails (the caller's loop then reports the first shortfall). The sizes depend
+    a little on each other (the operand bases widen with them, and so may the chunks), so
+    :func:`propose_config` compiles the result and raises what is still short."""
+    top = replace(config, **{f: SIZE_FIELDS[f][2] for f in SIZE_FIELDS})
+    try:
+        compiled = compile_model(model, top, subarrays=subarrays, stream_weights=stream_weights)
+    except (CompileError, ValueError):  # the loop below reports it (ValueError: a config)
+        return config
+    stages = compiled.stages
+    used = {
+        "buffer_slots": len(compiled.buffer),
+        "requant_channels": len(compiled.table[0]),
+        "offset_entries": len(compiled.offsets), "patch_entries": len(compiled.patches),
+        "program_words": max(len(ch.program) for st in stages for ch in st.chunks),
+        "data_words": max(max(st.in_base + st.in_size, st.out_base + st.out_size,
+                              *(st.out_base + ch.out_start + st.out_size for ch in st.chunks))
+                          for st in stages),
+        "patch_mask_bits": max([math.prod(st.kernel) for st in stages] + [1]),
+    }
+    layers = model.layers
+    if not _ls.has_branches(layers) and not any(_ls.is_standalone(layers, i)
+                                                for i in range(len(layers))):
+        used["data_words"] = max(used["data_words"], 2 * compiled.region)   # two regions
+    raised = {}
+    for f, n in used.items():
+        size = min(_size_for(f, n), SIZE_FIELDS[f][2])
+        if size > getattr(config, f):
+            raised[f] = size
+    return replace(config, **raised) if raised else config
 
 
 def _patch_entries(stage: Stage) -> list:
@@ -1359,6 +1415,7 @@ class StageRun:
     write_back_erases: int = 0      # ERASE micro-ops (data strips, abs-diff scratch strips)
     zero_skip: dict = field(default_factory=dict)   # rtl.isa.ZERO_SKIP_COUNTERS, summed
     weight_words: int = 0           # buffer words the host streamed in (sim.weight_stream)
+    table_words: int = 0            # requant entries the host streamed in (likewise)
 
 
 @dataclass
@@ -1445,10 +1502,15 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
         sr = StageRun(stage.name, stage.golden_index, micro_ops=dict.fromkeys(counter_names(), 0),
                       host_words=len(words) if si == 0 else 0)
         for chunk in stage.chunks:
-            for b, img in _ws_loads(stage, chunk.index):     # sim.weight_stream
+            for b, img, tbl in _ws_loads(stage, chunk.index):     # sim.weight_stream
                 for i, bits in enumerate(img):
                     executor.write_buffer(b + i, bits)
                 sr.weight_words += len(img)
+                if tbl is not None:
+                    ch0, entries = tbl
+                    for i, (m_, s_, b_) in enumerate(entries):
+                        executor.write_table(ch0 + i, m_, s_, b_)
+                    sr.table_words += len(entries)
             res = executor.run(chunk.program)
             if res.error:
                 raise RunError(f"{stage.name} chunk {chunk.index}: the core reported an error: "

@@ -420,7 +420,7 @@ def _add_estimate(res: ModelCount, compiled, model, images: int) -> None:
 def _with_stream(est: dict, stream: dict) -> dict:
     """``sim.energy.Report.to_dict()`` with the streamed weights' energy (its cycles are in
     the host cycles already) added to the energy, the class "loading data" and GOPS/W."""
-    if not stream["slots"]:
+    if not stream["slots"] and not stream["entries"]:
         return est
     est = dict(est)
     e = stream["energy_j"]
@@ -447,12 +447,9 @@ def stage_figures(res: ModelCount, compiled, model) -> list:
     port = host_port_words(compiled, 1)[0]
     stream = _ws.cost(compiled)
     rows = []
-    for sc, st, hp, slots in zip(res.stages, compiled.stages, port,
-                                 stream["per_stage_slots"], strict=True):
+    for sc, st, hp, part in zip(res.stages, compiled.stages, port, stream["per_stage"],
+                                strict=True):
         ops = stage_ops(model, st.layer_index)["ops"]
-        part = {"slots": slots,       # this stage's share of the streamed weights
-                "bus_cycles": stream["bus_cycles"] * slots // max(1, stream["slots"]),
-                "energy_j": stream["energy_j"] * slots / max(1, stream["slots"])}
         rep = _with_stream(energy.estimate(
             compiled.config, sc.counters, ops=ops, columns_active=compiled.width,
             host={"data_words": hp["data_words"]},
@@ -571,9 +568,9 @@ def table(res: ModelCount) -> str:
     lines.append(f"total: {f['cycles']:,} cycles ({f['stalls']:,} stalls)")
     ws = (res.host or {}).get("weight_stream") or {}
     if ws.get("slots"):
-        lines.append(f"weights streamed (sim.weight_stream): {ws['slots']:,} buffer words per "
-                     f"image, {ws['bus_cycles']:,} bus cycles, {ws['energy_j'] * 1e6:.4g} uJ "
-                     f"(in the latency and energy below)")
+        lines.append(f"weights streamed (sim.weight_stream): {ws['slots']:,} buffer words and "
+                     f"{ws['entries']:,} requant entries per image, {ws['bus_cycles']:,} bus "
+                     f"cycles, {ws['energy_j'] * 1e6:.4g} uJ (in the latency and energy below)")
     if res.estimate:
         lines.append(f"energy {f['energy_j'] * 1e6:.4g} uJ, latency {f['latency_s'] * 1e3:.4g} "
                      f"ms, {f['ops']:,} ops, {f['gops']:.4g} GOPS, {f['gops_per_w']:.4g} GOPS/W")

@@ -424,7 +424,8 @@ def evaluate(name: str, preset_name: str, *, seed: int = 0, check_images: int = 
                stages=len(compiled.stages),
                chunk_runs=sum(len(s.chunks) for s in compiled.stages),
                weight_stream={k: res.host["weight_stream"][k]
-                              for k in ("slots", "bits", "bus_cycles", "energy_j")},
+                              for k in ("slots", "entries", "bits", "bus_cycles",
+                                        "energy_j")},
                **figures(res), seconds={"build": round(t1 - t0, 3),
                                         "propose_config": round(t2 - t1, 3),
                                         "compile": round(t3 - t2, 3),
@@ -480,7 +481,8 @@ def markdown(rows: list) -> str:
             prop = ", ".join(f"{k}={v}" for k, v in r["proposed"].items()) or "none"
             ws = r.get("weight_stream") or {}
             if ws.get("slots"):
-                prop += (f"; weights streamed: {ws['slots']:,} buffer words per image, "
+                prop += (f"; weights streamed: {ws['slots']:,} buffer words and "
+                         f"{ws['entries']:,} requant entries per image, "
                          f"{ws['bus_cycles']:,} bus cycles, {_fmt(ws['energy_j'] * 1e6)} uJ")
             cm = r.get("cycle_model") or {}
             if cm.get("run"):

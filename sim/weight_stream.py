@@ -21,19 +21,27 @@ requant channels and output words those of the tile's channels, ``out_base + o0 
 golden's channel-major layout); the view's chunks, in tile order, are the stage's chunks. So
 every channel tile gathers the layer's patches again (the chunk programs are gather + compute;
 the host cannot write the buffer while a program runs). Before a tile's first chunk the host
-writes its image (``Stage.weight_loads``: ``(chunk index, first slot, image)``), in every
-image: the buffer holds the last tile when the image ends.
+writes its image (``Stage.weight_loads``: ``(chunk index, first slot, image, table)``), in
+every image: the buffer holds the last tile when the image ends.
 
-Cost (:func:`cost`): the streamed buffer words of one image, each ``W`` bits (the mat's row),
-cross the chip's bus of :data:`sim.chip.PARAMS` ``bus_bits`` (seed 001 sec. 5.2: 128 bits)
-at ``bus_transfers_per_cycle`` (ASSUMPTION there: one per core cycle): ``ceil(W / bus_bits)``
-cycles per word, added to the image's latency (ASSUMPTION: not overlapped with the compute:
-the core's buffer has one write port and the controller reads it during a run). Energy per
-word: the weight buffer's SRAM write (``sim.sram.write_energy_pj`` of the configuration's
-buffer) and the bus wires, ``W`` bits x :data:`sim.chip.PARAMS` ``wire_fj_per_bit_mm`` x
-:data:`WIRE_MM` of the array (ASSUMPTION: the wire from the chip's I/O to the mat is half the
-side of the configuration's MRAM array, ``sim.energy.array_area_mm2``, square; the chip model's
-own rule with the array's area for the chip's).
+The requant table likewise (:func:`table_region`): when the compute layers' output channels
+exceed ``requant_channels`` (with ``stream_weights``), the table's entries ``0 .. T - 1`` are a
+stream region (``T`` the table, half of it with standalone layers, whose passes' entries stay
+resident after it), a channel tile holds at most ``T`` channels, and its entries are written
+with its weights (``table``: ``(first entry, [(mult, shift, bias)])``).
+
+Cost (:func:`cost`): the streamed buffer words of one image, each ``W`` bits (the mat's
+row), and requant entries (``rtl.ppu`` ``MULT_BITS + SHIFT_BITS + BIAS_BITS`` bits each) cross
+the chip's bus of ``sim.chip.PARAMS["bus_bits"]`` (seed 001 sec. 5.2: 128 bits) at
+``bus_transfers_per_cycle`` (ASSUMPTION there: one per core cycle): ``ceil(bits / bus_bits)``
+cycles per word (entry), added to the image's latency (ASSUMPTION: not overlapped with the
+compute: the core's buffer has one write port and the controller reads it during a run).
+Energy per word: the weight buffer's (requant table's) SRAM write (``sim.sram.write_energy_pj``
+of the configuration's memory) and the bus wires, its bits x
+``sim.chip.PARAMS["wire_fj_per_bit_mm"]`` x :func:`wire_mm` (ASSUMPTION: the wire from the
+chip's I/O to the mat is half the side of the configuration's MRAM array,
+``sim.energy.array_area_mm2``, square; the chip model's own rule with the array's area for the
+chip's).
 """
 
 from __future__ import annotations
@@ -43,7 +51,8 @@ from dataclasses import replace
 
 import numpy as np
 
-__all__ = ["region", "build_streamed", "streamed_slots", "cost", "wire_mm", "loads_before"]
+__all__ = ["region", "table_region", "build_streamed", "streamed_slots", "streamed_entries",
+           "cost", "wire_mm", "loads_before"]
 
 
 def region(need: list, routes: list, buffer_slots: int, extras: bool):
@@ -58,8 +67,25 @@ def region(need: list, routes: list, buffer_slots: int, extras: bool):
     return 0, max(1, min(largest, avail))
 
 
+def table_region(total: int, channels: int, extras: bool):
+    """``(first entry, entries)`` of the requant table's stream region (module docstring):
+    the whole table, or half of it with standalone layers (their passes' entries are
+    resident after it)."""
+    return 0, max(1, channels // 2 if extras else channels)
+
+
+def _entries(layer, o0: int, o1: int) -> list:
+    """The requant entries ``(mult, shift, bias)`` of ``layer``'s channels o0 .. o1 - 1 (a
+    logits layer: ``(1, 0, bias)``)."""
+    p = layer.params
+    if layer.output == "logits":
+        return [(1, 0, int(b)) for b in p["bias"][o0:o1]]
+    return [(int(m), int(s), int(b)) for m, s, b in zip(
+        p["rq_mult"][o0:o1], p["rq_shift"][o0:o1], p["rq_bias"][o0:o1], strict=True)]
+
+
 def build_streamed(c, stage, weight, route, config, stream, where: str, *, imem_depth: int,
-                   width: int, groups: int = 1, images=None) -> list:
+                   width: int, groups: int = 1, images=None, table=None, layer=None) -> list:
     """Split ``stage`` (a compute stage built by ``sim.compiler.compile_model``, chunks not
     yet planned) into views of its output channels and plan each view's chunks, appended to
     ``stage.chunks``; returns the stage's patch-table entries (every view reads the same).
@@ -70,7 +96,8 @@ def build_streamed(c, stage, weight, route, config, stream, where: str, *, imem_
     are resident from ``stage.buffer_base``, their images appended to ``images``. ``groups``
     > 1 (a grouped convolution, ``sim.grouped``): a view never spans two groups, and group g's
     views read the offset-table entries from ``stage.offset_base + g * fan_in`` (its input
-    channels)."""
+    channels). With ``table`` (the requant table's stream region) the tile's requant entries
+    (of ``layer``) are loaded with its weights, into the region from its first entry."""
     n, tiles, kp, tw = stage.n, stage.tiles, stage.subarrays, stage.tile_width
     zs = c._zero_skips(route, config, kp * config.columns)
     per_ch = tiles * (n + zs)
@@ -84,6 +111,8 @@ def build_streamed(c, stage, weight, route, config, stream, where: str, *, imem_
                          f"slots ({tiles} tiles x {n + zs} words), but the stream region has "
                          f"{size} (buffer_slots is {config.buffer_slots})", "buffer_slots",
                          config.buffer_slots + per_ch - size)
+        if table is not None:
+            per_tile = min(per_tile, table[1])
     else:
         base, per_tile = stage.buffer_base, og
     positions = stage.positions
@@ -103,7 +132,8 @@ def build_streamed(c, stage, weight, route, config, stream, where: str, *, imem_
             c._base(where, "weight-buffer slot", base + per_ch * (o1 - o0) - 1)
             view = replace(stage, out_channels=o1 - o0,
                            out_shape=(o1 - o0, *stage.out_shape[1:]), buffer_base=base,
-                           channel_base=stage.channel_base + o0,
+                           channel_base=(stage.channel_base + o0 if table is None
+                                         else table[0]),
                            out_base=stage.out_base + o0 * positions,
                            offset_base=stage.offset_base + g * stage.fan_in, zsum_base=zsum,
                            chunks=[], weight_loads=[])
@@ -111,7 +141,9 @@ def build_streamed(c, stage, weight, route, config, stream, where: str, *, imem_
             if entries is None:
                 entries = c._patch_entries(view)
             if stream is not None:
-                stage.weight_loads.append((len(stage.chunks), base, np.concatenate(image)))
+                tbl = None if table is None else (table[0], _entries(layer, o0, o1))
+                stage.weight_loads.append((len(stage.chunks), base, np.concatenate(image),
+                                           tbl))
             else:
                 images += image
                 base += per_ch * (o1 - o0)
@@ -124,13 +156,20 @@ def build_streamed(c, stage, weight, route, config, stream, where: str, *, imem_
 
 
 def loads_before(stage, chunk_index: int) -> list:
-    """``(first slot, image)`` of the loads the host does before chunk ``chunk_index``."""
-    return [(b, img) for at, b, img in stage.weight_loads if at == chunk_index]
+    """``(first slot, image, table)`` of the loads the host does before chunk
+    ``chunk_index`` (``table``: ``(first channel, [(mult, shift, bias)])`` or None)."""
+    return [(b, img, t) for at, b, img, t in stage.weight_loads if at == chunk_index]
 
 
 def streamed_slots(compiled) -> list:
     """Per stage, the buffer words the host writes per image (0: resident)."""
-    return [sum(len(img) for _, _, img in st.weight_loads) for st in compiled.stages]
+    return [sum(len(img) for _, _, img, _ in st.weight_loads) for st in compiled.stages]
+
+
+def streamed_entries(compiled) -> list:
+    """Per stage, the requant-table entries the host writes per image."""
+    return [sum(len(t[1]) for *_, t in st.weight_loads if t is not None)
+            for st in compiled.stages]
 
 
 def wire_mm(config) -> float:
@@ -140,27 +179,39 @@ def wire_mm(config) -> float:
 
 
 def cost(compiled) -> dict:
-    """What one image's weight loads cost (module docstring): ``slots`` (buffer words),
-    ``bits``, ``bus_cycles``, ``energy_j`` (``sram_j`` + ``wire_j``), the parameters and
-    their sources, and per stage the slots."""
+    """What one image's loads cost (module docstring): ``slots`` (buffer words), ``entries``
+    (requant-table entries), ``bits``, ``bus_cycles``, ``energy_j`` (``sram_j`` +
+    ``wire_j``), the parameters and their sources, and ``per_stage`` the same per stage."""
+    from rtl.ppu import BIAS_BITS, MULT_BITS, SHIFT_BITS
     from sim import sram
     from sim.chip import PARAMS
     config = compiled.config
-    per_stage = streamed_slots(compiled)
-    slots = sum(per_stage)
     width = int(compiled.width)
+    entry_bits = MULT_BITS + SHIFT_BITS + BIAS_BITS
     bus = int(PARAMS["bus_bits"].value) * PARAMS["bus_transfers_per_cycle"].value
-    cycles = slots * math.ceil(width / bus)
-    buf = {m.name: m for m in sram.core_memories(config, compiled.subarrays)}["weight buffer"]
-    sram_j = slots * sram.write_energy_pj(buf.words, buf.bits) * 1e-12
+    mem = {m.name: m for m in sram.core_memories(config, compiled.subarrays)}
+    buf, tbl = mem["weight buffer"], mem["requant table"]
     length = wire_mm(config)
-    wire_j = slots * width * PARAMS["wire_fj_per_bit_mm"].value * length * 1e-15
-    return {"slots": slots, "bits": slots * width, "bus_cycles": int(cycles),
-            "energy_j": sram_j + wire_j, "sram_j": sram_j, "wire_j": wire_j,
-            "wire_mm": length, "per_stage_slots": per_stage,
-            "sources": {"bus_bits": PARAMS["bus_bits"].source,
+    wire = PARAMS["wire_fj_per_bit_mm"].value * length * 1e-15          # J per bit
+
+    def one(slots, entries):
+        bits = slots * width + entries * entry_bits
+        sram_j = (slots * sram.write_energy_pj(buf.words, buf.bits)
+                  + entries * sram.write_energy_pj(tbl.words, tbl.bits)) * 1e-12
+        return {"slots": slots, "entries": entries, "bits": bits,
+                "bus_cycles": int(slots * math.ceil(width / bus)
+                                  + entries * math.ceil(entry_bits / bus)),
+                "energy_j": sram_j + bits * wire, "sram_j": sram_j, "wire_j": bits * wire}
+
+    per_stage = [one(s_, e_) for s_, e_ in zip(streamed_slots(compiled),
+                                               streamed_entries(compiled), strict=True)]
+    out = one(sum(p["slots"] for p in per_stage), sum(p["entries"] for p in per_stage))
+    out.update(wire_mm=length, per_stage=per_stage,
+               sources={"bus_bits": PARAMS["bus_bits"].source,
                         "bus_transfers_per_cycle": PARAMS["bus_transfers_per_cycle"].source,
                         "wire_fj_per_bit_mm": PARAMS["wire_fj_per_bit_mm"].source,
                         "wire_mm": "ASSUMPTION: half the side of the square MRAM array "
                                    "(sim.weight_stream)",
-                        "sram": "sim.sram.write_energy_pj of the weight buffer"}}
+                        "sram": "sim.sram.write_energy_pj of the weight buffer and the "
+                                "requant table"})
+    return out

@@ -9,41 +9,17 @@ import dataclasses
 import numpy as np
 import pytest
 
-from golden import layers as gl
-from golden.model import Layer, infer_int, make_model
+from golden.model import infer_int
 from rtl.config import preset
 from sim.compiler import compile_model, run_compiled
 from sim.core_model import CoreModel
 from sim.counting import count_model
-from tests.layer_models import _float, fit_requant
+from tests.layer_models import grouped_model
 
 SEED = 20261130
 
 
-def _model(rng, x, spec):
-    """``spec``: ``("g", kind, out, k, stride, pad, groups)`` grouped convolutions, then a
-    flatten and a multiply FC of 3 logits."""
-    layers, cur = [], x
-    for _, kind, out, k, stride, pad, groups in spec:
-        c = cur.shape[1]
-        shape = (out, c // groups, k, k)
-        adder = kind.startswith("adder")
-        w = (rng.integers(0, 256, shape).astype(np.uint8) if adder
-             else rng.integers(-128, 128, shape).astype(np.int8))
-        fwd = gl.adder_conv2d if adder else gl.mul_conv2d
-        acc = fwd(cur, w, stride=stride, padding=pad, groups=groups)
-        m, b, s = fit_requant(acc, rng)
-        layers.append(Layer(kind, "requant", dict(weight=w, stride=stride, padding=pad,
-                                                  groups=groups, pad_value=0, rq_mult=m,
-                                                  rq_bias=b, rq_shift=s), _float(w, out)))
-        cur = gl.requantize(acc, m, b, s)
-    layers.append(Layer("flatten"))
-    feats = int(np.prod(cur.shape[1:]))
-    w = rng.integers(-128, 128, (3, feats)).astype(np.int8)
-    layers.append(Layer("mul_linear", "logits", dict(weight=w, bias=np.zeros(3, np.int32)),
-                        dict(weight=w.astype(np.float32), bias=np.zeros(3, np.float32))))
-    return make_model(name="grouped", input_shape=x.shape[1:], input_scale=1 / 255,
-                      class_names=["0", "1", "2"], layers=layers)
+_model = grouped_model
 
 
 SPECS = {
@@ -102,4 +78,19 @@ def test_grouped_streamed():
     compiled = compile_model(model, config, stream_weights=True)
     assert any(len(st.weight_loads) > 1 for st in compiled.stages)
     _run("depthwise_separable streamed", compiled, model, x)
+
+
+def test_grouped_ops_in_the_count():
+    """The count's ops: 2 x output elements x the per-group fan-in (C/g x kh x kw) per
+    convolution, restated from the shapes."""
+    rng = np.random.default_rng(SEED)
+    shape, layers = SPECS["depthwise_separable"]
+    x = rng.integers(0, 256, (1, *shape)).astype(np.uint8)
+    model = _model(rng, x, layers)
+    config = dataclasses.replace(preset("nand_spin"), rows=256, columns=16,
+                                 subarrays_per_mat=1, mats=1)
+    res = count_model(compile_model(model, config), model)
+    # 4x7x7 dw 3x3 (fan-in 9), 6x7x7 pw (fan-in 4), 12x4x4 dw stride 2 (fan-in 9), FC 192 -> 3
+    want = 2 * (4 * 49 * 9 + 6 * 49 * 4 + 12 * 16 * 9 + 3 * 192)
+    assert res.ops == want
 

@@ -64,14 +64,18 @@ def test_streamed_model_equals_golden_and_count(spec, preset_name, mat):
     config = _small(preset_name, buffer_slots=64)
     with pytest.raises(CompileError, match=r"raise buffer_slots to at least"):
         compile_model(model, config, subarrays=mat)
-    # propose_config may raise the buffer for the standalone layers' passes (they share it
-    # with the stream region), not to hold every weight
+    # the other sizes proposed (the buffer: one that holds every weight), then a buffer of
+    # less than that: the weights stream
     config = propose_config(model, config, subarrays=mat, stream_weights=True)
+    want_slots = _expected_slots(model, config, mat)
+    assert config.buffer_slots >= want_slots
+    # (the chain: 64 slots, layers split into channel tiles; the residual model: the largest
+    # size below it, room for the passes of its standalone layers beside the stream region)
+    small = 64 if spec == "chain" else 1 << ((want_slots - 1).bit_length() - 1)
+    config = dataclasses.replace(config, buffer_slots=small)
     compiled = compile_model(model, config, subarrays=mat, stream_weights=True)
     tiles = [len(st.weight_loads) for st in compiled.stages]
     assert max(tiles) > 1, f"{spec}: no layer was split into channel tiles: {tiles}"
-    want_slots = _expected_slots(model, config, mat)
-    assert config.buffer_slots < want_slots, "propose_config made every weight resident"
     core = CoreModel(compiled.config, subarrays=mat)
     golden = infer_int(model, x, trace=True)
     for i, img in enumerate(x):
@@ -124,3 +128,91 @@ def test_one_channel_too_big_names_the_buffer():
     with pytest.raises(CompileError, match=r"one output channel's weights take 24 .*"
                        r"raise buffer_slots to at least 32"):
         compile_model(model, config, stream_weights=True)
+
+
+@pytest.mark.parametrize("preset_name", ["jeit_stt", "nand_spin"])
+def test_requant_table_streamed_with_the_weights(preset_name):
+    """A requant table smaller than the model's channels: each channel tile's entries are
+    loaded with its weights; golden, the count and the loaded entries (every compute layer's
+    output channels, restated from the shapes) agree."""
+    rng = np.random.default_rng(SEED + 7)
+    shape, layers = SPECS["chain"]
+    x = rng.integers(0, 256, (2, *shape)).astype(np.uint8)
+    model = random_model(layers, shape, rng, x[:1])
+    config = _small(preset_name, buffer_slots=64, requant_channels=4)
+    with pytest.raises(CompileError, match=r"requant_channels=4 entries; raise "
+                       r"requant_channels to at least 15"):
+        compile_model(model, dataclasses.replace(config, buffer_slots=4096))
+    compiled = compile_model(model, config, stream_weights=True)
+    assert all(t is not None and len(t[1]) <= 4 for st in compiled.stages
+               for *_, t in st.weight_loads)
+    channels = sum(ly.params["weight"].shape[0] for ly in model.layers if ly.is_compute)
+    core = CoreModel(compiled.config)
+    golden = infer_int(model, x)
+    for i, img in enumerate(x):
+        r = run_compiled(compiled, img, core, load_weights=i == 0)
+        assert r.logits.tolist() == golden[i].tolist(), f"{preset_name} image {i}"
+        skipped = ([s.zero_skip.get("zs_tiles", 0) for s in r.stages]
+                   if config.zero_skip else None)
+        c = count_model(compiled, skipped=skipped)
+        assert c.counters == r.counters
+        assert sum(s.table_words for s in r.stages) == channels == 15
+    cost = weight_stream.cost(compiled)
+    assert cost["entries"] == channels
+    assert cost["slots"] == _expected_slots(model, config, 1)
+
+
+def _loop_proposal(model, config, mat, stream):
+    """The proposal restated as one field per compile: compile, raise the field the error
+    names to the size it names, repeat (streaming through the largest buffer and table)."""
+    from rtl.config import SIZE_FIELDS
+    while True:
+        try:
+            compile_model(model, config, subarrays=mat, stream_weights=stream)
+            return config
+        except CompileError as e:
+            top = SIZE_FIELDS[e.field][2] if e.field else None
+            if stream and e.size is None and e.field in ("buffer_slots", "requant_channels") \
+                    and getattr(config, e.field) < top:
+                config = dataclasses.replace(config, **{e.field: top})
+                continue
+            assert e.size is not None and e.size > getattr(config, e.field), str(e)
+            config = dataclasses.replace(config, **{e.field: e.size})
+
+
+@pytest.mark.parametrize("spec", list(SPECS))
+def test_propose_raises_every_shortfall_in_one_pass(spec, monkeypatch):
+    """Every size too small at once: the proposal equals the one-field-per-compile loop's, in
+    fewer compiles."""
+    import sim.compiler as comp
+    rng = np.random.default_rng(SEED + 3)
+    shape, layers = SPECS[spec]
+    x = rng.integers(0, 256, (1, *shape)).astype(np.uint8)
+    model = random_model(layers, shape, rng, x)
+    config = _small("nand_spin", buffer_slots=2, requant_channels=1, offset_entries=2,
+                    patch_entries=2, program_words=64, data_words=64)
+    want = _loop_proposal(model, config, 1, False)
+    calls = []
+    real = comp.compile_model
+    monkeypatch.setattr(comp, "compile_model", lambda *a, **k: calls.append(1) or real(*a, **k))
+    got = propose_config(model, config)
+    changed = {f for f in ("buffer_slots", "requant_channels", "offset_entries",
+                           "patch_entries", "program_words", "data_words")
+               if getattr(want, f) != getattr(config, f)}
+    assert len(changed) >= 4, changed
+    assert got == want, {f: (getattr(got, f), getattr(want, f)) for f in changed}
+    assert len(calls) <= 3 < len(changed) + 1, len(calls)
+
+
+def test_chip_model_counts_the_streamed_words_on_the_bus():
+    from sim import chip
+    rng = np.random.default_rng(SEED)
+    shape, layers = SPECS["chain"]
+    x = rng.integers(0, 256, (1, *shape)).astype(np.uint8)
+    model = random_model(layers, shape, rng, x)
+    config = _small("nand_spin", buffer_slots=64)
+    compiled = compile_model(model, config, stream_weights=True)
+    fig = dict(latency_s=1e-4, energy_j=1e-6, ops=1000, data_words=128, program_words=500,
+               mat_area_mm2=0.5)
+    got = chip.chip_model(config, compiled, **fig)["bits_per_image"]
+    assert got == 128 * 32 + 500 * 64 + _expected_slots(model, config, 1) * 16
