@@ -11,6 +11,11 @@ both models), a ResNet block with a projection shortcut (``golden.model``'s form
 array; ``tests.layer_models.SPECS["projection_shortcut"]``): a multiply convolution, a 1x1
 stride-2 adder projection of its output, a 3x3 stride-2 adder convolution reading that output
 too, a multiply convolution, the ``add`` of the projection, global average pooling, an FC.
+And a model whose weights do not fit the core's buffer (``sim.weight_stream``): a 1x1 adder
+convolution of 20 channels over 256 inputs (2,560 slots, the buffer has 2,048) streamed in two
+channel tiles, the host writing each tile's weights before its chunks, and an FC. And a
+depthwise-separable model (``sim.grouped``): a 3x3 depthwise adder convolution (groups = 4), a
+1x1 multiply convolution, a 3x3 stride-2 grouped multiply convolution (2 groups), an FC.
 """
 
 import dataclasses
@@ -31,9 +36,21 @@ SPEC = [("conv", "adder_conv2d", 2, 5, 2, 2), ("pool", "max", 3, 1),
         ("flatten",), ("linear", "adder_linear", 3)]
 
 
+GROUPED = ((4, 6, 6), [("g", "adder_gconv2d", 4, 3, 1, 1, 4),
+                       ("g", "mul_gconv2d", 6, 1, 1, 0, 1),
+                       ("g", "mul_gconv2d", 4, 3, 2, 1, 2)])
+STREAMED = ((256, 1, 1), [("conv", "adder_conv2d", 20, 1, 1, 0), ("flatten",),
+                         ("linear", "mul_linear", 3)])
+
+
 def _model(seed, which="layers"):
-    from tests.layer_models import SPECS, random_model
-    in_shape, spec = (IN_SHAPE, SPEC) if which == "layers" else SPECS["projection_shortcut"]
+    from tests.layer_models import SPECS, grouped_model, random_model
+    if which == "grouped":
+        rng = np.random.default_rng(seed)
+        x = rng.integers(0, 256, (1, *GROUPED[0]), dtype=np.uint8)
+        return grouped_model(rng, x, GROUPED[1])
+    in_shape, spec = {"layers": (IN_SHAPE, SPEC), "streamed": STREAMED}.get(
+        which, SPECS["projection_shortcut"])
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (1, *in_shape), dtype=np.uint8)
     return random_model(spec, in_shape, rng, x)
@@ -44,7 +61,8 @@ def _config():
     sizes depend on the shapes only)."""
     from sim.compiler import propose_config
     base = dataclasses.replace(preset("nand_spin"), rows=128, columns=16, subarrays_per_mat=1)
-    return propose_config(_model(0, "projection"), propose_config(_model(0), base))
+    config = propose_config(_model(0, "projection"), propose_config(_model(0), base))
+    return propose_config(_model(0, "grouped"), config)
 
 
 @cocotb.test()
@@ -62,6 +80,19 @@ async def core_layers_projection_shortcut(dut):
                                            "mul_linear"])
 
 
+@cocotb.test()
+async def core_layers_streamed_weights(dut):
+    """Weights streamed into the buffer per channel tile: every stage == golden."""
+    await _check_model(dut, "streamed", ["adder_conv2d", "mul_linear"])
+
+
+@cocotb.test()
+async def core_layers_grouped(dut):
+    """Depthwise, pointwise and grouped convolutions: every stage == golden."""
+    await _check_model(dut, "grouped", ["adder_gconv2d", "mul_gconv2d", "mul_gconv2d",
+                                        "mul_linear"])
+
+
 async def _check_model(dut, which, want_kinds):
     from golden.model import infer_int
     from sim.compiler import compile_model, run_compiled
@@ -73,7 +104,10 @@ async def _check_model(dut, which, want_kinds):
     rng = np.random.default_rng(mseed + 1)
     x = rng.integers(0, 256, (p["images"], *model.input_shape)).astype(np.uint8)
     config = _config()
-    compiled = compile_model(model, config)
+    compiled = compile_model(model, config, stream_weights=which == "streamed")
+    if which == "streamed":
+        loads = [len(st.weight_loads) for st in compiled.stages]
+        assert loads == [2, 1], f"{BLOCK}: streamed model's channel tiles per stage {loads}"
     kinds = [st.kind for st in compiled.stages]
     assert kinds == want_kinds, f"{BLOCK}: {which} model stages {kinds}"
     host = CoreHost(dut, config)

@@ -14,7 +14,9 @@ What crosses the bus:
   table, the offset and patch tables (:func:`weight_bits`): the *weight loading*;
 * per image, into its mat: the image's data-memory words (32 bits each) and the instruction
   words of every chunk program loaded for it (64 bits each; ``sim.report.host_port_words``),
-  each mat separately (ASSUMPTION ``broadcast``: no broadcast of programs).
+  each mat separately (ASSUMPTION ``broadcast``: no broadcast of programs), and the streamed
+  weight-buffer words and requant entries of a model whose weights do not fit the buffer
+  (``sim.weight_stream.cost``; the weight loading then writes the resident part only).
 
 Throughput (:func:`chip_model`): images per second = min(compute bound = mats / the mat's
 latency per image, bus bound = bus_bits x clock / bits per image); the smaller names the
@@ -96,6 +98,9 @@ def chip_model(config, compiled, *, latency_s: float, energy_j: float, ops: int,
     clock_hz = config.clock_mhz * 1e6
     rate = bus * PARAMS["bus_transfers_per_cycle"].value * clock_hz     # bits / s
     image_bits = data_words * DATA_WORD_BITS + program_words * WORD_BITS
+    if any(getattr(st, "weight_loads", None) for st in getattr(compiled, "stages", ())):
+        from sim.weight_stream import cost as _stream_cost   # streamed: per image on the bus
+        image_bits += _stream_cost(compiled)["bits"]
     compute_ips = mats / latency_s
     bus_ips = rate / image_bits if image_bits else math.inf
     ips = min(compute_ips, bus_ips)

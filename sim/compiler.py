@@ -148,6 +148,7 @@ from rtl.isa import (
 from rtl.mtj_array import MacroCmd
 
 from . import asm
+from . import grouped as _gc
 from . import layer_stages as _ls
 from .isa_model import run_program
 from .routes import RouteError, get_route, route_for
@@ -347,6 +348,10 @@ class Stage:
     dima: object = field(default=None, repr=False)  # lanes mode: sim.dima_map.DimaPlan
     pad_value: int = 0              # the code padding inserts (MOVE SETPAD; lanes mode)
     chunks: list = field(default_factory=list, repr=False)
+    #: Weight streaming (``sim.weight_stream``): ``(chunk index, first slot, image, table)``
+    #: host writes of the buffer (and of the requant table: ``(first channel, [(m, s, b)])``
+    #: or None) before that chunk runs, every image; empty when resident.
+    weight_loads: list = field(default_factory=list, repr=False)
 
     @property
     def in_size(self) -> int:
@@ -781,7 +786,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                   buffer_slots: int | None = None, channels: int | None = None,
                   out_depth: int | None = None, imem_depth: int | None = None,
                   offset_depth: int | None = None,
-                  patch_depth: int | None = None) -> CompiledModel:
+                  patch_depth: int | None = None,
+                  stream_weights: bool = False) -> CompiledModel:
     """Map ``model`` onto a core of ``config`` (see the module docstring).
 
     Parameters
@@ -798,6 +804,10 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         ``offset_entries``, ``patch_entries`` (``rtl.config.SIZE_FIELDS``; validated as
         those). Default (None): the configuration's. The compiled model's ``config`` is the
         configuration with the overrides.
+    stream_weights : bool
+        When the compute layers' weights do not fit ``buffer_slots`` at once: load them into
+        the buffer per layer (per tile of output channels) while the image runs, instead of
+        refusing (``sim.weight_stream``). Default False.
 
     Raises
     ------
@@ -865,10 +875,12 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             prev = layers[i - 1].kind if i else "the model input"
             _fail(where, f"a pool must directly follow a convolution to be fused into the "
                   f"PPU (MAX4 / AVG4), but it follows {prev}")
-        try:
-            route = route_for(ly, config, where)
+        try:                            # grouped: the plain kind's route (sim.grouped)
+            route = route_for(_gc.route_probe(ly), config, where)
         except RouteError as e:
             raise CompileError(str(e)) from None
+        if _gc.is_generic(ly):
+            _gc.check(ly, where, _fail)
         pool = None
         if (i + 1 < len(layers) and layers[i + 1].kind in ("max_pool2d", "avg_pool2d")
                 and not _ls.is_standalone(layers, i + 1)):
@@ -901,7 +913,11 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                       kof[plan[2].name][0] * cols)
             for plan, info in zip(plans, infos, strict=True)]
     total = sum(need)
-    if total > buffer_slots:
+    stream = None                       # sim.weight_stream: (first slot, slots) of the region
+    if total > buffer_slots and stream_weights:
+        from . import weight_stream as _ws
+        stream = _ws.region(need, [r.name for _, _, r in plans], buffer_slots, bool(extras))
+    if total > buffer_slots and stream is None:
         parts = ", ".join(f"layer {ci} ({layers[ci].kind}) {u}"
                           for (ci, _, _), u in zip(plans, need, strict=True))
         zs = " (+ 1 zero-tile dot on zero-skipped layers)" if config.zero_skip else ""
@@ -909,7 +925,14 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                    f"{zs} x output channels: {parts}), but buffer_slots is {buffer_slots}",
                    "buffer_slots", total, ", or use more columns")
     total = sum(o for _, o, _, _, _ in infos)
-    if total > channels:
+    tstream = None                      # the requant table streamed too: (first, entries)
+    if total > channels and stream_weights:
+        from . import weight_stream as _ws
+        tstream = _ws.table_region(total, channels, bool(extras))
+        if stream is None:              # the table streams with its layers' weights
+            stream = _ws.region(need, [r.name for _, _, r in plans], buffer_slots,
+                                bool(extras))
+    if total > channels and tstream is None:
         _too_small(f"the model has {total} output channels in its compute layers, but the "
                    f"requant table has requant_channels={channels} entries",
                    "requant_channels", total)
@@ -934,6 +957,12 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
 
     stages, images, thresholds = [], [], []
     slot = chan = obase = pbase = 0
+    if stream is not None:              # the stream region first, resident slots after it
+        slot = stream[0] + stream[1]    # (zeros in the image: ``buffer`` is from slot 0)
+        images.append(np.zeros((slot, width), dtype=bool))
+    if tstream is not None:             # likewise the table's (identity entries until loaded)
+        chan = tstream[0] + tstream[1]
+        mults, shifts, biases = [1] * chan, [0] * chan, [0] * chan
     mults, shifts, biases = [], [], []
     offsets, patches = [], []
     for si, ((ci, pi, route), (fan_in, out_ch, mode, tw, tiles)) in enumerate(
@@ -964,17 +993,24 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                 depths=(offset_depth, patch_depth, imem_depth), class_at=(koff, width))
             continue
         # weight buffer and requant table
+        if stream is not None:          # loaded per channel tile below, not resident
+            resident_slot, slot = slot, stream[0]
+        groups = ly.groups if _gc.is_generic(ly) else 1     # views per group (sim.grouped)
         _base(where, "weight-buffer slot", slot + (tiles * n - 1) * out_ch)
         planes = _weight_planes(w, tiles, tw, n)
-        images.append(_pad_to(np.tile(planes, (1, kp)) if mode == "segmented" else planes,
-                              width))
+        if stream is None and groups == 1:
+            images.append(_pad_to(np.tile(planes, (1, kp)) if mode == "segmented" else planes,
+                                  width))
         zsum_base = None
-        if _zero_skips(route, config, kp * cols):    # slot zsum_base + t*O + o: tile t's sum of w
+        # slot zsum_base + t*O + o: tile t's sum of w (streamed: sim.weight_stream's own)
+        if stream is None and groups == 1 and _zero_skips(route, config, kp * cols):
             zsum_base = slot + tiles * n * out_ch
             _base(where, "weight-buffer slot", zsum_base + tiles * out_ch - 1)
             images.append(_pad_to(_zero_tile_dots(w, tiles, tw, kp * cols), width))
         _base(where, "requant channel base", chan)
-        if ly.output == "logits":
+        if tstream is not None:         # streamed with the weights (sim.weight_stream)
+            resident_chan, chan = chan, tstream[0]
+        elif ly.output == "logits":
             mults += [1] * out_ch
             shifts += [0] * out_ch
             biases += [int(v) for v in ly.params["bias"]]
@@ -999,12 +1035,12 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             stage.out_base = layout.of(stage.golden_index)
         slot += tiles * (n + _zero_skips(route, config, kp * cols)) * out_ch
         chan += out_ch
-        # offset table: one entry per term
-        if obase + fan_in > offset_depth:
-            _too_small(f"{where}: its {fan_in} offset-table entries (from entry {obase}) need "
-                       f"{obase + fan_in}, but offset_entries is {offset_depth}",
-                       "offset_entries", obase + fan_in)
-        if ly.is_conv:
+        # offset table: one entry per term (per group's terms: sim.grouped)
+        if obase + fan_in * groups > offset_depth:
+            _too_small(f"{where}: its {fan_in * groups} offset-table entries (from entry "
+                       f"{obase}) need {obase + fan_in * groups}, but offset_entries is "
+                       f"{offset_depth}", "offset_entries", obase + fan_in * groups)
+        if ly.is_conv or _gc.is_generic(ly):
             kh, kw = (int(v) for v in w.shape[2:])
             if kh * kw > config.patch_mask_bits:
                 _too_small(f"{where}: the kernel area {kh}x{kw} = {kh * kw} exceeds the patch "
@@ -1016,6 +1052,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                                      indexing="ij")
             offs = (cc * h * wi + yy * wi + xx).ravel()
             kpos = (yy * kw + xx).ravel()
+            if groups > 1:
+                offs, kpos = _gc.offsets(ly, in_shape)
             ho, wo = conv_shape[1:]
             if pool:
                 hp, wp = out_shape[1:]
@@ -1029,12 +1067,15 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             _fail(where, f"the gather offset {int(offs.max())} does not fit the offset "
                   f"table's {OFFSET_BITS} bits")
         offsets += list(zip(offs.tolist(), kpos.tolist(), strict=True))
-        obase += fan_in
+        obase += fan_in * groups
         # chunks, then the patch table in the order the chunk programs read it
         if pbase + stage.n_patches > patch_depth:
             _too_small(f"{where}: its {stage.n_patches} patch-table entries (from entry "
                        f"{pbase}) need {pbase + stage.n_patches}, but patch_entries is "
                        f"{patch_depth}", "patch_entries", pbase + stage.n_patches)
+        if config.postproc == "in_memory" and (stream is not None or groups > 1):
+            _fail(where, "in-memory post-processing (postproc='in_memory') of a streamed or "
+                         "grouped layer is not built yet; use postproc='ppu'")
         if config.postproc == "in_memory" and ly.output == "requant":   # issue 14, seed 001
             from sim.nand_postproc import plan_stage                       # sec. 4.2
             slot, obase, pbase = plan_stage(
@@ -1044,8 +1085,19 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                 imem_depth=imem_depth, standalone=layout is not None)
             stages.append(stage)
             continue
-        _plan_chunks(stage, config, where, imem_depth=imem_depth)
-        patches += _patch_entries(stage)
+        if stream is not None or groups > 1:    # views: channel tiles, groups
+            from . import weight_stream as _ws
+            patches += _ws.build_streamed(sys.modules[__name__], stage, w, route, config,
+                                          stream, where, imem_depth=imem_depth, width=width,
+                                          groups=groups, images=images, table=tstream,
+                                          layer=ly)
+            if stream is not None:
+                slot = resident_slot
+            if tstream is not None:
+                chan = resident_chan
+        else:
+            _plan_chunks(stage, config, where, imem_depth=imem_depth)
+            patches += _patch_entries(stage)
         pbase += stage.n_patches
         stages.append(stage)
 
@@ -1172,10 +1224,13 @@ def _dima_stage(stages, images, table, offsets, patches, *, ly, ci, pi, si, laye
     return slot + len(image), chan + out_ch, obase + len(offs), pbase + stage.n_patches
 
 
-def propose_config(model: Model, config, *, subarrays: int | None = None):
+def propose_config(model: Model, config, *, subarrays: int | None = None,
+                   stream_weights: bool = False):
     """``config`` with each size the model needs raised to the smallest allowed value that
     holds it (``rtl.config.SIZE_FIELDS``; sizes that suffice are kept): compile, raise the
-    field a :class:`CompileError` names, repeat.
+    field a :class:`CompileError` names, repeat. With ``stream_weights``, weights that no
+    buffer size holds are streamed (``compile_model(..., stream_weights=True)``, which the
+    proposal is then for) through the largest buffer.
 
     Raises
     ------
@@ -1185,14 +1240,59 @@ def propose_config(model: Model, config, *, subarrays: int | None = None):
         message.
     """
     config = check_config(config)
+    config = _one_pass(model, config, subarrays, stream_weights)
     while True:                 # every step raises one field: at most a few dozen steps
         try:
-            compile_model(model, config, subarrays=subarrays)
+            compile_model(model, config, subarrays=subarrays, stream_weights=stream_weights)
             return config
         except CompileError as e:
+            top = SIZE_FIELDS["buffer_slots"][2]
+            if (stream_weights and e.field == "buffer_slots" and e.size is None
+                    and config.buffer_slots < top):     # stream through the largest buffer
+                config = replace(config, buffer_slots=top)
+                continue
+            top = SIZE_FIELDS["requant_channels"][2]
+            if (stream_weights and e.field == "requant_channels" and e.size is None
+                    and config.requant_channels < top):     # and the largest table
+                config = replace(config, requant_channels=top)
+                continue
             if e.field is None or e.size is None or e.size <= getattr(config, e.field):
                 raise
             config = replace(config, **{e.field: e.size})
+
+
+def _one_pass(model, config, subarrays, stream_weights):
+    """``config`` with every size the model uses when compiled with the largest sizes
+    (``rtl.config.SIZE_FIELDS``' maxima) raised to hold it, at once; ``config`` unchanged if
+    that compile fails (the caller's loop then reports the first shortfall). The sizes depend
+    a little on each other (the operand bases widen with them, and so may the chunks), so
+    :func:`propose_config` compiles the result and raises what is still short."""
+    top = replace(config, **{f: SIZE_FIELDS[f][2] for f in SIZE_FIELDS})
+    try:
+        compiled = compile_model(model, top, subarrays=subarrays, stream_weights=stream_weights)
+    except (CompileError, ValueError):  # the loop below reports it (ValueError: a config)
+        return config
+    stages = compiled.stages
+    used = {
+        "buffer_slots": len(compiled.buffer),
+        "requant_channels": len(compiled.table[0]),
+        "offset_entries": len(compiled.offsets), "patch_entries": len(compiled.patches),
+        "program_words": max(len(ch.program) for st in stages for ch in st.chunks),
+        "data_words": max(max(st.in_base + st.in_size, st.out_base + st.out_size,
+                              *(st.out_base + ch.out_start + st.out_size for ch in st.chunks))
+                          for st in stages),
+        "patch_mask_bits": max([math.prod(st.kernel) for st in stages] + [1]),
+    }
+    layers = model.layers
+    if not _ls.has_branches(layers) and not any(_ls.is_standalone(layers, i)
+                                                for i in range(len(layers))):
+        used["data_words"] = max(used["data_words"], 2 * compiled.region)   # two regions
+    raised = {}
+    for f, n in used.items():
+        size = min(_size_for(f, n), SIZE_FIELDS[f][2])
+        if size > getattr(config, f):
+            raised[f] = size
+    return replace(config, **raised) if raised else config
 
 
 def _patch_entries(stage: Stage) -> list:
@@ -1338,6 +1438,8 @@ class StageRun:
     write_backs: int = 0            # WRITE_ROW + PROGRAM micro-ops (planes, abs-diff bits)
     write_back_erases: int = 0      # ERASE micro-ops (data strips, abs-diff scratch strips)
     zero_skip: dict = field(default_factory=dict)   # rtl.isa.ZERO_SKIP_COUNTERS, summed
+    weight_words: int = 0           # buffer words the host streamed in (sim.weight_stream)
+    table_words: int = 0            # requant entries the host streamed in (likewise)
 
 
 @dataclass
@@ -1355,6 +1457,13 @@ class RunResult:
     @property
     def cycles(self) -> int:
         return self.counters["cycles"]
+
+
+def _ws_loads(stage, index: int) -> list:
+    if not stage.weight_loads:
+        return []
+    from .weight_stream import loads_before
+    return loads_before(stage, index)
 
 
 def load_compiled(compiled: CompiledModel, executor) -> None:
@@ -1417,6 +1526,15 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
         sr = StageRun(stage.name, stage.golden_index, micro_ops=dict.fromkeys(counter_names(), 0),
                       host_words=len(words) if si == 0 else 0)
         for chunk in stage.chunks:
+            for b, img, tbl in _ws_loads(stage, chunk.index):     # sim.weight_stream
+                for i, bits in enumerate(img):
+                    executor.write_buffer(b + i, bits)
+                sr.weight_words += len(img)
+                if tbl is not None:
+                    ch0, entries = tbl
+                    for i, (m_, s_, b_) in enumerate(entries):
+                        executor.write_table(ch0 + i, m_, s_, b_)
+                    sr.table_words += len(entries)
             res = executor.run(chunk.program)
             if res.error:
                 raise RunError(f"{stage.name} chunk {chunk.index}: the core reported an error: "

@@ -405,13 +405,34 @@ def _add_estimate(res: ModelCount, compiled, model, images: int) -> None:
     port = host_port_words(compiled, images)
     data = sum(s["data_words"] for s in port[0])
     programs = sum(s["program_words"] for im in port for s in im) / images
+    from sim import weight_stream as _ws
     host_cycles = round(data + programs)
+    stream = _ws.cost(compiled)         # streamed weights: bus cycles and energy, per image
     rep = energy.estimate(compiled.config, res.counters, ops=ops,
                           columns_active=compiled.width, host={"data_words": data},
-                          host_cycles=host_cycles)
+                          host_cycles=host_cycles + stream["bus_cycles"])
     res.ops = ops
-    res.host = {"data_words": data, "program_words": programs, "host_cycles": host_cycles}
-    res.estimate = rep.to_dict()
+    res.host = {"data_words": data, "program_words": programs, "host_cycles": host_cycles,
+                "weight_stream": stream}
+    res.estimate = _with_stream(rep.to_dict(), stream)
+
+
+def _with_stream(est: dict, stream: dict) -> dict:
+    """``sim.energy.Report.to_dict()`` with the streamed weights' energy (its cycles are in
+    the host cycles already) added to the energy, the class "loading data" and GOPS/W."""
+    if not stream["slots"] and not stream["entries"]:
+        return est
+    est = dict(est)
+    e = stream["energy_j"]
+    est["energy_per_op_j"] = {**est["energy_per_op_j"], "host_weight_stream": e}
+    est["energy_per_class_j"] = {**est["energy_per_class_j"],
+                                 "loading data": est["energy_per_class_j"]["loading data"] + e}
+    est["energy_j"] += e
+    if est.get("latency_s"):
+        est["power_w"] = est["energy_j"] / est["latency_s"]
+    if est.get("ops"):
+        est["gops_per_w"] = est["ops"] / est["energy_j"] / 1e9
+    return est
 
 
 def stage_figures(res: ModelCount, compiled, model) -> list:
@@ -421,15 +442,19 @@ def stage_figures(res: ModelCount, compiled, model) -> list:
     ``sim.report.host_port_words`` of one image), as :func:`count_model` does for the whole
     image; energy and cycles being linear in the counts, the stages add up to the image's."""
     from sim import energy
+    from sim import weight_stream as _ws
     from sim.report import host_port_words, stage_ops
     port = host_port_words(compiled, 1)[0]
+    stream = _ws.cost(compiled)
     rows = []
-    for sc, st, hp in zip(res.stages, compiled.stages, port, strict=True):
+    for sc, st, hp, part in zip(res.stages, compiled.stages, port, stream["per_stage"],
+                                strict=True):
         ops = stage_ops(model, st.layer_index)["ops"]
-        rep = energy.estimate(compiled.config, sc.counters, ops=ops,
-                              columns_active=compiled.width,
-                              host={"data_words": hp["data_words"]},
-                              host_cycles=hp["data_words"] + hp["program_words"]).to_dict()
+        rep = _with_stream(energy.estimate(
+            compiled.config, sc.counters, ops=ops, columns_active=compiled.width,
+            host={"data_words": hp["data_words"]},
+            host_cycles=hp["data_words"] + hp["program_words"] + part["bus_cycles"]).to_dict(),
+            part)
         rows.append({"stage": st.name, "layer_index": st.layer_index,
                      "cycles": sc.counters["cycles"], "ops": ops,
                      "energy_j": rep.get("energy_j"), "latency_s": rep.get("latency_s"),
@@ -541,6 +566,11 @@ def table(res: ModelCount) -> str:
                      + ", ".join(f"{k} {v:,}" for v, k in ops) + skip)
     f = figures(res)
     lines.append(f"total: {f['cycles']:,} cycles ({f['stalls']:,} stalls)")
+    ws = (res.host or {}).get("weight_stream") or {}
+    if ws.get("slots"):
+        lines.append(f"weights streamed (sim.weight_stream): {ws['slots']:,} buffer words and "
+                     f"{ws['entries']:,} requant entries per image, {ws['bus_cycles']:,} bus "
+                     f"cycles, {ws['energy_j'] * 1e6:.4g} uJ (in the latency and energy below)")
     if res.estimate:
         lines.append(f"energy {f['energy_j'] * 1e6:.4g} uJ, latency {f['latency_s'] * 1e3:.4g} "
                      f"ms, {f['ops']:,} ops, {f['gops']:.4g} GOPS, {f['gops_per_w']:.4g} GOPS/W")
@@ -559,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mat", help="subarrays per mat (default: the preset's subarrays_per_mat)")
     p.add_argument("--propose", action="store_true",
                    help="raise every size the model needs (sim.compiler.propose_config)")
+    p.add_argument("--stream-weights", action="store_true",
+                   help="stream weights that do not fit the weight buffer into it per layer "
+                   "(sim.weight_stream), their bus cycles and energy counted")
     p.add_argument("--skip", default=None,
                    help="zero skipping: the fraction of tile dots skipped, one for all stages "
                    "or one per stage (comma-separated); default none skipped")
@@ -597,8 +630,10 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         try:
             if args.propose:
-                config = propose_config(model, config, subarrays=mat)
-            compiled = compile_model(model, config, subarrays=mat)
+                config = propose_config(model, config, subarrays=mat,
+                                        stream_weights=args.stream_weights)
+            compiled = compile_model(model, config, subarrays=mat,
+                                     stream_weights=args.stream_weights)
         except CompileError as e:
             raise UserError(f"--preset {name} --mat {mat}: model {model.name!r} does not "
                             f"compile: {e}") from None

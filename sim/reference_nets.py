@@ -57,7 +57,9 @@ the counting mode.
 
 For each network and preset: the compiler's configuration proposal
 (``sim.compiler.propose_config``: every size the network needs raised to the smallest
-allowed value), then the counting mode's cycles, energy, GOPS and GOPS/W, or the one-line
+allowed value; weights that no buffer holds streamed through the largest,
+``sim.weight_stream``, their bus cycles and energy in the figures), then the counting mode's
+cycles, energy, GOPS and GOPS/W, or the one-line
 refusal.
 """
 
@@ -407,9 +409,9 @@ def evaluate(name: str, preset_name: str, *, seed: int = 0, check_images: int = 
                 model = build(name, seed)
             row["ops"] = _ops(model)
             t1 = time.perf_counter()
-            config = propose_config(model, config)
+            config = propose_config(model, config, stream_weights=True)
             t2 = time.perf_counter()
-            compiled = compile_model(model, config)
+            compiled = compile_model(model, config, stream_weights=True)
         except (RefNetError, CompileError) as e:
             return {**row, "status": "refused", "reason": str(e)}
         t3 = time.perf_counter()
@@ -421,6 +423,9 @@ def evaluate(name: str, preset_name: str, *, seed: int = 0, check_images: int = 
     row.update(status="ok", subarrays=compiled.subarrays, proposed=changed,
                stages=len(compiled.stages),
                chunk_runs=sum(len(s.chunks) for s in compiled.stages),
+               weight_stream={k: res.host["weight_stream"][k]
+                              for k in ("slots", "entries", "bits", "bus_cycles",
+                                        "energy_j")},
                **figures(res), seconds={"build": round(t1 - t0, 3),
                                         "propose_config": round(t2 - t1, 3),
                                         "compile": round(t3 - t2, 3),
@@ -474,6 +479,11 @@ def markdown(rows: list) -> str:
         desc = NETWORKS[r["network"]][0]
         if r["status"] == "ok":
             prop = ", ".join(f"{k}={v}" for k, v in r["proposed"].items()) or "none"
+            ws = r.get("weight_stream") or {}
+            if ws.get("slots"):
+                prop += (f"; weights streamed: {ws['slots']:,} buffer words and "
+                         f"{ws['entries']:,} requant entries per image, "
+                         f"{ws['bus_cycles']:,} bus cycles, {_fmt(ws['energy_j'] * 1e6)} uJ")
             cm = r.get("cycle_model") or {}
             if cm.get("run"):
                 prop += (f"; cycle model: logits {'==' if cm['logits_equal'] else '!='} golden, "

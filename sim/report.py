@@ -303,7 +303,8 @@ def stage_ops(model, layer_index: int) -> dict:
                 "out_elements": out_elements, "fan_in": terms,
                 "ops": 2 * out_elements * terms if ly.kind == "add" else out_elements * terms,
                 "formula": formula}
-    if ly.kind not in COMPUTE_KINDS:
+    from sim.grouped import GENERIC            # grouped: fan_in per group's output
+    if ly.kind not in COMPUTE_KINDS and ly.kind not in GENERIC:
         raise ValueError(f"layer_index must name a compute layer or a standalone pool / add, "
                          f"not {layer_index} ({ly.kind})")
     out_shape = model.shapes()[layer_index + 1]

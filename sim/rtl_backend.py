@@ -118,22 +118,23 @@ class CoreHost:
         dut.fault_load.value = 0
         dut.fault_en.value = int(bool(enable))
 
-    async def write_buffer(self, image) -> None:
-        """Weight buffer slots 0 .. len(image) - 1 from a bool [slots, columns] image."""
+    async def write_buffer(self, image, base: int = 0) -> None:
+        """Weight buffer slots base .. base + len(image) - 1 from a bool [slots, columns]
+        image."""
         dut = self.dut
         dut.buf_we.value = 1
         for slot, row in enumerate(np.asarray(image)):
-            dut.buf_addr.value = slot
+            dut.buf_addr.value = base + slot
             dut.buf_data.value = _bits_to_int(row)
             await self._tick()
         dut.buf_we.value = 0
 
-    async def write_table(self, mult, shift, bias) -> None:
-        """Requantization table entries 0 .. len(mult) - 1."""
+    async def write_table(self, mult, shift, bias, base: int = 0) -> None:
+        """Requantization table entries base .. base + len(mult) - 1."""
         dut = self.dut
         dut.tbl_we.value = 1
         for ch, (m, s, b) in enumerate(zip(mult, shift, bias, strict=True)):
-            dut.tbl_addr.value = ch
+            dut.tbl_addr.value = base + ch
             dut.tbl_mult.value = int(m)
             dut.tbl_shift.value = int(s)
             dut.tbl_bias.value = int(b)
@@ -336,6 +337,12 @@ class CoreHost:
             stage_counters = dict.fromkeys(counter_names(), 0)
             stage_zs: dict = {}
             for chunk in stage.chunks:
+                if stage.weight_loads:          # streamed weights (sim.weight_stream)
+                    from sim.weight_stream import loads_before
+                    for b, img, tbl in loads_before(stage, chunk.index):
+                        await self.write_buffer(img, base=b)
+                        if tbl is not None:
+                            await self.write_table(*zip(*tbl[1], strict=True), base=tbl[0])
                 t1 = time.perf_counter()
                 counters = await self.run(chunk.program, max_cycles=chunk.max_cycles)
                 self.wall["run"] += time.perf_counter() - t1

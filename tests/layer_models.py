@@ -5,6 +5,8 @@ accumulators of the image it is built with, so the activations spread over [0, 2
 
 import numpy as np
 
+from golden import layers as gl
+
 from golden.model import Layer, infer_int, layer_forward_int, make_model
 
 
@@ -118,3 +120,29 @@ SPECS = {
                                              ("pool", "max", 2, 2), ("flatten",),
                                              ("linear", "adder_linear", 2)]),
 }
+
+
+def grouped_model(rng, x, spec):
+    """``spec``: ``("g", kind, out, k, stride, pad, groups)`` grouped convolutions, then a
+    flatten and a multiply FC of 3 logits."""
+    layers, cur = [], x
+    for _, kind, out, k, stride, pad, groups in spec:
+        c = cur.shape[1]
+        shape = (out, c // groups, k, k)
+        adder = kind.startswith("adder")
+        w = (rng.integers(0, 256, shape).astype(np.uint8) if adder
+             else rng.integers(-128, 128, shape).astype(np.int8))
+        fwd = gl.adder_conv2d if adder else gl.mul_conv2d
+        acc = fwd(cur, w, stride=stride, padding=pad, groups=groups)
+        m, b, s = fit_requant(acc, rng)
+        layers.append(Layer(kind, "requant", dict(weight=w, stride=stride, padding=pad,
+                                                  groups=groups, pad_value=0, rq_mult=m,
+                                                  rq_bias=b, rq_shift=s), _float(w, out)))
+        cur = gl.requantize(acc, m, b, s)
+    layers.append(Layer("flatten"))
+    feats = int(np.prod(cur.shape[1:]))
+    w = rng.integers(-128, 128, (3, feats)).astype(np.int8)
+    layers.append(Layer("mul_linear", "logits", dict(weight=w, bias=np.zeros(3, np.int32)),
+                        dict(weight=w.astype(np.float32), bias=np.zeros(3, np.float32))))
+    return make_model(name="grouped", input_shape=x.shape[1:], input_scale=1 / 255,
+                      class_names=["0", "1", "2"], layers=layers)

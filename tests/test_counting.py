@@ -381,9 +381,12 @@ def test_reference_nets_build_and_refusals():
     with pytest.raises(reference_nets.RefNetError, match="must be one of"):
         reference_nets.build("lenet6")
     row = reference_nets.evaluate("alexnet", "nand_spin", check_images=0)
-    # its 3x3 stride-2 pools are stages of their own now (sim.layer_stages); all of its
-    # weights resident do not fit the largest weight buffer
-    assert row["status"] == "refused" and "weight-buffer slots" in row["reason"], row
+    # its 3x3 stride-2 pools are stages of their own now (sim.layer_stages); its weights and
+    # requant entries are streamed (sim.weight_stream), but its activations do not fit the
+    # largest data memory (the first convolution's output alone: 96 x 55 x 55 words)
+    assert 96 * 55 * 55 > 65536
+    assert row["status"] == "refused" and "the data memory needs" in row["reason"] \
+        and "data_words is at most 65536" in row["reason"], row
 
 
 def test_reference_nets_cli(tmp_path, capsys):
