@@ -501,7 +501,7 @@ def lenet_levels(net, x, *, circuit: imac.ImacCircuit = imac.CIRCUIT,
                  fmt: imac.FixedFormat = imac.FIXED, batch: int = 500) -> list:
     """Per IMAC layer of ``net`` (a :class:`golden.imac_net.ImacNet`, every layer with a bias
     row), over the images ``x``, golden's fixed point (ideal devices): ``{row_v2,
-    neuron_v2, amp_abs_v, levels}`` (:func:`_levels`; ``levels`` the neuron output codes,
+    neuron_v2, amp_abs_v, levels}`` (``_levels``; ``levels`` the neuron output codes,
     the same as ``golden.imac_net.infer``'s). Drive of a row: the first layer's binarized
     inputs at ``+-v_supply``, a hidden layer's at the previous neuron's code ``y / x_max *
     v_supply``, the bias row at ``+v_supply``; the neuron input is the partition mean of the
