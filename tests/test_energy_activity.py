@@ -304,3 +304,12 @@ def test_headline_basis():
     assert h["energy_j"] == pytest.approx(13e-9) and h["kind"] == "gate-count estimate"
     assert "no cached synthesis" in h["basis"] and len(h["rows"]) == 2
     assert mem["gops_per_w_with_memories"] == pytest.approx(1000 / 13e-9 / 1e9)
+
+
+def test_the_recording_is_a_run_of_the_core():
+    """sim.activity.RECORDED: a nand_spin mat-4 run, every block of the core with activities
+    of a real run (0 < a < 1), the controller, PPU, lanes and reductions among them."""
+    rec = activity.recorded_activity("nand_spin", 4)
+    assert rec is not None and rec["simulated_cycles"] > 0
+    assert {"core", "ctrl", "ppu", "min_lane", "reduce0"} <= set(rec["blocks"])
+    assert all(0 < b["activity"] < 1 for b in rec["blocks"].values())
