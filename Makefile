@@ -159,10 +159,14 @@ sim: install ## run MODEL on N test images on the RTL core of PRESET (SIM, defau
 	    $(if $(DATASET),--dataset $(call shquote,$(DATASET))) \
 	    $(if $(filter dima_sot,$(PRESET)),--propose)
 
-report: install ## per-preset energy/latency/GOPS/GOPS-W/area of MODEL from a real RTL run (on verilator with toggle counts for the CMOS logic energy), vs the papers (build/reports/report.md)
+report: install ## per-preset energy/latency/GOPS/GOPS-W/area of MODEL vs the papers: each preset at its own mat on the cycle-exact model (build/reports/report.md; REPORT_MAT overrides), then a real RTL run at MAT (default 4: Verilator build time) with toggle counts for the CMOS logic energy (build/reports/rtl/report.md)
+	$(VPY) -m sim.report --backend model --model $(call shquote,$(MODEL)) -n $(or $(N),1) \
+	    $(if $(PRESETS),--preset $(PRESETS)) $(if $(REPORT_MAT),--mat $(REPORT_MAT)) \
+	    $(if $(DATASET),--dataset $(call shquote,$(DATASET)))
 	$(VPY) -m sim.report --backend rtl --model $(call shquote,$(MODEL)) -n $(or $(N),1) \
 	    --sim $(if $(SIM),$(SIM),verilator) $(if $(PRESETS),--preset $(PRESETS)) \
-	    $(if $(MAT),--mat $(MAT)) $(if $(DATASET),--dataset $(call shquote,$(DATASET)))
+	    $(if $(MAT),--mat $(MAT)) $(if $(DATASET),--dataset $(call shquote,$(DATASET))) \
+	    --out build/reports/rtl
 
 variation: install ## accuracy of MODEL (a bundled name or a .npz path) vs MTJ variation on TECH, N images (JSON + PNG); RTL_CV=0.1 adds an RTL spot check; PRESET=imac_sot: IMAC resistance sigma and neuron spread
 ifeq ($(PRESET),imac_sot)

@@ -36,7 +36,8 @@ from pathlib import Path
 
 from sim.device import Param
 
-__all__ = ["PARAMS", "trace_runner", "trace_args", "read_saif", "read_vcd", "read_toggles",
+__all__ = ["PARAMS", "RECORDED", "recorded_activity", "trace_runner", "trace_args",
+           "read_saif", "read_vcd", "read_toggles",
            "block_activity", "switch_energy_j", "leakage_w", "ADD32_CELLS"]
 
 #: The 32-bit adder the switching energy is calibrated on: ``assign y = a + b`` (33-bit y)
@@ -56,6 +57,7 @@ def _build_params() -> dict[str, Param]:
     add_pj, act = 0.1, 0.5
     area = _add32_area()
     inv_nw, inv_um2 = 14.353185, 0.532
+    inv_n_um, inv_p_um = 0.415, 0.630
     return {
         "add32_pj": Param(add_pj, "pJ", "literature ref. [Horowitz, ISSCC 2014, 'Computing's "
                           "energy problem'] 45 nm, 0.9 V: a 32-bit integer add costs 0.1 pJ"),
@@ -74,11 +76,71 @@ def _build_params() -> dict[str, Param]:
         "leak_nw_per_um2": Param(inv_nw / inv_um2, "nW/um^2", "derived: inv_leak_nw / INV_X1 "
                                  "area 0.532 um^2 (ASSUMPTION: leakage ~ cell area, i.e. "
                                  "transistor width)"),
+        # The same INV_X1 figure per micrometre of OFF transistor width: the one leakage
+        # source of the node, from which sim.sram derives the SRAM bitcell's leakage.
+        "inv_off_width_um": Param((inv_n_um + inv_p_um) / 2, "um", "literature ref. [NanGate "
+                                  "FreePDK45 Open Cell Library, INV_X1 netlist] NMOS_VTL W = "
+                                  f"{inv_n_um} um, PMOS_VTL W = {inv_p_um} um, L = 50 nm: the "
+                                  "OFF device is the NMOS (input low) or the PMOS (input "
+                                  "high), the cell's leakage is the mean over the two states"),
+        "leak_nw_per_um_width": Param(inv_nw / ((inv_n_um + inv_p_um) / 2), "nW/um",
+                                      "derived: inv_leak_nw / inv_off_width_um (leakage ~ OFF "
+                                      "transistor width at the library's VTL threshold, 1.1 "
+                                      "V, 25 C)"),
     }
 
 
 #: Every constant of the logic energy and leakage, with its source.
 PARAMS: dict[str, Param] = _build_params()
+
+
+# -- a recorded measurement, for runs without a trace ------------------------------------------
+
+#: One traced RTL run's toggles per block (``sim.report``'s ``_read_activity`` of its SAIF
+#: file): ``{preset, subarrays, command, date, simulated_cycles, blocks: {name: {bits,
+#: toggles}}}``; empty: no recording (runs without a trace keep the gate-count estimate).
+RECORDED: dict = {
+    "preset": "nand_spin", "subarrays": 4,
+    "command": ("python -m sim.report --backend rtl -n 1 --sim verilator --preset "
+                "nand_spin --mat 4"),
+    "date": "2026-11-30, commit 5183937", "simulated_cycles": 74200,
+    "blocks": {
+        "array0": {"bits": 16958, "toggles": 49208898},
+        "array1": {"bits": 16958, "toggles": 28009772},
+        "array2": {"bits": 16958, "toggles": 26045194},
+        "array3": {"bits": 16958, "toggles": 26051325},
+        "core": {"bits": 47072, "toggles": 59371362},
+        "ctrl": {"bits": 3538, "toggles": 4769448},
+        "min_lane": {"bits": 16389, "toggles": 33896634},
+        "ppu": {"bits": 1604, "toggles": 9489155},
+        "reduce0": {"bits": 2699, "toggles": 9841220},
+        "reduce1": {"bits": 2699, "toggles": 5143170},
+        "reduce2": {"bits": 2699, "toggles": 3813557},
+        "reduce3": {"bits": 2699, "toggles": 3736656},
+    },
+}
+
+def recorded_activity(preset: str, subarrays: int) -> dict | None:
+    """Block activities of :data:`RECORDED` (one traced RTL run) for a run without toggle
+    counts (the model backend, Icarus, an untraced build), in the form of
+    ``sim.report``'s ``_read_activity``, with ``recorded`` True and its ``basis`` saying
+    where it was measured and whether it is applied to another preset or mat (then an
+    ASSUMPTION: that core's blocks switch as the recorded one's; a block the recording
+    lacks takes the activity of all its signals, ``logic_energy``). None without a
+    recording."""
+    if not RECORDED:
+        return None
+    cycles = int(RECORDED["simulated_cycles"])
+    blocks = {name: {"bits": b["bits"], "toggles": b["toggles"],
+                     "activity": b["toggles"] / (b["bits"] * cycles)}
+              for name, b in RECORDED["blocks"].items()}
+    same = preset == RECORDED["preset"] and subarrays == RECORDED["subarrays"]
+    where = (f"recorded on {RECORDED['preset']} at a mat of {RECORDED['subarrays']} "
+             f"({RECORDED['command']}, {RECORDED['date']})")
+    return {"file": None, "recorded": True, "simulated_cycles": cycles, "blocks": blocks,
+            "basis": where + ("" if same else f", applied to {preset} at a mat of "
+                              f"{subarrays} (ASSUMPTION: its blocks switch as the recorded "
+                              "core's)")}
 
 
 # -- runners: the toggle-counting builds ---------------------------------------------------------

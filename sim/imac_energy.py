@@ -80,7 +80,8 @@ from . import energy
 
 __all__ = ["CpuParams", "ImacParams", "Layer", "PARAMS_SOURCES", "lenet_layers",
            "vgg_layers", "VGG16_CFG", "VGG_FC", "cpu_layer", "imac_layer", "evaluate",
-           "lenet_row_v2", "random_row_v2", "programming", "headline", "summary_text", "main",
+           "lenet_levels", "random_levels", "lenet_row_v2", "random_row_v2", "programming",
+           "headline", "summary_text", "main",
            "LEVEL_IMAGES", "RANDOM_VECTORS"]
 
 #: Test images whose neuron levels set the LeNet's hidden-row voltages (``--images``).
@@ -133,7 +134,10 @@ class ImacParams:
     crossbar itself is ``golden.imac.CIRCUIT``."""
 
     sampling_ns: float = 2.0
-    p_amp_w: float = 100e-6
+    amp_settle_bits: int = 8
+    amp_load_f: float = 10e-15
+    amp_gm_over_id: float = 10.0
+    amp_current_factor: float = 4.0
     neuron_r_in_ohm: float = 8.49e3
     neuron_r_f_ohm: float = 25.46e3
     c_cell_f: float = 1e-15
@@ -147,9 +151,28 @@ class ImacParams:
 
     @property
     def p_neuron_w(self) -> float:
-        """The neuron subcircuit's resistive pair across the full swing ``2 v_supply``."""
+        """The neuron subcircuit's resistive pair across the full swing ``2 v_supply`` (the
+        upper bound; :func:`imac_layer` charges the actual levels when it has them)."""
         v = 2 * self.circuit.v_supply
         return v * v / (self.neuron_r_in_ohm + self.neuron_r_f_ohm)
+
+    def amp_gm_s(self, gain: float) -> float:
+        """Input-pair transconductance an amplifier of closed-loop ``gain`` needs to settle
+        to half an LSB of ``amp_settle_bits`` within one sampling time into ``amp_load_f``:
+        a one-pole loop settles as exp(-t / tau), tau = C_L (1 + gain) / g_m (noise gain
+        1 + gain of the 1 kOhm / gain kOhm feedback), so g_m = (1 + gain) ln(2**(bits + 1))
+        C_L / t_s."""
+        if not gain > 0:
+            raise ValueError(f"gain must be positive, not {gain!r}")
+        return ((1 + gain) * math.log(2 ** (self.amp_settle_bits + 1)) * self.amp_load_f
+                / (self.sampling_ns * 1e-9))
+
+    def p_amp_w(self, gain: float) -> float:
+        """Quiescent power of one differential amplifier of ``gain``: its supply current
+        ``amp_current_factor`` x the input device's I_D = g_m / (g_m / I_D), across the
+        rails (2 v_supply)."""
+        i_d = self.amp_gm_s(gain) / self.amp_gm_over_id
+        return 2 * self.circuit.v_supply * self.amp_current_factor * i_d
 
 
 #: Where every constant comes from.
@@ -172,15 +195,39 @@ PARAMS_SOURCES = {
     "imac.circuit": "golden.imac.CIRCUIT: IMAC-Sim (the seed authors' circuit simulator) 5 / "
                     "15 kOhm devices, +-1 V, 32 x 32 crossbars",
     "imac.sampling_ns": "IMAC-Sim: 2 ns sampling time (golden.imac's settling time)",
-    "imac.p_amp_w": "ASSUMPTION: 0.1 mW quiescent power of a GHz-bandwidth op-amp at 1 V; "
-                    "the seed and IMAC-Sim (which simulates a SPICE op-amp) state none, and no "
-                    "published per-amplifier figure for this circuit was found",
-    "imac.neuron": "derived from IMAC-Sim's neuron subcircuit, its 8.49 kOhm input and "
-                   "25.46 kOhm feedback resistors across the full 2 V swing, an upper bound "
+    "imac.p_amp_w": "derived (ImacParams.p_amp_w): the quiescent power an amplifier needs to "
+                    "settle in one 2 ns sampling time (IMAC-Sim) to half an LSB of 8 bits "
+                    "(amp_settle_bits, ASSUMPTION: the neuron levels' 8-bit codes) at its "
+                    "noise gain 1 + gain (gains 30 / 30 / 10, IMAC-Sim) into amp_load_f: "
+                    "g_m = (1 + gain) ln(2**9) C_L / t_s, I_D = g_m / (g_m/I_D), supply current "
+                    "amp_current_factor x I_D across the +-1 V rails: 0.77 mW at gain 30, 0.27 "
+                    "mW at gain 10. The seed and IMAC-Sim (a SPICE op-amp) state no "
+                    "per-amplifier power, and none was found in the literature searched (the "
+                    "neuron paper, Amin et al., 'MRAM-based analog sigmoid function for "
+                    "in-memory computing', arXiv:2204.09918, gives power ratios in its "
+                    "abstract); was 0.1 mW, an ASSUMPTION",
+    "imac.amp_settle_bits": "ASSUMPTION: the amplifier settles to half an LSB of the 8-bit "
+                            "neuron levels (golden.imac.FIXED.out_bits)",
+    "imac.amp_load_f": "ASSUMPTION: 10 fF at each amplifier output (the combining resistor to "
+                       "the neuron input, the neuron's inverter gate and the wire)",
+    "imac.amp_gm_over_id": "ASSUMPTION: g_m / I_D = 10 V^-1, a 45 nm input pair in moderate "
+                           "inversion (weak inversion reaches about 25, strong about 5)",
+    "imac.amp_current_factor": "ASSUMPTION: a two-stage op-amp draws 4 I_D (the input pair's "
+                               "tail 2 I_D and an output stage of the same current)",
+    "imac.amp_output": "derived: each amplifier's output stage sources the feedback current "
+                       "|a| / (gain x 1 kOhm) (golden.imac: input 1 kOhm, feedback gain kOhm) "
+                       "from the v_supply rail, |a| its output level averaged over the images "
+                       "(golden's fixed point for LeNet, float64 on random inputs for VGG); "
+                       "the full rail without levels",
+    "imac.neuron": "derived from IMAC-Sim's neuron subcircuit, an inverter between an 8.49 "
+                   "kOhm input and a 25.46 kOhm feedback resistor: the pair carries (v_in - "
+                   "v_out) / (R_in + R_f), v_in the inverting circuit's input (minus golden's "
+                   "non-inverting neuron input, golden.imac) and v_out the neuron level, "
+                   "(v_in + v_out)**2 averaged over the neurons and images (golden's fixed "
+                   "point for LeNet, its float64 circuit on random inputs for VGG); the full 2 "
+                   "V swing without levels, the upper bound the model charged before "
                    "(ASSUMPTION: the inverter's own quiescent current and the MTJ divider are "
-                   "not counted; the neuron's paper, Amin et al., 'MRAM-based analog sigmoid "
-                   "function for in-memory computing', GLSVLSI 2022, states its power only as "
-                   "ratios in the abstract)",
+                   "not counted)",
     "imac.c_cell_f": "ASSUMPTION: 1 fF of wire and junction capacitance per device on a row",
     "imac.fom_adc_j": f"{_RAMKAJ}: Walden figure of merit 34.4 fJ per conversion step at "
                       "Nyquist (3.56 mW at 1.25 GS/s, 1 V), a GHz single-channel SAR; "
@@ -286,15 +333,29 @@ def _partitions(layer: Layer, circuit: imac.ImacCircuit) -> tuple:
 
 
 def imac_layer(layer: Layer, p: ImacParams, *, window_s: float, first: bool, last: bool,
-               weights=None, row_v2=None) -> dict:
+               gain: float, weights=None, row_v2=None, neuron_v2=None,
+               amp_abs_v=None) -> dict:
     """Energy of one FC layer on IMAC over an inference window of ``window_s``.
 
-    ``weights`` ``[n_in + 1, n_out]`` of +-1 (bias row last); None: any signs (without
-    variation a synapse's ``g_pos + g_neg`` does not depend on its sign). ``row_v2``
-    ``[n_in + 1]``: each row's mean squared drive in V**2 (bias row last); None: the full
-    supply on every row (an upper bound for a hidden layer).
+    ``gain``: the layer's amplifier gain. ``weights`` ``[n_in + 1, n_out]`` of +-1 (bias row
+    last); None: any signs (without variation a synapse's ``g_pos + g_neg`` does not depend
+    on its sign). ``row_v2`` ``[n_in + 1]``: each row's mean squared drive in V**2 (bias row
+    last); None: the full supply on every row (an upper bound for a hidden layer).
+    ``neuron_v2``: the mean over neurons and images of ``(v_in + v_out)**2``, the square of
+    the voltage across the neuron's resistive pair (:func:`lenet_levels`); None: the full
+    swing ``(2 v_supply)**2``. ``amp_abs_v``: the mean ``|a|`` of the amplifier outputs;
+    None: ``v_supply``.
     """
     c = p.circuit
+    full_v2 = (2 * c.v_supply) ** 2
+    neuron_v2 = full_v2 if neuron_v2 is None else float(neuron_v2)
+    amp_abs_v = c.v_supply if amp_abs_v is None else float(amp_abs_v)
+    if not 0 <= neuron_v2 <= full_v2:
+        raise ValueError(f"neuron_v2 of {layer.name} must be in [0, {full_v2:g}] V^2, not "
+                         f"{neuron_v2!r}")
+    if not 0 <= amp_abs_v <= c.v_supply:
+        raise ValueError(f"amp_abs_v of {layer.name} must be in [0, {c.v_supply:g}] V, not "
+                         f"{amp_abs_v!r}")
     rows = layer.n_in + 1
     if weights is None:
         # Without variation a synapse's g_pos + g_neg is the same for either sign.
@@ -317,10 +378,12 @@ def imac_layer(layer: Layer, p: ImacParams, *, window_s: float, first: bool, las
     g_sum = float(g_row.sum())
     hpar, vpar = _partitions(layer, c)
     amps = hpar * layer.n_out
+    p_amp = p.p_amp_w(gain) + c.v_supply * amp_abs_v / (gain * c.amp_input_ohm)
+    p_neuron = neuron_v2 / (p.neuron_r_in_ohm + p.neuron_r_f_ohm)
     e = {
         "crossbar": float(row_v2 @ g_row) * window_s,
-        "amplifiers": amps * p.p_amp_w * window_s,
-        "neurons": layer.n_out * p.p_neuron_w * window_s,
+        "amplifiers": amps * p_amp * window_s,
+        "neurons": layer.n_out * p_neuron * window_s,
         "drivers": ((layer.n_in + 1) * vpar * 2 * c.xbar_cols * p.c_cell_f
                     * (2 * c.v_supply) ** 2) if first else 0.0,
         "output_sampling": layer.n_out * 2 ** p.adc_bits * p.fom_adc_j if last else 0.0,
@@ -328,7 +391,9 @@ def imac_layer(layer: Layer, p: ImacParams, *, window_s: float, first: bool, las
     return {"layer": layer.name, "kind": "fc", "on": "imac", "macs": layer.macs,
             "synapses": n_syn, "conductance_sum_s": g_sum,
             "crossbar_full_supply_j": c.v_supply ** 2 * g_sum * window_s,
-            "row_v2_mean": float(row_v2.mean()),
+            "row_v2_mean": float(row_v2.mean()), "gain": float(gain),
+            "amp_quiescent_w": p.p_amp_w(gain), "amp_abs_v": amp_abs_v,
+            "neuron_v2": neuron_v2, "neuron_w": p_neuron,
             "partitions": [hpar, vpar], "amplifiers": amps, "neurons": layer.n_out,
             "energy_by_component_j": e, "energy_j": sum(e.values())}
 
@@ -349,13 +414,16 @@ def programming(fc: list, imac_p: ImacParams, cpu: CpuParams) -> dict:
 
 
 def evaluate(layers: list, *, cpu: CpuParams = CpuParams(), imac_p: ImacParams = ImacParams(),
-             fc_weights=None, row_v2=None, name: str = "") -> dict:
+             fc_weights=None, row_v2=None, neuron_v2=None, amp_abs_v=None, gains=None,
+             name: str = "") -> dict:
     """CPU-only and CPU-IMAC energy and latency of ``layers`` per image, and the programming
     of the synapses per network load.
 
     ``fc_weights``: per FC layer ``[n_in + 1, n_out]`` +-1 (the trained network's); random
-    signs otherwise. ``row_v2``: per FC layer, each row's mean squared drive
-    (:func:`lenet_row_v2`, :func:`random_row_v2`); None: the full supply on every row.
+    signs otherwise. ``row_v2``, ``neuron_v2``, ``amp_abs_v``: per FC layer, the levels of
+    :func:`lenet_levels` (:func:`lenet_levels`, :func:`random_levels`); None: the full supply
+    on every row, the full swing on every neuron and amplifier. ``gains``: per FC layer
+    (default IMAC-Sim's pattern, 30 per hidden layer and 10 for the last).
     """
     conv = [ly for ly in layers if ly.kind == "conv"]
     fc = [ly for ly in layers if ly.kind == "fc"]
@@ -367,15 +435,19 @@ def evaluate(layers: list, *, cpu: CpuParams = CpuParams(), imac_p: ImacParams =
     split = [cpu_layer(ly, cpu, weights_in_cache=conv_fit) for ly in conv]
     t_sample = imac.check_sampling(imac_p.sampling_ns, imac_p.circuit) * 1e-9
     window = len(fc) * t_sample
-    for name_, per in (("fc_weights", fc_weights), ("row_v2", row_v2)):
+    gains = _gains(len(fc)) if gains is None else list(gains)
+    for name_, per in (("fc_weights", fc_weights), ("row_v2", row_v2),
+                       ("neuron_v2", neuron_v2), ("amp_abs_v", amp_abs_v), ("gains", gains)):
         if per is not None and len(per) != len(fc):
             raise ValueError(f"{name_} must have one entry per FC layer ({len(fc)}), not "
                              f"{len(per)}")
     for i, ly in enumerate(fc):
-        w = None if fc_weights is None else fc_weights[i]
-        v2 = None if row_v2 is None else row_v2[i]
+        def at(per, i=i):
+            return None if per is None else per[i]
         split.append(imac_layer(ly, imac_p, window_s=window, first=i == 0,
-                                last=i == len(fc) - 1, weights=w, row_v2=v2))
+                                last=i == len(fc) - 1, gain=gains[i], weights=at(fc_weights),
+                                row_v2=at(row_v2), neuron_v2=at(neuron_v2),
+                                amp_abs_v=at(amp_abs_v)))
     in_bytes = math.ceil(fc[0].n_in / 8)
     out_bytes = fc[-1].n_out
     xfer = {"layer": "cpu<->imac", "kind": "transfer", "on": "cpu",
@@ -414,59 +486,123 @@ def evaluate(layers: list, *, cpu: CpuParams = CpuParams(), imac_p: ImacParams =
     }
 
 
-def _row_v2(inputs_v, circuit: imac.ImacCircuit) -> np.ndarray:
-    """Mean over the batch of each row's squared drive: the inputs ``[N, n_in]`` (volts),
-    then the bias row at ``+v_supply``."""
-    v2 = np.mean(np.asarray(inputs_v, dtype=np.float64) ** 2, axis=0)
-    return np.append(v2, circuit.v_supply ** 2)
+def _levels(v_rows, v_in, v_out, amp_v, circuit: imac.ImacCircuit) -> dict:
+    """One layer's drive and levels in volts over a batch: each row's mean squared drive
+    (``v_rows`` ``[N, rows]``, bias row included), the mean square of the voltage across the
+    neuron's resistive pair (``v_in + v_out``: the inverting circuit's input is minus
+    golden's neuron input, :data:`PARAMS_SOURCES` ``imac.neuron``) and the mean ``|a|`` of
+    the amplifier outputs ``amp_v``."""
+    return {"row_v2": np.mean(np.asarray(v_rows, dtype=np.float64) ** 2, axis=0),
+            "neuron_v2": float(np.mean((np.asarray(v_in) + np.asarray(v_out)) ** 2)),
+            "amp_abs_v": float(np.mean(np.abs(amp_v)))}
+
+
+def lenet_levels(net, x, *, circuit: imac.ImacCircuit = imac.CIRCUIT,
+                 fmt: imac.FixedFormat = imac.FIXED, batch: int = 500) -> list:
+    """Per IMAC layer of ``net`` (a :class:`golden.imac_net.ImacNet`, every layer with a bias
+    row), over the images ``x``, golden's fixed point (ideal devices): ``{row_v2,
+    neuron_v2, amp_abs_v, levels}`` (``_levels``; ``levels`` the neuron output codes,
+    the same as ``golden.imac_net.infer``'s). Drive of a row: the first layer's binarized
+    inputs at ``+-v_supply``, a hidden layer's at the previous neuron's code ``y / x_max *
+    v_supply``, the bias row at ``+v_supply``; the neuron input is the partition mean of the
+    amplifier codes as ``golden.imac.neuron_fixed`` forms it (LSB ``amp_lsb_v``)."""
+    from golden import imac_net
+    x = np.asarray(x)
+    lsb_v = circuit.v_supply * fmt.amp_lsb_v
+    rail = 1 << fmt.amp_frac_bits
+    conds = []
+    for w, b in zip(net.fc_weights, net.fc_biases, strict=True):
+        g_pos, g_neg = imac.draw_conductances(np.vstack([w, np.asarray(b)[None, :]]),
+                                              circuit=circuit)
+        conds.append((imac.quantize_conductances(g_pos, fmt),
+                      imac.quantize_conductances(g_neg, fmt)))
+    sums = None
+    n = 0
+    for s0 in range(0, x.shape[0], batch):
+        act = imac.input_codes(imac_net.cpu_int(net, x[s0:s0 + batch]), fmt)
+        per = []
+        for (gp, gn), gain in zip(conds, net.gains, strict=True):
+            act = np.hstack([act, np.full((act.shape[0], 1), fmt.x_max, dtype=np.int64)])
+            y, _, amp = imac.layer_fixed(act, gp, gn, gain, circuit=circuit, fmt=fmt,
+                                         return_stages=True)
+            p = amp.shape[1]
+            v = (amp.sum(axis=1) * imac.mean_reciprocal(p, fmt)
+                 + (1 << (fmt.mean_shift - 1))) >> fmt.mean_shift
+            v = np.clip(v, -rail, rail)
+            k = act.shape[0]
+            lv = _levels(act * (circuit.v_supply / fmt.x_max), v * lsb_v,
+                         y * (circuit.v_supply / fmt.x_max), amp * lsb_v, circuit)
+            per.append({"row_v2": lv["row_v2"] * k, "neuron_v2": lv["neuron_v2"] * k,
+                        "amp_abs_v": lv["amp_abs_v"] * k, "levels": [y]})
+            act = y
+        if sums is None:
+            sums = per
+        else:
+            for a, b in zip(sums, per, strict=True):
+                for key in ("row_v2", "neuron_v2", "amp_abs_v"):
+                    a[key] = a[key] + b[key]
+                a["levels"] += b["levels"]
+        n += act.shape[0]
+    return [{"row_v2": a["row_v2"] / n, "neuron_v2": a["neuron_v2"] / n,
+             "amp_abs_v": a["amp_abs_v"] / n, "levels": np.concatenate(a["levels"])}
+            for a in sums]
 
 
 def lenet_row_v2(net, x, *, circuit: imac.ImacCircuit = imac.CIRCUIT,
                  fmt: imac.FixedFormat = imac.FIXED) -> list:
-    """Per IMAC layer of ``net`` (a :class:`golden.imac_net.ImacNet`, every layer with a bias
-    row), each row's mean squared drive in V**2 over the images ``x``: the first layer's
-    binarized inputs at ``+-v_supply``, a hidden layer's rows at the previous layer's neuron
-    levels (golden's fixed point, ideal devices, code ``y`` is ``y / x_max * v_supply``)."""
-    from golden import imac_net
-    levels = imac_net.infer(net, x)
-    n = len(levels[0])
-    inputs = [np.full((n, net.fc_shapes[0][0]), circuit.v_supply)]
-    inputs += [lv * (circuit.v_supply / fmt.x_max) for lv in levels[:-1]]
-    return [_row_v2(v, circuit) for v in inputs]
+    """Per IMAC layer of ``net``, each row's mean squared drive in V**2 over the images ``x``
+    (:func:`lenet_levels`' ``row_v2``)."""
+    return [lv["row_v2"] for lv in lenet_levels(net, x, circuit=circuit, fmt=fmt)]
 
 
-def random_row_v2(fc, gains, *, vectors: int = RANDOM_VECTORS, seed: int = 0,
+def random_levels(fc, gains, *, vectors: int = RANDOM_VECTORS, seed: int = 0,
                   circuit: imac.ImacCircuit = imac.CIRCUIT, chunk: int = 512) -> list:
-    """:func:`lenet_row_v2` for an MLP without data: ``vectors`` random +-1 input vectors
+    """:func:`lenet_levels` for an MLP without data: ``vectors`` random +-1 input vectors
     through random +-1 weights and biases (seeded), each layer golden's float64 circuit
     (``golden.imac.layer_float``, ideal devices; any number of partitions, which the fixed
-    point limits). ``fc`` is the widths ``(n_0, n_1, ..., n_L)``."""
+    point limits). ``fc`` is the widths ``(n_0, n_1, ..., n_L)``. Per layer ``{row_v2,
+    neuron_v2, amp_abs_v}``."""
     if len(gains) != len(fc) - 1:
         raise ValueError(f"gains must have one entry per layer ({len(fc) - 1}), not "
                          f"{len(gains)}")
     if isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 1:
         raise ValueError(f"vectors must be a positive int, not {vectors!r}")
-    return [a.copy() for a in _random_row_v2(tuple(int(n) for n in fc),
-                                             tuple(float(g) for g in gains), int(vectors),
-                                             int(seed), circuit, int(chunk))]
+    return [{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in lv.items()}
+            for lv in _random_levels(tuple(int(n) for n in fc), tuple(float(g) for g in gains),
+                                     int(vectors), int(seed), circuit, int(chunk))]
+
+
+def random_row_v2(fc, gains, *, vectors: int = RANDOM_VECTORS, seed: int = 0,
+                  circuit: imac.ImacCircuit = imac.CIRCUIT, chunk: int = 512) -> list:
+    """Each row's mean squared drive per layer of :func:`random_levels`."""
+    return [lv["row_v2"] for lv in random_levels(fc, gains, vectors=vectors, seed=seed,
+                                                 circuit=circuit, chunk=chunk)]
 
 
 @functools.lru_cache(maxsize=8)
-def _random_row_v2(fc, gains, vectors, seed, circuit, chunk):
+def _random_levels(fc, gains, vectors, seed, circuit, chunk):
     # Cached: the 4096-wide classifier draws 33 million conductances.
     rng = np.random.default_rng(seed)
     v = rng.choice(np.array([-1.0, 1.0]), size=(vectors, fc[0])) * circuit.v_supply
     out = []
     for n_out, gain in zip(fc[1:], gains, strict=True):
-        out.append(_row_v2(v, circuit))
         x = np.hstack([v, np.full((vectors, 1), circuit.v_supply)])
         y = np.empty((vectors, n_out))
+        v_in = np.empty((vectors, n_out))
+        amp_abs = 0.0
         # Columns are independent neurons: a few at a time keeps the conductances small.
         for c0 in range(0, n_out, chunk):
             cols = min(chunk, n_out - c0)
             w = rng.choice(np.array([-1, 1]), size=(x.shape[1], cols))
             g_pos, g_neg = imac.draw_conductances(w, circuit=circuit)
-            y[:, c0:c0 + cols] = imac.layer_float(x, g_pos, g_neg, gain, circuit=circuit)
+            yc, _, amp = imac.layer_float(x, g_pos, g_neg, gain, circuit=circuit,
+                                          return_stages=True)
+            y[:, c0:c0 + cols] = yc
+            v_in[:, c0:c0 + cols] = amp.mean(axis=1)
+            amp_abs += float(np.abs(amp).sum())
+        lv = _levels(x, v_in, y, np.zeros(1), circuit)
+        lv["amp_abs_v"] = amp_abs / (vectors * n_out * (-(-x.shape[1] // circuit.xbar_rows)))
+        out.append(lv)
         v = y
     return out
 
@@ -488,35 +624,50 @@ def headline(net=None, *, cpu: CpuParams = CpuParams(), imac_p: ImacParams = Ima
     if isinstance(images, bool) or not isinstance(images, int) or images < 1:
         raise ValueError(f"images must be a positive int, not {images!r}")
     x, _ = datasets.load_fashion_mnist("test")
-    v2 = lenet_row_v2(net, x[:images], circuit=imac_p.circuit)
+    lv = lenet_levels(net, x[:images], circuit=imac_p.circuit)
+    lk = {"row_v2": [v["row_v2"] for v in lv], "neuron_v2": [v["neuron_v2"] for v in lv],
+          "amp_abs_v": [v["amp_abs_v"] for v in lv], "gains": net.gains}
     w = [np.vstack([wi, bi[None, :]]) for wi, bi in zip(net.fc_weights, net.fc_biases,
                                                         strict=True)]
-    lenet = evaluate(lenet_layers(net), cpu=cpu, imac_p=imac_p, fc_weights=w, row_v2=v2,
+    lenet = evaluate(lenet_layers(net), cpu=cpu, imac_p=imac_p, fc_weights=w, **lk,
                      name=net.name)
     lenet["level_images"] = min(images, len(x))
-    vgg_v2 = random_row_v2(VGG_FC, _gains(len(VGG_FC) - 1), circuit=imac_p.circuit)
-    vgg = evaluate(vgg_layers(), cpu=cpu, imac_p=imac_p, row_v2=vgg_v2,
-                   name="vgg16_cifar10_shape")
+
+    def rand(fc):
+        r = random_levels(fc, _gains(len(fc) - 1), circuit=imac_p.circuit)
+        return {"row_v2": [v["row_v2"] for v in r], "neuron_v2": [v["neuron_v2"] for v in r],
+                "amp_abs_v": [v["amp_abs_v"] for v in r]}
+    vk = rand(VGG_FC)
+    vgg = evaluate(vgg_layers(), cpu=cpu, imac_p=imac_p, **vk, name="vgg16_cifar10_shape")
     params = {f"cpu.{k}": v for k, v in asdict(cpu).items()}
     params.update({f"imac.{k}": v for k, v in asdict(imac_p).items() if k != "circuit"})
     params.update({"cpu.e_mac_j": cpu.e_mac_j, "cpu.t_mac_s": cpu.t_mac_s,
-                   "imac.p_neuron_w": imac_p.p_neuron_w})
+                   "imac.p_neuron_full_swing_w": imac_p.p_neuron_w,
+                   "imac.p_amp_w_gain30": imac_p.p_amp_w(30.0),
+                   "imac.p_amp_w_gain10": imac_p.p_amp_w(10.0)})
     mac_only = dataclasses.replace(cpu, e_byte_sram_j=0.0, e_byte_dram_j=0.0)
     fc4096 = (512, 4096, 4096, 10)
+    no_rows = {k: v for k, v in lk.items() if k != "row_v2"}
     sens = {
         "lenet_mac_only": evaluate(lenet_layers(net), cpu=mac_only, imac_p=imac_p,
-                                   fc_weights=w, row_v2=v2,
+                                   fc_weights=w, **lk,
                                    name=net.name + " (CPU energy per MAC only)"),
-        "vgg_fc4096": evaluate(vgg_layers(fc=fc4096), cpu=cpu, imac_p=imac_p,
-                               row_v2=random_row_v2(fc4096, _gains(len(fc4096) - 1),
-                                                    circuit=imac_p.circuit),
+        "vgg_fc4096": evaluate(vgg_layers(fc=fc4096), cpu=cpu, imac_p=imac_p, **rand(fc4096),
                                name="vgg16_cifar10_shape, classifier 512-4096-4096-10"),
         "lenet_full_supply_rows": evaluate(lenet_layers(net), cpu=cpu, imac_p=imac_p,
-                                           fc_weights=w,
+                                           fc_weights=w, **no_rows,
                                            name=net.name + " (every row at the full supply)"),
         "vgg_full_supply_rows": evaluate(vgg_layers(), cpu=cpu, imac_p=imac_p,
+                                         neuron_v2=vk["neuron_v2"], amp_abs_v=vk["amp_abs_v"],
                                          name="vgg16_cifar10_shape (every row at the full "
                                               "supply)"),
+        "lenet_full_swing": evaluate(lenet_layers(net), cpu=cpu, imac_p=imac_p, fc_weights=w,
+                                     gains=net.gains,
+                                     name=net.name + " (rows at the full supply, neurons at "
+                                                     "the full 2 V swing, amplifiers at the "
+                                                     "rail: the old upper bound)"),
+        "vgg_full_swing": evaluate(vgg_layers(), cpu=cpu, imac_p=imac_p,
+                                   name="vgg16_cifar10_shape (full supply, full swing)"),
     }
     return {"lenet": lenet, "vgg": vgg, "sensitivity": sens,
             "seed_saving_pct": {"lenet": 6.5, "vgg": 10.0},
@@ -581,7 +732,11 @@ def summary_text(h: dict) -> str:
                       ("lenet_full_supply_rows", "LeNet, every crossbar row at the full "
                                                  "supply (upper bound)"),
                       ("vgg_full_supply_rows", "VGG, every crossbar row at the full supply "
-                                               "(upper bound)")):
+                                               "(upper bound)"),
+                      ("lenet_full_swing", "LeNet, rows, neurons and amplifiers at full "
+                                           "swing (upper bound)"),
+                      ("vgg_full_swing", "VGG, rows, neurons and amplifiers at full swing "
+                                         "(upper bound)")):
         r = h["sensitivity"][key]
         lines.append(f"  {what}: energy saving {100 * r['energy_saving']:.1f} %, latency "
                      f"saving {100 * r['latency_saving']:.1f} %, FC {100 * r['fc_mac_share']:.2f}"

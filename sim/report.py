@@ -663,8 +663,10 @@ def _energy_split(config, per_image: dict, memories: dict, logic: dict | None = 
                  "source": "calibrated: sim.sram fit to Horowitz ISSCC 2014 (45 nm) SRAM "
                            "access energies; write = read (ASSUMPTION)", "class": "calibrated"})
     rows.append({"name": "leakage (SRAM)", "energy_j": memories["leakage_j"],
-                 "source": "ASSUMPTION: sim.sram leakage_pw_per_bit x bits x latency",
-                 "class": "assumption"})
+                 "source": "derived: sim.sram leakage_pw_per_bit (NanGate FreePDK45 INV_X1 "
+                           "leakage per um of OFF width x the FreePDK45 bitcell's OFF width, "
+                           "the logic leakage's source) x bits x latency",
+                 "class": "derived"})
     rows.append({"name": "leakage (CMOS logic)", "energy_j": None,
                  "source": "not modelled yet (issue 16 item 3: activity and leakage of the "
                            "synthesised logic)", "class": "not modelled"})
@@ -673,6 +675,57 @@ def _energy_split(config, per_image: dict, memories: dict, logic: dict | None = 
             "gops_per_w": per_image["ops"] / total / 1e9,
             "note": "MRAM leakage: none (non-volatile); the rows sum to the energy per image "
                     "with the memories (per_image energy_j + memories dynamic_j + leakage_j)"}
+
+
+def _headline(per_image: dict, memories: dict, split: dict, logic_energy: dict | None,
+              activity: dict | None, logic: dict | None) -> dict:
+    """The energy per image and GOPS/W the report leads with, and the basis of each figure.
+
+    With a logic energy from activity (:func:`sim.activity.logic_energy`: the run's toggles or
+    a recorded measurement, and a cached synthesis), the headline is the energy split's
+    total: micro-ops with the CMOS logic row replaced by the activity-based switching energy,
+    + logic leakage + SRAM dynamic and leakage. Without one, the gate-count CMOS estimate
+    (ASSUMPTION) + SRAM, logic leakage not counted. Both are kept as rows (``rows``), with
+    the micro-op-only figure, so the bases can be compared. Writes the headline into
+    ``memories['energy_with_memories_j']`` / ``gops_per_w_with_memories`` (what the chip
+    model and the markdown use) and keeps the gate-count total there as
+    ``energy_with_memories_gate_count_j``."""
+    ops = per_image["ops"]
+    gate_total = per_image["energy_j"] + memories["dynamic_j"] + memories["leakage_j"]
+    rows = [{"name": "micro-ops only", "energy_j": per_image["energy_j"],
+             "basis": "sim.energy.estimate: MRAM read/write, gate-count CMOS logic "
+                      "(ASSUMPTION), bus; no SRAM, no leakage"},
+            {"name": "gate-count logic + memories", "energy_j": gate_total,
+             "basis": "micro-ops (CMOS logic = textbook gates per lane x activity 1/2 x "
+                      "gate_toggle_fj, ASSUMPTION) + SRAM dynamic + SRAM leakage; logic "
+                      "leakage not counted"}]
+    if logic_energy is not None:
+        recorded = bool(activity and activity.get("recorded"))
+        src = (activity["basis"] if recorded else
+               "toggles of this run's RTL simulation (" + activity["file"] + ")")
+        how = "recorded measurement" if recorded else "measured"
+        basis = (f"activity-based logic energy ({how}: {src}) x synthesised cell area x "
+                 "switch_fj_per_um2 + logic leakage (synthesised cell area x "
+                 "leak_nw_per_um2) + SRAM dynamic + SRAM leakage + MRAM and bus micro-ops")
+        rows.append({"name": "activity-based logic + leakage + memories",
+                     "energy_j": split["total_j"], "basis": basis})
+        energy_j, cls = split["total_j"], "recorded activity" if recorded else "measured activity"
+    else:
+        why = ("no cached synthesis of this core (make synth PRESET=<preset> MAT=<K>)"
+               if logic is None else "no toggle count (model backend without a recorded "
+               "measurement for this core, --no-activity or --sim icarus)")
+        basis = ("gate-count CMOS logic estimate (ASSUMPTION) + SRAM dynamic + SRAM leakage; "
+                 f"logic leakage not counted ({why})")
+        energy_j, cls = gate_total, "gate-count estimate"
+    for r in rows:
+        r["gops_per_w"] = ops / r["energy_j"] / 1e9
+    memories["energy_with_memories_gate_count_j"] = gate_total
+    memories["gops_per_w_with_memories_gate_count"] = ops / gate_total / 1e9
+    memories["energy_with_memories_j"] = energy_j
+    memories["gops_per_w_with_memories"] = ops / energy_j / 1e9
+    memories["headline_basis"] = basis
+    return {"energy_j": energy_j, "gops_per_w": ops / energy_j / 1e9, "basis": basis,
+            "kind": cls, "rows": rows}
 
 
 def _sources(config) -> dict:
@@ -702,8 +755,20 @@ def _rerun(config, compiled, model, image):
     return run
 
 
+def _sens_logic(activity, logic, blocks, per_image):
+    """The inputs :func:`sim.sensitivity.figures` needs to recompute the activity-based
+    logic energy and leakage under moved constants, or None (the headline is then the
+    gate-count estimate's)."""
+    if activity is None or logic is None:
+        return None
+    from sim.synth import block_areas
+    return {"block_act": activity["blocks"], "flat_area_um2": logic["area_um2"],
+            "block_area_um2": None if blocks is None else block_areas(blocks),
+            "cycles": int(round(per_image["cycles"]))}
+
+
 def _sensitivity(config, compiled, model, per_image: dict, memories: dict,
-                 first_image=None) -> dict:
+                 first_image=None, logic=None) -> dict:
     """:func:`sim.sensitivity.sensitivity` on the image's (mean, rounded) counters; a moved
     stall table is rerun on the cycle model with ``first_image``."""
     from sim import sensitivity
@@ -714,7 +779,8 @@ def _sensitivity(config, compiled, model, per_image: dict, memories: dict,
                        "derived": m["accesses_derived"]} for m in memories["memories"]}
     return sensitivity.sensitivity(config, subarrays=compiled.subarrays, counters=counters,
                                    host=host, host_cycles=int(round(per_image["host_cycles"])),
-                                   ops=per_image["ops"], accesses=acc, rerun=rerun)
+                                   ops=per_image["ops"], accesses=acc, rerun=rerun,
+                                   logic=logic)
 
 
 def _logic_energy(activity, logic, blocks, per_image):
@@ -890,7 +956,9 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
     memories["weight_buffer_sizing"] = sram.buffer_sizing(compiled)
     logic_energy = _logic_energy(activity, logic, blocks, per_image)
     split = _energy_split(config, per_image, memories, logic_energy)
-    sens = _sensitivity(mem_config, compiled, model, per_image, memories, first_image)
+    headline = _headline(per_image, memories, split, logic_energy, activity, logic)
+    sens = _sensitivity(mem_config, compiled, model, per_image, memories, first_image,
+                        _sens_logic(activity, logic, blocks, per_image))
     area = _area(config, k, gates, gates_note, memories=memories, logic=logic)
     # With the whole core synthesised (sim.synth), the area is the split (MTJ array + SRAM
     # macros + minimised logic); the textbook per-block estimate stays beside it in the JSON.
@@ -903,6 +971,11 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
         "energy_j": per_image["energy_j"], "latency_s": per_image["latency_s"],
         "images_per_second": 1.0 / per_image["latency_s"],
         "gops": per_image["gops"], "gops_per_w": per_image["gops_per_w"],
+        "gops_per_w_basis": "micro-op dynamic energy only (sim.energy.estimate: MRAM, "
+                            "gate-count CMOS logic, bus), no SRAM, no leakage",
+        "headline_energy_j": headline["energy_j"],
+        "headline_gops_per_w": headline["gops_per_w"],
+        "headline_basis": headline["basis"],
         "power_w": per_image["power_w"], "area_mm2": mat_area,
         "gops_per_mm2": per_image["gops"] / mat_area,
         "area_is_array_only": area["array_only"] and not synthesised,
@@ -1001,6 +1074,7 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
         "per_image": per_image,
         "per_image_spread": per_image_spread,
         "energy_split": split,
+        "headline": headline,
         "logic_energy": logic_energy,
         "activity": activity,
         "sources": _sources(config),
@@ -1177,9 +1251,13 @@ def _measured_text(rep: dict) -> str:
         f"({pi['controller_cycles']:g} controller cycles, {pi['row_build_cycles']:g} of them "
         f"building rows, {pi['stall_cycles']:g} stalls for device timing, + "
         f"{pi['host_cycles']:g} host port cycles)",
-        f"{_g(m['gops'])} GOPS, {_g(m['gops_per_w'])} GOPS/W, {_si(pi['power_w'], 'W')}",
-        f"with the SRAMs (sim.sram, dynamic + leakage): "
-        f"{_g(rep['memories']['gops_per_w_with_memories'])} GOPS/W",
+        f"{_g(m['gops'])} GOPS, {_g(m['gops_per_w'])} GOPS/W micro-ops only, "
+        f"{_si(pi['power_w'], 'W')}",
+        f"**headline** {_g(rep['headline']['gops_per_w'])} GOPS/W, "
+        f"{_si(rep['headline']['energy_j'], 'J')} / image ({rep['headline']['kind']}: "
+        f"{rep['headline']['basis']})",
+        f"gate-count logic + SRAMs, for comparison: "
+        f"{_g(rep['memories']['gops_per_w_with_memories_gate_count'])} GOPS/W",
         _area_text(rep["area"]["mat"], m["gops"], rep["area"]["mat_split"]),
     ])
 
@@ -1425,6 +1503,19 @@ def _plot_chip(rep: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _headline_lines(rep: dict) -> list:
+    """The headline figure and the figures on the other bases (comparison rows)."""
+    h = rep["headline"]
+    lines = [f"Headline energy per image: {_si(h['energy_j'], 'J')}, {_g(h['gops_per_w'])} "
+             f"GOPS/W ({h['kind']}). Each basis:", "",
+             "| basis | energy per image (nJ) | GOPS/W | what it counts |", "|---|---|---|---|"]
+    for r in h["rows"]:
+        mark = " (headline)" if r["energy_j"] == h["energy_j"] else ""
+        lines.append(f"| {r['name']}{mark} | {_g(r['energy_j'] * 1e9)} | {_g(r['gops_per_w'])} "
+                     f"| {r['basis']} |")
+    return lines
+
+
 def _split_lines(rep: dict) -> list:
     """Energy per image by kind, each row with its source class."""
     sp = rep["energy_split"]
@@ -1445,15 +1536,17 @@ def _logic_lines(rep: dict) -> list:
     gate-count estimate."""
     le, act = rep.get("logic_energy"), rep.get("activity")
     if le is None:
-        why = ("the run was not traced (model backend, --sim icarus or --no-activity)"
-               if act is None else
+        why = ("the run was not traced (model backend, --sim icarus or --no-activity) and "
+               "no recorded measurement applies" if act is None else
                "no cached synthesis of this core (make synth PRESET=<preset> MAT=<K>)")
         return ["", f"CMOS logic from activity: not measured ({why}); the CMOS logic row is "
                     "the gate-count estimate (ASSUMPTION) and the logic leakage is not counted."]
     cmp = rep["energy_split"]["cmos_comparison"]
     lines = ["", f"CMOS logic per block (mat of {_subarrays(rep['subarrays'])}): activity = "
                  f"toggles / (RTL signal bits x cycles) over the {act['simulated_cycles']} "
-                 f"simulated cycles of the run ({act['basis']}); energy = {le['formula']}:", "",
+                 f"simulated cycles of " + ("a RECORDED run, not this one" if act.get("recorded")
+                                            else "the run")
+                 + f" ({act['basis']}); energy = {le['formula']}:", "",
              "| block | cell area (um^2) | signal bits | activity | energy (nJ) | fJ/op | note |",
              "|---|---|---|---|---|---|---|"]
     for b in le["blocks"]:
@@ -1480,7 +1573,7 @@ def _sensitivity_lines(rep: dict) -> list:
     f, b = sens["factor"], sens["baseline"]
     lines = [f"Sensitivity (`sim.sensitivity`, `report-{rep['preset']}-tornado.png`): each "
              f"ASSUMPTION at 1/{f:g} and {f:g} x its value, one at a time, on the image's "
-             f"counters; baseline GOPS/W {_g(b['gops_per_w'])} (with the SRAMs), latency "
+             f"counters; baseline GOPS/W {_g(b['gops_per_w'])} ({b['basis']}), latency "
              f"{_si(b['latency_s'], 's')}. Change in %:", "",
              f"| assumption | value | GOPS/W at /{f:g} | GOPS/W at x{f:g} | latency at /{f:g} "
              f"| latency at x{f:g} |", "|---|---|---|---|---|---|"]
@@ -1560,9 +1653,13 @@ def _memory_lines(rep: dict) -> list:
                  f"{_g(mem['dynamic_j'] * 1e9)} | {_g(mem['leakage_w'] * 1e6)} | "
                  f"{_g(mem['area_mm2'])} | |")
     lines += ["", f"Energy per image with the memories (dynamic {_si(mem['dynamic_j'], 'J')} + "
-              f"leakage {_si(mem['leakage_j'], 'J')}): {_si(mem['energy_with_memories_j'], 'J')}"
-              f" vs {_si(pi['energy_j'], 'J')} without; GOPS/W "
-              f"{_g(mem['gops_per_w_with_memories'])} vs {_g(pi['gops_per_w'])} without."]
+              f"leakage {_si(mem['leakage_j'], 'J')}): "
+              f"{_si(mem['energy_with_memories_j'], 'J')} on the headline's basis "
+              f"({mem['headline_basis']}), {_si(mem['energy_with_memories_gate_count_j'], 'J')} "
+              f"with the gate-count logic estimate, vs {_si(pi['energy_j'], 'J')} micro-ops "
+              f"only; GOPS/W {_g(mem['gops_per_w_with_memories'])} (headline) vs "
+              f"{_g(mem['gops_per_w_with_memories_gate_count'])} (gate count) vs "
+              f"{_g(pi['gops_per_w'])} (micro-ops only)."]
     wb = mem.get("weight_buffer_sizing")
     if wb:
         lines += ["", f"Weight buffer costed at {wb['costed_slots']} slots ({wb['rule']}); the "
@@ -1657,6 +1754,7 @@ def markdown(reports: list, command: str) -> str:
             from sim import dima_repro
             lines += [""] + dima_repro.markdown_lines(rep["dima_table"])
         lines += [""] + _chip_lines(rep)
+        lines += [""] + _headline_lines(rep)
         lines += [""] + _split_lines(rep) + [""] + _sensitivity_lines(rep)
         lines += [""] + _source_lines(rep)
         if rep["notes"]:
@@ -1719,24 +1817,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where `make synth` put <preset>.json gate counts")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-activity", action="store_true",
-                   help="rtl backend on verilator: run the untraced build (no toggle counts: "
-                        "the CMOS logic energy stays the gate-count estimate, logic leakage not "
-                        "counted); --sim icarus never traces (a VCD of an image is too large)")
+                   help="rtl backend on verilator: run the untraced build; with it, and on "
+                        "any run without toggle counts, no recorded activity either (the CMOS "
+                        "logic energy stays the gate-count estimate, logic leakage not "
+                        "counted). Without it an untraced run (model backend, --sim icarus, "
+                        "which never traces: a VCD of an image is too large) uses the recorded "
+                        "measurement sim.activity.RECORDED, labelled")
     return p
 
 
 def _summary(reports: list) -> str:
     lines = [f"{'preset':<10} {'K':>3} {'energy/img':>11} {'latency/img':>11} {'GOPS':>8} "
-             f"{'GOPS/W':>8} {'GOPS/W min..max':>17} {'projected chip GOPS':>20}"]
+             f"{'GOPS/W':>8} {'GOPS/W min..max':>17} {'headline GOPS/W':>16} "
+             f"{'projected chip GOPS':>20}  headline basis"]
     for r in reports:
         pi, sp = r["per_image"], r["per_image_spread"]["gops_per_w"]
         rng = f"{_g(sp['min'])}..{_g(sp['max'])}"
         lines.append(f"{r['preset']:<10} {r['subarrays']:>3} {_si(pi['energy_j'], 'J'):>11} "
                      f"{_si(pi['latency_s'], 's'):>11} {_g(pi['gops']):>8} "
                      f"{_g(pi['gops_per_w']):>8} {rng:>17} "
-                     f"{_g(r['chip_projection']['gops']):>20}")
+                     f"{_g(r['headline']['gops_per_w']):>16} "
+                     f"{_g(r['chip_projection']['gops']):>20}  {r['headline']['kind']}")
     n = reports[0]["images"] if reports else 0
-    lines.append(f"(means over {n} image(s); GOPS/W min..max over the images)")
+    lines.append(f"(means over {n} image(s); GOPS/W: micro-ops only, min..max over the images; "
+                 "headline GOPS/W: with the SRAMs, leakage and the logic energy of the basis "
+                 "named, report.md)")
     return "\n".join(lines)
 
 
@@ -1785,11 +1890,14 @@ def run(args, argv) -> int:
         images = measure(compiled, model, x, backend=args.backend, model_path=model_path,
                          preset_name=name, sim=sim or "verilator", quiet=args.quiet,
                          trace_file=trace)
+        if trace is not None:
+            act_in = _read_activity(trace)
+        else:       # no toggles of this run: the recorded measurement (sim.activity.RECORDED)
+            from sim.activity import recorded_activity
+            act_in = None if args.no_activity else recorded_activity(name, compiled.subarrays)
         rep = preset_report(name, config, compiled, model, images, backend=args.backend,
                             simulator=sim, dataset=ds, labels=y, gates=gates, gates_note=note,
-                            logic=logic, first_image=x[0],
-                            activity=None if trace is None else _read_activity(trace),
-                            blocks=blocks)
+                            logic=logic, first_image=x[0], activity=act_in, blocks=blocks)
         if name == "jeit_stt":      # seed 000's reproduction table (issue 13 item 4)
             from sim import jeit
             rep["jeit_table"] = jeit.table(config, compiled, rep)

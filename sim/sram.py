@@ -22,7 +22,9 @@ Model: a calibrated fit to published 45 nm SRAM figures, chosen because it is th
   a monolithic array of the whole capacity (about 1/3.7 at 16 banks);
 * area = bits x 6T cell area / array efficiency, x read ports beyond one (ASSUMPTION: extra
   read ports by replicating the array, the usual way to add read ports);
-* leakage = bits x leakage per bit x read ports.
+* leakage = bits x leakage per bit x read ports, the leakage per bit derived from the same
+  NanGate FreePDK45 figure as the logic's (:mod:`sim.activity`), per micrometre of OFF
+  transistor width, over the FreePDK45 bitcell's OFF devices (:data:`PARAMS`).
 
 The transpose buffer is a flip-flop register file in the RTL (bit-addressed by GATHER): its
 area and clock energy are logic, counted by the synthesis (:mod:`sim.synth`); its accesses
@@ -60,6 +62,11 @@ HOROWITZ_45NM = ((8 * 1024, 10.0, _H + "8 KB: 10 pJ"),
                  (32 * 1024, 20.0, _H + "32 KB: 20 pJ"),
                  (1024 * 1024, 100.0, _H + "1 MB: 100 pJ"))
 
+def _leak_per_width() -> float:
+    from sim.activity import PARAMS as LOGIC
+    return LOGIC["leak_nw_per_um_width"].value
+
+
 #: Every constant of the model with its source.
 PARAMS: dict[str, Param] = {
     "cell_um2": Param(0.346, "um^2", "literature ref. [K. Mistry et al., 'A 45nm logic "
@@ -70,9 +77,22 @@ PARAMS: dict[str, Param] = {
                               "I/O: about 40%); no public 45 nm macro datasheet at our sizes"),
     "fit_points": Param(len(HOROWITZ_45NM), "points", _H + "8 KB 10 pJ, 32 KB 20 pJ, 1 MB "
                         "100 pJ (HOROWITZ_45NM; E64 = a x bytes^b fitted through them)"),
-    "leakage_pw_per_bit": Param(50.0, "pW/bit", "ASSUMPTION: a low-leakage (LSTP-like) 45 nm "
-                                "6T cell at 1 V, 25 C, tens of pA per cell; a high-performance "
-                                "cell leaks 1-2 orders more (the sensitivity item of issue 16)"),
+    "bitcell_off_width_um": Param(0.430, "um", "literature ref. [OpenRAM, VLSIDA, "
+                                  "technology/freepdk45/sp_lib/cell_1rw.sp: the FreePDK45 6T "
+                                  "cell, pull-down NMOS 205 nm, pull-up PMOS 90 nm, access NMOS "
+                                  "135 nm, L = 50 nm]: in standby (word line low, bit lines "
+                                  "precharged high) three devices are OFF with the full supply "
+                                  "across them: the pull-down of the side holding 1, the "
+                                  "pull-up and the access device of the side holding 0 "
+                                  "(205 + 90 + 135 nm)"),
+    "leakage_pw_per_bit": Param(_leak_per_width() * 0.430 * 1e3, "pW/bit", "derived: "
+                                "sim.activity.PARAMS['leak_nw_per_um_width'] (NanGate FreePDK45 "
+                                "INV_X1 leakage per um of OFF width, the source of the logic "
+                                "leakage too) x bitcell_off_width_um. The library's devices "
+                                "are low-threshold (VTL) and the bitcell's are FreePDK45's "
+                                "standard threshold (VTG): the same per-width figure is an "
+                                "upper bound for the cell (was 50 pW/bit, an ASSUMPTION of an "
+                                "LSTP cell; the sensitivity table moves it)"),
     "bits_scaling": Param("linear", "", "ASSUMPTION: an access of w bits costs w/64 of the "
                           "64-bit figure (bit-line and sense-amplifier energy per bit sensed)"),
     "write_vs_read": Param(1.0, "", "ASSUMPTION: a write costs a read (the source gives reads)"),

@@ -224,7 +224,8 @@ def test_logic_split_replaces_the_estimate():
 def test_new_constants_have_their_classes():
     want = {"add32_pj": "literature", "add32_area_um2": "derived",
             "add32_activity": "assumption", "switch_fj_per_um2": "calibrated",
-            "inv_leak_nw": "literature", "leak_nw_per_um2": "derived"}
+            "inv_leak_nw": "literature", "leak_nw_per_um2": "derived",
+            "inv_off_width_um": "literature", "leak_nw_per_um_width": "derived"}
     assert {k: source_class(p.source) for k, p in activity.PARAMS.items()} == want
     assert source_class(sram.BUFFER_PARAMS["macro_min_words"].source) == "assumption"
 
@@ -260,3 +261,55 @@ def test_report_reads_the_activity_and_prints_it(tmp_path):
     assert f"{report._g(2.0)}x the measured-activity figure" in text
     assert "not measured" in "\n".join(report._logic_lines({"logic_energy": None,
                                                             "activity": None}))
+
+
+def test_recorded_activity(monkeypatch):
+    """The recording's activity per block is toggles / (bits x cycles); applied to another
+    preset or mat it says so (an ASSUMPTION); without a recording, None."""
+    monkeypatch.setattr(activity, "RECORDED", {
+        "preset": "nand_spin", "subarrays": 4, "command": "cmd", "date": "d",
+        "simulated_cycles": 50, "blocks": {"ppu": {"bits": 4, "toggles": 20},
+                                           "core": {"bits": 10, "toggles": 5}}})
+    got = activity.recorded_activity("nand_spin", 4)
+    assert got["recorded"] is True and got["simulated_cycles"] == 50
+    assert got["blocks"]["ppu"]["activity"] == pytest.approx(20 / (4 * 50))
+    assert got["blocks"]["core"]["activity"] == pytest.approx(5 / (10 * 50))
+    assert "recorded on nand_spin at a mat of 4 (cmd, d)" == got["basis"]
+    other = activity.recorded_activity("jeit_stt", 16)
+    assert "applied to jeit_stt at a mat of 16 (ASSUMPTION" in other["basis"]
+    monkeypatch.setattr(activity, "RECORDED", {})
+    assert activity.recorded_activity("nand_spin", 4) is None
+
+
+def test_headline_basis():
+    """The headline is the activity-based total when there is a logic energy, else the
+    gate-count estimate + memories; both stay as rows beside the micro-op-only figure."""
+    from sim import report
+    per_image = {"energy_j": 10e-9, "ops": 1000}
+    split = {"total_j": 9e-9}
+    mem = {"dynamic_j": 2e-9, "leakage_j": 1e-9}
+    act = {"file": "x.saif", "basis": "b"}
+    h = report._headline(per_image, mem, split, {"energy_j": 1e-9}, act, {"area_um2": 1.0})
+    assert h["energy_j"] == 9e-9 and h["kind"] == "measured activity"
+    assert mem["energy_with_memories_j"] == 9e-9
+    assert mem["energy_with_memories_gate_count_j"] == pytest.approx(13e-9)
+    assert [r["name"] for r in h["rows"]] == ["micro-ops only", "gate-count logic + memories",
+                                              "activity-based logic + leakage + memories"]
+    assert h["gops_per_w"] == pytest.approx(1000 / 9e-9 / 1e9)
+    h = report._headline(per_image, mem, split, {"energy_j": 1e-9},
+                         {"recorded": True, "basis": "rec"}, {"area_um2": 1.0})
+    assert h["kind"] == "recorded activity" and "recorded measurement: rec" in h["basis"]
+    mem = {"dynamic_j": 2e-9, "leakage_j": 1e-9}
+    h = report._headline(per_image, mem, split, None, None, None)
+    assert h["energy_j"] == pytest.approx(13e-9) and h["kind"] == "gate-count estimate"
+    assert "no cached synthesis" in h["basis"] and len(h["rows"]) == 2
+    assert mem["gops_per_w_with_memories"] == pytest.approx(1000 / 13e-9 / 1e9)
+
+
+def test_the_recording_is_a_run_of_the_core():
+    """sim.activity.RECORDED: a nand_spin mat-4 run, every block of the core with activities
+    of a real run (0 < a < 1), the controller, PPU, lanes and reductions among them."""
+    rec = activity.recorded_activity("nand_spin", 4)
+    assert rec is not None and rec["simulated_cycles"] > 0
+    assert {"core", "ctrl", "ppu", "min_lane", "reduce0"} <= set(rec["blocks"])
+    assert all(0 < b["activity"] < 1 for b in rec["blocks"].values())

@@ -81,7 +81,11 @@ def test_rows_are_the_energy_assumptions_sorted(result):
     names = [r["name"] for r in result["rows"]]
     assert "gate_toggle_fj" in names and "leakage_pw_per_bit" in names
     assert not set(names) & set(sensitivity.AREA_ONLY)
-    assert all(r["source"].startswith("ASSUMPTION") for r in result["rows"])
+    headline = {name for _, name, _ in sensitivity.HEADLINE_CONSTANTS}
+    assert all(r["source"].startswith("ASSUMPTION") or r["name"] in headline
+               for r in result["rows"])
+    # without the activity-based logic only the SRAM leakage of the headline constants moves
+    assert "switch_fj_per_um2" not in names and "leak_nw_per_um2" not in names
     key = [max(abs(r[s][m]) for s in ("low", "high") for m in ("gops_per_w_pct",
                                                                "latency_pct"))
            for r in result["rows"]]
@@ -92,7 +96,43 @@ def test_rows_are_the_energy_assumptions_sorted(result):
         assert math.isfinite(r["high"]["gops_per_w_pct"])
     # The tables are back as they were.
     assert energy.ARRAY["stt"]["write_voltage_v"].value == 0.6
-    assert sram.PARAMS["leakage_pw_per_bit"].value == 50.0
+    assert sram.PARAMS["leakage_pw_per_bit"].value == pytest.approx(
+        14.353185e3 / ((0.415 + 0.630) / 2) * 0.430, rel=1e-12)
+
+
+def test_activity_based_logic_and_its_constants():
+    """With the logic energy from activity: the gate-count CMOS logic replaced by activity x
+    cycles x area x switching energy per um^2, plus area x leakage per um^2 x latency; both
+    constants moved by 1/2 and 2 move exactly those terms."""
+    from sim import activity
+    logic = {"block_act": {"ctrl": {"bits": 10, "toggles": 50, "activity": 50 / (10 * 100)},
+                           "array0": {"bits": 4, "toggles": 400, "activity": 1.0}},
+             "flat_area_um2": 1000.0, "block_area_um2": None, "cycles": 100}
+    res = sensitivity.sensitivity(CONFIG, subarrays=1, counters=COUNTERS, host=HOST,
+                                  host_cycles=5, ops=OPS, accesses=_accesses(),
+                                  rerun=_rerun, logic=logic)
+    clock = CONFIG.clock_mhz * 1e6
+    latency = (100 + 5) / clock
+    fj = 0.1e3 / (0.5 * activity.PARAMS["add32_area_um2"].value)     # Horowitz add at p 1/2
+    leak = 14.353185 / 0.532                                            # nW per um^2
+    sw = 0.05 * 100 * 1000.0 * fj * 1e-15       # the array model's toggles are left out
+    lk = 1000.0 * leak * 1e-9 * latency
+    split = energy.energy_split(CONFIG, COUNTERS, columns_active=CONFIG.columns, host=HOST)
+    e = (energy.estimate(CONFIG, COUNTERS, ops=OPS, columns_active=CONFIG.columns, host=HOST,
+                         host_cycles=5).energy_j - split["CMOS logic"] + sw + lk
+         + _sram_j(latency))
+    assert res["baseline"]["gops_per_w"] == pytest.approx(OPS / e / 1e9, rel=1e-12)
+    rows = {r["name"]: r for r in res["rows"]}
+    assert rows["switch_fj_per_um2"]["high"]["gops_per_w"] == pytest.approx(
+        OPS / (e + sw) / 1e9, rel=1e-9)
+    assert rows["leak_nw_per_um2"]["low"]["gops_per_w"] == pytest.approx(
+        OPS / (e - lk / 2) / 1e9, rel=1e-9)
+    bits = sum(m.words * m.bits * max(1, m.read_ports) for m in sram.core_memories(CONFIG, 1)
+               if m.kind == "sram")
+    sram_leak = bits * sram.PARAMS["leakage_pw_per_bit"].value * 1e-12 * latency
+    assert rows["leakage_pw_per_bit"]["high"]["gops_per_w"] == pytest.approx(
+        OPS / (e + sram_leak) / 1e9, rel=1e-9)
+    assert activity.PARAMS["switch_fj_per_um2"].value == pytest.approx(fj, rel=1e-12)
 
 
 def test_bad_factor():
