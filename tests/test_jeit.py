@@ -1,13 +1,14 @@
-"""sim.jeit: the seed-000 peak of a jeit_stt mat on the cycle model, against the compiler's
-static cycle count and sim.energy on the counters; the write-energy sweep."""
+"""sim.analysis.jeit: the seed-000 peak of a jeit_stt mat on the cycle model, against the compiler's
+static cycle count and sim.hw.energy on the counters; the write-energy sweep."""
 
 import math
 
 import pytest
 
 from rtl.config import preset
-from sim import energy, jeit
-from sim.compiler import compile_model
+from sim.hw import energy
+from sim.analysis import jeit
+from sim.compile.compiler import compile_model
 
 CONFIG = preset("jeit_stt")                         # dataflow jeit_fa, the FA array
 #: The preset with adder layers on the abs-diff write-back route (same core).

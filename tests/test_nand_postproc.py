@@ -1,4 +1,5 @@
-"""In-memory post-processing of seed 001 sec. 4.2 (``sim.nand_postproc``) on the cycle model:
+"""In-memory post-processing of seed 001 sec. 4.2 (``sim.compile.nand_postproc``) on the cycle
+model:
 requantization (eq. 2 / eq. 3 folded), ReLU from the MSB, saturation and max pooling of sums
 already in the array, against ``golden.layers.requantize`` (today's PPU arithmetic, the
 independent reference) and ``golden.pim.inmem_requant`` (the seed's, integer ==); the cycle
@@ -16,9 +17,9 @@ from golden.layers import conv_acc_bound, requantize
 from golden.pim import inmem_requant, inmem_requant_bits
 from rtl.config import preset
 from rtl.mtj_array import MacroCmd
-from sim import asm
-from sim.core_model import CoreModel, unpack_row
-from sim.nand_postproc import common_shift, requant_cycles, requant_program, requant_words
+from sim.compile import asm
+from sim.hw.core_model import CoreModel, unpack_row
+from sim.compile.nand_postproc import common_shift, requant_cycles, requant_program, requant_words
 from sim.routes.nand_inmem import max_pool_program
 
 SEED = 20261130
@@ -271,8 +272,8 @@ def test_postproc_field_and_the_compilers_refusal():
     the bit-counters' route, and the compiler refuses it naming the layer (not built yet)."""
     from golden.model import bundled_model_path, load_model
     from rtl.config import PRESETS
-    from sim.compiler import CompileError, compile_model
-    from sim.nand_postproc import with_postproc
+    from sim.compile.compiler import CompileError, compile_model
+    from sim.compile.nand_postproc import with_postproc
     from sim.util import UserError
     for name in PRESETS:
         assert preset(name).postproc == "ppu"
@@ -293,12 +294,12 @@ def test_postproc_field_and_the_compilers_refusal():
 
 
 def test_measure_model_costs_and_checks_every_output():
-    """The per-layer measurement (``python -m sim.nand_postproc``) on the nand_spin mat: the
+    """The per-layer measurement (``python -m sim.compile.nand_postproc``) on the nand_spin mat: the
     PPU's REQUANTs are one per computed value; the in-memory counters have no REQUANT, and
     their cycles are the formulas' (4 requantizations and a 3-round max pool per row of
     lanes, each program ended by a HALT); its outputs are checked against golden inside."""
     from golden.model import bundled_model_path, load_model
-    from sim.nand_postproc import layout, measure_model
+    from sim.compile.nand_postproc import layout, measure_model
     from sim.routes.nand_inmem import compare_cycles, select_cycles
     model = load_model(bundled_model_path("fashion_addernet"))
     config = preset("nand_spin")
@@ -306,8 +307,8 @@ def test_measure_model_costs_and_checks_every_output():
     halt = CoreModel(full).run(asm.assemble([asm.halt()])).counters["cycles"]
     rows = measure_model(model, config)
     assert [r["layer"] for r in rows] == [0, 2, 4]
-    # the PPU side: the compiled network's REQUANTs of the same layers (sim.compiler)
-    from sim.compiler import compile_model
+    # the PPU side: the compiled network's REQUANTs of the same layers (sim.compile.compiler)
+    from sim.compile.compiler import compile_model
     compiled = {st.layer_index: st.micro_ops["requant"]
                 for st in compile_model(model, config).stages}
     for r in rows:
@@ -329,7 +330,7 @@ def test_measure_refuses_a_layer_beyond_the_rows():
     the ones row 56, t 64 .. 74, outputs 80 .. 111, Tag 112, Result 120, groups 128 and 136:
     144 rows."""
     from golden.model import bundled_model_path, load_model
-    from sim.nand_postproc import measure_model
+    from sim.compile.nand_postproc import measure_model
     model = load_model(bundled_model_path("fashion_addernet"))
     config = dataclasses.replace(preset("nand_spin"), rows=128)
     with pytest.raises(ValueError, match=r"^layer 0 \(adder_conv2d\): the in-memory post-"
@@ -345,7 +346,7 @@ def test_path_through_array(tech, x_bits):
     GATHERs (``sums_in_program``), requantized there, the outputs back into the data memory
     (``results_out_program``), one run on the cycle model: == ``golden.layers.requantize``;
     cycles less the write stalls == the formulas; only the output words change."""
-    from sim.nand_postproc import (
+    from sim.compile.nand_postproc import (
         results_out_cycles, results_out_program, sums_in_cycles, sums_in_program,
     )
     config = cfg_nand() if tech == "nand_spin" else cfg_stt()
@@ -394,7 +395,7 @@ def test_path_through_array(tech, x_bits):
 
 def test_path_bad_input():
     """The path's programs refuse what the core cannot do, naming the parameter."""
-    from sim.nand_postproc import results_out_program, sums_in_program
+    from sim.compile.nand_postproc import results_out_program, sums_in_program
     config = cfg_nand()
     width = config.columns * config.subarrays_per_mat
     with pytest.raises(ValueError, match="x0=4 must start a strip"):

@@ -1,4 +1,4 @@
-"""sim.sensitivity: each ASSUMPTION moved by 1/2 and 2 on a hand-made image, the changes
+"""sim.analysis.sensitivity: each ASSUMPTION moved by 1/2 and 2 on a hand-made image, the changes
 recomputed from the energy split and the clock."""
 
 import math
@@ -6,7 +6,8 @@ import math
 import pytest
 
 from rtl.config import preset
-from sim import energy, sensitivity, sram
+from sim.hw import energy, sram
+from sim.analysis import sensitivity
 
 CONFIG = preset("jeit_stt")
 COUNTERS = {"cycles": 100, "stalls": 3, "write_row": 3, "read": 10, "requant": 2}

@@ -469,7 +469,7 @@ class NandInmem(Route):
         """No layer: the primitives are programs of their own (:func:`add_program`,
         :func:`scale_program`, :func:`compare_program`, :func:`select_program`,
         :func:`max_pool_program`, :func:`relu_program`), and the in-memory post-processing
-        (``sim.nand_postproc``) runs on sums already in the array: no layer maps onto the
+        (``sim.compile.nand_postproc``) runs on sums already in the array: no layer maps onto the
         route (``postproc='in_memory'`` is refused by the compiler)."""
         return False
 
