@@ -18,10 +18,10 @@ SPHINX   := $(VPY) -m sphinx -b html -E -q -n -W --keep-going -d build/docs/.doc
 SIM      ?=
 WAVES    ?= 0
 PRESET   ?= nand_spin
-# PRESET=imac_sot runs the CPU-IMAC network of seed 003 (sim/imac_flow.py) unless MODEL says otherwise;
+# PRESET=imac_sot runs the CPU-IMAC network of seed 003 (sim/flows/imac_flow.py) unless MODEL says otherwise;
 # PRESET=dima_sot the bundled Add-Net of seed 002 (digits_addnet; MODEL=fashion_addnet the
 # seed's MNIST configuration on Fashion-MNIST, 28x28: slow in a simulator), on a core sized for
-# the model (--propose: sim.compiler.propose_config).
+# the model (--propose: sim.compile.compiler.propose_config).
 MODEL    ?= $(if $(filter imac_sot,$(PRESET)),fashion_lenet_imac,$(if $(filter dima_sot,$(PRESET)),digits_addnet,fashion_addernet))
 # Empty: the data set told by MODEL's name (a bundled model's own); fashion_mnist or digits
 # for a model file whose name does not tell (sim, report, variation).
@@ -130,7 +130,7 @@ verilog: install ## write the Verilog of every block for PRESET under build/veri
 
 synth: install synth-deps ## gate counts of every block for PRESET (build/synth/PRESET.json), and the whole core of a mat of MAT synthesised with Yosys + ABC (build/synth/core-*.json, flat and per block for the logic energy, cached; minutes)
 	$(VPY) -m rtl.synth --preset $(PRESET) --out build/synth/$(PRESET).json
-	$(VPY) -m sim.synth --preset $(PRESET) $(if $(MAT),--mat $(MAT)) --out build/synth
+	$(VPY) -m sim.analysis.synth --preset $(PRESET) $(if $(MAT),--mat $(MAT)) --out build/synth
 
 synth-deps: ## install Debian's yosys (with ABC) if missing: the logic synthesis of make synth
 	@command -v yosys >/dev/null 2>&1 && command -v yosys-abc >/dev/null 2>&1 || { \
@@ -160,31 +160,31 @@ sim: install ## run MODEL on N test images on the RTL core of PRESET (SIM, defau
 	    $(if $(filter dima_sot,$(PRESET)),--propose)
 
 report: install ## per-preset energy/latency/GOPS/GOPS-W/area of MODEL vs the papers: each preset at its own mat on the cycle-exact model (build/reports/report.md; REPORT_MAT overrides), then a real RTL run at MAT (default 4: Verilator build time) with toggle counts for the CMOS logic energy (build/reports/rtl/report.md)
-	$(VPY) -m sim.report --backend model --model $(call shquote,$(MODEL)) -n $(or $(N),1) \
+	$(VPY) -m sim.analysis.report --backend model --model $(call shquote,$(MODEL)) -n $(or $(N),1) \
 	    $(if $(PRESETS),--preset $(PRESETS)) $(if $(REPORT_MAT),--mat $(REPORT_MAT)) \
 	    $(if $(DATASET),--dataset $(call shquote,$(DATASET)))
-	$(VPY) -m sim.report --backend rtl --model $(call shquote,$(MODEL)) -n $(or $(N),1) \
+	$(VPY) -m sim.analysis.report --backend rtl --model $(call shquote,$(MODEL)) -n $(or $(N),1) \
 	    --sim $(if $(SIM),$(SIM),verilator) $(if $(PRESETS),--preset $(PRESETS)) \
 	    $(if $(MAT),--mat $(MAT)) $(if $(DATASET),--dataset $(call shquote,$(DATASET))) \
 	    --out build/reports/rtl
 
 variation: install ## accuracy of MODEL (a bundled name or a .npz path) vs MTJ variation on TECH, N images (JSON + PNG); RTL_CV=0.1 adds an RTL spot check; PRESET=imac_sot: IMAC resistance sigma and neuron spread
 ifeq ($(PRESET),imac_sot)
-	$(VPY) -m sim.imac_variation --model $(call shquote,$(MODEL)) -n $(or $(N),1000) \
+	$(VPY) -m sim.analysis.imac_variation --model $(call shquote,$(MODEL)) -n $(or $(N),1000) \
 	    $(if $(SIGMAS),--sigma $(SIGMAS)) $(if $(SPREADS),--spread $(SPREADS)) \
 	    $(if $(SEEDS),--seeds $(SEEDS))
 else
-	$(VPY) -m sim.variation --model $(call shquote,$(MODEL)) --technology $(TECH) \
+	$(VPY) -m sim.analysis.variation --model $(call shquote,$(MODEL)) --technology $(TECH) \
 	    -n $(or $(N),200) $(if $(DATASET),--dataset $(call shquote,$(DATASET))) \
 	    $(if $(RTL_CV),--rtl-cv $(RTL_CV) --sim $(if $(SIM),$(SIM),verilator) \
 	    $(if $(MAT),--mat $(MAT)))
 endif
 
 imac-energy: install ## seed 003's analytical CPU-IMAC vs CPU-only energy/latency per layer (LeNet, VGG shape); also in make report
-	$(VPY) -m sim.imac_energy --json build/reports/imac-energy.json
+	$(VPY) -m sim.hw.imac_energy --json build/reports/imac-energy.json
 
 zero-skip: install ## seed 000's zero skipping measured on the cycle model: sparsity, tiles skipped, cycles with/without (N images, default 100; MAT)
-	$(VPY) -m sim.zero_skip -n $(or $(N),100) $(if $(MAT),--mat $(MAT))
+	$(VPY) -m sim.analysis.zero_skip -n $(or $(N),100) $(if $(MAT),--mat $(MAT))
 
 # make count: CONFIG a TOML configuration file (sim.config_file), SKIP the zero-skipping
 # fraction of tile dots skipped (one, or one per stage comma-separated); MAT only when given
@@ -199,29 +199,29 @@ COUNT_PRESET = $(if $(filter command line environment,$(origin PRESET)),$(PRESET
 COUNT_MODEL = $(if $(filter command line environment,$(origin MODEL)),$(MODEL),fashion_addernet)
 
 count: install ## cycles, micro-op counts and energy of MODEL on PRESET (or CONFIG's) from the programs' structure, no simulation (SKIP, MAT, DATAFLOW) -> build/reports/count-MODEL-PRESET.json
-	$(VPY) -m sim.counting --model $(call shquote,$(COUNT_MODEL)) $(if $(COUNT_PRESET),--preset $(PRESET)) \
+	$(VPY) -m sim.analysis.counting --model $(call shquote,$(COUNT_MODEL)) $(if $(COUNT_PRESET),--preset $(PRESET)) \
 	    $(if $(DATAFLOW),--dataflow $(DATAFLOW)) \
 	    $(if $(filter command line environment,$(origin MAT)),$(if $(MAT),--mat $(MAT))) \
 	    $(if $(CONFIG),--config $(call shquote,$(CONFIG))) $(if $(SKIP),--skip $(SKIP)) \
 	    --json $(call shquote,build/reports/count-$(notdir $(basename $(COUNT_MODEL)))-$(or $(COUNT_PRESET),$(notdir $(basename $(CONFIG))),nand_spin).json)
 
 count-ref: install ## the reference networks (LeNet-5 .. ResNet-50, random weights) per preset: counting-mode cycles, energy, GOPS, GOPS/W or the compiler's refusal -> build/reports/reference-nets.{json,md}
-	$(VPY) -m sim.reference_nets $(if $(NETS),--networks $(NETS)) $(if $(PRESETS),--presets $(PRESETS))
+	$(VPY) -m sim.analysis.reference_nets $(if $(NETS),--networks $(NETS)) $(if $(PRESETS),--presets $(PRESETS))
 
 $(TRAIN_STAMP): $(STAMP)
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[train]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true
 	@touch $@
 
 train: $(TRAIN_STAMP) ## retrain the bundled reference models and the Add-Net m sweep from seed 0 (torch CPU, ~50 min)
-	$(VPY) -m sim.train --model all --seed 0
-	$(VPY) -m sim.train --model digits_addnet --sweep-m --seed 0 --epochs 20
-	$(VPY) -m sim.train_imac --seed 0
+	$(VPY) -m sim.flows.train --model all --seed 0
+	$(VPY) -m sim.flows.train --model digits_addnet --sweep-m --seed 0 --epochs 20
+	$(VPY) -m sim.flows.train_imac --seed 0
 
 train-imac: $(TRAIN_STAMP) ## retrain only the CPU-IMAC LeNet (seed 003) from seed 0 (about 9 min)
-	$(VPY) -m sim.train_imac --seed 0
+	$(VPY) -m sim.flows.train_imac --seed 0
 
 bench: install ## measure speeds (golden, core model, RTL on SIM), write build/bench/bench.json
-	$(VPY) -m sim.bench --out build/bench/bench.json --rtl-images 5 \
+	$(VPY) -m sim.analysis.bench --out build/bench/bench.json --rtl-images 5 \
 	    --sim $(if $(SIM),$(SIM),verilator) $(if $(MAT),--mat $(MAT))
 
 # make fuzz: the long profile of tests/test_fuzz.py (make test runs it with 25 examples).
@@ -236,7 +236,7 @@ MUTANTS  ?= 30
 MUTATE_SEED ?= 0
 
 mutate: install ## mutation score of the tests on MUTATE_FILES (MUTANTS per file, SIM default icarus) -> build/mutate/mutate.json
-	$(VPY) -m sim.mutate $(MUTATE_FILES) --mutants $(MUTANTS) --seed $(MUTATE_SEED) \
+	$(VPY) -m sim.analysis.mutate $(MUTATE_FILES) --mutants $(MUTANTS) --seed $(MUTATE_SEED) \
 	    --sim $(if $(SIM),$(SIM),icarus) --out build/mutate/mutate.json
 
 clean: ## remove build outputs (Verilog, simulator builds, waveforms, reports)

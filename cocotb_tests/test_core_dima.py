@@ -8,7 +8,7 @@ hold random junk that must survive). The even columns of group K then hold
 ``(A + sum_k s_k X_k) mod 2**n`` per lane, read back on chip (AND_FU with a one-hot FU word,
 shift-add MSB first, a LOGIT word per column) and compared with plain integer arithmetic and
 ``golden.pim.fa_fs_addsub``; the counters are compared with the cycle model
-(``sim.core_model``) and the cycles of one add/sub (a program with K adds minus one with
+(``sim.hw.core_model``) and the cycles of one add/sub (a program with K adds minus one with
 K - 1) must be 2n, the seed's figure.
 """
 
@@ -25,7 +25,7 @@ from rtl.config import preset
 from rtl.core import Core
 from rtl.mtj_array import MacroCmd
 from rtl.ppu import PpuMode, ppu_imm
-from sim import asm
+from sim.compile import asm
 from sim.routes.dima_binconv import addsub_program
 
 BLOCK = "core_dima"
@@ -117,8 +117,8 @@ def golden_chain(case, n: int) -> np.ndarray:
 async def core_fa_fs_chain(dut):
     """Random and corner chains: results == integers == golden, odd columns kept, counters ==
     the cycle model, cycles per n-bit add/sub == 2n."""
-    from sim.core_model import CoreModel
-    from sim.rtl_backend import CoreHost
+    from sim.hw.core_model import CoreModel
+    from sim.flows.rtl_backend import CoreHost
     p = load_params()
     rng_py, seed = make_rng(p, "core_fa_fs_chain")
     rng = np.random.default_rng(rng_py.getrandbits(64))

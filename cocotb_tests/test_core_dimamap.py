@@ -1,5 +1,5 @@
 """Binarized layers (``bin_gconv2d``) compiled onto the core's FA/FS lanes (route
-``dima_binconv``, ``sim.dima_map``; seed 002 Fig. 4b), both simulators.
+``dima_binconv``, ``sim.compile.dima_map``; seed 002 Fig. 4b), both simulators.
 
 Random small layers -- depthwise 3x3 with channel multiplier m in {1, 2} (padding, a fused 2x2
 pool, stride 2), pointwise 1x1 with a fan-in that needs several tiles of lanes, a grouped
@@ -182,7 +182,7 @@ async def core_dima_addnet(dut):
         return
     from golden import datasets
     from golden.model import bundled_model_path, load_model
-    from sim.compiler import propose_config
+    from sim.compile.compiler import propose_config
     _, seed = make_rng(p, "core_dima_addnet")
     model = load_model(bundled_model_path("digits_addnet"))
     x, _ = datasets.load_dataset("digits", "test")
@@ -202,7 +202,7 @@ def test_core_dimamap(sim):
                            "SPINPIM_DIMA_FULL=1")
 def test_core_dimamap_addnet_full(sim):
     from golden.model import bundled_model_path, load_model
-    from sim.compiler import propose_config
+    from sim.compile.compiler import propose_config
     model = load_model(bundled_model_path("digits_addnet"))
     config = propose_config(model, preset("dima_sot"))
     run_block(Core(config=config, faults=False), block=BLOCK + "_full", sim=sim,

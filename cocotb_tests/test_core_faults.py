@@ -1,5 +1,5 @@
 """Sensing faults end to end: the RTL core (``rtl.core``, faults in ``rtl.mtj_array``) against
-the Python core model (``sim.core_model.CoreModel``) with the same seed and threshold, every
+the Python core model (``sim.hw.core_model.CoreModel``) with the same seed and threshold, every
 stage output compared with ``==``.
 
 Random compiled models (``cocotb_tests.test_core._case_models``: an adder convolution with a
@@ -23,7 +23,7 @@ from golden.array import rate_to_threshold
 from golden.model import infer_int
 from rtl.config import preset
 from rtl.core import Core
-from sim.rtl_backend import CoreHost, check_equal
+from sim.flows.rtl_backend import CoreHost, check_equal
 
 BLOCK = "core"
 SMALL = {"rows": 128, "columns": 16, "subarrays_per_mat": 1, "mats": 1}
@@ -63,8 +63,8 @@ def _first_difference(stage, got, want, what):
 async def core_faults_match_model(dut):
     """Faulty sensing: RTL stage outputs == CoreModel's, bit for bit, and != golden."""
     from cocotb_tests.test_core import _case_models
-    from sim.compiler import compile_model, load_compiled, run_compiled
-    from sim.core_model import CoreModel
+    from sim.compile.compiler import compile_model, load_compiled, run_compiled
+    from sim.hw.core_model import CoreModel
     p = load_params()
     rng_py, seed = make_rng(p, "core_faults_match_model")
     rng = np.random.default_rng(rng_py.getrandbits(64))

@@ -1,9 +1,10 @@
 """Seed 001's in-memory post-processing of whole compiled networks on the RTL core (issue 14,
-item 2; ``sim.compiler`` with ``postproc='in_memory'``, ``sim.nand_postproc.plan_stage``), both
+item 2; ``sim.compile.compiler`` with ``postproc='in_memory'``,
+``sim.compile.nand_postproc.plan_stage``), both
 simulators.
 
 One small NAND-SPIN core (2 subarrays of 128 x 16, strips of 8 rows, routes ``write_free``,
-``and_bitcount`` and ``nand_inmem``; the sizes ``sim.compiler.propose_config`` gives both
+``and_bitcount`` and ``nand_inmem``; the sizes ``sim.compile.compiler.propose_config`` gives both
 models). Two random models, every layer of each post-processed in the array:
 
 * ``maxpool``: a multiply convolution with a fused 2x2 max pool (requantization of the 4 window
@@ -25,7 +26,7 @@ import pytest
 from cocotb_tests.harness import load_params, make_rng, run_block
 from rtl.config import preset
 from rtl.core import Core
-from sim.rtl_backend import CoreHost
+from sim.flows.rtl_backend import CoreHost
 
 BLOCK = "core_inmem_model"
 SPECS = {
@@ -56,8 +57,8 @@ def _config():
     """nand_spin cut to 2 subarrays of 128 x 16 with ``postproc='in_memory'``, the sizes the
     compiler proposes for both models (the same for every seed: they depend on the shapes, and
     on the requantization widths, which a 128-row subarray bounds)."""
-    from sim.compiler import propose_config
-    from sim.nand_postproc import with_postproc
+    from sim.compile.compiler import propose_config
+    from sim.compile.nand_postproc import with_postproc
     base = dataclasses.replace(preset("nand_spin"), rows=128, columns=16, subarrays_per_mat=2,
                                **SMALL_SIZES)
     cfg = with_postproc(base, "in_memory")
@@ -80,8 +81,8 @@ async def core_inmem_avgpool_model(dut):
 
 async def _check_model(dut, which):
     from golden.model import infer_int
-    from sim.compiler import compile_model, run_compiled
-    from sim.core_model import CoreModel
+    from sim.compile.compiler import compile_model, run_compiled
+    from sim.hw.core_model import CoreModel
     p = load_params()
     rng_py, seed = make_rng(p, f"core_inmem_{which}")
     mseed = rng_py.getrandbits(64)

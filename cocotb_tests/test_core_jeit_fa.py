@@ -31,7 +31,7 @@ from rtl.core import Core
 from rtl.isa import Instr, Opcode
 from rtl.mtj_array import MacroCmd
 from rtl.ppu import PpuMode, ppu_imm
-from sim import asm
+from sim.compile import asm
 from sim.routes import get_route
 
 BLOCK = "core_jeit_fa"
@@ -100,8 +100,8 @@ def want_sums(x, w, config) -> list:
 async def jeit_fa_dots(dut):
     """The route's dot == golden per subarray and per mat; counters == the cycle model's;
     an early REQUANT and a reduce after the dot == the cycle model."""
-    from sim.core_model import CoreModel
-    from sim.rtl_backend import CoreHost
+    from sim.hw.core_model import CoreModel
+    from sim.flows.rtl_backend import CoreHost
     p = load_params()
     rng_py, seed = make_rng(p, "jeit_fa_dots")
     rng = np.random.default_rng(rng_py.getrandbits(64))

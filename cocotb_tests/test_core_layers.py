@@ -1,8 +1,9 @@
 """Standalone pools, global average pooling and a residual block on the RTL core (issue 15, item
-2; ``sim.layer_stages``).
+2; ``sim.compile.layer_stages``).
 
 One random model on one small core (one subarray of 128 x 16, nand_spin, write-free; the sizes
-``sim.compiler.propose_config`` gives it): a 5 x 5 stride-2 adder convolution, a standalone 3 x 3
+``sim.compile.compiler.propose_config`` gives it): a 5 x 5 stride-2 adder convolution, a standalone
+3 x 3
 stride-1 max pool (two MAX4 passes), a multiply convolution, a residual ``add`` of the pool's
 output, a standalone 2 x 2 stride-1 average pool, global average pooling and an adder FC. Every
 stage of every image == golden (``golden.model.infer_int(trace=True)``), and the counters == the
@@ -11,10 +12,11 @@ both models), a ResNet block with a projection shortcut (``golden.model``'s form
 array; ``tests.layer_models.SPECS["projection_shortcut"]``): a multiply convolution, a 1x1
 stride-2 adder projection of its output, a 3x3 stride-2 adder convolution reading that output
 too, a multiply convolution, the ``add`` of the projection, global average pooling, an FC.
-And a model whose weights do not fit the core's buffer (``sim.weight_stream``): a 1x1 adder
+And a model whose weights do not fit the core's buffer (``sim.compile.weight_stream``): a 1x1 adder
 convolution of 20 channels over 256 inputs (2,560 slots, the buffer has 2,048) streamed in two
 channel tiles, the host writing each tile's weights before its chunks, and an FC. And a
-depthwise-separable model (``sim.grouped``): a 3x3 depthwise adder convolution (groups = 4), a
+depthwise-separable model (``sim.compile.grouped``): a 3x3 depthwise adder convolution (groups = 4),
+a
 1x1 multiply convolution, a 3x3 stride-2 grouped multiply convolution (2 groups), an FC.
 """
 
@@ -27,7 +29,7 @@ import pytest
 from cocotb_tests.harness import load_params, make_rng, run_block
 from rtl.config import preset
 from rtl.core import Core
-from sim.rtl_backend import CoreHost
+from sim.flows.rtl_backend import CoreHost
 
 BLOCK = "core"
 IN_SHAPE = (1, 10, 10)
@@ -59,7 +61,7 @@ def _model(seed, which="layers"):
 def _config():
     """The configuration the compiler proposes for both models (the same for every seed: the
     sizes depend on the shapes only)."""
-    from sim.compiler import propose_config
+    from sim.compile.compiler import propose_config
     base = dataclasses.replace(preset("nand_spin"), rows=128, columns=16, subarrays_per_mat=1)
     config = propose_config(_model(0, "projection"), propose_config(_model(0), base))
     return propose_config(_model(0, "grouped"), config)
@@ -95,8 +97,8 @@ async def core_layers_grouped(dut):
 
 async def _check_model(dut, which, want_kinds):
     from golden.model import infer_int
-    from sim.compiler import compile_model, run_compiled
-    from sim.core_model import CoreModel
+    from sim.compile.compiler import compile_model, run_compiled
+    from sim.hw.core_model import CoreModel
     p = load_params()
     rng_py, seed = make_rng(p, f"core_layers_{which}")
     mseed = rng_py.getrandbits(64)

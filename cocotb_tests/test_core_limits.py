@@ -17,7 +17,7 @@ import pytest
 
 from cocotb_tests.harness import load_params, make_rng, run_block
 from rtl.core import Core
-from sim.rtl_backend import CoreHost
+from sim.flows.rtl_backend import CoreHost
 
 BLOCK = "core"
 
@@ -30,8 +30,8 @@ def _config():
 @cocotb.test()
 async def core_limits_big_input(dut):
     """The refused model, compiled for the larger sizes: every stage == golden."""
-    from sim.compiler import CompileError, compile_model, run_compiled
-    from sim.core_model import CoreModel
+    from sim.compile.compiler import CompileError, compile_model, run_compiled
+    from sim.hw.core_model import CoreModel
     from tests.test_compiler import golden_trace
     from tests.test_limits import big_input_model, small_config
     p = load_params()

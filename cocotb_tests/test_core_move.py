@@ -24,7 +24,7 @@ from cocotb_tests.harness import load_params, make_rng, run_block
 from rtl.config import preset
 from rtl.core import Core
 from rtl.isa import MoveOp, WriteSrc
-from sim.rtl_backend import CoreHost, RtlRunError
+from sim.flows.rtl_backend import CoreHost, RtlRunError
 
 BLOCK = "core"
 OUT_DEPTH = 512
@@ -83,7 +83,7 @@ def _gather_program(asm, width, n, nand, cols, ptr, add, partial):
 @cocotb.test()
 async def core_gather_and_mat(dut):
     """GATHER / CLEAR / TBUF writes / SETPTR / ADDPTR / REQUANT d on a mat == numpy."""
-    from sim import asm
+    from sim.compile import asm
     p = load_params()
     rng_py, seed = make_rng(p, "core_gather_and_mat")
     rng = np.random.default_rng(rng_py.getrandbits(64))

@@ -1,5 +1,5 @@
 """The core's instruction-level contract (``rtl.core.Core``, ``rtl.isa``) under random
-micro-op programs, against the cycle model (``sim.core_model.CoreModel``) with ``==``.
+micro-op programs, against the cycle model (``sim.hw.core_model.CoreModel``) with ``==``.
 
 One small core (a mat of two 16 x 16 STT subarrays with every route, small memories, some of
 them of a size that is not a power of two) runs many random programs in one build. Each
@@ -64,7 +64,8 @@ K = 2                     # subarrays in the mat
 SIZES = dict(imem_depth=128, buffer_slots=8, channels=5, out_depth=120, offset_depth=8,
              patch_depth=8)
 MAX_CYCLES = 4000
-#: Random programs per run (``SPINPIM_RANDOM_PROGRAMS`` overrides: ``sim.mutate`` runs fewer).
+#: Random programs per run (``SPINPIM_RANDOM_PROGRAMS`` overrides: ``sim.analysis.mutate``
+#: runs fewer).
 PROGRAMS = int(os.environ.get("SPINPIM_RANDOM_PROGRAMS") or 120)
 #: Opcodes that take a ReduceOp in imm bits 0-3 (``rtl.isa.OPERANDS``).
 REDUCE = (Opcode.READ, Opcode.SHIFT_ACC, Opcode.AND_FU, Opcode.AND2, Opcode.OR2,
@@ -118,7 +119,7 @@ class Contract:
             not imm & 4 or Contract.bitcount_senses(imm))
 
     def expected_error(self, trace, tables, controller_error):
-        """``(error, why)`` of a run whose micro-op trace (``sim.isa_model.run_program``) is
+        """``(error, why)`` of a run whose micro-op trace (``sim.hw.isa_model.run_program``) is
         ``trace``: the first operand out of its range, as ``rtl.core.Core`` lists them."""
         if controller_error:
             return True, "controller error"
@@ -556,7 +557,7 @@ def _probe(contract):
     plane, every weight-buffer slot (BITCOUNT writes them) and the bit-counters' LSBs four
     times (each shifts them right) per subarray (written into row 0 first), as LOGIT words of
     channel 0."""
-    from sim import asm
+    from sim.compile import asm
     logit = PPU_EMIT | 1 | PpuMode.LOGIT.value << PPU_MODE_LSB
     emit = [asm.requant(a=0, d=d, imm=logit) for d in range(1, K + 1)]
     read0 = asm.read(a=0, imm=ReduceOp.L1_FIRST.value)
@@ -667,7 +668,7 @@ def _first_instr(before, words, changed):
 async def _compare(host, model, before, words, what, tag, rng=None):
     """Run ``words`` on both; every data-memory word, the pointer, error and counters ==.
     With ``rng``, random host writes while the core is busy (:func:`_writes_while_busy`)."""
-    from sim import asm
+    from sim.compile import asm
     if rng is not None:
         await host.load_program(words)
         stop = [False]
@@ -714,9 +715,9 @@ async def _compare(host, model, before, words, what, tag, rng=None):
 async def core_random_programs(dut):
     """Random micro-op programs, in range and one operand beyond: rtl == cycle model, and the
     error flag == the contract's ranges."""
-    from sim.core_model import CoreModel
-    from sim.isa_model import run_program
-    from sim.rtl_backend import CoreHost
+    from sim.hw.core_model import CoreModel
+    from sim.hw.isa_model import run_program
+    from sim.flows.rtl_backend import CoreHost
     p = load_params()
     _, seed = make_rng(p, "core_random_programs")
     config = _config()
@@ -760,7 +761,8 @@ async def core_random_programs(dut):
         before = copy.deepcopy(model)
         await _compare(host, model, before, probe, "probe after the program", tag)
     missing = [f"{op.name} {code}" for (op, code), n in seen.items() if not n]
-    if p["programs"] < 100:               # a short run (sim.mutate) need not cover them all
+    # a short run (sim.analysis.mutate) need not cover them all
+    if p["programs"] < 100:
         dut._log.info("reduce codes never issued: %s", missing)
         missing = []
     assert not missing, f"{BLOCK}: reduce codes never issued (more programs?): {missing}"

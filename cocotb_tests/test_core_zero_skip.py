@@ -5,7 +5,7 @@ each dataflow on inputs with random sparsity: single adder layers (segmented, on
 two wide tiles, a fused pool) and two adder layers in a row (the second's zero tiles built on
 chip from the first's outputs). Every stage == golden (``golden.model.infer_int``); every
 counter of the controller (cycles, stalls, every opcode: data-dependent now) and every zero-
-skipping counter (``rtl.isa.ZERO_SKIP_COUNTERS``) == the cycle model's (``sim.core_model``),
+skipping counter (``rtl.isa.ZERO_SKIP_COUNTERS``) == the cycle model's (``sim.hw.core_model``),
 image by image; the cycles saved == the compiler's static count (no skip) less the cycles run;
 and some tile dots are skipped (the test would not exercise skipping otherwise). The committed
 digits model runs on a zero-skipping core in ``cocotb_tests/test_core.py``."""
@@ -20,7 +20,7 @@ from cocotb_tests.harness import load_params, make_rng, run_block
 from golden.model import Layer, infer_int, make_model
 from rtl.config import ZERO_SKIP_DATAFLOWS, preset
 from rtl.core import Core
-from sim.rtl_backend import CoreHost
+from sim.flows.rtl_backend import CoreHost
 
 BLOCK = "core"
 
@@ -69,8 +69,8 @@ def _sparse(rng, shape, count):
 
 
 async def _run(dut, host, config, name, model, images, seed):
-    from sim.compiler import compile_model, run_compiled
-    from sim.core_model import CoreModel
+    from sim.compile.compiler import compile_model, run_compiled
+    from sim.hw.core_model import CoreModel
     compiled = compile_model(model, config)
     await host.load_compiled(compiled)
     ref = CoreModel(config, subarrays=compiled.subarrays)

@@ -15,7 +15,7 @@ import pytest
 from cocotb_tests.harness import load_params, make_rng, run_block, start
 from golden import imac
 from rtl.imac_coproc import ImacCoproc
-from sim.imac_host import ImacHost
+from sim.flows.imac_host import ImacHost
 
 BLOCK = "imac_coproc"
 F = imac.FIXED

@@ -1,6 +1,6 @@
 """The CPU-IMAC flow end to end (``make sim PRESET=imac_sot``), on both simulators: the bundled
 ``fashion_lenet_imac`` network, its CPU part in golden and its IMAC layers on the RTL
-co-processor (``rtl.imac_serial``) with device variation. ``sim.imac_flow``'s cocotb test
+co-processor (``rtl.imac_serial``) with device variation. ``sim.flows.imac_flow``'s cocotb test
 compares every level of every IMAC layer with ``golden.imac.run_mlp`` (and stops at the first
 difference); here the classes it read back are checked against golden's, computed again
 independently, and the cycle count against the synapse count.
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from golden import datasets, imac, imac_net
-from sim.imac_flow import make_coproc, run_images
+from sim.flows.imac_flow import make_coproc, run_images
 
 NET = "fashion_lenet_imac"
 # Images per simulator: Icarus runs about 60,000 host writes (programming) and 60,000 cycles

@@ -16,7 +16,7 @@ import pytest
 from cocotb_tests.harness import load_params, make_rng, run_block, start
 from golden import imac
 from rtl.imac_serial import ImacSerialCoproc
-from sim.imac_host import ImacHost
+from sim.flows.imac_host import ImacHost
 
 BLOCK = "imac_serial"
 F = imac.FIXED

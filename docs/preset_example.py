@@ -30,7 +30,7 @@ CONFIG = AcceleratorConfig(
     routes=("write_free", "and_bitcount"),
     mtjs_per_strip=1,           # one MTJ per cell: no shared strip
     zero_skip=False,            # the write-free route has no zero-operand skipping
-    # Device timing: cycles = ceil(device time / 7.52 ns); the STT write of sim.energy (10 ns,
+    # Device timing: cycles = ceil(device time / 7.52 ns); the STT write of sim.hw.energy (10 ns,
     # ASSUMPTION there: seed 000 gives none) takes 2, every other operation 1.
     stall_table={"read": 1, "write": 2, "erase": 1, "program": 1},
 )

@@ -103,7 +103,8 @@ Activation quantization (seed 002, eq. 3, k = 8 bits, "default as 8-bit" in Sect
 maps to 2**k levels in [-1, 1]. Its integer ``j = round(255 * (tanh(z)/(2*T) + 1/2))`` in [0, 255]
 *is* our unsigned 8-bit activation code, with real value ``(2*j - 255) / 255`` ("symmetric" codes).
 The seed's ``T = max|tanh(z)|`` is taken over each batch; integer inference needs a constant, so
-``float.quant_tmax`` holds T fixed at export (ASSUMPTION: ``sim/train.py`` keeps a moving average of
+``float.quant_tmax`` holds T fixed at export (ASSUMPTION: ``sim/flows/train.py`` keeps a moving
+average of
 the training batches' max, as batch norm keeps its statistics), and codes beyond it saturate to 0 or
 255; ``round`` is half up. With ``z = BN(y)`` and ``y`` an affine function of the integer
 accumulator, ``j`` is a monotone staircase of ``acc``, which ``q_thresh`` / ``q_sign`` state exactly

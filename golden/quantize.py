@@ -14,7 +14,7 @@ Activation scales
     flatten keep their input's scale (max-pool commutes with the monotone quantizer; the integer
     average pool rounds half up where the float one is exact). ``percentile=100`` uses the
     maximum; a lower one trades clipping of rare large values for resolution: the caller can
-    compare a few on held-out data (``sim/train.py`` does).
+    compare a few on held-out data (``sim/flows/train.py`` does).
 
 Adder layers (``adder_conv2d``, ``adder_linear``)
     ``|s_x*x - s_w*w|`` only factors as ``s*|x - w|`` when ``s_w == s_x``, so the uint8 weights

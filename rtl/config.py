@@ -217,7 +217,8 @@ ZERO_SKIP_DATAFLOWS = ("abs_diff", "jeit_fa")
 #: pooling in the CMOS post-processing unit (``rtl.ppu``; ASSUMPTION: a CMOS unit as every
 #: digital accelerator has, the default of every preset); ``in_memory`` -- in the array on the
 #: per-column bit-counters (seed 001 sec. 4.2: quantization eq. 2, batch norm eq. 3, ReLU from
-#: the MSB, max pooling by comparison; ``sim.nand_postproc``), needs the route ``nand_inmem``.
+#: the MSB, max pooling by comparison; ``sim.compile.nand_postproc``), needs the route
+#: ``nand_inmem``.
 POSTPROC_MODES = ("ppu", "in_memory")
 
 
@@ -262,7 +263,7 @@ class AcceleratorConfig:
     postproc : str
         Where a layer's sums are requantized, ReLU'd and pooled (:data:`POSTPROC_MODES`):
         ``ppu`` (default) or ``in_memory`` (seed 001 sec. 4.2, needs route ``nand_inmem``;
-        ``sim.nand_postproc.plan_stage``; quant layers and standalone pools not built yet).
+        ``sim.compile.nand_postproc.plan_stage``; quant layers and standalone pools not built yet).
     stall_table : dict or None
         Clock cycles a micro-op of each device operation (:data:`STALL_OPS`: ``read``,
         ``write``, ``erase``, ``program``) occupies the issue stage: ceil(device time / clock
@@ -285,7 +286,7 @@ program_words, patch_mask_bits : int
     class_split : tuple of two ints or None
         Seed 002's split of the mat's subarrays into class A (the binary-weight convolver:
         ``bin_gconv2d`` layers) and class B (the bit-wise convolver: every other layer), as a
-        ratio ``(a, b)`` of ints >= 0, not both 0 (``sim.dima_map.class_subarrays`` turns it
+        ratio ``(a, b)`` of ints >= 0, not both 0 (``sim.compile.dima_map.class_subarrays`` turns it
         into subarrays of a mat: on a mat of one subarray both classes share it). Default
         (``None``): no split, every stage on the whole mat.
 
@@ -514,7 +515,7 @@ PRESETS: dict[str, AcceleratorConfig] = {
         # Adder layers: the seed's in-situ |x - w| summed by its parallel full-adder array
         # (route jeit_fa; measured against abs_diff's write-back and popcount on the bundled
         # Fashion-MNIST AdderNet, mat of 16, 20 images, zero skipping on: 81,541 vs 109,261
-        # cycles and 1.44 vs 13.55 uJ per image, `python -m sim.route_compare -n 20
+        # cycles and 1.44 vs 13.55 uJ per image, `python -m sim.analysis.route_compare -n 20
         # --zero-skip`). abs_diff stays selectable (with_dataflow("abs_diff"): same core);
         # AND + bit-count for the multiply layers (first convolution, classifier) that every
         # preset maps the same way.
@@ -523,7 +524,7 @@ PRESETS: dict[str, AcceleratorConfig] = {
         mtjs_per_strip=1,
         zero_skip=True,
         # cycles = ceil(t / 7.52 ns) at 133 MHz. write: ceil(10 ns / 7.52 ns) = 2, the STT
-        # write time of sim.energy (ASSUMPTION there: seed 000 gives none; 10 ns, the STT
+        # write time of sim.hw.energy (ASSUMPTION there: seed 000 gives none; 10 ns, the STT
         # incubation delay, seed 001 sec. 2.1); read: 0.17 ns (seed 001 sec. 5.1) -> 1; erase,
         # program: no such operation on STT -> 1.
         stall_table={"read": 1, "write": 2, "erase": 1, "program": 1},
@@ -571,20 +572,20 @@ PRESETS: dict[str, AcceleratorConfig] = {
         clock_mhz=133,
         dataflow="abs_diff",
         # dima_binconv: the binary-weight convolver (seed 002 sec. 3.2, Fig. 4): the FA/FS
-        # lanes, bin_gconv2d layers (sim.dima_map), the PPU's eq.-3 threshold stage.
+        # lanes, bin_gconv2d layers (sim.compile.dima_map), the PPU's eq.-3 threshold stage.
         # dima_bitwise: the bit-wise convolver (seed 002 sec. 3.3, eq. 5): AND2 of weight and
         # input planes both in the array, for the multi-bit layers (inception, MLP); listed
         # before and_bitcount so that those layers take it.
         routes=("abs_diff", "dima_bitwise", "and_bitcount", "dima_binconv"),
         # Seed 002 sec. 4.4.2: "the ratio of computational sub-array (class A: class B) is
-        # obtained 7:2" (sim.dima_map.class_subarrays: on the preset's mat of one subarray
+        # obtained 7:2" (sim.compile.dima_map.class_subarrays: on the preset's mat of one subarray
         # both classes share it; a mat of K >= 2 puts round(2K/9), at least 1, on class B).
         class_split=(7, 2),
 
         mtjs_per_strip=1,
         zero_skip=False,
-        # cycles = ceil(t / 7.52 ns) at 133 MHz: read 0.17 ns (ASSUMPTION in sim.energy: seed
-        # 001 sec. 5.1) -> 1; write 2.4 ns, the SOT write of sim.energy (ASSUMPTION there: the
+        # cycles = ceil(t / 7.52 ns) at 133 MHz: read 0.17 ns (ASSUMPTION in sim.hw.energy: seed
+        # 001 sec. 5.1) -> 1; write 2.4 ns, the SOT write of sim.hw.energy (ASSUMPTION there: the
         # seed-001 strip erase pulse, 8 x 0.3 ns) -> 1; erase, program: none on SOT -> 1.
         stall_table={"read": 1, "write": 1, "erase": 1, "program": 1},
     ),
@@ -608,7 +609,7 @@ PRESETS: dict[str, AcceleratorConfig] = {
         mtjs_per_strip=1,
         zero_skip=False,
         # cycles = ceil(t / 7.52 ns) at 133 MHz, the SOT times of dima_sot (ASSUMPTION in
-        # sim.energy: seed 003 abstract silent): read 0.17 ns -> 1, write 2.4 ns -> 1.
+        # sim.hw.energy: seed 003 abstract silent): read 0.17 ns -> 1, write 2.4 ns -> 1.
         stall_table={"read": 1, "write": 1, "erase": 1, "program": 1},
     ),
 }

@@ -68,7 +68,7 @@ class Controller(wiring.Component):
     takes k cycles per iteration); an ``ENDLOOP`` right after ``LOOP`` or ``ENDLOOP`` takes 1
     cycle per execution. ``LOOP`` takes 1 cycle each time it is entered, ``HALT`` 1 cycle. The
     first instruction executes in the cycle after ``start``; ``done`` rises the cycle after
-    the last one. ``sim.isa_model.run_program`` implements exactly this timing.
+    the last one. ``sim.hw.isa_model.run_program`` implements exactly this timing.
 
     Why two memories: the instruction word at ``pc + 1`` is needed only to know whether it is
     an ``ENDLOOP`` (for folding); a 1-bit shadow memory written alongside holds that bit. Both

@@ -165,8 +165,8 @@ class Core(wiring.Component):
     (``subarrays`` dot products side by side). Every other datapath opcode (CMP_STEP,
     RELU, POOL) is not implemented by this core and sets ``error``.
 
-    Hazards the program must respect (the compiler ``sim.compiler`` does, the model
-    ``sim.core_model`` checks nothing but computes the same): a WRITE_ROW / PROGRAM taking the
+    Hazards the program must respect (the compiler ``sim.compile.compiler`` does, the model
+    ``sim.hw.core_model`` checks nothing but computes the same): a WRITE_ROW / PROGRAM taking the
     abs-diff ``out`` reads it at its S1, so the write-back of the difference bit of an FS_STEP
     DIFF issued in cycle c must be issued in cycle c + 2 or later, before the next DIFF's S2
     (likewise a write from ``FA_FS`` and its FA_STEP); a write from ``BIT_COUNTER`` takes the

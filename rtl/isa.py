@@ -1,7 +1,8 @@
 """The instruction set the controller decodes: one 64-bit word per instruction.
 
 The word format is defined once, in :data:`FIELDS`; :func:`encode` / :func:`decode` (plain
-Python on ints, used by the assembler ``sim.asm``, the interpreter ``sim.isa_model`` and the
+Python on ints, used by the assembler ``sim.compile.asm``, the interpreter ``sim.hw.isa_model`` and
+the
 tests) and the controller's decoder (:data:`WORD_LAYOUT`, an Amaranth ``data.StructLayout``)
 are both built from it.
 
@@ -139,7 +140,7 @@ class MoveOp(enum.Enum, shape=IMM_BITS):
     core's start resets it to 0.
 
     The path of seed 001's in-memory post-processing (cores with route ``nand_inmem`` only, any
-    other core flags them; ``sim.nand_postproc``): ``GSHIFT`` sets the gather shift to a (in
+    other core flags them; ``sim.compile.nand_postproc``): ``GSHIFT`` sets the gather shift to a (in
     [0, 31], 0 at start): a GATHER then puts bits ``a .. a + n - 1`` of the word, read as a
     signed 32-bit number (a ``PpuMode.LOGIT`` sum), into the column's n planes, so a sum wider
     than ``operand_bits`` enters the array n bit-planes per pass; ``LOADPLANE`` senses row a

@@ -24,8 +24,8 @@ from rtl.outputs import check_file, interruptible
 
 from rtl.config import SIZE_FIELDS
 
-from .config_file import add_size_options, resolve_config, size_option
-from .util import UserError, parse_mat, write_json_atomic
+from sim.config_file import add_size_options, resolve_config, size_option
+from sim.util import UserError, parse_mat, write_json_atomic
 
 BACKENDS = ("golden", "rtl")
 #: Which data set each bundled model was trained on.
@@ -58,9 +58,9 @@ def _parse_n(text: str) -> int | None:
 
 
 def cmd_run(args) -> int:
-    from .imac_flow import cmd_run_imac, is_imac_model
+    from sim.flows.imac_flow import cmd_run_imac, is_imac_model
     args.explicit_preset, args.preset = args.preset, args.preset or "nand_spin"
-    if is_imac_model(args.model):         # a CPU-IMAC network (seed 003): sim/imac_flow.py
+    if is_imac_model(args.model):         # a CPU-IMAC network (seed 003): sim/flows/imac_flow.py
         sizes = [size_option(f) for f in SIZE_FIELDS if getattr(args, f) is not None]
         if args.config is not None or sizes:
             raise UserError(f"{(['--config'] if args.config else sizes)[0]}: a CPU-IMAC "
@@ -144,7 +144,7 @@ def cmd_run(args) -> int:
 
 
 def _config_of(args, *, need_sim: bool = True):
-    from sim.rtl_backend import SIMULATORS, check_sim
+    from sim.flows.rtl_backend import SIMULATORS, check_sim
     if need_sim:
         check_sim(args.sim)
     elif args.sim not in SIMULATORS:
@@ -154,18 +154,20 @@ def _config_of(args, *, need_sim: bool = True):
     args.preset, config = resolve_config(
         preset_name=getattr(args, "explicit_preset", args.preset), config_file=args.config,
         sizes={f: getattr(args, f) for f in SIZE_FIELDS}, dataflow=args.dataflow)
-    if getattr(args, "postproc", None):                  # issue 14 item 2 (sim.nand_postproc)
-        from sim.nand_postproc import with_postproc
+    # issue 14 item 2 (sim.compile.nand_postproc)
+    if getattr(args, "postproc", None):
+        from sim.compile.nand_postproc import with_postproc
         config = with_postproc(config, args.postproc)
     return config
 
 
 def proposed_config(model, config, mat: int, preset_name: str):
     """``config`` with the sizes the model needs on a mat of ``mat`` subarrays
-    (``sim.compiler.propose_config``: each size raised to the smallest allowed value that holds
+    (``sim.compile.compiler.propose_config``: each size raised to the smallest allowed value that
+    holds
     the model, sizes that suffice kept); prints what changed. A model that no size makes fit
     is a one-line UserError."""
-    from sim.compiler import CompileError, propose_config
+    from sim.compile.compiler import CompileError, propose_config
     try:
         new = propose_config(model, config, subarrays=mat)
     except CompileError as e:
@@ -178,8 +180,8 @@ def proposed_config(model, config, mat: int, preset_name: str):
 
 
 def _run_rtl(args, config, mat, model, model_path, x, golden_logits) -> dict:
-    from sim.compiler import CompileError, compile_model
-    from sim.rtl_backend import RtlRunError, run_images
+    from sim.compile.compiler import CompileError, compile_model
+    from sim.flows.rtl_backend import RtlRunError, run_images
     try:
         # a model that does not map fails here, before any build
         compiled = compile_model(model, config, subarrays=mat)
@@ -274,7 +276,7 @@ def _zero_skip_summary(config, mat, model, compiled, images) -> dict:
     zero skipping (no SKIPZ)."""
     import dataclasses
 
-    from sim.compiler import compile_model
+    from sim.compile.compiler import compile_model
     n = max(1, len(images))
 
     def per_image(counts):
@@ -360,14 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "(write_free, abs_diff or jeit_fa)")
     r.add_argument("--sim", default="verilator", help="icarus or verilator (rtl backend)")
     r.add_argument("--postproc", help="post-processing: ppu (the preset's) or in_memory (seed "
-                   "001 sec. 4.2 on the bit-counters, route nand_inmem; layers it cannot run yet are "
-                   "refused by the compiler with one line)")
+                   "001 sec. 4.2 on the bit-counters, route nand_inmem; layers it cannot run yet "
+                   "are refused by the compiler with one line)")
     r.add_argument("--mat", help="subarrays in lock-step in the simulated mat (rtl backend; "
                    "default: the preset's subarrays_per_mat)")
     add_size_options(r)
     r.add_argument("--propose", action="store_true",
                    help="rtl backend: raise every core size the model needs to the smallest "
-                   "that holds it (sim.compiler.propose_config), after the options above")
+                   "that holds it (sim.compile.compiler.propose_config), after the options above")
     r.add_argument("--report", help="JSON report path (default build/reports/MODEL-golden.json "
                    "or MODEL-rtl-PRESET-DATAFLOW-matK.json)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from rtl.config import SIZE_FIELDS, AcceleratorConfig, preset, preset_names
 
-from .util import UserError
+from sim.util import UserError
 
 __all__ = ["ConfigError", "CONFIG_KEYS", "size_option", "add_size_options",
            "config_from_mapping", "load_config_file", "resolve_config"]

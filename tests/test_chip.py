@@ -1,4 +1,4 @@
-"""sim.chip: organisation, bus bound, weight loading on hand-made figures."""
+"""sim.hw.chip: organisation, bus bound, weight loading on hand-made figures."""
 
 from types import SimpleNamespace
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rtl.config import preset
-from sim import chip, sram
+from sim.hw import chip, sram
 
 
 def _compiled(k, config):

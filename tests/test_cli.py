@@ -1,4 +1,4 @@
-"""sim.cli and sim.bench: user mistakes give one line and exit 2, never a traceback or a
+"""sim.cli and sim.analysis.bench: user mistakes give one line and exit 2, never a traceback or a
 half-written report; a real run reports what golden measures."""
 
 import json
@@ -63,7 +63,7 @@ def test_cli_run_digits_reports_golden(tmp_path):
 
 
 def test_bench_rejects_bad_arguments(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "sim.bench", "--repeat", "0", "--out",
+    r = subprocess.run([sys.executable, "-m", "sim.analysis.bench", "--repeat", "0", "--out",
                         str(tmp_path / "b.json")], capture_output=True, text=True)
     assert r.returncode == 2 and "--repeat and --images must be >= 1" in r.stderr
     assert not (tmp_path / "b.json").exists()

@@ -10,7 +10,7 @@ import pytest
 from golden.model import bundled_model_path, load_model
 from rtl.config import SIZE_FIELDS, preset
 from sim.cli import proposed_config
-from sim.compiler import CompileError, compile_model
+from sim.compile.compiler import CompileError, compile_model
 from sim.util import UserError
 
 

@@ -1,8 +1,9 @@
-"""sim.compiler on sim.core_model.CoreModel against the golden model, bit for bit.
+"""sim.compile.compiler on sim.hw.core_model.CoreModel against the golden model, bit for bit.
 
 Random single layers of every kind on small configurations (tiling, chunking, fused pools,
 both mat modes for K = 1, 2, 4 subarrays), the committed models end to end on real images, the
-gather tables and the programs the mapping (``sim.compiler``'s docstring) prescribes, the compile
+gather tables and the programs the mapping (``sim.compile.compiler``'s docstring) prescribes, the
+compile
 errors, and the micro-op counts the mapping implies.
 """
 
@@ -17,13 +18,13 @@ from golden.model import Layer, Model, bundled_model_path, infer_int, layer_forw
 from rtl.config import preset
 from rtl.isa import Instr, MoveOp, Opcode, Operand, WriteSrc, decode
 from rtl.mtj_array import MacroCmd
-from sim import asm
-from sim.compiler import (
+from sim.compile import asm
+from sim.compile.compiler import (
     CompileError, RunError, compile_model, host_array_load, load_compiled, program_profile,
     run_compiled,
 )
-from sim.core_model import CoreModel
-from sim.isa_model import run_program
+from sim.hw.core_model import CoreModel
+from sim.hw.isa_model import run_program
 from sim.util import UserError
 
 SEED = int(os.environ.get("SPINPIM_SEED", "20261123"))
@@ -152,7 +153,8 @@ KS = (1, 2, 4)
 
 
 def expected_ops(stage, k, fan, out_ch, patches, positions, config):
-    """Micro-op counts of a stage from the mapping (``sim.compiler``), by counting row sets."""
+    """Micro-op counts of a stage from the mapping (``sim.compile.compiler``), by counting row
+    sets."""
     seg = k > 1 and fan <= COLS
     tw = COLS if seg else COLS * k
     t = 1 if seg else -(-fan // tw)
@@ -487,7 +489,7 @@ def test_and_bitcount_cannot_map_adder_layers():
 
 def test_pool_kernel_3_is_a_stage_of_its_own():
     """A pool the PPU cannot fuse (kernel 3 stride 3) is no longer refused: it is a stage of its
-    own (sim.layer_stages, MAX4 passes) after the convolution's, and == golden."""
+    own (sim.compile.layer_stages, MAX4 passes) after the convolution's, and == golden."""
     rng = np.random.default_rng(SEED)
     x = rng.integers(0, 256, (1, 1, 9, 9)).astype(np.uint8)
     ly = make_layer("adder_conv2d", rng, x, out_ch=2)
@@ -599,7 +601,7 @@ def test_write_pointer_end_past_the_data_memory_is_sized_not_a_core_error():
     position 0 leaves the write pointer beyond its output after the last ADDPTR: at exactly
     two regions of data memory the core used to stop with an error; now the compiler names
     data_words, and the size propose_config gives runs == golden."""
-    from sim.compiler import propose_config
+    from sim.compile.compiler import propose_config
     from tests.layer_models import random_model
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (1, 1, 16, 16)).astype(np.uint8)

@@ -1,4 +1,4 @@
-"""sim.core_model.CoreModel against the golden bit-level algorithms and layers.
+"""sim.hw.core_model.CoreModel against the golden bit-level algorithms and layers.
 
 Each test writes operands through the host port, runs a hand-written micro-op program built
 from the datapath contract (``docs/datapath.rst``) and compares the output words (or the
@@ -17,12 +17,12 @@ from rtl.config import preset
 from rtl.routes import ROUTES
 from rtl.isa import Instr, Opcode, Operand, counter_names
 from rtl.mtj_array import MacroCmd
-from sim import asm
-from sim.core_model import (
+from sim.compile import asm
+from sim.hw.core_model import (
     MODE_AVG4, MODE_LOGIT, MODE_MAX4, MODE_REQUANT, PPU_CLEAR, PPU_EMIT, PPU_MODE_LSB, PPU_NEG,
     CoreModel, pack_row, signed32, unpack_row,
 )
-from sim.isa_model import run_program
+from sim.hw.isa_model import run_program
 
 N = 8
 
@@ -644,7 +644,7 @@ def test_set_faults_arguments():
 def test_compiled_model_with_faults_is_deterministic_and_differs_from_golden(subarrays):
     from golden.array import rate_to_threshold
     from golden.model import Layer, infer_int, make_model
-    from sim.compiler import compile_model, load_compiled, run_compiled
+    from sim.compile.compiler import compile_model, load_compiled, run_compiled
     rng = np.random.default_rng(14)
     w1 = rng.integers(0, 256, (4, 2, 3, 3)).astype(np.uint8)
     w2 = rng.integers(-128, 128, (3, 4 * 4 * 4)).astype(np.int8)

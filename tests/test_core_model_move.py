@@ -1,10 +1,10 @@
-"""sim.core_model.CoreModel: on-chip data movement and the mat (``docs/datapath.rst``).
+"""sim.hw.core_model.CoreModel: on-chip data movement and the mat (``docs/datapath.rst``).
 
 Each test drives the host port, runs a hand-written program of the new micro-ops (MOVE
 GATHER / CLEAR / SETPTR / ADDPTR, WRITE_ROW / PROGRAM from the transpose buffer, REQUANT's
 addend select) and compares with values worked out in the test from the spec: the gathered
 words, the rows written, the data-memory words, the error and its cause. The controller-trace
-expansion is compared with the reference interpreter ``sim.isa_model.run_program``.
+expansion is compared with the reference interpreter ``sim.hw.isa_model.run_program``.
 """
 
 import dataclasses
@@ -19,11 +19,11 @@ from rtl.config import preset
 from rtl.routes import ROUTES
 from rtl.isa import DATAPATH_OPS, Instr, MoveOp, Opcode, Operand, WriteSrc, encode
 from rtl.mtj_array import MacroCmd, column_seed
-from sim import asm
-from sim.core_model import (
+from sim.compile import asm
+from sim.hw.core_model import (
     MODE_LOGIT, PPU_CLEAR, PPU_EMIT, PPU_MODE_LSB, CoreModel, expand_program, signed32,
 )
-from sim.isa_model import run_program
+from sim.hw.isa_model import run_program
 from tests.test_core_model import op
 
 N = 8

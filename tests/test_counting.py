@@ -1,10 +1,10 @@
-"""sim.counting (the counting mode) against the cycle model, counter for counter, and
-sim.reference_nets.
+"""sim.analysis.counting (the counting mode) against the cycle model, counter for counter, and
+sim.analysis.reference_nets.
 
-The expected counters come from running the compiled programs on ``sim.core_model.CoreModel``
+The expected counters come from running the compiled programs on ``sim.hw.core_model.CoreModel``
 (bundled models on every preset that compiles them; random small layers on small cores with
 random stall tables and sparse inputs, so that zero skipping skips) or from
-``sim.isa_model.run_program`` with the stall rule restated micro-op by micro-op (random
+``sim.hw.isa_model.run_program`` with the stall rule restated micro-op by micro-op (random
 programs); the logits of the reference LeNet-5 from golden.
 """
 
@@ -20,12 +20,12 @@ from golden import layers as gl
 from golden.model import Layer, bundled_model_path, infer_int, load_model, make_model
 from rtl.config import PRESETS, preset
 from rtl.isa import Opcode, encode
-from sim import asm
-from sim import counting, reference_nets
-from sim.compiler import CompileError, compile_model, propose_config, run_compiled
-from sim.core_model import CoreModel
-from sim.counting import CountError, count_model, count_program, measure_skips
-from sim.isa_model import run_program
+from sim.compile import asm
+from sim.analysis import counting, reference_nets
+from sim.compile.compiler import CompileError, compile_model, propose_config, run_compiled
+from sim.hw.core_model import CoreModel
+from sim.analysis.counting import CountError, count_model, count_program, measure_skips
+from sim.hw.isa_model import run_program
 from tests.test_stalls import _random_program
 
 SEED = 20261130
@@ -381,8 +381,8 @@ def test_reference_nets_build_and_refusals():
     with pytest.raises(reference_nets.RefNetError, match="must be one of"):
         reference_nets.build("lenet6")
     row = reference_nets.evaluate("alexnet", "nand_spin", check_images=0)
-    # its 3x3 stride-2 pools are stages of their own now (sim.layer_stages); its weights and
-    # requant entries are streamed (sim.weight_stream), but its activations do not fit the
+    # its 3x3 stride-2 pools are stages of their own now (sim.compile.layer_stages); its weights and
+    # requant entries are streamed (sim.compile.weight_stream), but its activations do not fit the
     # largest data memory (the first convolution's output alone: 96 x 55 x 55 words)
     assert 96 * 55 * 55 > 65536
     assert row["status"] == "refused" and "the data memory needs" in row["reason"] \
@@ -402,9 +402,10 @@ def test_reference_nets_cli(tmp_path, capsys):
 
 
 def test_energy_equals_the_reports(tmp_path):
-    """The count's energy, latency, GOPS and GOPS/W equal ``sim.report``'s per-image figures
+    """The count's energy, latency, GOPS and GOPS/W equal ``sim.analysis.report``'s per-image
+    figures
     from a cycle-model run of the same image (zero skipping: that image's measured skips)."""
-    from sim import report
+    from sim.analysis import report
     assert report.main(["--backend", "model", "-n", "1", "--mat", "4", "--model",
                         "digits_addernet", "--preset", "nand_spin", "jeit_stt", "--out",
                         str(tmp_path), "--quiet"]) == 0

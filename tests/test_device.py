@@ -6,7 +6,7 @@ import pytest
 
 from golden.array import rate_to_threshold as golden_rate_to_threshold
 from rtl.mtj_array import rate_to_threshold as rtl_rate_to_threshold
-from sim import device as D
+from sim.hw import device as D
 
 TECHS = D.TECHNOLOGIES
 MODES = D.MODES

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from cocotb_tests.test_core_dimamap import SMALL, bitwise_cases, small_config
-from sim.compiler import compile_model
+from sim.compile.compiler import compile_model
 from tests.test_dima_map import _run as run_every_stage
 
 SEED = 20261130
@@ -100,7 +100,7 @@ def test_small_config_is_the_dima_sot_preset():
     ((7, 2), 18, (14, 4)), ((1, 1), 4, (2, 2)), ((1, 0), 4, (4, 0)), ((0, 3), 2, (0, 2)),
     ((0, 3), 1, (0, 1)), (None, 4, None)])
 def test_class_subarrays(split, k, want):
-    from sim.dima_map import class_subarrays
+    from sim.compile.dima_map import class_subarrays
     assert class_subarrays(dataclasses.replace(small_config(), class_split=split), k) == want
 
 
@@ -128,7 +128,7 @@ def test_the_split_puts_each_layer_kind_on_its_class():
                                               ((0, 1), "A", "bin_gconv2d")])
 def test_a_split_that_leaves_a_layer_kind_no_subarray_is_refused(split, cls, kind):
     from cocotb_tests.test_core_dimamap import bin_cases
-    from sim.compiler import CompileError
+    from sim.compile.compiler import CompileError
     rng = np.random.default_rng(SEED)
     _, model, _ = bin_cases(rng, 1)[0]
     with pytest.raises(CompileError, match=rf"^layer \d \({kind}\): class_split="

@@ -1,4 +1,5 @@
-"""The compiler half of route ``dima_binconv`` (``sim.dima_map``, seed 002 Fig. 4b) on the cycle
+"""The compiler half of route ``dima_binconv`` (``sim.compile.dima_map``, seed 002 Fig. 4b) on the
+cycle
 model: random binarized layers, the bundled Add-Net's own binarized layers (its weights, on
 its real activations of test images, with requant outputs) and the whole bundled Add-Net at the
 dima_sot preset's full mat == golden, the N FA_STEPs and N sum-bit writes of each add/sub, the
@@ -18,9 +19,9 @@ from golden import datasets
 from golden import layers as gl
 from golden.model import Layer, bundled_model_path, infer_int, load_model, make_model
 from rtl.config import preset
-from sim.compiler import CompileError, compile_model, propose_config, run_compiled
-from sim.core_model import CoreModel
-from sim.dima_map import acc_width
+from sim.compile.compiler import CompileError, compile_model, propose_config, run_compiled
+from sim.hw.core_model import CoreModel
+from sim.compile.dima_map import acc_width
 
 SEED = 20261130
 
@@ -117,7 +118,7 @@ def test_digits_addnet_runs_on_dima_sot_equal_golden():
     layers on the FA/FS lanes with their eq.-3 outputs
     (the PPU's threshold stage) and padding code 128; every stage of three test images ==
     golden, every run's counters == the compiler's static profile (what ``python -m
-    sim.dima_map`` reports)."""
+    sim.compile.dima_map`` reports)."""
     model = load_model(bundled_model_path("digits_addnet"))
     x, _ = datasets.load_dataset("digits", "test")
     compiled, res = _run(model, propose_config(model, preset("dima_sot")), x[:3])
@@ -141,7 +142,7 @@ def test_a_preset_without_the_lanes_names_the_layer_and_dima_sot():
 
 def test_standalone_layers_with_a_dima_layer_are_refused_not_wrong():
     """A pool that is a stage of its own (1x1 stride 2: the same shape) after Add-Net's
-    binarized layers would need sim.layer_stages' data layout, which the DIMA stages do not
+    binarized layers would need sim.compile.layer_stages' data layout, which the DIMA stages do not
     use yet: a one-line CompileError naming the layer, never a wrong stage; the fused 2x2
     stride-2 pool runs."""
     import dataclasses

@@ -1,4 +1,4 @@
-"""Seed 002's reproduction table (``sim.dima_repro``): every computed column against an
+"""Seed 002's reproduction table (``sim.analysis.dima_repro``): every computed column against an
 independent computation (the seed's 2n, weight counts read straight from the model file and
 the Add-Net's known shapes, the sweep file's accuracies, the energy of the whole run's
 counters), and the table in ``make report``'s markdown for dima_sot."""
@@ -13,8 +13,8 @@ import pytest
 from golden import datasets
 from golden.model import MODELS_DIR, bundled_model_path, load_model
 from rtl.config import preset
-from sim import dima_repro
-from sim.energy import estimate
+from sim.analysis import dima_repro
+from sim.hw.energy import estimate
 
 
 @pytest.mark.parametrize("n", [2, 8, 13])
@@ -89,8 +89,8 @@ def test_sweep_parameter_counts_follow_the_architecture():
 def test_energy_by_kind_adds_up_to_the_whole_run():
     """The per-kind energies sum to the energy of the whole run's counters (one estimate, not
     per stage), and the four Add-Net layer kinds each appear."""
-    from sim.compiler import compile_model, propose_config, run_compiled
-    from sim.core_model import CoreModel
+    from sim.compile.compiler import compile_model, propose_config, run_compiled
+    from sim.hw.core_model import CoreModel
     model = load_model(bundled_model_path("digits_addnet"))
     x, _ = datasets.load_dataset("digits", "test")
     config = preset("dima_sot")
@@ -129,13 +129,13 @@ def test_markdown_names_every_seed_ratio_as_not_modelled():
 
 
 def test_report_has_the_table_for_dima_sot(tmp_path):
-    from sim import report
+    from sim.analysis import report
     out = tmp_path / "out"
     assert report.main(["--backend", "model", "--model", "digits_addernet", "-n", "1",
                         "--preset", "dima_sot", "--mat", "1", "--out", str(out),
                         "--synth-dir", str(tmp_path), "--quiet"]) == 0
     md = (out / "report.md").read_text()
-    assert "Seed 002 reproduction table (`sim.dima_repro`): `digits_addnet`" in md
+    assert "Seed 002 reproduction table (`sim.analysis.dima_repro`): `digits_addnet`" in md
     rep = json.loads((out / "report-dima_sot.json").read_text())
     assert [r["ours"] for r in rep["dima_table"]["cycles_per_addsub"]] == [
         2 * r["n"] for r in rep["dima_table"]["cycles_per_addsub"]]
@@ -144,21 +144,22 @@ def test_report_has_the_table_for_dima_sot(tmp_path):
 def test_cli_refuses_an_unknown_model(capsys):
     assert dima_repro.main(["--model", "nope"]) == 2
     assert capsys.readouterr().err.startswith(
-        "python -m sim.dima_repro: error: --model must be one of ")
+        "python -m sim.analysis.dima_repro: error: --model must be one of ")
 
 
 @pytest.mark.parametrize("args,message", [
     (["--model", "digits_addnet", "--sweep-m", "--multiplier", "2"],
-     "python -m sim.train: error: --sweep-m trains every m of the sweep; leave out --multiplier"),
+     "python -m sim.flows.train: error: --sweep-m trains every m of the sweep; "
+     "leave out --multiplier"),
     (["--model", "digits_addernet", "--sweep-m"],
-     "python -m sim.train: error: --sweep-m applies to one Add-Net model (digits_addnet, "
+     "python -m sim.flows.train: error: --sweep-m applies to one Add-Net model (digits_addnet, "
      "fashion_addnet), not --model digits_addernet"),
 ])
 def test_sweep_m_refuses_bad_input_in_one_line(tmp_path, args, message):
     import subprocess
     import sys
     pytest.importorskip("torch")
-    r = subprocess.run([sys.executable, "-m", "sim.train", *args, "--out", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "sim.flows.train", *args, "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and r.stderr.strip() == message
     assert list(tmp_path.iterdir()) == []

@@ -22,8 +22,8 @@ from golden.model import bundled_model_path, infer_int, load_model
 from rtl import config as rtl_config
 from rtl.config import preset, preset_names
 from rtl.export import verilog_of
-from sim.compiler import compile_model, run_compiled
-from sim.core_model import CoreModel
+from sim.compile.compiler import compile_model, run_compiled
+from sim.hw.core_model import CoreModel
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -156,8 +156,8 @@ def test_every_device_and_energy_parameter_has_a_source_class():
         from spinpim_sphinx import SOURCE_CLASSES, source_class
     finally:
         sys.path.remove(str(DOCS / "_ext"))
-    from sim.device import PARAMETERS
-    from sim.energy import ARRAY, PERIPHERY
+    from sim.hw.device import PARAMETERS
+    from sim.hw.energy import ARRAY, PERIPHERY
     seen = set()
     for params in [*PARAMETERS.values(), *ARRAY.values(), PERIPHERY]:
         for name, p in params.items():

@@ -7,10 +7,10 @@ import pytest
 
 from rtl.config import preset
 from rtl.isa import N_COUNTERS, Opcode, counter_index
-from sim import asm
-from sim import energy as E
-from sim.device import TECHNOLOGIES
-from sim.isa_model import run_program
+from sim.compile import asm
+from sim.hw import energy as E
+from sim.hw.device import TECHNOLOGIES
+from sim.hw.isa_model import run_program
 
 UNITS = {"fJ", "ns", "V", "F^2", "nm", "um^2", "", "gates/lane", "gates/bit", "bit"}
 
@@ -225,14 +225,14 @@ def test_move_and_requant_are_charged_once_per_mat_and_host_words_as_moves():
 # ---- energy split and overrides (issue 16 items 5, 6) ----------------------------------------
 
 def _r_mean(tech):
-    from sim.device import device
+    from sim.hw.device import device
     d = device(tech)
     return d.access_ohm + (d.r_p_ohm + d.r_ap_ohm) / 2
 
 
 def test_energy_split_hand_computed_stt():
     """MRAM read / write, CMOS logic and bus of a hand-made run on stt, each term from the
-    seed / assumed constants and the device resistances, not from sim.energy's derived rows."""
+    seed / assumed constants and the device resistances, not from sim.hw.energy's derived rows."""
     config = preset("jeit_stt")
     lanes = 2 * config.columns
     counters = {"cycles": 10, "write_row": 3, "read": 5, "move": 2}
@@ -241,7 +241,7 @@ def test_energy_split_hand_computed_stt():
     p = E.PERIPHERY
     toggle = p["activity"].value * p["gate_toggle_fj"].value
     r = _r_mean("stt")
-    write_fj = 0.6 ** 2 / r * 10e-9 * 1e15          # 0.6 V, 10 ns (ASSUMPTIONs of sim.energy)
+    write_fj = 0.6 ** 2 / r * 10e-9 * 1e15          # 0.6 V, 10 ns (ASSUMPTIONs of sim.hw.energy)
     sa_fj = 4.0 - 0.1 ** 2 / _r_mean("nand_spin") * 0.17e-9 * 1e15     # seed 001 read
     read_fj = sa_fj + 0.1 ** 2 / r * 0.17e-9 * 1e15
     sense, pop = p["sense_gates"].value, p["popcount_gates"].value

@@ -1,8 +1,8 @@
-"""sim.activity: toggle counts from the RTL on both simulators (a counter whose toggles are
+"""sim.hw.activity: toggle counts from the RTL on both simulators (a counter whose toggles are
 known: bit i of a counter that counted V cycles from 0 toggled V >> i times; the two
 simulators give the same counts for every signal both trace), the SAIF and VCD readers on
 hand-written files, the logic energy and leakage terms against hand computations, and the
-weight buffer sized to the model (sim.sram.buffer_sizing)."""
+weight buffer sized to the model (sim.hw.sram.buffer_sizing)."""
 
 import json
 import os
@@ -16,8 +16,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from cocotb_tests.harness import run_block, simulators
-from sim import activity, sram
-from sim.sources import source_class
+from sim.hw import activity, sram
+from sim.hw.sources import source_class
 
 BITS = 6
 _RUNS: dict = {}
@@ -240,7 +240,7 @@ def test_weight_buffer_sized_to_the_model(needed, costed):
 
 
 def test_report_reads_the_activity_and_prints_it(tmp_path):
-    from sim import report
+    from sim.analysis import report
     p = tmp_path / "t.saif"
     p.write_text(SAIF)
     act = report._read_activity(p)
@@ -284,7 +284,7 @@ def test_recorded_activity(monkeypatch):
 def test_headline_basis():
     """The headline is the activity-based total when there is a logic energy, else the
     gate-count estimate + memories; both stay as rows beside the micro-op-only figure."""
-    from sim import report
+    from sim.analysis import report
     per_image = {"energy_j": 10e-9, "ops": 1000}
     split = {"total_j": 9e-9}
     mem = {"dynamic_j": 2e-9, "leakage_j": 1e-9}
@@ -307,7 +307,7 @@ def test_headline_basis():
 
 
 def test_the_recording_is_a_run_of_the_core():
-    """sim.activity.RECORDED: a nand_spin mat-4 run, every block of the core with activities
+    """sim.hw.activity.RECORDED: a nand_spin mat-4 run, every block of the core with activities
     of a real run (0 < a < 1), the controller, PPU, lanes and reductions among them."""
     rec = activity.recorded_activity("nand_spin", 4)
     assert rec is not None and rec["simulated_cycles"] > 0

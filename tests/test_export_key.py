@@ -1,4 +1,5 @@
-"""``sim.rtl_backend.build_block``'s export key: an exported design is reused only when what it
+"""``sim.flows.rtl_backend.build_block``'s export key: an exported design is reused only when what
+it
 depends on is unchanged (the caller's key, the generator's source, the Amaranth version)."""
 
 import shutil
@@ -8,7 +9,7 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.rtl_backend import build_block, export_key
+from sim.flows.rtl_backend import build_block, export_key
 
 
 class _Counter(wiring.Component):
@@ -55,7 +56,7 @@ def test_an_export_is_reused_only_for_the_same_key(tmp_path):
 
 
 def test_the_key_changes_with_the_generators_source(tmp_path, monkeypatch):
-    import sim.rtl_backend as rb
+    import sim.flows.rtl_backend as rb
     (tmp_path / "rtl").mkdir()
     gen = tmp_path / "rtl" / "block.py"
     gen.write_text("WIDTH = 8\n")

@@ -9,7 +9,7 @@ from golden import datasets
 from golden.model import (
     COMPUTE_KINDS, accuracy, bundled_model_path, infer_int, layer_forward_int, load_model,
 )
-from sim.faults import flip_bits, infer_int_with_faults
+from sim.hw.faults import flip_bits, infer_int_with_faults
 
 
 @pytest.fixture(scope="module")

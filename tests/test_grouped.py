@@ -1,4 +1,5 @@
-"""Grouped and depthwise convolutions on the generic routes (sim.grouped): random models with
+"""Grouped and depthwise convolutions on the generic routes (sim.compile.grouped): random models
+with
 depthwise (groups = C, channel multipliers 1 and 2), grouped and pointwise layers, adder and
 multiply, compiled for small cores of several presets and mats; every stage on the cycle model
 == golden (``infer_int(trace=True)``), the counting mode == the cycle model counter for counter,
@@ -11,9 +12,9 @@ import pytest
 
 from golden.model import infer_int
 from rtl.config import preset
-from sim.compiler import compile_model, run_compiled
-from sim.core_model import CoreModel
-from sim.counting import count_model
+from sim.compile.compiler import compile_model, run_compiled
+from sim.hw.core_model import CoreModel
+from sim.analysis.counting import count_model
 from tests.layer_models import grouped_model
 
 SEED = 20261130

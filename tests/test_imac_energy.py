@@ -1,9 +1,9 @@
-"""sim.imac_energy: the analytical CPU-IMAC model against hand computations.
+"""sim.hw.imac_energy: the analytical CPU-IMAC model against hand computations.
 
 Every expected value is computed here from the stated constants (Horowitz ISSCC 2014: 0.2 pJ
 8-bit multiply, 0.1 pJ 32-bit add, 70 pJ per instruction, 100 pJ per 64 bits of a 1 MB SRAM;
 the IMAC circuit's 5 / 15 kOhm, +-1 V, 2 ns; Ramkaj et al. JSSC 2018: 34.4 fJ per conversion
-step, 1.25 GS/s; the SOT write of sim.energy, 22.5 fJ and 2.4 ns per device), the networks'
+step, 1.25 GS/s; the SOT write of sim.hw.energy, 22.5 fJ and 2.4 ns per device), the networks'
 shapes written out by hand and golden's neuron levels -- never from the module's own totals.
 """
 
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from golden import datasets, imac_net
-from sim import imac_energy as ie
-from sim import report
+from sim.hw import imac_energy as ie
+from sim.analysis import report
 
 ROOT = Path(__file__).resolve().parents[1]
 REL = 1e-12
@@ -254,19 +254,19 @@ def test_headline_consistent_with_per_layer_sums(headline):
 def test_cli(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = tmp_path / "e.json"
-    r = subprocess.run([sys.executable, "-m", "sim.imac_energy", "--json", str(out),
+    r = subprocess.run([sys.executable, "-m", "sim.hw.imac_energy", "--json", str(out),
                         "--images", "20"], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr
     assert "seed 003: 6.5 %" in r.stdout and "seed 003: 10 %" in r.stdout
     assert "neuron levels of 20 test images" in r.stdout
     assert json.loads(out.read_text())["lenet"]["macs"] == 416_520
-    r = subprocess.run([sys.executable, "-m", "sim.imac_energy", "--json", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "sim.hw.imac_energy", "--json", str(tmp_path)],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert r.stderr.startswith("error: --json") and "is a directory" in r.stderr
     for bad in ("0", "10001", "many"):
-        r = subprocess.run([sys.executable, "-m", "sim.imac_energy", "--images", bad],
+        r = subprocess.run([sys.executable, "-m", "sim.hw.imac_energy", "--images", bad],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and r.stderr == (
             f"error: --images must be an integer in [1, 10000], not {bad!r}\n")

@@ -1,4 +1,4 @@
-"""sim.cli run on a CPU-IMAC network (sim.imac_flow): the golden path's report, and user
+"""sim.cli run on a CPU-IMAC network (sim.flows.imac_flow): the golden path's report, and user
 mistakes as one line with exit code 2 before any build."""
 
 import json
@@ -72,15 +72,16 @@ class _FakeRunner:
     (None, "^the icarus simulation ended without .*result.json; see its output above$"),
 ])
 def test_run_job_results_and_errors(tmp_path, result, message):
-    """sim.rtl_backend.run_job, which both RTL flows share: the job and images go into a
+    """sim.flows.rtl_backend.run_job, which both RTL flows share: the job and images go into a
     directory of their own, removed afterwards; a missing result or one with an error is the
     caller's error class with the message."""
-    from sim.imac_flow import ImacRunError
-    from sim.rtl_backend import run_job
+    from sim.flows.imac_flow import ImacRunError
+    from sim.flows.rtl_backend import run_job
     runner = _FakeRunner(result)
     x = np.zeros((3, 1, 28, 28), dtype=np.int64)
     kw = dict(sim="icarus", build_dir=tmp_path, toplevel="imac_serial_tb",
-              test_module="sim.imac_flow", testcase="imac_inference", job_file="imac_job.json",
+              test_module="sim.flows.imac_flow", testcase="imac_inference",
+              job_file="imac_job.json",
               job={"seed": 4}, images=x, error=ImacRunError)
     if message is None:
         res = run_job(runner, **kw)
@@ -89,5 +90,5 @@ def test_run_job_results_and_errors(tmp_path, result, message):
         with pytest.raises(ImacRunError, match=message):
             run_job(runner, **kw)
     (module, case, top, run_dir), = runner.calls
-    assert (module, case, top) == ("sim.imac_flow", "imac_inference", "imac_serial_tb")
+    assert (module, case, top) == ("sim.flows.imac_flow", "imac_inference", "imac_serial_tb")
     assert run_dir.parent == tmp_path and not run_dir.exists()

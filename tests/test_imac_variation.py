@@ -1,4 +1,4 @@
-"""sim.imac_variation: the IMAC variation sweep, run as the user runs it, on a few images.
+"""sim.analysis.imac_variation: the IMAC variation sweep, run as the user runs it, on a few images.
 
 Expected accuracies come from golden (``golden.imac_net.infer``), not from the module.
 """
@@ -14,14 +14,14 @@ import pytest
 
 from golden import imac, imac_net
 from golden.datasets import load_fashion_mnist
-from sim import imac_variation as iv
+from sim.analysis import imac_variation as iv
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 12
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "sim.imac_variation", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "sim.analysis.imac_variation", *args], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"},
                           capture_output=True, text=True, timeout=120)
 

@@ -1,4 +1,4 @@
-"""rtl.isa word format, sim.asm assembler / disassembler, sim.isa_model interpreter on
+"""rtl.isa word format, sim.compile.asm assembler / disassembler, sim.hw.isa_model interpreter on
 hand-written programs with hand-computed traces and counters."""
 
 import pytest
@@ -11,8 +11,8 @@ from rtl.isa import (
     CONTROL_OPS, COUNTER_CYCLES, COUNTER_STALLS, DATAPATH_OPS, FIELDS, N_COUNTERS, OPERANDS,
     WORD_BITS, WORD_LAYOUT, Instr, Opcode, Operand, counter_index, counter_names, decode, encode,
 )
-from sim import asm
-from sim.isa_model import MicroOp, run_program
+from sim.compile import asm
+from sim.hw.isa_model import MicroOp, run_program
 
 operands = st.builds(Operand, st.integers(0, 4095), st.integers(0, 3), st.integers(-8, 7))
 

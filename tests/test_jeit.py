@@ -1,13 +1,14 @@
-"""sim.jeit: the seed-000 peak of a jeit_stt mat on the cycle model, against the compiler's
-static cycle count and sim.energy on the counters; the write-energy sweep."""
+"""sim.analysis.jeit: the seed-000 peak of a jeit_stt mat on the cycle model, against the compiler's
+static cycle count and sim.hw.energy on the counters; the write-energy sweep."""
 
 import math
 
 import pytest
 
 from rtl.config import preset
-from sim import energy, jeit
-from sim.compiler import compile_model
+from sim.hw import energy
+from sim.analysis import jeit
+from sim.compile.compiler import compile_model
 
 CONFIG = preset("jeit_stt")                         # dataflow jeit_fa, the FA array
 #: The preset with adder layers on the abs-diff write-back route (same core).
@@ -85,7 +86,7 @@ def test_table_refuses_another_technology():
 
 
 def _variation_json(cv=jeit.SEED_CV, dataflow="jeit_fa", model="fashion_addernet") -> dict:
-    """A JSON as ``sim.variation`` writes it (the fields the table reads), numbers made up
+    """A JSON as ``sim.analysis.variation`` writes it (the fields the table reads), numbers made up
     for the reader only: the table must show them as they are."""
     return {"model": model, "dataset": "fashion_mnist", "images": 200, "technology": "stt",
             "trials": 20000, "seeds": [0], "command": jeit.VARIATION_COMMAND,
@@ -117,7 +118,7 @@ def test_variation_row_reads_a_fresh_run_and_refuses_others(tmp_path):
     t = out.stat().st_mtime
     os.utime(src, (t + 10, t + 10))
     r = jeit.variation_row("fashion_addernet", "jeit_fa", repo=tmp_path)
-    assert not r["ok"] and "stale" in r["why"] and "sim/device.py" in r["why"]
+    assert not r["ok"] and "stale" in r["why"] and "sim/hw/device.py" in r["why"]
     os.utime(src, (1, 1))
     # another run: another CV, route or model
     for kw, what in ((dict(cv=0.05), "CV"), (dict(dataflow="abs_diff"), "dataflow"),

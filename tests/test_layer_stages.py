@@ -1,5 +1,5 @@
 """Standalone pools, global average pooling and residual additions through the compiler and the
-cycle model, against golden (sim.layer_stages)."""
+cycle model, against golden (sim.compile.layer_stages)."""
 
 import dataclasses
 import os
@@ -10,9 +10,9 @@ import pytest
 from golden import layers as L
 from golden.model import infer_int
 from rtl.config import preset
-from sim.compiler import CompileError, compile_model, propose_config, run_compiled
-from sim.core_model import CoreModel
-from sim.layer_stages import avg_requant
+from sim.compile.compiler import CompileError, compile_model, propose_config, run_compiled
+from sim.hw.core_model import CoreModel
+from sim.compile.layer_stages import avg_requant
 from tests.layer_models import SPECS, random_model
 
 SEED = int(os.environ.get("SPINPIM_SEED", "20261130"))

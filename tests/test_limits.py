@@ -22,11 +22,11 @@ from rtl.isa import (
     BASE_BITS, FIELDS, MAX_BASE_BITS, WORD_BITS, Instr, MoveOp, Opcode, Operand, decode, encode,
     isa_format,
 )
-from sim import asm
+from sim.compile import asm
 from sim.cli import main
-from sim.compiler import CompileError, compile_model, propose_config, run_compiled
+from sim.compile.compiler import CompileError, compile_model, propose_config, run_compiled
 from sim.config_file import ConfigError, load_config_file, resolve_config
-from sim.core_model import CoreModel
+from sim.hw.core_model import CoreModel
 from tests.test_compiler import check_equal, golden_trace, make_layer, single_layer_model
 
 SEED = 15

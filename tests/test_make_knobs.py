@@ -72,7 +72,7 @@ def test_variation_takes_a_model_file(tmp_path):
     model = tmp_path / "mine.npz"
     shutil.copy(bundled_model_path("digits_addernet"), model)
     out = tmp_path / "v"
-    cmd = [sys.executable, "-m", "sim.variation", "--model", str(model), "-n", "10",
+    cmd = [sys.executable, "-m", "sim.analysis.variation", "--model", str(model), "-n", "10",
            "--cv", "0.1", "--seeds", "1", "--trials", "200", "--out", str(out)]
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "give --dataset" in r.stderr, r.stderr

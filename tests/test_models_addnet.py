@@ -59,7 +59,7 @@ def test_committed_addnet_blocks_equal_float(name, load, blocks):
 
 
 #: fashion_addnet's int8 accuracy on the first 300 Fashion-MNIST test images, as measured when
-#: it was trained (253 of 300, 84.3 %, ``python -m sim.train --model fashion_addnet``); the
+#: it was trained (253 of 300, 84.3 %, ``python -m sim.flows.train --model fashion_addnet``); the
 #: floor is that measurement, not a value of the code under test.
 FASHION_CORRECT = 253
 

@@ -1,4 +1,5 @@
-"""sim.mutate without simulation: the mutation sites it finds, that a mutant changes exactly
+"""sim.analysis.mutate without simulation: the mutation sites it finds, that a mutant changes
+exactly
 its span, that it never writes into the working tree, and its one-line usage errors."""
 
 import ast
@@ -6,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sim.mutate import apply, mutants_of
+from sim.analysis.mutate import apply, mutants_of
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,7 +64,7 @@ def test_core_and_ppu_have_sites():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "sim.mutate", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "sim.analysis.mutate", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -88,7 +89,7 @@ def test_survivor_with_unchanged_verilog_is_equivalent(monkeypatch):
     equivalent and left out of the score; one whose Verilog differs is a survivor. The tests
     are replaced by a stand-in that 'generates Verilog' from one source line of rtl/ppu.py
     (line ``L``) and passes: mutants of line L change it, mutants of other lines do not."""
-    import sim.mutate as mutate
+    import sim.analysis.mutate as mutate
     every = mutate.mutants_of(REPO / "rtl" / "ppu.py")
     line_a, line_b = sorted({m.line for m in every})[:2]
 

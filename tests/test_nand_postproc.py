@@ -1,4 +1,5 @@
-"""In-memory post-processing of seed 001 sec. 4.2 (``sim.nand_postproc``) on the cycle model:
+"""In-memory post-processing of seed 001 sec. 4.2 (``sim.compile.nand_postproc``) on the cycle
+model:
 requantization (eq. 2 / eq. 3 folded), ReLU from the MSB, saturation and max pooling of sums
 already in the array, against ``golden.layers.requantize`` (today's PPU arithmetic, the
 independent reference) and ``golden.pim.inmem_requant`` (the seed's, integer ==); the cycle
@@ -16,9 +17,9 @@ from golden.layers import conv_acc_bound, requantize
 from golden.pim import inmem_requant, inmem_requant_bits
 from rtl.config import preset
 from rtl.mtj_array import MacroCmd
-from sim import asm
-from sim.core_model import CoreModel, unpack_row
-from sim.nand_postproc import common_shift, requant_cycles, requant_program, requant_words
+from sim.compile import asm
+from sim.hw.core_model import CoreModel, unpack_row
+from sim.compile.nand_postproc import common_shift, requant_cycles, requant_program, requant_words
 from sim.routes.nand_inmem import max_pool_program
 
 SEED = 20261130
@@ -272,8 +273,8 @@ def test_postproc_field_and_the_compilers_refusal():
     layers, standalone pools), naming the layer."""
     from golden.model import bundled_model_path, load_model
     from rtl.config import PRESETS
-    from sim.compiler import CompileError, compile_model
-    from sim.nand_postproc import with_postproc
+    from sim.compile.compiler import CompileError, compile_model
+    from sim.compile.nand_postproc import with_postproc
     from sim.util import UserError
     for name in PRESETS:
         assert preset(name).postproc == "ppu"
@@ -302,12 +303,12 @@ def test_postproc_field_and_the_compilers_refusal():
 
 
 def test_measure_model_costs_and_checks_every_output():
-    """The per-layer measurement (``python -m sim.nand_postproc``) on the nand_spin mat: the
+    """The per-layer measurement (``python -m sim.compile.nand_postproc``) on the nand_spin mat: the
     PPU's REQUANTs are one per computed value; the in-memory counters have no REQUANT, and
     their cycles are the formulas' (4 requantizations and a 3-round max pool per row of
     lanes, each program ended by a HALT); its outputs are checked against golden inside."""
     from golden.model import bundled_model_path, load_model
-    from sim.nand_postproc import layout, measure_model
+    from sim.compile.nand_postproc import layout, measure_model
     from sim.routes.nand_inmem import compare_cycles, select_cycles
     model = load_model(bundled_model_path("fashion_addernet"))
     config = preset("nand_spin")
@@ -315,8 +316,8 @@ def test_measure_model_costs_and_checks_every_output():
     halt = CoreModel(full).run(asm.assemble([asm.halt()])).counters["cycles"]
     rows = measure_model(model, config)
     assert [r["layer"] for r in rows] == [0, 2, 4]
-    # the PPU side: the compiled network's REQUANTs of the same layers (sim.compiler)
-    from sim.compiler import compile_model
+    # the PPU side: the compiled network's REQUANTs of the same layers (sim.compile.compiler)
+    from sim.compile.compiler import compile_model
     compiled = {st.layer_index: st.micro_ops["requant"]
                 for st in compile_model(model, config).stages}
     for r in rows:
@@ -338,7 +339,7 @@ def test_measure_refuses_a_layer_beyond_the_rows():
     the ones row 56, t 64 .. 74, outputs 80 .. 111, Tag 112, Result 120, groups 128 and 136:
     144 rows."""
     from golden.model import bundled_model_path, load_model
-    from sim.nand_postproc import measure_model
+    from sim.compile.nand_postproc import measure_model
     model = load_model(bundled_model_path("fashion_addernet"))
     config = dataclasses.replace(preset("nand_spin"), rows=128)
     with pytest.raises(ValueError, match=r"^layer 0 \(adder_conv2d\): the in-memory post-"
@@ -354,7 +355,7 @@ def test_path_through_array(tech, x_bits):
     GATHERs (``sums_in_program``), requantized there, the outputs back into the data memory
     (``results_out_program``), one run on the cycle model: == ``golden.layers.requantize``;
     cycles less the write stalls == the formulas; only the output words change."""
-    from sim.nand_postproc import (
+    from sim.compile.nand_postproc import (
         results_out_cycles, results_out_program, sums_in_cycles, sums_in_program,
     )
     config = cfg_nand() if tech == "nand_spin" else cfg_stt()
@@ -403,7 +404,7 @@ def test_path_through_array(tech, x_bits):
 
 def test_path_bad_input():
     """The path's programs refuse what the core cannot do, naming the parameter."""
-    from sim.nand_postproc import results_out_program, sums_in_program
+    from sim.compile.nand_postproc import results_out_program, sums_in_program
     config = cfg_nand()
     width = config.columns * config.subarrays_per_mat
     with pytest.raises(ValueError, match="x0=4 must start a strip"):
@@ -416,14 +417,16 @@ def test_path_bad_input():
         results_out_program(config, y0=0, lanes=4, addr=config.data_words - 2)
 
 
-# ---- the compiled network (sim.compiler with postproc='in_memory') ---------------------------
+# ---- the compiled network (sim.compile.compiler with postproc='in_memory')
+# ---------------------------
 
 def _run_both_ways(name, subarrays, images):
-    """``sim.nand_postproc.measure_compiled`` on ``images`` test images of a bundled model on
+    """``sim.compile.nand_postproc.measure_compiled`` on ``images`` test images of a bundled model
+    on
     ``subarrays`` of the nand_spin mat; golden is checked inside (every stage ==)."""
     from golden import datasets
     from golden.model import bundled_model_path, load_model
-    from sim.nand_postproc import _DATASETS, measure_compiled
+    from sim.compile.nand_postproc import _DATASETS, measure_compiled
     model = load_model(bundled_model_path(name))
     x, _ = datasets.load_dataset(_DATASETS[name], "test")
     return model, measure_compiled(model, preset("nand_spin"), x[:images],
@@ -440,8 +443,8 @@ def test_compiled_model_in_memory_equals_golden(name, subarrays, images):
     LOGITs (no PPU requantization: the raw sums and the logits), the array does BITCOUNTs,
     and the run's counters equal the compiler's static profile."""
     from rtl.isa import decode
-    from sim.compiler import compile_model
-    from sim.core_model import MODE_LOGIT, PPU_MODE_LSB
+    from sim.compile.compiler import compile_model
+    from sim.hw.core_model import MODE_LOGIT, PPU_MODE_LSB
     model, res = _run_both_ways(name, subarrays, images)
     im, ppu = res["in_memory"], res["ppu"]
     assert im["counters"]["bitcount"] > 0 and ppu["counters"]["bitcount"] == 0
@@ -470,7 +473,7 @@ def test_avg_pool_program_equals_golden(make_cfg):
     ``golden.layers.avg_pool2d`` on 2x2 windows (corners: every value 255, 0, and sums that
     round up and down); cycles == E + 4 + 5n (and the device holds)."""
     from golden.layers import avg_pool2d
-    from sim.nand_postproc import avg_pool_program
+    from sim.compile.nand_postproc import avg_pool_program
     config = make_cfg()
     width = config.columns * config.subarrays_per_mat
     rng = np.random.default_rng(SEED)
@@ -496,7 +499,7 @@ def test_avg_pool_program_equals_golden(make_cfg):
 
 
 def test_avg_pool_program_refuses_bad_input():
-    from sim.nand_postproc import avg_pool_program
+    from sim.compile.nand_postproc import avg_pool_program
     with pytest.raises(ValueError, match=r"^value_rows must name the 4 values of a 2x2 window, "
                                          r"not 3$"):
         avg_pool_program(cfg_nand(), YS[:3], 8, ONES, GROUPS[0])
@@ -544,8 +547,8 @@ def test_compiler_refuses_what_does_not_fit_in_memory():
     """A mat too short for a layer's in-memory rows: a CompileError naming the layer, the rows
     it needs and the limit."""
     from golden.model import bundled_model_path, load_model
-    from sim.compiler import CompileError, compile_model
-    from sim.nand_postproc import with_postproc
+    from sim.compile.compiler import CompileError, compile_model
+    from sim.compile.nand_postproc import with_postproc
     cfg = with_postproc(dataclasses.replace(preset("nand_spin"), rows=64), "in_memory")
     model = load_model(bundled_model_path("digits_addernet"))
     # layer 1, 72 terms of |x - w| <= 255: sums of bit_length(2 * 18360) = 16 bits (2 strips),
@@ -558,10 +561,11 @@ def test_compiler_refuses_what_does_not_fit_in_memory():
 
 
 def test_compiled_cli(capsys):
-    """``python -m sim.nand_postproc --compiled N``: both modes' rows and the in-memory split
+    """``python -m sim.compile.nand_postproc --compiled N``: both modes' rows and the in-memory
+    split
     (the dot-product chunks' cycles are the ppu mode's: a LOGIT replaces each REQUANT); a model
     without a known data set is one error line and exit status 2."""
-    from sim.nand_postproc import main
+    from sim.compile.nand_postproc import main
     assert main(["--model", "digits_addernet", "--compiled", "1"]) == 0
     out = capsys.readouterr().out
     rows = {ln.split("|")[1].strip(): ln.split("|") for ln in out.splitlines()

@@ -15,10 +15,10 @@ import pytest
 import rtl.export
 import rtl.outputs
 import rtl.synth
-import sim.bench
+import sim.analysis.bench
 import sim.cli
-import sim.report
-import sim.variation
+import sim.analysis.report
+import sim.analysis.variation
 from golden.model import load_model, save_model
 from rtl.outputs import MARKER, OutputPathError, check_file, write_file, write_files
 from tests.test_model_format import tiny_model
@@ -214,9 +214,11 @@ TOOLS = {
     "synth": (rtl.synth.main, (rtl.synth, "synthesize"), "python -m rtl.synth: error: ",
               "--out"),
     "run": (sim.cli.main, (sim.cli, "infer_int"), "error: ", "--report"),
-    "bench": (sim.bench.main, (sim.bench, "bench_golden_inference"), "error: ", "--out"),
-    "variation": (sim.variation.main, (sim.variation, "run"), "error: ", "--out"),
-    "report": (sim.report.main, (sim.report, "_resolve_model"), "error: ", "--out"),
+    "bench": (sim.analysis.bench.main, (sim.analysis.bench, "bench_golden_inference"), "error: ",
+              "--out"),
+    "variation": (sim.analysis.variation.main, (sim.analysis.variation, "run"), "error: ", "--out"),
+    "report": (sim.analysis.report.main, (sim.analysis.report, "_resolve_model"), "error: ",
+               "--out"),
 }
 
 
@@ -291,8 +293,8 @@ def test_bad_output_path_fails_before_any_work(tool, case, tmp_path, monkeypatch
 ])
 def test_rtl_backend_checks_the_path_before_the_toolchain(tool, argv, tmp_path, monkeypatch,
                                                           capsys):
-    import sim.rtl_backend
-    _no_work(monkeypatch, sim.rtl_backend, "check_sim")
+    import sim.flows.rtl_backend
+    _no_work(monkeypatch, sim.flows.rtl_backend, "check_sim")
     out = tmp_path / "out"
     if tool == "report":
         out.write_text("keep")                  # a file where the directory is needed
@@ -342,7 +344,7 @@ def test_export_refuses_a_symbolic_link(tmp_path, fake_verilog):
 
 def test_model_saved_through_staging_is_never_listed_by_the_bundled_glob(tmp_path,
                                                                          monkeypatch):
-    """sim.train saves the model this way: while golden.model.save_model writes its own
+    """sim.flows.train saves the model this way: while golden.model.save_model writes its own
     temporary file, ``models/*.npz`` lists nothing new."""
     models = tmp_path / "models"
     models.mkdir()

@@ -1,10 +1,11 @@
-"""sim.report on the numpy core model: every figure recomputed here from the stored counters,
+"""sim.analysis.report on the numpy core model: every figure recomputed here from the stored
+counters,
 the golden layer shapes and the energy table; the CLI's errors.
 
 Expected values come from the model's shapes, the compiled programs' static structure
 (``Stage.cycles`` / ``micro_ops`` / ``gather_cycles``, the chunks' programs and patches),
-``sim.energy.estimate`` called here on the counters the report stored, golden inference and
-the sourced constants of ``sim.energy`` -- never from the report's own numbers.
+``sim.hw.energy.estimate`` called here on the counters the report stored, golden inference and
+the sourced constants of ``sim.hw.energy`` -- never from the report's own numbers.
 """
 
 import contextlib
@@ -27,8 +28,9 @@ from golden.model import (
 )
 from rtl.config import preset
 from rtl.isa import Opcode
-from sim import energy, report
-from sim.compiler import compile_model
+from sim.hw import energy
+from sim.analysis import report
+from sim.compile.compiler import compile_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("nand_spin", "jeit_stt")
@@ -47,7 +49,7 @@ GATES = {"blocks": {"sense_amp": {"cells": {"$_AND_": 10, "$_DFF_P_": 2}},
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "sim.report", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "sim.analysis.report", *args], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"},
                           capture_output=True, text=True, timeout=120)
 
@@ -287,15 +289,15 @@ def _fake(*stages):
 
 @pytest.mark.parametrize("mat, name", CASES, ids=[f"{_mat_id(m)}-{n}" for m, n in CASES])
 def test_report_lists_every_memory(report_runs, mat, name):
-    """Every memory of sim.sram.core_memories in the JSON and as a row of report.md, with
+    """Every memory of sim.hw.sram.core_memories in the JSON and as a row of report.md, with
     accesses recomputed from the counters and the golden shapes, and the area split."""
-    from sim import sram
+    from sim.hw import sram
     out = report_runs(mat)[0]
     rep = json.loads((out / f"report-{name}.json").read_text())
     config = preset(name)
     k = config.subarrays_per_mat if mat is None else mat
     # The weight buffer costed at the slots the compiled model fills, rounded up to a
-    # power-of-two depth of at least 16 words (sim.sram.BUFFER_PARAMS), not buffer_slots.
+    # power-of-two depth of at least 16 words (sim.hw.sram.BUFFER_PARAMS), not buffer_slots.
     used = len(compile_model(load_model(bundled_model_path(MODEL)), config,
                              subarrays=k).buffer)
     slots = 16
@@ -480,7 +482,7 @@ def test_gate_file_of_the_same_config_is_used(tmp_path):
 
 def test_memories_under_zero_skipping(tmp_path):
     """jeit_stt skips all-zero tile dots (config.zero_skip): its counters fall below the
-    programs' static counts, which sim.sram's counter check refused (a ValueError from
+    programs' static counts, which sim.hw.sram's counter check refused (a ValueError from
     `make report PRESET=jeit_stt`); the zero-flag memory is listed with its accesses."""
     out = tmp_path / "out"
     assert report.main(["--backend", "model", "--preset", "jeit_stt", "--mat", "2",
@@ -504,7 +506,7 @@ def _spread(values):
 @pytest.mark.parametrize("mat, name", CASES, ids=[f"{_mat_id(m)}-{n}" for m, n in CASES])
 def test_spread_over_images(report_runs, mat, name):
     """min / mean / max / std of every stage's and the image's energy, latency and GOPS/W,
-    recomputed per image from the stored counters by sim.energy.estimate."""
+    recomputed per image from the stored counters by sim.hw.energy.estimate."""
     out = report_runs(mat)[0]
     rep = json.loads((out / f"report-{name}.json").read_text())
     config = preset(name)
@@ -562,7 +564,7 @@ def test_energy_split_sources_sensitivity_chip(report_runs, mat, name):
     assert all(r["class"] for r in sp["rows"])
     assert "| MRAM write |" in md and "| bus |" in md
     # Every constant behind the figures, with its class, in the JSON and the markdown.
-    from sim import sources
+    from sim.hw import sources
     rows = rep["sources"]["rows"]
     assert len(rows) == len(sources.source_rows(config.technology))
     for r in rows:
@@ -572,7 +574,7 @@ def test_energy_split_sources_sensitivity_chip(report_runs, mat, name):
     sens = rep["sensitivity"]
     if all(s["data_independent"] for s in rep["stages"]):
         assert sens["baseline"]["gops_per_w"] == pytest.approx(sp["gops_per_w"], rel=1e-9)
-    from sim.sensitivity import HEADLINE_CONSTANTS
+    from sim.analysis.sensitivity import HEADLINE_CONSTANTS
     moved = {n for _, n, _ in HEADLINE_CONSTANTS}
     assert sens["rows"] and all(r["source"].startswith("ASSUMPTION") or r["name"] in moved
                                 for r in sens["rows"])
@@ -596,7 +598,7 @@ def test_energy_split_sources_sensitivity_chip(report_runs, mat, name):
         128 * config.clock_mhz * 1e6 / bits, rel=1e-12)
     assert c["compute_bound_images_per_s"] == pytest.approx(
         config.subarrays // k / rep["per_image"]["latency_s"], rel=1e-12)
-    assert f"Chip model (`sim.chip`, `report-{name}-chip.png`): " in md
+    assert f"Chip model (`sim.hw.chip`, `report-{name}-chip.png`): " in md
     assert f"mats of {k} x {config.rows} x {config.columns}" in md
 
 
@@ -605,8 +607,8 @@ def test_sensitivity_reruns_a_moved_stall_table(report_runs):
     the cycles of image 0 on the cycle model with that stall table, run here."""
     import dataclasses
 
-    from sim.compiler import run_compiled
-    from sim.core_model import CoreModel
+    from sim.compile.compiler import run_compiled
+    from sim.hw.core_model import CoreModel
     out = report_runs(1)[0]
     rep = json.loads((out / "report-jeit_stt.json").read_text())
     row = next(r for r in rep["sensitivity"]["rows"] if r["name"] == "stt.write_ns")
@@ -628,7 +630,7 @@ def test_sensitivity_reruns_a_moved_stall_table(report_runs):
 
 @pytest.mark.parametrize("mat", [None, 1], ids=_mat_id)
 def test_jeit_reproduction_table(report_runs, mat):
-    from sim import sram
+    from sim.hw import sram
     out = report_runs(mat)[0]
     rep = json.loads((out / "report-jeit_stt.json").read_text())
     t = rep["jeit_table"]
@@ -654,6 +656,6 @@ def test_jeit_reproduction_table(report_runs, mat):
     assert t["peak"]["dense"]["counters"]["write_row"] == 0
     assert t["peak_abs_diff"]["dense"]["counters"]["write_row"] > 0
     md = (out / "report.md").read_text()
-    assert "Seed 000 reproduction table (`sim.jeit`" in md
+    assert "Seed 000 reproduction table (`sim.analysis.jeit`" in md
     assert "| peak GOPS, every lane busy, every operand non-zero |" in md
     assert (out / "report-jeit_stt-stt-write.png").read_bytes()[:4] == b"\x89PNG"

@@ -15,8 +15,8 @@ from cocotb_tests.test_core_dima import (
 )
 from rtl.isa import Opcode, WriteSrc
 from rtl.mtj_array import MacroCmd
-from sim import asm
-from sim.core_model import CoreModel, unpack_row
+from sim.compile import asm
+from sim.hw.core_model import CoreModel, unpack_row
 from sim.routes import get_route
 from sim.routes.dima_binconv import addsub_program
 

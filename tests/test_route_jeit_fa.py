@@ -18,9 +18,9 @@ from golden.pim import l1_fa_tree
 from rtl.config import preset
 from rtl.isa import Instr, Opcode
 from rtl.mtj_array import MacroCmd
-from sim import asm
-from sim import energy as E
-from sim.core_model import CoreModel
+from sim.compile import asm
+from sim.hw import energy as E
+from sim.hw.core_model import CoreModel
 from tests.test_compiler import make_layer, run_model_checked, single_layer_model
 
 SEED = 20261130
@@ -151,7 +151,7 @@ def test_dot_uses_no_scratch_rows():
 
 
 def test_route_compare_measures_both_routes(capsys):
-    from sim.route_compare import main
+    from sim.analysis.route_compare import main
     assert main(["--model", "digits_addernet", "-n", "1"]) == 0
     out = capsys.readouterr().out
     lines = {ln.split(" ")[0]: ln for ln in out.splitlines() if "cycles (" in ln}
@@ -165,7 +165,7 @@ def test_route_compare_measures_both_routes(capsys):
      "^error: .*dataflow 'and_bitcount' cannot map an adder layer"),
 ])
 def test_route_compare_bad_input_is_one_line(argv, match, capsys):
-    from sim.route_compare import main
+    from sim.analysis.route_compare import main
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and re.match(match, err), err

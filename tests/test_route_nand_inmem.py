@@ -22,8 +22,8 @@ from rtl.bit_counter import BitCounterOp, BitCountOut, bitcount_imm
 from rtl.config import preset
 from rtl.isa import Opcode, WriteSrc
 from rtl.mtj_array import MacroCmd
-from sim import asm
-from sim.core_model import CoreModel, unpack_row
+from sim.compile import asm
+from sim.hw.core_model import CoreModel, unpack_row
 from sim.routes.nand_inmem import (
     add_cycles, add_program, compare_cycles, compare_program, max_pool_program, relu_cycles,
     relu_program, scale_cycles, scale_program, scale_words, select_cycles, select_program,
@@ -280,7 +280,7 @@ def test_the_route_maps_no_layer_yet():
     user never reaches it: the route maps no layer, so a configuration with
     ``dataflow='nand_inmem'`` gets the compiler's one-line error."""
     from golden.model import bundled_model_path, load_model
-    from sim.compiler import CompileError, compile_model
+    from sim.compile.compiler import CompileError, compile_model
     from sim.routes import get_route
     route = get_route("nand_inmem")
     assert not route.maps(None)

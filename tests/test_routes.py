@@ -18,9 +18,9 @@ from rtl.config import PRESETS, preset
 from rtl.export import verilog_of
 from rtl.isa import Instr, Opcode, Operand, WriteSrc
 from rtl.routes import LANES, ROUTES
-from sim import asm
-from sim.compiler import CompileError, compile_model
-from sim.core_model import CoreModel
+from sim.compile import asm
+from sim.compile.compiler import CompileError, compile_model
+from sim.hw.core_model import CoreModel
 from tests.test_compiler import fit_requant, run_model_checked, single_layer_model
 
 SEED = 20261130

@@ -1,4 +1,4 @@
-"""sim.sensitivity: each ASSUMPTION moved by 1/2 and 2 on a hand-made image, the changes
+"""sim.analysis.sensitivity: each ASSUMPTION moved by 1/2 and 2 on a hand-made image, the changes
 recomputed from the energy split and the clock."""
 
 import math
@@ -6,7 +6,8 @@ import math
 import pytest
 
 from rtl.config import preset
-from sim import energy, sensitivity, sram
+from sim.hw import energy, sram
+from sim.analysis import sensitivity
 
 CONFIG = preset("jeit_stt")
 COUNTERS = {"cycles": 100, "stalls": 3, "write_row": 3, "read": 10, "requant": 2}
@@ -104,7 +105,7 @@ def test_activity_based_logic_and_its_constants():
     """With the logic energy from activity: the gate-count CMOS logic replaced by activity x
     cycles x area x switching energy per um^2, plus area x leakage per um^2 x latency; both
     constants moved by 1/2 and 2 move exactly those terms."""
-    from sim import activity
+    from sim.hw import activity
     logic = {"block_act": {"ctrl": {"bits": 10, "toggles": 50, "activity": 50 / (10 * 100)},
                            "array0": {"bits": 4, "toggles": 400, "activity": 1.0}},
              "flat_area_um2": 1000.0, "block_area_um2": None, "cycles": 100}

@@ -1,9 +1,10 @@
-"""sim.sources: the source class of every constant, read off its source text."""
+"""sim.hw.sources: the source class of every constant, read off its source text."""
 
 import pytest
 
-from sim import activity, energy, sources, sram, synth
-from sim.device import TECHNOLOGIES
+from sim.hw import activity, energy, sources, sram
+from sim.analysis import synth
+from sim.hw.device import TECHNOLOGIES
 
 
 @pytest.mark.parametrize("text, cls", [
@@ -29,18 +30,18 @@ def test_every_constant_has_a_class(tech):
     rows = sources.source_rows(tech)
     want = (len(energy.ARRAY[tech]) + len(energy.PERIPHERY) + len(sram.PARAMS) + 2
             + len(synth.CELL_AREA_UM2) + len(activity.PARAMS) + len(sram.BUFFER_PARAMS))
-    from sim.device import PARAMETERS
+    from sim.hw.device import PARAMETERS
     assert len(rows) == want + len(PARAMETERS[tech])
     assert {r["class"] for r in rows} <= set(sources.SOURCE_CLASSES)
     counts = sources.class_counts(rows)
     assert sum(counts.values()) == len(rows)
     # The seed-001 read and the NanGate cell areas are what they say they are.
     by = {(r["table"], r["name"]): r for r in rows}
-    assert by[("sim.synth.CELL_AREA_UM2", "$_NAND_")]["class"] == "literature"
-    assert by[("sim.energy.PERIPHERY", "gate_toggle_fj")]["class"] == "assumption"
-    assert by[("sim.activity.PARAMS", "switch_fj_per_um2")]["class"] == "calibrated"
-    assert by[("sim.sram fit", "a_pj")]["class"] == "calibrated"
+    assert by[("sim.analysis.synth.CELL_AREA_UM2", "$_NAND_")]["class"] == "literature"
+    assert by[("sim.hw.energy.PERIPHERY", "gate_toggle_fj")]["class"] == "assumption"
+    assert by[("sim.hw.activity.PARAMS", "switch_fj_per_um2")]["class"] == "calibrated"
+    assert by[("sim.hw.sram fit", "a_pj")]["class"] == "calibrated"
     if tech == "nand_spin":
-        assert by[(f"sim.energy.ARRAY[{tech!r}]", "read_fj")]["class"] == "seed"
+        assert by[(f"sim.hw.energy.ARRAY[{tech!r}]", "read_fj")]["class"] == "seed"
     else:
-        assert by[(f"sim.energy.ARRAY[{tech!r}]", "read_fj")]["class"] == "derived"
+        assert by[(f"sim.hw.energy.ARRAY[{tech!r}]", "read_fj")]["class"] == "derived"

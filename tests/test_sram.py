@@ -1,4 +1,4 @@
-"""sim.sram: the memory model against its published figures (typed here, not read from the
+"""sim.hw.sram: the memory model against its published figures (typed here, not read from the
 module), the list of memories against the memories the elaborated core really holds, and the
 access counts of hand-written programs."""
 
@@ -12,7 +12,7 @@ from amaranth.hdl._mem import MemoryInstance
 from rtl.config import preset
 from rtl.core import Core
 from rtl.isa import Instr, MoveOp, Opcode, Operand, WriteSrc, encode
-from sim import sram
+from sim.hw import sram
 
 # Horowitz, ISSCC 2014, 45 nm: pJ per 64-bit access of an 8 KB, 32 KB and 1 MB cache.
 PUBLISHED = ((8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0))

@@ -1,4 +1,4 @@
-"""Leftovers of killed RTL runs (issue 17, class 7): ``sim.rtl_backend.run_job`` works in a
+"""Leftovers of killed RTL runs (issue 17, class 7): ``sim.flows.rtl_backend.run_job`` works in a
 ``run-*`` directory under the core's build and removes it at the end; a run killed by SIGKILL
 cannot, so the next run removes the job directories whose process is gone, and nothing else
 (a user's ``run-*`` directory, a concurrent run's job)."""
@@ -14,7 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from sim.rtl_backend import RUN_OWNER, RUN_PREFIX, remove_stale_runs, run_job
+from sim.flows.rtl_backend import RUN_OWNER, RUN_PREFIX, remove_stale_runs, run_job
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,7 +44,7 @@ def test_killed_run_leaves_a_directory_the_next_run_removes(tmp_path):
     code = textwrap.dedent(f"""
         import os, signal, sys
         from pathlib import Path
-        from sim.rtl_backend import run_job
+        from sim.flows.rtl_backend import run_job
         class Killer:
             def test(self, **_):
                 os.kill(os.getpid(), signal.SIGKILL)

@@ -1,6 +1,6 @@
 """Device timing: the stall table of ``AcceleratorConfig`` (validation, the presets' entries
-against the device times of ``sim.energy``), the holds of the cycle model against the
-instruction-set reference (``sim.isa_model.run_program`` with the holds given by hand or by the
+against the device times of ``sim.hw.energy``), the holds of the cycle model against the
+instruction-set reference (``sim.hw.isa_model.run_program`` with the holds given by hand or by the
 rule restated cycle by cycle), compiled models under stalls, and the Verilog of a core whose
 table is all ones (no stall logic). The RTL against the model: ``cocotb_tests/test_core.py``."""
 
@@ -16,10 +16,11 @@ from golden.model import bundled_model_path, infer_int, load_model
 from rtl.config import MAX_STALL_CYCLES, PRESETS, STALL_OPS, AcceleratorConfig, preset
 from rtl.core import Core
 from rtl.isa import DATAPATH_OPS, OPERANDS, MoveOp, Opcode
-from sim import asm, energy
-from sim.compiler import compile_model, program_profile, run_compiled
-from sim.core_model import CoreModel, expand_program
-from sim.isa_model import run_program
+from sim.compile import asm
+from sim.hw import energy
+from sim.compile.compiler import compile_model, program_profile, run_compiled
+from sim.hw.core_model import CoreModel, expand_program
+from sim.hw.isa_model import run_program
 
 SEED = 13
 
@@ -69,7 +70,7 @@ def test_presets_tables_are_the_device_times_over_the_clock():
     assert preset("jeit_stt").stalls == {"read": 1, "write": 2, "erase": 1, "program": 1}
     for name in ("nand_spin", "dima_sot", "imac_sot"):
         assert set(preset(name).stalls.values()) == {1}, name
-    # And derived: ceil(t / period) of every time sim.energy has for the technology.
+    # And derived: ceil(t / period) of every time sim.hw.energy has for the technology.
     for name, cfg in PRESETS.items():
         times = energy.device_times_ns(cfg)
         want = {k: max(1, math.ceil(times[k] * cfg.clock_mhz / 1000)) if k in times else 1

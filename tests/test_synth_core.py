@@ -1,5 +1,5 @@
-"""sim.synth: Yosys + ABC on small known circuits (NAND2-equivalent ranges from textbook
-structures, computed here) and on a tiny core (its memories stay macros, the ones sim.sram
+"""sim.analysis.synth: Yosys + ABC on small known circuits (NAND2-equivalent ranges from textbook
+structures, computed here) and on a tiny core (its memories stay macros, the ones sim.hw.sram
 lists). Needs Debian's yosys and a few CPU minutes: run with ``SPINPIM_SYNTH_TESTS=1``
 (``make synth-test``); skipped otherwise, so ``make test`` stays fast."""
 
@@ -10,7 +10,8 @@ import shutil
 import pytest
 
 from rtl.config import preset
-from sim import sram, synth
+from sim.hw import sram
+from sim.analysis import synth
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("SPINPIM_SYNTH_TESTS") != "1" or shutil.which("yosys") is None,
@@ -86,9 +87,9 @@ def test_tiny_core_memories_are_the_listed_ones():
 
 
 def test_add32_is_the_calibration_adder():
-    """sim.activity calibrates the switching energy on this adder's cells: the flow must still
+    """sim.hw.activity calibrates the switching energy on this adder's cells: the flow must still
     give them (else the calibration must be redone)."""
-    from sim import activity
+    from sim.hw import activity
     rep = synth.synthesize_verilog("module add(input [31:0] a, input [31:0] b, "
                                    "output [32:0] y); assign y = a + b; endmodule", "add")
     assert rep["cells"] == activity.ADD32_CELLS

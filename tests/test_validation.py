@@ -267,7 +267,7 @@ def test_mat_range_is_what_the_compiler_can_do():
     """For every preset the --mat range ends where compilation starts to fail (an independent
     check: the compiler's own CompileError, not the range function)."""
     from rtl.config import preset, preset_names
-    from sim.compiler import CompileError, compile_model
+    from sim.compile.compiler import CompileError, compile_model
     from sim.util import UserError, parse_mat
     model = load_model(bundled_model_path("digits_addernet"))
     for name in preset_names():
@@ -282,7 +282,7 @@ def test_mat_range_is_what_the_compiler_can_do():
 
 
 def _compiles(model, config, k) -> bool:
-    from sim.compiler import CompileError, compile_model
+    from sim.compile.compiler import CompileError, compile_model
     try:
         compile_model(model, config, subarrays=k)
     except CompileError:
@@ -311,7 +311,7 @@ def test_export_refuses_a_too_large_mat_up_front(tmp_path, capsys):
 
 def test_variation_refuses_too_large_rtl_n_and_mat_before_the_sweep(tmp_path, capsys,
                                                                       monkeypatch):
-    from sim import variation
+    from sim.analysis import variation
 
     def no_sweep(**kw):
         raise AssertionError("the sweep ran before the options were checked")
@@ -329,7 +329,8 @@ def test_variation_refuses_too_large_rtl_n_and_mat_before_the_sweep(tmp_path, ca
 
 
 def test_trials_beyond_the_memory_budget_are_refused(tmp_path, capsys):
-    from sim import device, variation
+    from sim.hw import device
+    from sim.analysis import variation
     big = str(device.MAX_TRIALS + 1)
     assert variation.main(["--model", "digits_addernet", "--trials", big,
                            "--out", str(tmp_path / "v")]) == 2
@@ -349,7 +350,7 @@ def test_trials_beyond_the_memory_budget_are_refused(tmp_path, capsys):
 def test_rtl_backend_takes_a_model_file_not_named_npz(tmp_path, capsys, monkeypatch):
     """The rtl backend runs the model file it was given (any name, as the golden backend
     reads it); the simulation itself is replaced by golden's logits here."""
-    import sim.rtl_backend as rb
+    import sim.flows.rtl_backend as rb
     from golden import infer_int
     path = tmp_path / "my_model.bin"
     path.write_bytes(bundled_model_path("digits_addernet").read_bytes())
@@ -371,7 +372,7 @@ def test_rtl_backend_takes_a_model_file_not_named_npz(tmp_path, capsys, monkeypa
 
 @pytest.mark.parametrize("value", ["2", "maybe"])
 def test_bad_waves_is_refused_before_any_build(monkeypatch, capsys, value, tmp_path):
-    from sim.rtl_backend import check_sim
+    from sim.flows.rtl_backend import check_sim
     from sim.util import UserError
     monkeypatch.setenv("WAVES", value)
     with pytest.raises(UserError, match=rf"WAVES \(environment\) must be 0 or 1 .*not "
@@ -390,20 +391,20 @@ def test_valid_waves_values_pass(monkeypatch, value):
 
 
 def test_train_without_torch_is_one_line(tmp_path):
-    """``python -m sim.train`` where torch cannot be imported (a stand-in package that fails
+    """``python -m sim.flows.train`` where torch cannot be imported (a stand-in package that fails
     the import, as a missing one does): one line saying how to install it, exit code 2."""
     fake = tmp_path / "fake" / "torch"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError(\"No module named 'torch'\")\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), str(REPO)])}
-    r = subprocess.run([sys.executable, "-m", "sim.train", "--model", "digits_addernet",
+    r = subprocess.run([sys.executable, "-m", "sim.flows.train", "--model", "digits_addernet",
                         "--out", str(tmp_path / "out")], capture_output=True, text=True,
                        cwd=REPO, env=env, timeout=120)
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("python -m sim.train: error: training needs torch")
+    assert lines[0].startswith("python -m sim.flows.train: error: training needs torch")
     assert "make train" in lines[0]
     assert not (tmp_path / "out").exists()
 
@@ -419,11 +420,13 @@ def _interrupt(*a, **k):
 @pytest.mark.parametrize("module, target, argv, kept", [
     ("sim.cli", "golden.datasets.load_dataset", ["run", "--model", "digits_addernet"],
      "no report was written"),
-    ("sim.variation", "sim.variation.run", ["--model", "digits_addernet"],
+    ("sim.analysis.variation", "sim.analysis.variation.run", ["--model", "digits_addernet"],
      "no report or figure was written"),
-    ("sim.report", "sim.report._load_images", ["--preset", "nand_spin"], "no report was written"),
-    ("sim.bench", "sim.bench.bench_golden_inference", [], "no results were written"),
-    ("sim.device", "sim.device._report", [], "nothing was written"),
+    ("sim.analysis.report", "sim.analysis.report._load_images", ["--preset", "nand_spin"],
+     "no report was written"),
+    ("sim.analysis.bench", "sim.analysis.bench.bench_golden_inference", [],
+     "no results were written"),
+    ("sim.hw.device", "sim.hw.device._report", [], "nothing was written"),
     ("rtl.export", "rtl.export.export", ["--preset", "nand_spin"], "--out is unchanged"),
     ("rtl.synth", "rtl.synth.synthesize", ["--preset", "nand_spin"], "no report was written"),
 ])
@@ -452,7 +455,7 @@ def test_a_real_signal_is_one_line_and_keeps_nothing(tmp_path, signame, code, wh
     line, the signal's exit code, no partial file."""
     out = tmp_path / "v"
     script = ("import os, signal, sys, threading\n"
-              "from sim import variation\n"
+              "from sim.analysis import variation\n"
               f"threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.{signame})).start()\n"
               f"sys.exit(variation.main(['--model', 'digits_addernet', '-n', '360', '--seeds', "
               f"'200', '--out', {str(out)!r}]))\n")
@@ -461,7 +464,7 @@ def test_a_real_signal_is_one_line_and_keeps_nothing(tmp_path, signame, code, wh
     assert r.returncode == code, (r.returncode, r.stderr)
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [
-        f"python -m sim.variation: {what}; no report or figure was written "
+        f"python -m sim.analysis.variation: {what}; no report or figure was written "
         "(files written before are unchanged)"]
     assert [p for p in tmp_path.rglob("*") if not p.is_dir()] == []
 
@@ -476,7 +479,7 @@ def test_accumulator_overflow_message_reads_an_adder_layer():
 
 
 def test_report_and_bench_check_mat_against_every_preset(tmp_path, capsys):
-    from sim import bench, report
+    from sim.analysis import bench, report
     assert report.main(["--mat", "9", "--backend", "model", "-n", "1",
                         "--out", str(tmp_path / "r")]) == 2
     assert "--mat must be an integer in [1, 8] (subarrays in lock-step for preset dima_sot" \

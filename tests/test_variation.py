@@ -1,4 +1,5 @@
-"""sim.variation: accuracy against device variation, run as the user runs it (a subprocess)."""
+"""sim.analysis.variation: accuracy against device variation, run as the user runs it (a
+subprocess)."""
 
 import json
 import os
@@ -12,8 +13,8 @@ import pytest
 from golden.datasets import load_dataset
 from golden.model import bundled_model_path, infer_int, load_model
 from rtl.config import preset
-from sim import variation
-from sim.compiler import compile_model
+from sim.analysis import variation
+from sim.compile.compiler import compile_model
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 120
@@ -21,7 +22,7 @@ CVS = (0.0, 0.1, 0.2)
 
 
 def _run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "sim.variation", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "sim.analysis.variation", *args], cwd=cwd,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"},
                           capture_output=True, text=True, timeout=60)
 

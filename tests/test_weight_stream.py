@@ -1,4 +1,4 @@
-"""Weight streaming (sim.weight_stream, ``compile_model(..., stream_weights=True)``): models
+"""Weight streaming (sim.compile.weight_stream, ``compile_model(..., stream_weights=True)``): models
 whose weights do not fit the buffer, run on the cycle model against golden (logits and every
 stage output), the counting mode equal to the cycle model counter for counter, the streamed
 buffer words equal to an independent count from the weight shapes, and the cost added to the
@@ -12,10 +12,10 @@ import pytest
 
 from golden.model import infer_int
 from rtl.config import preset
-from sim import weight_stream
-from sim.compiler import CompileError, compile_model, propose_config, run_compiled
-from sim.core_model import CoreModel
-from sim.counting import count_model
+from sim.compile import weight_stream
+from sim.compile.compiler import CompileError, compile_model, propose_config, run_compiled
+from sim.hw.core_model import CoreModel
+from sim.analysis.counting import count_model
 from tests.layer_models import random_model
 
 SEED = 20261130
@@ -184,7 +184,7 @@ def _loop_proposal(model, config, mat, stream):
 def test_propose_raises_every_shortfall_in_one_pass(spec, monkeypatch):
     """Every size too small at once: the proposal equals the one-field-per-compile loop's, in
     fewer compiles."""
-    import sim.compiler as comp
+    import sim.compile.compiler as comp
     rng = np.random.default_rng(SEED + 3)
     shape, layers = SPECS[spec]
     x = rng.integers(0, 256, (1, *shape)).astype(np.uint8)
@@ -205,7 +205,7 @@ def test_propose_raises_every_shortfall_in_one_pass(spec, monkeypatch):
 
 
 def test_chip_model_counts_the_streamed_words_on_the_bus():
-    from sim import chip
+    from sim.hw import chip
     rng = np.random.default_rng(SEED)
     shape, layers = SPECS["chain"]
     x = rng.integers(0, 256, (1, *shape)).astype(np.uint8)

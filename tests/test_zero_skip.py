@@ -16,8 +16,8 @@ from golden.datasets import load_dataset
 from golden.model import bundled_model_path, infer_int, load_model
 from rtl.config import PRESETS, AcceleratorConfig
 from rtl.isa import ZERO_SKIP_COUNTERS
-from sim.compiler import compile_model, run_compiled
-from sim.core_model import CoreModel
+from sim.compile.compiler import compile_model, run_compiled
+from sim.hw.core_model import CoreModel
 from golden.model import Layer
 from tests.test_compiler import make_layer, single_layer_model
 
@@ -232,10 +232,11 @@ def test_only_zero_skip_cores_have_the_hardware():
 
 
 def test_the_measuring_tool(tmp_path, capsys):
-    """``python -m sim.zero_skip`` (``make zero-skip``): both compilations agree with golden,
+    """``python -m sim.analysis.zero_skip`` (``make zero-skip``): both compilations agree with
+    golden,
     the counters' cycles saved account for the difference to the static count, and a
     preset without zero skipping is refused with one line."""
-    from sim import zero_skip
+    from sim.analysis import zero_skip
     out = tmp_path / "zs.json"
     assert zero_skip.main(["--model", "digits_addernet", "-n", "2", "--mat", "2",
                            "--out", str(out)]) == 0

@@ -1,7 +1,7 @@
 """Sphinx extension of spinpim's documents.
 
-* ``spinpim-params``: the table of a parameter dict of ``sim.device`` / ``sim.energy``
-  (:class:`sim.device.Param` values), rendered from the code at build time, so the page can not
+* ``spinpim-params``: the table of a parameter dict of ``sim.hw.device`` / ``sim.hw.energy``
+  (:class:`sim.hw.device.Param` values), rendered from the code at build time, so the page can not
   disagree with the numbers the models use. Each row gets its source class (:func:`source_class`).
 * Data docstrings (``#:`` comments) are prose: napoleon would read a first line such as
   "Width of X: 48 bits" as ``type: description`` and cross-reference "Width of X" as a class.
@@ -19,7 +19,7 @@ SOURCE_CLASSES = ("seed", "literature", "derived", "assumption")
 
 
 def source_class(source: str) -> str:
-    """The source class of a :class:`sim.device.Param` source text.
+    """The source class of a :class:`sim.hw.device.Param` source text.
 
     ``assumption`` (starts "ASSUMPTION"), ``derived`` (starts "derived"), ``literature`` (a
     reference cited by a seed: "ref. [...]"), else ``seed`` (a seed's section, table or

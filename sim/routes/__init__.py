@@ -2,11 +2,11 @@
 micro-ops of its dot product, and how the cycle model executes its lanes' micro-ops.
 
 ``rtl.routes`` holds each route's hardware half (lanes, micro-ops); the core
-(``rtl.core.Core``) and the cycle model (``sim.core_model.CoreModel``) are generated from a
-configuration's ``routes``; the compiler (``sim.compiler``) maps each layer onto one of them
+(``rtl.core.Core``) and the cycle model (``sim.hw.core_model.CoreModel``) are generated from a
+configuration's ``routes``; the compiler (``sim.compile.compiler``) maps each layer onto one of them
 (:func:`route_for`). Routes of the seed systems: ``write_free`` (ours), ``abs_diff`` (seed
 000), ``and_bitcount`` (seed 001 eq. 1), ``dima_binconv`` (seed 002 Fig. 4: the FA/FS step;
-``bin_gconv2d`` layers, mapped by ``sim.dima_map``), ``nand_inmem`` (seed 001 Fig. 8: the
+``bin_gconv2d`` layers, mapped by ``sim.compile.dima_map``), ``nand_inmem`` (seed 001 Fig. 8: the
 per-column bit-counters' in-memory primitives, no layer mapped yet), ``jeit_fa`` (seed 000: the
 abs-diff lanes' difference bits summed by the parallel full-adder array, an alternative to
 ``abs_diff``), ``dima_bitwise`` (seed 002 sec. 3.3 eq. 5: the bit-wise convolver, weight and

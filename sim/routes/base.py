@@ -98,7 +98,7 @@ class Route(ABC):
         loop-relative operands)."""
 
     def lanes(self, model) -> LaneModel | None:
-        """The route's lanes in the cycle model ``model`` (``sim.core_model.CoreModel``), or
+        """The route's lanes in the cycle model ``model`` (``sim.hw.core_model.CoreModel``), or
         ``None`` if it has none."""
         return None
 

@@ -23,7 +23,7 @@ reaches S2's out, so the program software-pipelines them (:func:`addsub_program`
 place; with ``d0`` another row group whose odd columns hold the next input, K terms chain
 through K row groups without moving data.
 
-The compiler half (seed 002 Fig. 4b) is :mod:`sim.dima_map`: a ``bin_gconv2d`` layer
+The compiler half (seed 002 Fig. 4b) is :mod:`sim.compile.dima_map`: a ``bin_gconv2d`` layer
 (depthwise with channel multiplier m, pointwise, any grouped case) maps onto the lanes of the
 mat (the class A role), one output position's partial sum per lane, its K terms chained through
 K row groups by :meth:`DimaBinconv.dot`.
@@ -126,7 +126,8 @@ class DimaBinconv(Route):
 
     def dot(self, stage, t, xrow, wslot, config) -> list:
         """The chain of one output channel's partial sums on every lane of a stage mapped by
-        :mod:`sim.dima_map` (``stage.dima``: F_t terms of N bits): add/sub j' reads row group
+        :mod:`sim.compile.dima_map` (``stage.dima``: F_t terms of N bits): add/sub j' reads row
+        group
         ``xrow(j')`` (N rows from there: the partial sum in the even, term j' of each lane in
         the odd columns) with the sign word at slot ``wslot(j')`` and writes its sum into the
         even columns of group ``xrow(j' + 1)``; ``2 * N * F_t`` cycles. ``t`` is unused (the

@@ -13,7 +13,7 @@ Bit-Counter, the reduction unit's shift the Shifter, its accumulator the Sum uni
 ``rtl.column_reduce`` of every subarray: the route needs no lane of its own, and its core is
 the one of its other routes).
 
-Layout and program (the compiler's ``wide`` / ``segmented`` data layout, ``sim.compiler``):
+Layout and program (the compiler's ``wide`` / ``segmented`` data layout, ``sim.compile.compiler``):
 
 * weight rows: rows ``t*n + k`` (k = 0 .. n-1, t = 0 .. T-1; :meth:`DimaBitwise.stage_scratch_rows`,
   the data rows follow), plane k of tile t of the current output channel;
@@ -65,7 +65,7 @@ class DimaBitwise(Route):
         slot, an int or a loop-relative operand of the channel loop)."""
         n = stage.n
         if len(stage.scratch_rows) < stage.tiles * n:
-            from ..compiler import CompileError
+            from sim.compile.compiler import CompileError
             raise CompileError(
                 f"{stage.name}: route dima_bitwise needs {stage.tiles * n} weight rows for "
                 f"{stage.tiles} tiles, but the stage reserved {len(stage.scratch_rows)} (a "

@@ -22,7 +22,7 @@ is odd), n of them STT writes that stall a cycle each on ``jeit_stt``, and n rea
 Zero skipping (``config.zero_skip``, ``docs/dataflows.rst``): as on ``abs_diff``, a ``MOVE
 SKIPZ`` before the dot jumps over its 2n FS_STEPs when the tile's inputs are all zero, and the
 REQUANT takes ``sum w`` from a buffer slot. The L flush NOPs stay after the skipped window
-(``sim.compiler._skipped``): a skipped dot costs 1 + L cycles instead of 2n + L.
+(``sim.compile.compiler._skipped``): a skipped dot costs 1 + L cycles instead of 2n + L.
 
 Software pipelining (:meth:`JeitFa.pipeline`, on the compiler's loop of tile dots): the flush
 needs no micro-op, and the REQUANT reads the sums in its S3, so the next tile's SIGN pass (which

@@ -470,7 +470,7 @@ class NandInmem(Route):
         :func:`scale_program`, :func:`compare_program`, :func:`select_program`,
         :func:`max_pool_program`, :func:`relu_program`); the compiler emits them as the
         in-memory post-processing of a layer whose dot products another route computed
-        (``postproc='in_memory'``, ``sim.nand_postproc.plan_stage``). The seed's own
+        (``postproc='in_memory'``, ``sim.compile.nand_postproc.plan_stage``). The seed's own
         convolution mapping onto the bit-counters (Fig. 10: inputs not duplicated, partial
         sums cross-written between subarrays) is not built: no layer maps onto the route."""
         return False
@@ -479,7 +479,7 @@ class NandInmem(Route):
         raise NotImplementedError("route nand_inmem maps no layer yet: the seed's Fig. 10 "
                                   "convolution mapping onto the bit-counters is not built yet "
                                   "(its primitives run as the in-memory post-processing, "
-                                  "sim.nand_postproc.plan_stage)")
+                                  "sim.compile.nand_postproc.plan_stage)")
 
     def lanes(self, model) -> BitCounterLanes:
         return BitCounterLanes(model._ones, model.config.bit_counter_bits)

@@ -1,0 +1,373 @@
+"""Logic synthesis of the core as instantiated, with minimisation:
+``python -m sim.analysis.synth --preset NAME [--mat K] [--out build/synth]``.
+
+The Verilog of ``rtl.core.Core`` for one mat of ``K`` subarrays (the configuration the report
+measures, ``subarrays_per_mat = K``; the sensing-fault injection left out: a test aid, not
+hardware) is exported by Amaranth and synthesised by the system Yosys (Debian's ``yosys``
+0.23, which has ABC) with :data:`FLOW`:
+
+* the MTJ arrays (``rtl.mtj_array``, behavioral models of the MRAM macro) are blackboxes: their
+  area is :func:`sim.hw.energy.array_area_mm2`;
+* ``proc -norom`` (a ``case`` stays logic instead of becoming a ROM), then Yosys' ``synth``
+  script up to its fine stage (coarse optimisation, FSM extraction, ``alumacc``, resource
+  sharing, ``memory -nomap``), then the fine stage WITHOUT ``memory_map``: every memory of the
+  core stays one ``$mem_v2`` macro (sized and costed by :mod:`sim.hw.sram`, never flip-flops);
+* ``techmap``, flip-flops legalised to plain D flip-flops (enables and synchronous resets
+  become gates, so every cell has a library cell), and ``abc`` onto the gates of
+  :data:`CELL_AREA_UM2` (AND, NAND, OR, NOR, XOR, XNOR, MUX, AOI/OAI 2-1 and 2-2).
+
+Cell counts become area with the X1 cell areas of the NanGate FreePDK45 Open Cell Library
+(:data:`CELL_AREA_UM2`), and NAND2 equivalents = area / NAND2_X1 area. The logic area of the
+mat is that sum over the placement density (``sim.hw.energy.PERIPHERY['utilisation']``).
+
+The same flow without ``-flatten`` (:func:`synthesize_core_blocks`, ABC per module) gives the
+cell area of each block of the core (controller, lanes, column reductions, PPU, the core's
+own logic), cached in ``...-blocks.json``: it splits the flattened area among the blocks for
+the logic energy per block (:mod:`sim.hw.activity`).
+
+Results are cached per configuration in ``<out>/core-<preset>-k<K>-<key>.json``, the key a
+hash of the configuration, K, the flow and the source of ``rtl/`` (:func:`cache_key`), so the
+report reads them without synthesising. A run takes minutes (nand_spin, K = 4: about 3 CPU
+minutes); ``make synth`` does it, the test suite does it only on a tiny core
+(``SPINPIM_SYNTH_TESTS=1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from rtl.config import AcceleratorConfig, preset, preset_names
+from rtl.outputs import UserError, check_file, interruptible, write_json
+from sim.hw.device import Param
+
+__all__ = ["FLOW", "CELL_AREA_UM2", "NAND2_UM2", "SynthError", "yosys_version", "core_verilog",
+           "synthesize_verilog", "synthesize_core", "cache_key", "cache_path", "load_cached",
+           "logic_area_um2", "synthesize_blocks", "block_areas", "blocks_cache_path",
+           "synthesize_core_blocks", "load_cached_blocks", "main"]
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: The Yosys script after reading the Verilog and ``hierarchy -top <top>`` (and ``blackbox``
+#: of the MTJ arrays): see the module docstring.
+FLOW = ("proc -norom", "synth -top {top} -flatten -run begin:fine", "opt -fast -full",
+        "opt -full", "techmap", "opt -fast", "dfflegalize -cell $_DFF_P_ 01",
+        "abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX,AOI3,OAI3,AOI4,OAI4", "opt_clean -purge")
+
+_NG = "literature ref. [NanGate FreePDK45 Open Cell Library, 45 nm], cell area of "
+#: Yosys gate cell -> area of the library cell it stands for, in um^2.
+CELL_AREA_UM2: dict[str, Param] = {
+    "$_NOT_": Param(0.532, "um^2", _NG + "INV_X1"),
+    "$_BUF_": Param(0.798, "um^2", _NG + "BUF_X1"),
+    "$_NAND_": Param(0.798, "um^2", _NG + "NAND2_X1"),
+    "$_NOR_": Param(0.798, "um^2", _NG + "NOR2_X1"),
+    "$_AND_": Param(1.064, "um^2", _NG + "AND2_X1"),
+    "$_OR_": Param(1.064, "um^2", _NG + "OR2_X1"),
+    "$_XOR_": Param(1.596, "um^2", _NG + "XOR2_X1"),
+    "$_XNOR_": Param(1.596, "um^2", _NG + "XNOR2_X1"),
+    "$_MUX_": Param(1.862, "um^2", _NG + "MUX2_X1"),
+    "$_AOI3_": Param(1.064, "um^2", _NG + "AOI21_X1"),
+    "$_OAI3_": Param(1.064, "um^2", _NG + "OAI21_X1"),
+    "$_AOI4_": Param(1.330, "um^2", _NG + "AOI22_X1"),
+    "$_OAI4_": Param(1.330, "um^2", _NG + "OAI22_X1"),
+    "$_DFF_P_": Param(4.522, "um^2", _NG + "DFF_X1"),
+}
+#: The NAND2 equivalent: NAND2_X1.
+NAND2_UM2 = CELL_AREA_UM2["$_NAND_"].value
+
+
+class SynthError(Exception):
+    """Yosys is missing or failed, or left a cell no library cell stands for."""
+
+
+def yosys_version(yosys: str = "yosys") -> str:
+    """``yosys -V`` of the Yosys used; :class:`SynthError` if there is none."""
+    path = shutil.which(yosys)
+    if path is None:
+        raise SynthError(f"{yosys!r} not found: install Debian's yosys (apt-get install yosys; "
+                         "`make synth` does it)")
+    r = subprocess.run([path, "-V"], capture_output=True, text=True)
+    return r.stdout.strip()
+
+
+def _mat_config(config: AcceleratorConfig, subarrays: int | None) -> AcceleratorConfig:
+    k = config.subarrays_per_mat if subarrays is None else subarrays
+    return dataclasses.replace(config, subarrays_per_mat=k, mats=1)
+
+
+def core_verilog(config: AcceleratorConfig, subarrays: int | None = None,
+                 **core_kwargs) -> str:
+    """Verilog of the core as instantiated for one mat of ``subarrays`` (default the
+    configuration's), top module ``core``, without the fault injection."""
+    from amaranth.back import verilog
+
+    from rtl.core import Core
+    cfg = _mat_config(config, subarrays)
+    core = Core(config=cfg, subarrays=cfg.subarrays_per_mat, faults=False, **core_kwargs)
+    return verilog.convert(core, name="core", emit_src=False)
+
+
+def _int(v) -> int:
+    if isinstance(v, str) and v and set(v) <= {"0", "1", "x", "z"}:
+        return int(v.replace("x", "0").replace("z", "0"), 2)
+    return int(v)
+
+
+def _run_flow(text: str, top: str, flow, blackbox, yosys: str):
+    """Yosys on Verilog ``text``: ``flow`` after reading it (top ``top``, modules matching a
+    regular expression of ``blackbox`` as blackboxes); return ``(netlist JSON, blackboxed
+    module names, the script, seconds)``. Raises :class:`SynthError` with Yosys's last line."""
+    modules = re.findall(r"^module\s+(\\\S+|\w+)", text, re.M)
+    boxed = sorted({m.lstrip("\\") for m in modules
+                    if any(re.fullmatch(p, m.lstrip("\\")) for p in blackbox)})
+    with tempfile.TemporaryDirectory(prefix="spinpim-synth-") as tmp:
+        src, out = Path(tmp, "in.v"), Path(tmp, "out.json")
+        src.write_text(text)
+        script = [f"read_verilog {src}", f"hierarchy -top {top}"]
+        script += [f"blackbox {m}" for m in boxed]
+        script += [c.format(top=top) for c in flow] + [f"write_json {out}"]
+        t0 = time.perf_counter()
+        r = subprocess.run([shutil.which(yosys), "-q", "-p", "; ".join(script)],
+                           capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        if r.returncode:
+            lines = (r.stderr or r.stdout).strip().splitlines()
+            raise SynthError(lines[-1] if lines else f"yosys exit code {r.returncode}")
+        netlist = json.loads(out.read_text())
+    # The script names the temporary file; callers report it with "in.v".
+    script = [c.replace(str(src), "in.v") for c in script]
+    return netlist, boxed, script, seconds
+
+
+def synthesize_verilog(text: str, top: str, *, blackbox=(), yosys: str = "yosys") -> dict:
+    """Run :data:`FLOW` on Verilog ``text`` (top module ``top``, modules matching a regular
+    expression of ``blackbox`` kept as blackboxes); cell counts, macros and area.
+
+    Returns ``{"cells": {type: n}, "macros": [{"name", "words", "bits", "read_ports",
+    "write_ports"}], "blackboxes": {module: n}, "area_um2", "nand2_eq", "seconds"}``;
+    ``area_um2`` is the cells' area before placement density.
+    """
+    version = yosys_version(yosys)
+    netlist, boxed, script, seconds = _run_flow(text, top, FLOW, blackbox, yosys)
+    cells, macros, boxes = Counter(), [], Counter()
+    for name, cell in netlist["modules"][top]["cells"].items():
+        t = cell["type"]
+        if t == "$mem_v2":
+            p = cell["parameters"]
+            macros.append({"name": p.get("MEMID", name).lstrip("\\"), "words": _int(p["SIZE"]),
+                           "bits": _int(p["WIDTH"]), "read_ports": _int(p["RD_PORTS"]),
+                           "write_ports": _int(p["WR_PORTS"])})
+        elif t.lstrip("\\") in boxed:
+            boxes[t.lstrip("\\")] += 1
+        elif t in CELL_AREA_UM2:
+            cells[t] += 1
+        else:
+            raise SynthError(f"cell type {t} of {name} has no library cell in "
+                             "sim.analysis.synth.CELL_AREA_UM2")
+    area = sum(n * CELL_AREA_UM2[t].value for t, n in cells.items())
+    return {"tool": version, "flow": "; ".join(script[2:-1]),
+            "cells": dict(sorted(cells.items())), "cell_count": sum(cells.values()),
+            "macros": sorted(macros, key=lambda m: m["name"]), "blackboxes": dict(boxes),
+            "area_um2": area, "nand2_eq": area / NAND2_UM2, "seconds": round(seconds, 1)}
+
+
+def synthesize_blocks(text: str, top: str, *, blackbox=(), yosys: str = "yosys") -> dict:
+    """:data:`FLOW` without ``-flatten`` on Verilog ``text``: the cell area of every module
+    (ABC minimises each module on its own), to split the flattened netlist's area among the
+    core's blocks (:func:`block_areas`).
+
+    Returns ``{"modules": {module: {"area_um2", "cells", "instances"}}, "seconds"}``;
+    ``instances``: the submodule instances of the module (module names).
+    """
+    yosys_version(yosys)
+    flow = [c.replace(" -flatten", "") for c in FLOW]
+    netlist, boxed, _, seconds = _run_flow(text, top, flow, blackbox, yosys)
+    names = {m.lstrip("\\") for m in netlist["modules"]}
+    mods = {}
+    for mname, mod in netlist["modules"].items():
+        mname = mname.lstrip("\\")
+        if mname in boxed:
+            continue
+        cells, inst = Counter(), []
+        for cname, cell in mod.get("cells", {}).items():
+            t = cell["type"].lstrip("\\")
+            if t == "$mem_v2" or t in boxed:
+                continue
+            if t in names:
+                inst.append(t)
+            elif cell["type"] in CELL_AREA_UM2:
+                cells[cell["type"]] += 1
+            else:
+                raise SynthError(f"cell type {t} of {mname}.{cname} has no library cell in "
+                                 "sim.analysis.synth.CELL_AREA_UM2")
+        mods[mname] = {"area_um2": sum(n * CELL_AREA_UM2[t].value for t, n in cells.items()),
+                       "cells": dict(sorted(cells.items())), "instances": sorted(inst)}
+    return {"modules": mods, "seconds": round(seconds, 1)}
+
+
+def block_areas(blocks: dict, top: str = "core") -> dict:
+    """Cell area per block of a :func:`synthesize_blocks` report: the first-level instances
+    of ``top`` (module ``<top>.<name>`` -> block ``<name>``, with everything below it) and
+    ``top`` itself (its own cells) as block ``top``."""
+    mods = blocks["modules"]
+
+    def total(m):
+        return mods[m]["area_um2"] + sum(total(i) for i in mods[m]["instances"])
+    out = {top: mods[top]["area_um2"]}
+    for inst in mods[top]["instances"]:
+        name = inst[len(top) + 1:] if inst.startswith(top + ".") else inst
+        out[name] = out.get(name, 0.0) + total(inst)
+    return out
+
+
+def blocks_cache_path(out_dir: Path, name: str, config: AcceleratorConfig,
+                      subarrays: int) -> Path:
+    """``<out_dir>/core-<name>-k<K>-<key>-blocks.json`` (:func:`synthesize_blocks` of the
+    core)."""
+    return Path(out_dir) / f"core-{name}-k{subarrays}-{cache_key(config, subarrays)}-blocks.json"
+
+
+def synthesize_core_blocks(config: AcceleratorConfig, subarrays: int | None = None, *,
+                           yosys: str = "yosys", **core_kwargs) -> dict:
+    """:func:`synthesize_blocks` on :func:`core_verilog`, the MTJ arrays blackboxes; with
+    ``"blocks"``: :func:`block_areas`."""
+    cfg = _mat_config(config, subarrays)
+    rep = synthesize_blocks(core_verilog(config, subarrays, **core_kwargs), "core",
+                            blackbox=(r"core\.array\d*",), yosys=yosys)
+    return {"config": cfg.as_dict(), "subarrays": cfg.subarrays_per_mat, **rep,
+            "blocks": block_areas(rep)}
+
+
+def cache_key(config: AcceleratorConfig, subarrays: int) -> str:
+    """Hash of what the synthesis depends on: the configuration's fields, K, :data:`FLOW`,
+    the cell areas and the source of ``rtl/``."""
+    h = hashlib.sha256()
+    h.update(json.dumps(_mat_config(config, subarrays).as_dict(), sort_keys=True,
+                        default=str).encode())
+    h.update(repr((subarrays, FLOW, sorted((k, p.value) for k, p in CELL_AREA_UM2.items())))
+             .encode())
+    for path in sorted((REPO / "rtl").glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_path(out_dir: Path, name: str, config: AcceleratorConfig, subarrays: int) -> Path:
+    """``<out_dir>/core-<name>-k<K>-<key>.json``."""
+    return Path(out_dir) / f"core-{name}-k{subarrays}-{cache_key(config, subarrays)}.json"
+
+
+def synthesize_core(config: AcceleratorConfig, subarrays: int | None = None, *,
+                    yosys: str = "yosys", **core_kwargs) -> dict:
+    """:func:`synthesize_verilog` on :func:`core_verilog`; the MTJ arrays are blackboxes."""
+    cfg = _mat_config(config, subarrays)
+    rep = synthesize_verilog(core_verilog(config, subarrays, **core_kwargs), "core",
+                             blackbox=(r"core\.array\d*",), yosys=yosys)
+    return {"config": cfg.as_dict(), "subarrays": cfg.subarrays_per_mat, **rep}
+
+
+def _read_json(path: Path):
+    """The JSON in ``path``, or None if it is missing or unreadable (a cache miss)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def load_cached(out_dir: Path, name: str, config: AcceleratorConfig, subarrays: int):
+    """The cached synthesis of ``name`` at K = ``subarrays`` for the current ``rtl/``, or
+    None."""
+    return _read_json(cache_path(out_dir, name, config, subarrays))
+
+
+def load_cached_blocks(out_dir: Path, name: str, config: AcceleratorConfig, subarrays: int):
+    """The cached :func:`synthesize_core_blocks` of ``name`` at K = ``subarrays`` for the
+    current ``rtl/``, or None."""
+    return _read_json(blocks_cache_path(out_dir, name, config, subarrays))
+
+
+def logic_area_um2(rep: dict) -> float:
+    """Logic area of a synthesis report: cell area / placement density
+    (``sim.hw.energy.PERIPHERY['utilisation']``)."""
+    from sim.hw.energy import PERIPHERY
+    return rep["area_um2"] / PERIPHERY["utilisation"].value
+
+
+@interruptible("python -m sim.analysis.synth", "no report was written (files written before are "
+               "unchanged)")
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.analysis.synth",
+                                description="Synthesise the core of a preset (one mat of K "
+                                            "subarrays) with Yosys + ABC, memories as macros; "
+                                            "cell counts, NAND2 equivalents and area as JSON.")
+    p.add_argument("--preset", required=True, action="extend", nargs="+",
+                   help=f"one or more of {', '.join(preset_names())}")
+    p.add_argument("--mat", default=None, help="subarrays in the mat (default the preset's)")
+    p.add_argument("--out", type=Path, default=REPO / "build" / "synth",
+                   help="cache directory (default build/synth)")
+    p.add_argument("--force", action="store_true", help="synthesise even when cached")
+    args = p.parse_args(argv)
+    from sim.util import parse_mat
+    try:
+        names = list(dict.fromkeys(args.preset))
+        for name in names:
+            preset(name)
+        mat = parse_mat(args.mat)
+        jobs = []
+        for name in names:
+            cfg = preset(name)
+            if mat is not None:
+                parse_mat(args.mat, cfg, name)
+            k = cfg.subarrays_per_mat if mat is None else mat
+            path = cache_path(args.out, name, cfg, k)
+            check_file("--out", path)
+            jobs.append((name, cfg, k, path))
+        yosys_version()
+    except (ValueError, UserError) as e:
+        print(f"python -m sim.analysis.synth: error: {e}", file=sys.stderr)
+        return 2
+    except SynthError as e:
+        print(f"python -m sim.analysis.synth: error: {e}", file=sys.stderr)
+        return 1
+    for name, cfg, k, path in jobs:
+        rep = None if args.force else load_cached(args.out, name, cfg, k)
+        if rep is None:
+            print(f"{name}: synthesising the core, mat of {k} (minutes) ...", flush=True)
+            try:
+                rep = {"preset": name, **synthesize_core(cfg, k)}
+            except SynthError as e:
+                print(f"python -m sim.analysis.synth: error: {name}: {e}", file=sys.stderr)
+                return 1
+            write_json(path, rep, sort_keys=False, option="--out")
+        print(f"{name} K={k}: {rep['cell_count']} cells, {rep['nand2_eq']:.0f} NAND2 eq, "
+              f"{logic_area_um2(rep) * 1e-6:.4f} mm^2 logic, {len(rep['macros'])} memory "
+              f"macros ({rep['seconds']} s) -> {path}", flush=True)
+        # The area per block (hierarchy kept), for the logic energy per block (sim.hw.activity).
+        bpath = blocks_cache_path(args.out, name, cfg, k)
+        if args.force or load_cached_blocks(args.out, name, cfg, k) is None:
+            print(f"{name}: synthesising the core's blocks, mat of {k} (minutes) ...",
+                  flush=True)
+            try:
+                brep = {"preset": name, **synthesize_core_blocks(cfg, k)}
+            except SynthError as e:
+                print(f"python -m sim.analysis.synth: error: {name}: {e}", file=sys.stderr)
+                return 1
+            write_json(bpath, brep, sort_keys=False, option="--out")
+        print(f"{name} K={k}: cell area per block -> {bpath}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
