@@ -514,14 +514,18 @@ PRESETS: dict[str, AcceleratorConfig] = {
         clock_mhz=133,
         # Adder layers: the seed's in-situ |x - w| summed by its parallel full-adder array
         # (route jeit_fa; measured against abs_diff's write-back and popcount on the bundled
-        # Fashion-MNIST AdderNet, mat of 16, 20 images, zero skipping on: 81,541 vs 109,261
-        # cycles and 1.44 vs 13.55 uJ per image, `python -m sim.analysis.route_compare -n 20
-        # --zero-skip`). abs_diff stays selectable (with_dataflow("abs_diff"): same core);
+        # Fashion-MNIST AdderNet, mat of 16, 20 images, zero skipping on, the FA flush
+        # software-pipelined: 70,749 vs 109,261 cycles and 1.46 vs 13.55 uJ per image,
+        # `python -m sim.analysis.route_compare -n 20 --zero-skip`). abs_diff stays selectable (with_dataflow("abs_diff"): same core);
         # AND + bit-count for the multiply layers (first convolution, classifier) that every
         # preset maps the same way.
         dataflow="jeit_fa",
         routes=("abs_diff", "and_bitcount", "jeit_fa"),
         mtjs_per_strip=1,
+        # Seed 000's sparsity-aware skipping, on as the paper has it. Measured with the flush
+        # pipelined (sim.analysis.route_compare, same command with and without --zero-skip): on
+        # the bundled Fashion-MNIST AdderNet it costs +1.5 % cycles and saves 1.2 % energy,
+        # because few whole tiles are zero and a skipped tile still runs its SIGN pass.
         zero_skip=True,
         # cycles = ceil(t / 7.52 ns) at 133 MHz. write: ceil(10 ns / 7.52 ns) = 2, the STT
         # write time of sim.hw.energy (ASSUMPTION there: seed 000 gives none; 10 ns, the STT
