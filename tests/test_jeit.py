@@ -100,8 +100,8 @@ def _variation_json(cv=jeit.SEED_CV, dataflow="jeit_fa", model="fashion_addernet
 def test_variation_row_reads_a_fresh_run_and_refuses_others(tmp_path):
     import json
     import os
-    src = tmp_path / "sim" / "device.py"
-    src.parent.mkdir()
+    src = tmp_path / "sim" / "hw" / "device.py"
+    src.parent.mkdir(parents=True)
     src.write_text("# a source the JSON depends on\n")
     out = tmp_path / jeit.VARIATION_JSON
     # missing: refused, naming the command that writes it
