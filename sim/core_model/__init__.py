@@ -108,7 +108,8 @@ blocks it instantiates); :class:`CoreModel` is composed of one mixin per stage:
   hands each micro-op to its stage.
 """
 
-from sim.core_model.array import ArrayResponse, FaultState, pack_row, unpack_row
+from golden.array import pack_row, unpack_row
+from sim.core_model.array import ArrayResponse, FaultState
 from sim.core_model.controller import PIPELINE_DRAIN, add_stalls, expand_program
 from sim.core_model.core import CORE_OPS, CoreModel, CoreRun
 from sim.core_model.ppu import (

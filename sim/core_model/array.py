@@ -4,7 +4,9 @@ weight buffer that drives their FU line and write data: the S1 of ``rtl.core.Cor
 Python ints (column g at bit g). :class:`ArrayStage` has the host's array commands and buffer
 writes, the write micro-ops (WRITE_ROW / ERASE / PROGRAM, their data source chosen as the core's
 write multiplexer does), and the sensing faults, kept bit-sliced (32 row ints, plane j bit j of
-every column's LFSR state).
+every column's LFSR state). The cells, their write rules and the fault LFSRs are one
+``golden.array.MtjArray`` (bit-packed rows), the semantics golden's callers use too; the
+per-micro-op loop reads its packed rows directly for the one-row and two-row senses.
 """
 
 from __future__ import annotations
@@ -13,44 +15,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from golden.array import lfsr_column_seeds
+from golden.array import MtjArray, pack_row, supported_write_commands, unpack_row
 from rtl.isa import Opcode, WriteSrc
-from rtl.mtj_array import (
-    FAULT_THRESHOLD_BITS, LFSR_BITS, LFSR_STEPS_PER_SENSE, LFSR_TAPS, MacroCmd,
-)
+from rtl.mtj_array import FAULT_THRESHOLD_BITS, LFSR_BITS, MacroCmd, rate_to_threshold
 
-__all__ = ["ArrayResponse", "FaultState", "pack_row", "unpack_row", "ArrayStage"]
+__all__ = ["ArrayResponse", "FaultState", "ArrayStage"]
 
 _WRITE_ROW = Opcode.WRITE_ROW.value
 _SRC_BUFFER, _SRC_TBUF = WriteSrc.BUFFER.value, WriteSrc.TBUF.value
 _SRC_TBUF_ZS = WriteSrc.TBUF_ZS.value
-
-
-def pack_row(bits, columns: int) -> int:
-    """A row given as a bool / 0-1 array of ``columns`` entries (or an int) as an int with
-    column k at bit k.
-
-    Raises
-    ------
-    ValueError
-        The array does not have ``columns`` entries, or the int does not fit ``columns`` bits.
-    """
-    if isinstance(bits, (int, np.integer)) and not isinstance(bits, bool):
-        v = int(bits)
-        if v < 0 or v >> columns:
-            raise ValueError(f"a row as an int must be in [0, 2**{columns}), not {v}")
-        return v
-    a = np.asarray(bits)
-    if a.shape != (columns,):
-        raise ValueError(f"a row must have shape ({columns},), not {a.shape}")
-    return int.from_bytes(np.packbits(a.astype(bool), bitorder="little").tobytes(), "little")
-
-
-def unpack_row(value: int, columns: int) -> np.ndarray:
-    """Inverse of :func:`pack_row`: bool [columns]."""
-    nbytes = (columns + 7) // 8
-    raw = np.frombuffer(int(value).to_bytes(nbytes, "little"), dtype=np.uint8)
-    return np.unpackbits(raw, bitorder="little")[:columns].astype(bool)
+#: The array's write commands in ``golden.array``'s words.
+_WRITE_NAMES = {MacroCmd.WRITE: "write", MacroCmd.ERASE: "erase", MacroCmd.PROGRAM: "program"}
 
 
 class ArrayResponse(NamedTuple):
@@ -75,12 +50,18 @@ class ArrayStage:
     """The array and weight-buffer part of :class:`~sim.core_model.CoreModel`."""
 
     def _init_array(self, cfg) -> None:
-        """Cells (power-up 0; NAND-SPIN cells count as programmed until their strip is erased),
-        buffer, fault state (off, the RTL's reset values)."""
-        self._nand = cfg.technology == "nand_spin"
-        self._strip = cfg.mtjs_per_strip
-        self._cells = [0] * cfg.rows
-        self._marks = [self._ones] * cfg.rows if self._nand else None
+        """The mat (``golden.array.MtjArray`` of ``rows x W`` cells, its write and fault
+        semantics: power-up 0, NAND-SPIN cells count as programmed until their strip is
+        erased), the buffer, the fault state (off, the RTL's reset values)."""
+        self._mat = mat = MtjArray(
+            rows=cfg.rows, columns=self.columns, technology=cfg.technology,
+            mtjs_per_strip=cfg.mtjs_per_strip, fault_seed=cfg.fault_seed,
+            fault_threshold=rate_to_threshold(cfg.read_fault_rate))
+        self._array_writes = supported_write_commands(cfg.technology)
+        # The packed rows, and the mat's packed commands, as the per-micro-op loop uses them.
+        self._cells = mat.cells
+        self._write_command = mat.write_command
+        self._fault_flips = mat.fault_flip_row      # one faulted sensing: the flip mask
         self._buffer = [0] * self.buffer_slots
         # Array response to the latest write command.
         self._array_failed = False
@@ -116,10 +97,7 @@ class ArrayStage:
     @property
     def fault_state(self) -> FaultState:
         """Whether faults are on, the threshold and every mat column's LFSR state."""
-        states = np.zeros(self.columns, dtype=np.uint64)
-        for j, plane in enumerate(self._lfsr):
-            states |= unpack_row(plane, self.columns).astype(np.uint64) << np.uint64(j)
-        return FaultState(self._fault_en, self._threshold, states)
+        return FaultState(self._fault_en, self._mat.threshold, self._mat.lfsr)
 
     def array_command(self, cmd, row: int, data=None, mask=None) -> ArrayResponse:
         """One array command from the host while idle (``rtl.mtj_array.MacroCmd``), to the
@@ -162,67 +140,20 @@ class ArrayStage:
 
 
     def _load_faults(self, seed: int, threshold: int) -> None:
-        """``fault_load``: LFSR planes from ``seed``, the threshold."""
-        states = lfsr_column_seeds(seed, self.columns)
-        self._lfsr = [pack_row((states >> np.uint64(j)) & np.uint64(1), self.columns)
-                      for j in range(LFSR_BITS)]
-        self._threshold = threshold
-
-    def _fault_flips(self) -> int:
-        """One faulted sensing: advance every LFSR by 16 steps; return the flip mask (a row).
-
-        Every tap ``t`` is at least 15 bits above bit 0, so the 16 new bits are XORs of current
-        bits only: new bit ``j`` (bit 0 the newest) is the XOR over the taps of bit
-        ``t - 15 + j``, and the state after the steps is the fresh bits below the old low 16
-        (``rtl.mtj_array._lfsr_fresh``). The flip is ``fresh < threshold``, an unsigned
-        16-bit compare done plane by plane from the MSB.
-        """
-        k = LFSR_STEPS_PER_SENSE
-        planes = self._lfsr
-        fresh = []
-        for j in range(k):
-            f = 0
-            for t in LFSR_TAPS:
-                f ^= planes[t - k + 1 + j]
-            fresh.append(f)
-        self._lfsr = fresh + planes[:LFSR_BITS - k]
-        thr, ones = self._threshold, self._ones
-        lt, eq = 0, ones
-        for j in range(FAULT_THRESHOLD_BITS - 1, -1, -1):
-            if thr >> j & 1:
-                lt |= eq & ~fresh[j]
-                eq &= fresh[j]
-            else:
-                eq &= ~fresh[j]
-            if not eq:
-                break
-        return lt & ones
-
+        """``fault_load``: every mat column's LFSR from ``seed``, the threshold
+        (``golden.array.MtjArray.load_faults``)."""
+        self._mat.load_faults(seed, threshold)
 
     def _array_write(self, cmd, row, data, mask):
-        """Apply a write command to the cells. Returns (error, pwe bits, why-or-'')."""
-        tech = self.config.technology
-        supported = (not self._nand) if cmd is MacroCmd.WRITE else self._nand
-        if not supported:
+        """Apply a write command to the cells (``golden.array.MtjArray.write_command``).
+        Returns (error, pwe bits, why-or-'')."""
+        err, pwe = self._write_command(_WRITE_NAMES[cmd], row, data, mask)
+        if err:
             self._array_failed = True
-            return True, 0, f"{cmd.name} is not a write of technology {tech!r}"
-        if row >= self.rows:
-            self._array_failed = True
+            if _WRITE_NAMES[cmd] not in self._array_writes:
+                return True, 0, (f"{cmd.name} is not a write of technology "
+                                 f"{self.config.technology!r}")
             return True, 0, f"row {row} is not below rows={self.rows}"
-        pwe = 0
-        cells = self._cells
-        if cmd is MacroCmd.WRITE:
-            cells[row] = (cells[row] & ~mask) | (data & mask)
-        elif cmd is MacroCmd.ERASE:
-            first = row - row % self._strip
-            keep = ~mask
-            for r in range(first, first + self._strip):
-                cells[r] &= keep
-                self._marks[r] &= keep
-        else:
-            pwe = self._marks[row] & mask
-            cells[row] |= data & mask
-            self._marks[row] |= mask
         self._array_failed = bool(pwe)
         if pwe:
             cols = [k for k in range(self.columns) if pwe >> k & 1]
@@ -230,7 +161,6 @@ class ArrayStage:
             return False, pwe, (f"PROGRAM hit cells programmed since their strip's last erase "
                                 f"(columns {shown})")
         return False, 0, ""
-
 
     def _array_command(self, cmd, ra, data, code, a, c, mask=None) -> None:
         """A write command of a micro-op (``ra`` the row operand as the port truncates it;

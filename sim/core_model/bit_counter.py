@@ -42,10 +42,11 @@ class BitCounterStage:
             if a >= rows:
                 self._fail(f"cycle {c}: BITCOUNT row a={a} is not below rows={rows}")
             ra = a & self._row_mask
-            x = self._cells[ra] if ra < rows else 0
             if and_fu:
                 w = self._buffer[b & (slots - 1)]
-                x &= w
+                x = self._mat.sense_row("and_fu", ra, fu=w)
+            else:
+                x = self._mat.sense_row("read", ra)
             if self._fault_en:
                 x ^= self._fault_flips()
         lanes = next(lm for lm in self._lanes if _BITCOUNT in lm.ops)

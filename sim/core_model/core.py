@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from rtl.config import check_config
 from rtl.isa import Opcode, counter_names
-from rtl.mtj_array import MacroCmd, rate_to_threshold
+from rtl.mtj_array import MacroCmd
 from sim.core_model.array import ArrayStage
 from sim.core_model.bit_counter import BitCounterStage
 from sim.core_model.controller import ControllerStage, _controller_error
@@ -169,8 +169,6 @@ class CoreModel(ControllerStage, ArrayStage, MovementStage, LaneReduceStage, Ppu
         self._init_movement(cfg)
         self._init_lanes(cfg)
         self._init_ppu(cfg)
-        # Sensing faults: off; LFSRs and threshold at the RTL's reset values.
-        self._load_faults(cfg.fault_seed, rate_to_threshold(cfg.read_fault_rate))
 
     def run(self, program_words) -> CoreRun:
         """Load ``program_words`` into the instruction memory, start, run to done.

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from golden.array import unpack_row
 from rtl.isa import OFFSET_BITS, MoveOp
-from sim.core_model.array import unpack_row
 from sim.core_model.ppu import _OUT_BITS, _check_int, signed32
 
 __all__ = ["MovementStage"]
@@ -236,7 +236,7 @@ class MovementStage:
                     f"row a={a} is not below rows={rows}" if a >= rows else
                     f"plane d={d} is not below operand_bits={n}"))
             ra = a & self._row_mask
-            x = self._cells[ra] if ra < rows else 0
+            x = self._mat.sense_row("read", ra)
             if self._fault_en:
                 x ^= self._fault_flips()
             if d < n:
