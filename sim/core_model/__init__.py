@@ -60,10 +60,10 @@ numpy bool arrays ``[W]`` (or ints).
 
 Data memory (the PPU's output memory, ``out_depth`` words of 32 bits): the PPU writes its
 outputs at its write pointer ``ptr`` (cleared by start, +1 per word, set by ``MOVE SETPTR`` /
-``ADDPTR``); GATHER reads it; the host writes and reads it while idle (:meth:`write_dmem`,
-:meth:`read_dmem`). Its contents persist across runs. Words are unsigned 32-bit ints: a
-requantized activation is a value in [0, 255]; a logit is the two's complement of a signed
-32-bit number (:func:`signed32`).
+``ADDPTR``); GATHER reads it; the host writes and reads it while idle
+(:meth:`CoreModel.write_dmem`, :meth:`CoreModel.read_dmem`). Its contents persist across runs.
+Words are unsigned 32-bit ints: a requantized activation is a value in [0, 255]; a logit is the
+two's complement of a signed 32-bit number (:func:`signed32`).
 
 Gather (``MOVE GATHER``, operands a = transpose-buffer column, b = offset-table entry, d =
 patch-table entry): with ``F = otab[b]`` and ``P = ptab[d]``, the word at ``(P.base + F.offset)

@@ -39,7 +39,7 @@ _EXPAND_MAX_STEPS = 1 << 21
 
 
 def expand_program(words, *, depth: int, loop_depth: int = LOOP_DEPTH,
-                   base_bits: int = BASE_BITS):
+                   base_bits: int = BASE_BITS, folds: bool = False):
     """The controller's trace of a well-formed program, expanded from its loop nest with numpy:
     exactly what ``sim.isa_model.run_program(words, depth=depth)`` gives (no stalls), without
     interpreting instruction by instruction.
@@ -58,13 +58,17 @@ def expand_program(words, *, depth: int, loop_depth: int = LOOP_DEPTH,
         Nested loops the controller supports.
     base_bits : int
         Operand-base width of the words' format (``rtl.isa.IsaFormat``; 12 for every preset).
+    folds : bool
+        Also return, per issued micro-op, whether an ENDLOOP is folded into it (it is the last
+        instruction of a loop's body; ``run_program``'s ``folds``).
 
     Returns
     -------
     tuple or None
         ``((codes, imms, a, b, d, issue_cycles), counters, error)``: arrays in issue order
         (operands resolved modulo 2**16), the controller's counters in index order
-        (``rtl.isa.counter_names``), ``error`` False. None if the program is not well-formed
+        (``rtl.isa.counter_names``), ``error`` False; with ``folds`` the pair of that and the
+        flags (bool array in issue order). None if the program is not well-formed
         (``run_program`` is then the way).
     """
     instrs = []
@@ -141,7 +145,8 @@ def expand_program(words, *, depth: int, loop_depth: int = LOOP_DEPTH,
                 rows.clear()
                 offs.clear()
 
-        for item in items:
+        last = len(items) - 1
+        for k, item in enumerate(items):
             if isinstance(item, tuple):
                 flush()
                 count, body = item
@@ -167,12 +172,13 @@ def expand_program(words, *, depth: int, loop_depth: int = LOOP_DEPTH,
                     ops = (item.a, item.b, item.d)
                     rows.append([item.op.value, item.imm]
                                 + [level - 1 - o.level if o.stride else -1 for o in ops]
-                                + [o.base for o in ops] + [o.stride for o in ops])
+                                + [o.base for o in ops] + [o.stride for o in ops]
+                                + [int(level > 0 and k == last)])   # folds an ENDLOOP
                     offs.append(c)
                 c += 1
         flush()
         if not parts:
-            return np.zeros((0, 11), dtype=np.int32), np.zeros(0, dtype=np.int32), c
+            return np.zeros((0, 12), dtype=np.int32), np.zeros(0, dtype=np.int32), c
         return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
                 c)
 
@@ -185,8 +191,9 @@ def expand_program(words, *, depth: int, loop_depth: int = LOOP_DEPTH,
         counts[counter_index(Opcode(code))] += k
     mask = (1 << 32) - 1
     operands = [(tpl[:, 5 + o] & _OPERAND_MASK).astype(np.uint16) for o in range(3)]
-    return ((codes, tpl[:, 1].astype(np.uint8), *operands, offs),
-            [v & mask for v in counts], False)
+    out = ((codes, tpl[:, 1].astype(np.uint8), *operands, offs),
+           [v & mask for v in counts], False)
+    return (out, tpl[:, 11].astype(bool)) if folds else out
 
 
 def add_stalls(trace, counters, error, config):
@@ -271,15 +278,20 @@ class ControllerStage:
         """``((codes, imms, a, b, d, issue cycles), counters, error)`` of ``words``, with the
         stalls of the configuration's stall table (:func:`add_stalls`)."""
         bb = self.config.isa_base_bits
-        fast = expand_program(words, depth=self.imem_depth, base_bits=bb)
-        if fast is None:
+        fast = expand_program(words, depth=self.imem_depth, base_bits=bb, folds=True)
+        if fast is not None:
+            fast, folds = fast
+        else:
             cycles: list = []
-            run = run_program(words, depth=self.imem_depth, issue_cycles=cycles, base_bits=bb)
+            folds = []
+            run = run_program(words, depth=self.imem_depth, issue_cycles=cycles, base_bits=bb,
+                              folds=folds)
             arrays = tuple(np.array(v, dtype=np.int64) for v in (
                 [m.op.value for m in run.trace], [m.imm for m in run.trace],
                 [m.a for m in run.trace], [m.b for m in run.trace], [m.d for m in run.trace],
                 cycles))
             fast = arrays, list(run.counters), run.error
-        self._unstalled = (fast[0][5], fast[1])   # zero skipping: cycles without stalls
+        # zero skipping: the cycles without stalls, the micro-ops an ENDLOOP is folded into
+        self._unstalled = (fast[0][5], fast[1], folds)
         return add_stalls(*fast, self.config)
 

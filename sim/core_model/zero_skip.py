@@ -41,16 +41,18 @@ class ZeroSkipStage:
         ``jeit_fa``'s flush; they are not skipped), taken from ``unstalled`` = ``(issue
         cycles, counters)`` without stalls. The skipped instructions are straight-line
         micro-ops (the compiler's tile dot), so they are ``b`` trace entries, and their cycles
-        (with their stalls) are the others up to the next entry. Returns the counters with the
-        skipped cycles, stalls and micro-ops taken out."""
+        (with their stalls) are the others up to the next entry, except that an ENDLOOP folded
+        into the window's last micro-op (into the SKIPZ if b = 0) takes a cycle of its own
+        after the jump (``unstalled[2]``: the micro-ops an ENDLOOP is folded into). Returns the
+        counters with the skipped cycles, stalls and micro-ops taken out."""
         total = len(codes)
         end = counters[COUNTER_CYCLES] - 1              # the HALT's cycle
-        cyc0, end0 = unstalled[0], unstalled[1][COUNTER_CYCLES] - 1
+        cyc0, end0, folds = unstalled[0], unstalled[1][COUNTER_CYCLES] - 1, unstalled[2]
         dropped = [0] * len(Opcode)
-        state = {"off": 0}
+        state = {"off": 0, "endloops": 0}
 
         def steps():
-            i, off = 0, 0
+            i, off, endloops = 0, 0, 0
             while i < total:
                 yield codes[i], imms[i], a[i], b[i], d[i], cyc[i] - off
                 if self._zs_take_now:
@@ -59,23 +61,27 @@ class ZeroSkipStage:
                     for k in range(i + 1, j):
                         dropped[codes[k]] += 1
                     g = (int(cyc0[j]) if j < total else end0) - int(cyc0[j - 1]) - 1
-                    off += (cyc[j] if j < total else end) - cyc[i] - 1 - g
+                    # the controller jumps past the window and folds no ENDLOOP into the
+                    # SKIPZ: an ENDLOOP folded into the window's last micro-op (the SKIPZ's
+                    # own if b = 0) takes a cycle of its own (rtl.controller)
+                    unfolded = int(bool(folds[j - 1]))
+                    off += (cyc[j] if j < total else end) - cyc[i] - 1 - g - unfolded
+                    endloops += unfolded
                     i = j
                 else:
                     i += 1
-            state["off"] = off
+            state["off"], state["endloops"] = off, endloops
 
         self._execute(steps())
-        off = state["off"]
-        if not off:
+        off, endloops = state["off"], state["endloops"]
+        if not off and not endloops:
             return counters
         counters = list(counters)
         counters[COUNTER_CYCLES] -= off
-        counters[COUNTER_STALLS] -= off - sum(dropped)
+        counters[COUNTER_STALLS] -= off + endloops - sum(dropped)
         for code, k in enumerate(dropped):
             counters[counter_index(Opcode(code))] -= k
         return counters
-
 
     def _skipz(self, a: int, d: int, c: int) -> None:
         """``MOVE SKIPZ`` (S1): taken if row a's zero flag is set; counts the tile and its
