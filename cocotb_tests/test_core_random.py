@@ -12,9 +12,10 @@ each subarray and on the sum, BITCOUNT with every valid ``imm`` (the bit-counter
 ``nand_inmem``: op, AND_FU, out into a buffer slot) and writes from ``WriteSrc.BIT_COUNTER``,
 zero skipping (the core is ``jeit_stt``'s, ``config.zero_skip``: ``TBUF_ZS`` writes that set a
 row's zero flag, surely or as the gathered data make it, and ``MOVE SKIPZ`` over a window of
-straight-line micro-ops, among them ``jeit_fa`` dots into the full-adder array, maybe NOPs
-after the window as the array's flush, then REQUANTs that take the addend from slot b when it
-was taken),
+straight-line micro-ops, among them ``jeit_fa`` dots into the full-adder array, the window
+maybe last in a loop's body (its ENDLOOP folded), maybe NOPs after the window as the array's
+flush or a loop right after it, then REQUANTs that take the addend from slot b when it was
+taken),
 with operands uniform in their range and weighted at both ends.
 
 A third of the programs carry one operand at or beyond an encoded range the core must flag
@@ -352,17 +353,29 @@ class Generator:
             for q, ins in enumerate(tile):
                 imm = 2 | 4 | (1 if q == 0 else 0) | (8 if q == skip - 1 else 0)
                 tile[q] = Instr(Opcode.FS_STEP, imm=imm, a=ins.a, b=ins.b, d=ins.d)
-        out.append(Instr(Opcode.MOVE, imm=MoveOp.SKIPZ.value,
-                         a=Operand(row if rng.random() < 0.8 else self.inside(c.rows)),
-                         b=Operand(skip), d=Operand(rng.randrange(1 << BASE_BITS))))
-        out += tile
+        skipz = Instr(Opcode.MOVE, imm=MoveOp.SKIPZ.value,
+                      a=Operand(row if rng.random() < 0.8 else self.inside(c.rows)),
+                      b=Operand(skip), d=Operand(rng.randrange(1 << BASE_BITS)))
+        r = rng.random()
+        if r < 0.25:
+            # the window (or the SKIPZ itself, b = 0) last in a loop's body: its ENDLOOP is
+            # folded into the window's last micro-op when nothing is skipped, and takes a cycle
+            # of its own after a taken SKIPZ (the controller jumps to it; rtl.controller)
+            out += [Instr(Opcode.LOOP, count=rng.randint(1, 3)), skipz, *tile,
+                    Instr(Opcode.ENDLOOP)]
+        else:
+            out += [skipz, *tile]
         # then NOPs (not skipped: jeit_fa's flush of its full-adder array, which the compiler
-        # leaves after the window) and a micro-op: the cycle model takes the NOPs' cycles from
-        # the trace without stalls; another control instruction there (a LOOP, an ENDLOOP
-        # folded into the window's last micro-op) is not modelled (the compiler's tile dot is
-        # followed by its REQUANTs)
+        # leaves after the window) or a loop, and a micro-op: the cycle model takes the control
+        # instructions' cycles from the trace without stalls
         if rng.random() < 0.4:
             out += [Instr(Opcode.NOP)] * rng.randint(1, 4)
+        elif 0.25 <= r < 0.45:         # a LOOP right after the window
+            count = rng.randint(1, 3)
+            out += [Instr(Opcode.LOOP, count=count),
+                    *[self.micro_op(count, op=rng.choice(self.TILE_OPS))
+                      for _ in range(rng.randint(1, 2))],
+                    Instr(Opcode.ENDLOOP)]
         out += [self.micro_op(op=Opcode.REQUANT) for _ in range(rng.randint(1, 2))]
         return out
 
@@ -711,6 +724,26 @@ async def _compare(host, model, before, words, what, tag, rng=None):
     return ref
 
 
+async def _skipz_folds_no_endloop(host, model, tag):
+    """A directed case: a window last in a loop's body (the SKIPZ itself when b = 0) taken
+    three times. The controller folds no ENDLOOP into a taken SKIPZ and jumps to the ENDLOOP,
+    which takes a cycle of its own: 12 cycles, counted by hand (CLEAR, two NOPs, the TBUF_ZS
+    write of 2 cycles whose second is the LOOP's, then SKIPZ + ENDLOOP three times, HALT)."""
+    for skip in (0, 1):
+        words = _words([
+            Instr(Opcode.MOVE, imm=MoveOp.CLEAR.value), Instr(Opcode.NOP), Instr(Opcode.NOP),
+            Instr(Opcode.WRITE_ROW, imm=WriteSrc.TBUF_ZS.value, a=Operand(0), b=Operand(0)),
+            Instr(Opcode.LOOP, count=3),
+            Instr(Opcode.MOVE, imm=MoveOp.SKIPZ.value, a=Operand(0), b=Operand(skip)),
+            *[Instr(Opcode.READ, imm=2, a=Operand(1))] * skip,
+            Instr(Opcode.ENDLOOP), Instr(Opcode.HALT)])
+        before = copy.deepcopy(model)
+        ref = await _compare(host, model, before, words, f"SKIPZ b={skip} last in a loop", tag)
+        assert (ref.counters["cycles"], ref.zero_skip["zs_tiles"]) == (12, 3), (
+            f"{tag}: SKIPZ b={skip} last in a loop: model cycles {ref.counters['cycles']}, "
+            f"tiles {ref.zero_skip['zs_tiles']} != 12, 3 (counted by hand)")
+
+
 @cocotb.test()
 async def core_random_programs(dut):
     """Random micro-op programs, in range and one operand beyond: rtl == cycle model, and the
@@ -726,6 +759,7 @@ async def core_random_programs(dut):
     await host.reset()
     model = CoreModel(config, subarrays=K, **SIZES)
     probe = _probe(contract)
+    await _skipz_folds_no_endloop(host, model, f"{BLOCK} (seed {seed})")
     seen = {(op, code): 0 for op in REDUCE for code in range(16)}
     kinds = {k: 0 for k in BAD_KINDS}
     errors, codes = 0, {}

@@ -4,6 +4,14 @@ The state is a ``[rows, columns]`` array of *logical* bits. NAND-SPIN's compleme
 (seed 001 Table 1: AP = logic 0, P = logic 1) is undone here: erase gives 0, program gives 1.
 Nothing here knows about clocks; :class:`MtjArray` is the state, its methods are the commands.
 
+Rows are bit-packed: a row is a Python ``int`` with column ``c`` at bit ``c``
+(:func:`pack_row`, :func:`unpack_row`), so a command acts on every column at once with bitwise
+operators. The packed commands (:meth:`MtjArray.write_command`, :meth:`MtjArray.sense_row`,
+:meth:`MtjArray.fault_flip_row`) are the semantics; the array-valued ones (``write``,
+``erase``, ``program``, ``sense``, ``command``) convert 0/1 vectors and call them. The
+cycle-exact model of the core (``sim.hw.core_model``) holds its mat in one :class:`MtjArray` and
+uses the packed commands.
+
 Write semantics per technology
 ------------------------------
 ``stt`` (1T1MTJ, seed 000), ``sot`` (2T1R, seed 002, written through its separate write path
@@ -65,7 +73,7 @@ __all__ = [
     "LFSR_BITS", "LFSR_TAPS", "LFSR_STEPS_PER_SENSE", "FAULT_THRESHOLD_BITS",
     "COLUMN_SEED_STRIDE",
     "supported_write_commands", "rate_to_threshold", "lfsr_column_seeds", "lfsr_step",
-    "fault_flips", "WriteStatus", "MtjArray",
+    "fault_flips", "pack_row", "unpack_row", "WriteStatus", "MtjArray",
 ]
 
 #: Cell technologies, with their write commands (:func:`supported_write_commands`).
@@ -135,6 +143,33 @@ def fault_flips(states, threshold: int) -> tuple[np.ndarray, np.ndarray]:
     return s, (low < np.uint64(threshold)).astype(np.uint8)
 
 
+def pack_row(bits, columns: int) -> int:
+    """A row given as a bool / 0-1 array of ``columns`` entries (or an int) as an int with
+    column k at bit k.
+
+    Raises
+    ------
+    ValueError
+        The array does not have ``columns`` entries, or the int does not fit ``columns`` bits.
+    """
+    if isinstance(bits, (int, np.integer)) and not isinstance(bits, bool):
+        v = int(bits)
+        if v < 0 or v >> columns:
+            raise ValueError(f"a row as an int must be in [0, 2**{columns}), not {v}")
+        return v
+    a = np.asarray(bits)
+    if a.shape != (columns,):
+        raise ValueError(f"a row must have shape ({columns},), not {a.shape}")
+    return int.from_bytes(np.packbits(a.astype(bool), bitorder="little").tobytes(), "little")
+
+
+def unpack_row(value: int, columns: int) -> np.ndarray:
+    """Inverse of :func:`pack_row`: bool [columns]."""
+    nbytes = (columns + 7) // 8
+    raw = np.frombuffer(int(value).to_bytes(nbytes, "little"), dtype=np.uint8)
+    return np.unpackbits(raw, bitorder="little")[:columns].astype(bool)
+
+
 class WriteStatus(NamedTuple):
     """Response of a write command: per-column program-without-erase flags, and ``error``."""
     program_without_erase: np.ndarray
@@ -159,6 +194,18 @@ class MtjArray:
 
     Power-up state: every bit 0, every cell *programmed* (never erased), LFSRs from
     ``fault_seed``, threshold ``fault_threshold``.
+
+    Attributes
+    ----------
+    cells : list of int
+        Row ``r``'s bits, packed (column ``c`` at bit ``c``).
+    marks : list of int
+        Row ``r``'s *programmed* flags, packed.
+    lfsr_planes : list of int
+        The fault LFSRs bit-sliced: plane ``j`` (32 of them) holds bit ``j`` of every column's
+        state, packed (:attr:`lfsr` gives the states per column).
+    threshold : int
+        The flip threshold.
     """
 
     def __init__(self, *, rows: int, columns: int, technology: str, mtjs_per_strip: int = 1,
@@ -179,8 +226,10 @@ class MtjArray:
         self.rows, self.columns, self.technology = rows, columns, technology
         self.mtjs_per_strip = mtjs_per_strip
         self.default_fault_seed, self.default_fault_threshold = fault_seed, fault_threshold
-        self.bits = np.zeros((rows, columns), dtype=np.uint8)
-        self.programmed = np.ones((rows, columns), dtype=np.uint8)
+        self._ones = (1 << columns) - 1
+        self._writes = supported_write_commands(technology)
+        self.cells = [0] * rows
+        self.marks = [self._ones] * rows
         self.reset()
 
     # -- helpers -------------------------------------------------------------------------------
@@ -192,16 +241,30 @@ class MtjArray:
             raise ValueError(f"fault_threshold must be an int in [0, 65536), not {threshold!r}")
 
     def _vec(self, name, v, default):
+        """A 0/1 vector argument of the array-valued commands, packed."""
         if v is None:
-            return np.full(self.columns, default, dtype=np.uint8)
+            return self._ones if default else 0
         a = np.asarray(v)
         if a.shape != (self.columns,) or a.dtype.kind not in "biu" or \
                 (a.size and (a.min() < 0 or a.max() > 1)):
             raise ValueError(f"{name} must be {self.columns} bits 0/1, not {v!r}")
-        return a.astype(np.uint8)
+        return pack_row(a, self.columns)
+
+    def _unpack(self, value: int) -> np.ndarray:
+        return unpack_row(value, self.columns).astype(np.uint8)
 
     def _in_range(self, row) -> bool:
         return 0 <= int(row) < self.rows
+
+    @property
+    def bits(self) -> np.ndarray:
+        """The stored bits, uint8 ``[rows, columns]`` (a copy)."""
+        return np.array([self._unpack(v) for v in self.cells], dtype=np.uint8)
+
+    @property
+    def programmed(self) -> np.ndarray:
+        """The *programmed* flags, uint8 ``[rows, columns]`` (a copy)."""
+        return np.array([self._unpack(v) for v in self.marks], dtype=np.uint8)
 
     def strip_of(self, row: int) -> int:
         """Strip (erase unit) holding ``row``: ``row // mtjs_per_strip``."""
@@ -214,18 +277,7 @@ class MtjArray:
 
     def row(self, row: int) -> np.ndarray:
         """The stored bits of ``row`` (all 0 outside ``[0, rows)``), no faults."""
-        if not self._in_range(row):
-            return np.zeros(self.columns, dtype=np.uint8)
-        return self.bits[int(row)].copy()
-
-    def _status(self, flags=None, error=False) -> WriteStatus:
-        if flags is None:
-            flags = np.zeros(self.columns, dtype=np.uint8)
-        return WriteStatus(flags, error)
-
-    def _refuse(self, command, row) -> bool:
-        return command not in supported_write_commands(self.technology) \
-            or not self._in_range(row)
+        return self._unpack(self.cells[int(row)] if self._in_range(row) else 0)
 
     # -- fault LFSRs ---------------------------------------------------------------------------
 
@@ -236,62 +288,132 @@ class MtjArray:
     def load_faults(self, seed: int, threshold: int) -> None:
         """Load every column's LFSR from ``seed`` and the flip threshold."""
         self._check_threshold(threshold)
-        self.lfsr = lfsr_column_seeds(seed, self.columns)
+        states = lfsr_column_seeds(seed, self.columns)
+        self.lfsr_planes = [pack_row((states >> np.uint64(j)) & np.uint64(1), self.columns)
+                            for j in range(LFSR_BITS)]
         self.threshold = int(threshold)
 
-    # -- commands ------------------------------------------------------------------------------
+    @property
+    def lfsr(self) -> np.ndarray:
+        """Every column's LFSR state, uint64 [columns] of 32-bit values (as
+        :func:`lfsr_column_seeds` and :func:`fault_flips` hold them)."""
+        states = np.zeros(self.columns, dtype=np.uint64)
+        for j, plane in enumerate(self.lfsr_planes):
+            states |= unpack_row(plane, self.columns).astype(np.uint64) << np.uint64(j)
+        return states
+
+    def fault_flip_row(self) -> int:
+        """One faulted sensing: advance every column's LFSR by :data:`LFSR_STEPS_PER_SENSE`
+        steps and return the columns whose sensed bit flips, packed (:func:`fault_flips` for
+        all columns at once).
+
+        Every tap ``t`` is at least 15 bits above bit 0, so the 16 new bits are XORs of current
+        bits only: new bit ``j`` (bit 0 the newest) is the XOR over the taps of bit
+        ``t - 15 + j``, and the state after the steps is the fresh bits below the old low 16.
+        The flip is ``fresh < threshold``, an unsigned 16-bit compare done plane by plane from
+        the MSB.
+        """
+        k = LFSR_STEPS_PER_SENSE
+        planes = self.lfsr_planes
+        fresh = []
+        for j in range(k):
+            f = 0
+            for t in LFSR_TAPS:
+                f ^= planes[t - k + 1 + j]
+            fresh.append(f)
+        self.lfsr_planes = fresh + planes[:LFSR_BITS - k]
+        thr, ones = self.threshold, self._ones
+        lt, eq = 0, ones
+        for j in range(FAULT_THRESHOLD_BITS - 1, -1, -1):
+            if thr >> j & 1:
+                lt |= eq & ~fresh[j]
+                eq &= fresh[j]
+            else:
+                eq &= ~fresh[j]
+            if not eq:
+                break
+        return lt & ones
+
+    # -- commands, packed (the semantics) ------------------------------------------------------
+
+    def write_command(self, cmd: str, row: int, data: int = 0, mask: int | None = None) \
+            -> tuple[bool, int]:
+        """One write command (``write``, ``erase`` or ``program``) on packed rows: ``data`` and
+        ``mask`` are ints of ``columns`` bits (not checked; ``mask`` default all columns).
+        Returns ``(error, program_without_erase)``, the flags packed; with ``error`` (the
+        technology does not support ``cmd`` or ``row`` is not in ``[0, rows)``) nothing
+        changes."""
+        if cmd not in self._writes or not 0 <= row < self.rows:
+            return True, 0
+        if mask is None:
+            mask = self._ones
+        cells = self.cells
+        if cmd == "write":
+            cells[row] = (cells[row] & ~mask) | (data & mask)
+            return False, 0
+        marks = self.marks
+        if cmd == "erase":
+            m = self.mtjs_per_strip
+            first = row - row % m
+            keep = ~mask
+            for r in range(first, first + m):
+                cells[r] &= keep
+                marks[r] &= keep
+            return False, 0
+        pwe = marks[row] & mask
+        cells[row] |= data & mask
+        marks[row] |= mask
+        return False, pwe
+
+    def sense_row(self, mode: str, row_a: int, row_b: int = 0, fu: int | None = None) -> int:
+        """The sense amplifiers' output, packed, without faults: ``read`` row a, ``and_fu`` row
+        a AND ``fu`` (packed, default all ones), ``and2`` / ``or2`` rows a and b. A row outside
+        ``[0, rows)`` senses as 0."""
+        rows, cells = self.rows, self.cells
+        a = cells[row_a] if 0 <= row_a < rows else 0
+        if mode == "read":
+            return a
+        if mode == "and_fu":
+            return a & (self._ones if fu is None else fu)
+        b = cells[row_b] if 0 <= row_b < rows else 0
+        if mode == "and2":
+            return a & b
+        if mode == "or2":
+            return a | b
+        raise ValueError(f"mode must be one of {', '.join(SENSE_COMMANDS)}, not {mode!r}")
+
+    # -- commands, on 0/1 vectors --------------------------------------------------------------
+
+    def _status(self, error: bool, flags: int) -> WriteStatus:
+        return WriteStatus(self._unpack(flags), error)
 
     def write(self, row: int, data, mask=None) -> WriteStatus:
         """``stt`` / ``sot`` / ``imac``: ``bits[row] = data`` in the columns of ``mask``."""
         data, mask = self._vec("data", data, 0), self._vec("mask", mask, 1)
-        if self._refuse("write", row):
-            return self._status(error=True)
-        r = int(row)
-        self.bits[r] = np.where(mask == 1, data, self.bits[r])
-        return self._status()
+        err, flags = self.write_command("write", int(row), data, mask)
+        return self._status(err, flags)
 
     def erase(self, row: int, mask=None) -> WriteStatus:
         """``nand_spin``: the strip holding ``row`` to AP = 0 in the columns of ``mask``."""
         mask = self._vec("mask", mask, 1)
-        if self._refuse("erase", row):
-            return self._status(error=True)
-        rows = list(self.strip_rows(self.strip_of(row)))
-        cols = mask == 1
-        for r in rows:
-            self.bits[r, cols] = 0
-            self.programmed[r, cols] = 0
-        return self._status()
+        err, flags = self.write_command("erase", int(row), 0, mask)
+        return self._status(err, flags)
 
     def program(self, row: int, data, mask=None) -> WriteStatus:
         """``nand_spin``: a 1 in ``data`` switches ``row`` to P = 1 in the columns of ``mask``;
         flags masked columns whose cell was programmed since its strip's last erase."""
         data, mask = self._vec("data", data, 0), self._vec("mask", mask, 1)
-        if self._refuse("program", row):
-            return self._status(error=True)
-        r = int(row)
-        flags = (self.programmed[r] & mask).astype(np.uint8)
-        self.bits[r] |= data & mask
-        self.programmed[r] |= mask
-        return self._status(flags)
+        err, flags = self.write_command("program", int(row), data, mask)
+        return self._status(err, flags)
 
     def sense(self, mode: str, row_a: int, row_b: int = 0, fu=None, *,
               fault_en: bool = False) -> np.ndarray:
         """Sense-amplifier output per column; with ``fault_en`` the LFSRs advance and flip."""
-        a, b = self.row(row_a), self.row(row_b)
-        if mode == "read":
-            out = a
-        elif mode == "and_fu":
-            out = a & self._vec("fu", fu, 1)
-        elif mode == "and2":
-            out = a & b
-        elif mode == "or2":
-            out = a | b
-        else:
-            raise ValueError(f"mode must be one of {', '.join(SENSE_COMMANDS)}, not {mode!r}")
+        fu = self._vec("fu", fu, 1) if mode == "and_fu" else None
+        out = self.sense_row(mode, int(row_a), int(row_b), fu)
         if fault_en:
-            self.lfsr, flips = fault_flips(self.lfsr, self.threshold)
-            out = out ^ flips
-        return out.astype(np.uint8)
+            out ^= self.fault_flip_row()
+        return self._unpack(out)
 
     def command(self, cmd: str, *, row_a: int = 0, row_b: int = 0, data=None, mask=None,
                 fu=None, fault_en: bool = False):

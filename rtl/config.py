@@ -516,7 +516,8 @@ PRESETS: dict[str, AcceleratorConfig] = {
         # (route jeit_fa; measured against abs_diff's write-back and popcount on the bundled
         # Fashion-MNIST AdderNet, mat of 16, 20 images, zero skipping on, the FA flush
         # software-pipelined: 70,749 vs 109,261 cycles and 1.46 vs 13.55 uJ per image,
-        # `python -m sim.analysis.route_compare -n 20 --zero-skip`). abs_diff stays selectable (with_dataflow("abs_diff"): same core);
+        # `python -m sim.analysis.route_compare -n 20 --zero-skip`). abs_diff stays selectable
+        # (with_dataflow("abs_diff"): same core);
         # AND + bit-count for the multiply layers (first convolution, classifier) that every
         # preset maps the same way.
         dataflow="jeit_fa",

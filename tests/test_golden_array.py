@@ -18,8 +18,10 @@ from golden.array import (
     fault_flips,
     lfsr_column_seeds,
     lfsr_step,
+    pack_row,
     rate_to_threshold,
     supported_write_commands,
+    unpack_row,
 )
 
 
@@ -276,3 +278,43 @@ def test_bad_vector():
     a = nand()
     with pytest.raises(ValueError, match="data must be 4 bits 0/1"):
         a.program(0, [1, 2, 0, 0])
+
+
+# -- the packed commands (the semantics the cycle model uses) ----------------------------------
+
+def test_pack_row_and_unpack_row():
+    assert pack_row(np.array([1, 0, 1, 1]), 4) == 0b1101
+    assert pack_row(0b1101, 4) == 0b1101
+    assert unpack_row(0b1101, 4).tolist() == [True, False, True, True]
+    with pytest.raises(ValueError, match=r"a row as an int must be in \[0, 2\*\*4\), not 16"):
+        pack_row(16, 4)
+    with pytest.raises(ValueError, match=r"a row must have shape \(4,\), not \(3,\)"):
+        pack_row(np.zeros(3), 4)
+
+
+def test_packed_write_commands_and_senses():
+    a = nand()                               # 16 rows x 4 columns, strips of 8 rows
+    assert a.write_command("write", 0, 0b1, 0b1) == (True, 0)       # not a NAND-SPIN write
+    assert a.write_command("erase", 3, 0, 0b0011) == (False, 0)     # strip 0, columns 0, 1
+    # row 5 lies in strip 0: columns 0, 1 erased, 2 never (flagged), 3 not in the mask
+    assert a.write_command("program", 5, 0b1111, 0b0111) == (False, 0b0100)
+    assert a.cells[5] == 0b0111 and word(a.sense("read", 5)) == 0b0111
+    assert a.sense_row("read", 5) == 0b0111
+    assert a.sense_row("and_fu", 5, fu=0b0101) == 0b0101
+    assert a.sense_row("or2", 5, 9) == 0b0111 and a.sense_row("and2", 5, 99) == 0
+    assert a.write_command("program", 16, 1, 1) == (True, 0)        # row beyond
+    w = MtjArray(rows=4, columns=4, technology="stt")
+    assert w.write_command("write", 2, 0b1010) == (False, 0)        # mask: every column
+    assert w.write_command("write", 2, 0b0101, 0b0011) == (False, 0)
+    assert w.cells[2] == 0b1001 and w.bits[2].tolist() == [1, 0, 0, 1]
+
+
+def test_fault_flip_row_is_fault_flips_of_every_column():
+    a = MtjArray(rows=2, columns=40, technology="stt", fault_seed=5, fault_threshold=30000)
+    states = lfsr_column_seeds(5, 40)
+    assert (a.lfsr == states).all()
+    for _ in range(6):
+        states, flips = fault_flips(states, 30000)
+        got = a.fault_flip_row()
+        assert [got >> c & 1 for c in range(40)] == flips.tolist()
+        assert (a.lfsr == states).all()

@@ -250,3 +250,29 @@ def test_the_measuring_tool(tmp_path, capsys):
     assert capsys.readouterr().err == ("error: --preset must be a preset with zero skipping "
                                        "(jeit_stt), not 'nand_spin'\n")
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("skip", [0, 1])
+def test_a_taken_skipz_folds_no_endloop(skip):
+    """A window last in a loop's body (the SKIPZ itself if b = 0): the controller jumps to the
+    ENDLOOP, which takes a cycle of its own (``rtl.controller``: no ENDLOOP is folded into a
+    taken SKIPZ; the RTL agrees, ``cocotb_tests/test_core_random.py`` draws the case). The
+    cycles are counted here by hand from the controller's rules."""
+    from rtl.isa import MoveOp, Opcode, WriteSrc
+    from sim.compile import asm
+    config = dataclasses.replace(PRESETS["jeit_stt"], rows=16, columns=16, subarrays_per_mat=1)
+    assert config.zero_skip and config.op_cycles.get(Opcode.WRITE_ROW, 1) == 2
+    window = [asm.read(a=1, imm=2)] * skip
+    words = asm.assemble([
+        asm.move(imm=MoveOp.CLEAR.value, a=0, b=0, d=0),         # cycle 0
+        asm.nop(), asm.nop(),                                    # 1, 2
+        asm.write_row(a=0, b=0, imm=WriteSrc.TBUF_ZS.value),     # 3 (busy in 4: the LOOP)
+        asm.loop(count=3),                                       # 4
+        asm.move(imm=MoveOp.SKIPZ.value, a=0, b=skip, d=0), *window,            # taken: 5, 7, 9
+        asm.endloop(),                                           # its own cycle: 6, 8, 10
+        asm.halt()])                                             # 11
+    run = CoreModel(config, subarrays=1).run(words)
+    assert not run.error, run.reason
+    c = run.counters
+    assert (c["cycles"], c["stalls"], c["endloop"], c["move"], c["read"]) == (12, 0, 3, 4, 0)
+    assert run.zero_skip["zs_tiles"] == 3

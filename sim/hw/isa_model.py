@@ -50,7 +50,7 @@ def _stall_of(stall, k: int) -> int:
 def run_program(words: Sequence[int], *, stall: Sequence[int] | Callable[[int], int] | None = None,
                 depth: int | None = None, loop_depth: int = LOOP_DEPTH,
                 max_cycles: int = 10_000_000, issue_cycles: list | None = None,
-                base_bits: int = BASE_BITS) -> Run:
+                base_bits: int = BASE_BITS, folds: list | None = None) -> Run:
     """Run ``words`` as the controller does, from address 0 until HALT or an error.
 
     Parameters
@@ -73,6 +73,9 @@ def run_program(words: Sequence[int], *, stall: Sequence[int] | Callable[[int], 
         follow from it (``sim.hw.core_model``).
     base_bits : int
         Operand-base width of the words' format (``rtl.isa.IsaFormat``; 12 for every preset).
+    folds : list or None
+        If a list, whether an ENDLOOP is folded into each issued micro-op is appended to it,
+        in trace order (``sim.hw.core_model``'s zero skipping: a taken SKIPZ folds none).
 
     Returns
     -------
@@ -158,7 +161,10 @@ def run_program(words: Sequence[int], *, stall: Sequence[int] | Callable[[int], 
                 issue_cycles.append(counters[COUNTER_CYCLES] - 1)
         count(op)
         # Fold an ENDLOOP that directly follows a NOP or a micro-op.
-        if pc + 1 < depth and mem[pc + 1] & op_mask == endloop_code and stack:
+        fold = pc + 1 < depth and mem[pc + 1] & op_mask == endloop_code and bool(stack)
+        if folds is not None and op is not Opcode.NOP:
+            folds.append(fold)
+        if fold:
             count(Opcode.ENDLOOP)
             pc = end_loop(pc + 2)
         else:
