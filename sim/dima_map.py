@@ -76,7 +76,8 @@ from .routes import get_route
 from .routes import op as _op
 
 __all__ = ["DimaPlan", "acc_width", "plan_layer", "slots_needed", "build_stage",
-           "MODE_NAME", "class_subarrays", "check_classes", "compare_bitwise"]
+           "MODE_NAME", "class_subarrays", "check_classes", "compare_bitwise", "stage_class",
+           "stage_energy", "load_energy"]
 
 #: :attr:`sim.compiler.Stage.mode` of a stage on the FA/FS lanes.
 MODE_NAME = "lanes"
