@@ -8,7 +8,9 @@ code 128 (``MOVE SETPAD``) -- each followed by a small multiply FC head (route
 ``and_bitcount``); every stage of every image == ``golden.model.infer_int``, and the
 counters == the cycle model's and the compiler's static profile
 (``cocotb_tests.test_core._run_cases``). Random multi-bit layers (an inception-like
-convolution, MLPs) on the bit-wise convolver (route ``dima_bitwise``) likewise. One core build:
+convolution, MLPs) on the bit-wise convolver (route ``dima_bitwise``) likewise, with the
+weight rows resident (written by the load programs, once per case) and with the per-channel
+writes. One core build:
 a dima_sot mat of 2 subarrays of 128 x 16 (8 FA/FS lanes each), split by the preset's
 ``class_split`` into one class-A subarray (the FA/FS lanes' layers) and one class-B subarray
 (the bit-wise convolver's).
@@ -170,7 +172,20 @@ async def core_dima_bitwise(dut):
         return
     rng_py, seed = make_rng(p, "core_dima_bitwise")
     rng = np.random.default_rng(rng_py.getrandbits(64))
-    await _run_cases(dut, bitwise_cases(rng, p["images"]), small_config(), seed)
+    cases = bitwise_cases(rng, p["images"])
+    await _run_cases(dut, cases, small_config(), seed)
+    # the cases above ran with weight rows resident where the 128 rows have spare ones (the
+    # load programs in CoreHost.load_compiled, once per case); now the same cases with the
+    # per-channel writes, on the same core
+    from sim.compile.compiler import compile_model
+    from sim.routes import dima_bitwise
+    assert any(compile_model(m, small_config()).load_programs for _, m, _ in cases), (
+        "no case has resident weight rows: the load programs are not exercised")
+    token = dima_bitwise.RESIDENT.set(False)
+    try:
+        await _run_cases(dut, cases, small_config(), seed)
+    finally:
+        dima_bitwise.RESIDENT.reset(token)
 
 
 @cocotb.test()

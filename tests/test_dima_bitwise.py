@@ -35,9 +35,15 @@ def _run(model, config, x):
     return compiled, res.counters
 
 
-def _expected_ops(st):
+def _resident(compiled):
+    """Names of the stages whose weights the load programs write (resident weight rows)."""
+    return {run.stage for run in compiled.load_programs}
+
+
+def _expected_ops(st, resident=False):
     """Tile dots, activation-plane writes and weight-plane writes of a stage, counted from
-    its shape and chunks (the compiler's docstring layout), not from its programs."""
+    its shape and chunks (the compiler's docstring layout), not from its programs; a
+    ``resident`` stage writes no weight plane per image."""
     n, dots, act = st.n, 0, 0
     for ch in st.chunks:
         if st.mode == "wide":
@@ -46,7 +52,8 @@ def _expected_ops(st):
         else:
             dots += ch.groups
             act += n * ch.groups
-    return st.out_channels * dots, act, n * st.tiles * st.out_channels * len(st.chunks)
+    return (st.out_channels * dots, act,
+            0 if resident else n * st.tiles * st.out_channels * len(st.chunks))
 
 
 @pytest.mark.parametrize("k", [1, 2])
@@ -55,14 +62,16 @@ def test_bitwise_layers_equal_golden_and_count_their_ops(k):
     for name, model, x in bitwise_cases(rng, 2):
         compiled, _ = _run(model, _config(k), x)
         assert {st.route for st in compiled.stages} == {"dima_bitwise"}, name
+        res = _resident(compiled)
         for st in compiled.stages:
             ops = {key: sum(c.micro_ops[key] for c in st.chunks) for key in st.chunks[0].micro_ops}
-            dots, act, wts = _expected_ops(st)
+            dots, act, wts = _expected_ops(st, st.name in res)
             where = f"{name} x{k} {st.name} ({st.mode}, T={st.tiles})"
             assert ops["and2"] == st.n ** 2 * dots, where
             assert ops["and_fu"] == 0, where
             assert ops["write_row"] == act + wts, where
-            assert len(st.scratch_rows) == st.tiles * st.n == st.data_row0, where
+            rows = 0 if st.name in res else st.tiles * st.n
+            assert len(st.scratch_rows) == rows == st.data_row0, where
 
 
 def test_against_and_bitcount_same_outputs_cycles_plus_weight_writes():
@@ -76,7 +85,8 @@ def test_against_and_bitcount_same_outputs_cycles_plus_weight_writes():
             bw, cb = _run(model, _config(k), x)
             ab, ca = _run(model, _config(k, ("abs_diff", "and_bitcount", "dima_binconv")), x)
             assert {st.route for st in ab.stages} == {"and_bitcount"}
-            wts = sum(_expected_ops(st)[2] for st in bw.stages)
+            res = _resident(bw)
+            wts = sum(_expected_ops(st, st.name in res)[2] for st in bw.stages)
             assert cb["and2"] == ca["and_fu"] and cb["and_fu"] == ca["and2"] == 0, name
             assert cb["write_row"] == ca["write_row"] + wts, name
             same = [[(c.patch_start, c.patches) for c in st.chunks] for st in bw.stages] == \
@@ -85,6 +95,74 @@ def test_against_and_bitcount_same_outputs_cycles_plus_weight_writes():
                 compared += 1
                 assert cb["cycles"] == ca["cycles"] + wts, (name, k)
     assert compared >= 2
+
+
+# ---- resident weight rows (written once per model load) -------------------------------------
+
+def _per_channel(fn, *args):
+    """``fn(*args)`` with residency off (every stage rewrites its weights per channel)."""
+    from sim.routes import dima_bitwise
+    token = dima_bitwise.RESIDENT.set(False)
+    try:
+        return fn(*args)
+    finally:
+        dima_bitwise.RESIDENT.reset(token)
+
+
+def test_resident_weights_written_once_reused_across_images():
+    """Where the 128-row array has spare rows the weight planes are written by the load
+    programs (T*n*O WRITE_ROWs per resident stage, none per image) into rows no image's
+    program writes: two images == golden each (the second one reads the rows the load wrote
+    before the first), the same outputs as the per-channel writes, and per image exactly
+    those writes and cycles fewer (its chunks the same) or more chunks but fewer writes."""
+    from rtl.isa import Opcode, decode
+    rng = np.random.default_rng(SEED + 7)
+    resident_stages = 0
+    for name, model, x in bitwise_cases(rng, 2):
+        rc, res_r = run_every_stage(model, _config(1), x)
+        pc, res_p = _per_channel(run_every_stage, model, _config(1), x)
+        assert pc.load_programs == ()
+        names = _resident(rc)
+        resident_stages += len(names)
+        load_writes = 0
+        for run in rc.load_programs:
+            st = next(s for s in rc.stages if s.name == run.stage)
+            assert run.micro_ops["write_row"] == st.tiles * st.n * st.out_channels, name
+            assert run.micro_ops["and2"] == 0
+            load_writes += run.micro_ops["write_row"]
+            # every data row of every stage stays below the resident rows
+            for s in rc.stages:
+                assert all(r < rc.config.rows - load_writes or s.dima is not None
+                           for c in s.chunks for r in c.rows), (name, s.name)
+        saved = sum(_expected_ops(s)[2] for s in pc.stages if s.name in names)
+        assert res_p.counters["write_row"] - res_r.counters["write_row"] == saved, name
+        assert all(np.array_equal(a, b) for a, b in zip(res_r.outputs, res_p.outputs,
+                                                        strict=True)), name
+        same = [len(s.chunks) for s in rc.stages] == [len(s.chunks) for s in pc.stages]
+        if same:
+            assert res_p.counters["cycles"] - res_r.counters["cycles"] == saved, name
+        # no image program writes a row from the buffer (only the load programs do)
+        for s in rc.stages:
+            if s.name in names:
+                assert not any(decode(w).op is Opcode.WRITE_ROW and decode(w).imm == 0
+                               for c in s.chunks for w in c.program), (name, s.name)
+    assert resident_stages >= 3
+
+
+def test_no_spare_rows_no_residency_digits_addnet():
+    """digits_addnet on dima_sot: the pointwise layers' lanes take 221 of the 256 rows, and
+    each bit-wise layer needs more than the 35 left (16, 64 and 10 channels x 8 planes), so
+    the programs are those of the per-channel writes and there is no load program."""
+    from golden.model import bundled_model_path, load_model
+    from rtl.config import preset
+    from sim.compile.compiler import propose_config
+    model = load_model(bundled_model_path("digits_addnet"))
+    cfg = propose_config(model, preset("dima_sot"))
+    a = compile_model(model, cfg)
+    b = _per_channel(compile_model, model, cfg)
+    assert a.load_programs == ()
+    assert [[c.program for c in s.chunks] for s in a.stages] == \
+        [[c.program for c in s.chunks] for s in b.stages]
 
 
 def test_small_config_is_the_dima_sot_preset():

@@ -111,6 +111,34 @@ def test_energy_by_kind_adds_up_to_the_whole_run():
     assert e["cycles"] == res.counters["cycles"]
     assert sum(k["energy_pct"] for k in e["kinds"].values()) == pytest.approx(100)
     assert e["frames_per_joule"] == pytest.approx(1 / whole.energy_j, rel=1e-9)
+    # by class: the stages of each route, one estimate over one subarray's columns each (the
+    # 7:2 split of a mat of 2 gives each class one subarray)
+    for cls, routes in (("A", {"dima_binconv"}), ("B", {"dima_bitwise"})):
+        ops = {k: sum(r.micro_ops[k] for st, r in zip(compiled.stages, res.stages, strict=True)
+                      if st.route in routes) for k in res.counters}
+        want = estimate(cfg, ops, columns_active=cfg.columns)
+        assert e["classes"][cls]["energy_j"] == pytest.approx(want.energy_j, rel=1e-9), cls
+        assert e["classes"][cls]["subarrays"] == 1
+    assert e["load"]["row_writes"] == 0     # 221 of 256 rows taken by the pointwise lanes
+
+
+def test_energy_by_class_charges_only_the_class_subarrays():
+    """On a mat of 4 split 7:2 (3 class-A subarrays, 1 class-B): each stage's energy is the
+    estimate over its class's columns (3 x 512 or 1 x 512), not the whole mat's 4 x 512."""
+    from sim.compile.compiler import compile_model, propose_config
+    from sim.compile.dima_map import stage_energy
+    model = load_model(bundled_model_path("digits_addnet"))
+    cfg = propose_config(model, preset("dima_sot"), subarrays=4)
+    compiled = compile_model(model, cfg, subarrays=4)
+    seen = set()
+    for st in compiled.stages:
+        k = 3 if st.route == "dima_binconv" else 1
+        seen.add(k)
+        got = stage_energy(cfg, st, st.micro_ops).energy_j
+        assert got == pytest.approx(
+            estimate(cfg, st.micro_ops, columns_active=k * cfg.columns).energy_j, rel=1e-12)
+        assert got < estimate(cfg, st.micro_ops, columns_active=4 * cfg.columns).energy_j
+    assert seen == {1, 3}
 
 
 def test_markdown_names_every_seed_ratio_as_not_modelled():

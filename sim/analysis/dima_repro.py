@@ -23,10 +23,14 @@ puts it into ``report.md`` for ``dima_sot``). Rows, each with where its seed fig
   baseline of the same topology, from ``golden/models/<name>_msweep.json``
   (``python -m sim.flows.train --model NAME --sweep-m``); compared as the difference to the baseline
   (the data sets differ).
-* **Energy per image by layer kind**: the Add-Net run image by image on the cycle model (every
-  logit == golden), each stage's micro-ops costed by ``sim.hw.energy.estimate``, summed by kind
-  (inception and MLP on the bit-wise convolver ``and_bitcount``, the class B role; depthwise
-  and pointwise binarized layers on the FA/FS lanes ``dima_binconv``, the class A role). The
+* **Energy per image by layer kind and by class**: the Add-Net run image by image on the cycle
+  model (every logit == golden), each stage's micro-ops costed by
+  ``sim.compile.dima_map.stage_energy`` (``sim.hw.energy.estimate`` over the stage's own subarrays:
+  with
+  a class split its class's, not the whole mat), summed by kind (inception and MLP on the
+  bit-wise convolver ``dima_bitwise``, class B; depthwise and pointwise binarized layers on the
+  FA/FS lanes ``dima_binconv``, class A) and by class; the load programs (resident weight rows
+  of the bit-wise convolver, once per model load) apart. The
   seed gives no such split: its energy figures (Fig. 9) are frames per joule per area and
   ratios against ASIC / DRAM / ReRAM / GPU baselines, none of which is modelled here; those
   rows say so.
@@ -191,7 +195,7 @@ def energy_by_kind(model: Model, config, x: np.ndarray, *, subarrays: int | None
     micro-ops) summed by layer kind. Raises AssertionError if a logit differs from golden."""
     from sim.compile.compiler import compile_model, propose_config, run_compiled
     from sim.hw.core_model import CoreModel
-    from sim.hw.energy import estimate
+    from sim.compile.dima_map import load_energy, stage_class, stage_energy
     config = propose_config(model, config, subarrays=subarrays)
     compiled = compile_model(model, config, subarrays=subarrays)
     core = CoreModel(config, subarrays=compiled.subarrays, buffer_slots=compiled.buffer_slots,
@@ -199,6 +203,8 @@ def energy_by_kind(model: Model, config, x: np.ndarray, *, subarrays: int | None
                      imem_depth=compiled.imem_depth)
     want = infer_int(model, x)
     kinds: dict = {}
+    classes = {c: {"energy_j": 0.0, "cycles": 0, "subarrays": st.subarrays}
+               for st in compiled.stages if (c := stage_class(st)) is not None}
     total_e, total_c = 0.0, 0
     for i, image in enumerate(x):
         res = run_compiled(compiled, image, core, load_weights=i == 0)
@@ -207,16 +213,23 @@ def energy_by_kind(model: Model, config, x: np.ndarray, *, subarrays: int | None
             raise AssertionError(f"{model.name} image {i}: core logits {got} != golden "
                                  f"{np.asarray(want[i]).tolist()}")
         for st, run in zip(compiled.stages, res.stages, strict=True):
-            e = estimate(config, run.micro_ops).energy_j
+            e = stage_energy(config, st, run.micro_ops).energy_j
+            if stage_class(st) is not None:
+                classes[stage_class(st)]["energy_j"] += e / len(x)
+                classes[stage_class(st)]["cycles"] += run.micro_ops["cycles"] / len(x)
             k = kinds.setdefault(_kind(st, model), {"energy_j": 0.0, "cycles": 0})
             k["energy_j"] += e / len(x)
             k["cycles"] += run.micro_ops["cycles"] / len(x)
             total_e += e / len(x)
             total_c += run.micro_ops["cycles"] / len(x)
-    for k in kinds.values():
+    for k in (*kinds.values(), *classes.values()):
         k["energy_pct"] = 100 * k["energy_j"] / total_e
+    lc, lops, le = load_energy(compiled)
     return {"images": len(x), "subarrays": compiled.subarrays, "clock_mhz": config.clock_mhz,
-            "technology": config.technology, "kinds": kinds, "energy_j": total_e,
+            "technology": config.technology, "kinds": kinds, "classes": classes,
+            "load": {"cycles": lc, "row_writes": lops["write_row"], "energy_j": le,
+                     "programs": len(compiled.load_programs)},
+            "energy_j": total_e,
             "cycles": total_c, "frames_per_joule": 1 / total_e,
             "acc_bits": sorted({st.dima.acc_bits for st in compiled.stages
                                 if st.dima is not None})}
@@ -302,6 +315,19 @@ def markdown_lines(t: dict) -> list:
     for kind, k in e["kinds"].items():
         lines.append(f"| of it: {kind} | {k['energy_j'] * 1e9:.4g} nJ ({k['energy_pct']:.1f} "
                      f"%), {k['cycles']:.0f} cycles | no split given | seed 002 sec. 4.5 |")
+    names = {"A": "binary-weight convolver (FA/FS lanes)", "B": "bit-wise convolver"}
+    for cls, k in sorted(e.get("classes", {}).items()):
+        lines.append(f"| of it: class {cls}, the {names[cls]}, on {k['subarrays']} of "
+                     f"{e['subarrays']} subarrays | {k['energy_j'] * 1e9:.4g} nJ "
+                     f"({k['energy_pct']:.1f} %), {k['cycles']:.0f} cycles | no split given; "
+                     f"class A : class B = 7 : 2 subarrays | seed 002 sec. 3.2, 4.4.2 |")
+    ld = e.get("load")
+    if ld is not None:
+        lines.append(f"| model load: resident weight rows of the bit-wise convolver (once, not "
+                     f"per image) | {ld['row_writes']} row writes, {ld['cycles']} cycles, "
+                     f"{ld['energy_j'] * 1e9:.4g} nJ ({ld['programs']} load programs; none "
+                     f"where no rows are spare) | weights mapped into the sub-array, no count "
+                     f"| seed 002 sec. 3.3, Fig. 5 |")
     for name, v, where in SEED["ratios"]:
         lines.append(f"| {name} | not modelled: a ratio against a baseline this project does "
                      f"not model | {v:g}x | {where} |")

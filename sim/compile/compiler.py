@@ -474,6 +474,9 @@ class CompiledModel:
     #: thresholds)`` per such channel, thresholds clamped to the stage's range
     #: (``sim.compile.dima_map.threshold_words``); empty without ``quant`` layers.
     thresholds: tuple = ()
+    #: Programs run once per model load, after the buffer (``sim.routes.dima_bitwise``'s
+    #: resident weight rows): ``LoadRun`` s, counted apart from the images.
+    load_programs: tuple = ()
 
     @property
     def cycles(self) -> int:
@@ -981,7 +984,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                   f"fit acc_bits={config.acc_bits} signed bits")
         scratch = route.scratch_rows(config)
         if hasattr(route, "stage_scratch_rows"):     # rows that depend on the tiles
-            scratch = route.stage_scratch_rows(config, tiles)
+            scratch = route.stage_scratch_rows(config, tiles, ci)
         data_row0 = -(-len(scratch) // config.mtjs_per_strip) * config.mtjs_per_strip
         if route.name == "dima_binconv" and layout is not None:
             _fail(where, f"the standalone layers {', '.join(map(str, extras))} "
@@ -1131,13 +1134,15 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                        f"output at {st_end.out_base}, {st_end.out_size} words, and a chunk's "
                        f"last step), but data_words is {out_depth}", "data_words", end)
     buffer = np.concatenate(images)
-    return CompiledModel(config=config, subarrays=k, width=width, buffer=buffer,
+    compiled = CompiledModel(config=config, subarrays=k, width=width, buffer=buffer,
                          table=(tuple(mults), tuple(shifts), tuple(biases)),
                          offsets=tuple(offsets), patches=tuple(patches), stages=stages,
                          input_shape=tuple(model.input_shape), region=region,
                          buffer_slots=buffer_slots, channels=channels, out_depth=out_depth,
                          imem_depth=imem_depth, offset_depth=offset_depth,
                          patch_depth=patch_depth, thresholds=tuple(thresholds))
+    from sim.routes import dima_bitwise as _db   # weight rows resident where rows are spare
+    return _db.with_resident_weights(compiled, lambda: compile_model(model, config, subarrays=k))
 
 
 def _slots_of(layers, shapes, plan, info, config, k: int, width: int) -> int:
@@ -1342,7 +1347,8 @@ def _plan_chunks(stage: Stage, config, where: str, *, imem_depth: int) -> None:
     n, tiles, g, out_ch = stage.n, stage.tiles, stage.group, stage.out_channels
     total = stage.n_patches
     k = stage.subarrays
-    free = config.rows - stage.data_row0
+    from sim.routes.dima_bitwise import row_limit      # below any resident weight rows
+    free = row_limit(config) - stage.data_row0
     extra = (f" + {stage.data_row0} {stage.route.replace('_', '-')} scratch rows"
              if stage.data_row0 else "")
     isa_rows = (1 << config.isa_base_bits) - stage.data_row0   # every data row a base
@@ -1486,6 +1492,11 @@ def load_compiled(compiled: CompiledModel, executor) -> None:
         executor.write_patch(i, base, mask)
     for ch, index, value in _threshold_writes(compiled):
         executor.write_threshold(ch, index, value)
+    for run in compiled.load_programs:         # resident weight rows (sim.routes.dima_bitwise)
+        res = executor.run(run.program)
+        if res.error:
+            raise RunError(f"load program of {run.stage}: the core reported an error: "
+                           f"{res.reason}")
 
 
 def _threshold_writes(compiled: CompiledModel) -> list:

@@ -76,7 +76,8 @@ from sim.routes import get_route
 from sim.routes import op as _op
 
 __all__ = ["DimaPlan", "acc_width", "plan_layer", "slots_needed", "build_stage",
-           "MODE_NAME", "class_subarrays", "check_classes", "compare_bitwise"]
+           "MODE_NAME", "class_subarrays", "check_classes", "compare_bitwise", "stage_class",
+           "stage_energy", "load_energy"]
 
 #: :attr:`sim.compile.compiler.Stage.mode` of a stage on the FA/FS lanes.
 MODE_NAME = "lanes"
@@ -161,7 +162,8 @@ def plan_layer(layer, in_shape, config, subarrays: int, pooled: bool, where: str
     w = layer.params["weight"]
     o, f = int(w.shape[0]), int(np.prod(w.shape[1:]))
     g = layer.groups
-    rows = min(config.rows, 1 << config.isa_base_bits)
+    from sim.routes.dima_bitwise import row_limit     # below resident weight rows
+    rows = min(row_limit(config), 1 << config.isa_base_bits)
     best = 0
     for terms in range(1, f + 1):
         if (terms + 1) * acc_width(terms) > rows:
@@ -443,32 +445,41 @@ def stage_patch_entries(stage) -> list:
 
 
 def main(argv=None) -> int:
-    """``python -m sim.compile.dima_map [MODEL] [PRESET] [--compare]``: the per-image cycles, DIMA
-    counters and energy of a bundled Add-Net's compiled programs (their static profile, which
-    every run equals: ``tests/test_dima_map.py``); ``--compare``: the multi-bit layers on both
-    of their routes (:func:`compare_bitwise`)."""
+    """``python -m sim.compile.dima_map [MODEL] [PRESET] [--mat=K] [--compare]``: the per-image
+    cycles,
+    DIMA counters and energy (per stage, per class, :func:`stage_energy`) of a bundled
+    Add-Net's compiled programs (their static profile, which every run equals:
+    ``tests/test_dima_map.py``) and its load programs; ``--mat=K``: a mat of K subarrays
+    (default the configuration's); ``--compare``: the multi-bit layers on both of their routes
+    (:func:`compare_bitwise`)."""
     import sys
 
     from golden.model import bundled_model_path, load_model
     from rtl.config import preset
 
     from sim.compile.compiler import compile_model, propose_config
-    from sim.hw.energy import estimate
     args = list(sys.argv[1:] if argv is None else argv)
     flags = [a for a in args if a.startswith("--")]
     args = [a for a in args if not a.startswith("--")]
     name = args[0] if args else "digits_addnet"
     cfg = preset(args[1] if len(args) > 1 else "dima_sot")
+    mats = [f for f in flags if f.startswith("--mat=")]
+    try:
+        mat = int(mats[-1][6:]) if mats else None
+    except ValueError:
+        print(f"python -m sim.compile.dima_map: error: --mat must be an int, not {mats[-1][6:]!r}",
+              file=sys.stderr)
+        return 2
     model = load_model(bundled_model_path(name))
-    cfg = propose_config(model, cfg)
-    compiled = compile_model(model, cfg)
+    cfg = propose_config(model, cfg, subarrays=mat)
+    compiled = compile_model(model, cfg, subarrays=mat)
     print(f"{name} on {cfg.technology} {cfg.rows}x{cfg.columns} x{compiled.subarrays} "
           f"(static profile of the compiled programs)")
     total, energy = 0, 0.0
     by_kind: dict = {}
     for st in compiled.stages:
         ops = st.micro_ops
-        rep = estimate(cfg, ops)
+        rep = stage_energy(cfg, st, ops)
         total += st.cycles
         energy += rep.energy_j
         kind = "binarized (FA/FS lanes)" if st.route == "dima_binconv" else \
@@ -497,8 +508,17 @@ def main(argv=None) -> int:
     print(f"    class A (FA/FS lanes) busy {busy_a} cycles, class B (bit-wise convolver / "
           f"and_bitcount) busy {busy_b} cycles, {and2} AND2 senses (per-stage cycles: the "
           f"classes are roles of the one mat)")
+    for cls in ("A", "B"):
+        sts = [st for st in compiled.stages if stage_class(st) == cls]
+        if sts:
+            e = sum(stage_energy(cfg, st, st.micro_ops).energy_j for st in sts)
+            print(f"    energy class {cls} ({sts[0].subarrays} of {compiled.subarrays} "
+                  f"subarrays): {e * 1e9:.2f} nJ per image")
+    lc, lops, le = load_energy(compiled)
+    print(f"    model load (resident weight rows, once): {lops['write_row']} row writes, "
+          f"{lc} cycles, {le * 1e9:.2f} nJ ({len(compiled.load_programs)} load programs)")
     if "--compare" in flags:
-        compare_bitwise(model, cfg)
+        compare_bitwise(model, cfg, subarrays=mat)
     return 0
 
 
@@ -508,32 +528,74 @@ CLASS_A_ROUTES = ("dima_binconv",)
 CLASS_B_ROUTES = ("dima_bitwise", "and_bitcount")
 
 
-def compare_bitwise(model, cfg, out=print) -> dict:
-    """The multi-bit layers (inception, MLP) of ``model`` on ``cfg`` by the bit-wise convolver
-    (route ``dima_bitwise``) and by ``and_bitcount`` (the same configuration without
-    ``dima_bitwise``): per stage and route, cycles, array row writes (``WRITE_ROW``), AND2 /
-    AND_FU senses and energy (``sim.hw.energy.estimate`` of the static profile, which every run
-    equals). Returns ``{route: {stage name: (cycles, writes, and2, and_fu, energy_j)}}``."""
-    from sim.compile.compiler import compile_model
+def stage_class(stage) -> str | None:
+    """``"A"`` or ``"B"``: the class of subarrays a stage's route works on (seed 002 sec. 3.2),
+    None for a route of neither."""
+    return "A" if stage.route in CLASS_A_ROUTES else "B" if stage.route in CLASS_B_ROUTES \
+        else None
+
+
+def stage_energy(config, stage, micro_ops):
+    """``sim.hw.energy.estimate`` of a stage's micro-ops over the columns of its own subarrays
+    (``stage.subarrays`` x ``columns``: with a class split, its class's, the first K_B or last
+    K_A; without one, the whole mat). ASSUMPTION: a stage's row writes, senses and reductions
+    cost energy on its class's subarrays only; the seed's class A and class B are separate
+    subarrays with their own drivers (sec. 3.2, Fig. 3a). The core's mat-wide row address
+    makes a ``WRITE_ROW`` from the buffer or the transpose buffer drive every column of the mat
+    row (``sim.hw.core_model``'s ``bits_written`` counts them all), so a mat-wide charge would
+    count the other class's columns, which hold nothing of the stage."""
     from sim.hw.energy import estimate
-    cfgs = {"dima_bitwise": cfg,
-            "and_bitcount": replace(cfg, routes=tuple(r for r in cfg.routes
-                                                      if r != "dima_bitwise"))}
+    return estimate(config, micro_ops, columns_active=stage.subarrays * config.columns)
+
+
+def load_energy(compiled):
+    """``(cycles, micro-ops, energy_j)`` of the model's load programs (the resident weight rows
+    of the bit-wise convolver, once per model load), each costed over its stage's subarrays."""
+    from sim.routes.dima_bitwise import load_profile
+    cycles, ops = load_profile(compiled)
+    by_name = {st.name: st for st in compiled.stages}
+    e = sum(stage_energy(compiled.config, by_name[r.stage], r.micro_ops).energy_j
+            for r in compiled.load_programs)
+    return cycles, ops, e
+
+
+def compare_bitwise(model, cfg, out=print, subarrays: int | None = None) -> dict:
+    """The multi-bit layers (inception, MLP) of ``model`` on ``cfg`` (a mat of ``subarrays``,
+    default the configuration's) by the bit-wise convolver (route ``dima_bitwise``, its weight
+    rows resident where the array has spare rows; ``dima_bitwise/ch``: rewritten per output
+    channel and chunk) and by ``and_bitcount`` (the same configuration without
+    ``dima_bitwise``): per stage and variant, cycles, array row writes (``WRITE_ROW``) per
+    image, AND2 / AND_FU senses, energy (:func:`stage_energy` of the static profile, which
+    every run equals) and the row writes of the load programs (once per model load). Returns
+    ``{variant: {stage name: (cycles, writes, and2, and_fu, energy_j, load_writes)}}``."""
+    from sim.compile.compiler import compile_model
+    from sim.routes import dima_bitwise
+    variants = {"dima_bitwise": (cfg, True), "dima_bitwise/ch": (cfg, False),
+                "and_bitcount": (replace(cfg, routes=tuple(r for r in cfg.routes
+                                                           if r != "dima_bitwise")), True)}
     table = {}
-    for route, c in cfgs.items():
-        table[route] = {}
-        for st in compile_model(model, c).stages:
+    for label, (c, resident) in variants.items():
+        token = dima_bitwise.RESIDENT.set(resident)
+        try:
+            compiled = compile_model(model, c, subarrays=subarrays)
+        finally:
+            dima_bitwise.RESIDENT.reset(token)
+        loads = {r.stage: r.micro_ops["write_row"] for r in compiled.load_programs}
+        table[label] = {}
+        for st in compiled.stages:
             if st.route not in CLASS_B_ROUTES:
                 continue
             ops = st.micro_ops
-            table[route][st.name] = (st.cycles, ops["write_row"], ops["and2"], ops["and_fu"],
-                                     estimate(c, ops).energy_j)
-    out("  multi-bit layers, bit-wise convolver (dima_bitwise) vs and_bitcount:")
+            table[label][st.name] = (st.cycles, ops["write_row"], ops["and2"], ops["and_fu"],
+                                     stage_energy(c, st, ops).energy_j, loads.get(st.name, 0))
+    out("  multi-bit layers, bit-wise convolver (dima_bitwise: weight rows resident where the "
+        "array has spare rows; /ch: rewritten per output channel and chunk) vs and_bitcount "
+        "(per image; 'load': row writes once per model load):")
     for name in table["dima_bitwise"]:
-        for route in cfgs:
-            cy, wr, a2, af, e = table[route][name]
-            out(f"    {name:32s} {route:13s} {cy:8d} cycles {wr:6d} row writes {a2:7d} AND2 "
-                f"{af:7d} AND_FU {e * 1e9:9.2f} nJ")
+        for label in variants:
+            cy, wr, a2, af, e, ld = table[label][name]
+            out(f"    {name:32s} {label:15s} {cy:8d} cycles {wr:6d} row writes {a2:7d} AND2 "
+                f"{af:7d} AND_FU {e * 1e9:9.2f} nJ  load {ld:5d} row writes")
     return table
 
 

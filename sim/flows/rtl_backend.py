@@ -184,6 +184,8 @@ class CoreHost:
         await self.write_tables(compiled.offsets, compiled.patches)
         if "dima_binconv" in compiled.config.routes:    # quant channels on, the others off
             await self.write_thresholds(compiled)
+        for run in compiled.load_programs:       # resident weight rows (dima_bitwise)
+            await self.run(run.program, max_cycles=run.max_cycles)
 
     async def write_thresholds(self, compiled) -> None:
         """The PPU's threshold stage (``quant`` layers,
