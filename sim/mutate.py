@@ -76,7 +76,7 @@ COVERING = {
                     "cocotb_tests/test_core_bitcount.py", "cocotb_tests/test_core_dima.py",
                     "cocotb_tests/test_core_jeit_fa.py"],
     "rtl/fa_array.py": ["cocotb_tests/test_core_jeit_fa.py"],
-    "rtl/ppu.py": ["cocotb_tests/test_ppu.py"],
+    "rtl/ppu.py": ["cocotb_tests/test_ppu.py", "cocotb_tests/test_ppu_threshold.py"],
 }
 #: Functions never mutated (parameter checks and plain accessors, not hardware).
 SKIP_FUNCS = {"__init__", "_check_param", "_check_count", "_check_field"}
