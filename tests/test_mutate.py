@@ -184,10 +184,11 @@ def test_equivalence_check_refuses_killable_mutants(tmp_path):
     under another port width are different hardware: never equivalent (soundness)."""
     from sim.mutate import verilog_equivalent
     gold = _verilog(tmp_path, "gold", _body())
-    for name, body, port in (("init", _body(init=1), "acc"), ("sub", _body(acc_op="-"), "acc")):
+    for name, body, reason in (("init", _body(init=1), "init value"),
+                               ("sub", _body(acc_op="-"), "SAT proof over matched state failed")):
         gate = _verilog(tmp_path, name, body)
         same, why = verilog_equivalent(gold, gate, tmp_path)
-        assert not same and f"output {port}[" in why, (name, why)
+        assert not same and reason in why, (name, why)
     assert verilog_equivalent(gold, gold, tmp_path) == (True, "identical Verilog")
 
 
