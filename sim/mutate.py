@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import hashlib
 import json
 import os
@@ -436,6 +437,9 @@ YOSYS_PROVE = ("read_json {src}; miter -equiv -flatten -make_outputs gold gate m
                "sat -verify -enable_undef -set-def-inputs -prove trigger 0 miter")
 
 
+_CUT_CACHE: dict = {}
+
+
 def _is_state(kind: str) -> bool:
     """Whether a yosys cell type keeps state (a flip-flop, latch or memory)."""
     k = kind.upper()
@@ -521,16 +525,20 @@ def state_matched_equivalent(gold: Path, gate: Path, top: str,
                         "(Debian package yosys, make synth-deps)")
     mods = []
     for src in (gold, gate):
-        out = scratch / f"read.{os.getpid()}.json"
-        proc = subprocess.run([yosys, "-q", "-p", YOSYS_READ.format(src=src, top=top, out=out)],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            return False, f"yosys could not read {src.name}: {proc.stderr.strip()[-200:]}"
-        cut, why = _cut_state(json.loads(out.read_text())["modules"][top])
-        out.unlink(missing_ok=True)
+        key = (hashlib.sha256(src.read_bytes()).hexdigest(), top)
+        if key not in _CUT_CACHE:            # the baseline's file recurs for every mutant
+            out = scratch / f"read.{os.getpid()}.json"
+            proc = subprocess.run([yosys, "-q", "-p",
+                                   YOSYS_READ.format(src=src, top=top, out=out)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                return False, f"yosys could not read {src.name}: {proc.stderr.strip()[-200:]}"
+            _CUT_CACHE[key] = _cut_state(json.loads(out.read_text())["modules"][top])
+            out.unlink(missing_ok=True)
+        cut, why = _CUT_CACHE[key]
         if cut is None:
             return False, why
-        mods.append(cut)
+        mods.append(copy.deepcopy(cut))
     a, b = (m.pop("state") for m in mods)
     if set(a) != set(b):
         return False, f"the state differs: {sorted(set(a) ^ set(b))[:3]}"
@@ -585,7 +593,9 @@ def judge(base_dir: Path, mutant_dir: Path, differing, cache=None) -> tuple[bool
     to the baseline's; the reason names the first file that is not (or how many differ)."""
     cache = {} if cache is None else cache
     with tempfile.TemporaryDirectory(prefix="spinpim-equiv-") as scratch:
-        for rel in sorted(differing):
+        # the smallest designs first: a mutant they tell apart fails fast
+        for rel in sorted(differing, key=lambda r: ((Path(base_dir) / r).stat().st_size
+                                                     if (Path(base_dir) / r).is_file() else 0, r)):
             gold, gate = Path(base_dir) / rel, Path(mutant_dir) / rel
             if not gold.is_file() or not gate.is_file():
                 return False, f"{rel}: written by only one of the two runs"
