@@ -13,7 +13,10 @@ that cover the mutated file (:data:`COVERING`, or ``--tests``) on one simulator,
 the first failure. A mutant is *killed* when the tests fail (a test's assertion, or the design
 no longer elaborates or builds: the report keeps the last lines of pytest's output to tell
 which) or when they run past ``--timeout`` seconds (``killed_timeout``, counted as killed: a
-mutant that hangs the core is caught); it *survives* when they pass.
+mutant that hangs the core is caught); it *survives* when they pass. A mutant on lines
+that the unmutated run never executes (traced in the pytest process, where the hardware is
+elaborated: :func:`pytest_configure`) is *uncovered*: no test builds it, it is not run, and it
+counts as not killed.
 
 A survivor is *equivalent* (left out of ``score``; ``score_raw`` counts it) when the hardware
 its tests simulated is provably the unmutated hardware, file by file over every Verilog file
@@ -29,7 +32,12 @@ must refuse) but not complete: a survivor it cannot prove stays a survivor, and 
 says why (the first output bit not proven). The cocotb tests touch ports only
 (``cocotb_tests/harness.py``), so the ports are all a test could see. An equivalent mutant may
 still differ in a configuration no test builds. The score is ``killed / (run - equivalent)``;
-``score_raw`` is ``killed / run``. The temporary copy is removed at the end, also on Ctrl-C.
+``score_raw`` is ``killed / run`` (``run`` counts the uncovered). The report is rewritten
+after every mutant (``"partial": true`` until the last), so a run stopped early still reports
+the mutants done, a random sample themselves (they run in the sample's random order). With
+``--judge-later`` the survivors' Verilog is only kept; ``--rejudge REPORT`` proves their
+equivalence afterwards, without running tests. The temporary copy is removed at the end,
+also on Ctrl-C.
 
 The report (``build/mutate/mutate.json``, or ``--out``): per file the mutants run, the
 counts, both scores, every survivor and every equivalent (line, the original and the mutated
