@@ -16,7 +16,9 @@ which) or when they run past ``--timeout`` seconds (``killed_timeout``, counted 
 mutant that hangs the core is caught); it *survives* when they pass. A mutant on lines
 that the unmutated run never executes (traced in the pytest process, where the hardware is
 elaborated: :func:`pytest_configure`) is *uncovered*: no test builds it, it is not run, and it
-counts as not killed.
+counts as not killed. (Lines run only by the cocotb side, in the simulator's process, such as
+an ``rtl`` helper that encodes a test's stimulus, are not traced and count as uncovered too:
+the score errs low, never high.)
 
 A survivor is *equivalent* (left out of ``score``; ``score_raw`` counts it) when the hardware
 its tests simulated is provably the unmutated hardware, file by file over every Verilog file
