@@ -235,7 +235,7 @@ MUTATE_FILES ?= rtl/core.py rtl/ppu.py
 MUTANTS  ?= 30
 MUTATE_SEED ?= 0
 
-mutate: install ## mutation score of the tests on MUTATE_FILES (MUTANTS per file, SIM default icarus) -> build/mutate/mutate.json
+mutate: install synth-deps ## mutation score of the tests on MUTATE_FILES (MUTANTS per file, SIM default icarus) -> build/mutate/mutate.json
 	$(VPY) -m sim.analysis.mutate $(MUTATE_FILES) --mutants $(MUTANTS) --seed $(MUTATE_SEED) \
 	    --sim $(if $(SIM),$(SIM),icarus) --out build/mutate/mutate.json
 

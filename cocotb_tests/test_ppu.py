@@ -453,6 +453,35 @@ async def ppu_random_cycles(dut):
 
 
 @cocotb.test()
+async def ppu_saturation_top_bit(dut):
+    """Requantizations whose ``t = v * mult + bias`` is just above ``2**(mul_bits - 1)`` with
+    shift 0 (bias at its maximum, ``v * mult`` in [1, 256]): the rounded value's only high bit
+    set is bit ``mul_bits``, below its sign bit, and the output must saturate to 255 (a
+    saturation check that skips that bit gives the low 8 bits instead). Also the same sums
+    just below the bound (no saturation from that bit)."""
+    p = load_params()
+    rng, seed = make_rng(p, "ppu_saturation_top_bit")
+    bench = Bench(dut, p, seed)
+    await start(dut)
+    await bench.snapshot()
+    acc_bits, channels = p["acc_bits"], p["channels"]
+    top = min(256, (1 << (acc_bits - 1)) - 1)
+    await bench.write_table([(1, 0, (1 << 47) - 1)] + [(-1, 0, -(1 << 47))] * (channels - 1))
+    await bench.cycle(clear=1)
+    for _ in range(40):
+        for ch in (0, min(1, channels - 1)):
+            v = rng.randrange(1, top + 1)
+            await bench.cycle(step=(ppu_imm(clear=True, emit=True), ch, v))
+            await bench.cycle(step=(ppu_imm(clear=True, emit=True, neg=True), ch, v))
+            if bench.ref.ptr + 2 > bench.depth:
+                await bench.cycle(clear=1)
+    await bench.check_memory()
+    coverage_report(dut, "ppu_saturation_top_bit", bench.ref)
+    assert bench.ref.coverage["y_255"] > 0 and bench.ref.coverage["y_0"] > 0, (
+        f"{BLOCK}: top-bit sums missed saturation: {bench.ref.coverage} (seed {seed})")
+
+
+@cocotb.test()
 async def ppu_pointer_and_ports(dut):
     """The write pointer set and moved (SETPTR / ADDPTR of ``rtl.core``) between REQUANT /
     LOGIT words, including to exactly ``out_depth`` (no error until a word is due) and beyond

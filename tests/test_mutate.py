@@ -93,7 +93,7 @@ def test_survivor_with_unchanged_verilog_is_equivalent(monkeypatch):
     every = mutate.mutants_of(REPO / "rtl" / "ppu.py")
     line_a, line_b = sorted({m.line for m in every})[:2]
 
-    def fake_tests(workdir, tests, sim, timeout, programs):
+    def fake_tests(workdir, tests, sim, timeout, programs, **trace):
         src = (workdir / "rtl" / "ppu.py").read_text().splitlines()[line_a - 1]
         out = workdir / "build" / "sim" / "ppu" / "x"
         out.mkdir(parents=True, exist_ok=True)
@@ -111,3 +111,145 @@ def test_survivor_with_unchanged_verilog_is_equivalent(monkeypatch):
     assert r["equivalent"] == len(r["equivalents"]) > 0 and r["survived"] > 0
     assert r["score"] == 0.0 and r["score_raw"] == 0.0
     assert r["run"] == r["survived"] + r["equivalent"]
+
+
+# -- the equivalence check: a known-equivalent mutant and known-killable ones ------------------
+
+def _verilog(tmp_path, name, elaborate_body):
+    """Verilog of a small Amaranth component (as the harness exports it: ``emit_src=False``)
+    into ``tmp_path/name/blk.v``."""
+    from amaranth.back import verilog
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    class Blk(wiring.Component):
+        op: In(2)
+        a: In(8)
+        b: In(8)
+        y: Out(8)
+        acc: Out(8)
+
+        def elaborate(self, platform):
+            m = Module()
+            elaborate_body(m, self)
+            return m
+
+    path = tmp_path / name / "blk.v"
+    path.parent.mkdir(parents=True)
+    path.write_text(verilog.convert(Blk(), name="blk", emit_src=False))
+    return path
+
+
+def _body(*, nop_b=0, init=0, acc_op="+", pad=0):
+    """An ALU with an accumulator: op 0 is a NOP whose second operand is ``nop_b`` (unused:
+    the NOP drives 0 whatever it is), op 1 adds, op 2 ands; the accumulator starts at ``init``
+    and adds (or, mutated, subtracts) y each cycle; ``pad`` widens the sum by constant-zero
+    bits that a slice drops again (a width mutation that changes nothing)."""
+    from amaranth.hdl import Cat, Const, Signal
+
+    def body(m, s):
+        acc = Signal(8, init=init)
+        operand = Signal(8)
+        total = Signal(8 + 1 + pad)
+        with m.Switch(s.op):
+            with m.Case(0):
+                m.d.comb += operand.eq(nop_b)
+                m.d.comb += s.y.eq(0)
+            with m.Case(1):
+                m.d.comb += operand.eq(s.b)
+                m.d.comb += s.y.eq(s.a + operand)
+            with m.Default():
+                m.d.comb += operand.eq(s.b)
+                m.d.comb += s.y.eq(s.a & operand)
+        m.d.comb += total.eq(Cat(acc, Const(0, 1 + pad)))
+        m.d.sync += acc.eq((total[:8] + s.y) if acc_op == "+" else (total[:8] - s.y))
+        m.d.comb += s.acc.eq(acc)
+    return body
+
+
+def test_equivalence_check_proves_equivalent_mutants(tmp_path):
+    """A changed operand of the NOP (which drives nothing) and a wider, sliced-away sum are the
+    same hardware at the ports although their Verilog differs: equivalent."""
+    from sim.analysis.mutate import verilog_equivalent
+    gold = _verilog(tmp_path, "gold", _body())
+    for name, body in (("nop", _body(nop_b=3)), ("pad", _body(pad=2))):
+        gate = _verilog(tmp_path, name, body)
+        assert gate.read_bytes() != gold.read_bytes(), name
+        same, why = verilog_equivalent(gold, gate, tmp_path)
+        assert same, (name, why)
+
+
+def test_equivalence_check_refuses_killable_mutants(tmp_path):
+    """A changed reset value, an operator swapped in the accumulator, and the identical design
+    under another port width are different hardware: never equivalent (soundness)."""
+    from sim.analysis.mutate import verilog_equivalent
+    gold = _verilog(tmp_path, "gold", _body())
+    for name, body, reason in (("init", _body(init=1), "init value"),
+                               ("sub", _body(acc_op="-"), "SAT proof over matched state failed")):
+        gate = _verilog(tmp_path, name, body)
+        same, why = verilog_equivalent(gold, gate, tmp_path)
+        assert not same and reason in why, (name, why)
+    assert verilog_equivalent(gold, gold, tmp_path) == (True, "identical Verilog")
+
+
+def test_same_function_refuses_changed_ports():
+    from sim.analysis.mutate import same_function
+    a = {"ports": {"y": {"direction": "output", "bits": [2]}}, "cells": {}, "netnames": {}}
+    b = {"ports": {"y": {"direction": "output", "bits": [2, 3]}}, "cells": {}, "netnames": {}}
+    assert same_function(a, b) == (False, "the ports differ")
+    # an output driven by nothing is a class of its own: not even equal to itself elsewhere
+    assert same_function(a, a)[0] is False
+
+
+def test_unmutated_run_records_the_lines_it_runs(tmp_path):
+    """The tracing plugin of the unmutated run (``-p sim.analysis.mutate``) records the lines of the
+    target file that ran and no others: the branch not taken stays out."""
+    import json
+    import os
+    mod = tmp_path / "blockmod.py"
+    mod.write_text("def build(flag):\n"        # 1
+                   "    x = 1\n"               # 2
+                   "    if flag:\n"            # 3
+                   "        x = 2\n"           # 4
+                   "    else:\n"               # 5
+                   "        x = 3\n"           # 6
+                   "    return x\n")           # 7
+    (tmp_path / "test_block.py").write_text("from blockmod import build\n\n"
+                                            "def test_build():\n    assert build(True) == 2\n")
+    out = tmp_path / "lines.json"
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}",
+               SPINPIM_MUTATE_TRACE_FILE=str(mod), SPINPIM_MUTATE_TRACE_OUT=str(out))
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "-p", "sim.analysis.mutate", str(tmp_path / "test_block.py")], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ran = set(json.loads(out.read_text()))
+    assert {2, 3, 4, 7} <= ran and not ran & {6}, sorted(ran)
+
+
+def test_uncovered_mutants_are_not_run(monkeypatch):
+    """A mutant on lines the unmutated run never executed is reported ``uncovered`` without
+    running its tests, and counts as not killed."""
+    import json
+
+    import sim.analysis.mutate as mutate
+    every = mutate.mutants_of(REPO / "rtl" / "ppu.py")
+    line_a, line_b = sorted({m.line for m in every})[:2]
+    calls = []
+
+    def fake_tests(workdir, tests, sim, timeout, programs, trace=None, traced=None):
+        if traced is not None:                 # the unmutated run: only line_a ran
+            traced.write_text(json.dumps([line_a]))
+        else:
+            calls.append(1)
+        return ("survived" if traced is not None else "killed"), 0.0, ""
+
+    monkeypatch.setattr(mutate, "_run_tests", fake_tests)
+    report = mutate.run(["rtl/ppu.py"], mutants=0, sim="icarus", seed=0, timeout=1,
+                        lines={line_a, line_b}, log=lambda text: None)
+    r = report["files"]["rtl/ppu.py"]
+    outcomes = {(m["line"], m["outcome"]) for m in r["mutants"]}
+    assert outcomes == {(line_a, "killed"), (line_b, "uncovered")}, outcomes
+    assert len(calls) == r["killed"] and r["uncovered"] == len(r["uncovered_mutants"]) > 0
+    assert r["score"] == r["score_raw"] == round(r["killed"] / r["run"], 4) < 1

@@ -13,17 +13,38 @@ that cover the mutated file (:data:`COVERING`, or ``--tests``) on one simulator,
 the first failure. A mutant is *killed* when the tests fail (a test's assertion, or the design
 no longer elaborates or builds: the report keeps the last lines of pytest's output to tell
 which) or when they run past ``--timeout`` seconds (``killed_timeout``, counted as killed: a
-mutant that hangs the core is caught); it *survives* when they pass. A survivor whose
-generated Verilog (every ``.v`` file the tests wrote under ``build/sim``) is byte for byte the
-unmutated source's is ``equivalent``: the tests simulated the very same hardware, so no test
-of these configurations can kill it (trivial compiler equivalence; such a mutant may still
-differ in a configuration no test builds: the report lists them). The score is ``killed /
-(run - equivalent)``; ``score_raw`` is ``killed / run``. The temporary copy is removed at the
-end, also on Ctrl-C.
+mutant that hangs the core is caught); it *survives* when they pass. A mutant on lines
+that the unmutated run never executes (traced in the pytest process, where the hardware is
+elaborated: :func:`pytest_configure`) is *uncovered*: no test builds it, it is not run, and it
+counts as not killed. (Lines run only by the cocotb side, in the simulator's process, such as
+an ``rtl`` helper that encodes a test's stimulus, are not traced and count as uncovered too:
+the score errs low, never high.)
 
-The report (``build/mutate/<file stem>.json``, or ``--out``): per file the mutants run, the
-counts, the score ``killed / run`` and every survivor (line, the original and the mutated
-text), for a reviewer to judge (some survivors are equivalent mutants: no test can kill them).
+A survivor is *equivalent* (left out of ``score``; ``score_raw`` counts it) when the hardware
+its tests simulated is provably the unmutated hardware, file by file over every Verilog file
+the tests wrote under ``build/sim`` (one design and its test bench per build directory, for
+every configuration and simulator the tests build): each file is byte for byte the unmutated
+one, or it is a design whose netlist computes the same function at its ports
+(:func:`verilog_equivalent`: yosys turns both files into one-bit gates, memories and
+flip-flops after its optimisations, :data:`YOSYS_FLOW`; :func:`same_function` then proves by
+colour refinement that every output bit has the same cycle-by-cycle computation from the
+inputs, constants and init values in both). The check is sound (it never calls a mutant that
+changes a simulated output equivalent; ``tests/test_mutate.py`` has a killable mutant it
+must refuse) but not complete: a survivor it cannot prove stays a survivor, and the report
+says why (the first output bit not proven). The cocotb tests touch ports only
+(``cocotb_tests/harness.py``), so the ports are all a test could see. An equivalent mutant may
+still differ in a configuration no test builds. The score is ``killed / (run - equivalent)``;
+``score_raw`` is ``killed / run`` (``run`` counts the uncovered). The report is rewritten
+after every mutant (``"partial": true`` until the last), so a run stopped early still reports
+the mutants done, a random sample themselves (they run in the sample's random order). With
+``--judge-later`` the survivors' Verilog is only kept; ``--rejudge REPORT`` proves their
+equivalence afterwards, without running tests. The temporary copy is removed at the end,
+also on Ctrl-C.
+
+The report (``build/mutate/mutate.json``, or ``--out``): per file the mutants run, the
+counts, both scores, every survivor and every equivalent (line, the original and the mutated
+text, why it is or is not equivalent), for a reviewer to judge. The unmutated Verilog and each
+survivor's differing files stay in ``<report stem>-verilog/`` beside it (``--keep-verilog``).
 
 Usage::
 
@@ -34,6 +55,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
+import hashlib
 import json
 import os
 import random
@@ -48,7 +71,9 @@ from pathlib import Path
 
 from sim.util import UserError
 
-__all__ = ["Mutant", "mutants_of", "apply", "run", "main", "COVERING", "verilog_digest"]
+__all__ = ["Mutant", "mutants_of", "apply", "run", "main", "COVERING", "verilog_digest",
+           "same_function", "state_matched_equivalent", "verilog_equivalent", "judge",
+           "summarize", "rejudge", "YOSYS_FLOW", "YOSYS_READ", "YOSYS_PROVE"]
 
 REPO = Path(__file__).resolve().parents[2]
 #: What the temporary copy holds (the tests need nothing else).
@@ -62,7 +87,7 @@ COVERING = {
                     "cocotb_tests/test_core_bitcount.py", "cocotb_tests/test_core_dima.py",
                     "cocotb_tests/test_core_jeit_fa.py"],
     "rtl/fa_array.py": ["cocotb_tests/test_core_jeit_fa.py"],
-    "rtl/ppu.py": ["cocotb_tests/test_ppu.py"],
+    "rtl/ppu.py": ["cocotb_tests/test_ppu.py", "cocotb_tests/test_ppu_threshold.py"],
 }
 #: Functions never mutated (parameter checks and plain accessors, not hardware).
 SKIP_FUNCS = {"__init__", "_check_param", "_check_count", "_check_field"}
@@ -214,14 +239,61 @@ def _copy_repo(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
-def _run_tests(workdir: Path, tests: list[str], sim: str, timeout: float, programs: int):
+#: Environment of a pytest run that records the lines of one file it executes
+#: (:func:`pytest_configure`): the file, and where the JSON list of lines goes.
+TRACE_FILE, TRACE_OUT = "SPINPIM_MUTATE_TRACE_FILE", "SPINPIM_MUTATE_TRACE_OUT"
+
+
+def pytest_configure(config):
+    """Pytest hook (``-p sim.analysis.mutate``, the unmutated run only): with :data:`TRACE_FILE`
+    set,
+    record which lines of that file run in the pytest process (the elaboration: the cocotb
+    side runs in the simulator's process and builds no hardware) and write them to
+    :data:`TRACE_OUT` at exit. A mutant on lines that never ran builds the same hardware in
+    every test: it is *uncovered*, not run and not killed."""
+    import atexit
+    import threading
+    target, out = os.environ.get(TRACE_FILE), os.environ.get(TRACE_OUT)
+    if not target or not out:
+        return
+    target = os.path.realpath(target)
+    seen: set[int] = set()
+    codes: dict = {}
+
+    def local(frame, event, arg):
+        if event == "line":
+            seen.add(frame.f_lineno)
+        return local
+
+    def calls(frame, event, arg):
+        code = frame.f_code
+        mine = codes.get(code)
+        if mine is None:
+            mine = codes[code] = os.path.realpath(code.co_filename) == target
+        if mine:
+            seen.add(frame.f_lineno)
+            return local
+        return None
+
+    sys.settrace(calls)
+    threading.settrace(calls)
+    atexit.register(lambda: Path(out).write_text(json.dumps(sorted(seen))))
+
+
+def _run_tests(workdir: Path, tests: list[str], sim: str, timeout: float, programs: int,
+               trace: Path | None = None, traced: Path | None = None):
     """``(outcome, seconds, tail of output)``: outcome ``survived``, ``killed``,
-    ``killed_timeout``."""
+    ``killed_timeout``. With ``trace`` (a file) the lines of it that run are written to
+    ``traced``."""
     env = dict(os.environ, SIM=sim, PYTHONPATH=str(workdir), SPINPIM_SEED="1",
                SPINPIM_RANDOM_PROGRAMS=str(programs), PYTHONDONTWRITEBYTECODE="1",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    plugin = []
+    if trace is not None:
+        env.update({TRACE_FILE: str(trace), TRACE_OUT: str(traced)})
+        plugin = ["-p", "sim.analysis.mutate"]
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-           "-p", "no:randomly", *tests]
+           "-p", "no:randomly", *plugin, *tests]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -243,16 +315,337 @@ def _run_tests(workdir: Path, tests: list[str], sim: str, timeout: float, progra
 def verilog_digest(workdir: Path) -> dict:
     """``{path: sha256}`` of every Verilog file the tests wrote under ``workdir/build/sim``
     (the hardware they simulated: the design and its bench, per build directory)."""
-    import hashlib
     root = Path(workdir) / "build" / "sim"
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*.v")) if p.is_file()}
 
 
+#: Yosys script that turns one generated Verilog file into the netlist :func:`same_function`
+#: compares: processes and hierarchy flattened, memories kept as cells, constant folding and
+#: dead-logic removal (``opt``, ``opt_clean -purge``), widths reduced (``wreduce``), then
+#: gates of one bit (``techmap``) and ``opt`` again. Every pass keeps the module's function at
+#: its ports (yosys's optimisations preserve it, init values included).
+YOSYS_FLOW = ("read_verilog -sv {src}; hierarchy -check -top {top}; proc; flatten; opt_clean; "
+              "memory -nomap; opt; wreduce; opt_clean; techmap; opt; opt_clean -purge; "
+              "write_json {out}")
+#: Gates whose inputs commute (their input classes are compared as a multiset).
+_COMMUTATIVE = {"$_AND_", "$_OR_", "$_XOR_", "$_NAND_", "$_NOR_", "$_XNOR_"}
+
+
+def _netlist(verilog: Path, top: str, scratch: Path) -> dict:
+    """The module ``top`` of ``verilog`` after :data:`YOSYS_FLOW` (yosys's JSON)."""
+    yosys = shutil.which("yosys")
+    if yosys is None:
+        raise UserError("yosys not found on PATH: the equivalence check needs it "
+                        "(Debian package yosys, make synth-deps)")
+    out = scratch / f"{verilog.stem}.{os.getpid()}.json"
+    script = YOSYS_FLOW.format(src=verilog, top=top, out=out)
+    proc = subprocess.run([yosys, "-q", "-p", script], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"yosys failed on {verilog}: {proc.stderr.strip()[-300:]}")
+    try:
+        return json.loads(out.read_text())["modules"][top]
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def same_function(gold: dict, gate: dict) -> tuple[bool, str]:
+    """Whether two netlists (:func:`_netlist`) compute the same function at their ports.
+
+    Sound, not complete: ``True`` only when the ports are the same and every output bit of
+    ``gate`` lands in the same class as the same bit of ``gold`` under colour refinement of
+    both netlists together. A net's class starts from what drives it (an input port bit, a
+    constant, or a cell: its type, parameters, output bit and the init value of that net) and
+    is refined by the classes of the cell's inputs (in port order; as a multiset for gates whose
+    inputs commute) until no class splits. Two nets in one class therefore have the same
+    unrolled computation from the inputs, the constants and the init values, cycle by cycle
+    (flip-flops and memories included: a memory cell's read data is refined by every input of
+    the cell), so they carry the same value in every cycle of every input sequence. An undriven
+    net is a class of its own. ``False`` says only that this argument did not prove it (the
+    reason names the first differing port bit).
+    """
+    gp, tp = gold["ports"], gate["ports"]
+    sig = {n: (p["direction"], len(p["bits"])) for n, p in gp.items()}
+    if sig != {n: (p["direction"], len(p["bits"])) for n, p in tp.items()}:
+        return False, "the ports differ"
+    nets = []                              # per design: net bit -> (label, input net bits)
+    for mod in (gold, gate):
+        init = {}
+        for net in mod.get("netnames", {}).values():
+            value = net.get("attributes", {}).get("init")
+            if isinstance(value, str) and set(value) <= set("01xz"):
+                for j, bit in enumerate(net["bits"]):
+                    if j < len(value):
+                        init[bit] = value[len(value) - 1 - j]
+        drive = {}
+        for name, port in mod["ports"].items():
+            if port["direction"] == "input":
+                for j, bit in enumerate(port["bits"]):
+                    drive[bit] = (("in", name, j), ())
+        for cell in mod.get("cells", {}).values():
+            dirs, conns = cell.get("port_directions", {}), cell["connections"]
+            ins = tuple(b for p in sorted(conns) if dirs.get(p) == "input" for b in conns[p])
+            params = tuple(sorted((k, str(v)) for k, v in cell.get("parameters", {}).items()))
+            for p in sorted(conns):
+                if dirs.get(p) == "output":
+                    for j, bit in enumerate(conns[p]):
+                        if isinstance(bit, int):
+                            drive[bit] = ((cell["type"], params, p, j, init.get(bit),
+                                           cell["type"] in _COMMUTATIVE), ins)
+        nets.append(drive)
+    # the nets the outputs depend on, in both designs; a node is (design, net bit)
+    todo = [(d, b) for d, mod in enumerate((gold, gate)) for p in mod["ports"].values()
+            if p["direction"] == "output" for b in p["bits"]]
+    label, inputs = {}, {}
+    while todo:
+        node = todo.pop()
+        if node in label:
+            continue
+        d, bit = node
+        if isinstance(bit, str):                          # a constant bit "0" "1" "x" "z"
+            label[node], inputs[node] = ("const", bit), ()
+            continue
+        if bit not in nets[d]:
+            label[node], inputs[node] = ("undriven", d, bit), ()
+            continue
+        lab, ins = nets[d][bit]
+        label[node], inputs[node] = lab, tuple((d, b) for b in ins)
+        todo.extend(inputs[node])
+    ids: dict = {}
+    colour = {n: ids.setdefault(("l", lab), len(ids)) for n, lab in label.items()}
+    classes = len(set(colour.values()))
+    while True:
+        new = {}
+        for n, ins in inputs.items():
+            cs = [colour[i] for i in ins]
+            if label[n][-1] is True:                      # commuting gate inputs
+                cs.sort()
+            new[n] = ids.setdefault((colour[n], tuple(cs)), len(ids))
+        count = len(set(new.values()))
+        colour = new
+        if count == classes:
+            break
+        classes = count
+    for name, port in gp.items():
+        if port["direction"] != "output":
+            continue
+        for j, (a, b) in enumerate(zip(port["bits"], tp[name]["bits"], strict=True)):
+            if colour[(0, a)] != colour[(1, b)]:
+                return False, f"output {name}[{j}] not proven the same"
+    return True, "same function at the ports"
+
+
+#: Yosys script that reads one generated Verilog file for :func:`state_matched_equivalent`:
+#: processes and hierarchy flattened, memories collected into one cell each, no optimisation
+#: (which could split or merge the registers of one design and not the other's).
+YOSYS_READ = ("read_verilog -sv {src}; hierarchy -check -top {top}; proc; flatten; "
+              "hierarchy -top {top}; opt_clean; memory_collect; opt_clean; write_json {out}")
+#: Yosys script that proves the two cut netlists the same: a miter of both, optimised (identical
+#: logic of the two merges), then one SAT proof over every value of the ports (inputs and the
+#: state cut out), inputs defined, undefined bits modelled.
+YOSYS_PROVE = ("read_json {src}; miter -equiv -flatten -make_outputs gold gate miter; "
+               "hierarchy -top miter; opt; "
+               "sat -verify -enable_undef -set-def-inputs -prove trigger 0 miter")
+
+
+_CUT_CACHE: dict = {}
+
+
+def _is_state(kind: str) -> bool:
+    """Whether a yosys cell type keeps state (a flip-flop, latch or memory)."""
+    k = kind.upper()
+    return kind.startswith("$mem") or any(w in k for w in ("DFF", "LATCH", "$SR", "_SR_", "$FF",
+                                                           "_FF_"))
+
+
+def _cut_state(mod: dict) -> tuple[dict | None, str]:
+    """``mod`` (yosys JSON after :data:`YOSYS_READ`) with every state cell cut out: its
+    outputs become input ports ``cut_<hash of key>_<port>`` and its inputs output ports
+    ``cut_<hash of key>_in_<port>``; ``(None, reason)`` when a state cell has no stable key (a
+    register without a public name for every bit, a memory cell other than ``$mem_v2``, or a
+    cell that is not a yosys primitive). The key of a register is the public net name of each
+    of its output bits; of a memory, its name. Also returns, under ``"state"``, each key's
+    type, parameters and init value, which must be the same in both designs."""
+    canon = {}
+    for name, net in mod.get("netnames", {}).items():
+        if net.get("hide_name", 0) or name.startswith("$"):
+            continue
+        for j, bit in enumerate(net["bits"]):
+            if isinstance(bit, int):
+                canon[bit] = min(canon.get(bit, (name, j)), (name, j))
+    init = {}
+    for net in mod.get("netnames", {}).values():
+        value = net.get("attributes", {}).pop("init", None)
+        if isinstance(value, str):
+            for j, bit in enumerate(net["bits"]):
+                if j < len(value):
+                    init[bit] = value[len(value) - 1 - j]
+    ports, cells, state = dict(mod["ports"]), {}, {}
+    for cname, cell in mod.get("cells", {}).items():
+        kind = cell["type"]
+        if not kind.startswith("$"):
+            return None, f"an instance of {kind} (not flattened)"
+        if not _is_state(kind):
+            cells[cname] = cell
+            continue
+        dirs, conns = cell.get("port_directions", {}), cell["connections"]
+        if kind.startswith("$mem"):
+            if kind != "$mem_v2":
+                return None, f"a memory cell {kind} not collected"
+            key = f"mem {cell['parameters'].get('MEMID')}"
+            out_bits = []
+        else:
+            out_bits = [b for p in conns if dirs.get(p) == "output" for b in conns[p]]
+            if not all(b in canon for b in out_bits):
+                return None, f"a register ({kind} {cname}) without a public name"
+            key = "reg " + ",".join(f"{canon[b][0]}[{canon[b][1]}]" for b in out_bits)
+        if key in state:
+            return None, f"two state cells with the key {key}"
+        state[key] = (kind, sorted((k, str(v)) for k, v in cell.get("parameters", {}).items()),
+                      [init.get(b) for b in out_bits])
+        tag = "cut_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        for p in sorted(conns):
+            if dirs.get(p) == "output":
+                ports[f"{tag}_{p}"] = {"direction": "input", "bits": conns[p]}
+            elif dirs.get(p) == "input":
+                ports[f"{tag}_in_{p}"] = {"direction": "output", "bits": conns[p]}
+            else:
+                return None, f"{kind} {cname}: port {p} of unknown direction"
+    return {**mod, "ports": ports, "cells": cells, "state": state}, ""
+
+
+def state_matched_equivalent(gold: Path, gate: Path, top: str,
+                             scratch: Path) -> tuple[bool, str]:
+    """Whether two Verilog files of one design are the same function at the ports, by
+    induction over matched state.
+
+    Sound, not complete: ``True`` only when (1) both designs have the same state cells under
+    the same keys (registers by the public names of their bits, memories by name) with the
+    same type, parameters and init values, and (2) yosys's SAT solver proves, for every value
+    of the inputs and of every state cell's outputs (the same in both), that every output port
+    and every input of every state cell are the same in both (:func:`_cut_state`,
+    :data:`YOSYS_PROVE`). By induction over the cycles both designs then start in the same
+    state, see the same inputs and move to the same state, so their outputs agree in every
+    cycle of every input sequence. This proves what colour refinement cannot: a mutated
+    operand of a NOP that selects a value no output uses in that cycle, a constant whose
+    change a later operation masks.
+    """
+    yosys = shutil.which("yosys")
+    if yosys is None:
+        raise UserError("yosys not found on PATH: the equivalence check needs it "
+                        "(Debian package yosys, make synth-deps)")
+    mods = []
+    for src in (gold, gate):
+        key = (hashlib.sha256(src.read_bytes()).hexdigest(), top)
+        if key not in _CUT_CACHE:            # the baseline's file recurs for every mutant
+            out = scratch / f"read.{os.getpid()}.json"
+            proc = subprocess.run([yosys, "-q", "-p",
+                                   YOSYS_READ.format(src=src, top=top, out=out)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                return False, f"yosys could not read {src.name}: {proc.stderr.strip()[-200:]}"
+            _CUT_CACHE[key] = _cut_state(json.loads(out.read_text())["modules"][top])
+            out.unlink(missing_ok=True)
+        cut, why = _CUT_CACHE[key]
+        if cut is None:
+            return False, why
+        mods.append(copy.deepcopy(cut))
+    a, b = (m.pop("state") for m in mods)
+    if set(a) != set(b):
+        return False, f"the state differs: {sorted(set(a) ^ set(b))[:3]}"
+    for key in a:
+        if a[key] != b[key]:
+            return False, f"state {key} differs in type, parameters or init value"
+    both = scratch / f"cut.{os.getpid()}.json"
+    both.write_text(json.dumps({"modules": {"gold": mods[0], "gate": mods[1]}}))
+    try:
+        proc = subprocess.run([yosys, "-q", "-p", YOSYS_PROVE.format(src=both)],
+                              capture_output=True, text=True)
+    finally:
+        both.unlink(missing_ok=True)
+    if proc.returncode == 0:
+        return True, f"same function at the ports ({len(a)} state cells matched, SAT proof)"
+    return False, "the SAT proof over matched state failed"
+
+
+def verilog_equivalent(gold: Path, gate: Path, scratch: Path) -> tuple[bool, str]:
+    """Whether two Verilog files the tests wrote describe the same hardware at its ports:
+    byte-identical, or a test bench (``*_tb.v``, written from the ports alone) identical, or a
+    design whose netlists :func:`same_function` proves the same (the toplevel module is named
+    like the file)."""
+    a, b = Path(gold).read_bytes(), Path(gate).read_bytes()
+    if a == b:
+        return True, "identical Verilog"
+    if Path(gold).stem.endswith("_tb"):
+        return False, f"{Path(gold).name}: the test bench differs (the ports changed)"
+    same, why = state_matched_equivalent(Path(gold), Path(gate), Path(gold).stem, scratch)
+    if not same and not why.startswith("the SAT proof"):
+        # the state did not match by name: colour refinement needs no names
+        try:
+            same, why2 = same_function(_netlist(Path(gold), Path(gold).stem, scratch),
+                                       _netlist(Path(gate), Path(gate).stem, scratch))
+        except RuntimeError as e:
+            same, why2 = False, str(e)
+        why = why2 if same else f"{why}; {why2}"
+    return same, f"{Path(gold).name}: {why}"
+
+
+def _keep_verilog(workdir: Path, dest: Path, paths) -> None:
+    """Copy the Verilog files ``paths`` (relative to ``workdir/build/sim``) under ``dest``."""
+    root = Path(workdir) / "build" / "sim"
+    for rel in paths:
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / rel, dest / rel)
+
+
+def judge(base_dir: Path, mutant_dir: Path, differing, cache=None) -> tuple[bool, str]:
+    """Whether every file of ``differing`` (paths relative to both directories: the Verilog a
+    survivor's tests wrote that is not the unmutated source's) is :func:`verilog_equivalent`
+    to the baseline's; the reason names the first file that is not (or how many differ)."""
+    cache = {} if cache is None else cache
+    with tempfile.TemporaryDirectory(prefix="spinpim-equiv-") as scratch:
+        # the smallest designs first: a mutant they tell apart fails fast
+        for rel in sorted(differing, key=lambda r: ((Path(base_dir) / r).stat().st_size
+                                                     if (Path(base_dir) / r).is_file() else 0, r)):
+            gold, gate = Path(base_dir) / rel, Path(mutant_dir) / rel
+            if not gold.is_file() or not gate.is_file():
+                return False, f"{rel}: written by only one of the two runs"
+            key = (gold.read_bytes(), gate.read_bytes())
+            if key not in cache:
+                cache[key] = verilog_equivalent(gold, gate, Path(scratch))
+            same, why = cache[key]
+            if not same:
+                return False, f"{rel}: {why}"
+    return True, (f"{len(differing)} Verilog files differ in text, each the same function at "
+                  "its ports" if differing else "identical Verilog")
+
+
+def _judge_survivor(work: Path, baseline: dict, keep: Path, i: int, now: bool = True):
+    """``(outcome, extra report fields)`` of a mutant whose tests passed."""
+    digest = verilog_digest(work)
+    if digest == baseline:
+        return "equivalent", {"equivalence": "identical Verilog"}
+    if set(digest) != set(baseline):
+        return "survived", {"equivalence": "not proven: the tests wrote other Verilog files"}
+    differing = [p for p in digest if digest[p] != baseline[p]]
+    mdir = keep / f"m{i:03d}"
+    _keep_verilog(work, mdir, differing)
+    kept = {"verilog": str(mdir), "differing": sorted(differing)}
+    if not now:
+        return "survived", {"equivalence": "not judged yet (--rejudge)", **kept}
+    same, why = judge(keep / "baseline", mdir, differing)
+    return ("equivalent" if same else "survived"), {
+        "equivalence": why if same else f"not proven: {why}", **kept}
+
+
 def run(files, *, mutants: int, sim: str, seed: int, timeout: float, tests=None,
-        programs: int = 60, lines=None, log=None) -> dict:
+        programs: int = 60, lines=None, log=None, keep_dir: Path | None = None,
+        progress=None, judge_now: bool = True) -> dict:
     """Mutate each of ``files`` (a sample of ``mutants`` per file, all if 0), run the covering
-    tests on each mutant; return the report (a JSON-able dict)."""
+    tests on each mutant; return the report (a JSON-able dict). The sampled mutants run in the
+    sample's random order, so the first k of them are a random sample too; ``progress``, if
+    given, is called with the report so far (``"partial": true``) after every mutant. With
+    ``judge_now`` false a survivor's Verilog is only kept, for :func:`rejudge` later."""
     if log is None:
         def log(text):
             print(text, flush=True)
@@ -272,48 +665,123 @@ def run(files, *, mutants: int, sim: str, seed: int, timeout: float, tests=None,
                 every = [m for m in every if m.line in lines]
             sample = (random.Random(f"{seed}:{rel}").sample(every, min(mutants, len(every)))
                       if mutants else every)
-            sample.sort(key=lambda m: (m.line, m.col))
             # the unmutated copy must pass first: otherwise every mutant is "killed"
-            outcome, took, tail = _run_tests(work, covering, sim, timeout, programs)
+            traced = work / "traced-lines.json"
+            traced.unlink(missing_ok=True)
+            outcome, took, tail = _run_tests(work, covering, sim, timeout, programs,
+                                             trace=work / rel, traced=traced)
+            ran = set(json.loads(traced.read_text())) if traced.is_file() else None
             if outcome != "survived":
                 raise UserError(f"{rel}: the covering tests fail without a mutation "
                                 f"({outcome}): {tail}")
             baseline = verilog_digest(work)
+            # the unmutated Verilog, and each survivor's differing files, for the equivalence
+            # check (kept under keep_dir for a reviewer, else in the temporary copy)
+            keep = Path(keep_dir or work / "verilog-kept") / Path(rel).stem
+            shutil.rmtree(keep, ignore_errors=True)
+            _keep_verilog(work, keep / "baseline", baseline)
             log(f"{rel}: {len(sample)} of {len(every)} mutants; tests pass unmutated "
                 f"in {took:.0f} s")
             results = []
             target = work / rel
             try:
                 for i, m in enumerate(sample):
+                    entry = {}
+                    if ran is not None and not ran & set(range(m.line, m.end_line + 1)):
+                        results.append({**asdict(m), "outcome": "uncovered", "seconds": 0.0,
+                                        "output": "no test runs these lines"})
+                        log(f"  [{i + 1}/{len(sample)}] line {m.line} {m.kind}: uncovered")
+                        continue
                     target.write_text(apply(original, m))
                     outcome, took, tail = _run_tests(work, covering, sim, timeout, programs)
-                    if outcome == "survived" and baseline and verilog_digest(work) == baseline:
-                        outcome = "equivalent"
+                    if outcome == "survived" and baseline:
+                        outcome, entry = _judge_survivor(work, baseline, keep, i, judge_now)
                     results.append({**asdict(m), "outcome": outcome, "seconds": round(took, 1),
-                                    "output": tail})
+                                    "output": tail, **entry})
                     log(f"  [{i + 1}/{len(sample)}] line {m.line} {m.kind}: {m.original!r} -> "
                         f"{m.mutated!r}: {outcome} ({took:.0f} s)")
+                    if progress is not None:
+                        progress({**report, "partial": True, "planned": len(sample),
+                                  "files": {**report["files"], rel: {
+                                      "tests": covering, "sites": len(every),
+                                      **summarize(results)}}})
             finally:
                 target.write_text(original)
-            counts = {k: sum(r["outcome"] == k for r in results)
-                      for k in ("killed", "killed_timeout", "survived", "equivalent")}
-            killed = counts["killed"] + counts["killed_timeout"]
-            judged = len(results) - counts["equivalent"]
-            report["files"][rel] = {
-                "tests": covering, "sites": len(every), "run": len(results), **counts,
-                "score": round(killed / judged, 4) if judged else None,
-                "score_raw": round(killed / len(results), 4) if results else None,
-                "survivors": [r for r in results if r["outcome"] == "survived"],
-                "equivalents": [r for r in results if r["outcome"] == "equivalent"],
-                "mutants": results,
-            }
+            report["files"][rel] = {"tests": covering, "sites": len(every),
+                                    **summarize(results)}
     return report
+
+
+def summarize(results: list[dict]) -> dict:
+    """The counts, ``score`` (killed / (run - equivalent)), ``score_raw`` (killed / run), the
+    survivors, the uncovered and the equivalents of one file's mutant results (an uncovered
+    mutant counts as not killed in both scores)."""
+    counts = {k: sum(r["outcome"] == k for r in results)
+              for k in ("killed", "killed_timeout", "survived", "uncovered", "equivalent")}
+    killed = counts["killed"] + counts["killed_timeout"]
+    judged = len(results) - counts["equivalent"]
+    return {"run": len(results), **counts,
+            "score": round(killed / judged, 4) if judged else None,
+            "score_raw": round(killed / len(results), 4) if results else None,
+            "survivors": [r for r in results if r["outcome"] == "survived"],
+            "uncovered_mutants": [r for r in results if r["outcome"] == "uncovered"],
+            "equivalents": [r for r in results if r["outcome"] == "equivalent"],
+            "mutants": results}
+
+
+def rejudge(report: dict, log=print) -> dict:
+    """``report`` with every survivor whose differing Verilog was kept judged again by
+    :func:`judge` (a mutant proven equivalent becomes ``equivalent``); scores recomputed."""
+    for rel, r in report["files"].items():
+        cache: dict = {}
+        for m in r["mutants"]:
+            if m["outcome"] != "survived" or "verilog" not in m:
+                continue
+            mdir = Path(m["verilog"])
+            same, why = judge(mdir.parent / "baseline", mdir, m["differing"], cache)
+            if same:
+                m["outcome"] = "equivalent"
+            m["equivalence"] = why if same else f"not proven: {why}"
+            log(f"{rel} line {m['line']} {m['kind']}: {m['outcome']} ({m['equivalence']})")
+        report["files"][rel] = {**{k: v for k, v in r.items()
+                                   if k in ("tests", "sites")}, **summarize(r["mutants"])}
+    return report
+
+
+def _write_report(report: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    tmp.replace(out)
+
+
+def _print_scores(report: dict, out: Path) -> None:
+    for rel, r in report["files"].items():
+        k = r["killed"] + r["killed_timeout"]
+        print(f"{rel}: score {r['score']} ({k} of {r['run'] - r['equivalent']} killed: "
+              f"{r['killed']} by a failing test or build, {r['killed_timeout']} by the "
+              f"timeout; {r['equivalent']} equivalent: the same hardware as unmutated); "
+              f"{r['survived']} survivors, {r['uncovered']} uncovered (no test runs the "
+              f"line); score_raw {r['score_raw']} ({k} of {r['run']})")
+    print(f"report: {out}")
+
+
+def _rejudge_main(path: Path) -> int:
+    try:
+        report = json.loads(path.read_text())
+        report["files"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"--rejudge {path}: not a report of sim.analysis.mutate ({e})") from None
+    report = rejudge(report)
+    _write_report(report, path)
+    _print_scores(report, path)
+    return 0
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sim.analysis.mutate",
                                  description=__doc__.split("\n")[0])
-    ap.add_argument("files", nargs="+", help="rtl/ files to mutate")
+    ap.add_argument("files", nargs="*", help="rtl/ files to mutate")
     ap.add_argument("--mutants", type=int, default=30,
                     help="mutants sampled per file (0: all of them); default 30")
     ap.add_argument("--sim", default="icarus", help="icarus (default) or verilator")
@@ -326,9 +794,23 @@ def main(argv=None) -> int:
                     help="random programs of cocotb_tests/test_core_random.py per mutant")
     ap.add_argument("--lines", type=int, nargs="*", default=None,
                     help="only the mutants on these source lines")
-    ap.add_argument("--out", default=None, help="JSON report (default build/mutate/ALL.json)")
+    ap.add_argument("--out", default=None,
+                    help="JSON report (default build/mutate/mutate.json)")
+    ap.add_argument("--keep-verilog", default=None,
+                    help="directory for the unmutated Verilog and each survivor's differing "
+                         "files (default: beside the report, <out stem>-verilog)")
+    ap.add_argument("--judge-later", action="store_true",
+                    help="keep each survivor's Verilog but prove no equivalence during the run "
+                         "(a design's proof takes minutes); --rejudge the report afterwards")
+    ap.add_argument("--rejudge", default=None, metavar="REPORT",
+                    help="run no tests: judge the survivors of REPORT again (their kept "
+                         "Verilog) with this version's equivalence check, rewrite REPORT")
     args = ap.parse_args(argv)
     try:
+        if args.rejudge:
+            return _rejudge_main(Path(args.rejudge))
+        if not args.files:
+            raise UserError("no files to mutate: name rtl/ files (MUTATE_FILES) or --rejudge")
         if args.sim not in ("icarus", "verilator"):
             raise UserError(f"SIM={args.sim}: must be icarus or verilator")
         if args.mutants < 0:
@@ -340,25 +822,20 @@ def main(argv=None) -> int:
         out = Path(args.out) if args.out else REPO / "build" / "mutate" / "mutate.json"
         report = run(args.files, mutants=args.mutants, sim=args.sim, seed=args.seed,
                      timeout=args.timeout, tests=args.tests, programs=args.programs,
-                     lines=set(args.lines or ()))
+                     lines=set(args.lines or ()),
+                     keep_dir=Path(args.keep_verilog) if args.keep_verilog
+                     else out.with_name(f"{out.stem}-verilog"),
+                     progress=lambda partial: _write_report(partial, out),
+                     judge_now=not args.judge_later)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: mutation run stopped, no report written, temporary copy removed",
-              file=sys.stderr)
+        print("interrupted: mutation run stopped, temporary copy removed; the report holds the "
+              "mutants run so far (\"partial\": true)", file=sys.stderr)
         return 130
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(json.dumps(report, indent=1) + "\n")
-    tmp.replace(out)
-    for rel, r in report["files"].items():
-        k = r["killed"] + r["killed_timeout"]
-        print(f"{rel}: score {r['score']} ({k} of {r['run'] - r['equivalent']} killed: "
-              f"{r['killed']} by a failing test or build, {r['killed_timeout']} by the "
-              f"timeout; {r['equivalent']} equivalent: the same Verilog as unmutated); "
-              f"{r['survived']} survivors; score_raw {r['score_raw']} ({k} of {r['run']})")
-    print(f"report: {out}")
+    _write_report(report, out)
+    _print_scores(report, out)
     return 0
 
 
