@@ -218,3 +218,40 @@ def first_mismatch(block: str, what: str, got, want, seed: int, step=None) -> st
             return (f"{block}: {what} lane {i}{where}: rtl {int(g)} != golden {int(w)} "
                     f"(seed {seed}; rerun with SPINPIM_SEED={seed})")
     return f"{block}: {what}{where}: no mismatch"
+
+
+async def check_compiled_images(dut, config, model, compiled, images, *, where: str,
+                                seed: int) -> list[dict]:
+    """Run ``compiled`` on the core under test for each of ``images`` and check it the way every
+    end-to-end core test does: every stage == golden (``golden.model.infer_int``'s trace, by
+    ``CoreHost.infer``), and every counter == the cycle model's (``sim.hw.core_model``) ==
+    the compiler's static profile. ``where`` starts each mismatch message (block, model, seed
+    names); returns the RTL counters per image."""
+    from golden.model import infer_int
+    from sim.compile.compiler import run_compiled
+    from sim.flows.rtl_backend import CoreHost
+    from sim.hw.core_model import CoreModel
+    host = CoreHost(dut, config)
+    await host.reset()
+    await host.load_compiled(compiled)
+    ref = CoreModel(config)
+    out = []
+    for i, image in enumerate(images):
+        trace = [t[0] for t in infer_int(model, image[None], trace=True)]
+        at = f"{where}, image {i}"
+        try:
+            _, counters = await host.infer(compiled, image, golden_trace=trace)
+        except AssertionError as e:
+            raise AssertionError(f"{at}: {e} (seed {seed}; rerun with SPINPIM_SEED={seed})"
+                                 ) from None
+        modelled = run_compiled(compiled, image, ref, load_weights=i == 0).counters
+        static = {k: sum(c.micro_ops[k] for st in compiled.stages for c in st.chunks)
+                  for k in counters}
+        for key in counters:
+            assert counters[key] == modelled[key] == static[key], (
+                f"{at}: counter {key}: rtl {counters[key]}, cycle model {modelled[key]}, "
+                f"compiler profile {static[key]} (seed {seed})")
+        dut._log.info("%s: %d cycles, stages %s", at, counters["cycles"],
+                      [s["name"] for s in host.last_stages])
+        out.append(counters)
+    return out

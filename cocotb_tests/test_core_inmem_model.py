@@ -23,10 +23,9 @@ import cocotb
 import numpy as np
 import pytest
 
-from cocotb_tests.harness import load_params, make_rng, run_block
+from cocotb_tests.harness import check_compiled_images, load_params, make_rng, run_block
 from rtl.config import preset
 from rtl.core import Core
-from sim.flows.rtl_backend import CoreHost
 
 BLOCK = "core_inmem_model"
 SPECS = {
@@ -80,9 +79,7 @@ async def core_inmem_avgpool_model(dut):
 
 
 async def _check_model(dut, which):
-    from golden.model import infer_int
-    from sim.compile.compiler import compile_model, run_compiled
-    from sim.hw.core_model import CoreModel
+    from sim.compile.compiler import compile_model
     p = load_params()
     rng_py, seed = make_rng(p, f"core_inmem_{which}")
     mseed = rng_py.getrandbits(64)
@@ -93,27 +90,10 @@ async def _check_model(dut, which):
     compiled = compile_model(model, config)
     bitcounts = sum(st.micro_ops["bitcount"] for st in compiled.stages)
     assert bitcounts > 0, f"{BLOCK}: {which}: no BITCOUNT in the compiled programs"
-    host = CoreHost(dut, config)
-    await host.reset()
-    await host.load_compiled(compiled)
-    ref = CoreModel(config)
-    for i, image in enumerate(x):
-        trace = [t[0] for t in infer_int(model, image[None], trace=True)]
-        where = f"{BLOCK}: {which} model, image {i} (seed 001 in-memory post-processing)"
-        try:
-            _, counters = await host.infer(compiled, image, golden_trace=trace)
-        except AssertionError as e:
-            raise AssertionError(f"{where}: {e} (seed {seed}; rerun with SPINPIM_SEED={seed})"
-                                 ) from None
-        modelled = run_compiled(compiled, image, ref, load_weights=i == 0).counters
-        static = {k: sum(c.micro_ops[k] for st in compiled.stages for c in st.chunks)
-                  for k in counters}
-        for key in counters:
-            assert counters[key] == modelled[key] == static[key], (
-                f"{where}: counter {key}: rtl {counters[key]}, cycle model {modelled[key]}, "
-                f"compiler profile {static[key]} (seed {seed})")
-        dut._log.info("%s: %d cycles, %d BITCOUNTs, stages %s", where, counters["cycles"],
-                      counters["bitcount"], [s["name"] for s in host.last_stages])
+    counters = await check_compiled_images(
+        dut, config, model, compiled, x, seed=seed,
+        where=f"{BLOCK}: {which} model (seed 001 in-memory post-processing)")
+    dut._log.info("%s model: BITCOUNTs per image %s", which, [c["bitcount"] for c in counters])
 
 
 @pytest.mark.sim

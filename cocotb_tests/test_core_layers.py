@@ -26,10 +26,9 @@ import cocotb
 import numpy as np
 import pytest
 
-from cocotb_tests.harness import load_params, make_rng, run_block
+from cocotb_tests.harness import check_compiled_images, load_params, make_rng, run_block
 from rtl.config import preset
 from rtl.core import Core
-from sim.flows.rtl_backend import CoreHost
 
 BLOCK = "core"
 IN_SHAPE = (1, 10, 10)
@@ -96,9 +95,7 @@ async def core_layers_grouped(dut):
 
 
 async def _check_model(dut, which, want_kinds):
-    from golden.model import infer_int
-    from sim.compile.compiler import compile_model, run_compiled
-    from sim.hw.core_model import CoreModel
+    from sim.compile.compiler import compile_model
     p = load_params()
     rng_py, seed = make_rng(p, f"core_layers_{which}")
     mseed = rng_py.getrandbits(64)
@@ -112,27 +109,8 @@ async def _check_model(dut, which, want_kinds):
         assert loads == [2, 1], f"{BLOCK}: streamed model's channel tiles per stage {loads}"
     kinds = [st.kind for st in compiled.stages]
     assert kinds == want_kinds, f"{BLOCK}: {which} model stages {kinds}"
-    host = CoreHost(dut, config)
-    await host.reset()
-    await host.load_compiled(compiled)
-    ref = CoreModel(config)
-    for i, image in enumerate(x):
-        trace = [t[0] for t in infer_int(model, image[None], trace=True)]
-        where = f"{BLOCK}: {which} model, image {i}"
-        try:
-            _, counters = await host.infer(compiled, image, golden_trace=trace)
-        except AssertionError as e:
-            raise AssertionError(f"{where}: {e} (seed {seed}; rerun with SPINPIM_SEED={seed})"
-                                 ) from None
-        modelled = run_compiled(compiled, image, ref, load_weights=i == 0).counters
-        static = {k: sum(c.micro_ops[k] for st in compiled.stages for c in st.chunks)
-                  for k in counters}
-        for key in counters:
-            assert counters[key] == modelled[key] == static[key], (
-                f"{where}: counter {key}: rtl {counters[key]}, cycle model {modelled[key]}, "
-                f"compiler profile {static[key]} (seed {seed})")
-        dut._log.info("%s: %d cycles, stages %s", where, counters["cycles"],
-                      [s["name"] for s in host.last_stages])
+    await check_compiled_images(dut, config, model, compiled, x, seed=seed,
+                                where=f"{BLOCK}: {which} model")
 
 
 @pytest.mark.sim

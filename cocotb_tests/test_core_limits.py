@@ -15,9 +15,8 @@ import cocotb
 import numpy as np
 import pytest
 
-from cocotb_tests.harness import load_params, make_rng, run_block
+from cocotb_tests.harness import check_compiled_images, load_params, make_rng, run_block
 from rtl.core import Core
-from sim.flows.rtl_backend import CoreHost
 
 BLOCK = "core"
 
@@ -30,9 +29,7 @@ def _config():
 @cocotb.test()
 async def core_limits_big_input(dut):
     """The refused model, compiled for the larger sizes: every stage == golden."""
-    from sim.compile.compiler import CompileError, compile_model, run_compiled
-    from sim.hw.core_model import CoreModel
-    from tests.test_compiler import golden_trace
+    from sim.compile.compiler import CompileError, compile_model
     from tests.test_limits import big_input_model, small_config
     p = load_params()
     rng_py, seed = make_rng(p, "core_limits_big_input")
@@ -48,27 +45,8 @@ async def core_limits_big_input(dut):
         raise AssertionError(f"{BLOCK}: the default sizes should refuse the model")
     compiled = compile_model(model, config)
     assert config.isa.word_bits == len(dut.prog_data) == 67
-    host = CoreHost(dut, config)
-    await host.reset()
-    await host.load_compiled(compiled)
-    ref = CoreModel(config)
-    for i, image in enumerate(x):
-        trace = golden_trace(model, image)
-        where = f"{BLOCK}: big-input model, image {i}"
-        try:
-            _, counters = await host.infer(compiled, image, golden_trace=trace)
-        except AssertionError as e:
-            raise AssertionError(f"{where}: {e} (seed {seed}; rerun with SPINPIM_SEED={seed})"
-                                 ) from None
-        modelled = run_compiled(compiled, image, ref, load_weights=i == 0).counters
-        static = {k: sum(c.micro_ops[k] for st in compiled.stages for c in st.chunks)
-                  for k in counters}
-        for key in counters:
-            assert counters[key] == modelled[key] == static[key], (
-                f"{where}: counter {key}: rtl {counters[key]}, cycle model {modelled[key]}, "
-                f"compiler profile {static[key]} (seed {seed})")
-        dut._log.info("%s: %d cycles, stages %s", where, counters["cycles"],
-                      [s["name"] for s in host.last_stages])
+    await check_compiled_images(dut, config, model, compiled, x, seed=seed,
+                                where=f"{BLOCK}: big-input model")
 
 
 @pytest.mark.sim
