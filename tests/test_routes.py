@@ -138,21 +138,6 @@ def test_a_layer_no_route_maps_names_the_routes_and_presets_that_can():
         compile_model(model, cfg)
 
 
-@pytest.mark.parametrize("kind, art", [("mul_gconv2d", "a"), ("adder_gconv2d", "an")])
-def test_layers_without_a_route_are_refused_by_name(kind, art):
-    from golden.model import bundled_model_path, load_model
-    model = load_model(bundled_model_path("digits_addnet"))
-    first = next(i for i, ly in enumerate(model.layers) if ly.is_grouped)
-    ly = model.layers[first]
-    mul = dataclasses.replace(ly, kind=kind)     # a grouped multiply / adder layer: no route
-    model = dataclasses.replace(model, layers=model.layers[:first] + (mul,)
-                                + model.layers[first + 1:])
-    with pytest.raises(CompileError, match=rf"^layer {first} \({kind}\): no route maps {art} "
-                       rf"{kind} layer yet \(known routes: abs_diff, write_free, "
-                       rf"and_bitcount, dima_binconv, nand_inmem, jeit_fa, dima_bitwise\)"):
-        compile_model(model, preset("dima_sot"))
-
-
 # ---- the walkthrough, followed ---------------------------------------------------------------
 
 @pytest.mark.parametrize("subarrays", [1, 2])
