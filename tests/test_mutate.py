@@ -253,3 +253,41 @@ def test_uncovered_mutants_are_not_run(monkeypatch):
     assert outcomes == {(line_a, "killed"), (line_b, "uncovered")}, outcomes
     assert len(calls) == r["killed"] and r["uncovered"] == len(r["uncovered_mutants"]) > 0
     assert r["score"] == r["score_raw"] == round(r["killed"] / r["run"], 4) < 1
+
+
+def test_the_mutant_time_limit_follows_the_unmutated_run(monkeypatch):
+    """Without --timeout each mutant may run 3x as long as the passing unmutated tests (at
+    least 60 s); the unmutated run itself is not cut short by that limit (under load the core's
+    tests took longer than the old fixed 600 s, and every run then stopped before its first
+    mutant). With --timeout, that value."""
+    import json
+
+    import sim.analysis.mutate as mutate
+    assert mutate.mutant_timeout(None, 10.0) == 60.0
+    assert mutate.mutant_timeout(None, 400.0) == 1200.0
+    assert mutate.mutant_timeout(5, 400.0) == 5.0
+    every = mutate.mutants_of(REPO / "rtl" / "ppu.py")
+    line = sorted({m.line for m in every})[0]
+    limits = []
+
+    def fake_tests(workdir, tests, sim, timeout, programs, trace=None, traced=None):
+        limits.append((traced is not None, timeout))
+        if traced is not None:
+            traced.write_text(json.dumps([line]))
+            return "survived", 700.0, ""
+        return "killed", 1.0, ""
+
+    monkeypatch.setattr(mutate, "_run_tests", fake_tests)
+    report = mutate.run(["rtl/ppu.py"], mutants=0, sim="icarus", seed=0, timeout=None,
+                        lines={line}, log=lambda text: None)
+    assert limits[0] == (True, mutate.BASELINE_TIMEOUT)
+    assert {lim for unmutated, lim in limits[1:]} == {2100.0} and not any(
+        unmutated for unmutated, _ in limits[1:])
+    assert report["files"]["rtl/ppu.py"]["timeout_s"] == 2100.0
+
+
+def test_a_bad_timeout_is_one_line(capsys):
+    import sim.analysis.mutate as mutate
+    assert mutate.main(["rtl/ppu.py", "--timeout", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--timeout 0.0: must be a number of seconds > 0" in err[0], err

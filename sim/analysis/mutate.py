@@ -638,7 +638,18 @@ def _judge_survivor(work: Path, baseline: dict, keep: Path, i: int, now: bool = 
         "equivalence": why if same else f"not proven: {why}", **kept}
 
 
-def run(files, *, mutants: int, sim: str, seed: int, timeout: float, tests=None,
+#: The unmutated run's own limit (seconds): it sets the mutants' default limit, so it may not
+#: be cut short by it (``make mutate``'s core tests took over 17 min under load).
+BASELINE_TIMEOUT = 6 * 3600.0
+
+
+def mutant_timeout(timeout: float | None, unmutated_s: float) -> float:
+    """The per-mutant limit: ``timeout`` if given, else 3x the unmutated run's time, at least
+    60 s (ASSUMPTION: a mutant that runs three times as long as the passing tests is stuck)."""
+    return float(timeout) if timeout is not None else max(60.0, 3.0 * unmutated_s)
+
+
+def run(files, *, mutants: int, sim: str, seed: int, timeout: float | None, tests=None,
         programs: int = 60, lines=None, log=None, keep_dir: Path | None = None,
         progress=None, judge_now: bool = True) -> dict:
     """Mutate each of ``files`` (a sample of ``mutants`` per file, all if 0), run the covering
@@ -668,12 +679,13 @@ def run(files, *, mutants: int, sim: str, seed: int, timeout: float, tests=None,
             # the unmutated copy must pass first: otherwise every mutant is "killed"
             traced = work / "traced-lines.json"
             traced.unlink(missing_ok=True)
-            outcome, took, tail = _run_tests(work, covering, sim, timeout, programs,
+            outcome, took, tail = _run_tests(work, covering, sim, BASELINE_TIMEOUT, programs,
                                              trace=work / rel, traced=traced)
             ran = set(json.loads(traced.read_text())) if traced.is_file() else None
             if outcome != "survived":
                 raise UserError(f"{rel}: the covering tests fail without a mutation "
                                 f"({outcome}): {tail}")
+            limit = mutant_timeout(timeout, took)
             baseline = verilog_digest(work)
             # the unmutated Verilog, and each survivor's differing files, for the equivalence
             # check (kept under keep_dir for a reviewer, else in the temporary copy)
@@ -693,7 +705,7 @@ def run(files, *, mutants: int, sim: str, seed: int, timeout: float, tests=None,
                         log(f"  [{i + 1}/{len(sample)}] line {m.line} {m.kind}: uncovered")
                         continue
                     target.write_text(apply(original, m))
-                    outcome, took, tail = _run_tests(work, covering, sim, timeout, programs)
+                    outcome, took, tail = _run_tests(work, covering, sim, limit, programs)
                     if outcome == "survived" and baseline:
                         outcome, entry = _judge_survivor(work, baseline, keep, i, judge_now)
                     results.append({**asdict(m), "outcome": outcome, "seconds": round(took, 1),
@@ -703,11 +715,11 @@ def run(files, *, mutants: int, sim: str, seed: int, timeout: float, tests=None,
                     if progress is not None:
                         progress({**report, "partial": True, "planned": len(sample),
                                   "files": {**report["files"], rel: {
-                                      "tests": covering, "sites": len(every),
+                                      "tests": covering, "sites": len(every), "timeout_s": limit,
                                       **summarize(results)}}})
             finally:
                 target.write_text(original)
-            report["files"][rel] = {"tests": covering, "sites": len(every),
+            report["files"][rel] = {"tests": covering, "sites": len(every), "timeout_s": limit,
                                     **summarize(results)}
     return report
 
@@ -786,8 +798,9 @@ def main(argv=None) -> int:
                     help="mutants sampled per file (0: all of them); default 30")
     ap.add_argument("--sim", default="icarus", help="icarus (default) or verilator")
     ap.add_argument("--seed", type=int, default=0, help="sample seed (default 0)")
-    ap.add_argument("--timeout", type=float, default=600.0,
-                    help="seconds per mutant before it counts as killed by timeout")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="seconds per mutant before it counts as killed by timeout (default: 3x "
+                         "the unmutated run's time, at least 60 s)")
     ap.add_argument("--tests", nargs="*", default=None,
                     help="pytest node ids to run instead of the covering tests")
     ap.add_argument("--programs", type=int, default=60,
@@ -815,6 +828,9 @@ def main(argv=None) -> int:
             raise UserError(f"SIM={args.sim}: must be icarus or verilator")
         if args.mutants < 0:
             raise UserError(f"MUTANTS={args.mutants}: must be 0 (all) or more")
+        if args.timeout is not None and not args.timeout > 0:
+            raise UserError(f"--timeout {args.timeout}: must be a number of seconds > 0 "
+                            "(leave it out for 3x the unmutated run's time)")
         for f in args.files:
             p = Path(f).resolve()
             if not p.is_file() or p.suffix != ".py" or p.parent != REPO / "rtl":
