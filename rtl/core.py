@@ -136,8 +136,11 @@ class Core(wiring.Component):
                buffer[b], ABS_DIFF the abs-diff
                ``out``, TBUF transpose plane b,
                FA_FS the FA/FS lanes' ``out`` into
-               the even columns only, BIT_COUNTER     BIT_COUNTER: the counters
-               the counters' LSBs                     SHIFT right
+               the even columns only, BIT_COUNTER     BIT_COUNTER(_XW): the
+               the counters' LSBs, BIT_COUNTER_XW     counters SHIFT right
+               the LSBs rotated: column j gets
+               column (j + b) mod width (b below
+               width)
     ERASE      ERASE the strip of row a               -                            -
     PROGRAM    PROGRAM row a, data as WRITE_ROW       -                            -
     REQUANT    -                                      -                            PPU step,

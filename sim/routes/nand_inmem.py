@@ -111,9 +111,10 @@ class BitCounterLanes(LaneModel):
     def cross_write(self, c: int, b: int) -> int:
         """The row a write from ``BIT_COUNTER_XW`` with rotation ``b`` writes (seed 001 Fig. 10,
         the cross-write): lane j gets the LSB of lane ``(j + b) mod lanes``; the counters shift
-        right as for :meth:`write_back`."""
+        right as for :meth:`write_back`. As ``rtl.core.Core``'s shifter, the LSBs twice side by
+        side shifted right by b (a b at or beyond the lanes, an error, writes what that gives)."""
         lsb, w = self.write_back(c), self._width
-        return ((lsb >> b) | (lsb << (w - b))) & ((1 << w) - 1) if b else lsb
+        return ((lsb | lsb << w) >> b) & ((1 << w) - 1)
 
     def counts(self, width: int) -> list:
         """Every column's count, column order (for tests)."""

@@ -197,7 +197,7 @@ class ArrayStage:
                 if b >= lanes:
                     fail(f"cycle {c}: {Opcode(code).name} BIT_COUNTER_XW b={b} is not below "
                          f"the {lanes} lanes")
-                data = lane_srcs[imm](c, b % lanes)
+                data = lane_srcs[imm](c, b)    # b beyond the lanes: as the RTL's shifter
             elif imm == _SRC_BUFFER or imm in lane_srcs:
                 if b >= slots:
                     fail(f"cycle {c}: {Opcode(code).name} slot b={b} is not below "
