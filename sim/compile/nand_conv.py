@@ -9,7 +9,11 @@ kw + 1``; ``L`` lanes, the mat row):
 * input: plane m (bit m, m = 0 .. 7) of padded image row ``(c, y')`` in array row ``c Hp + y'``,
   lanes ``m Wp .. m Wp + Wp - 1`` ("an M-bit input matrix is converted to M 1-bit matrices and
   stored in M subarrays"): ``C Hp`` rows written once by the host, each input bit stored once
-  (the zero padding is stored, nothing is duplicated); ``8 Wp <= L``;
+  (the zero padding is stored, nothing is duplicated); ``8 Wp <= L``. With ``bands = B > 1``
+  (:func:`plan`), B bands of ``rb = ceil(Ho / B)`` output rows sit side by side (``L // B``
+  lanes each, row ``c (rb + kh - 1) + i`` holding band r's padded row ``r rb + i``): every
+  micro-op below counts B output rows at once, and the ``kh - 1`` halo rows of a band are
+  stored twice;
 * a period ``(o, y, n, dx)`` (output channel, output row, weight plane n, kernel column dx):
   the counters count ``AND(row (c, y + ky), ones)`` for every ``(c, ky)`` whose weight bit
   ``n`` of ``w[o, c, ky, dx]`` is set (the weight's bit broadcast from the buffer, Fig. 7's
@@ -28,23 +32,22 @@ kw + 1``; ``L`` lanes, the mat row):
   block m) and adds ``X + 2**s Y`` in memory in every block at once (the moved value sign
   extended by counting its MSB row again), so block 0 ends with ``sum_m 2**m S_m``, the dot
   product;
-* the last addition counts through a buffer mask (block 0's ``Wo`` valid lanes) and
-  cross-writes its sum bits to lanes ``base .. base + Wo - 1`` of the output rows, ``base =
-  (g mod G) Wo`` for ``g = o Ho + y``, ``G = L // Wo`` outputs rows per group of output rows:
-  the layer's sums end one per lane, channel-major (golden's flat order), ``q`` rows of two's
-  complement, as the in-memory post-processing reads them
-  (``sim.compile.nand_postproc.requant_program``). On NAND-SPIN a PROGRAM sets only the 1
-  bits into an erased strip, so the masked zeros of the other lanes leave the outputs of
-  other rows of the same group as they are.
+* the last addition counts through a buffer mask (block 0's ``Wo`` valid lanes of every band)
+  and cross-writes its sum bits to lanes ``r L / B + j Wo ..`` of output group g, where ``g G +
+  j = o rb + y`` and ``G = (L // B) // Wo``: the layer's sums end one per lane, ``q`` rows of
+  two's complement, as the in-memory post-processing reads them
+  (``sim.compile.nand_postproc.requant_program``). A row is programmed once per erase
+  (``golden.array``), so the first output row of a group is written into the group's rows,
+  each later one into OPS, added to the group's rows (disjoint lanes) into B and copied back.
 
 Widths come from the weights (known at compile time): ``S_m`` lies in ``[-N_o, P_o]``
 (``P_o``, ``N_o`` the sums of the positive and of the negated negative weights of channel o),
 level s's value in ``(2**(2s) - 1) [-N, P]``, the dot product in ``255 [-N, P]``.
 
-Rows (strip-aligned): the input's ``C Hp`` rows; OPS (the ``8 kw cb`` operand rows, also a
-level's sum); regions A and B (``q`` rows each; the plane sums, the moved values, a level's
-sum, ping-pong); the output rows, ``q`` per group. A region is erased (one ``ERASE`` per
-strip) before it is written.
+Rows (strip-aligned): the input's ``C (rb + kh - 1)`` rows; OPS (the ``8 kw cb`` operand
+rows, also a level's sum); regions A and B (``q`` rows each; the plane sums, the moved
+values, a level's sum, ping-pong); the output rows, ``q`` per group. A region is erased (one
+``ERASE`` per strip) before it is written.
 
 Cycles are the micro-ops (``nand_spin`` has no stalls): :func:`conv_programs` is the static
 profile (:func:`profile`), and the tests check it ``==`` the cycle model and the RTL.
