@@ -96,6 +96,98 @@ async def _check_model(dut, which):
     dut._log.info("%s model: BITCOUNTs per image %s", which, [c["bitcount"] for c in counters])
 
 
+#: Seed 001's data mapping (Fig. 7 / Fig. 10, ``sim.compile.nand_conv``) on the same build:
+#: (C, H, W, O, k, padding); 8 input planes of a 4-column padded row fill the 32 lanes.
+FIG10_LAYERS = [(1, 2, 2, 2, 3, 1), (2, 4, 4, 2, 2, 0)]
+
+
+@cocotb.test()
+async def core_inmem_fig10_conv(dut):
+    """Multiply convolutions by the seed's data mapping: input bit-planes written once, the
+    weight sliding over them (AND + per-column bit-count), the counts cross-written
+    (``WriteSrc.BIT_COUNTER_XW``) and added in memory; the sums, read out of the array through
+    the transpose buffer, == ``golden.layers.mul_conv2d``; counters == the cycle model and the
+    static profile."""
+    from golden.layers import mul_conv2d
+    from rtl.mtj_array import MacroCmd
+    from sim.compile import asm
+    from sim.compile.nand_conv import (
+        buffer_words, conv_programs, input_commands, plan, profile, read_sums,
+    )
+    from sim.compile.nand_postproc import results_out_program
+    from sim.flows.rtl_backend import CoreHost
+    from sim.hw.core_model import CoreModel
+    p = load_params()
+    rng_py, seed = make_rng(p, "core_inmem_fig10")
+    rng = np.random.default_rng(rng_py.getrandbits(64))
+    config = _config()
+    lanes = config.columns * config.subarrays_per_mat
+    where = f"(seed {seed}, rerun with SPINPIM_SEED={seed})"
+    host = CoreHost(dut, config)
+    await host.reset()
+    model = CoreModel(config)
+    halt = model.run(asm.assemble([asm.halt()])).counters["cycles"]
+    ones = np.ones(lanes, bool)
+    for li, (C, H, W, O, k, pad) in enumerate(FIG10_LAYERS):
+        x = rng.integers(0, 256, (C, H, W)).astype(np.uint8)
+        w = rng.integers(-128, 128, (O, C, k, k)).astype(np.int8)
+        x.flat[0], w.flat[0], w.flat[1] = 255, -128, 127
+        cmap = plan(config, (C, H, W), w, padding=pad, where=f"fig10 layer {li}")
+        cmds = [(MacroCmd.ERASE, s, np.zeros(lanes, bool), ones)
+                for s in range(0, config.rows, config.mtjs_per_strip)]
+        cmds += [(MacroCmd.PROGRAM, r, bits, ones) for r, bits in input_commands(cmap, x)]
+        await host.array_commands(cmds)
+        for cmd, r, bits, mask in cmds:
+            model.array_command(cmd, r, bits, mask)
+        image = np.zeros((cmap.mask + 1, lanes), bool)
+        for slot, word in buffer_words(cmap).items():
+            image[slot] = word
+        await host.write_buffer(image)
+        for slot, word in enumerate(image):
+            model.write_buffer(slot, word)
+        progs = conv_programs(cmap, w, config)
+        static = profile(progs)
+        total: dict = {}
+        for j, prog in enumerate(progs):
+            words = asm.assemble(prog + [asm.halt()])
+            counters = await host.run(words, max_cycles=2 * len(words) + 64)
+            modelled = model.run(words)
+            assert not modelled.error, f"{BLOCK} fig10 layer {li} program {j}: {modelled.reason}"
+            assert counters == modelled.counters, (
+                f"{BLOCK} fig10 layer {li} program {j}: rtl counters {counters} != model "
+                f"{modelled.counters} {where}")
+            for key, v in counters.items():
+                total[key] = total.get(key, 0) + v
+        for key in ("bitcount", "program", "erase"):
+            assert total[key] == static[key], (f"{BLOCK} fig10 layer {li}: {key} {total[key]} "
+                                               f"!= static profile {static[key]}")
+        assert total["cycles"] == static["cycles"] + len(progs) * halt, (total, static)
+        # the sums' rows out through the transpose buffer, 8 rows per pass
+        n = config.operand_bits
+        rows = {}
+        for b0 in range(0, cmap.q * cmap.groups, n):
+            grp, k0 = divmod(b0, cmap.q) if cmap.groups > 1 else (0, b0)
+            bits = min(n, cmap.q - k0)
+            r0 = cmap.out0 + grp * cmap.out_stride + k0
+            words = asm.assemble(results_out_program(config, y0=r0, lanes=lanes, addr=0,
+                                                     out_bits=bits) + [asm.halt()])
+            counters = await host.run(words, max_cycles=2 * len(words) + 64)
+            assert counters == model.run(words).counters
+            got = await host.read_dmem(0, lanes)
+            want = [model.read_dmem(j) for j in range(lanes)]
+            assert got == want, f"{BLOCK} fig10 layer {li} rows {r0}..: rtl {got} != model {want}"
+            for i in range(bits):
+                rows[r0 + i] = np.array([(v >> i) & 1 for v in got], bool)
+        got = read_sums(cmap, rows.__getitem__)
+        want = mul_conv2d(x[None], w, padding=pad)[0]
+        bad = np.argwhere(got != want)
+        assert not bad.size, (f"{BLOCK} fig10 layer {li}: sum {tuple(bad[0])} rtl "
+                              f"{got[tuple(bad[0])]} != golden mul_conv2d "
+                              f"{want[tuple(bad[0])]} (seed 001 Fig. 10) {where}")
+        dut._log.info("fig10 layer %d: %s sums == golden, %d cycles", li, want.shape,
+                      total["cycles"])
+
+
 @pytest.mark.sim
 def test_core_inmem_model(sim):
     run_block(Core(config=_config(), faults=False), block=BLOCK, sim=sim, test_module=__name__,

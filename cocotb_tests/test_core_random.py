@@ -106,6 +106,12 @@ class Contract:
                        else (Opcode.ERASE, Opcode.PROGRAM))
         self.zero_skip = config.zero_skip
 
+    def b_limit(self, src):
+        """Where a write's b must stay below: planes (TBUF, TBUF_ZS), the lanes
+        (BIT_COUNTER_XW's rotation), else the buffer slots."""
+        return (self.n if src in PLANE_SOURCES else self.width
+                if src == WriteSrc.BIT_COUNTER_XW.value else self.slots)
+
     @staticmethod
     def bitcount_senses(imm):
         """A BITCOUNT senses row a for op COUNT (imm bits 0-1 = 1) or out SA / NOT_SA (bits
@@ -159,7 +165,7 @@ class Contract:
             if op in (Opcode.WRITE_ROW, Opcode.PROGRAM):
                 if imm not in self.srcs:
                     return True, f"{where}: not a write source of this core"
-                limit = self.n if imm in PLANE_SOURCES else self.slots
+                limit = self.b_limit(imm)
                 if b >= limit:
                     return True, f"{where}: b not below {limit}"
             if op in (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM) and op not in self.writes:
@@ -285,7 +291,7 @@ class Generator:
                          d=self.junk())
         if op is Opcode.WRITE_ROW:
             src = rng.choice(sorted(c.srcs))
-            limit = c.n if src in PLANE_SOURCES else c.slots
+            limit = c.b_limit(src)
             return Instr(op, imm=src, a=row, b=self.operand(limit, count, level), d=self.junk())
         if op is Opcode.BITCOUNT:
             return self.bitcount(row, count, level)
@@ -438,7 +444,8 @@ class Generator:
             op = rng.choice([*SLOT_B, Opcode.WRITE_ROW])
             imm = (rng.choice([s for s in c.srcs if s not in PLANE_SOURCES])
                    if op is Opcode.WRITE_ROW else rng.randrange(32))
-            return [Instr(op, imm=imm, a=ok_row, b=Operand(self.beyond(c.slots, bits)))]
+            return [Instr(op, imm=imm, a=ok_row, b=Operand(self.beyond(
+                c.b_limit(imm) if op is Opcode.WRITE_ROW else c.slots, bits)))]
         if kind == "plane":
             return [Instr(Opcode.WRITE_ROW, imm=rng.choice([p for p in PLANE_SOURCES
                                                             if p in c.srcs]),

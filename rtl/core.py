@@ -136,8 +136,11 @@ class Core(wiring.Component):
                buffer[b], ABS_DIFF the abs-diff
                ``out``, TBUF transpose plane b,
                FA_FS the FA/FS lanes' ``out`` into
-               the even columns only, BIT_COUNTER     BIT_COUNTER: the counters
-               the counters' LSBs                     SHIFT right
+               the even columns only, BIT_COUNTER     BIT_COUNTER(_XW): the
+               the counters' LSBs, BIT_COUNTER_XW     counters SHIFT right
+               the LSBs rotated: column j gets
+               column (j + b) mod width (b below
+               width)
     ERASE      ERASE the strip of row a               -                            -
     PROGRAM    PROGRAM row a, data as WRITE_ROW       -                            -
     REQUANT    -                                      -                            PPU step,
@@ -764,13 +767,19 @@ class Core(wiring.Component):
                                               for g in range(width // 2)])
         if has_bc:                                 # the LSBs, the S2 counter op bypassed
             lane_data[WriteSrc.BIT_COUNTER] = bc.lsb_next
+            # Fig. 10's cross-write: lane j gets the LSB of lane (j + b) mod width
+            xw = Signal(width)
+            m.d.comb += xw.eq((Cat(bc.lsb_next, bc.lsb_next) >> issue.b)[:width])
         data, slot_src = w, src[WriteSrc.BUFFER]
         for v, d in lane_data.items():             # a missing lane's source is a bad source
             data, slot_src = Mux(src[v], d, data), slot_src | src[v]
+        slot_bad = Mux(slot_src, ~_below(issue.b, self._buffer_slots), 1)
+        if has_bc:                                 # BIT_COUNTER_XW: b below the lanes
+            data = Mux(src[WriteSrc.BIT_COUNTER_XW], xw, data)
+            slot_bad = Mux(src[WriteSrc.BIT_COUNTER_XW], ~_below(issue.b, width), slot_bad)
         m.d.comb += [
             write_data.eq(Mux(src[WriteSrc.TBUF], plane, data)),
-            src_bad.eq(Mux(src[WriteSrc.TBUF], ~_below(issue.b, n),
-                           Mux(slot_src, ~_below(issue.b, self._buffer_slots), 1))),
+            src_bad.eq(Mux(src[WriteSrc.TBUF], ~_below(issue.b, n), slot_bad)),
         ]
         write_mask = Signal(width)                 # FA_FS writes the even columns alone
         even = Const(sum(1 << 2 * g for g in range(width // 2)), width)
@@ -938,7 +947,9 @@ class Core(wiring.Component):
                 with m.Case(Opcode.BITCOUNT):
                     m.d.comb += bc_op.eq(Mux(v1, imm1[:2], BitCounterOp.HOLD.value))
                 with m.Case(Opcode.WRITE_ROW, Opcode.PROGRAM):
-                    m.d.comb += bc_op.eq(Mux(v1 & _equals(imm1, WriteSrc.BIT_COUNTER.value),
+                    m.d.comb += bc_op.eq(Mux(v1 & (_equals(imm1, WriteSrc.BIT_COUNTER.value)
+                                                   | _equals(imm1,
+                                                             WriteSrc.BIT_COUNTER_XW.value)),
                                              BitCounterOp.SHIFT.value,
                                              BitCounterOp.HOLD.value))
                 with m.Default():

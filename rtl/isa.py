@@ -167,6 +167,7 @@ class WriteSrc(enum.Enum, shape=IMM_BITS):
     FA_FS    = 3     # the FA/FS lanes' sum bits, into the even columns only (dima_binconv)
     BIT_COUNTER = 4  # the bit-counters' LSBs, the counters shift right (nand_inmem)
     TBUF_ZS  = 5     # as TBUF, and sets row a's zero flag if the whole buffer is 0 (zero_skip)
+    BIT_COUNTER_XW = 6  # as BIT_COUNTER, rotated: lane j gets lane (j + b) mod lanes (nand_inmem)
 
 
 #: Address tables of the gather (``rtl.core.Core``): an offset-table entry is ``offset``
@@ -191,8 +192,10 @@ _WRITE_DATA = {
     "b": "buffer slot (BUFFER) or transpose-buffer plane (TBUF, TBUF_ZS) of the data",
     "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out), TBUF, FA_FS (the FA/FS "
            "lanes' sum bits, even columns only), BIT_COUNTER (the bit-counters' LSBs; the "
-           "counters shift right) or TBUF_ZS (as TBUF, and sets row a's zero flag if the whole "
-           "transpose buffer is 0; zero_skip cores)"}
+           "counters shift right), BIT_COUNTER_XW (the same LSBs cross-written: lane j of row a "
+           "gets the LSB of lane (j + b) mod lanes, b below the lanes; nand_inmem) or TBUF_ZS "
+           "(as TBUF, and sets row a's zero flag if the whole transpose buffer is 0; zero_skip "
+           "cores)"}
 
 #: Rows are array rows; a "slot" is a word of the weight / operand buffer. The meanings are
 #: those of ``rtl.core.Core`` for the opcodes it executes (``rtl.core.CORE_OPS``); CMP_STEP,

@@ -224,8 +224,9 @@ def test_write_sources_and_their_errors():
     res = run(core, [op(Opcode.WRITE_ROW, imm=TBUF, a=3, b=N + 1)])
     assert res.error and not core.read_row(3).any()      # plane 1 of 0b0100_0101
     core.array_command(MacroCmd.WRITE, 3, np.ones(16, bool))
-    res = run(core, [op(Opcode.WRITE_ROW, imm=6, a=3, b=1)])   # 4 BIT_COUNTER, 5 TBUF_ZS
-    assert res.error and "imm=6 is not a WriteSrc" in res.reason
+    bad = max(v.value for v in WriteSrc) + 1            # the first value past the sources
+    res = run(core, [op(Opcode.WRITE_ROW, imm=bad, a=3, b=1)])
+    assert res.error and f"imm={bad} is not a WriteSrc" in res.reason
     # rtl.core writes the buffer word at slot b from an undefined source (its data mux's
     # default), not 0: slot 1 holds column 9
     assert (core.read_row(3) == (np.arange(16) == 9)).all()

@@ -275,19 +275,190 @@ def test_bitcount_imm_refuses_nothing_and_and_without_sense():
 
 def test_the_route_maps_no_layer_yet():
     """The honest marker: ``NandInmem.dot`` raises NotImplementedError (the seed's Fig. 10
-    convolution mapping onto the bit-counters, issue 14 item 3, is not built; the route's
-    primitives run as the in-memory post-processing, ``tests/test_nand_postproc.py``), and a
-    user never reaches it: the route maps no layer, so a configuration with
-    ``dataflow='nand_inmem'`` gets the compiler's one-line error."""
+    mapping is whole-layer programs, ``sim.compile.nand_conv``, tested below; the compiler
+    does not emit them yet), and a user never reaches it: the route maps no layer, so a
+    configuration with ``dataflow='nand_inmem'`` gets the compiler's one-line error."""
     from golden.model import bundled_model_path, load_model
     from sim.compile.compiler import CompileError, compile_model
     from sim.routes import get_route
     route = get_route("nand_inmem")
     assert not route.maps(None)
-    with pytest.raises(NotImplementedError, match="maps no layer yet: the seed's Fig. 10 "
-                                                  "convolution mapping .* not built yet"):
+    with pytest.raises(NotImplementedError, match=r"no per-chunk dot: the seed's Fig. 10 "
+                                                  r"mapping .* does not emit yet"):
         route.dot(None, 0, None, None, None)
     cfg = preset("nand_spin").with_dataflow("nand_inmem")
     with pytest.raises(CompileError, match=r"^layer 1 \(adder_conv2d\): dataflow 'nand_inmem' "
                                            r"cannot map an adder layer"):
         compile_model(load_model(bundled_model_path("digits_addernet")), cfg, subarrays=1)
+
+
+# ---- the cross-write and seed 001's data mapping (Fig. 7 / Fig. 10, sim.compile.nand_conv)
+
+def _bits(model, row, width):
+    return unpack_row(model._cells[row], width).astype(bool)
+
+
+@pytest.mark.parametrize("b", [0, 1, 5, 31])
+def test_cross_write_rotates_the_lsbs(b):
+    """``WriteSrc.BIT_COUNTER_XW``: lane j gets the LSB of lane (j + b) mod lanes (np.roll of
+    the counted row, an independent computation), and the counters shift as for
+    ``BIT_COUNTER``."""
+    config = small_config()
+    width = config.columns * config.subarrays_per_mat
+    rng = np.random.default_rng(SEED + b)
+    a, c = rng.integers(0, 2, width).astype(bool), rng.integers(0, 2, width).astype(bool)
+    model = CoreModel(config)
+    for s in (0, 8, 16):
+        model.array_command(MacroCmd.ERASE, s)
+    model.array_command(MacroCmd.PROGRAM, 0, a)
+    model.array_command(MacroCmd.PROGRAM, 1, c)
+    xw = WriteSrc.BIT_COUNTER_XW.value
+    body = [asm.bitcount(imm=bitcount_imm(BitCounterOp.CLEAR), a=0, b=0, d=0),
+            asm.bitcount(imm=bitcount_imm(BitCounterOp.COUNT), a=0, b=0, d=0),
+            asm.bitcount(imm=bitcount_imm(BitCounterOp.COUNT), a=1, b=0, d=0),
+            asm.program(a=8, b=b, imm=xw), asm.program(a=16, b=b, imm=xw)]
+    run = model.run(asm.assemble(body + [asm.halt()]))
+    assert not run.error, run.reason
+    total = a.astype(int) + c.astype(int)
+    for row, bit in ((8, 0), (16, 1)):
+        want = np.roll((total >> bit) & 1, -b).astype(bool)
+        got = _bits(model, row, width)
+        assert (got == want).all(), (f"cross-write b={b} bit {bit}: lanes "
+                                     f"{np.flatnonzero(got != want)[:4]} differ from np.roll")
+
+
+def test_cross_write_refuses_b_beyond_the_lanes():
+    config = small_config()
+    width = config.columns * config.subarrays_per_mat
+    model = CoreModel(config)
+    model.array_command(MacroCmd.ERASE, 0)
+    run = model.run(asm.assemble([asm.program(a=0, b=width,
+                                              imm=WriteSrc.BIT_COUNTER_XW.value), asm.halt()]))
+    assert run.error and f"BIT_COUNTER_XW b={width} is not below the {width} lanes" in run.reason
+
+
+def fig10_run(config, shape, *, seed, bands=1, corner=None):
+    """Plan, load, run one multiply convolution by the Fig. 10 mapping on the cycle model:
+    (sums, golden sums, summed counters, static profile, programs, map)."""
+    from golden.layers import mul_conv2d
+    from sim.compile.nand_conv import (
+        buffer_words, conv_programs, input_commands, plan, profile, read_sums,
+    )
+    C, H, W, O, k, pad = shape
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (C, H, W)).astype(np.uint8)
+    w = rng.integers(-128, 128, (O, C, k, k)).astype(np.int8)
+    if corner == "max":                      # the widest sums: every product 255 * -128
+        x[:], w[:] = 255, -128
+    elif corner == "mixed":
+        x.flat[::2], w.flat[::3], w.flat[1::3] = 255, -128, 127
+    cmap = plan(config, (C, H, W), w, padding=pad, bands=bands, where="test layer")
+    width = cmap.lanes
+    model = CoreModel(config)
+    for s in range(0, config.rows, config.mtjs_per_strip):
+        model.array_command(MacroCmd.ERASE, s)
+    for r, bits in input_commands(cmap, x):
+        model.array_command(MacroCmd.PROGRAM, r, bits)
+    for slot, word in buffer_words(cmap).items():
+        model.write_buffer(slot, word)
+    progs = conv_programs(cmap, w, config)
+    total: dict = {}
+    for prog in progs:
+        run = model.run(asm.assemble(prog + [asm.halt()]))
+        assert not run.error, run.reason
+        for key, v in run.counters.items():
+            total[key] = total.get(key, 0) + v
+    got = read_sums(cmap, lambda r: _bits(model, r, width))
+    return got, mul_conv2d(x[None], w, padding=pad)[0], total, profile(progs), progs, cmap
+
+
+def small128():
+    """:func:`small_config` with 128 rows (the cocotb build of
+    ``cocotb_tests/test_core_inmem_model.py``: 2 subarrays of 128 x 16)."""
+    return dataclasses.replace(small_config(), rows=128)
+
+
+def _nand_spin_inmem():
+    cfg = preset("nand_spin")
+    return dataclasses.replace(cfg, routes=cfg.routes + ("nand_inmem",))
+
+
+@pytest.mark.parametrize("cfg_of, shape, bands", [
+    (small128, (1, 2, 2, 2, 3, 1), 1),              # 8 planes x 4 columns = the 32 lanes
+    (small128, (2, 4, 4, 2, 2, 0), 1),              # two channels, 2x2 kernel, no padding
+    (small128, (1, 3, 2, 1, 2, 1), 1),              # H != W
+    (_nand_spin_inmem, (1, 8, 8, 2, 3, 1), 1),      # digits layer 0's shape, no duplication
+    (_nand_spin_inmem, (1, 8, 8, 2, 3, 1), 0),      # ... in 8 bands (halo rows duplicated)
+    (_nand_spin_inmem, (3, 6, 6, 2, 3, 1), 3),      # 3 channels, 3 bands of 2 output rows
+], ids=["small-3x3", "small-2ch-2x2", "small-3x2", "nand_spin-digits0", "nand_spin-8bands",
+        "nand_spin-3ch-3bands"])
+@pytest.mark.parametrize("corner", [None, "max", "mixed"])
+def test_fig10_conv_equals_golden(cfg_of, shape, bands, corner):
+    """Seed 001's data mapping: every sum == ``golden.layers.mul_conv2d``; the counters == the
+    static profile (cycles: one per micro-op, plus a HALT per program); the input stored once
+    (1 band) or with the halo rows of the bands."""
+    config = cfg_of()
+    seed = SEED + sum(shape) + bands
+    got, want, total, static, progs, cmap = fig10_run(config, shape, seed=seed, bands=bands,
+                                                     corner=corner)
+    bad = np.argwhere(got != want)
+    assert not bad.size, (f"Fig. 10 mapping {shape}: sum {tuple(bad[0])} model "
+                          f"{got[tuple(bad[0])]} != golden {want[tuple(bad[0])]} (seed 001)")
+    halt = CoreModel(config).run(asm.assemble([asm.halt()])).counters["cycles"]
+    assert total["cycles"] == static["cycles"] + len(progs) * halt
+    for key in ("bitcount", "program", "erase"):
+        assert total[key] == static[key], (key, total[key], static[key])
+    assert total["requant"] == total["move"] == total["and_fu"] == 0
+    C, H, W, O, k, pad = shape
+    if bands == 1:
+        assert cmap.stored_rows == H + 2 * pad       # every input bit stored once
+    else:
+        assert cmap.bands > 1 and cmap.stored_rows > H + 2 * pad
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(stride=2), r"^layer 3 \(mul_conv2d\): the Fig. 10 mapping is built for stride 1, "
+                     r"not 2 \(not built yet"),
+    (dict(shape=(1, 4, 3, 1, 2, 1)), r"^layer 3 \(mul_conv2d\): the Fig. 10 mapping puts the 8 "
+                                     r"input bit-planes of a padded row of 5 columns side by "
+                                     r"side: 8 x 5 = 40 lanes, the mat has 32$"),
+    # 4 channels x 4 band rows = 16 input rows; 8 x 3 periods x bit_length(12) = 96 operand
+    # rows; sums of 255 x 36 need 15 bits: two regions and the output rows of 16 each
+    (dict(shape=(4, 2, 2, 1, 3, 1)), r"^layer 3 \(mul_conv2d\): the Fig. 10 mapping needs 160 "
+                                     r"rows \(input 16, operands 96, two regions and 1 output "
+                                     r"group\(s\) of 15-bit sums\), the subarray has rows=128$"),
+    (dict(bands=2), r"^layer 3 \(mul_conv2d\): bands must be an int in \[1, 1\]"),
+    (dict(config=lambda: dataclasses.replace(preset("jeit_stt"), rows=64, columns=16,
+                                             subarrays_per_mat=2)),
+     r"^layer 3 \(mul_conv2d\): the Fig. 10 mapping runs on a nand_spin core with route "
+     r"nand_inmem, not technology 'stt'"),
+])
+def test_fig10_refuses_what_it_cannot_map(change, match):
+    from sim.compile.compiler import CompileError
+    from sim.compile.nand_conv import plan
+    C, H, W, O, k, pad = change.get("shape", (1, 2, 2, 1, 3, 1))
+    w = np.ones((O, C, k, k), np.int8)
+    config = change.get("config", small128)()
+    with pytest.raises(CompileError, match=match):
+        plan(config, (C, H, W), w, padding=pad, stride=change.get("stride", 1),
+             bands=change.get("bands", 1), where="layer 3 (mul_conv2d)")
+
+
+def test_fig10_on_the_bundled_network_equals_golden():
+    """``sim.compile.nand_conv.measure_layers`` on digits_addernet's multiply convolution (its
+    layer 0) in 8 bands: the sums ``==`` ``golden.layers.mul_conv2d`` of a test image and the
+    in-memory requantization and ReLU of them, where they are, ``==`` the golden trace (both
+    checked inside; a mismatch raises); the counters ``==`` the static profile."""
+    from golden import datasets
+    from golden.model import bundled_model_path, load_model
+    from sim.compile.nand_conv import conv_programs, measure_layers, profile
+    model = load_model(bundled_model_path("digits_addernet"))
+    x, _ = datasets.load_dataset("digits", "test")
+    config = _nand_spin_inmem()
+    (row,) = measure_layers(model, config, x[:1], bands=0)
+    assert row["layer"] == 0 and row["map"].bands == 8
+    progs = conv_programs(row["map"], model.layers[0].params["weight"], config)
+    static = profile(progs)
+    assert row["conv"]["cycles"] == static["cycles"] + len(progs)       # a HALT per program
+    assert row["conv"]["program"] == static["program"]
+    assert row["post"]["bitcount"] > 0 and row["post"]["requant"] == 0

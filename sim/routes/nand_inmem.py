@@ -8,9 +8,12 @@ SHIFT and CLEAR act on the counters alone. The column's output multiplexer picks
 bit-counter instead of the sense amplifier when a ``WRITE_ROW`` / ``PROGRAM`` takes
 ``WriteSrc.BIT_COUNTER``: the counters' LSBs are written through the write word line into row
 a, and the counters shift right in the same micro-op (the LSB leaves, the rest is the carry
-into the next bit position, Fig. 8). The write sees the counters as left by every micro-op
-issued before it (the core bypasses the counter operation in flight), so counts and
-write-backs issue back to back with no bubble.
+into the next bit position, Fig. 8). ``WriteSrc.BIT_COUNTER_XW`` is the same write-back
+cross-written (Fig. 10's in-mat movement between subarrays): lane j of row a gets the LSB of
+lane ``(j + b) mod lanes`` (``b`` below the lanes), the seed's "bit-counting results ...
+written into different columns" (``sim.compile.nand_conv``). The write sees the counters as
+left by every micro-op issued before it (the core bypasses the counter operation in flight),
+so counts and write-backs issue back to back with no bubble.
 
 Data layout (seed 001 Fig. 8: "stores data element-by-element vertically"): an n-bit operand
 of a lane sits in its column, bit b in row ``r0 + b``. Result rows are written back
@@ -77,7 +80,9 @@ class BitCounterLanes(LaneModel):
         super().__init__(ones)
         self.planes = [0] * bits
         self.ops = {Opcode.BITCOUNT.value: self.step}
-        self.write_sources = {WriteSrc.BIT_COUNTER.value: self.write_back}
+        self.write_sources = {WriteSrc.BIT_COUNTER.value: self.write_back,
+                              WriteSrc.BIT_COUNTER_XW.value: self.cross_write}
+        self._width = ones.bit_length()
 
     def step(self, imm, x, w, c):
         """``BITCOUNT``: COUNT adds the sensed row ``x`` (the core's ANDed it with ``w`` for
@@ -102,6 +107,14 @@ class BitCounterLanes(LaneModel):
         lsb = self.planes[0]
         self.planes = self.planes[1:] + [0]
         return lsb
+
+    def cross_write(self, c: int, b: int) -> int:
+        """The row a write from ``BIT_COUNTER_XW`` with rotation ``b`` writes (seed 001 Fig. 10,
+        the cross-write): lane j gets the LSB of lane ``(j + b) mod lanes``; the counters shift
+        right as for :meth:`write_back`. As ``rtl.core.Core``'s shifter, the LSBs twice side by
+        side shifted right by b (a b at or beyond the lanes, an error, writes what that gives)."""
+        lsb, w = self.write_back(c), self._width
+        return ((lsb | lsb << w) >> b) & ((1 << w) - 1)
 
     def counts(self, width: int) -> list:
         """Every column's count, column order (for tests)."""
@@ -466,20 +479,21 @@ class NandInmem(Route):
     name = "nand_inmem"
 
     def maps(self, layer) -> bool:
-        """No layer: the primitives are programs of their own (:func:`add_program`,
-        :func:`scale_program`, :func:`compare_program`, :func:`select_program`,
-        :func:`max_pool_program`, :func:`relu_program`); the compiler emits them as the
-        in-memory post-processing of a layer whose dot products another route computed
+        """No layer through the compiler's chunks: the primitives are programs of their own
+        (:func:`add_program`, :func:`scale_program`, :func:`compare_program`,
+        :func:`select_program`, :func:`max_pool_program`, :func:`relu_program`), emitted as
+        the in-memory post-processing of a layer whose dot products another route computed
         (``postproc='in_memory'``, ``sim.compile.nand_postproc.plan_stage``). The seed's own
-        convolution mapping onto the bit-counters (Fig. 10: inputs not duplicated, partial
-        sums cross-written between subarrays) is not built: no layer maps onto the route."""
+        convolution mapping (Fig. 7 / Fig. 10: the input's bit-planes stored once, the weight
+        sliding over them, the counts cross-written by ``WriteSrc.BIT_COUNTER_XW`` and added
+        in memory) is whole-layer programs, ``sim.compile.nand_conv``; ``compile_model`` does
+        not emit them yet."""
         return False
 
     def dot(self, stage, t, xrow, wslot, config) -> list:
-        raise NotImplementedError("route nand_inmem maps no layer yet: the seed's Fig. 10 "
-                                  "convolution mapping onto the bit-counters is not built yet "
-                                  "(its primitives run as the in-memory post-processing, "
-                                  "sim.compile.nand_postproc.plan_stage)")
+        raise NotImplementedError("route nand_inmem has no per-chunk dot: the seed's Fig. 10 "
+                                  "mapping is whole-layer programs (sim.compile.nand_conv), "
+                                  "which compile_model does not emit yet (not built yet)")
 
     def lanes(self, model) -> BitCounterLanes:
         return BitCounterLanes(model._ones, model.config.bit_counter_bits)

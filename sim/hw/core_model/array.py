@@ -24,6 +24,7 @@ __all__ = ["ArrayResponse", "FaultState", "ArrayStage"]
 _WRITE_ROW = Opcode.WRITE_ROW.value
 _SRC_BUFFER, _SRC_TBUF = WriteSrc.BUFFER.value, WriteSrc.TBUF.value
 _SRC_TBUF_ZS = WriteSrc.TBUF_ZS.value
+_SRC_XW = WriteSrc.BIT_COUNTER_XW.value
 #: The array's write commands in ``golden.array``'s words.
 _WRITE_NAMES = {MacroCmd.WRITE: "write", MacroCmd.ERASE: "erase", MacroCmd.PROGRAM: "program"}
 
@@ -185,13 +186,19 @@ class ArrayStage:
         n = self._n
         plane_mask = (1 << max(1, (n - 1).bit_length())) - 1
         lane_srcs, lane_masks, ones = self._lane_srcs, self._lane_masks, self._ones
+        lanes = ones.bit_length()
         zs = self._zs
         fail = self._fail
 
         def write(code, imm, a, ra, b, c):
             wmask = ones                   # a lane's source may write some columns only
             b_issued = b                   # (b is cut to the plane port's width below)
-            if imm == _SRC_BUFFER or imm in lane_srcs:
+            if imm == _SRC_XW and imm in lane_srcs:   # nand_inmem's cross-write (Fig. 10)
+                if b >= lanes:
+                    fail(f"cycle {c}: {Opcode(code).name} BIT_COUNTER_XW b={b} is not below "
+                         f"the {lanes} lanes")
+                data = lane_srcs[imm](c, b)    # b beyond the lanes: as the RTL's shifter
+            elif imm == _SRC_BUFFER or imm in lane_srcs:
                 if b >= slots:
                     fail(f"cycle {c}: {Opcode(code).name} slot b={b} is not below "
                          f"buffer_slots={slots}")

@@ -1,0 +1,658 @@
+"""Seed 001's data mapping of a multiply convolution onto the per-column bit-counters (sec. 4.1
+Fig. 7, sec. 4.2 Fig. 10; issue 14 item 3): the input's bit-planes written once, the weight
+sliding over them, the counts cross-written between subarrays and added in memory.
+
+Layout (one image, a layer of ``C x H x W`` uint8 inputs, ``O x C x kh x kw`` int8 weights,
+stride 1, zero padding ``pad``; ``Hp, Wp`` the padded sizes, ``Ho = Hp - kh + 1``, ``Wo = Wp -
+kw + 1``; ``L`` lanes, the mat row):
+
+* input: plane m (bit m, m = 0 .. 7) of padded image row ``(c, y')`` in array row ``c Hp + y'``,
+  lanes ``m Wp .. m Wp + Wp - 1`` ("an M-bit input matrix is converted to M 1-bit matrices and
+  stored in M subarrays"): ``C Hp`` rows written once by the host, each input bit stored once
+  (the zero padding is stored, nothing is duplicated); ``8 Wp <= L``. With ``bands = B > 1``
+  (:func:`plan`), B bands of ``rb = ceil(Ho / B)`` output rows sit side by side (``L // B``
+  lanes each, row ``c (rb + kh - 1) + i`` holding band r's padded row ``r rb + i``): every
+  micro-op below counts B output rows at once, and the ``kh - 1`` halo rows of a band are
+  stored twice;
+* a period ``(o, y, n, dx)`` (output channel, output row, weight plane n, kernel column dx):
+  the counters count ``AND(row (c, y + ky), ones)`` for every ``(c, ky)`` whose weight bit
+  ``n`` of ``w[o, c, ky, dx]`` is set (the weight's bit broadcast from the buffer, Fig. 7's
+  weight row; a 0 bit ANDs to nothing and is skipped), so lane ``(m, x)`` holds
+  ``sum_(c, ky) x_m[c, y + ky, x] w_n[o, c, ky, dx]``, the contribution of input column x to
+  output column ``x - dx``; its ``cb = bit_length(C kh)`` bits are cross-written
+  (``WriteSrc.BIT_COUNTER_XW``, rotation ``dx``: lane j gets lane ``j + dx``) into the
+  period's ``cb`` operand rows, where lane ``(m, x)`` now holds output x's term ("the weight
+  matrix slides to the next position"; the writes empty the counters, no clear);
+* the plane sums ``S_m = sum_(n, dx) 2**n count`` (eq. 1, the weight's bit 7 weighing
+  ``-2**7``) by the in-memory addition (Fig. 8a): the shift ``2**n`` by placement (count bit i
+  counted at bit position ``n + i``), the negative plane as ``2**7 count (2**(p - 7) - 1) mod
+  2**p`` (its bit i counted at every position from ``7 + i`` on); ``p`` bits, two's complement;
+* the planes combined (Fig. 10's in-mat movement between subarrays): three levels; level s =
+  1, 2, 4 cross-writes the previous level's value ``s Wp`` lanes down (block ``m + s`` onto
+  block m) and adds ``X + 2**s Y`` in memory in every block at once (the moved value sign
+  extended by counting its MSB row again), so block 0 ends with ``sum_m 2**m S_m``, the dot
+  product;
+* the last addition counts through a buffer mask (block 0's ``Wo`` valid lanes of every band)
+  and cross-writes its sum bits to lanes ``r L / B + j Wo ..`` of output group g, where ``g G +
+  j = o rb + y`` and ``G = (L // B) // Wo``: the layer's sums end one per lane, ``q`` rows of
+  two's complement, as the in-memory post-processing reads them
+  (``sim.compile.nand_postproc.requant_program``). A row is programmed once per erase
+  (``golden.array``), so the first output row of a group is written into the group's rows,
+  each later one into OPS, added to the group's rows (disjoint lanes) into B and copied back.
+
+Widths come from the weights (known at compile time): ``S_m`` lies in ``[-N_o, P_o]``
+(``P_o``, ``N_o`` the sums of the positive and of the negated negative weights of channel o),
+level s's value in ``(2**(2s) - 1) [-N, P]``, the dot product in ``255 [-N, P]``.
+
+Rows (strip-aligned): the input's ``C (rb + kh - 1)`` rows; OPS (the ``8 kw cb`` operand
+rows, also a level's sum); regions A and B (``q`` rows each; the plane sums, the moved
+values, a level's sum, ping-pong); the output rows, ``q`` per group. A region is erased (one
+``ERASE`` per strip) before it is written.
+
+Cycles are the micro-ops (``nand_spin`` has no stalls): :func:`conv_programs` is the static
+profile (:func:`profile`), and the tests check it ``==`` the cycle model and the RTL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from rtl.bit_counter import BitCounterOp, bitcount_imm
+from rtl.isa import Opcode, WriteSrc
+from sim.routes.base import op
+
+__all__ = ["ConvMap", "plan", "input_commands", "buffer_words", "conv_programs", "profile",
+           "read_sums", "NOT_BUILT"]
+
+_COUNT = bitcount_imm(BitCounterOp.COUNT)
+_COUNT_AND = bitcount_imm(BitCounterOp.COUNT, and_fu=True)
+_CLEAR = bitcount_imm(BitCounterOp.CLEAR)
+IN_BITS = 8      # golden.layers.mul_conv2d: uint8 inputs
+W_BITS = 8       # int8 weights, two's complement
+
+#: What the mapping does not do yet (a ``CompileError`` each).
+NOT_BUILT = "a stride other than 1, groups, or a technology other than nand_spin"
+
+
+class _Error(ValueError):
+    pass
+
+
+def _sbits(lo: int, hi: int) -> int:
+    """The smallest k with ``-2**(k-1) <= lo`` and ``hi < 2**(k-1)``."""
+    k = 1
+    while lo < -(1 << (k - 1)) or hi >= 1 << (k - 1):
+        k += 1
+    return k
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvMap:
+    """Where everything of one layer sits (module docstring)."""
+    C: int
+    H: int
+    W: int
+    O: int
+    kh: int
+    kw: int
+    pad: int
+    lanes: int
+    cb: int            # count bits
+    widths: tuple      # plane sum, level 1, level 2, level 3 (the dot product, q)
+    input0: int
+    ops0: int
+    reg_a: int
+    reg_b: int
+    out0: int          # output rows of group 0; group j at out0 + j * out_stride
+    out_stride: int
+    groups: int        # output rows groups
+    per_group: int     # output rows (o, y) per group: G = lanes // Wo
+    ones: int          # buffer slot: all lanes
+    mask: int          # buffer slot: block 0's Wo lanes of every band
+    rows_used: int
+    bands: int = 1     # image row bands side by side in the lanes (1: no input duplicated)
+    rb: int = 0        # output rows per band
+
+    @property
+    def band_rows(self):
+        """Input rows per band and channel: ``rb + kh - 1``."""
+        return self.rb + self.kh - 1
+
+    @property
+    def band_lanes(self):
+        """Lanes per band: ``lanes // bands`` (its input in the first ``8 Wp``)."""
+        return self.lanes // self.bands
+
+    @property
+    def stored_rows(self):
+        """Padded image rows stored per channel (``Hp`` when nothing is duplicated)."""
+        return sum(max(0, min(self.Hp - r * self.rb, self.band_rows)) for r in range(self.bands))
+
+    @property
+    def Hp(self):
+        return self.H + 2 * self.pad
+
+    @property
+    def Wp(self):
+        return self.W + 2 * self.pad
+
+    @property
+    def Ho(self):
+        return self.Hp - self.kh + 1
+
+    @property
+    def Wo(self):
+        return self.Wp - self.kw + 1
+
+    @property
+    def q(self):
+        return self.widths[-1]
+
+
+def _strip_up(r: int, m: int) -> int:
+    return -(-r // m) * m
+
+
+def plan(config, in_shape, weight, *, padding: int = 0, stride: int = 1, where: str = "layer",
+         slot0: int = 0, bands: int = 1) -> ConvMap:
+    """The mapping of one multiply convolution on ``config``'s mat.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        A ``nand_spin`` core whose routes list ``nand_inmem``.
+    in_shape : (C, H, W)
+    weight : int8 [O, C, kh, kw]
+    padding, stride : int
+    where : str
+        Names the layer in errors (``"layer 0 (mul_conv2d)"``).
+    slot0 : int
+        First of the two buffer slots the mapping uses (all ones, the output mask).
+    bands : int
+        1 (the seed's: every input bit stored once) or more: the padded image split into
+        bands of ``rb = ceil(Ho / bands)`` output rows side by side in the lanes (``8 Wp``
+        lanes each), each band storing its ``rb + kh - 1`` input rows (the ``kh - 1`` halo
+        rows are stored twice), all bands counted at once; ``0`` picks the most that fit.
+
+    What it cannot map raises ``sim.compile.compiler``'s ``CompileError``, one line naming
+    ``where``, the value and the limit: stride, technology, lanes (``8 Wp``), rows, the
+    bit-counters' width.
+    """
+    from sim.compile.compiler import CompileError
+    if config.technology != "nand_spin" or "nand_inmem" not in tuple(config.routes or ()):
+        raise CompileError(f"{where}: the Fig. 10 mapping runs on a nand_spin core with route "
+                           f"nand_inmem, not technology {config.technology!r} with routes "
+                           f"{tuple(config.routes or ())} (not built yet: {NOT_BUILT})")
+    if stride != 1:
+        raise CompileError(f"{where}: the Fig. 10 mapping is built for stride 1, not {stride} "
+                           f"(not built yet: {NOT_BUILT})")
+    C, H, W = (int(v) for v in in_shape)
+    w = np.asarray(weight)
+    O, Cw, kh, kw = (int(v) for v in w.shape)
+    if Cw != C:
+        raise CompileError(f"{where}: weight has {Cw} input channels, the input {C} (groups: "
+                           f"not built yet)")
+    lanes = config.columns * config.subarrays_per_mat
+    Wp, Hp = W + 2 * padding, H + 2 * padding
+    if IN_BITS * Wp > lanes:
+        raise CompileError(f"{where}: the Fig. 10 mapping puts the 8 input bit-planes of a "
+                           f"padded row of {Wp} columns side by side: 8 x {Wp} = {IN_BITS * Wp} "
+                           f"lanes, the mat has {lanes}")
+    Ho, Wo = Hp - kh + 1, Wp - kw + 1
+    fit = lanes // (IN_BITS * Wp)
+    if bands == 0:
+        bands = min(fit, Ho)
+    if isinstance(bands, bool) or not isinstance(bands, int) or not 1 <= bands <= min(fit, Ho):
+        raise CompileError(f"{where}: bands must be an int in [1, {min(fit, Ho)}] (8 x {Wp} "
+                           f"lanes each, {Ho} output rows), not {bands!r}")
+    rb = -(-Ho // bands)
+    bands = -(-Ho // rb)
+    w64 = w.astype(np.int64)
+    pos = int(np.clip(w64, 0, None).reshape(O, -1).sum(1).max())
+    neg = int(np.clip(-w64, 0, None).reshape(O, -1).sum(1).max())
+    widths = tuple(_sbits(-neg * ((1 << (1 << s)) - 1), pos * ((1 << (1 << s)) - 1))
+                   for s in range(4))
+    cb = (C * kh).bit_length()
+    if C * kh >= 1 << config.bit_counter_bits:
+        raise CompileError(f"{where}: a period counts C kh = {C * kh} rows, beyond the "
+                           f"{config.bit_counter_bits}-bit bit-counters")
+    m = config.mtjs_per_strip
+    q = widths[-1]
+    input0 = 0
+    ops0 = _strip_up(C * (rb + kh - 1), m)
+    reg_a = ops0 + _strip_up(max(W_BITS * kw * cb, q), m)
+    reg_b = reg_a + _strip_up(q, m)
+    out0 = reg_b + _strip_up(q, m)
+    stride_out = _strip_up(q, m)
+    per_group = (lanes // bands) // Wo    # output rows (o, row of the band) per band
+    groups = math.ceil(O * rb / per_group)
+    used = out0 + groups * stride_out
+    if used > config.rows:
+        raise CompileError(f"{where}: the Fig. 10 mapping needs {used} rows (input "
+                           f"{C * (rb + kh - 1)}, "
+                           f"operands {W_BITS * kw * cb}, two regions and {groups} output "
+                           f"group(s) of {q}-bit sums), the subarray has rows={config.rows}")
+    cmap = ConvMap(C=C, H=H, W=W, O=O, kh=kh, kw=kw, pad=padding, lanes=lanes, cb=cb,
+                   widths=widths, input0=input0, ops0=ops0, reg_a=reg_a, reg_b=reg_b,
+                   out0=out0, out_stride=stride_out, groups=groups, per_group=per_group,
+                   ones=slot0, mask=slot0 + 1, rows_used=used, bands=bands, rb=rb)
+    try:                                   # the counters' width: every addition's carries
+        _programs(cmap, w64, config)
+    except _Error as e:
+        raise CompileError(f"{where}: {e}") from None
+    return cmap
+
+
+def input_commands(cmap: ConvMap, x) -> list:
+    """The host's writes of one image's bit-planes (``(row, bool[lanes])`` per input row, the
+    rows erased before): row ``c (rb + kh - 1) + i`` holds plane m of padded row ``r rb + i``
+    in lanes ``r 8 Wp + m Wp ..`` of band r."""
+    x = np.asarray(x)
+    xp = np.pad(x.astype(np.int64), ((0, 0), (cmap.pad, cmap.pad), (cmap.pad, cmap.pad)))
+    out = []
+    for c in range(cmap.C):
+        for i in range(cmap.band_rows):
+            bits = np.zeros(cmap.lanes, bool)
+            for r in range(cmap.bands):
+                yp = r * cmap.rb + i
+                if yp >= cmap.Hp:
+                    continue
+                for mb in range(IN_BITS):
+                    lo = r * cmap.band_lanes + mb * cmap.Wp
+                    bits[lo:lo + cmap.Wp] = (xp[c, yp] >> mb) & 1
+            out.append((cmap.input0 + c * cmap.band_rows + i, bits))
+    return out
+
+
+def buffer_words(cmap: ConvMap) -> dict:
+    """Buffer slot -> word (bool[lanes]): all ones (the weight bit broadcast), block 0's
+    ``Wo`` lanes of every band (the last addition's mask)."""
+    mask = np.zeros(cmap.lanes, bool)
+    for r in range(cmap.bands):
+        mask[r * cmap.band_lanes:r * cmap.band_lanes + cmap.Wo] = True
+    return {cmap.ones: np.ones(cmap.lanes, bool), cmap.mask: mask}
+
+
+def _erase(config, r0: int, n: int) -> list:
+    m = config.mtjs_per_strip
+    return [op(Opcode.ERASE, a=s) for s in range(r0 // m * m, r0 + n, m)]
+
+
+def _write(row: int, rot: int):
+    if rot:
+        return op(Opcode.PROGRAM, imm=WriteSrc.BIT_COUNTER_XW.value, a=row, b=rot)
+    return op(Opcode.PROGRAM, imm=WriteSrc.BIT_COUNTER.value, a=row)
+
+
+def _add(config, terms, out_bits: int, out_row, *, rot: int = 0, mask=None) -> list:
+    """In-memory addition (Fig. 8a) of shifted operands into ``out_bits`` rows, mod
+    ``2**out_bits``. ``terms``: ``(rows, shift, kind)`` with ``kind`` ``"u"`` (unsigned: bit i
+    at position ``shift + i``), ``"s"`` (two's complement: its MSB row again at every position
+    above) or ``"neg"`` (minus the unsigned value times ``2**shift``: bit i at every position
+    from ``shift + i`` on). ``out_row(k)`` is the row of sum bit k. Starts with a CLEAR."""
+    body = [op(Opcode.BITCOUNT, imm=_CLEAR)]
+    cap = 1 << config.bit_counter_bits
+    carry = 0
+    for k in range(out_bits):
+        rows = []
+        for t_rows, s, kind in terms:
+            if k < s:
+                continue
+            if kind == "u":
+                if k - s < len(t_rows):
+                    rows.append(t_rows[k - s])
+            elif kind == "s":
+                rows.append(t_rows[min(k - s, len(t_rows) - 1)])
+            else:
+                rows += t_rows[:k - s + 1]
+        if carry + len(rows) >= cap:
+            raise _Error(f"bit position {k} of a {out_bits}-bit in-memory addition counts "
+                         f"{len(rows)} rows on a carry up to {carry}: beyond the "
+                         f"{config.bit_counter_bits}-bit bit-counters")
+        carry = (carry + len(rows)) // 2
+        if mask is None:
+            body += [op(Opcode.BITCOUNT, imm=_COUNT, a=r) for r in rows]
+        else:
+            body += [op(Opcode.BITCOUNT, imm=_COUNT_AND, a=r, b=mask) for r in rows]
+        body.append(_write(out_row(k), rot))
+    return body
+
+
+def _wbits(w: int) -> int:
+    return int(w) & ((1 << W_BITS) - 1)
+
+
+def _programs(cmap: ConvMap, w64, config) -> list:
+    """The programs (lists of Instr, no HALT): the set-up (erase the output rows), then one
+    per output row ``(o, y)``."""
+    c = cmap
+    Wp, L = c.Wp, c.lanes
+    w0, w1, w2, q = c.widths
+    progs = [[op(Opcode.BITCOUNT, imm=_CLEAR)]
+             + _erase(config, c.out0, c.groups * c.out_stride)]
+    op_rows = {(n, dx): [c.ops0 + (n * c.kw + dx) * c.cb + i for i in range(c.cb)]
+               for n in range(W_BITS) for dx in range(c.kw)}
+    reg = {"ops": c.ops0, "a": c.reg_a, "b": c.reg_b}
+    n_ops = _strip_up(max(W_BITS * c.kw * c.cb, q), config.mtjs_per_strip)
+    for o in range(c.O):
+        for y in range(c.rb):                     # row y of every band
+            body = _erase(config, c.ops0, n_ops) + [op(Opcode.BITCOUNT, imm=_CLEAR)]
+            terms = []
+            for n in range(W_BITS):               # the periods: weight plane n, kernel column dx
+                for dx in range(c.kw):
+                    rows = [c.input0 + ci * c.band_rows + y + ky
+                            for ci in range(c.C) for ky in range(c.kh)
+                            if _wbits(w64[o, ci, ky, dx]) >> n & 1]
+                    if not rows:
+                        continue
+                    body += [op(Opcode.BITCOUNT, imm=_COUNT_AND, a=r, b=c.ones) for r in rows]
+                    body += [_write(r, dx) for r in op_rows[n, dx]]
+                    terms.append((op_rows[n, dx], n, "neg" if n == W_BITS - 1 else "u"))
+            body += _erase(config, c.reg_a, q)    # plane sums S_m into A
+            body += _add(config, terms, w0, lambda k: c.reg_a + k)
+            # three levels: (in, moved, out) regions; block m + s onto block m
+            g = o * c.rb + y
+            grp, base = divmod(g, c.per_group)
+            plan_l = [("a", "b", "ops", 1, w0, w1), ("ops", "a", "b", 2, w1, w2),
+                      ("b", "a", None, 4, w2, q)]
+            for src, mv, dst, s, win, wout in plan_l:
+                body += _erase(config, reg[mv], q)
+                body.append(op(Opcode.BITCOUNT, imm=_CLEAR))
+                for i in range(win):              # cross-write s blocks down
+                    body += [op(Opcode.BITCOUNT, imm=_COUNT, a=reg[src] + i),
+                             _write(reg[mv] + i, s * Wp)]
+                terms = [([reg[src] + i for i in range(win)], 0, "s"),
+                         ([reg[mv] + i for i in range(win)], s, "s")]
+                if dst is None:                   # masked, cross-written to lanes base * Wo ..
+                    out_r = c.out0 + grp * c.out_stride
+                    first = base == 0
+                    t_r = out_r if first else c.ops0  # the group's rows, or OPS then a merge
+                    if not first:
+                        body += _erase(config, c.ops0, q)
+                    body += _add(config, terms, wout, lambda k, r=t_r: r + k,
+                                 rot=(L - base * c.Wo) % L, mask=c.mask)
+                    if not first:     # group rows + OPS (disjoint lanes) into B, then back:
+                        body += _erase(config, c.reg_b, q)    # a row is programmed once
+                        body += _add(config, [([out_r + i for i in range(q)], 0, "u"),
+                                              ([t_r + i for i in range(q)], 0, "u")],
+                                     q, lambda k: c.reg_b + k)
+                        body += _erase(config, out_r, q)
+                        body.append(op(Opcode.BITCOUNT, imm=_CLEAR))
+                        for i in range(q):
+                            body += [op(Opcode.BITCOUNT, imm=_COUNT, a=c.reg_b + i),
+                                     _write(out_r + i, 0)]
+                else:
+                    body += _erase(config, reg[dst], q)
+                    body += _add(config, terms, wout, lambda k, r=reg[dst]: r + k)
+            progs.append(body)
+    return progs
+
+
+def conv_programs(cmap: ConvMap, weight, config) -> list:
+    """The layer's programs (lists of Instr without HALT), to run in order on one core: the
+    set-up, then one per output row ``(o, y)``. The input rows (:func:`input_commands`) and
+    the two buffer words (:func:`buffer_words`) must be in place."""
+    return _programs(cmap, np.asarray(weight).astype(np.int64), config)
+
+
+def profile(programs) -> dict:
+    """The static profile: micro-ops per opcode name (lower case) and ``cycles`` (one per
+    micro-op: ``nand_spin`` has no stalls; HALTs not included)."""
+    out: dict = {"cycles": 0}
+    for prog in programs:
+        for ins in prog:
+            name = ins.op.name.lower()
+            out[name] = out.get(name, 0) + 1
+            out["cycles"] += 1
+    return out
+
+
+def read_sums(cmap: ConvMap, row_bits) -> np.ndarray:
+    """The layer's sums ``[O, Ho, Wo]`` from the output rows; ``row_bits(r)`` is row r as
+    bool[lanes]. Output ``(o, r rb + y, x)`` is lane ``r 8 Wp + j Wo + x`` of group g, ``(g
+    per_group + j) = o rb + y``."""
+    q, c = cmap.q, cmap
+    out = np.zeros((c.O, c.Ho, c.Wo), np.int64)
+    for grp in range(c.groups):
+        r0 = c.out0 + grp * c.out_stride
+        v = sum(np.asarray(row_bits(r0 + k)).astype(np.int64) << k for k in range(q))
+        v = np.where(v >= 1 << (q - 1), v - (1 << q), v)
+        for j in range(c.per_group):
+            o, y = divmod(grp * c.per_group + j, c.rb)
+            if o >= c.O:
+                break
+            for r in range(c.bands):
+                if r * c.rb + y < c.Ho:
+                    lo = r * c.band_lanes + j * c.Wo
+                    out[o, r * c.rb + y] = v[lo:lo + c.Wo]
+    return out
+
+
+def _run_all(model_core, programs) -> dict:
+    from sim.compile.asm import assemble, halt
+    total: dict = {}
+    for prog in programs:
+        res = model_core.run(assemble(prog + [halt()]))
+        if res.error:
+            raise ValueError(f"the cycle model refused a Fig. 10 program: {res.reason}")
+        for k, v in res.counters.items():
+            total[k] = total.get(k, 0) + int(v)
+    return total
+
+
+def _add_counts(total: dict, more: dict) -> None:
+    for k, v in more.items():
+        total[k] = total.get(k, 0) + int(v)
+
+
+def measure_layers(model, config, images, *, bands: int = 1) -> list:
+    """Every stride-1 multiply convolution of ``model`` by the Fig. 10 mapping on the cycle
+    model of ``config`` (route ``nand_inmem`` added), image by image: its sums ``==``
+    ``golden.layers.mul_conv2d`` of the layer's input (``golden.model.infer_int`` trace),
+    then, for a ``requant`` layer with no pool after it, the in-memory requantization and ReLU
+    of the sums where they are (``sim.compile.nand_postproc.requant_program``, one run per
+    group of output rows; the all-ones row programmed from the buffer's all-ones word), ``==``
+    the golden trace. Counters per image.
+
+    Returns
+    -------
+    list of dict
+        Per layer: ``layer``, ``kind``, ``map`` (:class:`ConvMap`), ``conv`` (counters of the
+        mapping), ``post`` (counters of the in-memory post-processing, or None),
+        ``host_rows`` / ``host_erases`` (the input rows the host programs, their strips).
+
+    Raises
+    ------
+    ValueError
+        A sum or an output differs from golden (a bug), or a layer the mapping refuses.
+    """
+    from golden.layers import conv_acc_bound, mul_conv2d
+    from golden.model import infer_int
+    from golden.pim import inmem_requant_bits
+    from sim.compile.nand_postproc import common_shift, requant_program, requant_words
+    from sim.hw.core_model import CoreModel, unpack_row
+    from rtl.mtj_array import MacroCmd
+
+    routes = tuple(config.routes or ())
+    if "nand_inmem" not in routes:
+        config = dataclasses.replace(config, routes=routes + ("nand_inmem",))
+    images = np.asarray(images)
+    trace = infer_int(model, images, trace=True)
+    shapes = model.shapes()
+    out = []
+    m = config.mtjs_per_strip
+    for i, ly in enumerate(model.layers):
+        if ly.kind != "mul_conv2d":
+            continue
+        where = f"layer {i} ({ly.kind})"
+        w = np.asarray(ly.params["weight"])
+        pad = int(ly.params.get("padding", 0))
+        cmap = plan(config, shapes[i], w, padding=pad, stride=int(ly.params.get("stride", 1)),
+                    where=where, bands=bands)
+        nxt = model.layers[i + 1] if i + 1 < len(model.layers) else None
+        post_ok = (getattr(ly, "output", None) == "requant"
+                   and (nxt is None or "pool" not in nxt.kind))
+        progs = conv_programs(cmap, w, config)
+        conv_c: dict = {}
+        post_c: dict = {} if post_ok else None
+        if post_ok:
+            mult, bias, shift = (ly.params["rq_mult"], ly.params["rq_bias"],
+                                 ly.params["rq_shift"])
+            bound = conv_acc_bound("mul", int(np.prod(w.shape[1:])))
+            m2, b2, s = common_shift(mult, bias, shift)
+            p = inmem_requant_bits(bound, m2, b2, [s] * len(m2))
+            up = lambda r: -(-r // m) * m          # noqa: E731 - the next strip boundary
+            ones_r = up(cmap.rows_used)
+            t0 = up(ones_r + 1)
+            y0 = up(t0 + p - s)
+            if y0 + 8 > config.rows:
+                raise ValueError(f"{where}: the mapping and the in-memory post-processing "
+                                 f"need {y0 + 8} rows, beyond rows={config.rows}")
+            slots = tuple(range(cmap.mask + 1, cmap.mask + 5))
+            m0 = cmap.mask + 5
+        for n_img in range(len(images)):
+            x = images[n_img] if i == 0 else np.asarray(trace[i - 1])[n_img]
+            x = np.asarray(x).reshape(shapes[i]).astype(np.uint8)
+            core = CoreModel(config)
+            for st in range(0, config.rows, m):
+                core.array_command(MacroCmd.ERASE, st)
+            cmds = input_commands(cmap, x)
+            for r, bits in cmds:
+                core.array_command(MacroCmd.PROGRAM, r, bits)
+            for slot, word in buffer_words(cmap).items():
+                core.write_buffer(slot, word)
+            _add_counts(conv_c, _run_all(core, progs))
+            cells, lanes = core._cells, cmap.lanes
+            got = read_sums(cmap, lambda r, c=cells, n=lanes: unpack_row(c[r], n).astype(bool))
+            want = mul_conv2d(x[None], w, padding=pad)[0]
+            bad = np.argwhere(got != want)
+            if bad.size:
+                j = tuple(int(v) for v in bad[0])
+                raise ValueError(f"{where}, image {n_img}: sum {j} is {int(got[j])}, golden "
+                                 f"{int(want[j])} (seed 001 Fig. 10)")
+            if not post_ok:
+                continue
+            body = [op(Opcode.ERASE, a=ones_r // m * m),
+                    op(Opcode.PROGRAM, imm=WriteSrc.BUFFER.value, a=ones_r, b=cmap.ones)]
+            _add_counts(post_c, _run_all(core, [body]))
+            ref = np.asarray(trace[i])[n_img].reshape(cmap.O, cmap.Ho, cmap.Wo)
+            for grp in range(cmap.groups):
+                chan = np.zeros(cmap.lanes, np.int64)
+                valid = []
+                for j in range(cmap.per_group):
+                    o, yy = divmod(grp * cmap.per_group + j, cmap.rb)
+                    if o >= cmap.O:
+                        break
+                    for r in range(cmap.bands):
+                        if r * cmap.rb + yy < cmap.Ho:
+                            lo = r * cmap.band_lanes + j * cmap.Wo
+                            chan[lo:lo + cmap.Wo] = o
+                            valid.append((lo, o, r * cmap.rb + yy))
+                mw, cw = requant_words([m2[c] for c in chan], [b2[c] for c in chan], s, p,
+                                       cmap.lanes)
+                for j, word in enumerate(np.concatenate([mw, cw])):
+                    core.write_buffer(m0 + j, word)
+                body = requant_program(config, x0=cmap.out0 + grp * cmap.out_stride,
+                                       x_bits=cmap.q, ones=ones_r, m0=m0, m_bits=len(mw),
+                                       c0=m0 + len(mw), p_bits=p, shift=s, t0=t0, y0=y0,
+                                       slots=slots)
+                _add_counts(post_c, _run_all(core, [body]))
+                y = sum(unpack_row(core._cells[y0 + b], cmap.lanes).astype(np.int64) << b
+                        for b in range(8))
+                for lo, o, yy in valid:
+                    g = y[lo:lo + cmap.Wo]
+                    wnt = ref[o, yy]
+                    if (g != wnt).any():
+                        xx = int(np.flatnonzero(g != wnt)[0])
+                        raise ValueError(f"{where}, image {n_img}: output ({o}, {yy}, {xx}) "
+                                         f"is {int(g[xx])}, golden {int(wnt[xx])} (seed 001 "
+                                         f"sec. 4.2)")
+        n = len(images)                    # the programs do not depend on the data
+        out.append({"layer": i, "kind": ly.kind, "map": cmap,
+                    "conv": {k: v // n for k, v in conv_c.items()},
+                    "post": None if post_c is None else {k: v // n for k, v in post_c.items()},
+                    "host_rows": len(cmds), "host_erases": -(-len(cmds) // m)})
+    return out
+
+
+def main(argv=None) -> int:
+    """``python -m sim.compile.nand_conv --model digits_addernet --images 5 [--bands 0]``: the
+    Fig. 10 mapping of every multiply convolution vs today's gather route on the same layer
+    (the compiler's static profile, ``ppu`` and ``in_memory`` post-processing): cycles, array
+    writes, energy (``sim.hw.energy.estimate``)."""
+    import argparse
+    import sys
+
+    from golden import datasets
+    from golden.model import bundled_model_path, load_model
+    from rtl.config import preset
+    from sim.compile.compiler import CompileError, compile_model, propose_config
+    from sim.compile.nand_postproc import with_postproc
+    from sim.hw.energy import estimate
+
+    ap = argparse.ArgumentParser(prog="python -m sim.compile.nand_conv",
+                                 description=main.__doc__)
+    ap.add_argument("--model", default="digits_addernet")
+    ap.add_argument("--preset", default="nand_spin")
+    ap.add_argument("--images", type=int, default=5)
+    ap.add_argument("--bands", type=int, default=1,
+                    help="image row bands side by side (1: no input duplicated; 0: as many "
+                         "as fit)")
+    args = ap.parse_args(argv)
+    sets = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits"}
+    try:
+        if args.model not in sets:
+            raise ValueError(f"--model must be one of {', '.join(sets)}, not {args.model!r}")
+        config = preset(args.preset)
+        model = load_model(bundled_model_path(args.model))
+        x, _ = datasets.load_dataset(sets[args.model], "test")
+        rows = measure_layers(model, config, x[:args.images], bands=args.bands)
+        base = {}
+        for mode in ("ppu", "in_memory"):
+            cfg = propose_config(model, with_postproc(config, mode))
+            comp = compile_model(model, cfg)
+            base[mode] = (cfg, comp)
+    except (ValueError, KeyError, OSError, CompileError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not rows:
+        print(f"{args.model}: no multiply convolution (the Fig. 10 mapping is eq. 1's AND + "
+              f"bit-count; adder layers are not multiply layers)")
+        return 0
+    lanes = config.columns * config.subarrays_per_mat
+    print(f"{args.model} on {args.preset} ({lanes} lanes), {args.images} test images on the "
+          f"cycle model, every sum and output == golden; per image, per layer:")
+    print("| layer | route | cycles | array writes (PROGRAM / ERASE / WRITE_ROW) | "
+          "host loads | energy nJ |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        i, cmap = r["layer"], r["map"]
+        for mode, (cfg, comp) in base.items():
+            st = next(s for s in comp.stages if s.layer_index == i)
+            mo = dict(st.micro_ops)
+            words = int(np.prod(model.shapes()[i])) if i == 0 else 0
+            e = estimate(cfg, mo, columns_active=cfg.columns * comp.subarrays,
+                         host={"data_words": words}).energy_j
+            print(f"| {i} | gather + {mode} | {mo['cycles']} | {mo['program']} / "
+                  f"{mo['erase']} / {mo['write_row']} | {words} image words | {e * 1e9:.2f} |")
+        cfg = dataclasses.replace(config, routes=tuple(config.routes) + ("nand_inmem",))
+        host = {"program": r["host_rows"], "erase": r["host_erases"]}
+        for name, cnt in (("Fig. 10 sums", r["conv"]),
+                          ("Fig. 10 + in-memory requant", None if r["post"] is None else
+                           {k: r["conv"].get(k, 0) + r["post"].get(k, 0)
+                            for k in set(r["conv"]) | set(r["post"])})):
+            if cnt is None:
+                continue
+            e = estimate(cfg, cnt, columns_active=lanes, host=host).energy_j
+            print(f"| {i} | {name} (bands {cmap.bands}) | {cnt['cycles']:.0f} | "
+                  f"{cnt['program']:.0f} / {cnt['erase']:.0f} / {cnt.get('write_row', 0):.0f} | "
+                  f"{r['host_rows']} input rows ({cmap.stored_rows}/{cmap.Hp} per channel) | "
+                  f"{e * 1e9:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
