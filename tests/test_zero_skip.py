@@ -164,8 +164,9 @@ def check_skipping(model, images, on, k):
         n = on.operand_bits
         dots = ops_off["fs_step"] // (2 * n)
         dropped = ops_off["fs_step"] - ops_on["fs_step"]
-        if on.dataflow == "jeit_fa":    # its pipelined loops skip the DIFF pass only (n), the
-            # unpipelined partial groups the whole dot (2n); each skipped FS_STEP a cycle
+        if on.dataflow == "jeit_fa":    # its pipelined loops skip the DIFF pass only (n), a
+            # chunk's unpipelined dot (a partial group alone) the whole dot (2n); each skipped
+            # FS_STEP a cycle
             assert n * got["zs_tiles"] <= dropped <= 2 * n * got["zs_tiles"]
             assert saved == dropped
         else:
@@ -249,6 +250,26 @@ def test_the_measuring_tool(tmp_path, capsys):
     assert zero_skip.main(["--preset", "nand_spin", "--out", str(tmp_path / "x.json")]) == 2
     assert capsys.readouterr().err == ("error: --preset must be a preset with zero skipping "
                                        "(jeit_stt), not 'nand_spin'\n")
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_the_measuring_tool_on_another_dataflow(tmp_path, capsys):
+    """``--dataflow abs_diff``: the preset's core with its adder layers on abs-diff (skipped
+    tile dots write no difference rows: less energy); a dataflow that cannot skip is refused
+    with one line."""
+    from sim.analysis import zero_skip
+    out = tmp_path / "zs.json"
+    assert zero_skip.main(["--model", "fashion_addernet", "-n", "1", "--mat", "4",
+                           "--dataflow", "abs_diff", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["logits_equal_to_golden"] and r["dataflow"] == "abs_diff"
+    assert r["per_image"]["zs_tiles"] > 0, "no tile dot skipped: the check tests nothing"
+    assert r["energy_j_per_image"] < r["energy_j_per_image_without_zero_skip"]
+    assert r["cycles_per_image"] < r["cycles_per_image_without_zero_skip"]
+    assert "adder layers on abs_diff" in capsys.readouterr().out
+    assert zero_skip.main(["--dataflow", "write_free", "--out", str(tmp_path / "x.json")]) == 2
+    assert capsys.readouterr().err == ("error: --dataflow must be a dataflow that can skip "
+                                       "zero tiles (abs_diff, jeit_fa), not 'write_free'\n")
     assert not (tmp_path / "x.json").exists()
 
 
