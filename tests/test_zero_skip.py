@@ -297,3 +297,26 @@ def test_a_taken_skipz_folds_no_endloop(skip):
     c = run.counters
     assert (c["cycles"], c["stalls"], c["endloop"], c["move"], c["read"]) == (12, 0, 3, 4, 0)
     assert run.zero_skip["zs_tiles"] == 3
+
+
+def test_make_sim_checks_the_rtl_counters_against_the_cycle_model():
+    """``make sim`` on a zero-skipping preset (``sim.cli._cycle_model_check``): each image's
+    RTL counters against the cycle model's on the same image; a counter off by one on one
+    image is named (here the cycle model's own counters stand in for the RTL's)."""
+    from sim.cli import _cycle_model_check
+    model = load_model(bundled_model_path("digits_addernet"))
+    config = PRESETS["jeit_stt"]
+    rng = np.random.default_rng(SEED)
+    x = _sparse_images(rng.integers(0, 256, (2, *model.input_shape)).astype(np.uint8), rng, 2)
+    compiled = compile_model(model, config, subarrays=2)
+    core = CoreModel(config, subarrays=2)
+    images = [{"counters": dict(run_compiled(compiled, img, core, load_weights=i == 0).counters)}
+              for i, img in enumerate(x)]
+    assert _cycle_model_check(config, 2, compiled, x, images) == {
+        "images": 2, "counters_equal": 2, "first_difference": None}
+    images[1]["counters"]["cycles"] += 1
+    want = images[1]["counters"]["cycles"]
+    got = _cycle_model_check(config, 2, compiled, x, images)
+    assert got["counters_equal"] == 1
+    assert got["first_difference"] == (f"image 1: (rtl, cycle model) {{'cycles': ({want}, "
+                                       f"{want - 1})}}")
