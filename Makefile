@@ -184,7 +184,8 @@ imac-energy: install ## seed 003's analytical CPU-IMAC vs CPU-only energy/latenc
 	$(VPY) -m sim.hw.imac_energy --json build/reports/imac-energy.json
 
 zero-skip: install ## seed 000's zero skipping measured on the cycle model: sparsity, tiles skipped, cycles with/without (N images, default 100; MAT)
-	$(VPY) -m sim.analysis.zero_skip -n $(or $(N),100) $(if $(MAT),--mat $(MAT))
+	$(VPY) -m sim.analysis.zero_skip -n $(or $(N),100) $(if $(MAT),--mat $(MAT)) \
+	    $(if $(DATAFLOW),--dataflow $(DATAFLOW))
 
 # make count: CONFIG a TOML configuration file (sim.config_file), SKIP the zero-skipping
 # fraction of tile dots skipped (one, or one per stage comma-separated); MAT only when given

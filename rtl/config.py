@@ -515,18 +515,21 @@ PRESETS: dict[str, AcceleratorConfig] = {
         # Adder layers: the seed's in-situ |x - w| summed by its parallel full-adder array
         # (route jeit_fa; measured against abs_diff's write-back and popcount on the bundled
         # Fashion-MNIST AdderNet, mat of 16, 20 images, zero skipping on, the FA flush
-        # software-pipelined: 70,749 vs 109,261 cycles and 1.46 vs 13.55 uJ per image,
-        # `python -m sim.analysis.route_compare -n 20 --zero-skip`). abs_diff stays selectable
-        # (with_dataflow("abs_diff"): same core);
+        # software-pipelined, partial groups too: 70,637 vs 109,261 cycles and 1.46 vs 13.55 uJ
+        # per image, `python -m sim.analysis.route_compare -n 20 --zero-skip`). abs_diff stays
+        # selectable (with_dataflow("abs_diff"): same core);
         # AND + bit-count for the multiply layers (first convolution, classifier) that every
         # preset maps the same way.
         dataflow="jeit_fa",
         routes=("abs_diff", "and_bitcount", "jeit_fa"),
         mtjs_per_strip=1,
         # Seed 000's sparsity-aware skipping, on as the paper has it. Measured with the flush
-        # pipelined (sim.analysis.route_compare, same command with and without --zero-skip): on
-        # the bundled Fashion-MNIST AdderNet it costs +1.5 % cycles and saves 1.2 % energy,
-        # because few whole tiles are zero and a skipped tile still runs its SIGN pass.
+        # pipelined (partial groups too) on the bundled Fashion-MNIST AdderNet, 100 test
+        # images, mat of 16 (`python -m sim.analysis.zero_skip -n 100`, i.e. make zero-skip):
+        # 70,701 cycles and 1,462 nJ (core micro-ops) per image against 69,573 and 1,478 nJ
+        # without, +1.6 % cycles for -1.1 % energy (78 of 1,752 tile dots skipped: few whole
+        # tiles are zero, each dot pays its SKIPZ cycle and a skipped one still runs its SIGN
+        # pass). Kept on: GOPS/W, the seed's headline figure, is the better for it.
         zero_skip=True,
         # cycles = ceil(t / 7.52 ns) at 133 MHz. write: ceil(10 ns / 7.52 ns) = 2, the STT
         # write time of sim.hw.energy (ASSUMPTION there: seed 000 gives none; 10 ns, the STT

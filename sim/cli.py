@@ -228,7 +228,8 @@ def _run_rtl(args, config, mat, model, model_path, x, golden_logits) -> dict:
         "simulated_cycles_per_second": cycles / res["wall_seconds"],
         "images_per_second": len(images) / res["wall_seconds"],
         "wall_seconds": res["wall_seconds"],
-        **({"zero_skip": _zero_skip_summary(config, mat, model, compiled, images)}
+        **({"zero_skip": _zero_skip_summary(config, mat, model, compiled, images),
+            "cycle_model": _cycle_model_check(config, mat, compiled, x, images)}
            if config.zero_skip else {}),
         **({"dima": _dima_summary(compiled, images)}
            if any(st.route == "dima_binconv" for st in compiled.stages) else {}),
@@ -266,6 +267,25 @@ def _dima_summary(compiled, images) -> dict:
                                "cycles_per_add_sub": (fa + wr) / adds if adds else 0.0,
                                "cycles": st.cycles}
     return out
+
+
+def _cycle_model_check(config, mat, compiled, x, images) -> dict:
+    """The RTL's counters of each image (data-dependent with zero skipping) against the cycle
+    model's (``sim.hw.core_model``) on the same image: the images whose counters are all
+    equal, and the first that differs."""
+    from sim.compile.compiler import run_compiled
+    from sim.hw.core_model import CoreModel
+    ref = CoreModel(config, subarrays=mat)
+    equal, first = 0, None
+    for i, im in enumerate(images):
+        want = run_compiled(compiled, x[i], ref, load_weights=i == 0).counters
+        if dict(want) == im["counters"]:
+            equal += 1
+        elif first is None:
+            diff = {k: (im["counters"].get(k), v) for k, v in want.items()
+                    if im["counters"].get(k) != v}
+            first = f"image {i}: (rtl, cycle model) {diff}"
+    return {"images": len(images), "counters_equal": equal, "first_difference": first}
 
 
 def _zero_skip_summary(config, mat, model, compiled, images) -> dict:
@@ -344,6 +364,12 @@ def _print_rtl(rtl: dict) -> None:
             print(f"      {name:40s} {100 * st['zero_operand_fraction']:5.1f} % zero operands,"
                   f" {st['zs_tiles']:.0f} tile dots / {st['zs_cycles_saved']:.0f} cycles "
                   "skipped")
+    cm = rtl.get("cycle_model")
+    if cm:
+        print(f"    cycle model            every counter (cycles too) equal to the RTL's on "
+              f"{cm['counters_equal']} of {cm['images']} images"
+              + (f"; first difference {cm['first_difference']}" if cm["first_difference"]
+                 else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:

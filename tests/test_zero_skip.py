@@ -164,8 +164,9 @@ def check_skipping(model, images, on, k):
         n = on.operand_bits
         dots = ops_off["fs_step"] // (2 * n)
         dropped = ops_off["fs_step"] - ops_on["fs_step"]
-        if on.dataflow == "jeit_fa":    # its pipelined loops skip the DIFF pass only (n), the
-            # unpipelined partial groups the whole dot (2n); each skipped FS_STEP a cycle
+        if on.dataflow == "jeit_fa":    # its pipelined loops skip the DIFF pass only (n), a
+            # chunk's unpipelined dot (a partial group alone) the whole dot (2n); each skipped
+            # FS_STEP a cycle
             assert n * got["zs_tiles"] <= dropped <= 2 * n * got["zs_tiles"]
             assert saved == dropped
         else:
@@ -252,6 +253,26 @@ def test_the_measuring_tool(tmp_path, capsys):
     assert not (tmp_path / "x.json").exists()
 
 
+def test_the_measuring_tool_on_another_dataflow(tmp_path, capsys):
+    """``--dataflow abs_diff``: the preset's core with its adder layers on abs-diff (skipped
+    tile dots write no difference rows: less energy); a dataflow that cannot skip is refused
+    with one line."""
+    from sim.analysis import zero_skip
+    out = tmp_path / "zs.json"
+    assert zero_skip.main(["--model", "fashion_addernet", "-n", "1", "--mat", "4",
+                           "--dataflow", "abs_diff", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["logits_equal_to_golden"] and r["dataflow"] == "abs_diff"
+    assert r["per_image"]["zs_tiles"] > 0, "no tile dot skipped: the check tests nothing"
+    assert r["energy_j_per_image"] < r["energy_j_per_image_without_zero_skip"]
+    assert r["cycles_per_image"] < r["cycles_per_image_without_zero_skip"]
+    assert "adder layers on abs_diff" in capsys.readouterr().out
+    assert zero_skip.main(["--dataflow", "write_free", "--out", str(tmp_path / "x.json")]) == 2
+    assert capsys.readouterr().err == ("error: --dataflow must be a dataflow that can skip "
+                                       "zero tiles (abs_diff, jeit_fa), not 'write_free'\n")
+    assert not (tmp_path / "x.json").exists()
+
+
 @pytest.mark.parametrize("skip", [0, 1])
 def test_a_taken_skipz_folds_no_endloop(skip):
     """A window last in a loop's body (the SKIPZ itself if b = 0): the controller jumps to the
@@ -276,3 +297,26 @@ def test_a_taken_skipz_folds_no_endloop(skip):
     c = run.counters
     assert (c["cycles"], c["stalls"], c["endloop"], c["move"], c["read"]) == (12, 0, 3, 4, 0)
     assert run.zero_skip["zs_tiles"] == 3
+
+
+def test_make_sim_checks_the_rtl_counters_against_the_cycle_model():
+    """``make sim`` on a zero-skipping preset (``sim.cli._cycle_model_check``): each image's
+    RTL counters against the cycle model's on the same image; a counter off by one on one
+    image is named (here the cycle model's own counters stand in for the RTL's)."""
+    from sim.cli import _cycle_model_check
+    model = load_model(bundled_model_path("digits_addernet"))
+    config = PRESETS["jeit_stt"]
+    rng = np.random.default_rng(SEED)
+    x = _sparse_images(rng.integers(0, 256, (2, *model.input_shape)).astype(np.uint8), rng, 2)
+    compiled = compile_model(model, config, subarrays=2)
+    core = CoreModel(config, subarrays=2)
+    images = [{"counters": dict(run_compiled(compiled, img, core, load_weights=i == 0).counters)}
+              for i, img in enumerate(x)]
+    assert _cycle_model_check(config, 2, compiled, x, images) == {
+        "images": 2, "counters_equal": 2, "first_difference": None}
+    images[1]["counters"]["cycles"] += 1
+    want = images[1]["counters"]["cycles"]
+    got = _cycle_model_check(config, 2, compiled, x, images)
+    assert got["counters_equal"] == 1
+    assert got["first_difference"] == (f"image 1: (rtl, cycle model) {{'cycles': ({want}, "
+                                       f"{want - 1})}}")

@@ -10,7 +10,8 @@ run on ``sim.hw.core_model.CoreModel``, which agrees cycle for cycle with the RT
 (``cocotb_tests/test_core_zero_skip.py``). The tool prints and writes (JSON) per image: the
 fraction of zero operands, per layer and in all; operands and tile dots skipped; cycles saved
 (the core's counters, ``rtl.isa.ZERO_SKIP_COUNTERS``); cycles with and without zero skipping,
-and of the zero-skip programs if no tile were skipped (their one SKIPZ cycle per tile dot).
+and of the zero-skip programs if no tile were skipped (their one SKIPZ cycle per tile dot);
+the core's energy (``sim.hw.energy.estimate`` of the counters) with and without.
 Every image's logits are compared with golden (``golden.model.infer_int``).
 """
 
@@ -24,7 +25,7 @@ import time
 
 from golden import datasets
 from golden.model import infer_int
-from rtl.config import PRESETS, preset
+from rtl.config import PRESETS, ZERO_SKIP_DATAFLOWS, preset
 from rtl.outputs import check_file, interruptible, json_text, write_files
 
 from sim.cli import _resolve_model
@@ -49,7 +50,6 @@ def lane_gating_estimate(config, compiled, stage_zs: dict, n_images: int) -> dic
     into tiles that are computed (``zs_zero - zs_skipped``), each a lane of ``2n`` FS_STEPs in
     every output channel's dot. ``stage_zs``: the stages' zero-skipping counters summed over
     ``n_images``."""
-    from rtl.config import ZERO_SKIP_DATAFLOWS
     from rtl.isa import Opcode
     from rtl.routes import lanes_of
     from sim.hw import energy as E
@@ -79,7 +79,7 @@ def measure(model, x, config, mat: int) -> dict:
         raise UserError(f"model {model.name!r} does not compile: {e}") from None
     core_on, core_off = CoreModel(config, subarrays=mat), CoreModel(off, subarrays=mat)
     golden = infer_int(model, x)
-    total, stages, mismatches, counters = {}, {}, [], {}
+    total, stages, mismatches, counters, counters_off = {}, {}, [], {}, {}
     cyc_on = cyc_off = 0
     for i, img in enumerate(x):
         r_on = run_compiled(comp_on, img, core_on, load_weights=i == 0)
@@ -94,6 +94,8 @@ def measure(model, x, config, mat: int) -> dict:
             total[k] = total.get(k, 0) + v
         for k, v in r_on.counters.items():
             counters[k] = counters.get(k, 0) + v
+        for k, v in r_off.counters.items():
+            counters_off[k] = counters_off.get(k, 0) + v
         for st in r_on.stages:
             acc = stages.setdefault(st.name, {})
             for k, v in st.zero_skip.items():
@@ -105,10 +107,12 @@ def measure(model, x, config, mat: int) -> dict:
 
     from sim.hw import energy as E
     gating = lane_gating_estimate(config, comp_on, stages, n)
-    gating["share_of_dynamic_energy"] = gating["energy_j_per_image"] / (E.estimate(
-        config, counters, columns_active=mat * config.columns).energy_j / n)
+    e_on = E.estimate(config, counters, columns_active=mat * config.columns).energy_j / n
+    e_off = E.estimate(off, counters_off, columns_active=mat * config.columns).energy_j / n
+    gating["share_of_dynamic_energy"] = gating["energy_j_per_image"] / e_on
     return {
-        "images": n, "subarrays": mat, "logits_equal_to_golden": not mismatches,
+        "images": n, "subarrays": mat, "dataflow": config.dataflow,
+        "logits_equal_to_golden": not mismatches,
         "lane_gating_estimate": gating,
         "mismatches": mismatches[:10],
         "per_image": {k: v / n for k, v in total.items()},
@@ -117,6 +121,8 @@ def measure(model, x, config, mat: int) -> dict:
         "cycles_per_image_without_zero_skip": cyc_off / n,
         "cycles_if_no_tile_skipped": comp_on.cycles,
         "cycle_change": cyc_on / cyc_off - 1.0,
+        "energy_j_per_image": e_on, "energy_j_per_image_without_zero_skip": e_off,
+        "energy_change": e_on / e_off - 1.0,
         "stages": {name: {"zero_operand_fraction": frac(c),
                           **{k: v / n for k, v in c.items()}} for name, c in stages.items()},
     }
@@ -124,7 +130,8 @@ def measure(model, x, config, mat: int) -> dict:
 
 def _table(r: dict) -> str:
     p = r["per_image"]
-    lines = [f"{r['images']} images, mat of {r['subarrays']}, logits == golden: "
+    lines = [f"{r['images']} images, mat of {r['subarrays']}, adder layers on "
+             f"{r['dataflow']}, logits == golden: "
              f"{'yes' if r['logits_equal_to_golden'] else 'NO'}",
              f"zero operands {100 * r['zero_operand_fraction']:.1f} % "
              f"({p.get('zs_zero', 0):.0f} of {p.get('zs_operands', 0):.0f} per image); "
@@ -133,7 +140,11 @@ def _table(r: dict) -> str:
              f"cycles per image: {r['cycles_per_image']:.0f} with zero skipping, "
              f"{r['cycles_per_image_without_zero_skip']:.0f} without "
              f"({100 * r['cycle_change']:+.1f} %); {r['cycles_if_no_tile_skipped']} if no "
-             f"tile were skipped"]
+             f"tile were skipped",
+             f"core energy per image (sim.hw.energy.estimate of the counters): "
+             f"{r['energy_j_per_image'] * 1e9:.1f} nJ with zero skipping, "
+             f"{r['energy_j_per_image_without_zero_skip'] * 1e9:.1f} nJ without "
+             f"({100 * r['energy_change']:+.1f} %)"]
     g = r["lane_gating_estimate"]
     lines.append(f"lane gating of single zero terms (NOT BUILT; energy-model estimate, "
                  "sim.analysis.zero_skip.lane_gating_estimate): "
@@ -155,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a preset with zero skipping (" + ", ".join(
                        f"{n}: adder layers on route {PRESETS[n].dataflow}"
                        for n in ZERO_SKIP_PRESETS) + ")")
+    p.add_argument("--dataflow", default=None,
+                   help="the adder layers' route, one that can skip (" + ", ".join(
+                       ZERO_SKIP_DATAFLOWS) + "; default the preset's)")
     p.add_argument("--model", default="fashion_addernet",
                    help="bundled model name or .npz path (default fashion_addernet)")
     p.add_argument("--dataset", default=None, help="fashion_mnist or digits (default: the model's)")
@@ -174,13 +188,19 @@ def main(argv=None) -> int:
             raise UserError(f"--preset must be a preset with zero skipping "
                             f"({', '.join(ZERO_SKIP_PRESETS)}), not {args.preset!r}")
         config = preset(args.preset)
+        if args.dataflow is not None:
+            if args.dataflow not in ZERO_SKIP_DATAFLOWS:
+                raise UserError(f"--dataflow must be a dataflow that can skip zero tiles "
+                                f"({', '.join(ZERO_SKIP_DATAFLOWS)}), not {args.dataflow!r}")
+            config = config.with_dataflow(args.dataflow)
         mat = parse_mat(args.mat, config, args.preset) or config.subarrays_per_mat
         model, ds_name, _ = _resolve_model(args.model)
         ds_name = args.dataset or ds_name
         if ds_name not in ("fashion_mnist", "digits"):
             raise UserError(f"--dataset must be fashion_mnist or digits, not {ds_name!r}")
         out = check_file("--out", args.out or
-                         f"build/reports/zero-skip-{args.preset}-{model.name}.json")
+                         f"build/reports/zero-skip-{args.preset}-{model.name}"
+                         f"{'' if args.dataflow is None else '-' + args.dataflow}.json")
         try:
             x, _ = datasets.load_dataset(ds_name, "test")
         except (ValueError, datasets.DatasetError) as e:

@@ -626,12 +626,13 @@ def _dot(stage: Stage, t: int, xrow, wslot, config) -> list:
     return get_route(stage.route).dot(stage, t, xrow, wslot, config)
 
 
-def _pipelined(stage: Stage, loop: list, config) -> list:
-    """``loop`` (``LOOP { tile dots, REQUANTs } ENDLOOP``) software-pipelined by the stage's
+def _pipelined(stage: Stage, loop: list, config, tail: list = ()) -> list:
+    """``loop`` (``LOOP { tile dots, REQUANTs } ENDLOOP``) and the straight-line tile dots
+    ``tail`` after it (a segmented chunk's partial group) software-pipelined by the stage's
     route if it has a ``pipeline`` (``jeit_fa``: the next tile's SIGN pass while the array
-    flushes, ``sim.routes.jeit_fa``), else ``loop``."""
+    flushes, ``sim.routes.jeit_fa``), else ``loop + tail``."""
     pipe = getattr(get_route(stage.route), "pipeline", None)
-    return loop if pipe is None else pipe(loop, stage, config)
+    return loop + list(tail) if pipe is None else pipe(loop, stage, config, tail=list(tail))
 
 
 def _requant(stage: Stage, t: int, channel, d: int, zsum=0) -> Instr:
@@ -763,7 +764,7 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
                                 _zsum(stage, 0, 1))
                        for s in range(k)]
             instrs.append(asm.endloop())
-            instrs[i0:] = _pipelined(stage, instrs[i0:], config)
+        i1 = len(instrs)            # the partial group: pipelined after the full groups
         if r:
             xrow = lambda b: _base(where, "data row", row0 + b * g_all + g_full)  # noqa: E731
             instrs += _skipped(stage, _dot(stage, 0, xrow,
@@ -773,6 +774,8 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
             instrs += [_requant(stage, 0, Operand(stage.channel_base, 0, 1), s + 1,
                                 _zsum(stage, 0, 0))
                        for s in range(r)]
+        if g_full:
+            instrs[i0:] = _pipelined(stage, instrs[i0:i1], config, instrs[i1:])
     step = stage.positions - m
     if step:
         instrs.append(_move(MoveOp.ADDPTR, a=_base(where, "write-pointer step (ADDPTR)", step)))

@@ -33,7 +33,11 @@ SIGN after the last tile of an iteration is tile 0's of the next iteration (the 
 relative operands one step on) and the last iteration is peeled out of the loop (its operands
 made absolute). The REQUANT still issues L + 1 cycles after the last DIFF step (``max(0, L -
 n)`` NOPs pad a SIGN pass shorter than the flush). Cycles per tile dot: 2n, the flush hidden,
-except for the last tile of each loop run. With zero skipping the SKIPZ jumps over the DIFF
+except for the last tile of each loop run. A segmented chunk's partial group (its last, fewer
+than K patches, written after the loop of full groups) is chained after the loop's peeled last
+iteration (``tail``): its SIGN pass runs during that tile's flush, so the flush is hidden there
+too and the loop run ends with the partial group's flush; a chunk of a partial group only has no
+loop to chain to and keeps the plain dot. With zero skipping the SKIPZ jumps over the DIFF
 pass only (n micro-ops; the SIGN pass of a tile ran before its SKIPZ and cannot be skipped
 after the fact): a skipped tile costs 1 + n cycles (the next SIGN pass) instead of 1 + L.
 """
@@ -139,61 +143,76 @@ class JeitFa(Route):
     def lanes(self, model) -> FaArrayLanes:
         return FaArrayLanes(model)
 
-    def pipeline(self, loop: list, stage, config) -> list:
+    def pipeline(self, loop: list, stage, config, tail: list = ()) -> list:
         """``loop`` = ``LOOP count { tile dots with their REQUANTs } ENDLOOP`` (the compiler's
         compute loop: per tile ``[MOVE SKIPZ]``, this route's dot, one or more REQUANTs) as
         the software-pipelined program of the module docstring, with the same results; the
         loop's level-0 operands step by their stride per iteration, level 1 is the enclosing
-        loop."""
+        loop. ``tail``: tile dots with their REQUANTs that follow the loop, written outside it
+        (a segmented chunk's partial group): chained after the peeled last iteration, the
+        first one's SIGN pass during the flush of the loop's last tile."""
         n, depth = stage.n, tree_depth(config.columns)
         if not (loop and loop[0].op is Opcode.LOOP and loop[-1].op is Opcode.ENDLOOP):
             raise ValueError("jeit_fa.pipeline: not a LOOP ... ENDLOOP")
-        count, body, tiles, i = loop[0].count, loop[1:-1], [], 0
-        while i < len(body):
-            skipz = None
-            if body[i].op is Opcode.MOVE and body[i].imm == MoveOp.SKIPZ.value:
-                skipz, i = body[i], i + 1
-            dot = body[i:i + 2 * n + depth]
-            reqs = []
-            j = i + 2 * n + depth
-            while j < len(body) and body[j].op is Opcode.REQUANT:
-                reqs.append(body[j])
-                j += 1
-            if (len(dot) != 2 * n + depth or not reqs
-                    or any(x.op is not Opcode.FS_STEP for x in dot[:2 * n])
-                    or any(x.op is not Opcode.NOP for x in dot[2 * n:])
-                    or any(x.imm & 2 for x in dot[:n])
-                    or not all(x.imm & ACC for x in dot[n:2 * n])):
-                raise ValueError(f"jeit_fa.pipeline: body entry {i} is not a tile dot of "
-                                 f"{n} SIGN, {n} DIFF steps, {depth} NOPs and its REQUANTs")
-            tiles.append((skipz, dot[:n], dot[n:2 * n], dot[2 * n:], reqs))
-            i = j
+        count = loop[0].count
+        tiles = _tile_dots(loop[1:-1], n, depth)
         pad = [Instr(Opcode.NOP)] * max(0, depth - n)
         skip_cycles = n * config.op_cycles.get(Opcode.FS_STEP, 1)
 
-        def emit(last: bool) -> list:
+        def chain(tiles: list, after) -> list:
+            """The tiles, each one's DIFF pass followed by the next one's SIGN pass (``after``
+            for the last; None: its flush NOPs) and then its REQUANTs."""
             out = []
             for t, (skipz, _, diff, flush, reqs) in enumerate(tiles):
                 if skipz is not None:       # the DIFF pass only: the SIGN pass ran already
                     out.append(op(Opcode.MOVE, imm=MoveOp.SKIPZ.value, a=skipz.a, b=n,
                                   d=skip_cycles))
                 out += diff
-                if t + 1 < len(tiles):
-                    out += tiles[t + 1][1] + pad
-                elif not last:              # tile 0 of the next iteration
-                    out += [_shift(x, _next) for x in tiles[0][1]] + pad
-                else:
-                    out += flush
+                nxt = tiles[t + 1][1] if t + 1 < len(tiles) else after
+                out += flush if nxt is None else nxt + pad
                 out += reqs
             return out
 
-        def at(index):
-            return lambda x: _outside(x, index)
+        def at(index) -> list:
+            """The tiles of iteration ``index``, written outside the loop."""
+            def f(o):
+                return _outside(o, index)
+            return [(None if skipz is None else _shift(skipz, f),
+                     *([_shift(x, f) for x in part] for part in parts))
+                    for skipz, *parts in tiles]
 
-        prog = [_shift(x, at(0)) for x in tiles[0][1]]
-        if count > 1:
-            prog += [Instr(Opcode.LOOP, count=count - 1)] + emit(False) + [Instr(Opcode.ENDLOOP)]
-        return prog + [_shift(x, at(count - 1)) for x in emit(True)]
+        prog = at(0)[0][1]
+        if count > 1:                       # the SIGN after the last tile: tile 0's, one on
+            prog += ([Instr(Opcode.LOOP, count=count - 1)]
+                     + chain(tiles, [_shift(x, _next) for x in tiles[0][1]])
+                     + [Instr(Opcode.ENDLOOP)])
+        return prog + chain(at(count - 1) + _tile_dots(list(tail), n, depth), None)
+
+
+def _tile_dots(body: list, n: int, depth: int) -> list:
+    """``body`` (per tile ``[MOVE SKIPZ]``, the route's dot, its REQUANTs) as a list of
+    ``(skipz or None, SIGN pass, DIFF pass, flush NOPs, REQUANTs)``."""
+    tiles, i = [], 0
+    while i < len(body):
+        skipz = None
+        if body[i].op is Opcode.MOVE and body[i].imm == MoveOp.SKIPZ.value:
+            skipz, i = body[i], i + 1
+        dot = body[i:i + 2 * n + depth]
+        reqs = []
+        j = i + 2 * n + depth
+        while j < len(body) and body[j].op is Opcode.REQUANT:
+            reqs.append(body[j])
+            j += 1
+        if (len(dot) != 2 * n + depth or not reqs
+                or any(x.op is not Opcode.FS_STEP for x in dot[:2 * n])
+                or any(x.op is not Opcode.NOP for x in dot[2 * n:])
+                or any(x.imm & 2 for x in dot[:n])
+                or not all(x.imm & ACC for x in dot[n:2 * n])):
+            raise ValueError(f"jeit_fa.pipeline: body entry {i} is not a tile dot of "
+                             f"{n} SIGN, {n} DIFF steps, {depth} NOPs and its REQUANTs")
+        tiles.append((skipz, dot[:n], dot[n:2 * n], dot[2 * n:], reqs))
+        i = j
+    return tiles
 
 
 def _next(o: Operand) -> Operand:
