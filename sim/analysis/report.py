@@ -1608,7 +1608,9 @@ def _stream_lines(rep: dict) -> list:
                 f"{ws['entries']:,} requant entries, {ws['bus_cycles']:,} bus cycles "
                 f"({_si(ws['bus_cycles'] / rep['clock_hz'], 's')}, in the latency) and "
                 f"{_si(ws['energy_j'], 'J')} (SRAM writes {_si(ws['sram_j'], 'J')}, bus wires "
-                f"{_si(ws['wire_j'], 'J')}; in the energy, row \"weight streaming\")."]
+                f"{_si(ws['wire_j'], 'J')}; in the energy, row \"weight streaming\"). The "
+                "sensitivity table's figures count its bus cycles but not this energy "
+                "(sim.analysis.sensitivity recomputes the energy from the counters)."]
 
 
 def _split_lines(rep: dict) -> list:
