@@ -55,17 +55,17 @@ def streamed(tmp_path_factory):
     assert rc == 0
     rep = json.loads((out / "report-nand_spin.json").read_text())
     md = (out / "report.md").read_text()
-    return model, rep, md
+    return model, rep, md, path
 
 
 def test_the_model_needs_streaming(streamed):
-    model, _, _ = streamed
+    model, *_ = streamed
     with pytest.raises(UserError, match="buffer_slots"):
         compile_model(model, _small_config("nand_spin"), subarrays=1)
 
 
 def test_stream_cycles_and_energy_in_the_figures(streamed):
-    model, rep, md = streamed
+    model, rep, md, _ = streamed
     config = _small_config("nand_spin")
     compiled = compile_model(model, config, subarrays=1, stream_weights=True)
     slots = sum(len(img) for st in compiled.stages for _, _, img, _ in st.weight_loads)
@@ -104,6 +104,31 @@ def test_stream_cycles_and_energy_in_the_figures(streamed):
         rep["memories"]["energy_with_memories_j"], rel=1e-9)
     assert f"per image {slots:,} buffer words and {entries:,} requant entries, " \
            f"{bus_cycles:,} bus cycles" in md
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_streamed_on_the_rtl(streamed, tmp_path, sim):
+    """The report's RTL run of the streamed model: the harness writes the streamed words through
+    its port (one per cycle), the report charges the bus's cycles instead; counters, host cycles
+    and logits as on the cycle model."""
+    _, rep, _, path = streamed
+    out = tmp_path / "out"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(report, "preset", _small_config)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            rc = report.main(["--backend", "rtl", "--sim", sim, "--model", str(path),
+                              "--dataset", "digits", "-n", "1", "--preset", "nand_spin",
+                              "--mat", "1", "--out", str(out), "--synth-dir",
+                              str(tmp_path / "synth"), "--quiet", "--no-activity"])
+    finally:
+        mp.undo()
+    assert rc == 0
+    rtl = json.loads((out / "report-nand_spin.json").read_text())
+    assert all(rtl["logits_equal_to_golden"])
+    assert rtl["measured_images"][0]["counters"] == rep["measured_images"][0]["counters"]
+    assert rtl["per_image"]["host_cycles"] == rep["per_image"]["host_cycles"]
+    assert rtl["weight_stream"] == rep["weight_stream"]
 
 
 def test_a_model_that_fits_streams_nothing(tmp_path):

@@ -423,7 +423,8 @@ def _measure_rtl(compiled, model_path, name, sim, x, quiet, trace_file=None) -> 
     k = compiled.subarrays
     try:
         res = run_images(model_path=model_path, config=compiled.config, preset_name=name,
-                         sim=sim, x=x, quiet=quiet, subarrays=k, trace_file=trace_file)
+                         sim=sim, x=x, quiet=quiet, subarrays=k, trace_file=trace_file,
+                         stream_weights=True)       # as _compile
     except RtlRunError as e:
         raise UserError(f"--preset {name} --mat {k}: the RTL run failed: {e}") from None
     if len(res["images"]) != len(x):
