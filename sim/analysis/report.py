@@ -44,6 +44,12 @@ side by side, one per subarray) or ``wide`` (one patch over the W columns).
   (:func:`host_port_words` reproduces that rule for the model backend; for the rtl backend the
   RTL's own count is checked against it). Loading the weight buffer, the requantization table
   and the gather tables is configuration, done once per model and not per image: not counted.
+  Unless the model's weights do not fit the buffer: the model is compiled with
+  ``stream_weights=True`` (``sim.compile.weight_stream``; a model that fits compiles as
+  without) and the streamed buffer words and requant entries of every image cross the chip's
+  bus (``sim.compile.weight_stream.cost``): their bus cycles are added to each stage's host
+  cycles (the RTL harness's port writes them one per cycle: checked, then replaced) and their
+  energy is the split's row "weight streaming" (``weight_stream`` in the JSON).
 * Counters are data-independent except with ``config.zero_skip`` (``jeit_stt``: a tile dot
   whose operands are all zero is skipped, ``docs/dataflows.rst``); every figure is the mean
   over the ``n`` images; ``data_independent`` in the JSON says whether the images' counters
