@@ -160,6 +160,7 @@ sim: install ## run MODEL on N test images on the RTL core of PRESET (SIM, defau
 	    $(if $(filter dima_sot,$(PRESET)),--propose)
 
 report: install ## per-preset energy/latency/GOPS/GOPS-W/area of MODEL vs the papers: each preset at its own mat on the cycle-exact model (build/reports/report.md; REPORT_MAT overrides), then a real RTL run at MAT (default 4: Verilator build time) with toggle counts for the CMOS logic energy (build/reports/rtl/report.md)
+	SPINPIM_MAKE_KNOBS='$(subst --mat=MAT,--mat=REPORT_MAT,$(SPINPIM_MAKE_KNOBS))' \
 	$(VPY) -m sim.analysis.report --backend model --model $(call shquote,$(MODEL)) -n $(or $(N),1) \
 	    $(if $(PRESETS),--preset $(PRESETS)) $(if $(REPORT_MAT),--mat $(REPORT_MAT)) \
 	    $(if $(DATASET),--dataset $(call shquote,$(DATASET)))

@@ -24,7 +24,7 @@ import pytest
 
 from golden.datasets import load_dataset
 from golden.model import (
-    COMPUTE_KINDS, Layer, bundled_model_path, infer_int, load_model, make_model, save_model,
+    COMPUTE_KINDS, bundled_model_path, infer_int, load_model, save_model,
 )
 from rtl.config import preset
 from rtl.isa import Opcode
@@ -357,19 +357,17 @@ def test_host_port_words_program_persists_across_images():
 
 # ---- errors ---------------------------------------------------------------------------------
 
-def _big_model(path):
-    """A model whose 300 logit channels do not fit the core (buffer slots and channels)."""
-    o, i = 300, 64
+def _wide_kernel_model(path):
+    """A model no core of nand_spin runs, streamed weights or not: a 7x7 kernel (49 positions)
+    exceeds the patch mask's 32 bits. (Weights or channels beyond the buffer and the requant
+    table no longer refuse: the report streams them, tests/test_report_stream.py.)"""
+    from tests.layer_models import random_model
     rng = np.random.default_rng(0)
-    w = rng.integers(-128, 128, (o, i)).astype(np.int8)
-    layers = [Layer(kind="flatten"),
-              Layer(kind="mul_linear", output="logits",
-                    params={"weight": w, "bias": np.zeros(o, np.int32)},
-                    float_params={"weight": w.astype(np.float32),
-                                  "bias": np.zeros(o, np.float32)})]
-    save_model(make_model(name="big", input_shape=(1, 8, 8), input_scale=1 / 16,
-                          class_names=[str(k) for k in range(o)], layers=layers), path)
-    return path
+    x = rng.integers(0, 256, (1, 1, 8, 8)).astype(np.uint8)
+    model = random_model([("conv", "mul_conv2d", 2, 7, 1, 0), ("flatten",),
+                          ("linear", "mul_linear", 10)], (1, 8, 8), rng, x)
+    save_model(model, path)
+    return path, model.name
 
 
 @pytest.mark.parametrize("args, message", [
@@ -404,14 +402,15 @@ def test_cli_errors(tmp_path, capsys, args, message):
 
 
 def test_model_that_does_not_compile(tmp_path, capsys):
-    model = _big_model(tmp_path / "big.npz")
+    model, mname = _wide_kernel_model(tmp_path / "wide.npz")
     out = tmp_path / "out"
     rc = report.main(["--backend", "model", "--model", str(model), "--dataset", "digits",
                       "--preset", "nand_spin", "--out", str(out), "-n", "1"])
     err = capsys.readouterr().err
     assert rc == 2
-    assert err.startswith("error: --preset nand_spin --mat 16: model 'big' does not compile "
-                          "for it: ")
+    assert err.startswith(f"error: --preset nand_spin --mat 16: model {mname!r} does not "
+                          "compile for it: layer 0 (mul_conv2d): the kernel area 7x7 = 49 "
+                          "exceeds the patch mask's 32 bits"), err
     assert err.count("\n") == 1 and not out.exists()
 
 

@@ -29,7 +29,8 @@ def test_source_without_class_is_an_error(text):
 def test_every_constant_has_a_class(tech):
     rows = sources.source_rows(tech)
     want = (len(energy.ARRAY[tech]) + len(energy.PERIPHERY) + len(sram.PARAMS) + 2
-            + len(synth.CELL_AREA_UM2) + len(activity.PARAMS) + len(sram.BUFFER_PARAMS))
+            + len(synth.CELL_AREA_UM2) + len(activity.PARAMS) + len(sram.BUFFER_PARAMS)
+            + len(sram.OPENRAM_FREEPDK45_LEAKAGE))
     from sim.hw.device import PARAMETERS
     assert len(rows) == want + len(PARAMETERS[tech])
     assert {r["class"] for r in rows} <= set(sources.SOURCE_CLASSES)

@@ -44,6 +44,12 @@ side by side, one per subarray) or ``wide`` (one patch over the W columns).
   (:func:`host_port_words` reproduces that rule for the model backend; for the rtl backend the
   RTL's own count is checked against it). Loading the weight buffer, the requantization table
   and the gather tables is configuration, done once per model and not per image: not counted.
+  Unless the model's weights do not fit the buffer: the model is compiled with
+  ``stream_weights=True`` (``sim.compile.weight_stream``; a model that fits compiles as
+  without) and the streamed buffer words and requant entries of every image cross the chip's
+  bus (``sim.compile.weight_stream.cost``): their bus cycles are added to each stage's host
+  cycles (the RTL harness's port writes them one per cycle: checked, then replaced) and their
+  energy is the split's row "weight streaming" (``weight_stream`` in the JSON).
 * Counters are data-independent except with ``config.zero_skip`` (``jeit_stt``: a tile dot
   whose operands are all zero is skipped, ``docs/dataflows.rst``); every figure is the mean
   over the ``n`` images; ``data_independent`` in the JSON says whether the images' counters
@@ -273,7 +279,9 @@ def _compile(model, name: str, mat: int | None):
     config = preset(name)
     k = config.subarrays_per_mat if mat is None else mat
     try:
-        return config, compile_model(model, config, subarrays=k)
+        # Weights no buffer holds at once are streamed into it while the image runs (as
+        # sim.analysis.counting --stream-weights does); a model that fits compiles as without.
+        return config, compile_model(model, config, subarrays=k, stream_weights=True)
     except UserError as e:          # CompileError
         raise UserError(f"--preset {name} --mat {k}: model {model.name!r} does not compile for "
                         f"it: {e}") from None
@@ -421,13 +429,19 @@ def _measure_rtl(compiled, model_path, name, sim, x, quiet, trace_file=None) -> 
     k = compiled.subarrays
     try:
         res = run_images(model_path=model_path, config=compiled.config, preset_name=name,
-                         sim=sim, x=x, quiet=quiet, subarrays=k, trace_file=trace_file)
+                         sim=sim, x=x, quiet=quiet, subarrays=k, trace_file=trace_file,
+                         stream_weights=True)       # as _compile
     except RtlRunError as e:
         raise UserError(f"--preset {name} --mat {k}: the RTL run failed: {e}") from None
     if len(res["images"]) != len(x):
         raise UserError(f"--preset {name} --mat {k}: the RTL run returned "
                         f"{len(res['images'])} of {len(x)} images")
     port = host_port_words(compiled, len(x))
+    from sim.compile import weight_stream as _ws
+    # The harness writes a streamed buffer word or requant entry per port cycle; the report
+    # charges the chip bus's cycles for them instead (_with_stream).
+    loads = [a + b for a, b in zip(_ws.streamed_slots(compiled), _ws.streamed_entries(compiled),
+                                   strict=True)]
     images = []
     for i, im in enumerate(res["images"]):
         if len(im["stages"]) != len(compiled.stages):
@@ -437,13 +451,15 @@ def _measure_rtl(compiled, model_path, name, sim, x, quiet, trace_file=None) -> 
         stages = []
         for si, (s, p) in enumerate(zip(im["stages"], port[i], strict=True)):
             data = int(im["host_words"]) if si == 0 else 0
-            want = p["data_words"] + p["program_words"]
+            want = p["data_words"] + p["program_words"] + loads[si]
             if s["host_cycles"] != want:
                 raise UserError(f"--preset {name} --mat {k}: image {i}, stage {s['name']}: the "
                                 f"RTL's host port spent {s['host_cycles']} cycles, the report's "
-                                f"rule (sim.analysis.report.host_port_words) gives {want}")
+                                f"rule (sim.analysis.report.host_port_words + streamed weight "
+                                f"words) gives {want}")
             stages.append(_stage_record(s["name"], s["golden_index"], s["counters"], data,
-                                        s["host_cycles"] - data, s.get("zero_skip")))
+                                        s["host_cycles"] - data - loads[si],
+                                        s.get("zero_skip")))
         # run_images raises unless every stage of the image equalled golden in the simulation.
         images.append({"logits": [int(v) for v in im["logits"]],
                        "counters": {c: int(v) for c, v in im["counters"].items()},
@@ -556,6 +572,28 @@ def _estimate(config, counters, host, host_cycles, ops, *, lanes: int,
     return out
 
 
+def _with_stream(est: dict, part: dict) -> dict:
+    """An :func:`_estimate` (its host cycles already holding the streamed words' bus cycles)
+    with the streamed weights' energy (``sim.compile.weight_stream.cost``: buffer and requant
+    table writes + bus wires) added to the energy, the class "loading data", the op
+    ``host_weight_stream``, power and GOPS/W; unchanged when nothing is streamed."""
+    est = dict(est)
+    est["weight_stream_cycles"] = int(part["bus_cycles"])
+    est["weight_stream_j"] = float(part["energy_j"])
+    if not part["slots"] and not part["entries"]:
+        return est
+    e = part["energy_j"]
+    est["energy_per_op_j"] = {**est["energy_per_op_j"], "host_weight_stream": e}
+    est["energy_per_class_j"] = {**est["energy_per_class_j"], "loading data":
+                                 est["energy_per_class_j"].get("loading data", 0.0) + e}
+    est["energy_j"] += e
+    if est.get("latency_s"):
+        est["power_w"] = est["energy_j"] / est["latency_s"]
+    if est.get("ops"):
+        est["gops_per_w"] = est["ops"] / est["energy_j"] / 1e9
+    return est
+
+
 def _param_table(params: dict) -> dict:
     return {k: {"value": p.value, "unit": p.unit, "source": p.source}
             for k, p in params.items()}
@@ -664,14 +702,20 @@ def _energy_split(config, per_image: dict, memories: dict, logic: dict | None = 
            "CMOS logic": "assumption", "bus": "assumption"}
     rows = [{"name": k, "energy_j": e[k], "source": energy.SPLIT_ROWS[k], "class": cls[k]}
             for k in e]
+    if per_image.get("weight_stream_j"):
+        rows.append({"name": "weight streaming", "energy_j": per_image["weight_stream_j"],
+                     "source": "sim.compile.weight_stream.cost: the streamed buffer words and "
+                               "requant entries' SRAM writes (calibrated) + the bus wires' "
+                               "bits x wire_fj_per_bit_mm x wire length (ASSUMPTION)",
+                     "class": "assumption"})
     rows.append({"name": "SRAM dynamic", "energy_j": memories["dynamic_j"],
                  "source": "calibrated: sim.hw.sram fit to Horowitz ISSCC 2014 (45 nm) SRAM "
                            "access energies; write = read (ASSUMPTION)", "class": "calibrated"})
     rows.append({"name": "leakage (SRAM)", "energy_j": memories["leakage_j"],
-                 "source": "derived: sim.hw.sram leakage_pw_per_bit (NanGate FreePDK45 INV_X1 "
-                           "leakage per um of OFF width x the FreePDK45 bitcell's OFF width, "
-                           "the logic leakage's source) x bits x latency",
-                 "class": "derived"})
+                 "source": "calibrated: sim.hw.sram leakage_pw_per_bit (least squares fit to "
+                           "OpenRAM's characterised FreePDK45 SRAM macros, "
+                           "sim.hw.sram.OPENRAM_FREEPDK45_LEAKAGE) x bits x latency",
+                 "class": "calibrated"})
     rows.append({"name": "leakage (CMOS logic)", "energy_j": None,
                  "source": "not modelled yet (issue 16 item 3: activity and leakage of the "
                            "synthesised logic)", "class": "not modelled"})
@@ -722,6 +766,7 @@ def _headline(per_image: dict, memories: dict, split: dict, logic_energy: dict |
         basis = ("gate-count CMOS logic estimate (ASSUMPTION) + SRAM dynamic + SRAM leakage; "
                  f"logic leakage not counted ({why})")
         energy_j, cls = gate_total, "gate-count estimate"
+    rows.append(_leakage_upper_row(energy_j, memories))
     for r in rows:
         r["gops_per_w"] = ops / r["energy_j"] / 1e9
     memories["energy_with_memories_gate_count_j"] = gate_total
@@ -731,6 +776,32 @@ def _headline(per_image: dict, memories: dict, split: dict, logic_energy: dict |
     memories["headline_basis"] = basis
     return {"energy_j": energy_j, "gops_per_w": ops / energy_j / 1e9, "basis": basis,
             "kind": cls, "rows": rows}
+
+
+def _leakage_upper_row(energy_j: float, memories: dict) -> dict:
+    """The sensitivity row of the headline: its energy with the SRAM leakage at its upper bound
+    (``sim.hw.sram.PARAMS['leakage_pw_per_bit_upper']`` instead of ``leakage_pw_per_bit``;
+    the leakage is linear in it, so the SRAM leakage energy scales by their ratio)."""
+    from sim.hw import sram
+    central = sram.PARAMS["leakage_pw_per_bit"].value
+    upper = sram.PARAMS["leakage_pw_per_bit_upper"].value
+    return {"name": "sensitivity: SRAM leakage at its upper bound",
+            "energy_j": energy_j + memories["leakage_j"] * (upper / central - 1.0),
+            "basis": f"the headline with the SRAM leakage at {upper / 1e3:.3g} nW per bit "
+                     "(sim.hw.sram leakage_pw_per_bit_upper: NanGate FreePDK45 low-threshold "
+                     "leakage per um of OFF width x the bitcell's OFF width, an upper bound) "
+                     f"instead of {central / 1e3:.3g} (the OpenRAM FreePDK45 macros' fit)",
+            "sensitivity": True}
+
+
+def _rel(path) -> str:
+    """``path`` relative to the project (the JSON and the report name no absolute path of
+    this machine), or as given when it lies outside it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(REPO))
+    except ValueError:
+        return str(p)
 
 
 def _sources(config) -> dict:
@@ -812,7 +883,7 @@ def _read_activity(path: Path) -> dict:
     from sim.hw import activity as act
     toggles = act.read_toggles(path)
     cycles = act.clock_cycles(toggles)
-    return {"file": str(path), "simulated_cycles": cycles,
+    return {"file": _rel(path), "simulated_cycles": cycles,
             "blocks": act.block_activity(toggles, cycles),
             "basis": "every clock cycle of the RTL run (host loading of the weights, tables "
                      "and programs included), toggles of every RTL signal bit below the core "
@@ -894,6 +965,8 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
     model when a moved device time changes the stall table (:mod:`sim.analysis.sensitivity`)."""
     clock_hz = config.clock_mhz * 1e6
     k, lanes = compiled.subarrays, compiled.width
+    from sim.compile import weight_stream as _ws
+    stream = _ws.cost(compiled)     # streamed weights per image: bus cycles and energy
     stages = []
     for si, st in enumerate(compiled.stages):
         ops = stage_ops(model, st.layer_index)
@@ -902,8 +975,11 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
         measured = [{key: im["stages"][si][key] for key in
                      ("counters", "host", "host_program_words", "host_cycles", "zero_skip")}
                     for im in images]
-        per_image = [_estimate(config, m["counters"], m["host"], m["host_cycles"], ops["ops"],
-                               lanes=lanes, row_build_cycles=rb_cycles) for m in measured]
+        part = stream["per_stage"][si]
+        per_image = [_with_stream(_estimate(config, m["counters"], m["host"],
+                                            m["host_cycles"] + part["bus_cycles"], ops["ops"],
+                                            lanes=lanes, row_build_cycles=rb_cycles), part)
+                     for m in measured]
         row_sets = sum(c.groups for c in st.chunks)
         stages.append({
             "name": st.name, "layer_index": st.layer_index, "golden_index": st.golden_index,
@@ -939,8 +1015,8 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
                 counters[key] += v
             host[HOST_DATA_WORDS] += m["host"][HOST_DATA_WORDS]
             host_cycles += m["host_cycles"]
-        e = _estimate(config, counters, host, host_cycles, total_ops, lanes=lanes,
-                      row_build_cycles=rb_total)
+        e = _with_stream(_estimate(config, counters, host, host_cycles + stream["bus_cycles"],
+                                   total_ops, lanes=lanes, row_build_cycles=rb_total), stream)
         e["counters"], e["host"] = counters, host
         e["energy_split_j"] = energy.energy_split(config, counters, columns_active=lanes,
                                                   host=host)
@@ -1076,6 +1152,9 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
                          "mean, max and the sample std (ddof = 1) of the per-image figures",
         },
         "energy_table": _energy_table(config, lanes),
+        "weight_stream": {key: stream[key] for key in ("slots", "entries", "bits", "bus_cycles",
+                                                       "energy_j", "sram_j", "wire_j",
+                                                       "wire_mm", "sources")},
         "memories": memories,
         "stages": stages,
         "per_image": per_image,
@@ -1526,6 +1605,21 @@ def _headline_lines(rep: dict) -> list:
     return lines
 
 
+def _stream_lines(rep: dict) -> list:
+    """The streamed weights' per-image cost (none: no lines)."""
+    ws = rep.get("weight_stream") or {}
+    if not ws.get("slots") and not ws.get("entries"):
+        return []
+    return ["", f"Weights streamed (`sim.compile.weight_stream`: the model's weights do not fit "
+                f"the weight buffer at once): per image {ws['slots']:,} buffer words and "
+                f"{ws['entries']:,} requant entries, {ws['bus_cycles']:,} bus cycles "
+                f"({_si(ws['bus_cycles'] / rep['clock_hz'], 's')}, in the latency) and "
+                f"{_si(ws['energy_j'], 'J')} (SRAM writes {_si(ws['sram_j'], 'J')}, bus wires "
+                f"{_si(ws['wire_j'], 'J')}; in the energy, row \"weight streaming\"). The "
+                "sensitivity table's figures count its bus cycles but not this energy "
+                "(sim.analysis.sensitivity recomputes the energy from the counters)."]
+
+
 def _split_lines(rep: dict) -> list:
     """Energy per image by kind, each row with its source class."""
     sp = rep["energy_split"]
@@ -1765,7 +1859,7 @@ def markdown(reports: list, command: str) -> str:
             from sim.analysis import dima_repro
             lines += [""] + dima_repro.markdown_lines(rep["dima_table"])
         lines += [""] + _chip_lines(rep)
-        lines += [""] + _headline_lines(rep)
+        lines += [""] + _headline_lines(rep) + _stream_lines(rep)
         lines += [""] + _split_lines(rep) + [""] + _sensitivity_lines(rep)
         lines += [""] + _source_lines(rep)
         if rep["notes"]:

@@ -711,7 +711,7 @@ def build_name(config, preset_name: str, sim: str, subarrays: int, faults: bool)
 
 def run_images(*, model_path, config, preset_name: str, sim: str, x, quiet=False,
                faults: dict | None = None, subarrays: int | None = None,
-               trace_file: Path | None = None) -> dict:
+               trace_file: Path | None = None, stream_weights: bool = False) -> dict:
     """Run the images ``x`` (uint8 [N, C, H, W]) through the RTL; return the result dict.
 
     The result holds per image the logits, whether every stage agreed with golden, and the
@@ -728,6 +728,9 @@ def run_images(*, model_path, config, preset_name: str, sim: str, x, quiet=False
 
     ``trace_file``: run a build made for toggle counting and write the toggles there (a SAIF
     file on Verilator, a VCD on Icarus; :mod:`sim.hw.activity` reads both).
+
+    ``stream_weights``: compile with ``stream_weights`` (``sim.compile.weight_stream``: weights
+    that do not fit the buffer are written into it while the image runs).
     """
     import fcntl
 
@@ -748,7 +751,8 @@ def run_images(*, model_path, config, preset_name: str, sim: str, x, quiet=False
                                             subarrays=subarrays, faults=with_faults,
                                             trace=bool(trace_file))
     job = {"model_path": str(Path(model_path).resolve()), "config": asdict(config),
-           "quiet": bool(quiet), "faults": faults, "subarrays": subarrays}
+           "quiet": bool(quiet), "faults": faults, "subarrays": subarrays,
+           "stream_weights": bool(stream_weights)}
     return run_job(runner, sim=sim, build_dir=build_dir, toplevel=top,
                    test_module="sim.flows.rtl_backend", testcase="rtl_inference", job_file=JOB_FILE,
                    job=job, images=x,
@@ -869,7 +873,8 @@ if cocotb is not None:
         try:
             config = AcceleratorConfig(**job["config"])
             model = load_model(job["model_path"])
-            compiled = compile_model(model, config, subarrays=job["subarrays"])
+            compiled = compile_model(model, config, subarrays=job["subarrays"],
+                                     stream_weights=bool(job.get("stream_weights")))
             x = np.load(job["images"])
             host = CoreHost(dut, config)
             await host.reset()

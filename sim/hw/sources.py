@@ -6,7 +6,8 @@ The class is read off the source text every :class:`sim.hw.device.Param` carries
 conventions the tables follow (:func:`source_class`); a source that follows none of them is an
 error, so a new constant cannot slip in without one. :func:`source_rows` lists every constant
 of the tables one preset's figures use: ``sim.hw.energy.ARRAY`` (its technology) and
-``PERIPHERY``, ``sim.hw.sram.PARAMS`` and its fit, ``sim.hw.device.PARAMETERS`` (its technology),
+``PERIPHERY``, ``sim.hw.sram.PARAMS`` and its fits (the access energy's and the leakage's
+points, ``sim.hw.sram.OPENRAM_FREEPDK45_LEAKAGE``), ``sim.hw.device.PARAMETERS`` (its technology),
 ``sim.analysis.synth.CELL_AREA_UM2``, ``sim.hw.activity.PARAMS`` (logic switching energy and
 leakage) and
 ``sim.hw.sram.BUFFER_PARAMS`` (the weight buffer sized to the model).
@@ -61,7 +62,8 @@ def _row(table: str, name: str, p: Param, affects: str) -> dict:
 
 def source_rows(technology: str) -> list[dict]:
     """Every constant behind a preset of ``technology``: ``{table, name, value, unit, source,
-    class, affects}`` (``affects``: energy, time, area or device)."""
+    class, affects}`` (``affects``: energy, time, area, device or sensitivity: a bound the
+    report shows as a sensitivity row, not in its figures)."""
     from sim.hw import energy, sram
     from sim.analysis import synth
     from sim.hw.device import PARAMETERS
@@ -75,8 +77,13 @@ def source_rows(technology: str) -> list[dict]:
         rows.append(_row("sim.hw.energy.PERIPHERY", name, p,
                          "area" if name in area_keys else "energy"))
     for name, p in sram.PARAMS.items():
-        what = "area" if name in ("cell_um2", "array_efficiency") else "energy"
+        what = ("area" if name in ("cell_um2", "array_efficiency") else
+                "sensitivity" if name == "leakage_pw_per_bit_upper" else "energy")
         rows.append(_row("sim.hw.sram.PARAMS", name, p, what))
+    # The characterised macros the SRAM leakage per bit is fitted to (sim.hw.sram.leakage_fit).
+    for words, bits, mw, src in sram.OPENRAM_FREEPDK45_LEAKAGE:
+        rows.append(_row("sim.hw.sram.OPENRAM_FREEPDK45_LEAKAGE", f"{words} x {bits}",
+                         Param(mw, "mW", src), "energy"))
     a, b = sram.fit()
     fit_src = ("calibrated: least squares in log-log through the points of "
                "sim.hw.sram.HOROWITZ_45NM (literature ref. [Horowitz, ISSCC 2014])")

@@ -22,9 +22,13 @@ Model: a calibrated fit to published 45 nm SRAM figures, chosen because it is th
   a monolithic array of the whole capacity (about 1/3.7 at 16 banks);
 * area = bits x 6T cell area / array efficiency, x read ports beyond one (ASSUMPTION: extra
   read ports by replicating the array, the usual way to add read ports);
-* leakage = bits x leakage per bit x read ports, the leakage per bit derived from the same
-  NanGate FreePDK45 figure as the logic's (:mod:`sim.hw.activity`), per micrometre of OFF
-  transistor width, over the FreePDK45 bitcell's OFF devices (:data:`PARAMS`).
+* leakage = bits x leakage per bit x read ports, the leakage per bit a calibrated fit (least
+  squares through the origin, :func:`leakage_fit`) to OpenRAM's characterised FreePDK45
+  macros (:data:`OPENRAM_FREEPDK45_LEAKAGE`: 2 to 128 Kbit, the FreePDK45 6T cell and its
+  periphery, 4.4 nW per bit); the earlier figure derived from the logic library's leakage per
+  um of OFF width over the bitcell's OFF devices (11.8 nW per bit, an upper bound: the
+  library's devices are low-threshold) is kept as ``leakage_pw_per_bit_upper``, the report's
+  sensitivity row.
 
 The transpose buffer is a flip-flop register file in the RTL (bit-addressed by GATHER): its
 area and clock energy are logic, counted by the synthesis (:mod:`sim.analysis.synth`); its accesses
@@ -50,8 +54,8 @@ from rtl.isa import (
 from rtl.ppu import BIAS_BITS, MULT_BITS, OUT_WORD_BITS, SHIFT_BITS
 from sim.hw.device import Param
 
-__all__ = ["HOROWITZ_45NM", "PARAMS", "fit", "read_energy_pj", "write_energy_pj", "banks",
-           "banked_read_pj", "area_um2",
+__all__ = ["HOROWITZ_45NM", "OPENRAM_FREEPDK45_LEAKAGE", "PARAMS", "fit", "leakage_fit",
+           "read_energy_pj", "write_energy_pj", "banks", "banked_read_pj", "area_um2",
            "leakage_w", "MemorySpec", "core_memories", "program_events", "access_counts",
            "memory_report", "BUFFER_PARAMS", "buffer_sizing", "sized_config"]
 
@@ -61,6 +65,28 @@ _H = ("literature ref. [M. Horowitz, 'Computing's energy problem (and what we ca
 HOROWITZ_45NM = ((8 * 1024, 10.0, _H + "8 KB: 10 pJ"),
                  (32 * 1024, 20.0, _H + "32 KB: 20 pJ"),
                  (1024 * 1024, 100.0, _H + "1 MB: 100 pJ"))
+
+_OR = ("literature ref. [OpenRAM (github VLSIDA/OpenRAM), lib/freepdk45/lib/"
+       "sram_1rw_{b}b_{w}w_1bank_freepdk45_TT_1p0V_25C.lib, commit {c}]: FreePDK45 macro "
+       "{w} x {b}, TT 1.0 V 25 C, leakage_power when CSb (deselected) {mw} mW")
+_C1, _C2 = "e6d6680da1f6", "bf7d846e5f99"
+#: OpenRAM's characterised FreePDK45 SRAM macros (one bank, one read-write port):
+#: (words, bits, deselected leakage in mW, source); the ``leakage_power`` of each Liberty file.
+OPENRAM_FREEPDK45_LEAKAGE = tuple(
+    (w, b, mw, _OR.format(w=w, b=b, c=c, mw=mw)) for w, b, mw, c in (
+        (256, 8, 0.011168618, _C1), (256, 32, 0.040298101, _C1),
+        (512, 32, 0.077704284, _C2), (1024, 32, 0.15279765, _C2),
+        (1024, 64, 0.30184115, _C2), (2048, 32, 0.306155, _C2),
+        (1024, 128, 0.56084648, _C1)))
+
+
+def leakage_fit() -> float:
+    """nW per bit: least squares through the origin of leakage against bits over
+    :data:`OPENRAM_FREEPDK45_LEAKAGE` (sum(bits x leakage) / sum(bits^2))."""
+    xs = [w * b for w, b, _, _ in OPENRAM_FREEPDK45_LEAKAGE]
+    ys = [mw * 1e6 for _, _, mw, _ in OPENRAM_FREEPDK45_LEAKAGE]       # mW -> nW
+    return sum(x * y for x, y in zip(xs, ys, strict=True)) / sum(x * x for x in xs)
+
 
 def _leak_per_width() -> float:
     from sim.hw.activity import PARAMS as LOGIC
@@ -85,14 +111,23 @@ PARAMS: dict[str, Param] = {
                                   "across them: the pull-down of the side holding 1, the "
                                   "pull-up and the access device of the side holding 0 "
                                   "(205 + 90 + 135 nm)"),
-    "leakage_pw_per_bit": Param(_leak_per_width() * 0.430 * 1e3, "pW/bit", "derived: "
-                                "sim.hw.activity.PARAMS['leak_nw_per_um_width'] (NanGate FreePDK45 "
-                                "INV_X1 leakage per um of OFF width, the source of the logic "
-                                "leakage too) x bitcell_off_width_um. The library's devices "
-                                "are low-threshold (VTL) and the bitcell's are FreePDK45's "
-                                "standard threshold (VTG): the same per-width figure is an "
-                                "upper bound for the cell (was 50 pW/bit, an ASSUMPTION of an "
-                                "LSTP cell; the sensitivity table moves it)"),
+    "leakage_pw_per_bit": Param(leakage_fit() * 1e3, "pW/bit", "calibrated: least squares "
+                                "through the origin of leakage against bits over the seven "
+                                "one-bank macros of OPENRAM_FREEPDK45_LEAKAGE (literature ref. "
+                                "[OpenRAM, VLSIDA, lib/freepdk45/lib/: characterised "
+                                "FreePDK45 SRAM macros, TT 1.0 V 25 C, leakage_power when CSb], "
+                                "2 to 128 Kbit, 4.28 to 5.45 nW per bit each, the macro's "
+                                "periphery included): a characterisation of the FreePDK45 6T "
+                                "cell itself (its standard-threshold devices) in macros of the "
+                                "core's sizes (was the upper bound leakage_pw_per_bit_upper)"),
+    "leakage_pw_per_bit_upper": Param(_leak_per_width() * 0.430 * 1e3, "pW/bit", "derived: "
+                                      "sim.hw.activity.PARAMS['leak_nw_per_um_width'] (NanGate "
+                                      "FreePDK45 INV_X1 leakage per um of OFF width, the source "
+                                      "of the logic leakage too) x bitcell_off_width_um. The "
+                                      "library's devices are low-threshold (VTL), the bitcell's "
+                                      "standard-threshold (VTG): an UPPER bound for the cell, "
+                                      "kept as the report's sensitivity row (the headline at "
+                                      "this leakage per bit), not in the headline"),
     "bits_scaling": Param("linear", "", "ASSUMPTION: an access of w bits costs w/64 of the "
                           "64-bit figure (bit-line and sense-amplifier energy per bit sensed)"),
     "write_vs_read": Param(1.0, "", "ASSUMPTION: a write costs a read (the source gives reads)"),
