@@ -148,6 +148,7 @@ from rtl.isa import (
 from rtl.mtj_array import MacroCmd
 
 from sim.compile import asm
+from sim.compile import bit_widths as _bw
 from sim.compile import grouped as _gc
 from sim.compile import layer_stages as _ls
 from sim.hw.isa_model import run_program
@@ -348,6 +349,8 @@ class Stage:
     zsum_base: int | None = None    # zero skipping: slot of tile 0 channel 0's zero-tile dot
     dima: object = field(default=None, repr=False)  # lanes mode: sim.compile.dima_map.DimaPlan
     pad_value: int = 0              # the code padding inserts (MOVE SETPAD; lanes mode)
+    w_bits: int = 8                 # <W:I> of a multiply layer (sim.compile.bit_widths)
+    in_bits: int = 8
     chunks: list = field(default_factory=list, repr=False)
     #: Weight streaming (``sim.compile.weight_stream``): ``(chunk index, first slot, image, table)``
     #: host writes of the buffer (and of the requant table: ``(first channel, [(m, s, b)])``
@@ -858,6 +861,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     k = subarrays
     n, cols = config.operand_bits, config.columns
     width = k * cols
+    _bw.check_model(model, config, CompileError)
     if n != L.ACT_BITS:
         raise CompileError(f"config operand_bits is {n}, but the golden model's activations "
                            f"and weights are {L.ACT_BITS}-bit: use operand_bits={L.ACT_BITS}")
@@ -887,6 +891,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             raise CompileError(str(e)) from None
         if _gc.is_generic(ly):
             _gc.check(ly, where, _fail)
+        _bw.check_route(ly, route.name, where, CompileError)
         pool = None
         if (i + 1 < len(layers) and layers[i + 1].kind in ("max_pool2d", "avg_pool2d")
                 and not _ls.is_standalone(layers, i + 1)):
@@ -1037,7 +1042,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             out_channels=out_ch, fan_in=fan_in, tiles=tiles, n=n, subarrays=kp, tile_width=tw,
             group=4 if pool else 1, buffer_base=slot, channel_base=chan, scratch_rows=scratch,
             data_row0=data_row0, in_base=region * (si % 2), out_base=region * ((si + 1) % 2),
-            offset_base=obase, patch_base=pbase, config=config, zsum_base=zsum_base)
+            offset_base=obase, patch_base=pbase, config=config, zsum_base=zsum_base,
+            **_bw.stage_bits(ly))
         if layout is not None:          # standalone layers: sim.compile.layer_stages' data layout
             stage.in_base = layout.of(_ls.reads_of(layers, ci))
             stage.out_base = layout.of(stage.golden_index)
