@@ -1,7 +1,7 @@
 """Seed 001's <W:I> bit widths (``golden.bitwidth``, format 4 of ``golden.model``,
 ``sim.compile.bit_widths``): eq. 1 pass by pass against plain integer products, the format-4
 arrays (round trip, old files, one-line errors), the quantizer, and compiled <W:I> layers on
-the cycle model against golden, stage by stage, with W * I AND passes per tile dot."""
+the cycle model against golden, stage by stage, with W * I AND passes per tile dot and I plane writes per gathered patch."""
 
 import dataclasses
 import os
@@ -212,6 +212,8 @@ def test_bits_model_on_the_cycle_model_equals_golden(k, conv, fc):
         assert (st.w_bits, st.in_bits) == (w, i)
         assert st.micro_ops["and_fu"] * 64 == \
             w * i * st8.micro_ops["and_fu"]
+        # the gather writes only the I planes the dot reads (nand_spin: PROGRAM per plane row)
+        assert st.micro_ops["program"] * 8 == i * st8.micro_ops["program"]
     if (conv, fc) != ((8, 8), (8, 8)):
         assert compiled.cycles < ref.cycles
 

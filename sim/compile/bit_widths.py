@@ -13,13 +13,18 @@ Refused with a ``CompileError`` (``sim.compile.compiler``) naming the layer, the
 limit: a width above the datapath's ``operand_bits`` (the bit-planes one operand has in the
 array and the weight buffer), and a layer with widths below 8 on a route whose dot does not
 take them (:data:`ROUTES`).
+
+The gather part of a chunk program writes only the planes the dot reads (:func:`planes`: the I
+top planes of the codes), so a <W:I> stage also has 8 - I fewer array writes per patch (and
+tile); the rows of the other planes stay as the erase (nand_spin) or an earlier chunk left them
+and are never read.
 """
 
 from __future__ import annotations
 
 from golden.bitwidth import BIT_KINDS, BITS_MAX, layer_bits
 
-__all__ = ["ROUTES", "check_model", "check_route", "stage_bits"]
+__all__ = ["ROUTES", "check_model", "check_route", "stage_bits", "planes"]
 
 #: The routes whose tile dot takes a stage's ``w_bits`` / ``in_bits``.
 ROUTES = ("and_bitcount",)
@@ -55,3 +60,9 @@ def stage_bits(ly) -> dict:
     """The ``Stage`` fields ``w_bits`` and ``in_bits`` of compute layer ``ly``."""
     w, i = layer_bits(ly.params) if ly.kind in BIT_KINDS else (BITS_MAX, BITS_MAX)
     return {"w_bits": w, "in_bits": i}
+
+
+def planes(stage, n: int) -> range:
+    """The bit-planes of the gathered codes a stage writes into the array: the ``in_bits`` top
+    planes of ``n`` (all n for an 8-bit stage)."""
+    return range(n - min(getattr(stage, "in_bits", n), n), n)

@@ -694,7 +694,7 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
                              d=Operand(pbase, 1, 1)),
                        asm.endloop(), asm.nop()]
             instrs += [_op(wb, imm=tbuf, b=q, a=Operand(
-                _base(where, "data row", row0 + (t * n + q) * p), 0, 1)) for q in range(n)]
+                _base(where, "data row", row0 + (t * n + q) * p), 0, 1)) for q in _bw.planes(stage, n)]
         instrs.append(asm.endloop())
     else:
         g_full, r, g_all = chunk.groups - (1 if chunk.partial else 0), chunk.partial, chunk.groups
@@ -712,7 +712,7 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
                            asm.endloop()]
             instrs.append(asm.nop())
             instrs += [_op(wb, imm=tbuf, b=q, a=Operand(
-                _base(where, "data row", row0 + q * g_all), 0, 1)) for q in range(n)]
+                _base(where, "data row", row0 + q * g_all), 0, 1)) for q in _bw.planes(stage, n)]
             instrs.append(asm.endloop())
         if r:
             instrs.append(_move(MoveOp.CLEAR))
@@ -726,7 +726,7 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
             instrs.append(asm.nop())
             instrs += [_op(wb, imm=tbuf, b=q, a=_base(where, "data row",
                                                       row0 + q * g_all + g_full))
-                       for q in range(n)]
+                       for q in _bw.planes(stage, n)]
     gather_len = len(instrs)
     # compute part
     m = chunk.n_out // out_ch
