@@ -1,7 +1,8 @@
 """Seed 001's <W:I> bit widths (``golden.bitwidth``, format 4 of ``golden.model``,
 ``sim.compile.bit_widths``): eq. 1 pass by pass against plain integer products, the format-4
 arrays (round trip, old files, one-line errors), the quantizer, and compiled <W:I> layers on
-the cycle model against golden, stage by stage, with W * I AND passes per tile dot and I plane writes per gathered patch."""
+the cycle model against golden, stage by stage, with W * I AND passes per tile dot and I plane
+writes per gathered patch; the bundled <8:8> and <4:4> models' accuracy."""
 
 import dataclasses
 import os
@@ -238,3 +239,27 @@ def test_route_without_bit_widths_is_a_compile_error():
         compile_model(model, cfg)
     assert "<W:I> = <4:4> is not built on route 'dima_bitwise'" in str(e.value)
     assert "layer 0 (mul_conv2d)" in str(e.value)
+
+
+# ---- the bundled quantized multiply CNNs ----------------------------------------------------
+
+@pytest.mark.parametrize("name,bits,floor", [("fashion_mulcnn_w8i8", 8, 0.88),
+                                             ("fashion_mulcnn_w4i4", 4, 0.88)])
+def test_bundled_bit_models_reproduce_their_accuracy(name, bits, floor):
+    import json
+
+    from golden import datasets
+    from golden.model import MODELS_DIR, accuracy
+    path = MODELS_DIR / f"{name}.npz"
+    model = load_model(path)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert model.name == name and meta["W:I"] == f"{bits}:{bits}"
+    compute = [ly for ly in model.layers if ly.kind in bw.BIT_KINDS]
+    assert len(compute) == 4 and all(bw.layer_bits(ly.params) == (bits, bits) for ly in compute)
+    try:
+        images, labels = datasets.load_fashion_mnist("test")
+    except datasets.DatasetError as e:
+        pytest.skip(f"{name}: test data set not installed: {e}")
+    acc = accuracy(infer_int(model, images), labels)
+    assert meta["n_test"] == len(labels) == 10000
+    assert acc == meta["int8_test_accuracy"] and acc >= floor, f"{name}: {acc}"

@@ -694,7 +694,8 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
                              d=Operand(pbase, 1, 1)),
                        asm.endloop(), asm.nop()]
             instrs += [_op(wb, imm=tbuf, b=q, a=Operand(
-                _base(where, "data row", row0 + (t * n + q) * p), 0, 1)) for q in _bw.planes(stage, n)]
+                _base(where, "data row", row0 + (t * n + q) * p), 0, 1))
+                for q in _bw.planes(stage, n)]
         instrs.append(asm.endloop())
     else:
         g_full, r, g_all = chunk.groups - (1 if chunk.partial else 0), chunk.partial, chunk.groups
