@@ -30,7 +30,8 @@ from sim.util import UserError, parse_mat, write_json_atomic
 BACKENDS = ("golden", "rtl")
 #: Which data set each bundled model was trained on.
 MODEL_DATASET = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits",
-                 "digits_addnet": "digits", "fashion_addnet": "fashion_mnist"}
+                 "digits_addnet": "digits", "fashion_addnet": "fashion_mnist",
+                 "fashion_mulcnn_w8i8": "fashion_mnist", "fashion_mulcnn_w4i4": "fashion_mnist"}
 
 
 def _resolve_model(spec: str):
