@@ -17,6 +17,7 @@ from golden.model import (
 )
 from golden.quantize import FloatLayer, quantize_model
 from rtl.config import preset
+from sim.compile.bit_widths import rows_written
 from sim.compile.compiler import CompileError, compile_model, run_compiled
 from sim.hw.core_model import CoreModel
 
@@ -215,6 +216,7 @@ def test_bits_model_on_the_cycle_model_equals_golden(k, conv, fc):
             w * i * st8.micro_ops["and_fu"]
         # the gather writes only the I planes the dot reads (nand_spin: PROGRAM per plane row)
         assert st.micro_ops["program"] * 8 == i * st8.micro_ops["program"]
+        assert sum(rows_written(st, c) for c in st.chunks) == st.micro_ops["program"]
     if (conv, fc) != ((8, 8), (8, 8)):
         assert compiled.cycles < ref.cycles
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from golden.bitwidth import BIT_KINDS, BITS_MAX, layer_bits
 
-__all__ = ["ROUTES", "check_model", "check_route", "stage_bits", "planes"]
+__all__ = ["ROUTES", "check_model", "check_route", "stage_bits", "planes", "rows_written"]
 
 #: The routes whose tile dot takes a stage's ``w_bits`` / ``in_bits``.
 ROUTES = ("and_bitcount",)
@@ -66,3 +66,9 @@ def planes(stage, n: int) -> range:
     """The bit-planes of the gathered codes a stage writes into the array: the ``in_bits`` top
     planes of ``n`` (all n for an 8-bit stage)."""
     return range(n - min(getattr(stage, "in_bits", n), n), n)
+
+
+def rows_written(stage, chunk) -> int:
+    """The data rows of ``chunk`` its gather part writes: of each patch's (tile's) ``n`` plane
+    rows, the :func:`planes` ones."""
+    return len(chunk.rows) * len(planes(stage, stage.n)) // stage.n
