@@ -214,7 +214,7 @@ $(TRAIN_STAMP): $(STAMP)
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[train]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true
 	@touch $@
 
-train: $(TRAIN_STAMP) ## retrain the bundled reference models and the Add-Net m sweep from seed 0 (torch CPU, ~50 min)
+train: $(TRAIN_STAMP) ## retrain the bundled reference models and the Add-Net m sweep from seed 0 (torch CPU, ~50 min; the two <W:I> multiply CNNs ~40 min more)
 	$(VPY) -m sim.flows.train --model all --seed 0
 	$(VPY) -m sim.flows.train --model digits_addnet --sweep-m --seed 0 --epochs 20
 	$(VPY) -m sim.flows.train_imac --seed 0

@@ -117,3 +117,23 @@ async def _check_model(dut, which, want_kinds):
 def test_core_layers(sim):
     run_block(Core(config=_config(), faults=False), block=BLOCK, sim=sim, test_module=__name__,
               params={"case": "layers", "images": 1})
+
+
+@cocotb.test()
+async def core_layers_bit_widths(dut):
+    """Seed 001's <W:I> widths (``golden.bitwidth``, issue 14 item 4): a <4:4> multiply
+    convolution with a fused max pool and a <2:3> multiply FC, W * I AND passes per tile dot:
+    every stage == golden, counters == cycle model == static profile."""
+    from sim.compile.compiler import compile_model
+    from tests.test_bits import bits_model
+    p = load_params()
+    rng_py, seed = make_rng(p, "core_layers_bit_widths")
+    rng = np.random.default_rng(rng_py.getrandbits(64))
+    x = rng.integers(0, 256, (p["images"] + 1, 1, 6, 6)).astype(np.uint8)
+    model = bits_model(rng, x[:1], conv=(4, 4), fc=(2, 3))
+    config = _config()
+    compiled = compile_model(model, config)
+    widths = [(st.kind, st.w_bits, st.in_bits) for st in compiled.stages]
+    assert widths == [("mul_conv2d", 4, 4), ("mul_linear", 2, 3)], f"{BLOCK}: stages {widths}"
+    await check_compiled_images(dut, config, model, compiled, x[1:], seed=seed,
+                                where=f"{BLOCK}: <W:I> model")

@@ -159,6 +159,24 @@ index. A file without ``input`` arrays reads as before; checked on load (one-lin
 the array): an int64 scalar, in [-1, i-1], on a format-1 convolution only, in a format-3 file.
 Option A shortcuts (strided identity, zero channels appended) are the case of a ``mul_conv2d``
 1x1 projection with 0/1 weights and the identity requant; no layer of its own holds them.
+
+Format version 4 (``spinpim_format`` 4) reads every version-3 file's arrays with the same
+meaning and adds the bit widths of seed 001's <W:I> configurations (:mod:`golden.bitwidth`):
+
+==============================  ========  ==============  ==========================================
+array                           dtype     shape           meaning
+==============================  ========  ==============  ==========================================
+``layer{i}.w_bits``             int64     ()              optional, ``mul_conv2d`` / ``mul_linear``:
+                                                          weight bits W in [1, 8] (absent: 8)
+``layer{i}.in_bits``            int64     ()              optional, the same kinds: input bits I in
+                                                          [1, 8] (absent: 8)
+==============================  ========  ==============  ==========================================
+
+A layer with ``in_bits`` I multiplies the top I bits of its input codes, ``x >> (8 - I)``; its
+weights are W-bit two's complement numbers. Checked on load (one-line error naming the array):
+int64 scalars in [1, 8], on those two kinds only, in a format-4 file; every weight in
+``[-2**(W-1), 2**(W-1) - 1]``. The float reference ignores them (it is the trained float
+network; a quantization-aware trainer reports its own float accuracy).
 """
 
 from __future__ import annotations
@@ -172,12 +190,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import bitwidth as _BW
 from . import layers as L
 
 #: The newest format version; :func:`load_model` reads every version in :data:`READ_VERSIONS`.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: The format versions :func:`load_model` reads.
-READ_VERSIONS = (1, 2, 3)
+READ_VERSIONS = (1, 2, 3, 4)
 #: Layer kinds of format version 1.
 KINDS = ("adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear",
          "max_pool2d", "avg_pool2d", "flatten")
@@ -204,7 +223,8 @@ _WEIGHT_DTYPE = {"adder_conv2d": np.uint8, "mul_conv2d": np.int8,
 _ACC_KIND = {"adder_conv2d": "adder", "mul_conv2d": "mul", "adder_linear": "adder",
              "mul_linear": "mul", "adder_gconv2d": "adder", "mul_gconv2d": "mul",
              "bin_gconv2d": "bin"}
-_INT_SCALARS = ("stride", "padding", "kernel", "groups", "pad_value", "source", "input")
+_INT_SCALARS = ("stride", "padding", "kernel", "groups", "pad_value", "source", "input",
+                "w_bits", "in_bits")
 
 #: Memory budget of one model file: the bytes its arrays take once decompressed, checked from
 #: each zip member's header before anything is decompressed. ASSUMPTION: 256 MiB, about 1000x the
@@ -352,8 +372,30 @@ def _check_layer_arrays(i: int, layer: Layer) -> None:
         if shape is not None and a.shape != shape:
             _fail(f"array {pre + name!r} must have shape {shape}, not {a.shape}")
     _check_float_values(pre, layer)
+    _check_bit_widths(pre, layer)
     if layer.kind in GROUPED_KINDS:
         _check_v2_values(pre, layer)
+
+
+def _check_bit_widths(pre: str, layer: Layer) -> None:
+    """Format 4's ``w_bits`` / ``in_bits`` (:mod:`golden.bitwidth`): on multiply kinds only,
+    ints in [1, 8], and the weights within ``w_bits``."""
+    for key in ("w_bits", "in_bits"):
+        if key not in layer.params:
+            continue
+        if layer.kind not in _BW.BIT_KINDS:
+            _fail(f"array {pre + key!r} is given on a {layer.kind} layer; only "
+                  f"{' and '.join(_BW.BIT_KINDS)} layers take bit widths")
+        try:
+            _BW.check_bits(f"array {pre + key!r}", layer.params[key])
+        except ValueError as e:
+            _fail(str(e))
+    if "w_bits" in layer.params:
+        try:
+            _BW.check_weight_bits(f"array {pre + 'weight'!r}", layer.params["weight"],
+                                  int(layer.params["w_bits"]))
+        except ValueError as e:
+            _fail(str(e))
 
 
 def _check_float_values(pre: str, layer: Layer) -> None:
@@ -647,6 +689,8 @@ def input_codes(model: Model) -> list:
 
 def format_version(model: Model) -> int:
     """The lowest format version that holds ``model`` (1 unless it has a format-2 layer)."""
+    if any("w_bits" in ly.params or "in_bits" in ly.params for ly in model.layers):
+        return 4
     if any(ly.kind in V3_KINDS or "input" in ly.params for ly in model.layers):
         return 3
     return 2 if any(ly.kind in GROUPED_KINDS for ly in model.layers) else 1
@@ -747,6 +791,13 @@ def load_model(path) -> Model:
                       f"{version}")
             params["input"] = get(pre + "input")
             known.add(pre + "input")
+        for key in ("w_bits", "in_bits"):   # format 4, optional: <W:I> (golden.bitwidth)
+            if pre + key in arrays:
+                if version < 4:
+                    _fail(f"array {pre + key!r} is a format-4 array, but 'spinpim_format' is "
+                          f"{version}")
+                params[key] = get(pre + key)
+                known.add(pre + key)
         for k in _INT_SCALARS:
             if k in params:
                 if params[k].dtype != np.int64 or params[k].shape != ():
@@ -854,10 +905,12 @@ def layer_forward_int(layer: Layer, x: np.ndarray, skip: np.ndarray | None = Non
     if k == "adder_conv2d":
         acc = L.adder_conv2d(x, p["weight"], stride=p["stride"], padding=p["padding"])
     elif k == "mul_conv2d":
+        x = _BW.input_planes(x, int(p.get("in_bits", _BW.BITS_MAX)))
         acc = L.mul_conv2d(x, p["weight"], stride=p["stride"], padding=p["padding"])
     elif k == "adder_linear":
         acc = L.adder_linear(x, p["weight"])
     elif k == "mul_linear":
+        x = _BW.input_planes(x, int(p.get("in_bits", _BW.BITS_MAX)))
         acc = L.mul_linear(x, p["weight"])
     elif k in GROUPED_KINDS:
         conv = {"adder_gconv2d": L.adder_conv2d, "mul_gconv2d": L.mul_conv2d,

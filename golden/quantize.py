@@ -62,6 +62,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import bitwidth as _BW
 from . import layers as L
 from .model import (ALL_COMPUTE_KINDS, ALL_KINDS, GROUPED_KINDS, Layer, Model,
                     layer_forward_float, make_model, quant_eq3)
@@ -92,6 +93,13 @@ class FloatLayer:
     ``output="quant"`` replaces the ReLU by seed 002's eq.-3 quantizer with the fixed range
     ``quant_tmax``; a ``bin_gconv2d`` layer's weight is the latent float weight, binarized by
     :func:`binarize` (layer-wise alpha, as the seed) unless ``alpha`` is given.
+
+    Bit widths (format 4, :mod:`golden.bitwidth`, seed 001's <W:I>): a ``mul_conv2d`` /
+    ``mul_linear`` layer with ``w_bits`` W quantizes its weights to W bits (symmetric, W >= 2),
+    with ``in_bits`` I reads the top I bits of its 8-bit input codes (the scale of its input
+    grows by ``2**(8 - I)``); ``None`` leaves the array out (8 bits). ``out_scale``, if given,
+    is the real value of one output code of a ``requant`` layer (a quantization-aware trainer's
+    own scale) in place of the calibration percentile's.
     """
     kind: str
     weight: np.ndarray | None = None
@@ -109,6 +117,9 @@ class FloatLayer:
     output: str = "requant"
     quant_tmax: float | None = None
     alpha: np.ndarray | None = None
+    w_bits: int | None = None
+    in_bits: int | None = None
+    out_scale: float | None = None
 
 
 def _f32(a, name) -> np.ndarray:
@@ -339,6 +350,9 @@ def quantize_model(*, name: str, input_shape, input_scale: float, class_names, l
             r_y, c_y = s_in * alpha, np.zeros(o)
             if z_in:
                 c_y = z_in * alpha * w_int.reshape(o, -1).sum(axis=1)
+        elif fl.w_bits is not None or fl.in_bits is not None:   # <W:I> (golden.bitwidth)
+            s_in, w_int, s_w = _bit_widths(fl, w, s_in, z_in, last, flayer.params)
+            r_y, c_y = s_in * s_w, np.zeros(o)
         else:
             if last:
                 s_w = np.full(o, max(float(np.abs(w).max()), 1e-30) / 127.0)
@@ -375,7 +389,8 @@ def quantize_model(*, name: str, input_shape, input_scale: float, class_names, l
                                     float_params=fp))
             s_in, z_in = 2.0 / L.ACT_MAX, -1.0
             continue
-        s_out = output_scale(cur, float(pcts[rq_i]))
+        s_out = (output_scale(cur, float(pcts[rq_i])) if fl.out_scale is None
+                 else float(fl.out_scale))
         rq_i += 1
         mult, rbias, shift = requant_params(a * r_y / s_out, (a * c_y + b) / s_out, acc_bound)
         params.update(rq_mult=mult, rq_bias=rbias, rq_shift=shift)
@@ -383,6 +398,20 @@ def quantize_model(*, name: str, input_shape, input_scale: float, class_names, l
         s_in, z_in = s_out, 0.0
     return make_model(name=name, input_shape=input_shape, input_scale=input_scale,
                       class_names=class_names, layers=out_layers)
+
+
+def _bit_widths(fl: FloatLayer, w: np.ndarray, s_in: float, z_in: float, last: bool,
+                params: dict) -> tuple:
+    """A multiply layer's ``(input scale, w_int, s_w)`` at ``fl.w_bits`` / ``fl.in_bits``; the
+    two arrays go into ``params`` (format 4)."""
+    if fl.kind not in _BW.BIT_KINDS or z_in:
+        raise ValueError(f"bit widths are for {' and '.join(_BW.BIT_KINDS)} layers reading "
+                         f"unsigned codes, not {fl.kind}")
+    wb = _BW.check_bits("w_bits", 8 if fl.w_bits is None else fl.w_bits)
+    ib = _BW.check_bits("in_bits", 8 if fl.in_bits is None else fl.in_bits)
+    w_int, s_w = _BW.quantize_weight(w, wb, per_channel=not last)
+    params.update(w_bits=wb, in_bits=ib)
+    return s_in * float(1 << (_BW.BITS_MAX - ib)), w_int, s_w
 
 
 def _forward(layer: Layer, x: np.ndarray, batch: int, pad_real: float = 0.0) -> np.ndarray:

@@ -30,7 +30,8 @@ from sim.util import UserError, parse_mat, write_json_atomic
 BACKENDS = ("golden", "rtl")
 #: Which data set each bundled model was trained on.
 MODEL_DATASET = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits",
-                 "digits_addnet": "digits", "fashion_addnet": "fashion_mnist"}
+                 "digits_addnet": "digits", "fashion_addnet": "fashion_mnist",
+                 "fashion_mulcnn_w8i8": "fashion_mnist", "fashion_mulcnn_w4i4": "fashion_mnist"}
 
 
 def _resolve_model(spec: str):
@@ -204,7 +205,8 @@ def _run_rtl(args, config, mat, model, model_path, x, golden_logits) -> dict:
     cycles = totals.get("cycles", 0)
     # Rows the programs build from the data memory (static: every chunk's data rows); every
     # other array write is an abs-diff write-back.
-    built = sum(len(c.rows) for st in compiled.stages for c in st.chunks)
+    from sim.compile.bit_widths import rows_written   # <W:I> stages write I of n planes
+    built = sum(rows_written(st, c) for st in compiled.stages for c in st.chunks)
     writes = (totals.get("write_row", 0) + totals.get("program", 0)) / n
     return {
         "preset": args.preset, "dataflow": config.dataflow, "simulator": args.sim,

@@ -385,7 +385,8 @@ def _wide_kernel_model(path):
     (("--backend", "rtl", "--sim", "modelsim"), "--sim must be one of verilator, icarus, "
                                                 "not 'modelsim'"),
     (("--model", "nope"), "--model: model must be one of digits_addernet, digits_addnet, "
-                          "fashion_addernet, fashion_addnet, not 'nope' (or give the path of a "
+                          "fashion_addernet, fashion_addnet, fashion_mulcnn_w4i4, "
+                          "fashion_mulcnn_w8i8, not 'nope' (or give the path of a "
                           ".npz model file)"),
     (("--model", MODEL, "-n", "361"), "-n 361: the digits test split has only 360 images; "
                                       "give -n between 1 and 360"),

@@ -117,6 +117,7 @@ from golden.model import (
 from rtl.config import preset, preset_names
 from rtl.isa import MoveOp, Opcode, counter_names, decode
 from rtl.outputs import check_dir, check_file, interruptible, json_text, write_files
+from sim.compile import bit_widths as _bw
 from sim.hw import energy
 from sim.hw.energy import HOST_DATA_WORDS
 
@@ -986,7 +987,7 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
             "kind": st.kind, "route": st.route, "pool": st.pool, "mode": st.mode,
             "tile_width": st.tile_width, "tiles": st.tiles, "fan_in": st.fan_in,
             "patches": st.n_patches, "row_sets": row_sets, "chunks": len(st.chunks),
-            "rows_built": sum(len(c.rows) for c in st.chunks),
+            "rows_built": sum(_bw.rows_written(st, c) for c in st.chunks),
             "ops": ops, "positions_computed": _positions_computed(model, st),
             "lane_utilisation": st.fan_in * st.n_patches / (lanes * st.tiles * row_sets),
             "row_build": {"cycles": rb_cycles, "counters": rb_counters,

@@ -148,6 +148,7 @@ from rtl.isa import (
 from rtl.mtj_array import MacroCmd
 
 from sim.compile import asm
+from sim.compile import bit_widths as _bw
 from sim.compile import grouped as _gc
 from sim.compile import layer_stages as _ls
 from sim.hw.isa_model import run_program
@@ -348,6 +349,8 @@ class Stage:
     zsum_base: int | None = None    # zero skipping: slot of tile 0 channel 0's zero-tile dot
     dima: object = field(default=None, repr=False)  # lanes mode: sim.compile.dima_map.DimaPlan
     pad_value: int = 0              # the code padding inserts (MOVE SETPAD; lanes mode)
+    w_bits: int = 8                 # <W:I> of a multiply layer (sim.compile.bit_widths)
+    in_bits: int = 8
     chunks: list = field(default_factory=list, repr=False)
     #: Weight streaming (``sim.compile.weight_stream``): ``(chunk index, first slot, image, table)``
     #: host writes of the buffer (and of the requant table: ``(first channel, [(m, s, b)])``
@@ -692,7 +695,8 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
                              d=Operand(pbase, 1, 1)),
                        asm.endloop(), asm.nop()]
             instrs += [_op(wb, imm=tbuf, b=q, a=Operand(
-                _base(where, "data row", row0 + (t * n + q) * p), 0, 1)) for q in range(n)]
+                _base(where, "data row", row0 + (t * n + q) * p), 0, 1))
+                for q in _bw.planes(stage, n)]
         instrs.append(asm.endloop())
     else:
         g_full, r, g_all = chunk.groups - (1 if chunk.partial else 0), chunk.partial, chunk.groups
@@ -710,7 +714,7 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
                            asm.endloop()]
             instrs.append(asm.nop())
             instrs += [_op(wb, imm=tbuf, b=q, a=Operand(
-                _base(where, "data row", row0 + q * g_all), 0, 1)) for q in range(n)]
+                _base(where, "data row", row0 + q * g_all), 0, 1)) for q in _bw.planes(stage, n)]
             instrs.append(asm.endloop())
         if r:
             instrs.append(_move(MoveOp.CLEAR))
@@ -724,7 +728,7 @@ def _chunk_program(stage: Stage, chunk: Chunk, config, where: str) -> tuple[list
             instrs.append(asm.nop())
             instrs += [_op(wb, imm=tbuf, b=q, a=_base(where, "data row",
                                                       row0 + q * g_all + g_full))
-                       for q in range(n)]
+                       for q in _bw.planes(stage, n)]
     gather_len = len(instrs)
     # compute part
     m = chunk.n_out // out_ch
@@ -861,6 +865,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     k = subarrays
     n, cols = config.operand_bits, config.columns
     width = k * cols
+    _bw.check_model(model, config, CompileError)
     if n != L.ACT_BITS:
         raise CompileError(f"config operand_bits is {n}, but the golden model's activations "
                            f"and weights are {L.ACT_BITS}-bit: use operand_bits={L.ACT_BITS}")
@@ -890,6 +895,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             raise CompileError(str(e)) from None
         if _gc.is_generic(ly):
             _gc.check(ly, where, _fail)
+        _bw.check_route(ly, route.name, where, CompileError)
         pool = None
         if (i + 1 < len(layers) and layers[i + 1].kind in ("max_pool2d", "avg_pool2d")
                 and not _ls.is_standalone(layers, i + 1)):
@@ -1040,7 +1046,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             out_channels=out_ch, fan_in=fan_in, tiles=tiles, n=n, subarrays=kp, tile_width=tw,
             group=4 if pool else 1, buffer_base=slot, channel_base=chan, scratch_rows=scratch,
             data_row0=data_row0, in_base=region * (si % 2), out_base=region * ((si + 1) % 2),
-            offset_base=obase, patch_base=pbase, config=config, zsum_base=zsum_base)
+            offset_base=obase, patch_base=pbase, config=config, zsum_base=zsum_base,
+            **_bw.stage_bits(ly))
         if layout is not None:          # standalone layers: sim.compile.layer_stages' data layout
             stage.in_base = layout.of(_ls.reads_of(layers, ci))
             stage.out_base = layout.of(stage.golden_index)

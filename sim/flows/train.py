@@ -24,6 +24,17 @@ Backward: the straight-through estimator of eq. 4, the gradient passed where the
 input lies in [-1, 1] and zero elsewhere, for weights and activations alike. Adam, learning rate
 0.001 reduced to 0.0001 (seed Section 4.1.1; ASSUMPTION: a cosine decay between the two, the
 seed does not say how). The block structure is that of :mod:`golden.addnet`.
+
+Quantized multiply CNNs (``fashion_mulcnn_w8i8``, ``fashion_mulcnn_w4i4``: seed 001's <W:I>
+configurations, :mod:`golden.bitwidth`) train quantization-aware: every multiply layer's
+weights are fake-quantized to W bits (symmetric, per output channel; the logits layer per
+tensor) and its input to the I top bits of the 8-bit code, ``floor(round(x/s)/2**(8-I))``, as
+the integer model computes it (:class:`QuantInput`); the straight-through estimator passes the
+gradient inside the codes' range. ``s`` is the input image's scale for the first layer and, for
+the others, a moving average (momentum 0.1, ASSUMPTION as batch norm's) of the batch's
+99.9th-percentile activation / 255, exported as the producing layer's requant scale
+(``FloatLayer.out_scale``). The float accuracy is the trained network's in torch (fake
+quantization included).
 """
 
 from __future__ import annotations
@@ -139,11 +150,25 @@ CONFIGS = {
         "float_eval": "torch", "test_images": 1000, "check_images": 300,
     },
 }
+# Quantized multiply CNNs (seed 001 <W:I>): fashion_addernet's topology with multiply layers.
+# ASSUMPTION: Adam 1e-3 -> 1e-4 (cosine) for 8 epochs, as the Add-Net models' optimizer.
+for _w, _i in ((8, 8), (4, 4)):
+    CONFIGS[f"fashion_mulcnn_w{_w}i{_i}"] = {
+        "dataset": "fashion_mnist",
+        "input_scale": 1.0 / 255.0,
+        "class_names": datasets.FASHION_CLASSES,
+        "arch": [dict(a, w_bits=_w, in_bits=_i) if "out" in a else a for a in
+                 (_conv("mul_conv2d", 1, 8), _POOL, _conv("mul_conv2d", 8, 16), _POOL,
+                  _conv("mul_conv2d", 16, 32), _POOL, _FLAT, _lin("mul_linear", 288, 10))],
+        "epochs": 8, "batch": 128, "optimizer": "adam", "lr": 1e-3, "lr_end": 1e-4,
+        "calib": 2000, "select": 5000, "percentiles": (100.0,), "float_eval": "torch",
+    }
 #: Channel multipliers of ``--sweep-m`` (seed 002 Table 3 sweeps m = 1 .. 16; 16 is left out:
 #: its depthwise layers cost 4x those of m = 4 on the shared CPU).
 SWEEP_M = (1, 2, 4, 8)
 #: The models committed in golden/models, which ``--model all`` (``make train``) retrains.
-BUNDLED = ("fashion_addernet", "digits_addernet", "digits_addnet", "fashion_addnet")
+BUNDLED = ("fashion_addernet", "digits_addernet", "digits_addnet", "fashion_addnet",
+           "fashion_mulcnn_w8i8", "fashion_mulcnn_w4i4")
 #: Output-scale percentiles tried at export; the best int8 accuracy on held-out train data wins.
 PERCENTILES = (99.9, 99.99, 99.999, 100.0)
 
@@ -258,6 +283,63 @@ class QuantAct(nn.Module):
         return _ste_clip(z, (2 * j - ACT_MAX) / ACT_MAX)
 
 
+def _ste_range(x, lo, hi, forward):
+    """Value ``forward``, gradient 1 where ``lo <= x <= hi`` and 0 elsewhere."""
+    xc = torch.minimum(torch.maximum(x, lo), hi) if torch.is_tensor(lo) else x.clamp(lo, hi)
+    return xc + (forward - xc).detach()
+
+
+class QuantInput(nn.Module):
+    """The input of a <W:I> multiply layer (golden.bitwidth): ``s * 2**(8-I) * floor(c /
+    2**(8-I))`` with the 8-bit code ``c = clip(round(x / s), 0, 255)``; ``s`` fixed (the image's
+    scale) or a moving average of the batch's 99.9th percentile / 255 (module docstring)."""
+
+    def __init__(self, in_bits, scale=None, momentum=0.1):
+        super().__init__()
+        self.in_bits, self.fixed, self.momentum = in_bits, scale is not None, momentum
+        self.register_buffer("scale", torch.tensor(1.0 if scale is None else float(scale)))
+        self.register_buffer("seen", torch.tensor(False))
+
+    def forward(self, x):
+        if self.training and not self.fixed:
+            with torch.no_grad():
+                flat = x.detach().flatten()
+                q = torch.quantile(flat[:1 << 20], 0.999).clamp_min(1e-6) / ACT_MAX
+                if bool(self.seen):
+                    self.scale.mul_(1 - self.momentum).add_(self.momentum * q)
+                else:
+                    self.scale.copy_(q)
+                    self.seen.fill_(True)
+        s = self.scale
+        step = float(1 << (8 - self.in_bits))
+        code = torch.round(x / s).clamp(0, ACT_MAX)
+        xq = torch.floor(code / step) * step * s
+        return _ste_range(x, 0.0, float(ACT_MAX) * float(s), xq)
+
+
+class QuantMul(nn.Module):
+    """A multiply convolution or linear layer with W-bit symmetric fake-quantized weights
+    (golden.bitwidth.quantize_weight: per output channel, or per tensor for the logits layer)
+    and a :class:`QuantInput`."""
+
+    def __init__(self, layer, w_bits, in_bits, per_channel, in_scale):
+        super().__init__()
+        self.layer, self.w_bits, self.per_channel = layer, w_bits, per_channel
+        self.quant_in = QuantInput(in_bits, in_scale)
+
+    def forward(self, x):
+        w = self.layer.weight
+        top = (1 << (self.w_bits - 1)) - 1
+        a = w.detach().abs()
+        m = a.reshape(w.shape[0], -1).amax(1) if self.per_channel else a.amax().expand(w.shape[0])
+        s = (m.clamp_min(1e-30) / top).reshape((-1,) + (1,) * (w.ndim - 1))
+        wq = w + (torch.clamp(torch.round(w / s), -top, top) * s - w).detach()
+        x = self.quant_in(x)
+        if isinstance(self.layer, nn.Conv2d):
+            return F.conv2d(x, wq, None, self.layer.stride, self.layer.padding)
+        return F.linear(x, wq, self.layer.bias)
+
+
 class Net(nn.Module):
     """The float network of an architecture list (see CONFIGS)."""
 
@@ -281,6 +363,9 @@ class Net(nn.Module):
                 m = AdderLinear(a["in"], a["out"], eta)
             elif kind == "mul_linear":
                 m = nn.Linear(a["in"], a["out"], bias=last)
+            if "w_bits" in a:            # <W:I> (golden.bitwidth); the first reads the image
+                m = QuantMul(m, a["w_bits"], a["in_bits"], not last,
+                             1.0 / ACT_MAX if i == 0 else None)
             elif kind == "max_pool2d":
                 m = nn.MaxPool2d(a["kernel"], a["stride"])
             elif kind == "avg_pool2d":
@@ -303,7 +388,7 @@ class Net(nn.Module):
     def float_layers(self) -> list:
         """The trained network as golden.quantize.FloatLayer descriptions."""
         out = []
-        for a, m in zip(self.arch, self.layers, strict=True):
+        for i, (a, m) in enumerate(zip(self.arch, self.layers, strict=True)):
             kind = a["kind"]
             if kind in ("max_pool2d", "avg_pool2d"):
                 out.append(FloatLayer(kind, kernel=a["kernel"], stride=a["stride"]))
@@ -315,14 +400,29 @@ class Net(nn.Module):
                 if kind == "bin_gconv2d":
                     extra = dict(groups=a["groups"], pad_value=a["pad_value"], output="quant",
                                  quant_tmax=min(float(m[2].tmax), 1.0))
+                if isinstance(conv, QuantMul):
+                    extra = dict(w_bits=conv.w_bits, in_bits=conv.quant_in.in_bits,
+                                 out_scale=self._next_scale(i))
+                    conv = conv.layer
                 out.append(FloatLayer(
                     kind, weight=_np(conv.weight), stride=a.get("stride", 1),
                     padding=a.get("padding", 0), bn_gamma=_np(bn.weight), bn_beta=_np(bn.bias),
                     bn_mean=_np(bn.running_mean), bn_var=_np(bn.running_var), bn_eps=bn.eps,
                     **extra))
+            elif isinstance(m, QuantMul):
+                out.append(FloatLayer(kind, weight=_np(m.layer.weight), bias=_np(m.layer.bias),
+                                      w_bits=m.w_bits, in_bits=m.quant_in.in_bits))
             else:
                 out.append(FloatLayer(kind, weight=_np(m.weight), bias=_np(m.bias)))
         return out
+
+    def _next_scale(self, i: int):
+        """The input scale the next <W:I> layer after layer ``i`` learned (its requant scale)."""
+        for m in self.layers[i + 1:]:
+            q = m[0] if isinstance(m, nn.Sequential) else m
+            if isinstance(q, QuantMul):
+                return float(q.quant_in.scale)
+        return None
 
 
 def _np(t):
@@ -475,7 +575,7 @@ def train_model(name: str, seed: int, epochs: int | None, out_dir: Path,
         sel_idx = order[cfg["calib"]:cfg["calib"] + cfg["select"]]
     flayers = net.float_layers()
     best = None
-    for pct in PERCENTILES:
+    for pct in cfg.get("percentiles", PERCENTILES):
         model = quantize_model(name=name, input_shape=tr_img.shape[1:],
                                input_scale=cfg["input_scale"], class_names=cfg["class_names"],
                                layers=flayers, calib_images=tr_img[cal_idx], percentile=pct)
@@ -501,6 +601,10 @@ def train_model(name: str, seed: int, epochs: int | None, out_dir: Path,
             "calibration_percentile": pct, "torch_threads": torch.get_num_threads()}
     if "addnet" in cfg["arch"][0]:
         meta["channel_multiplier"] = cfg["arch"][0]["addnet"][2]
+    if "w_bits" in cfg["arch"][0]:     # seed 001 <W:I> (golden.bitwidth)
+        meta["W:I"] = f"{cfg['arch'][0]['w_bits']}:{cfg['arch'][0]['in_bits']}"
+        meta["integer_accuracy_note"] = ("int8_test_accuracy: the golden integer model at "
+                                         "these <W:I> bit widths")
     if cfg.get("float_eval") == "torch":
         meta["float_evaluated_by"] = "torch, eval mode (the trained network, not the export)"
     if len(te_lab) < n_all:

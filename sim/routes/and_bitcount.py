@@ -9,7 +9,9 @@ accumulator). The accumulator holds the *negated* dot product: a pair on the sig
 added, every other pair subtracted, so the very first pair, (n-1, n-1), is a plain load
 (``L1_FIRST``) and no clear cycle is needed.
 
-Cycles per tile dot: n^2 (64 at 8 bits); array writes: none.
+Cycles per tile dot: n^2 (64 at 8 bits); array writes: none. A layer of seed 001's <W:I>
+widths (``sim.compile.bit_widths``): the W * I pairs of the I top input planes (rows of planes
+``8 - I ..  7``) and the W low weight planes, plane W - 1 the sign plane (:func:`bits_dot`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from rtl.isa import Opcode
 
 from .base import Route, op, register_route
 
-__all__ = ["AndBitcount"]
+__all__ = ["AndBitcount", "bits_dot"]
 
 
 class AndBitcount(Route):
@@ -30,7 +32,30 @@ class AndBitcount(Route):
         return layer.kind in COMPUTE_KINDS and not layer.is_adder
 
     def dot(self, stage, t, xrow, wslot, config) -> list:
+        w_bits, in_bits = getattr(stage, "w_bits", stage.n), getattr(stage, "in_bits", stage.n)
+        if (w_bits, in_bits) != (stage.n, stage.n):
+            return bits_dot(stage.n, w_bits, in_bits, Opcode.AND_FU, xrow, wslot)
         return plane_pair_dot(stage.n, Opcode.AND_FU, xrow, wslot)
+
+
+def bits_dot(n: int, w_bits: int, in_bits: int, opcode: Opcode, xrow, b) -> list:
+    """The ``w_bits * in_bits`` micro-ops of a <W:I> dot (seed 001 eq. 1) on n-plane operands:
+    input plane m of the I-bit input ``x >> (n - I)`` is row ``xrow(n - in_bits + m)``, weight
+    plane k < W is ``b(k)``, k = W - 1 the sign plane; the order and reduce ops as
+    :func:`plane_pair_dot`."""
+    body, prev = [], None
+    for m, k in sorted(((m, k) for m in range(in_bits) for k in range(w_bits)),
+                       key=lambda mk: (-(mk[0] + mk[1]), -mk[1])):
+        subtract = k != w_bits - 1     # accumulating -dot: the sign plane adds
+        if prev is None:
+            imm = ReduceOp.L1_FIRST
+        elif m + k != prev:
+            imm = ReduceOp.SHIFT_SUB if subtract else ReduceOp.SHIFT_ADD
+        else:
+            imm = ReduceOp.SUB if subtract else ReduceOp.ADD
+        prev = m + k
+        body.append(op(opcode, imm=imm.value, a=xrow(n - in_bits + m), b=b(k)))
+    return body
 
 
 def pair_order(n: int) -> list:
