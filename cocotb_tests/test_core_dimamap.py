@@ -4,9 +4,11 @@
 Random small layers -- depthwise 3x3 with channel multiplier m in {1, 2} (padding, a fused 2x2
 pool, stride 2), pointwise 1x1 with a fan-in that needs several tiles of lanes, a grouped
 case, two Add-Net basic blocks with eq.-3 outputs (the PPU's threshold stage) and padding
-code 128 (``MOVE SETPAD``) -- each followed by a small multiply FC head (route
-``and_bitcount``); every stage of every image == ``golden.model.infer_int``, and the
-counters == the cycle model's and the compiler's static profile
+code 128 (``MOVE SETPAD``), standalone max and average pools between and after binarized
+layers (``sim.compile.layer_stages``' data layout, the pools on the class-B subarray) -- each
+followed by a small multiply FC head (route ``dima_bitwise``); every stage of every image
+== ``golden.model.infer_int``, and the counters == the cycle model's and the compiler's
+static profile
 (``cocotb_tests.test_core._run_cases``). Random multi-bit layers (an inception-like
 convolution, MLPs) on the bit-wise convolver (route ``dima_bitwise``) likewise, with the
 weight rows resident (written by the load programs, once per case) and with the per-channel
@@ -84,9 +86,10 @@ def bin_cases(rng, n_images):
         x = rng.integers(0, 256, (n_images, *shape)).astype(np.uint8)
         layers, cur = [], x
         for spec in specs:
-            if spec[0] == "avg_pool2d":
-                layers.append(Layer("avg_pool2d", "", dict(kernel=2, stride=2)))
-                cur = gl.avg_pool2d(cur, 2, 2)
+            if spec[0] in ("avg_pool2d", "max_pool2d"):   # ("avg_pool2d",): the 2x2 one
+                kernel, stride = spec[1:] if len(spec) > 1 else (2, 2)
+                layers.append(Layer(spec[0], "", dict(kernel=kernel, stride=stride)))
+                cur = getattr(gl, spec[0])(cur, kernel, stride)
                 continue
             layer, cur = bin_layer(rng, cur, **spec[1])
             layers.append(layer)
@@ -111,6 +114,12 @@ def bin_cases(rng, n_images):
           ("bin", dict(o=3, k=1, output="quant")),
           ("bin", dict(o=6, groups=3, padding=1, output="quant", pad_value=128)),
           ("bin", dict(o=2, k=1, output="quant")), ("avg_pool2d",)])
+    # standalone pools between and after binarized layers (sim.compile.layer_stages' data
+    # layout, as fashion_addnet's 4x4 average pool): a 3x3 stride-1 max pool (two MAX4
+    # passes through scratch) and a 3x3 stride-1 average pool (a window of 9: no power of 2)
+    case("blocks_standalone_pools", (2, 6, 6),
+         [("bin", dict(o=4, groups=2, padding=1, output="quant")), ("max_pool2d", 3, 1),
+          ("bin", dict(o=3, k=1)), ("avg_pool2d", 3, 1)])
     return cases
 
 

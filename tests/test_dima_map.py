@@ -50,8 +50,9 @@ def test_random_binarized_layers_equal_golden_on_the_cycle_model():
     rng = np.random.default_rng(SEED)
     for name, model, x in bin_cases(rng, 2):
         compiled, _ = _run(model, small_config(), x)
-        routes = [st.route for st in compiled.stages]
-        assert routes[-1] == "dima_bitwise" and set(routes[:-1]) == {"dima_binconv"}, name
+        for st in compiled.stages:      # binarized on the lanes; head, standalone pools on B
+            want = "dima_binconv" if st.kind == "bin_gconv2d" else "dima_bitwise"
+            assert st.route == want, (name, st.name, st.route)
 
 
 def test_accumulator_width_never_overflows():
@@ -140,19 +141,23 @@ def test_a_preset_without_the_lanes_names_the_layer_and_dima_sot():
         compile_model(model, preset("nand_spin"))
 
 
-def test_standalone_layers_with_a_dima_layer_are_refused_not_wrong():
-    """A pool that is a stage of its own (1x1 stride 2: the same shape) after Add-Net's
-    binarized layers would need sim.compile.layer_stages' data layout, which the DIMA stages do not
-    use yet: a one-line CompileError naming the layer, never a wrong stage; the fused 2x2
-    stride-2 pool runs."""
+def test_standalone_pool_after_dima_layers_equals_golden():
+    """digits_addnet with its pool replaced by a standalone one (1x1 stride 2, the same
+    shape; the max pool of one element per window) after the binarized layers: the DIMA
+    stages take sim.compile.layer_stages' data layout (input and output bases from it), every
+    stage of two test images == golden on the full dima_sot mat."""
     import dataclasses
+
+    from sim.compile import layer_stages
     model = load_model(bundled_model_path("digits_addnet"))
     pool = next(i for i, ly in enumerate(model.layers) if ly.kind == "avg_pool2d")
     assert model.layers[pool - 1].kind == "bin_gconv2d"
     odd = dataclasses.replace(model.layers[pool], kind="max_pool2d",
                               params={**model.layers[pool].params, "kernel": 1, "stride": 2})
-    bad = dataclasses.replace(model, layers=model.layers[:pool] + (odd,)
+    alt = dataclasses.replace(model, layers=model.layers[:pool] + (odd,)
                               + model.layers[pool + 1:])
-    with pytest.raises(CompileError, match=r"^layer 1 \(bin_gconv2d\): the standalone layers "
-                                           rf"{pool} .* not built yet"):
-        compile_model(bad, propose_config(model, preset("dima_sot")))
+    assert layer_stages.is_standalone(alt.layers, pool)
+    x, _ = datasets.load_dataset("digits", "test")
+    compiled, _ = _run(alt, propose_config(alt, preset("dima_sot")), x[:2])
+    assert [st.layer_index for st in compiled.stages if st.route == "dima_binconv"] == [1, 2, 3, 4]
+    assert pool in [st.layer_index for st in compiled.stages]

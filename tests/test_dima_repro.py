@@ -141,6 +141,26 @@ def test_energy_by_class_charges_only_the_class_subarrays():
     assert seen == {1, 3}
 
 
+def test_counting_charges_dima_on_the_whole_mat_not_one_subarray():
+    """``energy.estimate``'s default columns are ``subarrays_per_mat`` (1 on dima_sot); the
+    counting mode (``sim.analysis.report``'s formula: ``stage_ops``, the compiled mat's width)
+    costs an Add-Net (its ``bin_gconv2d`` stages raised a ValueError in ``stage_ops`` before)
+    and at a mat of 4 charges no DIMA stage one subarray: the count's energy is at least the
+    per-class charge (class A on 3, class B on 1 of the 4) and above the one-subarray
+    charge."""
+    from sim.analysis.counting import count_model
+    from sim.compile.compiler import compile_model, propose_config
+    from sim.compile.dima_map import stage_energy
+    model = load_model(bundled_model_path("digits_addnet"))
+    cfg = propose_config(model, preset("dima_sot"), subarrays=4)
+    compiled = compile_model(model, cfg, subarrays=4)
+    assert cfg.subarrays_per_mat == 1 and compiled.width == 4 * cfg.columns
+    counted = count_model(compiled, model).estimate["energy_j"]
+    per_class = sum(stage_energy(cfg, st, st.micro_ops).energy_j for st in compiled.stages)
+    one = sum(estimate(cfg, st.micro_ops).energy_j for st in compiled.stages)
+    assert counted >= per_class > one
+
+
 def test_markdown_names_every_seed_ratio_as_not_modelled():
     t = {"model": "digits_addnet", "dataset": "digits",
          "cycles_per_addsub": [{"n": 8, "ours": 16, "seed": 16}],

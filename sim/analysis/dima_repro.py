@@ -184,6 +184,8 @@ def _kind(stage, model: Model) -> str:
     if ly.kind == "bin_gconv2d":
         return "binarized depthwise (class A, FA/FS lanes)" if ly.groups > 1 else \
             "binarized pointwise (class A, FA/FS lanes)"
+    if ly.kind.endswith("pool2d"):      # seed 002 sec. 3.3: average pooling by Sum and Shifter
+        return f"{ly.kind} (class B, bit-wise convolver's sum and shift)"
     if ly.kind.endswith("conv2d"):
         return "inception (class B, bit-wise convolver)"
     return "MLP (class B, bit-wise convolver)"

@@ -306,7 +306,10 @@ _STANDALONE_OPS = {
 
 def stage_ops(model, layer_index: int) -> dict:
     """The golden layer ``layer_index``'s work: ``ops`` = 2 x out_elements x fan_in for a
-    compute layer; a standalone pool or add: :data:`_STANDALONE_OPS`."""
+    compute layer; a standalone pool or add: :data:`_STANDALONE_OPS`. A binarized
+    ``bin_gconv2d`` term (seed 002: the weight's sign picks add or subtract) and its
+    accumulation are 2 ops as a MAC's (ASSUMPTION: the project's one rule for every kind; the
+    seed's Table 1 counts the add/sub alone, half of it)."""
     ly = model.layers[layer_index]
     if ly.kind in _STANDALONE_OPS:      # a stage of its own (sim.compile.layer_stages)
         in_shape, out_shape = model.shapes()[layer_index:layer_index + 2]
@@ -317,7 +320,7 @@ def stage_ops(model, layer_index: int) -> dict:
                 "ops": 2 * out_elements * terms if ly.kind == "add" else out_elements * terms,
                 "formula": formula}
     from sim.compile.grouped import GENERIC            # grouped: fan_in per group's output
-    if ly.kind not in COMPUTE_KINDS and ly.kind not in GENERIC:
+    if ly.kind not in COMPUTE_KINDS and ly.kind not in GENERIC and ly.kind != "bin_gconv2d":
         raise ValueError(f"layer_index must name a compute layer or a standalone pool / add, "
                          f"not {layer_index} ({ly.kind})")
     out_shape = model.shapes()[layer_index + 1]

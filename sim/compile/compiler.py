@@ -995,11 +995,6 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         if hasattr(route, "stage_scratch_rows"):     # rows that depend on the tiles
             scratch = route.stage_scratch_rows(config, tiles, ci)
         data_row0 = -(-len(scratch) // config.mtjs_per_strip) * config.mtjs_per_strip
-        if route.name == "dima_binconv" and layout is not None:
-            _fail(where, f"the standalone layers {', '.join(map(str, extras))} "
-                         "(sim.compile.layer_stages"
-                  f"' data layout) with a layer on route dima_binconv are not built yet; its "
-                  f"stages use the two-region layout (a 2x2 stride-2 pool fused into it runs)")
         kp, koff = kof[route.name]              # the stage's class: subarrays, first one
         if route.name == "dima_binconv":          # seed 002 Fig. 4b: sim.compile.dima_map
             slot, chan, obase, pbase = _dima_stage(
@@ -1007,7 +1002,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                 ci=ci,
                 pi=pi, si=si, layers=layers, shapes=shapes, config=config, k=kp,
                 region=region, bases=(slot, chan, obase, pbase), where=where,
-                depths=(offset_depth, patch_depth, imem_depth), class_at=(koff, width))
+                depths=(offset_depth, patch_depth, imem_depth), class_at=(koff, width),
+                layout=layout)
             continue
         # weight buffer and requant table
         if stream is not None:          # loaded per channel tile below, not resident
@@ -1122,6 +1118,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     if layout is not None:
         cursor = {"slot": slot, "chan": chan, "obase": obase, "pbase": pbase, "images": images,
                   "table": [], "offsets": offsets, "patches": patches}
+        if config.class_split is not None:      # seed 002 sec. 3.3: pools on class B's Sum
+            cursor.update(width=width, class_k=lambda r: _class_k(_dm, config, k, r)[0])
         stages = _ls.finish(
             sys.modules[__name__], model=model, config=config, k=k, layout=layout, plans=plans,
             extras=extras, stages=stages, cursor=cursor,
@@ -1190,11 +1188,14 @@ def _pad_to(image: np.ndarray, width: int) -> np.ndarray:
 
 
 def _dima_stage(stages, images, table, offsets, patches, *, ly, ci, pi, si, layers, shapes,
-                config, k, region, bases, where, depths, class_at=(0, None)) -> tuple:
+                config, k, region, bases, where, depths, class_at=(0, None),
+                layout=None) -> tuple:
     """Append the stage of a ``bin_gconv2d`` layer on the FA/FS lanes (``sim.compile.dima_map``):
     its
     buffer image, requant entries, offset and patch entries; returns the next bases
-    ``(slot, chan, obase, pbase)``."""
+    ``(slot, chan, obase, pbase)``. ``layout``: ``sim.compile.layer_stages``' data layout of a
+    model with standalone layers or branches (the stage's input and output bases from it),
+    None for the two-region layout."""
     from sim.compile import dima_map
     slot, chan, obase, pbase = bases
     offset_depth, patch_depth, imem_depth = depths
@@ -1212,7 +1213,7 @@ def _dima_stage(stages, images, table, offsets, patches, *, ly, ci, pi, si, laye
         for t in range(3):
             table[t].extend([0] * out_ch)
         table[3].extend(dima_map.threshold_words(ly, chan, config))
-    in_shape, conv_shape = tuple(shapes[ci]), tuple(shapes[ci + 1])
+    in_shape, conv_shape = tuple(shapes[_ls.reads_of(layers, ci) + 1]), tuple(shapes[ci + 1])
     out_shape = tuple(shapes[pi + 1]) if pi is not None else conv_shape
     pool = None if pi is None else layers[pi].kind[:3]
     name = f"layer{ci} {ly.kind}" + ("" if pi is None else f" + layer{pi} {layers[pi].kind}")
@@ -1225,6 +1226,9 @@ def _dima_stage(stages, images, table, offsets, patches, *, ly, ci, pi, si, laye
         group=4 if pool else 1, buffer_base=slot, channel_base=chan,
         in_base=region * (si % 2), out_base=region * ((si + 1) % 2), offset_base=obase,
         patch_base=pbase, config=config)
+    if layout is not None:              # standalone layers: sim.compile.layer_stages' data layout
+        fields.update(in_base=layout.of(_ls.reads_of(layers, ci)),
+                      out_base=layout.of(fields["golden_index"]))
     stage, image, offs = dima_map.build_stage(
         Stage, Chunk, layer=ly, in_shape=in_shape, config=config, subarrays=k,
         pooled=pool is not None, where=where, fields=fields, imem_depth=imem_depth,

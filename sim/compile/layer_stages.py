@@ -9,7 +9,9 @@ one
 output channel, run on the multiply route (``and_bitcount``: ``sum x*w`` over a patch's terms,
 exact). Patches are single windows gathered from the data memory through the patch and offset
 tables as any convolution's (no padding: every term is inside, so each entry's kernel position
-is 0 and its mask 1; the patch mask's width limits no window).
+is 0 and its mask 1; the patch mask's width limits no window). With seed 002's ``class_split``
+the passes run on the multiply route's class, class B (the seed's sec. 3.3: average pooling by
+the Sum and Shifter units of the class-B subarrays), their weight words zero-extended to the mat.
 
 * ``avg_pool2d`` (any kernel, stride) and ``global_avg_pool2d`` (the window is the whole map):
   one pass, a patch per output (channel-major, golden's flat layout), fan-in ``k`` = the window,
@@ -195,6 +197,8 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
     ly = layers[li]
     where = f"layer {li} ({ly.kind})"
     route = _route(config, where, c._fail)
+    if "class_k" in cursor:     # a class split (seed 002): the route's class's subarrays only
+        k = cursor["class_k"](route.name)
     n, cols = config.operand_bits, config.columns
     width = k * cols
     in_shape, out_shape = tuple(shapes[li]), tuple(shapes[li + 1])
@@ -252,7 +256,8 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
                              + f", but {fld} is {sizes[fld]}", fld, n_need)
         c._base(where, "weight-buffer slot", cursor["slot"] + tiles * n - 1)
         planes = c._weight_planes(np.asarray(weight, np.int8).reshape(1, -1), tiles, tw, n)
-        cursor["images"].append(np.tile(planes, (1, k)) if mode == "segmented" else planes)
+        image = np.tile(planes, (1, k)) if mode == "segmented" else planes
+        cursor["images"].append(c._pad_to(image, cursor.get("width", image.shape[1])))
         cursor["slot"] += tiles * n
         cursor["offsets"] += [(int(o) % c._ADDR_MOD, 0) for o in offsets]
         cursor["obase"] += fan_in
