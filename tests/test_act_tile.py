@@ -138,3 +138,17 @@ def test_moves_in_the_count_and_the_chip_model():
     figs = dict(latency_s=1e-3, energy_j=1e-6, ops=1000, data_words=0, program_words=0,
                 mat_area_mm2=1.0)
     assert chip.chip_model(config, compiled, **figs)["bits_per_image"] == words * 32 + entries * 48
+
+
+def test_bundled_model_tiled_equals_golden():
+    """The bundled Fashion-MNIST AdderNet in a data memory of 1,024 words (it needs 4,096
+    untiled): one random image, every stage == golden, the count == the cycle model."""
+    from golden.model import bundled_model_path, load_model
+    model = load_model(bundled_model_path("fashion_addernet"))
+    config = preset("nand_spin")
+    with pytest.raises(CompileError, match=r"raise data_words to at least 4096"):
+        compile_model(model, config, out_depth=1024)
+    compiled = compile_model(model, config, out_depth=1024, tile_activations=True)
+    assert any(st.act_bands > 1 for st in compiled.stages)
+    x = np.random.default_rng(SEED).integers(0, 256, (1, *model.input_shape)).astype(np.uint8)
+    _check(model, x, compiled, compiled.subarrays, "fashion_addernet nand_spin 1024 words")
