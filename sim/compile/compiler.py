@@ -1584,6 +1584,7 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
     for si, stage in enumerate(compiled.stages):
         sr = StageRun(stage.name, stage.golden_index, micro_ops=dict.fromkeys(counter_names(), 0),
                       host_words=len(words) if si == 0 else 0)
+        target = _at.new_tensor(stage)      # the store's copy of a tiled stage's output
         for chunk in stage.chunks:
             for b, img, tbl in _ws_loads(stage, chunk.index):     # sim.compile.weight_stream
                 for i, bits in enumerate(img):
@@ -1600,8 +1601,6 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
             if res.error:
                 raise RunError(f"{stage.name} chunk {chunk.index}: the core reported an error: "
                                f"{res.reason}")
-            if chunk.index == 0:
-                target = _at.new_tensor(stage)
             sr.act_words += _at.run_stores(stage, chunk.index, executor.read_dmem, target)
             for k, v in res.counters.items():
                 sr.micro_ops[k] += v
