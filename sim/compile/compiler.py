@@ -1027,8 +1027,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         groups = ly.groups if _gc.is_generic(ly) else 1     # views per group (sim.compile.grouped)
         if stream is None:              # streamed: each channel tile's (weight_stream)
             _base(where, "weight-buffer slot", slot + (tiles * n - 1) * out_ch)
-        planes = _weight_planes(w, tiles, tw, n)
-        if stream is None and groups == 1:
+        if stream is None and groups == 1:  # (streamed / grouped: per view, weight_stream)
+            planes = _weight_planes(w, tiles, tw, n)
             images.append(_pad_to(np.tile(planes, (1, kp)) if mode == "segmented" else planes,
                                   width))
         zsum_base = None
