@@ -18,6 +18,12 @@ channel tiles, the host writing each tile's weights before its chunks, and an FC
 depthwise-separable model (``sim.compile.grouped``): a 3x3 depthwise adder convolution (groups = 4),
 a
 1x1 multiply convolution, a 3x3 stride-2 grouped multiply convolution (2 groups), an FC.
+And a model whose activations do not fit a data memory of 256 words (``sim.compile.act_tile``;
+compiled for 256 of the build's words): a 2 x 12 x 12 input, a 3x3 padded adder convolution
+with a fused 2x2 max pool (in bands of output rows, the host loading each band's input rows and
+patch-table entries and storing its outputs), a 3x3 stride-2 padded multiply convolution (tiled:
+its input from the store, its output to it), and an FC (resident, its input loaded from the
+store).
 """
 
 import dataclasses
@@ -40,6 +46,9 @@ SPEC = [("conv", "adder_conv2d", 2, 5, 2, 2), ("pool", "max", 3, 1),
 GROUPED = ((4, 6, 6), [("g", "adder_gconv2d", 4, 3, 1, 1, 4),
                        ("g", "mul_gconv2d", 6, 1, 1, 0, 1),
                        ("g", "mul_gconv2d", 4, 3, 2, 1, 2)])
+TILED = ((2, 12, 12), [("conv", "adder_conv2d", 4, 3, 1, 1), ("pool", "max", 2, 2),
+                       ("conv", "mul_conv2d", 4, 3, 2, 1), ("flatten",),
+                       ("linear", "adder_linear", 3)])
 STREAMED = ((256, 1, 1), [("conv", "adder_conv2d", 20, 1, 1, 0), ("flatten",),
                          ("linear", "mul_linear", 3)])
 
@@ -50,7 +59,7 @@ def _model(seed, which="layers"):
         rng = np.random.default_rng(seed)
         x = rng.integers(0, 256, (1, *GROUPED[0]), dtype=np.uint8)
         return grouped_model(rng, x, GROUPED[1])
-    in_shape, spec = {"layers": (IN_SHAPE, SPEC), "streamed": STREAMED}.get(
+    in_shape, spec = {"layers": (IN_SHAPE, SPEC), "streamed": STREAMED, "tiled": TILED}.get(
         which, SPECS["projection_shortcut"])
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (1, *in_shape), dtype=np.uint8)
@@ -94,6 +103,12 @@ async def core_layers_grouped(dut):
                                         "mul_linear"])
 
 
+@cocotb.test()
+async def core_layers_tiled_activations(dut):
+    """Activations tiled through a 256-word data memory: every stage == golden."""
+    await _check_model(dut, "tiled", ["adder_conv2d", "mul_conv2d", "adder_linear"])
+
+
 async def _check_model(dut, which, want_kinds):
     from sim.compile.compiler import compile_model
     p = load_params()
@@ -103,7 +118,13 @@ async def _check_model(dut, which, want_kinds):
     rng = np.random.default_rng(mseed + 1)
     x = rng.integers(0, 256, (p["images"], *model.input_shape)).astype(np.uint8)
     config = _config()
-    compiled = compile_model(model, config, stream_weights=which == "streamed")
+    if which == "tiled":                # sim.compile.act_tile: 256 of the build's words
+        compiled = compile_model(model, config, out_depth=256, tile_activations=True)
+        bands = [st.act_bands for st in compiled.stages]
+        assert bands[0] > 1 and bands[1] >= 1 and bands[2] == 0, (
+            f"{BLOCK}: tiled model's bands per stage {bands}")
+    else:
+        compiled = compile_model(model, config, stream_weights=which == "streamed")
     if which == "streamed":
         loads = [len(st.weight_loads) for st in compiled.stages]
         assert loads == [2, 1], f"{BLOCK}: streamed model's channel tiles per stage {loads}"

@@ -383,9 +383,10 @@ def test_reference_nets_build_and_refusals():
     row = reference_nets.evaluate("alexnet", "nand_spin", check_images=0)
     # its 3x3 stride-2 pools are stages of their own now (sim.compile.layer_stages); its weights and
     # requant entries are streamed (sim.compile.weight_stream), but its activations do not fit the
-    # largest data memory (the first convolution's output alone: 96 x 55 x 55 words)
+    # largest data memory (the first convolution's output alone: 96 x 55 x 55 words), and
+    # activation tiling (sim.compile.act_tile) of standalone layers is not built yet
     assert 96 * 55 * 55 > 65536
-    assert row["status"] == "refused" and "the data memory needs" in row["reason"] \
+    assert row["status"] == "refused" and "not built yet" in row["reason"] \
         and "data_words is at most 65536" in row["reason"], row
 
 

@@ -410,13 +410,15 @@ def _add_estimate(res: ModelCount, compiled, model, images: int) -> None:
     from sim.compile import weight_stream as _ws
     host_cycles = round(data + programs)
     stream = _ws.cost(compiled)         # streamed weights: bus cycles and energy, per image
+    from sim.compile import act_tile as _at
+    act = _at.cost(compiled)            # tiled activations' moves: likewise
     rep = energy.estimate(compiled.config, res.counters, ops=ops,
                           columns_active=compiled.width, host={"data_words": data},
-                          host_cycles=host_cycles + stream["bus_cycles"])
+                          host_cycles=host_cycles + stream["bus_cycles"] + act["bus_cycles"])
     res.ops = ops
     res.host = {"data_words": data, "program_words": programs, "host_cycles": host_cycles,
-                "weight_stream": stream}
-    res.estimate = _with_stream(rep.to_dict(), stream)
+                "weight_stream": stream, "act_tile": act}
+    res.estimate = _at.with_cost(_with_stream(rep.to_dict(), stream), act)
 
 
 def _with_stream(est: dict, stream: dict) -> dict:
@@ -449,15 +451,17 @@ def stage_figures(res: ModelCount, compiled, model) -> list:
     from sim.analysis.report import host_port_words, stage_ops
     port = host_port_words(compiled, 1)[0]
     stream = _ws.cost(compiled)
+    from sim.compile import act_tile as _at
+    act = _at.cost(compiled)["per_stage"]
     rows = []
-    for sc, st, hp, part in zip(res.stages, compiled.stages, port, stream["per_stage"],
-                                strict=True):
+    for sc, st, hp, part, mv in zip(res.stages, compiled.stages, port, stream["per_stage"],
+                                    act, strict=True):
         ops = stage_ops(model, st.layer_index)["ops"]
-        rep = _with_stream(energy.estimate(
+        rep = _at.with_cost(_with_stream(energy.estimate(
             compiled.config, sc.counters, ops=ops, columns_active=compiled.width,
             host={"data_words": hp["data_words"]},
-            host_cycles=hp["data_words"] + hp["program_words"] + part["bus_cycles"]).to_dict(),
-            part)
+            host_cycles=hp["data_words"] + hp["program_words"] + part["bus_cycles"]
+            + mv["bus_cycles"]).to_dict(), part), mv)
         rows.append({"stage": st.name, "layer_index": st.layer_index,
                      "cycles": sc.counters["cycles"], "ops": ops,
                      "energy_j": rep.get("energy_j"), "latency_s": rep.get("latency_s"),
@@ -575,6 +579,12 @@ def table(res: ModelCount) -> str:
                      f"{ws['slots']:,} buffer words and "
                      f"{ws['entries']:,} requant entries per image, {ws['bus_cycles']:,} bus "
                      f"cycles, {ws['energy_j'] * 1e6:.4g} uJ (in the latency and energy below)")
+    at = (res.host or {}).get("act_tile") or {}
+    if at.get("words"):
+        lines.append("activations tiled (sim.compile.act_tile): "
+                     f"{at['loads']:,} words loaded and {at['stores']:,} stored per image, "
+                     f"{at['bus_cycles']:,} bus cycles, {at['energy_j'] * 1e6:.4g} uJ (in the "
+                     f"latency and energy below)")
     if res.estimate:
         lines.append(f"energy {f['energy_j'] * 1e6:.4g} uJ, latency {f['latency_s'] * 1e3:.4g} "
                      f"ms, {f['ops']:,} ops, {f['gops']:.4g} GOPS, {f['gops_per_w']:.4g} GOPS/W")
@@ -596,6 +606,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream-weights", action="store_true",
                    help="stream weights that do not fit the weight buffer into it per layer "
                    "(sim.compile.weight_stream), their bus cycles and energy counted")
+    p.add_argument("--tile-activations", action="store_true",
+                   help="run stages whose activations do not fit the data memory in bands of "
+                   "output rows moved to and from a chip-level store (sim.compile.act_tile), "
+                   "their bus cycles and energy counted")
     p.add_argument("--skip", default=None,
                    help="zero skipping: the fraction of tile dots skipped, one for all stages "
                    "or one per stage (comma-separated); default none skipped")
@@ -635,9 +649,11 @@ def main(argv=None) -> int:
         try:
             if args.propose:
                 config = propose_config(model, config, subarrays=mat,
-                                        stream_weights=args.stream_weights)
+                                        stream_weights=args.stream_weights,
+                                        tile_activations=args.tile_activations)
             compiled = compile_model(model, config, subarrays=mat,
-                                     stream_weights=args.stream_weights)
+                                     stream_weights=args.stream_weights,
+                                     tile_activations=args.tile_activations)
         except CompileError as e:
             raise UserError(f"--preset {name} --mat {mat}: model {model.name!r} does not "
                             f"compile: {e}") from None

@@ -356,6 +356,11 @@ class Stage:
     #: host writes of the buffer (and of the requant table: ``(first channel, [(m, s, b)])``
     #: or None) before that chunk runs, every image; empty when resident.
     weight_loads: list = field(default_factory=list, repr=False)
+    #: Activation tiling (``sim.compile.act_tile``): ``(chunk index, "load" / "store", data-memory
+    #: address, tensor offset, words)`` host moves between the data memory and the activation
+    #: store, every image; ``act_bands``: the bands of a tiled stage (0: resident).
+    act_moves: list = field(default_factory=list, repr=False)
+    act_bands: int = 0
 
     @property
     def in_size(self) -> int:
@@ -798,7 +803,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                   out_depth: int | None = None, imem_depth: int | None = None,
                   offset_depth: int | None = None,
                   patch_depth: int | None = None,
-                  stream_weights: bool = False) -> CompiledModel:
+                  stream_weights: bool = False,
+                  tile_activations: bool = False) -> CompiledModel:
     """Map ``model`` onto a core of ``config`` (see the module docstring).
 
     Parameters
@@ -819,6 +825,10 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         When the compute layers' weights do not fit ``buffer_slots`` at once: load them into
         the buffer per layer (per tile of output channels) while the image runs, instead of
         refusing (``sim.compile.weight_stream``). Default False.
+    tile_activations : bool
+        When a stage's input or output does not fit half the data memory: run it in bands of
+        output rows whose activations the host moves between the data memory and a chip-level
+        activation store (``sim.compile.act_tile``), instead of refusing. Default False.
 
     Raises
     ------
@@ -962,6 +972,14 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     region, what = max(sizes, key=lambda s: s[0])
     layout = (_ls.layout_for(model, plans, extras) if extras or _ls.has_branches(layers)
               else None)
+    tplan = None                        # activation tiling (sim.compile.act_tile)
+    if tile_activations and (layout.words > out_depth if layout is not None
+                             else 2 * region > out_depth):
+        from sim.compile import act_tile as _at
+        _at.refuse_layout(layout, extras, _fail)      # standalone layers: not built yet
+        if layout is None:
+            tplan = _at.plan(sys.modules[__name__], model, plans, shapes, config, _fail)
+            region = tplan.half
     if layout is not None and layout.words > out_depth:
         _too_small(f"the data memory needs {layout.words} words for the tensors alive at once "
                    f"(standalone layers {', '.join(map(str, extras))}: sim.compile.layer_stages' "
@@ -981,6 +999,9 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         mults, shifts, biases = [1] * chan, [0] * chan, [0] * chan
     mults, shifts, biases = [], [], []
     offsets, patches = [], []
+    if tplan is not None:               # the bands' patch-table region (sim.compile.act_tile)
+        pbase = tplan.patch_region
+        patches += [(0, 0)] * pbase
     for si, ((ci, pi, route), (fan_in, out_ch, mode, tw, tiles)) in enumerate(
             zip(plans, infos, strict=True)):
         ly = layers[ci]
@@ -1009,9 +1030,10 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         if stream is not None:          # loaded per channel tile below, not resident
             resident_slot, slot = slot, stream[0]
         groups = ly.groups if _gc.is_generic(ly) else 1     # views per group (sim.compile.grouped)
-        _base(where, "weight-buffer slot", slot + (tiles * n - 1) * out_ch)
-        planes = _weight_planes(w, tiles, tw, n)
-        if stream is None and groups == 1:
+        if stream is None:              # streamed: each channel tile's (weight_stream)
+            _base(where, "weight-buffer slot", slot + (tiles * n - 1) * out_ch)
+        if stream is None and groups == 1:  # (streamed / grouped: per view, weight_stream)
+            planes = _weight_planes(w, tiles, tw, n)
             images.append(_pad_to(np.tile(planes, (1, kp)) if mode == "segmented" else planes,
                                   width))
         zsum_base = None
@@ -1062,6 +1084,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             stage.kernel = (kh, kw)
             stage.stride, stage.padding = int(ly.params["stride"]), int(ly.params["padding"])
             c_in, h, wi = in_shape
+            if tplan is not None:       # a band's rows per channel (sim.compile.act_tile)
+                h = _at.offset_rows(tplan, si, h)
             cc, yy, xx = np.meshgrid(np.arange(c_in), np.arange(kh), np.arange(kw),
                                      indexing="ij")
             offs = (cc * h * wi + yy * wi + xx).ravel()
@@ -1083,7 +1107,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         offsets += list(zip(offs.tolist(), kpos.tolist(), strict=True))
         obase += fan_in * groups
         # chunks, then the patch table in the order the chunk programs read it
-        if pbase + stage.n_patches > patch_depth:
+        if pbase + stage.n_patches > patch_depth and not (tplan and tplan.tiled.get(si)):
             _too_small(f"{where}: its {stage.n_patches} patch-table entries (from entry "
                        f"{pbase}) need {pbase + stage.n_patches}, but patch_entries is "
                        f"{patch_depth}", "patch_entries", pbase + stage.n_patches)
@@ -1097,6 +1121,15 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                 cursor=(slot, obase, pbase), lists=(images, offsets, patches,
                                                     (mults, shifts, biases)),
                 imem_depth=imem_depth, standalone=layout is not None)
+            stages.append(stage)
+            continue
+        if tplan is not None and tplan.tiled.get(si):     # bands (sim.compile.act_tile)
+            stage.act_bands = len(tplan.bands[si][2])
+            patches += _at.build_tiled(sys.modules[__name__], stage, si, tplan, w, route, config,
+                                       stream, where, imem_depth=imem_depth, width=width,
+                                       table=tstream, layer=ly)
+            slot = resident_slot if stream is not None else slot
+            chan = resident_chan if tstream is not None else chan
             stages.append(stage)
             continue
         if stream is not None or groups > 1:    # views: channel tiles, groups
@@ -1135,12 +1168,14 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         # output (out_base + out_start + out_size); the core flags a pointer past data_words
         # even when nothing is written there (sim.compile.layer_stages checks its own layout).
         end, st_end = max(((st.out_base + ch.out_start + st.out_size, st)
-                           for st in stages for ch in st.chunks), key=lambda e: e[0],
-                          default=(0, None))
+                           for st in stages for ch in st.chunks if not st.act_bands),
+                          key=lambda e: e[0], default=(0, None))
         if end > out_depth:
             _too_small(f"{st_end.name}: its chunks' write pointer ends at word {end} (the "
                        f"output at {st_end.out_base}, {st_end.out_size} words, and a chunk's "
                        f"last step), but data_words is {out_depth}", "data_words", end)
+    if tplan is not None:
+        _at.link(stages, tplan)
     buffer = np.concatenate(images)
     compiled = CompiledModel(config=config, subarrays=k, width=width, buffer=buffer,
                          table=(tuple(mults), tuple(shifts), tuple(biases)),
@@ -1250,12 +1285,13 @@ def _dima_stage(stages, images, table, offsets, patches, *, ly, ci, pi, si, laye
 
 
 def propose_config(model: Model, config, *, subarrays: int | None = None,
-                   stream_weights: bool = False):
+                   stream_weights: bool = False, tile_activations: bool = False):
     """``config`` with each size the model needs raised to the smallest allowed value that
     holds it (``rtl.config.SIZE_FIELDS``; sizes that suffice are kept): compile, raise the
     field a :class:`CompileError` names, repeat. With ``stream_weights``, weights that no
     buffer size holds are streamed (``compile_model(..., stream_weights=True)``, which the
-    proposal is then for) through the largest buffer.
+    proposal is then for) through the largest buffer. With ``tile_activations``, activations
+    that no data memory holds are tiled (``sim.compile.act_tile``) through the largest.
 
     Raises
     ------
@@ -1265,10 +1301,11 @@ def propose_config(model: Model, config, *, subarrays: int | None = None,
         message.
     """
     config = check_config(config)
-    config = _one_pass(model, config, subarrays, stream_weights)
+    config = _one_pass(model, config, subarrays, stream_weights, tile_activations)
     while True:                 # every step raises one field: at most a few dozen steps
         try:
-            compile_model(model, config, subarrays=subarrays, stream_weights=stream_weights)
+            compile_model(model, config, subarrays=subarrays, stream_weights=stream_weights,
+                          tile_activations=tile_activations)
             return config
         except CompileError as e:
             top = SIZE_FIELDS["buffer_slots"][2]
@@ -1286,7 +1323,7 @@ def propose_config(model: Model, config, *, subarrays: int | None = None,
             config = replace(config, **{e.field: e.size})
 
 
-def _one_pass(model, config, subarrays, stream_weights):
+def _one_pass(model, config, subarrays, stream_weights, tile_activations=False):
     """``config`` with every size the model uses when compiled with the largest sizes
     (``rtl.config.SIZE_FIELDS``' maxima) raised to hold it, at once; ``config`` unchanged if
     that compile fails (the caller's loop then reports the first shortfall). The sizes depend
@@ -1294,7 +1331,8 @@ def _one_pass(model, config, subarrays, stream_weights):
     :func:`propose_config` compiles the result and raises what is still short."""
     top = replace(config, **{f: SIZE_FIELDS[f][2] for f in SIZE_FIELDS})
     try:
-        compiled = compile_model(model, top, subarrays=subarrays, stream_weights=stream_weights)
+        compiled = compile_model(model, top, subarrays=subarrays, stream_weights=stream_weights,
+                                 tile_activations=tile_activations)
     except (CompileError, ValueError):  # the loop below reports it (ValueError: a config)
         return config
     stages = compiled.stages
@@ -1466,6 +1504,8 @@ class StageRun:
     zero_skip: dict = field(default_factory=dict)   # rtl.isa.ZERO_SKIP_COUNTERS, summed
     weight_words: int = 0           # buffer words the host streamed in (sim.compile.weight_stream)
     table_words: int = 0            # requant entries the host streamed in (likewise)
+    act_words: int = 0              # data-memory words moved to/from the activation store
+                                    # (sim.compile.act_tile)
 
 
 @dataclass
@@ -1548,7 +1588,9 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
         load_compiled(compiled, executor)
     words = compiled.input_words(x_image)
     base = compiled.stages[0].in_base
-    for i, v in enumerate(words.tolist()):
+    from sim.compile import act_tile as _at     # activation tiling: the store's tensors
+    source = words.astype(np.int64)
+    for i, v in enumerate(words.tolist() if not _at.input_in_store(compiled) else ()):
         executor.write_dmem(base + i, v)
     outputs, runs = [], []
     totals = dict.fromkeys(counter_names(), 0)
@@ -1556,6 +1598,7 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
     for si, stage in enumerate(compiled.stages):
         sr = StageRun(stage.name, stage.golden_index, micro_ops=dict.fromkeys(counter_names(), 0),
                       host_words=len(words) if si == 0 else 0)
+        target = _at.new_tensor(stage)      # the store's copy of a tiled stage's output
         for chunk in stage.chunks:
             for b, img, tbl in _ws_loads(stage, chunk.index):     # sim.compile.weight_stream
                 for i, bits in enumerate(img):
@@ -1566,10 +1609,13 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
                     for i, (m_, s_, b_) in enumerate(entries):
                         executor.write_table(ch0 + i, m_, s_, b_)
                     sr.table_words += len(entries)
+            sr.act_words += _at.run_loads(stage, chunk.index, executor.write_dmem, source,
+                                          executor.write_patch)
             res = executor.run(chunk.program)
             if res.error:
                 raise RunError(f"{stage.name} chunk {chunk.index}: the core reported an error: "
                                f"{res.reason}")
+            sr.act_words += _at.run_stores(stage, chunk.index, executor.read_dmem, target)
             for k, v in res.counters.items():
                 sr.micro_ops[k] += v
                 totals[k] += v
@@ -1581,10 +1627,12 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
         sr.write_backs = sr.micro_ops["write_row"] + sr.micro_ops["program"]
         sr.write_back_erases = sr.micro_ops["erase"]
         try:
-            y = stage.read_output([executor.read_dmem(stage.out_base + i)
+            y = stage.read_output(target if target is not None else
+                                  [executor.read_dmem(stage.out_base + i)
                                    for i in range(stage.out_size)])
         except ValueError as e:
             raise RunError(str(e)) from None
+        source = np.asarray(y, dtype=np.int64).reshape(-1) & 0xFFFFFFFF   # the store's words
         outputs.append(y)
         runs.append(sr)
     return RunResult(logits=outputs[-1], outputs=outputs, counters=totals, stages=runs,

@@ -155,6 +155,19 @@ class CoreHost:
                 await self._tick()
         dut.agu_we.value = 0
 
+    async def write_patch_entries(self, base: int, entries) -> None:
+        """Patch-table entries ``base ..`` from ``(base, mask)`` pairs (a tiled stage's band,
+        ``sim.compile.act_tile``)."""
+        from rtl.isa import OFFSET_BITS
+        dut = self.dut
+        dut.agu_we.value = 1
+        dut.agu_sel.value = 1
+        for i, (low, high) in enumerate(entries):
+            dut.agu_addr.value = base + i
+            dut.agu_data.value = int(low) | int(high) << OFFSET_BITS
+            await self._tick()
+        dut.agu_we.value = 0
+
     async def write_dmem(self, base: int, values) -> None:
         """Data-memory words ``base ..`` from ``values`` (ints, stored mod 2**32)."""
         dut = self.dut
@@ -334,12 +347,20 @@ class CoreHost:
         t0 = time.perf_counter()
         first = compiled.stages[0]
         before = self.host_cycles
-        await self.write_dmem(first.in_base, np.asarray(x_image, dtype=np.int64).ravel())
+        from sim.compile import act_tile as _at     # tiled activations: the store's tensors
+        source = np.asarray(x_image, dtype=np.int64).ravel()
+        if not _at.input_in_store(compiled):
+            await self.write_dmem(first.in_base, source)
         self.wall["load"] += time.perf_counter() - t0
         for stage in compiled.stages:
             stage_counters = dict.fromkeys(counter_names(), 0)
             stage_zs: dict = {}
+            target = _at.new_tensor(stage)
             for chunk in stage.chunks:
+                for d, t, n in _at.loads_before(stage, chunk.index):   # from the store
+                    await self.write_dmem(d, source[t:t + n])
+                for e0, entries in _at.patches_before(stage, chunk.index):  # a band's
+                    await self.write_patch_entries(e0, entries)
                 if stage.weight_loads:          # streamed weights (sim.compile.weight_stream)
                     from sim.compile.weight_stream import loads_before
                     for b, img, tbl in loads_before(stage, chunk.index):
@@ -355,9 +376,13 @@ class CoreHost:
                 for k, v in self.last_zero_skip.items():
                     self.zero_skip_totals[k] = self.zero_skip_totals.get(k, 0) + v
                     stage_zs[k] = stage_zs.get(k, 0) + v
+                for d, t, n in _at.stores_after(stage, chunk.index):    # into the store
+                    target[t:t + n] = await self.read_dmem(d, n)
             t2 = time.perf_counter()
-            words = await self.read_dmem(stage.out_base, stage.out_size)
+            words = (target if target is not None else
+                     await self.read_dmem(stage.out_base, stage.out_size))
             y = stage.read_output(words)
+            source = np.asarray(y, dtype=np.int64).ravel() & 0xFFFFFFFF
             self.wall["read"] += time.perf_counter() - t2
             self.last_stages.append({
                 "name": stage.name, "golden_index": stage.golden_index, "kind": stage.kind,

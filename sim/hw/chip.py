@@ -17,7 +17,9 @@ What crosses the bus:
   ``sim.analysis.report.host_port_words``),
   each mat separately (ASSUMPTION ``broadcast``: no broadcast of programs), and the streamed
   weight-buffer words and requant entries of a model whose weights do not fit the buffer
-  (``sim.compile.weight_stream.cost``; the weight loading then writes the resident part only).
+  (``sim.compile.weight_stream.cost``; the weight loading then writes the resident part only),
+  and the data-memory words of a model whose activations are tiled
+  (``sim.compile.act_tile.cost``: loaded from and stored to the chip's activation store).
 
 Throughput (:func:`chip_model`): images per second = min(compute bound = mats / the mat's
 latency per image, bus bound = bus_bits x clock / bits per image); the smaller names the
@@ -103,6 +105,10 @@ def chip_model(config, compiled, *, latency_s: float, energy_j: float, ops: int,
         # streamed: per image on the bus
         from sim.compile.weight_stream import cost as _stream_cost
         image_bits += _stream_cost(compiled)["bits"]
+    if any(getattr(st, "act_moves", None) for st in getattr(compiled, "stages", ())):
+        # tiled activations: their moves to and from the store, per image on the bus
+        from sim.compile.act_tile import cost as _act_cost
+        image_bits += _act_cost(compiled)["bits"]
     compute_ips = mats / latency_s
     bus_ips = rate / image_bits if image_bits else math.inf
     ips = min(compute_ips, bus_ips)

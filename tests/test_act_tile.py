@@ -1,0 +1,154 @@
+"""Activation tiling (sim.compile.act_tile, ``compile_model(..., tile_activations=True)``): models
+whose activations do not fit the data memory, run on the cycle model in bands of output rows
+against golden (logits and every stage output), the counting mode equal to the cycle model
+counter for counter, the host's moves equal to the cost model's, and a data memory too small
+for one band refused naming the layer, the field and the size that holds it."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from golden.model import infer_int
+from rtl.config import preset
+from sim.analysis.counting import count_model
+from sim.compile import act_tile
+from sim.compile.compiler import CompileError, compile_model, run_compiled
+from sim.hw.core_model import CoreModel
+from tests.layer_models import random_model
+
+SEED = 20261130
+
+#: Padded convolutions (3x3, a fused 2x2 max pool, stride 2, an unpadded 2x2) and a last FC.
+CHAIN = ((3, 16, 16), [("conv", "adder_conv2d", 8, 3, 1, 1), ("pool", "max", 2, 2),
+                       ("conv", "mul_conv2d", 10, 3, 2, 1), ("conv", "adder_conv2d", 5, 2, 1, 0),
+                       ("flatten",), ("linear", "adder_linear", 4)])
+
+
+def _small(name, **kw):
+    return dataclasses.replace(preset(name), rows=256, columns=16, subarrays_per_mat=1,
+                               mats=1, **kw)
+
+
+def _model(spec, seed):
+    rng = np.random.default_rng(seed)
+    shape, layers = spec
+    x = rng.integers(0, 256, (2, *shape)).astype(np.uint8)
+    return random_model(layers, shape, rng, x[:1]), x
+
+
+def _check(model, x, compiled, mat, where):
+    core = CoreModel(compiled.config, subarrays=mat)
+    golden = infer_int(model, x, trace=True)
+    for i, img in enumerate(x):
+        r = run_compiled(compiled, img, core, load_weights=i == 0)
+        for st, y in zip(compiled.stages, r.outputs, strict=True):
+            want = np.asarray(golden[st.golden_index][i]).reshape(st.out_shape)
+            bad = np.flatnonzero(y.ravel() != want.ravel())
+            assert not bad.size, (f"{where} image {i} {st.name} index {bad[0]}: "
+                                  f"{y.ravel()[bad[0]]} != golden {want.ravel()[bad[0]]} "
+                                  f"(seed {SEED})")
+        skipped = ([s.zero_skip.get("zs_tiles", 0) for s in r.stages]
+                   if compiled.config.zero_skip else None)
+        c = count_model(compiled, skipped=skipped)
+        diff = {k: (c.counters[k], v) for k, v in r.counters.items() if c.counters[k] != v}
+        assert not diff, f"{where} image {i}: count != cycle model: {diff}"
+        cost = act_tile.cost(compiled)
+        assert [s.act_words for s in r.stages] == [p["words"] for p in cost["per_stage"]]
+    return r
+
+
+@pytest.mark.parametrize("preset_name,mat", [("jeit_stt", 1), ("nand_spin", 2)])
+def test_tiled_model_equals_golden_and_count(preset_name, mat):
+    model, x = _model(CHAIN, SEED + mat)
+    config = _small(preset_name, data_words=512)
+    with pytest.raises(CompileError, match=r"raise data_words to at least 2048"):
+        compile_model(model, config, subarrays=mat)     # two regions of 3 x 16 x 16 = 768
+    compiled = compile_model(model, config, subarrays=mat, tile_activations=True)
+    bands = [st.act_bands for st in compiled.stages]
+    # 768 input words and 8 x 16 x 16 conv outputs (512 pooled) exceed a 256-word half: the
+    # first two stages are tiled, the last two resident
+    assert min(bands[:2]) > 1 and bands[2:] == [0, 0], bands
+    _check(model, x, compiled, mat, f"{preset_name} mat {mat}")
+    # every output word of a tiled stage stored once, every input word loaded at least once
+    for st, (ld, stv) in zip(compiled.stages, act_tile.moved_words(compiled), strict=True):
+        if st.act_bands:
+            assert stv == st.out_size and ld >= st.in_size, (st.name, ld, stv)
+
+
+def test_tiled_with_streamed_weights():
+    model, x = _model(CHAIN, SEED + 7)
+    config = _small("nand_spin", data_words=512, buffer_slots=64)
+    compiled = compile_model(model, config, subarrays=1, tile_activations=True,
+                             stream_weights=True)
+    st = compiled.stages[0]
+    assert st.act_bands > 1 and len(st.weight_loads) > st.act_bands, (
+        st.act_bands, len(st.weight_loads))
+    _check(model, x, compiled, 1, "nand_spin streamed")
+
+
+def test_one_band_too_big_names_the_layer_and_size():
+    model, x = _model(CHAIN, SEED)
+    config = _small("jeit_stt", data_words=256)
+    with pytest.raises(CompileError) as e:
+        compile_model(model, config, subarrays=1, tile_activations=True)
+    msg = str(e.value)
+    # one pooled output row: 2 conv rows, 4 input rows of 3 x 16 = 192 words > a 128 half
+    assert msg.startswith("layer 0 (adder_conv2d)") and "192" in msg, msg
+    assert "raise data_words to at least 512 (--data-words)" in msg, msg
+    assert (e.value.field, e.value.size) == ("data_words", 512)
+    compile_model(model, dataclasses.replace(config, data_words=512), subarrays=1,
+                  tile_activations=True)
+
+
+def test_standalone_layers_refused_as_not_built():
+    spec = ((2, 16, 16), [("conv", "mul_conv2d", 4, 3, 1, 1), ("conv", "adder_conv2d", 4, 3, 1, 1),
+                          ("add", 1), ("gap",), ("flatten",), ("linear", "mul_linear", 3)])
+    model, _ = _model(spec, SEED)
+    # a data memory of the allowed sizes holds it: the compiler's own message, tiled or not
+    with pytest.raises(CompileError, match=r"raise data_words to at least 4096"):
+        compile_model(model, _small("jeit_stt", data_words=512), subarrays=1,
+                      tile_activations=True)
+    # none does (its input of 2 x 256 x 256 alone is more than 65,536 words): not built yet
+    big = ((2, 256, 256), [("conv", "mul_conv2d", 2, 1, 1, 0), ("conv", "adder_conv2d", 2, 1, 1, 0),
+                           ("add", 1), ("gap",), ("flatten",), ("linear", "mul_linear", 3)])
+    model, _ = _model(big, SEED)
+    with pytest.raises(CompileError, match=r"act_tile\) of a model with standalone layers .* "
+                                           r"is not built yet; .*at most 65536"):
+        compile_model(model, _small("jeit_stt"), subarrays=1, tile_activations=True)
+
+
+def test_moves_in_the_count_and_the_chip_model():
+    from sim.hw import chip
+    model, _ = _model(CHAIN, SEED)
+    config = _small("jeit_stt", data_words=512)
+    compiled = compile_model(model, config, subarrays=1, tile_activations=True)
+    res = count_model(compiled, model)
+    cost = act_tile.cost(compiled)
+    words = sum(ld + stv for ld, stv in act_tile.moved_words(compiled))
+    # each band's patch-table entries written with it: every patch of a tiled stage once
+    entries = sum(st.n_patches for st in compiled.stages if st.act_bands)
+    assert cost["words"] == words > 0 and cost["patch_entries"] == entries > 0
+    assert cost["bus_cycles"] == words + entries         # one word (entry) per cycle
+    est = res.estimate
+    clock = config.clock_mhz * 1e6
+    # the latency: the core's cycles, the host port's words (image, programs) and the moves
+    want = res.counters["cycles"] + res.host["host_cycles"] + words + entries
+    assert est["latency_s"] * clock == pytest.approx(want)
+    figs = dict(latency_s=1e-3, energy_j=1e-6, ops=1000, data_words=0, program_words=0,
+                mat_area_mm2=1.0)
+    assert chip.chip_model(config, compiled, **figs)["bits_per_image"] == words * 32 + entries * 48
+
+
+def test_bundled_model_tiled_equals_golden():
+    """The bundled Fashion-MNIST AdderNet in a data memory of 1,024 words (it needs 4,096
+    untiled): one random image, every stage == golden, the count == the cycle model."""
+    from golden.model import bundled_model_path, load_model
+    model = load_model(bundled_model_path("fashion_addernet"))
+    config = preset("nand_spin")
+    with pytest.raises(CompileError, match=r"raise data_words to at least 4096"):
+        compile_model(model, config, out_depth=1024)
+    compiled = compile_model(model, config, out_depth=1024, tile_activations=True)
+    assert any(st.act_bands > 1 for st in compiled.stages)
+    x = np.random.default_rng(SEED).integers(0, 256, (1, *model.input_shape)).astype(np.uint8)
+    _check(model, x, compiled, compiled.subarrays, "fashion_addernet nand_spin 1024 words")
