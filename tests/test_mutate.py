@@ -335,3 +335,30 @@ def test_wilson_interval():
     lo, hi = wilson(9, 10)          # p 0.9, z 1.96: centre 0.7890, half 0.1931 (by hand)
     assert abs(lo - 0.5958) < 1e-3 and abs(hi - 0.9821) < 1e-3, (lo, hi)
     assert wilson(10, 10)[1] == 1.0 and wilson(0, 5)[0] == 0.0
+
+
+def test_the_unmutated_run_traces_every_python_process(tmp_path, monkeypatch):
+    """The unmutated run traces the lines of the target in every Python process it starts (as
+    the simulators' embedded Python, where the cocotb side runs), not only in pytest's: here a
+    test runs one branch itself and the other in a child process; both are recorded, the
+    line neither runs is not."""
+    import sim.analysis.mutate as mutate
+    mod = tmp_path / "blockmod.py"
+    mod.write_text("def build(flag):\n"        # 1
+                   "    if flag:\n"            # 2
+                   "        return 2\n"        # 3
+                   "    if flag is None:\n"    # 4
+                   "        return 0\n"        # 5
+                   "    return 3\n")           # 6
+    (tmp_path / "test_block.py").write_text(
+        "import subprocess, sys\nfrom blockmod import build\n\n"
+        "def test_build():\n    assert build(True) == 2\n"
+        "    r = subprocess.run([sys.executable, '-c', 'import blockmod; blockmod.build(False)'])\n"
+        "    assert r.returncode == 0\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    traced = tmp_path / "lines.json"
+    outcome, _, tail = mutate._run_tests(tmp_path, ["test_block.py"], "icarus", 120, 1,
+                                         trace=mod, traced=traced)
+    assert outcome == "survived", tail
+    ran = mutate.traced_lines(traced)
+    assert {2, 3, 4, 6} <= ran and 5 not in ran, sorted(ran)

@@ -14,11 +14,10 @@ the first failure. A mutant is *killed* when the tests fail (a test's assertion,
 no longer elaborates or builds: the report keeps the last lines of pytest's output to tell
 which) or when they run past ``--timeout`` seconds (``killed_timeout``, counted as killed: a
 mutant that hangs the core is caught); it *survives* when they pass. A mutant on lines
-that the unmutated run never executes (traced in the pytest process, where the hardware is
-elaborated: :func:`pytest_configure`) is *uncovered*: no test builds it, it is not run, and it
-counts as not killed. (Lines run only by the cocotb side, in the simulator's process, such as
-an ``rtl`` helper that encodes a test's stimulus, are not traced and count as uncovered too:
-the score errs low, never high.)
+that the unmutated run never executes (traced in every Python process of that run: the
+pytest process, where the hardware is elaborated, and the simulators', where the cocotb side
+runs and may call an ``rtl`` helper that encodes a test's stimulus; :func:`pytest_configure`)
+is *uncovered*: no test builds or uses it, it is not run, and it counts as not killed.
 
 A survivor is *equivalent* (left out of ``score``; ``score_raw`` counts it) when the hardware
 its tests simulated is provably the unmutated hardware, file by file over every Verilog file
@@ -75,7 +74,8 @@ from sim.util import UserError
 
 __all__ = ["Mutant", "mutants_of", "apply", "run", "main", "COVERING", "verilog_digest",
            "same_function", "state_matched_equivalent", "verilog_equivalent", "judge",
-           "summarize", "wilson", "rejudge", "YOSYS_FLOW", "YOSYS_READ", "YOSYS_PROVE"]
+           "summarize", "wilson", "traced_lines", "rejudge", "YOSYS_FLOW", "YOSYS_READ",
+           "YOSYS_PROVE"]
 
 REPO = Path(__file__).resolve().parents[2]
 #: What the temporary copy holds (the tests need nothing else).
@@ -246,25 +246,29 @@ def _copy_repo(dest: Path) -> None:
 TRACE_FILE, TRACE_OUT = "SPINPIM_MUTATE_TRACE_FILE", "SPINPIM_MUTATE_TRACE_OUT"
 
 
-def pytest_configure(config):
-    """Pytest hook (``-p sim.analysis.mutate``, the unmutated run only): with :data:`TRACE_FILE`
-    set,
-    record which lines of that file run in the pytest process (the elaboration: the cocotb
-    side runs in the simulator's process and builds no hardware) and write them to
-    :data:`TRACE_OUT` at exit. A mutant on lines that never ran builds the same hardware in
-    every test: it is *uncovered*, not run and not killed."""
-    import atexit
-    import threading
-    target, out = os.environ.get(TRACE_FILE), os.environ.get(TRACE_OUT)
-    if not target or not out:
-        return
+#: Source of the line tracer (standard library only: it also runs as the ``sitecustomize`` of
+#: every Python process of the unmutated run, :func:`_run_tests`, before any import of ours).
+#: ``start(target, out)`` records the lines of the file ``target`` that run in this process
+#: (every thread) and rewrites ``out``, a JSON list, atomically whenever a new line runs (a
+#: simulator may end without running Python's exit handlers).
+_TRACER = """
+import json, os, sys, threading
+
+
+def start(target, out):
     target = os.path.realpath(target)
-    seen: set[int] = set()
-    codes: dict = {}
+    seen, codes = set(), {}
+
+    def note(line):
+        if line not in seen:
+            seen.add(line)
+            with open(out + ".part", "w") as f:
+                json.dump(sorted(seen), f)
+            os.replace(out + ".part", out)
 
     def local(frame, event, arg):
         if event == "line":
-            seen.add(frame.f_lineno)
+            note(frame.f_lineno)
         return local
 
     def calls(frame, event, arg):
@@ -273,29 +277,68 @@ def pytest_configure(config):
         if mine is None:
             mine = codes[code] = os.path.realpath(code.co_filename) == target
         if mine:
-            seen.add(frame.f_lineno)
+            note(frame.f_lineno)
             return local
         return None
 
     sys.settrace(calls)
     threading.settrace(calls)
-    atexit.register(lambda: Path(out).write_text(json.dumps(sorted(seen))))
+"""
+#: The ``sitecustomize`` of the unmutated run: with :data:`TRACE_FILE` set, trace this process
+#: into ``<TRACE_OUT>.pid-<pid>`` (the simulators' embedded Python, where the cocotb side runs).
+_SITECUSTOMIZE = _TRACER + """
+
+if os.environ.get("SPINPIM_MUTATE_TRACE_FILE") and os.environ.get("SPINPIM_MUTATE_TRACE_OUT"):
+    start(os.environ["SPINPIM_MUTATE_TRACE_FILE"],
+          os.environ["SPINPIM_MUTATE_TRACE_OUT"] + ".pid-" + str(os.getpid()))
+"""
+
+
+def pytest_configure(config):
+    """Pytest hook (``-p sim.analysis.mutate``): with :data:`TRACE_FILE` set, record which lines
+    of that file run in the pytest process (the elaboration) into :data:`TRACE_OUT`. The
+    unmutated run of :func:`_run_tests` traces every Python process instead (the pytest
+    process and the simulators', where the cocotb side runs: an ``rtl`` helper that encodes a
+    test's stimulus) through a ``sitecustomize``. A mutant on lines that never ran in any of
+    them builds the same hardware and drives the same stimulus in every test: it is
+    *uncovered*, not run and not killed."""
+    target, out = os.environ.get(TRACE_FILE), os.environ.get(TRACE_OUT)
+    if not target or not out:
+        return
+    space: dict = {}
+    exec(_TRACER, space)
+    space["start"](target, out)
+
+
+def traced_lines(out: Path) -> set | None:
+    """The lines recorded under ``out`` (:data:`TRACE_OUT`) by every traced process of a run,
+    ``None`` if none recorded any."""
+    out = Path(out)
+    files = [p for p in [out, *out.parent.glob(out.name + ".pid-*")]
+             if p.is_file() and not p.name.endswith(".part")]
+    if not files:
+        return None
+    return set().union(*(json.loads(p.read_text()) for p in files))
 
 
 def _run_tests(workdir: Path, tests: list[str], sim: str, timeout: float, programs: int,
                trace: Path | None = None, traced: Path | None = None):
     """``(outcome, seconds, tail of output)``: outcome ``survived``, ``killed``,
-    ``killed_timeout``. With ``trace`` (a file) the lines of it that run are written to
-    ``traced``."""
+    ``killed_timeout``. With ``trace`` (a file) the lines of it that run in any Python process
+    of the run are written under ``traced`` (:func:`traced_lines`)."""
     env = dict(os.environ, SIM=sim, PYTHONPATH=str(workdir), SPINPIM_SEED="1",
                SPINPIM_RANDOM_PROGRAMS=str(programs), PYTHONDONTWRITEBYTECODE="1",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    plugin = []
-    if trace is not None:
-        env.update({TRACE_FILE: str(trace), TRACE_OUT: str(traced)})
-        plugin = ["-p", "sim.analysis.mutate"]
+    if trace is not None:               # every Python process of the run: its sitecustomize
+        site = Path(workdir) / ".mutate-trace"
+        site.mkdir(exist_ok=True)
+        (site / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+        for old in Path(traced).parent.glob(Path(traced).name + ".pid-*"):
+            old.unlink()
+        env.update({TRACE_FILE: str(trace), TRACE_OUT: str(traced),
+                    "PYTHONPATH": f"{site}{os.pathsep}{workdir}"})
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-           "-p", "no:randomly", *plugin, *tests]
+           "-p", "no:randomly", *tests]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -757,7 +800,7 @@ def run(files, *, mutants: int, sim: str, seed: int, timeout: float | None, test
             traced.unlink(missing_ok=True)
             outcome, took, tail = _run_tests(work, covering, sim, BASELINE_TIMEOUT, programs,
                                              trace=work / rel, traced=traced)
-            ran = set(json.loads(traced.read_text())) if traced.is_file() else None
+            ran = traced_lines(traced)
             if outcome != "survived":
                 raise UserError(f"{rel}: the covering tests fail without a mutation "
                                 f"({outcome}): {tail}")
