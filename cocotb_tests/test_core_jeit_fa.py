@@ -187,3 +187,83 @@ def test_dot_is_the_routes():
     ops = [i.op for i in dot_body(config)]
     n = config.operand_bits
     assert ops == [Opcode.FS_STEP] * 2 * n + [Opcode.NOP] * 4
+
+
+#: Operand width of :func:`jeit_fa_full_width`: as many planes as the FA sums have bits, so the
+#: array's steps reach the top bit of its ``acc_bits``-wide sum registers.
+def _full_width(config) -> int:
+    return config.acc_bits
+
+
+def full_width_program(config, n: int) -> list:
+    """Words of the route's dot stretched to ``n`` planes (SIGN pass, DIFF pass into the array,
+    the flush), then LOGIT words of the mat's sum and of each subarray's."""
+    from rtl.fa_array import tree_depth
+    from sim.routes.base import op
+    from sim.routes.jeit_fa import ACC, LAST
+    body = [op(Opcode.FS_STEP, imm=1 if b == 0 else 0, a=b, b=b) for b in range(n)]
+    for b in range(n):
+        imm = 2 | ACC | (1 if b == 0 else 0) | (LAST if b == n - 1 else 0)
+        body.append(op(Opcode.FS_STEP, imm=imm, a=b, b=b))
+    body += [Instr(Opcode.NOP)] * tree_depth(config.columns)
+    k = config.subarrays_per_mat
+    return asm.assemble(body + [_logit(d) for d in range(k + 1)] + [asm.halt()])
+
+
+@cocotb.test()
+async def jeit_fa_full_width(dut):
+    """Dots of ``acc_bits``-bit operands (planes 0 .. acc_bits - 1): every step of the array
+    lands a sum bit up to the top bit of its sum registers, which the compiled layers (8-bit
+    operands, 12-bit sums) never reach. Each subarray's sum and the mat's == ``golden.pim.
+    l1_fa_tree`` mod ``2**acc_bits`` (the registers' width) and the cycle model; the vectors
+    set the top bit of every subarray's sum at least once (checked)."""
+    from sim.hw.core_model import CoreModel
+    from sim.flows.rtl_backend import CoreHost
+    p = load_params()
+    rng_py, seed = make_rng(p, "jeit_fa_full_width")
+    rng = np.random.default_rng(rng_py.getrandbits(64))
+    config = small_config()
+    n, k, c = _full_width(config), config.subarrays_per_mat, config.columns
+    width, mod = k * c, 1 << config.acc_bits
+    top = (1 << n) - 1
+    host = CoreHost(dut, config)
+    await host.reset()
+    model = CoreModel(config)
+    await host.write_table([0], [0], [0])
+    model.write_table(0, 0, 0, 0)
+    words = full_width_program(config, n)
+    zero = np.zeros(width, np.int64)
+    one_big = zero.copy()
+    one_big[::c] = (1 << (n - 1)) | 5          # one term per subarray with the top bit
+    pairs = [(np.full(width, top), zero),        # every sum 16 * (2**n - 1) mod 2**n
+             (zero, one_big), (one_big, zero)]
+    pairs += [(rng.integers(0, top + 1, width), rng.integers(0, top + 1, width))
+              for _ in range(3)]
+    ones = np.ones(width, np.uint8)
+    top_set = [False] * k
+    for t, (x, w) in enumerate(pairs):
+        xp, wp = planes(x, n), planes(w, n)
+        await host.array_commands([(MacroCmd.WRITE, b, xp[b], ones) for b in range(n)])
+        await host.write_buffer(wp)
+        for b in range(n):
+            model.array_command(MacroCmd.WRITE, b, xp[b])
+            model.write_buffer(b, wp[b])
+        parts = [int(l1_fa_tree(x[i * c:(i + 1) * c], w[i * c:(i + 1) * c], n)[0])
+                 for i in range(k)]
+        plain = int(np.abs(x - w).sum())
+        assert sum(parts) == plain, f"{BLOCK}: golden.pim.l1_fa_tree {sum(parts)} != numpy {plain}"
+        want = [sum(parts) % mod] + [s % mod for s in parts]
+        top_set = [s or bool(v >> (config.acc_bits - 1)) for s, v in zip(top_set, want[1:],
+                                                                          strict=True)]
+        counters = await host.run(words, max_cycles=1000)
+        got = await host.read_outputs(k + 1)
+        ref = model.run(words)
+        where = (f"{BLOCK}: {n}-bit dot, vector pair {t} (seed {seed}; rerun with "
+                 f"SPINPIM_SEED={seed})")
+        assert not ref.error, f"{where}: cycle model error {ref.reason}"
+        assert got == want, (f"{where}: rtl [mat, subarrays...] {got} != golden mod 2**"
+                             f"{config.acc_bits} {want} (x {x.tolist()}, w {w.tolist()})")
+        assert got == list(ref.out[:k + 1]), f"{where}: rtl {got} != cycle model {ref.out}"
+        assert counters == ref.counters, (f"{where}: rtl counters {counters} != cycle model "
+                                          f"{ref.counters}")
+    assert all(top_set), f"{BLOCK}: the vectors never set the top bit of a sum: {top_set}"

@@ -291,3 +291,74 @@ def test_a_bad_timeout_is_one_line(capsys):
     assert mutate.main(["rtl/ppu.py", "--timeout", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--timeout 0.0: must be a number of seconds > 0" in err[0], err
+
+
+def _mem_body(*, guard="<3", data_xor=0):
+    """A memory of 3 words of 8 bits (addresses 0 .. 2 of a 2-bit address): written with b at
+    address a[0:2] when op[0] and the ``guard`` on the address holds, read at a[2:4] into y.
+    ``guard`` "<3" writes only inside the memory; "" also writes to address 3, beyond its end
+    (which the memory ignores); "<2" drops the writes to address 2."""
+    from amaranth.hdl import Const
+    from amaranth.lib.memory import Memory
+
+    def body(m, s):
+        m.submodules.mem = mem = Memory(shape=8, depth=3, init=[])
+        rd, wr = mem.read_port(domain="comb"), mem.write_port()
+        waddr = s.a[0:2]
+        ok = {"<3": waddr < 3, "<2": waddr < 2, "": Const(1)}[guard]
+        m.d.comb += [wr.addr.eq(waddr), wr.data.eq(s.b ^ data_xor), wr.en.eq(s.op[0] & ok),
+                     rd.addr.eq(s.a[2:4]), s.y.eq(rd.data), s.acc.eq(0)]
+    return body
+
+
+def test_writes_beyond_a_memory_are_no_ops(tmp_path):
+    """Enabling the writes to addresses beyond a memory's end (as ``rtl/ppu.py``'s channel check
+    mutated to always true does) changes nothing the memory keeps: equivalent. Dropping writes
+    inside it, or writing other data, is different hardware: never equivalent (soundness)."""
+    from sim.analysis.mutate import verilog_equivalent
+    gold = _verilog(tmp_path, "gold", _mem_body())
+    gate = _verilog(tmp_path, "beyond", _mem_body(guard=""))
+    assert gate.read_bytes() != gold.read_bytes()
+    same, why = verilog_equivalent(gold, gate, tmp_path)
+    assert same and "SAT proof" in why, why
+    for name, body in (("inside", _mem_body(guard="<2")), ("data", _mem_body(data_xor=1)),
+                       ("both", _mem_body(guard="", data_xor=1))):
+        gate = _verilog(tmp_path, name, body)
+        same, why = verilog_equivalent(gold, gate, tmp_path)
+        assert not same and "SAT proof over matched state failed" in why, (name, why)
+
+
+def test_wilson_interval():
+    """The 95 % Wilson interval against values computed by hand from its formula."""
+    from sim.analysis.mutate import wilson
+    assert wilson(0, 0) is None
+    lo, hi = wilson(9, 10)          # p 0.9, z 1.96: centre 0.7890, half 0.1931 (by hand)
+    assert abs(lo - 0.5958) < 1e-3 and abs(hi - 0.9821) < 1e-3, (lo, hi)
+    assert wilson(10, 10)[1] == 1.0 and wilson(0, 5)[0] == 0.0
+
+
+def test_the_unmutated_run_traces_every_python_process(tmp_path, monkeypatch):
+    """The unmutated run traces the lines of the target in every Python process it starts (as
+    the simulators' embedded Python, where the cocotb side runs), not only in pytest's: here a
+    test runs one branch itself and the other in a child process; both are recorded, the
+    line neither runs is not."""
+    import sim.analysis.mutate as mutate
+    mod = tmp_path / "blockmod.py"
+    mod.write_text("def build(flag):\n"        # 1
+                   "    if flag:\n"            # 2
+                   "        return 2\n"        # 3
+                   "    if flag is None:\n"    # 4
+                   "        return 0\n"        # 5
+                   "    return 3\n")           # 6
+    (tmp_path / "test_block.py").write_text(
+        "import subprocess, sys\nfrom blockmod import build\n\n"
+        "def test_build():\n    assert build(True) == 2\n"
+        "    r = subprocess.run([sys.executable, '-c', 'import blockmod; blockmod.build(False)'])\n"
+        "    assert r.returncode == 0\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    traced = tmp_path / "lines.json"
+    outcome, _, tail = mutate._run_tests(tmp_path, ["test_block.py"], "icarus", 120, 1,
+                                         trace=mod, traced=traced)
+    assert outcome == "survived", tail
+    ran = mutate.traced_lines(traced)
+    assert {2, 3, 4, 6} <= ran and 5 not in ran, sorted(ran)

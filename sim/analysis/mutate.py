@@ -14,18 +14,19 @@ the first failure. A mutant is *killed* when the tests fail (a test's assertion,
 no longer elaborates or builds: the report keeps the last lines of pytest's output to tell
 which) or when they run past ``--timeout`` seconds (``killed_timeout``, counted as killed: a
 mutant that hangs the core is caught); it *survives* when they pass. A mutant on lines
-that the unmutated run never executes (traced in the pytest process, where the hardware is
-elaborated: :func:`pytest_configure`) is *uncovered*: no test builds it, it is not run, and it
-counts as not killed. (Lines run only by the cocotb side, in the simulator's process, such as
-an ``rtl`` helper that encodes a test's stimulus, are not traced and count as uncovered too:
-the score errs low, never high.)
+that the unmutated run never executes (traced in every Python process of that run: the
+pytest process, where the hardware is elaborated, and the simulators', where the cocotb side
+runs and may call an ``rtl`` helper that encodes a test's stimulus; :func:`pytest_configure`)
+is *uncovered*: no test builds or uses it, it is not run, and it counts as not killed.
 
 A survivor is *equivalent* (left out of ``score``; ``score_raw`` counts it) when the hardware
 its tests simulated is provably the unmutated hardware, file by file over every Verilog file
 the tests wrote under ``build/sim`` (one design and its test bench per build directory, for
 every configuration and simulator the tests build): each file is byte for byte the unmutated
 one, or it is a design whose netlist computes the same function at its ports
-(:func:`verilog_equivalent`: yosys turns both files into one-bit gates, memories and
+(:func:`verilog_equivalent`: first :func:`state_matched_equivalent`, a SAT proof over the
+state matched by name, memories' writes compared by their effect, so a write beyond a
+memory's end is none, as in the memory; else yosys turns both files into one-bit gates, memories and
 flip-flops after its optimisations, :data:`YOSYS_FLOW`; :func:`same_function` then proves by
 colour refinement that every output bit has the same cycle-by-cycle computation from the
 inputs, constants and init values in both). The check is sound (it never calls a mutant that
@@ -73,7 +74,8 @@ from sim.util import UserError
 
 __all__ = ["Mutant", "mutants_of", "apply", "run", "main", "COVERING", "verilog_digest",
            "same_function", "state_matched_equivalent", "verilog_equivalent", "judge",
-           "summarize", "rejudge", "YOSYS_FLOW", "YOSYS_READ", "YOSYS_PROVE"]
+           "summarize", "wilson", "traced_lines", "rejudge", "YOSYS_FLOW", "YOSYS_READ",
+           "YOSYS_PROVE"]
 
 REPO = Path(__file__).resolve().parents[2]
 #: What the temporary copy holds (the tests need nothing else).
@@ -244,25 +246,29 @@ def _copy_repo(dest: Path) -> None:
 TRACE_FILE, TRACE_OUT = "SPINPIM_MUTATE_TRACE_FILE", "SPINPIM_MUTATE_TRACE_OUT"
 
 
-def pytest_configure(config):
-    """Pytest hook (``-p sim.analysis.mutate``, the unmutated run only): with :data:`TRACE_FILE`
-    set,
-    record which lines of that file run in the pytest process (the elaboration: the cocotb
-    side runs in the simulator's process and builds no hardware) and write them to
-    :data:`TRACE_OUT` at exit. A mutant on lines that never ran builds the same hardware in
-    every test: it is *uncovered*, not run and not killed."""
-    import atexit
-    import threading
-    target, out = os.environ.get(TRACE_FILE), os.environ.get(TRACE_OUT)
-    if not target or not out:
-        return
+#: Source of the line tracer (standard library only: it also runs as the ``sitecustomize`` of
+#: every Python process of the unmutated run, :func:`_run_tests`, before any import of ours).
+#: ``start(target, out)`` records the lines of the file ``target`` that run in this process
+#: (every thread) and rewrites ``out``, a JSON list, atomically whenever a new line runs (a
+#: simulator may end without running Python's exit handlers).
+_TRACER = """
+import json, os, sys, threading
+
+
+def start(target, out):
     target = os.path.realpath(target)
-    seen: set[int] = set()
-    codes: dict = {}
+    seen, codes = set(), {}
+
+    def note(line):
+        if line not in seen:
+            seen.add(line)
+            with open(out + ".part", "w") as f:
+                json.dump(sorted(seen), f)
+            os.replace(out + ".part", out)
 
     def local(frame, event, arg):
         if event == "line":
-            seen.add(frame.f_lineno)
+            note(frame.f_lineno)
         return local
 
     def calls(frame, event, arg):
@@ -271,29 +277,68 @@ def pytest_configure(config):
         if mine is None:
             mine = codes[code] = os.path.realpath(code.co_filename) == target
         if mine:
-            seen.add(frame.f_lineno)
+            note(frame.f_lineno)
             return local
         return None
 
     sys.settrace(calls)
     threading.settrace(calls)
-    atexit.register(lambda: Path(out).write_text(json.dumps(sorted(seen))))
+"""
+#: The ``sitecustomize`` of the unmutated run: with :data:`TRACE_FILE` set, trace this process
+#: into ``<TRACE_OUT>.pid-<pid>`` (the simulators' embedded Python, where the cocotb side runs).
+_SITECUSTOMIZE = _TRACER + """
+
+if os.environ.get("SPINPIM_MUTATE_TRACE_FILE") and os.environ.get("SPINPIM_MUTATE_TRACE_OUT"):
+    start(os.environ["SPINPIM_MUTATE_TRACE_FILE"],
+          os.environ["SPINPIM_MUTATE_TRACE_OUT"] + ".pid-" + str(os.getpid()))
+"""
+
+
+def pytest_configure(config):
+    """Pytest hook (``-p sim.analysis.mutate``): with :data:`TRACE_FILE` set, record which lines
+    of that file run in the pytest process (the elaboration) into :data:`TRACE_OUT`. The
+    unmutated run of :func:`_run_tests` traces every Python process instead (the pytest
+    process and the simulators', where the cocotb side runs: an ``rtl`` helper that encodes a
+    test's stimulus) through a ``sitecustomize``. A mutant on lines that never ran in any of
+    them builds the same hardware and drives the same stimulus in every test: it is
+    *uncovered*, not run and not killed."""
+    target, out = os.environ.get(TRACE_FILE), os.environ.get(TRACE_OUT)
+    if not target or not out:
+        return
+    space: dict = {}
+    exec(_TRACER, space)
+    space["start"](target, out)
+
+
+def traced_lines(out: Path) -> set | None:
+    """The lines recorded under ``out`` (:data:`TRACE_OUT`) by every traced process of a run,
+    ``None`` if none recorded any."""
+    out = Path(out)
+    files = [p for p in [out, *out.parent.glob(out.name + ".pid-*")]
+             if p.is_file() and not p.name.endswith(".part")]
+    if not files:
+        return None
+    return set().union(*(json.loads(p.read_text()) for p in files))
 
 
 def _run_tests(workdir: Path, tests: list[str], sim: str, timeout: float, programs: int,
                trace: Path | None = None, traced: Path | None = None):
     """``(outcome, seconds, tail of output)``: outcome ``survived``, ``killed``,
-    ``killed_timeout``. With ``trace`` (a file) the lines of it that run are written to
-    ``traced``."""
+    ``killed_timeout``. With ``trace`` (a file) the lines of it that run in any Python process
+    of the run are written under ``traced`` (:func:`traced_lines`)."""
     env = dict(os.environ, SIM=sim, PYTHONPATH=str(workdir), SPINPIM_SEED="1",
                SPINPIM_RANDOM_PROGRAMS=str(programs), PYTHONDONTWRITEBYTECODE="1",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    plugin = []
-    if trace is not None:
-        env.update({TRACE_FILE: str(trace), TRACE_OUT: str(traced)})
-        plugin = ["-p", "sim.analysis.mutate"]
+    if trace is not None:               # every Python process of the run: its sitecustomize
+        site = Path(workdir) / ".mutate-trace"
+        site.mkdir(exist_ok=True)
+        (site / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+        for old in Path(traced).parent.glob(Path(traced).name + ".pid-*"):
+            old.unlink()
+        env.update({TRACE_FILE: str(trace), TRACE_OUT: str(traced),
+                    "PYTHONPATH": f"{site}{os.pathsep}{workdir}"})
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-           "-p", "no:randomly", *plugin, *tests]
+           "-p", "no:randomly", *tests]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -504,6 +549,8 @@ def _cut_state(mod: dict) -> tuple[dict | None, str]:
         state[key] = (kind, sorted((k, str(v)) for k, v in cell.get("parameters", {}).items()),
                       [init.get(b) for b in out_bits])
         tag = "cut_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        if kind == "$mem_v2":
+            conns = _effective_writes(mod, cells, cname, cell)
         for p in sorted(conns):
             if dirs.get(p) == "output":
                 ports[f"{tag}_{p}"] = {"direction": "input", "bits": conns[p]}
@@ -512,6 +559,76 @@ def _cut_state(mod: dict) -> tuple[dict | None, str]:
             else:
                 return None, f"{kind} {cname}: port {p} of unknown direction"
     return {**mod, "ports": ports, "cells": cells, "state": state}, ""
+
+
+def _effective_writes(mod: dict, cells: dict, cname: str, mem: dict) -> dict:
+    """The connections of the memory cell ``mem`` (``$mem_v2``) with its write ports' inputs
+    replaced by what a write does to the memory, built from new cells added to ``cells``
+    (nets numbered after ``mod``'s): per port, the enable bits ``en & in_range(addr)``, the
+    address where any of them is set (else 0), and the data where its enable is set (else 0).
+
+    A write to an address outside ``[OFFSET, OFFSET + SIZE)`` changes nothing (a Verilog
+    array ignores it, as yosys's memory mapping does); nor do the address and data of a write
+    whose enable is clear, nor a data bit whose enable bit is clear. Two designs whose effective
+    writes are the same therefore move every memory to the same next state, so comparing these
+    instead of the raw inputs keeps :func:`state_matched_equivalent` sound: it proves only
+    what the memory itself cannot tell apart (a mutant that enables writes beyond the
+    memory's end)."""
+    def param(name):                     # yosys writes integers as binary strings
+        v = mem["parameters"][name]
+        return v if isinstance(v, int) else int(v, 2)
+
+    width, abits, size = param("WIDTH"), param("ABITS"), param("SIZE")
+    offset, ports = param("OFFSET"), param("WR_PORTS")
+    conns = dict(mem["connections"])
+    if ports == 0:
+        return conns
+    used = [b for m in (mod.get("netnames", {}).values()) for b in m["bits"]]
+    used += [b for c in mod.get("cells", {}).values() for v in c["connections"].values()
+             for b in v]
+    used += [b for c in cells.values() for v in c["connections"].values() for b in v]
+    fresh = iter(range(max([b for b in used if isinstance(b, int)] + [1]) + 1, 1 << 62))
+
+    def new(n):
+        return [next(fresh) for _ in range(n)]
+
+    def cell(kind, a, b, y, **extra):
+        params = {"A_SIGNED": 0, "B_SIGNED": 0, "A_WIDTH": len(a), "Y_WIDTH": len(y)}
+        conn, dirs = {"A": a, "Y": y}, {"A": "input", "Y": "output"}
+        if b is not None:
+            params["B_WIDTH"], conn["B"], dirs["B"] = len(b), b, "input"
+        else:
+            params.pop("B_SIGNED")
+        cells[f"$effective_write${cname}${len(cells)}"] = {
+            "hide_name": 1, "type": kind, "parameters": params, "attributes": {},
+            "port_directions": dirs, "connections": conn}
+
+    def const(value, n):
+        return [str((value >> j) & 1) for j in range(n)]
+
+    en_all, addr_all, data_all = [], [], []
+    for p in range(ports):
+        en = conns["WR_EN"][p * width:(p + 1) * width]
+        addr = conns["WR_ADDR"][p * abits:(p + 1) * abits]
+        data = conns["WR_DATA"][p * width:(p + 1) * width]
+        below, above = new(1), new(1)
+        cell("$lt", addr, const(offset + size, abits + 1), below)
+        if offset:
+            cell("$ge", addr, const(offset, abits + 1), above)
+        else:
+            above = ["1"]
+        inside = new(1)
+        cell("$and", below, above, inside)
+        en_eff, any_en = new(width), new(1)
+        cell("$and", en, inside * width, en_eff)
+        cell("$reduce_or", en_eff, None, any_en)
+        addr_eff, data_eff = new(abits), new(width)
+        cell("$and", addr, any_en * abits, addr_eff)
+        cell("$and", data, en_eff, data_eff)
+        en_all += en_eff
+        addr_all += addr_eff
+        data_all += data_eff
+    return {**conns, "WR_EN": en_all, "WR_ADDR": addr_all, "WR_DATA": data_all}
 
 
 def state_matched_equivalent(gold: Path, gate: Path, top: str,
@@ -528,7 +645,9 @@ def state_matched_equivalent(gold: Path, gate: Path, top: str,
     state, see the same inputs and move to the same state, so their outputs agree in every
     cycle of every input sequence. This proves what colour refinement cannot: a mutated
     operand of a NOP that selects a value no output uses in that cycle, a constant whose
-    change a later operation masks.
+    change a later operation masks. A memory's write ports are compared by what they do to
+    it (:func:`_effective_writes`): a write beyond the memory's end, or the address and data
+    of a disabled write, is no change, as in the memory itself.
     """
     yosys = shutil.which("yosys")
     if yosys is None:
@@ -681,7 +800,7 @@ def run(files, *, mutants: int, sim: str, seed: int, timeout: float | None, test
             traced.unlink(missing_ok=True)
             outcome, took, tail = _run_tests(work, covering, sim, BASELINE_TIMEOUT, programs,
                                              trace=work / rel, traced=traced)
-            ran = set(json.loads(traced.read_text())) if traced.is_file() else None
+            ran = traced_lines(traced)
             if outcome != "survived":
                 raise UserError(f"{rel}: the covering tests fail without a mutation "
                                 f"({outcome}): {tail}")
@@ -724,8 +843,21 @@ def run(files, *, mutants: int, sim: str, seed: int, timeout: float | None, test
     return report
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> list | None:
+    """The Wilson score interval ``[low, high]`` of a proportion of ``k`` in ``n`` (95 % for
+    the default ``z``), ``None`` for ``n = 0``: the range of a file's mutation score that its
+    sampled mutants support (``n`` the mutants judged, not the file's sites)."""
+    if n <= 0:
+        return None
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+
+
 def summarize(results: list[dict]) -> dict:
-    """The counts, ``score`` (killed / (run - equivalent)), ``score_raw`` (killed / run), the
+    """The counts, ``score`` (killed / (run - equivalent)) with its 95 % Wilson interval
+    ``score_ci95`` (:func:`wilson`), ``score_raw`` (killed / run), the
     survivors, the uncovered and the equivalents of one file's mutant results (an uncovered
     mutant counts as not killed in both scores)."""
     counts = {k: sum(r["outcome"] == k for r in results)
@@ -734,6 +866,7 @@ def summarize(results: list[dict]) -> dict:
     judged = len(results) - counts["equivalent"]
     return {"run": len(results), **counts,
             "score": round(killed / judged, 4) if judged else None,
+            "score_ci95": wilson(killed, judged),
             "score_raw": round(killed / len(results), 4) if results else None,
             "survivors": [r for r in results if r["outcome"] == "survived"],
             "uncovered_mutants": [r for r in results if r["outcome"] == "uncovered"],
@@ -756,7 +889,8 @@ def rejudge(report: dict, log=print) -> dict:
             m["equivalence"] = why if same else f"not proven: {why}"
             log(f"{rel} line {m['line']} {m['kind']}: {m['outcome']} ({m['equivalence']})")
         report["files"][rel] = {**{k: v for k, v in r.items()
-                                   if k in ("tests", "sites")}, **summarize(r["mutants"])}
+                                   if k in ("tests", "sites", "timeout_s")},
+                              **summarize(r["mutants"])}
     return report
 
 
@@ -770,7 +904,8 @@ def _write_report(report: dict, out: Path) -> None:
 def _print_scores(report: dict, out: Path) -> None:
     for rel, r in report["files"].items():
         k = r["killed"] + r["killed_timeout"]
-        print(f"{rel}: score {r['score']} ({k} of {r['run'] - r['equivalent']} killed: "
+        print(f"{rel}: score {r['score']} (95 % Wilson interval {r.get('score_ci95')}; "
+              f"{k} of {r['run'] - r['equivalent']} killed: "
               f"{r['killed']} by a failing test or build, {r['killed_timeout']} by the "
               f"timeout; {r['equivalent']} equivalent: the same hardware as unmutated); "
               f"{r['survived']} survivors, {r['uncovered']} uncovered (no test runs the "
