@@ -426,17 +426,8 @@ def _with_stream(est: dict, stream: dict) -> dict:
     the host cycles already) added to the energy, the class "loading data" and GOPS/W."""
     if not stream["slots"] and not stream["entries"]:
         return est
-    est = dict(est)
-    e = stream["energy_j"]
-    est["energy_per_op_j"] = {**est["energy_per_op_j"], "host_weight_stream": e}
-    est["energy_per_class_j"] = {**est["energy_per_class_j"],
-                                 "loading data": est["energy_per_class_j"]["loading data"] + e}
-    est["energy_j"] += e
-    if est.get("latency_s"):
-        est["power_w"] = est["energy_j"] / est["latency_s"]
-    if est.get("ops"):
-        est["gops_per_w"] = est["ops"] / est["energy_j"] / 1e9
-    return est
+    from sim.hw import energy
+    return energy.with_loading(est, "host_weight_stream", stream["energy_j"])
 
 
 def stage_figures(res: ModelCount, compiled, model) -> list:

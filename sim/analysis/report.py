@@ -586,16 +586,7 @@ def _with_stream(est: dict, part: dict) -> dict:
     est["weight_stream_j"] = float(part["energy_j"])
     if not part["slots"] and not part["entries"]:
         return est
-    e = part["energy_j"]
-    est["energy_per_op_j"] = {**est["energy_per_op_j"], "host_weight_stream": e}
-    est["energy_per_class_j"] = {**est["energy_per_class_j"], "loading data":
-                                 est["energy_per_class_j"].get("loading data", 0.0) + e}
-    est["energy_j"] += e
-    if est.get("latency_s"):
-        est["power_w"] = est["energy_j"] / est["latency_s"]
-    if est.get("ops"):
-        est["gops_per_w"] = est["ops"] / est["energy_j"] / 1e9
-    return est
+    return energy.with_loading(est, "host_weight_stream", part["energy_j"])
 
 
 def _param_table(params: dict) -> dict:

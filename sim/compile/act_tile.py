@@ -363,17 +363,8 @@ def with_cost(est: dict, act: dict) -> dict:
     the host cycles already) to the energy, the class "loading data" and GOPS/W."""
     if not act["words"] and not act["patch_entries"]:
         return est
-    est = dict(est)
-    e = act["energy_j"]
-    est["energy_per_op_j"] = {**est["energy_per_op_j"], "host_activation_moves": e}
-    est["energy_per_class_j"] = {**est["energy_per_class_j"],
-                                 "loading data": est["energy_per_class_j"]["loading data"] + e}
-    est["energy_j"] += e
-    if est.get("latency_s"):
-        est["power_w"] = est["energy_j"] / est["latency_s"]
-    if est.get("ops"):
-        est["gops_per_w"] = est["ops"] / est["energy_j"] / 1e9
-    return est
+    from sim.hw.energy import with_loading
+    return with_loading(est, "host_activation_moves", act["energy_j"])
 
 
 def run_loads(stage, index: int, write, source, write_patch=None) -> int:

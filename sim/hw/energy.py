@@ -72,7 +72,7 @@ __all__ = [
     "DATA_WORD_BITS", "OpCost", "table",
     "op_costs",
     "op_energy_fj", "SPLIT_ROWS", "energy_split", "device_times_ns", "device_cycles",
-    "periphery_area_mm2", "array_area_mm2", "Report", "estimate",
+    "periphery_area_mm2", "array_area_mm2", "Report", "estimate", "with_loading",
 ]
 
 _S001 = "seed 001 sec. 5.1"
@@ -674,6 +674,22 @@ def estimate(config: AcceleratorConfig, counters, *, ops: int | None = None,
         if rep.gops is not None:
             rep.gops_per_mm2 = rep.gops / rep.area_mm2
     return rep
+
+
+def with_loading(est: dict, op: str, energy_j: float) -> dict:
+    """A copy of ``Report.to_dict()`` ``est`` with ``energy_j`` of host loading (streamed
+    weights, tiled activations: their cycles are in the host cycles already) added to the
+    energy, to the op ``op`` and the class "loading data", with power and GOPS/W updated."""
+    est = dict(est)
+    est["energy_per_op_j"] = {**est["energy_per_op_j"], op: energy_j}
+    est["energy_per_class_j"] = {**est["energy_per_class_j"], "loading data":
+                                 est["energy_per_class_j"].get("loading data", 0.0) + energy_j}
+    est["energy_j"] += energy_j
+    if est.get("latency_s"):
+        est["power_w"] = est["energy_j"] / est["latency_s"]
+    if est.get("ops"):
+        est["gops_per_w"] = est["ops"] / est["energy_j"] / 1e9
+    return est
 
 
 def device_times_ns(config: AcceleratorConfig) -> dict[str, float]:
