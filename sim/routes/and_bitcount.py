@@ -70,18 +70,7 @@ def plane_pair_dot(n: int, opcode: Opcode, xrow, b) -> list:
     weight plane ``b(k)`` from the buffer, or ``AND2`` with weight row ``b(k)``) of input plane
     row ``xrow(m)``, reduced MSB pair first; the sign planes (k = n - 1 of the two's-complement
     weight) subtract, since the column reduce accumulates -dot."""
-    body, prev = [], None
-    for m, k in pair_order(n):
-        subtract = k != n - 1          # accumulating -dot: the sign plane adds
-        if prev is None:
-            imm = ReduceOp.L1_FIRST
-        elif m + k != prev:
-            imm = ReduceOp.SHIFT_SUB if subtract else ReduceOp.SHIFT_ADD
-        else:
-            imm = ReduceOp.SUB if subtract else ReduceOp.ADD
-        prev = m + k
-        body.append(op(opcode, imm=imm.value, a=xrow(m), b=b(k)))
-    return body
+    return bits_dot(n, n, n, opcode, xrow, b)
 
 
 register_route(AndBitcount())
