@@ -294,15 +294,21 @@ def test_headline_basis():
     assert mem["energy_with_memories_j"] == 9e-9
     assert mem["energy_with_memories_gate_count_j"] == pytest.approx(13e-9)
     assert [r["name"] for r in h["rows"]] == ["micro-ops only", "gate-count logic + memories",
-                                              "activity-based logic + leakage + memories"]
+                                              "activity-based logic + leakage + memories",
+                                              "sensitivity: SRAM leakage at its upper bound"]
     assert h["gops_per_w"] == pytest.approx(1000 / 9e-9 / 1e9)
+    from sim.hw import sram        # the SRAM leakage (1 nJ here) at its upper bound instead
+    ratio = (sram.PARAMS["leakage_pw_per_bit_upper"].value
+             / sram.PARAMS["leakage_pw_per_bit"].value)
+    assert ratio > 1 and h["rows"][-1]["energy_j"] == pytest.approx(9e-9 + 1e-9 * (ratio - 1))
     h = report._headline(per_image, mem, split, {"energy_j": 1e-9},
                          {"recorded": True, "basis": "rec"}, {"area_um2": 1.0})
     assert h["kind"] == "recorded activity" and "recorded measurement: rec" in h["basis"]
     mem = {"dynamic_j": 2e-9, "leakage_j": 1e-9}
     h = report._headline(per_image, mem, split, None, None, None)
     assert h["energy_j"] == pytest.approx(13e-9) and h["kind"] == "gate-count estimate"
-    assert "no cached synthesis" in h["basis"] and len(h["rows"]) == 2
+    assert "no cached synthesis" in h["basis"] and len(h["rows"]) == 3
+    assert h["rows"][-1]["energy_j"] == pytest.approx(13e-9 + 1e-9 * (ratio - 1))
     assert mem["gops_per_w_with_memories"] == pytest.approx(1000 / 13e-9 / 1e9)
 
 
