@@ -96,34 +96,47 @@ def want_sums(x, w, config) -> list:
     return [sum(parts)] + parts
 
 
+async def _started(dut, config):
+    """The RTL host after reset and the cycle model, both with gather table entry 0 = 0."""
+    from sim.flows.rtl_backend import CoreHost
+    from sim.hw.core_model import CoreModel
+    host = CoreHost(dut, config)
+    await host.reset()
+    model = CoreModel(config)
+    await host.write_table([0], [0], [0])
+    model.write_table(0, 0, 0, 0)
+    return host, model
+
+
+async def _write_operands(host, model, x, w, n: int) -> np.ndarray:
+    """``x``'s n bit-planes into array rows 0 .. n-1 and ``w``'s into buffer slots 0 .. n-1,
+    on the RTL core and the cycle model alike; returns ``x``'s planes."""
+    xp, wp = planes(x, n), planes(w, n)
+    ones = np.ones(xp.shape[1], np.uint8)
+    await host.array_commands([(MacroCmd.WRITE, b, xp[b], ones) for b in range(n)])
+    await host.write_buffer(wp)
+    for b in range(n):
+        model.array_command(MacroCmd.WRITE, b, xp[b])
+        model.write_buffer(b, wp[b])
+    return xp
+
+
 @cocotb.test()
 async def jeit_fa_dots(dut):
     """The route's dot == golden per subarray and per mat; counters == the cycle model's;
     an early REQUANT and a reduce after the dot == the cycle model."""
-    from sim.hw.core_model import CoreModel
-    from sim.flows.rtl_backend import CoreHost
     p = load_params()
     rng_py, seed = make_rng(p, "jeit_fa_dots")
     rng = np.random.default_rng(rng_py.getrandbits(64))
     config = small_config()
     n, k = config.operand_bits, config.subarrays_per_mat
     width = k * config.columns
-    host = CoreHost(dut, config)
-    await host.reset()
-    model = CoreModel(config)
-    await host.write_table([0], [0], [0])
-    model.write_table(0, 0, 0, 0)
+    host, model = await _started(dut, config)
     programs = {"dot": dot_program(config),
                 "early": dot_program(config, early=int(rng.integers(1, 4))),
                 "reduce after": dot_program(config, reduce_after=True)}
-    ones = np.ones(width, np.uint8)
     for t, (x, w) in enumerate(vectors(rng, width, n, 6)):
-        xp, wp = planes(x, n), planes(w, n)
-        await host.array_commands([(MacroCmd.WRITE, b, xp[b], ones) for b in range(n)])
-        await host.write_buffer(wp)
-        for b in range(n):
-            model.array_command(MacroCmd.WRITE, b, xp[b])
-            model.write_buffer(b, wp[b])
+        xp = await _write_operands(host, model, x, w, n)
         want = want_sums(x, w, config)
         plain = int(np.abs(x - w).sum())
         assert want[0] == plain, f"{BLOCK}: golden.pim.l1_fa_tree {want[0]} != numpy {plain}"
@@ -217,8 +230,6 @@ async def jeit_fa_full_width(dut):
     operands, 12-bit sums) never reach. Each subarray's sum and the mat's == ``golden.pim.
     l1_fa_tree`` mod ``2**acc_bits`` (the registers' width) and the cycle model; the vectors
     set the top bit of every subarray's sum at least once (checked)."""
-    from sim.hw.core_model import CoreModel
-    from sim.flows.rtl_backend import CoreHost
     p = load_params()
     rng_py, seed = make_rng(p, "jeit_fa_full_width")
     rng = np.random.default_rng(rng_py.getrandbits(64))
@@ -226,11 +237,7 @@ async def jeit_fa_full_width(dut):
     n, k, c = _full_width(config), config.subarrays_per_mat, config.columns
     width, mod = k * c, 1 << config.acc_bits
     top = (1 << n) - 1
-    host = CoreHost(dut, config)
-    await host.reset()
-    model = CoreModel(config)
-    await host.write_table([0], [0], [0])
-    model.write_table(0, 0, 0, 0)
+    host, model = await _started(dut, config)
     words = full_width_program(config, n)
     zero = np.zeros(width, np.int64)
     one_big = zero.copy()
@@ -239,15 +246,9 @@ async def jeit_fa_full_width(dut):
              (zero, one_big), (one_big, zero)]
     pairs += [(rng.integers(0, top + 1, width), rng.integers(0, top + 1, width))
               for _ in range(3)]
-    ones = np.ones(width, np.uint8)
     top_set = [False] * k
     for t, (x, w) in enumerate(pairs):
-        xp, wp = planes(x, n), planes(w, n)
-        await host.array_commands([(MacroCmd.WRITE, b, xp[b], ones) for b in range(n)])
-        await host.write_buffer(wp)
-        for b in range(n):
-            model.array_command(MacroCmd.WRITE, b, xp[b])
-            model.write_buffer(b, wp[b])
+        await _write_operands(host, model, x, w, n)
         parts = [int(l1_fa_tree(x[i * c:(i + 1) * c], w[i * c:(i + 1) * c], n)[0])
                  for i in range(k)]
         plain = int(np.abs(x - w).sum())
