@@ -65,7 +65,7 @@ from rtl.isa import Opcode, WriteSrc
 from sim.routes.base import op
 
 __all__ = ["ConvMap", "plan", "input_commands", "buffer_words", "conv_programs", "profile",
-           "read_sums", "NOT_BUILT"]
+           "read_sums", "group_slots", "NOT_BUILT"]
 
 _COUNT = bitcount_imm(BitCounterOp.COUNT)
 _COUNT_AND = bitcount_imm(BitCounterOp.COUNT, and_fu=True)
@@ -420,15 +420,21 @@ def read_sums(cmap: ConvMap, row_bits) -> np.ndarray:
         r0 = c.out0 + grp * c.out_stride
         v = sum(np.asarray(row_bits(r0 + k)).astype(np.int64) << k for k in range(q))
         v = np.where(v >= 1 << (q - 1), v - (1 << q), v)
-        for j in range(c.per_group):
-            o, y = divmod(grp * c.per_group + j, c.rb)
-            if o >= c.O:
-                break
-            for r in range(c.bands):
-                if r * c.rb + y < c.Ho:
-                    lo = r * c.band_lanes + j * c.Wo
-                    out[o, r * c.rb + y] = v[lo:lo + c.Wo]
+        for lo, o, y in group_slots(c, grp):
+            out[o, y] = v[lo:lo + c.Wo]
     return out
+
+
+def group_slots(c: ConvMap, grp: int):
+    """The output rows held by output group ``grp``'s lanes: ``(lo, o, y)`` for each, its
+    ``Wo`` outputs of channel ``o``, row ``y`` in lanes ``lo .. lo + Wo - 1``."""
+    for j in range(c.per_group):
+        o, y = divmod(grp * c.per_group + j, c.rb)
+        if o >= c.O:
+            return
+        for r in range(c.bands):
+            if r * c.rb + y < c.Ho:
+                yield r * c.band_lanes + j * c.Wo, o, r * c.rb + y
 
 
 def _run_all(model_core, programs) -> dict:
@@ -541,16 +547,9 @@ def measure_layers(model, config, images, *, bands: int = 1) -> list:
             ref = np.asarray(trace[i])[n_img].reshape(cmap.O, cmap.Ho, cmap.Wo)
             for grp in range(cmap.groups):
                 chan = np.zeros(cmap.lanes, np.int64)
-                valid = []
-                for j in range(cmap.per_group):
-                    o, yy = divmod(grp * cmap.per_group + j, cmap.rb)
-                    if o >= cmap.O:
-                        break
-                    for r in range(cmap.bands):
-                        if r * cmap.rb + yy < cmap.Ho:
-                            lo = r * cmap.band_lanes + j * cmap.Wo
-                            chan[lo:lo + cmap.Wo] = o
-                            valid.append((lo, o, r * cmap.rb + yy))
+                valid = list(group_slots(cmap, grp))
+                for lo, o, _ in valid:
+                    chan[lo:lo + cmap.Wo] = o
                 mw, cw = requant_words([m2[c] for c in chan], [b2[c] for c in chan], s, p,
                                        cmap.lanes)
                 for j, word in enumerate(np.concatenate([mw, cw])):
