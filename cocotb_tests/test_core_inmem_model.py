@@ -11,7 +11,11 @@ models). Two random models, every layer of each post-processed in the array:
   positions, then Fig. 9's comparison in memory), an adder convolution with no pool (18 lanes in
   one row), a multiply FC (logits: the PPU's LOGIT adds the bias);
 * ``avgpool``: an adder convolution with a fused 2x2 average pool (the in-memory addition of
-  the 4 requantized values and the rounding constant), an adder FC (logits).
+  the 4 requantized values and the rounding constant), an adder FC (logits);
+* ``fig10``, ``fig10avg``: seed 001's data mapping compiled into the network
+  (``conv_map='fig10'``, ``sim.compile.nand_conv.compile_stage``): two mapped multiply
+  convolutions in a row, the second max-pooled in memory, then a multiply FC by the gather
+  route; a mapped layer average-pooled in memory, then an adder FC.
 
 Every stage of every image == golden (``golden.model.infer_int(trace=True)``, integer ==), and
 the counters (cycles included) == the cycle model's and the compiler's static profile.

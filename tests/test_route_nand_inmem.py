@@ -591,3 +591,21 @@ def test_conv_map_is_validated():
         dataclasses.replace(small128(), conv_map="fig7")
     with pytest.raises(ValueError, match=r"^conv_map='fig10' needs the route 'nand_inmem'"):
         dataclasses.replace(preset("nand_spin"), conv_map="fig10")
+
+
+def test_compiled_fig10_on_the_bundled_network_equals_golden():
+    """digits_addernet whole (its multiply layer 0 by the Fig. 10 mapping, the adder layers
+    and the logits by their routes) on nand_spin at mat 4, one test image: every stage ==
+    golden (``sim.compile.nand_conv.measure_network`` checks each stage against
+    ``golden.model.infer_int``'s trace and raises on a mismatch), both conv maps."""
+    from golden import datasets
+    from golden.model import bundled_model_path, load_model
+    from sim.compile.nand_conv import measure_network
+    model = load_model(bundled_model_path("digits_addernet"))
+    x, _ = datasets.load_dataset("digits", "test")
+    config = dataclasses.replace(_nand_spin_inmem(), subarrays_per_mat=4)
+    rows = measure_network(model, config, x[:1])
+    assert rows["fig10"]["stages"][0][1] == "nand_inmem"
+    assert rows["gather"]["stages"][0][1] == "and_bitcount"
+    assert [s[1] for s in rows["fig10"]["stages"][1:]] == [s[1] for s in
+                                                         rows["gather"]["stages"][1:]]

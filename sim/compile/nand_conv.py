@@ -51,6 +51,13 @@ values, a level's sum, ping-pong); the output rows, ``q`` per group. A region is
 
 Cycles are the micro-ops (``nand_spin`` has no stalls): :func:`conv_programs` is the static
 profile (:func:`profile`), and the tests check it ``==`` the cycle model and the RTL.
+
+In a compiled network (``AcceleratorConfig.conv_map = "fig10"``), :func:`compile_stage` makes
+a multiply convolution one stage of these programs between the data memory's input and
+output words: :func:`load_program` builds the bit-planes on chip, each output group is
+requantized in memory and scattered as soon as it is summed (``out_sets = 1`` reuses one set
+of output rows where every group's rows do not fit), a fused 2x2 pool is done in memory.
+:func:`measure_network` runs a whole network both ways on the cycle model.
 """
 
 from __future__ import annotations
@@ -65,7 +72,8 @@ from rtl.isa import MoveOp, Opcode, Operand, WriteSrc
 from sim.routes.base import op
 
 __all__ = ["ConvMap", "plan", "input_commands", "buffer_words", "conv_programs", "profile",
-           "read_sums", "group_slots", "NOT_BUILT", "compile_stage", "load_program"]
+           "read_sums", "group_slots", "NOT_BUILT", "compile_stage", "load_program",
+           "measure_network"]
 
 _COUNT = bitcount_imm(BitCounterOp.COUNT)
 _COUNT_AND = bitcount_imm(BitCounterOp.COUNT, and_fu=True)
@@ -906,11 +914,87 @@ def measure_layers(model, config, images, *, bands: int = 1) -> list:
     return out
 
 
+def measure_network(model, config, images, *, subarrays=None) -> dict:
+    """The whole network compiled with ``conv_map`` ``gather`` and ``fig10`` (each with the
+    sizes ``propose_config`` gives it) and run on the cycle model image by image, every stage
+    ``==`` golden (``golden.model.infer_int(trace=True)``).
+
+    Returns
+    -------
+    dict
+        ``{conv_map: {"cycles", "writes" (PROGRAM + WRITE_ROW micro-ops), "erases",
+        "energy_nj" (``sim.hw.energy.estimate`` of the counters, the image's data-memory
+        words charged as host loads), "stages": [(name, route, cycles)], "config"}}``, per
+        image.
+
+    Raises
+    ------
+    ValueError
+        A stage differs from golden (the map, the stage, the image, both values).
+    """
+    from golden.model import infer_int
+    from sim.compile.compiler import compile_model, propose_config, run_compiled
+    from sim.hw.core_model import CoreModel
+    from sim.hw.energy import estimate
+    images = np.asarray(images)
+    trace = infer_int(model, images, trace=True)
+    routes = tuple(config.routes or ())
+    if "nand_inmem" not in routes:
+        config = dataclasses.replace(config, routes=routes + ("nand_inmem",))
+    out = {}
+    for cm in ("gather", "fig10"):
+        cfg = propose_config(model, dataclasses.replace(config, conv_map=cm),
+                             subarrays=subarrays)
+        comp = compile_model(model, cfg, subarrays=subarrays)
+        tot: dict = {}
+        energy = 0.0
+        words = int(np.prod(model.input_shape))
+        for i, x in enumerate(images):
+            res = run_compiled(comp, x, CoreModel(cfg, subarrays=comp.subarrays))
+            for st, y in zip(comp.stages, res.outputs, strict=True):
+                want = np.asarray(trace[st.golden_index])[i].reshape(y.shape)
+                bad = np.flatnonzero(want.reshape(-1) != y.reshape(-1))
+                if bad.size:
+                    j = int(bad[0])
+                    raise ValueError(f"conv_map {cm}: {st.name}, image {i}: output {j} is "
+                                     f"{int(y.reshape(-1)[j])}, golden "
+                                     f"{int(want.reshape(-1)[j])} (seed 001 Fig. 10)")
+            _add_counts(tot, res.counters)
+            energy += estimate(cfg, res.counters, columns_active=cfg.columns * comp.subarrays,
+                               host={"data_words": words}).energy_j
+        n = len(images)
+        out[cm] = {"cycles": tot["cycles"] / n,
+                   "writes": (tot["program"] + tot["write_row"]) / n,
+                   "erases": tot["erase"] / n, "energy_nj": energy / n * 1e9,
+                   "stages": [(st.name, st.route, st.cycles) for st in comp.stages],
+                   "config": cfg}
+    return out
+
+
+def _main_network(args, model, config, x) -> int:
+    """``--network``: :func:`measure_network`'s table."""
+    rows = measure_network(model, config, x[:args.images])
+    k = config.subarrays_per_mat
+    print(f"{args.model}{f' (layers 0 .. {args.layers - 1})' if args.layers else ''} on "
+          f"{args.preset}, mat {k} ({k * config.columns} lanes), {args.images} test images on "
+          f"the cycle model, every stage == golden; per image:")
+    print("| conv_map | cycles | array writes (PROGRAM + WRITE_ROW) | erases | energy nJ | "
+          "stages (route: cycles) |")
+    print("|---|---|---|---|---|---|")
+    for cm, r in rows.items():
+        st = "; ".join(f"{name} ({route}): {cyc:,}" for name, route, cyc in r["stages"])
+        print(f"| {cm} | {r['cycles']:,.0f} | {r['writes']:,.0f} | {r['erases']:,.0f} | "
+              f"{r['energy_nj']:.2f} | {st} |")
+    return 0
+
+
 def main(argv=None) -> int:
     """``python -m sim.compile.nand_conv --model digits_addernet --images 5 [--bands 0]``: the
     Fig. 10 mapping of every multiply convolution vs today's gather route on the same layer
     (the compiler's static profile, ``ppu`` and ``in_memory`` post-processing): cycles, array
-    writes, energy (``sim.hw.energy.estimate``)."""
+    writes, energy (``sim.hw.energy.estimate``). With ``--network [--mat 4] [--layers N]``:
+    the whole network (or its first N layers) compiled with ``conv_map`` ``gather`` and
+    ``fig10`` (:func:`measure_network`)."""
     import argparse
     import sys
 
@@ -929,14 +1013,28 @@ def main(argv=None) -> int:
     ap.add_argument("--bands", type=int, default=1,
                     help="image row bands side by side (1: no input duplicated; 0: as many "
                          "as fit)")
+    ap.add_argument("--network", action="store_true",
+                    help="the whole network compiled with conv_map gather and fig10, run on "
+                         "the cycle model (measure_network)")
+    ap.add_argument("--mat", type=int, default=0,
+                    help="subarrays per mat (0: the preset's)")
+    ap.add_argument("--layers", type=int, default=0,
+                    help="with --network: only the model's first N layers (0: all)")
     args = ap.parse_args(argv)
-    sets = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits"}
+    sets = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits",
+            "fashion_mulcnn_w8i8": "fashion_mnist"}
     try:
         if args.model not in sets:
             raise ValueError(f"--model must be one of {', '.join(sets)}, not {args.model!r}")
         config = preset(args.preset)
+        if args.mat:
+            config = dataclasses.replace(config, subarrays_per_mat=args.mat)
         model = load_model(bundled_model_path(args.model))
+        if args.layers:
+            model = dataclasses.replace(model, layers=model.layers[:args.layers])
         x, _ = datasets.load_dataset(sets[args.model], "test")
+        if args.network:
+            return _main_network(args, model, config, x)
         rows = measure_layers(model, config, x[:args.images], bands=args.bands)
         base = {}
         for mode in ("ppu", "in_memory"):
