@@ -18,6 +18,7 @@ __all__ = [
     "TECHNOLOGIES",
     "DATAFLOWS",
     "POSTPROC_MODES",
+    "CONV_MAPS",
     "STALL_OPS",
     "MAX_STALL_CYCLES",
     "ZERO_SKIP_DATAFLOWS",
