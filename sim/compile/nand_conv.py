@@ -758,13 +758,20 @@ def compile_stage(cmod, stage, layer, config, where: str, *, width: int, region:
             partial=0, rows=used, out_start=0, program=words, n_out=n_out, cycles=cycles,
             gather_cycles=0, max_cycles=cycles + cmod.PIPELINE_DRAIN + 64, micro_ops=ops))
 
+    need = max(len(body) + 1 for body, _ in bodies)
+    if need > imem_depth:
+        cmod._too_small(f"{where}: a conv_map 'fig10' program needs {need} instruction words, "
+                        f"but program_words is {imem_depth}", "program_words", need)
+    # Pack the bodies into chunks of at most the default program memory (or the smallest
+    # allowed one holding the longest body), not of whatever program_words allows: with the
+    # largest memory (propose_config's first pass) one chunk would hold the whole layer and
+    # the proposal would keep that memory.
+    from rtl.config import SIZE_FIELDS
+    limit = min(imem_depth, max(SIZE_FIELDS["program_words"][0],
+                                cmod._size_for("program_words", need)))
     cur, cur_out = [], 0
     for body, n_out in bodies:
-        if len(body) + 1 > imem_depth:
-            cmod._too_small(f"{where}: a conv_map 'fig10' program needs {len(body) + 1} "
-                            f"instruction words, but program_words is {imem_depth}",
-                            "program_words", len(body) + 1)
-        if cur and len(cur) + len(body) + 1 > imem_depth:
+        if cur and len(cur) + len(body) + 1 > limit:
             flush(cur, cur_out)
             cur, cur_out = [], 0
         cur += body
