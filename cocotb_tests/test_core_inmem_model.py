@@ -11,7 +11,11 @@ models). Two random models, every layer of each post-processed in the array:
   positions, then Fig. 9's comparison in memory), an adder convolution with no pool (18 lanes in
   one row), a multiply FC (logits: the PPU's LOGIT adds the bias);
 * ``avgpool``: an adder convolution with a fused 2x2 average pool (the in-memory addition of
-  the 4 requantized values and the rounding constant), an adder FC (logits).
+  the 4 requantized values and the rounding constant), an adder FC (logits);
+* ``fig10``, ``fig10avg``: seed 001's data mapping compiled into the network
+  (``conv_map='fig10'``, ``sim.compile.nand_conv.compile_stage``): two mapped multiply
+  convolutions in a row, the second max-pooled in memory, then a multiply FC by the gather
+  route; a mapped layer average-pooled in memory, then an adder FC.
 
 Every stage of every image == golden (``golden.model.infer_int(trace=True)``, integer ==), and
 the counters (cycles included) == the cycle model's and the compiler's static profile.
@@ -29,6 +33,13 @@ from rtl.core import Core
 
 BLOCK = "core_inmem_model"
 SPECS = {
+    # seed 001's data mapping in the compiled network (conv_map='fig10'): two mapped layers
+    # in a row (the second with a fused max pool), then the logits by the gather route
+    "fig10": ((1, 2, 2), [("conv", "mul_conv2d", 2, 3, 1, 1), ("conv", "mul_conv2d", 2, 2, 1, 1),
+                          ("pool", "max", 2, 2), ("flatten",), ("linear", "mul_linear", 3)]),
+    # ... a mapped layer with a fused average pool, then an adder FC
+    "fig10avg": ((1, 2, 2), [("conv", "mul_conv2d", 2, 3, 1, 1), ("pool", "avg", 2, 2),
+                             ("flatten",), ("linear", "adder_linear", 3)]),
     "maxpool": ((1, 6, 6), [("conv", "mul_conv2d", 2, 3, 1, 1), ("pool", "max", 2, 2),
                             ("conv", "adder_conv2d", 2, 3, 1, 1), ("flatten",),
                             ("linear", "mul_linear", 3)]),
@@ -62,8 +73,15 @@ def _config():
                                **SMALL_SIZES)
     cfg = with_postproc(base, "in_memory")
     for which in SPECS:
-        cfg = propose_config(_model(0, which), cfg)
+        fig10 = which.startswith("fig10")
+        cfg = dataclasses.replace(propose_config(_model(0, which), _mapped(cfg, fig10)),
+                                  conv_map="gather")
     return cfg
+
+
+def _mapped(config, fig10: bool):
+    """``config`` with ``conv_map='fig10'`` (seed 001's data mapping) or as it is."""
+    return dataclasses.replace(config, conv_map="fig10") if fig10 else config
 
 
 @cocotb.test()
@@ -78,6 +96,19 @@ async def core_inmem_avgpool_model(dut):
     await _check_model(dut, "avgpool")
 
 
+@cocotb.test()
+async def core_inmem_fig10_model(dut):
+    """Seed 001's Fig. 7 / Fig. 10 mapping compiled into the whole network (two mapped layers,
+    the second max-pooled in memory, then the gather route's logits): == golden."""
+    await _check_model(dut, "fig10")
+
+
+@cocotb.test()
+async def core_inmem_fig10_avgpool_model(dut):
+    """A mapped layer average-pooled in memory, then an adder FC: == golden."""
+    await _check_model(dut, "fig10avg")
+
+
 async def _check_model(dut, which):
     from sim.compile.compiler import compile_model
     p = load_params()
@@ -86,8 +117,11 @@ async def _check_model(dut, which):
     model = _model(mseed, which)
     rng = np.random.default_rng(mseed + 1)
     x = rng.integers(0, 256, (p["images"], *model.input_shape)).astype(np.uint8)
-    config = _config()
+    config = _mapped(_config(), which.startswith("fig10"))
     compiled = compile_model(model, config)
+    if which.startswith("fig10"):
+        mapped = [st.name for st in compiled.stages if st.route == "nand_inmem"]
+        assert mapped, f"{BLOCK}: {which}: no layer compiled by the Fig. 10 mapping"
     bitcounts = sum(st.micro_ops["bitcount"] for st in compiled.stages)
     assert bitcounts > 0, f"{BLOCK}: {which}: no BITCOUNT in the compiled programs"
     counters = await check_compiled_images(

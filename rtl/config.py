@@ -18,6 +18,7 @@ __all__ = [
     "TECHNOLOGIES",
     "DATAFLOWS",
     "POSTPROC_MODES",
+    "CONV_MAPS",
     "STALL_OPS",
     "MAX_STALL_CYCLES",
     "ZERO_SKIP_DATAFLOWS",
@@ -221,6 +222,14 @@ ZERO_SKIP_DATAFLOWS = ("abs_diff", "jeit_fa")
 #: ``nand_inmem``.
 POSTPROC_MODES = ("ppu", "in_memory")
 
+#: Mappings of a multiply convolution (``AcceleratorConfig.conv_map``): ``gather`` -- the
+#: compiler's chunks, every patch gathered into the array (the default of every preset);
+#: ``fig10`` -- seed 001's data mapping (Fig. 7 / Fig. 10: the input's bit-planes stored once
+#: per band, the weight sliding over them, the counts cross-written and added in memory, then
+#: requantized in the array; ``sim.compile.nand_conv.compile_stage``), needs the route
+#: ``nand_inmem``.
+CONV_MAPS = ("gather", "fig10")
+
 
 @dataclass(frozen=True, kw_only=True)
 class AcceleratorConfig:
@@ -264,6 +273,10 @@ class AcceleratorConfig:
         Where a layer's sums are requantized, ReLU'd and pooled (:data:`POSTPROC_MODES`):
         ``ppu`` (default) or ``in_memory`` (seed 001 sec. 4.2, needs route ``nand_inmem``;
         ``sim.compile.nand_postproc.plan_stage``; quant layers and standalone pools not built yet).
+    conv_map : str
+        How a multiply convolution is mapped (:data:`CONV_MAPS`): ``gather`` (default) or
+        ``fig10`` (seed 001 Fig. 7 / Fig. 10, needs route ``nand_inmem``;
+        ``sim.compile.nand_conv.compile_stage``; stride 1, groups 1, <8:8>, requant outputs).
     stall_table : dict or None
         Clock cycles a micro-op of each device operation (:data:`STALL_OPS`: ``read``,
         ``write``, ``erase``, ``program``) occupies the issue stage: ceil(device time / clock
@@ -311,6 +324,7 @@ program_words, patch_mask_bits : int
     mtjs_per_strip: int = 1
     zero_skip: bool = False
     postproc: str = "ppu"
+    conv_map: str = "gather"
     stall_table: tuple | dict | None = None
     read_fault_rate: float = 0.0
     write_fault_rate: float = 0.0
@@ -394,6 +408,11 @@ program_words, patch_mask_bits : int
             raise ValueError(f"postproc='in_memory' needs the route 'nand_inmem' (the per-column "
                              f"bit-counters) in routes, not {self.routes!r}; add it or set "
                              f"postproc='ppu'")
+        _check_choice("conv_map", self.conv_map, CONV_MAPS)
+        if self.conv_map == "fig10" and "nand_inmem" not in self.routes:
+            raise ValueError(f"conv_map='fig10' needs the route 'nand_inmem' (the per-column "
+                             f"bit-counters) in routes, not {self.routes!r}; add it or set "
+                             f"conv_map='gather'")
         object.__setattr__(self, "stall_table", _stall_table(self.stall_table))
         _check_rate("read_fault_rate", self.read_fault_rate)
         _check_rate("write_fault_rate", self.write_fault_rate)

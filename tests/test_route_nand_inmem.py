@@ -273,23 +273,29 @@ def test_bitcount_imm_refuses_nothing_and_and_without_sense():
     assert bitcount_imm(BitCounterOp.HOLD, out=BitCountOut.SA) == 8
 
 
-def test_the_route_maps_no_layer_yet():
-    """The honest marker: ``NandInmem.dot`` raises NotImplementedError (the seed's Fig. 10
-    mapping is whole-layer programs, ``sim.compile.nand_conv``, tested below; the compiler
-    does not emit them yet), and a user never reaches it: the route maps no layer, so a
-    configuration with ``dataflow='nand_inmem'`` gets the compiler's one-line error."""
+def test_the_route_has_no_per_chunk_dot_and_the_compiler_emits_fig10():
+    """The route maps no layer through the compiler's chunks (its dot is a one-line
+    RouteError naming the whole-layer mapping), a configuration with ``dataflow='nand_inmem'``
+    gets the compiler's one-line error, and ``conv_map='fig10'`` compiles a multiply
+    convolution into whole-layer programs on the route (the bit-exact runs are below)."""
     from golden.model import bundled_model_path, load_model
     from sim.compile.compiler import CompileError, compile_model
-    from sim.routes import get_route
+    from sim.routes import RouteError, get_route
     route = get_route("nand_inmem")
     assert not route.maps(None)
-    with pytest.raises(NotImplementedError, match=r"no per-chunk dot: the seed's Fig. 10 "
-                                                  r"mapping .* does not emit yet"):
+    with pytest.raises(RouteError, match=r"^route nand_inmem has no per-chunk dot product: .* "
+                                         r"conv_map='fig10'"):
         route.dot(None, 0, None, None, None)
     cfg = preset("nand_spin").with_dataflow("nand_inmem")
     with pytest.raises(CompileError, match=r"^layer 1 \(adder_conv2d\): dataflow 'nand_inmem' "
                                            r"cannot map an adder layer"):
         compile_model(load_model(bundled_model_path("digits_addernet")), cfg, subarrays=1)
+    model, _ = compiled_model("plain", 0)
+    compiled = compile_model(model, _fig10_config(model))
+    st = compiled.stages[0]
+    assert st.route == "nand_inmem" and st.chunks
+    assert st.micro_ops["bitcount"] > 0 and st.micro_ops["requant"] == 0
+    assert compiled.stages[1].route == "and_bitcount"        # the logits: the gather route
 
 
 # ---- the cross-write and seed 001's data mapping (Fig. 7 / Fig. 10, sim.compile.nand_conv)
@@ -462,3 +468,144 @@ def test_fig10_on_the_bundled_network_equals_golden():
     assert row["conv"]["cycles"] == static["cycles"] + len(progs)       # a HALT per program
     assert row["conv"]["program"] == static["program"]
     assert row["post"]["bitcount"] > 0 and row["post"]["requant"] == 0
+
+
+# ---- the mapping compiled into the whole network (conv_map='fig10', compile_stage)
+
+#: Small multiply CNNs on the 32-lane test core (8 planes x 4 padded columns): two mapped
+#: layers in a row, the second max-pooled; a layer with no pool and two channels; an
+#: average pool and an adder FC; 10 output channels in two output groups with a pool.
+FIG10_SPECS = {
+    "two-layers-max": ((1, 2, 2), [("conv", "mul_conv2d", 2, 3, 1, 1),
+                                   ("conv", "mul_conv2d", 2, 2, 1, 1), ("pool", "max", 2, 2),
+                                   ("flatten",), ("linear", "mul_linear", 3)]),
+    "plain": ((2, 4, 4), [("conv", "mul_conv2d", 2, 2, 1, 0), ("flatten",),
+                          ("linear", "mul_linear", 3)]),
+    "avg": ((1, 2, 2), [("conv", "mul_conv2d", 2, 3, 1, 1), ("pool", "avg", 2, 2),
+                        ("flatten",), ("linear", "adder_linear", 3)]),
+    "two-groups": ((1, 2, 2), [("conv", "mul_conv2d", 10, 3, 1, 1), ("pool", "max", 2, 2),
+                               ("flatten",), ("linear", "mul_linear", 3)]),
+}
+
+
+def compiled_model(which, seed, images=1):
+    from tests.layer_models import random_model
+    in_shape, spec = FIG10_SPECS[which]
+    rng = np.random.default_rng(SEED + seed)
+    x = rng.integers(0, 256, (images, *in_shape)).astype(np.uint8)
+    return random_model(spec, in_shape, rng, x[:1]), x
+
+
+def _fig10_config(model, conv_map="fig10", postproc="ppu"):
+    from sim.compile.compiler import propose_config
+    cfg = dataclasses.replace(small128(), conv_map=conv_map, postproc=postproc)
+    return propose_config(model, cfg)
+
+
+def _run_checked(model, cfg, x, what):
+    """Every stage of every image == golden; the counters == the static profile."""
+    from golden.model import infer_int
+    from sim.compile.compiler import compile_model, run_compiled
+    compiled = compile_model(model, cfg)
+    trace = infer_int(model, x, trace=True)
+    static = {}
+    for st in compiled.stages:
+        for k, v in st.micro_ops.items():
+            static[k] = static.get(k, 0) + v
+    for i in range(len(x)):
+        res = run_compiled(compiled, x[i], CoreModel(cfg))
+        for st, y in zip(compiled.stages, res.outputs, strict=True):
+            want = np.asarray(trace[st.golden_index])[i].reshape(y.shape)
+            bad = np.flatnonzero(want.reshape(-1) != y.reshape(-1))
+            assert not bad.size, (f"{what}: {st.name} ({st.route}), image {i}: output "
+                                  f"{bad[0]} is {y.reshape(-1)[bad[0]]}, golden "
+                                  f"{want.reshape(-1)[bad[0]]} (seed {SEED}, seed 001 Fig. 10)")
+        for k in ("cycles", "bitcount", "program", "erase", "move", "requant"):
+            assert res.counters[k] == static[k], (what, k, res.counters[k], static[k])
+    return compiled
+
+
+@pytest.mark.parametrize("postproc", ["ppu", "in_memory"])
+@pytest.mark.parametrize("which", list(FIG10_SPECS))
+def test_compiled_fig10_network_equals_golden(which, postproc):
+    """``compile_model`` with ``conv_map='fig10'``: every stage of 2 random images == golden
+    (the mapped layers' input loaded from the data memory into bit-planes on chip, their
+    sums requantized, pooled and scattered in memory; the other layers by their routes, with
+    either post-processing), and the cycle model's counters == the compiler's profile."""
+    model, x = compiled_model(which, len(which), images=2)
+    compiled = _run_checked(model, _fig10_config(model, postproc=postproc), x, which)
+    mapped = [st for st in compiled.stages if st.kind == "mul_conv2d"]
+    assert mapped and all(st.route == "nand_inmem" for st in mapped)
+    for st in mapped:
+        mo = st.micro_ops
+        assert mo["bitcount"] > 0 and mo["requant"] == 0 and mo["program"] > 0, (st.name, mo)
+
+
+def test_compiled_fig10_default_is_the_gather_route():
+    """The default ``conv_map`` is ``gather``: the same model compiles as before."""
+    from sim.compile.compiler import compile_model
+    model, _ = compiled_model("plain", 0)
+    compiled = compile_model(model, _fig10_config(model, conv_map="gather"))
+    assert small128().conv_map == "gather"
+    assert all(st.route != "nand_inmem" for st in compiled.stages)
+
+
+def _refusal_model(change):
+    from tests.layer_models import random_model
+    spec = [("conv", "mul_conv2d", 2, 3, change.get("stride", 1), 1), ("flatten",),
+            ("linear", "mul_linear", 3)]
+    rng = np.random.default_rng(SEED)
+    x = rng.integers(0, 256, (1, 1, 2, 2)).astype(np.uint8)
+    return random_model(spec, (1, 2, 2), rng, x)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(stride=2), r"^layer 0 \(mul_conv2d\): the Fig. 10 mapping is built for stride 1, "
+                     r"not 2 \(not built yet"),
+    (dict(bits=(4, 4)), r"^layer 0 \(mul_conv2d\): conv_map 'fig10' with <W:I> = <4:4>, not "
+                        r"<8:8> is not built yet .*; use conv_map 'gather'$"),
+    (dict(subarrays=1), r"^layer 0 \(mul_conv2d\): conv_map 'fig10' with 1 subarrays, not the "
+                        r"configuration's 2 is not built yet"),
+])
+def test_compiled_fig10_refuses_what_is_not_built(change, match):
+    """What the compiled mapping does not do is a one-line CompileError, "not built yet"."""
+    from sim.compile.compiler import CompileError, compile_model
+    model = _refusal_model(change)
+    if "bits" in change:
+        w_bits, i_bits = change["bits"]
+        ly = model.layers[0]
+        params = dict(ly.params, w_bits=w_bits, in_bits=i_bits,
+                      weight=np.clip(ly.params["weight"], -(1 << (w_bits - 1)),
+                                     (1 << (w_bits - 1)) - 1).astype(np.int8))
+        ly = dataclasses.replace(ly, params=params)
+        model = dataclasses.replace(model, layers=(ly, *model.layers[1:]))
+    cfg = dataclasses.replace(small128(), conv_map="fig10", data_words=4096,
+                              buffer_slots=2048, program_words=4096)
+    with pytest.raises(CompileError, match=match):
+        compile_model(model, cfg, subarrays=change.get("subarrays"))
+
+
+def test_conv_map_is_validated():
+    """A bad ``conv_map`` or ``fig10`` without the bit-counters: a one-line ValueError."""
+    with pytest.raises(ValueError, match=r"^conv_map must be one of gather, fig10, not 'fig7'$"):
+        dataclasses.replace(small128(), conv_map="fig7")
+    with pytest.raises(ValueError, match=r"^conv_map='fig10' needs the route 'nand_inmem'"):
+        dataclasses.replace(preset("nand_spin"), conv_map="fig10")
+
+
+def test_compiled_fig10_on_the_bundled_network_equals_golden():
+    """digits_addernet whole (its multiply layer 0 by the Fig. 10 mapping, the adder layers
+    and the logits by their routes) on nand_spin at mat 4, one test image: every stage ==
+    golden (``sim.compile.nand_conv.measure_network`` checks each stage against
+    ``golden.model.infer_int``'s trace and raises on a mismatch), both conv maps."""
+    from golden import datasets
+    from golden.model import bundled_model_path, load_model
+    from sim.compile.nand_conv import measure_network
+    model = load_model(bundled_model_path("digits_addernet"))
+    x, _ = datasets.load_dataset("digits", "test")
+    config = dataclasses.replace(_nand_spin_inmem(), subarrays_per_mat=4)
+    rows = measure_network(model, config, x[:1])
+    assert rows["fig10"]["stages"][0][1] == "nand_inmem"
+    assert rows["gather"]["stages"][0][1] == "and_bitcount"
+    assert [s[1] for s in rows["fig10"]["stages"][1:]] == [s[1] for s in
+                                                         rows["gather"]["stages"][1:]]

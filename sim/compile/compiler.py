@@ -1027,18 +1027,19 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                 layout=layout)
             continue
         # weight buffer and requant table
+        fig10 = config.conv_map == "fig10" and ly.kind == "mul_conv2d"  # sim.compile.nand_conv
         if stream is not None:          # loaded per channel tile below, not resident
             resident_slot, slot = slot, stream[0]
         groups = ly.groups if _gc.is_generic(ly) else 1     # views per group (sim.compile.grouped)
-        if stream is None:              # streamed: each channel tile's (weight_stream)
+        if stream is None and not fig10:    # streamed: each channel tile's (weight_stream)
             _base(where, "weight-buffer slot", slot + (tiles * n - 1) * out_ch)
-        if stream is None and groups == 1:  # (streamed / grouped: per view, weight_stream)
+        if stream is None and groups == 1 and not fig10:  # (streamed / grouped: per view)
             planes = _weight_planes(w, tiles, tw, n)
             images.append(_pad_to(np.tile(planes, (1, kp)) if mode == "segmented" else planes,
                                   width))
         zsum_base = None
         # slot zsum_base + t*O + o: tile t's sum of w (streamed: sim.compile.weight_stream's own)
-        if stream is None and groups == 1 and _zero_skips(route, config, kp * cols):
+        if stream is None and groups == 1 and _zero_skips(route, config, kp * cols) and not fig10:
             zsum_base = slot + tiles * n * out_ch
             _base(where, "weight-buffer slot", zsum_base + tiles * out_ch - 1)
             images.append(_pad_to(_zero_tile_dots(w, tiles, tw, kp * cols), width))
@@ -1069,6 +1070,23 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         if layout is not None:          # standalone layers: sim.compile.layer_stages' data layout
             stage.in_base = layout.of(_ls.reads_of(layers, ci))
             stage.out_base = layout.of(stage.golden_index)
+        if fig10:                       # seed 001 Fig. 7 / Fig. 10 (issue 14 item 3)
+            from sim.compile.nand_conv import compile_stage
+            slot, obase, pbase = compile_stage(
+                sys.modules[__name__], stage, ly, config, where, width=width, region=region,
+                cursor=(slot, obase, pbase), lists=(images, offsets, patches),
+                imem_depth=imem_depth, refuse=(
+                    "weights streamed" if stream is not None else
+                    "activations tiled" if tplan is not None else
+                    "standalone layers or branches (sim.compile.layer_stages' data layout)"
+                    if layout is not None else "groups" if groups > 1 else
+                    f"{k} subarrays, not the configuration's {config.subarrays_per_mat}"
+                    if k != config.subarrays_per_mat else None))
+            chan += out_ch
+            if stream is not None:
+                slot = resident_slot
+            stages.append(stage)
+            continue
         slot += tiles * (n + _zero_skips(route, config, kp * cols)) * out_ch
         chan += out_ch
         # offset table: one entry per term (per group's terms: sim.compile.grouped)

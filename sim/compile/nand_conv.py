@@ -51,6 +51,13 @@ values, a level's sum, ping-pong); the output rows, ``q`` per group. A region is
 
 Cycles are the micro-ops (``nand_spin`` has no stalls): :func:`conv_programs` is the static
 profile (:func:`profile`), and the tests check it ``==`` the cycle model and the RTL.
+
+In a compiled network (``AcceleratorConfig.conv_map = "fig10"``), :func:`compile_stage` makes
+a multiply convolution one stage of these programs between the data memory's input and
+output words: :func:`load_program` builds the bit-planes on chip, each output group is
+requantized in memory and scattered as soon as it is summed (``out_sets = 1`` reuses one set
+of output rows where every group's rows do not fit), a fused 2x2 pool is done in memory.
+:func:`measure_network` runs a whole network both ways on the cycle model.
 """
 
 from __future__ import annotations
@@ -61,11 +68,12 @@ import math
 import numpy as np
 
 from rtl.bit_counter import BitCounterOp, bitcount_imm
-from rtl.isa import Opcode, WriteSrc
+from rtl.isa import MoveOp, Opcode, Operand, WriteSrc
 from sim.routes.base import op
 
 __all__ = ["ConvMap", "plan", "input_commands", "buffer_words", "conv_programs", "profile",
-           "read_sums", "group_slots", "NOT_BUILT"]
+           "read_sums", "group_slots", "NOT_BUILT", "compile_stage", "load_program",
+           "measure_network"]
 
 _COUNT = bitcount_imm(BitCounterOp.COUNT)
 _COUNT_AND = bitcount_imm(BitCounterOp.COUNT, and_fu=True)
@@ -115,6 +123,11 @@ class ConvMap:
     rows_used: int
     bands: int = 1     # image row bands side by side in the lanes (1: no input duplicated)
     rb: int = 0        # output rows per band
+    out_sets: int = 0  # output row sets (0: one per group); group j in set j mod out_sets
+
+    def out_row(self, grp: int) -> int:
+        """First of output group ``grp``'s ``q`` rows."""
+        return self.out0 + (grp % (self.out_sets or self.groups)) * self.out_stride
 
     @property
     def band_rows(self):
@@ -157,7 +170,7 @@ def _strip_up(r: int, m: int) -> int:
 
 
 def plan(config, in_shape, weight, *, padding: int = 0, stride: int = 1, where: str = "layer",
-         slot0: int = 0, bands: int = 1) -> ConvMap:
+         slot0: int = 0, bands: int = 1, out_sets: int = 0) -> ConvMap:
     """The mapping of one multiply convolution on ``config``'s mat.
 
     Parameters
@@ -176,6 +189,11 @@ def plan(config, in_shape, weight, *, padding: int = 0, stride: int = 1, where: 
         bands of ``rb = ceil(Ho / bands)`` output rows side by side in the lanes (``8 Wp``
         lanes each), each band storing its ``rb + kh - 1`` input rows (the ``kh - 1`` halo
         rows are stored twice), all bands counted at once; ``0`` picks the most that fit.
+    out_sets : int
+        0 (every output group its own ``q`` rows, all kept to the end) or 1: one set of
+        output rows that each group reuses (erased at the group's first output row), so the
+        group must be read out before the next one starts (``compile_stage`` requantizes it
+        in between).
 
     What it cannot map raises ``sim.compile.compiler``'s ``CompileError``, one line naming
     ``where``, the value and the limit: stride, technology, lanes (``8 Wp``), rows, the
@@ -229,16 +247,18 @@ def plan(config, in_shape, weight, *, padding: int = 0, stride: int = 1, where: 
     stride_out = _strip_up(q, m)
     per_group = (lanes // bands) // Wo    # output rows (o, row of the band) per band
     groups = math.ceil(O * rb / per_group)
-    used = out0 + groups * stride_out
+    sets = groups if out_sets == 0 else min(out_sets, groups)
+    used = out0 + sets * stride_out
     if used > config.rows:
         raise CompileError(f"{where}: the Fig. 10 mapping needs {used} rows (input "
                            f"{C * (rb + kh - 1)}, "
-                           f"operands {W_BITS * kw * cb}, two regions and {groups} output "
+                           f"operands {W_BITS * kw * cb}, two regions and {sets} output "
                            f"group(s) of {q}-bit sums), the subarray has rows={config.rows}")
     cmap = ConvMap(C=C, H=H, W=W, O=O, kh=kh, kw=kw, pad=padding, lanes=lanes, cb=cb,
                    widths=widths, input0=input0, ops0=ops0, reg_a=reg_a, reg_b=reg_b,
                    out0=out0, out_stride=stride_out, groups=groups, per_group=per_group,
-                   ones=slot0, mask=slot0 + 1, rows_used=used, bands=bands, rb=rb)
+                   ones=slot0, mask=slot0 + 1, rows_used=used, bands=bands, rb=rb,
+                   out_sets=0 if sets == groups else sets)
     try:                                   # the counters' width: every addition's carries
         _programs(cmap, w64, config)
     except _Error as e:
@@ -332,7 +352,7 @@ def _programs(cmap: ConvMap, w64, config) -> list:
     Wp, L = c.Wp, c.lanes
     w0, w1, w2, q = c.widths
     progs = [[op(Opcode.BITCOUNT, imm=_CLEAR)]
-             + _erase(config, c.out0, c.groups * c.out_stride)]
+             + _erase(config, c.out0, c.rows_used - c.out0)]
     op_rows = {(n, dx): [c.ops0 + (n * c.kw + dx) * c.cb + i for i in range(c.cb)]
                for n in range(W_BITS) for dx in range(c.kw)}
     reg = {"ops": c.ops0, "a": c.reg_a, "b": c.reg_b}
@@ -367,8 +387,10 @@ def _programs(cmap: ConvMap, w64, config) -> list:
                 terms = [([reg[src] + i for i in range(win)], 0, "s"),
                          ([reg[mv] + i for i in range(win)], s, "s")]
                 if dst is None:                   # masked, cross-written to lanes base * Wo ..
-                    out_r = c.out0 + grp * c.out_stride
+                    out_r = c.out_row(grp)
                     first = base == 0
+                    if first and grp >= (c.out_sets or c.groups):   # a reused set
+                        body += _erase(config, out_r, q)
                     t_r = out_r if first else c.ops0  # the group's rows, or OPS then a merge
                     if not first:
                         body += _erase(config, c.ops0, q)
@@ -417,7 +439,7 @@ def read_sums(cmap: ConvMap, row_bits) -> np.ndarray:
     q, c = cmap.q, cmap
     out = np.zeros((c.O, c.Ho, c.Wo), np.int64)
     for grp in range(c.groups):
-        r0 = c.out0 + grp * c.out_stride
+        r0 = c.out_row(grp)
         v = sum(np.asarray(row_bits(r0 + k)).astype(np.int64) << k for k in range(q))
         v = np.where(v >= 1 << (q - 1), v - (1 << q), v)
         for lo, o, y in group_slots(c, grp):
@@ -435,6 +457,328 @@ def group_slots(c: ConvMap, grp: int):
         for r in range(c.bands):
             if r * c.rb + y < c.Ho:
                 yield r * c.band_lanes + j * c.Wo, o, r * c.rb + y
+
+
+def load_program(cmap: ConvMap, config, *, in_base: int, off0: int, patch0: int) -> tuple:
+    """The on-chip load of the layer's input from the data memory into its bit-plane rows
+    (:func:`input_commands`' layout): the input rows' strips erased, then per stored row a
+    ``MOVE CLEAR`` of the transpose buffer and, per plane m, ``MOVE GSHIFT m`` and per band
+    holding an image row there one ``LOOP W`` of GATHERs into lanes ``r L / B + m Wp + pad ..``
+    (offset-table entries ``off0 ..``: offsets ``0 .. W - 1``, kpos 0; patch entry of image
+    row ``(c, y)``: word ``in_base + (c H + y) W``, mask 1), so plane 0 of lane ``(m, x)``
+    holds bit m of the word; a NOP (a write sees the GATHERs issued 2 or more cycles before
+    it), then one ``PROGRAM`` of plane 0 (``WriteSrc.TBUF``) into the row. The padding lanes
+    stay 0 (cleared, not gathered); a row of padding only is not written.
+
+    Returns
+    -------
+    (list of list of Instr, list of (int, int))
+        One body per channel (the first with the erases) and the patch-table entries ``(base,
+        mask)`` from ``patch0`` (one per image row, channel-major).
+    """
+    from sim.compile.asm import endloop, loop, nop
+    c = cmap
+    bodies, entries = [], []
+    for ci in range(c.C):
+        body = _erase(config, c.input0, c.C * c.band_rows) if ci == 0 else []
+        for i in range(c.band_rows):
+            segs = []
+            for r in range(c.bands):
+                y = r * c.rb + i - c.pad
+                if r * c.rb + i < c.Hp and 0 <= y < c.H:
+                    segs.append((r, patch0 + ci * c.H + y))
+            if not segs:
+                continue
+            body.append(op(Opcode.MOVE, imm=MoveOp.CLEAR.value))
+            for mb in range(IN_BITS):
+                body.append(op(Opcode.MOVE, imm=MoveOp.GSHIFT.value, a=mb))
+                for r, pe in segs:
+                    body += [loop(count=c.W),
+                             op(Opcode.MOVE, imm=MoveOp.GATHER.value,
+                                a=Operand(r * c.band_lanes + mb * c.Wp + c.pad, 0, 1),
+                                b=Operand(off0, 0, 1), d=pe),
+                             endloop()]
+            body += [nop(), op(Opcode.PROGRAM, imm=WriteSrc.TBUF.value,
+                               a=c.input0 + ci * c.band_rows + i, b=0)]
+        bodies.append(body)
+        entries += [(in_base + (ci * c.H + y) * c.W, 1) for y in range(c.H)]
+    return bodies, entries
+
+
+def compile_stage(cmod, stage, layer, config, where: str, *, width: int, region: int, cursor,
+                  lists, imem_depth: int, refuse=None) -> tuple:
+    """Compile one multiply convolution by seed 001's data mapping (``conv_map='fig10'``,
+    issue 14 item 3) into ``stage.chunks``, inside the whole-network program: return the next
+    ``(weight-buffer slot, offset entry, patch entry)``.
+
+    The stage reads its input from the data memory at ``stage.in_base`` (where the host wrote
+    the image, or the previous stage left its output) and writes its output there at
+    ``stage.out_base``, as every stage does, so it sits between stages of any route:
+
+    1. :func:`load_program`: the input's bit-planes into the array (GSHIFT + GATHER + a
+       transpose-buffer write per row; each input bit stored once per band);
+    2. :func:`conv_programs` (AND + bit-count, the cross-writes and the in-memory additions;
+       the sums end in the output groups' ``q`` rows), then the all-ones row programmed from
+       the buffer's all-ones word (the rows below the output groups are free now: the
+       requantization's rows reuse them where they fit);
+    3. per output group the in-memory requantization, ReLU and saturation
+       (``sim.compile.nand_postproc.requant_program``, the group's per-lane scale and bias
+       words in the buffer), then ``MOVE LOADPLANE`` of its 8 rows and per output row (o, y)
+       a ``LOOP Wo`` of ``MOVE SCATTER`` into the output words ``(o, y, 0 ..)``;
+    4. with a fused 2x2 pool, step 3 scatters window position q of pooled output L to word
+       ``2 R + 4 L + q`` instead, and per row of lanes of pooled outputs the 4 positions are
+       gathered back (``sums_in_program``) and pooled in memory (Fig. 9's comparison,
+       ``max_pool_program``, or ``avg_pool_program``), then scattered to ``stage.out_base``
+       (``sim.compile.nand_postproc.plan_stage``'s pooling).
+
+    The bodies are packed into chunks of at most ``imem_depth`` words (a HALT each).
+
+    Parameters
+    ----------
+    cmod : module
+        ``sim.compile.compiler``.
+    stage, layer : the compiler's Stage (its table entries appended, unused) and the layer.
+    width, region : int
+        Lanes of the mat row; R, the words of a data-memory region.
+    cursor : (int, int, int)
+        The first free buffer slot, offset-table entry, patch-table entry.
+    lists : (images, offsets, patches)
+        The compiler's lists, appended to.
+    refuse : str or None
+        Why the compiler cannot give this layer the mapping (a CompileError, "not built yet").
+
+    Anything the mapping cannot do raises the compiler's ``CompileError``: one line naming the
+    layer, the value and the limit (for a size of the configuration, the field to raise).
+    """
+    from golden.layers import conv_acc_bound
+    from golden.pim import inmem_requant_bits
+    from sim.compile.asm import assemble, endloop, halt, loop
+    from sim.compile.nand_postproc import (
+        _find_run, avg_pool_program, common_shift, requant_program, requant_words,
+        results_out_program, sums_in_program,
+    )
+    from sim.routes.nand_inmem import max_pool_program
+    fail = cmod.CompileError
+    slot, obase, pbase = cursor
+    images, offsets, patches = lists
+    if refuse is None and (stage.w_bits, stage.in_bits) != (W_BITS, IN_BITS):
+        refuse = f"<W:I> = <{stage.w_bits}:{stage.in_bits}>, not <8:8>"
+    if refuse is None and layer.output != "requant":
+        refuse = f"output {layer.output!r}, not 'requant'"
+    if refuse is not None:
+        raise fail(f"{where}: conv_map 'fig10' with {refuse} is not built yet (built: stride "
+                   f"1, groups 1, <8:8>, requant outputs, resident weights); use conv_map "
+                   f"'gather'")
+    w = np.asarray(layer.params["weight"])
+    args = dict(padding=int(layer.params.get("padding", 0)),
+                stride=int(layer.params.get("stride", 1)), where=where, slot0=slot, bands=0)
+    try:                        # every output group its own rows, if they fit
+        cmap = plan(config, stage.in_shape, w, **args)
+    except fail:                # else one set reused (the error of that, if it fails too)
+        cmap = plan(config, stage.in_shape, w, out_sets=1, **args)
+    c = cmap
+    if cmap.lanes != width:
+        raise fail(f"{where}: conv_map 'fig10' maps onto the configuration's "
+                   f"{cmap.lanes} lanes, the mat has {width} (not built yet)")
+    m = config.mtjs_per_strip
+    up = lambda r: -(-r // m) * m               # noqa: E731 - the next strip boundary
+    c, o_ch, out_bits = cmap, cmap.O, 8
+    bound = conv_acc_bound("mul", int(np.prod(w.shape[1:])))
+    m2, b2, s = common_shift(layer.params["rq_mult"], layer.params["rq_bias"],
+                             layer.params["rq_shift"])
+    p = max(inmem_requant_bits(bound, m2, b2, [s] * o_ch), c.q, s + out_bits + 1)
+    m_bits = max(1, max((int(v) % (1 << p)).bit_length() for v in m2))
+    if p > 62 or (2 * (m_bits + 1)).bit_length() > config.bit_counter_bits:
+        raise fail(f"{where}: conv_map 'fig10': an affine map of {p} bits with {m_bits + 1} "
+                   f"counts per bit position, beyond 62 rows or the "
+                   f"{config.bit_counter_bits}-bit bit-counters")
+    # Rows. The input and the output sets persist while the layer is summed; OPS and the
+    # regions A, B are erased at the start of every output row's program, so between two
+    # programs they are free: each group's requantization (an all-ones row, t, y) uses them,
+    # right after the group's last output row is summed. Once every group is read out, the
+    # pooling uses rows from 0 (its own all-ones row first).
+    ones_r = up(c.ops0)
+    t0 = up(ones_r + 1)
+    y0 = up(t0 + p - s)
+    if y0 + out_bits > c.out0:
+        raise fail(f"{where}: conv_map 'fig10': the requantization needs rows {ones_r} .. "
+                   f"{y0 + out_bits - 1} (an all-ones row, {p - s} rows of the affine map, "
+                   f"{out_bits} output rows) between the mapping's operand rows and its "
+                   f"output rows at {c.out0} (not built yet)")
+    pool = stage.pool
+    ones_p = ys = tag = result = grp_rows = avg = None
+    end = c.rows_used
+    if pool:
+        ones_p = c.input0
+        ys = tuple(up(ones_p + 1) + up(out_bits) * q for q in range(4))
+        end = ys[-1] + up(out_bits)
+        if pool == "max":
+            tag, result = end, up(end + 1)
+            grp_rows = (up(result + 1), up(result + 1) + up(out_bits))
+            end = grp_rows[1] + up(out_bits)
+        else:
+            avg, end = end, end + up(out_bits)
+        if end > config.rows:
+            raise fail(f"{where}: conv_map 'fig10' pools in rows 0 .. {end - 1}, but "
+                       f"rows={config.rows}")
+    # buffer: the mapping's two words, 4 scratch, then per output group scale + bias words
+    scratch = tuple(range(c.mask + 1, c.mask + 5))
+    per_grp = m_bits + p
+    par0 = c.mask + 5
+    top = par0 + c.groups * per_grp
+    if top > config.buffer_slots:
+        cmod._too_small(f"{where}: conv_map 'fig10' needs weight-buffer slots {slot} .. "
+                        f"{top - 1} (2 of the mapping, 4 scratch, {m_bits} scale + {p} bias "
+                        f"words per output group x {c.groups}), but buffer_slots is "
+                        f"{config.buffer_slots}", "buffer_slots", top)
+    cmod._base(where, "weight-buffer slot", top - 1)
+    image = np.zeros((top - slot, width), bool)
+    for sl, word in buffer_words(c).items():
+        image[sl - slot] = word
+    for g in range(c.groups):
+        chan = np.zeros(width, np.int64)
+        for lo, o, _ in group_slots(c, g):
+            chan[lo:lo + c.Wo] = o
+        mw, cw = requant_words([m2[v] for v in chan], [b2[v] for v in chan], s, p, width)
+        at = par0 - slot + g * per_grp
+        image[at:at + len(mw)] = mw
+        image[at + m_bits:at + per_grp] = cw
+    images.append(image)
+    # tables: the input rows' GATHERs (offsets 0 .. W - 1), the pool's (4 j)
+    want = [(j, 0) for j in range(c.W)]
+    off_in = _find_run(offsets, want)
+    if off_in is None:
+        offsets.extend(want)
+        off_in, obase = obase, obase + c.W
+    Hq, Wq = (c.Ho // 2, c.Wo // 2) if pool else (c.Ho, c.Wo)
+    lanes_total = o_ch * Hq * Wq
+    rows_l = math.ceil(lanes_total / width)
+    off_pool = None
+    if pool:
+        n_off = min(width, lanes_total)
+        want = [(4 * j, 0) for j in range(n_off)]
+        off_pool = _find_run(offsets, want)
+        if off_pool is None:
+            offsets.extend(want)
+            off_pool, obase = obase, obase + n_off
+    if obase > config.offset_entries:
+        cmod._too_small(f"{where}: conv_map 'fig10' needs {obase} offset-table entries, but "
+                        f"offset_entries is {config.offset_entries}", "offset_entries", obase)
+    bodies_in, entries = load_program(c, config, in_base=stage.in_base, off0=off_in, patch0=pbase)
+    sums = 2 * region
+    if pool:
+        entries += [((sums + 4 * r * width + q) % (1 << 16), 1)
+                    for r in range(rows_l) for q in range(4)]
+    if pbase + len(entries) > config.patch_entries:
+        cmod._too_small(f"{where}: conv_map 'fig10' needs patch-table entries {pbase} .. "
+                        f"{pbase + len(entries) - 1}, but patch_entries is "
+                        f"{config.patch_entries}", "patch_entries", pbase + len(entries))
+    patches.extend(entries)
+    p_pool = pbase + c.C * c.H
+    pbase += len(entries)
+    if pool and sums + 4 * lanes_total > config.data_words:
+        cmod._too_small(f"{where}: conv_map 'fig10' puts the {4 * lanes_total} requantized "
+                        f"window values at data words {sums} .. (after the two regions of "
+                        f"{region} words), but data_words is {config.data_words}",
+                        "data_words", sums + 4 * lanes_total)
+    cmod._base(where, "patch-table entry", pbase - 1)
+    cmod._base(where, "offset-table entry", max(obase - 1, 0))
+    cmod._base(where, "data-memory address (SCATTER)",
+               (sums + 4 * lanes_total if pool else stage.out_base + lanes_total) - 1)
+    # the bodies: (micro-ops, words the body scatters)
+    bodies = [(b, 0) for b in bodies_in]
+    wcode = Opcode.PROGRAM
+    conv = conv_programs(c, w, config)
+
+    def ones_body(row):
+        return [op(Opcode.ERASE, a=row), op(wcode, imm=WriteSrc.BUFFER.value, a=row, b=c.ones)]
+
+    per_pos = c.Ho * c.Wo
+    group_bodies = []
+    try:
+        for g in range(c.groups):
+            m0 = par0 + g * per_grp
+            body = ones_body(ones_r) + requant_program(config, x0=c.out_row(g), x_bits=c.q,
+                                   ones=ones_r, m0=m0, m_bits=m_bits, c0=m0 + m_bits, p_bits=p,
+                                   shift=s, t0=t0, y0=y0, slots=scratch, out_bits=out_bits,
+                                   loops=True)
+            body += [op(Opcode.MOVE, imm=MoveOp.LOADPLANE.value, a=y0 + q, d=q)
+                     for q in range(out_bits)]
+            n_sc = 0
+            for lo, o, y in group_slots(c, g):
+                if not pool:
+                    runs = [(lo, 1, stage.out_base + o * per_pos + y * c.Wo, 1, c.Wo)]
+                elif y < 2 * Hq and Wq:
+                    base = sums + 4 * (o * Hq * Wq + (y // 2) * Wq)
+                    runs = [(lo + dj, 2, base + 2 * (y % 2) + dj, 4, Wq) for dj in (0, 1)]
+                else:
+                    runs = []
+                for a0, sa, d0, sd, cnt in runs:
+                    body += [loop(count=cnt),
+                             op(Opcode.MOVE, imm=MoveOp.SCATTER.value, a=Operand(a0, 0, sa),
+                                d=Operand(d0, 0, sd)),
+                             endloop()]
+                    n_sc += cnt
+            group_bodies.append((body, 0 if pool else n_sc))
+        bodies.append((conv[0], 0))     # group g read out after its last output row
+        for g_slot, prog in enumerate(conv[1:]):
+            bodies.append((prog, 0))
+            grp, at = divmod(g_slot, c.per_group)
+            if at == c.per_group - 1 or g_slot == len(conv) - 2:
+                bodies.append(group_bodies[grp])
+        if pool:
+            bodies.append((ones_body(ones_p), 0))
+        for r in range(rows_l if pool else 0):
+            lanes = min(width, lanes_total - r * width)
+            for q in range(4):
+                bodies.append((sums_in_program(config, x0=ys[q], x_bits=out_bits, lanes=lanes,
+                                               offset0=off_pool, patch=p_pool + 4 * r + q,
+                                               loop=True), 0))
+            if pool == "max":
+                body, best = max_pool_program(config, ys, out_bits, grp_rows, tag, result,
+                                              scratch[0], scratch[1])
+            else:
+                body, best = avg_pool_program(config, ys, out_bits, ones_p, avg), avg
+            body += results_out_program(config, y0=best, lanes=lanes,
+                                        addr=stage.out_base + r * width, out_bits=out_bits,
+                                        loop=True)
+            bodies.append((body, lanes))
+    except ValueError as e:
+        raise fail(f"{where}: conv_map 'fig10': {e}") from None
+    stage.route = "nand_inmem"
+    stage.chunks = []
+    used = tuple(range(max(end, c.rows_used)))
+
+    def flush(instrs, n_out):
+        instrs = instrs + [halt()]
+        words = tuple(assemble(instrs, base_bits=config.isa_base_bits))
+        cycles, ops = cmod.program_profile(words, config)
+        stage.chunks.append(cmod.Chunk(
+            stage=stage, index=len(stage.chunks), patch_start=0, patches=0, groups=0,
+            partial=0, rows=used, out_start=0, program=words, n_out=n_out, cycles=cycles,
+            gather_cycles=0, max_cycles=cycles + cmod.PIPELINE_DRAIN + 64, micro_ops=ops))
+
+    need = max(len(body) + 1 for body, _ in bodies)
+    if need > imem_depth:
+        cmod._too_small(f"{where}: a conv_map 'fig10' program needs {need} instruction words, "
+                        f"but program_words is {imem_depth}", "program_words", need)
+    # Pack the bodies into chunks of at most the default program memory (or the smallest
+    # allowed one holding the longest body), not of whatever program_words allows: with the
+    # largest memory (propose_config's first pass) one chunk would hold the whole layer and
+    # the proposal would keep that memory.
+    from rtl.config import SIZE_FIELDS
+    limit = min(imem_depth, max(SIZE_FIELDS["program_words"][0],
+                                cmod._size_for("program_words", need)))
+    cur, cur_out = [], 0
+    for body, n_out in bodies:
+        if cur and len(cur) + len(body) + 1 > limit:
+            flush(cur, cur_out)
+            cur, cur_out = [], 0
+        cur += body
+        cur_out += n_out
+    if cur:
+        flush(cur, cur_out)
+    return top, obase, pbase
 
 
 def _run_all(model_core, programs) -> dict:
@@ -577,11 +921,87 @@ def measure_layers(model, config, images, *, bands: int = 1) -> list:
     return out
 
 
+def measure_network(model, config, images, *, subarrays=None) -> dict:
+    """The whole network compiled with ``conv_map`` ``gather`` and ``fig10`` (each with the
+    sizes ``propose_config`` gives it) and run on the cycle model image by image, every stage
+    ``==`` golden (``golden.model.infer_int(trace=True)``).
+
+    Returns
+    -------
+    dict
+        ``{conv_map: {"cycles", "writes" (PROGRAM + WRITE_ROW micro-ops), "erases",
+        "energy_nj" (``sim.hw.energy.estimate`` of the counters, the image's data-memory
+        words charged as host loads), "stages": [(name, route, cycles)], "config"}}``, per
+        image.
+
+    Raises
+    ------
+    ValueError
+        A stage differs from golden (the map, the stage, the image, both values).
+    """
+    from golden.model import infer_int
+    from sim.compile.compiler import compile_model, propose_config, run_compiled
+    from sim.hw.core_model import CoreModel
+    from sim.hw.energy import estimate
+    images = np.asarray(images)
+    trace = infer_int(model, images, trace=True)
+    routes = tuple(config.routes or ())
+    if "nand_inmem" not in routes:
+        config = dataclasses.replace(config, routes=routes + ("nand_inmem",))
+    out = {}
+    for cm in ("gather", "fig10"):
+        cfg = propose_config(model, dataclasses.replace(config, conv_map=cm),
+                             subarrays=subarrays)
+        comp = compile_model(model, cfg, subarrays=subarrays)
+        tot: dict = {}
+        energy = 0.0
+        words = int(np.prod(model.input_shape))
+        for i, x in enumerate(images):
+            res = run_compiled(comp, x, CoreModel(cfg, subarrays=comp.subarrays))
+            for st, y in zip(comp.stages, res.outputs, strict=True):
+                want = np.asarray(trace[st.golden_index])[i].reshape(y.shape)
+                bad = np.flatnonzero(want.reshape(-1) != y.reshape(-1))
+                if bad.size:
+                    j = int(bad[0])
+                    raise ValueError(f"conv_map {cm}: {st.name}, image {i}: output {j} is "
+                                     f"{int(y.reshape(-1)[j])}, golden "
+                                     f"{int(want.reshape(-1)[j])} (seed 001 Fig. 10)")
+            _add_counts(tot, res.counters)
+            energy += estimate(cfg, res.counters, columns_active=cfg.columns * comp.subarrays,
+                               host={"data_words": words}).energy_j
+        n = len(images)
+        out[cm] = {"cycles": tot["cycles"] / n,
+                   "writes": (tot["program"] + tot["write_row"]) / n,
+                   "erases": tot["erase"] / n, "energy_nj": energy / n * 1e9,
+                   "stages": [(st.name, st.route, st.cycles) for st in comp.stages],
+                   "config": cfg}
+    return out
+
+
+def _main_network(args, model, config, x) -> int:
+    """``--network``: :func:`measure_network`'s table."""
+    rows = measure_network(model, config, x[:args.images])
+    k = config.subarrays_per_mat
+    print(f"{args.model}{f' (layers 0 .. {args.layers - 1})' if args.layers else ''} on "
+          f"{args.preset}, mat {k} ({k * config.columns} lanes), {args.images} test images on "
+          f"the cycle model, every stage == golden; per image:")
+    print("| conv_map | cycles | array writes (PROGRAM + WRITE_ROW) | erases | energy nJ | "
+          "stages (route: cycles) |")
+    print("|---|---|---|---|---|---|")
+    for cm, r in rows.items():
+        st = "; ".join(f"{name} ({route}): {cyc:,}" for name, route, cyc in r["stages"])
+        print(f"| {cm} | {r['cycles']:,.0f} | {r['writes']:,.0f} | {r['erases']:,.0f} | "
+              f"{r['energy_nj']:.2f} | {st} |")
+    return 0
+
+
 def main(argv=None) -> int:
     """``python -m sim.compile.nand_conv --model digits_addernet --images 5 [--bands 0]``: the
     Fig. 10 mapping of every multiply convolution vs today's gather route on the same layer
     (the compiler's static profile, ``ppu`` and ``in_memory`` post-processing): cycles, array
-    writes, energy (``sim.hw.energy.estimate``)."""
+    writes, energy (``sim.hw.energy.estimate``). With ``--network [--mat 4] [--layers N]``:
+    the whole network (or its first N layers) compiled with ``conv_map`` ``gather`` and
+    ``fig10`` (:func:`measure_network`)."""
     import argparse
     import sys
 
@@ -600,14 +1020,28 @@ def main(argv=None) -> int:
     ap.add_argument("--bands", type=int, default=1,
                     help="image row bands side by side (1: no input duplicated; 0: as many "
                          "as fit)")
+    ap.add_argument("--network", action="store_true",
+                    help="the whole network compiled with conv_map gather and fig10, run on "
+                         "the cycle model (measure_network)")
+    ap.add_argument("--mat", type=int, default=0,
+                    help="subarrays per mat (0: the preset's)")
+    ap.add_argument("--layers", type=int, default=0,
+                    help="with --network: only the model's first N layers (0: all)")
     args = ap.parse_args(argv)
-    sets = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits"}
+    sets = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits",
+            "fashion_mulcnn_w8i8": "fashion_mnist"}
     try:
         if args.model not in sets:
             raise ValueError(f"--model must be one of {', '.join(sets)}, not {args.model!r}")
         config = preset(args.preset)
+        if args.mat:
+            config = dataclasses.replace(config, subarrays_per_mat=args.mat)
         model = load_model(bundled_model_path(args.model))
+        if args.layers:
+            model = dataclasses.replace(model, layers=model.layers[:args.layers])
         x, _ = datasets.load_dataset(sets[args.model], "test")
+        if args.network:
+            return _main_network(args, model, config, x)
         rows = measure_layers(model, config, x[:args.images], bands=args.bands)
         base = {}
         for mode in ("ppu", "in_memory"):

@@ -483,17 +483,20 @@ class NandInmem(Route):
         (:func:`add_program`, :func:`scale_program`, :func:`compare_program`,
         :func:`select_program`, :func:`max_pool_program`, :func:`relu_program`), emitted as
         the in-memory post-processing of a layer whose dot products another route computed
-        (``postproc='in_memory'``, ``sim.compile.nand_postproc.plan_stage``). The seed's own
-        convolution mapping (Fig. 7 / Fig. 10: the input's bit-planes stored once, the weight
-        sliding over them, the counts cross-written by ``WriteSrc.BIT_COUNTER_XW`` and added
-        in memory) is whole-layer programs, ``sim.compile.nand_conv``; ``compile_model`` does
-        not emit them yet."""
+        (``postproc='in_memory'``, ``sim.compile.nand_postproc.plan_stage``), and the seed's
+        own convolution mapping (Fig. 7 / Fig. 10: the input's bit-planes stored once, the
+        weight sliding over them, the counts cross-written by ``WriteSrc.BIT_COUNTER_XW`` and
+        added in memory) is whole-layer programs that ``compile_model`` emits for a multiply
+        convolution with ``conv_map='fig10'`` (``sim.compile.nand_conv.compile_stage``)."""
         return False
 
     def dot(self, stage, t, xrow, wslot, config) -> list:
-        raise NotImplementedError("route nand_inmem has no per-chunk dot: the seed's Fig. 10 "
-                                  "mapping is whole-layer programs (sim.compile.nand_conv), "
-                                  "which compile_model does not emit yet (not built yet)")
+        """There is no per-chunk dot product on this route (:meth:`maps` takes no layer, so
+        the compiler never asks): a ``RouteError`` that names the whole-layer mapping."""
+        from sim.routes import RouteError
+        raise RouteError("route nand_inmem has no per-chunk dot product: a multiply "
+                         "convolution on it is whole-layer programs, compiled with "
+                         "conv_map='fig10' (sim.compile.nand_conv.compile_stage)")
 
     def lanes(self, model) -> BitCounterLanes:
         return BitCounterLanes(model._ones, model.config.bit_counter_bits)
