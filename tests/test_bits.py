@@ -393,3 +393,35 @@ def test_eq2_refusals_are_compile_errors():
     assert "tile_activations: the model has eq. 2 layers" in str(e.value)
     from sim.compile.bit_widths import eq2_entry
     assert "beyond the PPU's 16-bit multiplier" in eq2_entry(20000, 0, 0, 2, 100)
+
+
+def test_eq2_training_network_exports_format5():
+    """``sim.flows.train``'s eq.-2 network (``fashion_mulcnn_w4i4_eq2``, untrained, two
+    batches to set its moving maxima) exports a format-5 model: each producer's ``out_bits`` is
+    its reader's ``in_bits``, whose scale is the reader's eq.-2 step (max / 15)."""
+    torch = pytest.importorskip("torch")
+    from golden.quantize import quantize_model
+    from sim.flows import train as tr
+    cfg = tr.CONFIGS["fashion_mulcnn_w4i4_eq2"]
+    torch.manual_seed(SEED % 2**31)
+    net = tr.Net(cfg["arch"], 0.1)
+    net.train()
+    for _ in range(2):
+        net(torch.rand(16, 1, 28, 28))
+    net.eval()
+    fls = net.float_layers()
+    rng = np.random.default_rng(SEED + 80)
+    calib = rng.integers(0, 256, (4, 1, 28, 28)).astype(np.uint8)
+    m = quantize_model(name="eq2", input_shape=(1, 28, 28), input_scale=1 / 255,
+                       class_names=cfg["class_names"], layers=fls, calib_images=calib)
+    assert format_version(m) == 5
+    comp = [ly for ly in m.layers if ly.kind in bw.BIT_KINDS]
+    assert [ly.params.get("out_bits") for ly in comp] == [4, 4, 4, None]
+    assert [ly.params.get("in_quant", "top") for ly in comp] == ["top", "eq2", "eq2", "eq2"]
+    q = [mod[0] if isinstance(mod, torch.nn.Sequential) else mod for mod in net.layers]
+    q = [mod for mod in q if isinstance(mod, tr.QuantMul)]
+    for f, nxt in zip([f for f in fls if f.w_bits], q[1:], strict=False):
+        assert f.out_scale == pytest.approx(float(nxt.quant_in.scale))
+    trace = infer_int(m, calib, trace=True)
+    assert all(int(trace[i].max()) <= 15 for i, ly in enumerate(m.layers) if ly.kind in
+               bw.BIT_KINDS[:1])

@@ -136,7 +136,7 @@ def hardware_model(model, error, *, in_memory: bool = False):
     itself when it has no eq. 2. Refuses (``error``) what is not built. ``in_memory``
     (``postproc='in_memory'``): the entries stay as they are, the in-array requantization
     saturates at ``2**k - 1`` itself (``sim.compile.nand_postproc.plan_stage``); only the
-    shift :data:`HW_SHIFT` is set."""
+    shift ``HW_SHIFT`` is set."""
     if not has_eq2(model):
         return model
     from golden.model import Model
