@@ -21,7 +21,7 @@ the precision ``<W:I>``. A model file (format 4, :mod:`golden.model`) gives a ``
   the hardware then stores and gathers the usual 8-bit codes and its dot product takes only
   the I top bit-planes, with no change to the post-processing; the seed quantizes a layer's
   output to k bits by eq. 2 directly, which is the same staircase up to the rounding of the
-  lowest 8 - I bits.
+  lowest 8 - I bits (format 5 has eq. 2 itself, below).
 
 Absent arrays mean 8 (a file of format 1 to 3 keeps its meaning).
 
@@ -56,9 +56,11 @@ arithmetic and where it is silent:
 
 The layer reading those codes (``in_quant`` = ``"eq2"``, with ``in_bits`` = k) multiplies them
 as they are (:func:`layer_input`), with no ``>> (8 - I)``; ``in_quant`` ``"top"`` (or absent)
-keeps the top-bits reading above, which the bundled <W:I> models were trained with. The integer accumulator is
-``sum x_I * w``, exact; :func:`bitserial_dot` is eq. 1 term by term, the reference that the
-hardware's plane-pair programs (``sim.routes.and_bitcount``) follow.
+keeps the top-bits reading above, which the bundled <W:I> models were trained with.
+
+The integer accumulator is ``sum x_I * w``, exact; :func:`bitserial_dot` is eq. 1 term by
+term, the reference that the hardware's plane-pair programs (``sim.routes.and_bitcount``)
+follow.
 """
 
 from __future__ import annotations
