@@ -425,3 +425,20 @@ def test_eq2_training_network_exports_format5():
     trace = infer_int(m, calib, trace=True)
     assert all(int(trace[i].max()) <= 15 for i, ly in enumerate(m.layers) if ly.kind in
                bw.BIT_KINDS[:1])
+
+
+def test_eq2_streamed_requant_table_equals_golden():
+    """A requant table streamed with the weights (``sim.compile.weight_stream``, 4 entries for
+    7 channels) carries the eq.-2 layer's rewritten entries: every stage == golden."""
+    rng = np.random.default_rng(SEED + 99)
+    x = rng.integers(0, 256, (1, 1, 6, 6)).astype(np.uint8)
+    model = bits_model(rng, x, conv=(4, 8), fc=(3, 0), eq2=3)
+    compiled = compile_model(model, _cfg(), subarrays=1, channels=4, stream_weights=True)
+    assert all(any(t is not None for _, _, _, t in st.weight_loads) for st in compiled.stages)
+    res = run_compiled(compiled, x[0], CoreModel(compiled.config, subarrays=1))
+    trace = infer_int(model, x, trace=True)
+    for stage, out in zip(compiled.stages, res.outputs, strict=True):
+        want = np.asarray(trace[stage.golden_index])[0].ravel()
+        bad = np.flatnonzero(np.asarray(out).ravel() != want)
+        assert not bad.size, (f"stage {stage.name}: flat index {bad[0]}: core "
+                              f"{np.asarray(out).ravel()[bad[0]]} != golden {want[bad[0]]}")
