@@ -144,7 +144,10 @@ def test_core_layers(sim):
 async def core_layers_bit_widths(dut):
     """Seed 001's <W:I> widths (``golden.bitwidth``, issue 14 item 4): a <4:4> multiply
     convolution with a fused max pool and a <2:3> multiply FC, W * I AND passes per tile dot:
-    every stage == golden, counters == cycle model == static profile."""
+    every stage == golden, counters == cycle model == static profile. And seed 001's eq. 2 as
+    the activation quantizer (format 5, issue 14): a <3:8> convolution writing 3-bit eq.-2 codes
+    (the PPU stores them MSB-aligned, ``sim.compile.bit_widths``) read as they are by a <2:3>
+    FC: its stage outputs == golden's eq.-2 codes."""
     from sim.compile.compiler import compile_model
     from tests.test_bits import bits_model
     p = load_params()
@@ -158,3 +161,9 @@ async def core_layers_bit_widths(dut):
     assert widths == [("mul_conv2d", 4, 4), ("mul_linear", 2, 3)], f"{BLOCK}: stages {widths}"
     await check_compiled_images(dut, config, model, compiled, x[1:], seed=seed,
                                 where=f"{BLOCK}: <W:I> model")
+    model = bits_model(rng, x[:1], conv=(3, 8), fc=(2, 0), eq2=3)
+    compiled = compile_model(model, config)
+    shifts = [(st.in_bits, st.out_shift) for st in compiled.stages]
+    assert shifts == [(8, 5), (3, 0)], f"{BLOCK}: eq. 2 stages (in_bits, out_shift) {shifts}"
+    await check_compiled_images(dut, config, model, compiled, x[1:], seed=seed,
+                                where=f"{BLOCK}: eq. 2 <W:I> model")

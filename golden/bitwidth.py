@@ -21,24 +21,65 @@ the precision ``<W:I>``. A model file (format 4, :mod:`golden.model`) gives a ``
   the hardware then stores and gathers the usual 8-bit codes and its dot product takes only
   the I top bit-planes, with no change to the post-processing; the seed quantizes a layer's
   output to k bits by eq. 2 directly, which is the same staircase up to the rounding of the
-  lowest 8 - I bits.
+  lowest 8 - I bits (format 5 has eq. 2 itself, below).
 
-Absent arrays mean 8 (a file of format 1 to 3 keeps its meaning). The integer accumulator is
-``sum x_I * w``, exact; :func:`bitserial_dot` is eq. 1 term by term, the reference that the
-hardware's plane-pair programs (``sim.routes.and_bitcount``) follow.
+Absent arrays mean 8 (a file of format 1 to 3 keeps its meaning).
+
+Seed 001's eq. 2 (format 5): a ``requant`` multiply layer with ``out_bits`` k writes k-bit
+codes by the seed's quantizer::
+
+    Q_o = round((Q_i - Q_min) * (2**k - 1) / (Q_max - Q_min))                   (eq. 2)
+
+with ``Q_min`` and ``Q_max`` "the minimum and maximum values of the layer in the training
+phase". Its integer form (:func:`eq2_requantize`) is the project's requantization with the
+saturation at ``2**k - 1`` instead of 255::
+
+    Q_o = min(max((acc * rq_mult + rq_bias + 2**(rq_shift-1)) >> rq_shift, 0), 2**k - 1)
+
+where ``rq_mult / 2**rq_shift`` holds ``(2**k - 1) / (Q_max - Q_min)`` times the batch norm's
+scale (eq. 3, folded as in every ``requant`` layer) times the accumulator's scale. The seed's
+arithmetic and where it is silent:
+
+* scale: ``(2**k - 1) / (Q_max - Q_min)``, precomputed ("could be calculated in advance");
+  ``Q_max`` is the layer's maximum in training (:func:`eq2_scale`; ``sim.flows.train`` keeps a
+  moving average of the batch maxima, as batch norm keeps its statistics: ASSUMPTION, the seed
+  does not say how the maximum is tracked).
+* ``Q_min = 0``. ASSUMPTION: the seed quantizes the layer's values and then applies batch norm
+  and ReLU; an integer pipeline folds batch norm into the requantization, so the quantized
+  value is the batch-normalized, rectified one, whose minimum is 0 (the ReLU); code 0 is then
+  the real 0, so zero padding stays exact.
+* rounding: half up (``+ 2**(shift-1)`` before the arithmetic shift). ASSUMPTION: the seed
+  writes ``round`` without a tie rule; half up is the requantization's (and the in-array
+  adder's) and differs from half-to-even only on exact ties.
+* clipping: to ``[0, 2**k - 1]``. ASSUMPTION: the seed is silent on values beyond the training
+  range; a k-bit code has no other value.
+
+The layer reading those codes (``in_quant`` = ``"eq2"``, with ``in_bits`` = k) multiplies them
+as they are (:func:`layer_input`), with no ``>> (8 - I)``; ``in_quant`` ``"top"`` (or absent)
+keeps the top-bits reading above, which the bundled <W:I> models were trained with.
+
+The integer accumulator is ``sum x_I * w``, exact; :func:`bitserial_dot` is eq. 1 term by
+term, the reference that the hardware's plane-pair programs (``sim.routes.and_bitcount``)
+follow.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["BITS_MIN", "BITS_MAX", "BIT_KINDS", "layer_bits", "check_bits", "input_planes",
-           "weight_range", "check_weight_bits", "quantize_weight", "bitserial_dot"]
+from . import layers as L
+
+__all__ = ["BITS_MIN", "BITS_MAX", "BIT_KINDS", "IN_QUANTS", "layer_bits", "check_bits",
+           "input_planes", "weight_range", "check_weight_bits", "quantize_weight",
+           "bitserial_dot", "eq2_requantize", "eq2_scale", "eq2_reference", "layer_input"]
 
 #: The narrowest and widest operand of a multiply layer (seed 001's <W:I> from 1 to 8 bits).
 BITS_MIN, BITS_MAX = 1, 8
 #: The layer kinds that carry ``w_bits`` / ``in_bits`` (format-1 multiply kinds).
 BIT_KINDS = ("mul_conv2d", "mul_linear")
+#: How a layer reads its input codes (format 5 ``in_quant``): the top ``in_bits`` of 8-bit
+#: codes, or the ``in_bits``-bit codes of eq. 2 as they are.
+IN_QUANTS = ("top", "eq2")
 
 
 def layer_bits(params: dict) -> tuple:
@@ -128,3 +169,45 @@ def bitserial_dot(x: np.ndarray, w: np.ndarray, w_bits: int, in_bits: int):
             acc += sign * (count << (n + m))
             passes += 1
     return acc, passes
+
+
+def eq2_requantize(acc: np.ndarray, mult: np.ndarray, bias: np.ndarray, shift: np.ndarray,
+                   out_bits: int) -> np.ndarray:
+    """Seed 001's eq. 2 to ``out_bits`` k bits in integers (module docstring): the requant
+    ``golden.layers.requantize`` saturated at ``2**k - 1`` (uint8 codes in [0, 2**k - 1])."""
+    k = check_bits("out_bits", out_bits)
+    return np.minimum(L.requantize(acc, mult, bias, shift), np.uint8((1 << k) - 1))
+
+
+def eq2_scale(q_max: float, out_bits: int, q_min: float = 0.0) -> float:
+    """The real value of one eq.-2 code: ``(Q_max - Q_min) / (2**k - 1)`` (the inverse of
+    eq. 2's precomputed factor); ``Q_max <= Q_min`` (an all-zero layer) gives ``1 / (2**k - 1)``,
+    which any positive scale represents exactly."""
+    k = check_bits("out_bits", out_bits)
+    span = float(q_max) - float(q_min)
+    return (span if span > 0 else 1.0) / ((1 << k) - 1)
+
+
+def eq2_reference(q: np.ndarray, q_min: float, q_max: float, out_bits: int) -> np.ndarray:
+    """Eq. 2 as the seed writes it, in float64 (round half up, clipped to [0, 2**k - 1]): the
+    independent reference of :func:`eq2_requantize` in the tests."""
+    k = check_bits("out_bits", out_bits)
+    z = (np.asarray(q, dtype=np.float64) - q_min) * ((1 << k) - 1) / (q_max - q_min)
+    return np.clip(np.floor(z + 0.5), 0, (1 << k) - 1).astype(np.int64)
+
+
+def layer_input(x: np.ndarray, params: dict) -> np.ndarray:
+    """The codes a multiply layer with ``params`` multiplies: ``x >> (8 - I)``
+    (:func:`input_planes`; ``in_quant`` ``"top"`` or absent), or ``x`` itself when
+    ``in_quant`` is ``"eq2"`` (the previous layer's I-bit eq.-2 codes; a code of more than I
+    bits is a ValueError)."""
+    in_bits = int(params.get("in_bits", BITS_MAX))
+    if params.get("in_quant", "top") != "eq2":
+        return input_planes(x, in_bits)
+    x = np.asarray(x)
+    if x.dtype != np.uint8:
+        raise TypeError(f"x must be uint8 activation codes, not {x.dtype}")
+    if x.size and int(x.max()) >> in_bits:
+        raise ValueError(f"the input holds code {int(x.max())}, beyond the in_bits={in_bits}-bit "
+                         f"eq. 2 codes this layer reads")
+    return x

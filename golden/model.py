@@ -177,6 +177,29 @@ weights are W-bit two's complement numbers. Checked on load (one-line error nami
 int64 scalars in [1, 8], on those two kinds only, in a format-4 file; every weight in
 ``[-2**(W-1), 2**(W-1) - 1]``. The float reference ignores them (it is the trained float
 network; a quantization-aware trainer reports its own float accuracy).
+
+Format version 5 (``spinpim_format`` 5) reads every version-4 file's arrays with the same
+meaning and adds seed 001's eq. 2 as a layer's activation quantizer (:mod:`golden.bitwidth`):
+
+==============================  ========  ==============  ==========================================
+array                           dtype     shape           meaning
+==============================  ========  ==============  ==========================================
+``layer{i}.out_bits``           int64     ()              optional, a ``requant`` ``mul_conv2d`` /
+                                                          ``mul_linear``: its outputs are k-bit
+                                                          eq.-2 codes, k in [1, 8] (absent: 8-bit
+                                                          requant codes)
+``layer{i}.in_quant``           str       ()              optional, ``mul_conv2d`` / ``mul_linear``:
+                                                          ``top`` (absent: ``x >> (8 - I)``) or
+                                                          ``eq2`` (the I-bit eq.-2 codes as they
+                                                          are)
+==============================  ========  ==============  ==========================================
+
+A layer with ``out_bits`` k outputs ``min(requantize(acc), 2**k - 1)``
+(:func:`golden.bitwidth.eq2_requantize`). Checked on load (one-line error naming the array):
+``out_bits`` an int64 scalar in [1, 8] on a ``requant`` multiply layer; ``in_quant`` ``top`` or
+``eq2`` on a multiply layer; a layer reads eq.-2 codes (through pools and flatten) exactly when
+its ``in_quant`` is ``eq2``, and then its ``in_bits`` equals the producer's ``out_bits``; no
+``add`` or ``global_avg_pool2d`` layer reads them.
 """
 
 from __future__ import annotations
@@ -194,9 +217,9 @@ from . import bitwidth as _BW
 from . import layers as L
 
 #: The newest format version; :func:`load_model` reads every version in :data:`READ_VERSIONS`.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 #: The format versions :func:`load_model` reads.
-READ_VERSIONS = (1, 2, 3, 4)
+READ_VERSIONS = (1, 2, 3, 4, 5)
 #: Layer kinds of format version 1.
 KINDS = ("adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear",
          "max_pool2d", "avg_pool2d", "flatten")
@@ -224,7 +247,7 @@ _ACC_KIND = {"adder_conv2d": "adder", "mul_conv2d": "mul", "adder_linear": "adde
              "mul_linear": "mul", "adder_gconv2d": "adder", "mul_gconv2d": "mul",
              "bin_gconv2d": "bin"}
 _INT_SCALARS = ("stride", "padding", "kernel", "groups", "pad_value", "source", "input",
-                "w_bits", "in_bits")
+                "w_bits", "in_bits", "out_bits")
 
 #: Memory budget of one model file: the bytes its arrays take once decompressed, checked from
 #: each zip member's header before anything is decompressed. ASSUMPTION: 256 MiB, about 1000x the
@@ -390,6 +413,23 @@ def _check_bit_widths(pre: str, layer: Layer) -> None:
             _BW.check_bits(f"array {pre + key!r}", layer.params[key])
         except ValueError as e:
             _fail(str(e))
+    if "out_bits" in layer.params:
+        if layer.kind not in _BW.BIT_KINDS or layer.output != "requant":
+            _fail(f"array {pre + 'out_bits'!r} is given on a {layer.kind} layer with output "
+                  f"{layer.output!r}; only requant {' and '.join(_BW.BIT_KINDS)} layers take "
+                  f"eq. 2 output bits")
+        try:
+            _BW.check_bits(f"array {pre + 'out_bits'!r}", layer.params["out_bits"])
+        except ValueError as e:
+            _fail(str(e))
+    if "in_quant" in layer.params:
+        q = layer.params["in_quant"]
+        if layer.kind not in _BW.BIT_KINDS:
+            _fail(f"array {pre + 'in_quant'!r} is given on a {layer.kind} layer; only "
+                  f"{' and '.join(_BW.BIT_KINDS)} layers take it")
+        if not isinstance(q, str) or q not in _BW.IN_QUANTS:
+            _fail(f"array {pre + 'in_quant'!r} is {q!r}; allowed: "
+                  f"{', '.join(_BW.IN_QUANTS)}")
     if "w_bits" in layer.params:
         try:
             _BW.check_weight_bits(f"array {pre + 'weight'!r}", layer.params["weight"],
@@ -643,6 +683,7 @@ def _validate(model: Model) -> Model:
             _fail(f"layer{i} ({ly.kind}): {e}")
         if ly.output == "logits":
             _check_logits_bias(i, ly, fan_in)
+    _check_eq2_chain(model)
     for i, ly in enumerate(model.layers):
         if ly.kind == "add":
             w = np.abs(ly.params["weight"].astype(np.int64)).sum(axis=1)
@@ -652,6 +693,39 @@ def _validate(model: Model) -> Model:
             except ValueError as e:
                 _fail(f"layer{i} (add): {e}")
     return model
+
+
+def _check_eq2_chain(model: Model) -> None:
+    """Format 5: a layer reads eq.-2 codes (through pools and flatten) exactly when its
+    ``in_quant`` is ``eq2``, with ``in_bits`` equal to the producer's ``out_bits``."""
+    made = {-1: None}                   # layer -> (producer, k) of the eq.-2 codes it outputs
+    cur = None
+    for i, ly in enumerate(model.layers):
+        src = int(ly.params["input"]) if "input" in ly.params else i - 1
+        cur = made[src]
+        eq2 = ly.params.get("in_quant", "top") == "eq2"
+        if ly.kind in _BW.BIT_KINDS:
+            if eq2 and cur is None:
+                _fail(f"array 'layer{i}.in_quant' is 'eq2', but layer {i}'s input is not the "
+                      f"output of a layer with 'out_bits' (eq. 2 codes)")
+            if cur is not None and not eq2:
+                _fail(f"layer {i} ({ly.kind}) reads the {cur[1]}-bit eq. 2 codes of layer "
+                      f"{cur[0]}, so array 'layer{i}.in_quant' must be 'eq2'")
+            if cur is not None and int(ly.params.get("in_bits", _BW.BITS_MAX)) != cur[1]:
+                _fail(f"array 'layer{i}.in_bits' is {int(ly.params.get('in_bits', 8))}, but its "
+                      f"input is the {cur[1]}-bit eq. 2 codes of layer {cur[0]} ('out_bits' "
+                      f"{cur[1]}): they must be equal")
+        elif ly.kind in ALL_COMPUTE_KINDS or ly.kind in V3_KINDS:
+            if cur is not None:
+                _fail(f"layer {i} ({ly.kind}) reads the {cur[1]}-bit eq. 2 codes of layer "
+                      f"{cur[0]}; only {' and '.join(_BW.BIT_KINDS)} layers read them")
+        if ly.kind == "add" and made[int(ly.params["source"])] is not None:
+            s = int(ly.params["source"])
+            _fail(f"layer {i} (add) reads the eq. 2 codes of layer {s} as its shortcut; only "
+                  f"{' and '.join(_BW.BIT_KINDS)} layers read them")
+        if ly.kind in ALL_COMPUTE_KINDS or ly.kind in V3_KINDS:
+            cur = (i, int(ly.params["out_bits"])) if "out_bits" in ly.params else None
+        made[i] = cur
 
 
 def _check_kind_output(i: int, n: int, kind: str, output: str) -> None:
@@ -689,6 +763,8 @@ def input_codes(model: Model) -> list:
 
 def format_version(model: Model) -> int:
     """The lowest format version that holds ``model`` (1 unless it has a format-2 layer)."""
+    if any("out_bits" in ly.params or "in_quant" in ly.params for ly in model.layers):
+        return 5
     if any("w_bits" in ly.params or "in_bits" in ly.params for ly in model.layers):
         return 4
     if any(ly.kind in V3_KINDS or "input" in ly.params for ly in model.layers):
@@ -798,6 +874,13 @@ def load_model(path) -> Model:
                           f"{version}")
                 params[key] = get(pre + key)
                 known.add(pre + key)
+        for key in ("out_bits", "in_quant"):    # format 5, optional: eq. 2 (golden.bitwidth)
+            if pre + key in arrays:
+                if version < 5:
+                    _fail(f"array {pre + key!r} is a format-5 array, but 'spinpim_format' is "
+                          f"{version}")
+                params[key] = get_str(pre + key) if key == "in_quant" else get(pre + key)
+                known.add(pre + key)
         for k in _INT_SCALARS:
             if k in params:
                 if params[k].dtype != np.int64 or params[k].shape != ():
@@ -905,12 +988,12 @@ def layer_forward_int(layer: Layer, x: np.ndarray, skip: np.ndarray | None = Non
     if k == "adder_conv2d":
         acc = L.adder_conv2d(x, p["weight"], stride=p["stride"], padding=p["padding"])
     elif k == "mul_conv2d":
-        x = _BW.input_planes(x, int(p.get("in_bits", _BW.BITS_MAX)))
+        x = _BW.layer_input(x, p)
         acc = L.mul_conv2d(x, p["weight"], stride=p["stride"], padding=p["padding"])
     elif k == "adder_linear":
         acc = L.adder_linear(x, p["weight"])
     elif k == "mul_linear":
-        x = _BW.input_planes(x, int(p.get("in_bits", _BW.BITS_MAX)))
+        x = _BW.layer_input(x, p)
         acc = L.mul_linear(x, p["weight"])
     elif k in GROUPED_KINDS:
         conv = {"adder_gconv2d": L.adder_conv2d, "mul_gconv2d": L.mul_conv2d,
@@ -929,6 +1012,9 @@ def layer_forward_int(layer: Layer, x: np.ndarray, skip: np.ndarray | None = Non
         return L.add_bias(acc, p["bias"])
     if layer.output == "quant":
         return L.threshold_quantize(acc, p["q_thresh"], p["q_sign"])
+    if "out_bits" in p:                 # seed 001 eq. 2 (format 5)
+        return _BW.eq2_requantize(acc, p["rq_mult"], p["rq_bias"], p["rq_shift"],
+                                  int(p["out_bits"]))
     return L.requantize(acc, p["rq_mult"], p["rq_bias"], p["rq_shift"])
 
 

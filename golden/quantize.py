@@ -100,6 +100,12 @@ class FloatLayer:
     grows by ``2**(8 - I)``); ``None`` leaves the array out (8 bits). ``out_scale``, if given,
     is the real value of one output code of a ``requant`` layer (a quantization-aware trainer's
     own scale) in place of the calibration percentile's.
+
+    Eq. 2 (format 5, :mod:`golden.bitwidth`): ``out_bits`` k on a ``requant`` multiply layer
+    quantizes its output to k-bit codes of scale ``out_scale`` (or, without it, the calibration
+    images' maximum over ``2**k - 1``: eq. 2's ``Q_max``); ``in_quant="eq2"`` on the next
+    multiply layer reads them as they are (its input scale is the producer's, not grown by
+    ``2**(8 - I)``).
     """
     kind: str
     weight: np.ndarray | None = None
@@ -120,6 +126,8 @@ class FloatLayer:
     w_bits: int | None = None
     in_bits: int | None = None
     out_scale: float | None = None
+    out_bits: int | None = None
+    in_quant: str | None = None
 
 
 def _f32(a, name) -> np.ndarray:
@@ -391,6 +399,10 @@ def quantize_model(*, name: str, input_shape, input_scale: float, class_names, l
             continue
         s_out = (output_scale(cur, float(pcts[rq_i])) if fl.out_scale is None
                  else float(fl.out_scale))
+        if fl.out_bits is not None:      # eq. 2: k-bit codes, Q_max the calibration maximum
+            params["out_bits"] = _BW.check_bits("out_bits", fl.out_bits)
+            if fl.out_scale is None:
+                s_out = _BW.eq2_scale(float(np.max(cur, initial=0.0)), fl.out_bits)
         rq_i += 1
         mult, rbias, shift = requant_params(a * r_y / s_out, (a * c_y + b) / s_out, acc_bound)
         params.update(rq_mult=mult, rq_bias=rbias, rq_shift=shift)
@@ -411,6 +423,9 @@ def _bit_widths(fl: FloatLayer, w: np.ndarray, s_in: float, z_in: float, last: b
     ib = _BW.check_bits("in_bits", 8 if fl.in_bits is None else fl.in_bits)
     w_int, s_w = _BW.quantize_weight(w, wb, per_channel=not last)
     params.update(w_bits=wb, in_bits=ib)
+    if fl.in_quant == "eq2":            # the producer's k-bit eq.-2 codes, as they are
+        params["in_quant"] = "eq2"
+        return s_in, w_int, s_w
     return s_in * float(1 << (_BW.BITS_MAX - ib)), w_int, s_w
 
 

@@ -49,16 +49,17 @@ def test_input_planes_are_the_top_bits():
         assert (bw.input_planes(x, i).astype(int) == np.arange(256) // (1 << (8 - i))).all()
 
 
-def _rq(acc, rng):
-    """Requant parameters spreading each channel's accumulators over about [-20, 275]."""
+def _rq(acc, rng, top=255, s=12):
+    """Requant parameters spreading each channel's accumulators over about [-20, 275] (for
+    ``top`` 255; ``top`` 2**k - 1: about [-top/12, 1.1 * top])."""
     o = acc.shape[1]
     a = np.moveaxis(acc, 1, 0).reshape(o, -1)
     lo, hi = a.min(axis=1), a.max(axis=1)
     mult, bias, shift = np.zeros(o, np.int32), np.zeros(o, np.int64), np.zeros(o, np.int32)
     for c in range(o):
-        span, s = int(hi[c] - lo[c]) + 1, 12
-        m = max(1, 300 * (1 << s) // span)
-        mult[c], bias[c], shift[c] = m, -int(lo[c]) * m - (20 << s), s
+        span = int(hi[c] - lo[c]) + 1
+        m = max(1, (top * 300 // 255 + 1) * (1 << s) // span)
+        mult[c], bias[c], shift[c] = m, -int(lo[c]) * m - ((top * 20 // 255) << s), s
     return {"rq_mult": mult, "rq_bias": bias, "rq_shift": shift}
 
 
@@ -69,18 +70,24 @@ def _bn(w):
             "bn_var": np.ones(o, np.float32), "bn_eps": np.float64(1e-5)}
 
 
-def bits_model(rng, x, *, conv=(4, 4), fc=(2, 3), c_in=1, hw=6, out=3):
+def bits_model(rng, x, *, conv=(4, 4), fc=(2, 3), c_in=1, hw=6, out=3, eq2=None, shift=12):
     """mul_conv2d <conv> (3x3 pad 1) + max pool + flatten + mul_linear <fc> (logits), the
-    requant fitted to ``x`` [1, c_in, hw, hw]."""
+    requant fitted to ``x`` [1, c_in, hw, hw]. ``eq2`` k: the convolution quantizes to k-bit
+    eq.-2 codes (``out_bits``) and the linear layer reads them (``in_quant`` eq2, ``in_bits``
+    k, in place of ``fc[1]``); its requant shift is ``shift``."""
     w0 = _weights(rng, (out, c_in, 3, 3), conv[0])
     p0 = {"weight": w0, "stride": 1, "padding": 1, "w_bits": conv[0], "in_bits": conv[1]}
     acc = layer_forward_int(Layer("mul_conv2d", "logits", {**p0, "bias": np.zeros(out, np.int32)}),
                             x)
-    l0 = Layer("mul_conv2d", "requant", {**p0, **_rq(acc, rng)}, _bn(w0))
+    top = 255 if eq2 is None else (1 << eq2) - 1
+    l0 = Layer("mul_conv2d", "requant", {**p0, **_rq(acc, rng, top, shift),
+                                         **({} if eq2 is None else {"out_bits": eq2})}, _bn(w0))
     feat = out * (hw // 2) ** 2
     w1 = _weights(rng, (4, feat), fc[0])
+    p1 = {"w_bits": fc[0], "in_bits": fc[1]} if eq2 is None else \
+        {"w_bits": fc[0], "in_bits": eq2, "in_quant": "eq2"}
     l1 = Layer("mul_linear", "logits", {"weight": w1, "bias": rng.integers(-99, 99, 4)
-                                        .astype(np.int32), "w_bits": fc[0], "in_bits": fc[1]},
+                                        .astype(np.int32), **p1},
                {"weight": w1.astype(np.float32), "bias": np.zeros(4, np.float32)})
     return make_model(name="bits", input_shape=(c_in, hw, hw), input_scale=1 / 255,
                       class_names="abcd", layers=[l0, Layer("max_pool2d", "", {"kernel": 2,
@@ -89,7 +96,8 @@ def bits_model(rng, x, *, conv=(4, 4), fc=(2, 3), c_in=1, hw=6, out=3):
 
 
 def _independent(model, x):
-    """The logits by loops of our own: conv of the top-I input bits, requant, pool, linear."""
+    """The logits by loops of our own: conv of the top-I input bits, requant (eq. 2: clipped to
+    k bits), pool, linear (of the top I bits, or of the eq.-2 codes as they are)."""
     l0, l1 = model.layers[0], model.layers[3]
     xi = x.astype(np.int64)[0] >> (8 - l0.params["in_bits"])
     c, h, w = xi.shape
@@ -105,9 +113,10 @@ def _independent(model, x):
     t = acc * p["rq_mult"].astype(np.int64)[:, None, None] + p["rq_bias"][:, None, None]
     s = p["rq_shift"].astype(np.int64)[:, None, None]
     t = (t + np.where(s > 0, 1 << np.maximum(s - 1, 0), 0)) >> s
-    y = np.clip(t, 0, 255)
+    y = np.clip(t, 0, (1 << int(p.get("out_bits", 8))) - 1)
     y = y.reshape(y.shape[0], h // 2, 2, w // 2, 2).max(axis=(2, 4)).ravel()
-    y = y >> (8 - l1.params["in_bits"])
+    if l1.params.get("in_quant") != "eq2":
+        y = y >> (8 - l1.params["in_bits"])
     return y @ l1.params["weight"].astype(np.int64).T + l1.params["bias"]
 
 
@@ -265,3 +274,171 @@ def test_bundled_bit_models_reproduce_their_accuracy(name, bits, floor):
     acc = accuracy(infer_int(model, images), labels)
     assert meta["n_test"] == len(labels) == 10000
     assert acc == meta["int8_test_accuracy"] and acc >= floor, f"{name}: {acc}"
+
+
+# ---- seed 001 eq. 2 as the activation quantizer (format 5) ---------------------------------
+
+@pytest.mark.parametrize("k", [1, 3, 4, 8])
+def test_eq2_integer_codes_are_the_seeds_formula(k):
+    """With Q_min = 0 and Q_max = 2**k - 1 eq. 2's factor is 1, so the requant's exact
+    dyadic value q = (acc*m + b) / 2**s goes into the seed's formula as it is (float64 exact)."""
+    rng = np.random.default_rng(SEED + 30 + k)
+    acc = rng.integers(-3000, 3000, (2, 5, 40)).astype(np.int64)
+    m = rng.integers(1, 400, 5).astype(np.int32)
+    s = rng.integers(0, 12, 5).astype(np.int32)
+    b = rng.integers(-1 << 14, 1 << 14, 5).astype(np.int64)
+    got = bw.eq2_requantize(acc, m, b, s, k)
+    q = (acc * m[None, :, None] + b[None, :, None]) / 2.0 ** s[None, :, None]
+    want = bw.eq2_reference(q, 0.0, float((1 << k) - 1), k)
+    bad = np.argwhere(got != want)
+    assert not bad.size, (f"eq. 2 k={k} at {bad[0].tolist()}: integer {got[tuple(bad[0])]} != "
+                          f"seed formula {want[tuple(bad[0])]} (seed {SEED})")
+    assert got.max() == (1 << k) - 1 and got.min() == 0       # both clips reached
+
+
+def test_eq2_chain_reads_the_codes_as_they_are(tmp_path):
+    rng = np.random.default_rng(SEED + 40)
+    x = rng.integers(0, 256, (1, 1, 6, 6)).astype(np.uint8)
+    model = bits_model(rng, x, conv=(4, 8), fc=(3, 8), eq2=3)
+    trace = infer_int(model, x, trace=True)
+    assert trace[0].max() <= 7 and trace[0].max() > 0
+    assert (infer_int(model, x)[0] == _independent(model, x)).all()
+    assert format_version(model) == 5
+    save_model(model, tmp_path / "m.npz")
+    back = load_model(tmp_path / "m.npz")
+    assert back.layers[0].params["out_bits"] == 3 and back.layers[3].params["in_quant"] == "eq2"
+    assert (infer_int(back, x) == infer_int(model, x)).all()
+
+
+@pytest.mark.parametrize("edit,msg", [
+    (lambda a: a.update({"layer3.out_bits": np.int64(4)}),
+     "'layer3.out_bits' is given on a mul_linear layer with output 'logits'"),
+    (lambda a: a.update({"layer0.out_bits": np.int64(9)}), "'layer0.out_bits' is 9; allowed"),
+    (lambda a: a.update({"layer3.in_quant": np.str_("mid")}),
+     "'layer3.in_quant' is 'mid'; allowed: top, eq2"),
+    (lambda a: a.update({"layer3.in_quant": np.str_("top")}),
+     "layer 3 (mul_linear) reads the 3-bit eq. 2 codes of layer 0, so array "
+     "'layer3.in_quant' must be 'eq2'"),
+    (lambda a: a.update({"layer3.in_bits": np.int64(4)}),
+     "'layer3.in_bits' is 4, but its input is the 3-bit eq. 2 codes of layer 0"),
+    (lambda a: a.pop("layer0.out_bits"),
+     "'layer3.in_quant' is 'eq2', but layer 3's input is not the output of a layer with"),
+    (lambda a: a.update({"spinpim_format": np.int64(4)}),
+     "'layer0.out_bits' is a format-5 array, but 'spinpim_format' is 4"),
+])
+def test_bad_eq2_arrays_are_one_line_errors(tmp_path, edit, msg):
+    rng = np.random.default_rng(SEED + 41)
+    x = rng.integers(0, 256, (1, 1, 6, 6)).astype(np.uint8)
+    arrays = model_arrays(bits_model(rng, x, conv=(4, 8), fc=(3, 8), eq2=3))
+    edit(arrays)
+    with pytest.raises(ModelFormatError) as e:
+        load_model(_save_arrays(tmp_path / "bad.npz", arrays))
+    assert msg in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("k,shift", [(1, 12), (3, 12), (4, 2), (6, 0), (8, 9)])
+def test_eq2_ppu_entry_tops_are_the_codes(k, shift):
+    """The rewritten PPU entry's 8-bit word (the PPU's own formula, clip to 255), shifted
+    right by 8 - k, is golden's eq.-2 code for every accumulator of a range."""
+    from golden.layers import requantize
+    from sim.compile.bit_widths import eq2_entry
+    rng = np.random.default_rng(SEED + 50 + k)
+    acc = np.arange(-5000, 5000, dtype=np.int64).reshape(1, 1, -1)
+    for _ in range(20):
+        m = int(rng.integers(-200, 400))
+        b = int(rng.integers(-1 << 16, 1 << 16))
+        e = eq2_entry(m, shift, b, k, 5000)
+        assert not isinstance(e, str), e
+        want = bw.eq2_requantize(acc, np.array([m], np.int32), np.array([b], np.int64),
+                                 np.array([shift], np.int32), k)
+        word = requantize(acc, np.array([e[0]], np.int32), np.array([e[2]], np.int64),
+                          np.array([e[1]], np.int32))
+        bad = np.flatnonzero((word >> (8 - k)) != want)
+        assert not bad.size, (f"k={k} (m, s, b)=({m}, {shift}, {b}) -> {e}: acc "
+                              f"{acc.ravel()[bad[0]]}: word >> {8 - k} = "
+                              f"{word.ravel()[bad[0]] >> (8 - k)} != code {want.ravel()[bad[0]]}")
+
+
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("conv,fc,eq2,shift", [((4, 8), (2, 0), 4, 12), ((3, 4), (8, 0), 1, 12),
+                                               ((8, 8), (8, 0), 8, 12), ((2, 8), (4, 0), 5, 1)])
+def test_eq2_model_on_the_cycle_model_equals_golden(k, conv, fc, eq2, shift):
+    """Stage by stage == golden's eq.-2 codes; the consumer's program is that of the top-bits
+    reading at the same widths (the PPU writes the codes MSB-aligned)."""
+    rng = np.random.default_rng(SEED + 60 + 10 * k + eq2)
+    x = rng.integers(0, 256, (1, 1, 6, 6)).astype(np.uint8)
+    model = bits_model(rng, x, conv=conv, fc=fc, eq2=eq2, shift=shift)
+    trace = infer_int(model, x, trace=True)
+    assert 0 < trace[1].max() <= (1 << eq2) - 1
+    compiled, res = run_checked(model, _cfg(subarrays=k), x, k)
+    assert [st.out_shift for st in compiled.stages] == [8 - eq2, 0]
+    top = bits_model(np.random.default_rng(SEED + 60 + 10 * k + eq2), x, conv=conv,
+                     fc=(fc[0], eq2), shift=shift)
+    ref = compile_model(top, _cfg(subarrays=k), subarrays=k)
+    assert [c.program for c in compiled.stages[1].chunks] == \
+        [c.program for c in ref.stages[1].chunks]
+
+
+def test_eq2_refusals_are_compile_errors():
+    rng = np.random.default_rng(SEED + 70)
+    x = rng.integers(0, 256, (1, 1, 6, 6)).astype(np.uint8)
+    model = bits_model(rng, x, conv=(4, 8), fc=(3, 8), eq2=3)
+    avg = dataclasses.replace(model, layers=(model.layers[0], Layer(
+        "avg_pool2d", "", {"kernel": 2, "stride": 2}), *model.layers[2:]))
+    with pytest.raises(CompileError) as e:
+        compile_model(avg, _cfg(), subarrays=1)
+    assert str(e.value).startswith("layer 1 (avg_pool2d): it pools layer 0's eq. 2 codes")
+    with pytest.raises(CompileError) as e:
+        compile_model(model, _cfg(), subarrays=1, out_depth=64, tile_activations=True)
+    assert "tile_activations: the model has eq. 2 layers" in str(e.value)
+    from sim.compile.bit_widths import eq2_entry
+    assert "beyond the PPU's 16-bit multiplier" in eq2_entry(20000, 0, 0, 2, 100)
+
+
+def test_eq2_training_network_exports_format5():
+    """``sim.flows.train``'s eq.-2 network (``fashion_mulcnn_w4i4_eq2``, untrained, two
+    batches to set its moving maxima) exports a format-5 model: each producer's ``out_bits`` is
+    its reader's ``in_bits``, whose scale is the reader's eq.-2 step (max / 15)."""
+    torch = pytest.importorskip("torch")
+    from golden.quantize import quantize_model
+    from sim.flows import train as tr
+    cfg = tr.CONFIGS["fashion_mulcnn_w4i4_eq2"]
+    torch.manual_seed(SEED % 2**31)
+    net = tr.Net(cfg["arch"], 0.1)
+    net.train()
+    for _ in range(2):
+        net(torch.rand(16, 1, 28, 28))
+    net.eval()
+    fls = net.float_layers()
+    rng = np.random.default_rng(SEED + 80)
+    calib = rng.integers(0, 256, (4, 1, 28, 28)).astype(np.uint8)
+    m = quantize_model(name="eq2", input_shape=(1, 28, 28), input_scale=1 / 255,
+                       class_names=cfg["class_names"], layers=fls, calib_images=calib)
+    assert format_version(m) == 5
+    comp = [ly for ly in m.layers if ly.kind in bw.BIT_KINDS]
+    assert [ly.params.get("out_bits") for ly in comp] == [4, 4, 4, None]
+    assert [ly.params.get("in_quant", "top") for ly in comp] == ["top", "eq2", "eq2", "eq2"]
+    q = [mod[0] if isinstance(mod, torch.nn.Sequential) else mod for mod in net.layers]
+    q = [mod for mod in q if isinstance(mod, tr.QuantMul)]
+    for f, nxt in zip([f for f in fls if f.w_bits], q[1:], strict=False):
+        assert f.out_scale == pytest.approx(float(nxt.quant_in.scale))
+    trace = infer_int(m, calib, trace=True)
+    assert all(int(trace[i].max()) <= 15 for i, ly in enumerate(m.layers) if ly.kind in
+               bw.BIT_KINDS[:1])
+
+
+def test_eq2_streamed_requant_table_equals_golden():
+    """A requant table streamed with the weights (``sim.compile.weight_stream``, 4 entries for
+    7 channels) carries the eq.-2 layer's rewritten entries: every stage == golden."""
+    rng = np.random.default_rng(SEED + 99)
+    x = rng.integers(0, 256, (1, 1, 6, 6)).astype(np.uint8)
+    model = bits_model(rng, x, conv=(4, 8), fc=(3, 0), eq2=3)
+    compiled = compile_model(model, _cfg(), subarrays=1, channels=4, stream_weights=True)
+    assert all(any(t is not None for _, _, _, t in st.weight_loads) for st in compiled.stages)
+    res = run_compiled(compiled, x[0], CoreModel(compiled.config, subarrays=1))
+    trace = infer_int(model, x, trace=True)
+    for stage, out in zip(compiled.stages, res.outputs, strict=True):
+        want = np.asarray(trace[stage.golden_index])[0].ravel()
+        bad = np.flatnonzero(np.asarray(out).ravel() != want)
+        assert not bad.size, (f"stage {stage.name}: flat index {bad[0]}: core "
+                              f"{np.asarray(out).ravel()[bad[0]]} != golden {want[bad[0]]}")

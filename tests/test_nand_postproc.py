@@ -577,3 +577,49 @@ def test_compiled_cli(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --model: --compiled knows the data sets of fashion_addernet, "
                    "digits_addernet, not 'digits_addnet'"], err
+
+
+# ---- seed 001's <W:I> widths and eq. 2 with in-memory post-processing (issue 14 items 1, 4)
+# ---------------------------
+
+@pytest.mark.parametrize("conv,fc,eq2", [((4, 4), (2, 3), None), ((1, 8), (8, 1), None),
+                                         ((4, 8), (3, 0), 4), ((3, 4), (2, 0), 1),
+                                         ((8, 8), (8, 0), 8)])
+@pytest.mark.parametrize("subarrays", [1, 2])
+def test_narrow_layers_in_memory_equal_golden(conv, fc, eq2, subarrays):
+    """<W:I> multiply layers (top-bits reading) and eq.-2 layers (k-bit codes: the in-array
+    requantization saturates at 2**k - 1 and the k output rows go to the top planes of the
+    words) compiled with ``postproc='in_memory'`` and with the PPU: every stage == golden
+    (checked inside ``measure_compiled``), W * I AND passes per dot either way."""
+    from sim.compile.compiler import compile_model
+    from sim.compile.nand_postproc import measure_compiled
+    from tests.test_bits import bits_model
+    rng = np.random.default_rng(SEED + 90 + subarrays + 7 * (eq2 or 0) + conv[0])
+    x = rng.integers(0, 256, (2, 1, 6, 6)).astype(np.uint8)
+    model = bits_model(rng, x[:1], conv=conv, fc=fc, eq2=eq2)
+    res = measure_compiled(model, preset("nand_spin"), x, subarrays=subarrays)
+    im = res["in_memory"]
+    assert im["counters"]["bitcount"] > 0 and res["ppu"]["counters"]["bitcount"] == 0
+    compiled = compile_model(model, im["config"], subarrays=subarrays)
+    st = compiled.stages[0]
+    assert (st.w_bits, st.in_bits, st.out_shift) == (conv[0], conv[1], 8 - (eq2 or 8))
+    # the same mapping at <8:8> takes 64 AND passes per tile dot
+    l0 = model.layers[0]
+    full = dataclasses.replace(model, layers=(dataclasses.replace(
+        l0, params={**l0.params, "w_bits": 8, "in_bits": 8}), *model.layers[1:]))
+    st8 = compile_model(full, im["config"], subarrays=subarrays).stages[0]
+    assert st.micro_ops["and_fu"] * 64 == conv[0] * conv[1] * st8.micro_ops["and_fu"] > 0
+
+
+def test_results_out_msb_aligned_planes():
+    """``plane0`` puts output row q into plane ``plane0 + q``; beyond the planes: refused."""
+    from rtl.isa import MoveOp, Opcode
+    from sim.compile.nand_postproc import results_out_program
+    cfg = cfg_nand()
+    body = results_out_program(cfg, y0=80, lanes=4, addr=0, out_bits=3, plane0=5)
+    loads = [(i.a.base, i.d.base) for i in body
+             if i.op == Opcode.MOVE and i.imm == MoveOp.LOADPLANE.value]
+    assert loads == [(80, 5), (81, 6), (82, 7)]
+    assert body[0].imm == MoveOp.CLEAR.value
+    with pytest.raises(ValueError, match="plane0 must be an int in \\[0, 5\\]"):
+        results_out_program(cfg, y0=80, lanes=4, addr=0, out_bits=3, plane0=6)

@@ -351,6 +351,7 @@ class Stage:
     pad_value: int = 0              # the code padding inserts (MOVE SETPAD; lanes mode)
     w_bits: int = 8                 # <W:I> of a multiply layer (sim.compile.bit_widths)
     in_bits: int = 8
+    out_shift: int = 0              # eq. 2: word >> out_shift is the code (bit_widths)
     chunks: list = field(default_factory=list, repr=False)
     #: Weight streaming (``sim.compile.weight_stream``): ``(chunk index, first slot, image, table)``
     #: host writes of the buffer (and of the requant table: ``(first channel, [(m, s, b)])``
@@ -404,6 +405,7 @@ class Stage:
                 raise ValueError(f"{self.name}: output word {bad[0]} (address "
                                  f"{self.out_base + bad[0]}) is {v[bad[0]]}, not an activation "
                                  f"in [0, {L.ACT_MAX}]")
+            v = v >> self.out_shift
         return v.reshape(self.out_shape).astype(self.dtype)
 
     def patches(self, stage_input) -> np.ndarray:
@@ -876,6 +878,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     n, cols = config.operand_bits, config.columns
     width = k * cols
     _bw.check_model(model, config, CompileError)
+    model = _bw.hardware_model(model, CompileError,     # eq. 2: its PPU entries
+                               in_memory=config.postproc == "in_memory")
     if n != L.ACT_BITS:
         raise CompileError(f"config operand_bits is {n}, but the golden model's activations "
                            f"and weights are {L.ACT_BITS}-bit: use operand_bits={L.ACT_BITS}")
@@ -977,6 +981,10 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                              else 2 * region > out_depth):
         from sim.compile import act_tile as _at
         _at.refuse_layout(layout, extras, _fail)      # standalone layers: not built yet
+        if _bw.has_eq2(model):
+            raise CompileError("tile_activations: the model has eq. 2 layers (out_bits), whose "
+                               "MSB-aligned words the activation store does not keep; not "
+                               "built yet")
         if layout is None:
             tplan = _at.plan(sys.modules[__name__], model, plans, shapes, config, _fail)
             region = tplan.half

@@ -439,7 +439,7 @@ def sums_in_cycles(config, *, x0: int, x_bits: int, lanes: int) -> int:
 
 
 def results_out_program(config, *, y0: int, lanes: int, addr: int, out_bits: int = 8,
-                        loop: bool = False) -> list:
+                        loop: bool = False, plane0: int = 0) -> list:
     """Micro-ops that write the ``lanes`` in-memory outputs (rows ``y0 .. y0 + out_bits - 1``,
     one value per column, :func:`requant_program`) into data-memory words ``addr ..
     addr + lanes - 1``: the next layer's activations, where its GATHERs read them.
@@ -448,6 +448,8 @@ def results_out_program(config, *, y0: int, lanes: int, addr: int, out_bits: int
     CLEAR`` first if ``out_bits < operand_bits``, so the planes above are 0), then ``MOVE
     SCATTER`` writes column j into word ``addr + j`` (zero-extended: an activation in [0,
     2**out_bits - 1]). With ``loop`` the SCATTERs are one ``LOOP lanes`` (one more cycle).
+    ``plane0``: row ``y0 + q`` goes to plane ``plane0 + q`` instead (seed 001 eq. 2's k-bit
+    codes MSB-aligned, ``plane0 = operand_bits - k``: ``sim.compile.bit_widths``).
 
     Returns
     -------
@@ -462,6 +464,10 @@ def results_out_program(config, *, y0: int, lanes: int, addr: int, out_bits: int
     """
     n = config.operand_bits
     _check_width("out_bits", out_bits, hi=n)
+    if isinstance(plane0, bool) or not isinstance(plane0, int) or not \
+            0 <= plane0 <= n - out_bits:
+        raise ValueError(f"plane0 must be an int in [0, {n - out_bits}] (out_bits={out_bits} "
+                         f"of {n} planes), not {plane0!r}")
     _check_rows(config, "out", y0, out_bits)
     width = config.columns * config.subarrays_per_mat
     _check_width("lanes", lanes, hi=width)
@@ -470,7 +476,8 @@ def results_out_program(config, *, y0: int, lanes: int, addr: int, out_bits: int
         raise ValueError(f"data-memory words {addr} .. {addr + lanes - 1} do not fit "
                          f"data_words={config.data_words}")
     body = [op(Opcode.MOVE, imm=MoveOp.CLEAR.value)] if out_bits < n else []
-    body += [op(Opcode.MOVE, imm=MoveOp.LOADPLANE.value, a=y0 + q, d=q) for q in range(out_bits)]
+    body += [op(Opcode.MOVE, imm=MoveOp.LOADPLANE.value, a=y0 + q, d=plane0 + q)
+             for q in range(out_bits)]
     if loop:
         from sim.compile.asm import endloop
         from sim.compile.asm import loop as loop_
@@ -784,7 +791,8 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
         mults[i], shifts[i], biases[i] = 1, 0, 0
     bound = conv_acc_bound(layer.acc_kind, stage.fan_in)
     x_bits = (2 * bound).bit_length()
-    out_bits = ACT_BITS
+    # seed 001 eq. 2 (sim.compile.bit_widths): k output rows, MSB-aligned in the words
+    out_bits = ACT_BITS - int(layer.params.get("hw_out_shift", 0))
     m2, b2, s = common_shift(layer.params["rq_mult"], layer.params["rq_bias"],
                              layer.params["rq_shift"])
     p = max(inmem_requant_bits(bound, m2, b2, [s] * o_ch), x_bits, s + out_bits + 1)
@@ -883,7 +891,7 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
             lanes = min(width, lanes_total - r * width)
             m0 = par0 + r * per_row
             out = dict(lanes=lanes, addr=stage.out_base + r * width, out_bits=out_bits,
-                       loop=True)
+                       loop=True, plane0=ACT_BITS - out_bits)
             for q in range(g):
                 body = list(ones_body) if q == 0 else []
                 body += sums_in_program(config, x0=lay.x0, x_bits=x_bits, lanes=lanes,

@@ -35,6 +35,13 @@ the others, a moving average (momentum 0.1, ASSUMPTION as batch norm's) of the b
 99.9th-percentile activation / 255, exported as the producing layer's requant scale
 (``FloatLayer.out_scale``). The float accuracy is the trained network's in torch (fake
 quantization included).
+
+``fashion_mulcnn_w4i4_eq2`` (not bundled) is the <4:4> network with seed 001's eq. 2 as the
+activation quantizer between layers (``golden.bitwidth``, format 5): a layer after the first
+reads ``clip(round(x / s), 0, 2**I - 1)`` with ``s = Q_max / (2**I - 1)``, ``Q_max`` a moving
+average (momentum 0.1) of the batch maxima (eq. 2: "the maximum ... of the layer in the
+training phase"; ASSUMPTION: the moving average, as batch norm's statistics), and the producing
+layer exports ``out_bits`` I with that scale; the first layer reads the top I bits of the image.
 """
 
 from __future__ import annotations
@@ -163,6 +170,10 @@ for _w, _i in ((8, 8), (4, 4)):
         "epochs": 8, "batch": 128, "optimizer": "adam", "lr": 1e-3, "lr_end": 1e-4,
         "calib": 2000, "select": 5000, "percentiles": (100.0,), "float_eval": "torch",
     }
+# The <4:4> network with eq. 2 between layers (module docstring); not bundled.
+CONFIGS["fashion_mulcnn_w4i4_eq2"] = dict(CONFIGS["fashion_mulcnn_w4i4"], arch=[
+    dict(a, in_quant="eq2") if "out" in a and i else a
+    for i, a in enumerate(CONFIGS["fashion_mulcnn_w4i4"]["arch"])])
 #: Channel multipliers of ``--sweep-m`` (seed 002 Table 3 sweeps m = 1 .. 16; 16 is left out:
 #: its depthwise layers cost 4x those of m = 4 on the shared CPU).
 SWEEP_M = (1, 2, 4, 8)
@@ -294,9 +305,10 @@ class QuantInput(nn.Module):
     2**(8-I))`` with the 8-bit code ``c = clip(round(x / s), 0, 255)``; ``s`` fixed (the image's
     scale) or a moving average of the batch's 99.9th percentile / 255 (module docstring)."""
 
-    def __init__(self, in_bits, scale=None, momentum=0.1):
+    def __init__(self, in_bits, scale=None, momentum=0.1, eq2=False):
         super().__init__()
         self.in_bits, self.fixed, self.momentum = in_bits, scale is not None, momentum
+        self.eq2 = eq2                   # seed 001 eq. 2: I-bit codes of s = Q_max / (2**I - 1)
         self.register_buffer("scale", torch.tensor(1.0 if scale is None else float(scale)))
         self.register_buffer("seen", torch.tensor(False))
 
@@ -305,12 +317,18 @@ class QuantInput(nn.Module):
             with torch.no_grad():
                 flat = x.detach().flatten()
                 q = torch.quantile(flat[:1 << 20], 0.999).clamp_min(1e-6) / ACT_MAX
+                if self.eq2:
+                    q = flat.max().clamp_min(1e-6) / ((1 << self.in_bits) - 1)
                 if bool(self.seen):
                     self.scale.mul_(1 - self.momentum).add_(self.momentum * q)
                 else:
                     self.scale.copy_(q)
                     self.seen.fill_(True)
         s = self.scale
+        if self.eq2:
+            top = float((1 << self.in_bits) - 1)
+            xq = torch.round(x / s).clamp(0, top) * s
+            return _ste_range(x, 0.0, top * float(s), xq)
         step = float(1 << (8 - self.in_bits))
         code = torch.round(x / s).clamp(0, ACT_MAX)
         xq = torch.floor(code / step) * step * s
@@ -322,10 +340,10 @@ class QuantMul(nn.Module):
     (golden.bitwidth.quantize_weight: per output channel, or per tensor for the logits layer)
     and a :class:`QuantInput`."""
 
-    def __init__(self, layer, w_bits, in_bits, per_channel, in_scale):
+    def __init__(self, layer, w_bits, in_bits, per_channel, in_scale, eq2=False):
         super().__init__()
         self.layer, self.w_bits, self.per_channel = layer, w_bits, per_channel
-        self.quant_in = QuantInput(in_bits, in_scale)
+        self.quant_in = QuantInput(in_bits, in_scale, eq2=eq2)
 
     def forward(self, x):
         w = self.layer.weight
@@ -365,7 +383,7 @@ class Net(nn.Module):
                 m = nn.Linear(a["in"], a["out"], bias=last)
             if "w_bits" in a:            # <W:I> (golden.bitwidth); the first reads the image
                 m = QuantMul(m, a["w_bits"], a["in_bits"], not last,
-                             1.0 / ACT_MAX if i == 0 else None)
+                             1.0 / ACT_MAX if i == 0 else None, a.get("in_quant") == "eq2")
             elif kind == "max_pool2d":
                 m = nn.MaxPool2d(a["kernel"], a["stride"])
             elif kind == "avg_pool2d":
@@ -402,7 +420,7 @@ class Net(nn.Module):
                                  quant_tmax=min(float(m[2].tmax), 1.0))
                 if isinstance(conv, QuantMul):
                     extra = dict(w_bits=conv.w_bits, in_bits=conv.quant_in.in_bits,
-                                 out_scale=self._next_scale(i))
+                                 out_scale=self._next_scale(i), **self._eq2_fields(i, conv))
                     conv = conv.layer
                 out.append(FloatLayer(
                     kind, weight=_np(conv.weight), stride=a.get("stride", 1),
@@ -411,9 +429,22 @@ class Net(nn.Module):
                     **extra))
             elif isinstance(m, QuantMul):
                 out.append(FloatLayer(kind, weight=_np(m.layer.weight), bias=_np(m.layer.bias),
-                                      w_bits=m.w_bits, in_bits=m.quant_in.in_bits))
+                                      w_bits=m.w_bits, in_bits=m.quant_in.in_bits,
+                                      **self._eq2_fields(i, m)))
             else:
                 out.append(FloatLayer(kind, weight=_np(m.weight), bias=_np(m.bias)))
+        return out
+
+    def _eq2_fields(self, i: int, q) -> dict:
+        """Eq. 2 (seed 001): ``in_quant`` of QuantMul ``q`` (layer i) and ``out_bits`` when the
+        next <W:I> layer reads eq.-2 codes."""
+        out = {"in_quant": "eq2"} if q.quant_in.eq2 else {}
+        for m in self.layers[i + 1:]:
+            nq = m[0] if isinstance(m, nn.Sequential) else m
+            if isinstance(nq, QuantMul):
+                if nq.quant_in.eq2:
+                    out["out_bits"] = nq.quant_in.in_bits
+                break
         return out
 
     def _next_scale(self, i: int):
