@@ -848,10 +848,16 @@ def _sensitivity(config, compiled, model, per_image: dict, memories: dict,
     host = {k: int(round(v)) for k, v in per_image["host"].items()}
     acc = {m["name"]: {"reads": m["reads"], "writes": m["writes"],
                        "derived": m["accesses_derived"]} for m in memories["memories"]}
+    stream = None
+    if per_image.get("weight_stream_j"):     # recomputed under every moved constant
+        from sim.compile import weight_stream as _ws
+
+        def stream():
+            return _ws.cost(compiled)["energy_j"]
     return sensitivity.sensitivity(config, subarrays=compiled.subarrays, counters=counters,
                                    host=host, host_cycles=int(round(per_image["host_cycles"])),
                                    ops=per_image["ops"], accesses=acc, rerun=rerun,
-                                   logic=logic)
+                                   logic=logic, stream=stream)
 
 
 def _logic_energy(activity, logic, blocks, per_image):
@@ -1611,8 +1617,8 @@ def _stream_lines(rep: dict) -> list:
                 f"({_si(ws['bus_cycles'] / rep['clock_hz'], 's')}, in the latency) and "
                 f"{_si(ws['energy_j'], 'J')} (SRAM writes {_si(ws['sram_j'], 'J')}, bus wires "
                 f"{_si(ws['wire_j'], 'J')}; in the energy, row \"weight streaming\"). The "
-                "sensitivity table's figures count its bus cycles but not this energy "
-                "(sim.analysis.sensitivity recomputes the energy from the counters)."]
+                "sensitivity table's figures count its bus cycles and this energy, recomputed "
+                "under each moved constant (sim.analysis.sensitivity)."]
 
 
 def _split_lines(rep: dict) -> list:

@@ -318,6 +318,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "build" / "synth",
                    help="cache directory (default build/synth)")
     p.add_argument("--force", action="store_true", help="synthesise even when cached")
+    p.add_argument("--only", choices=("flat", "blocks"), default=None,
+                   help="only the flattened core or only the per-block synthesis (default both)")
     args = p.parse_args(argv)
     from sim.util import parse_mat
     try:
@@ -343,7 +345,9 @@ def main(argv=None) -> int:
         return 1
     for name, cfg, k, path in jobs:
         rep = None if args.force else load_cached(args.out, name, cfg, k)
-        if rep is None:
+        if args.only == "blocks":
+            pass
+        elif rep is None:
             print(f"{name}: synthesising the core, mat of {k} (minutes) ...", flush=True)
             try:
                 rep = {"preset": name, **synthesize_core(cfg, k)}
@@ -351,9 +355,12 @@ def main(argv=None) -> int:
                 print(f"python -m sim.analysis.synth: error: {name}: {e}", file=sys.stderr)
                 return 1
             write_json(path, rep, sort_keys=False, option="--out")
-        print(f"{name} K={k}: {rep['cell_count']} cells, {rep['nand2_eq']:.0f} NAND2 eq, "
-              f"{logic_area_um2(rep) * 1e-6:.4f} mm^2 logic, {len(rep['macros'])} memory "
-              f"macros ({rep['seconds']} s) -> {path}", flush=True)
+        if rep is not None:
+            print(f"{name} K={k}: {rep['cell_count']} cells, {rep['nand2_eq']:.0f} NAND2 eq, "
+                  f"{logic_area_um2(rep) * 1e-6:.4f} mm^2 logic, {len(rep['macros'])} memory "
+                  f"macros ({rep['seconds']} s) -> {path}", flush=True)
+        if args.only == "flat":
+            continue
         # The area per block (hierarchy kept), for the logic energy per block (sim.hw.activity).
         bpath = blocks_cache_path(args.out, name, cfg, k)
         if args.force or load_cached_blocks(args.out, name, cfg, k) is None:
