@@ -758,7 +758,8 @@ def _headline(per_image: dict, memories: dict, split: dict, logic_energy: dict |
                      "energy_j": split["total_j"], "basis": basis})
         energy_j, cls = split["total_j"], "recorded activity" if recorded else "measured activity"
     else:
-        why = ("no cached synthesis of this core (make synth PRESET=<preset> MAT=<K>)"
+        why = ("no cached synthesis of this core (make synth PRESET=<preset> MAT=<K>) and "
+               "no committed one or calibrated fit (sim/analysis/synth_fit.json)"
                if logic is None else "no toggle count (model backend without a recorded "
                "measurement for this core, --no-activity or --sim icarus)")
         basis = ("gate-count CMOS logic estimate (ASSUMPTION) + SRAM dynamic + SRAM leakage; "
@@ -931,7 +932,8 @@ def _area(config, k: int, gates, note: str, *, memories: dict | None = None,
     sram_mm2 = None if memories is None else memories["area_mm2"]
     split = {"array_mm2": mat_mm2, "sram_mm2": sram_mm2, "logic_mm2": None,
              "logic_nand2_eq": None, "logic_note": "no cached synthesis of this core (run "
-             "`make synth PRESET=<preset> MAT=<K>`, sim.analysis.synth): logic not counted"}
+             "`make synth PRESET=<preset> MAT=<K>`, sim.analysis.synth) and no committed one "
+             "or calibrated fit (sim/analysis/synth_fit.json): logic not counted"}
     if logic is not None:
         from sim.analysis import synth
         split["logic_mm2"] = synth.logic_area_um2(logic) * 1e-6

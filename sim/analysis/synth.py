@@ -25,6 +25,12 @@ cell area of each block of the core (controller, lanes, column reductions, PPU, 
 own logic), cached in ``...-blocks.json``: it splits the flattened area among the blocks for
 the logic energy per block (:mod:`sim.hw.activity`).
 
+Where nothing is cached (a fresh clone: ``build/`` is not committed), :func:`load_fit` reads
+the syntheses committed in :data:`FIT_PATH` (``--write-fit``): at a stored K the synthesis
+itself, elsewhere a calibrated fit of the per-block cell areas, a line in K per block family
+through the stored K, checked against a held-out K; labelled on every figure, and marked stale
+when ``rtl/`` has changed since (its hash, :func:`rtl_hash`, is stored with the data).
+
 Results are cached per configuration in ``<out>/core-<preset>-k<K>-<key>.json``, the key a
 hash of the configuration, K, the flow and the source of ``rtl/`` (:func:`cache_key`), so the
 report reads them without synthesising. A run takes minutes (nand_spin, K = 4: about 3 CPU
