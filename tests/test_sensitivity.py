@@ -8,6 +8,7 @@ import pytest
 from rtl.config import preset
 from sim.hw import energy, sram
 from sim.analysis import sensitivity
+from tests.test_report_stream import streamed  # noqa: F401  (the report of a streamed model)
 
 CONFIG = preset("jeit_stt")
 COUNTERS = {"cycles": 100, "stalls": 3, "write_row": 3, "read": 10, "requant": 2}
@@ -161,3 +162,72 @@ def test_sram_access_energy_scale(result):
     assert row["high"]["latency_pct"] == 0
     assert sram.read_energy_pj(1024, 64) == pytest.approx(
         sram.fit()[0] * (1024 * 64 / 8) ** sram.fit()[1], rel=1e-12)
+
+
+# ---- a streamed model: the weight-streaming energy in every figure ---------------------------
+
+#: A hand-made stream: 40 buffer words of 128 bits and 3 requant entries of 48 bits per image,
+#: over a wire of 2.5 mm (the cost rule of sim.compile.weight_stream's docstring).
+SLOTS, ENTRIES, WIDTH, ENTRY_BITS, WIRE_MM = 40, 3, 128, 48, 2.5
+
+
+def _stream_parts():
+    """(SRAM writes, wire) J of the hand-made stream under the current tables."""
+    from sim.hw.chip import PARAMS
+    mems = {m.name: m for m in sram.core_memories(CONFIG, 1)}
+    buf, tbl = mems["weight buffer"], mems["requant table"]
+    sram_j = (SLOTS * sram.write_energy_pj(buf.words, buf.bits)
+              + ENTRIES * sram.write_energy_pj(tbl.words, tbl.bits)) * 1e-12
+    wire_j = (SLOTS * WIDTH + ENTRIES * ENTRY_BITS) * PARAMS["wire_fj_per_bit_mm"].value \
+        * WIRE_MM * 1e-15
+    return sram_j, wire_j
+
+
+def test_streamed_weights_energy_moves_with_its_constants(result):
+    """The streamed weights' energy is in the baseline and in every row; the wire energy per
+    bit and mm (an ASSUMPTION) is moved and moves exactly the wire part; the SRAM access
+    factor moves the stream's SRAM writes with the other accesses."""
+    sram_j, wire_j = _stream_parts()
+    # Independently: 100 fJ per bit and mm (sim.hw.chip's ASSUMPTION) over 5,264 bits x 2.5 mm.
+    assert wire_j == pytest.approx((40 * 128 + 3 * 48) * 100e-15 * 2.5, rel=1e-12)
+    res = sensitivity.sensitivity(CONFIG, subarrays=1, counters=COUNTERS, host=HOST,
+                                  host_cycles=5, ops=OPS, accesses=_accesses(), rerun=_rerun,
+                                  stream=lambda: sum(_stream_parts()))
+    e_plain = OPS / result["baseline"]["gops_per_w"] / 1e9     # the same image, no stream
+    base = res["baseline"]
+    assert base["weight_stream_j"] == pytest.approx(sram_j + wire_j, rel=1e-12)
+    assert base["gops_per_w"] == pytest.approx(OPS / (e_plain + sram_j + wire_j) / 1e9,
+                                               rel=1e-12)
+    assert base["latency_s"] == result["baseline"]["latency_s"]
+    rows = {r["name"]: r for r in res["rows"]}
+    wire = rows["wire_fj_per_bit_mm"]
+    assert wire["table"] == "sim.hw.chip.PARAMS" and wire["value"] == 100.0
+    e0 = e_plain + sram_j + wire_j
+    assert wire["high"]["gops_per_w"] == pytest.approx(OPS / (e0 + wire_j) / 1e9, rel=1e-9)
+    assert wire["low"]["gops_per_w"] == pytest.approx(OPS / (e0 - wire_j / 2) / 1e9, rel=1e-9)
+    assert wire["high"]["latency_pct"] == 0
+    dyn = sram.memory_report(CONFIG, 1, _accesses(), base["latency_s"])["dynamic_j"]
+    scale = rows["access energy scale"]
+    assert scale["high"]["gops_per_w"] == pytest.approx(OPS / (e0 + dyn + sram_j) / 1e9,
+                                                        rel=1e-9)
+    # a row that does not touch the stream still carries it
+    v = rows["stt.write_voltage_v"]
+    assert v["high"]["weight_stream_j"] == pytest.approx(sram_j + wire_j, rel=1e-12)
+    # without a stream the wire constant is not moved
+    assert "wire_fj_per_bit_mm" not in {r["name"] for r in result["rows"]}
+    from sim.hw.chip import PARAMS
+    assert PARAMS["wire_fj_per_bit_mm"].value == 100.0
+
+
+def test_report_sensitivity_counts_the_streamed_weights(streamed):  # noqa: F811
+    """The report of a streamed model (tests/test_report_stream.py): its sensitivity baseline is
+    the headline (gate-count basis: micro-ops + streamed weights + SRAM), and doubling the
+    wire energy adds the stream's wire energy the report states."""
+    _, rep, md, _ = streamed
+    ws, base = rep["weight_stream"], rep["sensitivity"]["baseline"]
+    assert ws["energy_j"] > 0
+    assert base["weight_stream_j"] == pytest.approx(ws["energy_j"], rel=1e-12)
+    assert base["energy_j"] == pytest.approx(rep["headline"]["energy_j"], rel=1e-9)
+    wire = next(r for r in rep["sensitivity"]["rows"] if r["name"] == "wire_fj_per_bit_mm")
+    assert wire["high"]["energy_j"] == pytest.approx(base["energy_j"] + ws["wire_j"], rel=1e-9)
+    assert "count its bus cycles and this energy" in md

@@ -114,3 +114,21 @@ def test_tiny_core_blocks_split_the_flat_area():
     assert total == pytest.approx(sum(m["area_um2"] for m in blocks["modules"].values()))
     # ABC per module minimises less across the boundaries, but not by much on this core
     assert 0.8 * flat["area_um2"] <= total <= 1.25 * flat["area_um2"]
+
+
+def test_tiny_core_blocks_scale_linearly_in_k():
+    """The calibrated fit's premise on a tiny core: per-block syntheses at K = 1 and 2 fitted
+    by a line per block family predict the synthesis at K = 3, which the fit did not use; the
+    reductions are one per subarray, the controller and the PPU do not grow with K."""
+    cfg = dataclasses.replace(preset("nand_spin"), rows=16, columns=8, subarrays_per_mat=1,
+                              mats=1)
+    kw = dict(imem_depth=16, buffer_slots=4, channels=4, out_depth=16, offset_depth=4,
+              patch_depth=4)
+    reps = {k: synth.synthesize_core_blocks(cfg, k, **kw)["blocks"] for k in (1, 2, 3)}
+    fit = synth.fit_blocks({1: reps[1], 2: reps[2]})
+    fam = fit["families"]
+    assert fam["reduce"]["per_subarray"] and not fam["ctrl"]["per_subarray"]
+    for mat_level in ("ctrl", "ppu"):
+        assert abs(fam[mat_level]["b_um2"]) <= 0.05 * fam[mat_level]["a_um2"], mat_level
+    err = synth.fit_errors(fit, reps[3], 3)
+    assert abs(err["total"]["error_pct"]) <= 10, err

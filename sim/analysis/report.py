@@ -748,14 +748,18 @@ def _headline(per_image: dict, memories: dict, split: dict, logic_energy: dict |
         src = (activity["basis"] if recorded else
                "toggles of this run's RTL simulation (" + activity["file"] + ")")
         how = "recorded measurement" if recorded else "measured"
-        basis = (f"activity-based logic energy ({how}: {src}) x synthesised cell area x "
-                 "switch_fj_per_um2 + logic leakage (synthesised cell area x "
+        cells = "synthesised cell area"
+        if logic and logic.get("fitted"):      # no synthesis at this K: the calibrated fit
+            cells = f"cell area {logic['fitted']['label']} (calibrated)"
+        basis = (f"activity-based logic energy ({how}: {src}) x {cells} x "
+                 f"switch_fj_per_um2 + logic leakage ({cells} x "
                  "leak_nw_per_um2) + SRAM dynamic + SRAM leakage + MRAM and bus micro-ops")
         rows.append({"name": "activity-based logic + leakage + memories",
                      "energy_j": split["total_j"], "basis": basis})
         energy_j, cls = split["total_j"], "recorded activity" if recorded else "measured activity"
     else:
-        why = ("no cached synthesis of this core (make synth PRESET=<preset> MAT=<K>)"
+        why = ("no cached synthesis of this core (make synth PRESET=<preset> MAT=<K>) and "
+               "no committed one or calibrated fit (sim/analysis/synth_fit.json)"
                if logic is None else "no toggle count (model backend without a recorded "
                "measurement for this core, --no-activity or --sim icarus)")
         basis = ("gate-count CMOS logic estimate (ASSUMPTION) + SRAM dynamic + SRAM leakage; "
@@ -848,10 +852,16 @@ def _sensitivity(config, compiled, model, per_image: dict, memories: dict,
     host = {k: int(round(v)) for k, v in per_image["host"].items()}
     acc = {m["name"]: {"reads": m["reads"], "writes": m["writes"],
                        "derived": m["accesses_derived"]} for m in memories["memories"]}
+    stream = None
+    if per_image.get("weight_stream_j"):     # recomputed under every moved constant
+        from sim.compile import weight_stream as _ws
+
+        def stream():
+            return _ws.cost(compiled)["energy_j"]
     return sensitivity.sensitivity(config, subarrays=compiled.subarrays, counters=counters,
                                    host=host, host_cycles=int(round(per_image["host_cycles"])),
                                    ops=per_image["ops"], accesses=acc, rerun=rerun,
-                                   logic=logic)
+                                   logic=logic, stream=stream)
 
 
 def _logic_energy(activity, logic, blocks, per_image):
@@ -861,10 +871,13 @@ def _logic_energy(activity, logic, blocks, per_image):
         return None
     from sim.hw import activity as act
     from sim.analysis.synth import block_areas
-    return act.logic_energy(activity["blocks"], flat_area_um2=logic["area_um2"],
-                            block_area_um2=None if blocks is None else block_areas(blocks),
-                            cycles=int(round(per_image["cycles"])),
-                            latency_s=per_image["latency_s"], ops=per_image["ops"])
+    le = act.logic_energy(activity["blocks"], flat_area_um2=logic["area_um2"],
+                          block_area_um2=None if blocks is None else block_areas(blocks),
+                          cycles=int(round(per_image["cycles"])),
+                          latency_s=per_image["latency_s"], ops=per_image["ops"])
+    if logic.get("fitted"):     # no synthesis at this mat: the calibrated per-block fit
+        le["cell_area_basis"] = f"cell area {logic['fitted']['label']} (calibrated fit)"
+    return le
 
 
 def _trace_path(name: str, k: int, sim: str) -> Path:
@@ -919,7 +932,8 @@ def _area(config, k: int, gates, note: str, *, memories: dict | None = None,
     sram_mm2 = None if memories is None else memories["area_mm2"]
     split = {"array_mm2": mat_mm2, "sram_mm2": sram_mm2, "logic_mm2": None,
              "logic_nand2_eq": None, "logic_note": "no cached synthesis of this core (run "
-             "`make synth PRESET=<preset> MAT=<K>`, sim.analysis.synth): logic not counted"}
+             "`make synth PRESET=<preset> MAT=<K>`, sim.analysis.synth) and no committed one "
+             "or calibrated fit (sim/analysis/synth_fit.json): logic not counted"}
     if logic is not None:
         from sim.analysis import synth
         split["logic_mm2"] = synth.logic_area_um2(logic) * 1e-6
@@ -927,11 +941,21 @@ def _area(config, k: int, gates, note: str, *, memories: dict | None = None,
         from sim.hw import sram
         listed = sorted((m.rtl, m.words, m.bits) for m in sram.core_memories(config, k)
                         if m.kind == "sram")
-        split["macros_equal_sram_list"] = listed == sorted(
-            (m["name"], m["words"], m["bits"]) for m in logic["macros"])
-        split["logic_note"] = (f"{logic['tool']}, {logic['cell_count']} cells, "
-                               f"{logic['nand2_eq']:.0f} NAND2 eq (NanGate 45 nm cell areas) / "
-                               "placement density; memories as macros, MTJ arrays as blackboxes")
+        fitted = logic.get("fitted")
+        if fitted:          # no synthesis at this K: the calibrated per-block fit, labelled
+            split["macros_equal_sram_list"] = None
+            split["logic_class"] = fitted["class"]
+            split["logic_note"] = (f"{fitted['label']}: {logic['nand2_eq']:.0f} NAND2 eq "
+                                   f"(NanGate 45 nm cell areas) / placement density, the sum "
+                                   f"of the blocks' cell areas; {fitted['source']}")
+        else:
+            split["macros_equal_sram_list"] = listed == sorted(
+                (m["name"], m["words"], m["bits"]) for m in logic["macros"])
+            split["logic_class"] = "derived"
+            split["logic_note"] = (f"{logic['tool']}, {logic['cell_count']} cells, "
+                                   f"{logic['nand2_eq']:.0f} NAND2 eq (NanGate 45 nm cell "
+                                   "areas) / placement density; memories as macros, MTJ "
+                                   "arrays as blackboxes")
     parts = [v for v in (mat_mm2, sram_mm2, split["logic_mm2"]) if v is not None]
     split["total_mm2"] = sum(parts)
     split["periphery_pct_of_total"] = (100 * (split["total_mm2"] - mat_mm2)
@@ -1611,8 +1635,8 @@ def _stream_lines(rep: dict) -> list:
                 f"({_si(ws['bus_cycles'] / rep['clock_hz'], 's')}, in the latency) and "
                 f"{_si(ws['energy_j'], 'J')} (SRAM writes {_si(ws['sram_j'], 'J')}, bus wires "
                 f"{_si(ws['wire_j'], 'J')}; in the energy, row \"weight streaming\"). The "
-                "sensitivity table's figures count its bus cycles but not this energy "
-                "(sim.analysis.sensitivity recomputes the energy from the counters)."]
+                "sensitivity table's figures count its bus cycles and this energy, recomputed "
+                "under each moved constant (sim.analysis.sensitivity)."]
 
 
 def _split_lines(rep: dict) -> list:
@@ -1971,8 +1995,12 @@ def run(args, argv) -> int:
         config, compiled = _compile(model, name, mat)
         gates, note = _load_gates(Path(args.synth_dir), name, config)
         logic = _load_logic(Path(args.synth_dir), name, config, compiled.subarrays)
-        from sim.analysis.synth import load_cached_blocks
+        from sim.analysis.synth import load_cached_blocks, load_fit
         blocks = load_cached_blocks(Path(args.synth_dir), name, config, compiled.subarrays)
+        if logic is None:       # no synthesis at this mat: the calibrated fit, when there is one
+            fit_logic, fit_blocks, _ = load_fit(name, config, compiled.subarrays)
+            if fit_logic is not None:
+                logic, blocks = fit_logic, fit_blocks
         work.append((name, config, compiled, gates, note, logic, blocks))
     reports = []
     for name, config, compiled, gates, note, logic, blocks in work:

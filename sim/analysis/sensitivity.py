@@ -25,6 +25,15 @@ figures have the activity-based logic energy, the SRAM leakage per bit always). 
 seed, literature and calibrated constants are not moved; nor are the device resistances
 (``sim.hw.device``: a resistance enters the cell terms only through ``V^2 / R``, as the read
 and write voltages do, which are moved).
+
+A model whose weights are streamed (``sim.compile.weight_stream``): the caller's ``stream()``
+gives the streamed weights' energy per image (buffer and requant-table writes + bus wires,
+``sim.compile.weight_stream.cost``) under the current tables; it is added to every figure's
+energy, recomputed under each moved constant (the SRAM access-energy factor and write vs read
+move its SRAM writes), and the wire energy per bit and mm (``sim.hw.chip.PARAMS
+['wire_fj_per_bit_mm']``, an ASSUMPTION that enters these figures only through it) is moved
+too. Its bus cycles are in the host cycles the caller gives (the bus width and rate,
+``sim.hw.chip.PARAMS``, are not moved here: they set the chip model's figures).
 """
 
 from __future__ import annotations
@@ -35,7 +44,8 @@ from contextlib import contextmanager
 from sim.hw import energy, sram
 from sim.hw.sources import source_class
 
-__all__ = ["AREA_ONLY", "HEADLINE_CONSTANTS", "assumptions", "figures", "sensitivity"]
+__all__ = ["AREA_ONLY", "HEADLINE_CONSTANTS", "STREAM_CONSTANTS", "assumptions", "figures",
+           "sensitivity"]
 
 #: PERIPHERY / sram.PARAMS entries that only enter the area.
 AREA_ONLY = ("gate_area_um2", "flop_area_um2", "utilisation", "array_efficiency", "cell_um2")
@@ -49,12 +59,24 @@ HEADLINE_CONSTANTS = (("activity", "switch_fj_per_um2", True),
                       ("sram", "leakage_pw_per_bit", False))
 
 
-def assumptions(technology: str, *, logic: bool = False) -> list[dict]:
+#: The ``sim.hw.chip.PARAMS`` entries that enter the streamed weights' energy (moved when the
+#: figures have a ``stream``).
+STREAM_CONSTANTS = ("wire_fj_per_bit_mm",)
+
+
+def assumptions(technology: str, *, logic: bool = False, stream: bool = False) -> list[dict]:
     """The moved constants: ``{key, table, name, value, unit, source}``; ``key`` is what
     the private ``_moved`` takes. ``logic``: the figures have the activity-based logic
-    energy (:func:`figures`' ``logic``), so its constants move too."""
-    from sim.hw import activity
+    energy (:func:`figures`' ``logic``), so its constants move too; ``stream``: they have
+    the streamed weights' energy (:func:`figures`' ``stream``), so the ASSUMPTIONs of
+    :data:`STREAM_CONSTANTS` move too."""
+    from sim.hw import activity, chip
     out = []
+    for name in STREAM_CONSTANTS if stream else ():
+        p = chip.PARAMS[name]
+        if source_class(p.source) == "assumption":
+            out.append({"key": ("chip", name), "table": "sim.hw.chip.PARAMS", "name": name,
+                        "value": p.value, "unit": p.unit, "source": p.source})
     for table, name, needs_logic in HEADLINE_CONSTANTS:
         if needs_logic and not logic:
             continue
@@ -108,6 +130,14 @@ def _moved(key, value):
             yield
         finally:
             activity.PARAMS[name] = saved
+    elif kind == "chip":
+        from sim.hw import chip
+        saved = chip.PARAMS[name]
+        chip.PARAMS[name] = dataclasses.replace(saved, value=value)
+        try:
+            yield
+        finally:
+            chip.PARAMS[name] = saved
     elif kind == "sram_scale":
         saved = sram._A
         sram._A = saved * value
@@ -125,7 +155,8 @@ def _moved(key, value):
 
 
 def figures(config, *, subarrays: int, counters: dict, host: dict, host_cycles: int,
-            ops: int, accesses: dict, rerun=None, logic: dict | None = None) -> dict:
+            ops: int, accesses: dict, rerun=None, logic: dict | None = None,
+            stream=None) -> dict:
     """Energy (micro-ops + SRAM dynamic + SRAM leakage), latency and GOPS/W of one image
     under the current tables (see the module docstring). ``rerun(stall_table) -> counters``
     and ``rerun(None)`` (the preset's table) give the counters whose difference a moved
@@ -134,7 +165,11 @@ def figures(config, *, subarrays: int, counters: dict, host: dict, host_cycles: 
     ``logic``: ``{block_act, flat_area_um2, block_area_um2, cycles}``, the inputs of
     ``sim.hw.activity.logic_energy``: the micro-ops' gate-count CMOS logic is then replaced
     by the activity-based switching energy and the logic leakage is added (the report's
-    headline basis); None: the gate-count estimate, no logic leakage."""
+    headline basis); None: the gate-count estimate, no logic leakage.
+
+    ``stream``: ``stream() -> J``, the streamed weights' energy of one image under the current
+    tables (the report: ``sim.compile.weight_stream.cost(compiled)["energy_j"]``), added to the
+    energy (``weight_stream_j`` in the result); None: nothing streamed."""
     need = energy.device_cycles(config)
     c = dict(counters)
     if need != config.stalls:
@@ -157,23 +192,30 @@ def figures(config, *, subarrays: int, counters: dict, host: dict, host_cycles: 
                                    cycles=logic["cycles"], latency_s=rep.latency_s, ops=ops)
         total += le["energy_j"] + le["leakage_j"] - gate
         basis = "activity-based logic + logic leakage + SRAM dynamic and leakage"
-    return {"energy_j": total, "latency_s": rep.latency_s, "gops_per_w": ops / total / 1e9,
+    stream_j = 0.0
+    if stream is not None:
+        stream_j = float(stream())
+        total += stream_j
+        basis += " + streamed weights (buffer and requant writes, bus wires)"
+    return {"energy_j": total, "weight_stream_j": stream_j, "latency_s": rep.latency_s,
+            "gops_per_w": ops / total / 1e9,
             "gops": ops / rep.latency_s / 1e9, "stall_cycles": c["stalls"], "basis": basis}
 
 
 def sensitivity(config, *, subarrays: int, counters: dict, host: dict, host_cycles: int,
                 ops: int, accesses: dict, factor: float = 2.0, rerun=None,
-                logic: dict | None = None) -> dict:
+                logic: dict | None = None, stream=None) -> dict:
     """Every assumption (:func:`assumptions`) at value / ``factor`` and value x ``factor``:
     the figures (:func:`figures`) and their change against the baseline, in %; rows sorted by
     the largest change of GOPS/W or latency."""
     if not factor > 1:
         raise ValueError(f"factor must be > 1, not {factor!r}")
     args = dict(subarrays=subarrays, counters=counters, host=host, host_cycles=host_cycles,
-                ops=ops, accesses=accesses, rerun=rerun, logic=logic)
+                ops=ops, accesses=accesses, rerun=rerun, logic=logic, stream=stream)
     base = figures(config, **args)
     rows = []
-    for a in assumptions(config.technology, logic=logic is not None):
+    for a in assumptions(config.technology, logic=logic is not None,
+                         stream=stream is not None):
         row = {k: v for k, v in a.items() if k != "key"}
         for side, v in (("low", a["value"] / factor), ("high", a["value"] * factor)):
             with _moved(a["key"], v):
@@ -187,5 +229,6 @@ def sensitivity(config, *, subarrays: int, counters: dict, host: dict, host_cycl
     return {"factor": factor, "baseline": base, "rows": rows,
             "method": "one assumption at a time at value / factor and value x factor; the "
                       "image's measured counters; a moved device time that changes the stall "
-                      "table adds the counter changes of a cycle-model rerun with that table "
-                      "(sim.analysis.sensitivity module docstring)"}
+                      "table adds the counter changes of a cycle-model rerun with that table; "
+                      "a streamed model's weight-streaming energy recomputed under each moved "
+                      "constant (sim.analysis.sensitivity module docstring)"}

@@ -25,6 +25,12 @@ cell area of each block of the core (controller, lanes, column reductions, PPU, 
 own logic), cached in ``...-blocks.json``: it splits the flattened area among the blocks for
 the logic energy per block (:mod:`sim.hw.activity`).
 
+Where nothing is cached (a fresh clone: ``build/`` is not committed), :func:`load_fit` reads
+the syntheses committed in :data:`FIT_PATH` (``--write-fit``): at a stored K the synthesis
+itself, elsewhere a calibrated fit of the per-block cell areas, a line in K per block family
+through the stored K, checked against a held-out K; labelled on every figure, and marked stale
+when ``rtl/`` has changed since (its hash, :func:`rtl_hash`, is stored with the data).
+
 Results are cached per configuration in ``<out>/core-<preset>-k<K>-<key>.json``, the key a
 hash of the configuration, K, the flow and the source of ``rtl/`` (:func:`cache_key`), so the
 report reads them without synthesising. A run takes minutes (nand_spin, K = 4: about 3 CPU
@@ -54,7 +60,9 @@ from sim.hw.device import Param
 __all__ = ["FLOW", "CELL_AREA_UM2", "NAND2_UM2", "SynthError", "yosys_version", "core_verilog",
            "synthesize_verilog", "synthesize_core", "cache_key", "cache_path", "load_cached",
            "logic_area_um2", "synthesize_blocks", "block_areas", "blocks_cache_path",
-           "synthesize_core_blocks", "load_cached_blocks", "main"]
+           "synthesize_core_blocks", "load_cached_blocks", "FIT_PATH", "rtl_hash", "fit_key",
+           "block_family", "fit_blocks", "fitted_block_areas", "fit_errors", "load_fit",
+           "write_fit", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -298,6 +306,243 @@ def load_cached_blocks(out_dir: Path, name: str, config: AcceleratorConfig, suba
     return _read_json(blocks_cache_path(out_dir, name, config, subarrays))
 
 
+# -- the calibrated per-block fit: the logic at any K from syntheses at a few K ----------------
+
+#: The committed calibration (:func:`write_fit`): per preset the per-block cell areas of
+#: :func:`synthesize_core_blocks` at the fit's K (and at a held-out K, the validation), with the
+#: hash of ``rtl/`` they were made from (:func:`rtl_hash`).
+FIT_PATH = REPO / "sim" / "analysis" / "synth_fit.json"
+
+_FIT_SOURCE = ("calibrated: cell area per block family = a + b x K, least squares through the "
+               "per-block syntheses (sim.analysis.synth, Yosys + ABC) at K = {ks} of {preset} "
+               "(ASSUMPTION: a block family's cells grow linearly in the subarrays of the mat; "
+               "held out at K = {val}: total {err})")
+
+
+def rtl_hash() -> str:
+    """Hash of the source of ``rtl/`` (what the synthesised netlist is made from)."""
+    h = hashlib.sha256()
+    for path in sorted((REPO / "rtl").glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def fit_key(config: AcceleratorConfig) -> str:
+    """Hash of what a fit depends on besides ``rtl/``: the configuration at any K (its
+    ``subarrays_per_mat`` and ``mats`` left out), :data:`FLOW` and the cell areas."""
+    d = _mat_config(config, 1).as_dict()
+    d.pop("subarrays_per_mat", None)
+    d.pop("mats", None)
+    h = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode())
+    h.update(repr((FLOW, sorted((k, p.value) for k, p in CELL_AREA_UM2.items()))).encode())
+    return h.hexdigest()[:16]
+
+
+def block_family(name: str) -> str:
+    """The family of a block of :func:`block_areas`: its name without the subarray index
+    (``reduce3`` -> ``reduce``; the core names one subarray's block without it)."""
+    return re.sub(r"\d+$", "", name)
+
+
+def _families(blocks: dict) -> dict:
+    out: dict = {}
+    for name, area in blocks.items():
+        f = out.setdefault(block_family(name), {"area_um2": 0.0, "instances": 0})
+        f["area_um2"] += float(area)
+        f["instances"] += 1
+    return out
+
+
+def fit_blocks(points: dict) -> dict:
+    """Least-squares line ``a + b x K`` per block family through ``points`` ``{K: {block:
+    cell area um^2}}`` (:func:`block_areas` at two or more K). A family whose instances number
+    K at every point (one per subarray) is ``per_subarray``; else one instance.
+
+    Returns ``{"ks": [...], "families": {family: {"a_um2", "b_um2", "per_subarray"}}}``;
+    :class:`SynthError` if fewer than two K or the points have different families."""
+    ks = sorted(int(k) for k in points)
+    if len(ks) < 2:
+        raise SynthError(f"a fit needs syntheses at two or more K, not {ks}")
+    fams = {k: _families(points[k] if k in points else points[str(k)]) for k in ks}
+    names = set(fams[ks[0]])
+    if any(set(f) != names for f in fams.values()):
+        raise SynthError("the syntheses of the fit have different blocks: "
+                         + "; ".join(f"K={k}: {sorted(f)}" for k, f in fams.items()))
+    mk = sum(ks) / len(ks)
+    sxx = sum((k - mk) ** 2 for k in ks)
+    out = {}
+    for name in sorted(names):
+        ys = [fams[k][name]["area_um2"] for k in ks]
+        my = sum(ys) / len(ys)
+        b = sum((k - mk) * (y - my) for k, y in zip(ks, ys, strict=True)) / sxx
+        out[name] = {"a_um2": my - b * mk, "b_um2": b,
+                     "per_subarray": all(fams[k][name]["instances"] == k for k in ks)}
+    return {"ks": ks, "families": out}
+
+
+def fitted_block_areas(fit: dict, k: int) -> dict:
+    """Cell area per block at K = ``k`` from :func:`fit_blocks`: a per-subarray family split
+    evenly over its ``k`` instances (named as the core names them: ``reduce0`` ..., one
+    subarray's without the index)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, not {k!r}")
+    out = {}
+    for name, f in fit["families"].items():
+        area = max(0.0, f["a_um2"] + f["b_um2"] * k)
+        if f["per_subarray"] and k > 1:
+            out.update({f"{name}{i}": area / k for i in range(k)})
+        else:
+            out[name] = area
+    return out
+
+
+def fit_errors(fit: dict, blocks: dict, k: int) -> dict:
+    """The fit against a synthesis at K = ``k`` (:func:`block_areas`): per family and in total,
+    ``{"fitted_um2", "synthesised_um2", "error_pct"}`` (fitted / synthesised - 1)."""
+    got = _families(fitted_block_areas(fit, k))
+    want = _families(blocks)
+
+    def row(f, w):
+        return {"fitted_um2": f, "synthesised_um2": w,
+                "error_pct": 100 * (f / w - 1) if w else None}
+    out = {n: row(got.get(n, {}).get("area_um2", 0.0), want.get(n, {}).get("area_um2", 0.0))
+           for n in sorted(set(got) | set(want))}
+    out["total"] = row(sum(f["area_um2"] for f in got.values()),
+                       sum(f["area_um2"] for f in want.values()))
+    return out
+
+
+def _fit_blocks_as_report(name: str, k: int, areas: dict, fitted: dict) -> dict:
+    """Block areas in the form of a :func:`synthesize_core_blocks` report (what
+    :func:`block_areas` reads)."""
+    mods = {"core": {"area_um2": areas.get("core", 0.0), "cells": {},
+                     "instances": [f"core.{b}" for b in sorted(areas) if b != "core"]}}
+    mods.update({f"core.{b}": {"area_um2": a, "cells": {}, "instances": []}
+                 for b, a in areas.items() if b != "core"})
+    return {"preset": name, "subarrays": k, "modules": mods, "blocks": dict(areas),
+            "fitted": fitted}
+
+
+def load_fit(name: str, config: AcceleratorConfig, k: int, path: Path | None = None):
+    """The logic of ``name`` at K = ``k`` from the committed calibration (:data:`FIT_PATH`):
+    ``(logic, blocks, label)``.
+
+    ``logic`` is in the form of a :func:`synthesize_core` report (``area_um2`` the cell area,
+    ``nand2_eq``; ``cell_count`` and ``macros`` None unless stored) with ``fitted``:
+    ``{label, source, class, ks, rtl_hash, stale, validation, basis}``; ``blocks`` in the form
+    of a :func:`synthesize_core_blocks` report (None without per-block data at ``k`` or a fit).
+    At a stored K the synthesis itself (the flattened core's area when stored, else the sum
+    of its blocks; class "derived"); elsewhere the fit of the stored points at the fit's K
+    (:func:`fit_blocks`, the sum of the fitted blocks; class "calibrated"). ``(None, None,
+    why)`` without data for this preset, configuration and K. A calibration made from another
+    ``rtl/`` (its hash differs) is used, with ``stale`` True and its label saying so."""
+    where = _rel_repo(path or FIT_PATH)
+    data = _read_json(Path(path) if path is not None else FIT_PATH)
+    entry = (data or {}).get("presets", {}).get(name)
+    if entry is None:
+        return None, None, f"no committed synthesis or fit of {name} in {where}"
+    if entry.get("fit_key") != fit_key(config):
+        return None, None, (f"the committed synthesis of {name} in {where} was made for "
+                            "another configuration, flow or cell library")
+    stale = entry["rtl_hash"] != rtl_hash()
+    point = entry["points"].get(str(k))
+    fit_ks = [int(x) for x in entry["fit_ks"]]
+    val = entry.get("validation") or {}
+    if point is not None:
+        blocks_k = point.get("blocks")
+        flat = point.get("flat") or {}
+        total = flat.get("area_um2", sum((blocks_k or {}).values()))
+        label = f"synthesised at K = {k}" + ("" if flat else " (per block)")
+        cls = "derived"
+        source = (f"derived: sim.analysis.synth (Yosys + ABC) of {name} at K = {k}, stored in "
+                  f"{where}" + ("" if flat else ": the sum of the per-block syntheses"))
+        areas, fam = blocks_k, None
+    elif len(fit_ks) >= 2:
+        fit = fit_blocks({int(kk): p["blocks"] for kk, p in entry["points"].items()
+                          if int(kk) in fit_ks})
+        areas, fam = fitted_block_areas(fit, k), fit["families"]
+        total = sum(areas.values())
+        err = ("; ".join(f"K = {vk}: {v['total']['error_pct']:+.2f} %" for vk, v in val.items())
+               or "not validated")
+        ks = ", ".join(str(x) for x in fit_ks)
+        label = f"synthesised at K = {ks}, fitted to K = {k}"
+        cls = "calibrated"
+        source = _FIT_SOURCE.format(ks=ks, preset=name, val=", ".join(val) or "none", err=err)
+        flat = {}
+    else:
+        return None, None, (f"{where} holds {name} at K = {', '.join(entry['points'])} only, "
+                            f"no fit to K = {k}")
+    if stale:
+        label += (f" (STALE: rtl/ has changed since; rtl hash {entry['rtl_hash']} then, "
+                  f"{rtl_hash()} now; rerun python -m sim.analysis.synth --preset {name} "
+                  "--write-fit)")
+    fitted = {"label": label, "source": source, "class": cls, "ks": fit_ks,
+              "rtl_hash": entry["rtl_hash"], "stale": stale, "validation": val,
+              "families": fam,
+              "basis": ("the flattened core's cell area" if flat else
+                        "the sum of the per-block (hierarchical) syntheses' cell areas, not a "
+                        "flattened synthesis")}
+    logic = {"preset": name, "subarrays": k, "tool": entry.get("tool", ""),
+             "area_um2": total, "nand2_eq": total / NAND2_UM2,
+             "cell_count": flat.get("cell_count"), "macros": flat.get("macros"),
+             "fitted": fitted}
+    blocks = None if areas is None else _fit_blocks_as_report(name, k, areas, fitted)
+    return logic, blocks, label
+
+
+def _rel_repo(path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def write_fit(name: str, config: AcceleratorConfig, points: dict, validation: dict,
+              path: Path | None = None, *, tool: str = "") -> dict:
+    """Write the calibration of ``name`` into ``path`` (default :data:`FIT_PATH`, other
+    presets' entries kept). ``points``: ``{K: {"blocks": synthesize_core_blocks report or
+    None, "flat": synthesize_core report or None}}`` at the fit's K (two or more: the
+    per-block areas are fitted, :func:`fit_blocks`; one: that synthesis only, served at its
+    K); ``validation``: likewise at held-out K, their errors (:func:`fit_errors`) stored."""
+    path = Path(path) if path is not None else FIT_PATH
+    fit = None
+    if len(points) >= 2:
+        fit = fit_blocks({k: r["blocks"]["blocks"] for k, r in points.items()})
+    elif len(points) != 1 or validation:
+        raise SynthError("write_fit takes two or more fit points, or one point without "
+                         "validation")
+    data = _read_json(path) or {}
+    data.setdefault("about", "Syntheses of the core (sim.analysis.synth: per block, "
+                             "synthesize_core_blocks, and flattened, synthesize_core) at a few "
+                             "K per preset: the data of sim.analysis.synth.load_fit (the logic "
+                             "at a stored K, and the calibrated per-block fit elsewhere); "
+                             "rtl_hash: sim.analysis.synth.rtl_hash of the rtl/ they were made "
+                             "from.")
+    data.setdefault("presets", {})
+
+    def point(r):
+        out = {}
+        if r.get("blocks") is not None:
+            out["blocks"] = {b: round(a, 3) for b, a in r["blocks"]["blocks"].items()}
+            out["blocks_seconds"] = r["blocks"].get("seconds")
+        if r.get("flat") is not None:
+            f = r["flat"]
+            out["flat"] = {"area_um2": round(f["area_um2"], 3), "cell_count": f["cell_count"],
+                           "macros": f["macros"], "seconds": f.get("seconds")}
+        return out
+    data["presets"][name] = {
+        "fit_key": fit_key(config), "rtl_hash": rtl_hash(), "tool": tool,
+        "fit_ks": sorted(points),
+        "points": {str(k): point(r) for k, r in sorted({**points, **validation}.items())},
+        "validation": {str(k): fit_errors(fit, r["blocks"]["blocks"], k)
+                       for k, r in sorted(validation.items())},
+    }
+    data["presets"] = dict(sorted(data["presets"].items()))
+    write_json(path, data, sort_keys=False, option="--fit-file")
+    return data["presets"][name]
+
+
 def logic_area_um2(rep: dict) -> float:
     """Logic area of a synthesis report: cell area / placement density
     (``sim.hw.energy.PERIPHERY['utilisation']``)."""
@@ -318,7 +563,20 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "build" / "synth",
                    help="cache directory (default build/synth)")
     p.add_argument("--force", action="store_true", help="synthesise even when cached")
+    p.add_argument("--only", choices=("flat", "blocks"), default=None,
+                   help="only the flattened core or only the per-block synthesis (default both)")
+    p.add_argument("--write-fit", action="store_true",
+                   help="instead: the per-block syntheses at --fit-ks and --validate-at (cached "
+                        "or made now) into the calibrated fit's data file (--fit-file)")
+    p.add_argument("--fit-ks", default="1,2", help="the fit's K, comma-separated (default 1,2)")
+    p.add_argument("--validate-at", default="4",
+                   help="held-out K the fit is checked against, comma-separated or empty "
+                        "(default 4)")
+    p.add_argument("--fit-file", type=Path, default=FIT_PATH,
+                   help="the fit's data file (default sim/analysis/synth_fit.json)")
     args = p.parse_args(argv)
+    if args.write_fit:
+        return _main_fit(args)
     from sim.util import parse_mat
     try:
         names = list(dict.fromkeys(args.preset))
@@ -343,7 +601,9 @@ def main(argv=None) -> int:
         return 1
     for name, cfg, k, path in jobs:
         rep = None if args.force else load_cached(args.out, name, cfg, k)
-        if rep is None:
+        if args.only == "blocks":
+            pass
+        elif rep is None:
             print(f"{name}: synthesising the core, mat of {k} (minutes) ...", flush=True)
             try:
                 rep = {"preset": name, **synthesize_core(cfg, k)}
@@ -351,9 +611,12 @@ def main(argv=None) -> int:
                 print(f"python -m sim.analysis.synth: error: {name}: {e}", file=sys.stderr)
                 return 1
             write_json(path, rep, sort_keys=False, option="--out")
-        print(f"{name} K={k}: {rep['cell_count']} cells, {rep['nand2_eq']:.0f} NAND2 eq, "
-              f"{logic_area_um2(rep) * 1e-6:.4f} mm^2 logic, {len(rep['macros'])} memory "
-              f"macros ({rep['seconds']} s) -> {path}", flush=True)
+        if rep is not None:
+            print(f"{name} K={k}: {rep['cell_count']} cells, {rep['nand2_eq']:.0f} NAND2 eq, "
+                  f"{logic_area_um2(rep) * 1e-6:.4f} mm^2 logic, {len(rep['macros'])} memory "
+                  f"macros ({rep['seconds']} s) -> {path}", flush=True)
+        if args.only == "flat":
+            continue
         # The area per block (hierarchy kept), for the logic energy per block (sim.hw.activity).
         bpath = blocks_cache_path(args.out, name, cfg, k)
         if args.force or load_cached_blocks(args.out, name, cfg, k) is None:
@@ -366,6 +629,74 @@ def main(argv=None) -> int:
                 return 1
             write_json(bpath, brep, sort_keys=False, option="--out")
         print(f"{name} K={k}: cell area per block -> {bpath}", flush=True)
+    return 0
+
+
+def _ks(option: str, text: str) -> list:
+    from sim.util import MAX_MAT
+    try:
+        ks = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        ks = None
+    if ks is None or any(not 1 <= k <= MAX_MAT for k in ks) or len(set(ks)) != len(ks):
+        raise UserError(f"{option} must be distinct integers in [1, {MAX_MAT}], comma-"
+                        f"separated, not {text!r}")
+    return ks
+
+
+def _main_fit(args) -> int:
+    """``--write-fit``: the syntheses at ``--fit-ks`` and ``--validate-at`` (cached or made now:
+    per block unless ``--only flat``, flattened unless ``--only blocks``; a cached one of the
+    other kind is stored too), then :func:`write_fit`."""
+    try:
+        names = list(dict.fromkeys(args.preset))
+        for name in names:
+            preset(name)
+        fit_ks = _ks("--fit-ks", args.fit_ks)
+        val_ks = _ks("--validate-at", args.validate_at)
+        if set(fit_ks) & set(val_ks) or (len(fit_ks) < 2 and (val_ks or args.only == "blocks")
+                                         ) or (len(fit_ks) >= 2 and args.only == "flat"):
+            raise UserError(f"--fit-ks {args.fit_ks!r} --validate-at {args.validate_at!r}: a "
+                            "fit needs two or more K, per block (not --only flat), none of "
+                            "them held out; one K stores that synthesis only (no "
+                            "--validate-at)")
+        check_file("--fit-file", args.fit_file)
+        tool = yosys_version()
+    except (ValueError, UserError) as e:
+        print(f"python -m sim.analysis.synth: error: {e}", file=sys.stderr)
+        return 2
+    except SynthError as e:
+        print(f"python -m sim.analysis.synth: error: {e}", file=sys.stderr)
+        return 1
+    for name in names:
+        cfg = preset(name)
+        reps = {}
+        for k in fit_ks + val_ks:
+            reps[k] = {}
+            for kind, load, make, where in (
+                    ("blocks", load_cached_blocks, synthesize_core_blocks, blocks_cache_path),
+                    ("flat", load_cached, synthesize_core, cache_path)):
+                rep = None if args.force else load(args.out, name, cfg, k)
+                if rep is None and args.only in (None, kind):
+                    print(f"{name}: synthesising the core ({kind}), mat of {k} (minutes) ...",
+                          flush=True)
+                    try:
+                        rep = {"preset": name, **make(cfg, k)}
+                    except SynthError as e:
+                        print(f"python -m sim.analysis.synth: error: {name}: {e}",
+                              file=sys.stderr)
+                        return 1
+                    write_json(where(args.out, name, cfg, k), rep, sort_keys=False,
+                               option="--out")
+                reps[k][kind] = rep
+        entry = write_fit(name, cfg, {k: reps[k] for k in fit_ks},
+                          {k: reps[k] for k in val_ks}, args.fit_file, tool=tool)
+        for k, v in entry["validation"].items():
+            t = v["total"]
+            print(f"{name}: fit at K = {fit_ks} vs the synthesis at K = {k}: "
+                  f"{t['fitted_um2']:.0f} vs {t['synthesised_um2']:.0f} um^2 cell area "
+                  f"({t['error_pct']:+.2f} %)", flush=True)
+        print(f"{name}: -> {args.fit_file}", flush=True)
     return 0
 
 

@@ -465,18 +465,23 @@ def logic_split(split: dict, per_image: dict, logic: dict) -> dict:
     ``cmos_comparison`` with the ratio of the two."""
     rows = [dict(r) for r in split["rows"]]
     old = None
+    # The cells: a synthesis of this core, or (``cell_area_basis``) the calibrated per-block
+    # fit (sim.analysis.synth.load_fit), which makes the leakage calibrated too.
+    cells = logic.get("cell_area_basis") or "synthesised cell area"
     for r in rows:
         if r["name"] == "CMOS logic":
             old = r["energy_j"]
             r.update(energy_j=logic["energy_j"], class_="calibrated",
                      source="calibrated: measured activity per block (RTL toggles) x cycles x "
-                            "synthesised cell area x switch_fj_per_um2 (sim.hw.activity, fitted to "
+                            f"{cells} x switch_fj_per_um2 (sim.hw.activity, fitted to "
                             "Horowitz ISSCC 2014's 45 nm 32-bit add)")
             r["class"] = r.pop("class_")
         elif r["name"] == "leakage (CMOS logic)":
-            r.update(energy_j=logic["leakage_j"], source="derived: synthesised cell area x "
+            fitted = "cell_area_basis" in logic
+            r.update(energy_j=logic["leakage_j"],
+                     source=f"{'calibrated' if fitted else 'derived'}: {cells} x "
                      "leak_nw_per_um2 (NanGate FreePDK45 INV_X1 leakage per um^2) x latency "
-                     "(sim.hw.activity)", **{"class": "derived"})
+                     "(sim.hw.activity)", **{"class": "calibrated" if fitted else "derived"})
     total = sum(r["energy_j"] or 0.0 for r in rows)
     out = dict(split)
     out.update(rows=rows, total_j=total, gops_per_w=per_image["ops"] / total / 1e9,

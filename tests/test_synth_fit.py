@@ -1,0 +1,175 @@
+"""sim.analysis.synth's calibrated per-block fit (the logic of a mat at any K from per-block
+syntheses at a few K) and the report's use of it, on hand-made syntheses: no Yosys needed.
+Expected values are computed here from the hand-made areas (a line through two points)."""
+
+import json
+
+import pytest
+
+from rtl.config import preset
+from sim.analysis import synth
+
+CONFIG = preset("nand_spin")
+
+#: Hand-made per-block cell areas (um^2) of a core at K = 1, 2, 4: the controller and PPU do not
+#: grow, one reduction per subarray of 300 um^2, the lanes 1000 per subarray, the core's own
+#: logic 500 + 200 per subarray; at K = 4 the core's own logic is 40 um^2 over the line.
+POINTS = {
+    1: {"core": 700.0, "ctrl": 2000.0, "ppu": 900.0, "min_lane": 1000.0, "reduce": 300.0},
+    2: {"core": 900.0, "ctrl": 2000.0, "ppu": 900.0, "min_lane": 2000.0, "reduce0": 300.0,
+        "reduce1": 300.0},
+    4: {"core": 1340.0, "ctrl": 2000.0, "ppu": 900.0, "min_lane": 4000.0,
+        **{f"reduce{i}": 300.0 for i in range(4)}},
+}
+
+
+def _rep(k, flat=None):
+    """The syntheses at K = k as write_fit takes them: per block, and flattened if given."""
+    return {"blocks": {"preset": "nand_spin", "subarrays": k, "blocks": POINTS[k],
+                       "seconds": 1.0}, "flat": flat}
+
+
+def test_fit_lines_and_families():
+    fit = synth.fit_blocks({1: POINTS[1], 2: POINTS[2]})
+    f = fit["families"]
+    assert fit["ks"] == [1, 2]
+    assert (f["ctrl"]["a_um2"], f["ctrl"]["b_um2"]) == pytest.approx((2000.0, 0.0))
+    assert (f["core"]["a_um2"], f["core"]["b_um2"]) == pytest.approx((500.0, 200.0))
+    assert (f["reduce"]["a_um2"], f["reduce"]["b_um2"]) == pytest.approx((0.0, 300.0))
+    assert f["reduce"]["per_subarray"] and not f["min_lane"]["per_subarray"]
+    assert not f["ctrl"]["per_subarray"]
+
+
+def test_fitted_areas_at_16_name_the_blocks_as_the_core_does():
+    fit = synth.fit_blocks({1: POINTS[1], 2: POINTS[2]})
+    got = synth.fitted_block_areas(fit, 16)
+    assert got["ctrl"] == pytest.approx(2000.0) and got["ppu"] == pytest.approx(900.0)
+    assert got["core"] == pytest.approx(500.0 + 200.0 * 16)
+    assert got["min_lane"] == pytest.approx(16000.0)
+    assert {f"reduce{i}" for i in range(16)} <= set(got) and "reduce" not in got
+    assert got["reduce15"] == pytest.approx(300.0)
+    one = synth.fitted_block_areas(fit, 1)
+    assert "reduce" in one and "reduce0" not in one
+    with pytest.raises(ValueError, match="k must be a positive int, not 0"):
+        synth.fitted_block_areas(fit, 0)
+
+
+def test_fit_errors_against_a_held_out_synthesis():
+    fit = synth.fit_blocks({1: POINTS[1], 2: POINTS[2]})
+    err = synth.fit_errors(fit, POINTS[4], 4)
+    assert err["core"]["fitted_um2"] == pytest.approx(1300.0)
+    assert err["core"]["error_pct"] == pytest.approx(100 * (1300 / 1340 - 1))
+    assert err["reduce"]["error_pct"] == pytest.approx(0.0)
+    total = 1340 + 2000 + 900 + 4000 + 1200
+    assert err["total"]["synthesised_um2"] == pytest.approx(total)
+    assert err["total"]["error_pct"] == pytest.approx(100 * ((total - 40) / total - 1))
+
+
+def test_fit_needs_two_points_with_the_same_blocks():
+    with pytest.raises(synth.SynthError, match="two or more K"):
+        synth.fit_blocks({1: POINTS[1]})
+    bad = dict(POINTS[2])
+    bad["extra"] = 1.0
+    with pytest.raises(synth.SynthError, match="different blocks"):
+        synth.fit_blocks({1: POINTS[1], 2: bad})
+
+
+@pytest.fixture
+def fit_file(tmp_path):
+    path = tmp_path / "fit.json"
+    synth.write_fit("nand_spin", CONFIG, {1: _rep(1), 2: _rep(2)}, {4: _rep(4)}, path,
+                    tool="Yosys test")
+    return path
+
+
+def test_write_and_load_fit(fit_file):
+    data = json.loads(fit_file.read_text())
+    entry = data["presets"]["nand_spin"]
+    assert entry["fit_ks"] == [1, 2] and entry["rtl_hash"] == synth.rtl_hash()
+    assert set(entry["points"]) == {"1", "2", "4"}
+    assert entry["points"]["4"]["blocks"] == POINTS[4]
+    logic, blocks, label = synth.load_fit("nand_spin", CONFIG, 16, fit_file)
+    total = (500 + 200 * 16) + 2000 + 900 + 1000 * 16 + 300 * 16
+    assert logic["area_um2"] == pytest.approx(total)
+    assert logic["nand2_eq"] == pytest.approx(total / 0.798)
+    assert label == "synthesised at K = 1, 2, fitted to K = 16"
+    assert logic["fitted"]["class"] == "calibrated" and not logic["fitted"]["stale"]
+    assert "K = 4: -0.42 %" in logic["fitted"]["source"]      # -40 / 9440 um^2 held out
+    # the blocks in the form the report's block_areas reads
+    areas = synth.block_areas(blocks)
+    assert areas["ctrl"] == pytest.approx(2000.0) and areas["reduce7"] == pytest.approx(300.0)
+    assert sum(areas.values()) == pytest.approx(total)
+
+
+def test_load_fit_stale_and_other_config(fit_file, monkeypatch):
+    monkeypatch.setattr(synth, "rtl_hash", lambda: "0123456789abcdef")
+    logic, _, label = synth.load_fit("nand_spin", CONFIG, 16, fit_file)
+    assert logic["fitted"]["stale"] and "(STALE: rtl/ has changed since; rtl hash " in label
+    assert "0123456789abcdef now" in label
+    monkeypatch.undo()
+    import dataclasses
+    other = dataclasses.replace(CONFIG, columns=64)
+    assert synth.load_fit("nand_spin", other, 16, fit_file)[0] is None
+    assert "another configuration" in synth.load_fit("nand_spin", other, 16, fit_file)[2]
+    # the mat size is not part of the key: a fit serves every K
+    assert synth.load_fit("nand_spin", dataclasses.replace(CONFIG, subarrays_per_mat=4), 4,
+                          fit_file)[0] is not None
+    assert synth.load_fit("jeit_stt", preset("jeit_stt"), 16, fit_file)[0] is None
+
+
+def test_a_stored_k_is_its_synthesis(fit_file, tmp_path):
+    """At a K the file holds, the synthesis itself (class derived): the flattened core's area
+    when stored, else the blocks' sum; a preset stored at one K only has no fit."""
+    logic, blocks, label = synth.load_fit("nand_spin", CONFIG, 4, fit_file)
+    assert label == "synthesised at K = 4 (per block)"
+    assert logic["area_um2"] == pytest.approx(sum(POINTS[4].values()))
+    assert logic["fitted"]["class"] == "derived"
+    assert synth.block_areas(blocks)["core"] == pytest.approx(1340.0)
+    dima = preset("dima_sot")
+    flat = {"area_um2": 5000.0, "cell_count": 3000, "macros": [{"name": "m"}], "seconds": 9.0}
+    path = tmp_path / "one.json"
+    synth.write_fit("dima_sot", dima, {1: {"blocks": None, "flat": flat}}, {}, path)
+    logic, blocks, label = synth.load_fit("dima_sot", dima, 1, path)
+    assert (logic["area_um2"], logic["cell_count"], blocks) == (5000.0, 3000, None)
+    assert label == "synthesised at K = 1" and logic["fitted"]["class"] == "derived"
+    assert logic["nand2_eq"] == pytest.approx(5000.0 / 0.798)
+    got = synth.load_fit("dima_sot", dima, 2, path)
+    assert got[:2] == (None, None) and "no fit to K = 2" in got[2]
+    with pytest.raises(synth.SynthError, match="one point without validation"):
+        synth.write_fit("dima_sot", dima, {1: {"blocks": None, "flat": flat}},
+                        {2: {"blocks": None, "flat": flat}}, path)
+
+
+def test_report_uses_the_fit_labelled(fit_file):
+    """The report's area split and headline with a fitted logic: logic area = fitted cell area /
+    placement density, the label on the note and on the headline basis; the CMOS logic and its
+    leakage rows calibrated."""
+    from sim.analysis import report
+    from sim.hw import activity, energy
+    logic, blocks, label = synth.load_fit("nand_spin", CONFIG, 16, fit_file)
+    area = report._area(CONFIG, 16, None, "n", memories={"area_mm2": 1.0}, logic=logic)
+    sp = area["mat_split"]
+    util = energy.PERIPHERY["utilisation"].value
+    assert sp["logic_mm2"] == pytest.approx(logic["area_um2"] / util * 1e-6)
+    assert sp["logic_class"] == "calibrated" and label in sp["logic_note"]
+    assert sp["macros_equal_sram_list"] is None
+    act = {"recorded": True, "basis": "rec",
+           "blocks": {"ctrl": {"bits": 10, "toggles": 100, "activity": 0.1}}}
+    per_image = {"cycles": 100, "latency_s": 1e-6, "ops": 50, "energy_j": 1e-9}
+    le = report._logic_energy(act, logic, blocks, per_image)
+    # ctrl at 0.1, every other block at the mean of all traced signals (the same 0.1 here)
+    fj = activity.PARAMS["switch_fj_per_um2"].value
+    assert le["energy_j"] == pytest.approx(0.1 * 100 * logic["area_um2"] * fj * 1e-15)
+    assert label in le["cell_area_basis"]
+    split = {"rows": [{"name": "CMOS logic", "energy_j": 1e-9, "source": "s",
+                       "class": "assumption"},
+                      {"name": "leakage (CMOS logic)", "energy_j": None, "source": "s",
+                       "class": "not modelled"}], "total_j": 1e-9}
+    rows = {r["name"]: r for r in activity.logic_split(split, per_image, le)["rows"]}
+    assert label in rows["CMOS logic"]["source"]
+    assert rows["leakage (CMOS logic)"]["class"] == "calibrated"
+    assert label in rows["leakage (CMOS logic)"]["source"]
+    h = report._headline(per_image, {"dynamic_j": 0.0, "leakage_j": 0.0},
+                         {"total_j": 2e-9}, le, act, logic)
+    assert f"cell area {label} (calibrated)" in h["basis"]
+
