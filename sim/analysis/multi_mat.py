@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="raise every size each slice needs (propose_config)")
     p.add_argument("--stream-weights", action="store_true", help="as sim.analysis.counting")
     p.add_argument("--tile-activations", action="store_true", help="as sim.analysis.counting")
+    from sim.config_file import add_size_options
+    add_size_options(p)
     p.add_argument("--json", default=None, help="write the rows as JSON to this path")
     return p
 
@@ -104,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    from rtl.config import PRESETS
+    from rtl.config import PRESETS, SIZE_FIELDS
     from sim.compile.compiler import CompileError
+    from sim.config_file import resolve_config
     from sim.hw.chip import organisation
     rows = []
     try:
@@ -117,7 +120,9 @@ def main(argv=None) -> int:
         mats = _mats_list(args.mats)
         model, budget = resolve_model(args.model)
         for name in presets:
-            config = PRESETS[name]
+            name, config = resolve_config(
+                preset_name=name, config_file=args.config,
+                sizes={f: getattr(args, f) for f in SIZE_FIELDS})
             chip = organisation(config, config.subarrays_per_mat)["mats"]
             for m in mats:
                 with budget():

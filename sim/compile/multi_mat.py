@@ -224,7 +224,10 @@ def compile_partitioned(model: Model, config, mats, *, subarrays: int | None = N
 
     Raises
     ------
-    MultiMatError, sim.compile.compiler.CompileError
+    MultiMatError
+        A bad ``mats`` or a layer not built yet on several mats. A slice the compiler
+        refuses raises its ``CompileError``, the message prefixed with the segment, the mat and
+        its channels.
     """
     from sim.compile.compiler import CompileError, compile_model, propose_config
     segs = partition(model, mats)
