@@ -123,6 +123,7 @@ def test_broadcast_and_totals():
         last = s["index"] == len(res["segments"]) - 1
         assert s["broadcast"]["words"] == (0 if last else words)
         assert s["cycles"] == max(s["mat_cycles"]) + s["broadcast"]["cycles"]
+        assert s["stream_cycles"] == [0] * 4
         assert s["broadcast"]["cycles"] == s["broadcast"]["words"]
     assert res["cycles"] == sum(s["cycles"] for s in res["segments"])
     assert res["energy_j"] == pytest.approx(sum(s["energy_j"] for s in res["segments"]))
@@ -180,3 +181,22 @@ def test_counting_only_shares_equal_slices(preset_name):
     for gs, fs in zip(got["segments"], full["segments"], strict=True):
         assert gs["mat_cycles"] == fs["mat_cycles"]
         assert [p["counters"] for p in gs["mats"]] == [p["counters"] for p in fs["mats"]]
+
+
+def test_streamed_weights_share_the_bus():
+    """Weights streamed (a 64-slot buffer): M = 1 == the single mat's count with streaming; on
+    2 mats each mat's streamed words cross the shared bus one mat after the other."""
+    model = load_model(bundled_model_path("digits_addernet"))
+    config = dataclasses.replace(preset("nand_spin"), buffer_slots=64)
+    whole = count_model(compile_model(model, config, stream_weights=True), model)
+    one = amm.run(model, config, 1, stream_weights=True)
+    assert whole.host["weight_stream"]["bus_cycles"] > 0
+    assert one["cycles"] == whole.estimate["cycles"] and one["counters"] == whole.counters
+    assert one["energy_j"] == pytest.approx(whole.estimate["energy_j"], rel=1e-12)
+    two = amm.run(model, config, 2, stream_weights=True)
+    for s in two["segments"]:
+        assert s["cycles"] == (max(s["mat_cycles"]) + sum(s["stream_cycles"])
+                               + s["broadcast"]["cycles"])
+        assert s["mat_cycles"] == [p["estimate"]["cycles"] - p["host"]["stream_cycles"]
+                                   for p in s["mats"]]
+    assert sum(sum(s["stream_cycles"]) for s in two["segments"]) > 0

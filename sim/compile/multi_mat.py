@@ -35,12 +35,18 @@ the single mat's rule that a program already in the instruction memory is not lo
 streamed weights and tiled activations, ``sim.compile.weight_stream`` /
 ``sim.compile.act_tile``) and its energy (``sim.hw.energy.estimate`` as the counting mode).
 
-* a segment's cycles = the slowest mat's (counters + host-port cycles) + the broadcast of its
-  output (segments but the last, ``M > 1``): ``max(N, ceil(32 N / bus_bits))`` = N cycles for
-  N output words. ASSUMPTION ``broadcast``: one bus transfer reaches every mat (every mat
-  listens to the bus), and each mat's data memory takes one 32-bit word per cycle through its
-  host port (``sim.compile.act_tile``'s rule), so the receiving port, not the 128-bit bus
-  (seed 001 sec. 5.2, ``sim.hw.chip.PARAMS``), sets the broadcast's cycles;
+* a segment's cycles = the slowest mat's (counters + host-port cycles of the image and the
+  programs) + every mat's streamed weights and tiled activations one mat after the other (each
+  mat's own words over the one shared bus: ASSUMPTION, an upper bound, since a band of input
+  activations all mats load alike could be broadcast) + the broadcast of the segment's output
+  (segments but the last, ``M > 1``): ``max(N, ceil(32 N / bus_bits))`` = N cycles for N
+  output words. The image and the programs: mats of equal slices run the same program words
+  (only their weights differ), so they are broadcast as the output is (at most two distinct
+  program sets per segment, 64-bit words on the 128-bit bus: within the ports' cycles).
+  ASSUMPTION ``broadcast``: one bus transfer reaches every mat (every mat listens to the bus),
+  and each mat's data memory takes one 32-bit word per cycle through its host port
+  (``sim.compile.act_tile``'s rule), so the receiving port, not the 128-bit bus (seed 001
+  sec. 5.2, ``sim.hw.chip.PARAMS``), sets the broadcast's cycles;
 * energy = the sum over mats + each broadcast's: N data-memory reads at the mats that hold the
   words, N writes into each of the ``M`` mats (``sim.hw.sram``), and N x 32 bits over the bus
   wire (``sim.hw.chip.PARAMS["wire_fj_per_bit_mm"]`` x ``sim.compile.weight_stream.wire_mm``);
@@ -63,7 +69,8 @@ from golden.model import Model
 from sim.util import UserError
 
 __all__ = ["MultiMatError", "Segment", "partition", "check_mats", "slices",
-           "compile_partitioned", "count_partitioned", "BROADCAST"]
+           "compile_partitioned", "count_partitioned", "resident", "reload_cost",
+           "broadcast_cost", "BROADCAST"]
 
 #: Compute kinds a segment slices.
 _SLICED = ("adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear")
@@ -311,6 +318,66 @@ def broadcast_cost(config, words: int, mats: int, subarrays: int) -> dict:
             "energy_j": sram_j + wire_j}
 
 
+def resident(compiled) -> dict:
+    """What one mat's slice keeps in the core between images: weight-buffer rows and requant
+    entries outside the stream region (``sim.compile.weight_stream``), offset- and
+    patch-table entries."""
+    b, t = _regions(compiled)
+    return {"buffer_slots": int(compiled.buffer.shape[0]) - b,
+            "requant_channels": len(compiled.table[0]) - t,
+            "offset_entries": len(compiled.offsets), "patch_entries": len(compiled.patches)}
+
+
+def _regions(compiled) -> tuple:
+    """The ends of the weight-buffer and requant-table stream regions (0: nothing streamed)."""
+    ends_b = [b + len(img) for st in compiled.stages for _, b, img, _ in st.weight_loads]
+    ends_t = [t[0] + len(t[1]) for st in compiled.stages for *_, t in st.weight_loads
+              if t is not None]
+    return max(ends_b, default=0), max(ends_t, default=0)
+
+
+def reload_cost(compiled, fields=None) -> dict:
+    """Cycles and energy of loading ``compiled``'s resident contents (:func:`resident`; only
+    those of ``fields``, default all) over the bus before it runs, as
+    ``sim.compile.weight_stream`` charges streamed words: ``ceil(bits / bus_bits)`` cycles
+    per buffer row, requant entry, offset and patch entry, their SRAM writes
+    (``sim.hw.sram``) and the wire."""
+    from rtl.isa import AGU_DATA_BITS, KPOS_BITS, OFFSET_BITS
+    from rtl.ppu import BIAS_BITS, MULT_BITS, SHIFT_BITS
+    from sim.compile.weight_stream import wire_mm
+    from sim.hw import sram
+    from sim.hw.chip import PARAMS
+    r = {k: (v if fields is None or k in fields else 0)
+         for k, v in resident(compiled).items()}
+    bus = int(PARAMS["bus_bits"].value) * PARAMS["bus_transfers_per_cycle"].value
+    mem = {m.name: m for m in sram.core_memories(compiled.config, compiled.subarrays)}
+    parts = (("buffer_slots", "weight buffer", int(compiled.width)),
+             ("requant_channels", "requant table", MULT_BITS + SHIFT_BITS + BIAS_BITS),
+             ("offset_entries", "offset table", OFFSET_BITS + KPOS_BITS),
+             ("patch_entries", "patch table", AGU_DATA_BITS))
+    bits = sum(r[k] * b for k, _, b in parts)
+    cycles = sum(r[k] * math.ceil(b / bus) for k, _, b in parts)
+    sram_j = sum(r[k] * sram.write_energy_pj(mem[n].words, mem[n].bits)
+                 for k, n, _ in parts) * 1e-12
+    wire_j = bits * PARAMS["wire_fj_per_bit_mm"].value * wire_mm(compiled.config) * 1e-15
+    return {**r, "bits": bits, "cycles": cycles, "energy_j": sram_j + wire_j}
+
+
+def _coresident(compiled, m: int) -> tuple:
+    """``(fits, need)``: per field, whether mat ``m``'s slices of every segment fit that table
+    together (``need``: field -> the sum of the resident parts, plus the largest stream
+    region, which the segments share)."""
+    need: dict = {}
+    for row in compiled:
+        for k, v in resident(row[m]).items():
+            need[k] = need.get(k, 0) + v
+    regions = [_regions(row[m]) for row in compiled]
+    need["buffer_slots"] += max(r[0] for r in regions)
+    need["requant_channels"] += max(r[1] for r in regions)
+    cfg = compiled[0][m].config
+    return {k: v <= getattr(cfg, k) for k, v in need.items()}, need
+
+
 def count_partitioned(segs, compiled, *, skipped=None) -> dict:
     """The counting mode's figures of a partitioned model for one image (module docstring).
 
@@ -323,14 +390,17 @@ def count_partitioned(segs, compiled, *, skipped=None) -> dict:
     "latency_s", "ops", "gops", "gops_per_w", "assumptions"}``.
     """
     from sim.analysis.counting import count_model
+    from sim.compile import act_tile as _at
+    from sim.compile import weight_stream as _ws
     mats = len(segs[0].slices)
     loaded = [None] * mats
+    fits = [_coresident(compiled, m)[0] for m in range(mats)]
     rows, total = [], {}
     cycles = ops = 0
     energy_j = 0.0
     cfg0 = compiled[0][0].config
     for seg, row in zip(segs, compiled, strict=True):
-        per_mat, counted = [], {}
+        per_mat, counted, streams = [], {}, {}
         for m, (comp, sub) in enumerate(zip(row, seg.models, strict=True)):
             if id(comp) not in counted:     # shared by mats of equal slices (counting_only)
                 counted[id(comp)] = count_model(comp, skipped=skipped)
@@ -338,24 +408,39 @@ def count_partitioned(segs, compiled, *, skipped=None) -> dict:
             words, loaded[m] = _program_words(comp, loaded[m])
             data = comp.stages[0].in_size if seg.index == 0 else 0
             est = _mat_estimate(comp, sub, res.counters, data, sum(words))
+            if id(comp) not in streams:     # its own words over the shared bus, per mat
+                streams[id(comp)] = (_ws.cost(comp)["bus_cycles"]
+                                     + _at.cost(comp)["bus_cycles"])
+            rl = None
+            short = [k for k, ok in fits[m].items() if not ok]
+            if short:                       # those tables reloaded before it, every image
+                rl = reload_cost(comp, short)
+                est = dict(est, energy_j=est["energy_j"] + rl["energy_j"],
+                           cycles=est["cycles"] + rl["cycles"])
             per_mat.append({"slice": list(seg.slices[m]), "counters": res.counters,
                             "stages": [{"name": s.name, "counters": s.counters}
                                        for s in res.stages],
-                            "host": {"data_words": data, "program_words": sum(words)},
+                            "host": {"data_words": data, "program_words": sum(words),
+                                     "stream_cycles": streams[id(comp)]
+                                     + (rl["cycles"] if rl else 0)},
+                            "reload": rl,
                             "estimate": est})
             for k, v in res.counters.items():
                 total[k] = total.get(k, 0) + v
         last = seg.index == len(segs) - 1
         bc = broadcast_cost(cfg0, seg.out_words if (mats > 1 and not last) else 0, mats,
                             compiled[0][0].subarrays)
-        mat_cycles = [p["estimate"]["cycles"] for p in per_mat]
-        seg_cycles = max(mat_cycles) + bc["cycles"]
+        stream = [p["host"]["stream_cycles"] for p in per_mat]
+        mat_cycles = [p["estimate"]["cycles"] - st for p, st in zip(per_mat, stream,
+                                                                  strict=True)]
+        seg_cycles = max(mat_cycles) + sum(stream) + bc["cycles"]
         seg_e = sum(p["estimate"]["energy_j"] for p in per_mat) + bc["energy_j"]
         seg_ops = sum(p["estimate"]["ops"] for p in per_mat)
         rows.append({"index": seg.index, "layers": list(seg.layers),
                      "slices": [list(s) for s in seg.slices], "mat_cycles": mat_cycles,
                      "compute_cycles": [p["counters"]["cycles"] for p in per_mat],
-                     "cycles": seg_cycles, "broadcast": bc, "energy_j": seg_e,
+                     "stream_cycles": stream, "cycles": seg_cycles, "broadcast": bc,
+                     "energy_j": seg_e,
                      "ops": seg_ops, "mats": per_mat})
         cycles += seg_cycles
         energy_j += seg_e
@@ -364,6 +449,12 @@ def count_partitioned(segs, compiled, *, skipped=None) -> dict:
     return {"mats": mats, "segments": rows, "cycles": cycles, "counters": total,
             "energy_j": energy_j, "latency_s": latency, "ops": ops,
             "gops": ops / latency / 1e9, "gops_per_w": ops / energy_j / 1e9,
+            "coresident": fits,
             "assumptions": {"broadcast": BROADCAST,
+                            "tables": "ASSUMPTION: a mat keeps every segment's slice in its "
+                                      "weight buffer and tables when they fit together (the "
+                                      "bases relocated; counters do not depend on them); "
+                                      "a table that does not is reloaded before each "
+                                      "segment, every image",
                             "no_overlap": "ASSUMPTION: a segment's transfers and compute do "
                                           "not overlap (an upper bound on the latency)"}}
