@@ -195,8 +195,28 @@ def test_streamed_weights_share_the_bus():
     assert one["energy_j"] == pytest.approx(whole.estimate["energy_j"], rel=1e-12)
     two = amm.run(model, config, 2, stream_weights=True)
     for s in two["segments"]:
+        assert s["shared_cycles"] == 0          # no activation tiled
         assert s["cycles"] == (max(s["mat_cycles"]) + sum(s["stream_cycles"])
                                + s["broadcast"]["cycles"])
         assert s["mat_cycles"] == [p["estimate"]["cycles"] - p["host"]["stream_cycles"]
                                    for p in s["mats"]]
     assert sum(sum(s["stream_cycles"]) for s in two["segments"]) > 0
+
+
+def test_tiled_activations_load_bands_once_per_slice_width():
+    """Activations tiled (data_words 1024): on 2 mats of equal slices the bands' loads and patch
+    entries cross the bus once (broadcast), each mat's stores one mat after the other."""
+    from sim.compile import act_tile
+    model = load_model(bundled_model_path("fashion_addernet"))
+    config = dataclasses.replace(preset("nand_spin"), data_words=1024)
+    segs, comp = mm.compile_partitioned(model, config, 2, tile_activations=True)
+    res = mm.count_partitioned(segs, comp)
+    tiled = 0
+    for s, row in zip(res["segments"], comp, strict=True):
+        costs = [act_tile.cost(c) for c in row]
+        tiled += sum(c["words"] for c in costs)
+        assert s["shared_cycles"] == costs[0]["bus_cycles"] - costs[0]["stores"]
+        assert s["stream_cycles"] == [c["stores"] for c in costs]
+        assert s["cycles"] == (max(s["mat_cycles"]) + s["shared_cycles"]
+                               + sum(s["stream_cycles"]) + s["broadcast"]["cycles"])
+    assert tiled > 0

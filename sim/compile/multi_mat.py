@@ -36,9 +36,11 @@ streamed weights and tiled activations, ``sim.compile.weight_stream`` /
 ``sim.compile.act_tile``) and its energy (``sim.hw.energy.estimate`` as the counting mode).
 
 * a segment's cycles = the slowest mat's (counters + host-port cycles of the image and the
-  programs) + every mat's streamed weights and tiled activations one mat after the other (each
-  mat's own words over the one shared bus: ASSUMPTION, an upper bound, since a band of input
-  activations all mats load alike could be broadcast) + the broadcast of the segment's output
+  programs) + the tiled activations' loads and patch entries (``sim.compile.act_tile``) once
+  per slice width (mats of equal slices load the same bands: broadcast) + every mat's own words
+  one mat after the other over the one shared bus (streamed weights,
+  ``sim.compile.weight_stream``; the tiled activations' stores; tables reloaded, below:
+  ASSUMPTION, the bus carries one mat's words at a time) + the broadcast of the segment's output
   (segments but the last, ``M > 1``): ``max(N, ceil(32 N / bus_bits))`` = N cycles for N
   output words. The image and the programs: mats of equal slices run the same program words
   (only their weights differ), so they are broadcast as the output is (at most two distinct
@@ -400,7 +402,7 @@ def count_partitioned(segs, compiled, *, skipped=None) -> dict:
     energy_j = 0.0
     cfg0 = compiled[0][0].config
     for seg, row in zip(segs, compiled, strict=True):
-        per_mat, counted, streams = [], {}, {}
+        per_mat, counted, streams, shared_by_width = [], {}, {}, {}
         for m, (comp, sub) in enumerate(zip(row, seg.models, strict=True)):
             if id(comp) not in counted:     # shared by mats of equal slices (counting_only)
                 counted[id(comp)] = count_model(comp, skipped=skipped)
@@ -408,9 +410,13 @@ def count_partitioned(segs, compiled, *, skipped=None) -> dict:
             words, loaded[m] = _program_words(comp, loaded[m])
             data = comp.stages[0].in_size if seg.index == 0 else 0
             est = _mat_estimate(comp, sub, res.counters, data, sum(words))
-            if id(comp) not in streams:     # its own words over the shared bus, per mat
-                streams[id(comp)] = (_ws.cost(comp)["bus_cycles"]
-                                     + _at.cost(comp)["bus_cycles"])
+            if id(comp) not in streams:     # over the shared bus: (its own, shared)
+                act = _at.cost(comp)
+                own = _ws.cost(comp)["bus_cycles"] + act["stores"]
+                streams[id(comp)] = (own, act["bus_cycles"] - act["stores"])
+            own, shared = streams[id(comp)]
+            width = seg.slices[m][1] - seg.slices[m][0]
+            shared_by_width[width] = shared     # equal slices: the same bands, broadcast
             rl = None
             short = [k for k, ok in fits[m].items() if not ok]
             if short:                       # those tables reloaded before it, every image
@@ -421,8 +427,8 @@ def count_partitioned(segs, compiled, *, skipped=None) -> dict:
                             "stages": [{"name": s.name, "counters": s.counters}
                                        for s in res.stages],
                             "host": {"data_words": data, "program_words": sum(words),
-                                     "stream_cycles": streams[id(comp)]
-                                     + (rl["cycles"] if rl else 0)},
+                                     "stream_cycles": own + (rl["cycles"] if rl else 0),
+                                     "shared_cycles": shared},
                             "reload": rl,
                             "estimate": est})
             for k, v in res.counters.items():
@@ -431,15 +437,17 @@ def count_partitioned(segs, compiled, *, skipped=None) -> dict:
         bc = broadcast_cost(cfg0, seg.out_words if (mats > 1 and not last) else 0, mats,
                             compiled[0][0].subarrays)
         stream = [p["host"]["stream_cycles"] for p in per_mat]
-        mat_cycles = [p["estimate"]["cycles"] - st for p, st in zip(per_mat, stream,
-                                                                  strict=True)]
-        seg_cycles = max(mat_cycles) + sum(stream) + bc["cycles"]
+        mat_cycles = [p["estimate"]["cycles"] - st - p["host"]["shared_cycles"]
+                      for p, st in zip(per_mat, stream, strict=True)]
+        shared_cycles = sum(shared_by_width.values())
+        seg_cycles = max(mat_cycles) + shared_cycles + sum(stream) + bc["cycles"]
         seg_e = sum(p["estimate"]["energy_j"] for p in per_mat) + bc["energy_j"]
         seg_ops = sum(p["estimate"]["ops"] for p in per_mat)
         rows.append({"index": seg.index, "layers": list(seg.layers),
                      "slices": [list(s) for s in seg.slices], "mat_cycles": mat_cycles,
                      "compute_cycles": [p["counters"]["cycles"] for p in per_mat],
-                     "stream_cycles": stream, "cycles": seg_cycles, "broadcast": bc,
+                     "stream_cycles": stream, "shared_cycles": shared_cycles,
+                     "cycles": seg_cycles, "broadcast": bc,
                      "energy_j": seg_e,
                      "ops": seg_ops, "mats": per_mat})
         cycles += seg_cycles
