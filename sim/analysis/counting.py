@@ -612,6 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fashion_mnist or digits (--measure; default: the bundled model's)")
     add_size_options(p)
     p.add_argument("--json", default=None, help="write the count as JSON to this path")
+    p.add_argument("--mats", default=None, metavar="M",
+                   help="partition the model over M mats, one output-channel slice per mat "
+                   "(sim.compile.multi_mat; sim.analysis.multi_mat sweeps M)")
     return p
 
 
@@ -637,6 +640,8 @@ def main(argv=None) -> int:
             raise UserError(f"--measure: the configuration has no zero skipping (zero_skip is "
                             f"off; only {', '.join(_zero_skip_presets())} skip)")
         t0 = time.perf_counter()
+        if args.mats is not None:       # issue 15 item 3: sim.analysis.multi_mat
+            return _multi_mat(args, model, config, name, mat, out, argv)
         try:
             if args.propose:
                 config = propose_config(model, config, subarrays=mat,
@@ -669,6 +674,35 @@ def main(argv=None) -> int:
                "count_seconds": round(t2 - t1, 3),
                "command": shlex.join(["python", "-m", "sim.analysis.counting", *argv]),
                **to_dict(res)}
+        write_files({out: json_text(doc)}, option="--json")
+        print(f"wrote {out}")
+    return 0
+
+
+def _multi_mat(args, model, config, name, mat, out, argv) -> int:
+    """``--mats M``: the model partitioned over M mats (``sim.analysis.multi_mat``)."""
+    from sim.analysis import multi_mat as _mm
+    from sim.compile.compiler import CompileError
+    from sim.hw.chip import organisation
+    if args.skip is not None or args.measure is not None:
+        raise UserError("--mats: --skip and --measure are not built yet on several mats")
+    chip = organisation(config, mat)["mats"]
+    try:
+        res = _mm.run(model, config, args.mats, subarrays=mat, propose=args.propose,
+                      stream_weights=args.stream_weights,
+                      tile_activations=args.tile_activations, chip_mats=chip)
+    except CompileError as e:
+        raise UserError(f"--preset {name} --mat {mat} --mats {args.mats}: model "
+                        f"{model.name!r} does not compile: {e}") from None
+    print(f"{model.name} on {name}, {res['mats']} of the chip's {chip} mats of {mat} "
+          f"subarrays (compile {res['compile_seconds']} s, count {res['count_seconds']} s)")
+    print(_mm.table(res))
+    if out is not None:
+        doc = {"model": model.name, "preset": name, "subarrays": mat,
+               "command": shlex.join(["python", "-m", "sim.analysis.counting", *argv]),
+               **{k: v for k, v in res.items() if k != "segments"},
+               "segments": [{k: v for k, v in s.items() if k != "mats"}
+                            for s in res["segments"]]}
         write_files({out: json_text(doc)}, option="--json")
         print(f"wrote {out}")
     return 0

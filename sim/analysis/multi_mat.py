@@ -1,0 +1,160 @@
+"""A network partitioned over several mats, counted (``sim.compile.multi_mat``): one output-channel
+slice per mat, all mats in parallel, each stage's output broadcast to every mat;
+``python -m sim.analysis.multi_mat`` sweeps mat counts, ``python -m sim.analysis.counting
+--mats M`` counts one.
+
+The model is a bundled model, a ``.npz`` file or ``refnet:NAME``, a random-weight reference
+network of ``sim.analysis.reference_nets`` (e.g. ``refnet:vgg11``). The mat counts are checked
+against the model (at most the narrowest compute layer's output channels) and the preset's chip
+(at most its mats, ``sim.hw.chip.organisation``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shlex
+import sys
+import time
+
+from rtl.outputs import check_file, interruptible, json_text, write_files
+from sim.util import UserError
+
+__all__ = ["resolve_model", "run", "table", "main"]
+
+
+def resolve_model(spec: str):
+    """``(model, budget)``: the model of ``spec`` (bundled name, ``.npz`` path or
+    ``refnet:NAME``) and the context its counting runs in (a reference network's
+    ``count_only_budget``: its shapes are above golden's inference budget)."""
+    if spec.startswith("refnet:"):
+        from sim.analysis import reference_nets as rn
+        with rn.count_only_budget():
+            try:
+                return rn.build(spec[len("refnet:"):]), rn.count_only_budget
+            except rn.RefNetError as e:
+                raise UserError(f"--model: {e}") from None
+    from sim.cli import _resolve_model
+    return _resolve_model(spec)[0], contextlib.nullcontext
+
+
+def run(model, config, mats, *, subarrays=None, propose=False, stream_weights=False,
+        tile_activations=False, chip_mats=None) -> dict:
+    """Partition ``model`` over ``mats`` mats, compile every slice and count it
+    (``sim.compile.multi_mat.count_partitioned``); adds ``compile_seconds`` and
+    ``count_seconds``."""
+    from sim.compile import multi_mat as mm
+    mats = mm.check_mats(model, mats, chip_mats)
+    t0 = time.perf_counter()
+    segs, compiled = mm.compile_partitioned(model, config, mats, subarrays=subarrays,
+                                            propose=propose, stream_weights=stream_weights,
+                                            tile_activations=tile_activations,
+                                            counting_only=True)
+    t1 = time.perf_counter()
+    res = mm.count_partitioned(segs, compiled)
+    res["compile_seconds"] = round(t1 - t0, 3)
+    res["count_seconds"] = round(time.perf_counter() - t1, 3)
+    res["subarrays"] = compiled[0][0].subarrays
+    return res
+
+
+def table(res: dict) -> str:
+    """Per segment: the slowest and fastest mat, the broadcast, the energy; then the totals."""
+    lines = []
+    for s in res["segments"]:
+        mc = s["mat_cycles"]
+        lines.append(f"  segment {s['index']} layers {s['layers']}: {len(mc)} mats, "
+                     f"{max(mc):,} cycles slowest mat ({min(mc):,} fastest), broadcast "
+                     f"{s['broadcast']['cycles']:,} cycles, {s['cycles']:,} cycles, "
+                     f"{s['energy_j'] * 1e6:.4g} uJ")
+    lines.append(f"total on {res['mats']} mats: {res['cycles']:,} cycles, latency "
+                 f"{res['latency_s'] * 1e3:.4g} ms, energy {res['energy_j'] * 1e6:.4g} uJ, "
+                 f"{res['ops']:,} ops, {res['gops']:.4g} GOPS, {res['gops_per_w']:.4g} GOPS/W")
+    return "\n".join(lines)
+
+
+def _mats_list(text: str) -> list:
+    try:
+        vals = [int(v) for v in text.split(",")]
+    except ValueError:
+        vals = []
+    if not vals:
+        raise UserError(f"--mats must be comma-separated ints (e.g. 1,4,16), not {text!r}")
+    return vals
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sim.analysis.multi_mat",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="fashion_addernet",
+                   help="bundled model name, path of a .npz model file, or refnet:NAME "
+                   "(sim.analysis.reference_nets)")
+    p.add_argument("--preset", action="append", default=None,
+                   help="accelerator preset, repeatable (default: nand_spin)")
+    p.add_argument("--mats", default="1,4,16", help="mat counts, comma-separated")
+    p.add_argument("--propose", action="store_true",
+                   help="raise every size each slice needs (propose_config)")
+    p.add_argument("--stream-weights", action="store_true", help="as sim.analysis.counting")
+    p.add_argument("--tile-activations", action="store_true", help="as sim.analysis.counting")
+    from sim.config_file import add_size_options
+    add_size_options(p)
+    p.add_argument("--json", default=None, help="write the rows as JSON to this path")
+    return p
+
+
+@interruptible("python -m sim.analysis.multi_mat", "nothing was written")
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    from rtl.config import PRESETS, SIZE_FIELDS
+    from sim.compile.compiler import CompileError
+    from sim.config_file import resolve_config
+    from sim.hw.chip import organisation
+    rows = []
+    try:
+        out = check_file("--json", args.json) if args.json else None
+        presets = args.preset or ["nand_spin"]
+        for name in presets:
+            if name not in PRESETS:
+                raise UserError(f"--preset must be one of {', '.join(PRESETS)}, not {name!r}")
+        mats = _mats_list(args.mats)
+        model, budget = resolve_model(args.model)
+        for name in presets:
+            name, config = resolve_config(
+                preset_name=name, config_file=args.config,
+                sizes={f: getattr(args, f) for f in SIZE_FIELDS})
+            chip = organisation(config, config.subarrays_per_mat)["mats"]
+            for m in mats:
+                with budget():
+                    try:
+                        res = run(model, config, m, propose=args.propose,
+                                  stream_weights=args.stream_weights,
+                                  tile_activations=args.tile_activations, chip_mats=chip)
+                    except CompileError as e:
+                        raise UserError(f"--preset {name} --mats {m}: model {model.name!r} "
+                                        f"does not compile: {e}") from None
+                print(f"{model.name} on {name}, {m} of the chip's {chip} mats "
+                      f"(compile {res['compile_seconds']} s, count {res['count_seconds']} s)")
+                print(table(res))
+                rows.append({"model": model.name, "preset": name, "mats": m,
+                             "chip_mats": chip, **{k: res[k] for k in (
+                                 "cycles", "latency_s", "energy_j", "ops", "gops",
+                                 "gops_per_w", "compile_seconds", "count_seconds")}})
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("| preset | mats | cycles | latency (ms) | energy (uJ) | GOPS | GOPS/W |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['preset']} | {r['mats']} | {r['cycles']:,} | {r['latency_s'] * 1e3:.4g} | "
+              f"{r['energy_j'] * 1e6:.4g} | {r['gops']:.4g} | {r['gops_per_w']:.4g} |")
+    if out is not None:
+        doc = {"command": shlex.join(["python", "-m", "sim.analysis.multi_mat", *argv]),
+               "rows": rows}
+        write_files({out: json_text(doc)}, option="--json")
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,468 @@
+"""A network on several mats: every compute layer's output channels split into one contiguous
+slice per mat, all mats in parallel, each stage's output broadcast over the chip's bus to every
+mat (issue 15 item 3; ``python -m sim.analysis.counting --mats M``).
+
+Partition (:func:`partition`). The model's layers are cut into *segments*: a segment is one
+compute layer (``adder_conv2d``, ``mul_conv2d``, ``adder_linear``, ``mul_linear``) with the
+channel-wise layers after it (``max_pool2d``, ``avg_pool2d``, ``global_avg_pool2d``), and the
+``flatten`` before it when it is a linear layer. For ``M`` mats the compute layer's ``O``
+output channels (output neurons) are split into ``M`` contiguous slices, the first ``O mod M``
+one channel larger (``numpy.array_split``'s rule). Mat ``m``'s program for the segment is the
+segment with the compute layer's weights, requantization parameters (``rq_mult``, ``rq_shift``,
+``rq_bias``) or logits ``bias`` cut to its slice, compiled for one mat by the existing
+``sim.compile.compiler.compile_model``. A pool or global pool works channel by channel, so it
+follows the slicing on the mat that computed its channels and nothing crosses the bus between
+a compute layer and its pools. Every mat reads the segment's *whole* input (a convolution's
+output channel reads every input channel; a linear neuron every input), so after a segment the
+mats' slices are concatenated (channel order = golden's flat (C, H, W) order, so the flat
+vector a linear layer reads is the same concatenation) and broadcast to every mat.
+
+Not built yet (refused with a one-line :class:`MultiMatError`): grouped / depthwise
+convolutions (a slice of output channels reads a slice of the input channels: a different
+partition), residual ``add`` and branches (``input``), and a pool before the first compute
+layer.
+
+A mat's slice is not a network of its own (golden's format wants a ``logits`` last layer; a
+slice of a hidden layer ends in ``requant``), so it is a ``golden.model.Model`` built directly,
+without ``golden.model.make_model``'s whole-network check; its layers are the model's, each
+already validated, with fewer output channels.
+
+Figures (:func:`count_partitioned`, the counting mode ``sim.analysis.counting``, per mat equal
+to the cycle model counter for counter; ``tests/test_multi_mat.py``). Per segment ``s`` and mat
+``m``: the counters of its programs (``sim.analysis.counting.count_model``), its host-port
+cycles (the image's data words in segment 0, as the single mat; the program words loaded, with
+the single mat's rule that a program already in the instruction memory is not loaded again;
+streamed weights and tiled activations, ``sim.compile.weight_stream`` /
+``sim.compile.act_tile``) and its energy (``sim.hw.energy.estimate`` as the counting mode).
+
+* a segment's cycles = the slowest mat's (counters + host-port cycles of the image and the
+  programs) + the tiled activations' loads and patch entries (``sim.compile.act_tile``) once
+  per slice width (mats of equal slices load the same bands: broadcast) + every mat's own words
+  one mat after the other over the one shared bus (streamed weights,
+  ``sim.compile.weight_stream``; the tiled activations' stores; tables reloaded, below:
+  ASSUMPTION, the bus carries one mat's words at a time) + the broadcast of the segment's output
+  (segments but the last, ``M > 1``): ``max(N, ceil(32 N / bus_bits))`` = N cycles for N
+  output words. The image and the programs: mats of equal slices run the same program words
+  (only their weights differ), so they are broadcast as the output is (at most two distinct
+  program sets per segment, 64-bit words on the 128-bit bus: within the ports' cycles).
+  ASSUMPTION ``broadcast``: one bus transfer reaches every mat (every mat listens to the bus),
+  and each mat's data memory takes one 32-bit word per cycle through its host port
+  (``sim.compile.act_tile``'s rule), so the receiving port, not the 128-bit bus (seed 001
+  sec. 5.2, ``sim.hw.chip.PARAMS``), sets the broadcast's cycles;
+* energy = the sum over mats + each broadcast's: N data-memory reads at the mats that hold the
+  words, N writes into each of the ``M`` mats (``sim.hw.sram``), and N x 32 bits over the bus
+  wire (``sim.hw.chip.PARAMS["wire_fj_per_bit_mm"]`` x ``sim.compile.weight_stream.wire_mm``);
+* ``M = 1`` has no broadcast (the activations stay in the mat's data memory), so its figures
+  are the single mat's (``sim.analysis.counting.count_model`` of the whole model) whenever the
+  segment programs are the whole model's (a test checks this on the bundled models);
+* the mats' transfers before a segment (image, programs) are not overlapped with the other
+  mats' compute, nor a segment's compute with the broadcast before it (as the single mat adds
+  its host cycles to its compute cycles): an upper bound on the latency.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from golden.model import Model
+from sim.util import UserError
+
+__all__ = ["MultiMatError", "Segment", "partition", "check_mats", "slices",
+           "compile_partitioned", "count_partitioned", "resident", "reload_cost",
+           "broadcast_cost", "BROADCAST"]
+
+#: Compute kinds a segment slices.
+_SLICED = ("adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear")
+#: Channel-wise layers that follow the slicing on their mat.
+_CHANNEL_WISE = ("max_pool2d", "avg_pool2d", "global_avg_pool2d")
+#: The per-output-channel integer arrays of a compute layer.
+_PER_CHANNEL = ("weight", "rq_mult", "rq_shift", "rq_bias", "bias")
+#: The broadcast assumption (module docstring).
+BROADCAST = ("ASSUMPTION: one bus transfer reaches every mat; each mat's data memory takes one "
+             "32-bit word per cycle (its host port, as sim.compile.act_tile), so a broadcast of "
+             "N words takes max(N, ceil(32 N / bus_bits)) = N cycles")
+
+
+class MultiMatError(UserError):
+    """A model or a mat count the partition cannot take (the message says which)."""
+
+
+@dataclass
+class Segment:
+    """One segment of a partitioned model: ``layers`` (indices into the model: [flatten],
+    compute layer, channel-wise layers), ``compute`` (the compute layer's index), ``last`` (the
+    index whose output is the segment's), ``in_shape`` / ``out_shape`` (the whole segment's),
+    ``slices`` (per mat ``(lo, hi)``: output channels ``lo .. hi - 1``) and ``models`` (per mat
+    the ``golden.model.Model`` of its slice)."""
+    index: int
+    layers: tuple
+    compute: int
+    last: int
+    in_shape: tuple
+    out_shape: tuple
+    slices: list
+    models: list
+
+    @property
+    def out_words(self) -> int:
+        """Words of the segment's whole output (what a broadcast carries)."""
+        return math.prod(self.out_shape)
+
+
+def _segments(model: Model) -> list:
+    """``[(layer indices, compute index)]`` of ``model``, or a MultiMatError."""
+    layers = model.layers
+    segs, cur, pending = [], None, []
+    for i, ly in enumerate(layers):
+        where = f"layer {i} ({ly.kind})"
+        if ly.kind in _SLICED:
+            if "input" in ly.params:
+                raise MultiMatError(f"--mats: {where} reads layer {int(ly.params['input'])}'s "
+                                    f"output (a branch): not built yet on several mats")
+            cur = [*pending, i]
+            pending = []
+            segs.append((cur, i))
+        elif ly.kind in _CHANNEL_WISE:
+            if cur is None:
+                raise MultiMatError(f"--mats: {where} comes before the first compute layer: "
+                                    f"not built yet on several mats")
+            if pending:
+                raise MultiMatError(f"--mats: {where} follows a flatten: not built yet on "
+                                    f"several mats")
+            cur.append(i)
+        elif ly.kind == "flatten":
+            pending.append(i)
+        else:
+            raise MultiMatError(f"--mats: {where}: not built yet on several mats (only "
+                                f"{', '.join(_SLICED + _CHANNEL_WISE)} and flatten are "
+                                f"partitioned)")
+    if not segs:
+        raise MultiMatError("--mats: the model has no compute layer to partition")
+    if pending:
+        raise MultiMatError("--mats: the model ends in a flatten: not built yet on several mats")
+    return [(tuple(s), c) for s, c in segs]
+
+
+def check_mats(model: Model, mats, chip_mats: int | None = None) -> int:
+    """``mats`` if it is an int in [1, the narrowest compute layer's output channels] (and at
+    most ``chip_mats``), else a one-line MultiMatError naming ``--mats``, the value and what is
+    allowed."""
+    segs = _segments(model)
+    narrow = min((int(model.layers[c].params["weight"].shape[0]), c) for _, c in segs)
+    top = narrow[0] if chip_mats is None else min(narrow[0], chip_mats)
+    why = (f"the narrowest compute layer, layer {narrow[1]}, has {narrow[0]} output channels"
+           + (f"; the chip has {chip_mats} mats" if chip_mats is not None else ""))
+    if isinstance(mats, str):
+        try:
+            mats = int(mats)
+        except ValueError:
+            raise MultiMatError(f"--mats must be an int in [1, {top}] ({why}), not "
+                                f"{mats!r}") from None
+    if isinstance(mats, bool) or not isinstance(mats, (int, np.integer)) \
+            or not 1 <= mats <= top:
+        raise MultiMatError(f"--mats must be an int in [1, {top}] ({why}), not {mats!r}")
+    return int(mats)
+
+
+def slices(channels: int, mats: int) -> list:
+    """``[(lo, hi)]``: ``channels`` split into ``mats`` contiguous slices, the first
+    ``channels mod mats`` one larger."""
+    q, r = divmod(channels, mats)
+    out, lo = [], 0
+    for m in range(mats):
+        hi = lo + q + (m < r)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def _slice_layer(ly, lo: int, hi: int):
+    params = {k: (v[lo:hi] if k in _PER_CHANNEL else v) for k, v in ly.params.items()}
+    o = int(ly.params["weight"].shape[0])
+    fparams = {k: (v[lo:hi] if getattr(v, "ndim", 0) and v.shape[0] == o else v)
+               for k, v in ly.float_params.items()}
+    return replace(ly, params=params, float_params=fparams)
+
+
+def partition(model: Model, mats) -> list:
+    """The :class:`Segment` list of ``model`` on ``mats`` mats (module docstring).
+
+    Raises
+    ------
+    MultiMatError
+        A bad ``mats`` (:func:`check_mats`) or a layer not built yet on several mats.
+    """
+    mats = check_mats(model, mats)
+    shapes = model.shapes()
+    out = []
+    for si, (idx, ci) in enumerate(_segments(model)):
+        ly = model.layers[ci]
+        sl = slices(int(ly.params["weight"].shape[0]), mats)
+        models = []
+        for m, (lo, hi) in enumerate(sl):
+            layers = tuple(_slice_layer(model.layers[i], lo, hi) if i == ci
+                           else model.layers[i] for i in idx)
+            n_out = (hi - lo) if ly.output == "logits" else 0
+            models.append(Model(name=f"{model.name}.segment{si}.mat{m}",
+                                input_shape=tuple(int(v) for v in shapes[idx[0]]),
+                                input_scale=model.input_scale,
+                                class_names=tuple(model.class_names[lo:hi]) if n_out else (),
+                                layers=layers))
+        out.append(Segment(si, idx, ci, idx[-1], tuple(shapes[idx[0]]),
+                           tuple(shapes[idx[-1] + 1]), sl, models))
+    return out
+
+
+def compile_partitioned(model: Model, config, mats, *, subarrays: int | None = None,
+                        propose: bool = False, stream_weights: bool = False,
+                        tile_activations: bool = False, counting_only: bool = False) -> tuple:
+    """``(segments, compiled)``: :func:`partition` and, per segment and mat, the
+    ``sim.compile.compiler.CompiledModel`` of the mat's slice (``compiled[s][m]``), compiled for
+    a mat of ``subarrays`` subarrays with ``config`` (with ``propose``: the sizes
+    ``propose_config`` proposes for that slice).
+
+    ``counting_only``: the mats of a segment whose slices have the same number of channels
+    share one compiled slice (the first such mat's): the compiler's programs, table sizes and
+    so every counter and energy of the counting mode depend on the layer's shapes, not on its
+    weight values (which go into the weight buffer and the requant table only;
+    ``tests/test_multi_mat.py`` checks the counts equal), so the counting mode compiles at most
+    two slices per segment. Not for running the slices: the others' weights are not in it.
+
+    Raises
+    ------
+    MultiMatError
+        A bad ``mats`` or a layer not built yet on several mats. A slice the compiler
+        refuses raises its ``CompileError``, the message prefixed with the segment, the mat and
+        its channels.
+    """
+    from sim.compile.compiler import CompileError, compile_model, propose_config
+    segs = partition(model, mats)
+    compiled = []
+    for seg in segs:
+        row, seen = [], {}
+        for m, sub in enumerate(seg.models):
+            width = seg.slices[m][1] - seg.slices[m][0]
+            if counting_only and width in seen:
+                row.append(seen[width])
+                continue
+            cfg = config
+            try:
+                if propose:
+                    cfg = propose_config(sub, config, subarrays=subarrays,
+                                         stream_weights=stream_weights,
+                                         tile_activations=tile_activations)
+                row.append(compile_model(sub, cfg, subarrays=subarrays,
+                                         stream_weights=stream_weights,
+                                         tile_activations=tile_activations))
+                seen[width] = row[-1]
+            except CompileError as e:
+                raise CompileError(f"segment {seg.index} (layers {list(seg.layers)}) on mat "
+                                   f"{m} (output channels {seg.slices[m][0]} .. "
+                                   f"{seg.slices[m][1] - 1}): {e}") from None
+        compiled.append(row)
+    return segs, compiled
+
+
+def _program_words(compiled, loaded):
+    """Program words the host loads for ``compiled``'s chunks with ``loaded`` the program in
+    the instruction memory before (``sim.analysis.report.host_port_words``' rule); returns
+    ``(words per stage, the program loaded last)``."""
+    per_stage = []
+    for stage in compiled.stages:
+        words = 0
+        for chunk in stage.chunks:
+            program = tuple(int(w) for w in chunk.program)
+            if program != loaded:
+                words += len(program)
+                loaded = program
+        per_stage.append(words)
+    return per_stage, loaded
+
+
+def _mat_estimate(compiled, sub, counters, data_words: int, program_words: int) -> dict:
+    """``sim.hw.energy.estimate`` of one mat's segment as the counting mode's
+    (``sim.analysis.counting``), with its host port's ``data_words`` and ``program_words``."""
+    from sim.compile import act_tile as _at
+    from sim.compile import weight_stream as _ws
+    from sim.hw import energy
+    from sim.hw.energy import with_loading
+    from sim.analysis.report import stage_ops
+    ops = sum(stage_ops(sub, st.layer_index)["ops"] for st in compiled.stages)
+    stream, act = _ws.cost(compiled), _at.cost(compiled)
+    rep = energy.estimate(compiled.config, counters, ops=ops, columns_active=compiled.width,
+                          host={"data_words": data_words},
+                          host_cycles=data_words + program_words + stream["bus_cycles"]
+                          + act["bus_cycles"])
+    est = rep.to_dict()
+    if stream["slots"] or stream["entries"]:
+        est = with_loading(est, "host_weight_stream", stream["energy_j"])
+    return _at.with_cost(est, act)
+
+
+def broadcast_cost(config, words: int, mats: int, subarrays: int) -> dict:
+    """Cycles and energy of broadcasting ``words`` data-memory words to ``mats`` mats
+    (:data:`BROADCAST`): ``cycles``, ``bits``, ``energy_j`` (``sram_j`` + ``wire_j``)."""
+    from sim.compile.weight_stream import wire_mm
+    from sim.hw import sram
+    from sim.hw.chip import PARAMS
+    from sim.hw.energy import DATA_WORD_BITS
+    bus = int(PARAMS["bus_bits"].value) * PARAMS["bus_transfers_per_cycle"].value
+    dm = {m.name: m for m in sram.core_memories(config, subarrays)}["data memory"]
+    bits = words * DATA_WORD_BITS
+    sram_j = words * (sram.read_energy_pj(dm.words, dm.bits)
+                      + mats * sram.write_energy_pj(dm.words, dm.bits)) * 1e-12
+    wire_j = bits * PARAMS["wire_fj_per_bit_mm"].value * wire_mm(config) * 1e-15
+    return {"words": words, "bits": bits, "cycles": max(words, math.ceil(bits / bus)),
+            "bus_only_cycles": math.ceil(bits / bus), "sram_j": sram_j, "wire_j": wire_j,
+            "energy_j": sram_j + wire_j}
+
+
+def resident(compiled) -> dict:
+    """What one mat's slice keeps in the core between images: weight-buffer rows and requant
+    entries outside the stream region (``sim.compile.weight_stream``), offset- and
+    patch-table entries."""
+    b, t = _regions(compiled)
+    return {"buffer_slots": int(compiled.buffer.shape[0]) - b,
+            "requant_channels": len(compiled.table[0]) - t,
+            "offset_entries": len(compiled.offsets), "patch_entries": len(compiled.patches)}
+
+
+def _regions(compiled) -> tuple:
+    """The ends of the weight-buffer and requant-table stream regions (0: nothing streamed)."""
+    ends_b = [b + len(img) for st in compiled.stages for _, b, img, _ in st.weight_loads]
+    ends_t = [t[0] + len(t[1]) for st in compiled.stages for *_, t in st.weight_loads
+              if t is not None]
+    return max(ends_b, default=0), max(ends_t, default=0)
+
+
+def reload_cost(compiled, fields=None) -> dict:
+    """Cycles and energy of loading ``compiled``'s resident contents (:func:`resident`; only
+    those of ``fields``, default all) over the bus before it runs, as
+    ``sim.compile.weight_stream`` charges streamed words: ``ceil(bits / bus_bits)`` cycles
+    per buffer row, requant entry, offset and patch entry, their SRAM writes
+    (``sim.hw.sram``) and the wire."""
+    from rtl.isa import AGU_DATA_BITS, KPOS_BITS, OFFSET_BITS
+    from rtl.ppu import BIAS_BITS, MULT_BITS, SHIFT_BITS
+    from sim.compile.weight_stream import wire_mm
+    from sim.hw import sram
+    from sim.hw.chip import PARAMS
+    r = {k: (v if fields is None or k in fields else 0)
+         for k, v in resident(compiled).items()}
+    bus = int(PARAMS["bus_bits"].value) * PARAMS["bus_transfers_per_cycle"].value
+    mem = {m.name: m for m in sram.core_memories(compiled.config, compiled.subarrays)}
+    parts = (("buffer_slots", "weight buffer", int(compiled.width)),
+             ("requant_channels", "requant table", MULT_BITS + SHIFT_BITS + BIAS_BITS),
+             ("offset_entries", "offset table", OFFSET_BITS + KPOS_BITS),
+             ("patch_entries", "patch table", AGU_DATA_BITS))
+    bits = sum(r[k] * b for k, _, b in parts)
+    cycles = sum(r[k] * math.ceil(b / bus) for k, _, b in parts)
+    sram_j = sum(r[k] * sram.write_energy_pj(mem[n].words, mem[n].bits)
+                 for k, n, _ in parts) * 1e-12
+    wire_j = bits * PARAMS["wire_fj_per_bit_mm"].value * wire_mm(compiled.config) * 1e-15
+    return {**r, "bits": bits, "cycles": cycles, "energy_j": sram_j + wire_j}
+
+
+def _coresident(compiled, m: int) -> tuple:
+    """``(fits, need)``: per field, whether mat ``m``'s slices of every segment fit that table
+    together (``need``: field -> the sum of the resident parts, plus the largest stream
+    region, which the segments share)."""
+    need: dict = {}
+    for row in compiled:
+        for k, v in resident(row[m]).items():
+            need[k] = need.get(k, 0) + v
+    regions = [_regions(row[m]) for row in compiled]
+    need["buffer_slots"] += max(r[0] for r in regions)
+    need["requant_channels"] += max(r[1] for r in regions)
+    cfg = compiled[0][m].config
+    return {k: v <= getattr(cfg, k) for k, v in need.items()}, need
+
+
+def count_partitioned(segs, compiled, *, skipped=None) -> dict:
+    """The counting mode's figures of a partitioned model for one image (module docstring).
+
+    ``skipped``: zero skipping only, one fraction of tile dots skipped for every stage of every
+    mat (``sim.analysis.counting.count_model``'s ``skipped``), None: none skipped.
+
+    Returns ``{"mats", "segments": [{"index", "layers", "slices", "mat_cycles", "cycles",
+    "compute_cycles", "broadcast", "energy_j", "ops", "mats": [per mat: "counters", "stages",
+    "host", "estimate"]}], "cycles", "counters" (summed over every mat), "energy_j",
+    "latency_s", "ops", "gops", "gops_per_w", "assumptions"}``.
+    """
+    from sim.analysis.counting import count_model
+    from sim.compile import act_tile as _at
+    from sim.compile import weight_stream as _ws
+    mats = len(segs[0].slices)
+    loaded = [None] * mats
+    fits = [_coresident(compiled, m)[0] for m in range(mats)]
+    rows, total = [], {}
+    cycles = ops = 0
+    energy_j = 0.0
+    cfg0 = compiled[0][0].config
+    for seg, row in zip(segs, compiled, strict=True):
+        per_mat, counted, streams, shared_by_width = [], {}, {}, {}
+        for m, (comp, sub) in enumerate(zip(row, seg.models, strict=True)):
+            if id(comp) not in counted:     # shared by mats of equal slices (counting_only)
+                counted[id(comp)] = count_model(comp, skipped=skipped)
+            res = counted[id(comp)]
+            words, loaded[m] = _program_words(comp, loaded[m])
+            data = comp.stages[0].in_size if seg.index == 0 else 0
+            est = _mat_estimate(comp, sub, res.counters, data, sum(words))
+            if id(comp) not in streams:     # over the shared bus: (its own, shared)
+                act = _at.cost(comp)
+                own = _ws.cost(comp)["bus_cycles"] + act["stores"]
+                streams[id(comp)] = (own, act["bus_cycles"] - act["stores"])
+            own, shared = streams[id(comp)]
+            width = seg.slices[m][1] - seg.slices[m][0]
+            shared_by_width[width] = shared     # equal slices: the same bands, broadcast
+            rl = None
+            short = [k for k, ok in fits[m].items() if not ok]
+            if short:                       # those tables reloaded before it, every image
+                rl = reload_cost(comp, short)
+                est = dict(est, energy_j=est["energy_j"] + rl["energy_j"],
+                           cycles=est["cycles"] + rl["cycles"])
+            per_mat.append({"slice": list(seg.slices[m]), "counters": res.counters,
+                            "stages": [{"name": s.name, "counters": s.counters}
+                                       for s in res.stages],
+                            "host": {"data_words": data, "program_words": sum(words),
+                                     "stream_cycles": own + (rl["cycles"] if rl else 0),
+                                     "shared_cycles": shared},
+                            "reload": rl,
+                            "estimate": est})
+            for k, v in res.counters.items():
+                total[k] = total.get(k, 0) + v
+        last = seg.index == len(segs) - 1
+        bc = broadcast_cost(cfg0, seg.out_words if (mats > 1 and not last) else 0, mats,
+                            compiled[0][0].subarrays)
+        stream = [p["host"]["stream_cycles"] for p in per_mat]
+        mat_cycles = [p["estimate"]["cycles"] - st - p["host"]["shared_cycles"]
+                      for p, st in zip(per_mat, stream, strict=True)]
+        shared_cycles = sum(shared_by_width.values())
+        seg_cycles = max(mat_cycles) + shared_cycles + sum(stream) + bc["cycles"]
+        seg_e = sum(p["estimate"]["energy_j"] for p in per_mat) + bc["energy_j"]
+        seg_ops = sum(p["estimate"]["ops"] for p in per_mat)
+        rows.append({"index": seg.index, "layers": list(seg.layers),
+                     "slices": [list(s) for s in seg.slices], "mat_cycles": mat_cycles,
+                     "compute_cycles": [p["counters"]["cycles"] for p in per_mat],
+                     "stream_cycles": stream, "shared_cycles": shared_cycles,
+                     "cycles": seg_cycles, "broadcast": bc,
+                     "energy_j": seg_e,
+                     "ops": seg_ops, "mats": per_mat})
+        cycles += seg_cycles
+        energy_j += seg_e
+        ops += seg_ops
+    latency = cycles / (cfg0.clock_mhz * 1e6)
+    return {"mats": mats, "segments": rows, "cycles": cycles, "counters": total,
+            "energy_j": energy_j, "latency_s": latency, "ops": ops,
+            "gops": ops / latency / 1e9, "gops_per_w": ops / energy_j / 1e9,
+            "coresident": fits,
+            "assumptions": {"broadcast": BROADCAST,
+                            "tables": "ASSUMPTION: a mat keeps every segment's slice in its "
+                                      "weight buffer and tables when they fit together (the "
+                                      "bases relocated; counters do not depend on them); "
+                                      "a table that does not is reloaded before each "
+                                      "segment, every image",
+                            "no_overlap": "ASSUMPTION: a segment's transfers and compute do "
+                                          "not overlap (an upper bound on the latency)"}}
