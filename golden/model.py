@@ -156,7 +156,8 @@ array                           dtype     shape           meaning
 A ResNet block with a projection is ``p = proj(x)`` (``input`` absent: it reads the block input
 x, layer i-1), ``conv1`` with ``input`` = i-1 (x again), ``conv2``, ``add`` with ``source`` = p's
 index. A file without ``input`` arrays reads as before; checked on load (one-line error naming
-the array): an int64 scalar, in [-1, i-1], on a format-1 convolution only, in a format-3 file.
+the array): an int64 scalar, in [-1, i-1], on a format-1 convolution or a grouped one
+(:data:`GROUPED_KINDS`, e.g. an Add-Net's binarized layer), in a format-3 file or later.
 Option A shortcuts (strided identity, zero channels appended) are the case of a ``mul_conv2d``
 1x1 projection with 0/1 weights and the identity requant; no layer of its own holds them.
 
@@ -637,9 +638,10 @@ def _branch_input(i: int, ly: Layer, shapes: list) -> tuple:
         if a.shape != () or a.dtype != np.int64:
             _fail(f"{name} must be an int64 scalar, not {a.dtype} {a.shape}")
         v = int(a)
-    if ly.kind not in ("adder_conv2d", "mul_conv2d"):
-        _fail(f"{name} is given on a {ly.kind} layer; only adder_conv2d and mul_conv2d read "
-              f"another layer's output (a projection shortcut)")
+    if ly.kind not in ("adder_conv2d", "mul_conv2d") + GROUPED_KINDS:
+        _fail(f"{name} is given on a {ly.kind} layer; only adder_conv2d and mul_conv2d (and "
+              f"the grouped {', '.join(GROUPED_KINDS)}) read another layer's output (a "
+              f"branch, e.g. a projection shortcut)")
     if not -1 <= int(v) < i:
         _fail(f"{name} is {int(v)}; it must name an earlier layer (in [-1, {i - 1}], -1 the "
               f"model input)")

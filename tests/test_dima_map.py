@@ -10,6 +10,8 @@ layers run on the RTL core in ``cocotb_tests/test_core_dimamap.py``.
 from __future__ import annotations
 
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -161,3 +163,63 @@ def test_standalone_pool_after_dima_layers_equals_golden():
     compiled, _ = _run(alt, propose_config(alt, preset("dima_sot")), x[:2])
     assert [st.layer_index for st in compiled.stages if st.route == "dima_binconv"] == [1, 2, 3, 4]
     assert pool in [st.layer_index for st in compiled.stages]
+
+
+def _branch_model(rng, x):
+    """Binarized layers with a branch (``golden.model``'s ``input`` array) on
+    ``sim.compile.layer_stages``' layout: a depthwise layer (m = 2, eq.-3 output), a pointwise
+    one, a second binarized 3x3 layer (padding code 128) that reads the depthwise layer's
+    output again instead of the pointwise one's, the ``add`` of the two paths (shortcut: the
+    pointwise output), a small multiply head."""
+    from cocotb_tests.test_core_dimamap import bin_layer
+    from tests.layer_models import fit_requant
+    l0, y0 = bin_layer(rng, x, o=4, groups=2, padding=1, output="quant")
+    l1, y1 = bin_layer(rng, y0, o=3, k=1)
+    l2, y2 = bin_layer(rng, y0, o=3, padding=1, pad_value=128)
+    l2 = dataclasses.replace(l2, params={**l2.params, "input": 0})     # reads layer 0
+    w = np.stack([rng.integers(1, 5, 3), rng.integers(-2, 4, 3)], axis=1).astype(np.int8)
+    acc = (y2.astype(np.int64) * w[:, 0].reshape(1, -1, 1, 1)
+           + y1.astype(np.int64) * w[:, 1].reshape(1, -1, 1, 1))
+    m, b, s = fit_requant(acc, rng)
+    add = Layer("add", "", {"weight": w, "source": 1, "rq_mult": m, "rq_bias": b,
+                            "rq_shift": s})
+    y3 = gl.residual_add(y2, y1, w, m, b, s)
+    hw = rng.integers(-128, 128, (3, int(np.prod(y3.shape[1:])))).astype(np.int8)
+    head = Layer("mul_linear", "logits", dict(weight=hw, bias=np.zeros(3, np.int32)),
+                 dict(weight=hw.astype(np.float32), bias=np.zeros(3, np.float32)))
+    return make_model(name="bin_branch", input_shape=x.shape[1:], input_scale=1 / 255,
+                      class_names=["0", "1", "2"], layers=[l0, l1, l2, add, Layer("flatten"),
+                                                           head])
+
+
+def test_binarized_branch_round_trips_through_the_model_file(tmp_path):
+    """The branch's ``input`` array on a bin_gconv2d layer saves and loads (format 3 or
+    later), and the loaded model's integer inference gives the same logits as the model in
+    memory (whose layer 2 reads layer 0's 4 channels: its weights fit no other input)."""
+    from golden.model import format_version, load_model, save_model
+    rng = np.random.default_rng(SEED + 7)
+    x = rng.integers(0, 256, (2, 2, 5, 5)).astype(np.uint8)
+    model = _branch_model(rng, x)
+    assert format_version(model) >= 3
+    save_model(model, tmp_path / "b.npz")
+    back = load_model(tmp_path / "b.npz")
+    assert int(back.layers[2].params["input"]) == 0
+    assert np.array_equal(infer_int(back, x), infer_int(model, x))
+
+
+@pytest.mark.parametrize("mat", [1, 2])
+def test_binarized_branch_on_layer_stages_layout_equals_golden(mat):
+    """A binarized layer that reads an earlier layer's output (a branch), then a residual add,
+    on the small dima_sot core (both classes on one subarray, and the 7:2 split on 2): every
+    stage of two random images == golden on the cycle model; the branch's input base is the
+    depthwise layer's output tensor, which the pointwise stage did not overwrite."""
+    from sim.compile import layer_stages
+    rng = np.random.default_rng(SEED + 7)
+    x = rng.integers(0, 256, (2, 2, 5, 5)).astype(np.uint8)
+    model = _branch_model(rng, x)
+    assert layer_stages.has_branches(model.layers)
+    cfg = dataclasses.replace(small_config(), subarrays_per_mat=mat)
+    compiled, _ = _run(model, propose_config(model, cfg), x)
+    st = {s.layer_index: s for s in compiled.stages}
+    assert [st[i].route for i in (0, 1, 2)] == ["dima_binconv"] * 3
+    assert st[2].in_base == st[0].out_base != st[1].out_base

@@ -88,7 +88,7 @@ def test_sweep_parameter_counts_follow_the_architecture():
 
 def test_energy_by_kind_adds_up_to_the_whole_run():
     """The per-kind energies sum to the energy of the whole run's counters (one estimate, not
-    per stage), and the four Add-Net layer kinds each appear."""
+    per stage), and the four Add-Net layer kinds and the image's host words each appear."""
     from sim.compile.compiler import compile_model, propose_config, run_compiled
     from sim.hw.core_model import CoreModel
     model = load_model(bundled_model_path("digits_addnet"))
@@ -97,7 +97,8 @@ def test_energy_by_kind_adds_up_to_the_whole_run():
     e = dima_repro.energy_by_kind(model, config, x[:1], subarrays=2)
     assert set(e["kinds"]) == {
         "inception (class B, bit-wise convolver)", "binarized depthwise (class A, FA/FS lanes)",
-        "binarized pointwise (class A, FA/FS lanes)", "MLP (class B, bit-wise convolver)"}
+        "binarized pointwise (class A, FA/FS lanes)", "MLP (class B, bit-wise convolver)",
+        dima_repro.HOST_KIND}
     cfg = propose_config(model, config, subarrays=2)
     compiled = compile_model(model, cfg, subarrays=2)
     res = run_compiled(compiled, x[0], CoreModel(cfg, subarrays=2,
@@ -105,28 +106,39 @@ def test_energy_by_kind_adds_up_to_the_whole_run():
                                                  channels=compiled.channels,
                                                  out_depth=compiled.out_depth,
                                                  imem_depth=compiled.imem_depth))
-    whole = estimate(cfg, res.counters)
+    # whole-mat basis (docs/dataflows.rst, "Energy basis"): the run's counters over the mat's
+    # 2 x columns, plus the image's 8 x 8 = 64 data-memory words (a MOVE each)
+    whole = estimate(cfg, res.counters, columns_active=2 * cfg.columns,
+                     host={"data_words": 64})
+    assert e["kinds"][dima_repro.HOST_KIND]["energy_j"] == pytest.approx(
+        estimate(cfg, {"cycles": 0}, host={"data_words": 64}).energy_j, rel=1e-12)
     assert sum(k["energy_j"] for k in e["kinds"].values()) == pytest.approx(whole.energy_j,
                                                                            rel=1e-9)
+    assert e["energy_j"] == pytest.approx(whole.energy_j, rel=1e-9)
     assert e["cycles"] == res.counters["cycles"]
     assert sum(k["energy_pct"] for k in e["kinds"].values()) == pytest.approx(100)
     assert e["frames_per_joule"] == pytest.approx(1 / whole.energy_j, rel=1e-9)
-    # by class: the stages of each route, one estimate over one subarray's columns each (the
-    # 7:2 split of a mat of 2 gives each class one subarray)
+    # by class: the stages of each route, over the whole mat; the seed's organisation (a
+    # comparison): over one subarray's columns each (the 7:2 split of a mat of 2 gives each
+    # class one subarray)
     for cls, routes in (("A", {"dima_binconv"}), ("B", {"dima_bitwise"})):
         ops = {k: sum(r.micro_ops[k] for st, r in zip(compiled.stages, res.stages, strict=True)
                       if st.route in routes) for k in res.counters}
-        want = estimate(cfg, ops, columns_active=cfg.columns)
-        assert e["classes"][cls]["energy_j"] == pytest.approx(want.energy_j, rel=1e-9), cls
+        mat = estimate(cfg, ops, columns_active=2 * cfg.columns)
+        seed = estimate(cfg, ops, columns_active=cfg.columns)
+        assert e["classes"][cls]["energy_j"] == pytest.approx(mat.energy_j, rel=1e-9), cls
+        assert e["classes"][cls]["seed_energy_j"] == pytest.approx(seed.energy_j, rel=1e-9)
         assert e["classes"][cls]["subarrays"] == 1
+    assert e["seed_energy_j"] < e["energy_j"]
     assert e["load"]["row_writes"] == 0     # 221 of 256 rows taken by the pointwise lanes
 
 
-def test_energy_by_class_charges_only_the_class_subarrays():
-    """On a mat of 4 split 7:2 (3 class-A subarrays, 1 class-B): each stage's energy is the
-    estimate over its class's columns (3 x 512 or 1 x 512), not the whole mat's 4 x 512."""
+def test_seed_class_energy_charges_only_the_class_subarrays():
+    """On a mat of 4 split 7:2 (3 class-A subarrays, 1 class-B): the seed's organisation
+    (a comparison figure) is each stage's estimate over its class's columns (3 x 512 or
+    1 x 512); the energy basis (stage_energy) the whole mat's 4 x 512."""
     from sim.compile.compiler import compile_model, propose_config
-    from sim.compile.dima_map import stage_energy
+    from sim.compile.dima_map import seed_class_energy, stage_energy
     model = load_model(bundled_model_path("digits_addnet"))
     cfg = propose_config(model, preset("dima_sot"), subarrays=4)
     compiled = compile_model(model, cfg, subarrays=4)
@@ -134,31 +146,56 @@ def test_energy_by_class_charges_only_the_class_subarrays():
     for st in compiled.stages:
         k = 3 if st.route == "dima_binconv" else 1
         seen.add(k)
-        got = stage_energy(cfg, st, st.micro_ops).energy_j
+        got = seed_class_energy(cfg, st, st.micro_ops).energy_j
         assert got == pytest.approx(
             estimate(cfg, st.micro_ops, columns_active=k * cfg.columns).energy_j, rel=1e-12)
-        assert got < estimate(cfg, st.micro_ops, columns_active=4 * cfg.columns).energy_j
+        mat = estimate(cfg, st.micro_ops, columns_active=4 * cfg.columns).energy_j
+        assert stage_energy(cfg, st, st.micro_ops, compiled.width).energy_j == pytest.approx(
+            mat, rel=1e-12)
+        assert got < mat
     assert seen == {1, 3}
 
 
-def test_counting_charges_dima_on_the_whole_mat_not_one_subarray():
-    """``energy.estimate``'s default columns are ``subarrays_per_mat`` (1 on dima_sot); the
-    counting mode (``sim.analysis.report``'s formula: ``stage_ops``, the compiled mat's width)
-    costs an Add-Net (its ``bin_gconv2d`` stages raised a ValueError in ``stage_ops`` before)
-    and at a mat of 4 charges no DIMA stage one subarray: the count's energy is at least the
-    per-class charge (class A on 3, class B on 1 of the 4) and above the one-subarray
-    charge."""
-    from sim.analysis.counting import count_model
-    from sim.compile.compiler import compile_model, propose_config
-    from sim.compile.dima_map import stage_energy
+def test_count_report_and_table_give_one_energy(tmp_path):
+    """One energy basis (the whole mat, docs/dataflows.rst): digits_addnet on dima_sot at a
+    mat of 2 costs the same per image in the counting mode (``--propose``), the report
+    (``--propose``, model backend) and the seed-002 table, and that figure is the independent
+    estimate of the cycle model's counters over 2 x columns plus the image's 64 words."""
+    from sim.analysis import counting, report
+    from sim.compile.compiler import compile_model, propose_config, run_compiled
+    from sim.hw.core_model import CoreModel
     model = load_model(bundled_model_path("digits_addnet"))
-    cfg = propose_config(model, preset("dima_sot"), subarrays=4)
-    compiled = compile_model(model, cfg, subarrays=4)
-    assert cfg.subarrays_per_mat == 1 and compiled.width == 4 * cfg.columns
-    counted = count_model(compiled, model).estimate["energy_j"]
-    per_class = sum(stage_energy(cfg, st, st.micro_ops).energy_j for st in compiled.stages)
-    one = sum(estimate(cfg, st.micro_ops).energy_j for st in compiled.stages)
-    assert counted >= per_class > one
+    x, _ = datasets.load_dataset("digits", "test")
+    cfg = propose_config(model, preset("dima_sot"), subarrays=2)
+    compiled = compile_model(model, cfg, subarrays=2)
+    res = run_compiled(compiled, x[0], CoreModel(cfg, subarrays=2))
+    want = estimate(cfg, res.counters, columns_active=2 * cfg.columns,
+                    host={"data_words": 64}).energy_j
+    counted = counting.count_model(compiled, model).estimate["energy_j"]
+    table = dima_repro.energy_by_kind(model, preset("dima_sot"), x[:1], subarrays=2)
+    out = tmp_path / "out"
+    assert report.main(["--backend", "model", "--model", "digits_addnet", "-n", "1",
+                        "--preset", "dima_sot", "--mat", "2", "--propose", "--out", str(out),
+                        "--synth-dir", str(tmp_path), "--quiet"]) == 0
+    rep = json.loads((out / "report-dima_sot.json").read_text())
+    assert rep["model"] == "digits_addnet" and rep["logits_equal_to_golden"] == [True]
+    assert rep["config"]["buffer_slots"] == cfg.buffer_slots
+    for name, got in (("count", counted), ("report", rep["per_image"]["energy_j"]),
+                      ("dima_repro", table["energy_j"]),
+                      ("report's dima table", rep["dima_table"]["energy"]["energy_j"])):
+        assert got == pytest.approx(want, rel=1e-9), (name, got, want)
+    assert rep["dima_table"]["model"] == "digits_addnet"
+
+
+def test_report_without_propose_refuses_an_addnet_in_one_line(tmp_path, capsys):
+    from sim.analysis import report
+    assert report.main(["--backend", "model", "--model", "digits_addnet", "-n", "1",
+                        "--preset", "dima_sot", "--out", str(tmp_path / "out"),
+                        "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("error: --preset dima_sot --mat 1: model "
+                                               "'digits_addnet' does not compile for it: ")
+    assert err.endswith("(--propose raises the sizes the model needs)")
 
 
 def test_markdown_names_every_seed_ratio_as_not_modelled():

@@ -80,3 +80,16 @@ def test_fashion_addnet_int8_accuracy_recomputed_from_the_file():
     assert got == FASHION_CORRECT, f"fashion_addnet: {got} of {k} correct, measured {correct}"
     assert model.layers[-1].params["weight"].shape == (10, 128)
     assert meta["channel_multiplier"] == 4 and meta["train_images"] == 8192
+
+
+@pytest.mark.parametrize("name", ["digits_addnet", "fashion_addnet"])
+def test_training_network_has_the_parameters_it_was_trained_with(name):
+    """``sim.flows.train.Net`` of the model's architecture has the parameter count its JSON
+    recorded when it was trained (``make train`` rebuilds it from the same architecture; a
+    Net that dropped a layer, e.g. a convolution replaced by a Flatten, trains something
+    else)."""
+    pytest.importorskip("torch")
+    from sim.flows.train import CONFIGS, Net
+    meta = json.loads((MODELS_DIR / f"{name}.json").read_text())
+    net = Net(CONFIGS[name]["arch"], CONFIGS[name].get("eta", 0.0))
+    assert sum(p.numel() for p in net.parameters()) == meta["parameters"]

@@ -25,12 +25,15 @@ puts it into ``report.md`` for ``dima_sot``). Rows, each with where its seed fig
   (the data sets differ).
 * **Energy per image by layer kind and by class**: the Add-Net run image by image on the cycle
   model (every logit == golden), each stage's micro-ops costed by
-  ``sim.compile.dima_map.stage_energy`` (``sim.hw.energy.estimate`` over the stage's own subarrays:
-  with
-  a class split its class's, not the whole mat), summed by kind (inception and MLP on the
+  ``sim.compile.dima_map.stage_energy`` (``sim.hw.energy.estimate`` over the whole mat's columns:
+  the core drives every subarray with the same array command and row, whatever the stage's
+  class; the basis of the counting mode and ``sim.analysis.report``, which give the same
+  figure), the input image's host words apart, summed by kind (inception and MLP on the
   bit-wise convolver ``dima_bitwise``, class B; depthwise and pointwise binarized layers on the
   FA/FS lanes ``dima_binconv``, class A) and by class; the load programs (resident weight rows
-  of the bit-wise convolver, once per model load) apart. The
+  of the bit-wise convolver, once per model load) apart. Beside it, labelled as a comparison,
+  the seed's organisation: each class's stages charged over its own subarrays only
+  (``sim.compile.dima_map.seed_class_energy``). The
   seed gives no such split: its energy figures (Fig. 9) are frames per joule per area and
   ratios against ASIC / DRAM / ReRAM / GPU baselines, none of which is modelled here; those
   rows say so.
@@ -46,8 +49,8 @@ import numpy as np
 
 from golden.model import MODELS_DIR, Model, bundled_model_path, infer_int, load_model
 
-__all__ = ["SEED", "addsub_cycles", "size_rows", "accuracy_rows", "energy_by_kind", "table",
-           "markdown_lines", "main"]
+__all__ = ["SEED", "ADDNETS", "HOST_KIND", "addsub_cycles", "size_rows", "accuracy_rows",
+           "energy_by_kind", "table", "markdown_lines", "main"]
 
 #: The seed's figures, each with its section / table / figure.
 SEED = {
@@ -74,6 +77,9 @@ SEED = {
         ("speedup vs ReRAM", 11.2, "seed 002 sec. 4.6"),
     ],
 }
+
+#: The bundled Add-Nets the table runs (``--model``; ``make report --model`` one of them: its own).
+ADDNETS = ("digits_addnet", "fashion_addnet")
 
 #: Bits per weight of each layer kind in the size count.
 _BITS = {"bin_gconv2d": 1, "mul_conv2d": 8, "mul_linear": 8, "mul_gconv2d": 8,
@@ -179,6 +185,10 @@ def accuracy_rows(name: str) -> dict | None:
 # ----------------------------------------------------------------------------------------------
 # Energy by layer kind
 
+#: The kind of the input image's data-memory words (the host writes them, one MOVE each).
+HOST_KIND = "input image into the data memory (host words)"
+
+
 def _kind(stage, model: Model) -> str:
     ly = model.layers[stage.layer_index]
     if ly.kind == "bin_gconv2d":
@@ -192,12 +202,21 @@ def _kind(stage, model: Model) -> str:
 
 
 def energy_by_kind(model: Model, config, x: np.ndarray, *, subarrays: int | None = None) -> dict:
-    """Run ``x`` (uint8 [N, C, H, W]) through ``model`` compiled for ``config`` on the cycle
-    model; per image: cycles and energy (``sim.hw.energy.estimate`` of each stage's measured
-    micro-ops) summed by layer kind. Raises AssertionError if a logit differs from golden."""
+    """Run ``x`` (uint8 [N, C, H, W]) through ``model`` compiled for ``config`` (sizes raised
+    by ``propose_config``) on the cycle model; per image: cycles and energy summed by layer
+    kind and by class. Raises AssertionError if a logit differs from golden.
+
+    Energy basis: the whole mat (``sim.compile.dima_map.stage_energy``), as the counting mode
+    and ``sim.analysis.report``: each stage's measured micro-ops over the mat's columns, the
+    input image's data-memory words (the host's, one MOVE each) apart, so ``energy_j`` is the
+    energy ``python -m sim.analysis.counting --propose`` and ``python -m sim.analysis.report
+    --propose`` give for the same model and mat. ``seed_energy_j`` (and each class's
+    ``seed_energy_j``): the seed's organisation, each class's stages charged over its own
+    subarrays only (``sim.compile.dima_map.seed_class_energy``), a comparison figure."""
     from sim.compile.compiler import compile_model, propose_config, run_compiled
     from sim.hw.core_model import CoreModel
-    from sim.compile.dima_map import load_energy, stage_class, stage_energy
+    from sim.hw.energy import estimate
+    from sim.compile.dima_map import load_energy, seed_class_energy, stage_class, stage_energy
     config = propose_config(model, config, subarrays=subarrays)
     compiled = compile_model(model, config, subarrays=subarrays)
     core = CoreModel(config, subarrays=compiled.subarrays, buffer_slots=compiled.buffer_slots,
@@ -205,33 +224,46 @@ def energy_by_kind(model: Model, config, x: np.ndarray, *, subarrays: int | None
                      imem_depth=compiled.imem_depth)
     want = infer_int(model, x)
     kinds: dict = {}
-    classes = {c: {"energy_j": 0.0, "cycles": 0, "subarrays": st.subarrays}
+    classes = {c: {"energy_j": 0.0, "seed_energy_j": 0.0, "cycles": 0,
+                   "subarrays": st.subarrays}
                for st in compiled.stages if (c := stage_class(st)) is not None}
-    total_e, total_c = 0.0, 0
+    total_e, total_c, seed_e = 0.0, 0, 0.0
     for i, image in enumerate(x):
         res = run_compiled(compiled, image, core, load_weights=i == 0)
         got = np.asarray(res.logits).ravel().tolist()
         if got != np.asarray(want[i]).ravel().tolist():
             raise AssertionError(f"{model.name} image {i}: core logits {got} != golden "
                                  f"{np.asarray(want[i]).tolist()}")
+        words = sum(run.host_words for run in res.stages)
+        if words:                       # the input image into the data memory (the host's)
+            e = estimate(config, {"cycles": 0}, host={"data_words": words}).energy_j
+            k = kinds.setdefault(HOST_KIND, {"energy_j": 0.0, "cycles": 0})
+            k["energy_j"] += e / len(x)
+            total_e += e / len(x)
+            seed_e += e / len(x)
         for st, run in zip(compiled.stages, res.stages, strict=True):
-            e = stage_energy(config, st, run.micro_ops).energy_j
+            e = stage_energy(config, st, run.micro_ops, compiled.width).energy_j
+            es = seed_class_energy(config, st, run.micro_ops).energy_j
             if stage_class(st) is not None:
                 classes[stage_class(st)]["energy_j"] += e / len(x)
+                classes[stage_class(st)]["seed_energy_j"] += es / len(x)
                 classes[stage_class(st)]["cycles"] += run.micro_ops["cycles"] / len(x)
             k = kinds.setdefault(_kind(st, model), {"energy_j": 0.0, "cycles": 0})
             k["energy_j"] += e / len(x)
             k["cycles"] += run.micro_ops["cycles"] / len(x)
             total_e += e / len(x)
+            seed_e += es / len(x)
             total_c += run.micro_ops["cycles"] / len(x)
     for k in (*kinds.values(), *classes.values()):
         k["energy_pct"] = 100 * k["energy_j"] / total_e
+    for k in classes.values():
+        k["seed_energy_pct"] = 100 * k["seed_energy_j"] / seed_e
     lc, lops, le = load_energy(compiled)
     return {"images": len(x), "subarrays": compiled.subarrays, "clock_mhz": config.clock_mhz,
             "technology": config.technology, "kinds": kinds, "classes": classes,
             "load": {"cycles": lc, "row_writes": lops["write_row"], "energy_j": le,
                      "programs": len(compiled.load_programs)},
-            "energy_j": total_e,
+            "energy_j": total_e, "seed_energy_j": seed_e,
             "cycles": total_c, "frames_per_joule": 1 / total_e,
             "acc_bits": sorted({st.dima.acc_bits for st in compiled.stages
                                 if st.dima is not None})}
@@ -311,18 +343,32 @@ def markdown_lines(t: dict) -> list:
             f"({mn_a - mn_b:+.2f}); SVHN m = 4 {sv_a} % vs {sv_b} % ({sv_a - sv_b:+.2f}) | "
             f"{src['mnist_baseline']}; "
             f"{src['svhn_m']} |")
-    lines.append(f"| energy per image | {e['energy_j'] * 1e9:.4g} nJ ({e['frames_per_joule']:.4g} "
+    lines.append(f"| energy per image (every micro-op charged over the whole mat of "
+                 f"{e['subarrays']}, as `make count` and `make report`) | "
+                 f"{e['energy_j'] * 1e9:.4g} nJ ({e['frames_per_joule']:.4g} "
                  f"frames/J), {e['cycles']:.0f} cycles | no absolute figure (Fig. 9: frames/J "
                  f"per area, a plot) | seed 002 sec. 4.5, Fig. 9 |")
     for kind, k in e["kinds"].items():
+        cyc = f", {k['cycles']:.0f} cycles" if k["cycles"] else ""
         lines.append(f"| of it: {kind} | {k['energy_j'] * 1e9:.4g} nJ ({k['energy_pct']:.1f} "
-                     f"%), {k['cycles']:.0f} cycles | no split given | seed 002 sec. 4.5 |")
+                     f"%){cyc} | no split given | seed 002 sec. 4.5 |")
     names = {"A": "binary-weight convolver (FA/FS lanes)", "B": "bit-wise convolver"}
     for cls, k in sorted(e.get("classes", {}).items()):
-        lines.append(f"| of it: class {cls}, the {names[cls]}, on {k['subarrays']} of "
-                     f"{e['subarrays']} subarrays | {k['energy_j'] * 1e9:.4g} nJ "
+        lines.append(f"| of it: class {cls}, the {names[cls]}, its stages (on {k['subarrays']} "
+                     f"of {e['subarrays']} subarrays; the mat-wide row drives all) | "
+                     f"{k['energy_j'] * 1e9:.4g} nJ "
                      f"({k['energy_pct']:.1f} %), {k['cycles']:.0f} cycles | no split given; "
                      f"class A : class B = 7 : 2 subarrays | seed 002 sec. 3.2, 4.4.2 |")
+    if e.get("seed_energy_j") is not None:
+        lines.append(f"| comparison, the seed's organisation: energy per image with each "
+                     f"class's stages charged over its own subarrays only (not this core's "
+                     f"cost: its mat-wide row address drives every subarray) | "
+                     f"{e['seed_energy_j'] * 1e9:.4g} nJ ("
+                     + ", ".join(f"class {c} {k['seed_energy_j'] * 1e9:.4g} nJ on "
+                                 f"{k['subarrays']} subarray{'s' * (k['subarrays'] != 1)}"
+                                 for c, k in sorted(e.get("classes", {}).items()))
+                     + ") | separate class A / class B subarrays, no energy split | seed 002 "
+                       "sec. 3.2, Fig. 3a |")
     ld = e.get("load")
     if ld is not None:
         lines.append(f"| model load: resident weight rows of the bit-wise convolver (once, not "

@@ -1,7 +1,7 @@
 """Cycles, energy, throughput and area per preset, next to the seeds' published figures:
 ``python -m sim.analysis.report [--preset P ...] [--model fashion_addernet] [-n 2]
 [--backend rtl|model]
-[--mat K]``.
+[--mat K] [--propose]``.
 
 For each preset the tool runs the first ``n`` test images of the model on one mat and writes
 ``<out>/report-<preset>.json``, ``<out>/report-<preset>-energy.png`` (energy per layer, stacked by
@@ -16,7 +16,9 @@ The basis is ONE MAT of ``K`` subarrays (``--mat K``, default the preset's
 ``subarrays_per_mat``): ``rtl.core.Core(config, subarrays=K)``, K subarrays of ``config.rows x
 config.columns`` in lock-step (a row of ``W = K * config.columns`` columns), one controller, one
 accumulator per subarray, one PPU and its data memory. The model is compiled for that mat
-(``sim.compile.compiler.compile_model(..., subarrays=K)``); every stage runs ``segmented`` (K
+(``sim.compile.compiler.compile_model(..., subarrays=K)``; with ``--propose`` for the preset
+with every size the model needs raised, ``sim.compile.compiler.propose_config``, e.g. an Add-Net's
+weight buffer on ``dima_sot``); every stage runs ``segmented`` (K
 patches
 side by side, one per subarray) or ``wide`` (one patch over the W columns).
 
@@ -130,7 +132,9 @@ REPO = Path(__file__).resolve().parents[2]
 BACKENDS = ("rtl", "model")
 SIMULATORS = ("verilator", "icarus")
 #: Which data set each bundled model was trained on (as ``sim.cli``).
-MODEL_DATASET = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits"}
+MODEL_DATASET = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits",
+                 # the Add-Nets (seed 002) need --propose on dima_sot (its preset buffer)
+                 "digits_addnet": "digits", "fashion_addnet": "fashion_mnist"}
 DATASETS = ("fashion_mnist", "digits")
 
 # ----------------------------------------------------------------------------------------------
@@ -275,17 +279,20 @@ def _load_images(model, ds: str, n: int):
     return x[:n], y[:n]
 
 
-def _compile(model, name: str, mat: int | None):
-    from sim.compile.compiler import compile_model
+def _compile(model, name: str, mat: int | None, propose: bool = False):
+    from sim.compile.compiler import compile_model, propose_config
     config = preset(name)
     k = config.subarrays_per_mat if mat is None else mat
     try:
+        if propose:     # --propose: every size the model needs raised (as the counting mode's)
+            config = propose_config(model, config, subarrays=k, stream_weights=True)
         # Weights no buffer holds at once are streamed into it while the image runs (as
         # sim.analysis.counting --stream-weights does); a model that fits compiles as without.
         return config, compile_model(model, config, subarrays=k, stream_weights=True)
     except UserError as e:          # CompileError
+        hint = "" if propose else " (--propose raises the sizes the model needs)"
         raise UserError(f"--preset {name} --mat {k}: model {model.name!r} does not compile for "
-                        f"it: {e}") from None
+                        f"it: {e}{hint}") from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1936,6 +1943,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mat", default=None,
                    help=f"subarrays in lock-step in the measured mat, 1 .. {MAX_MAT} (default: "
                         "each preset's subarrays_per_mat)")
+    p.add_argument("--propose", action="store_true",
+                   help="raise every size the model needs above the preset's "
+                        "(sim.compile.compiler.propose_config, as make count's --propose), "
+                        "e.g. the weight buffer of an Add-Net on dima_sot")
     p.add_argument("--out", default="build/reports", help="output directory")
     p.add_argument("--synth-dir", default=str(REPO / "build" / "synth"),
                    help="where `make synth` put <preset>.json gate counts")
@@ -1992,7 +2003,7 @@ def run(args, argv) -> int:
     # Compile for every preset and read the gate counts before anything runs.
     work = []
     for name in presets:
-        config, compiled = _compile(model, name, mat)
+        config, compiled = _compile(model, name, mat, args.propose)
         gates, note = _load_gates(Path(args.synth_dir), name, config)
         logic = _load_logic(Path(args.synth_dir), name, config, compiled.subarrays)
         from sim.analysis.synth import load_cached_blocks, load_fit
@@ -2031,7 +2042,9 @@ def run(args, argv) -> int:
             rep["jeit_table"] = jeit.table(config, compiled, rep)
         if name == "dima_sot":      # seed 002's reproduction table (issue 11 item 5)
             from sim.analysis import dima_repro
-            rep["dima_table"] = dima_repro.table(config, subarrays=compiled.subarrays)
+            rep["dima_table"] = dima_repro.table(
+                config, subarrays=compiled.subarrays,
+                **({"model_name": model.name} if model.name in dima_repro.ADDNETS else {}))
         rep["seconds"] = round(time.perf_counter() - t0, 2)
         reports.append(rep)
     command = shlex.join(["python", "-m", "sim.analysis.report", *argv])

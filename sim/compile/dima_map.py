@@ -77,7 +77,7 @@ from sim.routes import op as _op
 
 __all__ = ["DimaPlan", "acc_width", "plan_layer", "slots_needed", "build_stage",
            "MODE_NAME", "class_subarrays", "check_classes", "compare_bitwise", "stage_class",
-           "stage_energy", "load_energy"]
+           "stage_energy", "seed_class_energy", "load_energy"]
 
 #: :attr:`sim.compile.compiler.Stage.mode` of a stage on the FA/FS lanes.
 MODE_NAME = "lanes"
@@ -479,7 +479,7 @@ def main(argv=None) -> int:
     by_kind: dict = {}
     for st in compiled.stages:
         ops = st.micro_ops
-        rep = stage_energy(cfg, st, ops)
+        rep = stage_energy(cfg, st, ops, compiled.width)
         total += st.cycles
         energy += rep.energy_j
         kind = "binarized (FA/FS lanes)" if st.route == "dima_binconv" else \
@@ -511,9 +511,11 @@ def main(argv=None) -> int:
     for cls in ("A", "B"):
         sts = [st for st in compiled.stages if stage_class(st) == cls]
         if sts:
-            e = sum(stage_energy(cfg, st, st.micro_ops).energy_j for st in sts)
-            print(f"    energy class {cls} ({sts[0].subarrays} of {compiled.subarrays} "
-                  f"subarrays): {e * 1e9:.2f} nJ per image")
+            e = sum(stage_energy(cfg, st, st.micro_ops, compiled.width).energy_j for st in sts)
+            seed = sum(seed_class_energy(cfg, st, st.micro_ops).energy_j for st in sts)
+            print(f"    energy class {cls}: {e * 1e9:.2f} nJ per image (whole mat; the seed's "
+                  f"organisation, its {sts[0].subarrays} of {compiled.subarrays} subarrays "
+                  f"only: {seed * 1e9:.2f} nJ)")
     lc, lops, le = load_energy(compiled)
     print(f"    model load (resident weight rows, once): {lops['write_row']} row writes, "
           f"{lc} cycles, {le * 1e9:.2f} nJ ({len(compiled.load_programs)} load programs)")
@@ -535,27 +537,40 @@ def stage_class(stage) -> str | None:
         else None
 
 
-def stage_energy(config, stage, micro_ops):
-    """``sim.hw.energy.estimate`` of a stage's micro-ops over the columns of its own subarrays
-    (``stage.subarrays`` x ``columns``: with a class split, its class's, the first K_B or last
-    K_A; without one, the whole mat). ASSUMPTION: a stage's row writes, senses and reductions
-    cost energy on its class's subarrays only; the seed's class A and class B are separate
-    subarrays with their own drivers (sec. 3.2, Fig. 3a). The core's mat-wide row address
-    makes a ``WRITE_ROW`` from the buffer or the transpose buffer drive every column of the mat
-    row (``sim.hw.core_model``'s ``bits_written`` counts them all), so a mat-wide charge would
-    count the other class's columns, which hold nothing of the stage."""
+def stage_energy(config, stage, micro_ops, mat_columns: int):
+    """``sim.hw.energy.estimate`` of a stage's micro-ops over the whole mat's ``mat_columns``
+    (``CompiledModel.width``, K x ``columns``): the energy basis of the counting mode and of
+    ``sim.analysis.report``, whatever class the stage's route works on. The core
+    (``rtl.core.Core``) gives every subarray of the mat the same array command and row in the
+    same cycle: a class-A micro-op (an FA_STEP's sense, its FA_FS write-back) senses or writes
+    the class-B subarrays' columns too, and a class-B one the class-A columns; nothing gates
+    the other class, so the whole mat is what this hardware spends
+    (``docs/dataflows.rst``, "Energy basis"). The seed's organisation, each class's stages
+    on its own subarrays only, is :func:`seed_class_energy`, a labelled comparison."""
+    from sim.hw.energy import estimate
+    return estimate(config, micro_ops, columns_active=mat_columns)
+
+
+def seed_class_energy(config, stage, micro_ops):
+    """The seed's organisation (seed 002 sec. 3.2, Fig. 3a: class A and class B are separate
+    subarrays, each class's periphery driven only for its own convolver): the stage's
+    micro-ops charged over its class's subarrays only (``stage.subarrays`` x ``columns``: with
+    a class split, the first K_B or the last K_A; without one, the whole mat). Not what this
+    core costs (:func:`stage_energy`): a comparison figure, labelled as such wherever it is
+    shown."""
     from sim.hw.energy import estimate
     return estimate(config, micro_ops, columns_active=stage.subarrays * config.columns)
 
 
 def load_energy(compiled):
     """``(cycles, micro-ops, energy_j)`` of the model's load programs (the resident weight rows
-    of the bit-wise convolver, once per model load), each costed over its stage's subarrays."""
+    of the bit-wise convolver, once per model load), costed over the whole mat
+    (:func:`stage_energy`)."""
     from sim.routes.dima_bitwise import load_profile
     cycles, ops = load_profile(compiled)
     by_name = {st.name: st for st in compiled.stages}
-    e = sum(stage_energy(compiled.config, by_name[r.stage], r.micro_ops).energy_j
-            for r in compiled.load_programs)
+    e = sum(stage_energy(compiled.config, by_name[r.stage], r.micro_ops,
+                         compiled.width).energy_j for r in compiled.load_programs)
     return cycles, ops, e
 
 
@@ -587,7 +602,8 @@ def compare_bitwise(model, cfg, out=print, subarrays: int | None = None) -> dict
                 continue
             ops = st.micro_ops
             table[label][st.name] = (st.cycles, ops["write_row"], ops["and2"], ops["and_fu"],
-                                     stage_energy(c, st, ops).energy_j, loads.get(st.name, 0))
+                                     stage_energy(c, st, ops, compiled.width).energy_j,
+                                     loads.get(st.name, 0))
     out("  multi-bit layers, bit-wise convolver (dima_bitwise: weight rows resident where the "
         "array has spare rows; /ch: rewritten per output channel and chunk) vs and_bitcount "
         "(per image; 'load': row writes once per model load):")

@@ -381,15 +381,18 @@ class Net(nn.Module):
                 m = AdderLinear(a["in"], a["out"], eta)
             elif kind == "mul_linear":
                 m = nn.Linear(a["in"], a["out"], bias=last)
-            if "w_bits" in a:            # <W:I> (golden.bitwidth); the first reads the image
-                m = QuantMul(m, a["w_bits"], a["in_bits"], not last,
-                             1.0 / ACT_MAX if i == 0 else None, a.get("in_quant") == "eq2")
             elif kind == "max_pool2d":
                 m = nn.MaxPool2d(a["kernel"], a["stride"])
             elif kind == "avg_pool2d":
                 m = nn.AvgPool2d(a["kernel"], a["stride"])
             else:
                 m = nn.Flatten()
+            # <W:I> (golden.bitwidth); the first reads the image. A wrapper of the layer built
+            # above: as an elif of the pools it had replaced every layer without bit widths
+            # (every conv and linear of the other models) by a Flatten.
+            if "w_bits" in a:
+                m = QuantMul(m, a["w_bits"], a["in_bits"], not last,
+                             1.0 / ACT_MAX if i == 0 else None, a.get("in_quant") == "eq2")
             if "out" in a and not last:
                 bn = nn.BatchNorm2d(a["out"]) if kind.endswith("conv2d") else \
                     nn.BatchNorm1d(a["out"])

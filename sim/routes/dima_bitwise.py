@@ -157,6 +157,15 @@ class DimaBitwise(Route):
         return plane_pair_dot(stage.n, Opcode.AND2, xrow, wrow)
 
 
+def _one_weight_set(stage) -> bool:
+    """Whether every chunk of ``stage`` reads the weights of :func:`_weight_rows`: a compute
+    layer (T*n planes per output channel) or a standalone pool (``sim.compile.layer_stages``:
+    its passes, one output channel each, carry the same weights). Not an ``add``: its passes
+    are one per channel, each with the channel's own two weights, which one resident set of
+    ``T*n`` rows would give every channel as channel 0's."""
+    return stage.kind != "add"
+
+
 def _weight_rows(stage) -> int:
     return stage.tiles * stage.n * stage.out_channels
 
@@ -184,7 +193,7 @@ def plan_residency(compiled) -> Residency | None:
     config = compiled.config
     rows = min(config.rows, 1 << config.isa_base_bits)
     cands = [st for st in compiled.stages if st.route == "dima_bitwise"
-             and _weight_rows(st) <= MAX_LOOP_COUNT]
+             and _weight_rows(st) <= MAX_LOOP_COUNT and _one_weight_set(st)]
     if not cands or not RESIDENT.get():
         return None
     best, best_key = None, (0, 0)
