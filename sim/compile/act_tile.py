@@ -15,10 +15,13 @@ output both fit ``R`` is *resident* (as without tiling; the write pointer's end,
 less than one channel's positions, must fit its half too); any other is *tiled* and has the whole
 data memory to itself: its band's input from word 0, its output right after the largest band's
 input (its input comes from the store and its output goes there, so nothing else is alive in the
-data memory while it runs). Only the compiler's two-region layout (a chain of compute stages with
-fused 2x2 pools) is tiled: standalone layers (``sim.compile.layer_stages``), grouped convolutions,
-lanes routes and in-memory post-processing in a model that needs tiling are refused ("not built
-yet"), and so is a tiled linear layer (its one patch is the whole input).
+data memory while it runs). In this (chain) plan lanes routes and in-memory post-processing in a
+model that needs tiling are refused ("not built yet"), and so is a tiled linear layer (its one
+patch is the whole input). Models with standalone layers or branches take the store mode below.
+A grouped or depthwise layer (``sim.compile.grouped``) is banded the same way: its offset table
+(every group's terms) built with ``Hs`` rows per channel, each band planned as
+``sim.compile.weight_stream.build_streamed`` plans the layer (one view per group or channel
+tile), its resident weights written once.
 
 Bands (:func:`build_tiled`): a tiled convolution of input (C, H, W), kernel kh x kw, stride s,
 padding p, output (O, Hq, Wq) (Hq, Wq pooled when a 2x2 pool is fused, f = 2, else f = 1) is split
@@ -50,6 +53,39 @@ words)``, kind ``load`` (before the chunk runs, from the stage's input tensor) o
 it ran, into the stage's output tensor); and ``(chunk index, "patch", first entry, entries,
 count)``.
 
+Standalone layers and branches (store mode, :func:`plan_store`): a model that takes
+``sim.compile.layer_stages``' layout (standalone pools, ``add``, global average pooling, branches
+reading an earlier output) and whose layout does not fit ``data_words`` keeps *every* tensor in the
+store: each stage has the whole data memory to itself, loads what it reads from the store and
+stores its output (ASSUMPTION: no stage-to-stage residency, the simplest plan; a resident chain
+would save some of these moves). Every load names its source tensor (the golden index of the
+output it reads, a ``flatten`` being its input's; -1 the image), so a branch or an ``add``'s
+shortcut reading an earlier output is a load like any other. A compute stage whose input,
+output and one channel's positions fit ``data_words`` is *whole* (input from word 0, output
+after it, one load and one store, its patch entries resident); any other is banded as above.
+A standalone layer is run in *units* of
+``g`` channels x ``r`` output rows (:func:`build_standalone`): its output rows ``r0 .. r1``
+need the input rows ``r0*s .. (r1 - 1)*s + k`` (the window's halo; pools have no padding in
+golden), loaded channel by channel contiguously from word 0 (the ``add``'s second operand
+after the first), the unit then being the layer itself on that sub-tensor: the passes of
+``sim.compile.layer_stages`` (the ``MAX4`` passes of a max pool with their two scratch tensors
+after the output, one averaging pass of an average or global pool, one fan-in-2 pass per
+channel of an ``add``), the output after the input, stored channel by channel. Units of the same
+shape (channels, rows, input rows: at most four per layer) run the same chunk programs and
+read the same patch-table entries, which are resident, and passes with equal entries share
+them across layers. The unit (:func:`_unit`): the most output rows with one channel, then (when
+that is the whole map) the most channels, such that the unit's input, output, scratch and the
+write pointer's end fit ``data_words`` and one shape's patch entries fit ``patch_entries //
+16`` (ASSUMPTION: leaves the rest of the table to the resident stages and the other standalone
+layers; the compiler names ``patch_entries`` if the sum still does not fit). An ``add``'s
+weights and requant entries are per channel: every ``add`` reads them from one shared region
+of the largest unit's channels (buffer slots and requant entries after the resident ones), the
+host writing a unit's channels' entries before its first chunk (``Stage.weight_loads``,
+counted and costed as ``sim.compile.weight_stream``'s loads), so the table holds no ``add``'s
+whole channel count. Not built yet: lanes layers, in-memory post-processing, splitting a compute
+stage's bands by column, and a model whose untiled layout fits ``data_words`` but whose write
+pointer's last step does not (the compiler asks for a larger ``data_words``).
+
 Cost (:func:`cost`): each moved word is a 32-bit data-memory word (``sim.hw.energy``'s
 ``DATA_WORD_BITS``) on the bus at ``bus_transfers_per_cycle``: ``ceil(32 / bus_bits)`` cycles per
 word (ASSUMPTION: the data memory's host port takes one word per cycle, so four words do not share
@@ -67,7 +103,8 @@ from dataclasses import replace
 
 import numpy as np
 
-__all__ = ["Plan", "refuse_layout", "plan", "offset_rows", "build_tiled", "link",
+__all__ = ["Plan", "plan", "plan_store", "place_whole", "build_standalone",
+           "finish_store", "alias", "resolve", "offset_rows", "build_tiled", "link",
            "loads_before", "stores_after", "patches_before", "output_in_store",
            "input_in_store", "moved_words", "patch_loads", "cost", "with_cost", "run_loads",
            "run_stores", "new_tensor", "NOT_BUILT"]
@@ -119,27 +156,11 @@ def _fits(geo, rows: int, half: int) -> tuple:
     return c * hs * w, (o + 1) * rows * wq
 
 
-def refuse_layout(layout, extras, fail) -> None:
-    """Refuse (not built yet) a model that takes ``sim.compile.layer_stages``' layout and does
-    not fit the largest data memory (one that fits a smaller data memory than the
-    configuration's is for the compiler's own message: raise ``data_words``)."""
-    from rtl.config import SIZE_FIELDS
-    top = SIZE_FIELDS["data_words"][2]
-    if layout is not None and layout.words > top:
-        fail("the model", NOT_BUILT.format(
-            what=f"a model with standalone layers or branches (layers "
-                 f"{', '.join(map(str, extras)) or 'with an input array'}: "
-                 f"sim.compile.layer_stages' layout)")
-             + f"; its tensors alive at once need {layout.words} data-memory words, more "
-               f"than the largest data memory (data_words is at most {top})")
-
-
 def plan(c, model, plans, shapes, config, fail) -> Plan:
     """The tiling of every planned compute stage (module docstring); ``c`` is
     ``sim.compile.compiler``, ``plans`` its planned stages, ``fail(where, msg)``
     its error. Raises the compiler's CompileError for what is not built and (naming the layer,
     ``data_words`` and the size that holds one band) for a data memory too small for a band."""
-    from sim.compile import grouped as _gc
     from sim.compile import layer_stages as _ls
     layers = model.layers
     half = config.data_words // 2
@@ -159,12 +180,11 @@ def plan(c, model, plans, shapes, config, fail) -> Plan:
         out.tiled[si] = big
         if not big:
             continue
-        if route.name == "dima_binconv" or _gc.is_generic(ly):
-            fail(where, NOT_BUILT.format(what=f"a {'grouped' if _gc.is_generic(ly) else 'lanes'}"
-                                              f" layer (route {route.name})") + f": its "
+        if route.name == "dima_binconv":
+            fail(where, NOT_BUILT.format(what=f"a lanes layer (route {route.name})") + f": its "
                  f"activations ({math.prod(in_shape)} input, {math.prod(out_shape)} output "
                  f"words) exceed half the data memory ({half}); raise data_words")
-        if not ly.is_conv:
+        if not (ly.is_conv or ly.is_grouped):
             c._too_small(f"{where}: a linear layer's input ({math.prod(in_shape)} words) and "
                          f"output ({math.prod(out_shape)}) are one patch and can not be split "
                          f"into bands, but half the data memory is {half} words (data_words "
@@ -203,11 +223,15 @@ def offset_rows(tplan, si: int, h: int) -> int:
 
 
 def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: str, *,
-                imem_depth: int, width: int, table=None, layer=None) -> list:
+                imem_depth: int, width: int, table=None, layer=None, groups: int = 1,
+                images=None) -> list:
     """Plan the chunks of the tiled stage ``stage`` (stage index ``si``) band by band (module
     docstring), appended to ``stage.chunks`` (with ``stage.weight_loads`` when ``stream``),
     and its moves to ``stage.act_moves``; returns its resident patch-table entries (none:
-    each band's are loaded with it)."""
+    each band's are loaded with it). A grouped layer (``groups`` > 1,
+    ``sim.compile.grouped``) is planned per band as ``sim.compile.weight_stream.build_streamed``
+    plans it, its resident weights appended to ``images`` once (every band reads the same
+    slots)."""
     rows, hs, bands = tplan.bands[si]
     cin, h, w = stage.in_shape
     o, hq, wq = stage.out_shape
@@ -226,18 +250,19 @@ def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: 
             view.chunks = [replace(ch, stage=view) for ch in chunks]
             view.weight_loads = list(loads)
             part = c._patch_entries(replace(view, chunks=view.chunks[:first_tile]))
-        elif stream is not None:
+        elif stream is not None or groups > 1:
             from sim.compile import weight_stream as _ws
             part = _ws.build_streamed(c, view, weight, route, config, stream, where,
                                       imem_depth=imem_depth, width=width, table=table,
-                                      layer=layer)
+                                      layer=layer, groups=groups,
+                                      images=images if not planned else [])
         else:
             c._plan_chunks(view, config, where, imem_depth=imem_depth)
             part = c._patch_entries(view)
         if key not in planned:
             tiles = [at for at, *_ in view.weight_loads]
             planned[key] = (list(view.chunks), list(view.weight_loads),
-                            tiles[1] if len(tiles) > 1 else len(view.chunks))
+                            tiles[1] if len(tiles) > 1 else len(view.chunks) // groups)
         first, last = len(stage.chunks), len(stage.chunks) + len(view.chunks) - 1
         stage.act_moves.append((first, "patch", 0, tuple(part), len(part)))
         for ci in range(cin):
@@ -431,8 +456,7 @@ def plan_store(c, model, plans, extras, shapes, config, fail) -> Plan:
     """The store-mode tiling (module docstring, "Standalone layers and branches") of every
     planned compute stage and every standalone layer (``extras``); ``c``, ``plans``,
     ``fail`` as :func:`plan`. Refuses (not built yet) lanes layers, in-memory
-    post-processing and grouped layers whose input and output do not fit the data memory."""
-    from sim.compile import grouped as _gc
+    post-processing."""
     from sim.compile import layer_stages as _ls
     layers = model.layers
     dw = config.data_words
@@ -453,11 +477,7 @@ def plan_store(c, model, plans, extras, shapes, config, fail) -> Plan:
         out.tiled[si] = not whole
         if whole:
             continue
-        if _gc.is_generic(ly):
-            fail(where, NOT_BUILT.format(what="a grouped or depthwise layer in bands")
-                 + f": its input ({math.prod(in_shape)} words) and output "
-                   f"({math.prod(out_shape)}) do not fit data_words {dw} at once")
-        if not ly.is_conv:
+        if not (ly.is_conv or ly.is_grouped):
             c._too_small(f"{where}: a linear layer's input ({math.prod(in_shape)} words) and "
                          f"output ({math.prod(out_shape)}) are one patch and can not be split "
                          f"into bands, but data_words is {dw}", "data_words",

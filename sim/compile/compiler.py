@@ -1095,8 +1095,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                                      indexing="ij")
             offs = (cc * h * wi + yy * wi + xx).ravel()
             kpos = (yy * kw + xx).ravel()
-            if groups > 1:
-                offs, kpos = _gc.offsets(ly, in_shape)
+            if groups > 1:              # (h: a band's rows per channel when tiled)
+                offs, kpos = _gc.offsets(ly, (c_in, h, wi))
             ho, wo = conv_shape[1:]
             if pool:
                 hp, wp = out_shape[1:]
@@ -1132,7 +1132,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             stage.act_bands = len(tplan.bands[si][2])
             patches += _at.build_tiled(sys.modules[__name__], stage, si, tplan, w, route, config,
                                        stream, where, imem_depth=imem_depth, width=width,
-                                       table=tstream, layer=ly)
+                                       table=tstream, layer=ly, groups=groups, images=images)
             slot = resident_slot if stream is not None else slot
             chan = resident_chan if tstream is not None else chan
             stages.append(stage)
