@@ -73,7 +73,7 @@ after the output, one averaging pass of an average or global pool, one fan-in-2 
 channel of an ``add``), the output after the input, stored channel by channel. Units of the same
 shape (channels, rows, input rows: at most four per layer) run the same chunk programs and
 read the same patch-table entries, which are resident, and passes with equal entries share
-them across layers. The unit (:func:`_unit`): the most output rows with one channel, then (when
+them across layers. The unit (``_unit``): the most output rows with one channel, then (when
 that is the whole map) the most channels, such that the unit's input, output, scratch and the
 write pointer's end fit ``data_words`` and one shape's patch entries fit ``patch_entries //
 16`` (ASSUMPTION: leaves the rest of the table to the resident stages and the other standalone

@@ -829,7 +829,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     tile_activations : bool
         When a stage's input or output does not fit half the data memory: run it in bands of
         output rows whose activations the host moves between the data memory and a chip-level
-        activation store (``sim.compile.act_tile``), instead of refusing. Default False.
+        activation store (``sim.compile.act_tile``), instead of refusing; a model with
+        standalone layers or branches then keeps every tensor in the store. Default False.
 
     Raises
     ------
