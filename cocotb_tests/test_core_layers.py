@@ -18,6 +18,9 @@ channel tiles, the host writing each tile's weights before its chunks, and an FC
 depthwise-separable model (``sim.compile.grouped``): a 3x3 depthwise adder convolution (groups = 4),
 a
 1x1 multiply convolution, a 3x3 stride-2 grouped multiply convolution (2 groups), an FC.
+And, with every tensor in the chip-level store (``sim.compile.act_tile``'s store mode, 128 of the
+build's words), the first model (its max pool in units of rows, the add's operands both loaded)
+and the projection block (its branch and shortcut loaded from the store).
 And a model whose activations do not fit a data memory of 256 words (``sim.compile.act_tile``;
 compiled for 256 of the build's words): a 2 x 12 x 12 input, a 3x3 padded adder convolution
 with a fused 2x2 max pool (in bands of output rows, the host loading each band's input rows and
@@ -59,7 +62,8 @@ def _model(seed, which="layers"):
         rng = np.random.default_rng(seed)
         x = rng.integers(0, 256, (1, *GROUPED[0]), dtype=np.uint8)
         return grouped_model(rng, x, GROUPED[1])
-    in_shape, spec = {"layers": (IN_SHAPE, SPEC), "streamed": STREAMED, "tiled": TILED}.get(
+    in_shape, spec = {"layers": (IN_SHAPE, SPEC), "streamed": STREAMED, "tiled": TILED,
+                      "tiled_layers": (IN_SHAPE, SPEC)}.get(
         which, SPECS["projection_shortcut"])
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (1, *in_shape), dtype=np.uint8)
@@ -109,6 +113,23 @@ async def core_layers_tiled_activations(dut):
     await _check_model(dut, "tiled", ["adder_conv2d", "mul_conv2d", "adder_linear"])
 
 
+@cocotb.test()
+async def core_layers_tiled_standalone(dut):
+    """The standalone pools and the residual add with every tensor in the store (128 words):
+    every stage == golden."""
+    await _check_model(dut, "tiled_layers", ["adder_conv2d", "max_pool2d", "mul_conv2d", "add",
+                                             "avg_pool2d", "global_avg_pool2d", "adder_linear"])
+
+
+@cocotb.test()
+async def core_layers_tiled_projection(dut):
+    """The projection-shortcut block with every tensor in the store (128 words; the branch and
+    the add's shortcut loaded from it): every stage == golden."""
+    await _check_model(dut, "tiled_projection", ["mul_conv2d", "adder_conv2d", "adder_conv2d",
+                                                 "mul_conv2d", "add", "global_avg_pool2d",
+                                                 "mul_linear"])
+
+
 async def _check_model(dut, which, want_kinds):
     from sim.compile.compiler import compile_model
     p = load_params()
@@ -123,6 +144,13 @@ async def _check_model(dut, which, want_kinds):
         bands = [st.act_bands for st in compiled.stages]
         assert bands[0] > 1 and bands[1] >= 1 and bands[2] == 0, (
             f"{BLOCK}: tiled model's bands per stage {bands}")
+    elif which.startswith("tiled_"):    # store mode (sim.compile.act_tile): 128 words
+        compiled = compile_model(model, config, out_depth=128, tile_activations=True)
+        units = {st.kind: st.act_bands for st in compiled.stages}
+        assert units["add"] >= 1 and (units.get("max_pool2d", 2) > 1), (
+            f"{BLOCK}: {which} model's units per stage {units}")
+        assert all(st.act_moves for st in compiled.stages), (
+            f"{BLOCK}: {which} model: a stage without store moves")
     else:
         compiled = compile_model(model, config, stream_weights=which == "streamed")
     if which == "streamed":

@@ -101,21 +101,124 @@ def test_one_band_too_big_names_the_layer_and_size():
                   tile_activations=True)
 
 
-def test_standalone_layers_refused_as_not_built():
-    spec = ((2, 16, 16), [("conv", "mul_conv2d", 4, 3, 1, 1), ("conv", "adder_conv2d", 4, 3, 1, 1),
-                          ("add", 1), ("gap",), ("flatten",), ("linear", "mul_linear", 3)])
-    model, _ = _model(spec, SEED)
-    # a data memory of the allowed sizes holds it: the compiler's own message, tiled or not
-    with pytest.raises(CompileError, match=r"raise data_words to at least 4096"):
-        compile_model(model, _small("jeit_stt", data_words=512), subarrays=1,
-                      tile_activations=True)
-    # none does (its input of 2 x 256 x 256 alone is more than 65,536 words): not built yet
-    big = ((2, 256, 256), [("conv", "mul_conv2d", 2, 1, 1, 0), ("conv", "adder_conv2d", 2, 1, 1, 0),
-                           ("add", 1), ("gap",), ("flatten",), ("linear", "mul_linear", 3)])
-    model, _ = _model(big, SEED)
-    with pytest.raises(CompileError, match=r"act_tile\) of a model with standalone layers .* "
-                                           r"is not built yet; .*at most 65536"):
-        compile_model(model, _small("jeit_stt"), subarrays=1, tile_activations=True)
+#: Standalone layers and a branch (store mode): a 3x3 stride-1 max pool (two MAX4 passes), an add
+#: of the pool's output, a 2x2 stride-1 average pool, a stride-2 convolution reading layer 0's
+#: output (a branch), an add of the branch and the output before it (both operands loaded),
+#: global average pooling, an FC.
+STANDALONE = ((2, 16, 16), [("conv", "mul_conv2d", 4, 3, 1, 1), ("pool", "max", 3, 1),
+                            ("conv", "adder_conv2d", 4, 3, 1, 1), ("add", 1),
+                            ("pool", "avg", 2, 1), ("conv", "adder_conv2d", 4, 3, 2, 1, 0),
+                            ("add", 0), ("gap",), ("flatten",), ("linear", "mul_linear", 3)])
+#: A stem as ResNet's (a stride-2 3x3 max pool after a convolution), a 5x5 stride-2 max pool
+#: (three MAX4 passes), a 2x2 stride-2 average pool after it (not fused: it follows a pool),
+#: and a global pool whose 48 x 3 x 3 input
+#: is split by channels.
+POOLS = ((3, 32, 32), [("conv", "adder_conv2d", 6, 3, 1, 1), ("pool", "max", 3, 2),
+                       ("conv", "mul_conv2d", 24, 1, 1, 0), ("pool", "max", 5, 2),
+                       ("pool", "avg", 2, 2),
+                       ("conv", "mul_conv2d", 48, 1, 1, 0), ("gap",), ("flatten",),
+                       ("linear", "adder_linear", 3)])
+
+
+def _store_words(compiled):
+    """Every stored word once; every loaded word in range of its source."""
+    for st, (ld, stv) in zip(compiled.stages, act_tile.moved_words(compiled), strict=True):
+        assert stv == st.out_size and ld >= st.in_size, (st.name, ld, stv)
+
+
+@pytest.mark.parametrize("preset_name,mat,words", [("jeit_stt", 1, 256), ("nand_spin", 2, 512)])
+def test_standalone_layers_tiled_equal_golden_and_count(preset_name, mat, words):
+    model, x = _model(STANDALONE, SEED + mat)
+    config = _small(preset_name, data_words=words, patch_entries=8192, offset_entries=4096)
+    with pytest.raises(CompileError, match=r"raise data_words to at least"):
+        compile_model(model, config, subarrays=mat)
+    compiled = compile_model(model, config, subarrays=mat, tile_activations=True)
+    units = {st.kind: st.act_bands for st in compiled.stages}
+    # every standalone layer in more than one unit but the global pool's 4 x 8 x 8 (jeit_stt:
+    # 2 units of 2 channels in 256 words)
+    assert min(units[k] for k in ("max_pool2d", "add", "avg_pool2d")) > 1, units
+    assert units["global_avg_pool2d"] == (2 if words == 256 else 1), units
+    adds = [st for st in compiled.stages if st.kind == "add"]
+    assert all(st.weight_loads for st in adds), "an add's weights are loaded per unit"
+    _check(model, x, compiled, mat, f"{preset_name} mat {mat} standalone")
+    _store_words(compiled)
+
+
+@pytest.mark.parametrize("preset_name", ["jeit_stt", "nand_spin"])
+def test_strided_pools_and_split_global_pool_tiled(preset_name):
+    model, x = _model(POOLS, SEED + 3)
+    config = _small(preset_name, data_words=512, patch_entries=8192, offset_entries=4096)
+    compiled = compile_model(model, config, subarrays=1, tile_activations=True)
+    units = [(st.kind, st.act_bands) for st in compiled.stages if st.kind.endswith("pool2d")]
+    assert [k for k, _ in units] == ["max_pool2d", "max_pool2d", "avg_pool2d",
+                                     "global_avg_pool2d"], units
+    assert all(n > 1 for _, n in units), units
+    _check(model, x, compiled, 1, f"{preset_name} strided pools")
+    _store_words(compiled)
+
+
+def _dw_model(seed, shape=(4, 16, 16)):
+    """A depthwise 3x3 adder layer, a 2-group 3x3 stride-2 multiply layer, a standalone 3x3
+    max pool, an FC (sim.compile.grouped's layers)."""
+    from golden.model import Layer, make_model
+    from tests.layer_models import grouped_model
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (2, *shape), dtype=np.uint8)
+    g = grouped_model(rng, x[:1], [("g", "adder_gconv2d", 4, 3, 1, 1, 4),
+                                   ("g", "mul_gconv2d", 6, 3, 2, 1, 2)]).layers[:2]
+    fc = rng.integers(-128, 128, (3, 6 * 6 * 6)).astype(np.int8)
+    layers = [*g, Layer("max_pool2d", "", {"kernel": 3, "stride": 1}), Layer("flatten"),
+              Layer("mul_linear", "logits", {"weight": fc, "bias": np.zeros(3, np.int32)},
+                    {"weight": fc.astype(np.float32), "bias": np.zeros(3, np.float32)})]
+    return make_model(name="dw", input_shape=shape, input_scale=1 / 255,
+                      class_names=["0", "1", "2"], layers=layers), x
+
+
+@pytest.mark.parametrize("preset_name,mat", [("jeit_stt", 1), ("nand_spin", 2)])
+def test_grouped_layers_in_bands(preset_name, mat):
+    """Depthwise and grouped layers whose input and output do not fit the data memory, in
+    bands (store mode: a standalone max pool follows): == golden, count == cycle model."""
+    model, x = _dw_model(SEED + mat)
+    config = _small(preset_name, data_words=512, patch_entries=8192, offset_entries=4096,
+                    program_words=4096)
+    compiled = compile_model(model, config, subarrays=mat, tile_activations=True)
+    bands = [(st.kind, st.act_bands) for st in compiled.stages]
+    assert bands[0][0] == "adder_gconv2d" and bands[0][1] > 1, bands
+    _check(model, x, compiled, mat, f"{preset_name} mat {mat} grouped in bands")
+    _store_words(compiled)
+
+
+def test_grouped_layer_chain_in_bands():
+    """The same grouped layers in a chain (no standalone layer: the two-region plan), with
+    streamed weights."""
+    from golden.model import make_model
+    model, x = _dw_model(SEED)
+    chain = make_model(name="dwc", input_shape=model.input_shape, input_scale=1 / 255,
+                       class_names=["0", "1", "2"], layers=list(model.layers[:2])
+                       + [model.layers[3], _fc(model, 6 * 8 * 8)])
+    config = _small("nand_spin", data_words=1024, buffer_slots=256, program_words=4096)
+    compiled = compile_model(chain, config, subarrays=1, tile_activations=True,
+                             stream_weights=True)
+    assert compiled.stages[0].act_bands > 1 and compiled.stages[0].weight_loads
+    _check(chain, x, compiled, 1, "nand_spin grouped chain in bands, streamed")
+
+
+def _fc(model, feats):
+    from golden.model import Layer
+    w = np.random.default_rng(SEED).integers(-128, 128, (3, feats)).astype(np.int8)
+    return Layer("mul_linear", "logits", {"weight": w, "bias": np.zeros(3, np.int32)},
+                 {"weight": w.astype(np.float32), "bias": np.zeros(3, np.float32)})
+
+
+def test_in_memory_postproc_refused_as_not_built():
+    """What stays unbuilt: tiling with in-memory post-processing, one line."""
+    model, _ = _model(CHAIN, SEED)
+    config = _small("nand_spin", data_words=512, postproc="in_memory",
+                    routes=("write_free", "and_bitcount", "nand_inmem"))
+    with pytest.raises(CompileError, match=r"^the model: activation tiling \(sim.compile."
+                                           r"act_tile\) of in-memory post-processing .* is "
+                                           r"not built yet$"):
+        compile_model(model, config, subarrays=1, tile_activations=True)
 
 
 def test_moves_in_the_count_and_the_chip_model():

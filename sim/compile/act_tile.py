@@ -15,10 +15,13 @@ output both fit ``R`` is *resident* (as without tiling; the write pointer's end,
 less than one channel's positions, must fit its half too); any other is *tiled* and has the whole
 data memory to itself: its band's input from word 0, its output right after the largest band's
 input (its input comes from the store and its output goes there, so nothing else is alive in the
-data memory while it runs). Only the compiler's two-region layout (a chain of compute stages with
-fused 2x2 pools) is tiled: standalone layers (``sim.compile.layer_stages``), grouped convolutions,
-lanes routes and in-memory post-processing in a model that needs tiling are refused ("not built
-yet"), and so is a tiled linear layer (its one patch is the whole input).
+data memory while it runs). In this (chain) plan lanes routes and in-memory post-processing in a
+model that needs tiling are refused ("not built yet"), and so is a tiled linear layer (its one
+patch is the whole input). Models with standalone layers or branches take the store mode below.
+A grouped or depthwise layer (``sim.compile.grouped``) is banded the same way: its offset table
+(every group's terms) built with ``Hs`` rows per channel, each band planned as
+``sim.compile.weight_stream.build_streamed`` plans the layer (one view per group or channel
+tile), its resident weights written once.
 
 Bands (:func:`build_tiled`): a tiled convolution of input (C, H, W), kernel kh x kw, stride s,
 padding p, output (O, Hq, Wq) (Hq, Wq pooled when a 2x2 pool is fused, f = 2, else f = 1) is split
@@ -50,6 +53,39 @@ words)``, kind ``load`` (before the chunk runs, from the stage's input tensor) o
 it ran, into the stage's output tensor); and ``(chunk index, "patch", first entry, entries,
 count)``.
 
+Standalone layers and branches (store mode, :func:`plan_store`): a model that takes
+``sim.compile.layer_stages``' layout (standalone pools, ``add``, global average pooling, branches
+reading an earlier output) and whose layout does not fit ``data_words`` keeps *every* tensor in the
+store: each stage has the whole data memory to itself, loads what it reads from the store and
+stores its output (ASSUMPTION: no stage-to-stage residency, the simplest plan; a resident chain
+would save some of these moves). Every load names its source tensor (the golden index of the
+output it reads, a ``flatten`` being its input's; -1 the image), so a branch or an ``add``'s
+shortcut reading an earlier output is a load like any other. A compute stage whose input,
+output and one channel's positions fit ``data_words`` is *whole* (input from word 0, output
+after it, one load and one store, its patch entries resident); any other is banded as above.
+A standalone layer is run in *units* of
+``g`` channels x ``r`` output rows (:func:`build_standalone`): its output rows ``r0 .. r1``
+need the input rows ``r0*s .. (r1 - 1)*s + k`` (the window's halo; pools have no padding in
+golden), loaded channel by channel contiguously from word 0 (the ``add``'s second operand
+after the first), the unit then being the layer itself on that sub-tensor: the passes of
+``sim.compile.layer_stages`` (the ``MAX4`` passes of a max pool with their two scratch tensors
+after the output, one averaging pass of an average or global pool, one fan-in-2 pass per
+channel of an ``add``), the output after the input, stored channel by channel. Units of the same
+shape (channels, rows, input rows: at most four per layer) run the same chunk programs and
+read the same patch-table entries, which are resident, and passes with equal entries share
+them across layers. The unit (``_unit``): the most output rows with one channel, then (when
+that is the whole map) the most channels, such that the unit's input, output, scratch and the
+write pointer's end fit ``data_words`` and one shape's patch entries fit ``patch_entries //
+16`` (ASSUMPTION: leaves the rest of the table to the resident stages and the other standalone
+layers; the compiler names ``patch_entries`` if the sum still does not fit). An ``add``'s
+weights and requant entries are per channel: every ``add`` reads them from one shared region
+of the largest unit's channels (buffer slots and requant entries after the resident ones), the
+host writing a unit's channels' entries before its first chunk (``Stage.weight_loads``,
+counted and costed as ``sim.compile.weight_stream``'s loads), so the table holds no ``add``'s
+whole channel count. Not built yet: lanes layers, in-memory post-processing, splitting a compute
+stage's bands by column, and a model whose untiled layout fits ``data_words`` but whose write
+pointer's last step does not (the compiler asks for a larger ``data_words``).
+
 Cost (:func:`cost`): each moved word is a 32-bit data-memory word (``sim.hw.energy``'s
 ``DATA_WORD_BITS``) on the bus at ``bus_transfers_per_cycle``: ``ceil(32 / bus_bits)`` cycles per
 word (ASSUMPTION: the data memory's host port takes one word per cycle, so four words do not share
@@ -67,7 +103,8 @@ from dataclasses import replace
 
 import numpy as np
 
-__all__ = ["Plan", "refuse_layout", "plan", "offset_rows", "build_tiled", "link",
+__all__ = ["Plan", "plan", "plan_store", "place_whole", "build_standalone",
+           "finish_store", "alias", "resolve", "offset_rows", "build_tiled", "link",
            "loads_before", "stores_after", "patches_before", "output_in_store",
            "input_in_store", "moved_words", "patch_loads", "cost", "with_cost", "run_loads",
            "run_stores", "new_tensor", "NOT_BUILT"]
@@ -87,6 +124,8 @@ class Plan:
         self.tiled: dict[int, bool] = {}
         self.bands: dict[int, tuple] = {}        # si -> (rows, hs, [(r0, r1, a, b)])
         self.patch_region = 0                    # entries 0 .. of the bands' patch entries
+        self.store = False                       # store mode (plan_store): every tensor stored
+        self.units: dict[int, tuple] = {}        # standalone layer -> (channels, rows) a unit
 
 
 def _geometry(layer, in_shape, out_shape, pooled: bool):
@@ -117,27 +156,11 @@ def _fits(geo, rows: int, half: int) -> tuple:
     return c * hs * w, (o + 1) * rows * wq
 
 
-def refuse_layout(layout, extras, fail) -> None:
-    """Refuse (not built yet) a model that takes ``sim.compile.layer_stages``' layout and does
-    not fit the largest data memory (one that fits a smaller data memory than the
-    configuration's is for the compiler's own message: raise ``data_words``)."""
-    from rtl.config import SIZE_FIELDS
-    top = SIZE_FIELDS["data_words"][2]
-    if layout is not None and layout.words > top:
-        fail("the model", NOT_BUILT.format(
-            what=f"a model with standalone layers or branches (layers "
-                 f"{', '.join(map(str, extras)) or 'with an input array'}: "
-                 f"sim.compile.layer_stages' layout)")
-             + f"; its tensors alive at once need {layout.words} data-memory words, more "
-               f"than the largest data memory (data_words is at most {top})")
-
-
 def plan(c, model, plans, shapes, config, fail) -> Plan:
     """The tiling of every planned compute stage (module docstring); ``c`` is
     ``sim.compile.compiler``, ``plans`` its planned stages, ``fail(where, msg)``
     its error. Raises the compiler's CompileError for what is not built and (naming the layer,
     ``data_words`` and the size that holds one band) for a data memory too small for a band."""
-    from sim.compile import grouped as _gc
     from sim.compile import layer_stages as _ls
     layers = model.layers
     half = config.data_words // 2
@@ -157,12 +180,11 @@ def plan(c, model, plans, shapes, config, fail) -> Plan:
         out.tiled[si] = big
         if not big:
             continue
-        if route.name == "dima_binconv" or _gc.is_generic(ly):
-            fail(where, NOT_BUILT.format(what=f"a {'grouped' if _gc.is_generic(ly) else 'lanes'}"
-                                              f" layer (route {route.name})") + f": its "
+        if route.name == "dima_binconv":
+            fail(where, NOT_BUILT.format(what=f"a lanes layer (route {route.name})") + f": its "
                  f"activations ({math.prod(in_shape)} input, {math.prod(out_shape)} output "
                  f"words) exceed half the data memory ({half}); raise data_words")
-        if not ly.is_conv:
+        if not (ly.is_conv or ly.is_grouped):
             c._too_small(f"{where}: a linear layer's input ({math.prod(in_shape)} words) and "
                          f"output ({math.prod(out_shape)}) are one patch and can not be split "
                          f"into bands, but half the data memory is {half} words (data_words "
@@ -201,11 +223,15 @@ def offset_rows(tplan, si: int, h: int) -> int:
 
 
 def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: str, *,
-                imem_depth: int, width: int, table=None, layer=None) -> list:
+                imem_depth: int, width: int, table=None, layer=None, groups: int = 1,
+                images=None) -> list:
     """Plan the chunks of the tiled stage ``stage`` (stage index ``si``) band by band (module
     docstring), appended to ``stage.chunks`` (with ``stage.weight_loads`` when ``stream``),
     and its moves to ``stage.act_moves``; returns its resident patch-table entries (none:
-    each band's are loaded with it)."""
+    each band's are loaded with it). A grouped layer (``groups`` > 1,
+    ``sim.compile.grouped``) is planned per band as ``sim.compile.weight_stream.build_streamed``
+    plans it, its resident weights appended to ``images`` once (every band reads the same
+    slots)."""
     rows, hs, bands = tplan.bands[si]
     cin, h, w = stage.in_shape
     o, hq, wq = stage.out_shape
@@ -224,18 +250,19 @@ def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: 
             view.chunks = [replace(ch, stage=view) for ch in chunks]
             view.weight_loads = list(loads)
             part = c._patch_entries(replace(view, chunks=view.chunks[:first_tile]))
-        elif stream is not None:
+        elif stream is not None or groups > 1:
             from sim.compile import weight_stream as _ws
             part = _ws.build_streamed(c, view, weight, route, config, stream, where,
                                       imem_depth=imem_depth, width=width, table=table,
-                                      layer=layer)
+                                      layer=layer, groups=groups,
+                                      images=images if not planned else [])
         else:
             c._plan_chunks(view, config, where, imem_depth=imem_depth)
             part = c._patch_entries(view)
         if key not in planned:
             tiles = [at for at, *_ in view.weight_loads]
             planned[key] = (list(view.chunks), list(view.weight_loads),
-                            tiles[1] if len(tiles) > 1 else len(view.chunks))
+                            tiles[1] if len(tiles) > 1 else len(view.chunks) // groups)
         first, last = len(stage.chunks), len(stage.chunks) + len(view.chunks) - 1
         stage.act_moves.append((first, "patch", 0, tuple(part), len(part)))
         for ci in range(cin):
@@ -259,9 +286,13 @@ def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: 
     return []
 
 
-def link(stages, tplan) -> None:
-    """The whole-tensor moves between a resident and a tiled stage (module docstring)."""
+def link(stages, tplan, layers=None) -> None:
+    """The whole-tensor moves between a resident and a tiled stage (module docstring), and
+    every load's source tensor (:func:`resolve`)."""
     if tplan is None:
+        return
+    if tplan.store:                     # every stage's moves are its own (finish_store)
+        resolve(stages, layers)
         return
     for si in range(len(stages) - 1):
         a, b = stages[si], stages[si + 1]
@@ -270,49 +301,61 @@ def link(stages, tplan) -> None:
             b.act_moves.insert(0, (0, "load", b.in_base, 0, b.in_size))
         elif tb and not ta:
             a.act_moves.append((len(a.chunks) - 1, "store", a.out_base, 0, a.out_size))
+    resolve(stages, layers)
+
+
+def resolve(stages, layers) -> None:
+    """Name the source tensor of every load that does not (the stage's input: the golden
+    index of the output it reads, :func:`alias`; -1 the image): ``(chunk index, "load",
+    address, offset, words, source)``."""
+    from sim.compile import layer_stages as _ls
+    for st in stages:
+        src = alias(layers, _ls.reads_of(layers, st.layer_index))
+        st.act_moves = [m + (src,) if m[1] == "load" and len(m) == 5 else m
+                        for m in st.act_moves]
 
 
 def loads_before(stage, index: int) -> list:
-    """``(data-memory address, input offset, words)`` the host loads before chunk ``index``."""
-    return [(d, t, n) for at, k, d, t, n in getattr(stage, "act_moves", ())
-            if at == index and k == "load"]
+    """``(data-memory address, tensor offset, words, source)`` the host loads before chunk
+    ``index`` (``source``: the golden index of the tensor, -1 the image)."""
+    return [m[2:] for m in getattr(stage, "act_moves", ()) if m[0] == index and m[1] == "load"]
 
 
 def stores_after(stage, index: int) -> list:
     """``(data-memory address, output offset, words)`` the host stores after chunk ``index``."""
-    return [(d, t, n) for at, k, d, t, n in getattr(stage, "act_moves", ())
-            if at == index and k == "store"]
+    return [m[2:5] for m in getattr(stage, "act_moves", ())
+            if m[0] == index and m[1] == "store"]
 
 
 def output_in_store(stage) -> bool:
     """Whether the stage's whole output is in the store after it ran (its stores cover it)."""
-    return sum(n for _, k, _, _, n in getattr(stage, "act_moves", ()) if k == "store") \
+    return sum(m[4] for m in getattr(stage, "act_moves", ()) if m[1] == "store") \
         == stage.out_size
 
 
 def input_in_store(compiled) -> bool:
     """Whether the first stage reads the image from the store (a tiled first stage)."""
-    return any(k == "load" for _, k, *_ in getattr(compiled.stages[0], "act_moves", ()))
+    return any(m[1] == "load" for m in getattr(compiled.stages[0], "act_moves", ()))
 
 
 def moved_words(compiled) -> list:
     """Per stage, ``(loaded, stored)`` data-memory words of one image."""
-    return [(sum(n for _, k, _, _, n in getattr(st, "act_moves", ()) if k == "load"),
-             sum(n for _, k, _, _, n in getattr(st, "act_moves", ()) if k == "store"))
+    return [(sum(m[4] for m in getattr(st, "act_moves", ()) if m[1] == "load"),
+             sum(m[4] for m in getattr(st, "act_moves", ()) if m[1] == "store"))
             for st in compiled.stages]
 
 
 def patch_loads(compiled) -> list:
     """Per stage, the patch-table entries the host writes per image (the bands')."""
-    return [sum(n for _, k, _, _, n in getattr(st, "act_moves", ()) if k == "patch")
+    return [sum(m[4] for m in getattr(st, "act_moves", ()) if m[1] == "patch")
             for st in compiled.stages]
 
 
 def patches_before(stage, index: int) -> list:
     """``(first entry, [(base, mask)])`` the host writes into the patch table before chunk
     ``index`` (a band's entries)."""
-    return [(d, t) for at, k, d, t, _ in getattr(stage, "act_moves", ())
-            if at == index and k == "patch"]
+    return [m[2:4] for m in getattr(stage, "act_moves", ())
+            if m[0] == index and m[1] == "patch"]
 
 
 def cost(compiled) -> dict:
@@ -367,15 +410,17 @@ def with_cost(est: dict, act: dict) -> dict:
     return with_loading(est, "host_activation_moves", act["energy_j"])
 
 
-def run_loads(stage, index: int, write, source, write_patch=None) -> int:
-    """Do the loads before chunk ``index``: ``write(address, value)`` for each word of
-    ``source`` (the stage's input tensor, flat words), ``write_patch(entry, base, mask)`` for
-    each patch-table entry of a band; returns the words moved (patch entries not counted)."""
+def run_loads(stage, index: int, write, store, write_patch=None) -> int:
+    """Do the loads before chunk ``index``: ``write(address, value)`` for each word of the
+    store's tensors (``store``: golden index -> flat words, -1 the image),
+    ``write_patch(entry, base, mask)`` for each patch-table entry of a band; returns the
+    words moved (patch entries not counted)."""
     moved = 0
     for e0, entries in patches_before(stage, index):
         for i, (base, mask) in enumerate(entries):
             write_patch(e0 + i, base, mask)
-    for d, t, n in loads_before(stage, index):
+    for d, t, n, src in loads_before(stage, index):
+        source = store[src]
         for i in range(n):
             write(d + i, int(source[t + i]))
         moved += n
@@ -396,3 +441,405 @@ def run_stores(stage, index: int, read, target) -> int:
 def new_tensor(stage):
     """The store's copy of the stage's output (flat int64 words), or None if not stored."""
     return np.zeros(stage.out_size, dtype=np.int64) if output_in_store(stage) else None
+
+
+# ---- models with standalone layers or branches: every tensor in the store ---------------------
+
+def alias(layers, t: int) -> int:
+    """The tensor layer ``t``'s output is (a ``flatten`` is its input's; -1 the image)."""
+    while t >= 0 and layers[t].kind == "flatten":
+        t -= 1
+    return t
+
+
+def plan_store(c, model, plans, extras, shapes, config, fail) -> Plan:
+    """The store-mode tiling (module docstring, "Standalone layers and branches") of every
+    planned compute stage and every standalone layer (``extras``); ``c``, ``plans``,
+    ``fail`` as :func:`plan`. Refuses (not built yet) lanes layers, in-memory
+    post-processing."""
+    from sim.compile import layer_stages as _ls
+    layers = model.layers
+    dw = config.data_words
+    out = Plan(dw)
+    out.store = True
+    if config.postproc == "in_memory":
+        fail("the model", NOT_BUILT.format(what="in-memory post-processing (postproc="
+                                                 "'in_memory')"))
+    for si, (ci, pi, route) in enumerate(plans):
+        ly = layers[ci]
+        where = f"layer {ci} ({ly.kind})"
+        in_shape = tuple(shapes[_ls.reads_of(layers, ci) + 1])
+        out_shape = tuple(shapes[(ci if pi is None else pi) + 1])
+        if route.name == "dima_binconv":
+            fail(where, NOT_BUILT.format(what=f"a lanes layer (route {route.name}) in a model "
+                                              f"with standalone layers or branches"))
+        whole = (math.prod(in_shape) + math.prod(out_shape) + math.prod(out_shape[1:]) <= dw)
+        out.tiled[si] = not whole
+        if whole:
+            continue
+        if not (ly.is_conv or ly.is_grouped):
+            c._too_small(f"{where}: a linear layer's input ({math.prod(in_shape)} words) and "
+                         f"output ({math.prod(out_shape)}) are one patch and can not be split "
+                         f"into bands, but data_words is {dw}", "data_words",
+                         math.prod(in_shape) + 2 * math.prod(out_shape))
+        geo = _geometry(ly, in_shape, out_shape, pi is not None)
+        rows = next((r for r in range(out_shape[1], 0, -1) if sum(_fits(geo, r, dw)) <= dw), 0)
+        if rows == 0:
+            words, ptr = _fits(geo, 1, dw)
+            c._too_small(f"{where}: one band of 1 output row needs {words} data-memory words "
+                         f"for its input rows (with the kernel's halo) and {ptr} for its "
+                         f"output (and the write pointer's end), but data_words is {dw}",
+                         "data_words", words + ptr)
+        hs, bands = _bands(geo, rows)
+        out.bands[si] = (rows, hs, bands)
+        out.patch_region = max(out.patch_region, min(rows, out_shape[1]) * out_shape[2]
+                               * (4 if pi is not None else 1))
+    if out.patch_region > config.patch_entries:
+        c._too_small(f"the bands' patch-table region needs {out.patch_region} entries (one "
+                     f"band's patches), but patch_entries is {config.patch_entries}",
+                     "patch_entries", out.patch_region)
+    out.units = {li: _unit(c, model, li, config, len(extras)) for li in extras}
+    return out
+
+
+def place_whole(stage) -> None:
+    """A whole (not banded) compute stage in store mode: its input from word 0, its output
+    right after it."""
+    stage.in_base, stage.out_base = 0, stage.in_size
+
+
+def _window(ly, in_shape):
+    """``(operands, kh, kw, stride)`` of a standalone layer (an ``add`` reads two
+    operands, elementwise)."""
+    _, h, w = in_shape
+    if ly.kind == "global_avg_pool2d":
+        return 1, h, w, 1
+    if ly.kind == "add":
+        return 2, 1, 1, 1
+    k = int(ly.params["kernel"])
+    return 1, k, k, int(ly.params["stride"])
+
+
+def _max_levels(e: int) -> list:
+    """A max pool's elements per output at each pass's input (module docstring of
+    ``sim.compile.layer_stages``): ``[e, ceil(e / 4), ...]`` down to at most 4."""
+    out = [e]
+    while out[-1] > 4:
+        out.append(-(-out[-1] // 4))
+    return out
+
+
+def _unit_need(ly, in_shape, out_shape, g: int, r: int) -> tuple:
+    """``(data-memory words, patch entries)`` of a unit of ``g`` channels and ``r`` output
+    rows of a standalone layer (module docstring)."""
+    ops, kh, kw, s = _window(ly, in_shape)
+    _, h, w = in_shape
+    wo = out_shape[2]
+    hb = min(h, (r - 1) * s + kh)
+    outs = g * r * wo
+    if ly.kind == "max_pool2d":
+        lv = _max_levels(kh * kw)
+        scratch = [outs * e for e in lv[1:]][:2]
+        entries = outs * sum(4 * -(-e // 4) for e in lv)
+    else:
+        scratch = []
+        entries = r * w if ly.kind == "add" else outs
+    words = ops * g * hb * w + outs + sum(scratch) + max([outs, *scratch])
+    return words, entries
+
+
+def _unit(c, model, li: int, config, n_extra: int) -> tuple:
+    """``(g, r)``: channels and output rows of one unit of standalone layer ``li``: the most
+    output rows (up to the whole map) with one channel, then the most channels, whose
+    data-memory words fit ``data_words`` and whose patch entries fit
+    ``patch_entries // 16`` (ASSUMPTION, module docstring)."""
+    ly = model.layers[li]
+    shapes = model.shapes()
+    in_shape, out_shape = tuple(shapes[li]), tuple(shapes[li + 1])
+    ch, ho = out_shape[0], out_shape[1]
+    budget = max(1, config.patch_entries // 16)
+
+    def ok(g, r):
+        words, entries = _unit_need(ly, in_shape, out_shape, g, r)
+        return words <= config.data_words and entries <= budget
+
+    r = next((r for r in range(ho, 0, -1) if ok(1, r)), 0)
+    if r == 0:
+        words, entries = _unit_need(ly, in_shape, out_shape, 1, 1)
+        if words > config.data_words:
+            c._too_small(f"layer {li} ({ly.kind}): one channel's output row needs {words} "
+                         f"data-memory words (its input rows, output and scratch), but "
+                         f"data_words is {config.data_words}", "data_words", words)
+        c._too_small(f"layer {li} ({ly.kind}): one channel's output row needs {entries} "
+                     f"patch-table entries, more than a sixteenth of patch_entries "
+                     f"({config.patch_entries})", "patch_entries", 16 * entries)
+    g = 1
+    if r == ho:
+        lo, hi = 1, ch
+        while lo < hi:                  # the words and entries grow with g
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if ok(mid, r) else (lo, mid - 1)
+        g = lo
+    return g, r
+
+
+def _pass(c, stage, *, route, k, config, where, slot, chan, obase, fan_in, entries, out,
+          pool, cursor, dedupe, imem_depth) -> tuple:
+    """The chunks of one pass of a standalone layer's unit (``sim.compile.layer_stages``'
+    passes) on resources the caller allocated: ``entries`` ``(base, mask)`` per patch (from
+    data-memory word 0), ``out`` its first output word. A pass whose entries, fan-in, pool
+    and mat equal an earlier one's (any stage's) reads that pass's patch-table entries (the
+    same chunk plan, so the same table order); others append theirs. Returns ``(chunks, the
+    write pointer's end)``."""
+    n, cols = config.operand_bits, config.columns
+    mode = "segmented" if k > 1 and fan_in <= cols else "wide"
+    tw = cols if mode == "segmented" else k * cols
+    g = 4 if pool else 1
+    key = (tuple(entries), fan_in, pool, k, route.name)
+    pbase = dedupe.get(key, cursor["pbase"])
+    view = c.Stage(
+        name=stage.name, layer_index=stage.layer_index, golden_index=stage.golden_index,
+        kind=stage.kind, output="requant", route=route.name, pool=pool, mode=mode,
+        in_shape=stage.in_shape, out_shape=(len(entries) // g,), dtype=np.uint8,
+        out_channels=1, fan_in=fan_in, tiles=-(-fan_in // tw), n=n, subarrays=k,
+        tile_width=tw, group=g, buffer_base=slot, channel_base=chan,
+        scratch_rows=stage.scratch_rows, data_row0=stage.data_row0, in_base=0,
+        out_base=out, offset_base=obase, patch_base=pbase, config=config,
+        order=np.arange(len(entries)))
+    c._plan_chunks(view, config, where, imem_depth=imem_depth)
+    if key not in dedupe:
+        dedupe[key] = pbase
+        cursor["patches"] += c._table_order(view, entries)
+        cursor["pbase"] += len(entries)
+    return view.chunks, max(out + ch.out_start + view.positions for ch in view.chunks)
+
+
+def _image(c, weight, k: int, config, cursor) -> np.ndarray:
+    """The weight-buffer rows of one pass's weights (as ``sim.compile.layer_stages``)."""
+    n, cols = config.operand_bits, config.columns
+    fan_in = len(weight)
+    seg = k > 1 and fan_in <= cols
+    tw = cols if seg else k * cols
+    planes = c._weight_planes(np.asarray(weight, np.int8).reshape(1, -1), -(-fan_in // tw),
+                              tw, n)
+    image = np.tile(planes, (1, k)) if seg else planes
+    return c._pad_to(image, cursor.get("width", image.shape[1]))
+
+
+def _alloc(c, cursor, where, *, slots=0, image=None, width=0, chans=(), offsets=()) -> tuple:
+    """Allocate ``slots`` weight-buffer words (``image`` or zeros), requant entries
+    ``chans`` and offset entries ``offsets`` at the cursor (zeros ``width`` columns wide);
+    returns their first slot,
+    channel and offset entry."""
+    at = (cursor["slot"], cursor["chan"], cursor["obase"])
+    if slots:
+        c._base(where, "weight-buffer slot", cursor["slot"] + slots - 1)
+        cursor["images"].append(image if image is not None else
+                                np.zeros((slots, width), dtype=bool))
+        cursor["slot"] += slots
+    if chans:
+        c._base(where, "requant channel base", cursor["chan"] + len(chans) - 1)
+        cursor["table"] += list(chans)
+        cursor["chan"] += len(chans)
+    cursor["offsets"] += [(int(o) % _ADDR_MOD, 0) for o in offsets]
+    cursor["obase"] += len(offsets)
+    return at
+
+
+def build_standalone(c, *, model, li: int, config, k: int, cursor: dict, imem_depth: int,
+                     unit: tuple, shared: dict):
+    """The store-mode ``sim.compile.compiler.Stage`` of standalone layer ``li`` (module
+    docstring): its units of ``unit = (g, r)`` channels and output rows, each loading its
+    input rows (both operands of an ``add``) from the store, its passes, its output stored.
+    ``cursor`` as ``sim.compile.layer_stages.build_stage``'s; ``shared``: ``dedupe`` (patch
+    entries of the passes so far) and the ``add`` weight region (``add_slot``,
+    ``add_chan``, ``add_g``)."""
+    from golden import layers as L
+    from sim.compile import layer_stages as _ls
+    layers, shapes = model.layers, model.shapes()
+    ly = layers[li]
+    where = f"layer {li} ({ly.kind})"
+    route = _ls._route(config, where, c._fail)
+    if "class_k" in cursor:
+        k = cursor["class_k"](route.name)
+    n = config.operand_bits
+    in_shape, out_shape = tuple(shapes[li]), tuple(shapes[li + 1])
+    ch_n, h, w = in_shape
+    _, ho, wo = out_shape
+    ops, kh, kw, s = _window(ly, in_shape)
+    scratch = route.scratch_rows(config)
+    stage = c.Stage(
+        name=f"layer{li} {ly.kind}", layer_index=li, golden_index=li, kind=ly.kind,
+        output="requant", route=route.name, pool=None, mode="wide", in_shape=in_shape,
+        out_shape=out_shape, dtype=np.uint8, out_channels=1, fan_in=1, tiles=1, n=n,
+        subarrays=k, tile_width=k * config.columns, group=1, buffer_base=cursor["slot"],
+        channel_base=cursor["chan"], scratch_rows=scratch,
+        data_row0=-(-len(scratch) // config.mtjs_per_strip) * config.mtjs_per_strip,
+        in_base=0, out_base=0, offset_base=cursor["obase"], patch_base=cursor["pbase"],
+        config=config)
+    g, r = unit
+    ky, kx = np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij")
+    win = (ky * w + kx).ravel()
+    for fan_in in ({kh * kw} if ly.kind != "max_pool2d" else {1}) | ({2} if ops == 2 else set()):
+        bound = L.conv_acc_bound("mul", fan_in)
+        if bound > (1 << (config.acc_bits - 1)) - 1:
+            c._fail(where, f"the accumulator can reach {bound} (fan-in {fan_in}), which does "
+                    f"not fit acc_bits={config.acc_bits} signed bits")
+    if ly.kind in ("avg_pool2d", "global_avg_pool2d"):
+        found = _ls.avg_requant(kh * kw, config.acc_bits)
+        if found is None:
+            c._fail(where, f"no requant entry of the PPU (16-bit multiplier, weight up to "
+                    f"127) rounds the average of {kh * kw} values exactly as golden does; "
+                    f"a window of a power-of-two area runs (m = 1, shift log2 of the area)")
+        wt, m, sh, b = found
+        img = _image(c, [wt] * (kh * kw), k, config, cursor)
+        slot, chan, obase = _alloc(c, cursor, where, slots=len(img), image=img,
+                                   chans=[(m, sh, b)], offsets=win)
+    elif ly.kind == "max_pool2d":
+        img = _image(c, [1], k, config, cursor)
+        slot, chan, obase = _alloc(c, cursor, where, slots=len(img), image=img,
+                                   chans=[(1, 0, 0)], offsets=[0])
+    else:                                           # add: the shared region (module docstring)
+        if "add_slot" not in shared:
+            per = len(_image(c, [0, 0], k, config, cursor))
+            shared["add_per"] = per
+            shared["add_slot"], shared["add_chan"], _ = _alloc(
+                c, cursor, where, slots=per * shared["add_g"],
+                width=cursor.get("width", k * config.columns),
+                chans=[(1, 0, 0)] * shared["add_g"])
+        src = alias(layers, int(ly.params["source"]))
+    main = alias(layers, li - 1)
+    built = {}                                      # (gg, rr, hb) -> the unit's chunks
+    dw = config.data_words
+    for c0 in range(0, ch_n, g):
+        gg = min(g, ch_n - c0)
+        for r0 in range(0, ho, r):
+            rr = min(r, ho - r0)
+            a = r0 * s
+            b = min(h, (r0 + rr - 1) * s + kh)
+            hb = b - a
+            key = (gg, rr, hb)
+            out = ops * gg * hb * w                 # the unit's output, after its input
+            if key not in built:
+                chunks, end = [], 0
+                if ly.kind == "add":
+                    per = rr * w
+                    o0 = _alloc(c, cursor, where, offsets=[v for j in range(gg)
+                                                           for v in (j * per, gg * hb * w
+                                                                     + j * per)])[2]
+                    entries = [(q, 1) for q in range(per)]
+                    for j in range(gg):
+                        part, e = _pass(c, stage, route=route, k=k, config=config,
+                                        where=where, slot=shared["add_slot"]
+                                        + j * shared["add_per"], chan=shared["add_chan"] + j,
+                                        obase=o0 + 2 * j, fan_in=2, entries=entries,
+                                        out=out + j * per, pool=None, cursor=cursor,
+                                        dedupe=shared["dedupe"], imem_depth=imem_depth)
+                        chunks += part
+                        end = max(end, e)
+                else:
+                    cc, yy, xx = np.meshgrid(np.arange(gg), np.arange(rr), np.arange(wo),
+                                             indexing="ij")
+                    corner = (cc * hb * w + yy * s * w + xx * s).ravel()
+                    if ly.kind != "max_pool2d":
+                        chunks, end = _pass(c, stage, route=route, k=k, config=config,
+                                            where=where, slot=slot, chan=chan, obase=obase,
+                                            fan_in=kh * kw,
+                                            entries=[(int(v), 1) for v in corner], out=out,
+                                            pool=None, cursor=cursor, dedupe=shared["dedupe"],
+                                            imem_depth=imem_depth)
+                    else:
+                        outs = gg * rr * wo
+                        elems = corner[:, None] + win[None, :]
+                        lv = _max_levels(kh * kw)
+                        sc = (out + outs, out + outs + outs * (lv[1] if len(lv) > 1 else 0))
+                        p = 0
+                        while True:
+                            groups = -(-elems.shape[1] // 4)
+                            full = np.concatenate([elems, np.repeat(
+                                elems[:, -1:], groups * 4 - elems.shape[1], axis=1)], axis=1)
+                            last = groups == 1
+                            dst = out if last else sc[p % 2]
+                            part, e = _pass(c, stage, route=route, k=k, config=config,
+                                            where=where, slot=slot, chan=chan, obase=obase,
+                                            fan_in=1, entries=[(int(v), 1)
+                                                               for v in full.ravel()],
+                                            out=dst, pool="max", cursor=cursor,
+                                            dedupe=shared["dedupe"], imem_depth=imem_depth)
+                            chunks += part
+                            end = max(end, e)
+                            if last:
+                                break
+                            elems = dst + np.arange(outs * groups).reshape(-1, groups)
+                            p += 1
+                if end > dw:
+                    c._too_small(f"{where}: a unit of {gg} channels and {rr} output rows "
+                                 f"needs the write pointer up to word {end}, but data_words "
+                                 f"is {dw}", "data_words", end)
+                built[key] = chunks
+            first = len(stage.chunks)
+            for ch in built[key]:
+                stage.chunks.append(replace(ch, index=len(stage.chunks)))
+            last_i = len(stage.chunks) - 1
+            if ly.kind == "add" and r0 == 0:        # the group's weights and requant entries
+                img = np.concatenate([_image(c, [int(ly.params["weight"][ci, 0]),
+                                                 int(ly.params["weight"][ci, 1])],
+                                             k, config, cursor)
+                                      for ci in range(c0, c0 + gg)])
+                tbl = [(int(ly.params["rq_mult"][ci]), int(ly.params["rq_shift"][ci]),
+                        int(ly.params["rq_bias"][ci])) for ci in range(c0, c0 + gg)]
+                stage.weight_loads.append((first, shared["add_slot"], img,
+                                           (shared["add_chan"], tbl)))
+            for op, t in enumerate((main, src) if ops == 2 else (main,)):
+                base = op * gg * hb * w
+                if hb == h:                         # whole channels: one contiguous move
+                    stage.act_moves.append((first, "load", base, c0 * h * w, gg * h * w, t))
+                else:
+                    stage.act_moves += [(first, "load", base + j * hb * w,
+                                         (c0 + j) * h * w + a * w, hb * w, t)
+                                        for j in range(gg)]
+            if rr == ho:
+                stage.act_moves.append((last_i, "store", out, c0 * ho * wo, gg * ho * wo))
+            else:
+                stage.act_moves += [(last_i, "store", out + j * rr * wo,
+                                     (c0 + j) * ho * wo + r0 * wo, rr * wo) for j in range(gg)]
+    stage.act_bands = -(-ch_n // g) * -(-ho // r)
+    return stage
+
+
+def finish_store(c, *, model, config, k, layout, plans, extras, stages, cursor, sizes,
+                 tplan) -> list:
+    """Store mode's ``sim.compile.layer_stages.finish``: build the standalone layers' stages
+    (:func:`build_standalone`), give every whole compute stage its load and store, check the
+    totals against ``sizes``, and return all stages in run order."""
+    from sim.compile import layer_stages as _ls
+    layers = model.layers
+    steps = _ls._steps(model, plans, extras)
+    shared = {"dedupe": {},
+              "add_g": max([tplan.units[li][0] for li in extras if layers[li].kind == "add"],
+                           default=0)}
+    built = {li: build_standalone(c, model=model, li=li, config=config, k=k, cursor=cursor,
+                                  imem_depth=sizes["program_words"], unit=tplan.units[li],
+                                  shared=shared) for li in extras}
+    for st in stages:
+        if st.act_bands:
+            continue
+        src = alias(layers, _ls.reads_of(layers, st.layer_index))
+        st.act_moves = [(0, "load", st.in_base, 0, st.in_size, src),
+                        (len(st.chunks) - 1, "store", st.out_base, 0, st.out_size)]
+        end = max(st.out_base + ch.out_start + st.out_size for ch in st.chunks)
+        if end > sizes["data_words"]:
+            c._too_small(f"{st.name}: its chunks' write pointer ends at word {end}, but "
+                         f"data_words is {sizes['data_words']}", "data_words", end)
+    by_layer = {st.layer_index: st for st in stages}
+    by_layer.update(built)
+    need = {"buffer_slots": (cursor["slot"], "weight-buffer slots"),
+            "requant_channels": (cursor["chan"], "requant-table channels"),
+            "offset_entries": (cursor["obase"], "offset-table entries"),
+            "patch_entries": (cursor["pbase"], "patch-table entries")}
+    for fld, (n, what) in need.items():
+        if n > sizes[fld]:
+            c._too_small(f"the model with its standalone layers (layers "
+                         f"{', '.join(map(str, extras))}) needs {n} {what}, but {fld} is "
+                         f"{sizes[fld]}", fld, n)
+    return [by_layer[li] for li, *_ in steps]

@@ -135,6 +135,7 @@ import contextvars
 import math
 import sys
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 
@@ -830,7 +831,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     tile_activations : bool
         When a stage's input or output does not fit half the data memory: run it in bands of
         output rows whose activations the host moves between the data memory and a chip-level
-        activation store (``sim.compile.act_tile``), instead of refusing. Default False.
+        activation store (``sim.compile.act_tile``), instead of refusing; a model with
+        standalone layers or branches then keeps every tensor in the store. Default False.
 
     Raises
     ------
@@ -980,7 +982,6 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     if tile_activations and (layout.words > out_depth if layout is not None
                              else 2 * region > out_depth):
         from sim.compile import act_tile as _at
-        _at.refuse_layout(layout, extras, _fail)      # standalone layers: not built yet
         if _bw.has_eq2(model):
             raise CompileError("tile_activations: the model has eq. 2 layers (out_bits), whose "
                                "MSB-aligned words the activation store does not keep; not "
@@ -988,7 +989,10 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         if layout is None:
             tplan = _at.plan(sys.modules[__name__], model, plans, shapes, config, _fail)
             region = tplan.half
-    if layout is not None and layout.words > out_depth:
+        else:                           # standalone layers, branches: every tensor stored
+            tplan = _at.plan_store(sys.modules[__name__], model, plans, extras, shapes,
+                                   config, _fail)
+    if layout is not None and layout.words > out_depth and tplan is None:
         _too_small(f"the data memory needs {layout.words} words for the tensors alive at once "
                    f"(standalone layers {', '.join(map(str, extras))}: sim.compile.layer_stages' "
                    f"layout), but data_words is {out_depth}", "data_words", layout.words)
@@ -1078,6 +1082,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         if layout is not None:          # standalone layers: sim.compile.layer_stages' data layout
             stage.in_base = layout.of(_ls.reads_of(layers, ci))
             stage.out_base = layout.of(stage.golden_index)
+        if tplan is not None and tplan.store:   # its own data memory (sim.compile.act_tile)
+            _at.place_whole(stage)
         if fig10:                       # seed 001 Fig. 7 / Fig. 10 (issue 14 item 3)
             from sim.compile.nand_conv import compile_stage
             slot, obase, pbase = compile_stage(
@@ -1116,8 +1122,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                                      indexing="ij")
             offs = (cc * h * wi + yy * wi + xx).ravel()
             kpos = (yy * kw + xx).ravel()
-            if groups > 1:
-                offs, kpos = _gc.offsets(ly, in_shape)
+            if groups > 1:              # (h: a band's rows per channel when tiled)
+                offs, kpos = _gc.offsets(ly, (c_in, h, wi))
             ho, wo = conv_shape[1:]
             if pool:
                 hp, wp = out_shape[1:]
@@ -1153,7 +1159,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             stage.act_bands = len(tplan.bands[si][2])
             patches += _at.build_tiled(sys.modules[__name__], stage, si, tplan, w, route, config,
                                        stream, where, imem_depth=imem_depth, width=width,
-                                       table=tstream, layer=ly)
+                                       table=tstream, layer=ly, groups=groups, images=images)
             slot = resident_slot if stream is not None else slot
             chan = resident_chan if tstream is not None else chan
             stages.append(stage)
@@ -1179,7 +1185,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                   "table": [], "offsets": offsets, "patches": patches}
         if config.class_split is not None:      # seed 002 sec. 3.3: pools on class B's Sum
             cursor.update(width=width, class_k=lambda r: _class_k(_dm, config, k, r)[0])
-        stages = _ls.finish(
+        finish = _ls.finish if tplan is None else partial(_at.finish_store, tplan=tplan)
+        stages = finish(
             sys.modules[__name__], model=model, config=config, k=k, layout=layout, plans=plans,
             extras=extras, stages=stages, cursor=cursor,
             sizes={"buffer_slots": buffer_slots, "requant_channels": channels,
@@ -1201,7 +1208,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                        f"output at {st_end.out_base}, {st_end.out_size} words, and a chunk's "
                        f"last step), but data_words is {out_depth}", "data_words", end)
     if tplan is not None:
-        _at.link(stages, tplan)
+        _at.link(stages, tplan, layers)
     buffer = np.concatenate(images)
     compiled = CompiledModel(config=config, subarrays=k, width=width, buffer=buffer,
                          table=(tuple(mults), tuple(shifts), tuple(biases)),
@@ -1615,7 +1622,7 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
     words = compiled.input_words(x_image)
     base = compiled.stages[0].in_base
     from sim.compile import act_tile as _at     # activation tiling: the store's tensors
-    source = words.astype(np.int64)
+    store = {-1: words.astype(np.int64)}       # golden index -> the store's copy
     for i, v in enumerate(words.tolist() if not _at.input_in_store(compiled) else ()):
         executor.write_dmem(base + i, v)
     outputs, runs = [], []
@@ -1635,7 +1642,7 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
                     for i, (m_, s_, b_) in enumerate(entries):
                         executor.write_table(ch0 + i, m_, s_, b_)
                     sr.table_words += len(entries)
-            sr.act_words += _at.run_loads(stage, chunk.index, executor.write_dmem, source,
+            sr.act_words += _at.run_loads(stage, chunk.index, executor.write_dmem, store,
                                           executor.write_patch)
             res = executor.run(chunk.program)
             if res.error:
@@ -1658,7 +1665,7 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
                                    for i in range(stage.out_size)])
         except ValueError as e:
             raise RunError(str(e)) from None
-        source = np.asarray(y, dtype=np.int64).reshape(-1) & 0xFFFFFFFF   # the store's words
+        store[stage.golden_index] = np.asarray(y, dtype=np.int64).reshape(-1) & 0xFFFFFFFF
         outputs.append(y)
         runs.append(sr)
     return RunResult(logits=outputs[-1], outputs=outputs, counters=totals, stages=runs,

@@ -349,6 +349,7 @@ class CoreHost:
         before = self.host_cycles
         from sim.compile import act_tile as _at     # tiled activations: the store's tensors
         source = np.asarray(x_image, dtype=np.int64).ravel()
+        store = {-1: source}                        # golden index -> the store's copy
         if not _at.input_in_store(compiled):
             await self.write_dmem(first.in_base, source)
         self.wall["load"] += time.perf_counter() - t0
@@ -357,8 +358,8 @@ class CoreHost:
             stage_zs: dict = {}
             target = _at.new_tensor(stage)
             for chunk in stage.chunks:
-                for d, t, n in _at.loads_before(stage, chunk.index):   # from the store
-                    await self.write_dmem(d, source[t:t + n])
+                for d, t, n, src in _at.loads_before(stage, chunk.index):  # from the store
+                    await self.write_dmem(d, store[src][t:t + n])
                 for e0, entries in _at.patches_before(stage, chunk.index):  # a band's
                     await self.write_patch_entries(e0, entries)
                 if stage.weight_loads:          # streamed weights (sim.compile.weight_stream)
@@ -382,7 +383,7 @@ class CoreHost:
             words = (target if target is not None else
                      await self.read_dmem(stage.out_base, stage.out_size))
             y = stage.read_output(words)
-            source = np.asarray(y, dtype=np.int64).ravel() & 0xFFFFFFFF
+            store[stage.golden_index] = np.asarray(y, dtype=np.int64).ravel() & 0xFFFFFFFF
             self.wall["read"] += time.perf_counter() - t2
             self.last_stages.append({
                 "name": stage.name, "golden_index": stage.golden_index, "kind": stage.kind,
