@@ -3,6 +3,7 @@ exactly
 its span, that it never writes into the working tree, and its one-line usage errors."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -326,6 +327,53 @@ def test_writes_beyond_a_memory_are_no_ops(tmp_path):
         gate = _verilog(tmp_path, name, body)
         same, why = verilog_equivalent(gold, gate, tmp_path)
         assert not same and "SAT proof over matched state failed" in why, (name, why)
+
+
+def _anon_body(*, mask=False, acc_op="+", swap=False, init=0):
+    """Registers with generated names only: ``sel`` is named, but ``_equals``-style logic
+    (``~(sel ^ 0).any()``, as in ``rtl/core.py``) gives its bits an alias ``$N`` that sorts
+    before ``sel``; ``r`` are two unnamed registers (``$signal``, ``$signal$9``). ``mask`` adds
+    a no-op ``& 0xF`` before them: the same hardware, every generated number after it shifted.
+    ``acc_op`` "-" subtracts 1 in r[1]'s input, ``swap`` swaps the two registers' inputs (not
+    their uses), ``init`` is r[0]'s reset value: different hardware."""
+    from amaranth.hdl import Const, Mux, Signal
+
+    def body(m, s):
+        sel = Signal(4)
+        r = [Signal(8, init=init if k == 0 else 0) for k in range(2)]
+        m.d.sync += sel.eq(Mux(s.op[0], (s.a[:4] & 0xF) if mask else s.a[:4], s.b[:4]))
+        src = (s.a ^ s.b, s.a + sel)[::-1 if swap else 1]
+        m.d.sync += [r[0].eq(src[0]), r[1].eq(src[1] if acc_op == "+" else src[1] - 1)]
+        m.d.comb += [s.y.eq(Mux(~(sel ^ Const(0, 4)).any(), r[0], s.a)),
+                     s.acc.eq(r[1] + r[0])]
+    return body
+
+
+def test_registers_with_generated_names_are_paired_soundly(tmp_path):
+    """Generated register names (``$5``, ``$signal``) are renumbered by a mutant that adds an
+    expression: a no-op mask is still proven the same hardware by the SAT proof over the
+    state (the registers paired by their stable names, else by likeness and rank). A mutant
+    that subtracts, that swaps two unnamed registers' inputs (paired in either order, the
+    outputs differ) or that changes an unnamed register's reset value is never equivalent."""
+    from sim.analysis.mutate import state_matched_equivalent, verilog_equivalent
+    gold = _verilog(tmp_path, "gold", _anon_body())
+    gate = _verilog(tmp_path, "mask", _anon_body(mask=True))
+    text, masked = gold.read_text(), gate.read_text()
+    # the case of rtl/core.py: a register's bits aliased by a generated name that shifts
+    alias = [re.findall(r"assign \\(\$\d+)  = sel;", t) for t in (text, masked)]
+    assert alias[0] and alias[1] and alias[0] != alias[1], alias
+    assert "reg [7:0] \\$signal " in text
+    same, why = state_matched_equivalent(gold, gate, "blk", tmp_path)
+    assert same and "3 state cells matched, SAT proof" in why, why
+    assert verilog_equivalent(gold, gate, tmp_path)[0]
+    for name, body, reason in (("sub", _anon_body(acc_op="-"), "SAT proof over matched"),
+                               ("swap", _anon_body(swap=True), "SAT proof over matched"),
+                               ("init", _anon_body(init=1), "the state differs")):
+        gate = _verilog(tmp_path, name, body)
+        same, why = state_matched_equivalent(gold, gate, "blk", tmp_path)
+        assert not same and reason in why, (name, why)
+        same, why = verilog_equivalent(gold, gate, tmp_path)
+        assert not same, (name, why)
 
 
 def test_wilson_interval():

@@ -25,7 +25,8 @@ the tests wrote under ``build/sim`` (one design and its test bench per build dir
 every configuration and simulator the tests build): each file is byte for byte the unmutated
 one, or it is a design whose netlist computes the same function at its ports
 (:func:`verilog_equivalent`: first :func:`state_matched_equivalent`, a SAT proof over the
-state matched by name, memories' writes compared by their effect, so a write beyond a
+state matched by name (registers with only generated names, which a mutant renumbers, by
+likeness and rank), memories' writes compared by their effect, so a write beyond a
 memory's end is none, as in the memory; else yosys turns both files into one-bit gates, memories and
 flip-flops after its optimisations, :data:`YOSYS_FLOW`; :func:`same_function` then proves by
 colour refinement that every output bit has the same cycle-by-cycle computation from the
@@ -506,14 +507,19 @@ def _is_state(kind: str) -> bool:
 def _cut_state(mod: dict) -> tuple[dict | None, str]:
     """``mod`` (yosys JSON after :data:`YOSYS_READ`) with every state cell cut out: its
     outputs become input ports ``cut_<hash of key>_<port>`` and its inputs output ports
-    ``cut_<hash of key>_in_<port>``; ``(None, reason)`` when a state cell has no stable key (a
-    register without a public name for every bit, a memory cell other than ``$mem_v2``, or a
-    cell that is not a yosys primitive). The key of a register is the public net name of each
-    of its output bits; of a memory, its name. Also returns, under ``"state"``, each key's
-    type, parameters and init value, which must be the same in both designs."""
+    ``cut_<hash of key>_in_<port>``; ``(None, reason)`` when a state cell has no key (a
+    memory cell other than ``$mem_v2``, or a cell that is not a yosys primitive). The key of a
+    register is the stable net name of each of its output bits (:func:`_stable_name`); of a
+    memory, its name. A register with a bit that has only generated names (Amaranth's ``$393``
+    for an unnamed signal, renumbered by any mutant that adds or removes one) is keyed by
+    :func:`_anonymous_keys`: its type, parameters, width and init value and its rank among the
+    registers alike in the order of their generated names. Any pairing of the two designs'
+    state keeps the proof sound (see :func:`state_matched_equivalent`); a wrong pairing only
+    makes the SAT proof fail. Also returns, under ``"state"``, each key's type, parameters and
+    init value, which must be the same in both designs."""
     canon = {}
     for name, net in mod.get("netnames", {}).items():
-        if net.get("hide_name", 0) or name.startswith("$"):
+        if net.get("hide_name", 0) or not _stable_name(name):
             continue
         for j, bit in enumerate(net["bits"]):
             if isinstance(bit, int):
@@ -526,6 +532,7 @@ def _cut_state(mod: dict) -> tuple[dict | None, str]:
                 if j < len(value):
                     init[bit] = value[len(value) - 1 - j]
     ports, cells, state = dict(mod["ports"]), {}, {}
+    anonymous = _anonymous_keys(mod, canon, init)
     for cname, cell in mod.get("cells", {}).items():
         kind = cell["type"]
         if not kind.startswith("$"):
@@ -541,9 +548,8 @@ def _cut_state(mod: dict) -> tuple[dict | None, str]:
             out_bits = []
         else:
             out_bits = [b for p in conns if dirs.get(p) == "output" for b in conns[p]]
-            if not all(b in canon for b in out_bits):
-                return None, f"a register ({kind} {cname}) without a public name"
-            key = "reg " + ",".join(f"{canon[b][0]}[{canon[b][1]}]" for b in out_bits)
+            key = anonymous.get(cname) or ("reg " + ",".join(f"{canon[b][0]}[{canon[b][1]}]"
+                                                            for b in out_bits))
         if key in state:
             return None, f"two state cells with the key {key}"
         state[key] = (kind, sorted((k, str(v)) for k, v in cell.get("parameters", {}).items()),
@@ -559,6 +565,53 @@ def _cut_state(mod: dict) -> tuple[dict | None, str]:
             else:
                 return None, f"{kind} {cname}: port {p} of unknown direction"
     return {**mod, "ports": ports, "cells": cells, "state": state}, ""
+
+
+def _stable_name(name: str) -> bool:
+    """Whether a net name (yosys JSON) is one a mutant does not renumber: not yosys's own
+    (``$procdff$12``) nor Amaranth's name of an unnamed signal (``$393``, ``\\$393`` in the
+    Verilog)."""
+    return not name.lstrip("\\").startswith("$")
+
+
+def _anonymous_keys(mod: dict, canon: dict, init: dict) -> dict:
+    """``{cell name: key}`` for the registers of ``mod`` with an output bit that has no stable
+    name (not in ``canon``). Registers alike (type, parameters, width, init value) are ranked
+    by their generated names (the numbers of the smallest first: Amaranth numbers unnamed
+    signals in the order it creates them, which a mutant shifts but rarely reorders); the key
+    is the likeness and the rank. Only the ranking is a guess: a register paired with a
+    different one of the other design is no unsound step, the SAT proof then fails."""
+    names: dict = {}
+    for name, net in mod.get("netnames", {}).items():
+        for bit in net["bits"]:
+            if isinstance(bit, int):
+                names.setdefault(bit, []).append(name)
+
+    def order(name):
+        digits = "".join(ch if ch.isdigit() else " " for ch in name).split()
+        return tuple(int(d) for d in digits), name
+
+    groups: dict = {}
+    for cname, cell in mod.get("cells", {}).items():
+        kind = cell["type"]
+        if not kind.startswith("$") or not _is_state(kind) or kind.startswith("$mem"):
+            continue
+        dirs, conns = cell.get("port_directions", {}), cell["connections"]
+        out_bits = [b for p in sorted(conns) if dirs.get(p) == "output" for b in conns[p]]
+        if all(b in canon for b in out_bits):
+            continue
+        like = json.dumps([kind, sorted((k, str(v)) for k, v in
+                                        cell.get("parameters", {}).items()),
+                           [init.get(b) for b in out_bits]])
+        rank = sorted(min((order(n) for n in names.get(b, ["~"])), default=order("~"))
+                      for b in out_bits)
+        groups.setdefault(like, []).append((rank, cname))
+    keys = {}
+    for like, members in groups.items():
+        tag = hashlib.sha256(like.encode()).hexdigest()[:12]
+        for i, (_, cname) in enumerate(sorted(members)):
+            keys[cname] = f"anonymous reg {tag} #{i}"
+    return keys
 
 
 def _effective_writes(mod: dict, cells: dict, cname: str, mem: dict) -> dict:
@@ -637,17 +690,21 @@ def state_matched_equivalent(gold: Path, gate: Path, top: str,
     induction over matched state.
 
     Sound, not complete: ``True`` only when (1) both designs have the same state cells under
-    the same keys (registers by the public names of their bits, memories by name) with the
-    same type, parameters and init values, and (2) yosys's SAT solver proves, for every value
+    the same keys (registers by the stable names of their bits, else by likeness and rank,
+    :func:`_anonymous_keys`; memories by name) with the same type, parameters and init
+    values, and (2) yosys's SAT solver proves, for every value
     of the inputs and of every state cell's outputs (the same in both), that every output port
     and every input of every state cell are the same in both (:func:`_cut_state`,
     :data:`YOSYS_PROVE`). By induction over the cycles both designs then start in the same
     state, see the same inputs and move to the same state, so their outputs agree in every
-    cycle of every input sequence. This proves what colour refinement cannot: a mutated
-    operand of a NOP that selects a value no output uses in that cycle, a constant whose
-    change a later operation masks. A memory's write ports are compared by what they do to
-    it (:func:`_effective_writes`): a write beyond the memory's end, or the address and data
-    of a disabled write, is no change, as in the memory itself.
+    cycle of every input sequence. The induction holds for any pairing of the state cells
+    by key (it needs only that paired cells start alike and step alike), so how the keys are
+    found decides what can be proven, never whether a proof is right. This proves what
+    colour refinement cannot: a mutated operand of a NOP that selects a value no output uses
+    in that cycle, a constant whose change a later operation masks. A memory's write ports
+    are compared by what they do to it (:func:`_effective_writes`): a write beyond the
+    memory's end, or the address and data of a disabled write, is no change, as in the
+    memory itself.
     """
     yosys = shutil.which("yosys")
     if yosys is None:
