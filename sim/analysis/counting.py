@@ -682,21 +682,10 @@ def main(argv=None) -> int:
 def _multi_mat(args, model, config, name, mat, out, argv) -> int:
     """``--mats M``: the model partitioned over M mats (``sim.analysis.multi_mat``)."""
     from sim.analysis import multi_mat as _mm
-    from sim.compile.compiler import CompileError
-    from sim.hw.chip import organisation
     if args.skip is not None or args.measure is not None:
         raise UserError("--mats: --skip and --measure are not built yet on several mats")
-    chip = organisation(config, mat)["mats"]
-    try:
-        res = _mm.run(model, config, args.mats, subarrays=mat, propose=args.propose,
-                      stream_weights=args.stream_weights,
-                      tile_activations=args.tile_activations, chip_mats=chip)
-    except CompileError as e:
-        raise UserError(f"--preset {name} --mat {mat} --mats {args.mats}: model "
-                        f"{model.name!r} does not compile: {e}") from None
-    print(f"{model.name} on {name}, {res['mats']} of the chip's {chip} mats of {mat} "
-          f"subarrays (compile {res['compile_seconds']} s, count {res['count_seconds']} s)")
-    print(_mm.table(res))
+    res, _ = _mm.run_printed(model, config, args.mats, args, name,
+                             f"--preset {name} --mat {mat} --mats {args.mats}", subarrays=mat)
     if out is not None:
         doc = {"model": model.name, "preset": name, "subarrays": mat,
                "command": shlex.join(["python", "-m", "sim.analysis.counting", *argv]),

@@ -20,7 +20,7 @@ import time
 from rtl.outputs import check_file, interruptible, json_text, write_files
 from sim.util import UserError
 
-__all__ = ["resolve_model", "run", "table", "main"]
+__all__ = ["resolve_model", "run", "run_printed", "table", "main"]
 
 
 def resolve_model(spec: str):
@@ -56,6 +56,27 @@ def run(model, config, mats, *, subarrays=None, propose=False, stream_weights=Fa
     res["count_seconds"] = round(time.perf_counter() - t1, 3)
     res["subarrays"] = compiled[0][0].subarrays
     return res
+
+
+def run_printed(model, config, mats, args, name: str, where: str, *, subarrays=None):
+    """:func:`run` with the options of ``args`` (``propose``, ``stream_weights``,
+    ``tile_activations``) at the preset's chip (``sim.hw.chip.organisation``), its result
+    printed; a model that does not compile is a UserError starting with ``where`` (the options
+    the user gave). Returns ``(result, the chip's mats)``."""
+    from sim.compile.compiler import CompileError
+    from sim.hw.chip import organisation
+    chip = organisation(config, subarrays or config.subarrays_per_mat)["mats"]
+    try:
+        res = run(model, config, mats, subarrays=subarrays, propose=args.propose,
+                  stream_weights=args.stream_weights,
+                  tile_activations=args.tile_activations, chip_mats=chip)
+    except CompileError as e:
+        raise UserError(f"{where}: model {model.name!r} does not compile: {e}") from None
+    of = f" of {subarrays} subarrays" if subarrays else ""
+    print(f"{model.name} on {name}, {res['mats']} of the chip's {chip} mats{of} "
+          f"(compile {res['compile_seconds']} s, count {res['count_seconds']} s)")
+    print(table(res))
+    return res, chip
 
 
 def table(res: dict) -> str:
@@ -107,9 +128,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     from rtl.config import PRESETS, SIZE_FIELDS
-    from sim.compile.compiler import CompileError
     from sim.config_file import resolve_config
-    from sim.hw.chip import organisation
     rows = []
     try:
         out = check_file("--json", args.json) if args.json else None
@@ -123,19 +142,10 @@ def main(argv=None) -> int:
             name, config = resolve_config(
                 preset_name=name, config_file=args.config,
                 sizes={f: getattr(args, f) for f in SIZE_FIELDS})
-            chip = organisation(config, config.subarrays_per_mat)["mats"]
             for m in mats:
                 with budget():
-                    try:
-                        res = run(model, config, m, propose=args.propose,
-                                  stream_weights=args.stream_weights,
-                                  tile_activations=args.tile_activations, chip_mats=chip)
-                    except CompileError as e:
-                        raise UserError(f"--preset {name} --mats {m}: model {model.name!r} "
-                                        f"does not compile: {e}") from None
-                print(f"{model.name} on {name}, {m} of the chip's {chip} mats "
-                      f"(compile {res['compile_seconds']} s, count {res['count_seconds']} s)")
-                print(table(res))
+                    res, chip = run_printed(model, config, m, args, name,
+                                            f"--preset {name} --mats {m}")
                 rows.append({"model": model.name, "preset": name, "mats": m,
                              "chip_mats": chip, **{k: res[k] for k in (
                                  "cycles", "latency_s", "energy_j", "ops", "gops",

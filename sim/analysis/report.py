@@ -366,20 +366,13 @@ def host_port_words(compiled, images: int) -> list:
     """
     if isinstance(images, bool) or not isinstance(images, int) or images < 0:
         raise ValueError(f"images must be an int >= 0, not {images!r}")
+    from sim.compile.multi_mat import program_words
     loaded = None
     out = []
     for _ in range(images):
-        per_stage = []
-        for si, stage in enumerate(compiled.stages):
-            words = 0
-            for chunk in stage.chunks:
-                program = tuple(int(w) for w in chunk.program)
-                if program != loaded:
-                    words += len(program)
-                    loaded = program
-            per_stage.append({"data_words": stage.in_size if si == 0 else 0,
-                              "program_words": words})
-        out.append(per_stage)
+        words, loaded = program_words(compiled, loaded)
+        out.append([{"data_words": stage.in_size if si == 0 else 0, "program_words": w}
+                    for si, (stage, w) in enumerate(zip(compiled.stages, words, strict=True))])
     return out
 
 

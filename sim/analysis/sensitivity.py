@@ -122,22 +122,15 @@ def _moved(key, value):
     elif kind == "periphery":
         with energy.overridden(periphery={name: value}):
             yield
-    elif kind == "activity":
-        from sim.hw import activity
-        saved = activity.PARAMS[name]
-        activity.PARAMS[name] = dataclasses.replace(saved, value=value)
+    elif kind in ("activity", "chip"):
+        from sim.hw import activity, chip
+        params = (activity if kind == "activity" else chip).PARAMS
+        saved = params[name]
+        params[name] = dataclasses.replace(saved, value=value)
         try:
             yield
         finally:
-            activity.PARAMS[name] = saved
-    elif kind == "chip":
-        from sim.hw import chip
-        saved = chip.PARAMS[name]
-        chip.PARAMS[name] = dataclasses.replace(saved, value=value)
-        try:
-            yield
-        finally:
-            chip.PARAMS[name] = saved
+            params[name] = saved
     elif kind == "sram_scale":
         saved = sram._A
         sram._A = saved * value

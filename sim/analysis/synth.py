@@ -550,6 +550,12 @@ def logic_area_um2(rep: dict) -> float:
     return rep["area_um2"] / PERIPHERY["utilisation"].value
 
 
+def _error(e) -> int:
+    """Print the command's one-line error; exit status 1 for Yosys (SynthError), else 2."""
+    print(f"python -m sim.analysis.synth: error: {e}", file=sys.stderr)
+    return 1 if isinstance(e, SynthError) else 2
+
+
 @interruptible("python -m sim.analysis.synth", "no report was written (files written before are "
                "unchanged)")
 def main(argv=None) -> int:
@@ -593,12 +599,8 @@ def main(argv=None) -> int:
             check_file("--out", path)
             jobs.append((name, cfg, k, path))
         yosys_version()
-    except (ValueError, UserError) as e:
-        print(f"python -m sim.analysis.synth: error: {e}", file=sys.stderr)
-        return 2
-    except SynthError as e:
-        print(f"python -m sim.analysis.synth: error: {e}", file=sys.stderr)
-        return 1
+    except (ValueError, UserError, SynthError) as e:
+        return _error(e)
     for name, cfg, k, path in jobs:
         rep = None if args.force else load_cached(args.out, name, cfg, k)
         if args.only == "blocks":
@@ -662,12 +664,8 @@ def _main_fit(args) -> int:
                             "--validate-at)")
         check_file("--fit-file", args.fit_file)
         tool = yosys_version()
-    except (ValueError, UserError) as e:
-        print(f"python -m sim.analysis.synth: error: {e}", file=sys.stderr)
-        return 2
-    except SynthError as e:
-        print(f"python -m sim.analysis.synth: error: {e}", file=sys.stderr)
-        return 1
+    except (ValueError, UserError, SynthError) as e:
+        return _error(e)
     for name in names:
         cfg = preset(name)
         reps = {}

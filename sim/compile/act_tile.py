@@ -156,23 +156,30 @@ def _fits(geo, rows: int, half: int) -> tuple:
     return c * hs * w, (o + 1) * rows * wq
 
 
-def plan(c, model, plans, shapes, config, fail) -> Plan:
-    """The tiling of every planned compute stage (module docstring); ``c`` is
-    ``sim.compile.compiler``, ``plans`` its planned stages, ``fail(where, msg)``
-    its error. Raises the compiler's CompileError for what is not built and (naming the layer,
-    ``data_words`` and the size that holds one band) for a data memory too small for a band."""
+def _stages(model, plans, shapes, config, fail):
+    """Per planned compute stage: ``(si, pi, route, layer, where, in_shape, out_shape)``;
+    refuses (not built yet) in-memory post-processing first (:func:`plan`, :func:`plan_store`)."""
     from sim.compile import layer_stages as _ls
     layers = model.layers
-    half = config.data_words // 2
-    out = Plan(half)
     if config.postproc == "in_memory":
         fail("the model", NOT_BUILT.format(what="in-memory post-processing (postproc="
                                                  "'in_memory')"))
     for si, (ci, pi, route) in enumerate(plans):
         ly = layers[ci]
-        where = f"layer {ci} ({ly.kind})"
-        in_shape = tuple(shapes[_ls.reads_of(layers, ci) + 1])
-        out_shape = tuple(shapes[(ci if pi is None else pi) + 1])
+        yield (si, pi, route, ly, f"layer {ci} ({ly.kind})",
+               tuple(shapes[_ls.reads_of(layers, ci) + 1]),
+               tuple(shapes[(ci if pi is None else pi) + 1]))
+
+
+def plan(c, model, plans, shapes, config, fail) -> Plan:
+    """The tiling of every planned compute stage (module docstring); ``c`` is
+    ``sim.compile.compiler``, ``plans`` its planned stages, ``fail(where, msg)``
+    its error. Raises the compiler's CompileError for what is not built and (naming the layer,
+    ``data_words`` and the size that holds one band) for a data memory too small for a band."""
+    half = config.data_words // 2
+    out = Plan(half)
+    for si, pi, route, ly, where, in_shape, out_shape in _stages(model, plans, shapes,
+                                                                 config, fail):
         # resident: the input fits its half, and so does the write pointer (the output plus a
         # chunk's start, less than one channel's positions)
         big = (math.prod(in_shape) > half
@@ -457,19 +464,11 @@ def plan_store(c, model, plans, extras, shapes, config, fail) -> Plan:
     planned compute stage and every standalone layer (``extras``); ``c``, ``plans``,
     ``fail`` as :func:`plan`. Refuses (not built yet) lanes layers, in-memory
     post-processing."""
-    from sim.compile import layer_stages as _ls
-    layers = model.layers
     dw = config.data_words
     out = Plan(dw)
     out.store = True
-    if config.postproc == "in_memory":
-        fail("the model", NOT_BUILT.format(what="in-memory post-processing (postproc="
-                                                 "'in_memory')"))
-    for si, (ci, pi, route) in enumerate(plans):
-        ly = layers[ci]
-        where = f"layer {ci} ({ly.kind})"
-        in_shape = tuple(shapes[_ls.reads_of(layers, ci) + 1])
-        out_shape = tuple(shapes[(ci if pi is None else pi) + 1])
+    for si, pi, route, ly, where, in_shape, out_shape in _stages(model, plans, shapes,
+                                                                 config, fail):
         if route.name == "dima_binconv":
             fail(where, NOT_BUILT.format(what=f"a lanes layer (route {route.name}) in a model "
                                               f"with standalone layers or branches"))

@@ -70,7 +70,7 @@ import numpy as np
 from golden.model import Model
 from sim.util import UserError
 
-__all__ = ["MultiMatError", "Segment", "partition", "check_mats", "slices",
+__all__ = ["MultiMatError", "Segment", "program_words", "partition", "check_mats", "slices",
            "compile_partitioned", "count_partitioned", "resident", "reload_cost",
            "broadcast_cost", "BROADCAST"]
 
@@ -266,7 +266,7 @@ def compile_partitioned(model: Model, config, mats, *, subarrays: int | None = N
     return segs, compiled
 
 
-def _program_words(compiled, loaded):
+def program_words(compiled, loaded):
     """Program words the host loads for ``compiled``'s chunks with ``loaded`` the program in
     the instruction memory before (``sim.analysis.report.host_port_words``' rule); returns
     ``(words per stage, the program loaded last)``."""
@@ -407,7 +407,7 @@ def count_partitioned(segs, compiled, *, skipped=None) -> dict:
             if id(comp) not in counted:     # shared by mats of equal slices (counting_only)
                 counted[id(comp)] = count_model(comp, skipped=skipped)
             res = counted[id(comp)]
-            words, loaded[m] = _program_words(comp, loaded[m])
+            words, loaded[m] = program_words(comp, loaded[m])
             data = comp.stages[0].in_size if seg.index == 0 else 0
             est = _mat_estimate(comp, sub, res.counters, data, sum(words))
             if id(comp) not in streams:     # over the shared bus: (its own, shared)

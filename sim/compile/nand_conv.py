@@ -941,6 +941,7 @@ def measure_network(model, config, images, *, subarrays=None) -> dict:
     """
     from golden.model import infer_int
     from sim.compile.compiler import compile_model, propose_config, run_compiled
+    from sim.compile.nand_postproc import check_stages
     from sim.hw.core_model import CoreModel
     from sim.hw.energy import estimate
     images = np.asarray(images)
@@ -958,14 +959,7 @@ def measure_network(model, config, images, *, subarrays=None) -> dict:
         words = int(np.prod(model.input_shape))
         for i, x in enumerate(images):
             res = run_compiled(comp, x, CoreModel(cfg, subarrays=comp.subarrays))
-            for st, y in zip(comp.stages, res.outputs, strict=True):
-                want = np.asarray(trace[st.golden_index])[i].reshape(y.shape)
-                bad = np.flatnonzero(want.reshape(-1) != y.reshape(-1))
-                if bad.size:
-                    j = int(bad[0])
-                    raise ValueError(f"conv_map {cm}: {st.name}, image {i}: output {j} is "
-                                     f"{int(y.reshape(-1)[j])}, golden "
-                                     f"{int(want.reshape(-1)[j])} (seed 001 Fig. 10)")
+            check_stages(comp, res, trace, i, f"conv_map {cm}", "seed 001 Fig. 10")
             _add_counts(tot, res.counters)
             energy += estimate(cfg, res.counters, columns_active=cfg.columns * comp.subarrays,
                                host={"data_words": words}).energy_j

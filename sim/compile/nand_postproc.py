@@ -100,7 +100,7 @@ __all__ = ["requant_words", "requant_program", "requant_cycles", "common_shift",
            "sums_in_program", "sums_in_cycles", "results_out_program", "results_out_cycles",
            "POSTPROC_MODES", "with_postproc", "refuse_in_memory", "Layout", "layout",
            "measure_model", "main", "avg_pool_program", "StageLayout", "stage_layout",
-           "plan_stage"]
+           "plan_stage", "check_stages"]
 
 #: Post-processing modes a configuration can name (``rtl.config.POSTPROC_MODES``).
 POSTPROC_MODES = _MODES
@@ -942,6 +942,20 @@ def _add(total: dict, run) -> None:
 _DATASETS = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits"}
 
 
+def check_stages(compiled, res, trace, image: int, what: str, seed: str) -> None:
+    """Raise ValueError at the first output of ``res`` (a ``run_compiled`` result of image
+    ``image``) that differs from golden's ``trace``, naming ``what`` (the run), the stage, the
+    image, the index, both values and ``seed``."""
+    for st, y in zip(compiled.stages, res.outputs, strict=True):
+        want = np.asarray(trace[st.golden_index])[image].reshape(y.shape)
+        bad = np.flatnonzero(want.reshape(-1) != y.reshape(-1))
+        if bad.size:
+            j = int(bad[0])
+            raise ValueError(f"{what}: {st.name}, image {image}: output {j} is "
+                             f"{int(y.reshape(-1)[j])}, golden {int(want.reshape(-1)[j])} "
+                             f"({seed})")
+
+
 def measure_compiled(model, config, images, *, subarrays: int | None = None) -> dict:
     """Per post-processing mode, the compiled model run on the cycle model
     (``sim.hw.core_model.CoreModel``) for every image of ``images`` (uint8 [N, *input_shape]),
@@ -979,14 +993,7 @@ def measure_compiled(model, config, images, *, subarrays: int | None = None) -> 
         for i, x in enumerate(images):
             cm = CoreModel(cfg, subarrays=compiled.subarrays)
             res = run_compiled(compiled, x, cm)
-            for st, y in zip(compiled.stages, res.outputs, strict=True):
-                want = np.asarray(trace[st.golden_index])[i].reshape(y.shape)
-                bad = np.flatnonzero(want.reshape(-1) != y.reshape(-1))
-                if bad.size:
-                    j = int(bad[0])
-                    raise ValueError(f"postproc {mode}: {st.name}, image {i}: output {j} is "
-                                     f"{int(y.reshape(-1)[j])}, golden "
-                                     f"{int(want.reshape(-1)[j])} (seed 001)")
+            check_stages(compiled, res, trace, i, f"postproc {mode}", "seed 001")
             for k, v in res.counters.items():
                 total[k] = total.get(k, 0) + int(v)
             energy += estimate(cfg, res.counters,
