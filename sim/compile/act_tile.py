@@ -171,6 +171,33 @@ def _stages(model, plans, shapes, config, fail):
                tuple(shapes[(ci if pi is None else pi) + 1]))
 
 
+def _band(c, out, si, ly, in_shape, out_shape, pi, where, config) -> None:
+    """Plan stage ``si`` in bands of as many output rows as fit the whole data memory (input
+    rows with the halo, output and the write pointer's end) into ``out``; a data memory too
+    small for one row is the compiler's message to raise ``data_words``."""
+    dw = config.data_words
+    geo = _geometry(ly, in_shape, out_shape, pi is not None)
+    rows = next((r for r in range(out_shape[1], 0, -1) if sum(_fits(geo, r, dw)) <= dw), 0)
+    if rows == 0:
+        words, ptr = _fits(geo, 1, dw)
+        c._too_small(f"{where}: one band of 1 output row needs {words} data-memory words "
+                     f"for its input rows (with the kernel's halo) and {ptr} for its "
+                     f"output (and the write pointer's end), but data_words is {dw}",
+                     "data_words", words + ptr)
+    hs, bands = _bands(geo, rows)
+    out.bands[si] = (rows, hs, bands)
+    out.patch_region = max(out.patch_region, min(rows, out_shape[1]) * out_shape[2]
+                           * (4 if pi is not None else 1))
+
+
+def _check_patch_region(c, out, config) -> None:
+    """The bands' patch entries must fit the patch table (else raise ``patch_entries``)."""
+    if out.patch_region > config.patch_entries:
+        c._too_small(f"the bands' patch-table region needs {out.patch_region} entries (one "
+                     f"band's patches), but patch_entries is {config.patch_entries}",
+                     "patch_entries", out.patch_region)
+
+
 def plan(c, model, plans, shapes, config, fail) -> Plan:
     """The tiling of every planned compute stage (module docstring); ``c`` is
     ``sim.compile.compiler``, ``plans`` its planned stages, ``fail(where, msg)``
@@ -197,27 +224,8 @@ def plan(c, model, plans, shapes, config, fail) -> Plan:
                          f"into bands, but half the data memory is {half} words (data_words "
                          f"{config.data_words})", "data_words",
                          2 * max(math.prod(in_shape), math.prod(out_shape)))
-        geo = _geometry(ly, in_shape, out_shape, pi is not None)
-        rows = 0
-        for r in range(out_shape[1], 0, -1):
-            words, ptr = _fits(geo, r, half)
-            if words + ptr <= config.data_words:
-                rows = r
-                break
-        if rows == 0:
-            words, ptr = _fits(geo, 1, half)
-            c._too_small(f"{where}: one band of 1 output row needs {words} data-memory words "
-                         f"for its input rows (with the kernel's halo) and {ptr} for its "
-                         f"output (and the write pointer's end), but data_words is "
-                         f"{config.data_words}", "data_words", words + ptr)
-        hs, bands = _bands(geo, rows)
-        out.bands[si] = (rows, hs, bands)
-        out.patch_region = max(out.patch_region, min(rows, out_shape[1]) * out_shape[2]
-                               * (4 if pi is not None else 1))
-    if out.patch_region > config.patch_entries:
-        c._too_small(f"the bands' patch-table region needs {out.patch_region} entries (one "
-                     f"band's patches), but patch_entries is {config.patch_entries}",
-                     "patch_entries", out.patch_region)
+        _band(c, out, si, ly, in_shape, out_shape, pi, where, config)
+    _check_patch_region(c, out, config)
     return out
 
 
@@ -481,22 +489,8 @@ def plan_store(c, model, plans, extras, shapes, config, fail) -> Plan:
                          f"output ({math.prod(out_shape)}) are one patch and can not be split "
                          f"into bands, but data_words is {dw}", "data_words",
                          math.prod(in_shape) + 2 * math.prod(out_shape))
-        geo = _geometry(ly, in_shape, out_shape, pi is not None)
-        rows = next((r for r in range(out_shape[1], 0, -1) if sum(_fits(geo, r, dw)) <= dw), 0)
-        if rows == 0:
-            words, ptr = _fits(geo, 1, dw)
-            c._too_small(f"{where}: one band of 1 output row needs {words} data-memory words "
-                         f"for its input rows (with the kernel's halo) and {ptr} for its "
-                         f"output (and the write pointer's end), but data_words is {dw}",
-                         "data_words", words + ptr)
-        hs, bands = _bands(geo, rows)
-        out.bands[si] = (rows, hs, bands)
-        out.patch_region = max(out.patch_region, min(rows, out_shape[1]) * out_shape[2]
-                               * (4 if pi is not None else 1))
-    if out.patch_region > config.patch_entries:
-        c._too_small(f"the bands' patch-table region needs {out.patch_region} entries (one "
-                     f"band's patches), but patch_entries is {config.patch_entries}",
-                     "patch_entries", out.patch_region)
+        _band(c, out, si, ly, in_shape, out_shape, pi, where, config)
+    _check_patch_region(c, out, config)
     out.units = {li: _unit(c, model, li, config, len(extras)) for li in extras}
     return out
 
