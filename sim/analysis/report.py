@@ -2005,6 +2005,10 @@ def run(args, argv) -> int:
             fit_logic, fit_blocks, _ = load_fit(name, config, compiled.subarrays)
             if fit_logic is not None:
                 logic, blocks = fit_logic, fit_blocks
+        if gates is None and logic is not None:     # the note is about the old estimate only
+            note = (f"{note.split(' (run')[0].split(' was made')[0]}: no textbook gate-count "
+                    "estimate of the periphery to compare (the area's logic is "
+                    f"{(logic.get('fitted') or {}).get('label') or 'the cached Yosys synthesis'})")
         work.append((name, config, compiled, gates, note, logic, blocks))
     reports = []
     for name, config, compiled, gates, note, logic, blocks in work:
