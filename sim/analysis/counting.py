@@ -682,12 +682,25 @@ def main(argv=None) -> int:
 def _multi_mat(args, model, config, name, mat, out, argv) -> int:
     """``--mats M``: the model partitioned over M mats (``sim.analysis.multi_mat``)."""
     from sim.analysis import multi_mat as _mm
-    if args.skip is not None or args.measure is not None:
-        raise UserError("--mats: --skip and --measure are not built yet on several mats")
+    if args.measure is not None:
+        raise UserError("--mats: --measure is not built yet on several mats (give --skip)")
+    skipped = None
+    if args.skip is not None:           # one fraction for every stage of every mat
+        try:
+            skipped = float(args.skip)
+        except ValueError:
+            skipped = -1.0
+        if not 0.0 <= skipped <= 1.0:
+            raise CountError(f"--skip with --mats must be one fraction in [0, 1] (for every "
+                             f"stage of every mat), not {args.skip!r}")
+        if not config.zero_skip:
+            raise CountError(f"--skip: the configuration has no zero skipping (zero_skip is "
+                             f"off; only {', '.join(_zero_skip_presets())} skip)")
     res, _ = _mm.run_printed(model, config, args.mats, args, name,
-                             f"--preset {name} --mat {mat} --mats {args.mats}", subarrays=mat)
+                             f"--preset {name} --mat {mat} --mats {args.mats}", subarrays=mat,
+                             skipped=skipped)
     if out is not None:
-        doc = {"model": model.name, "preset": name, "subarrays": mat,
+        doc = {"model": model.name, "preset": name, "subarrays": mat, "skipped": skipped,
                "command": shlex.join(["python", "-m", "sim.analysis.counting", *argv]),
                **{k: v for k, v in res.items() if k != "segments"},
                "segments": [{k: v for k, v in s.items() if k != "mats"}

@@ -39,10 +39,10 @@ def resolve_model(spec: str):
 
 
 def run(model, config, mats, *, subarrays=None, propose=False, stream_weights=False,
-        tile_activations=False, chip_mats=None) -> dict:
+        tile_activations=False, chip_mats=None, skipped=None) -> dict:
     """Partition ``model`` over ``mats`` mats, compile every slice and count it
-    (``sim.compile.multi_mat.count_partitioned``); adds ``compile_seconds`` and
-    ``count_seconds``."""
+    (``sim.compile.multi_mat.count_partitioned``, ``skipped`` its zero skipping); adds
+    ``compile_seconds`` and ``count_seconds``."""
     from sim.compile import multi_mat as mm
     mats = mm.check_mats(model, mats, chip_mats)
     t0 = time.perf_counter()
@@ -51,16 +51,17 @@ def run(model, config, mats, *, subarrays=None, propose=False, stream_weights=Fa
                                             tile_activations=tile_activations,
                                             counting_only=True)
     t1 = time.perf_counter()
-    res = mm.count_partitioned(segs, compiled)
+    res = mm.count_partitioned(segs, compiled, skipped=skipped)
     res["compile_seconds"] = round(t1 - t0, 3)
     res["count_seconds"] = round(time.perf_counter() - t1, 3)
     res["subarrays"] = compiled[0][0].subarrays
     return res
 
 
-def run_printed(model, config, mats, args, name: str, where: str, *, subarrays=None):
+def run_printed(model, config, mats, args, name: str, where: str, *, subarrays=None,
+                skipped=None):
     """:func:`run` with the options of ``args`` (``propose``, ``stream_weights``,
-    ``tile_activations``) at the preset's chip (``sim.hw.chip.organisation``), its result
+    ``tile_activations``) and ``skipped`` at the preset's chip (``sim.hw.chip.organisation``), its result
     printed; a model that does not compile is a UserError starting with ``where`` (the options
     the user gave). Returns ``(result, the chip's mats)``."""
     from sim.compile.compiler import CompileError
@@ -69,7 +70,7 @@ def run_printed(model, config, mats, args, name: str, where: str, *, subarrays=N
     try:
         res = run(model, config, mats, subarrays=subarrays, propose=args.propose,
                   stream_weights=args.stream_weights,
-                  tile_activations=args.tile_activations, chip_mats=chip)
+                  tile_activations=args.tile_activations, chip_mats=chip, skipped=skipped)
     except CompileError as e:
         raise UserError(f"{where}: model {model.name!r} does not compile: {e}") from None
     of = f" of {subarrays} subarrays" if subarrays else ""
