@@ -31,6 +31,18 @@ def _diff(got: dict, want: dict) -> dict:
     return {k: (got.get(k), want[k]) for k in want if got.get(k) != want[k]}
 
 
+def _one_mat_is_the_single_mat(model, config, **kw):
+    """M = 1: cycles, every counter, ops and energy of ``sim.analysis.multi_mat.run`` == the
+    whole model compiled as one program and counted; returns the run."""
+    whole = count_model(compile_model(model, config), model, **kw)
+    res = amm.run(model, config, 1, **kw)
+    assert res["counters"] == whole.counters
+    assert res["ops"] == whole.ops
+    assert res["cycles"] == whole.estimate["cycles"]
+    assert res["energy_j"] == pytest.approx(whole.estimate["energy_j"], rel=1e-12)
+    return res
+
+
 def _check_partition(model, config, mats, x, *, subarrays=None, where=""):
     """Every mat's slice of every segment on the cycle model: outputs == golden's channels,
     their concatenation == golden's segment output, counters == the counting mode's."""
@@ -116,12 +128,7 @@ def test_one_mat_is_the_single_mat(preset_name, name):
     and counted (no broadcast: the activations stay in the mat)."""
     model = load_model(bundled_model_path(name))
     config = preset(preset_name)
-    whole = count_model(compile_model(model, config), model)
-    res = amm.run(model, config, 1)
-    assert res["counters"] == whole.counters
-    assert res["cycles"] == whole.estimate["cycles"]
-    assert res["ops"] == whole.ops
-    assert res["energy_j"] == pytest.approx(whole.estimate["energy_j"], rel=1e-12)
+    res = _one_mat_is_the_single_mat(model, config)
     assert all(s["broadcast"]["cycles"] == 0 for s in res["segments"])
 
 
@@ -328,12 +335,7 @@ def test_grouped_one_mat_is_the_single_mat():
     x = rng.integers(0, 256, (1, 3, 12, 12), dtype=np.uint8)
     model = _grouped_model(_DS_SPEC, (3, 12, 12), rng, x)
     config = _small_config()
-    whole = count_model(compile_model(model, config), model)
-    res = amm.run(model, config, 1)
-    assert res["counters"] == whole.counters
-    assert res["ops"] == whole.ops
-    assert res["cycles"] == whole.estimate["cycles"]
-    assert res["energy_j"] == pytest.approx(whole.estimate["energy_j"], rel=1e-12)
+    _one_mat_is_the_single_mat(model, config)
 
 
 def test_grouped_mats_bounded_by_groups():
@@ -416,12 +418,7 @@ def test_residual_one_mat_is_the_single_mat(name):
     compiled as one program (its own data layout) and counted."""
     model, _ = _residual(name, SEED)
     config = _small_config()
-    whole = count_model(compile_model(model, config), model)
-    res = amm.run(model, config, 1)
-    assert res["counters"] == whole.counters
-    assert res["ops"] == whole.ops
-    assert res["cycles"] == whole.estimate["cycles"]
-    assert res["energy_j"] == pytest.approx(whole.estimate["energy_j"], rel=1e-12)
+    _one_mat_is_the_single_mat(model, config)
 
 
 def test_kept_tensors_need_data_words():
@@ -438,6 +435,8 @@ def test_kept_tensors_need_data_words():
     need = e.value.size
     _check_partition(model, dataclasses.replace(small, data_words=need), 2, x[0],
                      where="projection at the data_words asked for")
+    _, comp = mm.compile_partitioned(model, small, 2, propose=True)    # raised to one size
+    assert {c.config.data_words for row in comp for c in row} == {need}
 
 
 def test_zero_skipping_measured_on_several_mats():
@@ -462,10 +461,7 @@ def test_skip_fraction_one_mat_is_the_single_mat(fraction):
     """--skip F with --mats 1 == the single mat's count with F; more skipped, fewer cycles."""
     model = load_model(bundled_model_path("fashion_addernet"))
     config = preset("jeit_stt")
-    whole = count_model(compile_model(model, config), model, skipped=fraction)
-    res = amm.run(model, config, 1, skipped=fraction)
-    assert res["counters"] == whole.counters and res["cycles"] == whole.estimate["cycles"]
-    assert res["energy_j"] == pytest.approx(whole.estimate["energy_j"], rel=1e-12)
+    _one_mat_is_the_single_mat(model, config, skipped=fraction)
     two = amm.run(model, config, 2, skipped=fraction)
     none = amm.run(model, config, 2)
     assert (two["cycles"] < none["cycles"]) == (fraction > 0)
@@ -486,3 +482,15 @@ def test_cli_skip_with_mats(capsys):
         assert err.count("\n") == 0 and want in err, err
     assert counting.main(["--model", "fashion_addernet", "--mats", "2", "--skip", "0.5"]) == 2
     assert "no zero skipping" in capsys.readouterr().err
+
+
+def test_kept_tensors_with_tiled_activations_refused():
+    """Tensors kept for later layers and a slice with tiled activations: one line, not built
+    yet (they would live in the chip's activation store)."""
+    model, _ = _residual("projection", SEED)
+    config = dataclasses.replace(_small_config(), data_words=128)
+    with pytest.raises(mm.MultiMatError) as e:
+        mm.compile_partitioned(model, config, 2, tile_activations=True)
+    msg = str(e.value)
+    assert "\n" not in msg and "activations tiled" in msg and "layers [0, 1]" in msg
+    assert "not built yet" in msg

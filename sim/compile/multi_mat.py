@@ -50,9 +50,10 @@ the add reading its main path twice (a valid one-input model of the same shapes,
 program, tables and counters), then the add's shortcut terms in the offset table are pointed at
 the kept tensor's channels (:func:`_relocate`): the slice run on the cycle model with the kept
 tensors in its data memory equals golden (``tests/test_multi_mat.py``). Not built yet (a one-line
-MultiMatError): an add with its shortcut from another segment in a slice whose activations are
-tiled (``sim.compile.act_tile``), an add right after a flatten or before the first compute
-layer, ``bin_gconv2d`` (seed 002's lanes).
+MultiMatError): kept tensors in a model any of whose slices has its activations tiled
+(``sim.compile.act_tile``: the tensors would live in the chip's activation store, and an add
+would read its shortcut's bands from there), an add right after a flatten or before the first
+compute layer, ``bin_gconv2d`` (seed 002's lanes).
 
 A mat's slice is not a network of its own (golden's format wants a ``logits`` last layer; a
 slice of a hidden layer ends in ``requant``), so it is a ``golden.model.Model`` built directly,
@@ -347,6 +348,9 @@ def compile_partitioned(model: Model, config, mats, *, subarrays: int | None = N
     weight values (which go into the weight buffer and the requant table only;
     ``tests/test_multi_mat.py`` checks the counts equal), so the counting mode compiles at most
     two slices per segment. Not for running the slices: the others' weights are not in it.
+    With tensors kept for later layers (:func:`kept`) and ``propose``, every slice is compiled
+    for one data-memory size that holds its own words and the kept tensors (raised and
+    recompiled until it does).
 
     Raises
     ------
@@ -357,29 +361,45 @@ def compile_partitioned(model: Model, config, mats, *, subarrays: int | None = N
     """
     from sim.compile.compiler import CompileError, compile_model, propose_config
     segs = partition(model, mats)
+
+    def one(seg, m, cfg):
+        try:
+            if propose:
+                cfg = propose_config(seg.models[m], cfg, subarrays=subarrays,
+                                     stream_weights=stream_weights,
+                                     tile_activations=tile_activations)
+            return compile_model(seg.models[m], cfg, subarrays=subarrays,
+                                 stream_weights=stream_weights,
+                                 tile_activations=tile_activations)
+        except CompileError as e:
+            raise CompileError(f"{_where(seg, m)}: {e}") from None
+
     compiled = []
     for seg in segs:
         row, seen = [], {}
-        for m, sub in enumerate(seg.models):
+        for m in range(len(seg.models)):
             width = seg.slices[m][1] - seg.slices[m][0]
-            if counting_only and width in seen:
-                row.append(seen[width])
-                continue
-            cfg = config
-            try:
-                if propose:
-                    cfg = propose_config(sub, config, subarrays=subarrays,
-                                         stream_weights=stream_weights,
-                                         tile_activations=tile_activations)
-                row.append(compile_model(sub, cfg, subarrays=subarrays,
-                                         stream_weights=stream_weights,
-                                         tile_activations=tile_activations))
-                seen[width] = row[-1]
-            except CompileError as e:
-                raise CompileError(f"{_where(seg, m)}: {e}") from None
+            if not (counting_only and width in seen):
+                seen[width] = one(seg, m, config)
+            row.append(seen[width])
         compiled.append(row)
-    _place_kept(segs, compiled, config.data_words)
-    return segs, compiled
+    words = max(c.config.data_words for row in compiled for c in row)
+    while True:     # propose: one data-memory size for every mat, holding the kept tensors
+        if propose and kept(segs):
+            redo = {}
+            for seg, row in zip(segs, compiled, strict=True):
+                for m, c in enumerate(row):
+                    if c.config.data_words < words:
+                        if id(c) not in redo:
+                            redo[id(c)] = one(seg, m, replace(config, data_words=words))
+                        row[m] = redo[id(c)]
+        try:
+            _place_kept(segs, compiled, words)
+            return segs, compiled
+        except CompileError as e:
+            if not propose or getattr(e, "field", None) != "data_words" or e.size is None:
+                raise
+            words = e.size
 
 
 def _where(seg, m: int) -> str:
@@ -430,27 +450,31 @@ def _place_kept(segs, compiled, data_words: int) -> None:
                 top = top2 + w2
         placed[t] = (first, last, top, words)
     base = {t: data_words - top - words for t, (_, _, top, words) in placed.items()}
-    done = set()
+    for seg, row in zip(segs, compiled, strict=True):
+        for m, comp in enumerate(row):
+            if placed and _at.cost(comp)["words"]:
+                raise MultiMatError(f"--mats: {_where(seg, m)} has its activations tiled "
+                                    f"(sim.compile.act_tile) and the model keeps tensors for "
+                                    f"later layers (layers {sorted(placed)}: a branch's input "
+                                    f"or an add's shortcut): not built yet on several mats")
     for seg, row in zip(segs, compiled, strict=True):
         seg.keeps = {t: base[t] for t, (f, l, _, _) in placed.items() if f <= seg.index <= l}
-        live = list(seg.keeps.values())
+        low = min(seg.keeps.values(), default=None)
         for m, comp in enumerate(row):
-            if id(comp) in done:
-                continue
-            done.add(id(comp))
             own = _extent(comp)
-            if live and (own > min(live) or min(live) < 0):
-                need = own + data_words - min(live)
+            if low is not None and (own > low or low < 0):
+                need = own + data_words - low
                 _too_small(f"{_where(seg, m)}: its {own} data-memory words and the "
-                           f"{data_words - min(live)} words of the tensors the mats keep for "
+                           f"{data_words - low} words of the tensors the mats keep for "
                            f"later layers need {need}, but data_words is {data_words}",
                            "data_words", need)
-            if seg.shortcuts and _at.cost(comp)["words"]:
-                raise MultiMatError(f"--mats: {_where(seg, m)}: an add with its shortcut from "
-                                    f"an earlier segment and tiled activations: not built yet "
-                                    f"on several mats")
-            for j, src in seg.shortcuts:
-                _relocate(comp, j, base[src], seg.slices[m][0], 1 << OFFSET_BITS)
+    done = set()
+    for seg, row in zip(segs, compiled, strict=True):
+        for m, comp in enumerate(row):
+            if id(comp) not in done:    # (a slice shared by equal widths: counting only)
+                done.add(id(comp))
+                for j, src in seg.shortcuts:
+                    _relocate(comp, j, base[src], seg.slices[m][0], 1 << OFFSET_BITS)
 
 
 def _relocate(comp, j: int, base: int, lo: int, mod: int) -> None:
