@@ -369,7 +369,8 @@ def test_branches(mats):
 #: Residual networks (tests.layer_models): a projection block (the 1x1 stride-2 projection, the
 #: branch's first convolution reading the block input, an add of the projection) with a global
 #: pool; an identity block after a standalone pool (its shortcut the pool's output, which is
-#: also the next segment's input); an add of the model input.
+#: also the next segment's input); a tensor read as a shortcut and then by a branch; an add of
+#: the model input.
 _RESIDUAL = {
     "projection": ((2, 8, 8), [
         ("conv", "mul_conv2d", 4, 3, 1, 1), ("conv", "adder_conv2d", 6, 1, 2, 0),
@@ -379,6 +380,9 @@ _RESIDUAL = {
         ("conv", "adder_conv2d", 4, 5, 2, 2), ("pool", "max", 2, 1),
         ("conv", "mul_conv2d", 4, 3, 1, 1), ("conv", "adder_conv2d", 4, 3, 1, 1), ("add", 2),
         ("flatten",), ("linear", "adder_linear", 3)]),
+    "shortcut_then_branch": ((2, 6, 6), [
+        ("conv", "mul_conv2d", 3, 3, 1, 1), ("conv", "adder_conv2d", 3, 3, 1, 1), ("add", 1),
+        ("conv", "mul_conv2d", 4, 3, 2, 1, 0), ("flatten",), ("linear", "mul_linear", 3)]),
     "input_shortcut": ((3, 6, 6), [
         ("conv", "mul_conv2d", 3, 3, 1, 1), ("add", -1), ("pool", "max", 3, 3), ("flatten",),
         ("linear", "mul_linear", 3)]),
@@ -406,6 +410,8 @@ def test_residual(name, mats):
                            {0: (1, 2, 256), 1: (2, 3, 96)}),
             "identity": ([((0, 1), -1, ()), ((2,), 1, ()), ((3, 4), 2, ((1, 1),)),
                           ((5, 6), 4, ())], {1: (1, 2, 100)}),  # 4 x 5 x 5
+            "shortcut_then_branch": ([((0,), -1, ()), ((1, 2), 0, ((1, 0),)), ((3,), 0, ()),
+                                      ((4, 5), 3, ())], {0: (1, 2, 108)}),   # kept to its last
             "input_shortcut": ([((0, 1, 2), -1, ((1, -1),)), ((3, 4), 2, ())],
                                {-1: (0, 0, 108)})}[name]
     assert [(s.layers, s.reads, s.shortcuts) for s in segs] == want[0]

@@ -413,15 +413,12 @@ def kept(segs) -> dict:
     words)}``: an add's shortcut from an earlier segment, a branch's input."""
     made = {seg.last: seg.index for seg in segs}
     shape = {seg.last: seg.out_shape for seg in segs}
-    shape[-1] = segs[0].in_shape if segs[0].in_slices is None else (
-        sum(hi - lo for lo, hi in segs[0].in_slices), *segs[0].in_shape[1:])
-    reads: dict = {}
-    for seg in segs[1:]:
-        if seg.reads != segs[seg.index - 1].last:           # a branch
-            reads[seg.reads] = seg.index
+    shape[-1] = segs[0].in_shape                            # the whole image
+    reads: dict = {}                                        # tensor -> its last reader
     for seg in segs:
-        for _, src in seg.shortcuts:
-            reads[src] = seg.index
+        branch = seg.index and seg.reads != segs[seg.index - 1].last
+        for src in ([seg.reads] if branch else []) + [src for _, src in seg.shortcuts]:
+            reads[src] = max(reads.get(src, 0), seg.index)
     return {t: (made.get(t, -1) + 1, last, math.prod(shape[t])) for t, last in reads.items()}
 
 
