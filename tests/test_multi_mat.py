@@ -328,6 +328,19 @@ def test_grouped_and_pool_first(mats):
                     "weight"].shape[1]
 
 
+@pytest.mark.parametrize("mats", [1, 3])
+def test_pool_before_a_depthwise_first_layer(mats):
+    """A pool before a depthwise first layer: each mat pools only its groups' channels."""
+    rng = np.random.default_rng(SEED + mats)
+    x = rng.integers(0, 256, (1, 3, 8, 8), dtype=np.uint8)
+    model = _grouped_model([("pool", "avg", 2, 2), ("gconv", "adder_gconv2d", 3, 3, 1, 1, 3),
+                            ("flatten",), ("linear", "mul_linear", 3)], (3, 8, 8), rng, x)
+    segs = _check_partition(model, _small_config(), mats, x[0], where=f"pool-first dw M={mats}")
+    assert segs[0].layers == (0, 1) and segs[0].in_slices == mm.slices(3, mats)
+    assert [sub.input_shape for sub in segs[0].models] == [(hi - lo, 8, 8)
+                                                           for lo, hi in segs[0].in_slices]
+
+
 def test_grouped_one_mat_is_the_single_mat():
     """M = 1 on the depthwise-separable network: cycles, every counter, ops and energy == the
     whole model compiled as one program and counted."""
@@ -488,6 +501,11 @@ def test_cli_skip_with_mats(capsys):
         assert err.count("\n") == 0 and want in err, err
     assert counting.main(["--model", "fashion_addernet", "--mats", "2", "--skip", "0.5"]) == 2
     assert "no zero skipping" in capsys.readouterr().err
+    assert amm.main(["--model", "fashion_addernet", "--preset", "jeit_stt", "--mats", "1,2",
+                     "--skip", "1"]) == 0
+    assert "| jeit_stt | 2 |" in capsys.readouterr().out
+    assert amm.main(["--model", "fashion_addernet", "--mats", "2", "--skip", "x"]) == 2
+    assert "--skip with --mats must be one fraction" in capsys.readouterr().err
 
 
 def test_kept_tensors_with_tiled_activations_refused():

@@ -684,18 +684,7 @@ def _multi_mat(args, model, config, name, mat, out, argv) -> int:
     from sim.analysis import multi_mat as _mm
     if args.measure is not None:
         raise UserError("--mats: --measure is not built yet on several mats (give --skip)")
-    skipped = None
-    if args.skip is not None:           # one fraction for every stage of every mat
-        try:
-            skipped = float(args.skip)
-        except ValueError:
-            skipped = -1.0
-        if not 0.0 <= skipped <= 1.0:
-            raise CountError(f"--skip with --mats must be one fraction in [0, 1] (for every "
-                             f"stage of every mat), not {args.skip!r}")
-        if not config.zero_skip:
-            raise CountError(f"--skip: the configuration has no zero skipping (zero_skip is "
-                             f"off; only {', '.join(_zero_skip_presets())} skip)")
+    skipped = _mm.parse_skip(args.skip, config)     # one fraction: every stage of every mat
     res, _ = _mm.run_printed(model, config, args.mats, args, name,
                              f"--preset {name} --mat {mat} --mats {args.mats}", subarrays=mat,
                              skipped=skipped)

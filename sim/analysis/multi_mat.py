@@ -20,7 +20,7 @@ import time
 from rtl.outputs import check_file, interruptible, json_text, write_files
 from sim.util import UserError
 
-__all__ = ["resolve_model", "run", "run_printed", "table", "main"]
+__all__ = ["resolve_model", "run", "run_printed", "parse_skip", "table", "main"]
 
 
 def resolve_model(spec: str):
@@ -95,6 +95,26 @@ def table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def parse_skip(text, config):
+    """``--skip`` with ``--mats``: None, or one fraction in [0, 1] of tile dots skipped for
+    every stage of every mat on a configuration with zero skipping; else a one-line
+    UserError."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"--skip with --mats must be one fraction in [0, 1] (for every stage "
+                        f"of every mat), not {text!r}")
+    if not config.zero_skip:
+        from sim.analysis.counting import _zero_skip_presets
+        raise UserError(f"--skip: the configuration has no zero skipping (zero_skip is off; "
+                        f"only {', '.join(_zero_skip_presets())} skip)")
+    return value
+
+
 def _mats_list(text: str) -> list:
     try:
         vals = [int(v) for v in text.split(",")]
@@ -118,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="raise every size each slice needs (propose_config)")
     p.add_argument("--stream-weights", action="store_true", help="as sim.analysis.counting")
     p.add_argument("--tile-activations", action="store_true", help="as sim.analysis.counting")
+    p.add_argument("--skip", default=None, metavar="F",
+                   help="zero skipping: the fraction of tile dots skipped in every stage of "
+                   "every mat (presets with zero skipping only); default none skipped")
     from sim.config_file import add_size_options
     add_size_options(p)
     p.add_argument("--json", default=None, help="write the rows as JSON to this path")
@@ -143,10 +166,11 @@ def main(argv=None) -> int:
             name, config = resolve_config(
                 preset_name=name, config_file=args.config,
                 sizes={f: getattr(args, f) for f in SIZE_FIELDS})
+            skipped = parse_skip(args.skip, config)
             for m in mats:
                 with budget():
                     res, chip = run_printed(model, config, m, args, name,
-                                            f"--preset {name} --mats {m}")
+                                            f"--preset {name} --mats {m}", skipped=skipped)
                 rows.append({"model": model.name, "preset": name, "mats": m,
                              "chip_mats": chip, **{k: res[k] for k in (
                                  "cycles", "latency_s", "energy_j", "ops", "gops",
