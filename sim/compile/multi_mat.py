@@ -423,10 +423,11 @@ def kept(segs) -> dict:
 
 
 def _extent(comp) -> int:
-    """Data-memory words a compiled slice uses from 0: the end of its stages' inputs and
-    outputs, and of every chunk's write-pointer steps."""
+    """Data-memory words a compiled slice uses from 0: the end of its stages' inputs and of
+    every chunk's write-pointer steps (from the base of the chunk's own view: a standalone
+    max pool's passes write into scratch tensors, ``sim.compile.layer_stages``)."""
     return max(max(st.in_base + st.in_size,
-                   max(st.out_base + ch.out_start for ch in st.chunks) + st.out_size)
+                   *(ch.stage.out_base + ch.out_start + ch.stage.out_size for ch in st.chunks))
                for st in comp.stages)
 
 
