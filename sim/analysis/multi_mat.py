@@ -62,8 +62,8 @@ def run_printed(model, config, mats, args, name: str, where: str, *, subarrays=N
                 skipped=None):
     """:func:`run` with the options of ``args`` (``propose``, ``stream_weights``,
     ``tile_activations``) and ``skipped`` at the preset's chip (``sim.hw.chip.organisation``),
-    its result printed; a model that does not compile is a UserError starting with ``where`` (the options
-    the user gave). Returns ``(result, the chip's mats)``."""
+    its result printed; a model that does not compile is a UserError starting with ``where``
+    (the options the user gave). Returns ``(result, the chip's mats)``."""
     from sim.compile.compiler import CompileError
     from sim.hw.chip import organisation
     chip = organisation(config, subarrays or config.subarrays_per_mat)["mats"]
