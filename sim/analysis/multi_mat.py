@@ -5,7 +5,8 @@ slice per mat, all mats in parallel, each stage's output broadcast to every mat;
 
 The model is a bundled model, a ``.npz`` file or ``refnet:NAME``, a random-weight reference
 network of ``sim.analysis.reference_nets`` (e.g. ``refnet:vgg11``). The mat counts are checked
-against the model (at most the narrowest compute layer's output channels) and the preset's chip
+against the model (at most the narrowest compute layer's output channels, or groups for a
+grouped convolution) and the preset's chip
 (at most its mats, ``sim.hw.chip.organisation``).
 """
 
