@@ -13,14 +13,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from golden.model import Layer, bundled_model_path, infer_int, load_model
+from golden import layers as gl
+from golden.model import (Layer, bundled_model_path, infer_int, layer_forward_int, load_model,
+                          make_model)
 from rtl.config import preset
 from sim.analysis import counting, multi_mat as amm
 from sim.analysis.counting import count_model
 from sim.compile import multi_mat as mm
 from sim.compile.compiler import compile_model, run_compiled
 from sim.hw.core_model import CoreModel
-from tests.layer_models import random_model
+from tests.layer_models import _float, fit_requant, random_model
 
 SEED = 20261130
 
@@ -29,20 +31,36 @@ def _diff(got: dict, want: dict) -> dict:
     return {k: (got.get(k), want[k]) for k in want if got.get(k) != want[k]}
 
 
+def _one_mat_is_the_single_mat(model, config, **kw):
+    """M = 1: cycles, every counter, ops and energy of ``sim.analysis.multi_mat.run`` == the
+    whole model compiled as one program and counted; returns the run."""
+    whole = count_model(compile_model(model, config), model, **kw)
+    res = amm.run(model, config, 1, **kw)
+    assert res["counters"] == whole.counters
+    assert res["ops"] == whole.ops
+    assert res["cycles"] == whole.estimate["cycles"]
+    assert res["energy_j"] == pytest.approx(whole.estimate["energy_j"], rel=1e-12)
+    return res
+
+
 def _check_partition(model, config, mats, x, *, subarrays=None, where=""):
     """Every mat's slice of every segment on the cycle model: outputs == golden's channels,
     their concatenation == golden's segment output, counters == the counting mode's."""
     segs, compiled = mm.compile_partitioned(model, config, mats, subarrays=subarrays)
     trace = infer_int(model, x[None], trace=True)
-    res = mm.count_partitioned(segs, compiled) if not config.zero_skip else None
+    runs = []                           # per segment, per mat: the cycle model's run
     for seg, row in zip(segs, compiled, strict=True):
-        first = seg.layers[0]
-        x_in = (x if first == 0 else trace[first - 1][0]).astype(np.uint8)
+        x_in = (x if seg.reads < 0 else trace[seg.reads][0]).astype(np.uint8)
+        ins = seg.in_slices or [(0, len(x_in))] * len(seg.slices)
         want = trace[seg.last][0]
         parts = []
         for m, (comp, (lo, hi)) in enumerate(zip(row, seg.slices, strict=True)):
             w = f"{where} seed {SEED} segment {seg.index} mat {m} channels {lo}..{hi - 1}"
-            r = run_compiled(comp, x_in, CoreModel(comp.config, subarrays=comp.subarrays))
+            core = CoreModel(comp.config, subarrays=comp.subarrays)
+            for t, base in seg.keeps.items():   # the tensors kept for later layers
+                for i, v in enumerate((x if t < 0 else trace[t][0]).reshape(-1).tolist()):
+                    core.write_dmem(base + i, int(v))
+            r = run_compiled(comp, x_in[ins[m][0]:ins[m][1]], core)
             got = np.asarray(r.outputs[-1]).reshape(hi - lo, *want.shape[1:])
             bad = np.argwhere(got != want[lo:hi])
             assert not len(bad), (f"{w}: index {tuple(bad[0])}: mat {got[tuple(bad[0])]} != "
@@ -54,11 +72,18 @@ def _check_partition(model, config, mats, x, *, subarrays=None, where=""):
             for si, (cs, rs) in enumerate(zip(c.stages, r.stages, strict=True)):
                 d = _diff(cs.counters, rs.micro_ops)
                 assert not d, f"{w} stage {si}: counting mode != cycle model: {d}"
-            if res is not None:         # the partitioned count's own counters, per mat
-                d = _diff(res["segments"][seg.index]["mats"][m]["counters"], r.counters)
-                assert not d, f"{w}: count_partitioned != cycle model: {d}"
+            runs.append((seg.index, m, r, skipped, w))
         whole = np.concatenate(parts, axis=0)
         assert np.array_equal(whole, want), f"{where} segment {seg.index}: concatenation != golden"
+    measured = None                     # zero skipping: the dots each mat's stages skipped
+    if config.zero_skip:
+        measured = [[None] * len(seg.slices) for seg in segs]
+        for si, m, _, skipped, _ in runs:
+            measured[si][m] = skipped
+    res = mm.count_partitioned(segs, compiled, skipped=measured)
+    for si, m, r, _, w in runs:         # the partitioned count's own counters, per mat
+        d = _diff(res["segments"][si]["mats"][m]["counters"], r.counters)
+        assert not d, f"{w}: count_partitioned != cycle model: {d}"
     return segs
 
 
@@ -103,12 +128,7 @@ def test_one_mat_is_the_single_mat(preset_name, name):
     and counted (no broadcast: the activations stay in the mat)."""
     model = load_model(bundled_model_path(name))
     config = preset(preset_name)
-    whole = count_model(compile_model(model, config), model)
-    res = amm.run(model, config, 1)
-    assert res["counters"] == whole.counters
-    assert res["cycles"] == whole.estimate["cycles"]
-    assert res["ops"] == whole.ops
-    assert res["energy_j"] == pytest.approx(whole.estimate["energy_j"], rel=1e-12)
+    res = _one_mat_is_the_single_mat(model, config)
     assert all(s["broadcast"]["cycles"] == 0 for s in res["segments"])
 
 
@@ -140,16 +160,23 @@ def test_bad_mats(bad):
 
 
 def test_not_built_yet():
+    """An add whose shortcut is inside another segment (a convolution's output before its
+    pool: never broadcast) is refused in one line; so is a branch reading such a tensor."""
     rng = np.random.default_rng(SEED)
     x = rng.integers(0, 256, (1, 2, 6, 6), dtype=np.uint8)
-    model = random_model([("conv", "adder_conv2d", 2, 3, 1, 1), ("add", -1), ("flatten",),
+    model = random_model([("conv", "adder_conv2d", 3, 3, 1, 1), ("pool", "max", 1, 1),
+                          ("conv", "mul_conv2d", 3, 3, 1, 1), ("add", 2), ("flatten",),
                           ("linear", "mul_linear", 3)], (2, 6, 6), rng, x)
-    with pytest.raises(mm.MultiMatError, match=r"layer 1 \(add\): not built yet"):
+    with pytest.raises(mm.MultiMatError, match=r"layer 3 \(add\) reads as its shortcut the "
+                                               r"output of layer 0 \(adder_conv2d\), which is "
+                                               r"inside a segment"):
         mm.partition(model, 2)
-    pool_first = dataclasses.replace(model, layers=(Layer("max_pool2d", "", {
-        "kernel": 2, "stride": 2}),) + model.layers[:1])
-    with pytest.raises(mm.MultiMatError, match="before the first compute layer"):
-        mm.partition(pool_first, 1)
+    model = random_model([("conv", "adder_conv2d", 3, 3, 1, 1), ("pool", "max", 1, 1),
+                          ("conv", "mul_conv2d", 3, 3, 1, 1, 0), ("flatten",),
+                          ("linear", "mul_linear", 3)], (2, 6, 6), rng, x)
+    with pytest.raises(mm.MultiMatError, match=r"segment 1 \(layers \[2\]\) reads as its "
+                                               r"input the output of layer 0"):
+        mm.partition(model, 1)
 
 
 def test_cli(capsys, tmp_path):
@@ -220,3 +247,274 @@ def test_tiled_activations_load_bands_once_per_slice_width():
         assert s["cycles"] == (max(s["mat_cycles"]) + s["shared_cycles"]
                                + sum(s["stream_cycles"]) + s["broadcast"]["cycles"])
     assert tiled > 0
+
+
+def _grouped_model(spec, in_shape, rng, x):
+    """A validated model of ``spec``: ``("conv", kind, out, k, stride, pad)``, ``("gconv",
+    kind, out, k, stride, pad, groups)`` (golden's format-2 grouped kinds; depthwise: groups =
+    the input channels), ``("pool", "max" | "avg", k, stride)``, ``("gap",)``, ``("flatten",)``,
+    ``("linear", kind, out)`` (the last: logits); each requantization fitted to ``x``."""
+    layers, cur = [], x
+    for item in spec:
+        tag = item[0]
+        if tag in ("conv", "gconv"):
+            _, kind, out, k, st, pad = item[:6]
+            g = item[6] if tag == "gconv" else 1
+            shape = (out, cur.shape[1] // g, k, k)
+            adder = kind.startswith("adder")
+            w = (rng.integers(0, 256, shape).astype(np.uint8) if adder
+                 else rng.integers(-128, 128, shape).astype(np.int8))
+            acc = (gl.adder_conv2d if adder else gl.mul_conv2d)(cur, w, stride=st, padding=pad,
+                                                                 groups=g)
+            m, b, sh = fit_requant(acc, rng)
+            p = dict(weight=w, stride=st, padding=pad, rq_mult=m, rq_bias=b, rq_shift=sh)
+            if tag == "gconv":
+                p.update(groups=g, pad_value=0)
+            ly = Layer(kind, "requant", p, _float(w, out))
+        elif tag == "pool":
+            ly = Layer(f"{item[1]}_pool2d", "", {"kernel": item[2], "stride": item[3]})
+        elif tag in ("gap", "flatten"):
+            ly = Layer("global_avg_pool2d" if tag == "gap" else "flatten")
+        else:
+            _, kind, out = item
+            w = rng.integers(-128, 128, (out, int(np.prod(cur.shape[1:])))).astype(np.int8)
+            ly = Layer(kind, "logits", dict(weight=w, bias=rng.integers(-99, 99, out)
+                                            .astype(np.int32)),
+                       dict(weight=w.astype(np.float32), bias=np.zeros(out, np.float32)))
+        layers.append(ly)
+        cur = layer_forward_int(ly, cur)
+    return make_model(name="grouped", input_shape=in_shape, input_scale=1 / 255,
+                      class_names=[str(j) for j in range(cur.shape[1])], layers=layers)
+
+
+#: A depthwise-separable network: a pool before the first compute layer, a 3x3 convolution,
+#: a 3x3 depthwise (groups = 6) and a 1x1 pointwise layer with a fused pool, a grouped
+#: convolution of 4 groups of 2 channels with stride 2, a global pool and a linear layer.
+_DS_SPEC = [("pool", "max", 2, 1), ("conv", "mul_conv2d", 6, 3, 1, 1),
+            ("gconv", "adder_gconv2d", 6, 3, 1, 1, 6), ("conv", "adder_conv2d", 8, 1, 1, 0),
+            ("pool", "max", 2, 2), ("gconv", "mul_gconv2d", 8, 3, 2, 1, 4), ("gap",),
+            ("flatten",), ("linear", "mul_linear", 3)]
+
+
+def _small_config():
+    return dataclasses.replace(preset("nand_spin"), rows=128, columns=32, subarrays_per_mat=2,
+                               mats=32)
+
+
+@pytest.mark.parametrize("mats", [1, 2, 3])
+def test_grouped_and_pool_first(mats):
+    """Grouped / depthwise layers sliced by whole groups (mat m reads only its groups' input
+    channels; M = 3: uneven, 2 + 2 + 2 of the depthwise layer's 6 groups but 2 + 1 + 1 of the
+    4-group layer's) and a pool before the first compute layer (every mat pools the whole
+    input): every mat's slice == golden's channels, the concatenation == golden's, the
+    counting mode == the cycle model, counter for counter."""
+    rng = np.random.default_rng(SEED + 10 * mats)
+    x = rng.integers(0, 256, (1, 3, 12, 12), dtype=np.uint8)
+    model = _grouped_model(_DS_SPEC, (3, 12, 12), rng, x)
+    segs = _check_partition(model, _small_config(), mats, x[0],
+                            where=f"depthwise-separable M={mats}")
+    assert [s.layers for s in segs] == [(0, 1), (2,), (3, 4), (5, 6), (7, 8)]
+    assert segs[0].in_slices is None and segs[2].in_slices is None
+    dw, g4 = mm.slices(6, mats), mm.slices(4, mats)
+    assert segs[1].in_slices == dw and segs[1].slices == dw             # 1 channel per group
+    assert segs[3].in_slices == [(2 * lo, 2 * hi) for lo, hi in g4]    # 2 inputs per group
+    assert segs[3].slices == [(2 * lo, 2 * hi) for lo, hi in g4]
+    for s in segs:
+        for sub, (lo, hi) in zip(s.models, s.slices, strict=True):
+            ly = sub.layers[s.layers.index(s.compute)]
+            assert ly.params["weight"].shape[0] == hi - lo
+            if s.in_slices:
+                assert sub.input_shape[0] == int(ly.params["groups"]) * ly.params[
+                    "weight"].shape[1]
+
+
+@pytest.mark.parametrize("mats", [1, 3])
+def test_pool_before_a_depthwise_first_layer(mats):
+    """A pool before a depthwise first layer: each mat pools only its groups' channels."""
+    rng = np.random.default_rng(SEED + mats)
+    x = rng.integers(0, 256, (1, 3, 8, 8), dtype=np.uint8)
+    model = _grouped_model([("pool", "avg", 2, 2), ("gconv", "adder_gconv2d", 3, 3, 1, 1, 3),
+                            ("flatten",), ("linear", "mul_linear", 3)], (3, 8, 8), rng, x)
+    segs = _check_partition(model, _small_config(), mats, x[0], where=f"pool-first dw M={mats}")
+    assert segs[0].layers == (0, 1) and segs[0].in_slices == mm.slices(3, mats)
+    assert [sub.input_shape for sub in segs[0].models] == [(hi - lo, 8, 8)
+                                                           for lo, hi in segs[0].in_slices]
+
+
+def test_grouped_one_mat_is_the_single_mat():
+    """M = 1 on the depthwise-separable network: cycles, every counter, ops and energy == the
+    whole model compiled as one program and counted."""
+    rng = np.random.default_rng(SEED)
+    x = rng.integers(0, 256, (1, 3, 12, 12), dtype=np.uint8)
+    model = _grouped_model(_DS_SPEC, (3, 12, 12), rng, x)
+    config = _small_config()
+    _one_mat_is_the_single_mat(model, config)
+
+
+def test_grouped_mats_bounded_by_groups():
+    """At most as many mats as the narrowest layer's groups (each mat gets whole groups)."""
+    rng = np.random.default_rng(SEED)
+    x = rng.integers(0, 256, (1, 4, 6, 6), dtype=np.uint8)
+    model = _grouped_model([("gconv", "adder_gconv2d", 8, 3, 1, 1, 2), ("flatten",),
+                            ("linear", "mul_linear", 5)], (4, 6, 6), rng, x)
+    assert len(mm.partition(model, 2)) == 2
+    with pytest.raises(mm.MultiMatError, match=r"\[1, 2\] \(the narrowest compute layer, "
+                                               r"layer 0, has 2 groups\), not 3"):
+        mm.partition(model, 3)
+
+
+@pytest.mark.parametrize("mats", [1, 2, 3])
+def test_branches(mats):
+    """A branch (a convolution reading an earlier layer's output, golden's ``input`` array):
+    its segment reads that tensor, which every mat holds (it was broadcast)."""
+    rng = np.random.default_rng(SEED + 20 * mats)
+    x = rng.integers(0, 256, (1, 2, 8, 8), dtype=np.uint8)
+    model = random_model([("conv", "mul_conv2d", 4, 3, 1, 1), ("conv", "adder_conv2d", 5, 3, 1, 1),
+                          ("conv", "adder_conv2d", 3, 3, 2, 1, 0), ("pool", "max", 2, 2),
+                          ("conv", "mul_conv2d", 3, 1, 1, 0, -1), ("flatten",),
+                          ("linear", "mul_linear", 3)], (2, 8, 8), rng, x)
+    segs = _check_partition(model, _small_config(), mats, x[0], where=f"branches M={mats}")
+    assert [(s.layers, s.reads) for s in segs] == [((0,), -1), ((1,), 0), ((2, 3), 0),
+                                                    ((4,), -1), ((5, 6), 4)]
+    assert all("input" not in sub.layers[0].params for s in segs for sub in s.models)
+
+
+#: Residual networks (tests.layer_models): a projection block (the 1x1 stride-2 projection, the
+#: branch's first convolution reading the block input, an add of the projection) with a global
+#: pool; an identity block after a standalone pool (its shortcut the pool's output, which is
+#: also the next segment's input); a tensor read as a shortcut and then by a branch; an add of
+#: the model input.
+_RESIDUAL = {
+    "projection": ((2, 8, 8), [
+        ("conv", "mul_conv2d", 4, 3, 1, 1), ("conv", "adder_conv2d", 6, 1, 2, 0),
+        ("conv", "adder_conv2d", 6, 3, 2, 1, 0), ("conv", "mul_conv2d", 6, 3, 1, 1),
+        ("add", 2), ("gap",), ("flatten",), ("linear", "mul_linear", 3)]),
+    "identity": ((1, 11, 11), [
+        ("conv", "adder_conv2d", 4, 5, 2, 2), ("pool", "max", 2, 1),
+        ("conv", "mul_conv2d", 4, 3, 1, 1), ("conv", "adder_conv2d", 4, 3, 1, 1), ("add", 2),
+        ("flatten",), ("linear", "adder_linear", 3)]),
+    "shortcut_then_branch": ((2, 6, 6), [
+        ("conv", "mul_conv2d", 3, 3, 1, 1), ("conv", "adder_conv2d", 3, 3, 1, 1), ("add", 1),
+        ("conv", "mul_conv2d", 4, 3, 2, 1, 0), ("flatten",), ("linear", "mul_linear", 3)]),
+    "input_shortcut": ((3, 6, 6), [
+        ("conv", "mul_conv2d", 3, 3, 1, 1), ("add", -1), ("pool", "max", 3, 3), ("flatten",),
+        ("linear", "mul_linear", 3)]),
+}
+
+
+def _residual(name, seed):
+    shape, spec = _RESIDUAL[name]
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (1, *shape), dtype=np.uint8)
+    return random_model(spec, shape, rng, x), x
+
+
+@pytest.mark.parametrize("mats", [1, 2, 3])
+@pytest.mark.parametrize("name", list(_RESIDUAL))
+def test_residual(name, mats):
+    """Adds sliced by channel with their main path's segment (each mat adds its own channels),
+    the shortcut read from the copy every mat keeps (the segment output broadcast, or the
+    image); branches reading the block input: every mat's slice on the cycle model == golden's
+    channels, their concatenation == golden's, the counting mode == the cycle model."""
+    model, x = _residual(name, SEED + mats)
+    segs = _check_partition(model, _small_config(), mats, x[0], where=f"{name} M={mats}")
+    want = {"projection": ([((0,), -1, ()), ((1,), 0, ()), ((2,), 0, ()),
+                            ((3, 4, 5), 2, ((1, 1),)), ((6, 7), 5, ())],
+                           {0: (1, 2, 256), 1: (2, 3, 96)}),
+            "identity": ([((0, 1), -1, ()), ((2,), 1, ()), ((3, 4), 2, ((1, 1),)),
+                          ((5, 6), 4, ())], {1: (1, 2, 100)}),  # 4 x 5 x 5
+            "shortcut_then_branch": ([((0,), -1, ()), ((1, 2), 0, ((1, 0),)), ((3,), 0, ()),
+                                      ((4, 5), 3, ())], {0: (1, 2, 108)}),   # kept to its last
+            "input_shortcut": ([((0, 1, 2), -1, ((1, -1),)), ((3, 4), 2, ())],
+                               {-1: (0, 0, 108)})}[name]
+    assert [(s.layers, s.reads, s.shortcuts) for s in segs] == want[0]
+    assert mm.kept(segs) == want[1]
+
+
+@pytest.mark.parametrize("name", list(_RESIDUAL))
+def test_residual_one_mat_is_the_single_mat(name):
+    """M = 1 on the residual networks: cycles, every counter, ops and energy == the whole model
+    compiled as one program (its own data layout) and counted."""
+    model, _ = _residual(name, SEED)
+    config = _small_config()
+    _one_mat_is_the_single_mat(model, config)
+
+
+def test_kept_tensors_need_data_words():
+    """The tensors the mats keep sit above each slice's own words: a data memory too small for
+    both is refused in one line naming data_words and the size to raise it to, which runs."""
+    from sim.compile.compiler import CompileError
+    model, x = _residual("projection", SEED)
+    small = dataclasses.replace(_small_config(), data_words=512)
+    with pytest.raises(CompileError) as e:
+        mm.compile_partitioned(model, small, 2)
+    msg = str(e.value)
+    assert "\n" not in msg and "data_words is 512" in msg
+    assert e.value.field == "data_words" and e.value.size > 512
+    need = e.value.size
+    _check_partition(model, dataclasses.replace(small, data_words=need), 2, x[0],
+                     where="projection at the data_words asked for")
+    _, comp = mm.compile_partitioned(model, small, 2, propose=True)    # raised to one size
+    assert {c.config.data_words for row in comp for c in row} == {need}
+
+
+def test_zero_skipping_measured_on_several_mats():
+    """Zero skipping (jeit_stt) on a data-set image: every mat's slice on the cycle model ==
+    golden, and the partitioned count with the dots each mat's stages skipped == the cycle
+    model, counter for counter (tiles are skipped: the path is exercised)."""
+    from golden import datasets
+    model = load_model(bundled_model_path("fashion_addernet"))
+    x, _ = datasets.load_dataset("fashion_mnist", "test")
+    config = preset("jeit_stt")
+    segs, compiled = mm.compile_partitioned(model, config, 2)
+    _check_partition(model, config, 2, x[0], where="fashion_addernet jeit_stt M=2")
+    skips = [sum(s.zero_skip["zs_tiles"] for s in run_compiled(
+        c, x[0] if seg.reads < 0 else infer_int(model, x[:1], trace=True)[seg.reads][0],
+        CoreModel(c.config, subarrays=c.subarrays)).stages)
+        for seg, row in zip(segs, compiled, strict=True) for c in row]
+    assert sum(skips) > 0, "no tile skipped: the skip path is untested"
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
+def test_skip_fraction_one_mat_is_the_single_mat(fraction):
+    """--skip F with --mats 1 == the single mat's count with F; more skipped, fewer cycles."""
+    model = load_model(bundled_model_path("fashion_addernet"))
+    config = preset("jeit_stt")
+    _one_mat_is_the_single_mat(model, config, skipped=fraction)
+    two = amm.run(model, config, 2, skipped=fraction)
+    none = amm.run(model, config, 2)
+    assert (two["cycles"] < none["cycles"]) == (fraction > 0)
+
+
+def test_cli_skip_with_mats(capsys):
+    assert counting.main(["--model", "fashion_addernet", "--preset", "jeit_stt", "--mats", "2",
+                          "--skip", "0.5"]) == 0
+    assert "total on 2 mats" in capsys.readouterr().out
+    for argv, want in ((["--skip", "0.5,0.2"], "--skip with --mats must be one fraction in "
+                                                "[0, 1] (for every stage of every mat), not "
+                                                "'0.5,0.2'"),
+                       (["--skip", "2"], "not '2'"),
+                       (["--measure", "2"], "--measure is not built yet on several mats")):
+        assert counting.main(["--model", "fashion_addernet", "--preset", "jeit_stt",
+                              "--mats", "2", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and want in err, err
+    assert counting.main(["--model", "fashion_addernet", "--mats", "2", "--skip", "0.5"]) == 2
+    assert "no zero skipping" in capsys.readouterr().err
+    assert amm.main(["--model", "fashion_addernet", "--preset", "jeit_stt", "--mats", "1,2",
+                     "--skip", "1"]) == 0
+    assert "| jeit_stt | 2 |" in capsys.readouterr().out
+    assert amm.main(["--model", "fashion_addernet", "--mats", "2", "--skip", "x"]) == 2
+    assert "--skip with --mats must be one fraction" in capsys.readouterr().err
+
+
+def test_kept_tensors_with_tiled_activations_refused():
+    """Tensors kept for later layers and a slice with tiled activations: one line, not built
+    yet (they would live in the chip's activation store)."""
+    model, _ = _residual("projection", SEED)
+    config = dataclasses.replace(_small_config(), data_words=128)
+    with pytest.raises(mm.MultiMatError) as e:
+        mm.compile_partitioned(model, config, 2, tile_activations=True)
+    msg = str(e.value)
+    assert "\n" not in msg and "activations tiled" in msg and "layers [0, 1]" in msg
+    assert "not built yet" in msg

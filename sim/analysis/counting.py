@@ -682,12 +682,14 @@ def main(argv=None) -> int:
 def _multi_mat(args, model, config, name, mat, out, argv) -> int:
     """``--mats M``: the model partitioned over M mats (``sim.analysis.multi_mat``)."""
     from sim.analysis import multi_mat as _mm
-    if args.skip is not None or args.measure is not None:
-        raise UserError("--mats: --skip and --measure are not built yet on several mats")
+    if args.measure is not None:
+        raise UserError("--mats: --measure is not built yet on several mats (give --skip)")
+    skipped = _mm.parse_skip(args.skip, config)     # one fraction: every stage of every mat
     res, _ = _mm.run_printed(model, config, args.mats, args, name,
-                             f"--preset {name} --mat {mat} --mats {args.mats}", subarrays=mat)
+                             f"--preset {name} --mat {mat} --mats {args.mats}", subarrays=mat,
+                             skipped=skipped)
     if out is not None:
-        doc = {"model": model.name, "preset": name, "subarrays": mat,
+        doc = {"model": model.name, "preset": name, "subarrays": mat, "skipped": skipped,
                "command": shlex.join(["python", "-m", "sim.analysis.counting", *argv]),
                **{k: v for k, v in res.items() if k != "segments"},
                "segments": [{k: v for k, v in s.items() if k != "mats"}

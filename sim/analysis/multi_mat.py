@@ -5,7 +5,8 @@ slice per mat, all mats in parallel, each stage's output broadcast to every mat;
 
 The model is a bundled model, a ``.npz`` file or ``refnet:NAME``, a random-weight reference
 network of ``sim.analysis.reference_nets`` (e.g. ``refnet:vgg11``). The mat counts are checked
-against the model (at most the narrowest compute layer's output channels) and the preset's chip
+against the model (at most the narrowest compute layer's output channels, or groups for a
+grouped convolution) and the preset's chip
 (at most its mats, ``sim.hw.chip.organisation``).
 """
 
@@ -20,7 +21,7 @@ import time
 from rtl.outputs import check_file, interruptible, json_text, write_files
 from sim.util import UserError
 
-__all__ = ["resolve_model", "run", "run_printed", "table", "main"]
+__all__ = ["resolve_model", "run", "run_printed", "parse_skip", "table", "main"]
 
 
 def resolve_model(spec: str):
@@ -39,10 +40,10 @@ def resolve_model(spec: str):
 
 
 def run(model, config, mats, *, subarrays=None, propose=False, stream_weights=False,
-        tile_activations=False, chip_mats=None) -> dict:
+        tile_activations=False, chip_mats=None, skipped=None) -> dict:
     """Partition ``model`` over ``mats`` mats, compile every slice and count it
-    (``sim.compile.multi_mat.count_partitioned``); adds ``compile_seconds`` and
-    ``count_seconds``."""
+    (``sim.compile.multi_mat.count_partitioned``, ``skipped`` its zero skipping); adds
+    ``compile_seconds`` and ``count_seconds``."""
     from sim.compile import multi_mat as mm
     mats = mm.check_mats(model, mats, chip_mats)
     t0 = time.perf_counter()
@@ -51,25 +52,26 @@ def run(model, config, mats, *, subarrays=None, propose=False, stream_weights=Fa
                                             tile_activations=tile_activations,
                                             counting_only=True)
     t1 = time.perf_counter()
-    res = mm.count_partitioned(segs, compiled)
+    res = mm.count_partitioned(segs, compiled, skipped=skipped)
     res["compile_seconds"] = round(t1 - t0, 3)
     res["count_seconds"] = round(time.perf_counter() - t1, 3)
     res["subarrays"] = compiled[0][0].subarrays
     return res
 
 
-def run_printed(model, config, mats, args, name: str, where: str, *, subarrays=None):
+def run_printed(model, config, mats, args, name: str, where: str, *, subarrays=None,
+                skipped=None):
     """:func:`run` with the options of ``args`` (``propose``, ``stream_weights``,
-    ``tile_activations``) at the preset's chip (``sim.hw.chip.organisation``), its result
-    printed; a model that does not compile is a UserError starting with ``where`` (the options
-    the user gave). Returns ``(result, the chip's mats)``."""
+    ``tile_activations``) and ``skipped`` at the preset's chip (``sim.hw.chip.organisation``),
+    its result printed; a model that does not compile is a UserError starting with ``where``
+    (the options the user gave). Returns ``(result, the chip's mats)``."""
     from sim.compile.compiler import CompileError
     from sim.hw.chip import organisation
     chip = organisation(config, subarrays or config.subarrays_per_mat)["mats"]
     try:
         res = run(model, config, mats, subarrays=subarrays, propose=args.propose,
                   stream_weights=args.stream_weights,
-                  tile_activations=args.tile_activations, chip_mats=chip)
+                  tile_activations=args.tile_activations, chip_mats=chip, skipped=skipped)
     except CompileError as e:
         raise UserError(f"{where}: model {model.name!r} does not compile: {e}") from None
     of = f" of {subarrays} subarrays" if subarrays else ""
@@ -92,6 +94,26 @@ def table(res: dict) -> str:
                  f"{res['latency_s'] * 1e3:.4g} ms, energy {res['energy_j'] * 1e6:.4g} uJ, "
                  f"{res['ops']:,} ops, {res['gops']:.4g} GOPS, {res['gops_per_w']:.4g} GOPS/W")
     return "\n".join(lines)
+
+
+def parse_skip(text, config):
+    """``--skip`` with ``--mats``: None, or one fraction in [0, 1] of tile dots skipped for
+    every stage of every mat on a configuration with zero skipping; else a one-line
+    UserError."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"--skip with --mats must be one fraction in [0, 1] (for every stage "
+                        f"of every mat), not {text!r}")
+    if not config.zero_skip:
+        from sim.analysis.counting import _zero_skip_presets
+        raise UserError(f"--skip: the configuration has no zero skipping (zero_skip is off; "
+                        f"only {', '.join(_zero_skip_presets())} skip)")
+    return value
 
 
 def _mats_list(text: str) -> list:
@@ -117,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="raise every size each slice needs (propose_config)")
     p.add_argument("--stream-weights", action="store_true", help="as sim.analysis.counting")
     p.add_argument("--tile-activations", action="store_true", help="as sim.analysis.counting")
+    p.add_argument("--skip", default=None, metavar="F",
+                   help="zero skipping: the fraction of tile dots skipped in every stage of "
+                   "every mat (presets with zero skipping only); default none skipped")
     from sim.config_file import add_size_options
     add_size_options(p)
     p.add_argument("--json", default=None, help="write the rows as JSON to this path")
@@ -142,10 +167,11 @@ def main(argv=None) -> int:
             name, config = resolve_config(
                 preset_name=name, config_file=args.config,
                 sizes={f: getattr(args, f) for f in SIZE_FIELDS})
+            skipped = parse_skip(args.skip, config)
             for m in mats:
                 with budget():
                     res, chip = run_printed(model, config, m, args, name,
-                                            f"--preset {name} --mats {m}")
+                                            f"--preset {name} --mats {m}", skipped=skipped)
                 rows.append({"model": model.name, "preset": name, "mats": m,
                              "chip_mats": chip, **{k: res[k] for k in (
                                  "cycles", "latency_s", "energy_j", "ops", "gops",

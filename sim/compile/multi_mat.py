@@ -17,10 +17,43 @@ output channel reads every input channel; a linear neuron every input), so after
 mats' slices are concatenated (channel order = golden's flat (C, H, W) order, so the flat
 vector a linear layer reads is the same concatenation) and broadcast to every mat.
 
-Not built yet (refused with a one-line :class:`MultiMatError`): grouped / depthwise
-convolutions (a slice of output channels reads a slice of the input channels: a different
-partition), residual ``add`` and branches (``input``), and a pool before the first compute
-layer.
+Grouped and depthwise convolutions (``adder_gconv2d``, ``mul_gconv2d``; ``g`` groups of
+``O/g`` output and ``C/g`` input channels) are sliced by *whole groups*: the ``g`` groups are
+split into ``M`` contiguous slices by the same rule (at most ``g`` mats), mat ``m`` gets its
+groups' output channels and reads only its groups' input channels (``Segment.in_slices``; its
+slice is a grouped convolution of fewer groups, compiled as any, ``sim.compile.grouped``). The
+broadcast before it still carries the whole tensor (every mat listens; it keeps its channels).
+
+Layers before the first compute layer (pools) join its segment and run on every mat, each on
+the input it reads (the whole image, or its groups' channels before a grouped layer): every mat
+needs the whole pooled tensor. ASSUMPTION ``pool_first``: the pool is repeated on every mat
+(its cycles and energy counted on every mat) rather than run on one mat and its output
+broadcast: no bus transfer and no wait, at the price of ``M`` times the pool's energy.
+
+Residual ``add`` and branches. An ``add`` is elementwise per channel, so it is channel-wise as
+a pool is: it joins the segment of the compute layer before it (its main path), and mat ``m``
+adds its own channels. Its shortcut, and a branch's input (golden's ``input`` array: a
+convolution reading an earlier layer's output, e.g. a projection shortcut and the block's first
+convolution), must be a tensor every mat holds: the model input or an earlier segment's output
+(a segment's last layer, broadcast); a shortcut inside the add's own segment (a sliced layer
+after the compute layer) is on the same mat already. Anything else (an output inside another
+segment, never broadcast) is refused. Traffic ASSUMPTION ``kept``: such a tensor costs no
+transfer beyond its segment's broadcast (the image: segment 0's image load, then the whole
+image to every mat); each mat keeps it in its data memory from that broadcast to its last
+reader (:func:`kept`), placed first-fit from the top of the data memory, and each slice's own
+words (its stages' inputs, outputs and write-pointer steps, compiled from address 0) must stay
+below the tensors kept while it runs, else a one-line CompileError names ``data_words`` and the
+size to raise it to. A branch's segment reads its input where it is kept (the program's bases
+relocated: the counters do not depend on them); the check still counts the segment's own input
+region (an upper bound on the words). The slice of a segment with such an add is compiled with
+the add reading its main path twice (a valid one-input model of the same shapes, so the same
+program, tables and counters), then the add's shortcut terms in the offset table are pointed at
+the kept tensor's channels (:func:`_relocate`): the slice run on the cycle model with the kept
+tensors in its data memory equals golden (``tests/test_multi_mat.py``). Not built yet (a one-line
+MultiMatError): kept tensors in a model any of whose slices has its activations tiled
+(``sim.compile.act_tile``: the tensors would live in the chip's activation store, and an add
+would read its shortcut's bands from there), an add right after a flatten or before the first
+compute layer, ``bin_gconv2d`` (seed 002's lanes).
 
 A mat's slice is not a network of its own (golden's format wants a ``logits`` last layer; a
 slice of a hidden layer ends in ``requant``), so it is a ``golden.model.Model`` built directly,
@@ -63,11 +96,11 @@ streamed weights and tiled activations, ``sim.compile.weight_stream`` /
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from golden.model import Model
+from golden.model import Model, layer_input
 from sim.util import UserError
 
 __all__ = ["MultiMatError", "Segment", "program_words", "partition", "check_mats", "slices",
@@ -76,6 +109,8 @@ __all__ = ["MultiMatError", "Segment", "program_words", "partition", "check_mats
 
 #: Compute kinds a segment slices.
 _SLICED = ("adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear")
+#: Grouped convolutions, sliced by whole groups (sim.compile.grouped maps them on one mat).
+_GROUPED = ("adder_gconv2d", "mul_gconv2d")
 #: Channel-wise layers that follow the slicing on their mat.
 _CHANNEL_WISE = ("max_pool2d", "avg_pool2d", "global_avg_pool2d")
 #: The per-output-channel integer arrays of a compute layer.
@@ -95,8 +130,16 @@ class Segment:
     """One segment of a partitioned model: ``layers`` (indices into the model: [flatten],
     compute layer, channel-wise layers), ``compute`` (the compute layer's index), ``last`` (the
     index whose output is the segment's), ``in_shape`` / ``out_shape`` (the whole segment's),
-    ``slices`` (per mat ``(lo, hi)``: output channels ``lo .. hi - 1``) and ``models`` (per mat
-    the ``golden.model.Model`` of its slice)."""
+    ``slices`` (per mat ``(lo, hi)``: output channels ``lo .. hi - 1``), ``models`` (per mat
+    the ``golden.model.Model`` of its slice) and ``in_slices`` (per mat ``(lo, hi)``: the input
+    channels its slice reads, a grouped convolution's; None: every mat reads the whole
+    input), ``reads`` (the layer whose output is the segment's input, -1 the model input: the
+    previous layer's, or a branch's ``input``), ``shortcuts`` (per ``add`` whose shortcut is an
+    earlier segment's output: ``(index of the add in the slice's layers, the shortcut's
+    layer)``; the slice's add is compiled reading its main path twice and its shortcut terms
+    relocated to the kept tensor, :func:`compile_partitioned`), ``keeps`` (set by
+    :func:`compile_partitioned`: ``{layer (-1 the model input): data-memory base}`` of the
+    tensors every mat keeps while the segment runs)."""
     index: int
     layers: tuple
     compute: int
@@ -105,6 +148,10 @@ class Segment:
     out_shape: tuple
     slices: list
     models: list
+    in_slices: list | None = None
+    reads: int = -1
+    shortcuts: tuple = ()
+    keeps: dict = field(default_factory=dict)
 
     @property
     def out_words(self) -> int:
@@ -113,32 +160,43 @@ class Segment:
 
 
 def _segments(model: Model) -> list:
-    """``[(layer indices, compute index)]`` of ``model``, or a MultiMatError."""
+    """``[(layer indices, compute index)]`` of ``model``, or a MultiMatError. Channel-wise
+    layers before the first compute layer join its segment (every mat runs them on its
+    input; module docstring)."""
     layers = model.layers
     segs, cur, pending = [], None, []
     for i, ly in enumerate(layers):
         where = f"layer {i} ({ly.kind})"
-        if ly.kind in _SLICED:
-            if "input" in ly.params:
+        if ly.kind in _SLICED or ly.kind in _GROUPED:
+            if "input" in ly.params and pending:
                 raise MultiMatError(f"--mats: {where} reads layer {int(ly.params['input'])}'s "
-                                    f"output (a branch): not built yet on several mats")
+                                    f"output (a branch) after layer {pending[-1]} "
+                                    f"({layers[pending[-1]].kind}): not built yet on several "
+                                    f"mats")
             cur = [*pending, i]
             pending = []
             segs.append((cur, i))
         elif ly.kind in _CHANNEL_WISE:
-            if cur is None:
-                raise MultiMatError(f"--mats: {where} comes before the first compute layer: "
-                                    f"not built yet on several mats")
-            if pending:
+            if pending and any(layers[j].kind == "flatten" for j in pending):
                 raise MultiMatError(f"--mats: {where} follows a flatten: not built yet on "
                                     f"several mats")
-            cur.append(i)
+            if cur is None:             # before the first compute layer: joins its segment
+                pending.append(i)
+            else:
+                cur.append(i)
         elif ly.kind == "flatten":
             pending.append(i)
+        elif ly.kind == "add":          # channel-wise: its main path is on the same mat
+            if cur is None or pending:
+                raise MultiMatError(f"--mats: {where} does not directly follow a compute "
+                                    f"layer's segment (it follows "
+                                    f"{layers[i - 1].kind if i else 'the model input'}): not "
+                                    f"built yet on several mats")
+            cur.append(i)
         else:
             raise MultiMatError(f"--mats: {where}: not built yet on several mats (only "
-                                f"{', '.join(_SLICED + _CHANNEL_WISE)} and flatten are "
-                                f"partitioned)")
+                                f"{', '.join(_SLICED + _GROUPED + _CHANNEL_WISE)} and flatten "
+                                f"are partitioned)")
     if not segs:
         raise MultiMatError("--mats: the model has no compute layer to partition")
     if pending:
@@ -146,14 +204,27 @@ def _segments(model: Model) -> list:
     return [(tuple(s), c) for s, c in segs]
 
 
+def _units(layer) -> tuple:
+    """``(units, outputs per unit, inputs per unit)`` a compute layer is sliced by: its groups
+    for a grouped convolution (a group's ``O/g`` output channels read its ``C/g`` input
+    channels), else its output channels (each reads the whole input: inputs per unit None)."""
+    o = int(layer.params["weight"].shape[0])
+    if layer.kind in _GROUPED:
+        g = int(layer.params["groups"])
+        return g, o // g, int(layer.params["weight"].shape[1])
+    return o, 1, None
+
+
 def check_mats(model: Model, mats, chip_mats: int | None = None) -> int:
-    """``mats`` if it is an int in [1, the narrowest compute layer's output channels] (and at
+    """``mats`` if it is an int in [1, the narrowest compute layer's output channels or, for a
+    grouped convolution, groups] (and at
     most ``chip_mats``), else a one-line MultiMatError naming ``--mats``, the value and what is
     allowed."""
     segs = _segments(model)
-    narrow = min((int(model.layers[c].params["weight"].shape[0]), c) for _, c in segs)
+    narrow = min((_units(model.layers[c])[0], c) for _, c in segs)
+    what = "groups" if model.layers[narrow[1]].kind in _GROUPED else "output channels"
     top = narrow[0] if chip_mats is None else min(narrow[0], chip_mats)
-    why = (f"the narrowest compute layer, layer {narrow[1]}, has {narrow[0]} output channels"
+    why = (f"the narrowest compute layer, layer {narrow[1]}, has {narrow[0]} {what}"
            + (f"; the chip has {chip_mats} mats" if chip_mats is not None else ""))
     if isinstance(mats, str):
         try:
@@ -179,12 +250,42 @@ def slices(channels: int, mats: int) -> list:
     return out
 
 
-def _slice_layer(ly, lo: int, hi: int):
-    params = {k: (v[lo:hi] if k in _PER_CHANNEL else v) for k, v in ly.params.items()}
+def _slice_layer(ly, lo: int, hi: int, groups: int | None = None):
+    params = {k: (v[lo:hi] if k in _PER_CHANNEL else v) for k, v in ly.params.items()
+              if k != "input"}      # a branch: the mat's slice reads its segment's input
+    if groups is not None:
+        params["groups"] = np.int64(groups)
     o = int(ly.params["weight"].shape[0])
     fparams = {k: (v[lo:hi] if getattr(v, "ndim", 0) and v.shape[0] == o else v)
                for k, v in ly.float_params.items()}
     return replace(ly, params=params, float_params=fparams)
+
+
+def _check_read(model, idx, src: int, lasts, what: str, where: str) -> None:
+    """A segment's input or an add's shortcut ``src`` must be a tensor every mat holds: the
+    model input or an earlier segment's (broadcast) output; else a MultiMatError."""
+    if src < 0 or (src in lasts and src < idx[0]):
+        return
+    name = "its input" if what == "reads" else "its shortcut"
+    raise MultiMatError(f"--mats: {where} reads as {name} the output of layer {src} "
+                        f"({model.layers[src].kind}), which is inside a segment (not broadcast "
+                        f"to every mat): not built yet on several mats")
+
+
+def _sub_layer(ly, i: int, idx, ci: int, lo: int, hi: int, groups):
+    """Layer ``i`` of a segment (layers ``idx``, compute layer ``ci``) in mat slice ``lo ..
+    hi - 1``: the compute layer and every add cut to the slice's channels; an add's
+    ``source`` renumbered in the slice's layers, or, for a shortcut from outside the segment,
+    its own main path (relocated after compiling: :func:`compile_partitioned`)."""
+    if i == ci:
+        return _slice_layer(ly, lo, hi, groups)
+    if ly.kind != "add":
+        return ly
+    cut = _slice_layer(ly, lo, hi)
+    src = int(ly.params["source"])
+    local = src if ci <= src < i else i - 1
+    cut.params["source"] = np.int64(local - idx[0])
+    return cut
 
 
 def partition(model: Model, mats) -> list:
@@ -198,21 +299,38 @@ def partition(model: Model, mats) -> list:
     mats = check_mats(model, mats)
     shapes = model.shapes()
     out = []
-    for si, (idx, ci) in enumerate(_segments(model)):
+    found = _segments(model)
+    lasts = {idx[-1] for idx, _ in found}
+    for si, (idx, ci) in enumerate(found):
         ly = model.layers[ci]
-        sl = slices(int(ly.params["weight"].shape[0]), mats)
+        units, per_out, per_in = _units(ly)
+        by_unit = slices(units, mats)
+        sl = [(lo * per_out, hi * per_out) for lo, hi in by_unit]
+        ins = [(lo * per_in, hi * per_in) for lo, hi in by_unit] if per_in else None
+        reads = layer_input(model.layers, idx[0])     # a branch: an earlier layer's output
+        in_shape = tuple(int(v) for v in shapes[reads + 1])
+        _check_read(model, idx, reads, lasts, "reads", f"segment {si} (layers {list(idx)})")
+        shortcuts = []
+        for j, i in enumerate(idx):
+            if model.layers[i].kind == "add":
+                src = int(model.layers[i].params["source"])
+                if not ci <= src < i:       # not a sliced layer of this segment: kept tensor
+                    _check_read(model, idx, src, lasts, "add", f"layer {i} (add)")
+                    shortcuts.append((j, src))
         models = []
         for m, (lo, hi) in enumerate(sl):
-            layers = tuple(_slice_layer(model.layers[i], lo, hi) if i == ci
-                           else model.layers[i] for i in idx)
+            groups = by_unit[m][1] - by_unit[m][0] if per_in else None
+            layers = tuple(_sub_layer(model.layers[i], i, idx, ci, lo, hi, groups)
+                           for i in idx)
             n_out = (hi - lo) if ly.output == "logits" else 0
+            shape = (ins[m][1] - ins[m][0], *in_shape[1:]) if ins else in_shape
             models.append(Model(name=f"{model.name}.segment{si}.mat{m}",
-                                input_shape=tuple(int(v) for v in shapes[idx[0]]),
-                                input_scale=model.input_scale,
+                                input_shape=shape, input_scale=model.input_scale,
                                 class_names=tuple(model.class_names[lo:hi]) if n_out else (),
                                 layers=layers))
-        out.append(Segment(si, idx, ci, idx[-1], tuple(shapes[idx[0]]),
-                           tuple(shapes[idx[-1] + 1]), sl, models))
+        out.append(Segment(si, idx, ci, idx[-1], in_shape,
+                           tuple(shapes[idx[-1] + 1]), sl, models, ins, reads,
+                           tuple(shortcuts)))
     return out
 
 
@@ -230,6 +348,9 @@ def compile_partitioned(model: Model, config, mats, *, subarrays: int | None = N
     weight values (which go into the weight buffer and the requant table only;
     ``tests/test_multi_mat.py`` checks the counts equal), so the counting mode compiles at most
     two slices per segment. Not for running the slices: the others' weights are not in it.
+    With tensors kept for later layers (:func:`kept`) and ``propose``, every slice is compiled
+    for one data-memory size that holds its own words and the kept tensors (raised and
+    recompiled until it does).
 
     Raises
     ------
@@ -240,30 +361,134 @@ def compile_partitioned(model: Model, config, mats, *, subarrays: int | None = N
     """
     from sim.compile.compiler import CompileError, compile_model, propose_config
     segs = partition(model, mats)
+
+    def one(seg, m, cfg):
+        try:
+            if propose:
+                cfg = propose_config(seg.models[m], cfg, subarrays=subarrays,
+                                     stream_weights=stream_weights,
+                                     tile_activations=tile_activations)
+            return compile_model(seg.models[m], cfg, subarrays=subarrays,
+                                 stream_weights=stream_weights,
+                                 tile_activations=tile_activations)
+        except CompileError as e:
+            raise CompileError(f"{_where(seg, m)}: {e}") from None
+
     compiled = []
     for seg in segs:
         row, seen = [], {}
-        for m, sub in enumerate(seg.models):
+        for m in range(len(seg.models)):
             width = seg.slices[m][1] - seg.slices[m][0]
-            if counting_only and width in seen:
-                row.append(seen[width])
-                continue
-            cfg = config
-            try:
-                if propose:
-                    cfg = propose_config(sub, config, subarrays=subarrays,
-                                         stream_weights=stream_weights,
-                                         tile_activations=tile_activations)
-                row.append(compile_model(sub, cfg, subarrays=subarrays,
-                                         stream_weights=stream_weights,
-                                         tile_activations=tile_activations))
-                seen[width] = row[-1]
-            except CompileError as e:
-                raise CompileError(f"segment {seg.index} (layers {list(seg.layers)}) on mat "
-                                   f"{m} (output channels {seg.slices[m][0]} .. "
-                                   f"{seg.slices[m][1] - 1}): {e}") from None
+            if not (counting_only and width in seen):
+                seen[width] = one(seg, m, config)
+            row.append(seen[width])
         compiled.append(row)
-    return segs, compiled
+    words = max(c.config.data_words for row in compiled for c in row)
+    while True:     # propose: one data-memory size for every mat, holding the kept tensors
+        if propose and kept(segs):
+            redo = {}
+            for seg, row in zip(segs, compiled, strict=True):
+                for m, c in enumerate(row):
+                    if c.config.data_words < words:
+                        if id(c) not in redo:
+                            redo[id(c)] = one(seg, m, replace(config, data_words=words))
+                        row[m] = redo[id(c)]
+        try:
+            _place_kept(segs, compiled, words)
+            return segs, compiled
+        except CompileError as e:
+            if not propose or getattr(e, "field", None) != "data_words" or e.size is None:
+                raise
+            words = e.size
+
+
+def _where(seg, m: int) -> str:
+    return (f"segment {seg.index} (layers {list(seg.layers)}) on mat {m} (output channels "
+            f"{seg.slices[m][0]} .. {seg.slices[m][1] - 1})")
+
+
+def kept(segs) -> dict:
+    """The tensors the mats keep in their data memories for a later reader (module
+    docstring): ``{layer (-1 the model input): (first, last segment it is kept through,
+    words)}``: an add's shortcut from an earlier segment, a branch's input."""
+    made = {seg.last: seg.index for seg in segs}
+    shape = {seg.last: seg.out_shape for seg in segs}
+    shape[-1] = segs[0].in_shape                            # the whole image
+    reads: dict = {}                                        # tensor -> its last reader
+    for seg in segs:
+        branch = seg.index and seg.reads != segs[seg.index - 1].last
+        for src in ([seg.reads] if branch else []) + [src for _, src in seg.shortcuts]:
+            reads[src] = max(reads.get(src, 0), seg.index)
+    return {t: (made.get(t, -1) + 1, last, math.prod(shape[t])) for t, last in reads.items()}
+
+
+def _extent(comp) -> int:
+    """Data-memory words a compiled slice uses from 0: the end of its stages' inputs and of
+    every chunk's write-pointer steps (from the base of the chunk's own view: a standalone
+    max pool's passes write into scratch tensors, ``sim.compile.layer_stages``)."""
+    return max(max(st.in_base + st.in_size,
+                   *(ch.stage.out_base + ch.out_start + ch.stage.out_size for ch in st.chunks))
+               for st in comp.stages)
+
+
+def _place_kept(segs, compiled, data_words: int) -> None:
+    """Place the kept tensors (:func:`kept`) from the top of every mat's data memory (first
+    fit, a tensor's words held from the segment after the one that makes it through its last
+    reader), check that each slice's own words stay below them, and point every relocated add
+    (``Segment.shortcuts``) at its shortcut's channels there: the shortcut term of channel
+    ``ch`` reads ``base + (lo + ch) * H*W``. The counters do not depend on the offsets."""
+    from sim.compile import act_tile as _at
+    from sim.compile.compiler import _too_small
+    from rtl.isa import OFFSET_BITS
+    placed = {}                                 # tensor -> (first, last, top, words)
+    for t, (first, last, words) in sorted(kept(segs).items()):
+        top = 0
+        for f2, l2, top2, w2 in sorted(placed.values(), key=lambda v: v[2]):
+            if f2 <= last and first <= l2 and top < top2 + w2 and top2 < top + words:
+                top = top2 + w2
+        placed[t] = (first, last, top, words)
+    base = {t: data_words - top - words for t, (_, _, top, words) in placed.items()}
+    for seg, row in zip(segs, compiled, strict=True):
+        for m, comp in enumerate(row):
+            if placed and _at.cost(comp)["words"]:
+                raise MultiMatError(f"--mats: {_where(seg, m)} has its activations tiled "
+                                    f"(sim.compile.act_tile) and the model keeps tensors for "
+                                    f"later layers (layers {sorted(placed)}: a branch's input "
+                                    f"or an add's shortcut): not built yet on several mats")
+    for seg, row in zip(segs, compiled, strict=True):
+        seg.keeps = {t: base[t] for t, (f, l, _, _) in placed.items() if f <= seg.index <= l}
+        low = min(seg.keeps.values(), default=None)
+        for m, comp in enumerate(row):
+            own = _extent(comp)
+            if low is not None and (own > low or low < 0):
+                need = own + data_words - low
+                _too_small(f"{_where(seg, m)}: its {own} data-memory words and the "
+                           f"{data_words - low} words of the tensors the mats keep for "
+                           f"later layers need {need}, but data_words is {data_words}",
+                           "data_words", need)
+    done = set()
+    for seg, row in zip(segs, compiled, strict=True):
+        for m, comp in enumerate(row):
+            if id(comp) not in done:    # (a slice shared by equal widths: counting only)
+                done.add(id(comp))
+                for j, src in seg.shortcuts:
+                    _relocate(comp, j, base[src], seg.slices[m][0], 1 << OFFSET_BITS)
+
+
+def _relocate(comp, j: int, base: int, lo: int, mod: int) -> None:
+    """Point the shortcut terms of slice layer ``j`` (an add compiled reading its main path
+    twice: entries ``2 ch`` and ``2 ch + 1`` of its stage both ``ch * H*W``) at channel ``lo +
+    ch`` of the kept tensor at ``base``: ``base + (lo + ch) * H*W - the stage's in_base``."""
+    st = next(s for s in comp.stages if s.layer_index == j)
+    per = math.prod(st.out_shape[1:])
+    offs = list(comp.offsets)
+    for ch in range(st.out_shape[0]):
+        k = st.offset_base + 2 * ch
+        if st.kind != "add" or offs[k] != offs[k + 1] or offs[k] != ((ch * per) % mod, 0):
+            raise RuntimeError(f"multi_mat: the add stage of slice layer {j} does not have "
+                               f"the offset entries it was compiled with (2 per channel)")
+        offs[k + 1] = ((base + (lo + ch) * per - st.in_base) % mod, 0)
+    comp.offsets = tuple(offs)
 
 
 def program_words(compiled, loaded):
@@ -383,8 +608,11 @@ def _coresident(compiled, m: int) -> tuple:
 def count_partitioned(segs, compiled, *, skipped=None) -> dict:
     """The counting mode's figures of a partitioned model for one image (module docstring).
 
-    ``skipped``: zero skipping only, one fraction of tile dots skipped for every stage of every
-    mat (``sim.analysis.counting.count_model``'s ``skipped``), None: none skipped.
+    ``skipped``: zero skipping only (``sim.analysis.counting.count_model``'s ``skipped``): one
+    fraction of tile dots skipped for every stage of every mat, or ``skipped[s][m]``: segment
+    ``s``'s mat ``m``'s value (a fraction, or a list with one entry per stage of its program,
+    e.g. the dots the cycle model skipped); None: none skipped (every stage at its worst
+    case).
 
     Returns ``{"mats", "segments": [{"index", "layers", "slices", "mat_cycles", "cycles",
     "compute_cycles", "broadcast", "energy_j", "ops", "mats": [per mat: "counters", "stages",
@@ -395,6 +623,7 @@ def count_partitioned(segs, compiled, *, skipped=None) -> dict:
     from sim.compile import act_tile as _at
     from sim.compile import weight_stream as _ws
     mats = len(segs[0].slices)
+    image = kept(segs).get(-1, (0, 0, 0))[2]    # the whole image, kept for a later reader
     loaded = [None] * mats
     fits = [_coresident(compiled, m)[0] for m in range(mats)]
     rows, total = [], {}
@@ -404,11 +633,13 @@ def count_partitioned(segs, compiled, *, skipped=None) -> dict:
     for seg, row in zip(segs, compiled, strict=True):
         per_mat, counted, streams, shared_by_width = [], {}, {}, {}
         for m, (comp, sub) in enumerate(zip(row, seg.models, strict=True)):
-            if id(comp) not in counted:     # shared by mats of equal slices (counting_only)
-                counted[id(comp)] = count_model(comp, skipped=skipped)
-            res = counted[id(comp)]
+            skip = skipped[seg.index][m] if isinstance(skipped, (list, tuple)) else skipped
+            key = (id(comp), repr(skip))    # shared by mats of equal slices (counting_only)
+            if key not in counted:
+                counted[key] = count_model(comp, skipped=skip)
+            res = counted[key]
             words, loaded[m] = program_words(comp, loaded[m])
-            data = comp.stages[0].in_size if seg.index == 0 else 0
+            data = max(comp.stages[0].in_size, image) if seg.index == 0 else 0
             est = _mat_estimate(comp, sub, res.counters, data, sum(words))
             if id(comp) not in streams:     # over the shared bus: (its own, shared)
                 act = _at.cost(comp)
