@@ -108,9 +108,10 @@ class Contract:
 
     def b_limit(self, src):
         """Where a write's b must stay below: planes (TBUF, TBUF_ZS), the lanes
-        (BIT_COUNTER_XW's rotation), else the buffer slots."""
+        (BIT_COUNTER_XW(M)'s rotation), else the buffer slots."""
         return (self.n if src in PLANE_SOURCES else self.width
-                if src == WriteSrc.BIT_COUNTER_XW.value else self.slots)
+                if src in (WriteSrc.BIT_COUNTER_XW.value, WriteSrc.BIT_COUNTER_XWM.value)
+                else self.slots)
 
     @staticmethod
     def bitcount_senses(imm):
@@ -168,6 +169,8 @@ class Contract:
                 limit = self.b_limit(imm)
                 if b >= limit:
                     return True, f"{where}: b not below {limit}"
+                if imm == WriteSrc.BIT_COUNTER_XWM.value and d >= self.slots:
+                    return True, f"{where}: mask slot d not below {self.slots}"
             if op in (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM) and op not in self.writes:
                 return True, f"{where}: a write the technology does not support"
             if op is Opcode.REQUANT:
@@ -292,7 +295,9 @@ class Generator:
         if op is Opcode.WRITE_ROW:
             src = rng.choice(sorted(c.srcs))
             limit = c.b_limit(src)
-            return Instr(op, imm=src, a=row, b=self.operand(limit, count, level), d=self.junk())
+            d = (self.operand(c.slots, count, level) if src == WriteSrc.BIT_COUNTER_XWM.value
+                 else self.junk())        # XWM: d is the mask's slot
+            return Instr(op, imm=src, a=row, b=self.operand(limit, count, level), d=d)
         if op is Opcode.BITCOUNT:
             return self.bitcount(row, count, level)
         if op is Opcode.REQUANT:
