@@ -215,7 +215,7 @@ BAD_KINDS = ("bitcount_imm", "bitcount_slot", "bitcount_out", "bitcount_row", "s
              "slot_forwarded",
              "skipz_slot", "row_a", "row_b", "rows_both", "gather_ab", "gather_ad", "gather_bd",
              "gather_abd",
-             "slot", "plane", "src", "gather_col",
+             "slot", "mask_slot", "plane", "src", "gather_col",
              "gather_b", "gather_d", "gather_addr", "channel", "d", "setptr", "addptr", "full",
              "moveop", "not_executed", "undefined", "stride_level", "tech_write", "wrap",
              "two_errors")
@@ -455,6 +455,10 @@ class Generator:
             return [Instr(Opcode.WRITE_ROW, imm=rng.choice([p for p in PLANE_SOURCES
                                                             if p in c.srcs]),
                           a=ok_row, b=Operand(self.beyond(c.n, bits)))]
+        if kind == "mask_slot":    # BIT_COUNTER_XWM: its mask's slot d beyond the buffer
+            return [Instr(Opcode.WRITE_ROW, imm=WriteSrc.BIT_COUNTER_XWM.value, a=ok_row,
+                          b=Operand(self.inside(c.width)),
+                          d=Operand(self.beyond(c.slots, bits)))]
         if kind == "src":
             srcs = [v for v in range(32) if v not in c.srcs]
             return [Instr(Opcode.WRITE_ROW, imm=rng.choice(srcs), a=ok_row, b=Operand(0))]
