@@ -108,9 +108,10 @@ class Contract:
 
     def b_limit(self, src):
         """Where a write's b must stay below: planes (TBUF, TBUF_ZS), the lanes
-        (BIT_COUNTER_XW's rotation), else the buffer slots."""
+        (BIT_COUNTER_XW(M)'s rotation), else the buffer slots."""
         return (self.n if src in PLANE_SOURCES else self.width
-                if src == WriteSrc.BIT_COUNTER_XW.value else self.slots)
+                if src in (WriteSrc.BIT_COUNTER_XW.value, WriteSrc.BIT_COUNTER_XWM.value)
+                else self.slots)
 
     @staticmethod
     def bitcount_senses(imm):
@@ -168,6 +169,8 @@ class Contract:
                 limit = self.b_limit(imm)
                 if b >= limit:
                     return True, f"{where}: b not below {limit}"
+                if imm == WriteSrc.BIT_COUNTER_XWM.value and d >= self.slots:
+                    return True, f"{where}: mask slot d not below {self.slots}"
             if op in (Opcode.WRITE_ROW, Opcode.ERASE, Opcode.PROGRAM) and op not in self.writes:
                 return True, f"{where}: a write the technology does not support"
             if op is Opcode.REQUANT:
@@ -212,7 +215,7 @@ BAD_KINDS = ("bitcount_imm", "bitcount_slot", "bitcount_out", "bitcount_row", "s
              "slot_forwarded",
              "skipz_slot", "row_a", "row_b", "rows_both", "gather_ab", "gather_ad", "gather_bd",
              "gather_abd",
-             "slot", "plane", "src", "gather_col",
+             "slot", "mask_slot", "plane", "src", "gather_col",
              "gather_b", "gather_d", "gather_addr", "channel", "d", "setptr", "addptr", "full",
              "moveop", "not_executed", "undefined", "stride_level", "tech_write", "wrap",
              "two_errors")
@@ -292,7 +295,9 @@ class Generator:
         if op is Opcode.WRITE_ROW:
             src = rng.choice(sorted(c.srcs))
             limit = c.b_limit(src)
-            return Instr(op, imm=src, a=row, b=self.operand(limit, count, level), d=self.junk())
+            d = (self.operand(c.slots, count, level) if src == WriteSrc.BIT_COUNTER_XWM.value
+                 else self.junk())        # XWM: d is the mask's slot
+            return Instr(op, imm=src, a=row, b=self.operand(limit, count, level), d=d)
         if op is Opcode.BITCOUNT:
             return self.bitcount(row, count, level)
         if op is Opcode.REQUANT:
@@ -450,6 +455,10 @@ class Generator:
             return [Instr(Opcode.WRITE_ROW, imm=rng.choice([p for p in PLANE_SOURCES
                                                             if p in c.srcs]),
                           a=ok_row, b=Operand(self.beyond(c.n, bits)))]
+        if kind == "mask_slot":    # BIT_COUNTER_XWM: its mask's slot d beyond the buffer
+            return [Instr(Opcode.WRITE_ROW, imm=WriteSrc.BIT_COUNTER_XWM.value, a=ok_row,
+                          b=Operand(self.inside(c.width)),
+                          d=Operand(self.beyond(c.slots, bits)))]
         if kind == "src":
             srcs = [v for v in range(32) if v not in c.srcs]
             return [Instr(Opcode.WRITE_ROW, imm=rng.choice(srcs), a=ok_row, b=Operand(0))]

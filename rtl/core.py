@@ -140,7 +140,9 @@ class Core(wiring.Component):
                the counters' LSBs, BIT_COUNTER_XW     counters SHIFT right
                the LSBs rotated: column j gets
                column (j + b) mod width (b below
-               width)
+               width), BIT_COUNTER_XWM the same,
+               column j written only if column
+               (j + b) of buffer[d] is set
     ERASE      ERASE the strip of row a               -                            -
     PROGRAM    PROGRAM row a, data as WRITE_ROW       -                            -
     REQUANT    -                                      -                            PPU step,
@@ -736,14 +738,24 @@ class Core(wiring.Component):
         issue = ctrl.issue
         op, imm = issue.op, issue.imm
         slot_bits = ceil_log2(self._buffer_slots)
-        m.d.comb += [buf_r.addr.eq(issue.b[:slot_bits]),
+        # The buffer's read address: slot b, or slot d for a masked cross-write
+        # (WriteSrc.BIT_COUNTER_XWM: b is its rotation, d the slot of the source lanes' mask).
+        buf_addr = Signal(slot_bits)
+        if has_bc:
+            is_xwm = ((_equals(op.as_value(), Opcode.PROGRAM.value)
+                       | _equals(op.as_value(), Opcode.WRITE_ROW.value))
+                      & _equals(imm, WriteSrc.BIT_COUNTER_XWM.value))
+            m.d.comb += buf_addr.eq(Mux(is_xwm, issue.d[:slot_bits], issue.b[:slot_bits]))
+        else:
+            m.d.comb += buf_addr.eq(issue.b[:slot_bits])
+        m.d.comb += [buf_r.addr.eq(buf_addr),
                      otab_r.addr.eq(issue.b[:ceil_log2(self._offset_depth)]),
                      ptab_r.addr.eq(issue.d[:ceil_log2(self._patch_depth)])]
         w = buf_r.data
         if has_bc:       # a BITCOUNT's buffer write (its S2) forwarded to this S1's read
             bw_en, bw_addr, bw_data = Signal(), Signal(slot_bits), Signal(width)
             w_fwd = Signal(width)
-            m.d.comb += w_fwd.eq(Mux(bw_en & (bw_addr == issue.b[:slot_bits]), bw_data, w))
+            m.d.comb += w_fwd.eq(Mux(bw_en & (bw_addr == buf_addr), bw_data, w))
             w = w_fwd
         # The decodes of the new fields are continuous expressions (_equals), not Switches: a
         # process whose inputs keep their reset value for a whole run never runs in Icarus
@@ -774,16 +786,26 @@ class Core(wiring.Component):
         for v, d in lane_data.items():             # a missing lane's source is a bad source
             data, slot_src = Mux(src[v], d, data), slot_src | src[v]
         slot_bad = Mux(slot_src, ~_below(issue.b, self._buffer_slots), 1)
-        if has_bc:                                 # BIT_COUNTER_XW: b below the lanes
-            data = Mux(src[WriteSrc.BIT_COUNTER_XW], xw, data)
-            slot_bad = Mux(src[WriteSrc.BIT_COUNTER_XW], ~_below(issue.b, width), slot_bad)
+        if has_bc:                                 # BIT_COUNTER_XW(M): b below the lanes
+            xw_src = src[WriteSrc.BIT_COUNTER_XW] | src[WriteSrc.BIT_COUNTER_XWM]
+            data = Mux(xw_src, xw, data)
+            slot_bad = Mux(src[WriteSrc.BIT_COUNTER_XWM],
+                           ~_below(issue.b, width) | ~_below(issue.d, self._buffer_slots),
+                           Mux(xw_src, ~_below(issue.b, width), slot_bad))
+            # BIT_COUNTER_XWM's write mask: lane j is written if lane (j + b) mod width of
+            # buffer slot d is set (the mask travels with the data over the same rotation)
+            xw_mask = Signal(width)
+            m.d.comb += xw_mask.eq((Cat(w, w) >> issue.b)[:width])
         m.d.comb += [
             write_data.eq(Mux(src[WriteSrc.TBUF], plane, data)),
             src_bad.eq(Mux(src[WriteSrc.TBUF], ~_below(issue.b, n), slot_bad)),
         ]
         write_mask = Signal(width)                 # FA_FS writes the even columns alone
         even = Const(sum(1 << 2 * g for g in range(width // 2)), width)
-        m.d.comb += write_mask.eq(Mux(src[WriteSrc.FA_FS], even, ones) if has_fa else ones)
+        lane_mask = Mux(src[WriteSrc.FA_FS], even, ones) if has_fa else ones
+        if has_bc:
+            lane_mask = Mux(src[WriteSrc.BIT_COUNTER_XWM], xw_mask, lane_mask)
+        m.d.comb += write_mask.eq(lane_mask)
         # GATHER's address: patch base + term offset, used if the term's mask bit is set.
         g_offset = otab_r.data[:OFFSET_BITS]
         g_kpos = otab_r.data[OFFSET_BITS:]
@@ -949,7 +971,9 @@ class Core(wiring.Component):
                 with m.Case(Opcode.WRITE_ROW, Opcode.PROGRAM):
                     m.d.comb += bc_op.eq(Mux(v1 & (_equals(imm1, WriteSrc.BIT_COUNTER.value)
                                                    | _equals(imm1,
-                                                             WriteSrc.BIT_COUNTER_XW.value)),
+                                                             WriteSrc.BIT_COUNTER_XW.value)
+                                                   | _equals(imm1,
+                                                             WriteSrc.BIT_COUNTER_XWM.value)),
                                              BitCounterOp.SHIFT.value,
                                              BitCounterOp.HOLD.value))
                 with m.Default():

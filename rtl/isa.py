@@ -168,6 +168,7 @@ class WriteSrc(enum.Enum, shape=IMM_BITS):
     BIT_COUNTER = 4  # the bit-counters' LSBs, the counters shift right (nand_inmem)
     TBUF_ZS  = 5     # as TBUF, and sets row a's zero flag if the whole buffer is 0 (zero_skip)
     BIT_COUNTER_XW = 6  # as BIT_COUNTER, rotated: lane j gets lane (j + b) mod lanes (nand_inmem)
+    BIT_COUNTER_XWM = 7  # as BIT_COUNTER_XW, lane j written only if lane (j + b) of slot d is set
 
 
 #: Address tables of the gather (``rtl.core.Core``): an offset-table entry is ``offset``
@@ -193,9 +194,13 @@ _WRITE_DATA = {
     "imm": "WriteSrc: BUFFER, ABS_DIFF (the abs-diff lanes' out), TBUF, FA_FS (the FA/FS "
            "lanes' sum bits, even columns only), BIT_COUNTER (the bit-counters' LSBs; the "
            "counters shift right), BIT_COUNTER_XW (the same LSBs cross-written: lane j of row a "
-           "gets the LSB of lane (j + b) mod lanes, b below the lanes; nand_inmem) or TBUF_ZS "
+           "gets the LSB of lane (j + b) mod lanes, b below the lanes; nand_inmem), "
+           "BIT_COUNTER_XWM (as BIT_COUNTER_XW, written only in the lanes j whose source lane "
+           "(j + b) mod lanes is set in buffer slot d: seed 001 Fig. 10's cross-write into some "
+           "columns of a row; nand_inmem) or TBUF_ZS "
            "(as TBUF, and sets row a's zero flag if the whole transpose buffer is 0; zero_skip "
-           "cores)"}
+           "cores)",
+    "d": "BIT_COUNTER_XWM only: the buffer slot of the source lanes' write mask"}
 
 #: Rows are array rows; a "slot" is a word of the weight / operand buffer. The meanings are
 #: those of ``rtl.core.Core`` for the opcodes it executes (``rtl.core.CORE_OPS``); CMP_STEP,
@@ -274,8 +279,11 @@ def _fields(base_bits: int) -> tuple[tuple[str, int, int, bool], ...]:
 
 
 #: Operands of :data:`OPERANDS` that an opcode reads only on some cores (default 0 for the
-#: assembler): REQUANT's b, the addend's slot after a taken SKIPZ (``config.zero_skip``).
-OPTIONAL_OPERANDS: dict[Opcode, tuple[str, ...]] = {Opcode.REQUANT: ("b",)}
+#: assembler): REQUANT's b, the addend's slot after a taken SKIPZ (``config.zero_skip``);
+#: WRITE_ROW's / PROGRAM's d, the mask slot of a ``BIT_COUNTER_XWM`` write (``nand_inmem``).
+OPTIONAL_OPERANDS: dict[Opcode, tuple[str, ...]] = {Opcode.REQUANT: ("b",),
+                                                     Opcode.WRITE_ROW: ("d",),
+                                                     Opcode.PROGRAM: ("d",)}
 
 #: The word format: (name, lsb, width, signed), contiguous from bit 0. ``count_m1`` (LOOP only)
 #: overlays a and is given by :data:`COUNT_LSB` / :data:`COUNT_BITS` instead. This is the

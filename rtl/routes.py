@@ -157,10 +157,10 @@ register_route(RouteHardware(
             "sign picking add or subtract per lane, each sum bit written back (2n cycles)"))
 register_route(RouteHardware(
     name="nand_inmem", lanes=("bit_counter",), opcodes=(Opcode.BITCOUNT,),
-    write_sources=(WriteSrc.BIT_COUNTER, WriteSrc.BIT_COUNTER_XW),
+    write_sources=(WriteSrc.BIT_COUNTER, WriteSrc.BIT_COUNTER_XW, WriteSrc.BIT_COUNTER_XWM),
     summary="seed 001 Fig. 8-10: in-memory primitives on the per-column bit-counters: count "
             "sensed (or ANDed) bits, write the LSB back through the write word line (or "
-            "cross-write it b lanes over, Fig. 10), shift"))
+            "cross-write it b lanes over, Fig. 10, in the lanes of a buffer mask), shift"))
 register_route(RouteHardware(
     name="jeit_fa", lanes=("abs_diff", "fa_array"), opcodes=(Opcode.FS_STEP,),
     summary="seed 000: |x - w| in the abs-diff lanes, the difference bits summed by the "

@@ -154,7 +154,8 @@ def _config_of(args, *, need_sim: bool = True):
     # (sim.config_file); the preset the file names is the run's preset.
     args.preset, config = resolve_config(
         preset_name=getattr(args, "explicit_preset", args.preset), config_file=args.config,
-        sizes={f: getattr(args, f) for f in SIZE_FIELDS}, dataflow=args.dataflow)
+        sizes={f: getattr(args, f) for f in SIZE_FIELDS}, dataflow=args.dataflow,
+        conv_map=args.conv_map)
     # issue 14 item 2 (sim.compile.nand_postproc)
     if getattr(args, "postproc", None):
         from sim.compile.nand_postproc import with_postproc

@@ -13,8 +13,8 @@ of ``rtl.config.AcceleratorConfig`` (``data_words``, ``buffer_slots``, ``rows``,
 Every key is validated before any work: an unknown key is refused with the closest known one
 (``difflib``), a value of the wrong type or out of range with the configuration's own message
 (the key, the value, what is allowed). The command-line size options
-(:func:`add_size_options`: ``--data-words``, ``--buffer-slots``, ...) apply after the file, so
-a flag overrides it. Changing ``dataflow`` alone adds its route to ``routes``
+(:func:`add_size_options`: ``--data-words``, ``--buffer-slots``, ..., and ``--conv-map``) apply
+after the file, so a flag overrides it. Changing ``dataflow`` alone adds its route to ``routes``
 (``AcceleratorConfig.with_dataflow``).
 """
 
@@ -25,7 +25,7 @@ import difflib
 import tomllib
 from pathlib import Path
 
-from rtl.config import SIZE_FIELDS, AcceleratorConfig, preset, preset_names
+from rtl.config import CONV_MAPS, SIZE_FIELDS, AcceleratorConfig, preset, preset_names
 
 from sim.util import UserError
 
@@ -56,6 +56,11 @@ def add_size_options(parser) -> None:
         parser.add_argument(size_option(name), dest=name, metavar="N", default=None,
                             help=f"{what}: {'a power of two ' if pow2 else ''}in [{lo}, {hi}] "
                             f"(preset default {default})")
+    parser.add_argument("--conv-map", dest="conv_map", metavar="{" + ",".join(CONV_MAPS) + "}",
+                        default=None,
+                        help="mapping of multiply convolutions (AcceleratorConfig.conv_map): "
+                        "gather (the preset's) or fig10 (seed 001 Fig. 7 / Fig. 10, needs the "
+                        "route nand_inmem)")
 
 
 def _suggest(key: str) -> str:
@@ -128,10 +133,13 @@ def _size_value(field: str, text) -> int:
 
 
 def resolve_config(*, preset_name: str | None, config_file=None, sizes: dict | None = None,
-                   dataflow: str | None = None) -> tuple[str, AcceleratorConfig]:
+                   dataflow: str | None = None,
+                   conv_map: str | None = None) -> tuple[str, AcceleratorConfig]:
     """``(preset name, configuration)`` from the command line: the preset (default
-    ``nand_spin``), then the configuration file, then ``dataflow`` and the size options
-    (``sizes``: field -> the option's text, None when not given).
+    ``nand_spin``), then the configuration file, then ``dataflow``, the size options
+    (``sizes``: field -> the option's text, None when not given) and ``conv_map``
+    (``--conv-map``, None when not given; ``fig10`` adds the route ``nand_inmem`` the mapping
+    runs on, as ``--postproc in_memory`` does).
 
     Raises
     ------
@@ -153,4 +161,13 @@ def resolve_config(*, preset_name: str | None, config_file=None, sizes: dict | N
             continue
         config = config_from_mapping({field: _size_value(field, text)}, base=config,
                                      where=size_option(field))
+    if conv_map is not None:
+        if conv_map not in CONV_MAPS:
+            raise ConfigError(f"--conv-map must be one of {', '.join(CONV_MAPS)}, not "
+                              f"{conv_map!r}")
+        fields = {"conv_map": conv_map}
+        routes = tuple(config.routes or ())
+        if conv_map == "fig10" and "nand_inmem" not in routes:   # as --postproc in_memory
+            fields["routes"] = routes + ("nand_inmem",)
+        config = config_from_mapping(fields, base=config, where="--conv-map")
     return name, config

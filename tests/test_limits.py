@@ -319,6 +319,37 @@ def test_cli_refuses_bad_sizes_in_one_line(capsys, argv, message):
     assert __import__("re").match(message, err.strip())
 
 
+def test_conv_map_option_sets_the_mapping_over_the_file(capsys, tmp_path):
+    """``--conv-map`` (``sim.config_file.add_size_options``): after the configuration file, as
+    the size options; ``fig10`` adds the route the mapping runs on; a bad value is one line
+    naming the option, the value and the allowed ones, in the library and on the command
+    line; the option reaches the compiler (``sim.analysis.counting``: layer 0 of
+    digits_addernet on the nand_inmem route only with ``--conv-map fig10``)."""
+    import json
+    from sim.analysis.counting import main as count_main
+    path = _toml(tmp_path, 'preset = "nand_spin"\nconv_map = "gather"\n')
+    name, cfg = resolve_config(preset_name=None, config_file=path, conv_map="fig10")
+    assert (name, cfg.conv_map) == ("nand_spin", "fig10")
+    assert cfg.routes == preset("nand_spin").routes + ("nand_inmem",)
+    assert resolve_config(preset_name="nand_spin", config_file=path)[1].conv_map == "gather"
+    with pytest.raises(ConfigError, match=r"^--conv-map must be one of gather, fig10, not "
+                       r"'fig7'$"):
+        resolve_config(preset_name="nand_spin", conv_map="fig7")
+    assert main(["run", "--model", "digits_addernet", "-n", "1", "--quiet",
+                 "--conv-map", "Fig10"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --conv-map must be one of gather, "
+                                               "fig10, not 'Fig10'")
+    routes = {}
+    for cm in ("gather", "fig10"):
+        out = tmp_path / f"{cm}.json"
+        assert count_main(["--model", "digits_addernet", "--conv-map", cm,
+                           "--json", str(out)]) == 0
+        stage = json.loads(out.read_text())["stages"][0]
+        routes[cm] = (stage["counters"]["bitcount"] > 0, stage["counters"]["and_fu"] > 0)
+    capsys.readouterr()
+    assert routes == {"gather": (False, True), "fig10": (True, False)}
+
+
 def test_cli_refuses_a_bad_config_file(capsys, tmp_path):
     path = _toml(tmp_path, "offset_entry = 2048\n")
     assert main(["run", "--model", "digits_addernet", "-n", "1", "--quiet",

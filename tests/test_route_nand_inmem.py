@@ -343,6 +343,63 @@ def test_cross_write_refuses_b_beyond_the_lanes():
     assert run.error and f"BIT_COUNTER_XW b={width} is not below the {width} lanes" in run.reason
 
 
+@pytest.mark.parametrize("b", [0, 3, 17])
+def test_masked_cross_write_programs_only_the_rotated_mask(b):
+    """``WriteSrc.BIT_COUNTER_XWM``: as ``BIT_COUNTER_XW`` (np.roll of the counted row), but
+    lane j is programmed only if lane (j + b) of the mask word (buffer slot d) is set; two
+    writes with complementary masks fill one row without an erase between them (their union is
+    the whole np.roll, no program-without-erase); a third write over lanes already programmed
+    is flagged, naming the first column."""
+    config = small_config()
+    width = config.columns * config.subarrays_per_mat
+    rng = np.random.default_rng(SEED + 100 + b)
+    a = rng.integers(0, 2, width).astype(bool)
+    m1 = rng.integers(0, 2, width).astype(bool)
+    m2 = ~m1
+    model = CoreModel(config)
+    for s in (0, 8):
+        model.array_command(MacroCmd.ERASE, s)
+    model.array_command(MacroCmd.PROGRAM, 0, a)
+    model.write_buffer(1, m1)
+    model.write_buffer(2, m2)
+    xwm = WriteSrc.BIT_COUNTER_XWM.value
+    count = asm.bitcount(imm=bitcount_imm(BitCounterOp.COUNT), a=0, b=0, d=0)
+    clear = asm.bitcount(imm=bitcount_imm(BitCounterOp.CLEAR), a=0, b=0, d=0)
+    body = [clear, count, asm.program(a=8, b=b, d=1, imm=xwm),
+            clear, count, count, asm.program(a=8, b=b, d=2, imm=xwm)]
+    run = model.run(asm.assemble(body + [asm.halt()]))
+    assert not run.error, run.reason
+    assert run.counters["program"] == 2
+    lanes1 = np.roll(m1, -b)
+    # the first write: a through m1 alone; the second (a counted twice, LSB 0) through m2
+    want = np.roll(a, -b) & lanes1
+    got = _bits(model, 8, width)
+    assert (got == want).all(), f"b={b}: lanes {np.flatnonzero(got != want)[:4]} differ"
+    # a written through each mask in turn into an erased row: the whole np.roll
+    model.array_command(MacroCmd.ERASE, 16)
+    run = model.run(asm.assemble([clear, count, asm.program(a=16, b=b, d=2, imm=xwm),
+                                  clear, count, asm.program(a=16, b=b, d=1, imm=xwm),
+                                  asm.halt()]))
+    assert not run.error, run.reason
+    assert (_bits(model, 16, width) == np.roll(a, -b)).all()   # the union of the two masks
+    col = int(np.flatnonzero(lanes1)[0])
+    run = model.run(asm.assemble([clear, count, asm.program(a=8, b=b, d=1, imm=xwm),
+                                  asm.halt()]))
+    assert run.error and "programmed since their strip's last erase" in run.reason
+    assert f"columns {col}" in run.reason
+
+
+def test_masked_cross_write_refuses_a_mask_slot_beyond_the_buffer():
+    config = small_config()
+    model = CoreModel(config)
+    model.array_command(MacroCmd.ERASE, 0)
+    slots = model.buffer_slots
+    run = model.run(asm.assemble([asm.program(a=0, b=1, d=slots,
+                                              imm=WriteSrc.BIT_COUNTER_XWM.value), asm.halt()]))
+    assert run.error and (f"BIT_COUNTER_XWM mask slot d={slots} is not below "
+                          f"buffer_slots={slots}") in run.reason
+
+
 def fig10_run(config, shape, *, seed, bands=1, corner=None):
     """Plan, load, run one multiply convolution by the Fig. 10 mapping on the cycle model:
     (sums, golden sums, summed counters, static profile, programs, map)."""
@@ -503,10 +560,14 @@ def _fig10_config(model, conv_map="fig10", postproc="ppu"):
 
 
 def _run_checked(model, cfg, x, what):
-    """Every stage of every image == golden; the counters == the static profile."""
+    """Every stage of every image == golden; the counters == the static profile, and the
+    counting mode's (``sim.analysis.counting.count_model``) == the cycle model's, every
+    counter."""
     from golden.model import infer_int
+    from sim.analysis.counting import count_model
     from sim.compile.compiler import compile_model, run_compiled
     compiled = compile_model(model, cfg)
+    counted = count_model(compiled).counters
     trace = infer_int(model, x, trace=True)
     static = {}
     for st in compiled.stages:
@@ -522,6 +583,8 @@ def _run_checked(model, cfg, x, what):
                                   f"{want.reshape(-1)[bad[0]]} (seed {SEED}, seed 001 Fig. 10)")
         for k in ("cycles", "bitcount", "program", "erase", "move", "requant"):
             assert res.counters[k] == static[k], (what, k, res.counters[k], static[k])
+        diff = {k: (counted.get(k), v) for k, v in res.counters.items() if counted.get(k) != v}
+        assert not diff, f"{what}: counting != cycle model (counted, modelled): {diff}"
     return compiled
 
 

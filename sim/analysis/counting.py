@@ -630,7 +630,8 @@ def main(argv=None) -> int:
         from sim.util import parse_mat
         name, config = resolve_config(
             preset_name=args.preset, config_file=args.config,
-            sizes={f: getattr(args, f) for f in SIZE_FIELDS}, dataflow=args.dataflow)
+            sizes={f: getattr(args, f) for f in SIZE_FIELDS}, dataflow=args.dataflow,
+            conv_map=args.conv_map)
         mat = parse_mat(args.mat, config, name) or config.subarrays_per_mat
         out = check_file("--json", args.json) if args.json else None
         model, ds_name, _ = _resolve_model(args.model)

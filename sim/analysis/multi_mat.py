@@ -166,7 +166,7 @@ def main(argv=None) -> int:
         for name in presets:
             name, config = resolve_config(
                 preset_name=name, config_file=args.config,
-                sizes={f: getattr(args, f) for f in SIZE_FIELDS})
+                sizes={f: getattr(args, f) for f in SIZE_FIELDS}, conv_map=args.conv_map)
             skipped = parse_skip(args.skip, config)
             for m in mats:
                 with budget():

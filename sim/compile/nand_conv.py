@@ -37,8 +37,9 @@ kw + 1``; ``L`` lanes, the mat row):
   j = o rb + y`` and ``G = (L // B) // Wo``: the layer's sums end one per lane, ``q`` rows of
   two's complement, as the in-memory post-processing reads them
   (``sim.compile.nand_postproc.requant_program``). A row is programmed once per erase
-  (``golden.array``), so the first output row of a group is written into the group's rows,
-  each later one into OPS, added to the group's rows (disjoint lanes) into B and copied back.
+  (``golden.array``, per column), so the cross-write is masked (``WriteSrc.BIT_COUNTER_XWM``
+  with the same mask word, rotated as the data): each output row programs only its own ``Wo``
+  lanes per band of the group's rows, which every output row of the group shares, erased once.
 
 Widths come from the weights (known at compile time): ``S_m`` lies in ``[-N_o, P_o]``
 (``P_o``, ``N_o`` the sums of the positive and of the negated negative weights of channel o),
@@ -301,18 +302,24 @@ def _erase(config, r0: int, n: int) -> list:
     return [op(Opcode.ERASE, a=s) for s in range(r0 // m * m, r0 + n, m)]
 
 
-def _write(row: int, rot: int):
+def _write(row: int, rot: int, wmask=None):
+    if wmask is not None:       # written only in the lanes the mask's rotation selects
+        return op(Opcode.PROGRAM, imm=WriteSrc.BIT_COUNTER_XWM.value, a=row, b=rot, d=wmask)
     if rot:
         return op(Opcode.PROGRAM, imm=WriteSrc.BIT_COUNTER_XW.value, a=row, b=rot)
     return op(Opcode.PROGRAM, imm=WriteSrc.BIT_COUNTER.value, a=row)
 
 
-def _add(config, terms, out_bits: int, out_row, *, rot: int = 0, mask=None) -> list:
+def _add(config, terms, out_bits: int, out_row, *, rot: int = 0, mask=None,
+         wmask=None) -> list:
     """In-memory addition (Fig. 8a) of shifted operands into ``out_bits`` rows, mod
     ``2**out_bits``. ``terms``: ``(rows, shift, kind)`` with ``kind`` ``"u"`` (unsigned: bit i
     at position ``shift + i``), ``"s"`` (two's complement: its MSB row again at every position
     above) or ``"neg"`` (minus the unsigned value times ``2**shift``: bit i at every position
-    from ``shift + i`` on). ``out_row(k)`` is the row of sum bit k. Starts with a CLEAR."""
+    from ``shift + i`` on). ``out_row(k)`` is the row of sum bit k. Starts with a CLEAR.
+    ``mask``: the buffer slot every count is ANDed with; ``wmask``: the buffer slot of the
+    write mask (``WriteSrc.BIT_COUNTER_XWM``: only the lanes the mask's rotation by ``rot``
+    selects are programmed)."""
     body = [op(Opcode.BITCOUNT, imm=_CLEAR)]
     cap = 1 << config.bit_counter_bits
     carry = 0
@@ -337,7 +344,7 @@ def _add(config, terms, out_bits: int, out_row, *, rot: int = 0, mask=None) -> l
             body += [op(Opcode.BITCOUNT, imm=_COUNT, a=r) for r in rows]
         else:
             body += [op(Opcode.BITCOUNT, imm=_COUNT_AND, a=r, b=mask) for r in rows]
-        body.append(_write(out_row(k), rot))
+        body.append(_write(out_row(k), rot, wmask))
     return body
 
 
@@ -386,26 +393,12 @@ def _programs(cmap: ConvMap, w64, config) -> list:
                              _write(reg[mv] + i, s * Wp)]
                 terms = [([reg[src] + i for i in range(win)], 0, "s"),
                          ([reg[mv] + i for i in range(win)], s, "s")]
-                if dst is None:                   # masked, cross-written to lanes base * Wo ..
+                if dst is None:   # masked, cross-written into lanes base * Wo .. alone
                     out_r = c.out_row(grp)
-                    first = base == 0
-                    if first and grp >= (c.out_sets or c.groups):   # a reused set
+                    if base == 0 and grp >= (c.out_sets or c.groups):   # a reused set
                         body += _erase(config, out_r, q)
-                    t_r = out_r if first else c.ops0  # the group's rows, or OPS then a merge
-                    if not first:
-                        body += _erase(config, c.ops0, q)
-                    body += _add(config, terms, wout, lambda k, r=t_r: r + k,
-                                 rot=(L - base * c.Wo) % L, mask=c.mask)
-                    if not first:     # group rows + OPS (disjoint lanes) into B, then back:
-                        body += _erase(config, c.reg_b, q)    # a row is programmed once
-                        body += _add(config, [([out_r + i for i in range(q)], 0, "u"),
-                                              ([t_r + i for i in range(q)], 0, "u")],
-                                     q, lambda k: c.reg_b + k)
-                        body += _erase(config, out_r, q)
-                        body.append(op(Opcode.BITCOUNT, imm=_CLEAR))
-                        for i in range(q):
-                            body += [op(Opcode.BITCOUNT, imm=_COUNT, a=c.reg_b + i),
-                                     _write(out_r + i, 0)]
+                    body += _add(config, terms, wout, lambda k, r=out_r: r + k,
+                                 rot=(L - base * c.Wo) % L, mask=c.mask, wmask=c.mask)
                 else:
                     body += _erase(config, reg[dst], q)
                     body += _add(config, terms, wout, lambda k, r=reg[dst]: r + k)

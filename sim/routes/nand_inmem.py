@@ -13,7 +13,11 @@ cross-written (Fig. 10's in-mat movement between subarrays): lane j of row a get
 lane ``(j + b) mod lanes`` (``b`` below the lanes), the seed's "bit-counting results ...
 written into different columns" (``sim.compile.nand_conv``). The write sees the counters as
 left by every micro-op issued before it (the core bypasses the counter operation in flight),
-so counts and write-backs issue back to back with no bubble.
+so counts and write-backs issue back to back with no bubble. ``WriteSrc.BIT_COUNTER_XWM`` is
+the cross-write through a write mask: lane j is programmed only if lane ``(j + b) mod lanes``
+of buffer slot d is set (the mask rotates with the data), so a cross-write fills some columns
+of a row and leaves the others unprogrammed for a later one (seed 001 Fig. 10: partial sums
+"cross-written into different columns").
 
 Data layout (seed 001 Fig. 8: "stores data element-by-element vertically"): an n-bit operand
 of a lane sits in its column, bit b in row ``r0 + b``. Result rows are written back
@@ -81,7 +85,8 @@ class BitCounterLanes(LaneModel):
         self.planes = [0] * bits
         self.ops = {Opcode.BITCOUNT.value: self.step}
         self.write_sources = {WriteSrc.BIT_COUNTER.value: self.write_back,
-                              WriteSrc.BIT_COUNTER_XW.value: self.cross_write}
+                              WriteSrc.BIT_COUNTER_XW.value: self.cross_write,
+                              WriteSrc.BIT_COUNTER_XWM.value: self.cross_write}
         self._width = ones.bit_length()
 
     def step(self, imm, x, w, c):

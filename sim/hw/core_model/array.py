@@ -25,6 +25,7 @@ _WRITE_ROW = Opcode.WRITE_ROW.value
 _SRC_BUFFER, _SRC_TBUF = WriteSrc.BUFFER.value, WriteSrc.TBUF.value
 _SRC_TBUF_ZS = WriteSrc.TBUF_ZS.value
 _SRC_XW = WriteSrc.BIT_COUNTER_XW.value
+_SRC_XWM = WriteSrc.BIT_COUNTER_XWM.value
 #: The array's write commands in ``golden.array``'s words.
 _WRITE_NAMES = {MacroCmd.WRITE: "write", MacroCmd.ERASE: "erase", MacroCmd.PROGRAM: "program"}
 
@@ -177,10 +178,11 @@ class ArrayStage:
 
 
     def _write_step(self):
-        """The write micro-ops' S1 (WRITE_ROW / PROGRAM): ``write(code, imm, a, ra, b, c)``
+        """The write micro-ops' S1 (WRITE_ROW / PROGRAM): ``write(code, imm, a, ra, b, c, d)``
         picks the data by ``imm`` (``WriteSrc``: the buffer word at slot b, a lane's output,
-        transpose-buffer plane b) and the columns (a lane's source may write some only), and
-        issues the array command; a closure over this run's tables (``_execute``)."""
+        transpose-buffer plane b) and the columns (a lane's source may write some only;
+        ``BIT_COUNTER_XWM`` the lanes j whose lane ``(j + b) mod lanes`` of buffer slot d is
+        set), and issues the array command; a closure over this run's tables (``_execute``)."""
         buf = self._buffer
         slots = self.buffer_slots
         n = self._n
@@ -190,14 +192,20 @@ class ArrayStage:
         zs = self._zs
         fail = self._fail
 
-        def write(code, imm, a, ra, b, c):
+        def write(code, imm, a, ra, b, c, d=0):
             wmask = ones                   # a lane's source may write some columns only
             b_issued = b                   # (b is cut to the plane port's width below)
-            if imm == _SRC_XW and imm in lane_srcs:   # nand_inmem's cross-write (Fig. 10)
+            if imm in (_SRC_XW, _SRC_XWM) and imm in lane_srcs:  # Fig. 10's cross-write
                 if b >= lanes:
-                    fail(f"cycle {c}: {Opcode(code).name} BIT_COUNTER_XW b={b} is not below "
-                         f"the {lanes} lanes")
+                    fail(f"cycle {c}: {Opcode(code).name} {WriteSrc(imm).name} b={b} is not "
+                         f"below the {lanes} lanes")
                 data = lane_srcs[imm](c, b)    # b beyond the lanes: as the RTL's shifter
+                if imm == _SRC_XWM:            # the mask, rotated as the data
+                    if d >= slots:
+                        fail(f"cycle {c}: {Opcode(code).name} BIT_COUNTER_XWM mask slot d={d} "
+                             f"is not below buffer_slots={slots}")
+                    mw = buf[d & (slots - 1)]
+                    wmask = ((mw | mw << lanes) >> b) & ones
             elif imm == _SRC_BUFFER or imm in lane_srcs:
                 if b >= slots:
                     fail(f"cycle {c}: {Opcode(code).name} slot b={b} is not below "

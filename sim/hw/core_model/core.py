@@ -260,7 +260,7 @@ class CoreModel(ControllerStage, ArrayStage, MovementStage, LaneReduceStage, Ppu
                            f"rows={rows}")
             ra = a & row_mask
             if code in _WRITE_CODES:
-                write(code, imm, a, ra, b, c)
+                write(code, imm, a, ra, b, c, d)
                 continue
             if code == _ERASE:
                 self._erases += 1
