@@ -191,7 +191,8 @@ class ArrayStage:
         fail = self._fail
 
         def write(code, imm, a, ra, b, c):
-            wmask = ones                   # a lane's source may write some columns only
+            wmask = self._en               # a lane's source may write some columns only
+            # (and MOVE SUBSEL's disabled subarrays none)
             b_issued = b                   # (b is cut to the plane port's width below)
             if imm == _SRC_XW and imm in lane_srcs:   # nand_inmem's cross-write (Fig. 10)
                 if b >= lanes:
@@ -204,7 +205,7 @@ class ArrayStage:
                          f"buffer_slots={slots}")
                 if imm in lane_srcs:       # a lane's output, as at the start of cycle c
                     data = lane_srcs[imm](c)
-                    wmask = lane_masks.get(imm, ones)
+                    wmask &= lane_masks.get(imm, ones)
                 else:
                     data = buf[b & (slots - 1)]
             elif imm == _SRC_TBUF or (zs and imm == _SRC_TBUF_ZS):
