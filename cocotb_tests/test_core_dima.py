@@ -114,38 +114,50 @@ def golden_chain(case, n: int) -> np.ndarray:
     return acc
 
 
+async def host_and_model(dut, config):
+    """The RTL core's host (reset, requant entry 0 zeroed) and a cycle model of ``config``
+    (likewise)."""
+    from sim.hw.core_model import CoreModel
+    from sim.flows.rtl_backend import CoreHost
+    host = CoreHost(dut, config)
+    await host.reset()
+    await host.write_table([0], [0], [0])
+    model = CoreModel(config)
+    model.write_table(0, 0, 0, 0)
+    return host, model
+
+
+async def load_chain(host, model, case, width: int, terms: int) -> None:
+    """A chain case's rows and buffer (signs, one-hot words) into the RTL core and the model."""
+    buf = buffer_image(case, width, terms)
+    writes = [(MacroCmd.WRITE, r, bits, np.ones(width, bool))
+              for r, bits in sorted(case["rows"].items())]
+    await host.array_commands(writes)
+    await host.write_buffer(buf)
+    for cmd, r, bits, mask in writes:
+        model.array_command(cmd, r, bits, mask)
+    for slot, word in enumerate(buf):
+        model.write_buffer(slot, word)
+
+
 @cocotb.test()
 async def core_fa_fs_chain(dut):
     """Random and corner chains: results == integers == golden, odd columns kept, counters ==
     the cycle model, cycles per n-bit add/sub == 2n."""
-    from sim.hw.core_model import CoreModel
-    from sim.flows.rtl_backend import CoreHost
     p = load_params()
     rng_py, seed = make_rng(p, "core_fa_fs_chain")
     rng = np.random.default_rng(rng_py.getrandbits(64))
     config = small_config()
     width = config.columns * config.subarrays_per_mat
     n, terms = p["n"], p["terms"]
-    host = CoreHost(dut, config)
-    await host.reset()
-    await host.write_table([0], [0], [0])
-    model = CoreModel(config)
-    model.write_table(0, 0, 0, 0)
+    host, model = await host_and_model(dut, config)
     where = f"(seed {seed}, rerun with SPINPIM_SEED={seed})"
     cycles_of = {}
     for t, corner in enumerate(["max", "zero"] + [None] * p["trials"]):
         case = chain_case(rng, width, n, terms, corner=corner)
         assert np.array_equal(golden_chain(case, n), case["want"]), \
             f"{BLOCK}: golden.pim.fa_fs_addsub disagrees with integer arithmetic {where}"
-        buf = buffer_image(case, width, terms)
-        writes = [(MacroCmd.WRITE, r, bits, np.ones(width, bool))
-                  for r, bits in sorted(case["rows"].items())]
-        await host.array_commands(writes)
-        await host.write_buffer(buf)
-        for cmd, r, bits, mask in writes:
-            model.array_command(cmd, r, bits, mask)
-        for slot, word in enumerate(buf):
-            model.write_buffer(slot, word)
+        await load_chain(host, model, case, width, terms)
         for k in (terms - 1, terms):          # the chain one add short, then in full
             words = chain_program(n, k)
             counters = await host.run(words, max_cycles=4 * n * terms + 16)
@@ -192,8 +204,6 @@ async def core_class_gate(dut):
     and puts the sums into subarray 1's lanes; a sense gated to subarray 1 gives subarray 0's
     accumulator nothing (REQUANT d = 1 reads 0, d = 2 the popcount of subarray 1's columns);
     SUBSEL out of the mat sets error; outputs, counters and error == the cycle model."""
-    from sim.hw.core_model import CoreModel
-    from sim.flows.rtl_backend import CoreHost
     p = load_params()
     rng_py, seed = make_rng(p, "core_class_gate")
     rng = np.random.default_rng(rng_py.getrandbits(64))
@@ -201,22 +211,10 @@ async def core_class_gate(dut):
     cols = config.columns
     width = cols * config.subarrays_per_mat
     n, terms = p["n"], p["terms"]
-    host = CoreHost(dut, config)
-    await host.reset()
-    await host.write_table([0], [0], [0])
-    model = CoreModel(config)
-    model.write_table(0, 0, 0, 0)
+    host, model = await host_and_model(dut, config)
     where = f"(seed {seed}, rerun with SPINPIM_SEED={seed})"
     case = chain_case(rng, width, n, terms)
-    buf = buffer_image(case, width, terms)
-    writes = [(MacroCmd.WRITE, r, bits, np.ones(width, bool))
-              for r, bits in sorted(case["rows"].items())]
-    await host.array_commands(writes)
-    await host.write_buffer(buf)
-    for cmd, r, bits, mask in writes:
-        model.array_command(cmd, r, bits, mask)
-    for slot, word in enumerate(buf):
-        model.write_buffer(slot, word)
+    await load_chain(host, model, case, width, terms)
 
     async def both(instrs, max_cycles, outputs=0):
         words = asm.assemble(instrs + [asm.halt()])

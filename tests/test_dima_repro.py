@@ -192,6 +192,8 @@ def test_count_report_and_table_give_one_energy(tmp_path):
                       ("report's dima table", rep["dima_table"]["energy"]["energy_j"])):
         assert got == pytest.approx(want, rel=1e-9), (name, got, want)
     assert rep["dima_table"]["model"] == "digits_addnet"
+    # the report's read / write / logic / bus split sums to the same energy
+    assert sum(rep["per_image"]["energy_split_j"].values()) == pytest.approx(want, rel=1e-9)
 
 
 def test_report_without_propose_refuses_an_addnet_in_one_line(tmp_path, capsys):

@@ -1050,8 +1050,15 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
                                    gate=(compiled, [s["measured"][ii]["counters"]
                                                     for s in stages])), stream)
         e["counters"], e["host"] = counters, host
-        e["energy_split_j"] = energy.energy_split(config, counters, columns_active=lanes,
-                                                  host=host)
+        # the split per stage, each over the columns it drives (seed 002's class gate), so
+        # it sums to the energy above; the host's words once
+        split = energy.energy_split(config, {"cycles": 0}, columns_active=lanes, host=host)
+        for st, s in zip(compiled.stages, stages, strict=True):
+            part = energy.energy_split(config, s["measured"][ii]["counters"],
+                                       columns_active=_dm.stage_columns(st, lanes,
+                                                                        config.columns))
+            split = {key: v + part[key] for key, v in split.items()}
+        e["energy_split_j"] = split
         totals.append(e)
     per_image = _average(totals)
     zs_images = []
