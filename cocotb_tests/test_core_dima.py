@@ -23,6 +23,7 @@ from golden.pim import fa_fs_addsub
 from rtl.column_reduce import ReduceOp
 from rtl.config import preset
 from rtl.core import Core
+from rtl.isa import MoveOp
 from rtl.mtj_array import MacroCmd
 from rtl.ppu import PpuMode, ppu_imm
 from sim.compile import asm
@@ -113,38 +114,50 @@ def golden_chain(case, n: int) -> np.ndarray:
     return acc
 
 
+async def host_and_model(dut, config):
+    """The RTL core's host (reset, requant entry 0 zeroed) and a cycle model of ``config``
+    (likewise)."""
+    from sim.hw.core_model import CoreModel
+    from sim.flows.rtl_backend import CoreHost
+    host = CoreHost(dut, config)
+    await host.reset()
+    await host.write_table([0], [0], [0])
+    model = CoreModel(config)
+    model.write_table(0, 0, 0, 0)
+    return host, model
+
+
+async def load_chain(host, model, case, width: int, terms: int) -> None:
+    """A chain case's rows and buffer (signs, one-hot words) into the RTL core and the model."""
+    buf = buffer_image(case, width, terms)
+    writes = [(MacroCmd.WRITE, r, bits, np.ones(width, bool))
+              for r, bits in sorted(case["rows"].items())]
+    await host.array_commands(writes)
+    await host.write_buffer(buf)
+    for cmd, r, bits, mask in writes:
+        model.array_command(cmd, r, bits, mask)
+    for slot, word in enumerate(buf):
+        model.write_buffer(slot, word)
+
+
 @cocotb.test()
 async def core_fa_fs_chain(dut):
     """Random and corner chains: results == integers == golden, odd columns kept, counters ==
     the cycle model, cycles per n-bit add/sub == 2n."""
-    from sim.hw.core_model import CoreModel
-    from sim.flows.rtl_backend import CoreHost
     p = load_params()
     rng_py, seed = make_rng(p, "core_fa_fs_chain")
     rng = np.random.default_rng(rng_py.getrandbits(64))
     config = small_config()
     width = config.columns * config.subarrays_per_mat
     n, terms = p["n"], p["terms"]
-    host = CoreHost(dut, config)
-    await host.reset()
-    await host.write_table([0], [0], [0])
-    model = CoreModel(config)
-    model.write_table(0, 0, 0, 0)
+    host, model = await host_and_model(dut, config)
     where = f"(seed {seed}, rerun with SPINPIM_SEED={seed})"
     cycles_of = {}
     for t, corner in enumerate(["max", "zero"] + [None] * p["trials"]):
         case = chain_case(rng, width, n, terms, corner=corner)
         assert np.array_equal(golden_chain(case, n), case["want"]), \
             f"{BLOCK}: golden.pim.fa_fs_addsub disagrees with integer arithmetic {where}"
-        buf = buffer_image(case, width, terms)
-        writes = [(MacroCmd.WRITE, r, bits, np.ones(width, bool))
-                  for r, bits in sorted(case["rows"].items())]
-        await host.array_commands(writes)
-        await host.write_buffer(buf)
-        for cmd, r, bits, mask in writes:
-            model.array_command(cmd, r, bits, mask)
-        for slot, word in enumerate(buf):
-            model.write_buffer(slot, word)
+        await load_chain(host, model, case, width, terms)
         for k in (terms - 1, terms):          # the chain one add short, then in full
             words = chain_program(n, k)
             counters = await host.run(words, max_cycles=4 * n * terms + 16)
@@ -175,6 +188,88 @@ async def core_fa_fs_chain(dut):
         dut._log.info("trial %d (%s): %d add/subs of %d bits, %d cycles for the chain, "
                       "%d per add/sub", t, corner or "random", terms, n, cycles_of[terms],
                       cycles_of[terms] - cycles_of[terms - 1])
+
+
+def subsel(first: int, count: int):
+    """``MOVE SUBSEL``: the array commands after it reach subarrays ``first .. first + count
+    - 1`` only (seed 002's class gate, ``rtl.core.Core``)."""
+    return asm.move(imm=MoveOp.SUBSEL.value, a=first, b=count, d=0)
+
+
+@cocotb.test()
+async def core_class_gate(dut):
+    """Seed 002's class gate on a mat of 2 (subarray 0 class B, subarray 1 class A), both
+    holding different random data: a chain gated to subarray 1 leaves every cell of subarray
+    0 as written (its even columns of the last group too, which the ungated chain overwrites)
+    and puts the sums into subarray 1's lanes; a sense gated to subarray 1 gives subarray 0's
+    accumulator nothing (REQUANT d = 1 reads 0, d = 2 the popcount of subarray 1's columns);
+    SUBSEL out of the mat sets error; outputs, counters and error == the cycle model."""
+    p = load_params()
+    rng_py, seed = make_rng(p, "core_class_gate")
+    rng = np.random.default_rng(rng_py.getrandbits(64))
+    config = small_config()
+    cols = config.columns
+    width = cols * config.subarrays_per_mat
+    n, terms = p["n"], p["terms"]
+    host, model = await host_and_model(dut, config)
+    where = f"(seed {seed}, rerun with SPINPIM_SEED={seed})"
+    case = chain_case(rng, width, n, terms)
+    await load_chain(host, model, case, width, terms)
+
+    async def both(instrs, max_cycles, outputs=0):
+        words = asm.assemble(instrs + [asm.halt()])
+        counters = await host.run(words, max_cycles=max_cycles)
+        modelled = model.run(words)
+        assert not modelled.error, f"{BLOCK}: model error {modelled.reason}"
+        assert counters == modelled.counters, (
+            f"{BLOCK}: rtl counters {counters} != model {modelled.counters} {where}")
+        got = await host.read_outputs(outputs) if outputs else []
+        assert got == list(modelled.out[:outputs]), (
+            f"{BLOCK}: rtl outputs {got} != model {list(modelled.out[:outputs])} {where}")
+        return counters, got
+
+    chain = []
+    for k in range(terms):
+        chain += addsub_program(n * k, n * (k + 1), n, k)
+    counters, _ = await both([subsel(1, 1)] + chain, 4 * n * terms + 16)
+    assert counters["fa_step"] == counters["write_row"] == n * terms, counters
+    rows = n * (terms + 1)
+    for k in range(terms + 1):             # group k read back, n bits per column
+        await host.run(readout_program(n * k, n, width, terms), max_cycles=(n + 2) * width
+                       + 16)
+        got = await host.read_outputs(width)
+        for j in range(width):
+            if k and j >= cols and j % 2 == 0:     # subarray 1's lanes: the partial sums
+                g = j // 2
+                want = int(case["a0"][g] + sum(-case["x"][i, g] if case["sub"][i, g] else
+                                               case["x"][i, g] for i in range(k))) % (1 << n)
+                what = f"class-A lane {g} after {k} add/subs"
+            else:                          # every other cell as written
+                want = sum(int(case["rows"][n * k + b][j]) << b for b in range(n))
+                what = f"column {j} ({'class B, gated off' if j < cols else 'class A'})"
+            assert got[j] == want, (
+                f"{BLOCK}: group {k}, {what}: rtl {got[j]} != {want} {where}")
+            mod = sum(int(model.read_row(n * k + b)[j]) << b for b in range(n))
+            assert mod == want, f"{BLOCK}: group {k}, {what}: model {mod} != {want} {where}"
+    # a gated sense: subarray 0's reduction sees 0
+    r, fresh = rows, rng.integers(0, 2, width).astype(bool)    # a row no chain touched
+    await host.array_commands([(MacroCmd.WRITE, r, fresh, np.ones(width, bool))])
+    model.array_command(MacroCmd.WRITE, r, fresh, np.ones(width, bool))
+    emit = ppu_imm(clear=True, emit=True, mode=PpuMode.LOGIT)
+    _, sums = await both([subsel(1, 1), asm.read(a=r, imm=ReduceOp.L1_FIRST.value),
+                          asm.requant(a=0, d=1, imm=emit), asm.requant(a=0, d=2, imm=emit)],
+                         32, outputs=2)
+    assert sums == [0, int(fresh[cols:].sum())], (
+        f"{BLOCK}: gated READ of row {r}: accumulators {sums} {where}")
+    for first, count in ((1, 2), (0, 0), (2, 1)):   # out of the mat of 2, or none: error
+        words = asm.assemble([subsel(first, count), asm.halt()])
+        _, error = await host.run_raw(words, max_cycles=32)
+        modelled = model.run(words)
+        assert error and modelled.error, (
+            f"{BLOCK}: SUBSEL a={first} b={count}: rtl error {error}, model "
+            f"{modelled.error} {where}")
+    dut._log.info("class gate: %d add/subs on subarray 1 left subarray 0's %d rows as "
+                  "written", terms, rows)
 
 
 @pytest.mark.sim

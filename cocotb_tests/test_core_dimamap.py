@@ -5,17 +5,17 @@ Random small layers -- depthwise 3x3 with channel multiplier m in {1, 2} (paddin
 pool, stride 2), pointwise 1x1 with a fan-in that needs several tiles of lanes, a grouped
 case, two Add-Net basic blocks with eq.-3 outputs (the PPU's threshold stage) and padding
 code 128 (``MOVE SETPAD``), standalone max and average pools between and after binarized
-layers (``sim.compile.layer_stages``' data layout, the pools on the class-B subarray) -- each
-followed by a small multiply FC head (route ``dima_bitwise``); every stage of every image
-== ``golden.model.infer_int``, and the counters == the cycle model's and the compiler's
-static profile
-(``cocotb_tests.test_core._run_cases``). Random multi-bit layers (an inception-like
-convolution, MLPs) on the bit-wise convolver (route ``dima_bitwise``) likewise, with the
-weight rows resident (written by the load programs, once per case) and with the per-channel
-writes. One core build:
-a dima_sot mat of 2 subarrays of 128 x 16 (8 FA/FS lanes each), split by the preset's
-``class_split`` into one class-A subarray (the FA/FS lanes' layers) and one class-B subarray
-(the bit-wise convolver's).
+layers (``sim.compile.layer_stages``' data layout, the pools on the class-B subarray), a branch
+(a binarized 3x3 layer reading the depthwise layer's output, then a residual ``add`` of the two
+paths, :func:`branch_model`) -- each followed by a small multiply FC head (route
+``dima_bitwise``); every stage of every image == ``golden.model.infer_int``, and the counters
+== the cycle model's and the compiler's static profile (``cocotb_tests.test_core._run_cases``).
+Random multi-bit layers (an inception-like convolution, MLPs) on the bit-wise convolver (route
+``dima_bitwise``) likewise, with the weight rows resident (written by the load programs, once
+per case) and with the per-channel writes. One core build: a dima_sot mat of 2 subarrays of
+128 x 16 (8 FA/FS lanes each), split by the preset's ``class_split`` into one class-A subarray
+(the FA/FS lanes' layers) and one class-B subarray (the bit-wise convolver's), each stage's
+runs gated onto its class's subarray (``MOVE SUBSEL``).
 """
 
 import dataclasses
@@ -120,7 +120,35 @@ def bin_cases(rng, n_images):
     case("blocks_standalone_pools", (2, 6, 6),
          [("bin", dict(o=4, groups=2, padding=1, output="quant")), ("max_pool2d", 3, 1),
           ("bin", dict(o=3, k=1)), ("avg_pool2d", 3, 1)])
+    xb = rng.integers(0, 256, (n_images, 2, 5, 5)).astype(np.uint8)
+    cases.append(("branch_residual_add", branch_model(rng, xb), xb))
     return cases
+
+
+def branch_model(rng, x):
+    """Binarized layers with a branch (``golden.model``'s ``input`` array) on
+    ``sim.compile.layer_stages``' layout: a depthwise layer (m = 2, eq.-3 output), a pointwise
+    one, a second binarized 3x3 layer (padding code 128) that reads the depthwise layer's
+    output again instead of the pointwise one's, the ``add`` of the two paths (shortcut: the
+    pointwise output), a small multiply head."""
+    from tests.layer_models import fit_requant
+    l0, y0 = bin_layer(rng, x, o=4, groups=2, padding=1, output="quant")
+    l1, y1 = bin_layer(rng, y0, o=3, k=1)
+    l2, y2 = bin_layer(rng, y0, o=3, padding=1, pad_value=128)
+    l2 = dataclasses.replace(l2, params={**l2.params, "input": 0})     # reads layer 0
+    w = np.stack([rng.integers(1, 5, 3), rng.integers(-2, 4, 3)], axis=1).astype(np.int8)
+    acc = (y2.astype(np.int64) * w[:, 0].reshape(1, -1, 1, 1)
+           + y1.astype(np.int64) * w[:, 1].reshape(1, -1, 1, 1))
+    m, b, s = fit_requant(acc, rng)
+    add = Layer("add", "", {"weight": w, "source": 1, "rq_mult": m, "rq_bias": b,
+                            "rq_shift": s})
+    y3 = gl.residual_add(y2, y1, w, m, b, s)
+    hw = rng.integers(-128, 128, (3, int(np.prod(y3.shape[1:])))).astype(np.int8)
+    head = Layer("mul_linear", "logits", dict(weight=hw, bias=np.zeros(3, np.int32)),
+                 dict(weight=hw.astype(np.float32), bias=np.zeros(3, np.float32)))
+    return make_model(name="bin_branch", input_shape=x.shape[1:], input_scale=1 / 255,
+                      class_names=["0", "1", "2"], layers=[l0, l1, l2, add, Layer("flatten"),
+                                                           head])
 
 
 @cocotb.test()

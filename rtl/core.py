@@ -75,9 +75,11 @@ class Core(wiring.Component):
     The mat row is ``W = subarrays * columns`` bits: mat column ``k * columns + j`` is column
     ``j`` of subarray ``k`` (an :class:`~rtl.mtj_array.MtjArray` of ``rows x columns``, fault
     seeds those of mat column ``k * columns + j``). Every subarray gets the same array command
-    and rows in the same cycle; the weight buffer, the FU line, the lanes and the transpose
-    buffer span the mat row. Each subarray has its own reduction unit (popcount of its
-    ``columns`` columns, shift-accumulate); ``REQUANT`` hands the PPU one of them or their sum.
+    and rows in the same cycle (with route ``dima_binconv``: every subarray ``MOVE SUBSEL``
+    enabled, seed 002's class gate, ``_class_gate``); the weight buffer, the FU line, the lanes
+    and the transpose buffer span the mat row. Each subarray has its own reduction unit
+    (popcount of its ``columns`` columns, shift-accumulate); ``REQUANT`` hands the PPU one of
+    them or their sum.
 
     The core is generated from ``config.routes`` (``rtl.routes``): the min lanes exist only
     if a route needs them (``write_free``), the abs-diff lanes likewise (``abs_diff``) and the
@@ -153,8 +155,8 @@ class Core(wiring.Component):
                buffer[b] if ``imm`` bit 2); else      slot d = the sensed row, its
                no command                             inverse or the counters'
                                                       LSBs after the op
-    MOVE       GATHER: tables b, d                    GATHER: column a of the      SETPTR /
-                                                      transpose buffer; CLEAR      ADDPTR: PPU
+    MOVE       GATHER: tables b, d; SUBSEL: enable    GATHER: column a of the      SETPTR /
+               subarrays a .. a + b - 1               transpose buffer; CLEAR      ADDPTR: PPU
                                                       it                           pointer, a
     ========== ====================================== ============================ ==============
 
@@ -509,6 +511,35 @@ class Core(wiring.Component):
             with m.Default():
                 m.d.comb += self.counter_value.eq(ctrl.counter_value)
 
+    def _class_gate(self, m, arrays, a_cmd, fire, start, issue, mv):
+        """Route ``dima_binconv``: the subarray enables (seed 002 sec. 3.2, class A and class B
+        separate). ``MOVE SUBSEL`` (S1) enables subarrays ``a .. a + b - 1`` for the micro-ops
+        issued after it (all at start); a micro-op's array command reaches the enabled
+        subarrays only (the others get NOP: no sense, no write, no fault-LFSR step), the host's
+        commands every subarray. Returns the sensed row as S2 sees it: 0 in the columns of the
+        subarrays its micro-op did not enable."""
+        k_sub = len(arrays)
+        en = Signal(k_sub, name="sub_en", init=(1 << k_sub) - 1)
+        en1 = Signal(k_sub, name="sub_en1", init=(1 << k_sub) - 1)
+        gate = Signal(k_sub, name="sub_gate")
+        hi = Signal(len(issue.a) + 1, name="subsel_hi")
+        m.d.comb += [hi.eq(issue.a + issue.b), gate.eq(Mux(fire, en, (1 << k_sub) - 1))]
+        set_en = fire & _equals(issue.op.as_value(), Opcode.MOVE.value) \
+            & _equals(issue.imm, MoveOp.SUBSEL.value) & issue.b.any() & _below(hi, k_sub + 1)
+        with m.If(start):
+            m.d.sync += en.eq((1 << k_sub) - 1)
+        with m.Elif(set_en):
+            m.d.sync += en.eq(Cat(*[_below(issue.a, k + 1) & ~_below(hi, k + 1)
+                                    for k in range(k_sub)]))
+        m.d.sync += en1.eq(gate)
+        for k, arr in enumerate(arrays):
+            m.d.comb += arr.cmd.as_value().eq(Mux(gate[k], a_cmd.as_value(),
+                                                  MacroCmd.NOP.value))
+        sensed = Signal(len(arrays) * self._config.columns, name="sensed_gated")
+        m.d.comb += sensed.eq(Cat(*[Mux(en1[k], arr.sensed, 0)
+                                    for k, arr in enumerate(arrays)]))
+        return sensed
+
     def _pad_register(self, m, start, v1, op1, imm1, a1, n):
         """The code a GATHER writes for a term outside the image: 0, or on a core with route
         ``dima_binconv`` the register ``MOVE SETPAD`` sets in its S2 (0 at start)."""
@@ -658,9 +689,12 @@ class Core(wiring.Component):
         row_bits = len(arrays[0].row_a)
         a_row_a, a_row_b = Signal(row_bits), Signal(row_bits)
         a_fu, a_data, a_mask = Signal(width), Signal(width), Signal(width)
+        gated = self._thresholds    # dima_binconv: MOVE SUBSEL gates the subarrays' commands
         for k, arr in enumerate(arrays):
             sl = slice(k * cols, (k + 1) * cols)
-            m.d.comb += [arr.cmd.eq(a_cmd), arr.row_a.eq(a_row_a), arr.row_b.eq(a_row_b),
+            if not gated:
+                m.d.comb += arr.cmd.eq(a_cmd)
+            m.d.comb += [arr.row_a.eq(a_row_a), arr.row_b.eq(a_row_b),
                          arr.fu.eq(a_fu[sl]), arr.data.eq(a_data[sl]),
                          arr.mask.eq(a_mask[sl]),
                          arr.fault_en.eq(self.fault_en), arr.fault_seed.eq(self.fault_seed),
@@ -822,8 +856,10 @@ class Core(wiring.Component):
         move_ok = mv[MoveOp.CLEAR] | mv[MoveOp.SETPTR] | mv[MoveOp.ADDPTR]
         if cfg.zero_skip:                          # SKIPZ: a row operand below rows
             move_ok = move_ok | (mv[MoveOp.SKIPZ] & _below(issue.a, rows))
-        if self._thresholds:                       # dima_binconv: SETPAD
-            move_ok = move_ok | mv[MoveOp.SETPAD]
+        if self._thresholds:                       # dima_binconv: SETPAD, SUBSEL
+            move_ok = (move_ok | mv[MoveOp.SETPAD]
+                       | (mv[MoveOp.SUBSEL] & issue.b.any()
+                          & _below(issue.a + issue.b, k_sub + 1)))
         if has_bc:                # nand_inmem: GSHIFT, LOADPLANE, SCATTER (_inmem_path_s3)
             move_ok = (move_ok | (mv[MoveOp.GSHIFT] & _below(issue.a, 32))
                        | (mv[MoveOp.LOADPLANE] & _below(issue.a, rows) & _below(issue.d, n))
@@ -834,6 +870,9 @@ class Core(wiring.Component):
                 ~_below(issue.a, width) | ~_below(issue.b, self._offset_depth)
                 | ~_below(issue.d, self._patch_depth),
                 ~move_ok))
+
+        if gated:                  # seed 002's classes: only the enabled subarrays act
+            sensed = self._class_gate(m, arrays, a_cmd, fire, start, issue, mv)
 
         def array_cmd(cmd, row_a, row_b, fu, data, mask):
             return [a_cmd.eq(cmd), a_row_a.eq(row_a), a_row_b.eq(row_b), a_fu.eq(fu),

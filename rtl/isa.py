@@ -139,6 +139,13 @@ class MoveOp(enum.Enum, shape=IMM_BITS):
     of 0 from then on (Add-Net's padding code, seed 002; ``golden.model`` ``pad_value``); the
     core's start resets it to 0.
 
+    ``SUBSEL`` (cores with route ``dima_binconv`` only, any other core flags it; seed 002
+    sec. 3.2: class A and class B are separate subarrays): from the micro-op issued after it,
+    the array commands of the micro-ops reach subarrays ``a .. a + b - 1`` only (``b`` >= 1,
+    ``a + b`` at most the mat's subarrays, else ``error``); the others get no command (they
+    neither sense nor write; their sense amplifiers give 0 to the lanes and the reduction). The
+    core's start enables every subarray; the host's array commands reach every subarray.
+
     The path of seed 001's in-memory post-processing (cores with route ``nand_inmem`` only, any
     other core flags them; ``sim.compile.nand_postproc``): ``GSHIFT`` sets the gather shift to a (in
     [0, 31], 0 at start): a GATHER then puts bits ``a .. a + n - 1`` of the word, read as a
@@ -157,6 +164,7 @@ class MoveOp(enum.Enum, shape=IMM_BITS):
     GSHIFT = 7       # cores with route nand_inmem only: below
     LOADPLANE = 8    # cores with route nand_inmem only: below
     SCATTER = 9      # cores with route nand_inmem only: below
+    SUBSEL = 11      # cores with route dima_binconv only: above (the class gate)
 
 
 class WriteSrc(enum.Enum, shape=IMM_BITS):
@@ -253,13 +261,15 @@ OPERANDS: dict[Opcode, dict[str, str]] = {
                        "imm": "bit 0: 0 max, 1 min"},
     Opcode.MOVE:      {"a": "GATHER: transpose-buffer column; SETPTR / ADDPTR: the value; "
                             "SKIPZ: the row whose zero flag is tested; GSHIFT: the gather "
-                            "shift; LOADPLANE: the row sensed; SCATTER: the column",
-                       "b": "GATHER: offset-table entry; SKIPZ: instructions to skip",
+                            "shift; LOADPLANE: the row sensed; SCATTER: the column; "
+                            "SUBSEL: the first subarray enabled",
+                       "b": "GATHER: offset-table entry; SKIPZ: instructions to skip; "
+                            "SUBSEL: the subarrays enabled",
                        "d": "GATHER: patch-table entry; SKIPZ: their cycles (counted as "
                             "saved); LOADPLANE: the transpose-buffer plane; SCATTER: the "
                             "data-memory word",
                        "imm": "MoveOp: GATHER, CLEAR, SETPTR, ADDPTR, SKIPZ, SETPAD, GSHIFT, "
-                              "LOADPLANE, SCATTER"},
+                              "LOADPLANE, SCATTER, SUBSEL"},
 }
 
 #: Widest operand base a configuration can derive (``rtl.config.AcceleratorConfig.

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from cocotb_tests.test_core import _bn, _requant
-from cocotb_tests.test_core_dimamap import bin_cases, small_config
+from cocotb_tests.test_core_dimamap import bin_cases, branch_model, small_config
 from golden import datasets
 from golden import layers as gl
 from golden.model import Layer, bundled_model_path, infer_int, load_model, make_model
@@ -165,33 +165,6 @@ def test_standalone_pool_after_dima_layers_equals_golden():
     assert pool in [st.layer_index for st in compiled.stages]
 
 
-def _branch_model(rng, x):
-    """Binarized layers with a branch (``golden.model``'s ``input`` array) on
-    ``sim.compile.layer_stages``' layout: a depthwise layer (m = 2, eq.-3 output), a pointwise
-    one, a second binarized 3x3 layer (padding code 128) that reads the depthwise layer's
-    output again instead of the pointwise one's, the ``add`` of the two paths (shortcut: the
-    pointwise output), a small multiply head."""
-    from cocotb_tests.test_core_dimamap import bin_layer
-    from tests.layer_models import fit_requant
-    l0, y0 = bin_layer(rng, x, o=4, groups=2, padding=1, output="quant")
-    l1, y1 = bin_layer(rng, y0, o=3, k=1)
-    l2, y2 = bin_layer(rng, y0, o=3, padding=1, pad_value=128)
-    l2 = dataclasses.replace(l2, params={**l2.params, "input": 0})     # reads layer 0
-    w = np.stack([rng.integers(1, 5, 3), rng.integers(-2, 4, 3)], axis=1).astype(np.int8)
-    acc = (y2.astype(np.int64) * w[:, 0].reshape(1, -1, 1, 1)
-           + y1.astype(np.int64) * w[:, 1].reshape(1, -1, 1, 1))
-    m, b, s = fit_requant(acc, rng)
-    add = Layer("add", "", {"weight": w, "source": 1, "rq_mult": m, "rq_bias": b,
-                            "rq_shift": s})
-    y3 = gl.residual_add(y2, y1, w, m, b, s)
-    hw = rng.integers(-128, 128, (3, int(np.prod(y3.shape[1:])))).astype(np.int8)
-    head = Layer("mul_linear", "logits", dict(weight=hw, bias=np.zeros(3, np.int32)),
-                 dict(weight=hw.astype(np.float32), bias=np.zeros(3, np.float32)))
-    return make_model(name="bin_branch", input_shape=x.shape[1:], input_scale=1 / 255,
-                      class_names=["0", "1", "2"], layers=[l0, l1, l2, add, Layer("flatten"),
-                                                           head])
-
-
 def test_binarized_branch_round_trips_through_the_model_file(tmp_path):
     """The branch's ``input`` array on a bin_gconv2d layer saves and loads (format 3 or
     later), and the loaded model's integer inference gives the same logits as the model in
@@ -199,7 +172,7 @@ def test_binarized_branch_round_trips_through_the_model_file(tmp_path):
     from golden.model import format_version, load_model, save_model
     rng = np.random.default_rng(SEED + 7)
     x = rng.integers(0, 256, (2, 2, 5, 5)).astype(np.uint8)
-    model = _branch_model(rng, x)
+    model = branch_model(rng, x)
     assert format_version(model) >= 3
     save_model(model, tmp_path / "b.npz")
     back = load_model(tmp_path / "b.npz")
@@ -216,7 +189,7 @@ def test_binarized_branch_on_layer_stages_layout_equals_golden(mat):
     from sim.compile import layer_stages
     rng = np.random.default_rng(SEED + 7)
     x = rng.integers(0, 256, (2, 2, 5, 5)).astype(np.uint8)
-    model = _branch_model(rng, x)
+    model = branch_model(rng, x)
     assert layer_stages.has_branches(model.layers)
     cfg = dataclasses.replace(small_config(), subarrays_per_mat=mat)
     compiled, _ = _run(model, propose_config(model, cfg), x)

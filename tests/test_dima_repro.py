@@ -106,61 +106,68 @@ def test_energy_by_kind_adds_up_to_the_whole_run():
                                                  channels=compiled.channels,
                                                  out_depth=compiled.out_depth,
                                                  imem_depth=compiled.imem_depth))
-    # whole-mat basis (docs/dataflows.rst, "Energy basis"): the run's counters over the mat's
-    # 2 x columns, plus the image's 8 x 8 = 64 data-memory words (a MOVE each)
-    whole = estimate(cfg, res.counters, columns_active=2 * cfg.columns,
-                     host={"data_words": 64})
+    # class basis (docs/dataflows.rst, "Energy basis"): the 7:2 split of a mat of 2 gives each
+    # class one subarray and every stage of this model is a class stage gated to it, so the
+    # run's counters over one subarray's columns, plus the image's 8 x 8 = 64 data-memory words
+    # (a MOVE each)
+    gated = estimate(cfg, res.counters, columns_active=cfg.columns, host={"data_words": 64})
     assert e["kinds"][dima_repro.HOST_KIND]["energy_j"] == pytest.approx(
         estimate(cfg, {"cycles": 0}, host={"data_words": 64}).energy_j, rel=1e-12)
-    assert sum(k["energy_j"] for k in e["kinds"].values()) == pytest.approx(whole.energy_j,
+    assert sum(k["energy_j"] for k in e["kinds"].values()) == pytest.approx(gated.energy_j,
                                                                            rel=1e-9)
-    assert e["energy_j"] == pytest.approx(whole.energy_j, rel=1e-9)
+    assert e["energy_j"] == pytest.approx(gated.energy_j, rel=1e-9)
     assert e["cycles"] == res.counters["cycles"]
     assert sum(k["energy_pct"] for k in e["kinds"].values()) == pytest.approx(100)
-    assert e["frames_per_joule"] == pytest.approx(1 / whole.energy_j, rel=1e-9)
-    # by class: the stages of each route, over the whole mat; the seed's organisation (a
-    # comparison): over one subarray's columns each (the 7:2 split of a mat of 2 gives each
-    # class one subarray)
+    assert e["frames_per_joule"] == pytest.approx(1 / gated.energy_j, rel=1e-9)
+    # by class: the stages of each route over its one subarray; the core without the gate (a
+    # comparison): over the whole mat's 2 x columns
     for cls, routes in (("A", {"dima_binconv"}), ("B", {"dima_bitwise"})):
         ops = {k: sum(r.micro_ops[k] for st, r in zip(compiled.stages, res.stages, strict=True)
                       if st.route in routes) for k in res.counters}
+        own = estimate(cfg, ops, columns_active=cfg.columns)
         mat = estimate(cfg, ops, columns_active=2 * cfg.columns)
-        seed = estimate(cfg, ops, columns_active=cfg.columns)
-        assert e["classes"][cls]["energy_j"] == pytest.approx(mat.energy_j, rel=1e-9), cls
-        assert e["classes"][cls]["seed_energy_j"] == pytest.approx(seed.energy_j, rel=1e-9)
+        assert e["classes"][cls]["energy_j"] == pytest.approx(own.energy_j, rel=1e-9), cls
+        assert e["classes"][cls]["ungated_energy_j"] == pytest.approx(mat.energy_j, rel=1e-9)
         assert e["classes"][cls]["subarrays"] == 1
-    assert e["seed_energy_j"] < e["energy_j"]
+    assert e["ungated_energy_j"] > e["energy_j"]
     assert e["load"]["row_writes"] == 0     # 221 of 256 rows taken by the pointwise lanes
 
 
-def test_seed_class_energy_charges_only_the_class_subarrays():
-    """On a mat of 4 split 7:2 (3 class-A subarrays, 1 class-B): the seed's organisation
-    (a comparison figure) is each stage's estimate over its class's columns (3 x 512 or
-    1 x 512); the energy basis (stage_energy) the whole mat's 4 x 512."""
+def test_stage_energy_charges_only_the_class_subarrays():
+    """On a mat of 4 split 7:2 (3 class-A subarrays, the last; 1 class-B, the first): every
+    program of a stage starts with its class's MOVE SUBSEL, and the energy basis
+    (stage_energy) is its estimate over its class's columns (3 x 512 or 1 x 512); the ungated
+    comparison the whole mat's 4 x 512."""
+    from rtl.isa import MoveOp, Opcode, decode
     from sim.compile.compiler import compile_model, propose_config
-    from sim.compile.dima_map import seed_class_energy, stage_energy
+    from sim.compile.dima_map import stage_energy, ungated_energy
     model = load_model(bundled_model_path("digits_addnet"))
     cfg = propose_config(model, preset("dima_sot"), subarrays=4)
     compiled = compile_model(model, cfg, subarrays=4)
     seen = set()
     for st in compiled.stages:
-        k = 3 if st.route == "dima_binconv" else 1
+        k, first = (3, 1) if st.route == "dima_binconv" else (1, 0)
         seen.add(k)
-        got = seed_class_energy(cfg, st, st.micro_ops).energy_j
+        for ch in st.chunks:
+            ins = decode(ch.program[0], base_bits=cfg.isa_base_bits)
+            assert (ins.op, ins.imm, ins.a.base, ins.b.base) == (
+                Opcode.MOVE, MoveOp.SUBSEL.value, first, k), st.name
+        got = stage_energy(cfg, st, st.micro_ops, compiled.width).energy_j
         assert got == pytest.approx(
             estimate(cfg, st.micro_ops, columns_active=k * cfg.columns).energy_j, rel=1e-12)
         mat = estimate(cfg, st.micro_ops, columns_active=4 * cfg.columns).energy_j
-        assert stage_energy(cfg, st, st.micro_ops, compiled.width).energy_j == pytest.approx(
-            mat, rel=1e-12)
+        assert ungated_energy(cfg, st, st.micro_ops, compiled.width).energy_j == \
+            pytest.approx(mat, rel=1e-12)
         assert got < mat
     assert seen == {1, 3}
 
 
 def test_count_report_and_table_give_one_energy(tmp_path):
-    """One energy basis (the whole mat, docs/dataflows.rst): digits_addnet on dima_sot at a
-    mat of 2 costs the same per image in the counting mode (``--propose``), the report
-    (``--propose``, model backend) and the seed-002 table, and that figure is the independent
-    estimate of the cycle model's counters over 2 x columns plus the image's 64 words."""
+    """One energy basis (each class stage over its class's subarrays, docs/dataflows.rst):
+    digits_addnet on dima_sot at a mat of 2 costs the same per image in the counting mode
+    (``--propose``), the report (``--propose``, model backend) and the seed-002 table, and that
+    figure is the independent estimate of the cycle model's counters over 1 x columns (each
+    class has one subarray, every stage is a class stage) plus the image's 64 words."""
     from sim.analysis import counting, report
     from sim.compile.compiler import compile_model, propose_config, run_compiled
     from sim.hw.core_model import CoreModel
@@ -169,8 +176,8 @@ def test_count_report_and_table_give_one_energy(tmp_path):
     cfg = propose_config(model, preset("dima_sot"), subarrays=2)
     compiled = compile_model(model, cfg, subarrays=2)
     res = run_compiled(compiled, x[0], CoreModel(cfg, subarrays=2))
-    want = estimate(cfg, res.counters, columns_active=2 * cfg.columns,
-                    host={"data_words": 64}).energy_j
+    want = estimate(cfg, res.counters, columns_active=cfg.columns,    # one class subarray
+                    host={"data_words": 64}).energy_j                 # each (7:2 on 2)
     counted = counting.count_model(compiled, model).estimate["energy_j"]
     table = dima_repro.energy_by_kind(model, preset("dima_sot"), x[:1], subarrays=2)
     out = tmp_path / "out"
@@ -185,6 +192,8 @@ def test_count_report_and_table_give_one_energy(tmp_path):
                       ("report's dima table", rep["dima_table"]["energy"]["energy_j"])):
         assert got == pytest.approx(want, rel=1e-9), (name, got, want)
     assert rep["dima_table"]["model"] == "digits_addnet"
+    # the report's read / write / logic / bus split sums to the same energy
+    assert sum(rep["per_image"]["energy_split_j"].values()) == pytest.approx(want, rel=1e-9)
 
 
 def test_report_without_propose_refuses_an_addnet_in_one_line(tmp_path, capsys):

@@ -109,3 +109,77 @@ def test_the_route_maps_binarized_layers_and_refuses_adder_layers():
     assert not any(route.maps(ly) for ly in model.layers if ly.kind != "bin_gconv2d")
     adder = load_model(bundled_model_path("digits_addernet"))
     assert not any(route.maps(ly) for ly in adder.layers if ly.is_adder)
+
+
+def _subsel(first, count):
+    from rtl.isa import MoveOp
+    return asm.move(imm=MoveOp.SUBSEL.value, a=first, b=count, d=0)
+
+
+@pytest.mark.parametrize("gated", [True, False])
+def test_class_gate_keeps_the_other_class_rows(gated):
+    """Seed 002's classes on a mat of 2 (subarray 0 class B, 1 class A) holding different random
+    data: a chain behind ``MOVE SUBSEL a=1 b=1`` leaves every cell of subarray 0 as written and
+    sums subarray 1's lanes; without the gate the same chain overwrites subarray 0's even
+    columns with its lanes' sums (so the test can tell)."""
+    rng = np.random.default_rng(SEED + 7)
+    config = small_config()
+    cols, n, terms = config.columns, config.operand_bits, 3
+    width = cols * config.subarrays_per_mat
+    model = CoreModel(config)
+    case = chain_case(rng, width, n, terms)
+    _load(model, case, width, terms)
+    body = [_subsel(1, 1)] if gated else []
+    for k in range(terms):
+        body += addsub_program(n * k, n * (k + 1), n, k)
+    res = model.run(asm.assemble(body + [asm.halt()]))
+    assert not res.error, res.reason
+    assert res.bits_written == n * terms * (cols // 2 if gated else width // 2)
+    rows = n * (terms + 1)
+    before = np.array([case["rows"][r] for r in range(rows)])
+    after = np.array([model.read_row(r) for r in range(rows)])
+    last = after[n * terms:]
+    sums = (last[:, 0::2] * (1 << np.arange(n))[:, None]).sum(axis=0)
+    assert sums[cols // 2:].tolist() == case["want"][cols // 2:].tolist()   # class A lanes
+    assert np.array_equal(after[:, 1::2], before[:, 1::2])
+    if gated:
+        assert np.array_equal(after[:, :cols], before[:, :cols])
+    else:
+        assert sums[:cols // 2].tolist() == case["want"][:cols // 2].tolist()
+        assert not np.array_equal(after[:, :cols], before[:, :cols])
+
+
+def test_class_gate_senses_only_the_enabled_subarrays():
+    """A READ behind ``SUBSEL a=1 b=1``: subarray 0's accumulator gets nothing (REQUANT d = 1
+    reads 0), subarray 1's the popcount of its columns; the next run (start) enables all."""
+    from rtl.column_reduce import ReduceOp
+    from rtl.ppu import PpuMode, ppu_imm
+    config = small_config()
+    cols = config.columns
+    model = CoreModel(config)
+    model.write_table(0, 0, 0, 0)
+    rng = np.random.default_rng(SEED + 8)
+    row = rng.integers(0, 2, 2 * cols).astype(bool)
+    model.array_command(MacroCmd.WRITE, 5, row)
+    emit = ppu_imm(clear=True, emit=True, mode=PpuMode.LOGIT)
+    sense = [asm.read(a=5, imm=ReduceOp.L1_FIRST.value), asm.requant(a=0, d=1, imm=emit),
+             asm.requant(a=0, d=2, imm=emit), asm.halt()]
+    res = model.run(asm.assemble([_subsel(1, 1)] + sense))
+    assert not res.error, res.reason
+    assert list(res.out) == [0, int(row[cols:].sum())]
+    res = model.run(asm.assemble(sense))
+    assert list(res.out) == [int(row[:cols].sum()), int(row[cols:].sum())]
+
+
+@pytest.mark.parametrize("first,count", [(1, 2), (0, 0), (2, 1)])
+def test_class_gate_out_of_the_mat_is_an_error(first, count):
+    res = CoreModel(small_config()).run(asm.assemble([_subsel(first, count), asm.halt()]))
+    assert res.error and f"MOVE SUBSEL a={first} b={count}" in res.reason
+
+
+def test_subsel_needs_the_dima_route():
+    """A core without ``dima_binconv`` has no class gate: SUBSEL is a bad MoveOp there."""
+    config = dataclasses.replace(small_config(), routes=("abs_diff", "and_bitcount"),
+                                 class_split=None)
+    res = CoreModel(config).run(asm.assemble([_subsel(0, 1), asm.halt()]))
+    assert res.error and "MOVE imm=11 is not a MoveOp" in res.reason

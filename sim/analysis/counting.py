@@ -37,8 +37,10 @@ counters that change no cycle and no energy: taken from the input when given (me
 tile and ``zs_zero`` is left None.
 
 Energy, latency, GOPS and GOPS/W: ``sim.hw.energy.estimate`` on the counters summed over the
-stages, as ``sim.analysis.report`` computes its per-image figures (``columns_active`` the mat width,
-``ops`` the golden layers' ``sim.analysis.report.stage_ops``, the host's data words and program
+stages, as ``sim.analysis.report`` computes its per-image figures (``columns_active`` the mat width;
+with seed 002's class split a class stage's over its class's subarrays,
+``sim.compile.dima_map.gate_report``; ``ops`` the golden layers'
+``sim.analysis.report.stage_ops``, the host's data words and program
 words
 of one image, ``sim.analysis.report.host_port_words``).
 
@@ -415,6 +417,8 @@ def _add_estimate(res: ModelCount, compiled, model, images: int) -> None:
     rep = energy.estimate(compiled.config, res.counters, ops=ops,
                           columns_active=compiled.width, host={"data_words": data},
                           host_cycles=host_cycles + stream["bus_cycles"] + act["bus_cycles"])
+    from sim.compile.dima_map import gate_report     # seed 002: class stages on their class
+    rep = gate_report(rep, compiled, [sc.counters for sc in res.stages])
     res.ops = ops
     res.host = {"data_words": data, "program_words": programs, "host_cycles": host_cycles,
                 "weight_stream": stream, "act_tile": act}
@@ -440,6 +444,7 @@ def stage_figures(res: ModelCount, compiled, model) -> list:
     from sim.hw import energy
     from sim.compile import weight_stream as _ws
     from sim.analysis.report import host_port_words, stage_ops
+    from sim.compile.dima_map import stage_columns
     port = host_port_words(compiled, 1)[0]
     stream = _ws.cost(compiled)
     from sim.compile import act_tile as _at
@@ -449,7 +454,8 @@ def stage_figures(res: ModelCount, compiled, model) -> list:
                                     act, strict=True):
         ops = stage_ops(model, st.layer_index)["ops"]
         rep = _at.with_cost(_with_stream(energy.estimate(
-            compiled.config, sc.counters, ops=ops, columns_active=compiled.width,
+            compiled.config, sc.counters, ops=ops,
+            columns_active=stage_columns(st, compiled.width, compiled.config.columns),
             host={"data_words": hp["data_words"]},
             host_cycles=hp["data_words"] + hp["program_words"] + part["bus_cycles"]
             + mv["bus_cycles"]).to_dict(), part), mv)

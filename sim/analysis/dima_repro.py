@@ -25,15 +25,16 @@ puts it into ``report.md`` for ``dima_sot``). Rows, each with where its seed fig
   (the data sets differ).
 * **Energy per image by layer kind and by class**: the Add-Net run image by image on the cycle
   model (every logit == golden), each stage's micro-ops costed by
-  ``sim.compile.dima_map.stage_energy`` (``sim.hw.energy.estimate`` over the whole mat's columns:
-  the core drives every subarray with the same array command and row, whatever the stage's
-  class; the basis of the counting mode and ``sim.analysis.report``, which give the same
-  figure), the input image's host words apart, summed by kind (inception and MLP on the
-  bit-wise convolver ``dima_bitwise``, class B; depthwise and pointwise binarized layers on the
+  ``sim.compile.dima_map.stage_energy`` (``sim.hw.energy.estimate`` over the columns of the
+  stage's class: each class stage enables its own subarrays by ``MOVE SUBSEL``, the others
+  neither sense nor write, as the seed's separate class A / class B subarrays; the basis of
+  the counting mode and ``sim.analysis.report``, which give the same figure), the input image's
+  host words apart, summed by kind (inception and MLP on the bit-wise convolver
+  ``dima_bitwise``, class B; depthwise and pointwise binarized layers on the
   FA/FS lanes ``dima_binconv``, class A) and by class; the load programs (resident weight rows
   of the bit-wise convolver, once per model load) apart. Beside it, labelled as a comparison,
-  the seed's organisation: each class's stages charged over its own subarrays only
-  (``sim.compile.dima_map.seed_class_energy``). The
+  the core without the class gate: every micro-op charged over the whole mat
+  (``sim.compile.dima_map.ungated_energy``). The
   seed gives no such split: its energy figures (Fig. 9) are frames per joule per area and
   ratios against ASIC / DRAM / ReRAM / GPU baselines, none of which is modelled here; those
   rows say so.
@@ -206,17 +207,18 @@ def energy_by_kind(model: Model, config, x: np.ndarray, *, subarrays: int | None
     by ``propose_config``) on the cycle model; per image: cycles and energy summed by layer
     kind and by class. Raises AssertionError if a logit differs from golden.
 
-    Energy basis: the whole mat (``sim.compile.dima_map.stage_energy``), as the counting mode
-    and ``sim.analysis.report``: each stage's measured micro-ops over the mat's columns, the
+    Energy basis: each stage's class (``sim.compile.dima_map.stage_energy``), as the counting
+    mode and ``sim.analysis.report``: each stage's measured micro-ops over the columns it
+    enables (a class stage its class's subarrays, any other the whole mat), the
     input image's data-memory words (the host's, one MOVE each) apart, so ``energy_j`` is the
     energy ``python -m sim.analysis.counting --propose`` and ``python -m sim.analysis.report
-    --propose`` give for the same model and mat. ``seed_energy_j`` (and each class's
-    ``seed_energy_j``): the seed's organisation, each class's stages charged over its own
-    subarrays only (``sim.compile.dima_map.seed_class_energy``), a comparison figure."""
+    --propose`` give for the same model and mat. ``ungated_energy_j`` (and each class's
+    ``ungated_energy_j``): the core without the class gate, every stage charged over the whole
+    mat (``sim.compile.dima_map.ungated_energy``), a comparison figure."""
     from sim.compile.compiler import compile_model, propose_config, run_compiled
     from sim.hw.core_model import CoreModel
     from sim.hw.energy import estimate
-    from sim.compile.dima_map import load_energy, seed_class_energy, stage_class, stage_energy
+    from sim.compile.dima_map import load_energy, stage_class, stage_energy, ungated_energy
     config = propose_config(model, config, subarrays=subarrays)
     compiled = compile_model(model, config, subarrays=subarrays)
     core = CoreModel(config, subarrays=compiled.subarrays, buffer_slots=compiled.buffer_slots,
@@ -224,10 +226,10 @@ def energy_by_kind(model: Model, config, x: np.ndarray, *, subarrays: int | None
                      imem_depth=compiled.imem_depth)
     want = infer_int(model, x)
     kinds: dict = {}
-    classes = {c: {"energy_j": 0.0, "seed_energy_j": 0.0, "cycles": 0,
+    classes = {c: {"energy_j": 0.0, "ungated_energy_j": 0.0, "cycles": 0,
                    "subarrays": st.subarrays}
                for st in compiled.stages if (c := stage_class(st)) is not None}
-    total_e, total_c, seed_e = 0.0, 0, 0.0
+    total_e, total_c, ungated_e = 0.0, 0, 0.0
     for i, image in enumerate(x):
         res = run_compiled(compiled, image, core, load_weights=i == 0)
         got = np.asarray(res.logits).ravel().tolist()
@@ -240,30 +242,30 @@ def energy_by_kind(model: Model, config, x: np.ndarray, *, subarrays: int | None
             k = kinds.setdefault(HOST_KIND, {"energy_j": 0.0, "cycles": 0})
             k["energy_j"] += e / len(x)
             total_e += e / len(x)
-            seed_e += e / len(x)
+            ungated_e += e / len(x)
         for st, run in zip(compiled.stages, res.stages, strict=True):
             e = stage_energy(config, st, run.micro_ops, compiled.width).energy_j
-            es = seed_class_energy(config, st, run.micro_ops).energy_j
+            es = ungated_energy(config, st, run.micro_ops, compiled.width).energy_j
             if stage_class(st) is not None:
                 classes[stage_class(st)]["energy_j"] += e / len(x)
-                classes[stage_class(st)]["seed_energy_j"] += es / len(x)
+                classes[stage_class(st)]["ungated_energy_j"] += es / len(x)
                 classes[stage_class(st)]["cycles"] += run.micro_ops["cycles"] / len(x)
             k = kinds.setdefault(_kind(st, model), {"energy_j": 0.0, "cycles": 0})
             k["energy_j"] += e / len(x)
             k["cycles"] += run.micro_ops["cycles"] / len(x)
             total_e += e / len(x)
-            seed_e += es / len(x)
+            ungated_e += es / len(x)
             total_c += run.micro_ops["cycles"] / len(x)
     for k in (*kinds.values(), *classes.values()):
         k["energy_pct"] = 100 * k["energy_j"] / total_e
     for k in classes.values():
-        k["seed_energy_pct"] = 100 * k["seed_energy_j"] / seed_e
+        k["ungated_energy_pct"] = 100 * k["ungated_energy_j"] / ungated_e
     lc, lops, le = load_energy(compiled)
     return {"images": len(x), "subarrays": compiled.subarrays, "clock_mhz": config.clock_mhz,
             "technology": config.technology, "kinds": kinds, "classes": classes,
             "load": {"cycles": lc, "row_writes": lops["write_row"], "energy_j": le,
                      "programs": len(compiled.load_programs)},
-            "energy_j": total_e, "seed_energy_j": seed_e,
+            "energy_j": total_e, "ungated_energy_j": ungated_e,
             "cycles": total_c, "frames_per_joule": 1 / total_e,
             "acc_bits": sorted({st.dima.acc_bits for st in compiled.stages
                                 if st.dima is not None})}
@@ -343,8 +345,9 @@ def markdown_lines(t: dict) -> list:
             f"({mn_a - mn_b:+.2f}); SVHN m = 4 {sv_a} % vs {sv_b} % ({sv_a - sv_b:+.2f}) | "
             f"{src['mnist_baseline']}; "
             f"{src['svhn_m']} |")
-    lines.append(f"| energy per image (every micro-op charged over the whole mat of "
-                 f"{e['subarrays']}, as `make count` and `make report`) | "
+    lines.append(f"| energy per image (each class stage's micro-ops charged over its "
+                 f"class's subarrays of the {e['subarrays']}, MOVE SUBSEL gating the others, as "
+                 f"`make count` and `make report`) | "
                  f"{e['energy_j'] * 1e9:.4g} nJ ({e['frames_per_joule']:.4g} "
                  f"frames/J), {e['cycles']:.0f} cycles | no absolute figure (Fig. 9: frames/J "
                  f"per area, a plot) | seed 002 sec. 4.5, Fig. 9 |")
@@ -355,17 +358,16 @@ def markdown_lines(t: dict) -> list:
     names = {"A": "binary-weight convolver (FA/FS lanes)", "B": "bit-wise convolver"}
     for cls, k in sorted(e.get("classes", {}).items()):
         lines.append(f"| of it: class {cls}, the {names[cls]}, its stages (on {k['subarrays']} "
-                     f"of {e['subarrays']} subarrays; the mat-wide row drives all) | "
+                     f"of {e['subarrays']} subarrays, the others gated) | "
                      f"{k['energy_j'] * 1e9:.4g} nJ "
                      f"({k['energy_pct']:.1f} %), {k['cycles']:.0f} cycles | no split given; "
                      f"class A : class B = 7 : 2 subarrays | seed 002 sec. 3.2, 4.4.2 |")
-    if e.get("seed_energy_j") is not None:
-        lines.append(f"| comparison, the seed's organisation: energy per image with each "
-                     f"class's stages charged over its own subarrays only (not this core's "
-                     f"cost: its mat-wide row address drives every subarray) | "
-                     f"{e['seed_energy_j'] * 1e9:.4g} nJ ("
-                     + ", ".join(f"class {c} {k['seed_energy_j'] * 1e9:.4g} nJ on "
-                                 f"{k['subarrays']} subarray{'s' * (k['subarrays'] != 1)}"
+    if e.get("ungated_energy_j") is not None:
+        lines.append(f"| comparison, without the class gate: energy per image with every "
+                     f"micro-op charged over the whole mat (not this core's cost: MOVE SUBSEL "
+                     f"keeps the other class's subarrays from sensing and writing) | "
+                     f"{e['ungated_energy_j'] * 1e9:.4g} nJ ("
+                     + ", ".join(f"class {c} {k['ungated_energy_j'] * 1e9:.4g} nJ"
                                  for c, k in sorted(e.get("classes", {}).items()))
                      + ") | separate class A / class B subarrays, no energy split | seed 002 "
                        "sec. 3.2, Fig. 3a |")

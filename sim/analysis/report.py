@@ -62,7 +62,9 @@ Energy and latency
 Per stage, :func:`sim.hw.energy.estimate` ``(config, counters, columns_active=K*config.columns,
 host={"data_words": d}, host_cycles=..., ops=stage_ops)``: ``columns_active`` is the mat
 width because the counters are one controller's, which drives the K subarrays in lock-step
-(MOVE micro-ops are charged once per mat, the image's words as one MOVE each, class "loading
+(with seed 002's class split a class stage enables its own class's subarrays only, ``MOVE
+SUBSEL``, and is charged over those: ``sim.compile.dima_map.stage_columns``; MOVE micro-ops are
+charged once per mat, the image's words as one MOVE each, class "loading
 data"; program loads cost port cycles, no modelled energy). Latency is (controller cycles +
 host_cycles) / clock, the controller cycles including the core's stall cycles for device
 timing (``stall_cycles``: the configuration's stall table, ``docs/datapath.rst``). Per image,
@@ -557,9 +559,12 @@ _KEEP = ("energy_j", "energy_per_class_j", "energy_per_op_j", "latency_s", "powe
 
 
 def _estimate(config, counters, host, host_cycles, ops, *, lanes: int,
-              row_build_cycles: int) -> dict:
+              row_build_cycles: int, gate: tuple | None = None) -> dict:
     rep = energy.estimate(config, counters, ops=ops, columns_active=lanes, host=host,
                           host_cycles=host_cycles)
+    if gate is not None:            # (compiled, per-stage counters): seed 002's class gate
+        from sim.compile.dima_map import gate_report
+        rep = gate_report(rep, *gate)
     d = rep.to_dict()
     out = {k: d[k] for k in _KEEP}
     clock_hz = config.clock_mhz * 1e6
@@ -984,20 +989,23 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
     model when a moved device time changes the stall table (:mod:`sim.analysis.sensitivity`)."""
     clock_hz = config.clock_mhz * 1e6
     k, lanes = compiled.subarrays, compiled.width
+    from sim.compile import dima_map as _dm     # seed 002's class gate: a stage's columns
     from sim.compile import weight_stream as _ws
     stream = _ws.cost(compiled)     # streamed weights per image: bus cycles and energy
     stages = []
     for si, st in enumerate(compiled.stages):
         ops = stage_ops(model, st.layer_index)
         rb_cycles, rb_counters = row_build_profile(st)
-        rb = energy.estimate(config, rb_counters, columns_active=lanes)
+        rb = energy.estimate(config, rb_counters,
+                             columns_active=_dm.stage_columns(st, lanes, config.columns))
         measured = [{key: im["stages"][si][key] for key in
                      ("counters", "host", "host_program_words", "host_cycles", "zero_skip")}
                     for im in images]
         part = stream["per_stage"][si]
         per_image = [_with_stream(_estimate(config, m["counters"], m["host"],
                                             m["host_cycles"] + part["bus_cycles"], ops["ops"],
-                                            lanes=lanes, row_build_cycles=rb_cycles), part)
+                                            lanes=_dm.stage_columns(st, lanes, config.columns),
+                                            row_build_cycles=rb_cycles), part)
                      for m in measured]
         row_sets = sum(c.groups for c in st.chunks)
         stages.append({
@@ -1011,7 +1019,10 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
             "row_build": {"cycles": rb_cycles, "counters": rb_counters,
                           "energy_j": rb.energy_j,
                           "array_write_energy_j": _op_energy_j(config, rb_counters,
-                                                               _ARRAY_WRITES, lanes)},
+                                                               _ARRAY_WRITES,
+                                                               _dm.stage_columns(
+                                                                   st, lanes,
+                                                                   config.columns))},
             "static_cycles": st.cycles,
             "cycles_equal_static": all(m["counters"]["cycles"] == st.cycles for m in measured),
             "measured": measured,
@@ -1035,10 +1046,19 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
             host[HOST_DATA_WORDS] += m["host"][HOST_DATA_WORDS]
             host_cycles += m["host_cycles"]
         e = _with_stream(_estimate(config, counters, host, host_cycles + stream["bus_cycles"],
-                                   total_ops, lanes=lanes, row_build_cycles=rb_total), stream)
+                                   total_ops, lanes=lanes, row_build_cycles=rb_total,
+                                   gate=(compiled, [s["measured"][ii]["counters"]
+                                                    for s in stages])), stream)
         e["counters"], e["host"] = counters, host
-        e["energy_split_j"] = energy.energy_split(config, counters, columns_active=lanes,
-                                                  host=host)
+        # the split per stage, each over the columns it drives (seed 002's class gate), so
+        # it sums to the energy above; the host's words once
+        split = energy.energy_split(config, {"cycles": 0}, columns_active=lanes, host=host)
+        for st, s in zip(compiled.stages, stages, strict=True):
+            part = energy.energy_split(config, s["measured"][ii]["counters"],
+                                       columns_active=_dm.stage_columns(st, lanes,
+                                                                        config.columns))
+            split = {key: v + part[key] for key, v in split.items()}
+        e["energy_split_j"] = split
         totals.append(e)
     per_image = _average(totals)
     zs_images = []

@@ -1217,6 +1217,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                          buffer_slots=buffer_slots, channels=channels, out_depth=out_depth,
                          imem_depth=imem_depth, offset_depth=offset_depth,
                          patch_depth=patch_depth, thresholds=tuple(thresholds))
+    _dm.gate_classes(compiled)                   # seed 002: each class on its own subarrays
     from sim.routes import dima_bitwise as _db   # weight rows resident where rows are spare
     return _db.with_resident_weights(compiled, lambda: compile_model(model, config, subarrays=k))
 

@@ -77,7 +77,8 @@ from sim.routes import op as _op
 
 __all__ = ["DimaPlan", "acc_width", "plan_layer", "slots_needed", "build_stage",
            "MODE_NAME", "class_subarrays", "check_classes", "compare_bitwise", "stage_class",
-           "stage_energy", "seed_class_energy", "load_energy"]
+           "stage_energy", "ungated_energy", "load_energy", "class_gate", "gate_classes",
+           "stage_columns", "gate_report"]
 
 #: :attr:`sim.compile.compiler.Stage.mode` of a stage on the FA/FS lanes.
 MODE_NAME = "lanes"
@@ -512,10 +513,11 @@ def main(argv=None) -> int:
         sts = [st for st in compiled.stages if stage_class(st) == cls]
         if sts:
             e = sum(stage_energy(cfg, st, st.micro_ops, compiled.width).energy_j for st in sts)
-            seed = sum(seed_class_energy(cfg, st, st.micro_ops).energy_j for st in sts)
-            print(f"    energy class {cls}: {e * 1e9:.2f} nJ per image (whole mat; the seed's "
-                  f"organisation, its {sts[0].subarrays} of {compiled.subarrays} subarrays "
-                  f"only: {seed * 1e9:.2f} nJ)")
+            whole = sum(ungated_energy(cfg, st, st.micro_ops, compiled.width).energy_j
+                        for st in sts)
+            print(f"    energy class {cls}: {e * 1e9:.2f} nJ per image (its "
+                  f"{sts[0].subarrays} of {compiled.subarrays} subarrays, MOVE SUBSEL; "
+                  f"without the class gate, the whole mat: {whole * 1e9:.2f} nJ)")
     lc, lops, le = load_energy(compiled)
     print(f"    model load (resident weight rows, once): {lops['write_row']} row writes, "
           f"{lc} cycles, {le * 1e9:.2f} nJ ({len(compiled.load_programs)} load programs)")
@@ -537,29 +539,111 @@ def stage_class(stage) -> str | None:
         else None
 
 
+def class_gate(config, stage, k: int) -> tuple | None:
+    """``(first, count)``: the subarrays a stage's programs enable by ``MOVE SUBSEL``
+    (``rtl.core.Core``, seed 002 sec. 3.2: class A and class B are separate subarrays) on a
+    mat of ``k``: its class's (class A the last ``stage.subarrays``, class B the first), when
+    the configuration splits the classes, its core has the gate (route ``dima_binconv``) and
+    the class is not the whole mat; else None (the stage drives every subarray)."""
+    cls = stage_class(stage)
+    if (config.class_split is None or "dima_binconv" not in config.routes or cls is None
+            or stage.subarrays >= k):
+        return None
+    return (k - stage.subarrays if cls == "A" else 0), stage.subarrays
+
+
+def subsel_instr(gate):
+    """The ``MOVE SUBSEL`` of a gate ``(first, count)`` (:func:`class_gate`)."""
+    return _move(MoveOp.SUBSEL, a=gate[0], b=gate[1])
+
+
+def gate_classes(compiled) -> None:
+    """Put each class stage of ``compiled`` on its class's subarrays (:func:`class_gate`):
+    every chunk's program starts with the gate's ``MOVE SUBSEL`` (one cycle, counted in the
+    gather part), its static profile recomputed; the stage records the gate
+    (``stage.class_gate``), which :func:`stage_energy` charges. A program that no longer fits
+    ``program_words`` is the compiler's one-line CompileError. Called by ``compile_model``."""
+    from sim.compile.compiler import _too_small, program_profile
+    config, k = compiled.config, compiled.subarrays
+    done = set()
+    for st in compiled.stages:
+        gate = class_gate(config, st, k)
+        st.class_gate = gate
+        if gate is None:
+            continue
+        word = asm.assemble([subsel_instr(gate), asm.halt()],
+                            base_bits=config.isa_base_bits)[0]
+        for ch in st.chunks:
+            if id(ch) in done:
+                continue
+            done.add(id(ch))
+            words = (word,) + tuple(ch.program)
+            if len(words) > compiled.imem_depth:
+                _too_small(f"{st.name}: the program of chunk {ch.index} with its class gate "
+                           f"(MOVE SUBSEL) needs {len(words)} instruction words, but "
+                           f"program_words is {compiled.imem_depth}", "program_words",
+                           len(words))
+            cycles, ops = program_profile(words, config)
+            ch.max_cycles += cycles - ch.cycles
+            ch.gather_cycles += cycles - ch.cycles
+            ch.program, ch.cycles, ch.micro_ops = words, cycles, ops
+
+
+def stage_columns(stage, mat_columns: int, columns: int) -> int:
+    """The columns a stage's micro-ops drive: its class's subarrays (``columns`` each) when
+    its programs gate the classes (``stage.class_gate``, :func:`gate_classes`), else the whole
+    mat's ``mat_columns``."""
+    gate = getattr(stage, "class_gate", None)
+    return mat_columns if gate is None else gate[1] * columns
+
+
 def stage_energy(config, stage, micro_ops, mat_columns: int):
-    """``sim.hw.energy.estimate`` of a stage's micro-ops over the whole mat's ``mat_columns``
-    (``CompiledModel.width``, K x ``columns``): the energy basis of the counting mode and of
-    ``sim.analysis.report``, whatever class the stage's route works on. The core
-    (``rtl.core.Core``) gives every subarray of the mat the same array command and row in the
-    same cycle: a class-A micro-op (an FA_STEP's sense, its FA_FS write-back) senses or writes
-    the class-B subarrays' columns too, and a class-B one the class-A columns; nothing gates
-    the other class, so the whole mat is what this hardware spends
-    (``docs/dataflows.rst``, "Energy basis"). The seed's organisation, each class's stages
-    on its own subarrays only, is :func:`seed_class_energy`, a labelled comparison."""
+    """``sim.hw.energy.estimate`` of a stage's micro-ops over the columns they drive
+    (:func:`stage_columns`): with seed 002's class split each class stage enables its own
+    subarrays only (``MOVE SUBSEL``, ``rtl.core.Core``: the others neither sense nor write),
+    so it is charged over its class's subarrays, as the seed organises the mat (sec. 3.2,
+    Fig. 3a); any other stage over the whole mat's ``mat_columns`` (``CompiledModel.width``).
+    The energy basis of the counting mode and of ``sim.analysis.report`` (:func:`gate_report`;
+    ``docs/dataflows.rst``, "Energy basis of the classes"). The ungated core, every subarray
+    driven by every micro-op, is :func:`ungated_energy`, a labelled comparison."""
+    from sim.hw.energy import estimate
+    return estimate(config, micro_ops, columns_active=stage_columns(stage, mat_columns,
+                                                                    config.columns))
+
+
+def ungated_energy(config, stage, micro_ops, mat_columns: int):
+    """The stage's micro-ops charged over the whole mat's ``mat_columns``: what a core without
+    the class gate (every subarray gets every array command) would spend; a comparison
+    figure, labelled as such wherever it is shown (the SUBSEL cycle is in ``micro_ops``, a
+    MOVE)."""
     from sim.hw.energy import estimate
     return estimate(config, micro_ops, columns_active=mat_columns)
 
 
-def seed_class_energy(config, stage, micro_ops):
-    """The seed's organisation (seed 002 sec. 3.2, Fig. 3a: class A and class B are separate
-    subarrays, each class's periphery driven only for its own convolver): the stage's
-    micro-ops charged over its class's subarrays only (``stage.subarrays`` x ``columns``: with
-    a class split, the first K_B or the last K_A; without one, the whole mat). Not what this
-    core costs (:func:`stage_energy`): a comparison figure, labelled as such wherever it is
-    shown."""
+def gate_report(rep, compiled, stage_counters):
+    """``rep`` (a ``sim.hw.energy.Report`` over ``compiled.width`` of counters that include
+    the stages' ``stage_counters``, in ``compiled.stages`` order) with each gated stage's
+    micro-ops charged over its class's columns instead (:func:`stage_energy`): energy per
+    opcode, per class, total, power and GOPS/W; ``rep`` itself when no stage is gated. The
+    energy being linear in the counts, this is the sum of the stages' :func:`stage_energy`
+    (plus what ``rep`` charges besides: the host's loads)."""
     from sim.hw.energy import estimate
-    return estimate(config, micro_ops, columns_active=stage.subarrays * config.columns)
+    config, width = compiled.config, compiled.width
+    for st, counters in zip(compiled.stages, stage_counters, strict=True):
+        cols = stage_columns(st, width, config.columns)
+        if cols == width:
+            continue
+        full = estimate(config, counters, columns_active=width)
+        part = estimate(config, counters, columns_active=cols)
+        for key, e in full.energy_per_op_j.items():
+            rep.energy_per_op_j[key] -= e - part.energy_per_op_j[key]
+        for key, e in full.energy_per_class_j.items():
+            rep.energy_per_class_j[key] -= e - part.energy_per_class_j[key]
+        rep.energy_j -= full.energy_j - part.energy_j
+    rep.power_w = rep.energy_j / rep.latency_s if rep.latency_s else 0.0
+    if rep.ops is not None:
+        rep.gops_per_w = rep.ops / rep.energy_j / 1e9 if rep.energy_j else float("inf")
+    return rep
 
 
 def load_energy(compiled):

@@ -44,7 +44,8 @@ not made resident) fit ``rows``, and each resident stage still fits one chunk (a
 of patches); among the subsets of stages that fit, the one saving the most weight writes per
 image. A row no program of the model writes is the only row that keeps a weight across
 images: every ``WRITE_ROW`` from the transpose buffer drives the whole mat row, every
-subarray's columns (``sim.hw.core_model``).
+subarray's columns (``sim.hw.core_model``; with seed 002's class gate, ``MOVE SUBSEL``, every
+enabled subarray's: the rule, kept from before the gate, is stricter than it needs now).
 """
 
 from __future__ import annotations
@@ -220,17 +221,21 @@ def plan_residency(compiled) -> Residency | None:
 
 
 def _load_runs(compiled, plan: Residency) -> tuple:
-    """The load programs of the resident stages: per stage ``LOOP T*n*O: WRITE_ROW imm =
-    BUFFER b = slot a = row`` (slot and row both stride 1), ``HALT``."""
+    """The load programs of the resident stages: per stage (after its class gate, ``MOVE
+    SUBSEL``, with seed 002's class split) ``LOOP T*n*O: WRITE_ROW imm = BUFFER b = slot a =
+    row`` (slot and row both stride 1), ``HALT``."""
     from sim.compile.compiler import program_profile
     from sim.hw.core_model import PIPELINE_DRAIN
+    from sim.compile.dima_map import class_gate, subsel_instr
     config = compiled.config
     runs = []
     for st in compiled.stages:
         base = plan.bases.get(st.layer_index)
         if base is None or st.route != "dima_bitwise":
             continue
-        instrs = [asm.loop(count=_weight_rows(st)),
+        gate = class_gate(config, st, compiled.subarrays)    # class B's subarrays only
+        instrs = ([] if gate is None else [subsel_instr(gate)]) + [
+                  asm.loop(count=_weight_rows(st)),
                   op(Opcode.WRITE_ROW, imm=WriteSrc.BUFFER.value,
                      b=Operand(st.buffer_base, 0, 1), a=Operand(base, 0, 1)),
                   asm.endloop(), asm.halt()]

@@ -193,7 +193,8 @@ class ArrayStage:
         fail = self._fail
 
         def write(code, imm, a, ra, b, c, d=0):
-            wmask = ones                   # a lane's source may write some columns only
+            wmask = self._en               # a lane's source may write some columns only
+            # (and MOVE SUBSEL's disabled subarrays none)
             b_issued = b                   # (b is cut to the plane port's width below)
             if imm in (_SRC_XW, _SRC_XWM) and imm in lane_srcs:  # Fig. 10's cross-write
                 if b >= lanes:
@@ -205,14 +206,14 @@ class ArrayStage:
                         fail(f"cycle {c}: {Opcode(code).name} BIT_COUNTER_XWM mask slot d={d} "
                              f"is not below buffer_slots={slots}")
                     mw = buf[d & (slots - 1)]
-                    wmask = ((mw | mw << lanes) >> b) & ones
+                    wmask &= ((mw | mw << lanes) >> b) & ones
             elif imm == _SRC_BUFFER or imm in lane_srcs:
                 if b >= slots:
                     fail(f"cycle {c}: {Opcode(code).name} slot b={b} is not below "
                          f"buffer_slots={slots}")
                 if imm in lane_srcs:       # a lane's output, as at the start of cycle c
                     data = lane_srcs[imm](c)
-                    wmask = lane_masks.get(imm, ones)
+                    wmask &= lane_masks.get(imm, ones)
                 else:
                     data = buf[b & (slots - 1)]
             elif imm == _SRC_TBUF or (zs and imm == _SRC_TBUF_ZS):

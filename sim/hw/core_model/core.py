@@ -169,6 +169,12 @@ class CoreModel(ControllerStage, ArrayStage, MovementStage, LaneReduceStage, Ppu
         self._init_movement(cfg)
         self._init_lanes(cfg)
         self._init_ppu(cfg)
+        self._en = self._ones
+
+    def _subarray_columns(self, first: int, count: int) -> int:
+        """The mat columns of subarrays ``first .. first + count - 1``, packed."""
+        c = self.subarray_columns
+        return ((1 << count * c) - 1) << first * c
 
     def run(self, program_words) -> CoreRun:
         """Load ``program_words`` into the instruction memory, start, run to done.
@@ -189,6 +195,7 @@ class CoreModel(ControllerStage, ArrayStage, MovementStage, LaneReduceStage, Ppu
         # raises it again. Every effect of the previous run has landed.
         self._psum = self._pool = self._cnt = self._ptr = 0
         self._pad = self._gshift = 0
+        self._en = self._ones                    # MOVE SUBSEL's subarray enables (columns)
         self._emit_cycle = -10
         for lanes in self._lanes:
             lanes.start()
@@ -264,7 +271,7 @@ class CoreModel(ControllerStage, ArrayStage, MovementStage, LaneReduceStage, Ppu
                 continue
             if code == _ERASE:
                 self._erases += 1
-                self._array_command(MacroCmd.ERASE, ra, 0, code, a, c)
+                self._array_command(MacroCmd.ERASE, ra, 0, code, a, c, self._en)
                 continue
             if code in _SLOT_CODES:
                 if b >= slots:
@@ -284,7 +291,16 @@ class CoreModel(ControllerStage, ArrayStage, MovementStage, LaneReduceStage, Ppu
                 rb = b & row_mask
                 y = cells[rb] if rb < rows else 0
                 x = x & y if code == _AND2 else x | y
+            en = self._en                      # MOVE SUBSEL: the enabled subarrays sense
             if faulty:                         # the sense amplifiers' faults, after AND / OR
-                x ^= self._fault_flips()
+                if en == self._ones:
+                    x ^= self._fault_flips()
+                else:                          # a disabled subarray's LFSRs do not step
+                    mat = self._mat
+                    old = mat.lfsr_planes
+                    x ^= self._fault_flips() & en
+                    mat.lfsr_planes = [(p & en) | (q & ~en)
+                                       for p, q in zip(mat.lfsr_planes, old, strict=True)]
+            x &= en
             # ---- S2, S3: the lanes, the reduction
             datapath(code, imm, x, w, c)

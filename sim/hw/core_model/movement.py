@@ -21,6 +21,7 @@ __all__ = ["MovementStage"]
 _GATHER, _CLEAR = MoveOp.GATHER.value, MoveOp.CLEAR.value
 _SETPTR, _ADDPTR = MoveOp.SETPTR.value, MoveOp.ADDPTR.value
 _SETPAD, _SKIPZ = MoveOp.SETPAD.value, MoveOp.SKIPZ.value
+_SUBSEL = MoveOp.SUBSEL.value
 #: The in-memory post-processing's path (route nand_inmem; MovementStage._inmem_move).
 _INMEM_MOVES = (MoveOp.GSHIFT.value, MoveOp.LOADPLANE.value, MoveOp.SCATTER.value)
 _ADDR_MASK = (1 << OFFSET_BITS) - 1
@@ -163,6 +164,12 @@ class MovementStage:
                 self._tb_pending.append((c, -1, 0))
             elif imm == _SETPAD and has_thresh:
                 self._pad = a & nmask
+            elif imm == _SUBSEL and has_thresh:        # the class gate (rtl.core._class_gate)
+                if b < 1 or a + b > self.subarrays:
+                    fail(f"cycle {c}: MOVE SUBSEL a={a} b={b}: the enabled subarrays a .. "
+                         f"a + b - 1 must be among the mat's {self.subarrays} (b >= 1)")
+                else:
+                    self._en = self._subarray_columns(a, b)
             elif imm in _INMEM_MOVES and has_bc:
                 self._inmem_move(imm, a, d, c)
             elif zs and imm == _SKIPZ:
