@@ -65,6 +65,13 @@ def test_fps_against_a_hand_computation(lenet_w4i3):
     assert out["fps"] == pytest.approx(fps, rel=1e-12)
     assert out["limit"] == ("bus" if 128 * clock / bits < mats / latency else "compute")
     assert out["bits_per_image"] == pytest.approx(bits, rel=1e-12)
+    sweep = {x["bus_bits"]: x["fps"] for x in out["bus_sweep"]}
+    assert sweep[128] == out["fps"]
+    assert sweep[32] == pytest.approx(min(mats / latency, 32 * clock / bits), rel=1e-12)
+    cap = {x["capacity_mb"]: (x["mats"], x["fps"]) for x in out["capacity_sweep"]}
+    assert cap[64] == (1024, out["fps"])
+    assert cap[16][0] == 256
+    assert cap[16][1] == pytest.approx(min(256 / latency, 128 * clock / bits), rel=1e-12)
 
 
 def test_fps_is_the_chip_models(lenet_w4i3):

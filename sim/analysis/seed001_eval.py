@@ -100,6 +100,10 @@ FIG13_SOURCE = "seed 001 sec. 5.3 (Fig. 13, ResNet-50)"
 CHIP_BYTES = 64 * 2 ** 20
 #: The chip's bus: seed 001 sec. 5.2 ("a 128-bit bandwidth").
 CHIP_BUS_BITS = 128
+#: Fig. 11's sweeps, in FPS (the seed plots peak performance normalized to area): bus widths
+#: (Fig. 11(b)) at 64 MB and capacities (Fig. 11(a)) on the 128-bit bus.
+SWEEP_BUS_BITS = (32, 64, 128, 256, 512, 1024)
+SWEEP_CAPACITY_MB = (16, 32, 64, 128, 256)
 
 
 # ---- the networks ------------------------------------------------------------------------------
@@ -352,6 +356,14 @@ def chip(config, parts: list, mem: dict) -> dict:
                "bus wires of image and program words": wire}
     ops = sum(p.estimate["ops"] for p in parts)
     fps = min(compute_fps, bus_fps)
+    per_bit = _chip.PARAMS["bus_transfers_per_cycle"].value * clock / bits
+    bus_sweep = [{"bus_bits": w, "fps": min(compute_fps, w * per_bit),
+                  "limit": "bus" if w * per_bit < compute_fps else "compute"}
+                 for w in SWEEP_BUS_BITS]
+    cap_sweep = [{"capacity_mb": mb, "mats": mb * 2 ** 23 // mat_bits,
+                  "fps": min(mb * 2 ** 23 // mat_bits / latency, bus_fps),
+                  "limit": "bus" if bus_fps < mb * 2 ** 23 // mat_bits / latency
+                  else "compute"} for mb in SWEEP_CAPACITY_MB]
     return {
         "capacity_bytes": CHIP_BYTES, "mat_bits": mat_bits, "mats": mats,
         "mats_rule": f"{CHIP_BYTES * 8:,} bits (64 MB, seed 001 sec. 5.2) // {mat_bits:,} bits "
@@ -368,6 +380,7 @@ def chip(config, parts: list, mem: dict) -> dict:
         "area_note": "MTJ arrays + SRAM macros (sim.hw.sram); the CMOS logic (PPU, "
                      "controller, popcount) is not counted (no synthesis at this configuration)",
         "gops": ops * fps / 1e9,
+        "bus_sweep": bus_sweep, "capacity_sweep": cap_sweep,
         "chip_params": {k_: {"value": p.value, "unit": p.unit, "source": p.source}
                         for k_, p in _chip.PARAMS.items()},
     }
@@ -521,6 +534,24 @@ def fig13_markdown(row: dict) -> str:
     return "\n".join(lines)
 
 
+def fig11_markdown(rows: list) -> str:
+    """Fig. 11's two sweeps in FPS (bus width at 64 MB, capacity on the 128-bit bus)."""
+    head = ([f"{w}-bit bus" for w in SWEEP_BUS_BITS]
+            + [f"{mb} MB" for mb in SWEEP_CAPACITY_MB])
+    lines = ["Fig. 11's sweeps as FPS of the same chip rule (the seed plots peak performance "
+             "normalized to area; its values are in the figure only): bus width at 64 MB "
+             "(Fig. 11(b)), capacity on the 128-bit bus (Fig. 11(a)); b = bus-bound, "
+             "c = compute-bound.", "",
+             "| network | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+    for r in rows:
+        c = r["chip"]
+        cells = [f"{_g(x['fps'])} {x['limit'][0]}" for x in c["bus_sweep"]
+                 + c["capacity_sweep"]]
+        net = NETWORKS[r["network"]][0].split(",")[0]
+        lines.append(f"| {net} <{r['w_bits']}:{r['in_bits']}> | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown(rows: list, command: str) -> str:
     ok = [r for r in rows if r["status"] == "ok"]
     figs = [r for r in ok if r["network"] == "resnet50"] or ok[:1]
@@ -529,8 +560,22 @@ def markdown(rows: list, command: str) -> str:
              "the bus; area: MTJ arrays + SRAM macros, CMOS logic not counted):", "",
              table3_markdown(rows)]
     parts += ["", *[fig13_markdown(r) + "\n" for r in figs]]
+    if ok:
+        parts += [fig11_markdown(ok), ""]
     parts += [f"Made by `{command}`."]
     return "\n".join(parts) + "\n"
+
+
+def report_lines(path="build/seed001_eval.md") -> list:
+    """``sim.analysis.report``'s lines for ``nand_spin``: the tables of the last
+    ``make seed001-eval`` (``path``), or how to make them."""
+    from pathlib import Path
+    p = Path(path)
+    if not p.is_file():
+        return ["Seed 001 Table 3 / Fig. 13 on AlexNet, VGG-19, ResNet-50: not made yet "
+                "(`make seed001-eval`, about 10 min; `python -m sim.analysis.seed001_eval`)."]
+    return [f"Seed 001 Table 3 / Fig. 13 (from `{path}`, made by `make seed001-eval`):", "",
+            *p.read_text().rstrip("\n").splitlines()]
 
 
 # ---- command line ------------------------------------------------------------------------------
@@ -547,15 +592,6 @@ def _wi(text: str) -> list:
                             f"(e.g. 8:8,4:4), not {text!r}")
         out.append((w, i))
     return out
-
-
-def _networks(text: str) -> list:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in names if t not in NETWORKS]
-    if bad or not names:
-        raise EvalError(f"--networks must be a comma-separated list of {', '.join(NETWORKS)}, "
-                        f"not {text!r}")
-    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -607,14 +643,11 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
-        nets = list(QUICK_NETWORKS) if args.quick else _networks(args.networks)
+        from sim.analysis.reference_nets import _int, _names
+        nets = list(QUICK_NETWORKS) if args.quick else _names("--networks", args.networks,
+                                                               NETWORKS)
         wis = _wi(args.wi)
-        try:
-            seed = int(args.seed)
-        except ValueError:
-            seed = -1
-        if seed < 0:
-            raise EvalError(f"--seed must be an int >= 0, not {args.seed!r}")
+        seed = _int("--seed", args.seed, 0)
         sizes = _sizes(args)
         out_json = check_file("--json", args.json)
         out_md = check_file("--md", args.md)
@@ -646,14 +679,3 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-def report_lines(path="build/seed001_eval.md") -> list:
-    """``sim.analysis.report``'s lines for ``nand_spin``: the tables of the last
-    ``make seed001-eval`` (``path``), or how to make them."""
-    from pathlib import Path
-    p = Path(path)
-    if not p.is_file():
-        return ["Seed 001 Table 3 / Fig. 13 on AlexNet, VGG-19, ResNet-50: not made yet "
-                "(`make seed001-eval`, about 10 min; `python -m sim.analysis.seed001_eval`)."]
-    return [f"Seed 001 Table 3 / Fig. 13 (from `{path}`, made by `make seed001-eval`):", "",
-            *p.read_text().rstrip("\n").splitlines()]
