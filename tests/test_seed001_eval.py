@@ -65,6 +65,10 @@ def test_fps_against_a_hand_computation(lenet_w4i3):
     assert out["fps"] == pytest.approx(fps, rel=1e-12)
     assert out["limit"] == ("bus" if 128 * clock / bits < mats / latency else "compute")
     assert out["bits_per_image"] == pytest.approx(bits, rel=1e-12)
+    shared = weight_stream.cost(compiled)["bits"] + res.host["program_words"] * 64
+    bc = min(mats / latency, 128 * clock / (bits - shared + shared / mats))
+    assert out["broadcast"]["fps"] == pytest.approx(bc, rel=1e-12)
+    assert out["broadcast"]["fps"] >= out["fps"]
     sweep = {x["bus_bits"]: x["fps"] for x in out["bus_sweep"]}
     assert sweep[128] == out["fps"]
     assert sweep[32] == pytest.approx(min(mats / latency, 32 * clock / bits), rel=1e-12)

@@ -248,8 +248,8 @@ class Part:
         from rtl.isa import WORD_BITS
         from sim.compile import act_tile, weight_stream
         from sim.hw.energy import DATA_WORD_BITS
-        return {"image and program words": self.data_words * DATA_WORD_BITS
-                + self.program_words * WORD_BITS,
+        return {"image words": self.data_words * DATA_WORD_BITS,
+                "program words": self.program_words * WORD_BITS,
                 "streamed weights": weight_stream.cost(self.compiled)["bits"],
                 "activation moves": act_tile.cost(self.compiled)["bits"],
                 "tables reloaded": self.reload_bits}
@@ -349,7 +349,7 @@ def chip(config, parts: list, mem: dict) -> dict:
     array_mm2 = array_area_mm2(cfg) / cfg.subarrays * k
     mat_mm2 = array_mm2 + mem["area_mm2"]
     wire = (_chip.PARAMS["wire_fj_per_bit_mm"].value * 1e-15
-            * math.sqrt(mats * mat_mm2) / 2 * split["image and program words"])
+            * math.sqrt(mats * mat_mm2) / 2 * (split["image words"] + split["program words"]))
     e_split = {"micro-ops and loads (count; reloaded tables included)":
                sum(p.estimate["energy_j"] for p in parts),
                "SRAM dynamic": mem["dynamic_j"], "SRAM leakage": mem["leakage_j"],
@@ -357,6 +357,13 @@ def chip(config, parts: list, mem: dict) -> dict:
     ops = sum(p.estimate["ops"] for p in parts)
     fps = min(compute_fps, bus_fps)
     per_bit = _chip.PARAMS["bus_transfers_per_cycle"].value * clock / bits
+    # The other bound (ASSUMPTION, as sim.compile.multi_mat's broadcast): the mats run the
+    # network in lock-step on their images, so one bus transfer of the streamed weights, the
+    # programs and the reloaded tables reaches every mat; the images and activation moves stay
+    # per mat.
+    shared = split["streamed weights"] + split["program words"] + split["tables reloaded"]
+    bc_bits = bits - shared + shared / mats
+    bc_bus_fps = rate / bc_bits
     bus_sweep = [{"bus_bits": w, "fps": min(compute_fps, w * per_bit),
                   "limit": "bus" if w * per_bit < compute_fps else "compute"}
                  for w in SWEEP_BUS_BITS]
@@ -373,6 +380,12 @@ def chip(config, parts: list, mem: dict) -> dict:
         "bits_per_image": bits, "bits_per_image_split": split, "mat_latency_s": latency,
         "compute_bound_fps": compute_fps, "bus_bound_fps": bus_fps, "fps": fps,
         "limit": "bus" if bus_fps < compute_fps else "compute",
+        "broadcast": {"bits_per_image": bc_bits, "bus_bound_fps": bc_bus_fps,
+                      "fps": min(compute_fps, bc_bus_fps),
+                      "limit": "bus" if bc_bus_fps < compute_fps else "compute",
+                      "what": "the other bound: streamed weights, programs and reloaded "
+                              "tables broadcast to every mat in lock-step (ASSUMPTION); "
+                              "sim.hw.chip's rule (fps) sends each mat its own"},
         "energy_per_image_j": sum(e_split.values()), "energy_split_j": e_split,
         "area_mm2": mats * mat_mm2, "mat_area_mm2": mat_mm2,
         "area_split_mm2": {"MTJ arrays": mats * array_mm2, "SRAM macros": mats * mem["area_mm2"],
@@ -495,7 +508,9 @@ def table3_markdown(rows: list) -> str:
             f"{c['capacity_bytes'] / 2 ** 20:.0f} | {_g(c['area_split_mm2']['MTJ arrays'])} "
             f"arrays + {_g(c['area_split_mm2']['SRAM macros'])} SRAM | this tool: "
             f"{c['mats']:,} mats, {c['limit']}-bound (compute {_g(c['compute_bound_fps'])}, "
-            f"bus {_g(c['bus_bound_fps'])} FPS), {_g(c['energy_per_image_j'] * 1e3)} mJ per "
+            f"bus {_g(c['bus_bound_fps'])} FPS; with weights and programs broadcast "
+            f"{_g(c['broadcast']['fps'])} FPS, {c['broadcast']['limit']}-bound), "
+            f"{_g(c['energy_per_image_j'] * 1e3)} mJ per "
             f"image" + ("; compiled segment by segment (its offset table exceeds every core)"
                         if r.get("mode") == "segmented" else "") + " |")
     return "\n".join(lines)
