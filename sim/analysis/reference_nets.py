@@ -301,7 +301,7 @@ def _flat(layers) -> list:
 
 def build(name: str, seed: int = 0, *, spec=None):
     """The random-weight ``golden.model.Model`` of network ``name`` (seeded); ``spec``: its
-    ``(input shape, layer specs)`` instead of :func:`specs` ``(name)`` (another tool's networks).
+    ``(input shape, layer specs)`` instead of ``specs(name)`` (another tool's networks).
 
     Raises
     ------
