@@ -41,7 +41,9 @@ def test_count_equals_cycle_model_streamed_and_tiled(lenet_w4i3):
     assert res.host["weight_stream"]["slots"] > 0, "weights not streamed: test too weak"
     assert res.host["act_tile"]["loads"] > 0, "activations not tiled: test too weak"
     x = np.random.default_rng(7).integers(0, 256, (2, *model.input_shape), dtype=np.uint8)
-    _check("seed001 lenet5 <4:3>", compiled, x, model)
+    run = _check("seed001 lenet5 <4:3>", compiled, x, model)
+    assert res.counters == run.counters         # the very count the tool's figures rest on
+    assert [s.counters for s in res.stages] == [s.micro_ops for s in run.stages]
 
 
 def test_fps_against_a_hand_computation(lenet_w4i3):
