@@ -62,16 +62,17 @@ report: export SPINPIM_MAKE_KNOBS := --model=MODEL --dataset=DATASET -n=N --pres
 count: export SPINPIM_MAKE_KNOBS := --model=MODEL --preset=PRESET --dataflow=DATAFLOW --mat=MAT \
   --config=CONFIG --skip=SKIP
 count-ref: export SPINPIM_MAKE_KNOBS := --networks=NETS --presets=PRESETS
+seed001-eval: export SPINPIM_MAKE_KNOBS := --networks=NETS --wi=WI
 # Verilator rebuilds go through ccache (about 20 s -> 3 s).
 export OBJCACHE ?= $(shell command -v ccache >/dev/null 2>&1 && echo ccache)
 
-.PHONY: help install system-deps test lint docs verilog synth synth-deps synth-test sim report variation imac-energy zero-skip train train-imac bench clean mutate fuzz count count-ref
+.PHONY: help install system-deps test lint docs verilog synth synth-deps synth-test sim report variation imac-energy zero-skip train train-imac bench clean mutate fuzz count count-ref seed001-eval
 
 help: ## list the targets
 	@echo "spinpim: MRAM processing-in-memory AdderNet accelerators, RTL + golden model"
 	@echo
 	@echo "Targets (each sets up what it needs on a fresh machine):"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 22
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## (.*)/  make \1\t\2/' | expand -t 22
 	@echo
 	@echo "Knobs: SIM=icarus|verilator (default: both)  WAVES=0|1  PRESET=$(PRESET)  MODEL=$(MODEL)  N=(sim 50, report 1, variation 200; N=all for sim: the whole test set)  DATAFLOW=(preset's)  MAT=$(MAT) (empty: the preset's subarrays per mat)  DATASET=(the model's; fashion_mnist|digits for a model file)"
 
@@ -209,6 +210,13 @@ count: install ## cycles, micro-op counts and energy of MODEL on PRESET (or CONF
 
 count-ref: install ## the reference networks (LeNet-5 .. ResNet-50, random weights) per preset: counting-mode cycles, energy, GOPS, GOPS/W or the compiler's refusal -> build/reports/reference-nets.{json,md}
 	$(VPY) -m sim.analysis.reference_nets $(if $(NETS),--networks $(NETS)) $(if $(PRESETS),--presets $(PRESETS))
+
+# make seed001-eval: NETS the networks (comma-separated; default the seed's alexnet,vgg19,resnet50;
+# QUICK=1 the small check), WI the <W:I> bit widths (comma-separated W:I, default 8:8).
+WI       ?=
+seed001-eval: install ## seed 001's evaluation: AlexNet, VGG-19, ResNet-50 at <W:I> on nand_spin (counting mode), 64 MB chip FPS beside Table 3, breakdowns beside Fig. 13 (NETS, WI, QUICK=1) -> build/seed001_eval.{json,md}
+	$(VPY) -m sim.analysis.seed001_eval $(if $(NETS),--networks $(NETS)) $(if $(WI),--wi $(WI)) \
+	    $(if $(QUICK),--quick)
 
 $(TRAIN_STAMP): $(STAMP)
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[train]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true

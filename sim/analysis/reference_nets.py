@@ -299,15 +299,16 @@ def _flat(layers) -> list:
     return out
 
 
-def build(name: str, seed: int = 0):
-    """The random-weight ``golden.model.Model`` of network ``name`` (seeded).
+def build(name: str, seed: int = 0, *, spec=None):
+    """The random-weight ``golden.model.Model`` of network ``name`` (seeded); ``spec``: its
+    ``(input shape, layer specs)`` instead of ``specs(name)`` (another tool's networks).
 
     Raises
     ------
     RefNetError
         Golden's validation refuses the network (its message).
     """
-    shape, layers = specs(name)
+    shape, layers = specs(name) if spec is None else spec
     rng = np.random.default_rng(seed)
     out, cur = [], tuple(shape)
     cal = rng.integers(0, 256, (_CAL_IMAGES, *shape), dtype=np.uint8)   # calibration images

@@ -1897,6 +1897,9 @@ def markdown(reports: list, command: str) -> str:
         if rep.get("dima_table"):
             from sim.analysis import dima_repro
             lines += [""] + dima_repro.markdown_lines(rep["dima_table"])
+        if name == "nand_spin":         # seed 001 Table 3 / Fig. 13 (make seed001-eval)
+            from sim.analysis import seed001_eval
+            lines += [""] + seed001_eval.report_lines()
         lines += [""] + _chip_lines(rep)
         lines += [""] + _headline_lines(rep) + _stream_lines(rep)
         lines += [""] + _split_lines(rep) + [""] + _sensitivity_lines(rep)

@@ -49,7 +49,8 @@ from dataclasses import dataclass
 
 from rtl.config import AcceleratorConfig, check_config
 from rtl.isa import (
-    AGU_DATA_BITS, KPOS_BITS, OFFSET_BITS, WORD_BITS, MoveOp, Opcode, WriteSrc, decode,
+    AGU_DATA_BITS, BASE_BITS, KPOS_BITS, OFFSET_BITS, WORD_BITS, MoveOp, Opcode, WriteSrc,
+    decode,
 )
 from rtl.ppu import BIAS_BITS, MULT_BITS, OUT_WORD_BITS, SHIFT_BITS
 from sim.hw.device import Param
@@ -296,15 +297,16 @@ def core_memories(config: AcceleratorConfig, subarrays: int | None = None,
          if cfg.zero_skip else [])
 
 
-def program_events(words) -> Counter:
+def program_events(words, base_bits: int = BASE_BITS) -> Counter:
     """Executions of each micro-op kind in a program, by loop multiplicity (the program is
-    straight-line code with counted loops, ``rtl.isa``): ``"<op>"`` per opcode, plus
+    straight-line code with counted loops, ``rtl.isa``, of ``base_bits``-bit operand bases:
+    ``config.isa_base_bits``): ``"<op>"`` per opcode, plus
     ``"write:<source>"`` for WRITE_ROW / PROGRAM by ``WriteSrc`` and ``"move:<kind>"`` by
     ``MoveOp``."""
     ev = Counter()
     mult = [1]
     for w in words:
-        ins = decode(int(w))
+        ins = decode(int(w), base_bits)
         m = mult[-1]
         ev[ins.op.name.lower()] += m
         if ins.op is Opcode.HALT:
@@ -335,9 +337,11 @@ def access_counts(compiled, counters: dict, *, host_data_words: int = 0,
     """
     ev = Counter()
     n_out = 0
+    cfg = getattr(compiled, "config", None)
+    base = BASE_BITS if cfg is None else cfg.isa_base_bits
     for stage in compiled.stages:
         for chunk in stage.chunks:
-            ev.update(program_events(chunk.program))
+            ev.update(program_events(chunk.program, base))
             n_out += int(chunk.n_out)
     # With zero skipping (config.zero_skip) a taken MOVE SKIPZ drops a tile dot's micro-ops:
     # the counters are then at most the programs' static counts, and the per-source splits
