@@ -209,9 +209,10 @@ def _assemble(instrs: list, base_bits: int) -> tuple:
 
 
 #: :func:`program_profile`'s results by program and the configuration fields they depend on
-#: (a network's compiles repeat their chunk programs: ``propose_config`` compiles twice).
+#: (chunk programs repeat across a stage's bands and views and across compiles of a model).
 _PROFILES: dict = {}
-_PROFILES_MAX = 1 << 14
+_PROFILES_MAX_WORDS = 1 << 21       # emptied above this many words (tens of MB)
+_profiled_words = [0]
 
 
 def program_profile(words, config=None) -> tuple[int, dict]:
@@ -228,9 +229,11 @@ def program_profile(words, config=None) -> tuple[int, dict]:
            (config.isa_base_bits, config.stall_table, config.zero_skip))
     hit = _PROFILES.get(key)
     if hit is None:
-        if len(_PROFILES) >= _PROFILES_MAX:
+        if _profiled_words[0] + len(words) > _PROFILES_MAX_WORDS:
             _PROFILES.clear()
+            _profiled_words[0] = 0
         hit = _PROFILES[key] = _program_profile(words, config)
+        _profiled_words[0] += len(words)
     return hit[0], dict(hit[1])
 
 
