@@ -135,7 +135,7 @@ import contextvars
 import math
 import sys
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -144,7 +144,7 @@ from golden.model import Model
 from rtl.config import SIZE_FIELDS, ZERO_SKIP_DATAFLOWS, check_config
 from rtl.isa import (
     BASE_BITS, MAX_LOOP_COUNT, OFFSET_BITS, STRIDE_BITS, Instr, MoveOp, Opcode,
-    COUNTER_STALLS, Operand, WriteSrc, counter_names, decode,
+    COUNTER_STALLS, Operand, WriteSrc, counter_names, encode,
 )
 from rtl.mtj_array import MacroCmd
 
@@ -194,6 +194,27 @@ def _move(op: MoveOp, *, a=0, b=0, d=0) -> Instr:
     return _op(Opcode.MOVE, imm=op.value, a=a, b=b, d=d)
 
 
+@lru_cache(maxsize=1 << 16)
+def _encoded(ins: Instr, base_bits: int) -> int:
+    """``rtl.isa.encode`` of ``ins``, remembered: a network's chunk programs repeat a few
+    thousand distinct instructions many times."""
+    return encode(ins, base_bits)
+
+
+def _assemble(instrs: list, base_bits: int) -> tuple:
+    """``asm.assemble(instrs, base_bits=base_bits)`` as a tuple, each distinct instruction
+    encoded once (:func:`_encoded`)."""
+    asm.check_program(instrs)
+    return tuple(_encoded(ins, base_bits) for ins in instrs)
+
+
+#: :func:`program_profile`'s results by program and the configuration fields they depend on
+#: (chunk programs repeat across a stage's bands and views and across compiles of a model).
+_PROFILES: dict = {}
+_PROFILES_MAX_WORDS = 1 << 21       # emptied above this many words (tens of MB)
+_profiled_words = [0]
+
+
 def program_profile(words, config=None) -> tuple[int, dict]:
     """Controller cycles and counters of a well-formed program (``asm.check_program`` passes),
     from its loop structure alone, by the timing of ``sim.hw.isa_model``: without ``config`` no
@@ -202,13 +223,29 @@ def program_profile(words, config=None) -> tuple[int, dict]:
 
     Returns ``(cycles, counters)``, counters by name as ``rtl.isa.counter_names``.
     """
+    words = tuple(int(w) for w in words)
+    # all it reads of the configuration: the word format, the stall table, zero skipping
+    key = (words, None if config is None else
+           (config.isa_base_bits, config.stall_table, config.zero_skip))
+    hit = _PROFILES.get(key)
+    if hit is None:
+        if _profiled_words[0] + len(words) > _PROFILES_MAX_WORDS:
+            _PROFILES.clear()
+            _profiled_words[0] = 0
+        hit = _PROFILES[key] = _program_profile(words, config)
+        _profiled_words[0] += len(words)
+    return hit[0], dict(hit[1])
+
+
+def _program_profile(words: tuple, config) -> tuple[int, dict]:
+    from sim.analysis.counting import CountError, _decode, count_program    # (imports this)
     counts = dict.fromkeys(counter_names(), 0)
     mult = [1]
     cycles = 0
     folds = False       # the previous instruction was a NOP or a micro-op
     bb = config.isa_base_bits if config is not None else None
     for w in words:
-        ins = decode(int(w)) if bb is None else decode(int(w), bb)
+        ins = _decode(w, BASE_BITS if bb is None else bb)
         m = mult[-1]
         name = ins.op.name.lower()
         if ins.op is Opcode.HALT:
@@ -233,8 +270,7 @@ def program_profile(words, config=None) -> tuple[int, dict]:
         # time
         # linear in the words), or for a program it cannot parse from the expanded trace
         # (sim.hw.core_model.add_stalls, the core's rule).
-        from sim.analysis.counting import CountError, count_program
-        words = [int(w) for w in words]
+        words = list(words)
         try:
             counts["stalls"] = count_program(words, config).counters["stalls"]
             cycles += counts["stalls"]
@@ -574,14 +610,30 @@ def _too_small(msg: str, field: str, need: int, tail: str = ""):
     raise err
 
 
+#: Set while :func:`propose_config` compiles: only the sizes and refusals of the compile are
+#: used, so the weight images are zeros of their shapes (:func:`_weight_planes`,
+#: :func:`_zero_tile_dots`), and the chunk programs of :func:`_plan_chunks` are checked as
+#: ``asm.assemble`` checks them but their words are zeros (as many) and not profiled (cycles 0,
+#: no counters); no size or refusal depends on the weights' values, the words or the profiles.
+_SIZES_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("sizes_only", default=False)
+
+
 def _weight_planes(weight: np.ndarray, tiles: int, columns: int, n: int) -> np.ndarray:
     """bool [T*n*O, columns]: slot (t*n + b)*O + o = plane b of tile t of channel o."""
     o = weight.shape[0]
-    w2 = weight.reshape(o, -1).astype(np.int64) & ((1 << n) - 1)    # two's complement bytes
-    full = np.zeros((o, tiles * columns), dtype=np.int64)
-    full[:, :w2.shape[1]] = w2
-    planes = (full.reshape(o, tiles, columns)[..., None] >> np.arange(n)) & 1   # O,T,cols,n
-    return planes.transpose(1, 3, 0, 2).reshape(-1, columns).astype(bool)
+    if _SIZES_ONLY.get():
+        return np.zeros((tiles * n * o, columns), dtype=bool)
+    w2 = weight.reshape(o, -1)
+    dt = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if n <= 8 * t().itemsize)
+    full = np.zeros((o, tiles * columns), dtype=dt)                  # two's complement words
+    full[:, :w2.shape[1]] = w2.astype(dt) & dt((1 << n) - 1)     # (a cast wraps modulo)
+    full = np.ascontiguousarray(full.reshape(o, tiles, columns).transpose(1, 0, 2))  # T,O,cols
+    # bit by bit into the output (O x T x cols words at a time, no 64-bit intermediates:
+    # a large layer's planes are ~1 GB otherwise)
+    out = np.empty((tiles, n, o, columns), dtype=bool)
+    for b in range(n):
+        np.not_equal(full & dt(1 << b), 0, out=out[:, b])
+    return out.reshape(-1, columns)
 
 
 def _zero_skips(route, config, width: int) -> int:
@@ -598,10 +650,12 @@ def _zero_tile_dots(weight: np.ndarray, tiles: int, columns: int, width: int) ->
     terms), the dot ``sum_k |x_k - w_k|`` of an all-zero tile (``golden.pim.zero_skip_tile``),
     as an unsigned number in bits 0 .. (the REQUANT addend of a skipped tile)."""
     o = weight.shape[0]
-    w2 = weight.reshape(o, -1).astype(np.int64) & 0xFF
-    full = np.zeros((o, tiles * columns), dtype=np.int64)
-    full[:, :w2.shape[1]] = w2
-    sums = full.reshape(o, tiles, columns).sum(axis=2).T.reshape(-1)      # [T*O], t-major
+    if _SIZES_ONLY.get():
+        return np.zeros((tiles * o, width), dtype=bool)
+    w2 = weight.reshape(o, -1)
+    full = np.zeros((o, tiles * columns), dtype=np.uint8)
+    full[:, :w2.shape[1]] = w2.astype(np.uint8)                    # & 0xFF (a cast wraps)
+    sums = full.reshape(o, tiles, columns).sum(axis=2, dtype=np.int64).T.reshape(-1)  # [T*O]
     bits = min(width, 62)
     assert int(sums.max(initial=0)) < 1 << bits, "a zero-tile dot wider than a buffer word"
     out = np.zeros((sums.size, width), dtype=bool)
@@ -1327,6 +1381,10 @@ def propose_config(model: Model, config, *, subarrays: int | None = None,
     proposal is then for) through the largest buffer. With ``tile_activations``, activations
     that no data memory holds are tiled (``sim.compile.act_tile``) through the largest.
 
+    Its compiles are for sizes and refusals only (:data:`_SIZES_ONLY`: no weight images, no
+    program profiles), each cheaper than a full compile of the model; the
+    proposal is the one full compiles give (``tests/test_propose_speed.py``).
+
     Raises
     ------
     CompileError
@@ -1334,6 +1392,14 @@ def propose_config(model: Model, config, *, subarrays: int | None = None,
         patch than the array has, a size beyond its field's maximum): the compiler's
         message.
     """
+    token = _SIZES_ONLY.set(True)
+    try:
+        return _propose(model, config, subarrays, stream_weights, tile_activations)
+    finally:
+        _SIZES_ONLY.reset(token)
+
+
+def _propose(model, config, subarrays, stream_weights, tile_activations):
     config = check_config(config)
     config = _one_pass(model, config, subarrays, stream_weights, tile_activations)
     while True:                 # every step raises one field: at most a few dozen steps
@@ -1482,10 +1548,16 @@ def _plan_chunks(stage: Stage, config, where: str, *, imem_depth: int) -> None:
                        f"instruction words ({gather_len} erase + gather, {compute} compute), "
                        f"but program_words is {imem_depth}", "program_words", len(instrs),
                        ", or use more columns (fewer tiles)")
-        words = tuple(asm.assemble(instrs, base_bits=config.isa_base_bits))
-        cycles, ops = program_profile(words, config)
-        chunk.program, chunk.cycles, chunk.micro_ops = words, cycles, ops
-        chunk.gather_cycles = program_profile(words[:gather_len] + (words[-1],), config)[0] - 1
+        if _SIZES_ONLY.get():           # encode's checks, placeholder words (of the count)
+            asm.check_program(instrs)
+            for ins in instrs:
+                ins.check(config.isa_base_bits)
+            chunk.program, cycles, ops, gather = (0,) * len(instrs), 0, {}, 0
+        else:
+            words = chunk.program = _assemble(instrs, config.isa_base_bits)
+            cycles, ops = program_profile(words, config)
+            gather = program_profile(words[:gather_len] + (words[-1],), config)[0] - 1
+        chunk.cycles, chunk.micro_ops, chunk.gather_cycles = cycles, ops, gather
         chunk.max_cycles = cycles + PIPELINE_DRAIN + 64
         stage.chunks.append(chunk)
         start += count
