@@ -25,8 +25,11 @@ Throughput (:func:`chip_model`): images per second = min(compute bound = mats / 
 latency per image, bus bound = bus_bits x clock / bits per image); the smaller names the
 limit. A *batch* of one image per mat after the weight loading takes load time + max(mat
 latency, mats x bits per image / (bus_bits x clock)). Energy per image = the mat's (micro-ops +
-SRAMs) + the bus wires' (bits x :data:`PARAMS` ``wire_fj_per_bit_mm`` x the mean wire length);
-the weight loading adds the buffer and table writes (``sim.hw.sram``) and their wire energy once.
+SRAMs) + the bus wires' (bits x :data:`PARAMS` ``wire_fj_per_bit_mm`` x the mean wire length),
+each bit once: the mat's energy already holds the streamed weights' and moved activations'
+wires at the mat's wire length (``sim.hw.energy.with_loading``), which the chip's wire replaces
+(before, those bits were charged at both); the weight loading adds the buffer and table writes
+(``sim.hw.sram``) and their wire energy once.
 """
 
 from __future__ import annotations
@@ -90,7 +93,9 @@ def chip_model(config, compiled, *, latency_s: float, energy_j: float, ops: int,
                data_words: float, program_words: float, mat_area_mm2: float,
                bus_bits: int | None = None) -> dict:
     """The chip figures (module docstring) from one mat's measured figures per image:
-    ``latency_s`` and ``energy_j`` (with its SRAMs), ``ops``, the host words per image
+    ``latency_s`` and ``energy_j`` (with its SRAMs, and with the streamed weights' and moved
+    activations' loading energy as :func:`sim.hw.energy.with_loading` adds it: their wire
+    energy at the mat's wire is replaced by the chip's), ``ops``, the host words per image
     (``data_words``, ``program_words``) and the mat's area."""
     from sim.hw import sram
     k = compiled.subarrays
@@ -101,14 +106,22 @@ def chip_model(config, compiled, *, latency_s: float, energy_j: float, ops: int,
     clock_hz = config.clock_mhz * 1e6
     rate = bus * PARAMS["bus_transfers_per_cycle"].value * clock_hz     # bits / s
     image_bits = data_words * DATA_WORD_BITS + program_words * WORD_BITS
+    # The streamed weights' and moved activations' wire energy is in ``energy_j`` already (at
+    # the mat's wire, sim.compile.weight_stream.wire_mm): taken out here, so that every bit on
+    # the bus is charged once, at the chip's wire.
+    loaded_wire_j = 0.0
     if any(getattr(st, "weight_loads", None) for st in getattr(compiled, "stages", ())):
         # streamed: per image on the bus
         from sim.compile.weight_stream import cost as _stream_cost
-        image_bits += _stream_cost(compiled)["bits"]
+        c = _stream_cost(compiled)
+        image_bits += c["bits"]
+        loaded_wire_j += c["wire_j"]
     if any(getattr(st, "act_moves", None) for st in getattr(compiled, "stages", ())):
         # tiled activations: their moves to and from the store, per image on the bus
         from sim.compile.act_tile import cost as _act_cost
-        image_bits += _act_cost(compiled)["bits"]
+        c = _act_cost(compiled)
+        image_bits += c["bits"]
+        loaded_wire_j += c["wire_j"]
     compute_ips = mats / latency_s
     bus_ips = rate / image_bits if image_bits else math.inf
     ips = min(compute_ips, bus_ips)
@@ -116,7 +129,7 @@ def chip_model(config, compiled, *, latency_s: float, energy_j: float, ops: int,
     wire_mm = math.sqrt(area) / 2
     wire_j_per_bit = PARAMS["wire_fj_per_bit_mm"].value * wire_mm * 1e-15
     bus_j = image_bits * wire_j_per_bit
-    e_img = energy_j + bus_j
+    e_img = energy_j - loaded_wire_j + bus_j
     wb = weight_bits(compiled)
     load_s = mats * wb["total"] / rate
     mem = {m.name: m for m in sram.core_memories(config, k)}
@@ -143,6 +156,7 @@ def chip_model(config, compiled, *, latency_s: float, energy_j: float, ops: int,
         "gops": ops * ips / 1e9,
         "energy_per_image_j": e_img,
         "bus_energy_per_image_j": bus_j,
+        "loading_wire_in_mat_energy_j": loaded_wire_j,
         "power_w": e_img * ips,
         "gops_per_w": ops / e_img / 1e9,
         "area_mm2": area,
