@@ -218,3 +218,20 @@ def test_hand_judged_equivalents_only_reclassify_survivors(monkeypatch):
         assert r["outcome"] == want, r
         if want == "equivalent":
             assert entry["reason"] in r["equivalence"]
+
+
+def test_rejudge_applies_the_hand_judged_list_to_todays_rtl_only():
+    """``--rejudge`` turns a listed survivor of a report made from today's rtl/ into an
+    equivalent; a report of other rtl/ sources (its lines may name other code) keeps it."""
+    entry = mutate.JUDGED_EQUIVALENT[-1]
+    source = (REPO / entry["file"]).read_text()
+    (m,) = [m for m in mutate.mutants_of(REPO / entry["file"])
+            if mutate._judged_by_hand(source, m)[0] == "equivalent" and m.col == entry["col"]
+            and source.splitlines()[m.line - 1].strip() == entry["source"]]
+    for rtl, want in ((mutate.sources_digest("rtl"), "equivalent"), ("0" * 64, "survived")):
+        report = {"rtl_sha256": rtl, "files": {entry["file"]: {
+            "tests": [], "sites": 1, "timeout_s": 1.0, **mutate.summarize(
+                [{**asdict(m), "outcome": "survived", "seconds": 1.0, "output": ""}])}}}
+        r = mutate.rejudge(report, log=lambda text: None)["files"][entry["file"]]
+        assert r["mutants"][0]["outcome"] == want
+        assert (r["score"], r["equivalent"]) == ((None, 1) if want == "equivalent" else (0.0, 0))

@@ -43,7 +43,7 @@ the mutants done, a random sample themselves (they run in the sample's random or
 equivalence afterwards, without running tests. A survivor the check cannot prove may be
 judged equivalent by a reviewer: :data:`JUDGED_EQUIVALENT` lists such mutants with the reason
 (matched by source text, not line number; only survivors are matched, so an entry can hide no
-failing test).
+failing test; ``--rejudge`` applies it to a report made from today's ``rtl/``).
 
 Stopping and resuming: each finished mutant is written to the report at once, atomically (a
 temporary file in the report's directory, then ``os.replace``; SIGINT and SIGTERM are held
@@ -345,6 +345,16 @@ def traced_lines(out: Path) -> set | None:
     return set().union(*(json.loads(p.read_text()) for p in files))
 
 
+def _kill_group(proc) -> None:
+    """SIGKILL the process group of ``proc`` (the tests and every simulator they started) and
+    reap ``proc``; a group already gone is no error."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate()
+
+
 def _run_tests(workdir: Path, tests: list[str], sim: str, timeout: float, programs: int,
                trace: Path | None = None, traced: Path | None = None):
     """``(outcome, seconds, tail of output)``: outcome ``survived``, ``killed``,
@@ -369,12 +379,10 @@ def _run_tests(workdir: Path, tests: list[str], sim: str, timeout: float, progra
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        _kill_group(proc)
         return "killed_timeout", time.monotonic() - t0, ""
-    except BaseException:               # Ctrl-C: its own session gets no SIGINT, stop it
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+    except BaseException:               # Ctrl-C / SIGTERM (:class:`Stopped`): its own session
+        _kill_group(proc)               # gets no SIGINT, stop it and the simulators it started
         raise
     took = time.monotonic() - t0
     tail = "\n".join(out.strip().splitlines()[-3:])
@@ -854,14 +862,20 @@ def mutant_timeout(timeout: float | None, unmutated_s: float) -> float:
 #: the file is edited), and becomes ``equivalent`` with the entry's reason. Only survivors are
 #: matched: a listed mutant that some test kills is reported killed, so a wrong entry can hide
 #: no test's failure; it can only leave a survivor out of ``score`` (``score_raw`` counts it).
+_NOP_OPERANDS = ("MtjArray's NOP case holds sensed, error and program_without_erase and "
+                 "enables no write port, so no operand of a NOP reaches an output (row_a / "
+                 "row_b only address the combinational read ports, whose data nothing uses "
+                 "then; fu, data and mask feed only the sense and write cases); the array "
+                 "command is internal to the core")
 JUDGED_EQUIVALENT = [
     {"file": "rtl/core.py",
      "source": "m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)", "col": 56,
      "after": "with m.Case(Opcode.MOVE):", "kind": "constant +1", "mutated": "(1)",
-     "reason": "row_a of a NOP array command (MOVE's S1): MtjArray's NOP case holds sensed, "
-               "error and program_without_erase and enables no write port, so the row address "
-               "reaches no output on a NOP (it only addresses the combinational read ports, "
-               "whose data nothing uses then); the array command is internal to the core"},
+     "reason": f"row_a of a NOP array command (MOVE's S1): {_NOP_OPERANDS}"},
+    {"file": "rtl/core.py",
+     "source": "m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)", "col": 76,
+     "after": "with m.Else():", "kind": "constant +1", "mutated": "(1)",
+     "reason": f"mask of a NOP array command (BITCOUNT without a sense): {_NOP_OPERANDS}"},
     {"file": "rtl/core.py",
      "source": "m.d.comb += [reduces.eq(0), min3.eq(0), requant3.eq(0), ptr3.eq(v2)]",
      "col": 52, "after": "with m.Case(Opcode.MOVE):", "kind": "constant +1", "mutated": "(1)",
@@ -1097,11 +1111,21 @@ def summarize(results: list[dict]) -> dict:
 
 
 def rejudge(report: dict, log=print) -> dict:
-    """``report`` with every survivor whose differing Verilog was kept judged again by
-    :func:`judge` (a mutant proven equivalent becomes ``equivalent``); scores recomputed."""
+    """``report`` with every survivor judged again: one in :data:`JUDGED_EQUIVALENT` becomes
+    ``equivalent`` with its reason (when the report was made from today's ``rtl/``, whose
+    source the entries are matched against), any other whose differing Verilog was kept is
+    judged by :func:`judge` (a mutant proven equivalent becomes ``equivalent``); scores
+    recomputed."""
+    same_rtl = report.get("rtl_sha256") == sources_digest("rtl")
     for rel, r in report["files"].items():
         cache: dict = {}
         for m in r["mutants"]:
+            if m["outcome"] == "survived" and same_rtl:
+                mutant = Mutant(**{k: m[k] for k in _IDENTITY})
+                outcome, more = _judged_by_hand((REPO / rel).read_text(), mutant)
+                if outcome == "equivalent":
+                    m.update(outcome=outcome, **more)
+                    log(f"{rel} line {m['line']} {m['kind']}: {outcome} ({m['equivalence']})")
             if m["outcome"] != "survived" or "verilog" not in m:
                 continue
             mdir = Path(m["verilog"])
