@@ -235,3 +235,20 @@ def test_rejudge_applies_the_hand_judged_list_to_todays_rtl_only():
         r = mutate.rejudge(report, log=lambda text: None)["files"][entry["file"]]
         assert r["mutants"][0]["outcome"] == want
         assert (r["score"], r["equivalent"]) == ((None, 1) if want == "equivalent" else (0.0, 0))
+
+
+def test_from_index_leaves_out_the_first_of_the_sample(monkeypatch):
+    """``from_index`` k runs the sample's mutants k.. in the sample's order: with an earlier
+    report of the first k they are the whole sample."""
+    monkeypatch.setattr(mutate, "_run_tests",
+                        lambda workdir, tests, sim, timeout, programs, trace=None, traced=None:
+                        ("survived" if traced is not None else "killed", 0.0, ""))
+    monkeypatch.setattr(mutate, "verilog_digest", lambda work: {})
+
+    def ids(k):
+        report = mutate.run(["rtl/ppu.py"], mutants=4, sim="icarus", seed=3, timeout=1,
+                            log=lambda text: None, from_index=k)
+        return [mutate._identity(m) for m in report["files"]["rtl/ppu.py"]["mutants"]]
+
+    whole = ids(0)
+    assert len(whole) == 4 and ids(1) == whole[1:] and ids(4) == []
