@@ -883,20 +883,26 @@ JUDGED_EQUIVALENT = [
                "row_w / row_min; reduces is 0 for MOVE, so every reducer's op is HOLD, which "
                "keeps acc and ignores row_w / row_min (ColumnReduce: only L1_FIRST / L1_PLANE "
                "read them); nothing else reads min3"},
+    {"file": "rtl/core.py", "source": "g_sum = Signal(OFFSET_BITS + 1)", "col": 37,
+     "kind": "constant -1", "mutated": "(0)",
+     "reason": "GATHER's address sum one bit narrower: only g_sum[:OFFSET_BITS] is ever read "
+               "(g_addr1), and the low OFFSET_BITS bits of base + offset are the same at either "
+               "width; the dropped top bit is the carry nothing uses"},
 ]
 
 
 def _judged_by_hand(source: str, m: Mutant) -> tuple[str, dict]:
     """``("equivalent", fields)`` if the survivor ``m`` of ``source`` is in
-    :data:`JUDGED_EQUIVALENT`, else ``("survived", {})``. ``after`` is the stripped text of the
-    nearest ``with`` line above the mutant's line, which tells repeated lines apart."""
+    :data:`JUDGED_EQUIVALENT`, else ``("survived", {})``. ``after`` (if the entry has it) is the
+    stripped text of the nearest ``with`` line above the mutant's line, which tells repeated
+    lines apart."""
     lines = source.splitlines()
     text = lines[m.line - 1].strip()
     above = next((ln.strip() for ln in reversed(lines[:m.line - 1])
                   if ln.strip().startswith("with ")), "")
     for e in JUDGED_EQUIVALENT:
-        if (e["file"], e["source"], e["col"], e["kind"], e["mutated"], e["after"]) == (
-                m.file, text, m.col, m.kind, m.mutated, above):
+        if (e["file"], e["source"], e["col"], e["kind"], e["mutated"],
+                e.get("after", above)) == (m.file, text, m.col, m.kind, m.mutated, above):
             return "equivalent", {"equivalence": f"judged by hand (JUDGED_EQUIVALENT): "
                                                  f"{e['reason']}"}
     return "survived", {}
