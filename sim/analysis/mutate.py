@@ -1298,6 +1298,10 @@ def _main(args) -> int:
         return 2
     except (Stopped, KeyboardInterrupt) as e:
         signum = e.signum if isinstance(e, Stopped) else signal.SIGINT
+        if args.rejudge:
+            print(f"stopped by {signal.Signals(signum).name}: --rejudge {args.rejudge} left as "
+                  "it was", file=sys.stderr)
+            return 128 + signum
         kept = "no report" if out is None or not out.exists() else (
             f"{out} holds the {_count_results(out)} mutants finished")
         print(f"stopped by {signal.Signals(signum).name}: tests killed, temporary copy removed, "
