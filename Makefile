@@ -240,14 +240,16 @@ FUZZ_EXAMPLES ?= 1000
 fuzz: install ## fuzz model files, IDX data sets and command lines with FUZZ_EXAMPLES examples per property
 	SPINPIM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VPY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py
 
-# make mutate (not in CI): rtl/ files to mutate, mutants sampled per file (0: all), sample seed.
+# make mutate (not in CI): rtl/ files to mutate, mutants sampled per file (0: all), sample seed;
+# RESUME=1 keeps the mutants already in the report (same rtl/, tests and options) and runs the rest.
 MUTATE_FILES ?= rtl/core.py rtl/ppu.py
 MUTANTS  ?= 30
 MUTATE_SEED ?= 0
+RESUME ?=
 
-mutate: install synth-deps ## mutation score of the tests on MUTATE_FILES (MUTANTS per file, SIM default icarus) -> build/mutate/mutate.json
+mutate: install synth-deps ## mutation score of the tests on MUTATE_FILES (MUTANTS per file, SIM default icarus, RESUME=1 continues) -> build/mutate/mutate.json
 	$(VPY) -m sim.analysis.mutate $(MUTATE_FILES) --mutants $(MUTANTS) --seed $(MUTATE_SEED) \
-	    --sim $(if $(SIM),$(SIM),icarus) --out build/mutate/mutate.json
+	    --sim $(if $(SIM),$(SIM),icarus) --out build/mutate/mutate.json $(if $(RESUME),--resume)
 
 clean: ## remove build outputs (Verilog, simulator builds, waveforms, reports)
 	rm -rf build sim_build results.xml

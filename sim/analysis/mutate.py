@@ -40,8 +40,21 @@ still differ in a configuration no test builds. The score is ``killed / (run - e
 after every mutant (``"partial": true`` until the last), so a run stopped early still reports
 the mutants done, a random sample themselves (they run in the sample's random order). With
 ``--judge-later`` the survivors' Verilog is only kept; ``--rejudge REPORT`` proves their
-equivalence afterwards, without running tests. The temporary copy is removed at the end,
-also on Ctrl-C.
+equivalence afterwards, without running tests. A survivor the check cannot prove may be
+judged equivalent by a reviewer: :data:`JUDGED_EQUIVALENT` lists such mutants with the reason
+(matched by source text, not line number; only survivors are matched, so an entry can hide no
+failing test; ``--rejudge`` applies it to a report made from today's ``rtl/``).
+
+Stopping and resuming: each finished mutant is written to the report at once, atomically (a
+temporary file in the report's directory, then ``os.replace``; SIGINT and SIGTERM are held
+during the write). On SIGTERM or SIGINT the running tests' process group is killed, the
+temporary copy removed (the working tree's ``rtl/`` is never edited), and the tool exits
+128 + the signal (143, 130) with one line saying how many mutants the report holds.
+``--resume`` keeps the mutants already in ``--out`` and runs only the others; it refuses (one
+line naming what differs) a report made from other ``rtl/`` sources (``rtl_sha256``), other
+tests (``tests_sha256``: ``cocotb_tests/``, ``sim/``, ``golden/``) or other options
+(``options``). ``--from-index K`` leaves out the first K mutants of each file's sample (run
+by an earlier report).
 
 The report (``build/mutate/mutate.json``, or ``--out``): per file the mutants run, the
 counts, both scores, every survivor and every equivalent (line, the original and the mutated
@@ -51,6 +64,7 @@ survivor's differing files stay in ``<report stem>-verilog/`` beside it (``--kee
 Usage::
 
     python -m sim.analysis.mutate rtl/core.py rtl/ppu.py --mutants 30 --sim icarus --seed 0
+    python -m sim.analysis.mutate rtl/core.py rtl/ppu.py --mutants 30 --resume  # after a stop
 """
 
 from __future__ import annotations
@@ -59,6 +73,7 @@ import argparse
 import ast
 import copy
 import hashlib
+import io
 import json
 import os
 import random
@@ -190,8 +205,16 @@ def mutants_of(path: str | Path, *, root: Path = REPO) -> list[Mutant]:
     tree = ast.parse(source)
     found, seen = [], set()
 
+    # the source text of a node, as ast.get_source_segment gives it (which splits the whole
+    # source on every call: minutes for the core's sites); columns are UTF-8 byte offsets
+    split = [ln.encode() for ln in io.StringIO(source, newline="").readlines()]
+
     def text(node):
-        return ast.get_source_segment(source, node) or ""
+        first, last = node.lineno - 1, node.end_lineno - 1
+        if first == last:
+            return split[first][node.col_offset:node.end_col_offset].decode()
+        return b"".join([split[first][node.col_offset:], *split[first + 1:last],
+                         split[last][:node.end_col_offset]]).decode()
 
     def add(kind, node, new):
         if not hasattr(node, "lineno"):
@@ -322,6 +345,16 @@ def traced_lines(out: Path) -> set | None:
     return set().union(*(json.loads(p.read_text()) for p in files))
 
 
+def _kill_group(proc) -> None:
+    """SIGKILL the process group of ``proc`` (the tests and every simulator they started) and
+    reap ``proc``; a group already gone is no error."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate()
+
+
 def _run_tests(workdir: Path, tests: list[str], sim: str, timeout: float, programs: int,
                trace: Path | None = None, traced: Path | None = None):
     """``(outcome, seconds, tail of output)``: outcome ``survived``, ``killed``,
@@ -346,12 +379,10 @@ def _run_tests(workdir: Path, tests: list[str], sim: str, timeout: float, progra
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        _kill_group(proc)
         return "killed_timeout", time.monotonic() - t0, ""
-    except BaseException:               # Ctrl-C: its own session gets no SIGINT, stop it
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+    except BaseException:               # Ctrl-C / SIGTERM (:class:`Stopped`): its own session
+        _kill_group(proc)               # gets no SIGINT, stop it and the simulators it started
         raise
     took = time.monotonic() - t0
     tail = "\n".join(out.strip().splitlines()[-3:])
@@ -825,20 +856,152 @@ def mutant_timeout(timeout: float | None, unmutated_s: float) -> float:
     return float(timeout) if timeout is not None else max(60.0, 3.0 * unmutated_s)
 
 
+#: Survivors judged equivalent by a reviewer where :func:`judge` cannot prove it (its check is
+#: sound, not complete). A survivor matches an entry by its file, the stripped text of its
+#: source line, its column, its kind and its mutated text (not the line number, which moves as
+#: the file is edited), and becomes ``equivalent`` with the entry's reason. Only survivors are
+#: matched: a listed mutant that some test kills is reported killed, so a wrong entry can hide
+#: no test's failure; it can only leave a survivor out of ``score`` (``score_raw`` counts it).
+_NOP_OPERANDS = ("MtjArray's NOP case holds sensed, error and program_without_erase and "
+                 "enables no write port, so no operand of a NOP reaches an output (row_a / "
+                 "row_b only address the combinational read ports, whose data nothing uses "
+                 "then; fu, data and mask feed only the sense and write cases); the array "
+                 "command is internal to the core")
+JUDGED_EQUIVALENT = [
+    {"file": "rtl/core.py",
+     "source": "m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)", "col": 56,
+     "after": "with m.Case(Opcode.MOVE):", "kind": "constant +1", "mutated": "(1)",
+     "reason": f"row_a of a NOP array command (MOVE's S1): {_NOP_OPERANDS}"},
+    {"file": "rtl/core.py",
+     "source": "m.d.comb += array_cmd(MacroCmd.NOP, 0, 0, 0, 0, 0)", "col": 76,
+     "after": "with m.Else():", "kind": "constant +1", "mutated": "(1)",
+     "reason": f"mask of a NOP array command (BITCOUNT without a sense): {_NOP_OPERANDS}"},
+    {"file": "rtl/core.py",
+     "source": "m.d.comb += [reduces.eq(0), min3.eq(0), requant3.eq(0), ptr3.eq(v2)]",
+     "col": 52, "after": "with m.Case(Opcode.MOVE):", "kind": "constant +1", "mutated": "(1)",
+     "reason": "min3 during MOVE's S3 only routes w2 and the min lane's output to the reducers' "
+               "row_w / row_min; reduces is 0 for MOVE, so every reducer's op is HOLD, which "
+               "keeps acc and ignores row_w / row_min (ColumnReduce: only L1_FIRST / L1_PLANE "
+               "read them); nothing else reads min3"},
+    {"file": "rtl/core.py", "source": "g_sum = Signal(OFFSET_BITS + 1)", "col": 37,
+     "kind": "constant -1", "mutated": "(0)",
+     "reason": "GATHER's address sum one bit narrower: only g_sum[:OFFSET_BITS] is ever read "
+               "(g_addr1), and the low OFFSET_BITS bits of base + offset are the same at either "
+               "width; the dropped top bit is the carry nothing uses"},
+]
+
+
+def _judged_by_hand(source: str, m: Mutant) -> tuple[str, dict]:
+    """``("equivalent", fields)`` if the survivor ``m`` of ``source`` is in
+    :data:`JUDGED_EQUIVALENT`, else ``("survived", {})``. ``after`` (if the entry has it) is the
+    stripped text of the nearest ``with`` line above the mutant's line, which tells repeated
+    lines apart."""
+    lines = source.splitlines()
+    text = lines[m.line - 1].strip()
+    above = next((ln.strip() for ln in reversed(lines[:m.line - 1])
+                  if ln.strip().startswith("with ")), "")
+    for e in JUDGED_EQUIVALENT:
+        if (e["file"], e["source"], e["col"], e["kind"], e["mutated"],
+                e.get("after", above)) == (m.file, text, m.col, m.kind, m.mutated, above):
+            return "equivalent", {"equivalence": f"judged by hand (JUDGED_EQUIVALENT): "
+                                                 f"{e['reason']}"}
+    return "survived", {}
+
+
+#: What a result is for (``--resume``): the mutant, not its position in a report.
+_IDENTITY = ("file", "kind", "line", "col", "end_line", "end_col", "original", "mutated")
+
+
+def _identity(entry: dict) -> tuple:
+    return tuple(entry.get(k) for k in _IDENTITY)
+
+
+def _finished(report: dict | None) -> dict:
+    """``{identity: result}`` of every mutant result in ``report``."""
+    return {_identity(r): r for f in (report or {}).get("files", {}).values()
+            for r in f.get("mutants", [])}
+
+
+def sources_digest(*dirs: str) -> str:
+    """sha256 over the relative path and bytes of every ``.py`` file under ``dirs`` of the
+    repository (this tool's own file left out: editing it changes no test's outcome)."""
+    h = hashlib.sha256()
+    me = Path(__file__).resolve()
+    for d in dirs:
+        for p in sorted((REPO / d).rglob("*.py")):
+            if p.resolve() == me or "__pycache__" in p.parts:
+                continue
+            h.update(str(p.relative_to(REPO)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def run_identity(options: dict) -> dict:
+    """The report fields ``--resume`` compares: the sources (``rtl_sha256`` the mutated
+    generator, ``tests_sha256`` the tests and what they compare against) and the options."""
+    return {"rtl_sha256": sources_digest("rtl"),
+            "tests_sha256": sources_digest("cocotb_tests", "sim", "golden"),
+            "options": options}
+
+
+def resume_check(old: dict, identity: dict, path) -> None:
+    """Refuse (:class:`UserError`, one line) to resume ``old`` when it was made from other
+    sources or with other options than ``identity`` (:func:`run_identity`)."""
+    for key, what in (("rtl_sha256", "rtl/ sources"),
+                      ("tests_sha256", "tests (cocotb_tests/, sim/, golden/)")):
+        if old.get(key) != identity[key]:
+            raise UserError(f"--resume {path}: made from other {what} ({key} "
+                            f"{str(old.get(key))[:12]} here {identity[key][:12]}); start over "
+                            f"without --resume or with another --out")
+    had = old.get("options") or {}
+    for k, v in identity["options"].items():
+        if had.get(k) != v:
+            raise UserError(f"--resume {path}: made with {k}={had.get(k)!r}, this run has "
+                            f"{k}={v!r}; use the same options or start over without --resume")
+
+
+class Stopped(BaseException):
+    """A SIGTERM or SIGINT reached :func:`main` (raised from its handler)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _signals_held:
+    """Hold SIGINT and SIGTERM while the block runs (a report write, the removal of the
+    temporary copy): a signal then is delivered after it, never half-way through it."""
+
+    def __enter__(self):
+        self.old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+    def __exit__(self, *exc):
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+        return False
+
+
+def _file_report(covering, every, limit, results) -> dict:
+    return {"tests": covering, "sites": len(every), "timeout_s": limit, **summarize(results)}
+
+
 def run(files, *, mutants: int, sim: str, seed: int, timeout: float | None, tests=None,
         programs: int = 60, lines=None, log=None, keep_dir: Path | None = None,
-        progress=None, judge_now: bool = True) -> dict:
+        progress=None, judge_now: bool = True, done: dict | None = None,
+        from_index: int = 0) -> dict:
     """Mutate each of ``files`` (a sample of ``mutants`` per file, all if 0), run the covering
     tests on each mutant; return the report (a JSON-able dict). The sampled mutants run in the
-    sample's random order, so the first k of them are a random sample too; ``progress``, if
-    given, is called with the report so far (``"partial": true``) after every mutant. With
-    ``judge_now`` false a survivor's Verilog is only kept, for :func:`rejudge` later."""
+    sample's random order, so the first k of them are a random sample too (``from_index`` k
+    leaves out the first k, run by an earlier report); ``progress``, if given, is called with
+    the report so far (``"partial": true``) after every mutant. With ``judge_now`` false a
+    survivor's Verilog is only kept, for :func:`rejudge` later. ``done`` (a report of the same
+    options and sources, :func:`resume_check`) gives results already finished: those mutants
+    are not run again, a file whose sample is all done is not run at all."""
     if log is None:
         def log(text):
             print(text, flush=True)
     report = {"sim": sim, "seed": seed, "timeout_s": timeout, "files": {}}
-    with tempfile.TemporaryDirectory(prefix="spinpim-mutate-") as tmp:
-        work = Path(tmp)
+    finished = _finished(done)
+    work = Path(tempfile.mkdtemp(prefix="spinpim-mutate-"))
+    try:
         _copy_repo(work)
         for f in files:
             rel = str(Path(f).resolve().relative_to(REPO))
@@ -852,6 +1015,17 @@ def run(files, *, mutants: int, sim: str, seed: int, timeout: float | None, test
                 every = [m for m in every if m.line in lines]
             sample = (random.Random(f"{seed}:{rel}").sample(every, min(mutants, len(every)))
                       if mutants else every)
+            sample = sample[from_index:]
+            # per sampled mutant its result, in the sample's order (None: not run yet)
+            slots = [finished.get(_identity(asdict(m))) for m in sample]
+            results = [r for r in slots if r is not None]
+
+            if len(results) == len(sample):
+                old = (done or {}).get("files", {}).get(rel, {})
+                report["files"][rel] = _file_report(covering, every, old.get("timeout_s"),
+                                                    results)
+                log(f"{rel}: all {len(sample)} mutants done in the resumed report")
+                continue
             # the unmutated copy must pass first: otherwise every mutant is "killed"
             traced = work / "traced-lines.json"
             traced.unlink(missing_ok=True)
@@ -864,39 +1038,50 @@ def run(files, *, mutants: int, sim: str, seed: int, timeout: float | None, test
             limit = mutant_timeout(timeout, took)
             baseline = verilog_digest(work)
             # the unmutated Verilog, and each survivor's differing files, for the equivalence
-            # check (kept under keep_dir for a reviewer, else in the temporary copy)
+            # check (kept under keep_dir for a reviewer, else in the temporary copy); a resumed
+            # run keeps the earlier survivors' files
             keep = Path(keep_dir or work / "verilog-kept") / Path(rel).stem
-            shutil.rmtree(keep, ignore_errors=True)
+            if not results:
+                shutil.rmtree(keep, ignore_errors=True)
             _keep_verilog(work, keep / "baseline", baseline)
-            log(f"{rel}: {len(sample)} of {len(every)} mutants; tests pass unmutated "
-                f"in {took:.0f} s")
-            results = []
+            log(f"{rel}: {len(sample)} of {len(every)} mutants ({len(results)} done before); "
+                f"tests pass unmutated in {took:.0f} s")
             target = work / rel
             try:
                 for i, m in enumerate(sample):
+                    if slots[i] is not None:
+                        continue
                     entry = {}
                     if ran is not None and not ran & set(range(m.line, m.end_line + 1)):
-                        results.append({**asdict(m), "outcome": "uncovered", "seconds": 0.0,
-                                        "output": "no test runs these lines"})
-                        log(f"  [{i + 1}/{len(sample)}] line {m.line} {m.kind}: uncovered")
-                        continue
-                    target.write_text(apply(original, m))
-                    outcome, took, tail = _run_tests(work, covering, sim, limit, programs)
-                    if outcome == "survived" and baseline:
-                        outcome, entry = _judge_survivor(work, baseline, keep, i, judge_now)
-                    results.append({**asdict(m), "outcome": outcome, "seconds": round(took, 1),
-                                    "output": tail, **entry})
+                        outcome, took = "uncovered", 0.0
+                        entry = {"output": "no test runs these lines"}
+                    else:
+                        target.write_text(apply(original, m))
+                        outcome, took, tail = _run_tests(work, covering, sim, limit, programs)
+                        target.write_text(original)
+                        entry = {"output": tail}
+                        if outcome == "survived" and baseline:
+                            outcome, more = _judge_survivor(work, baseline, keep,
+                                                            i + from_index, judge_now)
+                            entry.update(more)
+                        if outcome == "survived":
+                            outcome, more = _judged_by_hand(original, m)
+                            entry.update(more)
+                    slots[i] = {**asdict(m), "outcome": outcome, "seconds": round(took, 1),
+                                **entry}
+                    results = [r for r in slots if r is not None]
                     log(f"  [{i + 1}/{len(sample)}] line {m.line} {m.kind}: {m.original!r} -> "
                         f"{m.mutated!r}: {outcome} ({took:.0f} s)")
                     if progress is not None:
                         progress({**report, "partial": True, "planned": len(sample),
-                                  "files": {**report["files"], rel: {
-                                      "tests": covering, "sites": len(every), "timeout_s": limit,
-                                      **summarize(results)}}})
+                                  "files": {**report["files"], rel: _file_report(
+                                      covering, every, limit, results)}})
             finally:
                 target.write_text(original)
-            report["files"][rel] = {"tests": covering, "sites": len(every), "timeout_s": limit,
-                                    **summarize(results)}
+            report["files"][rel] = _file_report(covering, every, limit, results)
+    finally:
+        with _signals_held():
+            shutil.rmtree(work, ignore_errors=True)
     return report
 
 
@@ -932,11 +1117,21 @@ def summarize(results: list[dict]) -> dict:
 
 
 def rejudge(report: dict, log=print) -> dict:
-    """``report`` with every survivor whose differing Verilog was kept judged again by
-    :func:`judge` (a mutant proven equivalent becomes ``equivalent``); scores recomputed."""
+    """``report`` with every survivor judged again: one in :data:`JUDGED_EQUIVALENT` becomes
+    ``equivalent`` with its reason (when the report was made from today's ``rtl/``, whose
+    source the entries are matched against), any other whose differing Verilog was kept is
+    judged by :func:`judge` (a mutant proven equivalent becomes ``equivalent``); scores
+    recomputed."""
+    same_rtl = report.get("rtl_sha256") == sources_digest("rtl")
     for rel, r in report["files"].items():
         cache: dict = {}
         for m in r["mutants"]:
+            if m["outcome"] == "survived" and same_rtl:
+                mutant = Mutant(**{k: m[k] for k in _IDENTITY})
+                outcome, more = _judged_by_hand((REPO / rel).read_text(), mutant)
+                if outcome == "equivalent":
+                    m.update(outcome=outcome, **more)
+                    log(f"{rel} line {m['line']} {m['kind']}: {outcome} ({m['equivalence']})")
             if m["outcome"] != "survived" or "verilog" not in m:
                 continue
             mdir = Path(m["verilog"])
@@ -952,10 +1147,22 @@ def rejudge(report: dict, log=print) -> dict:
 
 
 def _write_report(report: dict, out: Path) -> None:
+    """Write ``report`` to ``out`` atomically: a temporary file in the same directory, then
+    ``os.replace`` (a reader sees the old report or the new one, never part of one), with
+    SIGINT / SIGTERM held meanwhile and the temporary file removed if the write fails."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(json.dumps(report, indent=1) + "\n")
-    tmp.replace(out)
+    with _signals_held():
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(report, indent=1) + "\n")
+            mask = os.umask(0)              # mkstemp's 0600 -> an ordinary file's mode
+            os.umask(mask)
+            os.chmod(tmp, 0o666 & ~mask)
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _print_scores(report: dict, out: Path) -> None:
@@ -980,6 +1187,13 @@ def _rejudge_main(path: Path) -> int:
     _write_report(report, path)
     _print_scores(report, path)
     return 0
+
+
+def _count_results(out: Path) -> int:
+    try:
+        return len(_finished(json.loads(out.read_text())))
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 def main(argv=None) -> int:
@@ -1010,7 +1224,33 @@ def main(argv=None) -> int:
     ap.add_argument("--rejudge", default=None, metavar="REPORT",
                     help="run no tests: judge the survivors of REPORT again (their kept "
                          "Verilog) with this version's equivalence check, rewrite REPORT")
+    ap.add_argument("--from-index", type=int, default=0, metavar="K",
+                    help="leave out the first K mutants of each file's sample (run by an "
+                         "earlier report that has no --resume fields); default 0")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the mutants already in --out (made from the same rtl/ and tests "
+                         "with the same options, else refused) and run only the others")
     args = ap.parse_args(argv)
+    # SIGTERM / SIGINT: stop the running tests (their process group), remove the temporary
+    # copy, keep the report of the mutants finished (written after each), exit 128 + signal
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def stop(signum, frame):
+        for s in handlers:                  # one stop: a second signal changes nothing
+            signal.signal(s, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    for s in handlers:
+        signal.signal(s, stop)
+    try:
+        return _main(args)
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+
+
+def _main(args) -> int:
+    out = None
     try:
         if args.rejudge:
             return _rejudge_main(Path(args.rejudge))
@@ -1027,22 +1267,47 @@ def main(argv=None) -> int:
             p = Path(f).resolve()
             if not p.is_file() or p.suffix != ".py" or p.parent != REPO / "rtl":
                 raise UserError(f"{f}: must be a Python file under rtl/ (MUTATE_FILES)")
+        if args.from_index < 0:
+            raise UserError(f"--from-index {args.from_index}: must be 0 or more")
         out = Path(args.out) if args.out else REPO / "build" / "mutate" / "mutate.json"
+        ident = run_identity({
+            "files": [str(Path(f).resolve().relative_to(REPO)) for f in args.files],
+            "mutants": args.mutants, "sim": args.sim, "seed": args.seed,
+            "timeout": args.timeout, "tests": args.tests, "programs": args.programs,
+            "lines": sorted(set(args.lines or ())), "from_index": args.from_index,
+            "judge_later": args.judge_later})
+        done = None
+        if args.resume and out.exists():
+            try:
+                done = json.loads(out.read_text())
+                done["files"].items()
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+                raise UserError(f"--resume {out}: not a report of sim.analysis.mutate "
+                                f"({e})") from None
+            resume_check(done, ident, out)
         report = run(args.files, mutants=args.mutants, sim=args.sim, seed=args.seed,
                      timeout=args.timeout, tests=args.tests, programs=args.programs,
                      lines=set(args.lines or ()),
                      keep_dir=Path(args.keep_verilog) if args.keep_verilog
                      else out.with_name(f"{out.stem}-verilog"),
-                     progress=lambda partial: _write_report(partial, out),
-                     judge_now=not args.judge_later)
+                     progress=lambda partial: _write_report({**ident, **partial}, out),
+                     judge_now=not args.judge_later, done=done,
+                     from_index=args.from_index)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: mutation run stopped, temporary copy removed; the report holds the "
-              "mutants run so far (\"partial\": true)", file=sys.stderr)
-        return 130
-    _write_report(report, out)
+    except (Stopped, KeyboardInterrupt) as e:
+        signum = e.signum if isinstance(e, Stopped) else signal.SIGINT
+        if args.rejudge:
+            print(f"stopped by {signal.Signals(signum).name}: --rejudge {args.rejudge} left as "
+                  "it was", file=sys.stderr)
+            return 128 + signum
+        kept = "no report" if out is None or not out.exists() else (
+            f"{out} holds the {_count_results(out)} mutants finished")
+        print(f"stopped by {signal.Signals(signum).name}: tests killed, temporary copy removed, "
+              f"rtl/ unchanged; {kept} (--resume runs the rest)", file=sys.stderr)
+        return 128 + signum
+    _write_report({**ident, **report}, out)
     _print_scores(report, out)
     return 0
 
