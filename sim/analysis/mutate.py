@@ -1168,10 +1168,13 @@ def _write_report(report: dict, out: Path) -> None:
 def _print_scores(report: dict, out: Path) -> None:
     for rel, r in report["files"].items():
         k = r["killed"] + r["killed_timeout"]
+        hand = sum(1 for m in r.get("mutants", ())
+                   if str(m.get("equivalence", "")).startswith("judged by hand"))
         print(f"{rel}: score {r['score']} (95 % Wilson interval {r.get('score_ci95')}; "
               f"{k} of {r['run'] - r['equivalent']} killed: "
               f"{r['killed']} by a failing test or build, {r['killed_timeout']} by the "
-              f"timeout; {r['equivalent']} equivalent: the same hardware as unmutated); "
+              f"timeout; {r['equivalent']} equivalent: the same hardware as unmutated, "
+              f"{hand} of them judged by hand, not proven); "
               f"{r['survived']} survivors, {r['uncovered']} uncovered (no test runs the "
               f"line); score_raw {r['score_raw']} ({k} of {r['run']})")
     print(f"report: {out}")
