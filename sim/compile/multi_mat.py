@@ -40,7 +40,7 @@ after the compute layer) is on the same mat already. Anything else (an output in
 segment, never broadcast) is refused. Traffic ASSUMPTION ``kept``: such a tensor costs no
 transfer beyond its segment's broadcast (the image: segment 0's image load, then the whole
 image to every mat); each mat keeps it in its data memory from that broadcast to its last
-reader (:func:`kept`), placed first-fit from the top of the data memory, and each slice's own
+reader (``kept``), placed first-fit from the top of the data memory, and each slice's own
 words (its stages' inputs, outputs and write-pointer steps, compiled from address 0) must stay
 below the tensors kept while it runs, else a one-line CompileError names ``data_words`` and the
 size to raise it to. A branch's segment reads its input where it is kept (the program's bases
@@ -48,7 +48,7 @@ relocated: the counters do not depend on them); the check still counts the segme
 region (an upper bound on the words). The slice of a segment with such an add is compiled with
 the add reading its main path twice (a valid one-input model of the same shapes, so the same
 program, tables and counters), then the add's shortcut terms in the offset table are pointed at
-the kept tensor's channels (:func:`_relocate`): the slice run on the cycle model with the kept
+the kept tensor's channels (``_relocate``): the slice run on the cycle model with the kept
 tensors in its data memory equals golden (``tests/test_multi_mat.py``). Not built yet (a one-line
 MultiMatError): kept tensors in a model any of whose slices has its activations tiled
 (``sim.compile.act_tile``: the tensors would live in the chip's activation store, and an add
@@ -348,7 +348,7 @@ def compile_partitioned(model: Model, config, mats, *, subarrays: int | None = N
     weight values (which go into the weight buffer and the requant table only;
     ``tests/test_multi_mat.py`` checks the counts equal), so the counting mode compiles at most
     two slices per segment. Not for running the slices: the others' weights are not in it.
-    With tensors kept for later layers (:func:`kept`) and ``propose``, every slice is compiled
+    With tensors kept for later layers (``kept``) and ``propose``, every slice is compiled
     for one data-memory size that holds its own words and the kept tensors (raised and
     recompiled until it does).
 
@@ -432,7 +432,7 @@ def _extent(comp) -> int:
 
 
 def _place_kept(segs, compiled, data_words: int) -> None:
-    """Place the kept tensors (:func:`kept`) from the top of every mat's data memory (first
+    """Place the kept tensors (``kept``) from the top of every mat's data memory (first
     fit, a tensor's words held from the segment after the one that makes it through its last
     reader), check that each slice's own words stay below them, and point every relocated add
     (``Segment.shortcuts``) at its shortcut's channels there: the shortcut term of channel
