@@ -173,3 +173,45 @@ def test_report_uses_the_fit_labelled(fit_file):
                          {"total_j": 2e-9}, le, act, logic)
     assert f"cell area {label} (calibrated)" in h["basis"]
 
+
+
+@pytest.mark.parametrize("name", ["nand_spin", "jeit_stt", "imac_sot"])
+def test_the_committed_fit_reproduces_its_validation(name):
+    """The committed data file (sim/analysis/synth_fit.json, made by ``python -m
+    sim.analysis.synth --preset P --write-fit --only blocks --fit-ks 1,2 --validate-at 4``): the
+    line through its stored points, recomputed here from the stored per-block areas, predicts
+    its held-out synthesis with the stored error, and within 10 %; the report's route to it
+    serves the stored synthesis at a stored K and the labelled fit elsewhere."""
+    config = preset(name)
+    entry = json.loads(synth.FIT_PATH.read_text())["presets"][name]
+    assert entry["fit_key"] == synth.fit_key(config)
+    ks = [int(k) for k in entry["fit_ks"]]
+    assert len(ks) >= 2 and entry["validation"]
+    fit = synth.fit_blocks({k: entry["points"][str(k)]["blocks"] for k in ks})
+    for vk, stored in entry["validation"].items():
+        # by hand: the fitted total is the sum over block families of a + b K
+        fitted = sum(max(0.0, f["a_um2"] + f["b_um2"] * int(vk))
+                     for f in fit["families"].values())
+        want = sum(entry["points"][vk]["blocks"].values())
+        assert stored["total"]["fitted_um2"] == pytest.approx(fitted, rel=1e-6)
+        assert stored["total"]["synthesised_um2"] == pytest.approx(want, rel=1e-6)
+        assert abs(fitted / want - 1) < 0.10, (vk, fitted, want)
+        logic = synth.load_fit(name, config, int(vk))[0]
+        assert logic["fitted"]["class"] == "derived"
+        assert logic["area_um2"] == pytest.approx(want, rel=1e-6)
+    logic, _, label = synth.load_fit(name, config, 16)
+    assert logic["fitted"]["class"] == "calibrated" and "fitted to K = 16" in label
+    assert logic["area_um2"] == pytest.approx(
+        sum(synth.fitted_block_areas(fit, 16).values()), rel=1e-9)
+
+
+def test_the_committed_dima_synthesis_is_served_at_its_k():
+    """dima_sot is stored flattened at its own K = 1 only (a mat of one 512-column subarray):
+    served there, with its cell count; no fit to other K."""
+    config = preset("dima_sot")
+    entry = json.loads(synth.FIT_PATH.read_text())["presets"]["dima_sot"]
+    flat = entry["points"]["1"]["flat"]
+    logic, blocks, label = synth.load_fit("dima_sot", config, 1)
+    assert logic["area_um2"] == pytest.approx(flat["area_um2"]) and blocks is None
+    assert logic["cell_count"] == flat["cell_count"] and label.startswith("synthesised at K = 1")
+    assert synth.load_fit("dima_sot", config, 2)[0] is None
