@@ -60,3 +60,20 @@ def test_chip_model(latency, limit):
                            data_words=784, program_words=100, mat_area_mm2=0.5)
     g = [r["gops"] for r in sweep]
     assert g == sorted(g)
+
+
+def test_wide_instruction_words_on_the_bus_and_in_the_instruction_memory():
+    """A configuration whose sizes need 16-bit operand bases (65,536 data words) has 76-bit
+    instruction words (64 + 3 bases x 4 more bits): the chip's program traffic and the
+    instruction memory's width count them, not 64."""
+    import dataclasses
+    config = dataclasses.replace(preset("nand_spin"), data_words=65536)
+    assert config.isa.word_bits == 64 + 3 * (16 - 12)
+    c = chip.chip_model(config, _compiled(16, config), latency_s=1e-3, energy_j=2e-6,
+                        ops=10 ** 6, data_words=784, program_words=100, mat_area_mm2=0.5)
+    assert c["bits_per_image"] == 784 * 32 + 100 * 76
+    imem = next(m for m in sram.core_memories(config, 1) if m.name == "instruction memory")
+    assert imem.bits == 76
+    base = next(m for m in sram.core_memories(preset("nand_spin"), 1)
+                if m.name == "instruction memory")
+    assert base.bits == 64

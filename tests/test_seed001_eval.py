@@ -61,13 +61,15 @@ def test_fps_against_a_hand_computation(lenet_w4i3):
     latency = (res.counters["cycles"] + res.host["host_cycles"]
                + weight_stream.cost(compiled)["bus_cycles"]
                + act_tile.cost(compiled)["bus_cycles"]) / clock
-    bits = (res.host["data_words"] * 32 + res.host["program_words"] * 64
+    # the table sizes need 16-bit operand bases: 76-bit instruction words (64 + 3 bases x 4)
+    assert config.isa_base_bits == 16
+    bits = (res.host["data_words"] * 32 + res.host["program_words"] * 76
             + weight_stream.cost(compiled)["bits"] + act_tile.cost(compiled)["bits"])
     fps = min(mats / latency, 128 * clock / bits)
     assert out["fps"] == pytest.approx(fps, rel=1e-12)
     assert out["limit"] == ("bus" if 128 * clock / bits < mats / latency else "compute")
     assert out["bits_per_image"] == pytest.approx(bits, rel=1e-12)
-    shared = weight_stream.cost(compiled)["bits"] + res.host["program_words"] * 64
+    shared = weight_stream.cost(compiled)["bits"] + res.host["program_words"] * 76
     bc = min(mats / latency, 128 * clock / (bits - shared + shared / mats))
     assert out["broadcast"]["fps"] == pytest.approx(bc, rel=1e-12)
     assert out["broadcast"]["fps"] >= out["fps"]

@@ -244,12 +244,12 @@ class Part:
 
     def bits(self) -> dict:
         """Bits the part moves over the bus per image, by kind (``sim.hw.chip``'s rule: 32-bit
-        data words, 64-bit program words, the streamed and moved bits)."""
-        from rtl.isa import WORD_BITS
+        data words, program words of the configuration's instruction width, the streamed and
+        moved bits)."""
         from sim.compile import act_tile, weight_stream
         from sim.hw.energy import DATA_WORD_BITS
         return {"image words": self.data_words * DATA_WORD_BITS,
-                "program words": self.program_words * WORD_BITS,
+                "program words": self.program_words * self.compiled.config.isa.word_bits,
                 "streamed weights": weight_stream.cost(self.compiled)["bits"],
                 "activation moves": act_tile.cost(self.compiled)["bits"],
                 "tables reloaded": self.reload_bits}

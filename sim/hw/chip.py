@@ -13,7 +13,8 @@ What crosses the bus:
 * once per model, into every mat: the weight buffer rows the model uses, the requantization
   table, the offset and patch tables (:func:`weight_bits`): the *weight loading*;
 * per image, into its mat: the image's data-memory words (32 bits each) and the instruction
-  words of every chunk program loaded for it (64 bits each;
+  words of every chunk program loaded for it (64 bits each, wider where the configuration's
+  sizes widen the operand bases, ``config.isa.word_bits``;
   ``sim.analysis.report.host_port_words``),
   each mat separately (ASSUMPTION ``broadcast``: no broadcast of programs), and the streamed
   weight-buffer words and requant entries of a model whose weights do not fit the buffer
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import math
 
-from rtl.isa import AGU_DATA_BITS, KPOS_BITS, OFFSET_BITS, WORD_BITS
+from rtl.isa import AGU_DATA_BITS, KPOS_BITS, OFFSET_BITS
 from rtl.ppu import BIAS_BITS, MULT_BITS, SHIFT_BITS
 from sim.hw.device import Param
 from sim.hw.energy import DATA_WORD_BITS
@@ -105,7 +106,7 @@ def chip_model(config, compiled, *, latency_s: float, energy_j: float, ops: int,
     mats, bus = org["mats"], org["bus_bits"]
     clock_hz = config.clock_mhz * 1e6
     rate = bus * PARAMS["bus_transfers_per_cycle"].value * clock_hz     # bits / s
-    image_bits = data_words * DATA_WORD_BITS + program_words * WORD_BITS
+    image_bits = data_words * DATA_WORD_BITS + program_words * config.isa.word_bits
     # The streamed weights' and moved activations' wire energy is in ``energy_j`` already (at
     # the mat's wire, sim.compile.weight_stream.wire_mm): taken out here, so that every bit on
     # the bus is charged once, at the chip's wire.

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 from rtl.config import AcceleratorConfig, check_config
 from rtl.isa import (
-    AGU_DATA_BITS, BASE_BITS, KPOS_BITS, OFFSET_BITS, WORD_BITS, MoveOp, Opcode, WriteSrc,
+    AGU_DATA_BITS, BASE_BITS, KPOS_BITS, OFFSET_BITS, MoveOp, Opcode, WriteSrc,
     decode,
 )
 from rtl.ppu import BIAS_BITS, MULT_BITS, OUT_WORD_BITS, SHIFT_BITS
@@ -285,8 +285,9 @@ def core_memories(config: AcceleratorConfig, subarrays: int | None = None,
                    "sram", "GATHER: offset and kernel position per patch term"),
         MemorySpec("patch table", "ptab", core.patch_depth, AGU_DATA_BITS, 1, 1, "sram",
                    "GATHER: base address and padding mask per patch"),
-        MemorySpec("instruction memory", "ctrl.imem", core.imem_depth, WORD_BITS, 1, 1, "sram",
-                   "the chunk program"),
+        MemorySpec("instruction memory", "ctrl.imem", core.imem_depth, cfg.isa.word_bits, 1, 1,
+                   "sram", "the chunk program (64-bit words, wider where the configuration's "
+                   "sizes widen the operand bases: rtl.isa.IsaFormat)"),
         MemorySpec("ENDLOOP flags", "ctrl.endmem", core.imem_depth, 1, 1, 1, "sram",
                    "one bit per instruction word: is it an ENDLOOP (read one word ahead)"),
         MemorySpec("transpose buffer", "tbuf", cfg.operand_bits, w, 1, 1, "flops",
