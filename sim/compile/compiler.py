@@ -1273,7 +1273,9 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                          patch_depth=patch_depth, thresholds=tuple(thresholds))
     _dm.gate_classes(compiled)                   # seed 002: each class on its own subarrays
     from sim.routes import dima_bitwise as _db   # weight rows resident where rows are spare
-    return _db.with_resident_weights(compiled, lambda: compile_model(model, config, subarrays=k))
+    return _db.with_resident_weights(compiled, lambda: compile_model(
+        model, config, subarrays=k, stream_weights=stream_weights,
+        tile_activations=tile_activations))      # the same compile (sizes are in config)
 
 
 def _slots_of(layers, shapes, plan, info, config, k: int, width: int) -> int:
