@@ -243,16 +243,12 @@ class Part:
     reload_j: float = 0.0
 
     def bits(self) -> dict:
-        """Bits the part moves over the bus per image, by kind (``sim.hw.chip``'s rule: 32-bit
-        data words, program words of the configuration's instruction width, the streamed and
-        moved bits)."""
-        from sim.compile import act_tile, weight_stream
-        from sim.hw.energy import DATA_WORD_BITS
-        return {"image words": self.data_words * DATA_WORD_BITS,
-                "program words": self.program_words * self.compiled.config.isa.word_bits,
-                "streamed weights": weight_stream.cost(self.compiled)["bits"],
-                "activation moves": act_tile.cost(self.compiled)["bits"],
-                "tables reloaded": self.reload_bits}
+        """Bits the part moves over the bus per image, by kind (``sim.hw.chip``'s rule,
+        :func:`sim.hw.chip.image_bus_bits`) and the tables reloaded before it."""
+        from sim.hw.chip import image_bus_bits
+        bits, _ = image_bus_bits(self.compiled.config, self.compiled, self.data_words,
+                                 self.program_words)
+        return {**bits, "tables reloaded": self.reload_bits}
 
 
 def parts_of(compiled, res) -> list:

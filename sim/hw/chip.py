@@ -42,7 +42,8 @@ from rtl.ppu import BIAS_BITS, MULT_BITS, SHIFT_BITS
 from sim.hw.device import Param
 from sim.hw.energy import DATA_WORD_BITS
 
-__all__ = ["PARAMS", "organisation", "weight_bits", "chip_model", "bus_sweep"]
+__all__ = ["PARAMS", "organisation", "weight_bits", "image_bus_bits", "chip_model",
+           "bus_sweep"]
 
 #: Every constant of the chip model with its source.
 PARAMS: dict[str, Param] = {
@@ -90,6 +91,31 @@ def weight_bits(compiled) -> dict:
             "buffer_rows": int(compiled.buffer.shape[0])}
 
 
+def image_bus_bits(config, compiled, data_words: float, program_words: float):
+    """``(bits by kind, wire_j)``: the bits one image moves over the bus into and out of its
+    mat (module docstring): ``image words`` (32 bits each), ``program words`` (the
+    configuration's instruction width, ``config.isa.word_bits``), ``streamed weights``
+    (``sim.compile.weight_stream.cost``) and ``activation moves`` (``sim.compile.act_tile.cost``);
+    ``wire_j`` the last two's wire energy at the mat's wire, which the mat's energy already
+    holds (``sim.hw.energy.with_loading``)."""
+    bits = {"image words": data_words * DATA_WORD_BITS,
+            "program words": program_words * config.isa.word_bits,
+            "streamed weights": 0, "activation moves": 0}
+    wire_j = 0.0
+    stages = getattr(compiled, "stages", ())
+    if any(getattr(st, "weight_loads", None) for st in stages):
+        from sim.compile.weight_stream import cost as _stream_cost
+        c = _stream_cost(compiled)
+        bits["streamed weights"] = c["bits"]
+        wire_j += c["wire_j"]
+    if any(getattr(st, "act_moves", None) for st in stages):
+        from sim.compile.act_tile import cost as _act_cost
+        c = _act_cost(compiled)
+        bits["activation moves"] = c["bits"]
+        wire_j += c["wire_j"]
+    return bits, wire_j
+
+
 def chip_model(config, compiled, *, latency_s: float, energy_j: float, ops: int,
                data_words: float, program_words: float, mat_area_mm2: float,
                bus_bits: int | None = None) -> dict:
@@ -106,23 +132,8 @@ def chip_model(config, compiled, *, latency_s: float, energy_j: float, ops: int,
     mats, bus = org["mats"], org["bus_bits"]
     clock_hz = config.clock_mhz * 1e6
     rate = bus * PARAMS["bus_transfers_per_cycle"].value * clock_hz     # bits / s
-    image_bits = data_words * DATA_WORD_BITS + program_words * config.isa.word_bits
-    # The streamed weights' and moved activations' wire energy is in ``energy_j`` already (at
-    # the mat's wire, sim.compile.weight_stream.wire_mm): taken out here, so that every bit on
-    # the bus is charged once, at the chip's wire.
-    loaded_wire_j = 0.0
-    if any(getattr(st, "weight_loads", None) for st in getattr(compiled, "stages", ())):
-        # streamed: per image on the bus
-        from sim.compile.weight_stream import cost as _stream_cost
-        c = _stream_cost(compiled)
-        image_bits += c["bits"]
-        loaded_wire_j += c["wire_j"]
-    if any(getattr(st, "act_moves", None) for st in getattr(compiled, "stages", ())):
-        # tiled activations: their moves to and from the store, per image on the bus
-        from sim.compile.act_tile import cost as _act_cost
-        c = _act_cost(compiled)
-        image_bits += c["bits"]
-        loaded_wire_j += c["wire_j"]
+    by_kind, loaded_wire_j = image_bus_bits(config, compiled, data_words, program_words)
+    image_bits = sum(by_kind.values())
     compute_ips = mats / latency_s
     bus_ips = rate / image_bits if image_bits else math.inf
     ips = min(compute_ips, bus_ips)
