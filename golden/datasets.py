@@ -49,7 +49,8 @@ def read_idx(path) -> np.ndarray:
         raise DatasetError(f"{str(path)!r} is truncated in its header")
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     size = math.prod(dims)                          # exact: no int64 overflow
-    if size > MAX_IDX_BYTES or len(data) > MAX_IDX_BYTES:
+    extent = math.prod(max(d, 1) for d in dims)     # a zero dimension hides the others
+    if max(size, extent) > MAX_IDX_BYTES or len(data) > MAX_IDX_BYTES:
         raise DatasetError(f"{str(path)!r} declares shape {dims} ({size} bytes of data); the "
                            f"memory budget allows at most {MAX_IDX_BYTES} bytes per IDX file "
                            f"(golden.datasets.MAX_IDX_BYTES)")

@@ -399,3 +399,13 @@ def test_run_with_config_files(tmp_path_factory, text):
     _check_command(["sim.cli", "run", "--backend", "golden", "--quiet", "--model",
                     "digits_addernet", "-n", "3", "--config", str(out / "c.toml"), "--report",
                     str(out / "r.json")], out, before)
+
+
+def test_idx_zero_dimension_hiding_huge_ones(tmp_path):
+    """Found by test_idx_files: a zero dimension makes the data size 0 while the others ask
+    numpy for an impossible shape; refused by the memory budget, not a ValueError."""
+    from golden.datasets import DatasetError, read_idx
+    path = tmp_path / "bad.idx"
+    path.write_bytes(b'\x00\x00\x08\x03\x00\x00\x00\x00\xb5\x04\xc4\x17\xb5\x05"Q')
+    with pytest.raises(DatasetError, match=r"declares shape \[0, 3036988439, 3037012561\]"):
+        read_idx(path)
