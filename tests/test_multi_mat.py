@@ -493,8 +493,7 @@ def test_cli_skip_with_mats(capsys):
     for argv, want in ((["--skip", "0.5,0.2"], "--skip with --mats must be one fraction in "
                                                 "[0, 1] (for every stage of every mat), not "
                                                 "'0.5,0.2'"),
-                       (["--skip", "2"], "not '2'"),
-                       (["--measure", "2"], "--measure is not built yet on several mats")):
+                       (["--skip", "2"], "not '2'")):
         assert counting.main(["--model", "fashion_addernet", "--preset", "jeit_stt",
                               "--mats", "2", *argv]) == 2
         err = capsys.readouterr().err.strip()

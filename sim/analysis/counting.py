@@ -512,6 +512,20 @@ def _parse_skip(text: str | None, n_stages: int):
 def _measured(compiled, model, text: str, ds_name):
     """``--measure N``: per stage the mean fraction of tile dots skipped over the first N
     test images (cycle model), and the mean data counters."""
+    x = _measure_images(model, text, ds_name)
+    n = len(x)
+    t0 = time.perf_counter()
+    skipped, data = measure_skips(compiled, x)
+    dots = [s.dots for s in count_model(compiled).stages]
+    frac = [k / (n * d) if d else 0.0 for k, d in zip(skipped, dots, strict=True)]
+    mean = [{k: round(v / n) for k, v in d.items()} for d in data]
+    return frac, mean, (f"; skips measured on {n} {ds_name} images in "
+                        f"{time.perf_counter() - t0:.1f} s")
+
+
+def _measure_images(model, text: str, ds_name):
+    """``--measure N``: the first N test images of ``ds_name`` for ``model``, or a one-line
+    UserError."""
     from golden import datasets
     if ds_name not in ("fashion_mnist", "digits"):
         raise UserError(f"--dataset must be fashion_mnist or digits, not {ds_name!r}")
@@ -529,13 +543,7 @@ def _measured(compiled, model, text: str, ds_name):
     if x.shape[1:] != tuple(model.input_shape):
         raise UserError(f"model {model.name!r} expects inputs {list(model.input_shape)}, "
                         f"data set {ds_name!r} has {list(x.shape[1:])}")
-    t0 = time.perf_counter()
-    skipped, data = measure_skips(compiled, x[:n])
-    dots = [s.dots for s in count_model(compiled).stages]
-    frac = [k / (n * d) if d else 0.0 for k, d in zip(skipped, dots, strict=True)]
-    mean = [{k: round(v / n) for k, v in d.items()} for d in data]
-    return frac, mean, (f"; skips measured on {n} {ds_name} images in "
-                        f"{time.perf_counter() - t0:.1f} s")
+    return x[:n]
 
 
 def figures(res: ModelCount) -> dict:
@@ -648,7 +656,8 @@ def main(argv=None) -> int:
                             f"off; only {', '.join(_zero_skip_presets())} skip)")
         t0 = time.perf_counter()
         if args.mats is not None:       # issue 15 item 3: sim.analysis.multi_mat
-            return _multi_mat(args, model, config, name, mat, out, argv)
+            return _multi_mat(args, model, config, name, mat, out, argv,
+                              args.dataset or ds_name)
         try:
             if args.propose:
                 config = propose_config(model, config, subarrays=mat,
@@ -686,15 +695,19 @@ def main(argv=None) -> int:
     return 0
 
 
-def _multi_mat(args, model, config, name, mat, out, argv) -> int:
-    """``--mats M``: the model partitioned over M mats (``sim.analysis.multi_mat``)."""
+def _multi_mat(args, model, config, name, mat, out, argv, ds_name) -> int:
+    """``--mats M``: the model partitioned over M mats (``sim.analysis.multi_mat``); with
+    ``--measure N`` each mat's slice measured on the cycle model over N test images
+    (``sim.analysis.multi_mat.measure_skips``)."""
     from sim.analysis import multi_mat as _mm
-    if args.measure is not None:
-        raise UserError("--mats: --measure is not built yet on several mats (give --skip)")
     skipped = _mm.parse_skip(args.skip, config)     # one fraction: every stage of every mat
+    images = None
+    if args.measure is not None:    # zero skipping measured per slice
+        images = _measure_images(model, args.measure, ds_name)
     res, _ = _mm.run_printed(model, config, args.mats, args, name,
                              f"--preset {name} --mat {mat} --mats {args.mats}", subarrays=mat,
-                             skipped=skipped)
+                             skipped=skipped, images=images)
+    skipped = res.get("skipped", skipped)
     if out is not None:
         doc = {"model": model.name, "preset": name, "subarrays": mat, "skipped": skipped,
                "command": shlex.join(["python", "-m", "sim.analysis.counting", *argv]),

@@ -21,7 +21,7 @@ import time
 from rtl.outputs import check_file, interruptible, json_text, write_files
 from sim.util import UserError
 
-__all__ = ["resolve_model", "run", "run_printed", "parse_skip", "table", "main"]
+__all__ = ["resolve_model", "run", "measure_skips", "run_printed", "parse_skip", "table", "main"]
 
 
 def resolve_model(spec: str):
@@ -40,43 +40,115 @@ def resolve_model(spec: str):
 
 
 def run(model, config, mats, *, subarrays=None, propose=False, stream_weights=False,
-        tile_activations=False, chip_mats=None, skipped=None) -> dict:
+        tile_activations=False, chip_mats=None, skipped=None, images=None) -> dict:
     """Partition ``model`` over ``mats`` mats, compile every slice and count it
     (``sim.compile.multi_mat.count_partitioned``, ``skipped`` its zero skipping); adds
-    ``compile_seconds`` and ``count_seconds``."""
+    ``compile_seconds`` and ``count_seconds``.
+
+    ``images`` (zero skipping only; not with ``skipped``): the skipped tile dots measured per
+    slice on the cycle model over these images (:func:`measure_skips`; every mat's own slice
+    is compiled for it, not one per slice width), their mean image counted; adds ``skipped``
+    (the measured fractions, ``[segment][mat][stage]``) and ``measure_seconds``."""
     from sim.compile import multi_mat as mm
     mats = mm.check_mats(model, mats, chip_mats)
+    if images is not None:
+        if skipped is not None:
+            raise UserError("give --skip or --measure, not both")
+        _need_zero_skip("--measure", config)
     t0 = time.perf_counter()
     segs, compiled = mm.compile_partitioned(model, config, mats, subarrays=subarrays,
                                             propose=propose, stream_weights=stream_weights,
                                             tile_activations=tile_activations,
-                                            counting_only=True)
+                                            counting_only=images is None)
     t1 = time.perf_counter()
+    if images is not None:
+        skipped = measure_skips(model, segs, compiled, images)
+    t2 = time.perf_counter()
     res = mm.count_partitioned(segs, compiled, skipped=skipped)
     res["compile_seconds"] = round(t1 - t0, 3)
-    res["count_seconds"] = round(time.perf_counter() - t1, 3)
+    res["count_seconds"] = round(time.perf_counter() - t2, 3)
     res["subarrays"] = compiled[0][0].subarrays
+    if images is not None:
+        res["skipped"] = skipped
+        res["measure_seconds"] = round(t2 - t1, 3)
+        res["measured_images"] = len(images)
     return res
 
 
+def measure_skips(model, segs, compiled, images) -> list:
+    """Zero skipping measured per slice: ``skipped[s][m]``, per stage of segment ``s``'s slice
+    on mat ``m``, the fraction of its tile dots (``sim.analysis.counting.count_model``'s
+    ``dots``) the cycle model skipped, summed over ``images`` and divided by their number and
+    the dots (the mean image, as ``python -m sim.analysis.counting --measure`` on one mat).
+    Each mat's slice runs on ``sim.hw.core_model.CoreModel`` with what the mat holds on the
+    chip: its segment's input from golden's trace (the image, or the broadcast output of the
+    layer it reads; its groups' input channels for a grouped layer) and the tensors kept for
+    later layers at their bases (``Segment.keeps``). A dot is skipped when its gathered tile is
+    all zero, so a slice's skips follow from its own input and the slices it computes
+    (``compiled`` must hold every mat's own slice: ``compile_partitioned`` without
+    ``counting_only``). The input :func:`sim.compile.multi_mat.count_partitioned` takes."""
+    import numpy as np
+    from golden.model import infer_int
+    from sim.analysis.counting import count_model
+    from sim.compile.compiler import run_compiled
+    from sim.hw.core_model import CoreModel
+    images = np.asarray(images)
+    traces = [infer_int(model, img[None], trace=True) for img in images]
+    out = []
+    for seg, row in zip(segs, compiled, strict=True):
+        ins = seg.in_slices or [None] * len(row)
+        per_mat = []
+        for m, comp in enumerate(row):
+            core = CoreModel(comp.config, subarrays=comp.subarrays)
+            sums = [0] * len(comp.stages)
+            for i, (img, trace) in enumerate(zip(images, traces, strict=True)):
+                x_in = np.asarray(img if seg.reads < 0 else trace[seg.reads][0])
+                if ins[m] is not None:
+                    x_in = x_in[ins[m][0]:ins[m][1]]
+                for t, base in seg.keeps.items():       # the tensors kept for later layers
+                    kept = np.asarray(img if t < 0 else trace[t][0]).reshape(-1)
+                    for j, v in enumerate(kept.tolist()):
+                        core.write_dmem(base + j, int(v))
+                r = run_compiled(comp, x_in.astype(np.uint8), core, load_weights=i == 0)
+                for si, sr in enumerate(r.stages):
+                    sums[si] += sr.zero_skip.get("zs_tiles", 0)
+            dots = [st.dots for st in count_model(comp).stages]
+            per_mat.append([k / (len(images) * d) if d else 0.0
+                            for k, d in zip(sums, dots, strict=True)])
+        out.append(per_mat)
+    return out
+
+
+def _need_zero_skip(option: str, config) -> None:
+    """A one-line UserError naming ``option`` unless ``config`` has zero skipping."""
+    if not config.zero_skip:
+        from sim.analysis.counting import _zero_skip_presets
+        raise UserError(f"{option}: the configuration has no zero skipping (zero_skip is off; "
+                        f"only {', '.join(_zero_skip_presets())} skip)")
+
+
 def run_printed(model, config, mats, args, name: str, where: str, *, subarrays=None,
-                skipped=None):
+                skipped=None, images=None):
     """:func:`run` with the options of ``args`` (``propose``, ``stream_weights``,
     ``tile_activations``) and ``skipped`` at the preset's chip (``sim.hw.chip.organisation``),
     its result printed; a model that does not compile is a UserError starting with ``where``
-    (the options the user gave). Returns ``(result, the chip's mats)``."""
+    (the options the user gave); ``images``: zero skipping measured per slice on them
+    (:func:`run`). Returns ``(result, the chip's mats)``."""
     from sim.compile.compiler import CompileError
     from sim.hw.chip import organisation
     chip = organisation(config, subarrays or config.subarrays_per_mat)["mats"]
     try:
         res = run(model, config, mats, subarrays=subarrays, propose=args.propose,
                   stream_weights=args.stream_weights,
-                  tile_activations=args.tile_activations, chip_mats=chip, skipped=skipped)
+                  tile_activations=args.tile_activations, chip_mats=chip, skipped=skipped,
+                  images=images)
     except CompileError as e:
         raise UserError(f"{where}: model {model.name!r} does not compile: {e}") from None
     of = f" of {subarrays} subarrays" if subarrays else ""
+    measured = (f", skips measured per slice on {res['measured_images']} image(s) in "
+                f"{res['measure_seconds']} s" if images is not None else "")
     print(f"{model.name} on {name}, {res['mats']} of the chip's {chip} mats{of} "
-          f"(compile {res['compile_seconds']} s, count {res['count_seconds']} s)")
+          f"(compile {res['compile_seconds']} s, count {res['count_seconds']} s{measured})")
     print(table(res))
     return res, chip
 
@@ -109,10 +181,7 @@ def parse_skip(text, config):
     if not 0.0 <= value <= 1.0:
         raise UserError(f"--skip with --mats must be one fraction in [0, 1] (for every stage "
                         f"of every mat), not {text!r}")
-    if not config.zero_skip:
-        from sim.analysis.counting import _zero_skip_presets
-        raise UserError(f"--skip: the configuration has no zero skipping (zero_skip is off; "
-                        f"only {', '.join(_zero_skip_presets())} skip)")
+    _need_zero_skip("--skip", config)
     return value
 
 

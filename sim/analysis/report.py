@@ -128,7 +128,7 @@ from sim.hw.energy import HOST_DATA_WORDS
 from sim.util import MAX_MAT, UserError, parse_mat
 
 __all__ = ["BACKENDS", "SEED_FIGURES", "SPREAD_KEYS", "spread", "stage_ops", "host_port_words",
-           "row_build_profile", "measure", "preset_report", "markdown", "main"]
+           "row_build_profile", "measure", "preset_report", "partitioned", "markdown", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 BACKENDS = ("rtl", "model")
@@ -1605,6 +1605,171 @@ def _chip_lines(rep: dict) -> list:
     return lines
 
 
+# ----------------------------------------------------------------------------------------------
+# The presets' own chip organisation, partitioned: the model over the mats of one bank
+
+#: What crosses the chip's bus that ``sim.compile.multi_mat`` does not charge per image.
+PARTITION_NOT_CHARGED = (
+    "the one-time weight loading of every mat's resident slice (weight-buffer rows, requant, "
+    "offset and patch tables), as the single mat's per-image figures leave it out "
+    "(sim.hw.chip charges it once per model: weight_loading)",
+    "the bus-wire energy of the image and program words (their host-port cycles are in the "
+    "latency, the image's words are charged as MOVEs, the program words have no modelled "
+    "energy, as on the single mat; sim.hw.chip charges both at the chip's wire)",
+    "the SRAM accesses of the mats' own compute, the SRAMs' and the logic's leakage (the "
+    "micro-op basis; the broadcasts' data-memory reads and writes are charged)",
+    "the broadcasts' and streamed words' wire is sim.compile.weight_stream.wire_mm (half the "
+    "side of the MTJ array's area), not sim.hw.chip's chip-area wire",
+)
+
+
+def partitioned(name: str, model, k: int, rep: dict, *, propose: bool = False, images=None,
+                mats: int | None = None) -> dict:
+    """The model of ``rep`` partitioned over the mats of one bank of the preset's own chip
+    organisation (``sim.hw.chip.organisation`` at mats of ``k`` subarrays; issue 15 item 3):
+    ``M`` = the smallest of ``sim.hw.chip.PARAMS['mats_per_bank']``, the chip's mats and
+    what the model allows (``sim.compile.multi_mat.max_mats``), or ``mats``; counted by
+    ``sim.analysis.multi_mat.run`` (the counting mode; weights streamed where they do not fit,
+    as the report compiles; ``propose`` as ``--propose``; with zero skipping the skipped dots
+    measured per slice on the cycle model over ``images``). Returns the rows the markdown
+    prints (one mat as measured, the partition, the data-parallel chip of ``rep['chip']``),
+    each with its energy basis and source class, the bus as the partition charges it and
+    what it does not charge; a model or preset that cannot be partitioned gives ``refused``
+    (one line) instead."""
+    from sim.analysis import multi_mat as amm
+    from sim.compile import multi_mat as mm
+    from sim.hw.chip import PARAMS, organisation
+    config = preset(name)
+    org = organisation(config, k)
+    bank = int(PARAMS["mats_per_bank"].value)
+    pi, c = rep["per_image"], rep["chip"]
+    backend = rep["backend"] + (f", {rep['simulator']}" if rep.get("simulator") else "")
+    single = {"name": "one mat (measured)", "mats": 1, "cycles": pi["cycles"],
+              "latency_s": pi["latency_s"], "images_per_second": 1.0 / pi["latency_s"],
+              "energy_j": pi["energy_j"], "gops": pi["gops"], "gops_per_w": pi["gops_per_w"],
+              "energy_basis": "micro-ops (sim.hw.energy.estimate) + streamed weights; no SRAM "
+                              "access, no leakage",
+              "class": "measured",
+              "source": f"this report's run ({backend} backend), the mean of "
+                        f"{rep['images']} image(s)"}
+    chip_row = {"name": f"data-parallel chip, one image per mat ({c['limit']}-limited)",
+                "mats": c["organisation"]["mats"], "cycles": pi["cycles"],
+                "latency_s": pi["latency_s"], "images_per_second": c["images_per_second"],
+                "energy_j": c["energy_per_image_j"], "gops": c["gops"],
+                "gops_per_w": c["gops_per_w"],
+                "energy_basis": "the headline (micro-ops, SRAMs, leakage, logic) + the chip "
+                                "bus wires of the image, program, streamed and moved words",
+                "class": "assumption",
+                "source": "sim.hw.chip.chip_model on the one mat's figures (its PARAMS: bus "
+                          "width and clock, wire energy, no broadcast of programs)"}
+    out = {"basis": f"the model's compute layers split by output channel (groups) over the "
+                    f"mats of one bank (sim.hw.chip: {org['mats']} mats of {k} subarrays in "
+                    f"{org['banks']} bank(s) of {bank}), one image at a time; "
+                    "sim.compile.multi_mat, counted by sim.analysis.multi_mat.run",
+           "mats": None, "limits": {}, "limited_by": [], "refused": None,
+           "not_charged": list(PARTITION_NOT_CHARGED)}
+    row = {"name": "partitioned over one bank", "mats": None}
+    try:
+        most, layer, what = mm.max_mats(model)
+        out["limits"] = {"one bank": bank, "the chip": org["mats"],
+                         f"the model (layer {layer} has {most} {what})": most}
+        m = min(out["limits"].values()) if mats is None else mats
+        out["limited_by"] = ([n for n, v in out["limits"].items() if v == m]
+                             if mats is None else ["given"])
+        res = amm.run(model, config, m, subarrays=k, propose=propose, stream_weights=True,
+                      chip_mats=org["mats"],
+                      images=images if config.zero_skip and images is not None else None)
+    except UserError as e:      # MultiMatError, CompileError, CountError: one line
+        out["refused"] = " ".join(str(e).removeprefix("--mats: ").split())
+        row["refused"] = out["refused"]
+        out["rows"] = [single, row, chip_row]
+        return out
+    segs = res["segments"]
+    bc = [s["broadcast"] for s in segs]
+    reload_j = sum((p["reload"] or {}).get("energy_j", 0.0) for s in segs for p in s["mats"])
+    out["mats"] = m
+    out["bus"] = {
+        "broadcast_words": sum(b["words"] for b in bc),
+        "broadcast_cycles": sum(b["cycles"] for b in bc),
+        "broadcast_energy_j": sum(b["energy_j"] for b in bc),
+        "broadcast_sram_j": sum(b["sram_j"] for b in bc),
+        "broadcast_wire_j": sum(b["wire_j"] for b in bc),
+        "own_words_cycles": sum(sum(s["stream_cycles"]) for s in segs),
+        "shared_cycles": sum(s["shared_cycles"] for s in segs),
+        "reload_energy_j": reload_j,
+        "image_words": sum(p["host"]["data_words"] for s in segs for p in s["mats"]),
+        "program_words": sum(p["host"]["program_words"] for s in segs for p in s["mats"]),
+        "charged": "each segment's output broadcast to every mat but the last's (cycles: one "
+                   "32-bit word per cycle into each data memory; energy: a data-memory read "
+                   "per word, a write per word into each mat, the bus wire); every mat's own "
+                   "words (streamed weights, tables reloaded when a mat's slices do not fit "
+                   "together) one mat after the other over the one bus, their SRAM writes and "
+                   "wire; the image and program words as host-port cycles of every mat",
+    }
+    out["segments"] = [{k2: v for k2, v in s.items() if k2 != "mats"} for s in segs]
+    out["assumptions"] = res["assumptions"]
+    out["skipped"] = res.get("skipped")
+    out["seconds"] = {key: res[key] for key in ("compile_seconds", "count_seconds",
+                                                "measure_seconds") if key in res}
+    row.update({"name": f"partitioned over {m} mats of one bank", "mats": m,
+                "cycles": res["cycles"], "latency_s": res["latency_s"],
+                "images_per_second": 1.0 / res["latency_s"], "energy_j": res["energy_j"],
+                "gops": res["gops"], "gops_per_w": res["gops_per_w"],
+                "energy_basis": "micro-ops of every mat + streamed weights + tables reloaded "
+                                "+ the broadcasts' data-memory reads and writes and bus wire; "
+                                "no other SRAM access, no leakage",
+                "class": "assumption",
+                "source": "counting mode (sim.compile.multi_mat.count_partitioned: every mat "
+                          "== the cycle model, counter for counter) on the ASSUMPTIONs "
+                          "broadcast, tables, no_overlap"
+                          + (f"; skipped dots measured per slice on the cycle model over "
+                             f"{len(images)} image(s)" if res.get("skipped") else "")})
+    out["rows"] = [single, row, chip_row]
+    return out
+
+
+def _partitioned_lines(rep: dict) -> list:
+    """The partitioned section (:func:`partitioned`), beside one mat and the chip."""
+    p = rep.get("partitioned")
+    if not p:
+        return []
+    if p["refused"]:
+        why = f"not partitioned: {p['refused']}"
+    else:
+        lim = ", ".join(f"{n} {v}" for n, v in p["limits"].items())
+        why = (f"M = {p['mats']}, limited by {' and '.join(p['limited_by'])} (limits: "
+               f"{lim})")
+    lines = ["", f"Partitioned over one bank (`sim.compile.multi_mat`, issue 15 item 3): "
+                 f"{p['basis']}; {why}. Each row's energy basis differs; GOPS of the "
+                 "partition and of one mat are one image at a time, the chip's its throughput.",
+             "", "| organisation | mats | latency (cycles) | latency (us) | images/s | energy "
+                 "per image (nJ) | GOPS | GOPS/W | energy basis | class | source |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in p["rows"]:
+        if r.get("refused"):
+            lines.append(f"| {r['name']} | | not partitioned: {r['refused']} | | | | | | | "
+                         "| |")
+            continue
+        lines.append(f"| {r['name']} | {r['mats']} | {r['cycles']:,.0f} | "
+                     f"{_g(r['latency_s'] * 1e6)} | {_g(r['images_per_second'])} | "
+                     f"{_g(r['energy_j'] * 1e9)} | {_g(r['gops'])} | {_g(r['gops_per_w'])} | "
+                     f"{r['energy_basis']} | {r['class']} | {r['source']} |")
+    if not p["refused"]:
+        b = p["bus"]
+        lines += ["", f"Bus of the partition per image: broadcasts {b['broadcast_words']:,} "
+                      f"words, {b['broadcast_cycles']:,} cycles, "
+                      f"{_si(b['broadcast_energy_j'], 'J')} (data memories "
+                      f"{_si(b['broadcast_sram_j'], 'J')}, wire {_si(b['broadcast_wire_j'], 'J')}"
+                      f"); every mat's own words one after the other "
+                      f"{b['own_words_cycles']:,} cycles (tables reloaded "
+                      f"{_si(b['reload_energy_j'], 'J')}); {b['image_words']:,} image and "
+                      f"{b['program_words']:,} program words into the mats (summed over them) "
+                      "as host-port cycles. Charged: "
+                      f"{b['charged']}."]
+    lines.append("Not charged by the partition: " + "; ".join(p["not_charged"]) + ".")
+    return lines
+
+
 def _plot_chip(rep: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -1901,6 +2066,7 @@ def markdown(reports: list, command: str) -> str:
             from sim.analysis import seed001_eval
             lines += [""] + seed001_eval.report_lines()
         lines += [""] + _chip_lines(rep)
+        lines += _partitioned_lines(rep)
         lines += [""] + _headline_lines(rep) + _stream_lines(rep)
         lines += [""] + _split_lines(rep) + [""] + _sensitivity_lines(rep)
         lines += [""] + _source_lines(rep)
@@ -2065,6 +2231,9 @@ def run(args, argv) -> int:
             rep["dima_table"] = dima_repro.table(
                 config, subarrays=compiled.subarrays,
                 **({"model_name": model.name} if model.name in dima_repro.ADDNETS else {}))
+        # the presets' own chip organisation: the model over the mats of one bank
+        rep["partitioned"] = partitioned(name, model, compiled.subarrays, rep,
+                                         propose=args.propose, images=x)
         rep["seconds"] = round(time.perf_counter() - t0, 2)
         reports.append(rep)
     command = shlex.join(["python", "-m", "sim.analysis.report", *argv])

@@ -103,7 +103,8 @@ import numpy as np
 from golden.model import Model, layer_input
 from sim.util import UserError
 
-__all__ = ["MultiMatError", "Segment", "program_words", "partition", "check_mats", "slices",
+__all__ = ["MultiMatError", "Segment", "program_words", "partition", "max_mats", "check_mats",
+           "slices",
            "compile_partitioned", "count_partitioned", "resident", "reload_cost",
            "broadcast_cost", "BROADCAST"]
 
@@ -215,14 +216,23 @@ def _units(layer) -> tuple:
     return o, 1, None
 
 
+def max_mats(model: Model) -> tuple:
+    """``(mats, layer, what)``: the most mats ``model`` can be partitioned over, its narrowest
+    compute layer's output channels (``what`` = ``"output channels"``) or, for a grouped
+    convolution, groups (``"groups"``), and that layer's index; a MultiMatError for a model
+    with a layer not built yet on several mats."""
+    segs = _segments(model)
+    n, c = min((_units(model.layers[c])[0], c) for _, c in segs)
+    return n, c, "groups" if model.layers[c].kind in _GROUPED else "output channels"
+
+
 def check_mats(model: Model, mats, chip_mats: int | None = None) -> int:
     """``mats`` if it is an int in [1, the narrowest compute layer's output channels or, for a
-    grouped convolution, groups] (and at
+    grouped convolution, groups] (:func:`max_mats`; and at
     most ``chip_mats``), else a one-line MultiMatError naming ``--mats``, the value and what is
     allowed."""
-    segs = _segments(model)
-    narrow = min((_units(model.layers[c])[0], c) for _, c in segs)
-    what = "groups" if model.layers[narrow[1]].kind in _GROUPED else "output channels"
+    narrow = max_mats(model)
+    what = narrow[2]
     top = narrow[0] if chip_mats is None else min(narrow[0], chip_mats)
     why = (f"the narrowest compute layer, layer {narrow[1]}, has {narrow[0]} {what}"
            + (f"; the chip has {chip_mats} mats" if chip_mats is not None else ""))
