@@ -1,7 +1,9 @@
 """A network partitioned over several mats, counted (``sim.compile.multi_mat``): one output-channel
 slice per mat, all mats in parallel, each stage's output broadcast to every mat;
 ``python -m sim.analysis.multi_mat`` sweeps mat counts, ``python -m sim.analysis.counting
---mats M`` counts one.
+--mats M`` counts one (``--measure N``: zero skipping measured per slice on the cycle model,
+:func:`measure_skips`), ``make report`` counts one bank of each preset's chip
+(``sim.analysis.report.partitioned``).
 
 The model is a bundled model, a ``.npz`` file or ``refnet:NAME``, a random-weight reference
 network of ``sim.analysis.reference_nets`` (e.g. ``refnet:vgg11``). The mat counts are checked

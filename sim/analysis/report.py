@@ -91,7 +91,12 @@ Projection and area
 The measured figures are those of one mat. The *chip-scale projection* multiplies the per-mat
 throughput by ``config.subarrays // K`` mats of ours: every mat runs its own image, perfectly in
 parallel, with no shared bus or host bottleneck. That is an upper bound; energy per image and
-GOPS/W do not change.
+GOPS/W do not change. The *chip model* (``sim.hw.chip``) puts the shared bus and the weight
+loading into that projection. The *partitioned* section (:func:`partitioned`) runs the model the
+other way on the same organisation: split by output channel over the mats of one bank
+(``sim.compile.multi_mat``, counted by ``sim.analysis.multi_mat.run``; zero skipping measured per
+slice on the run's images), one image at a time, beside the single mat and the chip, each row
+with its energy basis and source class, and what crosses the bus uncharged said under it.
 
 Area: the MTJ array of one mat is ``K x sim.hw.energy.array_area_mm2(config) / config.subarrays``.
 When ``build/synth/<preset>.json`` (``make synth``, :mod:`rtl.synth`) exists and was made for the
