@@ -621,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measure", default=None, metavar="N",
                    help="zero skipping: measure the skipped dots per stage on the cycle model "
                    "over the first N test images of the model's data set (--dataset) and count "
-                   "their mean image")
+                   "their mean image (with --mats: every mat's slice measured on its own input)")
     p.add_argument("--dataset", default=None,
                    help="fashion_mnist or digits (--measure; default: the bundled model's)")
     add_size_options(p)
