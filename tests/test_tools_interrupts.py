@@ -1,0 +1,155 @@
+"""The measurement tools added after issue 17's Ctrl-C and output-path work (the CPU-IMAC and
+DIMA tools, the route comparison, the NAND-SPIN mapping and post-processing measurements) behave
+as the older tools do: Ctrl-C is one line and exit code 130, a bad count or name is one line and
+exit code 2, ``--json`` is checked before any work, and ``sim.flows.train_imac`` without torch is
+one line (all were tracebacks, or a silently clamped count, on main at 5a05d85)."""
+
+import ast
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+#: module, the function its main calls once the options are read (replaced by Ctrl-C), argv,
+#: what the line must say was kept
+CTRL_C = [
+    ("sim.hw.imac_energy", "sim.hw.imac_energy.headline", [], "no JSON was written"),
+    ("sim.analysis.imac_variation", "sim.analysis.imac_variation.run", ["-n", "5"],
+     "no report or figure was written"),
+    ("sim.analysis.dima_repro", "sim.analysis.dima_repro.table", [],
+     "nothing was written (it only prints)"),
+    ("sim.analysis.route_compare", "sim.analysis.route_compare.compare", ["-n", "1"],
+     "no JSON was written"),
+    ("sim.compile.dima_map", "sim.compile.compiler.propose_config", [],
+     "nothing was written (it only prints)"),
+    ("sim.compile.nand_conv", "sim.compile.nand_conv.measure_layers", ["--images", "1"],
+     "nothing was written (it only prints)"),
+    ("sim.compile.nand_postproc", "sim.compile.nand_postproc.measure_model", [],
+     "nothing was written (it only prints)"),
+]
+
+
+@pytest.mark.parametrize("module, target, argv, kept", CTRL_C)
+def test_ctrl_c_is_one_line_and_exit_130(module, target, argv, kept, tmp_path, monkeypatch,
+                                         capsys):
+    mod = importlib.import_module(module)
+    owner, attr = target.rsplit(".", 1)
+    monkeypatch.setattr(importlib.import_module(owner), attr, _interrupt)
+    monkeypatch.chdir(tmp_path)             # default outputs would go under build/ here
+    assert mod.main(argv) == 130
+    line = one_line_error(capsys)
+    assert line == f"python -m {module}: interrupted (Ctrl-C); {kept}" or \
+        line.startswith(f"python -m {module}: interrupted (Ctrl-C); {kept} ("), line
+    assert [p for p in tmp_path.rglob("*") if not p.is_dir()] == []
+
+
+def _tool_modules():
+    """Every module under rtl/ and sim/ that runs as ``python -m`` (has a ``__main__`` block)."""
+    for path in sorted([*REPO.glob("rtl/**/*.py"), *REPO.glob("sim/**/*.py")]):
+        text = path.read_text()
+        if '__name__ == "__main__"' in text and "def main(" in text:
+            yield ".".join(path.relative_to(REPO).with_suffix("").parts), text
+
+
+def test_every_tool_main_is_interruptible():
+    """A new tool gets the same Ctrl-C / SIGTERM handling (rtl.outputs.interruptible). The
+    mutation tool has its own (it stops its child test session first: tests/test_mutate_resume)."""
+    missing = []
+    for module, text in _tool_modules():
+        if module == "sim.analysis.mutate":
+            continue
+        main = next(n for n in ast.parse(text).body
+                    if isinstance(n, ast.FunctionDef) and n.name == "main")
+        names = {ast.unparse(d).split("(")[0] for d in main.decorator_list}
+        if "interruptible" not in names:
+            missing.append(module)
+    assert missing == []
+
+
+def test_route_compare_checks_json_before_any_work(tmp_path, capsys, monkeypatch):
+    from sim.analysis import route_compare
+
+    def no_work(*a, **k):
+        raise AssertionError("the comparison ran before --json was checked")
+    monkeypatch.setattr(route_compare, "compare", no_work)
+    (tmp_path / "out.json").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert route_compare.main(["-n", "1", "--json", str(tmp_path / "out.json")]) == 2
+    assert one_line_error(capsys).startswith(f"error: --json {str(tmp_path / 'out.json')!r} "
+                                             f"is a directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_route_compare_writes_its_json_whole(tmp_path, capsys):
+    """A real comparison (one image, the smallest model) writes its JSON through the staging
+    writer: the numbers printed are the numbers in the file, and no temporary name is left."""
+    import json
+
+    from sim.analysis import route_compare
+    out = tmp_path / "cmp.json"
+    assert route_compare.main(["--model", "digits_addernet", "-n", "1", "--json",
+                               str(out)]) == 0
+    rep = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+    assert sorted(rep) == ["abs_diff", "jeit_fa"]
+    for dataflow, r in rep.items():
+        assert f"{dataflow} (zero_skip {r['zero_skip']}, mat of {r['subarrays']}): " \
+               f"{r['cycles']:.0f} cycles" in printed, dataflow
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cmp.json"]
+
+
+@pytest.mark.parametrize("module, argv, says", [
+    ("sim.analysis.dima_repro", ["-n", "100000"],
+     "-n 100000: the digits test split has 360 images; give -n between 1 and 360"),
+    ("sim.analysis.dima_repro", ["-n", "0"],
+     "-n 0: the digits test split has 360 images; give -n between 1 and 360"),
+    ("sim.compile.nand_conv", ["--images", "100000"],
+     "--images 100000: the digits test split has 360 images; give --images between 1 and 360"),
+    ("sim.compile.nand_postproc", ["--model", "digits_addernet", "--compiled", "-3"],
+     "--compiled -3: the digits test split has 360 images; give --compiled between 1 and 360"),
+    ("sim.compile.dima_map", ["no_such_model"], "MODEL: model must be one of"),
+    ("sim.compile.dima_map", ["digits_addnet", "no_such_preset"],
+     "PRESET: unknown preset 'no_such_preset'"),
+])
+def test_counts_and_names_beyond_range_are_one_line(module, argv, says, capsys):
+    """Before, these counts were cut to the test split silently (x[:n]; a negative one took all
+    but the last images), and a bad name was a ValueError traceback."""
+    mod = importlib.import_module(module)
+    assert mod.main(argv) == 2
+    assert says in one_line_error(capsys)
+
+
+def test_train_imac_without_torch_is_one_line(tmp_path):
+    """``python -m sim.flows.train_imac`` (make train-imac) where torch cannot be imported: one
+    line saying how to install it, exit code 2 (was a ModuleNotFoundError traceback)."""
+    fake = tmp_path / "fake" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError(\"No module named 'torch'\")\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), str(REPO)])}
+    r = subprocess.run([sys.executable, "-m", "sim.flows.train_imac", "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO,
+                       env=env, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("python -m sim.flows.train_imac: error: training needs torch")
+    assert not (tmp_path / "out").exists()
