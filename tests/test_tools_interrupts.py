@@ -153,3 +153,16 @@ def test_train_imac_without_torch_is_one_line(tmp_path):
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("python -m sim.flows.train_imac: error: training needs torch")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("module", ["sim.analysis.bench", "sim.analysis.variation"])
+def test_mat_help_states_what_each_preset_accepts(module, capsys):
+    """``--help`` gives each preset's --mat range (the 12-bit column addresses: 32 subarrays of
+    128 columns, 8 of dima_sot's 512), not the bare 1 .. 64 that the tools refuse above 32."""
+    mod = importlib.import_module(module)
+    with pytest.raises(SystemExit):
+        mod.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "1 .. 64" not in text
+    for name, hi in (("nand_spin", 32), ("jeit_stt", 32), ("dima_sot", 8)):
+        assert f"{hi} ({name})" in text, name
