@@ -1,64 +1,20 @@
 """The measurement tools added after issue 17's Ctrl-C and output-path work (the CPU-IMAC and
 DIMA tools, the route comparison, the NAND-SPIN mapping and post-processing measurements) behave
-as the older tools do: Ctrl-C is one line and exit code 130, a bad count or name is one line and
-exit code 2, ``--json`` is checked before any work, and ``sim.flows.train_imac`` without torch is
-one line (all were tracebacks, or a silently clamped count, on main at 5a05d85)."""
+as the older tools do: every tool's main is interruptible (their Ctrl-C cases are in
+tests/test_validation.py's table, with train_imac's missing torch), a bad count or name is one
+line and exit code 2, and ``--json`` is checked before any work, and the ``--mat`` help states
+each preset's range. On main at 5a05d85 these were tracebacks, a silently clamped count, or
+``1 .. 64``."""
 
 import ast
 import importlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.test_validation import one_line_error
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
-
-
-def _interrupt(*args, **kwargs):
-    raise KeyboardInterrupt
-
-
-#: module, the function its main calls once the options are read (replaced by Ctrl-C), argv,
-#: what the line must say was kept
-CTRL_C = [
-    ("sim.hw.imac_energy", "sim.hw.imac_energy.headline", [], "no JSON was written"),
-    ("sim.analysis.imac_variation", "sim.analysis.imac_variation.run", ["-n", "5"],
-     "no report or figure was written"),
-    ("sim.analysis.dima_repro", "sim.analysis.dima_repro.table", [],
-     "nothing was written (it only prints)"),
-    ("sim.analysis.route_compare", "sim.analysis.route_compare.compare", ["-n", "1"],
-     "no JSON was written"),
-    ("sim.compile.dima_map", "sim.compile.compiler.propose_config", [],
-     "nothing was written (it only prints)"),
-    ("sim.compile.nand_conv", "sim.compile.nand_conv.measure_layers", ["--images", "1"],
-     "nothing was written (it only prints)"),
-    ("sim.compile.nand_postproc", "sim.compile.nand_postproc.measure_model", [],
-     "nothing was written (it only prints)"),
-]
-
-
-@pytest.mark.parametrize("module, target, argv, kept", CTRL_C)
-def test_ctrl_c_is_one_line_and_exit_130(module, target, argv, kept, tmp_path, monkeypatch,
-                                         capsys):
-    mod = importlib.import_module(module)
-    owner, attr = target.rsplit(".", 1)
-    monkeypatch.setattr(importlib.import_module(owner), attr, _interrupt)
-    monkeypatch.chdir(tmp_path)             # default outputs would go under build/ here
-    assert mod.main(argv) == 130
-    line = one_line_error(capsys)
-    assert line == f"python -m {module}: interrupted (Ctrl-C); {kept}" or \
-        line.startswith(f"python -m {module}: interrupted (Ctrl-C); {kept} ("), line
-    assert [p for p in tmp_path.rglob("*") if not p.is_dir()] == []
 
 
 def _tool_modules():
@@ -135,24 +91,6 @@ def test_counts_and_names_beyond_range_are_one_line(module, argv, says, capsys):
     mod = importlib.import_module(module)
     assert mod.main(argv) == 2
     assert says in one_line_error(capsys)
-
-
-def test_train_imac_without_torch_is_one_line(tmp_path):
-    """``python -m sim.flows.train_imac`` (make train-imac) where torch cannot be imported: one
-    line saying how to install it, exit code 2 (was a ModuleNotFoundError traceback)."""
-    fake = tmp_path / "fake" / "torch"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError(\"No module named 'torch'\")\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), str(REPO)])}
-    r = subprocess.run([sys.executable, "-m", "sim.flows.train_imac", "--out",
-                        str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO,
-                       env=env, timeout=120)
-    assert r.returncode == 2, r.stderr
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("python -m sim.flows.train_imac: error: training needs torch")
-    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("module", ["sim.analysis.bench", "sim.analysis.variation"])
