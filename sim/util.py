@@ -12,8 +12,8 @@ from rtl.config import MAX_SUBARRAYS, mat_bound_reason, max_subarrays_per_mat
 # its subclass OutputPathError); it lives in rtl/ because rtl's tools raise it too.
 from rtl.outputs import UserError, write_json
 
-__all__ = ["UserError", "write_json_atomic", "MAX_MAT", "parse_mat", "check_waves",
-           "parse_number_list"]
+__all__ = ["UserError", "write_json_atomic", "MAX_MAT", "mat_range_help", "parse_mat",
+           "check_waves", "parse_number_list"]
 
 
 def write_json_atomic(path, data, *, option: str | None = None) -> Path:
@@ -25,6 +25,15 @@ def write_json_atomic(path, data, *, option: str | None = None) -> Path:
 #: Most subarrays in one mat (``rtl.core.Core``'s ``subarrays``); a preset's own limit, from its
 #: columns, may be lower (:func:`rtl.config.max_subarrays_per_mat`).
 MAX_MAT = MAX_SUBARRAYS
+
+
+def mat_range_help() -> str:
+    """The ``--mat`` range of every preset, for a ``--help`` text: what :func:`parse_mat`
+    accepts with that preset's configuration (``1 .. 32`` at 128 columns, ``1 .. 8`` for
+    ``dima_sot``'s 512), not the bare :data:`MAX_MAT`."""
+    from rtl.config import preset, preset_names
+    return "1 .. " + ", ".join(f"{max_subarrays_per_mat(preset(n).columns)} ({n})"
+                               for n in preset_names())
 
 
 def parse_mat(text, config=None, preset: str | None = None) -> int | None:

@@ -390,22 +390,25 @@ def test_valid_waves_values_pass(monkeypatch, value):
     check_waves()
 
 
-def test_train_without_torch_is_one_line(tmp_path):
-    """``python -m sim.flows.train`` where torch cannot be imported (a stand-in package that fails
-    the import, as a missing one does): one line saying how to install it, exit code 2."""
+@pytest.mark.parametrize("module, target", [("sim.flows.train", "make train"),
+                                            ("sim.flows.train_imac", "make train-imac")])
+def test_train_without_torch_is_one_line(tmp_path, module, target):
+    """``python -m sim.flows.train`` (and ``sim.flows.train_imac``, whose import was unguarded
+    until chk17) where torch cannot be imported (a stand-in package that fails the import, as a
+    missing one does): one line saying how to install it, exit code 2."""
     fake = tmp_path / "fake" / "torch"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError(\"No module named 'torch'\")\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), str(REPO)])}
-    r = subprocess.run([sys.executable, "-m", "sim.flows.train", "--model", "digits_addernet",
-                        "--out", str(tmp_path / "out")], capture_output=True, text=True,
-                       cwd=REPO, env=env, timeout=120)
+    model = ["--model", "digits_addernet"] if module == "sim.flows.train" else []
+    r = subprocess.run([sys.executable, "-m", module, *model, "--out", str(tmp_path / "out")],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("python -m sim.flows.train: error: training needs torch")
-    assert "make train" in lines[0]
+    assert lines[0].startswith(f"python -m {module}: error: training needs torch")
+    assert f"'{target}'" in lines[0]
     assert not (tmp_path / "out").exists()
 
 
@@ -429,6 +432,20 @@ def _interrupt(*a, **k):
     ("sim.hw.device", "sim.hw.device._report", [], "nothing was written"),
     ("rtl.export", "rtl.export.export", ["--preset", "nand_spin"], "--out is unchanged"),
     ("rtl.synth", "rtl.synth.synthesize", ["--preset", "nand_spin"], "no report was written"),
+    # tools added after the first round (tracebacks until chk17)
+    ("sim.hw.imac_energy", "sim.hw.imac_energy.headline", [], "no JSON was written"),
+    ("sim.analysis.imac_variation", "sim.analysis.imac_variation.run", ["-n", "5"],
+     "no report or figure was written"),
+    ("sim.analysis.dima_repro", "sim.analysis.dima_repro.table", [],
+     "nothing was written (it only prints)"),
+    ("sim.analysis.route_compare", "sim.analysis.route_compare.compare", ["-n", "1"],
+     "no JSON was written"),
+    ("sim.compile.dima_map", "sim.compile.compiler.propose_config", [],
+     "nothing was written (it only prints)"),
+    ("sim.compile.nand_conv", "sim.compile.nand_conv.measure_layers", ["--images", "1"],
+     "nothing was written (it only prints)"),
+    ("sim.compile.nand_postproc", "sim.compile.nand_postproc.measure_model", [],
+     "nothing was written (it only prints)"),
 ])
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch, module, target, argv,
                                          kept):

@@ -24,7 +24,7 @@ from golden import datasets
 from golden.model import bundled_model_path, infer_float, infer_int, load_model
 from rtl.outputs import check_file, interruptible
 
-from sim.util import MAX_MAT, UserError, parse_mat, write_json_atomic
+from sim.util import UserError, mat_range_help, parse_mat, write_json_atomic
 
 
 def _timed(fn, repeat):
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
                    help="images for the RTL benchmark (0, the default: skip; make bench: 5)")
     p.add_argument("--sim", default="verilator", help="simulator of the RTL benchmark")
     p.add_argument("--mat", default=None,
-                   help=f"subarrays in lock-step of the core benchmarks, 1 .. {MAX_MAT} "
+                   help=f"subarrays in lock-step of the core benchmarks, {mat_range_help()} "
                         "(default: each preset's subarrays_per_mat)")
     args = p.parse_args(argv)
     try:

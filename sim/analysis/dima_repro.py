@@ -49,6 +49,7 @@ import sys
 import numpy as np
 
 from golden.model import MODELS_DIR, Model, bundled_model_path, infer_int, load_model
+from rtl.outputs import interruptible
 
 __all__ = ["SEED", "ADDNETS", "HOST_KIND", "addsub_cycles", "size_rows", "accuracy_rows",
            "energy_by_kind", "table", "markdown_lines", "main"]
@@ -396,8 +397,10 @@ def markdown_lines(t: dict) -> list:
     return lines
 
 
+@interruptible("python -m sim.analysis.dima_repro", "nothing was written (it only prints)")
 def main(argv=None) -> int:
     """``python -m sim.analysis.dima_repro``: print the reproduction table."""
+    from golden import datasets
     from rtl.config import preset
     from rtl.outputs import UserError
     from sim.cli import MODEL_DATASET
@@ -413,10 +416,12 @@ def main(argv=None) -> int:
         if args.model not in MODEL_DATASET:
             raise UserError(f"--model must be one of {', '.join(MODEL_DATASET)}, not "
                             f"{args.model!r}")
-        if args.n < 1:
-            raise UserError(f"-n must be >= 1, not {args.n}")
+        test = len(datasets.load_dataset(MODEL_DATASET[args.model], "test")[1])
+        if not 1 <= args.n <= test:
+            raise UserError(f"-n {args.n}: the {MODEL_DATASET[args.model]} test split has "
+                            f"{test} images; give -n between 1 and {test}")
         t = table(preset("dima_sot"), model_name=args.model, images=args.n, subarrays=args.mat)
-    except (UserError, ValueError) as e:
+    except (UserError, ValueError, datasets.DatasetError) as e:
         print(f"python -m sim.analysis.dima_repro: error: {e}", file=sys.stderr)
         return 2
     print("\n".join(markdown_lines(t)))

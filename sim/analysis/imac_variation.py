@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from golden import datasets, imac, imac_net
-from rtl.outputs import check_file, json_text, write_files
+from rtl.outputs import check_file, interruptible, json_text, write_files
 
 from sim.util import UserError, parse_number_list
 
@@ -221,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@interruptible("python -m sim.analysis.imac_variation",
+               "no report or figure was written (files written before are unchanged)")
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)

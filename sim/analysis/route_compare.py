@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 
 import numpy as np
 
 from golden.model import infer_int
 from rtl.config import preset, preset_names
+from rtl.outputs import check_file, interruptible, write_json
 
 from sim.util import UserError
 
@@ -94,6 +94,7 @@ def _text(rep: dict, n: int, command: str) -> str:
     return "\n".join(lines)
 
 
+@interruptible("python -m sim.analysis.route_compare", "no JSON was written")
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sim.analysis.route_compare", description=__doc__)
     ap.add_argument("--model", default="fashion_addernet", help="a bundled model name")
@@ -108,6 +109,7 @@ def main(argv=None) -> int:
     try:
         if args.n < 1:
             raise UserError(f"-n must be >= 1, not {args.n}")
+        out = check_file("--json", args.json) if args.json else None    # before any work
         from sim.analysis.report import _load_images, _resolve_model
         model, _, ds = _resolve_model(args.model, None)
         x, _ = _load_images(model, ds, args.n)
@@ -117,10 +119,13 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     command = "python -m sim.analysis.route_compare " + " ".join(argv or sys.argv[1:])
-    print(_text(rep, args.n, command))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rep, f, indent=1)
+    print(_text(rep, args.n, command), flush=True)
+    if out is not None:
+        try:
+            write_json(out, rep, option="--json")
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -59,7 +59,7 @@ from sim.hw.device import DEFAULT_TRIALS, MAX_CV, MAX_TRIALS, ber
 from sim.hw.faults import infer_int_with_faults
 
 from sim.cli import MODEL_DATASET
-from sim.util import MAX_MAT, UserError, parse_mat, parse_number_list
+from sim.util import UserError, mat_range_help, parse_mat, parse_number_list
 
 __all__ = ["MODE", "DEFAULT_CVS", "parse_cvs", "run", "main"]
 
@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtl-n", default="20", help="images of the spot check (default 20)")
     p.add_argument("--sim", default="verilator", help="simulator of the RTL spot check")
     p.add_argument("--mat", default=None,
-                   help=f"subarrays in lock-step of the spot check's core, 1 .. {MAX_MAT} "
+                   help=f"subarrays in lock-step of the spot check's core, {mat_range_help()} "
                         "(default: the preset's subarrays_per_mat)")
     p.add_argument("--backend", default="rtl",
                    help="backend of the spot check: rtl (default) or model (the cycle-exact "

@@ -68,6 +68,7 @@ from golden import layers as L
 from rtl.column_reduce import ReduceOp
 from rtl.isa import MAX_LOOP_COUNT, MoveOp, Opcode, Operand, WriteSrc
 from rtl.routes import opcodes_of
+from rtl.outputs import interruptible
 
 from sim.compile import asm
 from sim.hw.core_model import MODE_AVG4, MODE_LOGIT, MODE_MAX4, MODE_REQUANT, PIPELINE_DRAIN, \
@@ -445,6 +446,7 @@ def stage_patch_entries(stage) -> list:
     return _patch_entries(stage)
 
 
+@interruptible("python -m sim.compile.dima_map", "nothing was written (it only prints)")
 def main(argv=None) -> int:
     """``python -m sim.compile.dima_map [MODEL] [PRESET] [--mat=K] [--compare]``: the per-image
     cycles,
@@ -463,7 +465,11 @@ def main(argv=None) -> int:
     flags = [a for a in args if a.startswith("--")]
     args = [a for a in args if not a.startswith("--")]
     name = args[0] if args else "digits_addnet"
-    cfg = preset(args[1] if len(args) > 1 else "dima_sot")
+    try:
+        cfg = preset(args[1] if len(args) > 1 else "dima_sot")
+    except ValueError as e:                 # an unknown preset name
+        print(f"python -m sim.compile.dima_map: error: PRESET: {e}", file=sys.stderr)
+        return 2
     mats = [f for f in flags if f.startswith("--mat=")]
     try:
         mat = int(mats[-1][6:]) if mats else None
@@ -471,7 +477,11 @@ def main(argv=None) -> int:
         print(f"python -m sim.compile.dima_map: error: --mat must be an int, not {mats[-1][6:]!r}",
               file=sys.stderr)
         return 2
-    model = load_model(bundled_model_path(name))
+    try:
+        model = load_model(bundled_model_path(name))
+    except ValueError as e:                 # an unknown model name (one line, not a traceback)
+        print(f"python -m sim.compile.dima_map: error: MODEL: {e}", file=sys.stderr)
+        return 2
     cfg = propose_config(model, cfg, subarrays=mat)
     compiled = compile_model(model, cfg, subarrays=mat)
     print(f"{name} on {cfg.technology} {cfg.rows}x{cfg.columns} x{compiled.subarrays} "

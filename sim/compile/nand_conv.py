@@ -70,6 +70,7 @@ import numpy as np
 
 from rtl.bit_counter import BitCounterOp, bitcount_imm
 from rtl.isa import MoveOp, Opcode, Operand, WriteSrc
+from rtl.outputs import interruptible
 from sim.routes.base import op
 
 __all__ = ["ConvMap", "plan", "input_commands", "buffer_words", "conv_programs", "profile",
@@ -982,6 +983,7 @@ def _main_network(args, model, config, x) -> int:
     return 0
 
 
+@interruptible("python -m sim.compile.nand_conv", "nothing was written (it only prints)")
 def main(argv=None) -> int:
     """``python -m sim.compile.nand_conv --model digits_addernet --images 5 [--bands 0]``: the
     Fig. 10 mapping of every multiply convolution vs today's gather route on the same layer
@@ -1027,6 +1029,9 @@ def main(argv=None) -> int:
         if args.layers:
             model = dataclasses.replace(model, layers=model.layers[:args.layers])
         x, _ = datasets.load_dataset(sets[args.model], "test")
+        if not 1 <= args.images <= len(x):
+            raise ValueError(f"--images {args.images}: the {sets[args.model]} test split has "
+                             f"{len(x)} images; give --images between 1 and {len(x)}")
         if args.network:
             return _main_network(args, model, config, x)
         rows = measure_layers(model, config, x[:args.images], bands=args.bands)

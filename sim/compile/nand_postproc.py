@@ -90,6 +90,7 @@ import numpy as np
 from rtl.bit_counter import BitCounterOp, BitCountOut, bitcount_imm
 from rtl.config import POSTPROC_MODES as _MODES
 from rtl.isa import MoveOp, Opcode, Operand, WriteSrc
+from rtl.outputs import interruptible
 
 from sim.routes.base import op
 from sim.routes.nand_inmem import (_check_row, _check_rows, _check_width, _own_strips, _strips,
@@ -1008,6 +1009,7 @@ def measure_compiled(model, config, images, *, subarrays: int | None = None) -> 
     return out
 
 
+@interruptible("python -m sim.compile.nand_postproc", "nothing was written (it only prints)")
 def main(argv=None) -> int:
     """``python -m sim.compile.nand_postproc --model fashion_addernet --preset nand_spin``: the
     post-processing cost per layer, PPU vs in memory (:func:`measure_model`), with energies
@@ -1083,6 +1085,10 @@ def _main_compiled(args) -> int:
             raise ValueError(f"--model: --compiled knows the data sets of "
                              f"{', '.join(_DATASETS)}, not {args.model!r}")
         x, _ = datasets.load_dataset(_DATASETS[args.model], "test")
+        if not 1 <= args.compiled <= len(x):
+            raise ValueError(f"--compiled {args.compiled}: the {_DATASETS[args.model]} test "
+                             f"split has {len(x)} images; give --compiled between 1 and "
+                             f"{len(x)}")
         res = measure_compiled(model, config, x[:args.compiled])
     except (ValueError, KeyError, OSError, CompileError) as e:
         print(f"error: {e}", file=sys.stderr)

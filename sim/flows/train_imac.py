@@ -40,14 +40,23 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+try:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError as _e:                   # torch is the optional extra 'train'
+    if __name__ != "__main__":
+        raise
+    print(f"python -m sim.flows.train_imac: error: training needs torch, which is not installed "
+          f"({_e}); install it with 'make train-imac' or \"pip install -e '.[train]'\"",
+          file=sys.stderr)
+    sys.exit(2)
 
 from golden import datasets, imac, imac_net
 from golden import layers as L
 from golden.quantize import output_scale, requant_params
-from rtl.outputs import UserError, check_dir, check_file, json_text, write_files
+from rtl.outputs import UserError, check_dir, check_file, interruptible, json_text, write_files
 
 NAME = "fashion_lenet_imac"
 #: LeNet-5's convolutions (6 and 16 channels) and IMAC-Sim's FC part and gains.
@@ -298,6 +307,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+@interruptible("python -m sim.flows.train_imac",
+               "no network file was written (files written before are unchanged)")
 def main(argv=None) -> int:
     p = _Parser(prog="python -m sim.flows.train_imac", description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, default=0)

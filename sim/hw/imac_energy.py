@@ -75,6 +75,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from golden import imac
+from rtl.outputs import interruptible
 
 from sim.hw import energy
 
@@ -745,6 +746,7 @@ def summary_text(h: dict) -> str:
     return "\n".join(lines)
 
 
+@interruptible("python -m sim.hw.imac_energy", "no JSON was written")
 def main(argv=None) -> int:
     from rtl.outputs import UserError, check_file, write_json
     p = argparse.ArgumentParser(prog="python -m sim.hw.imac_energy",
