@@ -130,7 +130,7 @@ from sim.compile import bit_widths as _bw
 from sim.hw import energy
 from sim.hw.energy import HOST_DATA_WORDS
 
-from sim.util import MAX_MAT, UserError, parse_mat
+from sim.util import UserError, mat_range_help, parse_mat
 
 __all__ = ["BACKENDS", "SEED_FIGURES", "SPREAD_KEYS", "spread", "stage_ops", "host_port_words",
            "row_build_profile", "measure", "preset_report", "partitioned", "markdown", "main"]
@@ -2128,7 +2128,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "cycle-exact numpy core model)")
     p.add_argument("--sim", default="verilator", help="verilator or icarus (rtl backend)")
     p.add_argument("--mat", default=None,
-                   help=f"subarrays in lock-step in the measured mat, 1 .. {MAX_MAT} (default: "
+                   help=f"subarrays in lock-step in the measured mat, {mat_range_help()} (default: "
                         "each preset's subarrays_per_mat)")
     p.add_argument("--propose", action="store_true",
                    help="raise every size the model needs above the preset's "
