@@ -54,7 +54,8 @@ from golden import layers as L
 from golden.model import Layer
 
 __all__ = ["is_standalone", "Layout", "avg_requant", "build_stage", "layout_for", "finish",
-           "reads_of", "has_branches"]
+           "reads_of", "has_branches", "pool_padding", "window", "windows", "avg_entries",
+           "max_elems"]
 
 _POOLS = ("max_pool2d", "avg_pool2d")
 
@@ -91,8 +92,81 @@ def is_standalone(layers, i: int) -> bool:
     prev = layers[i - 1] if i > 0 else None
     conv = prev is not None and (prev.is_conv or prev.is_grouped)
     fusable = (conv and i - 1 not in _sources(layers)
-               and (int(ly.params["kernel"]), int(ly.params["stride"])) == (2, 2))
+               and (int(ly.params["kernel"]), int(ly.params["stride"])) == (2, 2)
+               and not pool_padding(ly))
     return not fusable
+
+
+def pool_padding(ly) -> int:
+    """A pool's ``padding`` (``golden.model`` format 6; 0 when absent)."""
+    return int(ly.params.get("padding", 0))
+
+
+def window(ly, in_shape) -> tuple:
+    """``(kh, kw, stride, padding)`` of a standalone pool (a global average pool: the whole
+    map, stride 1, no padding)."""
+    _, h, w = in_shape
+    if ly.kind == "global_avg_pool2d":
+        return h, w, 1, 0
+    k = int(ly.params["kernel"])
+    return k, k, int(ly.params["stride"]), pool_padding(ly)
+
+
+def windows(ly, in_shape, *, channels: int, row0: int, rows: int, wo: int, first: int = 0,
+            hs: int | None = None) -> tuple:
+    """The windows of pool ``ly`` (input ``in_shape`` = (C, H, W)) for output rows ``row0 ..
+    row0 + rows - 1`` of ``channels`` channels, each ``wo`` wide, its input stored channel by
+    channel, ``hs`` rows each (default H) from input row ``first``, at word 0 (input (c, y, x)
+    at ``c*hs*W + (y - first)*W + x``). Returns ``(corner, elems, inside, kpos)``: per output
+    (channel-major, then row, then column) the address of its window's top-left element (of
+    the padded input: below 0 or outside a row where the window starts in the padding), the
+    addresses of its ``kh*kw`` elements (row-major), whether each lies inside the image (not
+    in the padding), and the element's kernel position ``ky*kw + kx``."""
+    _, h, w = in_shape
+    kh, kw, s, p = window(ly, in_shape)
+    hs = h if hs is None else hs
+    cc, yy, xx = np.meshgrid(np.arange(channels), np.arange(row0, row0 + rows),
+                             np.arange(wo), indexing="ij")
+    y0, x0 = (yy * s - p).ravel(), (xx * s - p).ravel()
+    corner = cc.ravel() * hs * w + (y0 - first) * w + x0
+    ky, kx = (v.ravel() for v in np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij"))
+    elems = corner[:, None] + (ky * w + kx)[None, :]
+    inside = (((y0[:, None] + ky) >= 0) & ((y0[:, None] + ky) < h)
+              & ((x0[:, None] + kx) >= 0) & ((x0[:, None] + kx) < w))
+    return corner, elems, inside, ky * kw + kx
+
+
+def avg_entries(c, corner, inside, kpos, padding: int, where: str, config) -> tuple:
+    """An averaging pass's patch entries ``(base, mask)`` and its terms' kernel positions.
+    Without padding every term is inside: kernel position 0, mask 1 (the patch mask's width
+    limits no window). With padding (``count_include_pad``: golden's ``avg_pool2d``) the
+    entries are a convolution's (``sim.compile.compiler``'s gather tables): base the window's
+    top-left element (mod 2**16), mask bit ``ky*kw + kx`` set iff that element is inside, so
+    the padding reads as 0 and the sum is the window's input elements', divided by the whole
+    window's ``kh*kw`` as golden divides; the window's area must fit ``patch_mask_bits``."""
+    if not padding:
+        return [(int(v) % c._ADDR_MOD, 1) for v in corner], np.zeros(len(kpos), np.int64)
+    if len(kpos) > config.patch_mask_bits:
+        c._too_small(f"{where}: a padded average pool's window of {len(kpos)} elements needs "
+                     f"a patch-mask bit per element, but patch_mask_bits is "
+                     f"{config.patch_mask_bits}", "patch_mask_bits", len(kpos))
+    bit = np.array([1 << int(b) for b in kpos], dtype=object)   # Python ints: up to 121 bits
+    mask = (inside.astype(object) * bit).sum(axis=1)
+    return ([(int(b) % c._ADDR_MOD, int(m)) for b, m in zip(corner, mask, strict=True)],
+            np.asarray(kpos, np.int64))
+
+
+def max_elems(elems, inside) -> np.ndarray:
+    """A max pool's window elements with every padded one replaced by the window's first
+    element inside the image: the maximum is idempotent, so the maximum over the result is the
+    maximum over the window's input elements, which is golden's ``max_pool2d`` with padding
+    (a padding value below every code never wins; golden's bound ``padding <= kernel // 2``
+    keeps an element inside every window). No padding: ``elems`` as they are."""
+    if inside.all():
+        return elems
+    assert inside.any(axis=1).all(), "a window without an input element (padding > kernel // 2)"
+    real = elems[np.arange(len(elems)), inside.argmax(axis=1)]
+    return np.where(inside, elems, real[:, None])
 
 
 def avg_requant(k: int, acc_bits: int):
@@ -214,14 +288,16 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
         in_base=in_base, out_base=out_base, offset_base=cursor["obase"],
         patch_base=cursor["pbase"], config=config)
 
-    def run_pass(weight, offsets, entries, pass_out, pool, chan, shared=None, ahead=0):
+    def run_pass(weight, offsets, entries, pass_out, pool, chan, shared=None, ahead=0,
+                 kpos=None):
         """One pass: patches ``entries`` ((base, mask) in patch order), terms ``offsets``,
         weights ``weight`` (int8 [fan_in]), ``pool`` None / ``max`` (4 patches per word),
         requant channel ``chan``; its words from ``pass_out``. ``shared``: the patch-table
         base of an earlier pass of this stage with the same entries and shape (the same
         chunk plan, so the same table order): its entries are read, none are added.
         ``ahead``: passes of the same shape still to come in this stage, counted into a size
-        this pass finds too small (so ``propose_config`` raises it once, not per pass)."""
+        this pass finds too small (so ``propose_config`` raises it once, not per pass).
+        ``kpos``: the terms' kernel positions (default 0: every mask bit 0 set)."""
         pbase = cursor["pbase"] if shared is None else shared
         fan_in = len(offsets)
         mode = "segmented" if k > 1 and fan_in <= cols else "wide"
@@ -259,7 +335,9 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
         image = np.tile(planes, (1, k)) if mode == "segmented" else planes
         cursor["images"].append(c._pad_to(image, cursor.get("width", image.shape[1])))
         cursor["slot"] += tiles * n
-        cursor["offsets"] += [(int(o) % c._ADDR_MOD, 0) for o in offsets]
+        kp = [0] * fan_in if kpos is None else [int(v) for v in kpos]
+        cursor["offsets"] += [(int(o) % c._ADDR_MOD, q) for o, q in zip(offsets, kp,
+                                                                          strict=True)]
         cursor["obase"] += fan_in
         c._plan_chunks(view, config, where, imem_depth=imem_depth)
         if shared is None:
@@ -273,17 +351,11 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
                                     for ch in view.chunks))
 
     if ly.kind in ("avg_pool2d", "global_avg_pool2d", "max_pool2d"):
-        ch_in, h, w = in_shape
-        if ly.kind == "global_avg_pool2d":
-            kh, kw, s = h, w, 1
-        else:
-            kh = kw = int(ly.params["kernel"])
-            s = int(ly.params["stride"])
-        ho, wo = out_shape[1:]
-        cc, yy, xx = np.meshgrid(np.arange(ch_in), np.arange(ho), np.arange(wo), indexing="ij")
-        corner = (in_base + cc * h * w + yy * s * w + xx * s).ravel()     # window top-left
-        ky, kx = np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij")
-        win = (ky * w + kx).ravel()
+        kh, kw, _, pad = window(ly, in_shape)
+        corner, elems, inside, kpos = windows(ly, in_shape, channels=in_shape[0], row0=0,
+                                              rows=out_shape[1], wo=out_shape[2])
+        corner, elems = corner + in_base, elems + in_base
+        win = elems[0] - corner[0]                              # the terms' offsets
         if ly.kind != "max_pool2d":
             found = avg_requant(kh * kw, config.acc_bits)
             if found is None:
@@ -291,13 +363,15 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
                         f"127) rounds the average of {kh * kw} values exactly as golden does; "
                         f"a window of a power-of-two area runs (m = 1, shift log2 of the area)")
             wt, m, sh, b = found
+            entries, kp = avg_entries(c, corner, inside, kpos, pad, where, config)
+            if pad:
+                stage.kernel = (kh, kw)         # propose_config: patch_mask_bits
             cursor["table"].append((m, sh, b))
-            run_pass([wt] * (kh * kw), win, [(int(v) % c._ADDR_MOD, 1) for v in corner],
-                     out_base, None, cursor["chan"])
+            run_pass([wt] * (kh * kw), win, entries, out_base, None, cursor["chan"], kpos=kp)
             cursor["chan"] += 1
         else:
             cursor["table"].append((1, 0, 0))
-            elems = corner[:, None] + win[None, :]            # [outputs, window] addresses
+            elems = max_elems(elems, inside)                  # [outputs, window] addresses
             scratch_bases = (layout.base.get(("scratch", step, 0)),
                              layout.base.get(("scratch", step, 1)))
             p = 0
