@@ -8,8 +8,8 @@ the compiler's own chunk planner (``sim.compile.compiler._plan_chunks``) on a vi
 one
 output channel, run on the multiply route (``and_bitcount``: ``sum x*w`` over a patch's terms,
 exact). Patches are single windows gathered from the data memory through the patch and offset
-tables as any convolution's (no padding: every term is inside, so each entry's kernel position
-is 0 and its mask 1; the patch mask's width limits no window). With seed 002's ``class_split``
+tables as any convolution's (without padding every term is inside, so each entry's kernel
+position is 0 and its mask 1; the patch mask's width limits no window). With seed 002's ``class_split``
 the passes run on the multiply route's class, class B (the seed's sec. 3.3: average pooling by
 the Sum and Shifter units of the class-B subarrays), their weight words zero-extended to the mat.
 
@@ -19,6 +19,17 @@ the Sum and Shifter units of the class-B subarrays), their weight words zero-ext
   ``(w, m, s, b)`` chosen by :func:`avg_requant` so that it equals golden's rounded-half-up mean
   ``floor((2*sum + k) / (2*k))`` for *every* sum in [0, 255*k] (checked exhaustively when
   compiling; a window for which no such entry exists is refused).
+* padding (``golden.model`` format 6, p <= kernel // 2, so every window holds an input
+  element): an average pool's patch entries are a padded convolution's (base the window's
+  top-left element of the padded input, mod 2**16; offset ``ky*W + kx`` with kernel position
+  ``ky*k + kx``; mask bit set iff the element is inside the image), so the gather reads the
+  padding as 0 and the sum is over the input elements, divided by the whole window's ``k*k``:
+  golden's ``count_include_pad`` mean exactly (the window's area must fit ``patch_mask_bits``).
+  A max pool's padded elements are replaced by the window's first element inside the image
+  (:func:`max_elems`): the maximum is idempotent, so each output is the maximum of its window's
+  input elements, which is golden's (its padding, below every code, never wins). This needs no
+  value range of the input (zero padding would too, for codes >= 0, but a repeated element is
+  exact for any value and costs the same passes). A padded pool is never fused.
 * ``max_pool2d`` (any kernel, stride): passes of the PPU's ``MAX4`` (the maximum of four
   consecutive steps): a patch is one element (fan-in 1, weight 1, requant entry ``(1, 0, 0)``:
   ``y = x``); pass 1 takes each window's elements in groups of four (the last group filled up
@@ -35,7 +46,7 @@ a ``flatten`` is its input's tensor; a tensor lives from the stage that writes i
 stage that reads it (an ``add`` reads its shortcut too), and bases are assigned first-fit so
 that tensors alive at the same time do not overlap; a max pool's intermediate words are two
 scratch tensors alive during its stage. A 2x2 stride-2 pool right after a convolution stays
-fused (``MAX4`` / ``AVG4``) unless the convolution's output is a shortcut.
+fused (``MAX4`` / ``AVG4``) unless the convolution's output is a shortcut or the pool is padded.
 
 Branches (``golden.model``'s format-3 ``input`` array: a convolution that reads an earlier
 layer's output, e.g. a ResNet's 1x1 stride-2 projection shortcut and the block's first
