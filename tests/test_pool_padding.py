@@ -4,6 +4,7 @@ on every stage, the counting mode == the cycle model on every counter), also wit
 in the chip-level store (``sim.compile.act_tile``)."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -229,3 +230,23 @@ def test_padded_avg_pool_needs_mask_bits_named():
                                            r"element, but patch_mask_bits is 8; raise "
                                            r"patch_mask_bits to at least 16"):
         compile_model(model, dataclasses.replace(config, patch_mask_bits=8))
+
+
+# ---- reference networks ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,gmac", [("resnet18", 1.81), ("resnet50", 4.09)])
+def test_resnet_stem_pool_is_padded_as_the_literature(name, gmac):
+    """The stem: 7x7 stride 2 (112x112), a 3x3 stride-2 max pool with padding 1 (56x56, He et
+    al. 2016 table 1's conv2_x size); the multiply-accumulates of every convolution and FC
+    equal the published figures (torchvision's model table: ResNet-18 1.81 GFLOPS, ResNet-50
+    4.09, counted as multiply-adds; He et al. table 1: ResNet-18 1.8 x 10**9), which the
+    unpadded 55x55 pool would miss by 3.5 %."""
+    from sim.analysis import reference_nets
+    with reference_nets.count_only_budget():
+        m = reference_nets.build(name)
+        shapes = m.shapes()
+    assert m.layers[1].kind == "max_pool2d" and m.layers[1].params["padding"] == 1
+    assert shapes[1:3] == [(64, 112, 112), (64, 56, 56)]
+    macs = sum(math.prod(shapes[i + 1]) * math.prod(ly.params["weight"].shape[1:])
+               for i, ly in enumerate(m.layers) if ly.is_compute)
+    assert abs(macs / 1e9 - gmac) < 0.005 * gmac, macs
