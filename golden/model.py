@@ -219,9 +219,9 @@ pool pads with zeros that count in the divisor ``kernel**2`` (PyTorch's default
 :func:`golden.layers.avg_pool2d`). The bound ``kernel // 2`` is PyTorch's; it keeps an input
 element in every window. Checked on load (one-line error naming the array): an int64 scalar in
 [0, kernel // 2], on a pool, in a format-6 file; not on an average pool of a ``quant`` layer's
-symmetric codes (its zero padding, code 0, is the real -1 there, not 0). A file is written as format 6 exactly when a
-pool holds the array (a model built with ``padding`` 0 on a pool is still format 6; build it
-without the array to stay readable by older versions).
+symmetric codes (its zero padding, code 0, is the real -1 there, not 0). A file is written as
+format 6 exactly when a pool holds the array (a model built with ``padding`` 0 on a pool is
+still format 6; build it without the array to stay readable by older versions).
 """
 
 from __future__ import annotations

@@ -232,7 +232,7 @@ def test_padded_avg_pool_needs_mask_bits_named():
         compile_model(model, dataclasses.replace(config, patch_mask_bits=8))
 
 
-# ---- reference networks ---------------------------------------------------------------------------
+# ---- reference networks -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name,gmac", [("resnet18", 1.81), ("resnet50", 4.09)])
 def test_resnet_stem_pool_is_padded_as_the_literature(name, gmac):
@@ -250,3 +250,15 @@ def test_resnet_stem_pool_is_padded_as_the_literature(name, gmac):
     macs = sum(math.prod(shapes[i + 1]) * math.prod(ly.params["weight"].shape[1:])
                for i, ly in enumerate(m.layers) if ly.is_compute)
     assert abs(macs / 1e9 - gmac) < 0.005 * gmac, macs
+
+
+def test_padded_pool_with_in_memory_postproc_is_refused_in_one_line():
+    """In-memory post-processing (seed 001 sec. 4.2) pools only a fused 2x2 window: a padded
+    pool is standalone, refused naming the layer and what runs it (postproc 'ppu')."""
+    model, _ = _model("conv_max2s2p1_avg2s2p1", SEED)
+    config = dataclasses.replace(_small("nand_spin", "write_free", 1), postproc="in_memory",
+                                 routes=("write_free", "and_bitcount", "nand_inmem"))
+    with pytest.raises(CompileError, match=r"^layer 1 \(max_pool2d\): postproc 'in_memory' .*"
+                                           r"use postproc 'ppu'$") as e:
+        compile_model(model, config)
+    assert "\n" not in str(e.value)

@@ -24,9 +24,9 @@ The networks, at the input sizes of their papers:
   3x3 x384, x384, x256, pool, FC 4096, 4096, 1000;
 * ``resnet18`` / ``resnet50``: ResNet-18 / ResNet-50 (He et al. 2016, table 1): 3x224x224, 7x7
   stride-2 x64 (padding 3: 112x112), 3x3 stride-2 max pool with padding 1 (56x56, table 1's
-  conv2_x size; torchvision's ``MaxPool2d(3, 2, padding=1)``; ``golden.model`` format 6), basic blocks [2, 2, 2, 2] (ResNet-18) or bottleneck
-  blocks [3, 4, 6, 3] with expansion 4 (ResNet-50), projection shortcuts where the shape
-  changes, global average pooling, FC 1000;
+  conv2_x size; torchvision's ``MaxPool2d(3, 2, padding=1)``; ``golden.model`` format 6), basic
+  blocks [2, 2, 2, 2] (ResNet-18) or bottleneck blocks [3, 4, 6, 3] with expansion 4
+  (ResNet-50), projection shortcuts where the shape changes, global average pooling, FC 1000;
 * ``mobilenet_v1``: MobileNet-v1 (Howard et al. 2017, table 1): 3x224x224, 3x3 stride-2 x32,
   13 depthwise-separable blocks (3x3 depthwise + 1x1 pointwise), global average pooling,
   FC 1000.
@@ -99,7 +99,8 @@ class RefNetError(UserError):
 
 # ---- network descriptions ----------------------------------------------------------------------
 # ("conv", out, k, stride, pad[, "mul"]), ("dw", k, stride, pad), ("maxpool", k, s[, pad]),
-# ("avgpool", k, s[, pad]), ("gap",), ("flatten",), ("fc", out[, "mul"]), ("res", [branch], [short]).
+# ("avgpool", k, s[, pad]), ("gap",), ("flatten",), ("fc", out[, "mul"]),
+# ("res", [branch], [short]).
 
 def _lenet5():
     return (1, 32, 32), [("conv", 6, 5, 1, 0, "mul"), ("avgpool", 2, 2), ("conv", 16, 5, 1, 0),

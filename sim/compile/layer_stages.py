@@ -9,9 +9,10 @@ one
 output channel, run on the multiply route (``and_bitcount``: ``sum x*w`` over a patch's terms,
 exact). Patches are single windows gathered from the data memory through the patch and offset
 tables as any convolution's (without padding every term is inside, so each entry's kernel
-position is 0 and its mask 1; the patch mask's width limits no window). With seed 002's ``class_split``
-the passes run on the multiply route's class, class B (the seed's sec. 3.3: average pooling by
-the Sum and Shifter units of the class-B subarrays), their weight words zero-extended to the mat.
+position is 0 and its mask 1; the patch mask's width limits no window). With seed 002's
+``class_split`` the passes run on the multiply route's class, class B (the seed's sec. 3.3:
+average pooling by the Sum and Shifter units of the class-B subarrays), their weight words
+zero-extended to the mat.
 
 * ``avg_pool2d`` (any kernel, stride) and ``global_avg_pool2d`` (the window is the whole map):
   one pass, a patch per output (channel-major, golden's flat layout), fan-in ``k`` = the window,
