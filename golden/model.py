@@ -428,18 +428,24 @@ def pool_padding(layer: Layer) -> int:
     return int(layer.params.get("padding", 0))
 
 
-def _check_pool_padding(pre: str, layer: Layer) -> None:
-    """Format 6's pool ``padding``: an int in [0, kernel // 2] (PyTorch's bound), on a pool;
-    a convolution's own ``padding`` is in its schema."""
-    if layer.kind not in ("max_pool2d", "avg_pool2d") or "padding" not in layer.params:
-        return
-    v = layer.params["padding"]
-    name = f"array {pre + 'padding'!r}"
+def _int64_param(v, name: str) -> int:
+    """An optional integer array given to :func:`make_model` as a Python / numpy int or an int64
+    scalar array, as an int; else the one-line error naming it."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
         a = np.asarray(v)
         if a.shape != () or a.dtype != np.int64:
             _fail(f"{name} must be an int64 scalar, not {a.dtype} {a.shape}")
         v = int(a)
+    return int(v)
+
+
+def _check_pool_padding(pre: str, layer: Layer) -> None:
+    """Format 6's pool ``padding``: an int in [0, kernel // 2] (PyTorch's bound), on a pool;
+    a convolution's own ``padding`` is in its schema."""
+    if layer.kind not in ("max_pool2d", "avg_pool2d") or "padding" not in layer.params:
+        return
+    name = f"array {pre + 'padding'!r}"
+    v = _int64_param(layer.params["padding"], name)
     k = int(layer.params["kernel"])
     if k < 1:
         _fail(f"array {pre + 'kernel'!r} must be >= 1, not {k}")
@@ -682,13 +688,8 @@ def layer_input(layers, i: int) -> int:
 
 def _branch_input(i: int, ly: Layer, shapes: list) -> tuple:
     """The input shape of layer ``i`` with an ``input`` array, after checking the array."""
-    v = ly.params["input"]
     name = f"array 'layer{i}.input'"
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        a = np.asarray(v)
-        if a.shape != () or a.dtype != np.int64:
-            _fail(f"{name} must be an int64 scalar, not {a.dtype} {a.shape}")
-        v = int(a)
+    v = _int64_param(ly.params["input"], name)
     if ly.kind not in ("adder_conv2d", "mul_conv2d") + GROUPED_KINDS:
         _fail(f"{name} is given on a {ly.kind} layer; only adder_conv2d and mul_conv2d (and "
               f"the grouped {', '.join(GROUPED_KINDS)}) read another layer's output (a "

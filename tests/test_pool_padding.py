@@ -14,9 +14,9 @@ from golden.model import (Layer, ModelFormatError, format_version, infer_int,
                           layer_forward_float, load_model, make_model, model_arrays, save_model)
 from rtl.config import preset
 from sim.analysis.counting import count_model
-from sim.compile.compiler import CompileError, compile_model, propose_config, run_compiled
-from sim.hw.core_model import CoreModel
+from sim.compile.compiler import CompileError, compile_model, propose_config
 from tests.layer_models import random_model
+from tests.test_act_tile import _check as check_images
 
 SEED = 20261201
 
@@ -173,27 +173,15 @@ def _model(name, seed):
 
 
 def _check(model, compiled, x, where):
-    """Every stage of every image == golden; the count == the cycle model, every counter."""
-    core = CoreModel(compiled.config, subarrays=compiled.subarrays)
-    trace = infer_int(model, x, trace=True)
-    for i, img in enumerate(x):
-        r = run_compiled(compiled, img, core, load_weights=i == 0)
-        for st, y in zip(compiled.stages, r.outputs, strict=True):
-            want = np.asarray(trace[st.golden_index][i]).reshape(np.shape(y))
-            bad = np.flatnonzero(np.asarray(y).ravel() != want.ravel())
-            assert not bad.size, (f"{where} image {i} {st.name}: {bad.size} values differ, "
-                                  f"first at {bad[0]}: {np.asarray(y).ravel()[bad[0]]} != "
-                                  f"golden {want.ravel()[bad[0]]}")
-        skipped = ([s.zero_skip.get("zs_tiles", 0) for s in r.stages]
-                   if compiled.config.zero_skip else None)
-        c = count_model(compiled, skipped=skipped)
-        diff = {k: (c.counters.get(k), v) for k, v in r.counters.items()
-                if c.counters.get(k) != v}
-        assert not diff, f"{where} image {i}: count != cycle model {diff}"
-        for cs, rs in zip(c.stages, r.stages, strict=True):
-            d = {k: (cs.counters.get(k), v) for k, v in rs.micro_ops.items()
-                 if cs.counters.get(k) != v}
-            assert not d, f"{where} image {i} stage {cs.name}: count != cycle model {d}"
+    """Every stage of every image == golden and the count == the cycle model on every counter
+    (``tests.test_act_tile``'s check), and per stage on the last image."""
+    r = check_images(model, x, compiled, compiled.subarrays, where)
+    skipped = ([s.zero_skip.get("zs_tiles", 0) for s in r.stages]
+               if compiled.config.zero_skip else None)
+    for cs, rs in zip(count_model(compiled, skipped=skipped).stages, r.stages, strict=True):
+        d = {k: (cs.counters.get(k), v) for k, v in rs.micro_ops.items()
+             if cs.counters.get(k) != v}
+        assert not d, f"{where} stage {cs.name}: count != cycle model {d}"
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
