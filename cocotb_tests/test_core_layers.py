@@ -27,6 +27,10 @@ with a fused 2x2 max pool (in bands of output rows, the host loading each band's
 patch-table entries and storing its outputs), a 3x3 stride-2 padded multiply convolution (tiled:
 its input from the store, its output to it), and an FC (resident, its input loaded from the
 store).
+And padded pools (``golden.model`` format 6, ``sim.compile.layer_stages``): a 3x3 padded adder
+convolution, a 3x3 stride-2 max pool with padding 1 (two MAX4 passes, the padded window elements
+replaced by one of the window's), a 3x3 stride-1 average pool with padding 1 (the masked gather,
+divided by 9), an FC.
 """
 
 import dataclasses
@@ -52,6 +56,8 @@ GROUPED = ((4, 6, 6), [("g", "adder_gconv2d", 4, 3, 1, 1, 4),
 TILED = ((2, 12, 12), [("conv", "adder_conv2d", 4, 3, 1, 1), ("pool", "max", 2, 2),
                        ("conv", "mul_conv2d", 4, 3, 2, 1), ("flatten",),
                        ("linear", "adder_linear", 3)])
+PADDED = ((1, 8, 8), [("conv", "adder_conv2d", 2, 3, 1, 1), ("pool", "max", 3, 2, 1),
+                      ("pool", "avg", 3, 1, 1), ("flatten",), ("linear", "mul_linear", 3)])
 STREAMED = ((256, 1, 1), [("conv", "adder_conv2d", 20, 1, 1, 0), ("flatten",),
                          ("linear", "mul_linear", 3)])
 
@@ -63,7 +69,7 @@ def _model(seed, which="layers"):
         x = rng.integers(0, 256, (1, *GROUPED[0]), dtype=np.uint8)
         return grouped_model(rng, x, GROUPED[1])
     in_shape, spec = {"layers": (IN_SHAPE, SPEC), "streamed": STREAMED, "tiled": TILED,
-                      "tiled_layers": (IN_SHAPE, SPEC)}.get(
+                      "tiled_layers": (IN_SHAPE, SPEC), "padded": PADDED}.get(
         which, SPECS["projection_shortcut"])
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (1, *in_shape), dtype=np.uint8)
@@ -76,7 +82,7 @@ def _config():
     from sim.compile.compiler import propose_config
     base = dataclasses.replace(preset("nand_spin"), rows=128, columns=16, subarrays_per_mat=1)
     config = propose_config(_model(0, "projection"), propose_config(_model(0), base))
-    return propose_config(_model(0, "grouped"), config)
+    return propose_config(_model(0, "padded"), propose_config(_model(0, "grouped"), config))
 
 
 @cocotb.test()
@@ -105,6 +111,13 @@ async def core_layers_grouped(dut):
     """Depthwise, pointwise and grouped convolutions: every stage == golden."""
     await _check_model(dut, "grouped", ["adder_gconv2d", "mul_gconv2d", "mul_gconv2d",
                                         "mul_linear"])
+
+
+@cocotb.test()
+async def core_layers_padded_pools(dut):
+    """Padded 3x3 max (stride 2) and average (stride 1) pools: every stage == golden."""
+    await _check_model(dut, "padded", ["adder_conv2d", "max_pool2d", "avg_pool2d",
+                                       "mul_linear"])
 
 
 @cocotb.test()

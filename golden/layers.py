@@ -46,7 +46,7 @@ __all__ = [
     "depthwise_conv2d", "pointwise_conv2d", "threshold_quantize",
     "requantize", "relu", "max_pool2d", "avg_pool2d", "add_bias",
     "conv_acc_bound", "check_requant_bound", "conv_output_size",
-    "global_avg_pool2d", "residual_add", "ADD_WEIGHT_BOUND",
+    "global_avg_pool2d", "residual_add", "ADD_WEIGHT_BOUND", "check_pool_padding",
 ]
 
 
@@ -506,37 +506,71 @@ def relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0).astype(x.dtype)
 
 
-def _check_pool(x, kernel, stride):
+def check_pool_padding(kernel: int, padding) -> int:
+    """``padding`` of a pool as an int in [0, kernel // 2] (PyTorch's bound for ``MaxPool2d`` /
+    ``AvgPool2d``), else ValueError. The bound keeps at least one input element in every
+    window: window y covers rows ``y*s - p .. y*s - p + kernel - 1`` of the input; its first
+    row is at most ``H + p - kernel <= H - 1`` (floor mode: the window ends within the padded
+    input) and its last row at least ``kernel - 1 - p >= 0``, both as ``p <= kernel - 1``."""
+    _require(isinstance(padding, (int, np.integer)) and not isinstance(padding, bool),
+             f"padding must be an int, not {padding!r}")
+    _require(0 <= padding <= kernel // 2,
+             f"padding must be in [0, {kernel // 2}] (at most half the kernel {kernel}), "
+             f"not {padding}")
+    return int(padding)
+
+
+def _check_pool(x, kernel, stride, padding=0):
     _check_int_array("x", x, (np.uint8,))
     _require(x.ndim == 4, f"x must be 4-D [N, C, H, W], not shape {x.shape}")
     _require(isinstance(kernel, (int, np.integer)) and kernel >= 1,
              f"kernel must be a positive int, not {kernel!r}")
     stride = kernel if stride is None else stride
-    conv_output_size(x.shape[2], kernel, stride, 0)
-    conv_output_size(x.shape[3], kernel, stride, 0)
-    return stride
+    padding = check_pool_padding(kernel, padding)
+    conv_output_size(x.shape[2], kernel, stride, padding)
+    conv_output_size(x.shape[3], kernel, stride, padding)
+    return stride, padding
 
 
-def _pool_windows(x, kernel, stride):
+def _pool_windows(x, kernel, stride, padding=0, pad_value=0):
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)),
+                   constant_values=pad_value)
     win = np.lib.stride_tricks.sliding_window_view(x, (kernel, kernel), axis=(2, 3))
     return win[:, :, ::stride, ::stride]
 
 
-def max_pool2d(x: np.ndarray, kernel: int, stride: int | None = None) -> np.ndarray:
-    """Max pooling over ``kernel x kernel`` windows (stride defaults to kernel, no padding;
-    a partial window at the edge is dropped, as in PyTorch's floor mode). uint8 in and out."""
-    stride = _check_pool(x, kernel, stride)
-    return _pool_windows(x, kernel, stride).max(axis=(4, 5))
+def max_pool2d(x: np.ndarray, kernel: int, stride: int | None = None,
+               padding: int = 0) -> np.ndarray:
+    """Max pooling over ``kernel x kernel`` windows (stride defaults to kernel; a partial
+    window at the edge is dropped, as in PyTorch's floor mode). uint8 in and out.
+
+    ``padding`` p in [0, kernel // 2] (PyTorch's bound) pads each side with a value that never
+    wins, PyTorch's -inf: in the integer domain any value below every code, here -1 (the codes
+    are in [0, 255]). The bound keeps at least one input element in every window
+    (:func:`check_pool_padding`), so each output is the maximum of its window's input elements,
+    exactly PyTorch's ``MaxPool2d(kernel, stride, padding)`` on the same codes (and, the code
+    mapping being monotone, on their real values).
+    """
+    stride, padding = _check_pool(x, kernel, stride, padding)
+    if not padding:
+        return _pool_windows(x, kernel, stride).max(axis=(4, 5))
+    out = _pool_windows(x.astype(np.int16), kernel, stride, padding, -1).max(axis=(4, 5))
+    return out.astype(np.uint8)
 
 
-def avg_pool2d(x: np.ndarray, kernel: int, stride: int | None = None) -> np.ndarray:
+def avg_pool2d(x: np.ndarray, kernel: int, stride: int | None = None,
+               padding: int = 0) -> np.ndarray:
     """Average pooling, rounded half up: ``floor((2*sum + k) / (2*k))`` with ``k = kernel**2``.
 
     For a power-of-two ``k`` this is ``(sum + k/2) >> log2(k)``. uint8 in and out.
+    ``padding`` p in [0, kernel // 2] pads each side with zeros that count in the divisor
+    (PyTorch's default ``count_include_pad=True``): ``sum`` is over the window's input
+    elements, ``k`` stays ``kernel**2``, rounded as without padding.
     """
-    stride = _check_pool(x, kernel, stride)
+    stride, padding = _check_pool(x, kernel, stride, padding)
     k = kernel * kernel
-    total = _pool_windows(x, kernel, stride).sum(axis=(4, 5), dtype=np.int64)
+    total = _pool_windows(x, kernel, stride, padding).sum(axis=(4, 5), dtype=np.int64)
     return ((2 * total + k) // (2 * k)).astype(np.uint8)
 
 

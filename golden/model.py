@@ -201,6 +201,27 @@ A layer with ``out_bits`` k outputs ``min(requantize(acc), 2**k - 1)``
 ``eq2`` on a multiply layer; a layer reads eq.-2 codes (through pools and flatten) exactly when
 its ``in_quant`` is ``eq2``, and then its ``in_bits`` equals the producer's ``out_bits``; no
 ``add`` or ``global_avg_pool2d`` layer reads them.
+
+Format version 6 (``spinpim_format`` 6) reads every version-5 file's arrays with the same
+meaning and adds the padding of a pool (PyTorch's ``MaxPool2d`` / ``AvgPool2d`` ``padding``):
+
+==============================  ========  ==============  ==========================================
+array                           dtype     shape           meaning
+==============================  ========  ==============  ==========================================
+``layer{i}.padding``            int64     ()              optional, ``max_pool2d`` / ``avg_pool2d``:
+                                                          rows and columns added on each side, in
+                                                          [0, kernel // 2] (absent: 0)
+==============================  ========  ==============  ==========================================
+
+A max pool pads with a value below every code (PyTorch's -inf, so it never wins); an average
+pool pads with zeros that count in the divisor ``kernel**2`` (PyTorch's default
+``count_include_pad=True``), rounded half up as without padding (:func:`golden.layers.max_pool2d`,
+:func:`golden.layers.avg_pool2d`). The bound ``kernel // 2`` is PyTorch's; it keeps an input
+element in every window. Checked on load (one-line error naming the array): an int64 scalar in
+[0, kernel // 2], on a pool, in a format-6 file; not on an average pool of a ``quant`` layer's
+symmetric codes (its zero padding, code 0, is the real -1 there, not 0). A file is written as
+format 6 exactly when a pool holds the array (a model built with ``padding`` 0 on a pool is
+still format 6; build it without the array to stay readable by older versions).
 """
 
 from __future__ import annotations
@@ -218,9 +239,9 @@ from . import bitwidth as _BW
 from . import layers as L
 
 #: The newest format version; :func:`load_model` reads every version in :data:`READ_VERSIONS`.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 #: The format versions :func:`load_model` reads.
-READ_VERSIONS = (1, 2, 3, 4, 5)
+READ_VERSIONS = (1, 2, 3, 4, 5, 6)
 #: Layer kinds of format version 1.
 KINDS = ("adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear",
          "max_pool2d", "avg_pool2d", "flatten")
@@ -397,8 +418,40 @@ def _check_layer_arrays(i: int, layer: Layer) -> None:
             _fail(f"array {pre + name!r} must have shape {shape}, not {a.shape}")
     _check_float_values(pre, layer)
     _check_bit_widths(pre, layer)
+    _check_pool_padding(pre, layer)
     if layer.kind in GROUPED_KINDS:
         _check_v2_values(pre, layer)
+
+
+def pool_padding(layer: Layer) -> int:
+    """A pool's ``padding`` (format 6; 0 when the array is absent)."""
+    return int(layer.params.get("padding", 0))
+
+
+def _int64_param(v, name: str) -> int:
+    """An optional integer array given to :func:`make_model` as a Python / numpy int or an int64
+    scalar array, as an int; else the one-line error naming it."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        a = np.asarray(v)
+        if a.shape != () or a.dtype != np.int64:
+            _fail(f"{name} must be an int64 scalar, not {a.dtype} {a.shape}")
+        v = int(a)
+    return int(v)
+
+
+def _check_pool_padding(pre: str, layer: Layer) -> None:
+    """Format 6's pool ``padding``: an int in [0, kernel // 2] (PyTorch's bound), on a pool;
+    a convolution's own ``padding`` is in its schema."""
+    if layer.kind not in ("max_pool2d", "avg_pool2d") or "padding" not in layer.params:
+        return
+    name = f"array {pre + 'padding'!r}"
+    v = _int64_param(layer.params["padding"], name)
+    k = int(layer.params["kernel"])
+    if k < 1:
+        _fail(f"array {pre + 'kernel'!r} must be >= 1, not {k}")
+    if not 0 <= int(v) <= k // 2:
+        _fail(f"{name} is {int(v)}; a {layer.kind} of kernel {k} allows padding in "
+              f"[0, {k // 2}] (at most half the kernel, PyTorch's bound)")
 
 
 def _check_bit_widths(pre: str, layer: Layer) -> None:
@@ -498,6 +551,9 @@ def _check_size(i: int, ly: Layer, cin: tuple, cout: tuple) -> None:
     """Refuse layer ``i`` if one image needs more than :data:`MAX_IMAGE_ELEMENTS` elements in it
     (large padding or shapes), before any inference allocates them."""
     need = {"input": math.prod(cin), "output": math.prod(cout)}
+    if ly.kind in ("max_pool2d", "avg_pool2d"):
+        pd = pool_padding(ly)
+        need["padded input"] = cin[0] * (cin[1] + 2 * pd) * (cin[2] + 2 * pd)
     if ly.kind.endswith("conv2d"):
         w = ly.params["weight"]
         pd = int(ly.params["padding"])
@@ -593,8 +649,9 @@ def _infer_shapes(model: Model) -> list:
                 k, st = int(p["kernel"]), int(p["stride"])
                 if k < 1:
                     _fail(f"array {pre + '.kernel'!r} must be >= 1, not {k}")
-                cur = (cur[0], L.conv_output_size(cur[1], k, st, 0),
-                       L.conv_output_size(cur[2], k, st, 0))
+                pd = pool_padding(ly)
+                cur = (cur[0], L.conv_output_size(cur[1], k, st, pd),
+                       L.conv_output_size(cur[2], k, st, pd))
             elif ly.kind == "flatten":
                 cur = (math.prod(cur),)
             elif ly.kind == "global_avg_pool2d":
@@ -631,13 +688,8 @@ def layer_input(layers, i: int) -> int:
 
 def _branch_input(i: int, ly: Layer, shapes: list) -> tuple:
     """The input shape of layer ``i`` with an ``input`` array, after checking the array."""
-    v = ly.params["input"]
     name = f"array 'layer{i}.input'"
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        a = np.asarray(v)
-        if a.shape != () or a.dtype != np.int64:
-            _fail(f"{name} must be an int64 scalar, not {a.dtype} {a.shape}")
-        v = int(a)
+    v = _int64_param(ly.params["input"], name)
     if ly.kind not in ("adder_conv2d", "mul_conv2d") + GROUPED_KINDS:
         _fail(f"{name} is given on a {ly.kind} layer; only adder_conv2d and mul_conv2d (and "
               f"the grouped {', '.join(GROUPED_KINDS)}) read another layer's output (a "
@@ -663,6 +715,10 @@ def _validate(model: Model) -> Model:
         _check_layer_arrays(i, ly)
     shapes = _infer_shapes(model)
     for i, (ly, code) in enumerate(zip(model.layers, input_codes(model), strict=True)):
+        if ly.kind == "avg_pool2d" and pool_padding(ly) and code == "symmetric":
+            _fail(f"array 'layer{i}.padding' is {pool_padding(ly)} on an average pool whose "
+                  f"input is the output of a 'quant' layer: its zero padding is code 0, which "
+                  f"is not the real 0 of symmetric codes; pad only unsigned activations")
         pv = int(ly.params.get("pad_value", 0))
         if pv and code != "symmetric":
             _fail(f"array 'layer{i}.pad_value' is {pv}, but layer {i}'s input is not the output "
@@ -765,6 +821,9 @@ def input_codes(model: Model) -> list:
 
 def format_version(model: Model) -> int:
     """The lowest format version that holds ``model`` (1 unless it has a format-2 layer)."""
+    if any(ly.kind in ("max_pool2d", "avg_pool2d") and "padding" in ly.params
+           for ly in model.layers):
+        return 6
     if any("out_bits" in ly.params or "in_quant" in ly.params for ly in model.layers):
         return 5
     if any("w_bits" in ly.params or "in_bits" in ly.params for ly in model.layers):
@@ -876,6 +935,12 @@ def load_model(path) -> Model:
                           f"{version}")
                 params[key] = get(pre + key)
                 known.add(pre + key)
+        if kind in ("max_pool2d", "avg_pool2d") and pre + "padding" in arrays:   # format 6
+            if version < 6:
+                _fail(f"array {pre + 'padding'!r} on a pool is a format-6 array, but "
+                      f"'spinpim_format' is {version}")
+            params["padding"] = get(pre + "padding")
+            known.add(pre + "padding")
         for key in ("out_bits", "in_quant"):    # format 5, optional: eq. 2 (golden.bitwidth)
             if pre + key in arrays:
                 if version < 5:
@@ -1003,9 +1068,9 @@ def layer_forward_int(layer: Layer, x: np.ndarray, skip: np.ndarray | None = Non
         acc = conv(x, p["weight"], stride=p["stride"], padding=p["padding"], groups=p["groups"],
                    pad_value=p["pad_value"])
     elif k == "max_pool2d":
-        return L.max_pool2d(x, p["kernel"], p["stride"])
+        return L.max_pool2d(x, p["kernel"], p["stride"], pool_padding(layer))
     elif k == "avg_pool2d":
-        return L.avg_pool2d(x, p["kernel"], p["stride"])
+        return L.avg_pool2d(x, p["kernel"], p["stride"], pool_padding(layer))
     elif k == "flatten":
         return x.reshape(x.shape[0], -1)
     else:  # pragma: no cover - excluded by validation
@@ -1128,7 +1193,10 @@ def layer_forward_float(layer: Layer, x: np.ndarray, *, pad_real: float = 0.0,
     if k == "global_avg_pool2d":
         return x.mean(axis=(2, 3), keepdims=True)
     if k in ("max_pool2d", "avg_pool2d"):
-        kern, st = p["kernel"], p["stride"]
+        kern, st, pd = p["kernel"], p["stride"], pool_padding(layer)
+        if pd:      # PyTorch: -inf for a max pool, zeros counted in the mean for an average
+            x = np.pad(x, ((0, 0), (0, 0), (pd, pd), (pd, pd)),
+                       constant_values=-np.inf if k == "max_pool2d" else 0.0)
         win = np.lib.stride_tricks.sliding_window_view(x, (kern, kern), axis=(2, 3))
         win = win[:, :, ::st, ::st]
         return win.max(axis=(4, 5)) if k == "max_pool2d" else win.mean(axis=(4, 5))

@@ -87,7 +87,7 @@ class FloatLayer:
     layers carry eval-mode batch norm (``bn_gamma``, ``bn_beta``, ``bn_mean``, ``bn_var`` of shape
     [O], ``bn_eps``) followed by ReLU; the last layer must be a ``mul_linear`` that outputs logits
     and carries ``bias`` [O] instead. ``stride`` and
-    ``padding`` apply to convolutions, ``kernel`` and ``stride`` to pools.
+    ``padding`` apply to convolutions and pools, ``kernel`` and ``stride`` to pools.
 
     Format-2 kinds (:data:`golden.model.GROUPED_KINDS`) also take ``groups`` and ``pad_value``;
     ``output="quant"`` replaces the ReLU by seed 002's eq.-3 quantizer with the fixed range
@@ -156,7 +156,10 @@ def _float_layer(fl: FloatLayer, logits: bool) -> Layer:
     if fl.kind not in ALL_KINDS:
         raise ValueError(f"layer kind must be one of {', '.join(ALL_KINDS)}, not {fl.kind!r}")
     if fl.kind in ("max_pool2d", "avg_pool2d"):
-        return Layer(kind=fl.kind, params={"kernel": int(fl.kernel), "stride": int(fl.stride)})
+        params = {"kernel": int(fl.kernel), "stride": int(fl.stride)}
+        if fl.padding:                  # format 6 (golden.model): only when padded
+            params["padding"] = int(fl.padding)
+        return Layer(kind=fl.kind, params=params)
     if fl.kind == "flatten":
         return Layer(kind="flatten")
     params = {}

@@ -32,7 +32,8 @@ def random_model(spec, in_shape, rng, x):
 
     ``("conv", kind, out, k, stride, pad)`` (and ``("conv", ..., pad, src)``: a branch reading
     layer ``src``'s output, -1 the model input: ``golden.model``'s ``input`` array),
-    ``("pool", "max" | "avg", k, stride)``,
+    ``("pool", "max" | "avg", k, stride)`` (and ``("pool", ..., stride, pad)``: a padded pool,
+    ``golden.model`` format 6),
     ``("gap",)``, ``("flatten",)``, ``("add", back)`` (shortcut: the output ``back`` layers
     before this one's input; -1 the model input), ``("linear", kind, out)`` (the last: logits).
     """
@@ -54,7 +55,9 @@ def random_model(spec, in_shape, rng, x):
                 p["input"] = item[6]
             ly = Layer(kind, "requant", p, _float(w, out))
         elif tag == "pool":
-            ly = Layer(f"{item[1]}_pool2d", "", {"kernel": item[2], "stride": item[3]})
+            ly = Layer(f"{item[1]}_pool2d", "", {"kernel": item[2], "stride": item[3],
+                                                 **({"padding": item[4]} if len(item) > 4
+                                                    else {})})
         elif tag == "gap":
             ly = Layer("global_avg_pool2d")
         elif tag == "flatten":

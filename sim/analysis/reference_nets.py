@@ -23,9 +23,10 @@ The networks, at the input sizes of their papers:
   channels): 3x227x227, 11x11 stride 4 x96, 3x3 stride-2 max pool, 5x5 x256 (padding 2), pool,
   3x3 x384, x384, x256, pool, FC 4096, 4096, 1000;
 * ``resnet18`` / ``resnet50``: ResNet-18 / ResNet-50 (He et al. 2016, table 1): 3x224x224, 7x7
-  stride-2 x64, 3x3 stride-2 max pool, basic blocks [2, 2, 2, 2] (ResNet-18) or bottleneck
-  blocks [3, 4, 6, 3] with expansion 4 (ResNet-50), projection shortcuts where the shape
-  changes, global average pooling, FC 1000;
+  stride-2 x64 (padding 3: 112x112), 3x3 stride-2 max pool with padding 1 (56x56, table 1's
+  conv2_x size; torchvision's ``MaxPool2d(3, 2, padding=1)``; ``golden.model`` format 6), basic
+  blocks [2, 2, 2, 2] (ResNet-18) or bottleneck blocks [3, 4, 6, 3] with expansion 4
+  (ResNet-50), projection shortcuts where the shape changes, global average pooling, FC 1000;
 * ``mobilenet_v1``: MobileNet-v1 (Howard et al. 2017, table 1): 3x224x224, 3x3 stride-2 x32,
   13 depthwise-separable blocks (3x3 depthwise + 1x1 pointwise), global average pooling,
   FC 1000.
@@ -97,8 +98,9 @@ class RefNetError(UserError):
 
 
 # ---- network descriptions ----------------------------------------------------------------------
-# ("conv", out, k, stride, pad[, "mul"]), ("dw", k, stride, pad), ("maxpool", k, s),
-# ("avgpool", k, s), ("gap",), ("flatten",), ("fc", out[, "mul"]), ("res", [branch], [short]).
+# ("conv", out, k, stride, pad[, "mul"]), ("dw", k, stride, pad), ("maxpool", k, s[, pad]),
+# ("avgpool", k, s[, pad]), ("gap",), ("flatten",), ("fc", out[, "mul"]),
+# ("res", [branch], [short]).
 
 def _lenet5():
     return (1, 32, 32), [("conv", 6, 5, 1, 0, "mul"), ("avgpool", 2, 2), ("conv", 16, 5, 1, 0),
@@ -135,7 +137,7 @@ def _plain20(gap=True):
 
 
 def _resnet(blocks, bottleneck):
-    layers = [("conv", 64, 7, 2, 3, "mul"), ("maxpool", 3, 2)]
+    layers = [("conv", 64, 7, 2, 3, "mul"), ("maxpool", 3, 2, 1)]
     c_in = 64
     for stage, (c, n) in enumerate(zip((64, 128, 256, 512), blocks, strict=True)):
         for b in range(n):
@@ -357,9 +359,11 @@ def build(name: str, seed: int = 0, *, spec=None):
             cur = new
         elif op in ("maxpool", "avgpool", "gap"):
             k, st = (cur[1], cur[1]) if op == "gap" else s[1:3]
+            pd = s[3] if len(s) > 3 else 0
             kind = "max_pool2d" if op == "maxpool" else "avg_pool2d"
-            out.append(Layer(kind, "", {"kernel": np.int64(k), "stride": np.int64(st)}))
-            cur = (cur[0], (cur[1] - k) // st + 1, (cur[2] - k) // st + 1)
+            out.append(Layer(kind, "", {"kernel": np.int64(k), "stride": np.int64(st),
+                                        **({"padding": np.int64(pd)} if pd else {})}))
+            cur = (cur[0], (cur[1] + 2 * pd - k) // st + 1, (cur[2] + 2 * pd - k) // st + 1)
         elif op == "flatten":
             out.append(Layer("flatten"))
             cur = (math.prod(cur),)

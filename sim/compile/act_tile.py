@@ -65,8 +65,10 @@ output and one channel's positions fit ``data_words`` is *whole* (input from wor
 after it, one load and one store, its patch entries resident); any other is banded as above.
 A standalone layer is run in *units* of
 ``g`` channels x ``r`` output rows (:func:`build_standalone`): its output rows ``r0 .. r1``
-need the input rows ``r0*s .. (r1 - 1)*s + k`` (the window's halo; pools have no padding in
-golden), loaded channel by channel contiguously from word 0 (the ``add``'s second operand
+need the input rows ``max(0, r0*s - p) .. min(H, (r1 - 1)*s - p + k)`` (the window's halo; p a
+pool's padding, ``golden.model`` format 6, whose windows are ``sim.compile.layer_stages``'
+``windows``: padded elements of a max pool replaced by one of its window's, masked ones of an
+average pool), loaded channel by channel contiguously from word 0 (the ``add``'s second operand
 after the first), the unit then being the layer itself on that sub-tensor: the passes of
 ``sim.compile.layer_stages`` (the ``MAX4`` passes of a max pool with their two scratch tensors
 after the output, one averaging pass of an average or global pool, one fan-in-2 pass per
@@ -504,13 +506,10 @@ def place_whole(stage) -> None:
 def _window(ly, in_shape):
     """``(operands, kh, kw, stride)`` of a standalone layer (an ``add`` reads two
     operands, elementwise)."""
-    _, h, w = in_shape
-    if ly.kind == "global_avg_pool2d":
-        return 1, h, w, 1
     if ly.kind == "add":
         return 2, 1, 1, 1
-    k = int(ly.params["kernel"])
-    return 1, k, k, int(ly.params["stride"])
+    from sim.compile import layer_stages as _ls
+    return (1, *_ls.window(ly, in_shape)[:3])
 
 
 def _max_levels(e: int) -> list:
@@ -619,7 +618,8 @@ def _image(c, weight, k: int, config, cursor) -> np.ndarray:
     return c._pad_to(image, cursor.get("width", image.shape[1]))
 
 
-def _alloc(c, cursor, where, *, slots=0, image=None, width=0, chans=(), offsets=()) -> tuple:
+def _alloc(c, cursor, where, *, slots=0, image=None, width=0, chans=(), offsets=(),
+           kpos=None) -> tuple:
     """Allocate ``slots`` weight-buffer words (``image`` or zeros), requant entries
     ``chans`` and offset entries ``offsets`` at the cursor (zeros ``width`` columns wide);
     returns their first slot,
@@ -634,7 +634,9 @@ def _alloc(c, cursor, where, *, slots=0, image=None, width=0, chans=(), offsets=
         c._base(where, "requant channel base", cursor["chan"] + len(chans) - 1)
         cursor["table"] += list(chans)
         cursor["chan"] += len(chans)
-    cursor["offsets"] += [(int(o) % _ADDR_MOD, 0) for o in offsets]
+    kpos = [0] * len(offsets) if kpos is None else kpos
+    cursor["offsets"] += [(int(o) % _ADDR_MOD, int(q)) for o, q in zip(offsets, kpos,
+                                                                        strict=True)]
     cursor["obase"] += len(offsets)
     return at
 
@@ -660,6 +662,7 @@ def build_standalone(c, *, model, li: int, config, k: int, cursor: dict, imem_de
     ch_n, h, w = in_shape
     _, ho, wo = out_shape
     ops, kh, kw, s = _window(ly, in_shape)
+    pad = _ls.window(ly, in_shape)[3] if ops == 1 else 0
     scratch = route.scratch_rows(config)
     stage = c.Stage(
         name=f"layer{li} {ly.kind}", layer_index=li, golden_index=li, kind=ly.kind,
@@ -686,8 +689,11 @@ def build_standalone(c, *, model, li: int, config, k: int, cursor: dict, imem_de
                     f"a window of a power-of-two area runs (m = 1, shift log2 of the area)")
         wt, m, sh, b = found
         img = _image(c, [wt] * (kh * kw), k, config, cursor)
+        kp = (ky * kw + kx).ravel() if pad else None       # padded: masked terms (layer_stages)
         slot, chan, obase = _alloc(c, cursor, where, slots=len(img), image=img,
-                                   chans=[(m, sh, b)], offsets=win)
+                                   chans=[(m, sh, b)], offsets=win, kpos=kp)
+        if pad:
+            stage.kernel = (kh, kw)             # propose_config: patch_mask_bits
     elif ly.kind == "max_pool2d":
         img = _image(c, [1], k, config, cursor)
         slot, chan, obase = _alloc(c, cursor, where, slots=len(img), image=img,
@@ -708,10 +714,10 @@ def build_standalone(c, *, model, li: int, config, k: int, cursor: dict, imem_de
         gg = min(g, ch_n - c0)
         for r0 in range(0, ho, r):
             rr = min(r, ho - r0)
-            a = r0 * s
-            b = min(h, (r0 + rr - 1) * s + kh)
+            a = max(0, r0 * s - pad)            # the unit's input rows a .. b - 1
+            b = min(h, (r0 + rr - 1) * s - pad + kh)
             hb = b - a
-            key = (gg, rr, hb)
+            key = (gg, rr, hb, a - (r0 * s - pad))  # with padding: which rows are padding
             out = ops * gg * hb * w                 # the unit's output, after its input
             if key not in built:
                 chunks, end = [], 0
@@ -731,19 +737,19 @@ def build_standalone(c, *, model, li: int, config, k: int, cursor: dict, imem_de
                         chunks += part
                         end = max(end, e)
                 else:
-                    cc, yy, xx = np.meshgrid(np.arange(gg), np.arange(rr), np.arange(wo),
-                                             indexing="ij")
-                    corner = (cc * hb * w + yy * s * w + xx * s).ravel()
+                    corner, elems, inside, kpos = _ls.windows(
+                        ly, in_shape, channels=gg, row0=r0, rows=rr, wo=wo, first=a, hs=hb)
                     if ly.kind != "max_pool2d":
+                        entries = _ls.avg_entries(c, corner, inside, kpos, pad, where,
+                                                  config)[0]
                         chunks, end = _pass(c, stage, route=route, k=k, config=config,
                                             where=where, slot=slot, chan=chan, obase=obase,
-                                            fan_in=kh * kw,
-                                            entries=[(int(v), 1) for v in corner], out=out,
+                                            fan_in=kh * kw, entries=entries, out=out,
                                             pool=None, cursor=cursor, dedupe=shared["dedupe"],
                                             imem_depth=imem_depth)
                     else:
                         outs = gg * rr * wo
-                        elems = corner[:, None] + win[None, :]
+                        elems = _ls.max_elems(elems, inside)
                         lv = _max_levels(kh * kw)
                         sc = (out + outs, out + outs + outs * (lv[1] if len(lv) > 1 else 0))
                         p = 0

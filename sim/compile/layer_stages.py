@@ -8,10 +8,11 @@ the compiler's own chunk planner (``sim.compile.compiler._plan_chunks``) on a vi
 one
 output channel, run on the multiply route (``and_bitcount``: ``sum x*w`` over a patch's terms,
 exact). Patches are single windows gathered from the data memory through the patch and offset
-tables as any convolution's (no padding: every term is inside, so each entry's kernel position
-is 0 and its mask 1; the patch mask's width limits no window). With seed 002's ``class_split``
-the passes run on the multiply route's class, class B (the seed's sec. 3.3: average pooling by
-the Sum and Shifter units of the class-B subarrays), their weight words zero-extended to the mat.
+tables as any convolution's (without padding every term is inside, so each entry's kernel
+position is 0 and its mask 1; the patch mask's width limits no window). With seed 002's
+``class_split`` the passes run on the multiply route's class, class B (the seed's sec. 3.3:
+average pooling by the Sum and Shifter units of the class-B subarrays), their weight words
+zero-extended to the mat.
 
 * ``avg_pool2d`` (any kernel, stride) and ``global_avg_pool2d`` (the window is the whole map):
   one pass, a patch per output (channel-major, golden's flat layout), fan-in ``k`` = the window,
@@ -19,6 +20,17 @@ the Sum and Shifter units of the class-B subarrays), their weight words zero-ext
   ``(w, m, s, b)`` chosen by :func:`avg_requant` so that it equals golden's rounded-half-up mean
   ``floor((2*sum + k) / (2*k))`` for *every* sum in [0, 255*k] (checked exhaustively when
   compiling; a window for which no such entry exists is refused).
+* padding (``golden.model`` format 6, p <= kernel // 2, so every window holds an input
+  element): an average pool's patch entries are a padded convolution's (base the window's
+  top-left element of the padded input, mod 2**16; offset ``ky*W + kx`` with kernel position
+  ``ky*k + kx``; mask bit set iff the element is inside the image), so the gather reads the
+  padding as 0 and the sum is over the input elements, divided by the whole window's ``k*k``:
+  golden's ``count_include_pad`` mean exactly (the window's area must fit ``patch_mask_bits``).
+  A max pool's padded elements are replaced by the window's first element inside the image
+  (:func:`max_elems`): the maximum is idempotent, so each output is the maximum of its window's
+  input elements, which is golden's (its padding, below every code, never wins). This needs no
+  value range of the input (zero padding would too, for codes >= 0, but a repeated element is
+  exact for any value and costs the same passes). A padded pool is never fused.
 * ``max_pool2d`` (any kernel, stride): passes of the PPU's ``MAX4`` (the maximum of four
   consecutive steps): a patch is one element (fan-in 1, weight 1, requant entry ``(1, 0, 0)``:
   ``y = x``); pass 1 takes each window's elements in groups of four (the last group filled up
@@ -35,7 +47,7 @@ a ``flatten`` is its input's tensor; a tensor lives from the stage that writes i
 stage that reads it (an ``add`` reads its shortcut too), and bases are assigned first-fit so
 that tensors alive at the same time do not overlap; a max pool's intermediate words are two
 scratch tensors alive during its stage. A 2x2 stride-2 pool right after a convolution stays
-fused (``MAX4`` / ``AVG4``) unless the convolution's output is a shortcut.
+fused (``MAX4`` / ``AVG4``) unless the convolution's output is a shortcut or the pool is padded.
 
 Branches (``golden.model``'s format-3 ``input`` array: a convolution that reads an earlier
 layer's output, e.g. a ResNet's 1x1 stride-2 projection shortcut and the block's first
@@ -54,7 +66,8 @@ from golden import layers as L
 from golden.model import Layer
 
 __all__ = ["is_standalone", "Layout", "avg_requant", "build_stage", "layout_for", "finish",
-           "reads_of", "has_branches"]
+           "reads_of", "has_branches", "pool_padding", "window", "windows", "avg_entries",
+           "max_elems"]
 
 _POOLS = ("max_pool2d", "avg_pool2d")
 
@@ -91,8 +104,81 @@ def is_standalone(layers, i: int) -> bool:
     prev = layers[i - 1] if i > 0 else None
     conv = prev is not None and (prev.is_conv or prev.is_grouped)
     fusable = (conv and i - 1 not in _sources(layers)
-               and (int(ly.params["kernel"]), int(ly.params["stride"])) == (2, 2))
+               and (int(ly.params["kernel"]), int(ly.params["stride"])) == (2, 2)
+               and not pool_padding(ly))
     return not fusable
+
+
+def pool_padding(ly) -> int:
+    """A pool's ``padding`` (``golden.model`` format 6; 0 when absent)."""
+    return int(ly.params.get("padding", 0))
+
+
+def window(ly, in_shape) -> tuple:
+    """``(kh, kw, stride, padding)`` of a standalone pool (a global average pool: the whole
+    map, stride 1, no padding)."""
+    _, h, w = in_shape
+    if ly.kind == "global_avg_pool2d":
+        return h, w, 1, 0
+    k = int(ly.params["kernel"])
+    return k, k, int(ly.params["stride"]), pool_padding(ly)
+
+
+def windows(ly, in_shape, *, channels: int, row0: int, rows: int, wo: int, first: int = 0,
+            hs: int | None = None) -> tuple:
+    """The windows of pool ``ly`` (input ``in_shape`` = (C, H, W)) for output rows ``row0 ..
+    row0 + rows - 1`` of ``channels`` channels, each ``wo`` wide, its input stored channel by
+    channel, ``hs`` rows each (default H) from input row ``first``, at word 0 (input (c, y, x)
+    at ``c*hs*W + (y - first)*W + x``). Returns ``(corner, elems, inside, kpos)``: per output
+    (channel-major, then row, then column) the address of its window's top-left element (of
+    the padded input: below 0 or outside a row where the window starts in the padding), the
+    addresses of its ``kh*kw`` elements (row-major), whether each lies inside the image (not
+    in the padding), and the element's kernel position ``ky*kw + kx``."""
+    _, h, w = in_shape
+    kh, kw, s, p = window(ly, in_shape)
+    hs = h if hs is None else hs
+    cc, yy, xx = np.meshgrid(np.arange(channels), np.arange(row0, row0 + rows),
+                             np.arange(wo), indexing="ij")
+    y0, x0 = (yy * s - p).ravel(), (xx * s - p).ravel()
+    corner = cc.ravel() * hs * w + (y0 - first) * w + x0
+    ky, kx = (v.ravel() for v in np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij"))
+    elems = corner[:, None] + (ky * w + kx)[None, :]
+    inside = (((y0[:, None] + ky) >= 0) & ((y0[:, None] + ky) < h)
+              & ((x0[:, None] + kx) >= 0) & ((x0[:, None] + kx) < w))
+    return corner, elems, inside, ky * kw + kx
+
+
+def avg_entries(c, corner, inside, kpos, padding: int, where: str, config) -> tuple:
+    """An averaging pass's patch entries ``(base, mask)`` and its terms' kernel positions.
+    Without padding every term is inside: kernel position 0, mask 1 (the patch mask's width
+    limits no window). With padding (``count_include_pad``: golden's ``avg_pool2d``) the
+    entries are a convolution's (``sim.compile.compiler``'s gather tables): base the window's
+    top-left element (mod 2**16), mask bit ``ky*kw + kx`` set iff that element is inside, so
+    the padding reads as 0 and the sum is the window's input elements', divided by the whole
+    window's ``kh*kw`` as golden divides; the window's area must fit ``patch_mask_bits``."""
+    if not padding:
+        return [(int(v) % c._ADDR_MOD, 1) for v in corner], np.zeros(len(kpos), np.int64)
+    if len(kpos) > config.patch_mask_bits:
+        c._too_small(f"{where}: a padded average pool's window of {len(kpos)} elements needs "
+                     f"a patch-mask bit per element, but patch_mask_bits is "
+                     f"{config.patch_mask_bits}", "patch_mask_bits", len(kpos))
+    bit = np.array([1 << int(b) for b in kpos], dtype=object)   # Python ints: up to 121 bits
+    mask = (inside.astype(object) * bit).sum(axis=1)
+    return ([(int(b) % c._ADDR_MOD, int(m)) for b, m in zip(corner, mask, strict=True)],
+            np.asarray(kpos, np.int64))
+
+
+def max_elems(elems, inside) -> np.ndarray:
+    """A max pool's window elements with every padded one replaced by the window's first
+    element inside the image: the maximum is idempotent, so the maximum over the result is the
+    maximum over the window's input elements, which is golden's ``max_pool2d`` with padding
+    (a padding value below every code never wins; golden's bound ``padding <= kernel // 2``
+    keeps an element inside every window). No padding: ``elems`` as they are."""
+    if inside.all():
+        return elems
+    assert inside.any(axis=1).all(), "a window without an input element (padding > kernel // 2)"
+    real = elems[np.arange(len(elems)), inside.argmax(axis=1)]
+    return np.where(inside, elems, real[:, None])
 
 
 def avg_requant(k: int, acc_bits: int):
@@ -214,14 +300,16 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
         in_base=in_base, out_base=out_base, offset_base=cursor["obase"],
         patch_base=cursor["pbase"], config=config)
 
-    def run_pass(weight, offsets, entries, pass_out, pool, chan, shared=None, ahead=0):
+    def run_pass(weight, offsets, entries, pass_out, pool, chan, shared=None, ahead=0,
+                 kpos=None):
         """One pass: patches ``entries`` ((base, mask) in patch order), terms ``offsets``,
         weights ``weight`` (int8 [fan_in]), ``pool`` None / ``max`` (4 patches per word),
         requant channel ``chan``; its words from ``pass_out``. ``shared``: the patch-table
         base of an earlier pass of this stage with the same entries and shape (the same
         chunk plan, so the same table order): its entries are read, none are added.
         ``ahead``: passes of the same shape still to come in this stage, counted into a size
-        this pass finds too small (so ``propose_config`` raises it once, not per pass)."""
+        this pass finds too small (so ``propose_config`` raises it once, not per pass).
+        ``kpos``: the terms' kernel positions (default 0: every mask bit 0 set)."""
         pbase = cursor["pbase"] if shared is None else shared
         fan_in = len(offsets)
         mode = "segmented" if k > 1 and fan_in <= cols else "wide"
@@ -259,7 +347,9 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
         image = np.tile(planes, (1, k)) if mode == "segmented" else planes
         cursor["images"].append(c._pad_to(image, cursor.get("width", image.shape[1])))
         cursor["slot"] += tiles * n
-        cursor["offsets"] += [(int(o) % c._ADDR_MOD, 0) for o in offsets]
+        kp = [0] * fan_in if kpos is None else [int(v) for v in kpos]
+        cursor["offsets"] += [(int(o) % c._ADDR_MOD, q) for o, q in zip(offsets, kp,
+                                                                          strict=True)]
         cursor["obase"] += fan_in
         c._plan_chunks(view, config, where, imem_depth=imem_depth)
         if shared is None:
@@ -273,17 +363,11 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
                                     for ch in view.chunks))
 
     if ly.kind in ("avg_pool2d", "global_avg_pool2d", "max_pool2d"):
-        ch_in, h, w = in_shape
-        if ly.kind == "global_avg_pool2d":
-            kh, kw, s = h, w, 1
-        else:
-            kh = kw = int(ly.params["kernel"])
-            s = int(ly.params["stride"])
-        ho, wo = out_shape[1:]
-        cc, yy, xx = np.meshgrid(np.arange(ch_in), np.arange(ho), np.arange(wo), indexing="ij")
-        corner = (in_base + cc * h * w + yy * s * w + xx * s).ravel()     # window top-left
-        ky, kx = np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij")
-        win = (ky * w + kx).ravel()
+        kh, kw, _, pad = window(ly, in_shape)
+        corner, elems, inside, kpos = windows(ly, in_shape, channels=in_shape[0], row0=0,
+                                              rows=out_shape[1], wo=out_shape[2])
+        corner, elems = corner + in_base, elems + in_base
+        win = elems[0] - corner[0]                              # the terms' offsets
         if ly.kind != "max_pool2d":
             found = avg_requant(kh * kw, config.acc_bits)
             if found is None:
@@ -291,13 +375,15 @@ def build_stage(c, *, model, li: int, layout: Layout, config, k: int, cursor: di
                         f"127) rounds the average of {kh * kw} values exactly as golden does; "
                         f"a window of a power-of-two area runs (m = 1, shift log2 of the area)")
             wt, m, sh, b = found
+            entries, kp = avg_entries(c, corner, inside, kpos, pad, where, config)
+            if pad:
+                stage.kernel = (kh, kw)         # propose_config: patch_mask_bits
             cursor["table"].append((m, sh, b))
-            run_pass([wt] * (kh * kw), win, [(int(v) % c._ADDR_MOD, 1) for v in corner],
-                     out_base, None, cursor["chan"])
+            run_pass([wt] * (kh * kw), win, entries, out_base, None, cursor["chan"], kpos=kp)
             cursor["chan"] += 1
         else:
             cursor["table"].append((1, 0, 0))
-            elems = corner[:, None] + win[None, :]            # [outputs, window] addresses
+            elems = max_elems(elems, inside)                  # [outputs, window] addresses
             scratch_bases = (layout.base.get(("scratch", step, 0)),
                              layout.base.get(("scratch", step, 1)))
             p = 0

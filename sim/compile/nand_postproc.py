@@ -594,9 +594,9 @@ def measure_model(model, config, *, seed: int = 0) -> list:
             continue
         nxt = model.layers[i + 1] if i + 1 < len(model.layers) else None
         if (nxt is None or nxt.kind != "max_pool2d" or int(nxt.params["kernel"]) != 2
-                or int(nxt.params["stride"]) != 2):
-            raise ValueError(f"layer {i} ({ly.kind}): the measurement needs a 2x2 stride-2 max "
-                             f"pool after it")
+                or int(nxt.params["stride"]) != 2 or int(nxt.params.get("padding", 0))):
+            raise ValueError(f"layer {i} ({ly.kind}): the measurement needs an unpadded 2x2 "
+                             f"stride-2 max pool after it")
         c, h, w = shapes[i + 1]
         lanes_total = c * (h // 2) * (w // 2)
         chan = np.repeat(np.arange(c), (h // 2) * (w // 2))
