@@ -24,10 +24,11 @@ slow_core = pytest.mark.skipif(
            "(make synth-test)")
 
 
-def _mem_verilog(tmp_path, name, *, nop_addr=0, op2_data_xor=0, acc_sub=False):
+def _mem_verilog(tmp_path, name, *, nop_addr=0, op2_data_xor=0, acc_sub=False, init=(1, 2)):
     """A 4-word memory with a combinational read port: op 0 is a NOP that points the read
     port at ``nop_addr`` and drives 0 (the read data unused), op 1 reads word a, op 2 writes b
-    (xor ``op2_data_xor``) to word a; an accumulator adds (``acc_sub``: subtracts) y."""
+    (xor ``op2_data_xor``) to word a; an accumulator adds (``acc_sub``: subtracts) y; the
+    memory's first words start as ``init``."""
     from amaranth.back import verilog
     from amaranth.hdl import Module, Signal
     from amaranth.lib import wiring
@@ -43,7 +44,7 @@ def _mem_verilog(tmp_path, name, *, nop_addr=0, op2_data_xor=0, acc_sub=False):
 
         def elaborate(self, platform):
             m = Module()
-            m.submodules.mem = mem = Memory(shape=8, depth=4, init=[])
+            m.submodules.mem = mem = Memory(shape=8, depth=4, init=list(init))
             rd, wr = mem.read_port(domain="comb"), mem.write_port()
             acc = Signal(8)
             with m.Switch(self.op):
@@ -84,11 +85,13 @@ def test_a_nop_read_address_is_proven_only_with_memories_mapped(tmp_path):
 
 @needs_yosys
 def test_different_designs_are_never_proven_and_are_refuted_from_reset(tmp_path):
-    """Other data written, or the accumulator subtracting: not proven with memories mapped, and
+    """Other data written, the accumulator subtracting, or another initial memory word (the
+    mapped memory keeps its init values): not proven with memories mapped, and
     the bounded search finds inputs that make an output differ within BMC_CYCLES cycles from
     reset (the checker can fail). A design and itself: no counterexample."""
     gold = _mem_verilog(tmp_path, "gold")
-    for name, kw in (("data", {"op2_data_xor": 4}), ("sub", {"acc_sub": True})):
+    for name, kw in (("data", {"op2_data_xor": 4}), ("sub", {"acc_sub": True}),
+                     ("init", {"init": (1, 3)})):
         gate = _mem_verilog(tmp_path, name, **kw)
         same, why = mutate.state_matched_equivalent(gold, gate, "blk", tmp_path,
                                                     read=mutate.YOSYS_READ_MAPPED, limit=120)
@@ -130,3 +133,15 @@ def test_the_move_nop_row_operand_is_proven_equivalent_at_a_proof_configuration(
     proof = mutate.prove_mutant(m, configs=(("jeit_stt", (), 1),), log=lambda t: None)
     assert proof["status"] == "proven", proof
     assert proof["configs"][0]["result"].startswith("proven: same function at the ports")
+
+
+@slow_core
+def test_an_inverted_busy_output_is_refuted_on_the_core():
+    """The core's ``busy`` output with its ``~`` dropped differs from the first cycle after
+    reset: never proven, and the counterexample search from reset finds it."""
+    source = (REPO / "rtl/core.py").read_text()
+    (m,) = [m for m in mutate.mutants_of(REPO / "rtl/core.py") if m.kind == "drop Invert"
+            and "self.busy.eq(~idle)" in source.splitlines()[m.line - 1]]
+    proof = mutate.prove_mutant(m, configs=(("imac_sot", (), 1),), log=lambda t: None)
+    assert proof["status"] == "refuted", proof
+    assert "output differ" in proof["configs"][0]["result"]

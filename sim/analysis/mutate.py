@@ -911,6 +911,10 @@ def mutant_timeout(timeout: float | None, unmutated_s: float) -> float:
 #: the file is edited), and becomes ``equivalent`` with the entry's reason. Only survivors are
 #: matched: a listed mutant that some test kills is reported killed, so a wrong entry can hide
 #: no test's failure; it can only leave a survivor out of ``score`` (``score_raw`` counts it).
+#: An entry applies only where :func:`prove_mutant` neither proves nor refutes the survivor (or
+#: proofs are off, ``--no-prove``); the outcome is then ``judged_equivalent``. Each of today's
+#: four entries is proven at every proof configuration that generates it (``--prove judged``;
+#: docs/assumptions.rst), so a run with proofs classes them ``proven_equivalent``.
 _NOP_OPERANDS = ("MtjArray's NOP case holds sensed, error and program_without_erase and "
                  "enables no write port, so no operand of a NOP reaches an output (row_a / "
                  "row_b only address the combinational read ports, whose data nothing uses "
@@ -991,7 +995,8 @@ YOSYS_READ_MAPPED = ("read_verilog -sv {src}; hierarchy -check -top {top}; proc;
                      "hierarchy -top {top}; opt_clean; memory -nomap; memory_map; opt_clean; "
                      "write_json {out}")
 #: Yosys script of the bounded search for a counterexample (:func:`refute`): both designs read
-#: as by :data:`YOSYS_READ_MAPPED`, a miter of them, and a SAT search over ``{cycles}`` cycles
+#: as by :data:`YOSYS_READ_MAPPED`, a miter of them, and a SAT search, one cycle more at a
+#: time up to ``{cycles}`` (the base case of temporal induction alone: a bounded model check),
 #: from the initial state (every register's init value, which is its reset value; any register
 #: without one starts at 0 in both) for inputs that make an output differ.
 YOSYS_BMC = ("read_verilog -sv {gold}; hierarchy -check -top {top}; proc; flatten; "
@@ -1001,8 +1006,8 @@ YOSYS_BMC = ("read_verilog -sv {gold}; hierarchy -check -top {top}; proc; flatte
              "design -copy-from gold -as gold gold; design -copy-from gate -as gate gate; "
              "miter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter; "
              "hierarchy -top miter; opt_clean; "
-             "sat -verify -seq {cycles} -set-init-zero -set-def-inputs -prove trigger 0 "
-             "-show-ports miter")
+             "sat -verify -tempinduct -tempinduct-baseonly -maxsteps {cycles} -set-init-zero "
+             "-set-def-inputs -prove trigger 0 miter")
 #: Exports the core's Verilog at one proof configuration (run with ``PYTHONPATH`` at a copy
 #: of ``rtl/``, the original or a mutant's): argv ``preset routes subarrays sizes out``.
 _EXPORT = """
@@ -1060,7 +1065,7 @@ def refute(gold: Path, gate: Path, top: str = "core", cycles: int = BMC_CYCLES,
         return "no counterexample", f"outputs equal for every input in {cycles} cycles from reset"
     if "proof did fail" in proc.stderr:     # yosys: "Called with -verify and proof did fail!"
         return "refuted", (f"yosys found inputs that make an output differ within {cycles} "
-                           "cycles from reset (miter, sat -seq)")
+                           "cycles from reset (miter, bounded sat)")
     raise RuntimeError(f"yosys failed: {proc.stderr.strip()[-300:]}")
 
 
@@ -1647,6 +1652,10 @@ def _main(args) -> int:
         if args.rejudge:
             print(f"stopped by {signal.Signals(signum).name}: --rejudge {args.rejudge} left as "
                   "it was", file=sys.stderr)
+            return 128 + signum
+        if args.prove:
+            print(f"stopped by {signal.Signals(signum).name}: yosys killed, temporary copy "
+                  "removed, rtl/ unchanged; no proofs written", file=sys.stderr)
             return 128 + signum
         kept = "no report" if out is None or not out.exists() else (
             f"{out} holds the {_count_results(out)} mutants finished")
