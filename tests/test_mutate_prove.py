@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from sim.analysis import mutate
+from tests.test_mutate import _verilog
 
 REPO = Path(__file__).resolve().parent.parent
 needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None,
@@ -25,47 +26,31 @@ slow_core = pytest.mark.skipif(
 
 
 def _mem_verilog(tmp_path, name, *, nop_addr=0, op2_data_xor=0, acc_sub=False, init=(1, 2)):
-    """A 4-word memory with a combinational read port: op 0 is a NOP that points the read
-    port at ``nop_addr`` and drives 0 (the read data unused), op 1 reads word a, op 2 writes b
-    (xor ``op2_data_xor``) to word a; an accumulator adds (``acc_sub``: subtracts) y; the
-    memory's first words start as ``init``."""
-    from amaranth.back import verilog
-    from amaranth.hdl import Module, Signal
-    from amaranth.lib import wiring
+    """A 4-word memory with a combinational read port, in test_mutate's small component: op 0
+    is a NOP that points the read port at ``nop_addr`` and drives 0 (the read data unused), op
+    1 reads word a, op 2 writes b (xor ``op2_data_xor``) to word a; an accumulator adds
+    (``acc_sub``: subtracts) y; the memory's first words start as ``init``."""
+    from amaranth.hdl import Signal
     from amaranth.lib.memory import Memory
-    from amaranth.lib.wiring import In, Out
 
-    class Blk(wiring.Component):
-        op: In(2)
-        a: In(8)
-        b: In(8)
-        y: Out(8)
-        acc: Out(8)
+    def body(m, s):
+        m.submodules.mem = mem = Memory(shape=8, depth=4, init=list(init))
+        rd, wr = mem.read_port(domain="comb"), mem.write_port()
+        acc = Signal(8)
+        with m.Switch(s.op):
+            with m.Case(0):
+                m.d.comb += [rd.addr.eq(nop_addr), s.y.eq(0)]
+            with m.Case(1):
+                m.d.comb += [rd.addr.eq(s.a[:2]), s.y.eq(rd.data)]
+            with m.Case(2):
+                m.d.comb += [rd.addr.eq(0), wr.addr.eq(s.a[:2]),
+                             wr.data.eq(s.b ^ op2_data_xor), wr.en.eq(1), s.y.eq(0)]
+            with m.Default():
+                m.d.comb += [rd.addr.eq(0), s.y.eq(0)]
+        m.d.sync += acc.eq(acc - s.y if acc_sub else acc + s.y)
+        m.d.comb += s.acc.eq(acc)
 
-        def elaborate(self, platform):
-            m = Module()
-            m.submodules.mem = mem = Memory(shape=8, depth=4, init=list(init))
-            rd, wr = mem.read_port(domain="comb"), mem.write_port()
-            acc = Signal(8)
-            with m.Switch(self.op):
-                with m.Case(0):
-                    m.d.comb += [rd.addr.eq(nop_addr), self.y.eq(0)]
-                with m.Case(1):
-                    m.d.comb += [rd.addr.eq(self.a[:2]), self.y.eq(rd.data)]
-                with m.Case(2):
-                    m.d.comb += [rd.addr.eq(0), wr.addr.eq(self.a[:2]),
-                                 wr.data.eq(self.b ^ op2_data_xor), wr.en.eq(1),
-                                 self.y.eq(0)]
-                with m.Default():
-                    m.d.comb += [rd.addr.eq(0), self.y.eq(0)]
-            m.d.sync += acc.eq(acc - self.y if acc_sub else acc + self.y)
-            m.d.comb += self.acc.eq(acc)
-            return m
-
-    path = tmp_path / name / "blk.v"
-    path.parent.mkdir(parents=True)
-    path.write_text(verilog.convert(Blk(), name="blk", emit_src=False))
-    return path
+    return _verilog(tmp_path, name, body)
 
 
 @needs_yosys
