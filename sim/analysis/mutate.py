@@ -57,7 +57,9 @@ data no output uses, as an MTJ array's read port during a NOP, is then no differ
 both designs' registers and memory words with equal init (= reset) values, and proves with one
 SAT call that equal state and inputs give equal outputs and next state
 (:func:`state_matched_equivalent`): by induction, the outputs are equal in every cycle from
-reset for every input sequence (unbounded, not a bounded check). Proven at every configuration
+reset for every input sequence (unbounded, not a bounded check; a register without an init
+value, such as the read-address register memory_map makes for a synchronous read port, is
+assumed to start at the same value in both). Proven at every configuration
 where the Verilog differs (and at least one): ``proven_equivalent``, with the method and the
 configurations in the report. Not proven: a miter of both designs is searched for a
 counterexample over :data:`BMC_CYCLES` cycles from reset (:data:`YOSYS_BMC`); found:
