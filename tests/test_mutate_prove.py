@@ -130,3 +130,16 @@ def test_an_inverted_busy_output_is_refuted_on_the_core():
     proof = mutate.prove_mutant(m, configs=(("imac_sot", (), 1),), log=lambda t: None)
     assert proof["status"] == "refuted", proof
     assert "output differ" in proof["configs"][0]["result"]
+
+
+def test_the_score_line_counts_proven_and_judged_equivalents_apart(capsys):
+    """The score leaves out all three kinds of equivalent; the printed line names each count."""
+    results = [{"outcome": o} for o in ["killed"] * 6 + ["survived"] * 2 + ["equivalent"]
+               + ["proven_equivalent"] * 3 + ["judged_equivalent"]]
+    r = mutate.summarize(results)
+    assert (r["score"], r["proven_equivalent"], r["judged_equivalent"]) == (0.75, 3, 1)
+    assert r["score_raw"] == round(6 / 13, 4) and len(r["equivalents"]) == 5
+    mutate._print_scores({"files": {"rtl/core.py": r}}, Path("x.json"))
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "6 of 8 killed" in line and "3 proven equivalent by yosys" in line
+    assert "1 judged equivalent by hand, not proven" in line and "1 the same hardware" in line
