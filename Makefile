@@ -150,8 +150,8 @@ synth-deps: ## install Debian's yosys (with ABC) if missing: the logic synthesis
 	  fi; \
 	}
 
-synth-test: install synth-deps ## the synthesis tests (Yosys + ABC on an adder, a register file, a tiny core; minutes, not in make test)
-	SPINPIM_SYNTH_TESTS=1 $(VPY) -m pytest -q tests/test_synth_core.py
+synth-test: install synth-deps ## the synthesis tests (Yosys + ABC on an adder, a register file, a tiny core) and mutate's proof on the core; minutes, not in make test
+	SPINPIM_SYNTH_TESTS=1 $(VPY) -m pytest -q tests/test_synth_core.py tests/test_mutate_prove.py
 
 sim: install ## run MODEL on N test images on the RTL core of PRESET (SIM, default verilator), vs golden
 	$(VPY) -m sim.cli run --backend rtl --model $(call shquote,$(MODEL)) -n $(or $(N),50) \

@@ -189,21 +189,22 @@ def test_each_hand_judged_equivalent_matches_one_mutant():
     for entry in mutate.JUDGED_EQUIVALENT:
         source = (REPO / entry["file"]).read_text()
         hits = [m for m in mutate.mutants_of(REPO / entry["file"])
-                if mutate._judged_by_hand(source, m)[0] == "equivalent"
+                if mutate._judged_by_hand(source, m)[0] == "judged_equivalent"
                 and m.col == entry["col"] and source.splitlines()[m.line - 1].strip()
                 == entry["source"]]
         assert len(hits) == 1, (entry["source"], hits)
 
 
 def test_hand_judged_equivalents_only_reclassify_survivors(monkeypatch):
-    """A listed mutant whose tests pass is ``equivalent`` with the entry's reason; the same
+    """A listed mutant whose tests pass is ``judged_equivalent`` with the entry's reason
+    (``run`` proves nothing unless asked, ``prove``); the same
     mutant killed by a test stays ``killed`` (the list can hide no failing test)."""
     entry = mutate.JUDGED_EQUIVALENT[0]
     source = (REPO / entry["file"]).read_text()
     (m,) = [m for m in mutate.mutants_of(REPO / entry["file"])
-            if mutate._judged_by_hand(source, m)[0] == "equivalent" and m.col == entry["col"]
+            if mutate._judged_by_hand(source, m)[0] == "judged_equivalent" and m.col == entry["col"]
             and source.splitlines()[m.line - 1].strip() == entry["source"]]
-    for verdict, want in (("survived", "equivalent"), ("killed", "killed")):
+    for verdict, want in (("survived", "judged_equivalent"), ("killed", "killed")):
         def fake_tests(workdir, tests, sim, timeout, programs, trace=None, traced=None,
                        verdict=verdict):
             return ("survived" if traced is not None else verdict), 0.0, ""
@@ -216,25 +217,28 @@ def test_hand_judged_equivalents_only_reclassify_survivors(monkeypatch):
                for r in report["files"][entry["file"]]["mutants"]}
         r = got[(m.line, m.col, m.kind, m.mutated)]
         assert r["outcome"] == want, r
-        if want == "equivalent":
+        if want == "judged_equivalent":
             assert entry["reason"] in r["equivalence"]
 
 
 def test_rejudge_applies_the_hand_judged_list_to_todays_rtl_only():
-    """``--rejudge`` turns a listed survivor of a report made from today's rtl/ into an
-    equivalent; a report of other rtl/ sources (its lines may name other code) keeps it."""
+    """``--rejudge`` (without proofs) turns a listed survivor of a report made from today's
+    rtl/ into ``judged_equivalent``; a report of other rtl/ sources (its lines may name other
+    code) keeps it a survivor."""
     entry = mutate.JUDGED_EQUIVALENT[-1]
     source = (REPO / entry["file"]).read_text()
     (m,) = [m for m in mutate.mutants_of(REPO / entry["file"])
-            if mutate._judged_by_hand(source, m)[0] == "equivalent" and m.col == entry["col"]
+            if mutate._judged_by_hand(source, m)[0] == "judged_equivalent" and m.col == entry["col"]
             and source.splitlines()[m.line - 1].strip() == entry["source"]]
-    for rtl, want in ((mutate.sources_digest("rtl"), "equivalent"), ("0" * 64, "survived")):
+    for rtl, want in ((mutate.sources_digest("rtl"), "judged_equivalent"),
+                      ("0" * 64, "survived")):
         report = {"rtl_sha256": rtl, "files": {entry["file"]: {
             "tests": [], "sites": 1, "timeout_s": 1.0, **mutate.summarize(
                 [{**asdict(m), "outcome": "survived", "seconds": 1.0, "output": ""}])}}}
         r = mutate.rejudge(report, log=lambda text: None)["files"][entry["file"]]
         assert r["mutants"][0]["outcome"] == want
-        assert (r["score"], r["equivalent"]) == ((None, 1) if want == "equivalent" else (0.0, 0))
+        assert (r["score"], r["judged_equivalent"]) == (
+            (None, 1) if want == "judged_equivalent" else (0.0, 0))
 
 
 def test_from_index_leaves_out_the_first_of_the_sample(monkeypatch):
@@ -252,3 +256,30 @@ def test_from_index_leaves_out_the_first_of_the_sample(monkeypatch):
 
     whole = ids(0)
     assert len(whole) == 4 and ids(1) == whole[1:] and ids(4) == []
+
+
+def test_rejudge_with_proofs_classes_proven_refuted_and_judged_apart(monkeypatch):
+    """``rejudge(prove=True)``: a survivor ``prove_mutant`` proves is ``proven_equivalent``
+    (the proof kept in the report); one it refutes stays ``survived`` even when
+    JUDGED_EQUIVALENT lists it (a counterexample beats a hand judgement); one it cannot prove
+    falls back to the list (``judged_equivalent``). The score leaves out only the first and
+    last."""
+    entry = mutate.JUDGED_EQUIVALENT[-1]
+    source = (REPO / entry["file"]).read_text()
+    (m,) = [m for m in mutate.mutants_of(REPO / entry["file"])
+            if mutate._judged_by_hand(source, m)[0] == "judged_equivalent"
+            and m.col == entry["col"] and source.splitlines()[m.line - 1].strip()
+            == entry["source"]]
+    for status, want in (("proven", "proven_equivalent"), ("refuted", "survived"),
+                         ("not proven", "judged_equivalent")):
+        proof = {"status": status, "method": "test", "configs": [
+            {"config": "jeit_stt K=1", "result": f"{status}: test", "seconds": 0.0}]}
+        monkeypatch.setattr(mutate, "prove_mutant", lambda mutant, log=None, proof=proof: proof)
+        report = {"rtl_sha256": mutate.sources_digest("rtl"), "files": {entry["file"]: {
+            "tests": [], "sites": 1, "timeout_s": 1.0, **mutate.summarize(
+                [{**asdict(m), "outcome": "survived", "seconds": 1.0, "output": ""}])}}}
+        r = mutate.rejudge(report, log=lambda text: None, prove=True)["files"][entry["file"]]
+        got = r["mutants"][0]
+        assert got["outcome"] == want and got["proof"]["status"] == status, got
+        assert r["score"] == (0.0 if want == "survived" else None)
+        assert r[want] == 1

@@ -45,6 +45,31 @@ judged equivalent by a reviewer: :data:`JUDGED_EQUIVALENT` lists such mutants wi
 (matched by source text, not line number; only survivors are matched, so an entry can hide no
 failing test; ``--rejudge`` applies it to a report made from today's ``rtl/``).
 
+Formal proof of a survivor (:func:`prove_mutant`; ``--prove judged`` or ``--prove
+FILE:LINE:COL[:KIND]`` runs it alone into ``build/mutate/proofs.json``; ``make mutate`` runs it
+on every survivor the tests' Verilog does not show equivalent, ``--no-prove`` leaves it out):
+the core's Verilog is exported from the unmutated ``rtl/`` and from a temporary copy with the
+mutant applied at small proof configurations (:data:`PROOF_CONFIGS`: every preset at 8 x 8
+arrays, ``nand_spin`` with the ``nand_inmem`` route, ``jeit_stt`` also at two subarrays; the
+core's memories at 2 entries, :data:`PROOF_SIZES`; no fault injection). At each where the
+Verilog differs, yosys maps every memory to flip-flops (:data:`YOSYS_READ_MAPPED`: a read whose
+data no output uses, as an MTJ array's read port during a NOP, is then no difference), pairs
+both designs' registers and memory words with equal init (= reset) values, and proves with one
+SAT call that equal state and inputs give equal outputs and next state
+(:func:`state_matched_equivalent`): by induction, the outputs are equal in every cycle from
+reset for every input sequence (unbounded, not a bounded check; a register without an init
+value, such as the read-address register memory_map makes for a synchronous read port, is
+assumed to start at the same value in both). Proven at every configuration
+where the Verilog differs (and at least one): ``proven_equivalent``, with the method and the
+configurations in the report. Not proven: a miter of both designs is searched for a
+counterexample over :data:`BMC_CYCLES` cycles from reset (:data:`YOSYS_BMC`); found:
+``refuted``, a real survivor that no :data:`JUDGED_EQUIVALENT` entry can hide. Every yosys run
+is bounded (:data:`PROOF_TIMEOUT`, :data:`BMC_TIMEOUT`; ``nice -n 15``); past it: ``not proven``.
+A proof holds at its configurations only: a mutant could differ at a size no proof
+configuration has (the memories' 2 entries use one address bit). The score leaves out three
+kinds of equivalents, counted apart: ``equivalent`` (the tests' Verilog identical or proven the
+same), ``proven_equivalent`` and ``judged_equivalent`` (by hand, not proven).
+
 Stopping and resuming: each finished mutant is written to the report at once, atomically (a
 temporary file in the report's directory, then ``os.replace``; SIGINT and SIGTERM are held
 during the write). On SIGTERM or SIGINT the running tests' process group is killed, the
@@ -91,7 +116,8 @@ from sim.util import UserError
 __all__ = ["Mutant", "mutants_of", "apply", "run", "main", "COVERING", "verilog_digest",
            "same_function", "state_matched_equivalent", "verilog_equivalent", "judge",
            "summarize", "wilson", "traced_lines", "rejudge", "YOSYS_FLOW", "YOSYS_READ",
-           "YOSYS_PROVE"]
+           "YOSYS_PROVE", "YOSYS_READ_MAPPED", "YOSYS_BMC", "PROOF_CONFIGS", "PROOF_SIZES",
+           "prove_mutant", "refute", "export_core", "mutants_named", "EQUIVALENT_OUTCOMES"]
 
 REPO = Path(__file__).resolve().parents[2]
 #: What the temporary copy holds (the tests need nothing else).
@@ -528,6 +554,24 @@ YOSYS_PROVE = ("read_json {src}; miter -equiv -flatten -make_outputs gold gate m
 _CUT_CACHE: dict = {}
 
 
+def _yosys_run(yosys: str, script: str, limit: float | None = None, nice: bool = False):
+    """``yosys -q -p script`` (at ``nice -n 15`` if ``nice``): the completed process, or
+    ``None`` when it ran past ``limit`` seconds (then it is killed, with its process group)."""
+    cmd = (["nice", "-n", "15"] if nice and shutil.which("nice") else []) + [
+        yosys, "-q", "-p", script]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return None
+    except BaseException:
+        _kill_group(proc)
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def _is_state(kind: str) -> bool:
     """Whether a yosys cell type keeps state (a flip-flop, latch or memory)."""
     k = kind.upper()
@@ -715,8 +759,9 @@ def _effective_writes(mod: dict, cells: dict, cname: str, mem: dict) -> dict:
     return {**conns, "WR_EN": en_all, "WR_ADDR": addr_all, "WR_DATA": data_all}
 
 
-def state_matched_equivalent(gold: Path, gate: Path, top: str,
-                             scratch: Path) -> tuple[bool, str]:
+def state_matched_equivalent(gold: Path, gate: Path, top: str, scratch: Path, *,
+                             read: str = YOSYS_READ, limit: float | None = None,
+                             nice: bool = False) -> tuple[bool, str]:
     """Whether two Verilog files of one design are the same function at the ports, by
     induction over matched state.
 
@@ -736,6 +781,11 @@ def state_matched_equivalent(gold: Path, gate: Path, top: str,
     are compared by what they do to it (:func:`_effective_writes`): a write beyond the
     memory's end, or the address and data of a disabled write, is no change, as in the
     memory itself.
+
+    ``read`` is the yosys script that reads each file (:data:`YOSYS_READ`, or
+    :data:`YOSYS_READ_MAPPED` for :func:`prove_mutant`); ``limit`` bounds each yosys run
+    (seconds: past it the result is ``False``, "timed out"); ``nice`` runs yosys at
+    ``nice -n 15``.
     """
     yosys = shutil.which("yosys")
     if yosys is None:
@@ -743,12 +793,12 @@ def state_matched_equivalent(gold: Path, gate: Path, top: str,
                         "(Debian package yosys, make synth-deps)")
     mods = []
     for src in (gold, gate):
-        key = (hashlib.sha256(src.read_bytes()).hexdigest(), top)
+        key = (hashlib.sha256(src.read_bytes()).hexdigest(), top, read)
         if key not in _CUT_CACHE:            # the baseline's file recurs for every mutant
             out = scratch / f"read.{os.getpid()}.json"
-            proc = subprocess.run([yosys, "-q", "-p",
-                                   YOSYS_READ.format(src=src, top=top, out=out)],
-                                  capture_output=True, text=True)
+            proc = _yosys_run(yosys, read.format(src=src, top=top, out=out), limit, nice)
+            if proc is None:
+                return False, f"yosys timed out reading {src.name} (limit {limit:.0f} s)"
             if proc.returncode != 0:
                 return False, f"yosys could not read {src.name}: {proc.stderr.strip()[-200:]}"
             _CUT_CACHE[key] = _cut_state(json.loads(out.read_text())["modules"][top])
@@ -766,10 +816,11 @@ def state_matched_equivalent(gold: Path, gate: Path, top: str,
     both = scratch / f"cut.{os.getpid()}.json"
     both.write_text(json.dumps({"modules": {"gold": mods[0], "gate": mods[1]}}))
     try:
-        proc = subprocess.run([yosys, "-q", "-p", YOSYS_PROVE.format(src=both)],
-                              capture_output=True, text=True)
+        proc = _yosys_run(yosys, YOSYS_PROVE.format(src=both), limit, nice)
     finally:
         both.unlink(missing_ok=True)
+    if proc is None:
+        return False, f"the SAT proof over matched state timed out (limit {limit:.0f} s)"
     if proc.returncode == 0:
         return True, f"same function at the ports ({len(a)} state cells matched, SAT proof)"
     return False, "the SAT proof over matched state failed"
@@ -862,6 +913,10 @@ def mutant_timeout(timeout: float | None, unmutated_s: float) -> float:
 #: the file is edited), and becomes ``equivalent`` with the entry's reason. Only survivors are
 #: matched: a listed mutant that some test kills is reported killed, so a wrong entry can hide
 #: no test's failure; it can only leave a survivor out of ``score`` (``score_raw`` counts it).
+#: An entry applies only where :func:`prove_mutant` neither proves nor refutes the survivor (or
+#: proofs are off, ``--no-prove``); the outcome is then ``judged_equivalent``. Each of today's
+#: four entries is proven at every proof configuration that generates it (``--prove judged``;
+#: docs/assumptions.rst), so a run with proofs classes them ``proven_equivalent``.
 _NOP_OPERANDS = ("MtjArray's NOP case holds sensed, error and program_without_erase and "
                  "enables no write port, so no operand of a NOP reaches an output (row_a / "
                  "row_b only address the combinational read ports, whose data nothing uses "
@@ -892,7 +947,7 @@ JUDGED_EQUIVALENT = [
 
 
 def _judged_by_hand(source: str, m: Mutant) -> tuple[str, dict]:
-    """``("equivalent", fields)`` if the survivor ``m`` of ``source`` is in
+    """``("judged_equivalent", fields)`` if the survivor ``m`` of ``source`` is in
     :data:`JUDGED_EQUIVALENT`, else ``("survived", {})``. ``after`` (if the entry has it) is the
     stripped text of the nearest ``with`` line above the mutant's line, which tells repeated
     lines apart."""
@@ -903,9 +958,217 @@ def _judged_by_hand(source: str, m: Mutant) -> tuple[str, dict]:
     for e in JUDGED_EQUIVALENT:
         if (e["file"], e["source"], e["col"], e["kind"], e["mutated"],
                 e.get("after", above)) == (m.file, text, m.col, m.kind, m.mutated, above):
-            return "equivalent", {"equivalence": f"judged by hand (JUDGED_EQUIVALENT): "
-                                                 f"{e['reason']}"}
+            return "judged_equivalent", {"equivalence": f"judged by hand (JUDGED_EQUIVALENT): "
+                                                       f"{e['reason']}"}
     return "survived", {}
+
+
+# ---- formal proof of a survivor at small configurations (prove_mutant) ----------------------
+
+#: The configurations a survivor is proven at (:func:`prove_mutant`): ``(preset, routes added)``,
+#: each cut to :data:`PROOF_FIELDS` and built with :data:`PROOF_SIZES`. Together they generate
+#: every route's lanes and micro-ops (``jeit_stt``: abs_diff, jeit_fa, zero skipping and the
+#: stall logic; ``nand_spin`` with ``nand_inmem``: the bit-counters, BITCOUNT and LOADPLANE;
+#: ``dima_sot``: the DIMA routes; ``imac_sot``; then ``jeit_stt`` at two subarrays, for the code
+#: that selects one subarray's result). ASSUMPTION: the smallest sizes that still generate each
+#: block (8 x 8 arrays, the 2-entry memories the core accepts) keep the SAT problems small
+#: enough for minutes on one core; a mutant is proven only at these configurations.
+PROOF_CONFIGS = (("jeit_stt", (), 1), ("nand_spin", ("nand_inmem",), 1), ("dima_sot", (), 1),
+                 ("imac_sot", (), 1), ("jeit_stt", (), 2))
+#: Configuration fields of every proof configuration (the arrays' rows and columns; one mat).
+PROOF_FIELDS = {"rows": 8, "columns": 8, "mats": 1}
+#: Memory sizes of the core at a proof configuration (``rtl.core.Core``'s overrides): the
+#: smallest it accepts, so that :data:`YOSYS_READ_MAPPED` maps every memory to few flip-flops.
+PROOF_SIZES = {"imem_depth": 2, "buffer_slots": 2, "channels": 1, "out_depth": 2,
+               "offset_depth": 2, "patch_depth": 2}
+#: Seconds each yosys run of a proof may take (ASSUMPTION: the brief's bound of about ten
+#: minutes at a small configuration; past it the mutant is "not proven").
+PROOF_TIMEOUT = 600.0
+#: Cycles from reset the bounded search for a counterexample covers (:data:`YOSYS_BMC`), and
+#: the seconds it may take (ASSUMPTION: enough to load a one-word program, start it and see
+#: its first micro-ops leave S3; the whole core unrolled further took over 10 min).
+BMC_CYCLES, BMC_TIMEOUT = 8, 120.0
+#: Yosys script that reads a proof configuration's Verilog for
+#: :func:`state_matched_equivalent`: as :data:`YOSYS_READ`, but every memory mapped to
+#: flip-flops and multiplexers (``memory_map``), so that a read whose data no output uses (the
+#: MTJ array's combinational read ports during a NOP) is no difference, and each memory word is
+#: a register matched like any other.
+YOSYS_READ_MAPPED = ("read_verilog -sv {src}; hierarchy -check -top {top}; proc; flatten; "
+                     "hierarchy -top {top}; opt_clean; memory -nomap; memory_map; opt_clean; "
+                     "write_json {out}")
+#: Yosys script of the bounded search for a counterexample (:func:`refute`): both designs read
+#: as by :data:`YOSYS_READ_MAPPED`, a miter of them, and a SAT search, one cycle more at a
+#: time up to ``{cycles}`` (the base case of temporal induction alone: a bounded model check),
+#: from the initial state (every register's init value, which is its reset value; any register
+#: without one starts at 0 in both) for inputs that make an output differ.
+YOSYS_BMC = ("read_verilog -sv {gold}; hierarchy -check -top {top}; proc; flatten; "
+             "memory -nomap; memory_map; opt_clean; rename {top} gold; design -stash gold; "
+             "read_verilog -sv {gate}; hierarchy -check -top {top}; proc; flatten; "
+             "memory -nomap; memory_map; opt_clean; rename {top} gate; design -stash gate; "
+             "design -copy-from gold -as gold gold; design -copy-from gate -as gate gate; "
+             "miter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter; "
+             "hierarchy -top miter; opt_clean; "
+             "sat -verify -tempinduct -tempinduct-baseonly -maxsteps {cycles} -set-init-zero "
+             "-set-def-inputs -prove trigger 0 miter")
+#: Exports the core's Verilog at one proof configuration (run with ``PYTHONPATH`` at a copy
+#: of ``rtl/``, the original or a mutant's): argv ``preset routes subarrays sizes out``.
+_EXPORT = """
+import dataclasses, json, sys
+from amaranth.back import verilog
+from rtl.config import preset
+from rtl.core import Core
+name, routes, k, fields, sizes, out = sys.argv[1:]
+cfg = preset(name)
+added = tuple(r for r in json.loads(routes) if r not in cfg.routes)
+cfg = dataclasses.replace(cfg, **json.loads(fields), subarrays_per_mat=int(k),
+                          routes=cfg.routes + added)
+core = Core(config=cfg, subarrays=int(k), faults=False, **json.loads(sizes))
+with open(out, "w") as f:
+    f.write(verilog.convert(core, name="core", emit_src=False))
+"""
+
+
+def proof_config_name(preset_name: str, routes=(), subarrays: int = 1) -> str:
+    """The name of a proof configuration in the report, e.g. ``nand_spin+nand_inmem K=1``."""
+    return f"{preset_name}{''.join('+' + r for r in routes)} K={subarrays}"
+
+
+def export_core(rtl_root: Path, config, dest: Path, limit: float = PROOF_TIMEOUT) -> str | None:
+    """Write the core's Verilog at the proof configuration ``config`` (``(preset, routes,
+    subarrays)``) as generated by the ``rtl/`` under ``rtl_root`` to ``dest``; ``None`` when it
+    elaborates, else the last line of the error."""
+    name, routes, k = config
+    proc = subprocess.run(
+        [sys.executable, "-c", _EXPORT, name, json.dumps(list(routes)), str(k),
+         json.dumps(PROOF_FIELDS), json.dumps(PROOF_SIZES), str(dest)],
+        env=dict(os.environ, PYTHONPATH=str(rtl_root), PYTHONDONTWRITEBYTECODE="1"),
+        cwd=rtl_root, capture_output=True, text=True, timeout=limit)  # -c: cwd is sys.path[0]
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit code {proc.returncode}"
+    return None
+
+
+def refute(gold: Path, gate: Path, top: str = "core", cycles: int = BMC_CYCLES,
+           limit: float = PROOF_TIMEOUT) -> tuple[str, str]:
+    """Search for inputs that make two designs' outputs differ within ``cycles`` cycles from
+    their initial state (:data:`YOSYS_BMC`): ``("refuted", how)`` if yosys finds them (the
+    mutant is not equivalent at this configuration), ``("no counterexample", ...)`` if none
+    exists in that many cycles, ``("timed out", ...)`` past ``limit`` seconds."""
+    yosys = shutil.which("yosys")
+    if yosys is None:
+        raise UserError("yosys not found on PATH: the equivalence proof needs it "
+                        "(Debian package yosys, make synth-deps)")
+    script = YOSYS_BMC.format(gold=gold, gate=gate, top=top, cycles=cycles)
+    proc = _yosys_run(yosys, script, limit, nice=True)
+    if proc is None:
+        return "timed out", f"no counterexample within {limit:.0f} s"
+    if proc.returncode == 0:
+        return "no counterexample", f"outputs equal for every input in {cycles} cycles from reset"
+    if "proof did fail" in proc.stderr:     # yosys: "Called with -verify and proof did fail!"
+        return "refuted", (f"yosys found inputs that make an output differ within {cycles} "
+                           "cycles from reset (miter, bounded sat)")
+    raise RuntimeError(f"yosys failed: {proc.stderr.strip()[-300:]}")
+
+
+def prove_mutant(m: Mutant, *, configs=PROOF_CONFIGS, limit: float = PROOF_TIMEOUT,
+                 cycles: int = BMC_CYCLES, log=None, root: Path = REPO) -> dict:
+    """Prove a mutant the same hardware as the unmutated source, or refute it, with yosys.
+
+    For each configuration of ``configs`` (:data:`PROOF_CONFIGS`) the core's Verilog is
+    exported from ``root``'s ``rtl/`` and from a temporary copy with the mutant applied
+    (the working tree is never edited). Where the two differ, :func:`state_matched_equivalent`
+    with :data:`YOSYS_READ_MAPPED` proves them the same at the core's ports: both designs'
+    state (every register and, memories mapped, every memory word) paired, the same init
+    (= reset) values, and a SAT proof that from any equal state and any equal inputs the
+    outputs and the next state are equal. By induction from the initial state this holds in
+    every cycle of every input sequence, reset included: an unbounded proof. If it fails,
+    :func:`refute` searches for a counterexample of :data:`BMC_CYCLES` cycles from reset.
+
+    Returns ``{"status", "method", "configs": [per configuration: name, result, seconds]}``,
+    ``status`` one of ``proven`` (the Verilog differs at some configuration and is proven the
+    same at every one where it differs), ``refuted`` (a counterexample from reset at one),
+    ``not proven`` (neither, within ``limit`` seconds per yosys run), ``not generated`` (the
+    mutated code is in no configuration's Verilog: nothing to prove), ``not elaborated``
+    (the mutant does not elaborate at a configuration: it is different hardware).
+    """
+    if log is None:
+        def log(text):
+            print(text, flush=True)
+    rel = m.file
+    original = (root / rel).read_text()
+    done, status = [], None
+    with tempfile.TemporaryDirectory(prefix="spinpim-prove-") as tmp:
+        tmp = Path(tmp)
+        shutil.copytree(root / "rtl", tmp / "gate" / "rtl",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        (tmp / "gate" / rel).write_text(apply(original, m))
+        for config in configs:
+            cname = proof_config_name(*config)
+            gold, gate = tmp / f"gold-{len(done)}.v", tmp / f"gate-{len(done)}.v"
+            t0 = time.monotonic()
+            err = export_core(root, config, gold, limit)
+            if err is not None:
+                raise RuntimeError(f"the unmutated core does not elaborate at {cname}: {err}")
+            err = export_core(tmp / "gate", config, gate, limit)
+            if err is not None:
+                entry = {"config": cname, "result": f"the mutant does not elaborate: {err}"}
+                status = "not elaborated"
+            elif gold.read_bytes() == gate.read_bytes():
+                entry = {"config": cname, "result": "identical Verilog (mutated code not "
+                                                    "generated here)"}
+            else:
+                same, why = state_matched_equivalent(gold, gate, "core", tmp,
+                                                     read=YOSYS_READ_MAPPED, limit=limit,
+                                                     nice=True)
+                if same:
+                    entry = {"config": cname, "result": f"proven: {why}"}
+                else:
+                    verdict, how = refute(gold, gate, "core", cycles, min(limit, BMC_TIMEOUT))
+                    entry = {"config": cname, "result": f"not proven ({why}); {verdict}: {how}"}
+                    status = "refuted" if verdict == "refuted" else "not proven"
+            entry["seconds"] = round(time.monotonic() - t0, 1)
+            done.append(entry)
+            log(f"  {rel} line {m.line} {m.kind} at {cname}: {entry['result']} "
+                f"({entry['seconds']} s)")
+            if status is not None:
+                break
+    if status is None:
+        status = ("proven" if any(e["result"].startswith("proven") for e in done)
+                  else "not generated")
+    return {"status": status, "method": PROOF_METHOD, "configs": done}
+
+
+#: What :func:`prove_mutant` proves, for the report.
+PROOF_METHOD = ("yosys: the core's Verilog of the unmutated and the mutated rtl/ at each proof "
+                "configuration (PROOF_CONFIGS cut to PROOF_FIELDS, memories of PROOF_SIZES, no "
+                "fault injection); memories mapped to flip-flops (YOSYS_READ_MAPPED); every "
+                "register and memory word paired with equal init (= reset) values; a SAT proof "
+                "(YOSYS_PROVE) that equal state and inputs give equal outputs and next state: by "
+                "induction, equal outputs in every cycle from reset for every input sequence "
+                "(unbounded); else a counterexample searched over BMC_CYCLES cycles from reset "
+                "(YOSYS_BMC)")
+
+
+def _refuted(fields: dict) -> bool:
+    """Whether a mutant's report fields hold a proof that refuted it (a real survivor, which
+    no hand judgement may call equivalent)."""
+    return (fields.get("proof") or {}).get("status") == "refuted"
+
+
+def _proof_outcome(m: Mutant, log=None) -> tuple[str, dict]:
+    """``(outcome, report fields)`` of a survivor after :func:`prove_mutant`:
+    ``proven_equivalent`` if proven, else ``survived`` (with the proof's result)."""
+    try:
+        proof = prove_mutant(m, log=log)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        return "survived", {"proof": {"status": "not proven", "error": str(e)[-300:]}}
+    if proof["status"] == "proven":
+        where = ", ".join(e["config"] for e in proof["configs"]
+                          if e["result"].startswith("proven"))
+        return "proven_equivalent", {"proof": proof,
+                                     "equivalence": f"proven by yosys at {where}"}
+    return "survived", {"proof": proof}
 
 
 #: What a result is for (``--resume``): the mutant, not its position in a report.
@@ -986,7 +1249,7 @@ def _file_report(covering, every, limit, results) -> dict:
 def run(files, *, mutants: int, sim: str, seed: int, timeout: float | None, tests=None,
         programs: int = 60, lines=None, log=None, keep_dir: Path | None = None,
         progress=None, judge_now: bool = True, done: dict | None = None,
-        from_index: int = 0) -> dict:
+        from_index: int = 0, prove: bool = False) -> dict:
     """Mutate each of ``files`` (a sample of ``mutants`` per file, all if 0), run the covering
     tests on each mutant; return the report (a JSON-able dict). The sampled mutants run in the
     sample's random order, so the first k of them are a random sample too (``from_index`` k
@@ -994,7 +1257,9 @@ def run(files, *, mutants: int, sim: str, seed: int, timeout: float | None, test
     the report so far (``"partial": true``) after every mutant. With ``judge_now`` false a
     survivor's Verilog is only kept, for :func:`rejudge` later. ``done`` (a report of the same
     options and sources, :func:`resume_check`) gives results already finished: those mutants
-    are not run again, a file whose sample is all done is not run at all."""
+    are not run again, a file whose sample is all done is not run at all. With ``prove`` a
+    survivor the tests' Verilog does not show equivalent is given to :func:`prove_mutant`:
+    proven, it is ``proven_equivalent``; else :data:`JUDGED_EQUIVALENT` may judge it."""
     if log is None:
         def log(text):
             print(text, flush=True)
@@ -1064,7 +1329,10 @@ def run(files, *, mutants: int, sim: str, seed: int, timeout: float | None, test
                             outcome, more = _judge_survivor(work, baseline, keep,
                                                             i + from_index, judge_now)
                             entry.update(more)
-                        if outcome == "survived":
+                        if outcome == "survived" and prove:
+                            outcome, more = _proof_outcome(m, log)
+                            entry.update(more)
+                        if outcome == "survived" and not _refuted(entry):
                             outcome, more = _judged_by_hand(original, m)
                             entry.update(more)
                     slots[i] = {**asdict(m), "outcome": outcome, "seconds": round(took, 1),
@@ -1098,39 +1366,55 @@ def wilson(k: int, n: int, z: float = 1.96) -> list | None:
 
 
 def summarize(results: list[dict]) -> dict:
-    """The counts, ``score`` (killed / (run - equivalent)) with its 95 % Wilson interval
+    """The counts, ``score`` (killed / (run - the three kinds of :data:`EQUIVALENT_OUTCOMES`))
+    with its 95 % Wilson interval
     ``score_ci95`` (:func:`wilson`), ``score_raw`` (killed / run), the
     survivors, the uncovered and the equivalents of one file's mutant results (an uncovered
     mutant counts as not killed in both scores)."""
     counts = {k: sum(r["outcome"] == k for r in results)
-              for k in ("killed", "killed_timeout", "survived", "uncovered", "equivalent")}
+              for k in ("killed", "killed_timeout", "survived", "uncovered", "equivalent",
+                        "proven_equivalent", "judged_equivalent")}
     killed = counts["killed"] + counts["killed_timeout"]
-    judged = len(results) - counts["equivalent"]
+    judged = len(results) - sum(counts[k] for k in EQUIVALENT_OUTCOMES)
     return {"run": len(results), **counts,
             "score": round(killed / judged, 4) if judged else None,
             "score_ci95": wilson(killed, judged),
             "score_raw": round(killed / len(results), 4) if results else None,
             "survivors": [r for r in results if r["outcome"] == "survived"],
             "uncovered_mutants": [r for r in results if r["outcome"] == "uncovered"],
-            "equivalents": [r for r in results if r["outcome"] == "equivalent"],
+            "equivalents": [r for r in results if r["outcome"] in EQUIVALENT_OUTCOMES],
             "mutants": results}
 
 
-def rejudge(report: dict, log=print) -> dict:
-    """``report`` with every survivor judged again: one in :data:`JUDGED_EQUIVALENT` becomes
-    ``equivalent`` with its reason (when the report was made from today's ``rtl/``, whose
-    source the entries are matched against), any other whose differing Verilog was kept is
-    judged by :func:`judge` (a mutant proven equivalent becomes ``equivalent``); scores
-    recomputed."""
+#: Outcomes left out of ``score`` (``score_raw`` counts them): ``equivalent`` (the tests'
+#: Verilog identical or proven the same, :func:`judge`), ``proven_equivalent`` (proven the
+#: same at the small proof configurations, :func:`prove_mutant`), ``judged_equivalent`` (by a
+#: reviewer, :data:`JUDGED_EQUIVALENT`; not proven).
+EQUIVALENT_OUTCOMES = ("equivalent", "proven_equivalent", "judged_equivalent")
+
+
+def rejudge(report: dict, log=print, prove: bool = False) -> dict:
+    """``report`` with every survivor (and every mutant judged equivalent by hand) judged
+    again, when the report was made from today's ``rtl/`` (whose source the mutants are
+    applied to): with ``prove``, one that :func:`prove_mutant` proves becomes
+    ``proven_equivalent``; else one in :data:`JUDGED_EQUIVALENT` becomes ``judged_equivalent``
+    with its reason. Any other survivor whose differing Verilog was kept is judged by
+    :func:`judge` (proven the same: ``equivalent``); scores recomputed."""
     same_rtl = report.get("rtl_sha256") == sources_digest("rtl")
     for rel, r in report["files"].items():
         cache: dict = {}
         for m in r["mutants"]:
+            if m["outcome"] == "judged_equivalent":      # judged again below
+                m["outcome"] = "survived"
             if m["outcome"] == "survived" and same_rtl:
                 mutant = Mutant(**{k: m[k] for k in _IDENTITY})
-                outcome, more = _judged_by_hand((REPO / rel).read_text(), mutant)
-                if outcome == "equivalent":
-                    m.update(outcome=outcome, **more)
+                outcome, more = (_proof_outcome(mutant, log) if prove
+                                 else ("survived", {}))
+                if outcome == "survived" and not _refuted(more):
+                    outcome, hand = _judged_by_hand((REPO / rel).read_text(), mutant)
+                    more.update(hand)
+                m.update(outcome=outcome, **more)
+                if outcome != "survived":
                     log(f"{rel} line {m['line']} {m['kind']}: {outcome} ({m['equivalence']})")
             if m["outcome"] != "survived" or "verilog" not in m:
                 continue
@@ -1168,28 +1452,82 @@ def _write_report(report: dict, out: Path) -> None:
 def _print_scores(report: dict, out: Path) -> None:
     for rel, r in report["files"].items():
         k = r["killed"] + r["killed_timeout"]
-        hand = sum(1 for m in r.get("mutants", ())
-                   if str(m.get("equivalence", "")).startswith("judged by hand"))
+        proven, hand = r.get("proven_equivalent", 0), r.get("judged_equivalent", 0)
+        same = r["equivalent"]
         print(f"{rel}: score {r['score']} (95 % Wilson interval {r.get('score_ci95')}; "
-              f"{k} of {r['run'] - r['equivalent']} killed: "
+              f"{k} of {r['run'] - same - proven - hand} killed: "
               f"{r['killed']} by a failing test or build, {r['killed_timeout']} by the "
-              f"timeout; {r['equivalent']} equivalent: the same hardware as unmutated, "
-              f"{hand} of them judged by hand, not proven); "
+              f"timeout; left out as equivalent: {same} the same hardware in the tests' "
+              f"Verilog, {proven} proven equivalent by yosys at the proof configurations, "
+              f"{hand} judged equivalent by hand, not proven); "
               f"{r['survived']} survivors, {r['uncovered']} uncovered (no test runs the "
               f"line); score_raw {r['score_raw']} ({k} of {r['run']})")
     print(f"report: {out}")
 
 
-def _rejudge_main(path: Path) -> int:
+def _rejudge_main(path: Path, prove: bool = False) -> int:
     try:
         report = json.loads(path.read_text())
         report["files"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"--rejudge {path}: not a report of sim.analysis.mutate ({e})") from None
-    report = rejudge(report)
+    report = rejudge(report, prove=prove)
     _write_report(report, path)
     _print_scores(report, path)
     return 0
+
+
+def mutants_named(specs) -> list[Mutant]:
+    """The mutants ``specs`` names (``--prove``): ``judged`` is every :data:`JUDGED_EQUIVALENT`
+    entry's mutant; ``FILE:LINE:COL`` every mutant at that site, ``FILE:LINE:COL:KIND`` the one
+    of that kind. :class:`UserError` (one line) for a spec that names none."""
+    found = []
+    for spec in specs:
+        if spec == "judged":
+            for e in JUDGED_EQUIVALENT:
+                source = (REPO / e["file"]).read_text()
+                found += [m for m in mutants_of(REPO / e["file"])
+                          if m.col == e["col"] and m.kind == e["kind"]
+                          and _judged_by_hand(source, m)[1].get("equivalence", "").endswith(
+                              e["reason"])]
+            continue
+        parts = spec.split(":", 3)
+        if len(parts) < 3 or not parts[1].isdigit() or not parts[2].isdigit():
+            raise UserError(f"--prove {spec}: must be 'judged' or FILE:LINE:COL[:KIND] "
+                            "(e.g. rtl/core.py:937:56:constant +1)")
+        path = (REPO / parts[0]).resolve()
+        if not path.is_file() or path.suffix != ".py" or path.parent != REPO / "rtl":
+            raise UserError(f"--prove {spec}: {parts[0]} must be a Python file under rtl/")
+        hits = [m for m in mutants_of(path) if (m.line, m.col) == (int(parts[1]), int(parts[2]))
+                and (len(parts) == 3 or m.kind == parts[3])]
+        if not hits:
+            raise UserError(f"--prove {spec}: no mutant there (sites are FILE:LINE:COL of "
+                            "mutants_of; KIND as in a report, e.g. 'constant +1')")
+        found += hits
+    return found
+
+
+def _prove_main(specs, out: Path) -> int:
+    mutants = mutants_named(specs)
+    results = []
+    for m in mutants:
+        print(f"{m.file} line {m.line} col {m.col} {m.kind}: {m.original!r} -> {m.mutated!r}",
+              flush=True)
+        t0 = time.monotonic()
+        proof = prove_mutant(m)
+        results.append({**asdict(m), **proof, "seconds": round(time.monotonic() - t0, 1)})
+        print(f"  {proof['status']} ({results[-1]['seconds']} s)", flush=True)
+    _write_report({"rtl_sha256": sources_digest("rtl"), "yosys": _yosys_version(),
+                   "proofs": results}, out)
+    print(f"proofs: {out}")
+    return 0
+
+
+def _yosys_version() -> str:
+    yosys = shutil.which("yosys")
+    if yosys is None:
+        return "none"
+    return subprocess.run([yosys, "-V"], capture_output=True, text=True).stdout.strip()
 
 
 def _count_results(out: Path) -> int:
@@ -1230,6 +1568,14 @@ def main(argv=None) -> int:
     ap.add_argument("--from-index", type=int, default=0, metavar="K",
                     help="leave out the first K mutants of each file's sample (run by an "
                          "earlier report that has no --resume fields); default 0")
+    ap.add_argument("--prove", nargs="+", default=None, metavar="MUTANT",
+                    help="run no tests: prove mutants equivalent to the unmutated source with "
+                         "yosys (prove_mutant) and write the results to --out (default "
+                         "build/mutate/proofs.json); MUTANT is 'judged' (every "
+                         "JUDGED_EQUIVALENT entry) or FILE:LINE:COL[:KIND] of a mutant")
+    ap.add_argument("--no-prove", action="store_true",
+                    help="do not try to prove the survivors equivalent (prove_mutant) during "
+                         "the run or --rejudge")
     ap.add_argument("--resume", action="store_true",
                     help="keep the mutants already in --out (made from the same rtl/ and tests "
                          "with the same options, else refused) and run only the others")
@@ -1255,8 +1601,11 @@ def main(argv=None) -> int:
 def _main(args) -> int:
     out = None
     try:
+        if args.prove:
+            return _prove_main(args.prove, Path(args.out) if args.out
+                               else REPO / "build" / "mutate" / "proofs.json")
         if args.rejudge:
-            return _rejudge_main(Path(args.rejudge))
+            return _rejudge_main(Path(args.rejudge), prove=not args.no_prove)
         if not args.files:
             raise UserError("no files to mutate: name rtl/ files (MUTATE_FILES) or --rejudge")
         if args.sim not in ("icarus", "verilator"):
@@ -1295,7 +1644,8 @@ def _main(args) -> int:
                      else out.with_name(f"{out.stem}-verilog"),
                      progress=lambda partial: _write_report({**ident, **partial}, out),
                      judge_now=not args.judge_later, done=done,
-                     from_index=args.from_index)
+                     from_index=args.from_index,
+                     prove=not args.judge_later and not args.no_prove)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -1304,6 +1654,10 @@ def _main(args) -> int:
         if args.rejudge:
             print(f"stopped by {signal.Signals(signum).name}: --rejudge {args.rejudge} left as "
                   "it was", file=sys.stderr)
+            return 128 + signum
+        if args.prove:
+            print(f"stopped by {signal.Signals(signum).name}: yosys killed, temporary copy "
+                  "removed, rtl/ unchanged; no proofs written", file=sys.stderr)
             return 128 + signum
         kept = "no report" if out is None or not out.exists() else (
             f"{out} holds the {_count_results(out)} mutants finished")
