@@ -36,7 +36,6 @@ tool.
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import importlib
 import io
@@ -334,7 +333,8 @@ def command_lines(draw, parser: argparse.ArgumentParser | None, names: list[str]
 def repo_state():
     """What the tools could change in the repository: git's view of the tracked and untracked
     files, and the files under build/ (ignored by git) with their sizes and mtimes."""
-    r = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO,
+    r = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain",
+                        "--untracked-files=all"], cwd=REPO,
                        capture_output=True, text=True, check=True)
     build = {}
     for root, _, files in os.walk(REPO / "build"):
@@ -522,3 +522,26 @@ def test_counts_beyond_range_before_the_work(module, argv, says, capsys, monkeyp
     assert mod.main(argv) == 2
     line = one_line_error(capsys)
     assert says in line, line
+
+
+def test_config_path_with_a_nul_byte_is_one_line():
+    """Found by this suite (``sim.analysis.counting --config $'\\x00'``): a NUL in the path
+    made ``Path.read_bytes`` raise ValueError ("embedded null byte"), a traceback in every tool
+    with --config."""
+    from sim.config_file import ConfigError, load_config_file
+    with pytest.raises(ConfigError, match=r"^--config \x00: cannot read the file \(embedded "
+                                          r"null byte\)$"):
+        load_config_file("\x00")
+
+
+@pytest.mark.parametrize("model", ["", "adir", "missing.npz"])
+def test_multi_mat_bad_model_file_is_one_line(model, tmp_path, capsys, monkeypatch):
+    """Found by this suite: a --model that is a directory or a missing file was a
+    ModelFormatError traceback (the tool caught only UserError)."""
+    from sim.analysis import multi_mat
+    from tests.test_validation import one_line_error
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    assert multi_mat.main(["--model", model]) == 2
+    assert one_line_error(capsys).startswith("error: model file ")
+    assert [p.name for p in tmp_path.iterdir()] == ["adir"]
