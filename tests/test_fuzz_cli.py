@@ -194,8 +194,14 @@ def _sane_names(action: argparse.Action, names: dict[str, list[str]]) -> list[st
 #: existing directory, and ``ro/``, a directory nobody may write), or absolute ones that cannot
 #: be written.
 PATHS = ["out.json", "sub/deeper/out.json", "adir", "adir/", ".", "..", "ro/out.json",
-         "/nonexistent/dir/out.json", "/", "/dev/null", "", " ", "-", "out", "a" * 300,
+         "/nonexistent/dir/out.json", "/", "/dev/null", "", " ", "-", "out", "a" * 250,
          "out.json\x01", "adir/x.npz", "missing.npz", "ro"]
+
+#: A file name longer than the file system allows (NAME_MAX 255): stat raises OSError
+#: (ENAMETOOLONG), which rtl.outputs.check_file and sim.cli._resolve_model let through as a
+#: traceback. Not in :data:`PATHS` until they are fixed (rtl/ and sim/cli.py are not changed
+#: here; :func:`test_output_path_known_gaps` fails when they are, to put it back).
+OVERLONG = "a" * 300
 
 NUMBERS = ["0", "-1", "1", "2", "3", "4", "8", "32", "33", "64", "65", "360", "361", "10000",
            "10001", "2147483648", "9223372036854775807", "9223372036854775808",
@@ -545,3 +551,37 @@ def test_multi_mat_bad_model_file_is_one_line(model, tmp_path, capsys, monkeypat
     assert multi_mat.main(["--model", model]) == 2
     assert one_line_error(capsys).startswith("error: model file ")
     assert [p.name for p in tmp_path.iterdir()] == ["adir"]
+
+
+def test_overlong_model_names_are_one_line(capsys, tmp_path, monkeypatch):
+    """Found by this suite: a --model file name longer than NAME_MAX made ``Path.is_dir``
+    raise OSError (ENAMETOOLONG) in golden.model.load_model and in sim.flows.imac_flow's
+    check of every ``sim.cli run --model``: a traceback; now a ModelFormatError, and not a
+    CPU-IMAC network."""
+    from golden.model import ModelFormatError, load_model
+    from sim import cli
+    from sim.flows.imac_flow import is_imac_model
+    from tests.test_validation import one_line_error
+    with pytest.raises(ModelFormatError, match=r"^model file 'a{300}\.npz' cannot be read "
+                                               r"\(File name too long\)$"):
+        load_model(OVERLONG + ".npz")
+    assert not is_imac_model(OVERLONG)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "--backend", "golden", "--model", OVERLONG + ".npz"]) == 2
+    assert one_line_error(capsys).endswith("cannot be read (File name too long)")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "rtl.outputs.check_file lets ENAMETOOLONG through (a traceback before any work) and accepts "
+    "a NUL byte (the writer's ValueError traceback after the work); sim.cli._resolve_model "
+    "lets ENAMETOOLONG through. Not changed here (rtl/, and a file another helper edits); "
+    "when a case passes, add its path to PATHS"))
+@pytest.mark.parametrize("where, path", [("rtl.outputs.check_file", OVERLONG),
+                                         ("rtl.outputs.check_file", "a\x00b"),
+                                         ("sim.cli._resolve_model", OVERLONG)])
+def test_output_path_known_gaps(where, path):
+    from rtl.outputs import UserError
+    owner, attr = where.rsplit(".", 1)
+    f = getattr(importlib.import_module(owner), attr)
+    with pytest.raises(UserError):
+        f("--out", path) if attr == "check_file" else f(path)
