@@ -48,7 +48,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parent.parent
@@ -389,6 +389,12 @@ def run_tool(module: str, argv: list[str], prog: str | None) -> tuple[int | str,
     return code, err.getvalue()
 
 
+#: Values a tool is known to mishandle in a file this suite does not change (another helper
+#: edits it): left out of the fuzz, each with a strict-xfail tripwire below that fails once it
+#: is fixed, to take it out of here.
+KNOWN_GAPS = {"sim.analysis.mutate": ("\x00",)}
+
+
 @pytest.mark.parametrize("module", sorted(WORK))
 def test_command_lines(module):
     """Every tool: exit code 0 or 2 (or validation passed), one error line, the repository
@@ -403,6 +409,7 @@ def test_command_lines(module):
     @SETTINGS
     @given(argv=command_lines(parser, names))
     def check(argv):
+        assume(not any(text in a for text in KNOWN_GAPS.get(module, ()) for a in argv))
         code, err = run_tool(module, argv, prog)
         assert code in ("work", 0, 2), (module, argv, code, err[-3000:])
         if code == 2:
@@ -585,3 +592,13 @@ def test_output_path_known_gaps(where, path):
     f = getattr(importlib.import_module(owner), attr)
     with pytest.raises(UserError):
         f("--out", path) if attr == "check_file" else f(path)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "sim.analysis.mutate resolves its file names before checking them: a NUL byte is "
+    "pathlib's ValueError traceback (not changed here: another helper edits mutate.py); "
+    "when this passes, empty KNOWN_GAPS"))
+def test_mutate_nul_file_name_known_gap():
+    code, err = run_tool("sim.analysis.mutate", ["a\x00b"], "python -m sim.analysis.mutate")
+    assert code == 2
+    check_error_output(err, "python -m sim.analysis.mutate", ["a\x00b"])
