@@ -234,11 +234,12 @@ bench: install ## measure speeds (golden, core model, RTL on SIM), write build/b
 	$(VPY) -m sim.analysis.bench --out build/bench/bench.json --rtl-images 5 \
 	    --sim $(if $(SIM),$(SIM),verilator) $(if $(MAT),--mat $(MAT))
 
-# make fuzz: the long profile of tests/test_fuzz.py (make test runs it with 25 examples).
+# make fuzz: the long profile of tests/test_fuzz.py and tests/test_fuzz_cli.py (make test runs
+# them with 25 examples per property, 8 command lines per tool).
 FUZZ_EXAMPLES ?= 1000
 
-fuzz: install ## fuzz model files, IDX data sets and command lines with FUZZ_EXAMPLES examples per property
-	SPINPIM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VPY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py
+fuzz: install ## fuzz model files, IDX data sets, config files and every tool's command line (FUZZ_EXAMPLES per property)
+	SPINPIM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VPY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py tests/test_fuzz_cli.py
 
 # make mutate (not in CI): rtl/ files to mutate, mutants sampled per file (0: all), sample seed;
 # RESUME=1 keeps the mutants already in the report (same rtl/, tests and options) and runs the rest.

@@ -844,9 +844,13 @@ def make_model(*, name: str, input_shape, input_scale: float, class_names, layer
 def load_model(path) -> Model:
     """Load and validate a model file; every problem raises ModelFormatError naming the array."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except OSError as e:        # a name longer than the file system allows (ENAMETOOLONG)
+        _fail(f"model file {str(path)!r} cannot be read ({e.strerror})")
+    if is_dir:
         _fail(f"model file {str(path)!r} is a directory; give the path of a .npz model file")
-    if not path.is_file():
+    if not is_file:
         _fail(f"model file {str(path)!r} does not exist")
     if not zipfile.is_zipfile(path):
         _fail(f"model file {str(path)!r} is not a readable .npz file (not a zip archive)")

@@ -101,7 +101,7 @@ def load_config_file(path, *, preset_name: str | None = None) -> tuple[str, Acce
     where = f"--config {path}"
     try:
         text = Path(path).read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError) as e:     # ValueError: a NUL in the path
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise ConfigError(f"{where}: cannot read the file ({reason})") from None
     try:

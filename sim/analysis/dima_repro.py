@@ -420,7 +420,9 @@ def main(argv=None) -> int:
         if not 1 <= args.n <= test:
             raise UserError(f"-n {args.n}: the {MODEL_DATASET[args.model]} test split has "
                             f"{test} images; give -n between 1 and {test}")
-        t = table(preset("dima_sot"), model_name=args.model, images=args.n, subarrays=args.mat)
+        from sim.util import parse_mat      # dima_sot's range: a CompileError line before
+        mat = None if args.mat is None else parse_mat(args.mat, preset("dima_sot"), "dima_sot")
+        t = table(preset("dima_sot"), model_name=args.model, images=args.n, subarrays=mat)
     except (UserError, ValueError, datasets.DatasetError) as e:
         print(f"python -m sim.analysis.dima_repro: error: {e}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ import shlex
 import sys
 import time
 
+from golden.model import ModelFormatError
 from rtl.outputs import check_file, interruptible, json_text, write_files
 from sim.util import UserError
 
@@ -247,7 +248,7 @@ def main(argv=None) -> int:
                              "chip_mats": chip, **{k: res[k] for k in (
                                  "cycles", "latency_s", "energy_j", "ops", "gops",
                                  "gops_per_w", "compile_seconds", "count_seconds")}})
-    except UserError as e:
+    except (UserError, ModelFormatError) as e:     # a bad --model file: one line
         print(f"error: {e}", file=sys.stderr)
         return 2
     print("| preset | mats | cycles | latency (ms) | energy (uJ) | GOPS | GOPS/W |")

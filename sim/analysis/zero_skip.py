@@ -24,7 +24,7 @@ import sys
 import time
 
 from golden import datasets
-from golden.model import infer_int
+from golden.model import ModelFormatError, infer_int
 from rtl.config import PRESETS, ZERO_SKIP_DATAFLOWS, preset
 from rtl.outputs import check_file, interruptible, json_text, write_files
 
@@ -222,7 +222,7 @@ def main(argv=None) -> int:
                       command=shlex.join(["python", "-m", "sim.analysis.zero_skip", *argv]))
         print(_table(report), flush=True)
         write_files({out: json_text(report)}, option="--out")
-    except UserError as e:
+    except (UserError, ModelFormatError) as e:     # a bad --model file: one line
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {out}")

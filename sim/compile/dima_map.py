@@ -460,30 +460,43 @@ def main(argv=None) -> int:
     from golden.model import bundled_model_path, load_model
     from rtl.config import preset
 
-    from sim.compile.compiler import compile_model, propose_config
+    from sim.compile.compiler import CompileError, compile_model, propose_config
+    from sim.util import UserError, parse_mat
+    tool = "python -m sim.compile.dima_map"
     args = list(sys.argv[1:] if argv is None else argv)
     flags = [a for a in args if a.startswith("--")]
     args = [a for a in args if not a.startswith("--")]
+    # Before, an unknown flag (--mats=4, --compare=1) or a third word was ignored silently.
+    unknown = [f for f in flags if f != "--compare" and not f.startswith("--mat=")] + args[2:]
+    if unknown:
+        print(f"{tool}: error: unknown argument {unknown[0]!r}; usage: {tool} [MODEL] [PRESET] "
+              f"[--mat=K] [--compare]", file=sys.stderr)
+        return 2
     name = args[0] if args else "digits_addnet"
+    preset_name = args[1] if len(args) > 1 else "dima_sot"
     try:
-        cfg = preset(args[1] if len(args) > 1 else "dima_sot")
+        cfg = preset(preset_name)
     except ValueError as e:                 # an unknown preset name
-        print(f"python -m sim.compile.dima_map: error: PRESET: {e}", file=sys.stderr)
+        print(f"{tool}: error: PRESET: {e}", file=sys.stderr)
         return 2
     mats = [f for f in flags if f.startswith("--mat=")]
-    try:
-        mat = int(mats[-1][6:]) if mats else None
-    except ValueError:
-        print(f"python -m sim.compile.dima_map: error: --mat must be an int, not {mats[-1][6:]!r}",
-              file=sys.stderr)
+    try:                                    # the preset's range (a ValueError traceback before)
+        mat = parse_mat(mats[-1][6:], cfg, preset_name) if mats else None
+    except UserError as e:
+        print(f"{tool}: error: {e}", file=sys.stderr)
         return 2
     try:
         model = load_model(bundled_model_path(name))
     except ValueError as e:                 # an unknown model name (one line, not a traceback)
-        print(f"python -m sim.compile.dima_map: error: MODEL: {e}", file=sys.stderr)
+        print(f"{tool}: error: MODEL: {e}", file=sys.stderr)
         return 2
-    cfg = propose_config(model, cfg, subarrays=mat)
-    compiled = compile_model(model, cfg, subarrays=mat)
+    try:
+        cfg = propose_config(model, cfg, subarrays=mat)
+        compiled = compile_model(model, cfg, subarrays=mat)
+    except (CompileError, ValueError) as e:  # a model the preset cannot hold: one line
+        print(f"{tool}: error: {name} on {preset_name}"
+              f"{'' if mat is None else f' --mat={mat}'} does not compile: {e}", file=sys.stderr)
+        return 2
     print(f"{name} on {cfg.technology} {cfg.rows}x{cfg.columns} x{compiled.subarrays} "
           f"(static profile of the compiled programs)")
     total, energy = 0, 0.0

@@ -1026,6 +1026,9 @@ def main(argv=None) -> int:
         if args.mat:
             config = dataclasses.replace(config, subarrays_per_mat=args.mat)
         model = load_model(bundled_model_path(args.model))
+        if not 0 <= args.layers <= len(model.layers):   # was sliced silently: -1, 100
+            raise ValueError(f"--layers must be an integer in [0, {len(model.layers)}] (0: all "
+                             f"of {args.model}'s {len(model.layers)} layers), not {args.layers}")
         if args.layers:
             model = dataclasses.replace(model, layers=model.layers[:args.layers])
         x, _ = datasets.load_dataset(sets[args.model], "test")

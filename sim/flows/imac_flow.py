@@ -56,8 +56,11 @@ def _net_path(spec: str) -> Path | None:
 
 def is_imac_model(spec: str) -> bool:
     """Whether ``--model`` names a CPU-IMAC network file (bundled name or path)."""
-    p = _net_path(spec)
-    if p is None or not p.is_file():
+    try:        # a name longer than the file system allows: OSError (ENAMETOOLONG) from stat
+        p = _net_path(spec)
+        if p is None or not p.is_file():
+            return False
+    except OSError:
         return False
     try:
         with np.load(p, allow_pickle=False) as z:
