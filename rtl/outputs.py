@@ -54,9 +54,16 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from rtl.argparse_fix import install as _install_argparse_fix
+
+# Every tool imports this module (its output checks, ``interruptible``): ``--option=--`` is the
+# value ``--`` in all of them, rtl's included (rtl.argparse_fix).
+_install_argparse_fix()
+
 __all__ = ["MARKER", "UserError", "OutputPathError", "check_file", "check_dir", "check_tree",
            "write_files", "write_file", "json_text", "write_json", "write_tree",
-           "EXIT_INTERRUPTED", "EXIT_TERMINATED", "Terminated", "interruptible"]
+           "EXIT_INTERRUPTED", "EXIT_TERMINATED", "EXIT_BROKEN_PIPE", "Terminated",
+           "interruptible", "NAME_MAX", "PATH_MAX"]
 
 #: Name of the file that marks a directory made by :func:`write_tree`.
 MARKER = ".spinpim-outputs"
@@ -77,6 +84,30 @@ class OutputPathError(UserError):
 
 def _where(option: str | None, path: Path) -> str:
     return f"{option} {str(path)!r}" if option else repr(str(path))
+
+
+#: The longest file name and path the checks accept, in bytes: Linux's NAME_MAX and PATH_MAX
+#: (``os.pathconf`` gives the same on ext4 and tmpfs; a name the file system refuses would be an
+#: ``OSError`` traceback after the work).
+NAME_MAX, PATH_MAX = 255, 4096
+
+
+def _check_name(where: str, path: Path) -> None:
+    """A path the file system can hold: no NUL byte, no name over :data:`NAME_MAX` bytes, at
+    most :data:`PATH_MAX` bytes in all."""
+    text = str(path)
+    if "\x00" in text:
+        raise OutputPathError(f"{where} contains a NUL byte, which no file name may hold; give "
+                              "a path without it")
+    raw = os.fsencode(text)
+    if len(raw) > PATH_MAX:
+        raise OutputPathError(f"{where} is {len(raw)} bytes long; a path may have at most "
+                              f"{PATH_MAX}")
+    for part in path.parts:
+        n = len(os.fsencode(part))
+        if n > NAME_MAX:
+            raise OutputPathError(f"{where} has a name of {n} bytes ({part[:20]!r}...); a file "
+                                  f"or directory name may have at most {NAME_MAX}")
 
 
 def _check_creatable(where: str, directory: Path) -> None:
@@ -105,6 +136,7 @@ def check_file(option: str | None, path, *, example: str = "out.json") -> Path:
     """
     path = Path(path)
     where = _where(option, path)
+    _check_name(where, path)
     if path.is_dir():
         raise OutputPathError(f"{where} is a directory; give a file path, e.g. "
                               f"{str(path / example)!r}")
@@ -124,6 +156,7 @@ def check_dir(option: str | None, path) -> Path:
     path, or an OutputPathError. Other files in it are left alone."""
     path = Path(path)
     where = _where(option, path)
+    _check_name(where, path)
     if path.exists() and not path.is_dir():
         raise OutputPathError(f"{where} is a file, where a directory is needed; give a "
                               f"directory path")
@@ -190,6 +223,7 @@ def check_tree(option: str | None, path, *, tool: str, names=()) -> Path:
     message for a directory without the marker."""
     given = Path(path)
     where = _where(option, given)
+    _check_name(where, given)
     path = Path(os.path.abspath(given))         # "." and ".." named by their parent
     _tree_state(where, path, tool, names)
     # the staging directory goes next to it
@@ -342,6 +376,7 @@ def write_tree(path, files: dict, *, tool: str, option: str | None = None) -> li
     """
     given = Path(path)
     where = _where(option, given)
+    _check_name(where, given)
     path = Path(os.path.abspath(given))
     state = _tree_state(where, path, tool, files)
     marker = "\n".join([_marker_header(tool), *files]) + "\n"
@@ -391,6 +426,9 @@ def write_tree(path, files: dict, *, tool: str, option: str | None = None) -> li
 EXIT_INTERRUPTED = 130
 #: Exit status after SIGTERM (128 + 15, the shell's convention).
 EXIT_TERMINATED = 143
+#: Exit status when the reader of standard output went away (``tool | head``): 128 + SIGPIPE,
+#: what a shell reports for a Unix tool stopped by it.
+EXIT_BROKEN_PIPE = 141
 
 
 class Terminated(BaseException):
@@ -403,11 +441,23 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+def _silence_stdout() -> None:
+    """Point standard output at the null device: after a broken pipe, the interpreter's own
+    flush at exit would otherwise print a second error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def interruptible(tool: str, kept: str) -> Callable:
     """Decorate a tool's ``main(argv=None)``: Ctrl-C prints one line that names the tool, says
     it was interrupted and what was kept (``kept``), and returns :data:`EXIT_INTERRUPTED`,
     instead of a traceback; SIGTERM does the same with :data:`EXIT_TERMINATED` (the handler is
-    installed while ``main`` runs in the main thread, the previous one restored after). Every
+    installed while ``main`` runs in the main thread, the previous one restored after); a
+    closed standard output (``tool | head``) returns :data:`EXIT_BROKEN_PIPE` silently. Every
     output is staged and renamed into place (above), so an interrupted tool leaves no partial
     file."""
     def wrap(main):
@@ -424,6 +474,11 @@ def interruptible(tool: str, kept: str) -> Callable:
             except Terminated:
                 print(f"{tool}: terminated (SIGTERM); {kept}", file=sys.stderr)
                 return EXIT_TERMINATED
+            except BrokenPipeError:
+                # ``tool | head``: the reader has what it wanted; stop quietly, as a Unix tool
+                # does (staged outputs are removed on the way out, as for Ctrl-C)
+                _silence_stdout()
+                return EXIT_BROKEN_PIPE
             finally:
                 if previous is not None:
                     signal.signal(signal.SIGTERM, previous)

@@ -1,6 +1,6 @@
 # Under make, error lines name the knob the user typed, not the flag (sim.knobs).
-from sim.argparse_fix import install as _install_argparse_fix
+from rtl.argparse_fix import install as _install_argparse_fix
 from sim.knobs import install as _install_knobs
 
 _install_knobs()
-_install_argparse_fix()     # --option=-- is the value '--' (sim.argparse_fix)
+_install_argparse_fix()     # --option=-- is the value '--' (rtl.argparse_fix)

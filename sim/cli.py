@@ -37,7 +37,11 @@ MODEL_DATASET = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits
 def _resolve_model(spec: str):
     """``(model, data set name or None, path)`` of a model file path or a bundled name."""
     p = Path(spec)
-    if p.suffix == ".npz" or p.exists():
+    try:
+        exists = p.exists()
+    except (OSError, ValueError):   # a name over NAME_MAX, a NUL byte: no such file
+        exists = False
+    if p.suffix == ".npz" or exists:
         return load_model(p), MODEL_DATASET.get(p.stem), p
     try:
         path = bundled_model_path(spec)

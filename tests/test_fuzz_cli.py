@@ -195,12 +195,12 @@ def _sane_names(action: argparse.Action, names: dict[str, list[str]]) -> list[st
 #: be written.
 PATHS = ["out.json", "sub/deeper/out.json", "adir", "adir/", ".", "..", "ro/out.json",
          "/nonexistent/dir/out.json", "/", "/dev/null", "", " ", "-", "out", "a" * 250,
-         "out.json\x01", "adir/x.npz", "missing.npz", "ro"]
+         "out.json\x01", "adir/x.npz", "missing.npz", "ro", "a" * 300, "a\x00b",
+         "a" * 300 + ".npz"]
 
 #: A file name longer than the file system allows (NAME_MAX 255): stat raises OSError
 #: (ENAMETOOLONG), which rtl.outputs.check_file and sim.cli._resolve_model let through as a
-#: traceback. Not in :data:`PATHS` until they are fixed (rtl/ and sim/cli.py are not changed
-#: here; :func:`test_output_path_known_gaps` fails when they are, to put it back).
+#: traceback until they checked it (:func:`test_output_paths_the_file_system_cannot_hold`).
 OVERLONG = "a" * 300
 
 NUMBERS = ["0", "-1", "1", "2", "3", "4", "8", "32", "33", "64", "65", "360", "361", "10000",
@@ -392,7 +392,7 @@ def run_tool(module: str, argv: list[str], prog: str | None) -> tuple[int | str,
 #: Values a tool is known to mishandle in a file this suite does not change (another helper
 #: edits it): left out of the fuzz, each with a strict-xfail tripwire below that fails once it
 #: is fixed, to take it out of here.
-KNOWN_GAPS = {"sim.analysis.mutate": ("\x00",)}
+KNOWN_GAPS: dict = {}
 
 
 @pytest.mark.parametrize("module", sorted(WORK))
@@ -433,7 +433,7 @@ def test_parsers_are_captured():
 
 def _sim_tools_with_parsers():
     for module in sorted(WORK):
-        if module.startswith(("rtl.", "sim.flows.train")):   # rtl/: not ours to fix; torch
+        if module.startswith("sim.flows.train"):                 # torch
             continue
         parser = capture_parser(module)
         if parser is not None:
@@ -444,7 +444,7 @@ def test_double_dash_as_an_option_value_is_refused_in_one_line():
     """Found by this suite: ``--option=--`` gave the option ``[]`` (Python 3.11's argparse
     drops the first ``--`` of every action's strings), and 40 options of 14 tools then stopped
     with a TypeError or AttributeError traceback (``sim.analysis.multi_mat --preset=--``:
-    "unhashable type: 'list'"). sim.argparse_fix keeps it as the value ``--``, which each tool
+    "unhashable type: 'list'"). rtl.argparse_fix keeps it as the value ``--``, which each tool
     refuses. Every str-valued option of every sim tool, taken from its parser."""
     checked = 0
     for module, parser in _sim_tools_with_parsers():
@@ -467,7 +467,7 @@ def test_double_dash_as_an_option_value_is_refused_in_one_line():
 
 def test_argparse_fix_keeps_the_other_double_dashes():
     """The fix changes ``--option=--`` only: a bare ``--`` still ends the options."""
-    import sim.argparse_fix  # noqa: F401  (installed by importing sim)
+    import rtl.outputs  # noqa: F401  (installs rtl.argparse_fix, as every tool does)
     p = argparse.ArgumentParser()
     p.add_argument("--x")
     p.add_argument("--y", nargs="+")
@@ -578,27 +578,27 @@ def test_overlong_model_names_are_one_line(capsys, tmp_path, monkeypatch):
     assert one_line_error(capsys).endswith("cannot be read (File name too long)")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rtl.outputs.check_file lets ENAMETOOLONG through (a traceback before any work) and accepts "
-    "a NUL byte (the writer's ValueError traceback after the work); sim.cli._resolve_model "
-    "lets ENAMETOOLONG through. Not changed here (rtl/, and a file another helper edits); "
-    "when a case passes, add its path to PATHS"))
 @pytest.mark.parametrize("where, path", [("rtl.outputs.check_file", OVERLONG),
                                          ("rtl.outputs.check_file", "a\x00b"),
+                                         ("rtl.outputs.check_dir", OVERLONG + "/x"),
+                                         ("rtl.outputs.check_dir", "a\x00b"),
+                                         ("rtl.outputs.check_file", "a/" * 2100 + "x"),
                                          ("sim.cli._resolve_model", OVERLONG)])
-def test_output_path_known_gaps(where, path):
+def test_output_paths_the_file_system_cannot_hold(where, path):
+    """Found by this suite: a name over NAME_MAX was an OSError traceback (before any work) and
+    a NUL byte was accepted (the writer's ValueError traceback after the work); now one
+    UserError naming the path and the limit."""
     from rtl.outputs import UserError
     owner, attr = where.rsplit(".", 1)
     f = getattr(importlib.import_module(owner), attr)
-    with pytest.raises(UserError):
-        f("--out", path) if attr == "check_file" else f(path)
+    with pytest.raises(UserError, match=r"NUL byte|at most (255|4096)|model"):
+        f("--out", path) if attr.startswith("check_") else f(path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sim.analysis.mutate resolves its file names before checking them: a NUL byte is "
-    "pathlib's ValueError traceback (not changed here: another helper edits mutate.py); "
-    "when this passes, empty KNOWN_GAPS"))
-def test_mutate_nul_file_name_known_gap():
+def test_mutate_refuses_a_nul_file_name_in_one_line():
+    """Found by this suite: sim.analysis.mutate resolved its file names before checking them,
+    and a NUL byte was pathlib's ValueError traceback."""
     code, err = run_tool("sim.analysis.mutate", ["a\x00b"], "python -m sim.analysis.mutate")
     assert code == 2
     check_error_output(err, "python -m sim.analysis.mutate", ["a\x00b"])
+    assert "NUL byte" in err

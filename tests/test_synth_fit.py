@@ -215,3 +215,47 @@ def test_the_committed_dima_synthesis_is_served_at_its_k():
     assert logic["area_um2"] == pytest.approx(flat["area_um2"]) and blocks is None
     assert logic["cell_count"] == flat["cell_count"] and label.startswith("synthesised at K = 1")
     assert synth.load_fit("dima_sot", config, 2)[0] is None
+
+
+def test_the_netlist_is_made_without_the_modules_left_out_of_its_hash():
+    """``synth.NOT_NETLIST`` (the tools' command lines and file writing) may change without
+    marking a committed synthesis stale only because elaborating the core never imports them:
+    a fresh interpreter converts every preset's core at K = 1 and lists the ``rtl`` modules it
+    loaded."""
+    import subprocess
+    import sys
+    code = ("import dataclasses, sys\n"
+            "from amaranth.back import verilog\n"
+            "from rtl.config import preset, preset_names\n"
+            "from rtl.core import Core\n"
+            "for name in preset_names():\n"
+            "    cfg = dataclasses.replace(preset(name), subarrays_per_mat=1)\n"
+            "    verilog.convert(Core(config=cfg, subarrays=1, faults=False), name='core',\n"
+            "                    emit_src=False)\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('rtl.'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=synth.REPO, timeout=600, check=True).stdout.split()
+    loaded = {m.split(".", 1)[1] + ".py" for m in out}
+    assert "core.py" in loaded and "isa.py" in loaded
+    assert not loaded & set(synth.NOT_NETLIST), loaded & set(synth.NOT_NETLIST)
+    names = {p.name for p in synth.netlist_sources()}
+    assert loaded <= names and not names & set(synth.NOT_NETLIST)
+
+
+def test_rtl_hash_ignores_comments_and_docstrings_not_code(tmp_path):
+    """A comment or docstring edit in rtl/ leaves the committed syntheses current; a code
+    edit, even of one constant, marks them stale; a file of NOT_NETLIST changes nothing."""
+    import shutil
+    shutil.copytree(synth.REPO / "rtl", tmp_path / "rtl",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    base = synth.rtl_hash(tmp_path)
+    assert base == synth.rtl_hash()
+    core = tmp_path / "rtl" / "core.py"
+    text = core.read_text()
+    core.write_text(text.replace('"""', '"""A new first line of the docstring.\n', 1)
+                    + "\n# a trailing comment\n")
+    assert synth.rtl_hash(tmp_path) == base
+    (tmp_path / "rtl" / "outputs.py").write_text("x = 1\n")
+    assert synth.rtl_hash(tmp_path) == base
+    core.write_text(text.replace("OFFSET_BITS + 1", "OFFSET_BITS + 2", 1))
+    assert "OFFSET_BITS + 1" in text and synth.rtl_hash(tmp_path) != base

@@ -104,3 +104,25 @@ def test_mat_help_states_what_each_preset_accepts(module, capsys):
     assert "1 .. 64" not in text
     for name, hi in (("nand_spin", 32), ("jeit_stt", 32), ("dima_sot", 8)):
         assert f"{hi} ({name})" in text, name
+
+
+def test_a_closed_stdout_is_a_quiet_exit_141(tmp_path):
+    """``tool | head``: the reader closes the pipe; the tool stops with 141 (128 + SIGPIPE),
+    as a Unix tool does, and prints no BrokenPipeError traceback (found by the fuzz session)."""
+    import subprocess
+    import sys
+    code = ("import sys\n"
+            "from rtl.outputs import interruptible\n"
+            "@interruptible('python -m demo', 'nothing was written')\n"
+            "def main(argv=None):\n"
+            "    for i in range(200000):\n"
+            "        print('line', i)\n"
+            "    return 0\n"
+            "sys.exit(main())\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
+    assert p.stdout.readline() == b"line 0\n"
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -1495,6 +1495,8 @@ def mutants_named(specs) -> list[Mutant]:
         if len(parts) < 3 or not parts[1].isdigit() or not parts[2].isdigit():
             raise UserError(f"--prove {spec}: must be 'judged' or FILE:LINE:COL[:KIND] "
                             "(e.g. rtl/core.py:937:56:constant +1)")
+        if "\x00" in parts[0]:
+            raise UserError(f"--prove {spec!r}: a file name cannot hold a NUL byte")
         path = (REPO / parts[0]).resolve()
         if not path.is_file() or path.suffix != ".py" or path.parent != REPO / "rtl":
             raise UserError(f"--prove {spec}: {parts[0]} must be a Python file under rtl/")
@@ -1616,6 +1618,9 @@ def _main(args) -> int:
             raise UserError(f"--timeout {args.timeout}: must be a number of seconds > 0 "
                             "(leave it out for 3x the unmutated run's time)")
         for f in args.files:
+            if "\x00" in f:
+                raise UserError(f"{f!r}: a file name cannot hold a NUL byte; name Python files "
+                                "under rtl/ (MUTATE_FILES)")
             p = Path(f).resolve()
             if not p.is_file() or p.suffix != ".py" or p.parent != REPO / "rtl":
                 raise UserError(f"{f}: must be a Python file under rtl/ (MUTATE_FILES)")

@@ -41,6 +41,7 @@ minutes); ``make synth`` does it, the test suite does it only on a tiny core
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import hashlib
 import json
@@ -60,7 +61,8 @@ from sim.hw.device import Param
 __all__ = ["FLOW", "CELL_AREA_UM2", "NAND2_UM2", "SynthError", "yosys_version", "core_verilog",
            "synthesize_verilog", "synthesize_core", "cache_key", "cache_path", "load_cached",
            "logic_area_um2", "synthesize_blocks", "block_areas", "blocks_cache_path",
-           "synthesize_core_blocks", "load_cached_blocks", "FIT_PATH", "rtl_hash", "fit_key",
+           "synthesize_core_blocks", "load_cached_blocks", "FIT_PATH", "rtl_hash", "NOT_NETLIST",
+           "netlist_sources", "fit_key",
            "block_family", "fit_blocks", "fitted_block_areas", "fit_errors", "load_fit",
            "write_fit", "main"]
 
@@ -264,9 +266,7 @@ def cache_key(config: AcceleratorConfig, subarrays: int) -> str:
                         default=str).encode())
     h.update(repr((subarrays, FLOW, sorted((k, p.value) for k, p in CELL_AREA_UM2.items())))
              .encode())
-    for path in sorted((REPO / "rtl").glob("*.py")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
+    _update_netlist_source(h)
     return h.hexdigest()[:16]
 
 
@@ -319,12 +319,49 @@ _FIT_SOURCE = ("calibrated: cell area per block family = a + b x K, least square
                "held out at K = {val}: total {err})")
 
 
-def rtl_hash() -> str:
-    """Hash of the source of ``rtl/`` (what the synthesised netlist is made from)."""
-    h = hashlib.sha256()
-    for path in sorted((REPO / "rtl").glob("*.py")):
+#: Modules of ``rtl/`` the synthesised netlist is NOT made from: the command-line tools and
+#: their file writing and argument parsing (``rtl.export``, ``rtl.synth``, ``rtl.outputs``,
+#: ``rtl.argparse_fix``), which
+#: :func:`core_verilog` never imports (it elaborates ``rtl.core.Core``, and no module under
+#: ``rtl/`` that the core imports imports these; ``tests/test_synth_fit.py`` checks it). A change
+#: to them cannot change a synthesis, so it does not mark the committed ones stale.
+NOT_NETLIST = ("argparse_fix.py", "export.py", "outputs.py", "synth.py")
+
+
+def netlist_sources(root: Path | None = None) -> list[Path]:
+    """The files of ``rtl/`` (under ``root``, default this checkout) a synthesis depends on:
+    every ``*.py`` but :data:`NOT_NETLIST`."""
+    return [p for p in sorted(((root or REPO) / "rtl").glob("*.py"))
+            if p.name not in NOT_NETLIST]
+
+
+def _code_only(text: str) -> str:
+    """The code of a module without its comments, docstrings and layout: ``ast.dump`` of its
+    tree (no line numbers) with every docstring removed. A comment or docstring edit cannot
+    change a netlist, so it does not change this (ASSUMPTION: no code of ``rtl/`` reads a
+    docstring; the dump is that of the project's Python, 3.11)."""
+    tree = ast.parse(text)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False)
+
+
+def _update_netlist_source(h, root: Path | None = None) -> None:
+    for path in netlist_sources(root):
         h.update(path.name.encode())
-        h.update(path.read_bytes())
+        h.update(_code_only(path.read_text()).encode())
+
+
+def rtl_hash(root: Path | None = None) -> str:
+    """Hash of the code of ``rtl/`` the synthesised netlist is made from
+    (:func:`netlist_sources`, :func:`_code_only`: comments, docstrings and layout left out)."""
+    h = hashlib.sha256()
+    _update_netlist_source(h, root)
     return h.hexdigest()[:16]
 
 

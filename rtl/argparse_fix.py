@@ -7,9 +7,9 @@ then read it as a name, a number or a path stopped with a ``TypeError`` or ``Att
 traceback (``python -m sim.analysis.multi_mat --preset=--``: "unhashable type: 'list'"). Newer
 Pythons keep the value; :func:`install` does the same on a Python that drops it (checked on a
 throw-away parser, so a fixed argparse is left alone), and each tool's own validation then
-refuses ``--`` with its one-line error. Installed by ``sim/__init__.py`` for every ``sim`` tool.
-(``rtl.export`` and ``rtl.synth`` do not import ``sim``: they keep the bug, see
-docs/assumptions.rst.)"""
+refuses ``--`` with its one-line error. Installed when ``rtl.outputs`` is imported, which every
+tool does (``rtl.export`` and ``rtl.synth`` as well as the ``sim`` tools); not part of any
+netlist (``sim.analysis.synth.NOT_NETLIST``)."""
 
 from __future__ import annotations
 
