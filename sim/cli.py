@@ -236,7 +236,21 @@ def _run_rtl(args, config, mat, model, model_path, x, golden_logits) -> dict:
            if config.zero_skip else {}),
         **({"dima": _dima_summary(compiled, images)}
            if any(st.route == "dima_binconv" for st in compiled.stages) else {}),
+        "postproc": _postproc_summary(compiled, images),
     }
+
+
+def _postproc_summary(compiled, images) -> dict:
+    """``sim.compile.nand_postproc.postproc_summary`` of the measured per-stage counters, per
+    image."""
+    from sim.compile.nand_postproc import postproc_summary
+    n = max(1, len(images))
+    per_stage = [{} for _ in compiled.stages]
+    for im in images:
+        for c, row in zip(per_stage, im["stages"], strict=True):
+            for k, v in row["counters"].items():
+                c[k] = c.get(k, 0) + v / n
+    return postproc_summary(compiled, per_stage)
 
 
 def _dima_summary(compiled, images) -> dict:
@@ -346,6 +360,9 @@ def _print_rtl(rtl: dict) -> None:
           "erases (the host writes no array row)")
     print(f"    simulator speed        {rtl['simulated_cycles_per_second']:.0f} cycles/s, "
           f"{rtl['images_per_second']:.2f} images/s")
+    from sim.compile.nand_postproc import postproc_lines
+    for line in postproc_lines(rtl["postproc"], indent="      "):
+        print(f"    {line}")
     dima = rtl.get("dima")
     if dima:
         print(f"    DIMA (seed 002)        class A (FA/FS lanes) busy "
@@ -390,9 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dataflow", help="override the preset's dataflow for adder layers "
                    "(write_free, abs_diff or jeit_fa)")
     r.add_argument("--sim", default="verilator", help="icarus or verilator (rtl backend)")
-    r.add_argument("--postproc", help="post-processing: ppu (the preset's) or in_memory (seed "
-                   "001 sec. 4.2 on the bit-counters, route nand_inmem; layers it cannot run yet "
-                   "are refused by the compiler with one line)")
+    r.add_argument("--postproc", help="post-processing (default: the preset's; nand_spin's is "
+                   "mixed): ppu, in_memory (seed 001 sec. 4.2 on the bit-counters, route "
+                   "nand_inmem; layers it cannot run yet are refused by the compiler with one "
+                   "line) or mixed (in memory where built, the PPU for the other layers)")
     r.add_argument("--mat", help="subarrays in lock-step in the simulated mat (rtl backend; "
                    "default: the preset's subarrays_per_mat)")
     add_size_options(r)

@@ -350,7 +350,10 @@ class Stage:
     ``channel_base``: where its weights and table entries are; ``offset_base``,
     ``patch_base``: its first gather-table entries; ``in_base`` / ``out_base``: its input and
     output in the data memory; ``scratch_rows``: the abs-diff write-back rows; ``data_row0``:
-    the first data row; ``chunks``: the runs.
+    the first data row; ``chunks``: the runs; ``postproc``: where its sums are post-processed,
+    ``ppu`` or ``in_memory`` (seed 001 sec. 4.2, ``sim.compile.nand_postproc``), and
+    ``postproc_reason``: with ``postproc='in_memory'`` / ``'mixed'``, why a stage is on the PPU
+    (None otherwise).
     """
     name: str
     layer_index: int
@@ -399,6 +402,12 @@ class Stage:
     #: store, every image; ``act_bands``: the bands of a tiled stage (0: resident).
     act_moves: list = field(default_factory=list, repr=False)
     act_bands: int = 0
+    postproc: str = "ppu"
+    postproc_reason: str | None = None
+    #: In memory: the micro-ops per image of its post-processing programs by part,
+    #: ``{"requantize": {op: count}, "pool": {op: count}}`` (static: the programs are
+    #: data-independent; ``sim.compile.nand_postproc.plan_stage``).
+    postproc_ops: dict = field(default_factory=dict, repr=False)
 
     @property
     def in_size(self) -> int:
@@ -529,6 +538,13 @@ class CompiledModel:
     def cycles(self) -> int:
         """Controller cycles of one image (static), all stages."""
         return sum(s.cycles for s in self.stages)
+
+    @property
+    def ppu_fallbacks(self) -> list:
+        """``(stage name, why)`` of every stage whose post-processing the PPU does although the
+        configuration's ``postproc`` is ``in_memory`` or ``mixed`` (empty with ``ppu``)."""
+        return [(st.name, st.postproc_reason) for st in self.stages
+                if st.postproc == "ppu" and st.postproc_reason]
 
     @property
     def gather_cycles(self) -> int:
@@ -861,7 +877,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                   offset_depth: int | None = None,
                   patch_depth: int | None = None,
                   stream_weights: bool = False,
-                  tile_activations: bool = False) -> CompiledModel:
+                  tile_activations: bool = False, _ppu: dict | None = None,
+                  _placed: list | None = None) -> CompiledModel:
     """Map ``model`` onto a core of ``config`` (see the module docstring).
 
     Parameters
@@ -887,6 +904,19 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         output rows whose activations the host moves between the data memory and a chip-level
         activation store (``sim.compile.act_tile``), instead of refusing; a model with
         standalone layers or branches then keeps every tensor in the store. Default False.
+    _ppu, _placed : dict or None, list or None
+        Internal (``postproc='mixed'``): layer index -> why its post-processing is on the PPU
+        (an eq.-2 layer found not to fit in memory after its requant entries were chosen, or
+        the last layer placed in memory when a size runs out later: the compile restarts with
+        it on the PPU); the layers placed in memory so far.
+
+    ``config.postproc`` (``rtl.config.POSTPROC_MODES``): ``ppu``, every layer's post-processing
+    on the PPU; ``in_memory``, every ``requant`` layer's in the array (seed 001 sec. 4.2,
+    ``sim.compile.nand_postproc.plan_stage``), a layer it is not built for a CompileError;
+    ``mixed``, in the array where it is built and fits the core, the PPU for the other layers,
+    each stage's ``postproc_reason`` saying why (:attr:`CompiledModel.ppu_fallbacks`; a size
+    of the configuration too small for a layer's in-memory path is such a reason, naming the
+    field to raise, and :func:`propose_config` raises it so that the layer runs in memory).
 
     Raises
     ------
@@ -906,10 +936,31 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         configuration is too small, the field to raise, to what, and its command-line option.
     """
     config = check_config(config)
+    again = partial(compile_model, model, config, subarrays=subarrays, buffer_slots=buffer_slots,
+                    channels=channels, out_depth=out_depth, imem_depth=imem_depth,
+                    offset_depth=offset_depth, patch_depth=patch_depth,
+                    stream_weights=stream_weights, tile_activations=tile_activations)
     # issue 14 item 2: sim.compile.nand_postproc
-    if config.postproc == "in_memory":
-        from sim.compile.nand_postproc import refuse_in_memory
-        refuse_in_memory(model)
+    pmode = config.postproc
+    ppu_why = dict(_ppu or {})          # layer index -> why the PPU post-processes it
+    if pmode == "mixed" and _placed is None and not _SIZES_ONLY.get():
+        placed: list = []               # mixed never refuses a size the PPU way fits: the
+        try:                            # last layer placed in memory goes to the PPU instead
+            return again(_ppu=ppu_why, _placed=placed)
+        except CompileError as e:
+            if e.field is None or not placed:
+                raise
+            return again(_ppu={**ppu_why, placed[-1]: (
+                f"layer {placed[-1]}: in memory it leaves too little of {e.field} for the "
+                f"layers after it ({e}); propose_config raises it")})
+    if pmode != "ppu":
+        from sim.compile import nand_postproc as _np
+        if pmode == "in_memory":
+            _np.refuse_in_memory(model)
+        for li, why in _np.not_built(model).items():
+            ppu_why.setdefault(li, why)
+    eq2_layers = {i for i, ly in enumerate(model.layers) if "out_bits" in ly.params}
+    model0 = model
     _ISA_BITS.set(config.isa_base_bits)
     args = {"buffer_slots": buffer_slots, "channels": channels, "out_depth": out_depth,
             "imem_depth": imem_depth, "offset_depth": offset_depth, "patch_depth": patch_depth}
@@ -935,7 +986,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     width = k * cols
     _bw.check_model(model, config, CompileError)
     model = _bw.hardware_model(model, CompileError,     # eq. 2: its PPU entries
-                               in_memory=config.postproc == "in_memory")
+                               in_memory=(pmode == "in_memory" if pmode != "mixed" else
+                                          frozenset(eq2_layers - set(ppu_why))))
     if n != L.ACT_BITS:
         raise CompileError(f"config operand_bits is {n}, but the golden model's activations "
                            f"and weights are {L.ACT_BITS}-bit: use operand_bits={L.ACT_BITS}")
@@ -1153,6 +1205,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             chan += out_ch
             if stream is not None:
                 slot = resident_slot
+            stage.postproc = "in_memory"        # requantized in the array (nand_conv)
             stages.append(stage)
             continue
         slot += tiles * (n + _zero_skips(route, config, kp * cols)) * out_ch
@@ -1197,18 +1250,35 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             _too_small(f"{where}: its {stage.n_patches} patch-table entries (from entry "
                        f"{pbase}) need {pbase + stage.n_patches}, but patch_entries is "
                        f"{patch_depth}", "patch_entries", pbase + stage.n_patches)
-        if config.postproc == "in_memory" and (stream is not None or groups > 1):
+        if pmode == "in_memory" and (stream is not None or groups > 1):
             _fail(where, "in-memory post-processing (postproc='in_memory') of a streamed or "
-                         "grouped layer is not built yet; use postproc='ppu'")
-        if config.postproc == "in_memory" and ly.output == "requant":   # issue 14, seed 001
-            from sim.compile.nand_postproc import plan_stage                       # sec. 4.2
-            slot, obase, pbase = plan_stage(
-                sys.modules[__name__], stage, ly, config, where, width=width, region=region,
-                cursor=(slot, obase, pbase), lists=(images, offsets, patches,
-                                                    (mults, shifts, biases)),
-                imem_depth=imem_depth, standalone=layout is not None)
-            stages.append(stage)
-            continue
+                         "grouped layer is not built yet; use postproc='ppu' or 'mixed'")
+        why = None if pmode == "ppu" else _ppu_reason(ppu_why.get(ci), ly, stream, groups, tplan)
+        if pmode != "ppu" and why is None:  # issue 14, seed 001 sec. 4.2 (nand_postproc)
+            mark = (len(images), len(offsets), len(patches), mults[-out_ch:],
+                    shifts[-out_ch:], biases[-out_ch:])
+            try:
+                slot, obase, pbase = _np.plan_stage(
+                    sys.modules[__name__], stage, ly, config, where, width=width,
+                    region=region, cursor=(slot, obase, pbase),
+                    lists=(images, offsets, patches, (mults, shifts, biases)),
+                    imem_depth=imem_depth,
+                    sums_base=2 * region if layout is None else layout.words)
+                stage.postproc = "in_memory"
+                if _placed is not None:
+                    _placed.append(ci)
+                stages.append(stage)
+                continue
+            except CompileError as e:   # mixed: what the in-memory path can not do -> the PPU
+                if pmode != "mixed" or (e.size is not None and _SIZES_ONLY.get()):
+                    raise               # (propose_config raises a size the array needs)
+                if ci in eq2_layers:    # its requant entries were kept for the array
+                    return again(_ppu={**ppu_why, ci: str(e)}, _placed=_placed)
+                why = str(e)
+                del images[mark[0]:], offsets[mark[1]:], patches[mark[2]:]
+                mults[-out_ch:], shifts[-out_ch:], biases[-out_ch:] = mark[3:]
+                stage.chunks, stage.postproc_ops = [], {}
+        stage.postproc_reason = why
         if tplan is not None and tplan.tiled.get(si):     # bands (sim.compile.act_tile)
             stage.act_bands = len(tplan.bands[si][2])
             patches += _at.build_tiled(sys.modules[__name__], stage, si, tplan, w, route, config,
@@ -1250,6 +1320,10 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             mults.append(m_)
             shifts.append(s_)
             biases.append(b_)
+        if pmode != "ppu":              # the standalone layers: on the PPU (sim.compile.nand_postproc)
+            for st in stages:
+                if st.layer_index in extras:
+                    st.postproc_reason = ppu_why.get(st.layer_index, _np.NOT_BUILT)
     if layout is None:
         # A chunk's last ADDPTR leaves the write pointer out_start words past its stage's
         # output (out_base + out_start + out_size); the core flags a pointer past data_words
@@ -1274,8 +1348,27 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     _dm.gate_classes(compiled)                   # seed 002: each class on its own subarrays
     from sim.routes import dima_bitwise as _db   # weight rows resident where rows are spare
     return _db.with_resident_weights(compiled, lambda: compile_model(
-        model, config, subarrays=k, stream_weights=stream_weights,
-        tile_activations=tile_activations))      # the same compile (sizes are in config)
+        model0, config, subarrays=k, stream_weights=stream_weights,
+        tile_activations=tile_activations, _ppu=ppu_why,  # the same compile (sizes in config)
+        _placed=None if _placed is None else []))
+
+
+def _ppu_reason(why, layer, stream, groups: int, tplan) -> str | None:
+    """With ``postproc`` ``in_memory`` or ``mixed``: why a compute layer's post-processing is on
+    the PPU, or None (in the array, seed 001 sec. 4.2); ``why``: the model-level reason
+    (``sim.compile.nand_postproc.not_built``) or None."""
+    if why is not None:
+        return why
+    if layer.output == "logits":
+        return ("logits: the PPU's LOGIT adds the bias to the sum (no requantization; as with "
+                "postproc 'in_memory')")
+    if stream is not None or groups > 1:
+        return ("weights streamed or grouped (sim.compile.weight_stream, sim.compile.grouped): "
+                "in-memory post-processing of such a layer is not built yet")
+    if tplan is not None:
+        return ("activations tiled (sim.compile.act_tile): in-memory post-processing of a "
+                "tiled model is not built yet")
+    return None
 
 
 def _slots_of(layers, shapes, plan, info, config, k: int, width: int) -> int:
