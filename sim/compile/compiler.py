@@ -936,6 +936,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         configuration is too small, the field to raise, to what, and its command-line option.
     """
     config = check_config(config)
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a golden.model.Model, not {model!r}")
     again = partial(compile_model, model, config, subarrays=subarrays, buffer_slots=buffer_slots,
                     channels=channels, out_depth=out_depth, imem_depth=imem_depth,
                     offset_depth=offset_depth, patch_depth=patch_depth,
@@ -973,8 +975,6 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                                          config.data_words)
     imem_depth, offset_depth, patch_depth = (config.program_words, config.offset_entries,
                                              config.patch_entries)
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a golden.model.Model, not {model!r}")
     if subarrays is None:
         subarrays = config.subarrays_per_mat
     if isinstance(subarrays, bool) or not isinstance(subarrays, int):
@@ -1320,7 +1320,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             mults.append(m_)
             shifts.append(s_)
             biases.append(b_)
-        if pmode != "ppu":              # the standalone layers: on the PPU (sim.compile.nand_postproc)
+        if pmode != "ppu":              # the standalone layers: the PPU (nand_postproc.NOT_BUILT)
             for st in stages:
                 if st.layer_index in extras:
                     st.postproc_reason = ppu_why.get(st.layer_index, _np.NOT_BUILT)

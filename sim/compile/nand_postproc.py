@@ -162,7 +162,7 @@ def refuse_in_memory(model) -> None:
     naming the first layer the in-memory post-processing does not handle yet
     (:func:`not_built`); nothing for a model it handles."""
     from sim.compile.compiler import CompileError
-    for i, why in not_built(model).items():
+    for i in not_built(model):
         ly = model.layers[i]
         raise CompileError(f"layer {i} ({ly.kind}): postproc 'in_memory' (seed 001 sec. "
                            f"4.2): {NOT_BUILT}; use postproc 'mixed' (the PPU for such "
