@@ -136,3 +136,18 @@ def test_ppu_keeps_todays_mapping():
     assert {st.postproc for st in compiled.stages} == {"ppu"}
     assert compiled.ppu_fallbacks == []
     assert count_model(compiled).counters["bitcount"] == 0
+
+
+def test_mixed_restarts_an_eq2_layer_found_on_the_ppu():
+    """An eq.-2 layer (k-bit codes) whose weights and requant table are streamed: not built in
+    memory, so the compile restarts with the PPU's MSB-aligned entries for it; == golden."""
+    from tests.test_bits import bits_model
+    rng = np.random.default_rng(SEED + 2)
+    x = rng.integers(0, 256, (1, 1, 6, 6)).astype(np.uint8)
+    model = bits_model(rng, x, conv=(4, 8), fc=(3, 0), eq2=3)
+    cfg = dataclasses.replace(preset("nand_spin"), rows=128, columns=16, subarrays_per_mat=1)
+    compiled = compile_model(model, cfg, subarrays=1, channels=4, stream_weights=True)
+    st = compiled.stages[0]
+    assert st.postproc == "ppu" and st.postproc_reason.startswith("weights streamed")
+    res = run_compiled(compiled, x[0], CoreModel(compiled.config, subarrays=1))
+    check_stages(compiled, res, infer_int(model, x, trace=True), 0, "postproc mixed", "eq. 2")

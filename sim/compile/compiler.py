@@ -1254,6 +1254,10 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             _fail(where, "in-memory post-processing (postproc='in_memory') of a streamed or "
                          "grouped layer is not built yet; use postproc='ppu' or 'mixed'")
         why = None if pmode == "ppu" else _ppu_reason(ppu_why.get(ci), ly, stream, groups, tplan)
+        if why is not None and ci in eq2_layers and ci not in ppu_why:
+            # its requant entries were kept for the array (hardware_model): restart with
+            # the PPU's (mixed; in_memory refused a streamed layer above)
+            return again(_ppu={**ppu_why, ci: why}, _placed=_placed)
         if pmode != "ppu" and why is None:  # issue 14, seed 001 sec. 4.2 (nand_postproc)
             mark = (len(images), len(offsets), len(patches), mults[-out_ch:],
                     shifts[-out_ch:], biases[-out_ch:])
