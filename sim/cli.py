@@ -248,9 +248,11 @@ def _run_rtl(args, config, mat, model, model_path, x, golden_logits) -> dict:
 
 def _postproc_summary(compiled, images) -> dict:
     """``sim.compile.nand_postproc.postproc_summary`` of the measured per-stage counters, per
-    image."""
+    image (None without them)."""
     from sim.compile.nand_postproc import postproc_summary
-    n = max(1, len(images))
+    if not images or any("stages" not in im for im in images):
+        return None
+    n = len(images)
     per_stage = [{} for _ in compiled.stages]
     for im in images:
         for c, row in zip(per_stage, im["stages"], strict=True):
@@ -369,7 +371,7 @@ def _print_rtl(rtl: dict) -> None:
     print(f"    simulator speed        {rtl['simulated_cycles_per_second']:.0f} cycles/s, "
           f"{rtl['images_per_second']:.2f} images/s")
     from sim.compile.nand_postproc import postproc_lines
-    for line in postproc_lines(rtl["postproc"], indent="      "):
+    for line in postproc_lines(rtl["postproc"], indent="      ") if rtl["postproc"] else ():
         print(f"    {line}")
     dima = rtl.get("dima")
     if dima:
