@@ -151,3 +151,25 @@ def test_mixed_restarts_an_eq2_layer_found_on_the_ppu():
     assert st.postproc == "ppu" and st.postproc_reason.startswith("weights streamed")
     res = run_compiled(compiled, x[0], CoreModel(compiled.config, subarrays=1))
     check_stages(compiled, res, infer_int(model, x, trace=True), 0, "postproc mixed", "eq. 2")
+
+
+def test_mixed_moves_a_layer_to_the_ppu_when_a_later_one_runs_out_of_a_table():
+    """digits_addernet at nand_spin's own sizes: in memory its early layers' offset entries
+    leave too few for layer 6, which the PPU way fits; ``mixed`` does not refuse it but puts
+    the last layers placed in memory before it on the PPU (the reason names the table and the
+    size to raise) and runs == golden; ``propose_config`` sizes the core for all in memory."""
+    from golden import datasets
+    from golden.model import bundled_model_path, load_model
+    model = load_model(bundled_model_path("digits_addernet"))
+    x, _ = datasets.load_dataset("digits", "test")
+    cfg = preset("nand_spin")
+    compiled = compile_model(model, cfg)
+    short = [n for n, w in compiled.ppu_fallbacks
+             if "leaves too little of offset_entries" in w and "raise offset_entries" in w]
+    assert short and any(st.postproc == "in_memory" for st in compiled.stages), \
+        compiled.ppu_fallbacks
+    res = run_compiled(compiled, x[0], CoreModel(cfg))
+    check_stages(compiled, res, infer_int(model, x[:1], trace=True), 0, "postproc mixed",
+                 "digits_addernet")
+    big = compile_model(model, propose_config(model, cfg))
+    assert [n for n, _ in big.ppu_fallbacks] == ["layer7 mul_linear"]

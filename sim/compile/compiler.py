@@ -952,9 +952,10 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         except CompileError as e:
             if e.field is None or not placed:
                 raise
-            return again(_ppu={**ppu_why, placed[-1]: (
-                f"layer {placed[-1]}: in memory it leaves too little of {e.field} for the "
-                f"layers after it ({e}); propose_config raises it")})
+            short = {li: (f"layer {li}: in memory it leaves too little of {e.field} for the "
+                          f"layers after it ({e}); propose_config raises it") for li in placed}
+            again(_ppu={**ppu_why, **short}, _placed=[])   # the PPU way must fit: else raises
+            return again(_ppu={**ppu_why, placed[-1]: short[placed[-1]]})
     if pmode != "ppu":
         from sim.compile import nand_postproc as _np
         if pmode == "in_memory":
@@ -1257,7 +1258,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         if why is not None and ci in eq2_layers and ci not in ppu_why:
             # its requant entries were kept for the array (hardware_model): restart with
             # the PPU's (mixed; in_memory refused a streamed layer above)
-            return again(_ppu={**ppu_why, ci: why}, _placed=_placed)
+            return again(_ppu={**ppu_why, ci: why}, _placed=_restart(_placed))
         if pmode != "ppu" and why is None:  # issue 14, seed 001 sec. 4.2 (nand_postproc)
             mark = (len(images), len(offsets), len(patches), mults[-out_ch:],
                     shifts[-out_ch:], biases[-out_ch:])
@@ -1277,7 +1278,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                 if pmode != "mixed" or (e.size is not None and _SIZES_ONLY.get()):
                     raise               # (propose_config raises a size the array needs)
                 if ci in eq2_layers:    # its requant entries were kept for the array
-                    return again(_ppu={**ppu_why, ci: str(e)}, _placed=_placed)
+                    return again(_ppu={**ppu_why, ci: str(e)}, _placed=_restart(_placed))
                 why = str(e)
                 del images[mark[0]:], offsets[mark[1]:], patches[mark[2]:]
                 mults[-out_ch:], shifts[-out_ch:], biases[-out_ch:] = mark[3:]
@@ -1355,6 +1356,13 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         model0, config, subarrays=k, stream_weights=stream_weights,
         tile_activations=tile_activations, _ppu=ppu_why,  # the same compile (sizes in config)
         _placed=None if _placed is None else []))
+
+
+def _restart(placed):
+    """``placed`` emptied for a compile that starts again (None stays None)."""
+    if placed is not None:
+        placed.clear()
+    return placed
 
 
 def _ppu_reason(why, layer, stream, groups: int, tplan) -> str | None:
