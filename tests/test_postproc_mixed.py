@@ -173,3 +173,26 @@ def test_mixed_moves_a_layer_to_the_ppu_when_a_later_one_runs_out_of_a_table():
                  "digits_addernet")
     big = compile_model(model, propose_config(model, cfg))
     assert [n for n, _ in big.ppu_fallbacks] == ["layer7 mul_linear"]
+
+
+def test_report_lists_the_ppu_fallbacks(tmp_path):
+    """``sim.analysis.report`` (cycle model) states nand_spin's post-processing mode and one line
+    per stage on the PPU with its reason, as the compiled model records them."""
+    import json
+
+    from golden.model import bundled_model_path, load_model
+    from sim.analysis import report
+    assert report.main(["--backend", "model", "-n", "1", "--mat", "4", "--model",
+                        "digits_addernet", "--preset", "nand_spin", "--out", str(tmp_path),
+                        "--quiet"]) == 0
+    model = load_model(bundled_model_path("digits_addernet"))
+    compiled = compile_model(model, preset("nand_spin"), subarrays=4)
+    rep = json.loads((tmp_path / "report-nand_spin.json").read_text())
+    want = [{"stage": n, "why": w} for n, w in compiled.ppu_fallbacks]
+    assert rep["postproc"]["mode"] == "mixed" and rep["postproc"]["ppu_fallbacks"] == want
+    md = (tmp_path / "report.md").read_text()
+    n_in = sum(st.postproc == "in_memory" for st in compiled.stages)
+    assert f"Post-processing mixed: {n_in} stage(s) in memory (seed 001 sec. 4.2), on the PPU:" \
+        in md
+    for f in want:
+        assert f"- {f['stage']}: {f['why']}" in md
