@@ -72,9 +72,11 @@ table entry mult 1, shift 0, bias 0) into a third data-memory region, then per r
 and window position q a program gathers group q's sums into the array and requantizes them
 (:func:`sums_in_program`, :func:`requant_program`, both with loops), and a last program pools
 the groups (max: Fig. 9; average: :func:`avg_pool_program`) and scatters the outputs to the
-stage's output words. Not built yet (:data:`NOT_BUILT`, a ``CompileError``): ``quant`` layers
-(the PPU's threshold stage), residual ``add`` layers and standalone pools
-(``sim.compile.layer_stages``). A ``logits`` layer keeps the PPU's LOGIT (the bias added to the sum:
+stage's output words. Not built yet (:data:`NOT_BUILT`, a ``CompileError`` with ``in_memory``):
+``quant`` layers (the PPU's threshold stage), residual ``add`` layers and standalone pools
+(``sim.compile.layer_stages``). With ``postproc='mixed'`` (``nand_spin``'s default) the compiler
+runs those on the PPU and the rest in memory, recording why per stage (:func:`not_built`,
+:func:`postproc_summary`). A ``logits`` layer keeps the PPU's LOGIT (the bias added to the sum:
 no requantization).
 """
 
