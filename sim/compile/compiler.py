@@ -633,6 +633,11 @@ def _too_small(msg: str, field: str, need: int, tail: str = ""):
 #: no counters); no size or refusal depends on the weights' values, the words or the profiles.
 _SIZES_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("sizes_only", default=False)
 
+#: Set while :func:`_propose` compiles: ``postproc='mixed'`` then raises a size a layer's
+#: in-memory post-processing needs (so that the proposal holds it) instead of putting that
+#: layer on the PPU.
+_PROPOSING: contextvars.ContextVar[bool] = contextvars.ContextVar("proposing", default=False)
+
 
 def _weight_planes(weight: np.ndarray, tiles: int, columns: int, n: int) -> np.ndarray:
     """bool [T*n*O, columns]: slot (t*n + b)*O + o = plane b of tile t of channel o."""
@@ -945,7 +950,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     # issue 14 item 2: sim.compile.nand_postproc
     pmode = config.postproc
     ppu_why = dict(_ppu or {})          # layer index -> why the PPU post-processes it
-    if pmode == "mixed" and _placed is None and not _SIZES_ONLY.get():
+    if pmode == "mixed" and _placed is None and not _PROPOSING.get():
         placed: list = []               # mixed never refuses a size the PPU way fits: the
         try:                            # last layer placed in memory goes to the PPU instead
             return again(_ppu=ppu_why, _placed=placed)
@@ -1275,7 +1280,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                 stages.append(stage)
                 continue
             except CompileError as e:   # mixed: what the in-memory path can not do -> the PPU
-                if pmode != "mixed" or (e.size is not None and _SIZES_ONLY.get()):
+                if pmode != "mixed" or (e.size is not None and _PROPOSING.get()):
                     raise               # (propose_config raises a size the array needs)
                 if ci in eq2_layers:    # its requant entries were kept for the array
                     return again(_ppu={**ppu_why, ci: str(e)}, _placed=_restart(_placed))
@@ -1342,6 +1347,11 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                        f"last step), but data_words is {out_depth}", "data_words", end)
     if tplan is not None:
         _at.link(stages, tplan, layers)
+    used = sum(len(im) for im in images)   # the in-memory post-processing's words too
+    if used > buffer_slots:
+        _too_small(f"the weight buffer needs {used} slots (the weights and seed 001's in-memory "
+                   f"post-processing words), but buffer_slots is {buffer_slots}",
+                   "buffer_slots", used)
     buffer = np.concatenate(images)
     compiled = CompiledModel(config=config, subarrays=k, width=width, buffer=buffer,
                          table=(tuple(mults), tuple(shifts), tuple(biases)),
@@ -1507,6 +1517,14 @@ def propose_config(model: Model, config, *, subarrays: int | None = None,
 
 
 def _propose(model, config, subarrays, stream_weights, tile_activations):
+    token = _PROPOSING.set(True)
+    try:
+        return _propose_sizes(model, config, subarrays, stream_weights, tile_activations)
+    finally:
+        _PROPOSING.reset(token)
+
+
+def _propose_sizes(model, config, subarrays, stream_weights, tile_activations):
     config = check_config(config)
     config = _one_pass(model, config, subarrays, stream_weights, tile_activations)
     while True:                 # every step raises one field: at most a few dozen steps

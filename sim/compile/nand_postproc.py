@@ -906,7 +906,7 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
         at = 5 + r * per_row
         image[at:at + len(mw)] = mw                      # the scale words above stay 0
         image[at + m_bits:at + per_row] = cw
-    images.append(image)
+    images.append(image if not cmod._SIZES_ONLY.get() else np.zeros_like(image))
     n_off = min(width, lanes_total)
     want = [(g * j, 0) for j in range(n_off)]
     off0 = _find_run(offsets, want)             # an earlier layer's entries, if they match
