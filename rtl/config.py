@@ -217,8 +217,9 @@ ZERO_SKIP_DATAFLOWS = ("abs_diff", "jeit_fa")
 #: Post-processing modes (``AcceleratorConfig.postproc``): ``ppu`` -- requantization, ReLU and
 #: pooling in the CMOS post-processing unit (``rtl.ppu``; ASSUMPTION: a CMOS unit as every
 #: digital accelerator has, the default of every preset but ``nand_spin``); ``in_memory`` --
-#: in the array on the per-column bit-counters (seed 001 sec. 4.2: quantization eq. 2, batch norm eq. 3, ReLU from
-#: the MSB, max pooling by comparison; ``sim.compile.nand_postproc``), needs the route
+#: in the array on the per-column bit-counters (seed 001 sec. 4.2: quantization eq. 2, batch
+#: norm eq. 3, ReLU from the MSB, max pooling by comparison; ``sim.compile.nand_postproc``),
+#: needs the route
 #: ``nand_inmem``; a layer it is not built for is a CompileError; ``mixed`` -- ``in_memory``
 #: for every layer it is built for, the PPU for the others (quant layers, residual adds,
 #: standalone pools, tiled activations: ``sim.compile.nand_postproc.NOT_BUILT``), needs the
