@@ -131,6 +131,7 @@ Running: :func:`load_compiled` (buffer, requant table, gather tables) and :func:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import math
 import sys
@@ -1509,19 +1510,23 @@ def propose_config(model: Model, config, *, subarrays: int | None = None,
         patch than the array has, a size beyond its field's maximum): the compiler's
         message.
     """
-    token = _SIZES_ONLY.set(True)
-    try:
+    with _flag(_SIZES_ONLY):
         return _propose(model, config, subarrays, stream_weights, tile_activations)
+
+
+@contextlib.contextmanager
+def _flag(var):
+    """``var`` (a bool ContextVar) True inside the block."""
+    token = var.set(True)
+    try:
+        yield
     finally:
-        _SIZES_ONLY.reset(token)
+        var.reset(token)
 
 
 def _propose(model, config, subarrays, stream_weights, tile_activations):
-    token = _PROPOSING.set(True)
-    try:
+    with _flag(_PROPOSING):
         return _propose_sizes(model, config, subarrays, stream_weights, tile_activations)
-    finally:
-        _PROPOSING.reset(token)
 
 
 def _propose_sizes(model, config, subarrays, stream_weights, tile_activations):
