@@ -38,6 +38,10 @@ TECH     ?= nand_spin
 PRESETS  ?=
 # Empty: the preset's own dataflow for adder layers; write_free, abs_diff or jeit_fa overrides it.
 DATAFLOW ?=
+# Empty: the preset's post-processing (nand_spin: mixed, seed 001's in-memory way where built);
+# ppu, in_memory or mixed overrides it (make sim; sim.cli run --postproc). nand_spin's runs
+# are on a core sized for the model (--propose): the in-memory raw sums need more data words.
+POSTPROC ?=
 # Subarrays in lock-step in the simulated mat (sim, report, bench, variation). 4, not the presets' 16: a 16-subarray
 # mat (2,048 columns) takes about 9 minutes to build in Verilator here, 4 about 3 minutes.
 # Empty: the preset's subarrays_per_mat.
@@ -56,6 +60,7 @@ shquote = '$(subst ','\'',$(1))'
 # (sim/knobs.py); not exported to make test, whose tests check the tools' own messages.
 sim variation bench zero-skip: export SPINPIM_MAKE_KNOBS := --model=MODEL --dataset=DATASET -n=N \
   --preset=PRESET --dataflow=DATAFLOW --sim=SIM --mat=MAT --technology=TECH --rtl-cv=RTL_CV \
+  --postproc=POSTPROC \
   --sigma=SIGMAS --spread=SPREADS --seeds=SEEDS
 report: export SPINPIM_MAKE_KNOBS := --model=MODEL --dataset=DATASET -n=N --preset=PRESETS \
   --sim=SIM --mat=MAT
@@ -158,7 +163,8 @@ sim: install ## run MODEL on N test images on the RTL core of PRESET (SIM, defau
 	    --preset $(PRESET) --sim $(if $(SIM),$(SIM),verilator) \
 	    $(if $(DATAFLOW),--dataflow $(DATAFLOW)) $(if $(MAT),--mat $(MAT)) \
 	    $(if $(DATASET),--dataset $(call shquote,$(DATASET))) \
-	    $(if $(filter dima_sot,$(PRESET)),--propose)
+	    $(if $(POSTPROC),--postproc $(POSTPROC)) \
+	    $(if $(filter dima_sot nand_spin,$(PRESET)),--propose)
 
 report: install ## per-preset energy/latency/GOPS/GOPS-W/area of MODEL vs the papers: each preset at its own mat on the cycle-exact model (build/reports/report.md; REPORT_MAT overrides), then a real RTL run at MAT (default 4: Verilator build time) with toggle counts for the CMOS logic energy (build/reports/rtl/report.md)
 	SPINPIM_MAKE_KNOBS='$(subst --mat=MAT,--mat=REPORT_MAT,$(SPINPIM_MAKE_KNOBS))' \

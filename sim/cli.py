@@ -211,7 +211,12 @@ def _run_rtl(args, config, mat, model, model_path, x, golden_logits) -> dict:
     # Rows the programs build from the data memory (static: every chunk's data rows); every
     # other array write is an abs-diff write-back.
     from sim.compile.bit_widths import rows_written   # <W:I> stages write I of n planes
-    built = sum(rows_written(st, c) for st in compiled.stages for c in st.chunks)
+    # (seed 001's in-memory post-processing programs, nand_spin's default, gather no patch:
+    # their rows, the raw sums' bit-planes, the affine map's and the results, are static)
+    built = sum(rows_written(st, c) for st in compiled.stages for c in st.chunks
+                if not (st.postproc == "in_memory" and c.patches == 0))
+    inmem = sum(ops.get("program", 0) + ops.get("write_row", 0) for st in compiled.stages
+                for ops in st.postproc_ops.values())
     writes = (totals.get("write_row", 0) + totals.get("program", 0)) / n
     return {
         "preset": args.preset, "dataflow": config.dataflow, "simulator": args.sim,
@@ -225,7 +230,8 @@ def _run_rtl(args, config, mat, model, model_path, x, golden_logits) -> dict:
         "host_data_words_per_image": sum(im["host_words"] for im in images) / n,
         "array_writes_per_image": {
             "rows_built_on_chip": built,
-            "write_backs": writes - built,
+            "in_memory_postproc_rows": inmem,
+            "write_backs": writes - built - inmem,
             "strip_erases": totals.get("erase", 0) / n,
         },
         "stall_cycles_per_image": totals.get("stalls", 0) / n,
@@ -240,7 +246,23 @@ def _run_rtl(args, config, mat, model, model_path, x, golden_logits) -> dict:
            if config.zero_skip else {}),
         **({"dima": _dima_summary(compiled, images)}
            if any(st.route == "dima_binconv" for st in compiled.stages) else {}),
+        "postproc": _postproc_summary(compiled, images),
     }
+
+
+def _postproc_summary(compiled, images) -> dict:
+    """``sim.compile.nand_postproc.postproc_summary`` of the measured per-stage counters, per
+    image (None without them)."""
+    from sim.compile.nand_postproc import postproc_summary
+    if not images or any("stages" not in im for im in images):
+        return None
+    n = len(images)
+    per_stage = [{} for _ in compiled.stages]
+    for im in images:
+        for c, row in zip(per_stage, im["stages"], strict=True):
+            for k, v in row["counters"].items():
+                c[k] = c.get(k, 0) + v / n
+    return postproc_summary(compiled, per_stage)
 
 
 def _dima_summary(compiled, images) -> dict:
@@ -345,11 +367,16 @@ def _print_rtl(rtl: dict) -> None:
     ops = ", ".join(f"{k} {v:.0f}" for k, v in rtl["micro_ops_per_image"].items() if v)
     print(f"    micro-ops per image    {ops}")
     w = rtl["array_writes_per_image"]
+    pp = (f"{w['in_memory_postproc_rows']:.0f} rows of the in-memory post-processing, "
+          if w["in_memory_postproc_rows"] else "")
     print(f"    array writes per image {w['rows_built_on_chip']:.0f} rows built on chip from the "
-          f"data memory, {w['write_backs']:.0f} write-back rows, {w['strip_erases']:.0f} strip "
+          f"data memory, {pp}{w['write_backs']:.0f} write-back rows, {w['strip_erases']:.0f} strip "
           "erases (the host writes no array row)")
     print(f"    simulator speed        {rtl['simulated_cycles_per_second']:.0f} cycles/s, "
           f"{rtl['images_per_second']:.2f} images/s")
+    from sim.compile.nand_postproc import postproc_lines
+    for line in postproc_lines(rtl["postproc"], indent="      ") if rtl["postproc"] else ():
+        print(f"    {line}")
     dima = rtl.get("dima")
     if dima:
         print(f"    DIMA (seed 002)        class A (FA/FS lanes) busy "
@@ -394,9 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dataflow", help="override the preset's dataflow for adder layers "
                    "(write_free, abs_diff or jeit_fa)")
     r.add_argument("--sim", default="verilator", help="icarus or verilator (rtl backend)")
-    r.add_argument("--postproc", help="post-processing: ppu (the preset's) or in_memory (seed "
-                   "001 sec. 4.2 on the bit-counters, route nand_inmem; layers it cannot run yet "
-                   "are refused by the compiler with one line)")
+    r.add_argument("--postproc", help="post-processing (default: the preset's; nand_spin's is "
+                   "mixed): ppu, in_memory (seed 001 sec. 4.2 on the bit-counters, route "
+                   "nand_inmem; layers it cannot run yet are refused by the compiler with one "
+                   "line) or mixed (in memory where built, the PPU for the other layers)")
     r.add_argument("--mat", help="subarrays in lock-step in the simulated mat (rtl backend; "
                    "default: the preset's subarrays_per_mat)")
     add_size_options(r)

@@ -102,10 +102,13 @@ def test_preset_validation_as_the_page_describes():
 
 def _per_dot(compiled):
     """Per route: tile dots, and the micro-ops of the dots (the gather part's row writes and
-    strip erases taken out), summed over every chunk."""
+    strip erases taken out), summed over every chunk (not the programs of seed 001's in-memory
+    post-processing, nand_spin's default: they compute no dot)."""
     out = {}
     for stage in compiled.stages:
         for chunk in stage.chunks:
+            if stage.postproc == "in_memory" and not chunk.patches:
+                continue
             ops = chunk.micro_ops
             strips = -(-len(chunk.rows) // compiled.config.mtjs_per_strip)
             erases = ops["erase"] - (strips if compiled.config.technology == "nand_spin" else 0)

@@ -83,3 +83,20 @@ def test_variation_takes_a_model_file(tmp_path):
     r = subprocess.run([*cmd, "--dataset", "fashion_mnist"], cwd=REPO, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 2 and "expects inputs [1, 8, 8]" in r.stderr, r.stderr
+
+
+def test_make_sim_postproc_knob():
+    """POSTPROC reaches ``sim.cli run --postproc`` (empty: the preset's own, no option); a bad
+    value is one error line naming the knob, before any build."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    dry = subprocess.run(["make", "-n", "-s", "--no-print-directory", "sim", "POSTPROC=ppu"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0 and "--postproc ppu" in dry.stdout, dry.stdout
+    dry = subprocess.run(["make", "-n", "-s", "--no-print-directory", "sim"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0 and "--postproc" not in dry.stdout, dry.stdout
+    r = _make("sim", "POSTPROC=bogus", "N=1")
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[0] == ("error: POSTPROC must be one of ppu, in_memory, mixed, "
+                                        "not 'bogus'"), r.stderr

@@ -20,7 +20,7 @@ from rtl.config import preset
 from sim.analysis import counting, multi_mat as amm
 from sim.analysis.counting import count_model
 from sim.compile import multi_mat as mm
-from sim.compile.compiler import compile_model, run_compiled
+from sim.compile.compiler import compile_model, propose_config, run_compiled
 from sim.hw.core_model import CoreModel
 from tests.layer_models import _float, fit_requant, random_model
 
@@ -127,7 +127,9 @@ def test_one_mat_is_the_single_mat(preset_name, name):
     """M = 1: cycles, every counter, ops and energy == the whole model compiled as one program
     and counted (no broadcast: the activations stay in the mat)."""
     model = load_model(bundled_model_path(name))
-    config = preset(preset_name)
+    # sized for the model: nand_spin post-processes in memory (issue 14) where its data memory
+    # and tables hold the raw sums and programs, in the whole model and in the segments alike
+    config = propose_config(model, preset(preset_name))
     res = _one_mat_is_the_single_mat(model, config)
     assert all(s["broadcast"]["cycles"] == 0 for s in res["segments"])
 
@@ -136,7 +138,10 @@ def test_broadcast_and_totals():
     """M = 4: a segment's cycles = its slowest mat's + the broadcast of its output words (one
     word per cycle); the energies and ops add up over mats and segments."""
     model = load_model(bundled_model_path("fashion_addernet"))
-    res = amm.run(model, preset("nand_spin"), 4)
+    # sized for the whole model (nand_spin's in-memory post-processing, issue 14: its tables
+    # then hold every segment's, nothing reloaded)
+    config = propose_config(model, preset("nand_spin"))
+    res = amm.run(model, config, 4)
     shapes = model.shapes()
     for s in res["segments"]:
         words = int(np.prod(shapes[s["layers"][-1] + 1]))
@@ -147,7 +152,7 @@ def test_broadcast_and_totals():
         assert s["broadcast"]["cycles"] == s["broadcast"]["words"]
     assert res["cycles"] == sum(s["cycles"] for s in res["segments"])
     assert res["energy_j"] == pytest.approx(sum(s["energy_j"] for s in res["segments"]))
-    assert res["ops"] == count_model(compile_model(model, preset("nand_spin")), model).ops
+    assert res["ops"] == count_model(compile_model(model, config), model).ops
 
 
 @pytest.mark.parametrize("bad", [0, 9, -1, 2.5, True, "x", None])

@@ -33,9 +33,8 @@ M0 = 4
 
 
 def cfg_nand():
-    cfg = preset("nand_spin")
-    return dataclasses.replace(cfg, rows=256, columns=16, subarrays_per_mat=2, mats=1,
-                               routes=cfg.routes + ("nand_inmem",))
+    cfg = preset("nand_spin")           # (the preset has the route: issue 14)
+    return dataclasses.replace(cfg, rows=256, columns=16, subarrays_per_mat=2, mats=1)
 
 
 def cfg_stt():
@@ -268,7 +267,8 @@ def test_builder_refuses_bad_input(kw, match):
 
 
 def test_postproc_field_and_the_compilers_refusal():
-    """``AcceleratorConfig.postproc``: ``ppu`` in every preset, validated; ``in_memory`` needs
+    """``AcceleratorConfig.postproc``: ``ppu`` in every preset but nand_spin (``mixed``, seed
+    001's way where built: tests/test_postproc_mixed.py), validated; ``in_memory`` needs
     the bit-counters' route, and the compiler refuses what it does not build yet (``quant``
     layers, standalone pools), naming the layer."""
     from golden.model import bundled_model_path, load_model
@@ -277,13 +277,16 @@ def test_postproc_field_and_the_compilers_refusal():
     from sim.compile.nand_postproc import with_postproc
     from sim.util import UserError
     for name in PRESETS:
-        assert preset(name).postproc == "ppu"
-    cfg = preset("nand_spin")
-    with pytest.raises(ValueError, match=r"^postproc must be one of ppu, in_memory, not 'cmos'$"):
+        assert preset(name).postproc == ("mixed" if name == "nand_spin" else "ppu")
+    cfg = dataclasses.replace(preset("nand_spin"), postproc="ppu",
+                              routes=("write_free", "and_bitcount"))
+    with pytest.raises(ValueError, match=r"^postproc must be one of ppu, in_memory, mixed, not "
+                                         r"'cmos'$"):
         dataclasses.replace(cfg, postproc="cmos")
     with pytest.raises(ValueError, match=r"^postproc='in_memory' needs the route 'nand_inmem'"):
         dataclasses.replace(cfg, postproc="in_memory")
-    with pytest.raises(UserError, match=r"^--postproc must be one of ppu, in_memory, not 'x'$"):
+    with pytest.raises(UserError, match=r"^--postproc must be one of ppu, in_memory, mixed, "
+                                        r"not 'x'$"):
         with_postproc(cfg, "x")
     im = with_postproc(cfg, "in_memory")
     assert im.postproc == "in_memory" and "nand_inmem" in im.routes
@@ -312,7 +315,7 @@ def test_measure_model_costs_and_checks_every_output():
     from sim.routes.nand_inmem import compare_cycles, select_cycles
     model = load_model(bundled_model_path("fashion_addernet"))
     config = preset("nand_spin")
-    full = dataclasses.replace(config, routes=config.routes + ("nand_inmem",))
+    full = config                       # (the preset has the route nand_inmem: issue 14)
     halt = CoreModel(full).run(asm.assemble([asm.halt()])).counters["cycles"]
     rows = measure_model(model, config)
     assert [r["layer"] for r in rows] == [0, 2, 4]

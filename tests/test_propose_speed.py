@@ -52,9 +52,18 @@ def _same_proposal(model, base, *, minimal=True, **kw):
     compile_model(model, got, **kw)
     for f in SIZE_FIELDS if minimal else ():
         if getattr(got, f) > getattr(base, f):
-            with pytest.raises(CompileError):
-                compile_model(model, dataclasses.replace(got, **{f: _smaller(f, getattr(got, f))}),
-                              **kw)
+            assert _short(model, dataclasses.replace(got, **{f: _smaller(f, getattr(got, f))}),
+                          f, **kw), f
+
+
+def _short(model, config, field, **kw) -> bool:
+    """Whether ``config`` is too small in ``field``: a CompileError, or (``postproc='mixed'``,
+    nand_spin's default, issue 14) a layer put on the PPU for want of it."""
+    try:
+        compiled = compile_model(model, config, **kw)
+    except CompileError:
+        return True
+    return any(field in why for _, why in compiled.ppu_fallbacks)
 
 
 @pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)

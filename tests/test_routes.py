@@ -75,7 +75,8 @@ def test_presets_list_their_routes():
     # seed 000: its FA array (jeit_fa, the default) and abs-diff write-back; NAND-SPIN and
     # IMAC's digital part: write-free
     assert preset("jeit_stt").routes == ("abs_diff", "and_bitcount", "jeit_fa")
-    assert preset("nand_spin").routes == ("write_free", "and_bitcount")
+    # NAND-SPIN also its per-column bit-counters (seed 001 sec. 4.2 post-processing, issue 14)
+    assert preset("nand_spin").routes == ("write_free", "and_bitcount", "nand_inmem")
     assert "min" not in {lane for r in preset("jeit_stt").routes for lane in ROUTES[r].lanes}
 
 
@@ -130,7 +131,8 @@ def _ones_model(rng, *, n_in=24, n_mid=6, n_out=5):
 def test_a_layer_no_route_maps_names_the_routes_and_presets_that_can():
     rng = np.random.default_rng(SEED)
     model, _ = _ones_model(rng)
-    cfg = dataclasses.replace(preset("nand_spin"), routes=("write_free",))
+    # (postproc ppu: nand_spin's default, mixed, needs the bit-counters' route, issue 14)
+    cfg = dataclasses.replace(preset("nand_spin"), routes=("write_free",), postproc="ppu")
     with pytest.raises(CompileError, match=r"^layer 1 \(mul_linear\): no route of this "
                        r"configuration \(routes write_free\) maps a mul_linear layer; routes "
                        r"that do: and_bitcount, dima_bitwise \(presets that can: jeit_stt, "
@@ -144,7 +146,7 @@ def test_a_layer_no_route_maps_names_the_routes_and_presets_that_can():
 def test_walkthrough_route_computes_its_layers_equal_to_golden(toy_route, subarrays):
     rng = np.random.default_rng(SEED + subarrays)
     model, x = _ones_model(rng)
-    cfg = dataclasses.replace(preset("nand_spin"), rows=64, columns=16,
+    cfg = dataclasses.replace(preset("nand_spin"), rows=64, columns=16, postproc="ppu",
                               routes=("write_free", route_example.NAME, "and_bitcount"))
     compiled, res, _ = run_model_checked(model, cfg, x, SEED, subarrays=subarrays)
     assert [s.route for s in compiled.stages] == [route_example.NAME, "and_bitcount"]
@@ -188,7 +190,8 @@ def test_walkthrough_touches_only_the_route_and_its_registration(toy_route):
     (dict(routes="write_free"), TypeError, r"^routes must be a non-empty tuple"),
     (dict(routes=("write_free", "write_free")), ValueError, r"^routes must not repeat"),
     (dict(dataflow="abs_diff"), ValueError,
-     r"^dataflow 'abs_diff' must be one of routes \('write_free', 'and_bitcount'\) .*"
+     r"^dataflow 'abs_diff' must be one of routes \('write_free', 'and_bitcount', "
+     r"'nand_inmem'\) .*"
      r"with_dataflow\('abs_diff'\)$"),
 ])
 def test_routes_validation(kw, exc, match):
@@ -199,7 +202,7 @@ def test_routes_validation(kw, exc, match):
 def test_with_dataflow_adds_the_route_and_default_routes():
     cfg = preset("nand_spin").with_dataflow("abs_diff")
     assert cfg.dataflow == "abs_diff" and cfg.routes == ("write_free", "and_bitcount",
-                                                         "abs_diff")
+                                                         "nand_inmem", "abs_diff")
     assert preset("nand_spin").with_dataflow("write_free") == preset("nand_spin")
     fields = {k: v for k, v in preset("dima_sot").as_dict().items() if k != "routes"}
     assert type(preset("dima_sot"))(**fields).routes == ("abs_diff", "and_bitcount")

@@ -608,6 +608,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mat", help="subarrays per mat (default: the preset's subarrays_per_mat)")
     p.add_argument("--propose", action="store_true",
                    help="raise every size the model needs (sim.compile.compiler.propose_config)")
+    p.add_argument("--postproc", default=None,
+                   help="post-processing (default: the preset's; nand_spin's is mixed): ppu, "
+                   "in_memory or mixed (sim.compile.nand_postproc)")
     p.add_argument("--stream-weights", action="store_true",
                    help="stream weights that do not fit the weight buffer into it per layer "
                    "(sim.compile.weight_stream), their bus cycles and energy counted")
@@ -640,12 +643,15 @@ def main(argv=None) -> int:
     try:
         from sim.cli import _resolve_model
         from sim.compile.compiler import CompileError, compile_model, propose_config
+        from sim.compile.nand_postproc import postproc_lines, postproc_summary, with_postproc
         from sim.config_file import resolve_config
         from sim.util import parse_mat
         name, config = resolve_config(
             preset_name=args.preset, config_file=args.config,
             sizes={f: getattr(args, f) for f in SIZE_FIELDS}, dataflow=args.dataflow,
             conv_map=args.conv_map)
+        if args.postproc is not None:
+            config = with_postproc(config, args.postproc)
         mat = parse_mat(args.mat, config, name) or config.subarrays_per_mat
         out = check_file("--json", args.json) if args.json else None
         model, ds_name, _ = _resolve_model(args.model)
@@ -684,8 +690,11 @@ def main(argv=None) -> int:
           f"{len(compiled.stages)} stages, {sum(len(s.chunks) for s in compiled.stages)} chunk "
           f"runs per image; compile {t1 - t0:.2f} s, count {t2 - t1:.3f} s{note}")
     print(table(res))
+    pp = postproc_summary(compiled, [st.counters for st in res.stages])
+    for line in postproc_lines(pp):
+        print(line)
     if out is not None:
-        doc = {"model": model.name, "preset": name, "subarrays": mat,
+        doc = {"postproc": pp, "model": model.name, "preset": name, "subarrays": mat,
                "config": config.as_dict(), "compile_seconds": round(t1 - t0, 3),
                "count_seconds": round(t2 - t1, 3),
                "command": shlex.join(["python", "-m", "sim.analysis.counting", *argv]),

@@ -393,8 +393,11 @@ def row_build_profile(stage) -> tuple[int, dict]:
     total = dict.fromkeys(counter_names(), 0)
     for chunk in stage.chunks:
         words = tuple(int(w) for w in chunk.program)
-        end = next(i for i, w in enumerate(words)
-                   if (ins := decode(w)).op is Opcode.MOVE and ins.imm == MoveOp.SETPTR.value)
+        end = next((i for i, w in enumerate(words)
+                    if (ins := decode(w)).op is Opcode.MOVE and ins.imm == MoveOp.SETPTR.value),
+                   None)
+        if end is None:     # seed 001's in-memory post-processing (no dot product): none
+            continue
         _, counts = program_profile(words[:end] + (words[-1],), stage.config)   # + the HALT
         counts["halt"] -= 1
         counts["cycles"] -= 1
@@ -1201,6 +1204,10 @@ def preset_report(name: str, config, compiled, model, images, *, backend: str,
                                                        "wire_mm", "sources")},
         "memories": memories,
         "stages": stages,
+        "postproc": {"mode": config.postproc,       # issue 14: sim.compile.nand_postproc
+                     "in_memory": [st.name for st in compiled.stages if st.postproc != "ppu"],
+                     "ppu_fallbacks": [{"stage": n, "why": w}
+                                       for n, w in compiled.ppu_fallbacks]},
         "per_image": per_image,
         "per_image_spread": per_image_spread,
         "energy_split": split,
@@ -2058,6 +2065,10 @@ def markdown(reports: list, command: str) -> str:
                              f"network's work); the core computes the {done} inside a pool "
                              f"window (the pool floors), so this stage's GOPS is "
                              f"{_g(full / done)} x the rate of work actually done.")
+        pp = rep.get("postproc") or {"mode": "ppu", "in_memory": [], "ppu_fallbacks": []}
+        lines.append(f"Post-processing {pp['mode']}: {len(pp['in_memory'])} stage(s) in memory "
+                     f"(seed 001 sec. 4.2){', on the PPU:' if pp['ppu_fallbacks'] else '.'}")
+        lines += [f"- {f['stage']}: {f['why']}" for f in pp["ppu_fallbacks"]]
         lines += _spread_lines(rep)
         cls = ", ".join(f"{k} {_g(v, 2)}%" for k, v in rep["shares"]["energy_pct"].items() if v)
         lines.append(f"Energy by class: {cls}.")

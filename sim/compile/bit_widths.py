@@ -130,13 +130,14 @@ def eq2_entry(mult: int, shift: int, bias: int, out_bits: int, acc_bound: int):
     return m, s2, b2
 
 
-def hardware_model(model, error, *, in_memory: bool = False):
+def hardware_model(model, error, *, in_memory=False):
     """``model`` with every eq.-2 layer's requant entries as the PPU runs them (module
     docstring), for the compiler only (its golden meaning is not that of the file); ``model``
     itself when it has no eq. 2. Refuses (``error``) what is not built. ``in_memory``
     (``postproc='in_memory'``): the entries stay as they are, the in-array requantization
     saturates at ``2**k - 1`` itself (``sim.compile.nand_postproc.plan_stage``); only the
-    shift ``HW_SHIFT`` is set."""
+    shift ``HW_SHIFT`` is set. ``in_memory`` may also be a set of layer indices: those layers
+    so, the others as the PPU runs them (``postproc='mixed'``)."""
     if not has_eq2(model):
         return model
     from golden.model import Model
@@ -156,7 +157,7 @@ def hardware_model(model, error, *, in_memory: bool = False):
             continue
         k = int(ly.params["out_bits"])
         params = {key: v for key, v in ly.params.items() if key != "out_bits"}
-        if in_memory:
+        if in_memory is True or (not isinstance(in_memory, bool) and i in in_memory):
             layers[i] = dataclasses.replace(ly, params={**params, HW_SHIFT: BITS_MAX - k})
             continue
         bound = L.conv_acc_bound(ly.acc_kind, int(np.prod(ly.params["weight"].shape[1:])))

@@ -131,6 +131,7 @@ Running: :func:`load_compiled` (buffer, requant table, gather tables) and :func:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import math
 import sys
@@ -350,7 +351,10 @@ class Stage:
     ``channel_base``: where its weights and table entries are; ``offset_base``,
     ``patch_base``: its first gather-table entries; ``in_base`` / ``out_base``: its input and
     output in the data memory; ``scratch_rows``: the abs-diff write-back rows; ``data_row0``:
-    the first data row; ``chunks``: the runs.
+    the first data row; ``chunks``: the runs; ``postproc``: where its sums are post-processed,
+    ``ppu`` or ``in_memory`` (seed 001 sec. 4.2, ``sim.compile.nand_postproc``), and
+    ``postproc_reason``: with ``postproc='in_memory'`` / ``'mixed'``, why a stage is on the PPU
+    (None otherwise).
     """
     name: str
     layer_index: int
@@ -399,6 +403,12 @@ class Stage:
     #: store, every image; ``act_bands``: the bands of a tiled stage (0: resident).
     act_moves: list = field(default_factory=list, repr=False)
     act_bands: int = 0
+    postproc: str = "ppu"
+    postproc_reason: str | None = None
+    #: In memory: the micro-ops per image of its post-processing programs by part,
+    #: ``{"requantize": {op: count}, "pool": {op: count}}`` (static: the programs are
+    #: data-independent; ``sim.compile.nand_postproc.plan_stage``).
+    postproc_ops: dict = field(default_factory=dict, repr=False)
 
     @property
     def in_size(self) -> int:
@@ -531,6 +541,13 @@ class CompiledModel:
         return sum(s.cycles for s in self.stages)
 
     @property
+    def ppu_fallbacks(self) -> list:
+        """``(stage name, why)`` of every stage whose post-processing the PPU does although the
+        configuration's ``postproc`` is ``in_memory`` or ``mixed`` (empty with ``ppu``)."""
+        return [(st.name, st.postproc_reason) for st in self.stages
+                if st.postproc == "ppu" and st.postproc_reason]
+
+    @property
     def gather_cycles(self) -> int:
         """Controller cycles of one image spent in the erase and gather parts (static)."""
         return sum(s.gather_cycles for s in self.stages)
@@ -616,6 +633,11 @@ def _too_small(msg: str, field: str, need: int, tail: str = ""):
 #: ``asm.assemble`` checks them but their words are zeros (as many) and not profiled (cycles 0,
 #: no counters); no size or refusal depends on the weights' values, the words or the profiles.
 _SIZES_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("sizes_only", default=False)
+
+#: Set while :func:`_propose` compiles: ``postproc='mixed'`` then raises a size a layer's
+#: in-memory post-processing needs (so that the proposal holds it) instead of putting that
+#: layer on the PPU.
+_PROPOSING: contextvars.ContextVar[bool] = contextvars.ContextVar("proposing", default=False)
 
 
 def _weight_planes(weight: np.ndarray, tiles: int, columns: int, n: int) -> np.ndarray:
@@ -861,7 +883,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                   offset_depth: int | None = None,
                   patch_depth: int | None = None,
                   stream_weights: bool = False,
-                  tile_activations: bool = False) -> CompiledModel:
+                  tile_activations: bool = False, _ppu: dict | None = None,
+                  _placed: list | None = None) -> CompiledModel:
     """Map ``model`` onto a core of ``config`` (see the module docstring).
 
     Parameters
@@ -887,6 +910,19 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         output rows whose activations the host moves between the data memory and a chip-level
         activation store (``sim.compile.act_tile``), instead of refusing; a model with
         standalone layers or branches then keeps every tensor in the store. Default False.
+    _ppu, _placed : dict or None, list or None
+        Internal (``postproc='mixed'``): layer index -> why its post-processing is on the PPU
+        (an eq.-2 layer found not to fit in memory after its requant entries were chosen, or
+        the last layer placed in memory when a size runs out later: the compile restarts with
+        it on the PPU); the layers placed in memory so far.
+
+    ``config.postproc`` (``rtl.config.POSTPROC_MODES``): ``ppu``, every layer's post-processing
+    on the PPU; ``in_memory``, every ``requant`` layer's in the array (seed 001 sec. 4.2,
+    ``sim.compile.nand_postproc.plan_stage``), a layer it is not built for a CompileError;
+    ``mixed``, in the array where it is built and fits the core, the PPU for the other layers,
+    each stage's ``postproc_reason`` saying why (:attr:`CompiledModel.ppu_fallbacks`; a size
+    of the configuration too small for a layer's in-memory path is such a reason, naming the
+    field to raise, and :func:`propose_config` raises it so that the layer runs in memory).
 
     Raises
     ------
@@ -906,10 +942,34 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         configuration is too small, the field to raise, to what, and its command-line option.
     """
     config = check_config(config)
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a golden.model.Model, not {model!r}")
+    again = partial(compile_model, model, config, subarrays=subarrays, buffer_slots=buffer_slots,
+                    channels=channels, out_depth=out_depth, imem_depth=imem_depth,
+                    offset_depth=offset_depth, patch_depth=patch_depth,
+                    stream_weights=stream_weights, tile_activations=tile_activations)
     # issue 14 item 2: sim.compile.nand_postproc
-    if config.postproc == "in_memory":
-        from sim.compile.nand_postproc import refuse_in_memory
-        refuse_in_memory(model)
+    pmode = config.postproc
+    ppu_why = dict(_ppu or {})          # layer index -> why the PPU post-processes it
+    if pmode == "mixed" and _placed is None and not _PROPOSING.get():
+        placed: list = []               # mixed never refuses a size the PPU way fits: the
+        try:                            # last layer placed in memory goes to the PPU instead
+            return again(_ppu=ppu_why, _placed=placed)
+        except CompileError as e:
+            if e.field is None or not placed:
+                raise
+            short = {li: (f"layer {li}: in memory it leaves too little of {e.field} for the "
+                          f"layers after it ({e}); propose_config raises it") for li in placed}
+            again(_ppu={**ppu_why, **short}, _placed=[])   # the PPU way must fit: else raises
+            return again(_ppu={**ppu_why, placed[-1]: short[placed[-1]]})
+    if pmode != "ppu":
+        from sim.compile import nand_postproc as _np
+        if pmode == "in_memory":
+            _np.refuse_in_memory(model)
+        for li, why in _np.not_built(model).items():
+            ppu_why.setdefault(li, why)
+    eq2_layers = {i for i, ly in enumerate(model.layers) if "out_bits" in ly.params}
+    model0 = model
     _ISA_BITS.set(config.isa_base_bits)
     args = {"buffer_slots": buffer_slots, "channels": channels, "out_depth": out_depth,
             "imem_depth": imem_depth, "offset_depth": offset_depth, "patch_depth": patch_depth}
@@ -922,8 +982,6 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                                          config.data_words)
     imem_depth, offset_depth, patch_depth = (config.program_words, config.offset_entries,
                                              config.patch_entries)
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a golden.model.Model, not {model!r}")
     if subarrays is None:
         subarrays = config.subarrays_per_mat
     if isinstance(subarrays, bool) or not isinstance(subarrays, int):
@@ -935,7 +993,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     width = k * cols
     _bw.check_model(model, config, CompileError)
     model = _bw.hardware_model(model, CompileError,     # eq. 2: its PPU entries
-                               in_memory=config.postproc == "in_memory")
+                               in_memory=(pmode == "in_memory" if pmode != "mixed" else
+                                          frozenset(eq2_layers - set(ppu_why))))
     if n != L.ACT_BITS:
         raise CompileError(f"config operand_bits is {n}, but the golden model's activations "
                            f"and weights are {L.ACT_BITS}-bit: use operand_bits={L.ACT_BITS}")
@@ -1153,6 +1212,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             chan += out_ch
             if stream is not None:
                 slot = resident_slot
+            stage.postproc = "in_memory"        # requantized in the array (nand_conv)
             stages.append(stage)
             continue
         slot += tiles * (n + _zero_skips(route, config, kp * cols)) * out_ch
@@ -1197,18 +1257,39 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             _too_small(f"{where}: its {stage.n_patches} patch-table entries (from entry "
                        f"{pbase}) need {pbase + stage.n_patches}, but patch_entries is "
                        f"{patch_depth}", "patch_entries", pbase + stage.n_patches)
-        if config.postproc == "in_memory" and (stream is not None or groups > 1):
+        if pmode == "in_memory" and (stream is not None or groups > 1):
             _fail(where, "in-memory post-processing (postproc='in_memory') of a streamed or "
-                         "grouped layer is not built yet; use postproc='ppu'")
-        if config.postproc == "in_memory" and ly.output == "requant":   # issue 14, seed 001
-            from sim.compile.nand_postproc import plan_stage                       # sec. 4.2
-            slot, obase, pbase = plan_stage(
-                sys.modules[__name__], stage, ly, config, where, width=width, region=region,
-                cursor=(slot, obase, pbase), lists=(images, offsets, patches,
-                                                    (mults, shifts, biases)),
-                imem_depth=imem_depth, standalone=layout is not None)
-            stages.append(stage)
-            continue
+                         "grouped layer is not built yet; use postproc='ppu' or 'mixed'")
+        why = None if pmode == "ppu" else _ppu_reason(ppu_why.get(ci), ly, stream, groups, tplan)
+        if why is not None and ci in eq2_layers and ci not in ppu_why:
+            # its requant entries were kept for the array (hardware_model): restart with
+            # the PPU's (mixed; in_memory refused a streamed layer above)
+            return again(_ppu={**ppu_why, ci: why}, _placed=_restart(_placed))
+        if pmode != "ppu" and why is None:  # issue 14, seed 001 sec. 4.2 (nand_postproc)
+            mark = (len(images), len(offsets), len(patches), mults[-out_ch:],
+                    shifts[-out_ch:], biases[-out_ch:])
+            try:
+                slot, obase, pbase = _np.plan_stage(
+                    sys.modules[__name__], stage, ly, config, where, width=width,
+                    region=region, cursor=(slot, obase, pbase),
+                    lists=(images, offsets, patches, (mults, shifts, biases)),
+                    imem_depth=imem_depth,
+                    sums_base=2 * region if layout is None else layout.words)
+                stage.postproc = "in_memory"
+                if _placed is not None:
+                    _placed.append(ci)
+                stages.append(stage)
+                continue
+            except CompileError as e:   # mixed: what the in-memory path can not do -> the PPU
+                if pmode != "mixed" or (e.size is not None and _PROPOSING.get()):
+                    raise               # (propose_config raises a size the array needs)
+                if ci in eq2_layers:    # its requant entries were kept for the array
+                    return again(_ppu={**ppu_why, ci: str(e)}, _placed=_restart(_placed))
+                why = str(e)
+                del images[mark[0]:], offsets[mark[1]:], patches[mark[2]:]
+                mults[-out_ch:], shifts[-out_ch:], biases[-out_ch:] = mark[3:]
+                stage.chunks, stage.postproc_ops = [], {}
+        stage.postproc_reason = why
         if tplan is not None and tplan.tiled.get(si):     # bands (sim.compile.act_tile)
             stage.act_bands = len(tplan.bands[si][2])
             patches += _at.build_tiled(sys.modules[__name__], stage, si, tplan, w, route, config,
@@ -1250,6 +1331,10 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             mults.append(m_)
             shifts.append(s_)
             biases.append(b_)
+        if pmode != "ppu":              # the standalone layers: the PPU (nand_postproc.NOT_BUILT)
+            for st in stages:
+                if st.layer_index in extras:
+                    st.postproc_reason = ppu_why.get(st.layer_index, _np.NOT_BUILT)
     if layout is None:
         # A chunk's last ADDPTR leaves the write pointer out_start words past its stage's
         # output (out_base + out_start + out_size); the core flags a pointer past data_words
@@ -1263,6 +1348,11 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                        f"last step), but data_words is {out_depth}", "data_words", end)
     if tplan is not None:
         _at.link(stages, tplan, layers)
+    used = sum(len(im) for im in images)   # the in-memory post-processing's words too
+    if used > buffer_slots:
+        _too_small(f"the weight buffer needs {used} slots (the weights and seed 001's in-memory "
+                   f"post-processing words), but buffer_slots is {buffer_slots}",
+                   "buffer_slots", used)
     buffer = np.concatenate(images)
     compiled = CompiledModel(config=config, subarrays=k, width=width, buffer=buffer,
                          table=(tuple(mults), tuple(shifts), tuple(biases)),
@@ -1274,8 +1364,34 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     _dm.gate_classes(compiled)                   # seed 002: each class on its own subarrays
     from sim.routes import dima_bitwise as _db   # weight rows resident where rows are spare
     return _db.with_resident_weights(compiled, lambda: compile_model(
-        model, config, subarrays=k, stream_weights=stream_weights,
-        tile_activations=tile_activations))      # the same compile (sizes are in config)
+        model0, config, subarrays=k, stream_weights=stream_weights,
+        tile_activations=tile_activations, _ppu=ppu_why,  # the same compile (sizes in config)
+        _placed=None if _placed is None else []))
+
+
+def _restart(placed):
+    """``placed`` emptied for a compile that starts again (None stays None)."""
+    if placed is not None:
+        placed.clear()
+    return placed
+
+
+def _ppu_reason(why, layer, stream, groups: int, tplan) -> str | None:
+    """With ``postproc`` ``in_memory`` or ``mixed``: why a compute layer's post-processing is on
+    the PPU, or None (in the array, seed 001 sec. 4.2); ``why``: the model-level reason
+    (``sim.compile.nand_postproc.not_built``) or None."""
+    if why is not None:
+        return why
+    if layer.output == "logits":
+        return ("logits: the PPU's LOGIT adds the bias to the sum (no requantization; as with "
+                "postproc 'in_memory')")
+    if stream is not None or groups > 1:
+        return ("weights streamed or grouped (sim.compile.weight_stream, sim.compile.grouped): "
+                "in-memory post-processing of such a layer is not built yet")
+    if tplan is not None:
+        return ("activations tiled (sim.compile.act_tile): in-memory post-processing of a "
+                "tiled model is not built yet")
+    return None
 
 
 def _slots_of(layers, shapes, plan, info, config, k: int, width: int) -> int:
@@ -1394,14 +1510,26 @@ def propose_config(model: Model, config, *, subarrays: int | None = None,
         patch than the array has, a size beyond its field's maximum): the compiler's
         message.
     """
-    token = _SIZES_ONLY.set(True)
-    try:
+    with _flag(_SIZES_ONLY):
         return _propose(model, config, subarrays, stream_weights, tile_activations)
+
+
+@contextlib.contextmanager
+def _flag(var):
+    """``var`` (a bool ContextVar) True inside the block."""
+    token = var.set(True)
+    try:
+        yield
     finally:
-        _SIZES_ONLY.reset(token)
+        var.reset(token)
 
 
 def _propose(model, config, subarrays, stream_weights, tile_activations):
+    with _flag(_PROPOSING):
+        return _propose_sizes(model, config, subarrays, stream_weights, tile_activations)
+
+
+def _propose_sizes(model, config, subarrays, stream_weights, tile_activations):
     config = check_config(config)
     config = _one_pass(model, config, subarrays, stream_weights, tile_activations)
     while True:                 # every step raises one field: at most a few dozen steps

@@ -1066,7 +1066,8 @@ def main(argv=None) -> int:
                          host={"data_words": words}).energy_j
             print(f"| {i} | gather + {mode} | {mo['cycles']} | {mo['program']} / "
                   f"{mo['erase']} / {mo['write_row']} | {words} image words | {e * 1e9:.2f} |")
-        cfg = dataclasses.replace(config, routes=tuple(config.routes) + ("nand_inmem",))
+        cfg = dataclasses.replace(config, routes=tuple(dict.fromkeys(
+            tuple(config.routes) + ("nand_inmem",))))
         host = {"program": r["host_rows"], "erase": r["host_erases"]}
         for name, cnt in (("Fig. 10 sums", r["conv"]),
                           ("Fig. 10 + in-memory requant", None if r["post"] is None else

@@ -72,9 +72,11 @@ table entry mult 1, shift 0, bias 0) into a third data-memory region, then per r
 and window position q a program gathers group q's sums into the array and requantizes them
 (:func:`sums_in_program`, :func:`requant_program`, both with loops), and a last program pools
 the groups (max: Fig. 9; average: :func:`avg_pool_program`) and scatters the outputs to the
-stage's output words. Not built yet (:data:`NOT_BUILT`, a ``CompileError``): ``quant`` layers
-(the PPU's threshold stage), residual ``add`` layers and standalone pools
-(``sim.compile.layer_stages``). A ``logits`` layer keeps the PPU's LOGIT (the bias added to the sum:
+stage's output words. Not built yet (:data:`NOT_BUILT`, a ``CompileError`` with ``in_memory``):
+``quant`` layers (the PPU's threshold stage), residual ``add`` layers and standalone pools
+(``sim.compile.layer_stages``). With ``postproc='mixed'`` (``nand_spin``'s default) the compiler
+runs those on the PPU and the rest in memory, recording why per stage (:func:`not_built`,
+:func:`postproc_summary`). A ``logits`` layer keeps the PPU's LOGIT (the bias added to the sum:
 no requantization).
 """
 
@@ -99,7 +101,8 @@ from sim.routes.nand_inmem import erase_rows
 
 __all__ = ["requant_words", "requant_program", "requant_cycles", "common_shift", "NOT_BUILT",
            "sums_in_program", "sums_in_cycles", "results_out_program", "results_out_cycles",
-           "POSTPROC_MODES", "with_postproc", "refuse_in_memory", "Layout", "layout",
+           "POSTPROC_MODES", "with_postproc", "refuse_in_memory", "not_built", "postproc_summary",
+           "postproc_lines", "Layout", "layout",
            "measure_model", "main", "avg_pool_program", "StageLayout", "stage_layout",
            "plan_stage", "check_stages"]
 
@@ -121,7 +124,8 @@ _COUNT_AND_LSB_TO = bitcount_imm(BitCounterOp.COUNT, and_fu=True, out=BitCountOu
 
 
 def with_postproc(config, mode: str):
-    """``config`` with ``postproc=mode`` (``in_memory`` adds the route ``nand_inmem``).
+    """``config`` with ``postproc=mode`` (``in_memory`` and ``mixed`` add the route
+    ``nand_inmem``).
 
     Raises
     ------
@@ -132,29 +136,89 @@ def with_postproc(config, mode: str):
     if mode not in POSTPROC_MODES:
         raise UserError(f"--postproc must be one of {', '.join(POSTPROC_MODES)}, not {mode!r}")
     routes = tuple(config.routes)
-    if mode == "in_memory" and "nand_inmem" not in routes:
+    if mode in ("in_memory", "mixed") and "nand_inmem" not in routes:
         routes += ("nand_inmem",)
     return dataclasses.replace(config, postproc=mode, routes=routes)
 
 
+def not_built(model) -> dict:
+    """The layers of ``model`` whose post-processing is not built in memory yet
+    (:data:`NOT_BUILT`): a ``quant`` output, a residual ``add``, a standalone pool (not a 2x2
+    stride-2 pool right after a requant convolution) or global average pooling, as ``{layer
+    index: why}`` (``postproc='mixed'`` runs them on the PPU)."""
+    from sim.compile import layer_stages
+    layers = model.layers
+    out = {}
+    for i, ly in enumerate(layers):
+        kind = getattr(ly, "output", None)
+        if (kind == "quant" or ly.kind in ("add", "global_avg_pool2d")
+                or (ly.kind in ("max_pool2d", "avg_pool2d")
+                    and (layer_stages.is_standalone(layers, i)
+                         or getattr(layers[i - 1], "output", None) != "requant"))):
+            what = "a quant output" if kind == "quant" else ly.kind
+            out[i] = f"layer {i} ({what}): {NOT_BUILT}"
+    return out
+
+
 def refuse_in_memory(model) -> None:
     """``sim.compile.compiler.compile_model`` with ``postproc='in_memory'``: a ``CompileError``
-    naming
-    the first layer the in-memory post-processing does not handle yet (:data:`NOT_BUILT`):
-    a ``quant`` output, a residual ``add``, a standalone pool (not a 2x2 stride-2 pool right
-    after a requant convolution) or global average pooling; nothing for a model it handles."""
-    from sim.compile import layer_stages
+    naming the first layer the in-memory post-processing does not handle yet
+    (:func:`not_built`); nothing for a model it handles."""
     from sim.compile.compiler import CompileError
-    layers = model.layers
-    for i, ly in enumerate(layers):
-        out = getattr(ly, "output", None)
-        bad = (out == "quant" or ly.kind in ("add", "global_avg_pool2d")
-               or (ly.kind in ("max_pool2d", "avg_pool2d")
-                   and (layer_stages.is_standalone(layers, i)
-                        or getattr(layers[i - 1], "output", None) != "requant")))
-        if bad:
-            raise CompileError(f"layer {i} ({ly.kind}): postproc 'in_memory' (seed 001 sec. "
-                               f"4.2): {NOT_BUILT}; use postproc 'ppu'")
+    for i in not_built(model):
+        ly = model.layers[i]
+        raise CompileError(f"layer {i} ({ly.kind}): postproc 'in_memory' (seed 001 sec. "
+                           f"4.2): {NOT_BUILT}; use postproc 'mixed' (the PPU for such "
+                           f"layers) or 'ppu'")
+
+
+def postproc_summary(compiled, stage_counters) -> dict:
+    """Where ``compiled``'s stages are post-processed and what that costs per image:
+    ``stage_counters`` one counter dict per stage (``rtl.isa.counter_names``; measured on the
+    core or counted from the programs). ``bitcount``: BITCOUNT micro-ops of the in-memory
+    stages (``requantize``: the in-memory add and multiply of eq. 2 / eq. 3, Fig. 8;
+    ``pool``: the pooling programs, max pooling's comparison Fig. 9, from the static
+    ``Stage.postproc_ops``); ``ppu_requantize``: REQUANT micro-ops of the stages the PPU
+    post-processes, logits stages (LOGIT: the bias added, no requantization) apart in
+    ``ppu_logit``; ``raw_sum_writes``: REQUANT micro-ops of the in-memory stages (the PPU's
+    LOGIT writing a raw sum with a zero bias, no arithmetic); ``ppu_fallbacks``: ``[{stage,
+    why}]`` (``CompiledModel.ppu_fallbacks``)."""
+    stages = compiled.stages
+    if len(stage_counters) != len(stages):
+        raise ValueError(f"stage_counters must have one entry per stage ({len(stages)}), not "
+                         f"{len(stage_counters)}")
+    out = {"mode": compiled.config.postproc, "stages": len(stages), "in_memory_stages": 0,
+           "bitcount": 0, "bitcount_requantize": 0, "bitcount_pool": 0, "ppu_requantize": 0,
+           "ppu_logit": 0, "raw_sum_writes": 0,
+           "ppu_fallbacks": [{"stage": n, "why": w} for n, w in compiled.ppu_fallbacks]}
+    for st, c in zip(stages, stage_counters, strict=True):
+        rq = c.get("requant", 0)
+        if st.postproc == "in_memory":
+            out["in_memory_stages"] += 1
+            out["bitcount"] += c.get("bitcount", 0)
+            out["raw_sum_writes"] += rq
+            for part, ops in st.postproc_ops.items():
+                out[f"bitcount_{part}"] += ops.get("bitcount", 0)
+        elif st.output == "logits":
+            out["ppu_logit"] += rq
+        else:
+            out["ppu_requantize"] += rq
+    return out
+
+
+def postproc_lines(summary: dict, indent: str = "  ") -> list:
+    """:func:`postproc_summary` as text lines: the totals, then one line per stage the PPU
+    post-processes although the mode is ``in_memory`` / ``mixed``, with the reason."""
+    s = summary
+    head = (f"post-processing {s['mode']}: {s['in_memory_stages']} of {s['stages']} stages in "
+            f"memory (seed 001 sec. 4.2)")
+    if s["in_memory_stages"]:
+        head += (f": BITCOUNT {s['bitcount']:,.0f} per image ({s['bitcount_requantize']:,.0f} "
+                 f"in-memory add/multiply of the requantization, {s['bitcount_pool']:,.0f} "
+                 f"pooling compare/add), {s['raw_sum_writes']:,.0f} raw sums written by LOGIT")
+    head += (f"; PPU requantize {s['ppu_requantize']:,.0f} per image, PPU LOGIT of logits "
+             f"{s['ppu_logit']:,.0f}")
+    return [head] + [f"{indent}on the PPU: {f['stage']}: {f['why']}" for f in s["ppu_fallbacks"]]
 
 
 def common_shift(mult, bias, shift) -> tuple:
@@ -744,7 +808,7 @@ def _find_run(entries: list, want: list):
 
 
 def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: int, cursor,
-               lists, imem_depth: int, standalone: bool) -> tuple:
+               lists, imem_depth: int, sums_base: int) -> tuple:
     """Compile the in-memory post-processing of one ``requant`` layer (``postproc='in_memory'``,
     seed 001 sec. 4.2; module docstring): fill ``stage.chunks`` and the tables, return the next
     ``(slot, offset entry, patch entry)``.
@@ -760,18 +824,18 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
     width : int
         Lanes of the mat row (``subarrays * columns``).
     region : int
-        R: the data memory's two activation regions are words 0 .. 2R - 1; the raw sums go
-        after them, channel-major in the stage's patch order (window position q of lane L at
-        ``2R + g L + q``).
+        R: the data memory's two activation regions are words 0 .. 2R - 1.
+    sums_base : int
+        The first data-memory word of the raw sums, after every activation (2R; after the
+        tensors of ``sim.compile.layer_stages``' layout when the model has standalone layers
+        or branches): channel-major in the stage's patch order (window position q of lane L
+        at ``sums_base + g L + q``).
     cursor : (int, int, int)
         The first free weight-buffer slot, offset-table entry, patch-table entry.
     lists : (images, offsets, patches, (mults, shifts, biases))
         The compiler's lists, appended to.
     imem_depth : int
         Program words.
-    standalone : bool
-        The model uses ``sim.compile.layer_stages``' data layout (not built with in-memory
-        post-processing: a CompileError).
 
     Anything that does not fit raises ``sim.compile.compiler``'s ``CompileError`` naming the layer,
     the
@@ -784,9 +848,6 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
     slot, obase, pbase = cursor
     images, offsets, patches, (mults, shifts, biases) = lists
     fail = cmod.CompileError
-    if standalone:
-        raise fail(f"{where}: postproc 'in_memory' with standalone layers or branches "
-                   f"(sim.compile.layer_stages' data layout): {NOT_BUILT}; use postproc 'ppu'")
     o_ch = stage.out_channels
     for i in range(len(mults) - o_ch, len(mults)):       # LOGIT: the raw sum
         mults[i], shifts[i], biases[i] = 1, 0, 0
@@ -808,11 +869,11 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
     lanes_total = stage.out_size
     n_sums = o_ch * stage.n_patches
     assert n_sums == g * lanes_total, (where, n_sums, g, lanes_total)
-    sums_base = 2 * region
     if sums_base + n_sums > config.data_words:
         cmod._too_small(f"{where}: its {n_sums} raw sums (postproc 'in_memory') need data "
-                        f"words {sums_base} .. {sums_base + n_sums - 1} after the two regions "
-                        f"of {region} words, but data_words is {config.data_words}",
+                        f"words {sums_base} .. {sums_base + n_sums - 1} after the activations "
+                        f"(the two regions of {region} words or the standalone layers' "
+                        f"layout), but data_words is {config.data_words}",
                         "data_words", sums_base + n_sums)
     # The dot products as today's chunks, each REQUANT a LOGIT of the raw sum.
     view = dataclasses.replace(stage, output="logits", pool=None, group=1,
@@ -846,7 +907,7 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
         at = 5 + r * per_row
         image[at:at + len(mw)] = mw                      # the scale words above stay 0
         image[at + m_bits:at + per_row] = cw
-    images.append(image)
+    images.append(image if not cmod._SIZES_ONLY.get() else np.zeros_like(image))
     n_off = min(width, lanes_total)
     want = [(g * j, 0) for j in range(n_off)]
     off0 = _find_run(offsets, want)             # an earlier layer's entries, if they match
@@ -881,6 +942,10 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
                             f"{imem_depth}", "program_words", len(instrs))
         words = tuple(assemble(instrs, base_bits=config.isa_base_bits))
         cycles, ops = cmod.program_profile(words, config)
+        part = stage.postproc_ops.setdefault("pool" if what.endswith("pool") else "requantize",
+                                             {})
+        for k, v in ops.items():
+            part[k] = part.get(k, 0) + int(v)
         stage.chunks.append(cmod.Chunk(
             stage=stage, index=len(stage.chunks), patch_start=0, patches=0, groups=0,
             partial=0, rows=tuple(range(lay.rows)), out_start=0, program=words, n_out=n_out,
@@ -986,7 +1051,7 @@ def measure_compiled(model, config, images, *, subarrays: int | None = None) -> 
     images = np.asarray(images)
     trace = infer_int(model, images, trace=True)
     out = {}
-    for mode in POSTPROC_MODES:
+    for mode in ("ppu", "in_memory"):
         cfg = propose_config(model, with_postproc(config, mode), subarrays=subarrays)
         compiled = compile_model(model, cfg, subarrays=subarrays)
         total: dict = {}
