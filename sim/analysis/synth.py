@@ -359,7 +359,7 @@ def _update_netlist_source(h, root: Path | None = None) -> None:
 
 def rtl_hash(root: Path | None = None) -> str:
     """Hash of the code of ``rtl/`` the synthesised netlist is made from
-    (:func:`netlist_sources`, :func:`_code_only`: comments, docstrings and layout left out)."""
+    (:func:`netlist_sources`; comments, docstrings and layout left out by ``_code_only``)."""
     h = hashlib.sha256()
     _update_netlist_source(h, root)
     return h.hexdigest()[:16]
