@@ -247,11 +247,13 @@ def test_resnet_stem_pool_is_padded_as_the_literature(name, gmac):
 
 def test_padded_pool_with_in_memory_postproc_is_refused_in_one_line():
     """In-memory post-processing (seed 001 sec. 4.2) pools only a fused 2x2 window: a padded
-    pool is standalone, refused naming the layer and what runs it (postproc 'ppu')."""
+    pool is standalone, refused naming the layer and what runs it (postproc 'mixed' or
+    'ppu')."""
     model, _ = _model("conv_max2s2p1_avg2s2p1", SEED)
     config = dataclasses.replace(_small("nand_spin", "write_free", 1), postproc="in_memory",
                                  routes=("write_free", "and_bitcount", "nand_inmem"))
     with pytest.raises(CompileError, match=r"^layer 1 \(max_pool2d\): postproc 'in_memory' .*"
-                                           r"use postproc 'ppu'$") as e:
+                                           r"use postproc 'mixed' \(the PPU for such "
+                                           r"layers\) or 'ppu'$") as e:
         compile_model(model, config)
     assert "\n" not in str(e.value)
