@@ -139,22 +139,21 @@ CONFIGS = {
     # The seed's MNIST configuration (Section 4.1.2: 16 input channels, 5 basic blocks, 128
     # hidden neurons, batch 64, 3x3 kernels, channel multiplier 4) on Fashion-MNIST.
     # ASSUMPTION: average pooling 4x4 (28 -> 7) before the MLP; the seed does not give its size.
-    # ASSUMPTION: one pass over a seeded subset of 8,192 training images (128 batches; a batch
-    # takes 1.2 s of one thread's CPU, so the 60,000 of the full set take 20 min of CPU, and
-    # the shared machine gave this job an eighth of a core: hours of wall time). Calibration
-    # on 500 and percentile selection on 250 other training images; the test accuracies on the
-    # first 1,000 test images (test_images), the float one from torch (eval mode, the same
-    # network), the int8 one from golden: golden's 28x28 depthwise layers take about 50 ms of
-    # CPU per image. check_images: the int8 accuracy on the first test images, which
+    # ASSUMPTION: two passes over the full 60,000 training images (1,876 batches; a batch takes
+    # about 1.2 s of one thread's CPU, so about 40 CPU-min); the seed gives no epoch count.
+    # Calibration on 500 and percentile selection on 250 training images; the test accuracies
+    # on the full test split of 10,000 images, the float one from torch (eval mode, the same
+    # network), the int8 one from golden (golden's 28x28 depthwise layers take about 50 ms of
+    # CPU per image). check_images: the int8 accuracy on the first test images, which
     # tests/test_models_addnet.py recomputes from the file.
     "fashion_addnet": {
         "dataset": "fashion_mnist",
         "input_scale": 1.0 / 255.0,
         "class_names": datasets.FASHION_CLASSES,
         "arch": _addnet(16, 5, 4, 4, 16 * 7 * 7, 128),
-        "epochs": 1, "batch": 64, "optimizer": "adam", "lr": 1e-3, "lr_end": 1e-4,
-        "train_subset": 8192, "calib": 500, "select": 250, "progress": 16,
-        "float_eval": "torch", "test_images": 1000, "check_images": 300,
+        "epochs": 2, "batch": 64, "optimizer": "adam", "lr": 1e-3, "lr_end": 1e-4,
+        "calib": 500, "select": 250, "progress": 16,
+        "float_eval": "torch", "check_images": 300,
     },
 }
 # Quantized multiply CNNs (seed 001 <W:I>): fashion_addernet's topology with multiply layers.
