@@ -120,7 +120,7 @@ lint: install ## ruff on all Python code
 test: install $(DOCS_STAMP) ## lint, the design documents, then the whole suite: golden, models, RTL blocks on both simulators
 	$(VPY) -m ruff check golden rtl sim cocotb_tests tests docs
 	$(SPHINX)
-	$(VPY) -m pytest -n $(JOBS) -q
+	$(VPY) -m pytest -n $(JOBS) -q --durations=25
 
 $(DOCS_STAMP): $(STAMP)
 	$(VPY) -m pip install -q --disable-pip-version-check -e '.[docs]' 2>&1 | grep -vE '^(WARNING: Location|  |$$)' || true
