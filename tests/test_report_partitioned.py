@@ -75,7 +75,8 @@ def _slices_measured(model, config, mats, x):
             for t, base in seg.keeps.items():
                 for i, v in enumerate((x if t < 0 else trace[t][0]).reshape(-1).tolist()):
                     core.write_dmem(base + i, int(v))
-            r = run_compiled(comp, x_in[lo:hi], core)
+            store = mm.store_of(seg, lambda t: x if t < 0 else trace[t][0])
+            r = run_compiled(comp, x_in[lo:hi], core, store=store)
             skipped[-1].append([s.zero_skip.get("zs_tiles", 0) for s in r.stages])
             for k, v in r.counters.items():
                 total[k] = total.get(k, 0) + v

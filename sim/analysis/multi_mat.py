@@ -213,6 +213,7 @@ def measure_skips(model, segs, compiled, images) -> list:
     import numpy as np
     from golden.model import infer_int
     from sim.analysis.counting import count_model
+    from sim.compile import multi_mat as mm
     from sim.compile.compiler import run_compiled
     from sim.hw.core_model import CoreModel
     images = np.asarray(images)
@@ -232,7 +233,9 @@ def measure_skips(model, segs, compiled, images) -> list:
                     kept = np.asarray(img if t < 0 else trace[t][0]).reshape(-1)
                     for j, v in enumerate(kept.tolist()):
                         core.write_dmem(base + j, int(v))
-                r = run_compiled(comp, x_in.astype(np.uint8), core, load_weights=i == 0)
+                store = mm.store_of(seg, lambda t: img if t < 0 else trace[t][0])
+                r = run_compiled(comp, x_in.astype(np.uint8), core, load_weights=i == 0,
+                                 store=store)
                 for si, sr in enumerate(r.stages):
                     sums[si] += sr.zero_skip.get("zs_tiles", 0)
             dots = [st.dots for st in count_model(comp).stages]
