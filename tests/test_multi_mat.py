@@ -611,3 +611,54 @@ def test_kept_shortcut_needs_data_words_in_store_mode():
     segs = _check_partition(model, dataclasses.replace(config, data_words=2048), 1, x[0],
                             tile_activations=True)    # which runs (everything resident then)
     assert segs
+
+
+@pytest.mark.parametrize("mats", [2, 3, 10])
+def test_binarized_grouped(mats):
+    """``digits_addnet`` (seed 002's Add-Net: depthwise and pointwise ``bin_gconv2d`` layers on
+    the FA/FS lanes, ``dima_sot``) partitioned: the depthwise layers by whole groups, the
+    pointwise ones (one group) by output channel, their quantization thresholds and signs cut
+    with them; every mat's slice on the cycle model == golden's channels, the concatenation ==
+    golden's, every counter == the counting mode's (10 mats: the logits' 10 outputs, the most
+    it allows)."""
+    from golden import datasets
+    model = load_model(bundled_model_path("digits_addnet"))
+    assert mm.max_mats(model)[0] == 10
+    config = propose_config(model, preset("dima_sot"))
+    x = datasets.load_dataset("digits", "test")[0][:1]
+    segs = _check_partition(model, config, mats, x[0], where=f"digits_addnet M={mats}")
+    for s in segs:
+        ly = model.layers[s.compute]
+        if ly.kind != "bin_gconv2d":
+            continue
+        g = int(ly.params["groups"])
+        for sub, (lo, hi) in zip(s.models, s.slices, strict=True):
+            cut = sub.layers[s.layers.index(s.compute)]
+            assert np.array_equal(cut.params["q_thresh"], ly.params["q_thresh"][lo:hi])
+            assert np.array_equal(cut.params["q_sign"], ly.params["q_sign"][lo:hi])
+            if g > 1:               # whole groups: 4 output channels and 1 input each
+                assert (hi - lo) % (ly.params["weight"].shape[0] // g) == 0
+                assert int(cut.params["groups"]) == (hi - lo) // (ly.params["weight"].shape[0]
+                                                                  // g)
+
+
+def test_binarized_grouped_one_mat_is_the_single_mat():
+    """M = 1 on ``digits_addnet`` (``dima_sot``): every ``bin_gconv2d`` stage (with the pool
+    fused after the last) counts as in the whole model compiled as one program, counter for
+    counter. (Its multiply layers, on route ``dima_bitwise``, do not: that route lays out
+    its resident weight rows per program, so a layer compiled alone takes other rows than in
+    the whole model's array.)"""
+    model = load_model(bundled_model_path("digits_addnet"))
+    config = propose_config(model, preset("dima_sot"))
+    whole = count_model(compile_model(model, config))
+    want = {st.name.replace("layer", "", 1).split()[0]: st.counters for st in whole.stages}
+    segs, compiled = mm.compile_partitioned(model, config, 1)
+    seen = 0
+    for seg, row in zip(segs, compiled, strict=True):
+        if model.layers[seg.compute].kind != "bin_gconv2d":
+            continue
+        got = count_model(row[0]).stages
+        assert len(got) == 1
+        assert got[0].counters == want[str(seg.compute)], seg.layers
+        seen += 1
+    assert seen == 4

@@ -237,12 +237,19 @@ def test_one_mat_is_the_single_mat(runs, name, preset_name, monkeypatch):
 
 
 def test_not_partitionable_gives_the_reason(runs):
-    """A model with a layer several mats do not run yet (a binarized grouped layer): one line
-    in the table instead of a crash; the other rows stay."""
+    """A model several mats do not run yet (an add whose shortcut is a convolution's output
+    inside another segment, before its pool: never broadcast): one line in the table instead
+    of a crash; the other rows stay."""
+    from tests.layer_models import random_model
     rep, _ = runs["digits_addernet", "nand_spin"]
-    model = load_model(bundled_model_path("digits_addnet"))
+    rng = np.random.default_rng(20261201)
+    x = rng.integers(0, 256, (1, 2, 6, 6), dtype=np.uint8)
+    model = random_model([("conv", "adder_conv2d", 3, 3, 1, 1), ("pool", "max", 1, 1),
+                          ("conv", "mul_conv2d", 3, 3, 1, 1), ("add", 2), ("flatten",),
+                          ("linear", "mul_linear", 3)], (2, 6, 6), rng, x)
     p = report.partitioned("nand_spin", model, MAT, dict(rep), images=None)
-    assert p["mats"] is None and "bin_gconv2d" in p["refused"] and "not built yet" in p["refused"]
+    assert p["mats"] is None and "inside a segment" in p["refused"]
+    assert "not built yet" in p["refused"]
     assert "\n" not in p["refused"]
     lines = report._partitioned_lines({"partitioned": p})
     row = [ln for ln in lines if ln.startswith("| partitioned over one bank |")]

@@ -133,7 +133,8 @@ def energy_terms(segs, compiled, res, logic=None) -> dict:
     * ``micro-ops``: ``res['energy_j']`` without the broadcasts (every mat's
       ``sim.hw.energy.estimate`` with its streamed weights and reloaded tables);
     * ``gate-count logic``: the CMOS logic those micro-ops contain
-      (``sim.hw.energy.energy_split``), replaced by ``activity logic`` when there is one;
+      (``sim.hw.energy.energy_split``, each stage over the columns it drives: seed 002's class
+      gate, as the report splits one mat), replaced by ``activity logic`` when there is one;
     * ``SRAM dynamic``: every mat's memory accesses (``sim.hw.sram.access_counts`` of each of
       its slices: the slice's counters, its image and program words, its logits read by the
       host) at the energy per access of the mat's memories (:func:`_mat_config`,
@@ -153,6 +154,7 @@ def energy_terms(segs, compiled, res, logic=None) -> dict:
 
     Returns ``{term: J}`` plus ``"per_mat"`` (per mat: ``cycles``, ``sram_dynamic_j``,
     ``sram_leakage_w``, ``buffer_slots`` costed) and ``"assumption"``."""
+    from sim.compile.dima_map import stage_columns
     from sim.hw import activity, energy, sram
     mats = res["mats"]
     latency = res["latency_s"]
@@ -166,8 +168,12 @@ def energy_terms(segs, compiled, res, logic=None) -> dict:
             comp, p = row[m], srow["mats"][m]
             last = seg.index == len(segs) - 1
             host = {energy.HOST_DATA_WORDS: p["host"]["data_words"]}
-            gate += energy.energy_split(comp.config, p["counters"], columns_active=comp.width,
+            gate += energy.energy_split(comp.config, {"cycles": 0}, columns_active=comp.width,
                                         host=host)["CMOS logic"]
+            for st, sc in zip(comp.stages, p["stages"], strict=True):   # each over the
+                gate += energy.energy_split(                             # columns it drives
+                    comp.config, sc["counters"], columns_active=stage_columns(
+                        st, comp.width, comp.config.columns))["CMOS logic"]
             a = sram.access_counts(comp, p["counters"],
                                    host_data_words=p["host"]["data_words"],
                                    host_program_words=p["host"]["program_words"],

@@ -1735,9 +1735,9 @@ def partitioned(name: str, model, k: int, rep: dict, *, propose: bool = False, i
                 "gops_per_w_micro_ops": res["ops"] / (res["energy_j"]
                                                       - res["terms"]["broadcasts"]) / 1e9,
                 "terms": {k2: v for k2, v in res["terms"].items() if k2 in amm.TERMS},
-                "energy_basis": _basis(res["terms"]) + " of every mat (all mats leak over "
-                                "the partition's latency) + tables reloaded + the broadcasts' "
-                                "data-memory reads and writes and bus wire",
+                "energy_basis": "every mat's " + _basis(res["terms"]) + "; all mats leak "
+                                "over the partition's latency; + tables reloaded + the "
+                                "broadcasts' data-memory reads and writes and bus wire",
                 "class": "assumption",
                 "source": "counting mode (sim.compile.multi_mat.count_partitioned: every mat "
                           "== the cycle model, counter for counter) on the ASSUMPTIONs "

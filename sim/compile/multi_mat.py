@@ -17,8 +17,9 @@ output channel reads every input channel; a linear neuron every input), so after
 mats' slices are concatenated (channel order = golden's flat (C, H, W) order, so the flat
 vector a linear layer reads is the same concatenation) and broadcast to every mat.
 
-Grouped and depthwise convolutions (``adder_gconv2d``, ``mul_gconv2d``; ``g`` groups of
-``O/g`` output and ``C/g`` input channels) are sliced by *whole groups*: the ``g`` groups are
+Grouped and depthwise convolutions (``adder_gconv2d``, ``mul_gconv2d``, ``bin_gconv2d``; ``g``
+groups of ``O/g`` output and ``C/g`` input channels; one group: as a dense layer, by output
+channel) are sliced by *whole groups*: the ``g`` groups are
 split into ``M`` contiguous slices by the same rule (at most ``g`` mats), mat ``m`` gets its
 groups' output channels and reads only its groups' input channels (``Segment.in_slices``; its
 slice is a grouped convolution of fewer groups, compiled as any, ``sim.compile.grouped``). The
@@ -70,7 +71,12 @@ of a kept tensor cross the shared bus as its own words, one mat after the other.
 run on the cycle model with the kept tensors in their store (``store_of``,
 ``run_compiled``'s ``store``) equal golden (``tests/test_multi_mat.py``). So ResNet-18/50 at
 224 x 224 partition. Not built yet (a one-line MultiMatError): an add right after a flatten
-or before the first compute layer, ``bin_gconv2d`` (seed 002's lanes).
+or before the first compute layer.
+
+Binarized grouped layers (``bin_gconv2d``, seed 002's FA/FS lanes, ``sim.compile.dima_map``)
+are sliced as the other grouped layers: a depthwise one by whole groups, a pointwise one (one
+group) by output channel, with their per-channel quantization thresholds and signs
+(``q_thresh``, ``q_sign``); each slice is compiled for one mat as any.
 
 A mat's slice is not a network of its own (golden's format wants a ``logits`` last layer; a
 slice of a hidden layer ends in ``requant``), so it is a ``golden.model.Model`` built directly,
@@ -129,11 +135,11 @@ __all__ = ["MultiMatError", "Segment", "program_words", "partition", "max_mats",
 #: Compute kinds a segment slices.
 _SLICED = ("adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear")
 #: Grouped convolutions, sliced by whole groups (sim.compile.grouped maps them on one mat).
-_GROUPED = ("adder_gconv2d", "mul_gconv2d")
+_GROUPED = ("adder_gconv2d", "mul_gconv2d", "bin_gconv2d")
 #: Channel-wise layers that follow the slicing on their mat.
 _CHANNEL_WISE = ("max_pool2d", "avg_pool2d", "global_avg_pool2d")
 #: The per-output-channel integer arrays of a compute layer.
-_PER_CHANNEL = ("weight", "rq_mult", "rq_shift", "rq_bias", "bias")
+_PER_CHANNEL = ("weight", "rq_mult", "rq_shift", "rq_bias", "bias", "q_thresh", "q_sign")
 #: The broadcast assumption (module docstring).
 BROADCAST = ("ASSUMPTION: one bus transfer reaches every mat; each mat's data memory takes one "
              "32-bit word per cycle (its host port, as sim.compile.act_tile), so a broadcast of "
@@ -231,10 +237,10 @@ def _units(layer) -> tuple:
     for a grouped convolution (a group's ``O/g`` output channels read its ``C/g`` input
     channels), else its output channels (each reads the whole input: inputs per unit None)."""
     o = int(layer.params["weight"].shape[0])
-    if layer.kind in _GROUPED:
+    if layer.kind in _GROUPED and int(layer.params["groups"]) > 1:
         g = int(layer.params["groups"])
         return g, o // g, int(layer.params["weight"].shape[1])
-    return o, 1, None
+    return o, 1, None           # (one group: every output channel reads the whole input)
 
 
 def max_mats(model: Model) -> tuple:
@@ -244,7 +250,8 @@ def max_mats(model: Model) -> tuple:
     with a layer not built yet on several mats."""
     segs = _segments(model)
     n, c = min((_units(model.layers[c])[0], c) for _, c in segs)
-    return n, c, "groups" if model.layers[c].kind in _GROUPED else "output channels"
+    return n, c, ("groups" if model.layers[c].kind in _GROUPED
+                  and int(model.layers[c].params["groups"]) > 1 else "output channels")
 
 
 def check_mats(model: Model, mats, chip_mats: int | None = None) -> int:
@@ -637,9 +644,11 @@ def program_words(compiled, loaded):
     return per_stage, loaded
 
 
-def _mat_estimate(compiled, sub, counters, data_words: int, program_words: int) -> dict:
+def _mat_estimate(compiled, sub, counters, data_words: int, program_words: int,
+                  stage_counters=None) -> dict:
     """``sim.hw.energy.estimate`` of one mat's segment as the counting mode's
-    (``sim.analysis.counting``), with its host port's ``data_words`` and ``program_words``."""
+    (``sim.analysis.counting``), with its host port's ``data_words`` and ``program_words``
+    (and, with ``stage_counters``, seed 002's class gate: ``sim.compile.dima_map.gate_report``)."""
     from sim.compile import act_tile as _at
     from sim.compile import weight_stream as _ws
     from sim.hw import energy
@@ -651,6 +660,9 @@ def _mat_estimate(compiled, sub, counters, data_words: int, program_words: int) 
                           host={"data_words": data_words},
                           host_cycles=data_words + program_words + stream["bus_cycles"]
                           + act["bus_cycles"])
+    if stage_counters is not None:
+        from sim.compile.dima_map import gate_report
+        rep = gate_report(rep, compiled, stage_counters)
     est = rep.to_dict()
     if stream["slots"] or stream["entries"]:
         est = with_loading(est, "host_weight_stream", stream["energy_j"])
@@ -784,7 +796,8 @@ def count_partitioned(segs, compiled, *, skipped=None) -> dict:
             res = counted[key]
             words, loaded[m] = program_words(comp, loaded[m])
             data = max(comp.stages[0].in_size, image) if seg.index == 0 else 0
-            est = _mat_estimate(comp, sub, res.counters, data, sum(words))
+            est = _mat_estimate(comp, sub, res.counters, data, sum(words),
+                                [st.counters for st in res.stages])
             if id(comp) not in streams:     # over the shared bus: (its own, shared)
                 act, mine = _at.cost(comp), _own_act_cycles(comp)
                 own = _ws.cost(comp)["bus_cycles"] + mine
