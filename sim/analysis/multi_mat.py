@@ -160,7 +160,7 @@ def energy_terms(segs, compiled, res, logic=None) -> dict:
     latency = res["latency_s"]
     bc = sum(s["broadcast"]["energy_j"] for s in res["segments"])
     gate = 0.0
-    per_mat = []
+    per_mat, seen = [], {}
     for m in range(mats):
         acc: dict = {}
         cycles = 0
@@ -174,11 +174,14 @@ def energy_terms(segs, compiled, res, logic=None) -> dict:
                 gate += energy.energy_split(                             # columns it drives
                     comp.config, sc["counters"], columns_active=stage_columns(
                         st, comp.width, comp.config.columns))["CMOS logic"]
-            a = sram.access_counts(comp, p["counters"],
-                                   host_data_words=p["host"]["data_words"],
-                                   host_program_words=p["host"]["program_words"],
-                                   host_reads=seg.slices[m][1] - seg.slices[m][0] if last
-                                   else 0)
+            args = (p["host"]["data_words"], p["host"]["program_words"],
+                    seg.slices[m][1] - seg.slices[m][0] if last else 0)
+            key = (id(comp), tuple(sorted(p["counters"].items())), args)
+            if key not in seen:         # mats of equal slices share one compiled slice
+                seen[key] = sram.access_counts(comp, p["counters"], host_data_words=args[0],
+                                               host_program_words=args[1],
+                                               host_reads=args[2])
+            a = seen[key]
             for name, v in a.items():
                 got = acc.setdefault(name, {"reads": 0, "writes": 0, "derived": v["derived"]})
                 got["reads"] += v["reads"]
