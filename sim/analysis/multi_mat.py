@@ -24,8 +24,8 @@ from golden.model import ModelFormatError
 from rtl.outputs import check_file, interruptible, json_text, write_files
 from sim.util import UserError
 
-__all__ = ["resolve_model", "run", "energy_terms", "full_energy", "TERMS", "measure_skips", "run_printed",
-           "parse_skip", "table", "main"]
+__all__ = ["resolve_model", "run", "energy_terms", "full_energy", "TERMS", "measure_skips",
+           "run_printed", "parse_skip", "table", "main"]
 
 
 def resolve_model(spec: str):
@@ -242,7 +242,8 @@ def measure_skips(model, segs, compiled, images) -> list:
                     kept = np.asarray(img if t < 0 else trace[t][0]).reshape(-1)
                     for j, v in enumerate(kept.tolist()):
                         core.write_dmem(base + j, int(v))
-                store = mm.store_of(seg, lambda t: img if t < 0 else trace[t][0])
+                store = mm.store_of(seg, lambda t, img=img, trace=trace:
+                                    img if t < 0 else trace[t][0])
                 r = run_compiled(comp, x_in.astype(np.uint8), core, load_weights=i == 0,
                                  store=store)
                 for si, sr in enumerate(r.stages):

@@ -133,7 +133,8 @@ from sim.hw.energy import HOST_DATA_WORDS
 from sim.util import UserError, mat_range_help, parse_mat
 
 __all__ = ["BACKENDS", "SEED_FIGURES", "SPREAD_KEYS", "spread", "stage_ops", "host_port_words",
-           "row_build_profile", "measure", "preset_report", "partitioned", "single_terms", "markdown", "main"]
+           "row_build_profile", "measure", "preset_report", "partitioned", "single_terms",
+           "markdown", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 BACKENDS = ("rtl", "model")

@@ -129,8 +129,8 @@ from sim.util import UserError
 
 __all__ = ["MultiMatError", "Segment", "program_words", "partition", "max_mats", "check_mats",
            "slices",
-           "compile_partitioned", "count_partitioned", "resident", "reload_cost", "kept_key", "store_of",
-           "broadcast_cost", "BROADCAST"]
+           "compile_partitioned", "count_partitioned", "resident", "reload_cost", "kept_key",
+           "store_of", "broadcast_cost", "BROADCAST"]
 
 #: Compute kinds a segment slices.
 _SLICED = ("adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear")
@@ -561,17 +561,16 @@ def _kept_in_store(segs, compiled, data_words: int) -> None:
             for j, src in seg.shortcuts:
                 st = next(s for s in comp.stages if s.layer_index == j)
                 per = math.prod(st.in_shape[1:])
-                loads = [mv for mv in st.act_moves if mv[1] == "load"]
-                if loads:               # store mode: main path loads, then the shortcut's
-                    moves, by_chunk = [], {}
-                    for mv in loads:
-                        by_chunk.setdefault(mv[0], []).append(mv)
-                    second = {id(mv) for group in by_chunk.values()
-                              for mv in group[len(group) // 2:]}
-                    for mv in st.act_moves:
-                        if id(mv) in second:
-                            mv = (*mv[:3], mv[3] + lo * per, mv[4], kept_key(src))
-                        moves.append(mv)
+                by_chunk: dict = {}     # store mode: per unit, main path loads, then
+                for i, mv in enumerate(st.act_moves):   # the shortcut's (act_tile)
+                    if mv[1] == "load":
+                        by_chunk.setdefault(mv[0], []).append(i)
+                if by_chunk:
+                    moves = list(st.act_moves)
+                    for group in by_chunk.values():
+                        for i in group[len(group) // 2:]:
+                            mv = moves[i]
+                            moves[i] = (*mv[:3], mv[3] + lo * per, mv[4], kept_key(src))
                     st.act_moves = moves
                     continue
                 words = st.out_shape[0] * per
