@@ -662,3 +662,30 @@ def test_binarized_grouped_one_mat_is_the_single_mat():
         assert got[0].counters == want[str(seg.compute)], seg.layers
         seen += 1
     assert seen == 4
+
+
+def test_kept_tensors_in_the_store_measured_skips():
+    """Zero skipping (jeit_stt) with the kept tensors in the activation store:
+    ``sim.analysis.multi_mat.run(images=...)`` (``measure_skips``) runs every mat's slice with
+    its kept tensors in its store (without them its loads fail), and its count with the dots
+    measured == every slice's cycle-model counters summed, run here. (This network's tiles
+    are not all-zero, so none is skipped; test_zero_skipping_measured_on_several_mats
+    exercises the skips.)"""
+    model, x = _residual("projection", SEED + 2)
+    config = dataclasses.replace(preset("jeit_stt"), rows=128, columns=32, subarrays_per_mat=2,
+                                 mats=32, data_words=128)
+    _check_partition(model, config, 2, x[0], where="projection jeit_stt store",
+                     tile_activations=True)
+    segs, compiled = mm.compile_partitioned(model, config, 2, tile_activations=True)
+    assert all(s.in_store for s in segs)
+    trace = infer_int(model, x, trace=True)
+    total = {}
+    for seg, row in zip(segs, compiled, strict=True):
+        x_in = (x[0] if seg.reads < 0 else trace[seg.reads][0]).astype(np.uint8)
+        for comp in row:
+            r = run_compiled(comp, x_in, CoreModel(comp.config, subarrays=comp.subarrays),
+                             store=mm.store_of(seg, lambda t: x[0] if t < 0 else trace[t][0]))
+            for k, v in r.counters.items():
+                total[k] = total.get(k, 0) + v
+    res = amm.run(model, config, 2, tile_activations=True, images=x)
+    assert res["counters"] == total
