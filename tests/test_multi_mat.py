@@ -23,6 +23,7 @@ from sim.compile import multi_mat as mm
 from sim.compile.compiler import compile_model, propose_config, run_compiled
 from sim.hw.core_model import CoreModel
 from tests.layer_models import _float, fit_requant, random_model
+from tests.partition_energy import assert_terms, whole_terms
 
 SEED = 20261130
 
@@ -31,22 +32,39 @@ def _diff(got: dict, want: dict) -> dict:
     return {k: (got.get(k), want[k]) for k in want if got.get(k) != want[k]}
 
 
+#: A logic of two blocks (activity, cell area) and a leakage power, to check the
+#: activity-based terms' arithmetic (the report passes its measured ``logic_energy``).
+LOGIC = {"blocks": [{"activity": 0.02, "area_um2": 50_000.0},
+                    {"activity": 0.08, "area_um2": 6_000.0}], "leakage_w": 2e-5}
+
+
 def _one_mat_is_the_single_mat(model, config, **kw):
     """M = 1: cycles, every counter, ops and energy of ``sim.analysis.multi_mat.run`` == the
-    whole model compiled as one program and counted; returns the run."""
-    whole = count_model(compile_model(model, config), model, **kw)
-    res = amm.run(model, config, 1, **kw)
+    whole model compiled as one program and counted, and so is every energy term of the
+    single mat's headline (SRAMs, leakage, the activity-based logic of :data:`LOGIC`); returns
+    the run."""
+    comp = compile_model(model, config)
+    whole = count_model(comp, model, **kw)
+    res = amm.run(model, config, 1, logic=LOGIC, **kw)
     assert res["counters"] == whole.counters
     assert res["ops"] == whole.ops
     assert res["cycles"] == whole.estimate["cycles"]
     assert res["energy_j"] == pytest.approx(whole.estimate["energy_j"], rel=1e-12)
+    want = whole_terms(model, comp, whole, LOGIC)
+    assert_terms(res["terms"], want)
+    assert want["SRAM dynamic"] > 0 and want["SRAM leakage"] > 0 and want["activity logic"] > 0
+    assert res["energy_full_j"] == pytest.approx(
+        want["micro-ops"] - want["gate-count logic"] + want["activity logic"]
+        + want["logic leakage"] + want["SRAM dynamic"] + want["SRAM leakage"], rel=1e-12)
     return res
 
 
-def _check_partition(model, config, mats, x, *, subarrays=None, where=""):
+def _check_partition(model, config, mats, x, *, subarrays=None, where="", **kw):
     """Every mat's slice of every segment on the cycle model: outputs == golden's channels,
-    their concatenation == golden's segment output, counters == the counting mode's."""
-    segs, compiled = mm.compile_partitioned(model, config, mats, subarrays=subarrays)
+    their concatenation == golden's segment output, counters == the counting mode's (``kw``:
+    ``compile_partitioned``'s options; the kept tensors in the data memory, or in the
+    activation store with tiled activations)."""
+    segs, compiled = mm.compile_partitioned(model, config, mats, subarrays=subarrays, **kw)
     trace = infer_int(model, x[None], trace=True)
     runs = []                           # per segment, per mat: the cycle model's run
     for seg, row in zip(segs, compiled, strict=True):
@@ -60,7 +78,8 @@ def _check_partition(model, config, mats, x, *, subarrays=None, where=""):
             for t, base in seg.keeps.items():   # the tensors kept for later layers
                 for i, v in enumerate((x if t < 0 else trace[t][0]).reshape(-1).tolist()):
                     core.write_dmem(base + i, int(v))
-            r = run_compiled(comp, x_in[ins[m][0]:ins[m][1]], core)
+            store = mm.store_of(seg, lambda t: x if t < 0 else trace[t][0])
+            r = run_compiled(comp, x_in[ins[m][0]:ins[m][1]], core, store=store)
             got = np.asarray(r.outputs[-1]).reshape(hi - lo, *want.shape[1:])
             bad = np.argwhere(got != want[lo:hi])
             assert not len(bad), (f"{w}: index {tuple(bad[0])}: mat {got[tuple(bad[0])]} != "
@@ -512,13 +531,161 @@ def test_cli_skip_with_mats(capsys):
     assert "--skip with --mats must be one fraction" in capsys.readouterr().err
 
 
-def test_kept_tensors_with_tiled_activations_refused():
-    """Tensors kept for later layers and a slice with tiled activations: one line, not built
-    yet (they would live in the chip's activation store)."""
-    model, _ = _residual("projection", SEED)
-    config = dataclasses.replace(_small_config(), data_words=128)
-    with pytest.raises(mm.MultiMatError) as e:
-        mm.compile_partitioned(model, config, 2, tile_activations=True)
+#: A residual network whose first layers need tiled activations at ``data_words = 1024``
+#: and whose later block (an identity add, then a projection block: a 1x1 stride-2
+#: projection and a branch reading the block input) is resident: its adds' shortcuts and the
+#: branch's input come from the activation store into the data memory.
+_TILED_THEN_RESIDENT = ((2, 16, 16), [
+    ("conv", "mul_conv2d", 8, 3, 1, 1), ("conv", "adder_conv2d", 4, 3, 2, 1),
+    ("conv", "mul_conv2d", 4, 3, 1, 1), ("add", 1), ("conv", "adder_conv2d", 4, 1, 2, 0),
+    ("conv", "mul_conv2d", 4, 3, 2, 1, 3), ("add", 1), ("flatten",),
+    ("linear", "mul_linear", 3)])
+
+
+def _own_words(comp) -> int:
+    """The tiled-activation words a slice moves for itself: its stores and every load but
+    its segment input's (source -1)."""
+    return sum(mv[4] for st in comp.stages for mv in st.act_moves
+               if mv[1] == "store" or (mv[1] == "load" and mv[5] != -1))
+
+
+@pytest.mark.parametrize("name,data_words,mats", [
+    ("projection", 128, 2), ("shortcut_then_branch", 128, 3), ("input_shortcut", 128, 2),
+    ("tiled_then_resident", 1024, 1), ("tiled_then_resident", 1024, 2)])
+def test_kept_tensors_in_the_store(name, data_words, mats):
+    """Tensors kept for later layers in a model some of whose slices have their activations
+    tiled live in the activation store: an add in the store mode loads its shortcut's
+    channels from there, a resident add has them loaded into its data memory and its offsets
+    pointed there, a resident branch loads its input. Every mat's slice on the cycle model
+    (the kept tensors in its store only, nothing kept in its data memory) == golden's
+    channels, the concatenation == golden's, every counter == the counting mode's; a mat's
+    own bus words are its stores and its loads of anything but its segment's input."""
+    if name == "tiled_then_resident":
+        shape, spec = _TILED_THEN_RESIDENT
+        rng = np.random.default_rng(SEED + mats)
+        x = rng.integers(0, 256, (1, *shape), dtype=np.uint8)
+        model = random_model(spec, shape, rng, x)
+    else:
+        model, x = _residual(name, SEED + mats)
+    config = dataclasses.replace(_small_config(), data_words=data_words)
+    segs = _check_partition(model, config, mats, x[0], where=f"{name} M={mats} store",
+                            tile_activations=True)
+    assert all(s.in_store and not s.keeps for s in segs)
+    segs, compiled = mm.compile_partitioned(model, config, mats, tile_activations=True)
+    keyed = [mv for row in compiled for c in row for st in c.stages for mv in st.act_moves
+             if mv[1] == "load" and isinstance(mv[5], tuple)]
+    assert {mv[5] for mv in keyed} == {mm.kept_key(t) for s in segs for _, t in s.shortcuts}
+    if name == "tiled_then_resident":   # the later block resident: whole loads before the add
+        late = [row for s, row in zip(segs, compiled, strict=True) if s.index >= 2]
+        assert all(not c.stages[0].act_moves or c.stages[0].act_moves[0][5] == -1
+                   for row in late for c in row)
+        branch = next(s for s in segs if s.index and s.reads != segs[s.index - 1].last)
+        assert branch.layers == (5, 6) and branch.reads == 3
+        first = compiled[branch.index][0].stages[0]
+        assert first.act_moves == [(0, "load", first.in_base, 0, first.in_size, -1)]
+    res = mm.count_partitioned(segs, compiled)
+    from sim.compile import weight_stream as _ws
+    for seg, row in zip(segs, compiled, strict=True):
+        for m, comp in enumerate(row):
+            p = res["segments"][seg.index]["mats"][m]["host"]
+            assert p["stream_cycles"] == _ws.cost(comp)["bus_cycles"] + _own_words(comp)
+
+
+def test_kept_shortcut_needs_data_words_in_store_mode():
+    """A resident add whose shortcut channels, loaded from the store, do not fit beside its
+    own words: one line naming data_words and the size that holds both."""
+    from sim.compile.compiler import CompileError
+    shape, spec = _TILED_THEN_RESIDENT      # its first block 6 channels wide: 816 own words
+    spec = [spec[0], ("conv", "adder_conv2d", 6, 3, 2, 1), ("conv", "mul_conv2d", 6, 3, 1, 1),
+            *spec[3:]]
+    rng = np.random.default_rng(SEED)
+    x = rng.integers(0, 256, (1, *shape), dtype=np.uint8)
+    model = random_model(spec, shape, rng, x)
+    config = dataclasses.replace(_small_config(), data_words=1024)
+    with pytest.raises(CompileError) as e:
+        mm.compile_partitioned(model, config, 1, tile_activations=True)
     msg = str(e.value)
-    assert "\n" not in msg and "activations tiled" in msg and "layers [0, 1]" in msg
-    assert "not built yet" in msg
+    assert "\n" not in msg and "activation store" in msg
+    assert "384 words of layer 1's output" in msg       # 6 channels x 8 x 8
+    assert "raise data_words to at least 2048" in msg
+    segs = _check_partition(model, dataclasses.replace(config, data_words=2048), 1, x[0],
+                            tile_activations=True)    # which runs (everything resident then)
+    assert segs
+
+
+@pytest.mark.parametrize("mats", [2, 3, 10])
+def test_binarized_grouped(mats):
+    """``digits_addnet`` (seed 002's Add-Net: depthwise and pointwise ``bin_gconv2d`` layers on
+    the FA/FS lanes, ``dima_sot``) partitioned: the depthwise layers by whole groups, the
+    pointwise ones (one group) by output channel, their quantization thresholds and signs cut
+    with them; every mat's slice on the cycle model == golden's channels, the concatenation ==
+    golden's, every counter == the counting mode's (10 mats: the logits' 10 outputs, the most
+    it allows)."""
+    from golden import datasets
+    model = load_model(bundled_model_path("digits_addnet"))
+    assert mm.max_mats(model)[0] == 10
+    config = propose_config(model, preset("dima_sot"))
+    x = datasets.load_dataset("digits", "test")[0][:1]
+    segs = _check_partition(model, config, mats, x[0], where=f"digits_addnet M={mats}")
+    for s in segs:
+        ly = model.layers[s.compute]
+        if ly.kind != "bin_gconv2d":
+            continue
+        g = int(ly.params["groups"])
+        for sub, (lo, hi) in zip(s.models, s.slices, strict=True):
+            cut = sub.layers[s.layers.index(s.compute)]
+            assert np.array_equal(cut.params["q_thresh"], ly.params["q_thresh"][lo:hi])
+            assert np.array_equal(cut.params["q_sign"], ly.params["q_sign"][lo:hi])
+            if g > 1:               # whole groups: 4 output channels and 1 input each
+                assert (hi - lo) % (ly.params["weight"].shape[0] // g) == 0
+                assert int(cut.params["groups"]) == (hi - lo) // (ly.params["weight"].shape[0]
+                                                                  // g)
+
+
+def test_binarized_grouped_one_mat_is_the_single_mat():
+    """M = 1 on ``digits_addnet`` (``dima_sot``): every ``bin_gconv2d`` stage (with the pool
+    fused after the last) counts as in the whole model compiled as one program, counter for
+    counter. (Its multiply layers, on route ``dima_bitwise``, do not: that route lays out
+    its resident weight rows per program, so a layer compiled alone takes other rows than in
+    the whole model's array.)"""
+    model = load_model(bundled_model_path("digits_addnet"))
+    config = propose_config(model, preset("dima_sot"))
+    whole = count_model(compile_model(model, config))
+    want = {st.name.replace("layer", "", 1).split()[0]: st.counters for st in whole.stages}
+    segs, compiled = mm.compile_partitioned(model, config, 1)
+    seen = 0
+    for seg, row in zip(segs, compiled, strict=True):
+        if model.layers[seg.compute].kind != "bin_gconv2d":
+            continue
+        got = count_model(row[0]).stages
+        assert len(got) == 1
+        assert got[0].counters == want[str(seg.compute)], seg.layers
+        seen += 1
+    assert seen == 4
+
+
+def test_kept_tensors_in_the_store_measured_skips():
+    """Zero skipping (jeit_stt) with the kept tensors in the activation store:
+    ``sim.analysis.multi_mat.run(images=...)`` (``measure_skips``) runs every mat's slice with
+    its kept tensors in its store (without them its loads fail), and its count with the dots
+    measured == every slice's cycle-model counters summed, run here. (This network's tiles
+    are not all-zero, so none is skipped; test_zero_skipping_measured_on_several_mats
+    exercises the skips.)"""
+    model, x = _residual("projection", SEED + 2)
+    config = dataclasses.replace(preset("jeit_stt"), rows=128, columns=32, subarrays_per_mat=2,
+                                 mats=32, data_words=128)
+    _check_partition(model, config, 2, x[0], where="projection jeit_stt store",
+                     tile_activations=True)
+    segs, compiled = mm.compile_partitioned(model, config, 2, tile_activations=True)
+    assert all(s.in_store for s in segs)
+    trace = infer_int(model, x, trace=True)
+    total = {}
+    for seg, row in zip(segs, compiled, strict=True):
+        x_in = (x[0] if seg.reads < 0 else trace[seg.reads][0]).astype(np.uint8)
+        for comp in row:
+            r = run_compiled(comp, x_in, CoreModel(comp.config, subarrays=comp.subarrays),
+                             store=mm.store_of(seg, lambda t: x[0] if t < 0 else trace[t][0]))
+            for k, v in r.counters.items():
+                total[k] = total.get(k, 0) + v
+    res = amm.run(model, config, 2, tile_activations=True, images=x)
+    assert res["counters"] == total

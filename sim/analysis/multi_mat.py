@@ -24,7 +24,8 @@ from golden.model import ModelFormatError
 from rtl.outputs import check_file, interruptible, json_text, write_files
 from sim.util import UserError
 
-__all__ = ["resolve_model", "run", "measure_skips", "run_printed", "parse_skip", "table", "main"]
+__all__ = ["resolve_model", "run", "energy_terms", "full_energy", "TERMS", "measure_skips",
+           "run_printed", "parse_skip", "table", "main"]
 
 
 def resolve_model(spec: str):
@@ -43,7 +44,8 @@ def resolve_model(spec: str):
 
 
 def run(model, config, mats, *, subarrays=None, propose=False, stream_weights=False,
-        tile_activations=False, chip_mats=None, skipped=None, images=None) -> dict:
+        tile_activations=False, chip_mats=None, skipped=None, images=None,
+        logic=None) -> dict:
     """Partition ``model`` over ``mats`` mats, compile every slice and count it
     (``sim.compile.multi_mat.count_partitioned``, ``skipped`` its zero skipping); adds
     ``compile_seconds`` and ``count_seconds``.
@@ -51,7 +53,11 @@ def run(model, config, mats, *, subarrays=None, propose=False, stream_weights=Fa
     ``images`` (zero skipping only; not with ``skipped``): the skipped tile dots measured per
     slice on the cycle model over these images (:func:`measure_skips`; every mat's own slice
     is compiled for it, not one per slice width), their mean image counted; adds ``skipped``
-    (the measured fractions, ``[segment][mat][stage]``) and ``measure_seconds``."""
+    (the measured fractions, ``[segment][mat][stage]``) and ``measure_seconds``.
+
+    Adds ``terms`` (:func:`energy_terms`, with ``logic``) and, from them, ``energy_full_j``
+    and ``gops_per_w_full``: the energy on the single mat's headline basis (the micro-ops'
+    ``energy_j`` above plus every mat's SRAMs and the leakage of all mats over the latency)."""
     from sim.compile import multi_mat as mm
     mats = mm.check_mats(model, mats, chip_mats)
     if images is not None:
@@ -68,6 +74,9 @@ def run(model, config, mats, *, subarrays=None, propose=False, stream_weights=Fa
         skipped = measure_skips(model, segs, compiled, images)
     t2 = time.perf_counter()
     res = mm.count_partitioned(segs, compiled, skipped=skipped)
+    res["terms"] = energy_terms(segs, compiled, res, logic)
+    res["energy_full_j"] = full_energy(res["terms"])
+    res["gops_per_w_full"] = res["ops"] / res["energy_full_j"] / 1e9
     res["compile_seconds"] = round(t1 - t0, 3)
     res["count_seconds"] = round(time.perf_counter() - t2, 3)
     res["subarrays"] = compiled[0][0].subarrays
@@ -76,6 +85,126 @@ def run(model, config, mats, *, subarrays=None, propose=False, stream_weights=Fa
         res["measure_seconds"] = round(t2 - t1, 3)
         res["measured_images"] = len(images)
     return res
+
+
+#: The energy terms of one image (:func:`energy_terms`), the single mat's headline's
+#: (``sim.analysis.report``: micro-ops, the gate-count logic they contain, SRAM dynamic and
+#: leakage, the activity-based logic and its leakage) and the partition's broadcasts.
+TERMS = ("micro-ops", "gate-count logic", "SRAM dynamic", "SRAM leakage", "activity logic",
+         "logic leakage", "broadcasts")
+
+
+def full_energy(terms: dict) -> float:
+    """The energy of ``terms`` (:data:`TERMS`) on the headline's basis: the micro-ops with
+    their gate-count CMOS logic replaced by the activity-based logic where there is one
+    (``terms['activity logic']`` not None), + SRAM dynamic and leakage, logic leakage and the
+    broadcasts."""
+    e = terms["micro-ops"] + terms["SRAM dynamic"] + terms["SRAM leakage"] + terms["broadcasts"]
+    if terms["activity logic"] is not None:
+        e += terms["activity logic"] + terms["logic leakage"] - terms["gate-count logic"]
+    return e
+
+
+def _mat_config(compiled, m: int):
+    """The configuration the SRAMs of mat ``m`` are costed at: every size field the largest
+    its slices were compiled with (one physical mat holds them all), the weight buffer at the
+    slots its slices fill (``sim.hw.sram.buffer_sizing``'s rule, as the single mat's report
+    costs it): all of them together when they fit the buffer together
+    (``sim.compile.multi_mat``'s ``tables`` ASSUMPTION), else the largest one (reloaded)."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+    from rtl.config import SIZE_FIELDS
+    from sim.compile.multi_mat import _coresident
+    from sim.hw import sram
+    slices = [row[m] for row in compiled]
+    cfg = replace(slices[0].config, **{f: max(getattr(c.config, f) for c in slices)
+                                       for f in SIZE_FIELDS})
+    fits, need = _coresident(compiled, m)
+    slots = (need["buffer_slots"] if fits["buffer_slots"]
+             else max(len(c.buffer) for c in slices))
+    filled = SimpleNamespace(buffer=range(slots), buffer_slots=cfg.buffer_slots)
+    return replace(cfg, buffer_slots=sram.buffer_sizing(filled)["costed_slots"])
+
+
+def energy_terms(segs, compiled, res, logic=None) -> dict:
+    """The partition's energy per image by term (:data:`TERMS`), charged as the single mat's
+    report charges one mat (``sim.analysis.report``'s headline), for every mat:
+
+    * ``micro-ops``: ``res['energy_j']`` without the broadcasts (every mat's
+      ``sim.hw.energy.estimate`` with its streamed weights and reloaded tables);
+    * ``gate-count logic``: the CMOS logic those micro-ops contain
+      (``sim.hw.energy.energy_split``, each stage over the columns it drives: seed 002's class
+      gate, as the report splits one mat), replaced by ``activity logic`` when there is one;
+    * ``SRAM dynamic``: every mat's memory accesses (``sim.hw.sram.access_counts`` of each of
+      its slices: the slice's counters, its image and program words, its logits read by the
+      host) at the energy per access of the mat's memories (:func:`_mat_config`,
+      ``sim.hw.sram.memory_report``);
+    * ``SRAM leakage``: the leakage of all ``M`` mats' SRAMs over the partition's latency
+      (every mat is powered while the image runs, also when it waits);
+    * ``activity logic`` (with ``logic``, the single mat's ``sim.hw.activity.logic_energy``:
+      its blocks' measured activity and cell area; else None): each block's activity x the
+      mat's own cycles (its segments' counters and host-port cycles) x its area x
+      ``switch_fj_per_um2``, summed over the mats. ASSUMPTION ``activity``: a mat's logic
+      toggles at the single mat's measured activity per block while it computes, and not while
+      it waits for the slowest mat or a broadcast (clock-gated);
+    * ``logic leakage``: ``M`` x the mat's logic leakage power x the latency (None without
+      ``logic``);
+    * ``broadcasts``: their data-memory reads and writes and bus wire (already in
+      ``res['energy_j']``).
+
+    Returns ``{term: J}`` plus ``"per_mat"`` (per mat: ``cycles``, ``sram_dynamic_j``,
+    ``sram_leakage_w``, ``buffer_slots`` costed) and ``"assumption"``."""
+    from sim.compile.dima_map import stage_columns
+    from sim.hw import activity, energy, sram
+    mats = res["mats"]
+    latency = res["latency_s"]
+    bc = sum(s["broadcast"]["energy_j"] for s in res["segments"])
+    gate = 0.0
+    per_mat, seen = [], {}
+    for m in range(mats):
+        acc: dict = {}
+        cycles = 0
+        for seg, row, srow in zip(segs, compiled, res["segments"], strict=True):
+            comp, p = row[m], srow["mats"][m]
+            last = seg.index == len(segs) - 1
+            host = {energy.HOST_DATA_WORDS: p["host"]["data_words"]}
+            gate += energy.energy_split(comp.config, {"cycles": 0}, columns_active=comp.width,
+                                        host=host)["CMOS logic"]
+            for st, sc in zip(comp.stages, p["stages"], strict=True):   # each over the
+                gate += energy.energy_split(                             # columns it drives
+                    comp.config, sc["counters"], columns_active=stage_columns(
+                        st, comp.width, comp.config.columns))["CMOS logic"]
+            args = (p["host"]["data_words"], p["host"]["program_words"],
+                    seg.slices[m][1] - seg.slices[m][0] if last else 0)
+            key = (id(comp), tuple(sorted(p["counters"].items())), args)
+            if key not in seen:         # mats of equal slices share one compiled slice
+                seen[key] = sram.access_counts(comp, p["counters"], host_data_words=args[0],
+                                               host_program_words=args[1],
+                                               host_reads=args[2])
+            a = seen[key]
+            for name, v in a.items():
+                got = acc.setdefault(name, {"reads": 0, "writes": 0, "derived": v["derived"]})
+                got["reads"] += v["reads"]
+                got["writes"] += v["writes"]
+            cycles += p["estimate"]["cycles"]
+        cfg = _mat_config(compiled, m)
+        mem = sram.memory_report(cfg, compiled[0][m].subarrays, acc, latency)
+        per_mat.append({"cycles": cycles, "sram_dynamic_j": mem["dynamic_j"],
+                        "sram_leakage_w": mem["leakage_w"], "buffer_slots": cfg.buffer_slots})
+    act = lgk = None
+    if logic is not None:
+        act = sum(activity.switch_energy_j(b["activity"], p["cycles"], b["area_um2"])
+                  for p in per_mat for b in logic["blocks"])
+        lgk = mats * logic["leakage_w"] * latency
+    return {"micro-ops": res["energy_j"] - bc, "gate-count logic": gate,
+            "SRAM dynamic": sum(p["sram_dynamic_j"] for p in per_mat),
+            "SRAM leakage": sum(p["sram_leakage_w"] for p in per_mat) * latency,
+            "activity logic": act, "logic leakage": lgk, "broadcasts": bc,
+            "per_mat": per_mat,
+            "assumption": "ASSUMPTION activity: a mat's logic toggles at the single mat's "
+                          "measured activity per block during its own cycles and not while "
+                          "it waits (clock-gated); every mat's SRAMs and logic leak over the "
+                          "whole latency"}
 
 
 def measure_skips(model, segs, compiled, images) -> list:
@@ -93,6 +222,7 @@ def measure_skips(model, segs, compiled, images) -> list:
     import numpy as np
     from golden.model import infer_int
     from sim.analysis.counting import count_model
+    from sim.compile import multi_mat as mm
     from sim.compile.compiler import run_compiled
     from sim.hw.core_model import CoreModel
     images = np.asarray(images)
@@ -112,7 +242,10 @@ def measure_skips(model, segs, compiled, images) -> list:
                     kept = np.asarray(img if t < 0 else trace[t][0]).reshape(-1)
                     for j, v in enumerate(kept.tolist()):
                         core.write_dmem(base + j, int(v))
-                r = run_compiled(comp, x_in.astype(np.uint8), core, load_weights=i == 0)
+                store = mm.store_of(seg, lambda t, img=img, trace=trace:
+                                    img if t < 0 else trace[t][0])
+                r = run_compiled(comp, x_in.astype(np.uint8), core, load_weights=i == 0,
+                                 store=store)
                 for si, sr in enumerate(r.stages):
                     sums[si] += sr.zero_skip.get("zs_tiles", 0)
             dots = [st.dots for st in count_model(comp).stages]
@@ -168,6 +301,12 @@ def table(res: dict) -> str:
     lines.append(f"total on {res['mats']} mats: {res['cycles']:,} cycles, latency "
                  f"{res['latency_s'] * 1e3:.4g} ms, energy {res['energy_j'] * 1e6:.4g} uJ, "
                  f"{res['ops']:,} ops, {res['gops']:.4g} GOPS, {res['gops_per_w']:.4g} GOPS/W")
+    if "terms" in res:
+        t = res["terms"]
+        lines.append(f"with every mat's SRAMs and all mats' leakage (energy_terms): "
+                     f"{res['energy_full_j'] * 1e6:.4g} uJ, {res['gops_per_w_full']:.4g} GOPS/W "
+                     "(" + ", ".join(f"{k} {v * 1e6:.4g}" for k, v in t.items()
+                                     if k in TERMS and v is not None) + " uJ)")
     return "\n".join(lines)
 
 
@@ -247,15 +386,18 @@ def main(argv=None) -> int:
                 rows.append({"model": model.name, "preset": name, "mats": m,
                              "chip_mats": chip, **{k: res[k] for k in (
                                  "cycles", "latency_s", "energy_j", "ops", "gops",
-                                 "gops_per_w", "compile_seconds", "count_seconds")}})
+                                 "gops_per_w", "energy_full_j", "gops_per_w_full",
+                                 "compile_seconds", "count_seconds")}})
     except (UserError, ModelFormatError) as e:     # a bad --model file: one line
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print("| preset | mats | cycles | latency (ms) | energy (uJ) | GOPS | GOPS/W |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| preset | mats | cycles | latency (ms) | energy (uJ) | GOPS | GOPS/W | energy with "
+          "SRAMs and leakage (uJ) | GOPS/W with them |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['preset']} | {r['mats']} | {r['cycles']:,} | {r['latency_s'] * 1e3:.4g} | "
-              f"{r['energy_j'] * 1e6:.4g} | {r['gops']:.4g} | {r['gops_per_w']:.4g} |")
+              f"{r['energy_j'] * 1e6:.4g} | {r['gops']:.4g} | {r['gops_per_w']:.4g} | "
+              f"{r['energy_full_j'] * 1e6:.4g} | {r['gops_per_w_full']:.4g} |")
     if out is not None:
         doc = {"command": shlex.join(["python", "-m", "sim.analysis.multi_mat", *argv]),
                "rows": rows}

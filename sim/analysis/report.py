@@ -133,7 +133,8 @@ from sim.hw.energy import HOST_DATA_WORDS
 from sim.util import UserError, mat_range_help, parse_mat
 
 __all__ = ["BACKENDS", "SEED_FIGURES", "SPREAD_KEYS", "spread", "stage_ops", "host_port_words",
-           "row_build_profile", "measure", "preset_report", "partitioned", "markdown", "main"]
+           "row_build_profile", "measure", "preset_report", "partitioned", "single_terms",
+           "markdown", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 BACKENDS = ("rtl", "model")
@@ -1628,8 +1629,8 @@ PARTITION_NOT_CHARGED = (
     "the bus-wire energy of the image and program words (their host-port cycles are in the "
     "latency, the image's words are charged as MOVEs, the program words have no modelled "
     "energy, as on the single mat; sim.hw.chip charges both at the chip's wire)",
-    "the SRAM accesses of the mats' own compute, the SRAMs' and the logic's leakage (the "
-    "micro-op basis; the broadcasts' data-memory reads and writes are charged)",
+    "the logic's switching while a mat waits for the slowest mat or a broadcast (ASSUMPTION "
+    "activity: clock-gated; every mat's SRAMs and logic leak over the whole latency, charged)",
     "the broadcasts' and streamed words' wire is sim.compile.weight_stream.wire_mm (half the "
     "side of the MTJ array's area), not sim.hw.chip's chip-area wire",
 )
@@ -1656,11 +1657,13 @@ def partitioned(name: str, model, k: int, rep: dict, *, propose: bool = False, i
     bank = int(PARAMS["mats_per_bank"].value)
     pi, c = rep["per_image"], rep["chip"]
     backend = rep["backend"] + (f", {rep['simulator']}" if rep.get("simulator") else "")
+    terms = single_terms(rep)
+    e1 = amm.full_energy(terms)
     single = {"name": "one mat (measured)", "mats": 1, "cycles": pi["cycles"],
               "latency_s": pi["latency_s"], "images_per_second": 1.0 / pi["latency_s"],
-              "energy_j": pi["energy_j"], "gops": pi["gops"], "gops_per_w": pi["gops_per_w"],
-              "energy_basis": "micro-ops (sim.hw.energy.estimate) + streamed weights; no SRAM "
-                              "access, no leakage",
+              "energy_j": e1, "gops": pi["gops"], "gops_per_w": pi["ops"] / e1 / 1e9,
+              "energy_micro_ops_j": pi["energy_j"], "gops_per_w_micro_ops": pi["gops_per_w"],
+              "terms": terms, "energy_basis": _basis(terms),
               "class": "measured",
               "source": f"this report's run ({backend} backend), the mean of "
                         f"{rep['images']} image(s)"}
@@ -1690,7 +1693,8 @@ def partitioned(name: str, model, k: int, rep: dict, *, propose: bool = False, i
                              if mats is None else ["given"])
         res = amm.run(model, config, m, subarrays=k, propose=propose, stream_weights=True,
                       chip_mats=org["mats"],
-                      images=images if config.zero_skip and images is not None else None)
+                      images=images if config.zero_skip and images is not None else None,
+                      logic=rep.get("logic_energy"))
     except UserError as e:      # MultiMatError, CompileError, CountError: one line
         out["refused"] = " ".join(str(e).removeprefix("--mats: ").split())
         row["refused"] = out["refused"]
@@ -1725,19 +1729,49 @@ def partitioned(name: str, model, k: int, rep: dict, *, propose: bool = False, i
                                                 "measure_seconds") if key in res}
     row.update({"name": f"partitioned over {m} mats of one bank", "mats": m,
                 "cycles": res["cycles"], "latency_s": res["latency_s"],
-                "images_per_second": 1.0 / res["latency_s"], "energy_j": res["energy_j"],
-                "gops": res["gops"], "gops_per_w": res["gops_per_w"],
-                "energy_basis": "micro-ops of every mat + streamed weights + tables reloaded "
-                                "+ the broadcasts' data-memory reads and writes and bus wire; "
-                                "no other SRAM access, no leakage",
+                "images_per_second": 1.0 / res["latency_s"],
+                "energy_j": res["energy_full_j"], "gops": res["gops"],
+                "gops_per_w": res["gops_per_w_full"],
+                "energy_micro_ops_j": res["energy_j"] - res["terms"]["broadcasts"],
+                "gops_per_w_micro_ops": res["ops"] / (res["energy_j"]
+                                                      - res["terms"]["broadcasts"]) / 1e9,
+                "terms": {k2: v for k2, v in res["terms"].items() if k2 in amm.TERMS},
+                "energy_basis": "every mat's " + _basis(res["terms"]) + "; all mats leak "
+                                "over the partition's latency; + tables reloaded + the "
+                                "broadcasts' data-memory reads and writes and bus wire",
                 "class": "assumption",
                 "source": "counting mode (sim.compile.multi_mat.count_partitioned: every mat "
                           "== the cycle model, counter for counter) on the ASSUMPTIONs "
                           "broadcast, tables, no_overlap"
+                          + (", activity (sim.analysis.multi_mat.energy_terms)"
+                             if res["terms"]["activity logic"] is not None else "")
                           + (f"; skipped dots measured per slice on the cycle model over "
                              f"{len(images)} image(s)" if res.get("skipped") else "")})
     out["rows"] = [single, row, chip_row]
     return out
+
+
+def single_terms(rep: dict) -> dict:
+    """The single mat's energy per image by term (``sim.analysis.multi_mat.TERMS``) as this
+    report's headline charges it: the micro-ops, the gate-count CMOS logic in them, the SRAMs'
+    dynamic energy and leakage (``memories``), the activity-based logic and its leakage
+    (``logic_energy``, None without one); no broadcast."""
+    le = rep.get("logic_energy")
+    return {"micro-ops": rep["per_image"]["energy_j"],
+            "gate-count logic": rep["per_image"]["energy_split_j"]["CMOS logic"],
+            "SRAM dynamic": rep["memories"]["dynamic_j"],
+            "SRAM leakage": rep["memories"]["leakage_j"],
+            "activity logic": None if le is None else le["energy_j"],
+            "logic leakage": None if le is None else le["leakage_j"], "broadcasts": 0.0}
+
+
+def _basis(terms: dict) -> str:
+    """The energy basis of a row of the partitioned section, from its ``terms``."""
+    if terms["activity logic"] is None:
+        return ("the headline's: micro-ops (gate-count CMOS logic, ASSUMPTION) + streamed "
+                "weights + SRAM dynamic + SRAM leakage; logic leakage not counted")
+    return ("the headline's: micro-ops with the CMOS logic at the measured activity per block "
+            "+ streamed weights + SRAM dynamic + SRAM leakage + logic leakage")
 
 
 def _partitioned_lines(rep: dict) -> list:
@@ -1752,8 +1786,10 @@ def _partitioned_lines(rep: dict) -> list:
         why = (f"M = {p['mats']}, limited by {' and '.join(p['limited_by'])} (limits: "
                f"{lim})")
     lines = ["", f"Partitioned over one bank (`sim.compile.multi_mat`, issue 15 item 3): "
-                 f"{p['basis']}; {why}. Each row's energy basis differs; GOPS of the "
-                 "partition and of one mat are one image at a time, the chip's its throughput.",
+                 f"{p['basis']}; {why}. One mat and the partition charge the same energy "
+                 "terms (the headline's, listed under the table), the chip adds its bus wires; "
+                 "GOPS of the partition and of one mat are one image at a time, the chip's "
+                 "its throughput.",
              "", "| organisation | mats | latency (cycles) | latency (us) | images/s | energy "
                  "per image (nJ) | GOPS | GOPS/W | energy basis | class | source |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -1766,6 +1802,12 @@ def _partitioned_lines(rep: dict) -> list:
                      f"{_g(r['latency_s'] * 1e6)} | {_g(r['images_per_second'])} | "
                      f"{_g(r['energy_j'] * 1e9)} | {_g(r['gops'])} | {_g(r['gops_per_w'])} | "
                      f"{r['energy_basis']} | {r['class']} | {r['source']} |")
+    named = [r for r in p["rows"] if r.get("terms")]
+    lines += ["", "Energy per image by term (nJ; the headline replaces the gate-count CMOS "
+                  "logic inside the micro-ops by the activity-based logic where there is one): "
+              + "; ".join(f"{r['name']}: " + ", ".join(
+                  f"{t} {'-' if v is None else _g(v * 1e9)}" for t, v in r["terms"].items())
+                  for r in named) + "."]
     if not p["refused"]:
         b = p["bus"]
         lines += ["", f"Bus of the partition per image: broadcasts {b['broadcast_words']:,} "

@@ -1804,7 +1804,7 @@ def _threshold_writes(compiled: CompiledModel) -> list:
 
 
 def run_compiled(compiled: CompiledModel, x_image, executor, *,
-                 load_weights: bool = True) -> RunResult:
+                 load_weights: bool = True, store: dict | None = None) -> RunResult:
     """Run one image (uint8, the model's input shape) through every stage on ``executor``.
 
     ``executor`` is synchronous with the host interface of ``sim.hw.core_model.CoreModel``
@@ -1812,7 +1812,9 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
     ``read_dmem``, ``run`` returning ``error``, ``reason``, ``counters``). With
     ``load_weights`` (default) the buffer and the tables are loaded first
     (:func:`load_compiled`). The image goes into the data memory at ``stages[0].in_base``;
-    each stage's output is read back from its ``out_base`` after its chunks ran.
+    each stage's output is read back from its ``out_base`` after its chunks ran. ``store``:
+    tensors already in the activation store (key -> flat words), e.g. a partitioned slice's
+    kept tensors (``sim.compile.multi_mat.kept_key``).
 
     Raises
     ------
@@ -1825,7 +1827,7 @@ def run_compiled(compiled: CompiledModel, x_image, executor, *,
     words = compiled.input_words(x_image)
     base = compiled.stages[0].in_base
     from sim.compile import act_tile as _at     # activation tiling: the store's tensors
-    store = {-1: words.astype(np.int64)}       # golden index -> the store's copy
+    store = {**(store or {}), -1: words.astype(np.int64)}   # golden index -> the store's copy
     for i, v in enumerate(words.tolist() if not _at.input_in_store(compiled) else ()):
         executor.write_dmem(base + i, v)
     outputs, runs = [], []

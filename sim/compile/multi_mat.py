@@ -17,8 +17,9 @@ output channel reads every input channel; a linear neuron every input), so after
 mats' slices are concatenated (channel order = golden's flat (C, H, W) order, so the flat
 vector a linear layer reads is the same concatenation) and broadcast to every mat.
 
-Grouped and depthwise convolutions (``adder_gconv2d``, ``mul_gconv2d``; ``g`` groups of
-``O/g`` output and ``C/g`` input channels) are sliced by *whole groups*: the ``g`` groups are
+Grouped and depthwise convolutions (``adder_gconv2d``, ``mul_gconv2d``, ``bin_gconv2d``; ``g``
+groups of ``O/g`` output and ``C/g`` input channels; one group: as a dense layer, by output
+channel) are sliced by *whole groups*: the ``g`` groups are
 split into ``M`` contiguous slices by the same rule (at most ``g`` mats), mat ``m`` gets its
 groups' output channels and reads only its groups' input channels (``Segment.in_slices``; its
 slice is a grouped convolution of fewer groups, compiled as any, ``sim.compile.grouped``). The
@@ -49,11 +50,33 @@ region (an upper bound on the words). The slice of a segment with such an add is
 the add reading its main path twice (a valid one-input model of the same shapes, so the same
 program, tables and counters), then the add's shortcut terms in the offset table are pointed at
 the kept tensor's channels (``_relocate``): the slice run on the cycle model with the kept
-tensors in its data memory equals golden (``tests/test_multi_mat.py``). Not built yet (a one-line
-MultiMatError): kept tensors in a model any of whose slices has its activations tiled
-(``sim.compile.act_tile``: the tensors would live in the chip's activation store, and an add
-would read its shortcut's bands from there), an add right after a flatten or before the first
-compute layer, ``bin_gconv2d`` (seed 002's lanes).
+tensors in its data memory equals golden (``tests/test_multi_mat.py``).
+
+Kept tensors with tiled activations (``_kept_in_store``). When some slice of the model has its
+activations tiled (``sim.compile.act_tile``; or, with ``tile_activations``, when the data
+memories cannot keep the tensors), the kept tensors live in the chip's activation store
+instead (ASSUMPTION ``kept_in_store``: a segment's broadcast also reaches the store, as one bus
+transfer reaches every mat, and the store's own access energy is not counted, as
+``act_tile``'s), and nothing is kept in the data memories. Each reader loads what it reads:
+an add in a slice in ``act_tile``'s store mode loads both operands from the store, and its
+second operand's loads (its main path, the slice compiled reading it twice) are pointed at
+the slice's channels of the kept tensor (``kept_key``); a resident slice's add has its
+channels of the kept tensor loaded by the host into its data memory just before the add, at
+the lowest address clear of the add's input and writes (``_free_region``; a CompileError
+naming ``data_words`` when none fits), its shortcut terms relocated there; a branch's
+resident first stage loads its whole input (the segment's input) from the store. A mat's
+loads of its segment's input are the same words for every mat of its slice width (counted
+once per width, broadcast); its stores, its own intermediate tensors' loads and its channels
+of a kept tensor cross the shared bus as its own words, one mat after the other. The slices
+run on the cycle model with the kept tensors in their store (``store_of``,
+``run_compiled``'s ``store``) equal golden (``tests/test_multi_mat.py``). So ResNet-18/50 at
+224 x 224 partition. Not built yet (a one-line MultiMatError): an add right after a flatten
+or before the first compute layer.
+
+Binarized grouped layers (``bin_gconv2d``, seed 002's FA/FS lanes, ``sim.compile.dima_map``)
+are sliced as the other grouped layers: a depthwise one by whole groups, a pointwise one (one
+group) by output channel, with their per-channel quantization thresholds and signs
+(``q_thresh``, ``q_sign``); each slice is compiled for one mat as any.
 
 A mat's slice is not a network of its own (golden's format wants a ``logits`` last layer; a
 slice of a hidden layer ends in ``requant``), so it is a ``golden.model.Model`` built directly,
@@ -69,10 +92,11 @@ streamed weights and tiled activations, ``sim.compile.weight_stream`` /
 ``sim.compile.act_tile``) and its energy (``sim.hw.energy.estimate`` as the counting mode).
 
 * a segment's cycles = the slowest mat's (counters + host-port cycles of the image and the
-  programs) + the tiled activations' loads and patch entries (``sim.compile.act_tile``) once
-  per slice width (mats of equal slices load the same bands: broadcast) + every mat's own words
-  one mat after the other over the one shared bus (streamed weights,
-  ``sim.compile.weight_stream``; the tiled activations' stores; tables reloaded, below:
+  programs) + the tiled activations' loads of the segment's input and patch entries
+  (``sim.compile.act_tile``) once per slice width (mats of equal slices load the same bands:
+  broadcast) + every mat's own words one mat after the other over the one shared bus (streamed
+  weights, ``sim.compile.weight_stream``; the tiled activations' stores and the loads of its
+  own tensors and of its channels of a kept tensor; tables reloaded, below:
   ASSUMPTION, the bus carries one mat's words at a time) + the broadcast of the segment's output
   (segments but the last, ``M > 1``): ``max(N, ceil(32 N / bus_bits))`` = N cycles for N
   output words. The image and the programs: mats of equal slices run the same program words
@@ -105,17 +129,17 @@ from sim.util import UserError
 
 __all__ = ["MultiMatError", "Segment", "program_words", "partition", "max_mats", "check_mats",
            "slices",
-           "compile_partitioned", "count_partitioned", "resident", "reload_cost",
-           "broadcast_cost", "BROADCAST"]
+           "compile_partitioned", "count_partitioned", "resident", "reload_cost", "kept_key",
+           "store_of", "broadcast_cost", "BROADCAST"]
 
 #: Compute kinds a segment slices.
 _SLICED = ("adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear")
 #: Grouped convolutions, sliced by whole groups (sim.compile.grouped maps them on one mat).
-_GROUPED = ("adder_gconv2d", "mul_gconv2d")
+_GROUPED = ("adder_gconv2d", "mul_gconv2d", "bin_gconv2d")
 #: Channel-wise layers that follow the slicing on their mat.
 _CHANNEL_WISE = ("max_pool2d", "avg_pool2d", "global_avg_pool2d")
 #: The per-output-channel integer arrays of a compute layer.
-_PER_CHANNEL = ("weight", "rq_mult", "rq_shift", "rq_bias", "bias")
+_PER_CHANNEL = ("weight", "rq_mult", "rq_shift", "rq_bias", "bias", "q_thresh", "q_sign")
 #: The broadcast assumption (module docstring).
 BROADCAST = ("ASSUMPTION: one bus transfer reaches every mat; each mat's data memory takes one "
              "32-bit word per cycle (its host port, as sim.compile.act_tile), so a broadcast of "
@@ -140,7 +164,9 @@ class Segment:
     layer)``; the slice's add is compiled reading its main path twice and its shortcut terms
     relocated to the kept tensor, :func:`compile_partitioned`), ``keeps`` (set by
     :func:`compile_partitioned`: ``{layer (-1 the model input): data-memory base}`` of the
-    tensors every mat keeps while the segment runs)."""
+    tensors every mat keeps while the segment runs), ``in_store`` (set by
+    :func:`compile_partitioned`: the kept tensors are in the activation store instead,
+    ``kept_key``)."""
     index: int
     layers: tuple
     compute: int
@@ -153,6 +179,7 @@ class Segment:
     reads: int = -1
     shortcuts: tuple = ()
     keeps: dict = field(default_factory=dict)
+    in_store: bool = False
 
     @property
     def out_words(self) -> int:
@@ -210,10 +237,10 @@ def _units(layer) -> tuple:
     for a grouped convolution (a group's ``O/g`` output channels read its ``C/g`` input
     channels), else its output channels (each reads the whole input: inputs per unit None)."""
     o = int(layer.params["weight"].shape[0])
-    if layer.kind in _GROUPED:
+    if layer.kind in _GROUPED and int(layer.params["groups"]) > 1:
         g = int(layer.params["groups"])
         return g, o // g, int(layer.params["weight"].shape[1])
-    return o, 1, None
+    return o, 1, None           # (one group: every output channel reads the whole input)
 
 
 def max_mats(model: Model) -> tuple:
@@ -223,7 +250,8 @@ def max_mats(model: Model) -> tuple:
     with a layer not built yet on several mats."""
     segs = _segments(model)
     n, c = min((_units(model.layers[c])[0], c) for _, c in segs)
-    return n, c, "groups" if model.layers[c].kind in _GROUPED else "output channels"
+    return n, c, ("groups" if model.layers[c].kind in _GROUPED
+                  and int(model.layers[c].params["groups"]) > 1 else "output channels")
 
 
 def check_mats(model: Model, mats, chip_mats: int | None = None) -> int:
@@ -404,7 +432,7 @@ def compile_partitioned(model: Model, config, mats, *, subarrays: int | None = N
                             redo[id(c)] = one(seg, m, replace(config, data_words=words))
                         row[m] = redo[id(c)]
         try:
-            _place_kept(segs, compiled, words)
+            _place_kept(segs, compiled, words, tile_activations)
             return segs, compiled
         except CompileError as e:
             if not propose or getattr(e, "field", None) != "data_words" or e.size is None:
@@ -441,7 +469,7 @@ def _extent(comp) -> int:
                for st in comp.stages)
 
 
-def _place_kept(segs, compiled, data_words: int) -> None:
+def _place_kept(segs, compiled, data_words: int, tile_activations: bool = False) -> None:
     """Place the kept tensors (``kept``) from the top of every mat's data memory (first
     fit, a tensor's words held from the segment after the one that makes it through its last
     reader), check that each slice's own words stay below them, and point every relocated add
@@ -450,6 +478,18 @@ def _place_kept(segs, compiled, data_words: int) -> None:
     from sim.compile import act_tile as _at
     from sim.compile.compiler import _too_small
     from rtl.isa import OFFSET_BITS
+    if kept(segs) and any(_at.cost(comp)["words"] for row in compiled for comp in row):
+        _kept_in_store(segs, compiled, data_words)
+        return
+    if kept(segs) and tile_activations:     # the store when the data memories cannot keep them
+        from sim.compile.compiler import CompileError
+        try:
+            _place_kept(segs, compiled, data_words)
+        except CompileError as e:
+            if getattr(e, "field", None) != "data_words":
+                raise
+            _kept_in_store(segs, compiled, data_words)
+        return
     placed = {}                                 # tensor -> (first, last, top, words)
     for t, (first, last, words) in sorted(kept(segs).items()):
         top = 0
@@ -458,13 +498,6 @@ def _place_kept(segs, compiled, data_words: int) -> None:
                 top = top2 + w2
         placed[t] = (first, last, top, words)
     base = {t: data_words - top - words for t, (_, _, top, words) in placed.items()}
-    for seg, row in zip(segs, compiled, strict=True):
-        for m, comp in enumerate(row):
-            if placed and _at.cost(comp)["words"]:
-                raise MultiMatError(f"--mats: {_where(seg, m)} has its activations tiled "
-                                    f"(sim.compile.act_tile) and the model keeps tensors for "
-                                    f"later layers (layers {sorted(placed)}: a branch's input "
-                                    f"or an add's shortcut): not built yet on several mats")
     for seg, row in zip(segs, compiled, strict=True):
         seg.keeps = {t: base[t] for t, (f, l, _, _) in placed.items() if f <= seg.index <= l}
         low = min(seg.keeps.values(), default=None)
@@ -483,6 +516,99 @@ def _place_kept(segs, compiled, data_words: int) -> None:
                 done.add(id(comp))
                 for j, src in seg.shortcuts:
                     _relocate(comp, j, base[src], seg.slices[m][0], 1 << OFFSET_BITS)
+
+
+def kept_key(t: int) -> tuple:
+    """The activation store's key of kept tensor ``t`` (a layer of the whole model, -1 the
+    image) in a slice's loads (:func:`_kept_in_store`; the slice's own tensors are keyed by
+    its own layer indices, ``sim.compile.act_tile``)."""
+    return ("kept", t)
+
+
+def _kept_in_store(segs, compiled, data_words: int) -> None:
+    """The kept tensors of a model some of whose slices have their activations tiled
+    (module docstring, ASSUMPTION ``kept_in_store``): they live in the activation store, not
+    in the data memories, and each reader loads what it reads from there. An add's shortcut:
+    in a slice in the store mode of ``sim.compile.act_tile`` (the add loads both operands),
+    the add's second operand's loads (its main path, compiled reading it twice) are pointed at
+    the slice's channels of the kept tensor (``kept_key``); in a resident slice, the host
+    loads the slice's channels of the kept tensor above the slice's own words before the add
+    (a CompileError naming ``data_words`` when they do not fit) and the add's shortcut terms
+    are relocated there (:func:`_relocate`). A branch's segment whose first stage does not
+    load its input from the store gets a load of its whole input (the segment's input, the
+    same for every mat)."""
+    from sim.compile import act_tile as _at
+    from sim.compile.compiler import _too_small
+    from rtl.isa import OFFSET_BITS
+    done = set()
+    for seg, row in zip(segs, compiled, strict=True):
+        seg.keeps = {}
+        seg.in_store = True
+        branch = seg.index and seg.reads != segs[seg.index - 1].last
+        for m, comp in enumerate(row):
+            if id(comp) in done:        # (a slice shared by equal widths: counting only)
+                continue
+            done.add(id(comp))
+            lo = seg.slices[m][0]
+            first = comp.stages[0]
+            own = _extent(comp)
+            if own > data_words and not _at.cost(comp)["words"]:   # a resident slice (the
+                # compiler's layout check can miss a chunk's last write-pointer step)
+                _too_small(f"{_where(seg, m)}: its chunks write up to data-memory word {own}, "
+                           f"but data_words is {data_words}", "data_words", own)
+            if branch and not _at.loads_before(first, 0):
+                first.act_moves.insert(0, (0, "load", first.in_base, 0, first.in_size, -1))
+            for j, src in seg.shortcuts:
+                st = next(s for s in comp.stages if s.layer_index == j)
+                per = math.prod(st.in_shape[1:])
+                by_chunk: dict = {}     # store mode: per unit, main path loads, then
+                for i, mv in enumerate(st.act_moves):   # the shortcut's (act_tile)
+                    if mv[1] == "load":
+                        by_chunk.setdefault(mv[0], []).append(i)
+                if by_chunk:
+                    moves = list(st.act_moves)
+                    for group in by_chunk.values():
+                        for i in group[len(group) // 2:]:
+                            mv = moves[i]
+                            moves[i] = (*mv[:3], mv[3] + lo * per, mv[4], kept_key(src))
+                    st.act_moves = moves
+                    continue
+                words = st.out_shape[0] * per
+                at = _free_region(comp, st, words, data_words)
+                if at is None:
+                    _too_small(f"{_where(seg, m)}: its {own} data-memory words and its "
+                               f"{words} words of layer {src}'s output (its add's shortcut, "
+                               f"loaded from the activation store) need {own + words}, but "
+                               f"data_words is {data_words}", "data_words", own + words)
+                st.act_moves.insert(0, (0, "load", at, lo * per, words, kept_key(src)))
+                _relocate(comp, j, at - lo * per, lo, 1 << OFFSET_BITS)
+
+
+def _free_region(comp, add, words: int, data_words: int):
+    """The lowest data-memory address where ``words`` loaded just before the ``add`` stage of
+    a resident slice stay untouched until the add has read them: clear of the add's input and
+    of its chunks' writes (the stages before it are done: their regions are free), at a
+    stage's base, the end of one of those regions or above the slice's own words; None if
+    none fits ``data_words``."""
+    busy = [(add.in_base, add.in_base + add.in_size),
+            *((ch.stage.out_base, ch.stage.out_base + ch.out_start + ch.stage.out_size)
+              for ch in add.chunks)]
+    starts = sorted({0, _extent(comp), *(hi for _, hi in busy),
+                     *(b for st in comp.stages for b in (st.in_base, st.out_base))})
+    for a in starts:
+        if a + words <= data_words and all(a + words <= lo or hi <= a for lo, hi in busy):
+            return a
+    return None
+
+
+def store_of(seg, tensor) -> dict:
+    """The activation store's kept tensors a slice of ``seg`` loads (``run_compiled``'s
+    ``store``; empty unless ``seg.in_store``): ``{kept_key(t): tensor(t) flat}`` for every
+    add's shortcut ``t``, ``tensor(t)`` the whole model's layer ``t`` output (-1 the image)."""
+    if not seg.in_store:
+        return {}
+    return {kept_key(t): np.asarray(tensor(t), dtype=np.int64).reshape(-1)
+            for _, t in seg.shortcuts}
 
 
 def _relocate(comp, j: int, base: int, lo: int, mod: int) -> None:
@@ -517,9 +643,11 @@ def program_words(compiled, loaded):
     return per_stage, loaded
 
 
-def _mat_estimate(compiled, sub, counters, data_words: int, program_words: int) -> dict:
+def _mat_estimate(compiled, sub, counters, data_words: int, program_words: int,
+                  stage_counters=None) -> dict:
     """``sim.hw.energy.estimate`` of one mat's segment as the counting mode's
-    (``sim.analysis.counting``), with its host port's ``data_words`` and ``program_words``."""
+    (``sim.analysis.counting``), with its host port's ``data_words`` and ``program_words``
+    (and, with ``stage_counters``, seed 002's class gate: ``sim.compile.dima_map.gate_report``)."""
     from sim.compile import act_tile as _at
     from sim.compile import weight_stream as _ws
     from sim.hw import energy
@@ -531,6 +659,9 @@ def _mat_estimate(compiled, sub, counters, data_words: int, program_words: int) 
                           host={"data_words": data_words},
                           host_cycles=data_words + program_words + stream["bus_cycles"]
                           + act["bus_cycles"])
+    if stage_counters is not None:
+        from sim.compile.dima_map import gate_report
+        rep = gate_report(rep, compiled, stage_counters)
     est = rep.to_dict()
     if stream["slots"] or stream["entries"]:
         est = with_loading(est, "host_weight_stream", stream["energy_j"])
@@ -615,6 +746,20 @@ def _coresident(compiled, m: int) -> tuple:
     return {k: v <= getattr(cfg, k) for k, v in need.items()}, need
 
 
+def _own_act_cycles(compiled) -> int:
+    """Bus cycles of a slice's tiled-activation moves that are its own (each mat's, over the
+    shared bus one mat after the other): its stores and the loads of anything but its
+    segment's input (source -1: the same words for every mat of its width, broadcast), i.e.
+    its own intermediate tensors and its channels of a kept tensor; one 32-bit word per
+    cycle at the bus (``sim.compile.act_tile.cost``'s rule)."""
+    from sim.hw.chip import PARAMS
+    from sim.hw.energy import DATA_WORD_BITS
+    bus = int(PARAMS["bus_bits"].value) * PARAMS["bus_transfers_per_cycle"].value
+    words = sum(mv[4] for st in compiled.stages for mv in getattr(st, "act_moves", ())
+                if mv[1] == "store" or (mv[1] == "load" and mv[5] != -1))
+    return int(words * math.ceil(DATA_WORD_BITS / bus))
+
+
 def count_partitioned(segs, compiled, *, skipped=None) -> dict:
     """The counting mode's figures of a partitioned model for one image (module docstring).
 
@@ -650,11 +795,12 @@ def count_partitioned(segs, compiled, *, skipped=None) -> dict:
             res = counted[key]
             words, loaded[m] = program_words(comp, loaded[m])
             data = max(comp.stages[0].in_size, image) if seg.index == 0 else 0
-            est = _mat_estimate(comp, sub, res.counters, data, sum(words))
+            est = _mat_estimate(comp, sub, res.counters, data, sum(words),
+                                [st.counters for st in res.stages])
             if id(comp) not in streams:     # over the shared bus: (its own, shared)
-                act = _at.cost(comp)
-                own = _ws.cost(comp)["bus_cycles"] + act["stores"]
-                streams[id(comp)] = (own, act["bus_cycles"] - act["stores"])
+                act, mine = _at.cost(comp), _own_act_cycles(comp)
+                own = _ws.cost(comp)["bus_cycles"] + mine
+                streams[id(comp)] = (own, act["bus_cycles"] - mine)
             own, shared = streams[id(comp)]
             width = seg.slices[m][1] - seg.slices[m][0]
             shared_by_width[width] = shared     # equal slices: the same bands, broadcast
