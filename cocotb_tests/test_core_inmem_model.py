@@ -15,7 +15,9 @@ models). Two random models, every layer of each post-processed in the array:
 * ``fig10``, ``fig10avg``: seed 001's data mapping compiled into the network
   (``conv_map='fig10'``, ``sim.compile.nand_conv.compile_stage``): two mapped multiply
   convolutions in a row, the second max-pooled in memory, then a multiply FC by the gather
-  route; a mapped layer average-pooled in memory, then an adder FC.
+  route; a mapped layer average-pooled in memory, then an adder FC;
+* ``fig10w4i4``: ``fig10`` at seed 001's <4:4> (4-bit weights, the top 4 bits of each input:
+  the mapping's 4 weight planes, 4 input planes in 4-block bands, two combining levels).
 
 Every stage of every image == golden (``golden.model.infer_int(trace=True)``, integer ==), and
 the counters (cycles included) == the cycle model's and the compiler's static profile.
@@ -46,6 +48,8 @@ SPECS = {
     "avgpool": ((1, 4, 4), [("conv", "adder_conv2d", 2, 3, 1, 1), ("pool", "avg", 2, 2),
                             ("flatten",), ("linear", "adder_linear", 3)]),
 }
+#: seed 001's <W:I> (tests.layer_models.with_bits) of a model: spec, bits
+BITS = {"fig10w4i4": ("fig10", (4, 4))}
 
 
 #: The memories start small (a small build); the compiler raises what the models need. 256
@@ -56,11 +60,13 @@ SMALL_SIZES = {"data_words": 256, "buffer_slots": 256, "offset_entries": 64,
 
 
 def _model(seed, which):
-    from tests.layer_models import random_model
-    in_shape, spec = SPECS[which]
+    from tests.layer_models import random_model, with_bits
+    base, bits = BITS.get(which, (which, None))
+    in_shape, spec = SPECS[base]
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (1, *in_shape), dtype=np.uint8)
-    return random_model(spec, in_shape, rng, x)
+    model = random_model(spec, in_shape, rng, x)
+    return model if bits is None else with_bits(model, *bits)
 
 
 def _config():
@@ -72,7 +78,7 @@ def _config():
     base = dataclasses.replace(preset("nand_spin"), rows=128, columns=16, subarrays_per_mat=2,
                                **SMALL_SIZES)
     cfg = with_postproc(base, "in_memory")
-    for which in SPECS:
+    for which in (*SPECS, *BITS):
         fig10 = which.startswith("fig10")
         cfg = dataclasses.replace(propose_config(_model(0, which), _mapped(cfg, fig10)),
                                   conv_map="gather")
@@ -107,6 +113,13 @@ async def core_inmem_fig10_model(dut):
 async def core_inmem_fig10_avgpool_model(dut):
     """A mapped layer average-pooled in memory, then an adder FC: == golden."""
     await _check_model(dut, "fig10avg")
+
+
+@cocotb.test()
+async def core_inmem_fig10_w4i4_model(dut):
+    """The mapping at seed 001's <4:4> (issue 14 item 4): 4 weight planes, the input's top 4
+    planes loaded on chip, two combining levels: == golden."""
+    await _check_model(dut, "fig10w4i4")
 
 
 async def _check_model(dut, which):

@@ -149,3 +149,17 @@ def grouped_model(rng, x, spec):
                         dict(weight=w.astype(np.float32), bias=np.zeros(3, np.float32))))
     return make_model(name="grouped", input_shape=x.shape[1:], input_scale=1 / 255,
                       class_names=["0", "1", "2"], layers=layers)
+
+
+def with_bits(model, w_bits, in_bits):
+    """``model`` with every multiply layer at seed 001's <W:I> (``golden.bitwidth``: the
+    weights clipped to W-bit two's complement, the input's top I bits read)."""
+    import dataclasses
+
+    from golden.bitwidth import BIT_KINDS
+    lo, hi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+    layers = tuple(dataclasses.replace(ly, params=dict(
+        ly.params, w_bits=w_bits, in_bits=in_bits,
+        weight=np.clip(ly.params["weight"], lo, hi).astype(np.int8)))
+        if ly.kind in BIT_KINDS else ly for ly in model.layers)
+    return dataclasses.replace(model, layers=layers)

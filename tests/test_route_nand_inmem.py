@@ -400,9 +400,11 @@ def test_masked_cross_write_refuses_a_mask_slot_beyond_the_buffer():
                           f"buffer_slots={slots}") in run.reason
 
 
-def fig10_run(config, shape, *, seed, bands=1, corner=None):
+def fig10_run(config, shape, *, seed, bands=1, corner=None, bits=(8, 8)):
     """Plan, load, run one multiply convolution by the Fig. 10 mapping on the cycle model:
-    (sums, golden sums, summed counters, static profile, programs, map)."""
+    (sums, golden sums, summed counters, static profile, programs, map). ``bits``: seed
+    001's <W:I> (W-bit weights, the input's top I bits, ``golden.bitwidth``)."""
+    from golden.bitwidth import layer_input
     from golden.layers import mul_conv2d
     from sim.compile.nand_conv import (
         buffer_words, conv_programs, input_commands, plan, profile, read_sums,
@@ -410,12 +412,15 @@ def fig10_run(config, shape, *, seed, bands=1, corner=None):
     C, H, W, O, k, pad = shape
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (C, H, W)).astype(np.uint8)
-    w = rng.integers(-128, 128, (O, C, k, k)).astype(np.int8)
+    w_bits, in_bits = bits
+    lo, hi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+    w = rng.integers(lo, hi + 1, (O, C, k, k)).astype(np.int8)
     if corner == "max":                      # the widest sums: every product 255 * -128
-        x[:], w[:] = 255, -128
+        x[:], w[:] = 255, lo
     elif corner == "mixed":
-        x.flat[::2], w.flat[::3], w.flat[1::3] = 255, -128, 127
-    cmap = plan(config, (C, H, W), w, padding=pad, bands=bands, where="test layer")
+        x.flat[::2], w.flat[::3], w.flat[1::3] = 255, lo, hi
+    cmap = plan(config, (C, H, W), w, padding=pad, bands=bands, where="test layer",
+                w_bits=w_bits, in_bits=in_bits)
     width = cmap.lanes
     model = CoreModel(config)
     for s in range(0, config.rows, config.mtjs_per_strip):
@@ -432,7 +437,8 @@ def fig10_run(config, shape, *, seed, bands=1, corner=None):
         for key, v in run.counters.items():
             total[key] = total.get(key, 0) + v
     got = read_sums(cmap, lambda r: _bits(model, r, width))
-    return got, mul_conv2d(x[None], w, padding=pad)[0], total, profile(progs), progs, cmap
+    want = mul_conv2d(layer_input(x, {"in_bits": in_bits})[None], w, padding=pad)[0]
+    return got, want, total, profile(progs), progs, cmap
 
 
 def small128():
@@ -478,12 +484,58 @@ def test_fig10_conv_equals_golden(cfg_of, shape, bands, corner):
         assert cmap.bands > 1 and cmap.stored_rows > H + 2 * pad
 
 
+@pytest.mark.parametrize("cfg_of, shape, bits", [
+    (small128, (1, 2, 2, 2, 3, 1), (4, 4)),         # two levels, 4-block bands
+    (small128, (2, 4, 4, 2, 2, 0), (2, 3)),         # 3 planes in 4 blocks (block 3 empty)
+    (small128, (1, 3, 2, 1, 2, 1), (1, 1)),         # no level: the plane sum is the dot
+    (small128, (1, 2, 2, 2, 3, 1), (8, 2)),         # one level
+    (small128, (1, 2, 2, 2, 3, 1), (3, 8)),         # 3 weight planes, the 8-bit input
+    (_nand_spin_inmem, (1, 8, 8, 2, 3, 1), (4, 4)),  # digits layer 0's shape at <4:4>
+    (_nand_spin_inmem, (3, 6, 6, 2, 3, 1), (5, 6)),  # three levels at 6 bits
+], ids=["small-w4i4", "small-w2i3", "small-w1i1", "small-w8i2", "small-w3i8",
+        "nand_spin-w4i4", "nand_spin-w5i6"])
+@pytest.mark.parametrize("corner", [None, "max", "mixed"])
+def test_fig10_conv_bit_widths_equal_golden(cfg_of, shape, bits, corner):
+    """Seed 001's <W:I> on the Fig. 10 mapping (issue 14 item 4): every sum == golden's
+    ``mul_conv2d`` of the input's top I bits with the W-bit weights; W weight planes (plane
+    W - 1 negative), ceil(log2 I) levels, a band of 2**levels blocks; the counters == the
+    static profile; narrower operands cost fewer micro-ops than <8:8> on the same layer."""
+    config = cfg_of()
+    seed = SEED + sum(shape) + sum(bits)
+    got, want, total, static, progs, cmap = fig10_run(config, shape, seed=seed, bands=0,
+                                                     corner=corner, bits=bits)
+    bad = np.argwhere(got != want)
+    assert not bad.size, (f"Fig. 10 mapping {shape} at <W:I> = <{bits[0]}:{bits[1]}>: sum "
+                          f"{tuple(bad[0])} model {got[tuple(bad[0])]} != golden "
+                          f"{want[tuple(bad[0])]} (seed {seed}, seed 001)")
+    halt = CoreModel(config).run(asm.assemble([asm.halt()])).counters["cycles"]
+    assert total["cycles"] == static["cycles"] + len(progs) * halt
+    assert (cmap.w_bits, cmap.in_bits) == bits
+    assert cmap.levels == (bits[1] - 1).bit_length()
+    blocks = 1 << cmap.levels
+    assert cmap.band_lanes >= blocks * cmap.Wp
+    assert cmap.rb == -(-cmap.Ho // min(cmap.lanes // (blocks * cmap.Wp), cmap.Ho))
+    if corner is None:
+        wide = fig10_run(config, shape, seed=seed, bands=0, corner=None)[3]
+        assert static["cycles"] < wide["cycles"], (bits, static["cycles"], wide["cycles"])
+
+
 @pytest.mark.parametrize("change, match", [
     (dict(stride=2), r"^layer 3 \(mul_conv2d\): the Fig. 10 mapping is built for stride 1, "
                      r"not 2 \(not built yet"),
-    (dict(shape=(1, 4, 3, 1, 2, 1)), r"^layer 3 \(mul_conv2d\): the Fig. 10 mapping puts the 8 "
-                                     r"input bit-planes of a padded row of 5 columns side by "
-                                     r"side: 8 x 5 = 40 lanes, the mat has 32$"),
+    (dict(shape=(1, 4, 3, 1, 2, 1)), r"^layer 3 \(mul_conv2d\): the Fig. 10 mapping puts 8 "
+                                     r"blocks of a padded row of 5 columns side by side \(its 8 "
+                                     r"input bit-planes\): 8 x 5 = 40 lanes, the mat has 32$"),
+    # 7 input bits take 8 blocks (three levels), so the row of 5 does not fit either
+    (dict(shape=(1, 4, 3, 1, 2, 1), bits=(8, 7)),
+     r"^layer 3 \(mul_conv2d\): the Fig. 10 mapping puts 8 blocks of a padded row of 5 columns "
+     r"side by side \(its 7 input bit-planes\): 8 x 5 = 40 lanes, the mat has 32$"),
+    (dict(bits=(0, 8)), r"^layer 3 \(mul_conv2d\): the Fig. 10 mapping takes w_bits in \[1, 8\], "
+                        r"not 0$"),
+    (dict(bits=(8, 9)), r"^layer 3 \(mul_conv2d\): the Fig. 10 mapping takes in_bits in \[1, 8\], "
+                        r"not 9$"),
+    (dict(bits=(1, 8)), r"^layer 3 \(mul_conv2d\): a weight of 1 \.\. 1 is not a 1-bit two's "
+                        r"complement number \(-1 \.\. 0\)$"),
     # 4 channels x 4 band rows = 16 input rows; 8 x 3 periods x bit_length(12) = 96 operand
     # rows; sums of 255 x 36 need 15 bits: two regions and the output rows of 16 each
     (dict(shape=(4, 2, 2, 1, 3, 1)), r"^layer 3 \(mul_conv2d\): the Fig. 10 mapping needs 160 "
@@ -501,9 +553,11 @@ def test_fig10_refuses_what_it_cannot_map(change, match):
     C, H, W, O, k, pad = change.get("shape", (1, 2, 2, 1, 3, 1))
     w = np.ones((O, C, k, k), np.int8)
     config = change.get("config", small128)()
+    w_bits, in_bits = change.get("bits", (8, 8))
     with pytest.raises(CompileError, match=match):
         plan(config, (C, H, W), w, padding=pad, stride=change.get("stride", 1),
-             bands=change.get("bands", 1), where="layer 3 (mul_conv2d)")
+             bands=change.get("bands", 1), where="layer 3 (mul_conv2d)", w_bits=w_bits,
+             in_bits=in_bits)
 
 
 def test_fig10_on_the_bundled_network_equals_golden():
@@ -603,6 +657,28 @@ def test_compiled_fig10_network_equals_golden(which, postproc):
         assert mo["bitcount"] > 0 and mo["requant"] == 0 and mo["program"] > 0, (st.name, mo)
 
 
+@pytest.mark.parametrize("postproc", ["ppu", "in_memory"])
+@pytest.mark.parametrize("which, bits", [("two-layers-max", (4, 4)), ("plain", (2, 3)),
+                                         ("avg", (8, 1))])
+def test_compiled_fig10_bit_widths_equal_golden(which, bits, postproc):
+    """The Fig. 10 mapping at seed 001's <W:I> in the compiled network (issue 14 item 4):
+    every stage of 2 random images == golden (the input's top I planes loaded on chip, W
+    weight planes), the counters == the profile and == the counting mode's; fewer cycles in
+    the mapped layers than at <8:8>."""
+    from sim.compile.compiler import compile_model
+    from tests.layer_models import with_bits
+    model, x = compiled_model(which, len(which), images=2)
+    narrow = with_bits(model, *bits)
+    compiled = _run_checked(narrow, _fig10_config(narrow, postproc=postproc), x,
+                            f"{which} <{bits[0]}:{bits[1]}>")
+    mapped = [st for st in compiled.stages if st.kind == "mul_conv2d"]
+    assert mapped and all(st.route == "nand_inmem" for st in mapped)
+    wide = compile_model(model, _fig10_config(model, postproc=postproc))
+    cyc = lambda c: sum(st.micro_ops["cycles"] for st in c.stages    # noqa: E731
+                        if st.kind == "mul_conv2d")
+    assert cyc(compiled) < cyc(wide), (which, bits, cyc(compiled), cyc(wide))
+
+
 def test_compiled_fig10_default_is_the_gather_route():
     """The default ``conv_map`` is ``gather``: the same model compiles as before."""
     from sim.compile.compiler import compile_model
@@ -624,8 +700,8 @@ def _refusal_model(change):
 @pytest.mark.parametrize("change, match", [
     (dict(stride=2), r"^layer 0 \(mul_conv2d\): the Fig. 10 mapping is built for stride 1, "
                      r"not 2 \(not built yet"),
-    (dict(bits=(4, 4)), r"^layer 0 \(mul_conv2d\): conv_map 'fig10' with <W:I> = <4:4>, not "
-                        r"<8:8> is not built yet .*; use conv_map 'gather'$"),
+    (dict(out_bits=4), r"^layer 0 \(mul_conv2d\): conv_map 'fig10' with eq.-2 output codes "
+                       r"\(out_bits\) is not built yet .*; use conv_map 'gather'$"),
     (dict(subarrays=1), r"^layer 0 \(mul_conv2d\): conv_map 'fig10' with 1 subarrays, not the "
                         r"configuration's 2 is not built yet"),
 ])
@@ -633,13 +709,9 @@ def test_compiled_fig10_refuses_what_is_not_built(change, match):
     """What the compiled mapping does not do is a one-line CompileError, "not built yet"."""
     from sim.compile.compiler import CompileError, compile_model
     model = _refusal_model(change)
-    if "bits" in change:
-        w_bits, i_bits = change["bits"]
+    if "out_bits" in change:
         ly = model.layers[0]
-        params = dict(ly.params, w_bits=w_bits, in_bits=i_bits,
-                      weight=np.clip(ly.params["weight"], -(1 << (w_bits - 1)),
-                                     (1 << (w_bits - 1)) - 1).astype(np.int8))
-        ly = dataclasses.replace(ly, params=params)
+        ly = dataclasses.replace(ly, params=dict(ly.params, out_bits=change["out_bits"]))
         model = dataclasses.replace(model, layers=(ly, *model.layers[1:]))
     cfg = dataclasses.replace(small128(), conv_map="fig10", data_words=4096,
                               buffer_slots=2048, program_words=4096)

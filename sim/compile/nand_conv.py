@@ -41,6 +41,14 @@ kw + 1``; ``L`` lanes, the mat row):
   with the same mask word, rotated as the data): each output row programs only its own ``Wo``
   lanes per band of the group's rows, which every output row of the group shares, erased once.
 
+Seed 001's <W:I> (``golden.bitwidth``: W-bit two's complement weights, the input's top I bits
+``x >> (8 - I)``): the periods run over the W weight planes, plane W - 1 the negative one; block
+m holds input plane ``8 - I + m`` for m < I (the GATHER's ``GSHIFT``), a band is ``2**levels``
+blocks wide (``levels = ceil(log2 I)``, the other blocks 0: a level moves block ``m + s`` onto
+block m, so block 0 reads its own band only), and ``levels`` combining levels run (none at I =
+1: the plane sum, masked, is the dot product). Fewer input bits: more bands side by side and
+fewer levels; fewer weight bits: fewer periods.
+
 Widths come from the weights (known at compile time): ``S_m`` lies in ``[-N_o, P_o]``
 (``P_o``, ``N_o`` the sums of the positive and of the negated negative weights of channel o),
 level s's value in ``(2**(2s) - 1) [-N, P]``, the dot product in ``255 [-N, P]``.
@@ -126,6 +134,13 @@ class ConvMap:
     bands: int = 1     # image row bands side by side in the lanes (1: no input duplicated)
     rb: int = 0        # output rows per band
     out_sets: int = 0  # output row sets (0: one per group); group j in set j mod out_sets
+    w_bits: int = W_BITS   # weight planes (golden.bitwidth: plane w_bits - 1 the sign plane)
+    in_bits: int = IN_BITS  # input planes: the top in_bits of the 8-bit codes (golden.bitwidth)
+
+    @property
+    def levels(self):
+        """The plane-combining levels (Fig. 10's movement): ``ceil(log2(in_bits))``."""
+        return (self.in_bits - 1).bit_length()
 
     def out_row(self, grp: int) -> int:
         """First of output group ``grp``'s ``q`` rows."""
@@ -138,7 +153,7 @@ class ConvMap:
 
     @property
     def band_lanes(self):
-        """Lanes per band: ``lanes // bands`` (its input in the first ``8 Wp``)."""
+        """Lanes per band: ``lanes // bands`` (its input in the first ``2**levels Wp``)."""
         return self.lanes // self.bands
 
     @property
@@ -172,7 +187,8 @@ def _strip_up(r: int, m: int) -> int:
 
 
 def plan(config, in_shape, weight, *, padding: int = 0, stride: int = 1, where: str = "layer",
-         slot0: int = 0, bands: int = 1, out_sets: int = 0) -> ConvMap:
+         slot0: int = 0, bands: int = 1, out_sets: int = 0, w_bits: int = W_BITS,
+         in_bits: int = IN_BITS) -> ConvMap:
     """The mapping of one multiply convolution on ``config``'s mat.
 
     Parameters
@@ -189,6 +205,7 @@ def plan(config, in_shape, weight, *, padding: int = 0, stride: int = 1, where: 
     bands : int
         1 (the seed's: every input bit stored once) or more: the padded image split into
         bands of ``rb = ceil(Ho / bands)`` output rows side by side in the lanes (``8 Wp``
+        at 8 input bits, ``2**levels Wp`` at fewer
         lanes each), each band storing its ``rb + kh - 1`` input rows (the ``kh - 1`` halo
         rows are stored twice), all bands counted at once; ``0`` picks the most that fit.
     out_sets : int
@@ -196,9 +213,14 @@ def plan(config, in_shape, weight, *, padding: int = 0, stride: int = 1, where: 
         output rows that each group reuses (erased at the group's first output row), so the
         group must be read out before the next one starts (``compile_stage`` requantizes it
         in between).
+    w_bits, in_bits : int
+        Seed 001's <W:I> (``golden.bitwidth``), each in [1, 8]: ``w_bits`` weight planes
+        (the weights must lie in ``[-2**(w_bits-1), 2**(w_bits-1) - 1]``), the input's top
+        ``in_bits`` bit-planes (``x >> (8 - in_bits)``) in blocks ``0 .. in_bits - 1`` and
+        ``ceil(log2(in_bits))`` combining levels.
 
     What it cannot map raises ``sim.compile.compiler``'s ``CompileError``, one line naming
-    ``where``, the value and the limit: stride, technology, lanes (``8 Wp``), rows, the
+    ``where``, the value and the limit: stride, technology, lanes (``2**levels Wp``), rows, the
     bit-counters' width.
     """
     from sim.compile.compiler import CompileError
@@ -209,32 +231,44 @@ def plan(config, in_shape, weight, *, padding: int = 0, stride: int = 1, where: 
     if stride != 1:
         raise CompileError(f"{where}: the Fig. 10 mapping is built for stride 1, not {stride} "
                            f"(not built yet: {NOT_BUILT})")
+    for name, v in (("w_bits", w_bits), ("in_bits", in_bits)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 8:
+            raise CompileError(f"{where}: the Fig. 10 mapping takes {name} in [1, 8], not {v!r}")
     C, H, W = (int(v) for v in in_shape)
     w = np.asarray(weight)
+    lo_w, hi_w = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+    if w.size and (int(w.min()) < lo_w or int(w.max()) > hi_w):
+        raise CompileError(f"{where}: a weight of {int(w.min())} .. {int(w.max())} is not a "
+                           f"{w_bits}-bit two's complement number ({lo_w} .. {hi_w})")
     O, Cw, kh, kw = (int(v) for v in w.shape)
     if Cw != C:
         raise CompileError(f"{where}: weight has {Cw} input channels, the input {C} (groups: "
                            f"not built yet)")
     lanes = config.columns * config.subarrays_per_mat
     Wp, Hp = W + 2 * padding, H + 2 * padding
-    if IN_BITS * Wp > lanes:
-        raise CompileError(f"{where}: the Fig. 10 mapping puts the 8 input bit-planes of a "
-                           f"padded row of {Wp} columns side by side: 8 x {Wp} = {IN_BITS * Wp} "
-                           f"lanes, the mat has {lanes}")
+    # a band's blocks: the in_bits planes padded to 2**levels (a level moves block m + s onto
+    # block m, s < 2**levels, so block 0's sum reads only its own band's blocks)
+    blocks = 1 << (in_bits - 1).bit_length()
+    if blocks * Wp > lanes:
+        raise CompileError(f"{where}: the Fig. 10 mapping puts {blocks} blocks of a padded row "
+                           f"of {Wp} columns side by side (its {in_bits} input bit-planes): "
+                           f"{blocks} x {Wp} = {blocks * Wp} lanes, the mat has {lanes}")
     Ho, Wo = Hp - kh + 1, Wp - kw + 1
-    fit = lanes // (IN_BITS * Wp)
+    fit = lanes // (blocks * Wp)
     if bands == 0:
         bands = min(fit, Ho)
     if isinstance(bands, bool) or not isinstance(bands, int) or not 1 <= bands <= min(fit, Ho):
-        raise CompileError(f"{where}: bands must be an int in [1, {min(fit, Ho)}] (8 x {Wp} "
-                           f"lanes each, {Ho} output rows), not {bands!r}")
+        raise CompileError(f"{where}: bands must be an int in [1, {min(fit, Ho)}] ({blocks} x "
+                           f"{Wp} lanes each, {Ho} output rows), not {bands!r}")
     rb = -(-Ho // bands)
     bands = -(-Ho // rb)
     w64 = w.astype(np.int64)
     pos = int(np.clip(w64, 0, None).reshape(O, -1).sum(1).max())
     neg = int(np.clip(-w64, 0, None).reshape(O, -1).sum(1).max())
+    # after level l the value is sum_{m < 2**l} 2**m S_m: within (2**(2**l) - 1) [-N, P]
+    levels = (in_bits - 1).bit_length()
     widths = tuple(_sbits(-neg * ((1 << (1 << s)) - 1), pos * ((1 << (1 << s)) - 1))
-                   for s in range(4))
+                   for s in range(levels + 1))
     cb = (C * kh).bit_length()
     if C * kh >= 1 << config.bit_counter_bits:
         raise CompileError(f"{where}: a period counts C kh = {C * kh} rows, beyond the "
@@ -243,7 +277,7 @@ def plan(config, in_shape, weight, *, padding: int = 0, stride: int = 1, where: 
     q = widths[-1]
     input0 = 0
     ops0 = _strip_up(C * (rb + kh - 1), m)
-    reg_a = ops0 + _strip_up(max(W_BITS * kw * cb, q), m)
+    reg_a = ops0 + _strip_up(max(w_bits * kw * cb, q), m)
     reg_b = reg_a + _strip_up(q, m)
     out0 = reg_b + _strip_up(q, m)
     stride_out = _strip_up(q, m)
@@ -254,13 +288,13 @@ def plan(config, in_shape, weight, *, padding: int = 0, stride: int = 1, where: 
     if used > config.rows:
         raise CompileError(f"{where}: the Fig. 10 mapping needs {used} rows (input "
                            f"{C * (rb + kh - 1)}, "
-                           f"operands {W_BITS * kw * cb}, two regions and {sets} output "
+                           f"operands {w_bits * kw * cb}, two regions and {sets} output "
                            f"group(s) of {q}-bit sums), the subarray has rows={config.rows}")
     cmap = ConvMap(C=C, H=H, W=W, O=O, kh=kh, kw=kw, pad=padding, lanes=lanes, cb=cb,
                    widths=widths, input0=input0, ops0=ops0, reg_a=reg_a, reg_b=reg_b,
                    out0=out0, out_stride=stride_out, groups=groups, per_group=per_group,
                    ones=slot0, mask=slot0 + 1, rows_used=used, bands=bands, rb=rb,
-                   out_sets=0 if sets == groups else sets)
+                   out_sets=0 if sets == groups else sets, w_bits=w_bits, in_bits=in_bits)
     try:                                   # the counters' width: every addition's carries
         _programs(cmap, w64, config)
     except _Error as e:
@@ -270,8 +304,9 @@ def plan(config, in_shape, weight, *, padding: int = 0, stride: int = 1, where: 
 
 def input_commands(cmap: ConvMap, x) -> list:
     """The host's writes of one image's bit-planes (``(row, bool[lanes])`` per input row, the
-    rows erased before): row ``c (rb + kh - 1) + i`` holds plane m of padded row ``r rb + i``
-    in lanes ``r 8 Wp + m Wp ..`` of band r."""
+    rows erased before): row ``c (rb + kh - 1) + i`` holds plane ``8 - in_bits + m`` of padded
+    row ``r rb + i`` in lanes ``r L / B + m Wp ..`` of band r, for m < ``in_bits`` (the top
+    ``in_bits`` planes; the other blocks stay 0)."""
     x = np.asarray(x)
     xp = np.pad(x.astype(np.int64), ((0, 0), (cmap.pad, cmap.pad), (cmap.pad, cmap.pad)))
     out = []
@@ -282,9 +317,9 @@ def input_commands(cmap: ConvMap, x) -> list:
                 yp = r * cmap.rb + i
                 if yp >= cmap.Hp:
                     continue
-                for mb in range(IN_BITS):
+                for mb in range(cmap.in_bits):
                     lo = r * cmap.band_lanes + mb * cmap.Wp
-                    bits[lo:lo + cmap.Wp] = (xp[c, yp] >> mb) & 1
+                    bits[lo:lo + cmap.Wp] = (xp[c, yp] >> (IN_BITS - cmap.in_bits + mb)) & 1
             out.append((cmap.input0 + c * cmap.band_rows + i, bits))
     return out
 
@@ -349,8 +384,8 @@ def _add(config, terms, out_bits: int, out_row, *, rot: int = 0, mask=None,
     return body
 
 
-def _wbits(w: int) -> int:
-    return int(w) & ((1 << W_BITS) - 1)
+def _wbits(w: int, bits: int = W_BITS) -> int:
+    return int(w) & ((1 << bits) - 1)
 
 
 def _programs(cmap: ConvMap, w64, config) -> list:
@@ -358,34 +393,44 @@ def _programs(cmap: ConvMap, w64, config) -> list:
     per output row ``(o, y)``."""
     c = cmap
     Wp, L = c.Wp, c.lanes
-    w0, w1, w2, q = c.widths
+    w0, q = c.widths[0], c.q
     progs = [[op(Opcode.BITCOUNT, imm=_CLEAR)]
              + _erase(config, c.out0, c.rows_used - c.out0)]
     op_rows = {(n, dx): [c.ops0 + (n * c.kw + dx) * c.cb + i for i in range(c.cb)]
-               for n in range(W_BITS) for dx in range(c.kw)}
+               for n in range(c.w_bits) for dx in range(c.kw)}
     reg = {"ops": c.ops0, "a": c.reg_a, "b": c.reg_b}
-    n_ops = _strip_up(max(W_BITS * c.kw * c.cb, q), config.mtjs_per_strip)
+    n_ops = _strip_up(max(c.w_bits * c.kw * c.cb, q), config.mtjs_per_strip)
     for o in range(c.O):
         for y in range(c.rb):                     # row y of every band
             body = _erase(config, c.ops0, n_ops) + [op(Opcode.BITCOUNT, imm=_CLEAR)]
             terms = []
-            for n in range(W_BITS):               # the periods: weight plane n, kernel column dx
+            for n in range(c.w_bits):             # the periods: weight plane n, kernel column dx
                 for dx in range(c.kw):
                     rows = [c.input0 + ci * c.band_rows + y + ky
                             for ci in range(c.C) for ky in range(c.kh)
-                            if _wbits(w64[o, ci, ky, dx]) >> n & 1]
+                            if _wbits(w64[o, ci, ky, dx], c.w_bits) >> n & 1]
                     if not rows:
                         continue
                     body += [op(Opcode.BITCOUNT, imm=_COUNT_AND, a=r, b=c.ones) for r in rows]
                     body += [_write(r, dx) for r in op_rows[n, dx]]
-                    terms.append((op_rows[n, dx], n, "neg" if n == W_BITS - 1 else "u"))
-            body += _erase(config, c.reg_a, q)    # plane sums S_m into A
-            body += _add(config, terms, w0, lambda k: c.reg_a + k)
-            # three levels: (in, moved, out) regions; block m + s onto block m
+                    terms.append((op_rows[n, dx], n, "neg" if n == c.w_bits - 1 else "u"))
             g = o * c.rb + y
             grp, base = divmod(g, c.per_group)
-            plan_l = [("a", "b", "ops", 1, w0, w1), ("ops", "a", "b", 2, w1, w2),
-                      ("b", "a", None, 4, w2, q)]
+            out_r = c.out_row(grp)
+            if c.levels == 0:   # one input plane: its plane sum is the dot product
+                if base == 0 and grp >= (c.out_sets or c.groups):   # a reused set
+                    body += _erase(config, out_r, q)
+                body += _add(config, terms, q, lambda k, r=out_r: r + k,
+                             rot=(L - base * c.Wo) % L, mask=c.mask, wmask=c.mask)
+                progs.append(body)
+                continue
+            body += _erase(config, c.reg_a, q)    # plane sums S_m into A
+            body += _add(config, terms, w0, lambda k: c.reg_a + k)
+            # ceil(log2(in_bits)) levels (three at 8 bits): (in, moved, out) regions; block
+            # m + s onto block m; the last one masked into the output group's lanes
+            plan_l = [("a", "b", "ops", 1), ("ops", "a", "b", 2), ("b", "a", "ops", 4)]
+            plan_l = [(src, mv, dst if li < c.levels - 1 else None, s, c.widths[li],
+                       c.widths[li + 1]) for li, (src, mv, dst, s) in enumerate(plan_l[:c.levels])]
             for src, mv, dst, s, win, wout in plan_l:
                 body += _erase(config, reg[mv], q)
                 body.append(op(Opcode.BITCOUNT, imm=_CLEAR))
@@ -395,7 +440,6 @@ def _programs(cmap: ConvMap, w64, config) -> list:
                 terms = [([reg[src] + i for i in range(win)], 0, "s"),
                          ([reg[mv] + i for i in range(win)], s, "s")]
                 if dst is None:   # masked, cross-written into lanes base * Wo .. alone
-                    out_r = c.out_row(grp)
                     if base == 0 and grp >= (c.out_sets or c.groups):   # a reused set
                         body += _erase(config, out_r, q)
                     body += _add(config, terms, wout, lambda k, r=out_r: r + k,
@@ -428,7 +472,7 @@ def profile(programs) -> dict:
 
 def read_sums(cmap: ConvMap, row_bits) -> np.ndarray:
     """The layer's sums ``[O, Ho, Wo]`` from the output rows; ``row_bits(r)`` is row r as
-    bool[lanes]. Output ``(o, r rb + y, x)`` is lane ``r 8 Wp + j Wo + x`` of group g, ``(g
+    bool[lanes]. Output ``(o, r rb + y, x)`` is lane ``r L / B + j Wo + x`` of group g, ``(g
     per_group + j) = o rb + y``."""
     q, c = cmap.q, cmap
     out = np.zeros((c.O, c.Ho, c.Wo), np.int64)
@@ -460,7 +504,8 @@ def load_program(cmap: ConvMap, config, *, in_base: int, off0: int, patch0: int)
     holding an image row there one ``LOOP W`` of GATHERs into lanes ``r L / B + m Wp + pad ..``
     (offset-table entries ``off0 ..``: offsets ``0 .. W - 1``, kpos 0; patch entry of image
     row ``(c, y)``: word ``in_base + (c H + y) W``, mask 1), so plane 0 of lane ``(m, x)``
-    holds bit m of the word; a NOP (a write sees the GATHERs issued 2 or more cycles before
+    holds bit m of the word (bit ``8 - in_bits + m`` with ``in_bits`` < 8: m < ``in_bits``
+    only, the top planes); a NOP (a write sees the GATHERs issued 2 or more cycles before
     it), then one ``PROGRAM`` of plane 0 (``WriteSrc.TBUF``) into the row. The padding lanes
     stay 0 (cleared, not gathered); a row of padding only is not written.
 
@@ -484,8 +529,9 @@ def load_program(cmap: ConvMap, config, *, in_base: int, off0: int, patch0: int)
             if not segs:
                 continue
             body.append(op(Opcode.MOVE, imm=MoveOp.CLEAR.value))
-            for mb in range(IN_BITS):
-                body.append(op(Opcode.MOVE, imm=MoveOp.GSHIFT.value, a=mb))
+            for mb in range(c.in_bits):
+                body.append(op(Opcode.MOVE, imm=MoveOp.GSHIFT.value,
+                               a=IN_BITS - c.in_bits + mb))
                 for r, pe in segs:
                     body += [loop(count=c.W),
                              op(Opcode.MOVE, imm=MoveOp.GATHER.value,
@@ -555,17 +601,20 @@ def compile_stage(cmod, stage, layer, config, where: str, *, width: int, region:
     fail = cmod.CompileError
     slot, obase, pbase = cursor
     images, offsets, patches = lists
-    if refuse is None and (stage.w_bits, stage.in_bits) != (W_BITS, IN_BITS):
-        refuse = f"<W:I> = <{stage.w_bits}:{stage.in_bits}>, not <8:8>"
+    if refuse is None and str(layer.params.get("in_quant", "top")) == "eq2":
+        refuse = "eq.-2 input codes (in_quant 'eq2')"
+    if refuse is None and ("out_bits" in layer.params or getattr(stage, "out_shift", 0)):
+        refuse = "eq.-2 output codes (out_bits)"
     if refuse is None and layer.output != "requant":
         refuse = f"output {layer.output!r}, not 'requant'"
     if refuse is not None:
         raise fail(f"{where}: conv_map 'fig10' with {refuse} is not built yet (built: stride "
-                   f"1, groups 1, <8:8>, requant outputs, resident weights); use conv_map "
-                   f"'gather'")
+                   f"1, groups 1, <W:I> with the top-bits reading, 8-bit requant outputs, "
+                   f"resident weights); use conv_map 'gather'")
     w = np.asarray(layer.params["weight"])
     args = dict(padding=int(layer.params.get("padding", 0)),
-                stride=int(layer.params.get("stride", 1)), where=where, slot0=slot, bands=0)
+                stride=int(layer.params.get("stride", 1)), where=where, slot0=slot, bands=0,
+                w_bits=int(stage.w_bits), in_bits=int(stage.in_bits))
     try:                        # every output group its own rows, if they fit
         cmap = plan(config, stage.in_shape, w, **args)
     except fail:                # else one set reused (the error of that, if it fails too)
@@ -813,6 +862,7 @@ def measure_layers(model, config, images, *, bands: int = 1) -> list:
     ValueError
         A sum or an output differs from golden (a bug), or a layer the mapping refuses.
     """
+    from golden.bitwidth import layer_bits, layer_input
     from golden.layers import conv_acc_bound, mul_conv2d
     from golden.model import infer_int
     from golden.pim import inmem_requant_bits
@@ -834,8 +884,12 @@ def measure_layers(model, config, images, *, bands: int = 1) -> list:
         where = f"layer {i} ({ly.kind})"
         w = np.asarray(ly.params["weight"])
         pad = int(ly.params.get("padding", 0))
+        if str(ly.params.get("in_quant", "top")) == "eq2" or "out_bits" in ly.params:
+            raise ValueError(f"{where}: the Fig. 10 mapping of eq.-2 codes is not built yet "
+                             f"(built: <W:I> with the top-bits reading)")
+        w_bits, in_bits = layer_bits(ly.params)
         cmap = plan(config, shapes[i], w, padding=pad, stride=int(ly.params.get("stride", 1)),
-                    where=where, bands=bands)
+                    where=where, bands=bands, w_bits=w_bits, in_bits=in_bits)
         nxt = model.layers[i + 1] if i + 1 < len(model.layers) else None
         post_ok = (getattr(ly, "output", None) == "requant"
                    and (nxt is None or "pool" not in nxt.kind))
@@ -871,7 +925,7 @@ def measure_layers(model, config, images, *, bands: int = 1) -> list:
             _add_counts(conv_c, _run_all(core, progs))
             cells, lanes = core._cells, cmap.lanes
             got = read_sums(cmap, lambda r, c=cells, n=lanes: unpack_row(c[r], n).astype(bool))
-            want = mul_conv2d(x[None], w, padding=pad)[0]
+            want = mul_conv2d(layer_input(x, ly.params)[None], w, padding=pad)[0]
             bad = np.argwhere(got != want)
             if bad.size:
                 j = tuple(int(v) for v in bad[0])
@@ -1018,7 +1072,7 @@ def main(argv=None) -> int:
                     help="with --network: only the model's first N layers (0: all)")
     args = ap.parse_args(argv)
     sets = {"fashion_addernet": "fashion_mnist", "digits_addernet": "digits",
-            "fashion_mulcnn_w8i8": "fashion_mnist"}
+            "fashion_mulcnn_w8i8": "fashion_mnist", "fashion_mulcnn_w4i4": "fashion_mnist"}
     try:
         if args.model not in sets:
             raise ValueError(f"--model must be one of {', '.join(sets)}, not {args.model!r}")
