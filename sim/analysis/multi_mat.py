@@ -137,7 +137,7 @@ def energy_terms(segs, compiled, res, logic=None) -> dict:
       gate, as the report splits one mat), replaced by ``activity logic`` when there is one;
     * ``SRAM dynamic``: every mat's memory accesses (``sim.hw.sram.access_counts`` of each of
       its slices: the slice's counters, its image and program words, its logits read by the
-      host) at the energy per access of the mat's memories (:func:`_mat_config`,
+      host) at the energy per access of the mat's memories (``_mat_config``,
       ``sim.hw.sram.memory_report``);
     * ``SRAM leakage``: the leakage of all ``M`` mats' SRAMs over the partition's latency
       (every mat is powered while the image runs, also when it waits);

@@ -520,7 +520,7 @@ def _place_kept(segs, compiled, data_words: int, tile_activations: bool = False)
 
 def kept_key(t: int) -> tuple:
     """The activation store's key of kept tensor ``t`` (a layer of the whole model, -1 the
-    image) in a slice's loads (:func:`_kept_in_store`; the slice's own tensors are keyed by
+    image) in a slice's loads (``_kept_in_store``; the slice's own tensors are keyed by
     its own layer indices, ``sim.compile.act_tile``)."""
     return ("kept", t)
 
