@@ -459,7 +459,7 @@ program_words, patch_mask_bits : int
         """Width of an instruction's operand bases (``rtl.isa.IsaFormat``): the smallest in
         [``rtl.isa.BASE_BITS`` = 12, 16] that holds every row, mat column, weight-buffer
         slot, requant channel, gather-table entry and data-memory address of this core (12
-        for every preset: the 64-bit word)."""
+        for every preset but nand_spin, whose 16384 data words need 14: a 70-bit word)."""
         from rtl.isa import BASE_BITS
         top = max(self.rows, self.subarrays_per_mat * self.columns, self.buffer_slots,
                   self.requant_channels, self.offset_entries, self.patch_entries,
