@@ -380,12 +380,17 @@ async def core_digits_model(dut):
 
 
 def _small(name, dataflow, mat=1):
+    from tests.test_limits import OLD_SIZES     # nand_spin's preset has larger ones of its own
     return dataclasses.replace(preset(name).with_dataflow(dataflow),
-                               **{**SMALL, "subarrays_per_mat": mat})
+                               **{**SMALL, **OLD_SIZES, "subarrays_per_mat": mat})
 
 
 def _mat(name, mat):
-    return dataclasses.replace(preset(name), subarrays_per_mat=mat)
+    """The preset on a mat of ``mat`` at the old sizes (``tests.test_limits.OLD_SIZES``;
+    nand_spin's preset has a larger data memory and offset table of its own, which the
+    ``make sim`` runs cover)."""
+    from tests.test_limits import OLD_SIZES
+    return dataclasses.replace(preset(name), subarrays_per_mat=mat, **OLD_SIZES)
 
 
 CONFIGS = {

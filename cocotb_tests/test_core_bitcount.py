@@ -61,8 +61,11 @@ S1, S2, S_RELU = 40, 41, 42
 
 
 def small_config():
-    """The nand_spin preset (its routes include ``nand_inmem``) cut to :data:`SMALL`."""
-    return dataclasses.replace(preset("nand_spin"), **SMALL)
+    """The nand_spin preset (its routes include ``nand_inmem``) cut to :data:`SMALL`, at the old
+    sizes (``tests.test_limits.OLD_SIZES``: the preset's larger data memory widens the
+    instruction word, and these programs are hand-written for 12-bit bases)."""
+    from tests.test_limits import OLD_SIZES
+    return dataclasses.replace(preset("nand_spin"), **SMALL, **OLD_SIZES)
 
 
 def small_core(config):

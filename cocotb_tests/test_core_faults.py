@@ -35,8 +35,9 @@ CASES = ("adder_conv_maxpool", "conv_pool_flatten_linear")
 
 
 def _small(name, dataflow, mat=1):
+    from tests.test_limits import OLD_SIZES     # nand_spin's preset has larger ones of its own
     return dataclasses.replace(preset(name).with_dataflow(dataflow),
-                               **{**SMALL, "subarrays_per_mat": mat})
+                               **{**SMALL, **OLD_SIZES, "subarrays_per_mat": mat})
 
 
 CONFIGS = {

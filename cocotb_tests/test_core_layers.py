@@ -80,7 +80,9 @@ def _config():
     """The configuration the compiler proposes for both models (the same for every seed: the
     sizes depend on the shapes only)."""
     from sim.compile.compiler import propose_config
-    base = dataclasses.replace(preset("nand_spin"), rows=128, columns=16, subarrays_per_mat=1)
+    from tests.test_limits import OLD_SIZES     # propose from the old sizes, not the preset's
+    base = dataclasses.replace(preset("nand_spin"), rows=128, columns=16, subarrays_per_mat=1,
+                               **OLD_SIZES)
     config = propose_config(_model(0, "projection"), propose_config(_model(0), base))
     return propose_config(_model(0, "padded"), propose_config(_model(0, "grouped"), config))
 

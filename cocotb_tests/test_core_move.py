@@ -33,8 +33,9 @@ PROBES = 2
 
 
 def _config(name, dataflow, k):
+    from tests.test_limits import OLD_SIZES     # nand_spin's preset has larger ones of its own
     return dataclasses.replace(preset(name).with_dataflow(dataflow), rows=64, columns=16,
-                               subarrays_per_mat=k, mats=1)
+                               subarrays_per_mat=k, mats=1, **OLD_SIZES)
 
 
 CONFIGS = {

@@ -459,7 +459,7 @@ program_words, patch_mask_bits : int
         """Width of an instruction's operand bases (``rtl.isa.IsaFormat``): the smallest in
         [``rtl.isa.BASE_BITS`` = 12, 16] that holds every row, mat column, weight-buffer
         slot, requant channel, gather-table entry and data-memory address of this core (12
-        for every preset: the 64-bit word)."""
+        for every preset but nand_spin, whose 16384 data words need 14: a 70-bit word)."""
         from rtl.isa import BASE_BITS
         top = max(self.rows, self.subarrays_per_mat * self.columns, self.buffer_slots,
                   self.requant_channels, self.offset_entries, self.patch_entries,
@@ -596,6 +596,22 @@ PRESETS: dict[str, AcceleratorConfig] = {
         # beside it in README.md (cheaper on the bundled AdderNet: the seed's way costs more
         # cycles and energy there).
         postproc="mixed",
+        # The sizes the in-memory post-processing needs (SIZE_FIELDS' defaults otherwise).
+        # ASSUMPTION: the smallest powers of two with which every bundled model this preset
+        # runs (fashion_addernet, digits_addernet, fashion_mulcnn_w4i4/_w8i8) has every layer
+        # built in memory post-processed there, so that the report's GOPS/W, which charges the
+        # bit-counters' area, is also the in-memory run's energy (docs/assumptions.rst, "The
+        # nand_spin preset's sizes"; propose_config gives these for each model).
+        # data_words: a layer's raw sums wait in the data memory, after the two activation
+        # regions, for the bit-counters' in-array quantization (seed 001 keeps its partial
+        # sums in the array; this core's sums come from the periphery's popcount): the first
+        # 28x28x8 layer of the Fashion-MNIST models puts its 6,272 sums at words 3,136 ..
+        # 9,407, above 8,192. It also widens the operand bases to 14 bits (a 70-bit word).
+        data_words=16384,
+        # offset_entries: an in-memory layer's gather offsets stay in the table beside the
+        # PPU's ones; with the three Fashion-MNIST layers in memory the logits layer's 288
+        # entries end at entry 2,081, above 2,048.
+        offset_entries=4096,
         # cycles = ceil(t / 7.52 ns) at 133 MHz, seed 001 sec. 5.1: read 0.17 ns -> 1; program
         # 5 ns per bit (a PROGRAM micro-op programs one bit of each column) -> 1; erase 0.3 ns
         # per MTJ x 8 MTJs = 2.4 ns -> 1; write: no such operation on NAND-SPIN -> 1. All

@@ -18,7 +18,8 @@ Word format (bit 0 is the least significant bit)::
     46..63  d_*        operand d: base, level, stride as for a
     10..25  count_m1   LOOP only (overlays a): iterations - 1, so a loop runs 1 .. 65536 times
 
-That is the format of 12-bit operand bases, every preset's. A configuration with memories
+That is the format of 12-bit operand bases, every preset's but ``nand_spin``'s (whose 16384
+data words make its bases 14 bits, a 70-bit word). A configuration with memories
 beyond 4096 entries (``rtl.config.AcceleratorConfig``: ``data_words``, ``buffer_slots``, ..)
 derives wider bases, up to 16 bits, and the word grows by 3 bits per base bit
 (:class:`IsaFormat`: 64 + 3 * (base_bits - 12) bits); the field order and everything below bit
@@ -53,14 +54,16 @@ __all__ = [
     "ZERO_SKIP_COUNTERS",
 ]
 
-#: Width of an instruction word with 12-bit operand bases (every preset's; :class:`IsaFormat`).
+#: Width of an instruction word with 12-bit operand bases (every preset's but nand_spin's;
+#: :class:`IsaFormat`).
 WORD_BITS = 64
 #: Width of the opcode field.
 OP_BITS = 5
 #: Width of the immediate field.
 IMM_BITS = 5
-#: Width of an operand base in every preset's format (a configuration with larger memories
-#: derives up to :data:`MAX_BASE_BITS`, ``rtl.config.AcceleratorConfig.isa_base_bits``).
+#: Width of an operand base in the old sizes' format (a configuration with larger memories,
+#: nand_spin's preset among them, derives up to :data:`MAX_BASE_BITS`,
+#: ``rtl.config.AcceleratorConfig.isa_base_bits``).
 BASE_BITS = 12
 #: Width of an operand's loop-level field.
 LEVEL_BITS = 2
@@ -297,8 +300,8 @@ OPTIONAL_OPERANDS: dict[Opcode, tuple[str, ...]] = {Opcode.REQUANT: ("b",),
 
 #: The word format: (name, lsb, width, signed), contiguous from bit 0. ``count_m1`` (LOOP only)
 #: overlays a and is given by :data:`COUNT_LSB` / :data:`COUNT_BITS` instead. This is the
-#: format of 12-bit bases (:data:`BASE_BITS`, every preset's); a configuration with larger
-#: memories derives wider bases and a longer word (:class:`IsaFormat`).
+#: format of 12-bit bases (:data:`BASE_BITS`, every preset's but nand_spin's); a configuration
+#: with larger memories derives wider bases and a longer word (:class:`IsaFormat`).
 FIELDS: tuple[tuple[str, int, int, bool], ...] = _fields(BASE_BITS)
 _FIELDS_OF = {b: _fields(b) for b in range(BASE_BITS, MAX_BASE_BITS + 1)}
 assert sum(w for _, _, w, _ in FIELDS) == WORD_BITS
@@ -432,7 +435,8 @@ class IsaFormat:
 
     Every operand (a, b, d) is ``base`` (``base_bits``) + ``level`` (:data:`LEVEL_BITS`) +
     ``stride`` (:data:`STRIDE_BITS`) bits after ``op`` and ``imm``, so the word is ``10 + 3 *
-    (base_bits + 6)`` bits: 64 for the 12-bit bases of every preset (:data:`FIELDS`), up to
+    (base_bits + 6)`` bits: 64 for 12-bit bases (:data:`FIELDS`; every preset's but nand_spin's
+    70), up to
     76 for 16-bit bases. A configuration derives its width from its memory sizes
     (``rtl.config.AcceleratorConfig.isa_base_bits``): the smallest in [:data:`BASE_BITS`,
     :data:`MAX_BASE_BITS`] that holds every row, slot, channel, table entry, mat column and

@@ -37,7 +37,9 @@ def test_chip_model(latency, limit):
     c = chip.chip_model(config, comp, latency_s=latency, energy_j=2e-6, ops=10 ** 6,
                         data_words=784, program_words=100, mat_area_mm2=0.5)
     clock = 133e6
-    bits = 784 * 32 + 100 * 64               # data words of 32 bits, instruction words of 64
+    # data words of 32 bits, instruction words of 10 + 3 x (14 + 6) = 70 (nand_spin's data_words
+    # 16384: 14-bit operand bases)
+    bits = 784 * 32 + 100 * 70
     assert c["bits_per_image"] == bits
     assert c["bus_bound_images_per_s"] == pytest.approx(128 * clock / bits, rel=1e-12)
     assert c["compute_bound_images_per_s"] == pytest.approx(1024 / latency, rel=1e-12)
@@ -74,6 +76,9 @@ def test_wide_instruction_words_on_the_bus_and_in_the_instruction_memory():
     assert c["bits_per_image"] == 784 * 32 + 100 * 76
     imem = next(m for m in sram.core_memories(config, 1) if m.name == "instruction memory")
     assert imem.bits == 76
-    base = next(m for m in sram.core_memories(preset("nand_spin"), 1)
+    base = next(m for m in sram.core_memories(preset("jeit_stt"), 1)
                 if m.name == "instruction memory")
-    assert base.bits == 64
+    assert base.bits == 64                  # the old sizes' 12-bit bases
+    own = next(m for m in sram.core_memories(preset("nand_spin"), 1)
+               if m.name == "instruction memory")
+    assert own.bits == 10 + 3 * (14 + 6)    # nand_spin's data_words 16384: 14-bit bases

@@ -289,7 +289,8 @@ def test_wide_chunk_program_is_the_spec():
     compiled = compile_model(model, cfg_of("nand_spin", "write_free", rows=64), subarrays=1)
     st = compiled.stages[0]
     assert (st.mode, st.tiles, st.out_base, compiled.region) == ("wide", 3, 40, 40)
-    prog = [decode(w) for w in st.chunks[0].program]
+    # nand_spin's data_words 16384: 14-bit operand bases
+    prog = [decode(w, compiled.config.isa_base_bits) for w in st.chunks[0].program]
 
     want = [Instr(Opcode.LOOP, count=3), Instr(Opcode.ERASE, a=Operand(16, 0, -8)),
             Instr(Opcode.ENDLOOP), Instr(Opcode.LOOP, count=1)]
@@ -389,10 +390,11 @@ def test_program_profile_and_gather_cycles_match_the_controller():
             for stage in compiled.stages:
                 chunk = stage.chunks[-1]
                 cycles = []
+                bits = compiled.config.isa_base_bits        # 14: nand_spin's data_words
                 run = run_program(chunk.program, depth=compiled.imem_depth,
-                                  issue_cycles=cycles)
+                                  issue_cycles=cycles, base_bits=bits)
                 assert not run.error
-                total, counts = program_profile(chunk.program)
+                total, counts = program_profile(chunk.program, compiled.config)
                 assert total == chunk.cycles == run.counters[0] < chunk.max_cycles
                 assert list(counts.values()) == run.counters
                 # the gather part ends where the compute part's SETPTR is issued (seed 001's
@@ -622,7 +624,9 @@ def test_write_pointer_end_past_the_data_memory_is_sized_not_a_core_error():
     x = rng.integers(0, 256, (1, 1, 16, 16)).astype(np.uint8)
     model = random_model([("conv", "adder_conv2d", 8, 3, 1, 1), ("flatten",),
                           ("linear", "mul_linear", 2)], (1, 16, 16), rng, x)
-    base = dataclasses.replace(preset("nand_spin"), offset_entries=4096, program_words=2048)
+    # the default data memory (4096 words; nand_spin's preset has 16384 of its own)
+    base = dataclasses.replace(preset("nand_spin"), data_words=4096, offset_entries=4096,
+                               program_words=2048)
     with pytest.raises(CompileError, match=r"write pointer ends at word 4\d\d\d .* raise "
                                            r"data_words to at least 8192"):
         compile_model(model, base, subarrays=1)

@@ -49,7 +49,9 @@ def ppu(*, clear=False, emit=False, neg=False, mode=MODE_REQUANT):
 
 
 def run(core, instrs):
-    return core.run(asm.assemble(list(instrs) + [asm.halt()]))
+    # in the core's word format (nand_spin's data_words 16384: 14-bit bases)
+    return core.run(asm.assemble(list(instrs) + [asm.halt()],
+                                 base_bits=core.config.isa_base_bits))
 
 
 def load_rows(core, rows_bits: dict):

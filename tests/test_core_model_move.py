@@ -44,7 +44,9 @@ def move(mop, *, a=0, b=0, d=0):
 
 
 def run(core, instrs):
-    return core.run(asm.assemble(list(instrs) + [asm.halt()]))
+    # in the core's word format (nand_spin's data_words 16384: 14-bit bases)
+    return core.run(asm.assemble(list(instrs) + [asm.halt()],
+                                 base_bits=core.config.isa_base_bits))
 
 
 def bits_of(values, columns):

@@ -77,7 +77,7 @@ def run_requant(model, config, x, mult, bias, shift, x_bits, p_bits, y0, width):
     body = requant_program(config, x0=X0, x_bits=x_bits, ones=ONES, m0=M0, m_bits=len(mw),
                            c0=M0 + len(mw), p_bits=p_bits, shift=shift, t0=T0, y0=y0,
                            slots=SLOTS)
-    run = model.run(asm.assemble(body + [asm.halt()]))
+    run = model.run(asm.assemble(body + [asm.halt()], base_bits=config.isa_base_bits))
     assert not run.error, run.reason
     return run, len(mw)
 
@@ -207,7 +207,7 @@ def test_requant_then_max_pool_equals_ppu_max4(cfg_of):
         run_requant(model, config, xs[k], [m2[c] for c in ch], [b2[c] for c in ch], s, x_bits,
                     p, YS[k], width)
     body, best = max_pool_program(config, YS, 8, GROUPS, TAG, RESULT, SLOTS[0], SLOTS[1])
-    run = model.run(asm.assemble(body + [asm.halt()]))
+    run = model.run(asm.assemble(body + [asm.halt()], base_bits=config.isa_base_bits))
     assert not run.error, run.reason
     ppu = np.stack([requantize(xs[k][None, :].astype(np.int64), mult[ch], bias[ch],
                                shift[ch])[0] for k in range(4)])
@@ -386,7 +386,7 @@ def test_path_through_array(tech, x_bits):
                               slots=SLOTS)
             + results_out_program(config, y0=YS[0], lanes=width, addr=200))
     before = cm.out_memory
-    run = cm.run(asm.assemble(body + [asm.halt()]))
+    run = cm.run(asm.assemble(body + [asm.halt()], base_bits=config.isa_base_bits))
     assert not run.error, run.reason
     halt = CoreModel(config).run(asm.assemble([asm.halt()])).counters["cycles"]
     # issue cycles: STT's 2-cycle writes add their holds (counter stalls) on top
@@ -489,7 +489,8 @@ def test_avg_pool_program_equals_golden(make_cfg):
         write_rows(model, config, YS[q], v[q], 8, width)
     write_rows(model, config, ONES, np.ones(width, np.int64), 1, width)
     out0 = GROUPS[0]
-    run = model.run(asm.assemble(avg_pool_program(config, YS, 8, ONES, out0) + [asm.halt()]))
+    run = model.run(asm.assemble(avg_pool_program(config, YS, 8, ONES, out0) + [asm.halt()],
+                                 base_bits=config.isa_base_bits))
     assert not run.error, run.reason
     # golden's windows: lane g's 4 values as one 2x2 window
     want = avg_pool2d(v.T.reshape(width, 1, 2, 2).astype(np.uint8), 2)[:, 0, 0, 0]
@@ -534,7 +535,7 @@ def test_looped_requant_equals_the_straight_line_program():
         body = requant_program(config, x0=X0, x_bits=x_bits, ones=ONES, m0=M0, m_bits=len(mw),
                                c0=M0 + len(mw), p_bits=p, shift=18, t0=T0, y0=YS[0],
                                slots=SLOTS, loops=loops)
-        run = model.run(asm.assemble(body + [asm.halt()]))
+        run = model.run(asm.assemble(body + [asm.halt()], base_bits=config.isa_base_bits))
         assert not run.error, run.reason
         outs.append(column_values(model, YS[0], 8, width))
         progs.append(body)

@@ -154,15 +154,18 @@ def test_mixed_restarts_an_eq2_layer_found_on_the_ppu():
 
 
 def test_mixed_moves_a_layer_to_the_ppu_when_a_later_one_runs_out_of_a_table():
-    """digits_addernet at nand_spin's own sizes: in memory its early layers' offset entries
+    """digits_addernet on nand_spin with the default offset table (``SIZE_FIELDS``' 1024
+    entries, the preset's before it had its own): in memory its early layers' offset entries
     leave too few for layer 6, which the PPU way fits; ``mixed`` does not refuse it but puts
     the last layers placed in memory before it on the PPU (the reason names the table and the
     size to raise) and runs == golden; ``propose_config`` sizes the core for all in memory."""
     from golden import datasets
     from golden.model import bundled_model_path, load_model
+    from rtl.config import SIZE_FIELDS
     model = load_model(bundled_model_path("digits_addernet"))
     x, _ = datasets.load_dataset("digits", "test")
-    cfg = preset("nand_spin")
+    cfg = dataclasses.replace(preset("nand_spin"),
+                              offset_entries=SIZE_FIELDS["offset_entries"][0])
     compiled = compile_model(model, cfg)
     short = [n for n, w in compiled.ppu_fallbacks
              if "leaves too little of offset_entries" in w and "raise offset_entries" in w]
@@ -196,3 +199,46 @@ def test_report_lists_the_ppu_fallbacks(tmp_path):
         in md
     for f in want:
         assert f"- {f['stage']}: {f['why']}" in md
+
+
+def _bundled_nand_models():
+    """The bundled models (``golden/models/*.npz``) that nand_spin's routes map, loaded."""
+    from golden.model import MODELS_DIR, load_model
+    out = {}
+    for path in sorted(MODELS_DIR.glob("*.npz")):
+        model = load_model(path)
+        try:
+            compile_model(model, with_postproc(preset("nand_spin"), "ppu"))
+        except CompileError as e:
+            assert "maps a bin_gconv2d layer" in str(e), e     # the DIMA Add-Nets only
+            continue
+        out[path.stem] = model
+    return out
+
+
+def test_the_presets_sizes_are_the_smallest_that_keep_every_built_layer_in_memory():
+    """nand_spin's preset sizes (``data_words``, ``offset_entries``; docs/assumptions.rst):
+    every bundled model it runs has the same stages in memory at the preset's sizes as at the
+    sizes ``propose_config`` gives for all in memory, so no stage is on the PPU for a size; at
+    half of either field some model sends a layer to the PPU naming that field."""
+    from rtl.config import SIZE_FIELDS
+    models = _bundled_nand_models()
+    assert {"fashion_addernet", "digits_addernet"} <= set(models), sorted(models)
+    cfg = preset("nand_spin")
+
+    def on_ppu(config):
+        return {name: dict(compile_model(m, config).ppu_fallbacks) for name, m in models.items()}
+
+    own = on_ppu(cfg)
+    for name, m in models.items():
+        full = dict(compile_model(m, propose_config(m, cfg)).ppu_fallbacks)
+        assert own[name] == full, (name, own[name], full)
+        assert not any("raise" in why for why in own[name].values()), (name, own[name])
+        assert any(st.postproc == "in_memory" for st in compile_model(m, cfg).stages), name
+    for field in ("data_words", "offset_entries"):
+        half = getattr(cfg, field) // 2
+        assert half >= SIZE_FIELDS[field][0]
+        short = on_ppu(dataclasses.replace(cfg, **{field: half}))
+        named = [(n, st) for n, f in short.items() for st, why in f.items()
+                 if f"raise {field} to at least" in why]
+        assert named, (field, short)

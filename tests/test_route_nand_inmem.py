@@ -431,8 +431,8 @@ def fig10_run(config, shape, *, seed, bands=1, corner=None, bits=(8, 8)):
         model.write_buffer(slot, word)
     progs = conv_programs(cmap, w, config)
     total: dict = {}
-    for prog in progs:
-        run = model.run(asm.assemble(prog + [asm.halt()]))
+    for prog in progs:      # in the core's word format (the preset's: 70 bits)
+        run = model.run(asm.assemble(prog + [asm.halt()], base_bits=config.isa_base_bits))
         assert not run.error, run.reason
         for key, v in run.counters.items():
             total[key] = total.get(key, 0) + v

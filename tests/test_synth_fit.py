@@ -259,3 +259,26 @@ def test_rtl_hash_ignores_comments_and_docstrings_not_code(tmp_path):
     assert synth.rtl_hash(tmp_path) == base
     core.write_text(text.replace("OFFSET_BITS + 1", "OFFSET_BITS + 2", 1))
     assert "OFFSET_BITS + 1" in text and synth.rtl_hash(tmp_path) != base
+
+
+def test_a_presets_fields_change_its_fit_key_not_the_rtl_hash(tmp_path):
+    """A preset's entry of ``rtl.config.PRESETS`` is left out of the rtl/ hash (each synthesis's
+    configuration is in its fit key instead): editing one preset's size keeps every committed
+    synthesis current by the hash, and only that preset's key changes; any other code edit of
+    rtl/config.py still changes the hash."""
+    import dataclasses
+    import shutil
+    shutil.copytree(synth.REPO / "rtl", tmp_path / "rtl",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    base = synth.rtl_hash(tmp_path)
+    path = tmp_path / "rtl" / "config.py"
+    text = path.read_text()
+    entry = text.index('    "jeit_stt": AcceleratorConfig(')
+    edited = text[:entry] + text[entry:].replace("clock_mhz=133,", "clock_mhz=134,", 1)
+    assert edited != text
+    path.write_text(edited)
+    assert synth.rtl_hash(tmp_path) == base
+    faster = dataclasses.replace(preset("jeit_stt"), clock_mhz=134)
+    assert synth.fit_key(faster) != synth.fit_key(preset("jeit_stt"))
+    path.write_text(text.replace("MAX_SUBARRAYS = 64", "MAX_SUBARRAYS = 65", 1))
+    assert "MAX_SUBARRAYS = 64" in text and synth.rtl_hash(tmp_path) != base

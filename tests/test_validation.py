@@ -269,9 +269,16 @@ def test_mat_range_is_what_the_compiler_can_do():
     from rtl.config import preset, preset_names
     from sim.compile.compiler import CompileError, compile_model
     from sim.util import UserError, parse_mat
+    import dataclasses
+
+    from tests.test_limits import OLD_SIZES
     model = load_model(bundled_model_path("digits_addernet"))
     for name in preset_names():
-        config = preset(name)
+        # at the old sizes' 12-bit operand bases, the column addresses the range is made of
+        # (nand_spin's own data memory widens its bases to 14 bits, which would place more
+        # columns than the range allows: the range stays the 12-bit one)
+        config = dataclasses.replace(preset(name), **OLD_SIZES)
+        assert config.isa_base_bits == 12
         hi = next(k for k in range(64, 0, -1) if _compiles(model, config, k))
         assert parse_mat(str(hi), config, name) == hi
         with pytest.raises(UserError, match=rf"--mat must be an integer in \[1, {hi}\] .*"

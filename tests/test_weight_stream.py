@@ -221,7 +221,8 @@ def test_chip_model_counts_the_streamed_words_on_the_bus():
                mat_area_mm2=0.5)
     c = chip.chip_model(config, compiled, **fig)
     got = c["bits_per_image"]
-    assert got == 128 * 32 + 500 * 64 + _expected_slots(model, config, 1) * 16
+    # program words of 10 + 3 x (14 + 6) = 70 bits: nand_spin's data_words 16384, 14-bit bases
+    assert got == 128 * 32 + 500 * 70 + _expected_slots(model, config, 1) * 16
     # every bus bit charged once, at the chip's wire: the stream's wire energy at the mat's
     # wire (in the mat's energy, as the report adds it) is taken out, by hand here
     stream_bits = _expected_slots(model, config, 1) * 16

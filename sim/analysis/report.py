@@ -394,9 +394,10 @@ def row_build_profile(stage) -> tuple[int, dict]:
     total = dict.fromkeys(counter_names(), 0)
     for chunk in stage.chunks:
         words = tuple(int(w) for w in chunk.program)
+        bits = stage.config.isa_base_bits       # the word's format (wider with big memories)
         end = next((i for i, w in enumerate(words)
-                    if (ins := decode(w)).op is Opcode.MOVE and ins.imm == MoveOp.SETPTR.value),
-                   None)
+                    if (ins := decode(w, bits)).op is Opcode.MOVE
+                    and ins.imm == MoveOp.SETPTR.value), None)
         if end is None:     # seed 001's in-memory post-processing (no dot product): none
             continue
         _, counts = program_profile(words[:end] + (words[-1],), stage.config)   # + the HALT

@@ -471,7 +471,9 @@ COMPARABLE = {
     "data transfer": "partly: ours is the data-memory words moved into the transpose buffer "
                      "(MOVE / GATHER), the seed's the transfers between modules",
     "comparison/pooling": "not comparable: pools run in the CMOS post-processing unit "
-                          "(postproc='ppu'; in-memory post-processing is refused with tiling)",
+                          "(nand_spin's postproc='mixed' puts every layer of a tiled network "
+                          "there: in-memory post-processing of tiled activations is not "
+                          "built)",
     "batch normalization": "not comparable: folded into the requantization (0 here)",
     "quantization": "not comparable: the CMOS post-processing unit's requantization and ReLU "
                     "(batch norm folded in), not the seed's in-array eq. 2",

@@ -335,12 +335,24 @@ def netlist_sources(root: Path | None = None) -> list[Path]:
             if p.name not in NOT_NETLIST]
 
 
-def _code_only(text: str) -> str:
+#: Top-level assignments of ``rtl/`` modules left out of :func:`rtl_hash`: the presets' table
+#: (``rtl.config.PRESETS``). A synthesis elaborates the core for one configuration, which its
+#: fit key holds (:func:`fit_key`), and no module the core imports reads the table; so a change
+#: to one preset's fields makes that preset's synthesis stale (by its key), not every preset's.
+NOT_NETLIST_NAMES = {"config.py": ("PRESETS",)}
+
+
+def _code_only(text: str, drop: tuple = ()) -> str:
     """The code of a module without its comments, docstrings and layout: ``ast.dump`` of its
-    tree (no line numbers) with every docstring removed. A comment or docstring edit cannot
-    change a netlist, so it does not change this (ASSUMPTION: no code of ``rtl/`` reads a
-    docstring; the dump is that of the project's Python, 3.11)."""
+    tree (no line numbers) with every docstring removed, and the top-level assignments to the
+    names ``drop``. A comment or docstring edit cannot change a netlist, so it does not change
+    this (ASSUMPTION: no code of ``rtl/`` reads a docstring; the dump is that of the project's
+    Python, 3.11)."""
     tree = ast.parse(text)
+    tree.body = [n for n in tree.body
+                 if not (isinstance(n, (ast.Assign, ast.AnnAssign)) and any(
+                     isinstance(t, ast.Name) and t.id in drop
+                     for t in (n.targets if isinstance(n, ast.Assign) else [n.target])))]
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
@@ -354,7 +366,7 @@ def _code_only(text: str) -> str:
 def _update_netlist_source(h, root: Path | None = None) -> None:
     for path in netlist_sources(root):
         h.update(path.name.encode())
-        h.update(_code_only(path.read_text()).encode())
+        h.update(_code_only(path.read_text(), NOT_NETLIST_NAMES.get(path.name, ())).encode())
 
 
 def rtl_hash(root: Path | None = None) -> str:

@@ -220,7 +220,7 @@ def assemble(instrs: Iterable[Instr], *, check: bool = True,
              loop_depth: int = LOOP_DEPTH, base_bits: int = BASE_BITS) -> list[int]:
     """The words of ``instrs``; with ``check`` (default) :func:`check_program` first. The
     words are of the format of ``base_bits``-bit operand bases (``rtl.isa.IsaFormat``; a
-    core's is ``config.isa_base_bits``, 12 for every preset)."""
+    core's is ``config.isa_base_bits``, 12 for every preset but nand_spin's 14)."""
     instrs = list(instrs)
     if check:
         check_program(instrs, loop_depth=loop_depth)

@@ -828,7 +828,8 @@ def _run_all(model_core, programs) -> dict:
     from sim.compile.asm import assemble, halt
     total: dict = {}
     for prog in programs:
-        res = model_core.run(assemble(prog + [halt()]))
+        res = model_core.run(assemble(prog + [halt()],
+                                      base_bits=model_core.config.isa_base_bits))
         if res.error:
             raise ValueError(f"the cycle model refused a Fig. 10 program: {res.reason}")
         for k, v in res.counters.items():

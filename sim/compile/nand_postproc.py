@@ -697,13 +697,13 @@ def measure_model(model, config, *, seed: int = 0) -> list:
                                        ones=lay.ones, m0=lay.m0, m_bits=len(mw),
                                        c0=lay.m0 + len(mw), p_bits=p, shift=s, t0=lay.t0,
                                        y0=lay.ys[g], slots=lay.slots)
-                _add(inmem, cm.run(assemble(body + [halt()])))
+                _add(inmem, cm.run(assemble(body + [halt()], base_bits=config.isa_base_bits)))
                 ys.append(requantize(xs[g][None, :used].astype(np.int64),
                                      ly.params["rq_mult"][ch], ly.params["rq_bias"][ch],
                                      ly.params["rq_shift"][ch])[0])
             body, best = max_pool_program(config, lay.ys, 8, lay.groups, lay.tag, lay.result,
                                           lay.slots[0], lay.slots[1])
-            _add(inmem, cm.run(assemble(body + [halt()])))
+            _add(inmem, cm.run(assemble(body + [halt()], base_bits=config.isa_base_bits)))
             got = sum(unpack_row(cm._cells[best + b], width).astype(np.int64) << b
                       for b in range(8))[:used]
             want = np.max(ys, axis=0)
