@@ -196,23 +196,15 @@ def test_partition_energy_terms(runs):
 
 
 @pytest.mark.parametrize("name,preset_name", CASES)
-def test_one_mat_is_the_single_mat(runs, name, preset_name, monkeypatch):
+def test_one_mat_is_the_single_mat(runs, name, preset_name):
     """M = 1: the section's figures == the whole model compiled as one program and counted
-    (with the dots the report's run skipped) == the report's own cycle-model run.
-
-    nand_spin's ``mixed`` post-processing decides per layer from the tables' room: the whole
-    model at the preset's sizes sends two layers to the PPU (offset_entries), while M = 1's
-    segments, each with its own tables, keep them in memory. The arithmetic of the partition
-    is compared on the PPU there (both sides pinned to ``postproc='ppu'``), and the report's
-    run (mixed) is left out of the comparison for that case."""
-    from sim.compile.nand_postproc import with_postproc
+    (with the dots the report's run skipped) == the report's own cycle-model run, term by
+    term. On nand_spin both run its ``mixed`` post-processing: at the preset's own sizes the
+    whole model keeps every layer the in-memory path is built for in memory, as M = 1's
+    segments (each with its own tables) do (``tests/test_postproc_mixed.py``)."""
     rep, _ = runs[name, preset_name]
     model = load_model(bundled_model_path(name))
     config = preset(preset_name)
-    mixed = config.postproc == "mixed"
-    if mixed:
-        config = with_postproc(config, "ppu")
-        monkeypatch.setattr(report, "preset", lambda n: with_postproc(preset(n), "ppu"))
     x = _image(name)
     p = report.partitioned(preset_name, model, MAT, rep, images=x, mats=1)
     assert p["mats"] == 1 and p["limited_by"] == ["given"]
@@ -227,12 +219,12 @@ def test_one_mat_is_the_single_mat(runs, name, preset_name, monkeypatch):
     want = whole_terms(model, comp, whole, rep["logic_energy"])
     assert want["activity logic"] is not None
     assert_terms(part["terms"], want)
-    if not mixed:       # and the report's own single mat, term by term
-        assert part["cycles"] == rep["per_image"]["cycles"]
-        assert_terms(part["terms"], report.single_terms(rep))
-        assert_terms(p["rows"][0]["terms"], want)
-        assert part["energy_j"] == pytest.approx(p["rows"][0]["energy_j"], rel=REL)
-        assert part["energy_j"] == pytest.approx(rep["headline"]["energy_j"], rel=REL)
+    # and the report's own single mat, term by term
+    assert part["cycles"] == rep["per_image"]["cycles"]
+    assert_terms(part["terms"], report.single_terms(rep))
+    assert_terms(p["rows"][0]["terms"], want)
+    assert part["energy_j"] == pytest.approx(p["rows"][0]["energy_j"], rel=REL)
+    assert part["energy_j"] == pytest.approx(rep["headline"]["energy_j"], rel=REL)
     assert p["bus"]["broadcast_cycles"] == 0
 
 
