@@ -258,9 +258,9 @@ def test_fc_784_512_gets_a_bigger_buffer_and_requant_table():
     assert proposed == dataclasses.replace(cfg, buffer_slots=8192, requant_channels=522)
     assert cfg.offset_entries >= 1296
     compiled = run_against_golden(model, proposed, x)
-    # slots of a 14-bit base (the preset's data_words 16384): layer 0's weights take slots 0 .. 4095, then its in-memory
-    # post-processing (nand_spin's mixed, issue 14) 4 scratch words, the all-ones word and
-    # its scale and bias words
+    # slots of a 14-bit base (the preset's data_words 16384): layer 0's weights take slots
+    # 0 .. 4095, then its in-memory post-processing (nand_spin's mixed, issue 14) 4 scratch
+    # words, the all-ones word and its scale and bias words
     assert compiled.stages[0].postproc == "in_memory"
     assert compiled.stages[1].buffer_base > 4096 + 5
 
