@@ -478,7 +478,11 @@ def test_a_real_signal_is_one_line_and_keeps_nothing(tmp_path, signame, code, wh
     """The signal while the variation sweep runs (sent by a timer once main is running): one
     line, the signal's exit code, no partial file."""
     out = tmp_path / "v"
+    # SIGINT as a terminal gives it: a shell without job control starts background commands
+    # (``make test &``, ``nohup ... &``) with SIGINT ignored, which Python then keeps, and the
+    # sweep would run to its end (seen in a fresh-clone CI started that way)
     script = ("import os, signal, sys, threading\n"
+              "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
               "from sim.analysis import variation\n"
               f"threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.{signame})).start()\n"
               f"sys.exit(variation.main(['--model', 'digits_addernet', '-n', '360', '--seeds', "
