@@ -128,6 +128,8 @@ class Plan:
         self.patch_region = 0                    # entries 0 .. of the bands' patch entries
         self.store = False                       # store mode (plan_store): every tensor stored
         self.units: dict[int, tuple] = {}        # standalone layer -> (channels, rows) a unit
+        self.sums: dict[int, bool] = {}          # tiled si -> its bands hold raw sums (in memory)
+        self.no_room: dict[int, str] = {}        # tiled si -> why its bands cannot hold them
 
 
 def _geometry(layer, in_shape, out_shape, pooled: bool):
@@ -148,22 +150,29 @@ def _bands(geo, rows: int) -> tuple:
     return hs, bands
 
 
-def _fits(geo, rows: int, half: int) -> tuple:
-    """(input words, pointer words) of the largest band of ``rows`` rows."""
+def _fits(geo, rows: int, half: int, sums: bool = False) -> tuple:
+    """(input words, pointer words) of the largest band of ``rows`` rows; ``sums``: with the
+    raw sums of the in-memory post-processing after the output (module docstring)."""
     c, h, w, kh, kw, s, p, f, (o, hq, wq) = geo
     hs, _ = _bands(geo, rows)
     rows = min(rows, hq)
+    if sums:
+        # the output, then g = f*f sums per output, the LOGIT chunks' write pointer ending
+        # below one position count (g x the band's outputs per channel) past the sums
+        g = f * f
+        return c * hs * w, o * rows * wq + g * o * rows * wq + g * rows * wq
     # the write pointer ends at out_base + a chunk's start + the band's output: below
     # out_base + (O + 1) x the band's positions
     return c * hs * w, (o + 1) * rows * wq
 
 
-def _stages(model, plans, shapes, config, fail):
+def _stages(model, plans, shapes, config, fail, store: bool = False):
     """Per planned compute stage: ``(si, pi, route, layer, where, in_shape, out_shape)``;
-    refuses (not built yet) in-memory post-processing first (:func:`plan`, :func:`plan_store`)."""
+    in store mode refuses (not built yet) in-memory post-processing first (:func:`plan_store`;
+    the chain plan :func:`plan` builds it)."""
     from sim.compile import layer_stages as _ls
     layers = model.layers
-    if config.postproc == "in_memory":
+    if store and config.postproc == "in_memory":
         fail("the model", NOT_BUILT.format(what="in-memory post-processing (postproc="
                                                  "'in_memory')"))
     for si, (ci, pi, route) in enumerate(plans):
@@ -173,12 +182,35 @@ def _stages(model, plans, shapes, config, fail):
                tuple(shapes[(ci if pi is None else pi) + 1]))
 
 
-def _band(c, out, si, ly, in_shape, out_shape, pi, where, config) -> None:
+def _band(c, out, si, ly, in_shape, out_shape, pi, where, config, width: int = 0) -> None:
     """Plan stage ``si`` in bands of as many output rows as fit the whole data memory (input
     rows with the halo, output and the write pointer's end) into ``out``; a data memory too
-    small for one row is the compiler's message to raise ``data_words``."""
+    small for one row is the compiler's message to raise ``data_words``. ``width``: the lanes
+    of a mat row when the stage may post-process in memory (module docstring, "In-memory
+    post-processing"): the bands then hold its raw sums too (``out.sums``), unless one row of
+    them does not fit (``out.no_room``; ``postproc='in_memory'`` raises ``data_words``)."""
     dw = config.data_words
     geo = _geometry(ly, in_shape, out_shape, pi is not None)
+    g = 4 if pi is not None else 1
+    if width:
+        rows = next((r for r in range(out_shape[1], 0, -1)
+                     if sum(_fits(geo, r, dw, sums=True)) <= dw), 0)
+        if rows:
+            out.sums[si] = True
+            hs, bands = _bands(geo, rows)
+            out.bands[si] = (rows, hs, bands)
+            lanes = out_shape[0] * min(rows, out_shape[1]) * out_shape[2]
+            out.patch_region = max(out.patch_region, min(rows, out_shape[1]) * out_shape[2] * g
+                                   + g * -(-lanes // width))
+            return
+        words, ptr = _fits(geo, 1, dw, sums=True)
+        why = (f"{where}: one band of 1 output row with its raw sums (postproc "
+               f"'{config.postproc}', seed 001 sec. 4.2) needs {words} data-memory words for "
+               f"its input rows and {ptr} for its output, sums and the write pointer's end, "
+               f"but data_words is {dw}")
+        if config.postproc == "in_memory":
+            c._too_small(why, "data_words", words + ptr)
+        out.no_room[si] = why
     rows = next((r for r in range(out_shape[1], 0, -1) if sum(_fits(geo, r, dw)) <= dw), 0)
     if rows == 0:
         words, ptr = _fits(geo, 1, dw)
@@ -200,11 +232,13 @@ def _check_patch_region(c, out, config) -> None:
                      "patch_entries", out.patch_region)
 
 
-def plan(c, model, plans, shapes, config, fail) -> Plan:
+def plan(c, model, plans, shapes, config, fail, *, inmem=frozenset(), width: int = 0) -> Plan:
     """The tiling of every planned compute stage (module docstring); ``c`` is
     ``sim.compile.compiler``, ``plans`` its planned stages, ``fail(where, msg)``
-    its error. Raises the compiler's CompileError for what is not built and (naming the layer,
-    ``data_words`` and the size that holds one band) for a data memory too small for a band."""
+    its error; ``inmem``: the stage indices that may post-process in memory (their bands hold
+    the raw sums too), ``width`` the lanes of a mat row. Raises the compiler's CompileError for
+    what is not built and (naming the layer, ``data_words`` and the size that holds one band)
+    for a data memory too small for a band."""
     half = config.data_words // 2
     out = Plan(half)
     for si, pi, route, ly, where, in_shape, out_shape in _stages(model, plans, shapes,
@@ -226,7 +260,8 @@ def plan(c, model, plans, shapes, config, fail) -> Plan:
                          f"into bands, but half the data memory is {half} words (data_words "
                          f"{config.data_words})", "data_words",
                          2 * max(math.prod(in_shape), math.prod(out_shape)))
-        _band(c, out, si, ly, in_shape, out_shape, pi, where, config)
+        _band(c, out, si, ly, in_shape, out_shape, pi, where, config,
+              width if si in inmem else 0)
     _check_patch_region(c, out, config)
     return out
 
@@ -241,14 +276,17 @@ def offset_rows(tplan, si: int, h: int) -> int:
 
 def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: str, *,
                 imem_depth: int, width: int, table=None, layer=None, groups: int = 1,
-                images=None) -> list:
+                images=None, inmem=None) -> list:
     """Plan the chunks of the tiled stage ``stage`` (stage index ``si``) band by band (module
     docstring), appended to ``stage.chunks`` (with ``stage.weight_loads`` when ``stream``),
     and its moves to ``stage.act_moves``; returns its resident patch-table entries (none:
     each band's are loaded with it). A grouped layer (``groups`` > 1,
     ``sim.compile.grouped``) is planned per band as ``sim.compile.weight_stream.build_streamed``
     plans it, its resident weights appended to ``images`` once (every band reads the same
-    slots)."""
+    slots). ``inmem``: post-process each band in memory (:func:`_bands_in_memory`)."""
+    if inmem is not None:
+        return _bands_in_memory(c, stage, si, tplan, config, where, imem_depth=imem_depth,
+                                width=width, layer=layer, inmem=inmem)
     rows, hs, bands = tplan.bands[si]
     cin, h, w = stage.in_shape
     o, hq, wq = stage.out_shape
@@ -300,6 +338,74 @@ def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: 
             stage.chunks.append(ch)
     if stream is not None:
         stage.buffer_base = stream[0]
+    return []
+
+
+def _band_moves(stage, first: int, last: int, part, geo) -> None:
+    """A band's moves (module docstring): its patch entries and input rows before chunk
+    ``first``, its output after chunk ``last``; ``geo``: ``(a, b, r0, r1, hs)``."""
+    a, b, r0, r1, hs = geo
+    cin, h, w = stage.in_shape
+    o, hq, wq = stage.out_shape
+    stage.act_moves.append((first, "patch", 0, tuple(part), len(part)))
+    for ci in range(cin):
+        stage.act_moves.append((first, "load", stage.in_base + ci * hs * w,
+                                ci * h * w + a * w, (b - a) * w))
+    n = (r1 - r0) * wq
+    for oc in range(o):
+        stage.act_moves.append((last, "store", stage.out_base + oc * n,
+                                oc * hq * wq + r0 * wq, n))
+
+
+def _bands_in_memory(c, stage, si: int, tplan, config, where: str, *, imem_depth: int,
+                     width: int, layer, inmem: dict) -> list:
+    """The tiled stage ``si`` with seed 001's in-memory post-processing per band (module
+    docstring, "In-memory post-processing"): each band's view planned by
+    ``sim.compile.nand_postproc.plan_stage`` (its LOGIT chunks writing the band's raw sums at
+    ``sums = out_base + O x rows x Wq``, then its post-processing programs writing the band's
+    output at ``out_base``), bands of equal height sharing programs and buffer words; the
+    band's patch entries (the dot products', then the sums') written by the host per band.
+    ``inmem``: ``nand`` (the module), ``cursor`` ``(slot, offset entry)`` (updated),
+    ``lists`` ``(images, offsets, (mults, shifts, biases))``. Returns [] (every patch entry
+    is a band's)."""
+    nand = inmem["nand"]
+    images, offsets, table = inmem["lists"]
+    rows, hs, bands = tplan.bands[si]
+    cin, h, w = stage.in_shape
+    o, hq, wq = stage.out_shape
+    g = stage.group
+    stage.in_base, stage.out_base = 0, cin * hs * w     # the whole data memory (docstring)
+    sums = stage.out_base + o * rows * wq
+    stage.postproc_ops = {}
+    planned = {}                # band rows -> (chunks, the sums' patch entries, ops)
+    for r0, r1, a, b in bands:
+        p0, p1 = r0 * wq * g, r1 * wq * g
+        view = replace(stage, order=stage.order[p0:p1],
+                       in_base=(stage.in_base - a * w) % _ADDR_MOD,
+                       out_shape=(o, r1 - r0, wq), patch_base=0,
+                       chunks=[], weight_loads=[], act_moves=[], postproc_ops={})
+        if r1 - r0 not in planned:
+            entries: list = []
+            slot, obase = inmem["cursor"]
+            slot, obase, _ = nand.plan_stage(
+                c, view, layer, config, where, width=width, region=tplan.half,
+                cursor=(slot, obase, 0), lists=(images, offsets, entries, table),
+                imem_depth=imem_depth, sums_base=sums, limit=config.data_words)
+            inmem["cursor"] = (slot, obase)
+            planned[r1 - r0] = (list(view.chunks), entries[p1 - p0:], view.postproc_ops)
+        chunks, post, ops = planned[r1 - r0]
+        dots = [ch for ch in chunks if ch.patches]          # the LOGIT chunks (the rest: 0)
+        dot_view = replace(view, output="logits", pool=None, group=1,
+                           out_shape=(o, p1 - p0), chunks=dots)
+        part = c._patch_entries(dot_view) + list(post)
+        first = len(stage.chunks)
+        _band_moves(stage, first, first + len(chunks) - 1, part, (a, b, r0, r1, hs))
+        for name, d in ops.items():
+            tot = stage.postproc_ops.setdefault(name, {})
+            for k, v in d.items():
+                tot[k] = tot.get(k, 0) + v
+        for ch in chunks:
+            stage.chunks.append(replace(ch, stage=view, index=len(stage.chunks)))
     return []
 
 
@@ -478,7 +584,7 @@ def plan_store(c, model, plans, extras, shapes, config, fail) -> Plan:
     out = Plan(dw)
     out.store = True
     for si, pi, route, ly, where, in_shape, out_shape in _stages(model, plans, shapes,
-                                                                 config, fail):
+                                                                 config, fail, store=True):
         if route.name == "dima_binconv":
             fail(where, NOT_BUILT.format(what=f"a lanes layer (route {route.name}) in a model "
                                               f"with standalone layers or branches"))
