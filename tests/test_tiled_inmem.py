@@ -10,11 +10,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import numpy as np
 import pytest
 
 from rtl.config import preset
-from sim.compile import act_tile
 from sim.compile.compiler import CompileError, compile_model
 from sim.compile.nand_postproc import postproc_summary
 from tests.test_act_tile import CHAIN, SEED, _check, _model
@@ -140,3 +138,28 @@ def test_store_mode_stays_on_the_ppu_with_its_reason():
                and s.output == "requant"]
     assert compute and all(s.postproc == "ppu" and "store mode" in s.postproc_reason
                            for s in compute), [(s.name, s.postproc_reason) for s in compute]
+
+
+#: A tiled first stage (1,728 input words exceed a 1,024-word half), then resident ones: the
+#: 8-channel convolution's 512 sums and 64 positions do not fit its output half after its 512
+#: outputs, so they go after its 128 input words in the input half.
+HALVES = ((3, 24, 24), [("conv", "adder_conv2d", 2, 3, 1, 1), ("pool", "max", 2, 2),
+                        ("conv", "mul_conv2d", 2, 5, 1, 0), ("conv", "adder_conv2d", 8, 3, 1, 1),
+                        ("conv", "mul_conv2d", 2, 3, 2, 1), ("flatten",),
+                        ("linear", "mul_linear", 3)])
+
+
+def test_resident_stages_keep_their_sums_in_a_free_half():
+    from sim.compile.compiler import _resident_sums
+    _, compiled, r = _run(HALVES, 2, 2048, seed=5)
+    st = compiled.stages
+    assert st[0].act_bands > 1 and all(s.act_bands == 0 for s in st[1:])
+    assert [s.postproc for s in st] == ["in_memory"] * 4 + ["ppu"]
+    half = compiled.region
+    assert half == 1024
+    # layer 2: after its 128 outputs in the output half; layer 3: its 512 outputs leave too
+    # little there (512 + 512 sums + 64 > 1024), so after its 128 inputs in the input half
+    assert _resident_sums(st[1], half) == (st[1].out_base + 128, st[1].out_base + half)
+    assert st[2].out_size == 512 and st[2].in_size == 128
+    assert _resident_sums(st[2], half) == (st[2].in_base + 128, st[2].in_base + half)
+    assert all(r.stages[i].micro_ops["bitcount"] > 0 for i in range(4))

@@ -15,9 +15,10 @@ output both fit ``R`` is *resident* (as without tiling; the write pointer's end,
 less than one channel's positions, must fit its half too); any other is *tiled* and has the whole
 data memory to itself: its band's input from word 0, its output right after the largest band's
 input (its input comes from the store and its output goes there, so nothing else is alive in the
-data memory while it runs). In this (chain) plan lanes routes and in-memory post-processing in a
-model that needs tiling are refused ("not built yet"), and so is a tiled linear layer (its one
-patch is the whole input). Models with standalone layers or branches take the store mode below.
+data memory while it runs). In this (chain) plan lanes routes in a model that needs tiling are
+refused ("not built yet"), and so is a tiled linear layer (its one patch is the whole input);
+in-memory post-processing is built (below). Models with standalone layers or branches take the
+store mode below.
 A grouped or depthwise layer (``sim.compile.grouped``) is banded the same way: its offset table
 (every group's terms) built with ``Hs`` rows per channel, each band planned as
 ``sim.compile.weight_stream.build_streamed`` plans the layer (one view per group or channel
@@ -87,6 +88,25 @@ counted and costed as ``sim.compile.weight_stream``'s loads), so the table holds
 whole channel count. Not built yet: lanes layers, in-memory post-processing, splitting a compute
 stage's bands by column, and a model whose untiled layout fits ``data_words`` but whose write
 pointer's last step does not (the compiler asks for a larger ``data_words``).
+
+In-memory post-processing (seed 001 sec. 4.2, ``sim.compile.nand_postproc``; chain plan only,
+``postproc`` ``mixed`` or ``in_memory``): a tiled stage that may post-process in memory (a
+requant convolution, not grouped, no streamed weights) is banded with room for its raw sums:
+the band's input from word 0, its output at ``out_base = C*Hs*W``, its raw sums at ``sums =
+out_base + O*rows*Wq`` (g = 4 per output with a fused 2x2 pool, else 1; window position q of
+lane L at ``sums + g L + q``), ``rows`` the largest with ``C*Hs*W + O*rows*Wq + g*O*rows*Wq +
+g*rows*Wq <= data_words`` (the last term: the LOGIT chunks' write pointer's end); if one row
+does not fit, ``mixed`` bands it for the PPU and says why (``Plan.no_room``), ``in_memory``
+names ``data_words``. Each band's view is compiled by ``nand_postproc.plan_stage``
+(:func:`_bands_in_memory`): its LOGIT chunks, then its requantization / pooling programs, which
+SCATTER the band's output to ``out_base``; every address in them is band-independent, so bands
+of equal height share programs and their buffer words (the per-lane scale and bias words: one
+resident set per band height), the lane offsets are resident, and the band's patch region
+holds its dot products' entries and then the ``g`` entries per row of lanes into the sums, all
+written by the host per band (ASSUMPTION: the simplest; the sums' entries are the same for every
+band of a height and could be resident). A resident stage of a tiled model keeps its sums in
+the free words of its output half (after the output) or else of its input half
+(``sim.compile.compiler._resident_sums``). Store mode stays on the PPU (its reason names it).
 
 Cost (:func:`cost`): each moved word is a 32-bit data-memory word (``sim.hw.energy``'s
 ``DATA_WORD_BITS``) on the bus at ``bus_transfers_per_cycle``: ``ceil(32 / bus_bits)`` cycles per
@@ -295,10 +315,7 @@ def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: 
     planned = {}            # (patches, rows) -> a band's chunks, weight loads, first tile's
     for r0, r1, a, b in bands:
         p0, p1 = r0 * wq * g, r1 * wq * g
-        view = replace(stage, order=stage.order[p0:p1],
-                       in_base=(stage.in_base - a * w) % _ADDR_MOD,
-                       out_shape=(o, r1 - r0, wq), patch_base=0,
-                       chunks=[], weight_loads=[], act_moves=[])
+        view = _band_view(stage, p0, p1, a, r1 - r0)
         key = (p1 - p0, r1 - r0)
         if key in planned:      # the same programs as an earlier band of as many patches
             chunks, loads, first_tile = planned[key]
@@ -319,14 +336,7 @@ def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: 
             planned[key] = (list(view.chunks), list(view.weight_loads),
                             tiles[1] if len(tiles) > 1 else len(view.chunks) // groups)
         first, last = len(stage.chunks), len(stage.chunks) + len(view.chunks) - 1
-        stage.act_moves.append((first, "patch", 0, tuple(part), len(part)))
-        for ci in range(cin):
-            stage.act_moves.append((first, "load", stage.in_base + ci * hs * w,
-                                    ci * h * w + a * w, (b - a) * w))
-        n = (r1 - r0) * wq
-        for oc in range(o):
-            stage.act_moves.append((last, "store", stage.out_base + oc * n,
-                                    oc * hq * wq + r0 * wq, n))
+        _band_moves(stage, first, last, part, (a, b, r0, r1, hs))
         for at, b_, img, tbl in view.weight_loads:
             stage.weight_loads.append((at + first, b_, img, tbl))
         for ch in view.chunks:
@@ -339,6 +349,17 @@ def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: 
     if stream is not None:
         stage.buffer_base = stream[0]
     return []
+
+
+def _band_view(stage, p0: int, p1: int, a: int, rows: int, **extra):
+    """The view of a band (module docstring): patches ``p0 .. p1`` of the stage's order, its
+    input rows from ``a`` at word 0 (``in_base - a*W``), ``rows`` output rows, patch entries
+    from 0, no chunks or moves yet."""
+    o, _, wq = stage.out_shape
+    return replace(stage, order=stage.order[p0:p1],
+                   in_base=(stage.in_base - a * stage.in_shape[2]) % _ADDR_MOD,
+                   out_shape=(o, rows, wq), patch_base=0, chunks=[], weight_loads=[],
+                   act_moves=[], **extra)
 
 
 def _band_moves(stage, first: int, last: int, part, geo) -> None:
@@ -380,10 +401,7 @@ def _bands_in_memory(c, stage, si: int, tplan, config, where: str, *, imem_depth
     planned = {}                # band rows -> (chunks, the sums' patch entries, ops)
     for r0, r1, a, b in bands:
         p0, p1 = r0 * wq * g, r1 * wq * g
-        view = replace(stage, order=stage.order[p0:p1],
-                       in_base=(stage.in_base - a * w) % _ADDR_MOD,
-                       out_shape=(o, r1 - r0, wq), patch_base=0,
-                       chunks=[], weight_loads=[], act_moves=[], postproc_ops={})
+        view = _band_view(stage, p0, p1, a, r1 - r0, postproc_ops={})
         if r1 - r0 not in planned:
             entries: list = []
             slot, obase = inmem["cursor"]

@@ -76,8 +76,9 @@ stage's output words. Not built yet (:data:`NOT_BUILT`, a ``CompileError`` with 
 ``quant`` layers (the PPU's threshold stage), residual ``add`` layers and standalone pools
 (``sim.compile.layer_stages``). With ``postproc='mixed'`` (``nand_spin``'s default) the compiler
 runs those on the PPU and the rest in memory, recording why per stage (:func:`not_built`,
-:func:`postproc_summary`). A ``logits`` layer keeps the PPU's LOGIT (the bias added to the sum:
-no requantization).
+:func:`postproc_summary`). With tiled activations (``sim.compile.act_tile``'s chain plan)
+:func:`plan_stage` runs on each band's view, the band's sums after its output (``limit``). A
+``logits`` layer keeps the PPU's LOGIT (the bias added to the sum: no requantization).
 """
 
 from __future__ import annotations
