@@ -163,3 +163,21 @@ def test_resident_stages_keep_their_sums_in_a_free_half():
     assert st[2].out_size == 512 and st[2].in_size == 128
     assert _resident_sums(st[2], half) == (st[2].in_base + 128, st[2].in_base + half)
     assert all(r.stages[i].micro_ops["bitcount"] > 0 for i in range(4))
+
+
+def test_a_tiled_stage_that_falls_back_gets_the_ppu_bands():
+    """Compiled for 2 subarrays of a 1-subarray mat, the in-memory programs refuse (32 lanes,
+    the mat's 16 columns): ``mixed`` restarts with the stage on the PPU, banded as the PPU
+    bands it (not the lower in-memory bands sized for its raw sums), and == golden."""
+    model, x = _model(CHAIN, SEED + 14)
+    bands = {}
+    for mode in ("ppu", "mixed"):
+        config = dataclasses.replace(_nand(1, 1024), postproc=mode)
+        compiled = compile_model(model, config, subarrays=2, tile_activations=True)
+        _check(model, x[:1], compiled, 2, f"CHAIN 2 of 1 subarrays {mode}")
+        bands[mode] = [s.act_bands for s in compiled.stages]
+        if mode == "mixed":
+            st = compiled.stages[0]
+            assert st.postproc == "ppu" and "lanes must be an int in [1, 16], not 32" in \
+                st.postproc_reason, st.postproc_reason
+    assert bands["mixed"] == bands["ppu"] and bands["ppu"][0] > 1, bands

@@ -1304,13 +1304,14 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             except CompileError as e:   # mixed: what the in-memory path can not do -> the PPU
                 if pmode != "mixed" or (e.size is not None and _PROPOSING.get()):
                     raise               # (propose_config raises a size the array needs)
-                if ci in eq2_layers:    # its requant entries were kept for the array
+                if ci in eq2_layers or (tplan is not None and tplan.sums.get(si)):
+                    # eq. 2: its requant entries were kept for the array; tiled: its bands
+                    # were sized for the raw sums (act_tile), the PPU's hold more rows
                     return again(_ppu={**ppu_why, ci: str(e)}, _placed=_restart(_placed))
                 why = str(e)
                 del images[mark[0]:], offsets[mark[1]:], patches[mark[2]:]
                 mults[-out_ch:], shifts[-out_ch:], biases[-out_ch:] = mark[3:]
                 stage.chunks, stage.postproc_ops = [], {}
-                stage.act_moves, stage.weight_loads, stage.act_bands = [], [], 0
         stage.postproc_reason = why
         if tplan is not None and tplan.tiled.get(si):     # bands (sim.compile.act_tile)
             stage.act_bands = len(tplan.bands[si][2])
