@@ -38,6 +38,18 @@ def _run(spec, mat, words, mode="mixed", seed=0):
     return model, compiled, r
 
 
+def _ppu_and_mixed(config, subarrays: int) -> dict:
+    """CHAIN compiled tiled with ``postproc`` ``ppu`` and ``mixed`` (mode -> compiled), each run
+    on one image == golden, counting == cycle model."""
+    model, x = _model(CHAIN, SEED + 14)
+    out = {}
+    for mode in ("ppu", "mixed"):
+        out[mode] = compile_model(model, dataclasses.replace(config, postproc=mode),
+                                  subarrays=subarrays, tile_activations=True)
+        _check(model, x[:1], out[mode], subarrays, f"CHAIN {subarrays} subarrays {mode}")
+    return out
+
+
 def _patch_words(st):
     """Per band: the patch entries the host writes (the dot products' and the sums')."""
     return [m[4] for m in st.act_moves if m[1] == "patch"]
@@ -117,13 +129,7 @@ def test_tiled_average_pool_in_memory(mat):
 def test_in_memory_bands_cost_more_bands_than_the_ppu():
     """The raw sums take data memory: the in-memory bands of a stage are at most as tall as
     the PPU's (ppu mode), and both give golden's outputs (checked above and here)."""
-    model, x = _model(CHAIN, SEED + 14)
-    got = {}
-    for mode in ("ppu", "mixed"):
-        config = dataclasses.replace(_nand(2, 1024), postproc=mode)
-        compiled = compile_model(model, config, subarrays=2, tile_activations=True)
-        _check(model, x[:1], compiled, 2, f"CHAIN {mode}")
-        got[mode] = compiled.stages[0].act_bands
+    got = {m: c.stages[0].act_bands for m, c in _ppu_and_mixed(_nand(2, 1024), 2).items()}
     assert got["mixed"] >= got["ppu"] >= 1, got
 
 
@@ -169,15 +175,9 @@ def test_a_tiled_stage_that_falls_back_gets_the_ppu_bands():
     """Compiled for 2 subarrays of a 1-subarray mat, the in-memory programs refuse (32 lanes,
     the mat's 16 columns): ``mixed`` restarts with the stage on the PPU, banded as the PPU
     bands it (not the lower in-memory bands sized for its raw sums), and == golden."""
-    model, x = _model(CHAIN, SEED + 14)
-    bands = {}
-    for mode in ("ppu", "mixed"):
-        config = dataclasses.replace(_nand(1, 1024), postproc=mode)
-        compiled = compile_model(model, config, subarrays=2, tile_activations=True)
-        _check(model, x[:1], compiled, 2, f"CHAIN 2 of 1 subarrays {mode}")
-        bands[mode] = [s.act_bands for s in compiled.stages]
-        if mode == "mixed":
-            st = compiled.stages[0]
-            assert st.postproc == "ppu" and "lanes must be an int in [1, 16], not 32" in \
-                st.postproc_reason, st.postproc_reason
+    both = _ppu_and_mixed(_nand(1, 1024), 2)
+    st = both["mixed"].stages[0]
+    assert st.postproc == "ppu" and "lanes must be an int in [1, 16], not 32" in \
+        st.postproc_reason, st.postproc_reason
+    bands = {m: [s.act_bands for s in c.stages] for m, c in both.items()}
     assert bands["mixed"] == bands["ppu"] and bands["ppu"][0] > 1, bands
