@@ -26,7 +26,8 @@ compiled for 256 of the build's words): a 2 x 12 x 12 input, a 3x3 padded adder 
 with a fused 2x2 max pool (in bands of output rows, the host loading each band's input rows and
 patch-table entries and storing its outputs), a 3x3 stride-2 padded multiply convolution (tiled:
 its input from the store, its output to it), and an FC (resident, its input loaded from the
-store).
+store); both convolutions post-processed in memory band by band (nand_spin's ``mixed``, seed 001
+sec. 4.2: each band's raw sums after its output, ``sim.compile.act_tile``).
 And padded pools (``golden.model`` format 6, ``sim.compile.layer_stages``): a 3x3 padded adder
 convolution, a 3x3 stride-2 max pool with padding 1 (two MAX4 passes, the padded window elements
 replaced by one of the window's), a 3x3 stride-1 average pool with padding 1 (the masked gather,
@@ -159,6 +160,9 @@ async def _check_model(dut, which, want_kinds):
         bands = [st.act_bands for st in compiled.stages]
         assert bands[0] > 1 and bands[1] >= 1 and bands[2] == 0, (
             f"{BLOCK}: tiled model's bands per stage {bands}")
+        where = [st.postproc for st in compiled.stages]     # seed 001 sec. 4.2 per band
+        assert where == ["in_memory", "in_memory", "ppu"], (
+            f"{BLOCK}: tiled model's post-processing per stage {where}")
     elif which.startswith("tiled_"):    # store mode (sim.compile.act_tile): 128 words
         compiled = compile_model(model, config, out_depth=128, tile_activations=True)
         units = {st.kind: st.act_bands for st in compiled.stages}

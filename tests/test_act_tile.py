@@ -210,14 +210,16 @@ def _fc(model, feats):
                  {"weight": w.astype(np.float32), "bias": np.zeros(3, np.float32)})
 
 
-def test_in_memory_postproc_refused_as_not_built():
-    """What stays unbuilt: tiling with in-memory post-processing, one line."""
+def test_in_memory_postproc_of_the_chain_plan_is_built():
+    """In-memory post-processing of a tiled chain is built (tests/test_tiled_inmem.py); a
+    band too small for its raw sums is the one-line ``data_words`` refusal of strict
+    ``in_memory``."""
     model, _ = _model(CHAIN, SEED)
     config = _small("nand_spin", data_words=512, postproc="in_memory",
                     routes=("write_free", "and_bitcount", "nand_inmem"))
-    with pytest.raises(CompileError, match=r"^the model: activation tiling \(sim.compile."
-                                           r"act_tile\) of in-memory post-processing .* is "
-                                           r"not built yet$"):
+    with pytest.raises(CompileError, match=r"^layer 0 \(adder_conv2d\): one band of 1 output "
+                                           r"row with its raw sums .* raise data_words to at "
+                                           r"least 1024"):
         compile_model(model, config, subarrays=1, tile_activations=True)
 
 

@@ -471,9 +471,10 @@ COMPARABLE = {
     "data transfer": "partly: ours is the data-memory words moved into the transpose buffer "
                      "(MOVE / GATHER), the seed's the transfers between modules",
     "comparison/pooling": "not comparable: pools run in the CMOS post-processing unit "
-                          "(nand_spin's postproc='mixed' puts every layer of a tiled network "
-                          "there: in-memory post-processing of tiled activations is not "
-                          "built)",
+                          "(nand_spin's postproc='mixed' puts a layer there when its weights "
+                          "stream or one band row of its tiled activations cannot hold its raw "
+                          "sums: every pooled layer of the seed's networks; VGG-19's conv1_1, "
+                          "conv2_1, conv3_1 requantize in memory)",
     "batch normalization": "not comparable: folded into the requantization (0 here)",
     "quantization": "not comparable: the CMOS post-processing unit's requantization and ReLU "
                     "(batch norm folded in), not the seed's in-array eq. 2",

@@ -15,9 +15,10 @@ output both fit ``R`` is *resident* (as without tiling; the write pointer's end,
 less than one channel's positions, must fit its half too); any other is *tiled* and has the whole
 data memory to itself: its band's input from word 0, its output right after the largest band's
 input (its input comes from the store and its output goes there, so nothing else is alive in the
-data memory while it runs). In this (chain) plan lanes routes and in-memory post-processing in a
-model that needs tiling are refused ("not built yet"), and so is a tiled linear layer (its one
-patch is the whole input). Models with standalone layers or branches take the store mode below.
+data memory while it runs). In this (chain) plan lanes routes in a model that needs tiling are
+refused ("not built yet"), and so is a tiled linear layer (its one patch is the whole input);
+in-memory post-processing is built (below). Models with standalone layers or branches take the
+store mode below.
 A grouped or depthwise layer (``sim.compile.grouped``) is banded the same way: its offset table
 (every group's terms) built with ``Hs`` rows per channel, each band planned as
 ``sim.compile.weight_stream.build_streamed`` plans the layer (one view per group or channel
@@ -88,6 +89,25 @@ whole channel count. Not built yet: lanes layers, in-memory post-processing, spl
 stage's bands by column, and a model whose untiled layout fits ``data_words`` but whose write
 pointer's last step does not (the compiler asks for a larger ``data_words``).
 
+In-memory post-processing (seed 001 sec. 4.2, ``sim.compile.nand_postproc``; chain plan only,
+``postproc`` ``mixed`` or ``in_memory``): a tiled stage that may post-process in memory (a
+requant convolution, not grouped, no streamed weights) is banded with room for its raw sums:
+the band's input from word 0, its output at ``out_base = C*Hs*W``, its raw sums at ``sums =
+out_base + O*rows*Wq`` (g = 4 per output with a fused 2x2 pool, else 1; window position q of
+lane L at ``sums + g L + q``), ``rows`` the largest with ``C*Hs*W + O*rows*Wq + g*O*rows*Wq +
+g*rows*Wq <= data_words`` (the last term: the LOGIT chunks' write pointer's end); if one row
+does not fit, ``mixed`` bands it for the PPU and says why (``Plan.no_room``), ``in_memory``
+names ``data_words``. Each band's view is compiled by ``nand_postproc.plan_stage``
+(:func:`_bands_in_memory`): its LOGIT chunks, then its requantization / pooling programs, which
+SCATTER the band's output to ``out_base``; every address in them is band-independent, so bands
+of equal height share programs and their buffer words (the per-lane scale and bias words: one
+resident set per band height), the lane offsets are resident, and the band's patch region
+holds its dot products' entries and then the ``g`` entries per row of lanes into the sums, all
+written by the host per band (ASSUMPTION: the simplest; the sums' entries are the same for every
+band of a height and could be resident). A resident stage of a tiled model keeps its sums in
+the free words of its output half (after the output) or else of its input half
+(``sim.compile.compiler._resident_sums``). Store mode stays on the PPU (its reason names it).
+
 Cost (:func:`cost`): each moved word is a 32-bit data-memory word (``sim.hw.energy``'s
 ``DATA_WORD_BITS``) on the bus at ``bus_transfers_per_cycle``: ``ceil(32 / bus_bits)`` cycles per
 word (ASSUMPTION: the data memory's host port takes one word per cycle, so four words do not share
@@ -128,6 +148,8 @@ class Plan:
         self.patch_region = 0                    # entries 0 .. of the bands' patch entries
         self.store = False                       # store mode (plan_store): every tensor stored
         self.units: dict[int, tuple] = {}        # standalone layer -> (channels, rows) a unit
+        self.sums: dict[int, bool] = {}          # tiled si -> its bands hold raw sums (in memory)
+        self.no_room: dict[int, str] = {}        # tiled si -> why its bands cannot hold them
 
 
 def _geometry(layer, in_shape, out_shape, pooled: bool):
@@ -148,22 +170,29 @@ def _bands(geo, rows: int) -> tuple:
     return hs, bands
 
 
-def _fits(geo, rows: int, half: int) -> tuple:
-    """(input words, pointer words) of the largest band of ``rows`` rows."""
+def _fits(geo, rows: int, half: int, sums: bool = False) -> tuple:
+    """(input words, pointer words) of the largest band of ``rows`` rows; ``sums``: with the
+    raw sums of the in-memory post-processing after the output (module docstring)."""
     c, h, w, kh, kw, s, p, f, (o, hq, wq) = geo
     hs, _ = _bands(geo, rows)
     rows = min(rows, hq)
+    if sums:
+        # the output, then g = f*f sums per output, the LOGIT chunks' write pointer ending
+        # below one position count (g x the band's outputs per channel) past the sums
+        g = f * f
+        return c * hs * w, o * rows * wq + g * o * rows * wq + g * rows * wq
     # the write pointer ends at out_base + a chunk's start + the band's output: below
     # out_base + (O + 1) x the band's positions
     return c * hs * w, (o + 1) * rows * wq
 
 
-def _stages(model, plans, shapes, config, fail):
+def _stages(model, plans, shapes, config, fail, store: bool = False):
     """Per planned compute stage: ``(si, pi, route, layer, where, in_shape, out_shape)``;
-    refuses (not built yet) in-memory post-processing first (:func:`plan`, :func:`plan_store`)."""
+    in store mode refuses (not built yet) in-memory post-processing first (:func:`plan_store`;
+    the chain plan :func:`plan` builds it)."""
     from sim.compile import layer_stages as _ls
     layers = model.layers
-    if config.postproc == "in_memory":
+    if store and config.postproc == "in_memory":
         fail("the model", NOT_BUILT.format(what="in-memory post-processing (postproc="
                                                  "'in_memory')"))
     for si, (ci, pi, route) in enumerate(plans):
@@ -173,12 +202,35 @@ def _stages(model, plans, shapes, config, fail):
                tuple(shapes[(ci if pi is None else pi) + 1]))
 
 
-def _band(c, out, si, ly, in_shape, out_shape, pi, where, config) -> None:
+def _band(c, out, si, ly, in_shape, out_shape, pi, where, config, width: int = 0) -> None:
     """Plan stage ``si`` in bands of as many output rows as fit the whole data memory (input
     rows with the halo, output and the write pointer's end) into ``out``; a data memory too
-    small for one row is the compiler's message to raise ``data_words``."""
+    small for one row is the compiler's message to raise ``data_words``. ``width``: the lanes
+    of a mat row when the stage may post-process in memory (module docstring, "In-memory
+    post-processing"): the bands then hold its raw sums too (``out.sums``), unless one row of
+    them does not fit (``out.no_room``; ``postproc='in_memory'`` raises ``data_words``)."""
     dw = config.data_words
     geo = _geometry(ly, in_shape, out_shape, pi is not None)
+    g = 4 if pi is not None else 1
+    if width:
+        rows = next((r for r in range(out_shape[1], 0, -1)
+                     if sum(_fits(geo, r, dw, sums=True)) <= dw), 0)
+        if rows:
+            out.sums[si] = True
+            hs, bands = _bands(geo, rows)
+            out.bands[si] = (rows, hs, bands)
+            lanes = out_shape[0] * min(rows, out_shape[1]) * out_shape[2]
+            out.patch_region = max(out.patch_region, min(rows, out_shape[1]) * out_shape[2] * g
+                                   + g * -(-lanes // width))
+            return
+        words, ptr = _fits(geo, 1, dw, sums=True)
+        why = (f"{where}: one band of 1 output row with its raw sums (postproc "
+               f"'{config.postproc}', seed 001 sec. 4.2) needs {words} data-memory words for "
+               f"its input rows and {ptr} for its output, sums and the write pointer's end, "
+               f"but data_words is {dw}")
+        if config.postproc == "in_memory":
+            c._too_small(why, "data_words", words + ptr)
+        out.no_room[si] = why
     rows = next((r for r in range(out_shape[1], 0, -1) if sum(_fits(geo, r, dw)) <= dw), 0)
     if rows == 0:
         words, ptr = _fits(geo, 1, dw)
@@ -200,11 +252,13 @@ def _check_patch_region(c, out, config) -> None:
                      "patch_entries", out.patch_region)
 
 
-def plan(c, model, plans, shapes, config, fail) -> Plan:
+def plan(c, model, plans, shapes, config, fail, *, inmem=frozenset(), width: int = 0) -> Plan:
     """The tiling of every planned compute stage (module docstring); ``c`` is
     ``sim.compile.compiler``, ``plans`` its planned stages, ``fail(where, msg)``
-    its error. Raises the compiler's CompileError for what is not built and (naming the layer,
-    ``data_words`` and the size that holds one band) for a data memory too small for a band."""
+    its error; ``inmem``: the stage indices that may post-process in memory (their bands hold
+    the raw sums too), ``width`` the lanes of a mat row. Raises the compiler's CompileError for
+    what is not built and (naming the layer, ``data_words`` and the size that holds one band)
+    for a data memory too small for a band."""
     half = config.data_words // 2
     out = Plan(half)
     for si, pi, route, ly, where, in_shape, out_shape in _stages(model, plans, shapes,
@@ -226,7 +280,8 @@ def plan(c, model, plans, shapes, config, fail) -> Plan:
                          f"into bands, but half the data memory is {half} words (data_words "
                          f"{config.data_words})", "data_words",
                          2 * max(math.prod(in_shape), math.prod(out_shape)))
-        _band(c, out, si, ly, in_shape, out_shape, pi, where, config)
+        _band(c, out, si, ly, in_shape, out_shape, pi, where, config,
+              width if si in inmem else 0)
     _check_patch_region(c, out, config)
     return out
 
@@ -241,14 +296,17 @@ def offset_rows(tplan, si: int, h: int) -> int:
 
 def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: str, *,
                 imem_depth: int, width: int, table=None, layer=None, groups: int = 1,
-                images=None) -> list:
+                images=None, inmem=None) -> list:
     """Plan the chunks of the tiled stage ``stage`` (stage index ``si``) band by band (module
     docstring), appended to ``stage.chunks`` (with ``stage.weight_loads`` when ``stream``),
     and its moves to ``stage.act_moves``; returns its resident patch-table entries (none:
     each band's are loaded with it). A grouped layer (``groups`` > 1,
     ``sim.compile.grouped``) is planned per band as ``sim.compile.weight_stream.build_streamed``
     plans it, its resident weights appended to ``images`` once (every band reads the same
-    slots)."""
+    slots). ``inmem``: post-process each band in memory (:func:`_bands_in_memory`)."""
+    if inmem is not None:
+        return _bands_in_memory(c, stage, si, tplan, config, where, imem_depth=imem_depth,
+                                width=width, layer=layer, inmem=inmem)
     rows, hs, bands = tplan.bands[si]
     cin, h, w = stage.in_shape
     o, hq, wq = stage.out_shape
@@ -257,10 +315,7 @@ def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: 
     planned = {}            # (patches, rows) -> a band's chunks, weight loads, first tile's
     for r0, r1, a, b in bands:
         p0, p1 = r0 * wq * g, r1 * wq * g
-        view = replace(stage, order=stage.order[p0:p1],
-                       in_base=(stage.in_base - a * w) % _ADDR_MOD,
-                       out_shape=(o, r1 - r0, wq), patch_base=0,
-                       chunks=[], weight_loads=[], act_moves=[])
+        view = _band_view(stage, p0, p1, a, r1 - r0)
         key = (p1 - p0, r1 - r0)
         if key in planned:      # the same programs as an earlier band of as many patches
             chunks, loads, first_tile = planned[key]
@@ -281,14 +336,7 @@ def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: 
             planned[key] = (list(view.chunks), list(view.weight_loads),
                             tiles[1] if len(tiles) > 1 else len(view.chunks) // groups)
         first, last = len(stage.chunks), len(stage.chunks) + len(view.chunks) - 1
-        stage.act_moves.append((first, "patch", 0, tuple(part), len(part)))
-        for ci in range(cin):
-            stage.act_moves.append((first, "load", stage.in_base + ci * hs * w,
-                                    ci * h * w + a * w, (b - a) * w))
-        n = (r1 - r0) * wq
-        for oc in range(o):
-            stage.act_moves.append((last, "store", stage.out_base + oc * n,
-                                    oc * hq * wq + r0 * wq, n))
+        _band_moves(stage, first, last, part, (a, b, r0, r1, hs))
         for at, b_, img, tbl in view.weight_loads:
             stage.weight_loads.append((at + first, b_, img, tbl))
         for ch in view.chunks:
@@ -300,6 +348,82 @@ def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: 
             stage.chunks.append(ch)
     if stream is not None:
         stage.buffer_base = stream[0]
+    return []
+
+
+def _band_view(stage, p0: int, p1: int, a: int, rows: int, **extra):
+    """The view of a band (module docstring): patches ``p0 .. p1`` of the stage's order, its
+    input rows from ``a`` at word 0 (``in_base - a*W``), ``rows`` output rows, patch entries
+    from 0, no chunks or moves yet."""
+    o, _, wq = stage.out_shape
+    return replace(stage, order=stage.order[p0:p1],
+                   in_base=(stage.in_base - a * stage.in_shape[2]) % _ADDR_MOD,
+                   out_shape=(o, rows, wq), patch_base=0, chunks=[], weight_loads=[],
+                   act_moves=[], **extra)
+
+
+def _band_moves(stage, first: int, last: int, part, geo) -> None:
+    """A band's moves (module docstring): its patch entries and input rows before chunk
+    ``first``, its output after chunk ``last``; ``geo``: ``(a, b, r0, r1, hs)``."""
+    a, b, r0, r1, hs = geo
+    cin, h, w = stage.in_shape
+    o, hq, wq = stage.out_shape
+    stage.act_moves.append((first, "patch", 0, tuple(part), len(part)))
+    for ci in range(cin):
+        stage.act_moves.append((first, "load", stage.in_base + ci * hs * w,
+                                ci * h * w + a * w, (b - a) * w))
+    n = (r1 - r0) * wq
+    for oc in range(o):
+        stage.act_moves.append((last, "store", stage.out_base + oc * n,
+                                oc * hq * wq + r0 * wq, n))
+
+
+def _bands_in_memory(c, stage, si: int, tplan, config, where: str, *, imem_depth: int,
+                     width: int, layer, inmem: dict) -> list:
+    """The tiled stage ``si`` with seed 001's in-memory post-processing per band (module
+    docstring, "In-memory post-processing"): each band's view planned by
+    ``sim.compile.nand_postproc.plan_stage`` (its LOGIT chunks writing the band's raw sums at
+    ``sums = out_base + O x rows x Wq``, then its post-processing programs writing the band's
+    output at ``out_base``), bands of equal height sharing programs and buffer words; the
+    band's patch entries (the dot products', then the sums') written by the host per band.
+    ``inmem``: ``nand`` (the module), ``cursor`` ``(slot, offset entry)`` (updated),
+    ``lists`` ``(images, offsets, (mults, shifts, biases))``. Returns [] (every patch entry
+    is a band's)."""
+    nand = inmem["nand"]
+    images, offsets, table = inmem["lists"]
+    rows, hs, bands = tplan.bands[si]
+    cin, h, w = stage.in_shape
+    o, hq, wq = stage.out_shape
+    g = stage.group
+    stage.in_base, stage.out_base = 0, cin * hs * w     # the whole data memory (docstring)
+    sums = stage.out_base + o * rows * wq
+    stage.postproc_ops = {}
+    planned = {}                # band rows -> (chunks, the sums' patch entries, ops)
+    for r0, r1, a, b in bands:
+        p0, p1 = r0 * wq * g, r1 * wq * g
+        view = _band_view(stage, p0, p1, a, r1 - r0, postproc_ops={})
+        if r1 - r0 not in planned:
+            entries: list = []
+            slot, obase = inmem["cursor"]
+            slot, obase, _ = nand.plan_stage(
+                c, view, layer, config, where, width=width, region=tplan.half,
+                cursor=(slot, obase, 0), lists=(images, offsets, entries, table),
+                imem_depth=imem_depth, sums_base=sums, limit=config.data_words)
+            inmem["cursor"] = (slot, obase)
+            planned[r1 - r0] = (list(view.chunks), entries[p1 - p0:], view.postproc_ops)
+        chunks, post, ops = planned[r1 - r0]
+        dots = [ch for ch in chunks if ch.patches]          # the LOGIT chunks (the rest: 0)
+        dot_view = replace(view, output="logits", pool=None, group=1,
+                           out_shape=(o, p1 - p0), chunks=dots)
+        part = c._patch_entries(dot_view) + list(post)
+        first = len(stage.chunks)
+        _band_moves(stage, first, first + len(chunks) - 1, part, (a, b, r0, r1, hs))
+        for name, d in ops.items():
+            tot = stage.postproc_ops.setdefault(name, {})
+            for k, v in d.items():
+                tot[k] = tot.get(k, 0) + v
+        for ch in chunks:
+            stage.chunks.append(replace(ch, stage=view, index=len(stage.chunks)))
     return []
 
 
@@ -478,7 +602,7 @@ def plan_store(c, model, plans, extras, shapes, config, fail) -> Plan:
     out = Plan(dw)
     out.store = True
     for si, pi, route, ly, where, in_shape, out_shape in _stages(model, plans, shapes,
-                                                                 config, fail):
+                                                                 config, fail, store=True):
         if route.name == "dima_binconv":
             fail(where, NOT_BUILT.format(what=f"a lanes layer (route {route.name}) in a model "
                                               f"with standalone layers or branches"))

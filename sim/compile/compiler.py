@@ -1099,8 +1099,16 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             raise CompileError("tile_activations: the model has eq. 2 layers (out_bits), whose "
                                "MSB-aligned words the activation store does not keep; not "
                                "built yet")
-        if layout is None:
-            tplan = _at.plan(sys.modules[__name__], model, plans, shapes, config, _fail)
+        if layout is None:              # the chain plan; bands of the stages that may
+            inmem = set() if pmode == "ppu" or stream is not None else {   # run in memory
+                si for si, (ci, _, r) in enumerate(plans)                  # hold raw sums
+                if r.name != "dima_binconv" and layers[ci].is_conv
+                and not (config.conv_map == "fig10" and layers[ci].kind == "mul_conv2d")
+                and _ppu_reason(ppu_why.get(ci), layers[ci], None,
+                                layers[ci].groups if _gc.is_generic(layers[ci]) else 1,
+                                None, si) is None}
+            tplan = _at.plan(sys.modules[__name__], model, plans, shapes, config, _fail,
+                             inmem=inmem, width=width)
             region = tplan.half
         else:                           # standalone layers, branches: every tensor stored
             tplan = _at.plan_store(sys.modules[__name__], model, plans, extras, shapes,
@@ -1260,7 +1268,8 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         if pmode == "in_memory" and (stream is not None or groups > 1):
             _fail(where, "in-memory post-processing (postproc='in_memory') of a streamed or "
                          "grouped layer is not built yet; use postproc='ppu' or 'mixed'")
-        why = None if pmode == "ppu" else _ppu_reason(ppu_why.get(ci), ly, stream, groups, tplan)
+        why = (None if pmode == "ppu" else
+               _ppu_reason(ppu_why.get(ci), ly, stream, groups, tplan, si))
         if why is not None and ci in eq2_layers and ci not in ppu_why:
             # its requant entries were kept for the array (hardware_model): restart with
             # the PPU's (mixed; in_memory refused a streamed layer above)
@@ -1269,12 +1278,24 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             mark = (len(images), len(offsets), len(patches), mults[-out_ch:],
                     shifts[-out_ch:], biases[-out_ch:])
             try:
-                slot, obase, pbase = _np.plan_stage(
-                    sys.modules[__name__], stage, ly, config, where, width=width,
-                    region=region, cursor=(slot, obase, pbase),
-                    lists=(images, offsets, patches, (mults, shifts, biases)),
-                    imem_depth=imem_depth,
-                    sums_base=2 * region if layout is None else layout.words)
+                if tplan is not None and tplan.tiled.get(si):   # per band (act_tile)
+                    stage.act_bands = len(tplan.bands[si][2])
+                    box = {"nand": _np, "cursor": (slot, obase),
+                           "lists": (images, offsets, (mults, shifts, biases))}
+                    patches += _at.build_tiled(sys.modules[__name__], stage, si, tplan, w,
+                                               route, config, None, where,
+                                               imem_depth=imem_depth, width=width, layer=ly,
+                                               inmem=box)
+                    slot, obase = box["cursor"]
+                else:
+                    sums_base, limit = (2 * region if layout is None else layout.words), None
+                    if tplan is not None:   # resident in a tiled model: a half's free words
+                        sums_base, limit = _resident_sums(stage, region)
+                    slot, obase, pbase = _np.plan_stage(
+                        sys.modules[__name__], stage, ly, config, where, width=width,
+                        region=region, cursor=(slot, obase, pbase),
+                        lists=(images, offsets, patches, (mults, shifts, biases)),
+                        imem_depth=imem_depth, sums_base=sums_base, limit=limit)
                 stage.postproc = "in_memory"
                 if _placed is not None:
                     _placed.append(ci)
@@ -1283,7 +1304,9 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             except CompileError as e:   # mixed: what the in-memory path can not do -> the PPU
                 if pmode != "mixed" or (e.size is not None and _PROPOSING.get()):
                     raise               # (propose_config raises a size the array needs)
-                if ci in eq2_layers:    # its requant entries were kept for the array
+                if ci in eq2_layers or (tplan is not None and tplan.sums.get(si)):
+                    # eq. 2: its requant entries were kept for the array; tiled: its bands
+                    # were sized for the raw sums (act_tile), the PPU's hold more rows
                     return again(_ppu={**ppu_why, ci: str(e)}, _placed=_restart(_placed))
                 why = str(e)
                 del images[mark[0]:], offsets[mark[1]:], patches[mark[2]:]
@@ -1376,10 +1399,26 @@ def _restart(placed):
     return placed
 
 
-def _ppu_reason(why, layer, stream, groups: int, tplan) -> str | None:
+def _resident_sums(stage, half: int) -> tuple:
+    """``(sums_base, limit)``: where a resident stage of a tiled model (``sim.compile.act_tile``'s
+    chain plan: its input in one half of the data memory, its output in the other, nothing
+    else alive) keeps its raw sums: after its output in the output half if they and the
+    write pointer's end (below one position count past them) fit there, else after its input
+    in the input half (``nand_postproc.plan_stage`` refuses, naming ``data_words``, if that
+    does not fit either)."""
+    reach = stage.out_channels * stage.n_patches + stage.n_patches
+    for base, end in ((stage.out_base + stage.out_size, stage.out_base + half),
+                      (stage.in_base + stage.in_size, stage.in_base + half)):
+        if base + reach <= end:
+            return base, end
+    return stage.out_base + stage.out_size, stage.out_base + half
+
+
+def _ppu_reason(why, layer, stream, groups: int, tplan, si: int = -1) -> str | None:
     """With ``postproc`` ``in_memory`` or ``mixed``: why a compute layer's post-processing is on
     the PPU, or None (in the array, seed 001 sec. 4.2); ``why``: the model-level reason
-    (``sim.compile.nand_postproc.not_built``) or None."""
+    (``sim.compile.nand_postproc.not_built``) or None; ``si`` the stage index (a tiled
+    stage's bands may have no room for the raw sums: ``tplan.no_room``)."""
     if why is not None:
         return why
     if layer.output == "logits":
@@ -1388,9 +1427,12 @@ def _ppu_reason(why, layer, stream, groups: int, tplan) -> str | None:
     if stream is not None or groups > 1:
         return ("weights streamed or grouped (sim.compile.weight_stream, sim.compile.grouped): "
                 "in-memory post-processing of such a layer is not built yet")
-    if tplan is not None:
-        return ("activations tiled (sim.compile.act_tile): in-memory post-processing of a "
-                "tiled model is not built yet")
+    if tplan is not None and tplan.store:
+        return ("activations tiled in store mode (sim.compile.act_tile: standalone layers or "
+                "branches): in-memory post-processing of such a model is not built yet")
+    if tplan is not None and tplan.tiled.get(si) and not tplan.sums.get(si):
+        return tplan.no_room.get(si, "activations tiled (sim.compile.act_tile): its bands "
+                                     "hold no raw sums")
     return None
 
 

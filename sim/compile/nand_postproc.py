@@ -76,8 +76,9 @@ stage's output words. Not built yet (:data:`NOT_BUILT`, a ``CompileError`` with 
 ``quant`` layers (the PPU's threshold stage), residual ``add`` layers and standalone pools
 (``sim.compile.layer_stages``). With ``postproc='mixed'`` (``nand_spin``'s default) the compiler
 runs those on the PPU and the rest in memory, recording why per stage (:func:`not_built`,
-:func:`postproc_summary`). A ``logits`` layer keeps the PPU's LOGIT (the bias added to the sum:
-no requantization).
+:func:`postproc_summary`). With tiled activations (``sim.compile.act_tile``'s chain plan)
+:func:`plan_stage` runs on each band's view, the band's sums after its output (``limit``). A
+``logits`` layer keeps the PPU's LOGIT (the bias added to the sum: no requantization).
 """
 
 from __future__ import annotations
@@ -808,7 +809,7 @@ def _find_run(entries: list, want: list):
 
 
 def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: int, cursor,
-               lists, imem_depth: int, sums_base: int) -> tuple:
+               lists, imem_depth: int, sums_base: int, limit: int | None = None) -> tuple:
     """Compile the in-memory post-processing of one ``requant`` layer (``postproc='in_memory'``,
     seed 001 sec. 4.2; module docstring): fill ``stage.chunks`` and the tables, return the next
     ``(slot, offset entry, patch entry)``.
@@ -836,6 +837,10 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
         The compiler's lists, appended to.
     imem_depth : int
         Program words.
+    limit : int, optional
+        The word the raw sums and the LOGIT chunks' write pointer must stay below (a tiled
+        model, ``sim.compile.act_tile``: the data memory for a band, the end of a half's free
+        words for a resident stage); None: the sums must end within ``data_words``.
 
     Anything that does not fit raises ``sim.compile.compiler``'s ``CompileError`` naming the layer,
     the
@@ -869,7 +874,9 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
     lanes_total = stage.out_size
     n_sums = o_ch * stage.n_patches
     assert n_sums == g * lanes_total, (where, n_sums, g, lanes_total)
-    if sums_base + n_sums > config.data_words:
+    if limit is not None:
+        _check_limit(cmod, where, config, sums_base, n_sums, n_sums, limit)
+    elif sums_base + n_sums > config.data_words:
         cmod._too_small(f"{where}: its {n_sums} raw sums (postproc 'in_memory') need data "
                         f"words {sums_base} .. {sums_base + n_sums - 1} after the activations "
                         f"(the two regions of {region} words or the standalone layers' "
@@ -880,6 +887,9 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
                                out_shape=(o_ch, stage.n_patches), out_base=sums_base,
                                dtype=np.int64, chunks=[])
     cmod._plan_chunks(view, config, where, imem_depth=imem_depth)
+    if limit is not None:       # the LOGIT chunks' write pointer's end, exactly
+        _check_limit(cmod, where, config, sums_base, n_sums,
+                     max(ch.out_start for ch in view.chunks) + n_sums, limit)
     patches.extend(cmod._patch_entries(view))
     pbase += stage.n_patches
     stage.chunks = view.chunks
@@ -982,6 +992,21 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
     except ValueError as e:
         raise fail(f"{where}: postproc 'in_memory': {e}") from None
     return end, obase, pbase
+
+
+def _check_limit(cmod, where: str, config, sums_base: int, n_sums: int, reach: int,
+                 limit: int) -> None:
+    """:func:`plan_stage` in a tiled model: ``n_sums`` raw sums from ``sums_base`` and the
+    write pointer ``reach`` words past it must stay below ``limit``; else ``data_words`` is
+    too small (by the excess, twice it when ``limit`` ends a half of the data memory)."""
+    over = sums_base + reach - limit
+    if over > 0:
+        grow = 1 if limit >= config.data_words else 2
+        cmod._too_small(f"{where}: its {n_sums} raw sums (postproc '{config.postproc}') at data "
+                        f"words {sums_base} .. {sums_base + n_sums - 1} and the write pointer's "
+                        f"end ({sums_base + reach}) must stay below word {limit} (activations "
+                        f"tiled: sim.compile.act_tile), but data_words is {config.data_words}",
+                        "data_words", config.data_words + grow * over)
 
 
 def _host_row(cm, config, row: int, bits) -> None:
