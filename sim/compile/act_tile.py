@@ -98,7 +98,7 @@ lane L at ``sums + g L + q``), ``rows`` the largest with ``C*Hs*W + O*rows*Wq + 
 g*rows*Wq <= data_words`` (the last term: the LOGIT chunks' write pointer's end); if one row
 does not fit, ``mixed`` bands it for the PPU and says why (``Plan.no_room``), ``in_memory``
 names ``data_words``. Each band's view is compiled by ``nand_postproc.plan_stage``
-(:func:`_bands_in_memory`): its LOGIT chunks, then its requantization / pooling programs, which
+(``_bands_in_memory``): its LOGIT chunks, then its requantization / pooling programs, which
 SCATTER the band's output to ``out_base``; every address in them is band-independent, so bands
 of equal height share programs and their buffer words (the per-lane scale and bias words: one
 resident set per band height), the lane offsets are resident, and the band's patch region
@@ -303,7 +303,7 @@ def build_tiled(c, stage, si: int, tplan, weight, route, config, stream, where: 
     each band's are loaded with it). A grouped layer (``groups`` > 1,
     ``sim.compile.grouped``) is planned per band as ``sim.compile.weight_stream.build_streamed``
     plans it, its resident weights appended to ``images`` once (every band reads the same
-    slots). ``inmem``: post-process each band in memory (:func:`_bands_in_memory`)."""
+    slots). ``inmem``: post-process each band in memory (``_bands_in_memory``)."""
     if inmem is not None:
         return _bands_in_memory(c, stage, si, tplan, config, where, imem_depth=imem_depth,
                                 width=width, layer=layer, inmem=inmem)
