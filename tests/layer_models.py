@@ -156,8 +156,8 @@ def with_bits(model, w_bits, in_bits):
     weights clipped to W-bit two's complement, the input's top I bits read)."""
     import dataclasses
 
-    from golden.bitwidth import BIT_KINDS
-    lo, hi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+    from golden.bitwidth import BIT_KINDS, weight_range
+    lo, hi = weight_range(w_bits)
     layers = tuple(dataclasses.replace(ly, params=dict(
         ly.params, w_bits=w_bits, in_bits=in_bits,
         weight=np.clip(ly.params["weight"], lo, hi).astype(np.int8)))

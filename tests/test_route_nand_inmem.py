@@ -404,7 +404,7 @@ def fig10_run(config, shape, *, seed, bands=1, corner=None, bits=(8, 8)):
     """Plan, load, run one multiply convolution by the Fig. 10 mapping on the cycle model:
     (sums, golden sums, summed counters, static profile, programs, map). ``bits``: seed
     001's <W:I> (W-bit weights, the input's top I bits, ``golden.bitwidth``)."""
-    from golden.bitwidth import layer_input
+    from golden.bitwidth import layer_input, weight_range
     from golden.layers import mul_conv2d
     from sim.compile.nand_conv import (
         buffer_words, conv_programs, input_commands, plan, profile, read_sums,
@@ -413,7 +413,7 @@ def fig10_run(config, shape, *, seed, bands=1, corner=None, bits=(8, 8)):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (C, H, W)).astype(np.uint8)
     w_bits, in_bits = bits
-    lo, hi = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+    lo, hi = weight_range(w_bits)
     w = rng.integers(lo, hi + 1, (O, C, k, k)).astype(np.int8)
     if corner == "max":                      # the widest sums: every product 255 * -128
         x[:], w[:] = 255, lo

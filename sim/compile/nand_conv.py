@@ -76,6 +76,7 @@ import math
 
 import numpy as np
 
+from golden.bitwidth import weight_range
 from rtl.bit_counter import BitCounterOp, bitcount_imm
 from rtl.isa import MoveOp, Opcode, Operand, WriteSrc
 from rtl.outputs import interruptible
@@ -97,6 +98,16 @@ NOT_BUILT = "a stride other than 1, groups, or a technology other than nand_spin
 
 class _Error(ValueError):
     pass
+
+
+def _eq2_refusal(layer) -> str | None:
+    """Why the mapping cannot take ``layer``'s codes (eq. 2, ``golden.bitwidth``), or None:
+    it reads the top bits of 8-bit codes and writes 8-bit codes."""
+    if str(layer.params.get("in_quant", "top")) == "eq2":
+        return "eq.-2 input codes (in_quant 'eq2')"
+    if "out_bits" in layer.params:
+        return "eq.-2 output codes (out_bits)"
+    return None
 
 
 def _sbits(lo: int, hi: int) -> int:
@@ -236,7 +247,7 @@ def plan(config, in_shape, weight, *, padding: int = 0, stride: int = 1, where: 
             raise CompileError(f"{where}: the Fig. 10 mapping takes {name} in [1, 8], not {v!r}")
     C, H, W = (int(v) for v in in_shape)
     w = np.asarray(weight)
-    lo_w, hi_w = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+    lo_w, hi_w = weight_range(w_bits)
     if w.size and (int(w.min()) < lo_w or int(w.max()) > hi_w):
         raise CompileError(f"{where}: a weight of {int(w.min())} .. {int(w.max())} is not a "
                            f"{w_bits}-bit two's complement number ({lo_w} .. {hi_w})")
@@ -248,7 +259,8 @@ def plan(config, in_shape, weight, *, padding: int = 0, stride: int = 1, where: 
     Wp, Hp = W + 2 * padding, H + 2 * padding
     # a band's blocks: the in_bits planes padded to 2**levels (a level moves block m + s onto
     # block m, s < 2**levels, so block 0's sum reads only its own band's blocks)
-    blocks = 1 << (in_bits - 1).bit_length()
+    levels = (in_bits - 1).bit_length()
+    blocks = 1 << levels
     if blocks * Wp > lanes:
         raise CompileError(f"{where}: the Fig. 10 mapping puts {blocks} blocks of a padded row "
                            f"of {Wp} columns side by side (its {in_bits} input bit-planes): "
@@ -266,7 +278,6 @@ def plan(config, in_shape, weight, *, padding: int = 0, stride: int = 1, where: 
     pos = int(np.clip(w64, 0, None).reshape(O, -1).sum(1).max())
     neg = int(np.clip(-w64, 0, None).reshape(O, -1).sum(1).max())
     # after level l the value is sum_{m < 2**l} 2**m S_m: within (2**(2**l) - 1) [-N, P]
-    levels = (in_bits - 1).bit_length()
     widths = tuple(_sbits(-neg * ((1 << (1 << s)) - 1), pos * ((1 << (1 << s)) - 1))
                    for s in range(levels + 1))
     cb = (C * kh).bit_length()
@@ -601,9 +612,9 @@ def compile_stage(cmod, stage, layer, config, where: str, *, width: int, region:
     fail = cmod.CompileError
     slot, obase, pbase = cursor
     images, offsets, patches = lists
-    if refuse is None and str(layer.params.get("in_quant", "top")) == "eq2":
-        refuse = "eq.-2 input codes (in_quant 'eq2')"
-    if refuse is None and ("out_bits" in layer.params or getattr(stage, "out_shift", 0)):
+    if refuse is None:
+        refuse = _eq2_refusal(layer)
+    if refuse is None and getattr(stage, "out_shift", 0):
         refuse = "eq.-2 output codes (out_bits)"
     if refuse is None and layer.output != "requant":
         refuse = f"output {layer.output!r}, not 'requant'"
@@ -885,7 +896,7 @@ def measure_layers(model, config, images, *, bands: int = 1) -> list:
         where = f"layer {i} ({ly.kind})"
         w = np.asarray(ly.params["weight"])
         pad = int(ly.params.get("padding", 0))
-        if str(ly.params.get("in_quant", "top")) == "eq2" or "out_bits" in ly.params:
+        if _eq2_refusal(ly) is not None:
             raise ValueError(f"{where}: the Fig. 10 mapping of eq.-2 codes is not built yet "
                              f"(built: <W:I> with the top-bits reading)")
         w_bits, in_bits = layer_bits(ly.params)
