@@ -413,3 +413,30 @@ def test_a_mat_narrower_than_the_presets_elaborates():
                 channels=2, out_depth=16, offset_depth=4, patch_depth=4)
     Fragment.get(core, None)
     assert core.lanes
+
+
+def test_a_pool_window_too_tall_names_the_rows_and_the_mat_that_fit_it():
+    """Issue 15's "Bad input": a layer a preset cannot run names what would make it run. A 2x2
+    pool's four patches of a 64-channel 3x3 adder layer take 4 x 5 tiles x 8 planes = 160 rows
+    on nand_spin's 128-column subarray (576 terms in 5 tiles), more than rows=64 hold: the
+    error names rows >= 160 and a mat of 3 (2 tiles of 384 columns: 64 rows). Each
+    proposal compiles and agrees with golden on the cycle model; one less does not compile."""
+    rng = np.random.default_rng(SEED)
+    x = rng.integers(0, 256, (1, 64, 6, 6)).astype(np.uint8)
+    conv = make_layer("adder_conv2d", rng, x, out_ch=4)
+    pool = Layer(kind="max_pool2d", output="requant", params={"kernel": 2, "stride": 2})
+    model = single_layer_model([conv, pool], (64, 6, 6))
+    base = dataclasses.replace(preset("nand_spin"), rows=64, postproc="ppu")
+    with pytest.raises(CompileError) as err:
+        compile_model(model, base, subarrays=1)
+    assert str(err.value).endswith("it would fit with rows >= 160, or a mat of at least 3 "
+                                   "subarrays")
+    with pytest.raises(CompileError):
+        compile_model(model, base, subarrays=2)
+    with pytest.raises(CompileError):
+        compile_model(model, dataclasses.replace(base, rows=152), subarrays=1)
+    trace = golden_trace(model, x[0])
+    for cfg, k in ((dataclasses.replace(base, rows=160), 1), (base, 3)):
+        compiled = compile_model(model, cfg, subarrays=k)
+        res = run_compiled(compiled, x[0], CoreModel(cfg, subarrays=k))
+        check_equal(f"rows={cfg.rows}, mat of {k}", res.outputs[-1], trace[-1], SEED)

@@ -1666,6 +1666,24 @@ def _table_order(stage, by_patch) -> list:
     return entries
 
 
+def _pool_chunk_hint(stage: Stage, config, free: int) -> str:
+    """What would make a pool window's patches fit one chunk (issue 15's "Bad input": a layer a
+    preset cannot run names what would make it run): the rows, and in ``wide`` mode the
+    smallest mat whose wider tiles need fewer rows per patch."""
+    g, n, k = stage.group, stage.n, stage.subarrays
+    below = config.rows - free          # rows the stage cannot use (resident or scratch rows)
+    if stage.mode == "wide":
+        need = below + g * stage.tiles * n
+        cols = stage.tile_width // k
+        from rtl.config import max_subarrays_per_mat
+        mats = [m for m in range(k + 1, max_subarrays_per_mat(cols) + 1)
+                if g * -(-stage.fan_in // (m * cols)) * n <= free]
+        mat = f", or a mat of at least {mats[0]} subarrays" if mats else ""
+        return f"; it would fit with rows >= {need}{mat}"
+    step = g // math.gcd(k, g)
+    return f"; it would fit with rows >= {below + step * n}"
+
+
 def _plan_chunks(stage: Stage, config, where: str, *, imem_depth: int) -> None:
     """Split the stage's patches into chunks and build their programs."""
     n, tiles, g, out_ch = stage.n, stage.tiles, stage.group, stage.out_channels
@@ -1699,7 +1717,7 @@ def _plan_chunks(stage: Stage, config, where: str, *, imem_depth: int) -> None:
         _fail(where, f"a chunk needs at least {g} patches (a pool window), but {cap_rows} "
               f"{unit} fit the free rows ({free} rows) and {cap_isa} the ISA's "
               f"{config.isa_base_bits}-bit "
-              f"row bases")
+              f"row bases" + _pool_chunk_hint(stage, config, free))
     start, index = 0, 0
     while start < total:
         count = min(p, total - start)
