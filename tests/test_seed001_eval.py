@@ -4,6 +4,7 @@ against a hand computation from stated inputs; the breakdowns add up; bad argume
 one-line errors."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -80,6 +81,37 @@ def test_fps_against_a_hand_computation(lenet_w4i3):
     assert cap[64] == (1024, out["fps"])
     assert cap[16][0] == 256
     assert cap[16][1] == pytest.approx(min(256 / latency, 128 * clock / bits), rel=1e-12)
+
+
+def test_packed_loads_carry_w_bits_per_weight(lenet_w4i3):
+    """The packed bound: each streamed layer's weights cross the bus at W = 4 bits per weight,
+    once per band of its output rows (each band streams the layer again), plus the requant
+    entries at the PPU's 16 + 6 + 48 bits; the chip's packed FPS from those bits and the mat
+    latency less the padded rows' bus cycles (one cycle per 128 bits of each load)."""
+    model, compiled, res = lenet_w4i3
+    config = ev.configuration(SMALL)
+    entry_bits = 16 + 6 + 48
+    weights = sum(model.layers[st.layer_index].params["weight"].size * 4 * max(1, st.act_bands)
+                  for st in compiled.stages)
+    padded = weight_stream.cost(compiled)
+    got = ev.packed_loads(compiled)
+    assert got["bits"] == weights + padded["entries"] * entry_bits
+    assert got["padded_bits"] == padded["bits"] > 8 * got["bits"]   # 8 planes of 128 columns
+    parts = ev.parts_of(compiled, res)
+    out = ev.chip(config, parts, ev.memories(config, parts))
+    clock, mats = 133e6, 1024
+    cycles = padded["entries"]                                         # 70 bits: a cycle each
+    for st in compiled.stages:
+        per_channel = model.layers[st.layer_index].params["weight"][0].size * 4
+        for _, _, img, _ in st.weight_loads:
+            channels = len(img) // (st.tiles * st.n)
+            cycles += math.ceil(channels * per_channel / 128)
+    latency = out["mat_latency_s"] - (padded["bus_cycles"] - cycles) / clock
+    bits = out["bits_per_image"] - padded["bits"] + got["bits"]
+    assert out["packed"]["mat_latency_s"] == pytest.approx(latency, rel=1e-12)
+    assert out["packed"]["fps"] == pytest.approx(min(mats / latency, 128 * clock / bits),
+                                                 rel=1e-12)
+    assert out["packed"]["fps"] > out["fps"]
 
 
 def test_fps_is_the_chip_models(lenet_w4i3):

@@ -64,7 +64,8 @@ from golden.model import Layer, make_model
 from rtl.outputs import check_file, interruptible, json_text, write_files
 from sim.util import UserError
 
-__all__ = ["NETWORKS", "TABLE3", "FIG13", "seed_model", "evaluate", "chip", "breakdown",
+__all__ = ["NETWORKS", "TABLE3", "FIG13", "seed_model", "evaluate", "chip", "packed_loads",
+           "breakdown",
            "latency_classes", "report_lines", "main"]
 
 
@@ -319,6 +320,38 @@ def memories(config, parts: list) -> dict:
             "buffer_slots_costed": cfg.buffer_slots}
 
 
+def packed_loads(compiled) -> dict:
+    """The streamed weights of one image as *packed* loads (ASSUMPTION, a bound the seed's own
+    loading suggests: seed 001 sec. 5.2 moves the weights over the 128-bit bus as data, W bits
+    per weight): the bus carries each loaded channel's ``fan_in`` weights at ``w_bits`` bits,
+    and a loader at the mat expands them into the buffer's padded rows (every plane of
+    ``operand_bits``, the tile's unused columns zero, the zero-tile dots summed there; the
+    loader's own cost is not modelled). ``sim.compile.weight_stream.cost`` sends the padded
+    rows themselves, a mat row (``width`` bits) per plane, tile and channel. Returns ``bits``
+    and ``bus_cycles`` per image (the requant entries as ``weight_stream.cost`` counts them),
+    and ``padded_bits`` / ``padded_bus_cycles``, ``weight_stream.cost``'s."""
+    from rtl.ppu import BIAS_BITS, MULT_BITS, SHIFT_BITS
+    from sim.compile.weight_stream import cost
+    from sim.hw.chip import PARAMS
+    bus = int(PARAMS["bus_bits"].value) * PARAMS["bus_transfers_per_cycle"].value
+    entry_bits = MULT_BITS + SHIFT_BITS + BIAS_BITS
+    bits = cycles = 0
+    for st in compiled.stages:
+        per_channel = st.tiles * (st.n + (st.zsum_base is not None))   # buffer words
+        for _, _, image, table in st.weight_loads:
+            channels, rest = divmod(len(image), per_channel)
+            if rest:
+                raise ValueError(f"{st.name}: a weight load of {len(image)} buffer words is "
+                                 f"not whole channels of {per_channel}")
+            w = channels * st.fan_in * st.w_bits
+            e = 0 if table is None else len(table[1])
+            bits += w + e * entry_bits
+            cycles += math.ceil(w / bus) + e * math.ceil(entry_bits / bus)
+    padded = cost(compiled)
+    return {"bits": bits, "bus_cycles": int(cycles), "padded_bits": padded["bits"],
+            "padded_bus_cycles": padded["bus_cycles"]}
+
+
 def chip(config, parts: list, mem: dict) -> dict:
     """The 64 MB chip (module docstring; ``sim.hw.chip``'s rule) from one mat's parts:
     :data:`CHIP_BYTES` of mats of the parts' size on the :data:`CHIP_BUS_BITS` bus at the core
@@ -360,6 +393,14 @@ def chip(config, parts: list, mem: dict) -> dict:
     shared = split["streamed weights"] + split["program words"] + split["tables reloaded"]
     bc_bits = bits - shared + shared / mats
     bc_bus_fps = rate / bc_bits
+    # Packed loads (packed_loads, ASSUMPTION there): the streamed weights at W bits each; the
+    # mat's latency loses the padded rows' bus cycles too.
+    pk = [packed_loads(p.compiled) for p in parts]
+    pk_bits = bits - sum(q["padded_bits"] for q in pk) + sum(q["bits"] for q in pk)
+    pk_lat = latency - sum(q["padded_bus_cycles"] - q["bus_cycles"] for q in pk) / clock
+    pk_compute, pk_bus = mats / pk_lat, rate / pk_bits
+    pk_shared = sum(q["bits"] for q in pk) + split["program words"] + split["tables reloaded"]
+    pk_bc_bus = rate / (pk_bits - pk_shared + pk_shared / mats)
     bus_sweep = [{"bus_bits": w, "fps": min(compute_fps, w * per_bit),
                   "limit": "bus" if w * per_bit < compute_fps else "compute"}
                  for w in SWEEP_BUS_BITS]
@@ -382,6 +423,15 @@ def chip(config, parts: list, mem: dict) -> dict:
                       "what": "the other bound: streamed weights, programs and reloaded "
                               "tables broadcast to every mat in lock-step (ASSUMPTION); "
                               "sim.hw.chip's rule (fps) sends each mat its own"},
+        "packed": {"bits_per_image": pk_bits, "streamed_weight_bits": sum(q["bits"] for q in pk),
+                   "mat_latency_s": pk_lat, "compute_bound_fps": pk_compute,
+                   "bus_bound_fps": pk_bus, "fps": min(pk_compute, pk_bus),
+                   "limit": "bus" if pk_bus < pk_compute else "compute",
+                   "broadcast_fps": min(pk_compute, pk_bc_bus),
+                   "broadcast_limit": "bus" if pk_bc_bus < pk_compute else "compute",
+                   "what": "the streamed weights packed, W bits per weight, expanded into "
+                           "the buffer's rows at the mat (ASSUMPTION: packed_loads); "
+                           "broadcast_fps: packed and broadcast to every mat in lock-step"},
         "energy_per_image_j": sum(e_split.values()), "energy_split_j": e_split,
         "area_mm2": mats * mat_mm2, "mat_area_mm2": mat_mm2,
         "area_split_mm2": {"MTJ arrays": mats * array_mm2, "SRAM macros": mats * mem["area_mm2"],
@@ -508,7 +558,10 @@ def table3_markdown(rows: list) -> str:
             f"arrays + {_g(c['area_split_mm2']['SRAM macros'])} SRAM | this tool: "
             f"{c['mats']:,} mats, {c['limit']}-bound (compute {_g(c['compute_bound_fps'])}, "
             f"bus {_g(c['bus_bound_fps'])} FPS; with weights and programs broadcast "
-            f"{_g(c['broadcast']['fps'])} FPS, {c['broadcast']['limit']}-bound), "
+            f"{_g(c['broadcast']['fps'])} FPS, {c['broadcast']['limit']}-bound; with the "
+            f"weights packed, W bits each, {_g(c['packed']['fps'])} FPS, "
+            f"{c['packed']['limit']}-bound, packed and broadcast "
+            f"{_g(c['packed']['broadcast_fps'])} FPS, {c['packed']['broadcast_limit']}-bound), "
             f"{_g(c['energy_per_image_j'] * 1e3)} mJ per "
             f"image" + ("; compiled segment by segment (its offset table exceeds every core)"
                         if r.get("mode") == "segmented" else "") + " |")
