@@ -214,7 +214,7 @@ count: install ## cycles, micro-op counts and energy of MODEL on PRESET (or CONF
 	    $(if $(CONFIG),--config $(call shquote,$(CONFIG))) $(if $(SKIP),--skip $(SKIP)) \
 	    --json $(call shquote,build/reports/count-$(notdir $(basename $(COUNT_MODEL)))-$(or $(COUNT_PRESET),$(notdir $(basename $(CONFIG))),nand_spin).json)
 
-count-ref: install ## the reference networks (LeNet-5 .. ResNet-50, random weights) per preset: counting-mode cycles, energy, GOPS, GOPS/W or the compiler's refusal -> build/reports/reference-nets.{json,md}
+count-ref: install ## the reference networks (LeNet-5, ResNet-20, VGG-11/19, AlexNet, ResNet-18/50, MobileNet-v1; random weights) per preset: counting-mode cycles, energy, GOPS, GOPS/W or the compiler's refusal -> build/reports/reference-nets.{json,md}
 	$(VPY) -m sim.analysis.reference_nets $(if $(NETS),--networks $(NETS)) $(if $(PRESETS),--presets $(PRESETS))
 
 # make seed001-eval: NETS the networks (comma-separated; default the seed's alexnet,vgg19,resnet50;

@@ -10,6 +10,7 @@ programs); the logits of the reference LeNet-5 from golden.
 
 import dataclasses
 import json
+import math
 import re
 
 import numpy as np
@@ -460,3 +461,39 @@ def test_cli_measure_counts_the_mean_image(tmp_path):
     slack = sum((a.counters["cycles"] - b.counters["cycles"]) / a.dots / 2
                 for a, b in zip(none.stages, every.stages, strict=True) if a.dots)
     assert abs(doc["counters"]["cycles"] - sum(cycles) / 2) <= slack
+
+
+@pytest.mark.parametrize("preset_name", ["nand_spin", "jeit_stt", "imac_sot"])
+def test_a_network_counted_segment_by_segment_equals_its_whole_count(preset_name):
+    """``reference_nets``' fallback for a network whose tables no core holds whole (VGG-19's
+    offset table): compiled segment by segment on one mat (``multi_mat``, M = 1), sizes proposed
+    per segment and raised where the segments fit together. On LeNet-5, which also compiles
+    whole, both paths give the same cycles, energy and latency (the per-segment programs are
+    the whole model's), and no table is reloaded."""
+    whole = reference_nets.evaluate("lenet5", preset_name, check_images=0)
+    row = {"network": "lenet5", "preset": preset_name, "ops": whole["ops"]}
+    seg = reference_nets._evaluate_segmented(row, reference_nets.build("lenet5"),
+                                             preset(preset_name), "forced", 0.0)
+    assert seg["status"] == "ok", seg
+    assert seg["segmented"]["segments"] == 5 and seg["segmented"]["reloaded"] == 0
+    assert seg["cycles"] == whole["cycles"] and seg["ops"] == whole["ops"]
+    assert seg["energy_j"] == pytest.approx(whole["energy_j"], rel=1e-12)
+    assert seg["latency_s"] == pytest.approx(whole["latency_s"], rel=1e-12)
+    assert sum(s["cycles"] for s in seg["per_stage"]) == seg["cycles"]
+    assert "compiled segment by segment on one mat (5 segments" in \
+        reference_nets.markdown([seg])
+
+
+def test_vgg19_builds_with_the_papers_layers():
+    """VGG-19 (Simonyan and Zisserman 2015, configuration E): 16 convolutions, 5 pools, 3 FC;
+    its whole offset table (every layer's fan-in) exceeds the largest core's, which is why
+    ``reference_nets`` counts it segment by segment."""
+    with reference_nets.count_only_budget():
+        m = reference_nets.build("vgg19")
+        shapes = m.shapes()
+    kinds = [ly.kind for ly in m.layers]
+    assert sum(k.endswith("conv2d") for k in kinds) == 16
+    assert kinds.count("max_pool2d") == 5 and sum(k.endswith("linear") for k in kinds) == 3
+    assert shapes[-5] == (512, 7, 7) and shapes[-1] == (1000,)
+    fan_in = sum(math.prod(ly.params["weight"].shape[1:]) for ly in m.layers if ly.is_compute)
+    assert fan_in > 65536

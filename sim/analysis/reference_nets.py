@@ -19,6 +19,8 @@ The networks, at the input sizes of their papers:
 * ``vgg11``: VGG-11 (Simonyan and Zisserman 2015, configuration A): 3x224x224, convolutions
   64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M (3x3, padding 1; M a 2x2 stride-2 max
   pool), FC 4096, 4096, 1000;
+* ``vgg19``: VGG-19 (the same paper, configuration E): convolutions 64, 64, M, 128, 128, M,
+  256 x4, M, 512 x4, M, 512 x4, M, FC 4096, 4096, 1000 (seed 001 sec. 5.3 evaluates it);
 * ``alexnet``: AlexNet (Krizhevsky et al. 2012, sec. 3.5, one tower with the two towers'
   channels): 3x227x227, 11x11 stride 4 x96, 3x3 stride-2 max pool, 5x5 x256 (padding 2), pool,
   3x3 x384, x384, x256, pool, FC 4096, 4096, 1000;
@@ -156,6 +158,16 @@ def _vgg11():
                                     ("fc", 1000, "mul")]
 
 
+def _vgg19():
+    layers = []
+    for i, v in enumerate((64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512,
+                           512, "M", 512, 512, 512, 512, "M")):
+        layers.append(("maxpool", 2, 2) if v == "M" else
+                      ("conv", v, 3, 1, 1) + (("mul",) if i == 0 else ()))
+    return (3, 224, 224), layers + [("flatten",), ("fc", 4096), ("fc", 4096),
+                                    ("fc", 1000, "mul")]
+
+
 def _alexnet():
     return (3, 227, 227), [("conv", 96, 11, 4, 0, "mul"), ("maxpool", 3, 2),
                            ("conv", 256, 5, 1, 2), ("maxpool", 3, 2), ("conv", 384, 3, 1, 1),
@@ -179,6 +191,7 @@ NETWORKS = {
     "plain20_flat": ("plain-20 without its global pool (timing workload), 3x32x32",
                      lambda: _plain20(gap=False)),
     "vgg11": ("VGG-11, 3x224x224", _vgg11),
+    "vgg19": ("VGG-19, 3x224x224", _vgg19),
     "alexnet": ("AlexNet, 3x227x227", _alexnet),
     "resnet18": ("ResNet-18, 3x224x224", lambda: _resnet((2, 2, 2, 2), False)),
     "resnet50": ("ResNet-50, 3x224x224", lambda: _resnet((3, 4, 6, 3), True)),
@@ -419,7 +432,11 @@ def evaluate(name: str, preset_name: str, *, seed: int = 0, check_images: int = 
             config = propose_config(model, config, stream_weights=True, tile_activations=True)
             t2 = time.perf_counter()
             compiled = compile_model(model, config, stream_weights=True, tile_activations=True)
-        except (RefNetError, CompileError) as e:
+        except CompileError as e:
+            if e.field is None or e.size is not None or e.field == "data_words":
+                return {**row, "status": "refused", "reason": str(e)}
+            return _evaluate_segmented(row, model, preset(preset_name), str(e), t1)
+        except RefNetError as e:
             return {**row, "status": "refused", "reason": str(e)}
         t3 = time.perf_counter()
         res = count_model(compiled, model)
@@ -444,6 +461,81 @@ def evaluate(name: str, preset_name: str, *, seed: int = 0, check_images: int = 
         row["per_stage"] = stage_figures(res, compiled, model)
     if check_images:
         row["cycle_model"] = _check_on_cycle_model(model, compiled, res, check_images, seed)
+    return row
+
+
+def _evaluate_segmented(row: dict, model, config, why: str, t1: float) -> dict:
+    """``row`` for a network whose tables no core holds whole (``why``: the compiler's refusal,
+    a table field beyond its largest size, e.g. VGG-19's 70,043 gather offsets): compiled
+    segment by segment for one mat (``sim.compile.multi_mat`` with M = 1, each compute layer
+    with its pools a program set of its own, its sizes proposed per segment, the tables of
+    segments that do not fit together reloaded every image) and counted
+    (``multi_mat.count_partitioned``: cycles, host and bus cycles, reloads and energy summed
+    over the segments). ``cycles`` are the segments' compute cycles (the single mat's rows'
+    rule); the latency has every host, bus and reload cycle. ``per_stage``: one row per
+    segment."""
+    from dataclasses import replace
+
+    from rtl.config import SIZE_FIELDS
+    from sim.compile import act_tile as _at
+    from sim.compile import multi_mat as mm
+    from sim.compile import weight_stream as _ws
+    from sim.compile.compiler import CompileError, _size_for
+    with count_only_budget():        # each segment's sizes proposed, then the most of each
+        try:
+            _, proposed = mm.compile_partitioned(model, config, 1, propose=True,
+                                                 stream_weights=True, tile_activations=True,
+                                                 counting_only=True)
+            config = replace(config, **{f: max(getattr(r[0].config, f) for r in proposed)
+                                        for f in SIZE_FIELDS})
+            for _ in range(3):          # then raised where the segments fit together
+                segs, compiled = mm.compile_partitioned(model, config, 1, stream_weights=True,
+                                                        tile_activations=True,
+                                                        counting_only=True)
+                fits, need = mm._coresident(compiled, 0)
+                up = {f: _size_for(f, n) for f, n in need.items()
+                      if not fits[f] and _size_for(f, n) <= SIZE_FIELDS[f][2]}
+                if not up:
+                    break
+                config = replace(config, **up)
+        except (CompileError, mm.MultiMatError) as e:
+            return {**row, "status": "refused",
+                    "reason": f"{why}; segment by segment: {e}"}
+        t3 = time.perf_counter()
+        res = mm.count_partitioned(segs, compiled)
+        t4 = time.perf_counter()
+    comps = [r[0] for r in compiled]
+    ws = [_ws.cost(c) for c in comps]
+    at = [_at.cost(c) for c in comps]
+    base = PRESETS[row["preset"]]
+    proposed = {f: getattr(config, f) for f in base.as_dict()
+                if getattr(config, f) != getattr(base, f)}
+    reloads = [sg["mats"][0]["reload"] for sg in res["segments"]]
+    row.update(status="ok", subarrays=comps[0].subarrays, proposed=proposed,
+               segmented={"segments": len(segs), "why": why,
+                          "reloaded": sum(1 for r in reloads if r),
+                          "reload_bits": sum(r["bits"] for r in reloads if r),
+                          "reload_energy_j": sum(r["energy_j"] for r in reloads if r)},
+               stages=sum(len(c.stages) for c in comps),
+               chunk_runs=sum(len(st.chunks) for c in comps for st in c.stages),
+               weight_stream={k: sum(w[k] for w in ws)
+                              for k in ("slots", "entries", "bits", "bus_cycles", "energy_j")},
+               act_tile={k: sum(a[k] for a in at)
+                         for k in ("loads", "stores", "bus_cycles", "energy_j")},
+               tiled_stages=sum(1 for c in comps for st in c.stages if st.act_bands),
+               cycles=res["counters"]["cycles"], stalls=res["counters"]["stalls"],
+               ops=res["ops"], energy_j=res["energy_j"], latency_s=res["latency_s"],
+               gops=res["gops"], gops_per_w=res["gops_per_w"],
+               seconds={"build": 0.0, "propose_config": 0.0,
+                        "compile": round(t3 - t1, 3), "count": round(t4 - t3, 3)})
+    clock = config.clock_mhz * 1e6
+    row["per_stage"] = [
+        {"stage": f"segment {sg['index']} (layers {list(sg['layers'])})",
+         "layer_index": list(sg["layers"])[0], "cycles": sg["compute_cycles"][0],
+         "ops": sg["ops"], "energy_j": sg["energy_j"], "latency_s": sg["cycles"] / clock,
+         "gops": sg["ops"] / (sg["cycles"] / clock) / 1e9,
+         "gops_per_w": sg["ops"] / sg["energy_j"] / 1e9}
+        for sg in res["segments"]]
     return row
 
 
@@ -500,6 +592,13 @@ def markdown(rows: list) -> str:
                 prop += (f"; activations tiled in {r['tiled_stages']} stages: "
                          f"{at['loads']:,} words loaded and {at['stores']:,} stored per image, "
                          f"{at['bus_cycles']:,} bus cycles, {_fmt(at['energy_j'] * 1e6)} uJ")
+            sg = r.get("segmented")
+            if sg:
+                prop += (f"; compiled segment by segment on one mat ({sg['segments']} "
+                         f"segments, sizes the most any segment was proposed; tables of "
+                         f"{sg['reloaded']} reloaded every image, {sg['reload_bits']:,} bits, "
+                         f"{_fmt(sg['reload_energy_j'] * 1e6)} uJ), as a whole: "
+                         f"{sg['why'][:120]}".replace("|", "/"))
             cm = r.get("cycle_model") or {}
             if cm.get("run"):
                 prop += (f"; cycle model: logits {'==' if cm['logits_equal'] else '!='} golden, "
