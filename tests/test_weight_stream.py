@@ -230,3 +230,34 @@ def test_chip_model_counts_the_streamed_words_on_the_bus():
     chip_wire_mm = (c["organisation"]["mats"] * 0.5) ** 0.5 / 2
     want = (1e-6 - stream_bits * 100e-15 * mat_wire_mm + got * 100e-15 * chip_wire_mm)
     assert c["energy_per_image_j"] == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("preset_name", ["jeit_stt", "nand_spin", "imac_sot"])
+def test_requant_table_streamed_beside_standalone_layers(preset_name):
+    """A streamed requant table with standalone layers after it (an ``add``, a global average
+    pool): their passes' entries are resident after the stream region and must be read where
+    they were loaded. (Found on MobileNet-v1 on the cycle model: with every compute layer's
+    entries streamed, the global pool's entry was loaded at entry 0 but read at the region's
+    end, so the pool wrote zeros; the counters, data-independent, still equalled the count.)
+    Every stage == golden on the cycle model."""
+    rng = np.random.default_rng(SEED + 11)
+    shape, layers = SPECS["residual"]
+    x = rng.integers(0, 256, (2, *shape)).astype(np.uint8)
+    model = random_model(layers, shape, rng, x[:1])
+    config = _small(preset_name, buffer_slots=4096, requant_channels=18)
+    compiled = compile_model(model, config, stream_weights=True)
+    streamed = [st.name for st in compiled.stages for *_, t in st.weight_loads if t is not None]
+    assert streamed, "the requant table was not streamed"
+    extras = [st for st in compiled.stages if not st.weight_loads]
+    assert extras, "no standalone stage reads a resident requant entry"
+    core = CoreModel(compiled.config)
+    golden = infer_int(model, x, trace=True)
+    for i, img in enumerate(x):
+        r = run_compiled(compiled, img, core, load_weights=i == 0)
+        for st, y in zip(compiled.stages, r.outputs, strict=True):
+            want = np.asarray(golden[st.golden_index][i]).reshape(st.out_shape)
+            bad = np.flatnonzero(y.ravel() != want.ravel())
+            assert not bad.size, (f"{preset_name} image {i} {st.name} index {bad[0]}: "
+                                  f"{y.ravel()[bad[0]]} != golden {want.ravel()[bad[0]]} "
+                                  f"(seed {SEED + 11})")
+        assert count_model(compiled).counters == r.counters or config.zero_skip

@@ -1127,10 +1127,10 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     if stream is not None:              # the stream region first, resident slots after it
         slot = stream[0] + stream[1]    # (zeros in the image: ``buffer`` is from slot 0)
         images.append(np.zeros((slot, width), dtype=bool))
-    if tstream is not None:             # likewise the table's (identity entries until loaded)
-        chan = tstream[0] + tstream[1]
-        mults, shifts, biases = [1] * chan, [0] * chan, [0] * chan
     mults, shifts, biases = [], [], []
+    if tstream is not None:             # likewise the table's (identity entries until loaded):
+        chan = tstream[0] + tstream[1]  # the resident entries after it sit at their channels
+        mults, shifts, biases = [1] * chan, [0] * chan, [0] * chan
     offsets, patches = [], []
     if tplan is not None:               # the bands' patch-table region (sim.compile.act_tile)
         pbase = tplan.patch_region
