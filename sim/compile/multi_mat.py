@@ -751,10 +751,11 @@ def segment_transfer(segs, compiled, index: int) -> dict:
     data memory unless its slice loads its input from the store (a load move of source -1); an
     add's shortcut is read in the data memory of every mat unless the kept tensors are in the
     store (``Segment.in_store``: its channels are loaded from there). No mat in a data
-    memory: the words not stored yet go to the store, read once at the mats that hold them
-    and not written into any mat. Some: the whole output is broadcast into those mats' data
-    memories only (the store listens, as ``kept_in_store``), read at the mats for the words
-    not stored yet and from the store for the others. The last segment and ``M = 1``: nothing
+    memory (an output no layer reads counts so too): the words not stored yet go to the
+    store, read once at the mats that hold them and not written into any mat. Some: the
+    whole output is broadcast into those mats' data memories only (the store listens, as
+    ``kept_in_store``), read at the mats for the words not stored yet and from the store for
+    the others. The last segment and ``M = 1``: nothing
     (no broadcast; one mat keeps its activations where its programs read them)."""
     seg = segs[index]
     mats = len(seg.slices)
