@@ -689,3 +689,97 @@ def test_kept_tensors_in_the_store_measured_skips():
                 total[k] = total.get(k, 0) + v
     res = amm.run(model, config, 2, tile_activations=True, images=x)
     assert res["counters"] == total
+
+
+#: A resident first segment (2 channels), a segment in ``act_tile``'s store mode (a
+#: convolution and a standalone pool: every stage loads its input from the activation store
+#: and stores its output), a banded segment (a convolution with a fused pool, its input too
+#: large for half of a 512-word data memory) and a resident classifier.
+_TILED_SEGMENTS = ((2, 8, 8), [
+    ("conv", "adder_conv2d", 2, 3, 1, 1), ("conv", "mul_conv2d", 8, 3, 1, 1),
+    ("pool", "max", 3, 1, 1), ("conv", "adder_conv2d", 8, 3, 1, 1), ("pool", "max", 2, 2),
+    ("flatten",), ("linear", "mul_linear", 3)])
+
+
+def test_tiled_segment_input_reaches_the_mats_once():
+    """A segment whose readers all load it from the activation store goes to the store only
+    (ASSUMPTION ``to_store``): its words not stored yet by its own stores, one per cycle, a
+    data-memory read each and the wire, no write into any mat; a segment read by resident
+    slices keeps its broadcast into their data memories. The words charged == the words
+    moved, worked out here from the tensor shapes and the slices' moves; less than the old
+    broadcast of every output into every mat; without tiling the broadcast is the old one;
+    M = 1 has no hand-off."""
+    from sim.compile.weight_stream import wire_mm
+    from sim.hw import sram
+    from sim.hw.chip import PARAMS
+    shape, spec = _TILED_SEGMENTS
+    rng = np.random.default_rng(SEED)
+    x = rng.integers(0, 256, (1, *shape), dtype=np.uint8)
+    model = random_model(spec, shape, rng, x)
+    shapes = model.shapes()
+    config = dataclasses.replace(_small_config(), data_words=512)
+    _check_partition(model, config, 2, x[0], where="tiled segments M=2", tile_activations=True)
+    segs, compiled = mm.compile_partitioned(model, config, 2, tile_activations=True)
+    assert [s.layers for s in segs] == [(0,), (1, 2), (3, 4), (5, 6)]
+    res = mm.count_partitioned(segs, compiled)
+
+    def per_word(cfg):
+        """Joules of a data-memory read, a write and a word over the bus wire."""
+        dm = next(m for m in sram.core_memories(cfg, compiled[0][0].subarrays)
+                  if m.name == "data memory")
+        return (sram.read_energy_pj(dm.words, dm.bits) * 1e-12,
+                sram.write_energy_pj(dm.words, dm.bits) * 1e-12,
+                32 * PARAMS["wire_fj_per_bit_mm"].value * wire_mm(cfg) * 1e-15)
+
+    rd, wr, wire = per_word(config)
+
+    def moves(comp, kind, src=None):
+        return sum(mv[4] for st in comp.stages for mv in st.act_moves
+                   if mv[1] == kind and (src is None or mv[5] == src))
+
+    assert not any(st.act_moves for c in compiled[0] + compiled[3] for st in c.stages)
+    # every mat of segments 1 and 2 loads (at least) its whole input from the store
+    assert all(moves(c, "load", -1) >= np.prod(shapes[1]) for c in compiled[1])
+    assert all(moves(c, "load", -1) >= np.prod(shapes[3]) for c in compiled[2])
+    from_store = {1: True, 2: True, 3: False}      # segment -> its mats load their input
+    old_cycles = old_j = new_cycles = 0
+    for seg, s in zip(segs[:-1], res["segments"], strict=False):
+        words = int(np.prod(shapes[seg.last + 1]))
+        stored = sum(sum(mv[4] for mv in c.stages[-1].act_moves if mv[1] == "store")
+                     for c in compiled[seg.index])
+        assert stored == {0: 0, 1: words, 2: words}[seg.index]
+        b = s["broadcast"]
+        if from_store[seg.index + 1]:           # to the store only
+            moved, want_j = words - stored, (words - stored) * (rd + wire)
+            assert b["to_store"] and b["resident_mats"] == []
+        else:                                   # broadcast into both mats
+            moved, want_j = words, (words - stored) * rd + words * (2 * wr + wire)
+            assert b["resident_mats"] == [0, 1]
+        assert b["words"] == b["cycles"] == moved
+        assert b["energy_j"] == pytest.approx(want_j, rel=1e-12)
+        assert s["cycles"] == (max(s["mat_cycles"]) + s["shared_cycles"]
+                               + sum(s["stream_cycles"]) + moved)
+        old_cycles += words
+        old_j += words * (rd + 2 * wr + wire)
+        new_cycles += moved
+        if seg.index < 2:
+            assert b["energy_j"] < words * (rd + 2 * wr + wire)
+    assert new_cycles == 128 + 0 + 128 < old_cycles == 128 + 512 + 128
+    assert sum(s["broadcast"]["energy_j"] for s in res["segments"]) < old_j
+    # resident readers everywhere (no tiling): the old broadcast, every word into both mats
+    whole = dataclasses.replace(_small_config(), patch_entries=8192)   # (the pool's windows)
+    segs, compiled = mm.compile_partitioned(model, whole, 2)
+    assert not any(st.act_moves for row in compiled for c in row for st in c.stages)
+    res = mm.count_partitioned(segs, compiled)
+    rd, wr, wire = per_word(whole)
+    for seg, s in zip(segs[:-1], res["segments"], strict=False):
+        words = int(np.prod(shapes[seg.last + 1]))
+        b = s["broadcast"]
+        assert (b["words"], b["cycles"], b["resident_mats"]) == (words, words, [0, 1])
+        assert b["energy_j"] == pytest.approx(words * (rd + 2 * wr + wire), rel=1e-12)
+    # M = 1: no hand-off; a segment's cycles are its mat's
+    segs, compiled = mm.compile_partitioned(model, config, 1, tile_activations=True)
+    res = mm.count_partitioned(segs, compiled)
+    for s in res["segments"]:
+        assert (s["broadcast"]["words"], s["broadcast"]["energy_j"]) == (0, 0.0)
+        assert s["cycles"] == s["mat_cycles"][0] + s["shared_cycles"] + s["stream_cycles"][0]

@@ -1716,9 +1716,12 @@ def partitioned(name: str, model, k: int, rep: dict, *, propose: bool = False, i
         "reload_energy_j": reload_j,
         "image_words": sum(p["host"]["data_words"] for s in segs for p in s["mats"]),
         "program_words": sum(p["host"]["program_words"] for s in segs for p in s["mats"]),
-        "charged": "each segment's output broadcast to every mat but the last's (cycles: one "
-                   "32-bit word per cycle into each data memory; energy: a data-memory read "
-                   "per word, a write per word into each mat, the bus wire); every mat's own "
+        "charged": "each segment's output but the last's broadcast to the mats that read it "
+                   "in their data memories (cycles: one 32-bit word per cycle into each data "
+                   "memory; energy: a data-memory read per word not in the activation store "
+                   "yet, a write per word into each of those mats, the bus wire), or, when "
+                   "every reader loads it from the activation store, sent there only (its "
+                   "words not stored yet; no write into a mat); every mat's own "
                    "words (streamed weights, tables reloaded when a mat's slices do not fit "
                    "together) one mat after the other over the one bus, their SRAM writes and "
                    "wire; the image and program words as host-port cycles of every mat",

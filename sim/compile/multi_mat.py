@@ -55,8 +55,9 @@ tensors in its data memory equals golden (``tests/test_multi_mat.py``).
 Kept tensors with tiled activations (``_kept_in_store``). When some slice of the model has its
 activations tiled (``sim.compile.act_tile``; or, with ``tile_activations``, when the data
 memories cannot keep the tensors), the kept tensors live in the chip's activation store
-instead (ASSUMPTION ``kept_in_store``: a segment's broadcast also reaches the store, as one bus
-transfer reaches every mat, and the store's own access energy is not counted, as
+instead (ASSUMPTION ``kept_in_store``: a segment's hand-off also reaches the store, as one bus
+transfer reaches every mat, or goes there only, ``to_store`` below, and the store's own access
+energy is not counted, as
 ``act_tile``'s), and nothing is kept in the data memories. Each reader loads what it reads:
 an add in a slice in ``act_tile``'s store mode loads both operands from the store, and its
 second operand's loads (its main path, the slice compiled reading it twice) are pointed at
@@ -109,6 +110,21 @@ streamed weights and tiled activations, ``sim.compile.weight_stream`` /
 * energy = the sum over mats + each broadcast's: N data-memory reads at the mats that hold the
   words, N writes into each of the ``M`` mats (``sim.hw.sram``), and N x 32 bits over the bus
   wire (``sim.hw.chip.PARAMS["wire_fj_per_bit_mm"]`` x ``sim.compile.weight_stream.wire_mm``);
+* the hand-off to readers in the activation store (:func:`segment_transfer`). A reader that
+  loads the segment's output from the store (a tiled or store-mode slice of
+  ``sim.compile.act_tile``: load moves of source -1, the slice's input; an add's shortcut
+  when the kept tensors are in the store) does not read the broadcast in its data memory.
+  ASSUMPTION ``to_store`` (:data:`TO_STORE`): when *every* reader loads from the store, the
+  output goes to the store only: its words, less those the segment's own stores put there
+  already (a tiled or store-mode last stage stores its whole output), read once at the mats
+  that hold them, N cycles for N words (one 32-bit word per cycle at the sending port, the
+  bus carrying one mat's words at a time) and the wire, no write into any data memory (the
+  store's own access energy is not counted, as ``act_tile``'s); the reason: those words are
+  read from the store by the readers' own loads (charged already, once per slice width), so
+  a broadcast into every data memory would count them twice. When some readers read it in
+  their data memories (resident slices; an add's shortcut kept in the data memories), the
+  whole output is broadcast as above, but written only into *those* mats' data memories, and
+  read at the mats only for the words not stored yet (the others come from the store);
 * ``M = 1`` has no broadcast (the activations stay in the mat's data memory), so its figures
   are the single mat's (``sim.analysis.counting.count_model`` of the whole model) whenever the
   segment programs are the whole model's (a test checks this on the bundled models);
@@ -130,7 +146,7 @@ from sim.util import UserError
 __all__ = ["MultiMatError", "Segment", "program_words", "partition", "max_mats", "check_mats",
            "slices",
            "compile_partitioned", "count_partitioned", "resident", "reload_cost", "kept_key",
-           "store_of", "broadcast_cost", "BROADCAST"]
+           "store_of", "broadcast_cost", "segment_transfer", "BROADCAST", "TO_STORE"]
 
 #: Compute kinds a segment slices.
 _SLICED = ("adder_conv2d", "mul_conv2d", "adder_linear", "mul_linear")
@@ -144,6 +160,12 @@ _PER_CHANNEL = ("weight", "rq_mult", "rq_shift", "rq_bias", "bias", "q_thresh", 
 BROADCAST = ("ASSUMPTION: one bus transfer reaches every mat; each mat's data memory takes one "
              "32-bit word per cycle (its host port, as sim.compile.act_tile), so a broadcast of "
              "N words takes max(N, ceil(32 N / bus_bits)) = N cycles")
+#: The hand-off to readers that load from the activation store (module docstring).
+TO_STORE = ("ASSUMPTION: a segment's output goes to the chip's activation store only when "
+            "every reader loads it from there (its words not stored yet by the segment's own "
+            "stores, one 32-bit word per cycle, read once at the mats, no data-memory write); "
+            "with readers that read it in their data memories, it is broadcast into those "
+            "mats' only")
 
 
 class MultiMatError(UserError):
@@ -668,22 +690,94 @@ def _mat_estimate(compiled, sub, counters, data_words: int, program_words: int,
     return _at.with_cost(est, act)
 
 
-def broadcast_cost(config, words: int, mats: int, subarrays: int) -> dict:
+def broadcast_cost(config, words: int, mats: int, subarrays: int,
+                   read_words: int | None = None) -> dict:
     """Cycles and energy of broadcasting ``words`` data-memory words to ``mats`` mats
-    (:data:`BROADCAST`): ``cycles``, ``bits``, ``energy_j`` (``sram_j`` + ``wire_j``)."""
+    (:data:`BROADCAST`): ``cycles``, ``bits``, ``energy_j`` (``sram_j`` + ``wire_j``).
+
+    ``read_words``: of the ``words``, those read from a mat's data memory (default all of
+    them); the others come from the activation store, whose own access energy is not counted
+    (``sim.compile.act_tile``'s ASSUMPTION). ``mats = 0``: the words go to the store only
+    (:data:`TO_STORE`): the reads and the wire, no data-memory write."""
     from sim.compile.weight_stream import wire_mm
     from sim.hw import sram
     from sim.hw.chip import PARAMS
     from sim.hw.energy import DATA_WORD_BITS
+    if read_words is None:
+        read_words = words
+    if not 0 <= read_words <= words:
+        raise ValueError(f"broadcast_cost: read_words must be in [0, words = {words}], "
+                         f"not {read_words}")
     bus = int(PARAMS["bus_bits"].value) * PARAMS["bus_transfers_per_cycle"].value
     dm = {m.name: m for m in sram.core_memories(config, subarrays)}["data memory"]
     bits = words * DATA_WORD_BITS
-    sram_j = words * (sram.read_energy_pj(dm.words, dm.bits)
-                      + mats * sram.write_energy_pj(dm.words, dm.bits)) * 1e-12
+    sram_j = (read_words * sram.read_energy_pj(dm.words, dm.bits)
+              + words * mats * sram.write_energy_pj(dm.words, dm.bits)) * 1e-12
     wire_j = bits * PARAMS["wire_fj_per_bit_mm"].value * wire_mm(config) * 1e-15
-    return {"words": words, "bits": bits, "cycles": max(words, math.ceil(bits / bus)),
+    return {"words": words, "read_words": read_words, "mats": mats, "bits": bits,
+            "cycles": max(words, math.ceil(bits / bus)),
             "bus_only_cycles": math.ceil(bits / bus), "sram_j": sram_j, "wire_j": wire_j,
             "energy_j": sram_j + wire_j}
+
+
+def _loads_input(comp) -> bool:
+    """Whether a slice loads its segment's input from the activation store (a load move of
+    source -1, ``sim.compile.act_tile``: a tiled or store-mode first stage, or a branch's
+    resident first stage given a load by ``_kept_in_store``) rather than reading it in its
+    data memory."""
+    return any(mv[1] == "load" and mv[5] == -1
+               for st in comp.stages for mv in getattr(st, "act_moves", ()))
+
+
+def _stored_words(comp) -> int:
+    """Words of a slice's output its own moves put into the activation store: its last
+    stage's output when its stores cover it (``sim.compile.act_tile.output_in_store``; a
+    tiled or store-mode last stage), else 0."""
+    from sim.compile import act_tile as _at
+    last = comp.stages[-1]
+    return last.out_size if getattr(last, "act_moves", None) and _at.output_in_store(last) \
+        else 0
+
+
+def segment_transfer(segs, compiled, index: int) -> dict:
+    """What the hand-off of segment ``index``'s output to its readers costs (module
+    docstring, :data:`BROADCAST` and :data:`TO_STORE`): :func:`broadcast_cost` of it, with
+    ``resident_mats`` (the mats that read it in their data memories), ``stored`` (its words
+    its own slices' stores put into the activation store) and ``to_store`` (True: no reader
+    reads it in a data memory).
+
+    The readers: every later segment that reads it as its input (the next segment, or a
+    branch) and every ``add`` whose shortcut it is. A mat of a reading segment reads it in its
+    data memory unless its slice loads its input from the store (a load move of source -1); an
+    add's shortcut is read in the data memory of every mat unless the kept tensors are in the
+    store (``Segment.in_store``: its channels are loaded from there). No mat in a data
+    memory (an output no layer reads counts so too): the words not stored yet go to the
+    store, read once at the mats that hold them and not written into any mat. Some: the
+    whole output is broadcast into those mats' data memories only (the store listens, as
+    ``kept_in_store``), read at the mats for the words not stored yet and from the store for
+    the others. The last segment and ``M = 1``: nothing
+    (no broadcast; one mat keeps its activations where its programs read them)."""
+    seg = segs[index]
+    mats = len(seg.slices)
+    cfg = compiled[0][0].config
+    sub = compiled[0][0].subarrays
+    if mats == 1 or index == len(segs) - 1:
+        return {**broadcast_cost(cfg, 0, mats, sub), "resident_mats": [], "stored": 0,
+                "to_store": False}
+    words = seg.out_words
+    stored = min(words, sum(_stored_words(c) for c in compiled[index]))
+    resident_mats = set()
+    for reader, row in zip(segs[index + 1:], compiled[index + 1:], strict=True):
+        if reader.reads == seg.last:
+            resident_mats |= {m for m, c in enumerate(row) if not _loads_input(c)}
+        if any(src == seg.last for _, src in reader.shortcuts) and not reader.in_store:
+            resident_mats |= set(range(len(row)))
+    if resident_mats:
+        bc = broadcast_cost(cfg, words, len(resident_mats), sub, read_words=words - stored)
+    else:
+        bc = broadcast_cost(cfg, words - stored, 0, sub)
+    return {**bc, "resident_mats": sorted(resident_mats), "stored": stored,
+            "to_store": not resident_mats}
 
 
 def resident(compiled) -> dict:
@@ -820,9 +914,7 @@ def count_partitioned(segs, compiled, *, skipped=None) -> dict:
                             "estimate": est})
             for k, v in res.counters.items():
                 total[k] = total.get(k, 0) + v
-        last = seg.index == len(segs) - 1
-        bc = broadcast_cost(cfg0, seg.out_words if (mats > 1 and not last) else 0, mats,
-                            compiled[0][0].subarrays)
+        bc = segment_transfer(segs, compiled, seg.index)
         stream = [p["host"]["stream_cycles"] for p in per_mat]
         mat_cycles = [p["estimate"]["cycles"] - st - p["host"]["shared_cycles"]
                       for p, st in zip(per_mat, stream, strict=True)]
@@ -845,7 +937,7 @@ def count_partitioned(segs, compiled, *, skipped=None) -> dict:
             "energy_j": energy_j, "latency_s": latency, "ops": ops,
             "gops": ops / latency / 1e9, "gops_per_w": ops / energy_j / 1e9,
             "coresident": fits,
-            "assumptions": {"broadcast": BROADCAST,
+            "assumptions": {"broadcast": BROADCAST, "to_store": TO_STORE,
                             "tables": "ASSUMPTION: a mat keeps every segment's slice in its "
                                       "weight buffer and tables when they fit together (the "
                                       "bases relocated; counters do not depend on them); "
