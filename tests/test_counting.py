@@ -318,6 +318,25 @@ def test_residual_projection_count_equals_cycle_model(preset_name, mat):
 
 # ---- reference networks --------------------------------------------------------------------------
 
+def test_check_large_runs_a_network_beyond_golden_s_budget(monkeypatch):
+    """``--check-large``: a network beyond golden's inference budget (here LeNet-5 with the
+    budget lowered below its 6x28x28x25 unfolded patches) is not run on the cycle model by
+    default (the row says why) and is run, == golden and == the count, with it."""
+    import golden.model as gm
+    model = reference_nets.build("lenet5")
+    monkeypatch.setattr(gm, "MAX_IMAGE_ELEMENTS", 10_000)
+    with pytest.raises(gm.ModelFormatError):
+        gm.Model.shapes(model)
+    row = reference_nets.evaluate("lenet5", "imac_sot", check_images=1, model=model)
+    assert row["status"] == "ok" and not row["cycle_model"]["run"], row["cycle_model"]
+    assert "MAX_IMAGE_ELEMENTS" in row["cycle_model"]["reason"]
+    row = reference_nets.evaluate("lenet5", "imac_sot", check_images=1, model=model,
+                                  check_large=True)
+    cm = row["cycle_model"]
+    assert cm["run"] and cm["logits_equal"] and cm["counters_equal"], cm
+    assert gm.MAX_IMAGE_ELEMENTS == 10_000, "the budget was not restored"
+
+
 def test_lenet5_on_the_cycle_model_equals_golden_and_the_count():
     row = reference_nets.evaluate("lenet5", "nand_spin", check_images=1)
     assert row["status"] == "ok", row
