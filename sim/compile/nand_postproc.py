@@ -971,7 +971,7 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
         image[4] = True
         for r in range(rows):
             image[5 + r * per_row:5 + (r + 1) * per_row] = row_words(r)
-        images.append(image)
+        images.append(image if not cmod._SIZES_ONLY.get() else np.zeros_like(image))
         batch = rows
     else:                       # the stream region, a batch of rows at a time (weight_stream)
         base, size = stream["region"]
@@ -1037,7 +1037,7 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
             if stream is not None and r % batch == 0:    # the host writes the batch's words
                 words = [row_words(j) for j in range(r, min(rows, r + batch))]
                 if r == 0:                               # (the all-ones word: once)
-                    words.insert(0, np.ones((1, width), bool))
+                    words.insert(0, np.full((1, width), not cmod._SIZES_ONLY.get()))
                 stage.postproc_loads.append((len(stage.chunks), par0 - (r == 0), np.concatenate(
                     words), None))
             out = dict(lanes=lanes, addr=stage.out_base + r * width, out_bits=out_bits,
