@@ -14,7 +14,10 @@ stride-2 adder projection of its output, a 3x3 stride-2 adder convolution readin
 too, a multiply convolution, the ``add`` of the projection, global average pooling, an FC.
 And a model whose weights do not fit the core's buffer (``sim.compile.weight_stream``): a 1x1 adder
 convolution of 20 channels over 256 inputs (2,560 slots, the buffer has 2,048) streamed in two
-channel tiles, the host writing each tile's weights before its chunks, and an FC. And a
+channel tiles, the host writing each tile's weights before its chunks, and an FC (post-processed
+on the PPU); the same model with the convolution post-processed in memory (nand_spin's
+``mixed``, seed 001 sec. 4.2: the tiles' raw sums, then the programs after the last tile, the
+host writing their scale and bias words into the stream region). And a
 depthwise-separable model (``sim.compile.grouped``): a 3x3 depthwise adder convolution (groups = 4),
 a
 1x1 multiply convolution, a 3x3 stride-2 grouped multiply convolution (2 groups), an FC.
@@ -69,7 +72,8 @@ def _model(seed, which="layers"):
         rng = np.random.default_rng(seed)
         x = rng.integers(0, 256, (1, *GROUPED[0]), dtype=np.uint8)
         return grouped_model(rng, x, GROUPED[1])
-    in_shape, spec = {"layers": (IN_SHAPE, SPEC), "streamed": STREAMED, "tiled": TILED,
+    in_shape, spec = {"layers": (IN_SHAPE, SPEC), "streamed": STREAMED,
+                      "streamed_inmem": STREAMED, "tiled": TILED,
                       "tiled_layers": (IN_SHAPE, SPEC), "padded": PADDED}.get(
         which, SPECS["projection_shortcut"])
     rng = np.random.default_rng(seed)
@@ -107,6 +111,13 @@ async def core_layers_projection_shortcut(dut):
 async def core_layers_streamed_weights(dut):
     """Weights streamed into the buffer per channel tile: every stage == golden."""
     await _check_model(dut, "streamed", ["adder_conv2d", "mul_linear"])
+
+
+@cocotb.test()
+async def core_layers_streamed_inmem(dut):
+    """Weights streamed, the convolution post-processed in memory after its last channel tile
+    (its words streamed too): every stage == golden."""
+    await _check_model(dut, "streamed_inmem", ["adder_conv2d", "mul_linear"])
 
 
 @cocotb.test()
@@ -170,11 +181,18 @@ async def _check_model(dut, which, want_kinds):
             f"{BLOCK}: {which} model's units per stage {units}")
         assert all(st.act_moves for st in compiled.stages), (
             f"{BLOCK}: {which} model: a stage without store moves")
+    elif which == "streamed":           # the PPU post-processes (the next case: in memory)
+        compiled = compile_model(model, dataclasses.replace(config, postproc="ppu"),
+                                 stream_weights=True)
     else:
-        compiled = compile_model(model, config, stream_weights=which == "streamed")
-    if which == "streamed":
+        compiled = compile_model(model, config, stream_weights=which == "streamed_inmem")
+    if which.startswith("streamed"):
         loads = [len(st.weight_loads) for st in compiled.stages]
         assert loads == [2, 1], f"{BLOCK}: streamed model's channel tiles per stage {loads}"
+        where = [(st.postproc, bool(st.postproc_loads)) for st in compiled.stages]
+        want = [("ppu", False)] * 2 if which == "streamed" else [("in_memory", True),
+                                                                   ("ppu", False)]
+        assert where == want, f"{BLOCK}: {which} model's post-processing per stage {where}"
     kinds = [st.kind for st in compiled.stages]
     assert kinds == want_kinds, f"{BLOCK}: {which} model stages {kinds}"
     await check_compiled_images(dut, config, model, compiled, x, seed=seed,

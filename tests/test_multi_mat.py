@@ -236,9 +236,10 @@ def test_counting_only_shares_equal_slices(preset_name):
 
 def test_streamed_weights_share_the_bus():
     """Weights streamed (a 64-slot buffer): M = 1 == the single mat's count with streaming; on
-    2 mats each mat's streamed words cross the shared bus one mat after the other."""
+    2 mats each mat's streamed words cross the shared bus one mat after the other. (The PPU
+    post-processes: the streamed words are the weights alone.)"""
     model = load_model(bundled_model_path("digits_addernet"))
-    config = dataclasses.replace(preset("nand_spin"), buffer_slots=64)
+    config = dataclasses.replace(preset("nand_spin"), buffer_slots=64, postproc="ppu")
     whole = count_model(compile_model(model, config, stream_weights=True), model)
     one = amm.run(model, config, 1, stream_weights=True)
     assert whole.host["weight_stream"]["bus_cycles"] > 0

@@ -138,17 +138,26 @@ def test_ppu_keeps_todays_mapping():
     assert count_model(compiled).counters["bitcount"] == 0
 
 
-def test_mixed_restarts_an_eq2_layer_found_on_the_ppu():
-    """An eq.-2 layer (k-bit codes) whose weights and requant table are streamed: not built in
-    memory, so the compile restarts with the PPU's MSB-aligned entries for it; == golden."""
+@pytest.mark.parametrize("buffer_slots,where", [(None, "in_memory"), (16, "ppu")])
+def test_mixed_restarts_an_eq2_layer_found_on_the_ppu(buffer_slots, where):
+    """An eq.-2 layer (k-bit codes) whose weights and requant table are streamed: in memory
+    (sim.compile.weight_stream's channel tiles, then the post-processing words streamed) with
+    the array's entries; with a stream region too small for a row of lanes' words (16 buffer
+    slots) the compile restarts with the PPU's MSB-aligned entries for it. Both == golden."""
     from tests.test_bits import bits_model
     rng = np.random.default_rng(SEED + 2)
     x = rng.integers(0, 256, (1, 1, 6, 6)).astype(np.uint8)
     model = bits_model(rng, x, conv=(4, 8), fc=(3, 0), eq2=3)
     cfg = dataclasses.replace(preset("nand_spin"), rows=128, columns=16, subarrays_per_mat=1)
-    compiled = compile_model(model, cfg, subarrays=1, channels=4, stream_weights=True)
+    compiled = compile_model(model, cfg, subarrays=1, channels=4, buffer_slots=buffer_slots,
+                             stream_weights=True)
     st = compiled.stages[0]
-    assert st.postproc == "ppu" and st.postproc_reason.startswith("weights streamed")
+    assert st.weight_loads, "weights not streamed: test too weak"
+    assert st.postproc == where, st.postproc_reason
+    if where == "ppu":
+        assert "buffer_slots" in st.postproc_reason and "stream region" in st.postproc_reason
+    else:
+        assert st.postproc_loads
     res = run_compiled(compiled, x[0], CoreModel(compiled.config, subarrays=1))
     check_stages(compiled, res, infer_int(model, x, trace=True), 0, "postproc mixed", "eq. 2")
 

@@ -33,6 +33,11 @@ SPECS = {
 
 
 def _small(name, **kw):
+    """A 16-column mat of one subarray; post-processing on the PPU unless ``postproc`` is
+    given (these tests count the streamed weights alone: a streamed layer post-processed in
+    memory, nand_spin's default ``mixed``, also streams its post-processing words,
+    ``tests/test_streamed_inmem.py``)."""
+    kw.setdefault("postproc", "ppu")
     return dataclasses.replace(preset(name), rows=256, columns=16, subarrays_per_mat=1,
                                mats=1, **kw)
 
@@ -101,8 +106,8 @@ def test_stream_cost_in_the_count():
     shape, layers = SPECS["chain"]
     x = rng.integers(0, 256, (1, *shape)).astype(np.uint8)
     model = random_model(layers, shape, rng, x)
-    # the PPU post-processes both: a streamed layer is not built in memory (nand_spin's
-    # default, mixed, would put the resident one's in memory: another cost, issue 14)
+    # the PPU post-processes both (nand_spin's default, mixed, would post-process them in
+    # memory, the streamed one's words streamed too: tests/test_streamed_inmem.py)
     config = _small("nand_spin", buffer_slots=64, postproc="ppu")
     streamed = compile_model(model, config, stream_weights=True)
     resident = compile_model(model, dataclasses.replace(config, buffer_slots=1024),

@@ -328,7 +328,8 @@ def packed_loads(compiled) -> dict:
     ``operand_bits``, the tile's unused columns zero, the zero-tile dots summed there; the
     loader's own cost is not modelled). ``sim.compile.weight_stream.cost`` sends the padded
     rows themselves, a mat row (``width`` bits) per plane, tile and channel. Returns ``bits``
-    and ``bus_cycles`` per image (the requant entries as ``weight_stream.cost`` counts them),
+    and ``bus_cycles`` per image (the requant entries, and the in-memory post-processing's
+    words of a streamed layer, a bit per lane already, as ``weight_stream.cost`` counts them),
     and ``padded_bits`` / ``padded_bus_cycles``, ``weight_stream.cost``'s."""
     from rtl.ppu import BIAS_BITS, MULT_BITS, SHIFT_BITS
     from sim.compile.weight_stream import cost
@@ -347,6 +348,9 @@ def packed_loads(compiled) -> dict:
             e = 0 if table is None else len(table[1])
             bits += w + e * entry_bits
             cycles += math.ceil(w / bus) + e * math.ceil(entry_bits / bus)
+        for _, _, image, _ in st.postproc_loads:   # in-memory post-processing: a bit per lane
+            bits += len(image) * compiled.width     # already (sim.compile.weight_stream)
+            cycles += len(image) * math.ceil(compiled.width / bus)
     padded = cost(compiled)
     return {"bits": bits, "bus_cycles": int(cycles), "padded_bits": padded["bits"],
             "padded_bus_cycles": padded["bus_cycles"]}
@@ -522,9 +526,10 @@ COMPARABLE = {
                      "(MOVE / GATHER), the seed's the transfers between modules",
     "comparison/pooling": "not comparable: pools run in the CMOS post-processing unit "
                           "(nand_spin's postproc='mixed' puts a layer there when its weights "
-                          "stream or one band row of its tiled activations cannot hold its raw "
-                          "sums: every pooled layer of the seed's networks; VGG-19's conv1_1, "
-                          "conv2_1, conv3_1 requantize in memory)",
+                          "stream into a layer tiled in bands, its activations are tiled in "
+                          "store mode or one band row cannot hold its raw sums: every pooled "
+                          "layer of the seed's networks; VGG-19's conv1_1, conv2_1, conv3_1 and "
+                          "its streamed fc6, fc7 requantize in memory)",
     "batch normalization": "not comparable: folded into the requantization (0 here)",
     "quantization": "not comparable: the CMOS post-processing unit's requantization and ReLU "
                     "(batch norm folded in), not the seed's in-array eq. 2",

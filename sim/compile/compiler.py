@@ -398,6 +398,9 @@ class Stage:
     #: host writes of the buffer (and of the requant table: ``(first channel, [(m, s, b)])``
     #: or None) before that chunk runs, every image; empty when resident.
     weight_loads: list = field(default_factory=list, repr=False)
+    #: In-memory post-processing of a streamed layer (``sim.compile.weight_stream``): the host
+    #: writes of its programs' words into the stream region, as ``weight_loads``.
+    postproc_loads: list = field(default_factory=list, repr=False)
     #: Activation tiling (``sim.compile.act_tile``): ``(chunk index, "load" / "store", data-memory
     #: address, tensor offset, words)`` host moves between the data memory and the activation
     #: store, every image; ``act_bands``: the bands of a tiled stage (0: resident).
@@ -1059,9 +1062,18 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
     total = sum(need)
     # sim.compile.weight_stream: (first slot, slots) of the region
     stream = None
+    least = 0                           # one row of lanes' in-memory post-processing words
+    if pmode != "ppu" and stream_weights:
+        least = max((_np.stream_words(layers[ci], fan_in)
+                     for (ci, _, r), (fan_in, *_) in zip(plans, infos, strict=True)
+                     if r.name != "dima_binconv" and ci not in ppu_why
+                     and not (_gc.is_generic(layers[ci]) and layers[ci].groups > 1)
+                     and not (config.conv_map == "fig10" and layers[ci].kind == "mul_conv2d")),
+                    default=0)
     if total > buffer_slots and stream_weights:
         from sim.compile import weight_stream as _ws
-        stream = _ws.region(need, [r.name for _, _, r in plans], buffer_slots, bool(extras))
+        stream = _ws.region(need, [r.name for _, _, r in plans], buffer_slots, bool(extras),
+                            least)
     if total > buffer_slots and stream is None:
         parts = ", ".join(f"layer {ci} ({layers[ci].kind}) {u}"
                           for (ci, _, _), u in zip(plans, need, strict=True))
@@ -1076,7 +1088,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
         tstream = _ws.table_region(total, channels, bool(extras))
         if stream is None:              # the table streams with its layers' weights
             stream = _ws.region(need, [r.name for _, _, r in plans], buffer_slots,
-                                bool(extras))
+                                bool(extras), least)
     if total > channels and tstream is None:
         _too_small(f"the model has {total} output channels in its compute layers, but the "
                    f"requant table has requant_channels={channels} entries",
@@ -1265,14 +1277,21 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
             _too_small(f"{where}: its {stage.n_patches} patch-table entries (from entry "
                        f"{pbase}) need {pbase + stage.n_patches}, but patch_entries is "
                        f"{patch_depth}", "patch_entries", pbase + stage.n_patches)
-        if pmode == "in_memory" and (stream is not None or groups > 1):
-            _fail(where, "in-memory post-processing (postproc='in_memory') of a streamed or "
-                         "grouped layer is not built yet; use postproc='ppu' or 'mixed'")
+        if pmode == "in_memory" and groups > 1:
+            _fail(where, f"in-memory post-processing (postproc='in_memory') of a grouped layer "
+                         f"({groups} groups, sim.compile.grouped) is not built yet; use "
+                         f"postproc='ppu' or 'mixed'")
+        if pmode == "in_memory" and stream is not None and tplan is not None \
+                and tplan.tiled.get(si):
+            _fail(where, "in-memory post-processing (postproc='in_memory') of a layer whose "
+                         "weights are streamed (sim.compile.weight_stream) and whose "
+                         "activations are tiled in bands (sim.compile.act_tile) is not built "
+                         "yet; use postproc='ppu' or 'mixed'")
         why = (None if pmode == "ppu" else
                _ppu_reason(ppu_why.get(ci), ly, stream, groups, tplan, si))
         if why is not None and ci in eq2_layers and ci not in ppu_why:
             # its requant entries were kept for the array (hardware_model): restart with
-            # the PPU's (mixed; in_memory refused a streamed layer above)
+            # the PPU's (mixed; in_memory refused such a layer above)
             return again(_ppu={**ppu_why, ci: why}, _placed=_restart(_placed))
         if pmode != "ppu" and why is None:  # issue 14, seed 001 sec. 4.2 (nand_postproc)
             mark = (len(images), len(offsets), len(patches), mults[-out_ch:],
@@ -1291,11 +1310,24 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                     sums_base, limit = (2 * region if layout is None else layout.words), None
                     if tplan is not None:   # resident in a tiled model: a half's free words
                         sums_base, limit = _resident_sums(stage, region)
+                    streamed = None     # channel tiles, then batches (weight_stream)
+                    if stream is not None:
+                        from sim.compile import weight_stream as _ws
+                        streamed = {"region": stream, "table": tstream, "weight": w,
+                                    "route": route, "buffer_for": partial(
+                                        _ws.buffer_for, need=need,
+                                        routes=[r.name for _, _, r in plans],
+                                        extras=bool(extras))}
                     slot, obase, pbase = _np.plan_stage(
                         sys.modules[__name__], stage, ly, config, where, width=width,
                         region=region, cursor=(slot, obase, pbase),
                         lists=(images, offsets, patches, (mults, shifts, biases)),
-                        imem_depth=imem_depth, sums_base=sums_base, limit=limit)
+                        imem_depth=imem_depth, sums_base=sums_base, limit=limit,
+                        stream=streamed)
+                    if stream is not None:
+                        slot = resident_slot
+                    if tstream is not None:
+                        chan = resident_chan
                 stage.postproc = "in_memory"
                 if _placed is not None:
                     _placed.append(ci)
@@ -1312,6 +1344,7 @@ def compile_model(model: Model, config, *, subarrays: int | None = None,
                 del images[mark[0]:], offsets[mark[1]:], patches[mark[2]:]
                 mults[-out_ch:], shifts[-out_ch:], biases[-out_ch:] = mark[3:]
                 stage.chunks, stage.postproc_ops = [], {}
+                stage.weight_loads, stage.postproc_loads = [], []
         stage.postproc_reason = why
         if tplan is not None and tplan.tiled.get(si):     # bands (sim.compile.act_tile)
             stage.act_bands = len(tplan.bands[si][2])
@@ -1424,12 +1457,16 @@ def _ppu_reason(why, layer, stream, groups: int, tplan, si: int = -1) -> str | N
     if layer.output == "logits":
         return ("logits: the PPU's LOGIT adds the bias to the sum (no requantization; as with "
                 "postproc 'in_memory')")
-    if stream is not None or groups > 1:
-        return ("weights streamed or grouped (sim.compile.weight_stream, sim.compile.grouped): "
-                "in-memory post-processing of such a layer is not built yet")
+    if groups > 1:
+        return (f"grouped ({groups} groups, sim.compile.grouped): in-memory post-processing of "
+                f"such a layer is not built yet")
     if tplan is not None and tplan.store:
         return ("activations tiled in store mode (sim.compile.act_tile: standalone layers or "
                 "branches): in-memory post-processing of such a model is not built yet")
+    if stream is not None and tplan is not None and tplan.tiled.get(si):
+        return ("weights streamed (sim.compile.weight_stream) and activations tiled in bands "
+                "(sim.compile.act_tile): in-memory post-processing of such a layer is not "
+                "built yet")
     if tplan is not None and tplan.tiled.get(si) and not tplan.sums.get(si):
         return tplan.no_room.get(si, "activations tiled (sim.compile.act_tile): its bands "
                                      "hold no raw sums")
@@ -1822,7 +1859,7 @@ class RunResult:
 
 
 def _ws_loads(stage, index: int) -> list:
-    if not stage.weight_loads:
+    if not stage.weight_loads and not stage.postproc_loads:
         return []
     from sim.compile.weight_stream import loads_before
     return loads_before(stage, index)

@@ -792,7 +792,8 @@ def resident(compiled) -> dict:
 
 def _regions(compiled) -> tuple:
     """The ends of the weight-buffer and requant-table stream regions (0: nothing streamed)."""
-    ends_b = [b + len(img) for st in compiled.stages for _, b, img, _ in st.weight_loads]
+    ends_b = [b + len(img) for st in compiled.stages
+              for _, b, img, _ in st.weight_loads + st.postproc_loads]
     ends_t = [t[0] + len(t[1]) for st in compiled.stages for *_, t in st.weight_loads
               if t is not None]
     return max(ends_b, default=0), max(ends_t, default=0)

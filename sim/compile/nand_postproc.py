@@ -78,7 +78,11 @@ stage's output words. Not built yet (:data:`NOT_BUILT`, a ``CompileError`` with 
 runs those on the PPU and the rest in memory, recording why per stage (:func:`not_built`,
 :func:`postproc_summary`). With tiled activations (``sim.compile.act_tile``'s chain plan)
 :func:`plan_stage` runs on each band's view, the band's sums after its output (``limit``). A
-``logits`` layer keeps the PPU's LOGIT (the bias added to the sum: no requantization).
+``logits`` layer keeps the PPU's LOGIT (the bias added to the sum: no requantization). A layer
+whose weights are streamed (``sim.compile.weight_stream``, its docstring): the channel tiles
+write the raw sums, the programs run after the last tile and read their words from the stream
+region, which the host fills a batch of rows of lanes at a time (``Stage.postproc_loads``);
+grouped layers and streamed layers tiled in bands stay on the PPU.
 """
 
 from __future__ import annotations
@@ -105,7 +109,7 @@ __all__ = ["requant_words", "requant_program", "requant_cycles", "common_shift",
            "POSTPROC_MODES", "with_postproc", "refuse_in_memory", "not_built", "postproc_summary",
            "postproc_lines", "Layout", "layout",
            "measure_model", "main", "avg_pool_program", "StageLayout", "stage_layout",
-           "plan_stage", "check_stages"]
+           "plan_stage", "stream_words", "check_stages"]
 
 #: Post-processing modes a configuration can name (``rtl.config.POSTPROC_MODES``).
 POSTPROC_MODES = _MODES
@@ -808,8 +812,37 @@ def _find_run(entries: list, want: list):
     return None
 
 
+def _affine(layer, fan_in: int) -> tuple:
+    """``(bound, x_bits, out_bits, mult, bias, shift, p_bits, m_bits)`` of ``layer``'s
+    in-memory requantization (module docstring): the accumulator bound, the sums' bits, the
+    output bits (eq. 2), the common-shift affine map and its widths."""
+    from golden.layers import ACT_BITS, conv_acc_bound
+    from golden.pim import inmem_requant_bits
+    bound = conv_acc_bound(layer.acc_kind, fan_in)
+    x_bits = (2 * bound).bit_length()
+    # seed 001 eq. 2 (sim.compile.bit_widths): k output rows, MSB-aligned in the words
+    out_bits = ACT_BITS - int(layer.params.get("hw_out_shift", 0))
+    m2, b2, s = common_shift(layer.params["rq_mult"], layer.params["rq_bias"],
+                             layer.params["rq_shift"])
+    p = max(inmem_requant_bits(bound, m2, b2, [s] * len(m2)), x_bits, s + out_bits + 1)
+    m_bits = max(1, max((int(v) % (1 << p)).bit_length() for v in m2))
+    return bound, x_bits, out_bits, m2, b2, s, p, m_bits
+
+
+def stream_words(layer, fan_in: int) -> int:
+    """The weight-buffer words one row of lanes of ``layer``'s in-memory post-processing
+    needs in the stream region of a streamed layer (``sim.compile.weight_stream``): 4 scratch,
+    the all-ones word, ``m_bits`` scale and ``p_bits`` bias words (0 for a layer that is not
+    ``requant``)."""
+    if getattr(layer, "output", None) != "requant":
+        return 0
+    *_, p, m_bits = _affine(layer, fan_in)
+    return 5 + m_bits + p
+
+
 def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: int, cursor,
-               lists, imem_depth: int, sums_base: int, limit: int | None = None) -> tuple:
+               lists, imem_depth: int, sums_base: int, limit: int | None = None,
+               stream: dict | None = None) -> tuple:
     """Compile the in-memory post-processing of one ``requant`` layer (``postproc='in_memory'``,
     seed 001 sec. 4.2; module docstring): fill ``stage.chunks`` and the tables, return the next
     ``(slot, offset entry, patch entry)``.
@@ -841,32 +874,33 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
         The word the raw sums and the LOGIT chunks' write pointer must stay below (a tiled
         model, ``sim.compile.act_tile``: the data memory for a band, the end of a half's free
         words for a resident stage); None: the sums must end within ``data_words``.
+    stream : dict, optional
+        The layer's weights streamed (``sim.compile.weight_stream``, module docstring there):
+        ``region`` (first slot, slots), ``table`` the requant table's stream region or None,
+        ``weight``, ``route`` and ``buffer_for`` (the ``buffer_slots`` whose region holds a
+        number of words). The dot products run as channel tiles
+        (``weight_stream.build_streamed``, their raw-sum entries streamed when the table is),
+        the programs read their words from the region, in batches of rows of lanes written by
+        the host (``stage.postproc_loads``); the cursor's slot is returned unchanged.
 
     Anything that does not fit raises ``sim.compile.compiler``'s ``CompileError`` naming the layer,
     the
     quantity and the limit (for a size of the configuration, the field to raise and to what).
     """
-    from golden.layers import ACT_BITS, conv_acc_bound
-    from golden.pim import inmem_requant_bits
+    from golden.layers import ACT_BITS
     from sim.compile.asm import assemble, halt
     from sim.routes.nand_inmem import max_pool_program
     slot, obase, pbase = cursor
     images, offsets, patches, (mults, shifts, biases) = lists
     fail = cmod.CompileError
     o_ch = stage.out_channels
-    for i in range(len(mults) - o_ch, len(mults)):       # LOGIT: the raw sum
-        mults[i], shifts[i], biases[i] = 1, 0, 0
-    bound = conv_acc_bound(layer.acc_kind, stage.fan_in)
-    x_bits = (2 * bound).bit_length()
-    # seed 001 eq. 2 (sim.compile.bit_widths): k output rows, MSB-aligned in the words
-    out_bits = ACT_BITS - int(layer.params.get("hw_out_shift", 0))
-    m2, b2, s = common_shift(layer.params["rq_mult"], layer.params["rq_bias"],
-                             layer.params["rq_shift"])
-    p = max(inmem_requant_bits(bound, m2, b2, [s] * o_ch), x_bits, s + out_bits + 1)
+    if stream is None or stream["table"] is None:       # resident entries
+        for i in range(len(mults) - o_ch, len(mults)):   # LOGIT: the raw sum
+            mults[i], shifts[i], biases[i] = 1, 0, 0
+    bound, x_bits, out_bits, m2, b2, s, p, m_bits = _affine(layer, stage.fan_in)
     if x_bits > 32 or p > 62:
         raise fail(f"{where}: postproc 'in_memory': sums of {x_bits} bits and an affine map "
                    f"of {p} bits, beyond 32 and 62 (the GATHER's word, the bit-counters' rows)")
-    m_bits = max(1, max((int(v) % (1 << p)).bit_length() for v in m2))
     if (2 * (m_bits + 1)).bit_length() > config.bit_counter_bits:
         raise fail(f"{where}: postproc 'in_memory': {m_bits + 1} counts per bit position "
                    f"exceed the {config.bit_counter_bits}-bit bit-counters (rows={config.rows})")
@@ -885,14 +919,26 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
     # The dot products as today's chunks, each REQUANT a LOGIT of the raw sum.
     view = dataclasses.replace(stage, output="logits", pool=None, group=1,
                                out_shape=(o_ch, stage.n_patches), out_base=sums_base,
-                               dtype=np.int64, chunks=[])
-    cmod._plan_chunks(view, config, where, imem_depth=imem_depth)
-    if limit is not None:       # the LOGIT chunks' write pointer's end, exactly
+                               dtype=np.int64, chunks=[], weight_loads=[])
+    if stream is None:
+        cmod._plan_chunks(view, config, where, imem_depth=imem_depth)
+        entries = cmod._patch_entries(view)
+    else:                       # channel tiles of raw sums (sim.compile.weight_stream)
+        from sim.compile import weight_stream as _ws
+        entries = _ws.build_streamed(cmod, view, stream["weight"], stream["route"], config,
+                                     stream["region"], where, imem_depth=imem_depth,
+                                     width=width, table=stream["table"], layer=layer,
+                                     raw_sums=True)
+    if limit is not None:       # the LOGIT chunks' write pointer's end (at most, when tiled)
         _check_limit(cmod, where, config, sums_base, n_sums,
                      max(ch.out_start for ch in view.chunks) + n_sums, limit)
-    patches.extend(cmod._patch_entries(view))
+    patches.extend(entries)
     pbase += stage.n_patches
     stage.chunks = view.chunks
+    stage.weight_loads = view.weight_loads
+    stage.postproc_loads = []
+    if stream is not None:
+        stage.buffer_base = view.buffer_base
     lay = stage_layout(config, x_bits, p - s, g, stage.pool, out_bits)
     if lay.rows > config.rows:
         raise fail(f"{where}: postproc 'in_memory' needs {lay.rows} array rows ({x_bits}-bit "
@@ -900,24 +946,46 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
                    f"pooling's, strip-aligned), but rows={config.rows}")
     rows = math.ceil(lanes_total / width)
     per_row = m_bits + p
-    ones_slot, par0 = slot + 4, slot + 5
-    end = par0 + rows * per_row
-    if end > config.buffer_slots:
-        cmod._too_small(f"{where}: postproc 'in_memory' needs weight-buffer slots {slot} .. "
-                        f"{end - 1} (4 scratch, an all-ones word, {m_bits} scale + {p} bias "
-                        f"words per row of lanes x {rows}), but buffer_slots is "
-                        f"{config.buffer_slots}", "buffer_slots", end)
-    cmod._base(where, "weight-buffer slot", end - 1)
-    image = np.zeros((end - slot, width), bool)
-    image[4] = True
     chan = np.arange(lanes_total) // stage.positions
-    for r in range(rows):
+
+    def row_words(r):           # row of lanes r's scale and bias words (module docstring)
+        words = np.zeros((per_row, width), bool)
+        if cmod._SIZES_ONLY.get():
+            return words
         ch = chan[r * width:(r + 1) * width]
         mw, cw = requant_words([m2[c] for c in ch], [b2[c] for c in ch], s, p, width)
-        at = 5 + r * per_row
-        image[at:at + len(mw)] = mw                      # the scale words above stay 0
-        image[at + m_bits:at + per_row] = cw
-    images.append(image if not cmod._SIZES_ONLY.get() else np.zeros_like(image))
+        words[:len(mw)] = mw                             # the scale words above stay 0
+        words[m_bits:] = cw
+        return words
+
+    if stream is None:
+        ones_slot, par0 = slot + 4, slot + 5
+        end = par0 + rows * per_row
+        if end > config.buffer_slots:
+            cmod._too_small(f"{where}: postproc 'in_memory' needs weight-buffer slots {slot} "
+                            f".. {end - 1} (4 scratch, an all-ones word, {m_bits} scale + {p} "
+                            f"bias words per row of lanes x {rows}), but buffer_slots is "
+                            f"{config.buffer_slots}", "buffer_slots", end)
+        cmod._base(where, "weight-buffer slot", end - 1)
+        image = np.zeros((end - slot, width), bool)
+        image[4] = True
+        for r in range(rows):
+            image[5 + r * per_row:5 + (r + 1) * per_row] = row_words(r)
+        images.append(image if not cmod._SIZES_ONLY.get() else np.zeros_like(image))
+        batch = rows
+    else:                       # the stream region, a batch of rows at a time (weight_stream)
+        base, size = stream["region"]
+        ones_slot, par0 = base + 4, base + 5
+        batch = (size - 5) // per_row
+        if batch < 1:
+            cmod._too_small(f"{where}: postproc 'in_memory' of a streamed layer "
+                            f"(sim.compile.weight_stream) needs {5 + per_row} slots of the "
+                            f"stream region for one row of lanes (4 scratch, an all-ones word, "
+                            f"{m_bits} scale + {p} bias words), but the region has {size} "
+                            f"(buffer_slots is {config.buffer_slots})", "buffer_slots",
+                            stream["buffer_for"](5 + per_row))
+        cmod._base(where, "weight-buffer slot", par0 + min(batch, rows) * per_row - 1)
+        end = slot
     n_off = min(width, lanes_total)
     want = [(g * j, 0) for j in range(n_off)]
     off0 = _find_run(offsets, want)             # an earlier layer's entries, if they match
@@ -939,7 +1007,7 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
     cmod._base(where, "patch-table entry", pbase - 1)
     cmod._base(where, "offset-table entry", obase - 1)
     cmod._base(where, "data-memory address (SCATTER)", stage.out_base + lanes_total - 1)
-    slots = (slot, slot + 1, slot + 2, slot + 3)
+    slots = tuple(range(ones_slot - 4, ones_slot))      # the programs' scratch
     wcode = Opcode.PROGRAM if config.technology == "nand_spin" else Opcode.WRITE_ROW
     ones_body = ([op(Opcode.ERASE, a=lay.ones)] if config.technology == "nand_spin" else [])
     ones_body.append(op(wcode, imm=WriteSrc.BUFFER.value, a=lay.ones, b=ones_slot))
@@ -965,7 +1033,13 @@ def plan_stage(cmod, stage, layer, config, where: str, *, width: int, region: in
     try:
         for r in range(rows):
             lanes = min(width, lanes_total - r * width)
-            m0 = par0 + r * per_row
+            m0 = par0 + (r % batch) * per_row
+            if stream is not None and r % batch == 0:    # the host writes the batch's words
+                words = [row_words(j) for j in range(r, min(rows, r + batch))]
+                if r == 0:                               # (the all-ones word: once)
+                    words.insert(0, np.full((1, width), not cmod._SIZES_ONLY.get()))
+                stage.postproc_loads.append((len(stage.chunks), par0 - (r == 0), np.concatenate(
+                    words), None))
             out = dict(lanes=lanes, addr=stage.out_base + r * width, out_bits=out_bits,
                        loop=True, plane0=ACT_BITS - out_bits)
             for q in range(g):

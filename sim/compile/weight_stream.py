@@ -30,9 +30,29 @@ stream region (``T`` the table, half of it with standalone layers, whose passes'
 resident after it), a channel tile holds at most ``T`` channels, and its entries are written
 with its weights (``table``: ``(first entry, [(mult, shift, bias)])``).
 
-Cost (:func:`cost`): the streamed buffer words of one image, each ``W`` bits (the mat's
-row), and requant entries (``rtl.ppu`` ``MULT_BITS + SHIFT_BITS + BIAS_BITS`` bits each) cross
-the chip's bus of ``sim.hw.chip.PARAMS["bus_bits"]`` (seed 001 sec. 5.2: 128 bits) at
+In-memory post-processing of a streamed layer (``postproc`` ``in_memory`` or ``mixed``, seed 001
+sec. 4.2, ``sim.compile.nand_postproc.plan_stage``): the channel tiles' chunks write *raw sums*
+(LOGIT, requant entries ``(1, 0, 0)``, streamed with the tiles when the table is) into the data
+memory after the activations; after the last tile the layer's post-processing programs run, as
+the resident layer's, in *batches* of rows of lanes. ASSUMPTION: post-processing after the last
+tile, not per tile (the programs work on a mat row of lanes, which spans channels of several
+tiles, and the sums of a tile would have to leave the array before the next tile's dot products
+reuse its rows; one pass over the sums after the last tile needs neither). Before each batch the
+host writes the words its programs read into the stream region (``Stage.postproc_loads``, as
+``weight_loads``: ``(chunk index, first slot, image, None)``): the all-ones word (first batch
+only: slot ``first + 4``, no weight is written after it) and per row of lanes its ``m_bits``
+scale and ``p_bits`` bias words (slots ``first + 5 ..``); slots ``first .. first + 3`` are the
+programs' scratch (written by the programs before they are read). A batch is as many rows as
+the region holds; the region must hold one row (``4 + 1 + m_bits + p_bits`` words; :func:`region`
+makes it that large when the buffer allows, ``least``), else ``in_memory`` raises
+``buffer_slots`` (:func:`buffer_for`) and ``mixed`` post-processes the layer on the PPU. Not built
+(``in_memory`` refuses, ``mixed`` uses the PPU): grouped layers and streamed layers whose
+activations are tiled in bands (``sim.compile.act_tile``).
+
+Cost (:func:`cost`): the streamed buffer words of one image (the in-memory post-processing's
+words too, charged alike), each ``W`` bits (the mat's row), and requant entries (``rtl.ppu``
+``MULT_BITS + SHIFT_BITS + BIAS_BITS`` bits each) cross the chip's bus of
+``sim.hw.chip.PARAMS["bus_bits"]`` (seed 001 sec. 5.2: 128 bits) at
 ``bus_transfers_per_cycle`` (ASSUMPTION there: one per core cycle): ``ceil(bits / bus_bits)``
 cycles per word (entry), added to the image's latency (ASSUMPTION: not overlapped with the
 compute: the core's buffer has one write port and the controller reads it during a run).
@@ -51,20 +71,29 @@ from dataclasses import replace
 
 import numpy as np
 
-__all__ = ["region", "table_region", "build_streamed", "streamed_slots", "streamed_entries",
-           "cost", "wire_mm", "loads_before"]
+__all__ = ["region", "buffer_for", "table_region", "build_streamed", "streamed_slots",
+           "streamed_entries", "postproc_slots", "cost", "wire_mm", "loads_before"]
 
 
-def region(need: list, routes: list, buffer_slots: int, extras: bool):
+def region(need: list, routes: list, buffer_slots: int, extras: bool, least: int = 0):
     """``(first slot, slots)`` of the stream region (module docstring), from the planned
-    stages' slots ``need`` and their route names ``routes``."""
+    stages' slots ``need`` and their route names ``routes``; ``least``: the words one row of
+    lanes' in-memory post-processing needs there (0: none), the region at least that large
+    when the buffer allows it."""
     fixed = sum(u for u, r in zip(need, routes, strict=True) if r == "dima_binconv")
     avail = buffer_slots - fixed
     if extras:
         avail //= 2
     largest = max((u for u, r in zip(need, routes, strict=True) if r != "dima_binconv"),
                   default=0)
-    return 0, max(1, min(largest, avail))
+    return 0, max(1, min(max(largest, least), avail))
+
+
+def buffer_for(words: int, need: list, routes: list, extras: bool) -> int:
+    """The ``buffer_slots`` whose stream region (:func:`region`) holds ``words`` slots: the
+    resident lanes layers' slots plus ``words`` (twice ``words`` with standalone layers)."""
+    fixed = sum(u for u, r in zip(need, routes, strict=True) if r == "dima_binconv")
+    return fixed + words * (2 if extras else 1)
 
 
 def table_region(total: int, channels: int, extras: bool):
@@ -74,10 +103,13 @@ def table_region(total: int, channels: int, extras: bool):
     return 0, max(1, channels // 2 if extras else channels)
 
 
-def _entries(layer, o0: int, o1: int) -> list:
+def _entries(layer, o0: int, o1: int, raw: bool = False) -> list:
     """The requant entries ``(mult, shift, bias)`` of ``layer``'s channels o0 .. o1 - 1 (a
-    logits layer: ``(1, 0, bias)``)."""
+    logits layer: ``(1, 0, bias)``; ``raw``: ``(1, 0, 0)``, the LOGIT writing the raw sum for
+    the in-memory post-processing)."""
     p = layer.params
+    if raw:
+        return [(1, 0, 0)] * (o1 - o0)
     if layer.output == "logits":
         return [(1, 0, int(b)) for b in p["bias"][o0:o1]]
     return [(int(m), int(s), int(b)) for m, s, b in zip(
@@ -85,7 +117,8 @@ def _entries(layer, o0: int, o1: int) -> list:
 
 
 def build_streamed(c, stage, weight, route, config, stream, where: str, *, imem_depth: int,
-                   width: int, groups: int = 1, images=None, table=None, layer=None) -> list:
+                   width: int, groups: int = 1, images=None, table=None, layer=None,
+                   raw_sums: bool = False) -> list:
     """Split ``stage`` (a compute stage built by ``sim.compile.compiler.compile_model``, chunks not
     yet planned) into views of its output channels and plan each view's chunks, appended to
     ``stage.chunks``; returns the stage's patch-table entries (every view reads the same).
@@ -98,7 +131,9 @@ def build_streamed(c, stage, weight, route, config, stream, where: str, *, imem_
     g's
     views read the offset-table entries from ``stage.offset_base + g * fan_in`` (its input
     channels). With ``table`` (the requant table's stream region) the tile's requant entries
-    (of ``layer``) are loaded with its weights, into the region from its first entry."""
+    (of ``layer``) are loaded with its weights, into the region from its first entry;
+    ``raw_sums``: the entries are ``(1, 0, 0)`` (the raw sums of the in-memory
+    post-processing, ``sim.compile.nand_postproc.plan_stage``)."""
     n, tiles, kp, tw = stage.n, stage.tiles, stage.subarrays, stage.tile_width
     zs = c._zero_skips(route, config, kp * config.columns)
     per_ch = tiles * (n + zs)
@@ -142,7 +177,7 @@ def build_streamed(c, stage, weight, route, config, stream, where: str, *, imem_
             if entries is None:
                 entries = c._patch_entries(view)
             if stream is not None:
-                tbl = None if table is None else (table[0], _entries(layer, o0, o1))
+                tbl = None if table is None else (table[0], _entries(layer, o0, o1, raw_sums))
                 stage.weight_loads.append((len(stage.chunks), base, np.concatenate(image),
                                            tbl))
             else:
@@ -156,15 +191,30 @@ def build_streamed(c, stage, weight, route, config, stream, where: str, *, imem_
     return entries
 
 
+def _loads(stage) -> list:
+    """The stage's host writes of the buffer: its weights' and its in-memory
+    post-processing's (module docstring)."""
+    return list(stage.weight_loads) + list(getattr(stage, "postproc_loads", ()))
+
+
 def loads_before(stage, chunk_index: int) -> list:
     """``(first slot, image, table)`` of the loads the host does before chunk
-    ``chunk_index`` (``table``: ``(first channel, [(mult, shift, bias)])`` or None)."""
-    return [(b, img, t) for at, b, img, t in stage.weight_loads if at == chunk_index]
+    ``chunk_index`` (``table``: ``(first channel, [(mult, shift, bias)])`` or None), the
+    weights' first, then the in-memory post-processing's words."""
+    return [(b, img, t) for at, b, img, t in _loads(stage) if at == chunk_index]
 
 
 def streamed_slots(compiled) -> list:
-    """Per stage, the buffer words the host writes per image (0: resident)."""
-    return [sum(len(img) for _, _, img, _ in st.weight_loads) for st in compiled.stages]
+    """Per stage, the buffer words the host writes per image (0: resident), the in-memory
+    post-processing's words of a streamed layer included."""
+    return [sum(len(img) for _, _, img, _ in _loads(st)) for st in compiled.stages]
+
+
+def postproc_slots(compiled) -> list:
+    """Per stage, the buffer words of those the host writes per image for its in-memory
+    post-processing (``Stage.postproc_loads``; 0: none)."""
+    return [sum(len(img) for _, _, img, _ in getattr(st, "postproc_loads", ()))
+            for st in compiled.stages]
 
 
 def streamed_entries(compiled) -> list:
@@ -180,8 +230,9 @@ def wire_mm(config) -> float:
 
 
 def cost(compiled) -> dict:
-    """What one image's loads cost (module docstring): ``slots`` (buffer words), ``entries``
-    (requant-table entries), ``bits``, ``bus_cycles``, ``energy_j`` (``sram_j`` +
+    """What one image's loads cost (module docstring): ``slots`` (buffer words, the in-memory
+    post-processing's of which in ``postproc_slots``), ``entries`` (requant-table entries),
+    ``bits``, ``bus_cycles``, ``energy_j`` (``sram_j`` +
     ``wire_j``), the parameters and their sources, and ``per_stage`` the same per stage."""
     from rtl.ppu import BIAS_BITS, MULT_BITS, SHIFT_BITS
     from sim.hw import sram
@@ -206,8 +257,11 @@ def cost(compiled) -> dict:
 
     per_stage = [one(s_, e_) for s_, e_ in zip(streamed_slots(compiled),
                                                streamed_entries(compiled), strict=True)]
+    for p, pp in zip(per_stage, postproc_slots(compiled), strict=True):
+        p["postproc_slots"] = pp
     out = one(sum(p["slots"] for p in per_stage), sum(p["entries"] for p in per_stage))
-    out.update(wire_mm=length, per_stage=per_stage,
+    out.update(postproc_slots=sum(p["postproc_slots"] for p in per_stage), wire_mm=length,
+               per_stage=per_stage,
                sources={"bus_bits": PARAMS["bus_bits"].source,
                         "bus_transfers_per_cycle": PARAMS["bus_transfers_per_cycle"].source,
                         "wire_fj_per_bit_mm": PARAMS["wire_fj_per_bit_mm"].source,

@@ -362,7 +362,8 @@ class CoreHost:
                     await self.write_dmem(d, store[src][t:t + n])
                 for e0, entries in _at.patches_before(stage, chunk.index):  # a band's
                     await self.write_patch_entries(e0, entries)
-                if stage.weight_loads:          # streamed weights (sim.compile.weight_stream)
+                if stage.weight_loads or stage.postproc_loads:   # streamed weights and their
+                    # in-memory post-processing's words (sim.compile.weight_stream)
                     from sim.compile.weight_stream import loads_before
                     for b, img, tbl in loads_before(stage, chunk.index):
                         await self.write_buffer(img, base=b)
