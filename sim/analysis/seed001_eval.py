@@ -109,14 +109,6 @@ SWEEP_CAPACITY_MB = (16, 32, 64, 128, 256)
 
 # ---- the networks ------------------------------------------------------------------------------
 
-def _vgg19():
-    layers = []
-    for v in (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-              512, 512, 512, 512, "M"):
-        layers.append(("maxpool", 2, 2) if v == "M" else ("conv", v, 3, 1, 1))
-    return (3, 224, 224), layers + [("flatten",), ("fc", 4096), ("fc", 4096), ("fc", 1000)]
-
-
 def _ref(name):
     def spec():
         from sim.analysis.reference_nets import specs
@@ -128,7 +120,7 @@ def _ref(name):
 #: in the seed's evaluation or a quick check).
 NETWORKS = {
     "alexnet": ("AlexNet, 3x227x227", _ref("alexnet"), True),
-    "vgg19": ("VGG-19, 3x224x224", _vgg19, True),
+    "vgg19": ("VGG-19, 3x224x224", _ref("vgg19"), True),
     "resnet50": ("ResNet-50, 3x224x224", _ref("resnet50"), True),
     "lenet5": ("LeNet-5, 1x32x32 (quick check, not in the seed)", _ref("lenet5"), False),
     "resnet20": ("ResNet-20, 3x32x32 (quick check, not in the seed)", _ref("resnet20_cifar"),
