@@ -163,3 +163,15 @@ def with_bits(model, w_bits, in_bits):
         weight=np.clip(ly.params["weight"], lo, hi).astype(np.int8)))
         if ly.kind in BIT_KINDS else ly for ly in model.layers)
     return dataclasses.replace(model, layers=layers)
+
+
+def assert_stages_equal_golden(compiled, result, golden_trace, i: int, where: str, seed) -> None:
+    """Every stage output of ``result`` (``sim.compile.compiler.run_compiled`` on image ``i``)
+    equals golden's (``infer_int(..., trace=True)``), else an assertion naming ``where``, the
+    image, the stage, the first differing index, both values and ``seed``."""
+    for st, y in zip(compiled.stages, result.outputs, strict=True):
+        want = np.asarray(golden_trace[st.golden_index][i]).reshape(st.out_shape)
+        bad = np.flatnonzero(y.ravel() != want.ravel())
+        assert not bad.size, (f"{where} image {i} {st.name} index {bad[0]}: "
+                              f"{y.ravel()[bad[0]]} != golden {want.ravel()[bad[0]]} "
+                              f"(seed {seed})")

@@ -15,7 +15,7 @@ from sim.analysis.counting import count_model
 from sim.compile import act_tile
 from sim.compile.compiler import CompileError, compile_model, run_compiled
 from sim.hw.core_model import CoreModel
-from tests.layer_models import random_model
+from tests.layer_models import assert_stages_equal_golden, random_model
 
 SEED = 20261130
 
@@ -42,12 +42,7 @@ def _check(model, x, compiled, mat, where):
     golden = infer_int(model, x, trace=True)
     for i, img in enumerate(x):
         r = run_compiled(compiled, img, core, load_weights=i == 0)
-        for st, y in zip(compiled.stages, r.outputs, strict=True):
-            want = np.asarray(golden[st.golden_index][i]).reshape(st.out_shape)
-            bad = np.flatnonzero(y.ravel() != want.ravel())
-            assert not bad.size, (f"{where} image {i} {st.name} index {bad[0]}: "
-                                  f"{y.ravel()[bad[0]]} != golden {want.ravel()[bad[0]]} "
-                                  f"(seed {SEED})")
+        assert_stages_equal_golden(compiled, r, golden, i, where, SEED)
         skipped = ([s.zero_skip.get("zs_tiles", 0) for s in r.stages]
                    if compiled.config.zero_skip else None)
         c = count_model(compiled, skipped=skipped)

@@ -27,7 +27,7 @@ from sim.analysis.counting import count_model
 from sim.compile import weight_stream
 from sim.compile.compiler import CompileError, compile_model, run_compiled
 from sim.hw.core_model import CoreModel
-from tests.layer_models import grouped_model, random_model
+from tests.layer_models import assert_stages_equal_golden, grouped_model, random_model
 
 SEED = 20261202
 
@@ -92,12 +92,7 @@ def _run(where, compiled, model, x):
     golden = infer_int(model, x, trace=True)
     for i, img in enumerate(x):
         r = run_compiled(compiled, img, core, load_weights=i == 0)
-        for st, y in zip(compiled.stages, r.outputs, strict=True):
-            want = np.asarray(golden[st.golden_index][i]).reshape(st.out_shape)
-            bad = np.flatnonzero(y.ravel() != want.ravel())
-            assert not bad.size, (f"{where} image {i} {st.name} index {bad[0]}: "
-                                  f"{y.ravel()[bad[0]]} != golden {want.ravel()[bad[0]]} "
-                                  f"(seed {SEED})")
+        assert_stages_equal_golden(compiled, r, golden, i, where, SEED)
         c = count_model(compiled)
         diff = {k: (c.counters[k], v) for k, v in r.counters.items() if c.counters[k] != v}
         assert not diff, f"{where} image {i}: count != cycle model: {diff}"

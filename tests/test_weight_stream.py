@@ -16,7 +16,7 @@ from sim.compile import weight_stream
 from sim.compile.compiler import CompileError, compile_model, propose_config, run_compiled
 from sim.hw.core_model import CoreModel
 from sim.analysis.counting import count_model
-from tests.layer_models import random_model
+from tests.layer_models import assert_stages_equal_golden, random_model
 
 SEED = 20261130
 
@@ -85,12 +85,7 @@ def test_streamed_model_equals_golden_and_count(spec, preset_name, mat):
     golden = infer_int(model, x, trace=True)
     for i, img in enumerate(x):
         r = run_compiled(compiled, img, core, load_weights=i == 0)
-        for st, y in zip(compiled.stages, r.outputs, strict=True):
-            want = np.asarray(golden[st.golden_index][i]).reshape(st.out_shape)
-            bad = np.flatnonzero(y.ravel() != want.ravel())
-            assert not bad.size, (f"{spec} {preset_name} image {i} {st.name} index {bad[0]}: "
-                                  f"{y.ravel()[bad[0]]} != golden {want.ravel()[bad[0]]} "
-                                  f"(seed {SEED})")
+        assert_stages_equal_golden(compiled, r, golden, i, f"{spec} {preset_name}", SEED)
         skipped = ([s.zero_skip.get("zs_tiles", 0) for s in r.stages]
                    if config.zero_skip else None)
         c = count_model(compiled, skipped=skipped)
@@ -259,10 +254,5 @@ def test_requant_table_streamed_beside_standalone_layers(preset_name):
     golden = infer_int(model, x, trace=True)
     for i, img in enumerate(x):
         r = run_compiled(compiled, img, core, load_weights=i == 0)
-        for st, y in zip(compiled.stages, r.outputs, strict=True):
-            want = np.asarray(golden[st.golden_index][i]).reshape(st.out_shape)
-            bad = np.flatnonzero(y.ravel() != want.ravel())
-            assert not bad.size, (f"{preset_name} image {i} {st.name} index {bad[0]}: "
-                                  f"{y.ravel()[bad[0]]} != golden {want.ravel()[bad[0]]} "
-                                  f"(seed {SEED + 11})")
+        assert_stages_equal_golden(compiled, r, golden, i, preset_name, SEED + 11)
         assert count_model(compiled).counters == r.counters or config.zero_skip
