@@ -417,8 +417,8 @@ def evaluate(name: str, preset_name: str, *, seed: int = 0, check_images: int = 
     sized by ``propose_config``, counted; with ``check_images`` > 0 and a network inside
     golden's inference budget, that many random images on the cycle model too, compared with
     golden and with the counting mode (``check_large``: networks beyond the budget too,
-    with it raised for golden's inference of their images). Returns a dict with ``status`` ``ok`` or ``refused``
-    (and ``reason``)."""
+    with it raised for golden's inference of their images). Returns a dict with ``status``
+    ``ok`` or ``refused`` (and ``reason``)."""
     from sim.compile.compiler import CompileError, compile_model, propose_config
     from sim.analysis.counting import count_model, figures, stage_figures
     row = {"network": name, "preset": preset_name}
