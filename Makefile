@@ -117,7 +117,7 @@ install: $(STAMP) ## create .venv with the pinned toolchain (Amaranth, cocotb, V
 lint: install ## ruff on all Python code
 	$(VPY) -m ruff check golden rtl sim cocotb_tests tests docs
 
-test: install $(DOCS_STAMP) ## lint, the design documents, then the whole suite: golden, models, RTL blocks on both simulators
+test: install $(DOCS_STAMP) synth-deps ## lint, the design documents, then the whole suite: golden, models, RTL blocks on both simulators (installs Debian's yosys if missing: the mutation tests' equivalence check and the synth CLI need it)
 	$(VPY) -m ruff check golden rtl sim cocotb_tests tests docs
 	$(SPHINX)
 	$(VPY) -m pytest -n $(JOBS) -q --durations=25
